@@ -1,0 +1,86 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sluice", targets: ["sluice"]),
+        .library(name: "SluiceCore", targets: ["SluiceCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(
+            name: "SluiceCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceFormats",
+            dependencies: ["SluiceCore", "CZlib", "CZstd"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceStateSQLite",
+            dependencies: ["SluiceCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceFiles",
+            dependencies: ["SluiceCore", "SluiceFormats"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceServer",
+            dependencies: [
+                "SluiceCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceConnectors",
+            dependencies: ["SluiceCore", "SluiceFiles", "SluiceStateSQLite"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceTesting",
+            dependencies: ["SluiceCore"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: [
+                "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["SluiceCore"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,42 @@
+import Foundation
+
+/// A record that could not be ingested, with everything needed to find, understand and replay it.
+public struct DeadLetter: Sendable, Hashable {
+    /// Which stage rejected it: `decode`, `schema`, `transform`, `sink`.
+    public var stage: String
+    /// A short machine-readable classification: `malformed_row`, `type_mismatch`, `sink_rejected`…
+    public var errorKind: String
+    /// What is wrong and, where possible, how to fix it.
+    public var message: String
+    /// Where it came from: `file:line`, an LSN, a request id. Unique per pipeline.
+    public var location: String
+    /// The original bytes, as read.
+    public var raw: [UInt8]
+    public var attempts: Int
+
+    public init(stage: String, errorKind: String, message: String, location: String, raw: [UInt8], attempts: Int = 1) {
+        self.stage = stage
+        self.errorKind = errorKind
+        self.message = message
+        self.location = location
+        self.raw = raw
+        self.attempts = attempts
+    }
+}
+
+/// A dead letter as stored, with its identity and timestamps.
+public struct StoredDeadLetter: Sendable, Hashable {
+    public var id: Int64
+    public var pipeline: String
+    public var letter: DeadLetter
+    public var firstSeen: Date
+    public var lastSeen: Date
+
+    public init(id: Int64, pipeline: String, letter: DeadLetter, firstSeen: Date, lastSeen: Date) {
+        self.id = id
+        self.pipeline = pipeline
+        self.letter = letter
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+    }
+}

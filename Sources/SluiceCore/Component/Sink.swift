@@ -1,0 +1,61 @@
+import Logging
+
+/// What a sink needs from the runtime.
+public struct SinkContext: Sendable {
+    public var pipeline: String
+    public var state: any StateStore
+    public var logger: Logger
+
+    public init(pipeline: String, state: any StateStore, logger: Logger) {
+        self.pipeline = pipeline
+        self.state = state
+        self.logger = logger
+    }
+}
+
+/// One row a sink could not take; the runtime sends it to the dead-letter queue.
+public struct RowFailure: Sendable {
+    public var row: Int
+    public var error: SluiceError
+
+    public init(row: Int, error: SluiceError) {
+        self.row = row
+        self.error = error
+    }
+}
+
+/// A configured sink. Creating one does no I/O; ``makeWriter(context:)`` does.
+public protocol Sink: Sendable {
+    /// Opens a writer. The writer first finishes or discards whatever a previous run left
+    /// half-committed (pending file intents, temporary files), so that output is exactly-once.
+    func makeWriter(context: SinkContext) async throws -> any SinkWriter
+}
+
+/// Writes batches and commits them atomically with the checkpoint, in two phases:
+///
+/// 1. ``prepareCommit(_:)`` makes everything written so far durable under temporary names
+///    and adds the sink's intents to the ``StateCommit``;
+/// 2. the runtime applies the commit (checkpoint, intents, dead letters, dedupe keys) in one
+///    state-store transaction;
+/// 3. ``finishCommit()`` publishes the output (renames) and resolves the intents.
+///
+/// A crash between 2 and 3 is repaired by the next ``Sink/makeWriter(context:)``.
+public protocol SinkWriter: AnyObject {
+    /// Buffers or writes a batch. Returns the rows the sink refused (non-retryable, per row);
+    /// throws for failures of the whole batch (retryable or not: see ``SluiceError/isRetryable``).
+    func write(_ batch: RecordBatch) async throws -> [RowFailure]
+    /// True when the sink wants a commit now (a file reached its size or age).
+    func commitDue(at now: ContinuousClock.Instant) -> Bool
+    /// Phase 1: make written data durable and describe it in `commit`.
+    func prepareCommit(_ commit: inout StateCommit) async throws
+    /// Phase 3: publish what phase 1 prepared, after the state store has committed.
+    func finishCommit() async throws
+    /// Releases resources (uncommitted data is discarded and will be replayed).
+    func close() async
+}
+
+extension SinkWriter {
+    public func commitDue(at now: ContinuousClock.Instant) -> Bool { false }
+    public func finishCommit() async throws {}
+    public func close() async {}
+}

@@ -1,0 +1,69 @@
+import Logging
+
+/// What a source hands to the runtime: rows, the rows it could not decode, and where it stands.
+public struct SourceBatch: Sendable {
+    /// Decoded rows (may be empty when every row of the chunk was rejected).
+    public var records: RecordBatch
+    /// Rows that could not be decoded, already located (file:line) with their raw bytes.
+    public var rejects: [DeadLetter]
+    /// The position just past the last row of this batch (records and rejects alike).
+    public var position: SourcePosition
+    /// Bytes of input this batch consumed, for throughput metrics and progress.
+    public var inputBytes: Int
+
+    public init(records: RecordBatch, rejects: [DeadLetter] = [], position: SourcePosition, inputBytes: Int) {
+        self.records = records
+        self.rejects = rejects
+        self.position = position
+        self.inputBytes = inputBytes
+    }
+}
+
+/// How far a finite source has come, for progress bars.
+public struct SourceProgress: Sendable {
+    public var bytesDone: Int
+    public var bytesTotal: Int?
+
+    public init(bytesDone: Int, bytesTotal: Int?) {
+        self.bytesDone = bytesDone
+        self.bytesTotal = bytesTotal
+    }
+}
+
+/// What a source needs from the runtime.
+public struct SourceContext: Sendable {
+    public var pipeline: String
+    public var state: any StateStore
+    public var logger: Logger
+    /// Called by the source with progress as it reads (may be called often; keep it cheap).
+    public var reportProgress: @Sendable (SourceProgress) -> Void
+
+    public init(pipeline: String, state: any StateStore, logger: Logger,
+                reportProgress: @escaping @Sendable (SourceProgress) -> Void = { _ in }) {
+        self.pipeline = pipeline
+        self.state = state
+        self.logger = logger
+        self.reportProgress = reportProgress
+    }
+}
+
+/// A configured source. Creating one does no I/O; ``makeReader(resumingFrom:context:)`` does.
+public protocol Source: Sendable {
+    /// True when the source never ends by itself (a watched directory, a schedule, CDC, HTTP).
+    var isContinuous: Bool { get }
+    /// Opens a reader that continues just after `checkpoint`.
+    func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader
+}
+
+/// Reads batches in order. Used by one task at a time.
+public protocol SourceReader: AnyObject {
+    /// The next batch, or nil when a finite source is exhausted. A continuous source waits for
+    /// data and returns nil only when the task is cancelled.
+    func next() async throws -> SourceBatch?
+    /// Releases resources. Called once, also after an error.
+    func close() async
+}
+
+extension SourceReader {
+    public func close() async {}
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// A pipeline ready to run: built components and resolved settings.
+public struct PipelinePlan: Sendable {
+    public var name: String
+    public var source: any Source
+    public var sink: any Sink
+    public var settings: PipelineSettings
+}
+
+/// A loaded, validated configuration file.
+public struct LoadedConfig: Sendable {
+    public var file: String
+    /// The state location (`.sluice/state.db` when not set).
+    public var state: String
+    public var pipelines: [PipelinePlan]
+
+    public func pipeline(named name: String) -> PipelinePlan? { pipelines.first { $0.name == name } }
+}
+
+/// Reads, decodes and validates configuration files. Does no I/O beyond reading the file.
+public struct ConfigLoader: Sendable {
+    public var registry: ComponentRegistry
+    public var environment: [String: String]
+    public var baseDirectory: String
+
+    public init(registry: ComponentRegistry,
+                environment: [String: String] = ProcessInfo.processInfo.environment,
+                baseDirectory: String = FileManager.default.currentDirectoryPath) {
+        self.registry = registry
+        self.environment = environment
+        self.baseDirectory = baseDirectory
+    }
+
+    /// Loads one file. Throws ``ConfigError`` for every problem, located.
+    public func load(file: String) throws -> LoadedConfig {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            let exists = FileManager.default.fileExists(atPath: file)
+            throw ConfigError(file: file, line: nil, column: nil, keyPath: "",
+                              message: exists ? "cannot read the file (check its permissions)"
+                                  : "no such file; pass the path of a pipeline YAML file (see `sluice run --help`)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: file, line: nil, column: nil, keyPath: "", message: "the file is not valid UTF-8")
+        }
+        return try load(text: text, file: file)
+    }
+
+    public func load(text: String, file: String) throws -> LoadedConfig {
+        let decoding = YAMLNodeDecoding(file: file, environment: environment)
+        let config = try decoding.decode(SluiceConfig.self, from: text)
+        if config.pipelines.isEmpty {
+            throw ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines", message: "no pipelines are defined")
+        }
+        var plans: [PipelinePlan] = []
+        for (name, p) in config.pipelines {
+            let context = ComponentBuildContext(baseDirectory: baseDirectory, pipeline: name)
+            guard name.range(of: #"^[A-Za-z0-9_.-]+$"#, options: .regularExpression) != nil else {
+                throw ConfigError(file: file, line: p.source.line.map { $0 - 2 }, column: nil, keyPath: "pipelines.\(name)",
+                                  message: "pipeline names may use letters, digits, '_', '-' and '.' only")
+            }
+            let source = try registry.buildSource(p.source, context: context)
+            let sink = try registry.buildSink(p.sink, context: context)
+            let settings = try PipelineSettings(p, file: file)
+            plans.append(PipelinePlan(name: name, source: source, sink: sink, settings: settings))
+        }
+        let state = config.state.map { $0.contains("://") ? $0 : ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve($0) }
+            ?? ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve(".sluice/state.db")
+        return LoadedConfig(file: file, state: state, pipelines: plans)
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Yams
+
+/// A duration written as `250ms`, `30s`, `5m`, `2h`, `7d` or combined (`1h30m`).
+public struct ConfigDuration: Decodable, Sendable, Hashable, CustomStringConvertible {
+    public var duration: Duration
+
+    public init(_ duration: Duration) { self.duration = duration }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let d = Self.parse(text) else {
+            throw decoder.configError("expected a duration like 250ms, 30s, 5m, 2h or 7d, found '\(text)'")
+        }
+        duration = d
+    }
+
+    public static func parse(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400), ("w", 604_800)]
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces)), total = 0.0, any = false
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isNumber || $0 == "." }
+            guard !number.isEmpty, let value = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count)
+            let unitText = rest.prefix { $0.isLetter }
+            guard let unit = units.first(where: { $0.0 == unitText.lowercased() }) else { return nil }
+            rest = rest.dropFirst(unitText.count)
+            total += value * unit.1
+            any = true
+        }
+        return any ? .milliseconds(Int64((total * 1000).rounded())) : nil
+    }
+
+    public var seconds: Double {
+        let c = duration.components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+
+    public var description: String { "\(seconds)s" }
+}
+
+/// A size written as `512`, `64KB`, `128MB`, `1GB` (powers of 1024; `KiB`/`MiB`/`GiB` also accepted).
+public struct ConfigByteSize: Decodable, Sendable, Hashable {
+    public var bytes: Int
+
+    public init(_ bytes: Int) { self.bytes = bytes }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let b = Self.parse(text) else {
+            throw decoder.configError("expected a size like 512KB, 64MB or 1GB, found '\(text)'")
+        }
+        bytes = b
+    }
+
+    public static func parse(_ text: String) -> Int? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let number = t.prefix { $0.isNumber || $0 == "." }
+        guard let value = Double(number), value >= 0 else { return nil }
+        let unit = t.dropFirst(number.count).trimmingCharacters(in: .whitespaces).uppercased()
+        let factor: Double
+        switch unit {
+        case "", "B": factor = 1
+        case "K", "KB", "KIB": factor = 1024
+        case "M", "MB", "MIB": factor = 1024 * 1024
+        case "G", "GB", "GIB": factor = 1024 * 1024 * 1024
+        default: return nil
+        }
+        return Int(value * factor)
+    }
+}
+
+/// A mapping decoded in file order (pipeline names keep the order they were written in).
+public struct OrderedMapping<Value: Decodable>: Decodable {
+    public var entries: [(key: String, value: Value)]
+
+    public init(from decoder: any Decoder) throws {
+        guard let carrier = decoder as? any YAMLNodeCarrying else {
+            throw decoder.configError("ordered mappings decode from YAML only")
+        }
+        guard case let .mapping(mapping) = carrier.yamlNode else {
+            throw decoder.configError("expected a mapping, found \(describe(carrier.yamlNode))")
+        }
+        entries = try mapping.map { key, node in
+            let name = key.string ?? ""
+            let value = try carrier.yamlDecoding.decode(Value.self, from: node, path: decoder.codingPath + [AnyKey(name)])
+            return (name, value)
+        }
+    }
+}
+
+/// `source: {file: {...}}`: a component type and its still-undecoded options.
+///
+/// The registry decodes the options into the component's own configuration type with
+/// ``decodeOptions(_:)``, so errors keep their file, line and key path.
+public struct ComponentConfig: Decodable, @unchecked Sendable {
+    // @unchecked: Yams.Node is an immutable value tree; it is not declared Sendable upstream.
+    public var type: String
+    public var options: Node
+    public var path: [any CodingKey]
+    public var decoding: YAMLNodeDecoding
+    public var line: Int?
+
+    public init(from decoder: any Decoder) throws {
+        guard let carrier = decoder as? any YAMLNodeCarrying else {
+            throw decoder.configError("components decode from YAML only")
+        }
+        let node = carrier.yamlNode
+        guard case let .mapping(mapping) = node, mapping.count == 1, let (key, value) = mapping.first,
+              let type = key.string else {
+            throw decoder.configError("expected exactly one component type as a key, e.g. `file: { path: ... }`, found \(describe(node))")
+        }
+        self.type = type
+        options = isNull(value) ? Node.mapping(Node.Mapping([])) : value
+        path = decoder.codingPath + [AnyKey(type)]
+        decoding = carrier.yamlDecoding
+        line = key.mark?.line
+    }
+
+    /// Decodes the options into `T`, strictly.
+    public func decodeOptions<T: Decodable>(_ type: T.Type) throws -> T {
+        try decoding.decode(type, from: options, path: path)
+    }
+
+    /// A located configuration error about this component.
+    public func error(_ message: String, key: String? = nil) -> ConfigError {
+        var p = path
+        if let key { p.append(AnyKey(key)) }
+        var node: Node? = options
+        if let key, case let .mapping(m) = options { node = m[Node(key)] ?? options }
+        return decoding.error(message, at: node, path: p)
+    }
+}

@@ -1,0 +1,91 @@
+/// The whole configuration file (DESIGN.md §5).
+public struct SluiceConfig: Decodable, Sendable {
+    /// Where state lives: a SQLite file path (default `.sluice/state.db`) or, later, a `postgres://` URL.
+    public var state: String?
+    public var pipelines: [(name: String, config: PipelineConfig)]
+
+    enum CodingKeys: String, CodingKey { case state, pipelines }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        state = try c.decodeIfPresent(String.self, forKey: .state)
+        pipelines = try c.decode(OrderedMapping<PipelineConfig>.self, forKey: .pipelines).entries.map { ($0.key, $0.value) }
+    }
+}
+
+/// One pipeline: `pipelines.<name>`.
+public struct PipelineConfig: Decodable, Sendable {
+    public var source: ComponentConfig
+    public var sink: ComponentConfig
+    public var dedupe: DedupeConfig?
+    public var retry: RetryConfig?
+    public var batch: BatchConfig?
+    public var buffer: BufferConfig?
+}
+
+/// `dedupe: {key: [id, updated_at], ttl: 7d}`: drop records whose key was accepted within `ttl`.
+public struct DedupeConfig: Decodable, Sendable {
+    public var key: [String]
+    public var ttl: ConfigDuration?
+}
+
+/// `retry: {max_attempts: 5, base_delay: 1s, max_delay: 60s}`.
+public struct RetryConfig: Decodable, Sendable {
+    public var maxAttempts: Int?
+    public var baseDelay: ConfigDuration?
+    public var maxDelay: ConfigDuration?
+
+    enum CodingKeys: String, CodingKey {
+        case maxAttempts = "max_attempts", baseDelay = "base_delay", maxDelay = "max_delay"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts, in: 1...1000)
+        baseDelay = try c.decodeIfPresent(ConfigDuration.self, forKey: .baseDelay)
+        maxDelay = try c.decodeIfPresent(ConfigDuration.self, forKey: .maxDelay)
+    }
+}
+
+/// `batch: {max_rows: 65536, max_bytes: 16MB, max_latency: 1s}`: how the batcher groups records for the sink.
+public struct BatchConfig: Decodable, Sendable {
+    public var maxRows: Int?
+    public var maxBytes: ConfigByteSize?
+    public var maxLatency: ConfigDuration?
+
+    enum CodingKeys: String, CodingKey {
+        case maxRows = "max_rows", maxBytes = "max_bytes", maxLatency = "max_latency"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxRows = try c.decodeIfPresent(Int.self, forKey: .maxRows, in: 1...10_000_000)
+        maxBytes = try c.decodeIfPresent(ConfigByteSize.self, forKey: .maxBytes)
+        maxLatency = try c.decodeIfPresent(ConfigDuration.self, forKey: .maxLatency)
+    }
+}
+
+/// `buffer: {max_batches: 8, max_bytes: 64MB}`: the bound between source and sink.
+public struct BufferConfig: Decodable, Sendable {
+    public var maxBatches: Int?
+    public var maxBytes: ConfigByteSize?
+
+    enum CodingKeys: String, CodingKey { case maxBatches = "max_batches", maxBytes = "max_bytes" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxBatches = try c.decodeIfPresent(Int.self, forKey: .maxBatches, in: 1...1024)
+        maxBytes = try c.decodeIfPresent(ConfigByteSize.self, forKey: .maxBytes)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Decodes an optional integer and checks its range, with a located error.
+    public func decodeIfPresent(_ type: Int.Type, forKey key: Key, in range: ClosedRange<Int>) throws -> Int? {
+        guard let value = try decodeIfPresent(Int.self, forKey: key) else { return nil }
+        guard range.contains(value) else {
+            throw try superDecoder(forKey: key).configError("must be between \(range.lowerBound) and \(range.upperBound), found \(value)")
+        }
+        return value
+    }
+}

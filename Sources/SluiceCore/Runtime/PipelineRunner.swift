@@ -1,0 +1,307 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Runs one pipeline: source → bounded buffer → dedupe → batcher → sink → commit → checkpoint.
+///
+/// The source runs in its own child task and is stopped (not the sink) on graceful
+/// shutdown: what was already read is written, committed and checkpointed, then `run`
+/// returns. A batch-level sink failure is retried with backoff while the source waits
+/// (backpressure); rows the sink refuses go to the dead-letter queue.
+public struct PipelineRunner: Sendable {
+    public let plan: PipelinePlan
+    public let store: any StateStore
+    public let logger: Logger
+    public let status: PipelineStatus
+    let metrics: PipelineMetrics
+
+    /// Commit at least this often while data flows, even if the sink does not ask for it.
+    public var maxCommitInterval: Duration = .seconds(30)
+    /// Commit when this many dead letters are waiting.
+    public var maxPendingDeadLetters = 10_000
+
+    public init(plan: PipelinePlan, store: any StateStore, logger: Logger, status: PipelineStatus? = nil) {
+        self.plan = plan
+        self.store = store
+        var logger = logger
+        logger[metadataKey: "pipeline"] = .string(plan.name)
+        self.logger = logger
+        self.status = status ?? PipelineStatus(pipeline: plan.name)
+        metrics = PipelineMetrics(pipeline: plan.name)
+    }
+
+    /// Runs until a finite source is exhausted (or a continuous one is stopped) and all is committed.
+    @discardableResult
+    public func run() async throws -> RunTotals {
+        let runID = try await store.startRun(pipeline: plan.name, at: Date())
+        logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
+        var totals = RunTotals()
+        do {
+            totals = try await runPipeline()
+            try await store.finishRun(id: runID, status: .succeeded, totals: totals, message: nil, at: Date())
+            status.update { $0.finished = true }
+            logger.info("pipeline finished", metadata: [
+                "records_in": "\(totals.recordsIn)", "records_out": "\(totals.recordsOut)",
+                "dead_lettered": "\(totals.deadLettered)", "duplicates": "\(totals.duplicates)",
+            ])
+            return totals
+        } catch {
+            let snapshot = status.snapshot
+            totals.recordsIn = snapshot.recordsIn
+            totals.recordsOut = snapshot.recordsOut
+            totals.deadLettered = snapshot.deadLettered
+            totals.duplicates = snapshot.duplicates
+            try? await store.finishRun(id: runID, status: .failed, totals: totals, message: "\(error)", at: Date())
+            status.update { $0.finished = true }
+            throw error
+        }
+    }
+
+    private func runPipeline() async throws -> RunTotals {
+        let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger))
+        let checkpoint = try await store.checkpoint(pipeline: plan.name)
+        let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
+        let status = self.status
+        let context = SourceContext(pipeline: plan.name, state: store, logger: logger) { progress in
+            status.update { $0.bytesDone = progress.bytesDone; $0.bytesTotal = progress.bytesTotal }
+        }
+        let source = plan.source
+        let logger = self.logger
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await cancelWhenGracefulShutdown {
+                        let reader = try await source.makeReader(resumingFrom: checkpoint, context: context)
+                        do {
+                            while let batch = try await reader.next() {
+                                try await buffer.send(batch, bytes: batch.records.byteSize + batch.inputBytes / 4)
+                            }
+                        } catch {
+                            await reader.close()
+                            throw error
+                        }
+                        await reader.close()
+                    }
+                    buffer.finish()
+                } catch is CancellationError {
+                    logger.info("stopping: no more input will be read; committing what was read")
+                    buffer.finish()
+                } catch {
+                    buffer.finish(throwing: error)
+                }
+            }
+            var consumer = Consumer(runner: self, writer: writer)
+            do {
+                try await consumer.consume(buffer)
+                try await group.waitForAll()
+            } catch {
+                group.cancelAll()
+                await writer.close()
+                throw error
+            }
+            await writer.close()
+            return consumer.totals
+        }
+    }
+
+    /// The consuming half: owns the sink writer, the batcher, dedupe and the tracker.
+    struct Consumer {
+        let runner: PipelineRunner
+        let writer: any SinkWriter
+        var batcher: Batcher
+        var dedupe: Deduplicator?
+        var tracker = AcknowledgementTracker()
+        /// Batches written to the sink and waiting for the next commit.
+        var written: [UInt64] = []
+        var pendingDeadLetters: [DeadLetter] = []
+        var pendingRecords = 0
+        var lastCommit = ContinuousClock.now
+        var totals = RunTotals()
+
+        init(runner: PipelineRunner, writer: any SinkWriter) {
+            self.runner = runner
+            self.writer = writer
+            batcher = Batcher(settings: runner.plan.settings.batch)
+            dedupe = runner.plan.settings.dedupe.map {
+                Deduplicator(settings: $0, pipeline: runner.plan.name, store: runner.store)
+            }
+        }
+
+        var metrics: PipelineMetrics { runner.metrics }
+
+        mutating func consume(_ buffer: BoundedBuffer<SourceBatch>) async throws {
+            var failure: (any Error)?
+            loop: while true {
+                let event: BufferEvent<SourceBatch>
+                do {
+                    event = try await buffer.next(timeout: batcher.timeUntilDue(now: .now) ?? timeUntilCommitDue())
+                } catch {
+                    failure = error
+                    break loop
+                }
+                runner.metrics.queueDepth.record(buffer.depth)
+                switch event {
+                case let .element(batch):
+                    try await accept(batch)
+                    if batcher.isFull { try await flush() }
+                case .timeout:
+                    try await flush()
+                case .finished:
+                    break loop
+                }
+                if shouldCommit() {
+                    try await flush()
+                    try await commit()
+                }
+            }
+            try await flush()
+            try await commit()
+            if let failure { throw failure }
+        }
+
+        func timeUntilCommitDue() -> Duration? {
+            guard !written.isEmpty || !pendingDeadLetters.isEmpty else { return nil }
+            return max(.milliseconds(10), runner.maxCommitInterval - (ContinuousClock.now - lastCommit))
+        }
+
+        func shouldCommit() -> Bool {
+            guard !written.isEmpty || !pendingDeadLetters.isEmpty else { return false }
+            let now = ContinuousClock.now
+            return writer.commitDue(at: now) || pendingDeadLetters.count >= runner.maxPendingDeadLetters
+                || now - lastCommit >= runner.maxCommitInterval
+        }
+
+        mutating func accept(_ batch: SourceBatch) async throws {
+            let sequence = tracker.register(batch.position)
+            let rows = batch.records.count
+            metrics.recordsIn.increment(by: rows + batch.rejects.count)
+            metrics.bytesIn.increment(by: batch.inputBytes)
+            metrics.batches.increment()
+            totals.recordsIn += rows + batch.rejects.count
+            addDeadLetters(batch.rejects)
+            var records = batch.records
+            if var d = dedupe {
+                let (kept, duplicates, rejects) = try await d.filter(records, position: batch.position, now: Date())
+                dedupe = d
+                records = kept
+                addDeadLetters(rejects)
+                totals.duplicates += duplicates
+                metrics.duplicates.increment(by: duplicates)
+            }
+            batcher.add(records, sequence: sequence, now: .now)
+            let totals = self.totals
+            runner.status.update {
+                $0.recordsIn = totals.recordsIn
+                $0.duplicates = totals.duplicates
+                $0.deadLettered = totals.deadLettered
+            }
+        }
+
+        mutating func addDeadLetters(_ letters: [DeadLetter]) {
+            guard !letters.isEmpty else { return }
+            pendingDeadLetters += letters
+            totals.deadLettered += letters.count
+            metrics.deadLetters.increment(by: letters.count)
+            for letter in letters.prefix(3) {
+                runner.logger.warning("record sent to the dead-letter queue", metadata: [
+                    "stage": "\(letter.stage)", "kind": "\(letter.errorKind)", "location": "\(letter.location)",
+                    "reason": "\(letter.message)",
+                ])
+            }
+        }
+
+        /// Writes everything the batcher holds.
+        mutating func flush() async throws {
+            guard !batcher.isEmpty else { return }
+            let (batches, sequences) = batcher.drain()
+            for batch in batches where batch.count > 0 {
+                try await write(batch, position: tracker.description(for: sequences.last!))
+                pendingRecords += batch.count
+            }
+            written += sequences
+        }
+
+        /// Writes one batch, retrying whole-batch failures and dead-lettering refused rows.
+        mutating func write(_ batch: RecordBatch, position: String) async throws {
+            var current = batch
+            var attempt = 1
+            while true {
+                let failures = try await withSinkRetry("write") { [writer] in try await writer.write(current) }
+                let accepted = current.count - failures.count
+                totals.recordsOut += accepted
+                metrics.recordsOut.increment(by: accepted)
+                if failures.isEmpty { break }
+                let retryable = failures.filter(\.error.isRetryable)
+                let final = attempt >= runner.plan.settings.retry.maxAttempts ? failures : failures.filter { !$0.error.isRetryable }
+                addDeadLetters(final.map { failure in
+                    DeadLetter(stage: "sink", errorKind: failure.error.code.description, message: failure.error.message,
+                               location: "\(position) row \(failure.row)",
+                               raw: Array(RowRendering.json(current, rows: failure.row..<failure.row + 1).utf8),
+                               attempts: attempt)
+                })
+                guard !retryable.isEmpty, attempt < runner.plan.settings.retry.maxAttempts else { break }
+                let delay = runner.plan.settings.retry.delay(attempt: attempt, retryAfter: retryable.first?.error.retryAfter)
+                metrics.retries.increment()
+                try await Task.sleep(for: delay)
+                current = current.selecting(rows: retryable.map(\.row))
+                attempt += 1
+            }
+            let totals = self.totals
+            runner.status.update { $0.recordsOut = totals.recordsOut; $0.deadLettered = totals.deadLettered }
+        }
+
+        /// Commits: sink prepare, one state transaction (checkpoint, dead letters, keys, intents), sink finish.
+        mutating func commit() async throws {
+            guard !written.isEmpty || !pendingDeadLetters.isEmpty else { return }
+            let start = ContinuousClock.now
+            var commit = StateCommit(pipeline: runner.plan.name)
+            try await withSinkRetry("commit") { [writer] in try await writer.prepareCommit(&commit) }
+            for sequence in written {
+                commit.checkpoint.merge(tracker.complete(sequence)) { $1 }
+            }
+            commit.deadLetters = pendingDeadLetters
+            commit.dedupeKeys = dedupe?.takePending() ?? []
+            commit.records = pendingRecords
+            let prepared = commit
+            try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
+            try await withSinkRetry("publish") { [writer] in try await writer.finishCommit() }
+            written.removeAll()
+            pendingDeadLetters.removeAll()
+            pendingRecords = 0
+            lastCommit = .now
+            metrics.commits.increment()
+            metrics.commitLatency.record(duration: ContinuousClock.now - start)
+            metrics.checkpointLag.record(tracker.inFlight)
+            runner.logger.debug("committed", metadata: ["checkpoint": "\(commit.checkpoint)", "records": "\(commit.records)"])
+        }
+
+        /// Retries retryable failures with backoff. After `max_attempts` the pipeline keeps waiting
+        /// at `max_delay` (the source is not pulled meanwhile) rather than dead-lettering
+        /// everything; non-retryable failures stop the pipeline.
+        func withSinkRetry<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+            var attempt = 1
+            while true {
+                do {
+                    return try await body()
+                } catch {
+                    let e = SluiceError.classify(error)
+                    guard e.isRetryable, !Task.isCancelled else { throw e }
+                    let policy = runner.plan.settings.retry
+                    let delay = attempt >= policy.maxAttempts ? policy.maxDelay : policy.delay(attempt: attempt, retryAfter: e.retryAfter)
+                    runner.logger.warning("\(what) failed; retrying", metadata: [
+                        "attempt": "\(attempt)", "delay": "\(delay)", "error": "\(e)",
+                        "paused": "\(attempt >= policy.maxAttempts)",
+                    ])
+                    metrics.retries.increment()
+                    try await Task.sleep(for: delay)
+                    attempt += 1
+                }
+            }
+        }
+    }
+}
+
+extension AcknowledgementTracker {
+    /// A readable position for messages (the tracker does not expose positions by sequence).
+    func description(for sequence: UInt64) -> String { "batch \(sequence)" }
+}

@@ -1,0 +1,61 @@
+/// Resolved pipeline-level settings, with defaults applied.
+public struct PipelineSettings: Sendable {
+    public var dedupe: DedupeSettings?
+    public var retry: RetryPolicy
+    public var batch: BatchSettings
+    public var bufferBatches: Int
+    public var bufferBytes: Int
+
+    public init(dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),
+                bufferBatches: Int = 4, bufferBytes: Int = 64 << 20) {
+        self.dedupe = dedupe
+        self.retry = retry
+        self.batch = batch
+        self.bufferBatches = bufferBatches
+        self.bufferBytes = bufferBytes
+    }
+
+    init(_ config: PipelineConfig, file: String) throws {
+        self.init()
+        if let d = config.dedupe {
+            guard !d.key.isEmpty else {
+                throw ConfigError(file: file, line: nil, column: nil, keyPath: "dedupe.key", message: "name at least one key field")
+            }
+            dedupe = DedupeSettings(key: d.key, ttl: d.ttl?.duration ?? .seconds(7 * 86_400))
+        }
+        if let r = config.retry {
+            retry.maxAttempts = r.maxAttempts ?? retry.maxAttempts
+            retry.baseDelay = r.baseDelay?.duration ?? retry.baseDelay
+            retry.maxDelay = r.maxDelay?.duration ?? retry.maxDelay
+        }
+        if let b = config.batch {
+            batch.maxRows = b.maxRows ?? batch.maxRows
+            batch.maxBytes = b.maxBytes?.bytes ?? batch.maxBytes
+            batch.maxLatency = b.maxLatency?.duration ?? batch.maxLatency
+        }
+        if let b = config.buffer {
+            bufferBatches = b.maxBatches ?? bufferBatches
+            bufferBytes = b.maxBytes?.bytes ?? bufferBytes
+        }
+    }
+}
+
+/// Idempotent ingestion: records whose key was accepted within `ttl` are dropped as duplicates.
+public struct DedupeSettings: Sendable {
+    public var key: [String]
+    public var ttl: Duration
+
+    public init(key: [String], ttl: Duration) {
+        self.key = key
+        self.ttl = ttl
+    }
+}
+
+/// How the batcher groups records before writing them to the sink.
+public struct BatchSettings: Sendable {
+    public var maxRows = 65_536
+    public var maxBytes = 16 << 20
+    public var maxLatency: Duration = .seconds(1)
+
+    public init() {}
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// A sink's promise to publish a file: a temporary file that becomes `finalPath` on success.
+public struct FileIntent: Sendable, Hashable, Codable {
+    public var tempPath: String
+    public var finalPath: String
+    public var records: Int
+    public var bytes: Int
+
+    public init(tempPath: String, finalPath: String, records: Int, bytes: Int) {
+        self.tempPath = tempPath
+        self.finalPath = finalPath
+        self.records = records
+        self.bytes = bytes
+    }
+}
+
+/// Everything one commit changes, applied by the ``StateStore`` in a single transaction.
+public struct StateCommit: Sendable {
+    public var pipeline: String
+    /// New positions per source partition.
+    public var checkpoint: [String: String] = [:]
+    /// Dead letters found since the last commit.
+    public var deadLetters: [DeadLetter] = []
+    /// Idempotency keys accepted since the last commit (dedupe), stamped with `now`.
+    public var dedupeKeys: [String] = []
+    /// Files the sink will publish once this commit is durable.
+    public var fileIntents: [FileIntent] = []
+    /// Records written to the sink by this commit (for run history).
+    public var records = 0
+    public var now: Date
+
+    public init(pipeline: String, now: Date = Date()) {
+        self.pipeline = pipeline
+        self.now = now
+    }
+
+    public var isEmpty: Bool {
+        checkpoint.isEmpty && deadLetters.isEmpty && dedupeKeys.isEmpty && fileIntents.isEmpty
+    }
+}

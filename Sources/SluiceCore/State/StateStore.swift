@@ -1,0 +1,97 @@
+import Foundation
+
+/// A pending file intent as stored, with its id.
+public struct StoredFileIntent: Sendable, Hashable {
+    public var id: Int64
+    public var intent: FileIntent
+
+    public init(id: Int64, intent: FileIntent) {
+        self.id = id
+        self.intent = intent
+    }
+}
+
+/// One saved checkpoint position, for history.
+public struct CheckpointEntry: Sendable, Hashable {
+    public var partition: String
+    public var value: String
+    public var committedAt: Date
+
+    public init(partition: String, value: String, committedAt: Date) {
+        self.partition = partition
+        self.value = value
+        self.committedAt = committedAt
+    }
+}
+
+/// One run of one pipeline.
+public struct RunRecord: Sendable, Hashable {
+    public enum Status: String, Sendable { case running, succeeded, failed, stopped }
+    public var id: Int64
+    public var pipeline: String
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var status: Status
+    public var recordsIn: Int
+    public var recordsOut: Int
+    public var deadLettered: Int
+    public var duplicates: Int
+    public var message: String?
+
+    public init(id: Int64, pipeline: String, startedAt: Date, endedAt: Date?, status: Status,
+                recordsIn: Int, recordsOut: Int, deadLettered: Int, duplicates: Int, message: String?) {
+        self.id = id
+        self.pipeline = pipeline
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.status = status
+        self.recordsIn = recordsIn
+        self.recordsOut = recordsOut
+        self.deadLettered = deadLettered
+        self.duplicates = duplicates
+        self.message = message
+    }
+}
+
+/// Totals of a finished run.
+public struct RunTotals: Sendable, Hashable {
+    public var recordsIn = 0
+    public var recordsOut = 0
+    public var deadLettered = 0
+    public var duplicates = 0
+
+    public init() {}
+}
+
+/// Durable state of every pipeline (DESIGN.md §4). SQLite on one machine, PostgreSQL when shared.
+///
+/// Every method is safe to call from any task. ``commit(_:)`` is atomic: all of it or none.
+public protocol StateStore: Sendable {
+    /// The committed source positions of `pipeline`.
+    func checkpoint(pipeline: String) async throws -> Checkpoint
+    /// Applies checkpoint, dead letters, dedupe keys and file intents in one transaction.
+    func commit(_ commit: StateCommit) async throws
+    /// Recent checkpoint positions, newest first.
+    func checkpointHistory(pipeline: String, limit: Int) async throws -> [CheckpointEntry]
+
+    /// File intents committed but not yet published (see ``SinkWriter``).
+    func pendingFileIntents(pipeline: String) async throws -> [StoredFileIntent]
+    /// Marks intents published.
+    func resolveFileIntents(ids: [Int64]) async throws
+
+    /// Which of `keys` were accepted for `pipeline` at or after `since`.
+    func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String>
+    /// Deletes keys accepted before `before`; returns how many.
+    func sweepKeys(pipeline: String, before: Date) async throws -> Int
+
+    func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter]
+    func deadLetter(id: Int64) async throws -> StoredDeadLetter?
+    func deadLetterCount(pipeline: String?) async throws -> Int
+
+    func startRun(pipeline: String, at: Date) async throws -> Int64
+    func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws
+    func runs(pipeline: String?, limit: Int) async throws -> [RunRecord]
+
+    /// Forgets a pipeline's checkpoint, keys and intents (dead letters and run history stay).
+    func reset(pipeline: String) async throws
+}
