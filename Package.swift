@@ -25,6 +25,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         .target(
             name: "SluiceCore",
             dependencies: [
@@ -37,7 +38,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceFormats",
-            dependencies: ["SluiceCore", "CZlib", "CZstd"],
+            dependencies: ["SluiceCore", "CZlib", "CZstd", "CSnappy"],
             swiftSettings: swiftSettings
         ),
         .target(

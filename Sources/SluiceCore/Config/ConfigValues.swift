@@ -131,3 +131,5 @@ public struct ComponentConfig: Decodable, @unchecked Sendable {
         return decoding.error(message, at: node, path: p)
     }
 }
+
+extension OrderedMapping: Sendable where Value: Sendable {}

@@ -76,8 +76,8 @@ public protocol StateStore: Sendable {
 
     /// File intents committed but not yet published (see ``SinkWriter``).
     func pendingFileIntents(pipeline: String) async throws -> [StoredFileIntent]
-    /// Marks intents published.
-    func resolveFileIntents(ids: [Int64]) async throws
+    /// Marks the intents of these final paths published.
+    func resolveFileIntents(pipeline: String, finalPaths: [String]) async throws
 
     /// Which of `keys` were accepted for `pipeline` at or after `since`.
     func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String>

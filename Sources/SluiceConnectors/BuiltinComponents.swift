@@ -1,0 +1,24 @@
+import SluiceCore
+import SluiceFiles
+import SluiceStateSQLite
+
+/// The one registration list of built-in components. Adding a connector adds one line here.
+public enum BuiltinComponents {
+    public static var registry: ComponentRegistry {
+        var r = ComponentRegistry()
+        r.register(source: FileSource.factory)
+        r.register(sink: NDJSONFileSink.factory)
+        r.register(sink: StdoutSink.factory)
+        r.register(sink: BlackholeSink.factory)
+        return r
+    }
+
+    /// Opens the state store a configuration names (`state:`): a SQLite file path.
+    public static func openState(_ location: String) throws -> any StateStore {
+        if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
+            throw SluiceError(.unsupported, "a PostgreSQL state store is not available in this build yet; use a file path for `state:`",
+                              location: "state")
+        }
+        return try SQLiteStateStore(path: location)
+    }
+}

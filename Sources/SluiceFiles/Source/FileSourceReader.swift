@@ -1,0 +1,244 @@
+import Foundation
+import Logging
+import SluiceCore
+import SluiceFormats
+
+/// Reads the files of a ``FileSource`` one after another, in path order.
+final class FileSourceReader: SourceReader {
+    let source: FileSource
+    let context: SourceContext
+    var positions: [String: FilePosition]
+    var queue: [ListedFile] = []
+    var listed = false
+    var current: OpenFile?
+    /// Files already reported as changed after processing (reported once per run).
+    var reportedChanges: Set<String> = []
+    var bytesDoneBefore = 0
+    var bytesTotal = 0
+
+    static let chunkSize = 4 << 20
+    static let sampleSize = 1 << 20
+
+    init(source: FileSource, checkpoint: Checkpoint, context: SourceContext) {
+        self.source = source
+        self.context = context
+        positions = checkpoint.partitions.compactMapValues(FilePosition.decode)
+    }
+
+    /// One file being read.
+    final class OpenFile {
+        let file: ListedFile
+        let stream: any ByteSource
+        let decoder: any RecordDecoder
+        var buffer: UnsafeMutableRawBufferPointer
+        var start = 0, end = 0
+        var eof = false
+        /// Decompressed offset of `buffer[start]`, and its line.
+        var offset: Int
+        var line: Int
+
+        init(file: ListedFile, stream: any ByteSource, decoder: any RecordDecoder, offset: Int, line: Int) {
+            self.file = file
+            self.stream = stream
+            self.decoder = decoder
+            self.offset = offset
+            self.line = line
+            buffer = .allocate(byteCount: FileSourceReader.chunkSize, alignment: 64)
+        }
+
+        deinit {
+            stream.close()
+            buffer.deallocate()
+        }
+
+        /// Reads more bytes after the unconsumed ones, growing the buffer for a very long record.
+        func fill() throws {
+            if start > 0 {
+                if end > start { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: end - start) }
+                end -= start
+                start = 0
+            }
+            if end == buffer.count {
+                let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 64)
+                bigger.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: end)
+                buffer.deallocate()
+                buffer = bigger
+            }
+            while end < buffer.count {
+                let n = try stream.read(into: buffer.baseAddress! + end, count: buffer.count - end)
+                if n == 0 { eof = true; break }
+                end += n
+            }
+        }
+    }
+
+    func next() async throws -> SourceBatch? {
+        while true {
+            try Task.checkCancellation()
+            if current == nil {
+                guard let file = try await nextFile() else { return nil }
+                do {
+                    current = try open(file)
+                } catch let error as FileReadError {
+                    // An unreadable or corrupt file is one bad input: dead-letter it and go on.
+                    return finishUnreadable(file, error: error)
+                }
+                if current == nil { continue }
+            }
+            do {
+                if let batch = try readBatch(current!) { return batch }
+            } catch let error as FileReadError {
+                let file = current!.file
+                current = nil
+                return finishUnreadable(file, error: error)
+            }
+        }
+    }
+
+    /// Decodes the next chunk of the open file; nil after the file's final batch was returned.
+    func readBatch(_ f: OpenFile) throws -> SourceBatch? {
+        if f.start == f.end || !f.eof && (f.end - f.start) < Self.chunkSize / 2 {
+            if !f.eof { try f.fill() }
+        }
+        let input = UnsafeRawBufferPointer(rebasing: f.buffer[f.start..<f.end])
+        var output = f.decoder.decode(input, isFinal: f.eof)
+        if output.consumed == 0 && !f.eof && output.batch.count == 0 && output.rejects.isEmpty {
+            // Not even one whole record: read more (fill grows the buffer when it is full).
+            try f.fill()
+            output = f.decoder.decode(UnsafeRawBufferPointer(rebasing: f.buffer[f.start..<f.end]), isFinal: f.eof)
+            if output.consumed == 0 && !f.eof { return try readBatch(f) }
+        }
+        let lines = countLines(UnsafeRawBufferPointer(rebasing: f.buffer[f.start..<(f.start + output.consumed)]))
+        f.start += output.consumed
+        f.offset += output.consumed
+        f.line += lines
+        let finished = f.eof && f.start == f.end
+        if !finished && output.consumed == 0 { return nil }
+        let position = FilePosition(offset: f.offset, line: f.line, done: finished,
+                                    size: f.file.size, modified: f.file.modified)
+        positions[f.file.path] = position
+        let rejects = output.rejects.map { r in
+            DeadLetter(stage: "decode", errorKind: r.kind, message: r.message, location: "\(f.file.path):\(r.line)", raw: r.raw)
+        }
+        let done = bytesDoneBefore + f.stream.fileBytesRead
+        context.reportProgress(SourceProgress(bytesDone: done, bytesTotal: bytesTotal))
+        if finished {
+            bytesDoneBefore += f.file.size
+            current = nil
+            context.logger.info("file read", metadata: ["file": "\(f.file.path)", "lines": "\(f.line - 1)"])
+        }
+        return SourceBatch(records: output.batch, rejects: rejects,
+                           position: SourcePosition(partition: f.file.path, value: position.encoded()),
+                           inputBytes: output.consumed)
+    }
+
+    func countLines(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard var p = bytes.baseAddress else { return 0 }
+        let end = p + bytes.count
+        var n = 0
+        while p < end, let hit = memchr(p, 0x0A, end - p) {
+            n += 1
+            p = UnsafeRawPointer(hit) + 1
+        }
+        return n
+    }
+
+    /// Opens a file at its resume point; nil when it turns out to be empty.
+    func open(_ file: ListedFile) throws -> OpenFile? {
+        let decoder = try makeDecoder(file.path)
+        let stream = try InputCompression.open(path: file.path, compression: source.compression)
+        let resume = positions[file.path]
+        let f = OpenFile(file: file, stream: stream, decoder: decoder, offset: 0, line: 1)
+        // The schema is always prepared from the start of the file, so it is the same on resume.
+        try f.fill()
+        let sampleEnd = min(f.end, Self.sampleSize)
+        let dataStart: Int
+        do {
+            dataStart = try decoder.prepare(sample: UnsafeRawBufferPointer(rebasing: f.buffer[0..<sampleEnd]),
+                                            isWholeInput: f.eof && sampleEnd == f.end)
+        } catch {
+            throw FileReadError(path: file.path, message: "cannot read the header or infer the schema: \(error)")
+        }
+        var skip = dataStart
+        var line = 1 + countLines(UnsafeRawBufferPointer(rebasing: f.buffer[0..<min(dataStart, f.end)]))
+        if let resume, resume.offset > dataStart {
+            skip = resume.offset
+            line = resume.line
+            context.logger.info("resuming file", metadata: ["file": "\(file.path)", "offset": "\(resume.offset)", "line": "\(resume.line)"])
+        }
+        // Skip to the resume offset (decompressing what comes before it for compressed files).
+        while skip > f.end - f.start {
+            skip -= f.end - f.start
+            f.start = f.end
+            try f.fill()
+            if f.eof && f.start == f.end { break }
+        }
+        f.start += min(skip, f.end - f.start)
+        f.offset = resume.map { max($0.offset, dataStart) } ?? dataStart
+        f.line = line
+        decoder.seek(offset: f.offset, line: f.line)
+        return f
+    }
+
+    func makeDecoder(_ path: String) throws -> any RecordDecoder {
+        do {
+            return try source.makeDecoder(for: path)
+        } catch let e as SluiceError {
+            throw FileReadError(path: path, message: e.message)
+        }
+    }
+
+    /// A file that could not be read at all becomes one dead letter, and is marked done.
+    func finishUnreadable(_ file: ListedFile, error: FileReadError) -> SourceBatch {
+        context.logger.error("cannot read file; it is sent to the dead-letter queue", metadata: ["file": "\(file.path)", "error": "\(error.message)"])
+        let previous = positions[file.path]
+        let position = FilePosition(offset: previous?.offset ?? 0, line: previous?.line ?? 1, done: true,
+                                    size: file.size, modified: file.modified)
+        positions[file.path] = position
+        bytesDoneBefore += file.size
+        let letter = DeadLetter(stage: "decode", errorKind: error.errno == nil ? "unreadable_file" : "io_error",
+                                message: error.message, location: "\(file.path):\(previous?.line ?? 1)", raw: [])
+        return SourceBatch(records: RecordBatch.empty(Schema([])), rejects: [letter],
+                           position: SourcePosition(partition: file.path, value: position.encoded()), inputBytes: 0)
+    }
+
+    /// The next file to read, waiting for new files when watching.
+    func nextFile() async throws -> ListedFile? {
+        while true {
+            if !queue.isEmpty { return queue.removeFirst() }
+            if listed && !source.watch { return nil }
+            if listed { try await Task.sleep(for: source.pollInterval) }
+            listed = true
+            queue = try scan()
+            if listed, queue.isEmpty, !source.watch { return nil }
+        }
+    }
+
+    /// Lists files, skipping finished ones and reporting finished files that changed since.
+    func scan() throws -> [ListedFile] {
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let minAge = source.watch ? Int64(source.minAge.components.seconds * 1_000_000 + source.minAge.components.attoseconds / 1_000_000_000_000) : 0
+        var pending: [ListedFile] = []
+        for file in try FileListing.list(source.pattern) {
+            if let p = positions[file.path] {
+                if p.done {
+                    if (p.size != file.size || p.modified != file.modified) && !reportedChanges.contains(file.path) {
+                        reportedChanges.insert(file.path)
+                        context.logger.warning("file changed after it was ingested; it is not read again (run `sluice state reset` to re-ingest everything)",
+                                               metadata: ["file": "\(file.path)", "size_then": "\(p.size)", "size_now": "\(file.size)"])
+                    }
+                    continue
+                }
+            }
+            if source.watch, now - file.modified < minAge { continue }
+            pending.append(file)
+        }
+        bytesTotal = bytesDoneBefore + pending.reduce(0) { $0 + $1.size }
+        if pending.isEmpty && !source.watch && positions.isEmpty {
+            context.logger.warning("no input files match the path", metadata: ["path": "\(source.pattern)"])
+        }
+        return pending
+    }
+
+    func close() async { current = nil }
+}

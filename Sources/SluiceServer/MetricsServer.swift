@@ -1,0 +1,34 @@
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// Serves `GET /metrics` (Prometheus text format) and `GET /healthz` on a loopback port.
+public struct MetricsServer: Service {
+    public let registry: PrometheusCollectorRegistry
+    public let host: String
+    public let port: Int
+    public let logger: Logger
+
+    public init(registry: PrometheusCollectorRegistry, host: String = "127.0.0.1", port: Int, logger: Logger) {
+        self.registry = registry
+        self.host = host
+        self.port = port
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let router = Router()
+        let registry = self.registry
+        router.get("/metrics") { _, _ -> Response in
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(16 << 10)
+            registry.emit(into: &bytes)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        router.get("/healthz") { _, _ in "ok\n" }
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
+        try await app.runService()
+    }
+}

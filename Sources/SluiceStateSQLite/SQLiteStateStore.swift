@@ -1,0 +1,223 @@
+import Foundation
+import GRDB
+import SluiceCore
+
+/// The embedded ``StateStore``: one SQLite file in WAL mode, through GRDB.
+///
+/// Writes are serialized by GRDB's writer queue; every ``commit(_:)`` is one transaction.
+public final class SQLiteStateStore: StateStore {
+    let pool: DatabasePool
+    public let path: String
+    /// How many checkpoint-history rows to keep per pipeline.
+    public let historyLimit: Int
+
+    /// Opens (creating if needed) the state database at `path` and migrates it.
+    public init(path: String, historyLimit: Int = 1000) throws {
+        self.path = path
+        self.historyLimit = historyLimit
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try StateMigrations.migrator.migrate(pool)
+        } catch {
+            throw SluiceError(.corruptState, "cannot open the state database at \(path): \(error). "
+                + "Check the path and permissions; `state:` in the config chooses another location.", underlying: error)
+        }
+    }
+
+    public func checkpoint(pipeline: String) async throws -> Checkpoint {
+        try await pool.read { db in
+            var partitions: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT partition, value FROM checkpoints WHERE pipeline = ?", arguments: [pipeline]) {
+                partitions[row["partition"]] = row["value"]
+            }
+            return Checkpoint(partitions)
+        }
+    }
+
+    public func commit(_ commit: StateCommit) async throws {
+        try await pool.write { [historyLimit] db in
+            let now = commit.now.timeIntervalSince1970
+            for (partition, value) in commit.checkpoint {
+                try db.execute(sql: """
+                    INSERT INTO checkpoints(pipeline, partition, value, updated_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(pipeline, partition) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                    """, arguments: [commit.pipeline, partition, value, now])
+                try db.execute(sql: "INSERT INTO checkpoint_history(pipeline, partition, value, committed_at) VALUES (?, ?, ?, ?)",
+                               arguments: [commit.pipeline, partition, value, now])
+            }
+            if !commit.checkpoint.isEmpty {
+                try db.execute(sql: """
+                    DELETE FROM checkpoint_history WHERE pipeline = ? AND id <= (
+                        SELECT id FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
+                    """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
+            }
+            let insertLetter = try db.cachedStatement(sql: """
+                INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(pipeline, location) DO UPDATE SET stage = excluded.stage, error_kind = excluded.error_kind,
+                    message = excluded.message, raw = excluded.raw, attempts = attempts + excluded.attempts,
+                    last_seen = excluded.last_seen
+                """)
+            for l in commit.deadLetters {
+                try insertLetter.execute(arguments: [commit.pipeline, l.stage, l.errorKind, l.message, l.location,
+                                                     Data(l.raw), l.attempts, now, now])
+            }
+            let insertKey = try db.cachedStatement(sql: """
+                INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
+                ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
+                """)
+            for key in commit.dedupeKeys {
+                try insertKey.execute(arguments: [commit.pipeline, key, now])
+            }
+            for intent in commit.fileIntents {
+                try db.execute(sql: """
+                    INSERT INTO file_intents(pipeline, temp_path, final_path, records, bytes, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [commit.pipeline, intent.tempPath, intent.finalPath, intent.records, intent.bytes, now])
+            }
+        }
+    }
+
+    public func checkpointHistory(pipeline: String, limit: Int) async throws -> [CheckpointEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT partition, value, committed_at FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT ?
+                """, arguments: [pipeline, limit]).map {
+                CheckpointEntry(partition: $0["partition"], value: $0["value"],
+                                committedAt: Date(timeIntervalSince1970: $0["committed_at"]))
+            }
+        }
+    }
+
+    public func pendingFileIntents(pipeline: String) async throws -> [StoredFileIntent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, temp_path, final_path, records, bytes FROM file_intents WHERE pipeline = ? AND resolved = 0 ORDER BY id
+                """, arguments: [pipeline]).map {
+                StoredFileIntent(id: $0["id"], intent: FileIntent(tempPath: $0["temp_path"], finalPath: $0["final_path"],
+                                                                  records: $0["records"], bytes: $0["bytes"]))
+            }
+        }
+    }
+
+    public func resolveFileIntents(pipeline: String, finalPaths: [String]) async throws {
+        guard !finalPaths.isEmpty else { return }
+        try await pool.write { db in
+            for path in finalPaths {
+                try db.execute(sql: "UPDATE file_intents SET resolved = 1 WHERE pipeline = ? AND final_path = ?",
+                               arguments: [pipeline, path])
+            }
+        }
+    }
+
+    public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {
+        guard !keys.isEmpty else { return [] }
+        return try await pool.read { db in
+            let placeholders = Array(repeating: "?", count: keys.count).joined(separator: ",")
+            var arguments: [any DatabaseValueConvertible] = [pipeline, since.timeIntervalSince1970]
+            arguments += keys
+            let found = try String.fetchAll(db, sql: """
+                SELECT key FROM dedupe_keys WHERE pipeline = ? AND seen_at >= ? AND key IN (\(placeholders))
+                """, arguments: StatementArguments(arguments))
+            return Set(found)
+        }
+    }
+
+    public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM dedupe_keys WHERE pipeline = ? AND seen_at < ?",
+                           arguments: [pipeline, before.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
+    public func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter] {
+        try await pool.read { db in
+            let rows: [Row] = if let pipeline {
+                try Row.fetchAll(db, sql: "SELECT * FROM dead_letters WHERE pipeline = ? ORDER BY id LIMIT ?", arguments: [pipeline, limit])
+            } else {
+                try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id LIMIT ?", arguments: [limit])
+            }
+            return rows.map(Self.deadLetter)
+        }
+    }
+
+    public func deadLetter(id: Int64) async throws -> StoredDeadLetter? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM dead_letters WHERE id = ?", arguments: [id]).map(Self.deadLetter)
+        }
+    }
+
+    public func deadLetterCount(pipeline: String?) async throws -> Int {
+        try await pool.read { db in
+            if let pipeline {
+                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters WHERE pipeline = ?", arguments: [pipeline]) ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0
+        }
+    }
+
+    static func deadLetter(_ row: Row) -> StoredDeadLetter {
+        let raw: Data = row["raw"] ?? Data()
+        return StoredDeadLetter(
+            id: row["id"], pipeline: row["pipeline"],
+            letter: DeadLetter(stage: row["stage"], errorKind: row["error_kind"], message: row["message"],
+                               location: row["location"], raw: [UInt8](raw), attempts: row["attempts"]),
+            firstSeen: Date(timeIntervalSince1970: row["first_seen"]),
+            lastSeen: Date(timeIntervalSince1970: row["last_seen"]))
+    }
+
+    public func startRun(pipeline: String, at: Date) async throws -> Int64 {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO runs(pipeline, started_at, status) VALUES (?, ?, 'running')",
+                           arguments: [pipeline, at.timeIntervalSince1970])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE runs SET ended_at = ?, status = ?, records_in = ?, records_out = ?, dead_lettered = ?,
+                    duplicates = ?, message = ? WHERE id = ?
+                """, arguments: [at.timeIntervalSince1970, status.rawValue, totals.recordsIn, totals.recordsOut,
+                                 totals.deadLettered, totals.duplicates, message, id])
+        }
+    }
+
+    public func runs(pipeline: String?, limit: Int) async throws -> [RunRecord] {
+        try await pool.read { db in
+            let rows: [Row] = if let pipeline {
+                try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE pipeline = ? ORDER BY id DESC LIMIT ?", arguments: [pipeline, limit])
+            } else {
+                try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id DESC LIMIT ?", arguments: [limit])
+            }
+            return rows.map { row in
+                RunRecord(id: row["id"], pipeline: row["pipeline"],
+                          startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                          endedAt: (row["ended_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                          status: RunRecord.Status(rawValue: row["status"]) ?? .failed,
+                          recordsIn: row["records_in"] ?? 0, recordsOut: row["records_out"] ?? 0,
+                          deadLettered: row["dead_lettered"] ?? 0, duplicates: row["duplicates"] ?? 0,
+                          message: row["message"])
+            }
+        }
+    }
+
+    public func reset(pipeline: String) async throws {
+        try await pool.write { db in
+            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "file_intents"] {
+                try db.execute(sql: "DELETE FROM \(table) WHERE pipeline = ?", arguments: [pipeline])
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import GRDB
+
+/// Versioned schema of the state database. Append migrations; never edit a shipped one.
+enum StateMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE checkpoints (
+                    pipeline TEXT NOT NULL, partition TEXT NOT NULL, value TEXT NOT NULL, updated_at REAL NOT NULL,
+                    PRIMARY KEY (pipeline, partition));
+                CREATE TABLE checkpoint_history (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, partition TEXT NOT NULL,
+                    value TEXT NOT NULL, committed_at REAL NOT NULL);
+                CREATE INDEX checkpoint_history_pipeline ON checkpoint_history(pipeline, id);
+                CREATE TABLE dedupe_keys (
+                    pipeline TEXT NOT NULL, key TEXT NOT NULL, seen_at REAL NOT NULL,
+                    PRIMARY KEY (pipeline, key)) WITHOUT ROWID;
+                CREATE INDEX dedupe_keys_seen ON dedupe_keys(pipeline, seen_at);
+                CREATE TABLE dead_letters (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, stage TEXT NOT NULL,
+                    error_kind TEXT NOT NULL, message TEXT NOT NULL, location TEXT NOT NULL, raw BLOB,
+                    attempts INTEGER NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+                    UNIQUE (pipeline, location));
+                CREATE TABLE file_intents (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, temp_path TEXT NOT NULL,
+                    final_path TEXT NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                    resolved INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+                CREATE INDEX file_intents_pending ON file_intents(pipeline, resolved);
+                CREATE TABLE runs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, started_at REAL NOT NULL,
+                    ended_at REAL, status TEXT NOT NULL, records_in INTEGER, records_out INTEGER,
+                    dead_lettered INTEGER, duplicates INTEGER, message TEXT);
+                """)
+        }
+        return migrator
+    }
+}

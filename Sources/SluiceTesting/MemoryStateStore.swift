@@ -1,0 +1,130 @@
+import Foundation
+import SluiceCore
+import Synchronization
+
+/// A ``StateStore`` in memory, for tests of the runtime and of connectors.
+public final class MemoryStateStore: StateStore {
+    struct State {
+        var checkpoints: [String: [String: String]] = [:]
+        var history: [String: [CheckpointEntry]] = [:]
+        var intents: [(id: Int64, pipeline: String, intent: FileIntent, resolved: Bool)] = []
+        var keys: [String: [String: Date]] = [:]
+        var letters: [StoredDeadLetter] = []
+        var runs: [RunRecord] = []
+        var nextID: Int64 = 1
+        var commits = 0
+    }
+
+    private let state = Mutex(State())
+    /// When set, the next `commit` throws this error once.
+    public let failNextCommit = Mutex<(any Error)?>(nil)
+
+    public init() {}
+
+    public var commitCount: Int { state.withLock { $0.commits } }
+
+    public func checkpoint(pipeline: String) async throws -> Checkpoint {
+        state.withLock { Checkpoint($0.checkpoints[pipeline] ?? [:]) }
+    }
+
+    public func commit(_ commit: StateCommit) async throws {
+        if let error = failNextCommit.withLock({ $0.take() }) { throw error }
+        state.withLock { s in
+            s.commits += 1
+            for (p, v) in commit.checkpoint {
+                s.checkpoints[commit.pipeline, default: [:]][p] = v
+                s.history[commit.pipeline, default: []].insert(CheckpointEntry(partition: p, value: v, committedAt: commit.now), at: 0)
+            }
+            for l in commit.deadLetters {
+                if let i = s.letters.firstIndex(where: { $0.pipeline == commit.pipeline && $0.letter.location == l.location }) {
+                    s.letters[i].letter.attempts += l.attempts
+                    s.letters[i].lastSeen = commit.now
+                } else {
+                    s.letters.append(StoredDeadLetter(id: s.nextID, pipeline: commit.pipeline, letter: l, firstSeen: commit.now, lastSeen: commit.now))
+                    s.nextID += 1
+                }
+            }
+            for k in commit.dedupeKeys { s.keys[commit.pipeline, default: [:]][k] = commit.now }
+            for i in commit.fileIntents {
+                s.intents.append((s.nextID, commit.pipeline, i, false))
+                s.nextID += 1
+            }
+        }
+    }
+
+    public func checkpointHistory(pipeline: String, limit: Int) async throws -> [CheckpointEntry] {
+        state.withLock { Array(($0.history[pipeline] ?? []).prefix(limit)) }
+    }
+
+    public func pendingFileIntents(pipeline: String) async throws -> [StoredFileIntent] {
+        state.withLock { $0.intents.filter { $0.pipeline == pipeline && !$0.resolved }.map { StoredFileIntent(id: $0.id, intent: $0.intent) } }
+    }
+
+    public func resolveFileIntents(pipeline: String, finalPaths: [String]) async throws {
+        state.withLock { s in
+            for i in s.intents.indices where s.intents[i].pipeline == pipeline && finalPaths.contains(s.intents[i].intent.finalPath) {
+                s.intents[i].resolved = true
+            }
+        }
+    }
+
+    public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {
+        state.withLock { s in Set(keys.filter { (s.keys[pipeline]?[$0]).map { $0 >= since } ?? false }) }
+    }
+
+    public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
+        state.withLock { s in
+            let old = s.keys[pipeline]?.filter { $0.value < before }.map(\.key) ?? []
+            for k in old { s.keys[pipeline]?[k] = nil }
+            return old.count
+        }
+    }
+
+    public func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter] {
+        state.withLock { Array($0.letters.filter { pipeline == nil || $0.pipeline == pipeline }.prefix(limit)) }
+    }
+
+    public func deadLetter(id: Int64) async throws -> StoredDeadLetter? {
+        state.withLock { $0.letters.first { $0.id == id } }
+    }
+
+    public func deadLetterCount(pipeline: String?) async throws -> Int {
+        state.withLock { $0.letters.filter { pipeline == nil || $0.pipeline == pipeline }.count }
+    }
+
+    public func startRun(pipeline: String, at: Date) async throws -> Int64 {
+        state.withLock { s in
+            let id = s.nextID
+            s.nextID += 1
+            s.runs.append(RunRecord(id: id, pipeline: pipeline, startedAt: at, endedAt: nil, status: .running,
+                                    recordsIn: 0, recordsOut: 0, deadLettered: 0, duplicates: 0, message: nil))
+            return id
+        }
+    }
+
+    public func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws {
+        state.withLock { s in
+            guard let i = s.runs.firstIndex(where: { $0.id == id }) else { return }
+            s.runs[i].endedAt = at
+            s.runs[i].status = status
+            s.runs[i].recordsIn = totals.recordsIn
+            s.runs[i].recordsOut = totals.recordsOut
+            s.runs[i].deadLettered = totals.deadLettered
+            s.runs[i].duplicates = totals.duplicates
+            s.runs[i].message = message
+        }
+    }
+
+    public func runs(pipeline: String?, limit: Int) async throws -> [RunRecord] {
+        state.withLock { Array($0.runs.filter { pipeline == nil || $0.pipeline == pipeline }.reversed().prefix(limit)) }
+    }
+
+    public func reset(pipeline: String) async throws {
+        state.withLock { s in
+            s.checkpoints[pipeline] = nil
+            s.history[pipeline] = nil
+            s.keys[pipeline] = nil
+            s.intents.removeAll { $0.pipeline == pipeline }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import SluiceConnectors
+import SluiceCore
+
+struct DLQCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "Look at records that could not be ingested (the dead-letter queue).",
+        discussion: """
+        Every rejected record is kept with the stage that rejected it, the reason, its location
+        (file:line) and its raw bytes.
+
+        Examples:
+          sluice dlq list
+          sluice dlq list --pipeline events --limit 20
+          sluice dlq show 42
+          sluice dlq show 42 --raw > row.txt     the original bytes only
+        """,
+        subcommands: [List.self, Show.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List dead letters, oldest first.")
+
+        @Option(name: .long, help: "Only this pipeline.") var pipeline: String?
+        @Option(name: .long, help: "At most this many.") var limit = 50
+        @Flag(name: .long, help: "One JSON object per line.") var json = false
+        @OptionGroup var stateOptions: StateOptions
+
+        func run() async throws {
+            let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(try stateOptions.location()) }
+            let letters = try await store.deadLetters(pipeline: pipeline, limit: limit)
+            let total = try await store.deadLetterCount(pipeline: pipeline)
+            if json {
+                for l in letters { print(DLQRendering.json(l)) }
+                return
+            }
+            if letters.isEmpty { print("no dead letters"); return }
+            for l in letters {
+                print("#\(l.id)  \(l.pipeline)  \(l.letter.stage)/\(l.letter.errorKind)  \(l.letter.location)  \(l.letter.message)")
+            }
+            if total > letters.count { print("… \(total - letters.count) more (use --limit)") }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one dead letter with its raw bytes.")
+
+        @Argument(help: "The id shown by `sluice dlq list`.") var id: Int64
+        @Flag(name: .long, help: "Print only the raw bytes.") var raw = false
+        @OptionGroup var stateOptions: StateOptions
+
+        func run() async throws {
+            let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(try stateOptions.location()) }
+            guard let l = try await store.deadLetter(id: id) else {
+                FileHandle.standardError.write(Data("error: no dead letter #\(id); `sluice dlq list` shows the ids\n".utf8))
+                throw ExitCode(1)
+            }
+            if raw {
+                FileHandle.standardOutput.write(Data(l.letter.raw))
+                return
+            }
+            print("""
+            id:         \(l.id)
+            pipeline:   \(l.pipeline)
+            stage:      \(l.letter.stage)
+            kind:       \(l.letter.errorKind)
+            location:   \(l.letter.location)
+            reason:     \(l.letter.message)
+            attempts:   \(l.letter.attempts)
+            first seen: \(l.firstSeen)
+            last seen:  \(l.lastSeen)
+            raw (\(l.letter.raw.count) bytes):
+            """)
+            print(String(decoding: l.letter.raw, as: UTF8.self))
+        }
+    }
+}
+
+enum DLQRendering {
+    static func json(_ l: StoredDeadLetter) -> String {
+        let object: [String: Any] = [
+            "id": l.id, "pipeline": l.pipeline, "stage": l.letter.stage, "kind": l.letter.errorKind,
+            "location": l.letter.location, "message": l.letter.message, "attempts": l.letter.attempts,
+            "raw": String(decoding: l.letter.raw, as: UTF8.self),
+            "first_seen": l.firstSeen.timeIntervalSince1970, "last_seen": l.lastSeen.timeIntervalSince1970,
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import SluiceConnectors
+import SluiceCore
+import SluiceServer
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the pipelines of one or more files.",
+        discussion: """
+        Every pipeline starts from its last checkpoint, so running again continues where the
+        previous run stopped (after a crash too): nothing is lost or written twice.
+
+        The command exits 0 once every finite source is exhausted and committed. It keeps
+        running while any source is continuous (a watched directory), until SIGINT or SIGTERM:
+        then it stops reading, writes and commits what it has read, and exits 0.
+
+        Exit status: 0 success, 1 a pipeline failed, 2 the configuration is invalid.
+
+        Examples:
+          sluice run examples/quickstart.yaml
+          sluice run pipelines.yaml --pipeline events --metrics-port 9464
+          sluice run pipelines.yaml --log-format json --no-progress
+        """
+    )
+
+    @Argument(help: "Pipeline files (YAML).")
+    var files: [String]
+
+    @Option(name: .long, help: "Run only these pipelines (repeatable).")
+    var pipeline: [String] = []
+
+    @Option(name: .long, help: "Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running.")
+    var metricsPort: Int?
+
+    @Flag(name: .long, help: "Never draw the progress bar (it is drawn only when stderr is a terminal).")
+    var noProgress = false
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let terminal = Terminal()
+        let logger = logging.bootstrap(terminal: terminal)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let (stateLocation, allPlans) = try await ConfigLoading.reportingErrors { try ConfigLoading.load(files) }
+        let plans = try await ConfigLoading.reportingErrors { () throws -> [PipelinePlan] in
+            guard !pipeline.isEmpty else { return allPlans }
+            for name in pipeline where !allPlans.contains(where: { $0.name == name }) {
+                throw ConfigFailure(errors: [ConfigError(file: files.joined(separator: ", "), line: nil, column: nil, keyPath: "",
+                                                         message: "no pipeline named '\(name)' (defined: \(allPlans.map(\.name).joined(separator: ", ")))")])
+            }
+            return allPlans.filter { pipeline.contains($0.name) }
+        }
+        let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(stateLocation) }
+
+        let runners = plans.map { PipelineRunner(plan: $0, store: store, logger: logger) }
+        let showProgress = terminal.isInteractive && !noProgress && logging.logFormat == .text
+            && !plans.contains { $0.source.isContinuous }
+        let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: showProgress ? terminal : nil)
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup,
+                  failureTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+        if let metricsPort {
+            services.append(.init(service: MetricsServer(registry: registry, port: metricsPort, logger: logger)))
+            logger.info("serving metrics", metadata: ["url": "http://127.0.0.1:\(metricsPort)/metrics"])
+        }
+        var config = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        config.cancellationSignals = [.sigquit]
+        try await ServiceGroup(configuration: config).run()
+        if supervisor.failures.value > 0 {
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Runs every pipeline concurrently and returns when all have finished.
+struct PipelineSupervisor: Service {
+    let runners: [PipelineRunner]
+    let logger: Logger
+    let progress: Terminal?
+    let failures = FailureCount()
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            if let progress {
+                group.addTask { [runners] in
+                    await ProgressRenderer(terminal: progress, statuses: runners.map(\.status)).run()
+                }
+            }
+            await withTaskGroup(of: Void.self) { pipelines in
+                for runner in runners {
+                    pipelines.addTask { [logger, failures] in
+                        do {
+                            try await runner.run()
+                        } catch {
+                            failures.increment()
+                            logger.error("pipeline failed", metadata: ["pipeline": "\(runner.plan.name)", "error": "\(error)"])
+                        }
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+        for runner in runners {
+            let s = runner.status.snapshot
+            logger.info("summary", metadata: [
+                "pipeline": "\(runner.plan.name)", "records_in": "\(s.recordsIn)", "records_out": "\(s.recordsOut)",
+                "dead_lettered": "\(s.deadLettered)", "duplicates": "\(s.duplicates)",
+            ])
+        }
+    }
+}
+
+import Synchronization
+
+/// Counts failed pipelines across tasks.
+final class FailureCount: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}

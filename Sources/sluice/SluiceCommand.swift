@@ -1,0 +1,30 @@
+import ArgumentParser
+
+@main
+struct SluiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "Sluice moves data from files, databases and HTTP pushes into analytics storage, exactly once.",
+        discussion: """
+        A pipeline file (YAML) declares pipelines, each a source and a sink:
+
+          pipelines:
+            events:
+              source:
+                file: { path: "data/events/*.csv" }
+              sink:
+                ndjson: { path: out/events }
+
+        Typical use:
+          sluice validate pipelines.yaml        check the file before any data moves
+          sluice run pipelines.yaml             run every pipeline until its input is exhausted
+          sluice dlq list                       see records that could not be ingested
+          sluice state show events              see where a pipeline stands
+
+        State (checkpoints, dead letters, dedupe keys) lives in .sluice/state.db unless the
+        file sets `state:`. Run `sluice components` for every source and sink with an example.
+        """,
+        version: "0.1.0",
+        subcommands: [RunCommand.self, ValidateCommand.self, StateCommand.self, DLQCommand.self, ComponentsCommand.self]
+    )
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Logging
+
+enum LogFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+/// Logging options shared by commands.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: "Log line format: text (for people) or json (one object per line, for machines).")
+    var logFormat: LogFormat = .text
+
+    @Option(name: .long, help: "Minimum log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func bootstrap(terminal: Terminal) -> Logger {
+        let level = Logger.Level(rawValue: logLevel.lowercased()) ?? .info
+        let format = logFormat
+        LoggingSystem.bootstrap { label in
+            var handler = SluiceLogHandler(label: label, format: format, terminal: terminal)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "sluice")
+    }
+}
+
+/// Where the state store is, for commands that only read state.
+struct StateOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: "A pipeline file; its `state:` location is used.")
+    var config: String?
+
+    @Option(name: .long, help: "The state database (default: .sluice/state.db, or the config file's `state:`).")
+    var state: String?
+
+    func location() throws -> String {
+        if let state { return state }
+        if let config {
+            do {
+                return try ConfigLoading.loader().load(file: config).state
+            } catch let error as ConfigError {
+                throw ConfigFailure(errors: [error])
+            }
+        }
+        return ".sluice/state.db"
+    }
+}

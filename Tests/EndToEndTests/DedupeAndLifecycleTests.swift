@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+
+@Suite struct DedupeAndLifecycleTests {
+    @Test func dedupeDropsRepeatsWithinTheTTLAndAcceptsThemAfter() async throws {
+        let dir = try makeWorkDirectory("dedupe")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        pipelines:
+          d:
+            source: { file: { path: data } }
+            sink: { ndjson: { path: out } }
+            dedupe: { key: [id], ttl: 3s }
+        """, to: "\(dir)/p.yaml")
+        try write("id,v\n1,a\n2,b\n2,b-again\n3,c\n", to: "\(dir)/data/1.csv")
+        var r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try outputLines("\(dir)/out").count == 3)
+
+        try write("id,v\n3,c-again\n4,d\n", to: "\(dir)/data/2.csv")
+        r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(r.status == 0)
+        var lines = try outputLines("\(dir)/out").map(String.init)
+        #expect(lines.count == 4)
+        #expect(!lines.contains(#"{"id":3,"v":"c-again"}"#))
+
+        try await Task.sleep(for: .milliseconds(3500))
+        try write("id,v\n3,c-later\n", to: "\(dir)/data/3.csv")
+        r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(r.status == 0)
+        lines = try outputLines("\(dir)/out").map(String.init)
+        #expect(lines.count == 5)
+        #expect(lines.contains(#"{"id":3,"v":"c-later"}"#))
+    }
+
+    @Test func sigtermStopsAWatchingPipelineGracefullyAndServesMetrics() async throws {
+        let dir = try makeWorkDirectory("term")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        pipelines:
+          w:
+            source: { file: { path: data, format: ndjson, watch: true, poll_interval: 200ms, min_age: 0s } }
+            sink: { ndjson: { path: out } }
+        """, to: "\(dir)/p.yaml")
+        try write("{\"id\":1}\n{\"id\":2}\n", to: "\(dir)/data/1.ndjson")
+        let port = Int.random(in: 20000...40000)
+        let p = try SluiceProcess.start(["run", "p.yaml", "--metrics-port", "\(port)"], in: dir, log: "\(dir)/log")
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await Task.sleep(for: .seconds(2))
+        try write("{\"id\":3}\n", to: "\(dir)/data/2.ndjson")
+        try await Task.sleep(for: .seconds(1))
+        #expect(p.isRunning, "a watching pipeline keeps running")
+
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        curl.arguments = ["curl", "-s", "http://127.0.0.1:\(port)/metrics"]
+        let pipe = Pipe()
+        curl.standardOutput = pipe
+        try curl.run()
+        let metrics = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        curl.waitUntilExit()
+        #expect(metrics.contains("sluice_records_in_total"), "\(metrics.prefix(500))")
+        #expect(metrics.contains("pipeline=\"w\""))
+
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/log", encoding: .utf8)) ?? "")")
+        let ids = try outputLines("\(dir)/out").sorted()
+        #expect(ids == [#"{"id":1}"#, #"{"id":2}"#, #"{"id":3}"#])
+        let tmp = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/out").filter { $0.hasSuffix(".tmp") }
+        #expect(tmp.isEmpty)
+    }
+}

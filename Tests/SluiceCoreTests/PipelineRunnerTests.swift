@@ -1,0 +1,121 @@
+import Logging
+import SluiceCore
+import SluiceTesting
+import Synchronization
+import Testing
+
+@Suite struct PipelineRunnerTests {
+    func plan(_ source: any Source, _ sink: any Sink, settings: PipelineSettings = PipelineSettings()) -> PipelinePlan {
+        PipelinePlan(name: "t", source: source, sink: sink, settings: settings)
+    }
+
+    var fastRetry: RetryPolicy { RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(5)) }
+
+    @Test func movesEveryRecordAndCheckpointsTheLastBatch() async throws {
+        let store = MemoryStateStore()
+        let sink = MemorySink()
+        let runner = PipelineRunner(plan: plan(MemorySource(batchCount: 5, rows: 100), sink), store: store, logger: Logger(label: "t"))
+        let totals = try await runner.run()
+        #expect(totals.recordsIn == 500 && totals.recordsOut == 500)
+        #expect(sink.committedIDs == (0..<500).map(Int64.init))
+        #expect(try await store.checkpoint(pipeline: "t")[""] == "5")
+        #expect(try await store.runs(pipeline: "t", limit: 1).first?.status == .succeeded)
+    }
+
+    @Test func resumesAfterTheCheckpoint() async throws {
+        let store = MemoryStateStore()
+        var commit = StateCommit(pipeline: "t")
+        commit.checkpoint = ["": "3"]
+        try await store.commit(commit)
+        let sink = MemorySink()
+        try await PipelineRunner(plan: plan(MemorySource(batchCount: 5, rows: 10), sink), store: store, logger: Logger(label: "t")).run()
+        #expect(sink.committedIDs == (30..<50).map(Int64.init))
+    }
+
+    @Test func retryableBatchFailuresAreRetriedNotDeadLettered() async throws {
+        var behaviour = MemorySink.Behaviour()
+        behaviour.failWrites = 2
+        let sink = MemorySink(behaviour: behaviour)
+        let store = MemoryStateStore()
+        var settings = PipelineSettings()
+        settings.retry = fastRetry
+        try await PipelineRunner(plan: plan(MemorySource(batchCount: 1, rows: 10), sink, settings: settings), store: store, logger: Logger(label: "t")).run()
+        #expect(sink.committedIDs.count == 10)
+        #expect(try await store.deadLetterCount(pipeline: "t") == 0)
+        #expect(sink.writes == 3)
+    }
+
+    @Test func nonRetryableBatchFailureStopsWithoutCheckpoint() async throws {
+        var behaviour = MemorySink.Behaviour()
+        behaviour.failWrites = 1
+        behaviour.failure = SluiceError(.authentication, "bad password")
+        let store = MemoryStateStore()
+        let runner = PipelineRunner(plan: plan(MemorySource(batchCount: 2, rows: 10), MemorySink(behaviour: behaviour)), store: store, logger: Logger(label: "t"))
+        await #expect(throws: SluiceError.self) { try await runner.run() }
+        #expect(try await store.checkpoint(pipeline: "t")[""] == nil)
+        #expect(try await store.runs(pipeline: "t", limit: 1).first?.status == .failed)
+    }
+
+    @Test func refusedRowsGoToTheDeadLetterQueueAndTheRestFlows() async throws {
+        var behaviour = MemorySink.Behaviour()
+        behaviour.rejectIDs = [3, 17]
+        let sink = MemorySink(behaviour: behaviour)
+        let store = MemoryStateStore()
+        var settings = PipelineSettings()
+        settings.retry = fastRetry
+        let totals = try await PipelineRunner(plan: plan(MemorySource(batchCount: 2, rows: 10), sink, settings: settings), store: store, logger: Logger(label: "t")).run()
+        #expect(sink.committedIDs == (0..<20).filter { $0 != 3 && $0 != 17 }.map(Int64.init))
+        #expect(totals.deadLettered == 2)
+        let letters = try await store.deadLetters(pipeline: "t", limit: 10)
+        #expect(letters.count == 2)
+        #expect(letters.allSatisfy { $0.letter.stage == "sink" && $0.letter.errorKind == "constraint" })
+        #expect(String(decoding: letters[0].letter.raw, as: UTF8.self) == #"{"id":3}"#)
+        #expect(try await store.checkpoint(pipeline: "t")[""] == "2")
+    }
+
+    @Test func retryableRowFailuresAreRetriedThenDeadLettered() async throws {
+        var behaviour = MemorySink.Behaviour()
+        behaviour.rejectIDs = [5]
+        behaviour.rejectError = SluiceError(.timeout, "row timed out")
+        let sink = MemorySink(behaviour: behaviour)
+        let store = MemoryStateStore()
+        var settings = PipelineSettings()
+        settings.retry = fastRetry
+        try await PipelineRunner(plan: plan(MemorySource(batchCount: 1, rows: 10), sink, settings: settings), store: store, logger: Logger(label: "t")).run()
+        let letters = try await store.deadLetters(pipeline: "t", limit: 10)
+        #expect(letters.count == 1)
+        #expect(letters.first?.letter.attempts == 3)
+        #expect(sink.writes == 3)
+    }
+
+    @Test func dedupeDropsRepeatsWithinTTLAcrossRuns() async throws {
+        let store = MemoryStateStore()
+        var settings = PipelineSettings()
+        settings.dedupe = DedupeSettings(key: ["id"], ttl: .seconds(3600))
+        func batch(_ ids: [Int64], _ pos: String) -> SourceBatch {
+            var b = ColumnBuilder(type: .int64)
+            for id in ids { b.append(id) }
+            return SourceBatch(records: RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()]),
+                               position: SourcePosition(partition: "", value: pos), inputBytes: 0)
+        }
+        let first = MemorySink()
+        let totals = try await PipelineRunner(plan: plan(MemorySource(batches: [batch([1, 2, 2, 3], "1"), batch([3, 4], "2")]), first, settings: settings),
+                                              store: store, logger: Logger(label: "t")).run()
+        #expect(first.committedIDs == [1, 2, 3, 4])
+        #expect(totals.duplicates == 2)
+        try await store.reset(pipeline: "t")  // also forgets keys
+        let second = MemorySink()
+        try await PipelineRunner(plan: plan(MemorySource(batches: [batch([4, 5], "1")]), second, settings: settings), store: store, logger: Logger(label: "t")).run()
+        #expect(second.committedIDs == [4, 5])
+    }
+
+    @Test func decodeRejectsAreCommittedWithTheCheckpoint() async throws {
+        let store = MemoryStateStore()
+        let letter = DeadLetter(stage: "decode", errorKind: "malformed_row", message: "bad", location: "f.csv:3", raw: Array("x,y".utf8))
+        let source = MemorySource(batches: [SourceBatch(records: RecordBatch.empty(Schema([Field("id", .int64)])), rejects: [letter],
+                                                        position: SourcePosition(partition: "f.csv", value: "9"), inputBytes: 3)])
+        let totals = try await PipelineRunner(plan: plan(source, MemorySink()), store: store, logger: Logger(label: "t")).run()
+        #expect(totals.deadLettered == 1)
+        #expect(try await store.deadLetters(pipeline: "t", limit: 5).first?.letter.location == "f.csv:3")
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Sluice needs to build and test on Debian/Ubuntu, only if missing. Idempotent.
+set -euo pipefail
+
+APT_PACKAGES=(pkg-config libsqlite3-dev libzstd-dev libsnappy-dev zlib1g-dev zstd gzip curl python3)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing system packages: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    for dir in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+        [ -x "$dir/swift" ] && export PATH="$dir:$PATH"
+    done
+fi
+command -v swift >/dev/null 2>&1 || { echo "error: Swift 6 is required (https://swift.org/install); 'swift' is not on PATH" >&2; exit 1; }
