@@ -6,6 +6,13 @@ public struct PipelinePlan: Sendable {
     public var source: any Source
     public var sink: any Sink
     public var settings: PipelineSettings
+
+    public init(name: String, source: any Source, sink: any Sink, settings: PipelineSettings = PipelineSettings()) {
+        self.name = name
+        self.source = source
+        self.sink = sink
+        self.settings = settings
+    }
 }
 
 /// A loaded, validated configuration file.

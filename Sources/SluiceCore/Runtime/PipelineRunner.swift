@@ -116,6 +116,8 @@ public struct PipelineRunner: Sendable {
         var pendingDeadLetters: [DeadLetter] = []
         var pendingRecords = 0
         var lastCommit = ContinuousClock.now
+        /// When expired dedupe keys were last deleted (nil: not yet in this run).
+        var lastSweep: ContinuousClock.Instant?
         var totals = RunTotals()
 
         init(runner: PipelineRunner, writer: any SinkWriter) {
@@ -130,6 +132,7 @@ public struct PipelineRunner: Sendable {
         var metrics: PipelineMetrics { runner.metrics }
 
         mutating func consume(_ buffer: BoundedBuffer<SourceBatch>) async throws {
+            try await sweepExpiredKeysIfDue()
             var failure: (any Error)?
             loop: while true {
                 let event: BufferEvent<SourceBatch>
@@ -272,7 +275,18 @@ public struct PipelineRunner: Sendable {
             metrics.commits.increment()
             metrics.commitLatency.record(duration: ContinuousClock.now - start)
             metrics.checkpointLag.record(tracker.inFlight)
+            try await sweepExpiredKeysIfDue()
             runner.logger.debug("committed", metadata: ["checkpoint": "\(commit.checkpoint)", "records": "\(commit.records)"])
+        }
+
+        /// Deletes dedupe keys older than the TTL: at start, then at most every ten minutes.
+        mutating func sweepExpiredKeysIfDue() async throws {
+            guard let settings = runner.plan.settings.dedupe else { return }
+            if let lastSweep, ContinuousClock.now - lastSweep < .seconds(600) { return }
+            lastSweep = .now
+            let cutoff = Date().addingTimeInterval(-Double(settings.ttl.components.seconds))
+            let removed = try await runner.store.sweepKeys(pipeline: runner.plan.name, before: cutoff)
+            if removed > 0 { runner.logger.info("expired dedupe keys removed", metadata: ["count": "\(removed)"]) }
         }
 
         /// Retries retryable failures with backoff. After `max_attempts` the pipeline keeps waiting

@@ -44,7 +44,14 @@ enum FileListing {
 
     static func info(_ path: String) -> ListedFile? {
         var st = Glibc.stat()
-        guard Glibc.stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard lstat(path, &st) == 0 else { return nil }
+        if (st.st_mode & S_IFMT) == S_IFLNK {
+            // Follow a symbolic link to what it points at.
+            guard let resolved = realpath(path, nil) else { return nil }
+            defer { free(resolved) }
+            guard lstat(resolved, &st) == 0 else { return nil }
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         let micros = Int64(st.st_mtim.tv_sec) * 1_000_000 + Int64(st.st_mtim.tv_nsec) / 1000
         return ListedFile(path: path, size: Int(st.st_size), modified: micros)
     }

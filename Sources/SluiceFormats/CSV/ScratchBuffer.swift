@@ -17,6 +17,14 @@ struct ScratchBuffer<Element: BitwiseCopyable> {
         if n > capacity { grow(n, keeping: keep) }
     }
 
+    /// Makes room for at least `n` elements, keeping the first `keep` and setting the new ones to `fill`.
+    mutating func ensure(_ n: Int, keeping keep: Int, filling fill: Element) {
+        guard n > capacity else { return }
+        let old = capacity
+        grow(n, keeping: keep)
+        (base + old).initialize(repeating: fill, count: capacity - old)
+    }
+
     private mutating func grow(_ n: Int, keeping keep: Int) {
         var newCapacity = capacity
         while newCapacity < n { newCapacity *= 2 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SluiceCore
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 

@@ -29,7 +29,7 @@ struct SluiceLogHandler: LogHandler {
         let ts = Self.timestamp()
         switch format {
         case .text:
-            var line = "\(ts) \(event.level.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))\(event.message)"
+            var line = "\(ts) \(event.level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(event.message)"
             for key in all.keys.sorted() {
                 let value = "\(all[key]!)"
                 line += " \(key)=" + (value.contains(" ") ? "\"\(value)\"" : value)

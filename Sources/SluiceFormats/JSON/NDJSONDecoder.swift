@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+
+/// Decodes newline-delimited JSON (one object per line, LF or CRLF) into typed columnar batches.
+///
+/// - Schema: declared ``NDJSONOptions/columns`` first, then the keys of the sample's first
+///   `inferRows` lines in first-seen order, typed by their first non-null value (bool, int64,
+///   float64, string, json for objects and arrays; int64 becomes float64 when the sample also
+///   holds a fraction or exponent for that key). Strings are never guessed as timestamps.
+///   A key that held only nulls is a string column that takes any value (non-strings as JSON text).
+/// - A key first seen later adds a column (NULL for the batch's earlier rows). A number with a
+///   fraction in an inferred int64 column widens it to float64; an int in a float64 column is
+///   converted (as are the strings `"NaN"`, `"Infinity"`, `"-Infinity"`). Any other mismatch rejects the line (`type_mismatch`), as do invalid JSON and
+///   non-object lines (`malformed_row`) and invalid UTF-8 (`invalid_utf8`).
+/// - Missing keys are NULL. A key repeated in one object: the last value wins.
+/// - Blank lines are skipped. A UTF-8 BOM at the start of the file is skipped.
+///
+/// Not thread-safe: one decoder reads one file at a time.
+public final class NDJSONDecoder: RecordDecoder {
+    public let options: NDJSONOptions
+    private var core = NDJSONRowBuilder()
+
+    public init(options: NDJSONOptions = NDJSONOptions()) {
+        self.options = options
+    }
+
+    deinit { core.deallocate() }
+
+    /// The schema rows are decoded into; it grows when a new key appears.
+    public var schema: Schema { core.schema }
+    /// Lines of the sample that schema inference looked at.
+    public var inferredLines: Int { core.inferredLines }
+    /// Offset and 1-based line of the next record to decode.
+    public var nextOffset: Int { core.offset }
+    public var nextLine: Int { core.line }
+
+    public func seek(offset: Int, line: Int) {
+        core.offset = offset
+        core.line = line
+    }
+
+    public func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool) -> DecodeOutput {
+        core.decode(input, isFinal: isFinal, batchRows: max(options.batchRows, 1))
+    }
+
+    public func prepare(sample: UnsafeRawBufferPointer, isWholeInput: Bool) throws -> Int {
+        core.deallocate()
+        core = NDJSONRowBuilder()
+        var parser = NDJSONRowParser()
+        defer { parser.deallocate() }
+        let n = sample.count
+        var dataStart = 0
+        var firstKinds: [JSONValueKind] = []
+        var sawFloat: [Bool] = []
+        var lines = 0
+        if n > 0, let raw = sample.baseAddress {
+            let p = raw.assumingMemoryBound(to: UInt8.self)
+            if n >= 3, p[0] == 0xEF, p[1] == 0xBB, p[2] == 0xBF { dataStart = 3 }
+            var pos = dataStart
+            while pos < n && lines < options.inferRows {
+                let lineEnd: Int, next: Int
+                if let hit = memchr(p + pos, 0x0A, n - pos) {
+                    lineEnd = UnsafePointer<UInt8>(hit.assumingMemoryBound(to: UInt8.self)) - p
+                    next = lineEnd + 1
+                } else {
+                    guard isWholeInput else { break }
+                    lineEnd = n
+                    next = n
+                }
+                var contentEnd = lineEnd
+                if contentEnd > pos, p[contentEnd - 1] == 0x0D { contentEnd -= 1 }
+                defer { pos = next }
+                if NDJSONRowBuilder.isBlank(p, pos, contentEnd) { continue }
+                lines += 1
+                guard parser.parse(p, start: pos, end: contentEnd) == nil else { continue }
+                let known = parser.columnCount
+                for c in 0..<(known + parser.pending.count) {
+                    let slot = parser.slots[c]
+                    if c >= known {
+                        firstKinds.append(.null)
+                        sawFloat.append(false)
+                    } else if slot.generation != parser.generation {
+                        continue
+                    }
+                    if slot.kind == .float { sawFloat[c] = true }
+                    if firstKinds[c] == .null { firstKinds[c] = slot.kind }
+                }
+                for k in 0..<parser.pending.count {
+                    parser.pending.withKey(k) { parser.keys.append($0.baseAddress!, $0.count) }
+                }
+                parser.columnCount += parser.pending.count
+            }
+        }
+        core.inferredLines = lines
+
+        let declaredFields = options.columns ?? []
+        var seen = Set<String>()
+        for field in declaredFields where seen.insert(field.name).inserted {
+            core.addColumn(field.name, field.type, origin: .declared, declared: true, lenient: field.type == .string, nulls: 0)
+        }
+        for c in 0..<parser.columnCount {
+            let name = parser.keys.name(c)
+            guard seen.insert(name).inserted else { continue }
+            var type = NDJSONRowBuilder.inferredType(firstKinds[c])
+            if type == .int64 && sawFloat[c] { type = .float64 }
+            core.addColumn(name, type, origin: .sample, declared: false, lenient: firstKinds[c] == .null, nulls: 0)
+        }
+        core.offset = dataStart
+        core.line = 1
+        return dataStart
+    }
+}

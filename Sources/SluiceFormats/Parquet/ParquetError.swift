@@ -1,0 +1,51 @@
+import SluiceCore
+
+/// A Parquet file that cannot be written or read, naming the file and what is wrong.
+public struct ParquetError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: String, Sendable {
+        /// The file is not valid Parquet (bad magic, truncated, corrupt metadata or pages).
+        case malformed
+        /// Valid Parquet that uses a feature Sluice does not read (nested columns, an unknown codec…).
+        case unsupported
+        /// The data handed to the writer does not fit its schema.
+        case invalidData
+        /// Reading or writing the underlying file failed.
+        case io
+    }
+
+    public var kind: Kind
+    /// The file (or `<memory>`) the error is about.
+    public var path: String
+    public var message: String
+
+    public init(_ kind: Kind, path: String, _ message: String) {
+        self.kind = kind
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "\(path): \(message)" }
+
+    /// The error classified for the runtime.
+    public var sluiceError: SluiceError {
+        let code: SluiceError.Code = switch kind {
+        case .malformed: .malformedInput
+        case .unsupported: .unsupported
+        case .invalidData: .schemaViolation
+        case .io: .io
+        }
+        return SluiceError(code, message, location: path)
+    }
+}
+
+/// A failure inside the decoding layers, before the file name is known; ``ParquetReader`` turns
+/// it into a ``ParquetError`` with the path and the column.
+struct ParquetFormatError: Error, CustomStringConvertible {
+    var message: String
+    var unsupported = false
+    init(_ message: String, unsupported: Bool = false) {
+        self.message = message
+        self.unsupported = unsupported
+    }
+    var description: String { message }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import SluiceCore
+import SluiceStateSQLite
+import Testing
+
+@Suite struct SQLiteStateStoreTests {
+    func open() throws -> (SQLiteStateStore, String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+        return (try SQLiteStateStore(path: "\(dir)/nested/state.db", historyLimit: 3), dir)
+    }
+
+    @Test func commitIsAtomicAndCheckpointsHaveHistory() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 1...5 {
+            var c = StateCommit(pipeline: "p")
+            c.checkpoint = ["a.csv": "{\"offset\":\(i)}", "b.csv": "x\(i)"]
+            try await store.commit(c)
+        }
+        let cp = try await store.checkpoint(pipeline: "p")
+        #expect(cp["a.csv"] == "{\"offset\":5}")
+        #expect(cp["b.csv"] == "x5")
+        #expect(try await store.checkpoint(pipeline: "other").partitions.isEmpty)
+        let history = try await store.checkpointHistory(pipeline: "p", limit: 100)
+        #expect(history.count == 3)
+        #expect(history.first?.value.hasSuffix("5") == true)
+    }
+
+    @Test func journalModeIsWAL() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = store
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/nested/state.db-wal"))
+    }
+
+    @Test func deadLettersKeepLocationRawBytesAndCountAttempts() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = StateCommit(pipeline: "p")
+        c.deadLetters = [DeadLetter(stage: "decode", errorKind: "malformed_row", message: "bad", location: "f.csv:3", raw: [0xFF, 0x00, 0x41])]
+        try await store.commit(c)
+        try await store.commit(c)
+        let letters = try await store.deadLetters(pipeline: "p", limit: 10)
+        #expect(letters.count == 1)
+        #expect(letters[0].letter.raw == [0xFF, 0x00, 0x41])
+        #expect(letters[0].letter.attempts == 2)
+        #expect(try await store.deadLetter(id: letters[0].id)?.letter.location == "f.csv:3")
+        #expect(try await store.deadLetterCount(pipeline: nil) == 1)
+    }
+
+    @Test func dedupeKeysExpireAndAreSwept() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = StateCommit(pipeline: "p", now: Date(timeIntervalSince1970: 1000))
+        c.dedupeKeys = ["a", "b"]
+        try await store.commit(c)
+        #expect(try await store.seenKeys(pipeline: "p", keys: ["a", "b", "c"], since: Date(timeIntervalSince1970: 900)) == ["a", "b"])
+        #expect(try await store.seenKeys(pipeline: "p", keys: ["a"], since: Date(timeIntervalSince1970: 1001)).isEmpty)
+        #expect(try await store.seenKeys(pipeline: "q", keys: ["a"], since: Date(timeIntervalSince1970: 0)).isEmpty)
+        #expect(try await store.sweepKeys(pipeline: "p", before: Date(timeIntervalSince1970: 1001)) == 2)
+        #expect(try await store.seenKeys(pipeline: "p", keys: ["a"], since: Date(timeIntervalSince1970: 0)).isEmpty)
+    }
+
+    @Test func fileIntentsArePendingUntilResolved() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = StateCommit(pipeline: "p")
+        c.fileIntents = [FileIntent(tempPath: "/t/.a.tmp", finalPath: "/t/a", records: 3, bytes: 10)]
+        try await store.commit(c)
+        #expect(try await store.pendingFileIntents(pipeline: "p").map(\.intent.finalPath) == ["/t/a"])
+        try await store.resolveFileIntents(pipeline: "p", finalPaths: ["/t/a"])
+        #expect(try await store.pendingFileIntents(pipeline: "p").isEmpty)
+    }
+
+    @Test func runsAndReset() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let id = try await store.startRun(pipeline: "p", at: Date())
+        var totals = RunTotals()
+        totals.recordsIn = 7
+        try await store.finishRun(id: id, status: .succeeded, totals: totals, message: nil, at: Date())
+        let runs = try await store.runs(pipeline: "p", limit: 5)
+        #expect(runs.first?.status == .succeeded && runs.first?.recordsIn == 7)
+        var c = StateCommit(pipeline: "p")
+        c.checkpoint = ["": "1"]
+        c.dedupeKeys = ["k"]
+        try await store.commit(c)
+        try await store.reset(pipeline: "p")
+        #expect(try await store.checkpoint(pipeline: "p").partitions.isEmpty)
+        #expect(try await store.seenKeys(pipeline: "p", keys: ["k"], since: .distantPast).isEmpty)
+        #expect(try await store.runs(pipeline: "p", limit: 5).count == 1)
+    }
+
+    @Test func reopeningKeepsState() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = StateCommit(pipeline: "p")
+        c.checkpoint = ["": "42"]
+        try await store.commit(c)
+        let again = try SQLiteStateStore(path: store.path)
+        #expect(try await again.checkpoint(pipeline: "p")[""] == "42")
+    }
+}
