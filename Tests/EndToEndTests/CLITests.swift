@@ -77,7 +77,12 @@ import Testing
         #expect(list.stdout.contains("in.csv:3"))
         #expect(list.stdout.contains("in.csv:4"))
         #expect(list.stdout.contains("in.ndjson:2"))
-        let show = try SluiceProcess.run(["dlq", "show", "1", "--raw"], in: dir)
+        let entry = try #require(entries.first { $0.contains("in.csv:3") })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: Any])
+        let id = try #require(object["id"] as? Int)
+        #expect(object["raw"] as? String == "2,oops,b")
+        #expect(object["stage"] as? String == "decode")
+        let show = try SluiceProcess.run(["dlq", "show", "\(id)", "--raw"], in: dir)
         #expect(show.stdout == "2,oops,b")
         // A second run reads nothing new: files are ingested once.
         let again = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
@@ -97,7 +102,7 @@ import Testing
         for (tool, file) in [("gzip", "b.csv"), ("zstd", "c.csv")] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = [tool, "-q", "\(dir)/data/\(file)"]
+            p.arguments = [tool, "-q", "--rm", "\(dir)/data/\(file)"].filter { tool == "zstd" || $0 != "--rm" }
             try p.run()
             p.waitUntilExit()
             #expect(p.terminationStatus == 0, "\(tool) failed")

@@ -47,8 +47,11 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         let log = "\(dir)/sluice.log"
         // Kill at random moments until at least 6 kills landed while the run was still going.
-        for _ in 0..<40 where kills < 6 {
-            let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: log)
+        for _ in 0..<40 where kills < 8 {
+            // Every other run pauses between the commit phases, so kills also land after the
+            // state commit and before the files are published (the recovery path).
+            let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: log,
+                                            environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "150"] : [:])
             let delay = Double.random(in: 0.2...2.5, using: &generator)
             try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             if p.isRunning {

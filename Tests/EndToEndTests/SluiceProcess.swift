@@ -41,8 +41,9 @@ struct SluiceProcess {
     }
 
     /// Starts without waiting; output goes to files in `directory`.
-    static func start(_ arguments: [String], in directory: String, log: String) throws -> Process {
+    static func start(_ arguments: [String], in directory: String, log: String, environment: [String: String] = [:]) throws -> Process {
         let p = Process()
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = arguments
         p.currentDirectoryURL = URL(fileURLWithPath: directory)

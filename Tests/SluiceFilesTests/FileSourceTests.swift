@@ -91,6 +91,6 @@ import Testing
         try "id\n1\n".write(toFile: "\(dir)/2026/a.csv", atomically: true, encoding: .utf8)
         try "id\n9\n".write(toFile: "\(dir)/.hidden.csv", atomically: true, encoding: .utf8)
         let result = try await readAll(FileSource(pattern: dir))
-        #expect(result.rows.map { $0[0] } == [.int64(1), .int64(2)])
+        #expect(result.rows.map { $0[0] } == [.int64(2), .int64(1)], "byte order of paths: 2026/11/b.csv < 2026/a.csv")
     }
 }

@@ -366,3 +366,51 @@ import Testing
         }
     }
 }
+
+@Suite struct OversizedRecordTests {
+    @Test func csvRecordsLongerThanTheLimitAreRejectedWhateverTheChunking() throws {
+        let text = "a,b\n1,short\n2,\"unbalanced quote\n3,next line is fine\n4,ok\n5,\(String(repeating: "x", count: 40))\n6,end\n"
+        let data = Array(text.utf8)
+        let options = CSVOptions(maxRecordBytes: 30)
+        let reference = try csv(text, options).1
+        #expect(reference.table.map { $0[0] } == [i(1), i(3), i(4), i(6)])
+        #expect(reference.rejects.map(\.line) == [3, 6])
+        #expect(reference.rejects.allSatisfy { $0.kind == "malformed_row" && $0.message.contains("longer than 30 bytes") })
+        #expect(reference.rejects[0].raw == Array("2,\"unbalanced quote".utf8))
+        for chunk in 1...12 {
+            let decoder = CSVDecoder(options: options)
+            let out = decodeAll(decoder, data, from: try prepare(decoder, data), chunk: chunk)
+            #expect(out.rows == reference.rows, "chunk \(chunk)")
+            #expect(out.rejects == reference.rejects, "chunk \(chunk)")
+        }
+    }
+
+    @Test func aRecordWithoutLineBreaksIsDiscardedAcrossCalls() throws {
+        let decoder = CSVDecoder(options: CSVOptions(header: false, maxRecordBytes: 10))
+        _ = try prepare(decoder, Array("a,b\n".utf8))
+        let first = Array(String(repeating: "y", count: 25).utf8).withUnsafeBytes { decoder.decode($0, isFinal: false) }
+        #expect(first.consumed == 25)
+        #expect(first.rejects.count == 1)
+        #expect(first.rejects[0].line == 1 && first.rejects[0].raw.count == 10)
+        let second = Array("yyyy\nc,d\n".utf8).withUnsafeBytes { decoder.decode($0, isFinal: true) }
+        #expect(second.consumed == 9)
+        #expect(second.rejects.isEmpty)
+        #expect(second.batch.row(0) == [s("c"), s("d")])
+        #expect(decoder.nextLine == 3)
+    }
+
+    @Test func ndjsonLinesLongerThanTheLimitAreRejectedWhateverTheChunking() throws {
+        let text = "{\"a\": 1}\n{\"a\": \"\(String(repeating: "z", count: 40))\"}\n{\"a\": 3}\n{\"a\": 4, \"b\": \"\(String(repeating: "9", count: 30))\"}\n{\"a\": 5}"
+        let data = Array(text.utf8)
+        let options = NDJSONOptions(maxRecordBytes: 20)
+        let reference = try ndjson(text, options).1
+        #expect(reference.table == [[i(1), .null], [i(3), .null], [i(5), .null]])
+        #expect(reference.rejects.map(\.line) == [2, 4])
+        for chunk in 1...12 {
+            let decoder = NDJSONDecoder(options: options)
+            let out = decodeAll(decoder, data, from: try prepare(decoder, data), chunk: chunk)
+            #expect(out.rows == reference.rows, "chunk \(chunk)")
+            #expect(out.rejects == reference.rejects, "chunk \(chunk)")
+        }
+    }
+}

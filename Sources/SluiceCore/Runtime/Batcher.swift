@@ -1,24 +1,22 @@
-/// Groups decoded records into sink-sized batches by rows, bytes and latency.
+/// Groups decoded records into sink-sized writes by rows, bytes and latency.
+///
+/// Each source batch keeps its sequence number, so the runtime can commit between any two
+/// of them (when the sink asks for it) without waiting for the whole group.
 struct Batcher {
     let settings: BatchSettings
-    private(set) var batches: [RecordBatch] = []
-    /// Sequence numbers of source batches whose records are all in `batches`.
-    private(set) var sequences: [UInt64] = []
+    private(set) var entries: [(records: RecordBatch, sequence: UInt64)] = []
     private(set) var rows = 0
     private(set) var bytes = 0
     private(set) var oldest: ContinuousClock.Instant?
 
     init(settings: BatchSettings) { self.settings = settings }
 
-    var isEmpty: Bool { sequences.isEmpty }
+    var isEmpty: Bool { entries.isEmpty }
 
     mutating func add(_ batch: RecordBatch, sequence: UInt64, now: ContinuousClock.Instant) {
-        if batch.count > 0 {
-            batches.append(batch)
-            rows += batch.count
-            bytes += batch.byteSize
-        }
-        sequences.append(sequence)
+        entries.append((batch, sequence))
+        rows += batch.count
+        bytes += batch.byteSize
         if oldest == nil { oldest = now }
     }
 
@@ -30,15 +28,15 @@ struct Batcher {
         return max(.zero, settings.maxLatency - (now - oldest))
     }
 
-    /// Takes everything. Batches are handed over as they came (no copy); the sink groups them
-    /// into files, row groups or statements as it needs.
-    mutating func drain() -> (batches: [RecordBatch], sequences: [UInt64]) {
-        let result = (batches, sequences)
-        batches.removeAll()
-        sequences.removeAll()
-        rows = 0
-        bytes = 0
-        oldest = nil
-        return result
+    /// Takes everything, in arrival order. Batches are handed over as they came (no copy);
+    /// the sink groups them into files, row groups or statements as it needs.
+    mutating func drain() -> [(records: RecordBatch, sequence: UInt64)] {
+        defer {
+            entries.removeAll()
+            rows = 0
+            bytes = 0
+            oldest = nil
+        }
+        return entries
     }
 }

@@ -19,6 +19,10 @@ public struct PipelineRunner: Sendable {
     public var maxCommitInterval: Duration = .seconds(30)
     /// Commit when this many dead letters are waiting.
     public var maxPendingDeadLetters = 10_000
+    /// Test hook: a pause between the commit phases (`SLUICE_TEST_COMMIT_DELAY_MS`), so crash
+    /// tests that kill the process at random moments also land between them.
+    let commitPhaseDelay: Duration? = ProcessInfo.processInfo.environment["SLUICE_TEST_COMMIT_DELAY_MS"]
+        .flatMap(Int.init).map { .milliseconds($0) }
 
     public init(plan: PipelinePlan, store: any StateStore, logger: Logger, status: PipelineStatus? = nil) {
         self.plan = plan
@@ -213,15 +217,18 @@ public struct PipelineRunner: Sendable {
             }
         }
 
-        /// Writes everything the batcher holds.
+        /// Writes everything the batcher holds, committing in between when the sink asks for it
+        /// (a file reached its size), so output files stay close to their configured size.
         mutating func flush() async throws {
             guard !batcher.isEmpty else { return }
-            let (batches, sequences) = batcher.drain()
-            for batch in batches where batch.count > 0 {
-                try await write(batch, position: tracker.description(for: sequences.last!))
-                pendingRecords += batch.count
+            for (records, sequence) in batcher.drain() {
+                if records.count > 0 {
+                    try await write(records, position: "batch \(sequence)")
+                    pendingRecords += records.count
+                }
+                written.append(sequence)
+                if writer.commitDue(at: .now) { try await commit() }
             }
-            written += sequences
         }
 
         /// Writes one batch, retrying whole-batch failures and dead-lettering refused rows.
@@ -259,6 +266,7 @@ public struct PipelineRunner: Sendable {
             let start = ContinuousClock.now
             var commit = StateCommit(pipeline: runner.plan.name)
             try await withSinkRetry("commit") { [writer] in try await writer.prepareCommit(&commit) }
+            if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             for sequence in written {
                 commit.checkpoint.merge(tracker.complete(sequence)) { $1 }
             }
@@ -267,6 +275,7 @@ public struct PipelineRunner: Sendable {
             commit.records = pendingRecords
             let prepared = commit
             try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
+            if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             try await withSinkRetry("publish") { [writer] in try await writer.finishCommit() }
             written.removeAll()
             pendingDeadLetters.removeAll()
@@ -315,7 +324,3 @@ public struct PipelineRunner: Sendable {
     }
 }
 
-extension AcknowledgementTracker {
-    /// A readable position for messages (the tracker does not expose positions by sequence).
-    func description(for sequence: UInt64) -> String { "batch \(sequence)" }
-}

@@ -44,7 +44,7 @@ struct CSVTypeCandidates {
         if mask & Self.int64 != 0, ValueParsing.parseInt64(p, n) == nil { mask &= ~Self.int64 }
         if mask & Self.float64 != 0, ValueParsing.parseDouble(p, n) == nil { mask &= ~Self.float64 }
         let buffer = UnsafeBufferPointer(start: p, count: n)
-        if mask & Self.timestamp != 0, TemporalText.parseTimestamp(buffer) == nil { mask &= ~Self.timestamp }
+        if mask & Self.timestamp != 0, ValueParsing.parseTimestamp(p, n) == nil { mask &= ~Self.timestamp }
         if mask & Self.date != 0, TemporalText.parseDate(buffer) == nil { mask &= ~Self.date }
     }
 

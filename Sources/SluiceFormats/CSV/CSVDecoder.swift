@@ -41,7 +41,7 @@ public final class CSVDecoder: RecordDecoder {
     }
 
     public func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool) -> DecodeOutput {
-        core.decode(input, isFinal: isFinal, batchRows: max(options.batchRows, 1))
+        core.decode(input, isFinal: isFinal, batchRows: max(options.batchRows, 1), maxRecordBytes: max(options.maxRecordBytes, 1))
     }
 
     public func prepare(sample: UnsafeRawBufferPointer, isWholeInput: Bool) throws -> Int {

@@ -18,6 +18,10 @@ public struct CSVOptions: Sendable {
     public var inferRows: Int
     /// The most rows one `decode` call returns (default 16384).
     public var batchRows: Int
+    /// The longest record accepted (default 64 MiB). A longer one (typically an unbalanced quote)
+    /// is rejected as `malformed_row` and decoding resumes after the next line break, so memory
+    /// stays bounded.
+    public var maxRecordBytes: Int
 
     public init(
         delimiter: UInt8 = UInt8(ascii: ","),
@@ -25,7 +29,8 @@ public struct CSVOptions: Sendable {
         header: Bool = true,
         columns: [Field]? = nil,
         inferRows: Int = 1000,
-        batchRows: Int = 16_384
+        batchRows: Int = 16_384,
+        maxRecordBytes: Int = 64 << 20
     ) {
         self.delimiter = delimiter
         self.quote = quote
@@ -33,5 +38,6 @@ public struct CSVOptions: Sendable {
         self.columns = columns
         self.inferRows = inferRows
         self.batchRows = batchRows
+        self.maxRecordBytes = maxRecordBytes
     }
 }

@@ -17,6 +17,9 @@ struct CSVRecordScanner {
     static let escapedFlag: UInt8 = 2
     static let lf = UInt8(ascii: "\n")
     static let cr = UInt8(ascii: "\r")
+    static let ones: UInt64 = 0x0101_0101_0101_0101
+    static let highs: UInt64 = 0x8080_8080_8080_8080
+    static let lfWord: UInt64 = 0x0A0A_0A0A_0A0A_0A0A
 
     /// What is wrong with a record that could still be delimited.
     enum Problem: Equatable {
@@ -82,6 +85,7 @@ struct CSVRecordScanner {
     /// terminator is in the input; with it, the end of input terminates the last record.
     mutating func scan(_ p: UnsafePointer<UInt8>, from start: Int, end: Int, isFinal: Bool) -> Result {
         let lf = Self.lf, cr = Self.cr, delimiter = self.delimiter, quote = self.quote
+        let delimiterWord = Self.ones &* UInt64(delimiter)
         var i = start
         if i < end {
             let c = p[i]
@@ -168,10 +172,24 @@ struct CSVRecordScanner {
             }
             // Unquoted field (or the rest of a malformed quoted one): up to the delimiter or LF.
             var j = i
-            while j < end {
-                let c = p[j]
-                if c == delimiter || c == lf { break }
-                j += 1
+            scanning: do {
+                // Eight bytes at a time: the first delimiter or LF byte of a word is found exactly
+                // (the zero-byte test only errs on bytes above a true match).
+                while j + 8 <= end {
+                    let x = UnsafeRawPointer(p + j).loadUnaligned(as: UInt64.self)
+                    let d = x ^ delimiterWord, l = x ^ Self.lfWord
+                    let hits = (((d &- Self.ones) & ~d) | ((l &- Self.ones) & ~l)) & Self.highs
+                    if hits != 0 {
+                        j += hits.trailingZeroBitCount &>> 3
+                        break scanning
+                    }
+                    j += 8
+                }
+                while j < end {
+                    let c = p[j]
+                    if c == delimiter || c == lf { break }
+                    j += 1
+                }
             }
             if j == end {
                 guard isFinal else { return .incomplete }

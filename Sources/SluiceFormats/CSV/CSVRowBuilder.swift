@@ -23,6 +23,8 @@ struct CSVRowBuilder {
     /// Marks a field whose bounds were moved to ``unescaped`` (set on ``CSVRecordScanner/flags``).
     static let inScratchFlag: UInt8 = 4
 
+    var oversized = OversizedRecords()
+
     /// Absolute offset and line of the next input byte.
     var offset = 0
     var line = 1
@@ -68,12 +70,15 @@ struct CSVRowBuilder {
         builders = plan.types.map { ColumnBuilder(type: $0, capacity: min(batchRows, 16_384)) }
     }
 
-    mutating func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool, batchRows: Int) -> DecodeOutput {
+    mutating func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool, batchRows: Int, maxRecordBytes: Int) -> DecodeOutput {
         var rejects: [DecodeReject] = []
         var pos = 0
         let n = input.count
         if n > 0, let raw = input.baseAddress {
             let p = raw.assumingMemoryBound(to: UInt8.self)
+            let resumed = oversized.resume(p, n, isFinal: isFinal)
+            pos = resumed.pos
+            if resumed.lineEnded { line += 1 }
             var rows = 0
             var local = builders
             builders = []
@@ -81,11 +86,23 @@ struct CSVRowBuilder {
                 scanning: while pos < n && rows < batchRows {
                     switch scanner.scan(p, from: pos, end: n, isFinal: isFinal) {
                     case .incomplete:
-                        break scanning
+                        guard let cut = oversized.cut(p, from: pos, end: n, limit: maxRecordBytes) else { break scanning }
+                        rejects.append(DecodeReject(line: line, offset: offset + pos, kind: "malformed_row",
+                                                    message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
+                        if cut.lineEnded { line += 1 }
+                        pos = cut.next
                     case let .blank(next):
                         line += 1
                         pos = next
                     case let .record(record):
+                        if record.next - pos > maxRecordBytes,
+                           let cut = oversized.cut(p, from: pos, end: n, limit: maxRecordBytes, isComplete: true) {
+                            rejects.append(DecodeReject(line: line, offset: offset + pos, kind: "malformed_row",
+                                                        message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
+                            if cut.lineEnded { line += 1 }
+                            pos = cut.next
+                            continue
+                        }
                         if let reject = append(p, start: pos, record, into: b) {
                             rejects.append(reject)
                         } else {
@@ -151,7 +168,7 @@ struct CSVRowBuilder {
                 guard let v = ValueParsing.parseBool(fp, len) else { return reject(p, start: start, record, column: c) }
                 bits[c] = v ? 1 : 0
             case .timestamp:
-                guard let v = TemporalText.parseTimestamp(UnsafeBufferPointer(start: fp, count: len)) else {
+                guard let v = ValueParsing.parseTimestamp(fp, len) else {
                     return reject(p, start: start, record, column: c)
                 }
                 bits[c] = UInt64(bitPattern: v)

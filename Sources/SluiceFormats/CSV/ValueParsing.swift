@@ -105,40 +105,48 @@ enum ValueParsing {
         var mantissa: UInt64 = 0
         var digits = 0
         var exp10 = 0
-        var anyDigit = false
         var truncated = false
+        // Integer part: leading zeros, up to 19 significant digits, then any more (they scale).
+        let intStart = i
+        while i < n, p[i] == UInt8(ascii: "0") { i += 1 }
+        while i < n, digits < 19 {
+            let d = p[i] &- 48
+            guard d < 10 else { break }
+            mantissa = mantissa &* 10 &+ UInt64(d)
+            digits += 1
+            i += 1
+        }
         while i < n {
             let d = p[i] &- 48
             guard d < 10 else { break }
-            anyDigit = true
-            if mantissa == 0 && d == 0 {
-                // leading zero
-            } else if digits < 19 {
-                mantissa = mantissa &* 10 &+ UInt64(d)
-                digits += 1
-            } else {
-                exp10 += 1
-                if d != 0 { truncated = true }
-            }
+            exp10 += 1
+            if d != 0 { truncated = true }
             i += 1
         }
+        var anyDigit = i > intStart
         if i < n, p[i] == UInt8(ascii: ".") {
             i += 1
+            let fracStart = i
+            if digits == 0 {
+                // 0.000ddd: zeros before the first significant digit only scale.
+                while i < n, p[i] == UInt8(ascii: "0") { i += 1 }
+                exp10 -= i - fracStart
+            }
+            while i < n, digits < 19 {
+                let d = p[i] &- 48
+                guard d < 10 else { break }
+                mantissa = mantissa &* 10 &+ UInt64(d)
+                digits += 1
+                exp10 -= 1
+                i += 1
+            }
             while i < n {
                 let d = p[i] &- 48
                 guard d < 10 else { break }
-                anyDigit = true
-                if mantissa == 0 && d == 0 {
-                    exp10 -= 1
-                } else if digits < 19 {
-                    mantissa = mantissa &* 10 &+ UInt64(d)
-                    digits += 1
-                    exp10 -= 1
-                } else if d != 0 {
-                    truncated = true
-                }
+                if d != 0 { truncated = true }
                 i += 1
             }
+            anyDigit = anyDigit || i > fracStart
         }
         guard anyDigit else { return parseSpecial(p, n, from: i, negative: negative) }
         if i < n, p[i] | 0x20 == UInt8(ascii: "e") {
@@ -171,8 +179,35 @@ enum ValueParsing {
                 return negative ? -v : v
             }
         }
+        #if arch(x86_64) && !os(Windows)
+        if !truncated && exp10 >= -27 && exp10 <= 27, let v = extendedPrecision(mantissa, exp10) {
+            return negative ? -v : v
+        }
+        #endif
         return strtodFallback(p, n)
     }
+
+    #if arch(x86_64) && !os(Windows)
+    /// Exact powers of ten as 80-bit floats (10^27 = 5^27 * 2^27 and 5^27 < 2^64).
+    static let extendedPowersOf10: [Float80] = (0...27).map { k in
+        var v: Float80 = 1
+        for _ in 0..<k { v *= 10 }
+        return v
+    }
+
+    /// `mantissa * 10^exp10` for a significand of up to 64 bits and |exp10| ≤ 27: the x87
+    /// product or quotient is rounded once to 64 bits; rounding that to 53 bits gives the correctly
+    /// rounded double unless it lies within one 64-bit ulp of a halfway point between two doubles
+    /// (then nil, and the caller falls back to `strtod`).
+    @inline(__always)
+    static func extendedPrecision(_ mantissa: UInt64, _ exp10: Int) -> Double? {
+        let m = Float80(mantissa)
+        let a = exp10 >= 0 ? m * extendedPowersOf10[exp10] : m / extendedPowersOf10[-exp10]
+        let low = a.significandBitPattern & 0x7FF
+        if low &- 0x3FF <= 2 { return nil }
+        return Double(a)
+    }
+    #endif
 
     /// `nan`, `inf`, `infinity` (case-insensitive) after an optional sign.
     static func parseSpecial(_ p: UnsafePointer<UInt8>, _ n: Int, from i: Int, negative: Bool) -> Double? {

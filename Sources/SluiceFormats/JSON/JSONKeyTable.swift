@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Maps object keys (raw UTF-8 bytes) to column indexes without creating Strings: an
 /// open-addressing hash table over one contiguous buffer of key bytes.
 struct JSONKeyTable {
@@ -47,7 +39,24 @@ struct JSONKeyTable {
     @inline(__always)
     func matches(_ index: Int, _ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
         let start = offsets[index]
-        return offsets[index + 1] - start == n && (n == 0 || memcmp(bytes.base + start, p, n) == 0)
+        return offsets[index + 1] - start == n && Self.equal(bytes.base + start, p, n)
+    }
+
+    /// Compares short byte strings inline (keys are usually shorter than a memcmp call costs).
+    @inline(__always)
+    static func equal(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        var k = 0
+        while k + 8 <= n {
+            if UnsafeRawPointer(a + k).loadUnaligned(as: UInt64.self) != UnsafeRawPointer(b + k).loadUnaligned(as: UInt64.self) {
+                return false
+            }
+            k += 8
+        }
+        while k < n {
+            if a[k] != b[k] { return false }
+            k += 1
+        }
+        return true
     }
 
     /// The bytes of key `index`, passed to `body`.

@@ -46,7 +46,7 @@ public final class NDJSONDecoder: RecordDecoder {
     }
 
     public func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool) -> DecodeOutput {
-        core.decode(input, isFinal: isFinal, batchRows: max(options.batchRows, 1))
+        core.decode(input, isFinal: isFinal, batchRows: max(options.batchRows, 1), maxRecordBytes: max(options.maxRecordBytes, 1))
     }
 
     public func prepare(sample: UnsafeRawBufferPointer, isWholeInput: Bool) throws -> Int {
@@ -80,7 +80,8 @@ public final class NDJSONDecoder: RecordDecoder {
                 lines += 1
                 guard parser.parse(p, start: pos, end: contentEnd) == nil else { continue }
                 let known = parser.columnCount
-                for c in 0..<(known + parser.pending.count) {
+                let added = min(parser.pending.count, max(0, NDJSONRowBuilder.maxColumns - known))
+                for c in 0..<(known + added) {
                     let slot = parser.slots[c]
                     if c >= known {
                         firstKinds.append(.null)
@@ -91,10 +92,10 @@ public final class NDJSONDecoder: RecordDecoder {
                     if slot.kind == .float { sawFloat[c] = true }
                     if firstKinds[c] == .null { firstKinds[c] = slot.kind }
                 }
-                for k in 0..<parser.pending.count {
+                for k in 0..<added {
                     parser.pending.withKey(k) { parser.keys.append($0.baseAddress!, $0.count) }
                 }
-                parser.columnCount += parser.pending.count
+                parser.columnCount += added
             }
         }
         core.inferredLines = lines

@@ -11,10 +11,14 @@ public struct NDJSONOptions: Sendable {
     public var inferRows: Int
     /// The most rows one `decode` call returns (default 16384).
     public var batchRows: Int
+    /// The longest line accepted (default 64 MiB). A longer one is rejected as `malformed_row`
+    /// and skipped up to its line break, so memory stays bounded.
+    public var maxRecordBytes: Int
 
-    public init(columns: [Field]? = nil, inferRows: Int = 1000, batchRows: Int = 16_384) {
+    public init(columns: [Field]? = nil, inferRows: Int = 1000, batchRows: Int = 16_384, maxRecordBytes: Int = 64 << 20) {
         self.columns = columns
         self.inferRows = inferRows
         self.batchRows = batchRows
+        self.maxRecordBytes = maxRecordBytes
     }
 }

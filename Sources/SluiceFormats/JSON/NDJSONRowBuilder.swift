@@ -20,6 +20,10 @@ struct NDJSONRowBuilder {
         case firstValue(line: Int)
     }
 
+    /// Keys beyond this many columns reject their line (a map with arbitrary keys would otherwise
+    /// grow the schema without bound).
+    static let maxColumns = 10_000
+
     var parser = NDJSONRowParser()
     var names: [String] = []
     var types: [DataType] = []
@@ -41,6 +45,7 @@ struct NDJSONRowBuilder {
     var binary: ScratchBuffer<UInt8>
     var widen: [Int] = []
 
+    var oversized = OversizedRecords()
     var offset = 0
     var line = 1
 
@@ -91,12 +96,15 @@ struct NDJSONRowBuilder {
 
     // MARK: Decoding
 
-    mutating func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool, batchRows: Int) -> DecodeOutput {
+    mutating func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool, batchRows: Int, maxRecordBytes: Int) -> DecodeOutput {
         var rejects: [DecodeReject] = []
         var pos = 0
         let n = input.count
         if n > 0, let raw = input.baseAddress {
             let p = raw.assumingMemoryBound(to: UInt8.self)
+            let resumed = oversized.resume(p, n, isFinal: isFinal)
+            pos = resumed.pos
+            if resumed.lineEnded { line += 1 }
             var rows = 0
             var local: [ColumnBuilder] = []
             swap(&local, &builders)
@@ -106,9 +114,23 @@ struct NDJSONRowBuilder {
                     lineEnd = UnsafePointer<UInt8>(hit.assumingMemoryBound(to: UInt8.self)) - p
                     next = lineEnd + 1
                 } else {
-                    guard isFinal else { break }
+                    guard isFinal else {
+                        guard let cut = oversized.cut(p, from: pos, end: n, limit: maxRecordBytes) else { break }
+                        rejects.append(DecodeReject(line: line, offset: offset + pos, kind: "malformed_row",
+                                                    message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
+                        if cut.lineEnded { line += 1 }
+                        pos = cut.next
+                        continue
+                    }
                     lineEnd = n
                     next = n
+                }
+                if lineEnd - pos > maxRecordBytes {
+                    rejects.append(reject(p, pos, min(lineEnd, pos + min(maxRecordBytes, OversizedRecords.rawLimit)), kind: "malformed_row",
+                                          message: OversizedRecords.message(limit: maxRecordBytes)))
+                    line += 1
+                    pos = next
+                    continue
                 }
                 var contentEnd = lineEnd
                 if contentEnd > pos, p[contentEnd - 1] == 0x0D { contentEnd -= 1 }
@@ -192,7 +214,8 @@ struct NDJSONRowBuilder {
                 slot.pointee.length = slot.pointee.rawLength
                 slot.pointee.inScratch = false
             case .timestamp:
-                guard kind == .string, let v = TemporalText.parseTimestamp(decoded(p, slot)) else {
+                let text = decoded(p, slot)
+                guard kind == .string, let v = ValueParsing.parseTimestamp(text.baseAddress!, text.count) else {
                     return mismatch(p, start, end, column: c)
                 }
                 slot.pointee.bits = UInt64(bitPattern: v)
@@ -223,6 +246,11 @@ struct NDJSONRowBuilder {
                 slot.pointee.length = length
                 binaryUsed += length
             }
+        }
+        if parser.pending.count > 0 && columnCount + parser.pending.count > Self.maxColumns {
+            return reject(p, start, end, kind: "too_many_columns",
+                          message: "key '\(parser.pendingName(0))' would make more than \(Self.maxColumns) columns; "
+                              + "objects with arbitrary keys belong in a json column (declare the enclosing field as json)")
         }
         // Step 2: commit schema changes (widened and new columns).
         for c in widen {

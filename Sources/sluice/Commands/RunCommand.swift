@@ -128,3 +128,7 @@ final class FailureCount: Sendable {
     func increment() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
 }
+
+extension PipelineSupervisor: CustomStringConvertible {
+    var description: String { "PipelineSupervisor(\(runners.map(\.plan.name).joined(separator: ", ")))" }
+}

@@ -72,6 +72,22 @@ struct ParquetColumnMetaData: Sendable, Hashable {
             case 10: try r.expect(type, .i64, "ColumnMetaData.index_page_offset"); m.indexPageOffset = try r.readI64()
             case 11: try r.expect(type, .i64, "ColumnMetaData.dictionary_page_offset"); m.dictionaryPageOffset = try r.readI64()
             case 12: try r.expect(type, .structure, "ColumnMetaData.statistics"); m.statistics = try ParquetStatistics.decode(&r)
+            case 13:
+                try r.expect(type, .list, "ColumnMetaData.encoding_stats")
+                m.encodingStats = try r.readList("encoding_stats", .structure) { r in
+                    var s = ParquetPageEncodingStats(pageType: .dataPage, encoding: .plain, count: 0)
+                    try r.readStruct { r, id, type in
+                        guard type == ThriftCompactType.i32.rawValue else { return false }
+                        switch id {
+                        case 1: s.pageType = .init(rawValue: try r.readI32())
+                        case 2: s.encoding = .init(rawValue: try r.readI32())
+                        case 3: s.count = try r.readI32()
+                        default: return false
+                        }
+                        return true
+                    }
+                    return s
+                }
             default: return false
             }
             return true

@@ -1,0 +1,133 @@
+import SluiceCore
+
+/// How values of a Parquet leaf column become values of a Sluice column.
+enum ParquetValueConversion: Equatable {
+    case boolean
+    /// INT32 (INT_8/16/32, or unsigned when `unsigned`) widened to int64.
+    case int32ToInt64(unsigned: Bool)
+    case int64
+    /// UINT_64 as decimal(20, 0), which holds every value exactly.
+    case uint64ToDecimal
+    case date
+    /// INT64 timestamps scaled to microseconds (`multiplier` for millis, `divisor` for nanos; floor division).
+    case timestamp(multiplier: Int64, divisor: Int64)
+    case int96Timestamp
+    case floatToDouble
+    case double
+    case decimalFromInt32
+    case decimalFromInt64
+    /// BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY holding big-endian two's complement decimals.
+    case decimalFromBytes
+    /// BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY kept as bytes (string, binary or json).
+    case bytes
+}
+
+/// A flat Parquet leaf column with the Sluice field it is read into.
+struct ParquetLeafColumn {
+    let element: ParquetSchemaElement
+    let physicalType: ParquetPhysicalType
+    let field: Field
+    let conversion: ParquetValueConversion
+    /// 1 for OPTIONAL columns (definition levels present), 0 for REQUIRED.
+    let maxDefinitionLevel: Int
+
+    /// Derives the Sluice type from the Parquet physical and logical types.
+    init(_ e: ParquetSchemaElement) throws {
+        guard let physical = e.type else {
+            throw ParquetFormatError("column \(e.name) has no physical type")
+        }
+        element = e
+        physicalType = physical
+        if e.repetition == .repeated {
+            throw ParquetFormatError("column \(e.name) is repeated (lists are not supported)", unsupported: true)
+        }
+        maxDefinitionLevel = e.repetition == .required ? 0 : 1
+        let (type, conversion) = try Self.mapping(e, physical)
+        self.conversion = conversion
+        field = Field(e.name, type, nullable: maxDefinitionLevel > 0)
+        if physical == .fixedLenByteArray {
+            guard let n = e.typeLength, n >= 0 else {
+                throw ParquetFormatError("FIXED_LEN_BYTE_ARRAY column \(e.name) has no valid type_length")
+            }
+        }
+    }
+
+    /// The same column read as `field` (from the footer's Sluice schema) when that type fits the data.
+    init?(_ base: ParquetLeafColumn, as field: Field) {
+        guard field.name == base.field.name, field.nullable || base.maxDefinitionLevel == 0 else { return nil }
+        let compatible: Bool = switch (base.field.type, field.type) {
+        case let (a, b) where a == b: true
+        case (.string, .json), (.string, .binary), (.binary, .string), (.binary, .json): true
+        default: false
+        }
+        guard compatible else { return nil }
+        element = base.element
+        physicalType = base.physicalType
+        conversion = base.conversion
+        maxDefinitionLevel = base.maxDefinitionLevel
+        self.field = field
+    }
+
+    private static func decimalType(_ e: ParquetSchemaElement) throws -> DataType? {
+        var precision: Int32?, scale: Int32?
+        if case let .decimal(s, p) = e.logicalType {
+            precision = p
+            scale = s
+        } else if e.convertedType == .decimal {
+            precision = e.precision
+            scale = e.scale ?? 0
+        }
+        guard let precision, let scale else { return nil }
+        guard precision >= 1, precision <= 38, scale >= 0, scale <= precision else {
+            throw ParquetFormatError("column \(e.name) is decimal(\(precision),\(scale)); Sluice reads precision 1…38",
+                                     unsupported: true)
+        }
+        return .decimal(precision: Int(precision), scale: Int(scale))
+    }
+
+    private static func mapping(_ e: ParquetSchemaElement, _ physical: ParquetPhysicalType) throws
+        -> (DataType, ParquetValueConversion) {
+        let decimal = try decimalType(e)
+        switch physical {
+        case .boolean:
+            return (.bool, .boolean)
+        case .int32:
+            if let decimal { return (decimal, .decimalFromInt32) }
+            if e.logicalType == .date || e.convertedType == .date { return (.date, .date) }
+            var unsigned = false
+            if case let .integer(_, signed) = e.logicalType { unsigned = !signed }
+            if [.uint8, .uint16, .uint32].contains(e.convertedType) { unsigned = true }
+            return (.int64, .int32ToInt64(unsigned: unsigned))
+        case .int64:
+            if let decimal { return (decimal, .decimalFromInt64) }
+            if case let .timestamp(_, unit) = e.logicalType {
+                switch unit {
+                case .millis: return (.timestamp, .timestamp(multiplier: 1000, divisor: 1))
+                case .micros: return (.timestamp, .timestamp(multiplier: 1, divisor: 1))
+                case .nanos: return (.timestamp, .timestamp(multiplier: 1, divisor: 1000))
+                }
+            }
+            if e.convertedType == .timestampMillis { return (.timestamp, .timestamp(multiplier: 1000, divisor: 1)) }
+            if e.convertedType == .timestampMicros { return (.timestamp, .timestamp(multiplier: 1, divisor: 1)) }
+            if case .integer(_, false) = e.logicalType { return (.decimal(precision: 20, scale: 0), .uint64ToDecimal) }
+            if e.convertedType == .uint64 { return (.decimal(precision: 20, scale: 0), .uint64ToDecimal) }
+            return (.int64, .int64)
+        case .int96:
+            return (.timestamp, .int96Timestamp)
+        case .float:
+            return (.float64, .floatToDouble)
+        case .double:
+            return (.float64, .double)
+        case .byteArray, .fixedLenByteArray:
+            if let decimal { return (decimal, .decimalFromBytes) }
+            switch e.logicalType {
+            case .string?, .enumeration?: return (.string, .bytes)
+            case .json?: return (.json, .bytes)
+            default: break
+            }
+            if e.convertedType == .utf8 || e.convertedType == .enumeration { return (.string, .bytes) }
+            if e.convertedType == .json { return (.json, .bytes) }
+            return (.binary, .bytes)
+        }
+    }
+}

@@ -1,0 +1,223 @@
+import SluiceCore
+
+/// Turns decoded Parquet values of one leaf column into Sluice column storage (non-null values
+/// only; nulls are placed by ``ColumnAccumulator``).
+struct ParquetValueConverter {
+    let leaf: ParquetLeafColumn
+    var physical: ParquetPhysicalType { leaf.physicalType }
+    var conversion: ParquetValueConversion { leaf.conversion }
+
+    /// Byte width of one PLAIN value of a fixed-width physical type (nil for BYTE_ARRAY, BOOLEAN).
+    var fixedWidth: Int? {
+        switch physical {
+        case .int32, .float: 4
+        case .int64, .double: 8
+        case .int96: 12
+        case .fixedLenByteArray: Int(leaf.element.typeLength ?? 0)
+        case .boolean, .byteArray: nil
+        }
+    }
+
+    // MARK: PLAIN
+
+    /// Decodes `count` PLAIN values from `p`; returns the values and the bytes consumed.
+    func plain(_ p: UnsafeRawBufferPointer, count: Int) throws -> (ColumnStorage, Int) {
+        switch physical {
+        case .boolean:
+            let needed = (count + 7) / 8
+            guard needed <= p.count else { throw shortPage("BOOLEAN", count) }
+            var values = [Bool](repeating: false, count: count)
+            for i in 0..<count { values[i] = p[i >> 3] & (1 << UInt8(i & 7)) != 0 }
+            return (.bool(values), needed)
+        case .byteArray:
+            var offsets: [Int32] = [0]
+            offsets.reserveCapacity(min(count, p.count / 4) + 1)
+            var data: [UInt8] = []
+            data.reserveCapacity(max(0, p.count - 4 * count))
+            var pos = 0
+            for _ in 0..<count {
+                guard pos + 4 <= p.count else { throw shortPage("BYTE_ARRAY", count) }
+                let n = Int(p.loadUnaligned(fromByteOffset: pos, as: UInt32.self).littleEndian)
+                pos += 4
+                guard n <= p.count - pos else {
+                    throw ParquetFormatError("byte array of \(n) bytes runs past the end of its page")
+                }
+                data.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[pos..<(pos + n)]))
+                pos += n
+                guard data.count <= Int(Int32.max) else { throw tooLarge() }
+                offsets.append(Int32(data.count))
+            }
+            return (try byteArrays(offsets, data), pos)
+        default:
+            let width = fixedWidth!
+            let (needed, overflow) = width.multipliedReportingOverflow(by: count)
+            guard !overflow, needed <= p.count else { throw shortPage(physical.description, count) }
+            return (try fixed(UnsafeRawBufferPointer(rebasing: p[0..<needed]), count: count, width: width), needed)
+        }
+    }
+
+    /// Fixed-width PLAIN values (also the output of BYTE_STREAM_SPLIT).
+    func fixed(_ p: UnsafeRawBufferPointer, count: Int, width: Int) throws -> ColumnStorage {
+        switch physical {
+        case .int32:
+            return try integers(count) { Int64(p.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self).littleEndian) }
+        case .int64:
+            return try integers(count) { p.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self).littleEndian }
+        case .int96:
+            var values = [Int64](repeating: 0, count: count)
+            for i in 0..<count {
+                let nanos = p.loadUnaligned(fromByteOffset: i * 12, as: Int64.self).littleEndian
+                let julianDay = Int64(p.loadUnaligned(fromByteOffset: i * 12 + 8, as: Int32.self).littleEndian)
+                let (days, o1) = (julianDay - 2_440_588).multipliedReportingOverflow(by: 86_400_000_000)
+                let (micros, o2) = days.addingReportingOverflow(nanos.floorDivided(by: 1000))
+                guard !o1, !o2 else { throw ParquetFormatError("INT96 timestamp out of range") }
+                values[i] = micros
+            }
+            return .int64(values)
+        case .float:
+            var values = [Double](repeating: 0, count: count)
+            for i in 0..<count {
+                values[i] = Double(Float(bitPattern: p.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).littleEndian))
+            }
+            return .float64(values)
+        case .double:
+            var values = [Double](repeating: 0, count: count)
+            for i in 0..<count {
+                values[i] = Double(bitPattern: p.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self).littleEndian)
+            }
+            return .float64(values)
+        case .fixedLenByteArray:
+            var offsets = [Int32](repeating: 0, count: count + 1)
+            guard count * width <= Int(Int32.max) else { throw tooLarge() }
+            for i in 0...count { offsets[i] = Int32(i * width) }
+            return try byteArrays(offsets, Array(p[0..<(count * width)]))
+        case .boolean, .byteArray:
+            preconditionFailure("not a fixed-width type")
+        }
+    }
+
+    // MARK: Converted forms
+
+    /// INT32/INT64 values (as Int64) converted to the column's Sluice type.
+    func integers(_ count: Int, _ value: (Int) -> Int64) throws -> ColumnStorage {
+        switch conversion {
+        case let .int32ToInt64(unsigned):
+            var values = [Int64](repeating: 0, count: count)
+            if unsigned {
+                for i in 0..<count { values[i] = Int64(UInt32(truncatingIfNeeded: value(i))) }
+            } else {
+                for i in 0..<count { values[i] = Int64(Int32(truncatingIfNeeded: value(i))) }
+            }
+            return .int64(values)
+        case .int64:
+            var values = [Int64](repeating: 0, count: count)
+            for i in 0..<count { values[i] = value(i) }
+            return .int64(values)
+        case let .timestamp(multiplier, divisor):
+            var values = [Int64](repeating: 0, count: count)
+            for i in 0..<count {
+                let (v, overflow) = value(i).multipliedReportingOverflow(by: multiplier)
+                guard !overflow else { throw ParquetFormatError("timestamp \(value(i)) ms is out of the microsecond range") }
+                values[i] = divisor == 1 ? v : v.floorDivided(by: divisor)
+            }
+            return .int64(values)
+        case .date:
+            var values = [Int32](repeating: 0, count: count)
+            for i in 0..<count { values[i] = Int32(truncatingIfNeeded: value(i)) }
+            return .int32(values)
+        case .decimalFromInt32:
+            var values = [Int128](repeating: 0, count: count)
+            for i in 0..<count { values[i] = Int128(Int32(truncatingIfNeeded: value(i))) }
+            return .decimal(values)
+        case .decimalFromInt64:
+            var values = [Int128](repeating: 0, count: count)
+            for i in 0..<count { values[i] = Int128(value(i)) }
+            return .decimal(values)
+        case .uint64ToDecimal:
+            var values = [Int128](repeating: 0, count: count)
+            for i in 0..<count { values[i] = Int128(UInt64(bitPattern: value(i))) }
+            return .decimal(values)
+        default:
+            throw ParquetFormatError("integer values in a \(leaf.field.type) column")
+        }
+    }
+
+    /// Byte arrays converted to the column's Sluice type.
+    func byteArrays(_ offsets: [Int32], _ data: [UInt8]) throws -> ColumnStorage {
+        switch conversion {
+        case .bytes:
+            return .bytes(offsets: offsets, data: data)
+        case .decimalFromBytes:
+            let count = offsets.count - 1
+            var values = [Int128](repeating: 0, count: count)
+            try data.withUnsafeBytes { d in
+                for i in 0..<count {
+                    values[i] = try DecimalBytes.load(UnsafeRawBufferPointer(rebasing: d[Int(offsets[i])..<Int(offsets[i + 1])]))
+                }
+            }
+            return .decimal(values)
+        default:
+            throw ParquetFormatError("byte-array values in a \(leaf.field.type) column")
+        }
+    }
+
+    private func shortPage(_ type: String, _ count: Int) -> ParquetFormatError {
+        ParquetFormatError("page too short for \(count) PLAIN \(type) values")
+    }
+
+    private func tooLarge() -> ParquetFormatError {
+        ParquetFormatError("column chunk holds more than 2 GiB of byte-array data", unsupported: true)
+    }
+
+    // MARK: Dictionary
+
+    /// The dictionary entries selected by `indices`.
+    static func gather(_ dictionary: ColumnStorage, _ indices: [UInt32]) throws -> ColumnStorage {
+        func pick<T>(_ values: [T]) throws -> [T] {
+            let n = UInt32(values.count)
+            return try indices.map { i in
+                guard i < n else { throw ParquetFormatError("dictionary index \(i) out of range (dictionary has \(n) entries)") }
+                return values[Int(i)]
+            }
+        }
+        switch dictionary {
+        case let .bool(v): return .bool(try pick(v))
+        case let .int64(v): return .int64(try pick(v))
+        case let .float64(v): return .float64(try pick(v))
+        case let .decimal(v): return .decimal(try pick(v))
+        case let .int32(v): return .int32(try pick(v))
+        case let .bytes(offsets, data):
+            let n = UInt32(offsets.count - 1)
+            var total = 0
+            for i in indices {
+                guard i < n else { throw ParquetFormatError("dictionary index \(i) out of range (dictionary has \(n) entries)") }
+                total += Int(offsets[Int(i) + 1] - offsets[Int(i)])
+            }
+            guard total <= Int(Int32.max) else {
+                throw ParquetFormatError("column chunk holds more than 2 GiB of byte-array data", unsupported: true)
+            }
+            var outOffsets = [Int32](repeating: 0, count: indices.count + 1)
+            var outData = [UInt8](repeating: 0, count: total)
+            data.withUnsafeBytes { src in
+                outData.withUnsafeMutableBytes { dst in
+                    var pos = 0
+                    for (k, i) in indices.enumerated() {
+                        let s = Int(offsets[Int(i)]), len = Int(offsets[Int(i) + 1]) - s
+                        if len > 0 { (dst.baseAddress! + pos).copyMemory(from: src.baseAddress! + s, byteCount: len) }
+                        pos += len
+                        outOffsets[k + 1] = Int32(pos)
+                    }
+                }
+            }
+            return .bytes(offsets: outOffsets, data: outData)
+        }
+    }
+}
+
+extension Int64 {
+    /// Division rounding toward negative infinity.
+    func floorDivided(by d: Int64) -> Int64 {
+        let q = self / d
+        return (self % d != 0 && (self < 0) != (d < 0)) ? q - 1 : q
+    }
+}

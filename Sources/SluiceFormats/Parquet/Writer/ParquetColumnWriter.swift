@@ -1,0 +1,299 @@
+import SluiceCore
+
+/// Encodes one column of a row group into pages held in memory until the row group is written.
+///
+/// Values are appended in slices sized so a page is cut close to `pageBytes`. Columns start in
+/// dictionary mode where that is offered (byte arrays, ints, dates, timestamps, doubles); the
+/// dictionary is dropped for the rest of the chunk (PLAIN pages follow) when it grows past
+/// `dictionaryPageLimit`, or when after the first page it does not save a fifth of the PLAIN size.
+final class ParquetColumnWriter {
+    let spec: ParquetColumnSpec
+    let kind: ParquetColumnSpec.Kind
+    let nullable: Bool
+    let options: ParquetWriterOptions
+    let compressor: ParquetCompressor
+    var thrift = ThriftCompactWriter()
+
+    // Column chunk state.
+    let pages = GrowableBytes(capacity: 1 << 16)
+    let fixedDictionary: FixedDictionary?
+    let bytesDictionary: BytesDictionary?
+    var usingDictionary: Bool
+    var dictionaryUsed = false
+    var dictionaryEvaluated = false
+    /// What the values seen in dictionary mode would take PLAIN-encoded.
+    var plainEquivalentBytes = 0
+    var chunkStatistics = ColumnStatistics()
+    var chunkValueCount = 0
+    var dataPagesUncompressed = 0
+    var dataPagesCompressed = 0
+    var firstDataPageSeen = false
+    var pageEncodingCounts: [ParquetEncoding: Int32] = [:]
+
+    // Page state.
+    let pageValues = GrowableBytes(capacity: 1 << 16)
+    var pageIndices: [UInt32] = []
+    var pageBools: [UInt8] = []
+    /// Definition levels of the page, materialised only once the page has a null.
+    var pageLevels: [UInt8] = []
+    var pageHasLevels = false
+    var pageValueCount = 0
+    var pageNullCount = 0
+    var pageStatistics = ColumnStatistics()
+
+    // Scratch.
+    let body = GrowableBytes(capacity: 1 << 16)
+    let compressed = GrowableBytes(capacity: 1 << 16)
+
+    init(spec: ParquetColumnSpec, options: ParquetWriterOptions, compressor: ParquetCompressor) {
+        self.spec = spec
+        kind = spec.kind
+        nullable = spec.field.nullable
+        self.options = options
+        self.compressor = compressor
+        let dictionary = options.dictionaryEnabled && options.dictionaryPageLimit > 0
+        switch spec.kind {
+        case .bytes:
+            bytesDictionary = dictionary ? BytesDictionary() : nil
+            fixedDictionary = nil
+        case .int64, .decimalInt64, .double:
+            fixedDictionary = dictionary ? FixedDictionary(valueWidth: 8) : nil
+            bytesDictionary = nil
+        case .int32:
+            fixedDictionary = dictionary ? FixedDictionary(valueWidth: 4) : nil
+            bytesDictionary = nil
+        case .boolean, .decimalFixed:
+            fixedDictionary = nil
+            bytesDictionary = nil
+        }
+        usingDictionary = fixedDictionary != nil || bytesDictionary != nil
+    }
+
+    var dictionaryCount: Int { fixedDictionary?.count ?? bytesDictionary?.count ?? 0 }
+    var dictionaryBytes: Int { fixedDictionary?.byteSize ?? bytesDictionary?.byteSize ?? 0 }
+
+    /// PLAIN bytes one value takes (an average for byte arrays).
+    func plainValueWidth(_ column: Column, _ range: Range<Int>) -> Int {
+        switch kind {
+        case .boolean: return 1
+        case .int32: return 4
+        case .int64, .double, .decimalInt64: return 8
+        case let .decimalFixed(width): return width
+        case .bytes:
+            guard case let .bytes(offsets, _) = column.storage, !range.isEmpty else { return 4 }
+            return 4 + Int(offsets[range.upperBound] - offsets[range.lowerBound]) / range.count
+        }
+    }
+
+    /// Encoded size of the current page so far.
+    var pageEncodedBytes: Int {
+        let levels = pageValueCount / 8
+        if usingDictionary {
+            let width = RLEHybridEncoder.bitWidth(forMax: UInt64(max(dictionaryCount, 1)))
+            return levels + pageIndices.count * width / 8
+        }
+        return levels + pageValues.count + pageBools.count / 8
+    }
+
+    // MARK: Appending
+
+    /// Appends rows `range` of `column` (already checked against the field).
+    func append(_ column: Column, range: Range<Int>) throws {
+        let width = max(plainValueWidth(column, range), 1)
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let room = max(options.pageBytes - pageEncodedBytes, 0)
+            let n = min(range.upperBound - start, max(1, min(room / width + 1, 8192)))
+            appendSlice(column, start..<(start + n))
+            if pageEncodedBytes >= options.pageBytes { try flushPage() }
+            if usingDictionary && dictionaryBytes > options.dictionaryPageLimit {
+                try flushPage()
+                usingDictionary = false
+            }
+            start += n
+        }
+    }
+
+    private func appendSlice(_ column: Column, _ r: Range<Int>) {
+        let validity = column.validity
+        var nulls = 0
+        if let validity, nullable {
+            for i in r where !validity[i] { nulls += 1 }
+            if nulls > 0 && !pageHasLevels {
+                pageLevels.removeAll(keepingCapacity: true)
+                pageLevels.append(contentsOf: repeatElement(1, count: pageValueCount))
+                pageHasLevels = true
+            }
+            if pageHasLevels {
+                for i in r { pageLevels.append(validity[i] ? 1 : 0) }
+            }
+        } else if pageHasLevels {
+            pageLevels.append(contentsOf: repeatElement(1, count: r.count))
+        }
+        let valid = nulls > 0 ? validity : nil
+        switch (kind, column.storage) {
+        case let (.boolean, .bool(values)): appendBools(values, r, valid)
+        case let (.int64, .int64(values)): appendInt64s(values, r, valid)
+        case let (.int32, .int32(values)): appendInt32s(values, r, valid)
+        case let (.double, .float64(values)): appendDoubles(values, r, valid)
+        case let (.decimalInt64, .decimal(values)): appendDecimalsAsInt64(values, r, valid)
+        case let (.decimalFixed(width), .decimal(values)): appendDecimalsFixed(values, width, r, valid)
+        case let (.bytes, .bytes(offsets, data)): appendBytes(offsets, data, r, valid)
+        default: preconditionFailure("column storage does not match \(spec.field)")
+        }
+        pageValueCount += r.count
+        pageNullCount += nulls
+        pageStatistics.nullCount += Int64(nulls)
+    }
+
+    // MARK: Pages
+
+    /// Encodes the buffered page, compresses it and appends it (header first) to the chunk.
+    func flushPage() throws {
+        guard pageValueCount > 0 else { return }
+        body.removeAll()
+        if nullable {
+            let lengthAt = body.count
+            body.appendLE(UInt32(0))
+            if pageHasLevels {
+                RLEHybridEncoder.encode(pageLevels, bitWidth: 1, into: body)
+            } else {
+                RLEHybridEncoder.repeated(1, count: pageValueCount, bitWidth: 1, into: body)
+            }
+            body.setUInt32LE(UInt32(body.count - lengthAt - 4), at: lengthAt)
+        }
+        let nonNull = pageValueCount - pageNullCount
+        let encoding: ParquetEncoding
+        if usingDictionary && nonNull > 0 {
+            encoding = .rleDictionary
+            let width = max(1, RLEHybridEncoder.bitWidth(forMax: UInt64(dictionaryCount - 1)))
+            body.append(byte: UInt8(width))
+            RLEHybridEncoder.encode(pageIndices, bitWidth: width, into: body)
+            dictionaryUsed = true
+        } else {
+            encoding = .plain
+            if kind == .boolean {
+                packBools(into: body)
+            } else {
+                body.append(pageValues)
+            }
+        }
+        var header = ParquetPageHeader(type: .dataPage, uncompressedPageSize: Int32(body.count), compressedPageSize: 0)
+        let stored = try compressedBody()
+        header.compressedPageSize = Int32(stored.count)
+        header.dataPageHeader = ParquetDataPageHeader(
+            numValues: Int32(pageValueCount), encoding: encoding, definitionLevelEncoding: .rle,
+            repetitionLevelEncoding: .rle, statistics: pageStatistics.encoded(kind: kind))
+        let headerBytes = header.serialized(using: &thrift)
+        pages.append(headerBytes)
+        pages.append(stored)
+        dataPagesUncompressed += headerBytes.count + body.count
+        dataPagesCompressed += headerBytes.count + stored.count
+        pageEncodingCounts[encoding, default: 0] += 1
+        chunkStatistics.merge(pageStatistics, kind: kind)
+        chunkValueCount += pageValueCount
+
+        // After the first page, keep the dictionary only if it saves at least a fifth.
+        if usingDictionary && !dictionaryEvaluated && nonNull > 0 {
+            dictionaryEvaluated = true
+            let width = max(1, RLEHybridEncoder.bitWidth(forMax: UInt64(dictionaryCount - 1)))
+            let dictionaryCost = dictionaryBytes + pageIndices.count * width / 8
+            if dictionaryCost * 5 > plainEquivalentBytes * 4 { usingDictionary = false }
+        }
+        pageValues.removeAll()
+        pageIndices.removeAll(keepingCapacity: true)
+        pageBools.removeAll(keepingCapacity: true)
+        pageLevels.removeAll(keepingCapacity: true)
+        pageHasLevels = false
+        pageValueCount = 0
+        pageNullCount = 0
+        pageStatistics.reset()
+    }
+
+    /// `body` compressed (or `body` itself when uncompressed).
+    private func compressedBody() throws -> GrowableBytes {
+        if compressor.codec == .uncompressed { return body }
+        compressed.removeAll()
+        try compressor.compress(body.bytes, into: compressed)
+        return compressed
+    }
+
+    private func packBools(into out: GrowableBytes) {
+        var byte: UInt8 = 0
+        for (i, b) in pageBools.enumerated() {
+            byte |= b << UInt8(i & 7)
+            if i & 7 == 7 {
+                out.append(byte: byte)
+                byte = 0
+            }
+        }
+        if pageBools.count & 7 != 0 { out.append(byte: byte) }
+    }
+
+    // MARK: Chunk
+
+    /// Writes the column chunk (dictionary page first, then the data pages) to `output`, which
+    /// is at file offset `offset`; returns its metadata and resets for the next row group.
+    func writeChunk(to output: any ParquetOutput) throws -> ParquetColumnChunk {
+        try flushPage()
+        let start = output.offset
+        var dictionaryOffset: Int64?
+        var dictionaryUncompressed = 0
+        var dictionaryCompressed = 0
+        if dictionaryUsed {
+            body.removeAll()
+            if let fixedDictionary { fixedDictionary.writePlain(into: body) }
+            if let bytesDictionary { body.append(bytesDictionary.plain) }
+            var header = ParquetPageHeader(type: .dictionaryPage, uncompressedPageSize: Int32(body.count), compressedPageSize: 0)
+            let stored = try compressedBody()
+            header.compressedPageSize = Int32(stored.count)
+            header.dictionaryPageHeader = ParquetDictionaryPageHeader(numValues: Int32(dictionaryCount), encoding: .plain)
+            let headerBytes = header.serialized(using: &thrift)
+            dictionaryOffset = Int64(output.offset)
+            try headerBytes.withUnsafeBytes { try output.write($0) }
+            try output.write(stored.bytes)
+            dictionaryUncompressed = headerBytes.count + body.count
+            dictionaryCompressed = headerBytes.count + stored.count
+        }
+        let dataOffset = output.offset
+        try output.write(pages.bytes)
+
+        var encodings: [ParquetEncoding] = [.rle]
+        if dictionaryUsed { encodings.append(.plain) }
+        for e in [ParquetEncoding.plain, .rleDictionary] where pageEncodingCounts[e] != nil && !encodings.contains(e) {
+            encodings.append(e)
+        }
+        var encodingStats: [ParquetPageEncodingStats] = []
+        if dictionaryUsed { encodingStats.append(.init(pageType: .dictionaryPage, encoding: .plain, count: 1)) }
+        for e in [ParquetEncoding.plain, .rleDictionary] {
+            if let n = pageEncodingCounts[e] { encodingStats.append(.init(pageType: .dataPage, encoding: e, count: n)) }
+        }
+        let meta = ParquetColumnMetaData(
+            type: spec.physicalType, encodings: encodings, pathInSchema: [spec.field.name], codec: compressor.codec,
+            numValues: Int64(chunkValueCount),
+            totalUncompressedSize: Int64(dictionaryUncompressed + dataPagesUncompressed),
+            totalCompressedSize: Int64(dictionaryCompressed + dataPagesCompressed),
+            dataPageOffset: Int64(dataOffset), dictionaryPageOffset: dictionaryOffset,
+            statistics: chunkStatistics.encoded(kind: kind), encodingStats: encodingStats)
+        var chunk = ParquetColumnChunk()
+        chunk.fileOffset = Int64(start)
+        chunk.metaData = meta
+        resetChunk()
+        return chunk
+    }
+
+    private func resetChunk() {
+        pages.removeAll()
+        fixedDictionary?.removeAll()
+        bytesDictionary?.removeAll()
+        usingDictionary = fixedDictionary != nil || bytesDictionary != nil
+        dictionaryUsed = false
+        dictionaryEvaluated = false
+        plainEquivalentBytes = 0
+        chunkStatistics.reset()
+        chunkValueCount = 0
+        dataPagesUncompressed = 0
+        dataPagesCompressed = 0
+        pageEncodingCounts.removeAll()
+    }
+}
