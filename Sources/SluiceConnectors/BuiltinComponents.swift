@@ -8,6 +8,7 @@ public enum BuiltinComponents {
         var r = ComponentRegistry()
         r.register(source: FileSource.factory)
         r.register(sink: NDJSONFileSink.factory)
+        r.register(sink: ParquetFileSink.factory)
         r.register(sink: StdoutSink.factory)
         r.register(sink: BlackholeSink.factory)
         return r

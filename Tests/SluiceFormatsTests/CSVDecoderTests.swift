@@ -414,3 +414,18 @@ import Testing
         }
     }
 }
+
+@Suite struct CSVWideTests {
+    @Test func manyColumnsAndRowsWithFarTooManyFields() throws {
+        let header = (1...200).map { "c\($0)" }.joined(separator: ",")
+        let row = (1...200).map { String($0) }.joined(separator: ",")
+        let tooMany = (1...300).map { _ in "\"x\"" }.joined(separator: ",")
+        let (decoder, out) = try csv(header + "\n" + row + "\n" + tooMany + "\n" + row + "\n")
+        #expect(decoder.schema.count == 200)
+        #expect(decoder.schema.fields.allSatisfy { $0.type == .int64 })
+        let expected: [Value] = (1...200).map { i(Int64($0)) }
+        #expect(out.table == [expected, expected])
+        #expect(out.rejects.map(\.message) == ["expected 200 fields, found 300"])
+        #expect(out.rejects.map(\.line) == [3])
+    }
+}

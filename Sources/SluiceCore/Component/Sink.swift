@@ -46,6 +46,8 @@ public protocol SinkWriter: AnyObject {
     func write(_ batch: RecordBatch) async throws -> [RowFailure]
     /// True when the sink wants a commit now (a file reached its size or age).
     func commitDue(at now: ContinuousClock.Instant) -> Bool
+    /// The longest the runtime waits between commits while data flows (default 5 s).
+    var commitInterval: Duration { get }
     /// Phase 1: make written data durable and describe it in `commit`.
     func prepareCommit(_ commit: inout StateCommit) async throws
     /// Phase 3: publish what phase 1 prepared, after the state store has committed.
@@ -56,6 +58,7 @@ public protocol SinkWriter: AnyObject {
 
 extension SinkWriter {
     public func commitDue(at now: ContinuousClock.Instant) -> Bool { false }
+    public var commitInterval: Duration { .seconds(5) }
     public func finishCommit() async throws {}
     public func close() async {}
 }

@@ -28,14 +28,7 @@ public struct RecordBatch: Sendable, Hashable {
     public func row(_ i: Int) -> [Value] { columns.map { $0.value(at: i) } }
 
     /// A batch holding only the rows whose index is in `keep` (ascending).
-    public func selecting(rows keep: [Int]) -> RecordBatch {
-        if keep.count == count { return self }
-        var builders = schema.fields.map { ColumnBuilder(type: $0.type, capacity: keep.count) }
-        for (c, column) in columns.enumerated() {
-            for r in keep { builders[c].append(value: column.value(at: r)) }
-        }
-        return RecordBatch(schema: schema, columns: builders.indices.map { builders[$0].finish() })
-    }
+    public func selecting(rows keep: [Int]) -> RecordBatch { take(keep) }
 
     /// Concatenates batches of one schema.
     public static func concatenate(_ batches: [RecordBatch]) -> RecordBatch {

@@ -15,8 +15,6 @@ public struct PipelineRunner: Sendable {
     public let status: PipelineStatus
     let metrics: PipelineMetrics
 
-    /// Commit at least this often while data flows, even if the sink does not ask for it.
-    public var maxCommitInterval: Duration = .seconds(30)
     /// Commit when this many dead letters are waiting.
     public var maxPendingDeadLetters = 10_000
     /// Test hook: a pause between the commit phases (`SLUICE_TEST_COMMIT_DELAY_MS`), so crash
@@ -168,14 +166,14 @@ public struct PipelineRunner: Sendable {
 
         func timeUntilCommitDue() -> Duration? {
             guard !written.isEmpty || !pendingDeadLetters.isEmpty else { return nil }
-            return max(.milliseconds(10), runner.maxCommitInterval - (ContinuousClock.now - lastCommit))
+            return max(.milliseconds(10), writer.commitInterval - (ContinuousClock.now - lastCommit))
         }
 
         func shouldCommit() -> Bool {
             guard !written.isEmpty || !pendingDeadLetters.isEmpty else { return false }
             let now = ContinuousClock.now
             return writer.commitDue(at: now) || pendingDeadLetters.count >= runner.maxPendingDeadLetters
-                || now - lastCommit >= runner.maxCommitInterval
+                || now - lastCommit >= writer.commitInterval
         }
 
         mutating func accept(_ batch: SourceBatch) async throws {

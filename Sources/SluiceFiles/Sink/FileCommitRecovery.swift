@@ -21,15 +21,19 @@ enum FileCommitRecovery {
             resolved.append(intent.finalPath)
         }
         if !resolved.isEmpty {
-            try DurableFile.syncDirectory(directory)
+            for dir in Set(resolved.map { ($0 as NSString).deletingLastPathComponent }) {
+                try DurableFile.syncDirectory(dir)
+            }
             try await state.resolveFileIntents(pipeline: pipeline, finalPaths: resolved)
         }
         let prefix = ".sluice-\(pipeline)-"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var removed = 0
-        for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
-            let path = (directory as NSString).appendingPathComponent(name)
-            if unlink(path) == 0 { removed += 1 }
+        // Temporary files may sit in partition sub-directories (Hive layout), so walk the tree.
+        let enumerator = FileManager.default.enumerator(atPath: directory)
+        while let relative = enumerator?.nextObject() as? String {
+            let name = (relative as NSString).lastPathComponent
+            guard name.hasPrefix(prefix), name.hasSuffix(".tmp") else { continue }
+            if unlink((directory as NSString).appendingPathComponent(relative)) == 0 { removed += 1 }
         }
         if removed > 0 {
             logger.info("removed uncommitted temporary files left by an interrupted run", metadata: ["count": "\(removed)"])

@@ -100,6 +100,8 @@ final class NDJSONFileWriter: SinkWriter {
         return []
     }
 
+    var commitInterval: Duration { sink.maxFileAge }
+
     func commitDue(at now: ContinuousClock.Instant) -> Bool {
         guard let file else { return false }
         return file.size >= sink.maxFileSize || now - openedAt >= sink.maxFileAge

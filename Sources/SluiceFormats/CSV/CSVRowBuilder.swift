@@ -134,7 +134,9 @@ struct CSVRowBuilder {
         unescaped.ensure(record.contentEnd - start)
         let out = unescaped.base
         var used = 0
-        let starts = scanner.starts, ends = scanner.ends, flags = scanner.flags
+        // Plain pointers, so the loops do not reload them from `self` after every store.
+        let starts = scanner.starts.base, ends = scanner.ends.base, flags = scanner.flags.base
+        let kinds = self.kinds.base, present = self.present.base, bits = self.bits.base, decimals = self.decimals.base
         for c in 0..<fileColumns {
             let flag = flags[c]
             var fp = p + starts[c]

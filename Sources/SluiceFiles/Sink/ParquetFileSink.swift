@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import SluiceCore
+import SluiceFormats
+
+/// Writes a Parquet lake: Hive-style partition directories, large files, exactly once.
+///
+/// Small batches are buffered into large files (no flood of tiny files): a file is closed when
+/// it reaches `target_file_size` (estimated from the in-memory size of its rows) or
+/// `max_file_age`, and every commit publishes the files closed since the last one. Each file
+/// is written under a hidden temporary name, fsynced, recorded as an intent together with
+/// the checkpoint, then renamed and its directory fsynced; on start, pending intents are
+/// finished and orphans deleted. A batch whose schema differs starts a new file.
+///
+/// ```yaml
+/// sink:
+///   parquet: { path: lake/events, partition_by: "day(created_at)", compression: zstd }
+/// ```
+public struct ParquetFileSink: Sink {
+    public var directory: String
+    public var partition: PartitionSpec?
+    public var writerOptions: ParquetWriterOptions
+    public var targetFileSize: Int
+    public var maxFileAge: Duration
+    public var maxOpenFiles: Int
+    public var prefix: String
+
+    public init(directory: String, partition: PartitionSpec? = nil, writerOptions: ParquetWriterOptions = ParquetWriterOptions(),
+                targetFileSize: Int = 512 << 20, maxFileAge: Duration = .seconds(300), maxOpenFiles: Int = 32,
+                prefix: String = "part") {
+        self.directory = directory
+        self.partition = partition
+        self.writerOptions = writerOptions
+        self.targetFileSize = targetFileSize
+        self.maxFileAge = maxFileAge
+        self.maxOpenFiles = maxOpenFiles
+        self.prefix = prefix
+    }
+
+    struct Options: Decodable {
+        var path: String
+        var partitionBy: String?
+        var compression: String?
+        var compressionLevel: Int?
+        var targetFileSize: ConfigByteSize?
+        var rowGroupSize: ConfigByteSize?
+        var pageSize: ConfigByteSize?
+        var maxFileAge: ConfigDuration?
+        var maxOpenFiles: Int?
+        var prefix: String?
+
+        enum CodingKeys: String, CodingKey {
+            case path, compression, prefix
+            case partitionBy = "partition_by", compressionLevel = "compression_level"
+            case targetFileSize = "target_file_size", rowGroupSize = "row_group_size", pageSize = "page_size"
+            case maxFileAge = "max_file_age", maxOpenFiles = "max_open_files"
+        }
+    }
+
+    public static let factory = SinkFactory(
+        type: "parquet",
+        summary: "a Parquet lake (zstd/snappy/gzip), Hive-style partitions, large files, committed exactly once",
+        example: """
+        sink:
+          parquet: { path: lake/events, partition_by: "day(created_at)", compression: zstd }
+        """
+    ) { config, context in
+        let o = try config.decodeOptions(Options.self)
+        var sink = ParquetFileSink(directory: context.resolve(o.path))
+        if let p = o.partitionBy {
+            guard let spec = PartitionSpec(parsing: p) else {
+                throw config.error("partition_by must be a column or day(col), hour(col), month(col), year(col); found '\(p)'", key: "partition_by")
+            }
+            sink.partition = spec
+        }
+        if let c = o.compression {
+            guard let codec = ParquetCompression(parsing: c) else {
+                throw config.error("unknown compression '\(c)'; use zstd, snappy, gzip or none", key: "compression")
+            }
+            sink.writerOptions.compression = codec
+        }
+        if let level = o.compressionLevel {
+            switch sink.writerOptions.compression {
+            case .zstd:
+                guard (1...22).contains(level) else { throw config.error("zstd levels are 1 to 22", key: "compression_level") }
+                sink.writerOptions.zstdLevel = level
+            case .gzip:
+                guard (1...9).contains(level) else { throw config.error("gzip levels are 1 to 9", key: "compression_level") }
+                sink.writerOptions.gzipLevel = level
+            default:
+                throw config.error("compression_level applies to zstd and gzip only", key: "compression_level")
+            }
+        }
+        if let s = o.targetFileSize { sink.targetFileSize = max(s.bytes, 1024) }
+        if let s = o.rowGroupSize { sink.writerOptions.rowGroupBytes = max(s.bytes, 1024) }
+        if let s = o.pageSize { sink.writerOptions.pageBytes = max(s.bytes, 1024) }
+        if let a = o.maxFileAge { sink.maxFileAge = a.duration }
+        if let n = o.maxOpenFiles {
+            guard n >= 1 else { throw config.error("max_open_files must be at least 1", key: "max_open_files") }
+            sink.maxOpenFiles = n
+        }
+        if let p = o.prefix {
+            guard !p.isEmpty, !p.contains("/"), !p.hasPrefix(".") else {
+                throw config.error("the prefix must be a plain file-name prefix (no '/', not starting with '.')", key: "prefix")
+            }
+            sink.prefix = p
+        }
+        return sink
+    }
+
+    public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
+        try DurableFile.makeDirectory(directory)
+        try await FileCommitRecovery.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
+        return ParquetFileWriter(sink: self, context: context)
+    }
+}

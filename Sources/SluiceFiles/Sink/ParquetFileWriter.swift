@@ -1,0 +1,152 @@
+import Foundation
+import SluiceCore
+import SluiceFormats
+
+/// The writer of ``ParquetFileSink``: one open file per partition directory (and schema).
+final class ParquetFileWriter: SinkWriter {
+    /// A Parquet file being written under a temporary name.
+    final class OpenFile {
+        let tempPath: String
+        let finalPath: String
+        let directory: String
+        let output: ParquetFileOutput
+        let writer: ParquetWriter
+        let schema: Schema
+        let openedAt = ContinuousClock.now
+        var rows = 0
+        var bytes = 0
+
+        init(tempPath: String, finalPath: String, directory: String, schema: Schema, options: ParquetWriterOptions) throws {
+            self.tempPath = tempPath
+            self.finalPath = finalPath
+            self.directory = directory
+            self.schema = schema
+            output = try ParquetFileOutput(path: tempPath)
+            writer = try ParquetWriter(schema: schema, options: options, output: output)
+        }
+    }
+
+    let sink: ParquetFileSink
+    let context: SinkContext
+    var open: [String: OpenFile] = [:]
+    /// Files closed (footer written and fsynced) but not yet part of a commit.
+    var closed: [FileIntent] = []
+    /// Files in the commit being published.
+    var prepared: [FileIntent] = []
+    let runStamp: String
+    var sequence = 0
+
+    init(sink: ParquetFileSink, context: SinkContext) {
+        self.sink = sink
+        self.context = context
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        f.timeZone = TimeZone(identifier: "UTC")
+        runStamp = f.string(from: Date()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    }
+
+    var commitInterval: Duration { sink.maxFileAge }
+
+    func write(_ batch: RecordBatch) async throws -> [RowFailure] {
+        guard batch.count > 0 else { return [] }
+        guard let spec = sink.partition else {
+            try append(batch, to: "")
+            return []
+        }
+        guard let index = batch.schema.index(of: spec.column) else {
+            // Every row lacks the partition column: refuse them (dead letters), the pipeline goes on.
+            let error = SluiceError(.schemaViolation, "the partition column '\(spec.column)' is not in the records "
+                                    + "(fields: \(batch.schema.fields.map(\.name).joined(separator: ", "))); fix `partition_by`")
+            return (0..<batch.count).map { RowFailure(row: $0, error: error) }
+        }
+        let column = batch.columns[index]
+        var groups: [String: [Int]] = [:]
+        var order: [String] = []
+        for row in 0..<batch.count {
+            let dir = spec.directory(for: column, row: row)
+            if groups[dir] == nil { order.append(dir) }
+            groups[dir, default: []].append(row)
+        }
+        for dir in order { try append(batch.take(groups[dir]!), to: dir) }
+        return []
+    }
+
+    func append(_ batch: RecordBatch, to partitionDirectory: String) throws {
+        var file = open[partitionDirectory]
+        if let f = file, f.schema != batch.schema {
+            try close(partitionDirectory)
+            file = nil
+        }
+        if file == nil {
+            if open.count >= sink.maxOpenFiles, let oldest = open.min(by: { $0.value.openedAt < $1.value.openedAt })?.key {
+                try close(oldest)
+            }
+            let dir = partitionDirectory.isEmpty ? sink.directory : (sink.directory as NSString).appendingPathComponent(partitionDirectory)
+            try DurableFile.makeDirectory(dir)
+            sequence += 1
+            let temp = (dir as NSString).appendingPathComponent(
+                FileCommitRecovery.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)"))
+            let final = (dir as NSString).appendingPathComponent("\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).parquet")
+            do {
+                file = try OpenFile(tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions)
+            } catch {
+                throw SluiceError(.io, "cannot create a Parquet file: \(error)", location: temp, underlying: error)
+            }
+            open[partitionDirectory] = file
+        }
+        let f = file!
+        do {
+            try f.writer.write(batch)
+        } catch {
+            throw SluiceError(.io, "writing Parquet failed: \(error)", location: f.tempPath, underlying: error)
+        }
+        f.rows += batch.count
+        f.bytes += batch.byteSize
+    }
+
+    /// Writes the footer, fsyncs and moves the file to `closed` (it is published at the next commit).
+    func close(_ partitionDirectory: String) throws {
+        guard let f = open.removeValue(forKey: partitionDirectory) else { return }
+        do {
+            try f.writer.close()
+            try f.output.sync()
+            try f.output.close()
+        } catch {
+            throw SluiceError(.io, "finishing a Parquet file failed: \(error)", location: f.tempPath, underlying: error)
+        }
+        closed.append(FileIntent(tempPath: f.tempPath, finalPath: f.finalPath, records: f.rows, bytes: f.output.offset))
+    }
+
+    /// A commit closes every open file (the checkpoint may only cover durable records), so it is
+    /// due when the open files together reach the target size, or the oldest reaches its age.
+    func commitDue(at now: ContinuousClock.Instant) -> Bool {
+        !closed.isEmpty || open.values.reduce(0) { $0 + $1.bytes } >= sink.targetFileSize
+            || open.values.contains { now - $0.openedAt >= sink.maxFileAge }
+    }
+
+    func prepareCommit(_ commit: inout StateCommit) async throws {
+        for key in Array(open.keys) { try close(key) }
+        prepared += closed
+        closed.removeAll()
+        commit.fileIntents += prepared
+    }
+
+    func finishCommit() async throws {
+        guard !prepared.isEmpty else { return }
+        for intent in prepared { try DurableFile.rename(intent.tempPath, to: intent.finalPath) }
+        for dir in Set(prepared.map { ($0.finalPath as NSString).deletingLastPathComponent }) {
+            try DurableFile.syncDirectory(dir)
+        }
+        try DurableFile.syncDirectory(sink.directory)
+        try await context.state.resolveFileIntents(pipeline: context.pipeline, finalPaths: prepared.map(\.finalPath))
+        prepared.removeAll()
+    }
+
+    func close() async {
+        // Uncommitted files are discarded; their records are replayed from the checkpoint.
+        for f in open.values { unlink(f.tempPath) }
+        for f in closed { unlink(f.tempPath) }
+        open.removeAll()
+        closed.removeAll()
+    }
+}
