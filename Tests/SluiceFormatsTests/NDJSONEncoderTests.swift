@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func floats() {
-        let values: [Double] = [1, -0.0, 0.1, 1e300, 5e-324, 1e16, 123456.789, .nan, .infinity, -.infinity, -2.5]
+        let values: [Double] = [1, -0.0, 0.1, 1e300, .leastNonzeroMagnitude, 1e16, 123456.789, .nan, .infinity, -.infinity, -2.5]
         let b = batch([Field("f", .float64)], values.map { [f($0)] } + [[.null]])
         #expect(encode(b) == """
         {"f":1.0}

@@ -81,9 +81,72 @@ struct CSVRecordScanner {
         flags[f] = flag
     }
 
+    /// After a record with quotes, this many records skip the unquoted fast path.
+    private var skipFastPath = 0
+
     /// Scans the record starting at `start`. Without `isFinal`, a record is only returned once its
     /// terminator is in the input; with it, the end of input terminates the last record.
     mutating func scan(_ p: UnsafePointer<UInt8>, from start: Int, end: Int, isFinal: Bool) -> Result {
+        if skipFastPath > 0 {
+            skipFastPath -= 1
+        } else if let record = scanUnquoted(p, from: start, end: end) {
+            return .record(record)
+        }
+        return scanAny(p, from: start, end: end, isFinal: isFinal)
+    }
+
+    /// Bytes of `x` equal to the byte repeated in `pattern`, as the high bit of each byte (exact,
+    /// unlike the borrow-based zero-byte test).
+    @inline(__always)
+    static func matches(_ x: UInt64, _ pattern: UInt64) -> UInt64 {
+        let t = x ^ pattern
+        let low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        return ~(((t & low) &+ low) | t) & highs
+    }
+
+    /// The common case: a record of unquoted fields ending in LF or CRLF, found in one pass over
+    /// 8-byte words. Nil when a field starts with a quote, the line is blank, or the terminator is
+    /// not within the input's whole words; ``scanAny(_:from:end:isFinal:)`` handles those.
+    @inline(__always)
+    private mutating func scanUnquoted(_ p: UnsafePointer<UInt8>, from start: Int, end: Int) -> Record? {
+        guard start < end else { return nil }
+        let first = p[start]
+        if first == quote || first == Self.lf || first == Self.cr {
+            if first == quote { skipFastPath = 32 }
+            return nil
+        }
+        let delimiterWord = Self.ones &* UInt64(delimiter)
+        var fieldStart = start
+        var f = 0
+        var w = start
+        while w + 8 <= end {
+            let x = UnsafeRawPointer(p + w).loadUnaligned(as: UInt64.self)
+            var hits = Self.matches(x, delimiterWord) | Self.matches(x, Self.lfWord)
+            while hits != 0 {
+                let at = w + hits.trailingZeroBitCount &>> 3
+                hits &= hits &- 1
+                if p[at] == Self.lf {
+                    var e = at
+                    if e > fieldStart, p[e - 1] == Self.cr { e -= 1 }
+                    store(f, fieldStart, e, 0)
+                    return Record(fieldCount: f + 1, contentEnd: e, next: at + 1, newlines: 0, problem: .none)
+                }
+                store(f, fieldStart, at, 0)
+                f += 1
+                fieldStart = at + 1
+                guard fieldStart < end else { return nil }
+                if p[fieldStart] == quote {
+                    skipFastPath = 32
+                    return nil
+                }
+            }
+            w += 8
+        }
+        return nil
+    }
+
+    /// Scans any record (quoted fields, the end of input).
+    private mutating func scanAny(_ p: UnsafePointer<UInt8>, from start: Int, end: Int, isFinal: Bool) -> Result {
         let lf = Self.lf, cr = Self.cr, delimiter = self.delimiter, quote = self.quote
         let delimiterWord = Self.ones &* UInt64(delimiter)
         var i = start

@@ -7,13 +7,13 @@ import Glibc
 /// indices finds a value by hash and byte comparison, without creating Strings.
 final class BytesDictionary {
     let plain = GrowableBytes(capacity: 64 << 10)
-    private(set) var count = 0
-    private var starts: UnsafeMutablePointer<Int32>
-    private var lengths: UnsafeMutablePointer<Int32>
-    private var hashes: UnsafeMutablePointer<UInt64>
-    private var entryCapacity = 1024
-    private var slots: UnsafeMutablePointer<UInt32>
-    private var slotMask: Int
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) private var starts: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) private var lengths: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) private var hashes: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) private var entryCapacity = 1024
+    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<UInt32>
+    @exclusivity(unchecked) private var slotMask: Int
 
     init() {
         starts = .allocate(capacity: entryCapacity)

@@ -3,12 +3,12 @@
 final class FixedDictionary {
     /// Bytes one entry takes in the PLAIN dictionary page (4 or 8).
     let valueWidth: Int
-    private(set) var entries: UnsafeMutablePointer<UInt64>
-    private(set) var count = 0
-    private var entryCapacity: Int
-    private var slots: UnsafeMutablePointer<UInt32>
-    private var slotMask: Int
-    private var shift: UInt64
+    @exclusivity(unchecked) private(set) var entries: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) private var entryCapacity: Int
+    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<UInt32>
+    @exclusivity(unchecked) private var slotMask: Int
+    @exclusivity(unchecked) private var shift: UInt64
 
     init(valueWidth: Int) {
         self.valueWidth = valueWidth

@@ -3,9 +3,10 @@
 /// A class (not copy-on-write): one owner appends, and `removeAll` keeps the capacity so a
 /// buffer is reused page after page without allocating.
 final class GrowableBytes {
-    private(set) var base: UnsafeMutableRawPointer
-    private(set) var count = 0
-    private(set) var capacity: Int
+    // Single-owner buffer: dynamic exclusivity checks on every append cost more than the append.
+    @exclusivity(unchecked) private(set) var base: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) private(set) var capacity: Int
 
     init(capacity: Int = 4096) {
         self.capacity = max(capacity, 64)

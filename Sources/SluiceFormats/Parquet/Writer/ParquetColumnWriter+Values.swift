@@ -1,7 +1,8 @@
 import SluiceCore
 
 /// The typed hot loops: values go straight from the column buffers into PLAIN bytes or
-/// dictionary indices, with the page statistics gathered on the way.
+/// dictionary indices, with the page statistics gathered on the way. Output is written through
+/// local cursors (`writableTail` … `commit`), so the loops touch no class state per value.
 extension ParquetColumnWriter {
     /// Calls `body` for each row of `r` that is not null (every row when `valid` is nil).
     @inline(__always)
@@ -28,93 +29,86 @@ extension ParquetColumnWriter {
     }
 
     func appendInt64s(_ values: [Int64], _ r: Range<Int>, _ valid: ValidityBitmap?) {
-        values.withUnsafeBufferPointer { p in appendInt64Values(r, valid) { p[$0] } }
+        values.withUnsafeBufferPointer { p in appendWords(r, valid, width: 8) { UInt64(bitPattern: p[$0]) } }
     }
 
     func appendDecimalsAsInt64(_ values: [Int128], _ r: Range<Int>, _ valid: ValidityBitmap?) {
         // Range checked in ParquetWriter.validate before any append.
-        values.withUnsafeBufferPointer { p in appendInt64Values(r, valid) { Int64(truncatingIfNeeded: p[$0]) } }
-    }
-
-    @inline(__always)
-    private func appendInt64Values(_ r: Range<Int>, _ valid: ValidityBitmap?, _ value: (Int) -> Int64) {
-        var lo = Int64.max, hi = Int64.min, n = 0
-        if usingDictionary, let dictionary = fixedDictionary {
-            pageIndices.reserveCapacity(pageIndices.count + r.count)
-            forEachValid(r, valid) { i in
-                let v = value(i)
-                if v < lo { lo = v }
-                if v > hi { hi = v }
-                pageIndices.append(dictionary.index(of: UInt64(bitPattern: v)))
-                n += 1
-            }
-            plainEquivalentBytes += n * 8
-        } else {
-            pageValues.reserve(r.count * 8)
-            forEachValid(r, valid) { i in
-                let v = value(i)
-                if v < lo { lo = v }
-                if v > hi { hi = v }
-                pageValues.unsafeAppendLE(v)
-                n += 1
-            }
+        values.withUnsafeBufferPointer { p in
+            appendWords(r, valid, width: 8) { UInt64(bitPattern: Int64(truncatingIfNeeded: p[$0])) }
         }
-        if n > 0 { pageStatistics.update(minInt: lo, maxInt: hi) }
     }
 
     func appendInt32s(_ values: [Int32], _ r: Range<Int>, _ valid: ValidityBitmap?) {
-        var lo = Int32.max, hi = Int32.min, n = 0
-        values.withUnsafeBufferPointer { p in
-            if usingDictionary, let dictionary = fixedDictionary {
-                pageIndices.reserveCapacity(pageIndices.count + r.count)
-                forEachValid(r, valid) { i in
-                    let v = p[i]
-                    if v < lo { lo = v }
-                    if v > hi { hi = v }
-                    pageIndices.append(dictionary.index(of: UInt64(UInt32(bitPattern: v))))
-                    n += 1
-                }
-                plainEquivalentBytes += n * 4
-            } else {
-                pageValues.reserve(r.count * 4)
-                forEachValid(r, valid) { i in
-                    let v = p[i]
-                    if v < lo { lo = v }
-                    if v > hi { hi = v }
-                    pageValues.unsafeAppendLE(v)
-                    n += 1
-                }
-            }
+        values.withUnsafeBufferPointer { p in appendWords(r, valid, width: 4) { UInt64(UInt32(bitPattern: p[$0])) } }
+    }
+
+    /// Int64/Int32 values (as bit patterns): dictionary indices or PLAIN, with signed min/max.
+    @inline(__always)
+    private func appendWords(_ r: Range<Int>, _ valid: ValidityBitmap?, width: Int, _ word: (Int) -> UInt64) {
+        var lo = Int64.max, hi = Int64.min, n = 0
+        @inline(__always) func signed(_ w: UInt64) -> Int64 {
+            width == 8 ? Int64(bitPattern: w) : Int64(Int32(truncatingIfNeeded: w))
         }
-        if n > 0 { pageStatistics.update(minInt: Int64(lo), maxInt: Int64(hi)) }
+        if usingDictionary, let dictionary = fixedDictionary {
+            let out = pageIndices.writableTail(minimum: r.count)
+            forEachValid(r, valid) { i in
+                let w = word(i)
+                let v = signed(w)
+                if v < lo { lo = v }
+                if v > hi { hi = v }
+                out[n] = dictionary.index(of: w)
+                n += 1
+            }
+            pageIndices.commit(n)
+            plainEquivalentBytes += n * width
+        } else {
+            let out = pageValues.writableTail(minimum: r.count * width)
+            forEachValid(r, valid) { i in
+                let w = word(i)
+                let v = signed(w)
+                if v < lo { lo = v }
+                if v > hi { hi = v }
+                if width == 8 {
+                    out.storeBytes(of: w.littleEndian, toByteOffset: n * 8, as: UInt64.self)
+                } else {
+                    out.storeBytes(of: UInt32(truncatingIfNeeded: w).littleEndian, toByteOffset: n * 4, as: UInt32.self)
+                }
+                n += 1
+            }
+            pageValues.commit(n * width)
+        }
+        if n > 0 { pageStatistics.update(minInt: lo, maxInt: hi) }
     }
 
     func appendDoubles(_ values: [Double], _ r: Range<Int>, _ valid: ValidityBitmap?) {
         var lo = Double.infinity, hi = -Double.infinity, n = 0, nans = 0
         values.withUnsafeBufferPointer { p in
             if usingDictionary, let dictionary = fixedDictionary {
-                pageIndices.reserveCapacity(pageIndices.count + r.count)
+                let out = pageIndices.writableTail(minimum: r.count)
                 forEachValid(r, valid) { i in
                     let v = p[i]
                     if v.isNaN { nans += 1 } else {
-                        if v < lo { lo = v }
-                        if v > hi { hi = v }
+                        lo = Swift.min(lo, v)
+                        hi = Swift.max(hi, v)
                     }
-                    pageIndices.append(dictionary.index(of: v.bitPattern))
+                    out[n] = dictionary.index(of: v.bitPattern)
                     n += 1
                 }
+                pageIndices.commit(n)
                 plainEquivalentBytes += n * 8
             } else {
-                pageValues.reserve(r.count * 8)
+                let out = pageValues.writableTail(minimum: r.count * 8)
                 forEachValid(r, valid) { i in
                     let v = p[i]
                     if v.isNaN { nans += 1 } else {
-                        if v < lo { lo = v }
-                        if v > hi { hi = v }
+                        lo = Swift.min(lo, v)
+                        hi = Swift.max(hi, v)
                     }
-                    pageValues.unsafeAppendLE(v.bitPattern)
+                    out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: n * 8, as: UInt64.self)
                     n += 1
                 }
+                pageValues.commit(n * 8)
             }
         }
         pageStatistics.update(minDouble: lo, maxDouble: hi, nans: nans, any: n > 0)
@@ -122,17 +116,17 @@ extension ParquetColumnWriter {
 
     func appendDecimalsFixed(_ values: [Int128], _ width: Int, _ r: Range<Int>, _ valid: ValidityBitmap?) {
         var lo = Int128.max, hi = Int128.min, n = 0
-        pageValues.reserve(r.count * width + 16)
+        let out = pageValues.writableTail(minimum: r.count * width + 16)
         values.withUnsafeBufferPointer { p in
             forEachValid(r, valid) { i in
                 let v = p[i]
                 if v < lo { lo = v }
                 if v > hi { hi = v }
-                DecimalBytes.store(v, width: width, at: pageValues.writableTail(minimum: width))
-                pageValues.commit(width)
+                DecimalBytes.store(v, width: width, at: out + n * width)
                 n += 1
             }
         }
+        pageValues.commit(n * width)
         if n > 0 { pageStatistics.update(minDecimal: lo, maxDecimal: hi) }
     }
 
@@ -154,23 +148,28 @@ extension ParquetColumnWriter {
                     }
                 }
                 if usingDictionary, let dictionary = bytesDictionary {
-                    pageIndices.reserveCapacity(pageIndices.count + r.count)
-                    var plainBytes = 0
+                    let out = pageIndices.writableTail(minimum: r.count)
+                    var n = 0, plainBytes = 0
                     forEachValid(r, valid) { i in
                         let s = Int(off[i]), len = Int(off[i + 1]) - s
                         track(s, len)
-                        pageIndices.append(dictionary.index(of: base + s, count: len))
+                        out[n] = dictionary.index(of: base + s, count: len)
+                        n += 1
                         plainBytes += 4 + len
                     }
+                    pageIndices.commit(n)
                     plainEquivalentBytes += plainBytes
                 } else {
-                    pageValues.reserve(Int(off[r.upperBound] - off[r.lowerBound]) + 4 * r.count)
+                    let out = pageValues.writableTail(minimum: Int(off[r.upperBound] - off[r.lowerBound]) + 4 * r.count)
+                    var w = 0
                     forEachValid(r, valid) { i in
                         let s = Int(off[i]), len = Int(off[i + 1]) - s
                         track(s, len)
-                        pageValues.unsafeAppendLE(UInt32(len))
-                        pageValues.unsafeAppend(base + s, count: len)
+                        out.storeBytes(of: UInt32(len).littleEndian, toByteOffset: w, as: UInt32.self)
+                        (out + w + 4).copyMemory(from: base + s, byteCount: len)
+                        w += 4 + len
                     }
+                    pageValues.commit(w)
                 }
                 if minStart >= 0 {
                     pageStatistics.update(minBytes: UnsafeRawBufferPointer(start: base + minStart, count: minLength),

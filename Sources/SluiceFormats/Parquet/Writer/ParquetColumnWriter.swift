@@ -5,7 +5,8 @@ import SluiceCore
 /// Values are appended in slices sized so a page is cut close to `pageBytes`. Columns start in
 /// dictionary mode where that is offered (byte arrays, ints, dates, timestamps, doubles); the
 /// dictionary is dropped for the rest of the chunk (PLAIN pages follow) when it grows past
-/// `dictionaryPageLimit`, or when after the first page it does not save a fifth of the PLAIN size.
+/// `dictionaryPageLimit`, or when it does not save a fifth of the PLAIN size of the first values
+/// (judged after 64 KiB of PLAIN-equivalent values or the first page, whichever comes first).
 final class ParquetColumnWriter {
     let spec: ParquetColumnSpec
     let kind: ParquetColumnSpec.Kind
@@ -18,11 +19,11 @@ final class ParquetColumnWriter {
     let pages = GrowableBytes(capacity: 1 << 16)
     let fixedDictionary: FixedDictionary?
     let bytesDictionary: BytesDictionary?
-    var usingDictionary: Bool
+    @exclusivity(unchecked) var usingDictionary: Bool
     var dictionaryUsed = false
     var dictionaryEvaluated = false
     /// What the values seen in dictionary mode would take PLAIN-encoded.
-    var plainEquivalentBytes = 0
+    @exclusivity(unchecked) var plainEquivalentBytes = 0
     var chunkStatistics = ColumnStatistics()
     var chunkValueCount = 0
     var dataPagesUncompressed = 0
@@ -32,13 +33,13 @@ final class ParquetColumnWriter {
 
     // Page state.
     let pageValues = GrowableBytes(capacity: 1 << 16)
-    var pageIndices: [UInt32] = []
+    let pageIndices = IndexBuffer()
     var pageBools: [UInt8] = []
     /// Definition levels of the page, materialised only once the page has a null.
     var pageLevels: [UInt8] = []
     var pageHasLevels = false
-    var pageValueCount = 0
-    var pageNullCount = 0
+    @exclusivity(unchecked) var pageValueCount = 0
+    @exclusivity(unchecked) var pageNullCount = 0
     var pageStatistics = ColumnStatistics()
 
     // Scratch.
@@ -67,6 +68,15 @@ final class ParquetColumnWriter {
             bytesDictionary = nil
         }
         usingDictionary = fixedDictionary != nil || bytesDictionary != nil
+    }
+
+    /// The dictionary is judged once the values seen in dictionary mode would take this many PLAIN bytes.
+    static let dictionaryTrialBytes = 64 << 10
+
+    /// Whether dictionary + indices save at least a fifth of the PLAIN size of the values seen so far.
+    func dictionaryPays(indices: Int) -> Bool {
+        let width = max(1, RLEHybridEncoder.bitWidth(forMax: UInt64(max(dictionaryCount, 1) - 1)))
+        return (dictionaryBytes + indices * width / 8) * 5 <= plainEquivalentBytes * 4
     }
 
     var dictionaryCount: Int { fixedDictionary?.count ?? bytesDictionary?.count ?? 0 }
@@ -109,6 +119,12 @@ final class ParquetColumnWriter {
             if usingDictionary && dictionaryBytes > options.dictionaryPageLimit {
                 try flushPage()
                 usingDictionary = false
+            } else if usingDictionary && !dictionaryEvaluated && plainEquivalentBytes >= Self.dictionaryTrialBytes {
+                dictionaryEvaluated = true
+                if !dictionaryPays(indices: pageIndices.count) {
+                    try flushPage()
+                    usingDictionary = false
+                }
             }
             start += n
         }
@@ -168,7 +184,7 @@ final class ParquetColumnWriter {
             encoding = .rleDictionary
             let width = max(1, RLEHybridEncoder.bitWidth(forMax: UInt64(dictionaryCount - 1)))
             body.append(byte: UInt8(width))
-            RLEHybridEncoder.encode(pageIndices, bitWidth: width, into: body)
+            RLEHybridEncoder.encode(pageIndices.buffer, bitWidth: width, into: body)
             dictionaryUsed = true
         } else {
             encoding = .plain
@@ -193,15 +209,13 @@ final class ParquetColumnWriter {
         chunkStatistics.merge(pageStatistics, kind: kind)
         chunkValueCount += pageValueCount
 
-        // After the first page, keep the dictionary only if it saves at least a fifth.
+        // After the first page (if the trial did not decide earlier), keep the dictionary only if it pays.
         if usingDictionary && !dictionaryEvaluated && nonNull > 0 {
             dictionaryEvaluated = true
-            let width = max(1, RLEHybridEncoder.bitWidth(forMax: UInt64(dictionaryCount - 1)))
-            let dictionaryCost = dictionaryBytes + pageIndices.count * width / 8
-            if dictionaryCost * 5 > plainEquivalentBytes * 4 { usingDictionary = false }
+            if !dictionaryPays(indices: pageIndices.count) { usingDictionary = false }
         }
         pageValues.removeAll()
-        pageIndices.removeAll(keepingCapacity: true)
+        pageIndices.removeAll()
         pageBools.removeAll(keepingCapacity: true)
         pageLevels.removeAll(keepingCapacity: true)
         pageHasLevels = false

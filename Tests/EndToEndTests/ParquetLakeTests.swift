@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+
+/// Runs a Python snippet (pyarrow / DuckDB as independent readers) and returns its stdout.
+func python(_ script: String, in directory: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", "-c", script]
+    p.currentDirectoryURL = URL(fileURLWithPath: directory)
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    let errors = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else {
+        throw PythonError(message: String(decoding: errors, as: UTF8.self))
+    }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+struct PythonError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { "python failed (run scripts/setup.sh to install pyarrow and duckdb): \(message)" }
+}
+
+/// DESIGN.md §2.2 for the Parquet sink: CSV → partitioned Parquet, `kill -9` at random moments
+/// across 20+ restarts, then DuckDB counts every input row exactly once and no temporary
+/// or orphan files remain.
+@Suite(.serialized) struct ParquetLakeTests {
+    static let rows = 400_000
+
+    @Test func killNineAcrossTwentyRestartsThenDuckDBCountsEveryRowOnce() async throws {
+        let dir = try makeWorkDirectory("lake")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/data", withIntermediateDirectories: true)
+        try CrashRecoveryTests.generateCSV("\(dir)/data/events.csv", rows: Self.rows)
+        try write("""
+        pipelines:
+          lake:
+            source:
+              file: { path: data/events.csv }
+            sink:
+              parquet: { path: lake, partition_by: "day(created_at)", compression: zstd, target_file_size: 4MB }
+            batch: { max_rows: 20000 }
+        """, to: "\(dir)/p.yaml")
+
+        var kills = 0, attempts = 0
+        var generator = SystemRandomNumberGenerator()
+        while kills < 20 && attempts < 80 {
+            attempts += 1
+            let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir, log: "\(dir)/log",
+                                            environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "100"] : [:])
+            try await Task.sleep(for: .milliseconds(Int.random(in: 150...1500, using: &generator)))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+                kills += 1
+            } else {
+                p.waitUntilExit()
+                // Finished before the kill: start over from scratch to keep killing mid-run.
+                #expect(p.terminationStatus == 0)
+                try FileManager.default.removeItem(atPath: "\(dir)/lake")
+                try FileManager.default.removeItem(atPath: "\(dir)/.sluice")
+            }
+        }
+        #expect(kills >= 20)
+        let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(final.status == 0, "\(final.stderr)")
+
+        let counts = try python("""
+        import duckdb
+        r = duckdb.sql("select count(*), count(distinct id), min(id), max(id) from read_parquet('lake/*/*.parquet', hive_partitioning=true)").fetchall()[0]
+        print(*r)
+        """, in: dir)
+        #expect(counts == "\(Self.rows) \(Self.rows) 0 \(Self.rows - 1)")
+        let leftovers = FileManager.default.enumerator(atPath: "\(dir)/lake")?.allObjects.compactMap { $0 as? String }
+            .filter { ($0 as NSString).lastPathComponent.hasPrefix(".") } ?? []
+        #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
+    }
+
+    @Test func quickstartStyleLakeIsReadableByPyarrowWithTypes() throws {
+        let dir = try makeWorkDirectory("lake-types")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        id,amount,name,created_at,ok
+        1,2.5,alpha,2026-11-25T10:00:00Z,true
+        2,,"b, with comma",2026-11-25T11:30:00.25Z,false
+        3,-1e300,,2026-11-26T00:00:00Z,
+        """, to: "\(dir)/data/x.csv")
+        try write("""
+        pipelines:
+          t:
+            source: { file: { path: data/x.csv } }
+            sink: { parquet: { path: lake, partition_by: "day(created_at)", compression: snappy } }
+        """, to: "\(dir)/p.yaml")
+        let r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try python("""
+        import pyarrow.dataset as ds
+        t = ds.dataset('lake', format='parquet', partitioning='hive').to_table().sort_by('id')
+        print(t.schema.field('id').type, t.schema.field('amount').type, t.schema.field('created_at').type, t.schema.field('ok').type)
+        print(t.column('amount').to_pylist())
+        print(t.column('name').to_pylist())
+        print([str(x) for x in t.column('created_at').to_pylist()])
+        """, in: dir)
+        let lines = out.split(separator: "\n").map(String.init)
+        #expect(lines.first == "int64 double timestamp[us, tz=UTC] bool")
+        #expect(lines.dropFirst().first == "[2.5, None, -1e+300]")
+        #expect(lines.dropFirst(2).first == "['alpha', 'b, with comma', None]")
+        #expect(lines.last == "['2026-11-25 10:00:00+00:00', '2026-11-25 11:30:00.250000+00:00', '2026-11-26 00:00:00+00:00']")
+    }
+}
