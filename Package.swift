@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite",
+                "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite", "SluiceFormats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -8,7 +8,7 @@ import SluiceFormats
 /// committed byte offset after a crash, and a file that changes after it was read is
 /// reported, not re-ingested. With `watch`, new files are picked up as they appear.
 public struct FileSource: Source {
-    public enum Format: String, Sendable { case csv, ndjson }
+    public enum Format: String, Sendable { case csv, ndjson, parquet }
 
     public var pattern: String
     public var format: Format?
@@ -36,7 +36,7 @@ public struct FileSource: Source {
 
     public static let factory = SourceFactory(
         type: "file",
-        summary: "CSV or NDJSON files (plain, .gz, .zst) from a path, glob or directory; each file read once, resumable mid-file",
+        summary: "CSV, NDJSON (plain, .gz, .zst) or Parquet files from a path, glob or directory; each file read once, resumable mid-file",
         example: """
         source:
           file: { path: "data/events/*.csv", format: csv }
@@ -48,6 +48,7 @@ public struct FileSource: Source {
         case "csv": source.format = .csv
         case "tsv": source.format = .csv; source.csv.delimiter = UInt8(ascii: "\t")
         case "ndjson", "jsonl": source.format = .ndjson
+        case "parquet": source.format = .parquet
         default: source.format = nil
         }
         if let c = o.compression, c != "auto" { source.compression = InputCompression(rawValue: c) }
@@ -74,12 +75,16 @@ public struct FileSource: Source {
         }
         if name.hasSuffix(".csv") || name.hasSuffix(".tsv") || name.hasSuffix(".txt") { return .csv }
         if name.hasSuffix(".ndjson") || name.hasSuffix(".jsonl") || name.hasSuffix(".json") { return .ndjson }
+        if name.hasSuffix(".parquet") || name.hasSuffix(".pq") { return .parquet }
         return nil
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
         FileSourceReader(source: self, checkpoint: checkpoint, context: context)
     }
+
+    /// True when `path` is read as Parquet (by `format:` or its extension).
+    func isParquet(_ path: String) -> Bool { (format ?? Self.format(ofPath: path)) == .parquet }
 
     func makeDecoder(for path: String) throws -> any RecordDecoder {
         let lower = path.lowercased()
@@ -94,6 +99,8 @@ public struct FileSource: Source {
             return CSVDecoder(options: options)
         case .ndjson:
             return NDJSONDecoder(options: ndjson)
+        case .parquet:
+            throw SluiceError(.internalError, "Parquet files are read with ParquetFileCursor", location: path)
         }
     }
 }

@@ -7,7 +7,7 @@ import SluiceFormats
 /// source:
 ///   file:
 ///     path: "data/events/*.csv"   # a file, a glob (*, ?, [..]) or a directory (read recursively)
-///     format: csv                 # csv | ndjson; default: from the extension (.csv .tsv .ndjson .jsonl)
+///     format: csv                 # csv | tsv | ndjson | parquet; default: from the extension
 ///     compression: auto           # auto | none | gzip | zstd; auto detects from the first bytes
 ///     delimiter: ","              # CSV only; one character ("\t" for tab)
 ///     header: true                # CSV only: the first row names the columns
@@ -39,8 +39,8 @@ public struct FileSourceOptions: Decodable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         path = try c.decode(String.self, forKey: .path)
         format = try c.decodeIfPresent(String.self, forKey: .format)
-        if let format, !["csv", "ndjson", "jsonl", "tsv"].contains(format) {
-            throw try c.superDecoder(forKey: .format).configError("unknown format '\(format)'; use csv or ndjson")
+        if let format, !["csv", "ndjson", "jsonl", "tsv", "parquet"].contains(format) {
+            throw try c.superDecoder(forKey: .format).configError("unknown format '\(format)'; use csv, tsv, ndjson or parquet")
         }
         compression = try c.decodeIfPresent(String.self, forKey: .compression)
         if let compression, compression != "auto", InputCompression(rawValue: compression) == nil {

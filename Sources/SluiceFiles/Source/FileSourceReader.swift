@@ -11,6 +11,7 @@ final class FileSourceReader: SourceReader {
     var queue: [ListedFile] = []
     var listed = false
     var current: OpenFile?
+    var parquet: ParquetFileCursor?
     /// Files already reported as changed after processing (reported once per run).
     var reportedChanges: Set<String> = []
     var bytesDoneBefore = 0
@@ -75,8 +76,24 @@ final class FileSourceReader: SourceReader {
     func next() async throws -> SourceBatch? {
         while true {
             try Task.checkCancellation()
+            if let cursor = parquet {
+                do {
+                    return try readRowGroup(cursor)
+                } catch let error as FileReadError {
+                    parquet = nil
+                    return finishUnreadable(cursor.file, error: error)
+                }
+            }
             if current == nil {
                 guard let file = try await nextFile() else { return nil }
+                if source.isParquet(file.path) {
+                    do {
+                        parquet = try ParquetFileCursor(file: file, resumeAt: positions[file.path]?.offset ?? 0)
+                    } catch let error as FileReadError {
+                        return finishUnreadable(file, error: error)
+                    }
+                    continue
+                }
                 do {
                     current = try open(file)
                 } catch let error as FileReadError {
@@ -130,6 +147,20 @@ final class FileSourceReader: SourceReader {
         return SourceBatch(records: output.batch, rejects: rejects,
                            position: SourcePosition(partition: f.file.path, value: position.encoded()),
                            inputBytes: output.consumed)
+    }
+
+    /// The next row group of a Parquet file.
+    func readRowGroup(_ cursor: ParquetFileCursor) throws -> SourceBatch {
+        let (batch, position, bytes) = try cursor.next()
+        positions[cursor.file.path] = position
+        if position.done {
+            parquet = nil
+            bytesDoneBefore += cursor.file.size
+            context.logger.info("file read", metadata: ["file": "\(cursor.file.path)", "row_groups": "\(position.offset)"])
+        }
+        context.reportProgress(SourceProgress(bytesDone: bytesDoneBefore, bytesTotal: bytesTotal))
+        return SourceBatch(records: batch, position: SourcePosition(partition: cursor.file.path, value: position.encoded()),
+                           inputBytes: bytes)
     }
 
     func countLines(_ bytes: UnsafeRawBufferPointer) -> Int {
