@@ -101,6 +101,24 @@ import Testing
         #expect(received == Array(0..<n))
     }
 
+    final class Payload: Sendable {}
+
+    /// A consumed element must not stay referenced by the buffer (that kept ~65 batches alive).
+    @Test func consumedElementsAreReleased() async throws {
+        let buffer = BoundedBuffer<Payload>(maxCount: 8, maxBytes: 1 << 30)
+        weak var first: Payload?
+        try await {
+            let p = Payload()
+            first = p
+            try await buffer.send(p, bytes: 1)
+        }()
+        try await buffer.send(Payload(), bytes: 1)
+        try await buffer.send(Payload(), bytes: 1)
+        _ = try await buffer.next()
+        #expect(first == nil, "the buffer still holds a consumed element")
+        #expect(buffer.depth == 2)
+    }
+
     @Test func failurePropagatesAfterRemainingElements() async throws {
         struct Boom: Error {}
         let buffer = BoundedBuffer<Int>(maxCount: 4, maxBytes: 100)

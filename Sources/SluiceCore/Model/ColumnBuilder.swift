@@ -136,24 +136,29 @@ public struct ColumnBuilder: Sendable {
         type = .float64
     }
 
-    /// Produces the column and resets the builder, keeping its capacity for reuse.
+    /// Produces the column and resets the builder. The next batch's buffers are reserved at
+    /// this batch's size (not the grown capacity), so finished columns do not carry slack.
     public mutating func finish() -> Column {
         let storage: ColumnStorage
+        let n = _count
         switch type {
-        case .bool: storage = .bool(bools); bools.removeAll(keepingCapacity: true)
-        case .int64, .timestamp: storage = .int64(ints); ints.removeAll(keepingCapacity: true)
-        case .float64: storage = .float64(doubles); doubles.removeAll(keepingCapacity: true)
-        case .decimal: storage = .decimal(decimals); decimals.removeAll(keepingCapacity: true)
-        case .date: storage = .int32(int32s); int32s.removeAll(keepingCapacity: true)
+        case .bool: storage = .bool(bools); bools = []; bools.reserveCapacity(n)
+        case .int64, .timestamp: storage = .int64(ints); ints = []; ints.reserveCapacity(n)
+        case .float64: storage = .float64(doubles); doubles = []; doubles.reserveCapacity(n)
+        case .decimal: storage = .decimal(decimals); decimals = []; decimals.reserveCapacity(n)
+        case .date: storage = .int32(int32s); int32s = []; int32s.reserveCapacity(n)
         case .string, .binary, .json:
             storage = .bytes(offsets: offsets, data: bytes)
-            offsets.removeAll(keepingCapacity: true)
+            let used = bytes.count
+            offsets = []
+            offsets.reserveCapacity(n + 1)
             offsets.append(0)
-            bytes.removeAll(keepingCapacity: true)
+            bytes = []
+            bytes.reserveCapacity(used)
         }
-        let column = Column(type: type, storage: storage, validity: hasNull ? validity : nil, count: count)
+        let column = Column(type: type, storage: storage, validity: hasNull ? validity : nil, count: n)
         validity = ValidityBitmap()
-        validity.reserveCapacity(count)
+        validity.reserveCapacity(n)
         hasNull = false
         _count = 0
         return column

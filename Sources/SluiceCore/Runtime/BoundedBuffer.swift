@@ -14,7 +14,9 @@ public enum BufferEvent<Element: Sendable>: Sendable {
 /// buffer is empty, whatever its size, so an oversized element cannot deadlock.
 public final class BoundedBuffer<Element: Sendable>: Sendable {
     private struct State: ~Copyable {
-        var items: [(Element, Int)] = []
+        /// Queued elements from `head` on; taken slots are set to nil at once, so the buffer
+        /// never keeps a consumed element alive.
+        var items: [(Element, Int)?] = []
         var head = 0
         var bytes = 0
         var finished = false
@@ -89,10 +91,14 @@ public final class BoundedBuffer<Element: Sendable>: Sendable {
 
     private func takeNow(_ s: inout State) -> BufferEvent<Element>?? {
         if s.count > 0 {
-            let (element, bytes) = s.items[s.head]
+            let (element, bytes) = s.items[s.head]!
+            s.items[s.head] = nil
             s.head += 1
             s.bytes -= bytes
-            if s.head > 64 && s.head * 2 > s.items.count {
+            if s.head == s.items.count {
+                s.items.removeAll(keepingCapacity: true)
+                s.head = 0
+            } else if s.head > 64 {
                 s.items.removeFirst(s.head)
                 s.head = 0
             }
