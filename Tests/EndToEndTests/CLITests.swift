@@ -127,3 +127,29 @@ import Testing
         #expect(r.stdout.contains("--metrics-port"))
     }
 }
+
+/// Every example file stays valid as the code changes.
+@Suite struct ExampleFilesTests {
+    @Test func everyExampleValidates() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let examples = try FileManager.default.contentsOfDirectory(atPath: "\(root)/examples").filter { $0.hasSuffix(".yaml") }
+        #expect(examples.count >= 5)
+        for example in examples {
+            let r = try SluiceProcess.run(["validate", "examples/\(example)"], in: root)
+            #expect(r.status == 0, "\(example): \(r.stderr)")
+        }
+    }
+
+    @Test func everyComponentHasAnExample() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let text = try FileManager.default.contentsOfDirectory(atPath: "\(root)/examples").filter { $0.hasSuffix(".yaml") }
+            .map { try String(contentsOfFile: "\(root)/examples/\($0)", encoding: .utf8) }.joined()
+        let components = try SluiceProcess.run(["components"], in: root).stdout
+            .split(separator: "\n").filter { $0.hasPrefix("  ") && !$0.hasPrefix("   ") }
+            .compactMap { $0.trimmingCharacters(in: .whitespaces).split(separator: ":").first.map(String.init) }
+        #expect(components.count >= 5)
+        for c in components {
+            #expect(text.contains("\(c): {") || text.contains("\(c):\n"), "no example uses '\(c)'")
+        }
+    }
+}

@@ -26,7 +26,7 @@ public struct ParquetFileSink: Sink {
     public var prefix: String
 
     public init(directory: String, partition: PartitionSpec? = nil, writerOptions: ParquetWriterOptions = ParquetWriterOptions(),
-                targetFileSize: Int = 512 << 20, maxFileAge: Duration = .seconds(300), maxOpenFiles: Int = 32,
+                targetFileSize: Int = 256 << 20, maxFileAge: Duration = .seconds(300), maxOpenFiles: Int = 8,
                 prefix: String = "part") {
         self.directory = directory
         self.partition = partition
