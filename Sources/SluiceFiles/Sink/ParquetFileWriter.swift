@@ -16,19 +16,22 @@ final class ParquetFileWriter: SinkWriter {
         var rows = 0
         var bytes = 0
 
-        init(tempPath: String, finalPath: String, directory: String, schema: Schema, options: ParquetWriterOptions) throws {
+        init(tempPath: String, finalPath: String, directory: String, schema: Schema, options: ParquetWriterOptions,
+             resources: ParquetWriterResources) throws {
             self.tempPath = tempPath
             self.finalPath = finalPath
             self.directory = directory
             self.schema = schema
             output = try ParquetFileOutput(path: tempPath)
-            writer = try ParquetWriter(schema: schema, options: options, output: output)
+            writer = try ParquetWriter(schema: schema, options: options, output: output, resources: resources)
         }
     }
 
     let sink: ParquetFileSink
     let context: SinkContext
     var open: [String: OpenFile] = [:]
+    /// Page scratch and codec context shared by every open file (one per partition).
+    let resources: ParquetWriterResources
     /// Files closed (footer written and fsynced) but not yet part of a commit.
     var closed: [FileIntent] = []
     /// Files in the commit being published.
@@ -39,6 +42,7 @@ final class ParquetFileWriter: SinkWriter {
     init(sink: ParquetFileSink, context: SinkContext) {
         self.sink = sink
         self.context = context
+        resources = ParquetWriterResources(options: sink.writerOptions)
         let f = DateFormatter()
         f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
         f.timeZone = TimeZone(identifier: "UTC")
@@ -88,7 +92,8 @@ final class ParquetFileWriter: SinkWriter {
                 FileCommitRecovery.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)"))
             let final = (dir as NSString).appendingPathComponent("\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).parquet")
             do {
-                file = try OpenFile(tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions)
+                file = try OpenFile(tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions,
+                                    resources: resources)
             } catch {
                 throw SluiceError(.io, "cannot create a Parquet file: \(error)", location: temp, underlying: error)
             }

@@ -12,7 +12,8 @@ final class ParquetColumnWriter {
     let kind: ParquetColumnSpec.Kind
     let nullable: Bool
     let options: ParquetWriterOptions
-    let compressor: ParquetCompressor
+    let resources: ParquetWriterResources
+    var compressor: ParquetCompressor { resources.compressor }
     var thrift = ThriftCompactWriter()
 
     // Column chunk state.
@@ -42,16 +43,16 @@ final class ParquetColumnWriter {
     @exclusivity(unchecked) var pageNullCount = 0
     var pageStatistics = ColumnStatistics()
 
-    // Scratch.
-    let body = GrowableBytes(capacity: 1 << 16)
-    let compressed = GrowableBytes(capacity: 1 << 16)
+    // Scratch, shared by the columns (used only while a page is cut).
+    var body: GrowableBytes { resources.body }
+    var compressed: GrowableBytes { resources.compressed }
 
-    init(spec: ParquetColumnSpec, options: ParquetWriterOptions, compressor: ParquetCompressor) {
+    init(spec: ParquetColumnSpec, options: ParquetWriterOptions, resources: ParquetWriterResources) {
         self.spec = spec
         kind = spec.kind
         nullable = spec.field.nullable
         self.options = options
-        self.compressor = compressor
+        self.resources = resources
         let dictionary = options.dictionaryEnabled && options.dictionaryPageLimit > 0
         switch spec.kind {
         case .bytes:

@@ -30,7 +30,10 @@ public final class ParquetWriter {
 
     private enum State { case open, closed, failed }
 
-    public init(schema: Schema, options: ParquetWriterOptions = .init(), output: any ParquetOutput) throws {
+    /// - Parameter resources: page scratch buffers and codec context to share with other writers
+    ///   used from the same task (a new set when nil or when its codec differs).
+    public init(schema: Schema, options: ParquetWriterOptions = .init(), output: any ParquetOutput,
+                resources: ParquetWriterResources? = nil) throws {
         self.schema = schema
         self.options = options
         self.output = output
@@ -44,8 +47,8 @@ public final class ParquetWriter {
             throw ParquetError(.invalidData, path: output.name, "duplicate column names in \(schema)")
         }
         specs = schema.fields.map(ParquetColumnSpec.init)
-        let compressor = ParquetCompressor(codec: options.compression.codec, level: options.compressionLevel)
-        columns = specs.map { ParquetColumnWriter(spec: $0, options: options, compressor: compressor) }
+        let shared = resources.flatMap { $0.fits(options) ? $0 : nil } ?? ParquetWriterResources(options: options)
+        columns = specs.map { ParquetColumnWriter(spec: $0, options: options, resources: shared) }
         do {
             try Self.magic.withUnsafeBytes { try output.write($0) }
         } catch {
