@@ -60,7 +60,7 @@ public struct NDJSONFileSink: Sink {
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
         try DurableFile.makeDirectory(directory)
-        try await FileCommitRecovery.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
+        try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
         return NDJSONFileWriter(sink: self, context: context)
     }
 }
@@ -80,15 +80,12 @@ final class NDJSONFileWriter: SinkWriter {
     init(sink: NDJSONFileSink, context: SinkContext) {
         self.sink = sink
         self.context = context
-        let f = DateFormatter()
-        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        f.timeZone = TimeZone(identifier: "UTC")
-        runStamp = f.string(from: Date()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        runStamp = FileCommit.runStamp()
     }
 
     func write(_ batch: RecordBatch) async throws -> [RowFailure] {
         if file == nil {
-            let name = FileCommitRecovery.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)")
+            let name = FileCommit.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)")
             file = try DurableFile(creating: (sink.directory as NSString).appendingPathComponent(name))
             openedAt = .now
             fileRecords = 0
@@ -120,10 +117,7 @@ final class NDJSONFileWriter: SinkWriter {
     }
 
     func finishCommit() async throws {
-        guard !prepared.isEmpty else { return }
-        for intent in prepared { try DurableFile.rename(intent.tempPath, to: intent.finalPath) }
-        try DurableFile.syncDirectory(sink.directory)
-        try await context.state.resolveFileIntents(pipeline: context.pipeline, finalPaths: prepared.map(\.finalPath))
+        try await FileCommit.publish(prepared, root: sink.directory, pipeline: context.pipeline, state: context.state)
         prepared.removeAll()
     }
 

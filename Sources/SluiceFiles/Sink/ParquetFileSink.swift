@@ -110,7 +110,7 @@ public struct ParquetFileSink: Sink {
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
         try DurableFile.makeDirectory(directory)
-        try await FileCommitRecovery.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
+        try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
         return ParquetFileWriter(sink: self, context: context)
     }
 }

@@ -43,10 +43,7 @@ final class ParquetFileWriter: SinkWriter {
         self.sink = sink
         self.context = context
         resources = ParquetWriterResources(options: sink.writerOptions)
-        let f = DateFormatter()
-        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        f.timeZone = TimeZone(identifier: "UTC")
-        runStamp = f.string(from: Date()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        runStamp = FileCommit.runStamp()
     }
 
     var commitInterval: Duration { sink.maxFileAge }
@@ -89,7 +86,7 @@ final class ParquetFileWriter: SinkWriter {
             try DurableFile.makeDirectory(dir)
             sequence += 1
             let temp = (dir as NSString).appendingPathComponent(
-                FileCommitRecovery.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)"))
+                FileCommit.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)"))
             let final = (dir as NSString).appendingPathComponent("\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).parquet")
             do {
                 file = try OpenFile(tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions,
@@ -137,13 +134,7 @@ final class ParquetFileWriter: SinkWriter {
     }
 
     func finishCommit() async throws {
-        guard !prepared.isEmpty else { return }
-        for intent in prepared { try DurableFile.rename(intent.tempPath, to: intent.finalPath) }
-        for dir in Set(prepared.map { ($0.finalPath as NSString).deletingLastPathComponent }) {
-            try DurableFile.syncDirectory(dir)
-        }
-        try DurableFile.syncDirectory(sink.directory)
-        try await context.state.resolveFileIntents(pipeline: context.pipeline, finalPaths: prepared.map(\.finalPath))
+        try await FileCommit.publish(prepared, root: sink.directory, pipeline: context.pipeline, state: context.state)
         prepared.removeAll()
     }
 

@@ -2,8 +2,27 @@ import Foundation
 import Logging
 import SluiceCore
 
-/// Finishes what a crash interrupted in an exactly-once file sink.
-enum FileCommitRecovery {
+/// The shared steps of exactly-once file sinks: naming, publishing and crash recovery.
+enum FileCommit {
+    /// A name unique to one writer run: UTC start time and a random suffix.
+    static func runStamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    }
+
+    /// Phase 3 of a commit: renames each file to its final name, fsyncs the directories
+    /// (and `root`), then marks the intents resolved.
+    static func publish(_ intents: [FileIntent], root: String, pipeline: String, state: any StateStore) async throws {
+        guard !intents.isEmpty else { return }
+        for intent in intents { try DurableFile.rename(intent.tempPath, to: intent.finalPath) }
+        var directories = Set(intents.map { ($0.finalPath as NSString).deletingLastPathComponent })
+        directories.insert(root)
+        for dir in directories { try DurableFile.syncDirectory(dir) }
+        try await state.resolveFileIntents(pipeline: pipeline, finalPaths: intents.map(\.finalPath))
+    }
+
     /// Temporary files are hidden and name their pipeline, so recovery only touches its own.
     static func tempName(pipeline: String, unique: String) -> String { ".sluice-\(pipeline)-\(unique).tmp" }
 
