@@ -10,7 +10,7 @@ import Testing
           d:
             source: { file: { path: data } }
             sink: { ndjson: { path: out } }
-            dedupe: { key: [id], ttl: 3s }
+            dedupe: { key: [id], ttl: 5s }
         """, to: "\(dir)/p.yaml")
         try write("id,v\n1,a\n2,b\n2,b-again\n3,c\n", to: "\(dir)/data/1.csv")
         var r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
@@ -24,7 +24,7 @@ import Testing
         #expect(lines.count == 4)
         #expect(!lines.contains(#"{"id":3,"v":"c-again"}"#))
 
-        try await Task.sleep(for: .milliseconds(3500))
+        try await Task.sleep(for: .milliseconds(5500))
         try write("id,v\n3,c-later\n", to: "\(dir)/data/3.csv")
         r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0)
