@@ -44,6 +44,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
+        MemoryTuning.apply()
         let terminal = Terminal()
         let logger = logging.bootstrap(terminal: terminal)
         let registry = PrometheusCollectorRegistry()
