@@ -45,6 +45,19 @@ import Testing
         #expect(try await readAll(source, from: Checkpoint([last.position.partition: last.position.value])).rows.isEmpty)
     }
 
+    @Test func aFileChangedAfterIngestionIsNotReadAgain() async throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "id\n1\n2\n".write(toFile: "\(dir)/a.csv", atomically: true, encoding: .utf8)
+        let source = FileSource(pattern: "\(dir)/a.csv")
+        let first = try await readAll(source)
+        #expect(first.rows.count == 2)
+        let last = try #require(first.batches.last)
+        try "id\n1\n2\n3\n".write(toFile: "\(dir)/a.csv", atomically: true, encoding: .utf8)
+        let again = try await readAll(source, from: Checkpoint([last.position.partition: last.position.value]))
+        #expect(again.rows.isEmpty, "a changed file is reported, not re-ingested")
+    }
+
     @Test func readsGzipAndZstdAndResumesInsideThem() async throws {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
