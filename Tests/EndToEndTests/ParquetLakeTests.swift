@@ -5,8 +5,7 @@ import Testing
 func python(_ script: String, in directory: String) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", script]
-    p.currentDirectoryURL = URL(fileURLWithPath: directory)
+    p.arguments = ["-C", directory, "python3", "-c", script]
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -17,11 +17,17 @@ struct SluiceProcess {
     }
 
     /// Runs to completion.
-    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Result {
+    /// `env -C DIR`: the child's working directory is set in the child, so tests running in
+    /// parallel cannot race on the parent's working directory.
+    static func process(_ arguments: [String], in directory: String) -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
-        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["-C", directory, binary] + arguments
+        return p
+    }
+
+    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Result {
+        let p = process(arguments, in: directory)
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -42,11 +48,8 @@ struct SluiceProcess {
 
     /// Starts without waiting; output goes to files in `directory`.
     static func start(_ arguments: [String], in directory: String, log: String, environment: [String: String] = [:]) throws -> Process {
-        let p = Process()
+        let p = process(arguments, in: directory)
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
-        p.currentDirectoryURL = URL(fileURLWithPath: directory)
         FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()

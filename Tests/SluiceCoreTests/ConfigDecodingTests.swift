@@ -147,6 +147,26 @@ import Testing
         #expect(e.line == 1)
     }
 
+    @Test func substitutedSecretsAreNeverShownInErrors() throws {
+        let e = try #require(error("""
+        pipelines:
+          a:
+            source: { memory: { rows: "${TOKEN}" } }
+            sink: { memory: {} }
+        """, env: ["TOKEN": "s3cr3t-value"]))
+        #expect(!e.description.contains("s3cr3t-value"), "\(e)")
+        #expect(e.description.contains("${TOKEN}"))
+    }
+
+    @Test func emptyVariablesTakeTheDefaultAndDollarEscapes() throws {
+        let c = try load("""
+        state: "${EMPTY:-/d}/$${literal}"
+        pipelines:
+          a: { source: { memory: {} }, sink: { memory: {} } }
+        """, env: ["EMPTY": ""])
+        #expect(c.state == "/d/${literal}")
+    }
+
     @Test func syntaxErrorHasLine() throws {
         let e = try #require(error("""
         pipelines:

@@ -70,6 +70,7 @@ import Testing
         #expect(letters.count == 2)
         #expect(letters.allSatisfy { $0.letter.stage == "sink" && $0.letter.errorKind == "constraint" })
         #expect(String(decoding: letters[0].letter.raw, as: UTF8.self) == #"{"id":3}"#)
+        #expect(letters.map(\.letter.location) == ["1 row 3", "2 row 7"], "source position and row: unique across runs")
         #expect(try await store.checkpoint(pipeline: "t")[""] == "2")
     }
 

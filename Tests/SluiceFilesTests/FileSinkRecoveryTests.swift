@@ -78,6 +78,19 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/out").isEmpty)
     }
 
+    @Test func recoveryLeavesOtherPipelinesTemporaryFilesAlone() async throws {
+        let (dir, store) = try workspace()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/out", withIntermediateDirectories: true)
+        let other = NDJSONFileSink(directory: "\(dir)/out")
+        let writer = try await other.makeWriter(context: SinkContext(pipeline: "a-b", state: store, logger: Logger(label: "t")))
+        _ = try await writer.write(batch(0..<3))
+        let tempBefore = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/out").filter { $0.hasSuffix(".tmp") }
+        #expect(tempBefore.count == 1)
+        _ = try await NDJSONFileSink(directory: "\(dir)/out").makeWriter(context: SinkContext(pipeline: "a", state: store, logger: Logger(label: "t")))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/out").filter { $0.hasSuffix(".tmp") } == tempBefore)
+    }
+
     @Test func rollsBySize() async throws {
         let (dir, store) = try workspace()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -62,20 +62,27 @@ public struct YAMLNodeDecoding: Sendable {
         }
     }
 
-    /// Replaces `${NAME}` and `${NAME:-default}` with environment values.
+    /// Replaces `${NAME}` and `${NAME:-default}` (the default also when NAME is empty, as in a
+    /// shell) with environment values; `$${` is a literal `${`.
     func substitute(_ text: String, node: Node, path: [any CodingKey]) throws -> String {
         guard text.contains("${") else { return text }
         var out = "", rest = Substring(text)
         while let start = rest.range(of: "${") {
+            if start.lowerBound > rest.startIndex, rest[rest.index(before: start.lowerBound)] == "$" {
+                out += rest[..<rest.index(before: start.lowerBound)]
+                out += "${"
+                rest = rest[start.upperBound...]
+                continue
+            }
             out += rest[..<start.lowerBound]
             guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
-                throw error("unterminated '${' in value", at: node, path: path)
+                throw error("unterminated '${' in value (write $${ for a literal ${)", at: node, path: path)
             }
             let expr = rest[start.upperBound..<end]
             let (name, fallback): (Substring, Substring?) = if let r = expr.range(of: ":-") {
                 (expr[..<r.lowerBound], expr[r.upperBound...])
             } else { (expr, nil) }
-            if let value = environment[String(name)] {
+            if let value = environment[String(name)], !(value.isEmpty && fallback != nil) {
                 out += value
             } else if let fallback {
                 out += fallback
@@ -290,8 +297,11 @@ struct SingleNodeContainer: SingleValueDecodingContainer {
         return try decoder.options.substitute(s.string, node: node, path: codingPath)
     }
 
+    /// Names the value as written: a substituted `${VAR}` may be a secret, so its value is never shown.
     private func fail(_ expected: String, _ text: String) -> ConfigError {
-        decoder.options.error("expected \(expected), found '\(text)'", at: node, path: codingPath)
+        var shown = text
+        if case let .scalar(s) = node, s.string.contains("${") { shown = s.string }
+        return decoder.options.error("expected \(expected), found '\(shown)'", at: node, path: codingPath)
     }
 
     func decode(_ type: Bool.Type) throws -> Bool {

@@ -4,7 +4,7 @@
 /// of them (when the sink asks for it) without waiting for the whole group.
 struct Batcher {
     let settings: BatchSettings
-    private(set) var entries: [(records: RecordBatch, sequence: UInt64)] = []
+    private(set) var entries: [(records: RecordBatch, sequence: UInt64, position: SourcePosition)] = []
     private(set) var rows = 0
     private(set) var bytes = 0
     private(set) var oldest: ContinuousClock.Instant?
@@ -13,8 +13,8 @@ struct Batcher {
 
     var isEmpty: Bool { entries.isEmpty }
 
-    mutating func add(_ batch: RecordBatch, sequence: UInt64, now: ContinuousClock.Instant) {
-        entries.append((batch, sequence))
+    mutating func add(_ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: ContinuousClock.Instant) {
+        entries.append((batch, sequence, position))
         rows += batch.count
         bytes += batch.byteSize
         if oldest == nil { oldest = now }
@@ -30,7 +30,7 @@ struct Batcher {
 
     /// Takes everything, in arrival order. Batches are handed over as they came (no copy);
     /// the sink groups them into files, row groups or statements as it needs.
-    mutating func drain() -> [(records: RecordBatch, sequence: UInt64)] {
+    mutating func drain() -> [(records: RecordBatch, sequence: UInt64, position: SourcePosition)] {
         defer {
             entries.removeAll()
             rows = 0

@@ -2,15 +2,16 @@ import Foundation
 
 /// Idempotent ingestion: drops records whose key was accepted within the TTL.
 ///
-/// Keys accepted since the last commit are held in memory and written with that commit,
-/// in the same transaction as the checkpoint: after a crash, replayed records are not
-/// mistaken for duplicates of records that were never committed.
+/// Keys accepted since the last commit are held in memory, per source batch, and written with
+/// the commit that covers their batch, in the same transaction as the checkpoint: after a
+/// crash, replayed records are never mistaken for duplicates of records that were never
+/// committed.
 struct Deduplicator {
     let settings: DedupeSettings
     let pipeline: String
     let store: any StateStore
-    /// Keys accepted since the last commit.
-    private(set) var pendingKeys: [String] = []
+    /// Keys accepted and not yet committed, by the sequence number of their source batch.
+    private var pending: [(sequence: UInt64, keys: [String])] = []
     private var pendingSet: Set<String> = []
 
     init(settings: DedupeSettings, pipeline: String, store: any StateStore) {
@@ -19,23 +20,26 @@ struct Deduplicator {
         self.store = store
     }
 
-    /// Returns the batch without duplicates, the number dropped, and dead letters for rows
-    /// whose key cannot be built.
-    mutating func filter(_ batch: RecordBatch, position: SourcePosition, now: Date)
+    /// Returns the batch without duplicates, the number dropped, and dead letters (one per row)
+    /// when the key cannot be built.
+    mutating func filter(_ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date)
         async throws -> (RecordBatch, duplicates: Int, rejects: [DeadLetter]) {
         guard batch.count > 0 else { return (batch, 0, []) }
         let indices = settings.key.map { batch.schema.index(of: $0) }
         if let missing = zip(settings.key, indices).first(where: { $0.1 == nil })?.0 {
-            let letter = DeadLetter(stage: "dedupe", errorKind: "missing_key_field",
-                                    message: "dedupe key field '\(missing)' is not in the records (fields: \(batch.schema.fields.map(\.name).joined(separator: ", "))); fix `dedupe.key`",
-                                    location: "\(position) (\(batch.count) rows)", raw: Array(RowRendering.json(batch, rows: 0..<min(batch.count, 1)).utf8))
-            return (RecordBatch.empty(batch.schema), 0, [letter])
+            let message = "dedupe key field '\(missing)' is not in the records (fields: "
+                + "\(batch.schema.fields.map(\.name).joined(separator: ", "))); fix `dedupe.key`"
+            let letters = (0..<batch.count).map { row in
+                DeadLetter(stage: "dedupe", errorKind: "missing_key_field", message: message,
+                           location: "\(position) row \(row)", raw: Array(RowRendering.json(batch, rows: row..<row + 1).utf8))
+            }
+            return (RecordBatch.empty(batch.schema), 0, letters)
         }
         let columns = indices.map { batch.columns[$0!] }
         var keys: [String] = []
         keys.reserveCapacity(batch.count)
         for row in 0..<batch.count {
-            keys.append(columns.map { $0.value(at: row).description }.joined(separator: "\u{1F}"))
+            keys.append(DedupeKey.encode(columns.map { $0.value(at: row) }))
         }
         let since = now.addingTimeInterval(-Double(settings.ttl.components.seconds))
         var seen = Set<String>()
@@ -43,19 +47,46 @@ struct Deduplicator {
         for chunk in stride(from: 0, to: unique.count, by: 500) {
             seen.formUnion(try await store.seenKeys(pipeline: pipeline, keys: Array(unique[chunk..<min(chunk + 500, unique.count)]), since: since))
         }
-        var keep: [Int] = []
+        var keep: [Int] = [], accepted: [String] = []
         keep.reserveCapacity(batch.count)
         for (row, key) in keys.enumerated() where !seen.contains(key) && !pendingSet.contains(key) {
             pendingSet.insert(key)
-            pendingKeys.append(key)
+            accepted.append(key)
             keep.append(row)
         }
-        return (batch.selecting(rows: keep), batch.count - keep.count, [])
+        if !accepted.isEmpty { pending.append((sequence, accepted)) }
+        return (batch.take(keep), batch.count - keep.count, [])
     }
 
-    /// Hands the pending keys to a commit and forgets them.
-    mutating func takePending() -> [String] {
-        defer { pendingKeys.removeAll(); pendingSet.removeAll() }
-        return pendingKeys
+    /// Hands over the keys of batches up to and including `sequence` (those the commit covers).
+    mutating func takePending(through sequence: UInt64) -> [String] {
+        var taken: [String] = []
+        while let first = pending.first, first.sequence <= sequence {
+            taken += first.keys
+            for key in first.keys { pendingSet.remove(key) }
+            pending.removeFirst()
+        }
+        return taken
+    }
+}
+
+/// An unambiguous text form of a key tuple: each value tagged with its kind and length, so
+/// NULL differs from the string "null", and no separator inside a value can merge two tuples.
+enum DedupeKey {
+    static func encode(_ values: [Value]) -> String {
+        var out = ""
+        for value in values {
+            let (tag, text): (Character, String) = switch value {
+            case .null: ("n", "")
+            case let .binary(bytes): ("x", bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
+            case .string, .json: ("s", value.description)
+            default: ("v", value.description)
+            }
+            out.append(tag)
+            out += String(text.utf8.count)
+            out.append(":")
+            out += text
+        }
+        return out
     }
 }

@@ -186,14 +186,14 @@ public struct PipelineRunner: Sendable {
             addDeadLetters(batch.rejects)
             var records = batch.records
             if var d = dedupe {
-                let (kept, duplicates, rejects) = try await d.filter(records, position: batch.position, now: Date())
+                let (kept, duplicates, rejects) = try await d.filter(records, sequence: sequence, position: batch.position, now: Date())
                 dedupe = d
                 records = kept
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates
                 metrics.duplicates.increment(by: duplicates)
             }
-            batcher.add(records, sequence: sequence, now: .now)
+            batcher.add(records, sequence: sequence, position: batch.position, now: .now)
             let totals = self.totals
             runner.status.update {
                 $0.recordsIn = totals.recordsIn
@@ -219,9 +219,9 @@ public struct PipelineRunner: Sendable {
         /// (a file reached its size), so output files stay close to their configured size.
         mutating func flush() async throws {
             guard !batcher.isEmpty else { return }
-            for (records, sequence) in batcher.drain() {
+            for (records, sequence, position) in batcher.drain() {
                 if records.count > 0 {
-                    try await write(records, position: "batch \(sequence)")
+                    try await write(records, position: position)
                     pendingRecords += records.count
                 }
                 written.append(sequence)
@@ -230,8 +230,12 @@ public struct PipelineRunner: Sendable {
         }
 
         /// Writes one batch, retrying whole-batch failures and dead-lettering refused rows.
-        mutating func write(_ batch: RecordBatch, position: String) async throws {
+        /// A dead letter's location is the batch's source position and the row's index in it,
+        /// which is unique across runs.
+        mutating func write(_ batch: RecordBatch, position: SourcePosition) async throws {
             var current = batch
+            /// Row of `current` → row of `batch` (retries write a subset).
+            var originalRows = Array(0..<batch.count)
             var attempt = 1
             while true {
                 let failures = try await withSinkRetry("write") { [writer] in try await writer.write(current) }
@@ -243,7 +247,7 @@ public struct PipelineRunner: Sendable {
                 let final = attempt >= runner.plan.settings.retry.maxAttempts ? failures : failures.filter { !$0.error.isRetryable }
                 addDeadLetters(final.map { failure in
                     DeadLetter(stage: "sink", errorKind: failure.error.code.description, message: failure.error.message,
-                               location: "\(position) row \(failure.row)",
+                               location: "\(position) row \(originalRows[failure.row])",
                                raw: Array(RowRendering.json(current, rows: failure.row..<failure.row + 1).utf8),
                                attempts: attempt)
                 })
@@ -251,7 +255,8 @@ public struct PipelineRunner: Sendable {
                 let delay = runner.plan.settings.retry.delay(attempt: attempt, retryAfter: retryable.first?.error.retryAfter)
                 metrics.retries.increment()
                 try await Task.sleep(for: delay)
-                current = current.selecting(rows: retryable.map(\.row))
+                current = current.take(retryable.map(\.row))
+                originalRows = retryable.map { originalRows[$0.row] }
                 attempt += 1
             }
             let totals = self.totals
@@ -269,7 +274,9 @@ public struct PipelineRunner: Sendable {
                 commit.checkpoint.merge(tracker.complete(sequence)) { $1 }
             }
             commit.deadLetters = pendingDeadLetters
-            commit.dedupeKeys = dedupe?.takePending() ?? []
+            // Only keys of batches this commit covers: a commit in the middle of a flush must not
+            // record keys of batches still to be written (a crash would then drop them as duplicates).
+            commit.dedupeKeys = written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
             commit.records = pendingRecords
             let prepared = commit
             try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }

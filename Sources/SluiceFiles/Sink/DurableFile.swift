@@ -12,7 +12,10 @@ struct FileWriteError: Error, CustomStringConvertible, POSIXErrorLike {
     var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
 
     var sluiceError: SluiceError {
-        let retryable = [ENOSPC, EIO, EINTR, EAGAIN, EDQUOT].contains(errno)
+        // A failed fsync may have dropped dirty pages (Linux): retrying it could report success
+        // for data that is gone, so it is never retried; the run stops and replays from the
+        // checkpoint into a new file.
+        let retryable = !operation.contains("fsync") && [ENOSPC, EIO, EINTR, EAGAIN, EDQUOT].contains(errno)
         return SluiceError(.io, "\(operation) failed: \(String(cString: strerror(errno)))"
                            + (errno == EACCES ? "; check the permissions of the output directory" : ""),
                            location: path, retryable: retryable)
@@ -42,19 +45,27 @@ final class DurableFile {
         if buffer.count >= 1 << 20 { try flush() }
     }
 
+    /// Writes the buffered bytes. On failure the bytes already written leave the buffer, so a
+    /// retry continues where the failure happened and never writes anything twice.
     func flush() throws {
         var written = 0
-        try buffer.withUnsafeBytes { raw in
+        var failure: FileWriteError?
+        buffer.withUnsafeBytes { raw in
             while written < raw.count {
                 let n = write(fd, raw.baseAddress! + written, raw.count - written)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw FileWriteError(path: path, operation: "write", errno: errno)
+                    failure = FileWriteError(path: path, operation: "write", errno: errno)
+                    return
                 }
                 written += n
             }
         }
         bytesWritten += written
+        if let failure {
+            buffer.removeFirst(written)
+            throw failure
+        }
         buffer.removeAll(keepingCapacity: true)
     }
 

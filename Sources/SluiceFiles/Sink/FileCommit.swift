@@ -16,7 +16,11 @@ enum FileCommit {
     /// (and `root`), then marks the intents resolved.
     static func publish(_ intents: [FileIntent], root: String, pipeline: String, state: any StateStore) async throws {
         guard !intents.isEmpty else { return }
-        for intent in intents { try DurableFile.rename(intent.tempPath, to: intent.finalPath) }
+        for intent in intents {
+            // Idempotent, so a retried publish (after a failed directory fsync) goes through.
+            if !DurableFile.exists(intent.tempPath) && DurableFile.exists(intent.finalPath) { continue }
+            try DurableFile.rename(intent.tempPath, to: intent.finalPath)
+        }
         var directories = Set(intents.map { ($0.finalPath as NSString).deletingLastPathComponent })
         directories.insert(root)
         for dir in directories { try DurableFile.syncDirectory(dir) }
@@ -24,7 +28,9 @@ enum FileCommit {
     }
 
     /// Temporary files are hidden and name their pipeline, so recovery only touches its own.
-    static func tempName(pipeline: String, unique: String) -> String { ".sluice-\(pipeline)-\(unique).tmp" }
+    /// `@` cannot appear in pipeline names, so one pipeline's prefix never matches another's
+    /// (`a` and `a-b`).
+    static func tempName(pipeline: String, unique: String) -> String { ".sluice@\(pipeline)@\(unique).tmp" }
 
     static func recover(directory: String, pipeline: String, state: any StateStore, logger: Logger) async throws {
         let pending = try await state.pendingFileIntents(pipeline: pipeline)
@@ -45,7 +51,7 @@ enum FileCommit {
             }
             try await state.resolveFileIntents(pipeline: pipeline, finalPaths: resolved)
         }
-        let prefix = ".sluice-\(pipeline)-"
+        let prefix = ".sluice@\(pipeline)@"
         var removed = 0
         // Temporary files may sit in partition sub-directories (Hive layout), so walk the tree.
         let enumerator = FileManager.default.enumerator(atPath: directory)

@@ -93,7 +93,13 @@ final class NDJSONFileWriter: SinkWriter {
         let f = file!
         encoder.encode(batch, into: &f.buffer)
         fileRecords += batch.count
-        try f.flushIfLarge()
+        // The batch is in the file's buffer now: a write failure here must not make the runtime
+        // write it again. It stays buffered and the error surfaces (and is retried) at commit.
+        do {
+            try f.flushIfLarge()
+        } catch {
+            context.logger.warning("writing output failed; will retry at the commit", metadata: ["error": "\(error)"])
+        }
         return []
     }
 
@@ -107,6 +113,8 @@ final class NDJSONFileWriter: SinkWriter {
     func prepareCommit(_ commit: inout StateCommit) async throws {
         if let f = file, fileRecords > 0 {
             try f.sync()
+            // The temporary file's directory entry must be durable before the intent names it.
+            try DurableFile.syncDirectory(sink.directory)
             sequence += 1
             let final = (sink.directory as NSString).appendingPathComponent(
                 "\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).ndjson")

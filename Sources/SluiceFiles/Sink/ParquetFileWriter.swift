@@ -128,6 +128,10 @@ final class ParquetFileWriter: SinkWriter {
 
     func prepareCommit(_ commit: inout StateCommit) async throws {
         for key in Array(open.keys) { try close(key) }
+        // Temporary files' directory entries must be durable before the intents name them.
+        for dir in Set(closed.map { ($0.tempPath as NSString).deletingLastPathComponent }) {
+            try DurableFile.syncDirectory(dir)
+        }
         prepared += closed
         closed.removeAll()
         commit.fileIntents += prepared

@@ -79,7 +79,7 @@ final class FileSourceReader: SourceReader {
             if let cursor = parquet {
                 do {
                     return try readRowGroup(cursor)
-                } catch let error as FileReadError {
+                } catch let error as FileReadError where error.errno == nil {
                     parquet = nil
                     return finishUnreadable(cursor.file, error: error)
                 }
@@ -89,25 +89,26 @@ final class FileSourceReader: SourceReader {
                 if source.isParquet(file.path) {
                     do {
                         parquet = try ParquetFileCursor(file: file, resumeAt: positions[file.path]?.offset ?? 0)
-                    } catch let error as FileReadError {
+                    } catch let error as FileReadError where error.errno == nil {
                         return finishUnreadable(file, error: error)
                     }
                     continue
                 }
                 do {
                     current = try open(file)
-                } catch let error as FileReadError {
-                    // An unreadable or corrupt file is one bad input: dead-letter it and go on.
+                } catch let error as FileReadError where error.errno == nil {
+                    // A corrupt file is one bad input: dead-letter it and go on. I/O errors
+                    // (permissions, EIO) stop the pipeline instead, so the file is read once fixed.
                     return finishUnreadable(file, error: error)
                 }
                 if current == nil { continue }
             }
             do {
                 if let batch = try readBatch(current!) { return batch }
-            } catch let error as FileReadError {
-                let file = current!.file
+            } catch let error as FileReadError where error.errno == nil {
+                let failed = current!
                 current = nil
-                return finishUnreadable(file, error: error)
+                return finishUnreadable(failed.file, error: error, line: failed.line)
             }
         }
     }
@@ -220,15 +221,16 @@ final class FileSourceReader: SourceReader {
     }
 
     /// A file that could not be read at all becomes one dead letter, and is marked done.
-    func finishUnreadable(_ file: ListedFile, error: FileReadError) -> SourceBatch {
+    func finishUnreadable(_ file: ListedFile, error: FileReadError, line: Int? = nil) -> SourceBatch {
         context.logger.error("cannot read file; it is sent to the dead-letter queue", metadata: ["file": "\(file.path)", "error": "\(error.message)"])
         let previous = positions[file.path]
         let position = FilePosition(offset: previous?.offset ?? 0, line: previous?.line ?? 1, done: true,
                                     size: file.size, modified: file.modified)
         positions[file.path] = position
         bytesDoneBefore += file.size
-        let letter = DeadLetter(stage: "decode", errorKind: error.errno == nil ? "unreadable_file" : "io_error",
-                                message: error.message, location: "\(file.path):\(previous?.line ?? 1)", raw: [])
+        let letter = DeadLetter(stage: "decode", errorKind: "unreadable_file",
+                                message: error.message + " (the rest of the file from this line on is not ingested)",
+                                location: "\(file.path):\(line ?? previous?.line ?? 1)", raw: [])
         return SourceBatch(records: RecordBatch.empty(Schema([])), rejects: [letter],
                            position: SourcePosition(partition: file.path, value: position.encoded()), inputBytes: 0)
     }
