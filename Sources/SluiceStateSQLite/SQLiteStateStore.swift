@@ -123,12 +123,19 @@ public final class SQLiteStateStore: StateStore {
         guard !keys.isEmpty else { return [] }
         return try await pool.read { db in
             let placeholders = Array(repeating: "?", count: keys.count).joined(separator: ",")
-            var arguments: [any DatabaseValueConvertible] = [pipeline, since.timeIntervalSince1970]
+            var arguments: [any DatabaseValueConvertible] = [pipeline]
             arguments += keys
-            let found = try String.fetchAll(db, sql: """
-                SELECT key FROM dedupe_keys WHERE pipeline = ? AND seen_at >= ? AND key IN (\(placeholders))
-                """, arguments: StatementArguments(arguments))
-            return Set(found)
+            // Look keys up by the primary key only and compare seen_at here: with `seen_at >= ?`
+            // in the query SQLite preferred the (pipeline, seen_at) index and scanned every key
+            // inside the TTL for each lookup (quadratic: 45 s per 65k rows at 900k stored keys).
+            let cutoff = since.timeIntervalSince1970
+            var found = Set<String>()
+            for row in try Row.fetchAll(db, sql: """
+                SELECT key, seen_at FROM dedupe_keys WHERE pipeline = ? AND key IN (\(placeholders))
+                """, arguments: StatementArguments(arguments)) where (row["seen_at"] as Double) >= cutoff {
+                found.insert(row["key"])
+            }
+            return found
         }
     }
 
