@@ -47,13 +47,13 @@ def du(path):
     return total
 
 
-def sluice_case(binary, work, name, source, sink_yaml, pin):
+def sluice_case(binary, work, name, source, sink_yaml, pin, extra=""):
     d = os.path.join(work, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     with open(os.path.join(d, "p.yaml"), "w") as f:
-        f.write("state: %s/state.db\npipelines:\n  bench:\n    source: { file: { path: %s } }\n    sink: %s\n"
-                % (d, source, sink_yaml.replace("OUT", os.path.join(d, "out"))))
+        f.write("state: %s/state.db\npipelines:\n  bench:\n    source: { file: { path: %s } }\n    sink: %s\n%s"
+                % (d, source, sink_yaml.replace("OUT", os.path.join(d, "out")), extra))
     t = run_timed([binary, "run", os.path.join(d, "p.yaml"), "--no-progress", "--log-level", "error"], pin)
     return t + (du(os.path.join(d, "out")) if os.path.exists(os.path.join(d, "out")) else 0,)
 
@@ -153,6 +153,10 @@ def main():
                 for pin in (True, False):
                     report("sluice %s→%s" % (fmt, sink), fmt, "1" if pin else "all",
                            sluice_case(a.sluice, a.work, "s-%s-%s" % (fmt, sink), src, yaml, pin))
+        # Idempotent ingestion: every row's key is looked up and stored in the state store.
+        report("sluice csv→blackhole+dedupe", "csv", "all",
+               sluice_case(a.sluice, a.work, "s-csv-dedupe", inputs["csv"][0], "{ blackhole: {} }", False,
+                           "    dedupe: { key: [event_id], ttl: 7d }\n"))
     if "parquet" in cases:
         for fmt in ("csv", "ndjson"):
             src = inputs[fmt][0]
