@@ -43,27 +43,8 @@ import Testing
               ndjson: { path: out, max_file_size: 4MB }
         """, to: "\(dir)/p.yaml")
 
-        var kills = 0
-        var generator = SystemRandomNumberGenerator()
-        let log = "\(dir)/sluice.log"
-        // Kill at random moments until at least 6 kills landed while the run was still going.
-        for _ in 0..<40 where kills < 8 {
-            // Every other run pauses between the commit phases, so kills also land after the
-            // state commit and before the files are published (the recovery path).
-            let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: log,
-                                            environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "150"] : [:])
-            let delay = Double.random(in: 0.2...2.5, using: &generator)
-            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                p.waitUntilExit()
-                kills += 1
-            } else {
-                p.waitUntilExit()
-                #expect(p.terminationStatus == 0)
-                break
-            }
-        }
+        // Kill at random moments; if a run finishes first, the remaining kills cannot land.
+        let kills = try await killRepeatedly(in: dir, kills: 8, delays: 200...2500, maxRuns: 40) { false }
         #expect(kills >= 3, "the run finished before enough kills landed; make the input larger")
         // Finish the job.
         let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)

@@ -45,24 +45,11 @@ struct PythonError: Error, CustomStringConvertible {
             batch: { max_rows: 20000 }
         """, to: "\(dir)/p.yaml")
 
-        var kills = 0, attempts = 0
-        var generator = SystemRandomNumberGenerator()
-        while kills < 20 && attempts < 80 {
-            attempts += 1
-            let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir, log: "\(dir)/log",
-                                            environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "100"] : [:])
-            try await Task.sleep(for: .milliseconds(Int.random(in: 150...1500, using: &generator)))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                p.waitUntilExit()
-                kills += 1
-            } else {
-                p.waitUntilExit()
-                // Finished before the kill: start over from scratch to keep killing mid-run.
-                #expect(p.terminationStatus == 0)
-                try FileManager.default.removeItem(atPath: "\(dir)/lake")
-                try FileManager.default.removeItem(atPath: "\(dir)/.sluice")
-            }
+        // A run that finishes before its kill starts over from scratch, to keep killing mid-run.
+        let kills = try await killRepeatedly(in: dir, kills: 20, delays: 150...1500, maxRuns: 80) {
+            try FileManager.default.removeItem(atPath: "\(dir)/lake")
+            try FileManager.default.removeItem(atPath: "\(dir)/.sluice")
+            return true
         }
         #expect(kills >= 20)
         let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)

@@ -82,3 +82,31 @@ func outputLines(_ directory: String) throws -> [Substring] {
     }
     return lines
 }
+
+/// Runs `sluice run p.yaml` in `directory` again and again, `kill -9`-ing each run after a random
+/// delay, until `kills` kills landed while the run was still going. Every other run pauses
+/// between the commit phases (`SLUICE_TEST_COMMIT_DELAY_MS`), so kills also land after the state
+/// commit and before files are published. A run that finishes first calls `finishedEarly`;
+/// returning false stops the loop. Returns how many kills landed.
+func killRepeatedly(in directory: String, kills wanted: Int, delays: ClosedRange<Int>, maxRuns: Int,
+                    finishedEarly: () throws -> Bool) async throws -> Int {
+    var kills = 0, runs = 0
+    var generator = SystemRandomNumberGenerator()
+    while kills < wanted && runs < maxRuns {
+        runs += 1
+        let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: directory,
+                                        log: "\(directory)/sluice.log",
+                                        environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
+        try await Task.sleep(for: .milliseconds(Int.random(in: delays, using: &generator)))
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            kills += 1
+        } else {
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            if try !finishedEarly() { break }
+        }
+    }
+    return kills
+}
