@@ -21,7 +21,7 @@ echo "==> sluice run examples/quickstart.yaml"
 "$BIN" run examples/quickstart.yaml
 echo
 echo "==> output"
-find out/quickstart -name "*.parquet" | sort | head -3; echo "  … $(find out/quickstart -name "*.parquet" | wc -l) Parquet files"
+find out/quickstart -name "*.parquet" | sort | sed -n 1,3p; echo "  … $(find out/quickstart -name "*.parquet" | wc -l) Parquet files"
 printf '  out/quickstart/clicks: %s lines of NDJSON\n' "$(cat out/quickstart/clicks/*.ndjson | wc -l)"
 echo "==> the lake, queried with DuckDB (partition directories become a column):"
 echo "    SELECT created_at_day, count(*), round(sum(amount)) FROM read_parquet('out/quickstart/lake/events/*/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 1"
@@ -30,7 +30,7 @@ import duckdb
 print(duckdb.sql("SELECT created_at_day, count(*) AS events, round(sum(amount)) AS amount FROM read_parquet('out/quickstart/lake/events/*/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 1"))
 PY
 echo "==> one file's footer (sluice inspect)"
-"$BIN" inspect "$(find out/quickstart/lake -name '*.parquet' | sort | head -1)" --row-groups 0
+"$BIN" inspect "$(find out/quickstart/lake -name '*.parquet' | sort | sed -n 1p)" --row-groups 0
 echo "==> dead-letter queue (sluice dlq list)"
 "$BIN" dlq list --limit 10
 echo
