@@ -1,5 +1,6 @@
 import SluiceCore
 import SluiceFiles
+import SluiceServer
 import SluiceStateSQLite
 
 /// The one registration list of built-in components. Adding a connector adds one line here.
@@ -7,6 +8,7 @@ public enum BuiltinComponents {
     public static var registry: ComponentRegistry {
         var r = ComponentRegistry()
         r.register(source: FileSource.factory)
+        r.register(source: HTTPSource.factory)
         r.register(sink: NDJSONFileSink.factory)
         r.register(sink: ParquetFileSink.factory)
         r.register(sink: StdoutSink.factory)

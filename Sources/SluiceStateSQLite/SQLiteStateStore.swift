@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SluiceCore
+import Synchronization
 
 /// The embedded ``StateStore``: one SQLite file in WAL mode, through GRDB.
 ///
@@ -10,6 +11,8 @@ public final class SQLiteStateStore: StateStore {
     public let path: String
     /// How many checkpoint-history rows to keep per pipeline.
     public let historyLimit: Int
+    /// Push-queue backlog per stream, loaded on first use and kept in step by the writer.
+    let backlogs = Mutex<[String: PushBacklog]>([:])
 
     /// Opens (creating if needed) the state database at `path` and migrates it.
     public init(path: String, historyLimit: Int = 1000) throws {

@@ -33,6 +33,24 @@ enum StateMigrations {
                     dead_lettered INTEGER, duplicates INTEGER, message TEXT);
                 """)
         }
+        migrator.registerMigration("v2-push") { db in
+            // AUTOINCREMENT: a sequence is never reused, even after the queue was emptied,
+            // because the consuming pipeline's checkpoint is a sequence.
+            try db.execute(sql: """
+                CREATE TABLE push_queue (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, request_id TEXT NOT NULL,
+                    payload BLOB NOT NULL, records INTEGER NOT NULL, received_at REAL NOT NULL);
+                CREATE INDEX push_queue_stream ON push_queue(stream, seq);
+                CREATE TABLE idempotency_keys (
+                    stream TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL,
+                    response BLOB NOT NULL, created_at REAL NOT NULL,
+                    PRIMARY KEY (stream, key)) WITHOUT ROWID;
+                CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+                CREATE TABLE api_keys (
+                    id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL, streams TEXT NOT NULL,
+                    created_at REAL NOT NULL, revoked_at REAL);
+                """)
+        }
         return migrator
     }
 }

@@ -21,6 +21,8 @@ public struct LoadedConfig: Sendable {
     /// The state location (`.sluice/state.db` when not set).
     public var state: String
     public var pipelines: [PipelinePlan]
+    /// The `serve:` section (nil when absent).
+    public var serve: ServeConfig?
 
     public func pipeline(named name: String) -> PipelinePlan? { pipelines.first { $0.name == name } }
 }
@@ -73,6 +75,11 @@ public struct ConfigLoader: Sendable {
         }
         let state = config.state.map { $0.contains("://") ? $0 : ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve($0) }
             ?? ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve(".sluice/state.db")
-        return LoadedConfig(file: file, state: state, pipelines: plans)
+        var serve = config.serve
+        if let tls = serve?.tls {
+            let base = ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "")
+            serve?.tls = ServeConfig.TLSFiles(certificate: base.resolve(tls.certificate), privateKey: base.resolve(tls.privateKey))
+        }
+        return LoadedConfig(file: file, state: state, pipelines: plans, serve: serve)
     }
 }

@@ -3,12 +3,15 @@ public struct SluiceConfig: Decodable, Sendable {
     /// Where state lives: a SQLite file path (default `.sluice/state.db`) or, later, a `postgres://` URL.
     public var state: String?
     public var pipelines: [(name: String, config: PipelineConfig)]
+    /// How `sluice serve` listens.
+    public var serve: ServeConfig?
 
-    enum CodingKeys: String, CodingKey { case state, pipelines }
+    enum CodingKeys: String, CodingKey { case state, pipelines, serve }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         state = try c.decodeIfPresent(String.self, forKey: .state)
+        serve = try c.decodeIfPresent(ServeConfig.self, forKey: .serve)
         pipelines = try c.decode(OrderedMapping<PipelineConfig>.self, forKey: .pipelines).entries.map { ($0.key, $0.value) }
     }
 }

@@ -18,6 +18,8 @@ struct JSONScanner {
     private(set) var errorIsUTF8 = false
 
     static let maxDepth = 512
+    /// Nesting deeper than this fails with "nesting too deep" (at most ``maxDepth``).
+    var depthLimit = JSONScanner.maxDepth
 
     init(_ p: UnsafePointer<UInt8>, from start: Int, end: Int) {
         self.p = p
@@ -337,7 +339,7 @@ struct JSONScanner {
         guard i < end else { return fail("value expected") }
         switch p[i] {
         case UInt8(ascii: "{"):
-            guard depth < Self.maxDepth else { return fail("nesting too deep") }
+            guard depth < depthLimit else { return fail("nesting too deep") }
             i += 1
             skipWhitespace()
             if i < end, p[i] == UInt8(ascii: "}") {
@@ -366,7 +368,7 @@ struct JSONScanner {
                 return fail("',' or '}' expected in an object")
             }
         case UInt8(ascii: "["):
-            guard depth < Self.maxDepth else { return fail("nesting too deep") }
+            guard depth < depthLimit else { return fail("nesting too deep") }
             i += 1
             skipWhitespace()
             if i < end, p[i] == UInt8(ascii: "]") {

@@ -1,0 +1,34 @@
+/// `serve:`: where and how `sluice serve` listens (DESIGN.md §5).
+///
+/// ```yaml
+/// serve:
+///   host: 127.0.0.1          # loopback by default; another address needs authentication on every stream
+///   port: 8080
+///   tls: { certificate: certs/server.pem, private_key: certs/server.key }
+///   max_inflight_bytes: 64MB # request bodies held in memory at once; beyond it, 503
+/// ```
+public struct ServeConfig: Decodable, Sendable {
+    public var host: String?
+    public var port: Int?
+    public var tls: TLSFiles?
+    public var maxInflightBytes: Int?
+
+    public struct TLSFiles: Decodable, Sendable {
+        public var certificate: String
+        public var privateKey: String
+
+        enum CodingKeys: String, CodingKey { case certificate, privateKey = "private_key" }
+    }
+
+    enum CodingKeys: String, CodingKey { case host, port, tls, maxInflightBytes = "max_inflight_bytes" }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        host = try c.decodeIfPresent(String.self, forKey: .host)
+        port = try c.decodeIfPresent(Int.self, forKey: .port, in: 0...65535)
+        tls = try c.decodeIfPresent(TLSFiles.self, forKey: .tls)
+        maxInflightBytes = try c.decodeIfPresent(ConfigByteSize.self, forKey: .maxInflightBytes)?.bytes
+    }
+}

@@ -1,0 +1,173 @@
+import SluiceCore
+import SluiceFormats
+
+/// Options of `source: {http: {...}}`: one push stream served by `sluice serve`.
+///
+/// ```yaml
+/// source:
+///   http:
+///     stream: clicks                 # POST /v1/streams/clicks/records
+///     auth: api_key                  # none (default) | api_key | hmac
+///     hmac: { secret: "${CLICKS_WEBHOOK_SECRET}", tolerance: 5m }
+///     rate_limit: { requests_per_second: 500, burst: 1000 }      # the whole stream
+///     key_rate_limit: { requests_per_second: 50, burst: 100 }    # each API key
+///     columns: { user_id: int64, url: string, ts: timestamp }    # declared types, checked at the door
+///     required: [user_id, url]
+///     on_invalid: reject             # reject the request (default) | dead_letter the bad records
+///     max_body: 10MB                 # after decompression
+///     max_records: 10000
+///     max_depth: 32
+///     max_fields: 1000
+///     max_queue_records: 1000000     # backlog bound: beyond it, 503 + Retry-After
+///     max_queue_bytes: 256MB
+///     idempotency_ttl: 7d
+///     received_at: received_at       # field stamped with the arrival time ("" to leave out)
+/// ```
+public struct HTTPStreamOptions: Decodable, Sendable {
+    public enum Auth: String, Sendable { case none, apiKey = "api_key", hmac }
+    public enum OnInvalid: String, Sendable { case reject, deadLetter = "dead_letter" }
+
+    public var stream: String
+    public var auth: Auth = .none
+    public var hmac: HMACOptions?
+    public var rateLimit: RateLimitOptions?
+    public var keyRateLimit: RateLimitOptions?
+    public var fields: [Field] = []
+    public var onInvalid: OnInvalid = .reject
+    public var maxBody = 10 << 20
+    public var limits = JSONRecordLimits()
+    public var maxQueueRecords = 1_000_000
+    public var maxQueueBytes = 256 << 20
+    public var idempotencyTTL: Duration = .seconds(7 * 86_400)
+    public var receivedAt: String? = "received_at"
+
+    enum CodingKeys: String, CodingKey {
+        case stream, auth, hmac, columns, required
+        case rateLimit = "rate_limit", keyRateLimit = "key_rate_limit", onInvalid = "on_invalid"
+        case maxBody = "max_body", maxRecords = "max_records", maxDepth = "max_depth", maxFields = "max_fields"
+        case maxQueueRecords = "max_queue_records", maxQueueBytes = "max_queue_bytes"
+        case idempotencyTTL = "idempotency_ttl", receivedAt = "received_at"
+    }
+
+    public init(stream: String) { self.stream = stream }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        stream = try c.decode(String.self, forKey: .stream)
+        guard stream.range(of: #"^[A-Za-z0-9_.-]{1,128}$"#, options: .regularExpression) != nil else {
+            throw try c.superDecoder(forKey: .stream).configError("stream names may use letters, digits, '_', '-' and '.' only (it appears in the URL)")
+        }
+        if let a = try c.decodeIfPresent(String.self, forKey: .auth) {
+            guard let parsed = Auth(rawValue: a) else {
+                throw try c.superDecoder(forKey: .auth).configError("unknown auth '\(a)'; use none, api_key or hmac")
+            }
+            auth = parsed
+        }
+        hmac = try c.decodeIfPresent(HMACOptions.self, forKey: .hmac)
+        if auth == .hmac, hmac == nil {
+            throw try c.superDecoder(forKey: .auth).configError("auth: hmac needs `hmac: { secret: \"${SECRET}\" }`")
+        }
+        rateLimit = try c.decodeIfPresent(RateLimitOptions.self, forKey: .rateLimit)
+        keyRateLimit = try c.decodeIfPresent(RateLimitOptions.self, forKey: .keyRateLimit)
+        if let columns = try c.decodeIfPresent(OrderedMapping<String>.self, forKey: .columns) {
+            let nested = try c.superDecoder(forKey: .columns)
+            for (name, type) in columns.entries {
+                guard let t = DataType(parsing: type) else {
+                    throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
+                }
+                fields.append(Field(name, t))
+            }
+        }
+        if let required = try c.decodeIfPresent([String].self, forKey: .required) {
+            for name in required {
+                guard let i = fields.firstIndex(where: { $0.name == name }) else {
+                    throw try c.superDecoder(forKey: .required).configError("'\(name)' is not a declared column; declare it under `columns` with its type")
+                }
+                fields[i].nullable = false
+            }
+        }
+        if let o = try c.decodeIfPresent(String.self, forKey: .onInvalid) {
+            guard let parsed = OnInvalid(rawValue: o) else {
+                throw try c.superDecoder(forKey: .onInvalid).configError("unknown on_invalid '\(o)'; use reject or dead_letter")
+            }
+            onInvalid = parsed
+        }
+        if let size = try c.decodeIfPresent(ConfigByteSize.self, forKey: .maxBody) {
+            guard size.bytes >= 1024, size.bytes <= 1 << 30 else {
+                throw try c.superDecoder(forKey: .maxBody).configError("must be between 1KB and 1GB")
+            }
+            maxBody = size.bytes
+        }
+        limits.maxRecords = try c.decodeIfPresent(Int.self, forKey: .maxRecords, in: 1...10_000_000) ?? limits.maxRecords
+        limits.maxDepth = try c.decodeIfPresent(Int.self, forKey: .maxDepth, in: 1...512) ?? limits.maxDepth
+        limits.maxFields = try c.decodeIfPresent(Int.self, forKey: .maxFields, in: 1...100_000) ?? limits.maxFields
+        maxQueueRecords = try c.decodeIfPresent(Int.self, forKey: .maxQueueRecords, in: 1...1_000_000_000) ?? maxQueueRecords
+        if let size = try c.decodeIfPresent(ConfigByteSize.self, forKey: .maxQueueBytes) { maxQueueBytes = size.bytes }
+        if let ttl = try c.decodeIfPresent(ConfigDuration.self, forKey: .idempotencyTTL) { idempotencyTTL = ttl.duration }
+        if c.contains(.receivedAt) {
+            let name = try c.decodeIfPresent(String.self, forKey: .receivedAt) ?? ""
+            receivedAt = name.isEmpty ? nil : name
+            if let name = receivedAt, name.contains("\"") || name.contains("\\") {
+                throw try c.superDecoder(forKey: .receivedAt).configError("a field name without quotes or backslashes is expected")
+            }
+        }
+    }
+
+    /// The columns records are decoded into: the arrival stamp first, then the declared ones.
+    public var decodeFields: [Field] {
+        var all: [Field] = []
+        if let receivedAt { all.append(Field(receivedAt, .timestamp)) }
+        all += fields.filter { $0.name != receivedAt }
+        return all
+    }
+}
+
+/// `hmac: { secret: ..., tolerance: 5m }`: requests are signed with HMAC-SHA256.
+///
+/// The sender sends `X-Sluice-Timestamp: <unix seconds>` and
+/// `X-Sluice-Signature: sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<raw body>")>`.
+public struct HMACOptions: Decodable, Sendable {
+    public var secret: String
+    public var tolerance: Duration = .seconds(300)
+    public var signatureHeader = "X-Sluice-Signature"
+    public var timestampHeader = "X-Sluice-Timestamp"
+
+    enum CodingKeys: String, CodingKey {
+        case secret, tolerance, signatureHeader = "signature_header", timestampHeader = "timestamp_header"
+    }
+
+    public init(secret: String) { self.secret = secret }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        secret = try c.decode(String.self, forKey: .secret)
+        if secret.utf8.count < 16 {
+            throw try c.superDecoder(forKey: .secret).configError("the secret must be at least 16 bytes long (use `openssl rand -hex 32`)")
+        }
+        if let t = try c.decodeIfPresent(ConfigDuration.self, forKey: .tolerance) { tolerance = t.duration }
+        signatureHeader = try c.decodeIfPresent(String.self, forKey: .signatureHeader) ?? signatureHeader
+        timestampHeader = try c.decodeIfPresent(String.self, forKey: .timestampHeader) ?? timestampHeader
+    }
+}
+
+/// `rate_limit: { requests_per_second: 100, burst: 200 }`: a token bucket.
+public struct RateLimitOptions: Decodable, Sendable, Hashable {
+    public var requestsPerSecond: Double
+    public var burst: Int
+
+    enum CodingKeys: String, CodingKey { case requestsPerSecond = "requests_per_second", burst }
+
+    public init(requestsPerSecond: Double, burst: Int) {
+        self.requestsPerSecond = requestsPerSecond
+        self.burst = burst
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        requestsPerSecond = try c.decode(Double.self, forKey: .requestsPerSecond)
+        guard requestsPerSecond > 0, requestsPerSecond <= 10_000_000 else {
+            throw try c.superDecoder(forKey: .requestsPerSecond).configError("must be a positive number of requests per second")
+        }
+        burst = try c.decodeIfPresent(Int.self, forKey: .burst, in: 1...100_000_000) ?? max(1, Int(requestsPerSecond.rounded(.up)))
+    }
+}

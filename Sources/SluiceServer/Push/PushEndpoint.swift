@@ -1,0 +1,405 @@
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import SluiceCore
+import SluiceFormats
+import Synchronization
+
+/// One stream served by the endpoint.
+public struct PushStream: Sendable {
+    public var pipeline: String
+    public var options: HTTPStreamOptions
+
+    public init(pipeline: String, options: HTTPStreamOptions) {
+        self.pipeline = pipeline
+        self.options = options
+    }
+}
+
+/// `POST /v1/streams/{stream}/records`: checks, in this order, the stream, content type and
+/// encoding, credentials, rate limits, backlog and size; then reads the body, verifies a
+/// webhook signature, validates every record, and answers 202 only once the accepted records
+/// are durable in the push queue (with their idempotency key, in the same transaction).
+public final class PushEndpoint: Sendable {
+    let streams: [String: PushStream]
+    let store: any PushQueueStore
+    let queue: GroupCommitQueue
+    let limiter = RateLimiter()
+    let gate = IdempotencyGate()
+    let logger: Logger
+    /// Request bodies held in memory at once, at most (reserved before reading).
+    let maxInflightBytes: Int
+    private let inflightBytes = Mutex(0)
+    private let keyCache = Mutex<[String: (key: StoredAPIKey, at: ContinuousClock.Instant)]>([:])
+
+    public init(streams: [PushStream], store: any PushQueueStore, queue: GroupCommitQueue, maxInflightBytes: Int, logger: Logger) {
+        var map: [String: PushStream] = [:]
+        for s in streams { map[s.options.stream] = s }
+        self.streams = map
+        self.store = store
+        self.queue = queue
+        self.maxInflightBytes = maxInflightBytes
+        self.logger = logger
+    }
+
+    // MARK: Request handling
+
+    public func handle(_ request: Request, stream name: String) async -> Response {
+        let started = ContinuousClock.now
+        let requestID = UUID().uuidString.lowercased()
+        var response: Response
+        var streamLabel = "unknown"
+        if let stream = streams[name] {
+            streamLabel = name
+            do {
+                response = try await accept(request, stream: stream, requestID: requestID)
+            } catch let problem as ProblemThrown {
+                response = problem.problem.response(instance: "/v1/streams/\(name)/records#\(requestID)")
+            } catch {
+                logger.error("push request failed", metadata: ["stream": "\(name)", "request_id": "\(requestID)", "error": "\(error)"])
+                var p = Problem(.serviceUnavailable, "unavailable", "Temporarily unavailable",
+                                detail: "the records could not be made durable; nothing was ingested. Retry later.")
+                p.extraHeaders[.retryAfter] = "1"
+                response = p.response(instance: "/v1/streams/\(name)/records#\(requestID)")
+            }
+        } else {
+            response = Problem(.notFound, "unknown-stream", "Unknown stream",
+                               detail: "no stream named '\(name)' is served here; streams are declared in the config as `source: {http: {stream: NAME}}`").response()
+        }
+        response.headers[.init("X-Request-Id")!] = requestID
+        Counter(label: "sluice_http_requests_total", dimensions: [("stream", streamLabel), ("code", "\(response.status.code)")]).increment()
+        Timer(label: "sluice_http_request_duration_seconds", dimensions: [("stream", streamLabel)])
+            .recordNanoseconds(Int64((ContinuousClock.now - started).components.attoseconds / 1_000_000_000
+                + (ContinuousClock.now - started).components.seconds * 1_000_000_000))
+        return response
+    }
+
+    struct ProblemThrown: Error { var problem: Problem }
+
+    static func fail(_ status: HTTPResponse.Status, _ slug: String, _ title: String, _ detail: String,
+                     headers: HTTPFields = [:]) -> ProblemThrown {
+        var p = Problem(status, slug, title, detail: detail)
+        p.extraHeaders = headers
+        return ProblemThrown(problem: p)
+    }
+
+    func accept(_ request: Request, stream: PushStream, requestID: String) async throws -> Response {
+        let o = stream.options
+        // Credentials first (an API key can be checked before reading the body).
+        var principal = "anonymous"
+        if o.auth == .apiKey {
+            principal = try await authenticateKey(request.headers, stream: o.stream)
+        }
+        let format = try Self.bodyFormat(request.headers[.contentType])
+        let gzip = try Self.isGzip(request.headers[.contentEncoding])
+
+        // Rate limits: the stream's bucket, then the key's.
+        var rateHeaders: HTTPFields = [:]
+        if let limit = o.rateLimit {
+            try checkRate(limiter.take("stream:\(o.stream)", limit), stream: o.stream, scope: "stream", headers: &rateHeaders)
+        }
+        if let limit = o.keyRateLimit, o.auth == .apiKey {
+            try checkRate(limiter.take("key:\(principal)", limit), stream: o.stream, scope: "key", headers: &rateHeaders)
+        }
+
+        // Backpressure: the pipeline is behind.
+        let backlog = try await store.backlog(stream: o.stream)
+        Gauge(label: "sluice_push_queue_records", dimensions: [("stream", o.stream)]).record(backlog.records)
+        if backlog.records >= o.maxQueueRecords || backlog.bytes >= o.maxQueueBytes {
+            Counter(label: "sluice_http_backpressure_total", dimensions: [("stream", o.stream)]).increment()
+            throw Self.fail(.serviceUnavailable, "backpressure", "The stream is full",
+                            "\(backlog.records) records are waiting for the pipeline (limit \(o.maxQueueRecords) records, \(o.maxQueueBytes) bytes); retry after the Retry-After delay",
+                            headers: [.retryAfter: "1"])
+        }
+
+        // Size, announced and actual, and memory held by bodies at once.
+        let announced = request.headers[.contentLength].flatMap { Int($0) }
+        if let announced, announced > o.maxBody {
+            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large",
+                            "the body has \(announced) bytes; this stream accepts at most \(o.maxBody) bytes per request; split the batch")
+        }
+        let reserve = min(announced ?? o.maxBody, o.maxBody)
+        let reserved = inflightBytes.withLock { used -> Bool in
+            guard used + reserve <= maxInflightBytes || used == 0 else { return false }
+            used += reserve
+            return true
+        }
+        guard reserved else {
+            Counter(label: "sluice_http_backpressure_total", dimensions: [("stream", o.stream)]).increment()
+            throw Self.fail(.serviceUnavailable, "busy", "Too many requests in flight",
+                            "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
+                            headers: [.retryAfter: "1"])
+        }
+        defer { inflightBytes.withLock { $0 -= reserve } }
+
+        let raw: [UInt8]
+        do {
+            var buffer = try await request.body.collect(upTo: o.maxBody)
+            raw = buffer.readBytes(length: buffer.readableBytes) ?? []
+        } catch {
+            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large",
+                            "the body exceeds \(o.maxBody) bytes; split the batch")
+        }
+
+        if o.auth == .hmac, let h = o.hmac {
+            if let reason = WebhookSignature.verify(body: raw, timestampHeader: request.headers[.init(h.timestampHeader)!],
+                                                    signatureHeader: request.headers[.init(h.signatureHeader)!],
+                                                    secret: h.secret, tolerance: h.tolerance) {
+                throw authFailure(stream: o.stream, reason: reason)
+            }
+            principal = "hmac"
+        }
+
+        let idempotencyKey = try Self.idempotencyKey(request.headers)
+        let body = try gzip ? Self.gunzip(raw, limit: o.maxBody) : raw
+        var response: Response
+        if let key = idempotencyKey {
+            let fingerprint = Self.fingerprint(stream: o.stream, format: format, body: body)
+            let (recorded, leader) = await gate.run(key: "\(o.stream)\u{0}\(key)") {
+                await self.ingestOnce(body, format: format, stream: stream, requestID: requestID, key: key, fingerprint: fingerprint)
+            }
+            guard recorded.fingerprint == fingerprint || recorded.status >= 500 else {
+                throw Self.fail(.unprocessableContent, "idempotency-key-reused", "Idempotency key reused",
+                                "the Idempotency-Key '\(key)' was already used for a different request; use a new key for a new request")
+            }
+            response = Response(status: .init(code: recorded.status),
+                                headers: [.contentType: recorded.status < 300 ? "application/json" : "application/problem+json"],
+                                body: .init(byteBuffer: ByteBuffer(bytes: recorded.body)))
+            if recorded.replayed || (!leader && recorded.stored) {
+                response.headers[.init("Idempotent-Replayed")!] = "true"
+            }
+        } else {
+            let recorded = await ingestOnce(body, format: format, stream: stream, requestID: requestID, key: nil, fingerprint: "")
+            response = Response(status: .init(code: recorded.status),
+                                headers: [.contentType: recorded.status < 300 ? "application/json" : "application/problem+json"],
+                                body: .init(byteBuffer: ByteBuffer(bytes: recorded.body)))
+        }
+        if response.status.code == 503 { response.headers[.retryAfter] = "1" }
+        for field in rateHeaders { response.headers.append(field) }
+        return response
+    }
+
+    /// Validates and appends a body; the answer is recorded so repeats of an idempotency key get it.
+    func ingestOnce(_ body: [UInt8], format: JSONBodyFormat, stream: PushStream, requestID: String, key: String?,
+                    fingerprint: String) async -> RecordedResponse {
+        let o = stream.options
+        let instance = "/v1/streams/\(o.stream)/records#\(requestID)"
+        func problem(_ p: Problem) -> RecordedResponse {
+            RecordedResponse(fingerprint: fingerprint, status: Int(p.status.code), body: p.body(instance: instance), stored: false)
+        }
+        let since = Date().addingTimeInterval(-Double(o.idempotencyTTL.components.seconds))
+        if let key {
+            do {
+                if let stored = try await store.idempotencyRecord(stream: o.stream, key: key, since: since) {
+                    return RecordedResponse(fingerprint: stored.fingerprint, status: stored.status, body: stored.response, stored: true, replayed: true)
+                }
+            } catch {
+                return problem(Problem(.serviceUnavailable, "unavailable", "Temporarily unavailable",
+                                       detail: "the idempotency key could not be checked; nothing was ingested. Retry later."))
+            }
+        }
+
+        let splitter = JSONRecordSplitter(limits: o.limits, fields: o.fields)
+        let split = body.withUnsafeBytes { splitter.split($0, format: format) }
+        if let issue = split.bodyIssue {
+            let status: HTTPResponse.Status = issue.kind == .tooManyRecords ? .contentTooLarge : .badRequest
+            var p = Problem(status, issue.kind.rawValue.replacingOccurrences(of: "_", with: "-"),
+                            issue.kind == .tooManyRecords ? "Too many records" : "Malformed body", detail: issue.message)
+            p.errors = [Self.describe(issue)]
+            Counter(label: "sluice_http_rejected_records_total", dimensions: [("stream", o.stream), ("reason", issue.kind.rawValue)]).increment()
+            return problem(p)
+        }
+        var bad = Set<Int>()
+        for issue in split.recordIssues { bad.insert(issue.record ?? -1) }
+        if !split.recordIssues.isEmpty && (o.onInvalid == .reject || bad.count == split.records.count) {
+            let schemaOnly = split.recordIssues.allSatisfy(\.isSchemaViolation)
+            var p = Problem(schemaOnly ? .unprocessableContent : .badRequest,
+                            schemaOnly ? "schema-violation" : "malformed-record",
+                            schemaOnly ? "Records violate the stream's schema" : "Malformed records",
+                            detail: "\(split.recordIssues.count) of \(split.records.count) records are invalid (first: \(split.recordIssues[0])); nothing was ingested")
+            p.errors = split.recordIssues.prefix(100).map(Self.describe)
+            Counter(label: "sluice_http_rejected_records_total", dimensions: [("stream", o.stream), ("reason", split.recordIssues[0].kind.rawValue)])
+                .increment(by: split.records.count)
+            return problem(p)
+        }
+
+        let receivedAt = Date()
+        var prefix: [UInt8] = []
+        if let field = o.receivedAt {
+            var stamp: [UInt8] = []
+            TemporalText.appendTimestamp(micros: Int64((receivedAt.timeIntervalSince1970 * 1_000_000).rounded()), to: &stamp)
+            prefix = Array("\"\(field)\":\"".utf8) + stamp + Array("\"".utf8)
+        }
+        var payload: [UInt8] = []
+        payload.reserveCapacity(body.count + split.records.count * (prefix.count + 2))
+        var letters: [DeadLetter] = []
+        var accepted = 0
+        body.withUnsafeBytes { raw in
+            for (index, range) in split.records.enumerated() {
+                if bad.contains(index) { continue }
+                JSONRecordSplitter.appendLine(raw, range, prefix: prefix, to: &payload)
+                accepted += 1
+            }
+            for issue in split.recordIssues {
+                guard let index = issue.record else { continue }
+                let r = split.records[index]
+                letters.append(DeadLetter(stage: "ingest", errorKind: issue.kind.rawValue, message: issue.description,
+                                          location: "http:\(o.stream)/\(requestID)#\(index)", raw: Array(raw[r])))
+            }
+        }
+        var result: [String: Any] = ["request_id": requestID, "stream": o.stream, "accepted": accepted]
+        if !split.recordIssues.isEmpty {
+            result["rejected"] = split.recordIssues.prefix(1000).map(Self.describe)
+            result["dead_lettered"] = letters.count
+        }
+        let responseBody = Self.json(result)
+        let record = key.map {
+            IdempotencyRecord(stream: o.stream, key: $0, fingerprint: fingerprint, status: 202, response: responseBody, createdAt: receivedAt)
+        }
+        let append = PushAppend(stream: o.stream, pipeline: stream.pipeline, requestID: requestID, payload: payload, records: accepted,
+                                receivedAt: receivedAt, idempotency: record, idempotencySince: since, deadLetters: letters)
+        do {
+            switch try await queue.append(append) {
+            case .appended:
+                Counter(label: "sluice_http_records_total", dimensions: [("stream", o.stream)]).increment(by: accepted)
+                if !letters.isEmpty {
+                    Counter(label: "sluice_http_rejected_records_total", dimensions: [("stream", o.stream), ("reason", "dead_lettered")])
+                        .increment(by: letters.count)
+                }
+                return RecordedResponse(fingerprint: fingerprint, status: 202, body: responseBody, stored: key != nil)
+            case .duplicate(let stored):
+                return RecordedResponse(fingerprint: stored.fingerprint, status: stored.status, body: stored.response, stored: true, replayed: true)
+            }
+        } catch {
+            logger.error("push queue append failed", metadata: ["stream": "\(o.stream)", "request_id": "\(requestID)", "error": "\(error)"])
+            return problem(Problem(.serviceUnavailable, "unavailable", "Temporarily unavailable",
+                                   detail: "the records could not be made durable; nothing was ingested. Retry later."))
+        }
+    }
+
+    // MARK: Checks
+
+    static func bodyFormat(_ header: String?) throws -> JSONBodyFormat {
+        guard let header else {
+            throw fail(.unsupportedMediaType, "unsupported-media-type", "Content-Type required",
+                       "send Content-Type: application/json (an object or an array of objects) or application/x-ndjson (one object per line)")
+        }
+        let parts = header.lowercased().split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        for param in parts.dropFirst() where param.hasPrefix("charset=") {
+            let charset = param.dropFirst("charset=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            if charset != "utf-8" && charset != "utf8" {
+                throw fail(.unsupportedMediaType, "unsupported-charset", "Unsupported charset", "records must be UTF-8; found charset=\(charset)")
+            }
+        }
+        switch parts.first ?? "" {
+        case "application/json": return .json
+        case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines": return .ndjson
+        default:
+            throw fail(.unsupportedMediaType, "unsupported-media-type", "Unsupported Content-Type",
+                       "Content-Type '\(parts.first ?? "")' is not accepted; use application/json or application/x-ndjson")
+        }
+    }
+
+    static func isGzip(_ header: String?) throws -> Bool {
+        guard let header else { return false }
+        switch header.lowercased().trimmingCharacters(in: .whitespaces) {
+        case "", "identity": return false
+        case "gzip", "x-gzip": return true
+        default:
+            throw fail(.unsupportedMediaType, "unsupported-encoding", "Unsupported Content-Encoding",
+                       "Content-Encoding '\(header)' is not accepted; send gzip or no encoding")
+        }
+    }
+
+    static func idempotencyKey(_ headers: HTTPFields) throws -> String? {
+        guard let key = headers[.init("Idempotency-Key")!] else { return nil }
+        let trimmed = key.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 255, trimmed.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
+            throw fail(.badRequest, "invalid-idempotency-key", "Invalid Idempotency-Key",
+                       "the Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)")
+        }
+        return trimmed
+    }
+
+    static func fingerprint(stream: String, format: JSONBodyFormat, body: [UInt8]) -> String {
+        var h = SHA256()
+        h.update(data: Array("\(stream)\n\(format.rawValue)\n".utf8))
+        h.update(data: body)
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func gunzip(_ data: [UInt8], limit: Int) throws -> [UInt8] {
+        do {
+            return try GzipMemory.decompress(data, limit: limit)
+        } catch GzipMemory.Failure.tooLarge {
+            throw fail(.contentTooLarge, "body-too-large", "Body too large",
+                       "the decompressed body exceeds \(limit) bytes; split the batch")
+        } catch {
+            throw fail(.badRequest, "invalid-gzip", "Invalid gzip body", "the body is not valid gzip data: \(error)")
+        }
+    }
+
+    func authenticateKey(_ headers: HTTPFields, stream: String) async throws -> String {
+        var presented: Substring?
+        if let auth = headers[.authorization] {
+            let parts = auth.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { presented = parts[1].drop { $0 == " " } }
+        } else if let key = headers[.init("X-API-Key")!] {
+            presented = Substring(key)
+        }
+        guard let presented else { throw authFailure(stream: stream, reason: "missing_key") }
+        guard let (id, secret) = APIKeyFormat.parse(presented) else { throw authFailure(stream: stream, reason: "malformed_key") }
+        let key: StoredAPIKey?
+        if let cached = keyCache.withLock({ $0[id] }), ContinuousClock.now - cached.at < .seconds(2) {
+            key = cached.key
+        } else {
+            key = try await store.apiKey(id: id)
+            if let key { keyCache.withLock { $0[id] = (key, .now) } }
+        }
+        guard let key, key.revokedAt == nil, APIKeyFormat.matches(secret: secret, storedHash: key.secretHash) else {
+            throw authFailure(stream: stream, reason: "invalid_key")
+        }
+        guard key.allows(stream: stream) else {
+            Counter(label: "sluice_http_auth_failures_total", dimensions: [("stream", stream), ("reason", "forbidden")]).increment()
+            throw Self.fail(.forbidden, "forbidden", "Forbidden", "this credential may not write to this stream")
+        }
+        return key.id
+    }
+
+    func authFailure(stream: String, reason: String) -> ProblemThrown {
+        Counter(label: "sluice_http_auth_failures_total", dimensions: [("stream", stream), ("reason", reason)]).increment()
+        logger.notice("authentication failed", metadata: ["stream": "\(stream)", "reason": "\(reason)"])
+        return Self.fail(.unauthorized, "unauthorized", "Unauthorized", "authentication failed",
+                         headers: [.wwwAuthenticate: "Bearer realm=\"sluice\""])
+    }
+
+    func checkRate(_ d: RateLimiter.Decision, stream: String, scope: String, headers: inout HTTPFields) throws {
+        let fields: HTTPFields = [
+            .init("RateLimit-Limit")!: "\(d.limit)",
+            .init("RateLimit-Remaining")!: "\(d.remaining)",
+            .init("RateLimit-Reset")!: "\(d.resetSeconds)",
+        ]
+        guard d.allowed else {
+            Counter(label: "sluice_http_rate_limited_total", dimensions: [("stream", stream), ("scope", scope)]).increment()
+            var all = fields
+            all[.retryAfter] = "\(d.retryAfterSeconds)"
+            throw Self.fail(.tooManyRequests, "rate-limited", "Too many requests",
+                            "the \(scope) rate limit is \(d.limit) requests per burst; retry after \(d.retryAfterSeconds)s", headers: all)
+        }
+        headers = fields
+    }
+
+    static func describe(_ issue: JSONRecordIssue) -> [String: any Sendable] {
+        var d: [String: any Sendable] = ["kind": issue.kind.rawValue, "detail": issue.message, "offset": issue.offset]
+        if let r = issue.record { d["record"] = r }
+        if let f = issue.field { d["field"] = f }
+        return d
+    }
+
+    static func json(_ object: [String: Any]) -> [UInt8] {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return [UInt8](data) + [0x0A]
+    }
+}

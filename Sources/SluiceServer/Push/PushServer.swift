@@ -1,0 +1,148 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import Prometheus
+import ServiceLifecycle
+import SluiceCore
+
+/// The HTTP server of `sluice serve`: the push endpoint, `/healthz`, `/readyz` and `/metrics`.
+///
+/// It runs the group-commit writer and the idempotency-key sweeper as child tasks, and stops
+/// them only after the HTTP server has drained, so every request in flight gets its answer.
+public struct PushServer: Service {
+    public struct Settings: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 8080
+        public var tlsCertificate: String?
+        public var tlsPrivateKey: String?
+        public var maxInflightBytes = 64 << 20
+        /// Adds `POST /bench/noop` (answers 204 without reading anything): the HTTP stack's ceiling, for benchmarks.
+        public var noopRoute = false
+
+        public init() {}
+    }
+
+    public var settings: Settings
+    public var streams: [PushStream]
+    public var store: any PushQueueStore & StateStore
+    public var registry: PrometheusCollectorRegistry
+    public var logger: Logger
+    /// Names of pipelines that have failed (they make `/readyz` answer 503).
+    public var failedPipelines: @Sendable () -> [String]
+    /// Called once the server listens, with the bound port (useful with port 0).
+    public var onListening: @Sendable (Int) -> Void
+
+    public init(settings: Settings, streams: [PushStream], store: any PushQueueStore & StateStore, registry: PrometheusCollectorRegistry,
+                logger: Logger, failedPipelines: @escaping @Sendable () -> [String] = { [] },
+                onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.settings = settings
+        self.streams = streams
+        self.store = store
+        self.registry = registry
+        self.logger = logger
+        self.failedPipelines = failedPipelines
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let queue = GroupCommitQueue(store: store)
+        let endpoint = PushEndpoint(streams: streams, store: store, queue: queue, maxInflightBytes: settings.maxInflightBytes, logger: logger)
+        let router = makeRouter(endpoint)
+        var configuration = ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: nil)
+        configuration.backlog = 1024
+        let onListening = self.onListening
+        let logger = self.logger
+        let scheme = settings.tlsCertificate == nil ? "http" : "https"
+        let server: HTTPServerBuilder
+        if let cert = settings.tlsCertificate, let key = settings.tlsPrivateKey {
+            server = try .tls(.http1(), tlsConfiguration: Self.tlsConfiguration(certificate: cert, privateKey: key))
+        } else {
+            server = .http1()
+        }
+        let app = Application(router: router, server: server, configuration: configuration,
+                              onServerRunning: { channel in
+                                  let port = channel.localAddress?.port ?? 0
+                                  logger.info("serving", metadata: ["url": "\(scheme)://\(channel.localAddress?.ipAddress ?? "?"):\(port)"])
+                                  onListening(port)
+                              }, logger: logger)
+        let maxTTL = streams.map(\.options.idempotencyTTL).max() ?? .seconds(7 * 86_400)
+        let store = self.store
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await queue.run() }
+            group.addTask {
+                // Sweep expired idempotency keys now and then.
+                while !Task.isCancelled {
+                    let before = Date().addingTimeInterval(-Double(maxTTL.components.seconds))
+                    if let n = try? await store.sweepIdempotencyKeys(before: before), n > 0 {
+                        logger.info("swept idempotency keys", metadata: ["count": "\(n)"])
+                    }
+                    try? await Task.sleep(for: .seconds(600))
+                }
+            }
+            do {
+                try await app.runService()
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
+
+    static func tlsConfiguration(certificate: String, privateKey: String) throws -> TLSConfiguration {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate)
+            let key = try NIOSSLPrivateKey(file: privateKey, format: .pem)
+            return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        } catch {
+            throw SluiceError(.configuration, "cannot load the TLS certificate '\(certificate)' or key '\(privateKey)': \(error). "
+                + "Both must be PEM files (e.g. `openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.pem`).",
+                location: "serve.tls")
+        }
+    }
+
+    func makeRouter(_ endpoint: PushEndpoint) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.post("/v1/streams/:stream/records") { request, context -> Response in
+            let name = context.parameters.get("stream") ?? ""
+            return await endpoint.handle(request, stream: name)
+        }
+        router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        let store = self.store
+        let failed = self.failedPipelines
+        router.get("/readyz") { _, _ -> Response in
+            var problems: [String] = []
+            do {
+                _ = try await store.checkpoint(pipeline: "")
+            } catch {
+                problems.append("state store unreachable: \(error)")
+            }
+            for name in failed() { problems.append("pipeline '\(name)' has failed") }
+            if problems.isEmpty {
+                return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+            }
+            var p = Problem(.serviceUnavailable, "not-ready", "Not ready", detail: problems.joined(separator: "; "))
+            p.extraHeaders[.retryAfter] = "5"
+            return p.response()
+        }
+        let registry = self.registry
+        router.get("/metrics") { _, _ -> Response in
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(16 << 10)
+            registry.emit(into: &bytes)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        if settings.noopRoute {
+            router.post("/bench/noop") { _, _ in Response(status: .noContent) }
+        }
+        return router
+    }
+}
+
+extension PushServer: CustomStringConvertible {
+    public var description: String { "PushServer(\(settings.host):\(settings.port))" }
+}

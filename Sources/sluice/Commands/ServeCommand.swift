@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import SluiceConnectors
+import SluiceCore
+import SluiceServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the HTTP push endpoint and run the pipelines of a file.",
+        discussion: """
+        Every pipeline whose source is `http: {stream: NAME}` receives the records POSTed to
+        /v1/streams/NAME/records. A request is answered 202 only once its records are durable
+        in the push queue (in the state store), so nothing answered 2xx is lost, even by kill -9.
+        The other pipelines of the file run as with `sluice run`.
+
+        Endpoints:
+          POST /v1/streams/{stream}/records   JSON object, JSON array or NDJSON (Content-Type decides), gzip optional
+          GET  /healthz                       alive
+          GET  /readyz                        state store reachable and no pipeline failed
+          GET  /metrics                       Prometheus metrics
+
+        Request headers: Idempotency-Key (retries are safe: a repeat returns the first answer),
+        Authorization: Bearer slk_... (streams with `auth: api_key`; see `sluice keys create`),
+        X-Sluice-Timestamp and X-Sluice-Signature (streams with `auth: hmac`).
+
+        Security: the server listens on 127.0.0.1 unless told otherwise, and refuses another
+        address while any stream has `auth: none`, unless --allow-unauthenticated is given.
+
+        Examples:
+          sluice serve examples/http-push.yaml
+          sluice serve pipelines.yaml --host 0.0.0.0 --port 8443
+          curl -X POST localhost:8080/v1/streams/clicks/records \\
+               -H 'Content-Type: application/json' -d '{"user_id": 1, "url": "/"}'
+        """
+    )
+
+    @Argument(help: "The pipeline file (YAML).")
+    var file: String
+
+    @Option(name: .long, help: "Address to listen on (default: serve.host, or 127.0.0.1).")
+    var host: String?
+
+    @Option(name: .long, help: "Port to listen on (default: serve.port, or 8080; 0 picks a free port).")
+    var port: Int?
+
+    @Flag(name: .long, help: "Listen on a non-loopback address even though some stream has no authentication.")
+    var allowUnauthenticated = false
+
+    @Flag(name: .customLong("benchmark-noop-route"), help: .hidden)
+    var noopRoute = false
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        MemoryTuning.apply()
+        let terminal = Terminal()
+        let logger = logging.bootstrap(terminal: terminal)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let loaded = try await ConfigLoading.reportingErrors { () throws -> LoadedConfig in
+            do { return try ConfigLoading.loader().load(file: file) } catch let e as ConfigError { throw ConfigFailure(errors: [e]) }
+        }
+        var settings = PushServer.Settings()
+        settings.host = host ?? loaded.serve?.host ?? "127.0.0.1"
+        settings.port = port ?? loaded.serve?.port ?? 8080
+        settings.tlsCertificate = loaded.serve?.tls?.certificate
+        settings.tlsPrivateKey = loaded.serve?.tls?.privateKey
+        settings.maxInflightBytes = loaded.serve?.maxInflightBytes ?? settings.maxInflightBytes
+        settings.noopRoute = noopRoute
+
+        var streams: [PushStream] = []
+        try await ConfigLoading.reportingErrors {
+            var errors: [ConfigError] = []
+            for plan in loaded.pipelines {
+                guard let http = plan.source as? HTTPSource else { continue }
+                if let other = streams.first(where: { $0.options.stream == http.options.stream }) {
+                    errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines.\(plan.name).source.http.stream",
+                                              message: "stream '\(http.options.stream)' is already consumed by pipeline '\(other.pipeline)'; one stream feeds one pipeline"))
+                }
+                streams.append(PushStream(pipeline: plan.name, options: http.options))
+            }
+            if streams.isEmpty {
+                errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines",
+                                          message: "no pipeline has an `http` source, so there is nothing to serve; add `source: {http: {stream: NAME}}` or use `sluice run`"))
+            }
+            let open = streams.filter { $0.options.auth == .none }.map(\.options.stream)
+            if !Self.isLoopback(settings.host), !open.isEmpty {
+                if allowUnauthenticated {
+                    logger.warning("listening on a non-loopback address with unauthenticated streams", metadata: [
+                        "host": "\(settings.host)", "streams": "\(open.joined(separator: ","))",
+                    ])
+                } else {
+                    errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines",
+                                              message: "refusing to listen on \(settings.host): stream(s) \(open.joined(separator: ", ")) have no authentication. Set `auth: api_key` or `auth: hmac` on them, listen on 127.0.0.1, or pass --allow-unauthenticated"))
+                }
+            }
+            if !errors.isEmpty { throw ConfigFailure(errors: errors) }
+        }
+        let opened = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(loaded.state) }
+        guard let store = opened as? any PushQueueStore & StateStore else {
+            FileHandle.standardError.write(Data("error: the state store '\(loaded.state)' cannot hold a push queue; use a SQLite path\n".utf8))
+            throw ExitCode(2)
+        }
+
+        let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger) }
+        let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: nil)
+        let failedNames = FailedPipelines()
+        let server = PushServer(settings: settings, streams: streams, store: store, registry: registry, logger: logger,
+                                failedPipelines: { supervisor.failures.value > 0 ? ["see the log"] : [] },
+                                onListening: { port in failedNames.announce(port: port) })
+        _ = failedNames
+        var config = ServiceGroupConfiguration(services: [
+            .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+        ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        config.cancellationSignals = [.sigquit]
+        do {
+            try await ServiceGroup(configuration: config).run()
+        } catch let error as SluiceError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(error.code == .configuration ? 2 : 1)
+        }
+        if supervisor.failures.value > 0 { throw ExitCode(1) }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// Prints the bound port on stdout once listening (`listening on port N`), for scripts that pass --port 0.
+final class FailedPipelines: Sendable {
+    func announce(port: Int) {
+        FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
+    }
+}

@@ -1,0 +1,243 @@
+import AsyncHTTPClient
+import Foundation
+import SluiceCore
+@testable import SluiceServer
+import SluiceStateSQLite
+import Testing
+
+@Suite struct PushEndpointTests {
+    @Test func acceptsAnObjectAnArrayNDJSONAndGzip() async throws {
+        try await PushHarness.run([stream()]) { h in
+            let one = try await h.post("s", #"{"id": 1}"#)
+            #expect(one.status == 202)
+            #expect(one.json["accepted"] as? Int == 1)
+            #expect(one.headers.first(name: "X-Request-Id") == one.json["request_id"] as? String)
+            #expect(try await h.post("s", #"[{"id": 2}, {"id": 3}]"#).status == 202)
+            #expect(try await h.post("s", "{\"id\": 4}\n{\"id\": 5}\n", contentType: "application/x-ndjson").status == 202)
+            let gz = try gzipped(Array("{\"id\": 6}\n{\"id\": 7}".utf8))
+            let zipped = try await h.post("s", gz, contentType: "application/x-ndjson; charset=utf-8", headers: [("Content-Encoding", "gzip")])
+            #expect(zipped.status == 202)
+            let lines = try await h.queuedLines()
+            #expect(lines.count == 7)
+            #expect(lines.allSatisfy { $0.hasPrefix("{\"received_at\":\"20") && !$0.contains("\n") })
+            #expect(lines.last!.hasSuffix("\"id\": 7}"))
+            #expect(try await h.store.backlog(stream: "s") == PushBacklog(requests: 4, records: 7, bytes: lines.map { $0.utf8.count + 1 }.reduce(0, +)))
+        }
+    }
+
+    @Test func malformedAndUnacceptableBodiesGetTheRight4xxAndAreNotIngested() async throws {
+        try await PushHarness.run([stream { $0.maxBody = 4096; $0.limits.maxRecords = 3; $0.limits.maxDepth = 8 }]) { h in
+            func check(_ status: Int, _ slug: String, _ reply: PushHarness.Reply, sourceLocation: SourceLocation = #_sourceLocation) {
+                #expect(reply.status == status, "\(reply.body)", sourceLocation: sourceLocation)
+                #expect(reply.headers.first(name: "Content-Type") == "application/problem+json", sourceLocation: sourceLocation)
+                #expect(reply.json["type"] as? String == "urn:sluice:problem:\(slug)", "\(reply.body)", sourceLocation: sourceLocation)
+                #expect(reply.json["status"] as? Int == status, sourceLocation: sourceLocation)
+                #expect((reply.json["detail"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
+            }
+            check(400, "malformed-json", try await h.post("s", #"{"id": 1"#))
+            check(400, "malformed-json", try await h.post("s", #"[{"id": 1}, {"id": ]"#))
+            check(400, "invalid-utf8", try await h.post("s", Array(#"{"id": ""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8)))
+            check(400, "too-deep", try await h.post("s", "{\"a\":" + String(repeating: "[", count: 20) + String(repeating: "]", count: 20) + "}"))
+            check(400, "not-an-object", try await h.post("s", "42"))
+            check(400, "malformed-record", try await h.post("s", "[1, 2]"))
+            check(400, "empty-body", try await h.post("s", ""))
+            check(400, "malformed-record", try await h.post("s", "{\"id\":1}\n{\"id\":\n", contentType: "application/x-ndjson"))
+            check(413, "body-too-large", try await h.post("s", "[" + String(repeating: "{\"id\": 1},", count: 500) + "{}]"))
+            check(413, "too-many-records", try await h.post("s", "[{},{},{},{}]"))
+            check(415, "unsupported-media-type", try await h.post("s", #"{"id": 1}"#, contentType: "text/plain"))
+            check(415, "unsupported-media-type", try await h.post("s", #"{"id": 1}"#, contentType: nil))
+            check(415, "unsupported-charset", try await h.post("s", #"{"id": 1}"#, contentType: "application/json; charset=latin1"))
+            check(415, "unsupported-encoding", try await h.post("s", #"{"id": 1}"#, headers: [("Content-Encoding", "br")]))
+            check(400, "invalid-gzip", try await h.post("s", #"{"id": 1}"#, headers: [("Content-Encoding", "gzip")]))
+            check(413, "body-too-large", try await h.post("s", try gzipped(Array(("[" + String(repeating: "{},", count: 3000) + "{}]").utf8)),
+                                                          headers: [("Content-Encoding", "gzip")]))
+            check(400, "invalid-idempotency-key", try await h.post("s", #"{"id": 1}"#, headers: [("Idempotency-Key", "has space")]))
+            check(404, "unknown-stream", try await h.post("nope", #"{"id": 1}"#))
+            #expect(try await h.queuedLines().isEmpty, "nothing answered 4xx is ingested")
+            #expect(try await h.store.deadLetterCount(pipeline: nil) == 0)
+        }
+    }
+
+    @Test func schemaViolationsAre422NamingRecordAndField() async throws {
+        let s = stream { $0.fields = [Field("id", .int64, nullable: false), Field("ts", .timestamp)] }
+        try await PushHarness.run([s]) { h in
+            let r = try await h.post("s", #"[{"id": 1}, {"id": "one"}, {"ts": "2026-11-26T00:00:00Z"}]"#)
+            #expect(r.status == 422)
+            #expect(r.json["type"] as? String == "urn:sluice:problem:schema-violation")
+            let errors = r.json["errors"] as? [[String: Any]] ?? []
+            #expect(errors.count == 2)
+            #expect(errors.first?["record"] as? Int == 1 && errors.first?["field"] as? String == "id")
+            #expect(errors.first?["kind"] as? String == "type_mismatch")
+            #expect(errors.last?["record"] as? Int == 2 && errors.last?["kind"] as? String == "missing_field")
+            #expect(try await h.queuedLines().isEmpty)
+        }
+    }
+
+    @Test func deadLetterModeAcceptsValidRecordsAndListsTheRest() async throws {
+        let s = stream { $0.fields = [Field("id", .int64, nullable: false)]; $0.onInvalid = .deadLetter }
+        try await PushHarness.run([s]) { h in
+            let r = try await h.post("s", "{\"id\":1}\n{\"id\":\"x\"}\n{broken\n{\"id\":4}\n", contentType: "application/x-ndjson")
+            #expect(r.status == 202)
+            #expect(r.json["accepted"] as? Int == 2)
+            let rejected = r.json["rejected"] as? [[String: Any]] ?? []
+            #expect(rejected.map { $0["record"] as? Int } == [1, 2])
+            #expect(try await h.queuedLines().count == 2)
+            let letters = try await h.store.deadLetters(pipeline: "p", limit: 10)
+            #expect(letters.count == 2)
+            let requestID = r.json["request_id"] as! String
+            #expect(letters.map(\.letter.location).sorted() == ["http:s/\(requestID)#1", "http:s/\(requestID)#2"])
+            #expect(letters.contains { $0.letter.raw == Array("{broken".utf8) && $0.letter.errorKind == "malformed_json" })
+            // All records invalid: nothing to accept, so the request is refused as a whole.
+            #expect(try await h.post("s", #"{"id": "no"}"#).status == 422)
+        }
+    }
+
+    @Test func idempotencyKeyRepeatedConcurrentlyIngestsOnceWithOneAnswer() async throws {
+        try await PushHarness.run([stream()]) { h in
+            let body = #"[{"n": 1}, {"n": 2}]"#
+            let replies = try await withThrowingTaskGroup(of: PushHarness.Reply.self) { group in
+                for _ in 0..<100 { group.addTask { try await h.post("s", body, headers: [("Idempotency-Key", "order-42")]) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(replies.count == 100)
+            #expect(replies.allSatisfy { $0.status == 202 })
+            #expect(Set(replies.map(\.body)).count == 1, "every repeat gets the first answer")
+            #expect(replies.filter { $0.headers.first(name: "Idempotent-Replayed") == nil }.count == 1)
+            #expect(try await h.queuedLines().count == 2, "ingested once")
+            // Later repeats replay from the store; a different body under the same key is refused.
+            let again = try await h.post("s", body, headers: [("Idempotency-Key", "order-42")])
+            #expect(again.status == 202 && again.body == replies[0].body)
+            #expect(again.headers.first(name: "Idempotent-Replayed") == "true")
+            let other = try await h.post("s", #"[{"n": 3}]"#, headers: [("Idempotency-Key", "order-42")])
+            #expect(other.status == 422)
+            #expect(other.json["type"] as? String == "urn:sluice:problem:idempotency-key-reused")
+            #expect(try await h.queuedLines().count == 2)
+            // The same key on another stream is another request.
+        }
+    }
+
+    @Test func expiredIdempotencyKeysNoLongerMatchAndAreSwept() async throws {
+        try await PushHarness.run([stream { $0.idempotencyTTL = .seconds(1) }]) { h in
+            #expect(try await h.post("s", #"{"n": 1}"#, headers: [("Idempotency-Key", "k")]).status == 202)
+            try await Task.sleep(for: .milliseconds(1100))
+            let later = try await h.post("s", #"{"n": 2}"#, headers: [("Idempotency-Key", "k")])
+            #expect(later.status == 202 && later.headers.first(name: "Idempotent-Replayed") == nil)
+            #expect(try await h.queuedLines().count == 2)
+            #expect(try await h.store.sweepIdempotencyKeys(before: Date().addingTimeInterval(1)) == 1)
+        }
+    }
+
+    @Test func apiKeysAuthenticateAndScopeStreams() async throws {
+        let streams = [stream("a") { $0.auth = .apiKey }, stream("b", pipeline: "q") { $0.auth = .apiKey }]
+        try await PushHarness.run(streams) { h in
+            let (keyA, storedA) = APIKeyFormat.generate(name: "svc", streams: ["a"])
+            try await h.store.createAPIKey(storedA)
+            #expect(!storedA.secretHash.contains(String(keyA.split(separator: "_").last!)), "only the hash is stored")
+            let body = #"{"id": 1}"#
+            for reply in [try await h.post("a", body),
+                          try await h.post("a", body, headers: [("Authorization", "Bearer nonsense")]),
+                          try await h.post("a", body, headers: [("Authorization", "Bearer \(keyA)x")]),
+                          try await h.post("a", body, headers: [("Authorization", "Bearer slk_unknown_secret")])] {
+                #expect(reply.status == 401)
+                #expect(reply.json["detail"] as? String == "authentication failed", "no detail that helps an attacker")
+                #expect(reply.headers.first(name: "WWW-Authenticate") != nil)
+            }
+            #expect(try await h.post("a", body, headers: [("Authorization", "Bearer \(keyA)")]).status == 202)
+            #expect(try await h.post("a", body, headers: [("X-API-Key", keyA)]).status == 202)
+            #expect(try await h.post("b", body, headers: [("Authorization", "Bearer \(keyA)")]).status == 403)
+            #expect(try await h.post("a", "{bad", headers: [("X-API-Key", keyA)]).status == 400)
+            #expect(try await h.post("a", "{bad").status == 401, "credentials are checked before the body")
+            #expect(try await h.store.revokeAPIKey(id: storedA.id, at: Date()))
+            try await Task.sleep(for: .milliseconds(2100))
+            #expect(try await h.post("a", body, headers: [("Authorization", "Bearer \(keyA)")]).status == 401, "revocation takes effect")
+            #expect(try await h.queuedLines("a").count == 2)
+            #expect(try await h.queuedLines("b").isEmpty)
+        }
+    }
+
+    @Test func hmacSignedWebhooks() async throws {
+        let secret = "0123456789abcdef0123456789abcdef"
+        try await PushHarness.run([stream { $0.auth = .hmac; $0.hmac = HMACOptions(secret: secret) }]) { h in
+            let body = Array(#"{"event": "paid"}"#.utf8)
+            let now = Int(Date().timeIntervalSince1970)
+            let good = WebhookSignature.sign(body: body, timestamp: now, secret: secret)
+            let valid = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", good)]
+            let tampered = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", "sha256=00\(good.dropFirst(9))")]
+            let stale = now - 600
+            let staleHeaders = [("X-Sluice-Timestamp", "\(stale)"),
+                                ("X-Sluice-Signature", WebhookSignature.sign(body: body, timestamp: stale, secret: secret))]
+            let wrongSecret = WebhookSignature.sign(body: body, timestamp: now, secret: secret + "x")
+            let rotation = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", "\(wrongSecret), \(good)")]
+            let changedBody = Array(#"{"event": "paid!"}"#.utf8)
+            let r0 = try await h.post("s", body, headers: valid)
+            #expect(r0.status == 202)
+            let r1 = try await h.post("s", body, headers: tampered)
+            #expect(r1.status == 401)
+            let r2 = try await h.post("s", changedBody, headers: valid)
+            #expect(r2.status == 401, "the body is signed")
+            let r3 = try await h.post("s", body, headers: staleHeaders)
+            #expect(r3.status == 401)
+            let r4 = try await h.post("s", body, headers: [("X-Sluice-Signature", good)])
+            #expect(r4.status == 401)
+            let r5 = try await h.post("s", body)
+            #expect(r5.status == 401)
+            let r6 = try await h.post("s", body, headers: rotation)
+            #expect(r6.status == 202, "rotation: any listed signature")
+            #expect(try await h.queuedLines().count == 2)
+        }
+    }
+
+    @Test func rateLimitsPerStreamAndPerKeyAnswer429WithHeaders() async throws {
+        let streams = [stream("open") { $0.rateLimit = RateLimitOptions(requestsPerSecond: 0.2, burst: 3) },
+                       stream("keyed", pipeline: "q") { $0.auth = .apiKey; $0.keyRateLimit = RateLimitOptions(requestsPerSecond: 0.2, burst: 2) }]
+        try await PushHarness.run(streams) { h in
+            var statuses: [Int] = []
+            var last: PushHarness.Reply?
+            for _ in 0..<4 {
+                let r = try await h.post("open", #"{"x": 1}"#)
+                statuses.append(r.status)
+                last = r
+            }
+            #expect(statuses == [202, 202, 202, 429])
+            #expect(last?.json["type"] as? String == "urn:sluice:problem:rate-limited")
+            #expect(Int(last?.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+            #expect(last?.headers.first(name: "RateLimit-Limit") == "3")
+            #expect(last?.headers.first(name: "RateLimit-Remaining") == "0")
+            #expect(last?.headers.first(name: "RateLimit-Reset") != nil)
+            let (k1, s1) = APIKeyFormat.generate(name: "one", streams: [])
+            let (k2, s2) = APIKeyFormat.generate(name: "two", streams: [])
+            try await h.store.createAPIKey(s1)
+            try await h.store.createAPIKey(s2)
+            var byKey: [Int] = []
+            for key in [k1, k1, k1, k2] {
+                byKey.append(try await h.post("keyed", #"{"x": 1}"#, headers: [("X-API-Key", key)]).status)
+            }
+            #expect(byKey == [202, 202, 429, 202], "each key has its own bucket")
+            #expect(try await h.queuedLines("open").count == 3)
+        }
+    }
+
+    @Test func aFullQueueAnswers503WithRetryAfter() async throws {
+        try await PushHarness.run([stream { $0.maxQueueRecords = 5 }]) { h in
+            #expect(try await h.post("s", "[{},{},{}]").status == 202)
+            #expect(try await h.post("s", "[{},{},{}]").status == 202)
+            let full = try await h.post("s", "[{}]")
+            #expect(full.status == 503)
+            #expect(full.headers.first(name: "Retry-After") == "1")
+            #expect(full.json["type"] as? String == "urn:sluice:problem:backpressure")
+            // The pipeline commits and trims the queue: room again.
+            try await h.store.deleteQueued(stream: "s", through: .max)
+            #expect(try await h.post("s", "[{}]").status == 202)
+        }
+    }
+
+    @Test func healthReadinessAndMetrics() async throws {
+        try await PushHarness.run([stream()]) { h in
+            #expect(try await h.get("/healthz").status == 200)
+            let ready = try await h.get("/readyz")
+            #expect(ready.status == 200 && ready.body == "ready\n")
+            #expect(try await h.get("/metrics").status == 200)
+            #expect(try await h.get("/nope").status == 404)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Prometheus
+import SluiceCore
+@testable import SluiceServer
+import SluiceStateSQLite
+
+/// A real push server on a free loopback port, over a real SQLite state store, for one test.
+struct PushHarness {
+    let store: SQLiteStateStore
+    let port: Int
+    let directory: String
+
+    struct Reply {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    static func run(_ streams: [PushStream], settings: PushServer.Settings = PushServer.Settings(),
+                    _ body: (PushHarness) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("push-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try SQLiteStateStore(path: "\(directory)/state.db")
+        var settings = settings
+        settings.port = 0
+        let (ports, portsIn) = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "push-test")
+        logger.logLevel = .warning
+        let server = PushServer(settings: settings, streams: streams, store: store, registry: PrometheusCollectorRegistry(),
+                                logger: logger, onListening: { portsIn.yield($0) })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            var it = ports.makeAsyncIterator()
+            guard let port = await it.next() else { return }
+            defer { group.cancelAll() }
+            try await body(PushHarness(store: store, port: port, directory: directory))
+        }
+    }
+
+    func post(_ stream: String = "s", _ body: [UInt8], contentType: String? = "application/json",
+              headers: [(String, String)] = []) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/streams/\(stream)/records")
+        request.method = .POST
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        return try await send(request)
+    }
+
+    func post(_ stream: String = "s", _ text: String, contentType: String? = "application/json",
+              headers: [(String, String)] = []) async throws -> Reply {
+        try await post(stream, Array(text.utf8), contentType: contentType, headers: headers)
+    }
+
+    func get(_ path: String) async throws -> Reply {
+        try await send(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"))
+    }
+
+    func send(_ request: HTTPClientRequest) async throws -> Reply {
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: body))
+    }
+
+    /// Everything queued for `stream`, as lines.
+    func queuedLines(_ stream: String = "s") async throws -> [String] {
+        try await store.queued(stream: stream, after: 0, limit: 100_000, maxBytes: .max)
+            .flatMap { String(decoding: $0.payload, as: UTF8.self).split(separator: "\n").map(String.init) }
+    }
+}
+
+func stream(_ name: String = "s", pipeline: String = "p", _ configure: (inout HTTPStreamOptions) -> Void = { _ in }) -> PushStream {
+    var o = HTTPStreamOptions(stream: name)
+    configure(&o)
+    return PushStream(pipeline: pipeline, options: o)
+}
+
+/// gzip of `bytes`, by the gzip tool.
+func gzipped(_ bytes: [UInt8]) throws -> [UInt8] {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gz-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let path = "\(dir)/body"
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["gzip", "-f", path]
+    try p.run()
+    p.waitUntilExit()
+    return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
+}
