@@ -2,7 +2,8 @@
 # Installs what Sluice needs to build and test on Debian/Ubuntu, only if missing. Idempotent.
 set -euo pipefail
 
-APT_PACKAGES=(pkg-config libsqlite3-dev libzstd-dev libsnappy-dev zlib1g-dev zstd gzip curl python3)
+# curl and openssl: the push endpoint tests drive the server with curl, sign webhooks and make a TLS certificate with openssl.
+APT_PACKAGES=(pkg-config libsqlite3-dev libzstd-dev libsnappy-dev zlib1g-dev zstd gzip curl openssl python3)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

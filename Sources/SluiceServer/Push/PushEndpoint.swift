@@ -104,6 +104,12 @@ public final class PushEndpoint: Sendable {
             try checkRate(limiter.take("key:\(principal)", limit), stream: o.stream, scope: "key", headers: &rateHeaders)
         }
 
+        // Size, announced and actual, and memory held by bodies at once.
+        let announced = request.headers[.contentLength].flatMap { Int($0) }
+        if let announced, announced > o.maxBody {
+            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large",
+                            "the body has \(announced) bytes; this stream accepts at most \(o.maxBody) bytes per request; split the batch")
+        }
         // Backpressure: the pipeline is behind.
         let backlog = try await store.backlog(stream: o.stream)
         Gauge(label: "sluice_push_queue_records", dimensions: [("stream", o.stream)]).record(backlog.records)
@@ -114,12 +120,6 @@ public final class PushEndpoint: Sendable {
                             headers: [.retryAfter: "1"])
         }
 
-        // Size, announced and actual, and memory held by bodies at once.
-        let announced = request.headers[.contentLength].flatMap { Int($0) }
-        if let announced, announced > o.maxBody {
-            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large",
-                            "the body has \(announced) bytes; this stream accepts at most \(o.maxBody) bytes per request; split the batch")
-        }
         let reserve = min(announced ?? o.maxBody, o.maxBody)
         let reserved = inflightBytes.withLock { used -> Bool in
             guard used + reserve <= maxInflightBytes || used == 0 else { return false }
