@@ -18,6 +18,7 @@ struct SluiceCommand: AsyncParsableCommand {
         Typical use:
           sluice validate pipelines.yaml        check the file before any data moves
           sluice run pipelines.yaml             run every pipeline until its input is exhausted
+          sluice serve pipelines.yaml           serve the HTTP push endpoint and run the pipelines
           sluice dlq list                       see records that could not be ingested
           sluice state show events              see where a pipeline stands
 

@@ -196,6 +196,9 @@ import Testing
         #expect(server.stop() == 0)
         #expect(try outputLines("\(dir)/out").count == 1)
 
+        let run = try SluiceProcess.run(["run", "p.yaml"], in: dir)
+        #expect(run.status == 2 && run.stderr.contains("sluice serve"), "an http source is fed by `sluice serve` only: \(run.stderr)")
+
         // No authentication: loopback only, unless explicitly overridden.
         let refused = try SluiceProcess.run(["serve", "p.yaml", "--host", "0.0.0.0", "--port", "\(try freePort())"], in: dir)
         #expect(refused.status == 2)

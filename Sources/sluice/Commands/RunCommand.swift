@@ -59,6 +59,13 @@ struct RunCommand: AsyncParsableCommand {
             }
             return allPlans.filter { pipeline.contains($0.name) }
         }
+        try await ConfigLoading.reportingErrors {
+            let pushed = plans.filter { $0.source is HTTPSource }.map(\.name)
+            if !pushed.isEmpty {
+                throw ConfigFailure(errors: [ConfigError(file: files.joined(separator: ", "), line: nil, column: nil, keyPath: "pipelines",
+                                                         message: "pipeline(s) \(pushed.joined(separator: ", ")) have an `http` source, which only `sluice serve` feeds; run `sluice serve FILE` (or select other pipelines with --pipeline)")])
+            }
+        }
         let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(stateLocation) }
 
         let runners = plans.map { PipelineRunner(plan: $0, store: store, logger: logger) }
@@ -103,7 +110,7 @@ struct PipelineSupervisor: Service {
                         do {
                             try await runner.run()
                         } catch {
-                            failures.increment()
+                            failures.record(runner.plan.name)
                             logger.error("pipeline failed", metadata: ["pipeline": "\(runner.plan.name)", "error": "\(error)"])
                         }
                     }
@@ -123,11 +130,12 @@ struct PipelineSupervisor: Service {
 
 import Synchronization
 
-/// Counts failed pipelines across tasks.
+/// Counts failed pipelines across tasks, by name.
 final class FailureCount: Sendable {
-    private let count = Mutex(0)
-    func increment() { count.withLock { $0 += 1 } }
-    var value: Int { count.withLock { $0 } }
+    private let failed = Mutex<[String]>([])
+    func record(_ pipeline: String) { failed.withLock { $0.append(pipeline) } }
+    var value: Int { failed.withLock { $0.count } }
+    var names: [String] { failed.withLock { $0 } }
 }
 
 extension PipelineSupervisor: CustomStringConvertible {

@@ -110,11 +110,12 @@ struct ServeCommand: AsyncParsableCommand {
 
         let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger) }
         let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: nil)
-        let failedNames = FailedPipelines()
         let server = PushServer(settings: settings, streams: streams, store: store, registry: registry, logger: logger,
-                                failedPipelines: { supervisor.failures.value > 0 ? ["see the log"] : [] },
-                                onListening: { port in failedNames.announce(port: port) })
-        _ = failedNames
+                                failedPipelines: { supervisor.failures.names },
+                                onListening: { port in
+                                    // For scripts that pass --port 0.
+                                    FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
+                                })
         var config = ServiceGroupConfiguration(services: [
             .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
@@ -131,12 +132,5 @@ struct ServeCommand: AsyncParsableCommand {
 
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
-}
-
-/// Prints the bound port on stdout once listening (`listening on port N`), for scripts that pass --port 0.
-final class FailedPipelines: Sendable {
-    func announce(port: Int) {
-        FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
     }
 }
