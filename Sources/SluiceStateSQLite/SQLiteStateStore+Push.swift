@@ -109,22 +109,33 @@ extension SQLiteStateStore: PushQueueStore {
         try await pool.writeWithoutTransaction { db in
             var freed = PushBacklog()
             try db.inTransaction {
-                if let row = try Row.fetchOne(db, sql: """
-                    SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(length(payload)), 0) AS b
-                    FROM push_queue WHERE stream = ? AND seq <= ?
-                    """, arguments: [stream, sequence]) {
-                    freed = PushBacklog(requests: row["n"], records: row["r"], bytes: row["b"])
-                }
-                if freed.requests > 0 {
-                    try db.execute(sql: "DELETE FROM push_queue WHERE stream = ? AND seq <= ?", arguments: [stream, sequence])
-                }
+                freed = try Self.deleteQueued(db, stream: stream, through: sequence)
                 return .commit
             }
-            backlogs.withLock { map in
-                guard map[stream] != nil else { return }
-                map[stream]!.requests -= freed.requests
-                map[stream]!.records -= freed.records
-                map[stream]!.bytes -= freed.bytes
+            releaseBacklog([stream: freed])
+        }
+    }
+
+    /// Deletes queued requests of `stream` up to `sequence` inside the caller's transaction.
+    static func deleteQueued(_ db: Database, stream: String, through sequence: Int64) throws -> PushBacklog {
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(length(payload)), 0) AS b
+            FROM push_queue WHERE stream = ? AND seq <= ?
+            """, arguments: [stream, sequence]) else { return PushBacklog() }
+        let freed = PushBacklog(requests: row["n"], records: row["r"], bytes: row["b"])
+        if freed.requests > 0 {
+            try db.execute(sql: "DELETE FROM push_queue WHERE stream = ? AND seq <= ?", arguments: [stream, sequence])
+        }
+        return freed
+    }
+
+    /// Lowers the in-memory backlog counters (call on the writer, after the deleting transaction).
+    func releaseBacklog(_ freed: [String: PushBacklog]) {
+        backlogs.withLock { map in
+            for (stream, f) in freed where map[stream] != nil && f.requests > 0 {
+                map[stream]!.requests -= f.requests
+                map[stream]!.records -= f.records
+                map[stream]!.bytes -= f.bytes
             }
         }
     }

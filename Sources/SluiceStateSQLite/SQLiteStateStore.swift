@@ -47,47 +47,64 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func commit(_ commit: StateCommit) async throws {
-        try await pool.write { [historyLimit] db in
-            let now = commit.now.timeIntervalSince1970
-            for (partition, value) in commit.checkpoint {
-                try db.execute(sql: """
-                    INSERT INTO checkpoints(pipeline, partition, value, updated_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT(pipeline, partition) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
-                    """, arguments: [commit.pipeline, partition, value, now])
-                try db.execute(sql: "INSERT INTO checkpoint_history(pipeline, partition, value, committed_at) VALUES (?, ?, ?, ?)",
-                               arguments: [commit.pipeline, partition, value, now])
+        try await pool.writeWithoutTransaction { [historyLimit] db in
+            var freed: [String: PushBacklog] = [:]
+            try db.inTransaction {
+                freed = try Self.apply(commit, db, historyLimit: historyLimit)
+                return .commit
             }
-            if !commit.checkpoint.isEmpty {
-                try db.execute(sql: """
-                    DELETE FROM checkpoint_history WHERE pipeline = ? AND id <= (
-                        SELECT id FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
-                    """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
-            }
-            let insertLetter = try db.cachedStatement(sql: """
-                INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(pipeline, location) DO UPDATE SET stage = excluded.stage, error_kind = excluded.error_kind,
-                    message = excluded.message, raw = excluded.raw, attempts = attempts + excluded.attempts,
-                    last_seen = excluded.last_seen
-                """)
-            for l in commit.deadLetters {
-                try insertLetter.execute(arguments: [commit.pipeline, l.stage, l.errorKind, l.message, l.location,
-                                                     Data(l.raw), l.attempts, now, now])
-            }
-            let insertKey = try db.cachedStatement(sql: """
-                INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
-                ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
-                """)
-            for key in commit.dedupeKeys {
-                try insertKey.execute(arguments: [commit.pipeline, key, now])
-            }
-            for intent in commit.fileIntents {
-                try db.execute(sql: """
-                    INSERT INTO file_intents(pipeline, temp_path, final_path, records, bytes, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [commit.pipeline, intent.tempPath, intent.finalPath, intent.records, intent.bytes, now])
-            }
+            // Still on the writer: backlog counters change in the same order as the queue table.
+            if !freed.isEmpty { releaseBacklog(freed) }
         }
+    }
+
+    /// Writes one commit; returns what it deleted from push queues (see ``PushQueuePartition``).
+    static func apply(_ commit: StateCommit, _ db: Database, historyLimit: Int) throws -> [String: PushBacklog] {
+        var freed: [String: PushBacklog] = [:]
+        for (partition, value) in commit.checkpoint {
+            guard let stream = PushQueuePartition.stream(of: partition), let through = Int64(value) else { continue }
+            freed[stream] = try deleteQueued(db, stream: stream, through: through)
+        }
+        let now = commit.now.timeIntervalSince1970
+        for (partition, value) in commit.checkpoint {
+            try db.execute(sql: """
+                INSERT INTO checkpoints(pipeline, partition, value, updated_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(pipeline, partition) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """, arguments: [commit.pipeline, partition, value, now])
+            try db.execute(sql: "INSERT INTO checkpoint_history(pipeline, partition, value, committed_at) VALUES (?, ?, ?, ?)",
+                           arguments: [commit.pipeline, partition, value, now])
+        }
+        if !commit.checkpoint.isEmpty {
+            try db.execute(sql: """
+                DELETE FROM checkpoint_history WHERE pipeline = ? AND id <= (
+                    SELECT id FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
+                """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
+        }
+        let insertLetter = try db.cachedStatement(sql: """
+            INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(pipeline, location) DO UPDATE SET stage = excluded.stage, error_kind = excluded.error_kind,
+                message = excluded.message, raw = excluded.raw, attempts = attempts + excluded.attempts,
+                last_seen = excluded.last_seen
+            """)
+        for l in commit.deadLetters {
+            try insertLetter.execute(arguments: [commit.pipeline, l.stage, l.errorKind, l.message, l.location,
+                                                 Data(l.raw), l.attempts, now, now])
+        }
+        let insertKey = try db.cachedStatement(sql: """
+            INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
+            ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
+            """)
+        for key in commit.dedupeKeys {
+            try insertKey.execute(arguments: [commit.pipeline, key, now])
+        }
+        for intent in commit.fileIntents {
+            try db.execute(sql: """
+                INSERT INTO file_intents(pipeline, temp_path, final_path, records, bytes, created_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [commit.pipeline, intent.tempPath, intent.finalPath, intent.records, intent.bytes, now])
+        }
+        return freed
     }
 
     public func checkpointHistory(pipeline: String, limit: Int) async throws -> [CheckpointEntry] {

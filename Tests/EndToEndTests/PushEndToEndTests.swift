@@ -16,7 +16,7 @@ import Testing
         batch: { max_latency: 100ms }
       orders:
         source:
-          http: { stream: orders, auth: api_key, rate_limit: { requests_per_second: 0.1, burst: 4 } }
+          http: { stream: orders, auth: api_key, rate_limit: { requests_per_second: 0.001, burst: 4 } }
         sink:
           ndjson: { path: out/orders, max_file_age: 1s }
       hooks:

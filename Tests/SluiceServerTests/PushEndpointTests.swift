@@ -93,12 +93,16 @@ import Testing
     }
 
     @Test func idempotencyKeyRepeatedConcurrentlyIngestsOnceWithOneAnswer() async throws {
-        try await PushHarness.run([stream()]) { h in
+        let counted = CountingQueue()
+        try await PushHarness.run([stream()], queue: { counted.make($0) }) { h in
             let body = #"[{"n": 1}, {"n": 2}]"#
+            let client = wideClient(100)
             let replies = try await withThrowingTaskGroup(of: PushHarness.Reply.self) { group in
-                for _ in 0..<100 { group.addTask { try await h.post("s", body, headers: [("Idempotency-Key", "order-42")]) } }
+                for _ in 0..<100 { group.addTask { try await h.post("s", body, headers: [("Idempotency-Key", "order-42")], client: client) } }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
+            try await client.shutdown()
+            #expect(counted.queue?.submitted == 1, "concurrent repeats wait for the first instead of writing")
             #expect(replies.count == 100)
             #expect(replies.allSatisfy { $0.status == 202 })
             #expect(Set(replies.map(\.body)).count == 1, "every repeat gets the first answer")
@@ -113,6 +117,20 @@ import Testing
             #expect(other.json["type"] as? String == "urn:sluice:problem:idempotency-key-reused")
             #expect(try await h.queuedLines().count == 2)
             // The same key on another stream is another request.
+        }
+    }
+
+    @Test func idempotencyKeysBelongToOneCredential() async throws {
+        try await PushHarness.run([stream { $0.auth = .apiKey }]) { h in
+            let (k1, s1) = APIKeyFormat.generate(name: "one", streams: [])
+            let (k2, s2) = APIKeyFormat.generate(name: "two", streams: [])
+            try await h.store.createAPIKey(s1)
+            try await h.store.createAPIKey(s2)
+            let a = try await h.post("s", #"{"n": 1}"#, headers: [("X-API-Key", k1), ("Idempotency-Key", "same")])
+            let b = try await h.post("s", #"{"n": 2}"#, headers: [("X-API-Key", k2), ("Idempotency-Key", "same")])
+            #expect(a.status == 202 && b.status == 202, "another client's key neither replays nor conflicts")
+            #expect(b.headers.first(name: "Idempotent-Replayed") == nil)
+            #expect(try await h.queuedLines().count == 2)
         }
     }
 
@@ -132,7 +150,10 @@ import Testing
         try await PushHarness.run(streams) { h in
             let (keyA, storedA) = APIKeyFormat.generate(name: "svc", streams: ["a"])
             try await h.store.createAPIKey(storedA)
-            #expect(!storedA.secretHash.contains(String(keyA.split(separator: "_").last!)), "only the hash is stored")
+            let secret = Array(keyA.split(separator: "_").last!.utf8)
+            let files = ["state.db", "state.db-wal"].compactMap { FileManager.default.contents(atPath: "\(h.directory)/\($0)") }
+            #expect(!files.isEmpty)
+            #expect(!files.contains { Array($0).firstRange(of: secret) != nil }, "the secret is not stored, only its hash")
             let body = #"{"id": 1}"#
             for reply in [try await h.post("a", body),
                           try await h.post("a", body, headers: [("Authorization", "Bearer nonsense")]),
@@ -162,7 +183,9 @@ import Testing
             let now = Int(Date().timeIntervalSince1970)
             let good = WebhookSignature.sign(body: body, timestamp: now, secret: secret)
             let valid = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", good)]
-            let tampered = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", "sha256=00\(good.dropFirst(9))")]
+            var flipped = Array(good.utf8)
+            flipped[flipped.count - 1] = flipped.last == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+            let tampered = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", String(decoding: flipped, as: UTF8.self))]
             let stale = now - 600
             let staleHeaders = [("X-Sluice-Timestamp", "\(stale)"),
                                 ("X-Sluice-Signature", WebhookSignature.sign(body: body, timestamp: stale, secret: secret))]
@@ -188,8 +211,9 @@ import Testing
     }
 
     @Test func rateLimitsPerStreamAndPerKeyAnswer429WithHeaders() async throws {
-        let streams = [stream("open") { $0.rateLimit = RateLimitOptions(requestsPerSecond: 0.2, burst: 3) },
-                       stream("keyed", pipeline: "q") { $0.auth = .apiKey; $0.keyRateLimit = RateLimitOptions(requestsPerSecond: 0.2, burst: 2) }]
+        // A refill of one token per 1000 s: nothing refills during the test, however slow the machine.
+        let streams = [stream("open") { $0.rateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 3) },
+                       stream("keyed", pipeline: "q") { $0.auth = .apiKey; $0.keyRateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 2) }]
         try await PushHarness.run(streams) { h in
             var statuses: [Int] = []
             var last: PushHarness.Reply?
@@ -231,6 +255,63 @@ import Testing
         }
     }
 
+    @Test func theArrivalStampIsReservedAndDeclaredDecimalsAndBinariesAreCheckedAtTheDoor() async throws {
+        let s = stream { $0.fields = [Field("amount", .decimal(precision: 6, scale: 2)), Field("blob", .binary)] }
+        try await PushHarness.run([s]) { h in
+            let forged = try await h.post("s", #"{"received_at": "2020-01-01T00:00:00Z"}"#)
+            #expect(forged.status == 422 && (forged.json["errors"] as? [[String: Any]])?.first?["kind"] as? String == "reserved_field")
+            #expect(try await h.post("s", #"{"amount": "12.5", "blob": "aGVsbG8="}"#).status == 202)
+            #expect(try await h.post("s", #"{"amount": 12.25}"#).status == 202)
+            #expect(try await h.post("s", #"{"amount": "abc"}"#).status == 422)
+            #expect(try await h.post("s", #"{"amount": 123456.7}"#).status == 422, "too many digits for decimal(6,2)")
+            #expect(try await h.post("s", #"{"blob": "not base64!"}"#).status == 422)
+            #expect(try await h.queuedLines().count == 2)
+        }
+    }
+
+    @Test func unsignedRequestsCannotUseUpASignedStreamsRateLimit() async throws {
+        let secret = "0123456789abcdef0123456789abcdef"
+        let s = stream { $0.auth = .hmac; $0.hmac = HMACOptions(secret: secret); $0.rateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 2) }
+        try await PushHarness.run([s]) { h in
+            for _ in 0..<5 {
+                let r = try await h.post("s", #"{"n": 1}"#, headers: [("X-Sluice-Timestamp", "1"), ("X-Sluice-Signature", "sha256=00")])
+                #expect(r.status == 401)
+            }
+            let body = Array(#"{"n": 2}"#.utf8)
+            let now = Int(Date().timeIntervalSince1970)
+            let headers = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", WebhookSignature.sign(body: body, timestamp: now, secret: secret))]
+            let r = try await h.post("s", body, headers: headers)
+            #expect(r.status == 202, "the signed sender still has its tokens")
+        }
+    }
+
+    @Test func gzipBodiesCountTheirDecompressedSizeAgainstTheMemoryBudget() async throws {
+        var settings = PushServer.Settings()
+        settings.maxInflightBytes = 256 << 10
+        try await PushHarness.run([stream { $0.maxBody = 4 << 20 }], settings: settings) { h in
+            // 20 KB of gzip that expands to ~2 MB: over the 256 KB budget once decompressed.
+            let expanding = try gzipped(Array(("[" + String(repeating: #"{"pad": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"#, count: 40_000) + "{}]").utf8))
+            #expect(expanding.count < 64 << 10)
+            let r = try await h.post("s", expanding, headers: [("Content-Encoding", "gzip")])
+            #expect(r.status == 503 && r.json["type"] as? String == "urn:sluice:problem:busy", "\(r.status) \(r.body)")
+            let small = try gzipped(Array(#"[{"n": 1}]"#.utf8))
+            #expect(try await h.post("s", small, headers: [("Content-Encoding", "gzip")]).status == 202, "the budget was given back")
+        }
+    }
+
+    @Test func committingAQueuePartitionDeletesItsRequestsInTheSameTransaction() async throws {
+        try await PushHarness.run([stream()]) { h in
+            for i in 0..<3 { #expect(try await h.post("s", "{\"n\": \(i)}").status == 202) }
+            let queued = try await h.store.queued(stream: "s", after: 0, limit: 10, maxBytes: .max)
+            #expect(queued.count == 3)
+            var commit = StateCommit(pipeline: "p")
+            commit.checkpoint = [PushQueuePartition.name(stream: "s"): String(queued[1].sequence)]
+            try await h.store.commit(commit)
+            #expect(try await h.queuedLines().count == 1)
+            #expect(try await h.store.backlog(stream: "s").records == 1)
+        }
+    }
+
     @Test func healthReadinessAndMetrics() async throws {
         try await PushHarness.run([stream()]) { h in
             #expect(try await h.get("/healthz").status == 200)
@@ -239,5 +320,21 @@ import Testing
             #expect(try await h.get("/metrics").status == 200)
             #expect(try await h.get("/nope").status == 404)
         }
+        try await PushHarness.run([stream()], failedPipelines: { ["p"] }) { h in
+            let notReady = try await h.get("/readyz")
+            #expect(notReady.status == 503)
+            #expect((notReady.json["detail"] as? String)?.contains("pipeline 'p' has failed") == true)
+            #expect(try await h.get("/healthz").status == 200, "alive, though not ready")
+        }
+    }
+}
+
+/// Makes the server's group-commit queue and keeps it, so a test can count what was submitted.
+final class CountingQueue: @unchecked Sendable {
+    var queue: GroupCommitQueue?
+    func make(_ store: SQLiteStateStore) -> GroupCommitQueue {
+        let q = GroupCommitQueue(store: store)
+        queue = q
+        return q
     }
 }

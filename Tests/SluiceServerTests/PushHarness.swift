@@ -7,6 +7,7 @@ import Prometheus
 import SluiceCore
 @testable import SluiceServer
 import SluiceStateSQLite
+import Testing
 
 /// A real push server on a free loopback port, over a real SQLite state store, for one test.
 struct PushHarness {
@@ -22,6 +23,8 @@ struct PushHarness {
     }
 
     static func run(_ streams: [PushStream], settings: PushServer.Settings = PushServer.Settings(),
+                    failedPipelines: @escaping @Sendable () -> [String] = { [] },
+                    queue: ((SQLiteStateStore) -> GroupCommitQueue)? = nil,
                     _ body: (PushHarness) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("push-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -31,38 +34,47 @@ struct PushHarness {
         let (ports, portsIn) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "push-test")
         logger.logLevel = .warning
-        let server = PushServer(settings: settings, streams: streams, store: store, registry: PrometheusCollectorRegistry(),
-                                logger: logger, onListening: { portsIn.yield($0) })
+        var server = PushServer(settings: settings, streams: streams, store: store, registry: PrometheusCollectorRegistry(),
+                                logger: logger, failedPipelines: failedPipelines, onListening: { portsIn.yield($0) })
+        server.groupCommitQueue = queue?(store)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
+            group.addTask { [server] in
+                // If the server fails before listening, end the port stream so the test fails instead of hanging.
+                defer { portsIn.finish() }
+                try await server.run()
+            }
             var it = ports.makeAsyncIterator()
-            guard let port = await it.next() else { return }
+            guard let port = await it.next() else {
+                try await group.waitForAll()
+                Issue.record("the server stopped before listening")
+                return
+            }
             defer { group.cancelAll() }
             try await body(PushHarness(store: store, port: port, directory: directory))
         }
     }
 
     func post(_ stream: String = "s", _ body: [UInt8], contentType: String? = "application/json",
-              headers: [(String, String)] = []) async throws -> Reply {
+              headers: [(String, String)] = [], client: HTTPClient = .shared) async throws -> Reply {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/streams/\(stream)/records")
         request.method = .POST
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
         for (k, v) in headers { request.headers.add(name: k, value: v) }
         request.body = .bytes(ByteBuffer(bytes: body))
-        return try await send(request)
+        return try await send(request, client: client)
     }
 
     func post(_ stream: String = "s", _ text: String, contentType: String? = "application/json",
-              headers: [(String, String)] = []) async throws -> Reply {
-        try await post(stream, Array(text.utf8), contentType: contentType, headers: headers)
+              headers: [(String, String)] = [], client: HTTPClient = .shared) async throws -> Reply {
+        try await post(stream, Array(text.utf8), contentType: contentType, headers: headers, client: client)
     }
 
     func get(_ path: String) async throws -> Reply {
         try await send(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"))
     }
 
-    func send(_ request: HTTPClientRequest) async throws -> Reply {
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+    func send(_ request: HTTPClientRequest, client: HTTPClient = .shared) async throws -> Reply {
+        let response = try await client.execute(request, timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 16 << 20)
         return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: body))
     }
@@ -93,4 +105,11 @@ func gzipped(_ bytes: [UInt8]) throws -> [UInt8] {
     try p.run()
     p.waitUntilExit()
     return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
+}
+
+/// A client that opens up to `connections` connections at once (the shared one opens 8 per host).
+func wideClient(_ connections: Int) -> HTTPClient {
+    var configuration = HTTPClient.Configuration()
+    configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }

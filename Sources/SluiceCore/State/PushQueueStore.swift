@@ -141,3 +141,18 @@ public protocol PushQueueStore: Sendable {
     /// Revokes a key; returns false when there is no such key.
     func revokeAPIKey(id: String, at: Date) async throws -> Bool
 }
+
+/// The checkpoint partition that owns a stream's push queue.
+///
+/// A state store that implements ``PushQueueStore`` deletes the queued requests of `stream` up to
+/// the committed sequence in the same transaction as a checkpoint of this partition.
+public enum PushQueuePartition {
+    public static let prefix = "queue:"
+
+    public static func name(stream: String) -> String { prefix + stream }
+
+    /// The stream a partition name belongs to, if it is a queue partition.
+    public static func stream(of partition: String) -> String? {
+        partition.hasPrefix(prefix) ? String(partition.dropFirst(prefix.count)) : nil
+    }
+}

@@ -37,6 +37,7 @@ public struct JSONRecordIssue: Sendable, Hashable, CustomStringConvertible {
         case typeMismatch = "type_mismatch"
         case missingField = "missing_field"
         case nullValue = "null_value"
+        case reservedField = "reserved_field"
     }
 
     public var kind: Kind
@@ -51,7 +52,7 @@ public struct JSONRecordIssue: Sendable, Hashable, CustomStringConvertible {
     /// True for a well-formed record that does not match the declared schema (HTTP 422);
     /// false for malformed input (HTTP 400).
     public var isSchemaViolation: Bool {
-        kind == .typeMismatch || kind == .missingField || kind == .nullValue
+        kind == .typeMismatch || kind == .missingField || kind == .nullValue || kind == .reservedField
     }
 
     public var description: String {
@@ -85,9 +86,15 @@ public struct JSONRecordSplitter {
     public var limits: JSONRecordLimits
     let declared: [String: (index: Int, field: Field)]
     let required: [Field]
+    /// Field names a record may not carry (set by the server, e.g. `received_at`).
+    let reserved: Set<String>
+    /// Keys must be decoded (to check declared or reserved names).
+    let needsKeys: Bool
 
-    public init(limits: JSONRecordLimits = JSONRecordLimits(), fields: [Field] = []) {
+    public init(limits: JSONRecordLimits = JSONRecordLimits(), fields: [Field] = [], reserved: Set<String> = []) {
         self.limits = limits
+        self.reserved = reserved
+        needsKeys = !fields.isEmpty || !reserved.isEmpty
         var map: [String: (index: Int, field: Field)] = [:]
         for (i, f) in fields.enumerated() where map[f.name] == nil { map[f.name] = (i, f) }
         declared = map
@@ -199,10 +206,13 @@ public struct JSONRecordSplitter {
             guard index < limits.maxRecords else { out.bodyIssue = tooMany(a); return }
             var s = scanner(p, a, b)
             if p[a] == UInt8(ascii: "{") {
+                let issuesBefore = out.recordIssues.count
                 if var syntax = record(&s, index: index, into: &out) {
                     syntax.message += " (line \(line))"
                     out.recordIssues.append(syntax)
                 } else if s.i != b {
+                    // At most one issue per record: trailing data replaces a schema issue.
+                    out.recordIssues.removeSubrange(issuesBefore...)
                     out.recordIssues.append(JSONRecordIssue(kind: .malformedJSON, record: index, offset: s.i,
                                                             message: "unexpected data after the object (line \(line))"))
                 }
@@ -262,9 +272,13 @@ public struct JSONRecordSplitter {
                 }
                 var target: (index: Int, field: Field)?
                 var name = ""
-                if !declared.isEmpty {
+                if needsKeys {
                     name = Self.keyString(p, keyStart, keyEnd)
                     target = declared[name]
+                    if issue == nil, reserved.contains(name) {
+                        issue = JSONRecordIssue(kind: .reservedField, record: index, field: name, offset: keyStart - 1,
+                                                message: "this field is set by the server; rename it in the record")
+                    }
                 }
                 s.skipWhitespace()
                 guard s.i < n, p[s.i] == UInt8(ascii: ":") else {
@@ -341,8 +355,23 @@ public struct JSONRecordSplitter {
         case .bool: ok = kind == .bool
         case .int64: ok = kind == .int
         case .float64: ok = kind == .int || kind == .float
-        case .decimal: ok = kind == .int || kind == .float || kind == .string
-        case .string, .binary: ok = kind == .string
+        case let .decimal(precision, scale):
+            guard kind == .int || kind == .float || kind == .string else { ok = false; break }
+            let text = kind == .string ? UnsafeBufferPointer(start: p + start + 1, count: max(0, end - start - 2))
+                : UnsafeBufferPointer(start: p + start, count: end - start)
+            if DecimalText.parse(text, precision: precision, scale: scale) == nil {
+                return "'\(String(decoding: text.prefix(64), as: UTF8.self))' does not fit decimal(\(precision),\(scale))"
+            }
+            ok = true
+        case .string: ok = kind == .string
+        case .binary:
+            guard kind == .string else { ok = false; break }
+            let n = max(0, end - start - 2)
+            let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(n, 1)) { out in
+                Base64.decode(p + start + 1, n, into: out.baseAddress!) != nil
+            }
+            if !valid { return "expected base64 text for a binary field" }
+            ok = true
         case .json: ok = true
         case .date, .timestamp:
             guard kind == .string else { ok = false; break }

@@ -18,6 +18,10 @@ public final class GroupCommitQueue: Sendable {
     /// Requests in one transaction, at most.
     let maxGroup: Int
     private let state = Mutex(State())
+    private let submittedCount = Atomic<Int>(0)
+
+    /// Requests handed to ``append(_:)`` so far (for tests and diagnostics).
+    public var submitted: Int { submittedCount.load(ordering: .relaxed) }
 
     public init(store: any PushQueueStore, maxGroup: Int = 1024) {
         self.store = store
@@ -26,7 +30,8 @@ public final class GroupCommitQueue: Sendable {
 
     /// Appends `request` durably; returns once it is on disk (or was a duplicate).
     public func append(_ request: PushAppend) async throws -> PushAppendOutcome {
-        try await withCheckedThrowingContinuation { (waiter: Waiter) in
+        submittedCount.add(1, ordering: .relaxed)
+        return try await withCheckedThrowingContinuation { (waiter: Waiter) in
             let (wake, refused) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Bool) in
                 if s.stopped { return (nil, true) }
                 s.pending.append((request, waiter))
@@ -73,6 +78,16 @@ public final class GroupCommitQueue: Sendable {
             do {
                 let outcomes = try await store.append(requests)
                 for (i, item) in group.enumerated() { item.1.resume(returning: outcomes[i]) }
+            } catch where group.count > 1 {
+                // One request may be the cause (too large for the store, say): write each alone,
+                // so it fails by itself and the others go through.
+                for item in group {
+                    do {
+                        item.1.resume(returning: try await store.append([item.0])[0])
+                    } catch {
+                        item.1.resume(throwing: error)
+                    }
+                }
             } catch {
                 for item in group { item.1.resume(throwing: error) }
             }

@@ -2,7 +2,7 @@ import SluiceFormats
 
 /// Decompresses a gzip body held in memory, refusing to produce more than a limit (gzip bombs).
 enum GzipMemory {
-    enum Failure: Error { case tooLarge }
+    enum Failure: Error { case tooLarge, noMemory }
 
     /// A ``ByteSource`` over bytes in memory.
     final class Bytes: ByteSource {
@@ -20,7 +20,8 @@ enum GzipMemory {
         func close() {}
     }
 
-    static func decompress(_ data: [UInt8], limit: Int) throws -> [UInt8] {
+    /// `reserve` is asked for memory before each chunk is kept; false stops with ``Failure/noMemory``.
+    static func decompress(_ data: [UInt8], limit: Int, reserve: (Int) -> Bool = { _ in true }) throws -> [UInt8] {
         let source = try GzipByteSource(Bytes(data))
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
@@ -28,6 +29,8 @@ enum GzipMemory {
             let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: $0.count) }
             if n == 0 { return out }
             guard out.count + n <= limit else { throw Failure.tooLarge }
+            // Growing an array may double its capacity: reserve for that.
+            guard reserve(out.count + n > out.capacity ? max(n, out.capacity) : n) else { throw Failure.noMemory }
             out.append(contentsOf: chunk[0..<n])
         }
     }

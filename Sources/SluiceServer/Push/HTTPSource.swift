@@ -7,7 +7,9 @@ import SluiceFormats
 ///
 /// The endpoint appends each accepted request to the state store's push queue before it
 /// answers 2xx; this source reads the queue after the pipeline's checkpoint (a queue sequence)
-/// and deletes what the pipeline has committed. It never ends by itself.
+/// in the partition `queue:<stream>`. The state store deletes the queued requests up to that
+/// sequence in the same transaction that commits it, so a committed request cannot be read
+/// again (by this pipeline or one that takes the stream over). It never ends by itself.
 public struct HTTPSource: Source {
     public var options: HTTPStreamOptions
     /// How long to wait between polls of an empty queue, at most.
@@ -28,14 +30,14 @@ public struct HTTPSource: Source {
         HTTPSource(options: try config.decodeOptions(HTTPStreamOptions.self))
     }
 
-    /// The checkpoint partition the queue sequence is stored under.
-    static let partition = "queue"
+    /// The checkpoint partition the queue sequence of `stream` is stored under.
+    static func partition(_ stream: String) -> String { PushQueuePartition.name(stream: stream) }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
         guard let queue = context.state as? any PushQueueStore else {
             throw SluiceError(.unsupported, "the state store cannot hold a push queue; use the SQLite state store", location: "state")
         }
-        let committed = checkpoint[Self.partition].flatMap { Int64($0) } ?? 0
+        let committed = checkpoint[Self.partition(options.stream)].flatMap { Int64($0) } ?? 0
         return HTTPSourceReader(source: self, queue: queue, context: context, committed: committed)
     }
 }
@@ -49,9 +51,6 @@ final class HTTPSourceReader: SourceReader {
     var prepared = false
     /// The last sequence handed to the runtime.
     var position: Int64
-    /// The last sequence known committed (and deleted from the queue).
-    var deletedThrough: Int64
-    var lastTrim = ContinuousClock.now
     var buffer: [UInt8] = []
 
     init(source: HTTPSource, queue: any PushQueueStore, context: SourceContext, committed: Int64) {
@@ -61,16 +60,14 @@ final class HTTPSourceReader: SourceReader {
         var options = NDJSONOptions()
         options.columns = source.options.decodeFields
         options.batchRows = Int.max / 2
-        options.maxRecordBytes = max(source.options.maxBody, 1 << 20)
+        options.maxRecordBytes = source.options.maxBody + 4096  // a record plus its arrival stamp
         decoder = NDJSONDecoder(options: options)
         position = committed
-        deletedThrough = 0
     }
 
     func next() async throws -> SourceBatch? {
         var idle: Duration = .milliseconds(1)
         while !Task.isCancelled {
-            try await trimCommitted(force: false)
             let requests = try await queue.queued(stream: source.options.stream, after: position, limit: 2048, maxBytes: 8 << 20)
             if requests.isEmpty {
                 try? await Task.sleep(for: idle)
@@ -80,18 +77,6 @@ final class HTTPSourceReader: SourceReader {
             return decode(requests)
         }
         return nil
-    }
-
-    /// Deletes queued requests the pipeline has committed, at most every 200 ms.
-    func trimCommitted(force: Bool) async throws {
-        guard force || ContinuousClock.now - lastTrim > .milliseconds(200) else { return }
-        lastTrim = .now
-        let checkpoint = try await context.state.checkpoint(pipeline: context.pipeline)
-        let committed = checkpoint[HTTPSource.partition].flatMap { Int64($0) } ?? 0
-        if committed > deletedThrough {
-            try await queue.deleteQueued(stream: source.options.stream, through: committed)
-            deletedThrough = committed
-        }
     }
 
     func decode(_ requests: [QueuedPush]) -> SourceBatch {
@@ -121,16 +106,13 @@ final class HTTPSourceReader: SourceReader {
             }
             let request = requests[lo]
             return DeadLetter(stage: "decode", errorKind: reject.kind, message: reject.message,
-                              location: "http:\(source.options.stream)/\(request.requestID)#\(reject.line - firstLines[lo])",
+                              // `:line:` (the line in the queued payload), distinct from the `#index` of records refused at the door.
+                              location: "http:\(source.options.stream)/\(request.requestID):line:\(reject.line - firstLines[lo] + 1)",
                               raw: reject.raw)
         }
         position = requests.last!.sequence
         return SourceBatch(records: output.batch, rejects: rejects,
-                           position: SourcePosition(partition: HTTPSource.partition, value: String(position)),
+                           position: SourcePosition(partition: HTTPSource.partition(source.options.stream), value: String(position)),
                            inputBytes: buffer.count)
-    }
-
-    func close() async {
-        try? await trimCommitted(force: true)
     }
 }

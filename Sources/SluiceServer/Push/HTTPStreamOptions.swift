@@ -1,3 +1,4 @@
+import HTTPTypes
 import SluiceCore
 import SluiceFormats
 
@@ -132,6 +133,9 @@ public struct HMACOptions: Decodable, Sendable {
     public var signatureHeader = "X-Sluice-Signature"
     public var timestampHeader = "X-Sluice-Timestamp"
 
+    var signatureField: HTTPField.Name { HTTPField.Name(signatureHeader) ?? HTTPField.Name("X-Sluice-Signature")! }
+    var timestampField: HTTPField.Name { HTTPField.Name(timestampHeader) ?? HTTPField.Name("X-Sluice-Timestamp")! }
+
     enum CodingKeys: String, CodingKey {
         case secret, tolerance, signatureHeader = "signature_header", timestampHeader = "timestamp_header"
     }
@@ -147,6 +151,12 @@ public struct HMACOptions: Decodable, Sendable {
         if let t = try c.decodeIfPresent(ConfigDuration.self, forKey: .tolerance) { tolerance = t.duration }
         signatureHeader = try c.decodeIfPresent(String.self, forKey: .signatureHeader) ?? signatureHeader
         timestampHeader = try c.decodeIfPresent(String.self, forKey: .timestampHeader) ?? timestampHeader
+        if HTTPField.Name(signatureHeader) == nil {
+            throw try c.superDecoder(forKey: .signatureHeader).configError("'\(signatureHeader)' is not a valid HTTP header name")
+        }
+        if HTTPField.Name(timestampHeader) == nil {
+            throw try c.superDecoder(forKey: .timestampHeader).configError("'\(timestampHeader)' is not a valid HTTP header name")
+        }
     }
 }
 

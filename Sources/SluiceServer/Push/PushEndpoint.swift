@@ -1,8 +1,10 @@
 import Crypto
 import Foundation
 import Hummingbird
+import HTTPTypes
 import Logging
 import Metrics
+import NIOCore
 import SluiceCore
 import SluiceFormats
 import Synchronization
@@ -29,18 +31,22 @@ public final class PushEndpoint: Sendable {
     let limiter = RateLimiter()
     let gate = IdempotencyGate()
     let logger: Logger
-    /// Request bodies held in memory at once, at most (reserved before reading).
-    let maxInflightBytes: Int
-    private let inflightBytes = Mutex(0)
-    private let keyCache = Mutex<[String: (key: StoredAPIKey, at: ContinuousClock.Instant)]>([:])
+    /// Bytes of request bodies held in memory at once, at most (reserved before reading).
+    let inflight: InflightBudget
+    let metrics = PushMetrics()
+    /// How long a client may take to send its body.
+    let bodyTimeout: Duration
+    private let keyCache = Mutex<[String: (key: StoredAPIKey?, at: ContinuousClock.Instant)]>([:])
 
-    public init(streams: [PushStream], store: any PushQueueStore, queue: GroupCommitQueue, maxInflightBytes: Int, logger: Logger) {
+    public init(streams: [PushStream], store: any PushQueueStore, queue: GroupCommitQueue, maxInflightBytes: Int,
+                bodyTimeout: Duration = .seconds(30), logger: Logger) {
         var map: [String: PushStream] = [:]
         for s in streams { map[s.options.stream] = s }
         self.streams = map
         self.store = store
         self.queue = queue
-        self.maxInflightBytes = maxInflightBytes
+        self.inflight = InflightBudget(limit: maxInflightBytes)
+        self.bodyTimeout = bodyTimeout
         self.logger = logger
     }
 
@@ -48,7 +54,7 @@ public final class PushEndpoint: Sendable {
 
     public func handle(_ request: Request, stream name: String) async -> Response {
         let started = ContinuousClock.now
-        let requestID = UUID().uuidString.lowercased()
+        let requestID = RequestID.next()
         var response: Response
         var streamLabel = "unknown"
         if let stream = streams[name] {
@@ -68,15 +74,18 @@ public final class PushEndpoint: Sendable {
             response = Problem(.notFound, "unknown-stream", "Unknown stream",
                                detail: "no stream named '\(name)' is served here; streams are declared in the config as `source: {http: {stream: NAME}}`").response()
         }
-        response.headers[.init("X-Request-Id")!] = requestID
-        Counter(label: "sluice_http_requests_total", dimensions: [("stream", streamLabel), ("code", "\(response.status.code)")]).increment()
-        Timer(label: "sluice_http_request_duration_seconds", dimensions: [("stream", streamLabel)])
-            .recordNanoseconds(Int64((ContinuousClock.now - started).components.attoseconds / 1_000_000_000
-                + (ContinuousClock.now - started).components.seconds * 1_000_000_000))
+        response.headers[Self.requestIDHeader] = requestID
+        metrics.requests(stream: streamLabel, code: Int(response.status.code)).increment()
+        let elapsed = ContinuousClock.now - started
+        metrics.duration(stream: streamLabel)
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         return response
     }
 
     struct ProblemThrown: Error { var problem: Problem }
+
+    static let requestIDHeader = HTTPField.Name("X-Request-Id")!
+    static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!
 
     static func fail(_ status: HTTPResponse.Status, _ slug: String, _ title: String, _ detail: String,
                      headers: HTTPFields = [:]) -> ProblemThrown {
@@ -94,81 +103,67 @@ public final class PushEndpoint: Sendable {
         }
         let format = try Self.bodyFormat(request.headers[.contentType])
         let gzip = try Self.isGzip(request.headers[.contentEncoding])
-
-        // Rate limits: the stream's bucket, then the key's.
-        var rateHeaders: HTTPFields = [:]
-        if let limit = o.rateLimit {
-            try checkRate(limiter.take("stream:\(o.stream)", limit), stream: o.stream, scope: "stream", headers: &rateHeaders)
-        }
-        if let limit = o.keyRateLimit, o.auth == .apiKey {
-            try checkRate(limiter.take("key:\(principal)", limit), stream: o.stream, scope: "key", headers: &rateHeaders)
-        }
-
-        // Size, announced and actual, and memory held by bodies at once.
         let announced = request.headers[.contentLength].flatMap { Int($0) }
         if let announced, announced > o.maxBody {
             throw Self.fail(.contentTooLarge, "body-too-large", "Body too large",
                             "the body has \(announced) bytes; this stream accepts at most \(o.maxBody) bytes per request; split the batch")
         }
-        // Backpressure: the pipeline is behind.
-        let backlog = try await store.backlog(stream: o.stream)
-        Gauge(label: "sluice_push_queue_records", dimensions: [("stream", o.stream)]).record(backlog.records)
-        if backlog.records >= o.maxQueueRecords || backlog.bytes >= o.maxQueueBytes {
-            Counter(label: "sluice_http_backpressure_total", dimensions: [("stream", o.stream)]).increment()
-            throw Self.fail(.serviceUnavailable, "backpressure", "The stream is full",
-                            "\(backlog.records) records are waiting for the pipeline (limit \(o.maxQueueRecords) records, \(o.maxQueueBytes) bytes); retry after the Retry-After delay",
-                            headers: [.retryAfter: "1"])
+
+        // Rate limits and backpressure. A signed webhook's signature needs the body, so on
+        // `hmac` streams these run after it is verified: unsigned traffic cannot use them up.
+        var rateHeaders: HTTPFields = [:]
+        if o.auth != .hmac {
+            try await admit(stream: o, principal: principal, rateHeaders: &rateHeaders)
         }
 
-        let reserve = min(announced ?? o.maxBody, o.maxBody)
-        let reserved = inflightBytes.withLock { used -> Bool in
-            guard used + reserve <= maxInflightBytes || used == 0 else { return false }
-            used += reserve
-            return true
-        }
-        guard reserved else {
-            Counter(label: "sluice_http_backpressure_total", dimensions: [("stream", o.stream)]).increment()
+        // Memory held by bodies at once: the raw body (twice while it is copied), reserved before reading.
+        let memory = MemoryReservation(budget: inflight)
+        defer { memory.release() }
+        guard memory.grow(by: 2 * min(announced ?? o.maxBody, o.maxBody)) else {
+            metrics.backpressure(stream: o.stream).increment()
             throw Self.fail(.serviceUnavailable, "busy", "Too many requests in flight",
                             "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
                             headers: [.retryAfter: "1"])
         }
-        defer { inflightBytes.withLock { $0 -= reserve } }
+        let raw = try await readBody(request, limit: o.maxBody)
 
-        let raw: [UInt8]
-        do {
-            var buffer = try await request.body.collect(upTo: o.maxBody)
-            raw = buffer.readBytes(length: buffer.readableBytes) ?? []
-        } catch {
-            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large",
-                            "the body exceeds \(o.maxBody) bytes; split the batch")
-        }
-
-        if o.auth == .hmac, let h = o.hmac {
-            if let reason = WebhookSignature.verify(body: raw, timestampHeader: request.headers[.init(h.timestampHeader)!],
-                                                    signatureHeader: request.headers[.init(h.signatureHeader)!],
+        if o.auth == .hmac {
+            guard let h = o.hmac else { throw authFailure(stream: o.stream, reason: "hmac_not_configured") }
+            if let reason = WebhookSignature.verify(body: raw, timestampHeader: request.headers[h.timestampField],
+                                                    signatureHeader: request.headers[h.signatureField],
                                                     secret: h.secret, tolerance: h.tolerance) {
                 throw authFailure(stream: o.stream, reason: reason)
             }
             principal = "hmac"
+            try await admit(stream: o, principal: principal, rateHeaders: &rateHeaders)
         }
 
         let idempotencyKey = try Self.idempotencyKey(request.headers)
-        let body = try gzip ? Self.gunzip(raw, limit: o.maxBody) : raw
+        let body = try gzip ? Self.gunzip(raw, limit: o.maxBody, memory: memory) : raw
+        // The payload written to the queue: the body plus the arrival stamp of every record.
+        guard memory.grow(by: body.count + body.count / 2) else {
+            metrics.backpressure(stream: o.stream).increment()
+            throw Self.fail(.serviceUnavailable, "busy", "Too many requests in flight",
+                            "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
+                            headers: [.retryAfter: "1"])
+        }
         var response: Response
-        if let key = idempotencyKey {
+        if let clientKey = idempotencyKey {
+            // Keys are per credential: one client cannot see or collide with another's.
+            let key = principal == "anonymous" ? clientKey : "\(principal) \(clientKey)"
             let fingerprint = Self.fingerprint(stream: o.stream, format: format, body: body)
             let (recorded, leader) = await gate.run(key: "\(o.stream)\u{0}\(key)") {
                 await self.ingestOnce(body, format: format, stream: stream, requestID: requestID, key: key, fingerprint: fingerprint)
             }
             guard recorded.fingerprint == fingerprint || recorded.status >= 500 else {
                 throw Self.fail(.unprocessableContent, "idempotency-key-reused", "Idempotency key reused",
-                                "the Idempotency-Key '\(key)' was already used for a different request; use a new key for a new request")
+                                "the Idempotency-Key '\(clientKey)' was already used for a different request; use a new key for a new request")
             }
             response = Response(status: .init(code: recorded.status),
                                 headers: [.contentType: recorded.status < 300 ? "application/json" : "application/problem+json"],
                                 body: .init(byteBuffer: ByteBuffer(bytes: recorded.body)))
             if recorded.replayed || (!leader && recorded.stored) {
-                response.headers[.init("Idempotent-Replayed")!] = "true"
+                response.headers[Self.replayedHeader] = "true"
             }
         } else {
             let recorded = await ingestOnce(body, format: format, stream: stream, requestID: requestID, key: nil, fingerprint: "")
@@ -201,14 +196,14 @@ public final class PushEndpoint: Sendable {
             }
         }
 
-        let splitter = JSONRecordSplitter(limits: o.limits, fields: o.fields)
+        let splitter = JSONRecordSplitter(limits: o.limits, fields: o.fields, reserved: o.receivedAt.map { [$0] } ?? [])
         let split = body.withUnsafeBytes { splitter.split($0, format: format) }
         if let issue = split.bodyIssue {
             let status: HTTPResponse.Status = issue.kind == .tooManyRecords ? .contentTooLarge : .badRequest
             var p = Problem(status, issue.kind.rawValue.replacingOccurrences(of: "_", with: "-"),
                             issue.kind == .tooManyRecords ? "Too many records" : "Malformed body", detail: issue.message)
             p.errors = [Self.describe(issue)]
-            Counter(label: "sluice_http_rejected_records_total", dimensions: [("stream", o.stream), ("reason", issue.kind.rawValue)]).increment()
+            metrics.rejected(stream: o.stream, reason: issue.kind.rawValue).increment()
             return problem(p)
         }
         var bad = Set<Int>()
@@ -220,8 +215,7 @@ public final class PushEndpoint: Sendable {
                             schemaOnly ? "Records violate the stream's schema" : "Malformed records",
                             detail: "\(split.recordIssues.count) of \(split.records.count) records are invalid (first: \(split.recordIssues[0])); nothing was ingested")
             p.errors = split.recordIssues.prefix(100).map(Self.describe)
-            Counter(label: "sluice_http_rejected_records_total", dimensions: [("stream", o.stream), ("reason", split.recordIssues[0].kind.rawValue)])
-                .increment(by: split.records.count)
+            metrics.rejected(stream: o.stream, reason: split.recordIssues[0].kind.rawValue).increment(by: split.records.count)
             return problem(p)
         }
 
@@ -249,12 +243,14 @@ public final class PushEndpoint: Sendable {
                                           location: "http:\(o.stream)/\(requestID)#\(index)", raw: Array(raw[r])))
             }
         }
-        var result: [String: Any] = ["request_id": requestID, "stream": o.stream, "accepted": accepted]
-        if !split.recordIssues.isEmpty {
-            result["rejected"] = split.recordIssues.prefix(1000).map(Self.describe)
-            result["dead_lettered"] = letters.count
+        let responseBody: [UInt8]
+        if split.recordIssues.isEmpty {
+            // The common case, without JSONSerialization: ids and stream names need no escaping.
+            responseBody = Array("{\"accepted\":\(accepted),\"request_id\":\"\(requestID)\",\"stream\":\"\(o.stream)\"}\n".utf8)
+        } else {
+            responseBody = Self.json(["request_id": requestID, "stream": o.stream, "accepted": accepted,
+                                      "rejected": split.recordIssues.prefix(1000).map(Self.describe), "dead_lettered": letters.count])
         }
-        let responseBody = Self.json(result)
         let record = key.map {
             IdempotencyRecord(stream: o.stream, key: $0, fingerprint: fingerprint, status: 202, response: responseBody, createdAt: receivedAt)
         }
@@ -263,10 +259,9 @@ public final class PushEndpoint: Sendable {
         do {
             switch try await queue.append(append) {
             case .appended:
-                Counter(label: "sluice_http_records_total", dimensions: [("stream", o.stream)]).increment(by: accepted)
+                metrics.records(stream: o.stream).increment(by: accepted)
                 if !letters.isEmpty {
-                    Counter(label: "sluice_http_rejected_records_total", dimensions: [("stream", o.stream), ("reason", "dead_lettered")])
-                        .increment(by: letters.count)
+                    metrics.rejected(stream: o.stream, reason: "dead_lettered").increment(by: letters.count)
                 }
                 return RecordedResponse(fingerprint: fingerprint, status: 202, body: responseBody, stored: key != nil)
             case .duplicate(let stored):
@@ -330,12 +325,16 @@ public final class PushEndpoint: Sendable {
         return h.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
-    static func gunzip(_ data: [UInt8], limit: Int) throws -> [UInt8] {
+    static func gunzip(_ data: [UInt8], limit: Int, memory: MemoryReservation) throws -> [UInt8] {
         do {
-            return try GzipMemory.decompress(data, limit: limit)
+            return try GzipMemory.decompress(data, limit: limit, reserve: memory.grow(by:))
         } catch GzipMemory.Failure.tooLarge {
             throw fail(.contentTooLarge, "body-too-large", "Body too large",
                        "the decompressed body exceeds \(limit) bytes; split the batch")
+        } catch GzipMemory.Failure.noMemory {
+            throw fail(.serviceUnavailable, "busy", "Too many requests in flight",
+                       "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
+                       headers: [.retryAfter: "1"])
         } catch {
             throw fail(.badRequest, "invalid-gzip", "Invalid gzip body", "the body is not valid gzip data: \(error)")
         }
@@ -356,23 +355,76 @@ public final class PushEndpoint: Sendable {
             key = cached.key
         } else {
             key = try await store.apiKey(id: id)
-            if let key { keyCache.withLock { $0[id] = (key, .now) } }
+            // Unknown ids are cached too (bounded), so a flood of made-up keys does not hit the store.
+            keyCache.withLock { cache in
+                if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
+                cache[id] = (key, .now)
+            }
         }
         guard let key, key.revokedAt == nil, APIKeyFormat.matches(secret: secret, storedHash: key.secretHash) else {
             throw authFailure(stream: stream, reason: "invalid_key")
         }
         guard key.allows(stream: stream) else {
-            Counter(label: "sluice_http_auth_failures_total", dimensions: [("stream", stream), ("reason", "forbidden")]).increment()
+            metrics.authFailures(stream: stream, reason: "forbidden").increment()
             throw Self.fail(.forbidden, "forbidden", "Forbidden", "this credential may not write to this stream")
         }
         return key.id
     }
 
     func authFailure(stream: String, reason: String) -> ProblemThrown {
-        Counter(label: "sluice_http_auth_failures_total", dimensions: [("stream", stream), ("reason", reason)]).increment()
-        logger.notice("authentication failed", metadata: ["stream": "\(stream)", "reason": "\(reason)"])
+        metrics.authFailures(stream: stream, reason: reason).increment()
+        logger.debug("authentication failed", metadata: ["stream": "\(stream)", "reason": "\(reason)"])
         return Self.fail(.unauthorized, "unauthorized", "Unauthorized", "authentication failed",
                          headers: [.wwwAuthenticate: "Bearer realm=\"sluice\""])
+    }
+
+    /// Rate limits (the stream's bucket, then the key's) and the stream's backlog.
+    func admit(stream o: HTTPStreamOptions, principal: String, rateHeaders: inout HTTPFields) async throws {
+        if let limit = o.rateLimit {
+            try checkRate(limiter.take("stream:\(o.stream)", limit), stream: o.stream, scope: "stream", headers: &rateHeaders)
+        }
+        if let limit = o.keyRateLimit, o.auth == .apiKey {
+            try checkRate(limiter.take("key:\(o.stream):\(principal)", limit), stream: o.stream, scope: "key", headers: &rateHeaders)
+        }
+        let backlog = try await store.backlog(stream: o.stream)
+        metrics.queueRecords(stream: o.stream).record(backlog.records)
+        if backlog.records >= o.maxQueueRecords || backlog.bytes >= o.maxQueueBytes {
+            metrics.backpressure(stream: o.stream).increment()
+            throw Self.fail(.serviceUnavailable, "backpressure", "The stream is full",
+                            "the pipeline is behind: its queue is at its limit; retry after the Retry-After delay",
+                            headers: [.retryAfter: "1"])
+        }
+    }
+
+    /// Reads the body, up to `limit` bytes and within ``bodyTimeout`` (a slow sender cannot hold memory forever).
+    func readBody(_ request: Request, limit: Int) async throws -> [UInt8] {
+        let body = request.body
+        let timeout = bodyTimeout
+        let outcome: Result<ByteBuffer, any Error>? = await withTaskGroup(of: Result<ByteBuffer, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await body.collect(upTo: limit)) } catch { return .failure(error) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        switch outcome {
+        case .success(var buffer)?:
+            return buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .failure(let error as HTTPError)? where error.status == .contentTooLarge:
+            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large", "the body exceeds \(limit) bytes; split the batch")
+        case .failure(_ as NIOTooManyBytesError)?:
+            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large", "the body exceeds \(limit) bytes; split the batch")
+        case .failure?:
+            throw Self.fail(.badRequest, "incomplete-body", "Incomplete body", "the connection ended before the whole body arrived")
+        case nil:
+            throw Self.fail(.requestTimeout, "body-timeout", "Body too slow",
+                            "the body did not arrive within \(timeout.components.seconds) seconds; send it faster or in smaller requests")
+        }
     }
 
     func checkRate(_ d: RateLimiter.Decision, stream: String, scope: String, headers: inout HTTPFields) throws {
@@ -382,7 +434,7 @@ public final class PushEndpoint: Sendable {
             .init("RateLimit-Reset")!: "\(d.resetSeconds)",
         ]
         guard d.allowed else {
-            Counter(label: "sluice_http_rate_limited_total", dimensions: [("stream", stream), ("scope", scope)]).increment()
+            metrics.rateLimited(stream: stream, scope: scope).increment()
             var all = fields
             all[.retryAfter] = "\(d.retryAfterSeconds)"
             throw Self.fail(.tooManyRequests, "rate-limited", "Too many requests",

@@ -33,6 +33,8 @@ public struct PushServer: Service {
     public var failedPipelines: @Sendable () -> [String]
     /// Called once the server listens, with the bound port (useful with port 0).
     public var onListening: @Sendable (Int) -> Void
+    /// The group-commit writer (made by the server unless given, e.g. by a test that counts appends).
+    public var groupCommitQueue: GroupCommitQueue?
 
     public init(settings: Settings, streams: [PushStream], store: any PushQueueStore & StateStore, registry: PrometheusCollectorRegistry,
                 logger: Logger, failedPipelines: @escaping @Sendable () -> [String] = { [] },
@@ -47,7 +49,7 @@ public struct PushServer: Service {
     }
 
     public func run() async throws {
-        let queue = GroupCommitQueue(store: store)
+        let queue = groupCommitQueue ?? GroupCommitQueue(store: store)
         let endpoint = PushEndpoint(streams: streams, store: store, queue: queue, maxInflightBytes: settings.maxInflightBytes, logger: logger)
         let router = makeRouter(endpoint)
         var configuration = ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: nil)
@@ -57,9 +59,9 @@ public struct PushServer: Service {
         let scheme = settings.tlsCertificate == nil ? "http" : "https"
         let server: HTTPServerBuilder
         if let cert = settings.tlsCertificate, let key = settings.tlsPrivateKey {
-            server = try .tls(.http1(), tlsConfiguration: Self.tlsConfiguration(certificate: cert, privateKey: key))
+            server = try .tls(.http1(configuration: Self.http1), tlsConfiguration: Self.tlsConfiguration(certificate: cert, privateKey: key))
         } else {
-            server = .http1()
+            server = .http1(configuration: Self.http1)
         }
         let app = Application(router: router, server: server, configuration: configuration,
                               onServerRunning: { channel in
@@ -92,6 +94,9 @@ public struct PushServer: Service {
         }
     }
 
+    /// Idle connections are closed after a minute; a slow body is cut off by the endpoint's body timeout.
+    static var http1: HTTP1Channel.Configuration { HTTP1Channel.Configuration(idleTimeout: .seconds(60)) }
+
     static func tlsConfiguration(certificate: String, privateKey: String) throws -> TLSConfiguration {
         do {
             let chain = try NIOSSLCertificate.fromPEMFile(certificate)
@@ -113,12 +118,14 @@ public struct PushServer: Service {
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         let store = self.store
         let failed = self.failedPipelines
+        let logger = self.logger
         router.get("/readyz") { _, _ -> Response in
             var problems: [String] = []
             do {
                 _ = try await store.checkpoint(pipeline: "")
             } catch {
-                problems.append("state store unreachable: \(error)")
+                logger.error("readiness: the state store is unreachable", metadata: ["error": "\(error)"])
+                problems.append("the state store is unreachable (see the server log)")
             }
             for name in failed() { problems.append("pipeline '\(name)' has failed") }
             if problems.isEmpty {

@@ -38,6 +38,10 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var stateOptions: StateOptions
 
         func run() async throws {
+            for s in stream where s.range(of: #"^[A-Za-z0-9_.-]{1,128}$"#, options: .regularExpression) == nil {
+                FileHandle.standardError.write(Data("error: '\(s)' is not a stream name; pass --stream once per stream\n".utf8))
+                throw ExitCode(2)
+            }
             let queue = try await KeysCommand.queue(stateOptions)
             let (key, stored) = APIKeyFormat.generate(name: name, streams: stream)
             try await queue.createAPIKey(stored)

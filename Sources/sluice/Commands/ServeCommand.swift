@@ -130,7 +130,15 @@ struct ServeCommand: AsyncParsableCommand {
         if supervisor.failures.value > 0 { throw ExitCode(1) }
     }
 
+    /// True for `localhost` and loopback addresses (127.0.0.0/8, ::1); a host name is not trusted to be one.
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { $0.prefix(15).allSatisfy { $0 == 0 } && $0[15] == 1 }
+        }
+        return false
     }
 }

@@ -1,0 +1,104 @@
+import Metrics
+import Synchronization
+
+/// The bytes of request bodies the server holds at once, shared by all requests.
+public final class InflightBudget: Sendable {
+    let limit: Int
+    private let used = Mutex(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Takes `bytes` if they fit (one request may always proceed alone); false otherwise.
+    func take(_ bytes: Int) -> Bool {
+        used.withLock { u in
+            guard u + bytes <= limit || u == 0 else { return false }
+            u += bytes
+            return true
+        }
+    }
+
+    func give(_ bytes: Int) { used.withLock { $0 -= bytes } }
+}
+
+/// One request's share of the ``InflightBudget``, grown as the request needs more and given back at the end.
+final class MemoryReservation: @unchecked Sendable {
+    let budget: InflightBudget
+    // Used by one request's task only.
+    private var held = 0
+
+    init(budget: InflightBudget) { self.budget = budget }
+
+    func grow(by bytes: Int) -> Bool {
+        guard bytes > 0 else { return true }
+        guard budget.take(bytes) else { return false }
+        held += bytes
+        return true
+    }
+
+    func release() {
+        budget.give(held)
+        held = 0
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter (unique, cheap, sortable within a process).
+enum RequestID {
+    static let prefix: String = {
+        var g = SystemRandomNumberGenerator()
+        return String(g.next() & 0xFFFF_FFFF_FFFF, radix: 16).leftPadded(to: 12)
+    }()
+    static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return "\(prefix)-\(String(n, radix: 16).leftPadded(to: 10))"
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+/// The endpoint's metrics, created once per label set (a registry lookup per request is not free).
+final class PushMetrics: Sendable {
+    private let counters = Mutex<[String: Counter]>([:])
+    private let timers = Mutex<[String: Timer]>([:])
+    private let gauges = Mutex<[String: Gauge]>([:])
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLock { map in
+            if let c = map[key] { return c }
+            let c = Counter(label: label, dimensions: dimensions)
+            map[key] = c
+            return c
+        }
+    }
+
+    func requests(stream: String, code: Int) -> Counter { counter("sluice_http_requests_total", [("stream", stream), ("code", String(code))]) }
+    func records(stream: String) -> Counter { counter("sluice_http_records_total", [("stream", stream)]) }
+    func rejected(stream: String, reason: String) -> Counter { counter("sluice_http_rejected_records_total", [("stream", stream), ("reason", reason)]) }
+    func authFailures(stream: String, reason: String) -> Counter { counter("sluice_http_auth_failures_total", [("stream", stream), ("reason", reason)]) }
+    func rateLimited(stream: String, scope: String) -> Counter { counter("sluice_http_rate_limited_total", [("stream", stream), ("scope", scope)]) }
+    func backpressure(stream: String) -> Counter { counter("sluice_http_backpressure_total", [("stream", stream)]) }
+
+    func duration(stream: String) -> Timer {
+        timers.withLock { map in
+            if let t = map[stream] { return t }
+            let t = Timer(label: "sluice_http_request_duration_seconds", dimensions: [("stream", stream)])
+            map[stream] = t
+            return t
+        }
+    }
+
+    func queueRecords(stream: String) -> Gauge {
+        gauges.withLock { map in
+            if let g = map[stream] { return g }
+            let g = Gauge(label: "sluice_push_queue_records", dimensions: [("stream", stream)])
+            map[stream] = g
+            return g
+        }
+    }
+}
