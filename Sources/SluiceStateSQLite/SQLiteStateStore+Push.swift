@@ -18,7 +18,7 @@ extension SQLiteStateStore: PushQueueStore {
                         response = excluded.response, created_at = excluded.created_at
                     """)
                 let enqueue = try db.cachedStatement(sql: """
-                    INSERT INTO push_queue(stream, request_id, payload, records, received_at) VALUES (?, ?, ?, ?, ?)
+                    INSERT INTO push_queue(stream, request_id, payload, records, bytes, received_at) VALUES (?, ?, ?, ?, ?, ?)
                     """)
                 let insertLetter = try db.cachedStatement(sql: """
                     INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
@@ -40,7 +40,7 @@ extension SQLiteStateStore: PushQueueStore {
                     var sequence: Int64 = 0
                     if request.records > 0 {
                         try enqueue.execute(arguments: [request.stream, request.requestID, Data(request.payload), request.records,
-                                                        request.receivedAt.timeIntervalSince1970])
+                                                        request.payload.count, request.receivedAt.timeIntervalSince1970])
                         sequence = db.lastInsertedRowID
                         added[request.stream, default: PushBacklog()].requests += 1
                         added[request.stream, default: PushBacklog()].records += request.records
@@ -90,8 +90,10 @@ extension SQLiteStateStore: PushQueueStore {
     public func queued(stream: String, after sequence: Int64, limit: Int, maxBytes: Int) async throws -> [QueuedPush] {
         try await pool.read { db in
             let cursor = try Row.fetchCursor(db, sql: """
-                SELECT seq, request_id, payload, records, received_at FROM push_queue WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?
-                """, arguments: [stream, sequence, limit])
+                SELECT seq, request_id, payload, records, received_at FROM push_queue
+                WHERE stream = ? AND seq > max(?, coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0))
+                ORDER BY seq LIMIT ?
+                """, arguments: [stream, sequence, stream, limit])
             var out: [QueuedPush] = []
             var bytes = 0
             while let row = try cursor.next() {
@@ -105,28 +107,32 @@ extension SQLiteStateStore: PushQueueStore {
         }
     }
 
-    public func deleteQueued(stream: String, through sequence: Int64) async throws {
-        try await pool.writeWithoutTransaction { db in
-            var freed = PushBacklog()
-            try db.inTransaction {
-                freed = try Self.deleteQueued(db, stream: stream, through: sequence)
-                return .commit
-            }
-            releaseBacklog([stream: freed])
+    public func trimConsumed(stream: String, limit: Int) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: """
+                DELETE FROM push_queue WHERE seq IN (
+                    SELECT seq FROM push_queue WHERE stream = ?
+                    AND seq <= coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0)
+                    ORDER BY seq LIMIT ?)
+                """, arguments: [stream, stream, max(1, limit)])
+            return db.changesCount
         }
     }
 
-    /// Deletes queued requests of `stream` up to `sequence` inside the caller's transaction.
-    static func deleteQueued(_ db: Database, stream: String, through sequence: Int64) throws -> PushBacklog {
+    /// Moves the stream's consumed watermark to `sequence` (never back) inside the caller's
+    /// transaction; returns what stopped counting as backlog.
+    static func markConsumed(_ db: Database, stream: String, through sequence: Int64) throws -> PushBacklog {
+        let previous = try Int64.fetchOne(db, sql: "SELECT consumed_through FROM push_streams WHERE stream = ?", arguments: [stream]) ?? 0
+        guard sequence > previous else { return PushBacklog() }
+        try db.execute(sql: """
+            INSERT INTO push_streams(stream, consumed_through) VALUES (?, ?)
+            ON CONFLICT(stream) DO UPDATE SET consumed_through = excluded.consumed_through
+            """, arguments: [stream, sequence])
         guard let row = try Row.fetchOne(db, sql: """
-            SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(length(payload)), 0) AS b
-            FROM push_queue WHERE stream = ? AND seq <= ?
-            """, arguments: [stream, sequence]) else { return PushBacklog() }
-        let freed = PushBacklog(requests: row["n"], records: row["r"], bytes: row["b"])
-        if freed.requests > 0 {
-            try db.execute(sql: "DELETE FROM push_queue WHERE stream = ? AND seq <= ?", arguments: [stream, sequence])
-        }
-        return freed
+            SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(bytes), 0) AS b
+            FROM push_queue WHERE stream = ? AND seq > ? AND seq <= ?
+            """, arguments: [stream, previous, sequence]) else { return PushBacklog() }
+        return PushBacklog(requests: row["n"], records: row["r"], bytes: row["b"])
     }
 
     /// Lowers the in-memory backlog counters (call on the writer, after the deleting transaction).
@@ -145,9 +151,10 @@ extension SQLiteStateStore: PushQueueStore {
         return try await pool.writeWithoutTransaction { db in
             if let known = backlogs.withLock({ $0[stream] }) { return known }
             let row = try Row.fetchOne(db, sql: """
-                SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(length(payload)), 0) AS b
+                SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(bytes), 0) AS b
                 FROM push_queue WHERE stream = ?
-                """, arguments: [stream])
+                AND seq > coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0)
+                """, arguments: [stream, stream])
             let backlog = PushBacklog(requests: row?["n"] ?? 0, records: row?["r"] ?? 0, bytes: row?["b"] ?? 0)
             backlogs.withLock { $0[stream] = backlog }
             return backlog

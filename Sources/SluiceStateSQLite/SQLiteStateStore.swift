@@ -63,7 +63,7 @@ public final class SQLiteStateStore: StateStore {
         var freed: [String: PushBacklog] = [:]
         for (partition, value) in commit.checkpoint {
             guard let stream = PushQueuePartition.stream(of: partition), let through = Int64(value) else { continue }
-            freed[stream] = try deleteQueued(db, stream: stream, through: through)
+            freed[stream] = try markConsumed(db, stream: stream, through: through)
         }
         let now = commit.now.timeIntervalSince1970
         for (partition, value) in commit.checkpoint {

@@ -39,8 +39,11 @@ enum StateMigrations {
             try db.execute(sql: """
                 CREATE TABLE push_queue (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, request_id TEXT NOT NULL,
-                    payload BLOB NOT NULL, records INTEGER NOT NULL, received_at REAL NOT NULL);
+                    payload BLOB NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL, received_at REAL NOT NULL);
                 CREATE INDEX push_queue_stream ON push_queue(stream, seq);
+                -- How far each stream's queue is committed downstream. Rows up to it are never read
+                -- again and are deleted lazily, in small chunks, so a large commit never stalls appends.
+                CREATE TABLE push_streams (stream TEXT PRIMARY KEY, consumed_through INTEGER NOT NULL) WITHOUT ROWID;
                 CREATE TABLE idempotency_keys (
                     stream TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL,
                     response BLOB NOT NULL, created_at REAL NOT NULL,

@@ -128,10 +128,12 @@ public protocol PushQueueStore: Sendable {
     /// Deletes idempotency keys stored before `before`; returns how many.
     func sweepIdempotencyKeys(before: Date) async throws -> Int
 
-    /// Queued requests after `sequence`, in order, up to `limit` requests or about `maxBytes` of payload.
+    /// Queued requests after `sequence` (and after what was committed downstream), in order, up to
+    /// `limit` requests or about `maxBytes` of payload.
     func queued(stream: String, after sequence: Int64, limit: Int, maxBytes: Int) async throws -> [QueuedPush]
-    /// Deletes queued requests up to and including `sequence` (they are committed downstream).
-    func deleteQueued(stream: String, through sequence: Int64) async throws
+    /// Deletes up to `limit` of the oldest requests already committed downstream; returns how many.
+    /// Deletion is lazy and chunked so that it never holds the writer for long.
+    func trimConsumed(stream: String, limit: Int) async throws -> Int
     /// What waits in the stream's queue. Kept in memory after the first call, so it is cheap.
     func backlog(stream: String) async throws -> PushBacklog
 
@@ -144,8 +146,10 @@ public protocol PushQueueStore: Sendable {
 
 /// The checkpoint partition that owns a stream's push queue.
 ///
-/// A state store that implements ``PushQueueStore`` deletes the queued requests of `stream` up to
-/// the committed sequence in the same transaction as a checkpoint of this partition.
+/// A state store that implements ``PushQueueStore`` marks the queued requests of `stream` up to
+/// the committed sequence as consumed in the same transaction as a checkpoint of this partition:
+/// from then on they count no more in the backlog and are never read again (not even by another
+/// pipeline that takes the stream over), and ``PushQueueStore/trimConsumed(stream:limit:)`` deletes them.
 public enum PushQueuePartition {
     public static let prefix = "queue:"
 

@@ -52,6 +52,10 @@ final class HTTPSourceReader: SourceReader {
     /// The last sequence handed to the runtime.
     var position: Int64
     var buffer: [UInt8] = []
+    var lastReadWasSmall = false
+    var lastTrim = ContinuousClock.now
+    /// Bytes per queued request, recently (sizes the trimming chunks).
+    var averagePayload = 1024
 
     init(source: HTTPSource, queue: any PushQueueStore, context: SourceContext, committed: Int64) {
         self.source = source
@@ -67,16 +71,31 @@ final class HTTPSourceReader: SourceReader {
 
     func next() async throws -> SourceBatch? {
         var idle: Duration = .milliseconds(1)
+        if lastReadWasSmall {
+            // Requests trickle in one by one: wait a moment so the next read (and the sink's
+            // batch) holds many of them, instead of paying a read per request.
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         while !Task.isCancelled {
+            try await trimConsumed()
             let requests = try await queue.queued(stream: source.options.stream, after: position, limit: 2048, maxBytes: 8 << 20)
             if requests.isEmpty {
                 try? await Task.sleep(for: idle)
                 idle = min(idle * 2, source.maxPollInterval)
                 continue
             }
+            lastReadWasSmall = requests.count < 256
             return decode(requests)
         }
         return nil
+    }
+
+    /// Deletes a chunk of committed requests (about 4 MB), at most every 50 ms.
+    func trimConsumed() async throws {
+        guard ContinuousClock.now - lastTrim > .milliseconds(50) else { return }
+        lastTrim = .now
+        let chunk = max(16, min(4096, (4 << 20) / max(averagePayload, 1)))
+        _ = try await queue.trimConsumed(stream: source.options.stream, limit: chunk)
     }
 
     func decode(_ requests: [QueuedPush]) -> SourceBatch {
@@ -111,6 +130,7 @@ final class HTTPSourceReader: SourceReader {
                               raw: reject.raw)
         }
         position = requests.last!.sequence
+        averagePayload = max(1, buffer.count / requests.count)
         return SourceBatch(records: output.batch, rejects: rejects,
                            position: SourcePosition(partition: HTTPSource.partition(source.options.stream), value: String(position)),
                            inputBytes: buffer.count)

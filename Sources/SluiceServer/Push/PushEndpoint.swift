@@ -277,6 +277,12 @@ public final class PushEndpoint: Sendable {
     // MARK: Checks
 
     static func bodyFormat(_ header: String?) throws -> JSONBodyFormat {
+        // The common spellings, without parsing (this runs for every request).
+        switch header {
+        case "application/json", "application/json; charset=utf-8": return .json
+        case "application/x-ndjson", "application/x-ndjson; charset=utf-8": return .ndjson
+        default: break
+        }
         guard let header else {
             throw fail(.unsupportedMediaType, "unsupported-media-type", "Content-Type required",
                        "send Content-Type: application/json (an object or an array of objects) or application/x-ndjson (one object per line)")
@@ -400,17 +406,24 @@ public final class PushEndpoint: Sendable {
     func readBody(_ request: Request, limit: Int) async throws -> [UInt8] {
         let body = request.body
         let timeout = bodyTimeout
-        let outcome: Result<ByteBuffer, any Error>? = await withTaskGroup(of: Result<ByteBuffer, any Error>?.self) { group in
-            group.addTask {
-                do { return .success(try await body.collect(upTo: limit)) } catch { return .failure(error) }
+        let announced = request.headers[.contentLength].flatMap { Int($0) }
+        let outcome: Result<ByteBuffer, any Error>?
+        if let announced, announced <= 64 << 10 {
+            // A small body holds little memory; the connection's idle timeout bounds it. No timer per request.
+            do { outcome = .success(try await body.collect(upTo: limit)) } catch { outcome = .failure(error) }
+        } else {
+            outcome = await withTaskGroup(of: Result<ByteBuffer, any Error>?.self) { group in
+                group.addTask {
+                    do { return .success(try await body.collect(upTo: limit)) } catch { return .failure(error) }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
         }
         switch outcome {
         case .success(var buffer)?:
