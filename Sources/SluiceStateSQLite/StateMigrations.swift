@@ -54,6 +54,24 @@ enum StateMigrations {
                     created_at REAL NOT NULL, revoked_at REAL);
                 """)
         }
+        migrator.registerMigration("v3-registry") { db in
+            try db.execute(sql: """
+                CREATE TABLE registry_schemas (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, format TEXT NOT NULL, canonical TEXT NOT NULL, text TEXT NOT NULL,
+                    UNIQUE (format, canonical));
+                CREATE TABLE registry_versions (
+                    subject TEXT NOT NULL, version INTEGER NOT NULL, schema_id INTEGER NOT NULL REFERENCES registry_schemas(id),
+                    deleted INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+                    PRIMARY KEY (subject, version));
+                -- subject '' holds the global setting.
+                CREATE TABLE registry_config (subject TEXT PRIMARY KEY, compatibility TEXT NOT NULL);
+                CREATE TABLE schema_drift (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, subject TEXT NOT NULL,
+                    from_version INTEGER, to_version INTEGER, kinds TEXT NOT NULL, diff TEXT NOT NULL,
+                    action TEXT NOT NULL, at REAL NOT NULL);
+                CREATE INDEX schema_drift_subject ON schema_drift(subject, id);
+                """)
+        }
         return migrator
     }
 }

@@ -25,6 +25,7 @@ struct PushHarness {
     static func run(_ streams: [PushStream], settings: PushServer.Settings = PushServer.Settings(),
                     failedPipelines: @escaping @Sendable () -> [String] = { [] },
                     queue: ((SQLiteStateStore) -> GroupCommitQueue)? = nil,
+                    registry: Bool = false,
                     _ body: (PushHarness) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("push-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -37,6 +38,7 @@ struct PushHarness {
         var server = PushServer(settings: settings, streams: streams, store: store, registry: PrometheusCollectorRegistry(),
                                 logger: logger, failedPipelines: failedPipelines, onListening: { portsIn.yield($0) })
         server.groupCommitQueue = queue?(store)
+        if registry { server.schemaRegistry = SchemaRegistry(store: store) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [server] in
                 // If the server fails before listening, end the port stream so the test fails instead of hanging.
@@ -71,6 +73,16 @@ struct PushHarness {
 
     func get(_ path: String) async throws -> Reply {
         try await send(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"))
+    }
+
+    /// A request with a JSON body and the registry's content type.
+    func call(_ method: HTTPMethod, _ path: String, _ body: Any? = nil, headers: [(String, String)] = []) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = method
+        request.headers.add(name: "Content-Type", value: "application/vnd.schemaregistry.v1+json")
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        if let body { request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body))) }
+        return try await send(request)
     }
 
     func send(_ request: HTTPClientRequest, client: HTTPClient = .shared) async throws -> Reply {

@@ -24,6 +24,36 @@ public struct PipelineConfig: Decodable, Sendable {
     public var retry: RetryConfig?
     public var batch: BatchConfig?
     public var buffer: BufferConfig?
+    public var schema: SchemaConfig?
+}
+
+/// `schema: {on_change: evolve, subject: events, columns: {id: int64}, widen_to_string: false}`.
+public struct SchemaConfig: Decodable, Sendable {
+    public var onChange: String?
+    public var subject: String?
+    public var columns: OrderedMapping<String>?
+    public var widenToString: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case onChange = "on_change", subject, columns, widenToString = "widen_to_string"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        onChange = try c.decodeIfPresent(String.self, forKey: .onChange)
+        if let o = onChange, SchemaPolicy(rawValue: o) == nil {
+            throw try c.superDecoder(forKey: .onChange).configError("unknown on_change '\(o)'; use evolve, freeze, discard_row or discard_value")
+        }
+        subject = try c.decodeIfPresent(String.self, forKey: .subject)
+        columns = try c.decodeIfPresent(OrderedMapping<String>.self, forKey: .columns)
+        if let columns {
+            let nested = try c.superDecoder(forKey: .columns)
+            for (name, type) in columns.entries where DataType(parsing: type) == nil {
+                throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
+            }
+        }
+        widenToString = try c.decodeIfPresent(Bool.self, forKey: .widenToString)
+    }
 }
 
 /// `dedupe: {key: [id, updated_at], ttl: 7d}`: drop records whose key was accepted within `ttl`.

@@ -6,12 +6,15 @@
 ///   port: 8080
 ///   tls: { certificate: certs/server.pem, private_key: certs/server.key }
 ///   max_inflight_bytes: 64MB # request bodies held in memory at once; beyond it, 503
+///   registry_auth: api_key   # writes to the schema registry API need an API key (none: open, loopback only)
 /// ```
 public struct ServeConfig: Decodable, Sendable {
     public var host: String?
     public var port: Int?
     public var tls: TLSFiles?
     public var maxInflightBytes: Int?
+    /// `api_key` or `none` (default).
+    public var registryAuth: String?
 
     public struct TLSFiles: Decodable, Sendable {
         public var certificate: String
@@ -20,7 +23,7 @@ public struct ServeConfig: Decodable, Sendable {
         enum CodingKeys: String, CodingKey { case certificate, privateKey = "private_key" }
     }
 
-    enum CodingKeys: String, CodingKey { case host, port, tls, maxInflightBytes = "max_inflight_bytes" }
+    enum CodingKeys: String, CodingKey { case host, port, tls, maxInflightBytes = "max_inflight_bytes", registryAuth = "registry_auth" }
 
     public init() {}
 
@@ -30,5 +33,9 @@ public struct ServeConfig: Decodable, Sendable {
         port = try c.decodeIfPresent(Int.self, forKey: .port, in: 0...65535)
         tls = try c.decodeIfPresent(TLSFiles.self, forKey: .tls)
         maxInflightBytes = try c.decodeIfPresent(ConfigByteSize.self, forKey: .maxInflightBytes)?.bytes
+        registryAuth = try c.decodeIfPresent(String.self, forKey: .registryAuth)
+        if let r = registryAuth, r != "none", r != "api_key" {
+            throw try c.superDecoder(forKey: .registryAuth).configError("unknown registry_auth '\(r)'; use none or api_key")
+        }
     }
 }

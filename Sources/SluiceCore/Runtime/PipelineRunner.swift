@@ -69,13 +69,15 @@ public struct PipelineRunner: Sendable {
         }
         let source = plan.source
         let logger = self.logger
+        let schemaGuard = try await makeSchemaGuard()
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
                     try await cancelWhenGracefulShutdown {
                         let reader = try await source.makeReader(resumingFrom: checkpoint, context: context)
                         do {
-                            while let batch = try await reader.next() {
+                            while var batch = try await reader.next() {
+                                if let schemaGuard { batch = try await schemaGuard.apply(batch) }
                                 try await buffer.send(batch, bytes: batch.records.byteSize + batch.inputBytes / 4)
                             }
                         } catch {
@@ -104,6 +106,21 @@ public struct PipelineRunner: Sendable {
             await writer.close()
             return consumer.totals
         }
+    }
+
+    /// Drift detection and the `schema:` policy, when the state store holds a schema registry.
+    func makeSchemaGuard() async throws -> SchemaGuard? {
+        guard let registryStore = store as? any SchemaRegistryStore else {
+            if plan.settings.schema != nil {
+                throw SluiceError(.configuration, "`schema:` needs a state store with a schema registry (the SQLite one has it)",
+                                  location: "pipelines.\(plan.name).schema")
+            }
+            return nil
+        }
+        let schemaGuard = SchemaGuard(registry: SchemaRegistry(store: registryStore), pipeline: plan.name,
+                                      settings: plan.settings.schema, logger: logger)
+        try await schemaGuard.start()
+        return schemaGuard
     }
 
     /// The consuming half: owns the sink writer, the batcher, dedupe and the tracker.

@@ -5,6 +5,8 @@ public struct PipelineSettings: Sendable {
     public var batch: BatchSettings
     public var bufferBatches: Int
     public var bufferBytes: Int
+    /// What to do when the data's schema changes (nil: detect and record only).
+    public var schema: SchemaSettings?
 
     public init(dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),
                 bufferBatches: Int = 4, bufferBytes: Int = 64 << 20) {
@@ -36,6 +38,11 @@ public struct PipelineSettings: Sendable {
         if let b = config.buffer {
             bufferBatches = b.maxBatches ?? bufferBatches
             bufferBytes = b.maxBytes?.bytes ?? bufferBytes
+        }
+        if let sc = config.schema {
+            schema = SchemaSettings(policy: SchemaPolicy(rawValue: sc.onChange ?? "evolve") ?? .evolve, subject: sc.subject,
+                                    declared: sc.columns.map { Schema($0.entries.map { Field($0.key, DataType(parsing: $0.value)!) }) },
+                                    widenToString: sc.widenToString ?? false)
         }
     }
 }

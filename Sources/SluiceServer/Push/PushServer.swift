@@ -18,6 +18,8 @@ public struct PushServer: Service {
         public var tlsCertificate: String?
         public var tlsPrivateKey: String?
         public var maxInflightBytes = 64 << 20
+        /// Write endpoints of the schema registry API need an API key (scope `registry` or every stream).
+        public var registryRequiresKey = false
         /// Adds `POST /bench/noop` (answers 204 without reading anything): the HTTP stack's ceiling, for benchmarks.
         public var noopRoute = false
 
@@ -35,6 +37,8 @@ public struct PushServer: Service {
     public var onListening: @Sendable (Int) -> Void
     /// The group-commit writer (made by the server unless given, e.g. by a test that counts appends).
     public var groupCommitQueue: GroupCommitQueue?
+    /// Serves the Confluent-compatible schema registry API when set.
+    public var schemaRegistry: SchemaRegistry?
 
     public init(settings: Settings, streams: [PushStream], store: any PushQueueStore & StateStore, registry: PrometheusCollectorRegistry,
                 logger: Logger, failedPipelines: @escaping @Sendable () -> [String] = { [] },
@@ -142,6 +146,21 @@ public struct PushServer: Service {
             registry.emit(into: &bytes)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        if let schemaRegistry {
+            let requiresKey = settings.registryRequiresKey
+            RegistryRoutes(registry: schemaRegistry, authorizeWrite: { request in
+                guard requiresKey else { return nil }
+                do {
+                    _ = try await endpoint.authenticateKey(request.headers, stream: "registry")
+                    return nil
+                } catch let refused as PushEndpoint.ProblemThrown {
+                    let forbidden = refused.problem.status == .forbidden
+                    return RegistryRoutes.error(RegistryError(forbidden ? 40301 : 40101, forbidden ? "Forbidden" : "Unauthorized"))
+                } catch {
+                    return RegistryRoutes.error(error)
+                }
+            }).add(to: router)
         }
         if settings.noopRoute {
             router.post("/bench/noop") { _, _ in Response(status: .noContent) }

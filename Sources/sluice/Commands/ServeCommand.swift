@@ -11,7 +11,7 @@ import SluiceServer
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the HTTP push endpoint and run the pipelines of a file.",
+        abstract: "Serve the HTTP push endpoint and the schema registry API, and run the pipelines of a file.",
         discussion: """
         Every pipeline whose source is `http: {stream: NAME}` receives the records POSTed to
         /v1/streams/NAME/records. A request is answered 202 only once its records are durable
@@ -23,6 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
           GET  /healthz                       alive
           GET  /readyz                        state store reachable and no pipeline failed
           GET  /metrics                       Prometheus metrics
+          /subjects, /schemas, /config, /compatibility   the schema registry (Confluent Schema Registry API)
 
         Request headers: Idempotency-Key (retries are safe: a repeat returns the first answer),
         Authorization: Bearer slk_... (streams with `auth: api_key`; see `sluice keys create`),
@@ -85,19 +86,17 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 streams.append(PushStream(pipeline: plan.name, options: http.options))
             }
-            if streams.isEmpty {
-                errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines",
-                                          message: "no pipeline has an `http` source, so there is nothing to serve; add `source: {http: {stream: NAME}}` or use `sluice run`"))
-            }
-            let open = streams.filter { $0.options.auth == .none }.map(\.options.stream)
+            settings.registryRequiresKey = loaded.serve?.registryAuth == "api_key"
+            var open = streams.filter { $0.options.auth == .none }.map { "stream \($0.options.stream)" }
+            if !settings.registryRequiresKey { open.append("the schema registry API (set serve.registry_auth: api_key)") }
             if !Self.isLoopback(settings.host), !open.isEmpty {
                 if allowUnauthenticated {
                     logger.warning("listening on a non-loopback address with unauthenticated streams", metadata: [
-                        "host": "\(settings.host)", "streams": "\(open.joined(separator: ","))",
+                        "host": "\(settings.host)", "open": "\(open.joined(separator: "; "))",
                     ])
                 } else {
                     errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines",
-                                              message: "refusing to listen on \(settings.host): stream(s) \(open.joined(separator: ", ")) have no authentication. Set `auth: api_key` or `auth: hmac` on them, listen on 127.0.0.1, or pass --allow-unauthenticated"))
+                                              message: "refusing to listen on \(settings.host): \(open.joined(separator: "; ")) need(s) authentication. Set `auth: api_key` or `auth: hmac` on the streams and `serve.registry_auth: api_key`, listen on 127.0.0.1, or pass --allow-unauthenticated"))
                 }
             }
             if !errors.isEmpty { throw ConfigFailure(errors: errors) }
@@ -110,12 +109,15 @@ struct ServeCommand: AsyncParsableCommand {
 
         let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger) }
         let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: nil)
-        let server = PushServer(settings: settings, streams: streams, store: store, registry: registry, logger: logger,
+        var server = PushServer(settings: settings, streams: streams, store: store, registry: registry, logger: logger,
                                 failedPipelines: { supervisor.failures.names },
                                 onListening: { port in
                                     // For scripts that pass --port 0.
                                     FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
                                 })
+        if let registryStore = store as? any SchemaRegistryStore {
+            server.schemaRegistry = SchemaRegistry(store: registryStore)
+        }
         var config = ServiceGroupConfiguration(services: [
             .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),

@@ -1,0 +1,210 @@
+import Foundation
+import Logging
+import Metrics
+
+/// What a pipeline does when the data's schema changes (in the spirit of dlt's schema contracts).
+public enum SchemaPolicy: String, Sendable {
+    /// Register a new version when compatible (new columns, widened types) and write it; refuse
+    /// (stop the pipeline, nothing written) an incompatible change.
+    case evolve
+    /// Keep the registered schema: rows that do not fit go to the dead-letter queue with the diff.
+    case freeze
+    /// Keep the registered schema: rows that do not fit are dropped (counted).
+    case discardRow = "discard_row"
+    /// Keep the registered schema: offending values are dropped (extra fields, values that do not fit).
+    case discardValue = "discard_value"
+}
+
+/// A pipeline's `schema:` settings.
+public struct SchemaSettings: Sendable {
+    public var policy: SchemaPolicy
+    /// The registry subject (default: the pipeline's name).
+    public var subject: String?
+    /// The first version, when the data should not decide it.
+    public var declared: Schema?
+    public var widenToString: Bool
+
+    public init(policy: SchemaPolicy, subject: String? = nil, declared: Schema? = nil, widenToString: Bool = false) {
+        self.policy = policy
+        self.subject = subject
+        self.declared = declared
+        self.widenToString = widenToString
+    }
+}
+
+/// Watches the schema of a pipeline's batches against its subject in the registry and applies
+/// the pipeline's policy. Without `schema:` settings it only detects and records drift (new
+/// versions are registered without a compatibility check and batches pass unchanged).
+///
+/// Used by one task (the pipeline's source task), in order.
+public final class SchemaGuard: @unchecked Sendable {
+    let registry: SchemaRegistry
+    let pipeline: String
+    let subject: String
+    let settings: SchemaSettings?
+    let logger: Logger
+    /// The registered schema batches are held to, and its version.
+    var current: Schema?
+    var version: Int?
+    /// The last batch schema seen and what to do with batches of that shape.
+    var lastSeen: Schema?
+    /// Drift already recorded for a frozen subject (one event per distinct change, not per batch).
+    var recorded = Set<String>()
+
+    public init(registry: SchemaRegistry, pipeline: String, settings: SchemaSettings?, logger: Logger) {
+        self.registry = registry
+        self.pipeline = pipeline
+        self.subject = settings?.subject ?? pipeline
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Loads the subject's latest version, registering the declared schema first if there is none.
+    public func start() async throws {
+        if let latest = try await registry.latestRecordSchema(subject: subject) {
+            current = latest.schema
+            version = latest.version
+        } else if let declared = settings?.declared {
+            try await register(declared, diff: nil)
+        }
+    }
+
+    /// Applies the policy to one batch: the batch to pass on (conformed to the registered schema),
+    /// with rows that did not fit added to its rejects (`freeze`) or dropped.
+    public func apply(_ batch: SourceBatch) async throws -> SourceBatch {
+        let schema = batch.records.schema
+        guard batch.records.count > 0 else { return batch }
+        guard let current else {
+            try await register(settings == nil ? schema : Self.relaxed(schema), diff: nil)
+            return batch
+        }
+        if schema == current { return batch }
+        let diff = SchemaDiff(from: current, to: schema)
+        guard let settings else {
+            // Detection only: record a new version when the shape is new, pass the batch as it is.
+            if lastSeen != schema {
+                lastSeen = schema
+                if try await registry.latestRecordSchema(subject: subject)?.schema != schema {
+                    try await register(schema, diff: diff, check: false)
+                }
+            }
+            return batch
+        }
+        switch settings.policy {
+        case .evolve:
+            let (merged, refused) = merge(current, with: schema)
+            if !refused.isEmpty {
+                if recorded.insert("refused " + diff.description).inserted { try await recordDrift(diff, to: nil, action: "refused") }
+                logger.error("schema change refused", metadata: ["subject": "\(subject)", "diff": "\(diff)"])
+                throw SluiceError(.schemaViolation, "schema change refused under `on_change: evolve`: \(refused.joined(separator: ", ")) "
+                    + "cannot be evolved (not a widening). Nothing of this batch was written and the checkpoint did not move. "
+                    + "Fix the data, or set `schema: {widen_to_string: true}` or `on_change: freeze`, then run again "
+                    + "(`sluice schema show \(subject)` shows the registered versions).", location: "pipelines.\(pipeline).schema")
+            }
+            if merged != current {
+                try await register(merged, diff: diff)
+            } else if recorded.insert(diff.description).inserted {
+                // A column missing from the data (kept, nullable) or a narrower type: no new version, still an event.
+                try await recordDrift(diff, to: version, action: "conformed")
+            }
+            return try conform(batch, to: self.current!, drop: false, deadLetter: true, diff: diff)
+        case .freeze:
+            return try await enforce(batch, diff: diff, action: "dead_lettered", drop: false, deadLetter: true)
+        case .discardRow:
+            return try await enforce(batch, diff: diff, action: "discarded_rows", drop: true, deadLetter: false)
+        case .discardValue:
+            return try await enforce(batch, diff: diff, action: "discarded_values", drop: true, deadLetter: false, nullValues: true)
+        }
+    }
+
+    func enforce(_ batch: SourceBatch, diff: SchemaDiff, action: String, drop: Bool, deadLetter: Bool,
+                 nullValues: Bool = false) async throws -> SourceBatch {
+        if recorded.insert(diff.description).inserted {
+            try await recordDrift(diff, to: nil, action: action)
+        }
+        return try conform(batch, to: current!, drop: drop, deadLetter: deadLetter, diff: diff, nullValues: nullValues)
+    }
+
+    func conform(_ batch: SourceBatch, to target: Schema, drop: Bool, deadLetter: Bool, diff: SchemaDiff,
+                 nullValues: Bool = false) throws -> SourceBatch {
+        let conformer = SchemaConformer(target: target, widenToString: settings?.widenToString ?? false, nullOffendingValues: nullValues)
+        let (records, failures) = conformer.conform(batch.records)
+        var out = batch
+        guard !failures.isEmpty else { out.records = records; return out }
+        let keep = (0..<records.count).filter { failures[$0] == nil }
+        out.records = records.take(keep)
+        let label = drop ? "discarded" : "dead_lettered"
+        Counter(label: "sluice_schema_rejected_rows_total", dimensions: [("pipeline", pipeline), ("action", label)]).increment(by: failures.count)
+        if deadLetter {
+            for (row, reason) in failures.sorted(by: { $0.key < $1.key }) {
+                out.rejects.append(DeadLetter(stage: "schema", errorKind: "schema_violation",
+                                              message: "\(reason); schema drift from \(subject) v\(version ?? 0): \(diff)",
+                                              location: "schema:\(batch.position)#\(row)", raw: batch.records.rowJSON(row)))
+            }
+        }
+        return out
+    }
+
+    /// The schema that holds both `current` and `batch` under evolution rules, and the changes
+    /// that cannot be evolved (a type change that is not a widening).
+    func merge(_ current: Schema, with batch: Schema) -> (Schema, refused: [String]) {
+        var fields: [Field] = []
+        var refused: [String] = []
+        let widen = settings?.widenToString ?? false
+        for f in current.fields {
+            guard let b = batch.fields.first(where: { $0.name == f.name }) else {
+                fields.append(Field(f.name, f.type, nullable: true))  // removed: kept, now nullable
+                continue
+            }
+            var type = f.type
+            if b.type != f.type {
+                if SchemaDiff.canWiden(f.type, to: b.type) {
+                    type = b.type  // the data widened: the schema follows
+                } else if SchemaDiff.canWiden(b.type, to: f.type) {
+                    type = f.type  // the data is narrower: cast up
+                } else if widen && (f.type == .string || b.type == .string) {
+                    type = .string
+                } else {
+                    refused.append("\(f.name): \(f.type) -> \(b.type)")
+                }
+            }
+            fields.append(Field(f.name, type, nullable: f.nullable || b.nullable))
+        }
+        for b in batch.fields where current.index(of: b.name) == nil { fields.append(Field(b.name, b.type, nullable: true)) }
+        return (Schema(fields), refused)
+    }
+
+    /// Registers `schema` as the subject's next version (with the subject's compatibility check
+    /// unless `check` is false) and records the drift.
+    func register(_ schema: Schema, diff: SchemaDiff?, check: Bool = true) async throws {
+        let text = SluiceSchemaText.render(schema)
+        let from = version
+        do {
+            let (_, v, _) = try await registry.register(subject: subject, text: text, format: .sluice, checkCompatibility: check)
+            current = schema
+            version = v
+            if let diff { try await recordDrift(diff, to: v, action: "registered", from: from) }
+            logger.info("schema version registered", metadata: ["subject": "\(subject)", "version": "\(v)", "diff": "\(diff.map(\.description) ?? "initial")"])
+        } catch let e as RegistryError where e.errorCode == 409 {
+            if let diff { try await recordDrift(diff, to: nil, action: "refused", from: from) }
+            throw SluiceError(.schemaViolation, "schema change refused by the registry: \(e.message). Nothing of this batch was written. "
+                + "Change the subject's compatibility (`PUT /config/\(subject)`), or fix the data.", location: "pipelines.\(pipeline).schema")
+        }
+    }
+
+    func recordDrift(_ diff: SchemaDiff, to: Int?, action: String, from: Int?? = nil) async throws {
+        let event = SchemaDriftEvent(pipeline: pipeline, subject: subject, fromVersion: from ?? version, toVersion: to,
+                                     kinds: diff.kinds, diff: diff.description, action: action)
+        try await registry.store.recordDrift(event)
+        for kind in diff.kinds {
+            Counter(label: "sluice_schema_drift_total", dimensions: [("pipeline", pipeline), ("kind", kind)]).increment()
+        }
+        logger.notice("schema drift", metadata: ["subject": "\(subject)", "diff": "\(diff)", "action": "\(action)"])
+    }
+
+    /// Inferred first versions are nullable throughout: a column that held values in the first
+    /// batch may be empty in the next one.
+    static func relaxed(_ schema: Schema) -> Schema {
+        Schema(schema.fields.map { Field($0.name, $0.type, nullable: true) })
+    }
+}

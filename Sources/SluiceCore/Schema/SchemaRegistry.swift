@@ -1,0 +1,218 @@
+import Foundation
+
+/// A registry error with Confluent Schema Registry's error code and HTTP status.
+public struct RegistryError: Error, Sendable, CustomStringConvertible {
+    public var errorCode: Int
+    public var message: String
+
+    public init(_ errorCode: Int, _ message: String) {
+        self.errorCode = errorCode
+        self.message = message
+    }
+
+    /// The HTTP status: the first three digits of the error code (40401 → 404), or the code itself (409).
+    public var httpStatus: Int { errorCode >= 1000 ? errorCode / 100 : errorCode }
+    public var description: String { "\(message) (error \(errorCode))" }
+
+    static func subjectNotFound(_ s: String) -> RegistryError { RegistryError(40401, "Subject '\(s)' not found.") }
+    static func versionNotFound(_ v: Int) -> RegistryError { RegistryError(40402, "Version \(v) not found.") }
+    static let schemaNotFound = RegistryError(40403, "Schema not found")
+    static func invalidSchema(_ why: String) -> RegistryError { RegistryError(42201, "Invalid schema: \(why)") }
+    static func invalidVersion(_ v: String) -> RegistryError {
+        RegistryError(42202, "The specified version '\(v)' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")
+    }
+    static func invalidCompatibility(_ m: String) -> RegistryError {
+        RegistryError(42203, "Invalid compatibility level '\(m)'. Valid values are \(CompatibilityMode.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+}
+
+/// The schema registry: subjects with versioned schemas, global schema ids and compatibility
+/// modes, with Confluent Schema Registry's semantics. Serves the HTTP API and every pipeline's
+/// drift detection. Registrations are serialized (one actor), so concurrent registrations of
+/// one subject cannot both pass the compatibility check against the same latest version.
+public actor SchemaRegistry {
+    public let store: any SchemaRegistryStore
+
+    public init(store: any SchemaRegistryStore) { self.store = store }
+
+    // MARK: Reading
+
+    public func subjects(includeDeleted: Bool = false) async throws -> [String] {
+        try await store.registrySubjects(includeDeleted: includeDeleted)
+    }
+
+    /// Live versions of a subject (40401 when none).
+    public func versions(subject: String, includeDeleted: Bool = false) async throws -> [SubjectVersion] {
+        let all = try await store.registryVersions(subject: subject, includeDeleted: includeDeleted)
+        guard !all.isEmpty else { throw RegistryError.subjectNotFound(subject) }
+        return all
+    }
+
+    /// Parses a version reference: a number, `latest` or `-1`.
+    public static func versionNumber(_ text: String) throws -> Int? {
+        if text == "latest" || text == "-1" { return nil }
+        guard let v = Int(text), v >= 1, v <= Int(Int32.max) else { throw RegistryError.invalidVersion(text) }
+        return v
+    }
+
+    /// One version (`nil` = latest) and its schema.
+    public func version(subject: String, _ number: Int?, includeDeleted: Bool = false) async throws -> (SubjectVersion, RegisteredSchema) {
+        let all = try await versions(subject: subject, includeDeleted: includeDeleted)
+        let live = includeDeleted ? all : all.filter { !$0.deleted }
+        guard !live.isEmpty else { throw RegistryError.subjectNotFound(subject) }
+        let v: SubjectVersion
+        if let number {
+            guard let found = live.first(where: { $0.version == number }) else { throw RegistryError.versionNotFound(number) }
+            v = found
+        } else {
+            v = live.last!
+        }
+        guard let schema = try await store.registrySchema(id: v.schemaID) else { throw RegistryError.schemaNotFound }
+        return (v, schema)
+    }
+
+    public func schema(id: Int64) async throws -> RegisteredSchema {
+        guard let s = try await store.registrySchema(id: id) else { throw RegistryError(40403, "Schema \(id) not found") }
+        return s
+    }
+
+    /// The latest live version of `subject` as a Sluice schema, if the subject exists and is in that format.
+    public func latestRecordSchema(subject: String) async throws -> (version: Int, schema: Schema)? {
+        let live = try await store.registryVersions(subject: subject, includeDeleted: false)
+        guard let last = live.last, let stored = try await store.registrySchema(id: last.schemaID), stored.format == .sluice,
+              case let .sluice(schema) = try ParsedSchema.parse(stored.text, format: .sluice) else { return nil }
+        return (last.version, schema)
+    }
+
+    // MARK: Compatibility settings
+
+    /// The mode that applies to `subject` (its own, else the global one, else BACKWARD).
+    public func effectiveCompatibility(subject: String?) async throws -> CompatibilityMode {
+        if let subject, let m = try await store.registryCompatibility(subject: subject) { return m }
+        return try await store.registryCompatibility(subject: nil) ?? .default
+    }
+
+    public func compatibility(subject: String?) async throws -> CompatibilityMode? {
+        try await store.registryCompatibility(subject: subject)
+    }
+
+    public func setCompatibility(_ text: String, subject: String?) async throws -> CompatibilityMode {
+        guard let mode = CompatibilityMode(rawValue: text.uppercased()) else { throw RegistryError.invalidCompatibility(text) }
+        try await store.registrySetCompatibility(subject: subject, mode: mode)
+        return mode
+    }
+
+    public func deleteCompatibility(subject: String) async throws -> CompatibilityMode {
+        let previous = try await effectiveCompatibility(subject: subject)
+        try await store.registrySetCompatibility(subject: subject, mode: nil)
+        return previous
+    }
+
+    // MARK: Registering
+
+    static func parse(_ text: String, format: SchemaFormat) throws -> ParsedSchema {
+        do { return try ParsedSchema.parse(text, format: format) } catch let e as InvalidSchema { throw RegistryError.invalidSchema(e.message) }
+    }
+
+    /// Problems registering `parsed` under `subject` would have with its live versions.
+    func problems(_ parsed: ParsedSchema, subject: String, against live: [SubjectVersion]) async throws -> [String] {
+        let mode = try await effectiveCompatibility(subject: subject)
+        var earlier: [ParsedSchema] = []
+        for v in live {
+            guard let s = try await store.registrySchema(id: v.schemaID) else { continue }
+            earlier.append(try Self.parse(s.text, format: s.format))
+        }
+        return parsed.compatibilityProblems(with: earlier, mode: mode)
+    }
+
+    /// Registers a schema under `subject`: returns its global id and version. The same schema
+    /// registered again returns the existing version; an incompatible one is refused (409).
+    public func register(subject: String, text: String, format: SchemaFormat, checkCompatibility: Bool = true,
+                         at: Date = Date()) async throws -> (id: Int64, version: Int, isNew: Bool) {
+        guard !subject.isEmpty, subject.utf8.count <= 255 else { throw RegistryError(42201, "Invalid subject name") }
+        let parsed = try Self.parse(text, format: format)
+        let canonical = parsed.canonical
+        let live = try await store.registryVersions(subject: subject, includeDeleted: false).filter { !$0.deleted }
+        if let existing = try await store.registryExistingSchemaID(format: format, canonical: canonical),
+           let v = live.first(where: { $0.schemaID == existing }) {
+            return (existing, v.version, false)
+        }
+        let problems = checkCompatibility ? try await problems(parsed, subject: subject, against: live) : []
+        if !problems.isEmpty {
+            let mode = try await effectiveCompatibility(subject: subject)
+            throw RegistryError(409, "Schema being registered is incompatible with an earlier schema for subject \"\(subject)\" (\(mode.rawValue)): "
+                + problems.joined(separator: "; "))
+        }
+        let id = try await store.registrySchemaID(format: format, canonical: canonical, text: text)
+        let version = try await store.registryAddVersion(subject: subject, schemaID: id, at: at)
+        return (id, version, true)
+    }
+
+    /// Finds the version of `subject` holding this schema (40401 no subject, 40403 not registered there).
+    public func lookup(subject: String, text: String, format: SchemaFormat) async throws -> (SubjectVersion, RegisteredSchema) {
+        let parsed = try Self.parse(text, format: format)
+        let live = try await versions(subject: subject).filter { !$0.deleted }
+        guard !live.isEmpty else { throw RegistryError.subjectNotFound(subject) }
+        guard let id = try await store.registryExistingSchemaID(format: format, canonical: parsed.canonical),
+              let v = live.last(where: { $0.schemaID == id }), let s = try await store.registrySchema(id: id) else {
+            throw RegistryError.schemaNotFound
+        }
+        return (v, s)
+    }
+
+    /// Whether `text` could be registered after version `number` (nil = latest) under the subject's mode.
+    public func checkCompatibility(subject: String, version number: Int?, text: String, format: SchemaFormat) async throws -> [String] {
+        let parsed = try Self.parse(text, format: format)
+        let live = try await versions(subject: subject).filter { !$0.deleted }
+        guard !live.isEmpty else { throw RegistryError.subjectNotFound(subject) }
+        let mode = try await effectiveCompatibility(subject: subject)
+        let upTo: [SubjectVersion]
+        if let number {
+            guard let i = live.firstIndex(where: { $0.version == number }) else { throw RegistryError.versionNotFound(number) }
+            upTo = mode.isTransitive ? Array(live[...i]) : [live[i]]
+        } else {
+            upTo = live
+        }
+        return try await problems(parsed, subject: subject, against: upTo)
+    }
+
+    // MARK: Deleting
+
+    /// Deletes a subject: soft (versions hidden, ids kept) or, after that, permanent.
+    public func deleteSubject(_ subject: String, permanent: Bool) async throws -> [Int] {
+        let all = try await versions(subject: subject, includeDeleted: true)
+        let live = all.filter { !$0.deleted }
+        if permanent {
+            guard live.isEmpty else {
+                throw RegistryError(40405, "Subject '\(subject)' was not deleted first before being permanently deleted")
+            }
+            try await store.registryPurge(subject: subject, version: nil)
+            return all.map(\.version)
+        }
+        guard !live.isEmpty else {
+            throw RegistryError(40404, "Subject '\(subject)' was soft deleted.Set permanent=true to delete permanently")
+        }
+        try await store.registrySoftDelete(subject: subject, version: nil)
+        return live.map(\.version)
+    }
+
+    public func deleteVersion(subject: String, version number: Int?, permanent: Bool) async throws -> Int {
+        let all = try await versions(subject: subject, includeDeleted: true)
+        guard all.contains(where: { !$0.deleted }) || permanent else { throw RegistryError.subjectNotFound(subject) }
+        let target: SubjectVersion?
+        if let number { target = all.first { $0.version == number } } else { target = all.last { !$0.deleted } }
+        guard let v = target else { throw RegistryError.versionNotFound(number ?? -1) }
+        if permanent {
+            guard v.deleted else {
+                throw RegistryError(40407, "Subject '\(subject)' Version \(v.version) was not deleted first before being permanently deleted")
+            }
+            try await store.registryPurge(subject: subject, version: v.version)
+        } else {
+            guard !v.deleted else {
+                throw RegistryError(40406, "Subject '\(subject)' Version \(v.version) was soft deleted.Set permanent=true to delete permanently")
+            }
+            try await store.registrySoftDelete(subject: subject, version: v.version)
+        }
+        return v.version
+    }
+}
