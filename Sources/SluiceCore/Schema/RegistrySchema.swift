@@ -56,27 +56,29 @@ public enum ParsedSchema: Sendable, Hashable {
     }
 
     /// Problems that keep a reader using `self` from reading data written with `writer` (empty: it can).
-    public func problemsReading(_ writer: ParsedSchema) -> [String] {
+    /// With `widenToString`, a Sluice string field reads values of any type (as their text), as a
+    /// pipeline with `schema: {widen_to_string: true}` writes them.
+    public func problemsReading(_ writer: ParsedSchema, widenToString: Bool = false) -> [String] {
         switch (self, writer) {
         case let (.avro(r), .avro(w)): return r.problemsReading(w, path: "")
         case let (.json(r), .json(w)): return r.problemsAccepting(w, path: "")
-        case let (.sluice(r), .sluice(w)): return SluiceSchemaText.problemsReading(r, writer: w)
+        case let (.sluice(r), .sluice(w)): return SluiceSchemaText.problemsReading(r, writer: w, widenToString: widenToString)
         default: return ["the schema type changed from \(writer.format.rawValue) to \(format.rawValue)"]
         }
     }
 
     /// Problems with registering `self` after `earlier` (oldest first) under `mode`; empty when compatible.
-    public func compatibilityProblems(with earlier: [ParsedSchema], mode: CompatibilityMode) -> [String] {
+    public func compatibilityProblems(with earlier: [ParsedSchema], mode: CompatibilityMode, widenToString: Bool = false) -> [String] {
         guard mode != .none, let latest = earlier.last else { return [] }
         let against = mode.isTransitive ? earlier : [latest]
         var problems: [String] = []
         for (i, old) in against.enumerated() {
             let label = mode.isTransitive ? " (version \(earlier.count - against.count + i + 1))" : ""
             if mode.checksBackward {
-                problems += problemsReading(old).map { "backward\(label): \($0)" }
+                problems += problemsReading(old, widenToString: widenToString).map { "backward\(label): \($0)" }
             }
             if mode.checksForward {
-                problems += old.problemsReading(self).map { "forward\(label): \($0)" }
+                problems += old.problemsReading(self, widenToString: widenToString).map { "forward\(label): \($0)" }
             }
         }
         return problems

@@ -180,7 +180,8 @@ public final class SchemaGuard: @unchecked Sendable {
         let text = SluiceSchemaText.render(schema)
         let from = version
         do {
-            let (_, v, _) = try await registry.register(subject: subject, text: text, format: .sluice, checkCompatibility: check)
+            let (_, v, _) = try await registry.register(subject: subject, text: text, format: .sluice, checkCompatibility: check,
+                                                        widenToString: settings?.widenToString ?? false)
             current = schema
             version = v
             if let diff { try await recordDrift(diff, to: v, action: "registered", from: from) }

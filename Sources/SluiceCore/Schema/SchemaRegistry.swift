@@ -115,20 +115,20 @@ public actor SchemaRegistry {
     }
 
     /// Problems registering `parsed` under `subject` would have with its live versions.
-    func problems(_ parsed: ParsedSchema, subject: String, against live: [SubjectVersion]) async throws -> [String] {
+    func problems(_ parsed: ParsedSchema, subject: String, against live: [SubjectVersion], widenToString: Bool = false) async throws -> [String] {
         let mode = try await effectiveCompatibility(subject: subject)
         var earlier: [ParsedSchema] = []
         for v in live {
             guard let s = try await store.registrySchema(id: v.schemaID) else { continue }
             earlier.append(try Self.parse(s.text, format: s.format))
         }
-        return parsed.compatibilityProblems(with: earlier, mode: mode)
+        return parsed.compatibilityProblems(with: earlier, mode: mode, widenToString: widenToString)
     }
 
     /// Registers a schema under `subject`: returns its global id and version. The same schema
     /// registered again returns the existing version; an incompatible one is refused (409).
     public func register(subject: String, text: String, format: SchemaFormat, checkCompatibility: Bool = true,
-                         at: Date = Date()) async throws -> (id: Int64, version: Int, isNew: Bool) {
+                         widenToString: Bool = false, at: Date = Date()) async throws -> (id: Int64, version: Int, isNew: Bool) {
         guard !subject.isEmpty, subject.utf8.count <= 255 else { throw RegistryError(42201, "Invalid subject name") }
         let parsed = try Self.parse(text, format: format)
         let canonical = parsed.canonical
@@ -137,7 +137,7 @@ public actor SchemaRegistry {
            let v = live.first(where: { $0.schemaID == existing }) {
             return (existing, v.version, false)
         }
-        let problems = checkCompatibility ? try await problems(parsed, subject: subject, against: live) : []
+        let problems = checkCompatibility ? try await problems(parsed, subject: subject, against: live, widenToString: widenToString) : []
         if !problems.isEmpty {
             let mode = try await effectiveCompatibility(subject: subject)
             throw RegistryError(409, "Schema being registered is incompatible with an earlier schema for subject \"\(subject)\" (\(mode.rawValue)): "

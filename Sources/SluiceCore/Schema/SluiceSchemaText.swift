@@ -35,11 +35,11 @@ public enum SluiceSchemaText {
         return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
     }
 
-    public static func problemsReading(_ reader: Schema, writer: Schema) -> [String] {
+    public static func problemsReading(_ reader: Schema, writer: Schema, widenToString: Bool = false) -> [String] {
         var problems: [String] = []
         for f in reader.fields {
             if let w = writer.fields.first(where: { $0.name == f.name }) {
-                if w.type != f.type && !SchemaDiff.canWiden(w.type, to: f.type) {
+                if w.type != f.type && !SchemaDiff.canWiden(w.type, to: f.type) && !(widenToString && f.type == .string) {
                     problems.append("\(f.name): type changed from \(w.type) to \(f.type)")
                 }
                 if w.nullable && !f.nullable {
