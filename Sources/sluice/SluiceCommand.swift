@@ -21,6 +21,7 @@ struct SluiceCommand: AsyncParsableCommand {
           sluice serve pipelines.yaml           serve the HTTP push endpoint and run the pipelines
           sluice dlq list                       see records that could not be ingested
           sluice state show events              see where a pipeline stands
+          sluice schema show events             see a pipeline's schema versions and drift
 
         State (checkpoints, dead letters, dedupe keys) lives in .sluice/state.db unless the
         file sets `state:`. Run `sluice components` for every source and sink with an example.
