@@ -3,22 +3,42 @@ import GRDB
 import SluiceCore
 
 extension SQLiteStateStore: SchemaRegistryStore {
-    public func registrySchemaID(format: SchemaFormat, canonical: String, text: String) async throws -> Int64 {
+    public func registryRegister(subject: String, format: SchemaFormat, identity: String, text: String, at: Date,
+                                 decide: @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void) async throws -> (id: Int64, version: Int, isNew: Bool) {
         try await pool.write { db in
-            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM registry_schemas WHERE format = ? AND canonical = ?",
-                                           arguments: [format.rawValue, canonical]) {
-                return id
+            let existing = try Int64.fetchOne(db, sql: "SELECT id FROM registry_schemas WHERE format = ? AND canonical = ?",
+                                              arguments: [format.rawValue, identity])
+            let live = try Row.fetchAll(db, sql: """
+                SELECT v.version, s.id, s.format, s.text FROM registry_versions v JOIN registry_schemas s ON s.id = v.schema_id
+                WHERE v.subject = ? AND v.deleted = 0 ORDER BY v.version
+                """, arguments: [subject])
+            if let existing, let row = live.first(where: { ($0["id"] as Int64) == existing }) {
+                return (existing, row["version"], false)
             }
-            try db.execute(sql: "INSERT INTO registry_schemas(format, canonical, text) VALUES (?, ?, ?)",
-                           arguments: [format.rawValue, canonical, text])
-            return db.lastInsertedRowID
+            let mode = try String.fetchOne(db, sql: "SELECT compatibility FROM registry_config WHERE subject = ?", arguments: [subject])
+                .flatMap(CompatibilityMode.init(rawValue:))
+                ?? String.fetchOne(db, sql: "SELECT compatibility FROM registry_config WHERE subject = ''").flatMap(CompatibilityMode.init(rawValue:))
+                ?? .default
+            try decide(live.map { RegisteredSchema(id: $0["id"], format: SchemaFormat(rawValue: $0["format"]) ?? .avro, text: $0["text"]) }, mode)
+            let id: Int64
+            if let existing {
+                id = existing
+            } else {
+                try db.execute(sql: "INSERT INTO registry_schemas(format, canonical, text) VALUES (?, ?, ?)",
+                               arguments: [format.rawValue, identity, text])
+                id = db.lastInsertedRowID
+            }
+            let next = (try Int.fetchOne(db, sql: "SELECT max(version) FROM registry_versions WHERE subject = ?", arguments: [subject]) ?? 0) + 1
+            try db.execute(sql: "INSERT INTO registry_versions(subject, version, schema_id, deleted, created_at) VALUES (?, ?, ?, 0, ?)",
+                           arguments: [subject, next, id, at.timeIntervalSince1970])
+            return (id, next, true)
         }
     }
 
-    public func registryExistingSchemaID(format: SchemaFormat, canonical: String) async throws -> Int64? {
+    public func registryExistingSchemaID(format: SchemaFormat, canonical identity: String) async throws -> Int64? {
         try await pool.read { db in
             try Int64.fetchOne(db, sql: "SELECT id FROM registry_schemas WHERE format = ? AND canonical = ?",
-                               arguments: [format.rawValue, canonical])
+                               arguments: [format.rawValue, identity])
         }
     }
 
@@ -46,15 +66,6 @@ extension SQLiteStateStore: SchemaRegistryStore {
                 SubjectVersion(subject: $0["subject"], version: $0["version"], schemaID: $0["schema_id"],
                                deleted: ($0["deleted"] as Int) != 0, createdAt: Date(timeIntervalSince1970: $0["created_at"]))
             }
-        }
-    }
-
-    public func registryAddVersion(subject: String, schemaID: Int64, at: Date) async throws -> Int {
-        try await pool.write { db in
-            let next = (try Int.fetchOne(db, sql: "SELECT max(version) FROM registry_versions WHERE subject = ?", arguments: [subject]) ?? 0) + 1
-            try db.execute(sql: "INSERT INTO registry_versions(subject, version, schema_id, deleted, created_at) VALUES (?, ?, ?, 0, ?)",
-                           arguments: [subject, next, schemaID, at.timeIntervalSince1970])
-            return next
         }
     }
 

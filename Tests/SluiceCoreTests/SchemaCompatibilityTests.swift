@@ -108,6 +108,29 @@ import Testing
         #expect(Self.avro(#"{"name":"a","type":"int"}"#).problemsReading(Self.json(#""a":{}"#)).first?.contains("type changed") == true)
     }
 
+    @Test func jsonSchemaKeywordsOutsideTheSubsetAreRefusedNotIgnored() {
+        for text in [#"{"type":"object","properties":{"a":{"enum":[1,2]}}}"#, ##"{"$ref":"#/definitions/x"}"##,
+                     #"{"type":"object","additionalProperties":{"type":"string"}}"#, #"{"type":"array","items":[{"type":"string"}]}"#,
+                     #"{"type":"string","format":"date-time"}"#] {
+            #expect(throws: InvalidSchema.self, "\(text)") { try ParsedSchema.parse(text, format: .json) }
+        }
+        #expect((try? ParsedSchema.parse(#"{"$schema":"http://json-schema.org/draft-07/schema#","title":"T","type":"object"}"#, format: .json)) != nil)
+    }
+
+    @Test func avroNestedUnionsEnumsAndNamedTypes() {
+        let v1 = Self.avro(#"{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}},{"name":"status","type":{"type":"enum","name":"Status","symbols":["A","B"]}},{"name":"home","type":"Address"}"#)
+        let added = Self.avro(#"{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"},{"name":"zip","type":"string"}]}},{"name":"status","type":{"type":"enum","name":"Status","symbols":["A","B","C"]}},{"name":"home","type":"Address"}"#)
+        // A nested field without default: new readers cannot read old data; an added enum symbol: old readers cannot read new data.
+        let backward = added.compatibilityProblems(with: [v1], mode: .backward)
+        #expect(backward.contains { $0.contains("address.zip") } && backward.contains { $0.contains("home.zip") })
+        let forward = added.compatibilityProblems(with: [v1], mode: .forward)
+        #expect(forward.contains { $0.contains("enum symbols") })
+        let union = Self.avro(#"{"name":"v","type":["null","int"]}"#)
+        let wider = Self.avro(#"{"name":"v","type":["null","long","string"]}"#)
+        #expect(wider.compatibilityProblems(with: [union], mode: .backward).isEmpty, "every written branch is readable")
+        #expect(!wider.compatibilityProblems(with: [union], mode: .forward).isEmpty, "string has no reader branch")
+    }
+
     @Test func canonicalFormIgnoresWhitespaceAndKeyOrder() throws {
         let a = try ParsedSchema.parse(#"{"type": "record", "name": "E", "fields": [{"name": "a", "type": "int"}]}"#, format: .avro)
         let b = try ParsedSchema.parse(#"{"fields":[{"type":"int","name":"a"}],"name":"E","type":"record"}"#, format: .avro)

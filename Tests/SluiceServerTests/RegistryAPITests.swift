@@ -125,6 +125,31 @@ import Testing
         }
     }
 
+    @Test func clientBehavioursConfluentDocuments() async throws {
+        try await PushHarness.run([], registry: true) { h in
+            // Subjects are percent-decoded: `a/b:c` encoded by a client is the subject `a/b:c`.
+            #expect(try await h.call(.POST, "/subjects/a%2Fb%3Ac/versions", ["schema": Self.v1]).status == 200)
+            #expect(try await h.get("/subjects").body == #"["a/b:c"]"#)
+            #expect(try await h.get("/subjects/a%2Fb%3Ac/versions/1").json["subject"] as? String == "a/b:c")
+            // Anything is compatible with a subject that has no versions yet.
+            let fresh = try await h.call(.POST, "/compatibility/subjects/new-subject/versions/latest", ["schema": Self.v1])
+            #expect(fresh.status == 200 && fresh.json["is_compatible"] as? Bool == true)
+            // Re-registering a soft-deleted schema makes a new version with the same id.
+            let id = try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1]).json["id"] as? Int
+            _ = try await h.call(.DELETE, "/subjects/s/versions/1")
+            let again = try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1])
+            #expect(again.json["id"] as? Int == id)
+            #expect(try await h.get("/subjects/s/versions").body == "[2]")
+            // Two schemas that differ only outside the compared subset are still two schemas.
+            let decimal2 = #"{"type":"record","name":"P","fields":[{"name":"x","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}}]}"#
+            let decimal4 = decimal2.replacingOccurrences(of: #""scale":2"#, with: #""scale":4"#)
+            _ = try await h.call(.PUT, "/config/p", ["compatibility": "NONE"])
+            let i2 = try await h.call(.POST, "/subjects/p/versions", ["schema": decimal2]).json["id"] as? Int
+            let i4 = try await h.call(.POST, "/subjects/p/versions", ["schema": decimal4]).json["id"] as? Int
+            #expect(i2 != nil && i4 != nil && i2 != i4)
+        }
+    }
+
     @Test func writesNeedAKeyWhenConfigured() async throws {
         var settings = PushServer.Settings()
         settings.registryRequiresKey = true
@@ -138,6 +163,11 @@ import Testing
             #expect(try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1], headers: [("Authorization", "Bearer \(other)")]).status == 403)
             #expect(try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1], headers: [("Authorization", "Bearer \(key)")]).status == 200)
             #expect(try await h.get("/subjects").status == 200, "reads stay open")
+            let basic = "Basic " + Data("ci:\(key)".utf8).base64EncodedString()
+            #expect(try await h.call(.POST, "/subjects/t/versions", ["schema": Self.v1], headers: [("Authorization", basic)]).status == 200,
+                    "registry clients send the key as the Basic password")
+            #expect(try await h.call(.POST, "/subjects/s", ["schema": Self.v1]).status == 200, "a lookup is a read")
+            #expect(try await h.call(.POST, "/compatibility/subjects/s/versions/latest", ["schema": Self.v1]).status == 200)
             #expect(try await h.call(.PUT, "/config", ["compatibility": "NONE"]).status == 401)
             #expect(try await h.call(.DELETE, "/subjects/s").status == 401)
         }

@@ -119,7 +119,13 @@ public struct PipelineRunner: Sendable {
         }
         let schemaGuard = SchemaGuard(registry: SchemaRegistry(store: registryStore), pipeline: plan.name,
                                       settings: plan.settings.schema, logger: logger)
-        try await schemaGuard.start()
+        do {
+            try await schemaGuard.start()
+        } catch where plan.settings.schema == nil {
+            // Detection only: the registry is a record of shapes, never a reason to stop.
+            logger.warning("schema detection is off for this run", metadata: ["error": "\(error)"])
+            return nil
+        }
         return schemaGuard
     }
 

@@ -20,6 +20,8 @@ public struct JSONSchemaNode: Sendable, Hashable {
     private var itemsBox: [JSONSchemaNode] = []
 
     static let knownTypes: Set<String> = ["string", "integer", "number", "boolean", "null", "object", "array"]
+    static let supportedKeywords: Set<String> = ["type", "properties", "required", "additionalProperties", "items",
+                                                 "title", "description", "$schema", "$id", "$comment", "default", "examples"]
 
     public init() {}
 
@@ -30,6 +32,13 @@ public struct JSONSchemaNode: Sendable, Hashable {
             return n
         }
         guard let object = json as? [String: Any] else { throw InvalidSchema("a JSON Schema must be an object") }
+        // Keywords outside the subset would change what the schema accepts, and a compatibility
+        // verdict that ignored them could be wrong: refuse them rather than guess.
+        let unsupported = object.keys.filter { !supportedKeywords.contains($0) }.sorted()
+        if !unsupported.isEmpty {
+            throw InvalidSchema("unsupported JSON Schema keyword(s) \(unsupported.joined(separator: ", ")); Sluice's registry supports "
+                + "type, properties, required, additionalProperties (true/false) and items, plus annotations (title, description, $schema, $id, $comment, default, examples)")
+        }
         var node = JSONSchemaNode()
         if let t = object["type"] as? String {
             node.types = [t]
@@ -50,9 +59,13 @@ public struct JSONSchemaNode: Sendable, Hashable {
             node.required = Set(r)
         }
         if let ap = object["additionalProperties"] {
-            if let b = ap as? Bool { node.additionalProperties = b } else { node.additionalProperties = true }
+            guard let b = ap as? Bool else { throw InvalidSchema("additionalProperties must be true or false (a schema there is not supported)") }
+            node.additionalProperties = b
         }
-        if let items = object["items"] { node.items = try parse(items) }
+        if let items = object["items"] {
+            guard items is [String: Any] || items is Bool else { throw InvalidSchema("items must be one schema (tuple items are not supported)") }
+            node.items = try parse(items)
+        }
         return node
     }
 

@@ -19,13 +19,21 @@ public struct SchemaConformer: Sendable {
 
     /// The reshaped batch (all rows, failing ones included) and, per failing row, why.
     public func conform(_ batch: RecordBatch) -> (batch: RecordBatch, failures: [Int: String]) {
-        if batch.schema == target { return (batch, [:]) }
+        let (out, failures, _) = conformCounting(batch)
+        return (out, failures)
+    }
+
+    /// As ``conform(_:)``, also counting the values dropped under ``nullOffendingValues``.
+    public func conformCounting(_ batch: RecordBatch) -> (batch: RecordBatch, failures: [Int: String], droppedValues: Int) {
+        if batch.schema == target { return (batch, [:], 0) }
         var failures: [Int: String] = [:]
+        var dropped = 0
         // Columns the target does not have: a row with a value there does not fit.
         for (c, field) in batch.schema.fields.enumerated() where target.index(of: field.name) == nil {
             let column = batch.columns[c]
             guard column.nullCount < column.count else { continue }
-            for row in 0..<batch.count where !column.isNull(row) && failures[row] == nil && !nullOffendingValues {
+            if nullOffendingValues { dropped += column.count - column.nullCount; continue }
+            for row in 0..<batch.count where !column.isNull(row) && failures[row] == nil {
                 failures[row] = "field '\(field.name)' is not in the schema"
             }
         }
@@ -59,30 +67,34 @@ public struct SchemaConformer: Sendable {
                     continue
                 }
                 b.appendNull()
-                if failures[row] == nil && (!nullOffendingValues || !field.nullable) {
+                if nullOffendingValues && field.nullable {
+                    dropped += 1
+                } else if failures[row] == nil {
                     failures[row] = "field '\(field.name)': \(value) does not fit \(field.type) (was \(column.type))"
                 }
             }
             columns.append(b.finish())
         }
-        return (RecordBatch(schema: target, columns: columns), failures)
+        return (RecordBatch(schema: target, columns: columns), failures, dropped)
     }
 
     /// `value` as a value of `type`, when exact.
     func cast(_ value: Value, to type: DataType) -> Value? {
         switch (value, type) {
         case (.null, _): return .null
-        case let (.int64(i), .float64): return .float64(Double(i))
+        case let (.int64(i), .float64):
+            // Exact only: an integer beyond 2^53 that a double cannot hold does not fit.
+            return Double(exactly: i).map { .float64($0) }
         case let (.float64(d), .int64):
             guard d == d.rounded(), abs(d) < 9.2e18 else { return nil }
             return .int64(Int64(d))
         case let (.int64(i), .decimal(p, s)):
-            let scaled = Int128(i) * Self.power10(s)
-            return abs(scaled) < Self.power10(p) ? .decimal(scaled, scale: s) : nil
+            let (scaled, overflow) = Int128(i).multipliedReportingOverflow(by: Self.power10(s))
+            return !overflow && scaled.magnitude < Self.power10(p).magnitude ? .decimal(scaled, scale: s) : nil
         case let (.decimal(v, s1), .decimal(p, s2)):
             guard s2 >= s1 else { return nil }
-            let scaled = v * Self.power10(s2 - s1)
-            return abs(scaled) < Self.power10(p) ? .decimal(scaled, scale: s2) : nil
+            let (scaled, overflow) = v.multipliedReportingOverflow(by: Self.power10(s2 - s1))
+            return !overflow && scaled.magnitude < Self.power10(p).magnitude ? .decimal(scaled, scale: s2) : nil
         case let (.date(d), .timestamp): return .timestamp(Int64(d) * 86_400_000_000)
         case let (.json(j), .string): return .string(j)
         case (_, .string) where widenToString: return .string(value.description)

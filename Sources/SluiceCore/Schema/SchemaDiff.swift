@@ -38,14 +38,17 @@ public struct SchemaDiff: Sendable, Hashable, CustomStringConvertible {
         return k
     }
 
-    public var description: String {
+    /// One change per entry: `+ name: type`, `- name: type`, `~ name: from -> to`, `~ name: nullable`.
+    public var lines: [String] {
         var parts: [String] = []
         parts += added.map { "+ \($0.name): \($0.type)" }
         parts += removed.map { "- \($0.name): \($0.type)" }
         parts += typeChanged.map { "~ \($0.name): \($0.from) -> \($0.to)" }
         parts += nullabilityChanged.map { "~ \($0.name): \($0.nullable ? "nullable" : "not null")" }
-        return parts.isEmpty ? "(no change)" : parts.joined(separator: ", ")
+        return parts
     }
+
+    public var description: String { lines.isEmpty ? "(no change)" : lines.joined(separator: ", ") }
 
     public static func == (a: SchemaDiff, b: SchemaDiff) -> Bool { a.description == b.description }
     public func hash(into h: inout Hasher) { h.combine(description) }

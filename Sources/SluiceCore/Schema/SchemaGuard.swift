@@ -46,7 +46,7 @@ public final class SchemaGuard: @unchecked Sendable {
     /// The registered schema batches are held to, and its version.
     var current: Schema?
     var version: Int?
-    /// The last batch schema seen and what to do with batches of that shape.
+    /// The last shape seen (detection only), so a run of batches of one shape costs one comparison each.
     var lastSeen: Schema?
     /// Drift already recorded for a frozen subject (one event per distinct change, not per batch).
     var recorded = Set<String>()
@@ -72,24 +72,26 @@ public final class SchemaGuard: @unchecked Sendable {
     /// Applies the policy to one batch: the batch to pass on (conformed to the registered schema),
     /// with rows that did not fit added to its rejects (`freeze`) or dropped.
     public func apply(_ batch: SourceBatch) async throws -> SourceBatch {
-        let schema = batch.records.schema
         guard batch.records.count > 0 else { return batch }
+        let schema = effectiveSchema(batch.records)
         guard let current else {
-            try await register(settings == nil ? schema : Self.relaxed(schema), diff: nil)
-            return batch
-        }
-        if schema == current { return batch }
-        let diff = SchemaDiff(from: current, to: schema)
-        guard let settings else {
-            // Detection only: record a new version when the shape is new, pass the batch as it is.
-            if lastSeen != schema {
-                lastSeen = schema
-                if try await registry.latestRecordSchema(subject: subject)?.schema != schema {
-                    try await register(schema, diff: diff, check: false)
-                }
+            if settings == nil {
+                await detect(schema)
+            } else {
+                try await register(Self.relaxed(schema), diff: nil)
             }
             return batch
         }
+        if Self.sameShape(schema, current) {
+            // Same columns and types, in another order or with all-null columns typed otherwise.
+            guard settings != nil, batch.records.schema != current else { return batch }
+            return try conform(batch, to: current, drop: false, deadLetter: true, diff: SchemaDiff())
+        }
+        guard let settings else {
+            await detect(schema)
+            return batch
+        }
+        let diff = SchemaDiff(from: current, to: schema)
         switch settings.policy {
         case .evolve:
             let (merged, refused) = merge(current, with: schema)
@@ -101,7 +103,7 @@ public final class SchemaGuard: @unchecked Sendable {
                     + "Fix the data, or set `schema: {widen_to_string: true}` or `on_change: freeze`, then run again "
                     + "(`sluice schema show \(subject)` shows the registered versions).", location: "pipelines.\(pipeline).schema")
             }
-            if merged != current {
+            if !Self.sameShape(merged, current) {
                 try await register(merged, diff: diff)
             } else if recorded.insert(diff.description).inserted {
                 // A column missing from the data (kept, nullable) or a narrower type: no new version, still an event.
@@ -117,6 +119,47 @@ public final class SchemaGuard: @unchecked Sendable {
         }
     }
 
+    /// Detection only (no `schema:`): a new shape becomes a version (no compatibility check) and
+    /// an event; a known one is not; the batch passes unchanged, and a registry failure is logged,
+    /// never a reason to stop the pipeline.
+    func detect(_ schema: Schema) async {
+        if let lastSeen, Self.sameShape(lastSeen, schema) { return }
+        lastSeen = schema
+        do {
+            let from = version
+            let (_, v, isNew) = try await registry.register(subject: subject, text: SluiceSchemaText.render(schema), format: .sluice,
+                                                          checkCompatibility: false)
+            if isNew, let old = current {
+                try await recordDrift(SchemaDiff(from: old, to: schema), to: v, action: "registered", from: from)
+            }
+            current = schema
+            version = v
+        } catch {
+            logger.warning("schema detection could not record this shape", metadata: ["subject": "\(subject)", "error": "\(error)"])
+        }
+    }
+
+    /// The batch's schema for comparison: a column whose values are all null says nothing about
+    /// its type, so it takes the registered type, or is left out when the registry does not know it.
+    func effectiveSchema(_ batch: RecordBatch) -> Schema {
+        var fields: [Field] = []
+        for (c, field) in batch.schema.fields.enumerated() {
+            let column = batch.columns[c]
+            guard column.count > 0, column.nullCount == column.count else { fields.append(field); continue }
+            if let known = current?.fields.first(where: { $0.name == field.name }) {
+                fields.append(Field(field.name, known.type, nullable: true))
+            }
+        }
+        return Schema(fields)
+    }
+
+    /// Same columns with the same types and nullability, in any order.
+    static func sameShape(_ a: Schema, _ b: Schema) -> Bool {
+        guard a.count == b.count else { return false }
+        let index = Dictionary(a.fields.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
+        return b.fields.allSatisfy { index[$0.name] == $0 }
+    }
+
     func enforce(_ batch: SourceBatch, diff: SchemaDiff, action: String, drop: Bool, deadLetter: Bool,
                  nullValues: Bool = false) async throws -> SourceBatch {
         if recorded.insert(diff.description).inserted {
@@ -128,7 +171,10 @@ public final class SchemaGuard: @unchecked Sendable {
     func conform(_ batch: SourceBatch, to target: Schema, drop: Bool, deadLetter: Bool, diff: SchemaDiff,
                  nullValues: Bool = false) throws -> SourceBatch {
         let conformer = SchemaConformer(target: target, widenToString: settings?.widenToString ?? false, nullOffendingValues: nullValues)
-        let (records, failures) = conformer.conform(batch.records)
+        let (records, failures, droppedValues) = conformer.conformCounting(batch.records)
+        if droppedValues > 0 {
+            Counter(label: "sluice_schema_discarded_values_total", dimensions: [("pipeline", pipeline)]).increment(by: droppedValues)
+        }
         var out = batch
         guard !failures.isEmpty else { out.records = records; return out }
         let keep = (0..<records.count).filter { failures[$0] == nil }
@@ -180,11 +226,11 @@ public final class SchemaGuard: @unchecked Sendable {
         let text = SluiceSchemaText.render(schema)
         let from = version
         do {
-            let (_, v, _) = try await registry.register(subject: subject, text: text, format: .sluice, checkCompatibility: check,
-                                                        widenToString: settings?.widenToString ?? false)
+            let (_, v, isNew) = try await registry.register(subject: subject, text: text, format: .sluice, checkCompatibility: check,
+                                                            widenToString: settings?.widenToString ?? false)
             current = schema
             version = v
-            if let diff { try await recordDrift(diff, to: v, action: "registered", from: from) }
+            if let diff, isNew { try await recordDrift(diff, to: v, action: "registered", from: from) }
             logger.info("schema version registered", metadata: ["subject": "\(subject)", "version": "\(v)", "diff": "\(diff.map(\.description) ?? "initial")"])
         } catch let e as RegistryError where e.errorCode == 409 {
             if let diff { try await recordDrift(diff, to: nil, action: "refused", from: from) }

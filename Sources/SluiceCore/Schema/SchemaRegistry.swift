@@ -28,8 +28,9 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
 
 /// The schema registry: subjects with versioned schemas, global schema ids and compatibility
 /// modes, with Confluent Schema Registry's semantics. Serves the HTTP API and every pipeline's
-/// drift detection. Registrations are serialized (one actor), so concurrent registrations of
-/// one subject cannot both pass the compatibility check against the same latest version.
+/// drift detection. A registration checks compatibility and stores the version in one store
+/// transaction, so concurrent registrations (from any process) cannot both pass the check
+/// against the same latest version.
 public actor SchemaRegistry {
     public let store: any SchemaRegistryStore
 
@@ -127,25 +128,34 @@ public actor SchemaRegistry {
 
     /// Registers a schema under `subject`: returns its global id and version. The same schema
     /// registered again returns the existing version; an incompatible one is refused (409).
+    /// The check and the insert are one store transaction.
     public func register(subject: String, text: String, format: SchemaFormat, checkCompatibility: Bool = true,
                          widenToString: Bool = false, at: Date = Date()) async throws -> (id: Int64, version: Int, isNew: Bool) {
         guard !subject.isEmpty, subject.utf8.count <= 255 else { throw RegistryError(42201, "Invalid subject name") }
         let parsed = try Self.parse(text, format: format)
-        let canonical = parsed.canonical
-        let live = try await store.registryVersions(subject: subject, includeDeleted: false).filter { !$0.deleted }
-        if let existing = try await store.registryExistingSchemaID(format: format, canonical: canonical),
-           let v = live.first(where: { $0.schemaID == existing }) {
-            return (existing, v.version, false)
+        return try await store.registryRegister(subject: subject, format: format, identity: try Self.identity(text, parsed), text: text, at: at) { live, mode in
+            guard checkCompatibility else { return }
+            let earlier = try live.map { try Self.parse($0.text, format: $0.format) }
+            let problems = parsed.compatibilityProblems(with: earlier, mode: mode, widenToString: widenToString)
+            if !problems.isEmpty {
+                throw RegistryError(409, "Schema being registered is incompatible with an earlier schema for subject \"\(subject)\" (\(mode.rawValue)): "
+                    + problems.joined(separator: "; "))
+            }
         }
-        let problems = checkCompatibility ? try await problems(parsed, subject: subject, against: live, widenToString: widenToString) : []
-        if !problems.isEmpty {
-            let mode = try await effectiveCompatibility(subject: subject)
-            throw RegistryError(409, "Schema being registered is incompatible with an earlier schema for subject \"\(subject)\" (\(mode.rawValue)): "
-                + problems.joined(separator: "; "))
+    }
+
+    /// What makes two schemas the same schema (one global id): the whole text as normalized JSON
+    /// (keys sorted, whitespace dropped), so no keyword is lost; Sluice schemas by their fields.
+    static func identity(_ text: String, _ parsed: ParsedSchema) throws -> String {
+        if case let .sluice(schema) = parsed {
+            // Column order is not part of a record schema's identity (files list columns in any order).
+            return SluiceSchemaText.render(Schema(schema.fields.sorted { $0.name < $1.name }))
         }
-        let id = try await store.registrySchemaID(format: format, canonical: canonical, text: text)
-        let version = try await store.registryAddVersion(subject: subject, schemaID: id, at: at)
-        return (id, version, true)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]),
+              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) else {
+            throw RegistryError.invalidSchema("the schema is not valid JSON")
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Finds the version of `subject` holding this schema (40401 no subject, 40403 not registered there).
@@ -153,7 +163,7 @@ public actor SchemaRegistry {
         let parsed = try Self.parse(text, format: format)
         let live = try await versions(subject: subject).filter { !$0.deleted }
         guard !live.isEmpty else { throw RegistryError.subjectNotFound(subject) }
-        guard let id = try await store.registryExistingSchemaID(format: format, canonical: parsed.canonical),
+        guard let id = try await store.registryExistingSchemaID(format: format, canonical: try Self.identity(text, parsed)),
               let v = live.last(where: { $0.schemaID == id }), let s = try await store.registrySchema(id: id) else {
             throw RegistryError.schemaNotFound
         }
@@ -163,13 +173,17 @@ public actor SchemaRegistry {
     /// Whether `text` could be registered after version `number` (nil = latest) under the subject's mode.
     public func checkCompatibility(subject: String, version number: Int?, text: String, format: SchemaFormat) async throws -> [String] {
         let parsed = try Self.parse(text, format: format)
-        let live = try await versions(subject: subject).filter { !$0.deleted }
-        guard !live.isEmpty else { throw RegistryError.subjectNotFound(subject) }
-        let mode = try await effectiveCompatibility(subject: subject)
+        let live = try await store.registryVersions(subject: subject, includeDeleted: false)
+        if live.isEmpty {
+            // As Confluent: anything is compatible with a subject that has no versions yet (for `latest`).
+            if number == nil { return [] }
+            throw RegistryError.subjectNotFound(subject)
+        }
         let upTo: [SubjectVersion]
         if let number {
-            guard let i = live.firstIndex(where: { $0.version == number }) else { throw RegistryError.versionNotFound(number) }
-            upTo = mode.isTransitive ? Array(live[...i]) : [live[i]]
+            // A given version is checked alone, whatever the mode.
+            guard let v = live.first(where: { $0.version == number }) else { throw RegistryError.versionNotFound(number) }
+            return try await problems(parsed, subject: subject, against: [v])
         } else {
             upTo = live
         }

@@ -62,16 +62,19 @@ public struct SchemaDriftEvent: Sendable, Hashable {
 /// Storage of the schema registry (DESIGN.md §4): schemas by global id, subjects and their
 /// versions, compatibility settings and drift events. ``SchemaRegistry`` holds the rules.
 public protocol SchemaRegistryStore: Sendable {
-    /// The id of a schema with this canonical text, creating it if new.
-    func registrySchemaID(format: SchemaFormat, canonical: String, text: String) async throws -> Int64
-    /// The id of a schema with this canonical text, if any.
-    func registryExistingSchemaID(format: SchemaFormat, canonical: String) async throws -> Int64?
+    /// Registers a schema under `subject` in one transaction: if it is already a live version,
+    /// returns that; otherwise calls `decide` with the subject's live versions (oldest first) and
+    /// its effective compatibility mode (`decide` throws to refuse), then stores the schema (one
+    /// global id per identity) and the next version. Atomic, so concurrent registrations (in this
+    /// process or another) cannot both pass the check against the same latest version.
+    func registryRegister(subject: String, format: SchemaFormat, identity: String, text: String, at: Date,
+                          decide: @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void) async throws -> (id: Int64, version: Int, isNew: Bool)
+    /// The id of a schema with this identity, if any.
+    func registryExistingSchemaID(format: SchemaFormat, canonical identity: String) async throws -> Int64?
     func registrySchema(id: Int64) async throws -> RegisteredSchema?
     func registrySubjects(includeDeleted: Bool) async throws -> [String]
     /// Versions of a subject, oldest first.
     func registryVersions(subject: String, includeDeleted: Bool) async throws -> [SubjectVersion]
-    /// Adds the next version of `subject` for `schemaID`; returns its number.
-    func registryAddVersion(subject: String, schemaID: Int64, at: Date) async throws -> Int
     /// Marks versions deleted (all of the subject's when `version` is nil).
     func registrySoftDelete(subject: String, version: Int?) async throws
     /// Removes versions for good (all of the subject's when `version` is nil).

@@ -350,7 +350,14 @@ public final class PushEndpoint: Sendable {
         var presented: Substring?
         if let auth = headers[.authorization] {
             let parts = auth.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" { presented = parts[1].drop { $0 == " " } }
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                presented = parts[1].drop { $0 == " " }
+            } else if parts.count == 2, parts[0].lowercased() == "basic",
+                      let decoded = Data(base64Encoded: String(parts[1].drop { $0 == " " })).map({ String(decoding: $0, as: UTF8.self) }) {
+                // Basic auth, as registry clients send it (`basic.auth.user.info`): the key is the password (or the user).
+                let pair = decoded.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+                presented = pair.count == 2 && pair[1].hasPrefix(APIKeyFormat.prefix) ? pair[1] : pair.first
+            }
         } else if let key = headers[.init("X-API-Key")!] {
             presented = Substring(key)
         }

@@ -59,7 +59,8 @@ public struct RegistryRoutes: Sendable {
             let (id, _, _) = try await registry.register(subject: Self.subject(c), text: text, format: format)
             return ["id": id]
         })
-        router.post("/subjects/:subject", use: write { r, c in
+        // A lookup and a compatibility check change nothing: reads (serializers call them without write rights).
+        router.post("/subjects/:subject", use: read { r, c in
             let (text, format) = try await Self.schemaBody(r)
             let (v, s) = try await registry.lookup(subject: Self.subject(c), text: text, format: format)
             return Self.describe(v, s)
@@ -107,7 +108,11 @@ public struct RegistryRoutes: Sendable {
         })
     }
 
-    static func subject(_ c: BasicRequestContext) -> String { c.parameters.get("subject") ?? "" }
+    /// The subject from the path, percent-decoded (clients encode `/`, `:` and spaces differently).
+    static func subject(_ c: BasicRequestContext) -> String {
+        let raw = c.parameters.get("subject") ?? ""
+        return raw.removingPercentEncoding ?? raw
+    }
     static func flag(_ r: Request, _ name: String) -> Bool { r.uri.queryParameters.get(name) == "true" }
 
     static func describe(_ v: SubjectVersion, _ s: RegisteredSchema) -> [String: Any] {

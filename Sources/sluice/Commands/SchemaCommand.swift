@@ -110,7 +110,7 @@ struct SchemaCommand: AsyncParsableCommand {
                 if case let .sluice(old) = try ParsedSchema.parse(a.text, format: a.format),
                    case let .sluice(new) = try ParsedSchema.parse(b.text, format: b.format) {
                     let diff = SchemaDiff(from: old, to: new)
-                    print(diff.isEmpty ? "  (no change)" : diff.description.split(separator: ",").map { "  " + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n"))
+                    print(diff.isEmpty ? "  (no change)" : diff.lines.map { "  " + $0 }.joined(separator: "\n"))
                 } else {
                     print("- \(a.text)\n+ \(b.text)")
                 }
