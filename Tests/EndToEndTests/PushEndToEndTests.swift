@@ -150,6 +150,30 @@ import Testing
         #expect(!dlq.stdout.contains("http:"), "rejected requests are refused, not dead-lettered: \(dlq.stdout)")
     }
 
+    @Test func readinessAndValidateConnectCheckThatSinksCanBeWritten() async throws {
+        let dir = try makeWorkDirectory("push-ready")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("not a directory", to: "\(dir)/blocker")
+        try write("""
+        pipelines:
+          clicks:
+            source:
+              http: { stream: clicks }
+            sink:
+              ndjson: { path: blocker/out }
+        """, to: "\(dir)/p.yaml")
+        let validate = try SluiceProcess.run(["validate", "p.yaml", "--connect"], in: dir)
+        #expect(validate.status == 1 && validate.stdout.contains("unreachable  clicks: sink:") && validate.stdout.contains("is not a directory"),
+                "\(validate.stdout) \(validate.stderr)")
+        #expect(try SluiceProcess.run(["validate", "p.yaml"], in: dir).status == 0, "without --connect only the file is checked")
+        let port = try freePort()
+        let server = try await ServedProcess.start(in: dir, port: port)
+        let ready = try curl(["http://127.0.0.1:\(port)/readyz"])
+        #expect(ready.status == 503 && ready.body.contains("sink of pipeline 'clicks' is not reachable"), "\(ready.body)")
+        #expect(try curl(["http://127.0.0.1:\(port)/healthz"]).status == 200)
+        _ = server.stop()
+    }
+
     static func sign(_ body: [UInt8], _ timestamp: Int) -> String {
         // openssl computes the HMAC independently of Sluice's implementation.
         let p = Process()

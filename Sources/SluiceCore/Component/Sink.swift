@@ -29,6 +29,13 @@ public protocol Sink: Sendable {
     /// Opens a writer. The writer first finishes or discards whatever a previous run left
     /// half-committed (pending file intents, temporary files), so that output is exactly-once.
     func makeWriter(context: SinkContext) async throws -> any SinkWriter
+    /// Checks, cheaply and without writing data, that the sink can be written now (for
+    /// `/readyz` and `sluice validate --connect`). Throws a ``SluiceError`` saying what is wrong.
+    func checkReachable() async throws
+}
+
+extension Sink {
+    public func checkReachable() async throws {}
 }
 
 /// Writes batches and commits them atomically with the checkpoint, in two phases:

@@ -53,6 +53,13 @@ public protocol Source: Sendable {
     var isContinuous: Bool { get }
     /// Opens a reader that continues just after `checkpoint`.
     func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader
+    /// Checks, cheaply and without reading data, that the source can be read now (for
+    /// `sluice validate --connect`). Throws a ``SluiceError`` saying what is wrong.
+    func checkReachable() async throws
+}
+
+extension Source {
+    public func checkReachable() async throws {}
 }
 
 /// Reads batches in order. Used by one task at a time.

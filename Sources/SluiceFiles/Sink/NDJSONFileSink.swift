@@ -16,6 +16,10 @@ import SluiceFormats
 ///   ndjson: { path: out/events, max_file_size: 128MB, max_file_age: 60s }
 /// ```
 public struct NDJSONFileSink: Sink {
+    public func checkReachable() async throws {
+        try DirectoryCheck.writable(directory, what: "the output directory")
+    }
+
     public var directory: String
     public var maxFileSize: Int
     public var maxFileAge: Duration

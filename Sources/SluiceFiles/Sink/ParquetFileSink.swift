@@ -17,6 +17,10 @@ import SluiceFormats
 ///   parquet: { path: lake/events, partition_by: "day(created_at)", compression: zstd }
 /// ```
 public struct ParquetFileSink: Sink {
+    public func checkReachable() async throws {
+        try DirectoryCheck.writable(directory, what: "the output directory")
+    }
+
     public var directory: String
     public var partition: PartitionSpec?
     public var writerOptions: ParquetWriterOptions

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import SluiceCore
 import SluiceFormats
@@ -8,6 +9,17 @@ import SluiceFormats
 /// committed byte offset after a crash, and a file that changes after it was read is
 /// reported, not re-ingested. With `watch`, new files are picked up as they appear.
 public struct FileSource: Source {
+    /// The input's fixed directory (before any wildcard) exists (a watched one may appear later).
+    public func checkReachable() async throws {
+        guard !watch else { return }
+        let fixed = pattern.split(separator: "/", omittingEmptySubsequences: false)
+            .prefix { !$0.contains("*") && !$0.contains("?") && !$0.contains("[") }.joined(separator: "/")
+        let path = fixed.count == pattern.count ? pattern : fixed
+        guard FileManager.default.fileExists(atPath: path.isEmpty ? "/" : path) else {
+            throw SluiceError(.io, "the input '\(pattern)' does not exist ('\(path)' is missing)", location: pattern)
+        }
+    }
+
     public enum Format: String, Sendable { case csv, ndjson, parquet }
 
     public var pattern: String

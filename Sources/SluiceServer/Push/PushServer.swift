@@ -39,6 +39,8 @@ public struct PushServer: Service {
     public var groupCommitQueue: GroupCommitQueue?
     /// Serves the Confluent-compatible schema registry API when set.
     public var schemaRegistry: SchemaRegistry?
+    /// The pipelines' sinks, checked by `/readyz` (``Sink/checkReachable()``).
+    public var sinks: [(pipeline: String, sink: any Sink)] = []
 
     public init(settings: Settings, streams: [PushStream], store: any PushQueueStore & StateStore, registry: PrometheusCollectorRegistry,
                 logger: Logger, failedPipelines: @escaping @Sendable () -> [String] = { [] },
@@ -123,6 +125,7 @@ public struct PushServer: Service {
         let store = self.store
         let failed = self.failedPipelines
         let logger = self.logger
+        let sinks = self.sinks
         router.get("/readyz") { _, _ -> Response in
             var problems: [String] = []
             do {
@@ -132,6 +135,14 @@ public struct PushServer: Service {
                 problems.append("the state store is unreachable (see the server log)")
             }
             for name in failed() { problems.append("pipeline '\(name)' has failed") }
+            for (pipeline, sink) in sinks {
+                do {
+                    try await sink.checkReachable()
+                } catch {
+                    logger.warning("readiness: a sink is not reachable", metadata: ["pipeline": "\(pipeline)", "error": "\(error)"])
+                    problems.append("the sink of pipeline '\(pipeline)' is not reachable (see the server log)")
+                }
+            }
             if problems.isEmpty {
                 return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
             }

@@ -21,7 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
         Endpoints:
           POST /v1/streams/{stream}/records   JSON object, JSON array or NDJSON (Content-Type decides), gzip optional
           GET  /healthz                       alive
-          GET  /readyz                        state store reachable and no pipeline failed
+          GET  /readyz                        state store and sinks reachable, no pipeline failed
           GET  /metrics                       Prometheus metrics
           /subjects, /schemas, /config, /compatibility   the schema registry (Confluent Schema Registry API)
 
@@ -115,11 +115,14 @@ struct ServeCommand: AsyncParsableCommand {
                                     // For scripts that pass --port 0.
                                     FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
                                 })
+        server.sinks = loaded.pipelines.map { ($0.name, $0.sink) }
         if let registryStore = store as? any SchemaRegistryStore {
             server.schemaRegistry = SchemaRegistry(store: registryStore)
         }
         var config = ServiceGroupConfiguration(services: [
-            .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            // The server outlives its pipelines: a failed one makes /readyz answer 503 (and the
+            // exit status 1 at shutdown) while accepted records stay durable in the queue.
+            .init(service: supervisor, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
         ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.cancellationSignals = [.sigquit]

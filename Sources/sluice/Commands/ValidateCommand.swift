@@ -12,8 +12,9 @@ struct ValidateCommand: AsyncParsableCommand {
         missing required keys, unknown component types, unset ${ENV} variables. Each problem is
         reported as FILE:LINE:COLUMN: KEY.PATH: message. Exit status 2 when anything is wrong.
 
-        With --connect it also opens the state store and checks that each file source's path
-        matches at least one file.
+        With --connect it also opens the state store and checks that each source can be read and
+        each sink written now (input paths exist, output directories are writable); exit status 1
+        if one cannot.
 
         Examples:
           sluice validate pipelines.yaml
@@ -32,9 +33,24 @@ struct ValidateCommand: AsyncParsableCommand {
         if connect {
             _ = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(state) }
         }
+        var unreachable = 0
         for plan in plans {
-            print("ok  \(plan.name): \(type(of: plan.source)) → \(type(of: plan.sink))")
+            var problems: [String] = []
+            if connect {
+                do { try await plan.source.checkReachable() } catch { problems.append("source: \((error as? SluiceError)?.message ?? "\(error)")") }
+                do { try await plan.sink.checkReachable() } catch { problems.append("sink: \((error as? SluiceError)?.message ?? "\(error)")") }
+            }
+            if problems.isEmpty {
+                print("ok  \(plan.name): \(type(of: plan.source)) → \(type(of: plan.sink))")
+            } else {
+                unreachable += 1
+                print("unreachable  \(plan.name): \(problems.joined(separator: "; "))")
+            }
         }
         print("\(plans.count) pipeline(s) valid; state: \(state)")
+        if unreachable > 0 {
+            FileHandle.standardError.write(Data("error: \(unreachable) pipeline(s) cannot reach their source or sink\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }
