@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceDatabase
 import SluiceFiles
 import SluiceServer
 import SluiceStateSQLite
@@ -9,6 +10,7 @@ public enum BuiltinComponents {
         var r = ComponentRegistry()
         r.register(source: FileSource.factory)
         r.register(source: HTTPSource.factory)
+        r.register(source: SQLiteSource.factory)
         r.register(sink: NDJSONFileSink.factory)
         r.register(sink: ParquetFileSink.factory)
         r.register(sink: StdoutSink.factory)

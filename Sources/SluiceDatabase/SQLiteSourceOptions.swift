@@ -1,0 +1,58 @@
+import SluiceCore
+
+/// Options of `source: {sqlite: {...}}`.
+///
+/// ```yaml
+/// source:
+///   sqlite:
+///     path: app.db
+///     table: orders
+///     mode: incremental          # full (default) | incremental
+///     cursor: [updated_at, id]   # incremental: columns that only grow; the primary key breaks ties
+///     batch_rows: 10000
+///     columns: { total: "decimal(12,2)" }   # declared types (others from the table's declared types)
+/// ```
+public struct SQLiteSourceOptions: Decodable, Sendable {
+    public enum Mode: String, Sendable { case full, incremental }
+
+    public var path: String
+    public var table: String
+    public var mode: Mode = .full
+    public var cursor: [String] = []
+    public var batchRows = 10_000
+    public var declared: [String: DataType] = [:]
+
+    enum CodingKeys: String, CodingKey { case path, table, mode, cursor, columns, batchRows = "batch_rows" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        table = try c.decode(String.self, forKey: .table)
+        guard table.range(of: #"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"#, options: .regularExpression) != nil else {
+            throw try c.superDecoder(forKey: .table).configError("a table name (letters, digits, '_', optionally schema.table) is expected")
+        }
+        if let m = try c.decodeIfPresent(String.self, forKey: .mode) {
+            guard let parsed = Mode(rawValue: m) else {
+                throw try c.superDecoder(forKey: .mode).configError("unknown mode '\(m)'; use full or incremental")
+            }
+            mode = parsed
+        }
+        cursor = try c.decodeIfPresent([String].self, forKey: .cursor) ?? []
+        if mode == .incremental && cursor.isEmpty {
+            throw try c.superDecoder(forKey: .mode).configError("mode: incremental needs `cursor: [column, …]` (columns that only grow, e.g. [updated_at, id])")
+        }
+        if mode == .full && !cursor.isEmpty {
+            throw try c.superDecoder(forKey: .cursor).configError("`cursor` is for mode: incremental")
+        }
+        batchRows = try c.decodeIfPresent(Int.self, forKey: .batchRows, in: 1...1_000_000) ?? batchRows
+        if let columns = try c.decodeIfPresent(OrderedMapping<String>.self, forKey: .columns) {
+            let nested = try c.superDecoder(forKey: .columns)
+            for (name, type) in columns.entries {
+                guard let t = DataType(parsing: type) else {
+                    throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
+                }
+                declared[name] = t
+            }
+        }
+    }
+}
