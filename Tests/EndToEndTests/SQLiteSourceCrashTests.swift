@@ -5,7 +5,7 @@ import Testing
 /// `kill -9`'d at random moments ends with every row exactly once, for a full extract and for
 /// an incremental one (whose cursor values are shared by many rows).
 @Suite(.serialized) struct SQLiteSourceCrashTests {
-    static let rows = 120_000
+    static let rows = 400_000
 
     func makeDatabase(_ dir: String) throws {
         _ = try python("""
@@ -13,7 +13,7 @@ import Testing
         c = sqlite3.connect('app.db')
         c.execute('create table orders(id integer primary key, updated_at text not null, amount decimal(12,2), note text)')
         c.executemany('insert into orders values (?,?,?,?)',
-                      ((i, '2026-11-26T%02d:%02d:00Z' % (i // 6000, (i // 100) % 60), '%d.%02d' % (i, i % 100), 'n%d' % i) for i in range(\(Self.rows))))
+                      ((i, '2026-11-%02dT%02d:%02d:00Z' % (1 + i // 144000, (i // 6000) % 24, (i // 100) % 60), '%d.%02d' % (i, i % 100), 'n%d' % i) for i in range(\(Self.rows))))
         c.commit()
         """, in: dir)
     }
@@ -39,12 +39,12 @@ import Testing
         pipelines:
           orders:
             source:
-              sqlite: { path: app.db, table: orders, mode: \(mode)\(cursor), batch_rows: 2000 }
+              sqlite: { path: app.db, table: orders, mode: \(mode)\(cursor), batch_rows: 1000 }
             sink:
               ndjson: { path: out, max_file_size: 1MB }
         """, to: "\(dir)/p.yaml")
         var finished = false
-        let kills = try await killRepeatedly(in: dir, kills: 6, delays: 150...1200, maxRuns: 30) {
+        let kills = try await killRepeatedly(in: dir, kills: 6, delays: 100...700, maxRuns: 30) {
             finished = true
             return false
         }
