@@ -19,7 +19,14 @@ public struct MetricsServer: Service {
 
     public func run() async throws {
         let router = Router()
-        let registry = self.registry
+        Self.addMetricsRoute(to: router, registry: registry)
+        router.get("/healthz") { _, _ in "ok\n" }
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
+        try await app.runService()
+    }
+
+    /// `GET /metrics`: the registry in Prometheus text format (shared with `sluice serve`).
+    static func addMetricsRoute(to router: Router<BasicRequestContext>, registry: PrometheusCollectorRegistry) {
         router.get("/metrics") { _, _ -> Response in
             var bytes: [UInt8] = []
             bytes.reserveCapacity(16 << 10)
@@ -27,8 +34,5 @@ public struct MetricsServer: Service {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
-        router.get("/healthz") { _, _ in "ok\n" }
-        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
-        try await app.runService()
     }
 }

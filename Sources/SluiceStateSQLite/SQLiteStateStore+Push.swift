@@ -20,13 +20,7 @@ extension SQLiteStateStore: PushQueueStore {
                 let enqueue = try db.cachedStatement(sql: """
                     INSERT INTO push_queue(stream, request_id, payload, records, bytes, received_at) VALUES (?, ?, ?, ?, ?, ?)
                     """)
-                let insertLetter = try db.cachedStatement(sql: """
-                    INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(pipeline, location) DO UPDATE SET stage = excluded.stage, error_kind = excluded.error_kind,
-                        message = excluded.message, raw = excluded.raw, attempts = attempts + excluded.attempts,
-                        last_seen = excluded.last_seen
-                    """)
+                let insertLetter = try db.cachedStatement(sql: Self.insertDeadLetterSQL)
                 for request in requests {
                     if let key = request.idempotency {
                         if let row = try Row.fetchOne(findKey, arguments: [key.stream, key.key]),

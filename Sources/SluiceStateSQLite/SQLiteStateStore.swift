@@ -58,7 +58,16 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    /// Writes one commit; returns what it deleted from push queues (see ``PushQueuePartition``).
+    /// Files a dead letter; a second one at the same location updates it and counts the attempt.
+    static let insertDeadLetterSQL = """
+        INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(pipeline, location) DO UPDATE SET stage = excluded.stage, error_kind = excluded.error_kind,
+            message = excluded.message, raw = excluded.raw, attempts = attempts + excluded.attempts,
+            last_seen = excluded.last_seen
+        """
+
+    /// Writes one commit; returns what stopped counting as push-queue backlog (see ``PushQueuePartition``).
     static func apply(_ commit: StateCommit, _ db: Database, historyLimit: Int) throws -> [String: PushBacklog] {
         var freed: [String: PushBacklog] = [:]
         for (partition, value) in commit.checkpoint {
@@ -80,13 +89,7 @@ public final class SQLiteStateStore: StateStore {
                     SELECT id FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
                 """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
         }
-        let insertLetter = try db.cachedStatement(sql: """
-            INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(pipeline, location) DO UPDATE SET stage = excluded.stage, error_kind = excluded.error_kind,
-                message = excluded.message, raw = excluded.raw, attempts = attempts + excluded.attempts,
-                last_seen = excluded.last_seen
-            """)
+        let insertLetter = try db.cachedStatement(sql: insertDeadLetterSQL)
         for l in commit.deadLetters {
             try insertLetter.execute(arguments: [commit.pipeline, l.stage, l.errorKind, l.message, l.location,
                                                  Data(l.raw), l.attempts, now, now])

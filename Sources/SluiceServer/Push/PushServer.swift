@@ -150,14 +150,7 @@ public struct PushServer: Service {
             p.extraHeaders[.retryAfter] = "5"
             return p.response()
         }
-        let registry = self.registry
-        router.get("/metrics") { _, _ -> Response in
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(16 << 10)
-            registry.emit(into: &bytes)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-        }
+        MetricsServer.addMetricsRoute(to: router, registry: registry)
         if let schemaRegistry {
             let requiresKey = settings.registryRequiresKey
             RegistryRoutes(registry: schemaRegistry, authorizeWrite: { request in
