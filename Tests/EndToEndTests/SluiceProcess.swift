@@ -97,14 +97,19 @@ func killRepeatedly(in directory: String, kills wanted: Int, delays: ClosedRange
         let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: directory,
                                         log: "\(directory)/sluice.log",
                                         environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
-        try await Task.sleep(for: .milliseconds(Int.random(in: delays, using: &generator)))
-        if p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+        // The kill is timed by a dispatch timer, not a task sleep: with many tests running at once
+        // the cooperative threads can be busy for seconds, and the run would finish unkilled.
+        let pid = p.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: delays, using: &generator))) {
+            kill(pid, SIGKILL)
+        }
+        p.waitUntilExit()
+        if p.terminationReason == .uncaughtSignal {
             kills += 1
         } else {
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 0)
+            #expect(p.terminationStatus == 0, "\((try? String(contentsOfFile: "\(directory)/sluice.log", encoding: .utf8)) ?? "")")
+            // Let the pending timer fire before the next run starts (it must not hit a reused pid).
+            try await Task.sleep(for: .milliseconds(delays.upperBound))
             if try !finishedEarly() { break }
         }
     }
