@@ -57,9 +57,17 @@ public final class FileByteSource: ByteSource {
         }
     }
 
-    public func close() { _ = Glibc.close(fd) }
+    /// Set by ``close()``: the descriptor number may already belong to another file then, so
+    /// closing it again (in `deinit`) would close that file under its owner.
+    private var isClosed = false
 
-    deinit { _ = Glibc.close(fd) }
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        _ = Glibc.close(fd)
+    }
+
+    deinit { if !isClosed { _ = Glibc.close(fd) } }
 }
 
 /// The compression of an input file.
