@@ -17,10 +17,7 @@ import Testing
     }
 
     func options(_ yaml: [String: Any]) throws -> SQLiteSourceOptions {
-        let data = try JSONSerialization.data(withJSONObject: yaml)
-        let loader = ConfigLoader(registry: ComponentRegistry())
-        _ = loader
-        return try JSONDecoder().decode(SQLiteSourceOptions.self, from: data)
+        try JSONDecoder().decode(SQLiteSourceOptions.self, from: try JSONSerialization.data(withJSONObject: yaml))
     }
 
     /// Reads everything (finite source), collecting rows as `[Value]` and the last position.
