@@ -30,6 +30,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         .target(
             name: "SluiceCore",
@@ -76,8 +77,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SluicePostgres",
+            dependencies: ["SluiceCore", "CPostgres", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SluiceConnectors",
-            dependencies: ["SluiceCore", "SluiceFiles", "SluiceStateSQLite", "SluiceServer", "SluiceDatabase"],
+            dependencies: ["SluiceCore", "SluiceFiles", "SluiceStateSQLite", "SluiceServer", "SluiceDatabase", "SluicePostgres"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -95,6 +101,7 @@ let package = Package(
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite", "SluiceDatabase"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
         .testTarget(

@@ -1,6 +1,7 @@
 import SluiceCore
 import SluiceDatabase
 import SluiceFiles
+import SluicePostgres
 import SluiceServer
 import SluiceStateSQLite
 
@@ -11,8 +12,10 @@ public enum BuiltinComponents {
         r.register(source: FileSource.factory)
         r.register(source: HTTPSource.factory)
         r.register(source: SQLiteSource.factory)
+        r.register(source: PostgresSource.factory)
         r.register(sink: NDJSONFileSink.factory)
         r.register(sink: ParquetFileSink.factory)
+        r.register(sink: PostgresSink.factory)
         r.register(sink: StdoutSink.factory)
         r.register(sink: BlackholeSink.factory)
         return r

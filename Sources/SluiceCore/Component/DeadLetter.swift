@@ -1,7 +1,7 @@
 import Foundation
 
 /// A record that could not be ingested, with everything needed to find, understand and replay it.
-public struct DeadLetter: Sendable, Hashable {
+public struct DeadLetter: Sendable, Hashable, Codable {
     /// Which stage rejected it: `decode`, `schema`, `transform`, `sink`.
     public var stage: String
     /// A short machine-readable classification: `malformed_row`, `type_mismatch`, `sink_rejected`…

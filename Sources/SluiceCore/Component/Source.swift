@@ -56,10 +56,19 @@ public protocol Source: Sendable {
     /// Checks, cheaply and without reading data, that the source can be read now (for
     /// `sluice validate --connect`). Throws a ``SluiceError`` saying what is wrong.
     func checkReachable() async throws
+    /// Columns by which the pipeline must drop repeated records when it declares no `dedupe`
+    /// itself (a source that re-reads on purpose, such as an incremental pull with a lookback).
+    var implicitDedupeKey: [String]? { get }
+    /// Called after each state commit with the positions it committed, for sources that
+    /// acknowledge upstream (mark change rows processed, advance a replication slot). A failure
+    /// is logged; the next commit covers the same rows again.
+    func committed(_ positions: [String: String], context: SourceContext) async throws
 }
 
 extension Source {
     public func checkReachable() async throws {}
+    public var implicitDedupeKey: [String]? { nil }
+    public func committed(_ positions: [String: String], context: SourceContext) async throws {}
 }
 
 /// Reads batches in order. Used by one task at a time.

@@ -70,7 +70,10 @@ public struct ConfigLoader: Sendable {
             }
             let source = try registry.buildSource(p.source, context: context)
             let sink = try registry.buildSink(p.sink, context: context)
-            let settings = try PipelineSettings(p, file: file)
+            var settings = try PipelineSettings(p, file: file)
+            if settings.dedupe == nil, let key = source.implicitDedupeKey {
+                settings.dedupe = DedupeSettings(key: key, ttl: .seconds(7 * 86_400))
+            }
             plans.append(PipelinePlan(name: name, source: source, sink: sink, settings: settings))
         }
         let state = config.state.map { $0.contains("://") ? $0 : ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve($0) }

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -63,10 +64,8 @@ public struct PipelineRunner: Sendable {
         let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger))
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
-        let status = self.status
-        let context = SourceContext(pipeline: plan.name, state: store, logger: logger) { progress in
-            status.update { $0.bytesDone = progress.bytesDone; $0.bytesTotal = progress.bytesTotal }
-        }
+        let context = sourceContext
+        let exhausted = ExhaustionFlag()
         let source = plan.source
         let logger = self.logger
         let schemaGuard = try await makeSchemaGuard()
@@ -85,6 +84,7 @@ public struct PipelineRunner: Sendable {
                             throw error
                         }
                         await reader.close()
+                        exhausted.set()
                     }
                     buffer.finish()
                 } catch is CancellationError {
@@ -94,7 +94,7 @@ public struct PipelineRunner: Sendable {
                     buffer.finish(throwing: error)
                 }
             }
-            var consumer = Consumer(runner: self, writer: writer)
+            var consumer = Consumer(runner: self, writer: writer, exhausted: exhausted)
             do {
                 try await consumer.consume(buffer)
                 try await group.waitForAll()
@@ -105,6 +105,14 @@ public struct PipelineRunner: Sendable {
             }
             await writer.close()
             return consumer.totals
+        }
+    }
+
+    /// The context sources get: the state store, the logger, and progress reporting into ``status``.
+    var sourceContext: SourceContext {
+        let status = self.status
+        return SourceContext(pipeline: plan.name, state: store, logger: logger) { progress in
+            status.update { $0.bytesDone = progress.bytesDone; $0.bytesTotal = progress.bytesTotal }
         }
     }
 
@@ -133,6 +141,10 @@ public struct PipelineRunner: Sendable {
     struct Consumer {
         let runner: PipelineRunner
         let writer: any SinkWriter
+        /// Set by the source task when the reader ran out (not when it was stopped).
+        let exhausted: ExhaustionFlag
+        /// True for the last commit of a run whose source ran out (a `replace` sink swaps then).
+        var sourceExhausted = false
         var batcher: Batcher
         var dedupe: Deduplicator?
         var tracker = AcknowledgementTracker()
@@ -145,9 +157,10 @@ public struct PipelineRunner: Sendable {
         var lastSweep: ContinuousClock.Instant?
         var totals = RunTotals()
 
-        init(runner: PipelineRunner, writer: any SinkWriter) {
+        init(runner: PipelineRunner, writer: any SinkWriter, exhausted: ExhaustionFlag) {
             self.runner = runner
             self.writer = writer
+            self.exhausted = exhausted
             batcher = Batcher(settings: runner.plan.settings.batch)
             dedupe = runner.plan.settings.dedupe.map {
                 Deduplicator(settings: $0, pipeline: runner.plan.name, store: runner.store)
@@ -183,6 +196,7 @@ public struct PipelineRunner: Sendable {
                 }
             }
             try await flush()
+            sourceExhausted = failure == nil && exhausted.isSet
             try await commit()
             if let failure { throw failure }
         }
@@ -288,11 +302,9 @@ public struct PipelineRunner: Sendable {
 
         /// Commits: sink prepare, one state transaction (checkpoint, dead letters, keys, intents), sink finish.
         mutating func commit() async throws {
-            guard !written.isEmpty || !pendingDeadLetters.isEmpty else { return }
+            guard !written.isEmpty || !pendingDeadLetters.isEmpty || sourceExhausted else { return }
             let start = ContinuousClock.now
             var commit = StateCommit(pipeline: runner.plan.name)
-            try await withSinkRetry("commit") { [writer] in try await writer.prepareCommit(&commit) }
-            if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             for sequence in written {
                 commit.checkpoint.merge(tracker.complete(sequence)) { $1 }
             }
@@ -301,10 +313,27 @@ public struct PipelineRunner: Sendable {
             // record keys of batches still to be written (a crash would then drop them as duplicates).
             commit.dedupeKeys = written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
             commit.records = pendingRecords
+            commit.sourceExhausted = sourceExhausted
+            // The sink sees the whole commit: a sink that stores the checkpoint with its data
+            // (PostgreSQL) commits both in its own transaction.
+            let unprepared = commit
+            commit = try await withSinkRetry("commit") { [writer] in
+                var c = unprepared
+                try await writer.prepareCommit(&c)
+                return c
+            }
+            if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             let prepared = commit
             try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
             if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             try await withSinkRetry("publish") { [writer] in try await writer.finishCommit() }
+            if !commit.checkpoint.isEmpty {
+                do {
+                    try await runner.plan.source.committed(commit.checkpoint, context: runner.sourceContext)
+                } catch {
+                    runner.logger.warning("the source could not acknowledge the commit; the next commit retries", metadata: ["error": "\(error)"])
+                }
+            }
             written.removeAll()
             pendingDeadLetters.removeAll()
             pendingRecords = 0
@@ -352,3 +381,10 @@ public struct PipelineRunner: Sendable {
     }
 }
 
+
+/// A one-way flag set by the source task and read by the consumer.
+final class ExhaustionFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}

@@ -16,7 +16,7 @@ public struct FileIntent: Sendable, Hashable, Codable {
 }
 
 /// Everything one commit changes, applied by the ``StateStore`` in a single transaction.
-public struct StateCommit: Sendable {
+public struct StateCommit: Sendable, Codable {
     public var pipeline: String
     /// New positions per source partition.
     public var checkpoint: [String: String] = [:]
@@ -28,6 +28,9 @@ public struct StateCommit: Sendable {
     public var fileIntents: [FileIntent] = []
     /// Records written to the sink by this commit (for run history).
     public var records = 0
+    /// True for the last commit of a run whose source ran out (a finite extract finished, as
+    /// opposed to a run that was stopped): a `replace` sink publishes its staged table then.
+    public var sourceExhausted = false
     public var now: Date
 
     public init(pipeline: String, now: Date = Date()) {

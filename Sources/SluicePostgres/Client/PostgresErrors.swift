@@ -1,0 +1,63 @@
+import CPostgres
+import SluiceCore
+
+/// Turns libpq failures into classified ``SluiceError``s: bad credentials and missing objects are
+/// not worth retrying; a server that is down, restarting or overloaded is.
+enum PostgresErrors {
+    /// A failed connection attempt. libpq gives no SQLSTATE here, only its message.
+    static func connectFailure(_ message: String, url: PostgresURL) -> SluiceError {
+        let lower = message.lowercased()
+        let credentials = ["password authentication failed", "no password supplied", "scram", "no pg_hba.conf entry",
+                           "role \"", "pg_hba.conf rejects"]
+        if credentials.contains(where: lower.contains) {
+            return SluiceError(.authentication, "PostgreSQL refused the credentials for \(url.redacted): \(message). "
+                + "Check the user and password in the URL (not retried)", retryable: false)
+        }
+        if lower.contains("database \"") && lower.contains("does not exist") {
+            return SluiceError(.configuration, "\(message) (\(url.redacted)); create it or fix the URL (not retried)", retryable: false)
+        }
+        if lower.contains("certificate") || lower.contains("ssl") {
+            return SluiceError(.connection, "TLS to \(url.redacted) failed: \(message); check sslmode/sslrootcert in the URL", retryable: false)
+        }
+        return SluiceError(.connection, "cannot reach PostgreSQL at \(url.redacted): \(message); retrying while it is down", retryable: true)
+    }
+
+    /// The connection broke in the middle of a call.
+    static func lost(_ session: PostgresSession) -> SluiceError {
+        let message = String(cString: PQerrorMessage(session.handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+        return SluiceError(.connection, "the connection to \(session.url.redacted) was lost: \(message)", retryable: true)
+    }
+
+    /// An error the server reported for a statement.
+    static func serverError(sqlState: String, message: String, detail: String?, hint: String?,
+                            connectionLost: Bool, url: PostgresURL) -> SluiceError {
+        var text = message
+        if let detail { text += " (\(detail))" }
+        if let hint { text += "; hint: \(hint)" }
+        if connectionLost {
+            return SluiceError(.connection, "PostgreSQL at \(url.redacted): \(text)", location: "SQLSTATE \(sqlState)", retryable: true)
+        }
+        let code: SluiceError.Code
+        let retryable: Bool
+        switch sqlState.prefix(2) {
+        case "08": (code, retryable) = (.connection, true)  // connection exception
+        case "40": (code, retryable) = (.unavailable, true)  // serialization failure, deadlock
+        case "53", "57", "58": (code, retryable) = (.unavailable, true)  // resources, operator intervention, system
+        case "55": (code, retryable) = (.unavailable, sqlState == "55P03" || sqlState == "55006")  // lock not available, object in use
+        case "28": (code, retryable) = (.authentication, false)
+        case "42", "3D", "3F": (code, retryable) = (.configuration, false)  // undefined objects, syntax, privileges
+        case "22": (code, retryable) = (.schemaViolation, false)  // data exception
+        case "23": (code, retryable) = (.constraint, false)
+        default: (code, retryable) = (.io, false)
+        }
+        return SluiceError(code, text, location: "SQLSTATE \(sqlState)", retryable: retryable)
+    }
+}
+
+extension SluiceError {
+    /// The SQLSTATE of a PostgreSQL server error (kept in ``location``), when it is one.
+    var sqlState: String? {
+        guard let location, location.hasPrefix("SQLSTATE ") else { return nil }
+        return String(location.dropFirst(9))
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import SluiceCore
+
+/// A PostgreSQL connection address (`postgres://user:password@host:port/db?sslmode=require`).
+///
+/// libpq parses the URL itself (TLS through `sslmode`, `sslrootcert`, …). The password never
+/// appears in ``description``, logs or errors: ``redacted`` replaces it with `***`.
+public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
+    /// What libpq gets: the URL, with `application_name` and `connect_timeout` added when absent.
+    public let conninfo: String
+    /// The URL with its password masked.
+    public let redacted: String
+
+    public init(_ url: String, applicationName: String = "sluice") throws {
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+            throw SluiceError(.configuration, "a PostgreSQL URL starts with postgres:// (postgres://user:password@host:5432/database)")
+        }
+        var info = url
+        let separator = url.contains("?") ? "&" : "?"
+        var extras: [String] = []
+        if !url.contains("application_name=") { extras.append("application_name=\(applicationName)") }
+        if !url.contains("connect_timeout=") { extras.append("connect_timeout=10") }
+        if !extras.isEmpty { info += separator + extras.joined(separator: "&") }
+        conninfo = info
+        redacted = Self.redact(url)
+    }
+
+    public var description: String { redacted }
+
+    /// Masks the password of the user-info part and any `password=` parameter.
+    public static func redact(_ url: String) -> String {
+        var text = url
+        if let scheme = text.range(of: "://") {
+            let rest = text[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            if let at = rest[..<authorityEnd].lastIndex(of: "@"),
+               let colon = rest[..<at].firstIndex(of: ":") {
+                text.replaceSubrange(text.index(after: colon)..<at, with: "***")
+            }
+        }
+        if let r = text.range(of: #"password=[^&]*"#, options: .regularExpression) {
+            text.replaceSubrange(r, with: "password=***")
+        }
+        return text
+    }
+}
+
+/// Quoting for SQL text built by Sluice. Values are always bound as parameters; only
+/// identifiers (table and column names) are written into SQL, and always through these.
+public enum SQLText {
+    /// `"name"` with embedded quotes doubled.
+    public static func identifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// `schema.table` → `"schema"."table"`; a name without a dot is quoted as one identifier.
+    public static func qualified(_ name: QualifiedName) -> String {
+        name.schema.map { identifier($0) + "." + identifier(name.name) } ?? identifier(name.name)
+    }
+}
+
+/// A table name, optionally schema-qualified.
+public struct QualifiedName: Sendable, Hashable, CustomStringConvertible {
+    public var schema: String?
+    public var name: String
+
+    public init(schema: String?, name: String) {
+        self.schema = schema
+        self.name = name
+    }
+
+    /// Parses `table` or `schema.table` (each part letters, digits, `_`, `$`, or a "quoted" name).
+    public init?(parsing text: String) {
+        let parts = Self.split(text)
+        guard let parts, (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty }) else { return nil }
+        schema = parts.count == 2 ? parts[0] : nil
+        name = parts.last!
+    }
+
+    public var description: String { schema.map { "\($0).\(name)" } ?? name }
+
+    /// The schema to look the table up in (`public` when not given).
+    public var schemaOrDefault: String { schema ?? "public" }
+
+    /// Splits at dots outside quotes. Unquoted parts fold to lower case, as PostgreSQL does.
+    static func split(_ text: String) -> [String]? {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false
+        var wasQuoted = false
+        var chars = Array(text)[...]
+        while let c = chars.popFirst() {
+            if quoted {
+                if c == "\"" {
+                    if chars.first == "\"" { current.append("\""); chars.removeFirst() } else { quoted = false }
+                } else {
+                    current.append(c)
+                }
+            } else if c == "\"" {
+                quoted = true
+                wasQuoted = true
+            } else if c == "." {
+                parts.append(wasQuoted ? current : current.lowercased())
+                current = ""
+                wasQuoted = false
+            } else if c.isLetter || c.isNumber || c == "_" || c == "$" {
+                current.append(c)
+            } else {
+                return nil
+            }
+        }
+        guard !quoted else { return nil }
+        parts.append(wasQuoted ? current : current.lowercased())
+        return parts
+    }
+}

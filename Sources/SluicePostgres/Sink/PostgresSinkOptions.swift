@@ -1,0 +1,54 @@
+import SluiceCore
+
+/// Options of `sink: {postgres: {...}}`.
+///
+/// ```yaml
+/// sink:
+///   postgres:
+///     url: ${WAREHOUSE_URL}
+///     table: analytics.orders
+///     mode: upsert            # append (default) | upsert (merge by key) | replace (staged, swapped when the extract ends)
+///     key: [id]               # upsert: the merge key (the table's primary key when it exists)
+///     create: true            # create the table from the data's schema when missing (default true)
+/// ```
+public struct PostgresSinkOptions: Decodable, Sendable {
+    public enum Mode: String, Sendable { case append, upsert, replace }
+
+    public var url: PostgresURL
+    public var table: QualifiedName
+    public var mode: Mode = .append
+    public var key: [String] = []
+    public var create = true
+
+    enum CodingKeys: String, CodingKey { case url, table, mode, key, create }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        do {
+            url = try PostgresURL(try c.decode(String.self, forKey: .url))
+        } catch let e as SluiceError {
+            throw try c.superDecoder(forKey: .url).configError(e.message)
+        }
+        let t = try c.decode(String.self, forKey: .table)
+        guard let name = QualifiedName(parsing: t) else {
+            throw try c.superDecoder(forKey: .table).configError("a table name (table or schema.table; quote unusual names: \"My Table\") is expected")
+        }
+        table = name
+        if let m = try c.decodeIfPresent(String.self, forKey: .mode) {
+            guard let parsed = Mode(rawValue: m) else {
+                throw try c.superDecoder(forKey: .mode).configError("unknown mode '\(m)'; use append, upsert or replace")
+            }
+            mode = parsed
+        }
+        key = try c.decodeIfPresent([String].self, forKey: .key) ?? []
+        if mode == .upsert && key.isEmpty {
+            throw try c.superDecoder(forKey: .mode).configError("mode: upsert needs `key: [column, …]`: the columns rows are merged by")
+        }
+        create = try c.decodeIfPresent(Bool.self, forKey: .create) ?? true
+    }
+
+    /// The persistent table `replace` loads into before the swap.
+    var stagingTable: QualifiedName {
+        QualifiedName(schema: table.schema, name: String((table.name + "__sluice_staging").prefix(63)))
+    }
+}

@@ -1,0 +1,375 @@
+import Foundation
+import Logging
+import SluiceCore
+
+/// Writes one pipeline's batches. See ``PostgresSink``.
+///
+/// Each batch is copied (binary COPY) into a temporary stage table in Sluice's own column types,
+/// then moved into the target with one `INSERT … SELECT` that PostgreSQL casts to the target's
+/// types. When that statement fails for data reasons (a constraint, a value out of range), the
+/// batch is moved row by row under savepoints and only the refused rows are returned to the
+/// runtime, which dead-letters them. New columns are added (`ALTER TABLE … ADD COLUMN`) and
+/// widened types altered inside the same transaction as the rows that need them.
+///
+/// Mutable state is touched only by the owning task, in sequence, or inside
+/// ``PostgresConnection/run(_:)`` while that task awaits it.
+final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
+    let options: PostgresSinkOptions
+    let context: SinkContext
+    let stateTable: QualifiedName
+    var connection: PostgresConnection
+    /// Whether a transaction is open (rows written since the last commit).
+    var inTransaction = false
+    /// The connection broke; the next call reconnects and replays ``held``.
+    var broken = false
+    /// Accepted rows since the last commit, replayed into a new transaction after a reconnect.
+    var held: [RecordBatch] = []
+    var heldBytes = 0
+    /// The checkpoint the target holds (all partitions).
+    var checkpoint: [String: String] = [:]
+    /// The checkpoint a commit in flight will store (to tell after a lost connection whether it landed).
+    var committing: [String: String]?
+    /// Columns of the load table (name → `format_type`), nil until read.
+    var loadColumns: [String: String]?
+    /// The schema the temporary stage table has now.
+    var stageSchema: Schema?
+    /// replace: whether the staging table exists (this pass has started loading).
+    var stagingReady = false
+
+    /// Commit early when this much is held for replay.
+    static let maxHeldBytes = 64 << 20
+
+    init(options: PostgresSinkOptions, context: SinkContext) async throws {
+        self.options = options
+        self.context = context
+        stateTable = SinkStateRow.table(for: options.table)
+        connection = try await PostgresConnection.connect(options.url)
+    }
+
+    var logger: Logger { context.logger }
+
+    /// The table rows go into: the target, or the staging table of `replace`.
+    var loadTable: QualifiedName { options.mode == .replace ? options.stagingTable : options.table }
+
+    // MARK: Recovery
+
+    /// Repairs the state store after a crash between the target's commit and the state
+    /// store's: the target holds the newer checkpoint and the commit that produced it.
+    func recover() async throws {
+        let pipeline = context.pipeline
+        let stateTable = self.stateTable
+        let row = try await connection.run { session -> SinkStateRow? in
+            if let schema = stateTable.schema { try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schema))") }
+            try session.execute(SinkStateRow.createSQL(stateTable))
+            let r = try session.query("SELECT checkpoint_before::text, checkpoint_after::text, pending::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1",
+                                      [pipeline])
+            guard r.rows == 1 else { return nil }
+            return SinkStateRow(before: SinkStateRow.decode([String: String].self, r.string(0, 0)) ?? [:],
+                                after: SinkStateRow.decode([String: String].self, r.string(0, 1)) ?? [:],
+                                pending: SinkStateRow.decode(StateCommit.self, r.string(0, 2)))
+        }
+        var stored = try await context.state.checkpoint(pipeline: pipeline).partitions
+        if let row, stored != row.after {
+            if stored == row.before, let pending = row.pending {
+                logger.warning("recovering the last commit from the target: it committed there but not in the state store",
+                               metadata: ["table": "\(options.table)", "checkpoint": "\(row.after)"])
+                try await context.state.commit(pending)
+                stored = try await context.state.checkpoint(pipeline: pipeline).partitions
+            } else {
+                logger.warning("the checkpoint stored with the data differs from the state store's (was the pipeline reset?); continuing from the state store's",
+                               metadata: ["table": "\(options.table)"])
+            }
+        }
+        checkpoint = stored
+        if options.mode == .replace {
+            let staging = options.stagingTable
+            stagingReady = try await connection.run { session in
+                try session.query("SELECT to_regclass($1) IS NOT NULL", [SQLText.qualified(staging)]).string(0, 0) == "t"
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    func write(_ batch: RecordBatch) async throws -> [RowFailure] {
+        if broken { try await reconnect() }
+        let failures: [RowFailure]
+        do {
+            failures = try await load(batch)
+        } catch {
+            try noteConnectionLoss(error)
+            throw error
+        }
+        let accepted = failures.isEmpty ? batch : batch.take(Array(Set(0..<batch.count).subtracting(failures.map(\.row))).sorted())
+        if accepted.count > 0 {
+            held.append(accepted)
+            heldBytes += accepted.byteSize
+        }
+        return failures
+    }
+
+    func commitDue(at now: ContinuousClock.Instant) -> Bool { heldBytes >= Self.maxHeldBytes }
+
+    /// Loads one batch inside the open transaction (opening one if needed).
+    func load(_ batch: RecordBatch) async throws -> [RowFailure] {
+        try await connection.run { [self] session in try self.load(batch, session: session) }
+    }
+
+    func load(_ batch: RecordBatch, session: PostgresSession) throws -> [RowFailure] {
+        if !inTransaction {
+            try session.execute("BEGIN")
+            inTransaction = true
+        }
+        try prepareLoadTable(for: batch.schema, session: session)
+        try prepareStage(batch.schema, session: session)
+        var failures = PostgresCopyEncoder.unstorableRows(batch)
+        let skipped = Set(failures.map(\.row))
+        let columns = batch.schema.fields.map { SQLText.identifier($0.name) }
+        try session.copyIn("COPY pg_temp.sluice_stage (sluice_row, \(columns.joined(separator: ", "))) FROM STDIN (FORMAT binary)") { send in
+            var buffer = PostgresCopyEncoder.header
+            buffer.reserveCapacity(1 << 20)
+            PostgresCopyEncoder.encode(batch, skipping: skipped, into: &buffer)
+            buffer += PostgresCopyEncoder.trailer
+            try buffer.withUnsafeBytes { try send($0) }
+        }
+        let move = moveSQL(batch.schema)
+        try session.execute("SAVEPOINT sluice_batch")
+        do {
+            try session.query(move.all)
+            try session.execute("RELEASE SAVEPOINT sluice_batch")
+        } catch let e as SluiceError where e.code == .schemaViolation || e.code == .constraint {
+            // Find the rows the target refuses, one by one; the others go in.
+            try session.execute("ROLLBACK TO SAVEPOINT sluice_batch")
+            for row in 0..<batch.count where !skipped.contains(row) {
+                try session.execute("SAVEPOINT sluice_row")
+                do {
+                    try session.query(move.one, [String(row)])
+                    try session.execute("RELEASE SAVEPOINT sluice_row")
+                } catch let rowError as SluiceError where rowError.code == .schemaViolation || rowError.code == .constraint {
+                    try session.execute("ROLLBACK TO SAVEPOINT sluice_row")
+                    failures.append(RowFailure(row: row, error: SluiceError(rowError.code, "\(options.table) refused the row: \(rowError.message)", retryable: false)))
+                }
+            }
+            try session.execute("RELEASE SAVEPOINT sluice_batch")
+        }
+        try session.execute("TRUNCATE pg_temp.sluice_stage")
+        return failures
+    }
+
+    /// `INSERT … SELECT` from the stage into the load table, for all rows and for one (`$1`).
+    func moveSQL(_ schema: Schema) -> (all: String, one: String) {
+        let columns = schema.fields.map { SQLText.identifier($0.name) }.joined(separator: ", ")
+        let target = SQLText.qualified(loadTable)
+        switch options.mode {
+        case .append, .replace:
+            let base = "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM pg_temp.sluice_stage"
+            return (base, base + " WHERE sluice_row = $1::int4")
+        case .upsert:
+            let keys = options.key.map(SQLText.identifier).joined(separator: ", ")
+            let others = schema.fields.map(\.name).filter { !options.key.contains($0) }
+            let action = others.isEmpty ? "DO NOTHING"
+                : "DO UPDATE SET " + others.map { "\(SQLText.identifier($0)) = EXCLUDED.\(SQLText.identifier($0))" }.joined(separator: ", ")
+            // The last version of a key within the batch wins (one statement may not update a row twice).
+            let all = "INSERT INTO \(target) (\(columns)) SELECT DISTINCT ON (\(keys)) \(columns) FROM pg_temp.sluice_stage "
+                + "ORDER BY \(keys), sluice_row DESC ON CONFLICT (\(keys)) \(action)"
+            let one = "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM pg_temp.sluice_stage WHERE sluice_row = $1::int4 "
+                + "ON CONFLICT (\(keys)) \(action)"
+            return (all, one)
+        }
+    }
+
+    /// (Re)creates the temporary stage table when the batch's schema differs from the last one.
+    func prepareStage(_ schema: Schema, session: PostgresSession) throws {
+        guard stageSchema != schema else { return }
+        let columns = schema.fields.map { "\(SQLText.identifier($0.name)) \(PostgresCopyEncoder.stageType($0.type))" }
+        try session.execute("DROP TABLE IF EXISTS pg_temp.sluice_stage; CREATE TEMP TABLE sluice_stage (sluice_row int4 NOT NULL, \(columns.joined(separator: ", ")))")
+        stageSchema = schema
+    }
+
+    /// Makes sure the load table exists and has every column of `schema`, at a type that holds it:
+    /// creates it, adds missing columns, widens narrower ones (int → float/decimal, date → timestamp).
+    func prepareLoadTable(for schema: Schema, session: PostgresSession) throws {
+        if loadColumns == nil { loadColumns = try columns(of: loadTable, session: session) }
+        if loadColumns!.isEmpty {
+            try createLoadTable(schema, session: session)
+            loadColumns = try columns(of: loadTable, session: session)
+        }
+        for field in schema.fields {
+            let name = SQLText.identifier(field.name)
+            let table = SQLText.qualified(loadTable)
+            guard let existing = loadColumns![field.name] else {
+                try session.execute("ALTER TABLE \(table) ADD COLUMN \(name) \(PostgresCopyEncoder.sqlType(field.type))")
+                loadColumns![field.name] = PostgresCopyEncoder.sqlType(field.type)
+                logger.info("column added to the target", metadata: ["table": "\(loadTable)", "column": "\(field.name)", "type": "\(field.type)"])
+                continue
+            }
+            if let current = PostgresCopyEncoder.sluiceType(sqlType: existing), current != field.type,
+               SchemaDiff.canWiden(current, to: field.type) {
+                let type = PostgresCopyEncoder.sqlType(field.type)
+                try session.execute("ALTER TABLE \(table) ALTER COLUMN \(name) TYPE \(type) USING \(name)::\(type)")
+                loadColumns![field.name] = type
+                logger.info("column widened in the target", metadata: ["table": "\(loadTable)", "column": "\(field.name)", "from": "\(existing)", "to": "\(type)"])
+            }
+        }
+    }
+
+    func createLoadTable(_ schema: Schema, session: PostgresSession) throws {
+        if options.mode == .replace {
+            // Stage the next version of the target like the current one (indexes, defaults, constraints).
+            let target = try columns(of: options.table, session: session)
+            if !target.isEmpty {
+                try session.execute("CREATE TABLE \(SQLText.qualified(loadTable)) (LIKE \(SQLText.qualified(options.table)) INCLUDING ALL)")
+                stagingReady = true
+                return
+            }
+        }
+        guard options.create else {
+            throw SluiceError(.configuration, "table \(options.table) does not exist; create it, or let Sluice create it (`create: true`)",
+                              location: "sink.postgres.table", retryable: false)
+        }
+        if let schemaName = loadTable.schema {
+            try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schemaName))")
+        }
+        var definitions = schema.fields.map { f in
+            "\(SQLText.identifier(f.name)) \(PostgresCopyEncoder.sqlType(f.type))" + (options.key.contains(f.name) ? " NOT NULL" : "")
+        }
+        for k in options.key where !schema.fields.contains(where: { $0.name == k }) {
+            throw SluiceError(.configuration, "key column '\(k)' is not in the data (fields: \(schema.fields.map(\.name).joined(separator: ", ")))",
+                              location: "sink.postgres.key", retryable: false)
+        }
+        if !options.key.isEmpty {
+            definitions.append("PRIMARY KEY (\(options.key.map(SQLText.identifier).joined(separator: ", ")))")
+        }
+        try session.execute("CREATE TABLE IF NOT EXISTS \(SQLText.qualified(loadTable)) (\(definitions.joined(separator: ", ")))")
+        if options.mode == .replace { stagingReady = true }
+        logger.info("table created", metadata: ["table": "\(loadTable)", "columns": "\(schema.fields.count)"])
+    }
+
+    /// Column name → `format_type` of a table (empty when it does not exist).
+    func columns(of table: QualifiedName, session: PostgresSession) throws -> [String: String] {
+        let r = try session.query("""
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+            JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+            """, [table.schemaOrDefault, table.name])
+        var result: [String: String] = [:]
+        for i in 0..<r.rows { result[r.string(i, 0)!] = r.string(i, 1)! }
+        return result
+    }
+
+    // MARK: Committing
+
+    func prepareCommit(_ commit: inout StateCommit) async throws {
+        if broken { try await reconnect() }
+        if committing == nil {
+            // Nothing in flight: this is a fresh commit (a retried one after a lost COMMIT is
+            // recognised by ``reconnect()`` and needs nothing more).
+            let after = checkpoint.merging(commit.checkpoint) { $1 }
+            committing = after
+            let before = checkpoint
+            let pending = commit
+            do {
+                try await connection.run { [self] session in
+                    if !inTransaction {
+                        try session.execute("BEGIN")
+                        inTransaction = true
+                    }
+                    if options.mode == .replace && pending.sourceExhausted { try swapStaging(session: session) }
+                    try session.query("""
+                        INSERT INTO \(SQLText.qualified(stateTable)) (pipeline, target, checkpoint_before, checkpoint_after, pending, committed_at)
+                        VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, now())
+                        ON CONFLICT (pipeline) DO UPDATE SET target = EXCLUDED.target, checkpoint_before = EXCLUDED.checkpoint_before,
+                            checkpoint_after = EXCLUDED.checkpoint_after, pending = EXCLUDED.pending, committed_at = EXCLUDED.committed_at
+                        """, [pending.pipeline, options.table.description, SinkStateRow.encode(before), SinkStateRow.encode(after),
+                              SinkStateRow.encode(pending)])
+                    try session.execute("COMMIT")
+                    inTransaction = false
+                }
+            } catch {
+                try noteConnectionLoss(error)
+                throw error
+            }
+        }
+        checkpoint = committing!
+        committing = nil
+        held.removeAll()
+        heldBytes = 0
+    }
+
+    /// replace: the staging table becomes the target, atomically with the commit.
+    func swapStaging(session: PostgresSession) throws {
+        let target = options.table
+        if !stagingReady {
+            // An empty extract: the new version of the table is empty.
+            let existing = try columns(of: target, session: session)
+            guard !existing.isEmpty else { return }
+            try session.execute("CREATE TABLE \(SQLText.qualified(options.stagingTable)) (LIKE \(SQLText.qualified(target)) INCLUDING ALL)")
+        }
+        let old = String((target.name + "__sluice_old").prefix(63))
+        let exists = try session.query("SELECT to_regclass($1) IS NOT NULL", [SQLText.qualified(target)]).string(0, 0) == "t"
+        if exists {
+            try session.execute("ALTER TABLE \(SQLText.qualified(target)) RENAME TO \(SQLText.identifier(old))")
+        }
+        try session.execute("ALTER TABLE \(SQLText.qualified(options.stagingTable)) RENAME TO \(SQLText.identifier(target.name))")
+        if exists {
+            try session.execute("DROP TABLE \(SQLText.qualified(QualifiedName(schema: target.schema, name: old)))")
+        }
+        stagingReady = false
+        loadColumns = nil
+        logger.info("table replaced by the new extract", metadata: ["table": "\(target)"])
+    }
+
+    // MARK: Connection loss
+
+    /// Any failure inside the transaction aborts it (PostgreSQL refuses further statements), so
+    /// the next call starts over on a new connection and loads the held rows again.
+    func noteConnectionLoss(_ error: any Error) throws {
+        broken = true
+    }
+
+    /// Opens a new connection. A commit that was in flight either landed (the target's state
+    /// row shows its checkpoint) or did not (the held rows are loaded again in a new transaction).
+    func reconnect() async throws {
+        connection = try await PostgresConnection.connect(options.url)
+        inTransaction = false
+        loadColumns = nil
+        stageSchema = nil
+        broken = false
+        let pipeline = context.pipeline
+        let stateTable = self.stateTable
+        if let committing {
+            let landed = try await connection.run { session -> [String: String]? in
+                let r = try session.query("SELECT checkpoint_after::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1", [pipeline])
+                return r.rows == 1 ? SinkStateRow.decode([String: String].self, r.string(0, 0)) : nil
+            }
+            if landed == committing {
+                logger.info("the commit in flight when the connection broke had landed")
+                held.removeAll()
+                heldBytes = 0
+                return  // prepareCommit finishes it
+            }
+            self.committing = nil
+        }
+        if options.mode == .replace {
+            let staging = options.stagingTable
+            stagingReady = try await connection.run { session in
+                try session.query("SELECT to_regclass($1) IS NOT NULL", [SQLText.qualified(staging)]).string(0, 0) == "t"
+            }
+        }
+        let batches = held
+        logger.info("reconnected; loading the rows of the interrupted transaction again", metadata: ["batches": "\(batches.count)"])
+        do {
+            for batch in batches { _ = try await load(batch) }
+        } catch {
+            try noteConnectionLoss(error)
+            throw error
+        }
+    }
+
+    func close() async {
+        if inTransaction {
+            _ = try? await connection.run { try $0.execute("ROLLBACK") }
+            inTransaction = false
+        }
+    }
+}

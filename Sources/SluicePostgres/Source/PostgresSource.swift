@@ -1,0 +1,207 @@
+import Foundation
+import Logging
+import SluiceCore
+
+/// Pulls a PostgreSQL table or query: `full` (whole table in key order, resumable mid-pass),
+/// `incremental` (rows past the last committed cursor, primary key as tie-breaker, optional
+/// lookback for late commits) or `changelog` (a change table; rows are marked processed only
+/// after the sink committed them). See ``PostgresExtractPlan`` for the SQL.
+public struct PostgresSource: Source {
+    public var options: PostgresSourceOptions
+
+    public var isContinuous: Bool { false }
+
+    public init(options: PostgresSourceOptions) { self.options = options }
+
+    public static let factory = SourceFactory(
+        type: "postgres",
+        summary: "a PostgreSQL table or query: full, incremental by a cursor (primary key breaks ties), or a change-log table",
+        example: """
+        source:
+          postgres: { url: "${PG_URL}", table: public.orders, mode: incremental, cursor: [updated_at], lookback: 5m }
+        """
+    ) { config, _ in
+        PostgresSource(options: try config.decodeOptions(PostgresSourceOptions.self))
+    }
+
+    /// With `lookback`, rows are re-read; the pipeline drops the repeats by primary key and
+    /// cursor (an implicit `dedupe`, unless the pipeline declares its own).
+    public var implicitDedupeKey: [String]? {
+        guard options.lookback != nil else { return nil }
+        return options.cursor + options.key
+    }
+
+    public func checkReachable() async throws {
+        let connection = try await PostgresConnection.connect(options.url)
+        let o = options
+        _ = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
+    }
+
+    public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
+        let connection = try await PostgresConnection.connect(options.url)
+        let o = options
+        let plan = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
+        context.logger.info("reading PostgreSQL", metadata: [
+            "url": "\(options.url.redacted)", "relation": "\(options.partition)", "mode": "\(options.mode.rawValue)",
+            "key": "\(plan.key.map(\.name))",
+        ])
+        return PostgresSourceReader(options: options, plan: plan, connection: connection,
+                                    position: checkpoint[options.partition].flatMap(KeyPosition.decode))
+    }
+
+    /// changelog: marks rows up to the committed change id processed (after the sink commit).
+    public func committed(_ positions: [String: String], context: SourceContext) async throws {
+        guard options.mode == .changelog, let processed = options.processedColumn, let table = options.table,
+              let value = positions[options.partition], let position = KeyPosition.decode(value), let after = position.after else { return }
+        let connection = try await PostgresConnection.connect(options.url)
+        let o = options
+        let updated = try await connection.run { session -> Int in
+            let plan = try PostgresExtractPlan(options: o, session: session)
+            let id = plan.key[0]
+            let sql = "UPDATE \(SQLText.qualified(table)) SET \(SQLText.identifier(processed)) = true "
+                + "WHERE \(SQLText.identifier(id.name)) <= $1::\(id.typeName) AND \(SQLText.identifier(processed)) IS NOT TRUE"
+            return try session.query(sql, [after[0]]).affectedRows
+        }
+        context.logger.debug("change rows marked processed", metadata: ["rows": "\(updated)"])
+    }
+}
+
+/// Where an extract stands: the last key read, as exact text values; for full extracts,
+/// whether the pass is done and which pass it is.
+struct KeyPosition: Sendable, Hashable {
+    var after: [String]?
+    var done = false
+    var run: String
+
+    var encoded: String {
+        var object: [String: Any] = ["run": run, "done": done]
+        if let after { object["after"] = after }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func decode(_ text: String) -> KeyPosition? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
+        var p = KeyPosition(run: object["run"] as? String ?? "")
+        p.done = object["done"] as? Bool ?? false
+        p.after = object["after"] as? [String]
+        return p
+    }
+
+    static func newRun() -> KeyPosition {
+        KeyPosition(after: nil, run: String(UUID().uuidString.lowercased().prefix(8)))
+    }
+}
+
+/// Reads one extract page by page. See ``PostgresSource``.
+final class PostgresSourceReader: SourceReader {
+    let options: PostgresSourceOptions
+    let plan: PostgresExtractPlan
+    let connection: PostgresConnection
+    var position: KeyPosition
+    /// Lookback polls start before the committed cursor; the first page is different.
+    var startsWithLookback: Bool
+    var finished = false
+
+    init(options: PostgresSourceOptions, plan: PostgresExtractPlan, connection: PostgresConnection, position: KeyPosition?) {
+        self.options = options
+        self.plan = plan
+        self.connection = connection
+        switch options.mode {
+        case .full:
+            self.position = position.flatMap { $0.done ? nil : $0 } ?? .newRun()  // resume an interrupted pass
+        case .incremental, .changelog:
+            self.position = position ?? .newRun()
+        }
+        startsWithLookback = options.lookback != nil && self.position.after != nil
+    }
+
+    func next() async throws -> SourceBatch? {
+        guard !finished else { return nil }
+        let limit = options.batchRows
+        let plan = self.plan
+        let sql: String
+        let parameters: [String?]
+        if let after = position.after {
+            if startsWithLookback, let lookback = options.lookback {
+                sql = plan.lookbackPageSQL()
+                parameters = [after[0], "\(lookback.components.seconds) seconds", String(limit)]
+            } else {
+                sql = plan.nextPageSQL()
+                parameters = after + [String(limit)]
+            }
+        } else {
+            sql = plan.firstPageSQL()
+            parameters = [String(limit)]
+        }
+        startsWithLookback = false
+        let partition = options.partition
+        let page = try await connection.run { session -> Page in
+            let result = try session.query(sql, parameters, binary: true)
+            return Page.decode(result, plan: plan, partition: partition)
+        }
+        if let last = page.lastKey { position.after = last }
+        if page.rows < limit {
+            finished = true
+            if options.mode == .full { position.done = true }
+            if page.rows == 0 && options.mode != .full { return nil }
+        }
+        return SourceBatch(records: page.batch, rejects: page.rejects,
+                           position: SourcePosition(partition: partition, value: position.encoded),
+                           inputBytes: page.bytes)
+    }
+
+    func close() async {}
+}
+
+/// One decoded page.
+struct Page: Sendable {
+    var batch: RecordBatch
+    var rejects: [DeadLetter]
+    var lastKey: [String]?
+    var rows: Int
+    var bytes: Int
+
+    /// Decodes binary result rows straight into column builders. A value with no Sluice form
+    /// (infinity, NaN, a numeric with too many digits) sends its row to the dead-letter queue.
+    static func decode(_ r: PostgresResult, plan: PostgresExtractPlan, partition: String) -> Page {
+        let n = plan.mappings.count
+        var builders = plan.mappings.map { ColumnBuilder(type: $0.field.type, capacity: r.rows) }
+        var rejects: [DeadLetter] = []
+        var bytes = 0
+        for row in 0..<r.rows {
+            var failed: Int?
+            for column in 0..<n {
+                if r.isNull(row, column) {
+                    builders[column].appendNull()
+                    continue
+                }
+                let value = r.bytes(row, column)
+                bytes += value.count
+                if !BinaryValue.append(value, plan.mappings[column].decoder, to: &builders[column]) {
+                    failed = column
+                    break
+                }
+            }
+            if let failed {
+                for c in 0..<failed { builders[c].removeLast() }
+                let key = (0..<plan.key.count).map { r.string(row, n + $0) ?? "" }
+                let field = plan.mappings[failed].field
+                let text = rowText(r, row: row, plan: plan)
+                rejects.append(DeadLetter(stage: "decode", errorKind: "type_mismatch",
+                                          message: "column '\(field.name)': value has no \(field.type) form (infinity, NaN or too many digits)",
+                                          location: "postgres:\(partition)@\(key.joined(separator: ","))", raw: Array(text.utf8)))
+            }
+        }
+        let lastKey = r.rows > 0 ? (0..<plan.key.count).map { r.string(r.rows - 1, n + $0) ?? "" } : nil
+        let batch = RecordBatch(schema: plan.schema, columns: builders.indices.map { builders[$0].finish() })
+        return Page(batch: batch, rejects: rejects, lastKey: lastKey, rows: r.rows, bytes: bytes)
+    }
+
+    /// The key of a rejected row, for its dead letter (its values are binary; the key is text).
+    static func rowText(_ r: PostgresResult, row: Int, plan: PostgresExtractPlan) -> String {
+        let n = plan.mappings.count
+        let pairs = plan.key.enumerated().map { "\"\($0.element.name)\": \"\(r.string(row, n + $0.offset) ?? "")\"" }
+        return "{" + pairs.joined(separator: ", ") + "}"
+    }
+}

@@ -1,0 +1,108 @@
+import SluiceCore
+
+/// Options of `source: {postgres: {...}}`.
+///
+/// ```yaml
+/// source:
+///   postgres:
+///     url: ${PG_URL}              # postgres://user:password@host:5432/db?sslmode=require
+///     table: public.orders        # or query: "SELECT …" with key: [id]
+///     mode: incremental           # full (default) | incremental | changelog
+///     cursor: [updated_at]        # incremental: columns that only grow; the primary key breaks ties
+///     lookback: 10m               # incremental: re-read this far back for rows committed late
+///     batch_rows: 50000
+///     unsupported_types: error    # error (default) | string: other types as their text form
+/// ```
+public struct PostgresSourceOptions: Decodable, Sendable {
+    public enum Mode: String, Sendable { case full, incremental, changelog }
+    public enum Unsupported: String, Sendable { case error, string }
+
+    public var url: PostgresURL
+    public var table: QualifiedName?
+    public var query: String?
+    /// Columns that identify a row and order the read (default: the table's primary key).
+    public var key: [String] = []
+    public var mode: Mode = .full
+    public var cursor: [String] = []
+    public var lookback: Duration?
+    /// changelog: the change-id column (default: the primary key) and the optional boolean
+    /// column set to true once a row is committed downstream.
+    public var changeID: String?
+    public var processedColumn: String?
+    /// An extra SQL condition (`WHERE`), e.g. `tenant_id = 7`.
+    public var filter: String?
+    public var batchRows = 50_000
+    public var unsupportedTypes: Unsupported = .error
+
+    enum CodingKeys: String, CodingKey {
+        case url, table, query, key, mode, cursor, lookback, filter
+        case changeID = "change_id", processedColumn = "processed_column"
+        case batchRows = "batch_rows", unsupportedTypes = "unsupported_types"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let rawURL = try c.decode(String.self, forKey: .url)
+        do {
+            url = try PostgresURL(rawURL)
+        } catch let e as SluiceError {
+            throw try c.superDecoder(forKey: .url).configError(e.message)
+        }
+        if let t = try c.decodeIfPresent(String.self, forKey: .table) {
+            guard let name = QualifiedName(parsing: t) else {
+                throw try c.superDecoder(forKey: .table).configError("a table name (table or schema.table; quote unusual names: \"My Table\") is expected")
+            }
+            table = name
+        }
+        query = try c.decodeIfPresent(String.self, forKey: .query)
+        if (table == nil) == (query == nil) {
+            throw decoder.configError("name either `table` or `query` (not both)")
+        }
+        key = try c.decodeIfPresent([String].self, forKey: .key) ?? []
+        if query != nil && key.isEmpty {
+            throw try c.superDecoder(forKey: .query).configError("a query needs `key: [column, …]`: columns of its result that identify a row, so reading can resume after a crash")
+        }
+        if let m = try c.decodeIfPresent(String.self, forKey: .mode) {
+            guard let parsed = Mode(rawValue: m) else {
+                throw try c.superDecoder(forKey: .mode).configError("unknown mode '\(m)'; use full, incremental or changelog")
+            }
+            mode = parsed
+        }
+        cursor = try c.decodeIfPresent([String].self, forKey: .cursor) ?? []
+        switch mode {
+        case .incremental where cursor.isEmpty:
+            throw try c.superDecoder(forKey: .mode).configError("mode: incremental needs `cursor: [column, …]` (columns that only grow, e.g. [updated_at])")
+        case .full, .changelog:
+            if !cursor.isEmpty { throw try c.superDecoder(forKey: .cursor).configError("`cursor` is for mode: incremental") }
+        default: break
+        }
+        if c.contains(.lookback) {
+            guard mode == .incremental else {
+                throw try c.superDecoder(forKey: .lookback).configError("`lookback` is for mode: incremental")
+            }
+            lookback = try c.decode(ConfigDuration.self, forKey: .lookback).duration
+            if key.isEmpty {
+                throw try c.superDecoder(forKey: .lookback).configError("`lookback` re-reads recent rows and drops the repeats by row identity: name it with `key: [id]` (the primary key)")
+            }
+        }
+        changeID = try c.decodeIfPresent(String.self, forKey: .changeID)
+        processedColumn = try c.decodeIfPresent(String.self, forKey: .processedColumn)
+        if mode != .changelog, changeID != nil || processedColumn != nil {
+            throw try c.superDecoder(forKey: changeID != nil ? .changeID : .processedColumn).configError("`change_id` and `processed_column` are for mode: changelog")
+        }
+        if mode == .changelog && query != nil {
+            throw try c.superDecoder(forKey: .query).configError("mode: changelog reads a change table: use `table`")
+        }
+        filter = try c.decodeIfPresent(String.self, forKey: .filter)
+        batchRows = try c.decodeIfPresent(Int.self, forKey: .batchRows, in: 1...1_000_000) ?? batchRows
+        if let u = try c.decodeIfPresent(String.self, forKey: .unsupportedTypes) {
+            guard let parsed = Unsupported(rawValue: u) else {
+                throw try c.superDecoder(forKey: .unsupportedTypes).configError("use error or string")
+            }
+            unsupportedTypes = parsed
+        }
+    }
+
+    /// A name for the partition and dead-letter locations: the table, or `query`.
+    var partition: String { table?.description ?? "query" }
+}
