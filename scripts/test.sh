@@ -9,6 +9,12 @@ swift build 2>&1 | grep -vE "'swift-distributed-tracing'|unhandled; explicitly" 
 export SLUICE_BIN="$(swift build --show-bin-path)/sluice"
 [ -x "$SLUICE_BIN" ] || { echo "error: the build failed" >&2; swift build; exit 1; }
 
+# A throwaway PostgreSQL server for the database tests (stopped and deleted on exit).
+source scripts/pg-test-server.sh
+trap pg_test_server_stop EXIT
+
 echo "==> swift test"
+set +e
 swift test "$@" 2>&1 | grep -vE "'swift-distributed-tracing'|unhandled; explicitly"
-exit "${PIPESTATUS[0]}"
+status="${PIPESTATUS[0]}"
+exit "$status"

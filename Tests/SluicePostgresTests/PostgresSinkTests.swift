@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import SluiceCore
+@testable import SluicePostgres
+import Testing
+
+/// The PostgreSQL sink against the real test server: modes, evolution, refused rows, recovery.
+@Suite struct PostgresSinkTests {
+    /// A pipeline from an NDJSON file to a table of `db`.
+    func pipeline(_ db: TestDatabase, _ name: String, lines: [String], sink: String, schema: String = "") throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pgsink-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: "\(dir)/in.ndjson", atomically: true, encoding: .utf8)
+        return """
+        pipelines:
+          \(name):
+            source:
+              file: { path: "\(dir)/in.ndjson", format: ndjson }
+            sink:
+              postgres: { url: "\(db.url)", \(sink) }
+        \(schema)
+        """
+    }
+
+    @Test func appendUpsertAndReplace() async throws {
+        let db = try await TestDatabase.make("modes")
+        defer { Task { await db.drop() } }
+        let state = try temporaryStateStore()
+        let s = db.schema
+        let rows = [#"{"id": 1, "v": "a", "amount": 1.50}"#, #"{"id": 2, "v": "b", "amount": 2.25}"#, #"{"id": 1, "v": "c", "amount": 3.00}"#]
+        _ = try await db.run(try pipeline(db, "app", lines: rows, sink: "table: \(s).app"), state: state)
+        #expect(try await db.rows("SELECT id, v FROM app ORDER BY id, v") == [["1", "a"], ["1", "c"], ["2", "b"]])
+        _ = try await db.run(try pipeline(db, "ups", lines: rows, sink: "table: \(s).ups, mode: upsert, key: [id]"), state: state)
+        #expect(try await db.rows("SELECT id, v FROM ups ORDER BY id") == [["1", "c"], ["2", "b"]], "the last version of a key wins")
+        _ = try await db.run(try pipeline(db, "ups2", lines: [#"{"id": 2, "v": "z", "amount": 9}"#], sink: "table: \(s).ups, mode: upsert, key: [id]"), state: state)
+        #expect(try await db.rows("SELECT id, v FROM ups ORDER BY id") == [["1", "c"], ["2", "z"]])
+        // replace: readers see the old table until the new extract is complete, then the new one.
+        try await db.execute("CREATE TABLE rep (id bigint PRIMARY KEY, v text); INSERT INTO rep VALUES (99, 'old')")
+        _ = try await db.run(try pipeline(db, "rep", lines: Array(rows.prefix(2)), sink: "table: \(s).rep, mode: replace"), state: state)
+        #expect(try await db.rows("SELECT id, v FROM rep ORDER BY id") == [["1", "a"], ["2", "b"]])
+        #expect(try await db.rows("SELECT count(*) FROM pg_tables WHERE schemaname = '\(s)' AND tablename LIKE 'rep__sluice%'") == [["0"]])
+        #expect(try await db.rows("SELECT count(*) FROM pg_indexes WHERE schemaname = '\(s)' AND tablename = 'rep'") == [["1"]], "the primary key carried over")
+    }
+
+    @Test func refusedRowsGoToTheDeadLetterQueueAndTheRestIsLoaded() async throws {
+        let db = try await TestDatabase.make("refused")
+        defer { Task { await db.drop() } }
+        let state = try temporaryStateStore()
+        try await db.execute("CREATE TABLE t (id bigint PRIMARY KEY, qty smallint CHECK (qty >= 0))")
+        let lines = [#"{"id": 1, "qty": 5}"#, #"{"id": 2, "qty": -1}"#, #"{"id": 3, "qty": 70000}"#, #"{"id": 4, "qty": 6}"#]
+        let totals = try await db.run(try pipeline(db, "p", lines: lines, sink: "table: \(db.schema).t"), state: state)
+        #expect(try await db.rows("SELECT id FROM t ORDER BY id") == [["1"], ["4"]])
+        #expect(totals["p"]?.deadLettered == 2)
+        let letters = try await state.deadLetters(pipeline: "p", limit: 10)
+        #expect(letters.count == 2 && letters.allSatisfy { $0.letter.stage == "sink" })
+        #expect(letters.contains { $0.letter.message.contains("check constraint") })
+        #expect(letters.contains { $0.letter.message.contains("out of range") })
+    }
+
+    @Test func schemaEvolutionAddsAndWidensColumnsInTheLoadTransaction() async throws {
+        let db = try await TestDatabase.make("evolve")
+        defer { Task { await db.drop() } }
+        let state = try temporaryStateStore()
+        let s = db.schema
+        _ = try await db.run(try pipeline(db, "ev", lines: [#"{"id": 1, "n": 5}"#], sink: "table: \(s).ev, mode: upsert, key: [id]",
+                                          schema: "    schema: { on_change: evolve }"), state: state)
+        _ = try await db.run(try pipeline(db, "ev", lines: [#"{"id": 2, "n": 5.5, "extra": "x"}"#], sink: "table: \(s).ev, mode: upsert, key: [id]",
+                                          schema: "    schema: { on_change: evolve }"), state: state)
+        #expect(try await db.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '\(s)' AND table_name = 'ev' ORDER BY ordinal_position")
+                == [["id", "bigint"], ["n", "double precision"], ["extra", "text"]])
+        #expect(try await db.rows("SELECT id, n, extra FROM ev ORDER BY id") == [["1", "5", "∅"], ["2", "5.5", "x"]])
+    }
+
+    @Test func aCommitThatLandedInTheTargetButNotInTheStateStoreIsRecovered() async throws {
+        let db = try await TestDatabase.make("recover")
+        defer { Task { await db.drop() } }
+        let state = try temporaryStateStore()
+        let options = try JSONDecoder().decode(PostgresSinkOptions.self, from: JSONSerialization.data(withJSONObject: [
+            "url": db.url, "table": "\(db.schema).t",
+        ]))
+        let context = SinkContext(pipeline: "p", state: state, logger: Logger(label: "t"))
+        let writer = try await PostgresSink(options: options).makeWriter(context: context)
+        var builder = ColumnBuilder(type: .int64)
+        builder.append(Int64(7))
+        _ = try await writer.write(RecordBatch(schema: Schema([Field("id", .int64, nullable: false)]), columns: [builder.finish()]))
+        var commit = StateCommit(pipeline: "p")
+        commit.checkpoint = ["f": "42"]
+        commit.deadLetters = [DeadLetter(stage: "decode", errorKind: "malformed_row", message: "bad", location: "f:3", raw: [1, 2])]
+        try await writer.prepareCommit(&commit)
+        // The process dies here: the target committed, the state store did not.
+        #expect(try await state.checkpoint(pipeline: "p").partitions.isEmpty)
+        _ = try await PostgresSink(options: options).makeWriter(context: context)
+        #expect(try await state.checkpoint(pipeline: "p").partitions == ["f": "42"])
+        #expect(try await state.deadLetterCount(pipeline: "p") == 1)
+        // Opening again changes nothing more.
+        _ = try await PostgresSink(options: options).makeWriter(context: context)
+        #expect(try await state.deadLetterCount(pipeline: "p") == 1)
+        #expect(try await db.rows("SELECT id FROM t") == [["7"]])
+    }
+}
