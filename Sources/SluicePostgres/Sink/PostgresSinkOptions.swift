@@ -10,6 +10,8 @@ import SluiceCore
 ///     mode: upsert            # append (default) | upsert (merge by key) | replace (staged, swapped when the extract ends)
 ///     key: [id]               # upsert: the merge key (the table's primary key when it exists)
 ///     create: true            # create the table from the data's schema when missing (default true)
+///     commit_rows: 100000     # commit (rows + checkpoint, one transaction) after this many rows…
+///     commit_interval: 2s     # …or this long, whichever comes first
 /// ```
 public struct PostgresSinkOptions: Decodable, Sendable {
     public enum Mode: String, Sendable { case append, upsert, replace }
@@ -19,8 +21,13 @@ public struct PostgresSinkOptions: Decodable, Sendable {
     public var mode: Mode = .append
     public var key: [String] = []
     public var create = true
+    public var commitRows = 100_000
+    public var commitInterval: Duration = .seconds(2)
 
-    enum CodingKeys: String, CodingKey { case url, table, mode, key, create }
+    enum CodingKeys: String, CodingKey {
+        case url, table, mode, key, create
+        case commitRows = "commit_rows", commitInterval = "commit_interval"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -45,6 +52,8 @@ public struct PostgresSinkOptions: Decodable, Sendable {
             throw try c.superDecoder(forKey: .mode).configError("mode: upsert needs `key: [column, …]`: the columns rows are merged by")
         }
         create = try c.decodeIfPresent(Bool.self, forKey: .create) ?? true
+        commitRows = try c.decodeIfPresent(Int.self, forKey: .commitRows, in: 1...100_000_000) ?? commitRows
+        commitInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .commitInterval)?.duration ?? commitInterval
     }
 
     /// The persistent table `replace` loads into before the swap.

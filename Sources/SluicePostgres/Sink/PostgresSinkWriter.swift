@@ -25,6 +25,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     /// Accepted rows since the last commit, replayed into a new transaction after a reconnect.
     var held: [RecordBatch] = []
     var heldBytes = 0
+    var heldRows = 0
     /// The checkpoint the target holds (all partitions).
     var checkpoint: [String: String] = [:]
     /// The checkpoint a commit in flight will store (to tell after a lost connection whether it landed).
@@ -104,11 +105,16 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         if accepted.count > 0 {
             held.append(accepted)
             heldBytes += accepted.byteSize
+            heldRows += accepted.count
         }
         return failures
     }
 
-    func commitDue(at now: ContinuousClock.Instant) -> Bool { heldBytes >= Self.maxHeldBytes }
+    func commitDue(at now: ContinuousClock.Instant) -> Bool {
+        heldBytes >= Self.maxHeldBytes || heldRows >= options.commitRows
+    }
+
+    var commitInterval: Duration { options.commitInterval }
 
     /// Loads one batch inside the open transaction (opening one if needed).
     func load(_ batch: RecordBatch) async throws -> [RowFailure] {
@@ -294,6 +300,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         committing = nil
         held.removeAll()
         heldBytes = 0
+        heldRows = 0
     }
 
     /// replace: the staging table becomes the target, atomically with the commit.
@@ -346,6 +353,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                 logger.info("the commit in flight when the connection broke had landed")
                 held.removeAll()
                 heldBytes = 0
+                heldRows = 0
                 return  // prepareCommit finishes it
             }
             self.committing = nil

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+
+/// The throwaway server `scripts/test.sh` starts. Tests fail without it (they never skip).
+func postgresURL() throws -> String {
+    guard let url = ProcessInfo.processInfo.environment["SLUICE_TEST_PG_URL"] else {
+        struct NoServer: Error, CustomStringConvertible {
+            var description: String { "SLUICE_TEST_PG_URL is not set: run the tests through scripts/test.sh, which starts a throwaway PostgreSQL server" }
+        }
+        throw NoServer()
+    }
+    return url
+}
+
+/// Runs SQL with `psql` (an independent client) and returns its unaligned output lines.
+@discardableResult
+func psql(_ sql: String, url: String? = nil) throws -> [String] {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", try url ?? postgresURL(), "-c", sql]
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    group.wait()
+    struct PsqlFailed: Error, CustomStringConvertible { var description: String }
+    guard p.terminationStatus == 0 else { throw PsqlFailed(description: "psql failed: \(String(decoding: errData, as: UTF8.self))\n\(sql)") }
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+}
+
+/// A schema of its own for one test.
+func makeSchema(_ name: String) throws -> String {
+    let schema = "e2e_\(name)_\(UUID().uuidString.prefix(6).lowercased())"
+    try psql("CREATE SCHEMA \(schema)")
+    return schema
+}
