@@ -250,4 +250,15 @@ public final class SQLiteStateStore: StateStore {
             }
         }
     }
+
+    public func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool {
+        try await pool.write { db in
+            // Claims older than a week are history; keep the table small.
+            try db.execute(sql: "DELETE FROM schedule_claims WHERE pipeline = ? AND slot < ?",
+                           arguments: [pipeline, slot.timeIntervalSince1970 - 7 * 86_400])
+            try db.execute(sql: "INSERT OR IGNORE INTO schedule_claims (pipeline, slot, claimed_at) VALUES (?, ?, ?)",
+                           arguments: [pipeline, slot.timeIntervalSince1970, Date().timeIntervalSince1970])
+            return db.changesCount == 1
+        }
+    }
 }

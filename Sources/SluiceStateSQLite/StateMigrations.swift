@@ -72,6 +72,12 @@ enum StateMigrations {
                 CREATE INDEX schema_drift_subject ON schema_drift(subject, id);
                 """)
         }
+        migrator.registerMigration("v4-schedule") { db in
+            try db.execute(sql: """
+                CREATE TABLE schedule_claims (pipeline TEXT NOT NULL, slot REAL NOT NULL, claimed_at REAL NOT NULL,
+                    PRIMARY KEY (pipeline, slot));
+                """)
+        }
         return migrator
     }
 }

@@ -4,6 +4,7 @@ import Synchronization
 
 /// A ``StateStore`` in memory, for tests of the runtime and of connectors.
 public final class MemoryStateStore: StateStore {
+    private let claims = Mutex<Set<String>>([])
     struct State {
         var checkpoints: [String: [String: String]] = [:]
         var history: [String: [CheckpointEntry]] = [:]
@@ -126,5 +127,9 @@ public final class MemoryStateStore: StateStore {
             s.keys[pipeline] = nil
             s.intents.removeAll { $0.pipeline == pipeline }
         }
+    }
+
+    public func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool {
+        claims.withLock { $0.insert("\(pipeline)@\(slot.timeIntervalSince1970)").inserted }
     }
 }

@@ -128,4 +128,5 @@ struct NoState: StateStore {
     func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws {}
     func runs(pipeline: String?, limit: Int) async throws -> [RunRecord] { [] }
     func reset(pipeline: String) async throws {}
+    func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool { true }
 }

@@ -10,6 +10,9 @@ public struct SourceBatch: Sendable {
     public var position: SourcePosition
     /// Bytes of input this batch consumed, for throughput metrics and progress.
     public var inputBytes: Int
+    /// The last batch of one pass of a repeating extract: the runtime commits right after it
+    /// (with ``StateCommit/extractComplete``).
+    public var endsPass = false
 
     public init(records: RecordBatch, rejects: [DeadLetter] = [], position: SourcePosition, inputBytes: Int) {
         self.records = records
@@ -37,12 +40,15 @@ public struct SourceContext: Sendable {
     public var logger: Logger
     /// Called by the source with progress as it reads (may be called often; keep it cheap).
     public var reportProgress: @Sendable (SourceProgress) -> Void
+    /// The positions this run has committed so far (a repeating extract waits on it).
+    public var commits: CommitLog
 
-    public init(pipeline: String, state: any StateStore, logger: Logger,
+    public init(pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(),
                 reportProgress: @escaping @Sendable (SourceProgress) -> Void = { _ in }) {
         self.pipeline = pipeline
         self.state = state
         self.logger = logger
+        self.commits = commits
         self.reportProgress = reportProgress
     }
 }

@@ -15,6 +15,8 @@ public struct PipelineRunner: Sendable {
     public let logger: Logger
     public let status: PipelineStatus
     let metrics: PipelineMetrics
+    /// What this run committed, for repeating extracts waiting on their previous pass.
+    let commitLog = CommitLog()
 
     /// Commit when this many dead letters are waiting.
     public var maxPendingDeadLetters = 10_000
@@ -111,7 +113,7 @@ public struct PipelineRunner: Sendable {
     /// The context sources get: the state store, the logger, and progress reporting into ``status``.
     var sourceContext: SourceContext {
         let status = self.status
-        return SourceContext(pipeline: plan.name, state: store, logger: logger) { progress in
+        return SourceContext(pipeline: plan.name, state: store, logger: logger, commits: commitLog) { progress in
             status.update { $0.bytesDone = progress.bytesDone; $0.bytesTotal = progress.bytesTotal }
         }
     }
@@ -143,8 +145,8 @@ public struct PipelineRunner: Sendable {
         let writer: any SinkWriter
         /// Set by the source task when the reader ran out (not when it was stopped).
         let exhausted: ExhaustionFlag
-        /// True for the last commit of a run whose source ran out (a `replace` sink swaps then).
-        var sourceExhausted = false
+        /// True for the commit that ends a pass of an extract (a `replace` sink swaps then).
+        var extractComplete = false
         var batcher: Batcher
         var dedupe: Deduplicator?
         var tracker = AcknowledgementTracker()
@@ -185,6 +187,13 @@ public struct PipelineRunner: Sendable {
                 case let .element(batch):
                     try await accept(batch)
                     if batcher.isFull { try await flush() }
+                    if batch.endsPass {
+                        // One pass of a repeating extract is complete: commit it as such now.
+                        try await flush()
+                        extractComplete = true
+                        try await commit()
+                        extractComplete = false
+                    }
                 case .timeout:
                     try await flush()
                 case .finished:
@@ -196,7 +205,7 @@ public struct PipelineRunner: Sendable {
                 }
             }
             try await flush()
-            sourceExhausted = failure == nil && exhausted.isSet
+            extractComplete = failure == nil && exhausted.isSet
             try await commit()
             if let failure { throw failure }
         }
@@ -302,7 +311,7 @@ public struct PipelineRunner: Sendable {
 
         /// Commits: sink prepare, one state transaction (checkpoint, dead letters, keys, intents), sink finish.
         mutating func commit() async throws {
-            guard !written.isEmpty || !pendingDeadLetters.isEmpty || sourceExhausted else { return }
+            guard !written.isEmpty || !pendingDeadLetters.isEmpty || extractComplete else { return }
             let start = ContinuousClock.now
             var commit = StateCommit(pipeline: runner.plan.name)
             for sequence in written {
@@ -313,7 +322,7 @@ public struct PipelineRunner: Sendable {
             // record keys of batches still to be written (a crash would then drop them as duplicates).
             commit.dedupeKeys = written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
             commit.records = pendingRecords
-            commit.sourceExhausted = sourceExhausted
+            commit.extractComplete = extractComplete
             // The sink sees the whole commit: a sink that stores the checkpoint with its data
             // (PostgreSQL) commits both in its own transaction.
             let unprepared = commit
@@ -327,6 +336,7 @@ public struct PipelineRunner: Sendable {
             try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
             if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             try await withSinkRetry("publish") { [writer] in try await writer.finishCommit() }
+            runner.commitLog.record(commit.checkpoint)
             if !commit.checkpoint.isEmpty {
                 do {
                     try await runner.plan.source.committed(commit.checkpoint, context: runner.sourceContext)

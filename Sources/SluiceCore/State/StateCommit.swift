@@ -28,9 +28,10 @@ public struct StateCommit: Sendable, Codable {
     public var fileIntents: [FileIntent] = []
     /// Records written to the sink by this commit (for run history).
     public var records = 0
-    /// True for the last commit of a run whose source ran out (a finite extract finished, as
-    /// opposed to a run that was stopped): a `replace` sink publishes its staged table then.
-    public var sourceExhausted = false
+    /// True for the commit that ends a pass of an extract (a finite source ran out, or one
+    /// scheduled run of a pull finished), as opposed to a run that was stopped: a `replace` sink
+    /// publishes its staged table then.
+    public var extractComplete = false
     public var now: Date
 
     public init(pipeline: String, now: Date = Date()) {

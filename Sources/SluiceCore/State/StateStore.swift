@@ -94,4 +94,8 @@ public protocol StateStore: Sendable {
 
     /// Forgets a pipeline's checkpoint, keys and intents (dead letters and run history stay).
     func reset(pipeline: String) async throws
+
+    /// Claims the scheduled run of `pipeline` due at `slot`; false when another worker sharing
+    /// this state store claimed it first (it must then be skipped).
+    func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool
 }

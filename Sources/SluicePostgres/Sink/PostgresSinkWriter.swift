@@ -37,6 +37,9 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     /// replace: whether the staging table exists (this pass has started loading).
     var stagingReady = false
 
+    /// The advisory lock key Sluice takes around its own DDL (`sluice` in ASCII).
+    static let ddlLock: Int64 = 0x736C_7569_6365
+
     /// Commit early when this much is held for replay.
     static let maxHeldBytes = 64 << 20
 
@@ -60,8 +63,11 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         let pipeline = context.pipeline
         let stateTable = self.stateTable
         let row = try await connection.run { session -> SinkStateRow? in
+            // Concurrent `CREATE … IF NOT EXISTS` of one name can still collide: serialize Sluice's DDL.
+            try session.execute("BEGIN; SELECT pg_advisory_xact_lock(\(PostgresSinkWriter.ddlLock))")
             if let schema = stateTable.schema { try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schema))") }
             try session.execute(SinkStateRow.createSQL(stateTable))
+            try session.execute("COMMIT")
             let r = try session.query("SELECT checkpoint_before::text, checkpoint_after::text, pending::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1",
                                       [pipeline])
             guard r.rows == 1 else { return nil }
@@ -233,6 +239,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
             throw SluiceError(.configuration, "table \(options.table) does not exist; create it, or let Sluice create it (`create: true`)",
                               location: "sink.postgres.table", retryable: false)
         }
+        try session.execute("SELECT pg_advisory_xact_lock(\(Self.ddlLock))")
         if let schemaName = loadTable.schema {
             try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schemaName))")
         }
@@ -280,7 +287,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                         try session.execute("BEGIN")
                         inTransaction = true
                     }
-                    if options.mode == .replace && pending.sourceExhausted { try swapStaging(session: session) }
+                    if options.mode == .replace && pending.extractComplete { try swapStaging(session: session) }
                     try session.query("""
                         INSERT INTO \(SQLText.qualified(stateTable)) (pipeline, target, checkpoint_before, checkpoint_after, pending, committed_at)
                         VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, now())

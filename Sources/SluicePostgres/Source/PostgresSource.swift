@@ -9,7 +9,8 @@ import SluiceCore
 public struct PostgresSource: Source {
     public var options: PostgresSourceOptions
 
-    public var isContinuous: Bool { false }
+    /// A scheduled pull runs until stopped; otherwise one extract, then the run ends.
+    public var isContinuous: Bool { options.schedule != nil }
 
     public init(options: PostgresSourceOptions) { self.options = options }
 
@@ -38,10 +39,19 @@ public struct PostgresSource: Source {
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
+        guard let schedule = options.schedule else { return try await makePassReader(resumingFrom: checkpoint, context: context) }
+        context.logger.info("scheduled pull", metadata: ["schedule": "\(schedule)"])
+        return RepeatingReader(schedule: schedule, context: context) { checkpoint in
+            try await makePassReader(resumingFrom: checkpoint, context: context)
+        }
+    }
+
+    /// A reader for one extract pass.
+    func makePassReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
         let connection = try await PostgresConnection.connect(options.url)
         let o = options
         let plan = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
-        context.logger.info("reading PostgreSQL", metadata: [
+        context.logger.debug("reading PostgreSQL", metadata: [
             "url": "\(options.url.redacted)", "relation": "\(options.partition)", "mode": "\(options.mode.rawValue)",
             "key": "\(plan.key.map(\.name))",
         ])

@@ -12,6 +12,8 @@ import SluiceCore
 ///     lookback: 10m               # incremental: re-read this far back for rows committed late
 ///     batch_rows: 50000
 ///     unsupported_types: error    # error (default) | string: other types as their text form
+///     schedule: "every 5m"        # or cron "0 * * * *" (UTC); without it `sluice run` pulls once and exits
+///     poll: { min: 1s, max: 1m }  # instead of schedule: adaptive polling
 /// ```
 public struct PostgresSourceOptions: Decodable, Sendable {
     public enum Mode: String, Sendable { case full, incremental, changelog }
@@ -33,11 +35,14 @@ public struct PostgresSourceOptions: Decodable, Sendable {
     public var filter: String?
     public var batchRows = 50_000
     public var unsupportedTypes: Unsupported = .error
+    /// When to pull again (nil: once).
+    public var schedule: ExtractSchedule?
 
     enum CodingKeys: String, CodingKey {
         case url, table, query, key, mode, cursor, lookback, filter
         case changeID = "change_id", processedColumn = "processed_column"
         case batchRows = "batch_rows", unsupportedTypes = "unsupported_types"
+        case schedule, poll
     }
 
     public init(from decoder: any Decoder) throws {
@@ -101,6 +106,36 @@ public struct PostgresSourceOptions: Decodable, Sendable {
             }
             unsupportedTypes = parsed
         }
+        schedule = try Self.decodeSchedule(c, mode: mode)
+    }
+
+    static func decodeSchedule(_ c: KeyedDecodingContainer<CodingKeys>, mode: Mode) throws -> ExtractSchedule? {
+        if c.contains(.schedule) && c.contains(.poll) {
+            throw try c.superDecoder(forKey: .poll).configError("use either `schedule` (fixed times) or `poll` (adaptive), not both")
+        }
+        if let text = try c.decodeIfPresent(String.self, forKey: .schedule) {
+            do {
+                return try ExtractSchedule(parsing: text)
+            } catch let e as SluiceError {
+                throw try c.superDecoder(forKey: .schedule).configError(e.message)
+            }
+        }
+        if let p = try c.decodeIfPresent(PollBounds.self, forKey: .poll) {
+            guard mode != .full else {
+                throw try c.superDecoder(forKey: .poll).configError("adaptive polling is for incremental and changelog pulls; a full extract takes `schedule`")
+            }
+            guard p.min.duration > .zero, p.min.duration <= p.max.duration else {
+                throw try c.superDecoder(forKey: .poll).configError("`min` must be positive and at most `max`")
+            }
+            return .adaptive(min: p.min.duration, max: p.max.duration)
+        }
+        return nil
+    }
+
+    /// Adaptive polling bounds: `poll: {min: 1s, max: 1m}`.
+    struct PollBounds: Decodable {
+        var min: ConfigDuration
+        var max: ConfigDuration
     }
 
     /// A name for the partition and dead-letter locations: the table, or `query`.
