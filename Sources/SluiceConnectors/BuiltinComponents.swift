@@ -21,11 +21,11 @@ public enum BuiltinComponents {
         return r
     }
 
-    /// Opens the state store a configuration names (`state:`): a SQLite file path.
-    public static func openState(_ location: String) throws -> any StateStore {
+    /// Opens the state store a configuration names (`state:`): a SQLite file path, or a
+    /// `postgres://` URL for state shared by several workers.
+    public static func openState(_ location: String) async throws -> any StateStore {
         if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
-            throw SluiceError(.unsupported, "a PostgreSQL state store is not available in this build yet; use a file path for `state:`",
-                              location: "state")
+            return try await PostgresStateStore.open(location)
         }
         return try SQLiteStateStore(path: location)
     }

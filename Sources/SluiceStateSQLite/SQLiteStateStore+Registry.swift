@@ -4,7 +4,7 @@ import SluiceCore
 
 extension SQLiteStateStore: SchemaRegistryStore {
     public func registryRegister(subject: String, format: SchemaFormat, identity: String, text: String, at: Date,
-                                 decide: @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void) async throws -> (id: Int64, version: Int, isNew: Bool) {
+                                 decide: @escaping @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void) async throws -> (id: Int64, version: Int, isNew: Bool) {
         try await pool.write { db in
             let existing = try Int64.fetchOne(db, sql: "SELECT id FROM registry_schemas WHERE format = ? AND canonical = ?",
                                               arguments: [format.rawValue, identity])

@@ -253,12 +253,31 @@ public final class SQLiteStateStore: StateStore {
 
     public func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool {
         try await pool.write { db in
+            let now = Date().timeIntervalSince1970
             // Claims older than a week are history; keep the table small.
             try db.execute(sql: "DELETE FROM schedule_claims WHERE pipeline = ? AND slot < ?",
                            arguments: [pipeline, slot.timeIntervalSince1970 - 7 * 86_400])
-            try db.execute(sql: "INSERT OR IGNORE INTO schedule_claims (pipeline, slot, claimed_at) VALUES (?, ?, ?)",
-                           arguments: [pipeline, slot.timeIntervalSince1970, Date().timeIntervalSince1970])
+            let busy = try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM schedule_claims WHERE pipeline = ? AND finished = 0 AND renewed_at > ?
+                """, arguments: [pipeline, now - scheduleLease]) ?? 0
+            guard busy == 0 else { return false }
+            try db.execute(sql: "INSERT OR IGNORE INTO schedule_claims (pipeline, slot, claimed_at, renewed_at, finished) VALUES (?, ?, ?, ?, 0)",
+                           arguments: [pipeline, slot.timeIntervalSince1970, now, now])
             return db.changesCount == 1
+        }
+    }
+
+    public func renewScheduledRun(pipeline: String, slot: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE schedule_claims SET renewed_at = ? WHERE pipeline = ? AND slot = ?",
+                           arguments: [Date().timeIntervalSince1970, pipeline, slot.timeIntervalSince1970])
+        }
+    }
+
+    public func finishScheduledRun(pipeline: String, slot: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE schedule_claims SET finished = 1 WHERE pipeline = ? AND slot = ?",
+                           arguments: [pipeline, slot.timeIntervalSince1970])
         }
     }
 }

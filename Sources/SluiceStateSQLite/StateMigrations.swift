@@ -75,7 +75,7 @@ enum StateMigrations {
         migrator.registerMigration("v4-schedule") { db in
             try db.execute(sql: """
                 CREATE TABLE schedule_claims (pipeline TEXT NOT NULL, slot REAL NOT NULL, claimed_at REAL NOT NULL,
-                    PRIMARY KEY (pipeline, slot));
+                    renewed_at REAL NOT NULL, finished INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (pipeline, slot));
                 """)
         }
         return migrator

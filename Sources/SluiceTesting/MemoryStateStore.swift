@@ -132,4 +132,7 @@ public final class MemoryStateStore: StateStore {
     public func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool {
         claims.withLock { $0.insert("\(pipeline)@\(slot.timeIntervalSince1970)").inserted }
     }
+
+    public func renewScheduledRun(pipeline: String, slot: Date) async throws {}
+    public func finishScheduledRun(pipeline: String, slot: Date) async throws {}
 }

@@ -129,4 +129,6 @@ struct NoState: StateStore {
     func runs(pipeline: String?, limit: Int) async throws -> [RunRecord] { [] }
     func reset(pipeline: String) async throws {}
     func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool { true }
+    func renewScheduledRun(pipeline: String, slot: Date) async throws {}
+    func finishScheduledRun(pipeline: String, slot: Date) async throws {}
 }

@@ -38,6 +38,9 @@ public final class RepeatingReader: SourceReader {
     var rowsThisPass = 0
     var due = Date()
     var idleDelay: Duration?
+    /// The slot this worker claimed and is running (slotted schedules), and when it was renewed.
+    var claimed: Date?
+    var renewed = Date()
 
     /// `open` makes a reader for one pass, resuming from a checkpoint.
     public init(schedule: ExtractSchedule, context: SourceContext,
@@ -61,6 +64,10 @@ public final class RepeatingReader: SourceReader {
         while true {
             if current == nil { try await startPass() }
             guard let reader = current else { continue }
+            if let slot = claimed, Date().timeIntervalSince(renewed) > scheduleLease / 6 {
+                try await context.state.renewScheduledRun(pipeline: context.pipeline, slot: slot)
+                renewed = Date()
+            }
             if let batch = try await reader.next() {
                 rowsThisPass += batch.records.count + batch.rejects.count
                 let previous = held
@@ -89,12 +96,20 @@ public final class RepeatingReader: SourceReader {
         if let last = lastEmitted {
             while !context.commits.isCommitted(last) { try await Task.sleep(for: .milliseconds(20)) }
         }
+        if let slot = claimed {
+            try await context.state.finishScheduledRun(pipeline: context.pipeline, slot: slot)
+            claimed = nil
+        }
         while true {
             let wait = due.timeIntervalSinceNow
             if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1)) }
             if !schedule.isSlotted { break }
-            if try await context.state.claimScheduledRun(pipeline: context.pipeline, slot: due) { break }
-            context.logger.info("scheduled run already taken by another worker; waiting for the next one",
+            if try await context.state.claimScheduledRun(pipeline: context.pipeline, slot: due) {
+                claimed = due
+                renewed = Date()
+                break
+            }
+            context.logger.info("scheduled run taken by another worker (or one is still running); waiting for the next one",
                                 metadata: ["slot": "\(ISO8601DateFormatter().string(from: due))"])
             due = schedule.next(after: due)
         }

@@ -68,7 +68,7 @@ public protocol SchemaRegistryStore: Sendable {
     /// global id per identity) and the next version. Atomic, so concurrent registrations (in this
     /// process or another) cannot both pass the check against the same latest version.
     func registryRegister(subject: String, format: SchemaFormat, identity: String, text: String, at: Date,
-                          decide: @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void) async throws -> (id: Int64, version: Int, isNew: Bool)
+                          decide: @escaping @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void) async throws -> (id: Int64, version: Int, isNew: Bool)
     /// The id of a schema with this identity, if any.
     func registryExistingSchemaID(format: SchemaFormat, canonical identity: String) async throws -> Int64?
     func registrySchema(id: Int64) async throws -> RegisteredSchema?

@@ -95,7 +95,17 @@ public protocol StateStore: Sendable {
     /// Forgets a pipeline's checkpoint, keys and intents (dead letters and run history stay).
     func reset(pipeline: String) async throws
 
-    /// Claims the scheduled run of `pipeline` due at `slot`; false when another worker sharing
-    /// this state store claimed it first (it must then be skipped).
+    /// Claims the scheduled run of `pipeline` due at `slot`. False when another worker sharing
+    /// this state store claimed that slot first, or is still running an earlier one (its claim
+    /// is unfinished and was renewed within ``scheduleLease``): the slot is then skipped, so
+    /// runs never overlap and none runs twice.
     func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool
+    /// Keeps a claimed run's lease alive (called while its pass reads).
+    func renewScheduledRun(pipeline: String, slot: Date) async throws
+    /// Marks a claimed run finished (its pass is committed).
+    func finishScheduledRun(pipeline: String, slot: Date) async throws
 }
+
+/// How long a scheduled run's claim holds without renewal: a worker killed mid-run blocks the
+/// pipeline's next runs for at most this long.
+public let scheduleLease: TimeInterval = 60

@@ -29,7 +29,7 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var stateOptions: StateOptions
 
         func run() async throws {
-            let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(try stateOptions.location()) }
+            let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try stateOptions.location()) }
             let letters = try await store.deadLetters(pipeline: pipeline, limit: limit)
             let total = try await store.deadLetterCount(pipeline: pipeline)
             if json {
@@ -52,7 +52,7 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var stateOptions: StateOptions
 
         func run() async throws {
-            let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(try stateOptions.location()) }
+            let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try stateOptions.location()) }
             guard let l = try await store.deadLetter(id: id) else {
                 FileHandle.standardError.write(Data("error: no dead letter #\(id); `sluice dlq list` shows the ids\n".utf8))
                 throw ExitCode(1)

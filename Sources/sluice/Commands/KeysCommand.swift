@@ -22,7 +22,7 @@ struct KeysCommand: AsyncParsableCommand {
     )
 
     static func queue(_ options: StateOptions) async throws -> any PushQueueStore {
-        let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(try options.location()) }
+        let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try options.location()) }
         guard let queue = store as? any PushQueueStore else {
             FileHandle.standardError.write(Data("error: this state store cannot hold API keys\n".utf8))
             throw ExitCode(2)

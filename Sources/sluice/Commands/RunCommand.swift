@@ -66,7 +66,7 @@ struct RunCommand: AsyncParsableCommand {
                                                          message: "pipeline(s) \(pushed.joined(separator: ", ")) have an `http` source, which only `sluice serve` feeds; run `sluice serve FILE` (or select other pipelines with --pipeline)")])
             }
         }
-        let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(stateLocation) }
+        let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
 
         let runners = plans.map { PipelineRunner(plan: $0, store: store, logger: logger) }
         let showProgress = terminal.isInteractive && !noProgress && logging.logFormat == .text

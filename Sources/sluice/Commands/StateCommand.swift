@@ -24,7 +24,7 @@ struct StateCommand: AsyncParsableCommand {
         @Option(name: .long, help: "How many recent runs to show.") var runs = 5
 
         func run() async throws {
-            let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(try stateOptions.location()) }
+            let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try stateOptions.location()) }
             let checkpoint = try await store.checkpoint(pipeline: pipeline)
             print("pipeline: \(pipeline)")
             if checkpoint.partitions.isEmpty {
@@ -59,7 +59,7 @@ struct StateCommand: AsyncParsableCommand {
                 print("This makes the next run of '\(pipeline)' read its source from the beginning. Re-run with --yes to confirm.")
                 throw ExitCode(1)
             }
-            let store = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(try stateOptions.location()) }
+            let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try stateOptions.location()) }
             try await store.reset(pipeline: pipeline)
             print("reset \(pipeline)")
         }

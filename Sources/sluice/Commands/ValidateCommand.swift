@@ -31,7 +31,7 @@ struct ValidateCommand: AsyncParsableCommand {
     func run() async throws {
         let (state, plans) = try await ConfigLoading.reportingErrors { try ConfigLoading.load(files) }
         if connect {
-            _ = try await ConfigLoading.reportingErrors { try BuiltinComponents.openState(state) }
+            _ = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(state) }
         }
         var unreachable = 0
         for plan in plans {

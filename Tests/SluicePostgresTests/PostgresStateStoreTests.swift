@@ -1,0 +1,88 @@
+import Foundation
+import SluiceCore
+@testable import SluicePostgres
+import Testing
+
+/// The shared state store on the real server. Tests share the `sluice` schema, so each uses
+/// pipeline and subject names of its own.
+@Suite struct PostgresStateStoreTests {
+    func open() async throws -> (PostgresStateStore, String) {
+        (try await PostgresStateStore.open(try testServerURL()), "p-\(UUID().uuidString.prefix(8))")
+    }
+
+    @Test func commitsAreAtomicWithHistoryLettersKeysAndIntents() async throws {
+        let (store, p) = try await open()
+        for i in 1...5 {
+            var c = StateCommit(pipeline: p)
+            c.checkpoint = ["a.csv": "{\"offset\":\(i)}", "b": "x\(i)"]
+            try await store.commit(c)
+        }
+        #expect(try await store.checkpoint(pipeline: p).partitions == ["a.csv": "{\"offset\":5}", "b": "x5"])
+        #expect(try await store.checkpointHistory(pipeline: p, limit: 100).count == 10)
+        var c = StateCommit(pipeline: p, now: Date(timeIntervalSince1970: 1000))
+        c.deadLetters = [DeadLetter(stage: "decode", errorKind: "malformed_row", message: "bad \"quoted\"", location: "f.csv:3", raw: [0xFF, 0x00, 0x41])]
+        c.dedupeKeys = ["a", "b", "with \"quote\" and \\ backslash", "a"]
+        c.fileIntents = [FileIntent(tempPath: "/t/.a.tmp", finalPath: "/t/a", records: 3, bytes: 10)]
+        try await store.commit(c)
+        try await store.commit(c)
+        let letters = try await store.deadLetters(pipeline: p, limit: 10)
+        #expect(letters.count == 1 && letters[0].letter.raw == [0xFF, 0x00, 0x41] && letters[0].letter.attempts == 2)
+        #expect(try await store.deadLetter(id: letters[0].id)?.letter.message == "bad \"quoted\"")
+        #expect(try await store.deadLetterCount(pipeline: p) == 1)
+        #expect(try await store.seenKeys(pipeline: p, keys: ["a", "with \"quote\" and \\ backslash", "c"], since: Date(timeIntervalSince1970: 900))
+                == ["a", "with \"quote\" and \\ backslash"])
+        #expect(try await store.seenKeys(pipeline: p, keys: ["a"], since: Date(timeIntervalSince1970: 1001)).isEmpty)
+        #expect(try await store.sweepKeys(pipeline: p, before: Date(timeIntervalSince1970: 1001)) == 3)
+        #expect(try await store.pendingFileIntents(pipeline: p).map(\.intent.finalPath) == ["/t/a", "/t/a"])
+        try await store.resolveFileIntents(pipeline: p, finalPaths: ["/t/a"])
+        #expect(try await store.pendingFileIntents(pipeline: p).isEmpty)
+        let run = try await store.startRun(pipeline: p, at: Date())
+        var totals = RunTotals()
+        totals.recordsIn = 7
+        try await store.finishRun(id: run, status: .succeeded, totals: totals, message: "ok", at: Date())
+        #expect(try await store.runs(pipeline: p, limit: 5).first?.recordsIn == 7)
+        try await store.reset(pipeline: p)
+        #expect(try await store.checkpoint(pipeline: p).partitions.isEmpty)
+        #expect(try await store.deadLetterCount(pipeline: p) == 1, "dead letters survive a reset")
+    }
+
+    @Test func aScheduledRunIsClaimedOnceAcrossWorkers() async throws {
+        let (store, p) = try await open()
+        let other = try await PostgresStateStore.open(try testServerURL())
+        let slot = Date(timeIntervalSince1970: 1_800_000_000)
+        let claims = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<10 { group.addTask { try await (i % 2 == 0 ? store : other).claimScheduledRun(pipeline: p, slot: slot) } }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(claims.filter { $0 }.count == 1)
+        // The next slot waits while the first run is unfinished (runs never overlap)…
+        #expect(try await other.claimScheduledRun(pipeline: p, slot: slot.addingTimeInterval(300)) == false)
+        // …and is free once it finished.
+        try await store.finishScheduledRun(pipeline: p, slot: slot)
+        #expect(try await other.claimScheduledRun(pipeline: p, slot: slot.addingTimeInterval(600)))
+    }
+
+    @Test func registryOnPostgresIsAtomicAcrossWorkers() async throws {
+        let (store, subject) = try await open()
+        let other = try await PostgresStateStore.open(try testServerURL())
+        let base = #"{"type":"sluice","fields":[{"name":"a","type":"int64"}]}"#
+        _ = try await SchemaRegistry(store: store).register(subject: subject, text: base, format: .sluice)
+        let same = #"{"type":"sluice","fields":[{"name":"a","type":"int64"},{"name":"b","type":"string"}]}"#
+        let registries = [SchemaRegistry(store: store), SchemaRegistry(store: other)]
+        let ids = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for i in 0..<12 { group.addTask { try await registries[i % 2].register(subject: subject, text: same, format: .sluice).id } }
+            return try await group.reduce(into: Set<Int64>()) { $0.insert($1) }
+        }
+        #expect(ids.count == 1)
+        #expect(try await store.registryVersions(subject: subject, includeDeleted: false).count == 2)
+        try await store.registrySetCompatibility(subject: subject, mode: .full)
+        #expect(try await other.registryCompatibility(subject: subject) == .full)
+        try await store.recordDrift(SchemaDriftEvent(pipeline: "x", subject: subject, fromVersion: 1, toVersion: 2, kinds: ["added_column"],
+                                                     diff: "+ b: string", action: "registered"))
+        #expect(try await other.driftEvents(subject: subject, limit: 5).first?.diff == "+ b: string")
+        try await store.registrySoftDelete(subject: subject, version: 1)
+        #expect(try await store.registryVersions(subject: subject, includeDeleted: false).map(\.version) == [2])
+        try await store.registryPurge(subject: subject, version: nil)
+        #expect(try await store.registrySubjects(includeDeleted: true).contains(subject) == false)
+    }
+}
