@@ -89,12 +89,13 @@ func outputLines(_ directory: String) throws -> [Substring] {
 /// commit and before files are published. A run that finishes first calls `finishedEarly`;
 /// returning false stops the loop. Returns how many kills landed.
 func killRepeatedly(in directory: String, kills wanted: Int, delays: ClosedRange<Int>, maxRuns: Int,
+                    arguments: [String] = ["run", "p.yaml", "--no-progress", "--log-level", "error"],
                     finishedEarly: () throws -> Bool) async throws -> Int {
     var kills = 0, runs = 0
     var generator = SystemRandomNumberGenerator()
     while kills < wanted && runs < maxRuns {
         runs += 1
-        let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: directory,
+        let p = try SluiceProcess.start(arguments, in: directory,
                                         log: "\(directory)/sluice.log",
                                         environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
         // The kill is timed by a dispatch timer, not a task sleep: with many tests running at once

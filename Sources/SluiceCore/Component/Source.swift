@@ -26,10 +26,14 @@ public struct SourceBatch: Sendable {
 public struct SourceProgress: Sendable {
     public var bytesDone: Int
     public var bytesTotal: Int?
+    /// Records this run will read in all, when the source can tell (a database extract) and
+    /// bytes are no measure of progress.
+    public var recordsTotal: Int?
 
-    public init(bytesDone: Int, bytesTotal: Int?) {
+    public init(bytesDone: Int, bytesTotal: Int?, recordsTotal: Int? = nil) {
         self.bytesDone = bytesDone
         self.bytesTotal = bytesTotal
+        self.recordsTotal = recordsTotal
     }
 }
 
@@ -88,4 +92,12 @@ public protocol SourceReader: AnyObject {
 
 extension SourceReader {
     public func close() async {}
+}
+
+/// A source that can re-extract a historical range of its cursor (`sluice backfill`).
+public protocol BackfillableSource: Source {
+    /// A finite source reading the rows whose first cursor column is in [from, to), resumable,
+    /// with `parallel` readers over key ranges. Throws a configuration error when this source
+    /// has no cursor to bound.
+    func backfill(from: String, to: String, parallel: Int) throws -> any Source
 }

@@ -114,7 +114,11 @@ public struct PipelineRunner: Sendable {
     var sourceContext: SourceContext {
         let status = self.status
         return SourceContext(pipeline: plan.name, state: store, logger: logger, commits: commitLog) { progress in
-            status.update { $0.bytesDone = progress.bytesDone; $0.bytesTotal = progress.bytesTotal }
+            status.update {
+                $0.bytesDone = progress.bytesDone
+                $0.bytesTotal = progress.bytesTotal
+                $0.recordsTotal = progress.recordsTotal
+            }
         }
     }
 

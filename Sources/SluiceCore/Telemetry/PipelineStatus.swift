@@ -9,6 +9,7 @@ public final class PipelineStatus: Sendable {
         public var duplicates = 0
         public var bytesDone = 0
         public var bytesTotal: Int?
+        public var recordsTotal: Int?
         public var finished = false
     }
 

@@ -12,6 +12,8 @@ struct PostgresExtractPlan: Sendable {
     var key: [PostgresColumn]
     var relation: String
     var filter: String?
+    /// Backfill: rows whose first key column (the first cursor column) is in [from, to).
+    var window: (from: String, to: String)?
     /// Columns (key first) that identify a row version, for the implicit dedupe of `lookback`.
     var schema: Schema { Schema(mappings.map(\.field)) }
 
@@ -87,13 +89,13 @@ struct PostgresExtractPlan: Sendable {
         let primaryKey = columns.filter { $0.primaryKeyPosition > 0 }.sorted { $0.primaryKeyPosition < $1.primaryKeyPosition }
         let identity = o.key.isEmpty ? primaryKey : try o.key.map { try column($0, "key") }
         switch o.mode {
-        case .full:
+        case .full where o.backfill == nil:
             guard !identity.isEmpty else {
                 throw SluiceError(.configuration, "\(o.partition) has no primary key to read it in order; name `key: [column, …]` (unique, not null)",
                                   location: "source.postgres.key", retryable: false)
             }
             key = identity
-        case .incremental:
+        case .incremental, .full:
             var k = try o.cursor.map { try column($0, "cursor") }
             for c in k where !c.notNull && o.table != nil {
                 throw SluiceError(.configuration, "cursor column '\(c.name)' may be NULL: rows with NULL there would never be extracted. "
@@ -129,6 +131,7 @@ struct PostgresExtractPlan: Sendable {
             }
             _ = lookback
         }
+        window = o.backfill
         if let p = o.processedColumn {
             let condition = "\(SQLText.identifier(p)) IS NOT TRUE"
             filter = filter.map { "(\($0)) AND \(condition)" } ?? condition
@@ -142,27 +145,60 @@ struct PostgresExtractPlan: Sendable {
 
     var order: String { key.map { SQLText.identifier($0.name) }.joined(separator: ", ") }
 
-    func whereClause(_ conditions: [String]) -> String {
-        let all = conditions + (filter.map { ["(\($0))"] } ?? [])
-        return all.isEmpty ? "" : " WHERE " + all.joined(separator: " AND ")
+    /// WHERE conditions (with their bound parameters) for rows after `after` (or, with a
+    /// lookback, from `after[0] - lookback` on), inside `slice` and the backfill `window`.
+    func conditions(after: [String]?, lookback: String? = nil, slice: KeySlice? = nil) -> (String, [String?]) {
+        var parameters: [String?] = []
+        func bind(_ value: String?, _ type: String) -> String {
+            parameters.append(value)
+            return "$\(parameters.count)::\(type)"
+        }
+        let k0 = key[0]
+        let first = SQLText.identifier(k0.name)
+        var all: [String] = []
+        if let after {
+            if let lookback {
+                all.append("\(first) >= (\(bind(after[0], k0.typeName)) - \(bind(lookback, "interval")))")
+            } else {
+                let keys = key.map { SQLText.identifier($0.name) }.joined(separator: ", ")
+                let values = key.enumerated().map { bind(after[$0.offset], $0.element.typeName) }.joined(separator: ", ")
+                all.append("(\(keys)) > (\(values))")
+            }
+        }
+        if let lower = slice?.lower { all.append("\(first) > \(bind(lower, k0.typeName))") }
+        if let upper = slice?.upper { all.append("\(first) <= \(bind(upper, k0.typeName))") }
+        if let window {
+            all.append("\(first) >= \(bind(window.from, k0.typeName)) AND \(first) < \(bind(window.to, k0.typeName))")
+        }
+        if let filter { all.append("(\(filter))") }
+        return (all.isEmpty ? "" : " WHERE " + all.joined(separator: " AND "), parameters)
     }
 
-    /// The first page (no position yet).
-    func firstPageSQL() -> String {
-        "SELECT \(selectList) FROM \(relation)\(whereClause([])) ORDER BY \(order) LIMIT $1"
+    /// One page: up to `limit` rows in key order.
+    func pageQuery(after: [String]?, lookback: String? = nil, slice: KeySlice? = nil, limit: Int) -> (String, [String?]) {
+        var (whereSQL, parameters) = conditions(after: after, lookback: lookback, slice: slice)
+        parameters.append(String(limit))
+        return ("SELECT \(selectList) FROM \(relation)\(whereSQL) ORDER BY \(order) LIMIT $\(parameters.count)::int8", parameters)
     }
 
-    /// The page after `key` values $1…$n; LIMIT is the last parameter.
-    func nextPageSQL() -> String {
-        let keys = key.map { SQLText.identifier($0.name) }.joined(separator: ", ")
-        let params = key.enumerated().map { "$\($0.offset + 1)::\($0.element.typeName)" }.joined(separator: ", ")
-        return "SELECT \(selectList) FROM \(relation)\(whereClause(["(\(keys)) > (\(params))"])) ORDER BY \(order) LIMIT $\(key.count + 1)"
+    /// How many rows are left to read (for progress).
+    func countQuery(after: [String]?, slice: KeySlice?) -> (String, [String?]) {
+        let (whereSQL, parameters) = conditions(after: after, slice: slice)
+        return ("SELECT count(*) FROM \(relation)\(whereSQL)", parameters)
     }
 
-    /// A lookback poll's first page: rows whose first cursor column is at or after $1 - $2 (an interval).
-    func lookbackPageSQL() -> String {
-        let first = key[0]
-        let condition = "\(SQLText.identifier(first.name)) >= ($1::\(first.typeName) - $2::interval)"
-        return "SELECT \(selectList) FROM \(relation)\(whereClause([condition])) ORDER BY \(order) LIMIT $3"
+    /// Upper bounds of the first key column that cut the rows into `n` slices of about equal size.
+    func boundariesQuery(slices n: Int) -> (String, [String?]) {
+        let (whereSQL, parameters) = conditions(after: nil)
+        let first = SQLText.identifier(key[0].name)
+        return ("SELECT max(k)::text FROM (SELECT \(first) AS k, ntile(\(n)) OVER (ORDER BY \(first)) AS b FROM \(relation)\(whereSQL)) x GROUP BY b ORDER BY b",
+                parameters)
     }
+}
+
+/// A part of the key space read by one of the readers of a parallel pull: rows whose first key
+/// column is above `lower` (exclusive) and at most `upper` (inclusive); nil is unbounded.
+struct KeySlice: Sendable, Hashable {
+    var lower: String?
+    var upper: String?
 }

@@ -46,17 +46,55 @@ public struct PostgresSource: Source {
         }
     }
 
-    /// A reader for one extract pass.
+    /// A reader for one extract pass: one key-ordered reader, or `parallel` of them over key slices.
     func makePassReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
         let connection = try await PostgresConnection.connect(options.url)
         let o = options
         let plan = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
-        context.logger.debug("reading PostgreSQL", metadata: [
-            "url": "\(options.url.redacted)", "relation": "\(options.partition)", "mode": "\(options.mode.rawValue)",
-            "key": "\(plan.key.map(\.name))",
-        ])
-        return PostgresSourceReader(options: options, plan: plan, connection: connection,
-                                    position: checkpoint[options.partition].flatMap(KeyPosition.decode))
+        let base = options.partition
+        guard options.parallel > 1 else {
+            let reader = PostgresSourceReader(options: options, plan: plan, connection: connection, partition: base,
+                                              position: checkpoint[base].flatMap(KeyPosition.decode))
+            if options.mode == .full { try await reportTotal([reader], context: context) }
+            return reader
+        }
+        // Resume the slices of an unfinished pass (their bounds are in the checkpoint), or cut new ones.
+        let n = options.parallel
+        let names = (1...n).map { "\(base)#\(String(format: "%02d", $0))/\(n)" }
+        var positions = names.map { checkpoint[$0].flatMap(KeyPosition.decode) }
+        if positions.contains(where: { $0 == nil }) || positions.allSatisfy({ $0?.done == true }) {
+            let (sql, parameters) = plan.boundariesQuery(slices: n)
+            let uppers = try await connection.run { session in
+                let r = try session.query(sql, parameters)
+                return (0..<r.rows).compactMap { r.string($0, 0) }
+            }
+            let run = KeyPosition.newRun().run
+            var lower: String?
+            positions = (0..<n).map { i in
+                // Fewer distinct values than slices leaves the last slices empty; the last is open-ended.
+                let upper = i == n - 1 ? nil : (i < uppers.count ? uppers[i] : uppers.last)
+                defer { lower = upper ?? lower }
+                return KeyPosition(after: nil, run: run, slice: KeySlice(lower: lower, upper: upper))
+            }
+        }
+        var readers: [PostgresSourceReader] = []
+        for (i, name) in names.enumerated() {
+            let c = i == 0 ? connection : try await PostgresConnection.connect(options.url)
+            readers.append(PostgresSourceReader(options: options, plan: plan, connection: c, partition: name, position: positions[i]))
+        }
+        context.logger.info("parallel pull", metadata: ["slices": "\(n)", "bounds": "\(positions.map { $0?.slice?.upper ?? "∞" })"])
+        try await reportTotal(readers, context: context)
+        return ParallelReader(readers: readers)
+    }
+
+    /// Counts the rows left to read, for the progress bar.
+    func reportTotal(_ readers: [PostgresSourceReader], context: SourceContext) async throws {
+        var total = 0
+        for r in readers where !r.finished {
+            let (sql, parameters) = r.plan.countQuery(after: r.position.after, slice: r.position.slice)
+            total += try await r.connection.run { Int(try $0.query(sql, parameters).string(0, 0) ?? "0") ?? 0 }
+        }
+        context.reportProgress(SourceProgress(bytesDone: 0, bytesTotal: nil, recordsTotal: total))
     }
 
     /// changelog: marks rows up to the committed change id processed (after the sink commit).
@@ -76,16 +114,36 @@ public struct PostgresSource: Source {
     }
 }
 
+extension PostgresSource: BackfillableSource {
+    public func backfill(from: String, to: String, parallel: Int) throws -> any Source {
+        guard options.mode == .incremental, !options.cursor.isEmpty else {
+            throw SluiceError(.configuration, "a backfill re-reads a range of an incremental pull's cursor; this pipeline's postgres source is mode: \(options.mode.rawValue)",
+                              location: "source.postgres.mode")
+        }
+        var o = options
+        o.mode = .full
+        o.backfill = (from, to)
+        o.parallel = parallel
+        o.schedule = nil
+        o.lookback = nil
+        return PostgresSource(options: o)
+    }
+}
+
 /// Where an extract stands: the last key read, as exact text values; for full extracts,
-/// whether the pass is done and which pass it is.
+/// whether the pass is done and which pass it is; for a slice of a parallel pull, its bounds.
 struct KeyPosition: Sendable, Hashable {
     var after: [String]?
     var done = false
     var run: String
+    var slice: KeySlice?
 
     var encoded: String {
         var object: [String: Any] = ["run": run, "done": done]
         if let after { object["after"] = after }
+        if let slice {
+            object["slice"] = ["lower": slice.lower as Any? ?? NSNull(), "upper": slice.upper as Any? ?? NSNull()]
+        }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
@@ -95,6 +153,9 @@ struct KeyPosition: Sendable, Hashable {
         var p = KeyPosition(run: object["run"] as? String ?? "")
         p.done = object["done"] as? Bool ?? false
         p.after = object["after"] as? [String]
+        if let slice = object["slice"] as? [String: Any] {
+            p.slice = KeySlice(lower: slice["lower"] as? String, upper: slice["upper"] as? String)
+        }
         return p
     }
 
@@ -103,26 +164,30 @@ struct KeyPosition: Sendable, Hashable {
     }
 }
 
-/// Reads one extract page by page. See ``PostgresSource``.
-final class PostgresSourceReader: SourceReader {
+/// Reads one extract (or one slice of it) page by page. See ``PostgresSource``.
+/// Used by one task at a time (a ``ParallelReader`` hands each to one child task per round).
+final class PostgresSourceReader: SourceReader, @unchecked Sendable {
     let options: PostgresSourceOptions
     let plan: PostgresExtractPlan
     let connection: PostgresConnection
+    let partition: String
     var position: KeyPosition
     /// Lookback polls start before the committed cursor; the first page is different.
     var startsWithLookback: Bool
     var finished = false
 
-    init(options: PostgresSourceOptions, plan: PostgresExtractPlan, connection: PostgresConnection, position: KeyPosition?) {
+    init(options: PostgresSourceOptions, plan: PostgresExtractPlan, connection: PostgresConnection, partition: String, position: KeyPosition?) {
         self.options = options
         self.plan = plan
         self.connection = connection
+        self.partition = partition
         switch options.mode {
         case .full:
-            self.position = position.flatMap { $0.done ? nil : $0 } ?? .newRun()  // resume an interrupted pass
+            self.position = position.flatMap { $0.done && $0.slice == nil ? nil : $0 } ?? .newRun()  // resume an interrupted pass
         case .incremental, .changelog:
             self.position = position ?? .newRun()
         }
+        finished = self.position.done
         startsWithLookback = options.lookback != nil && self.position.after != nil
     }
 
@@ -130,22 +195,10 @@ final class PostgresSourceReader: SourceReader {
         guard !finished else { return nil }
         let limit = options.batchRows
         let plan = self.plan
-        let sql: String
-        let parameters: [String?]
-        if let after = position.after {
-            if startsWithLookback, let lookback = options.lookback {
-                sql = plan.lookbackPageSQL()
-                parameters = [after[0], "\(lookback.components.seconds) seconds", String(limit)]
-            } else {
-                sql = plan.nextPageSQL()
-                parameters = after + [String(limit)]
-            }
-        } else {
-            sql = plan.firstPageSQL()
-            parameters = [String(limit)]
-        }
+        let lookback = startsWithLookback ? options.lookback.map { "\($0.components.seconds) seconds" } : nil
         startsWithLookback = false
-        let partition = options.partition
+        let (sql, parameters) = plan.pageQuery(after: position.after, lookback: lookback, slice: position.slice, limit: limit)
+        let partition = self.partition
         let page = try await connection.run { session -> Page in
             let result = try session.query(sql, parameters, binary: true)
             return Page.decode(result, plan: plan, partition: partition)
@@ -162,6 +215,29 @@ final class PostgresSourceReader: SourceReader {
     }
 
     func close() async {}
+}
+
+/// Reads the slices of a parallel pull: each round fetches one page from every unfinished slice
+/// at once (each slice has its own connection), then hands the pages out one by one. Each slice
+/// is a checkpoint partition, so the pass resumes slice by slice after a crash.
+final class ParallelReader: SourceReader {
+    let readers: [PostgresSourceReader]
+    var ready: [SourceBatch] = []
+
+    init(readers: [PostgresSourceReader]) { self.readers = readers }
+
+    func next() async throws -> SourceBatch? {
+        while ready.isEmpty {
+            let active = readers.filter { !$0.finished }
+            if active.isEmpty { return nil }
+            let pages = try await withThrowingTaskGroup(of: (Int, SourceBatch?).self) { group in
+                for (i, reader) in active.enumerated() { group.addTask { (i, try await reader.next()) } }
+                return try await group.reduce(into: [(Int, SourceBatch?)]()) { $0.append($1) }
+            }
+            ready = pages.sorted { $0.0 < $1.0 }.compactMap(\.1)
+        }
+        return ready.removeFirst()
+    }
 }
 
 /// One decoded page.

@@ -37,12 +37,16 @@ public struct PostgresSourceOptions: Decodable, Sendable {
     public var unsupportedTypes: Unsupported = .error
     /// When to pull again (nil: once).
     public var schedule: ExtractSchedule?
+    /// Readers pulling key ranges concurrently (full extracts and backfills).
+    public var parallel = 1
+    /// Set by `sluice backfill`: re-extract the rows whose first cursor column is in [from, to).
+    public var backfill: (from: String, to: String)?
 
     enum CodingKeys: String, CodingKey {
         case url, table, query, key, mode, cursor, lookback, filter
         case changeID = "change_id", processedColumn = "processed_column"
         case batchRows = "batch_rows", unsupportedTypes = "unsupported_types"
-        case schedule, poll
+        case schedule, poll, parallel
     }
 
     public init(from decoder: any Decoder) throws {
@@ -107,6 +111,10 @@ public struct PostgresSourceOptions: Decodable, Sendable {
             unsupportedTypes = parsed
         }
         schedule = try Self.decodeSchedule(c, mode: mode)
+        parallel = try c.decodeIfPresent(Int.self, forKey: .parallel, in: 1...64) ?? 1
+        if parallel > 1 && mode != .full {
+            throw try c.superDecoder(forKey: .parallel).configError("parallel pulls split a full extract into key ranges; \(mode.rawValue) reads in cursor order (use `sluice backfill --parallel N` for history)")
+        }
     }
 
     static func decodeSchedule(_ c: KeyedDecodingContainer<CodingKeys>, mode: Mode) throws -> ExtractSchedule? {

@@ -18,18 +18,29 @@ struct ProgressRenderer {
 
     func line(elapsed: Duration) -> String {
         var records = 0, done = 0, total = 0, knownTotal = true, dead = 0
+        var fractionDone = 0.0, fractionTotal = 0.0
         for s in statuses {
             let snap = s.snapshot
             records += snap.recordsIn
             dead += snap.deadLettered
             done += snap.bytesDone
-            if let t = snap.bytesTotal { total += t } else { knownTotal = false }
+            if let t = snap.bytesTotal {
+                total += t
+                fractionDone += Double(snap.bytesDone)
+                fractionTotal += Double(t)
+            } else if let r = snap.recordsTotal {
+                // Database extracts: progress by records, weighted like bytes (~100 B a record).
+                fractionDone += Double(min(snap.recordsIn, r)) * 100
+                fractionTotal += Double(r) * 100
+            } else {
+                knownTotal = false
+            }
         }
         let seconds = max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         let mbps = Double(done) / 1_048_576 / seconds
         var text = ""
-        if knownTotal && total > 0 {
-            let fraction = min(1, Double(done) / Double(total))
+        if knownTotal && fractionTotal > 0 {
+            let fraction = min(1, fractionDone / fractionTotal)
             let width = 24
             let filled = Int(fraction * Double(width))
             text += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
