@@ -77,3 +77,22 @@ extension SluiceError {
 public protocol POSIXErrorLike: Error {
     var sluiceError: SluiceError { get }
 }
+
+/// Masks secrets in locations that may be URLs, for logs, errors and output.
+public enum Redaction {
+    /// `scheme://user:password@host/…` → `scheme://user:***@host/…`, and `password=…` → `password=***`.
+    public static func url(_ text: String) -> String {
+        var out = text
+        if let scheme = out.range(of: "://") {
+            let rest = out[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            if let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {
+                out.replaceSubrange(out.index(after: colon)..<at, with: "***")
+            }
+        }
+        if let r = out.range(of: #"password=[^&]*"#, options: .regularExpression) {
+            out.replaceSubrange(r, with: "password=***")
+        }
+        return out
+    }
+}

@@ -28,21 +28,7 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
     public var description: String { redacted }
 
     /// Masks the password of the user-info part and any `password=` parameter.
-    public static func redact(_ url: String) -> String {
-        var text = url
-        if let scheme = text.range(of: "://") {
-            let rest = text[scheme.upperBound...]
-            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-            if let at = rest[..<authorityEnd].lastIndex(of: "@"),
-               let colon = rest[..<at].firstIndex(of: ":") {
-                text.replaceSubrange(text.index(after: colon)..<at, with: "***")
-            }
-        }
-        if let r = text.range(of: #"password=[^&]*"#, options: .regularExpression) {
-            text.replaceSubrange(r, with: "password=***")
-        }
-        return text
-    }
+    public static func redact(_ url: String) -> String { Redaction.url(url) }
 }
 
 /// Quoting for SQL text built by Sluice. Values are always bound as parameters; only

@@ -103,7 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let opened = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(loaded.state) }
         guard let store = opened as? any PushQueueStore & StateStore else {
-            FileHandle.standardError.write(Data("error: the state store '\(loaded.state)' cannot hold a push queue; use a SQLite path\n".utf8))
+            FileHandle.standardError.write(Data("error: the state store '\(Redaction.url(loaded.state))' cannot hold a push queue; use a SQLite path\n".utf8))
             throw ExitCode(2)
         }
 

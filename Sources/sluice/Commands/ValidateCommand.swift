@@ -47,7 +47,7 @@ struct ValidateCommand: AsyncParsableCommand {
                 print("unreachable  \(plan.name): \(problems.joined(separator: "; "))")
             }
         }
-        print("\(plans.count) pipeline(s) valid; state: \(state)")
+        print("\(plans.count) pipeline(s) valid; state: \(Redaction.url(state))")
         if unreachable > 0 {
             FileHandle.standardError.write(Data("error: \(unreachable) pipeline(s) cannot reach their source or sink\n".utf8))
             throw ExitCode(1)

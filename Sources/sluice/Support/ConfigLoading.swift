@@ -22,7 +22,7 @@ enum ConfigLoading {
                 let loaded = try loader().load(file: file)
                 if let (s, f) = state, s != loaded.state {
                     errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "state",
-                                              message: "state location '\(loaded.state)' differs from '\(s)' in \(f); one run uses one state store"))
+                                              message: "state location '\(Redaction.url(loaded.state))' differs from '\(Redaction.url(s))' in \(f); one run uses one state store"))
                 }
                 state = state ?? (loaded.state, file)
                 for plan in loaded.pipelines {
