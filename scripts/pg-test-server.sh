@@ -17,17 +17,24 @@ pg_test_server_start() {
         chown postgres:postgres "$PG_TEST_DIR"
         as=(runuser -u postgres --)
     fi
+    # A self-signed certificate, so the TLS tests can use sslmode=require (plain connections still work).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" -keyout "$PG_TEST_DIR/server.key" \
+        -out "$PG_TEST_DIR/server.crt" >/dev/null 2>&1
+    chmod 600 "$PG_TEST_DIR/server.key"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_TEST_DIR/server.key" "$PG_TEST_DIR/server.crt"
     PG_TEST_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
     (cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/initdb" -D "$PG_TEST_DIR/data" -U postgres --auth-local=trust \
         --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync --no-instructions >"$PG_TEST_DIR/initdb.log" 2>&1) \
         || { cat "$PG_TEST_DIR/initdb.log" >&2; return 1; }
     (cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 60 \
         -o "-p $PG_TEST_PORT -k $PG_TEST_DIR -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=20 \
-            -c max_wal_senders=20 -c max_connections=200 -c fsync=off -c full_page_writes=off -c synchronous_commit=on" start >/dev/null) \
+            -c max_wal_senders=20 -c max_connections=200 -c fsync=off -c full_page_writes=off -c synchronous_commit=on \
+            -c ssl=on -c ssl_cert_file=$PG_TEST_DIR/server.crt -c ssl_key_file=$PG_TEST_DIR/server.key" start >/dev/null) \
         || { cat "$PG_TEST_DIR/server.log" >&2; return 1; }
     "$PG_TEST_BIN/psql" -X -q -h "$PG_TEST_DIR" -p "$PG_TEST_PORT" -U postgres -d postgres \
         -c "CREATE ROLE sluice LOGIN SUPERUSER REPLICATION PASSWORD 'sluice'" >/dev/null
     export PG_TEST_DIR PG_TEST_PORT
+    export SLUICE_TEST_PG_CA="$PG_TEST_DIR/server.crt"
     export SLUICE_TEST_PG_URL="postgres://sluice:sluice@127.0.0.1:$PG_TEST_PORT/postgres"
     echo "==> PostgreSQL 15 test server on 127.0.0.1:$PG_TEST_PORT (data in $PG_TEST_DIR)"
 }

@@ -139,3 +139,25 @@ import Testing
         #expect(try await db.rows("SELECT count(*) FROM x") == [["0"]])
     }
 }
+
+/// TLS through libpq's `sslmode` (the test server has a self-signed certificate).
+@Suite struct PostgresTLSTests {
+    @Test func tlsIsUsedWhenAskedAndVerificationFailuresAreNotRetried() async throws {
+        let url = try testServerURL()
+        guard let ca = ProcessInfo.processInfo.environment["SLUICE_TEST_PG_CA"] else {
+            Issue.record("SLUICE_TEST_PG_CA is not set: the test server from scripts/pg-test-server.sh has TLS")
+            return
+        }
+        for tls in ["?sslmode=require", "?sslmode=verify-full&sslrootcert=\(ca)"] {
+            let connection = try await PostgresConnection.connect(try PostgresURL(url + tls))
+            let ssl = try await connection.run { try $0.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").string(0, 0) }
+            #expect(ssl == "t", "\(tls)")
+        }
+        do {
+            _ = try await PostgresConnection.connect(try PostgresURL(url + "?sslmode=verify-full&sslrootcert=/nonexistent/root.crt"))
+            Issue.record("connected without the root certificate")
+        } catch let e as SluiceError {
+            #expect(e.code == .connection && !e.isRetryable && e.message.contains("TLS"), "\(e)")
+        }
+    }
+}
