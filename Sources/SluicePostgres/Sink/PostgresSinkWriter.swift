@@ -145,48 +145,49 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
             try buffer.withUnsafeBytes { try send($0) }
         }
         let move = moveSQL(batch.schema)
-        try session.execute("SAVEPOINT sluice_batch")
-        do {
-            try session.query(move.all)
-            try session.execute("RELEASE SAVEPOINT sluice_batch")
-        } catch let e as SluiceError where e.code == .schemaViolation || e.code == .constraint {
-            // Find the rows the target refuses, one by one; the others go in.
-            try session.execute("ROLLBACK TO SAVEPOINT sluice_batch")
-            for row in 0..<batch.count where !skipped.contains(row) {
-                try session.execute("SAVEPOINT sluice_row")
-                do {
-                    try session.query(move.one, [String(row)])
-                    try session.execute("RELEASE SAVEPOINT sluice_row")
-                } catch let rowError as SluiceError where rowError.code == .schemaViolation || rowError.code == .constraint {
-                    try session.execute("ROLLBACK TO SAVEPOINT sluice_row")
-                    failures.append(RowFailure(row: row, error: SluiceError(rowError.code, "\(options.table) refused the row: \(rowError.message)", retryable: false)))
-                }
-            }
-            try session.execute("RELEASE SAVEPOINT sluice_batch")
-        }
+        failures += try moveRows(0..<batch.count, sql: move, skipped: skipped, session: session)
         try session.execute("TRUNCATE pg_temp.sluice_stage")
         return failures
     }
 
-    /// `INSERT … SELECT` from the stage into the load table, for all rows and for one (`$1`).
-    func moveSQL(_ schema: Schema) -> (all: String, one: String) {
+    /// Moves stage rows `rows` into the load table under a savepoint. When PostgreSQL refuses
+    /// them for data reasons (a constraint, a value out of range), the range is halved until the
+    /// refused rows are alone: a few bad rows cost a few statements each, not one per row.
+    func moveRows(_ rows: Range<Int>, sql: String, skipped: Set<Int>, session: PostgresSession) throws -> [RowFailure] {
+        guard !rows.isEmpty else { return [] }
+        try session.execute("SAVEPOINT sluice_move")
+        do {
+            try session.query(sql, [String(rows.lowerBound), String(rows.upperBound)])
+            try session.execute("RELEASE SAVEPOINT sluice_move")
+            return []
+        } catch let e as SluiceError where e.code == .schemaViolation || e.code == .constraint {
+            try session.execute("ROLLBACK TO SAVEPOINT sluice_move; RELEASE SAVEPOINT sluice_move")
+            if rows.count == 1 {
+                return skipped.contains(rows.lowerBound) ? [] : [RowFailure(row: rows.lowerBound, error: SluiceError(
+                    e.code, "\(options.table) refused the row: \(e.message)", location: e.location, retryable: false))]
+            }
+            let middle = rows.lowerBound + rows.count / 2
+            return try moveRows(rows.lowerBound..<middle, sql: sql, skipped: skipped, session: session)
+                + moveRows(middle..<rows.upperBound, sql: sql, skipped: skipped, session: session)
+        }
+    }
+
+    /// `INSERT … SELECT` of the stage rows numbered [$1, $2) into the load table.
+    func moveSQL(_ schema: Schema) -> String {
         let columns = schema.fields.map { SQLText.identifier($0.name) }.joined(separator: ", ")
         let target = SQLText.qualified(loadTable)
+        let range = "sluice_row >= $1::int4 AND sluice_row < $2::int4"
         switch options.mode {
         case .append, .replace:
-            let base = "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM pg_temp.sluice_stage"
-            return (base, base + " WHERE sluice_row = $1::int4")
+            return "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM pg_temp.sluice_stage WHERE \(range)"
         case .upsert:
             let keys = options.key.map(SQLText.identifier).joined(separator: ", ")
             let others = schema.fields.map(\.name).filter { !options.key.contains($0) }
             let action = others.isEmpty ? "DO NOTHING"
                 : "DO UPDATE SET " + others.map { "\(SQLText.identifier($0)) = EXCLUDED.\(SQLText.identifier($0))" }.joined(separator: ", ")
-            // The last version of a key within the batch wins (one statement may not update a row twice).
-            let all = "INSERT INTO \(target) (\(columns)) SELECT DISTINCT ON (\(keys)) \(columns) FROM pg_temp.sluice_stage "
+            // The last version of a key within the rows wins (one statement may not update a row twice).
+            return "INSERT INTO \(target) (\(columns)) SELECT DISTINCT ON (\(keys)) \(columns) FROM pg_temp.sluice_stage WHERE \(range) "
                 + "ORDER BY \(keys), sluice_row DESC ON CONFLICT (\(keys)) \(action)"
-            let one = "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM pg_temp.sluice_stage WHERE sluice_row = $1::int4 "
-                + "ON CONFLICT (\(keys)) \(action)"
-            return (all, one)
         }
     }
 
