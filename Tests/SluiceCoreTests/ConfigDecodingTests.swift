@@ -45,6 +45,19 @@ import Testing
         #expect(p.settings.batch.maxBytes == 1 << 20)
     }
 
+    @Test func schemaCheckingCanBeTurnedOff() throws {
+        let c = try load("""
+        pipelines:
+          a: { source: { memory: { rows: 5 } }, sink: { memory: {} }, schema: { on_change: ignore } }
+          b: { source: { memory: { rows: 5 } }, sink: { memory: {} } }
+          c: { source: { memory: { rows: 5 } }, sink: { memory: {} }, schema: { on_change: freeze } }
+        """)
+        #expect(c.pipeline(named: "a")?.settings.schemaDetection == false && c.pipeline(named: "a")?.settings.schema == nil)
+        #expect(c.pipeline(named: "b")?.settings.schemaDetection == true && c.pipeline(named: "b")?.settings.schema == nil)
+        #expect(c.pipeline(named: "c")?.settings.schema?.policy == .freeze)
+        #expect(error("pipelines: { a: { source: { memory: {} }, sink: { memory: {} }, schema: { on_change: nope } } }")?.message.contains("ignore") == true)
+    }
+
     @Test func misspelledKeyNamesLineAndSuggests() throws {
         let e = try #require(error("""
         pipelines:

@@ -41,8 +41,8 @@ public struct SchemaConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         onChange = try c.decodeIfPresent(String.self, forKey: .onChange)
-        if let o = onChange, SchemaPolicy(rawValue: o) == nil {
-            throw try c.superDecoder(forKey: .onChange).configError("unknown on_change '\(o)'; use evolve, freeze, discard_row or discard_value")
+        if let o = onChange, SchemaPolicy(rawValue: o) == nil, o != "ignore" {
+            throw try c.superDecoder(forKey: .onChange).configError("unknown on_change '\(o)'; use evolve, freeze, discard_row, discard_value or ignore")
         }
         subject = try c.decodeIfPresent(String.self, forKey: .subject)
         columns = try c.decodeIfPresent(OrderedMapping<String>.self, forKey: .columns)

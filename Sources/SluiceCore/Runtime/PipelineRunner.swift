@@ -124,6 +124,7 @@ public struct PipelineRunner: Sendable {
 
     /// Drift detection and the `schema:` policy, when the state store holds a schema registry.
     func makeSchemaGuard() async throws -> SchemaGuard? {
+        guard plan.settings.schemaDetection else { return nil }
         guard let registryStore = store as? any SchemaRegistryStore else {
             if plan.settings.schema != nil {
                 throw SluiceError(.configuration, "`schema:` needs a state store with a schema registry (the SQLite one has it)",

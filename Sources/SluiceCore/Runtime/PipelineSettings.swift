@@ -7,6 +7,9 @@ public struct PipelineSettings: Sendable {
     public var bufferBytes: Int
     /// What to do when the data's schema changes (nil: detect and record only).
     public var schema: SchemaSettings?
+    /// False with `schema: {on_change: ignore}`: no drift detection, no registry (the schema
+    /// still flows to the sink; a Parquet sink still starts a new file on a change).
+    public var schemaDetection = true
 
     public init(dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),
                 bufferBatches: Int = 4, bufferBytes: Int = 64 << 20) {
@@ -39,7 +42,9 @@ public struct PipelineSettings: Sendable {
             bufferBatches = b.maxBatches ?? bufferBatches
             bufferBytes = b.maxBytes?.bytes ?? bufferBytes
         }
-        if let sc = config.schema {
+        if let sc = config.schema, sc.onChange == "ignore" {
+            schemaDetection = false
+        } else if let sc = config.schema {
             schema = SchemaSettings(policy: SchemaPolicy(rawValue: sc.onChange ?? "evolve") ?? .evolve, subject: sc.subject,
                                     declared: sc.columns.map { Schema($0.entries.map { Field($0.key, DataType(parsing: $0.value)!) }) },
                                     widenToString: sc.widenToString ?? false)
