@@ -15,7 +15,8 @@ public struct SQLiteSource: Source {
     public var options: SQLiteSourceOptions
     public var path: String
 
-    public var isContinuous: Bool { false }
+    /// A scheduled pull runs until stopped; otherwise one extract, then the run ends.
+    public var isContinuous: Bool { options.schedule != nil }
 
     public init(options: SQLiteSourceOptions, path: String) {
         self.options = options
@@ -53,6 +54,28 @@ public struct SQLiteSource: Source {
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
+        guard let schedule = options.schedule else { return try await makePassReader(resumingFrom: checkpoint) }
+        return RepeatingReader(schedule: schedule, context: context) { checkpoint in
+            try await makePassReader(resumingFrom: checkpoint)
+        }
+    }
+
+    /// changelog: marks rows up to the committed change id processed (after the sink commit).
+    public func committed(_ positions: [String: String], context: SourceContext) async throws {
+        guard options.mode == .changelog, let processed = options.processedColumn,
+              let value = positions[options.table], let position = ExtractPosition.decode(value),
+              let last = position.after?.first else { return }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let db = try DatabaseQueue(path: path, configuration: configuration)
+        let plan = try await db.read { try ExtractPlan(db: $0, options: options) }
+        try await db.write { db in
+            try db.execute(sql: "UPDATE \(ExtractPlan.quote(options.table)) SET \(ExtractPlan.quote(processed)) = 1 "
+                + "WHERE \(ExtractPlan.quote(plan.key[0])) <= ? AND \(ExtractPlan.quote(processed)) IS NOT 1", arguments: [last])
+        }
+    }
+
+    func makePassReader(resumingFrom checkpoint: Checkpoint) async throws -> any SourceReader {
         let db = try openDatabase()
         let plan = try await db.read { db in try ExtractPlan(db: db, options: options) }
         return SQLiteSourceReader(source: self, db: db, plan: plan, position: checkpoint[options.table].flatMap(ExtractPosition.decode))
@@ -92,6 +115,15 @@ struct ExtractPlan: Sendable {
                 throw SluiceError(.configuration, "table '\(table)' has neither a rowid nor a primary key to read it in order", location: "source.sqlite.table")
             }
             key = hasRowid ? ["rowid"] : pk
+        case .changelog:
+            let id = options.changeID ?? (pk.count == 1 ? pk[0] : (hasRowid ? "rowid" : ""))
+            guard !id.isEmpty, id == "rowid" || notNull[id] != nil else {
+                throw SluiceError(.configuration, "name the change table's id column: `change_id: column`", location: "source.sqlite.change_id")
+            }
+            if let p = options.processedColumn, notNull[p] == nil {
+                throw SluiceError(.configuration, "processed_column '\(p)' is not a column of '\(table)'", location: "source.sqlite.processed_column")
+            }
+            key = [id]
         case .incremental:
             for c in options.cursor {
                 guard notNull[c] != nil else {
@@ -112,9 +144,11 @@ struct ExtractPlan: Sendable {
         let columns = (fields.map { Self.quote($0.name) } + key.map(Self.quote)).joined(separator: ", ")
         let keyList = key.map(Self.quote).joined(separator: ", ")
         let order = key.map(Self.quote).joined(separator: ", ")
-        firstSQL = "SELECT \(columns) FROM \(Self.quote(table)) ORDER BY \(order) LIMIT ?"
+        // changelog with a processed column: only rows not marked yet.
+        let unprocessed = options.processedColumn.map { "\(Self.quote($0)) IS NOT 1" }
+        firstSQL = "SELECT \(columns) FROM \(Self.quote(table))\(unprocessed.map { " WHERE \($0)" } ?? "") ORDER BY \(order) LIMIT ?"
         let placeholders = Array(repeating: "?", count: key.count).joined(separator: ", ")
-        sql = "SELECT \(columns) FROM \(Self.quote(table)) WHERE (\(keyList)) > (\(placeholders)) ORDER BY \(order) LIMIT ?"
+        sql = "SELECT \(columns) FROM \(Self.quote(table)) WHERE (\(keyList)) > (\(placeholders))\(unprocessed.map { " AND \($0)" } ?? "") ORDER BY \(order) LIMIT ?"
     }
 
     static func quote(_ name: String) -> String {
@@ -199,7 +233,7 @@ final class SQLiteSourceReader: SourceReader {
         self.plan = plan
         if source.options.mode == .full, let p = position, !p.done {
             self.position = p  // resume the interrupted pass
-        } else if source.options.mode == .incremental, let p = position {
+        } else if source.options.mode != .full, let p = position {
             self.position = p
         } else {
             self.position = ExtractPosition(after: nil, run: UUID().uuidString.lowercased().prefix(8).description)  // a new full pass
@@ -250,7 +284,7 @@ final class SQLiteSourceReader: SourceReader {
         if exhausted {
             finished = true
             if source.options.mode == .full { position.done = true }
-            if rows.isEmpty && source.options.mode == .incremental { return nil }
+            if rows.isEmpty && source.options.mode != .full { return nil }
         }
         let batch = RecordBatch(schema: Schema(plan.fields), columns: builders.indices.map { builders[$0].finish() })
         return SourceBatch(records: batch, rejects: rejects, position: SourcePosition(partition: table, value: position.encoded),

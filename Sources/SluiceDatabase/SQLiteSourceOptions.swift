@@ -7,13 +7,17 @@ import SluiceCore
 ///   sqlite:
 ///     path: app.db
 ///     table: orders
-///     mode: incremental          # full (default) | incremental
+///     mode: incremental          # full (default) | incremental | changelog
 ///     cursor: [updated_at, id]   # incremental: columns that only grow; the primary key breaks ties
 ///     batch_rows: 10000
 ///     columns: { total: "decimal(12,2)" }   # declared types (others from the table's declared types)
+///     schedule: "every 5m"       # or cron; or poll: { min: 1s, max: 1m }; without them: one pull
 /// ```
+///
+/// `changelog` reads a change table in id order (`change_id`, default the integer primary key)
+/// and, with `processed_column`, sets it to 1 once the sink has committed the row.
 public struct SQLiteSourceOptions: Decodable, Sendable {
-    public enum Mode: String, Sendable { case full, incremental }
+    public enum Mode: String, Sendable { case full, incremental, changelog }
 
     public var path: String
     public var table: String
@@ -21,8 +25,14 @@ public struct SQLiteSourceOptions: Decodable, Sendable {
     public var cursor: [String] = []
     public var batchRows = 10_000
     public var declared: [String: DataType] = [:]
+    public var changeID: String?
+    public var processedColumn: String?
+    public var schedule: ExtractSchedule?
 
-    enum CodingKeys: String, CodingKey { case path, table, mode, cursor, columns, batchRows = "batch_rows" }
+    enum CodingKeys: String, CodingKey {
+        case path, table, mode, cursor, columns, schedule, poll
+        case batchRows = "batch_rows", changeID = "change_id", processedColumn = "processed_column"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -33,7 +43,7 @@ public struct SQLiteSourceOptions: Decodable, Sendable {
         }
         if let m = try c.decodeIfPresent(String.self, forKey: .mode) {
             guard let parsed = Mode(rawValue: m) else {
-                throw try c.superDecoder(forKey: .mode).configError("unknown mode '\(m)'; use full or incremental")
+                throw try c.superDecoder(forKey: .mode).configError("unknown mode '\(m)'; use full, incremental or changelog")
             }
             mode = parsed
         }
@@ -41,9 +51,15 @@ public struct SQLiteSourceOptions: Decodable, Sendable {
         if mode == .incremental && cursor.isEmpty {
             throw try c.superDecoder(forKey: .mode).configError("mode: incremental needs `cursor: [column, …]` (columns that only grow, e.g. [updated_at, id])")
         }
-        if mode == .full && !cursor.isEmpty {
+        if mode != .incremental && !cursor.isEmpty {
             throw try c.superDecoder(forKey: .cursor).configError("`cursor` is for mode: incremental")
         }
+        changeID = try c.decodeIfPresent(String.self, forKey: .changeID)
+        processedColumn = try c.decodeIfPresent(String.self, forKey: .processedColumn)
+        if mode != .changelog, changeID != nil || processedColumn != nil {
+            throw try c.superDecoder(forKey: changeID != nil ? .changeID : .processedColumn).configError("`change_id` and `processed_column` are for mode: changelog")
+        }
+        schedule = try ExtractSchedule.decode(from: c, schedule: .schedule, poll: .poll, allowPoll: mode != .full)
         batchRows = try c.decodeIfPresent(Int.self, forKey: .batchRows, in: 1...1_000_000) ?? batchRows
         if let columns = try c.decodeIfPresent(OrderedMapping<String>.self, forKey: .columns) {
             let nested = try c.superDecoder(forKey: .columns)

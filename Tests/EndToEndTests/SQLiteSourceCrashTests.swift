@@ -61,3 +61,53 @@ import Testing
         #expect(lines == (mode == "full" ? 2 * Self.rows : Self.rows))
     }
 }
+
+/// The SQLite change-log mode, polled: rows appended while `sluice run` polls arrive once, and
+/// are marked processed only after the sink committed them.
+@Suite(.serialized) struct SQLiteChangelogTests {
+    @Test func polledChangelogDeliversEachChangeOnceAndMarksItProcessed() async throws {
+        let dir = try makeWorkDirectory("sqlite-changelog")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try python("""
+        import sqlite3
+        c = sqlite3.connect('app.db')
+        c.execute('create table changes(change_id integer primary key, order_id int not null, op text not null, processed int not null default 0)')
+        c.executemany('insert into changes(order_id, op) values (?, ?)', ((i, 'insert') for i in range(500)))
+        c.commit()
+        """, in: dir)
+        try write("""
+        pipelines:
+          changes:
+            source:
+              sqlite: { path: app.db, table: changes, mode: changelog, processed_column: processed, batch_rows: 100,
+                        poll: { min: 100ms, max: 300ms } }
+            sink:
+              ndjson: { path: out, max_file_age: 200ms }
+        """, to: "\(dir)/p.yaml")
+        let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
+        defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
+        for round in 0..<5 {
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try python("""
+            import sqlite3
+            c = sqlite3.connect('app.db', timeout=10)
+            c.executemany('insert into changes(order_id, op) values (?, ?)', ((i, 'update') for i in range(\(round * 100), \(round * 100 + 100))))
+            c.commit()
+            """, in: dir)
+            // Never marked before committed: processed rows are all in the published output.
+            let processed = Int(try python("import sqlite3; print(sqlite3.connect('app.db', timeout=10).execute('select count(*) from changes where processed = 1').fetchone()[0])", in: dir)
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            #expect(processed <= (try outputLines("\(dir)/out").count))
+        }
+        try await Task.sleep(for: .seconds(2))
+        kill(sluice.processIdentifier, SIGTERM)
+        sluice.waitUntilExit()
+        #expect(sluice.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
+        let ids = try outputLines("\(dir)/out").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["change_id"] as? Int
+        }
+        #expect(ids.count == 1000 && Set(ids).count == 1000, "\(ids.count) lines, \(Set(ids).count) distinct")
+        let unprocessed = try python("import sqlite3; print(sqlite3.connect('app.db').execute('select count(*) from changes where processed = 0').fetchone()[0])", in: dir)
+        #expect(unprocessed.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+    }
+}

@@ -119,3 +119,36 @@ public struct CronExpression: Sendable, Hashable {
         return Date.distantFuture
     }
 }
+
+extension ExtractSchedule {
+    /// Adaptive polling bounds as written in a source's options: `poll: {min: 1s, max: 1m}`.
+    struct PollBounds: Decodable {
+        var min: ConfigDuration
+        var max: ConfigDuration
+    }
+
+    /// Decodes a pull source's `schedule` ("every 5m" or cron) or `poll` ({min, max}) option;
+    /// nil when neither is given. `allowPoll` is false for full extracts.
+    public static func decode<K: CodingKey>(from c: KeyedDecodingContainer<K>, schedule: K, poll: K, allowPoll: Bool) throws -> ExtractSchedule? {
+        if c.contains(schedule) && c.contains(poll) {
+            throw try c.superDecoder(forKey: poll).configError("use either `schedule` (fixed times) or `poll` (adaptive), not both")
+        }
+        if let text = try c.decodeIfPresent(String.self, forKey: schedule) {
+            do {
+                return try ExtractSchedule(parsing: text)
+            } catch let e as SluiceError {
+                throw try c.superDecoder(forKey: schedule).configError(e.message)
+            }
+        }
+        if let p = try c.decodeIfPresent(PollBounds.self, forKey: poll) {
+            guard allowPoll else {
+                throw try c.superDecoder(forKey: poll).configError("adaptive polling is for incremental and changelog pulls; a full extract takes `schedule`")
+            }
+            guard p.min.duration > .zero, p.min.duration <= p.max.duration else {
+                throw try c.superDecoder(forKey: poll).configError("`min` must be positive and at most `max`")
+            }
+            return .adaptive(min: p.min.duration, max: p.max.duration)
+        }
+        return nil
+    }
+}

@@ -110,40 +110,11 @@ public struct PostgresSourceOptions: Decodable, Sendable {
             }
             unsupportedTypes = parsed
         }
-        schedule = try Self.decodeSchedule(c, mode: mode)
+        schedule = try ExtractSchedule.decode(from: c, schedule: .schedule, poll: .poll, allowPoll: mode != .full)
         parallel = try c.decodeIfPresent(Int.self, forKey: .parallel, in: 1...64) ?? 1
         if parallel > 1 && mode != .full {
             throw try c.superDecoder(forKey: .parallel).configError("parallel pulls split a full extract into key ranges; \(mode.rawValue) reads in cursor order (use `sluice backfill --parallel N` for history)")
         }
-    }
-
-    static func decodeSchedule(_ c: KeyedDecodingContainer<CodingKeys>, mode: Mode) throws -> ExtractSchedule? {
-        if c.contains(.schedule) && c.contains(.poll) {
-            throw try c.superDecoder(forKey: .poll).configError("use either `schedule` (fixed times) or `poll` (adaptive), not both")
-        }
-        if let text = try c.decodeIfPresent(String.self, forKey: .schedule) {
-            do {
-                return try ExtractSchedule(parsing: text)
-            } catch let e as SluiceError {
-                throw try c.superDecoder(forKey: .schedule).configError(e.message)
-            }
-        }
-        if let p = try c.decodeIfPresent(PollBounds.self, forKey: .poll) {
-            guard mode != .full else {
-                throw try c.superDecoder(forKey: .poll).configError("adaptive polling is for incremental and changelog pulls; a full extract takes `schedule`")
-            }
-            guard p.min.duration > .zero, p.min.duration <= p.max.duration else {
-                throw try c.superDecoder(forKey: .poll).configError("`min` must be positive and at most `max`")
-            }
-            return .adaptive(min: p.min.duration, max: p.max.duration)
-        }
-        return nil
-    }
-
-    /// Adaptive polling bounds: `poll: {min: 1s, max: 1m}`.
-    struct PollBounds: Decodable {
-        var min: ConfigDuration
-        var max: ConfigDuration
     }
 
     /// A name for the partition and dead-letter locations: the table, or `query`.
