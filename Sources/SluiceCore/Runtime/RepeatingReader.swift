@@ -78,6 +78,10 @@ public final class RepeatingReader: SourceReader {
             await reader.close()
             current = nil
             scheduleNext()
+            let level: Logger.Level = rowsThisPass > 0 ? .info : .debug
+            context.logger.log(level: level, "pull finished; waiting for the next one", metadata: [
+                "rows": "\(rowsThisPass)", "next": "\(ISO8601DateFormatter().string(from: due))",
+            ])
             if var last = held {
                 held = nil
                 last.endsPass = true
