@@ -33,8 +33,9 @@ PGBIN = "/usr/lib/postgresql/15/bin"
 
 def start_server(work):
     """A throwaway PostgreSQL server (as scripts/pg-test-server.sh starts it); returns (url, stop)."""
+    env = {k: v for k, v in os.environ.items() if k != "SLUICE_TEST_PG_URL"}
     out = subprocess.run(["bash", "-c", f"source {ROOT}/scripts/pg-test-server.sh >/dev/null && echo $SLUICE_TEST_PG_URL && echo $PG_TEST_DIR"],
-                         capture_output=True, text=True, check=True).stdout.split()
+                         capture_output=True, text=True, check=True, env=env).stdout.split()
     url, data = out[0], out[1]
 
     def stop():
@@ -59,8 +60,8 @@ def make_table(url, rows):
                i % 3 = 0, date '2024-01-01' + i % 700, timestamptz '2024-01-01' + i * interval '1 second',
                jsonb_build_object('k', i % 10, 'tag', 't' || i % 100)
         FROM generate_series(1, {rows}) i;
-        VACUUM ANALYZE public.bench_orders;
         """)
+    psql(url, "VACUUM ANALYZE public.bench_orders")
 
 
 def sluice_case(binary, work, name, url, sink, extra_source=""):
@@ -91,7 +92,7 @@ import dlt, os
 from dlt.sources.sql_database import sql_table
 os.environ["DESTINATION__FILESYSTEM__BUCKET_URL"] = "file://{d}/out"
 os.environ["DATA_WRITER__DISABLE_COMPRESSION"] = "false"
-source = sql_table(credentials="{url.replace('postgres://', 'postgresql://')}", table="bench_orders", schema="public", backend="pyarrow",
+source = sql_table(credentials="{url.replace('postgres://', 'postgresql+psycopg2://')}", table="bench_orders", schema="public", backend="pyarrow",
                    chunk_size=100000)
 p = dlt.pipeline(pipeline_name="bench", destination="filesystem", pipelines_dir="{d}/pipelines", dataset_name="bench")
 p.run(source, loader_file_format="parquet")
