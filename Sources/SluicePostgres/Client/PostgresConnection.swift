@@ -135,6 +135,38 @@ public final class PostgresSession: @unchecked Sendable {
         return PostgresResult(result)
     }
 
+    /// Sends a statement without waiting for its result (``receive(sql:)`` collects it): the server
+    /// works on it while the caller does something else, such as decoding the previous page.
+    public func send(_ sql: String, _ parameters: [String?] = [], binary: Bool = false) throws {
+        let sent = withParameterPointers(parameters) { values in
+            PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, binary ? 1 : 0)
+        }
+        if sent != 1 { throw PostgresErrors.lost(self) }
+    }
+
+    /// The result of the statement ``send(_:_:binary:)`` sent (waiting for it).
+    public func receive(sql: String) throws -> PostgresResult {
+        var last: OpaquePointer?
+        var failure: (any Error)?
+        while let result = PQgetResult(handle) {
+            if failure == nil {
+                do {
+                    try check(result, sql: sql)
+                } catch {
+                    failure = error
+                }
+            }
+            if let last { PQclear(last) }
+            last = result
+        }
+        if let failure {
+            if let last { PQclear(last) }
+            throw failure
+        }
+        guard let last else { throw PostgresErrors.lost(self) }
+        return PostgresResult(last)
+    }
+
     /// `COPY … FROM STDIN`: `write` is handed a function that sends bytes to the server.
     /// Returns the number of rows the server reports.
     @discardableResult

@@ -191,6 +191,12 @@ final class PostgresSourceReader: SourceReader, @unchecked Sendable {
         startsWithLookback = options.lookback != nil && self.position.after != nil
     }
 
+    /// The statement of the next page, already sent to the server (see ``next()``).
+    var prefetched: String?
+
+    /// Reads one page. As soon as a full page arrives, the query for the page after it is sent
+    /// (its key is the last row's), so the server produces that page while this one is decoded
+    /// and written: the two sides work at the same time instead of taking turns.
     func next() async throws -> SourceBatch? {
         guard !finished else { return nil }
         let limit = options.batchRows
@@ -199,10 +205,27 @@ final class PostgresSourceReader: SourceReader, @unchecked Sendable {
         startsWithLookback = false
         let (sql, parameters) = plan.pageQuery(after: position.after, lookback: lookback, slice: position.slice, limit: limit)
         let partition = self.partition
-        let page = try await connection.run { session -> Page in
-            let result = try session.query(sql, parameters, binary: true)
-            return Page.decode(result, plan: plan, partition: partition)
+        let slice = position.slice
+        let pending = prefetched
+        let (page, next) = try await connection.run { session -> (Page, String?) in
+            let result: PostgresResult
+            if let pending {
+                result = try session.receive(sql: pending)
+            } else {
+                try session.send(sql, parameters, binary: true)
+                result = try session.receive(sql: sql)
+            }
+            var next: String?
+            if result.rows == limit {
+                let n = plan.mappings.count
+                let lastKey = (0..<plan.key.count).map { result.string(limit - 1, n + $0) ?? "" }
+                let (nextSQL, nextParameters) = plan.pageQuery(after: lastKey, slice: slice, limit: limit)
+                try session.send(nextSQL, nextParameters, binary: true)
+                next = nextSQL
+            }
+            return (Page.decode(result, plan: plan, partition: partition), next)
         }
+        prefetched = next
         if let last = page.lastKey { position.after = last }
         if page.rows < limit {
             finished = true
