@@ -93,6 +93,9 @@ public struct CronExpression: Sendable, Hashable {
         weekdays = try parse(fields[4], 0...6, "weekday")
         daysRestricted = fields[2] != "*"
         weekdaysRestricted = fields[4] != "*"
+        if next(after: Date()) == .distantFuture {
+            throw SluiceError(.configuration, "cron '\(text)' never matches (e.g. the 31st of a 30-day month); check the day and month fields")
+        }
     }
 
     /// The first matching minute strictly after `date` (searching up to eight years ahead).
@@ -103,7 +106,13 @@ public struct CronExpression: Sendable, Hashable {
         let limit = t + 8 * 366 * 86_400
         while t < limit {
             let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: Date(timeIntervalSince1970: t))
-            guard months.contains(c.month!) else { t += 60; continue }
+            guard months.contains(c.month!) else {
+                // Jump to the first minute of the next month.
+                var next = calendar.dateComponents([.year, .month], from: Date(timeIntervalSince1970: t))
+                next.month! += 1
+                t = calendar.date(from: next)!.timeIntervalSince1970
+                continue
+            }
             let dayOK: Bool
             switch (daysRestricted, weekdaysRestricted) {
             case (true, true): dayOK = days.contains(c.day!) || weekdays.contains(c.weekday! - 1)

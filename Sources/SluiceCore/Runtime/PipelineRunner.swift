@@ -341,7 +341,6 @@ public struct PipelineRunner: Sendable {
             try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
             if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             try await withSinkRetry("publish") { [writer] in try await writer.finishCommit() }
-            runner.commitLog.record(commit.checkpoint)
             if !commit.checkpoint.isEmpty {
                 do {
                     try await runner.plan.source.committed(commit.checkpoint, context: runner.sourceContext)
@@ -349,6 +348,8 @@ public struct PipelineRunner: Sendable {
                     runner.logger.warning("the source could not acknowledge the commit; the next commit retries", metadata: ["error": "\(error)"])
                 }
             }
+            // After the acknowledgement: a repeating extract's next pass must see it (rows marked processed).
+            runner.commitLog.record(commit.checkpoint)
             written.removeAll()
             pendingDeadLetters.removeAll()
             pendingRecords = 0

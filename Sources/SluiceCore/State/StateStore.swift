@@ -107,5 +107,6 @@ public protocol StateStore: Sendable {
 }
 
 /// How long a scheduled run's claim holds without renewal: a worker killed mid-run blocks the
-/// pipeline's next runs for at most this long.
-public let scheduleLease: TimeInterval = 60
+/// pipeline's next runs for at most this long. Renewed while the pass reads (every lease/6); a
+/// pass stalled longer than this (a sink down for minutes) can lose its claim.
+public let scheduleLease: TimeInterval = 300

@@ -5,18 +5,27 @@ import SluiceCore
 /// not worth retrying; a server that is down, restarting or overloaded is.
 enum PostgresErrors {
     /// A failed connection attempt. libpq gives no SQLSTATE here, only its message.
-    static func connectFailure(_ message: String, url: PostgresURL) -> SluiceError {
+    static func connectFailure(_ raw: String, url: PostgresURL) -> SluiceError {
+        let message = url.scrub(raw)
         let lower = message.lowercased()
+        if lower.contains("too many connections") || lower.contains("the database system is starting up")
+            || lower.contains("the database system is shutting down") || lower.contains("in recovery mode") {
+            return SluiceError(.unavailable, "PostgreSQL at \(url.redacted) is busy or restarting: \(message); retrying", retryable: true)
+        }
+        if lower.contains("invalid uri") || lower.contains("invalid percent-encoded") || lower.contains("invalid connection option")
+            || lower.contains("invalid integer value") || lower.contains("invalid sslmode") || lower.contains("unexpected spaces") {
+            return SluiceError(.configuration, "the PostgreSQL URL \(url.redacted) is malformed: \(message)", retryable: false)
+        }
         let credentials = ["password authentication failed", "no password supplied", "scram", "no pg_hba.conf entry",
-                           "role \"", "pg_hba.conf rejects"]
-        if credentials.contains(where: lower.contains) {
+                           "pg_hba.conf rejects"]
+        if credentials.contains(where: lower.contains) || (lower.contains("role \"") && lower.contains("does not exist")) {
             return SluiceError(.authentication, "PostgreSQL refused the credentials for \(url.redacted): \(message). "
                 + "Check the user and password in the URL (not retried)", retryable: false)
         }
         if lower.contains("database \"") && lower.contains("does not exist") {
             return SluiceError(.configuration, "\(message) (\(url.redacted)); create it or fix the URL (not retried)", retryable: false)
         }
-        if lower.contains("certificate") || lower.contains("ssl") {
+        if lower.contains("certificate") || lower.contains("server does not support ssl") || lower.contains("sslmode") {
             return SluiceError(.connection, "TLS to \(url.redacted) failed: \(message); check sslmode/sslrootcert in the URL", retryable: false)
         }
         return SluiceError(.connection, "cannot reach PostgreSQL at \(url.redacted): \(message); retrying while it is down", retryable: true)
@@ -24,7 +33,7 @@ enum PostgresErrors {
 
     /// The connection broke in the middle of a call.
     static func lost(_ session: PostgresSession) -> SluiceError {
-        let message = String(cString: PQerrorMessage(session.handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+        let message = session.url.scrub(String(cString: PQerrorMessage(session.handle)).trimmingCharacters(in: .whitespacesAndNewlines))
         return SluiceError(.connection, "the connection to \(session.url.redacted) was lost: \(message)", retryable: true)
     }
 

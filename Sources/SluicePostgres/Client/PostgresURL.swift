@@ -23,6 +23,28 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
         if !extras.isEmpty { info += separator + extras.joined(separator: "&") }
         conninfo = info
         redacted = Self.redact(url)
+        var secrets: [String] = []
+        if let scheme = url.range(of: "://") {
+            let rest = url[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            if let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {
+                let raw = String(rest[rest.index(after: colon)..<at])
+                secrets = [raw, raw.removingPercentEncoding].compactMap { $0 }.filter { !$0.isEmpty }
+            }
+        }
+        if let r = url.range(of: #"password=[^&]*"#, options: .regularExpression) {
+            let raw = String(url[r].dropFirst(9))
+            secrets += [raw, raw.removingPercentEncoding].compactMap { $0 }.filter { !$0.isEmpty }
+        }
+        self.secrets = secrets
+    }
+
+    /// The password as written and decoded, to scrub from messages libpq echoes.
+    let secrets: [String]
+
+    /// `message` with any occurrence of the password masked.
+    public func scrub(_ message: String) -> String {
+        secrets.reduce(message) { $0.replacingOccurrences(of: $1, with: "***") }
     }
 
     public var description: String { redacted }

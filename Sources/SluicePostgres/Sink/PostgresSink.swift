@@ -53,7 +53,7 @@ struct SinkStateRow: Sendable {
         """
         CREATE TABLE IF NOT EXISTS \(SQLText.qualified(table)) (
             pipeline text PRIMARY KEY, target text NOT NULL, checkpoint_before jsonb NOT NULL,
-            checkpoint_after jsonb NOT NULL, pending jsonb, committed_at timestamptz NOT NULL DEFAULT now())
+            checkpoint_after jsonb NOT NULL, pending jsonb, commit_id text, committed_at timestamptz NOT NULL DEFAULT now())
         """
     }
 

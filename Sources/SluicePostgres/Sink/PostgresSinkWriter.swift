@@ -28,8 +28,10 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     var heldRows = 0
     /// The checkpoint the target holds (all partitions).
     var checkpoint: [String: String] = [:]
-    /// The checkpoint a commit in flight will store (to tell after a lost connection whether it landed).
-    var committing: [String: String]?
+    /// The id of the commit in flight (to tell after a lost connection whether it landed), and
+    /// whether ``reconnect()`` found that it did.
+    var committing: String?
+    var landed = false
     /// Columns of the load table (name → `format_type`), nil until read.
     var loadColumns: [String: String]?
     /// The schema the temporary stage table has now.
@@ -67,6 +69,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
             try session.execute("BEGIN; SELECT pg_advisory_xact_lock(\(PostgresSinkWriter.ddlLock))")
             if let schema = stateTable.schema { try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schema))") }
             try session.execute(SinkStateRow.createSQL(stateTable))
+            try session.execute("ALTER TABLE \(SQLText.qualified(stateTable)) ADD COLUMN IF NOT EXISTS commit_id text")
             try session.execute("COMMIT")
             let r = try session.query("SELECT checkpoint_before::text, checkpoint_after::text, pending::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1",
                                       [pipeline])
@@ -275,13 +278,13 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
 
     func prepareCommit(_ commit: inout StateCommit) async throws {
         if broken { try await reconnect() }
-        if committing == nil {
-            // Nothing in flight: this is a fresh commit (a retried one after a lost COMMIT is
-            // recognised by ``reconnect()`` and needs nothing more).
-            let after = checkpoint.merging(commit.checkpoint) { $1 }
-            committing = after
-            let before = checkpoint
+        if !(committing != nil && landed) {
+            // A fresh commit (a retried one whose COMMIT landed before the connection broke was
+            // recognised by ``reconnect()`` by its id and needs nothing more).
+            let id = UUID().uuidString
+            committing = id
             let pending = commit
+            let stateTable = self.stateTable
             do {
                 try await connection.run { [self] session in
                     if !inTransaction {
@@ -289,13 +292,20 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                         inTransaction = true
                     }
                     if options.mode == .replace && pending.extractComplete { try swapStaging(session: session) }
+                    // The checkpoint before this commit is the one stored with the data (locked:
+                    // another worker of the same pipeline may have committed since this one read it).
+                    let r = try session.query("SELECT checkpoint_after::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1 FOR UPDATE",
+                                              [pending.pipeline])
+                    let before = r.rows == 1 ? SinkStateRow.decode([String: String].self, r.string(0, 0)) ?? [:] : [:]
+                    let after = before.merging(pending.checkpoint) { $1 }
                     try session.query("""
-                        INSERT INTO \(SQLText.qualified(stateTable)) (pipeline, target, checkpoint_before, checkpoint_after, pending, committed_at)
-                        VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, now())
+                        INSERT INTO \(SQLText.qualified(stateTable)) (pipeline, target, checkpoint_before, checkpoint_after, pending, commit_id, committed_at)
+                        VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, now())
                         ON CONFLICT (pipeline) DO UPDATE SET target = EXCLUDED.target, checkpoint_before = EXCLUDED.checkpoint_before,
-                            checkpoint_after = EXCLUDED.checkpoint_after, pending = EXCLUDED.pending, committed_at = EXCLUDED.committed_at
+                            checkpoint_after = EXCLUDED.checkpoint_after, pending = EXCLUDED.pending, commit_id = EXCLUDED.commit_id,
+                            committed_at = EXCLUDED.committed_at
                         """, [pending.pipeline, options.table.description, SinkStateRow.encode(before), SinkStateRow.encode(after),
-                              SinkStateRow.encode(pending)])
+                              SinkStateRow.encode(pending), id])
                     try session.execute("COMMIT")
                     inTransaction = false
                 }
@@ -304,8 +314,8 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                 throw error
             }
         }
-        checkpoint = committing!
         committing = nil
+        landed = false
         held.removeAll()
         heldBytes = 0
         heldRows = 0
@@ -343,25 +353,23 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     }
 
     /// Opens a new connection. A commit that was in flight either landed (the target's state
-    /// row shows its checkpoint) or did not (the held rows are loaded again in a new transaction).
+    /// row carries its id) or did not (the held rows are loaded again in a new transaction).
+    /// The writer stays broken until all of that succeeded.
     func reconnect() async throws {
         connection = try await PostgresConnection.connect(options.url)
         inTransaction = false
         loadColumns = nil
         stageSchema = nil
-        broken = false
         let pipeline = context.pipeline
         let stateTable = self.stateTable
         if let committing {
-            let landed = try await connection.run { session -> [String: String]? in
-                let r = try session.query("SELECT checkpoint_after::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1", [pipeline])
-                return r.rows == 1 ? SinkStateRow.decode([String: String].self, r.string(0, 0)) : nil
+            let stored = try await connection.run { session -> String? in
+                try session.query("SELECT commit_id FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1", [pipeline]).string(0, 0)
             }
-            if landed == committing {
+            if stored == committing {
                 logger.info("the commit in flight when the connection broke had landed")
-                held.removeAll()
-                heldBytes = 0
-                heldRows = 0
+                landed = true
+                broken = false
                 return  // prepareCommit finishes it
             }
             self.committing = nil
@@ -374,12 +382,8 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         }
         let batches = held
         logger.info("reconnected; loading the rows of the interrupted transaction again", metadata: ["batches": "\(batches.count)"])
-        do {
-            for batch in batches { _ = try await load(batch) }
-        } catch {
-            try noteConnectionLoss(error)
-            throw error
-        }
+        for batch in batches { _ = try await load(batch) }
+        broken = false
     }
 
     func close() async {

@@ -58,24 +58,30 @@ public struct PostgresSource: Source {
             if options.mode == .full { try await reportTotal([reader], context: context) }
             return reader
         }
-        // Resume the slices of an unfinished pass (their bounds are in the checkpoint), or cut new ones.
+        // Resume the slices of an unfinished pass, or cut new ones. Every slice's position carries
+        // the whole cut, so slices that had not committed anything yet are rebuilt exactly.
         let n = options.parallel
         let names = (1...n).map { "\(base)#\(String(format: "%02d", $0))/\(n)" }
-        var positions = names.map { checkpoint[$0].flatMap(KeyPosition.decode) }
-        if positions.contains(where: { $0 == nil }) || positions.allSatisfy({ $0?.done == true }) {
+        let stored = names.map { checkpoint[$0].flatMap(KeyPosition.decode) }
+        let present = stored.compactMap { $0 }
+        let finishedPass = present.count == n && present.allSatisfy(\.done) && Set(present.map(\.run)).count == 1
+        let reference = present.first(where: { !$0.done && $0.cut != nil }) ?? (finishedPass ? nil : present.first(where: { $0.cut != nil }))
+        var positions: [KeyPosition?]
+        if let reference, let cut = reference.cut {
+            let slices = Self.slices(uppers: cut, count: n)
+            positions = (0..<n).map { i in
+                if let p = stored[i], p.run == reference.run { return p }
+                return KeyPosition(after: nil, run: reference.run, slice: slices[i], cut: cut)
+            }
+        } else {
             let (sql, parameters) = plan.boundariesQuery(slices: n)
             let uppers = try await connection.run { session in
                 let r = try session.query(sql, parameters)
                 return (0..<r.rows).compactMap { r.string($0, 0) }
             }
             let run = KeyPosition.newRun().run
-            var lower: String?
-            positions = (0..<n).map { i in
-                // Fewer distinct values than slices leaves the last slices empty; the last is open-ended.
-                let upper = i == n - 1 ? nil : (i < uppers.count ? uppers[i] : uppers.last)
-                defer { lower = upper ?? lower }
-                return KeyPosition(after: nil, run: run, slice: KeySlice(lower: lower, upper: upper))
-            }
+            let slices = Self.slices(uppers: uppers, count: n)
+            positions = (0..<n).map { KeyPosition(after: nil, run: run, slice: slices[$0], cut: uppers) }
         }
         var readers: [PostgresSourceReader] = []
         for (i, name) in names.enumerated() {
@@ -85,6 +91,17 @@ public struct PostgresSource: Source {
         context.logger.info("parallel pull", metadata: ["slices": "\(n)", "bounds": "\(positions.map { $0?.slice?.upper ?? "∞" })"])
         try await reportTotal(readers, context: context)
         return ParallelReader(readers: readers)
+    }
+
+    /// The n key slices for the upper bounds `ntile` gave: (-∞, u1], (u1, u2], …, (u(n-1), ∞).
+    /// Fewer bounds than slices (few distinct values) leave the last slices empty.
+    static func slices(uppers: [String], count n: Int) -> [KeySlice] {
+        var lower: String?
+        return (0..<n).map { i in
+            let upper = i == n - 1 ? nil : (i < uppers.count ? uppers[i] : uppers.last)
+            defer { lower = upper ?? lower }
+            return KeySlice(lower: lower, upper: upper)
+        }
     }
 
     /// Counts the rows left to read, for the progress bar.
@@ -137,6 +154,8 @@ struct KeyPosition: Sendable, Hashable {
     var done = false
     var run: String
     var slice: KeySlice?
+    /// Parallel pulls: the upper bounds of every slice of this pass (see ``PostgresSource/slices(uppers:count:)``).
+    var cut: [String]?
 
     var encoded: String {
         var object: [String: Any] = ["run": run, "done": done]
@@ -144,6 +163,7 @@ struct KeyPosition: Sendable, Hashable {
         if let slice {
             object["slice"] = ["lower": slice.lower as Any? ?? NSNull(), "upper": slice.upper as Any? ?? NSNull()]
         }
+        if let cut { object["cut"] = cut }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
@@ -156,6 +176,7 @@ struct KeyPosition: Sendable, Hashable {
         if let slice = object["slice"] as? [String: Any] {
             p.slice = KeySlice(lower: slice["lower"] as? String, upper: slice["upper"] as? String)
         }
+        p.cut = object["cut"] as? [String]
         return p
     }
 

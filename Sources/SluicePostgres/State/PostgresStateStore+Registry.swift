@@ -23,8 +23,13 @@ extension PostgresStateStore: SchemaRegistryStore {
             try decide((0..<live.rows).map {
                 RegisteredSchema(id: Int64(live.string($0, 1)!)!, format: SchemaFormat(rawValue: live.string($0, 2)!) ?? .avro, text: live.string($0, 3)!)
             }, mode)
-            let id = try existing ?? Int64(s.query("INSERT INTO sluice.registry_schemas(format, canonical, text) VALUES ($1, $2, $3) RETURNING id",
-                                                   [format.rawValue, identity, text]).string(0, 0)!)!
+            // Another subject may register the same schema at the same moment: the schema row is shared.
+            let id = try existing ?? {
+                try s.query("INSERT INTO sluice.registry_schemas(format, canonical, text) VALUES ($1, $2, $3) ON CONFLICT (format, canonical) DO NOTHING",
+                            [format.rawValue, identity, text])
+                return Int64(try s.query("SELECT id FROM sluice.registry_schemas WHERE format = $1 AND canonical = $2",
+                                         [format.rawValue, identity]).string(0, 0)!)!
+            }()
             let next = Int(try s.query("SELECT coalesce(max(version), 0) + 1 FROM sluice.registry_versions WHERE subject = $1", [subject]).string(0, 0)!)!
             try s.query("INSERT INTO sluice.registry_versions(subject, version, schema_id, created_at) VALUES ($1, $2::int, $3::bigint, $4::float8)",
                         [subject, String(next), String(id), String(at.timeIntervalSince1970)])

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import SluiceConnectors
 import SluiceCore
+import SluicePostgres
 
 struct BackfillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,7 +44,7 @@ struct BackfillCommand: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "The pipeline file.")
     var config: String
 
-    @Flag(name: .long, help: "Run a finished backfill of this range again from the start.")
+    @Flag(name: .long, help: "Run this range again from the start (its rows are written again).")
     var restart = false
 
     @Flag(name: .long, help: "Never draw the progress bar.")
@@ -69,21 +70,32 @@ struct BackfillCommand: AsyncParsableCommand {
                 throw SluiceError(.configuration, "pipeline '\(pipeline)' has a \(type(of: live.source)) source, which cannot backfill; backfills re-read a range of an incremental postgres pull",
                                   location: "pipelines.\(pipeline).source")
             }
-            let safe = { (s: String) in String(s.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) }
+            if let sink = live.sink as? PostgresSink, sink.options.mode == .replace {
+                throw SluiceError(.configuration, "pipeline '\(pipeline)' replaces its table on each extract; a backfill of a range would replace it with that range only. Backfill into an append or upsert sink",
+                                  location: "pipelines.\(pipeline).sink.postgres.mode")
+            }
             var plan = live
-            plan.name = "\(pipeline).backfill.\(safe(from))_\(safe(to))"
+            plan.name = Self.checkpointName(pipeline: pipeline, from: from, to: to)
             plan.source = try source.backfill(from: from, to: to, parallel: parallel)
             return plan
         }
         let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
         let finished = !checkpoint.partitions.isEmpty && checkpoint.partitions.values.allSatisfy { $0.contains("\"done\":true") }
-        if finished {
-            if !restart {
-                logger.notice("this backfill already finished; pass --restart to run it again", metadata: ["backfill": "\(plan.name)"])
-                return
-            }
+        // Slices are checkpoint partitions named `table#i/N`: resuming needs the same N.
+        let startedWith = checkpoint.partitions.keys.compactMap { key -> Int? in
+            guard let hash = key.lastIndex(of: "#") else { return 1 }
+            return key[hash...].split(separator: "/").last.flatMap { Int($0) }
+        }.max()
+        if !restart, !finished, let started = startedWith, started != parallel {
+            FileHandle.standardError.write(Data("error: this backfill was started with --parallel \(started); resume it with the same value, or pass --restart\n".utf8))
+            throw ExitCode(2)
+        }
+        if restart {
             try await store.reset(pipeline: plan.name)
+        } else if finished {
+            logger.notice("this backfill already finished; pass --restart to run it again", metadata: ["backfill": "\(plan.name)"])
+            return
         } else if !checkpoint.partitions.isEmpty {
             logger.info("resuming the backfill where it stopped", metadata: ["backfill": "\(plan.name)"])
         }
@@ -97,5 +109,14 @@ struct BackfillCommand: AsyncParsableCommand {
         group.cancellationSignals = [.sigquit]
         try await ServiceGroup(configuration: group).run()
         if supervisor.failures.value > 0 { throw ExitCode(1) }
+    }
+
+    /// The backfill's own pipeline name in the state store: readable, and unique per exact range
+    /// (a hash of the raw bounds, since `+02` and `-02` read alike once made safe for names).
+    static func checkpointName(pipeline: String, from: String, to: String) -> String {
+        let safe = { (s: String) in String(s.prefix(19).map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) }
+        var hash: UInt32 = 2_166_136_261
+        for byte in "\(from)|\(to)".utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return "\(pipeline).backfill.\(safe(from))_\(safe(to)).\(String(hash, radix: 16))"
     }
 }
