@@ -105,3 +105,26 @@ extension PgOutputMessage {
         return nil
     }
 }
+
+@Suite struct ReplicationFrameTests {
+    func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+
+    @Test func framesAndStandbyStatusByteForByte() throws {
+        let payload: [UInt8] = [UInt8(ascii: "B"), 1, 2]
+        #expect(try ReplicationFrame.decode([UInt8(ascii: "w")] + be(UInt64(0x16_B374_D848)) + be(UInt64(0x17_0000_0000)) + be(Int64(5)) + payload)
+                == .xLogData(walStart: 0x16_B374_D848, walEnd: 0x17_0000_0000, sendTime: 5, payload: payload))
+        #expect(try ReplicationFrame.decode([UInt8(ascii: "k")] + be(UInt64(42)) + be(Int64(7)) + [1]) == .keepalive(walEnd: 42, sendTime: 7, replyRequested: true))
+        #expect(throws: PgOutputError.self) { _ = try ReplicationFrame.decode([UInt8(ascii: "k")] + be(UInt64(42))) }
+        #expect(throws: PgOutputError.self) { _ = try ReplicationFrame.decode([UInt8(ascii: "x")]) }
+        let status = ReplicationFrame.standbyStatus(written: 1, flushed: 2, applied: 3, clock: 4, replyNow: false)
+        #expect(status == [UInt8(ascii: "r")] + be(UInt64(1)) + be(UInt64(2)) + be(UInt64(3)) + be(Int64(4)) + [0])
+        #expect(status.count == 34)
+    }
+
+    @Test func lsnTextRoundTrips() {
+        #expect(LSN.format(0x16_B374_D848) == "16/B374D848")
+        #expect(LSN.parse("16/B374D848") == 0x16_B374_D848)
+        #expect(LSN.parse("0/0") == 0)
+        #expect(LSN.parse("x/1") == nil && LSN.parse("1") == nil)
+    }
+}
