@@ -13,6 +13,7 @@ public enum BuiltinComponents {
         r.register(source: HTTPSource.factory)
         r.register(source: SQLiteSource.factory)
         r.register(source: PostgresSource.factory)
+        r.register(source: PostgresCDCSource.factory)
         r.register(sink: NDJSONFileSink.factory)
         r.register(sink: ParquetFileSink.factory)
         r.register(sink: PostgresSink.factory)

@@ -17,6 +17,11 @@ public final class CommitLog: Sendable {
     public func isCommitted(_ position: SourcePosition) -> Bool {
         positions.withLock { $0[position.partition] == position.value }
     }
+
+    /// The newest committed value of a partition in this run, if any.
+    public func committed(_ partition: String) -> String? {
+        positions.withLock { $0[partition] }
+    }
 }
 
 /// Runs a finite extract again and again on a schedule, as one continuous source.

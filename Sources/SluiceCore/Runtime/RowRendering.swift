@@ -22,7 +22,8 @@ public enum RowRendering {
         return out
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal.
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

@@ -1,6 +1,9 @@
 import CPostgres
 import Dispatch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SluiceCore
 
 /// One libpq connection. libpq is blocking, so every call runs on the connection's own serial
@@ -63,6 +66,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Runs `body` on the connection's queue with the session. Cancelling the task sends a
     /// cancel request to the server, which ends a running statement with an error.
+    @discardableResult
     public func run<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         let session = self.session
         let queue = self.queue
@@ -165,6 +169,51 @@ public final class PostgresSession: @unchecked Sendable {
         }
         guard let last else { throw PostgresErrors.lost(self) }
         return PostgresResult(last)
+    }
+
+    /// Starts streaming replication (`START_REPLICATION …`); the connection is then in CopyBoth
+    /// mode: read with ``readCopyData(timeoutMilliseconds:)``, answer with ``sendCopyData(_:)``.
+    public func startReplication(_ command: String) throws {
+        guard let result = PQexec(handle, command) else { throw PostgresErrors.lost(self) }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COPY_BOTH else {
+            try check(result, sql: command)
+            throw SluiceError(.internalError, "START_REPLICATION did not enter CopyBoth mode")
+        }
+    }
+
+    /// The next CopyData message, or nil when none arrived within the timeout.
+    public func readCopyData(timeoutMilliseconds: Int32) throws -> [UInt8]? {
+        while true {
+            var buffer: UnsafeMutablePointer<CChar>?
+            let n = PQgetCopyData(handle, &buffer, 1)
+            if n > 0, let buffer {
+                defer { PQfreemem(buffer) }
+                return Array(UnsafeRawBufferPointer(start: buffer, count: Int(n)))
+            }
+            if n == -1 {
+                // The server ended the stream: its reason is in the final result.
+                while let result = PQgetResult(handle) {
+                    defer { PQclear(result) }
+                    try check(result, sql: "START_REPLICATION")
+                }
+                throw SluiceError(.connection, "the server ended replication", retryable: true)
+            }
+            if n == -2 { throw PostgresErrors.lost(self) }
+            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, timeoutMilliseconds)
+            if ready == 0 { return nil }
+            if ready < 0 && errno != EINTR { throw PostgresErrors.lost(self) }
+            if PQconsumeInput(handle) != 1 { throw PostgresErrors.lost(self) }
+        }
+    }
+
+    /// Sends one CopyData message (a standby status update) and flushes it.
+    public func sendCopyData(_ bytes: [UInt8]) throws {
+        let sent = bytes.withUnsafeBufferPointer { p in
+            p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { PQputCopyData(handle, $0, Int32(p.count)) }
+        }
+        if sent != 1 || PQflush(handle) != 0 { throw PostgresErrors.lost(self) }
     }
 
     /// `COPY … FROM STDIN`: `write` is handed a function that sends bytes to the server.

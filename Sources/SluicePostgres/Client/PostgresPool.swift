@@ -14,6 +14,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` on a session of a pooled connection (its own serial queue, off the cooperative pool).
+    @discardableResult
     public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         let connection = try await acquire()
         do {
@@ -27,6 +28,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` inside `BEGIN … COMMIT` (rolled back when it throws).
+    @discardableResult
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         try await withSession { session in
             try session.execute("BEGIN")

@@ -7,7 +7,7 @@ import SluiceCore
 /// appears in ``description``, logs or errors: ``redacted`` replaces it with `***`.
 public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
     /// What libpq gets: the URL, with `application_name` and `connect_timeout` added when absent.
-    public let conninfo: String
+    public private(set) var conninfo: String
     /// The URL with its password masked.
     public let redacted: String
 
@@ -39,6 +39,13 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
         self.secrets = secrets
     }
 
+    /// The same server, as a logical replication connection (`replication=database`).
+    public var replication: PostgresURL {
+        var copy = self
+        copy.conninfo += (conninfo.contains("?") ? "&" : "?") + "replication=database"
+        return copy
+    }
+
     /// The password as written and decoded, to scrub from messages libpq echoes.
     let secrets: [String]
 
@@ -59,6 +66,12 @@ public enum SQLText {
     /// `"name"` with embedded quotes doubled.
     public static func identifier(_ name: String) -> String {
         "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// `'text'` with embedded quotes doubled, for the few places that take no parameters
+    /// (replication commands).
+    public static func literal(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
     }
 
     /// `schema.table` → `"schema"."table"`; a name without a dot is quoted as one identifier.

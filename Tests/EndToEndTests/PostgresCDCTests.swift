@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+/// Log-based CDC (pgoutput over streaming replication) into an NDJSON audit trail.
+@Suite(.serialized) struct PostgresCDCTests {
+    /// Transactions over two tables (inserts, updates, deletes, one rolled back) while the CDC
+    /// pipeline is `kill -9`'d and restarted again and again: the audit trail holds every
+    /// committed change exactly once, in commit order, and nothing of the rolled-back one.
+    @Test func theAuditTrailHoldsEveryCommittedChangeOnceInCommitOrderAcrossKills() async throws {
+        let url = try postgresURL()
+        let s = try makeSchema("cdc")
+        let slot = "slot_\(s)", publication = "pub_\(s)"
+        defer {
+            _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
+            _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); DROP SCHEMA \(s) CASCADE")
+        }
+        try psql("""
+            CREATE TABLE \(s).t1 (id int PRIMARY KEY, n int, note text, amount numeric(10,2), j jsonb, b bytea, at timestamptz);
+            CREATE TABLE \(s).t2 (id int PRIMARY KEY);
+            """)
+        let dir = try makeWorkDirectory("pg-cdc")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        pipelines:
+          changes:
+            source:
+              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).t1, \(s).t2] }
+            sink:
+              ndjson: { path: out, max_file_size: 64KB, max_file_age: 300ms }
+        """, to: "\(dir)/p.yaml")
+        func start() throws -> Process {
+            try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
+        }
+        var sluice = try start()
+        defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
+        try await Task.sleep(for: .milliseconds(800))  // the slot exists once the first run started
+        var expected = 0, kills = 0, killsAfterCommits = 0, committedAtLastKill = 0
+        var generator = SystemRandomNumberGenerator()
+        for chunk in 0..<30 {
+            var sql = ""
+            for i in (chunk * 10 + 1)...(chunk * 10 + 10) {
+                sql += "BEGIN; INSERT INTO \(s).t1 VALUES (\(i), \(i), 'n\(i)', \(i).25, '{\"k\": \(i)}', '\\x0a0b', now()); "
+                sql += "UPDATE \(s).t1 SET n = n + 1 WHERE id = \(i); "
+                if i % 3 == 0 { sql += "DELETE FROM \(s).t1 WHERE id = \(i - 1); " }
+                sql += "INSERT INTO \(s).t2 VALUES (\(i)); COMMIT; "
+                expected += 3 + (i % 3 == 0 ? 1 : 0)
+            }
+            if chunk == 7 { sql += "BEGIN; INSERT INTO \(s).t1 VALUES (-5, 0, 'rollback', 0, null, null, now()); ROLLBACK; " }
+            try psql(sql)
+            if chunk % 3 == 1 {
+                // Long enough for the run to commit some of the trail (a file every 300 ms), so
+                // kills land between commits and restarts must resume, not start over.
+                try await Task.sleep(for: .milliseconds(Int.random(in: 700...1500, using: &generator)))
+                let before = try outputLines("\(dir)/out").count
+                kill(sluice.processIdentifier, SIGKILL)
+                sluice.waitUntilExit()
+                kills += 1
+                if before > committedAtLastKill { killsAfterCommits += 1 }
+                committedAtLastKill = before
+                sluice = try start()
+            }
+        }
+        try psql("INSERT INTO \(s).t1 (id, note) VALUES (-1, 'last')")
+        expected += 1
+        var lines: [[String: Any]] = []
+        for _ in 0..<120 {
+            try await Task.sleep(for: .milliseconds(250))
+            lines = try outputLines("\(dir)/out").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            if lines.contains(where: { ($0["after"] as? [String: Any])?["note"] as? String == "last" }) { break }
+        }
+        kill(sluice.processIdentifier, SIGTERM)
+        sluice.waitUntilExit()
+        #expect(sluice.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
+        #expect(kills >= 10 && killsAfterCommits >= 5, "\(kills) kills, \(killsAfterCommits) after new commits")
+        let keys = lines.map { "\($0["lsn"] ?? "")#\($0["seq"] ?? "")" }
+        #expect(Set(keys).count == keys.count, "\(keys.count - Set(keys).count) changes written twice")
+        #expect(lines.count == expected, "\(lines.count) changes in the trail, \(expected) committed")
+        // Commit order: LSNs never go back (files are named in the order they were written).
+        let lsns = lines.compactMap { ($0["lsn"] as? String).flatMap(Self.lsn) }
+        #expect(zip(lsns, lsns.dropFirst()).allSatisfy { $0 <= $1 }, "the trail is not in commit order")
+        #expect(!lines.contains { ($0["after"] as? [String: Any])?["note"] as? String == "rollback" })
+        // The envelope: an insert, an update and a delete of the first transaction.
+        let first = lines.filter { ($0["table"] as? String) == "\(s).t1" && (($0["after"] ?? $0["before"]) as? [String: Any])?["id"] as? Int == 3 }
+        #expect(first.map { $0["op"] as? String } == ["c", "u"])
+        let insert = try #require(first.first)
+        #expect((insert["after"] as? [String: Any])?["amount"] as? Double == 3.25)
+        #expect(((insert["after"] as? [String: Any])?["j"] as? [String: Any])?["k"] as? Int == 3)
+        #expect((insert["source"] as? [String: Any])?["table"] as? String == "t1" && (insert["source"] as? [String: Any])?["schema"] as? String == s)
+        #expect(lines.contains { $0["op"] as? String == "d" && ($0["before"] as? [String: Any])?["id"] as? Int == 2 })
+        // The slot was told how far the trail is durable.
+        let confirmed = try psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '\(slot)'").first.flatMap(Self.lsn) ?? 0
+        #expect(confirmed > 0)
+    }
+
+    static func lsn(_ text: String) -> UInt64? {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let high = UInt64(parts[0], radix: 16), let low = UInt64(parts[1], radix: 16) else { return nil }
+        return high << 32 | low
+    }
+}
