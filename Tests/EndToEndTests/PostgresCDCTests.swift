@@ -92,6 +92,60 @@ import Testing
         #expect(confirmed > 0)
     }
 
+    /// The server ends the replication connection (as a restart or failover would) twice
+    /// mid-stream: the pipeline streams again by itself and the trail stays exact.
+    @Test func aBrokenReplicationStreamIsResumedWithoutLossOrDuplicates() async throws {
+        let url = try postgresURL()
+        let s = try makeSchema("cdcbreak")
+        let slot = "slot_\(s)", publication = "pub_\(s)"
+        defer {
+            _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
+            _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); DROP SCHEMA \(s) CASCADE")
+        }
+        try psql("CREATE TABLE \(s).t (id int PRIMARY KEY, v text)")
+        let dir = try makeWorkDirectory("pg-cdc-break")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        pipelines:
+          changes:
+            source:
+              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).t] }
+            sink:
+              ndjson: { path: out, max_file_age: 200ms }
+        """, to: "\(dir)/p.yaml")
+        let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
+        defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
+        try await Task.sleep(for: .milliseconds(800))
+        for round in 0..<3 {
+            try psql("INSERT INTO \(s).t SELECT i, 'r\(round)' FROM generate_series(\(round * 100 + 1), \(round * 100 + 100)) i")
+            try await Task.sleep(for: .milliseconds(700))
+            if round < 2 {
+                // After the first break the pipeline streams again after a backoff: wait for it.
+                for _ in 0..<40 where try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") != ["t"] {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let ended = try psql("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '\(slot)' AND active")
+                #expect(ended == ["t"], "the stream was not active to end: \(ended)")
+            }
+        }
+        try psql("INSERT INTO \(s).t VALUES (-1, 'last')")
+        var ids: [Int] = []
+        for _ in 0..<80 {
+            try await Task.sleep(for: .milliseconds(250))
+            ids = try outputLines("\(dir)/out").compactMap {
+                ((try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["after"] as? [String: Any])?["id"] as? Int
+            }
+            if ids.contains(-1) { break }
+        }
+        #expect(sluice.isRunning, "the pipeline stopped instead of streaming again")
+        kill(sluice.processIdentifier, SIGTERM)
+        sluice.waitUntilExit()
+        let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
+        #expect(sluice.terminationStatus == 0, "\(log)")
+        #expect(log.contains("streaming again"))
+        #expect(ids.count == 301 && Set(ids).count == 301, "\(ids.count) events, \(Set(ids).count) distinct")
+    }
+
     static func lsn(_ text: String) -> UInt64? {
         let parts = text.split(separator: "/")
         guard parts.count == 2, let high = UInt64(parts[0], radix: 16), let low = UInt64(parts[1], radix: 16) else { return nil }

@@ -116,23 +116,33 @@ public struct PostgresCDCSource: Source {
         let setup = try await PostgresConnection.connect(options.url)
         let database = try await setup.run { [self] in try prepare($0) }
         let start = checkpoint[partition].flatMap(LSN.parse) ?? 0
+        let replication = try await stream(from: start)
+        context.logger.info("streaming changes", metadata: ["slot": "\(options.slot)", "from": "\(LSN.format(start))"])
+        return PostgresCDCReader(source: self, connection: replication, database: database, committedLSN: start, context: context)
+    }
+
+    /// A replication connection streaming the slot from `lsn` (the server starts at the later of
+    /// it and the slot's confirmed position).
+    func stream(from lsn: UInt64) async throws -> PostgresConnection {
         let replication = try await PostgresConnection.connect(options.url.replication)
-        let command = "START_REPLICATION SLOT \(SQLText.identifier(options.slot)) LOGICAL \(LSN.format(start)) "
+        let command = "START_REPLICATION SLOT \(SQLText.identifier(options.slot)) LOGICAL \(LSN.format(lsn)) "
             + "(proto_version '1', publication_names \(SQLText.literal(SQLText.identifier(options.publication))))"
         try await replication.run { try $0.startReplication(command) }
-        context.logger.info("streaming changes", metadata: ["slot": "\(options.slot)", "from": "\(LSN.format(start))"])
-        return PostgresCDCReader(connection: replication, partition: partition, database: database, committedLSN: start, context: context)
+        return replication
     }
 }
 
 /// Reads the replication stream. See ``PostgresCDCSource``.
 final class PostgresCDCReader: SourceReader {
-    let connection: PostgresConnection
+    let source: PostgresCDCSource
+    var connection: PostgresConnection
     let partition: String
     let database: String
     let context: SourceContext
-    /// Transactions ending at or below this were committed downstream before (skipped on replay).
-    let resumeLSN: UInt64
+    /// Transactions ending at or below this were handed over before (skipped if sent again).
+    var resumeLSN: UInt64
+    /// Consecutive failed reconnects (for the backoff).
+    var failures = 0
     var relations: [UInt32: PgRelation] = [:]
     var open: ChangeEvents.Transaction?
     var ready: [ChangeEvents.Transaction] = []
@@ -145,9 +155,10 @@ final class PostgresCDCReader: SourceReader {
     /// Hand a batch over once this many changes are ready (or the stream goes quiet).
     static let batchChanges = 10_000
 
-    init(connection: PostgresConnection, partition: String, database: String, committedLSN: UInt64, context: SourceContext) {
+    init(source: PostgresCDCSource, connection: PostgresConnection, database: String, committedLSN: UInt64, context: SourceContext) {
+        self.source = source
         self.connection = connection
-        self.partition = partition
+        self.partition = source.partition
         self.database = database
         self.context = context
         resumeLSN = committedLSN
@@ -157,15 +168,22 @@ final class PostgresCDCReader: SourceReader {
     func next() async throws -> SourceBatch? {
         while true {
             try Task.checkCancellation()
-            let frames = try await connection.run { session -> [[UInt8]] in
-                var frames: [[UInt8]] = []
-                while frames.count < 5_000, let frame = try session.readCopyData(timeoutMilliseconds: frames.isEmpty ? 200 : 0) {
-                    frames.append(frame)
+            let frames: [[UInt8]]
+            do {
+                frames = try await connection.run { session -> [[UInt8]] in
+                    var frames: [[UInt8]] = []
+                    while frames.count < 5_000, let frame = try session.readCopyData(timeoutMilliseconds: frames.isEmpty ? 200 : 0) {
+                        frames.append(frame)
+                    }
+                    return frames
                 }
-                return frames
+                for frame in frames { try handle(frame) }
+                try await sendFeedbackIfDue()
+                failures = 0
+            } catch let e as SluiceError where e.isRetryable {
+                try await reconnect(after: e)
+                continue
             }
-            for frame in frames { try handle(frame) }
-            try await sendFeedbackIfDue()
             let changes = ready.reduce(0) { $0 + $1.changes.count }
             if changes >= Self.batchChanges || (!ready.isEmpty && frames.isEmpty) || (!ready.isEmpty && open == nil) {
                 let transactions = ready
@@ -175,6 +193,26 @@ final class PostgresCDCReader: SourceReader {
                                    position: SourcePosition(partition: partition, value: LSN.format(emittedLSN)),
                                    inputBytes: changes * 64)
             }
+        }
+    }
+
+    /// The stream broke (server restart, failover, the backend terminated): stream again from
+    /// the last transaction handed over, with backoff. What was read after it is dropped and
+    /// read again; what was handed over is skipped if the server sends it again.
+    func reconnect(after error: SluiceError) async throws {
+        failures += 1
+        let delay = Duration.seconds(min(30, 1 << min(failures - 1, 5)))
+        context.logger.warning("the replication stream broke; streaming again", metadata: [
+            "error": "\(error)", "from": "\(LSN.format(emittedLSN))", "attempt": "\(failures)", "delay": "\(delay)",
+        ])
+        try await Task.sleep(for: delay)
+        open = nil
+        ready.removeAll()
+        resumeLSN = emittedLSN
+        do {
+            connection = try await source.stream(from: emittedLSN)
+        } catch let e as SluiceError where e.isRetryable {
+            context.logger.warning("reconnecting failed; will retry", metadata: ["error": "\(e)"])
         }
     }
 
