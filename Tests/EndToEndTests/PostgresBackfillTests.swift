@@ -34,7 +34,7 @@ import Testing
             return false
         }
         if !finished {
-            let final = try SluiceProcess.run(arguments, in: dir)
+            let final = try await SluiceProcess.runWithoutBlocking(arguments, in: dir)
             #expect(final.status == 0, "\(final.stderr)")
         }
         // Kills land after the first commits (the first comes about 1.5 s in), so runs resume mid-range.
@@ -47,9 +47,9 @@ import Testing
         """, in: dir)
         #expect(check.trimmingCharacters(in: .whitespacesAndNewlines) == "259200 259200 43200 302399 4 0", "count, distinct, min, max, days, misplaced: \(check)")
         // A finished backfill is not repeated; the live pipeline never moved.
-        let again = try SluiceProcess.run(arguments.dropLast(2) + ["--log-level", "notice"], in: dir)
+        let again = try await SluiceProcess.runWithoutBlocking(arguments.dropLast(2) + ["--log-level", "notice"], in: dir)
         #expect(again.status == 0 && again.stderr.contains("already finished"))
-        let state = try SluiceProcess.run(["state", "show", "orders", "-c", "p.yaml"], in: dir)
+        let state = try await SluiceProcess.runWithoutBlocking(["state", "show", "orders", "-c", "p.yaml"], in: dir)
         #expect(!state.stdout.contains("updated_at") && !state.stdout.contains("after"), "the live pipeline has no checkpoint: \(state.stdout)")
     }
 }

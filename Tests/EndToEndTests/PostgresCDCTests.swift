@@ -48,12 +48,15 @@ import Testing
             if chunk == 7 { sql += "BEGIN; INSERT INTO \(s).t1 VALUES (-5, 0, 'rollback', 0, null, null, now()); ROLLBACK; " }
             try psql(sql)
             if chunk % 3 == 1 {
-                // Long enough for the run to commit some of the trail (a file every 300 ms), so
-                // kills land between commits and restarts must resume, not start over.
-                try await Task.sleep(for: .milliseconds(Int.random(in: 700...1500, using: &generator)))
+                // Wait until this run has committed some of the trail (however loaded the machine
+                // is), then kill at a random moment: restarts must resume, not start over.
+                for _ in 0..<100 where try outputLines("\(dir)/out").count <= committedAtLastKill {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...400, using: &generator)))
                 let before = try outputLines("\(dir)/out").count
                 kill(sluice.processIdentifier, SIGKILL)
-                sluice.waitUntilExit()
+                await waitForExit(sluice)
                 kills += 1
                 if before > committedAtLastKill { killsAfterCommits += 1 }
                 committedAtLastKill = before
@@ -63,13 +66,13 @@ import Testing
         try psql("INSERT INTO \(s).t1 (id, note) VALUES (-1, 'last')")
         expected += 1
         var lines: [[String: Any]] = []
-        for _ in 0..<120 {
+        for _ in 0..<360 {
             try await Task.sleep(for: .milliseconds(250))
             lines = try outputLines("\(dir)/out").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             if lines.contains(where: { ($0["after"] as? [String: Any])?["note"] as? String == "last" }) { break }
         }
         kill(sluice.processIdentifier, SIGTERM)
-        sluice.waitUntilExit()
+        await waitForExit(sluice)
         #expect(sluice.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
         #expect(kills >= 10 && killsAfterCommits >= 5, "\(kills) kills, \(killsAfterCommits) after new commits")
         let keys = lines.map { "\($0["lsn"] ?? "")#\($0["seq"] ?? "")" }
@@ -130,7 +133,7 @@ import Testing
         }
         try psql("INSERT INTO \(s).t VALUES (-1, 'last')")
         var ids: [Int] = []
-        for _ in 0..<80 {
+        for _ in 0..<360 {
             try await Task.sleep(for: .milliseconds(250))
             ids = try outputLines("\(dir)/out").compactMap {
                 ((try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["after"] as? [String: Any])?["id"] as? Int
@@ -139,7 +142,7 @@ import Testing
         }
         #expect(sluice.isRunning, "the pipeline stopped instead of streaming again")
         kill(sluice.processIdentifier, SIGTERM)
-        sluice.waitUntilExit()
+        await waitForExit(sluice)
         let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
         #expect(sluice.terminationStatus == 0, "\(log)")
         #expect(log.contains("streaming again"))

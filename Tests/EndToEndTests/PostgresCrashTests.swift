@@ -39,7 +39,7 @@ import Testing
             return false
         }
         if !finished {
-            let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+            let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
             #expect(final.status == 0, "\(final.stderr)")
         }
         #expect(kills >= 20, "only \(kills) kills landed before the pull finished; make the table larger")
@@ -78,7 +78,7 @@ import Testing
                                             environment: run % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
             let pid = p.processIdentifier
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 200...1500, using: &generator))) { kill(pid, SIGKILL) }
-            p.waitUntilExit()
+            await waitForExit(p)
             if p.terminationReason == .uncaughtSignal { kills += 1 } else { try await Task.sleep(for: .milliseconds(1500)) }
             // Never marked before committed: every processed row is in the published output.
             let processed = Int(try psql("SELECT count(*) FROM \(s).changes WHERE processed").first ?? "") ?? -1
@@ -86,7 +86,7 @@ import Testing
             #expect(processed <= published.count, "\(processed) rows marked processed but only \(published.count) published")
             if p.terminationReason != .uncaughtSignal { break }
         }
-        let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
         #expect(kills >= 2)
         let ids = try outputLines("\(dir)/out").compactMap(Self.changeID)
@@ -94,7 +94,7 @@ import Testing
         #expect(try psql("SELECT count(*) FROM \(s).changes WHERE NOT processed") == ["0"])
         // New changes arrive; only they are read.
         try psql("INSERT INTO \(s).changes (order_id, op) VALUES (1, 'insert'), (2, 'insert')")
-        _ = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        _ = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(try outputLines("\(dir)/out").count == changes + 2)
     }
 

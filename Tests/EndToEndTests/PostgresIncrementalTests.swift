@@ -51,7 +51,7 @@ import Testing
             }
             try await Task.sleep(for: .milliseconds(300))
         }
-        late.waitUntilExit()
+        await waitForExit(late)
         #expect(late.terminationStatus == 0)
         // Wait for the pipelines to catch up, then stop them gracefully.
         let compare = "SELECT count(*) FROM ((SELECT id, updated_at, v FROM \(s).src EXCEPT SELECT id, updated_at, v FROM \(s).current) "
@@ -63,7 +63,7 @@ import Testing
             if differences == "0" { break }
         }
         kill(sluice.processIdentifier, SIGTERM)
-        sluice.waitUntilExit()
+        await waitForExit(sluice)
         let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
         #expect(sluice.terminationStatus == 0, "\(log)")
         #expect(differences == "0", "the target differs from the source in \(differences) rows")

@@ -35,7 +35,7 @@ import Testing
         }
         try await Task.sleep(for: .seconds(3))
         for w in workers { kill(w.processIdentifier, SIGTERM) }
-        for w in workers { w.waitUntilExit() }
+        for w in workers { await waitForExit(w) }
         for (w, d) in zip(workers, dirs) {
             #expect(w.terminationStatus == 0, "\((try? String(contentsOfFile: "\(d)/sluice.log", encoding: .utf8)) ?? "")")
         }

@@ -49,13 +49,13 @@ import Testing
             return false
         }
         if !finished {
-            let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+            let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
             #expect(final.status == 0, "\(final.stderr)")
         }
         #expect(kills >= 2, "the pull finished before kills could land; make the table larger")
         try check(dir)
         // A full extract pulls the table again on the next run; an incremental one has nothing new.
-        let again = try SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir)
+        let again = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir)
         #expect(again.status == 0)
         let lines = try outputLines("\(dir)/out").count
         #expect(lines == (mode == "full" ? 2 * Self.rows : Self.rows))
@@ -101,7 +101,7 @@ import Testing
         }
         try await Task.sleep(for: .seconds(2))
         kill(sluice.processIdentifier, SIGTERM)
-        sluice.waitUntilExit()
+        await waitForExit(sluice)
         #expect(sluice.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
         let ids = try outputLines("\(dir)/out").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["change_id"] as? Int

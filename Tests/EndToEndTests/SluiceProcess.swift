@@ -46,6 +46,19 @@ struct SluiceProcess {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 
+    /// ``run(_:in:environment:)`` on another thread: a test awaiting a long run must not hold one
+    /// of the few cooperative threads (tests run in parallel in one process; blocked threads
+    /// starve the others' servers and clients).
+    static func runWithoutBlocking(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> Result {
+        // A thread of its own: GCD's global queues have few threads on Linux, and the kill timers
+        // of the crash tests run there.
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Swift.Result { try run(arguments, in: directory, environment: environment) })
+            }.start()
+        }
+    }
+
     /// Starts without waiting; output goes to files in `directory`.
     static func start(_ arguments: [String], in directory: String, log: String, environment: [String: String] = [:]) throws -> Process {
         let p = process(arguments, in: directory)
@@ -57,6 +70,16 @@ struct SluiceProcess {
         p.standardError = handle
         try p.run()
         return p
+    }
+}
+
+/// Waits for `process` to exit without holding a cooperative thread.
+func waitForExit(_ process: Process) async {
+    await withCheckedContinuation { continuation in
+        Thread {
+            process.waitUntilExit()
+            continuation.resume()
+        }.start()
     }
 }
 
@@ -104,7 +127,7 @@ func killRepeatedly(in directory: String, kills wanted: Int, delays: ClosedRange
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: delays, using: &generator))) {
             kill(pid, SIGKILL)
         }
-        p.waitUntilExit()
+        await waitForExit(p)
         if p.terminationReason == .uncaughtSignal {
             kills += 1
         } else {
