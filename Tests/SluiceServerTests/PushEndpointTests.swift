@@ -97,9 +97,16 @@ import Testing
         try await PushHarness.run([stream()], queue: { counted.make($0) }) { h in
             let body = #"[{"n": 1}, {"n": 2}]"#
             let client = wideClient(100)
-            let replies = try await withThrowingTaskGroup(of: PushHarness.Reply.self) { group in
-                for _ in 0..<100 { group.addTask { try await h.post("s", body, headers: [("Idempotency-Key", "order-42")], client: client) } }
-                return try await group.reduce(into: []) { $0.append($1) }
+            let replies: [PushHarness.Reply]
+            do {
+                replies = try await withThrowingTaskGroup(of: PushHarness.Reply.self) { group in
+                    for _ in 0..<100 { group.addTask { try await h.post("s", body, headers: [("Idempotency-Key", "order-42")], client: client) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            } catch {
+                // A client must be shut down before it is released, also when a request failed.
+                try? await client.shutdown()
+                throw error
             }
             try await client.shutdown()
             #expect(counted.queue?.submitted == 1, "concurrent repeats wait for the first instead of writing")

@@ -86,7 +86,8 @@ struct PushHarness {
     }
 
     func send(_ request: HTTPClientRequest, client: HTTPClient = .shared) async throws -> Reply {
-        let response = try await client.execute(request, timeout: .seconds(60))
+        // Generous: under a full parallel test run the two cores can be busy for a long time.
+        let response = try await client.execute(request, timeout: .seconds(180))
         let body = try await response.body.collect(upTo: 16 << 20)
         return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: body))
     }
