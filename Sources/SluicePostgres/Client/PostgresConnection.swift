@@ -87,11 +87,6 @@ public final class PostgresConnection: @unchecked Sendable {
             throw error
         }
     }
-
-    /// True while the connection is usable (false after the server went away).
-    public var isHealthy: Bool {
-        get async { (try? await run { PQstatus($0.handle) == CONNECTION_OK && PQtransactionStatus($0.handle) == PQTRANS_IDLE }) ?? false }
-    }
 }
 
 /// A libpq cancel handle (thread-safe by libpq's contract).

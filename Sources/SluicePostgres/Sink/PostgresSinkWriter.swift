@@ -26,8 +26,6 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     var held: [RecordBatch] = []
     var heldBytes = 0
     var heldRows = 0
-    /// The checkpoint the target holds (all partitions).
-    var checkpoint: [String: String] = [:]
     /// The id of the commit in flight (to tell after a lost connection whether it landed), and
     /// whether ``reconnect()`` found that it did.
     var committing: String?
@@ -90,7 +88,6 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                                metadata: ["table": "\(options.table)"])
             }
         }
-        checkpoint = stored
         if options.mode == .replace {
             let staging = options.stagingTable
             stagingReady = try await connection.run { session in
@@ -107,7 +104,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         do {
             failures = try await load(batch)
         } catch {
-            try noteConnectionLoss(error)
+            broken = true  // the transaction is gone: reconnect and replay
             throw error
         }
         let accepted = failures.isEmpty ? batch : batch.take(Array(Set(0..<batch.count).subtracting(failures.map(\.row))).sorted())
@@ -310,7 +307,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                     inTransaction = false
                 }
             } catch {
-                try noteConnectionLoss(error)
+                broken = true  // the transaction is gone: reconnect and replay
                 throw error
             }
         }
@@ -345,12 +342,6 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     }
 
     // MARK: Connection loss
-
-    /// Any failure inside the transaction aborts it (PostgreSQL refuses further statements), so
-    /// the next call starts over on a new connection and loads the held rows again.
-    func noteConnectionLoss(_ error: any Error) throws {
-        broken = true
-    }
 
     /// Opens a new connection. A commit that was in flight either landed (the target's state
     /// row carries its id) or did not (the held rows are loaded again in a new transaction).

@@ -124,12 +124,11 @@ struct PostgresExtractPlan: Sendable {
                 }
             }
         }
-        if let lookback = o.lookback, o.mode == .incremental {
+        if o.lookback != nil, o.mode == .incremental {
             guard [1082, 1114, 1184].contains(key[0].typeOID) else {
                 throw SluiceError(.configuration, "`lookback` needs a date or timestamp as the first cursor column ('\(key[0].name)' is \(key[0].typeName))",
                                   location: "source.postgres.lookback", retryable: false)
             }
-            _ = lookback
         }
         window = o.backfill
         if let p = o.processedColumn {

@@ -17,7 +17,7 @@ struct ProgressRenderer {
     }
 
     func line(elapsed: Duration) -> String {
-        var records = 0, done = 0, total = 0, knownTotal = true, dead = 0
+        var records = 0, done = 0, knownTotal = true, dead = 0
         var fractionDone = 0.0, fractionTotal = 0.0
         for s in statuses {
             let snap = s.snapshot
@@ -25,7 +25,6 @@ struct ProgressRenderer {
             dead += snap.deadLettered
             done += snap.bytesDone
             if let t = snap.bytesTotal {
-                total += t
                 fractionDone += Double(snap.bytesDone)
                 fractionTotal += Double(t)
             } else if let r = snap.recordsTotal {
