@@ -209,6 +209,11 @@ final class PostgresCDCReader: SourceReader {
         open = nil
         ready.removeAll()
         resumeLSN = emittedLSN
+        // The old connection's position may lie past transactions that were read but not
+        // handed over (dropped above): confirming it on the new connection would make the
+        // server skip them after the next break. Only this connection's keepalives count.
+        serverLSN = 0
+        replyRequested = false
         do {
             connection = try await source.stream(from: emittedLSN)
         } catch let e as SluiceError where e.isRetryable {
