@@ -50,9 +50,7 @@ import Testing
             if chunk % 3 == 1 {
                 // Wait until this run has committed some of the trail (however loaded the machine
                 // is), then kill at a random moment: restarts must resume, not start over.
-                for _ in 0..<100 where try outputLines("\(dir)/out").count <= committedAtLastKill {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
+                try await waitUntil(seconds: 10) { try outputLines("\(dir)/out").count > committedAtLastKill }
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...400, using: &generator)))
                 let before = try outputLines("\(dir)/out").count
                 kill(sluice.processIdentifier, SIGKILL)
@@ -124,9 +122,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(700))
             if round < 2 {
                 // After the first break the pipeline streams again after a backoff: wait for it.
-                for _ in 0..<40 where try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") != ["t"] {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
+                try await waitUntil(seconds: 4) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
                 let ended = try psql("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '\(slot)' AND active")
                 #expect(ended == ["t"], "the stream was not active to end: \(ended)")
             }

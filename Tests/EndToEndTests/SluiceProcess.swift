@@ -139,3 +139,14 @@ func killRepeatedly(in directory: String, kills wanted: Int, delays: ClosedRange
     }
     return kills
 }
+
+/// Polls `condition` every `interval` until it holds or `seconds` have passed; returns whether it held.
+@discardableResult
+func waitUntil(seconds: Double, interval: Duration = .milliseconds(100), _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: interval)
+    }
+    return try condition()
+}

@@ -1,12 +1,15 @@
 import SluiceCore
 
 /// Change events in the Debezium envelope convention, one row per change:
-/// `op` (c, u, d, t), `before` and `after` (the row as JSON), `source` (JSON: db, schema, table,
-/// lsn, txId, ts_ms) and the same source fields flattened into columns for an audit trail.
+/// `op` (c create, u update, d delete, t truncate, r snapshot read), `key` (the row's replica
+/// identity key as JSON, Debezium's message key), `before` and `after` (the row as JSON),
+/// `source` (JSON: db, schema, table, lsn, txId, ts_ms) and the same source fields flattened
+/// into columns for an audit trail.
 enum ChangeEvents {
     static let schema = Schema([
         Field("op", .string, nullable: false),
         Field("table", .string, nullable: false),
+        Field("key", .json),
         Field("before", .json),
         Field("after", .json),
         Field("source", .json, nullable: false),
@@ -20,6 +23,7 @@ enum ChangeEvents {
     struct Change: Sendable {
         var op: String
         var table: String
+        var key: String?
         var before: String?
         var after: String?
         var seq: Int
@@ -46,13 +50,14 @@ enum ChangeEvents {
                     + "\"table\":\(RowRendering.quote(parts.last ?? "")),\"lsn\":\(RowRendering.quote(lsn)),\"txId\":\(t.xid),\"ts_ms\":\(tsMillis)}"
                 b[0].append(string: c.op)
                 b[1].append(string: c.table)
-                if let before = c.before { b[2].append(string: before) } else { b[2].appendNull() }
-                if let after = c.after { b[3].append(string: after) } else { b[3].appendNull() }
-                b[4].append(string: source)
-                b[5].append(string: lsn)
-                b[6].append(Int64(t.xid))
-                b[7].append(tsMillis)
-                b[8].append(Int64(c.seq))
+                if let key = c.key { b[2].append(string: key) } else { b[2].appendNull() }
+                if let before = c.before { b[3].append(string: before) } else { b[3].appendNull() }
+                if let after = c.after { b[4].append(string: after) } else { b[4].appendNull() }
+                b[5].append(string: source)
+                b[6].append(string: lsn)
+                b[7].append(Int64(t.xid))
+                b[8].append(tsMillis)
+                b[9].append(Int64(c.seq))
             }
         }
         return RecordBatch(schema: schema, columns: b.indices.map { b[$0].finish() })
@@ -61,11 +66,13 @@ enum ChangeEvents {
     /// A tuple as a JSON object by the relation's column names. Numbers and booleans become JSON
     /// numbers and booleans, json/jsonb is embedded, everything else is a string in PostgreSQL's
     /// text form. An unchanged TOASTed value (not sent by the server) is left out of the object.
-    static func json(_ tuple: PgTuple, relation: PgRelation) -> String {
+    /// With `keyOnly`, only the replica identity key columns are rendered.
+    static func json(_ tuple: PgTuple, relation: PgRelation, keyOnly: Bool = false) -> String {
         var out = "{"
         var first = true
         for (i, value) in tuple.enumerated() where i < relation.columns.count {
             let column = relation.columns[i]
+            if keyOnly && !column.isKey { continue }
             let rendered: String
             switch value {
             case .unchangedToast: continue

@@ -247,8 +247,8 @@ final class PostgresCDCReader: SourceReader {
             relations[r.oid] = r
         case let .insert(relation, new):
             try change("c", relation, before: nil, after: new)
-        case let .update(relation, old, _, new):
-            try change("u", relation, before: old, after: new)
+        case let .update(relation, old, keyOnly, new):
+            try change("u", relation, before: old, after: new, beforeIsWholeRow: !keyOnly)
         case let .delete(relation, old, _):
             try change("d", relation, before: old, after: nil)
         case let .truncate(relations, _):
@@ -258,13 +258,22 @@ final class PostgresCDCReader: SourceReader {
         }
     }
 
-    func change(_ op: String, _ oid: UInt32, before: PgTuple?, after: PgTuple?) throws {
+    func change(_ op: String, _ oid: UInt32, before: PgTuple?, after: PgTuple?, beforeIsWholeRow: Bool = false) throws {
         guard let relation = relations[oid] else {
             throw SluiceError(.corruptState, "a change for relation \(oid) arrived before its description", retryable: true)
         }
         guard open != nil else { return }
+        var after = after
+        if beforeIsWholeRow, var new = after, let old = before, old.count == new.count {
+            // REPLICA IDENTITY FULL sends the whole old row: an unchanged TOASTed value (not sent
+            // in the new row) is carried over from it instead of being left out.
+            for i in new.indices where new[i] == .unchangedToast && old[i] != .unchangedToast { new[i] = old[i] }
+            after = new
+        }
+        let keySource = after ?? before
+        let key = relation.columns.contains(where: \.isKey) ? keySource.map { ChangeEvents.json($0, relation: relation, keyOnly: true) } : nil
         open!.changes.append(ChangeEvents.Change(
-            op: op, table: "\(relation.namespace).\(relation.name)",
+            op: op, table: "\(relation.namespace).\(relation.name)", key: key,
             before: before.map { ChangeEvents.json($0, relation: relation) },
             after: after.map { ChangeEvents.json($0, relation: relation) },
             seq: open!.changes.count))

@@ -8,16 +8,20 @@ import SluiceCore
 ///     url: ${WAREHOUSE_URL}
 ///     table: analytics.orders
 ///     mode: upsert            # append (default) | upsert (merge by key) | replace (staged, swapped when the extract ends)
+///                             # | apply (change events of postgres_cdc → a current-state table; `table` may be a
+///                             #   template such as analytics.{table} for several source tables)
 ///     key: [id]               # upsert: the merge key (the table's primary key when it exists)
 ///     create: true            # create the table from the data's schema when missing (default true)
 ///     commit_rows: 100000     # commit (rows + checkpoint, one transaction) after this many rows…
 ///     commit_interval: 2s     # …or this long, whichever comes first
 /// ```
 public struct PostgresSinkOptions: Decodable, Sendable {
-    public enum Mode: String, Sendable { case append, upsert, replace }
+    public enum Mode: String, Sendable { case append, upsert, replace, apply }
 
     public var url: PostgresURL
     public var table: QualifiedName
+    /// apply: `table`'s name holds `{table}`/`{schema}`, filled from each change's source table.
+    public var isTableTemplate = false
     public var mode: Mode = .append
     public var key: [String] = []
     public var create = true
@@ -36,16 +40,26 @@ public struct PostgresSinkOptions: Decodable, Sendable {
         } catch let e as SluiceError {
             throw try c.superDecoder(forKey: .url).configError(e.message)
         }
+        if let m = try c.decodeIfPresent(String.self, forKey: .mode) {
+            guard let parsed = Mode(rawValue: m) else {
+                throw try c.superDecoder(forKey: .mode).configError("unknown mode '\(m)'; use append, upsert, replace or apply")
+            }
+            mode = parsed
+        }
         let t = try c.decode(String.self, forKey: .table)
-        guard let name = QualifiedName(parsing: t) else {
+        let probe = t.replacingOccurrences(of: "{table}", with: "t").replacingOccurrences(of: "{schema}", with: "s")
+        guard let name = QualifiedName(parsing: probe) else {
             throw try c.superDecoder(forKey: .table).configError("a table name (table or schema.table; quote unusual names: \"My Table\") is expected")
         }
         table = name
-        if let m = try c.decodeIfPresent(String.self, forKey: .mode) {
-            guard let parsed = Mode(rawValue: m) else {
-                throw try c.superDecoder(forKey: .mode).configError("unknown mode '\(m)'; use append, upsert or replace")
+        if probe != t {
+            let rawName = name.schema == nil ? t : String(t[t.index(after: t.firstIndex(of: ".")!)...])
+            guard mode == .apply, QualifiedName(parsing: rawName.replacingOccurrences(of: "{table}", with: "t").replacingOccurrences(of: "{schema}", with: "s"))?.schema == nil,
+                  name.schema.map({ !$0.contains("{") }) ?? true, t.firstIndex(of: ".").map({ !t[..<$0].contains("{") }) ?? true else {
+                throw try c.superDecoder(forKey: .table).configError("{table} and {schema} stand for the source table only with mode: apply, and only in the table's name (e.g. analytics.{table})")
             }
-            mode = parsed
+            table = QualifiedName(schema: name.schema, name: rawName.lowercased())
+            isTableTemplate = true
         }
         key = try c.decodeIfPresent([String].self, forKey: .key) ?? []
         if mode == .upsert && key.isEmpty {

@@ -36,6 +36,9 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     var stageSchema: Schema?
     /// replace: whether the staging table exists (this pass has started loading).
     var stagingReady = false
+    /// apply: the target tables seen so far, and the one source table a non-template `table` takes.
+    var applyTargets: [QualifiedName: ApplyTarget] = [:]
+    var applySource: String?
 
     /// The advisory lock key Sluice takes around its own DDL (`sluice` in ASCII).
     static let ddlLock: Int64 = 0x736C_7569_6365
@@ -132,6 +135,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
             try session.execute("BEGIN")
             inTransaction = true
         }
+        if options.mode == .apply { return try applyChanges(batch, session: session) }
         try prepareLoadTable(for: batch.schema, session: session)
         try prepareStage(batch.schema, session: session)
         var failures = PostgresCopyEncoder.unstorableRows(batch)
@@ -178,7 +182,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         let target = SQLText.qualified(loadTable)
         let range = "sluice_row >= $1::int4 AND sluice_row < $2::int4"
         switch options.mode {
-        case .append, .replace:
+        case .append, .replace, .apply:
             return "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM pg_temp.sluice_stage WHERE \(range)"
         case .upsert:
             let keys = options.key.map(SQLText.identifier).joined(separator: ", ")
@@ -351,6 +355,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         inTransaction = false
         loadColumns = nil
         stageSchema = nil
+        applyTargets.removeAll()
         let pipeline = context.pipeline
         let stateTable = self.stateTable
         if let committing {
