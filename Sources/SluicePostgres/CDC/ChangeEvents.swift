@@ -35,6 +35,8 @@ enum ChangeEvents {
         var commitTime: Int64
         var endLSN: UInt64
         var changes: [Change]
+        /// The checkpoint value once this transaction is committed downstream (``CDCPosition``).
+        var position = ""
     }
 
     /// Builds the batch of `transactions`, in commit order.

@@ -117,6 +117,20 @@ public final class PostgresSession: @unchecked Sendable {
         try check(result, sql: sql)
     }
 
+    /// Runs one statement without parameters over the simple protocol and returns its result
+    /// (replication connections accept only this, e.g. for `CREATE_REPLICATION_SLOT`).
+    @discardableResult
+    public func simpleQuery(_ sql: String) throws -> PostgresResult {
+        guard let result = PQexec(handle, sql) else { throw PostgresErrors.lost(self) }
+        do {
+            try check(result, sql: sql)
+        } catch {
+            PQclear(result)
+            throw error
+        }
+        return PostgresResult(result)
+    }
+
     /// Runs one statement with parameters bound as text (`$1`, `$2`, …; cast them in SQL where
     /// the type matters). `binary` asks for binary result values.
     @discardableResult

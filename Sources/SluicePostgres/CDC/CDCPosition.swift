@@ -1,0 +1,62 @@
+import Foundation
+
+/// The checkpoint of a `postgres_cdc` source: the end LSN of the last committed transaction and
+/// where the snapshots stand. Stored as JSON; a bare LSN (older checkpoints) is read as a
+/// position whose tables are all known and snapshotted.
+struct CDCPosition: Codable, Sendable, Equatable {
+    /// Transactions ending at or below this are committed downstream.
+    var lsn: UInt64
+    /// Tables whose rows are (being) delivered: snapshotted, or queued in ``pending``. nil for an
+    /// old bare-LSN checkpoint (no table is snapshotted again).
+    var known: [String]?
+    /// Tables still to snapshot, the one in progress first.
+    var pending: [String] = []
+    /// The key (text forms, in key column order) of the last snapshotted row of `pending[0]`.
+    var after: [String?]?
+    /// The snapshot exported when the slot was created is being read (`pending` holds what is
+    /// left of it). After a crash the rest is read with watermarks instead.
+    var exported = false
+
+    init(lsn: UInt64, known: [String]? = nil, pending: [String] = [], after: [String?]? = nil, exported: Bool = false) {
+        self.lsn = lsn
+        self.known = known
+        self.pending = pending
+        self.after = after
+        self.exported = exported
+    }
+
+    enum CodingKeys: String, CodingKey { case lsn, known, pending, after, exported }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        guard let lsn = LSN.parse(try c.decode(String.self, forKey: .lsn)) else {
+            throw DecodingError.dataCorruptedError(forKey: .lsn, in: c, debugDescription: "not an LSN")
+        }
+        self.lsn = lsn
+        known = try c.decodeIfPresent([String].self, forKey: .known)
+        pending = try c.decodeIfPresent([String].self, forKey: .pending) ?? []
+        after = try c.decodeIfPresent([String?].self, forKey: .after)
+        exported = try c.decodeIfPresent(Bool.self, forKey: .exported) ?? false
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(LSN.format(lsn), forKey: .lsn)
+        try c.encodeIfPresent(known, forKey: .known)
+        if !pending.isEmpty { try c.encode(pending, forKey: .pending) }
+        try c.encodeIfPresent(after, forKey: .after)
+        if exported { try c.encode(true, forKey: .exported) }
+    }
+
+    /// Parses a stored checkpoint value (JSON, or a bare LSN).
+    static func parse(_ text: String) -> CDCPosition? {
+        if let lsn = LSN.parse(text) { return CDCPosition(lsn: lsn) }
+        return try? JSONDecoder().decode(CDCPosition.self, from: Data(text.utf8))
+    }
+
+    var text: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}

@@ -1,0 +1,321 @@
+import Foundation
+import Logging
+import SluiceCore
+
+/// Reads the replication stream (and snapshots). See ``PostgresCDCSource``.
+final class PostgresCDCReader: SourceReader {
+    let source: PostgresCDCSource
+    var connection: PostgresConnection
+    /// Whether `connection` streams yet (it does not while the exported snapshot is read).
+    var streaming: Bool
+    /// The transaction holding the exported snapshot, while it is read.
+    var exported: PostgresConnection?
+    let partition: String
+    let database: String
+    let context: SourceContext
+    /// Where the pipeline stands, as of the last transaction decoded (its LSN is the last
+    /// transaction's end; its snapshot fields move at high watermarks).
+    var position: CDCPosition
+    /// Transactions ending at or below this were handed over before (skipped if sent again).
+    var resumeLSN: UInt64
+    /// Consecutive failed reconnects (for the backoff).
+    var failures = 0
+    var relations: [UInt32: PgRelation] = [:]
+    var open: ChangeEvents.Transaction?
+    var ready: [ChangeEvents.Transaction] = []
+    /// The newest LSN handed to the runtime, and the newest the server said it has (keepalives
+    /// of the current connection).
+    var emittedLSN: UInt64
+    /// ``position`` as of the last batch handed over (restored when a broken stream drops what
+    /// was read after it).
+    var emittedPosition: CDCPosition
+    var serverLSN: UInt64 = 0
+    var lastFeedback = ContinuousClock.now
+    var replyRequested = false
+    /// Watermark snapshots: the chunk being read while streaming, and the connection that reads it.
+    var window: Window?
+    var snapshotConnection: PostgresConnection?
+    var snapshotTables: [String: SnapshotTable] = [:]
+    /// Rows of the exported snapshot handed over by this reader (their `seq`).
+    var exportedRows = 0
+
+    /// A chunk read between a low and a high watermark.
+    struct Window {
+        var id: String
+        var table: SnapshotTable
+        var chunk: SnapshotTable.Chunk
+        /// The low watermark has streamed past: changes of the table now drop their rows.
+        var isOpen = false
+        var dropped: Set<String> = []
+        var truncated = false
+    }
+
+    /// Hand a batch over once this many changes are ready (or the stream goes quiet).
+    static let batchChanges = 10_000
+
+    init(source: PostgresCDCSource, replication: PostgresConnection, streaming: Bool, exported: PostgresConnection?,
+         database: String, position: CDCPosition, context: SourceContext) {
+        self.source = source
+        self.connection = replication
+        self.streaming = streaming
+        self.exported = exported
+        self.partition = source.partition
+        self.database = database
+        self.context = context
+        self.position = position
+        resumeLSN = position.lsn
+        emittedLSN = position.lsn
+        emittedPosition = position
+    }
+
+    func next() async throws -> SourceBatch? {
+        if let exported {
+            if let batch = try await nextExportedChunk(exported) { return batch }
+        }
+        while true {
+            try Task.checkCancellation()
+            let frames: [[UInt8]]
+            do {
+                if window == nil, !position.pending.isEmpty, open == nil { try await openWindow() }
+                frames = try await connection.run { session -> [[UInt8]] in
+                    var frames: [[UInt8]] = []
+                    while frames.count < 5_000, let frame = try session.readCopyData(timeoutMilliseconds: frames.isEmpty ? 200 : 0) {
+                        frames.append(frame)
+                    }
+                    return frames
+                }
+                for frame in frames { try handle(frame) }
+                try await sendFeedbackIfDue()
+                failures = 0
+            } catch let e as SluiceError where e.isRetryable {
+                try await reconnect(after: e)
+                continue
+            }
+            let changes = ready.reduce(0) { $0 + $1.changes.count }
+            if changes >= Self.batchChanges || (!ready.isEmpty && frames.isEmpty) || (!ready.isEmpty && open == nil) {
+                let transactions = ready
+                ready.removeAll()
+                emittedLSN = transactions.last!.endLSN
+                emittedPosition = CDCPosition.parse(transactions.last!.position) ?? position
+                return SourceBatch(records: ChangeEvents.batch(transactions, database: database),
+                                   position: SourcePosition(partition: partition, value: transactions.last!.position),
+                                   inputBytes: changes * 64)
+            }
+        }
+    }
+
+    // MARK: The exported snapshot
+
+    /// The next chunk of the snapshot exported with the slot; when it is all read, the stream
+    /// starts at the slot's start point (nil: go on streaming).
+    func nextExportedChunk(_ snapshot: PostgresConnection) async throws -> SourceBatch? {
+        let limit = source.options.snapshotChunk
+        while let name = position.pending.first {
+            let after = position.after
+            let (table, chunk) = try await snapshot.run { [snapshotTables] s -> (SnapshotTable, SnapshotTable.Chunk) in
+                let table = try snapshotTables[name] ?? SnapshotTable.describe(name, session: s)
+                return (table, try table.chunk(after: after, limit: limit, session: s))
+            }
+            snapshotTables[name] = table
+            if chunk.isLast {
+                position.pending.removeFirst()
+                position.after = nil
+                context.logger.info("table snapshotted", metadata: ["table": "\(name)"])
+            } else {
+                position.after = chunk.last
+            }
+            guard !chunk.changes.isEmpty else { continue }
+            var t = ChangeEvents.Transaction(xid: 0, commitTime: Self.postgresNow(), endLSN: position.lsn, changes: chunk.changes)
+            // Snapshot rows share the slot's start LSN: number them across chunks (lsn + seq is unique).
+            for i in t.changes.indices { t.changes[i].seq = exportedRows + i }
+            exportedRows += t.changes.count
+            t.position = position.text
+            emittedPosition = position
+            return SourceBatch(records: ChangeEvents.batch([t], database: database),
+                               position: SourcePosition(partition: partition, value: t.position), inputBytes: t.changes.count * 64)
+        }
+        _ = try? await snapshot.run { try $0.execute("COMMIT") }
+        exported = nil
+        position.exported = false
+        let start = position.lsn
+        try await connection.run { [source] in try $0.startReplication(source.startCommand(from: start)) }
+        streaming = true
+        context.logger.info("snapshot read; streaming changes", metadata: ["slot": "\(source.options.slot)", "from": "\(LSN.format(start))"])
+        return nil
+    }
+
+    /// Now in PostgreSQL's clock (microseconds since 2000-01-01).
+    static func postgresNow() -> Int64 {
+        Int64((Date().timeIntervalSince1970 - 946_684_800) * 1_000_000)
+    }
+
+    // MARK: Watermark snapshots
+
+    /// Reads the next chunk of `pending[0]` between a low and a high watermark.
+    func openWindow() async throws {
+        guard let name = position.pending.first else { return }
+        if snapshotConnection == nil { snapshotConnection = try await PostgresConnection.connect(source.options.url) }
+        let id = "\(source.options.slot):\(UUID().uuidString)"
+        let after = position.after, limit = source.options.snapshotChunk, prefix = PostgresCDCSource.watermarkPrefix
+        let (table, chunk) = try await snapshotConnection!.run { [snapshotTables] s -> (SnapshotTable, SnapshotTable.Chunk) in
+            let table = try snapshotTables[name] ?? SnapshotTable.describe(name, session: s)
+            try s.query("SELECT pg_logical_emit_message(true, $1, $2)", [prefix, "low:" + id])
+            let chunk = try table.chunk(after: after, limit: limit, session: s)
+            try s.query("SELECT pg_logical_emit_message(true, $1, $2)", [prefix, "high:" + id])
+            return (table, chunk)
+        }
+        snapshotTables[name] = table
+        window = Window(id: id, table: table, chunk: chunk)
+    }
+
+    /// A watermark message streamed past.
+    func watermark(_ content: String) {
+        guard var w = window else { return }
+        if content == "low:" + w.id {
+            w.isOpen = true
+            window = w
+        } else if content == "high:" + w.id {
+            // The chunk's rows that no change touched in between are current as of here.
+            if !w.truncated {
+                for (i, change) in w.chunk.changes.enumerated() where !w.dropped.contains(w.chunk.keys[i]) {
+                    var c = change
+                    c.seq = open?.changes.count ?? 0
+                    open?.changes.append(c)
+                }
+            }
+            if w.chunk.isLast {
+                position.pending.removeFirst()
+                position.after = nil
+                context.logger.info("table snapshotted", metadata: ["table": "\(w.table.name)"])
+            } else {
+                position.after = w.chunk.last
+            }
+            window = nil
+        }
+    }
+
+    // MARK: The stream
+
+    /// The stream broke (server restart, failover, the backend terminated): stream again from
+    /// the last transaction handed over, with backoff. What was read after it is dropped and
+    /// read again; what was handed over is skipped if the server sends it again.
+    func reconnect(after error: SluiceError) async throws {
+        failures += 1
+        let delay = Duration.seconds(min(30, 1 << min(failures - 1, 5)))
+        context.logger.warning("the replication stream broke; streaming again", metadata: [
+            "error": "\(error)", "from": "\(LSN.format(emittedLSN))", "attempt": "\(failures)", "delay": "\(delay)",
+        ])
+        try await Task.sleep(for: delay)
+        open = nil
+        ready.removeAll()
+        resumeLSN = emittedLSN
+        position = emittedPosition
+        // The old connection's position may lie past transactions that were read but not
+        // handed over (dropped above): confirming it on the new connection would make the
+        // server skip them after the next break. Only this connection's keepalives count.
+        serverLSN = 0
+        replyRequested = false
+        // A chunk whose watermarks may be among what was dropped is read again.
+        window = nil
+        snapshotConnection = nil
+        do {
+            connection = try await source.stream(from: emittedLSN)
+        } catch let e as SluiceError where e.isRetryable {
+            context.logger.warning("reconnecting failed; will retry", metadata: ["error": "\(e)"])
+        }
+    }
+
+    func handle(_ bytes: [UInt8]) throws {
+        switch try ReplicationFrame.decode(bytes) {
+        case let .keepalive(walEnd, _, reply):
+            serverLSN = max(serverLSN, walEnd)
+            replyRequested = replyRequested || reply
+        case let .xLogData(_, walEnd, _, payload):
+            serverLSN = max(serverLSN, walEnd)
+            try apply(PgOutputDecoder.decode(payload))
+        }
+    }
+
+    func apply(_ message: PgOutputMessage) throws {
+        switch message {
+        case let .begin(_, commitTime, xid):
+            open = ChangeEvents.Transaction(xid: xid, commitTime: commitTime, endLSN: 0, changes: [])
+        case let .commit(_, _, endLSN, commitTime):
+            guard var t = open else { return }
+            open = nil
+            t.endLSN = endLSN
+            t.commitTime = commitTime
+            position.lsn = max(position.lsn, endLSN)
+            t.position = position.text
+            // Replayed after a crash: already committed downstream.
+            if endLSN > resumeLSN && !t.changes.isEmpty { ready.append(t) }
+        case let .relation(r):
+            relations[r.oid] = r
+            let name = "\(r.namespace).\(r.name)"
+            if var known = position.known, !known.contains(name) {
+                // A table joined the publication: its existing rows are snapshotted too.
+                known.append(name)
+                position.known = known
+                if source.options.snapshot == .initial && !position.pending.contains(name) {
+                    position.pending.append(name)
+                    context.logger.info("a table joined the publication; snapshotting it while streaming", metadata: ["table": "\(name)"])
+                }
+            }
+        case let .insert(relation, new):
+            try change("c", relation, before: nil, after: new)
+        case let .update(relation, old, keyOnly, new):
+            try change("u", relation, before: old, after: new, beforeIsWholeRow: !keyOnly)
+        case let .delete(relation, old, _):
+            try change("d", relation, before: old, after: nil)
+        case let .truncate(relations, _):
+            for oid in relations { try change("t", oid, before: nil, after: nil) }
+        case let .message(_, _, prefix, content):
+            if prefix == PostgresCDCSource.watermarkPrefix { watermark(String(decoding: content, as: UTF8.self)) }
+        case .origin, .type:
+            break
+        }
+    }
+
+    func change(_ op: String, _ oid: UInt32, before: PgTuple?, after: PgTuple?, beforeIsWholeRow: Bool = false) throws {
+        guard let relation = relations[oid] else {
+            throw SluiceError(.corruptState, "a change for relation \(oid) arrived before its description", retryable: true)
+        }
+        guard open != nil else { return }
+        var after = after
+        if beforeIsWholeRow, var new = after, let old = before, old.count == new.count {
+            // REPLICA IDENTITY FULL sends the whole old row: an unchanged TOASTed value (not sent
+            // in the new row) is carried over from it instead of being left out.
+            for i in new.indices where new[i] == .unchangedToast && old[i] != .unchangedToast { new[i] = old[i] }
+            after = new
+        }
+        let table = "\(relation.namespace).\(relation.name)"
+        if var w = window, w.isOpen, w.table.name == table {
+            // The stream has a newer version of these rows than the chunk.
+            if op == "t" { w.truncated = true }
+            for tuple in [before, after] { if let tuple, let key = w.table.key(of: tuple, relation: relation) { w.dropped.insert(key) } }
+            window = w
+        }
+        let keySource = after ?? before
+        let key = relation.columns.contains(where: \.isKey) ? keySource.map { ChangeEvents.json($0, relation: relation, keyOnly: true) } : nil
+        open!.changes.append(ChangeEvents.Change(
+            op: op, table: table, key: key,
+            before: before.map { ChangeEvents.json($0, relation: relation) },
+            after: after.map { ChangeEvents.json($0, relation: relation) },
+            seq: open!.changes.count))
+    }
+
+    /// Tells the server how far the sink has committed, at least every 5 s and when asked. With
+    /// nothing in flight, the server's own position is confirmed too, so an idle slot does not
+    /// hold WAL back while the rest of the database is busy.
+    func sendFeedbackIfDue() async throws {
+        guard replyRequested || ContinuousClock.now - lastFeedback > .seconds(5) else { return }
+        var flushed = context.commits.committed(partition).flatMap(CDCPosition.parse)?.lsn ?? resumeLSN
+        if flushed >= emittedLSN && open == nil && ready.isEmpty && window == nil && position.pending.isEmpty {
+            flushed = max(flushed, serverLSN)
+        }
+        let status = ReplicationFrame.standbyStatus(written: flushed, flushed: flushed, applied: flushed, clock: Self.postgresNow(), replyNow: false)
+        try await connection.run { try $0.sendCopyData(status) }
+        lastFeedback = .now
+        replyRequested = false
+    }
+}
