@@ -137,6 +137,13 @@ struct PostgresExtractPlan: Sendable {
         }
     }
 
+    /// changelog with `tx_column`: read only changes of transactions below `xmin` (all of
+    /// which have ended, so none of their rows can still appear).
+    mutating func settledBelow(xmin: String, column: String) {
+        let condition = "\(SQLText.identifier(column)) < \(Int64(xmin) ?? 0)::int8"
+        filter = filter.map { "(\($0)) AND \(condition)" } ?? condition
+    }
+
     var selectList: String {
         (mappings.map(\.expression) + key.enumerated().map { "\(SQLText.identifier($0.element.name))::text AS sluice_key\($0.offset)" })
             .joined(separator: ", ")

@@ -50,11 +50,23 @@ public struct PostgresSource: Source {
     func makePassReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
         let connection = try await PostgresConnection.connect(options.url)
         let o = options
-        let plan = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
+        var plan = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
         let base = options.partition
+        var single = checkpoint[base].flatMap(KeyPosition.decode)
+        if options.txColumn != nil {
+            // Each pass reads every unprocessed change of settled transactions from the start;
+            // the changes of the last committed pass are marked first (the crash may have come
+            // between the sink's commit and the marking).
+            if let single { try await markProcessed(single, connection: connection, plan: plan) }
+            let xmin = try await connection.run { try $0.query("SELECT txid_snapshot_xmin(txid_current_snapshot())::text").string(0, 0) ?? "0" }
+            plan.settledBelow(xmin: xmin, column: options.txColumn!)
+            var fresh = KeyPosition.newRun()
+            fresh.xmin = xmin
+            single = fresh
+        }
         guard options.parallel > 1 else {
             let reader = PostgresSourceReader(options: options, plan: plan, connection: connection, partition: base,
-                                              position: checkpoint[base].flatMap(KeyPosition.decode))
+                                              position: single)
             if options.mode == .full { try await reportTotal([reader], context: context) }
             return reader
         }
@@ -116,18 +128,30 @@ public struct PostgresSource: Source {
 
     /// changelog: marks rows up to the committed change id processed (after the sink commit).
     public func committed(_ positions: [String: String], context: SourceContext) async throws {
-        guard options.mode == .changelog, let processed = options.processedColumn, let table = options.table,
-              let value = positions[options.partition], let position = KeyPosition.decode(value), let after = position.after else { return }
+        guard options.mode == .changelog, options.processedColumn != nil,
+              let value = positions[options.partition], let position = KeyPosition.decode(value) else { return }
         let connection = try await PostgresConnection.connect(options.url)
         let o = options
-        let updated = try await connection.run { session -> Int in
-            let plan = try PostgresExtractPlan(options: o, session: session)
-            let id = plan.key[0]
-            let sql = "UPDATE \(SQLText.qualified(table)) SET \(SQLText.identifier(processed)) = true "
-                + "WHERE \(SQLText.identifier(id.name)) <= $1::\(id.typeName) AND \(SQLText.identifier(processed)) IS NOT TRUE"
-            return try session.query(sql, [after[0]]).affectedRows
-        }
+        let plan = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
+        let updated = try await markProcessed(position, connection: connection, plan: plan)
         context.logger.debug("change rows marked processed", metadata: ["rows": "\(updated)"])
+    }
+
+    /// Marks the change rows `position` says were delivered: up to its change id (and, with
+    /// `tx_column`, of transactions below its pass's xmin: exactly the rows that pass read).
+    @discardableResult
+    func markProcessed(_ position: KeyPosition, connection: PostgresConnection, plan: PostgresExtractPlan) async throws -> Int {
+        guard let processed = options.processedColumn, let table = options.table, let after = position.after else { return 0 }
+        let id = plan.key[0]
+        var sql = "UPDATE \(SQLText.qualified(table)) SET \(SQLText.identifier(processed)) = true "
+            + "WHERE \(SQLText.identifier(id.name)) <= $1::\(id.typeName) AND \(SQLText.identifier(processed)) IS NOT TRUE"
+        var parameters: [String?] = [after[0]]
+        if let tx = options.txColumn {
+            sql += " AND \(SQLText.identifier(tx)) < $2::int8"
+            parameters.append(position.xmin ?? "0")
+        }
+        let statement = sql, bound = parameters
+        return try await connection.run { try $0.query(statement, bound).affectedRows }
     }
 }
 
@@ -156,9 +180,12 @@ struct KeyPosition: Sendable, Hashable {
     var slice: KeySlice?
     /// Parallel pulls: the upper bounds of every slice of this pass (see ``PostgresSource/slices(uppers:count:)``).
     var cut: [String]?
+    /// changelog with `tx_column`: this pass reads changes of transactions below this id.
+    var xmin: String?
 
     var encoded: String {
         var object: [String: Any] = ["run": run, "done": done]
+        if let xmin { object["xmin"] = xmin }
         if let after { object["after"] = after }
         if let slice {
             object["slice"] = ["lower": slice.lower as Any? ?? NSNull(), "upper": slice.upper as Any? ?? NSNull()]
@@ -177,6 +204,7 @@ struct KeyPosition: Sendable, Hashable {
             p.slice = KeySlice(lower: slice["lower"] as? String, upper: slice["upper"] as? String)
         }
         p.cut = object["cut"] as? [String]
+        p.xmin = object["xmin"] as? String
         return p
     }
 

@@ -31,6 +31,10 @@ public struct PostgresSourceOptions: Decodable, Sendable {
     /// column set to true once a row is committed downstream.
     public var changeID: String?
     public var processedColumn: String?
+    /// changelog with `processed_column`: the column holding the writing transaction's id
+    /// (`txid_current()`). Only changes of transactions older than every running one are read,
+    /// so a transaction that commits after a later-numbered one is never skipped.
+    public var txColumn: String?
     /// An extra SQL condition (`WHERE`), e.g. `tenant_id = 7`.
     public var filter: String?
     public var batchRows = 50_000
@@ -44,7 +48,7 @@ public struct PostgresSourceOptions: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case url, table, query, key, mode, cursor, lookback, filter
-        case changeID = "change_id", processedColumn = "processed_column"
+        case changeID = "change_id", processedColumn = "processed_column", txColumn = "tx_column"
         case batchRows = "batch_rows", unsupportedTypes = "unsupported_types"
         case schedule, poll, parallel
     }
@@ -98,6 +102,10 @@ public struct PostgresSourceOptions: Decodable, Sendable {
         processedColumn = try c.decodeIfPresent(String.self, forKey: .processedColumn)
         if mode != .changelog, changeID != nil || processedColumn != nil {
             throw try c.superDecoder(forKey: changeID != nil ? .changeID : .processedColumn).configError("`change_id` and `processed_column` are for mode: changelog")
+        }
+        txColumn = try c.decodeIfPresent(String.self, forKey: .txColumn)
+        if txColumn != nil && (mode != .changelog || processedColumn == nil) {
+            throw try c.superDecoder(forKey: .txColumn).configError("`tx_column` is for mode: changelog with a `processed_column` (rows are marked as they are delivered)")
         }
         if mode == .changelog && query != nil {
             throw try c.superDecoder(forKey: .query).configError("mode: changelog reads a change table: use `table`")
