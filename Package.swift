@@ -78,7 +78,7 @@ let package = Package(
         ),
         .target(
             name: "SluicePostgres",
-            dependencies: ["SluiceCore", "CPostgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SluiceCore", "CPostgres", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import SluiceCore
 
 /// Reads the replication stream (and snapshots). See ``PostgresCDCSource``.
@@ -38,6 +39,11 @@ final class PostgresCDCReader: SourceReader {
     var snapshotTables: [String: SnapshotTable] = [:]
     /// Rows of the exported snapshot handed over by this reader (their `seq`).
     var exportedRows = 0
+    /// Slot safety: WAL the slot holds back, measured every ``retainedCheckInterval``.
+    let retainedWAL: Gauge
+    var lastRetainedCheck = ContinuousClock.now - .seconds(3600)
+    var retainedWarned = false
+    static let retainedCheckInterval = Duration.seconds(15)
 
     /// A chunk read between a low and a high watermark.
     struct Window {
@@ -66,6 +72,7 @@ final class PostgresCDCReader: SourceReader {
         resumeLSN = position.lsn
         emittedLSN = position.lsn
         emittedPosition = position
+        retainedWAL = Gauge(label: "sluice_cdc_retained_wal_bytes", dimensions: [("pipeline", context.pipeline), ("slot", source.options.slot)])
     }
 
     func next() async throws -> SourceBatch? {
@@ -86,6 +93,7 @@ final class PostgresCDCReader: SourceReader {
                 }
                 for frame in frames { try handle(frame) }
                 try await sendFeedbackIfDue()
+                try await checkRetainedWAL()
                 failures = 0
             } catch let e as SluiceError where e.isRetryable {
                 try await reconnect(after: e)
@@ -302,6 +310,24 @@ final class PostgresCDCReader: SourceReader {
             before: before.map { ChangeEvents.json($0, relation: relation) },
             after: after.map { ChangeEvents.json($0, relation: relation) },
             seq: open!.changes.count))
+    }
+
+    /// Measures the WAL the slot holds back (`pg_current_wal_lsn() - confirmed_flush_lsn`) into
+    /// the gauge, and warns (once per crossing) above `retained_wal_warning`: a slot that is not
+    /// read fills the server's disk.
+    func checkRetainedWAL() async throws {
+        guard ContinuousClock.now - lastRetainedCheck > Self.retainedCheckInterval else { return }
+        lastRetainedCheck = .now
+        if snapshotConnection == nil { snapshotConnection = try await PostgresConnection.connect(source.options.url) }
+        let slot = source.options.slot
+        guard let bytes = try await snapshotConnection!.run({ try CDCAdmin.retainedBytes(slot: slot, session: $0) }) else { return }
+        retainedWAL.record(bytes)
+        let limit = source.options.retainedWALWarning
+        if bytes > limit && !retainedWarned {
+            context.logger.warning("the replication slot holds back more WAL than retained_wal_warning: the pipeline is behind (or was stopped); the server keeps this WAL on disk until it catches up",
+                                   metadata: ["slot": "\(slot)", "retained_bytes": "\(bytes)", "warning_at": "\(limit)"])
+        }
+        retainedWarned = bytes > limit
     }
 
     /// Tells the server how far the sink has committed, at least every 5 s and when asked. With

@@ -13,6 +13,7 @@ import SluiceCore
 ///     tables: [public.orders]
 ///     snapshot: initial            # initial (default): existing rows first, as op `r` | never
 ///     snapshot_chunk: 10000        # rows per snapshot chunk (each one committed, a crash resumes after it)
+///     retained_wal_warning: 1GB    # warn when the slot holds back more WAL than this
 /// ```
 public struct PostgresCDCOptions: Decodable, Sendable {
     public enum SnapshotMode: String, Sendable { case initial, never }
@@ -23,8 +24,12 @@ public struct PostgresCDCOptions: Decodable, Sendable {
     public var tables: [QualifiedName] = []
     public var snapshot: SnapshotMode = .initial
     public var snapshotChunk = 10_000
+    /// Bytes of WAL the slot may hold back before a warning (gauge `sluice_cdc_retained_wal_bytes`).
+    public var retainedWALWarning: Int64 = 1 << 30
 
-    enum CodingKeys: String, CodingKey { case url, slot, publication, tables, snapshot, snapshotChunk = "snapshot_chunk" }
+    enum CodingKeys: String, CodingKey {
+        case url, slot, publication, tables, snapshot, snapshotChunk = "snapshot_chunk", retainedWALWarning = "retained_wal_warning"
+    }
 
     public init(url: String, slot: String, publication: String, tables: [QualifiedName] = []) throws {
         self.url = try PostgresURL(url)
@@ -62,6 +67,7 @@ public struct PostgresCDCOptions: Decodable, Sendable {
             snapshot = parsed
         }
         snapshotChunk = try c.decodeIfPresent(Int.self, forKey: .snapshotChunk, in: 1...1_000_000) ?? snapshotChunk
+        if let size = try c.decodeIfPresent(ConfigByteSize.self, forKey: .retainedWALWarning) { retainedWALWarning = Int64(size.bytes) }
     }
 }
 
