@@ -145,6 +145,48 @@ import Testing
         #expect(ids.count == 301 && Set(ids).count == 301, "\(ids.count) events, \(Set(ids).count) distinct")
     }
 
+    /// Slot safety: the published table is idle while another table is busy; the slot still
+    /// moves forward (keepalive positions are confirmed), so it does not hold that WAL back.
+    @Test func aSlotOnIdleTablesAdvancesWhileTheDatabaseIsBusy() async throws {
+        let url = try postgresURL()
+        let s = try makeSchema("cdcidle")
+        let slot = "slot_\(s)", publication = "pub_\(s)"
+        defer {
+            _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
+            _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); DROP SCHEMA \(s) CASCADE")
+        }
+        try psql("CREATE TABLE \(s).idle (id int PRIMARY KEY); CREATE TABLE \(s).busy (id int, payload text)")
+        let dir = try makeWorkDirectory("pg-cdc-idle")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        pipelines:
+          changes:
+            source:
+              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).idle] }
+            sink:
+              ndjson: { path: out }
+        """, to: "\(dir)/p.yaml")
+        let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
+        defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
+        try await waitUntil(seconds: 20) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
+        func confirmed() throws -> UInt64 {
+            try psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '\(slot)'").first.flatMap(Self.lsn) ?? 0
+        }
+        let start = try confirmed()
+        try psql("INSERT INTO \(s).busy SELECT i, repeat('x', 200) FROM generate_series(1, 50000) i")
+        let written = try psql("SELECT pg_current_wal_lsn()").first.flatMap(Self.lsn) ?? 0
+        #expect(written - start > 5_000_000, "the busy table wrote \(written - start) bytes of WAL")
+        // Feedback goes out at least every 5 s: within 20 s the slot has passed the busy WAL.
+        let advanced = try await waitUntil(seconds: 20, interval: .milliseconds(250)) { try confirmed() >= written }
+        let reached = try confirmed()
+        #expect(advanced, "the slot stayed at \(Self.LSN(reached)) while the WAL reached \(Self.LSN(written))")
+        kill(sluice.processIdentifier, SIGTERM)
+        await waitForExit(sluice)
+        #expect(try outputLines("\(dir)/out").isEmpty)
+    }
+
+    static func LSN(_ value: UInt64) -> String { String(value >> 32, radix: 16) + "/" + String(value & 0xFFFF_FFFF, radix: 16) }
+
     static func lsn(_ text: String) -> UInt64? {
         let parts = text.split(separator: "/")
         guard parts.count == 2, let high = UInt64(parts[0], radix: 16), let low = UInt64(parts[1], radix: 16) else { return nil }
