@@ -15,7 +15,7 @@ committed checkpoint), with CPU seconds and peak RSS.
 
 Latency: a writer commits 5,000 changes/s (transactions of 50 rows every 10 ms) for
 --latency-seconds while Sluice applies them to a current-state table (postgres sink, mode: apply,
-commit_interval 50ms). A poller on another connection notes when each transaction's rows become
+commit_interval 50ms, batch max_latency 20ms). A poller on another connection notes when each transaction's rows become
 visible there; latency = visible - committed, reported as p50/p99 (poll resolution ~5 ms).
 
 Needs a release build (`swift build -c release --product sluice`, or --sluice PATH),
@@ -163,6 +163,7 @@ pipelines:
       postgres_cdc: {{ url: "{url}", slot: lat_slot, publication: lat_pub }}
     sink:
       postgres: {{ url: "{url}", table: public.lat_current, mode: apply, commit_interval: 50ms }}
+    batch: {{ max_latency: 20ms }}
 """)
     p = subprocess.Popen([binary, "run", os.path.join(d, "p.yaml"), "--no-progress", "--log-level", "error"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

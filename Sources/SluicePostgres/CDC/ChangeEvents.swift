@@ -19,13 +19,13 @@ enum ChangeEvents {
         Field("seq", .int64, nullable: false),
     ])
 
-    /// One decoded change, not yet in columns.
+    /// One decoded change, not yet in columns. `key`, `before` and `after` are JSON (UTF-8).
     struct Change: Sendable {
         var op: String
         var table: String
-        var key: String?
-        var before: String?
-        var after: String?
+        var key: [UInt8]?
+        var before: [UInt8]?
+        var after: [UInt8]?
         var seq: Int
     }
 
@@ -35,27 +35,38 @@ enum ChangeEvents {
         var commitTime: Int64
         var endLSN: UInt64
         var changes: [Change]
-        /// The checkpoint value once this transaction is committed downstream (``CDCPosition``).
-        var position = ""
+        /// The checkpoint once this transaction is committed downstream.
+        var position: CDCPosition?
     }
 
     /// Builds the batch of `transactions`, in commit order.
     static func batch(_ transactions: [Transaction], database: String) -> RecordBatch {
-        var b = schema.fields.map { ColumnBuilder(type: $0.type) }
+        let rows = transactions.reduce(0) { $0 + $1.changes.count }
+        var b = schema.fields.map { ColumnBuilder(type: $0.type, capacity: rows) }
+        let db = quoted(database)
         for t in transactions {
             // PostgreSQL timestamps count microseconds from 2000-01-01.
             let tsMillis = (t.commitTime + BinaryValue.epochMicros) / 1000
             let lsn = LSN.format(t.endLSN)
+            let tail = Array(",\"lsn\":\"\(lsn)\",\"txId\":\(t.xid),\"ts_ms\":\(tsMillis)}".utf8)
+            // The `source` object of each table of the transaction, built once.
+            var sources: [String: [UInt8]] = [:]
             for c in t.changes {
-                let parts = c.table.split(separator: ".", maxSplits: 1).map(String.init)
-                let source = "{\"db\":\(RowRendering.quote(database)),\"schema\":\(RowRendering.quote(parts.first ?? "")),"
-                    + "\"table\":\(RowRendering.quote(parts.last ?? "")),\"lsn\":\(RowRendering.quote(lsn)),\"txId\":\(t.xid),\"ts_ms\":\(tsMillis)}"
+                let source: [UInt8]
+                if let known = sources[c.table] {
+                    source = known
+                } else {
+                    let parts = c.table.split(separator: ".", maxSplits: 1).map(String.init)
+                    source = Array("{\"db\":".utf8) + db + Array(",\"schema\":".utf8) + quoted(parts.first ?? "")
+                        + Array(",\"table\":".utf8) + quoted(parts.last ?? "") + tail
+                    sources[c.table] = source
+                }
                 b[0].append(string: c.op)
                 b[1].append(string: c.table)
-                if let key = c.key { b[2].append(string: key) } else { b[2].appendNull() }
-                if let before = c.before { b[3].append(string: before) } else { b[3].appendNull() }
-                if let after = c.after { b[4].append(string: after) } else { b[4].appendNull() }
-                b[5].append(string: source)
+                if let key = c.key { b[2].appendBytes(key) } else { b[2].appendNull() }
+                if let before = c.before { b[3].appendBytes(before) } else { b[3].appendNull() }
+                if let after = c.after { b[4].appendBytes(after) } else { b[4].appendNull() }
+                b[5].appendBytes(source)
                 b[6].append(string: lsn)
                 b[7].append(Int64(t.xid))
                 b[8].append(tsMillis)
@@ -65,34 +76,75 @@ enum ChangeEvents {
         return RecordBatch(schema: schema, columns: b.indices.map { b[$0].finish() })
     }
 
+    static func quoted(_ text: String) -> [UInt8] {
+        var out: [UInt8] = []
+        appendQuoted(Array(text.utf8), to: &out)
+        return out
+    }
+
+    /// Appends `bytes` (UTF-8) as a JSON string: quotes, backslashes and control characters escaped.
+    @inline(__always)
+    static func appendQuoted<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
+        out.append(UInt8(ascii: "\""))
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(byte)
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// True when PostgreSQL's text of a number is also a JSON number (not NaN, Infinity, `.5`).
+    static func isJSONNumber(_ text: [UInt8]) -> Bool {
+        guard let first = text.first, first != UInt8(ascii: "."), first != UInt8(ascii: "+") else { return false }
+        for byte in text {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): continue
+            default: return false
+            }
+        }
+        return true
+    }
+
     /// A tuple as a JSON object by the relation's column names. Numbers and booleans become JSON
     /// numbers and booleans, json/jsonb is embedded, everything else is a string in PostgreSQL's
     /// text form. An unchanged TOASTed value (not sent by the server) is left out of the object.
     /// With `keyOnly`, only the replica identity key columns are rendered.
-    static func json(_ tuple: PgTuple, relation: PgRelation, keyOnly: Bool = false) -> String {
-        var out = "{"
+    static func json(_ tuple: PgTuple, relation: PgRelation, keyOnly: Bool = false) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(64 + tuple.count * 24)
         var first = true
         for (i, value) in tuple.enumerated() where i < relation.columns.count {
             let column = relation.columns[i]
             if keyOnly && !column.isKey { continue }
-            let rendered: String
+            if case .unchangedToast = value { continue }
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            appendQuoted(column.name.utf8, to: &out)
+            out.append(UInt8(ascii: ":"))
             switch value {
-            case .unchangedToast: continue
-            case .null: rendered = "null"
+            case .unchangedToast: break
+            case .null: out.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
             case let .text(bytes), let .binary(bytes):
-                let text = String(decoding: bytes, as: UTF8.self)
                 switch column.typeOID {
-                case 16: rendered = text == "t" ? "true" : "false"
+                case 16: out.append(contentsOf: bytes.first == UInt8(ascii: "t") ? Array("true".utf8) : Array("false".utf8))
                 case 20, 21, 23, 26, 700, 701, 1700:
-                    rendered = text.allSatisfy({ $0.isNumber || $0 == "-" || $0 == "." || $0 == "e" || $0 == "E" || $0 == "+" })
-                        && text.first != "." ? text : RowRendering.quote(text)
-                case 114, 3802: rendered = text
-                default: rendered = RowRendering.quote(text)
+                    if isJSONNumber(bytes) { out.append(contentsOf: bytes) } else { appendQuoted(bytes, to: &out) }
+                case 114, 3802: out.append(contentsOf: bytes)
+                default: appendQuoted(bytes, to: &out)
                 }
             }
-            out += (first ? "" : ",") + RowRendering.quote(column.name) + ":" + rendered
-            first = false
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 }

@@ -85,9 +85,13 @@ final class PostgresCDCReader: SourceReader {
             do {
                 if window == nil, !position.pending.isEmpty, open == nil { try await openWindow() }
                 frames = try await connection.run { session -> [[UInt8]] in
+                    // Whatever has arrived, up to 5,000 frames or 20 ms of reading: under a steady
+                    // stream, reading on until the socket is empty would hold changes back.
                     var frames: [[UInt8]] = []
+                    let deadline = ContinuousClock.now + .milliseconds(20)
                     while frames.count < 5_000, let frame = try session.readCopyData(timeoutMilliseconds: frames.isEmpty ? 200 : 0) {
                         frames.append(frame)
+                        if frames.count % 64 == 0 && ContinuousClock.now > deadline { break }
                     }
                     return frames
                 }
@@ -104,9 +108,9 @@ final class PostgresCDCReader: SourceReader {
                 let transactions = ready
                 ready.removeAll()
                 emittedLSN = transactions.last!.endLSN
-                emittedPosition = CDCPosition.parse(transactions.last!.position) ?? position
+                emittedPosition = transactions.last!.position ?? position
                 return SourceBatch(records: ChangeEvents.batch(transactions, database: database),
-                                   position: SourcePosition(partition: partition, value: transactions.last!.position),
+                                   position: SourcePosition(partition: partition, value: emittedPosition.text),
                                    inputBytes: changes * 64)
             }
         }
@@ -137,10 +141,10 @@ final class PostgresCDCReader: SourceReader {
             // Snapshot rows share the slot's start LSN: number them across chunks (lsn + seq is unique).
             for i in t.changes.indices { t.changes[i].seq = exportedRows + i }
             exportedRows += t.changes.count
-            t.position = position.text
+            t.position = position
             emittedPosition = position
             return SourceBatch(records: ChangeEvents.batch([t], database: database),
-                               position: SourcePosition(partition: partition, value: t.position), inputBytes: t.changes.count * 64)
+                               position: SourcePosition(partition: partition, value: position.text), inputBytes: t.changes.count * 64)
         }
         _ = try? await snapshot.run { try $0.execute("COMMIT") }
         exported = nil
@@ -254,7 +258,7 @@ final class PostgresCDCReader: SourceReader {
             t.endLSN = endLSN
             t.commitTime = commitTime
             position.lsn = max(position.lsn, endLSN)
-            t.position = position.text
+            t.position = position
             // Replayed after a crash: already committed downstream.
             if endLSN > resumeLSN && !t.changes.isEmpty { ready.append(t) }
         case let .relation(r):

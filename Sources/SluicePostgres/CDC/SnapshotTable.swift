@@ -61,7 +61,7 @@ struct SnapshotTable: Sendable {
                 r.isNull(row, c) ? .null : .text(Array(r.bytes(row, c)))
             }
             let key = ChangeEvents.json(tuple, relation: relation, keyOnly: true)
-            chunk.keys.append(key)
+            chunk.keys.append(String(decoding: key, as: UTF8.self))
             chunk.changes.append(ChangeEvents.Change(op: "r", table: name, key: key, before: nil,
                                                      after: ChangeEvents.json(tuple, relation: relation), seq: 0))
             if row == r.rows - 1 { chunk.last = keyIndexes.map { r.string(row, $0) } }
@@ -75,6 +75,6 @@ struct SnapshotTable: Sendable {
         var keyOnly = relation
         for i in keyOnly.columns.indices { keyOnly.columns[i].isKey = keyColumns.contains(keyOnly.columns[i].name) }
         guard keyColumns.allSatisfy({ k in keyOnly.columns.contains { $0.name == k } }) else { return nil }
-        return ChangeEvents.json(tuple, relation: keyOnly, keyOnly: true)
+        return String(decoding: ChangeEvents.json(tuple, relation: keyOnly, keyOnly: true), as: UTF8.self)
     }
 }

@@ -16,7 +16,7 @@ public enum TriggerCDC {
                 before jsonb, after jsonb, tx_id bigint NOT NULL DEFAULT txid_current(), changed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
                 processed boolean NOT NULL DEFAULT false)
             """,
-            "CREATE INDEX IF NOT EXISTS \(SQLText.identifier(String((changeTable.name + "_unprocessed").prefix(63)))) ON \(ct) (change_id) WHERE NOT processed",
+            "CREATE INDEX IF NOT EXISTS \(SQLText.identifier(String((changeTable.name + "_unprocessed").prefix(63)))) ON \(ct) (change_id) WHERE processed IS NOT TRUE",
             """
             CREATE OR REPLACE FUNCTION \(function)() RETURNS trigger LANGUAGE plpgsql AS $sluice$
             DECLARE
