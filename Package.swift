@@ -77,6 +77,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SluiceNATS",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SluicePostgres",
             dependencies: ["SluiceCore", "CPostgres", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
@@ -103,6 +107,7 @@ let package = Package(
         .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
         .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite", "SluiceDatabase"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceServerTests",

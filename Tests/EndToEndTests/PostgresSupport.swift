@@ -40,3 +40,10 @@ func makeSchema(_ name: String) throws -> String {
     try psql("CREATE SCHEMA \(schema)")
     return schema
 }
+
+/// `count:md5` of a table's rows, each rendered as its columns' text joined by `|` (NULL as ∅)
+/// in key order: equal fingerprints mean equal tables, whatever the column types.
+func tableFingerprint(_ schema: String, _ table: String, columns: [String], orderBy key: String) throws -> [String] {
+    let cols = columns.map { "coalesce(\($0)::text, '∅')" }.joined(separator: ", ")
+    return try psql("SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws('|', \(cols)), E'\\n' ORDER BY \(key)::text)), '') FROM \(schema).\(table)")
+}

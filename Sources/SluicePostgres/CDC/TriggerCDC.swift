@@ -57,14 +57,11 @@ public enum TriggerCDC {
             guard try s.query("SELECT to_regclass($1) IS NOT NULL", [SQLText.qualified(table)]).string(0, 0) == "t" else {
                 throw SluiceError(.configuration, "table \(table) does not exist", retryable: false)
             }
-            let r = try s.query("""
-                SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-                WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)
-                """, [SQLText.qualified(table)])
-            guard r.rows > 0 else {
+            let key = try PostgresCatalog.primaryKey(of: table, session: s)
+            guard !key.isEmpty else {
                 throw SluiceError(.configuration, "table \(table) has no primary key; change events name rows by it", retryable: false)
             }
-            keys.append((0..<r.rows).compactMap { r.string($0, 0) })
+            keys.append(key)
         }
         let statements = installSQL(tables: tables, keys: keys, changeTable: changeTable)
         try s.execute("BEGIN")

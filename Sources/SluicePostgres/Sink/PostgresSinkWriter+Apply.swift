@@ -95,11 +95,7 @@ extension PostgresSinkWriter {
             logger.info("current-state table created", metadata: ["table": "\(target)", "key": "\(key)"])
             existing = try self.columns(of: target, session: session)
         }
-        let r = try session.query("""
-            SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-            WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)
-            """, [SQLText.qualified(target)])
-        var key = (0..<r.rows).compactMap { r.string($0, 0) }
+        var key = try PostgresCatalog.primaryKey(of: target, session: session)
         if key.isEmpty { key = options.key }
         guard !key.isEmpty else {
             throw SluiceError(.configuration, "\(target) has no primary key; mode: apply needs one (or `key: [column, …]`) to find the row a change is about",
