@@ -11,6 +11,7 @@ import SluiceCore
 ///                             # | apply (change events of postgres_cdc → a current-state table; `table` may be a
 ///                             #   template such as analytics.{table} for several source tables)
 ///     key: [id]               # upsert: the merge key (the table's primary key when it exists)
+///     soft_delete: deleted_at # upsert: a row whose column is set is deleted from the target instead
 ///     create: true            # create the table from the data's schema when missing (default true)
 ///     commit_rows: 100000     # commit (rows + checkpoint, one transaction) after this many rows…
 ///     commit_interval: 2s     # …or this long, whichever comes first
@@ -24,12 +25,15 @@ public struct PostgresSinkOptions: Decodable, Sendable {
     public var isTableTemplate = false
     public var mode: Mode = .append
     public var key: [String] = []
+    /// upsert: query-based CDC's deletes. A row whose value in this column is not null is deleted
+    /// from the target (by key) instead of being merged.
+    public var softDelete: String?
     public var create = true
     public var commitRows = 100_000
     public var commitInterval: Duration = .seconds(2)
 
     enum CodingKeys: String, CodingKey {
-        case url, table, mode, key, create
+        case url, table, mode, key, create, softDelete = "soft_delete"
         case commitRows = "commit_rows", commitInterval = "commit_interval"
     }
 
@@ -64,6 +68,10 @@ public struct PostgresSinkOptions: Decodable, Sendable {
         key = try c.decodeIfPresent([String].self, forKey: .key) ?? []
         if mode == .upsert && key.isEmpty {
             throw try c.superDecoder(forKey: .mode).configError("mode: upsert needs `key: [column, …]`: the columns rows are merged by")
+        }
+        softDelete = try c.decodeIfPresent(String.self, forKey: .softDelete)
+        if softDelete != nil && mode != .upsert {
+            throw try c.superDecoder(forKey: .softDelete).configError("`soft_delete` is for mode: upsert (rows are found by `key`)")
         }
         create = try c.decodeIfPresent(Bool.self, forKey: .create) ?? true
         commitRows = try c.decodeIfPresent(Int.self, forKey: .commitRows, in: 1...100_000_000) ?? commitRows

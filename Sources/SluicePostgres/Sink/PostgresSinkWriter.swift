@@ -190,8 +190,15 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
             let action = others.isEmpty ? "DO NOTHING"
                 : "DO UPDATE SET " + others.map { "\(SQLText.identifier($0)) = EXCLUDED.\(SQLText.identifier($0))" }.joined(separator: ", ")
             // The last version of a key within the rows wins (one statement may not update a row twice).
-            return "INSERT INTO \(target) (\(columns)) SELECT DISTINCT ON (\(keys)) \(columns) FROM pg_temp.sluice_stage WHERE \(range) "
-                + "ORDER BY \(keys), sluice_row DESC ON CONFLICT (\(keys)) \(action)"
+            let latest = "SELECT DISTINCT ON (\(keys)) * FROM pg_temp.sluice_stage WHERE \(range) ORDER BY \(keys), sluice_row DESC"
+            if let soft = options.softDelete, schema.fields.contains(where: { $0.name == soft }) {
+                // Soft deletes: a key whose last version has the column set leaves the target.
+                let match = options.key.map { "t.\(SQLText.identifier($0)) = l.\(SQLText.identifier($0))" }.joined(separator: " AND ")
+                let deleted = "l.\(SQLText.identifier(soft)) IS NOT NULL"
+                return "WITH l AS (\(latest)), gone AS (DELETE FROM \(target) t USING l WHERE \(deleted) AND \(match)) "
+                    + "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM l WHERE NOT (\(deleted)) ON CONFLICT (\(keys)) \(action)"
+            }
+            return "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM (\(latest)) l ON CONFLICT (\(keys)) \(action)"
         }
     }
 
