@@ -7,10 +7,7 @@ import Testing
         let url = try postgresURL()
         let s = try makeSchema("cdccmd")
         let slot = "slot_\(s)", publication = "pub_\(s)"
-        defer {
-            _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
-            _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); DROP SCHEMA \(s) CASCADE")
-        }
+        defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
         try psql("CREATE TABLE \(s).t (id int PRIMARY KEY, v text); INSERT INTO \(s).t SELECT i, 'v' || i FROM generate_series(1, 300) i")
         let dir = try makeWorkDirectory("pg-cdc-cmd")
         defer { try? FileManager.default.removeItem(atPath: dir) }

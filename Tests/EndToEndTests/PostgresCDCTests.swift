@@ -10,10 +10,7 @@ import Testing
         let url = try postgresURL()
         let s = try makeSchema("cdc")
         let slot = "slot_\(s)", publication = "pub_\(s)"
-        defer {
-            _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
-            _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); DROP SCHEMA \(s) CASCADE")
-        }
+        defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
         try psql("""
             CREATE TABLE \(s).t1 (id int PRIMARY KEY, n int, note text, amount numeric(10,2), j jsonb, b bytea, at timestamptz);
             CREATE TABLE \(s).t2 (id int PRIMARY KEY);
@@ -99,10 +96,7 @@ import Testing
         let url = try postgresURL()
         let s = try makeSchema("cdcbreak")
         let slot = "slot_\(s)", publication = "pub_\(s)"
-        defer {
-            _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
-            _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); DROP SCHEMA \(s) CASCADE")
-        }
+        defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
         try psql("CREATE TABLE \(s).t (id int PRIMARY KEY, v text)")
         let dir = try makeWorkDirectory("pg-cdc-break")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -151,10 +145,7 @@ import Testing
         let url = try postgresURL()
         let s = try makeSchema("cdcidle")
         let slot = "slot_\(s)", publication = "pub_\(s)"
-        defer {
-            _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
-            _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); DROP SCHEMA \(s) CASCADE")
-        }
+        defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
         try psql("CREATE TABLE \(s).idle (id int PRIMARY KEY); CREATE TABLE \(s).busy (id int, payload text)")
         let dir = try makeWorkDirectory("pg-cdc-idle")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -190,10 +181,7 @@ import Testing
         let url = try postgresURL()
         let s = try makeSchema("cdcpq")
         let slot = "slot_\(s)", publication = "pub_\(s)"
-        defer {
-            _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
-            _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); DROP SCHEMA \(s) CASCADE")
-        }
+        defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
         try psql("CREATE TABLE \(s).a (id int PRIMARY KEY, v text, j jsonb); CREATE TABLE \(s).b (k text PRIMARY KEY); INSERT INTO \(s).a VALUES (1, 'existing', '{\"x\": 1}')")
         let dir = try makeWorkDirectory("pg-cdc-parquet")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -15,12 +15,7 @@ import Testing
         let s = try makeSchema("cdcload")
         let target = "\(s)_cur"
         let slots = ["st_\(s)", "tr_\(s)", "or_\(s)"]
-        defer {
-            for slot in slots {
-                _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
-            }
-            _ = try? psql("DROP PUBLICATION IF EXISTS pub_\(s); DROP SCHEMA \(s) CASCADE; DROP SCHEMA IF EXISTS \(target) CASCADE")
-        }
+        defer { dropCDCObjects(slots: slots, publication: "pub_\(s)", schemas: [s, target]) }
         try psql("""
             CREATE TABLE \(s).t1 (id int PRIMARY KEY, n int, note text, amount numeric(12,2), j jsonb, b bytea, at timestamptz, big text);
             CREATE TABLE \(s).t2 (id int PRIMARY KEY, v text, qty numeric);
@@ -191,12 +186,7 @@ struct Workload {
         let s = try makeSchema("cdcsnap")
         let target = "\(s)_cur"
         let slots = ["st_\(s)", "tr_\(s)", "or_\(s)"]
-        defer {
-            for slot in slots {
-                _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
-            }
-            _ = try? psql("DROP PUBLICATION IF EXISTS pub_\(s); DROP SCHEMA \(s) CASCADE; DROP SCHEMA IF EXISTS \(target) CASCADE")
-        }
+        defer { dropCDCObjects(slots: slots, publication: "pub_\(s)", schemas: [s, target]) }
         try psql("""
             CREATE TABLE \(s).a (id int PRIMARY KEY, v text, n numeric, at timestamptz);
             INSERT INTO \(s).a SELECT i, 'v' || i, i * 1.5, '2026-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 50000) i;

@@ -47,3 +47,23 @@ func tableFingerprint(_ schema: String, _ table: String, columns: [String], orde
     let cols = columns.map { "coalesce(\($0)::text, '∅')" }.joined(separator: ", ")
     return try psql("SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws('|', \(cols)), E'\\n' ORDER BY \(key)::text)), '') FROM \(schema).\(table)")
 }
+
+/// Drops what a CDC test made: its slots (those no process streams from), its publication and
+/// its schemas. For `defer`: failures are ignored.
+func dropCDCObjects(slots: [String], publication: String, schemas: [String]) {
+    for slot in slots {
+        _ = try? psql("SELECT pg_drop_replication_slot('\(slot)') FROM pg_replication_slots WHERE slot_name = '\(slot)' AND NOT active")
+    }
+    _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); " + schemas.map { "DROP SCHEMA IF EXISTS \($0) CASCADE; " }.joined())
+}
+
+/// Starts `psql -c sql` without waiting for it (a transaction that stays open while the test
+/// goes on); wait for it with ``waitForExit(_:)``.
+func startPsql(_ sql: String) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["psql", "-X", "-q", try postgresURL(), "-c", sql]
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    return p
+}

@@ -30,11 +30,7 @@ import Testing
         var sluice = try start()
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         // A transaction that stamps its update early and commits seconds later (the lookback's case).
-        let late = Process()
-        late.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        late.arguments = ["psql", "-X", "-q", url, "-c", "BEGIN; UPDATE \(s).q SET v = 'late', updated_at = clock_timestamp() WHERE id = 1; SELECT pg_sleep(3); COMMIT;"]
-        late.standardOutput = FileHandle.nullDevice
-        try late.run()
+        let late = try startPsql("BEGIN; UPDATE \(s).q SET v = 'late', updated_at = clock_timestamp() WHERE id = 1; SELECT pg_sleep(3); COMMIT;")
         var generator = SystemRandomNumberGenerator()
         var next = 1000
         for round in 0..<16 {

@@ -43,11 +43,7 @@ import Testing
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         // A transaction that takes a change id now and commits seconds later, after many
         // later-numbered changes: a reader going by change id alone would skip it.
-        let late = Process()
-        late.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        late.arguments = ["psql", "-X", "-q", url, "-c", "BEGIN; INSERT INTO \(s).t4 VALUES (1, 'late'); SELECT pg_sleep(4); COMMIT;"]
-        late.standardOutput = FileHandle.nullDevice
-        try late.run()
+        let late = try startPsql("BEGIN; INSERT INTO \(s).t4 VALUES (1, 'late'); SELECT pg_sleep(4); COMMIT;")
         var workload = Workload(schema: s)
         var kills = 0
         var generator = SystemRandomNumberGenerator()

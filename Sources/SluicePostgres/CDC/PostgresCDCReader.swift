@@ -22,6 +22,8 @@ final class PostgresCDCReader: SourceReader {
     /// Consecutive failed reconnects (for the backoff).
     var failures = 0
     var relations: [UInt32: PgRelation] = [:]
+    /// `schema.table` of each relation, built once per Relation message (not per change).
+    var tableNames: [UInt32: String] = [:]
     var open: ChangeEvents.Transaction?
     var ready: [ChangeEvents.Transaction] = []
     /// The newest LSN handed to the runtime, and the newest the server said it has (keepalives
@@ -264,6 +266,7 @@ final class PostgresCDCReader: SourceReader {
         case let .relation(r):
             relations[r.oid] = r
             let name = "\(r.namespace).\(r.name)"
+            tableNames[r.oid] = name
             if var known = position.known, !known.contains(name) {
                 // A table joined the publication: its existing rows are snapshotted too.
                 known.append(name)
@@ -300,7 +303,7 @@ final class PostgresCDCReader: SourceReader {
             for i in new.indices where new[i] == .unchangedToast && old[i] != .unchangedToast { new[i] = old[i] }
             after = new
         }
-        let table = "\(relation.namespace).\(relation.name)"
+        let table = tableNames[oid] ?? "\(relation.namespace).\(relation.name)"
         if var w = window, w.isOpen, w.table.name == table {
             // The stream has a newer version of these rows than the chunk.
             if op == "t" { w.truncated = true }

@@ -40,11 +40,7 @@ public struct PostgresCDCOptions: Decodable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        do {
-            url = try PostgresURL(try c.decode(String.self, forKey: .url))
-        } catch let e as SluiceError {
-            throw try c.superDecoder(forKey: .url).configError(e.message)
-        }
+        url = try c.decodePostgresURL(forKey: .url)
         let name = #"^[a-z_][a-z0-9_]{0,62}$"#
         slot = try c.decode(String.self, forKey: .slot)
         guard slot.range(of: name, options: .regularExpression) != nil else {

@@ -121,14 +121,7 @@ public final class PostgresSession: @unchecked Sendable {
     /// (replication connections accept only this, e.g. for `CREATE_REPLICATION_SLOT`).
     @discardableResult
     public func simpleQuery(_ sql: String) throws -> PostgresResult {
-        guard let result = PQexec(handle, sql) else { throw PostgresErrors.lost(self) }
-        do {
-            try check(result, sql: sql)
-        } catch {
-            PQclear(result)
-            throw error
-        }
-        return PostgresResult(result)
+        try checked(PQexec(handle, sql), sql: sql)
     }
 
     /// Runs one statement with parameters bound as text (`$1`, `$2`, …; cast them in SQL where
@@ -138,6 +131,11 @@ public final class PostgresSession: @unchecked Sendable {
         let result: OpaquePointer? = withParameterPointers(parameters) { values in
             PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, binary ? 1 : 0)
         }
+        return try checked(result, sql: sql)
+    }
+
+    /// The result of a statement, or its error (the result freed).
+    func checked(_ result: OpaquePointer?, sql: String) throws -> PostgresResult {
         guard let result else { throw PostgresErrors.lost(self) }
         do {
             try check(result, sql: sql)

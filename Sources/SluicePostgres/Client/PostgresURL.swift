@@ -135,3 +135,14 @@ public struct QualifiedName: Sendable, Hashable, CustomStringConvertible {
         return parts
     }
 }
+
+extension KeyedDecodingContainer {
+    /// A `url` option as a ``PostgresURL``; a malformed one is a configuration error at its key.
+    func decodePostgresURL(forKey key: Key) throws -> PostgresURL {
+        do {
+            return try PostgresURL(try decode(String.self, forKey: key))
+        } catch let e as SluiceError {
+            throw try superDecoder(forKey: key).configError(e.message)
+        }
+    }
+}

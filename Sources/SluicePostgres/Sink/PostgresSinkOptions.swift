@@ -39,11 +39,7 @@ public struct PostgresSinkOptions: Decodable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        do {
-            url = try PostgresURL(try c.decode(String.self, forKey: .url))
-        } catch let e as SluiceError {
-            throw try c.superDecoder(forKey: .url).configError(e.message)
-        }
+        url = try c.decodePostgresURL(forKey: .url)
         if let m = try c.decodeIfPresent(String.self, forKey: .mode) {
             guard let parsed = Mode(rawValue: m) else {
                 throw try c.superDecoder(forKey: .mode).configError("unknown mode '\(m)'; use append, upsert, replace or apply")

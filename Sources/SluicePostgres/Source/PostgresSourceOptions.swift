@@ -55,12 +55,7 @@ public struct PostgresSourceOptions: Decodable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let rawURL = try c.decode(String.self, forKey: .url)
-        do {
-            url = try PostgresURL(rawURL)
-        } catch let e as SluiceError {
-            throw try c.superDecoder(forKey: .url).configError(e.message)
-        }
+        url = try c.decodePostgresURL(forKey: .url)
         if let t = try c.decodeIfPresent(String.self, forKey: .table) {
             guard let name = QualifiedName(parsing: t) else {
                 throw try c.superDecoder(forKey: .table).configError("a table name (table or schema.table; quote unusual names: \"My Table\") is expected")
