@@ -116,7 +116,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(700))
             if round < 2 {
                 // After the first break the pipeline streams again after a backoff: wait for it.
-                try await waitUntil(seconds: 4) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
+                try await waitUntil(seconds: 30) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
                 let ended = try psql("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '\(slot)' AND active")
                 #expect(ended == ["t"], "the stream was not active to end: \(ended)")
             }
@@ -159,7 +159,9 @@ import Testing
         """, to: "\(dir)/p.yaml")
         let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
-        try await waitUntil(seconds: 20) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
+        // Streaming starts once the snapshot is read: changes after this are changes, not snapshot rows.
+        let streaming = try await waitUntil(seconds: 90) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
+        try #require(streaming, "the pipeline did not start streaming")
         func confirmed() throws -> UInt64 {
             try psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '\(slot)'").first.flatMap(Self.lsn) ?? 0
         }
@@ -195,7 +197,9 @@ import Testing
         """, to: "\(dir)/p.yaml")
         let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
-        try await waitUntil(seconds: 20) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
+        // Streaming starts once the snapshot is read: changes after this are changes, not snapshot rows.
+        let streaming = try await waitUntil(seconds: 90) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
+        try #require(streaming, "the pipeline did not start streaming")
         try psql("BEGIN; INSERT INTO \(s).a VALUES (2, 'two', null); UPDATE \(s).a SET v = 'changed' WHERE id = 1; INSERT INTO \(s).b VALUES ('k1'); COMMIT; DELETE FROM \(s).a WHERE id = 2")
         let query = "SELECT op || ' ' || \"table\" || ' ' || coalesce(json_extract_string(after, '$.v'), '-') FROM read_parquet('lake/**/*.parquet', hive_partitioning = false, union_by_name = true) ORDER BY lsn, seq"
         let script = "import duckdb\nfor r in duckdb.sql(\"\"\"\(query)\"\"\").fetchall(): print(r[0])"

@@ -47,7 +47,8 @@ import Testing
         var sluice = try start()
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         // Both slots exist once the first run has started.
-        try await waitUntil(seconds: 10) { try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('\(slots[0])', '\(slots[1])')") == ["2"] }
+        let slotsExist = try await waitUntil(seconds: 60) { try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('\(slots[0])', '\(slots[1])')") == ["2"] }
+        try #require(slotsExist, "the pipelines did not create their slots")
         var workload = Workload(schema: s)
         var kills = 0, killsAfterCommits = 0, lastCommit = ""
         var generator = SystemRandomNumberGenerator()
@@ -217,7 +218,7 @@ struct Workload {
         }
         var sluice = try start()
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
-        #expect(try await waitUntil(seconds: 20, interval: .milliseconds(20)) {
+        #expect(try await waitUntil(seconds: 60, interval: .milliseconds(20)) {
             try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('\(slots[0])', '\(slots[1])')") == ["2"]
         })
         // Changes while the snapshot is read (and the pipeline killed, with `kills`).
