@@ -8,7 +8,7 @@ import Testing
         let s = try makeSchema("cdccmd")
         let slot = "slot_\(s)", publication = "pub_\(s)"
         defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try psql("CREATE TABLE \(s).t (id int PRIMARY KEY, v text); INSERT INTO \(s).t SELECT i, 'v' || i FROM generate_series(1, 300) i")
+        try await psqlAsync("CREATE TABLE \(s).t (id int PRIMARY KEY, v text); INSERT INTO \(s).t SELECT i, 'v' || i FROM generate_series(1, 300) i")
         let dir = try makeWorkDirectory("pg-cdc-cmd")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -35,7 +35,7 @@ import Testing
             try outputLines("\(dir)/out").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         }
         var sluice = try await runUntil { try events().filter { $0["op"] as? String == "r" }.count == 300 }
-        try psql("INSERT INTO \(s).t VALUES (1000, 'streamed')")
+        try await psqlAsync("INSERT INTO \(s).t VALUES (1000, 'streamed')")
         #expect(try await waitUntil(seconds: 30) { try events().contains { $0["op"] as? String == "c" } })
         let busy = try await SluiceProcess.runWithoutBlocking(["cdc", "teardown", "changes", "-c", "p.yaml", "--yes"], in: dir)
         #expect(busy.status != 0 && busy.stderr.contains("in use"), "\(busy.stdout)\(busy.stderr)")
@@ -43,7 +43,7 @@ import Testing
         await waitForExit(sluice)
 
         // The slot disappears under the pipeline: the run stops and says what to do.
-        try psql("SELECT pg_drop_replication_slot('\(slot)')")
+        try await psqlAsync("SELECT pg_drop_replication_slot('\(slot)')")
         let refused = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(refused.status != 0 && refused.stderr.contains("sluice cdc resnapshot"), "\(refused.stderr)")
         let re = try await SluiceProcess.runWithoutBlocking(["cdc", "resnapshot", "changes", "-c", "p.yaml", "--yes"], in: dir)

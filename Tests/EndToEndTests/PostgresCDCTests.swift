@@ -11,7 +11,7 @@ import Testing
         let s = try makeSchema("cdc")
         let slot = "slot_\(s)", publication = "pub_\(s)"
         defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try psql("""
+        try await psqlAsync("""
             CREATE TABLE \(s).t1 (id int PRIMARY KEY, n int, note text, amount numeric(10,2), j jsonb, b bytea, at timestamptz);
             CREATE TABLE \(s).t2 (id int PRIMARY KEY);
             """)
@@ -43,7 +43,7 @@ import Testing
                 expected += 3 + (i % 3 == 0 ? 1 : 0)
             }
             if chunk == 7 { sql += "BEGIN; INSERT INTO \(s).t1 VALUES (-5, 0, 'rollback', 0, null, null, now()); ROLLBACK; " }
-            try psql(sql)
+            try await psqlAsync(sql)
             if chunk % 3 == 1 {
                 // Wait until this run has committed some of the trail (however loaded the machine
                 // is), then kill at a random moment: restarts must resume, not start over.
@@ -58,7 +58,7 @@ import Testing
                 sluice = try start()
             }
         }
-        try psql("INSERT INTO \(s).t1 (id, note) VALUES (-1, 'last')")
+        try await psqlAsync("INSERT INTO \(s).t1 (id, note) VALUES (-1, 'last')")
         expected += 1
         var lines: [[String: Any]] = []
         for _ in 0..<360 {
@@ -97,7 +97,7 @@ import Testing
         let s = try makeSchema("cdcbreak")
         let slot = "slot_\(s)", publication = "pub_\(s)"
         defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try psql("CREATE TABLE \(s).t (id int PRIMARY KEY, v text)")
+        try await psqlAsync("CREATE TABLE \(s).t (id int PRIMARY KEY, v text)")
         let dir = try makeWorkDirectory("pg-cdc-break")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -112,7 +112,7 @@ import Testing
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         try await Task.sleep(for: .milliseconds(800))
         for round in 0..<3 {
-            try psql("INSERT INTO \(s).t SELECT i, 'r\(round)' FROM generate_series(\(round * 100 + 1), \(round * 100 + 100)) i")
+            try await psqlAsync("INSERT INTO \(s).t SELECT i, 'r\(round)' FROM generate_series(\(round * 100 + 1), \(round * 100 + 100)) i")
             try await Task.sleep(for: .milliseconds(700))
             if round < 2 {
                 // After the first break the pipeline streams again after a backoff: wait for it.
@@ -121,7 +121,7 @@ import Testing
                 #expect(ended == ["t"], "the stream was not active to end: \(ended)")
             }
         }
-        try psql("INSERT INTO \(s).t VALUES (-1, 'last')")
+        try await psqlAsync("INSERT INTO \(s).t VALUES (-1, 'last')")
         var ids: [Int] = []
         for _ in 0..<360 {
             try await Task.sleep(for: .milliseconds(250))
@@ -146,7 +146,7 @@ import Testing
         let s = try makeSchema("cdcidle")
         let slot = "slot_\(s)", publication = "pub_\(s)"
         defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try psql("CREATE TABLE \(s).idle (id int PRIMARY KEY); CREATE TABLE \(s).busy (id int, payload text)")
+        try await psqlAsync("CREATE TABLE \(s).idle (id int PRIMARY KEY); CREATE TABLE \(s).busy (id int, payload text)")
         let dir = try makeWorkDirectory("pg-cdc-idle")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -166,7 +166,7 @@ import Testing
             try psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '\(slot)'").first.flatMap(Self.lsn) ?? 0
         }
         let start = try confirmed()
-        try psql("INSERT INTO \(s).busy SELECT i, repeat('x', 200) FROM generate_series(1, 50000) i")
+        try await psqlAsync("INSERT INTO \(s).busy SELECT i, repeat('x', 200) FROM generate_series(1, 50000) i")
         let written = try psql("SELECT pg_current_wal_lsn()").first.flatMap(Self.lsn) ?? 0
         #expect(written - start > 5_000_000, "the busy table wrote \(written - start) bytes of WAL")
         // Feedback goes out at least every 5 s: within 20 s the slot has passed the busy WAL.
@@ -184,7 +184,7 @@ import Testing
         let s = try makeSchema("cdcpq")
         let slot = "slot_\(s)", publication = "pub_\(s)"
         defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try psql("CREATE TABLE \(s).a (id int PRIMARY KEY, v text, j jsonb); CREATE TABLE \(s).b (k text PRIMARY KEY); INSERT INTO \(s).a VALUES (1, 'existing', '{\"x\": 1}')")
+        try await psqlAsync("CREATE TABLE \(s).a (id int PRIMARY KEY, v text, j jsonb); CREATE TABLE \(s).b (k text PRIMARY KEY); INSERT INTO \(s).a VALUES (1, 'existing', '{\"x\": 1}')")
         let dir = try makeWorkDirectory("pg-cdc-parquet")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -200,7 +200,7 @@ import Testing
         // Streaming starts once the snapshot is read: changes after this are changes, not snapshot rows.
         let streaming = try await waitUntil(seconds: 90) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
         try #require(streaming, "the pipeline did not start streaming")
-        try psql("BEGIN; INSERT INTO \(s).a VALUES (2, 'two', null); UPDATE \(s).a SET v = 'changed' WHERE id = 1; INSERT INTO \(s).b VALUES ('k1'); COMMIT; DELETE FROM \(s).a WHERE id = 2")
+        try await psqlAsync("BEGIN; INSERT INTO \(s).a VALUES (2, 'two', null); UPDATE \(s).a SET v = 'changed' WHERE id = 1; INSERT INTO \(s).b VALUES ('k1'); COMMIT; DELETE FROM \(s).a WHERE id = 2")
         let query = "SELECT op || ' ' || \"table\" || ' ' || coalesce(json_extract_string(after, '$.v'), '-') FROM read_parquet('lake/**/*.parquet', hive_partitioning = false, union_by_name = true) ORDER BY lsn, seq"
         let script = "import duckdb\nfor r in duckdb.sql(\"\"\"\(query)\"\"\").fetchall(): print(r[0])"
         var rows: [String] = []

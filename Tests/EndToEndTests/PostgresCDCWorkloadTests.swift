@@ -16,14 +16,14 @@ import Testing
         let target = "\(s)_cur"
         let slots = ["st_\(s)", "tr_\(s)", "or_\(s)"]
         defer { dropCDCObjects(slots: slots, publication: "pub_\(s)", schemas: [s, target]) }
-        try psql("""
+        try await psqlAsync("""
             CREATE TABLE \(s).t1 (id int PRIMARY KEY, n int, note text, amount numeric(12,2), j jsonb, b bytea, at timestamptz, big text);
             CREATE TABLE \(s).t2 (id int PRIMARY KEY, v text, qty numeric);
             ALTER TABLE \(s).t2 REPLICA IDENTITY FULL;
             CREATE TABLE \(s).t3 (k text PRIMARY KEY, id2 int, payload jsonb, at timestamptz);
             CREATE PUBLICATION pub_\(s) FOR TABLE \(s).t1, \(s).t2, \(s).t3;
             """)
-        try psql("""
+        try await psqlAsync("""
             SELECT pg_create_logical_replication_slot('\(slots[2])', 'test_decoding');
             """)
         let dir = try makeWorkDirectory("pg-cdc-load")
@@ -53,7 +53,7 @@ import Testing
         var kills = 0, killsAfterCommits = 0, lastCommit = ""
         var generator = SystemRandomNumberGenerator()
         for chunk in 0..<(wantedKills * 2) {
-            try psql(workload.transactions(8, chunk: chunk, of: wantedKills * 2))
+            try await psqlAsync(workload.transactions(8, chunk: chunk, of: wantedKills * 2))
             guard chunk % 2 == 1 else { continue }
             // Wait until this run has committed (however loaded the machine is), then kill at a
             // random moment: restarts must resume, not start over.
@@ -67,7 +67,7 @@ import Testing
             if let committed, committed != lastCommit { killsAfterCommits += 1; lastCommit = committed }
             sluice = try start()
         }
-        try psql("INSERT INTO \(s).t3 VALUES ('zz-last', 0, null, now())")
+        try await psqlAsync("INSERT INTO \(s).t3 VALUES ('zz-last', 0, null, now())")
         // Wait for both pipelines to catch up: the last row in the state table and in the trail.
         let caughtUp = try await waitUntil(seconds: 120, interval: .milliseconds(250)) {
             try (try? psql("SELECT count(*) FROM \(target).t3 WHERE k = 'zz-last'")) == ["1"]
@@ -188,14 +188,14 @@ struct Workload {
         let target = "\(s)_cur"
         let slots = ["st_\(s)", "tr_\(s)", "or_\(s)"]
         defer { dropCDCObjects(slots: slots, publication: "pub_\(s)", schemas: [s, target]) }
-        try psql("""
+        try await psqlAsync("""
             CREATE TABLE \(s).a (id int PRIMARY KEY, v text, n numeric, at timestamptz);
             INSERT INTO \(s).a SELECT i, 'v' || i, i * 1.5, '2026-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 50000) i;
             CREATE TABLE \(s).b (k text PRIMARY KEY, n int);
             INSERT INTO \(s).b SELECT 'k' || i, i FROM generate_series(1, 3000) i;
             CREATE PUBLICATION pub_\(s) FOR TABLE \(s).a;
             """)
-        try psql("SELECT pg_create_logical_replication_slot('\(slots[2])', 'test_decoding')")
+        try await psqlAsync("SELECT pg_create_logical_replication_slot('\(slots[2])', 'test_decoding')")
         let dir = try makeWorkDirectory("pg-cdc-snap")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -224,7 +224,7 @@ struct Workload {
         // Changes while the snapshot is read (and the pipeline killed, with `kills`).
         var kills = 0
         for round in 0..<20 {
-            try psql("""
+            try await psqlAsync("""
                 UPDATE \(s).a SET v = v || '+', n = n + 1 WHERE id % 97 = \(round);
                 DELETE FROM \(s).a WHERE id % 389 = \(round);
                 INSERT INTO \(s).a VALUES (\(100_000 + round), 'new', 0, now());
@@ -243,12 +243,12 @@ struct Workload {
             try await Task.sleep(for: .milliseconds(100))
         }
         // A table joins the publication: its rows are snapshotted while changes stream.
-        try psql("ALTER PUBLICATION pub_\(s) ADD TABLE \(s).b")
+        try await psqlAsync("ALTER PUBLICATION pub_\(s) ADD TABLE \(s).b")
         for round in 0..<10 {
-            try psql("UPDATE \(s).b SET n = n + 1000 WHERE n % 50 = \(round); INSERT INTO \(s).b VALUES ('new\(round)', -\(round)); DELETE FROM \(s).b WHERE n = \(round + 100)")
+            try await psqlAsync("UPDATE \(s).b SET n = n + 1000 WHERE n % 50 = \(round); INSERT INTO \(s).b VALUES ('new\(round)', -\(round)); DELETE FROM \(s).b WHERE n = \(round + 100)")
             try await Task.sleep(for: .milliseconds(150))
         }
-        try psql("INSERT INTO \(s).b VALUES ('zz-last', 0)")
+        try await psqlAsync("INSERT INTO \(s).b VALUES ('zz-last', 0)")
         let caughtUp = try await waitUntil(seconds: 120, interval: .milliseconds(250)) {
             try (try? psql("SELECT count(*) FROM \(target).b WHERE k = 'zz-last'")) == ["1"]
                 && (try outputLines("\(dir)/out").contains { $0.contains("zz-last") })

@@ -67,3 +67,9 @@ func startPsql(_ sql: String) throws -> Process {
     try p.run()
     return p
 }
+
+/// ``psql(_:url:)`` for async tests: run on a thread of its own (see ``offPool(_:)``).
+@discardableResult
+func psqlAsync(_ sql: String) async throws -> [String] {
+    try await offPool { try psql(sql) }
+}

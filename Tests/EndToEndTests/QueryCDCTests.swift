@@ -8,7 +8,7 @@ import Testing
         let url = try postgresURL()
         let s = try makeSchema("qcdc")
         defer { _ = try? psql("DROP SCHEMA \(s) CASCADE") }
-        try psql("""
+        try await psqlAsync("""
             CREATE TABLE \(s).q (id int PRIMARY KEY, v text, n numeric(12,2), updated_at timestamptz NOT NULL DEFAULT clock_timestamp(), deleted_at timestamptz);
             INSERT INTO \(s).q (id, v, n) SELECT i, 'v' || i, i * 1.5 FROM generate_series(1, 500) i;
             CREATE VIEW \(s).live AS SELECT * FROM \(s).q WHERE deleted_at IS NULL;
@@ -49,7 +49,7 @@ import Testing
                     sql += "UPDATE \(s).q SET deleted_at = NULL, v = v || '+', updated_at = clock_timestamp() WHERE id = (SELECT id FROM \(s).q WHERE deleted_at IS NOT NULL ORDER BY random() LIMIT 1); "
                 }
             }
-            try psql(sql)
+            try await psqlAsync(sql)
             if round % 2 == 1 {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 100...600, using: &generator)))
                 kill(sluice.processIdentifier, SIGKILL)
@@ -58,7 +58,7 @@ import Testing
             }
         }
         await waitForExit(late)
-        try psql("INSERT INTO \(s).q (id, v, n) VALUES (999999, 'last', 0)")
+        try await psqlAsync("INSERT INTO \(s).q (id, v, n) VALUES (999999, 'last', 0)")
         let columns = ["id", "v", "n", "updated_at"]
         let source = try tableFingerprint(s, "live", columns: columns, orderBy: "id")
         let caughtUp = try await waitUntil(seconds: 90, interval: .milliseconds(250)) {

@@ -141,12 +141,29 @@ func killRepeatedly(in directory: String, kills wanted: Int, delays: ClosedRange
 }
 
 /// Polls `condition` every `interval` until it holds or `seconds` have passed; returns whether it held.
+/// The condition runs on a thread of its own: it usually blocks (psql, reading files), and the
+/// few cooperative threads are shared with the in-process server tests.
 @discardableResult
 func waitUntil(seconds: Double, interval: Duration = .milliseconds(100), _ condition: () throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
-        if try condition() { return true }
+        if try await offPool(condition) { return true }
         try await Task.sleep(for: interval)
     }
-    return try condition()
+    return try await offPool(condition)
 }
+
+/// Runs blocking work (a `psql` call, a file scan) on a thread of its own and awaits it, so a
+/// test's waiting does not hold one of the cooperative threads.
+func offPool<T: Sendable>(_ body: () throws -> T) async throws -> T {
+    try await withoutActuallyEscaping(body) { escapable in
+        // The closure does not outlive this call: the continuation is awaited right here.
+        let work = UncheckedWork(run: escapable)
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work.run() }) }.start()
+        }
+    }
+}
+
+/// Blocking work handed to another thread by ``offPool(_:)``, which awaits it before returning.
+struct UncheckedWork<T>: @unchecked Sendable { let run: () throws -> T }

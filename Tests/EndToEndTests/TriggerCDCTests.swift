@@ -10,7 +10,7 @@ import Testing
         let s = try makeSchema("trig")
         let target = "\(s)_cur"
         defer { _ = try? psql("DROP SCHEMA \(s) CASCADE; DROP SCHEMA IF EXISTS \(target) CASCADE") }
-        try psql("""
+        try await psqlAsync("""
             CREATE TABLE \(s).t1 (id int PRIMARY KEY, n int, note text, amount numeric(12,2), j jsonb, b bytea, at timestamptz, big text);
             CREATE TABLE \(s).t2 (id int PRIMARY KEY, v text, qty numeric);
             CREATE TABLE \(s).t3 (k text PRIMARY KEY, id2 int, payload jsonb, at timestamptz);
@@ -49,7 +49,7 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         let chunks = 24
         for chunk in 0..<chunks {
-            try psql(workload.transactions(6, chunk: chunk, of: chunks))
+            try await psqlAsync(workload.transactions(6, chunk: chunk, of: chunks))
             guard chunk % 2 == 1 else { continue }
             try await Task.sleep(for: .milliseconds(Int.random(in: 100...700, using: &generator)))
             kill(sluice.processIdentifier, SIGKILL)
@@ -58,7 +58,7 @@ import Testing
             sluice = try start()
         }
         await waitForExit(late)
-        try psql("INSERT INTO \(s).t3 VALUES ('zz-last', 0, null, now())")
+        try await psqlAsync("INSERT INTO \(s).t3 VALUES ('zz-last', 0, null, now())")
         let caughtUp = try await waitUntil(seconds: 120, interval: .milliseconds(250)) {
             (try? psql("SELECT count(*) FROM \(s).sluice_changes WHERE NOT processed")) == ["0"]
                 && (try? psql("SELECT count(*) FROM \(target).t3 WHERE k = 'zz-last'")) == ["1"]
