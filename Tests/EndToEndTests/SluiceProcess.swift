@@ -144,7 +144,7 @@ func killRepeatedly(in directory: String, kills wanted: Int, delays: ClosedRange
 /// The condition runs on a thread of its own: it usually blocks (psql, reading files), and the
 /// few cooperative threads are shared with the in-process server tests.
 @discardableResult
-func waitUntil(seconds: Double, interval: Duration = .milliseconds(100), _ condition: () throws -> Bool) async throws -> Bool {
+func waitUntil(seconds: Double, interval: Duration = .milliseconds(100), _ condition: @escaping () throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await offPool(condition) { return true }
@@ -155,13 +155,11 @@ func waitUntil(seconds: Double, interval: Duration = .milliseconds(100), _ condi
 
 /// Runs blocking work (a `psql` call, a file scan) on a thread of its own and awaits it, so a
 /// test's waiting does not hold one of the cooperative threads.
-func offPool<T: Sendable>(_ body: () throws -> T) async throws -> T {
-    try await withoutActuallyEscaping(body) { escapable in
-        // The closure does not outlive this call: the continuation is awaited right here.
-        let work = UncheckedWork(run: escapable)
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try work.run() }) }.start()
-        }
+func offPool<T: Sendable>(_ body: @escaping () throws -> T) async throws -> T {
+    // The test awaits the thread right here, so whatever the closure captures is not shared.
+    let work = UncheckedWork(run: body)
+    return try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work.run() }) }.start()
     }
 }
 
