@@ -25,7 +25,9 @@ func psql(_ sql: String, url: String? = nil) throws -> [String] {
     nonisolated(unsafe) var errData = Data()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    // A thread of its own: a blocked read must not hold one of GCD's few global threads (the
+    // kill timers and the cooperative pool need them).
+    Thread { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }.start()
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     group.wait()
