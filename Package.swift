@@ -78,6 +78,16 @@ let package = Package(
         ),
         .target(
             name: "SluiceNATS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SluiceJetStream",
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceNATS", .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -87,7 +97,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceConnectors",
-            dependencies: ["SluiceCore", "SluiceFiles", "SluiceStateSQLite", "SluiceServer", "SluiceDatabase", "SluicePostgres"],
+            dependencies: ["SluiceCore", "SluiceFiles", "SluiceStateSQLite", "SluiceServer", "SluiceDatabase", "SluicePostgres", "SluiceJetStream"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -98,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite", "SluicePostgres", "SluiceDatabase", "SluiceFormats", "CMalloc",
+                "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite", "SluicePostgres", "SluiceDatabase", "SluiceFormats", "SluiceNATS", "SluiceJetStream", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -107,7 +117,7 @@ let package = Package(
         .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
         .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite", "SluiceDatabase"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS", "SluiceTesting", "SluiceJetStream", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceServerTests",
@@ -117,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SluiceCore", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["SluiceCore", "SluiceTesting", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -5,7 +5,8 @@ set -euo pipefail
 # curl and openssl: the push endpoint tests drive the server with curl, sign webhooks and make a TLS certificate with openssl.
 # libpq-dev: the PostgreSQL client library the postgres source, sink and state store use.
 # postgresql-15: the throwaway server the tests start (scripts/pg-test-server.sh), and psql.
-APT_PACKAGES=(pkg-config libsqlite3-dev libzstd-dev libsnappy-dev zlib1g-dev zstd gzip curl openssl python3 libpq-dev postgresql-15 postgresql-client-15)
+# nats-server: the JetStream servers (one node and a three-node cluster) the queue tests start.
+APT_PACKAGES=(pkg-config libsqlite3-dev libzstd-dev libsnappy-dev zlib1g-dev zstd gzip curl openssl python3 libpq-dev postgresql-15 postgresql-client-15 nats-server)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

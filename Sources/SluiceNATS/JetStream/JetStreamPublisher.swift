@@ -1,0 +1,240 @@
+import Foundation
+import Synchronization
+
+/// Publishes to JetStream with a bounded window of messages awaiting their PubAck.
+///
+/// Each message goes out as `HPUB <subject> <inbox>.<n>` with a `Nats-Msg-Id`; the PubAck
+/// comes back on the publisher's inbox token and is matched by `n`, so thousands of publishes
+/// are in flight on one connection. ``publish(subject:messageID:payload:)`` waits while the
+/// window is full; ``drain(timeout:)`` returns once every message has its PubAck.
+///
+/// A message without its PubAck (the connection dropped, the stream leader died, the server
+/// answered with an error) is sent again by ``drain(timeout:)`` with the same `Nats-Msg-Id`,
+/// so the stream stores it once even when the first copy was stored and only its ack was lost
+/// (within the stream's duplicate window).
+public final class JetStreamPublisher: Sendable {
+    public let connection: NATSConnection
+    public let window: Int
+    /// How long the publisher waits for acks before it sends the missing messages again.
+    public var ackTimeout: Duration { .seconds(3) }
+    private let inboxSubject: String
+    private let inboxToken: Substring
+    private let state: Mutex<State>
+    private let onAck: @Sendable (Duration) -> Void
+
+    private struct Pending {
+        var subject: String
+        var messageID: String
+        var payload: [UInt8]
+        var sentAt: ContinuousClock.Instant
+        var error: String?
+    }
+
+    private struct State {
+        var pending: [UInt64: Pending] = [:]
+        var next: UInt64 = 0
+        var out: [UInt8] = []
+        var waiter: CheckedContinuation<Void, Never>?
+        var stored: Int64 = 0
+        var duplicates: Int64 = 0
+        var disconnected = false
+    }
+
+    /// `onAck` is called with each message's publish-to-ack latency (on an event loop thread).
+    public init(connection: NATSConnection, window: Int = 4096, onAck: @escaping @Sendable (Duration) -> Void = { _ in }) {
+        self.connection = connection
+        self.window = max(1, window)
+        self.onAck = onAck
+        let state = Mutex(State())
+        self.state = state
+        let box = HandlerBox()
+        (inboxSubject, inboxToken) = connection.registerInbox { event in box.handle(event) }
+        box.publisher = self
+    }
+
+    deinit { connection.removeInbox(inboxToken) }
+
+    /// Messages stored by the server so far, and how many of those it dropped as repeats.
+    public var counts: (stored: Int64, duplicates: Int64) { state.withLock { ($0.stored, $0.duplicates) } }
+    public var inFlight: Int { state.withLock { $0.pending.count } }
+
+    /// Queues one message (written in chunks of 64 KB; call ``drain(timeout:)`` to wait for
+    /// every ack). Waits while the window is full.
+    public func publish(subject: String, messageID: String, payload: [UInt8]) async throws {
+        while true {
+            let full = state.withLock { $0.pending.count >= window }
+            if !full { break }
+            try flushOut()
+            let progressed = await waitForAcks(timeout: ackTimeout)
+            if !progressed { try await resendMissing() }
+        }
+        let chunk: [UInt8]? = state.withLock { s in
+            let n = s.next
+            s.next += 1
+            s.pending[n] = Pending(subject: subject, messageID: messageID, payload: payload, sentAt: .now)
+            Self.encode(subject: subject, reply: inboxSubject, n: n, messageID: messageID, payload: payload, into: &s.out)
+            guard s.out.count >= 64 << 10 else { return nil }
+            defer { s.out.removeAll(keepingCapacity: true) }
+            return s.out
+        }
+        if let chunk { try? connection.send(chunk) }  // a failed send is resent by drain
+    }
+
+    /// Writes what is buffered.
+    public func flushOut() throws {
+        let chunk: [UInt8]? = state.withLock { s in
+            guard !s.out.isEmpty else { return nil }
+            defer { s.out.removeAll(keepingCapacity: true) }
+            return s.out
+        }
+        if let chunk { try? connection.send(chunk) }
+    }
+
+    /// Waits until every message published so far has its PubAck, sending again those whose
+    /// ack did not come within ``ackTimeout``. Throws after `timeout` with the last error.
+    public func drain(timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        try flushOut()
+        while true {
+            let (empty, errors) = state.withLock { s in (s.pending.isEmpty, s.pending.values.compactMap(\.error)) }
+            if empty { return }
+            if ContinuousClock.now >= deadline {
+                let count = inFlight
+                throw JetStreamError.publishFailed("\(count) message(s) have no PubAck after \(timeout)"
+                    + (errors.first.map { "; the server said: \($0)" } ?? "; is the stream's leader up?"))
+            }
+            let progressed = await waitForAcks(timeout: ackTimeout)
+            let allFailed = state.withLock { s in !s.pending.isEmpty && s.pending.values.allSatisfy { $0.error != nil } }
+            if !progressed || allFailed || state.withLock({ $0.disconnected }) {
+                try await resendMissing()
+            }
+        }
+    }
+
+    /// Sends every message still without its ack again (same `Nats-Msg-Id`), once connected.
+    private func resendMissing() async throws {
+        do {
+            try await connection.waitConnected(timeout: .seconds(10))
+        } catch NATSError.closed {
+            throw NATSError.closed
+        } catch {
+            return  // still down: the caller's deadline decides
+        }
+        let out: [UInt8] = state.withLock { s in
+            s.disconnected = false
+            var out: [UInt8] = []
+            for n in s.pending.keys.sorted() {
+                s.pending[n]!.error = nil
+                s.pending[n]!.sentAt = .now
+                let p = s.pending[n]!
+                Self.encode(subject: p.subject, reply: inboxSubject, n: n, messageID: p.messageID, payload: p.payload, into: &out)
+            }
+            s.out.removeAll(keepingCapacity: true)
+            return out
+        }
+        if !out.isEmpty { try? connection.send(out) }
+    }
+
+    /// Waits until an ack arrives (true), the connection drops, or `timeout` passes (false).
+    private func waitForAcks(timeout: Duration) async -> Bool {
+        let before = state.withLock { $0.pending.count }
+        let deadline = ContinuousClock.now + timeout
+        let timer = connection.group.next().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in wake() }
+        defer { timer.cancel() }
+        while true {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { s -> Bool in
+                    if s.pending.count < before || s.pending.isEmpty || s.disconnected { return true }
+                    s.waiter?.resume()
+                    s.waiter = c
+                    return false
+                }
+                if ready { c.resume() }
+            }
+            let (count, disconnected) = state.withLock { ($0.pending.count, $0.disconnected) }
+            if count < before { return true }
+            if disconnected || count == 0 || ContinuousClock.now >= deadline { return false }
+        }
+    }
+
+    private func wake() {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        w?.resume()
+    }
+
+    fileprivate func handle(_ event: NATSConnection.InboxEvent) {
+        switch event {
+        case .disconnected:
+            state.withLock { $0.disconnected = true }
+            wake()
+        case let .message(m):
+            guard let dot = m.subject.lastIndex(of: "."), let n = UInt64(m.subject[m.subject.index(after: dot)...]) else { return }
+            let error: String? = if let status = m.headers?.status, status >= 300 {
+                "status \(status) \(m.headers?.statusDescription ?? "")" + (status == 503 ? " (no stream takes this subject, or its leader is being elected)" : "")
+            } else if let range = Self.find(Array("\"error\"".utf8), in: m.payload) {
+                String(decoding: m.payload[range...].prefix(300), as: UTF8.self)
+            } else {
+                nil
+            }
+            let latency: Duration? = state.withLock { s in
+                guard let p = s.pending[n] else { return nil }
+                if let error {
+                    s.pending[n]!.error = error
+                    return nil
+                }
+                s.pending.removeValue(forKey: n)
+                s.stored += 1
+                if let d = Self.find(Array("\"duplicate\"".utf8), in: m.payload),
+                   m.payload[(d + 11)...].drop(while: { $0 == 58 || $0 == 32 }).starts(with: Array("true".utf8)) { s.duplicates += 1 }
+                return ContinuousClock.now - p.sentAt
+            }
+            if let latency { onAck(latency) }
+            wake()
+        }
+    }
+
+    static func encode(subject: String, reply: String, n: UInt64, messageID: String, payload: [UInt8], into out: inout [UInt8]) {
+        // HPUB <subject> <reply>.<n> <hdr> <total>\r\nNATS/1.0\r\nNats-Msg-Id: <id>\r\n\r\n<payload>\r\n
+        let headerLength = 10 + 13 + messageID.utf8.count + 2 + 2
+        out += "HPUB ".utf8
+        out += subject.utf8
+        out.append(32)
+        out += reply.utf8
+        out.append(UInt8(ascii: "."))
+        appendDecimal(Int(n), to: &out)
+        out.append(32)
+        appendDecimal(headerLength, to: &out)
+        out.append(32)
+        appendDecimal(headerLength + payload.count, to: &out)
+        out += "\r\nNATS/1.0\r\nNats-Msg-Id: ".utf8
+        out += messageID.utf8
+        out += "\r\n\r\n".utf8
+        out += payload
+        out += [13, 10]
+    }
+
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        if value < 10 { out.append(UInt8(48 + value)); return }
+        var digits: [UInt8] = []
+        var v = value
+        while v > 0 { digits.append(UInt8(48 + v % 10)); v /= 10 }
+        out += digits.reversed()
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
+            if haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+        }
+        return nil
+    }
+}
+
+/// Lets the inbox handler reach the publisher without a retain cycle at init time.
+private final class HandlerBox: @unchecked Sendable {
+    weak var publisher: JetStreamPublisher?
+    func handle(_ event: NATSConnection.InboxEvent) { publisher?.handle(event) }
+}

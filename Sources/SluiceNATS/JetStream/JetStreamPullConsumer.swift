@@ -1,0 +1,229 @@
+import Foundation
+import Synchronization
+
+/// A message pulled from a JetStream consumer, with what its ack subject tells.
+public struct JetStreamMessage: Sendable {
+    public var subject: String
+    public var payload: [UInt8]
+    public var headers: NATSHeaders?
+    /// Where acks go (`$JS.ACK.…`).
+    public var ackSubject: String
+    public var stream: String
+    public var consumer: String
+    /// 1 on the first delivery, more on redeliveries.
+    public var delivered: Int
+    public var streamSequence: UInt64
+    public var consumerSequence: UInt64
+    /// Messages still pending for the consumer after this one.
+    public var pending: UInt64
+    /// When the message was stored (nanoseconds since 1970).
+    public var timestampNanos: Int64
+
+    /// Parses `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (2.9), or the
+    /// newer form with `<domain>.<account hash>` after `$JS.ACK` and a trailing token.
+    public init?(_ m: NATSInboundMessage) {
+        guard let reply = m.replyTo, reply.hasPrefix("$JS.ACK.") else { return nil }
+        let t = reply.split(separator: ".", omittingEmptySubsequences: false)
+        let base: Int
+        switch t.count {
+        case 9: base = 2
+        case 11, 12: base = 4
+        default: return nil
+        }
+        guard let delivered = Int(t[base + 2]), let sseq = UInt64(t[base + 3]), let cseq = UInt64(t[base + 4]),
+              let ts = Int64(t[base + 5]), let pending = UInt64(t[base + 6]) else { return nil }
+        subject = m.subject
+        payload = m.payload
+        headers = m.headers
+        ackSubject = reply
+        stream = String(t[base])
+        consumer = String(t[base + 1])
+        self.delivered = delivered
+        streamSequence = sseq
+        consumerSequence = cseq
+        timestampNanos = ts
+        self.pending = pending
+    }
+}
+
+/// How a message is settled.
+public enum JetStreamAck: Sendable {
+    case ack
+    /// Redeliver after `delay` (to any worker).
+    case nak(delay: Duration)
+    /// Never redeliver (a poison message, after it was dead-lettered).
+    case term
+    /// Still being worked on: restart the ack-wait clock.
+    case inProgress
+
+    var body: [UInt8] {
+        switch self {
+        case .ack: Array("+ACK".utf8)
+        case let .nak(delay): Array("-NAK {\"delay\":\(delay.nanoseconds)}".utf8)
+        case .term: Array("+TERM".utf8)
+        case .inProgress: Array("+WPI".utf8)
+        }
+    }
+}
+
+/// Pulls from a durable consumer that several workers may share.
+///
+/// One pull request (`$JS.API.CONSUMER.MSG.NEXT`) is open at a time, for up to ``batch``
+/// messages and at most ``expires``; pulled messages collect in a buffer that ``fetch(max:)``
+/// hands out. A new request goes out only when ``fetch(max:)`` is called and the buffer is low,
+/// so a slow pipeline does not pull more than it can hold.
+public final class JetStreamPullConsumer: Sendable {
+    public let connection: NATSConnection
+    public let stream: String
+    public let consumer: String
+    public let batch: Int
+    public let expires: Duration
+    private let inbox: String
+    private let sid: UInt64
+    private let state: Mutex<State>
+
+    private struct State {
+        var buffer: [JetStreamMessage] = []
+        var requestOpen = false
+        var requestID = 0
+        var remaining = 0
+        var waiter: CheckedContinuation<Void, Never>?
+        var lastWarning: String?
+    }
+
+    public init(connection: NATSConnection, stream: String, consumer: String, batch: Int = 2000,
+                expires: Duration = .milliseconds(500)) throws {
+        self.connection = connection
+        self.stream = stream
+        self.consumer = consumer
+        self.batch = batch
+        self.expires = expires
+        inbox = connection.newInbox()
+        let state = Mutex(State())
+        self.state = state
+        let box = PullBox()
+        sid = try connection.subscribe(inbox) { m in box.consumer?.received(m) }
+        box.consumer = self
+    }
+
+    deinit { connection.unsubscribe(sid) }
+
+    /// A status the server sent that the caller may want to log (409: max ack pending, …).
+    public func takeWarning() -> String? { state.withLock { s in defer { s.lastWarning = nil }; return s.lastWarning } }
+
+    /// Up to `max` messages: what is buffered, or what arrives within one pull request's expiry.
+    /// Returns an empty array when nothing came (or the task was cancelled).
+    public func fetch(max: Int) async throws -> [JetStreamMessage] {
+        let deadline = ContinuousClock.now + expires + .seconds(1)
+        while !Task.isCancelled {
+            let request: (id: Int, bytes: [UInt8])? = state.withLock { s in
+                guard !s.requestOpen, s.buffer.count < batch / 2 else { return nil }
+                s.requestOpen = true
+                s.requestID += 1
+                s.remaining = batch
+                let body = "{\"batch\":\(batch),\"expires\":\(expires.nanoseconds)}"
+                var out: [UInt8] = []
+                NATSClientOp.publish(subject: "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(consumer)", replyTo: inbox,
+                                     headers: nil, payload: Array(body.utf8)).encode(into: &out)
+                return (s.requestID, out)
+            }
+            if let request {
+                do {
+                    try connection.send(request.bytes)
+                } catch {
+                    state.withLock { $0.requestOpen = false }
+                    throw error
+                }
+                // A request lost with its connection must not block the next one.
+                connection.group.next().scheduleTask(in: .nanoseconds((expires + .seconds(2)).nanoseconds)) { [self] in
+                    endRequest(request.id)
+                }
+            }
+            // Messages stream in one by one: give a batch a moment to fill before handing
+            // out a handful.
+            let lingerUntil = ContinuousClock.now + .milliseconds(5)
+            while ContinuousClock.now < lingerUntil,
+                  state.withLock({ !$0.buffer.isEmpty && $0.buffer.count < Swift.min(max, batch) && $0.requestOpen }) {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+            let taken: [JetStreamMessage] = state.withLock { s in
+                let n = min(max, s.buffer.count)
+                defer { s.buffer.removeFirst(n) }
+                return Array(s.buffer.prefix(n))
+            }
+            if !taken.isEmpty { return taken }
+            if ContinuousClock.now >= deadline { return [] }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let ready = state.withLock { s -> Bool in
+                        if !s.buffer.isEmpty || !s.requestOpen || Task.isCancelled { return true }
+                        s.waiter?.resume()
+                        s.waiter = c
+                        return false
+                    }
+                    if ready { c.resume() }
+                }
+            } onCancel: { wake() }
+        }
+        return []
+    }
+
+    /// Settles messages (one write for all).
+    public func settle(_ subjects: [String], _ ack: JetStreamAck) throws {
+        guard !subjects.isEmpty else { return }
+        let body = ack.body
+        var out: [UInt8] = []
+        out.reserveCapacity(subjects.count * (subjects[0].utf8.count + 16 + body.count))
+        for subject in subjects {
+            NATSClientOp.publish(subject: subject, replyTo: nil, headers: nil, payload: body).encode(into: &out)
+        }
+        try connection.send(out)
+    }
+
+    /// Messages pulled and not yet handed out (they count against max ack pending).
+    public var buffered: Int { state.withLock { $0.buffer.count } }
+
+    private func endRequest(_ id: Int) {
+        let ended = state.withLock { s -> Bool in
+            guard s.requestOpen, s.requestID == id else { return false }
+            s.requestOpen = false
+            return true
+        }
+        if ended { wake() }
+    }
+
+    private func wake() {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        w?.resume()
+    }
+
+    fileprivate func received(_ m: NATSInboundMessage) {
+        if let status = m.headers?.status {
+            switch status {
+            case 100:
+                return  // idle heartbeat
+            case 404, 408:
+                break   // no messages / request expired
+            default:
+                state.withLock { $0.lastWarning = "status \(status) \(m.headers?.statusDescription ?? "")" }
+            }
+            state.withLock { $0.requestOpen = false }
+            wake()
+            return
+        }
+        guard let message = JetStreamMessage(m) else { return }
+        state.withLock { s in
+            s.buffer.append(message)
+            s.remaining -= 1
+            if s.remaining <= 0 { s.requestOpen = false }
+        }
+        wake()
+    }
+}
+
+private final class PullBox: @unchecked Sendable {
+    weak var consumer: JetStreamPullConsumer?
+}

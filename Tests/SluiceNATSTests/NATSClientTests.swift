@@ -1,0 +1,159 @@
+import Foundation
+import Logging
+import SluiceNATS
+import SluiceTesting
+import Testing
+
+/// The client against a real nats-server: publish with acks, de-duplication by message id,
+/// pulls shared by two consumers, acks, naks, terms, and the errors a user meets first.
+@Suite(.serialized) struct NATSClientTests {
+    let logger = Logger(label: "test")
+
+    @Test func publishesWithAcksAndDropsRepeatedMessageIDs() async throws {
+        let server = try NATSTestCluster.start()
+        defer { server.stop() }
+        let connection = try await NATSConnection.connect(try NATSOptions(urls: [server.url]), logger: logger)
+        let js = JetStream(connection)
+        _ = try await js.ensureStream(StreamConfig(name: "T", subjects: ["t.>"]))
+        let publisher = JetStreamPublisher(connection: connection, window: 500)
+        for i in 0..<20_000 {
+            try await publisher.publish(subject: "t.x", messageID: "m\(i)", payload: Array("{\"i\":\(i)}".utf8))
+        }
+        try await publisher.drain(timeout: .seconds(30))
+        for i in 0..<100 {  // a replay after a crash: same ids
+            try await publisher.publish(subject: "t.x", messageID: "m\(i)", payload: Array("{\"i\":\(i)}".utf8))
+        }
+        try await publisher.drain(timeout: .seconds(30))
+        #expect(publisher.counts.stored == 20_100)
+        #expect(publisher.counts.duplicates == 100)
+        let info = try #require(try await js.streamInfo("T"))
+        #expect(info.messages == 20_000)
+        #expect(info.lastSequence == 20_000)
+        await connection.close()
+    }
+
+    @Test func twoConsumersSplitAPullConsumerAndSettleMessages() async throws {
+        let server = try NATSTestCluster.start()
+        defer { server.stop() }
+        let options = try NATSOptions(urls: [server.url])
+        let a = try await NATSConnection.connect(options, logger: logger)
+        let b = try await NATSConnection.connect(options, logger: logger)
+        let js = JetStream(a)
+        _ = try await js.ensureStream(StreamConfig(name: "W", subjects: ["w"]))
+        var config = ConsumerConfig(durable: "workers")
+        config.ackWait = .seconds(2)
+        _ = try await js.ensureConsumer(stream: "W", config)
+        let publisher = JetStreamPublisher(connection: a)
+        for i in 0..<5_000 { try await publisher.publish(subject: "w", messageID: "\(i)", payload: Array("\(i)".utf8)) }
+        try await publisher.drain(timeout: .seconds(30))
+
+        let ca = try JetStreamPullConsumer(connection: a, stream: "W", consumer: "workers", batch: 300)
+        let cb = try JetStreamPullConsumer(connection: b, stream: "W", consumer: "workers", batch: 300)
+        var seen: [UInt64: Int] = [:]
+        var poison: JetStreamMessage?
+        var nakked: UInt64?
+        let deadline = Date().addingTimeInterval(60)
+        while seen.count < 5_000, Date() < deadline {
+            for consumer in [ca, cb] {
+                let messages = try await consumer.fetch(max: 1_000)
+                var acks: [String] = []
+                for m in messages {
+                    #expect(m.stream == "W" && m.consumer == "workers")
+                    if m.streamSequence == 7, nakked == nil {
+                        nakked = 7  // first delivery: nak, must come back with delivered == 2
+                        try consumer.settle([m.ackSubject], .nak(delay: .milliseconds(100)))
+                        continue
+                    }
+                    if m.streamSequence == 9 { poison = m; try consumer.settle([m.ackSubject], .term); seen[9] = 1; continue }
+                    if m.streamSequence == 7 { #expect(m.delivered == 2) }
+                    seen[m.streamSequence, default: 0] += 1
+                    acks.append(m.ackSubject)
+                }
+                try consumer.settle(acks, .ack)
+            }
+        }
+        #expect(seen.count == 5_000)
+        #expect(seen.values.allSatisfy { $0 == 1 })
+        #expect(poison != nil)
+        try await a.flush()
+        try await b.flush()
+        let info = try #require(try await js.consumerInfo(stream: "W", consumer: "workers"))
+        #expect(info.pending == 0)
+        #expect(info.ackPending == 0)
+        await a.close()
+        await b.close()
+    }
+
+    @Test func unackedMessagesGoToAnotherWorkerAfterAckWait() async throws {
+        let server = try NATSTestCluster.start()
+        defer { server.stop() }
+        let options = try NATSOptions(urls: [server.url])
+        let a = try await NATSConnection.connect(options, logger: logger)
+        let js = JetStream(a)
+        _ = try await js.ensureStream(StreamConfig(name: "R", subjects: ["r"]))
+        var config = ConsumerConfig(durable: "c")
+        config.ackWait = .seconds(1)
+        _ = try await js.ensureConsumer(stream: "R", config)
+        try a.publish("r", payload: Array("x".utf8))
+        try await a.flush()
+        let dying = try JetStreamPullConsumer(connection: a, stream: "R", consumer: "c")
+        let first = try await dying.fetch(max: 10)
+        #expect(first.count == 1 && first[0].delivered == 1)
+        await a.close()  // a worker that dies without acking
+        let b = try await NATSConnection.connect(options, logger: logger)
+        let other = try JetStreamPullConsumer(connection: b, stream: "R", consumer: "c")
+        var again: [JetStreamMessage] = []
+        for _ in 0..<10 where again.isEmpty { again = try await other.fetch(max: 10) }
+        #expect(again.count == 1 && again[0].delivered == 2 && again[0].streamSequence == first[0].streamSequence)
+        await b.close()
+    }
+
+    @Test func clearErrorsForAMissingServerAndAServerWithoutJetStream() async throws {
+        let port = try NATSTestCluster.freePorts(1)[0]
+        var options = try NATSOptions(urls: ["nats://127.0.0.1:\(port)"])
+        options.initialConnectRounds = 1
+        await #expect { try await NATSConnection.connect(options, logger: logger) } throws: { error in
+            "\(error)".contains("cannot reach NATS") && "\(error)".contains("127.0.0.1:\(port)")
+        }
+        let plain = try NATSTestCluster.start(jetStream: false)
+        defer { plain.stop() }
+        let connection = try await NATSConnection.connect(try NATSOptions(urls: [plain.url]), logger: logger)
+        await #expect { try await JetStream(connection).streamNames() } throws: { error in
+            "\(error)".contains("JetStream is not enabled") && "\(error)".contains("-js")
+        }
+        await connection.close()
+    }
+
+    @Test func aConflictingStreamIsReportedNotChanged() async throws {
+        let server = try NATSTestCluster.start()
+        defer { server.stop() }
+        let connection = try await NATSConnection.connect(try NATSOptions(urls: [server.url]), logger: logger)
+        let js = JetStream(connection)
+        _ = try await js.ensureStream(StreamConfig(name: "S", subjects: ["a.>"]))
+        await #expect { try await js.ensureStream(StreamConfig(name: "S", subjects: ["b"])) } throws: { error in
+            "\(error)".contains("do not cover") && "\(error)".contains("b")
+        }
+        await #expect { try await js.ensureStream(StreamConfig(name: "S2", subjects: ["a.x"])) } throws: { error in
+            "\(error)".contains("S2")
+        }
+        await connection.close()
+    }
+
+    @Test func subjectWildcards() {
+        #expect(NATSSubject.matches(pattern: "a.>", subject: "a.b.c"))
+        #expect(!NATSSubject.matches(pattern: "a.>", subject: "a"))
+        #expect(NATSSubject.matches(pattern: "a.*.c", subject: "a.b.c"))
+        #expect(!NATSSubject.matches(pattern: "a.*", subject: "a.b.c"))
+        #expect(NATSSubject.matches(pattern: "a", subject: "a"))
+    }
+
+    @Test func ackSubjectsOfBothServerGenerationsParse() throws {
+        let old = NATSInboundMessage(subject: "s", sid: 1, replyTo: "$JS.ACK.S.C.3.17.12.1700000000000000000.5", headers: nil, payload: [])
+        let m = try #require(JetStreamMessage(old))
+        #expect(m.stream == "S" && m.consumer == "C" && m.delivered == 3 && m.streamSequence == 17 && m.consumerSequence == 12 && m.pending == 5)
+        let new = NATSInboundMessage(subject: "s", sid: 1, replyTo: "$JS.ACK.hub.ACC.S.C.1.2.3.1700000000000000000.0.xyz", headers: nil, payload: [])
+        let n = try #require(JetStreamMessage(new))
+        #expect(n.stream == "S" && n.streamSequence == 2 && n.delivered == 1)
+        #expect(JetStreamMessage(NATSInboundMessage(subject: "s", sid: 1, replyTo: "_INBOX.x", headers: nil, payload: [])) == nil)
+    }
+}
