@@ -1,6 +1,7 @@
 import SluiceCore
 import SluiceDatabase
 import SluiceFiles
+import SluiceJetStream
 import SluicePostgres
 import SluiceServer
 import SluiceStateSQLite
@@ -14,9 +15,11 @@ public enum BuiltinComponents {
         r.register(source: SQLiteSource.factory)
         r.register(source: PostgresSource.factory)
         r.register(source: PostgresCDCSource.factory)
+        r.register(source: JetStreamSource.factory)
         r.register(sink: NDJSONFileSink.factory)
         r.register(sink: ParquetFileSink.factory)
         r.register(sink: PostgresSink.factory)
+        r.register(sink: JetStreamSink.factory)
         r.register(sink: StdoutSink.factory)
         r.register(sink: BlackholeSink.factory)
         return r

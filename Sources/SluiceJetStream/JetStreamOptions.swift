@@ -1,1 +1,119 @@
+import Logging
+import SluiceCore
 import SluiceNATS
+
+/// Where a JetStream stream lives and how Sluice creates it when it is missing. Shared by the
+/// `jetstream` source and sink.
+///
+/// ```yaml
+/// url: nats://127.0.0.1:4222        # several: "nats://a:4222,nats://b:4222"; user:password@ or token@ allowed
+/// stream: EVENTS
+/// subject: events.clicks            # the sink publishes here; the source creates the stream with it
+/// create: true                      # create the stream when missing (default); never changes an existing one
+/// replicas: 1                       # replicas of a created stream (3 in a three-node cluster)
+/// max_age: 7d                       # retention of a created stream (default: none)
+/// max_bytes: 10GB
+/// duplicate_window: 2m              # how long a Nats-Msg-Id is remembered (replays within it are dropped)
+/// ```
+public struct JetStreamStreamOptions: Decodable, Sendable {
+    public var url: String
+    public var stream: String
+    public var subject: String?
+    public var create = true
+    public var replicas = 1
+    public var maxAge: Duration?
+    public var maxBytes: Int64?
+    public var duplicateWindow: Duration = .seconds(120)
+
+    enum CodingKeys: String, CodingKey {
+        case url, stream, subject, create, replicas
+        case maxAge = "max_age", maxBytes = "max_bytes", duplicateWindow = "duplicate_window"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        url = try c.decode(String.self, forKey: .url)
+        do {
+            _ = try NATSOptions(urls: [url])
+        } catch {
+            throw try c.superDecoder(forKey: .url).configError("\(error); write nats://host:4222 (several separated by commas)")
+        }
+        stream = try c.decode(String.self, forKey: .stream)
+        guard stream.range(of: #"^[A-Za-z0-9_-]{1,64}$"#, options: .regularExpression) != nil else {
+            throw try c.superDecoder(forKey: .stream).configError("a stream name is letters, digits, '_' and '-' (no dots, spaces or wildcards)")
+        }
+        subject = try c.decodeIfPresent(String.self, forKey: .subject)
+        if let subject, !Self.validSubject(subject) {
+            throw try c.superDecoder(forKey: .subject).configError("'\(subject)' is not a NATS subject (dot-separated tokens without spaces; `{table}` may end it)")
+        }
+        create = try c.decodeIfPresent(Bool.self, forKey: .create) ?? true
+        if let r = try c.decodeIfPresent(Int.self, forKey: .replicas) {
+            guard (1...5).contains(r) else { throw try c.superDecoder(forKey: .replicas).configError("replicas must be 1 to 5") }
+            replicas = r
+        }
+        maxAge = try c.decodeIfPresent(ConfigDuration.self, forKey: .maxAge)?.duration
+        maxBytes = try c.decodeIfPresent(ConfigByteSize.self, forKey: .maxBytes).map { Int64($0.bytes) }
+        duplicateWindow = try c.decodeIfPresent(ConfigDuration.self, forKey: .duplicateWindow)?.duration ?? duplicateWindow
+    }
+
+    init(url: String, stream: String, subject: String?) {
+        self.url = url
+        self.stream = stream
+        self.subject = subject
+    }
+
+    static func validSubject(_ s: String) -> Bool {
+        let body = s.hasSuffix(".{table}") ? String(s.dropLast(8)) : s
+        return body.range(of: #"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$"#, options: .regularExpression) != nil
+    }
+
+    /// The subject filter the stream must cover: `{table}` becomes `>`.
+    var streamSubject: String? { subject.map { $0.hasSuffix(".{table}") ? String($0.dropLast(7)) + ">" : $0 } }
+
+    public func connect(logger: Logger, name: String) async throws -> NATSConnection {
+        var options = try NATSOptions(urls: [url])
+        options.name = name
+        do {
+            return try await NATSConnection.connect(options, logger: logger)
+        } catch let error as NATSError {
+            throw SluiceError(.unavailable, "\(error)", location: "jetstream.url", retryable: error.isRetryable)
+        }
+    }
+
+    /// Checks the stream (creating it when allowed and missing).
+    func ensureStream(_ js: JetStream) async throws -> StreamInfo {
+        do {
+            if !create || subject == nil {
+                guard let info = try await js.streamInfo(stream) else {
+                    throw SluiceError(.configuration, "JetStream stream \(stream) does not exist"
+                        + (subject == nil ? "; give `subject:` so Sluice can create it" : " and `create: false` forbids creating it"),
+                        location: "jetstream.stream", retryable: false)
+                }
+                return info
+            }
+            var config = StreamConfig(name: stream, subjects: [streamSubject!])
+            config.replicas = replicas
+            config.maxAge = maxAge
+            config.maxBytes = maxBytes
+            config.duplicateWindow = duplicateWindow
+            return try await js.ensureStream(config)
+        } catch let error as JetStreamError {
+            throw SluiceError.jetStream(error, location: "jetstream.stream")
+        } catch let error as NATSError {
+            throw SluiceError(.unavailable, "\(error)", location: "jetstream", retryable: error.isRetryable)
+        }
+    }
+}
+
+extension SluiceError {
+    static func jetStream(_ error: JetStreamError, location: String) -> SluiceError {
+        switch error {
+        case .notEnabled, .conflict:
+            SluiceError(.configuration, "\(error)", location: location, retryable: false)
+        case let .api(code, _, _) where code == 503 || code == 500:
+            SluiceError(.unavailable, "\(error)", location: location, retryable: true)
+        default:
+            SluiceError(.unavailable, "\(error)", location: location, retryable: true)
+        }
+    }
+}

@@ -27,6 +27,6 @@ struct SluiceCommand: AsyncParsableCommand {
         file sets `state:`. Run `sluice components` for every source and sink with an example.
         """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, BackfillCommand.self, CDCCommand.self, ServeCommand.self, KeysCommand.self, SchemaCommand.self, ValidateCommand.self, StateCommand.self, DLQCommand.self, InspectCommand.self, ComponentsCommand.self]
+        subcommands: [RunCommand.self, BackfillCommand.self, CDCCommand.self, QueueCommand.self, ServeCommand.self, KeysCommand.self, SchemaCommand.self, ValidateCommand.self, StateCommand.self, DLQCommand.self, InspectCommand.self, ComponentsCommand.self]
     )
 }

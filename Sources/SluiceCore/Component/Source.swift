@@ -13,6 +13,9 @@ public struct SourceBatch: Sendable {
     /// The last batch of one pass of a repeating extract: the runtime commits right after it
     /// (with ``StateCommit/extractComplete``).
     public var endsPass = false
+    /// The source holds something upstream that only a commit releases (a queue's unacknowledged
+    /// messages near the server's limit): the runtime commits right after this batch.
+    public var commitSoon = false
 
     public init(records: RecordBatch, rejects: [DeadLetter] = [], position: SourcePosition, inputBytes: Int) {
         self.records = records

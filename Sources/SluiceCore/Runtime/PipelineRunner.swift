@@ -68,6 +68,7 @@ public struct PipelineRunner: Sendable {
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
         let context = sourceContext
         let exhausted = ExhaustionFlag()
+        let consumed = Latch()
         let source = plan.source
         let logger = self.logger
         let schemaGuard = try await makeSchemaGuard()
@@ -85,8 +86,13 @@ public struct PipelineRunner: Sendable {
                             await reader.close()
                             throw error
                         }
-                        await reader.close()
                         exhausted.set()
+                        // The reader stays open until the last commit is made: a source that
+                        // acknowledges upstream after commits (a queue, a replication slot) still
+                        // needs its connection for the final one.
+                        buffer.finish()
+                        await consumed.wait()
+                        await reader.close()
                     }
                     buffer.finish()
                 } catch is CancellationError {
@@ -99,8 +105,10 @@ public struct PipelineRunner: Sendable {
             var consumer = Consumer(runner: self, writer: writer, exhausted: exhausted)
             do {
                 try await consumer.consume(buffer)
+                consumed.open()
                 try await group.waitForAll()
             } catch {
+                consumed.open()
                 group.cancelAll()
                 await writer.close()
                 throw error
@@ -192,6 +200,10 @@ public struct PipelineRunner: Sendable {
                 case let .element(batch):
                     try await accept(batch)
                     if batcher.isFull { try await flush() }
+                    if batch.commitSoon && !batch.endsPass {
+                        try await flush()
+                        try await commit()
+                    }
                     if batch.endsPass {
                         // One pass of a repeating extract is complete: commit it as such now.
                         try await flush()
@@ -399,6 +411,31 @@ public struct PipelineRunner: Sendable {
 
 
 /// A one-way flag set by the source task and read by the consumer.
+/// Opens once; `wait()` returns when it is open.
+final class Latch: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { s in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if ready { c.resume() }
+        }
+    }
+}
+
 final class ExhaustionFlag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }

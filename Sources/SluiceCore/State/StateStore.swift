@@ -67,6 +67,9 @@ public struct RunTotals: Sendable, Hashable {
 ///
 /// Every method is safe to call from any task. ``commit(_:)`` is atomic: all of it or none.
 public protocol StateStore: Sendable {
+    /// True when several workers (processes or machines) may share this store and run the
+    /// same pipeline at once: recovery must then leave other workers' work in progress alone.
+    var isShared: Bool { get }
     /// The committed source positions of `pipeline`.
     func checkpoint(pipeline: String) async throws -> Checkpoint
     /// Applies checkpoint, dead letters, dedupe keys and file intents in one transaction.
@@ -110,3 +113,7 @@ public protocol StateStore: Sendable {
 /// pipeline's next runs for at most this long. Renewed while the pass reads (every lease/6); a
 /// pass stalled longer than this (a sink down for minutes) can lose its claim.
 public let scheduleLease: TimeInterval = 300
+
+extension StateStore {
+    public var isShared: Bool { false }
+}

@@ -19,7 +19,11 @@ enum FileCommit {
         for intent in intents {
             // Idempotent, so a retried publish (after a failed directory fsync) goes through.
             if !DurableFile.exists(intent.tempPath) && DurableFile.exists(intent.finalPath) { continue }
-            try DurableFile.rename(intent.tempPath, to: intent.finalPath)
+            do {
+                try DurableFile.rename(intent.tempPath, to: intent.finalPath)
+            } catch where DurableFile.exists(intent.finalPath) {
+                continue  // another worker's recovery published it a moment ago
+            }
         }
         var directories = Set(intents.map { ($0.finalPath as NSString).deletingLastPathComponent })
         directories.insert(root)
@@ -38,7 +42,11 @@ enum FileCommit {
         for stored in pending {
             let intent = stored.intent
             if DurableFile.exists(intent.tempPath) {
-                try DurableFile.rename(intent.tempPath, to: intent.finalPath)
+                do {
+                    try DurableFile.rename(intent.tempPath, to: intent.finalPath)
+                } catch where DurableFile.exists(intent.finalPath) {
+                    // Its own worker published it at the same moment.
+                }
                 logger.info("published a file committed before a crash", metadata: ["file": "\(intent.finalPath)"])
             } else if !DurableFile.exists(intent.finalPath) {
                 logger.error("a committed output file is missing (deleted by hand?)", metadata: ["file": "\(intent.finalPath)"])
@@ -53,11 +61,18 @@ enum FileCommit {
         }
         let prefix = ".sluice@\(pipeline)@"
         var removed = 0
+        // With a shared state store, other workers of this pipeline may be writing their own
+        // temporary files right now: only files untouched for an hour are left over by a crash.
+        let staleBefore = state.isShared ? Date().addingTimeInterval(-3600) : nil
         // Temporary files may sit in partition sub-directories (Hive layout), so walk the tree.
         let enumerator = FileManager.default.enumerator(atPath: directory)
         while let relative = enumerator?.nextObject() as? String {
             let name = (relative as NSString).lastPathComponent
             guard name.hasPrefix(prefix), name.hasSuffix(".tmp") else { continue }
+            let path = (directory as NSString).appendingPathComponent(relative)
+            if let staleBefore,
+               let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+               modified > staleBefore { continue }
             if unlink((directory as NSString).appendingPathComponent(relative)) == 0 { removed += 1 }
         }
         if removed > 0 {

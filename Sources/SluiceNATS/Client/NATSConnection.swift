@@ -26,7 +26,8 @@ public final class NATSConnection: Sendable {
 
     public let options: NATSOptions
     let logger: Logger
-    let group: any EventLoopGroup
+    /// The event loops the connection runs on (for timers of its users).
+    public let group: any EventLoopGroup
     /// `_INBOX.<random>.`: replies arrive on this prefix plus a token.
     public let inboxPrefix: String
     private let state: Mutex<State>

@@ -19,6 +19,13 @@ public struct JetStreamMessage: Sendable {
     /// When the message was stored (nanoseconds since 1970).
     public var timestampNanos: Int64
 
+    /// The delivery count in an ack subject (1 when it cannot be read).
+    public static func delivered(ackSubject: String) -> Int {
+        let t = ackSubject.split(separator: ".", omittingEmptySubsequences: false)
+        let index = t.count == 9 ? 4 : (t.count == 11 || t.count == 12) ? 6 : -1
+        return index >= 0 ? Int(t[index]) ?? 1 : 1
+    }
+
     /// Parses `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (2.9), or the
     /// newer form with `<domain>.<account hash>` after `$JS.ACK` and a trailing token.
     public init?(_ m: NATSInboundMessage) {
@@ -182,6 +189,14 @@ public final class JetStreamPullConsumer: Sendable {
 
     /// Messages pulled and not yet handed out (they count against max ack pending).
     public var buffered: Int { state.withLock { $0.buffer.count } }
+
+    /// Empties the buffer, returning the ack subjects of what was pulled and never handed out.
+    public func takeBuffered() -> [String] {
+        state.withLock { s in
+            defer { s.buffer = [] }
+            return s.buffer.map(\.ackSubject)
+        }
+    }
 
     private func endRequest(_ id: Int) {
         let ended = state.withLock { s -> Bool in

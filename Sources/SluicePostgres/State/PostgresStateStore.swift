@@ -24,6 +24,8 @@ public final class PostgresStateStore: StateStore {
 
     static let t = "sluice"
 
+    public var isShared: Bool { true }
+
     public func checkpoint(pipeline: String) async throws -> Checkpoint {
         try await pool.withSession { s in
             let r = try s.query("SELECT partition, value FROM sluice.checkpoints WHERE pipeline = $1", [pipeline])

@@ -1,0 +1,159 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import SluiceCore
+import SluiceFormats
+import SluiceNATS
+
+/// Pulls, decodes and hands over one worker's messages. See ``JetStreamSource``.
+final class JetStreamSourceReader: SourceReader {
+    let source: JetStreamSource
+    let connection: NATSConnection
+    let consumer: JetStreamPullConsumer
+    let context: SourceContext
+    let decoder: NDJSONDecoder
+    var prepared = false
+    var keepAlive: RepeatedTask?
+    var buffer: [UInt8] = []
+    let lag: Gauge
+    let redeliveries: Counter
+    var options: JetStreamSourceOptions { source.options }
+
+    init(source: JetStreamSource, connection: NATSConnection, consumer: JetStreamPullConsumer, ackWait: Duration, context: SourceContext) {
+        self.source = source
+        self.connection = connection
+        self.consumer = consumer
+        self.context = context
+        var decodeOptions = NDJSONOptions()
+        decodeOptions.columns = source.options.decodeFields
+        decodeOptions.batchRows = Int.max / 2
+        decoder = NDJSONDecoder(options: decodeOptions)
+        let d = [("pipeline", context.pipeline)]
+        lag = Gauge(label: "sluice_queue_consumer_pending", dimensions: d)
+        redeliveries = Counter(label: "sluice_queue_redeliveries_total", dimensions: d)
+        let previous = source.ledger.start(consumer)
+        try? consumer.settle(previous, .nak(delay: .seconds(1)))
+        // Keep held messages ours while they are written and committed.
+        let period = Int64((ackWait / 3).components.seconds * 1_000_000_000 + (ackWait / 3).components.attoseconds / 1_000_000_000)
+        keepAlive = connection.group.next().scheduleRepeatedTask(initialDelay: .nanoseconds(period), delay: .nanoseconds(period)) {
+            [ledger = source.ledger, consumer] _ in
+            try? consumer.settle(ledger.held, .inProgress)
+        }
+    }
+
+    func next() async throws -> SourceBatch? {
+        var outage: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            let messages: [JetStreamMessage]
+            do {
+                messages = try await consumer.fetch(max: options.batch)
+                outage = nil
+            } catch let error as NATSError where error.isRetryable {
+                let since = outage ?? .now
+                outage = since
+                if ContinuousClock.now - since > .seconds(60) {
+                    throw SluiceError(.unavailable, "JetStream unreachable for 60 s: \(error)", location: "jetstream", retryable: true)
+                }
+                try? await connection.waitConnected(timeout: .seconds(5))
+                continue
+            }
+            if let warning = consumer.takeWarning() {
+                context.logger.warning("JetStream pull", metadata: ["status": "\(warning)"])
+            }
+            if messages.isEmpty { continue }
+            return decode(messages)
+        }
+        return nil
+    }
+
+    func decode(_ messages: [JetStreamMessage]) -> SourceBatch {
+        buffer.removeAll(keepingCapacity: true)
+        var rejects: [DeadLetter] = []
+        var terms: [String] = []
+        var lines: [Int] = []  // message index of each line fed to the decoder
+        lines.reserveCapacity(messages.count)
+        var redelivered = 0
+        for (i, m) in messages.enumerated() {
+            if m.delivered > 1 { redelivered += 1 }
+            if m.delivered > options.maxDeliveries {
+                rejects.append(letter(m, kind: "max_deliveries",
+                    "delivered \(m.delivered) times without a commit (max_deliveries: \(options.maxDeliveries)): it crashed or failed every worker; terminated"))
+                terms.append(m.ackSubject)
+                continue
+            }
+            guard m.payload.contains(where: { $0 != 32 && $0 != 9 && $0 != 10 && $0 != 13 }) else {
+                rejects.append(letter(m, kind: "malformed_row", "the message is empty; one JSON record per message is expected"))
+                terms.append(m.ackSubject)
+                continue
+            }
+            // One record per message: line breaks are JSON whitespace (raw ones are invalid inside strings).
+            for byte in m.payload { buffer.append(byte == 10 || byte == 13 ? 32 : byte) }
+            buffer.append(10)
+            lines.append(i)
+        }
+        if redelivered > 0 { redeliveries.increment(by: redelivered) }
+        var output = DecodeOutput(batch: RecordBatch.empty(Schema([])), rejects: [], consumed: 0)
+        if !buffer.isEmpty {
+            output = buffer.withUnsafeBytes { raw -> DecodeOutput in
+                if !prepared {
+                    _ = try? decoder.prepare(sample: UnsafeRawBufferPointer(rebasing: raw.prefix(1 << 20)), isWholeInput: raw.count <= 1 << 20)
+                    prepared = true
+                }
+                decoder.seek(offset: 0, line: 1)
+                return decoder.decode(raw, isFinal: true)
+            }
+        }
+        var rejectedLines = Set<Int>()
+        for r in output.rejects {
+            let m = messages[lines[r.line - 1]]
+            rejectedLines.insert(r.line)
+            rejects.append(DeadLetter(stage: "decode", errorKind: r.kind, message: r.message, location: location(m), raw: m.payload))
+            terms.append(m.ackSubject)
+        }
+        var acks: [String] = []
+        acks.reserveCapacity(lines.count)
+        var sequences = ColumnBuilder(type: .int64)
+        for (line, index) in lines.enumerated() where !rejectedLines.contains(line + 1) {
+            acks.append(messages[index].ackSubject)
+            sequences.append(Int64(messages[index].streamSequence))
+        }
+        var records = output.batch
+        if let name = options.sequenceColumn, records.schema.index(of: name) == nil, records.count == acks.count {
+            records = RecordBatch(schema: Schema(records.schema.fields + [Field(name, .int64, nullable: false)]),
+                                  columns: records.columns + [sequences.finish()])
+        }
+        let last = messages.last!
+        lag.record(Int64(last.pending))
+        let (batch, held) = source.ledger.add(acks: acks, terms: terms)
+        var out = SourceBatch(records: records, rejects: rejects,
+                              position: SourcePosition(partition: source.partition, value: JetStreamPosition(batch: batch, lastSequence: last.streamSequence).text),
+                              inputBytes: buffer.count)
+        // The consumer stops delivering at max_ack_pending (shared by all workers): commit well
+        // before this worker's share of it is held, whatever the sink's own commit rhythm.
+        out.commitSoon = held >= max(options.batch, options.maxAckPending / 4)
+        return out
+    }
+
+    func location(_ m: JetStreamMessage) -> String {
+        "jetstream:\(m.stream)/\(m.subject) seq \(m.streamSequence)"
+    }
+
+    func letter(_ m: JetStreamMessage, kind: String, _ message: String) -> DeadLetter {
+        DeadLetter(stage: "queue", errorKind: kind, message: message, location: location(m), raw: m.payload)
+    }
+
+    func close() async {
+        keepAlive?.cancel()
+        // What was pulled and not committed goes back now (with a backoff), not after ack_wait.
+        let held = source.ledger.stop(consumer) + consumer.takeBuffered()
+        var byDelay: [Int: [String]] = [:]
+        for subject in held {
+            let delivered = JetStreamMessage.delivered(ackSubject: subject)
+            byDelay[min(60, 1 << min(delivered - 1, 6)), default: []].append(subject)
+        }
+        for (seconds, subjects) in byDelay { try? consumer.settle(subjects, .nak(delay: .seconds(seconds))) }
+        try? await connection.flush(timeout: .seconds(2))
+        await connection.close()
+    }
+}
