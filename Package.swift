@@ -127,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SluiceCore", "SluiceTesting", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["SluiceCore", "SluiceTesting", "SluiceNATS", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -21,7 +21,7 @@ import Synchronization
 ///     batch: 2000                     # messages per pull request
 ///     ack_wait: 30s                   # unacknowledged this long, a message goes to another worker
 ///     max_ack_pending: 200000         # delivered and unacknowledged, across all workers
-///     max_deliveries: 5               # a message delivered this often is dead-lettered and terminated
+///     max_deliveries: 10              # delivered more often than this (never committed), a message is dead-lettered and terminated
 ///     sequence_column: _nats_seq      # the stream sequence of each record, the key that drops redeliveries ("" to leave out)
 /// ```
 public struct JetStreamSourceOptions: Decodable, Sendable {
@@ -35,7 +35,7 @@ public struct JetStreamSourceOptions: Decodable, Sendable {
     public var batch = 2000
     public var ackWait: Duration = .seconds(30)
     public var maxAckPending = 200_000
-    public var maxDeliveries = 5
+    public var maxDeliveries = 10
     public var sequenceColumn: String? = "_nats_seq"
 
     enum CodingKeys: String, CodingKey {
@@ -105,8 +105,9 @@ public struct JetStreamSourceOptions: Decodable, Sendable {
 ///    stops sending it and its messages go to the others after `ack_wait`. A reader that closes
 ///    (a failing sink) gives its uncommitted messages back with `-NAK` and a backoff.
 ///
-/// A message delivered `max_deliveries` times without a commit (it kills the worker, or its sink
-/// keeps failing) is dead-lettered with its payload and terminated, never left pending.
+/// A message delivered more than `max_deliveries` times without a commit (it kills the worker,
+/// or its sink keeps failing) is dead-lettered with its payload and terminated, never left
+/// pending. Each worker crash counts one delivery for every message the worker held.
 public struct JetStreamSource: Source {
     public var options: JetStreamSourceOptions
     let ledger = AckLedger()

@@ -38,7 +38,7 @@ final class JetStreamSourceReader: SourceReader {
         let period = Int64((ackWait / 3).components.seconds * 1_000_000_000 + (ackWait / 3).components.attoseconds / 1_000_000_000)
         keepAlive = connection.group.next().scheduleRepeatedTask(initialDelay: .nanoseconds(period), delay: .nanoseconds(period)) {
             [ledger = source.ledger, consumer] _ in
-            try? consumer.settle(ledger.held, .inProgress)
+            try? consumer.settle(ledger.held + consumer.bufferedSubjects, .inProgress)
         }
     }
 

@@ -83,6 +83,11 @@ public struct PipelineRunner: Sendable {
                                 try await buffer.send(batch, bytes: batch.records.byteSize + batch.inputBytes / 4)
                             }
                         } catch {
+                            // What was read before the failure is still committed by the
+                            // consumer; the reader closes after that commit (its acknowledgements
+                            // need the connection, and a queue must not hand those messages on).
+                            if error is CancellationError { buffer.finish() } else { buffer.finish(throwing: error) }
+                            await consumed.wait()
                             await reader.close()
                             throw error
                         }

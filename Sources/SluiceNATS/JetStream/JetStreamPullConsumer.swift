@@ -190,6 +190,9 @@ public final class JetStreamPullConsumer: Sendable {
     /// Messages pulled and not yet handed out (they count against max ack pending).
     public var buffered: Int { state.withLock { $0.buffer.count } }
 
+    /// The ack subjects of messages pulled and not yet handed out (to keep them with `+WPI`).
+    public var bufferedSubjects: [String] { state.withLock { $0.buffer.map(\.ackSubject) } }
+
     /// Empties the buffer, returning the ack subjects of what was pulled and never handed out.
     public func takeBuffered() -> [String] {
         state.withLock { s in

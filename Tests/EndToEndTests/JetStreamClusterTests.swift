@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import SluiceNATS
+import SluiceTesting
+import Testing
+
+/// JetStream as the queue between pipelines, in a three-node cluster and behind log-based CDC.
+@Suite(.serialized) struct JetStreamClusterTests {
+    /// A file → JetStream publisher and a JetStream → Parquet consumer run while the stream's
+    /// leader is `kill -9`'d: both carry on with the new leader, and the stream and the lake each
+    /// hold every record exactly once.
+    @Test func streamLeaderKilledMidRunNothingLostNothingDuplicated() async throws {
+        let count = 60_000
+        let cluster = try NATSTestCluster.start(size: 3)
+        defer { cluster.stop() }
+        let dir = try makeWorkDirectory("js-cluster")
+        defer { if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        var lines = ""
+        for i in 0..<count { lines += "{\"n\":\(i),\"note\":\"record \(i)\"}\n" }
+        try write(lines, to: "\(dir)/data/in.ndjson")
+        try write("""
+        state: .sluice/publisher.db
+        pipelines:
+          publish:
+            source:
+              file: { path: data/in.ndjson }
+            sink:
+              jetstream: { url: "\(cluster.url)", stream: CL, subject: cl.in, replicas: 3 }
+            batch: { max_rows: 2000 }
+        """, to: "\(dir)/pub.yaml")
+        try write("""
+        state: .sluice/consumer.db
+        pipelines:
+          lake:
+            source:
+              jetstream: { url: "\(cluster.url)", stream: CL, subject: cl.in, replicas: 3, consumer: lake, ack_wait: 5s }
+            sink:
+              parquet: { path: lake, max_file_age: 1s }
+            batch: { max_latency: 200ms }
+        """, to: "\(dir)/w.yaml")
+        let consumer = try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/consumer.log")
+        defer { if consumer.isRunning { kill(consumer.processIdentifier, SIGKILL) } }
+        try await Task.sleep(for: .seconds(2))  // the consumer creates the R3 stream and its consumer
+        let publisher = try SluiceProcess.start(["run", "pub.yaml", "--no-progress"], in: dir, log: "\(dir)/publisher.log")
+        defer { if publisher.isRunning { kill(publisher.processIdentifier, SIGKILL) } }
+
+        let connection = try await NATSConnection.connect(try NATSOptions(urls: [cluster.url]), logger: Logger(label: "test"))
+        let js = JetStream(connection)
+        var killed: Int?
+        for _ in 0..<600 where killed == nil {
+            try await Task.sleep(for: .milliseconds(100))
+            guard let info = try? await js.streamInfo("CL"), info.messages >= UInt64(count / 4), let leader = info.leader else { continue }
+            killed = cluster.index(named: leader)
+        }
+        let victim = try #require(killed, "the publisher did not get a quarter of the records in")
+        cluster.kill(victim)
+        await connection.close()
+
+        await waitForExit(publisher)
+        let publisherLog = (try? String(contentsOfFile: "\(dir)/publisher.log", encoding: .utf8)) ?? ""
+        #expect(publisher.terminationStatus == 0, "\(publisherLog.suffix(3000))")
+        try cluster.startNode(victim)
+        try cluster.waitReady(victim)
+        let drained = try await waitUntil(seconds: 180, interval: .milliseconds(500)) {
+            guard let s = try queueStatus("lake", in: dir) else { return false }
+            return s.messages == count && s.lag == 0 && s.ackPending == 0
+        }
+        let status = try queueStatus("lake", in: dir)
+        #expect(drained, "\(String(describing: status))")
+        #expect(status?.messages == count, "the stream holds \(String(describing: status?.messages)) messages for \(count) records")
+        kill(consumer.processIdentifier, SIGTERM)
+        await waitForExit(consumer)
+        #expect(consumer.terminationStatus == 0, "\(((try? String(contentsOfFile: "\(dir)/consumer.log", encoding: .utf8)) ?? "").suffix(3000))")
+        let counts = try python("""
+        import duckdb
+        print(*duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0])
+        """, in: dir)
+        #expect(counts == "\(count) \(count) 0 \(count - 1)", "count, distinct, min, max: \(counts)")
+    }
+}
+
+/// PostgreSQL CDC → JetStream → PostgreSQL current-state table, with the publishing pipeline
+/// `kill -9`'d again and again, half the time between the publish (acked by JetStream) and the
+/// state commit that advances the slot: the replayed changes carry the same `Nats-Msg-Id`
+/// (commit LSN and index), so the stream holds each change once and the target equals the source.
+@Suite(.serialized) struct JetStreamCDCTests {
+    @Test func cdcThroughJetStreamSurvivesCrashesBetweenPublishAndSlotAdvance() async throws {
+        let url = try postgresURL()
+        let nats = try NATSTestCluster.start()
+        defer { nats.stop() }
+        let s = try makeSchema("jscdc")
+        let target = try makeSchema("jscdc_tgt")
+        let slot = "slot_\(s)", publication = "pub_\(s)"
+        defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s, target]) }
+        try await psqlAsync("CREATE TABLE \(s).accounts (id int PRIMARY KEY, balance int NOT NULL, note text)")
+        let dir = try makeWorkDirectory("js-cdc")
+        defer { if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        try write("""
+        state: .sluice/cdc.db
+        pipelines:
+          capture:
+            source:
+              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).accounts] }
+            sink:
+              jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}" }
+            batch: { max_latency: 100ms }
+        """, to: "\(dir)/p.yaml")
+        try write("""
+        state: .sluice/apply.db
+        pipelines:
+          apply:
+            source:
+              jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}", consumer: apply, format: change_events }
+            sink:
+              postgres: { url: "\(url)", table: "\(target).{table}", mode: apply }
+            batch: { max_latency: 200ms }
+        """, to: "\(dir)/w.yaml")
+        let applier = try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/apply.log")
+        defer { if applier.isRunning { kill(applier.processIdentifier, SIGKILL) } }
+        func startCapture(pause: Bool) throws -> Process {
+            try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/capture.log",
+                                    environment: pause ? ["SLUICE_TEST_COMMIT_DELAY_MS": "200"] : [:])
+        }
+        var capture = try startCapture(pause: false)
+        defer { if capture.isRunning { kill(capture.processIdentifier, SIGKILL) } }
+        #expect(try await waitUntil(seconds: 60) { try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["1"] })
+        // The first run's snapshot (of the empty table) must be committed before the kills
+        // start: a run killed during its snapshot snapshots again (rows as of then, op `r`).
+        try await psqlAsync("INSERT INTO \(s).accounts VALUES (-2, 0, 'first')")
+        #expect(try await waitUntil(seconds: 60) { (try? psql("SELECT count(*) FROM \(target).accounts WHERE id = -2")) == ["1"] })
+        try await Task.sleep(for: .seconds(2))  // the capture's commit interval is 1 s
+
+        var changes = 1, kills = 0
+        var existing = Set<Int>()
+        var generator = SystemRandomNumberGenerator()
+        for chunk in 0..<24 {
+            var sql = ""
+            for i in (chunk * 25)..<(chunk * 25 + 25) {
+                sql += "INSERT INTO \(s).accounts VALUES (\(i), 100, 'a\(i)'); "
+                existing.insert(i)
+                changes += 1
+                if i % 2 == 0 {
+                    sql += "UPDATE \(s).accounts SET balance = balance + \(i) WHERE id = \(i / 2); "
+                    if existing.contains(i / 2) { changes += 1 }
+                }
+                if i % 5 == 4 {
+                    sql += "DELETE FROM \(s).accounts WHERE id = \(i - 3); "
+                    if existing.remove(i - 3) != nil { changes += 1 }
+                }
+            }
+            try await psqlAsync("BEGIN; \(sql) COMMIT;")
+            if chunk % 2 == 1 {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 100...900, using: &generator)))
+                kill(capture.processIdentifier, SIGKILL)
+                await waitForExit(capture)
+                kills += 1
+                capture = try startCapture(pause: kills % 2 == 1)
+            }
+        }
+        try await psqlAsync("INSERT INTO \(s).accounts VALUES (-1, 0, 'last')")
+        changes += 1
+        let caughtUp = try await waitUntil(seconds: 180, interval: .milliseconds(500)) {
+            try psql("SELECT count(*) FROM \(target).accounts WHERE id = -1") == ["1"]
+        }
+        #expect(caughtUp, "\(((try? String(contentsOfFile: "\(dir)/apply.log", encoding: .utf8)) ?? "").suffix(3000))")
+        #expect(kills >= 10)
+        let stream = try #require(try queueStatus("apply", in: dir))
+        #expect(stream.messages == changes, "the stream holds \(stream.messages) change events for \(changes) changes")
+        let source = try tableFingerprint(s, "accounts", columns: ["id", "balance", "note"], orderBy: "id")
+        let copy = try tableFingerprint(target, "accounts", columns: ["id", "balance", "note"], orderBy: "id")
+        #expect(source == copy, "the current-state table differs from the source (\(source.count) vs \(copy.count) rows)")
+        kill(capture.processIdentifier, SIGTERM)
+        kill(applier.processIdentifier, SIGTERM)
+        await waitForExit(capture)
+        await waitForExit(applier)
+        #expect(applier.terminationStatus == 0)
+    }
+}

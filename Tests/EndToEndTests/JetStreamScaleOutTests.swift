@@ -1,0 +1,74 @@
+import Foundation
+import SluiceTesting
+import Testing
+
+/// Several Sluice workers share one durable JetStream consumer and one PostgreSQL state store.
+/// DESIGN.md §2 for the queue path: no message lost, none committed twice, while workers die.
+@Suite(.serialized) struct JetStreamScaleOutTests {
+    /// Three workers consume 1M numbered records into one Parquet lake; one of them is
+    /// `kill -9`'d and restarted again and again. DuckDB then finds every record exactly once.
+    @Test func threeWorkersOneKilledRepeatedlyEveryRecordOnce() async throws {
+        let count = 1_000_000
+        let nats = try NATSTestCluster.start()
+        defer { nats.stop() }
+        let pg = try postgresURL()
+        let dir = try makeWorkDirectory("js-scale")
+        defer { if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        try await fillStream(url: nats.url, stream: "NUMBERS", subject: "numbers", count: count)
+
+        let pipeline = "scaleout_\(UUID().uuidString.prefix(8).lowercased())"
+        try write("""
+        state: "\(pg)"
+        pipelines:
+          \(pipeline):
+            source:
+              # A worker killed every few seconds, faster than it commits, gets the same messages
+              # again and again: the poison-message limit is set out of this test's way.
+              jetstream: { url: "\(nats.url)", stream: NUMBERS, consumer: lake, ack_wait: 8s, batch: 2000, max_deliveries: 100 }
+            sink:
+              parquet: { path: lake, max_file_age: 2s }
+            batch: { max_rows: 20000, max_latency: 200ms }
+        """, to: "\(dir)/w.yaml")
+        func startWorker(_ i: Int, delay: Bool = false) throws -> Process {
+            try SluiceProcess.start(["run", "w.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/worker\(i).log",
+                                    environment: delay ? ["SLUICE_TEST_COMMIT_DELAY_MS": "150"] : [:])
+        }
+        var workers = try (0..<3).map { try startWorker($0) }
+        defer { for w in workers where w.isRunning { kill(w.processIdentifier, SIGKILL) } }
+
+        // Kill worker 0 at random moments (every other run pauses between the commit phases, so
+        // kills also land after the state commit and before the acks go out) until the stream is drained.
+        var kills = 0
+        var generator = SystemRandomNumberGenerator()
+        let deadline = ContinuousClock.now + .seconds(600)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000, using: &generator)))
+            let status = try await offPool { try queueStatus(pipeline, in: dir) }
+            if let status, status.lag == 0 && status.ackPending == 0 { break }
+            if kills < 12 {
+                kill(workers[0].processIdentifier, SIGKILL)
+                await waitForExit(workers[0])
+                kills += 1
+                workers[0] = try startWorker(0, delay: kills % 2 == 1)
+            }
+        }
+        let drained = try await offPool { try queueStatus(pipeline, in: dir) }
+        #expect(drained?.lag == 0 && drained?.ackPending == 0, "the workers did not drain the stream: \(String(describing: drained))")
+        #expect(kills >= 5)
+        for w in workers { kill(w.processIdentifier, SIGTERM) }
+        for w in workers { await waitForExit(w) }
+        for (i, w) in workers.enumerated() {
+            let log = (try? String(contentsOfFile: "\(dir)/worker\(i).log", encoding: .utf8)) ?? ""
+            #expect(w.terminationStatus == 0, "worker \(i): \(log.suffix(3000))")
+        }
+
+        let counts = try python("""
+        import duckdb
+        r = duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0]
+        print(*r)
+        """, in: dir)
+        #expect(counts == "\(count) \(count) 0 \(count - 1)", "count, distinct, min, max: \(counts)")
+        let letters = try SluiceProcess.run(["dlq", "list", "--pipeline", pipeline, "-c", "w.yaml"], in: dir)
+        #expect(letters.status == 0 && !letters.stdout.contains("max_deliveries"), "\(letters.stdout)")
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Logging
+import SluiceNATS
+import SluiceTesting
+
+/// Publishes `count` numbered JSON records (`{"n": i, "pad": "…"}`, 128 bytes each) to
+/// `subject` with core NATS publishes (no acks: the fast way to fill a test stream), then waits
+/// until the stream holds them all.
+func fillStream(url: String, stream: String, subject: String, count: Int, replicas: Int = 1) async throws {
+    let connection = try await NATSConnection.connect(try NATSOptions(urls: [url]), logger: Logger(label: "test"))
+    let js = JetStream(connection)
+    var config = StreamConfig(name: stream, subjects: [subject])
+    config.replicas = replicas
+    _ = try await js.ensureStream(config)
+    let pad = String(repeating: "x", count: 100)
+    var out: [UInt8] = []
+    out.reserveCapacity(1 << 20)
+    for i in 0..<count {
+        var body = "{\"n\":\(i),\"pad\":\"\(pad)\"}"
+        body += String(repeating: " ", count: max(0, 128 - body.utf8.count))
+        NATSClientOp.publish(subject: subject, replyTo: nil, headers: nil, payload: Array(body.utf8)).encode(into: &out)
+        if out.count >= 512 << 10 || i == count - 1 {
+            try connection.send(out)
+            out.removeAll(keepingCapacity: true)
+            try await connection.flush(timeout: .seconds(30))
+        }
+    }
+    let deadline = ContinuousClock.now + .seconds(120)
+    while ContinuousClock.now < deadline {
+        if let info = try await js.streamInfo(stream), info.messages >= count { break }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    await connection.close()
+}
+
+/// What `sluice queue status --json` reports for one pipeline's source consumer.
+struct QueueStatus {
+    var messages: Int
+    var lag: Int
+    var ackPending: Int
+    var redelivered: Int
+}
+
+func queueStatus(_ pipeline: String, in directory: String, config: String = "w.yaml") throws -> QueueStatus? {
+    let r = try SluiceProcess.run(["queue", "status", pipeline, "-c", config, "--json"], in: directory)
+    guard r.status == 0,
+          let rows = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]],
+          let row = rows.first(where: { $0["role"] as? String == "source" }),
+          let lag = row["lag"] as? Int else { return nil }
+    return QueueStatus(messages: row["messages"] as? Int ?? 0, lag: lag, ackPending: row["ack_pending"] as? Int ?? 0,
+                       redelivered: row["redelivered"] as? Int ?? 0)
+}
