@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import SluiceNATS
 import SluiceTesting
 import Testing
 
@@ -70,5 +72,63 @@ import Testing
         #expect(counts == "\(count) \(count) 0 \(count - 1)", "count, distinct, min, max: \(counts)")
         let letters = try SluiceProcess.run(["dlq", "list", "--pipeline", pipeline, "-c", "w.yaml"], in: dir)
         #expect(letters.status == 0 && !letters.stdout.contains("max_deliveries"), "\(letters.stdout)")
+    }
+}
+
+/// Bad messages on a JetStream stream: a malformed one is dead-lettered with its location and
+/// terminated; one that keeps dying with its worker is dead-lettered after `max_deliveries`
+/// and terminated, not left pending.
+@Suite(.serialized) struct JetStreamPoisonTests {
+    @Test func malformedAndPoisonMessagesGoToTheDLQAndAreTerminated() async throws {
+        let nats = try NATSTestCluster.start()
+        defer { nats.stop() }
+        let dir = try makeWorkDirectory("js-poison")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let connection = try await NATSConnection.connect(try NATSOptions(urls: [nats.url]), logger: Logger(label: "test"))
+        _ = try await JetStream(connection).ensureStream(StreamConfig(name: "P", subjects: ["p"]))
+        for body in ["{\"id\": 1}", "{\"id\": 2}", "{not json", "{\"id\": 3}"] { try connection.publish("p", payload: Array(body.utf8)) }
+        try await connection.flush()
+        try write("""
+        pipelines:
+          poison:
+            source:
+              jetstream: { url: "\(nats.url)", stream: P, consumer: c, ack_wait: 1s, max_deliveries: 2 }
+            sink:
+              ndjson: { path: out, max_file_age: 1h }
+        """, to: "\(dir)/w.yaml")
+        func run() throws -> Process { try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/w.log") }
+
+        // A run that commits (at SIGTERM): three records out, the malformed one dead-lettered.
+        var worker = try run()
+        #expect(try await waitUntil(seconds: 30) { try queueStatus("poison", in: dir)?.ackPending == 4 })
+        kill(worker.processIdentifier, SIGTERM)
+        await waitForExit(worker)
+        #expect(try outputLines("\(dir)/out").count == 3)
+        var letters = try SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml"], in: dir).stdout
+        #expect(letters.contains("jetstream:P/p seq 3"), "\(letters)")
+        var status = try #require(try queueStatus("poison", in: dir))
+        #expect(status.lag == 0 && status.ackPending == 0, "\(status)")
+
+        // A message whose worker dies before every commit: delivered, killed, again and again.
+        try connection.publish("p", payload: Array("{\"id\": 4}".utf8))
+        try await connection.flush()
+        await connection.close()
+        for delivery in 5...6 {
+            worker = try run()
+            #expect(try await waitUntil(seconds: 30) { try queueStatus("poison", in: dir)?.deliveries == delivery })
+            kill(worker.processIdentifier, SIGKILL)
+            await waitForExit(worker)
+        }
+        worker = try run()  // the third delivery, after ack_wait: over max_deliveries
+        #expect(try await waitUntil(seconds: 30) { try queueStatus("poison", in: dir)?.deliveries == 7 })
+        try await Task.sleep(for: .milliseconds(300))
+        kill(worker.processIdentifier, SIGTERM)
+        await waitForExit(worker)
+        #expect(worker.terminationStatus == 0)
+        letters = try SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml"], in: dir).stdout
+        #expect(letters.contains("max_deliveries") && letters.contains("seq 5"), "\(letters)")
+        status = try #require(try queueStatus("poison", in: dir))
+        #expect(status.lag == 0 && status.ackPending == 0, "the poison message was left pending: \(status)")
+        #expect(try outputLines("\(dir)/out").count == 3)
     }
 }

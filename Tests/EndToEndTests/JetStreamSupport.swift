@@ -39,6 +39,8 @@ struct QueueStatus {
     var lag: Int
     var ackPending: Int
     var redelivered: Int
+    /// Deliveries so far, redeliveries included.
+    var deliveries: Int
 }
 
 func queueStatus(_ pipeline: String, in directory: String, config: String = "w.yaml") throws -> QueueStatus? {
@@ -48,5 +50,5 @@ func queueStatus(_ pipeline: String, in directory: String, config: String = "w.y
           let row = rows.first(where: { $0["role"] as? String == "source" }),
           let lag = row["lag"] as? Int else { return nil }
     return QueueStatus(messages: row["messages"] as? Int ?? 0, lag: lag, ackPending: row["ack_pending"] as? Int ?? 0,
-                       redelivered: row["redelivered"] as? Int ?? 0)
+                       redelivered: row["redelivered"] as? Int ?? 0, deliveries: row["deliveries"] as? Int ?? 0)
 }

@@ -139,6 +139,45 @@ import Testing
         await connection.close()
     }
 
+    /// The server is killed mid-publish and restarted on the same port and store: the client
+    /// reconnects, the publisher sends what has no ack again with the same ids, and the stream
+    /// ends with every message once.
+    @Test func publishingSurvivesAServerRestart() async throws {
+        let server = try NATSTestCluster.start()
+        defer { server.stop() }
+        var options = try NATSOptions(urls: [server.url])
+        options.reconnectWait = .milliseconds(50)
+        let connection = try await NATSConnection.connect(options, logger: logger)
+        let js = JetStream(connection)
+        _ = try await js.ensureStream(StreamConfig(name: "K", subjects: ["k"]))
+        let publisher = JetStreamPublisher(connection: connection, window: 256)
+        for i in 0..<3_000 {
+            if i == 1_500 {
+                server.kill(0)
+                try server.startNode(0)
+                try server.waitReady(0)
+            }
+            try await publisher.publish(subject: "k", messageID: "k\(i)", payload: Array("\(i)".utf8))
+        }
+        try await publisher.drain(timeout: .seconds(60))
+        #expect(connection.reconnects >= 1)
+        let info = try #require(try await JetStream(connection).streamInfo("K"))
+        #expect(info.messages == 3_000, "\(info.messages) messages for 3,000 distinct ids")
+        await connection.close()
+    }
+
+    @Test func serverURLsParseWithCredentialsAndMaskedPasswords() throws {
+        let a = try NATSServerAddress(parsing: "nats://alice:s3cret@example.com:4333")
+        #expect(a.host == "example.com" && a.port == 4333 && a.user == "alice" && a.password == "s3cret")
+        #expect(try NATSServerAddress(parsing: "tok@127.0.0.1").token == "tok")
+        #expect(try NATSServerAddress(parsing: "localhost").port == 4222)
+        #expect(NATSServerAddress.masked("nats://alice:s3cret@h:1") == "nats://alice:***@h:1")
+        #expect(throws: NATSError.self) { try NATSServerAddress(parsing: "tls://h:1") }
+        #expect(throws: NATSError.self) { try NATSServerAddress(parsing: "nats://h:99999") }
+        let options = try NATSOptions(urls: ["nats://u:p@a:1,nats://b:2"])
+        #expect(options.servers.count == 2 && options.user == "u" && options.password == "p")
+    }
+
     @Test func subjectWildcards() {
         #expect(NATSSubject.matches(pattern: "a.>", subject: "a.b.c"))
         #expect(!NATSSubject.matches(pattern: "a.>", subject: "a"))

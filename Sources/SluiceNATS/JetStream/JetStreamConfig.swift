@@ -96,6 +96,8 @@ public struct ConsumerInfo: Sendable {
     public var redelivered: Int64
     public var waiting: Int64
     public var deliveredStreamSequence: UInt64
+    /// Deliveries so far, redeliveries included.
+    public var deliveries: UInt64
     public var ackFloorStreamSequence: UInt64
     public var ackWait: Duration
     public var maxAckPending: Int
@@ -109,6 +111,7 @@ public struct ConsumerInfo: Sendable {
         redelivered = (o["num_redelivered"] as? NSNumber)?.int64Value ?? 0
         waiting = (o["num_waiting"] as? NSNumber)?.int64Value ?? 0
         deliveredStreamSequence = ((o["delivered"] as? [String: Any])?["stream_seq"] as? NSNumber)?.uint64Value ?? 0
+        deliveries = ((o["delivered"] as? [String: Any])?["consumer_seq"] as? NSNumber)?.uint64Value ?? 0
         ackFloorStreamSequence = ((o["ack_floor"] as? [String: Any])?["stream_seq"] as? NSNumber)?.uint64Value ?? 0
         ackWait = .nanoseconds((config["ack_wait"] as? NSNumber)?.int64Value ?? 30_000_000_000)
         maxAckPending = config["max_ack_pending"] as? Int ?? 0

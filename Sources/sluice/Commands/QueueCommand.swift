@@ -62,6 +62,7 @@ struct QueueCommand: AsyncParsableCommand {
                                 row["ack_pending"] = c.ackPending
                                 row["redelivered"] = c.redelivered
                                 row["waiting_pulls"] = c.waiting
+                                row["deliveries"] = c.deliveries
                                 row["ack_floor_seq"] = c.ackFloorStreamSequence
                             } else {
                                 row["consumer_error"] = "consumer \(consumer) does not exist (yet): the first worker creates it"

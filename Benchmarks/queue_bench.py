@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""JetStream benchmark: acked publishing against nats-py and the server's ceiling, and
+end-to-end consumption into Parquet by 1, 2 and 3 Sluice workers, in one run.
+
+    python3 Benchmarks/queue_bench.py                  # 1M records of 128 bytes
+    python3 Benchmarks/queue_bench.py --records 200000
+
+Publish (each into a fresh stream, one nats-server with file storage on loopback):
+  ceiling       nats-py core PUB into the stream's subject, no acks, timed until the stream holds all
+  nats-py       js.publish_async with at most 4,000 acks in flight, until every ack is in (the peer)
+  sluice        `sluice run`: NDJSON file -> jetstream sink (window 4096, Nats-Msg-Id on every
+                message, a commit waits for every PubAck), wall clock of the whole run
+Consume (the stream Sluice published; a fresh durable consumer per case), timed until the
+consumer has nothing pending and nothing unacknowledged:
+  file->parquet the same records read from the NDJSON file instead (no queue): the baseline
+  1 worker      jetstream -> parquet, SQLite state (the laptop setup)
+  N workers     N = 1, 2, 3 `sluice run` processes sharing the consumer and a PostgreSQL state store
+Every case reports records/s, CPU seconds and peak RSS (per process; the largest worker for N).
+
+Needs a release build (`swift build -c release --product sluice`, or --sluice PATH), nats-server
+(apt) and nats-py (pip install nats-py). Starts its own throwaway nats-server and PostgreSQL.
+"""
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from db_bench import start_server  # noqa: E402
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_nats(work):
+    port, monitor = free_port(), free_port()
+    store = os.path.join(work, "nats")
+    p = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor), "-sd", store],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import urllib.request
+    for _ in range(200):
+        try:
+            if b"ok" in urllib.request.urlopen(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true", timeout=1).read():
+                break
+        except Exception:
+            time.sleep(0.05)
+    return f"nats://127.0.0.1:{port}", p
+
+
+def stats(pid):
+    cpu, rss = 0.0, 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    rss = int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return cpu, rss
+
+
+def record(i):
+    body = json.dumps({"n": i, "pad": "x" * 100}, separators=(",", ":"))
+    return body + " " * (128 - len(body))
+
+
+async def py_publish(url, stream, subject, n, acked):
+    import nats
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    try:
+        await js.delete_stream(stream)
+    except Exception:
+        pass
+    await js.add_stream(name=stream, subjects=[subject])
+    payloads = [record(i).encode() for i in range(n)]
+    start = time.monotonic()
+    if acked:
+        pending = []
+        for p in payloads:
+            pending.append(await js.publish_async(subject, p, wait_stall=10.0) if hasattr(js, "publish_async") else js.publish(subject, p))
+            if len(pending) >= 4000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    else:
+        for i, p in enumerate(payloads):
+            await nc.publish(subject, p)
+            if i % 10000 == 0:
+                await nc.flush()
+        await nc.flush()
+        while (await js.stream_info(stream)).state.messages < n:
+            await asyncio.sleep(0.01)
+    elapsed = time.monotonic() - start
+    await nc.close()
+    return elapsed
+
+
+async def consumer_done(url, stream, consumer, n):
+    import nats
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    try:
+        info = await js.consumer_info(stream, consumer)
+        return info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq >= n
+    except Exception:
+        return False
+    finally:
+        await nc.close()
+
+
+def run_processes(cmds, cwd, done, timeout=3600):
+    """Starts every command, waits for done() (or all to exit), then SIGTERMs them.
+    Returns (wall seconds, total CPU seconds, max peak RSS MB)."""
+    start = time.monotonic()
+    procs = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(cwd, f"log{i}.txt"), "w"))
+             for i, c in enumerate(cmds)]
+    peak = {p.pid: (0.0, 0.0) for p in procs}
+    while time.monotonic() - start < timeout:
+        for p in procs:
+            if p.poll() is None:
+                peak[p.pid] = stats(p.pid)
+        if all(p.poll() is not None for p in procs) or (done is not None and done()):
+            break
+        time.sleep(0.1)
+    elapsed = time.monotonic() - start
+    for p in procs:
+        if p.poll() is None:
+            peak[p.pid] = stats(p.pid)
+            p.terminate()
+    for p in procs:
+        p.wait()
+        if p.returncode != 0:
+            sys.exit(f"a sluice process failed; see {cwd}/log*.txt")
+    return elapsed, sum(c for c, _ in peak.values()), max(r for _, r in peak.values())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    n = a.records
+    work = tempfile.mkdtemp(prefix="sluice-queue-bench-")
+    url, server = start_nats(work)
+    pg_url, pg_stop = start_server(work)
+    results = []
+    try:
+        data = os.path.join(work, "in.ndjson")
+        with open(data, "w") as f:
+            for i in range(n):
+                f.write(record(i) + "\n")
+
+        t = asyncio.run(py_publish(url, "CEIL", "ceil", n, acked=False))
+        results.append(("publish", "ceiling: core PUB, stored without acks (nats-py)", n / t, None, None))
+        t = asyncio.run(py_publish(url, "PY", "py", n, acked=True))
+        results.append(("publish", "nats-py publish_async, acked (4,000 in flight)", n / t, None, None))
+        asyncio.run(py_delete(url, ["CEIL", "PY"]))
+
+        d = os.path.join(work, "pub")
+        os.makedirs(d)
+        with open(os.path.join(d, "p.yaml"), "w") as f:
+            f.write(f"""pipelines:
+  publish:
+    source:
+      file: {{ path: {data}, format: ndjson }}
+    sink:
+      jetstream: {{ url: "{url}", stream: EVENTS, subject: events.in }}
+""")
+        t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
+        results.append(("publish", "sluice file -> jetstream, acked, Nats-Msg-Id", n / t, cpu, rss))
+
+        d = os.path.join(work, "file")
+        os.makedirs(d)
+        with open(os.path.join(d, "p.yaml"), "w") as f:
+            f.write(f"""pipelines:
+  lake:
+    source:
+      file: {{ path: {data}, format: ndjson }}
+    sink:
+      parquet: {{ path: lake }}
+""")
+        t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
+        results.append(("consume", "file -> parquet (no queue, the baseline)", n / t, cpu, rss))
+
+        cases = [("1 worker, SQLite state", 1, ".sluice/state.db")] + [(f"{k} worker{'s' if k > 1 else ''}, PostgreSQL state", k, pg_url) for k in (1, 2, 3)]
+        for label, workers, state in cases:
+            consumer = f"c{len(results)}"
+            d = os.path.join(work, consumer)
+            os.makedirs(d)
+            with open(os.path.join(d, "p.yaml"), "w") as f:
+                f.write(f"""state: "{state}"
+pipelines:
+  {consumer}:
+    source:
+      jetstream: {{ url: "{url}", stream: EVENTS, consumer: {consumer} }}
+    sink:
+      parquet: {{ path: lake, max_file_age: 30s }}
+""")
+            t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]] * workers, d,
+                                        lambda: asyncio.run(consumer_done(url, "EVENTS", consumer, n)))
+            rows = subprocess.run([sys.executable, "-c", "import duckdb; print(duckdb.sql(\"select count(distinct n) from read_parquet('lake/*.parquet')\").fetchall()[0][0])"],
+                                  cwd=d, capture_output=True, text=True).stdout.strip()
+            if rows != str(n):
+                sys.exit(f"{label}: the lake holds {rows} distinct records, expected {n}")
+            results.append(("consume", f"jetstream -> parquet, {label}", n / t, cpu, rss))
+    finally:
+        server.terminate()
+        server.wait()
+        pg_stop()
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    ceiling = results[0][2]
+    peer = results[1][2]
+    baseline = next(r[2] for r in results if r[1].startswith("file -> parquet"))
+    print(f"\n{n:,} records of 128 bytes, one run, {os.cpu_count()} cores shared by every process\n")
+    print("| case | records/s | × ceiling | × nats-py | × file→parquet | CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, label, rate, cpu, rss in results:
+        vs_file = f"{rate / baseline:.2f}" if kind == "consume" else ""
+        print(f"| {label} | {rate:,.0f} | {rate / ceiling:.2f} | {rate / peer:.1f} | {vs_file} | "
+              f"{'' if cpu is None else f'{cpu:.1f}'} | {'' if rss is None else f'{rss:.0f}'} |")
+
+
+async def py_delete(url, streams):
+    import nats
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    for s in streams:
+        try:
+            await js.delete_stream(s)
+        except Exception:
+            pass
+    await nc.close()
+
+
+if __name__ == "__main__":
+    main()
