@@ -13,6 +13,7 @@ Publish (each into a fresh stream, one nats-server with file storage on loopback
 Consume (the stream Sluice published; a fresh durable consumer per case), timed until the
 consumer has nothing pending and nothing unacknowledged:
   file->parquet the same records read from the NDJSON file instead (no queue): the baseline
+  blackhole     1 worker, jetstream -> blackhole sink: what the queue path alone delivers
   1 worker      jetstream -> parquet, SQLite state (the laptop setup)
   N workers     N = 1, 2, 3 `sluice run` processes sharing the consumer and a PostgreSQL state store
 Every case reports records/s, CPU seconds and peak RSS (per process; the largest worker for N).
@@ -199,8 +200,10 @@ def main():
         t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
         results.append(("consume", "file -> parquet (no queue, the baseline)", n / t, cpu, rss))
 
-        cases = [("1 worker, SQLite state", 1, ".sluice/state.db")] + [(f"{k} worker{'s' if k > 1 else ''}, PostgreSQL state", k, pg_url) for k in (1, 2, 3)]
-        for label, workers, state in cases:
+        cases = [("1 worker -> blackhole, SQLite state (the queue alone)", 1, ".sluice/state.db", "blackhole: {}"),
+                 ("1 worker, SQLite state", 1, ".sluice/state.db", "parquet: { path: lake, max_file_age: 30s }")]
+        cases += [(f"{k} worker{'s' if k > 1 else ''}, PostgreSQL state", k, pg_url, "parquet: { path: lake, max_file_age: 30s }") for k in (1, 2, 3)]
+        for label, workers, state, sink in cases:
             consumer = f"c{len(results)}"
             d = os.path.join(work, consumer)
             os.makedirs(d)
@@ -211,14 +214,14 @@ pipelines:
     source:
       jetstream: {{ url: "{url}", stream: EVENTS, consumer: {consumer} }}
     sink:
-      parquet: {{ path: lake, max_file_age: 30s }}
+      {sink}
 """)
             t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]] * workers, d,
                                         lambda: asyncio.run(consumer_done(url, "EVENTS", consumer, n)))
-            rows = subprocess.run([sys.executable, "-c", "import duckdb; print(duckdb.sql(\"select count(distinct n) from read_parquet('lake/*.parquet')\").fetchall()[0][0])"],
-                                  cwd=d, capture_output=True, text=True).stdout.strip()
-            if rows != str(n):
-                sys.exit(f"{label}: the lake holds {rows} distinct records, expected {n}")
+            rows = subprocess.run([sys.executable, "-c", "import duckdb; print(duckdb.sql(\"select count(*), count(distinct n) from read_parquet('lake/*.parquet')\").fetchall()[0])"],
+                                  cwd=d, capture_output=True, text=True).stdout.strip() if "parquet" in sink else f"({n}, {n})"
+            if rows != f"({n}, {n})":
+                sys.exit(f"{label}: the lake holds (rows, distinct) {rows}, expected {n} of each")
             results.append(("consume", f"jetstream -> parquet, {label}", n / t, cpu, rss))
     finally:
         server.terminate()

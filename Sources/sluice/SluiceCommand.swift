@@ -22,6 +22,7 @@ struct SluiceCommand: AsyncParsableCommand {
           sluice dlq list                       see records that could not be ingested
           sluice state show events              see where a pipeline stands
           sluice schema show events             see a pipeline's schema versions and drift
+          sluice queue status -c pipelines.yaml see a JetStream consumer's lag and pending acks
 
         State (checkpoints, dead letters, dedupe keys) lives in .sluice/state.db unless the
         file sets `state:`. Run `sluice components` for every source and sink with an example.

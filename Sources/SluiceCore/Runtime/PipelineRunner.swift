@@ -253,9 +253,9 @@ public struct PipelineRunner: Sendable {
             totals.recordsIn += rows + batch.rejects.count
             addDeadLetters(batch.rejects)
             var records = batch.records
-            if var d = dedupe {
-                let (kept, duplicates, rejects) = try await d.filter(records, sequence: sequence, position: batch.position, now: Date())
-                dedupe = d
+            if dedupe != nil {
+                // Mutated in place: a copy would copy its set of pending keys on every batch.
+                let (kept, duplicates, rejects) = try await dedupe!.filter(records, sequence: sequence, position: batch.position, now: Date())
                 records = kept
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates

@@ -86,7 +86,9 @@ public final class NATSConnection: Sendable {
                 if case .refused = error { throw error }
                 errors[address.description] = "\(error)"
             } catch {
-                errors[address.description] = "\(error)"
+                let text = "\(error)"
+                errors[address.description] = text.contains("Connection refused") ? "connection refused"
+                    : text.contains("timed out") || text.contains("connectTimeout") ? "connect timed out" : text
             }
             if attempt % options.servers.count == options.servers.count - 1 {
                 try await Task.sleep(for: connection.backoff(attempt / options.servers.count))

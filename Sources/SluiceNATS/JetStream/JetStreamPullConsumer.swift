@@ -21,34 +21,56 @@ public struct JetStreamMessage: Sendable {
 
     /// The delivery count in an ack subject (1 when it cannot be read).
     public static func delivered(ackSubject: String) -> Int {
-        let t = ackSubject.split(separator: ".", omittingEmptySubsequences: false)
-        let index = t.count == 9 ? 4 : (t.count == 11 || t.count == 12) ? 6 : -1
-        return index >= 0 ? Int(t[index]) ?? 1 : 1
+        guard let t = tokens(ackSubject) else { return 1 }
+        return Int(number(t.bytes[t.ranges[t.base + 2]]) ?? 1)
+    }
+
+    /// The dot-separated tokens of an ack subject, as byte ranges, and where the stream name is.
+    private static func tokens(_ subject: String) -> (bytes: [UInt8], ranges: [Range<Int>], base: Int)? {
+        let bytes = Array(subject.utf8)
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(12)
+        var start = 0
+        for i in 0..<bytes.count where bytes[i] == 46 {
+            ranges.append(start..<i)
+            start = i + 1
+        }
+        ranges.append(start..<bytes.count)
+        guard ranges.count >= 2, bytes[ranges[0]].elementsEqual("$JS".utf8), bytes[ranges[1]].elementsEqual("ACK".utf8) else { return nil }
+        switch ranges.count {
+        case 9: return (bytes, ranges, 2)
+        case 11, 12: return (bytes, ranges, 4)
+        default: return nil
+        }
+    }
+
+    private static func number(_ digits: ArraySlice<UInt8>) -> UInt64? {
+        guard !digits.isEmpty, digits.count <= 19 else { return nil }
+        var v: UInt64 = 0
+        for d in digits {
+            guard d >= 48 && d <= 57 else { return nil }
+            v = v &* 10 &+ UInt64(d - 48)
+        }
+        return v
     }
 
     /// Parses `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (2.9), or the
     /// newer form with `<domain>.<account hash>` after `$JS.ACK` and a trailing token.
     public init?(_ m: NATSInboundMessage) {
-        guard let reply = m.replyTo, reply.hasPrefix("$JS.ACK.") else { return nil }
-        let t = reply.split(separator: ".", omittingEmptySubsequences: false)
-        let base: Int
-        switch t.count {
-        case 9: base = 2
-        case 11, 12: base = 4
-        default: return nil
-        }
-        guard let delivered = Int(t[base + 2]), let sseq = UInt64(t[base + 3]), let cseq = UInt64(t[base + 4]),
-              let ts = Int64(t[base + 5]), let pending = UInt64(t[base + 6]) else { return nil }
+        guard let reply = m.replyTo, let (bytes, t, base) = Self.tokens(reply) else { return nil }
+        guard let delivered = Self.number(bytes[t[base + 2]]), let sseq = Self.number(bytes[t[base + 3]]),
+              let cseq = Self.number(bytes[t[base + 4]]), let ts = Self.number(bytes[t[base + 5]]),
+              let pending = Self.number(bytes[t[base + 6]]) else { return nil }
         subject = m.subject
         payload = m.payload
         headers = m.headers
         ackSubject = reply
-        stream = String(t[base])
-        consumer = String(t[base + 1])
-        self.delivered = delivered
+        stream = String(decoding: bytes[t[base]], as: UTF8.self)
+        consumer = String(decoding: bytes[t[base + 1]], as: UTF8.self)
+        self.delivered = Int(delivered)
         streamSequence = sseq
         consumerSequence = cseq
-        timestampNanos = ts
+        timestampNanos = Int64(truncatingIfNeeded: ts)
         self.pending = pending
     }
 }

@@ -69,26 +69,39 @@ public struct NATSHeaders: Sendable, Hashable {
         return out
     }
 
-    /// Parses a header block (`bytes` runs through the blank line).
+    /// Parses a header block (`bytes` runs through the blank line), byte by byte.
     static func parse(_ bytes: ArraySlice<UInt8>) throws -> NATSHeaders {
-        let text = String(decoding: bytes, as: UTF8.self)
-        var lines = text.components(separatedBy: "\r\n")
-        guard let first = lines.first, first.hasPrefix("NATS/1.0") else {
+        let prefix: [UInt8] = Array("NATS/1.0".utf8)
+        guard bytes.starts(with: prefix) else {
             throw NATSProtocolError("a header block does not start with NATS/1.0")
         }
-        lines.removeFirst()
         var headers = NATSHeaders()
-        let rest = first.dropFirst("NATS/1.0".count).drop { $0 == " " || $0 == "\t" }
-        if !rest.isEmpty {
-            let code = rest.prefix { $0.isNumber }
-            guard let status = Int(code) else { throw NATSProtocolError("a header status '\(rest)' is not a number") }
-            headers.status = status
-            headers.statusDescription = String(rest.dropFirst(code.count).drop { $0 == " " || $0 == "\t" })
-        }
-        for line in lines where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { throw NATSProtocolError("a header line '\(line)' has no ':'") }
-            let name = String(line[..<colon])
-            let value = String(line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" })
+        var lineStart = bytes.startIndex + prefix.count
+        var first = true
+        while lineStart < bytes.endIndex {
+            var lineEnd = lineStart
+            while lineEnd + 1 < bytes.endIndex && !(bytes[lineEnd] == 13 && bytes[lineEnd + 1] == 10) { lineEnd += 1 }
+            if lineEnd + 1 >= bytes.endIndex { lineEnd = bytes.endIndex }
+            let line = bytes[lineStart..<lineEnd]
+            lineStart = lineEnd + 2
+            if first {
+                first = false
+                let rest = line.drop { $0 == 32 || $0 == 9 }
+                guard !rest.isEmpty else { continue }
+                let code = rest.prefix { $0 >= 48 && $0 <= 57 }
+                guard !code.isEmpty, code.count <= 4 else {
+                    throw NATSProtocolError("a header status '\(String(decoding: rest, as: UTF8.self))' is not a number")
+                }
+                headers.status = code.reduce(0) { $0 * 10 + Int($1 - 48) }
+                headers.statusDescription = String(decoding: rest.dropFirst(code.count).drop { $0 == 32 || $0 == 9 }, as: UTF8.self)
+                continue
+            }
+            if line.isEmpty { continue }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+                throw NATSProtocolError("a header line '\(String(decoding: line, as: UTF8.self))' has no ':'")
+            }
+            let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
+            let value = String(decoding: line[(colon + 1)...].drop { $0 == 32 || $0 == 9 }, as: UTF8.self)
             headers.fields.append((name, value))
         }
         return headers

@@ -45,7 +45,7 @@ public struct NATSParser: Sendable {
         let line = buffer[start..<lineEnd]
         let fields = Self.split(line)
         guard let verb = fields.first else { throw NATSProtocolError("an empty control line") }
-        switch Self.upper(verb) {
+        switch Self.verb(verb) {
         case "PING":
             start = lineEnd + 2
             return .ping
@@ -124,13 +124,38 @@ public struct NATSParser: Sendable {
             while i < line.endIndex && line[i] != 32 && line[i] != 9 { i += 1 }
             if begin < i { fields.append(line[begin..<i]) }
             // INFO and -ERR carry free text: only their verb matters here.
-            if fields.count == 1 && (upper(fields[0]) == "INFO" || upper(fields[0]) == "-ERR") { break }
+            if fields.count == 1 && (fields[0].first == UInt8(ascii: "I") || fields[0].first == UInt8(ascii: "i") || fields[0].first == UInt8(ascii: "-")),
+               verb(fields[0]) == "INFO" || verb(fields[0]) == "-ERR" { break }
         }
         return fields
     }
 
     static func upper(_ field: ArraySlice<UInt8>) -> String {
         String(decoding: field.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }, as: UTF8.self)
+    }
+
+    /// The verb, upper-cased, from a static table (no allocation for the ones the server sends).
+    static func verb(_ field: ArraySlice<UInt8>) -> String {
+        @inline(__always) func matches(_ word: StaticString) -> Bool {
+            guard field.count == word.utf8CodeUnitCount else { return false }
+            return word.withUTF8Buffer { w in
+                var i = field.startIndex
+                for c in w {
+                    let b = field[i]
+                    if (b >= 97 && b <= 122 ? b - 32 : b) != c { return false }
+                    i += 1
+                }
+                return true
+            }
+        }
+        if matches("MSG") { return "MSG" }
+        if matches("HMSG") { return "HMSG" }
+        if matches("PING") { return "PING" }
+        if matches("PONG") { return "PONG" }
+        if matches("+OK") { return "+OK" }
+        if matches("-ERR") { return "-ERR" }
+        if matches("INFO") { return "INFO" }
+        return upper(field)
     }
 
     static func number(_ field: ArraySlice<UInt8>, _ what: String) throws -> Int {
