@@ -36,9 +36,12 @@ final class JetStreamSourceReader: SourceReader {
         try? consumer.settle(previous, .nak(delay: .seconds(1)))
         // Keep held messages ours while they are written and committed.
         let period = Int64((ackWait / 3).components.seconds * 1_000_000_000 + (ackWait / 3).components.attoseconds / 1_000_000_000)
+        // Each tick renews what was delivered more than a tick ago (ack_wait counts from the
+        // delivery), so a message is renewed at most ack_wait/3 late and fresh ones cost nothing.
+        let tick = ackWait / 3
         keepAlive = connection.group.next().scheduleRepeatedTask(initialDelay: .nanoseconds(period), delay: .nanoseconds(period)) {
             [ledger = source.ledger, consumer] _ in
-            try? consumer.settle(ledger.held + consumer.bufferedSubjects, .inProgress)
+            try? consumer.settle(ledger.held(longerThan: tick) + consumer.bufferedSubjects, .inProgress)
         }
     }
 

@@ -43,9 +43,13 @@ struct Deduplicator {
         }
         let since = now.addingTimeInterval(-Double(settings.ttl.components.seconds))
         var seen = Set<String>()
-        let unique = Array(Set(keys).subtracting(pendingSet))
-        for chunk in stride(from: 0, to: unique.count, by: 500) {
-            seen.formUnion(try await store.seenKeys(pipeline: pipeline, keys: Array(unique[chunk..<min(chunk + 500, unique.count)]), since: since))
+        // Keys to look up: new in this batch and not accepted earlier in this run (a loop, not
+        // `Set.subtracting`, which walks the whole pending set on every batch).
+        var lookup = Set<String>(minimumCapacity: keys.count)
+        for key in keys where !pendingSet.contains(key) { lookup.insert(key) }
+        let unique = Array(lookup)
+        for chunk in stride(from: 0, to: unique.count, by: 2000) {
+            seen.formUnion(try await store.seenKeys(pipeline: pipeline, keys: Array(unique[chunk..<min(chunk + 2000, unique.count)]), since: since))
         }
         var keep: [Int] = [], accepted: [String] = []
         keep.reserveCapacity(batch.count)

@@ -176,9 +176,12 @@ public final class JetStreamPullConsumer: Sendable {
                 try? await Task.sleep(for: .milliseconds(1))
             }
             let taken: [JetStreamMessage] = state.withLock { s in
-                let n = min(max, s.buffer.count)
-                defer { s.buffer.removeFirst(n) }
-                return Array(s.buffer.prefix(n))
+                if s.buffer.count <= max {
+                    defer { s.buffer = [] }
+                    return s.buffer
+                }
+                defer { s.buffer.removeFirst(max) }
+                return Array(s.buffer.prefix(max))
             }
             if !taken.isEmpty { return taken }
             if ContinuousClock.now >= deadline { return [] }
@@ -201,10 +204,18 @@ public final class JetStreamPullConsumer: Sendable {
     public func settle(_ subjects: [String], _ ack: JetStreamAck) throws {
         guard !subjects.isEmpty else { return }
         let body = ack.body
+        var length = Array(String(body.count).utf8)
+        length.append(13)
+        length.append(10)
         var out: [UInt8] = []
-        out.reserveCapacity(subjects.count * (subjects[0].utf8.count + 16 + body.count))
-        for subject in subjects {
-            NATSClientOp.publish(subject: subject, replyTo: nil, headers: nil, payload: body).encode(into: &out)
+        out.reserveCapacity(subjects.count * (subjects[0].utf8.count + 12 + body.count))
+        for subject in subjects {  // PUB <ack subject> <n>\r\n<body>\r\n
+            out += "PUB ".utf8
+            out += subject.utf8
+            out.append(32)
+            out += length
+            out += body
+            out += [13, 10]
         }
         try connection.send(out)
     }
@@ -255,12 +266,14 @@ public final class JetStreamPullConsumer: Sendable {
             return
         }
         guard let message = JetStreamMessage(m) else { return }
-        state.withLock { s in
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.buffer.append(message)
             s.remaining -= 1
             if s.remaining <= 0 { s.requestOpen = false }
+            defer { s.waiter = nil }
+            return s.waiter
         }
-        wake()
+        waiter?.resume()
     }
 }
 
