@@ -136,6 +136,8 @@ final class JetStreamSinkWriter: SinkWriter {
         let ids = try messageIDs(batch)
         let maxPayload = connection.serverInfo?.maxPayload ?? 1 << 20
         var failures: [RowFailure] = []
+        var messages: [(subject: String, messageID: String, payload: [UInt8])] = []
+        messages.reserveCapacity(batch.count)
         var lineStart = 0, row = 0
         for i in json.indices where json[i] == 10 {
             let payload = Array(json[lineStart..<i])
@@ -146,11 +148,12 @@ final class JetStreamSinkWriter: SinkWriter {
                     "the record is \(payload.count) bytes; the NATS server takes at most \(maxPayload) per message (max_payload)", retryable: false)))
                 continue
             }
-            do {
-                try await publisher.publish(subject: subjects(row), messageID: ids(row), payload: payload)
-            } catch {
-                throw SluiceError(.unavailable, "publishing to JetStream failed: \(error)", location: "jetstream", retryable: true)
-            }
+            messages.append((subjects(row), ids(row), payload))
+        }
+        do {
+            try await publisher.publish(messages)
+        } catch {
+            throw SluiceError(.unavailable, "publishing to JetStream failed: \(error)", location: "jetstream", retryable: true)
         }
         ordinal += batch.count
         published.increment(by: batch.count - failures.count)

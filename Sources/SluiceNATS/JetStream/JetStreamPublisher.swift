@@ -61,23 +61,37 @@ public final class JetStreamPublisher: Sendable {
     /// Queues one message (written in chunks of 64 KB; call ``drain(timeout:)`` to wait for
     /// every ack). Waits while the window is full.
     public func publish(subject: String, messageID: String, payload: [UInt8]) async throws {
-        while true {
-            let full = state.withLock { $0.pending.count >= window }
-            if !full { break }
-            try flushOut()
-            let progressed = await waitForAcks(timeout: ackTimeout)
-            if !progressed { try await resendMissing() }
+        try await publish([(subject, messageID, payload)])
+    }
+
+    /// Queues messages in order, as many at a time as the window has room for (one lock and one
+    /// write per group). Waits while the window is full.
+    public func publish(_ messages: [(subject: String, messageID: String, payload: [UInt8])]) async throws {
+        var next = 0
+        while next < messages.count {
+            let room = state.withLock { window - $0.pending.count }
+            if room <= 0 {
+                try flushOut()
+                let progressed = await waitForAcks(timeout: ackTimeout)
+                if !progressed { try await resendMissing() }
+                continue
+            }
+            let end = min(messages.count, next + room)
+            let chunk: [UInt8]? = state.withLock { s in
+                let now = ContinuousClock.now
+                for m in messages[next..<end] {
+                    let n = s.next
+                    s.next += 1
+                    s.pending[n] = Pending(subject: m.subject, messageID: m.messageID, payload: m.payload, sentAt: now)
+                    Self.encode(subject: m.subject, reply: inboxSubject, n: n, messageID: m.messageID, payload: m.payload, into: &s.out)
+                }
+                guard s.out.count >= 64 << 10 else { return nil }
+                defer { s.out.removeAll(keepingCapacity: true) }
+                return s.out
+            }
+            next = end
+            if let chunk { try? connection.send(chunk) }  // a failed send is resent by drain
         }
-        let chunk: [UInt8]? = state.withLock { s in
-            let n = s.next
-            s.next += 1
-            s.pending[n] = Pending(subject: subject, messageID: messageID, payload: payload, sentAt: .now)
-            Self.encode(subject: subject, reply: inboxSubject, n: n, messageID: messageID, payload: payload, into: &s.out)
-            guard s.out.count >= 64 << 10 else { return nil }
-            defer { s.out.removeAll(keepingCapacity: true) }
-            return s.out
-        }
-        if let chunk { try? connection.send(chunk) }  // a failed send is resent by drain
     }
 
     /// Writes what is buffered.
@@ -179,20 +193,21 @@ public final class JetStreamPublisher: Sendable {
             } else {
                 nil
             }
-            let latency: Duration? = state.withLock { s in
-                guard let p = s.pending[n] else { return nil }
+            let (latency, waiter) = state.withLock { s -> (Duration?, CheckedContinuation<Void, Never>?) in
+                defer { s.waiter = nil }
+                guard let p = s.pending[n] else { return (nil, s.waiter) }
                 if let error {
                     s.pending[n]!.error = error
-                    return nil
+                    return (nil, s.waiter)
                 }
                 s.pending.removeValue(forKey: n)
                 s.stored += 1
                 if let d = Self.find(Array("\"duplicate\"".utf8), in: m.payload),
                    m.payload[(d + 11)...].drop(while: { $0 == 58 || $0 == 32 }).starts(with: Array("true".utf8)) { s.duplicates += 1 }
-                return ContinuousClock.now - p.sentAt
+                return (ContinuousClock.now - p.sentAt, s.waiter)
             }
             if let latency { onAck(latency) }
-            wake()
+            waiter?.resume()
         }
     }
 
