@@ -7,7 +7,8 @@ end-to-end consumption into Parquet by 1, 2 and 3 Sluice workers, in one run.
 
 Publish (each into a fresh stream, one nats-server with file storage on loopback):
   ceiling       nats-py core PUB into the stream's subject, no acks, timed until the stream holds all
-  nats-py       js.publish_async with at most 4,000 acks in flight, until every ack is in (the peer)
+  nats-py       js.publish_async with at most 4,000 acks in flight, until every ack is in (the peer),
+                without and with a Nats-Msg-Id per message
   sluice        `sluice run`: NDJSON file -> jetstream sink (window 4096, Nats-Msg-Id on every
                 message, a commit waits for every PubAck), wall clock of the whole run
 Consume (the stream Sluice published; a fresh durable consumer per case), timed until the
@@ -80,7 +81,7 @@ def record(i):
     return body + " " * (128 - len(body))
 
 
-async def py_publish(url, stream, subject, n, acked):
+async def py_publish(url, stream, subject, n, acked, message_ids=False):
     import nats
     nc = await nats.connect(url)
     js = nc.jetstream(publish_async_max_pending=4000)
@@ -93,8 +94,12 @@ async def py_publish(url, stream, subject, n, acked):
     start = time.monotonic()
     if acked:
         # nats-py's fastest acked path: futures, at most 4,000 unacknowledged, then wait for all.
-        for p in payloads:
-            await js.publish_async(subject, p)
+        if message_ids:  # the same work as Sluice: the server tracks every id for de-duplication
+            for i, p in enumerate(payloads):
+                await js.publish_async(subject, p, headers={"Nats-Msg-Id": f"py:{i}"})
+        else:
+            for p in payloads:
+                await js.publish_async(subject, p)
         await js.publish_async_completed()
     else:
         for i, p in enumerate(payloads):
@@ -174,6 +179,9 @@ def main():
         t = asyncio.run(py_publish(url, "PY", "py", n, acked=True))
         results.append(("publish", "nats-py publish_async, acked (4,000 in flight)", n / t, None, None))
         asyncio.run(py_delete(url, ["CEIL", "PY"]))
+        t = asyncio.run(py_publish(url, "PYID", "pyid", n, acked=True, message_ids=True))
+        results.append(("publish", "nats-py publish_async, acked, Nats-Msg-Id (the same work as Sluice)", n / t, None, None))
+        asyncio.run(py_delete(url, ["PYID"]))
 
         d = os.path.join(work, "pub")
         os.makedirs(d)
