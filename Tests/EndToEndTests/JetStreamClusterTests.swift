@@ -176,3 +176,62 @@ import Testing
         #expect(applier.terminationStatus == 0)
     }
 }
+
+/// HTTP push → JetStream → two workers → Parquet lake, from configuration alone: every record
+/// answered 202 is in the lake once.
+@Suite(.serialized) struct JetStreamPushTests {
+    @Test func pushedRecordsReachTheLakeThroughJetStreamOnce() async throws {
+        let nats = try NATSTestCluster.start()
+        defer { nats.stop() }
+        let pg = try postgresURL()
+        let dir = try makeWorkDirectory("js-push")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        pipelines:
+          ingest:
+            source:
+              http: { stream: clicks, columns: { user_id: int64, url: string }, required: [user_id] }
+            sink:
+              jetstream: { url: "\(nats.url)", stream: CLICKS, subject: clicks.in }
+            batch: { max_latency: 100ms }
+        """, to: "\(dir)/p.yaml")
+        let pipeline = "push_lake_\(UUID().uuidString.prefix(8).lowercased())"
+        try write("""
+        state: "\(pg)"
+        pipelines:
+          \(pipeline):
+            source:
+              jetstream: { url: "\(nats.url)", stream: CLICKS, subject: clicks.in, consumer: lake, columns: { user_id: int64, url: string } }
+            sink:
+              parquet: { path: lake, max_file_age: 1s }
+            batch: { max_latency: 100ms }
+        """, to: "\(dir)/w.yaml")
+        let port = try freePort()
+        let server = try await ServedProcess.start(in: dir, port: port)
+        let workers = try (0..<2).map { i in
+            try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/worker\(i).log")
+        }
+        defer { for w in workers where w.isRunning { kill(w.processIdentifier, SIGKILL) } }
+        var accepted = 0
+        for request in 0..<50 {
+            let body = (0..<100).map { "{\"user_id\": \(request * 100 + $0), \"url\": \"/p\($0)\"}" }.joined(separator: "\n")
+            let r = try curl(postArgs(port, "clicks", data: body, contentType: "application/x-ndjson"))
+            #expect(r.status == 202, "\(r.body)")
+            if r.status == 202 { accepted += 100 }
+        }
+        let drained = try await waitUntil(seconds: 120, interval: .milliseconds(300)) {
+            guard let s = try queueStatus(pipeline, in: dir) else { return false }
+            return s.messages == accepted && s.lag == 0 && s.ackPending == 0
+        }
+        let status = try queueStatus(pipeline, in: dir)
+        #expect(drained, "\(String(describing: status))")
+        #expect(server.stop() == 0)
+        for w in workers { kill(w.processIdentifier, SIGTERM) }
+        for w in workers { await waitForExit(w); #expect(w.terminationStatus == 0) }
+        let counts = try python("""
+        import duckdb
+        print(*duckdb.sql("select count(*), count(distinct user_id) from read_parquet('lake/*.parquet')").fetchall()[0])
+        """, in: dir)
+        #expect(counts == "\(accepted) \(accepted)", "rows, distinct: \(counts)")
+    }
+}
