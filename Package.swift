@@ -87,7 +87,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceJetStream",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceNATS", .product(name: "Metrics", package: "swift-metrics")],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceNATS", .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -415,8 +415,7 @@ public struct PipelineRunner: Sendable {
 }
 
 
-/// A one-way flag set by the source task and read by the consumer.
-/// Opens once; `wait()` returns when it is open.
+/// Opens once; `wait()` returns when it is open (the consumer's last commit is done).
 final class Latch: Sendable {
     private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
@@ -441,6 +440,7 @@ final class Latch: Sendable {
     }
 }
 
+/// A one-way flag set by the source task and read by the consumer.
 final class ExhaustionFlag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
