@@ -44,7 +44,7 @@ public struct JetStreamStreamOptions: Decodable, Sendable {
         }
         subject = try c.decodeIfPresent(String.self, forKey: .subject)
         if let subject, !Self.validSubject(subject) {
-            throw try c.superDecoder(forKey: .subject).configError("'\(subject)' is not a NATS subject (dot-separated tokens without spaces; `{table}` may end it)")
+            throw try c.superDecoder(forKey: .subject).configError("'\(subject)' is not a NATS subject (dot-separated tokens without spaces; it may end in `.{table}`, `.{partition}` or both)")
         }
         create = try c.decodeIfPresent(Bool.self, forKey: .create) ?? true
         if let r = try c.decodeIfPresent(Int.self, forKey: .replicas) {
@@ -62,13 +62,23 @@ public struct JetStreamStreamOptions: Decodable, Sendable {
         self.subject = subject
     }
 
+    /// A subject, optionally ending in `.{table}`, `.{partition}` or `.{table}.{partition}`.
     static func validSubject(_ s: String) -> Bool {
-        let body = s.hasSuffix(".{table}") ? String(s.dropLast(8)) : s
+        var body = s
+        if body.hasSuffix(".{partition}") { body = String(body.dropLast(12)) }
+        if body.hasSuffix(".{table}") { body = String(body.dropLast(8)) }
         return body.range(of: #"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$"#, options: .regularExpression) != nil
     }
 
-    /// The subject filter the stream must cover: `{table}` becomes `>`.
-    var streamSubject: String? { subject.map { $0.hasSuffix(".{table}") ? String($0.dropLast(7)) + ">" : $0 } }
+    /// The subject filter the stream must cover: `{table}` (and what follows) becomes `>`,
+    /// a `{partition}` alone becomes `*`.
+    var streamSubject: String? {
+        subject.map { s in
+            if let r = s.range(of: ".{table}") { return String(s[..<r.lowerBound]) + ".>" }
+            if s.hasSuffix(".{partition}") { return String(s.dropLast(11)) + "*" }
+            return s
+        }
+    }
 
     public func connect(logger: Logger, name: String) async throws -> NATSConnection {
         var options = try NATSOptions(urls: [url])
@@ -78,6 +88,28 @@ public struct JetStreamStreamOptions: Decodable, Sendable {
         } catch let error as NATSError {
             throw SluiceError(.unavailable, "\(error)", location: "jetstream.url", retryable: error.isRetryable)
         }
+    }
+
+    /// Runs `body` again while it fails with a retryable error (a cluster electing its leaders,
+    /// a server restarting), for up to a minute.
+    static func whileElecting<T>(logger: Logger, _ body: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var wait: Duration = .milliseconds(200)
+        while true {
+            do {
+                return try await body()
+            } catch let error as SluiceError where error.isRetryable && ContinuousClock.now < deadline {
+                logger.warning("JetStream not ready; trying again", metadata: ["error": "\(error.message)", "in": "\(wait)"])
+                try await Task.sleep(for: wait)
+                wait = min(wait * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// Checks the stream (creating it when allowed and missing), trying again for up to a
+    /// minute while the server or cluster is not ready.
+    func ensureStream(_ js: JetStream, logger: Logger) async throws -> StreamInfo {
+        try await Self.whileElecting(logger: logger) { try await ensureStream(js) }
     }
 
     /// Checks the stream (creating it when allowed and missing).

@@ -13,6 +13,9 @@ import SluiceNATS
 ///     url: nats://127.0.0.1:4222
 ///     stream: EVENTS
 ///     subject: events.clicks          # or cdc.{table}: change events go to cdc.public.orders, …
+///                                     # or cdc.{table}.{partition}: and to one of `partitions` by key
+///     partitions: 4                   # with {partition}: hash of partition_by (default: the `key` column) mod 4
+///     partition_by: [customer_id]
 ///     message_id: [event_id]          # columns that identify a record (default: see JetStreamSink)
 ///     max_in_flight: 4096             # publishes awaiting their PubAck
 ///     ack_timeout: 60s                # a commit fails (and is retried) when acks take longer
@@ -23,9 +26,12 @@ public struct JetStreamSinkOptions: Decodable, Sendable {
     public var maxInFlight = 4096
     public var ackTimeout: Duration = .seconds(60)
     public var commitInterval: Duration = .seconds(1)
+    public var partitions = 1
+    public var partitionBy: [String]?
 
     enum CodingKeys: String, CodingKey {
         case messageID = "message_id", maxInFlight = "max_in_flight", ackTimeout = "ack_timeout", commitInterval = "commit_interval"
+        case partitions, partitionBy = "partition_by"
     }
 
     public init(stream: JetStreamStreamOptions) { self.stream = stream }
@@ -41,6 +47,14 @@ public struct JetStreamSinkOptions: Decodable, Sendable {
         maxInFlight = try c.decodeIfPresent(Int.self, forKey: .maxInFlight, in: 1...1_000_000) ?? maxInFlight
         ackTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .ackTimeout)?.duration ?? ackTimeout
         commitInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .commitInterval)?.duration ?? commitInterval
+        partitions = try c.decodeIfPresent(Int.self, forKey: .partitions, in: 1...1024) ?? partitions
+        partitionBy = try c.decodeIfPresent([String].self, forKey: .partitionBy)
+        let partitioned = stream.subject!.hasSuffix(".{partition}")
+        if partitioned != (partitions > 1) {
+            throw try c.superDecoder(forKey: .partitions).configError(partitioned
+                ? "the subject ends in {partition}: give `partitions:` (2 or more)"
+                : "`partitions:` needs a subject ending in .{partition} (e.g. cdc.{table}.{partition})")
+        }
     }
 }
 
@@ -75,7 +89,7 @@ public struct JetStreamSink: Sink {
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
         let connection = try await options.stream.connect(logger: context.logger, name: "sluice \(context.pipeline) (sink)")
         do {
-            _ = try await options.stream.ensureStream(JetStream(connection))
+            _ = try await options.stream.ensureStream(JetStream(connection), logger: context.logger)
         } catch {
             await connection.close()
             throw error
@@ -132,7 +146,7 @@ final class JetStreamSinkWriter: SinkWriter {
         var json: [UInt8] = []
         json.reserveCapacity(batch.count * 128)
         NDJSONEncoder().encode(batch, into: &json)
-        let subjects = subjectsOf(batch)
+        let subjects = try subjectsOf(batch)
         let ids = try messageIDs(batch)
         let maxPayload = connection.serverInfo?.maxPayload ?? 1 << 20
         var failures: [RowFailure] = []
@@ -160,15 +174,49 @@ final class JetStreamSinkWriter: SinkWriter {
         return failures
     }
 
-    /// The subject of each row: `subject`, with `{table}` filled from the row's `table` column.
-    func subjectsOf(_ batch: RecordBatch) -> (Int) -> String {
-        let subject = options.stream.subject!
-        guard subject.hasSuffix(".{table}") else { return { _ in subject } }
-        let prefix = String(subject.dropLast(7))
-        guard let tables = batch.column(named: "table") else { return { _ in prefix + "unknown" } }
-        return { row in
-            let name = tables.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
-            return prefix + String(name.map { $0 == " " || $0 == "*" || $0 == ">" ? "_" : $0 })
+    /// The subject of each row: `subject`, with `{table}` filled from the row's `table` column
+    /// and `{partition}` from a hash of its key, so that one key's records always share a subject
+    /// (and stay in order for the one worker that reads it).
+    func subjectsOf(_ batch: RecordBatch) throws -> (Int) -> String {
+        var template = options.stream.subject!
+        var partitionOf: ((Int) -> Int)?
+        if template.hasSuffix(".{partition}") {
+            template = String(template.dropLast(12))
+            let names = options.partitionBy ?? ["key"]
+            let columns = try names.map { name in
+                guard let c = batch.column(named: name) else {
+                    throw SluiceError(.configuration, "partition_by column '\(name)' is not in the records (fields: \(batch.schema.fields.map(\.name).joined(separator: ", ")))",
+                                      location: "sink.jetstream.partition_by", retryable: false)
+                }
+                return c
+            }
+            let count = UInt64(options.partitions)
+            partitionOf = { row in
+                var h: UInt64 = 0xcbf2_9ce4_8422_2325
+                for c in columns {
+                    let bytes = Array("\(c.value(at: row))".utf8)
+                    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+                    h = (h ^ 0x1f) &* 0x100_0000_01b3
+                }
+                return Int(h % count)
+            }
+        }
+        var tableOf: ((Int) -> String)?
+        if template.hasSuffix(".{table}") {
+            template = String(template.dropLast(8))
+            let tables = batch.column(named: "table")
+            tableOf = { row in
+                guard let tables else { return "unknown" }
+                let name = tables.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
+                return String(name.map { $0 == " " || $0 == "*" || $0 == ">" ? "_" : $0 })
+            }
+        }
+        guard tableOf != nil || partitionOf != nil else { return { [template] _ in template } }
+        return { [template] row in
+            var subject = template
+            if let tableOf { subject += "." + tableOf(row) }
+            if let partitionOf { subject += ".\(partitionOf(row))" }
+            return subject
         }
     }
 

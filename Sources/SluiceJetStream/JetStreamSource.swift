@@ -100,7 +100,7 @@ public struct JetStreamSourceOptions: Decodable, Sendable {
 ///    the pipeline's implicit dedupe key: a message committed whose ack was lost (a crash between
 ///    commit and ack) comes back and is dropped, and the key was stored in the same state
 ///    transaction as the data.
-/// 3. Messages held while a batch is being written are kept with `+WPI` every third of
+/// 3. Messages held while a batch is being written are kept with `+WPI` every quarter of
 ///    `ack_wait`, so a live worker never loses its messages to another; a worker that dies
 ///    stops sending it and its messages go to the others after `ack_wait`. A reader that closes
 ///    (a failing sink) gives its uncommitted messages back with `-NAK` and a backoff.
@@ -141,16 +141,19 @@ public struct JetStreamSource: Source {
         let connection = try await options.stream.connect(logger: context.logger, name: "sluice \(context.pipeline) (source)")
         do {
             let js = JetStream(connection)
-            let stream = try await options.stream.ensureStream(js)
+            let stream = try await options.stream.ensureStream(js, logger: context.logger)
             var config = ConsumerConfig(durable: consumerName)
             config.filterSubject = options.filterSubject
             config.ackWait = options.ackWait
             config.maxAckPending = options.maxAckPending
-            let info: ConsumerInfo
-            do {
-                info = try await js.ensureConsumer(stream: options.stream.stream, config)
-            } catch let error as JetStreamError {
-                throw SluiceError.jetStream(error, location: "jetstream.consumer")
+            let info = try await JetStreamStreamOptions.whileElecting(logger: context.logger) {
+                do {
+                    return try await js.ensureConsumer(stream: options.stream.stream, config)
+                } catch let error as JetStreamError {
+                    throw SluiceError.jetStream(error, location: "jetstream.consumer")
+                } catch let error as NATSError {
+                    throw SluiceError(.unavailable, "\(error)", location: "jetstream.consumer", retryable: error.isRetryable)
+                }
             }
             let consumer = try JetStreamPullConsumer(connection: connection, stream: options.stream.stream, consumer: consumerName,
                                                      batch: options.batch)

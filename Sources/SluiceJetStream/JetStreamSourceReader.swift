@@ -34,14 +34,13 @@ final class JetStreamSourceReader: SourceReader {
         redeliveries = Counter(label: "sluice_queue_redeliveries_total", dimensions: d)
         let previous = source.ledger.start(consumer)
         try? consumer.settle(previous, .nak(delay: .seconds(1)))
-        // Keep held messages ours while they are written and committed.
-        let period = Int64((ackWait / 3).components.seconds * 1_000_000_000 + (ackWait / 3).components.attoseconds / 1_000_000_000)
-        // Each tick renews what was delivered more than a tick ago (ack_wait counts from the
-        // delivery), so a message is renewed at most ack_wait/3 late and fresh ones cost nothing.
-        let tick = ackWait / 3
+        // Keep held messages ours while they are written and committed: every held or buffered
+        // message is renewed four times per ack_wait, so only a stall of 3/4 of it loses one.
+        let quarter = ackWait / 4
+        let period = quarter.components.seconds * 1_000_000_000 + quarter.components.attoseconds / 1_000_000_000
         keepAlive = connection.group.next().scheduleRepeatedTask(initialDelay: .nanoseconds(period), delay: .nanoseconds(period)) {
             [ledger = source.ledger, consumer] _ in
-            try? consumer.settle(ledger.held(longerThan: tick) + consumer.bufferedSubjects, .inProgress)
+            try? consumer.settle(ledger.held + consumer.bufferedSubjects, .inProgress)
         }
     }
 

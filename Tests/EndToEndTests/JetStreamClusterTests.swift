@@ -79,7 +79,8 @@ import Testing
     }
 }
 
-/// PostgreSQL CDC → JetStream → PostgreSQL current-state table, with the publishing pipeline
+/// PostgreSQL CDC → JetStream (two partitions by key) → two workers → PostgreSQL current-state
+/// table, with the publishing pipeline
 /// `kill -9`'d again and again, half the time between the publish (acked by JetStream) and the
 /// state commit that advances the slot: the replayed changes carry the same `Nats-Msg-Id`
 /// (commit LSN and index), so the stream holds each change once and the target equals the source.
@@ -102,21 +103,25 @@ import Testing
             source:
               postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).accounts] }
             sink:
-              jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}" }
+              jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}.{partition}", partitions: 2 }
             batch: { max_latency: 100ms }
         """, to: "\(dir)/p.yaml")
-        try write("""
-        state: .sluice/apply.db
-        pipelines:
-          apply:
-            source:
-              jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}", consumer: apply, format: change_events }
-            sink:
-              postgres: { url: "\(url)", table: "\(target).{table}", mode: apply }
-            batch: { max_latency: 200ms }
-        """, to: "\(dir)/w.yaml")
-        let applier = try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/apply.log")
-        defer { if applier.isRunning { kill(applier.processIdentifier, SIGKILL) } }
+        // Two apply workers, one per partition: a key's changes always go to the same one.
+        for partition in 0..<2 {
+            try write("""
+            state: .sluice/apply\(partition).db
+            pipelines:
+              apply\(partition):
+                source:
+                  jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}.{partition}", consumer: apply\(partition),
+                               filter_subject: "cdc.*.*.\(partition)", format: change_events }
+                sink:
+                  postgres: { url: "\(url)", table: "\(target).{table}", mode: apply }
+                batch: { max_latency: 200ms }
+            """, to: "\(dir)/w\(partition).yaml")
+        }
+        let appliers = try (0..<2).map { try SluiceProcess.start(["run", "w\($0).yaml", "--no-progress"], in: dir, log: "\(dir)/apply\($0).log") }
+        defer { for a in appliers where a.isRunning { kill(a.processIdentifier, SIGKILL) } }
         func startCapture(pause: Bool) throws -> Process {
             try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/capture.log",
                                     environment: pause ? ["SLUICE_TEST_COMMIT_DELAY_MS": "200"] : [:])
@@ -160,20 +165,21 @@ import Testing
         try await psqlAsync("INSERT INTO \(s).accounts VALUES (-1, 0, 'last')")
         changes += 1
         let caughtUp = try await waitUntil(seconds: 180, interval: .milliseconds(500)) {
-            try psql("SELECT count(*) FROM \(target).accounts WHERE id = -1") == ["1"]
+            guard try psql("SELECT count(*) FROM \(target).accounts WHERE id = -1") == ["1"] else { return false }
+            let both = try (0..<2).compactMap { try queueStatus("apply\($0)", in: dir, config: "w\($0).yaml") }
+            return both.count == 2 && both.allSatisfy { $0.messages >= changes && $0.lag == 0 && $0.ackPending == 0 }
         }
-        #expect(caughtUp, "\(((try? String(contentsOfFile: "\(dir)/apply.log", encoding: .utf8)) ?? "").suffix(3000))")
+        #expect(caughtUp, "\(((try? String(contentsOfFile: "\(dir)/apply0.log", encoding: .utf8)) ?? "").suffix(3000))")
         #expect(kills >= 10)
-        let stream = try #require(try queueStatus("apply", in: dir))
+        let stream = try #require(try queueStatus("apply0", in: dir, config: "w0.yaml"))
         #expect(stream.messages == changes, "the stream holds \(stream.messages) change events for \(changes) changes")
         let source = try tableFingerprint(s, "accounts", columns: ["id", "balance", "note"], orderBy: "id")
         let copy = try tableFingerprint(target, "accounts", columns: ["id", "balance", "note"], orderBy: "id")
         #expect(source == copy, "the current-state table differs from the source (\(source.count) vs \(copy.count) rows)")
         kill(capture.processIdentifier, SIGTERM)
-        kill(applier.processIdentifier, SIGTERM)
+        for a in appliers { kill(a.processIdentifier, SIGTERM) }
         await waitForExit(capture)
-        await waitForExit(applier)
-        #expect(applier.terminationStatus == 0)
+        for a in appliers { await waitForExit(a); #expect(a.terminationStatus == 0) }
     }
 }
 

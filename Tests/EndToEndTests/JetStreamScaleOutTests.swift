@@ -26,7 +26,8 @@ import Testing
             source:
               # A worker killed every few seconds, faster than it commits, gets the same messages
               # again and again: the poison-message limit is set out of this test's way.
-              jetstream: { url: "\(nats.url)", stream: NUMBERS, consumer: lake, ack_wait: 8s, batch: 2000, max_deliveries: 100 }
+              # ack_wait stays at its default (30s): a killed worker's messages go to the others after it.
+              jetstream: { url: "\(nats.url)", stream: NUMBERS, consumer: lake, batch: 2000, max_deliveries: 100 }
             sink:
               parquet: { path: lake, max_file_age: 2s }
             batch: { max_rows: 20000, max_latency: 200ms }
