@@ -61,14 +61,6 @@ public struct SQLiteSourceOptions: Decodable, Sendable {
         }
         schedule = try ExtractSchedule.decode(from: c, schedule: .schedule, poll: .poll, allowPoll: mode != .full)
         batchRows = try c.decodeIfPresent(Int.self, forKey: .batchRows, in: 1...1_000_000) ?? batchRows
-        if let columns = try c.decodeIfPresent(OrderedMapping<String>.self, forKey: .columns) {
-            let nested = try c.superDecoder(forKey: .columns)
-            for (name, type) in columns.entries {
-                guard let t = DataType(parsing: type) else {
-                    throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
-                }
-                declared[name] = t
-            }
-        }
+        for field in try c.decodeDeclaredColumns(forKey: .columns) ?? [] { declared[field.name] = field.type }
     }
 }

@@ -90,6 +90,18 @@ public struct JetStreamStreamOptions: Decodable, Sendable {
         }
     }
 
+    /// Connects and checks the stream (for `sluice validate --connect` and `/readyz`).
+    func checkReachable() async throws {
+        let connection = try await connect(logger: Logger(label: "sluice.check"), name: "sluice check")
+        do {
+            _ = try await ensureStream(JetStream(connection))
+            await connection.close()
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
     /// Runs `body` again while it fails with a retryable error (a cluster electing its leaders,
     /// a server restarting), for up to a minute.
     static func whileElecting<T>(logger: Logger, _ body: () async throws -> T) async throws -> T {

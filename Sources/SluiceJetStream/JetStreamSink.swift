@@ -100,14 +100,7 @@ public struct JetStreamSink: Sink {
     }
 
     public func checkReachable() async throws {
-        let connection = try await options.stream.connect(logger: Logger(label: "sluice.check"), name: "sluice check")
-        do {
-            _ = try await options.stream.ensureStream(JetStream(connection))
-            await connection.close()
-        } catch {
-            await connection.close()
-            throw error
-        }
+        try await options.stream.checkReachable()
     }
 }
 

@@ -60,15 +60,7 @@ public struct JetStreamSourceOptions: Decodable, Sendable {
             }
             format = parsed
         }
-        if let columns = try c.decodeIfPresent(OrderedMapping<String>.self, forKey: .columns) {
-            let nested = try c.superDecoder(forKey: .columns)
-            for (name, type) in columns.entries {
-                guard let t = DataType(parsing: type) else {
-                    throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
-                }
-                fields.append(Field(name, t))
-            }
-        }
+        fields = try c.decodeDeclaredColumns(forKey: .columns) ?? []
         batch = try c.decodeIfPresent(Int.self, forKey: .batch, in: 1...100_000) ?? batch
         ackWait = try c.decodeIfPresent(ConfigDuration.self, forKey: .ackWait)?.duration ?? ackWait
         guard ackWait >= .seconds(1) else { throw try c.superDecoder(forKey: .ackWait).configError("ack_wait must be at least 1s") }
@@ -169,14 +161,7 @@ public struct JetStreamSource: Source {
     }
 
     public func checkReachable() async throws {
-        let connection = try await options.stream.connect(logger: Logger(label: "sluice.check"), name: "sluice check")
-        do {
-            _ = try await options.stream.ensureStream(JetStream(connection))
-            await connection.close()
-        } catch {
-            await connection.close()
-            throw error
-        }
+        try await options.stream.checkReachable()
     }
 
     /// Acknowledges the batches the commit covers (`+ACK` for records, `+TERM` for dead letters).

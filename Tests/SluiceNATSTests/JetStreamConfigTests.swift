@@ -59,6 +59,14 @@ import Testing
             sink: { stdout: {} }
         """)
         #expect(typo.contains("ack_wiat") && typo.contains("ack_wait"), "\(typo)")
+        let badType = message("""
+        pipelines:
+          p:
+            source:
+              jetstream: { url: "nats://h:1", stream: S, columns: { id: integer } }
+            sink: { stdout: {} }
+        """)
+        #expect(badType.contains("column 'id'") && badType.contains("unknown type 'integer'"), "\(badType)")
     }
 
     @Test func theSourceDefaultsItsConsumerToThePipelineAndDedupesBySequence() throws {

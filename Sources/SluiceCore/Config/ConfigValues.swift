@@ -133,3 +133,18 @@ public struct ComponentConfig: Decodable, @unchecked Sendable {
 }
 
 extension OrderedMapping: Sendable where Value: Sendable {}
+
+extension KeyedDecodingContainer {
+    /// `columns: { id: int64, ts: timestamp }`: declared column types, in file order, or nil when
+    /// the key is absent. An unknown type is a configuration error naming the column.
+    public func decodeDeclaredColumns(forKey key: Key) throws -> [Field]? {
+        guard let columns = try decodeIfPresent(OrderedMapping<String>.self, forKey: key) else { return nil }
+        let nested = try superDecoder(forKey: key)
+        return try columns.entries.map { name, type in
+            guard let t = DataType(parsing: type) else {
+                throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
+            }
+            return Field(name, t)
+        }
+    }
+}

@@ -70,14 +70,8 @@ public struct HTTPStreamOptions: Decodable, Sendable {
         }
         rateLimit = try c.decodeIfPresent(RateLimitOptions.self, forKey: .rateLimit)
         keyRateLimit = try c.decodeIfPresent(RateLimitOptions.self, forKey: .keyRateLimit)
-        if let columns = try c.decodeIfPresent(OrderedMapping<String>.self, forKey: .columns) {
-            let nested = try c.superDecoder(forKey: .columns)
-            for (name, type) in columns.entries {
-                guard let t = DataType(parsing: type) else {
-                    throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
-                }
-                fields.append(Field(name, t))
-            }
+        if let declared = try c.decodeDeclaredColumns(forKey: .columns) {
+            fields += declared
         }
         if let required = try c.decodeIfPresent([String].self, forKey: .required) {
             for name in required {
