@@ -63,10 +63,10 @@ import Testing
         pipelines:
           p:
             source:
-              jetstream: { url: "nats://h:1", stream: S, columns: { id: integer } }
+              jetstream: { url: "nats://h:1", stream: S, columns: { id: widget } }
             sink: { stdout: {} }
         """)
-        #expect(badType.contains("column 'id'") && badType.contains("unknown type 'integer'"), "\(badType)")
+        #expect(badType.contains("column 'id'") && badType.contains("unknown type 'widget'"), "\(badType)")
     }
 
     @Test func theSourceDefaultsItsConsumerToThePipelineAndDedupesBySequence() throws {
