@@ -8,6 +8,14 @@
 
 PG_TEST_BIN="${PG_TEST_BIN:-/usr/lib/postgresql/15/bin}"
 
+close_inherited_fds() {
+    local fd
+    for fd in $(ls /proc/$BASHPID/fd); do
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
+    return 0
+}
+
 pg_test_server_start() {
     [ -x "$PG_TEST_BIN/initdb" ] || { echo "error: PostgreSQL 15 server binaries not found in $PG_TEST_BIN (apt-get install postgresql-15)" >&2; return 1; }
     PG_TEST_DIR="$(mktemp -d -t sluice-pg.XXXXXX)"
@@ -26,7 +34,9 @@ pg_test_server_start() {
     (cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/initdb" -D "$PG_TEST_DIR/data" -U postgres --auth-local=trust \
         --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync --no-instructions >"$PG_TEST_DIR/initdb.log" 2>&1) \
         || { cat "$PG_TEST_DIR/initdb.log" >&2; return 1; }
-    (cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 60 \
+    # The server must not keep descriptors it inherits open (a parent that waits for their end,
+    # such as Foundation's Process, would wait for the server's): the subshell closes them.
+    (close_inherited_fds; cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 60 \
         -o "-p $PG_TEST_PORT -k $PG_TEST_DIR -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=20 \
             -c max_wal_senders=20 -c max_connections=200 -c fsync=off -c full_page_writes=off -c synchronous_commit=on \
             -c ssl=on -c ssl_cert_file=$PG_TEST_DIR/server.crt -c ssl_key_file=$PG_TEST_DIR/server.key" start >/dev/null) \
@@ -43,7 +53,9 @@ pg_test_server_stop() {
     [ -n "${PG_TEST_DIR:-}" ] && [ -d "$PG_TEST_DIR/data" ] || return 0
     local as=()
     [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
-    (cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop >/dev/null 2>&1) || true
+    # The server must not keep descriptors it inherits open (a parent that waits for their end,
+    # such as Foundation's Process, would wait for the server's): the subshell closes them.
+    (close_inherited_fds; cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop >/dev/null 2>&1) || true
     rm -rf "$PG_TEST_DIR"
 }
 

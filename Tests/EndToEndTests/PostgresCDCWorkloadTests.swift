@@ -47,8 +47,7 @@ import Testing
         var sluice = try start()
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         // Both slots exist once the first run has started.
-        let slotsExist = try await waitUntil(seconds: 60) { try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('\(slots[0])', '\(slots[1])')") == ["2"] }
-        try #require(slotsExist, "the pipelines did not create their slots")
+        try #require(try await waitForReadySlots(Array(slots[0...1])), "the pipelines did not create their slots")
         var workload = Workload(schema: s)
         var kills = 0, killsAfterCommits = 0, lastCommit = ""
         var generator = SystemRandomNumberGenerator()
@@ -218,9 +217,9 @@ struct Workload {
         }
         var sluice = try start()
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
-        #expect(try await waitUntil(seconds: 60, interval: .milliseconds(20)) {
-            try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('\(slots[0])', '\(slots[1])')") == ["2"]
-        })
+        // The rounds below must come after the slots' start (a slot that is still being created
+        // takes what commits meanwhile into its snapshot).
+        try #require(try await waitForReadySlots(Array(slots[0...1])), "the pipelines did not create their slots")
         // Changes while the snapshot is read (and the pipeline killed, with `kills`).
         var kills = 0
         for round in 0..<20 {
@@ -248,6 +247,16 @@ struct Workload {
             try await psqlAsync("UPDATE \(s).b SET n = n + 1000 WHERE n % 50 = \(round); INSERT INTO \(s).b VALUES ('new\(round)', -\(round)); DELETE FROM \(s).b WHERE n = \(round + 100)")
             try await Task.sleep(for: .milliseconds(150))
         }
+        // Snapshots read while streaming go on beside the stream: the last row below proves the
+        // rest arrived only once both pipelines have read b's snapshot (which follows a's rest).
+        let lastLog = "\(dir)/sluice-\(runs).log"
+        let snapshotted = try await waitUntil(seconds: 180, interval: .milliseconds(250)) {
+            let lines = ((try? String(contentsOfFile: lastLog, encoding: .utf8)) ?? "").split(separator: "\n")
+            return ["state", "trail"].allSatisfy { pipeline in
+                lines.contains { $0.contains("table snapshotted") && $0.contains("pipeline=\(pipeline) ") && $0.hasSuffix("table=\(s).b") }
+            }
+        }
+        #expect(snapshotted, "the pipelines did not finish snapshotting table b")
         try await psqlAsync("INSERT INTO \(s).b VALUES ('zz-last', 0)")
         let caughtUp = try await waitUntil(seconds: 120, interval: .milliseconds(250)) {
             try (try? psql("SELECT count(*) FROM \(target).b WHERE k = 'zz-last'")) == ["1"]

@@ -59,6 +59,16 @@ func dropCDCObjects(slots: [String], publication: String, schemas: [String]) {
     _ = try? psql("DROP PUBLICATION IF EXISTS \(publication); " + schemas.map { "DROP SCHEMA IF EXISTS \($0) CASCADE; " }.joined())
 }
 
+/// Waits until the replication slots exist and are ready: a slot is listed while it still waits
+/// for running transactions to finish, and changes committed before it is ready are part of its
+/// starting snapshot, not changes of its stream (a loaded server made a test count them as lost).
+func waitForReadySlots(_ slots: [String], seconds: Double = 90) async throws -> Bool {
+    let names = slots.map { "'\($0)'" }.joined(separator: ", ")
+    return try await waitUntil(seconds: seconds) {
+        try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name IN (\(names)) AND confirmed_flush_lsn IS NOT NULL") == ["\(slots.count)"]
+    }
+}
+
 /// Starts `psql -c sql` without waiting for it (a transaction that stays open while the test
 /// goes on); wait for it with ``waitForExit(_:)``.
 func startPsql(_ sql: String) throws -> Process {
@@ -74,4 +84,42 @@ func startPsql(_ sql: String) throws -> Process {
 @discardableResult
 func psqlAsync(_ sql: String) async throws -> [String] {
     try await offPool { try psql(sql) }
+}
+
+/// A PostgreSQL server of one test's own (started by `scripts/pg-test-server.sh`, as the shared
+/// one is), for server settings the shared server must not get. ``stop()`` throws it away.
+struct PrivatePostgresServer {
+    let directory: String
+    let url: String
+
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/pg-test-server.sh").path
+
+    static func start() async throws -> PrivatePostgresServer {
+        // The script's answer goes to a file, not a pipe, and the wait is on a thread of its own.
+        let answer = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-private-pg-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: answer) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", "unset SLUICE_TEST_PG_URL; source \"$0\" >/dev/null && echo \"$PG_TEST_DIR $SLUICE_TEST_PG_URL\" > \"$1\"", script, answer]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        await waitForExit(p)
+        let fields = ((try? String(contentsOfFile: answer, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
+        struct StartFailed: Error, CustomStringConvertible { var description: String }
+        guard p.terminationStatus == 0, fields.count == 2 else {
+            throw StartFailed(description: "scripts/pg-test-server.sh could not start a private server (status \(p.terminationStatus))")
+        }
+        return PrivatePostgresServer(directory: fields[0], url: fields[1])
+    }
+
+    /// Stops the server at once and removes its directory. For `defer`.
+    func stop() {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        // Sourced with a URL set, the script starts nothing; its stop function removes the server.
+        p.arguments = ["-c", "SLUICE_TEST_PG_URL=private; source \"$0\"; PG_TEST_DIR=\"$1\" pg_test_server_stop", Self.script, directory]
+        try? p.run()
+        p.waitUntilExit()
+    }
 }

@@ -25,11 +25,12 @@ import Testing
                                  database: "db", position: CDCPosition(lsn: 100, known: ["s.t"], pending: ["s.t"]), context: context)
     }
 
-    func window(_ reader: PostgresCDCReader, ids: [Int], isLast: Bool) -> PostgresCDCReader.Window {
+    /// A chunk read in a snapshot that sees every transaction below 1000 except `invisible`.
+    func window(_ reader: PostgresCDCReader, ids: [Int], isLast: Bool, invisible: Set<UInt32> = []) -> PostgresCDCReader.Window {
         let table = SnapshotTable(name: "s.t", qualified: QualifiedName(schema: "s", name: "t"), keyColumns: ["id"], keyTypes: ["integer"])
         let changes = ids.map { ChangeEvents.Change(op: "r", table: "s.t", key: Array("{\"id\":\($0)}".utf8), before: nil, after: Array("{\"id\":\($0),\"v\":\"old\"}".utf8), seq: 0) }
         let chunk = SnapshotTable.Chunk(changes: changes, keys: ids.map { "{\"id\":\($0)}" }, last: [String(ids.last!)], isLast: isLast)
-        return PostgresCDCReader.Window(id: "w1", table: table, chunk: chunk)
+        return PostgresCDCReader.Window(id: "w1", table: table, chunk: chunk, visibility: TransactionSnapshot(xmax: 1000, inProgress: invisible))
     }
 
     @Test func changesBetweenTheWatermarksWinOverTheChunk() async throws {
@@ -79,6 +80,51 @@ import Testing
         try r.apply(.commit(flags: 0, commitLSN: 130, endLSN: 131, commitTime: 0))
         #expect(r.ready.count == 1 && r.ready[0].changes.map(\.op) == ["t"])
         #expect(r.position.pending.isEmpty && r.position.after == nil)
+    }
+
+    /// Commit order in the WAL is not visibility order: a transaction committed before the low
+    /// watermark may be invisible to the chunk's read. The stream applied it already, so the older
+    /// chunk must not be emitted over it: nothing of the chunk is emitted, the position stays,
+    /// and the next window reads the same chunk again.
+    @Test func aChunkThatMissedATransactionStreamedBeforeItsWindowIsReadAgain() async throws {
+        let r = try await reader()
+        r.window = window(r, ids: [1, 2], isLast: false, invisible: [5])
+        try r.apply(.relation(relation))
+        try r.apply(.begin(finalLSN: 110, commitTime: 0, xid: 5))
+        try r.apply(.delete(relation: 7, old: [.text(Array("1".utf8)), .null], oldIsKeyOnly: true))
+        try r.apply(.commit(flags: 0, commitLSN: 110, endLSN: 111, commitTime: 0))
+        for (xid, mark) in [(UInt32(6), "low:w1"), (7, "high:w1")] {
+            try r.apply(.begin(finalLSN: 120, commitTime: 0, xid: xid))
+            try r.apply(.message(transactional: true, lsn: 120, prefix: PostgresCDCSource.watermarkPrefix, content: Array(mark.utf8)))
+            try r.apply(.commit(flags: 0, commitLSN: 120, endLSN: 121, commitTime: 0))
+        }
+        #expect(r.window == nil && r.rereads == 1)
+        #expect(r.ready.flatMap(\.changes).map(\.op) == ["d"], "the stale chunk (row 1 alive) must not follow the delete")
+        #expect(r.position.after == nil && r.position.pending == ["s.t"])
+
+        // Read again in a snapshot that sees it: emitted.
+        r.window = window(r, ids: [2], isLast: false)
+        for (xid, mark) in [(UInt32(8), "low:w1"), (9, "high:w1")] {
+            try r.apply(.begin(finalLSN: 130, commitTime: 0, xid: xid))
+            try r.apply(.message(transactional: true, lsn: 130, prefix: PostgresCDCSource.watermarkPrefix, content: Array(mark.utf8)))
+            try r.apply(.commit(flags: 0, commitLSN: 130, endLSN: 131, commitTime: 0))
+        }
+        #expect(r.ready.last?.changes.map(\.op) == ["r"] && r.position.after == ["2"] && r.rereads == 0)
+    }
+
+    @Test func snapshotsParseAndCompareIdsModulo32Bits() throws {
+        let s = try #require(TransactionSnapshot(parsing: "100:105:101,103"))
+        #expect(s.sees(committed: 99) && s.sees(committed: 102) && s.sees(committed: 104))
+        #expect(!s.sees(committed: 101) && !s.sees(committed: 103) && !s.sees(committed: 105) && !s.sees(committed: 4000))
+        // Epoch-qualified ids (epoch 1) compare by their 32-bit part; wraparound is respected.
+        let wrapped = try #require(TransactionSnapshot(parsing: "8589934590:8589934595:"))
+        #expect(wrapped.sees(committed: UInt32.max) && wrapped.sees(committed: 2) && !wrapped.sees(committed: 3))
+        #expect(TransactionSnapshot(parsing: "1:2") == nil && TransactionSnapshot(parsing: "a:b:") == nil)
+        var recent = RecentTransactions(capacity: 2)
+        for xid: UInt32 in [101, 50, 60] { recent.append(xid) }
+        #expect(recent.firstUnseen(by: s) == nil, "101 fell out of the ring")
+        recent.append(103)
+        #expect(recent.firstUnseen(by: s) == 103)
     }
 
     @Test func positionsRoundTripAndBareLSNsStillParse() {

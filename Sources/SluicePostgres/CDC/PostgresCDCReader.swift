@@ -39,6 +39,12 @@ final class PostgresCDCReader: SourceReader {
     var window: Window?
     var snapshotConnection: PostgresConnection?
     var snapshotTables: [String: SnapshotTable] = [:]
+    /// Transactions streamed lately, checked at a low watermark against the chunk's snapshot.
+    var recent = RecentTransactions()
+    /// Chunks read again in a row because their snapshot missed a transaction before the window,
+    /// and when the next may be read (with backoff: the transaction may take a while to show).
+    var rereads = 0
+    var nextWindowAt = ContinuousClock.now
     /// Rows of the exported snapshot handed over by this reader (their `seq`).
     var exportedRows = 0
     /// Slot safety: WAL the slot holds back, measured every ``retainedCheckInterval``.
@@ -52,10 +58,15 @@ final class PostgresCDCReader: SourceReader {
         var id: String
         var table: SnapshotTable
         var chunk: SnapshotTable.Chunk
+        /// The snapshot the chunk was read in.
+        var visibility: TransactionSnapshot
         /// The low watermark has streamed past: changes of the table now drop their rows.
         var isOpen = false
         var dropped: Set<String> = []
         var truncated = false
+        /// A transaction streamed before the low watermark that the chunk's snapshot did not see:
+        /// the chunk may be older than what the stream already applied, so it is read again.
+        var unseen: UInt32?
     }
 
     /// Hand a batch over once this many changes are ready (or the stream goes quiet).
@@ -85,7 +96,7 @@ final class PostgresCDCReader: SourceReader {
             try Task.checkCancellation()
             let frames: [[UInt8]]
             do {
-                if window == nil, !position.pending.isEmpty, open == nil { try await openWindow() }
+                if window == nil, !position.pending.isEmpty, open == nil, ContinuousClock.now >= nextWindowAt { try await openWindow() }
                 frames = try await connection.run { session -> [[UInt8]] in
                     // Whatever has arrived, up to 5,000 frames or 20 ms of reading: under a steady
                     // stream, reading on until the socket is empty would hold changes back.
@@ -171,15 +182,27 @@ final class PostgresCDCReader: SourceReader {
         if snapshotConnection == nil { snapshotConnection = try await PostgresConnection.connect(source.options.url) }
         let id = "\(source.options.slot):\(UUID().uuidString)"
         let after = position.after, limit = source.options.snapshotChunk, prefix = PostgresCDCSource.watermarkPrefix
-        let (table, chunk) = try await snapshotConnection!.run { [snapshotTables] s -> (SnapshotTable, SnapshotTable.Chunk) in
+        let (table, chunk, visibility) = try await snapshotConnection!.run { [snapshotTables] s -> (SnapshotTable, SnapshotTable.Chunk, TransactionSnapshot) in
             let table = try snapshotTables[name] ?? SnapshotTable.describe(name, session: s)
             try s.query("SELECT pg_logical_emit_message(true, $1, $2)", [prefix, "low:" + id])
-            let chunk = try table.chunk(after: after, limit: limit, session: s)
-            try s.query("SELECT pg_logical_emit_message(true, $1, $2)", [prefix, "high:" + id])
-            return (table, chunk)
+            // One snapshot for the chunk and the record of what it sees.
+            try s.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            do {
+                let text = try s.query("SELECT txid_current_snapshot()::text").string(0, 0) ?? ""
+                guard let visibility = TransactionSnapshot(parsing: text) else {
+                    throw SluiceError(.internalError, "txid_current_snapshot() returned '\(text)'")
+                }
+                let chunk = try table.chunk(after: after, limit: limit, session: s)
+                try s.execute("COMMIT")
+                try s.query("SELECT pg_logical_emit_message(true, $1, $2)", [prefix, "high:" + id])
+                return (table, chunk, visibility)
+            } catch {
+                _ = try? s.execute("ROLLBACK")
+                throw error
+            }
         }
         snapshotTables[name] = table
-        window = Window(id: id, table: table, chunk: chunk)
+        window = Window(id: id, table: table, chunk: chunk, visibility: visibility)
     }
 
     /// A watermark message streamed past.
@@ -187,8 +210,19 @@ final class PostgresCDCReader: SourceReader {
         guard var w = window else { return }
         if content == "low:" + w.id {
             w.isOpen = true
+            w.unseen = recent.firstUnseen(by: w.visibility)
             window = w
         } else if content == "high:" + w.id {
+            window = nil
+            if let xid = w.unseen {
+                // Rare (a commit racing the chunk's read): read the same chunk again.
+                rereads += 1
+                nextWindowAt = .now + .milliseconds(min(1_000, 20 << min(rereads, 6)))
+                context.logger.info("reading a snapshot chunk again: a transaction streamed before it was not visible to its read",
+                                    metadata: ["table": "\(w.table.name)", "xid": "\(xid)", "attempt": "\(rereads)"])
+                return
+            }
+            rereads = 0
             // The chunk's rows that no change touched in between are current as of here.
             if !w.truncated {
                 for (i, change) in w.chunk.changes.enumerated() where !w.dropped.contains(w.chunk.keys[i]) {
@@ -204,7 +238,6 @@ final class PostgresCDCReader: SourceReader {
             } else {
                 position.after = w.chunk.last
             }
-            window = nil
         }
     }
 
@@ -257,6 +290,7 @@ final class PostgresCDCReader: SourceReader {
         case let .commit(_, _, endLSN, commitTime):
             guard var t = open else { return }
             open = nil
+            recent.append(t.xid)
             t.endLSN = endLSN
             t.commitTime = commitTime
             position.lsn = max(position.lsn, endLSN)
