@@ -53,9 +53,7 @@ pg_test_server_stop() {
     [ -n "${PG_TEST_DIR:-}" ] && [ -d "$PG_TEST_DIR/data" ] || return 0
     local as=()
     [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
-    # The server must not keep descriptors it inherits open (a parent that waits for their end,
-    # such as Foundation's Process, would wait for the server's): the subshell closes them.
-    (close_inherited_fds; cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop >/dev/null 2>&1) || true
+    (cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -w stop >/dev/null 2>&1) || true
     rm -rf "$PG_TEST_DIR"
 }
 

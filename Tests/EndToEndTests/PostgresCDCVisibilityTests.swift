@@ -54,7 +54,7 @@ import Testing
             (try? psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", url: url)) == ["1"]
         }, "the transaction did not wait for the standby")
         // Chunks read while it waits miss it; each is read again.
-        let reread = try await waitUntil(seconds: 30) { log().contains("reading a snapshot chunk again") }
+        let reread = try await waitUntil(seconds: 60) { log().contains("reading a snapshot chunk again") }
         #expect(reread, "no chunk was read again:\n\(log().suffix(3000))")
         // The wait ends (cancelled: committed locally), the transaction becomes visible.
         try psql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", url: url)
