@@ -71,6 +71,16 @@ import Testing
         print(*r)
         """, in: dir)
         #expect(counts == "\(count) \(count) 0 \(count - 1)", "count, distinct, min, max: \(counts)")
+        if counts != "\(count) \(count) 0 \(count - 1)" {
+            // Which records, from which stream messages, in which files: one stream sequence in
+            // two files is a consumer-side duplicate; two sequences would be two stored messages.
+            let twice = try python("""
+            import duckdb
+            for r in duckdb.sql("select n, _nats_seq, filename from read_parquet('lake/*.parquet', filename=true) where n in (select n from read_parquet('lake/*.parquet') group by n having count(*) > 1) order by n limit 20").fetchall():
+                print(*r)
+            """, in: dir)
+            Issue.record("records twice (n, _nats_seq, file):\n\(twice)")
+        }
         let letters = try SluiceProcess.run(["dlq", "list", "--pipeline", pipeline, "-c", "w.yaml"], in: dir)
         #expect(letters.status == 0 && !letters.stdout.contains("max_deliveries"), "\(letters.stdout)")
     }

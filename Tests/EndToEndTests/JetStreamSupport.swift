@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceNATS
 import SluiceTesting
+import Testing
 
 /// Publishes `count` numbered JSON records (`{"n": i, "pad": "…"}`, 128 bytes each) to
 /// `subject` with core NATS publishes (no acks: the fast way to fill a test stream), then waits
@@ -23,7 +24,9 @@ func fillStream(url: String, stream: String, subject: String, count: Int, replic
             for i in first..<min(first + chunk, count) {
                 var body = "{\"n\":\(i),\"pad\":\"\(pad)\"}"
                 body += String(repeating: " ", count: max(0, 128 - body.utf8.count))
-                NATSClientOp.publish(subject: subject, replyTo: nil, headers: nil, payload: Array(body.utf8)).encode(into: &out)
+                // With an id, so that nothing sent twice can be stored twice.
+                NATSClientOp.publish(subject: subject, replyTo: nil, headers: NATSHeaders(fields: [("Nats-Msg-Id", "fill-\(i)")]),
+                                     payload: Array(body.utf8)).encode(into: &out)
             }
             return out
         }
@@ -31,11 +34,15 @@ func fillStream(url: String, stream: String, subject: String, count: Int, replic
         try await connection.flush(timeout: .seconds(30))
     }
     let deadline = ContinuousClock.now + .seconds(120)
+    var stored: Int64 = 0
     while ContinuousClock.now < deadline {
-        if let info = try await js.streamInfo(stream), info.messages >= count { break }
+        stored = try await js.streamInfo(stream)?.messages ?? 0
+        if stored >= count { break }
         try await Task.sleep(for: .milliseconds(200))
     }
     await connection.close()
+    // The consumers' tests count records exactly: the input must be exact too.
+    try #require(stored == Int64(count), "the stream holds \(stored) messages for \(count) published")
 }
 
 /// What `sluice queue status --json` reports for one pipeline's source consumer.
