@@ -197,7 +197,6 @@ final class AckLedger: Sendable {
         var batch: Int
         var acks: [String]
         var terms: [String]
-        var added = ContinuousClock.now
     }
     private struct State {
         var entries: [Entry] = []
@@ -241,12 +240,6 @@ final class AckLedger: Sendable {
 
     /// Every message held and not yet settled.
     var held: [String] { state.withLock { s in s.entries.flatMap { $0.acks + $0.terms } } }
-
-    /// Messages held longer than `age` (the others were delivered recently enough).
-    func held(longerThan age: Duration) -> [String] {
-        let cutoff = ContinuousClock.now - age
-        return state.withLock { s in s.entries.prefix { $0.added <= cutoff }.flatMap { $0.acks + $0.terms } }
-    }
 
     func stop(_ consumer: JetStreamPullConsumer) -> [String] {
         state.withLock { s in

@@ -58,9 +58,4 @@ struct RecentTransactions: Sendable {
         for i in 0..<count where !snapshot.sees(committed: ids[i]) { return ids[i] }
         return nil
     }
-
-    mutating func removeAll() {
-        next = 0
-        filled = false
-    }
 }
