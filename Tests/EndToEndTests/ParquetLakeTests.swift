@@ -5,7 +5,10 @@ import Testing
 func python(_ script: String, in directory: String) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["-C", directory, "python3", "-c", script]
+    // DuckDB draws a progress bar on stdout when a query runs for seconds (a loaded machine):
+    // off for its default connection (`duckdb.sql`), so the output is only what the script prints.
+    let quiet = "try:\n    import duckdb\n    duckdb.sql('SET enable_progress_bar = false')\nexcept ImportError:\n    pass\n"
+    p.arguments = ["-C", directory, "python3", "-c", quiet + script]
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
