@@ -94,12 +94,27 @@ public final class SQLiteStateStore: StateStore {
             try insertLetter.execute(arguments: [commit.pipeline, l.stage, l.errorKind, l.message, l.location,
                                                  Data(l.raw), l.attempts, now, now])
         }
-        let insertKey = try db.cachedStatement(sql: """
-            INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
-            ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
-            """)
-        for key in commit.dedupeKeys {
-            try insertKey.execute(arguments: [commit.pipeline, key, now])
+        if let since = commit.dedupeSince {
+            // See ``StateCommit/dedupeSince``: a key another commit stored inside the TTL refuses the commit.
+            let insertKey = try db.cachedStatement(sql: """
+                INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
+                ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
+                WHERE dedupe_keys.seen_at < ? OR dedupe_keys.seen_at = excluded.seen_at
+                """)
+            var refused: [String] = []
+            for key in Set(commit.dedupeKeys) {
+                try insertKey.execute(arguments: [commit.pipeline, key, now, since.timeIntervalSince1970])
+                if db.changesCount == 0 { refused.append(key) }
+            }
+            if !refused.isEmpty { throw commit.conflict(keys: refused) }
+        } else {
+            let insertKey = try db.cachedStatement(sql: """
+                INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
+                ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
+                """)
+            for key in commit.dedupeKeys {
+                try insertKey.execute(arguments: [commit.pipeline, key, now])
+            }
         }
         for intent in commit.fileIntents {
             try db.execute(sql: """

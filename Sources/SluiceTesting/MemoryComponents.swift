@@ -99,6 +99,8 @@ public final class MemorySink: Sink {
 
         func prepareCommit(_ commit: inout StateCommit) async throws {}
 
+        func abortCommit() async { pending.removeAll() }
+
         func finishCommit() async throws {
             let p = pending
             sink.committed.withLock { $0 += p }

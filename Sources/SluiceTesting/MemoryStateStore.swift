@@ -19,6 +19,9 @@ public final class MemoryStateStore: StateStore {
     private let state = Mutex(State())
     /// When set, the next `commit` throws this error once.
     public let failNextCommit = Mutex<(any Error)?>(nil)
+    /// When set, this commit is applied just before the next one, as another worker sharing
+    /// the store would commit in between.
+    public let interleaveBeforeNextCommit = Mutex<StateCommit?>(nil)
 
     public init() {}
 
@@ -30,7 +33,13 @@ public final class MemoryStateStore: StateStore {
 
     public func commit(_ commit: StateCommit) async throws {
         if let error = failNextCommit.withLock({ $0.take() }) { throw error }
-        state.withLock { s in
+        if let other = interleaveBeforeNextCommit.withLock({ $0.take() }) { try await self.commit(other) }
+        try state.withLock { s in
+            if let since = commit.dedupeSince {
+                let stored = s.keys[commit.pipeline] ?? [:]
+                let refused = commit.dedupeKeys.filter { key in stored[key].map { $0 >= since && $0 != commit.now } ?? false }
+                if !refused.isEmpty { throw commit.conflict(keys: refused) }
+            }
             s.commits += 1
             for (p, v) in commit.checkpoint {
                 s.checkpoints[commit.pipeline, default: [:]][p] = v

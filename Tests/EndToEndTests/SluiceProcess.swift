@@ -63,7 +63,8 @@ struct SluiceProcess {
     static func start(_ arguments: [String], in directory: String, log: String, environment: [String: String] = [:]) throws -> Process {
         let p = process(arguments, in: directory)
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        FileManager.default.createFile(atPath: log, contents: nil)
+        // Appended to: a worker restarted by a test keeps the log of its earlier runs.
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         p.standardOutput = handle

@@ -110,6 +110,25 @@ import Testing
         #expect(second.committedIDs == [4, 5])
     }
 
+    /// Another worker sharing the state store commits one of this commit's records first (a
+    /// queue handed it to both): the state store refuses the commit, nothing of it is published,
+    /// and the run starts over from the checkpoint, now dropping that record as a duplicate.
+    @Test func aCommitRefusedForAnotherWorkersKeyIsDiscardedAndReadAgain() async throws {
+        let store = MemoryStateStore()
+        var settings = PipelineSettings()
+        settings.dedupe = DedupeSettings(key: ["id"], ttl: .seconds(3600))
+        var other = StateCommit(pipeline: "t")
+        other.dedupeKeys = ["v1:2"]  // the key of id 2 (DedupeKey.encode)
+        store.interleaveBeforeNextCommit.withLock { $0 = other }
+        let sink = MemorySink()
+        let totals = try await PipelineRunner(plan: plan(MemorySource(batchCount: 2, rows: 3), sink, settings: settings),
+                                              store: store, logger: Logger(label: "t")).run()
+        #expect(sink.committedIDs == [0, 1, 3, 4, 5])
+        #expect(totals.duplicates == 1 && totals.recordsOut == 5)
+        #expect(try await store.checkpoint(pipeline: "t")[""] == "2")
+        #expect(try await store.runs(pipeline: "t", limit: 1).first?.status == .succeeded)
+    }
+
     @Test func decodeRejectsAreCommittedWithTheCheckpoint() async throws {
         let store = MemoryStateStore()
         let letter = DeadLetter(stage: "decode", errorKind: "malformed_row", message: "bad", location: "f.csv:3", raw: Array("x,y".utf8))

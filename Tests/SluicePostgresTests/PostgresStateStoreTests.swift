@@ -46,6 +46,53 @@ import Testing
         #expect(try await store.deadLetterCount(pipeline: p) == 1, "dead letters survive a reset")
     }
 
+    /// Workers committing the same dedupe key at once: exactly one commit lands, whole; the
+    /// others are refused whole (their checkpoint and other keys are not stored either).
+    @Test func aKeyCommittedByAnotherWorkerRefusesTheWholeCommit() async throws {
+        let (store, p) = try await open()
+        let other = try await PostgresStateStore.open(try testServerURL())
+        let now = Date()
+        func commit(_ i: Int) -> StateCommit {
+            var c = StateCommit(pipeline: p, now: now.addingTimeInterval(Double(i) / 1000))
+            c.checkpoint = ["w\(i)": "\(i)"]
+            c.dedupeKeys = ["shared-\(i % 2 == 0 ? "a" : "b")", "shared", "own-\(i)"]
+            c.dedupeSince = now.addingTimeInterval(-3600)
+            return c
+        }
+        let outcomes = try await withThrowingTaskGroup(of: (Int, SluiceError?).self) { group in
+            for i in 0..<10 {
+                group.addTask {
+                    do {
+                        try await (i % 2 == 0 ? store : other).commit(commit(i))
+                        return (i, nil)
+                    } catch let error as SluiceError {
+                        return (i, error)
+                    }
+                }
+            }
+            return try await group.reduce(into: [Int: SluiceError?]()) { $0[$1.0] = $1.1 }
+        }
+        let landed = outcomes.filter { $0.value == nil }.map(\.key)
+        #expect(landed.count == 1, "\(outcomes)")
+        #expect(outcomes.values.compactMap { $0 }.allSatisfy { $0.code == .conflict && $0.message.contains("another worker") })
+        let winner = try #require(landed.first)
+        #expect(try await store.checkpoint(pipeline: p).partitions == ["w\(winner)": "\(winner)"])
+        let all = ["shared", "shared-a", "shared-b"] + (0..<10).map { "own-\($0)" }
+        #expect(try await store.seenKeys(pipeline: p, keys: all, since: now.addingTimeInterval(-60))
+                == ["shared", "shared-\(winner % 2 == 0 ? "a" : "b")", "own-\(winner)"])
+        // The winner's retry (its reply was lost) is not a conflict with itself.
+        try await other.commit(commit(winner))
+        // A key older than the TTL is taken over; without `dedupeSince` keys are stored as before.
+        var later = StateCommit(pipeline: p, now: now.addingTimeInterval(7200))
+        later.dedupeKeys = ["shared", "new"]
+        later.dedupeSince = now.addingTimeInterval(3600)
+        try await store.commit(later)
+        var replay = StateCommit(pipeline: p, now: now.addingTimeInterval(7300))
+        replay.dedupeKeys = ["shared"]
+        try await store.commit(replay)
+        #expect(try await store.seenKeys(pipeline: p, keys: ["shared", "new"], since: now.addingTimeInterval(7250)) == ["shared"])
+    }
+
     @Test func aScheduledRunIsClaimedOnceAcrossWorkers() async throws {
         let (store, p) = try await open()
         let other = try await PostgresStateStore.open(try testServerURL())

@@ -61,6 +61,29 @@ import Testing
         #expect(try await store.seenKeys(pipeline: "p", keys: ["a"], since: Date(timeIntervalSince1970: 0)).isEmpty)
     }
 
+    /// `dedupeSince`: a key another commit stored inside the TTL refuses the whole commit; a
+    /// retry of the commit that stored it, or a key past the TTL, is not a conflict.
+    @Test func aCommitWhoseKeyIsStoredIsRefusedWhole() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var first = StateCommit(pipeline: "p", now: Date(timeIntervalSince1970: 1000))
+        first.dedupeKeys = ["a", "b"]
+        first.dedupeSince = Date(timeIntervalSince1970: 500)
+        try await store.commit(first)
+        try await store.commit(first)
+        var second = StateCommit(pipeline: "p", now: Date(timeIntervalSince1970: 1001))
+        second.checkpoint = ["f": "2"]
+        second.dedupeKeys = ["c", "b"]
+        second.dedupeSince = Date(timeIntervalSince1970: 501)
+        await #expect { try await store.commit(second) } throws: { ($0 as? SluiceError)?.code == .conflict }
+        #expect(try await store.checkpoint(pipeline: "p").partitions.isEmpty)
+        #expect(try await store.seenKeys(pipeline: "p", keys: ["a", "b", "c"], since: Date(timeIntervalSince1970: 0)) == ["a", "b"])
+        second.dedupeSince = Date(timeIntervalSince1970: 1000.5)  // "b" has expired
+        try await store.commit(second)
+        #expect(try await store.checkpoint(pipeline: "p").partitions == ["f": "2"])
+        #expect(try await store.seenKeys(pipeline: "p", keys: ["a", "b", "c"], since: Date(timeIntervalSince1970: 1001)) == ["b", "c"])
+    }
+
     @Test func fileIntentsArePendingUntilResolved() async throws {
         let (store, dir) = try open()
         defer { try? FileManager.default.removeItem(atPath: dir) }

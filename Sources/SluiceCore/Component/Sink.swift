@@ -59,6 +59,10 @@ public protocol SinkWriter: AnyObject {
     func prepareCommit(_ commit: inout StateCommit) async throws
     /// Phase 3: publish what phase 1 prepared, after the state store has committed.
     func finishCommit() async throws
+    /// The state store refused the commit phase 1 prepared (another worker committed some of
+    /// its records first): discard what it prepared; its records are read again. Sinks whose
+    /// phase 1 publishes cannot take it back (a database sink's own transaction) keep the default.
+    func abortCommit() async
     /// Releases resources (uncommitted data is discarded and will be replayed).
     func close() async
 }
@@ -67,5 +71,6 @@ extension SinkWriter {
     public func commitDue(at now: ContinuousClock.Instant) -> Bool { false }
     public var commitInterval: Duration { .seconds(5) }
     public func finishCommit() async throws {}
+    public func abortCommit() async {}
     public func close() async {}
 }

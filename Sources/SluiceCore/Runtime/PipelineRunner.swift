@@ -42,7 +42,24 @@ public struct PipelineRunner: Sendable {
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
         do {
-            totals = try await runPipeline()
+            while true {
+                do {
+                    totals = try await runPipeline(carrying: totals)
+                    break
+                } catch let error as SluiceError where error.code == .conflict {
+                    // Nothing of the refused commit was published and the source has not been
+                    // acknowledged: start over from the checkpoint, with a fresh sink writer and
+                    // reader (a queue redelivers the messages; those committed elsewhere are dropped).
+                    let snapshot = status.snapshot
+                    totals.recordsIn = snapshot.recordsIn
+                    totals.recordsOut = snapshot.recordsOut
+                    totals.deadLettered = snapshot.deadLettered
+                    totals.duplicates = snapshot.duplicates
+                    logger.warning("commit refused: another worker committed some of these records first; reading them again",
+                                   metadata: ["error": "\(error)"])
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
             try await store.finishRun(id: runID, status: .succeeded, totals: totals, message: nil, at: Date())
             status.update { $0.finished = true }
             logger.info("pipeline finished", metadata: [
@@ -62,7 +79,8 @@ public struct PipelineRunner: Sendable {
         }
     }
 
-    private func runPipeline() async throws -> RunTotals {
+    /// One attempt at the run; `carried` are the totals of attempts before it (see ``run()``).
+    private func runPipeline(carrying carried: RunTotals) async throws -> RunTotals {
         let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger))
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
@@ -108,6 +126,7 @@ public struct PipelineRunner: Sendable {
                 }
             }
             var consumer = Consumer(runner: self, writer: writer, exhausted: exhausted)
+            consumer.totals = carried
             do {
                 try await consumer.consume(buffer)
                 consumed.open()
@@ -343,6 +362,11 @@ public struct PipelineRunner: Sendable {
             // Only keys of batches this commit covers: a commit in the middle of a flush must not
             // record keys of batches still to be written (a crash would then drop them as duplicates).
             commit.dedupeKeys = written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
+            if let ttl = runner.plan.settings.dedupe?.ttl, !commit.dedupeKeys.isEmpty {
+                // Checked again inside the state transaction: with workers sharing the state, a
+                // record held by two of them at once (a queue redelivered it) is committed once.
+                commit.dedupeSince = commit.now.addingTimeInterval(-Double(ttl.components.seconds))
+            }
             commit.records = pendingRecords
             commit.extractComplete = extractComplete
             // The sink sees the whole commit: a sink that stores the checkpoint with its data
@@ -355,7 +379,16 @@ public struct PipelineRunner: Sendable {
             }
             if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             let prepared = commit
-            try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
+            do {
+                try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
+            } catch let error as SluiceError where error.code == .conflict {
+                await writer.abortCommit()
+                metrics.conflicts.increment()
+                totals.recordsOut -= pendingRecords  // discarded; written again when read again
+                let recordsOut = totals.recordsOut
+                runner.status.update { $0.recordsOut = recordsOut }
+                throw error
+            }
             if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
             try await withSinkRetry("publish") { [writer] in try await writer.finishCommit() }
             if !commit.checkpoint.isEmpty {

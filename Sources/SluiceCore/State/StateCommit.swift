@@ -24,6 +24,13 @@ public struct StateCommit: Sendable, Codable {
     public var deadLetters: [DeadLetter] = []
     /// Idempotency keys accepted since the last commit (dedupe), stamped with `now`.
     public var dedupeKeys: [String] = []
+    /// When set, the store refuses the whole commit (a ``SluiceError`` with code `conflict`) if
+    /// one of ``dedupeKeys`` is already stored by another commit at or after this time: a worker
+    /// sharing the state store committed the same records first. Keys older than this (expired,
+    /// not yet swept) are taken over, and keys this very commit stored (a retry after a lost
+    /// reply: same ``now``) are not a conflict. Nil stores the keys unconditionally (recovery
+    /// of a commit whose data already landed).
+    public var dedupeSince: Date?
     /// Files the sink will publish once this commit is durable.
     public var fileIntents: [FileIntent] = []
     /// Records written to the sink by this commit (for run history).
@@ -37,6 +44,13 @@ public struct StateCommit: Sendable, Codable {
     public init(pipeline: String, now: Date = Date()) {
         self.pipeline = pipeline
         self.now = now
+    }
+
+    /// The error a store throws when ``dedupeSince`` refuses the commit.
+    public func conflict(keys: [String]) -> SluiceError {
+        SluiceError(.conflict, "\(keys.count) record(s) of this commit were committed first by another worker sharing the state store "
+                    + "(e.g. key \(keys[0])); the commit is refused and its output discarded, so no record is written twice",
+                    location: "pipelines.\(pipeline)")
     }
 
     public var isEmpty: Bool {

@@ -4,7 +4,7 @@ public struct SluiceError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         enum Base: String, Sendable, Hashable {
             case configuration, malformedInput, schemaViolation, connection, timeout, rateLimited
-            case unavailable, authentication, constraint, io, unsupported, corruptState, internalError
+            case unavailable, authentication, constraint, io, unsupported, corruptState, internalError, conflict
         }
         let base: Base
         init(_ base: Base) { self.base = base }
@@ -22,6 +22,9 @@ public struct SluiceError: Error, Sendable, CustomStringConvertible {
         public static let unsupported = Code(.unsupported)
         public static let corruptState = Code(.corruptState)
         public static let internalError = Code(.internalError)
+        /// Another worker sharing the state store committed the same records first (a commit's
+        /// dedupe keys were already stored): the commit is refused and its output discarded.
+        public static let conflict = Code(.conflict)
 
         public var description: String { base.rawValue }
 

@@ -12,6 +12,8 @@ public struct PipelineMetrics: Sendable {
     public let deadLetters: Counter
     public let retries: Counter
     public let commits: Counter
+    /// Commits refused because another worker committed some of their records first.
+    public let conflicts: Counter
     public let commitLatency: Metrics.Timer
     public let queueDepth: Gauge
     public let checkpointLag: Gauge
@@ -26,6 +28,7 @@ public struct PipelineMetrics: Sendable {
         deadLetters = Counter(label: "sluice_dead_letters_total", dimensions: d)
         retries = Counter(label: "sluice_retries_total", dimensions: d)
         commits = Counter(label: "sluice_commits_total", dimensions: d)
+        conflicts = Counter(label: "sluice_commit_conflicts_total", dimensions: d)
         commitLatency = Metrics.Timer(label: "sluice_commit_duration_seconds", dimensions: d, preferredDisplayUnit: .seconds)
         queueDepth = Gauge(label: "sluice_queue_depth_batches", dimensions: d)
         checkpointLag = Gauge(label: "sluice_uncommitted_batches", dimensions: d)

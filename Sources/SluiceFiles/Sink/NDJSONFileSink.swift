@@ -133,6 +133,12 @@ final class NDJSONFileWriter: SinkWriter {
         prepared.removeAll()
     }
 
+    func abortCommit() async {
+        // Refused by the state store, so no intent names these files.
+        for intent in prepared { unlink(intent.tempPath) }
+        prepared.removeAll()
+    }
+
     func close() async {
         // Uncommitted output is discarded; it will be written again from the checkpoint.
         if let f = file { unlink(f.path) }

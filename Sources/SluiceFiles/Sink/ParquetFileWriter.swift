@@ -142,6 +142,12 @@ final class ParquetFileWriter: SinkWriter {
         prepared.removeAll()
     }
 
+    func abortCommit() async {
+        // Refused by the state store, so no intent names these files.
+        for intent in prepared { unlink(intent.tempPath) }
+        prepared.removeAll()
+    }
+
     func close() async {
         // Uncommitted files are discarded; their records are replayed from the checkpoint.
         for f in open.values { unlink(f.tempPath) }

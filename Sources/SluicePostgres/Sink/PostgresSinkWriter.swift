@@ -81,9 +81,10 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         }
         var stored = try await context.state.checkpoint(pipeline: pipeline).partitions
         if let row, stored != row.after {
-            if stored == row.before, let pending = row.pending {
+            if stored == row.before, var pending = row.pending {
                 logger.warning("recovering the last commit from the target: it committed there but not in the state store",
                                metadata: ["table": "\(options.table)", "checkpoint": "\(row.after)"])
+                pending.dedupeSince = nil  // its rows are in the target already: store its keys whatever else is stored
                 try await context.state.commit(pending)
                 stored = try await context.state.checkpoint(pipeline: pipeline).partitions
             } else {

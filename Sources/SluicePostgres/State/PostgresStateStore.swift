@@ -56,10 +56,28 @@ public final class PostgresStateStore: StateStore {
                                                        String(l.attempts), now])
             }
             if !commit.dedupeKeys.isEmpty {
-                try s.query("""
-                    INSERT INTO sluice.dedupe_keys(pipeline, key, seen_at) SELECT $1, k, $3::float8 FROM unnest($2::text[]) AS k
-                    ON CONFLICT (pipeline, key) DO UPDATE SET seen_at = EXCLUDED.seen_at
-                    """, [commit.pipeline, textArrayLiteral(Array(Set(commit.dedupeKeys))), now])
+                // Sorted, so that two workers inserting overlapping keys lock them in one order.
+                let keys = textArrayLiteral(Set(commit.dedupeKeys).sorted())
+                if let since = commit.dedupeSince {
+                    // A key stored by another commit inside the TTL refuses the commit. The unique
+                    // index makes this exact across workers: a concurrent insert of the same key
+                    // waits for the first transaction and then sees its row.
+                    let r = try s.query("""
+                        WITH input AS (SELECT k FROM unnest($2::text[]) AS k),
+                        taken AS (
+                            INSERT INTO sluice.dedupe_keys(pipeline, key, seen_at) SELECT $1, k, $3::float8 FROM input
+                            ON CONFLICT (pipeline, key) DO UPDATE SET seen_at = EXCLUDED.seen_at
+                            WHERE sluice.dedupe_keys.seen_at < $4::float8 OR sluice.dedupe_keys.seen_at = EXCLUDED.seen_at
+                            RETURNING key)
+                        SELECT k FROM input EXCEPT SELECT key FROM taken LIMIT 3
+                        """, [commit.pipeline, keys, now, String(since.timeIntervalSince1970)])
+                    if r.rows > 0 { throw commit.conflict(keys: (0..<r.rows).map { r.string($0, 0)! }) }
+                } else {
+                    try s.query("""
+                        INSERT INTO sluice.dedupe_keys(pipeline, key, seen_at) SELECT $1, k, $3::float8 FROM unnest($2::text[]) AS k
+                        ON CONFLICT (pipeline, key) DO UPDATE SET seen_at = EXCLUDED.seen_at
+                        """, [commit.pipeline, keys, now])
+                }
             }
             for i in commit.fileIntents {
                 try s.query("""
