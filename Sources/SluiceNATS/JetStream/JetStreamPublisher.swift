@@ -35,6 +35,8 @@ public final class JetStreamPublisher: Sendable {
         var next: UInt64 = 0
         var out: [UInt8] = []
         var waiter: CheckedContinuation<Void, Never>?
+        /// The waiter is woken once this few (or fewer) messages await their ack.
+        var wakeAt = 0
         var stored: Int64 = 0
         var duplicates: Int64 = 0
         var disconnected = false
@@ -72,7 +74,9 @@ public final class JetStreamPublisher: Sendable {
             let room = state.withLock { window - $0.pending.count }
             if room <= 0 {
                 try flushOut()
-                let progressed = await waitForAcks(timeout: ackTimeout)
+                // Resume with room for a quarter of the window, not for one message per ack
+                // (which would hand the task between threads once per message).
+                let progressed = await waitForAcks(until: window - max(1, window / 4), timeout: ackTimeout)
                 if !progressed { try await resendMissing() }
                 continue
             }
@@ -117,7 +121,7 @@ public final class JetStreamPublisher: Sendable {
                 throw JetStreamError.publishFailed("\(count) message(s) have no PubAck after \(timeout)"
                     + (errors.first.map { "; the server said: \($0)" } ?? "; is the stream's leader up?"))
             }
-            let progressed = await waitForAcks(timeout: ackTimeout)
+            let progressed = await waitForAcks(until: 0, timeout: ackTimeout)
             let allFailed = state.withLock { s in !s.pending.isEmpty && s.pending.values.allSatisfy { $0.error != nil } }
             if !progressed || allFailed || state.withLock({ $0.disconnected }) {
                 try await resendMissing()
@@ -149,8 +153,9 @@ public final class JetStreamPublisher: Sendable {
         if !out.isEmpty { try? connection.send(out) }
     }
 
-    /// Waits until an ack arrives (true), the connection drops, or `timeout` passes (false).
-    private func waitForAcks(timeout: Duration) async -> Bool {
+    /// Waits until at most `target` messages await their ack, the connection drops, or
+    /// `timeout` passes. True when acks arrived meanwhile (progress), false otherwise.
+    private func waitForAcks(until target: Int, timeout: Duration) async -> Bool {
         let before = state.withLock { $0.pending.count }
         let deadline = ContinuousClock.now + timeout
         let timer = connection.group.next().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in wake() }
@@ -158,16 +163,17 @@ public final class JetStreamPublisher: Sendable {
         while true {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { s -> Bool in
-                    if s.pending.count < before || s.pending.isEmpty || s.disconnected { return true }
+                    if s.pending.count <= target || s.disconnected { return true }
                     s.waiter?.resume()
                     s.waiter = c
+                    s.wakeAt = target
                     return false
                 }
                 if ready { c.resume() }
             }
             let (count, disconnected) = state.withLock { ($0.pending.count, $0.disconnected) }
-            if count < before { return true }
-            if disconnected || count == 0 || ContinuousClock.now >= deadline { return false }
+            if count <= target { return count < before }
+            if disconnected || ContinuousClock.now >= deadline { return count < before }
         }
     }
 
@@ -185,26 +191,42 @@ public final class JetStreamPublisher: Sendable {
             state.withLock { $0.disconnected = true }
             wake()
         case let .message(m):
-            guard let dot = m.subject.lastIndex(of: "."), let n = UInt64(m.subject[m.subject.index(after: dot)...]) else { return }
+            // The reply subject ends in `.<n>`: read n from the bytes, backwards.
+            var n: UInt64 = 0, scale: UInt64 = 1, digits = 0
+            for byte in m.subject.utf8.reversed() {
+                guard byte != UInt8(ascii: ".") else { break }
+                guard byte >= 48 && byte <= 57, digits < 19 else { return }
+                n += UInt64(byte - 48) * scale
+                scale &*= 10
+                digits += 1
+            }
+            guard digits > 0 else { return }
             let error: String? = if let status = m.headers?.status, status >= 300 {
                 "status \(status) \(m.headers?.statusDescription ?? "")" + (status == 503 ? " (no stream takes this subject, or its leader is being elected)" : "")
-            } else if let range = Self.find(Array("\"error\"".utf8), in: m.payload) {
+            } else if let range = Self.find(Self.errorField, in: m.payload) {
                 String(decoding: m.payload[range...].prefix(300), as: UTF8.self)
             } else {
                 nil
             }
+            let duplicate = Self.find(Self.duplicateField, in: m.payload).map {
+                m.payload[($0 + Self.duplicateField.count)...].drop(while: { $0 == 58 || $0 == 32 }).starts(with: "true".utf8)
+            } ?? false
             let (latency, waiter) = state.withLock { s -> (Duration?, CheckedContinuation<Void, Never>?) in
-                defer { s.waiter = nil }
-                guard let p = s.pending[n] else { return (nil, s.waiter) }
+                // An error ack wakes the waiter at once (drain resends); acks wake it at its mark.
+                func takeWaiter() -> CheckedContinuation<Void, Never>? {
+                    guard error != nil || s.pending.count <= s.wakeAt else { return nil }
+                    defer { s.waiter = nil }
+                    return s.waiter
+                }
+                guard let p = s.pending[n] else { return (nil, takeWaiter()) }
                 if let error {
                     s.pending[n]!.error = error
-                    return (nil, s.waiter)
+                    return (nil, takeWaiter())
                 }
                 s.pending.removeValue(forKey: n)
                 s.stored += 1
-                if let d = Self.find(Array("\"duplicate\"".utf8), in: m.payload),
-                   m.payload[(d + 11)...].drop(while: { $0 == 58 || $0 == 32 }).starts(with: Array("true".utf8)) { s.duplicates += 1 }
-                return (ContinuousClock.now - p.sentAt, s.waiter)
+                if duplicate { s.duplicates += 1 }
+                return (ContinuousClock.now - p.sentAt, takeWaiter())
             }
             if let latency { onAck(latency) }
             waiter?.resume()
@@ -233,11 +255,15 @@ public final class JetStreamPublisher: Sendable {
 
     static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
         if value < 10 { out.append(UInt8(48 + value)); return }
-        var digits: [UInt8] = []
+        // Digits appended least significant first, then reversed in place (no allocation).
+        let start = out.count
         var v = value
-        while v > 0 { digits.append(UInt8(48 + v % 10)); v /= 10 }
-        out += digits.reversed()
+        while v > 0 { out.append(UInt8(48 + v % 10)); v /= 10 }
+        out[start...].reverse()
     }
+
+    static let errorField = Array("\"error\"".utf8)
+    static let duplicateField = Array("\"duplicate\"".utf8)
 
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
