@@ -134,6 +134,9 @@ final class JetStreamSourceReader: SourceReader {
         // The consumer stops delivering at max_ack_pending (shared by all workers): commit well
         // before this worker's share of it is held, whatever the sink's own commit rhythm.
         out.commitSoon = held >= max(options.batch, options.maxAckPending / 4)
+        // A message on its first delivery was never in any worker's hands, so never committed:
+        // its stream sequence needs no lookup (the commit still checks it).
+        out.keysAreNew = redelivered == 0
         return out
     }
 

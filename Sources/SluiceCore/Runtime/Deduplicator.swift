@@ -22,7 +22,9 @@ struct Deduplicator {
 
     /// Returns the batch without duplicates, the number dropped, and dead letters (one per row)
     /// when the key cannot be built.
-    mutating func filter(_ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date)
+    /// `lookUp: false` skips the state store (see ``SourceBatch/keysAreNew``); keys accepted
+    /// earlier in this run are still dropped.
+    mutating func filter(_ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, lookUp: Bool = true)
         async throws -> (RecordBatch, duplicates: Int, rejects: [DeadLetter]) {
         guard batch.count > 0 else { return (batch, 0, []) }
         let indices = settings.key.map { batch.schema.index(of: $0) }
@@ -47,7 +49,7 @@ struct Deduplicator {
         // `Set.subtracting`, which walks the whole pending set on every batch).
         var lookup = Set<String>(minimumCapacity: keys.count)
         for key in keys where !pendingSet.contains(key) { lookup.insert(key) }
-        let unique = Array(lookup)
+        let unique = lookUp ? Array(lookup) : []
         for chunk in stride(from: 0, to: unique.count, by: 2000) {
             seen.formUnion(try await store.seenKeys(pipeline: pipeline, keys: Array(unique[chunk..<min(chunk + 2000, unique.count)]), since: since))
         }

@@ -41,10 +41,11 @@ public struct PipelineRunner: Sendable {
         let runID = try await store.startRun(pipeline: plan.name, at: Date())
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
+        var trustNewKeys = true
         do {
             while true {
                 do {
-                    totals = try await runPipeline(carrying: totals)
+                    totals = try await runPipeline(carrying: totals, trustNewKeys: trustNewKeys)
                     break
                 } catch let error as SluiceError where error.code == .conflict {
                     // Nothing of the refused commit was published and the source has not been
@@ -57,6 +58,9 @@ public struct PipelineRunner: Sendable {
                     totals.duplicates = snapshot.duplicates
                     logger.warning("commit refused: another worker committed some of these records first; reading them again",
                                    metadata: ["error": "\(error)"])
+                    // The source may have called records new that were committed before (a queue
+                    // consumer created again over a stream already consumed): look every key up.
+                    trustNewKeys = false
                     try await Task.sleep(for: .milliseconds(100))
                 }
             }
@@ -80,7 +84,8 @@ public struct PipelineRunner: Sendable {
     }
 
     /// One attempt at the run; `carried` are the totals of attempts before it (see ``run()``).
-    private func runPipeline(carrying carried: RunTotals) async throws -> RunTotals {
+    /// `trustNewKeys: false` looks up every dedupe key, whatever ``SourceBatch/keysAreNew`` says.
+    private func runPipeline(carrying carried: RunTotals, trustNewKeys: Bool) async throws -> RunTotals {
         let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger))
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
@@ -127,6 +132,7 @@ public struct PipelineRunner: Sendable {
             }
             var consumer = Consumer(runner: self, writer: writer, exhausted: exhausted)
             consumer.totals = carried
+            consumer.trustNewKeys = trustNewKeys
             do {
                 try await consumer.consume(buffer)
                 consumed.open()
@@ -195,6 +201,8 @@ public struct PipelineRunner: Sendable {
         /// When expired dedupe keys were last deleted (nil: not yet in this run).
         var lastSweep: ContinuousClock.Instant?
         var totals = RunTotals()
+        /// Whether dedupe may skip looking up the keys of batches the source calls new.
+        var trustNewKeys = true
 
         init(runner: PipelineRunner, writer: any SinkWriter, exhausted: ExhaustionFlag) {
             self.runner = runner
@@ -274,7 +282,8 @@ public struct PipelineRunner: Sendable {
             var records = batch.records
             if dedupe != nil {
                 // Mutated in place: a copy would copy its set of pending keys on every batch.
-                let (kept, duplicates, rejects) = try await dedupe!.filter(records, sequence: sequence, position: batch.position, now: Date())
+                let (kept, duplicates, rejects) = try await dedupe!.filter(records, sequence: sequence, position: batch.position, now: Date(),
+                                                                             lookUp: !(batch.keysAreNew && trustNewKeys))
                 records = kept
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates
