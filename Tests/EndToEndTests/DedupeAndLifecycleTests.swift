@@ -10,7 +10,9 @@ import Testing
           d:
             source: { file: { path: data } }
             sink: { ndjson: { path: out } }
-            dedupe: { key: [id], ttl: 5s }
+            # Long enough that the second run reaches its lookup inside the TTL on a loaded
+            # machine (a debug run took 20 s in CI, and a 5 s TTL let a repeat through).
+            dedupe: { key: [id], ttl: 60s }
         """, to: "\(dir)/p.yaml")
         try write("id,v\n1,a\n2,b\n2,b-again\n3,c\n", to: "\(dir)/data/1.csv")
         var r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
@@ -24,7 +26,7 @@ import Testing
         #expect(lines.count == 4)
         #expect(!lines.contains(#"{"id":3,"v":"c-again"}"#))
 
-        try await Task.sleep(for: .milliseconds(5500))
+        try await Task.sleep(for: .seconds(61))
         try write("id,v\n3,c-later\n", to: "\(dir)/data/3.csv")
         r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0)

@@ -195,11 +195,15 @@ import Testing
             sink:
               parquet: { path: lake, partition_by: "table", max_file_age: 300ms }
         """, to: "\(dir)/p.yaml")
-        let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
+        let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
-        // Streaming starts once the snapshot is read: changes after this are changes, not snapshot rows.
-        let streaming = try await waitUntil(seconds: 90) { try psql("SELECT active FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["t"] }
-        try #require(streaming, "the pipeline did not start streaming")
+        // Changes made once both tables are snapshotted are changes, not snapshot rows. (The slot
+        // is active already while the exported snapshot is read, so that is not the signal.)
+        let snapshotted = try await waitUntil(seconds: 90) {
+            let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
+            return log.contains("table=\(s).a") && log.contains("table=\(s).b") && log.components(separatedBy: "table snapshotted").count == 3
+        }
+        try #require(snapshotted, "the pipeline did not snapshot both tables: \((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
         try await psqlAsync("BEGIN; INSERT INTO \(s).a VALUES (2, 'two', null); UPDATE \(s).a SET v = 'changed' WHERE id = 1; INSERT INTO \(s).b VALUES ('k1'); COMMIT; DELETE FROM \(s).a WHERE id = 2")
         let query = "SELECT op || ' ' || \"table\" || ' ' || coalesce(json_extract_string(after, '$.v'), '-') FROM read_parquet('lake/**/*.parquet', hive_partitioning = false, union_by_name = true) ORDER BY lsn, seq"
         let script = "import duckdb\nfor r in duckdb.sql(\"\"\"\(query)\"\"\").fetchall(): print(r[0])"
