@@ -3,7 +3,7 @@ import Testing
 
 /// The CLI as a user meets it: exit codes, located config errors, DLQ and state commands.
 @Suite struct CLITests {
-    @Test func misspelledKeyExitsTwoNamingFileLineAndKey() async throws {
+    @Test func misspelledKeyExitsTwoNamingFileLineAndKey() throws {
         let dir = try makeWorkDirectory("cfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -14,18 +14,18 @@ import Testing
             sink:
               ndjson: { path: out }
         """, to: "\(dir)/bad.yaml")
-        let r = try await SluiceProcess.run(["validate", "bad.yaml"], in: dir)
+        let r = try SluiceProcess.run(["validate", "bad.yaml"], in: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("bad.yaml:4:"), "\(r.stderr)")
         #expect(r.stderr.contains("pipelines.events.source.file.fromat"))
         #expect(r.stderr.contains("did you mean 'format'"))
         // `run` refuses the same file before moving any data.
-        let run = try await SluiceProcess.run(["run", "bad.yaml"], in: dir)
+        let run = try SluiceProcess.run(["run", "bad.yaml"], in: dir)
         #expect(run.status == 2)
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/out"))
     }
 
-    @Test func wrongTypeExitsTwo() async throws {
+    @Test func wrongTypeExitsTwo() throws {
         let dir = try makeWorkDirectory("cfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -36,23 +36,23 @@ import Testing
             sink:
               ndjson: { path: out }
         """, to: "\(dir)/bad.yaml")
-        let r = try await SluiceProcess.run(["validate", "bad.yaml"], in: dir)
+        let r = try SluiceProcess.run(["validate", "bad.yaml"], in: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("bad.yaml:4:"), "\(r.stderr)")
         #expect(r.stderr.contains("pipelines.events.source.file.header"))
         #expect(r.stderr.contains("expected true or false"))
     }
 
-    @Test func missingFileExitsTwo() async throws {
+    @Test func missingFileExitsTwo() throws {
         let dir = try makeWorkDirectory("cfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try await SluiceProcess.run(["run", "nowhere.yaml"], in: dir)
+        let r = try SluiceProcess.run(["run", "nowhere.yaml"], in: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("nowhere.yaml"))
         #expect(r.stderr.contains("no such file"))
     }
 
-    @Test func malformedRowsGoToTheDeadLetterQueueWithTheirLocation() async throws {
+    @Test func malformedRowsGoToTheDeadLetterQueueWithTheirLocation() throws {
         let dir = try makeWorkDirectory("dlq")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("id,amount,name\n1,2.5,a\n2,oops,b\n3,4.0\n4,5.5,\"d\"\n", to: "\(dir)/data/in.csv")
@@ -66,11 +66,11 @@ import Testing
             source: { file: { path: data/in.ndjson } }
             sink: { ndjson: { path: out/json } }
         """, to: "\(dir)/p.yaml")
-        let r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        let r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try outputLines("\(dir)/out/csv").count == 2)
         #expect(try outputLines("\(dir)/out/json").count == 2)
-        let list = try await SluiceProcess.run(["dlq", "list", "--json"], in: dir)
+        let list = try SluiceProcess.run(["dlq", "list", "--json"], in: dir)
         #expect(list.status == 0)
         let entries = list.stdout.split(separator: "\n")
         #expect(entries.count == 3, "\(list.stdout)")
@@ -82,18 +82,18 @@ import Testing
         let id = try #require(object["id"] as? Int)
         #expect(object["raw"] as? String == "2,oops,b")
         #expect(object["stage"] as? String == "decode")
-        let show = try await SluiceProcess.run(["dlq", "show", "\(id)", "--raw"], in: dir)
+        let show = try SluiceProcess.run(["dlq", "show", "\(id)", "--raw"], in: dir)
         #expect(show.stdout == "2,oops,b")
         // A second run reads nothing new: files are ingested once.
-        let again = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        let again = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(again.status == 0)
         #expect(try outputLines("\(dir)/out/csv").count == 2)
-        let state = try await SluiceProcess.run(["state", "show", "csv"], in: dir)
+        let state = try SluiceProcess.run(["state", "show", "csv"], in: dir)
         #expect(state.stdout.contains("in.csv"))
         #expect(state.stdout.contains("\"done\":true"))
     }
 
-    @Test func compressedInputsAndGlobs() async throws {
+    @Test func compressedInputsAndGlobs() throws {
         let dir = try makeWorkDirectory("gz")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("id,v\n1,a\n2,b\n", to: "\(dir)/data/a.csv")
@@ -113,15 +113,15 @@ import Testing
             source: { file: { path: "data/*.csv*", format: csv } }
             sink: { ndjson: { path: out } }
         """, to: "\(dir)/p.yaml")
-        let r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        let r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = try outputLines("\(dir)/out")
         #expect(lines.count == 5)
         #expect(Set(lines.map { String($0) }).contains(#"{"id":4,"v":"d"}"#))
     }
 
-    @Test func helpTeachesWithExamples() async throws {
-        let r = try await SluiceProcess.run(["run", "--help"], in: NSTemporaryDirectory())
+    @Test func helpTeachesWithExamples() throws {
+        let r = try SluiceProcess.run(["run", "--help"], in: NSTemporaryDirectory())
         #expect(r.status == 0)
         #expect(r.stdout.contains("Examples:"))
         #expect(r.stdout.contains("--metrics-port"))
@@ -130,21 +130,21 @@ import Testing
 
 /// Every example file stays valid as the code changes.
 @Suite struct ExampleFilesTests {
-    @Test func everyExampleValidates() async throws {
+    @Test func everyExampleValidates() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let examples = try FileManager.default.contentsOfDirectory(atPath: "\(root)/examples").filter { $0.hasSuffix(".yaml") }
         #expect(examples.count >= 5)
         for example in examples {
-            let r = try await SluiceProcess.run(["validate", "examples/\(example)"], in: root)
+            let r = try SluiceProcess.run(["validate", "examples/\(example)"], in: root)
             #expect(r.status == 0, "\(example): \(r.stderr)")
         }
     }
 
-    @Test func everyComponentHasAnExample() async throws {
+    @Test func everyComponentHasAnExample() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let text = try FileManager.default.contentsOfDirectory(atPath: "\(root)/examples").filter { $0.hasSuffix(".yaml") }
             .map { try String(contentsOfFile: "\(root)/examples/\($0)", encoding: .utf8) }.joined()
-        let components = try await SluiceProcess.run(["components"], in: root).stdout
+        let components = try SluiceProcess.run(["components"], in: root).stdout
             .split(separator: "\n").filter { $0.hasPrefix("  ") && !$0.hasPrefix("   ") }
             .compactMap { $0.trimmingCharacters(in: .whitespaces).split(separator: ":").first.map(String.init) }
         #expect(components.count >= 5)

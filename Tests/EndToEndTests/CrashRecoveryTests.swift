@@ -47,7 +47,7 @@ import Testing
         let kills = try await killRepeatedly(in: dir, kills: 8, delays: 200...2500, maxRuns: 40) { false }
         #expect(kills >= 3, "the run finished before enough kills landed; make the input larger")
         // Finish the job.
-        let final = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
 
         let ids = Self.ids(try outputLines("\(dir)/out"))

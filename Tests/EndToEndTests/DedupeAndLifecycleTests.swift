@@ -15,12 +15,12 @@ import Testing
             dedupe: { key: [id], ttl: 60s }
         """, to: "\(dir)/p.yaml")
         try write("id,v\n1,a\n2,b\n2,b-again\n3,c\n", to: "\(dir)/data/1.csv")
-        var r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        var r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try outputLines("\(dir)/out").count == 3)
 
         try write("id,v\n3,c-again\n4,d\n", to: "\(dir)/data/2.csv")
-        r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0)
         var lines = try outputLines("\(dir)/out").map(String.init)
         #expect(lines.count == 4)
@@ -28,7 +28,7 @@ import Testing
 
         try await Task.sleep(for: .seconds(61))
         try write("id,v\n3,c-later\n", to: "\(dir)/data/3.csv")
-        r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0)
         lines = try outputLines("\(dir)/out").map(String.init)
         #expect(lines.count == 5)

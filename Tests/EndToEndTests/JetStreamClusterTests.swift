@@ -71,7 +71,7 @@ import Testing
         kill(consumer.processIdentifier, SIGTERM)
         await waitForExit(consumer)
         #expect(consumer.terminationStatus == 0, "\(((try? String(contentsOfFile: "\(dir)/consumer.log", encoding: .utf8)) ?? "").suffix(3000))")
-        let counts = try await python("""
+        let counts = try python("""
         import duckdb
         print(*duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0])
         """, in: dir)
@@ -234,7 +234,7 @@ import Testing
         #expect(server.stop() == 0)
         for w in workers { kill(w.processIdentifier, SIGTERM) }
         for w in workers { await waitForExit(w); #expect(w.terminationStatus == 0) }
-        let counts = try await python("""
+        let counts = try python("""
         import duckdb
         print(*duckdb.sql("select count(*), count(distinct user_id) from read_parquet('lake/*.parquet')").fetchall()[0])
         """, in: dir)

@@ -65,7 +65,7 @@ import Testing
             #expect(w.terminationStatus == 0, "worker \(i): \(log.suffix(3000))")
         }
 
-        let counts = try await python("""
+        let counts = try python("""
         import duckdb
         r = duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0]
         print(*r)
@@ -74,14 +74,14 @@ import Testing
         if counts != "\(count) \(count) 0 \(count - 1)" {
             // Which records, from which stream messages, in which files: one stream sequence in
             // two files is a consumer-side duplicate; two sequences would be two stored messages.
-            let twice = try await python("""
+            let twice = try python("""
             import duckdb
             for r in duckdb.sql("select n, _nats_seq, filename from read_parquet('lake/*.parquet', filename=true) where n in (select n from read_parquet('lake/*.parquet') group by n having count(*) > 1) order by n limit 20").fetchall():
                 print(*r)
             """, in: dir)
             Issue.record("records twice (n, _nats_seq, file):\n\(twice)")
         }
-        let letters = try await SluiceProcess.run(["dlq", "list", "--pipeline", pipeline, "-c", "w.yaml"], in: dir)
+        let letters = try SluiceProcess.run(["dlq", "list", "--pipeline", pipeline, "-c", "w.yaml"], in: dir)
         #expect(letters.status == 0 && !letters.stdout.contains("max_deliveries"), "\(letters.stdout)")
     }
 }
@@ -138,7 +138,7 @@ import Testing
             #expect(w.terminationStatus == 0, "worker \(i): \(log.suffix(3000))")
             refused += log.components(separatedBy: "commit refused").count - 1
         }
-        let counts = try await python("""
+        let counts = try python("""
         import duckdb
         r = duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0]
         print(*r)
@@ -179,7 +179,7 @@ import Testing
         kill(worker.processIdentifier, SIGTERM)
         await waitForExit(worker)
         #expect(try outputLines("\(dir)/out").count == 3)
-        var letters = try await SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml"], in: dir).stdout
+        var letters = try SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml"], in: dir).stdout
         #expect(letters.contains("jetstream:P/p seq 3"), "\(letters)")
         var status = try #require(try queueStatus("poison", in: dir))
         #expect(status.lag == 0 && status.ackPending == 0, "\(status)")
@@ -200,7 +200,7 @@ import Testing
         kill(worker.processIdentifier, SIGTERM)
         await waitForExit(worker)
         #expect(worker.terminationStatus == 0)
-        letters = try await SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml"], in: dir).stdout
+        letters = try SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml"], in: dir).stdout
         #expect(letters.contains("max_deliveries") && letters.contains("seq 5"), "\(letters)")
         status = try #require(try queueStatus("poison", in: dir))
         #expect(status.lag == 0 && status.ackPending == 0, "the poison message was left pending: \(status)")

@@ -2,13 +2,7 @@ import Foundation
 import Testing
 
 /// Runs a Python snippet (pyarrow / DuckDB as independent readers) and returns its stdout.
-/// ``python(_:in:)`` for async tests: waited for on a thread of its own, so that a slow DuckDB
-/// query does not hold one of the few cooperative threads the in-process servers of other tests need.
-func python(_ script: String, in directory: String) async throws -> String {
-    try await offPool { try pythonBlocking(script, in: directory) }
-}
-
-func pythonBlocking(_ script: String, in directory: String) throws -> String {
+func python(_ script: String, in directory: String) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     // DuckDB draws a progress bar on stdout when a query runs for seconds (a loaded machine):
@@ -61,10 +55,10 @@ struct PythonError: Error, CustomStringConvertible {
             return true
         }
         #expect(kills >= 20)
-        let final = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let counts = try await python("""
+        let counts = try python("""
         import duckdb
         r = duckdb.sql("select count(*), count(distinct id), min(id), max(id) from read_parquet('lake/*/*.parquet', hive_partitioning=true)").fetchall()[0]
         print(*r)
@@ -75,7 +69,7 @@ struct PythonError: Error, CustomStringConvertible {
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
     }
 
-    @Test func quickstartStyleLakeIsReadableByPyarrowWithTypes() async throws {
+    @Test func quickstartStyleLakeIsReadableByPyarrowWithTypes() throws {
         let dir = try makeWorkDirectory("lake-types")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -90,9 +84,9 @@ struct PythonError: Error, CustomStringConvertible {
             source: { file: { path: data/x.csv } }
             sink: { parquet: { path: lake, partition_by: "day(created_at)", compression: snappy } }
         """, to: "\(dir)/p.yaml")
-        let r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        let r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
-        let out = try await python("""
+        let out = try python("""
         import pyarrow.dataset as ds
         t = ds.dataset('lake', format='parquet', partitioning='hive').to_table().sort_by('id')
         print(t.schema.field('id').type, t.schema.field('amount').type, t.schema.field('created_at').type, t.schema.field('ok').type)

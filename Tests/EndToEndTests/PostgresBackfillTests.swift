@@ -39,7 +39,7 @@ import Testing
         }
         // Kills land after the first commits (the first comes about 1.5 s in), so runs resume mid-range.
         #expect(kills >= 3, "only \(kills) kills landed before the backfill finished")
-        let check = try await python("""
+        let check = try python("""
         import duckdb
         r = duckdb.sql("select count(*), count(distinct id), min(id), max(id), count(distinct updated_at_day) from read_parquet('lake/**/*.parquet', hive_partitioning=true)").fetchall()[0]
         bad = duckdb.sql("select count(*) from read_parquet('lake/**/*.parquet', hive_partitioning=true) where strftime(updated_at, '%Y-%m-%d') <> updated_at_day::varchar").fetchall()[0][0]

@@ -210,7 +210,7 @@ import Testing
         var rows: [String] = []
         let done = try await waitUntil(seconds: 60, interval: .milliseconds(300)) {
             guard FileManager.default.fileExists(atPath: "\(dir)/lake") else { return false }
-            rows = (try? pythonBlocking(script, in: dir))?.split(separator: "\n").map(String.init) ?? []
+            rows = (try? python(script, in: dir))?.split(separator: "\n").map(String.init) ?? []
             return rows.count == 5
         }
         kill(sluice.processIdentifier, SIGTERM)

@@ -3,7 +3,7 @@ import Testing
 
 /// The CLI around PostgreSQL: passwords never shown, clear errors before any data moves.
 @Suite struct PostgresCLITests {
-    @Test func passwordsNeverAppearInLogsErrorsOrOutput() async throws {
+    @Test func passwordsNeverAppearInLogsErrorsOrOutput() throws {
         let url = try postgresURL()
         let secret = "pw-Secret-\(UUID().uuidString.prefix(6))"
         let role = "r_\(UUID().uuidString.prefix(6).lowercased())"
@@ -20,10 +20,10 @@ import Testing
             sink:
               postgres: { url: "\(roleURL)", table: public.nowhere }
         """, to: "\(dir)/p.yaml")
-        let run = try await SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "trace"], in: dir)
+        let run = try SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "trace"], in: dir)
         #expect(run.status == 1)
         #expect(run.stderr.contains("no_such_table") && run.stderr.contains("does not exist"), "\(run.stderr)")
-        let validate = try await SluiceProcess.run(["validate", "--connect", "p.yaml"], in: dir)
+        let validate = try SluiceProcess.run(["validate", "--connect", "p.yaml"], in: dir)
         #expect(validate.status != 0 && validate.stdout.contains("no_such_table"), "\(validate.stdout)")
         for output in [run.stdout, run.stderr, validate.stdout, validate.stderr] {
             #expect(!output.contains(secret), "the password leaked: \(output)")
@@ -31,13 +31,13 @@ import Testing
         // Bad credentials: one clear, non-retried error naming the cause.
         try write(try String(contentsOfFile: "\(dir)/p.yaml", encoding: .utf8).replacingOccurrences(of: secret, with: "wrong-\(secret)"),
                   to: "\(dir)/p.yaml")
-        let denied = try await SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
+        let denied = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(denied.status == 1)
         #expect(denied.stderr.contains("refused the credentials") && !denied.stderr.contains(secret), "\(denied.stderr)")
         #expect(!denied.stderr.contains("retrying"), "bad credentials are not retried")
     }
 
-    @Test func badConfigurationStopsBeforeAnyDataMoves() async throws {
+    @Test func badConfigurationStopsBeforeAnyDataMoves() throws {
         let dir = try makeWorkDirectory("pg-badconfig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("""
@@ -48,7 +48,7 @@ import Testing
             sink:
               postgres: { url: "postgres://h/db", table: "a;b", mode: upsert }
         """, to: "\(dir)/p.yaml")
-        let r = try await SluiceProcess.run(["validate", "p.yaml"], in: dir)
+        let r = try SluiceProcess.run(["validate", "p.yaml"], in: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("p.yaml:4") && r.stderr.contains("postgres://"), "\(r.stderr)")
     }

@@ -5,7 +5,7 @@ import Testing
 /// PostgreSQL table, with the schema registry on the PostgreSQL state store: `evolve` adds and
 /// widens columns inside the load transactions; the other policies leave the table's shape alone.
 @Suite(.serialized) struct PostgresSchemaEvolutionTests {
-    func run(_ policy: String) async throws -> (dir: String, schema: String, pipeline: String, result: SluiceProcess.Result) {
+    func run(_ policy: String) throws -> (dir: String, schema: String, pipeline: String, result: SluiceProcess.Result) {
         let url = try postgresURL()
         let s = try makeSchema("evo_\(policy)")
         let dir = try makeWorkDirectory("pg-schema-\(policy)")
@@ -21,7 +21,7 @@ import Testing
             sink:
               postgres: { url: "\(url)", table: \(s).events }
         """, to: "\(dir)/p.yaml")
-        return (dir, s, pipeline, try await SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir))
+        return (dir, s, pipeline, try SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir))
     }
 
     func columns(_ s: String) throws -> [String] {
@@ -29,8 +29,8 @@ import Testing
     }
 
     @Test(arguments: ["evolve", "freeze", "discard_row", "discard_value"])
-    func eachPolicyProducesTheDocumentedTable(policy: String) async throws {
-        let (dir, s, pipeline, r) = try await run(policy)
+    func eachPolicyProducesTheDocumentedTable(policy: String) throws {
+        let (dir, s, pipeline, r) = try run(policy)
         defer {
             try? FileManager.default.removeItem(atPath: dir)
             _ = try? psql("DROP SCHEMA \(s) CASCADE")
@@ -41,12 +41,12 @@ import Testing
         case "evolve":
             #expect(try columns(s) == ["id:bigint", "name:text", "score:double precision"])
             #expect(rows == ["1|a|∅", "2|b|∅", "3|c|7", "4|d|∅", "5|e|7.5", "6|∅|1"])
-            let show = try await SluiceProcess.run(["schema", "show", pipeline, "-c", "p.yaml"], in: dir).stdout
+            let show = try SluiceProcess.run(["schema", "show", pipeline, "-c", "p.yaml"], in: dir).stdout
             #expect(show.contains("version 3") && show.contains("~ score: int64 -> float64"), "the registry on PostgreSQL: \(show)")
         case "freeze":
             #expect(try columns(s) == ["id:bigint", "name:text"])
             #expect(rows == ["1|a|-", "2|b|-", "4|d|-"])
-            let dlq = try await SluiceProcess.run(["dlq", "list", "--json", "-c", "p.yaml", "--pipeline", pipeline], in: dir).stdout
+            let dlq = try SluiceProcess.run(["dlq", "list", "--json", "-c", "p.yaml", "--pipeline", pipeline], in: dir).stdout
             #expect(dlq.split(separator: "\n").count == 3 && dlq.contains("+ score: int64"), "\(dlq)")
         case "discard_row":
             #expect(try columns(s) == ["id:bigint", "name:text"])

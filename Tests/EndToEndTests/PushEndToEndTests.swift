@@ -35,13 +35,13 @@ import Testing
         let dir = try makeWorkDirectory("push-curl")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write(Self.config, to: "\(dir)/p.yaml")
-        let created = try await SluiceProcess.run(["keys", "create", "--name", "shop", "--stream", "orders", "-c", "p.yaml"], in: dir)
+        let created = try SluiceProcess.run(["keys", "create", "--name", "shop", "--stream", "orders", "-c", "p.yaml"], in: dir)
         #expect(created.status == 0, "\(created.stderr)")
         let key = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(key.hasPrefix("slk_"))
-        let other = try await SluiceProcess.run(["keys", "create", "--name", "elsewhere", "--stream", "clicks", "-c", "p.yaml"], in: dir)
+        let other = try SluiceProcess.run(["keys", "create", "--name", "elsewhere", "--stream", "clicks", "-c", "p.yaml"], in: dir)
         let otherKey = other.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let listed = try await SluiceProcess.run(["keys", "list", "-c", "p.yaml"], in: dir)
+        let listed = try SluiceProcess.run(["keys", "list", "-c", "p.yaml"], in: dir)
         #expect(listed.stdout.contains("shop") && listed.stdout.contains("orders") && !listed.stdout.contains(key.split(separator: "_").last!))
 
         let port = try freePort()
@@ -75,7 +75,7 @@ import Testing
         let big = "\(dir)/big.json"
         try write("[" + Array(repeating: #"{"pad": "0123456789012345678901234567890123456789"}"#, count: 3000).joined(separator: ",") + "]", to: big)
         #expect(try curl(postArgs(port, "tiny", data: "@\(big)")).status == 413)
-        let revoked = try await SluiceProcess.run(["keys", "revoke", key, "-c", "p.yaml"], in: dir)
+        let revoked = try SluiceProcess.run(["keys", "revoke", key, "-c", "p.yaml"], in: dir)
         #expect(revoked.status == 0)
         #expect(try curl(["http://127.0.0.1:\(port)/readyz"]).status == 200)
         let metrics = try curl(["http://127.0.0.1:\(port)/metrics"])
@@ -146,7 +146,7 @@ import Testing
         #expect(server.stop() == 0)
         #expect(try outputLines("\(dir)/out/clicks").isEmpty, "nothing answered 4xx is ingested")
         #expect(try outputLines("\(dir)/out/hooks").count == 1)
-        let dlq = try await SluiceProcess.run(["dlq", "list", "-c", "p.yaml"], in: dir)
+        let dlq = try SluiceProcess.run(["dlq", "list", "-c", "p.yaml"], in: dir)
         #expect(!dlq.stdout.contains("http:"), "rejected requests are refused, not dead-lettered: \(dlq.stdout)")
     }
 
@@ -162,10 +162,10 @@ import Testing
             sink:
               ndjson: { path: blocker/out }
         """, to: "\(dir)/p.yaml")
-        let validate = try await SluiceProcess.run(["validate", "p.yaml", "--connect"], in: dir)
+        let validate = try SluiceProcess.run(["validate", "p.yaml", "--connect"], in: dir)
         #expect(validate.status == 1 && validate.stdout.contains("unreachable  clicks: sink:") && validate.stdout.contains("is not a directory"),
                 "\(validate.stdout) \(validate.stderr)")
-        #expect(try await SluiceProcess.run(["validate", "p.yaml"], in: dir).status == 0, "without --connect only the file is checked")
+        #expect(try SluiceProcess.run(["validate", "p.yaml"], in: dir).status == 0, "without --connect only the file is checked")
         let port = try freePort()
         let server = try await ServedProcess.start(in: dir, port: port)
         let ready = try curl(["http://127.0.0.1:\(port)/readyz"])
@@ -220,11 +220,11 @@ import Testing
         #expect(server.stop() == 0)
         #expect(try outputLines("\(dir)/out").count == 1)
 
-        let run = try await SluiceProcess.run(["run", "p.yaml"], in: dir)
+        let run = try SluiceProcess.run(["run", "p.yaml"], in: dir)
         #expect(run.status == 2 && run.stderr.contains("sluice serve"), "an http source is fed by `sluice serve` only: \(run.stderr)")
 
         // No authentication: loopback only, unless explicitly overridden.
-        let refused = try await SluiceProcess.run(["serve", "p.yaml", "--host", "0.0.0.0", "--port", "\(try freePort())"], in: dir)
+        let refused = try SluiceProcess.run(["serve", "p.yaml", "--host", "0.0.0.0", "--port", "\(try freePort())"], in: dir)
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("refusing to listen on 0.0.0.0") && refused.stderr.contains("clicks"), "\(refused.stderr)")
         let openPort = try freePort()

@@ -7,8 +7,8 @@ import Testing
 @Suite(.serialized) struct SQLiteSourceCrashTests {
     static let rows = 400_000
 
-    func makeDatabase(_ dir: String) async throws {
-        _ = try await python("""
+    func makeDatabase(_ dir: String) throws {
+        _ = try python("""
         import sqlite3
         c = sqlite3.connect('app.db')
         c.execute('create table orders(id integer primary key, updated_at text not null, amount decimal(12,2), note text)')
@@ -33,7 +33,7 @@ import Testing
     func killNineDuringAPullLosesAndDuplicatesNothing(mode: String) async throws {
         let dir = try makeWorkDirectory("sqlite-\(mode)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try await makeDatabase(dir)
+        try makeDatabase(dir)
         let cursor = mode == "incremental" ? ", cursor: [updated_at]" : ""
         try write("""
         pipelines:
@@ -68,7 +68,7 @@ import Testing
     @Test func polledChangelogDeliversEachChangeOnceAndMarksItProcessed() async throws {
         let dir = try makeWorkDirectory("sqlite-changelog")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try await python("""
+        _ = try python("""
         import sqlite3
         c = sqlite3.connect('app.db')
         c.execute('create table changes(change_id integer primary key, order_id int not null, op text not null, processed int not null default 0)')
@@ -88,14 +88,14 @@ import Testing
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         for round in 0..<5 {
             try await Task.sleep(for: .milliseconds(300))
-            _ = try await python("""
+            _ = try python("""
             import sqlite3
             c = sqlite3.connect('app.db', timeout=10)
             c.executemany('insert into changes(order_id, op) values (?, ?)', ((i, 'update') for i in range(\(round * 100), \(round * 100 + 100))))
             c.commit()
             """, in: dir)
             // Never marked before committed: processed rows are all in the published output.
-            let processed = Int(try await python("import sqlite3; print(sqlite3.connect('app.db', timeout=10).execute('select count(*) from changes where processed = 1').fetchone()[0])", in: dir)
+            let processed = Int(try python("import sqlite3; print(sqlite3.connect('app.db', timeout=10).execute('select count(*) from changes where processed = 1').fetchone()[0])", in: dir)
                 .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
             #expect(processed <= (try outputLines("\(dir)/out").count))
         }
@@ -107,7 +107,7 @@ import Testing
             (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["change_id"] as? Int
         }
         #expect(ids.count == 1000 && Set(ids).count == 1000, "\(ids.count) lines, \(Set(ids).count) distinct")
-        let unprocessed = try await python("import sqlite3; print(sqlite3.connect('app.db').execute('select count(*) from changes where processed = 0').fetchone()[0])", in: dir)
+        let unprocessed = try python("import sqlite3; print(sqlite3.connect('app.db').execute('select count(*) from changes where processed = 0').fetchone()[0])", in: dir)
         #expect(unprocessed.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
     }
 }

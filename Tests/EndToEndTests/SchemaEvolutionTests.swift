@@ -26,8 +26,8 @@ import Testing
     }
 
     /// Rows of the lake as `id|name|score` lines (DuckDB, union_by_name), ordered by id.
-    static func lake(_ dir: String) async throws -> [String] {
-        try await python("""
+    static func lake(_ dir: String) throws -> [String] {
+        try python("""
         import duckdb
         rel = duckdb.sql("select * from read_parquet('lake/*.parquet', union_by_name=true)")
         cols = rel.columns
@@ -37,70 +37,70 @@ import Testing
         """, in: dir).split(separator: "\n").map(String.init)
     }
 
-    func run(_ policy: String) async throws -> (dir: String, result: SluiceProcess.Result) {
+    func run(_ policy: String) throws -> (dir: String, result: SluiceProcess.Result) {
         let dir = try makeWorkDirectory("schema-\(policy)")
         try Self.writeInput(dir)
         try write(Self.config(policy), to: "\(dir)/p.yaml")
-        return (dir, try await SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir))
+        return (dir, try SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir))
     }
 
-    @Test func evolveRegistersVersionsAndTheLakeHasEveryColumn() async throws {
-        let (dir, r) = try await run("evolve")
+    @Test func evolveRegistersVersionsAndTheLakeHasEveryColumn() throws {
+        let (dir, r) = try run("evolve")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try await Self.lake(dir) == ["1|a|None", "2|b|None", "3|c|7.0", "4|d|None", "5|e|7.5", "6|None|1.0"])
-        let show = try await SluiceProcess.run(["schema", "show", "events"], in: dir).stdout
+        #expect(try Self.lake(dir) == ["1|a|None", "2|b|None", "3|c|7.0", "4|d|None", "5|e|7.5", "6|None|1.0"])
+        let show = try SluiceProcess.run(["schema", "show", "events"], in: dir).stdout
         #expect(show.contains("version 3"), "\(show)")
         #expect(show.contains("registered  v1 -> v2  + score: int64"))
         #expect(show.contains("registered  v2 -> v3  ~ score: int64 -> float64"))
         #expect(show.contains("conformed") && show.contains("- name: string"), "a removed column is an event too")
-        let diff = try await SluiceProcess.run(["schema", "diff", "events", "--from", "1", "--to", "3"], in: dir).stdout
+        let diff = try SluiceProcess.run(["schema", "diff", "events", "--from", "1", "--to", "3"], in: dir).stdout
         #expect(diff.contains("+ score: float64") && diff.contains("backward compatible: yes"), "\(diff)")
-        #expect(try await SluiceProcess.run(["schema", "list"], in: dir).stdout.contains("events"))
+        #expect(try SluiceProcess.run(["schema", "list"], in: dir).stdout.contains("events"))
     }
 
-    @Test func freezeDeadLettersNonConformingRowsWithTheDiff() async throws {
-        let (dir, r) = try await run("freeze")
+    @Test func freezeDeadLettersNonConformingRowsWithTheDiff() throws {
+        let (dir, r) = try run("freeze")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try await Self.lake(dir) == ["1|a|None", "2|b|None", "4|d|None"])
-        let dlq = try await SluiceProcess.run(["dlq", "list", "--json"], in: dir).stdout
+        #expect(try Self.lake(dir) == ["1|a|None", "2|b|None", "4|d|None"])
+        let dlq = try SluiceProcess.run(["dlq", "list", "--json"], in: dir).stdout
         let letters = dlq.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(letters.count == 3, "\(dlq)")
         #expect(letters.allSatisfy { ($0["stage"] as? String) == "schema" })
         #expect(letters.contains { ($0["message"] as? String)?.contains("+ score: int64") == true })
         #expect(letters.contains { ($0["message"] as? String)?.contains("+ score: float64") == true })
-        let show = try await SluiceProcess.run(["schema", "show", "events"], in: dir).stdout
+        let show = try SluiceProcess.run(["schema", "show", "events"], in: dir).stdout
         #expect(!show.contains("version 2"), "a frozen subject keeps its version")
         #expect(show.contains("dead_lettered"))
     }
 
-    @Test func discardRowDropsAndDiscardValueKeepsTheRowsWithoutTheOffendingFields() async throws {
-        let (rowDir, rows) = try await run("discard_row")
+    @Test func discardRowDropsAndDiscardValueKeepsTheRowsWithoutTheOffendingFields() throws {
+        let (rowDir, rows) = try run("discard_row")
         defer { try? FileManager.default.removeItem(atPath: rowDir) }
         #expect(rows.status == 0, "\(rows.stderr)")
-        #expect(try await Self.lake(rowDir) == ["1|a|None", "2|b|None", "4|d|None"])
-        #expect(try await SluiceProcess.run(["dlq", "list"], in: rowDir).stdout.contains("no dead letters"))
-        let (valueDir, values) = try await run("discard_value")
+        #expect(try Self.lake(rowDir) == ["1|a|None", "2|b|None", "4|d|None"])
+        #expect(try SluiceProcess.run(["dlq", "list"], in: rowDir).stdout.contains("no dead letters"))
+        let (valueDir, values) = try run("discard_value")
         defer { try? FileManager.default.removeItem(atPath: valueDir) }
         #expect(values.status == 0, "\(values.stderr)")
-        #expect(try await Self.lake(valueDir) == ["1|a|None", "2|b|None", "3|c|None", "4|d|None", "5|e|None", "6|None|None"])
+        #expect(try Self.lake(valueDir) == ["1|a|None", "2|b|None", "3|c|None", "4|d|None", "5|e|None", "6|None|None"])
     }
 
-    @Test func evolveRefusesAnIncompatibleChangeAndWritesNothingOfIt() async throws {
+    @Test func evolveRefusesAnIncompatibleChangeAndWritesNothingOfIt() throws {
         let dir = try makeWorkDirectory("schema-refuse")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("{\"id\":1,\"name\":\"a\"}\n", to: "\(dir)/data/f1.ndjson")
         try write("{\"id\":\"two\",\"name\":\"b\"}\n", to: "\(dir)/data/f2.ndjson")
         try write(Self.config("evolve"), to: "\(dir)/p.yaml")
-        let r = try await SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir)
+        let r = try SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir)
         #expect(r.status == 1)
         #expect(r.stderr.contains("id: int64 -> string") && r.stderr.contains("widen_to_string"), "\(r.stderr)")
-        #expect(try await Self.lake(dir) == ["1|a|None"], "the first file is written, the refused one is not")
+        #expect(try Self.lake(dir) == ["1|a|None"], "the first file is written, the refused one is not")
         // Allowed explicitly, the same data goes through on the next run.
         try write(Self.config("evolve").replacingOccurrences(of: "on_change: evolve", with: "on_change: evolve, widen_to_string: true"), to: "\(dir)/p.yaml")
-        let again = try await SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir)
+        let again = try SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir)
         #expect(again.status == 0, "\(again.stderr)")
-        #expect(try await Self.lake(dir) == ["1|a|None", "two|b|None"])
+        #expect(try Self.lake(dir) == ["1|a|None", "two|b|None"])
     }
 }

@@ -46,11 +46,6 @@ struct SluiceProcess {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 
-    /// ``run(_:in:environment:)`` for async tests: the same, waited for on a thread of its own.
-    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> Result {
-        try await runWithoutBlocking(arguments, in: directory, environment: environment)
-    }
-
     /// ``run(_:in:environment:)`` on another thread: a test awaiting a long run must not hold one
     /// of the few cooperative threads (tests run in parallel in one process; blocked threads
     /// starve the others' servers and clients).
@@ -69,7 +64,7 @@ struct SluiceProcess {
         let p = process(arguments, in: directory)
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         // Appended to: a worker restarted by a test keeps the log of its earlier runs.
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         p.standardOutput = handle

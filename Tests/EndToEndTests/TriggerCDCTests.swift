@@ -87,7 +87,7 @@ import Testing
         defer { _ = try? psql("DROP SCHEMA \(target) CASCADE") }
         let dir = try makeWorkDirectory("sqlite-trig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try await python("""
+        _ = try python("""
         import sqlite3
         c = sqlite3.connect('app.db')
         c.execute('create table items(id integer primary key, v text, n real, data blob)')
@@ -103,8 +103,8 @@ import Testing
             sink:
               postgres: { url: "\(url)", table: "\(target).{table}", mode: apply }
         """, to: "\(dir)/p.yaml")
-        func change(_ round: Int) async throws {
-            _ = try await python("""
+        func change(_ round: Int) throws {
+            _ = try python("""
             import sqlite3
             c = sqlite3.connect('app.db')
             base = \(round) * 1000
@@ -115,8 +115,8 @@ import Testing
             c.commit()
             """, in: dir)
         }
-        func compare() async throws {
-            let source = try await python("""
+        func compare() throws {
+            let source = try python("""
             import sqlite3
             c = sqlite3.connect('app.db')
             for r in c.execute('select id, v, n, hex(data) from items order by id'): print('%d|%s|%s|%s' % (r[0], r[1], repr(r[2]), r[3]))
@@ -125,12 +125,12 @@ import Testing
             #expect(source.count > 150 && source == copy, "\(source.count) source rows, \(copy.count) copied; first difference: \(zip(source, copy).first { $0 != $1 }.map { "\($0) vs \($1)" } ?? "-")")
         }
         for round in 0..<2 {
-            try await change(round)
+            try change(round)
             let r = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
             #expect(r.status == 0, "\(r.stderr)")
-            try await compare()
+            try compare()
         }
-        let unprocessed = try await python("import sqlite3; print(sqlite3.connect('app.db').execute('select count(*) from sluice_changes where processed = 0').fetchone()[0])", in: dir)
+        let unprocessed = try python("import sqlite3; print(sqlite3.connect('app.db').execute('select count(*) from sluice_changes where processed = 0').fetchone()[0])", in: dir)
         #expect(unprocessed.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
     }
 }
