@@ -64,7 +64,7 @@ struct SluiceProcess {
         let p = process(arguments, in: directory)
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         // Appended to: a worker restarted by a test keeps the log of its earlier runs.
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         p.standardOutput = handle
