@@ -146,6 +146,10 @@ import Testing
         #expect(counts == "\(count) \(count) 0 \(count - 1)", "count, distinct, min, max: \(counts)")
         // The stalls did hand held messages to the other worker (otherwise this test proves nothing).
         #expect(refused > 0, "no commit was refused in \(stalls) stalls")
+        // A refused commit's files were discarded (the workers stopped cleanly, so nothing else
+        // leaves temporary files behind).
+        let leftovers = (try FileManager.default.contentsOfDirectory(atPath: "\(dir)/lake")).filter { $0.hasSuffix(".tmp") }
+        #expect(leftovers.isEmpty, "temporary files of refused commits: \(leftovers)")
         print("stalled worker: \(stalls) stalls, \(refused) commits refused")
     }
 }

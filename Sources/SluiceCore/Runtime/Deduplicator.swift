@@ -47,9 +47,9 @@ struct Deduplicator {
         var seen = Set<String>()
         // Keys to look up: new in this batch and not accepted earlier in this run (a loop, not
         // `Set.subtracting`, which walks the whole pending set on every batch).
-        var lookup = Set<String>(minimumCapacity: keys.count)
-        for key in keys where !pendingSet.contains(key) { lookup.insert(key) }
-        let unique = lookUp ? Array(lookup) : []
+        var lookup = Set<String>(minimumCapacity: lookUp ? keys.count : 0)
+        if lookUp { for key in keys where !pendingSet.contains(key) { lookup.insert(key) } }
+        let unique = Array(lookup)
         for chunk in stride(from: 0, to: unique.count, by: 2000) {
             seen.formUnion(try await store.seenKeys(pipeline: pipeline, keys: Array(unique[chunk..<min(chunk + 2000, unique.count)]), since: since))
         }

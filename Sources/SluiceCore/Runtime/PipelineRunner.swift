@@ -51,11 +51,7 @@ public struct PipelineRunner: Sendable {
                     // Nothing of the refused commit was published and the source has not been
                     // acknowledged: start over from the checkpoint, with a fresh sink writer and
                     // reader (a queue redelivers the messages; those committed elsewhere are dropped).
-                    let snapshot = status.snapshot
-                    totals.recordsIn = snapshot.recordsIn
-                    totals.recordsOut = snapshot.recordsOut
-                    totals.deadLettered = snapshot.deadLettered
-                    totals.duplicates = snapshot.duplicates
+                    totals = totalsSoFar
                     logger.warning("commit refused: another worker committed some of these records first; reading them again",
                                    metadata: ["error": "\(error)"])
                     // The source may have called records new that were committed before (a queue
@@ -72,15 +68,22 @@ public struct PipelineRunner: Sendable {
             ])
             return totals
         } catch {
-            let snapshot = status.snapshot
-            totals.recordsIn = snapshot.recordsIn
-            totals.recordsOut = snapshot.recordsOut
-            totals.deadLettered = snapshot.deadLettered
-            totals.duplicates = snapshot.duplicates
+            totals = totalsSoFar
             try? await store.finishRun(id: runID, status: .failed, totals: totals, message: "\(error)", at: Date())
             status.update { $0.finished = true }
             throw error
         }
+    }
+
+    /// The totals reported so far (the run's status), for a run that ends or starts over early.
+    var totalsSoFar: RunTotals {
+        let snapshot = status.snapshot
+        var totals = RunTotals()
+        totals.recordsIn = snapshot.recordsIn
+        totals.recordsOut = snapshot.recordsOut
+        totals.deadLettered = snapshot.deadLettered
+        totals.duplicates = snapshot.duplicates
+        return totals
     }
 
     /// One attempt at the run; `carried` are the totals of attempts before it (see ``run()``).

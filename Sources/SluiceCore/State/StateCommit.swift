@@ -48,8 +48,9 @@ public struct StateCommit: Sendable, Codable {
 
     /// The error a store throws when ``dedupeSince`` refuses the commit.
     public func conflict(keys: [String]) -> SluiceError {
-        SluiceError(.conflict, "\(keys.count) record(s) of this commit were committed first by another worker sharing the state store "
-                    + "(e.g. key \(keys[0])); the commit is refused and its output discarded, so no record is written twice",
+        SluiceError(.conflict, "records of this commit were committed first by another worker sharing the state store "
+                    + "(key \(keys.prefix(3).joined(separator: ", "))\(keys.count > 3 ? ", …" : "")); the commit is refused and its output "
+                    + "discarded, so no record is written twice",
                     location: "pipelines.\(pipeline)")
     }
 

@@ -212,9 +212,10 @@ public final class JetStreamPublisher: Sendable {
                 m.payload[($0 + Self.duplicateField.count)...].drop(while: { $0 == 58 || $0 == 32 }).starts(with: "true".utf8)
             } ?? false
             let (latency, waiter) = state.withLock { s -> (Duration?, CheckedContinuation<Void, Never>?) in
-                // An error ack wakes the waiter at once (drain resends); acks wake it at its mark.
+                // The waiter wakes at its mark (an error ack keeps its message pending: drain
+                // sends it again when its wait ends without progress).
                 func takeWaiter() -> CheckedContinuation<Void, Never>? {
-                    guard error != nil || s.pending.count <= s.wakeAt else { return nil }
+                    guard s.pending.count <= s.wakeAt else { return nil }
                     defer { s.waiter = nil }
                     return s.waiter
                 }
