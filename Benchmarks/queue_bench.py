@@ -10,14 +10,18 @@ Publish (each into a fresh stream, one nats-server with file storage on loopback
   nats-py       js.publish_async with at most 4,000 acks in flight, until every ack is in (the peer),
                 without and with a Nats-Msg-Id per message
   sluice        `sluice run`: NDJSON file -> jetstream sink (window 4096, Nats-Msg-Id on every
-                message, a commit waits for every PubAck), wall clock of the whole run
-Consume (the stream Sluice published; a fresh durable consumer per case), timed until the
-consumer has nothing pending and nothing unacknowledged:
+                message, a commit waits for every PubAck), wall clock of the whole run: once
+                packing records into messages (the default, up to 500 per message), once one
+                record per message (`records_per_message: 1`, the same work as nats-py)
+Consume (the packed stream Sluice published; a fresh durable consumer per case), timed until
+the consumer has nothing pending and nothing unacknowledged:
   file->parquet the same records read from the NDJSON file instead (no queue): the baseline
   blackhole     1 worker, jetstream -> blackhole sink: what the queue path alone delivers
-  1 worker      jetstream -> parquet, SQLite state (the laptop setup)
+  1 worker      jetstream -> parquet, SQLite state (the laptop setup); also from the stream of
+                one record per message
   N workers     N = 1, 2, 3 `sluice run` processes sharing the consumer and a PostgreSQL state store
-Every case reports records/s, CPU seconds and peak RSS (per process; the largest worker for N).
+Every case reports records/s, CPU seconds of Sluice and of nats-server, and peak RSS (per
+process; the largest worker for N).
 
 Needs a release build (`swift build -c release --product sluice`, or --sluice PATH), nats-server
 (apt) and nats-py (pip install nats-py). Starts its own throwaway nats-server and PostgreSQL.
@@ -118,13 +122,22 @@ async def py_publish(url, stream, subject, n, acked, message_ids=False):
     return elapsed
 
 
-async def consumer_done(url, stream, consumer, n):
+async def last_sequence(url, stream):
+    import nats
+    nc = await nats.connect(url)
+    try:
+        return (await nc.jetstream().stream_info(stream)).state.last_seq
+    finally:
+        await nc.close()
+
+
+async def consumer_done(url, stream, consumer, last_seq):
     import nats
     nc = await nats.connect(url)
     js = nc.jetstream()
     try:
         info = await js.consumer_info(stream, consumer)
-        return info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq >= n
+        return info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq >= last_seq
     except Exception:
         return False
     finally:
@@ -175,26 +188,30 @@ def main():
                 f.write(record(i) + "\n")
 
         t = asyncio.run(py_publish(url, "CEIL", "ceil", n, acked=False))
-        results.append(("publish", "ceiling: core PUB, stored without acks (nats-py)", n / t, None, None))
+        results.append(("publish", "ceiling: core PUB, stored without acks (nats-py)", n / t, None, None, None))
         t = asyncio.run(py_publish(url, "PY", "py", n, acked=True))
-        results.append(("publish", "nats-py publish_async, acked (4,000 in flight)", n / t, None, None))
+        results.append(("publish", "nats-py publish_async, acked (4,000 in flight)", n / t, None, None, None))
         asyncio.run(py_delete(url, ["CEIL", "PY"]))
         t = asyncio.run(py_publish(url, "PYID", "pyid", n, acked=True, message_ids=True))
-        results.append(("publish", "nats-py publish_async, acked, Nats-Msg-Id (the same work as Sluice)", n / t, None, None))
+        results.append(("publish", "nats-py publish_async, acked, Nats-Msg-Id (the same work as Sluice)", n / t, None, None, None))
         asyncio.run(py_delete(url, ["PYID"]))
 
-        d = os.path.join(work, "pub")
-        os.makedirs(d)
-        with open(os.path.join(d, "p.yaml"), "w") as f:
-            f.write(f"""pipelines:
+        for stream, per_message, label in [("EVENTS", None, "packed (default: up to 500 records per message)"),
+                                            ("EVENTS1", 1, "one record per message (the same work as nats-py)")]:
+            d = os.path.join(work, "pub-" + stream)
+            os.makedirs(d)
+            extra = f", records_per_message: {per_message}" if per_message else ""
+            with open(os.path.join(d, "p.yaml"), "w") as f:
+                f.write(f"""pipelines:
   publish:
     source:
       file: {{ path: {data}, format: ndjson }}
     sink:
-      jetstream: {{ url: "{url}", stream: EVENTS, subject: events.in }}
+      jetstream: {{ url: "{url}", stream: {stream}, subject: {stream.lower()}.in{extra} }}
 """)
-        t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
-        results.append(("publish", "sluice file -> jetstream, acked, Nats-Msg-Id", n / t, cpu, rss))
+            before = stats(server.pid)[0]
+            t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
+            results.append(("publish", f"sluice file -> jetstream, acked, Nats-Msg-Id, {label}", n / t, cpu, rss, stats(server.pid)[0] - before))
 
         d = os.path.join(work, "file")
         os.makedirs(d)
@@ -207,12 +224,15 @@ def main():
       parquet: {{ path: lake }}
 """)
         t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
-        results.append(("consume", "file -> parquet (no queue, the baseline)", n / t, cpu, rss))
+        results.append(("consume", "file -> parquet (no queue, the baseline)", n / t, cpu, rss, None))
 
-        cases = [("1 worker -> blackhole, SQLite state (the queue alone)", 1, ".sluice/state.db", "blackhole: {}"),
-                 ("1 worker, SQLite state", 1, ".sluice/state.db", "parquet: { path: lake, max_file_age: 30s }")]
-        cases += [(f"{k} worker{'s' if k > 1 else ''}, PostgreSQL state", k, pg_url, "parquet: { path: lake, max_file_age: 30s }") for k in (1, 2, 3)]
-        for label, workers, state, sink in cases:
+        lake = "parquet: { path: lake, max_file_age: 30s }"
+        cases = [("1 worker -> blackhole, SQLite state (the queue alone)", "EVENTS", 1, ".sluice/state.db", "blackhole: {}"),
+                 ("1 worker, SQLite state", "EVENTS", 1, ".sluice/state.db", lake),
+                 ("1 worker, SQLite state, one record per message", "EVENTS1", 1, ".sluice/state.db", lake)]
+        cases += [(f"{k} worker{'s' if k > 1 else ''}, PostgreSQL state", "EVENTS", k, pg_url, lake) for k in (1, 2, 3)]
+        last = {s: asyncio.run(last_sequence(url, s)) for s in ("EVENTS", "EVENTS1")}
+        for label, stream, workers, state, sink in cases:
             consumer = f"c{len(results)}"
             d = os.path.join(work, consumer)
             os.makedirs(d)
@@ -221,17 +241,19 @@ def main():
 pipelines:
   {consumer}:
     source:
-      jetstream: {{ url: "{url}", stream: EVENTS, consumer: {consumer} }}
+      jetstream: {{ url: "{url}", stream: {stream}, consumer: {consumer} }}
     sink:
       {sink}
 """)
+            before = stats(server.pid)[0]
             t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]] * workers, d,
-                                        lambda: asyncio.run(consumer_done(url, "EVENTS", consumer, n)))
+                                        lambda: asyncio.run(consumer_done(url, stream, consumer, last[stream])))
+            server_cpu = stats(server.pid)[0] - before
             rows = subprocess.run([sys.executable, "-c", "import duckdb; print(duckdb.sql(\"select count(*), count(distinct n) from read_parquet('lake/*.parquet')\").fetchall()[0])"],
                                   cwd=d, capture_output=True, text=True).stdout.strip() if "parquet" in sink else f"({n}, {n})"
             if rows != f"({n}, {n})":
                 sys.exit(f"{label}: the lake holds (rows, distinct) {rows}, expected {n} of each")
-            results.append(("consume", f"jetstream -> parquet, {label}", n / t, cpu, rss))
+            results.append(("consume", f"jetstream -> {'blackhole' if 'blackhole' in sink else 'parquet'}, {label}", n / t, cpu, rss, server_cpu))
     finally:
         server.terminate()
         server.wait()
@@ -240,15 +262,16 @@ pipelines:
             shutil.rmtree(work, ignore_errors=True)
 
     ceiling = results[0][2]
-    peer = results[1][2]
+    peer = results[2][2]  # nats-py with message ids: the same work
     baseline = next(r[2] for r in results if r[1].startswith("file -> parquet"))
     print(f"\n{n:,} records of 128 bytes, one run, {os.cpu_count()} cores shared by every process\n")
-    print("| case | records/s | × ceiling | × nats-py | × file→parquet | CPU s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
-    for kind, label, rate, cpu, rss in results:
+    print("| case | records/s | × ceiling | × nats-py | × file→parquet | CPU s | nats-server CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind, label, rate, cpu, rss, server_cpu in results:
         vs_file = f"{rate / baseline:.2f}" if kind == "consume" else ""
         print(f"| {label} | {rate:,.0f} | {rate / ceiling:.2f} | {rate / peer:.1f} | {vs_file} | "
-              f"{'' if cpu is None else f'{cpu:.1f}'} | {'' if rss is None else f'{rss:.0f}'} |")
+              f"{'' if cpu is None else f'{cpu:.1f}'} | {'' if server_cpu is None else f'{server_cpu:.1f}'} | "
+              f"{'' if rss is None else f'{rss:.0f}'} |")
 
 
 async def py_delete(url, streams):

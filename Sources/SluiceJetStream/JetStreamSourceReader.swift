@@ -73,7 +73,8 @@ final class JetStreamSourceReader: SourceReader {
         buffer.removeAll(keepingCapacity: true)
         var rejects: [DeadLetter] = []
         var terms: [String] = []
-        var lines: [Int] = []  // message index of each line fed to the decoder
+        // Each line fed to the decoder: its message, its index in the message, where it starts.
+        var lines: [(message: Int, record: Int, start: Int)] = []
         lines.reserveCapacity(messages.count)
         var redelivered = 0
         for (i, m) in messages.enumerated() {
@@ -89,10 +90,24 @@ final class JetStreamSourceReader: SourceReader {
                 terms.append(m.ackSubject)
                 continue
             }
-            // One record per message: line breaks are JSON whitespace (raw ones are invalid inside strings).
-            for byte in m.payload { buffer.append(byte == 10 || byte == 13 ? 32 : byte) }
-            buffer.append(10)
-            lines.append(i)
+            if let header = m.headers?["Sluice-Records"], let count = Int(header), count > 1 {
+                // NDJSON, one record per line (what the jetstream sink publishes).
+                var record = 0, lineStart = 0
+                for end in m.payload.indices where m.payload[end] == 10 || end == m.payload.count - 1 {
+                    let line = m.payload[lineStart...end]
+                    lineStart = end + 1
+                    guard line.contains(where: { $0 != 32 && $0 != 9 && $0 != 10 && $0 != 13 }) else { continue }
+                    lines.append((i, record, buffer.count))
+                    for byte in line where byte != 10 { buffer.append(byte == 13 ? 32 : byte) }
+                    buffer.append(10)
+                    record += 1
+                }
+            } else {
+                // One record per message: line breaks are JSON whitespace (raw ones are invalid inside strings).
+                lines.append((i, 0, buffer.count))
+                for byte in m.payload { buffer.append(byte == 10 || byte == 13 ? 32 : byte) }
+                buffer.append(10)
+            }
         }
         if redelivered > 0 { redeliveries.increment(by: redelivered) }
         var output = DecodeOutput(batch: RecordBatch.empty(Schema([])), rejects: [], consumed: 0)
@@ -108,20 +123,38 @@ final class JetStreamSourceReader: SourceReader {
         }
         var rejectedLines = Set<Int>()
         for r in output.rejects {
-            let m = messages[lines[r.line - 1]]
-            rejectedLines.insert(r.line)
-            rejects.append(DeadLetter(stage: "decode", errorKind: r.kind, message: r.message, location: location(m), raw: m.payload))
-            terms.append(m.ackSubject)
+            let line = lines[r.line - 1]
+            let m = messages[line.message]
+            rejectedLines.insert(r.line - 1)
+            if m.headers?["Sluice-Records"] != nil {
+                let end = r.line < lines.count ? lines[r.line].start - 1 : buffer.count - 1
+                rejects.append(DeadLetter(stage: "decode", errorKind: r.kind, message: r.message,
+                                          location: location(m) + " record \(line.record + 1)", raw: Array(buffer[line.start..<end])))
+            } else {
+                rejects.append(DeadLetter(stage: "decode", errorKind: r.kind, message: r.message, location: location(m), raw: m.payload))
+            }
         }
+        // A message is acknowledged when one of its records is kept, terminated when none is.
         var acks: [String] = []
-        acks.reserveCapacity(lines.count)
+        acks.reserveCapacity(messages.count)
         var sequences = ColumnBuilder(type: .int64)
-        for (line, index) in lines.enumerated() where !rejectedLines.contains(line + 1) {
-            acks.append(messages[index].ackSubject)
-            sequences.append(Int64(messages[index].streamSequence))
+        var kept = 0
+        var lineIndex = 0
+        while lineIndex < lines.count {
+            let message = lines[lineIndex].message
+            var keptHere = false
+            while lineIndex < lines.count, lines[lineIndex].message == message {
+                if !rejectedLines.contains(lineIndex) {
+                    sequences.append(Int64(messages[message].streamSequence))
+                    kept += 1
+                    keptHere = true
+                }
+                lineIndex += 1
+            }
+            if keptHere { acks.append(messages[message].ackSubject) } else { terms.append(messages[message].ackSubject) }
         }
         var records = output.batch
-        if let name = options.sequenceColumn, records.schema.index(of: name) == nil, records.count == acks.count {
+        if let name = options.sequenceColumn, records.schema.index(of: name) == nil, records.count == kept {
             records = RecordBatch(schema: Schema(records.schema.fields + [Field(name, .int64, nullable: false)]),
                                   columns: records.columns + [sequences.finish()])
         }
@@ -137,6 +170,8 @@ final class JetStreamSourceReader: SourceReader {
         // A message on its first delivery was never in any worker's hands, so never committed:
         // its stream sequence needs no lookup (the commit still checks it).
         out.keysAreNew = redelivered == 0
+        // The records of one message share its stream sequence: they are kept or dropped together.
+        out.keyRunsAreUnits = true
         return out
     }
 

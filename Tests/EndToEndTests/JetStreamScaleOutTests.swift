@@ -9,14 +9,18 @@ import Testing
 @Suite(.serialized) struct JetStreamScaleOutTests {
     /// Three workers consume 1M numbered records into one Parquet lake; one of them is
     /// `kill -9`'d and restarted again and again. DuckDB then finds every record exactly once.
-    @Test func threeWorkersOneKilledRepeatedlyEveryRecordOnce() async throws {
+    /// Once with one record per message, once with 100 (as the jetstream sink packs them: a
+    /// redelivered message is dropped or kept whole).
+    @Test(arguments: [1, 100]) func threeWorkersOneKilledRepeatedlyEveryRecordOnce(recordsPerMessage: Int) async throws {
         let count = 1_000_000
         let nats = try NATSTestCluster.start()
         defer { nats.stop() }
         let pg = try postgresURL()
         let dir = try makeWorkDirectory("js-scale")
         defer { if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: dir) } }
-        try await fillStream(url: nats.url, stream: "NUMBERS", subject: "numbers", count: count)
+        try await fillStream(url: nats.url, stream: "NUMBERS", subject: "numbers", count: count, recordsPerMessage: recordsPerMessage)
+        // Packed messages are consumed several times faster: kill more often.
+        let killEvery = recordsPerMessage > 1 ? 500...1500 : 1500...4000
 
         let pipeline = "scaleout_\(UUID().uuidString.prefix(8).lowercased())"
         try write("""
@@ -45,7 +49,7 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         let deadline = ContinuousClock.now + .seconds(600)
         while ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000, using: &generator)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: killEvery, using: &generator)))
             let status = try await offPool { try queueStatus(pipeline, in: dir) }
             if let status, status.lag == 0 && status.ackPending == 0 { break }
             if kills < 12 {

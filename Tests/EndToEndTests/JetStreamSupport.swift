@@ -6,8 +6,9 @@ import Testing
 
 /// Publishes `count` numbered JSON records (`{"n": i, "pad": "…"}`, 128 bytes each) to
 /// `subject` with core NATS publishes (no acks: the fast way to fill a test stream), then waits
-/// until the stream holds them all.
-func fillStream(url: String, stream: String, subject: String, count: Int, replicas: Int = 1) async throws {
+/// until the stream holds them all. With `recordsPerMessage` above 1, messages carry that many
+/// NDJSON records, as the jetstream sink packs them (`Sluice-Records` header).
+func fillStream(url: String, stream: String, subject: String, count: Int, replicas: Int = 1, recordsPerMessage: Int = 1) async throws {
     let connection = try await NATSConnection.connect(try NATSOptions(urls: [url]), logger: Logger(label: "test"))
     let js = JetStream(connection)
     var config = StreamConfig(name: stream, subjects: [subject])
@@ -21,11 +22,18 @@ func fillStream(url: String, stream: String, subject: String, count: Int, replic
             let pad = String(repeating: "x", count: 100)
             var out: [UInt8] = []
             out.reserveCapacity(chunk * 180)
-            for i in first..<min(first + chunk, count) {
-                var body = "{\"n\":\(i),\"pad\":\"\(pad)\"}"
-                body += String(repeating: " ", count: max(0, 128 - body.utf8.count))
+            for start in stride(from: first, to: min(first + chunk, count), by: recordsPerMessage) {
+                let end = min(start + recordsPerMessage, first + chunk, count)
+                var body = ""
+                for i in start..<end {
+                    var record = "{\"n\":\(i),\"pad\":\"\(pad)\"}"
+                    record += String(repeating: " ", count: max(0, 128 - record.utf8.count))
+                    body += recordsPerMessage > 1 ? record + "\n" : record
+                }
                 // With an id, so that nothing sent twice can be stored twice.
-                NATSClientOp.publish(subject: subject, replyTo: nil, headers: NATSHeaders(fields: [("Nats-Msg-Id", "fill-\(i)")]),
+                var fields = [("Nats-Msg-Id", "fill-\(start)")]
+                if recordsPerMessage > 1 { fields.append(("Sluice-Records", "\(end - start)")) }
+                NATSClientOp.publish(subject: subject, replyTo: nil, headers: NATSHeaders(fields: fields),
                                      payload: Array(body.utf8)).encode(into: &out)
             }
             return out
@@ -35,14 +43,15 @@ func fillStream(url: String, stream: String, subject: String, count: Int, replic
     }
     let deadline = ContinuousClock.now + .seconds(120)
     var stored: Int64 = 0
+    let messages = (count + recordsPerMessage - 1) / recordsPerMessage
     while ContinuousClock.now < deadline {
         stored = try await js.streamInfo(stream)?.messages ?? 0
-        if stored >= count { break }
+        if stored >= messages { break }
         try await Task.sleep(for: .milliseconds(200))
     }
     await connection.close()
     // The consumers' tests count records exactly: the input must be exact too.
-    try #require(stored == Int64(count), "the stream holds \(stored) messages for \(count) published")
+    try #require(stored == Int64(messages), "the stream holds \(stored) messages for \(messages) published")
 }
 
 /// What `sluice queue status --json` reports for one pipeline's source consumer.

@@ -21,6 +21,11 @@ public struct SourceBatch: Sendable {
     /// still stored, and still checked at the commit, so a wrong claim costs a refused commit,
     /// never a duplicate.
     public var keysAreNew = false
+    /// True when adjacent records that share the source's implicit dedupe key belong to one
+    /// unit (the records of one queue message share its sequence): dedupe keeps or drops such
+    /// a run as a whole instead of keeping only its first record. Keys the user configured
+    /// are not affected.
+    public var keyRunsAreUnits = false
 
     public init(records: RecordBatch, rejects: [DeadLetter] = [], position: SourcePosition, inputBytes: Int) {
         self.records = records

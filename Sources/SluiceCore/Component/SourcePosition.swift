@@ -26,3 +26,13 @@ public struct Checkpoint: Sendable, Hashable {
 
     public subscript(partition: String) -> String? { partitions[partition] }
 }
+
+extension Checkpoint {
+    /// Partitions named `sink:…` hold a sink's own resume state, committed with the source's
+    /// positions in the same transaction (a JetStream sink's message numbering); the others
+    /// belong to the source.
+    public static let sinkPartitionPrefix = "sink:"
+
+    /// The source's partitions (without the sink's).
+    public var sourcePartitions: [String: String] { partitions.filter { !$0.key.hasPrefix(Self.sinkPartitionPrefix) } }
+}

@@ -23,8 +23,10 @@ struct Deduplicator {
     /// Returns the batch without duplicates, the number dropped, and dead letters (one per row)
     /// when the key cannot be built.
     /// `lookUp: false` skips the state store (see ``SourceBatch/keysAreNew``); keys accepted
-    /// earlier in this run are still dropped.
-    mutating func filter(_ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, lookUp: Bool = true)
+    /// earlier in this run are still dropped. `keyRuns: true` keeps or drops adjacent rows with
+    /// one key together, as one record (see ``SourceBatch/keyRunsAreUnits``).
+    mutating func filter(_ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, lookUp: Bool = true,
+                         keyRuns: Bool = false)
         async throws -> (RecordBatch, duplicates: Int, rejects: [DeadLetter]) {
         guard batch.count > 0 else { return (batch, 0, []) }
         let indices = settings.key.map { batch.schema.index(of: $0) }
@@ -55,7 +57,15 @@ struct Deduplicator {
         }
         var keep: [Int] = [], accepted: [String] = []
         keep.reserveCapacity(batch.count)
-        for (row, key) in keys.enumerated() where !seen.contains(key) && !pendingSet.contains(key) {
+        var previous: (key: String, kept: Bool)?
+        for (row, key) in keys.enumerated() {
+            if keyRuns, let p = previous, p.key == key {
+                if p.kept { keep.append(row) }
+                continue
+            }
+            let isNew = !seen.contains(key) && !pendingSet.contains(key)
+            previous = (key, isNew)
+            guard isNew else { continue }
             pendingSet.insert(key)
             accepted.append(key)
             keep.append(row)

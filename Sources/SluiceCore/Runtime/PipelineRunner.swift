@@ -285,8 +285,9 @@ public struct PipelineRunner: Sendable {
             var records = batch.records
             if dedupe != nil {
                 // Mutated in place: a copy would copy its set of pending keys on every batch.
+                let keyRuns = batch.keyRunsAreUnits && dedupe!.settings.key == runner.plan.source.implicitDedupeKey
                 let (kept, duplicates, rejects) = try await dedupe!.filter(records, sequence: sequence, position: batch.position, now: Date(),
-                                                                             lookUp: !(batch.keysAreNew && trustNewKeys))
+                                                                             lookUp: !(batch.keysAreNew && trustNewKeys), keyRuns: keyRuns)
                 records = kept
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates

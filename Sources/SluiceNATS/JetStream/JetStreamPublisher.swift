@@ -22,10 +22,27 @@ public final class JetStreamPublisher: Sendable {
     private let state: Mutex<State>
     private let onAck: @Sendable (Duration) -> Void
 
+    /// One message to publish. `records` above 1 adds a `Sluice-Records` header: the payload
+    /// holds that many NDJSON lines (see `JetStreamSink`).
+    public struct Message: Sendable {
+        public var subject: String
+        public var messageID: String
+        public var payload: [UInt8]
+        public var records: Int
+
+        public init(subject: String, messageID: String, payload: [UInt8], records: Int = 1) {
+            self.subject = subject
+            self.messageID = messageID
+            self.payload = payload
+            self.records = records
+        }
+    }
+
     private struct Pending {
         var subject: String
         var messageID: String
         var payload: [UInt8]
+        var records: Int
         var sentAt: ContinuousClock.Instant
         var error: String?
     }
@@ -69,6 +86,12 @@ public final class JetStreamPublisher: Sendable {
     /// Queues messages in order, as many at a time as the window has room for (one lock and one
     /// write per group). Waits while the window is full.
     public func publish(_ messages: [(subject: String, messageID: String, payload: [UInt8])]) async throws {
+        try await publish(messages.map { Message(subject: $0.subject, messageID: $0.messageID, payload: $0.payload) })
+    }
+
+    /// Queues messages in order, as many at a time as the window has room for (one lock and one
+    /// write per group). Waits while the window is full.
+    public func publish(_ messages: [Message]) async throws {
         var next = 0
         while next < messages.count {
             let room = state.withLock { window - $0.pending.count }
@@ -86,8 +109,9 @@ public final class JetStreamPublisher: Sendable {
                 for m in messages[next..<end] {
                     let n = s.next
                     s.next += 1
-                    s.pending[n] = Pending(subject: m.subject, messageID: m.messageID, payload: m.payload, sentAt: now)
-                    Self.encode(subject: m.subject, reply: inboxSubject, n: n, messageID: m.messageID, payload: m.payload, into: &s.out)
+                    s.pending[n] = Pending(subject: m.subject, messageID: m.messageID, payload: m.payload, records: m.records, sentAt: now)
+                    Self.encode(subject: m.subject, reply: inboxSubject, n: n, messageID: m.messageID, records: m.records,
+                                payload: m.payload, into: &s.out)
                 }
                 guard s.out.count >= 64 << 10 else { return nil }
                 defer { s.out.removeAll(keepingCapacity: true) }
@@ -145,7 +169,8 @@ public final class JetStreamPublisher: Sendable {
                 s.pending[n]!.error = nil
                 s.pending[n]!.sentAt = .now
                 let p = s.pending[n]!
-                Self.encode(subject: p.subject, reply: inboxSubject, n: n, messageID: p.messageID, payload: p.payload, into: &out)
+                Self.encode(subject: p.subject, reply: inboxSubject, n: n, messageID: p.messageID, records: p.records,
+                            payload: p.payload, into: &out)
             }
             s.out.removeAll(keepingCapacity: true)
             return out
@@ -234,9 +259,11 @@ public final class JetStreamPublisher: Sendable {
         }
     }
 
-    static func encode(subject: String, reply: String, n: UInt64, messageID: String, payload: [UInt8], into out: inout [UInt8]) {
-        // HPUB <subject> <reply>.<n> <hdr> <total>\r\nNATS/1.0\r\nNats-Msg-Id: <id>\r\n\r\n<payload>\r\n
-        let headerLength = 10 + 13 + messageID.utf8.count + 2 + 2
+    static func encode(subject: String, reply: String, n: UInt64, messageID: String, records: Int = 1, payload: [UInt8],
+                       into out: inout [UInt8]) {
+        // HPUB <subject> <reply>.<n> <hdr> <total>\r\nNATS/1.0\r\nNats-Msg-Id: <id>\r\n[Sluice-Records: <k>\r\n]\r\n<payload>\r\n
+        var headerLength = 10 + 13 + messageID.utf8.count + 2 + 2
+        if records > 1 { headerLength += 16 + decimalLength(records) + 2 }
         out += "HPUB ".utf8
         out += subject.utf8
         out.append(32)
@@ -249,6 +276,10 @@ public final class JetStreamPublisher: Sendable {
         appendDecimal(headerLength + payload.count, to: &out)
         out += "\r\nNATS/1.0\r\nNats-Msg-Id: ".utf8
         out += messageID.utf8
+        if records > 1 {
+            out += "\r\nSluice-Records: ".utf8
+            appendDecimal(records, to: &out)
+        }
         out += "\r\n\r\n".utf8
         out += payload
         out += [13, 10]
@@ -261,6 +292,12 @@ public final class JetStreamPublisher: Sendable {
         var v = value
         while v > 0 { out.append(UInt8(48 + v % 10)); v /= 10 }
         out[start...].reverse()
+    }
+
+    static func decimalLength(_ value: Int) -> Int {
+        var digits = 1, v = value
+        while v >= 10 { v /= 10; digits += 1 }
+        return digits
     }
 
     static let errorField = Array("\"error\"".utf8)

@@ -98,7 +98,7 @@ public enum JetStreamAck: Sendable {
 /// Pulls from a durable consumer that several workers may share.
 ///
 /// One pull request (`$JS.API.CONSUMER.MSG.NEXT`) is open at a time, for up to ``batch``
-/// messages and at most ``expires``; pulled messages collect in a buffer that ``fetch(max:)``
+/// messages of at most ``maxBytes`` in all, and at most ``expires``; pulled messages collect in a buffer that ``fetch(max:)``
 /// hands out. A new request goes out only when ``fetch(max:)`` is called and the buffer is low,
 /// so a slow pipeline does not pull more than it can hold.
 public final class JetStreamPullConsumer: Sendable {
@@ -106,6 +106,8 @@ public final class JetStreamPullConsumer: Sendable {
     public let stream: String
     public let consumer: String
     public let batch: Int
+    /// Bytes one pull request brings at most (messages of several records are large).
+    public let maxBytes: Int
     public let expires: Duration
     private let inbox: String
     private let sid: UInt64
@@ -113,6 +115,7 @@ public final class JetStreamPullConsumer: Sendable {
 
     private struct State {
         var buffer: [JetStreamMessage] = []
+        var bufferedBytes = 0
         var requestOpen = false
         var requestID = 0
         var remaining = 0
@@ -120,12 +123,14 @@ public final class JetStreamPullConsumer: Sendable {
         var lastWarning: String?
     }
 
-    public init(connection: NATSConnection, stream: String, consumer: String, batch: Int = 2000,
+    public init(connection: NATSConnection, stream: String, consumer: String, batch: Int = 2000, maxBytes: Int = 8 << 20,
                 expires: Duration = .milliseconds(500)) throws {
         self.connection = connection
         self.stream = stream
         self.consumer = consumer
         self.batch = batch
+        // A message larger than a request's budget would never be delivered: leave room for the largest.
+        self.maxBytes = max(maxBytes, 2 * (connection.serverInfo?.maxPayload ?? 1 << 20))
         self.expires = expires
         inbox = connection.newInbox()
         let state = Mutex(State())
@@ -146,11 +151,11 @@ public final class JetStreamPullConsumer: Sendable {
         let deadline = ContinuousClock.now + expires + .seconds(1)
         while !Task.isCancelled {
             let request: (id: Int, bytes: [UInt8])? = state.withLock { s in
-                guard !s.requestOpen, s.buffer.count < batch / 2 else { return nil }
+                guard !s.requestOpen, s.buffer.count < batch / 2, s.bufferedBytes < maxBytes / 2 else { return nil }
                 s.requestOpen = true
                 s.requestID += 1
                 s.remaining = batch
-                let body = "{\"batch\":\(batch),\"expires\":\(expires.nanoseconds)}"
+                let body = "{\"batch\":\(batch),\"max_bytes\":\(maxBytes),\"expires\":\(expires.nanoseconds)}"
                 var out: [UInt8] = []
                 NATSClientOp.publish(subject: "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(consumer)", replyTo: inbox,
                                      headers: nil, payload: Array(body.utf8)).encode(into: &out)
@@ -177,11 +182,13 @@ public final class JetStreamPullConsumer: Sendable {
             }
             let taken: [JetStreamMessage] = state.withLock { s in
                 if s.buffer.count <= max {
-                    defer { s.buffer = [] }
+                    defer { s.buffer = []; s.bufferedBytes = 0 }
                     return s.buffer
                 }
-                defer { s.buffer.removeFirst(max) }
-                return Array(s.buffer.prefix(max))
+                let taken = Array(s.buffer.prefix(max))
+                s.buffer.removeFirst(max)
+                s.bufferedBytes -= taken.reduce(0) { $0 + $1.payload.count }
+                return taken
             }
             if !taken.isEmpty { return taken }
             if ContinuousClock.now >= deadline { return [] }
@@ -229,7 +236,7 @@ public final class JetStreamPullConsumer: Sendable {
     /// Empties the buffer, returning the ack subjects of what was pulled and never handed out.
     public func takeBuffered() -> [String] {
         state.withLock { s in
-            defer { s.buffer = [] }
+            defer { s.buffer = []; s.bufferedBytes = 0 }
             return s.buffer.map(\.ackSubject)
         }
     }
@@ -258,6 +265,8 @@ public final class JetStreamPullConsumer: Sendable {
                 return  // idle heartbeat
             case 404, 408:
                 break   // no messages / request expired
+            case 409 where m.headers?.statusDescription.contains("MaxBytes") == true:
+                break   // the request's byte budget is spent
             default:
                 state.withLock { $0.lastWarning = "status \(status) \(m.headers?.statusDescription ?? "")" }
             }
@@ -268,6 +277,7 @@ public final class JetStreamPullConsumer: Sendable {
         guard let message = JetStreamMessage(m) else { return }
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.buffer.append(message)
+            s.bufferedBytes += message.payload.count
             s.remaining -= 1
             if s.remaining <= 0 { s.requestOpen = false }
             defer { s.waiter = nil }

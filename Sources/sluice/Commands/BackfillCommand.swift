@@ -81,9 +81,10 @@ struct BackfillCommand: AsyncParsableCommand {
         }
         let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
-        let finished = !checkpoint.partitions.isEmpty && checkpoint.partitions.values.allSatisfy { $0.contains("\"done\":true") }
+        let slices = checkpoint.sourcePartitions  // a JetStream sink keeps its numbering beside them
+        let finished = !slices.isEmpty && slices.values.allSatisfy { $0.contains("\"done\":true") }
         // Slices are checkpoint partitions named `table#i/N`: resuming needs the same N.
-        let startedWith = checkpoint.partitions.keys.compactMap { key -> Int? in
+        let startedWith = slices.keys.compactMap { key -> Int? in
             guard let hash = key.lastIndex(of: "#") else { return 1 }
             return key[hash...].split(separator: "/").last.flatMap { Int($0) }
         }.max()
@@ -96,7 +97,7 @@ struct BackfillCommand: AsyncParsableCommand {
         } else if finished {
             logger.notice("this backfill already finished; pass --restart to run it again", metadata: ["backfill": "\(plan.name)"])
             return
-        } else if !checkpoint.partitions.isEmpty {
+        } else if !slices.isEmpty {
             logger.info("resuming the backfill where it stopped", metadata: ["backfill": "\(plan.name)"])
         }
         logger.info("backfill starting", metadata: ["backfill": "\(plan.name)", "from": "\(from)", "to": "\(to)", "parallel": "\(parallel)"])

@@ -1,0 +1,287 @@
+import Foundation
+import Logging
+import Metrics
+import SluiceCore
+import SluiceFormats
+import SluiceNATS
+
+/// Writes one pipeline's records to JetStream. See ``JetStreamSink``.
+final class JetStreamSinkWriter: SinkWriter {
+    let options: JetStreamSinkOptions
+    let connection: NATSConnection
+    let publisher: JetStreamPublisher
+    let pipeline: String
+    let logger: Logger
+    /// The numbering of records without an identity of their own (committed with the checkpoint).
+    var ids: PositionalMessageIDs
+    /// The numbering as last committed: a commit stores it only when it changed.
+    var committedIDs: PositionalMessageIDs?
+    var grouper: RecordGrouper
+    /// True until the stream takes a message as new: until then, each message is published on
+    /// its own and its PubAck read, so a replay finds where the previous attempt stopped.
+    var recovering = true
+    let published: Counter
+    let duplicates: Counter
+    var reportedDuplicates: Int64 = 0
+    var replayedMessages = 0
+
+    init(options: JetStreamSinkOptions, connection: NATSConnection, pipeline: String, checkpoint: Checkpoint, logger: Logger) {
+        self.options = options
+        self.connection = connection
+        self.pipeline = pipeline
+        self.logger = logger
+        ids = PositionalMessageIDs(checkpoint: checkpoint, stream: options.stream.stream)
+        committedIDs = checkpoint[PositionalMessageIDs.partition(stream: options.stream.stream)].flatMap(PositionalMessageIDs.init)
+        let maxPayload = connection.serverInfo?.maxPayload ?? 1 << 20
+        grouper = RecordGrouper(maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256))
+        let latency = Metrics.Timer(label: "sluice_queue_publish_latency_seconds", dimensions: [("pipeline", pipeline)], preferredDisplayUnit: .seconds)
+        publisher = JetStreamPublisher(connection: connection, window: options.maxInFlight) { latency.record(duration: $0) }
+        published = Counter(label: "sluice_queue_published_total", dimensions: [("pipeline", pipeline)])
+        duplicates = Counter(label: "sluice_queue_publish_duplicates_total", dimensions: [("pipeline", pipeline)])
+    }
+
+    var commitInterval: Duration { options.commitInterval }
+    var maxPayload: Int { connection.serverInfo?.maxPayload ?? 1 << 20 }
+
+    func write(_ batch: RecordBatch) async throws -> [RowFailure] {
+        guard batch.count > 0 else { return [] }
+        var json: [UInt8] = []
+        json.reserveCapacity(batch.count * 128)
+        NDJSONEncoder().encode(batch, into: &json)
+        let subjects = try subjectsOf(batch)
+        let ownIDs = try ownMessageIDs(batch)
+        let maxRecord = maxPayload - 256  // room for the headers
+        var failures: [RowFailure] = []
+        var messages: [JetStreamPublisher.Message] = []
+        // The grouper is changed on a copy: a write that fails is retried with the same batch.
+        var grouper = self.grouper
+        var lineStart = 0, row = 0
+        for i in json.indices where json[i] == 10 {
+            let line = json[lineStart..<i]
+            lineStart = i + 1
+            defer { row += 1 }
+            if line.count > maxRecord {
+                failures.append(RowFailure(row: row, error: SluiceError(.constraint,
+                    "the record is \(line.count) bytes; the NATS server takes at most \(maxRecord) per message (max_payload less headers)", retryable: false)))
+                continue
+            }
+            if let ownIDs {
+                messages.append(.init(subject: subjects(row), messageID: ownIDs(row), payload: Array(line)))
+                continue
+            }
+            let ordinal = ids.next + row
+            if ordinal < ids.skipThrough { continue }  // the stream holds it (a replay found it)
+            if let closed = grouper.add(line, subject: subjects(row), ordinal: ordinal) { messages.append(message(closed)) }
+        }
+        try await publish(messages)
+        self.grouper = grouper
+        if ownIDs == nil { ids.next += batch.count }
+        published.increment(by: batch.count - failures.count)
+        return failures
+    }
+
+    func message(_ group: RecordGroup) -> JetStreamPublisher.Message {
+        .init(subject: group.subject, messageID: "\(pipeline):\(ids.lineage):\(group.first)", payload: group.payload, records: group.count)
+    }
+
+    func publish(_ messages: [JetStreamPublisher.Message]) async throws {
+        guard !messages.isEmpty else { return }
+        var rest = messages[...]
+        while recovering, let first = rest.first {
+            // Records with their own ids need no replay check: the stream drops their copies.
+            guard let group = RecordGroup(first, lineagePrefix: "\(pipeline):\(ids.lineage):") else { recovering = false; break }
+            rest = rest.dropFirst()
+            try await publishReplayed(group)
+        }
+        guard !rest.isEmpty else { return }
+        do {
+            try await publisher.publish(Array(rest))
+        } catch {
+            throw SluiceError(.unavailable, "publishing to JetStream failed: \(error)", location: "jetstream", retryable: true)
+        }
+    }
+
+    /// Publishes one message of a possible replay and reads its PubAck. A message the stream
+    /// already holds (a duplicate) is compared with the stored one: records the stored one
+    /// lacks are sent again as a message of their own; records it has beyond this one are
+    /// skipped when they come (``PositionalMessageIDs/skipThrough``). The first message stored
+    /// as new ends the replay: from then on messages are pipelined.
+    func publishReplayed(_ group: RecordGroup) async throws {
+        var pending = group
+        while true {
+            pending.dropFirst(ids.skipThrough - pending.first)
+            if pending.count == 0 { return }
+            let ack = try await publishAlone(self.message(pending))
+            guard ack.duplicate else { recovering = false; return }
+            replayedMessages += 1
+            let stored = try await storedRecords(sequence: ack.sequence, expected: pending.count)
+            if stored >= pending.count {
+                ids.skipThrough = max(ids.skipThrough, pending.first + stored)
+                return
+            }
+            pending.dropFirst(stored)  // the stored message ended earlier (a commit closed it): send the rest
+        }
+    }
+
+    struct PubAck { var sequence: UInt64; var duplicate: Bool }
+
+    @discardableResult
+    func publishAlone(_ message: JetStreamPublisher.Message) async throws -> PubAck {
+        var fields = [(name: "Nats-Msg-Id", value: message.messageID)]
+        if message.records > 1 { fields.append((name: "Sluice-Records", value: String(message.records))) }
+        let deadline = ContinuousClock.now + options.ackTimeout
+        while true {
+            do {
+                let reply = try await connection.request(message.subject, payload: message.payload, headers: NATSHeaders(fields: fields),
+                                                         timeout: .seconds(5))
+                let object = (try? JSONSerialization.jsonObject(with: Data(reply.payload))) as? [String: Any]
+                if let seq = (object?["seq"] as? NSNumber)?.uint64Value, object?["error"] == nil {
+                    return PubAck(sequence: seq, duplicate: object?["duplicate"] as? Bool ?? false)
+                }
+                let said = String(decoding: reply.payload.prefix(300), as: UTF8.self)
+                if ContinuousClock.now >= deadline {
+                    throw SluiceError(.unavailable, "JetStream refused a publish: \(said)", location: "jetstream \(options.stream.stream)", retryable: true)
+                }
+            } catch let error as SluiceError {
+                throw error
+            } catch {
+                if ContinuousClock.now >= deadline {
+                    throw SluiceError(.unavailable, "publishing to JetStream failed: \(error)", location: "jetstream \(options.stream.stream)", retryable: true)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(250))  // a leader election, a reconnect
+        }
+    }
+
+    /// How many records the stored message `sequence` holds (its `Sluice-Records` header; 1
+    /// without one). When the message is gone (a retention limit removed it), `expected` is
+    /// assumed, with a warning: the replay can then not be checked record by record.
+    func storedRecords(sequence: UInt64, expected: Int) async throws -> Int {
+        let js = JetStream(connection)
+        do {
+            let reply = try await js.request("STREAM.MSG.GET.\(options.stream.stream)", ["seq": sequence])
+            guard let message = reply["message"] as? [String: Any] else { return 1 }
+            guard let encoded = message["hdrs"] as? String, let headers = Data(base64Encoded: encoded) else { return 1 }
+            for line in String(decoding: headers, as: UTF8.self).split(separator: "\r\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2, parts[0].lowercased() == "sluice-records", let n = Int(parts[1].trimmingCharacters(in: .whitespaces)) { return n }
+            }
+            return 1
+        } catch let JetStreamError.api(code, errorCode, description) where code == 404 || errorCode == 10037 {
+            logger.warning("a replayed message is a duplicate of one the stream no longer holds; assuming it held the same records",
+                           metadata: ["sequence": "\(sequence)", "server": "\(description)"])
+            return expected
+        } catch {
+            throw SluiceError(.unavailable, "reading a stored message from JetStream failed: \(error)", location: "jetstream \(options.stream.stream)", retryable: true)
+        }
+    }
+
+    /// The subject of each row: `subject`, with `{table}` filled from the row's `table` column
+    /// and `{partition}` from a hash of its key, so that one key's records always share a subject
+    /// (and stay in order for the one worker that reads it).
+    func subjectsOf(_ batch: RecordBatch) throws -> (Int) -> String {
+        var template = options.stream.subject!
+        var partitionOf: ((Int) -> Int)?
+        if template.hasSuffix(".{partition}") {
+            template = String(template.dropLast(12))
+            let names = options.partitionBy ?? ["key"]
+            let columns = try names.map { name in
+                guard let c = batch.column(named: name) else {
+                    throw SluiceError(.configuration, "partition_by column '\(name)' is not in the records (fields: \(batch.schema.fields.map(\.name).joined(separator: ", ")))",
+                                      location: "sink.jetstream.partition_by", retryable: false)
+                }
+                return c
+            }
+            let count = UInt64(options.partitions)
+            partitionOf = { row in
+                var h: UInt64 = 0xcbf2_9ce4_8422_2325
+                for c in columns {
+                    let bytes = Array("\(c.value(at: row))".utf8)
+                    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+                    h = (h ^ 0x1f) &* 0x100_0000_01b3
+                }
+                return Int(h % count)
+            }
+        }
+        var tableOf: ((Int) -> String)?
+        if template.hasSuffix(".{table}") {
+            template = String(template.dropLast(8))
+            let tables = batch.column(named: "table")
+            tableOf = { row in
+                guard let tables else { return "unknown" }
+                let name = tables.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
+                return String(name.map { $0 == " " || $0 == "*" || $0 == ">" ? "_" : $0 })
+            }
+        }
+        guard tableOf != nil || partitionOf != nil else { return { [template] _ in template } }
+        return { [template] row in
+            var subject = template
+            if let tableOf { subject += "." + tableOf(row) }
+            if let partitionOf { subject += ".\(partitionOf(row))" }
+            return subject
+        }
+    }
+
+    /// Ids of records that carry their own identity, published one per message: `message_id`
+    /// columns, or a change event's commit LSN and index. Nil for records numbered by position.
+    func ownMessageIDs(_ batch: RecordBatch) throws -> ((Int) -> String)? {
+        if let names = options.messageID {
+            let columns = try names.map { name in
+                guard let c = batch.column(named: name) else {
+                    throw SluiceError(.configuration, "message_id column '\(name)' is not in the records (fields: \(batch.schema.fields.map(\.name).joined(separator: ", ")))",
+                                      location: "sink.jetstream.message_id", retryable: false)
+                }
+                return c
+            }
+            let prefix = pipeline + ":"
+            return { row in prefix + columns.map { "\($0.value(at: row))" }.joined(separator: ":") }
+        }
+        if let lsn = batch.column(named: "lsn"), let seq = batch.column(named: "seq") {
+            let prefix = pipeline + ":"
+            return { row in prefix + lsn.withBytes(at: row) { String(decoding: $0, as: UTF8.self) } + ":\(seq.value(at: row))" }
+        }
+        return nil
+    }
+
+    func prepareCommit(_ commit: inout StateCommit) async throws {
+        // A commit closes the open message: every record it covers must be acked first.
+        if let open = grouper.open {
+            try await publish([message(open)])
+            grouper.open = nil
+        }
+        do {
+            try await publisher.drain(timeout: options.ackTimeout)
+        } catch {
+            throw SluiceError(.unavailable, "JetStream did not acknowledge every publish: \(error)", location: "jetstream \(options.stream.stream)", retryable: true)
+        }
+        let (_, dup) = publisher.counts
+        if dup > reportedDuplicates || replayedMessages > 0 {
+            let count = Int(dup - reportedDuplicates) + replayedMessages
+            duplicates.increment(by: count)
+            logger.info("JetStream dropped repeated publishes (a replay after a crash)", metadata: ["messages": "\(count)"])
+            reportedDuplicates = dup
+            replayedMessages = 0
+        }
+        if ids != committedIDs, ids.next > 0 || committedIDs != nil {
+            commit.checkpoint[PositionalMessageIDs.partition(stream: options.stream.stream)] = ids.checkpointValue
+        }
+    }
+
+    func finishCommit() async throws {
+        committedIDs = ids
+    }
+
+    func close() async {
+        await connection.close()
+    }
+}
+
+extension RecordGroup {
+    /// The group a positional message carries (nil for a message with a record's own id).
+    init?(_ message: JetStreamPublisher.Message, lineagePrefix: String) {
+        guard message.messageID.hasPrefix(lineagePrefix), let first = Int(message.messageID.dropFirst(lineagePrefix.count)) else { return nil }
+        self.init(subject: message.subject, first: first)
+        payload = message.payload
+        count = message.records
+    }
+}

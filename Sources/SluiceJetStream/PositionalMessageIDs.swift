@@ -1,0 +1,130 @@
+import SluiceCore
+
+/// How a JetStream sink numbers records that have no identity of their own, and groups them
+/// into messages, so that a replay after a crash publishes what the stream already holds under
+/// the same `Nats-Msg-Id`s, wherever the replay's commits fall.
+///
+/// Records are numbered by an ordinal that runs on across commits within a *lineage* (named
+/// by a hash of the checkpoint the pipeline first published from). The lineage and the next
+/// ordinal are committed with each checkpoint, in the same state transaction
+/// (``checkpointValue``), so the records after a checkpoint always get the same ordinals.
+///
+/// A message holds consecutive records `[first, first + count)` of one subject and is named
+/// `<pipeline>:<lineage>:<first>`. Its end is decided by the record sequence alone (record
+/// count, bytes, a subject change, a record too large to send) except at a commit, which
+/// closes the open message early. So a replay's messages match the first attempt's, except
+/// where one attempt committed and the other did not. The writer finds those from the
+/// stream (``JetStreamSinkWriter``): a replayed message that the stream already holds with
+/// *fewer* records is sent again from its first missing record; one the stream holds with
+/// *more* records moves ``skipThrough`` past them, committed too, so they are not sent twice.
+struct PositionalMessageIDs: Equatable {
+    /// Names the numbering: a hash of the checkpoint its first record followed.
+    var lineage: String
+    /// The ordinal of the next record written.
+    var next: Int
+    /// Records before this ordinal are in the stream already (found by a replay).
+    var skipThrough: Int
+
+    /// The checkpoint partition that holds the numbering of the sink publishing to `stream`.
+    static func partition(stream: String) -> String { Checkpoint.sinkPartitionPrefix + "jetstream:" + stream }
+
+    /// The numbering stored with `checkpoint`, or a new lineage named after it (a pipeline that
+    /// never committed, or one committed before numberings were stored: its first records
+    /// were numbered from 0 after that checkpoint, as here).
+    init(checkpoint: Checkpoint, stream: String) {
+        if let value = checkpoint[Self.partition(stream: stream)], let parsed = Self(value) {
+            self = parsed
+        } else {
+            self.init(lineage: Self.hash(checkpoint.sourcePartitions), next: 0, skipThrough: 0)
+        }
+    }
+
+    init(lineage: String, next: Int, skipThrough: Int) {
+        self.lineage = lineage
+        self.next = next
+        self.skipThrough = skipThrough
+    }
+
+    /// Parses ``checkpointValue``.
+    init?(_ text: String) {
+        let parts = text.split(separator: ":")
+        guard parts.count == 3, let next = Int(parts[1]), let skip = Int(parts[2]), next >= 0, skip >= 0 else { return nil }
+        self.init(lineage: String(parts[0]), next: next, skipThrough: skip)
+    }
+
+    var checkpointValue: String { "\(lineage):\(next):\(skipThrough)" }
+
+    /// FNV-1a over the sorted checkpoint, base 36.
+    static func hash(_ partitions: [String: String]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (k, v) in partitions.sorted(by: { $0.key < $1.key }) {
+            for b in k.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            h = (h ^ 0x3d) &* 0x100_0000_01b3
+            for b in v.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            h = (h ^ 0x3b) &* 0x100_0000_01b3
+        }
+        return String(h, radix: 36)
+    }
+}
+
+/// Records `[first, first + count)` of one subject, as NDJSON lines (each ending in `\n`).
+struct RecordGroup: Equatable {
+    var subject: String
+    var first: Int
+    var count = 0
+    var payload: [UInt8] = []
+
+    init(subject: String, first: Int) {
+        self.subject = subject
+        self.first = first
+    }
+
+    var end: Int { first + count }
+
+    mutating func append(_ line: ArraySlice<UInt8>) {
+        payload += line
+        payload.append(10)
+        count += 1
+    }
+
+    /// Drops the first `n` records (the stream holds them already).
+    mutating func dropFirst(_ n: Int) {
+        guard n > 0 else { return }
+        guard n < count else { payload = []; first += count; count = 0; return }
+        var seen = 0, cut = 0
+        for (i, byte) in payload.enumerated() where byte == 10 {
+            seen += 1
+            if seen == n { cut = i + 1; break }
+        }
+        payload.removeFirst(cut)
+        first += n
+        count -= n
+    }
+}
+
+/// Cuts a sequence of records into ``RecordGroup``s: a group closes when it holds
+/// `maxRecords`, when the next record would take it past `maxBytes`, at a change of subject,
+/// and around a record that is not sent (too large, or already in the stream).
+struct RecordGrouper {
+    let maxRecords: Int
+    let maxBytes: Int
+    var open: RecordGroup?
+
+    /// Adds the record numbered `ordinal`; returns the group it closed, if any.
+    mutating func add(_ line: ArraySlice<UInt8>, subject: String, ordinal: Int) -> RecordGroup? {
+        var closed: RecordGroup?
+        if let g = open, g.subject != subject || g.count >= maxRecords || g.payload.count + line.count + 1 > maxBytes || g.end != ordinal {
+            closed = g
+            open = nil
+        }
+        if open == nil { open = RecordGroup(subject: subject, first: ordinal) }
+        open!.append(line)
+        return closed
+    }
+
+    /// Closes the open group (at a commit, or before a record that is not sent).
+    mutating func close() -> RecordGroup? {
+        defer { open = nil }
+        return open
+    }
+}

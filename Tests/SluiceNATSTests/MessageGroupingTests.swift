@@ -1,0 +1,53 @@
+@testable import SluiceCore
+@testable import SluiceJetStream
+import Testing
+
+/// How the JetStream sink numbers records and cuts them into messages (``PositionalMessageIDs``).
+@Suite struct MessageGroupingTests {
+    func line(_ n: Int) -> ArraySlice<UInt8> { ArraySlice("{\"n\":\(n)}".utf8) }
+
+    @Test func groupsCloseAtTheirSizeASubjectChangeAndAGap() {
+        var g = RecordGrouper(maxRecords: 3, maxBytes: 1 << 20)
+        var closed: [RecordGroup] = []
+        for n in 0..<4 { if let c = g.add(line(n), subject: "a", ordinal: n) { closed.append(c) } }
+        if let c = g.add(line(4), subject: "b", ordinal: 4) { closed.append(c) }   // subject change
+        if let c = g.add(line(6), subject: "b", ordinal: 6) { closed.append(c) }   // 5 was not sent
+        if let c = g.close() { closed.append(c) }
+        #expect(closed.map { [$0.subject, "\($0.first)", "\($0.count)"] } == [["a", "0", "3"], ["a", "3", "1"], ["b", "4", "1"], ["b", "6", "1"]])
+        #expect(String(decoding: closed[0].payload, as: UTF8.self) == "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n")
+        #expect(g.open == nil)
+    }
+
+    @Test func groupsCloseBeforeTheyPassTheirByteLimit() {
+        var g = RecordGrouper(maxRecords: 100, maxBytes: 16)  // two 8-byte lines (with newlines) fit
+        #expect(g.add(line(1), subject: "a", ordinal: 0) == nil)
+        #expect(g.add(line(2), subject: "a", ordinal: 1) == nil)
+        #expect(g.add(line(3), subject: "a", ordinal: 2)?.count == 2)
+    }
+
+    @Test func droppingStoredRecordsKeepsTheRest() {
+        var group = RecordGroup(subject: "a", first: 10)
+        for n in 0..<4 { group.append(line(n)) }
+        group.dropFirst(3)
+        #expect(group.first == 13 && group.count == 1 && String(decoding: group.payload, as: UTF8.self) == "{\"n\":3}\n")
+        group.dropFirst(-2)
+        #expect(group.count == 1)
+        group.dropFirst(5)
+        #expect(group.count == 0 && group.payload.isEmpty && group.first == 14)
+    }
+
+    @Test func theNumberingIsStoredWithTheCheckpointAndOtherwiseNamedAfterIt() {
+        let partition = PositionalMessageIDs.partition(stream: "EVENTS")
+        #expect(partition.hasPrefix(Checkpoint.sinkPartitionPrefix))
+        let fresh = PositionalMessageIDs(checkpoint: Checkpoint(["data/in.ndjson": "{\"offset\":10}"]), stream: "EVENTS")
+        #expect(fresh.next == 0 && fresh.skipThrough == 0)
+        // The checkpoint's own partitions name a new lineage; the sink's are left out of the hash.
+        let same = PositionalMessageIDs(checkpoint: Checkpoint(["data/in.ndjson": "{\"offset\":10}", "sink:other": "x"]), stream: "EVENTS")
+        #expect(same.lineage == fresh.lineage)
+        let stored = PositionalMessageIDs(checkpoint: Checkpoint(["data/in.ndjson": "{\"offset\":99}", partition: "abc:1200:1250"]), stream: "EVENTS")
+        #expect(stored == PositionalMessageIDs(lineage: "abc", next: 1200, skipThrough: 1250))
+        #expect(PositionalMessageIDs(stored.checkpointValue) == stored)
+        #expect(PositionalMessageIDs("abc:x:1") == nil && PositionalMessageIDs("abc:1") == nil)
+        #expect(Checkpoint(["a": "1", partition: "abc:1:1"]).sourcePartitions == ["a": "1"])
+    }
+}
