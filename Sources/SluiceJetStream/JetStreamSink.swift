@@ -114,5 +114,14 @@ public struct JetStreamSink: Sink {
     public func checkReachable() async throws {
         try await options.stream.checkReachable()
     }
+
+    /// Records numbered by position need a source that replays them in order: behind a queue
+    /// (several workers, redeliveries in any order) two records could get one id, and the
+    /// stream would drop one of them.
+    public func incompatibility(with source: any Source) -> (key: String, message: String)? {
+        guard options.messageID == nil, !source.replaysInOrder else { return nil }
+        return ("message_id", "this source redelivers records in any order (and to any worker), so the sink cannot name them by "
+                + "position: give `message_id:` with columns that identify a record (e.g. [event_id], or [lsn, seq] for change events)")
+    }
 }
 

@@ -125,6 +125,9 @@ public struct JetStreamSource: Source {
 
     public var implicitDedupeKey: [String]? { options.sequenceColumn.map { [$0] } }
 
+    /// Redeliveries go to any worker, mixed with new messages.
+    public var replaysInOrder: Bool { false }
+
     /// The durable consumer every worker of this pipeline shares.
     public var consumerName: String { options.consumer ?? "sluice" }
     var partition: String { "jetstream:\(options.stream.stream)/\(consumerName)" }

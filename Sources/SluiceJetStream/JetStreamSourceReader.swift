@@ -92,20 +92,25 @@ final class JetStreamSourceReader: SourceReader {
             }
             if let header = m.headers?["Sluice-Records"], let count = Int(header), count > 1 {
                 // NDJSON, one record per line (what the jetstream sink publishes).
-                var record = 0, lineStart = 0
-                for end in m.payload.indices where m.payload[end] == 10 || end == m.payload.count - 1 {
-                    let line = m.payload[lineStart...end]
-                    lineStart = end + 1
-                    guard line.contains(where: { $0 != 32 && $0 != 9 && $0 != 10 && $0 != 13 }) else { continue }
-                    lines.append((i, record, buffer.count))
-                    for byte in line where byte != 10 { buffer.append(byte == 13 ? 32 : byte) }
-                    buffer.append(10)
-                    record += 1
+                m.payload.withUnsafeBytes { (payload: UnsafeRawBufferPointer) in
+                    guard let base = payload.baseAddress else { return }
+                    var record = 0, start = 0
+                    while start < payload.count {
+                        var end = payload.count
+                        if let found = memchr(base + start, 10, payload.count - start) { end = UnsafeRawPointer(found) - base }
+                        let line = UnsafeRawBufferPointer(rebasing: payload[start..<end])
+                        start = end + 1
+                        guard line.contains(where: { $0 != 32 && $0 != 9 && $0 != 13 }) else { continue }
+                        lines.append((i, record, buffer.count))
+                        Self.appendFlattened(line, to: &buffer)
+                        buffer.append(10)
+                        record += 1
+                    }
                 }
             } else {
                 // One record per message: line breaks are JSON whitespace (raw ones are invalid inside strings).
                 lines.append((i, 0, buffer.count))
-                for byte in m.payload { buffer.append(byte == 10 || byte == 13 ? 32 : byte) }
+                m.payload.withUnsafeBytes { Self.appendFlattened($0, to: &buffer) }
                 buffer.append(10)
             }
         }
@@ -173,6 +178,23 @@ final class JetStreamSourceReader: SourceReader {
         // The records of one message share its stream sequence: they are kept or dropped together.
         out.keyRunsAreUnits = true
         return out
+    }
+
+    /// Appends `bytes` with its line breaks turned into spaces (JSON whitespace), so that it is
+    /// one line of the decoder's input.
+    static func appendFlattened(_ bytes: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
+        let start = buffer.count
+        buffer.append(contentsOf: bytes)
+        buffer.withUnsafeMutableBytes { b in
+            guard let base = b.baseAddress else { return }
+            for lineBreak in [10, 13] as [Int32] {
+                var from = start
+                while from < b.count, let found = memchr(base + from, lineBreak, b.count - from) {
+                    found.storeBytes(of: 32, as: UInt8.self)
+                    from = found - base + 1
+                }
+            }
+        }
     }
 
     func location(_ m: JetStreamMessage) -> String {

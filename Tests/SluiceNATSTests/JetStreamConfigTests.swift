@@ -69,6 +69,35 @@ import Testing
         #expect(badType.contains("column 'id'") && badType.contains("unknown type 'widget'"), "\(badType)")
     }
 
+    /// Behind a queue, records have no stable position: a jetstream sink needs their own ids.
+    @Test func aQueueFedJetStreamSinkNeedsMessageIDs() throws {
+        let positional = message("""
+        pipelines:
+          relay:
+            source:
+              jetstream: { url: "nats://h:1", stream: A }
+            sink:
+              jetstream: { url: "nats://h:1", stream: B, subject: b.out, records_per_message: 100 }
+        """)
+        #expect(positional.contains("p.yaml:6") && positional.contains("sink.message_id") && positional.contains("in any order"), "\(positional)")
+        _ = try load("""
+        pipelines:
+          relay:
+            source:
+              jetstream: { url: "nats://h:1", stream: A }
+            sink:
+              jetstream: { url: "nats://h:1", stream: B, subject: b.out, message_id: [event_id] }
+        """)
+        let tooSmall = message("""
+        pipelines:
+          p:
+            source: { file: { path: x.csv } }
+            sink:
+              jetstream: { url: "nats://h:1", stream: S, subject: s, max_message_bytes: 100 }
+        """)
+        #expect(tooSmall.contains("max_message_bytes") && tooSmall.contains("1KB"), "\(tooSmall)")
+    }
+
     @Test func theSourceDefaultsItsConsumerToThePipelineAndDedupesBySequence() throws {
         let config = try load("""
         pipelines:

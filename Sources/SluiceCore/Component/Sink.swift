@@ -32,10 +32,14 @@ public protocol Sink: Sendable {
     /// Checks, cheaply and without writing data, that the sink can be written now (for
     /// `/readyz` and `sluice validate --connect`). Throws a ``SluiceError`` saying what is wrong.
     func checkReachable() async throws
+    /// Why this sink cannot take `source`'s records safely as configured, or nil (checked when
+    /// the configuration is loaded, before any data moves). `key` names the offending option.
+    func incompatibility(with source: any Source) -> (key: String, message: String)?
 }
 
 extension Sink {
     public func checkReachable() async throws {}
+    public func incompatibility(with source: any Source) -> (key: String, message: String)? { nil }
 }
 
 /// Writes batches and commits them atomically with the checkpoint, in two phases:

@@ -86,10 +86,16 @@ public protocol Source: Sendable {
     /// acknowledge upstream (mark change rows processed, advance a replication slot). A failure
     /// is logged; the next commit covers the same rows again.
     func committed(_ positions: [String: String], context: SourceContext) async throws
+    /// True when a run resumed from a checkpoint reads the same records in the same order as
+    /// the run that left it (files, database extracts, a replication slot), so a sink may name
+    /// a record by its ordinal after the checkpoint. False for a queue, which redelivers to
+    /// any worker in any order.
+    var replaysInOrder: Bool { get }
 }
 
 extension Source {
     public func checkReachable() async throws {}
+    public var replaysInOrder: Bool { true }
     public var implicitDedupeKey: [String]? { nil }
     public func committed(_ positions: [String: String], context: SourceContext) async throws {}
 }

@@ -70,6 +70,10 @@ public struct ConfigLoader: Sendable {
             }
             let source = try registry.buildSource(p.source, context: context)
             let sink = try registry.buildSink(p.sink, context: context)
+            if let problem = sink.incompatibility(with: source) {
+                throw ConfigError(file: file, line: p.sink.line, column: nil, keyPath: "pipelines.\(name).sink.\(problem.key)",
+                                  message: problem.message)
+            }
             var settings = try PipelineSettings(p, file: file)
             if settings.dedupe == nil, let key = source.implicitDedupeKey {
                 settings.dedupe = DedupeSettings(key: key, ttl: .seconds(7 * 86_400))

@@ -43,7 +43,12 @@ struct Deduplicator {
         var keys: [String] = []
         keys.reserveCapacity(batch.count)
         for row in 0..<batch.count {
-            keys.append(DedupeKey.encode(columns.map { $0.value(at: row) }))
+            // A run's rows share their key: encoded once.
+            if keyRuns, row > 0, columns.allSatisfy({ $0.value(at: row) == $0.value(at: row - 1) }) {
+                keys.append(keys[row - 1])
+            } else {
+                keys.append(DedupeKey.encode(columns.map { $0.value(at: row) }))
+            }
         }
         let since = now.addingTimeInterval(-Double(settings.ttl.components.seconds))
         var seen = Set<String>()
