@@ -155,14 +155,16 @@ def run_processes(cmds, cwd, done, timeout=3600):
     while time.monotonic() - start < timeout:
         for p in procs:
             if p.poll() is None:
-                peak[p.pid] = stats(p.pid)
+                sample = stats(p.pid)  # (0, 0) when the process ended meanwhile: keep the last sample
+                peak[p.pid] = (max(peak[p.pid][0], sample[0]), max(peak[p.pid][1], sample[1]))
         if all(p.poll() is not None for p in procs) or (done is not None and done()):
             break
         time.sleep(0.02)  # short runs (a packed publish takes about a second) must be sampled too
     elapsed = time.monotonic() - start
     for p in procs:
         if p.poll() is None:
-            peak[p.pid] = stats(p.pid)
+            sample = stats(p.pid)
+            peak[p.pid] = (max(peak[p.pid][0], sample[0]), max(peak[p.pid][1], sample[1]))
             p.terminate()
     for p in procs:
         p.wait()

@@ -89,7 +89,7 @@ public struct JetStreamSink: Sink {
 
     public static let factory = SinkFactory(
         type: "jetstream",
-        summary: "publish records to a NATS JetStream stream (acked, de-duplicated by Nats-Msg-Id) for workers to consume",
+        summary: "publish records to a NATS JetStream stream, several per message (acked, de-duplicated by Nats-Msg-Id) for workers to consume",
         example: """
         sink:
           jetstream: { url: "nats://127.0.0.1:4222", stream: EVENTS, subject: events.clicks }

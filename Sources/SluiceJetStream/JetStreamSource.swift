@@ -16,7 +16,7 @@ import Synchronization
 ///     subject: events.clicks          # creates the stream when missing (optional)
 ///     consumer: lake-writers          # durable pull consumer shared by every worker (default: the pipeline name)
 ///     filter_subject: events.clicks   # only these subjects (default: the whole stream)
-///     format: ndjson                  # ndjson (one JSON record per message) | change_events (postgres_cdc's envelope)
+///     format: ndjson                  # ndjson (a JSON record per message, or NDJSON with a Sluice-Records header) | change_events (postgres_cdc's envelope)
 ///     columns: { id: int64, ts: timestamp }   # declared types (others are inferred)
 ///     batch: 2000                     # messages per pull request
 ///     ack_wait: 30s                   # unacknowledged this long, a message goes to another worker
