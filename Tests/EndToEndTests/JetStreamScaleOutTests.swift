@@ -159,8 +159,9 @@ import Testing
 }
 
 /// Bad messages on a JetStream stream: a malformed one is dead-lettered with its location and
-/// terminated; one that keeps dying with its worker is dead-lettered after `max_deliveries`
-/// and terminated, not left pending.
+/// terminated; a malformed record of a packed message is dead-lettered with its place in the
+/// message, and the message's other records are kept; one that keeps dying with its worker is
+/// dead-lettered after `max_deliveries` and terminated, not left pending.
 @Suite(.serialized) struct JetStreamPoisonTests {
     @Test func malformedAndPoisonMessagesGoToTheDLQAndAreTerminated() async throws {
         let nats = try NATSTestCluster.start()
@@ -170,6 +171,8 @@ import Testing
         let connection = try await NATSConnection.connect(try NATSOptions(urls: [nats.url]), logger: Logger(label: "test"))
         _ = try await JetStream(connection).ensureStream(StreamConfig(name: "P", subjects: ["p"]))
         for body in ["{\"id\": 1}", "{\"id\": 2}", "{not json", "{\"id\": 3}"] { try connection.publish("p", payload: Array(body.utf8)) }
+        try connection.publish("p", headers: NATSHeaders(fields: [("Sluice-Records", "3")]),
+                               payload: Array("{\"id\": 10}\n{broken\n{\"id\": 11}\n".utf8))
         try await connection.flush()
         try write("""
         pipelines:
@@ -181,14 +184,17 @@ import Testing
         """, to: "\(dir)/w.yaml")
         func run() throws -> Process { try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/w.log") }
 
-        // A run that commits (at SIGTERM): three records out, the malformed one dead-lettered.
+        // A run that commits (at SIGTERM): five records out, the malformed ones dead-lettered.
         var worker = try run()
-        #expect(try await waitUntil(seconds: 30) { try queueStatus("poison", in: dir)?.ackPending == 4 })
+        #expect(try await waitUntil(seconds: 30) { try queueStatus("poison", in: dir)?.ackPending == 5 })
         kill(worker.processIdentifier, SIGTERM)
         await waitForExit(worker)
-        #expect(try outputLines("\(dir)/out").count == 3)
+        #expect(try outputLines("\(dir)/out").count == 5)
         var letters = try SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml"], in: dir).stdout
         #expect(letters.contains("jetstream:P/p seq 3"), "\(letters)")
+        #expect(letters.contains("jetstream:P/p seq 5 record 2"), "\(letters)")
+        let raw = try SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml", "--json"], in: dir).stdout
+        #expect(raw.contains("{broken") && !raw.contains("{\\\"id\\\": 10}"), "only the bad record is dead-lettered: \(raw)")
         var status = try #require(try queueStatus("poison", in: dir))
         #expect(status.lag == 0 && status.ackPending == 0, "\(status)")
 
@@ -196,22 +202,22 @@ import Testing
         try connection.publish("p", payload: Array("{\"id\": 4}".utf8))
         try await connection.flush()
         await connection.close()
-        for delivery in 5...6 {
+        for delivery in 6...7 {
             worker = try run()
             #expect(try await waitUntil(seconds: 30) { try queueStatus("poison", in: dir)?.deliveries == delivery })
             kill(worker.processIdentifier, SIGKILL)
             await waitForExit(worker)
         }
         worker = try run()  // the third delivery, after ack_wait: over max_deliveries
-        #expect(try await waitUntil(seconds: 30) { try queueStatus("poison", in: dir)?.deliveries == 7 })
+        #expect(try await waitUntil(seconds: 30) { try queueStatus("poison", in: dir)?.deliveries == 8 })
         try await Task.sleep(for: .milliseconds(300))
         kill(worker.processIdentifier, SIGTERM)
         await waitForExit(worker)
         #expect(worker.terminationStatus == 0)
         letters = try SluiceProcess.run(["dlq", "list", "--pipeline", "poison", "-c", "w.yaml"], in: dir).stdout
-        #expect(letters.contains("max_deliveries") && letters.contains("seq 5"), "\(letters)")
+        #expect(letters.contains("max_deliveries") && letters.contains("seq 6"), "\(letters)")
         status = try #require(try queueStatus("poison", in: dir))
         #expect(status.lag == 0 && status.ackPending == 0, "the poison message was left pending: \(status)")
-        #expect(try outputLines("\(dir)/out").count == 3)
+        #expect(try outputLines("\(dir)/out").count == 5)
     }
 }
