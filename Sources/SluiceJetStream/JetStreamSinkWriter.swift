@@ -114,7 +114,8 @@ final class JetStreamSinkWriter: SinkWriter {
             let ack = try await publishAlone(self.message(pending))
             guard ack.duplicate else { recovering = false; return }
             replayedMessages += 1
-            let stored = try await storedRecords(sequence: ack.sequence, expected: pending.count)
+            // At least 1: a stored message always holds its first record (and the loop must advance).
+            let stored = max(1, try await storedRecords(sequence: ack.sequence, expected: pending.count))
             if stored >= pending.count {
                 ids.skipThrough = max(ids.skipThrough, pending.first + stored)
                 return
