@@ -9,6 +9,8 @@ final class PostgresCDCReader: SourceReader {
     var connection: PostgresConnection
     /// Whether `connection` streams yet (it does not while the exported snapshot is read).
     var streaming: Bool
+    /// `connection` broke: the next read streams on a new one (from ``emittedLSN``).
+    var needsStream = false
     /// The transaction holding the exported snapshot, while it is read.
     var exported: PostgresConnection?
     let partition: String
@@ -96,6 +98,10 @@ final class PostgresCDCReader: SourceReader {
             try Task.checkCancellation()
             let frames: [[UInt8]]
             do {
+                if needsStream {
+                    connection = try await source.stream(from: emittedLSN)
+                    needsStream = false
+                }
                 if window == nil, !position.pending.isEmpty, open == nil, ContinuousClock.now >= nextWindowAt { try await openWindow() }
                 frames = try await connection.run { session -> [[UInt8]] in
                     // Whatever has arrived, up to 5,000 frames or 20 ms of reading: under a steady
@@ -163,7 +169,15 @@ final class PostgresCDCReader: SourceReader {
         exported = nil
         position.exported = false
         let start = position.lsn
-        try await connection.run { [source] in try $0.startReplication(source.startCommand(from: start)) }
+        do {
+            try await connection.run { [source] in try $0.startReplication(source.startCommand(from: start)) }
+        } catch let e as SluiceError where e.isRetryable {
+            // The connection that created the slot broke while the snapshot was read (a restart,
+            // the backend terminated): stream from the slot's start point on a new one. Every
+            // chunk has been handed over, so the position as of now is the one to go back to.
+            emittedPosition = position
+            try await reconnect(after: e)
+        }
         streaming = true
         context.logger.info("snapshot read; streaming changes", metadata: ["slot": "\(source.options.slot)", "from": "\(LSN.format(start))"])
         return nil
@@ -265,11 +279,8 @@ final class PostgresCDCReader: SourceReader {
         // A chunk whose watermarks may be among what was dropped is read again.
         window = nil
         snapshotConnection = nil
-        do {
-            connection = try await source.stream(from: emittedLSN)
-        } catch let e as SluiceError where e.isRetryable {
-            context.logger.warning("reconnecting failed; will retry", metadata: ["error": "\(e)"])
-        }
+        // The next read connects (a failure there comes back here, with a longer delay).
+        needsStream = true
     }
 
     func handle(_ bytes: [UInt8]) throws {

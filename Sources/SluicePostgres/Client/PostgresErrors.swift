@@ -44,7 +44,9 @@ enum PostgresErrors {
         if let detail { text += " (\(detail))" }
         if let hint { text += "; hint: \(hint)" }
         if connectionLost {
-            return SluiceError(.connection, "PostgreSQL at \(url.redacted): \(text)", location: "SQLSTATE \(sqlState)", retryable: true)
+            // libpq reports a broken connection without a SQLSTATE.
+            return SluiceError(.connection, "the connection to PostgreSQL at \(url.redacted) was lost: \(text)",
+                               location: sqlState.isEmpty ? nil : "SQLSTATE \(sqlState)", retryable: true)
         }
         let code: SluiceError.Code
         let retryable: Bool
