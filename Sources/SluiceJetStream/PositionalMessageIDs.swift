@@ -104,7 +104,8 @@ struct RecordGroup: Equatable {
 
 /// Cuts a sequence of records into ``RecordGroup``s: a group closes when it holds
 /// `maxRecords`, when the next record would take it past `maxBytes`, at a change of subject,
-/// and around a record that is not sent (too large, or already in the stream).
+/// and around a record that is not sent (too large, or already in the stream). A commit
+/// publishes the ``open`` group and clears it (after its publish, so a failed one is retried).
 struct RecordGrouper {
     let maxRecords: Int
     let maxBytes: Int
@@ -120,11 +121,5 @@ struct RecordGrouper {
         if open == nil { open = RecordGroup(subject: subject, first: ordinal) }
         open!.append(line)
         return closed
-    }
-
-    /// Closes the open group (at a commit, or before a record that is not sent).
-    mutating func close() -> RecordGroup? {
-        defer { open = nil }
-        return open
     }
 }
