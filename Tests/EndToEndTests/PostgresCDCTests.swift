@@ -139,62 +139,6 @@ import Testing
         #expect(ids.count == 301 && Set(ids).count == 301, "\(ids.count) events, \(Set(ids).count) distinct")
     }
 
-    /// The replication connection that created the slot waits, idle, while the snapshot exported
-    /// with the slot is read; here the server ends it then (a restart or failover would). Once
-    /// the snapshot is read, the stream starts on a new connection: every row and change once.
-    @Test func aConnectionBrokenWhileTheExportedSnapshotIsReadIsReplaced() async throws {
-        let url = try postgresURL()
-        let s = try makeSchema("cdcexport")
-        let slot = "slot_\(s)", publication = "pub_\(s)"
-        defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try await psqlAsync("""
-            CREATE TABLE \(s).t (id int PRIMARY KEY, v text);
-            INSERT INTO \(s).t SELECT i, 'old' FROM generate_series(1, 20000) i;
-            CREATE PUBLICATION \(publication) FOR TABLE \(s).t;
-            """)
-        let dir = try makeWorkDirectory("pg-cdc-export-break")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          changes:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), snapshot_chunk: 10 }
-            sink:
-              ndjson: { path: out, max_file_age: 200ms }
-        """, to: "\(dir)/p.yaml")
-        let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/sluice.log")
-        defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
-        // Its last command is the slot's creation, done (it holds the exported snapshot, idle in
-        // a transaction): the snapshot is being read (2,000 chunks), the stream has not started.
-        let ended = try await waitUntil(seconds: 60, interval: .milliseconds(10)) {
-            try psql("""
-                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                WHERE backend_type = 'walsender' AND state = 'idle in transaction' AND query LIKE 'CREATE_REPLICATION_SLOT %slot_\(s)%'
-                """) == ["t"]
-        }
-        try #require(ended, "no replication connection was found waiting for its exported snapshot to be read")
-        try await psqlAsync("INSERT INTO \(s).t SELECT i, 'new' FROM generate_series(100001, 100100) i; UPDATE \(s).t SET v = 'changed' WHERE id <= 10")
-        try await psqlAsync("INSERT INTO \(s).t VALUES (-1, 'last')")
-        var events: [[String: Any]] = []
-        for _ in 0..<480 {
-            try await Task.sleep(for: .milliseconds(250))
-            events = try outputLines("\(dir)/out").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            if events.contains(where: { ($0["after"] as? [String: Any])?["id"] as? Int == -1 }) { break }
-        }
-        #expect(sluice.isRunning, "the pipeline stopped instead of streaming on a new connection")
-        kill(sluice.processIdentifier, SIGTERM)
-        await waitForExit(sluice)
-        let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
-        #expect(sluice.terminationStatus == 0, "\(log)")
-        // The break was met at the hand-over from the snapshot to the stream.
-        let broke = log.range(of: "streaming again"), handedOver = log.range(of: "snapshot read; streaming changes")
-        #expect(broke != nil && handedOver != nil && broke!.lowerBound < handedOver!.lowerBound, "\(log.suffix(2_000))")
-        let ids = { (op: String) in events.filter { $0["op"] as? String == op }.compactMap { ($0["after"] as? [String: Any])?["id"] as? Int } }
-        #expect(ids("r").count == 20_000 && Set(ids("r")) == Set(1...20_000), "\(ids("r").count) snapshot rows")
-        #expect(ids("c").sorted() == [-1] + Array(100_001...100_100), "\(ids("c").count) inserts")
-        #expect(ids("u").sorted() == Array(1...10), "\(ids("u").count) updates")
-    }
-
     /// Slot safety: the published table is idle while another table is busy; the slot still
     /// moves forward (keepalive positions are confirmed), so it does not hold that WAL back.
     @Test func aSlotOnIdleTablesAdvancesWhileTheDatabaseIsBusy() async throws {

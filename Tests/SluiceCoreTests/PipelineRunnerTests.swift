@@ -158,4 +158,52 @@ import Testing
         #expect(totals.deadLettered == 1)
         #expect(try await store.deadLetters(pipeline: "t", limit: 5).first?.letter.location == "f.csv:3")
     }
+
+    /// A source whose start fails `failures` times with `error`, then opens as `inner` does.
+    struct FlakyStartSource: Source {
+        let inner: MemorySource
+        let failures: Int
+        let error: SluiceError
+        let attempts = Attempts()
+        var isContinuous: Bool { false }
+
+        final class Attempts: Sendable {
+            let count = Mutex(0)
+            var value: Int { count.withLock { $0 } }
+        }
+
+        func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
+            let attempt = attempts.count.withLock { $0 += 1; return $0 }
+            if attempt <= failures { throw error }
+            return try await inner.makeReader(resumingFrom: checkpoint, context: context)
+        }
+    }
+
+    @Test func aRetryableFailureAtTheSourcesStartIsRetriedWithBackoff() async throws {
+        var settings = PipelineSettings()
+        settings.retry = fastRetry
+        let source = FlakyStartSource(inner: MemorySource(batchCount: 2, rows: 10), failures: 2,
+                                      error: SluiceError(.connection, "the connection was lost", retryable: true))
+        let sink = MemorySink()
+        let totals = try await PipelineRunner(plan: plan(source, sink, settings: settings), store: MemoryStateStore(), logger: Logger(label: "t")).run()
+        #expect(source.attempts.value == 3)
+        #expect(totals.recordsOut == 20 && sink.committedIDs == (0..<20).map(Int64.init))
+    }
+
+    @Test func aFiniteSourceThatCannotStartStopsAfterMaxAttemptsAndANonRetryableOneAtOnce() async throws {
+        var settings = PipelineSettings()
+        settings.retry = fastRetry
+        let down = FlakyStartSource(inner: MemorySource(batchCount: 1, rows: 1), failures: 100,
+                                    error: SluiceError(.connection, "cannot reach the server", retryable: true))
+        await #expect(throws: SluiceError.self) {
+            try await PipelineRunner(plan: plan(down, MemorySink(), settings: settings), store: MemoryStateStore(), logger: Logger(label: "t")).run()
+        }
+        #expect(down.attempts.value == fastRetry.maxAttempts)
+        let refused = FlakyStartSource(inner: MemorySource(batchCount: 1, rows: 1), failures: 100,
+                                       error: SluiceError(.authentication, "password authentication failed", retryable: false))
+        await #expect(throws: SluiceError.self) {
+            try await PipelineRunner(plan: plan(refused, MemorySink(), settings: settings), store: MemoryStateStore(), logger: Logger(label: "t")).run()
+        }
+        #expect(refused.attempts.value == 1)
+    }
 }

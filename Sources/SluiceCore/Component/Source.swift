@@ -59,13 +59,16 @@ public struct SourceContext: Sendable {
     public var reportProgress: @Sendable (SourceProgress) -> Void
     /// The positions this run has committed so far (a repeating extract waits on it).
     public var commits: CommitLog
+    /// Points where a test may hold the source (``TestHooks/none`` outside tests).
+    public var hooks: TestHooks
 
-    public init(pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(),
+    public init(pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(), hooks: TestHooks = .none,
                 reportProgress: @escaping @Sendable (SourceProgress) -> Void = { _ in }) {
         self.pipeline = pipeline
         self.state = state
         self.logger = logger
         self.commits = commits
+        self.hooks = hooks
         self.reportProgress = reportProgress
     }
 }

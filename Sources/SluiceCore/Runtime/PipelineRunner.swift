@@ -20,14 +20,16 @@ public struct PipelineRunner: Sendable {
 
     /// Commit when this many dead letters are waiting.
     public var maxPendingDeadLetters = 10_000
-    /// Test hook: a pause between the commit phases (`SLUICE_TEST_COMMIT_DELAY_MS`), so crash
-    /// tests that kill the process at random moments also land between them.
-    let commitPhaseDelay: Duration? = ProcessInfo.processInfo.environment["SLUICE_TEST_COMMIT_DELAY_MS"]
-        .flatMap(Int.init).map { .milliseconds($0) }
+    /// Where tests may pause or hold the run (``TestHooks/none`` outside tests).
+    let hooks: TestHooks
+    /// A pause between the commit phases, so crash tests that kill the process at random
+    /// moments also land between them.
+    var commitPhaseDelay: Duration? { hooks.commitPhaseDelay }
 
-    public init(plan: PipelinePlan, store: any StateStore, logger: Logger, status: PipelineStatus? = nil) {
+    public init(plan: PipelinePlan, store: any StateStore, logger: Logger, status: PipelineStatus? = nil, hooks: TestHooks = .none) {
         self.plan = plan
         self.store = store
+        self.hooks = hooks
         var logger = logger
         logger[metadataKey: "pipeline"] = .string(plan.name)
         self.logger = logger
@@ -102,7 +104,7 @@ public struct PipelineRunner: Sendable {
             group.addTask {
                 do {
                     try await cancelWhenGracefulShutdown {
-                        let reader = try await source.makeReader(resumingFrom: checkpoint, context: context)
+                        let reader = try await openReader(source, resumingFrom: checkpoint, context: context)
                         do {
                             while var batch = try await reader.next() {
                                 if let schemaGuard { batch = try await schemaGuard.apply(batch) }
@@ -151,10 +153,32 @@ public struct PipelineRunner: Sendable {
         }
     }
 
+    /// Opens the source's reader. A retryable failure (a server down or restarting, a connection
+    /// that broke while the source set itself up) is retried with the pipeline's `retry` backoff:
+    /// a continuous source keeps trying, at most every `max_delay`, as it would after a break
+    /// while running; a finite one gives up after `max_attempts`. Anything else stops the pipeline.
+    func openReader(_ source: any Source, resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
+        let retry = plan.settings.retry
+        var attempt = 0
+        while true {
+            do {
+                return try await source.makeReader(resumingFrom: checkpoint, context: context)
+            } catch let error as SluiceError where error.isRetryable {
+                attempt += 1
+                guard source.isContinuous || attempt < retry.maxAttempts else { throw error }
+                let delay = retry.delay(attempt: attempt, retryAfter: error.retryAfter)
+                logger.warning("the source could not start; retrying", metadata: [
+                    "error": "\(error)", "attempt": "\(attempt)", "delay": "\(delay)",
+                ])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
     /// The context sources get: the state store, the logger, and progress reporting into ``status``.
     var sourceContext: SourceContext {
         let status = self.status
-        return SourceContext(pipeline: plan.name, state: store, logger: logger, commits: commitLog) { progress in
+        return SourceContext(pipeline: plan.name, state: store, logger: logger, commits: commitLog, hooks: hooks) { progress in
             status.update {
                 $0.bytesDone = progress.bytesDone
                 $0.bytesTotal = progress.bytesTotal

@@ -99,7 +99,7 @@ final class PostgresCDCReader: SourceReader {
             let frames: [[UInt8]]
             do {
                 if needsStream {
-                    connection = try await source.stream(from: emittedLSN)
+                    connection = try await source.stream(from: emittedLSN, context: context)
                     needsStream = false
                 }
                 if window == nil, !position.pending.isEmpty, open == nil, ContinuousClock.now >= nextWindowAt { try await openWindow() }
@@ -141,11 +141,23 @@ final class PostgresCDCReader: SourceReader {
     /// starts at the slot's start point (nil: go on streaming).
     func nextExportedChunk(_ snapshot: PostgresConnection) async throws -> SourceBatch? {
         let limit = source.options.snapshotChunk
+        if exportedRows > 0 { try await context.hooks.hold(at: PostgresCDCSource.holdExportedChunk, logger: context.logger) }
         while let name = position.pending.first {
             let after = position.after
-            let (table, chunk) = try await snapshot.run { [snapshotTables] s -> (SnapshotTable, SnapshotTable.Chunk) in
-                let table = try snapshotTables[name] ?? SnapshotTable.describe(name, session: s)
-                return (table, try table.chunk(after: after, limit: limit, session: s))
+            let table: SnapshotTable, chunk: SnapshotTable.Chunk
+            do {
+                (table, chunk) = try await snapshot.run { [snapshotTables] s -> (SnapshotTable, SnapshotTable.Chunk) in
+                    let table = try snapshotTables[name] ?? SnapshotTable.describe(name, session: s)
+                    return (table, try table.chunk(after: after, limit: limit, session: s))
+                }
+            } catch let e as SluiceError where e.isRetryable {
+                // The connection holding the exported snapshot broke, and the snapshot cannot be
+                // imported again: the rest is read while streaming, with watermarks, from the
+                // last chunk handed over (as after a crash in the middle of the snapshot).
+                context.logger.warning("the connection reading the exported snapshot broke; reading the rest while streaming",
+                                       metadata: ["error": "\(e)", "table": "\(name)", "tables": "\(position.pending.count)"])
+                try await handOverToStream()
+                return nil
             }
             snapshotTables[name] = table
             if chunk.isLast {
@@ -165,22 +177,28 @@ final class PostgresCDCReader: SourceReader {
             return SourceBatch(records: ChangeEvents.batch([t], database: database),
                                position: SourcePosition(partition: partition, value: position.text), inputBytes: t.changes.count * 64)
         }
-        _ = try? await snapshot.run { try $0.execute("COMMIT") }
+        try await handOverToStream()
+        context.logger.info("snapshot read; streaming changes", metadata: ["slot": "\(source.options.slot)", "from": "\(LSN.format(position.lsn))"])
+        return nil
+    }
+
+    /// Ends the exported snapshot and streams from the slot's start point: on the connection
+    /// that created the slot, or on a new one when that broke meanwhile (a restart, the backend
+    /// terminated). Every chunk read has been handed over, so the position as of now is the
+    /// one to go back to.
+    func handOverToStream() async throws {
+        if let exported { _ = try? await exported.run { try $0.execute("COMMIT") } }
         exported = nil
         position.exported = false
+        emittedPosition = position
         let start = position.lsn
         do {
+            try await context.hooks.hold(at: PostgresCDCSource.holdStartReplication, logger: context.logger)
             try await connection.run { [source] in try $0.startReplication(source.startCommand(from: start)) }
         } catch let e as SluiceError where e.isRetryable {
-            // The connection that created the slot broke while the snapshot was read (a restart,
-            // the backend terminated): stream from the slot's start point on a new one. Every
-            // chunk has been handed over, so the position as of now is the one to go back to.
-            emittedPosition = position
             try await reconnect(after: e)
         }
         streaming = true
-        context.logger.info("snapshot read; streaming changes", metadata: ["slot": "\(source.options.slot)", "from": "\(LSN.format(start))"])
-        return nil
     }
 
     /// Now in PostgreSQL's clock (microseconds since 2000-01-01).

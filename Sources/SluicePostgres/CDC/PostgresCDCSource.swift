@@ -155,7 +155,7 @@ public struct PostgresCDCSource: Source {
         let setup = try await PostgresConnection.connect(options.url)
         let prepared = try await setup.run { [self] in try prepare($0) }
         let stored = checkpoint[partition]
-        var position = stored.flatMap(CDCPosition.parse)
+        let position = stored.flatMap(CDCPosition.parse)
         if stored != nil && position == nil {
             throw SluiceError(.corruptState, "the checkpoint of \(partition) is not a CDC position: \(stored!)", retryable: false)
         }
@@ -166,7 +166,10 @@ public struct PostgresCDCSource: Source {
                     + "the changes since are gone. Take a new snapshot with `sluice cdc resnapshot PIPELINE`", retryable: false)
             }
             // A new slot: changes from its start point on, and (exported) the rows as they were there.
+            // A connection that breaks here fails the start; the runner starts again, and then
+            // finds the slot if the server made it (its tables are read with watermarks) or not.
             let replication = try await PostgresConnection.connect(options.url.replication)
+            try await context.hooks.hold(at: Self.holdCreateSlot, logger: context.logger)
             let command = "CREATE_REPLICATION_SLOT \(SQLText.identifier(options.slot)) LOGICAL pgoutput" + (snapshots ? " (SNAPSHOT 'export')" : " (SNAPSHOT 'nothing')")
             let created = try await replication.run { s -> (String?, String?) in
                 let r = try s.simpleQuery(command)
@@ -176,18 +179,28 @@ public struct PostgresCDCSource: Source {
                 throw SluiceError(.internalError, "CREATE_REPLICATION_SLOT returned no consistent point")
             }
             context.logger.info("replication slot created", metadata: ["slot": "\(options.slot)", "at": "\(LSN.format(start))"])
-            let fresh = CDCPosition(lsn: start, known: prepared.tables, pending: snapshots ? prepared.tables : [], exported: snapshots)
+            var fresh = CDCPosition(lsn: start, known: prepared.tables, pending: snapshots ? prepared.tables : [], exported: snapshots)
             if snapshots, let name = created.1 {
-                let snapshot = try await PostgresConnection.connect(options.url)
-                try await snapshot.run { s in
-                    try s.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    try s.execute("SET TRANSACTION SNAPSHOT \(SQLText.literal(name))")
+                do {
+                    let snapshot = try await importSnapshot(name, context: context)
+                    context.logger.info("reading the snapshot exported with the slot", metadata: ["tables": "\(fresh.pending.count)"])
+                    return PostgresCDCReader(source: self, replication: replication, streaming: false, exported: snapshot,
+                                             database: prepared.database, position: fresh, context: context)
+                } catch let error as SluiceError where error.isRetryable || error.sqlState == "22023" {
+                    // An exported snapshot can be imported only while the transaction of the
+                    // connection that created the slot lasts: that connection broke (22023, invalid
+                    // snapshot identifier), or the one importing it did. The tables are read while
+                    // streaming, with watermarks, as after a crash in the middle of the snapshot.
+                    context.logger.warning("the snapshot exported with the slot could not be imported; reading the tables while streaming",
+                                           metadata: ["error": "\(error)", "tables": "\(fresh.pending.count)"])
+                    fresh.exported = false
+                    let stream = try await stream(from: start, context: context)
+                    context.logger.info("streaming changes", metadata: ["slot": "\(options.slot)", "from": "\(LSN.format(start))", "snapshots": "\(fresh.pending.count)"])
+                    return PostgresCDCReader(source: self, replication: stream, streaming: true, exported: nil,
+                                             database: prepared.database, position: fresh, context: context)
                 }
-                context.logger.info("reading the snapshot exported with the slot", metadata: ["tables": "\(fresh.pending.count)"])
-                return PostgresCDCReader(source: self, replication: replication, streaming: false, exported: snapshot,
-                                         database: prepared.database, position: fresh, context: context)
             }
-            position = fresh
+            try await context.hooks.hold(at: Self.holdStartReplication, logger: context.logger)
             try await replication.run { [self] in try $0.startReplication(startCommand(from: start)) }
             return PostgresCDCReader(source: self, replication: replication, streaming: true, exported: nil,
                                      database: prepared.database, position: fresh, context: context)
@@ -203,7 +216,7 @@ public struct PostgresCDCSource: Source {
             context.logger.info("the exported snapshot was interrupted; reading the rest while streaming", metadata: ["tables": "\(p.pending.count)"])
         }
         p.exported = false
-        let replication = try await stream(from: p.lsn)
+        let replication = try await stream(from: p.lsn, context: context)
         context.logger.info("streaming changes", metadata: ["slot": "\(options.slot)", "from": "\(LSN.format(p.lsn))", "snapshots": "\(p.pending.count)"])
         return PostgresCDCReader(source: self, replication: replication, streaming: true, exported: nil,
                                  database: prepared.database, position: p, context: context)
@@ -216,10 +229,32 @@ public struct PostgresCDCSource: Source {
 
     /// A replication connection streaming the slot from `lsn` (the server starts at the later of
     /// it and the slot's confirmed position).
-    func stream(from lsn: UInt64) async throws -> PostgresConnection {
+    func stream(from lsn: UInt64, context: SourceContext) async throws -> PostgresConnection {
         let replication = try await PostgresConnection.connect(options.url.replication)
+        try await context.hooks.hold(at: Self.holdStartReplication, logger: context.logger)
         let command = startCommand(from: lsn)
         try await replication.run { try $0.startReplication(command) }
         return replication
     }
+
+    /// A connection in a read-only transaction on the snapshot `name` exported with the slot.
+    func importSnapshot(_ name: String, context: SourceContext) async throws -> PostgresConnection {
+        try await context.hooks.hold(at: Self.holdImportSnapshot, logger: context.logger)
+        let snapshot = try await PostgresConnection.connect(options.url)
+        try await snapshot.run { s in
+            try s.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try s.execute("SET TRANSACTION SNAPSHOT \(SQLText.literal(name))")
+        }
+        return snapshot
+    }
+
+    // Test hooks (``TestHooks``): the steps of a start at which a test breaks a connection.
+    /// Before `CREATE_REPLICATION_SLOT`, on a connected replication connection.
+    static let holdCreateSlot = "postgres_cdc.create_slot"
+    /// After the slot is created, before its exported snapshot is imported.
+    static let holdImportSnapshot = "postgres_cdc.import_snapshot"
+    /// After the first chunk of the exported snapshot is handed over, before the next is read.
+    static let holdExportedChunk = "postgres_cdc.exported_chunk"
+    /// Before `START_REPLICATION` (the first stream, or the hand-over from the exported snapshot).
+    static let holdStartReplication = "postgres_cdc.start_replication"
 }

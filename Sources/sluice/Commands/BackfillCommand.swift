@@ -101,7 +101,7 @@ struct BackfillCommand: AsyncParsableCommand {
             logger.info("resuming the backfill where it stopped", metadata: ["backfill": "\(plan.name)"])
         }
         logger.info("backfill starting", metadata: ["backfill": "\(plan.name)", "from": "\(from)", "to": "\(to)", "parallel": "\(parallel)"])
-        let runner = PipelineRunner(plan: plan, store: store, logger: logger)
+        let runner = PipelineRunner(plan: plan, store: store, logger: logger, hooks: .fromProcessEnvironment)
         let showProgress = terminal.isInteractive && !noProgress && logging.logFormat == .text
         let supervisor = PipelineSupervisor(runners: [runner], logger: logger, progress: showProgress ? terminal : nil)
         var group = ServiceGroupConfiguration(services: [

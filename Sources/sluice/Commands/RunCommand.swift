@@ -68,7 +68,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
 
-        let runners = plans.map { PipelineRunner(plan: $0, store: store, logger: logger) }
+        let runners = plans.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
         let showProgress = terminal.isInteractive && !noProgress && logging.logFormat == .text
             && !plans.contains { $0.source.isContinuous }
         let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: showProgress ? terminal : nil)

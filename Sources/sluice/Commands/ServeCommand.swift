@@ -107,7 +107,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
-        let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger) }
+        let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
         let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: nil)
         var server = PushServer(settings: settings, streams: streams, store: store, registry: registry, logger: logger,
                                 failedPipelines: { supervisor.failures.names },

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import SluiceCore
 
@@ -43,4 +44,9 @@ struct StateOptions: ParsableArguments {
         }
         return ".sluice/state.db"
     }
+}
+
+extension TestHooks {
+    /// The hooks the test suite sets through `sluice`'s environment (none outside tests).
+    static var fromProcessEnvironment: TestHooks { TestHooks(environment: ProcessInfo.processInfo.environment) }
 }
