@@ -118,6 +118,7 @@ let package = Package(
         .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite", "SluiceDatabase"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS", "SluiceTesting", "SluiceJetStream", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceServerTests",

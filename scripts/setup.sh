@@ -27,8 +27,9 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 command -v swift >/dev/null 2>&1 || { echo "error: Swift 6 is required (https://swift.org/install); 'swift' is not on PATH" >&2; exit 1; }
 
-# Independent readers for the Parquet interop tests.
-if ! python3 -c "import pyarrow, duckdb" >/dev/null 2>&1; then
-    echo "==> installing Python packages: pyarrow duckdb"
-    python3 -m pip install -q pyarrow duckdb 2>&1 | grep -v "Running pip as the 'root' user" || true
+# Independent readers for the Parquet interop tests; jsonschema (with PyYAML) checks the
+# examples against the generated JSON Schema of the configuration file.
+if ! python3 -c "import pyarrow, duckdb, jsonschema, yaml" >/dev/null 2>&1; then
+    echo "==> installing Python packages: pyarrow duckdb jsonschema pyyaml"
+    python3 -m pip install -q pyarrow duckdb jsonschema pyyaml 2>&1 | grep -v "Running pip as the 'root' user" || true
 fi

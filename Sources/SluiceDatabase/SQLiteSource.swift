@@ -23,14 +23,42 @@ public struct SQLiteSource: Source {
         self.path = path
     }
 
-    public static let factory = SourceFactory(
+    public static let spec = ComponentSpec(
         type: "sqlite",
-        summary: "a SQLite table: full (resumable) or incremental by a cursor with the primary key as tie-breaker",
+        summary: "a SQLite table: full (resumable), incremental by a cursor with the primary key as tie-breaker, or a change table (changelog)",
+        options: [
+            OptionSpec("path", .string, required: true, example: "app.db",
+                       "The database file, opened read-only. Relative to the working directory."),
+            OptionSpec("table", .string, required: true, example: "orders",
+                       "The table, `name` or `schema.name` (letters, digits and `_`)."),
+            OptionSpec("mode", .choice(["full", "incremental", "changelog"]), default: "full", example: "changelog",
+                       "`full`: the whole table in rowid (or primary-key) order each run, resumed mid-pass after a crash; `incremental`: only rows past the last committed `cursor`; `changelog`: a change table in `change_id` order."),
+            OptionSpec("cursor", .list(.string), example: "[updated_at]", requires: ["mode: incremental"],
+                       "`incremental` (and required there): NOT NULL columns that only grow, e.g. `[updated_at]`; the primary key (or rowid) is added as the tie-breaker."),
+            OptionSpec("change_id", .string, example: "change_id", requires: ["mode: changelog"],
+                       "`changelog`: the change table's increasing id column. Default: the single-column primary key, else the rowid."),
+            OptionSpec("processed_column", .string, example: "processed", requires: ["mode: changelog"],
+                       "`changelog`: a column set to 1 once the sink has committed the row; only rows where it is not 1 are read."),
+            OptionSpec("batch_rows", .integer(1...1_000_000), default: "10000", example: "5000",
+                       "Rows per page (one query each)."),
+            OptionSpec("columns", .map(.string), example: #"{ total: "decimal(12,2)" }"#,
+                       "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns follow the table's declared SQLite types."),
+            OptionSpec("schedule", .string, example: #""every 5m""#,
+                       "Keep pulling on a schedule until stopped: `every <duration>` or a five-field cron expression (UTC, e.g. `0 * * * *`). Without `schedule` or `poll`, one pull, then the run ends."),
+            OptionSpec("poll", .object([
+                OptionSpec("min", .duration, required: true, example: "1s", "The wait before the next poll while polls return rows (positive)."),
+                OptionSpec("max", .duration, required: true, example: "1m", "The longest wait between polls while idle (at least `min`)."),
+            ]), example: "{ min: 1s, max: 30s }", requires: ["mode: changelog"],
+                       "Instead of `schedule`, for `incremental` and `changelog`: adaptive polling, again after `min` while polls return rows, doubling up to `max` while idle."),
+        ],
         example: """
         source:
           sqlite: { path: app.db, table: orders, mode: incremental, cursor: [updated_at, id] }
-        """
-    ) { config, context in
+        """,
+        exampleFile: "examples/sqlite-pull.yaml"
+    )
+
+    public static let factory = SourceFactory(spec: spec) { config, context in
         let o = try config.decodeOptions(SQLiteSourceOptions.self)
         return SQLiteSource(options: o, path: context.resolve(o.path))
     }

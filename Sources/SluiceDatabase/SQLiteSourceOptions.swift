@@ -1,18 +1,6 @@
 import SluiceCore
 
-/// Options of `source: {sqlite: {...}}`.
-///
-/// ```yaml
-/// source:
-///   sqlite:
-///     path: app.db
-///     table: orders
-///     mode: incremental          # full (default) | incremental | changelog
-///     cursor: [updated_at, id]   # incremental: columns that only grow; the primary key breaks ties
-///     batch_rows: 10000
-///     columns: { total: "decimal(12,2)" }   # declared types (others from the table's declared types)
-///     schedule: "every 5m"       # or cron; or poll: { min: 1s, max: 1m }; without them: one pull
-/// ```
+/// Options of the `sqlite` source; each one is declared, with its default, in ``SQLiteSource/spec``.
 ///
 /// `changelog` reads a change table in id order (`change_id`, default the integer primary key)
 /// and, with `processed_column`, sets it to 1 once the sink has committed the row.

@@ -3,18 +3,8 @@ import SluiceCore
 import SluiceNATS
 
 /// Where a JetStream stream lives and how Sluice creates it when it is missing. Shared by the
-/// `jetstream` source and sink.
-///
-/// ```yaml
-/// url: nats://127.0.0.1:4222        # several: "nats://a:4222,nats://b:4222"; user:password@ or token@ allowed
-/// stream: EVENTS
-/// subject: events.clicks            # the sink publishes here; the source creates the stream with it
-/// create: true                      # create the stream when missing (default); never changes an existing one
-/// replicas: 1                       # replicas of a created stream (3 in a three-node cluster)
-/// max_age: 7d                       # retention of a created stream (default: none)
-/// max_bytes: 10GB
-/// duplicate_window: 2m              # how long a Nats-Msg-Id is remembered (replays within it are dropped)
-/// ```
+/// `jetstream` source and sink; each option is declared, with its default, in ``JetStreamSource/spec``
+/// and ``JetStreamSink/spec`` (from ``specOptions(subject:own:)``).
 public struct JetStreamStreamOptions: Decodable, Sendable {
     public var url: String
     public var stream: String
@@ -147,6 +137,38 @@ public struct JetStreamStreamOptions: Decodable, Sendable {
             throw SluiceError(.unavailable, "\(error)", location: "jetstream", retryable: error.isRetryable)
         }
     }
+}
+
+extension JetStreamStreamOptions {
+    /// The options of the source's or the sink's spec, in the order the reference lists them:
+    /// where the stream is (`url`, `stream`, then `subject`, which differs between the two: the
+    /// sink requires it), the component's `own` options, then ``creationSpecs``.
+    static func specOptions(subject: OptionSpec, own: [OptionSpec]) -> [OptionSpec] {
+        var options: [OptionSpec] = [
+            OptionSpec("url", .string, required: true, example: #""nats://127.0.0.1:4222""#, secret: true,
+                       "`nats://host:4222`; a cluster as `nats://a:4222,nats://b:4222` (the others are learned from the server). `user:password@` or `token@` may be given in the URL."),
+            OptionSpec("stream", .string, required: true, example: "EVENTS",
+                       "The stream's name: letters, digits, `_` and `-` (at most 64)."),
+            subject,
+        ]
+        options.append(contentsOf: own)
+        options.append(contentsOf: creationSpecs)
+        return options
+    }
+
+    /// The options of a stream Sluice creates when it is missing (never applied to an existing one).
+    static let creationSpecs: [OptionSpec] = [
+        OptionSpec("create", .boolean, default: "true", example: "false",
+                   "Create the stream (with `subject`) when it is missing; with `false` a missing stream stops the pipeline. An existing stream is never changed."),
+        OptionSpec("replicas", .integer(1...5), default: "1", example: "3",
+                   "Replicas of a created stream (3 in a three-node cluster); an existing stream with another count stops the run."),
+        OptionSpec("max_age", .duration, example: "7d",
+                   "Retention of a created stream: messages older than this are removed. Default: no limit."),
+        OptionSpec("max_bytes", .byteSize, example: "10GB",
+                   "Size limit of a created stream (the oldest messages are removed). Default: no limit."),
+        OptionSpec("duplicate_window", .duration, default: "2m", example: "10m",
+                   "How long a created stream remembers a `Nats-Msg-Id`: a message published again within it is dropped."),
+    ]
 }
 
 extension SluiceError {

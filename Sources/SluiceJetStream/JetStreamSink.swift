@@ -5,23 +5,7 @@ import SluiceCore
 import SluiceFormats
 import SluiceNATS
 
-/// Options of `sink: {jetstream: {...}}`.
-///
-/// ```yaml
-/// sink:
-///   jetstream:
-///     url: nats://127.0.0.1:4222
-///     stream: EVENTS
-///     subject: events.clicks          # or cdc.{table}: change events go to cdc.public.orders, …
-///                                     # or cdc.{table}.{partition}: and to one of `partitions` by key
-///     partitions: 4                   # with {partition}: hash of partition_by (default: the `key` column) mod 4
-///     partition_by: [customer_id]
-///     message_id: [event_id]          # columns that identify a record (default: see JetStreamSink)
-///     records_per_message: 500        # NDJSON records per message (1: one JSON record per message)
-///     max_message_bytes: 256KB        # a message closes before it grows past this (and the server's max_payload)
-///     max_in_flight: 4096             # publishes awaiting their PubAck
-///     ack_timeout: 60s                # a commit fails (and is retried) when acks take longer
-/// ```
+/// Options of `sink: {jetstream: {...}}`; each one is declared, with its default, in ``JetStreamSink/spec``.
 public struct JetStreamSinkOptions: Decodable, Sendable {
     public var stream: JetStreamStreamOptions
     public var messageID: [String]?
@@ -87,14 +71,39 @@ public struct JetStreamSink: Sink {
 
     public init(options: JetStreamSinkOptions) { self.options = options }
 
-    public static let factory = SinkFactory(
+    public static let spec = ComponentSpec(
         type: "jetstream",
         summary: "publish records to a NATS JetStream stream, several per message (acked, de-duplicated by Nats-Msg-Id) for workers to consume",
+        options: JetStreamStreamOptions.specOptions(
+            subject: OptionSpec("subject", .string, required: true, example: "events.clicks",
+                                "Where records are published (the stream is created with it when missing). It may end in `.{table}` (change events go to `cdc.public.orders`, …) and then in `.{partition}` (see `partitions`)."),
+            own: [
+                OptionSpec("message_id", .list(.string), example: "[event_id]",
+                           "Columns that identify a record, making its `Nats-Msg-Id` (one record per message). Default: the commit LSN and index for change events, else the record's position; required behind a source that redelivers in any order (a queue)."),
+                OptionSpec("records_per_message", .integer(1...100_000), default: "500", example: "1",
+                           "Consecutive records of one subject packed as NDJSON into one message (with a `Sluice-Records` header); `1` publishes one JSON record per message. Change events and records with `message_id` always go one per message."),
+                OptionSpec("max_message_bytes", .byteSize, default: "256KB", example: "1MB",
+                           "A message closes before it grows past this (and past the server's `max_payload`); at least 1KB."),
+                OptionSpec("max_in_flight", .integer(1...1_000_000), default: "4096", example: "1024",
+                           "Publishes awaiting their PubAck at once."),
+                OptionSpec("ack_timeout", .duration, default: "60s", example: "30s",
+                           "A commit waits this long for every PubAck; then it fails and is retried."),
+                OptionSpec("commit_interval", .duration, default: "1s", example: "5s",
+                           "The longest time between commits while records flow (each commit waits for the acks and moves the checkpoint)."),
+                OptionSpec("partitions", .integer(1...1024), default: "1", example: "4", requires: [#"subject: "events.{partition}""#],
+                           "With a `subject` ending in `.{partition}` (and required by it, 2 or more): records go to one of this many subjects by a hash of `partition_by`, so one key's records keep their order."),
+                OptionSpec("partition_by", .list(.string), example: "[customer_id]", requires: ["partitions: 4", #"subject: "events.{partition}""#],
+                           "With `partitions`: the columns hashed to choose the partition. Default: `[key]` (the change event's key)."),
+            ]),
         example: """
         sink:
           jetstream: { url: "nats://127.0.0.1:4222", stream: EVENTS, subject: events.clicks }
-        """
-    ) { config, _ in
+        """,
+        capabilities: [.queue],
+        exampleFile: "examples/jetstream-fanout.yaml"
+    )
+
+    public static let factory = SinkFactory(spec: spec) { config, _ in
         JetStreamSink(options: try config.decodeOptions(JetStreamSinkOptions.self))
     }
 

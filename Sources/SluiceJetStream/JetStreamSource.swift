@@ -6,24 +6,7 @@ import SluiceFormats
 import SluiceNATS
 import Synchronization
 
-/// Options of `source: {jetstream: {...}}`.
-///
-/// ```yaml
-/// source:
-///   jetstream:
-///     url: nats://127.0.0.1:4222
-///     stream: EVENTS
-///     subject: events.clicks          # creates the stream when missing (optional)
-///     consumer: lake-writers          # durable pull consumer shared by every worker (default: the pipeline name)
-///     filter_subject: events.clicks   # only these subjects (default: the whole stream)
-///     format: ndjson                  # ndjson (a JSON record per message, or NDJSON with a Sluice-Records header) | change_events (postgres_cdc's envelope)
-///     columns: { id: int64, ts: timestamp }   # declared types (others are inferred)
-///     batch: 2000                     # messages per pull request
-///     ack_wait: 30s                   # unacknowledged this long, a message goes to another worker
-///     max_ack_pending: 200000         # delivered and unacknowledged, across all workers
-///     max_deliveries: 10              # delivered more often than this (never committed), a message is dead-lettered and terminated
-///     sequence_column: _nats_seq      # the stream sequence of each record, the key that drops redeliveries ("" to leave out)
-/// ```
+/// Options of `source: {jetstream: {...}}`; each one is declared, with its default, in ``JetStreamSource/spec``.
 public struct JetStreamSourceOptions: Decodable, Sendable {
     public enum Format: String, Sendable { case ndjson, changeEvents = "change_events" }
 
@@ -108,14 +91,41 @@ public struct JetStreamSource: Source {
 
     public init(options: JetStreamSourceOptions) { self.options = options }
 
-    public static let factory = SourceFactory(
+    public static let spec = ComponentSpec(
         type: "jetstream",
         summary: "consume a NATS JetStream stream with a durable pull consumer shared by many workers (ack after commit, exactly once)",
+        options: JetStreamStreamOptions.specOptions(
+            subject: OptionSpec("subject", .string, example: "events.clicks",
+                                "When given, the stream is created with this subject if it is missing (see `create`); without it, the stream must exist."),
+            own: [
+                OptionSpec("consumer", .string, example: "lake-writers",
+                           "The durable pull consumer every worker of this pipeline shares (letters, digits, `_` and `-`). Default: the pipeline's name (`.` becomes `_`)."),
+                OptionSpec("filter_subject", .string, example: #""events.clicks""#,
+                           "Only messages on this subject (wildcards `*` and `>` allowed). Default: the whole stream."),
+                OptionSpec("format", .choice(["ndjson", "change_events"]), default: "ndjson", example: "change_events",
+                           "`ndjson`: a JSON object per message, or NDJSON records when the message has a `Sluice-Records` header; `change_events`: the `postgres_cdc` envelope, typed (`key`, `before`, `after` as json)."),
+                OptionSpec("columns", .map(.string), example: "{ id: int64, ts: timestamp }",
+                           "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns are inferred. Ignored with `format: change_events` (its envelope has fixed types)."),
+                OptionSpec("batch", .integer(1...100_000), default: "2000", example: "500",
+                           "Messages per pull request (each pull also brings at most 8 MB)."),
+                OptionSpec("ack_wait", .duration, default: "30s", example: "1m",
+                           "A delivered message not acknowledged (nor kept with `+WPI`) this long goes to another worker; at least 1s."),
+                OptionSpec("max_ack_pending", .integer(1...10_000_000), default: "200000", example: "50000",
+                           "Delivered and unacknowledged messages, across all workers; a worker commits before it holds a quarter of them."),
+                OptionSpec("max_deliveries", .integer(1...1000), default: "10", example: "5",
+                           "A message delivered more often than this without a commit is dead-lettered with its payload and terminated."),
+                OptionSpec("sequence_column", .string, default: "_nats_seq", example: "nats_seq",
+                           #"The column holding each record's stream sequence, the implicit dedupe key that drops redeliveries; `""` leaves it out, and with it exactly-once."#),
+            ]),
         example: """
         source:
           jetstream: { url: "nats://127.0.0.1:4222", stream: EVENTS, consumer: lake-writers }
-        """
-    ) { config, context in
+        """,
+        capabilities: [.queue],
+        exampleFile: "examples/jetstream-workers.yaml"
+    )
+
+    public static let factory = SourceFactory(spec: spec) { config, context in
         var options = try config.decodeOptions(JetStreamSourceOptions.self)
         if options.consumer == nil {
             options.consumer = String(context.pipeline.map { $0 == "." ? "_" : $0 })

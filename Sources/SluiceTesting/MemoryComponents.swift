@@ -21,7 +21,19 @@ public struct MemorySource: Source {
         batches = out
     }
 
-    public static let factory = SourceFactory(type: "memory", summary: "test source", example: "") { config, _ in
+    public static let spec = ComponentSpec(
+        type: "memory", summary: "prepared batches of ids, for tests",
+        options: [
+            OptionSpec("rows", .integer(), default: "10", example: "100", "rows per batch"),
+            OptionSpec("batches", .integer(), default: "1", example: "3", "how many batches"),
+        ],
+        example: """
+        source:
+          memory: { rows: 100, batches: 3 }
+        """
+    )
+
+    public static let factory = SourceFactory(spec: spec) { config, _ in
         struct Options: Decodable { var rows: Int?; var batches: Int? }
         let o = try config.decodeOptions(Options.self)
         return MemorySource(batchCount: o.batches ?? 1, rows: o.rows ?? 10)

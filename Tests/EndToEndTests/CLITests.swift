@@ -120,6 +120,44 @@ import Testing
         #expect(Set(lines.map { String($0) }).contains(#"{"id":4,"v":"d"}"#))
     }
 
+    @Test func aMistypedLogLevelIsRefusedWithTheChoices() throws {
+        let r = try SluiceProcess.run(["run", "p.yaml", "--log-level", "verbose"], in: NSTemporaryDirectory())
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("verbose") && r.stderr.contains("warning"), "\(r.stderr)")
+        let version = try SluiceProcess.run(["--version"], in: NSTemporaryDirectory())
+        #expect(version.status == 0 && version.stdout.range(of: #"^\d+\.\d+\.\d+"#, options: .regularExpression) != nil, "\(version.stdout)")
+    }
+
+    /// `validate` refuses what `serve` would: a push stream fed to two pipelines, and
+    /// unauthenticated endpoints on a non-loopback `serve.host` (unless allowed, as for `serve`).
+    @Test func validateRefusesWhatServeWouldRefuse() throws {
+        let dir = try makeWorkDirectory("validate-serve")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        pipelines:
+          a:
+            source: { http: { stream: clicks } }
+            sink: { ndjson: { path: out/a } }
+          b:
+            source: { http: { stream: clicks } }
+            sink: { ndjson: { path: out/b } }
+        """, to: "\(dir)/twice.yaml")
+        let twice = try SluiceProcess.run(["validate", "twice.yaml"], in: dir)
+        #expect(twice.status == 2 && twice.stderr.contains("twice.yaml:6") && twice.stderr.contains("pipelines.b.source.http.stream")
+            && twice.stderr.contains("already consumed by pipeline 'a'"), "\(twice.stderr)")
+        try write("""
+        serve: { host: 0.0.0.0 }
+        pipelines:
+          a:
+            source: { http: { stream: clicks } }
+            sink: { ndjson: { path: out/a } }
+        """, to: "\(dir)/open.yaml")
+        let open = try SluiceProcess.run(["validate", "open.yaml"], in: dir)
+        #expect(open.status == 2 && open.stderr.contains("refusing to listen on 0.0.0.0") && open.stderr.contains("stream clicks"), "\(open.stderr)")
+        let allowed = try SluiceProcess.run(["validate", "open.yaml", "--allow-unauthenticated"], in: dir)
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+    }
+
     @Test func helpTeachesWithExamples() throws {
         let r = try SluiceProcess.run(["run", "--help"], in: NSTemporaryDirectory())
         #expect(r.status == 0)
@@ -151,5 +189,62 @@ import Testing
         for c in components {
             #expect(text.contains("\(c): {") || text.contains("\(c):\n"), "no example uses '\(c)'")
         }
+    }
+
+    static var root: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    /// Every file under `directory`, by relative path.
+    func files(under directory: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        let enumerator = FileManager.default.enumerator(atPath: directory)
+        while let name = enumerator?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: "\(directory)/\(name)", isDirectory: &isDirectory), !isDirectory.boolValue {
+                out[name] = try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)
+            }
+        }
+        return out
+    }
+
+    /// CI fails when the committed reference is not what the specs generate.
+    @Test func theCommittedReferenceIsTheGeneratedOne() throws {
+        let dir = try makeWorkDirectory("reference")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try SluiceProcess.run(["components", "--format", "markdown", "--output", "\(dir)/reference"], in: Self.root)
+        #expect(r.status == 0, "\(r.stderr)")
+        let generated = try files(under: "\(dir)/reference"), committed = try files(under: "\(Self.root)/docs/reference")
+        #expect(generated.count >= 14, "\(generated.keys.sorted())")
+        let stale = Set(generated.keys).union(committed.keys).filter { generated[$0] != committed[$0] }.sorted()
+        #expect(stale.isEmpty, "docs/reference differs from the specs in \(stale); run `sluice components --format markdown --output docs/reference` and commit it")
+        let schema = try SluiceProcess.run(["components", "--format", "json"], in: Self.root)
+        #expect(schema.stdout == committed["sluice.schema.json"], "`components --format json` is not the committed schema")
+    }
+
+    /// The JSON Schema, read by an independent validator (Python's jsonschema): every example
+    /// file passes; a misspelled key, a word outside a choice and a missing sink are refused.
+    @Test func theExamplesPassTheJSONSchemaAndMistakesDoNot() throws {
+        let script = """
+        import glob, json, yaml, jsonschema
+        schema = json.load(open('docs/reference/sluice.schema.json'))
+        jsonschema.Draft202012Validator.check_schema(schema)
+        v = jsonschema.Draft202012Validator(schema)
+        files = sorted(glob.glob('examples/*.yaml'))
+        bad = [f + ': ' + e.message for f in files for e in v.iter_errors(yaml.safe_load(open(f)))]
+        good = {'pipelines': {'p': {'source': {'file': {'path': 'in/*.csv', 'watch': True}}, 'sink': {'parquet': {'path': 'lake', 'compression': 'zstd'}}}}}
+        mistakes = [
+            {'pipelines': {'p': {'source': {'file': {'pathh': 'in/*.csv'}}, 'sink': {'blackhole': {}}}}},
+            {'pipelines': {'p': {'source': {'file': {'path': 'x', 'compression': 'gzipp'}}, 'sink': {'blackhole': {}}}}},
+            {'pipelines': {'p': {'source': {'file': {'path': 'x'}}}}},
+        ]
+        print(len(files), len(bad), v.is_valid(good), sum(1 for m in mistakes if not v.is_valid(m)))
+        for b in bad[:5]: print(b)
+        """
+        let out = try python(script, in: Self.root).split(separator: "\n")
+        let counts = out.first?.split(separator: " ") ?? []
+        #expect(counts.count == 4 && Int(counts[0]) ?? 0 >= 5, "\(out)")
+        #expect(counts.count == 4 && counts[1] == "0", "examples the schema refuses: \(out.dropFirst())")
+        #expect(counts.count == 4 && counts[2] == "True" && counts[3] == "3", "\(out)")
     }
 }

@@ -6,7 +6,7 @@ import Testing
     var registry: ComponentRegistry {
         var r = ComponentRegistry()
         r.register(source: MemorySource.factory)
-        r.register(sink: SinkFactory(type: "memory", summary: "", example: "") { _, _ in MemorySink() })
+        r.register(sink: SinkFactory(spec: ComponentSpec(type: "memory", summary: "", options: [], example: "")) { _, _ in MemorySink() })
         return r
     }
 

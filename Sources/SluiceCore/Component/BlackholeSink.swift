@@ -9,14 +9,17 @@ public struct BlackholeSink: Sink {
 
     struct Options: Decodable {}
 
-    public static let factory = SinkFactory(
+    public static let spec = ComponentSpec(
         type: "blackhole",
         summary: "discards records (still checkpoints): measure a source alone, or dry-run a pipeline",
+        options: [],
         example: """
         sink:
           blackhole: {}
         """
-    ) { config, _ in
+    )
+
+    public static let factory = SinkFactory(spec: spec) { config, _ in
         _ = try config.decodeOptions(Options.self)
         return BlackholeSink()
     }

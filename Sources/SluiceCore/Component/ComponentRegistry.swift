@@ -17,23 +17,38 @@ public struct ComponentBuildContext: Sendable {
     }
 }
 
-/// Describes and builds one kind of component. The description doubles as `--help` text.
+/// Describes (``spec``) and builds one kind of component.
 public struct ComponentFactory<Component: Sendable>: Sendable {
-    /// The key users write: `file`, `ndjson`, `postgres`.
-    public var type: String
-    /// One line saying what it does.
-    public var summary: String
-    /// A YAML snippet showing its options.
-    public var example: String
+    /// The one declaration of the component's options, checked before ``build`` runs.
+    public var spec: ComponentSpec
     /// Decodes options from the config and validates them, without I/O.
     public var build: @Sendable (ComponentConfig, ComponentBuildContext) throws -> Component
+    /// Rules across the pipelines of a file that this kind of component owns (one push stream
+    /// feeds one pipeline), checked by every command that loads the file, `validate` included.
+    public var validatePlans: (@Sendable ([PipelinePlan]) -> [PlanProblem])?
 
-    public init(type: String, summary: String, example: String,
+    /// The key users write: `file`, `ndjson`, `postgres`.
+    public var type: String { spec.type }
+
+    public init(spec: ComponentSpec, validatePlans: (@Sendable ([PipelinePlan]) -> [PlanProblem])? = nil,
                 build: @escaping @Sendable (ComponentConfig, ComponentBuildContext) throws -> Component) {
-        self.type = type
-        self.summary = summary
-        self.example = example
+        self.spec = spec
+        self.validatePlans = validatePlans
         self.build = build
+    }
+}
+
+/// A problem a component's ``ComponentFactory/validatePlans`` found in a file's pipelines.
+public struct PlanProblem: Sendable {
+    /// The pipeline, and the key path below it (`source.http.stream`).
+    public var pipeline: String
+    public var keyPath: String
+    public var message: String
+
+    public init(pipeline: String, keyPath: String, message: String) {
+        self.pipeline = pipeline
+        self.keyPath = keyPath
+        self.message = message
     }
 }
 
@@ -61,11 +76,21 @@ public struct ComponentRegistry: Sendable {
             e.keyPath = YAMLNodeDecoding.render(config.path)
             throw e
         }
+        try config.check(against: factory.spec)
         return try factory.build(config, context)
     }
 
     public func buildSource(_ config: ComponentConfig, context: ComponentBuildContext) throws -> any Source {
         try build(config, from: sources, kind: "source", context: context)
+    }
+
+    /// The spec of the source (or sink) type `type`.
+    public func sourceSpec(_ type: String) -> ComponentSpec? { sources.first { $0.type == type }?.spec }
+    public func sinkSpec(_ type: String) -> ComponentSpec? { sinks.first { $0.type == type }?.spec }
+
+    /// What every component's ``ComponentFactory/validatePlans`` finds in `plans`.
+    public func problems(in plans: [PipelinePlan]) -> [PlanProblem] {
+        sources.compactMap(\.validatePlans).flatMap { $0(plans) } + sinks.compactMap(\.validatePlans).flatMap { $0(plans) }
     }
 
     public func buildSink(_ config: ComponentConfig, context: ComponentBuildContext) throws -> any Sink {

@@ -6,12 +6,16 @@ public struct PipelinePlan: Sendable {
     public var source: any Source
     public var sink: any Sink
     public var settings: PipelineSettings
+    /// What the source and the sink can do beyond reading and writing (from their specs).
+    public var capabilities: Set<ComponentCapability>
 
-    public init(name: String, source: any Source, sink: any Sink, settings: PipelineSettings = PipelineSettings()) {
+    public init(name: String, source: any Source, sink: any Sink, settings: PipelineSettings = PipelineSettings(),
+                capabilities: Set<ComponentCapability> = []) {
         self.name = name
         self.source = source
         self.sink = sink
         self.settings = settings
+        self.capabilities = capabilities
     }
 }
 
@@ -78,7 +82,12 @@ public struct ConfigLoader: Sendable {
             if settings.dedupe == nil, let key = source.implicitDedupeKey {
                 settings.dedupe = DedupeSettings(key: key, ttl: .seconds(7 * 86_400))
             }
-            plans.append(PipelinePlan(name: name, source: source, sink: sink, settings: settings))
+            let capabilities = (registry.sourceSpec(p.source.type)?.capabilities ?? []).union(registry.sinkSpec(p.sink.type)?.capabilities ?? [])
+            plans.append(PipelinePlan(name: name, source: source, sink: sink, settings: settings, capabilities: capabilities))
+        }
+        if let problem = registry.problems(in: plans).first {
+            let line = config.pipelines.first { $0.name == problem.pipeline }?.config.source.line
+            throw ConfigError(file: file, line: line, column: nil, keyPath: "pipelines.\(problem.pipeline).\(problem.keyPath)", message: problem.message)
         }
         let state = config.state.map { $0.contains("://") ? $0 : ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve($0) }
             ?? ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve(".sluice/state.db")

@@ -98,7 +98,7 @@ public struct BatchConfig: Decodable, Sendable {
     }
 }
 
-/// `buffer: {max_batches: 8, max_bytes: 64MB}`: the bound between source and sink.
+/// `buffer: {max_batches: 4, max_bytes: 64MB}`: the bound between source and sink.
 public struct BufferConfig: Decodable, Sendable {
     public var maxBatches: Int?
     public var maxBytes: ConfigByteSize?

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Runs one pipeline: source → bounded buffer → dedupe → batcher → sink → commit → checkpoint.
+/// Runs one pipeline: source → schema guard → bounded buffer → dedupe → batcher → sink → commit → checkpoint.
 ///
 /// The source runs in its own child task and is stopped (not the sink) on graceful
 /// shutdown: what was already read is written, committed and checkpointed, then `run`

@@ -32,6 +32,7 @@ public struct NDJSONFileSink: Sink {
         self.prefix = prefix
     }
 
+    /// Options of the `ndjson` sink; each one is declared, with its default, in ``NDJSONFileSink/spec``.
     struct Options: Decodable {
         var path: String
         var maxFileSize: ConfigByteSize?
@@ -43,14 +44,27 @@ public struct NDJSONFileSink: Sink {
         }
     }
 
-    public static let factory = SinkFactory(
+    public static let spec = ComponentSpec(
         type: "ndjson",
         summary: "NDJSON files in a directory, rolled by size and age, committed exactly once",
+        options: [
+            OptionSpec("path", .string, required: true, example: "out/events",
+                       "The output directory, created if missing. Relative to the working directory."),
+            OptionSpec("max_file_size", .byteSize, default: "128MB", example: "64MB",
+                       "Roll to a new file once the open one reaches this size (at least 1KB)."),
+            OptionSpec("max_file_age", .duration, default: "60s", example: "5m",
+                       "…or once it is this old; each roll is one atomic commit."),
+            OptionSpec("prefix", .string, default: "part", example: "events",
+                       "File names are `<prefix>-<run>-<n>.ndjson`; a plain name (no `/`, not starting with `.`)."),
+        ],
         example: """
         sink:
           ndjson: { path: out/events, max_file_size: 128MB, max_file_age: 60s }
-        """
-    ) { config, context in
+        """,
+        exampleFile: "examples/file-to-ndjson.yaml"
+    )
+
+    public static let factory = SinkFactory(spec: spec) { config, context in
         let o = try config.decodeOptions(Options.self)
         if let p = o.prefix, p.isEmpty || p.contains("/") || p.hasPrefix(".") {
             throw config.error("the prefix must be a plain file-name prefix (no '/', not starting with '.')", key: "prefix")

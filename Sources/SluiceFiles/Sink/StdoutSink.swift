@@ -15,14 +15,17 @@ public struct StdoutSink: Sink {
 
     struct Options: Decodable {}
 
-    public static let factory = SinkFactory(
+    public static let spec = ComponentSpec(
         type: "stdout",
         summary: "NDJSON on standard output (at-least-once), for trying pipelines out",
+        options: [],
         example: """
         sink:
           stdout: {}
         """
-    ) { config, _ in
+    )
+
+    public static let factory = SinkFactory(spec: spec) { config, _ in
         _ = try config.decodeOptions(Options.self)
         return StdoutSink()
     }

@@ -3,7 +3,7 @@ import Logging
 import SluiceCore
 import SluiceFormats
 
-/// Reads CSV or NDJSON files (plain, gzip or zstd) matched by a path, a glob or a directory.
+/// Reads CSV or NDJSON files (plain, gzip or zstd) and Parquet files matched by a path, a glob or a directory.
 ///
 /// Each file is a checkpoint partition: a file is read once, resumed mid-file from its
 /// committed byte offset after a crash, and a file that changes after it was read is
@@ -46,14 +46,37 @@ public struct FileSource: Source {
         self.minAge = minAge
     }
 
-    public static let factory = SourceFactory(
+    public static let spec = ComponentSpec(
         type: "file",
         summary: "CSV, NDJSON (plain, .gz, .zst) or Parquet files from a path, glob or directory; each file read once, resumable mid-file",
+        options: [
+            OptionSpec("path", .string, required: true, example: #""data/events/*.csv""#,
+                       "A file, a glob (`*`, `?`, `[...]`) or a directory (read recursively, hidden files skipped). Relative to the working directory."),
+            OptionSpec("format", .choice(["csv", "tsv", "ndjson", "jsonl", "parquet"]), example: "csv",
+                       "The files' format. Default: from the extension (`.csv .tsv .txt .ndjson .jsonl .json .parquet`, before `.gz`/`.zst`)."),
+            OptionSpec("compression", .choice(["auto", "none", "gzip", "zstd"]), default: "auto", example: "gzip",
+                       "`auto` detects gzip and zstd from the first bytes."),
+            OptionSpec("delimiter", .string, default: #"",""#, example: #""\t""#, "CSV: the field delimiter, one character (`\"\\t\"` for tab)."),
+            OptionSpec("header", .boolean, default: "true", example: "false",
+                       "CSV: the first row names the columns (else `column_1`, `column_2`, …)."),
+            OptionSpec("columns", .map(.string), example: #"{ id: int64, total: "decimal(12,2)" }"#,
+                       "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns are inferred."),
+            OptionSpec("infer_rows", .integer(1...1_000_000), default: "1000", example: "5000",
+                       "Rows sampled from the start of each file to infer column types."),
+            OptionSpec("batch_rows", .integer(1...1_000_000), default: "16384", example: "8192",
+                       "Rows per batch handed to the pipeline."),
+            OptionSpec("watch", .boolean, default: "false", example: "true", "Keep running and pick up new files as they appear."),
+            OptionSpec("poll_interval", .duration, default: "2s", example: "10s", "With `watch`: how often to look for new files."),
+            OptionSpec("min_age", .duration, default: "1s", example: "5s", "With `watch`: skip files modified more recently (still being written)."),
+        ],
         example: """
         source:
           file: { path: "data/events/*.csv", format: csv }
-        """
-    ) { config, context in
+        """,
+        exampleFile: "examples/file-to-ndjson.yaml"
+    )
+
+    public static let factory = SourceFactory(spec: spec) { config, context in
         let o = try config.decodeOptions(FileSourceOptions.self)
         var source = FileSource(pattern: context.resolve(o.path))
         switch o.format {

@@ -2,19 +2,7 @@ import Foundation
 import Logging
 import SluiceCore
 
-/// Options of `source: {postgres_cdc: {...}}`.
-///
-/// ```yaml
-/// source:
-///   postgres_cdc:
-///     url: ${PG_URL}
-///     slot: sluice_orders          # created (pgoutput) when missing
-///     publication: sluice_orders   # created for `tables` when missing
-///     tables: [public.orders]
-///     snapshot: initial            # initial (default): existing rows first, as op `r` | never
-///     snapshot_chunk: 10000        # rows per snapshot chunk (each one committed, a crash resumes after it)
-///     retained_wal_warning: 1GB    # warn when the slot holds back more WAL than this
-/// ```
+/// Options of `source: {postgres_cdc: {...}}`; each one is declared, with its default, in ``PostgresCDCSource/spec``.
 public struct PostgresCDCOptions: Decodable, Sendable {
     public enum SnapshotMode: String, Sendable { case initial, never }
 
@@ -90,14 +78,34 @@ public struct PostgresCDCSource: Source {
 
     public init(options: PostgresCDCOptions) { self.options = options }
 
-    public static let factory = SourceFactory(
+    public static let spec = ComponentSpec(
         type: "postgres_cdc",
         summary: "change data capture from a PostgreSQL logical replication slot (pgoutput): a snapshot of existing rows, then one event per row change",
+        options: [
+            OptionSpec("url", .string, required: true, example: #""${PG_URL}""#, secret: true,
+                       "`postgres://user:password@host:5432/db`, as for the `postgres` source; the role needs `REPLICATION` and the server `wal_level = logical` (checked before any data moves). The password is never logged."),
+            OptionSpec("slot", .string, required: true, example: "sluice_orders",
+                       "The logical replication slot (lower-case letters, digits and `_`, at most 63), created with `pgoutput` when missing; a slot whose WAL is lost stops the pipeline."),
+            OptionSpec("publication", .string, required: true, example: "sluice_orders",
+                       "The publication (lower-case letters, digits and `_`, at most 63), created `FOR TABLE` the `tables` when missing."),
+            OptionSpec("tables", .list(.string), example: "[public.orders, public.order_items]",
+                       "Tables (`table` or `schema.table`) to publish when Sluice creates the publication; needed when it does not exist."),
+            OptionSpec("snapshot", .choice(["initial", "never"]), default: "initial", example: "never",
+                       "`initial` reads the existing rows first (op `r`), then the stream; `never` streams changes only."),
+            OptionSpec("snapshot_chunk", .integer(1...1_000_000), default: "10000", example: "50000",
+                       "Rows per snapshot chunk; each chunk is committed, and a crash resumes after the last one."),
+            OptionSpec("retained_wal_warning", .byteSize, default: "1GB", example: "10GB",
+                       "Warn when the slot holds back more WAL than this (gauge `sluice_cdc_retained_wal_bytes`)."),
+        ],
         example: """
         source:
           postgres_cdc: { url: "${PG_URL}", slot: sluice_orders, publication: sluice_orders, tables: [public.orders] }
-        """
-    ) { config, _ in
+        """,
+        capabilities: [.cdcAdministration],
+        exampleFile: "examples/postgres-cdc.yaml"
+    )
+
+    public static let factory = SourceFactory(spec: spec) { config, _ in
         PostgresCDCSource(options: try config.decodeOptions(PostgresCDCOptions.self))
     }
 

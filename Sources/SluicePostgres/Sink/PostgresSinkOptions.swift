@@ -1,21 +1,6 @@
 import SluiceCore
 
-/// Options of `sink: {postgres: {...}}`.
-///
-/// ```yaml
-/// sink:
-///   postgres:
-///     url: ${WAREHOUSE_URL}
-///     table: analytics.orders
-///     mode: upsert            # append (default) | upsert (merge by key) | replace (staged, swapped when the extract ends)
-///                             # | apply (change events of postgres_cdc → a current-state table; `table` may be a
-///                             #   template such as analytics.{table} for several source tables)
-///     key: [id]               # upsert: the merge key (the table's primary key when it exists)
-///     soft_delete: deleted_at # upsert: a row whose column is set is deleted from the target instead
-///     create: true            # create the table from the data's schema when missing (default true)
-///     commit_rows: 100000     # commit (rows + checkpoint, one transaction) after this many rows…
-///     commit_interval: 2s     # …or this long, whichever comes first
-/// ```
+/// Options of `sink: {postgres: {...}}`; each one is declared, with its default, in ``PostgresSink/spec``.
 public struct PostgresSinkOptions: Decodable, Sendable {
     public enum Mode: String, Sendable { case append, upsert, replace, apply }
 

@@ -14,14 +14,56 @@ public struct PostgresSource: Source {
 
     public init(options: PostgresSourceOptions) { self.options = options }
 
-    public static let factory = SourceFactory(
+    public static let spec = ComponentSpec(
         type: "postgres",
         summary: "a PostgreSQL table or query: full, incremental by a cursor (primary key breaks ties), or a change-log table",
+        options: [
+            OptionSpec("url", .string, required: true, example: #""${PG_URL}""#, secret: true,
+                       "`postgres://user:password@host:5432/db`; TLS with `?sslmode=require` (or `verify-full&sslrootcert=…`). The password is never logged."),
+            OptionSpec("table", .string, example: "public.orders",
+                       #"The table to read, `table` or `schema.table` (unquoted names fold to lower case; quote others: `'"My Table"'`). Give either `table` or `query`."#),
+            OptionSpec("query", .string, example: #""SELECT id, customer, total FROM public.orders""#, requires: ["key: [id]"],
+                       "Instead of `table`: any `SELECT`; needs `key`. Give either `table` or `query`; not with `mode: changelog`."),
+            OptionSpec("key", .list(.string), example: "[id]",
+                       "Columns that identify a row and order the read. Default: the table's primary key; required with `query` and with `lookback`."),
+            OptionSpec("mode", .choice(["full", "incremental", "changelog"]), default: "full", example: "changelog",
+                       "`full` reads the whole table in key order each pass; `incremental` reads rows past the last committed `cursor`; `changelog` reads a change table in id order."),
+            OptionSpec("cursor", .list(.string), example: "[updated_at]", requires: ["mode: incremental"],
+                       "`incremental` (and required by it): NOT NULL columns that only grow; the key breaks ties."),
+            OptionSpec("lookback", .duration, example: "10m", requires: ["mode: incremental", "cursor: [updated_at]", "key: [id]"],
+                       "`incremental`: also re-read rows whose first cursor column is within this of the checkpoint, for rows committed late; needs `key`. Repeats are dropped by an implicit dedupe on cursor + key."),
+            OptionSpec("change_id", .string, example: "change_id", requires: ["mode: changelog"],
+                       "`changelog`: the change table's increasing id column. Default: the table's single-column primary key."),
+            OptionSpec("processed_column", .string, example: "processed", requires: ["mode: changelog"],
+                       "`changelog`: a boolean column set to true once the row is committed downstream; only rows where it is not true are read."),
+            OptionSpec("tx_column", .string, example: "tx_id", requires: ["mode: changelog", "processed_column: processed"],
+                       "`changelog` with `processed_column`: the column holding the writing transaction's id (`txid_current()`); only changes of transactions older than every running one are read, so a late commit is never skipped."),
+            OptionSpec("filter", .string, example: #""tenant_id = 7""#,
+                       "An extra SQL condition added to the `WHERE` clause."),
+            OptionSpec("batch_rows", .integer(1...1_000_000), default: "50000", example: "10000",
+                       "Rows per page read from the server."),
+            OptionSpec("parallel", .integer(1...64), default: "1", example: "4",
+                       "`full`: read the table as this many key ranges at once, each with its own connection and checkpoint partition."),
+            OptionSpec("schedule", .string, example: #""every 5m""#,
+                       #"Pull again on a schedule until stopped: `"every <duration>"` or a five-field cron expression (`"0 * * * *"`, UTC). Without `schedule` or `poll`, `sluice run` pulls once."#),
+            OptionSpec("poll", .object([
+                OptionSpec("min", .duration, required: true, example: "1s", "The wait after a poll that returned rows."),
+                OptionSpec("max", .duration, required: true, example: "1m", "The longest wait: the wait doubles up to it while polls return nothing."),
+            ]), example: "{ min: 1s, max: 1m }", requires: ["mode: changelog"],
+                       "Instead of `schedule`, for `incremental` and `changelog`: adaptive polling, again after `min` while polls return rows, doubling to `max` while idle."),
+            OptionSpec("unsupported_types", .choice(["error", "string"]), default: "error", example: "string",
+                       "A column of a type Sluice does not map: `error` stops the pull before any data moves; `string` reads it as its text form."),
+        ],
         example: """
         source:
-          postgres: { url: "${PG_URL}", table: public.orders, mode: incremental, cursor: [updated_at], lookback: 5m }
-        """
-    ) { config, _ in
+          postgres: { url: "${PG_URL}", table: public.orders, key: [id], mode: incremental, cursor: [updated_at], lookback: 5m }
+        """,
+        capabilities: [.backfillable],
+        exampleFile: "examples/postgres-pull.yaml",
+        alternatives: [["table", "query"]]
+    )
+
+    public static let factory = SourceFactory(spec: spec) { config, _ in
         PostgresSource(options: try config.decodeOptions(PostgresSourceOptions.self))
     }
 

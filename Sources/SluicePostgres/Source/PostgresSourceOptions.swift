@@ -1,20 +1,6 @@
 import SluiceCore
 
-/// Options of `source: {postgres: {...}}`.
-///
-/// ```yaml
-/// source:
-///   postgres:
-///     url: ${PG_URL}              # postgres://user:password@host:5432/db?sslmode=require
-///     table: public.orders        # or query: "SELECT …" with key: [id]
-///     mode: incremental           # full (default) | incremental | changelog
-///     cursor: [updated_at]        # incremental: columns that only grow; the primary key breaks ties
-///     lookback: 10m               # incremental: re-read this far back for rows committed late
-///     batch_rows: 50000
-///     unsupported_types: error    # error (default) | string: other types as their text form
-///     schedule: "every 5m"        # or cron "0 * * * *" (UTC); without it `sluice run` pulls once and exits
-///     poll: { min: 1s, max: 1m }  # instead of schedule: adaptive polling
-/// ```
+/// Options of `source: {postgres: {...}}`; each one is declared, with its default, in ``PostgresSource/spec``.
 public struct PostgresSourceOptions: Decodable, Sendable {
     public enum Mode: String, Sendable { case full, incremental, changelog }
     public enum Unsupported: String, Sendable { case error, string }

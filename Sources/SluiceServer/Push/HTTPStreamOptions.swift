@@ -2,28 +2,8 @@ import HTTPTypes
 import SluiceCore
 import SluiceFormats
 
-/// Options of `source: {http: {...}}`: one push stream served by `sluice serve`.
-///
-/// ```yaml
-/// source:
-///   http:
-///     stream: clicks                 # POST /v1/streams/clicks/records
-///     auth: api_key                  # none (default) | api_key | hmac
-///     hmac: { secret: "${CLICKS_WEBHOOK_SECRET}", tolerance: 5m }
-///     rate_limit: { requests_per_second: 500, burst: 1000 }      # the whole stream
-///     key_rate_limit: { requests_per_second: 50, burst: 100 }    # each API key
-///     columns: { user_id: int64, url: string, ts: timestamp }    # declared types, checked at the door
-///     required: [user_id, url]
-///     on_invalid: reject             # reject the request (default) | dead_letter the bad records
-///     max_body: 10MB                 # after decompression
-///     max_records: 10000
-///     max_depth: 32
-///     max_fields: 1000
-///     max_queue_records: 1000000     # backlog bound: beyond it, 503 + Retry-After
-///     max_queue_bytes: 256MB
-///     idempotency_ttl: 7d
-///     received_at: received_at       # field stamped with the arrival time ("" to leave out)
-/// ```
+/// Options of the `http` source, one push stream served by `sluice serve`; each one is declared,
+/// with its default, in ``HTTPSource/spec``.
 public struct HTTPStreamOptions: Decodable, Sendable {
     public enum Auth: String, Sendable { case none, apiKey = "api_key", hmac }
     public enum OnInvalid: String, Sendable { case reject, deadLetter = "dead_letter" }

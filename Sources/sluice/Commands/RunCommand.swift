@@ -60,7 +60,7 @@ struct RunCommand: AsyncParsableCommand {
             return allPlans.filter { pipeline.contains($0.name) }
         }
         try await ConfigLoading.reportingErrors {
-            let pushed = plans.filter { $0.source is HTTPSource }.map(\.name)
+            let pushed = plans.filter { $0.capabilities.contains(.servedByServe) }.map(\.name)
             if !pushed.isEmpty {
                 throw ConfigFailure(errors: [ConfigError(file: files.joined(separator: ", "), line: nil, column: nil, keyPath: "pipelines",
                                                          message: "pipeline(s) \(pushed.joined(separator: ", ")) have an `http` source, which only `sluice serve` feeds; run `sluice serve FILE` (or select other pipelines with --pipeline)")])

@@ -75,31 +75,17 @@ struct ServeCommand: AsyncParsableCommand {
         settings.maxInflightBytes = loaded.serve?.maxInflightBytes ?? settings.maxInflightBytes
         settings.noopRoute = noopRoute
 
-        var streams: [PushStream] = []
-        try await ConfigLoading.reportingErrors {
-            var errors: [ConfigError] = []
-            for plan in loaded.pipelines {
-                guard let http = plan.source as? HTTPSource else { continue }
-                if let other = streams.first(where: { $0.options.stream == http.options.stream }) {
-                    errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines.\(plan.name).source.http.stream",
-                                              message: "stream '\(http.options.stream)' is already consumed by pipeline '\(other.pipeline)'; one stream feeds one pipeline"))
-                }
-                streams.append(PushStream(pipeline: plan.name, options: http.options))
-            }
-            settings.registryRequiresKey = loaded.serve?.registryAuth == "api_key"
-            var open = streams.filter { $0.options.auth == .none }.map { "stream \($0.options.stream)" }
-            if !settings.registryRequiresKey { open.append("the schema registry API (set serve.registry_auth: api_key)") }
-            if !Self.isLoopback(settings.host), !open.isEmpty {
-                if allowUnauthenticated {
-                    logger.warning("listening on a non-loopback address with unauthenticated streams", metadata: [
-                        "host": "\(settings.host)", "open": "\(open.joined(separator: "; "))",
-                    ])
-                } else {
-                    errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines",
-                                              message: "refusing to listen on \(settings.host): \(open.joined(separator: "; ")) need(s) authentication. Set `auth: api_key` or `auth: hmac` on the streams and `serve.registry_auth: api_key`, listen on 127.0.0.1, or pass --allow-unauthenticated"))
+        // One stream per pipeline is checked when the file loads (as `sluice validate` does).
+        let streams = ServeRules.streams(in: loaded.pipelines)
+        settings.registryRequiresKey = loaded.serve?.registryAuth == "api_key"
+        if let exposure = ServeRules.exposure(of: streams, host: settings.host, registryRequiresKey: settings.registryRequiresKey) {
+            if allowUnauthenticated {
+                logger.warning("listening on a non-loopback address with unauthenticated streams", metadata: ["host": "\(settings.host)", "problem": "\(exposure)"])
+            } else {
+                try await ConfigLoading.reportingErrors {
+                    throw ConfigFailure(errors: [ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines", message: exposure)])
                 }
             }
-            if !errors.isEmpty { throw ConfigFailure(errors: errors) }
         }
         let opened = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(loaded.state) }
         guard let store = opened as? any PushQueueStore & StateStore else {
@@ -133,17 +119,5 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(error.code == .configuration ? 2 : 1)
         }
         if supervisor.failures.value > 0 { throw ExitCode(1) }
-    }
-
-    /// True for `localhost` and loopback addresses (127.0.0.0/8, ::1); a host name is not trusted to be one.
-    static func isLoopback(_ host: String) -> Bool {
-        if host == "localhost" { return true }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, host, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { $0.prefix(15).allSatisfy { $0 == 0 } && $0[15] == 1 }
-        }
-        return false
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SluiceConnectors
 import SluiceCore
+import SluiceServer
 
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,6 +12,10 @@ struct ValidateCommand: AsyncParsableCommand {
         Decodes every file strictly: unknown keys (with a suggestion for typos), wrong types,
         missing required keys, unknown component types, unset ${ENV} variables. Each problem is
         reported as FILE:LINE:COLUMN: KEY.PATH: message. Exit status 2 when anything is wrong.
+
+        Pipelines fed by `sluice serve` are checked as `serve` would check them: one push stream
+        per pipeline, and no unauthenticated endpoint on a non-loopback `serve.host` (unless
+        --allow-unauthenticated, as for `serve`).
 
         With --connect it also opens the state store and checks that each source can be read and
         each sink written now (input paths exist, output directories are writable); exit status 1
@@ -28,8 +33,24 @@ struct ValidateCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also check that the state store opens and inputs exist.")
     var connect = false
 
+    @Flag(name: .long, help: "Accept unauthenticated push streams on a non-loopback serve.host (as `serve --allow-unauthenticated`).")
+    var allowUnauthenticated = false
+
     func run() async throws {
         let (state, plans) = try await ConfigLoading.reportingErrors { try ConfigLoading.load(files) }
+        try await ConfigLoading.reportingErrors {
+            var errors: [ConfigError] = []
+            for file in files where !allowUnauthenticated {
+                let loaded = try ConfigLoading.loader().load(file: file)
+                let streams = ServeRules.streams(in: loaded.pipelines)
+                guard !streams.isEmpty else { continue }
+                if let exposure = ServeRules.exposure(of: streams, host: loaded.serve?.host ?? "127.0.0.1",
+                                                      registryRequiresKey: loaded.serve?.registryAuth == "api_key") {
+                    errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "serve.host", message: exposure))
+                }
+            }
+            if !errors.isEmpty { throw ConfigFailure(errors: errors) }
+        }
         if connect {
             _ = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(state) }
         }

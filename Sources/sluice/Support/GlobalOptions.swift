@@ -5,16 +5,23 @@ import SluiceCore
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
+/// `--log-level`: a word outside the list is refused with the list (not read as `info`).
+enum LogLevel: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+
+    var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
 /// Logging options shared by commands.
 struct LoggingOptions: ParsableArguments {
     @Option(name: .long, help: "Log line format: text (for people) or json (one object per line, for machines).")
     var logFormat: LogFormat = .text
 
-    @Option(name: .long, help: "Minimum log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @Option(name: .long, help: "Minimum log level.")
+    var logLevel: LogLevel = .info
 
     func bootstrap(terminal: Terminal) -> Logger {
-        let level = Logger.Level(rawValue: logLevel.lowercased()) ?? .info
+        let level = logLevel.level
         let format = logFormat
         LoggingSystem.bootstrap { label in
             var handler = SluiceLogHandler(label: label, format: format, terminal: terminal)

@@ -1,3 +1,5 @@
+import SluiceCore
+
 /// Page compression of a Parquet file.
 public enum ParquetCompression: String, Sendable, CaseIterable {
     case uncompressed, snappy, gzip, zstd
@@ -40,7 +42,7 @@ public struct ParquetWriterOptions: Sendable {
     /// Extra key-value metadata stored in the footer (the key `sluice.schema` is reserved).
     public var keyValueMetadata: [String: String] = [:]
     /// The footer's `created_by`.
-    public var createdBy = "sluice version 0.1.0"
+    public var createdBy = "sluice version \(SluiceVersion.current)"
 
     public init(compression: ParquetCompression = .zstd, zstdLevel: Int = 3, rowGroupBytes: Int = 128 << 20,
                 pageBytes: Int = 1 << 20, dictionaryPageLimit: Int = 1 << 20, keyValueMetadata: [String: String] = [:]) {
