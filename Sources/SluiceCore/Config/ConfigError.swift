@@ -28,6 +28,17 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 
 /// Suggests the closest known name for a misspelt one.
 enum NameSuggestion {
+    /// "unknown key 'x'; did you mean 'y'?" (or the known keys when none is close).
+    static func unknownKey(_ name: String, known: [String]) -> String {
+        var message = "unknown key '\(name)'"
+        if let suggestion = closest(to: name, in: known) {
+            message += "; did you mean '\(suggestion)'?"
+        } else if !known.isEmpty {
+            message += "; known keys: \(known.joined(separator: ", "))"
+        }
+        return message
+    }
+
     static func closest(to name: String, in candidates: some Sequence<String>) -> String? {
         var best: (String, Int)?
         for c in candidates {

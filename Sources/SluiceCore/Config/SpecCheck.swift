@@ -15,13 +15,7 @@ struct SpecCheck {
         for (key, value) in mapping {
             let name = key.string ?? "\(key)"
             guard let option = options.first(where: { $0.name == name }) else {
-                var message = "unknown key '\(name)'"
-                if let suggestion = NameSuggestion.closest(to: name, in: names) {
-                    message += "; did you mean '\(suggestion)'?"
-                } else if !names.isEmpty {
-                    message += "; known keys: \(names.joined(separator: ", "))"
-                }
-                throw decoding.error(message, at: key, path: path + [AnyKey(name)])
+                throw decoding.error(NameSuggestion.unknownKey(name, known: names), at: key, path: path + [AnyKey(name)])
             }
             try check(value, is: option.type, path: path + [AnyKey(name)])
         }

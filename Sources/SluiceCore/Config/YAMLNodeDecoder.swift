@@ -147,13 +147,7 @@ final class NodeDecoder: Decoder, YAMLNodeCarrying {
         for (key, _) in mapping {
             let name = key.string ?? "\(key)"
             guard !usedKeys.contains(name) else { continue }
-            var message = "unknown key '\(name)'"
-            if let suggestion = NameSuggestion.closest(to: name, in: usedKeys) {
-                message += "; did you mean '\(suggestion)'?"
-            } else if !usedKeys.isEmpty {
-                message += "; known keys: \(usedKeys.sorted().joined(separator: ", "))"
-            }
-            throw options.error(message, at: key, path: codingPath + [AnyKey(name)])
+            throw options.error(NameSuggestion.unknownKey(name, known: usedKeys.sorted()), at: key, path: codingPath + [AnyKey(name)])
         }
     }
 
