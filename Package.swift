@@ -116,8 +116,10 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
         .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite", "SluiceDatabase"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS", "SluiceTesting", "SluiceJetStream", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceDatabaseTests", dependencies: ["SluiceDatabase", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS", "SluiceTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceJetStreamTests", dependencies: ["SluiceJetStream", "SluiceConnectors", "SluiceCore"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
         .testTarget(

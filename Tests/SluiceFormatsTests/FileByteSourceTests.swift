@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import SluiceFormats
+@testable import SluiceFormats
 import Testing
 
 @Suite struct FileByteSourceTests {
@@ -14,10 +14,21 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("abc".utf8).write(to: URL(fileURLWithPath: "\(dir)/in"))
-        var source: FileByteSource? = try FileByteSource(path: "\(dir)/in")
-        source!.close()
-        let other = open("\(dir)/out", O_WRONLY | O_CREAT, 0o644)  // likely the number just freed
-        #expect(other >= 0)
+        // The precondition: the other file gets the very number the source freed (another test
+        // running in parallel may take it first; then try again), else this test cannot fail.
+        var source: FileByteSource?
+        var other: Int32 = -1
+        for _ in 0..<100 {
+            source = try FileByteSource(path: "\(dir)/in")
+            let freed = source!.fd
+            source!.close()
+            other = open("\(dir)/out", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+            if other == freed { break }
+            if other >= 0 { _ = close(other) }
+            other = -1
+            source = nil
+        }
+        try #require(other >= 0, "the freed descriptor number was never reused by the next open")
         defer { _ = close(other) }
         source = nil  // deinit
         #expect(fcntl(other, F_GETFD) != -1, "the other file's descriptor is still open")
