@@ -158,6 +158,21 @@ import Testing
         #expect(allowed.status == 0, "\(allowed.stderr)")
     }
 
+    /// A backfill into a sink that replaces its table on each pass is refused before anything
+    /// connects (the sink says so through `replacesOutputEachPass`, not a cast in the command).
+    @Test func aBackfillIntoAReplacingSinkIsRefused() throws {
+        let dir = try makeWorkDirectory("backfill-replace")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("""
+        pipelines:
+          orders:
+            source: { postgres: { url: "postgres://u:p@127.0.0.1:1/db", table: public.orders, mode: incremental, cursor: [updated_at] } }
+            sink: { postgres: { url: "postgres://u:p@127.0.0.1:1/db", table: analytics.orders, mode: replace } }
+        """, to: "\(dir)/p.yaml")
+        let r = try SluiceProcess.run(["backfill", "orders", "--from", "2026-01-01", "--to", "2026-02-01", "-c", "p.yaml"], in: dir)
+        #expect(r.status == 2 && r.stderr.contains("pipelines.orders.sink.postgres.mode") && r.stderr.contains("replaces its table"), "\(r.stderr)")
+    }
+
     @Test func helpTeachesWithExamples() throws {
         let r = try SluiceProcess.run(["run", "--help"], in: NSTemporaryDirectory())
         #expect(r.status == 0)

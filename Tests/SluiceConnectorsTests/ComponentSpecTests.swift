@@ -124,6 +124,19 @@ import Testing
         #expect(throws: ConfigError.self) { try load("source", "file", [("path", #""in/*.csv""#), ("infer_rows", "0")]) }
     }
 
+    /// A capability the spec declares is the protocol the commands cast to, and the other way round.
+    @Test func declaredCapabilitiesMatchTheProtocolsTheComponentsConformTo() throws {
+        for (kind, spec) in specs {
+            let plan = try #require(try load(kind, spec.type, required(spec)).pipelines.first)
+            let component: Any = kind == "source" ? plan.source : plan.sink
+            let label = "\(kind) \(spec.type)"
+            #expect(spec.capabilities.contains(.queue) == (component is any QueueInspectable), "\(label): queue")
+            #expect(spec.capabilities.contains(.cdcAdministration) == (component is any CDCAdministrable), "\(label): cdc_administration")
+            #expect(spec.capabilities.contains(.backfillable) == (component is any BackfillableSource), "\(label): backfillable")
+            #expect(plan.capabilities.isSuperset(of: spec.capabilities), "\(label): the plan carries its capabilities")
+        }
+    }
+
     @Test func componentTypesAreUnique() {
         #expect(Set(registry.sources.map(\.type)).count == registry.sources.count)
         #expect(Set(registry.sinks.map(\.type)).count == registry.sinks.count)

@@ -35,11 +35,15 @@ public protocol Sink: Sendable {
     /// Why this sink cannot take `source`'s records safely as configured, or nil (checked when
     /// the configuration is loaded, before any data moves). `key` names the offending option.
     func incompatibility(with source: any Source) -> (key: String, message: String)?
+    /// The option that makes this sink replace its whole output at the end of each extract pass
+    /// (a backfill of a range would leave only that range), or nil.
+    var replacesOutputEachPass: String? { get }
 }
 
 extension Sink {
     public func checkReachable() async throws {}
     public func incompatibility(with source: any Source) -> (key: String, message: String)? { nil }
+    public var replacesOutputEachPass: String? { nil }
 }
 
 /// Writes batches and commits them atomically with the checkpoint, in two phases:

@@ -15,6 +15,8 @@ public struct PostgresSink: Sink {
 
     public init(options: PostgresSinkOptions) { self.options = options }
 
+    public var replacesOutputEachPass: String? { options.mode == .replace ? "postgres.mode" : nil }
+
     public static let spec = ComponentSpec(
         type: "postgres",
         summary: "a PostgreSQL table: append, upsert by key, or replace (staged and swapped); exactly once",

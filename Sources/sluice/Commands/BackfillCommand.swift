@@ -70,9 +70,9 @@ struct BackfillCommand: AsyncParsableCommand {
                 throw SluiceError(.configuration, "pipeline '\(pipeline)' has a \(type(of: live.source)) source, which cannot backfill; backfills re-read a range of an incremental postgres pull",
                                   location: "pipelines.\(pipeline).source")
             }
-            if let sink = live.sink as? PostgresSink, sink.options.mode == .replace {
+            if let option = live.sink.replacesOutputEachPass {
                 throw SluiceError(.configuration, "pipeline '\(pipeline)' replaces its table on each extract; a backfill of a range would replace it with that range only. Backfill into an append or upsert sink",
-                                  location: "pipelines.\(pipeline).sink.postgres.mode")
+                                  location: "pipelines.\(pipeline).sink.\(option)")
             }
             var plan = live
             plan.name = Self.checkpointName(pipeline: pipeline, from: from, to: to)

@@ -24,16 +24,16 @@ struct CDCCommand: AsyncParsableCommand {
         subcommands: [Setup.self, Teardown.self, Resnapshot.self, InstallTriggers.self]
     )
 
-    /// The postgres_cdc source of a pipeline, and the state store location.
-    static func cdcSource(_ pipeline: String, config: String) async throws -> (PostgresCDCSource, String) {
+    /// The CDC source of a pipeline, and the state store location.
+    static func cdcSource(_ pipeline: String, config: String) async throws -> (any CDCAdministrable, String) {
         try await ConfigLoading.reportingErrors {
             let (state, plans) = try ConfigLoading.load([config])
             guard let plan = plans.first(where: { $0.name == pipeline }) else {
                 throw ConfigFailure(errors: [ConfigError(file: config, line: nil, column: nil, keyPath: "pipelines",
                                                          message: "no pipeline named '\(pipeline)' (defined: \(plans.map(\.name).joined(separator: ", ")))")])
             }
-            guard let source = plan.source as? PostgresCDCSource else {
-                throw SluiceError(.configuration, "pipeline '\(pipeline)' has a \(type(of: plan.source)) source; these commands are for postgres_cdc sources",
+            guard let source = plan.source as? any CDCAdministrable else {
+                throw SluiceError(.configuration, "pipeline '\(pipeline)' has a \(type(of: plan.source)) source; these commands are for log-based CDC sources (postgres_cdc)",
                                   location: "pipelines.\(pipeline).source")
             }
             return (source, state)
@@ -50,14 +50,13 @@ struct CDCCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (source, _) = try await CDCCommand.cdcSource(pipeline, config: config)
-            let connection = try await ConfigLoading.reportingErrors { try await PostgresConnection.connect(source.options.url) }
-            let missing = try await connection.run { try CDCAdmin.missingSettings($0) }
+            let missing = try await ConfigLoading.reportingErrors { try await source.missingServerSettings() }
             guard missing.isEmpty else {
                 print("The server is not ready for log-based CDC:")
                 for m in missing { print("  - \(m)") }
                 throw ExitCode(1)
             }
-            let done = try await ConfigLoading.reportingErrors { try await connection.run { try CDCAdmin.setup(source.options, session: $0) } }
+            let done = try await ConfigLoading.reportingErrors { try await source.setUp() }
             for line in done { print(line) }
             print("ready: `sluice run` streams \(pipeline); its first run snapshots the tables' rows while streaming")
         }
@@ -76,13 +75,10 @@ struct CDCCommand: AsyncParsableCommand {
         func run() async throws {
             let (source, state) = try await CDCCommand.cdcSource(pipeline, config: config)
             guard yes else {
-                print("This drops slot \(source.options.slot)\(keepPublication ? "" : " and publication \(source.options.publication)") and forgets the checkpoint of '\(pipeline)'. Re-run with --yes to confirm.")
+                print("This drops \(source.objectsDropped(keepPublication: keepPublication)) and forgets the checkpoint of '\(pipeline)'. Re-run with --yes to confirm.")
                 throw ExitCode(1)
             }
-            let connection = try await ConfigLoading.reportingErrors { try await PostgresConnection.connect(source.options.url) }
-            let done = try await ConfigLoading.reportingErrors {
-                try await connection.run { [keepPublication] in try CDCAdmin.teardown(source.options, keepPublication: keepPublication, session: $0) }
-            }
+            let done = try await ConfigLoading.reportingErrors { try await source.tearDown(keepPublication: keepPublication) }
             for line in done { print(line) }
             let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(state) }
             try await store.reset(pipeline: pipeline)
@@ -107,13 +103,10 @@ struct CDCCommand: AsyncParsableCommand {
         func run() async throws {
             let (source, state) = try await CDCCommand.cdcSource(pipeline, config: config)
             guard yes else {
-                print("This drops slot \(source.options.slot) and the checkpoint of '\(pipeline)'; the next run reads every row again. Re-run with --yes to confirm.")
+                print("This drops \(source.objectsDropped(keepPublication: true)) and the checkpoint of '\(pipeline)'; the next run reads every row again. Re-run with --yes to confirm.")
                 throw ExitCode(1)
             }
-            let connection = try await ConfigLoading.reportingErrors { try await PostgresConnection.connect(source.options.url) }
-            let done = try await ConfigLoading.reportingErrors {
-                try await connection.run { try CDCAdmin.teardown(source.options, keepPublication: true, session: $0) }
-            }
+            let done = try await ConfigLoading.reportingErrors { try await source.tearDown(keepPublication: true) }
             for line in done { print(line) }
             let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(state) }
             try await store.reset(pipeline: pipeline)

@@ -1,10 +1,7 @@
 import ArgumentParser
 import Foundation
-import Logging
 import SluiceConnectors
 import SluiceCore
-import SluiceJetStream
-import SluiceNATS
 
 struct QueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,44 +31,18 @@ struct QueueCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, plans) = try await ConfigLoading.reportingErrors { try ConfigLoading.load([config]) }
             var rows: [[String: Any]] = []
-            var logger = Logger(label: "sluice.queue")
-            logger.logLevel = .error
             for plan in plans where pipelines.isEmpty || pipelines.contains(plan.name) {
-                var targets: [(role: String, stream: JetStreamStreamOptions, consumer: String?)] = []
-                if let source = plan.source as? JetStreamSource { targets.append(("source", source.options.stream, source.consumerName)) }
-                if let sink = plan.sink as? JetStreamSink { targets.append(("sink", sink.options.stream, nil)) }
-                for target in targets {
-                    let connection = try await ConfigLoading.reportingErrors { try await target.stream.connect(logger: logger, name: "sluice queue status") }
-                    let js = JetStream(connection)
-                    var row: [String: Any] = ["pipeline": plan.name, "role": target.role, "stream": target.stream.stream]
-                    do {
-                        if let info = try await js.streamInfo(target.stream.stream) {
-                            row["messages"] = info.messages
-                            row["bytes"] = info.bytes
-                            row["first_seq"] = info.firstSequence
-                            row["last_seq"] = info.lastSequence
-                            row["replicas"] = info.replicas
-                            if let leader = info.leader { row["leader"] = leader }
-                        } else {
-                            row["error"] = "stream \(target.stream.stream) does not exist (yet)"
-                        }
-                        if let consumer = target.consumer {
-                            row["consumer"] = consumer
-                            if let c = try await js.consumerInfo(stream: target.stream.stream, consumer: consumer) {
-                                row["lag"] = c.pending
-                                row["ack_pending"] = c.ackPending
-                                row["redelivered"] = c.redelivered
-                                row["waiting_pulls"] = c.waiting
-                                row["deliveries"] = c.deliveries
-                                row["ack_floor_seq"] = c.ackFloorStreamSequence
-                            } else {
-                                row["consumer_error"] = "consumer \(consumer) does not exist (yet): the first worker creates it"
-                            }
-                        }
-                    } catch {
-                        row["error"] = "\(error)"
+                for (role, component) in [("source", plan.source as? any QueueInspectable), ("sink", plan.sink as? any QueueInspectable)] {
+                    guard let component else { continue }
+                    let status = try await ConfigLoading.reportingErrors { try await component.queueStatus() }
+                    var row: [String: Any] = ["pipeline": plan.name, "role": role, "stream": status.stream]
+                    for (key, value) in status.fields { row[key] = value.jsonValue }
+                    if let consumer = status.consumer {
+                        row["consumer"] = consumer
+                        for (key, value) in status.consumerFields { row[key] = value.jsonValue }
+                        if let e = status.consumerError { row["consumer_error"] = e }
                     }
-                    await connection.close()
+                    if let e = status.error { row["error"] = e }
                     rows.append(row)
                 }
             }
