@@ -48,21 +48,30 @@ import Testing
         let port = Int.random(in: 20000...40000)
         let p = try SluiceProcess.start(["run", "p.yaml", "--metrics-port", "\(port)"], in: dir, log: "\(dir)/log")
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        try await Task.sleep(for: .seconds(2))
+        func metrics() throws -> String {
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            curl.arguments = ["curl", "-s", "http://127.0.0.1:\(port)/metrics"]
+            let pipe = Pipe()
+            curl.standardOutput = pipe
+            try curl.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            curl.waitUntilExit()
+            return text
+        }
+        /// `sluice_records_in_total` of pipeline w (records read so far).
+        func recordsIn() throws -> Int {
+            try metrics().split(separator: "\n").first { $0.hasPrefix("sluice_records_in_total{") && $0.contains("pipeline=\"w\"") }
+                .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }.map { Int($0) } ?? -1
+        }
+        // Conditions, not sleeps: the first file read, then the second (a stop commits what was read).
+        #expect(try await waitUntil(seconds: 60) { try recordsIn() == 2 }, "the first file was not read")
         try write("{\"id\":3}\n", to: "\(dir)/data/2.ndjson")
-        try await Task.sleep(for: .seconds(1))
+        #expect(try await waitUntil(seconds: 60) { try recordsIn() == 3 }, "the new file was not picked up")
         #expect(p.isRunning, "a watching pipeline keeps running")
-
-        let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        curl.arguments = ["curl", "-s", "http://127.0.0.1:\(port)/metrics"]
-        let pipe = Pipe()
-        curl.standardOutput = pipe
-        try curl.run()
-        let metrics = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        curl.waitUntilExit()
-        #expect(metrics.contains("sluice_records_in_total"), "\(metrics.prefix(500))")
-        #expect(metrics.contains("pipeline=\"w\""))
+        let exposition = try metrics()
+        #expect(exposition.contains("sluice_records_in_total"), "\(exposition.prefix(500))")
+        #expect(exposition.contains("pipeline=\"w\""))
 
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()

@@ -30,7 +30,8 @@ import Testing
         }
         var sluice = try start()
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
-        try await Task.sleep(for: .milliseconds(800))  // the slot exists once the first run started
+        // Changes before the slot is ready belong to its snapshot (as `r`), not to the stream.
+        try #require(try await waitForReadySlots([slot]), "the slot was not created")
         var expected = 0, kills = 0, killsAfterCommits = 0, committedAtLastKill = 0
         var generator = SystemRandomNumberGenerator()
         for chunk in 0..<30 {

@@ -33,7 +33,12 @@ import Testing
             try psql("INSERT INTO \(s).events (n) SELECT \(i) FROM generate_series(1, 25)")
             try await Task.sleep(for: .milliseconds(150))
         }
-        try await Task.sleep(for: .seconds(3))
+        // A stop commits what was read, not what was still to be read: wait until a scheduled
+        // pass has committed the cursor past the last row (id 1000).
+        let pulled = try await waitUntil(seconds: 120, interval: .milliseconds(250)) {
+            try psql("SELECT count(*) FROM sluice.checkpoints WHERE pipeline = '\(pipeline)' AND value ~ '(^|[^0-9])1000([^0-9]|$)'") != ["0"]
+        }
+        #expect(pulled, "no pass committed the last row: \((try? psql("SELECT partition, value FROM sluice.checkpoints WHERE pipeline = '\(pipeline)'")) ?? [])")
         for w in workers { kill(w.processIdentifier, SIGTERM) }
         for w in workers { await waitForExit(w) }
         for (w, d) in zip(workers, dirs) {

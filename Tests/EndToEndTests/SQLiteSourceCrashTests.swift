@@ -99,7 +99,12 @@ import Testing
                 .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
             #expect(processed <= (try outputLines("\(dir)/out").count))
         }
-        try await Task.sleep(for: .seconds(2))
+        // Every change read, committed and marked (a stop commits only what was read).
+        let drained = try await waitUntil(seconds: 120, interval: .milliseconds(250)) {
+            try python("import sqlite3; print(sqlite3.connect('app.db', timeout=10).execute('select count(*) from changes where processed = 1').fetchone()[0])", in: dir)
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "1000"
+        }
+        #expect(drained, "the changes were not all processed")
         kill(sluice.processIdentifier, SIGTERM)
         await waitForExit(sluice)
         #expect(sluice.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
