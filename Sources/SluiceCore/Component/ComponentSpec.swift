@@ -27,9 +27,6 @@ public struct ComponentSpec: Sendable {
         self.exampleFile = exampleFile
         self.alternatives = alternatives
     }
-
-    /// The option named `name`.
-    public func option(_ name: String) -> OptionSpec? { options.first { $0.name == name } }
 }
 
 /// What a component can do beyond reading or writing records, for the commands that use it.
