@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
         .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceDatabaseTests", dependencies: ["SluiceDatabase", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceDatabaseTests", dependencies: ["SluiceDatabase", "SluiceTesting", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceJetStreamTests", dependencies: ["SluiceJetStream", "SluiceConnectors", "SluiceCore"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore"], swiftSettings: swiftSettings),

@@ -22,15 +22,14 @@ public enum BuiltinComponents {
         r.register(sink: JetStreamSink.factory)
         r.register(sink: StdoutSink.factory)
         r.register(sink: BlackholeSink.factory)
+        r.register(state: PostgresStateStore.backend)
+        r.register(state: SQLiteStateStore.backend)
         return r
     }
 
     /// Opens the state store a configuration names (`state:`): a SQLite file path, or a
     /// `postgres://` URL for state shared by several workers.
     public static func openState(_ location: String) async throws -> any StateStore {
-        if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
-            return try await PostgresStateStore.open(location)
-        }
-        return try SQLiteStateStore(path: location)
+        try await registry.openState(location)
     }
 }

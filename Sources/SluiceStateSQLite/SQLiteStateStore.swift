@@ -14,6 +14,15 @@ public final class SQLiteStateStore: StateStore {
     /// Push-queue backlog per stream, loaded on first use and kept in step by the writer.
     let backlogs = Mutex<[String: PushBacklog]>([:])
 
+    /// This store (see SQLiteStateStore+Push.swift).
+    public var pushQueue: (any PushQueueStore)? { self }
+    /// This store (see SQLiteStateStore+Registry.swift).
+    public var schemaRegistry: (any SchemaRegistryStore)? { self }
+
+    /// Any location that is not a URL: a file path.
+    public static let backend = StateBackend(name: "SQLite", features: [.pushQueue, .schemaRegistry],
+                                             handles: { !$0.contains("://") }, open: { try SQLiteStateStore(path: $0) })
+
     /// Opens (creating if needed) the state database at `path` and migrates it.
     public init(path: String, historyLimit: Int = 1000) throws {
         self.path = path

@@ -5,6 +5,9 @@ import Synchronization
 /// A ``StateStore`` in memory, for tests of the runtime and of connectors.
 public final class MemoryStateStore: StateStore {
     private let claims = Mutex<Set<String>>([])
+    /// None: the runtime's tests need neither.
+    public var pushQueue: (any PushQueueStore)? { nil }
+    public var schemaRegistry: (any SchemaRegistryStore)? { nil }
     struct State {
         var checkpoints: [String: [String: String]] = [:]
         var history: [String: [CheckpointEntry]] = [:]

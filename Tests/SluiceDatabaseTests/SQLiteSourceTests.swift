@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import SluiceCore
 @testable import SluiceDatabase
+import SluiceTesting
 import Testing
 
 /// The SQLite source against real database files.
@@ -22,7 +23,7 @@ import Testing
 
     /// Reads everything (finite source), collecting rows as `[Value]` and the last position.
     func readAll(_ source: SQLiteSource, from checkpoint: Checkpoint = .empty, stopAfter: Int = .max) async throws -> ([[Value]], [DeadLetter], Checkpoint) {
-        let ctx = SourceContext(pipeline: "p", state: NoState(), logger: Logger(label: "t"))
+        let ctx = SourceContext(pipeline: "p", state: MemoryStateStore(), logger: Logger(label: "t"))
         let reader = try await source.makeReader(resumingFrom: checkpoint, context: ctx)
         var rows: [[Value]] = [], rejects: [DeadLetter] = [], cp = checkpoint
         var batches = 0
@@ -110,25 +111,4 @@ import Testing
             _ = try await readAll(SQLiteSource(options: try options(["path": path, "table": "nope"]), path: path))
         }
     }
-}
-
-/// A state store that is never used by these reads.
-struct NoState: StateStore {
-    func checkpoint(pipeline: String) async throws -> Checkpoint { .empty }
-    func commit(_ commit: StateCommit) async throws {}
-    func checkpointHistory(pipeline: String, limit: Int) async throws -> [CheckpointEntry] { [] }
-    func pendingFileIntents(pipeline: String) async throws -> [StoredFileIntent] { [] }
-    func resolveFileIntents(pipeline: String, finalPaths: [String]) async throws {}
-    func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> { [] }
-    func sweepKeys(pipeline: String, before: Date) async throws -> Int { 0 }
-    func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter] { [] }
-    func deadLetter(id: Int64) async throws -> StoredDeadLetter? { nil }
-    func deadLetterCount(pipeline: String?) async throws -> Int { 0 }
-    func startRun(pipeline: String, at: Date) async throws -> Int64 { 0 }
-    func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws {}
-    func runs(pipeline: String?, limit: Int) async throws -> [RunRecord] { [] }
-    func reset(pipeline: String) async throws {}
-    func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool { true }
-    func renewScheduledRun(pipeline: String, slot: Date) async throws {}
-    func finishScheduledRun(pipeline: String, slot: Date) async throws {}
 }

@@ -10,6 +10,12 @@ import Testing
         (try await PostgresStateStore.open(try testServerURL()), "p-\(UUID().uuidString.prefix(8))")
     }
 
+    @Test func anOpenedStoreKeepsWhatItsKindDeclares() async throws {
+        let (store, _) = try await open()
+        #expect(store.features == PostgresStateStore.backend.features)
+        #expect(PostgresStateStore.backend.handles(try testServerURL()))
+    }
+
     @Test func commitsAreAtomicWithHistoryLettersKeysAndIntents() async throws {
         let (store, p) = try await open()
         for i in 1...5 {

@@ -35,7 +35,7 @@ struct PushHarness {
         let (ports, portsIn) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "push-test")
         logger.logLevel = .warning
-        var server = PushServer(settings: settings, streams: streams, store: store, registry: PrometheusCollectorRegistry(),
+        var server = PushServer(settings: settings, streams: streams, store: store, state: store, registry: PrometheusCollectorRegistry(),
                                 logger: logger, failedPipelines: failedPipelines, onListening: { portsIn.yield($0) })
         server.groupCommitQueue = queue?(store)
         if registry { server.schemaRegistry = SchemaRegistry(store: store) }

@@ -49,6 +49,10 @@ public struct ComponentReference {
             let names = spec.capabilities.map(\.rawValue).sorted().map { "`\($0)`" }
             lines += ["Capabilities: \(names.joined(separator: ", ")).", ""]
         }
+        if !spec.requiredState.isEmpty {
+            let features = spec.requiredState.map(\.rawValue).sorted().joined(separator: " and ")
+            lines += ["Needs a state store with a \(features) (the SQLite state store has it).", ""]
+        }
         lines += ["```yaml", spec.example, "```", ""]
         if let file = spec.exampleFile { lines += ["A runnable example: [`\(file)`](../../../\(file)).", ""] }
         lines += ["## Options", ""]

@@ -59,11 +59,14 @@ public typealias SinkFactory = ComponentFactory<any Sink>
 public struct ComponentRegistry: Sendable {
     public private(set) var sources: [SourceFactory] = []
     public private(set) var sinks: [SinkFactory] = []
+    /// The kinds of state store, in the order they are asked whether they handle a location.
+    public private(set) var stateBackends: [StateBackend] = []
 
     public init() {}
 
     public mutating func register(source: SourceFactory) { sources.append(source) }
     public mutating func register(sink: SinkFactory) { sinks.append(sink) }
+    public mutating func register(state: StateBackend) { stateBackends.append(state) }
 
     func build<C>(_ config: ComponentConfig, from factories: [ComponentFactory<C>], kind: String,
                   context: ComponentBuildContext) throws -> C {

@@ -16,9 +16,13 @@ public struct ComponentSpec: Sendable {
     public var exampleFile: String?
     /// Groups of options of which exactly one must be given (`table` or `query`).
     public var alternatives: [[String]]
+    /// What the state store must keep for this component (the push queue), checked when a file
+    /// is loaded against the features of the store its `state:` names.
+    public var requiredState: Set<StateFeature>
 
     public init(type: String, summary: String, options: [OptionSpec], example: String,
-                capabilities: Set<ComponentCapability> = [], exampleFile: String? = nil, alternatives: [[String]] = []) {
+                capabilities: Set<ComponentCapability> = [], exampleFile: String? = nil, alternatives: [[String]] = [],
+                requiredState: Set<StateFeature> = []) {
         self.type = type
         self.summary = summary
         self.options = options
@@ -26,6 +30,7 @@ public struct ComponentSpec: Sendable {
         self.capabilities = capabilities
         self.exampleFile = exampleFile
         self.alternatives = alternatives
+        self.requiredState = requiredState
     }
 }
 

@@ -91,6 +91,12 @@ public struct ConfigLoader: Sendable {
         }
         let state = config.state.map { $0.contains("://") ? $0 : ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve($0) }
             ?? ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve(".sluice/state.db")
+        for (plan, (_, p)) in zip(plans, config.pipelines) {
+            if let missing = registry.missingStateFeatures(of: plan, sourceType: p.source.type, sinkType: p.sink.type, location: state).first {
+                throw ConfigError(file: file, line: missing.key.hasPrefix("sink") ? p.sink.line : p.source.line, column: nil,
+                                  keyPath: "pipelines.\(plan.name).\(missing.key)", message: missing.message)
+            }
+        }
         var serve = config.serve
         if let tls = serve?.tls {
             let base = ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "")

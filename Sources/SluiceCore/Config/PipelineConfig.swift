@@ -1,6 +1,6 @@
 /// The whole configuration file (DESIGN.md §5).
 public struct SluiceConfig: Decodable, Sendable {
-    /// Where state lives: a SQLite file path (default `.sluice/state.db`) or, later, a `postgres://` URL.
+    /// Where state lives: a SQLite file path (default `.sluice/state.db`) or a `postgres://` URL (state shared by several workers).
     public var state: String?
     public var pipelines: [(name: String, config: PipelineConfig)]
     /// How `sluice serve` listens.

@@ -9,12 +9,12 @@ import Foundation
 struct Deduplicator {
     let settings: DedupeSettings
     let pipeline: String
-    let store: any StateStore
+    let store: any DedupeKeyStore
     /// Keys accepted and not yet committed, by the sequence number of their source batch.
     private var pending: [(sequence: UInt64, keys: [String])] = []
     private var pendingSet: Set<String> = []
 
-    init(settings: DedupeSettings, pipeline: String, store: any StateStore) {
+    init(settings: DedupeSettings, pipeline: String, store: any DedupeKeyStore) {
         self.settings = settings
         self.pipeline = pipeline
         self.store = store

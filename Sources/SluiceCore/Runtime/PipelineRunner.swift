@@ -190,7 +190,7 @@ public struct PipelineRunner: Sendable {
     /// Drift detection and the `schema:` policy, when the state store holds a schema registry.
     func makeSchemaGuard() async throws -> SchemaGuard? {
         guard plan.settings.schemaDetection else { return nil }
-        guard let registryStore = store as? any SchemaRegistryStore else {
+        guard let registryStore = store.schemaRegistry else {
             if plan.settings.schema != nil {
                 throw SluiceError(.configuration, "`schema:` needs a state store with a schema registry (the SQLite one has it)",
                                   location: "pipelines.\(plan.name).schema")
@@ -219,11 +219,8 @@ public struct PipelineRunner: Sendable {
         var extractComplete = false
         var batcher: Batcher
         var dedupe: Deduplicator?
-        var tracker = AcknowledgementTracker()
-        /// Batches written to the sink and waiting for the next commit.
-        var written: [UInt64] = []
-        var pendingDeadLetters: [DeadLetter] = []
-        var pendingRecords = 0
+        /// What waits to be committed, and the commit protocol's next step.
+        var commits = CommitSequence()
         var lastCommit = ContinuousClock.now
         /// When expired dedupe keys were last deleted (nil: not yet in this run).
         var lastSweep: ContinuousClock.Instant?
@@ -287,19 +284,19 @@ public struct PipelineRunner: Sendable {
         }
 
         func timeUntilCommitDue() -> Duration? {
-            guard !written.isEmpty || !pendingDeadLetters.isEmpty else { return nil }
+            guard commits.hasPending else { return nil }
             return max(.milliseconds(10), writer.commitInterval - (ContinuousClock.now - lastCommit))
         }
 
         func shouldCommit() -> Bool {
-            guard !written.isEmpty || !pendingDeadLetters.isEmpty else { return false }
+            guard commits.hasPending else { return false }
             let now = ContinuousClock.now
-            return writer.commitDue(at: now) || pendingDeadLetters.count >= runner.maxPendingDeadLetters
+            return writer.commitDue(at: now) || commits.deadLetters.count >= runner.maxPendingDeadLetters
                 || now - lastCommit >= writer.commitInterval
         }
 
         mutating func accept(_ batch: SourceBatch) async throws {
-            let sequence = tracker.register(batch.position)
+            let sequence = commits.accepted(batch.position)
             let rows = batch.records.count
             metrics.recordsIn.increment(by: rows + batch.rejects.count)
             metrics.bytesIn.increment(by: batch.inputBytes)
@@ -328,7 +325,7 @@ public struct PipelineRunner: Sendable {
 
         mutating func addDeadLetters(_ letters: [DeadLetter]) {
             guard !letters.isEmpty else { return }
-            pendingDeadLetters += letters
+            commits.deadLettered(letters)
             totals.deadLettered += letters.count
             metrics.deadLetters.increment(by: letters.count)
             for letter in letters.prefix(3) {
@@ -346,9 +343,8 @@ public struct PipelineRunner: Sendable {
             for (records, sequence, position) in batcher.drain() {
                 if records.count > 0 {
                     try await write(records, position: position)
-                    pendingRecords += records.count
                 }
-                written.append(sequence)
+                commits.wrote(sequence, records: records.count)
                 if writer.commitDue(at: .now) { try await commit() }
             }
         }
@@ -387,65 +383,67 @@ public struct PipelineRunner: Sendable {
             runner.status.update { $0.recordsOut = totals.recordsOut; $0.deadLettered = totals.deadLettered }
         }
 
-        /// Commits: sink prepare, one state transaction (checkpoint, dead letters, keys, intents), sink finish.
+        /// Commits what is pending, doing what ``CommitSequence`` says step by step: the sink
+        /// prepares, the state store applies the whole commit (checkpoint, dead letters, keys,
+        /// intents) in one transaction, the sink publishes, the source is acknowledged.
         mutating func commit() async throws {
-            guard !written.isEmpty || !pendingDeadLetters.isEmpty || extractComplete else { return }
             let start = ContinuousClock.now
-            var commit = StateCommit(pipeline: runner.plan.name)
-            for sequence in written {
-                commit.checkpoint.merge(tracker.complete(sequence)) { $1 }
-            }
-            commit.deadLetters = pendingDeadLetters
             // Only keys of batches this commit covers: a commit in the middle of a flush must not
             // record keys of batches still to be written (a crash would then drop them as duplicates).
-            commit.dedupeKeys = written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
-            if let ttl = runner.plan.settings.dedupe?.ttl, !commit.dedupeKeys.isEmpty {
-                // Checked again inside the state transaction: with workers sharing the state, a
-                // record held by two of them at once (a queue redelivered it) is committed once.
-                commit.dedupeSince = commit.now.addingTimeInterval(-Double(ttl.components.seconds))
-            }
-            commit.records = pendingRecords
-            commit.extractComplete = extractComplete
-            // The sink sees the whole commit: a sink that stores the checkpoint with its data
-            // (PostgreSQL) commits both in its own transaction.
-            let unprepared = commit
-            commit = try await withSinkRetry("commit") { [writer] in
-                var c = unprepared
-                try await writer.prepareCommit(&c)
-                return c
-            }
-            if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
-            let prepared = commit
-            do {
-                try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
-            } catch let error as SluiceError where error.code == .conflict {
-                await writer.abortCommit()
-                metrics.conflicts.increment()
-                totals.recordsOut -= pendingRecords  // discarded; written again when read again
-                let recordsOut = totals.recordsOut
-                runner.status.update { $0.recordsOut = recordsOut }
-                throw error
-            }
-            if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
-            try await withSinkRetry("publish") { [writer] in try await writer.finishCommit() }
-            if !commit.checkpoint.isEmpty {
-                do {
-                    try await runner.plan.source.committed(commit.checkpoint, context: runner.sourceContext)
-                } catch {
-                    runner.logger.warning("the source could not acknowledge the commit; the next commit retries", metadata: ["error": "\(error)"])
+            let keys = commits.written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
+            guard var action = commits.begin(pipeline: runner.plan.name, extractComplete: extractComplete,
+                                             dedupeTTL: runner.plan.settings.dedupe?.ttl, dedupeKeys: keys) else { return }
+            var refusal: SluiceError?
+            while true {
+                switch action {
+                case let .prepare(unprepared):
+                    // The sink sees the whole commit: a sink that stores the checkpoint with its
+                    // data (PostgreSQL) commits both in its own transaction.
+                    let prepared = try await withSinkRetry("commit") { [writer] in
+                        var c = unprepared
+                        try await writer.prepareCommit(&c)
+                        return c
+                    }
+                    action = commits.prepared(prepared)
+                    if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
+                case let .apply(prepared):
+                    do {
+                        try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
+                        action = commits.applied()
+                        if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
+                    } catch let error as SluiceError where error.code == .conflict {
+                        refusal = error
+                        action = commits.refused()
+                    }
+                case let .abort(discardedRecords):
+                    await writer.abortCommit()
+                    metrics.conflicts.increment()
+                    totals.recordsOut -= discardedRecords  // written again when read again
+                    let recordsOut = totals.recordsOut
+                    runner.status.update { $0.recordsOut = recordsOut }
+                    throw refusal ?? SluiceError(.conflict, "the state store refused the commit")
+                case .publish:
+                    try await withSinkRetry("publish") { [writer] in try await writer.finishCommit() }
+                    action = commits.published()
+                case let .acknowledge(positions):
+                    do {
+                        try await runner.plan.source.committed(positions, context: runner.sourceContext)
+                    } catch {
+                        runner.logger.warning("the source could not acknowledge the commit; the next commit retries", metadata: ["error": "\(error)"])
+                    }
+                    action = commits.acknowledged()
+                case let .done(commit):
+                    // After the acknowledgement: a repeating extract's next pass must see it (rows marked processed).
+                    runner.commitLog.record(commit.checkpoint)
+                    lastCommit = .now
+                    metrics.commits.increment()
+                    metrics.commitLatency.record(duration: ContinuousClock.now - start)
+                    metrics.checkpointLag.record(commits.inFlight)
+                    try await sweepExpiredKeysIfDue()
+                    runner.logger.debug("committed", metadata: ["checkpoint": "\(commit.checkpoint)", "records": "\(commit.records)"])
+                    return
                 }
             }
-            // After the acknowledgement: a repeating extract's next pass must see it (rows marked processed).
-            runner.commitLog.record(commit.checkpoint)
-            written.removeAll()
-            pendingDeadLetters.removeAll()
-            pendingRecords = 0
-            lastCommit = .now
-            metrics.commits.increment()
-            metrics.commitLatency.record(duration: ContinuousClock.now - start)
-            metrics.checkpointLag.record(tracker.inFlight)
-            try await sweepExpiredKeysIfDue()
-            runner.logger.debug("committed", metadata: ["checkpoint": "\(commit.checkpoint)", "records": "\(commit.records)"])
         }
 
         /// Deletes dedupe keys older than the TTL: at start, then at most every ten minutes.

@@ -63,10 +63,10 @@ public struct RunTotals: Sendable, Hashable {
     public init() {}
 }
 
-/// Durable state of every pipeline (DESIGN.md §4). SQLite on one machine, PostgreSQL when shared.
+/// The commit protocol's state: checkpoints, and the file intents published after a commit.
 ///
 /// Every method is safe to call from any task. ``commit(_:)`` is atomic: all of it or none.
-public protocol StateStore: Sendable {
+public protocol CheckpointStore: Sendable {
     /// True when several workers (processes or machines) may share this store and run the
     /// same pipeline at once: recovery must then leave other workers' work in progress alone.
     var isShared: Bool { get }
@@ -82,22 +82,34 @@ public protocol StateStore: Sendable {
     /// Marks the intents of these final paths published.
     func resolveFileIntents(pipeline: String, finalPaths: [String]) async throws
 
+    /// Forgets a pipeline's checkpoint, keys and intents (dead letters and run history stay).
+    func reset(pipeline: String) async throws
+}
+
+/// Dedupe keys with the time they were accepted (written by ``CheckpointStore/commit(_:)``).
+public protocol DedupeKeyStore: Sendable {
     /// Which of `keys` were accepted for `pipeline` at or after `since`.
     func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String>
     /// Deletes keys accepted before `before`; returns how many.
     func sweepKeys(pipeline: String, before: Date) async throws -> Int
+}
 
+/// The dead-letter queue (written by ``CheckpointStore/commit(_:)``), for review.
+public protocol DeadLetterStore: Sendable {
     func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter]
     func deadLetter(id: Int64) async throws -> StoredDeadLetter?
     func deadLetterCount(pipeline: String?) async throws -> Int
+}
 
+/// The history of runs and their totals.
+public protocol RunHistoryStore: Sendable {
     func startRun(pipeline: String, at: Date) async throws -> Int64
     func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws
     func runs(pipeline: String?, limit: Int) async throws -> [RunRecord]
+}
 
-    /// Forgets a pipeline's checkpoint, keys and intents (dead letters and run history stay).
-    func reset(pipeline: String) async throws
-
+/// Claims of scheduled runs, so workers sharing a store never run one slot twice.
+public protocol ScheduleClaimStore: Sendable {
     /// Claims the scheduled run of `pipeline` due at `slot`. False when another worker sharing
     /// this state store claimed that slot first, or is still running an earlier one (its claim
     /// is unfinished and was renewed within ``scheduleLease``): the slot is then skipped, so
@@ -109,11 +121,43 @@ public protocol StateStore: Sendable {
     func finishScheduledRun(pipeline: String, slot: Date) async throws
 }
 
+/// What a state store keeps beyond the pipeline state every store keeps. A component that needs
+/// one declares it (``ComponentSpec/requiredState``), so a file that pairs it with a store
+/// without it is refused when it is loaded, before any data moves.
+public enum StateFeature: String, Sendable, Hashable, CaseIterable {
+    /// The durable queue of the HTTP push endpoint (``PushQueueStore``).
+    case pushQueue = "push queue"
+    /// Storage of the schema registry (``SchemaRegistryStore``).
+    case schemaRegistry = "schema registry"
+}
+
+/// Durable state of every pipeline (DESIGN.md §4). SQLite on one machine, PostgreSQL when shared.
+///
+/// Every store keeps the pipeline state (the protocols it refines); the push queue and the
+/// schema registry are features a store may have, reached through ``pushQueue`` and
+/// ``schemaRegistry`` (never by casting the store).
+public protocol StateStore: CheckpointStore, DedupeKeyStore, DeadLetterStore, RunHistoryStore, ScheduleClaimStore {
+    /// The push queue this store keeps, or nil when it keeps none.
+    var pushQueue: (any PushQueueStore)? { get }
+    /// The schema registry's storage in this store, or nil when it keeps none.
+    var schemaRegistry: (any SchemaRegistryStore)? { get }
+}
+
 /// How long a scheduled run's claim holds without renewal: a worker killed mid-run blocks the
 /// pipeline's next runs for at most this long. Renewed while the pass reads (every lease/6); a
 /// pass stalled longer than this (a sink down for minutes) can lose its claim.
 public let scheduleLease: TimeInterval = 300
 
-extension StateStore {
+extension CheckpointStore {
     public var isShared: Bool { false }
+}
+
+extension StateStore {
+    /// The features this store has.
+    public var features: Set<StateFeature> {
+        var features: Set<StateFeature> = []
+        if pushQueue != nil { features.insert(.pushQueue) }
+        if schemaRegistry != nil { features.insert(.schemaRegistry) }
+        return features
+    }
 }

@@ -24,7 +24,15 @@ public final class PostgresStateStore: StateStore {
 
     static let t = "sluice"
 
+    /// `postgres://` and `postgresql://` URLs: state shared by several workers.
+    public static let backend = StateBackend(name: "PostgreSQL", features: [.schemaRegistry],
+                                             handles: { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") },
+                                             open: { try await PostgresStateStore.open($0) })
+
     public var isShared: Bool { true }
+    /// None: the push endpoint's queue lives in a SQLite state store only.
+    public var pushQueue: (any PushQueueStore)? { nil }
+    public var schemaRegistry: (any SchemaRegistryStore)? { self }
 
     public func checkpoint(pipeline: String) async throws -> Checkpoint {
         try await pool.withSession { s in

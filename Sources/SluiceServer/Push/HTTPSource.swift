@@ -78,7 +78,8 @@ public struct HTTPSource: Source {
           http: { stream: clicks, auth: api_key, columns: { user_id: int64, url: string }, required: [user_id] }
         """,
         capabilities: [.servedByServe],
-        exampleFile: "examples/http-push.yaml"
+        exampleFile: "examples/http-push.yaml",
+        requiredState: [.pushQueue]
     )
 
     public static let factory = SourceFactory(spec: spec, validatePlans: ServeRules.uniqueStreams) { config, _ in
@@ -89,8 +90,8 @@ public struct HTTPSource: Source {
     static func partition(_ stream: String) -> String { PushQueuePartition.name(stream: stream) }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
-        guard let queue = context.state as? any PushQueueStore else {
-            throw SluiceError(.unsupported, "the state store cannot hold a push queue; use the SQLite state store", location: "state")
+        guard let queue = context.state.pushQueue else {
+            throw SluiceError(.unsupported, "the state store has no push queue; use a SQLite state store", location: "state")
         }
         let committed = checkpoint[Self.partition(options.stream)].flatMap { Int64($0) } ?? 0
         return HTTPSourceReader(source: self, queue: queue, context: context, committed: committed)

@@ -28,7 +28,10 @@ public struct PushServer: Service {
 
     public var settings: Settings
     public var streams: [PushStream]
-    public var store: any PushQueueStore & StateStore
+    /// The durable queue accepted records go to (a state store's ``StateStore/pushQueue``).
+    public var store: any PushQueueStore
+    /// The state store `/readyz` checks.
+    public var state: any CheckpointStore
     public var registry: PrometheusCollectorRegistry
     public var logger: Logger
     /// Names of pipelines that have failed (they make `/readyz` answer 503).
@@ -42,12 +45,14 @@ public struct PushServer: Service {
     /// The pipelines' sinks, checked by `/readyz` (``Sink/checkReachable()``).
     public var sinks: [(pipeline: String, sink: any Sink)] = []
 
-    public init(settings: Settings, streams: [PushStream], store: any PushQueueStore & StateStore, registry: PrometheusCollectorRegistry,
+    public init(settings: Settings, streams: [PushStream], store: any PushQueueStore, state: any CheckpointStore,
+                registry: PrometheusCollectorRegistry,
                 logger: Logger, failedPipelines: @escaping @Sendable () -> [String] = { [] },
                 onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.settings = settings
         self.streams = streams
         self.store = store
+        self.state = state
         self.registry = registry
         self.logger = logger
         self.failedPipelines = failedPipelines
@@ -122,14 +127,14 @@ public struct PushServer: Service {
             return await endpoint.handle(request, stream: name)
         }
         router.get("/healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
-        let store = self.store
+        let state = self.state
         let failed = self.failedPipelines
         let logger = self.logger
         let sinks = self.sinks
         router.get("/readyz") { _, _ -> Response in
             var problems: [String] = []
             do {
-                _ = try await store.checkpoint(pipeline: "")
+                _ = try await state.checkpoint(pipeline: "")
             } catch {
                 logger.error("readiness: the state store is unreachable", metadata: ["error": "\(error)"])
                 problems.append("the state store is unreachable (see the server log)")

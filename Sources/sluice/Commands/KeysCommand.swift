@@ -23,8 +23,8 @@ struct KeysCommand: AsyncParsableCommand {
 
     static func queue(_ options: StateOptions) async throws -> any PushQueueStore {
         let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try options.location()) }
-        guard let queue = store as? any PushQueueStore else {
-            FileHandle.standardError.write(Data("error: this state store cannot hold API keys\n".utf8))
+        guard let queue = store.pushQueue else {
+            FileHandle.standardError.write(Data("error: API keys live with the push queue, which this state store does not keep; use a SQLite state store\n".utf8))
             throw ExitCode(2)
         }
         return queue

@@ -24,7 +24,7 @@ struct SchemaCommand: AsyncParsableCommand {
 
     static func registry(_ options: StateOptions) async throws -> SchemaRegistry {
         let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try options.location()) }
-        guard let registryStore = store as? any SchemaRegistryStore else {
+        guard let registryStore = store.schemaRegistry else {
             FileHandle.standardError.write(Data("error: this state store has no schema registry\n".utf8))
             throw ExitCode(2)
         }

@@ -87,22 +87,24 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             }
         }
-        let opened = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(loaded.state) }
-        guard let store = opened as? any PushQueueStore & StateStore else {
-            FileHandle.standardError.write(Data("error: the state store '\(Redaction.url(loaded.state))' cannot hold a push queue; use a SQLite path\n".utf8))
+        let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(loaded.state) }
+        guard let queue = store.pushQueue else {
+            // The file's pipelines were checked against the store's features when loaded; a
+            // file without push streams still needs the queue for `serve`.
+            FileHandle.standardError.write(Data("error: the state store '\(Redaction.url(loaded.state))' has no push queue; use a SQLite path\n".utf8))
             throw ExitCode(2)
         }
 
         let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
         let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: nil)
-        var server = PushServer(settings: settings, streams: streams, store: store, registry: registry, logger: logger,
+        var server = PushServer(settings: settings, streams: streams, store: queue, state: store, registry: registry, logger: logger,
                                 failedPipelines: { supervisor.failures.names },
                                 onListening: { port in
                                     // For scripts that pass --port 0.
                                     FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
                                 })
         server.sinks = loaded.pipelines.map { ($0.name, $0.sink) }
-        if let registryStore = store as? any SchemaRegistryStore {
+        if let registryStore = store.schemaRegistry {
             server.schemaRegistry = SchemaRegistry(store: registryStore)
         }
         var config = ServiceGroupConfiguration(services: [
