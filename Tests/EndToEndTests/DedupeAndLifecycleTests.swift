@@ -66,12 +66,19 @@ import Testing
         }
         // Conditions, not sleeps: the first file read, then the second (a stop commits what was read).
         #expect(try await waitUntil(seconds: 60) { try recordsIn() == 2 }, "the first file was not read")
-        try write("{\"id\":3}\n", to: "\(dir)/data/2.ndjson")
-        #expect(try await waitUntil(seconds: 60) { try recordsIn() == 3 }, "the new file was not picked up")
+        try write("{\"id\":3}\n{not json\n", to: "\(dir)/data/2.ndjson")
+        #expect(try await waitUntil(seconds: 60) { try recordsIn() == 4 }, "the new file was not picked up")
         #expect(p.isRunning, "a watching pipeline keeps running")
         let exposition = try metrics()
         #expect(exposition.contains("sluice_records_in_total"), "\(exposition.prefix(500))")
-        #expect(exposition.contains("pipeline=\"w\""))
+        // Every series names its pipeline; dead letters say where and why.
+        let series = exposition.split(separator: "\n").filter { $0.hasPrefix("sluice_") }
+        #expect(!series.isEmpty)
+        for line in series { #expect(line.contains("pipeline=\"w\""), "\(line)") }
+        #expect(series.contains { $0.hasPrefix("sluice_dead_letters_total{") && $0.contains("stage=\"decode\"") && $0.contains("kind=\"") },
+                "\(series.filter { $0.contains("dead_letters") })")
+        #expect(series.contains { $0.hasPrefix("sluice_buffer_batches{") })
+        #expect(!series.contains { $0.hasPrefix("sluice_queue_depth_batches") }, "the buffer is not named like a queue")
 
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()

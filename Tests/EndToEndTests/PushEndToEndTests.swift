@@ -81,6 +81,10 @@ import Testing
         let metrics = try curl(["http://127.0.0.1:\(port)/metrics"])
         #expect(metrics.body.contains("sluice_http_requests_total"))
         #expect(metrics.body.contains("sluice_http_auth_failures_total"))
+        // The endpoint's series name the pipeline their stream feeds, like the pipelines' own.
+        let http = metrics.body.split(separator: "\n").filter { $0.hasPrefix("sluice_http_") || $0.hasPrefix("sluice_push_") }
+        #expect(http.contains { $0.contains(#"pipeline="orders",stream="orders""#) }, "\(http.prefix(5))")
+        for line in http where !line.contains(#"stream="unknown""#) { #expect(line.contains("pipeline=\""), "\(line)") }
         try await Task.sleep(for: .milliseconds(2100))
         #expect(try curl(postArgs(port, "orders", data: #"{"id": 1}"#, headers: ["Authorization: Bearer \(key)"])).status == 401)
 

@@ -132,6 +132,7 @@ public struct PipelineRunner: Sendable {
                     logger.info("stopping: no more input will be read; committing what was read")
                     buffer.finish()
                 } catch {
+                    metrics.error(stage: "source", kind: SluiceError.classify(error).code.description)
                     buffer.finish(throwing: error)
                 }
             }
@@ -164,6 +165,7 @@ public struct PipelineRunner: Sendable {
             do {
                 return try await source.makeReader(resumingFrom: checkpoint, context: context)
             } catch let error as SluiceError where error.isRetryable {
+                metrics.error(stage: "source", kind: error.code.description)
                 attempt += 1
                 guard source.isContinuous || attempt < retry.maxAttempts else { throw error }
                 let delay = retry.delay(attempt: attempt, retryAfter: error.retryAfter)
@@ -251,7 +253,7 @@ public struct PipelineRunner: Sendable {
                     failure = error
                     break loop
                 }
-                runner.metrics.queueDepth.record(buffer.depth)
+                runner.metrics.bufferDepth.record(buffer.depth)
                 switch event {
                 case let .element(batch):
                     try await accept(batch)
@@ -327,7 +329,11 @@ public struct PipelineRunner: Sendable {
             guard !letters.isEmpty else { return }
             commits.deadLettered(letters)
             totals.deadLettered += letters.count
-            metrics.deadLetters.increment(by: letters.count)
+            var counts: [String: (stage: String, kind: String, count: Int)] = [:]
+            for letter in letters {
+                counts["\(letter.stage)|\(letter.errorKind)", default: (letter.stage, letter.errorKind, 0)].count += 1
+            }
+            for (stage, kind, count) in counts.values { metrics.deadLettered(count, stage: stage, kind: kind) }
             for letter in letters.prefix(3) {
                 runner.logger.warning("record sent to the dead-letter queue", metadata: [
                     "stage": "\(letter.stage)", "kind": "\(letter.errorKind)", "location": "\(letter.location)",
@@ -466,6 +472,9 @@ public struct PipelineRunner: Sendable {
                     return try await body()
                 } catch {
                     let e = SluiceError.classify(error)
+                    if !(error is CancellationError), e.code != .conflict {
+                        metrics.error(stage: what == "state commit" ? "state" : "sink", kind: e.code.description)
+                    }
                     guard e.isRetryable, !Task.isCancelled else { throw e }
                     let policy = runner.plan.settings.retry
                     let delay = attempt >= policy.maxAttempts ? policy.maxDelay : policy.delay(attempt: attempt, retryAfter: e.retryAfter)

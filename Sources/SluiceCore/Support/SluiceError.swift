@@ -2,9 +2,11 @@
 public struct SluiceError: Error, Sendable, CustomStringConvertible {
     /// A broad classification; extensible without breaking users.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
+        /// Raw values are the names metrics and dead letters carry (`kind`), in snake case.
         enum Base: String, Sendable, Hashable {
-            case configuration, malformedInput, schemaViolation, connection, timeout, rateLimited
-            case unavailable, authentication, constraint, io, unsupported, corruptState, internalError, conflict
+            case configuration, connection, timeout, unavailable, authentication, constraint, io, unsupported, conflict
+            case malformedInput = "malformed_input", schemaViolation = "schema_violation", rateLimited = "rate_limited"
+            case corruptState = "corrupt_state", internalError = "internal_error"
         }
         let base: Base
         init(_ base: Base) { self.base = base }

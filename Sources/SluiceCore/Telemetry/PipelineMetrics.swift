@@ -2,35 +2,50 @@ import Metrics
 
 /// The metrics of one pipeline, created once and updated per batch (never per record).
 ///
-/// Names follow Prometheus conventions; every series carries a `pipeline` label.
+/// Names follow Prometheus conventions; every series carries a `pipeline` label, and the
+/// series of errors and dead letters also `stage` (where: `source`, `decode`, `schema`,
+/// `dedupe`, `sink`, `state`) and `kind` (the error code: `connection`, `schema_violation`, …).
 public struct PipelineMetrics: Sendable {
+    public let pipeline: String
     public let recordsIn: Counter
     public let recordsOut: Counter
     public let bytesIn: Counter
     public let batches: Counter
     public let duplicates: Counter
-    public let deadLetters: Counter
     public let retries: Counter
     public let commits: Counter
     /// Commits refused because another worker committed some of their records first.
     public let conflicts: Counter
     public let commitLatency: Metrics.Timer
-    public let queueDepth: Gauge
+    /// Batches waiting in the pipeline's in-memory buffer between source and sink (not a
+    /// queue's backlog: see `sluice_queue_consumer_pending` for JetStream).
+    public let bufferDepth: Gauge
     public let checkpointLag: Gauge
 
     public init(pipeline: String) {
+        self.pipeline = pipeline
         let d = [("pipeline", pipeline)]
         recordsIn = Counter(label: "sluice_records_in_total", dimensions: d)
         recordsOut = Counter(label: "sluice_records_out_total", dimensions: d)
         bytesIn = Counter(label: "sluice_input_bytes_total", dimensions: d)
         batches = Counter(label: "sluice_batches_total", dimensions: d)
         duplicates = Counter(label: "sluice_duplicates_total", dimensions: d)
-        deadLetters = Counter(label: "sluice_dead_letters_total", dimensions: d)
         retries = Counter(label: "sluice_retries_total", dimensions: d)
         commits = Counter(label: "sluice_commits_total", dimensions: d)
         conflicts = Counter(label: "sluice_commit_conflicts_total", dimensions: d)
         commitLatency = Metrics.Timer(label: "sluice_commit_duration_seconds", dimensions: d, preferredDisplayUnit: .seconds)
-        queueDepth = Gauge(label: "sluice_queue_depth_batches", dimensions: d)
+        bufferDepth = Gauge(label: "sluice_buffer_batches", dimensions: d)
         checkpointLag = Gauge(label: "sluice_uncommitted_batches", dimensions: d)
+    }
+
+    /// Counts records sent to the dead-letter queue at `stage` for an error of `kind`.
+    public func deadLettered(_ count: Int, stage: String, kind: String) {
+        Counter(label: "sluice_dead_letters_total", dimensions: [("pipeline", pipeline), ("stage", stage), ("kind", kind)])
+            .increment(by: count)
+    }
+
+    /// Counts one error at `stage` of `kind`, whether it was retried or stopped the pipeline.
+    public func error(stage: String, kind: String) {
+        Counter(label: "sluice_errors_total", dimensions: [("pipeline", pipeline), ("stage", stage), ("kind", kind)]).increment()
     }
 }

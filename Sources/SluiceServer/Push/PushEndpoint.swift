@@ -33,7 +33,7 @@ public final class PushEndpoint: Sendable {
     let logger: Logger
     /// Bytes of request bodies held in memory at once, at most (reserved before reading).
     let inflight: InflightBudget
-    let metrics = PushMetrics()
+    let metrics: PushMetrics
     /// How long a client may take to send its body.
     let bodyTimeout: Duration
     private let keyCache = Mutex<[String: (key: StoredAPIKey?, at: ContinuousClock.Instant)]>([:])
@@ -43,6 +43,7 @@ public final class PushEndpoint: Sendable {
         var map: [String: PushStream] = [:]
         for s in streams { map[s.options.stream] = s }
         self.streams = map
+        self.metrics = PushMetrics(pipelines: map.mapValues(\.pipeline))
         self.store = store
         self.queue = queue
         self.inflight = InflightBudget(limit: maxInflightBytes)

@@ -62,19 +62,33 @@ extension String {
 }
 
 /// The endpoint's metrics, created once per label set (a registry lookup per request is not free).
+///
+/// Every series carries `pipeline` (the pipeline the stream feeds; empty for requests to a
+/// stream that does not exist, whose `stream` label is `unknown`) and `stream`.
 final class PushMetrics: Sendable {
+    /// The pipeline each stream feeds.
+    private let pipelines: [String: String]
     private let counters = Mutex<[String: Counter]>([:])
     private let timers = Mutex<[String: Timer]>([:])
     private let gauges = Mutex<[String: Gauge]>([:])
+
+    init(pipelines: [String: String]) {
+        self.pipelines = pipelines
+    }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
         let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
         return counters.withLock { map in
             if let c = map[key] { return c }
-            let c = Counter(label: label, dimensions: dimensions)
+            let c = Counter(label: label, dimensions: labels(dimensions))
             map[key] = c
             return c
         }
+    }
+
+    /// `pipeline` first, then the series' own labels (the first of which is `stream`).
+    private func labels(_ dimensions: [(String, String)]) -> [(String, String)] {
+        [("pipeline", dimensions.first.flatMap { pipelines[$0.1] } ?? "")] + dimensions
     }
 
     func requests(stream: String, code: Int) -> Counter { counter("sluice_http_requests_total", [("stream", stream), ("code", String(code))]) }
@@ -87,7 +101,7 @@ final class PushMetrics: Sendable {
     func duration(stream: String) -> Timer {
         timers.withLock { map in
             if let t = map[stream] { return t }
-            let t = Timer(label: "sluice_http_request_duration_seconds", dimensions: [("stream", stream)])
+            let t = Timer(label: "sluice_http_request_duration_seconds", dimensions: labels([("stream", stream)]))
             map[stream] = t
             return t
         }
@@ -96,7 +110,7 @@ final class PushMetrics: Sendable {
     func queueRecords(stream: String) -> Gauge {
         gauges.withLock { map in
             if let g = map[stream] { return g }
-            let g = Gauge(label: "sluice_push_queue_records", dimensions: [("stream", stream)])
+            let g = Gauge(label: "sluice_push_queue_records", dimensions: labels([("stream", stream)]))
             map[stream] = g
             return g
         }
