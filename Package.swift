@@ -102,7 +102,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceTesting",
-            dependencies: ["SluiceCore"],
+            dependencies: ["SluiceCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -117,11 +117,11 @@ let package = Package(
         .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
         .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceDatabaseTests", dependencies: ["SluiceDatabase", "SluiceTesting", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceDatabaseTests", dependencies: ["SluiceDatabase", "SluiceTesting", "SluiceConnectors", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS", "SluiceTesting"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceJetStreamTests", dependencies: ["SluiceJetStream", "SluiceConnectors", "SluiceCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceJetStreamTests", dependencies: ["SluiceJetStream", "SluiceConnectors", "SluiceCore", "SluiceNATS", "SluiceTesting", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceServerTests",
             dependencies: ["SluiceServer", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting",

@@ -19,8 +19,12 @@ enum DirectoryCheck {
         guard isDirectory.boolValue else {
             throw SluiceError(.io, "\(what) '\(directory)' cannot be created: '\(path)' is not a directory", location: directory)
         }
-        guard access(path, W_OK) == 0 else {
+        // A probe, not access(2): root passes every permission check, yet cannot write to a
+        // read-only mount or a pseudo file system such as /proc.
+        var template = Array("\(path)/.sluice-probe-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
             throw SluiceError(.io, "\(what) '\(directory)' is not writable (\(String(cString: strerror(errno))) at '\(path)')", location: directory)
         }
+        rmdir(made)
     }
 }

@@ -90,6 +90,16 @@ final class PostgresCDCReader: SourceReader {
         retainedWAL = Gauge(label: "sluice_cdc_retained_wal_bytes", dimensions: [("pipeline", context.pipeline), ("slot", source.options.slot)])
     }
 
+    /// Ends every connection now: the walsender lets the slot go at once, so the next reader
+    /// (after a conflict, or a restart in the same process) can take it.
+    func close() async {
+        await connection.close()
+        await exported?.close()
+        await snapshotConnection?.close()
+        exported = nil
+        snapshotConnection = nil
+    }
+
     func next() async throws -> SourceBatch? {
         if let exported {
             if let batch = try await nextExportedChunk(exported) { return batch }

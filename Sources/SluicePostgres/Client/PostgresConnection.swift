@@ -30,7 +30,19 @@ public final class PostgresConnection: @unchecked Sendable {
     deinit {
         if let cancelHandle { PQfreeCancel(cancelHandle) }
         let session = self.session
-        queue.async { PQfinish(session.handle) }
+        queue.async { session.finish() }
+    }
+
+    /// Ends the session now, so the server sees the connection go (a walsender lets its slot
+    /// go), rather than whenever the last reference does. Later calls of ``run(_:)`` fail.
+    public func close() async {
+        let session = self.session
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                session.finish()
+                continuation.resume()
+            }
+        }
     }
 
     /// Connects and sets the session up for exact, predictable values: UTC, ISO dates,
@@ -75,6 +87,10 @@ public final class PostgresConnection: @unchecked Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
                     queue.async {
+                        guard !session.finished else {
+                            continuation.resume(throwing: SluiceError(.connection, "the PostgreSQL connection was closed"))
+                            return
+                        }
                         continuation.resume(with: Result { try body(session) })
                     }
                 }
@@ -105,9 +121,19 @@ public final class PostgresSession: @unchecked Sendable {
     let handle: OpaquePointer
     let url: PostgresURL
 
+    /// Set once `PQfinish` ran (only on the connection's queue).
+    private(set) var finished = false
+
     init(handle: OpaquePointer, url: PostgresURL) {
         self.handle = handle
         self.url = url
+    }
+
+    /// Closes the libpq connection once.
+    func finish() {
+        guard !finished else { return }
+        finished = true
+        PQfinish(handle)
     }
 
     /// Runs one or more statements without parameters (simple protocol); results are discarded.
