@@ -60,3 +60,30 @@ struct CDCPosition: Codable, Sendable, Equatable {
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 }
+
+extension CDCPosition {
+    /// Moves past a chunk of `pending[0]` that is handed over: after its last row, or on to the
+    /// next table after the table's last chunk (then true: the table is snapshotted).
+    mutating func advance(past chunk: SnapshotTable.Chunk) -> Bool {
+        guard chunk.isLast else {
+            after = chunk.last
+            return false
+        }
+        pending.removeFirst()
+        after = nil
+        return true
+    }
+
+    /// A table the stream describes (a Relation message). When it is not ``known``, it joined
+    /// the publication: it is known from now on and, with `snapshotting` (`snapshot: initial`),
+    /// pending. True when it was added to ``pending``.
+    mutating func noteTable(_ name: String, snapshotting: Bool) -> Bool {
+        guard var known, !known.contains(name) else { return false }
+        // A table joined the publication: its existing rows are snapshotted too.
+        known.append(name)
+        self.known = known
+        guard snapshotting && !pending.contains(name) else { return false }
+        pending.append(name)
+        return true
+    }
+}

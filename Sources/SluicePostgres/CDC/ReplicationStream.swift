@@ -1,0 +1,187 @@
+import SluiceCore
+
+/// The state of a ``PostgresCDCReader``'s replication stream: the relations and transactions
+/// decoded from it (the open one, those ready to hand over), how far the runtime and the server
+/// are, when the server was last told, and the breaks in a row. Values only, so its decisions
+/// are testable without a server: the reader owns the connection and does the reading, the
+/// feedback and the reconnects.
+struct ReplicationStream {
+    /// Whether the reader's `connection` streams yet (it does not while the exported snapshot is read).
+    var streaming: Bool
+    /// The reader's `connection` broke: the next read streams on a new one (from ``emittedLSN``).
+    var needsStream = false
+    /// Transactions ending at or below this were handed over before (skipped if sent again).
+    var resumeLSN: UInt64
+    /// Consecutive failed reconnects (for the backoff).
+    var failures = 0
+    var relations: [UInt32: PgRelation] = [:]
+    /// `schema.table` of each relation, built once per Relation message (not per change).
+    var tableNames: [UInt32: String] = [:]
+    var open: ChangeEvents.Transaction?
+    var ready: [ChangeEvents.Transaction] = []
+    /// The newest LSN handed to the runtime, and the newest the server said it has (keepalives
+    /// of the current connection).
+    var emittedLSN: UInt64
+    /// The reader's ``PostgresCDCReader/position`` as of the last batch handed over (restored
+    /// when a broken stream drops what was read after it).
+    var emittedPosition: CDCPosition
+    var serverLSN: UInt64 = 0
+    var lastFeedback = ContinuousClock.now
+    var replyRequested = false
+
+    /// Hand a batch over once this many changes are ready (or the stream goes quiet).
+    static let batchChanges = 10_000
+
+    init(position: CDCPosition, streaming: Bool) {
+        self.streaming = streaming
+        resumeLSN = position.lsn
+        emittedLSN = position.lsn
+        emittedPosition = position
+    }
+
+    // MARK: Frames and messages
+
+    /// Takes in what a frame says of the server (its end of WAL, whether it asks for a status
+    /// update); returns the pgoutput message of an XLogData frame.
+    mutating func receive(_ frame: ReplicationFrame) -> [UInt8]? {
+        switch frame {
+        case let .keepalive(walEnd, _, reply):
+            serverLSN = max(serverLSN, walEnd)
+            replyRequested = replyRequested || reply
+            return nil
+        case let .xLogData(_, walEnd, _, payload):
+            serverLSN = max(serverLSN, walEnd)
+            return payload
+        }
+    }
+
+    mutating func begin(xid: UInt32, commitTime: Int64) {
+        open = ChangeEvents.Transaction(xid: xid, commitTime: commitTime, endLSN: 0, changes: [])
+    }
+
+    /// Ends the open transaction at `endLSN` and moves `position` there; the transaction is
+    /// ready to hand over unless it is empty or was handed over before. Returns its id (nil
+    /// when none was open).
+    mutating func commit(endLSN: UInt64, commitTime: Int64, position: inout CDCPosition) -> UInt32? {
+        guard var t = open else { return nil }
+        open = nil
+        t.endLSN = endLSN
+        t.commitTime = commitTime
+        position.lsn = max(position.lsn, endLSN)
+        t.position = position
+        // Replayed after a crash: already committed downstream.
+        if endLSN > resumeLSN && !t.changes.isEmpty { ready.append(t) }
+        return t.xid
+    }
+
+    /// Remembers a relation (a Relation message); returns its `schema.table`.
+    mutating func describe(_ r: PgRelation) -> String {
+        relations[r.oid] = r
+        let name = "\(r.namespace).\(r.name)"
+        tableNames[r.oid] = name
+        return name
+    }
+
+    /// Appends a row change to the open transaction. Returns its relation, its table and the new
+    /// row as appended; nil when no transaction is open (the change is dropped).
+    mutating func change(_ op: String, _ oid: UInt32, before: PgTuple?, after: PgTuple?,
+                         beforeIsWholeRow: Bool = false) throws -> (relation: PgRelation, table: String, after: PgTuple?)? {
+        guard let relation = relations[oid] else {
+            throw SluiceError(.corruptState, "a change for relation \(oid) arrived before its description", retryable: true)
+        }
+        guard open != nil else { return nil }
+        var after = after
+        if beforeIsWholeRow, var new = after, let old = before, old.count == new.count {
+            // REPLICA IDENTITY FULL sends the whole old row: an unchanged TOASTed value (not sent
+            // in the new row) is carried over from it instead of being left out.
+            for i in new.indices where new[i] == .unchangedToast && old[i] != .unchangedToast { new[i] = old[i] }
+            after = new
+        }
+        let table = tableNames[oid] ?? "\(relation.namespace).\(relation.name)"
+        let keySource = after ?? before
+        let key = relation.columns.contains(where: \.isKey) ? keySource.map { ChangeEvents.json($0, relation: relation, keyOnly: true) } : nil
+        open!.changes.append(ChangeEvents.Change(
+            op: op, table: table, key: key,
+            before: before.map { ChangeEvents.json($0, relation: relation) },
+            after: after.map { ChangeEvents.json($0, relation: relation) },
+            seq: open!.changes.count))
+        return (relation, table, after)
+    }
+
+    /// Appends snapshot rows to the open transaction (if any), numbered after its changes.
+    mutating func append(rows: [ChangeEvents.Change]) {
+        for row in rows {
+            var c = row
+            c.seq = open?.changes.count ?? 0
+            open?.changes.append(c)
+        }
+    }
+
+    // MARK: Handing over
+
+    /// The transactions to hand over now, and their changes: once ``batchChanges`` changes are
+    /// ready, or some are and either the stream went quiet (`quiet`: the last read brought no
+    /// frame) or no transaction is open. They set ``emittedLSN`` and ``emittedPosition``
+    /// (`position` when the last one has none).
+    mutating func handOver(quiet: Bool, position: CDCPosition) -> (transactions: [ChangeEvents.Transaction], changes: Int)? {
+        let changes = ready.reduce(0) { $0 + $1.changes.count }
+        guard changes >= Self.batchChanges || (!ready.isEmpty && quiet) || (!ready.isEmpty && open == nil) else { return nil }
+        let transactions = ready
+        ready.removeAll()
+        emittedLSN = transactions.last!.endLSN
+        emittedPosition = transactions.last!.position ?? position
+        return (transactions, changes)
+    }
+
+    // MARK: Feedback
+
+    /// Whether to send a standby status update: when the server asked, and at least every 5 s.
+    func feedbackDue(at now: ContinuousClock.Instant = .now) -> Bool {
+        replyRequested || now - lastFeedback > .seconds(5)
+    }
+
+    /// The LSN to confirm to the server: what the sink has committed (`committed`; nil before the
+    /// first commit: where this reader resumed). With nothing in flight (everything handed over
+    /// committed, no transaction open or ready, `snapshotsIdle`), the server's own position.
+    func confirmable(committed: UInt64?, snapshotsIdle: Bool) -> UInt64 {
+        var flushed = committed ?? resumeLSN
+        if flushed >= emittedLSN && open == nil && ready.isEmpty && snapshotsIdle {
+            flushed = max(flushed, serverLSN)
+        }
+        return flushed
+    }
+
+    mutating func feedbackSent(at now: ContinuousClock.Instant = .now) {
+        lastFeedback = now
+        replyRequested = false
+    }
+
+    // MARK: Breaks
+
+    /// The wait before streaming again after `failures` breaks in a row: 1 s, doubling up to 30 s.
+    static func backoff(failures: Int) -> Duration {
+        .seconds(min(30, 1 << min(failures - 1, 5)))
+    }
+
+    /// Counts a break; returns the wait before streaming again.
+    mutating func broke() -> Duration {
+        failures += 1
+        return Self.backoff(failures: failures)
+    }
+
+    /// Drops what was read after the last batch handed over (it is read again, on a new
+    /// connection); returns the position to go back to.
+    mutating func restart() -> CDCPosition {
+        open = nil
+        ready.removeAll()
+        resumeLSN = emittedLSN
+        // The old connection's position may lie past transactions that were read but not
+        // handed over (dropped above): confirming it on the new connection would make the
+        // server skip them after the next break. Only this connection's keepalives count.
+        serverLSN = 0
+        replyRequested = false
+        // The next read connects (a failure there comes back here, with a longer delay).
+        needsStream = true
+        return emittedPosition
+    }
+}
