@@ -51,10 +51,10 @@ final class PostgresCDCReader: SourceReader {
     /// (after a conflict, or a restart in the same process) can take it.
     func close() async {
         await connection.close()
-        await exported?.close()
-        await snapshotConnection?.close()
+        await exported?.connection.close()
+        await watermarks.snapshotConnection?.close()
         exported = nil
-        snapshotConnection = nil
+        watermarks.snapshotConnection = nil
     }
 
     func next() async throws -> SourceBatch? {
