@@ -2,7 +2,7 @@
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -87,7 +87,10 @@ let package = Package(
         ),
         .target(
             name: "SluiceJetStream",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceNATS", .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "SluiceCore", "SluiceFormats", "SluiceNATS", .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -108,24 +111,36 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite", "SluicePostgres", "SluiceDatabase", "SluiceFormats", "SluiceNATS", "SluiceJetStream", "CMalloc",
+                "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite", "SluicePostgres", "SluiceDatabase", "SluiceFormats", "SluiceNATS",
+                "SluiceJetStream", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceDatabaseTests", dependencies: ["SluiceDatabase", "SluiceTesting", "SluiceConnectors", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluiceDatabaseTests", dependencies: ["SluiceDatabase", "SluiceTesting", "SluiceConnectors", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings),
         .testTarget(name: "SluiceNATSTests", dependencies: ["SluiceNATS", "SluiceTesting"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceJetStreamTests", dependencies: ["SluiceJetStream", "SluiceConnectors", "SluiceCore", "SluiceNATS", "SluiceTesting", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluiceJetStreamTests",
+            dependencies: [
+                "SluiceJetStream", "SluiceConnectors", "SluiceCore", "SluiceNATS", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceServerTests",
-            dependencies: ["SluiceServer", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: [
+                "SluiceServer", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

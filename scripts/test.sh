@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
+echo "==> swift format (scripts/format.sh --check)"
+scripts/format.sh --check
+
 echo "==> swift build"
 swift build 2>&1 | grep -vE "'swift-distributed-tracing'|unhandled; explicitly" || true
 export SLUICE_BIN="$(swift build --show-bin-path)/sluice"

@@ -27,34 +27,50 @@ public struct SQLiteSource: Source {
         type: "sqlite",
         summary: "a SQLite table: full (resumable), incremental by a cursor with the primary key as tie-breaker, or a change table (changelog)",
         options: [
-            OptionSpec("path", .string, required: true, example: "app.db",
-                       "The database file, opened read-only. Relative to the working directory."),
-            OptionSpec("table", .string, required: true, example: "orders",
-                       "The table, `name` or `schema.name` (letters, digits and `_`)."),
-            OptionSpec("mode", .choice(["full", "incremental", "changelog"]), default: "full", example: "changelog",
-                       "`full`: the whole table in rowid (or primary-key) order each run, resumed mid-pass after a crash; `incremental`: only rows past the last committed `cursor`; `changelog`: a change table in `change_id` order."),
-            OptionSpec("cursor", .list(.string), example: "[updated_at]", requires: ["mode: incremental"],
-                       "`incremental` (and required there): NOT NULL columns that only grow, e.g. `[updated_at]`; the primary key (or rowid) is added as the tie-breaker."),
-            OptionSpec("change_id", .string, example: "change_id", requires: ["mode: changelog"],
-                       "`changelog`: the change table's increasing id column. Default: the single-column primary key, else the rowid."),
-            OptionSpec("processed_column", .string, example: "processed", requires: ["mode: changelog"],
-                       "`changelog`: a column set to 1 once the sink has committed the row; only rows where it is not 1 are read."),
-            OptionSpec("batch_rows", .integer(1...1_000_000), default: "10000", example: "5000",
-                       "Rows per page (one query each)."),
-            OptionSpec("columns", .map(.string), example: #"{ total: "decimal(12,2)" }"#,
-                       "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns follow the table's declared SQLite types."),
-            OptionSpec("schedule", .string, example: #""every 5m""#,
-                       "Keep pulling on a schedule until stopped: `every <duration>` or a five-field cron expression (UTC, e.g. `0 * * * *`). Without `schedule` or `poll`, one pull, then the run ends."),
-            OptionSpec("poll", .object([
-                OptionSpec("min", .duration, required: true, example: "1s", "The wait before the next poll while polls return rows (positive)."),
-                OptionSpec("max", .duration, required: true, example: "1m", "The longest wait between polls while idle (at least `min`)."),
-            ]), example: "{ min: 1s, max: 30s }", requires: ["mode: changelog"],
-                       "Instead of `schedule`, for `incremental` and `changelog`: adaptive polling, again after `min` while polls return rows, doubling up to `max` while idle."),
+            OptionSpec(
+                "path", .string, required: true, example: "app.db",
+                "The database file, opened read-only. Relative to the working directory."),
+            OptionSpec(
+                "table", .string, required: true, example: "orders",
+                "The table, `name` or `schema.name` (letters, digits and `_`)."),
+            OptionSpec(
+                "mode", .choice(["full", "incremental", "changelog"]), default: "full", example: "changelog",
+                "`full`: the whole table in rowid (or primary-key) order each run, resumed mid-pass after a crash; `incremental`: only rows past the last committed `cursor`; `changelog`: a change table in `change_id` order."
+            ),
+            OptionSpec(
+                "cursor", .list(.string), example: "[updated_at]", requires: ["mode: incremental"],
+                "`incremental` (and required there): NOT NULL columns that only grow, e.g. `[updated_at]`; the primary key (or rowid) is added as the tie-breaker."
+            ),
+            OptionSpec(
+                "change_id", .string, example: "change_id", requires: ["mode: changelog"],
+                "`changelog`: the change table's increasing id column. Default: the single-column primary key, else the rowid."),
+            OptionSpec(
+                "processed_column", .string, example: "processed", requires: ["mode: changelog"],
+                "`changelog`: a column set to 1 once the sink has committed the row; only rows where it is not 1 are read."),
+            OptionSpec(
+                "batch_rows", .integer(1...1_000_000), default: "10000", example: "5000",
+                "Rows per page (one query each)."),
+            OptionSpec(
+                "columns", .map(.string), example: #"{ total: "decimal(12,2)" }"#,
+                "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns follow the table's declared SQLite types."
+            ),
+            OptionSpec(
+                "schedule", .string, example: #""every 5m""#,
+                "Keep pulling on a schedule until stopped: `every <duration>` or a five-field cron expression (UTC, e.g. `0 * * * *`). Without `schedule` or `poll`, one pull, then the run ends."
+            ),
+            OptionSpec(
+                "poll",
+                .object([
+                    OptionSpec("min", .duration, required: true, example: "1s", "The wait before the next poll while polls return rows (positive)."),
+                    OptionSpec("max", .duration, required: true, example: "1m", "The longest wait between polls while idle (at least `min`)."),
+                ]), example: "{ min: 1s, max: 30s }", requires: ["mode: changelog"],
+                "Instead of `schedule`, for `incremental` and `changelog`: adaptive polling, again after `min` while polls return rows, doubling up to `max` while idle."
+            ),
         ],
         example: """
-        source:
-          sqlite: { path: app.db, table: orders, mode: incremental, cursor: [updated_at, id] }
-        """,
+            source:
+              sqlite: { path: app.db, table: orders, mode: incremental, cursor: [updated_at, id] }
+            """,
         exampleFile: "examples/sqlite-pull.yaml"
     )
 
@@ -91,15 +107,17 @@ public struct SQLiteSource: Source {
     /// changelog: marks rows up to the committed change id processed (after the sink commit).
     public func committed(_ positions: [String: String], context: SourceContext) async throws {
         guard options.mode == .changelog, let processed = options.processedColumn,
-              let value = positions[options.table], let position = ExtractPosition.decode(value),
-              let last = position.after?.first else { return }
+            let value = positions[options.table], let position = ExtractPosition.decode(value),
+            let last = position.after?.first
+        else { return }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         let db = try DatabaseQueue(path: path, configuration: configuration)
         let plan = try await db.read { try ExtractPlan(db: $0, options: options) }
         try await db.write { db in
-            try db.execute(sql: "UPDATE \(ExtractPlan.quote(options.table)) SET \(ExtractPlan.quote(processed)) = 1 "
-                + "WHERE \(ExtractPlan.quote(plan.key[0])) <= ? AND \(ExtractPlan.quote(processed)) IS NOT 1", arguments: [last])
+            try db.execute(
+                sql: "UPDATE \(ExtractPlan.quote(options.table)) SET \(ExtractPlan.quote(processed)) = 1 "
+                    + "WHERE \(ExtractPlan.quote(plan.key[0])) <= ? AND \(ExtractPlan.quote(processed)) IS NOT 1", arguments: [last])
         }
     }
 
@@ -155,12 +173,15 @@ struct ExtractPlan: Sendable {
         case .incremental:
             for c in options.cursor {
                 guard notNull[c] != nil else {
-                    throw SluiceError(.configuration, "cursor column '\(c)' is not a column of '\(table)' (columns: \(fields.map(\.name).joined(separator: ", ")))",
-                                      location: "source.sqlite.cursor")
+                    throw SluiceError(
+                        .configuration, "cursor column '\(c)' is not a column of '\(table)' (columns: \(fields.map(\.name).joined(separator: ", ")))",
+                        location: "source.sqlite.cursor")
                 }
                 guard notNull[c] == true else {
-                    throw SluiceError(.configuration, "cursor column '\(c)' may be NULL: rows with NULL there would never be extracted. "
-                        + "Declare it NOT NULL, or use other cursor columns", location: "source.sqlite.cursor")
+                    throw SluiceError(
+                        .configuration,
+                        "cursor column '\(c)' may be NULL: rows with NULL there would never be extracted. "
+                            + "Declare it NOT NULL, or use other cursor columns", location: "source.sqlite.cursor")
                 }
             }
             key = options.cursor
@@ -176,7 +197,8 @@ struct ExtractPlan: Sendable {
         let unprocessed = options.processedColumn.map { "\(Self.quote($0)) IS NOT 1" }
         firstSQL = "SELECT \(columns) FROM \(Self.quote(table))\(unprocessed.map { " WHERE \($0)" } ?? "") ORDER BY \(order) LIMIT ?"
         let placeholders = Array(repeating: "?", count: key.count).joined(separator: ", ")
-        sql = "SELECT \(columns) FROM \(Self.quote(table)) WHERE (\(keyList)) > (\(placeholders))\(unprocessed.map { " AND \($0)" } ?? "") ORDER BY \(order) LIMIT ?"
+        sql =
+            "SELECT \(columns) FROM \(Self.quote(table)) WHERE (\(keyList)) > (\(placeholders))\(unprocessed.map { " AND \($0)" } ?? "") ORDER BY \(order) LIMIT ?"
     }
 
     static func quote(_ name: String) -> String {
@@ -298,9 +320,11 @@ final class SQLiteSourceReader: SourceReader {
             }
             let key = (0..<plan.key.count).map { row[n + $0] as DatabaseValue }
             if let problem {
-                rejects.append(DeadLetter(stage: "decode", errorKind: "type_mismatch", message: problem,
-                                          location: "sqlite:\(table)@\(ExtractPosition(after: key, run: "").encoded)",
-                                          raw: Array(row.description.utf8)))
+                rejects.append(
+                    DeadLetter(
+                        stage: "decode", errorKind: "type_mismatch", message: problem,
+                        location: "sqlite:\(table)@\(ExtractPosition(after: key, run: "").encoded)",
+                        raw: Array(row.description.utf8)))
                 continue
             }
             for (i, v) in values.enumerated() { builders[i].append(value: v) }
@@ -315,8 +339,9 @@ final class SQLiteSourceReader: SourceReader {
             if rows.isEmpty && source.options.mode != .full { return nil }
         }
         let batch = RecordBatch(schema: Schema(plan.fields), columns: builders.indices.map { builders[$0].finish() })
-        return SourceBatch(records: batch, rejects: rejects, position: SourcePosition(partition: table, value: position.encoded),
-                           inputBytes: batch.byteSize)
+        return SourceBatch(
+            records: batch, rejects: rejects, position: SourcePosition(partition: table, value: position.encoded),
+            inputBytes: batch.byteSize)
     }
 
     /// A SQLite value as a value of `type`, or nil when it does not fit.
@@ -331,7 +356,11 @@ final class SQLiteSourceReader: SourceReader {
         case let (.string(s), .float64): return Double(s).map { .float64($0) }
         case let (.int64(i), .bool): return i == 0 || i == 1 ? .bool(i == 1) : nil
         case let (.string(s), .bool):
-            switch s.lowercased() { case "true", "t", "1": return .bool(true); case "false", "f", "0": return .bool(false); default: return nil }
+            switch s.lowercased() {
+            case "true", "t", "1": return .bool(true);
+            case "false", "f", "0": return .bool(false);
+            default: return nil
+            }
         case let (.string(s), .string): return .string(s)
         case let (.int64(i), .string): return .string(String(i))
         case let (.double(d), .string): return .string("\(d)")

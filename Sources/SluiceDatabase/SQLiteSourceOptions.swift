@@ -19,7 +19,9 @@ public struct SQLiteSourceOptions: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case path, table, mode, cursor, columns, schedule, poll
-        case batchRows = "batch_rows", changeID = "change_id", processedColumn = "processed_column"
+        case batchRows = "batch_rows"
+        case changeID = "change_id"
+        case processedColumn = "processed_column"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -45,7 +47,8 @@ public struct SQLiteSourceOptions: Decodable, Sendable {
         changeID = try c.decodeIfPresent(String.self, forKey: .changeID)
         processedColumn = try c.decodeIfPresent(String.self, forKey: .processedColumn)
         if mode != .changelog, changeID != nil || processedColumn != nil {
-            throw try c.superDecoder(forKey: changeID != nil ? .changeID : .processedColumn).configError("`change_id` and `processed_column` are for mode: changelog")
+            throw try c.superDecoder(forKey: changeID != nil ? .changeID : .processedColumn).configError(
+                "`change_id` and `processed_column` are for mode: changelog")
         }
         schedule = try ExtractSchedule.decode(from: c, schedule: .schedule, poll: .poll, allowPoll: mode != .full)
         batchRows = try c.decodeIfPresent(Int.self, forKey: .batchRows, in: 1...1_000_000) ?? batchRows

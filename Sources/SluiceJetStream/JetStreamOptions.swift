@@ -17,7 +17,9 @@ public struct JetStreamStreamOptions: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case url, stream, subject, create, replicas
-        case maxAge = "max_age", maxBytes = "max_bytes", duplicateWindow = "duplicate_window"
+        case maxAge = "max_age"
+        case maxBytes = "max_bytes"
+        case duplicateWindow = "duplicate_window"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -34,7 +36,8 @@ public struct JetStreamStreamOptions: Decodable, Sendable {
         }
         subject = try c.decodeIfPresent(String.self, forKey: .subject)
         if let subject, !Self.validSubject(subject) {
-            throw try c.superDecoder(forKey: .subject).configError("'\(subject)' is not a NATS subject (dot-separated tokens without spaces; it may end in `.{table}`, `.{partition}` or both)")
+            throw try c.superDecoder(forKey: .subject).configError(
+                "'\(subject)' is not a NATS subject (dot-separated tokens without spaces; it may end in `.{table}`, `.{partition}` or both)")
         }
         create = try c.decodeIfPresent(Bool.self, forKey: .create) ?? true
         if let r = try c.decodeIfPresent(Int.self, forKey: .replicas) {
@@ -119,8 +122,10 @@ public struct JetStreamStreamOptions: Decodable, Sendable {
         do {
             if !create || subject == nil {
                 guard let info = try await js.streamInfo(stream) else {
-                    throw SluiceError(.configuration, "JetStream stream \(stream) does not exist"
-                        + (subject == nil ? "; give `subject:` so Sluice can create it" : " and `create: false` forbids creating it"),
+                    throw SluiceError(
+                        .configuration,
+                        "JetStream stream \(stream) does not exist"
+                            + (subject == nil ? "; give `subject:` so Sluice can create it" : " and `create: false` forbids creating it"),
                         location: "jetstream.stream", retryable: false)
                 }
                 return info
@@ -145,10 +150,13 @@ extension JetStreamStreamOptions {
     /// sink requires it), the component's `own` options, then ``creationSpecs``.
     static func specOptions(subject: OptionSpec, own: [OptionSpec]) -> [OptionSpec] {
         var options: [OptionSpec] = [
-            OptionSpec("url", .string, required: true, example: #""nats://127.0.0.1:4222""#, secret: true,
-                       "`nats://host:4222`; a cluster as `nats://a:4222,nats://b:4222` (the others are learned from the server). `user:password@` or `token@` may be given in the URL."),
-            OptionSpec("stream", .string, required: true, example: "EVENTS",
-                       "The stream's name: letters, digits, `_` and `-` (at most 64)."),
+            OptionSpec(
+                "url", .string, required: true, example: #""nats://127.0.0.1:4222""#, secret: true,
+                "`nats://host:4222`; a cluster as `nats://a:4222,nats://b:4222` (the others are learned from the server). `user:password@` or `token@` may be given in the URL."
+            ),
+            OptionSpec(
+                "stream", .string, required: true, example: "EVENTS",
+                "The stream's name: letters, digits, `_` and `-` (at most 64)."),
             subject,
         ]
         options.append(contentsOf: own)
@@ -158,16 +166,21 @@ extension JetStreamStreamOptions {
 
     /// The options of a stream Sluice creates when it is missing (never applied to an existing one).
     static let creationSpecs: [OptionSpec] = [
-        OptionSpec("create", .boolean, default: "true", example: "false",
-                   "Create the stream (with `subject`) when it is missing; with `false` a missing stream stops the pipeline. An existing stream is never changed."),
-        OptionSpec("replicas", .integer(1...5), default: "1", example: "3",
-                   "Replicas of a created stream (3 in a three-node cluster); an existing stream with another count stops the run."),
-        OptionSpec("max_age", .duration, example: "7d",
-                   "Retention of a created stream: messages older than this are removed. Default: no limit."),
-        OptionSpec("max_bytes", .byteSize, example: "10GB",
-                   "Size limit of a created stream (the oldest messages are removed). Default: no limit."),
-        OptionSpec("duplicate_window", .duration, default: "2m", example: "10m",
-                   "How long a created stream remembers a `Nats-Msg-Id`: a message published again within it is dropped."),
+        OptionSpec(
+            "create", .boolean, default: "true", example: "false",
+            "Create the stream (with `subject`) when it is missing; with `false` a missing stream stops the pipeline. An existing stream is never changed."),
+        OptionSpec(
+            "replicas", .integer(1...5), default: "1", example: "3",
+            "Replicas of a created stream (3 in a three-node cluster); an existing stream with another count stops the run."),
+        OptionSpec(
+            "max_age", .duration, example: "7d",
+            "Retention of a created stream: messages older than this are removed. Default: no limit."),
+        OptionSpec(
+            "max_bytes", .byteSize, example: "10GB",
+            "Size limit of a created stream (the oldest messages are removed). Default: no limit."),
+        OptionSpec(
+            "duplicate_window", .duration, default: "2m", example: "10m",
+            "How long a created stream remembers a `Nats-Msg-Id`: a message published again within it is dropped."),
     ]
 }
 

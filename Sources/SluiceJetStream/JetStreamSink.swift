@@ -18,8 +18,14 @@ public struct JetStreamSinkOptions: Decodable, Sendable {
     public var maxMessageBytes = 256 << 10
 
     enum CodingKeys: String, CodingKey {
-        case messageID = "message_id", maxInFlight = "max_in_flight", ackTimeout = "ack_timeout", commitInterval = "commit_interval"
-        case partitions, partitionBy = "partition_by", recordsPerMessage = "records_per_message", maxMessageBytes = "max_message_bytes"
+        case messageID = "message_id"
+        case maxInFlight = "max_in_flight"
+        case ackTimeout = "ack_timeout"
+        case commitInterval = "commit_interval"
+        case partitions
+        case partitionBy = "partition_by"
+        case recordsPerMessage = "records_per_message"
+        case maxMessageBytes = "max_message_bytes"
     }
 
     public init(stream: JetStreamStreamOptions) { self.stream = stream }
@@ -44,9 +50,10 @@ public struct JetStreamSinkOptions: Decodable, Sendable {
         }
         let partitioned = stream.subject!.hasSuffix(".{partition}")
         if partitioned != (partitions > 1) {
-            throw try c.superDecoder(forKey: .partitions).configError(partitioned
-                ? "the subject ends in {partition}: give `partitions:` (2 or more)"
-                : "`partitions:` needs a subject ending in .{partition} (e.g. cdc.{table}.{partition})")
+            throw try c.superDecoder(forKey: .partitions).configError(
+                partitioned
+                    ? "the subject ends in {partition}: give `partitions:` (2 or more)"
+                    : "`partitions:` needs a subject ending in .{partition} (e.g. cdc.{table}.{partition})")
         }
     }
 }
@@ -75,30 +82,43 @@ public struct JetStreamSink: Sink {
         type: "jetstream",
         summary: "publish records to a NATS JetStream stream, several per message (acked, de-duplicated by Nats-Msg-Id) for workers to consume",
         options: JetStreamStreamOptions.specOptions(
-            subject: OptionSpec("subject", .string, required: true, example: "events.clicks",
-                                "Where records are published (the stream is created with it when missing). It may end in `.{table}` (change events go to `cdc.public.orders`, …) and then in `.{partition}` (see `partitions`)."),
+            subject: OptionSpec(
+                "subject", .string, required: true, example: "events.clicks",
+                "Where records are published (the stream is created with it when missing). It may end in `.{table}` (change events go to `cdc.public.orders`, …) and then in `.{partition}` (see `partitions`)."
+            ),
             own: [
-                OptionSpec("message_id", .list(.string), example: "[event_id]",
-                           "Columns that identify a record, making its `Nats-Msg-Id` (one record per message). Default: the commit LSN and index for change events, else the record's position; required behind a source that redelivers in any order (a queue)."),
-                OptionSpec("records_per_message", .integer(1...100_000), default: "500", example: "1",
-                           "Consecutive records of one subject packed as NDJSON into one message (with a `Sluice-Records` header); `1` publishes one JSON record per message. Change events and records with `message_id` always go one per message."),
-                OptionSpec("max_message_bytes", .byteSize, default: "256KB", example: "1MB",
-                           "A message closes before it grows past this (and past the server's `max_payload`); at least 1KB."),
-                OptionSpec("max_in_flight", .integer(1...1_000_000), default: "4096", example: "1024",
-                           "Publishes awaiting their PubAck at once."),
-                OptionSpec("ack_timeout", .duration, default: "60s", example: "30s",
-                           "A commit waits this long for every PubAck; then it fails and is retried."),
-                OptionSpec("commit_interval", .duration, default: "1s", example: "5s",
-                           "The longest time between commits while records flow (each commit waits for the acks and moves the checkpoint)."),
-                OptionSpec("partitions", .integer(1...1024), default: "1", example: "4", requires: [#"subject: "events.{partition}""#],
-                           "With a `subject` ending in `.{partition}` (and required by it, 2 or more): records go to one of this many subjects by a hash of `partition_by`, so one key's records keep their order."),
-                OptionSpec("partition_by", .list(.string), example: "[customer_id]", requires: ["partitions: 4", #"subject: "events.{partition}""#],
-                           "With `partitions`: the columns hashed to choose the partition. Default: `[key]` (the change event's key)."),
+                OptionSpec(
+                    "message_id", .list(.string), example: "[event_id]",
+                    "Columns that identify a record, making its `Nats-Msg-Id` (one record per message). Default: the commit LSN and index for change events, else the record's position; required behind a source that redelivers in any order (a queue)."
+                ),
+                OptionSpec(
+                    "records_per_message", .integer(1...100_000), default: "500", example: "1",
+                    "Consecutive records of one subject packed as NDJSON into one message (with a `Sluice-Records` header); `1` publishes one JSON record per message. Change events and records with `message_id` always go one per message."
+                ),
+                OptionSpec(
+                    "max_message_bytes", .byteSize, default: "256KB", example: "1MB",
+                    "A message closes before it grows past this (and past the server's `max_payload`); at least 1KB."),
+                OptionSpec(
+                    "max_in_flight", .integer(1...1_000_000), default: "4096", example: "1024",
+                    "Publishes awaiting their PubAck at once."),
+                OptionSpec(
+                    "ack_timeout", .duration, default: "60s", example: "30s",
+                    "A commit waits this long for every PubAck; then it fails and is retried."),
+                OptionSpec(
+                    "commit_interval", .duration, default: "1s", example: "5s",
+                    "The longest time between commits while records flow (each commit waits for the acks and moves the checkpoint)."),
+                OptionSpec(
+                    "partitions", .integer(1...1024), default: "1", example: "4", requires: [#"subject: "events.{partition}""#],
+                    "With a `subject` ending in `.{partition}` (and required by it, 2 or more): records go to one of this many subjects by a hash of `partition_by`, so one key's records keep their order."
+                ),
+                OptionSpec(
+                    "partition_by", .list(.string), example: "[customer_id]", requires: ["partitions: 4", #"subject: "events.{partition}""#],
+                    "With `partitions`: the columns hashed to choose the partition. Default: `[key]` (the change event's key)."),
             ]),
         example: """
-        sink:
-          jetstream: { url: "nats://127.0.0.1:4222", stream: EVENTS, subject: events.clicks }
-        """,
+            sink:
+              jetstream: { url: "nats://127.0.0.1:4222", stream: EVENTS, subject: events.clicks }
+            """,
         capabilities: [.queue],
         exampleFile: "examples/jetstream-fanout.yaml"
     )
@@ -116,8 +136,9 @@ public struct JetStreamSink: Sink {
             throw error
         }
         let checkpoint = try await context.state.checkpoint(pipeline: context.pipeline)
-        return JetStreamSinkWriter(options: options, connection: connection, pipeline: context.pipeline,
-                                   checkpoint: checkpoint, logger: context.logger)
+        return JetStreamSinkWriter(
+            options: options, connection: connection, pipeline: context.pipeline,
+            checkpoint: checkpoint, logger: context.logger)
     }
 
     public func checkReachable() async throws {
@@ -129,8 +150,10 @@ public struct JetStreamSink: Sink {
     /// stream would drop one of them.
     public func incompatibility(with source: any Source) -> (key: String, message: String)? {
         guard options.messageID == nil, !source.replaysInOrder else { return nil }
-        return ("message_id", "this source redelivers records in any order (and to any worker), so the sink cannot name them by "
-                + "position: give `message_id:` with columns that identify a record (e.g. [event_id], or [lsn, seq] for change events)")
+        return (
+            "message_id",
+            "this source redelivers records in any order (and to any worker), so the sink cannot name them by "
+                + "position: give `message_id:` with columns that identify a record (e.g. [event_id], or [lsn, seq] for change events)"
+        )
     }
 }
-

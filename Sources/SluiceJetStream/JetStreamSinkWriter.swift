@@ -61,8 +61,13 @@ final class JetStreamSinkWriter: SinkWriter {
             lineStart = i + 1
             defer { row += 1 }
             if line.count > maxRecord {
-                failures.append(RowFailure(row: row, error: SluiceError(.constraint,
-                    "the record is \(line.count) bytes; the NATS server takes at most \(maxRecord) per message (max_payload less headers)", retryable: false)))
+                failures.append(
+                    RowFailure(
+                        row: row,
+                        error: SluiceError(
+                            .constraint,
+                            "the record is \(line.count) bytes; the NATS server takes at most \(maxRecord) per message (max_payload less headers)",
+                            retryable: false)))
                 continue
             }
             if let ownIDs {
@@ -133,8 +138,9 @@ final class JetStreamSinkWriter: SinkWriter {
         let deadline = ContinuousClock.now + options.ackTimeout
         while true {
             do {
-                let reply = try await connection.request(message.subject, payload: message.payload, headers: NATSHeaders(fields: fields),
-                                                         timeout: .seconds(5))
+                let reply = try await connection.request(
+                    message.subject, payload: message.payload, headers: NATSHeaders(fields: fields),
+                    timeout: .seconds(5))
                 let object = (try? JSONSerialization.jsonObject(with: Data(reply.payload))) as? [String: Any]
                 if let seq = (object?["seq"] as? NSNumber)?.uint64Value, object?["error"] == nil {
                     return PubAck(sequence: seq, duplicate: object?["duplicate"] as? Bool ?? false)
@@ -169,11 +175,13 @@ final class JetStreamSinkWriter: SinkWriter {
             }
             return 1
         } catch let JetStreamError.api(code, errorCode, description) where code == 404 || errorCode == 10037 {
-            logger.warning("a replayed message is a duplicate of one the stream no longer holds; assuming it held the same records",
-                           metadata: ["sequence": "\(sequence)", "server": "\(description)"])
+            logger.warning(
+                "a replayed message is a duplicate of one the stream no longer holds; assuming it held the same records",
+                metadata: ["sequence": "\(sequence)", "server": "\(description)"])
             return expected
         } catch {
-            throw SluiceError(.unavailable, "reading a stored message from JetStream failed: \(error)", location: "jetstream \(options.stream.stream)", retryable: true)
+            throw SluiceError(
+                .unavailable, "reading a stored message from JetStream failed: \(error)", location: "jetstream \(options.stream.stream)", retryable: true)
         }
     }
 
@@ -188,8 +196,10 @@ final class JetStreamSinkWriter: SinkWriter {
             let names = options.partitionBy ?? ["key"]
             let columns = try names.map { name in
                 guard let c = batch.column(named: name) else {
-                    throw SluiceError(.configuration, "partition_by column '\(name)' is not in the records (fields: \(batch.schema.fields.map(\.name).joined(separator: ", ")))",
-                                      location: "sink.jetstream.partition_by", retryable: false)
+                    throw SluiceError(
+                        .configuration,
+                        "partition_by column '\(name)' is not in the records (fields: \(batch.schema.fields.map(\.name).joined(separator: ", ")))",
+                        location: "sink.jetstream.partition_by", retryable: false)
                 }
                 return c
             }
@@ -229,8 +239,10 @@ final class JetStreamSinkWriter: SinkWriter {
         if let names = options.messageID {
             let columns = try names.map { name in
                 guard let c = batch.column(named: name) else {
-                    throw SluiceError(.configuration, "message_id column '\(name)' is not in the records (fields: \(batch.schema.fields.map(\.name).joined(separator: ", ")))",
-                                      location: "sink.jetstream.message_id", retryable: false)
+                    throw SluiceError(
+                        .configuration,
+                        "message_id column '\(name)' is not in the records (fields: \(batch.schema.fields.map(\.name).joined(separator: ", ")))",
+                        location: "sink.jetstream.message_id", retryable: false)
                 }
                 return c
             }
@@ -253,7 +265,8 @@ final class JetStreamSinkWriter: SinkWriter {
         do {
             try await publisher.drain(timeout: options.ackTimeout)
         } catch {
-            throw SluiceError(.unavailable, "JetStream did not acknowledge every publish: \(error)", location: "jetstream \(options.stream.stream)", retryable: true)
+            throw SluiceError(
+                .unavailable, "JetStream did not acknowledge every publish: \(error)", location: "jetstream \(options.stream.stream)", retryable: true)
         }
         let (_, dup) = publisher.counts
         if dup > reportedDuplicates || replayedMessages > 0 {

@@ -8,7 +8,10 @@ import Synchronization
 
 /// Options of `source: {jetstream: {...}}`; each one is declared, with its default, in ``JetStreamSource/spec``.
 public struct JetStreamSourceOptions: Decodable, Sendable {
-    public enum Format: String, Sendable { case ndjson, changeEvents = "change_events" }
+    public enum Format: String, Sendable {
+        case ndjson
+        case changeEvents = "change_events"
+    }
 
     public var stream: JetStreamStreamOptions
     public var consumer: String?
@@ -23,8 +26,11 @@ public struct JetStreamSourceOptions: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case consumer, format, columns, batch
-        case filterSubject = "filter_subject", ackWait = "ack_wait", maxAckPending = "max_ack_pending"
-        case maxDeliveries = "max_deliveries", sequenceColumn = "sequence_column"
+        case filterSubject = "filter_subject"
+        case ackWait = "ack_wait"
+        case maxAckPending = "max_ack_pending"
+        case maxDeliveries = "max_deliveries"
+        case sequenceColumn = "sequence_column"
     }
 
     public init(stream: JetStreamStreamOptions) { self.stream = stream }
@@ -56,8 +62,10 @@ public struct JetStreamSourceOptions: Decodable, Sendable {
     var decodeFields: [Field]? {
         switch format {
         case .changeEvents:
-            [Field("op", .string), Field("table", .string), Field("key", .json), Field("before", .json), Field("after", .json),
-             Field("source", .json), Field("lsn", .string), Field("tx_id", .int64), Field("ts_ms", .int64), Field("seq", .int64)]
+            [
+                Field("op", .string), Field("table", .string), Field("key", .json), Field("before", .json), Field("after", .json),
+                Field("source", .json), Field("lsn", .string), Field("tx_id", .int64), Field("ts_ms", .int64), Field("seq", .int64),
+            ]
         case .ndjson:
             fields.isEmpty ? nil : fields
         }
@@ -95,32 +103,46 @@ public struct JetStreamSource: Source {
         type: "jetstream",
         summary: "consume a NATS JetStream stream with a durable pull consumer shared by many workers (ack after commit, exactly once)",
         options: JetStreamStreamOptions.specOptions(
-            subject: OptionSpec("subject", .string, example: "events.clicks",
-                                "When given, the stream is created with this subject if it is missing (see `create`); without it, the stream must exist."),
+            subject: OptionSpec(
+                "subject", .string, example: "events.clicks",
+                "When given, the stream is created with this subject if it is missing (see `create`); without it, the stream must exist."),
             own: [
-                OptionSpec("consumer", .string, example: "lake-writers",
-                           "The durable pull consumer every worker of this pipeline shares (letters, digits, `_` and `-`). Default: the pipeline's name (`.` becomes `_`)."),
-                OptionSpec("filter_subject", .string, example: #""events.clicks""#,
-                           "Only messages on this subject (wildcards `*` and `>` allowed). Default: the whole stream."),
-                OptionSpec("format", .choice(["ndjson", "change_events"]), default: "ndjson", example: "change_events",
-                           "`ndjson`: a JSON object per message, or NDJSON records when the message has a `Sluice-Records` header; `change_events`: the `postgres_cdc` envelope, typed (`key`, `before`, `after` as json)."),
-                OptionSpec("columns", .map(.string), example: "{ id: int64, ts: timestamp }",
-                           "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns are inferred. Ignored with `format: change_events` (its envelope has fixed types)."),
-                OptionSpec("batch", .integer(1...100_000), default: "2000", example: "500",
-                           "Messages per pull request (each pull also brings at most 8 MB)."),
-                OptionSpec("ack_wait", .duration, default: "30s", example: "1m",
-                           "A delivered message not acknowledged (nor kept with `+WPI`) this long goes to another worker; at least 1s."),
-                OptionSpec("max_ack_pending", .integer(1...10_000_000), default: "200000", example: "50000",
-                           "Delivered and unacknowledged messages, across all workers; a worker commits before it holds a quarter of them."),
-                OptionSpec("max_deliveries", .integer(1...1000), default: "10", example: "5",
-                           "A message delivered more often than this without a commit is dead-lettered with its payload and terminated."),
-                OptionSpec("sequence_column", .string, default: "_nats_seq", example: "nats_seq",
-                           #"The column holding each record's stream sequence, the implicit dedupe key that drops redeliveries; `""` leaves it out, and with it exactly-once."#),
+                OptionSpec(
+                    "consumer", .string, example: "lake-writers",
+                    "The durable pull consumer every worker of this pipeline shares (letters, digits, `_` and `-`). Default: the pipeline's name (`.` becomes `_`)."
+                ),
+                OptionSpec(
+                    "filter_subject", .string, example: #""events.clicks""#,
+                    "Only messages on this subject (wildcards `*` and `>` allowed). Default: the whole stream."),
+                OptionSpec(
+                    "format", .choice(["ndjson", "change_events"]), default: "ndjson", example: "change_events",
+                    "`ndjson`: a JSON object per message, or NDJSON records when the message has a `Sluice-Records` header; `change_events`: the `postgres_cdc` envelope, typed (`key`, `before`, `after` as json)."
+                ),
+                OptionSpec(
+                    "columns", .map(.string), example: "{ id: int64, ts: timestamp }",
+                    "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns are inferred. Ignored with `format: change_events` (its envelope has fixed types)."
+                ),
+                OptionSpec(
+                    "batch", .integer(1...100_000), default: "2000", example: "500",
+                    "Messages per pull request (each pull also brings at most 8 MB)."),
+                OptionSpec(
+                    "ack_wait", .duration, default: "30s", example: "1m",
+                    "A delivered message not acknowledged (nor kept with `+WPI`) this long goes to another worker; at least 1s."),
+                OptionSpec(
+                    "max_ack_pending", .integer(1...10_000_000), default: "200000", example: "50000",
+                    "Delivered and unacknowledged messages, across all workers; a worker commits before it holds a quarter of them."),
+                OptionSpec(
+                    "max_deliveries", .integer(1...1000), default: "10", example: "5",
+                    "A message delivered more often than this without a commit is dead-lettered with its payload and terminated."),
+                OptionSpec(
+                    "sequence_column", .string, default: "_nats_seq", example: "nats_seq",
+                    #"The column holding each record's stream sequence, the implicit dedupe key that drops redeliveries; `""` leaves it out, and with it exactly-once."#
+                ),
             ]),
         example: """
-        source:
-          jetstream: { url: "nats://127.0.0.1:4222", stream: EVENTS, consumer: lake-writers }
-        """,
+            source:
+              jetstream: { url: "nats://127.0.0.1:4222", stream: EVENTS, consumer: lake-writers }
+            """,
         capabilities: [.queue],
         exampleFile: "examples/jetstream-workers.yaml"
     )
@@ -160,12 +182,15 @@ public struct JetStreamSource: Source {
                     throw SluiceError(.unavailable, "\(error)", location: "jetstream.consumer", retryable: error.isRetryable)
                 }
             }
-            let consumer = try JetStreamPullConsumer(connection: connection, stream: options.stream.stream, consumer: consumerName,
-                                                     batch: options.batch)
-            context.logger.info("consuming JetStream", metadata: [
-                "stream": "\(stream.name)", "consumer": "\(info.name)", "pending": "\(info.pending)",
-                "ack_pending": "\(info.ackPending)", "replicas": "\(stream.replicas)",
-            ])
+            let consumer = try JetStreamPullConsumer(
+                connection: connection, stream: options.stream.stream, consumer: consumerName,
+                batch: options.batch)
+            context.logger.info(
+                "consuming JetStream",
+                metadata: [
+                    "stream": "\(stream.name)", "consumer": "\(info.name)", "pending": "\(info.pending)",
+                    "ack_pending": "\(info.ackPending)", "replicas": "\(stream.replicas)",
+                ])
             return JetStreamSourceReader(source: self, connection: connection, consumer: consumer, ackWait: info.ackWait, context: context)
         } catch {
             await connection.close()
@@ -196,7 +221,8 @@ struct JetStreamPosition {
 
     init?(_ text: String) {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
-              let batch = object["batch"] as? Int else { return nil }
+            let batch = object["batch"] as? Int
+        else { return nil }
         self.batch = batch
         lastSequence = (object["last_seq"] as? NSNumber)?.uint64Value ?? 0
     }

@@ -80,8 +80,11 @@ final class JetStreamSourceReader: SourceReader {
         for (i, m) in messages.enumerated() {
             if m.delivered > 1 { redelivered += 1 }
             if m.delivered > options.maxDeliveries {
-                rejects.append(letter(m, kind: "max_deliveries",
-                    "delivered \(m.delivered) times without a commit (max_deliveries: \(options.maxDeliveries)): it crashed or failed every worker; terminated"))
+                rejects.append(
+                    letter(
+                        m, kind: "max_deliveries",
+                        "delivered \(m.delivered) times without a commit (max_deliveries: \(options.maxDeliveries)): it crashed or failed every worker; terminated"
+                    ))
                 terms.append(m.ackSubject)
                 continue
             }
@@ -133,8 +136,10 @@ final class JetStreamSourceReader: SourceReader {
             rejectedLines.insert(r.line - 1)
             if m.headers?["Sluice-Records"] != nil {
                 let end = r.line < lines.count ? lines[r.line].start - 1 : buffer.count - 1
-                rejects.append(DeadLetter(stage: "decode", errorKind: r.kind, message: r.message,
-                                          location: location(m) + " record \(line.record + 1)", raw: Array(buffer[line.start..<end])))
+                rejects.append(
+                    DeadLetter(
+                        stage: "decode", errorKind: r.kind, message: r.message,
+                        location: location(m) + " record \(line.record + 1)", raw: Array(buffer[line.start..<end])))
             } else {
                 rejects.append(DeadLetter(stage: "decode", errorKind: r.kind, message: r.message, location: location(m), raw: m.payload))
             }
@@ -160,15 +165,17 @@ final class JetStreamSourceReader: SourceReader {
         }
         var records = output.batch
         if let name = options.sequenceColumn, records.schema.index(of: name) == nil, records.count == kept {
-            records = RecordBatch(schema: Schema(records.schema.fields + [Field(name, .int64, nullable: false)]),
-                                  columns: records.columns + [sequences.finish()])
+            records = RecordBatch(
+                schema: Schema(records.schema.fields + [Field(name, .int64, nullable: false)]),
+                columns: records.columns + [sequences.finish()])
         }
         let last = messages.last!
         lag.record(Int64(last.pending))
         let (batch, held) = source.ledger.add(acks: acks, terms: terms)
-        var out = SourceBatch(records: records, rejects: rejects,
-                              position: SourcePosition(partition: source.partition, value: JetStreamPosition(batch: batch, lastSequence: last.streamSequence).text),
-                              inputBytes: buffer.count)
+        var out = SourceBatch(
+            records: records, rejects: rejects,
+            position: SourcePosition(partition: source.partition, value: JetStreamPosition(batch: batch, lastSequence: last.streamSequence).text),
+            inputBytes: buffer.count)
         // The consumer stops delivering at max_ack_pending (shared by all workers): commit well
         // before this worker's share of it is held, whatever the sink's own commit rhythm.
         out.commitSoon = held >= max(options.batch, options.maxAckPending / 4)

@@ -12,29 +12,36 @@ extension SQLiteStateStore: PushQueueStore {
                 outcomes.removeAll()
                 added.removeAll()
                 let findKey = try db.cachedStatement(sql: "SELECT * FROM idempotency_keys WHERE stream = ? AND key = ?")
-                let putKey = try db.cachedStatement(sql: """
-                    INSERT INTO idempotency_keys(stream, key, fingerprint, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(stream, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
-                        response = excluded.response, created_at = excluded.created_at
-                    """)
-                let enqueue = try db.cachedStatement(sql: """
-                    INSERT INTO push_queue(stream, request_id, payload, records, bytes, received_at) VALUES (?, ?, ?, ?, ?, ?)
-                    """)
+                let putKey = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO idempotency_keys(stream, key, fingerprint, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(stream, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+                            response = excluded.response, created_at = excluded.created_at
+                        """)
+                let enqueue = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO push_queue(stream, request_id, payload, records, bytes, received_at) VALUES (?, ?, ?, ?, ?, ?)
+                        """)
                 let insertLetter = try db.cachedStatement(sql: Self.insertDeadLetterSQL)
                 for request in requests {
                     if let key = request.idempotency {
                         if let row = try Row.fetchOne(findKey, arguments: [key.stream, key.key]),
-                           (row["created_at"] as Double) >= request.idempotencySince.timeIntervalSince1970 {
+                            (row["created_at"] as Double) >= request.idempotencySince.timeIntervalSince1970
+                        {
                             outcomes.append(.duplicate(Self.idempotency(row)))
                             continue
                         }
-                        try putKey.execute(arguments: [key.stream, key.key, key.fingerprint, key.status, Data(key.response),
-                                                       key.createdAt.timeIntervalSince1970])
+                        try putKey.execute(arguments: [
+                            key.stream, key.key, key.fingerprint, key.status, Data(key.response),
+                            key.createdAt.timeIntervalSince1970,
+                        ])
                     }
                     var sequence: Int64 = 0
                     if request.records > 0 {
-                        try enqueue.execute(arguments: [request.stream, request.requestID, Data(request.payload), request.records,
-                                                        request.payload.count, request.receivedAt.timeIntervalSince1970])
+                        try enqueue.execute(arguments: [
+                            request.stream, request.requestID, Data(request.payload), request.records,
+                            request.payload.count, request.receivedAt.timeIntervalSince1970,
+                        ])
                         sequence = db.lastInsertedRowID
                         added[request.stream, default: PushBacklog()].requests += 1
                         added[request.stream, default: PushBacklog()].records += request.records
@@ -42,8 +49,10 @@ extension SQLiteStateStore: PushQueueStore {
                     }
                     let now = request.receivedAt.timeIntervalSince1970
                     for l in request.deadLetters {
-                        try insertLetter.execute(arguments: [request.pipeline, l.stage, l.errorKind, l.message, l.location,
-                                                             Data(l.raw), l.attempts, now, now])
+                        try insertLetter.execute(arguments: [
+                            request.pipeline, l.stage, l.errorKind, l.message, l.location,
+                            Data(l.raw), l.attempts, now, now,
+                        ])
                     }
                     outcomes.append(.appended(sequence: sequence))
                 }
@@ -62,15 +71,18 @@ extension SQLiteStateStore: PushQueueStore {
     }
 
     static func idempotency(_ row: Row) -> IdempotencyRecord {
-        IdempotencyRecord(stream: row["stream"], key: row["key"], fingerprint: row["fingerprint"], status: row["status"],
-                          response: [UInt8]((row["response"] as Data?) ?? Data()),
-                          createdAt: Date(timeIntervalSince1970: row["created_at"]))
+        IdempotencyRecord(
+            stream: row["stream"], key: row["key"], fingerprint: row["fingerprint"], status: row["status"],
+            response: [UInt8]((row["response"] as Data?) ?? Data()),
+            createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 
     public func idempotencyRecord(stream: String, key: String, since: Date) async throws -> IdempotencyRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM idempotency_keys WHERE stream = ? AND key = ? AND created_at >= ?",
-                             arguments: [stream, key, since.timeIntervalSince1970]).map(Self.idempotency)
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM idempotency_keys WHERE stream = ? AND key = ? AND created_at >= ?",
+                arguments: [stream, key, since.timeIntervalSince1970]
+            ).map(Self.idempotency)
         }
     }
 
@@ -83,17 +95,21 @@ extension SQLiteStateStore: PushQueueStore {
 
     public func queued(stream: String, after sequence: Int64, limit: Int, maxBytes: Int) async throws -> [QueuedPush] {
         try await pool.read { db in
-            let cursor = try Row.fetchCursor(db, sql: """
-                SELECT seq, request_id, payload, records, received_at FROM push_queue
-                WHERE stream = ? AND seq > max(?, coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0))
-                ORDER BY seq LIMIT ?
-                """, arguments: [stream, sequence, stream, limit])
+            let cursor = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT seq, request_id, payload, records, received_at FROM push_queue
+                    WHERE stream = ? AND seq > max(?, coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0))
+                    ORDER BY seq LIMIT ?
+                    """, arguments: [stream, sequence, stream, limit])
             var out: [QueuedPush] = []
             var bytes = 0
             while let row = try cursor.next() {
                 let payload = [UInt8]((row["payload"] as Data?) ?? Data())
-                out.append(QueuedPush(sequence: row["seq"], requestID: row["request_id"], payload: payload, records: row["records"],
-                                      receivedAt: Date(timeIntervalSince1970: row["received_at"])))
+                out.append(
+                    QueuedPush(
+                        sequence: row["seq"], requestID: row["request_id"], payload: payload, records: row["records"],
+                        receivedAt: Date(timeIntervalSince1970: row["received_at"])))
                 bytes += payload.count
                 if bytes >= maxBytes { break }
             }
@@ -103,12 +119,13 @@ extension SQLiteStateStore: PushQueueStore {
 
     public func trimConsumed(stream: String, limit: Int) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: """
-                DELETE FROM push_queue WHERE seq IN (
-                    SELECT seq FROM push_queue WHERE stream = ?
-                    AND seq <= coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0)
-                    ORDER BY seq LIMIT ?)
-                """, arguments: [stream, stream, max(1, limit)])
+            try db.execute(
+                sql: """
+                    DELETE FROM push_queue WHERE seq IN (
+                        SELECT seq FROM push_queue WHERE stream = ?
+                        AND seq <= coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0)
+                        ORDER BY seq LIMIT ?)
+                    """, arguments: [stream, stream, max(1, limit)])
             return db.changesCount
         }
     }
@@ -118,14 +135,19 @@ extension SQLiteStateStore: PushQueueStore {
     static func markConsumed(_ db: Database, stream: String, through sequence: Int64) throws -> PushBacklog {
         let previous = try Int64.fetchOne(db, sql: "SELECT consumed_through FROM push_streams WHERE stream = ?", arguments: [stream]) ?? 0
         guard sequence > previous else { return PushBacklog() }
-        try db.execute(sql: """
-            INSERT INTO push_streams(stream, consumed_through) VALUES (?, ?)
-            ON CONFLICT(stream) DO UPDATE SET consumed_through = excluded.consumed_through
-            """, arguments: [stream, sequence])
-        guard let row = try Row.fetchOne(db, sql: """
-            SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(bytes), 0) AS b
-            FROM push_queue WHERE stream = ? AND seq > ? AND seq <= ?
-            """, arguments: [stream, previous, sequence]) else { return PushBacklog() }
+        try db.execute(
+            sql: """
+                INSERT INTO push_streams(stream, consumed_through) VALUES (?, ?)
+                ON CONFLICT(stream) DO UPDATE SET consumed_through = excluded.consumed_through
+                """, arguments: [stream, sequence])
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(bytes), 0) AS b
+                    FROM push_queue WHERE stream = ? AND seq > ? AND seq <= ?
+                    """, arguments: [stream, previous, sequence])
+        else { return PushBacklog() }
         return PushBacklog(requests: row["n"], records: row["r"], bytes: row["b"])
     }
 
@@ -144,11 +166,13 @@ extension SQLiteStateStore: PushQueueStore {
         if let known = backlogs.withLock({ $0[stream] }) { return known }
         return try await pool.writeWithoutTransaction { db in
             if let known = backlogs.withLock({ $0[stream] }) { return known }
-            let row = try Row.fetchOne(db, sql: """
-                SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(bytes), 0) AS b
-                FROM push_queue WHERE stream = ?
-                AND seq > coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0)
-                """, arguments: [stream, stream])
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) AS n, coalesce(sum(records), 0) AS r, coalesce(sum(bytes), 0) AS b
+                    FROM push_queue WHERE stream = ?
+                    AND seq > coalesce((SELECT consumed_through FROM push_streams WHERE stream = ?), 0)
+                    """, arguments: [stream, stream])
             let backlog = PushBacklog(requests: row?["n"] ?? 0, records: row?["r"] ?? 0, bytes: row?["b"] ?? 0)
             backlogs.withLock { $0[stream] = backlog }
             return backlog
@@ -157,17 +181,21 @@ extension SQLiteStateStore: PushQueueStore {
 
     public func createAPIKey(_ key: StoredAPIKey) async throws {
         try await pool.write { db in
-            try db.execute(sql: "INSERT INTO api_keys(id, name, secret_hash, streams, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [key.id, key.name, key.secretHash, key.streams.joined(separator: ","),
-                                       key.createdAt.timeIntervalSince1970, key.revokedAt?.timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT INTO api_keys(id, name, secret_hash, streams, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    key.id, key.name, key.secretHash, key.streams.joined(separator: ","),
+                    key.createdAt.timeIntervalSince1970, key.revokedAt?.timeIntervalSince1970,
+                ])
         }
     }
 
     static func apiKey(_ row: Row) -> StoredAPIKey {
-        StoredAPIKey(id: row["id"], name: row["name"], secretHash: row["secret_hash"],
-                     streams: (row["streams"] as String).split(separator: ",").map(String.init),
-                     createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                     revokedAt: (row["revoked_at"] as Double?).map { Date(timeIntervalSince1970: $0) })
+        StoredAPIKey(
+            id: row["id"], name: row["name"], secretHash: row["secret_hash"],
+            streams: (row["streams"] as String).split(separator: ",").map(String.init),
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            revokedAt: (row["revoked_at"] as Double?).map { Date(timeIntervalSince1970: $0) })
     }
 
     public func apiKey(id: String) async throws -> StoredAPIKey? {

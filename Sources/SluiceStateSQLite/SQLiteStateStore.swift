@@ -20,8 +20,9 @@ public final class SQLiteStateStore: StateStore {
     public var schemaRegistry: (any SchemaRegistryStore)? { self }
 
     /// Any location that is not a URL: a file path.
-    public static let backend = StateBackend(name: "SQLite", features: [.pushQueue, .schemaRegistry],
-                                             handles: { !$0.contains("://") }, open: { try SQLiteStateStore(path: $0) })
+    public static let backend = StateBackend(
+        name: "SQLite", features: [.pushQueue, .schemaRegistry],
+        handles: { !$0.contains("://") }, open: { try SQLiteStateStore(path: $0) })
 
     /// Opens (creating if needed) the state database at `path` and migrates it.
     public init(path: String, historyLimit: Int = 1000) throws {
@@ -40,8 +41,10 @@ public final class SQLiteStateStore: StateStore {
             pool = try DatabasePool(path: path, configuration: configuration)
             try StateMigrations.migrator.migrate(pool)
         } catch {
-            throw SluiceError(.corruptState, "cannot open the state database at \(path): \(error). "
-                + "Check the path and permissions; `state:` in the config chooses another location.", underlying: error)
+            throw SluiceError(
+                .corruptState,
+                "cannot open the state database at \(path): \(error). "
+                    + "Check the path and permissions; `state:` in the config chooses another location.", underlying: error)
         }
     }
 
@@ -85,31 +88,37 @@ public final class SQLiteStateStore: StateStore {
         }
         let now = commit.now.timeIntervalSince1970
         for (partition, value) in commit.checkpoint {
-            try db.execute(sql: """
-                INSERT INTO checkpoints(pipeline, partition, value, updated_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT(pipeline, partition) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
-                """, arguments: [commit.pipeline, partition, value, now])
-            try db.execute(sql: "INSERT INTO checkpoint_history(pipeline, partition, value, committed_at) VALUES (?, ?, ?, ?)",
-                           arguments: [commit.pipeline, partition, value, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO checkpoints(pipeline, partition, value, updated_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(pipeline, partition) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                    """, arguments: [commit.pipeline, partition, value, now])
+            try db.execute(
+                sql: "INSERT INTO checkpoint_history(pipeline, partition, value, committed_at) VALUES (?, ?, ?, ?)",
+                arguments: [commit.pipeline, partition, value, now])
         }
         if !commit.checkpoint.isEmpty {
-            try db.execute(sql: """
-                DELETE FROM checkpoint_history WHERE pipeline = ? AND id <= (
-                    SELECT id FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
-                """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
+            try db.execute(
+                sql: """
+                    DELETE FROM checkpoint_history WHERE pipeline = ? AND id <= (
+                        SELECT id FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
+                    """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
         }
         let insertLetter = try db.cachedStatement(sql: insertDeadLetterSQL)
         for l in commit.deadLetters {
-            try insertLetter.execute(arguments: [commit.pipeline, l.stage, l.errorKind, l.message, l.location,
-                                                 Data(l.raw), l.attempts, now, now])
+            try insertLetter.execute(arguments: [
+                commit.pipeline, l.stage, l.errorKind, l.message, l.location,
+                Data(l.raw), l.attempts, now, now,
+            ])
         }
         if let since = commit.dedupeSince {
             // See ``StateCommit/dedupeSince``: a key another commit stored inside the TTL refuses the commit.
-            let insertKey = try db.cachedStatement(sql: """
-                INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
-                ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
-                WHERE dedupe_keys.seen_at < ? OR dedupe_keys.seen_at = excluded.seen_at
-                """)
+            let insertKey = try db.cachedStatement(
+                sql: """
+                    INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
+                    ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
+                    WHERE dedupe_keys.seen_at < ? OR dedupe_keys.seen_at = excluded.seen_at
+                    """)
             var refused: [String] = []
             for key in Set(commit.dedupeKeys) {
                 try insertKey.execute(arguments: [commit.pipeline, key, now, since.timeIntervalSince1970])
@@ -117,41 +126,53 @@ public final class SQLiteStateStore: StateStore {
             }
             if !refused.isEmpty { throw commit.conflict(keys: refused) }
         } else {
-            let insertKey = try db.cachedStatement(sql: """
-                INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
-                ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
-                """)
+            let insertKey = try db.cachedStatement(
+                sql: """
+                    INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
+                    ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
+                    """)
             for key in commit.dedupeKeys {
                 try insertKey.execute(arguments: [commit.pipeline, key, now])
             }
         }
         for intent in commit.fileIntents {
-            try db.execute(sql: """
-                INSERT INTO file_intents(pipeline, temp_path, final_path, records, bytes, created_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [commit.pipeline, intent.tempPath, intent.finalPath, intent.records, intent.bytes, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO file_intents(pipeline, temp_path, final_path, records, bytes, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [commit.pipeline, intent.tempPath, intent.finalPath, intent.records, intent.bytes, now])
         }
         return freed
     }
 
     public func checkpointHistory(pipeline: String, limit: Int) async throws -> [CheckpointEntry] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT partition, value, committed_at FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT ?
-                """, arguments: [pipeline, limit]).map {
-                CheckpointEntry(partition: $0["partition"], value: $0["value"],
-                                committedAt: Date(timeIntervalSince1970: $0["committed_at"]))
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT partition, value, committed_at FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT ?
+                    """, arguments: [pipeline, limit]
+            ).map {
+                CheckpointEntry(
+                    partition: $0["partition"], value: $0["value"],
+                    committedAt: Date(timeIntervalSince1970: $0["committed_at"]))
             }
         }
     }
 
     public func pendingFileIntents(pipeline: String) async throws -> [StoredFileIntent] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT id, temp_path, final_path, records, bytes FROM file_intents WHERE pipeline = ? AND resolved = 0 ORDER BY id
-                """, arguments: [pipeline]).map {
-                StoredFileIntent(id: $0["id"], intent: FileIntent(tempPath: $0["temp_path"], finalPath: $0["final_path"],
-                                                                  records: $0["records"], bytes: $0["bytes"]))
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, temp_path, final_path, records, bytes FROM file_intents WHERE pipeline = ? AND resolved = 0 ORDER BY id
+                    """, arguments: [pipeline]
+            ).map {
+                StoredFileIntent(
+                    id: $0["id"],
+                    intent: FileIntent(
+                        tempPath: $0["temp_path"], finalPath: $0["final_path"],
+                        records: $0["records"], bytes: $0["bytes"]))
             }
         }
     }
@@ -160,8 +181,9 @@ public final class SQLiteStateStore: StateStore {
         guard !finalPaths.isEmpty else { return }
         try await pool.write { db in
             for path in finalPaths {
-                try db.execute(sql: "UPDATE file_intents SET resolved = 1 WHERE pipeline = ? AND final_path = ?",
-                               arguments: [pipeline, path])
+                try db.execute(
+                    sql: "UPDATE file_intents SET resolved = 1 WHERE pipeline = ? AND final_path = ?",
+                    arguments: [pipeline, path])
             }
         }
     }
@@ -177,9 +199,12 @@ public final class SQLiteStateStore: StateStore {
             // inside the TTL for each lookup (quadratic: 45 s per 65k rows at 900k stored keys).
             let cutoff = since.timeIntervalSince1970
             var found = Set<String>()
-            for row in try Row.fetchAll(db, sql: """
-                SELECT key, seen_at FROM dedupe_keys WHERE pipeline = ? AND key IN (\(placeholders))
-                """, arguments: StatementArguments(arguments)) where (row["seen_at"] as Double) >= cutoff {
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT key, seen_at FROM dedupe_keys WHERE pipeline = ? AND key IN (\(placeholders))
+                    """, arguments: StatementArguments(arguments)) where (row["seen_at"] as Double) >= cutoff
+            {
                 found.insert(row["key"])
             }
             return found
@@ -188,19 +213,21 @@ public final class SQLiteStateStore: StateStore {
 
     public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM dedupe_keys WHERE pipeline = ? AND seen_at < ?",
-                           arguments: [pipeline, before.timeIntervalSince1970])
+            try db.execute(
+                sql: "DELETE FROM dedupe_keys WHERE pipeline = ? AND seen_at < ?",
+                arguments: [pipeline, before.timeIntervalSince1970])
             return db.changesCount
         }
     }
 
     public func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter] {
         try await pool.read { db in
-            let rows: [Row] = if let pipeline {
-                try Row.fetchAll(db, sql: "SELECT * FROM dead_letters WHERE pipeline = ? ORDER BY id LIMIT ?", arguments: [pipeline, limit])
-            } else {
-                try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id LIMIT ?", arguments: [limit])
-            }
+            let rows: [Row] =
+                if let pipeline {
+                    try Row.fetchAll(db, sql: "SELECT * FROM dead_letters WHERE pipeline = ? ORDER BY id LIMIT ?", arguments: [pipeline, limit])
+                } else {
+                    try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id LIMIT ?", arguments: [limit])
+                }
             return rows.map(Self.deadLetter)
         }
     }
@@ -224,45 +251,53 @@ public final class SQLiteStateStore: StateStore {
         let raw: Data = row["raw"] ?? Data()
         return StoredDeadLetter(
             id: row["id"], pipeline: row["pipeline"],
-            letter: DeadLetter(stage: row["stage"], errorKind: row["error_kind"], message: row["message"],
-                               location: row["location"], raw: [UInt8](raw), attempts: row["attempts"]),
+            letter: DeadLetter(
+                stage: row["stage"], errorKind: row["error_kind"], message: row["message"],
+                location: row["location"], raw: [UInt8](raw), attempts: row["attempts"]),
             firstSeen: Date(timeIntervalSince1970: row["first_seen"]),
             lastSeen: Date(timeIntervalSince1970: row["last_seen"]))
     }
 
     public func startRun(pipeline: String, at: Date) async throws -> Int64 {
         try await pool.write { db in
-            try db.execute(sql: "INSERT INTO runs(pipeline, started_at, status) VALUES (?, ?, 'running')",
-                           arguments: [pipeline, at.timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT INTO runs(pipeline, started_at, status) VALUES (?, ?, 'running')",
+                arguments: [pipeline, at.timeIntervalSince1970])
             return db.lastInsertedRowID
         }
     }
 
     public func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws {
         try await pool.write { db in
-            try db.execute(sql: """
-                UPDATE runs SET ended_at = ?, status = ?, records_in = ?, records_out = ?, dead_lettered = ?,
-                    duplicates = ?, message = ? WHERE id = ?
-                """, arguments: [at.timeIntervalSince1970, status.rawValue, totals.recordsIn, totals.recordsOut,
-                                 totals.deadLettered, totals.duplicates, message, id])
+            try db.execute(
+                sql: """
+                    UPDATE runs SET ended_at = ?, status = ?, records_in = ?, records_out = ?, dead_lettered = ?,
+                        duplicates = ?, message = ? WHERE id = ?
+                    """,
+                arguments: [
+                    at.timeIntervalSince1970, status.rawValue, totals.recordsIn, totals.recordsOut,
+                    totals.deadLettered, totals.duplicates, message, id,
+                ])
         }
     }
 
     public func runs(pipeline: String?, limit: Int) async throws -> [RunRecord] {
         try await pool.read { db in
-            let rows: [Row] = if let pipeline {
-                try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE pipeline = ? ORDER BY id DESC LIMIT ?", arguments: [pipeline, limit])
-            } else {
-                try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id DESC LIMIT ?", arguments: [limit])
-            }
+            let rows: [Row] =
+                if let pipeline {
+                    try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE pipeline = ? ORDER BY id DESC LIMIT ?", arguments: [pipeline, limit])
+                } else {
+                    try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id DESC LIMIT ?", arguments: [limit])
+                }
             return rows.map { row in
-                RunRecord(id: row["id"], pipeline: row["pipeline"],
-                          startedAt: Date(timeIntervalSince1970: row["started_at"]),
-                          endedAt: (row["ended_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                          status: RunRecord.Status(rawValue: row["status"]) ?? .failed,
-                          recordsIn: row["records_in"] ?? 0, recordsOut: row["records_out"] ?? 0,
-                          deadLettered: row["dead_lettered"] ?? 0, duplicates: row["duplicates"] ?? 0,
-                          message: row["message"])
+                RunRecord(
+                    id: row["id"], pipeline: row["pipeline"],
+                    startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                    endedAt: (row["ended_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    status: RunRecord.Status(rawValue: row["status"]) ?? .failed,
+                    recordsIn: row["records_in"] ?? 0, recordsOut: row["records_out"] ?? 0,
+                    deadLettered: row["dead_lettered"] ?? 0, duplicates: row["duplicates"] ?? 0,
+                    message: row["message"])
             }
         }
     }
@@ -279,29 +314,36 @@ public final class SQLiteStateStore: StateStore {
         try await pool.write { db in
             let now = Date().timeIntervalSince1970
             // Claims older than a week are history; keep the table small.
-            try db.execute(sql: "DELETE FROM schedule_claims WHERE pipeline = ? AND slot < ?",
-                           arguments: [pipeline, slot.timeIntervalSince1970 - 7 * 86_400])
-            let busy = try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM schedule_claims WHERE pipeline = ? AND finished = 0 AND renewed_at > ?
-                """, arguments: [pipeline, now - scheduleLease]) ?? 0
+            try db.execute(
+                sql: "DELETE FROM schedule_claims WHERE pipeline = ? AND slot < ?",
+                arguments: [pipeline, slot.timeIntervalSince1970 - 7 * 86_400])
+            let busy =
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT count(*) FROM schedule_claims WHERE pipeline = ? AND finished = 0 AND renewed_at > ?
+                        """, arguments: [pipeline, now - scheduleLease]) ?? 0
             guard busy == 0 else { return false }
-            try db.execute(sql: "INSERT OR IGNORE INTO schedule_claims (pipeline, slot, claimed_at, renewed_at, finished) VALUES (?, ?, ?, ?, 0)",
-                           arguments: [pipeline, slot.timeIntervalSince1970, now, now])
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO schedule_claims (pipeline, slot, claimed_at, renewed_at, finished) VALUES (?, ?, ?, ?, 0)",
+                arguments: [pipeline, slot.timeIntervalSince1970, now, now])
             return db.changesCount == 1
         }
     }
 
     public func renewScheduledRun(pipeline: String, slot: Date) async throws {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE schedule_claims SET renewed_at = ? WHERE pipeline = ? AND slot = ?",
-                           arguments: [Date().timeIntervalSince1970, pipeline, slot.timeIntervalSince1970])
+            try db.execute(
+                sql: "UPDATE schedule_claims SET renewed_at = ? WHERE pipeline = ? AND slot = ?",
+                arguments: [Date().timeIntervalSince1970, pipeline, slot.timeIntervalSince1970])
         }
     }
 
     public func finishScheduledRun(pipeline: String, slot: Date) async throws {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE schedule_claims SET finished = 1 WHERE pipeline = ? AND slot = ?",
-                           arguments: [pipeline, slot.timeIntervalSince1970])
+            try db.execute(
+                sql: "UPDATE schedule_claims SET finished = 1 WHERE pipeline = ? AND slot = ?",
+                arguments: [pipeline, slot.timeIntervalSince1970])
         }
     }
 }

@@ -5,78 +5,82 @@ enum StateMigrations {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE checkpoints (
-                    pipeline TEXT NOT NULL, partition TEXT NOT NULL, value TEXT NOT NULL, updated_at REAL NOT NULL,
-                    PRIMARY KEY (pipeline, partition));
-                CREATE TABLE checkpoint_history (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, partition TEXT NOT NULL,
-                    value TEXT NOT NULL, committed_at REAL NOT NULL);
-                CREATE INDEX checkpoint_history_pipeline ON checkpoint_history(pipeline, id);
-                CREATE TABLE dedupe_keys (
-                    pipeline TEXT NOT NULL, key TEXT NOT NULL, seen_at REAL NOT NULL,
-                    PRIMARY KEY (pipeline, key)) WITHOUT ROWID;
-                CREATE INDEX dedupe_keys_seen ON dedupe_keys(pipeline, seen_at);
-                CREATE TABLE dead_letters (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, stage TEXT NOT NULL,
-                    error_kind TEXT NOT NULL, message TEXT NOT NULL, location TEXT NOT NULL, raw BLOB,
-                    attempts INTEGER NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
-                    UNIQUE (pipeline, location));
-                CREATE TABLE file_intents (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, temp_path TEXT NOT NULL,
-                    final_path TEXT NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL,
-                    resolved INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
-                CREATE INDEX file_intents_pending ON file_intents(pipeline, resolved);
-                CREATE TABLE runs (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, started_at REAL NOT NULL,
-                    ended_at REAL, status TEXT NOT NULL, records_in INTEGER, records_out INTEGER,
-                    dead_lettered INTEGER, duplicates INTEGER, message TEXT);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE checkpoints (
+                        pipeline TEXT NOT NULL, partition TEXT NOT NULL, value TEXT NOT NULL, updated_at REAL NOT NULL,
+                        PRIMARY KEY (pipeline, partition));
+                    CREATE TABLE checkpoint_history (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, partition TEXT NOT NULL,
+                        value TEXT NOT NULL, committed_at REAL NOT NULL);
+                    CREATE INDEX checkpoint_history_pipeline ON checkpoint_history(pipeline, id);
+                    CREATE TABLE dedupe_keys (
+                        pipeline TEXT NOT NULL, key TEXT NOT NULL, seen_at REAL NOT NULL,
+                        PRIMARY KEY (pipeline, key)) WITHOUT ROWID;
+                    CREATE INDEX dedupe_keys_seen ON dedupe_keys(pipeline, seen_at);
+                    CREATE TABLE dead_letters (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, stage TEXT NOT NULL,
+                        error_kind TEXT NOT NULL, message TEXT NOT NULL, location TEXT NOT NULL, raw BLOB,
+                        attempts INTEGER NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+                        UNIQUE (pipeline, location));
+                    CREATE TABLE file_intents (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, temp_path TEXT NOT NULL,
+                        final_path TEXT NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                        resolved INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+                    CREATE INDEX file_intents_pending ON file_intents(pipeline, resolved);
+                    CREATE TABLE runs (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, started_at REAL NOT NULL,
+                        ended_at REAL, status TEXT NOT NULL, records_in INTEGER, records_out INTEGER,
+                        dead_lettered INTEGER, duplicates INTEGER, message TEXT);
+                    """)
         }
         migrator.registerMigration("v2-push") { db in
             // AUTOINCREMENT: a sequence is never reused, even after the queue was emptied,
             // because the consuming pipeline's checkpoint is a sequence.
-            try db.execute(sql: """
-                CREATE TABLE push_queue (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, request_id TEXT NOT NULL,
-                    payload BLOB NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL, received_at REAL NOT NULL);
-                CREATE INDEX push_queue_stream ON push_queue(stream, seq);
-                -- How far each stream's queue is committed downstream. Rows up to it are never read
-                -- again and are deleted lazily, in small chunks, so a large commit never stalls appends.
-                CREATE TABLE push_streams (stream TEXT PRIMARY KEY, consumed_through INTEGER NOT NULL) WITHOUT ROWID;
-                CREATE TABLE idempotency_keys (
-                    stream TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL,
-                    response BLOB NOT NULL, created_at REAL NOT NULL,
-                    PRIMARY KEY (stream, key)) WITHOUT ROWID;
-                CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
-                CREATE TABLE api_keys (
-                    id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL, streams TEXT NOT NULL,
-                    created_at REAL NOT NULL, revoked_at REAL);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE push_queue (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, request_id TEXT NOT NULL,
+                        payload BLOB NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL, received_at REAL NOT NULL);
+                    CREATE INDEX push_queue_stream ON push_queue(stream, seq);
+                    -- How far each stream's queue is committed downstream. Rows up to it are never read
+                    -- again and are deleted lazily, in small chunks, so a large commit never stalls appends.
+                    CREATE TABLE push_streams (stream TEXT PRIMARY KEY, consumed_through INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE idempotency_keys (
+                        stream TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL,
+                        response BLOB NOT NULL, created_at REAL NOT NULL,
+                        PRIMARY KEY (stream, key)) WITHOUT ROWID;
+                    CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+                    CREATE TABLE api_keys (
+                        id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL, streams TEXT NOT NULL,
+                        created_at REAL NOT NULL, revoked_at REAL);
+                    """)
         }
         migrator.registerMigration("v3-registry") { db in
-            try db.execute(sql: """
-                CREATE TABLE registry_schemas (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, format TEXT NOT NULL, canonical TEXT NOT NULL, text TEXT NOT NULL,
-                    UNIQUE (format, canonical));
-                CREATE TABLE registry_versions (
-                    subject TEXT NOT NULL, version INTEGER NOT NULL, schema_id INTEGER NOT NULL REFERENCES registry_schemas(id),
-                    deleted INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
-                    PRIMARY KEY (subject, version));
-                -- subject '' holds the global setting.
-                CREATE TABLE registry_config (subject TEXT PRIMARY KEY, compatibility TEXT NOT NULL);
-                CREATE TABLE schema_drift (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, subject TEXT NOT NULL,
-                    from_version INTEGER, to_version INTEGER, kinds TEXT NOT NULL, diff TEXT NOT NULL,
-                    action TEXT NOT NULL, at REAL NOT NULL);
-                CREATE INDEX schema_drift_subject ON schema_drift(subject, id);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE registry_schemas (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, format TEXT NOT NULL, canonical TEXT NOT NULL, text TEXT NOT NULL,
+                        UNIQUE (format, canonical));
+                    CREATE TABLE registry_versions (
+                        subject TEXT NOT NULL, version INTEGER NOT NULL, schema_id INTEGER NOT NULL REFERENCES registry_schemas(id),
+                        deleted INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+                        PRIMARY KEY (subject, version));
+                    -- subject '' holds the global setting.
+                    CREATE TABLE registry_config (subject TEXT PRIMARY KEY, compatibility TEXT NOT NULL);
+                    CREATE TABLE schema_drift (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, subject TEXT NOT NULL,
+                        from_version INTEGER, to_version INTEGER, kinds TEXT NOT NULL, diff TEXT NOT NULL,
+                        action TEXT NOT NULL, at REAL NOT NULL);
+                    CREATE INDEX schema_drift_subject ON schema_drift(subject, id);
+                    """)
         }
         migrator.registerMigration("v4-schedule") { db in
-            try db.execute(sql: """
-                CREATE TABLE schedule_claims (pipeline TEXT NOT NULL, slot REAL NOT NULL, claimed_at REAL NOT NULL,
-                    renewed_at REAL NOT NULL, finished INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (pipeline, slot));
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE schedule_claims (pipeline TEXT NOT NULL, slot REAL NOT NULL, claimed_at REAL NOT NULL,
+                        renewed_at REAL NOT NULL, finished INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (pipeline, slot));
+                    """)
         }
         return migrator
     }

@@ -28,9 +28,9 @@ public struct MemorySource: Source {
             OptionSpec("batches", .integer(), default: "1", example: "3", "how many batches"),
         ],
         example: """
-        source:
-          memory: { rows: 100, batches: 3 }
-        """
+            source:
+              memory: { rows: 100, batches: 3 }
+            """
     )
 
     public static let factory = SourceFactory(spec: spec) { config, _ in

@@ -109,8 +109,10 @@ public final class MemoryStateStore: StateStore {
         state.withLock { s in
             let id = s.nextID
             s.nextID += 1
-            s.runs.append(RunRecord(id: id, pipeline: pipeline, startedAt: at, endedAt: nil, status: .running,
-                                    recordsIn: 0, recordsOut: 0, deadLettered: 0, duplicates: 0, message: nil))
+            s.runs.append(
+                RunRecord(
+                    id: id, pipeline: pipeline, startedAt: at, endedAt: nil, status: .running,
+                    recordsIn: 0, recordsOut: 0, deadLettered: 0, duplicates: 0, message: nil))
             return id
         }
     }

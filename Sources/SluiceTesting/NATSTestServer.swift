@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Throwaway `nats-server` processes with JetStream on loopback: one node, or a cluster of
@@ -27,7 +27,11 @@ public final class NATSTestCluster: @unchecked Sendable {
 
     /// Starts `size` nodes (1, or 3 for a cluster) and waits until JetStream answers on each.
     public static func start(size: Int = 1, jetStream: Bool = true) throws -> NATSTestCluster {
-        guard let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard
+            let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else {
             throw TestServerError("nats-server is not installed; run ./scripts/test.sh, which installs it (apt-get install nats-server)")
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-nats-\(UUID().uuidString.prefix(8))")
@@ -37,14 +41,19 @@ public final class NATSTestCluster: @unchecked Sendable {
         for i in 0..<size {
             let name = "n\(i + 1)"
             let store = directory.appendingPathComponent(name).path
-            var args = (jetStream ? ["-js"] : []) + (ProcessInfo.processInfo.environment["SLUICE_NATS_TRACE"] != nil ? ["-DV"] : []) + ["-a", "127.0.0.1", "-p", "\(ports[i * 3])", "-m", "\(ports[i * 3 + 1])", "-n", name, "-sd", store]
+            var args =
+                (jetStream ? ["-js"] : []) + (ProcessInfo.processInfo.environment["SLUICE_NATS_TRACE"] != nil ? ["-DV"] : []) + [
+                    "-a", "127.0.0.1", "-p", "\(ports[i * 3])", "-m", "\(ports[i * 3 + 1])", "-n", name, "-sd", store,
+                ]
             if size > 1 {
                 let routes = (0..<size).map { "nats://127.0.0.1:\(ports[$0 * 3 + 2])" }.joined(separator: ",")
                 args += ["--cluster_name", "sluice-test", "--cluster", "nats://127.0.0.1:\(ports[i * 3 + 2])", "--routes", routes]
             }
             args = [binary] + args
-            nodes.append(Node(name: name, clientPort: ports[i * 3], clusterPort: size > 1 ? ports[i * 3 + 2] : nil,
-                              monitorPort: ports[i * 3 + 1], process: nil, arguments: args))
+            nodes.append(
+                Node(
+                    name: name, clientPort: ports[i * 3], clusterPort: size > 1 ? ports[i * 3 + 2] : nil,
+                    monitorPort: ports[i * 3 + 1], process: nil, arguments: args))
         }
         let cluster = NATSTestCluster(nodes: nodes, directory: directory)
         cluster.jetStream = jetStream
@@ -113,7 +122,9 @@ public final class NATSTestCluster: @unchecked Sendable {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard ok == 0 else { return nil }
         let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
@@ -139,7 +150,9 @@ public final class NATSTestCluster: @unchecked Sendable {
             addr.sin_family = sa_family_t(AF_INET)
             addr.sin_port = 0
             addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
             guard bound == 0 else { throw TestServerError("cannot bind a free port") }
             var out = sockaddr_in()
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)

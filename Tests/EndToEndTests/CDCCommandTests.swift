@@ -11,14 +11,15 @@ import Testing
         try await psqlAsync("CREATE TABLE \(s).t (id int PRIMARY KEY, v text); INSERT INTO \(s).t SELECT i, 'v' || i FROM generate_series(1, 300) i")
         let dir = try makeWorkDirectory("pg-cdc-cmd")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          changes:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).t], snapshot_chunk: 100 }
-            sink:
-              ndjson: { path: out, max_file_age: 200ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              changes:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).t], snapshot_chunk: 100 }
+                sink:
+                  ndjson: { path: out, max_file_age: 200ms }
+            """, to: "\(dir)/p.yaml")
 
         let setup = try await SluiceProcess.runWithoutBlocking(["cdc", "setup", "changes", "-c", "p.yaml"], in: dir)
         #expect(setup.status == 0, "\(setup.stderr)")
@@ -54,7 +55,8 @@ import Testing
         await waitForExit(sluice)
 
         let down = try await SluiceProcess.runWithoutBlocking(["cdc", "teardown", "changes", "-c", "p.yaml", "--yes"], in: dir)
-        #expect(down.status == 0 && down.stdout.contains("pg_drop_replication_slot") && down.stdout.contains("DROP PUBLICATION"), "\(down.stdout)\(down.stderr)")
+        #expect(
+            down.status == 0 && down.stdout.contains("pg_drop_replication_slot") && down.stdout.contains("DROP PUBLICATION"), "\(down.stdout)\(down.stderr)")
         #expect(try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["0"])
         #expect(try psql("SELECT count(*) FROM pg_publication WHERE pubname = '\(publication)'") == ["0"])
     }

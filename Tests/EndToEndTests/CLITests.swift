@@ -6,14 +6,15 @@ import Testing
     @Test func misspelledKeyExitsTwoNamingFileLineAndKey() throws {
         let dir = try makeWorkDirectory("cfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          events:
-            source:
-              file: { path: data.csv, fromat: csv }
-            sink:
-              ndjson: { path: out }
-        """, to: "\(dir)/bad.yaml")
+        try write(
+            """
+            pipelines:
+              events:
+                source:
+                  file: { path: data.csv, fromat: csv }
+                sink:
+                  ndjson: { path: out }
+            """, to: "\(dir)/bad.yaml")
         let r = try SluiceProcess.run(["validate", "bad.yaml"], in: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("bad.yaml:4:"), "\(r.stderr)")
@@ -28,14 +29,15 @@ import Testing
     @Test func wrongTypeExitsTwo() throws {
         let dir = try makeWorkDirectory("cfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          events:
-            source:
-              file: { path: data.csv, header: maybe }
-            sink:
-              ndjson: { path: out }
-        """, to: "\(dir)/bad.yaml")
+        try write(
+            """
+            pipelines:
+              events:
+                source:
+                  file: { path: data.csv, header: maybe }
+                sink:
+                  ndjson: { path: out }
+            """, to: "\(dir)/bad.yaml")
         let r = try SluiceProcess.run(["validate", "bad.yaml"], in: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("bad.yaml:4:"), "\(r.stderr)")
@@ -57,15 +59,16 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("id,amount,name\n1,2.5,a\n2,oops,b\n3,4.0\n4,5.5,\"d\"\n", to: "\(dir)/data/in.csv")
         try write("{\"id\":1}\n{\"id\": 2,,}\n{\"id\":3}\n", to: "\(dir)/data/in.ndjson")
-        try write("""
-        pipelines:
-          csv:
-            source: { file: { path: data/in.csv, columns: { amount: float64 } } }
-            sink: { ndjson: { path: out/csv } }
-          json:
-            source: { file: { path: data/in.ndjson } }
-            sink: { ndjson: { path: out/json } }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              csv:
+                source: { file: { path: data/in.csv, columns: { amount: float64 } } }
+                sink: { ndjson: { path: out/csv } }
+              json:
+                source: { file: { path: data/in.ndjson } }
+                sink: { ndjson: { path: out/json } }
+            """, to: "\(dir)/p.yaml")
         let r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try outputLines("\(dir)/out/csv").count == 2)
@@ -107,12 +110,13 @@ import Testing
             p.waitUntilExit()
             #expect(p.terminationStatus == 0, "\(tool) failed")
         }
-        try write("""
-        pipelines:
-          many:
-            source: { file: { path: "data/*.csv*", format: csv } }
-            sink: { ndjson: { path: out } }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              many:
+                source: { file: { path: "data/*.csv*", format: csv } }
+                sink: { ndjson: { path: out } }
+            """, to: "\(dir)/p.yaml")
         let r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = try outputLines("\(dir)/out")
@@ -133,25 +137,28 @@ import Testing
     @Test func validateRefusesWhatServeWouldRefuse() throws {
         let dir = try makeWorkDirectory("validate-serve")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          a:
-            source: { http: { stream: clicks } }
-            sink: { ndjson: { path: out/a } }
-          b:
-            source: { http: { stream: clicks } }
-            sink: { ndjson: { path: out/b } }
-        """, to: "\(dir)/twice.yaml")
+        try write(
+            """
+            pipelines:
+              a:
+                source: { http: { stream: clicks } }
+                sink: { ndjson: { path: out/a } }
+              b:
+                source: { http: { stream: clicks } }
+                sink: { ndjson: { path: out/b } }
+            """, to: "\(dir)/twice.yaml")
         let twice = try SluiceProcess.run(["validate", "twice.yaml"], in: dir)
-        #expect(twice.status == 2 && twice.stderr.contains("twice.yaml:6") && twice.stderr.contains("pipelines.b.source.http.stream")
-            && twice.stderr.contains("already consumed by pipeline 'a'"), "\(twice.stderr)")
-        try write("""
-        serve: { host: 0.0.0.0 }
-        pipelines:
-          a:
-            source: { http: { stream: clicks } }
-            sink: { ndjson: { path: out/a } }
-        """, to: "\(dir)/open.yaml")
+        #expect(
+            twice.status == 2 && twice.stderr.contains("twice.yaml:6") && twice.stderr.contains("pipelines.b.source.http.stream")
+                && twice.stderr.contains("already consumed by pipeline 'a'"), "\(twice.stderr)")
+        try write(
+            """
+            serve: { host: 0.0.0.0 }
+            pipelines:
+              a:
+                source: { http: { stream: clicks } }
+                sink: { ndjson: { path: out/a } }
+            """, to: "\(dir)/open.yaml")
         let open = try SluiceProcess.run(["validate", "open.yaml"], in: dir)
         #expect(open.status == 2 && open.stderr.contains("refusing to listen on 0.0.0.0") && open.stderr.contains("stream clicks"), "\(open.stderr)")
         let allowed = try SluiceProcess.run(["validate", "open.yaml", "--allow-unauthenticated"], in: dir)
@@ -163,12 +170,13 @@ import Testing
     @Test func aBackfillIntoAReplacingSinkIsRefused() throws {
         let dir = try makeWorkDirectory("backfill-replace")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          orders:
-            source: { postgres: { url: "postgres://u:p@127.0.0.1:1/db", table: public.orders, mode: incremental, cursor: [updated_at] } }
-            sink: { postgres: { url: "postgres://u:p@127.0.0.1:1/db", table: analytics.orders, mode: replace } }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              orders:
+                source: { postgres: { url: "postgres://u:p@127.0.0.1:1/db", table: public.orders, mode: incremental, cursor: [updated_at] } }
+                sink: { postgres: { url: "postgres://u:p@127.0.0.1:1/db", table: analytics.orders, mode: replace } }
+            """, to: "\(dir)/p.yaml")
         let r = try SluiceProcess.run(["backfill", "orders", "--from", "2026-01-01", "--to", "2026-02-01", "-c", "p.yaml"], in: dir)
         #expect(r.status == 2 && r.stderr.contains("pipelines.orders.sink.postgres.mode") && r.stderr.contains("replaces its table"), "\(r.stderr)")
     }
@@ -232,7 +240,8 @@ import Testing
         let generated = try files(under: "\(dir)/reference"), committed = try files(under: "\(Self.root)/docs/reference")
         #expect(generated.count >= 14, "\(generated.keys.sorted())")
         let stale = Set(generated.keys).union(committed.keys).filter { generated[$0] != committed[$0] }.sorted()
-        #expect(stale.isEmpty, "docs/reference differs from the specs in \(stale); run `sluice components --format markdown --output docs/reference` and commit it")
+        #expect(
+            stale.isEmpty, "docs/reference differs from the specs in \(stale); run `sluice components --format markdown --output docs/reference` and commit it")
         let schema = try SluiceProcess.run(["components", "--format", "json"], in: Self.root)
         #expect(schema.stdout == committed["sluice.schema.json"], "`components --format json` is not the committed schema")
     }
@@ -241,21 +250,21 @@ import Testing
     /// file passes; a misspelled key, a word outside a choice and a missing sink are refused.
     @Test func theExamplesPassTheJSONSchemaAndMistakesDoNot() throws {
         let script = """
-        import glob, json, yaml, jsonschema
-        schema = json.load(open('docs/reference/sluice.schema.json'))
-        jsonschema.Draft202012Validator.check_schema(schema)
-        v = jsonschema.Draft202012Validator(schema)
-        files = sorted(glob.glob('examples/*.yaml'))
-        bad = [f + ': ' + e.message for f in files for e in v.iter_errors(yaml.safe_load(open(f)))]
-        good = {'pipelines': {'p': {'source': {'file': {'path': 'in/*.csv', 'watch': True}}, 'sink': {'parquet': {'path': 'lake', 'compression': 'zstd'}}}}}
-        mistakes = [
-            {'pipelines': {'p': {'source': {'file': {'pathh': 'in/*.csv'}}, 'sink': {'blackhole': {}}}}},
-            {'pipelines': {'p': {'source': {'file': {'path': 'x', 'compression': 'gzipp'}}, 'sink': {'blackhole': {}}}}},
-            {'pipelines': {'p': {'source': {'file': {'path': 'x'}}}}},
-        ]
-        print(len(files), len(bad), v.is_valid(good), sum(1 for m in mistakes if not v.is_valid(m)))
-        for b in bad[:5]: print(b)
-        """
+            import glob, json, yaml, jsonschema
+            schema = json.load(open('docs/reference/sluice.schema.json'))
+            jsonschema.Draft202012Validator.check_schema(schema)
+            v = jsonschema.Draft202012Validator(schema)
+            files = sorted(glob.glob('examples/*.yaml'))
+            bad = [f + ': ' + e.message for f in files for e in v.iter_errors(yaml.safe_load(open(f)))]
+            good = {'pipelines': {'p': {'source': {'file': {'path': 'in/*.csv', 'watch': True}}, 'sink': {'parquet': {'path': 'lake', 'compression': 'zstd'}}}}}
+            mistakes = [
+                {'pipelines': {'p': {'source': {'file': {'pathh': 'in/*.csv'}}, 'sink': {'blackhole': {}}}}},
+                {'pipelines': {'p': {'source': {'file': {'path': 'x', 'compression': 'gzipp'}}, 'sink': {'blackhole': {}}}}},
+                {'pipelines': {'p': {'source': {'file': {'path': 'x'}}}}},
+            ]
+            print(len(files), len(bad), v.is_valid(good), sum(1 for m in mistakes if not v.is_valid(m)))
+            for b in bad[:5]: print(b)
+            """
         let out = try python(script, in: Self.root).split(separator: "\n")
         let counts = out.first?.split(separator: " ") ?? []
         #expect(counts.count == 4 && Int(counts[0]) ?? 0 >= 5, "\(out)")

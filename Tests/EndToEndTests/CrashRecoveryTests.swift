@@ -15,7 +15,8 @@ import Testing
             state = state &* 6364136223846793005 &+ 1442695040888963407
             let r = Int(state >> 33)
             let amount = r % 10 == 0 ? "" : "\(r % 100000).\(r % 100)"
-            text += "\(i),user_\(r % 5000),\(amount),https://example.com/p/\(r % 977),2026-11-\(String(format: "%02d", r % 28 + 1))T\(String(format: "%02d", r % 24)):\(String(format: "%02d", r % 60)):00Z\n"
+            text +=
+                "\(i),user_\(r % 5000),\(amount),https://example.com/p/\(r % 977),2026-11-\(String(format: "%02d", r % 28 + 1))T\(String(format: "%02d", r % 24)):\(String(format: "%02d", r % 60)):00Z\n"
         }
         try text.write(toFile: path, atomically: false, encoding: .utf8)
     }
@@ -34,14 +35,15 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: "\(dir)/data", withIntermediateDirectories: true)
         try Self.generateCSV("\(dir)/data/events.csv", rows: Self.rows)
-        try write("""
-        pipelines:
-          crash:
-            source:
-              file: { path: data/events.csv }
-            sink:
-              ndjson: { path: out, max_file_size: 4MB }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              crash:
+                source:
+                  file: { path: data/events.csv }
+                sink:
+                  ndjson: { path: out, max_file_size: 4MB }
+            """, to: "\(dir)/p.yaml")
 
         // Kill at random moments; if a run finishes first, the remaining kills cannot land.
         let kills = try await killRepeatedly(in: dir, kills: 8, delays: 200...2500, maxRuns: 40) { false }

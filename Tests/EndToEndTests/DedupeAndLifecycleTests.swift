@@ -5,15 +5,16 @@ import Testing
     @Test func dedupeDropsRepeatsWithinTheTTLAndAcceptsThemAfter() async throws {
         let dir = try makeWorkDirectory("dedupe")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          d:
-            source: { file: { path: data } }
-            sink: { ndjson: { path: out } }
-            # Long enough that the second run reaches its lookup inside the TTL on a loaded
-            # machine (a debug run took 20 s in CI, and a 5 s TTL let a repeat through).
-            dedupe: { key: [id], ttl: 60s }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              d:
+                source: { file: { path: data } }
+                sink: { ndjson: { path: out } }
+                # Long enough that the second run reaches its lookup inside the TTL on a loaded
+                # machine (a debug run took 20 s in CI, and a 5 s TTL let a repeat through).
+                dedupe: { key: [id], ttl: 60s }
+            """, to: "\(dir)/p.yaml")
         try write("id,v\n1,a\n2,b\n2,b-again\n3,c\n", to: "\(dir)/data/1.csv")
         var r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
@@ -38,12 +39,13 @@ import Testing
     @Test func sigtermStopsAWatchingPipelineGracefullyAndServesMetrics() async throws {
         let dir = try makeWorkDirectory("term")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          w:
-            source: { file: { path: data, format: ndjson, watch: true, poll_interval: 200ms, min_age: 0s } }
-            sink: { ndjson: { path: out } }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              w:
+                source: { file: { path: data, format: ndjson, watch: true, poll_interval: 200ms, min_age: 0s } }
+                sink: { ndjson: { path: out } }
+            """, to: "\(dir)/p.yaml")
         try write("{\"id\":1}\n{\"id\":2}\n", to: "\(dir)/data/1.ndjson")
         let port = Int.random(in: 20000...40000)
         let p = try SluiceProcess.start(["run", "p.yaml", "--metrics-port", "\(port)"], in: dir, log: "\(dir)/log")
@@ -75,8 +77,9 @@ import Testing
         let series = exposition.split(separator: "\n").filter { $0.hasPrefix("sluice_") }
         #expect(!series.isEmpty)
         for line in series { #expect(line.contains("pipeline=\"w\""), "\(line)") }
-        #expect(series.contains { $0.hasPrefix("sluice_dead_letters_total{") && $0.contains("stage=\"decode\"") && $0.contains("kind=\"") },
-                "\(series.filter { $0.contains("dead_letters") })")
+        #expect(
+            series.contains { $0.hasPrefix("sluice_dead_letters_total{") && $0.contains("stage=\"decode\"") && $0.contains("kind=\"") },
+            "\(series.filter { $0.contains("dead_letters") })")
         #expect(series.contains { $0.hasPrefix("sluice_buffer_batches{") })
         #expect(!series.contains { $0.hasPrefix("sluice_queue_depth_batches") }, "the buffer is not named like a queue")
 

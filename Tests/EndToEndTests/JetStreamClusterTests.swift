@@ -18,26 +18,28 @@ import Testing
         var lines = ""
         for i in 0..<count { lines += "{\"n\":\(i),\"note\":\"record \(i)\"}\n" }
         try write(lines, to: "\(dir)/data/in.ndjson")
-        try write("""
-        state: .sluice/publisher.db
-        pipelines:
-          publish:
-            source:
-              file: { path: data/in.ndjson }
-            sink:
-              jetstream: { url: "\(cluster.url)", stream: CL, subject: cl.in, replicas: 3 }
-            batch: { max_rows: 2000 }
-        """, to: "\(dir)/pub.yaml")
-        try write("""
-        state: .sluice/consumer.db
-        pipelines:
-          lake:
-            source:
-              jetstream: { url: "\(cluster.url)", stream: CL, subject: cl.in, replicas: 3, consumer: lake, ack_wait: 5s }
-            sink:
-              parquet: { path: lake, max_file_age: 1s }
-            batch: { max_latency: 200ms }
-        """, to: "\(dir)/w.yaml")
+        try write(
+            """
+            state: .sluice/publisher.db
+            pipelines:
+              publish:
+                source:
+                  file: { path: data/in.ndjson }
+                sink:
+                  jetstream: { url: "\(cluster.url)", stream: CL, subject: cl.in, replicas: 3 }
+                batch: { max_rows: 2000 }
+            """, to: "\(dir)/pub.yaml")
+        try write(
+            """
+            state: .sluice/consumer.db
+            pipelines:
+              lake:
+                source:
+                  jetstream: { url: "\(cluster.url)", stream: CL, subject: cl.in, replicas: 3, consumer: lake, ack_wait: 5s }
+                sink:
+                  parquet: { path: lake, max_file_age: 1s }
+                batch: { max_latency: 200ms }
+            """, to: "\(dir)/w.yaml")
         let consumer = try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/consumer.log")
         defer { if consumer.isRunning { kill(consumer.processIdentifier, SIGKILL) } }
         try await Task.sleep(for: .seconds(2))  // the consumer creates the R3 stream and its consumer
@@ -73,10 +75,11 @@ import Testing
         kill(consumer.processIdentifier, SIGTERM)
         await waitForExit(consumer)
         #expect(consumer.terminationStatus == 0, "\(((try? String(contentsOfFile: "\(dir)/consumer.log", encoding: .utf8)) ?? "").suffix(3000))")
-        let counts = try python("""
-        import duckdb
-        print(*duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0])
-        """, in: dir)
+        let counts = try python(
+            """
+            import duckdb
+            print(*duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0])
+            """, in: dir)
         #expect(counts == "\(count) \(count) 0 \(count - 1)", "count, distinct, min, max: \(counts)")
     }
 }
@@ -98,35 +101,38 @@ import Testing
         try await psqlAsync("CREATE TABLE \(s).accounts (id int PRIMARY KEY, balance int NOT NULL, note text)")
         let dir = try makeWorkDirectory("js-cdc")
         defer { if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: dir) } }
-        try write("""
-        state: .sluice/cdc.db
-        pipelines:
-          capture:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).accounts] }
-            sink:
-              jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}.{partition}", partitions: 2 }
-            batch: { max_latency: 100ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            state: .sluice/cdc.db
+            pipelines:
+              capture:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).accounts] }
+                sink:
+                  jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}.{partition}", partitions: 2 }
+                batch: { max_latency: 100ms }
+            """, to: "\(dir)/p.yaml")
         // Two apply workers, one per partition: a key's changes always go to the same one.
         for partition in 0..<2 {
-            try write("""
-            state: .sluice/apply\(partition).db
-            pipelines:
-              apply\(partition):
-                source:
-                  jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}.{partition}", consumer: apply\(partition),
-                               filter_subject: "cdc.*.*.\(partition)", format: change_events }
-                sink:
-                  postgres: { url: "\(url)", table: "\(target).{table}", mode: apply }
-                batch: { max_latency: 200ms }
-            """, to: "\(dir)/w\(partition).yaml")
+            try write(
+                """
+                state: .sluice/apply\(partition).db
+                pipelines:
+                  apply\(partition):
+                    source:
+                      jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}.{partition}", consumer: apply\(partition),
+                                   filter_subject: "cdc.*.*.\(partition)", format: change_events }
+                    sink:
+                      postgres: { url: "\(url)", table: "\(target).{table}", mode: apply }
+                    batch: { max_latency: 200ms }
+                """, to: "\(dir)/w\(partition).yaml")
         }
         let appliers = try (0..<2).map { try SluiceProcess.start(["run", "w\($0).yaml", "--no-progress"], in: dir, log: "\(dir)/apply\($0).log") }
         defer { for a in appliers where a.isRunning { kill(a.processIdentifier, SIGKILL) } }
         func startCapture(pause: Bool) throws -> Process {
-            try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/capture.log",
-                                    environment: pause ? ["SLUICE_TEST_COMMIT_DELAY_MS": "200"] : [:])
+            try SluiceProcess.start(
+                ["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/capture.log",
+                environment: pause ? ["SLUICE_TEST_COMMIT_DELAY_MS": "200"] : [:])
         }
         var capture = try startCapture(pause: false)
         defer { if capture.isRunning { kill(capture.processIdentifier, SIGKILL) } }
@@ -194,27 +200,29 @@ import Testing
         let pg = try postgresURL()
         let dir = try makeWorkDirectory("js-push")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          ingest:
-            source:
-              http: { stream: clicks, columns: { user_id: int64, url: string }, required: [user_id] }
-            sink:
-              # One record per message (as for consumers that are not Sluice): the stream's count is the records'.
-              jetstream: { url: "\(nats.url)", stream: CLICKS, subject: clicks.in, records_per_message: 1 }
-            batch: { max_latency: 100ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              ingest:
+                source:
+                  http: { stream: clicks, columns: { user_id: int64, url: string }, required: [user_id] }
+                sink:
+                  # One record per message (as for consumers that are not Sluice): the stream's count is the records'.
+                  jetstream: { url: "\(nats.url)", stream: CLICKS, subject: clicks.in, records_per_message: 1 }
+                batch: { max_latency: 100ms }
+            """, to: "\(dir)/p.yaml")
         let pipeline = "push_lake_\(UUID().uuidString.prefix(8).lowercased())"
-        try write("""
-        state: "\(pg)"
-        pipelines:
-          \(pipeline):
-            source:
-              jetstream: { url: "\(nats.url)", stream: CLICKS, subject: clicks.in, consumer: lake, columns: { user_id: int64, url: string } }
-            sink:
-              parquet: { path: lake, max_file_age: 1s }
-            batch: { max_latency: 100ms }
-        """, to: "\(dir)/w.yaml")
+        try write(
+            """
+            state: "\(pg)"
+            pipelines:
+              \(pipeline):
+                source:
+                  jetstream: { url: "\(nats.url)", stream: CLICKS, subject: clicks.in, consumer: lake, columns: { user_id: int64, url: string } }
+                sink:
+                  parquet: { path: lake, max_file_age: 1s }
+                batch: { max_latency: 100ms }
+            """, to: "\(dir)/w.yaml")
         let port = try freePort()
         let server = try await ServedProcess.start(in: dir, port: port)
         let workers = try (0..<2).map { i in
@@ -237,10 +245,11 @@ import Testing
         #expect(server.stop() == 0)
         for w in workers { kill(w.processIdentifier, SIGTERM) }
         for w in workers { await waitForExit(w); #expect(w.terminationStatus == 0) }
-        let counts = try python("""
-        import duckdb
-        print(*duckdb.sql("select count(*), count(distinct user_id) from read_parquet('lake/*.parquet')").fetchall()[0])
-        """, in: dir)
+        let counts = try python(
+            """
+            import duckdb
+            print(*duckdb.sql("select count(*), count(distinct user_id) from read_parquet('lake/*.parquet')").fetchall()[0])
+            """, in: dir)
         #expect(counts == "\(accepted) \(accepted)", "rows, distinct: \(counts)")
     }
 }

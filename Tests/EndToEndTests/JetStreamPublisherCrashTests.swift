@@ -25,46 +25,48 @@ import Testing
         try write(lines, to: "\(dir)/data/in.ndjson")
         // Commits every 300 ms and message ends at 50 records or at a commit: where an attempt
         // committed decides where its messages end, and no two attempts commit at the same places.
-        try write("""
-        state: .sluice/publisher.db
-        pipelines:
-          publish:
-            source:
-              file: { path: data/in.ndjson }
-            sink:
-              jetstream: { url: "\(nats.url)", stream: PUB, subject: pub.in, records_per_message: 50, commit_interval: 300ms }
-            batch: { max_rows: 1500 }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            state: .sluice/publisher.db
+            pipelines:
+              publish:
+                source:
+                  file: { path: data/in.ndjson }
+                sink:
+                  jetstream: { url: "\(nats.url)", stream: PUB, subject: pub.in, records_per_message: 50, commit_interval: 300ms }
+                batch: { max_rows: 1500 }
+            """, to: "\(dir)/p.yaml")
         // The kills are driven by a script of their own: a test process busy with other suites
         // may not get to run a loop of its own in time (its few threads can all be blocked).
         // Each run is killed at a random moment after it stored something; every other run
         // pauses between the commit phases.
-        try write("""
-        set -u
-        kills=0; seen=0
-        start() {
-          if [ $((kills % 2)) -eq 1 ]; then SLUICE_TEST_COMMIT_DELAY_MS=150 "$SLUICE" run p.yaml --no-progress >> publisher.log 2>&1 &
-          else "$SLUICE" run p.yaml --no-progress >> publisher.log 2>&1 & fi
-          pid=$!
-        }
-        stored() { "$SLUICE" queue status publish -c p.yaml --json 2>/dev/null | grep -o '"messages":[0-9]*' | cut -d: -f2; }
-        start
-        while [ $kills -lt 10 ]; do
-          for _ in $(seq 1200); do
-            kill -0 $pid 2>/dev/null || break
-            n=$(stored); n=${n:-0}
-            if [ "$n" -gt "$seen" ]; then seen=$n; break; fi
-            sleep 0.05
-          done
-          sleep "0.$((RANDOM % 9))"
-          kill -0 $pid 2>/dev/null || break
-          kill -9 $pid; wait $pid 2>/dev/null
-          kills=$((kills + 1))
-          start
-        done
-        wait $pid; status=$?
-        echo "$kills $status" > killer.out
-        """, to: "\(dir)/killer.sh")
+        try write(
+            """
+            set -u
+            kills=0; seen=0
+            start() {
+              if [ $((kills % 2)) -eq 1 ]; then SLUICE_TEST_COMMIT_DELAY_MS=150 "$SLUICE" run p.yaml --no-progress >> publisher.log 2>&1 &
+              else "$SLUICE" run p.yaml --no-progress >> publisher.log 2>&1 & fi
+              pid=$!
+            }
+            stored() { "$SLUICE" queue status publish -c p.yaml --json 2>/dev/null | grep -o '"messages":[0-9]*' | cut -d: -f2; }
+            start
+            while [ $kills -lt 10 ]; do
+              for _ in $(seq 1200); do
+                kill -0 $pid 2>/dev/null || break
+                n=$(stored); n=${n:-0}
+                if [ "$n" -gt "$seen" ]; then seen=$n; break; fi
+                sleep 0.05
+              done
+              sleep "0.$((RANDOM % 9))"
+              kill -0 $pid 2>/dev/null || break
+              kill -9 $pid; wait $pid 2>/dev/null
+              kills=$((kills + 1))
+              start
+            done
+            wait $pid; status=$?
+            echo "$kills $status" > killer.out
+            """, to: "\(dir)/killer.sh")
         let killer = Process()
         killer.executableURL = URL(fileURLWithPath: "/bin/bash")
         killer.arguments = ["killer.sh"]
@@ -73,7 +75,9 @@ import Testing
         try killer.run()
         defer { if killer.isRunning { kill(killer.processIdentifier, SIGKILL) } }
         await waitForExit(killer)
-        let outcome = ((try? String(contentsOfFile: "\(dir)/killer.out", encoding: .utf8)) ?? "").split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let outcome = ((try? String(contentsOfFile: "\(dir)/killer.out", encoding: .utf8)) ?? "").split(separator: " ").compactMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         let log = (try? String(contentsOfFile: "\(dir)/publisher.log", encoding: .utf8)) ?? ""
         #expect(outcome.count == 2 && outcome[1] == 0, "the last run failed: \(log.suffix(3000))")
         let kills = outcome.first ?? 0
@@ -92,7 +96,10 @@ import Testing
             let message = try #require(reply["message"] as? [String: Any])
             let data = try #require(Data(base64Encoded: message["data"] as? String ?? ""))
             if let hdrs = (message["hdrs"] as? String).flatMap({ Data(base64Encoded: $0) }),
-               String(decoding: hdrs, as: UTF8.self).contains("Sluice-Records:") { grouped += 1 }
+                String(decoding: hdrs, as: UTF8.self).contains("Sluice-Records:")
+            {
+                grouped += 1
+            }
             messages += 1
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
                 let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])

@@ -23,22 +23,24 @@ import Testing
         let killEvery = recordsPerMessage > 1 ? 500...1500 : 1500...4000
 
         let pipeline = "scaleout_\(UUID().uuidString.prefix(8).lowercased())"
-        try write("""
-        state: "\(pg)"
-        pipelines:
-          \(pipeline):
-            source:
-              # A worker killed every few seconds, faster than it commits, gets the same messages
-              # again and again: the poison-message limit is set out of this test's way.
-              # ack_wait stays at its default (30s): a killed worker's messages go to the others after it.
-              jetstream: { url: "\(nats.url)", stream: NUMBERS, consumer: lake, batch: 2000, max_deliveries: 100 }
-            sink:
-              parquet: { path: lake, max_file_age: 2s }
-            batch: { max_rows: 20000, max_latency: 200ms }
-        """, to: "\(dir)/w.yaml")
+        try write(
+            """
+            state: "\(pg)"
+            pipelines:
+              \(pipeline):
+                source:
+                  # A worker killed every few seconds, faster than it commits, gets the same messages
+                  # again and again: the poison-message limit is set out of this test's way.
+                  # ack_wait stays at its default (30s): a killed worker's messages go to the others after it.
+                  jetstream: { url: "\(nats.url)", stream: NUMBERS, consumer: lake, batch: 2000, max_deliveries: 100 }
+                sink:
+                  parquet: { path: lake, max_file_age: 2s }
+                batch: { max_rows: 20000, max_latency: 200ms }
+            """, to: "\(dir)/w.yaml")
         func startWorker(_ i: Int, delay: Bool = false) throws -> Process {
-            try SluiceProcess.start(["run", "w.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/worker\(i).log",
-                                    environment: delay ? ["SLUICE_TEST_COMMIT_DELAY_MS": "150"] : [:])
+            try SluiceProcess.start(
+                ["run", "w.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/worker\(i).log",
+                environment: delay ? ["SLUICE_TEST_COMMIT_DELAY_MS": "150"] : [:])
         }
         var workers = try (0..<3).map { try startWorker($0) }
         defer { for w in workers where w.isRunning { kill(w.processIdentifier, SIGKILL) } }
@@ -69,20 +71,22 @@ import Testing
             #expect(w.terminationStatus == 0, "worker \(i): \(log.suffix(3000))")
         }
 
-        let counts = try python("""
-        import duckdb
-        r = duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0]
-        print(*r)
-        """, in: dir)
+        let counts = try python(
+            """
+            import duckdb
+            r = duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0]
+            print(*r)
+            """, in: dir)
         #expect(counts == "\(count) \(count) 0 \(count - 1)", "count, distinct, min, max: \(counts)")
         if counts != "\(count) \(count) 0 \(count - 1)" {
             // Which records, from which stream messages, in which files: one stream sequence in
             // two files is a consumer-side duplicate; two sequences would be two stored messages.
-            let twice = try python("""
-            import duckdb
-            for r in duckdb.sql("select n, _nats_seq, filename from read_parquet('lake/*.parquet', filename=true) where n in (select n from read_parquet('lake/*.parquet') group by n having count(*) > 1) order by n limit 20").fetchall():
-                print(*r)
-            """, in: dir)
+            let twice = try python(
+                """
+                import duckdb
+                for r in duckdb.sql("select n, _nats_seq, filename from read_parquet('lake/*.parquet', filename=true) where n in (select n from read_parquet('lake/*.parquet') group by n having count(*) > 1) order by n limit 20").fetchall():
+                    print(*r)
+                """, in: dir)
             Issue.record("records twice (n, _nats_seq, file):\n\(twice)")
         }
         let letters = try SluiceProcess.run(["dlq", "list", "--pipeline", pipeline, "-c", "w.yaml"], in: dir)
@@ -104,16 +108,17 @@ import Testing
         defer { if ProcessInfo.processInfo.environment["SLUICE_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: dir) } }
         try await fillStream(url: nats.url, stream: "STALL", subject: "stall", count: count)
         let pipeline = "stall_\(UUID().uuidString.prefix(8).lowercased())"
-        try write("""
-        state: "\(pg)"
-        pipelines:
-          \(pipeline):
-            source:
-              jetstream: { url: "\(nats.url)", stream: STALL, consumer: lake, batch: 500, ack_wait: 2s, max_deliveries: 100 }
-            sink:
-              parquet: { path: lake, max_file_age: 1s }
-            batch: { max_rows: 2000, max_latency: 100ms }
-        """, to: "\(dir)/w.yaml")
+        try write(
+            """
+            state: "\(pg)"
+            pipelines:
+              \(pipeline):
+                source:
+                  jetstream: { url: "\(nats.url)", stream: STALL, consumer: lake, batch: 500, ack_wait: 2s, max_deliveries: 100 }
+                sink:
+                  parquet: { path: lake, max_file_age: 1s }
+                batch: { max_rows: 2000, max_latency: 100ms }
+            """, to: "\(dir)/w.yaml")
         let workers = try (0..<2).map {
             try SluiceProcess.start(["run", "w.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/worker\($0).log")
         }
@@ -142,11 +147,12 @@ import Testing
             #expect(w.terminationStatus == 0, "worker \(i): \(log.suffix(3000))")
             refused += log.components(separatedBy: "commit refused").count - 1
         }
-        let counts = try python("""
-        import duckdb
-        r = duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0]
-        print(*r)
-        """, in: dir)
+        let counts = try python(
+            """
+            import duckdb
+            r = duckdb.sql("select count(*), count(distinct n), min(n), max(n) from read_parquet('lake/*.parquet')").fetchall()[0]
+            print(*r)
+            """, in: dir)
         #expect(counts == "\(count) \(count) 0 \(count - 1)", "count, distinct, min, max: \(counts)")
         // The stalls did hand held messages to the other worker (otherwise this test proves nothing).
         #expect(refused > 0, "no commit was refused in \(stalls) stalls")
@@ -171,17 +177,19 @@ import Testing
         let connection = try await NATSConnection.connect(try NATSOptions(urls: [nats.url]), logger: Logger(label: "test"))
         _ = try await JetStream(connection).ensureStream(StreamConfig(name: "P", subjects: ["p"]))
         for body in ["{\"id\": 1}", "{\"id\": 2}", "{not json", "{\"id\": 3}"] { try connection.publish("p", payload: Array(body.utf8)) }
-        try connection.publish("p", headers: NATSHeaders(fields: [("Sluice-Records", "3")]),
-                               payload: Array("{\"id\": 10}\n{broken\n{\"id\": 11}\n".utf8))
+        try connection.publish(
+            "p", headers: NATSHeaders(fields: [("Sluice-Records", "3")]),
+            payload: Array("{\"id\": 10}\n{broken\n{\"id\": 11}\n".utf8))
         try await connection.flush()
-        try write("""
-        pipelines:
-          poison:
-            source:
-              jetstream: { url: "\(nats.url)", stream: P, consumer: c, ack_wait: 1s, max_deliveries: 2 }
-            sink:
-              ndjson: { path: out, max_file_age: 1h }
-        """, to: "\(dir)/w.yaml")
+        try write(
+            """
+            pipelines:
+              poison:
+                source:
+                  jetstream: { url: "\(nats.url)", stream: P, consumer: c, ack_wait: 1s, max_deliveries: 2 }
+                sink:
+                  ndjson: { path: out, max_file_age: 1h }
+            """, to: "\(dir)/w.yaml")
         func run() throws -> Process { try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/w.log") }
 
         // A run that commits (at SIGTERM): five records out, the malformed ones dead-lettered.

@@ -33,8 +33,10 @@ func fillStream(url: String, stream: String, subject: String, count: Int, replic
                 // With an id, so that nothing sent twice can be stored twice.
                 var fields = [("Nats-Msg-Id", "fill-\(start)")]
                 if recordsPerMessage > 1 { fields.append(("Sluice-Records", "\(end - start)")) }
-                NATSClientOp.publish(subject: subject, replyTo: nil, headers: NATSHeaders(fields: fields),
-                                     payload: Array(body.utf8)).encode(into: &out)
+                NATSClientOp.publish(
+                    subject: subject, replyTo: nil, headers: NATSHeaders(fields: fields),
+                    payload: Array(body.utf8)
+                ).encode(into: &out)
             }
             return out
         }
@@ -67,9 +69,11 @@ struct QueueStatus {
 func queueStatus(_ pipeline: String, in directory: String, config: String = "w.yaml") throws -> QueueStatus? {
     let r = try SluiceProcess.run(["queue", "status", pipeline, "-c", config, "--json"], in: directory)
     guard r.status == 0,
-          let rows = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]],
-          let row = rows.first(where: { $0["role"] as? String == "source" }),
-          let lag = row["lag"] as? Int else { return nil }
-    return QueueStatus(messages: row["messages"] as? Int ?? 0, lag: lag, ackPending: row["ack_pending"] as? Int ?? 0,
-                       redelivered: row["redelivered"] as? Int ?? 0, deliveries: row["deliveries"] as? Int ?? 0)
+        let rows = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]],
+        let row = rows.first(where: { $0["role"] as? String == "source" }),
+        let lag = row["lag"] as? Int
+    else { return nil }
+    return QueueStatus(
+        messages: row["messages"] as? Int ?? 0, lag: lag, ackPending: row["ack_pending"] as? Int ?? 0,
+        redelivered: row["redelivered"] as? Int ?? 0, deliveries: row["deliveries"] as? Int ?? 0)
 }

@@ -38,15 +38,16 @@ struct PythonError: Error, CustomStringConvertible {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: "\(dir)/data", withIntermediateDirectories: true)
         try CrashRecoveryTests.generateCSV("\(dir)/data/events.csv", rows: Self.rows)
-        try write("""
-        pipelines:
-          lake:
-            source:
-              file: { path: data/events.csv }
-            sink:
-              parquet: { path: lake, partition_by: "day(created_at)", compression: zstd, target_file_size: 4MB }
-            batch: { max_rows: 20000 }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              lake:
+                source:
+                  file: { path: data/events.csv }
+                sink:
+                  parquet: { path: lake, partition_by: "day(created_at)", compression: zstd, target_file_size: 4MB }
+                batch: { max_rows: 20000 }
+            """, to: "\(dir)/p.yaml")
 
         // A run that finishes before its kill starts over from scratch, to keep killing mid-run.
         let kills = try await killRepeatedly(in: dir, kills: 20, delays: 150...1500, maxRuns: 80) {
@@ -58,13 +59,15 @@ struct PythonError: Error, CustomStringConvertible {
         let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let counts = try python("""
-        import duckdb
-        r = duckdb.sql("select count(*), count(distinct id), min(id), max(id) from read_parquet('lake/*/*.parquet', hive_partitioning=true)").fetchall()[0]
-        print(*r)
-        """, in: dir)
+        let counts = try python(
+            """
+            import duckdb
+            r = duckdb.sql("select count(*), count(distinct id), min(id), max(id) from read_parquet('lake/*/*.parquet', hive_partitioning=true)").fetchall()[0]
+            print(*r)
+            """, in: dir)
         #expect(counts == "\(Self.rows) \(Self.rows) 0 \(Self.rows - 1)")
-        let leftovers = FileManager.default.enumerator(atPath: "\(dir)/lake")?.allObjects.compactMap { $0 as? String }
+        let leftovers =
+            FileManager.default.enumerator(atPath: "\(dir)/lake")?.allObjects.compactMap { $0 as? String }
             .filter { ($0 as NSString).lastPathComponent.hasPrefix(".") } ?? []
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
     }
@@ -72,28 +75,31 @@ struct PythonError: Error, CustomStringConvertible {
     @Test func quickstartStyleLakeIsReadableByPyarrowWithTypes() throws {
         let dir = try makeWorkDirectory("lake-types")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        id,amount,name,created_at,ok
-        1,2.5,alpha,2026-11-25T10:00:00Z,true
-        2,,"b, with comma",2026-11-25T11:30:00.25Z,false
-        3,-1e300,,2026-11-26T00:00:00Z,
-        """, to: "\(dir)/data/x.csv")
-        try write("""
-        pipelines:
-          t:
-            source: { file: { path: data/x.csv } }
-            sink: { parquet: { path: lake, partition_by: "day(created_at)", compression: snappy } }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            id,amount,name,created_at,ok
+            1,2.5,alpha,2026-11-25T10:00:00Z,true
+            2,,"b, with comma",2026-11-25T11:30:00.25Z,false
+            3,-1e300,,2026-11-26T00:00:00Z,
+            """, to: "\(dir)/data/x.csv")
+        try write(
+            """
+            pipelines:
+              t:
+                source: { file: { path: data/x.csv } }
+                sink: { parquet: { path: lake, partition_by: "day(created_at)", compression: snappy } }
+            """, to: "\(dir)/p.yaml")
         let r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
-        let out = try python("""
-        import pyarrow.dataset as ds
-        t = ds.dataset('lake', format='parquet', partitioning='hive').to_table().sort_by('id')
-        print(t.schema.field('id').type, t.schema.field('amount').type, t.schema.field('created_at').type, t.schema.field('ok').type)
-        print(t.column('amount').to_pylist())
-        print(t.column('name').to_pylist())
-        print([str(x) for x in t.column('created_at').to_pylist()])
-        """, in: dir)
+        let out = try python(
+            """
+            import pyarrow.dataset as ds
+            t = ds.dataset('lake', format='parquet', partitioning='hive').to_table().sort_by('id')
+            print(t.schema.field('id').type, t.schema.field('amount').type, t.schema.field('created_at').type, t.schema.field('ok').type)
+            print(t.column('amount').to_pylist())
+            print(t.column('name').to_pylist())
+            print([str(x) for x in t.column('created_at').to_pylist()])
+            """, in: dir)
         let lines = out.split(separator: "\n").map(String.init)
         #expect(lines.first == "int64 double timestamp[us, tz=UTC] bool")
         #expect(lines.dropFirst().first == "[2.5, None, -1e+300]")

@@ -25,33 +25,39 @@ import Testing
     static let rows = 2_000
 
     @Test func aBreakBeforeTheSlotIsCreatedIsRetriedByTheRunner() async throws {
-        try await breakStart(at: "postgres_cdc.create_slot", terminating: .walsender,
-                             expecting: ["the source could not start; retrying", "reading the snapshot exported with the slot"])
+        try await breakStart(
+            at: "postgres_cdc.create_slot", terminating: .walsender,
+            expecting: ["the source could not start; retrying", "reading the snapshot exported with the slot"])
     }
 
     @Test func aBreakBeforeTheExportedSnapshotIsImportedFallsBackToWatermarks() async throws {
-        try await breakStart(at: "postgres_cdc.import_snapshot", terminating: .walsender,
-                             expecting: ["could not be imported; reading the tables while streaming", "SQLSTATE 22023", "table snapshotted"])
+        try await breakStart(
+            at: "postgres_cdc.import_snapshot", terminating: .walsender,
+            expecting: ["could not be imported; reading the tables while streaming", "SQLSTATE 22023", "table snapshotted"])
     }
 
     @Test func aReplicationBreakWhileTheExportedSnapshotIsReadIsReplacedAtTheHandOver() async throws {
-        try await breakStart(at: "postgres_cdc.exported_chunk", terminating: .walsender,
-                             expecting: ["streaming again", "snapshot read; streaming changes"])
+        try await breakStart(
+            at: "postgres_cdc.exported_chunk", terminating: .walsender,
+            expecting: ["streaming again", "snapshot read; streaming changes"])
     }
 
     @Test func aBrokenSnapshotReaderFallsBackToWatermarksForTheRest() async throws {
-        try await breakStart(at: "postgres_cdc.exported_chunk", terminating: .snapshotReader,
-                             expecting: ["the connection reading the exported snapshot broke", "table snapshotted"])
+        try await breakStart(
+            at: "postgres_cdc.exported_chunk", terminating: .snapshotReader,
+            expecting: ["the connection reading the exported snapshot broke", "table snapshotted"])
     }
 
     @Test func aBreakBeforeTheStreamStartsAfterTheSnapshotIsReplaced() async throws {
-        try await breakStart(at: "postgres_cdc.start_replication", terminating: .walsender,
-                             expecting: ["streaming again", "snapshot read; streaming changes"])
+        try await breakStart(
+            at: "postgres_cdc.start_replication", terminating: .walsender,
+            expecting: ["streaming again", "snapshot read; streaming changes"])
     }
 
     @Test func aBreakBeforeTheFirstStreamOfANewSlotWithoutSnapshotIsRetriedByTheRunner() async throws {
-        try await breakStart(at: "postgres_cdc.start_replication", terminating: .walsender, snapshot: false,
-                             expecting: ["the source could not start; retrying", "streaming changes"])
+        try await breakStart(
+            at: "postgres_cdc.start_replication", terminating: .walsender, snapshot: false,
+            expecting: ["the source could not start; retrying", "streaming changes"])
     }
 
     /// Starts a CDC pipeline over a table of ``rows`` rows, holds it at `point`, terminates
@@ -63,7 +69,8 @@ import Testing
         let s = try makeSchema("cdcstart")
         let slot = "slot_\(s)", publication = "pub_\(s)", application = "sluice_\(s)"
         defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try await psqlAsync("""
+        try await psqlAsync(
+            """
             CREATE TABLE \(s).t (id int PRIMARY KEY, v text);
             INSERT INTO \(s).t SELECT i, 'old' FROM generate_series(1, \(Self.rows)) i;
             CREATE PUBLICATION \(publication) FOR TABLE \(s).t;
@@ -72,18 +79,20 @@ import Testing
         let url = base + (base.contains("?") ? "&" : "?") + "application_name=\(application)"
         let dir = try makeWorkDirectory("pg-cdc-start")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          changes:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), snapshot: \(snapshot ? "initial" : "never"), snapshot_chunk: 100 }
-            sink:
-              ndjson: { path: out, max_file_age: 200ms }
-            retry: { base_delay: 200ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              changes:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), snapshot: \(snapshot ? "initial" : "never"), snapshot_chunk: 100 }
+                sink:
+                  ndjson: { path: out, max_file_age: 200ms }
+                retry: { base_delay: 200ms }
+            """, to: "\(dir)/p.yaml")
         let release = "\(dir)/release"
-        let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/sluice.log",
-                                             environment: ["SLUICE_TEST_HOLD": "\(point)=\(release)"])
+        let sluice = try SluiceProcess.start(
+            ["run", "p.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/sluice.log",
+            environment: ["SLUICE_TEST_HOLD": "\(point)=\(release)"])
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         func log() -> String { (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "" }
 
@@ -143,10 +152,13 @@ import Testing
             state[id] = after["v"] as? String
         }
         let table = try await psqlAsync("SELECT id || '=' || v FROM \(s).t ORDER BY id")
-        let expected = snapshot ? table : table.filter { row in
-            let id = Int(row.prefix { $0 != "=" })!
-            return id < 0 || id > 100_000 || id <= 10
-        }
+        let expected =
+            snapshot
+            ? table
+            : table.filter { row in
+                let id = Int(row.prefix { $0 != "=" })!
+                return id < 0 || id > 100_000 || id <= 10
+            }
         let replayed = state.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let differences = Set(replayed).symmetricDifference(expected)
         #expect(differences.isEmpty, "the trail replayed differs from the table in \(differences.count) rows, e.g. \(differences.sorted().prefix(5))")

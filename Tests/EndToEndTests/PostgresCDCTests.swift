@@ -11,20 +11,22 @@ import Testing
         let s = try makeSchema("cdc")
         let slot = "slot_\(s)", publication = "pub_\(s)"
         defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try await psqlAsync("""
+        try await psqlAsync(
+            """
             CREATE TABLE \(s).t1 (id int PRIMARY KEY, n int, note text, amount numeric(10,2), j jsonb, b bytea, at timestamptz);
             CREATE TABLE \(s).t2 (id int PRIMARY KEY);
             """)
         let dir = try makeWorkDirectory("pg-cdc")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          changes:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).t1, \(s).t2] }
-            sink:
-              ndjson: { path: out, max_file_size: 64KB, max_file_age: 300ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              changes:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).t1, \(s).t2] }
+                sink:
+                  ndjson: { path: out, max_file_size: 64KB, max_file_age: 300ms }
+            """, to: "\(dir)/p.yaml")
         func start() throws -> Process {
             try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
         }
@@ -101,20 +103,22 @@ import Testing
         try await psqlAsync("CREATE TABLE \(s).t (id int PRIMARY KEY, v text)")
         let dir = try makeWorkDirectory("pg-cdc-break")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          changes:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).t] }
-            sink:
-              ndjson: { path: out, max_file_age: 200ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              changes:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).t] }
+                sink:
+                  ndjson: { path: out, max_file_age: 200ms }
+            """, to: "\(dir)/p.yaml")
         let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         func delivered() throws -> Set<Int> {
-            Set(try outputLines("\(dir)/out").compactMap {
-                ((try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["after"] as? [String: Any])?["id"] as? Int
-            })
+            Set(
+                try outputLines("\(dir)/out").compactMap {
+                    ((try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["after"] as? [String: Any])?["id"] as? Int
+                })
         }
         // Rows inserted before the slot is ready belong to its snapshot, not to the stream.
         try #require(try await waitForReadySlots([slot]), "the slot was not created")
@@ -158,14 +162,15 @@ import Testing
         try await psqlAsync("CREATE TABLE \(s).idle (id int PRIMARY KEY); CREATE TABLE \(s).busy (id int, payload text)")
         let dir = try makeWorkDirectory("pg-cdc-idle")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          changes:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).idle] }
-            sink:
-              ndjson: { path: out }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              changes:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).idle] }
+                sink:
+                  ndjson: { path: out }
+            """, to: "\(dir)/p.yaml")
         let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         // Streaming starts once the snapshot is read: changes after this are changes, not snapshot rows.
@@ -193,17 +198,20 @@ import Testing
         let s = try makeSchema("cdcpq")
         let slot = "slot_\(s)", publication = "pub_\(s)"
         defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
-        try await psqlAsync("CREATE TABLE \(s).a (id int PRIMARY KEY, v text, j jsonb); CREATE TABLE \(s).b (k text PRIMARY KEY); INSERT INTO \(s).a VALUES (1, 'existing', '{\"x\": 1}')")
+        try await psqlAsync(
+            "CREATE TABLE \(s).a (id int PRIMARY KEY, v text, j jsonb); CREATE TABLE \(s).b (k text PRIMARY KEY); INSERT INTO \(s).a VALUES (1, 'existing', '{\"x\": 1}')"
+        )
         let dir = try makeWorkDirectory("pg-cdc-parquet")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          audit:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).a, \(s).b] }
-            sink:
-              parquet: { path: lake, partition_by: "table", max_file_age: 300ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              audit:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slot), publication: \(publication), tables: [\(s).a, \(s).b] }
+                sink:
+                  parquet: { path: lake, partition_by: "table", max_file_age: 300ms }
+            """, to: "\(dir)/p.yaml")
         let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         // Changes made once both tables are snapshotted are changes, not snapshot rows. (The slot
@@ -213,8 +221,11 @@ import Testing
             return log.contains("table=\(s).a") && log.contains("table=\(s).b") && log.components(separatedBy: "table snapshotted").count == 3
         }
         try #require(snapshotted, "the pipeline did not snapshot both tables: \((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
-        try await psqlAsync("BEGIN; INSERT INTO \(s).a VALUES (2, 'two', null); UPDATE \(s).a SET v = 'changed' WHERE id = 1; INSERT INTO \(s).b VALUES ('k1'); COMMIT; DELETE FROM \(s).a WHERE id = 2")
-        let query = "SELECT op || ' ' || \"table\" || ' ' || coalesce(json_extract_string(after, '$.v'), '-') FROM read_parquet('lake/**/*.parquet', hive_partitioning = false, union_by_name = true) ORDER BY lsn, seq"
+        try await psqlAsync(
+            "BEGIN; INSERT INTO \(s).a VALUES (2, 'two', null); UPDATE \(s).a SET v = 'changed' WHERE id = 1; INSERT INTO \(s).b VALUES ('k1'); COMMIT; DELETE FROM \(s).a WHERE id = 2"
+        )
+        let query =
+            "SELECT op || ' ' || \"table\" || ' ' || coalesce(json_extract_string(after, '$.v'), '-') FROM read_parquet('lake/**/*.parquet', hive_partitioning = false, union_by_name = true) ORDER BY lsn, seq"
         let script = "import duckdb\nfor r in duckdb.sql(\"\"\"\(query)\"\"\").fetchall(): print(r[0])"
         var rows: [String] = []
         let done = try await waitUntil(seconds: 60, interval: .milliseconds(300)) {

@@ -17,7 +17,8 @@ import Testing
         try psql("ALTER ROLE sluice SET synchronous_commit = local", url: url)
         try psql("ALTER SYSTEM SET synchronous_standby_names = 'sluice_never_connects'", url: url)
         try psql("SELECT pg_reload_conf()", url: url)
-        try psql("""
+        try psql(
+            """
             CREATE SCHEMA v;
             CREATE TABLE v.a (id int PRIMARY KEY, n int);
             INSERT INTO v.a SELECT i, 0 FROM generate_series(1, 1000) i;
@@ -26,14 +27,15 @@ import Testing
             """, url: url)
         let dir = try makeWorkDirectory("pg-cdc-visibility")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          state:
-            source:
-              postgres_cdc: { url: "\(url)", slot: vis, publication: pub, snapshot_chunk: 100 }
-            sink:
-              postgres: { url: "\(url)", table: "v_cur.{table}", mode: apply, commit_interval: 100ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              state:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: vis, publication: pub, snapshot_chunk: 100 }
+                sink:
+                  postgres: { url: "\(url)", table: "v_cur.{table}", mode: apply, commit_interval: 100ms }
+            """, to: "\(dir)/p.yaml")
         let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         func log() -> String { (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "" }
@@ -50,9 +52,10 @@ import Testing
         waiting.standardError = FileHandle.nullDevice
         try waiting.run()
         defer { if waiting.isRunning { kill(waiting.processIdentifier, SIGKILL) } }
-        #expect(try await waitUntil(seconds: 30) {
-            (try? psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", url: url)) == ["1"]
-        }, "the transaction did not wait for the standby")
+        #expect(
+            try await waitUntil(seconds: 30) {
+                (try? psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", url: url)) == ["1"]
+            }, "the transaction did not wait for the standby")
         // Chunks read while it waits miss it; each is read again.
         let reread = try await waitUntil(seconds: 60) { log().contains("reading a snapshot chunk again") }
         #expect(reread, "no chunk was read again:\n\(log().suffix(3000))")

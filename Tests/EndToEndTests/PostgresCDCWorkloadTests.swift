@@ -16,31 +16,34 @@ import Testing
         let target = "\(s)_cur"
         let slots = ["st_\(s)", "tr_\(s)", "or_\(s)"]
         defer { dropCDCObjects(slots: slots, publication: "pub_\(s)", schemas: [s, target]) }
-        try await psqlAsync("""
+        try await psqlAsync(
+            """
             CREATE TABLE \(s).t1 (id int PRIMARY KEY, n int, note text, amount numeric(12,2), j jsonb, b bytea, at timestamptz, big text);
             CREATE TABLE \(s).t2 (id int PRIMARY KEY, v text, qty numeric);
             ALTER TABLE \(s).t2 REPLICA IDENTITY FULL;
             CREATE TABLE \(s).t3 (k text PRIMARY KEY, id2 int, payload jsonb, at timestamptz);
             CREATE PUBLICATION pub_\(s) FOR TABLE \(s).t1, \(s).t2, \(s).t3;
             """)
-        try await psqlAsync("""
+        try await psqlAsync(
+            """
             SELECT pg_create_logical_replication_slot('\(slots[2])', 'test_decoding');
             """)
         let dir = try makeWorkDirectory("pg-cdc-load")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          state:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slots[0]), publication: pub_\(s) }
-            sink:
-              postgres: { url: "\(url)", table: "\(target).{table}", mode: apply, commit_interval: 300ms }
-          trail:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slots[1]), publication: pub_\(s), retained_wal_warning: 1KB }
-            sink:
-              ndjson: { path: out, max_file_size: 256KB, max_file_age: 300ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              state:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slots[0]), publication: pub_\(s) }
+                sink:
+                  postgres: { url: "\(url)", table: "\(target).{table}", mode: apply, commit_interval: 300ms }
+              trail:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slots[1]), publication: pub_\(s), retained_wal_warning: 1KB }
+                sink:
+                  ndjson: { path: out, max_file_size: 256KB, max_file_age: 300ms }
+            """, to: "\(dir)/p.yaml")
         func start() throws -> Process {
             try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
         }
@@ -82,18 +85,23 @@ import Testing
         #expect(log.contains("holds back more WAL"), "no retained-WAL warning")
 
         // Current state: every table equals its source, column by column, as text.
-        for (table, columns, key) in [("t1", ["id", "n", "note", "amount", "j", "b", "at", "big", "extra"], "id"), ("t2", ["id", "v", "qty"], "id"),
-                                      ("t3", ["k", "id2", "payload", "at"], "k")] {
+        for (table, columns, key) in [
+            ("t1", ["id", "n", "note", "amount", "j", "b", "at", "big", "extra"], "id"), ("t2", ["id", "v", "qty"], "id"),
+            ("t3", ["k", "id2", "payload", "at"], "k"),
+        ] {
             let source = try tableFingerprint(s, table, columns: columns, orderBy: key)
             let copy = try tableFingerprint(target, table, columns: columns, orderBy: key)
             #expect(source == copy, "\(table): source \(source), current-state table \(copy)")
         }
 
         // Audit trail: the oracle slot counts the committed row changes of the three tables.
-        let oracle = try psql("""
-            SELECT count(*) FROM pg_logical_slot_peek_changes('\(slots[2])', NULL, NULL)
-            WHERE data LIKE 'table \(s).%' AND data NOT LIKE '%TRUNCATE%'
-            """).first.flatMap { Int($0) } ?? -1
+        let oracle =
+            try psql(
+                """
+                SELECT count(*) FROM pg_logical_slot_peek_changes('\(slots[2])', NULL, NULL)
+                WHERE data LIKE 'table \(s).%' AND data NOT LIKE '%TRUNCATE%'
+                """
+            ).first.flatMap { Int($0) } ?? -1
         let lines = try outputLines("\(dir)/out").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let changes = lines.filter { $0["op"] as? String != "t" }
         let keys = lines.map { "\($0["lsn"] ?? "")#\($0["seq"] ?? "")" }
@@ -150,7 +158,8 @@ struct Workload {
             let extra = hasExtra ? ", extra = n" : ""
             return "UPDATE \(s).t1 SET n = coalesce(n, 0) + 1, amount = amount * 2\(extra) WHERE id = \(pick("t1", "id"))"
         case 4:
-            return "UPDATE \(s).t1 SET big = (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 300)), note = NULL WHERE id = \(pick("t1", "id"))"
+            return
+                "UPDATE \(s).t1 SET big = (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 300)), note = NULL WHERE id = \(pick("t1", "id"))"
         case 5:
             return "DELETE FROM \(s).t1 WHERE id = \(pick("t1", "id"))"
         case 6, 7:
@@ -187,7 +196,8 @@ struct Workload {
         let target = "\(s)_cur"
         let slots = ["st_\(s)", "tr_\(s)", "or_\(s)"]
         defer { dropCDCObjects(slots: slots, publication: "pub_\(s)", schemas: [s, target]) }
-        try await psqlAsync("""
+        try await psqlAsync(
+            """
             CREATE TABLE \(s).a (id int PRIMARY KEY, v text, n numeric, at timestamptz);
             INSERT INTO \(s).a SELECT i, 'v' || i, i * 1.5, '2026-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 50000) i;
             CREATE TABLE \(s).b (k text PRIMARY KEY, n int);
@@ -197,19 +207,20 @@ struct Workload {
         try await psqlAsync("SELECT pg_create_logical_replication_slot('\(slots[2])', 'test_decoding')")
         let dir = try makeWorkDirectory("pg-cdc-snap")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          state:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slots[0]), publication: pub_\(s), snapshot_chunk: 250 }
-            sink:
-              postgres: { url: "\(url)", table: "\(target).{table}", mode: apply, commit_interval: 200ms }
-          trail:
-            source:
-              postgres_cdc: { url: "\(url)", slot: \(slots[1]), publication: pub_\(s), snapshot_chunk: 250 }
-            sink:
-              ndjson: { path: out, max_file_size: 1MB, max_file_age: 200ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              state:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slots[0]), publication: pub_\(s), snapshot_chunk: 250 }
+                sink:
+                  postgres: { url: "\(url)", table: "\(target).{table}", mode: apply, commit_interval: 200ms }
+              trail:
+                source:
+                  postgres_cdc: { url: "\(url)", slot: \(slots[1]), publication: pub_\(s), snapshot_chunk: 250 }
+                sink:
+                  ndjson: { path: out, max_file_size: 1MB, max_file_age: 200ms }
+            """, to: "\(dir)/p.yaml")
         var runs = 0
         func start() throws -> Process {
             runs += 1  // a log per run (starting truncates it)
@@ -223,7 +234,8 @@ struct Workload {
         // Changes while the snapshot is read (and the pipeline killed, with `kills`).
         var kills = 0
         for round in 0..<20 {
-            try await psqlAsync("""
+            try await psqlAsync(
+                """
                 UPDATE \(s).a SET v = v || '+', n = n + 1 WHERE id % 97 = \(round);
                 DELETE FROM \(s).a WHERE id % 389 = \(round);
                 INSERT INTO \(s).a VALUES (\(100_000 + round), 'new', 0, now());
@@ -244,7 +256,9 @@ struct Workload {
         // A table joins the publication: its rows are snapshotted while changes stream.
         try await psqlAsync("ALTER PUBLICATION pub_\(s) ADD TABLE \(s).b")
         for round in 0..<10 {
-            try await psqlAsync("UPDATE \(s).b SET n = n + 1000 WHERE n % 50 = \(round); INSERT INTO \(s).b VALUES ('new\(round)', -\(round)); DELETE FROM \(s).b WHERE n = \(round + 100)")
+            try await psqlAsync(
+                "UPDATE \(s).b SET n = n + 1000 WHERE n % 50 = \(round); INSERT INTO \(s).b VALUES ('new\(round)', -\(round)); DELETE FROM \(s).b WHERE n = \(round + 100)"
+            )
             try await Task.sleep(for: .milliseconds(150))
         }
         // Snapshots read while streaming go on beside the stream: the last row below proves the
@@ -275,12 +289,15 @@ struct Workload {
             let render = { (schema: String) in
                 "SELECT count(*) || ':' || md5(string_agg(t::text, E'\\n' ORDER BY \(key))) FROM (SELECT * FROM \(schema).\(table)) t"
             }
-            let source = try psql(render(s)), copy = try psql(render(target).replacingOccurrences(of: "SELECT * FROM", with: "SELECT \(table == "a" ? "id, v, n, at::timestamptz" : "k, n::int") FROM"))
+            let source = try psql(render(s)),
+                copy = try psql(
+                    render(target).replacingOccurrences(of: "SELECT * FROM", with: "SELECT \(table == "a" ? "id, v, n, at::timestamptz" : "k, n::int") FROM"))
             #expect(source == copy, "\(table): source \(source), current-state table \(copy)")
         }
         // The trail: each committed change once (the oracle slot counts them), each existing row
         // of a snapshot once when nothing interrupted it.
-        let oracle = try psql("SELECT count(*) FROM pg_logical_slot_peek_changes('\(slots[2])', NULL, NULL) WHERE data LIKE 'table \(s).a:%'")
+        let oracle =
+            try psql("SELECT count(*) FROM pg_logical_slot_peek_changes('\(slots[2])', NULL, NULL) WHERE data LIKE 'table \(s).a:%'")
             .first.flatMap { Int($0) } ?? -1
         let lines = try outputLines("\(dir)/out").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let changesOfA = lines.filter { $0["table"] as? String == "\(s).a" && $0["op"] as? String != "r" }

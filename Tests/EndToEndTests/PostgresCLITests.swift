@@ -12,14 +12,15 @@ import Testing
         let roleURL = url.replacingOccurrences(of: "sluice:sluice@", with: "\(role):\(secret)@")
         let dir = try makeWorkDirectory("pg-secret")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          missing:
-            source:
-              postgres: { url: "\(roleURL)", table: public.no_such_table }
-            sink:
-              postgres: { url: "\(roleURL)", table: public.nowhere }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              missing:
+                source:
+                  postgres: { url: "\(roleURL)", table: public.no_such_table }
+                sink:
+                  postgres: { url: "\(roleURL)", table: public.nowhere }
+            """, to: "\(dir)/p.yaml")
         let run = try SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "trace"], in: dir)
         #expect(run.status == 1)
         #expect(run.stderr.contains("no_such_table") && run.stderr.contains("does not exist"), "\(run.stderr)")
@@ -29,8 +30,9 @@ import Testing
             #expect(!output.contains(secret), "the password leaked: \(output)")
         }
         // Bad credentials: one clear, non-retried error naming the cause.
-        try write(try String(contentsOfFile: "\(dir)/p.yaml", encoding: .utf8).replacingOccurrences(of: secret, with: "wrong-\(secret)"),
-                  to: "\(dir)/p.yaml")
+        try write(
+            try String(contentsOfFile: "\(dir)/p.yaml", encoding: .utf8).replacingOccurrences(of: secret, with: "wrong-\(secret)"),
+            to: "\(dir)/p.yaml")
         let denied = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(denied.status == 1)
         #expect(denied.stderr.contains("refused the credentials") && !denied.stderr.contains(secret), "\(denied.stderr)")
@@ -40,14 +42,15 @@ import Testing
     @Test func badConfigurationStopsBeforeAnyDataMoves() throws {
         let dir = try makeWorkDirectory("pg-badconfig")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          p:
-            source:
-              postgres: { url: "mysql://x", table: t, mode: incremental }
-            sink:
-              postgres: { url: "postgres://h/db", table: "a;b", mode: upsert }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              p:
+                source:
+                  postgres: { url: "mysql://x", table: t, mode: incremental }
+                sink:
+                  postgres: { url: "postgres://h/db", table: "a;b", mode: upsert }
+            """, to: "\(dir)/p.yaml")
         let r = try SluiceProcess.run(["validate", "p.yaml"], in: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("p.yaml:4") && r.stderr.contains("postgres://"), "\(r.stderr)")

@@ -12,35 +12,39 @@ import Testing
         let url = try postgresURL()
         let s = try makeSchema("incr")
         defer { _ = try? psql("DROP SCHEMA \(s) CASCADE") }
-        try psql("""
+        try psql(
+            """
             CREATE TABLE \(s).src (id int PRIMARY KEY, updated_at timestamptz NOT NULL, v int NOT NULL);
             INSERT INTO \(s).src SELECT i, timestamptz '2026-01-01' + (i / 5000) * interval '1 second', 0 FROM generate_series(1, 20000) i;
             """)
         let dir = try makeWorkDirectory("pg-incr")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          current:
-            source:
-              postgres: { url: "\(url)", table: \(s).src, mode: incremental, cursor: [updated_at], key: [id],
-                          lookback: 30s, poll: { min: 100ms, max: 400ms }, batch_rows: 1500 }
-            sink:
-              postgres: { url: "\(url)", table: \(s).current, mode: upsert, key: [id], commit_rows: 4000 }
-          log:
-            source:
-              postgres: { url: "\(url)", table: \(s).src, mode: incremental, cursor: [updated_at], key: [id],
-                          lookback: 30s, poll: { min: 100ms, max: 400ms }, batch_rows: 2500 }
-            sink:
-              postgres: { url: "\(url)", table: \(s).log, commit_rows: 3000 }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              current:
+                source:
+                  postgres: { url: "\(url)", table: \(s).src, mode: incremental, cursor: [updated_at], key: [id],
+                              lookback: 30s, poll: { min: 100ms, max: 400ms }, batch_rows: 1500 }
+                sink:
+                  postgres: { url: "\(url)", table: \(s).current, mode: upsert, key: [id], commit_rows: 4000 }
+              log:
+                source:
+                  postgres: { url: "\(url)", table: \(s).src, mode: incremental, cursor: [updated_at], key: [id],
+                              lookback: 30s, poll: { min: 100ms, max: 400ms }, batch_rows: 2500 }
+                sink:
+                  postgres: { url: "\(url)", table: \(s).log, commit_rows: 3000 }
+            """, to: "\(dir)/p.yaml")
         let sluice = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         try await Task.sleep(for: .milliseconds(500))
         // The late transaction: takes its timestamp now, commits after the rounds below.
         let late = Process()
         late.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        late.arguments = ["psql", "-X", "-q", url, "-c",
-                          "BEGIN; UPDATE \(s).src SET updated_at = now(), v = v + 1000 WHERE id <= 300; SELECT pg_sleep(2.5); COMMIT;"]
+        late.arguments = [
+            "psql", "-X", "-q", url, "-c",
+            "BEGIN; UPDATE \(s).src SET updated_at = now(), v = v + 1000 WHERE id <= 300; SELECT pg_sleep(2.5); COMMIT;",
+        ]
         late.standardOutput = FileHandle.nullDevice
         try late.run()
         for round in 0..<12 {
@@ -54,7 +58,8 @@ import Testing
         await waitForExit(late)
         #expect(late.terminationStatus == 0)
         // Wait for the pipelines to catch up, then stop them gracefully.
-        let compare = "SELECT count(*) FROM ((SELECT id, updated_at, v FROM \(s).src EXCEPT SELECT id, updated_at, v FROM \(s).current) "
+        let compare =
+            "SELECT count(*) FROM ((SELECT id, updated_at, v FROM \(s).src EXCEPT SELECT id, updated_at, v FROM \(s).current) "
             + "UNION ALL (SELECT id, updated_at, v FROM \(s).current EXCEPT SELECT id, updated_at, v FROM \(s).src)) d"
         var differences = "-1"
         for _ in 0..<60 {

@@ -11,21 +11,24 @@ import Testing
         let dir = try makeWorkDirectory("pg-schema-\(policy)")
         try SchemaEvolutionTests.writeInput(dir)
         let pipeline = "events_\(s)"
-        try write("""
-        state: "\(url)"
-        pipelines:
-          \(pipeline):
-            source:
-              file: { path: "data/*.ndjson" }
-            schema: { on_change: \(policy) }
-            sink:
-              postgres: { url: "\(url)", table: \(s).events }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            state: "\(url)"
+            pipelines:
+              \(pipeline):
+                source:
+                  file: { path: "data/*.ndjson" }
+                schema: { on_change: \(policy) }
+                sink:
+                  postgres: { url: "\(url)", table: \(s).events }
+            """, to: "\(dir)/p.yaml")
         return (dir, s, pipeline, try SluiceProcess.run(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir))
     }
 
     func columns(_ s: String) throws -> [String] {
-        try psql("SELECT column_name || ':' || data_type FROM information_schema.columns WHERE table_schema = '\(s)' AND table_name = 'events' ORDER BY ordinal_position")
+        try psql(
+            "SELECT column_name || ':' || data_type FROM information_schema.columns WHERE table_schema = '\(s)' AND table_name = 'events' ORDER BY ordinal_position"
+        )
     }
 
     @Test(arguments: ["evolve", "freeze", "discard_row", "discard_value"])
@@ -36,7 +39,8 @@ import Testing
             _ = try? psql("DROP SCHEMA \(s) CASCADE")
         }
         #expect(r.status == 0, "\(r.stderr)")
-        let rows = try psql("SELECT id || '|' || coalesce(name, '∅') || '|' || \(policy == "evolve" ? "coalesce(score::text, '∅')" : "'-'") FROM \(s).events ORDER BY id")
+        let rows = try psql(
+            "SELECT id || '|' || coalesce(name, '∅') || '|' || \(policy == "evolve" ? "coalesce(score::text, '∅')" : "'-'") FROM \(s).events ORDER BY id")
         switch policy {
         case "evolve":
             #expect(try columns(s) == ["id:bigint", "name:text", "score:double precision"])

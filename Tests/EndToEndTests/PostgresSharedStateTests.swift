@@ -13,14 +13,14 @@ import Testing
         try psql("CREATE TABLE \(s).events (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), n int NOT NULL)")
         let pipeline = "events_\(s)"
         let config = """
-        state: "\(url)"
-        pipelines:
-          \(pipeline):
-            source:
-              postgres: { url: "\(url)", table: \(s).events, mode: incremental, cursor: [id], schedule: "every 1s", batch_rows: 50 }
-            sink:
-              ndjson: { path: out }
-        """
+            state: "\(url)"
+            pipelines:
+              \(pipeline):
+                source:
+                  postgres: { url: "\(url)", table: \(s).events, mode: incremental, cursor: [id], schedule: "every 1s", batch_rows: 50 }
+                sink:
+                  ndjson: { path: out }
+            """
         let dirs = try (0..<2).map { try makeWorkDirectory("shared-\($0)") }
         defer { for d in dirs { try? FileManager.default.removeItem(atPath: d) } }
         var workers: [Process] = []
@@ -38,7 +38,8 @@ import Testing
         let pulled = try await waitUntil(seconds: 120, interval: .milliseconds(250)) {
             try psql("SELECT count(*) FROM sluice.checkpoints WHERE pipeline = '\(pipeline)' AND value ~ '(^|[^0-9])1000([^0-9]|$)'") != ["0"]
         }
-        #expect(pulled, "no pass committed the last row: \((try? psql("SELECT partition, value FROM sluice.checkpoints WHERE pipeline = '\(pipeline)'")) ?? [])")
+        #expect(
+            pulled, "no pass committed the last row: \((try? psql("SELECT partition, value FROM sluice.checkpoints WHERE pipeline = '\(pipeline)'")) ?? [])")
         for w in workers { kill(w.processIdentifier, SIGTERM) }
         for w in workers { await waitForExit(w) }
         for (w, d) in zip(workers, dirs) {

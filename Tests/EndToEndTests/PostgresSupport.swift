@@ -27,7 +27,9 @@ func psql(_ sql: String, url: String? = nil) throws -> [String] {
     group.enter()
     // A thread of its own: a blocked read must not hold one of GCD's few global threads (the
     // kill timers and the cooperative pool need them).
-    Thread { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }.start()
+    Thread {
+        errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
+    }.start()
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     group.wait()

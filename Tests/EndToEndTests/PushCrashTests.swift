@@ -17,15 +17,16 @@ final class StopFlag: Sendable {
     @Test func everyRecordAnswered2xxIsInTheSinkExactlyOnceAcrossKill9() async throws {
         let dir = try makeWorkDirectory("push-crash")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          events:
-            source:
-              http: { stream: events, columns: { n: int64 }, required: [n] }
-            sink:
-              ndjson: { path: out, max_file_age: 1s }
-            batch: { max_latency: 100ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              events:
+                source:
+                  http: { stream: events, columns: { n: int64 }, required: [n] }
+                sink:
+                  ndjson: { path: out, max_file_age: 1s }
+                batch: { max_latency: 100ms }
+            """, to: "\(dir)/p.yaml")
         let port = try freePort()
         var server = try await ServedProcess.start(in: dir, port: port)
         let stop = StopFlag()
@@ -77,8 +78,9 @@ final class StopFlag: Sendable {
             try await Task.sleep(for: .milliseconds(Int.random(in: 150...700)))
             server.kill9()
             kills += 1
-            server = try await ServedProcess.start(in: dir, port: port,
-                                                   environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
+            server = try await ServedProcess.start(
+                in: dir, port: port,
+                environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
         }
         stop.set()
         let acked = try await generator.value
@@ -116,14 +118,15 @@ final class StopFlag: Sendable {
     @Test func anIdempotencyKeyAcceptedBeforeAKill9IsHonouredAfterTheRestart() async throws {
         let dir = try makeWorkDirectory("push-key-crash")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          events:
-            source:
-              http: { stream: events }
-            sink:
-              ndjson: { path: out, max_file_age: 1s }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              events:
+                source:
+                  http: { stream: events }
+                sink:
+                  ndjson: { path: out, max_file_age: 1s }
+            """, to: "\(dir)/p.yaml")
         let port = try freePort()
         var server = try await ServedProcess.start(in: dir, port: port)
         let args = postArgs(port, "events", data: #"{"n": 1}"#, headers: ["Idempotency-Key: once"])
@@ -141,16 +144,17 @@ final class StopFlag: Sendable {
     @Test func aFloodGets503sWhileMemoryStaysBounded() async throws {
         let dir = try makeWorkDirectory("push-flood")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        serve:
-          max_inflight_bytes: 16MB
-        pipelines:
-          flood:
-            source:
-              http: { stream: flood, max_queue_records: 20000, max_body: 4MB }
-            sink:
-              ndjson: { path: out }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            serve:
+              max_inflight_bytes: 16MB
+            pipelines:
+              flood:
+                source:
+                  http: { stream: flood, max_queue_records: 20000, max_body: 4MB }
+                sink:
+                  ndjson: { path: out }
+            """, to: "\(dir)/p.yaml")
         let port = try freePort()
         // A slow sink: every commit pauses, so the pipeline falls behind the senders.
         let server = try await ServedProcess.start(in: dir, port: port, environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "400"])

@@ -7,29 +7,29 @@ import Testing
     static let secret = "whsec_0123456789abcdef0123456789"
 
     static let config = """
-    pipelines:
-      clicks:
-        source:
-          http: { stream: clicks, columns: { user_id: int64, url: string }, required: [user_id] }
-        sink:
-          ndjson: { path: out/clicks, max_file_age: 1s }
-        batch: { max_latency: 100ms }
-      orders:
-        source:
-          http: { stream: orders, auth: api_key, rate_limit: { requests_per_second: 0.001, burst: 4 } }
-        sink:
-          ndjson: { path: out/orders, max_file_age: 1s }
-      hooks:
-        source:
-          http: { stream: hooks, auth: hmac, hmac: { secret: "\(secret)", tolerance: 5m } }
-        sink:
-          ndjson: { path: out/hooks, max_file_age: 1s }
-      tiny:
-        source:
-          http: { stream: tiny, max_queue_records: 1, max_body: 64KB }
-        sink:
-          blackhole: {}
-    """
+        pipelines:
+          clicks:
+            source:
+              http: { stream: clicks, columns: { user_id: int64, url: string }, required: [user_id] }
+            sink:
+              ndjson: { path: out/clicks, max_file_age: 1s }
+            batch: { max_latency: 100ms }
+          orders:
+            source:
+              http: { stream: orders, auth: api_key, rate_limit: { requests_per_second: 0.001, burst: 4 } }
+            sink:
+              ndjson: { path: out/orders, max_file_age: 1s }
+          hooks:
+            source:
+              http: { stream: hooks, auth: hmac, hmac: { secret: "\(secret)", tolerance: 5m } }
+            sink:
+              ndjson: { path: out/hooks, max_file_age: 1s }
+          tiny:
+            source:
+              http: { stream: tiny, max_queue_records: 1, max_body: 64KB }
+            sink:
+              blackhole: {}
+        """
 
     @Test func curlSeesEveryStatusCodeAndAcceptedRecordsLand() async throws {
         let dir = try makeWorkDirectory("push-curl")
@@ -49,11 +49,15 @@ import Testing
         let server = try await ServedProcess.start(in: dir, port: port, environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "1500"])
         var r = try curl(postArgs(port, "clicks", data: #"{"user_id": 1, "url": "/a"}"#))
         #expect(r.status == 202, "\(r.body)")
-        r = try curl(postArgs(port, "clicks", data: "{\"user_id\": 2}\n{\"user_id\": 3, \"url\": \"/c\"}\n", contentType: "application/x-ndjson",
-                              headers: ["Idempotency-Key: batch-1"]))
+        r = try curl(
+            postArgs(
+                port, "clicks", data: "{\"user_id\": 2}\n{\"user_id\": 3, \"url\": \"/c\"}\n", contentType: "application/x-ndjson",
+                headers: ["Idempotency-Key: batch-1"]))
         #expect(r.status == 202)
-        let replay = try curl(postArgs(port, "clicks", data: "{\"user_id\": 2}\n{\"user_id\": 3, \"url\": \"/c\"}\n", contentType: "application/x-ndjson",
-                                       headers: ["Idempotency-Key: batch-1"]))
+        let replay = try curl(
+            postArgs(
+                port, "clicks", data: "{\"user_id\": 2}\n{\"user_id\": 3, \"url\": \"/c\"}\n", contentType: "application/x-ndjson",
+                headers: ["Idempotency-Key: batch-1"]))
         #expect(replay.status == 202 && replay.body == r.body && replay.header("Idempotent-Replayed") == "true")
         #expect(try curl(postArgs(port, "clicks", data: #"{"user_id": 1"#)).status == 400)
         #expect(try curl(postArgs(port, "clicks", data: #"{"user_id": "one"}"#)).status == 422)
@@ -93,9 +97,11 @@ import Testing
         let clicks = try outputLines("\(dir)/out/clicks")
         #expect(clicks.count == 3, "\(clicks)")
         #expect(clicks.allSatisfy { $0.contains("\"received_at\":\"20") })
-        #expect(Set(clicks.compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-        }.compactMap { $0["user_id"] as? Int }) == [1, 2, 3])
+        #expect(
+            Set(
+                clicks.compactMap { line in
+                    (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+                }.compactMap { $0["user_id"] as? Int }) == [1, 2, 3])
         #expect(try outputLines("\(dir)/out/orders").count == 4)
     }
 
@@ -127,12 +133,25 @@ import Testing
             ("100 MB body, chunked", postArgs(port, "clicks", data: "@\(hundredMB)", headers: ["Transfer-Encoding: chunked"]), 413),
             ("deeply nested arrays", postArgs(port, "clicks", data: "@\(dir)/deep.json"), 400),
             ("wrong content type", postArgs(port, "clicks", data: #"{"user_id": 1}"#, contentType: "application/xml"), 415),
-            ("no content type", ["-X", "POST", "http://127.0.0.1:\(port)/v1/streams/clicks/records", "-H", "Content-Type:",
-                                 "--data-binary", #"{"user_id": 1}"#], 415),
-            ("wrong signature", postArgs(port, "hooks", data: "@\(dir)/hook.json",
-                                         headers: ["X-Sluice-Timestamp: \(now)", "X-Sluice-Signature: sha256=" + String(repeating: "ab", count: 32)]), 401),
-            ("stale timestamp", postArgs(port, "hooks", data: "@\(dir)/hook.json",
-                                         headers: ["X-Sluice-Timestamp: \(now - 3600)", "X-Sluice-Signature: \(Self.sign(body, now - 3600))"]), 401),
+            (
+                "no content type",
+                [
+                    "-X", "POST", "http://127.0.0.1:\(port)/v1/streams/clicks/records", "-H", "Content-Type:",
+                    "--data-binary", #"{"user_id": 1}"#,
+                ], 415
+            ),
+            (
+                "wrong signature",
+                postArgs(
+                    port, "hooks", data: "@\(dir)/hook.json",
+                    headers: ["X-Sluice-Timestamp: \(now)", "X-Sluice-Signature: sha256=" + String(repeating: "ab", count: 32)]), 401
+            ),
+            (
+                "stale timestamp",
+                postArgs(
+                    port, "hooks", data: "@\(dir)/hook.json",
+                    headers: ["X-Sluice-Timestamp: \(now - 3600)", "X-Sluice-Signature: \(Self.sign(body, now - 3600))"]), 401
+            ),
             ("schema violation", postArgs(port, "clicks", data: #"[{"user_id": 1}, {"url": "/no-user"}]"#), 422),
         ]
         for (name, args, expected) in cases {
@@ -143,8 +162,10 @@ import Testing
             }
         }
         // A correctly signed hook still works, so the 401s above were about the signature.
-        let ok = try curl(postArgs(port, "hooks", data: "@\(dir)/hook.json",
-                                   headers: ["X-Sluice-Timestamp: \(now)", "X-Sluice-Signature: \(Self.sign(body, now))"]))
+        let ok = try curl(
+            postArgs(
+                port, "hooks", data: "@\(dir)/hook.json",
+                headers: ["X-Sluice-Timestamp: \(now)", "X-Sluice-Signature: \(Self.sign(body, now))"]))
         #expect(ok.status == 202)
         try await Task.sleep(for: .milliseconds(1300))
         #expect(server.stop() == 0)
@@ -158,17 +179,19 @@ import Testing
         let dir = try makeWorkDirectory("push-ready")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write("not a directory", to: "\(dir)/blocker")
-        try write("""
-        pipelines:
-          clicks:
-            source:
-              http: { stream: clicks }
-            sink:
-              ndjson: { path: blocker/out }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              clicks:
+                source:
+                  http: { stream: clicks }
+                sink:
+                  ndjson: { path: blocker/out }
+            """, to: "\(dir)/p.yaml")
         let validate = try SluiceProcess.run(["validate", "p.yaml", "--connect"], in: dir)
-        #expect(validate.status == 1 && validate.stdout.contains("unreachable  clicks: sink:") && validate.stdout.contains("is not a directory"),
-                "\(validate.stdout) \(validate.stderr)")
+        #expect(
+            validate.status == 1 && validate.stdout.contains("unreachable  clicks: sink:") && validate.stdout.contains("is not a directory"),
+            "\(validate.stdout) \(validate.stderr)")
         #expect(try SluiceProcess.run(["validate", "p.yaml"], in: dir).status == 0, "without --connect only the file is checked")
         let port = try freePort()
         let server = try await ServedProcess.start(in: dir, port: port)
@@ -199,22 +222,25 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let gen = Process()
         gen.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        gen.arguments = ["-C", dir, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.pem",
-                         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        gen.arguments = [
+            "-C", dir, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.pem",
+            "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ]
         gen.standardError = FileHandle.nullDevice
         try gen.run()
         gen.waitUntilExit()
         #expect(gen.terminationStatus == 0)
-        try write("""
-        serve:
-          tls: { certificate: server.pem, private_key: server.key }
-        pipelines:
-          clicks:
-            source:
-              http: { stream: clicks }
-            sink:
-              ndjson: { path: out, max_file_age: 1s }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            serve:
+              tls: { certificate: server.pem, private_key: server.key }
+            pipelines:
+              clicks:
+                source:
+                  http: { stream: clicks }
+                sink:
+                  ndjson: { path: out, max_file_age: 1s }
+            """, to: "\(dir)/p.yaml")
         let port = try freePort()
         let server = try await ServedProcess.start(in: dir, port: port, scheme: "https")
         let secure = try curl(postArgs(port, "clicks", data: #"{"n": 1}"#, headers: [], scheme: "https") + ["--cacert", "\(dir)/server.pem"])
@@ -232,8 +258,9 @@ import Testing
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("refusing to listen on 0.0.0.0") && refused.stderr.contains("clicks"), "\(refused.stderr)")
         let openPort = try freePort()
-        let open = try SluiceProcess.start(["serve", "p.yaml", "--host", "0.0.0.0", "--port", "\(openPort)", "--allow-unauthenticated"],
-                                           in: dir, log: "\(dir)/open.log")
+        let open = try SluiceProcess.start(
+            ["serve", "p.yaml", "--host", "0.0.0.0", "--port", "\(openPort)", "--allow-unauthenticated"],
+            in: dir, log: "\(dir)/open.log")
         var up = false
         for _ in 0..<200 where !up {
             up = (try? curl(["-k", "https://127.0.0.1:\(openPort)/healthz"]))?.status == 200

@@ -23,10 +23,13 @@ struct ServedProcess {
     let port: Int
     let directory: String
 
-    static func start(_ config: String = "p.yaml", in directory: String, port: Int, extra: [String] = [],
-                      environment: [String: String] = [:], scheme: String = "http") async throws -> ServedProcess {
-        let p = try SluiceProcess.start(["serve", config, "--port", "\(port)", "--log-level", "warning"] + extra, in: directory,
-                                        log: "\(directory)/serve.log", environment: environment)
+    static func start(
+        _ config: String = "p.yaml", in directory: String, port: Int, extra: [String] = [],
+        environment: [String: String] = [:], scheme: String = "http"
+    ) async throws -> ServedProcess {
+        let p = try SluiceProcess.start(
+            ["serve", config, "--port", "\(port)", "--log-level", "warning"] + extra, in: directory,
+            log: "\(directory)/serve.log", environment: environment)
         let served = ServedProcess(process: p, port: port, directory: directory)
         for _ in 0..<400 {
             if (try? curl(["\(scheme)://127.0.0.1:\(port)/healthz", "-k"]))?.status == 200 { return served }
@@ -95,13 +98,18 @@ func curl(_ arguments: [String]) throws -> CurlReply {
     let headers = (try? String(contentsOfFile: "\(dir)/h", encoding: .utf8)) ?? ""
     // With `Expect: 100-continue` the header file holds the interim response first: keep the last.
     let last = headers.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }.last ?? ""
-    return CurlReply(status: Int(String(decoding: code, as: UTF8.self)) ?? 0, headers: last,
-                     body: (try? String(contentsOfFile: "\(dir)/b", encoding: .utf8)) ?? "")
+    return CurlReply(
+        status: Int(String(decoding: code, as: UTF8.self)) ?? 0, headers: last,
+        body: (try? String(contentsOfFile: "\(dir)/b", encoding: .utf8)) ?? "")
 }
 
 /// curl arguments that POST `body` (a file path with `@`, or literal data) to a stream.
-func postArgs(_ port: Int, _ stream: String, data: String, contentType: String = "application/json",
-              headers: [String] = [], scheme: String = "http") -> [String] {
-    ["-X", "POST", "\(scheme)://127.0.0.1:\(port)/v1/streams/\(stream)/records", "-H", "Content-Type: \(contentType)",
-     "--data-binary", data] + headers.flatMap { ["-H", $0] }
+func postArgs(
+    _ port: Int, _ stream: String, data: String, contentType: String = "application/json",
+    headers: [String] = [], scheme: String = "http"
+) -> [String] {
+    [
+        "-X", "POST", "\(scheme)://127.0.0.1:\(port)/v1/streams/\(stream)/records", "-H", "Content-Type: \(contentType)",
+        "--data-binary", data,
+    ] + headers.flatMap { ["-H", $0] }
 }

@@ -8,22 +8,24 @@ import Testing
         let url = try postgresURL()
         let s = try makeSchema("qcdc")
         defer { _ = try? psql("DROP SCHEMA \(s) CASCADE") }
-        try await psqlAsync("""
+        try await psqlAsync(
+            """
             CREATE TABLE \(s).q (id int PRIMARY KEY, v text, n numeric(12,2), updated_at timestamptz NOT NULL DEFAULT clock_timestamp(), deleted_at timestamptz);
             INSERT INTO \(s).q (id, v, n) SELECT i, 'v' || i, i * 1.5 FROM generate_series(1, 500) i;
             CREATE VIEW \(s).live AS SELECT * FROM \(s).q WHERE deleted_at IS NULL;
             """)
         let dir = try makeWorkDirectory("pg-qcdc")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write("""
-        pipelines:
-          current:
-            source:
-              postgres: { url: "\(url)", table: \(s).q, mode: incremental, cursor: [updated_at], key: [id], lookback: 10s,
-                          batch_rows: 200, poll: { min: 100ms, max: 500ms } }
-            sink:
-              postgres: { url: "\(url)", table: \(s).q_current, mode: upsert, key: [id], soft_delete: deleted_at, commit_interval: 300ms }
-        """, to: "\(dir)/p.yaml")
+        try write(
+            """
+            pipelines:
+              current:
+                source:
+                  postgres: { url: "\(url)", table: \(s).q, mode: incremental, cursor: [updated_at], key: [id], lookback: 10s,
+                              batch_rows: 200, poll: { min: 100ms, max: 500ms } }
+                sink:
+                  postgres: { url: "\(url)", table: \(s).q_current, mode: upsert, key: [id], soft_delete: deleted_at, commit_interval: 300ms }
+            """, to: "\(dir)/p.yaml")
         func start() throws -> Process {
             try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
         }
@@ -41,12 +43,15 @@ import Testing
                     sql += "INSERT INTO \(s).q (id, v, n) VALUES (\(next), 'new', \(next).25); "
                     next += 1
                 case 1:
-                    sql += "UPDATE \(s).q SET n = n + 1, updated_at = clock_timestamp() WHERE id = (SELECT id FROM \(s).q WHERE id > 1 AND deleted_at IS NULL ORDER BY random() LIMIT 1); "
+                    sql +=
+                        "UPDATE \(s).q SET n = n + 1, updated_at = clock_timestamp() WHERE id = (SELECT id FROM \(s).q WHERE id > 1 AND deleted_at IS NULL ORDER BY random() LIMIT 1); "
                 case 2:
-                    sql += "UPDATE \(s).q SET deleted_at = now(), updated_at = clock_timestamp() WHERE id = (SELECT id FROM \(s).q WHERE id > 1 AND deleted_at IS NULL ORDER BY random() LIMIT 1); "
+                    sql +=
+                        "UPDATE \(s).q SET deleted_at = now(), updated_at = clock_timestamp() WHERE id = (SELECT id FROM \(s).q WHERE id > 1 AND deleted_at IS NULL ORDER BY random() LIMIT 1); "
                 default:
                     // Restored: a soft-deleted row comes back.
-                    sql += "UPDATE \(s).q SET deleted_at = NULL, v = v || '+', updated_at = clock_timestamp() WHERE id = (SELECT id FROM \(s).q WHERE deleted_at IS NOT NULL ORDER BY random() LIMIT 1); "
+                    sql +=
+                        "UPDATE \(s).q SET deleted_at = NULL, v = v || '+', updated_at = clock_timestamp() WHERE id = (SELECT id FROM \(s).q WHERE deleted_at IS NOT NULL ORDER BY random() LIMIT 1); "
                 }
             }
             try await psqlAsync(sql)
@@ -60,7 +65,8 @@ import Testing
         await waitForExit(late)
         // At least one row stays soft-deleted (the random restores above can undo them all,
         // about one run in ten), so the target must have turned it into a delete.
-        try await psqlAsync("""
+        try await psqlAsync(
+            """
             UPDATE \(s).q SET deleted_at = now(), updated_at = clock_timestamp()
               WHERE id = (SELECT min(id) FROM \(s).q WHERE id > 1 AND deleted_at IS NULL);
             INSERT INTO \(s).q (id, v, n) VALUES (999999, 'last', 0)

@@ -27,14 +27,16 @@ import Testing
 
     /// Rows of the lake as `id|name|score` lines (DuckDB, union_by_name), ordered by id.
     static func lake(_ dir: String) throws -> [String] {
-        try python("""
-        import duckdb
-        rel = duckdb.sql("select * from read_parquet('lake/*.parquet', union_by_name=true)")
-        cols = rel.columns
-        for row in duckdb.sql("select * from rel order by id").fetchall():
-            d = dict(zip(cols, row))
-            print(f"{d.get('id')}|{d.get('name')}|{d.get('score')}")
-        """, in: dir).split(separator: "\n").map(String.init)
+        try python(
+            """
+            import duckdb
+            rel = duckdb.sql("select * from read_parquet('lake/*.parquet', union_by_name=true)")
+            cols = rel.columns
+            for row in duckdb.sql("select * from rel order by id").fetchall():
+                d = dict(zip(cols, row))
+                print(f"{d.get('id')}|{d.get('name')}|{d.get('score')}")
+            """, in: dir
+        ).split(separator: "\n").map(String.init)
     }
 
     func run(_ policy: String) throws -> (dir: String, result: SluiceProcess.Result) {

@@ -37,13 +37,18 @@ struct SluiceProcess {
         let group = DispatchGroup()
         nonisolated(unsafe) var outData = Data(), errData = Data()
         group.enter()
-        Thread { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }.start()
+        Thread {
+            outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave()
+        }.start()
         group.enter()
-        Thread { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }.start()
+        Thread {
+            errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
+        }.start()
         p.waitUntilExit()
         group.wait()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 
     /// ``run(_:in:environment:)`` on another thread: a test awaiting a long run must not hold one
@@ -112,16 +117,19 @@ func outputLines(_ directory: String) throws -> [Substring] {
 /// between the commit phases (`SLUICE_TEST_COMMIT_DELAY_MS`), so kills also land after the state
 /// commit and before files are published. A run that finishes first calls `finishedEarly`;
 /// returning false stops the loop. Returns how many kills landed.
-func killRepeatedly(in directory: String, kills wanted: Int, delays: ClosedRange<Int>, maxRuns: Int,
-                    arguments: [String] = ["run", "p.yaml", "--no-progress", "--log-level", "error"],
-                    finishedEarly: () throws -> Bool) async throws -> Int {
+func killRepeatedly(
+    in directory: String, kills wanted: Int, delays: ClosedRange<Int>, maxRuns: Int,
+    arguments: [String] = ["run", "p.yaml", "--no-progress", "--log-level", "error"],
+    finishedEarly: () throws -> Bool
+) async throws -> Int {
     var kills = 0, runs = 0
     var generator = SystemRandomNumberGenerator()
     while kills < wanted && runs < maxRuns {
         runs += 1
-        let p = try SluiceProcess.start(arguments, in: directory,
-                                        log: "\(directory)/sluice.log",
-                                        environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
+        let p = try SluiceProcess.start(
+            arguments, in: directory,
+            log: "\(directory)/sluice.log",
+            environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
         // The kill is timed by a dispatch timer, not a task sleep: with many tests running at once
         // the cooperative threads can be busy for seconds, and the run would finish unkilled.
         let pid = p.processIdentifier

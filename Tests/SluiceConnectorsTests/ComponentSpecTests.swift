@@ -14,7 +14,9 @@ import Testing
         var rest = Substring(text)
         while let start = rest.range(of: "${"), let end = rest[start.upperBound...].firstIndex(of: "}") {
             let name = String(rest[start.upperBound..<end]).split(separator: ":").first.map(String.init) ?? ""
-            env[name] = name.contains("NATS") ? "nats://127.0.0.1:4222"
+            env[name] =
+                name.contains("NATS")
+                ? "nats://127.0.0.1:4222"
                 : name.contains("URL") ? "postgres://u:p@127.0.0.1:5432/db" : "a-secret-value-of-32-bytes-long!"
             rest = rest[rest.index(after: end)...]
         }
@@ -26,12 +28,12 @@ import Testing
         let flow = "{ " + options.map { "\($0.0): \($0.1)" }.joined(separator: ", ") + " }"
         let other = kind == "source" ? "sink:\n      blackhole: {}" : "source:\n      file: { path: \"in/*.csv\" }"
         let text = """
-        pipelines:
-          p:
-            \(kind):
-              \(type): \(flow)
-            \(other)
-        """
+            pipelines:
+              p:
+                \(kind):
+                  \(type): \(flow)
+                \(other)
+            """
         let loader = ConfigLoader(registry: registry, environment: environment(for: text), baseDirectory: "/tmp")
         return try loader.load(text: text, file: "p.yaml")
     }

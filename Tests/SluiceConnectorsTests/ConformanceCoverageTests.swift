@@ -27,8 +27,9 @@ import Testing
     @Test func everyRegisteredComponentRunsTheSuite() throws {
         let registry = BuiltinComponents.registry
         let registered = Set(registry.sources.map { "source \($0.type)" } + registry.sinks.map { "sink \($0.type)" })
-        #expect(registered == Set(Self.conformanceTests.keys),
-                "add a conformance test for \(registered.subtracting(Self.conformanceTests.keys).sorted()) (see CONTRIBUTING.md)")
+        #expect(
+            registered == Set(Self.conformanceTests.keys),
+            "add a conformance test for \(registered.subtracting(Self.conformanceTests.keys).sorted()) (see CONTRIBUTING.md)")
         let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         for (component, file) in Self.conformanceTests {
             let text = try String(contentsOf: tests.appendingPathComponent(file), encoding: .utf8)
@@ -88,27 +89,31 @@ import Testing
                 self.ids = nil
                 var column = ColumnBuilder(type: .int64)
                 for id in ids { column.append(Int64(id)) }
-                return SourceBatch(records: RecordBatch(schema: Schema([Field("id", .int64)]), columns: [column.finish()]),
-                                   position: SourcePosition(partition: "", value: "\(ids.count)"), inputBytes: 0)
+                return SourceBatch(
+                    records: RecordBatch(schema: Schema([Field("id", .int64)]), columns: [column.finish()]),
+                    position: SourcePosition(partition: "", value: "\(ids.count)"), inputBytes: 0)
             }
         }
     }
 
     func registry(_ shared: Shared) -> ComponentRegistry {
         var registry = BuiltinComponents.registry
-        registry.register(sink: SinkFactory(spec: ComponentSpec(type: "eager", summary: "broken on purpose", options: [], example: "")) { _, _ in
-            EagerSink(shared: shared)
-        })
-        registry.register(source: SourceFactory(spec: ComponentSpec(type: "forgetful", summary: "broken on purpose", options: [], example: "")) { _, _ in
-            ForgetfulSource(shared: shared)
-        })
+        registry.register(
+            sink: SinkFactory(spec: ComponentSpec(type: "eager", summary: "broken on purpose", options: [], example: "")) { _, _ in
+                EagerSink(shared: shared)
+            })
+        registry.register(
+            source: SourceFactory(spec: ComponentSpec(type: "forgetful", summary: "broken on purpose", options: [], example: "")) { _, _ in
+                ForgetfulSource(shared: shared)
+            })
         return registry
     }
 
     @Test func aSinkThatShowsUncommittedOutputFails() async throws {
         let shared = Shared()
-        let fixture = SinkFixture(config: "eager: {}", unreachableConfig: nil, state: MemoryStateStore(),
-                                  readBack: { shared.visible.withLock { $0 } })
+        let fixture = SinkFixture(
+            config: "eager: {}", unreachableConfig: nil, state: MemoryStateStore(),
+            readBack: { shared.visible.withLock { $0 } })
         do {
             try await SinkConformance(registry: registry(shared), fixture: fixture).run()
             Issue.record("the suite passed a sink that publishes before the commit")
@@ -119,9 +124,10 @@ import Testing
 
     @Test func aSourceThatIgnoresItsCheckpointFails() async throws {
         let shared = Shared()
-        let fixture = SourceFixture(config: "forgetful: {}", unreachableConfig: nil, state: MemoryStateStore(),
-                                    append: { ids in shared.input.withLock { $0 += ids } },
-                                    appendMalformed: nil, malformedInputImpossible: "typed")
+        let fixture = SourceFixture(
+            config: "forgetful: {}", unreachableConfig: nil, state: MemoryStateStore(),
+            append: { ids in shared.input.withLock { $0 += ids } },
+            appendMalformed: nil, malformedInputImpossible: "typed")
         do {
             try await SourceConformance(registry: registry(shared), fixture: fixture).run()
             Issue.record("the suite passed a source that reads everything again after a commit")

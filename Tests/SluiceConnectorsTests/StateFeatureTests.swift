@@ -14,14 +14,14 @@ import Testing
 
     @Test func aPushSourceWithPostgresStateIsRefusedWhereItIsWritten() throws {
         let text = """
-        state: postgres://sluice@127.0.0.1:5432/state
-        pipelines:
-          events:
-            source:
-              http: { stream: events, auth: none }
-            sink:
-              ndjson: { path: out }
-        """
+            state: postgres://sluice@127.0.0.1:5432/state
+            pipelines:
+              events:
+                source:
+                  http: { stream: events, auth: none }
+                sink:
+                  ndjson: { path: out }
+            """
         do {
             _ = try load(text)
             Issue.record("loaded a push source with a PostgreSQL state store")

@@ -29,8 +29,11 @@ import Testing
         commits.deadLettered([letter])
         #expect(commits.hasPending && commits.inFlight == 2)
 
-        guard case var .prepare(commit)? = commits.begin(pipeline: "p", now: now, extractComplete: false,
-                                                        dedupeTTL: .seconds(60), dedupeKeys: ["k1", "k2"]) else {
+        guard
+            case var .prepare(commit)? = commits.begin(
+                pipeline: "p", now: now, extractComplete: false,
+                dedupeTTL: .seconds(60), dedupeKeys: ["k1", "k2"])
+        else {
             Issue.record("no prepare")
             return
         }

@@ -27,15 +27,16 @@ import Testing
     }
 
     @Test func validFileLoadsWithDefaults() throws {
-        let c = try load("""
-        pipelines:
-          a:
-            source: { memory: { rows: 5 } }
-            sink: { memory: {} }
-            dedupe: { key: [id], ttl: 2h }
-            retry: { max_attempts: 3, base_delay: 250ms, max_delay: 10s }
-            batch: { max_rows: 100, max_bytes: 1MB, max_latency: 2s }
-        """)
+        let c = try load(
+            """
+            pipelines:
+              a:
+                source: { memory: { rows: 5 } }
+                sink: { memory: {} }
+                dedupe: { key: [id], ttl: 2h }
+                retry: { max_attempts: 3, base_delay: 250ms, max_delay: 10s }
+                batch: { max_rows: 100, max_bytes: 1MB, max_latency: 2s }
+            """)
         #expect(c.state == "/base/.sluice/state.db")
         let p = try #require(c.pipeline(named: "a"))
         #expect(p.settings.dedupe?.key == ["id"])
@@ -46,12 +47,13 @@ import Testing
     }
 
     @Test func schemaCheckingCanBeTurnedOff() throws {
-        let c = try load("""
-        pipelines:
-          a: { source: { memory: { rows: 5 } }, sink: { memory: {} }, schema: { on_change: ignore } }
-          b: { source: { memory: { rows: 5 } }, sink: { memory: {} } }
-          c: { source: { memory: { rows: 5 } }, sink: { memory: {} }, schema: { on_change: freeze } }
-        """)
+        let c = try load(
+            """
+            pipelines:
+              a: { source: { memory: { rows: 5 } }, sink: { memory: {} }, schema: { on_change: ignore } }
+              b: { source: { memory: { rows: 5 } }, sink: { memory: {} } }
+              c: { source: { memory: { rows: 5 } }, sink: { memory: {} }, schema: { on_change: freeze } }
+            """)
         #expect(c.pipeline(named: "a")?.settings.schemaDetection == false && c.pipeline(named: "a")?.settings.schema == nil)
         #expect(c.pipeline(named: "b")?.settings.schemaDetection == true && c.pipeline(named: "b")?.settings.schema == nil)
         #expect(c.pipeline(named: "c")?.settings.schema?.policy == .freeze)
@@ -59,14 +61,16 @@ import Testing
     }
 
     @Test func misspelledKeyNamesLineAndSuggests() throws {
-        let e = try #require(error("""
-        pipelines:
-          a:
-            source: { memory: {} }
-            sink: { memory: {} }
-            retry:
-              max_atempts: 3
-        """))
+        let e = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source: { memory: {} }
+                    sink: { memory: {} }
+                    retry:
+                      max_atempts: 3
+                """))
         #expect(e.file == "p.yaml")
         #expect(e.line == 6)
         #expect(e.keyPath == "pipelines.a.retry.max_atempts")
@@ -74,118 +78,138 @@ import Testing
     }
 
     @Test func wrongTypeNamesLineAndKey() throws {
-        let e = try #require(error("""
-        pipelines:
-          a:
-            source: { memory: {} }
-            sink: { memory: {} }
-            batch: { max_rows: lots }
-        """))
+        let e = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source: { memory: {} }
+                    sink: { memory: {} }
+                    batch: { max_rows: lots }
+                """))
         #expect(e.line == 5)
         #expect(e.keyPath == "pipelines.a.batch.max_rows")
         #expect(e.message.contains("expected an integer"))
     }
 
     @Test func unknownKeyInsideComponentOptions() throws {
-        let e = try #require(error("""
-        pipelines:
-          a:
-            source:
-              memory:
-                rows: 3
-                rowz: 4
-            sink: { memory: {} }
-        """))
+        let e = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source:
+                      memory:
+                        rows: 3
+                        rowz: 4
+                    sink: { memory: {} }
+                """))
         #expect(e.line == 6)
         #expect(e.keyPath == "pipelines.a.source.memory.rowz")
     }
 
     @Test func unknownComponentTypeSuggests() throws {
-        let e = try #require(error("""
-        pipelines:
-          a:
-            source: { memroy: {} }
-            sink: { memory: {} }
-        """))
+        let e = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source: { memroy: {} }
+                    sink: { memory: {} }
+                """))
         #expect(e.line == 3)
         #expect(e.message.contains("did you mean 'memory'"))
     }
 
     @Test func missingRequiredKey() throws {
-        let e = try #require(error("""
-        pipelines:
-          a:
-            source: { memory: {} }
-        """))
+        let e = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source: { memory: {} }
+                """))
         #expect(e.message.contains("missing required key 'sink'"))
         #expect(e.line == 3)
     }
 
     @Test func badDurationAndRange() throws {
-        let d = try #require(error("""
-        pipelines:
-          a:
-            source: { memory: {} }
-            sink: { memory: {} }
-            retry: { base_delay: soon }
-        """))
+        let d = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source: { memory: {} }
+                    sink: { memory: {} }
+                    retry: { base_delay: soon }
+                """))
         #expect(d.line == 5)
         #expect(d.message.contains("duration"))
-        let r = try #require(error("""
-        pipelines:
-          a:
-            source: { memory: {} }
-            sink: { memory: {} }
-            retry: { max_attempts: 0 }
-        """))
+        let r = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source: { memory: {} }
+                    sink: { memory: {} }
+                    retry: { max_attempts: 0 }
+                """))
         #expect(r.keyPath == "pipelines.a.retry.max_attempts")
         #expect(r.message.contains("between 1 and"))
     }
 
     @Test func environmentSubstitution() throws {
-        let c = try load("""
-        state: ${STATE_DIR}/s.db
-        pipelines:
-          a:
-            source: { memory: { rows: "${ROWS:-7}" } }
-            sink: { memory: {} }
-        """, env: ["STATE_DIR": "/var/x"])
+        let c = try load(
+            """
+            state: ${STATE_DIR}/s.db
+            pipelines:
+              a:
+                source: { memory: { rows: "${ROWS:-7}" } }
+                sink: { memory: {} }
+            """, env: ["STATE_DIR": "/var/x"])
         #expect(c.state == "/var/x/s.db")
-        let e = try #require(error("""
-        state: ${MISSING_SECRET}
-        pipelines:
-          a: { source: { memory: {} }, sink: { memory: {} } }
-        """))
+        let e = try #require(
+            error(
+                """
+                state: ${MISSING_SECRET}
+                pipelines:
+                  a: { source: { memory: {} }, sink: { memory: {} } }
+                """))
         #expect(e.message.contains("MISSING_SECRET"))
         #expect(e.line == 1)
     }
 
     @Test func substitutedSecretsAreNeverShownInErrors() throws {
-        let e = try #require(error("""
-        pipelines:
-          a:
-            source: { memory: { rows: "${TOKEN}" } }
-            sink: { memory: {} }
-        """, env: ["TOKEN": "s3cr3t-value"]))
+        let e = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source: { memory: { rows: "${TOKEN}" } }
+                    sink: { memory: {} }
+                """, env: ["TOKEN": "s3cr3t-value"]))
         #expect(!e.description.contains("s3cr3t-value"), "\(e)")
         #expect(e.description.contains("${TOKEN}"))
     }
 
     @Test func emptyVariablesTakeTheDefaultAndDollarEscapes() throws {
-        let c = try load("""
-        state: "${EMPTY:-/d}/$${literal}"
-        pipelines:
-          a: { source: { memory: {} }, sink: { memory: {} } }
-        """, env: ["EMPTY": ""])
+        let c = try load(
+            """
+            state: "${EMPTY:-/d}/$${literal}"
+            pipelines:
+              a: { source: { memory: {} }, sink: { memory: {} } }
+            """, env: ["EMPTY": ""])
         #expect(c.state == "/d/${literal}")
     }
 
     @Test func syntaxErrorHasLine() throws {
-        let e = try #require(error("""
-        pipelines:
-          a:
-            source: { memory: { rows: [1, 2 }
-        """))
+        let e = try #require(
+            error(
+                """
+                pipelines:
+                  a:
+                    source: { memory: { rows: [1, 2 }
+                """))
         #expect(e.line != nil)
         #expect(e.message.contains("YAML syntax"))
     }
@@ -201,11 +225,12 @@ import Testing
     }
 
     @Test func pipelinesKeepFileOrder() throws {
-        let c = try load("""
-        pipelines:
-          zeta: { source: { memory: {} }, sink: { memory: {} } }
-          alpha: { source: { memory: {} }, sink: { memory: {} } }
-        """)
+        let c = try load(
+            """
+            pipelines:
+              zeta: { source: { memory: {} }, sink: { memory: {} } }
+              alpha: { source: { memory: {} }, sink: { memory: {} } }
+            """)
         #expect(c.pipelines.map(\.name) == ["zeta", "alpha"])
     }
 }

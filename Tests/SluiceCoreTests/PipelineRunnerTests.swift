@@ -50,7 +50,8 @@ import Testing
         behaviour.failWrites = 1
         behaviour.failure = SluiceError(.authentication, "bad password")
         let store = MemoryStateStore()
-        let runner = PipelineRunner(plan: plan(MemorySource(batchCount: 2, rows: 10), MemorySink(behaviour: behaviour)), store: store, logger: Logger(label: "t"))
+        let runner = PipelineRunner(
+            plan: plan(MemorySource(batchCount: 2, rows: 10), MemorySink(behaviour: behaviour)), store: store, logger: Logger(label: "t"))
         await #expect(throws: SluiceError.self) { try await runner.run() }
         #expect(try await store.checkpoint(pipeline: "t")[""] == nil)
         #expect(try await store.runs(pipeline: "t", limit: 1).first?.status == .failed)
@@ -63,7 +64,9 @@ import Testing
         let store = MemoryStateStore()
         var settings = PipelineSettings()
         settings.retry = fastRetry
-        let totals = try await PipelineRunner(plan: plan(MemorySource(batchCount: 2, rows: 10), sink, settings: settings), store: store, logger: Logger(label: "t")).run()
+        let totals = try await PipelineRunner(
+            plan: plan(MemorySource(batchCount: 2, rows: 10), sink, settings: settings), store: store, logger: Logger(label: "t")
+        ).run()
         #expect(sink.committedIDs == (0..<20).filter { $0 != 3 && $0 != 17 }.map(Int64.init))
         #expect(totals.deadLettered == 2)
         let letters = try await store.deadLetters(pipeline: "t", limit: 10)
@@ -96,17 +99,21 @@ import Testing
         func batch(_ ids: [Int64], _ pos: String) -> SourceBatch {
             var b = ColumnBuilder(type: .int64)
             for id in ids { b.append(id) }
-            return SourceBatch(records: RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()]),
-                               position: SourcePosition(partition: "", value: pos), inputBytes: 0)
+            return SourceBatch(
+                records: RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()]),
+                position: SourcePosition(partition: "", value: pos), inputBytes: 0)
         }
         let first = MemorySink()
-        let totals = try await PipelineRunner(plan: plan(MemorySource(batches: [batch([1, 2, 2, 3], "1"), batch([3, 4], "2")]), first, settings: settings),
-                                              store: store, logger: Logger(label: "t")).run()
+        let totals = try await PipelineRunner(
+            plan: plan(MemorySource(batches: [batch([1, 2, 2, 3], "1"), batch([3, 4], "2")]), first, settings: settings),
+            store: store, logger: Logger(label: "t")
+        ).run()
         #expect(first.committedIDs == [1, 2, 3, 4])
         #expect(totals.duplicates == 2)
         try await store.reset(pipeline: "t")  // also forgets keys
         let second = MemorySink()
-        try await PipelineRunner(plan: plan(MemorySource(batches: [batch([4, 5], "1")]), second, settings: settings), store: store, logger: Logger(label: "t")).run()
+        try await PipelineRunner(plan: plan(MemorySource(batches: [batch([4, 5], "1")]), second, settings: settings), store: store, logger: Logger(label: "t"))
+            .run()
         #expect(second.committedIDs == [4, 5])
     }
 
@@ -121,8 +128,10 @@ import Testing
         other.dedupeKeys = ["v1:2"]  // the key of id 2 (DedupeKey.encode)
         store.interleaveBeforeNextCommit.withLock { $0 = other }
         let sink = MemorySink()
-        let totals = try await PipelineRunner(plan: plan(MemorySource(batchCount: 2, rows: 3), sink, settings: settings),
-                                              store: store, logger: Logger(label: "t")).run()
+        let totals = try await PipelineRunner(
+            plan: plan(MemorySource(batchCount: 2, rows: 3), sink, settings: settings),
+            store: store, logger: Logger(label: "t")
+        ).run()
         #expect(sink.committedIDs == [0, 1, 3, 4, 5])
         #expect(totals.duplicates == 1 && totals.recordsOut == 5)
         #expect(try await store.checkpoint(pipeline: "t")[""] == "2")
@@ -142,8 +151,10 @@ import Testing
         var batches = MemorySource(batchCount: 2, rows: 2).batches
         for i in batches.indices { batches[i].keysAreNew = true }
         let sink = MemorySink()
-        let totals = try await PipelineRunner(plan: plan(MemorySource(batches: batches), sink, settings: settings),
-                                              store: store, logger: Logger(label: "t")).run()
+        let totals = try await PipelineRunner(
+            plan: plan(MemorySource(batches: batches), sink, settings: settings),
+            store: store, logger: Logger(label: "t")
+        ).run()
         #expect(sink.committedIDs == [0, 2, 3])
         #expect(totals.duplicates == 1)
         #expect(totals.recordsIn == 8, "read twice: before the refused commit and after it")
@@ -152,8 +163,11 @@ import Testing
     @Test func decodeRejectsAreCommittedWithTheCheckpoint() async throws {
         let store = MemoryStateStore()
         let letter = DeadLetter(stage: "decode", errorKind: "malformed_row", message: "bad", location: "f.csv:3", raw: Array("x,y".utf8))
-        let source = MemorySource(batches: [SourceBatch(records: RecordBatch.empty(Schema([Field("id", .int64)])), rejects: [letter],
-                                                        position: SourcePosition(partition: "f.csv", value: "9"), inputBytes: 3)])
+        let source = MemorySource(batches: [
+            SourceBatch(
+                records: RecordBatch.empty(Schema([Field("id", .int64)])), rejects: [letter],
+                position: SourcePosition(partition: "f.csv", value: "9"), inputBytes: 3)
+        ])
         let totals = try await PipelineRunner(plan: plan(source, MemorySink()), store: store, logger: Logger(label: "t")).run()
         #expect(totals.deadLettered == 1)
         #expect(try await store.deadLetters(pipeline: "t", limit: 5).first?.letter.location == "f.csv:3")
@@ -173,7 +187,9 @@ import Testing
         }
 
         func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
-            let attempt = attempts.count.withLock { $0 += 1; return $0 }
+            let attempt = attempts.count.withLock {
+                $0 += 1; return $0
+            }
             if attempt <= failures { throw error }
             return try await inner.makeReader(resumingFrom: checkpoint, context: context)
         }
@@ -182,8 +198,9 @@ import Testing
     @Test func aRetryableFailureAtTheSourcesStartIsRetriedWithBackoff() async throws {
         var settings = PipelineSettings()
         settings.retry = fastRetry
-        let source = FlakyStartSource(inner: MemorySource(batchCount: 2, rows: 10), failures: 2,
-                                      error: SluiceError(.connection, "the connection was lost", retryable: true))
+        let source = FlakyStartSource(
+            inner: MemorySource(batchCount: 2, rows: 10), failures: 2,
+            error: SluiceError(.connection, "the connection was lost", retryable: true))
         let sink = MemorySink()
         let totals = try await PipelineRunner(plan: plan(source, sink, settings: settings), store: MemoryStateStore(), logger: Logger(label: "t")).run()
         #expect(source.attempts.value == 3)
@@ -193,14 +210,16 @@ import Testing
     @Test func aFiniteSourceThatCannotStartStopsAfterMaxAttemptsAndANonRetryableOneAtOnce() async throws {
         var settings = PipelineSettings()
         settings.retry = fastRetry
-        let down = FlakyStartSource(inner: MemorySource(batchCount: 1, rows: 1), failures: 100,
-                                    error: SluiceError(.connection, "cannot reach the server", retryable: true))
+        let down = FlakyStartSource(
+            inner: MemorySource(batchCount: 1, rows: 1), failures: 100,
+            error: SluiceError(.connection, "cannot reach the server", retryable: true))
         await #expect(throws: SluiceError.self) {
             try await PipelineRunner(plan: plan(down, MemorySink(), settings: settings), store: MemoryStateStore(), logger: Logger(label: "t")).run()
         }
         #expect(down.attempts.value == fastRetry.maxAttempts)
-        let refused = FlakyStartSource(inner: MemorySource(batchCount: 1, rows: 1), failures: 100,
-                                       error: SluiceError(.authentication, "password authentication failed", retryable: false))
+        let refused = FlakyStartSource(
+            inner: MemorySource(batchCount: 1, rows: 1), failures: 100,
+            error: SluiceError(.authentication, "password authentication failed", retryable: false))
         await #expect(throws: SluiceError.self) {
             try await PipelineRunner(plan: plan(refused, MemorySink(), settings: settings), store: MemoryStateStore(), logger: Logger(label: "t")).run()
         }

@@ -56,7 +56,9 @@ import Testing
         let buffer = BoundedBuffer<Int>(maxCount: 2, maxBytes: 1 << 30)
         try await buffer.send(1, bytes: 1)
         try await buffer.send(2, bytes: 1)
-        let producer = Task { try await buffer.send(3, bytes: 1); return true }
+        let producer = Task {
+            try await buffer.send(3, bytes: 1); return true
+        }
         try await Task.sleep(for: .milliseconds(100))
         #expect(buffer.depth == 2)
         guard case .element(1) = try await buffer.next() else { Issue.record("expected 1"); return }
@@ -64,7 +66,8 @@ import Testing
         #expect(buffer.depth == 2)
         buffer.finish()
         guard case .element(2) = try await buffer.next(), case .element(3) = try await buffer.next(),
-              case .finished = try await buffer.next() else { Issue.record("wrong order"); return }
+            case .finished = try await buffer.next()
+        else { Issue.record("wrong order"); return }
     }
 
     @Test func byteBoundAdmitsOneOversizedElement() async throws {

@@ -11,7 +11,8 @@ import Testing
     }
 
     static func json(_ properties: String, required: String = "", closed: Bool = false) -> ParsedSchema {
-        try! ParsedSchema.parse(#"{"type":"object","properties":{\#(properties)},"required":[\#(required)]\#(closed ? #","additionalProperties":false"# : "")}"#, format: .json)
+        try! ParsedSchema.parse(
+            #"{"type":"object","properties":{\#(properties)},"required":[\#(required)]\#(closed ? #","additionalProperties":false"# : "")}"#, format: .json)
     }
 
     static func sluice(_ fields: String) -> ParsedSchema {
@@ -20,14 +21,22 @@ import Testing
 
     /// (name, old, new, backward-compatible?, forward-compatible?)
     static let avroCases: [(String, ParsedSchema, ParsedSchema, Bool, Bool)] = [
-        ("add optional field", avro(#"{"name":"a","type":"int"}"#),
-         avro(#"{"name":"a","type":"int"},{"name":"b","type":["null","string"],"default":null}"#), true, true),
-        ("add required field", avro(#"{"name":"a","type":"int"}"#),
-         avro(#"{"name":"a","type":"int"},{"name":"b","type":"string"}"#), false, true),
-        ("remove optional field", avro(#"{"name":"a","type":"int"},{"name":"b","type":"string","default":""}"#),
-         avro(#"{"name":"a","type":"int"}"#), true, true),
-        ("remove required field", avro(#"{"name":"a","type":"int"},{"name":"b","type":"string"}"#),
-         avro(#"{"name":"a","type":"int"}"#), true, false),
+        (
+            "add optional field", avro(#"{"name":"a","type":"int"}"#),
+            avro(#"{"name":"a","type":"int"},{"name":"b","type":["null","string"],"default":null}"#), true, true
+        ),
+        (
+            "add required field", avro(#"{"name":"a","type":"int"}"#),
+            avro(#"{"name":"a","type":"int"},{"name":"b","type":"string"}"#), false, true
+        ),
+        (
+            "remove optional field", avro(#"{"name":"a","type":"int"},{"name":"b","type":"string","default":""}"#),
+            avro(#"{"name":"a","type":"int"}"#), true, true
+        ),
+        (
+            "remove required field", avro(#"{"name":"a","type":"int"},{"name":"b","type":"string"}"#),
+            avro(#"{"name":"a","type":"int"}"#), true, false
+        ),
         ("change type", avro(#"{"name":"a","type":"int"}"#), avro(#"{"name":"a","type":"string"}"#), false, false),
         ("widen type", avro(#"{"name":"a","type":"int"}"#), avro(#"{"name":"a","type":"long"}"#), true, false),
         ("rename field", avro(#"{"name":"a","type":"int"}"#), avro(#"{"name":"b","type":"int"}"#), false, false),
@@ -36,16 +45,26 @@ import Testing
     ]
 
     static let jsonCases: [(String, ParsedSchema, ParsedSchema, Bool, Bool)] = [
-        ("add optional property, open model", json(#""a":{"type":"integer"}"#),
-         json(#""a":{"type":"integer"},"b":{"type":"string"}"#), false, true),
-        ("add optional property, closed model", json(#""a":{"type":"integer"}"#, closed: true),
-         json(#""a":{"type":"integer"},"b":{"type":"string"}"#, closed: true), true, false),
-        ("add required property", json(#""a":{"type":"integer"}"#),
-         json(#""a":{"type":"integer"},"b":{"type":"string"}"#, required: #""b""#), false, true),
-        ("remove property, open model", json(#""a":{"type":"integer"},"b":{"type":"string"}"#),
-         json(#""a":{"type":"integer"}"#), true, false),
-        ("remove property, closed model", json(#""a":{"type":"integer"},"b":{"type":"string"}"#, closed: true),
-         json(#""a":{"type":"integer"}"#, closed: true), false, true),
+        (
+            "add optional property, open model", json(#""a":{"type":"integer"}"#),
+            json(#""a":{"type":"integer"},"b":{"type":"string"}"#), false, true
+        ),
+        (
+            "add optional property, closed model", json(#""a":{"type":"integer"}"#, closed: true),
+            json(#""a":{"type":"integer"},"b":{"type":"string"}"#, closed: true), true, false
+        ),
+        (
+            "add required property", json(#""a":{"type":"integer"}"#),
+            json(#""a":{"type":"integer"},"b":{"type":"string"}"#, required: #""b""#), false, true
+        ),
+        (
+            "remove property, open model", json(#""a":{"type":"integer"},"b":{"type":"string"}"#),
+            json(#""a":{"type":"integer"}"#), true, false
+        ),
+        (
+            "remove property, closed model", json(#""a":{"type":"integer"},"b":{"type":"string"}"#, closed: true),
+            json(#""a":{"type":"integer"}"#, closed: true), false, true
+        ),
         ("change type", json(#""a":{"type":"integer"}"#), json(#""a":{"type":"string"}"#), false, false),
         ("widen type", json(#""a":{"type":"integer"}"#), json(#""a":{"type":"number"}"#), true, false),
         ("rename property", json(#""a":{"type":"integer"}"#), json(#""b":{"type":"integer"}"#), false, false),
@@ -53,19 +72,29 @@ import Testing
     ]
 
     static let sluiceCases: [(String, ParsedSchema, ParsedSchema, Bool, Bool)] = [
-        ("add nullable field", sluice(#"{"name":"a","type":"int64"}"#),
-         sluice(#"{"name":"a","type":"int64"},{"name":"b","type":"string"}"#), true, true),
-        ("add required field", sluice(#"{"name":"a","type":"int64"}"#),
-         sluice(#"{"name":"a","type":"int64"},{"name":"b","type":"string","nullable":false}"#), false, true),
-        ("remove nullable field", sluice(#"{"name":"a","type":"int64"},{"name":"b","type":"string"}"#),
-         sluice(#"{"name":"a","type":"int64"}"#), true, true),
-        ("remove required field", sluice(#"{"name":"a","type":"int64"},{"name":"b","type":"string","nullable":false}"#),
-         sluice(#"{"name":"a","type":"int64"}"#), true, false),
+        (
+            "add nullable field", sluice(#"{"name":"a","type":"int64"}"#),
+            sluice(#"{"name":"a","type":"int64"},{"name":"b","type":"string"}"#), true, true
+        ),
+        (
+            "add required field", sluice(#"{"name":"a","type":"int64"}"#),
+            sluice(#"{"name":"a","type":"int64"},{"name":"b","type":"string","nullable":false}"#), false, true
+        ),
+        (
+            "remove nullable field", sluice(#"{"name":"a","type":"int64"},{"name":"b","type":"string"}"#),
+            sluice(#"{"name":"a","type":"int64"}"#), true, true
+        ),
+        (
+            "remove required field", sluice(#"{"name":"a","type":"int64"},{"name":"b","type":"string","nullable":false}"#),
+            sluice(#"{"name":"a","type":"int64"}"#), true, false
+        ),
         ("change type", sluice(#"{"name":"a","type":"int64"}"#), sluice(#"{"name":"a","type":"string"}"#), false, false),
         ("widen type", sluice(#"{"name":"a","type":"int64"}"#), sluice(#"{"name":"a","type":"float64"}"#), true, false),
         ("widen decimal", sluice(#"{"name":"a","type":"decimal(10,2)"}"#), sluice(#"{"name":"a","type":"decimal(12,2)"}"#), true, false),
-        ("rename required field", sluice(#"{"name":"a","type":"int64","nullable":false}"#),
-         sluice(#"{"name":"b","type":"int64","nullable":false}"#), false, false),
+        (
+            "rename required field", sluice(#"{"name":"a","type":"int64","nullable":false}"#),
+            sluice(#"{"name":"b","type":"int64","nullable":false}"#), false, false
+        ),
     ]
 
     static let modes: [(CompatibilityMode, @Sendable (Bool, Bool) -> Bool)] = [
@@ -79,8 +108,9 @@ import Testing
         for (mode, expected) in Self.modes {
             for (name, old, new, backward, forward) in cases {
                 let problems = new.compatibilityProblems(with: [old], mode: mode)
-                #expect(problems.isEmpty == expected(backward, forward),
-                        "\(format) \(mode.rawValue), \(name): expected \(expected(backward, forward) ? "compatible" : "incompatible"), got \(problems)")
+                #expect(
+                    problems.isEmpty == expected(backward, forward),
+                    "\(format) \(mode.rawValue), \(name): expected \(expected(backward, forward) ? "compatible" : "incompatible"), got \(problems)")
             }
         }
     }
@@ -101,25 +131,33 @@ import Testing
     }
 
     @Test func invalidSchemasAreRefusedWithAReason() {
-        for (text, format) in [("not json", SchemaFormat.avro), (#"{"type":"record","name":"X"}"#, .avro), (#""nope""#, .avro),
-                               (#"{"type":"strin"}"#, .json), (#"{"fields":[{"name":"a","type":"uint9"}]}"#, .sluice)] {
+        for (text, format) in [
+            ("not json", SchemaFormat.avro), (#"{"type":"record","name":"X"}"#, .avro), (#""nope""#, .avro),
+            (#"{"type":"strin"}"#, .json), (#"{"fields":[{"name":"a","type":"uint9"}]}"#, .sluice),
+        ] {
             #expect(throws: InvalidSchema.self, "\(text)") { try ParsedSchema.parse(text, format: format) }
         }
         #expect(Self.avro(#"{"name":"a","type":"int"}"#).problemsReading(Self.json(#""a":{}"#)).first?.contains("type changed") == true)
     }
 
     @Test func jsonSchemaKeywordsOutsideTheSubsetAreRefusedNotIgnored() {
-        for text in [#"{"type":"object","properties":{"a":{"enum":[1,2]}}}"#, ##"{"$ref":"#/definitions/x"}"##,
-                     #"{"type":"object","additionalProperties":{"type":"string"}}"#, #"{"type":"array","items":[{"type":"string"}]}"#,
-                     #"{"type":"string","format":"date-time"}"#] {
+        for text in [
+            #"{"type":"object","properties":{"a":{"enum":[1,2]}}}"#, ##"{"$ref":"#/definitions/x"}"##,
+            #"{"type":"object","additionalProperties":{"type":"string"}}"#, #"{"type":"array","items":[{"type":"string"}]}"#,
+            #"{"type":"string","format":"date-time"}"#,
+        ] {
             #expect(throws: InvalidSchema.self, "\(text)") { try ParsedSchema.parse(text, format: .json) }
         }
         #expect((try? ParsedSchema.parse(#"{"$schema":"http://json-schema.org/draft-07/schema#","title":"T","type":"object"}"#, format: .json)) != nil)
     }
 
     @Test func avroNestedUnionsEnumsAndNamedTypes() {
-        let v1 = Self.avro(#"{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}},{"name":"status","type":{"type":"enum","name":"Status","symbols":["A","B"]}},{"name":"home","type":"Address"}"#)
-        let added = Self.avro(#"{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"},{"name":"zip","type":"string"}]}},{"name":"status","type":{"type":"enum","name":"Status","symbols":["A","B","C"]}},{"name":"home","type":"Address"}"#)
+        let v1 = Self.avro(
+            #"{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}},{"name":"status","type":{"type":"enum","name":"Status","symbols":["A","B"]}},{"name":"home","type":"Address"}"#
+        )
+        let added = Self.avro(
+            #"{"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"city","type":"string"},{"name":"zip","type":"string"}]}},{"name":"status","type":{"type":"enum","name":"Status","symbols":["A","B","C"]}},{"name":"home","type":"Address"}"#
+        )
         // A nested field without default: new readers cannot read old data; an added enum symbol: old readers cannot read new data.
         let backward = added.compatibilityProblems(with: [v1], mode: .backward)
         #expect(backward.contains { $0.contains("address.zip") } && backward.contains { $0.contains("home.zip") })

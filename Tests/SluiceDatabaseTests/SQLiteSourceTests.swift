@@ -52,19 +52,22 @@ import Testing
         // New rows: only those past the cursor arrive; nothing already read comes back.
         let q = try DatabaseQueue(path: path)
         try await q.write {
-            try $0.execute(sql: """
-                INSERT INTO t VALUES (501, '2026-01-01T00:00:10Z', 0.1);
-                INSERT INTO t VALUES (502, '2026-01-01T00:00:11Z', 0.2);
-                INSERT INTO t VALUES (503, '2026-01-01T00:00:05Z', 0.3);
-                """)
+            try $0.execute(
+                sql: """
+                    INSERT INTO t VALUES (501, '2026-01-01T00:00:10Z', 0.1);
+                    INSERT INTO t VALUES (502, '2026-01-01T00:00:11Z', 0.2);
+                    INSERT INTO t VALUES (503, '2026-01-01T00:00:05Z', 0.3);
+                    """)
         }
         let (more, _, _) = try await readAll(source, from: cp2)
-        #expect(more.map { $0[0] } == [.int64(501), .int64(502)],
-                "a row sharing the last cursor value but with a higher key is read; one committed late with an old cursor is not")
+        #expect(
+            more.map { $0[0] } == [.int64(501), .int64(502)],
+            "a row sharing the last cursor value but with a higher key is read; one committed late with an old cursor is not")
     }
 
     @Test func cursorValuesAreKeptExactly() async throws {
-        let (dir, path) = try database("""
+        let (dir, path) = try database(
+            """
             CREATE TABLE t(id INTEGER PRIMARY KEY, score REAL NOT NULL, big INTEGER NOT NULL);
             INSERT INTO t VALUES (1, 0.1, 9007199254740993), (2, 0.30000000000000004, 9007199254740994), (3, 0.3, 9007199254740995);
             """)
@@ -75,7 +78,8 @@ import Testing
             let (rest, _, _) = try await readAll(source, from: cp)
             #expect(first.count + rest.count == 3, "\(cursor): 0.3 and 0.30000000000000004, or 2^53+1 and +2, stay distinct")
         }
-        let (_, _, cp) = try await readAll(SQLiteSource(options: try options(["path": path, "table": "t", "mode": "incremental", "cursor": ["big"]]), path: path))
+        let (_, _, cp) = try await readAll(
+            SQLiteSource(options: try options(["path": path, "table": "t", "mode": "incremental", "cursor": ["big"]]), path: path))
         #expect(cp["t"]?.contains("9007199254740995") == true)
     }
 
@@ -95,7 +99,8 @@ import Testing
     }
 
     @Test func valuesThatDoNotFitAreDeadLetteredAndBadConfigIsRefused() async throws {
-        let (dir, path) = try database("""
+        let (dir, path) = try database(
+            """
             CREATE TABLE t(id INTEGER PRIMARY KEY, qty INTEGER, at DATETIME, maybe TEXT);
             INSERT INTO t VALUES (1, 5, '2026-11-26T10:00:00Z', 'x'), (2, 'lots', '2026-11-26T10:00:00Z', NULL), (3, 7, 1764151200, NULL);
             """)

@@ -37,7 +37,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: "\(dir)/in", withIntermediateDirectories: true)
         let files = Mutex(0)
         @Sendable func add(_ text: String) throws {
-            let n = files.withLock { $0 += 1; return $0 }
+            let n = files.withLock {
+                $0 += 1; return $0
+            }
             try text.write(toFile: "\(dir)/in/\(String(format: "%04d", n)).ndjson", atomically: true, encoding: .utf8)
         }
         let fixture = SourceFixture(
@@ -64,13 +66,13 @@ import Testing
         let dir = try directory("parquet-sink")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let script = """
-        import glob, os, sys, pyarrow.parquet as pq
-        ids = []
-        for f in glob.glob(os.path.join(sys.argv[1], '**', '*.parquet'), recursive=True):
-            if not os.path.basename(f).startswith('.'):
-                ids += pq.read_table(f).column('id').to_pylist()
-        print(' '.join(map(str, ids)))
-        """
+            import glob, os, sys, pyarrow.parquet as pq
+            ids = []
+            for f in glob.glob(os.path.join(sys.argv[1], '**', '*.parquet'), recursive=True):
+                if not os.path.basename(f).startswith('.'):
+                    ids += pq.read_table(f).column('id').to_pylist()
+            print(' '.join(map(str, ids)))
+            """
         let fixture = SinkFixture(
             config: #"parquet: { path: "\#(dir)/lake" }"#,
             unreachableConfig: #"parquet: { path: "/proc/conformance-\#(UUID().uuidString)" }"#,

@@ -103,8 +103,9 @@ import Testing
     @Test func commitIsDueBySizeAndAllOpenFilesCloseTogether() async throws {
         let (dir, store) = try workspace()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let sink = ParquetFileSink(directory: "\(dir)/lake", partition: PartitionSpec(column: "country", transform: .identity),
-                                   targetFileSize: 4096)
+        let sink = ParquetFileSink(
+            directory: "\(dir)/lake", partition: PartitionSpec(column: "country", transform: .identity),
+            targetFileSize: 4096)
         let writer = try await sink.makeWriter(context: SinkContext(pipeline: "p", state: store, logger: Logger(label: "t")))
         _ = try await writer.write(batch(ids: 0..<10, country: { $0 % 2 == 0 ? "A" : "B" }))
         #expect(!writer.commitDue(at: .now))

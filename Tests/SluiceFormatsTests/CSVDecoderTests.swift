@@ -10,14 +10,15 @@ import Testing
         let (decoder, out) = try csv(text)
         #expect(decoder.schema == Schema([Field("id", .int64), Field("text", .string)]))
         #expect(out.rejects.isEmpty)
-        #expect(out.table == [
-            [i(1), s("a,b")],
-            [i(2), s("say \"hi\"")],
-            [i(3), s("line1\nline2")],
-            [i(4), s("cr\rinside")],
-            [i(5), s("crlf\r\ninside")],
-            [i(6), s("\"")],
-        ])
+        #expect(
+            out.table == [
+                [i(1), s("a,b")],
+                [i(2), s("say \"hi\"")],
+                [i(3), s("line1\nline2")],
+                [i(4), s("cr\rinside")],
+                [i(5), s("crlf\r\ninside")],
+                [i(6), s("\"")],
+            ])
     }
 
     @Test func crlfLineEndingsAndLastLineWithoutTerminator() throws {
@@ -83,11 +84,12 @@ import Testing
     @Test func unquotedEmptyIsNullQuotedEmptyIsEmptyString() throws {
         let (decoder, out) = try csv("s,n,f,b\nx,1,1.5,true\n,,,\n\"\",\"\",\"\",\"\"\n")
         #expect(decoder.schema == Schema([Field("s", .string), Field("n", .int64), Field("f", .float64), Field("b", .bool)]))
-        #expect(out.table == [
-            [s("x"), i(1), f(1.5), b(true)],
-            [.null, .null, .null, .null],
-            [s(""), .null, .null, .null],
-        ])
+        #expect(
+            out.table == [
+                [s("x"), i(1), f(1.5), b(true)],
+                [.null, .null, .null, .null],
+                [s(""), .null, .null, .null],
+            ])
         #expect(out.rejects.isEmpty)
     }
 
@@ -101,24 +103,32 @@ import Testing
 
     @Test func inferenceChoosesTheNarrowestType() throws {
         let text = """
-        b,i,f,ts,d,s,nulls,mixed,zip,big,quoted
-        true,1,1,2024-01-02T03:04:05Z,2024-01-02,x,,1,02134,9223372036854775807,"7"
-        FALSE,-2,2.5,2024-01-02 03:04:05.123456+02:00,1999-12-31,1.5,,true,10001,9223372036854775808,"8"
-        ,,,,,,,,,,
+            b,i,f,ts,d,s,nulls,mixed,zip,big,quoted
+            true,1,1,2024-01-02T03:04:05Z,2024-01-02,x,,1,02134,9223372036854775807,"7"
+            FALSE,-2,2.5,2024-01-02 03:04:05.123456+02:00,1999-12-31,1.5,,true,10001,9223372036854775808,"8"
+            ,,,,,,,,,,
 
-        """
+            """
         let (decoder, out) = try csv(text)
-        #expect(decoder.schema == Schema([
-            Field("b", .bool), Field("i", .int64), Field("f", .float64), Field("ts", .timestamp),
-            Field("d", .date), Field("s", .string), Field("nulls", .string), Field("mixed", .string),
-            Field("zip", .string), Field("big", .float64), Field("quoted", .int64),
-        ]))
+        #expect(
+            decoder.schema
+                == Schema([
+                    Field("b", .bool), Field("i", .int64), Field("f", .float64), Field("ts", .timestamp),
+                    Field("d", .date), Field("s", .string), Field("nulls", .string), Field("mixed", .string),
+                    Field("zip", .string), Field("big", .float64), Field("quoted", .int64),
+                ]))
         #expect(decoder.inferredRows == 3)
         #expect(out.rejects.isEmpty)
-        #expect(out.table[0] == [b(true), i(1), f(1), ts("2024-01-02T03:04:05Z"), date("2024-01-02"), s("x"), .null,
-                                 s("1"), s("02134"), f(9223372036854775807), i(7)])
-        #expect(out.table[1] == [b(false), i(-2), f(2.5), ts("2024-01-02T01:04:05.123456Z"), date("1999-12-31"), s("1.5"),
-                                 .null, s("true"), s("10001"), f(9223372036854775808), i(8)])
+        #expect(
+            out.table[0] == [
+                b(true), i(1), f(1), ts("2024-01-02T03:04:05Z"), date("2024-01-02"), s("x"), .null,
+                s("1"), s("02134"), f(9223372036854775807), i(7),
+            ])
+        #expect(
+            out.table[1] == [
+                b(false), i(-2), f(2.5), ts("2024-01-02T01:04:05.123456Z"), date("1999-12-31"), s("1.5"),
+                .null, s("true"), s("10001"), f(9223372036854775808), i(8),
+            ])
         #expect(out.table[2].allSatisfy { $0 == .null })
     }
 
@@ -157,14 +167,17 @@ import Testing
             Field("absent", .int64),
         ])
         let (decoder, out) = try csv("code,price,qty\n007,12.5,3\n010,-0.01,4\n011,1.234,5\n012,abc,6\n", options)
-        #expect(decoder.schema == Schema([
-            Field("code", .string), Field("price", .decimal(precision: 10, scale: 2)), Field("qty", .int64), Field("absent", .int64),
-        ]))
+        #expect(
+            decoder.schema
+                == Schema([
+                    Field("code", .string), Field("price", .decimal(precision: 10, scale: 2)), Field("qty", .int64), Field("absent", .int64),
+                ]))
         #expect(decoder.missingDeclaredColumns == ["absent"])
-        #expect(out.table == [
-            [s("007"), .decimal(1250, scale: 2), i(3), .null],
-            [s("010"), .decimal(-1, scale: 2), i(4), .null],
-        ])
+        #expect(
+            out.table == [
+                [s("007"), .decimal(1250, scale: 2), i(3), .null],
+                [s("010"), .decimal(-1, scale: 2), i(4), .null],
+            ])
         #expect(out.rejects.map(\.line) == [4, 5])
         #expect(out.rejects.allSatisfy { $0.kind == "type_mismatch" })
         #expect(out.rejects[0].message.contains("decimal(10,2)"))
@@ -173,7 +186,9 @@ import Testing
 
     @Test func declaredJSONAndTimestampColumns() throws {
         let options = CSVOptions(columns: [Field("doc", .json), Field("at", .timestamp), Field("day", .date)])
-        let (_, out) = try csv("doc,at,day\n\"{\"\"a\"\": [1, 2]}\",2024-02-29T12:00:00Z,2024-02-29\n\"{bad\",2024-01-01T00:00:00Z,2024-01-01\n1,2023-02-29T00:00:00Z,2024-01-01\n", options)
+        let (_, out) = try csv(
+            "doc,at,day\n\"{\"\"a\"\": [1, 2]}\",2024-02-29T12:00:00Z,2024-02-29\n\"{bad\",2024-01-01T00:00:00Z,2024-01-01\n1,2023-02-29T00:00:00Z,2024-01-01\n",
+            options)
         #expect(out.table == [[.json("{\"a\": [1, 2]}"), ts("2024-02-29T12:00:00Z"), date("2024-02-29")]])
         #expect(out.rejects.map(\.line) == [3, 4])
         #expect(out.rejects[0].message.contains("'doc'"))
@@ -335,7 +350,8 @@ import Testing
 
     /// Every way of splitting a small tricky input into chunks decodes like one call.
     @Test func chunkBoundariesAtEveryBytePosition() throws {
-        let text = "id,name,amount,when\r\n1,\"a,b\",1.5,2024-01-01T00:00:00Z\r\n\r\n2,\"q\"\"uote\",,2024-01-02\n"
+        let text =
+            "id,name,amount,when\r\n1,\"a,b\",1.5,2024-01-01T00:00:00Z\r\n\r\n2,\"q\"\"uote\",,2024-01-02\n"
             + "3,\"multi\r\nline\",x,2024-01-03\n4,plain\r,2,\n5,\"\",3e2,\n6,short\n7,\"unterminated"
         let data = Array(text.utf8)
         let options = CSVOptions(columns: [Field("amount", .float64), Field("when", .string)])
@@ -400,7 +416,8 @@ import Testing
     }
 
     @Test func ndjsonLinesLongerThanTheLimitAreRejectedWhateverTheChunking() throws {
-        let text = "{\"a\": 1}\n{\"a\": \"\(String(repeating: "z", count: 40))\"}\n{\"a\": 3}\n{\"a\": 4, \"b\": \"\(String(repeating: "9", count: 30))\"}\n{\"a\": 5}"
+        let text =
+            "{\"a\": 1}\n{\"a\": \"\(String(repeating: "z", count: 40))\"}\n{\"a\": 3}\n{\"a\": 4, \"b\": \"\(String(repeating: "9", count: 30))\"}\n{\"a\": 5}"
         let data = Array(text.utf8)
         let options = NDJSONOptions(maxRecordBytes: 20)
         let reference = try ndjson(text, options).1

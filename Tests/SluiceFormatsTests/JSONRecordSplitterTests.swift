@@ -3,13 +3,17 @@ import SluiceCore
 import Testing
 
 @Suite struct JSONRecordSplitterTests {
-    func split(_ text: String, _ format: JSONBodyFormat = .json, limits: JSONRecordLimits = JSONRecordLimits(),
-               fields: [Field] = []) -> JSONRecordSplit {
+    func split(
+        _ text: String, _ format: JSONBodyFormat = .json, limits: JSONRecordLimits = JSONRecordLimits(),
+        fields: [Field] = []
+    ) -> JSONRecordSplit {
         split(Array(text.utf8), format, limits: limits, fields: fields)
     }
 
-    func split(_ bytes: [UInt8], _ format: JSONBodyFormat = .json, limits: JSONRecordLimits = JSONRecordLimits(),
-               fields: [Field] = []) -> JSONRecordSplit {
+    func split(
+        _ bytes: [UInt8], _ format: JSONBodyFormat = .json, limits: JSONRecordLimits = JSONRecordLimits(),
+        fields: [Field] = []
+    ) -> JSONRecordSplit {
         bytes.withUnsafeBytes { JSONRecordSplitter(limits: limits, fields: fields).split($0, format: format) }
     }
 
@@ -74,8 +78,10 @@ import Testing
     }
 
     @Test func declaredFieldsAreCheckedByTypePresenceAndNullability() {
-        let fields = [Field("id", .int64, nullable: false), Field("price", .float64), Field("ts", .timestamp),
-                      Field("ok", .bool), Field("name", .string), Field("doc", .json), Field("d", .date)]
+        let fields = [
+            Field("id", .int64, nullable: false), Field("price", .float64), Field("ts", .timestamp),
+            Field("ok", .bool), Field("name", .string), Field("doc", .json), Field("d", .date),
+        ]
         func kind(_ record: String) -> (JSONRecordIssue.Kind, String?)? {
             let s = split(record, fields: fields)
             return s.recordIssues.first.map { ($0.kind, $0.field) }

@@ -7,30 +7,33 @@ import Testing
 
     @Test func inferenceTakesTheUnionOfKeysTypedByTheFirstNonNullValue() throws {
         let text = """
-        {"id": 1, "name": "a", "ok": true, "tags": ["x"], "score": 1}
-        {"id": 2, "extra": null, "score": 2.5, "meta": {"k": [1, {"z": null}]}, "when": "2024-01-01T00:00:00Z"}
-        {"name": null, "id": 3, "score": -3}
+            {"id": 1, "name": "a", "ok": true, "tags": ["x"], "score": 1}
+            {"id": 2, "extra": null, "score": 2.5, "meta": {"k": [1, {"z": null}]}, "when": "2024-01-01T00:00:00Z"}
+            {"name": null, "id": 3, "score": -3}
 
-        """
+            """
         let (decoder, out) = try ndjson(text)
-        #expect(decoder.schema == Schema([
-            Field("id", .int64), Field("name", .string), Field("ok", .bool), Field("tags", .json), Field("score", .float64),
-            Field("extra", .string), Field("meta", .json), Field("when", .string),
-        ]))
+        #expect(
+            decoder.schema
+                == Schema([
+                    Field("id", .int64), Field("name", .string), Field("ok", .bool), Field("tags", .json), Field("score", .float64),
+                    Field("extra", .string), Field("meta", .json), Field("when", .string),
+                ]))
         #expect(decoder.inferredLines == 3)
         #expect(out.rejects.isEmpty)
-        #expect(out.table == [
-            [i(1), s("a"), b(true), .json("[\"x\"]"), f(1), .null, .null, .null],
-            [i(2), .null, .null, .null, f(2.5), .null, .json("{\"k\": [1, {\"z\": null}]}"), s("2024-01-01T00:00:00Z")],
-            [i(3), .null, .null, .null, f(-3), .null, .null, .null],
-        ])
+        #expect(
+            out.table == [
+                [i(1), s("a"), b(true), .json("[\"x\"]"), f(1), .null, .null, .null],
+                [i(2), .null, .null, .null, f(2.5), .null, .json("{\"k\": [1, {\"z\": null}]}"), s("2024-01-01T00:00:00Z")],
+                [i(3), .null, .null, .null, f(-3), .null, .null, .null],
+            ])
     }
 
     @Test func numbers() throws {
         let text = """
-        {"a": 9223372036854775807, "b": -9223372036854775808, "c": 9223372036854775808, "d": 1e2, "e": -0.0, "f": 0, "g": 1.5E-3}
+            {"a": 9223372036854775807, "b": -9223372036854775808, "c": 9223372036854775808, "d": 1e2, "e": -0.0, "f": 0, "g": 1.5E-3}
 
-        """
+            """
         let (decoder, out) = try ndjson(text)
         #expect(decoder.schema.fields.map(\.type) == [.int64, .int64, .float64, .float64, .float64, .int64, .float64])
         #expect(out.table == [[i(.max), i(.min), f(9223372036854775808), f(100), f(-0.0), i(0), f(0.0015)]])
@@ -50,11 +53,11 @@ import Testing
 
     @Test func invalidStringsAreRejected() throws {
         let cases: [(String, String)] = [
-            (#"{"s": "\ud83d"}"#, "malformed_row"),       // lone high surrogate
-            (#"{"s": "\ude00x"}"#, "malformed_row"),      // lone low surrogate
-            (#"{"s": "\ud83d\u0041"}"#, "malformed_row"), // high surrogate + non-surrogate
-            (#"{"s": "\x"}"#, "malformed_row"),           // unknown escape
-            (#"{"s": "\u12g4"}"#, "malformed_row"),       // bad hex
+            (#"{"s": "\ud83d"}"#, "malformed_row"),  // lone high surrogate
+            (#"{"s": "\ude00x"}"#, "malformed_row"),  // lone low surrogate
+            (#"{"s": "\ud83d\u0041"}"#, "malformed_row"),  // high surrogate + non-surrogate
+            (#"{"s": "\x"}"#, "malformed_row"),  // unknown escape
+            (#"{"s": "\u12g4"}"#, "malformed_row"),  // bad hex
             ("{\"s\": \"tab\there\"}", "malformed_row"),  // raw control character
             (#"{"s": "unterminated}"#, "malformed_row"),
         ]
@@ -146,7 +149,8 @@ import Testing
     }
 
     @Test func mismatchesRejectTheWholeLine() throws {
-        let text = "{\"a\": 1, \"b\": \"x\", \"c\": true}\n{\"a\": 2, \"b\": \"y\", \"c\": \"no\"}\n{\"a\": \"3\", \"b\": \"z\", \"c\": false}\n{\"b\": 4}\n{\"a\": 5, \"b\": {\"n\": 1}}\n{\"a\": 6}\n"
+        let text =
+            "{\"a\": 1, \"b\": \"x\", \"c\": true}\n{\"a\": 2, \"b\": \"y\", \"c\": \"no\"}\n{\"a\": \"3\", \"b\": \"z\", \"c\": false}\n{\"b\": 4}\n{\"a\": 5, \"b\": {\"n\": 1}}\n{\"a\": 6}\n"
         let (_, out) = try ndjson(text)
         #expect(out.table == [[i(1), s("x"), b(true)], [i(6), .null, .null]])
         #expect(out.rejects.map(\.line) == [2, 3, 4, 5])
@@ -173,24 +177,25 @@ import Testing
             Field("blob", .binary), Field("doc", .json), Field("text", .string), Field("never", .bool),
         ])
         let text = """
-        {"x": 1, "at": "2024-03-01T10:00:00+01:00", "day": "2024-03-01", "price": "12.30", "blob": "AAEC", "doc": "s", "text": 5}
-        {"at": null, "price": 7, "doc": {"a": 1}, "text": "plain", "blob": "-_8="}
-        {"price": 1.25, "doc": [1], "text": [1, "two"]}
-        {"at": "yesterday"}
-        {"day": "2024-02-30"}
-        {"price": "1.234"}
-        {"price": 1e3}
-        {"blob": "!!"}
-        {"blob": 12}
+            {"x": 1, "at": "2024-03-01T10:00:00+01:00", "day": "2024-03-01", "price": "12.30", "blob": "AAEC", "doc": "s", "text": 5}
+            {"at": null, "price": 7, "doc": {"a": 1}, "text": "plain", "blob": "-_8="}
+            {"price": 1.25, "doc": [1], "text": [1, "two"]}
+            {"at": "yesterday"}
+            {"day": "2024-02-30"}
+            {"price": "1.234"}
+            {"price": 1e3}
+            {"blob": "!!"}
+            {"blob": 12}
 
-        """
+            """
         let (decoder, out) = try ndjson(text, options)
         #expect(decoder.schema.fields.map(\.name) == ["at", "day", "price", "blob", "doc", "text", "never", "x"])
-        #expect(out.table == [
-            [ts("2024-03-01T09:00:00Z"), date("2024-03-01"), .decimal(1230, scale: 2), .binary([0, 1, 2]), .json("\"s\""), s("5"), .null, i(1)],
-            [.null, .null, .decimal(700, scale: 2), .binary([0xFB, 0xFF]), .json("{\"a\": 1}"), s("plain"), .null, .null],
-            [.null, .null, .decimal(125, scale: 2), .null, .json("[1]"), s("[1, \"two\"]"), .null, .null],
-        ])
+        #expect(
+            out.table == [
+                [ts("2024-03-01T09:00:00Z"), date("2024-03-01"), .decimal(1230, scale: 2), .binary([0, 1, 2]), .json("\"s\""), s("5"), .null, i(1)],
+                [.null, .null, .decimal(700, scale: 2), .binary([0xFB, 0xFF]), .json("{\"a\": 1}"), s("plain"), .null, .null],
+                [.null, .null, .decimal(125, scale: 2), .null, .json("[1]"), s("[1, \"two\"]"), .null, .null],
+            ])
         #expect(out.rejects.map(\.line) == [4, 5, 6, 7, 8, 9])
         #expect(out.rejects.allSatisfy { $0.kind == "type_mismatch" })
     }
@@ -243,11 +248,15 @@ import Testing
 
     @Test(arguments: [
         // The whole input is the sample: no schema changes while decoding.
-        ("{\"id\": 1, \"s\": \"a\\\"b\", \"n\": {\"x\": [1, 2]}}\r\n\n{\"id\": 2, \"s\": \"\\u00e9\\ud83d\\ude00\", \"f\": 1}\n"
-            + "{\"id\": \"bad\"}\n{\"id\": 3, \"f\": 2.5, \"new\": true}\n{broken\n{\"id\": 4, \"new\": false, \"s\": null}\n{\"id\": 5", 1000),
+        (
+            "{\"id\": 1, \"s\": \"a\\\"b\", \"n\": {\"x\": [1, 2]}}\r\n\n{\"id\": 2, \"s\": \"\\u00e9\\ud83d\\ude00\", \"f\": 1}\n"
+                + "{\"id\": \"bad\"}\n{\"id\": 3, \"f\": 2.5, \"new\": true}\n{broken\n{\"id\": 4, \"new\": false, \"s\": null}\n{\"id\": 5", 1000
+        ),
         // Only the first line is the sample: columns are added while decoding.
-        ("{\"id\": 1}\n{\"id\": 2, \"s\": \"x\\ny\"}\r\n\r\n{\"id\": 3, \"f\": 0.5, \"s\": \"\\u00e9\"}\n{\"id\": 4, \"f\": \"no\"}\n"
-            + "{\"f\": 1.5, \"deep\": {\"a\": [{}]}}\n{\"id\": 6}", 1),
+        (
+            "{\"id\": 1}\n{\"id\": 2, \"s\": \"x\\ny\"}\r\n\r\n{\"id\": 3, \"f\": 0.5, \"s\": \"\\u00e9\"}\n{\"id\": 4, \"f\": \"no\"}\n"
+                + "{\"f\": 1.5, \"deep\": {\"a\": [{}]}}\n{\"id\": 6}", 1
+        ),
     ])
     func chunkBoundariesAtEveryBytePosition(text: String, inferRows: Int) throws {
         let data = Array(text.utf8)

@@ -7,149 +7,152 @@ import Testing
 /// ``ParquetTestSupport/canonical(_:_:)``.
 enum ParquetInteropScripts {
     static let canonical = #"""
-    import json, struct, decimal, sys
-    import pyarrow as pa
-    decimal.getcontext().prec = 100
+        import json, struct, decimal, sys
+        import pyarrow as pa
+        decimal.getcontext().prec = 100
 
-    def canon_double(v):
-        return 'nan' if v != v else str(struct.unpack('<q', struct.pack('<d', v))[0])
+        def canon_double(v):
+            return 'nan' if v != v else str(struct.unpack('<q', struct.pack('<d', v))[0])
 
-    def canon_array(arr):
-        t = arr.type
-        if isinstance(t, pa.BaseExtensionType):
-            arr = pa.chunked_array([c.storage for c in arr.chunks], type=t.storage_type)
-            t = t.storage_type
-        if pa.types.is_timestamp(t):
-            ints = arr.cast(pa.int64()).to_pylist()
-            if t.unit == 'ns':
-                return [None if v is None else str(v // 1000) for v in ints]
-            mul = {'s': 1000000, 'ms': 1000, 'us': 1}[t.unit]
-            return [None if v is None else str(v * mul) for v in ints]
-        if pa.types.is_date32(t):
-            return [None if v is None else str(v) for v in arr.cast(pa.int32()).to_pylist()]
-        out = []
-        for v in arr.to_pylist():
-            if v is None: out.append(None)
-            elif pa.types.is_boolean(t): out.append('true' if v else 'false')
-            elif pa.types.is_integer(t): out.append(str(v))
-            elif pa.types.is_floating(t): out.append(canon_double(v))
-            elif pa.types.is_decimal(t): out.append(str(int(v.scaleb(t.scale))))
-            elif pa.types.is_string(t) or pa.types.is_large_string(t): out.append(v)
-            elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t): out.append(v.hex())
-            else: raise Exception('unexpected type %s' % t)
-        return out
-    """#
+        def canon_array(arr):
+            t = arr.type
+            if isinstance(t, pa.BaseExtensionType):
+                arr = pa.chunked_array([c.storage for c in arr.chunks], type=t.storage_type)
+                t = t.storage_type
+            if pa.types.is_timestamp(t):
+                ints = arr.cast(pa.int64()).to_pylist()
+                if t.unit == 'ns':
+                    return [None if v is None else str(v // 1000) for v in ints]
+                mul = {'s': 1000000, 'ms': 1000, 'us': 1}[t.unit]
+                return [None if v is None else str(v * mul) for v in ints]
+            if pa.types.is_date32(t):
+                return [None if v is None else str(v) for v in arr.cast(pa.int32()).to_pylist()]
+            out = []
+            for v in arr.to_pylist():
+                if v is None: out.append(None)
+                elif pa.types.is_boolean(t): out.append('true' if v else 'false')
+                elif pa.types.is_integer(t): out.append(str(v))
+                elif pa.types.is_floating(t): out.append(canon_double(v))
+                elif pa.types.is_decimal(t): out.append(str(int(v.scaleb(t.scale))))
+                elif pa.types.is_string(t) or pa.types.is_large_string(t): out.append(v)
+                elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t): out.append(v.hex())
+                else: raise Exception('unexpected type %s' % t)
+            return out
+        """#
 
     /// argv: parquet path, output JSON path. Reads with pyarrow.
-    static let readWithPyarrow = canonical + "\n" + #"""
-    import pyarrow.parquet as pq
-    t = pq.read_table(sys.argv[1])
-    result = {'types': {f.name: str(f.type) + ('' if f.nullable else ' not null') for f in t.schema},
-              'columns': {name: canon_array(t.column(name)) for name in t.column_names}}
-    json.dump(result, open(sys.argv[2], 'w'))
-    """#
+    static let readWithPyarrow =
+        canonical + "\n" + #"""
+            import pyarrow.parquet as pq
+            t = pq.read_table(sys.argv[1])
+            result = {'types': {f.name: str(f.type) + ('' if f.nullable else ' not null') for f in t.schema},
+                      'columns': {name: canon_array(t.column(name)) for name in t.column_names}}
+            json.dump(result, open(sys.argv[2], 'w'))
+            """#
 
     /// argv: parquet path, output JSON path. Reads with DuckDB.
-    static let readWithDuckDB = canonical + "\n" + #"""
-    import duckdb, re
-    con = duckdb.connect()
-    path = sys.argv[1]
-    described = con.execute('DESCRIBE SELECT * FROM read_parquet(?)', [path]).fetchall()
-    exprs = []
-    for row in described:
-        name, typ = row[0], row[1]
-        q = '"' + name.replace('"', '""') + '"'
-        if typ == 'DATE': exprs.append("CAST(%s - DATE '1970-01-01' AS BIGINT)" % q)
-        elif typ.startswith('TIMESTAMP'): exprs.append('epoch_us(%s)' % q)
-        elif typ == 'JSON': exprs.append('CAST(%s AS VARCHAR)' % q)
-        else: exprs.append(q)
-    rows = con.execute('SELECT %s FROM read_parquet(?)' % ', '.join(exprs), [path]).fetchall()
-    columns = {}
-    for i, row in enumerate(described):
-        name, typ = row[0], row[1]
-        values = []
-        for r in rows:
-            v = r[i]
-            if v is None: values.append(None)
-            elif typ == 'BOOLEAN': values.append('true' if v else 'false')
-            elif typ in ('DOUBLE', 'FLOAT'): values.append(canon_double(v))
-            elif typ.startswith('DECIMAL'):
-                scale = int(re.match(r'DECIMAL\(\d+,(\d+)\)', typ).group(1))
-                values.append(str(int(v.scaleb(scale))))
-            elif typ == 'BLOB': values.append(bytes(v).hex())
-            else: values.append(str(v) if not isinstance(v, str) else v)
-        columns[name] = values
-    json.dump({'types': {row[0]: row[1] for row in described}, 'columns': columns}, open(sys.argv[2], 'w'))
-    """#
+    static let readWithDuckDB =
+        canonical + "\n" + #"""
+            import duckdb, re
+            con = duckdb.connect()
+            path = sys.argv[1]
+            described = con.execute('DESCRIBE SELECT * FROM read_parquet(?)', [path]).fetchall()
+            exprs = []
+            for row in described:
+                name, typ = row[0], row[1]
+                q = '"' + name.replace('"', '""') + '"'
+                if typ == 'DATE': exprs.append("CAST(%s - DATE '1970-01-01' AS BIGINT)" % q)
+                elif typ.startswith('TIMESTAMP'): exprs.append('epoch_us(%s)' % q)
+                elif typ == 'JSON': exprs.append('CAST(%s AS VARCHAR)' % q)
+                else: exprs.append(q)
+            rows = con.execute('SELECT %s FROM read_parquet(?)' % ', '.join(exprs), [path]).fetchall()
+            columns = {}
+            for i, row in enumerate(described):
+                name, typ = row[0], row[1]
+                values = []
+                for r in rows:
+                    v = r[i]
+                    if v is None: values.append(None)
+                    elif typ == 'BOOLEAN': values.append('true' if v else 'false')
+                    elif typ in ('DOUBLE', 'FLOAT'): values.append(canon_double(v))
+                    elif typ.startswith('DECIMAL'):
+                        scale = int(re.match(r'DECIMAL\(\d+,(\d+)\)', typ).group(1))
+                        values.append(str(int(v.scaleb(scale))))
+                    elif typ == 'BLOB': values.append(bytes(v).hex())
+                    else: values.append(str(v) if not isinstance(v, str) else v)
+                columns[name] = values
+            json.dump({'types': {row[0]: row[1] for row in described}, 'columns': columns}, open(sys.argv[2], 'w'))
+            """#
 
     /// argv: output directory. Writes the same table with pyarrow (many settings) and DuckDB, and
     /// prints the expected Sluice types and canonical values to `expected.json`.
-    static let writeWithPyarrow = canonical + "\n" + #"""
-    import os, random, duckdb
-    import pyarrow.parquet as pq
-    out = sys.argv[1]
-    n = 2500
-    def col(values, typ, every):
-        return pa.array([None if i % every == 1 else values(i) for i in range(n)], typ)
-    f32s = [0.0, -0.0, 1.5, float('nan'), float('inf'), float('-inf'), 3.4028234663852886e38, 1e-45]
-    f64s = [0.0, -0.0, 1.5, float('nan'), float('inf'), float('-inf'), 1.7976931348623157e308, 5e-324, 0.1]
-    strs = ['', 'a', 'héllo', '日本語', '🚀 rocket', 'z' * 300, 'tab\tand\nnewline']
-    big = 10 ** 38 - 1
-    cols = {
-        'i8': (col(lambda i: (i * 37) % 256 - 128, pa.int8(), 5), 'int64'),
-        'i16': (col(lambda i: [-32768, 32767, i][i % 3], pa.int16(), 6), 'int64'),
-        'i32': (col(lambda i: [-2**31, 2**31 - 1, i * 1000, -i][i % 4], pa.int32(), 7), 'int64'),
-        'i64': (col(lambda i: [-2**63, 2**63 - 1, i * 10**12, -i, i % 10][i % 5], pa.int64(), 8), 'int64'),
-        'u8': (col(lambda i: i % 256, pa.uint8(), 9), 'int64'),
-        'u16': (col(lambda i: (i * 31) % 65536, pa.uint16(), 10), 'int64'),
-        'u32': (col(lambda i: [2**32 - 1, i, 2**31][i % 3], pa.uint32(), 11), 'int64'),
-        'u64': (col(lambda i: [2**64 - 1, i, 2**63][i % 3], pa.uint64(), 12), 'decimal(20,0)'),
-        'f32': (col(lambda i: f32s[i % len(f32s)] if i < 50 else i / 8, pa.float32(), 13), 'float64'),
-        'f64': (col(lambda i: f64s[i % len(f64s)] if i < 50 else i / 7, pa.float64(), 14), 'float64'),
-        'flag': (col(lambda i: i % 3 == 0, pa.bool_(), 4), 'bool'),
-        's': (col(lambda i: strs[i % len(strs)] + str(i % 40), pa.string(), 3), 'string'),
-        'ls': (col(lambda i: 'large-%d' % (i * 7919 % 1000), pa.large_string(), 15), 'string'),
-        'bin': (col(lambda i: bytes([i % 256, 0, (i * 3) % 256])[: i % 4], pa.binary(), 16), 'binary'),
-        'fsb': (col(lambda i: bytes([i % 256, 1, 2, (i * 7) % 256]), pa.binary(4), 17), 'binary'),
-        'day': (col(lambda i: [-719162, 0, 2932896, -1, i][i % 5], pa.date32(), 18), 'date'),
-        'ts_s': (col(lambda i: [-2208988800, 4102444800, i * 1000][i % 3], pa.timestamp('s'), 19), 'timestamp'),
-        'ts_ms': (col(lambda i: [-2208988800123, 4102444800999, i][i % 3], pa.timestamp('ms', tz='UTC'), 20), 'timestamp'),
-        'ts_us': (col(lambda i: [-2208988800123456, 4102444800999999, i][i % 3], pa.timestamp('us', tz='UTC'), 21), 'timestamp'),
-        'ts_ns': (col(lambda i: [-2208988800123456789, 4102444800999999999, i * 1001, -1][i % 4], pa.timestamp('ns'), 22), 'timestamp'),
-        'dec9': (col(lambda i: decimal.Decimal(i * 1013 % 9999999 - 5000000).scaleb(-2), pa.decimal128(9, 2), 23), 'decimal(9,2)'),
-        'dec18': (col(lambda i: decimal.Decimal([10**18 - 1, -(10**18 - 1), i][i % 3]).scaleb(-4), pa.decimal128(18, 4), 24), 'decimal(18,4)'),
-        'dec25': (col(lambda i: decimal.Decimal([10**25 - 1, -(10**25 - 1), i * 10**15][i % 3]), pa.decimal128(25, 0), 25), 'decimal(25,0)'),
-        'dec38': (col(lambda i: decimal.Decimal([big, -big, -i][i % 3]).scaleb(-10), pa.decimal128(38, 10), 26), 'decimal(38,10)'),
-    }
-    table = pa.table({k: v[0] for k, v in cols.items()})
-    files = []
-    def write(label, **kw):
-        path = os.path.join(out, label + '.parquet')
-        pq.write_table(table, path, data_page_size=1024, row_group_size=1000, **kw)
-        files.append(path)
-    for codec in ['none', 'snappy', 'gzip', 'zstd']:
-        for version in ['1.0', '2.0']:
-            for dictionary in [True, False]:
-                write('pa-%s-v%s-%s' % (codec, version, 'dict' if dictionary else 'plain'),
-                      compression=codec, data_page_version=version, use_dictionary=dictionary)
-    write('pa-delta', compression='zstd', use_dictionary=False, data_page_version='2.0',
-          column_encoding={'i32': 'DELTA_BINARY_PACKED', 'i64': 'DELTA_BINARY_PACKED', 'u32': 'DELTA_BINARY_PACKED',
-                           'ts_ns': 'DELTA_BINARY_PACKED', 's': 'DELTA_BYTE_ARRAY', 'ls': 'DELTA_LENGTH_BYTE_ARRAY',
-                           'bin': 'DELTA_LENGTH_BYTE_ARRAY', 'f32': 'BYTE_STREAM_SPLIT', 'f64': 'BYTE_STREAM_SPLIT',
-                           'dec38': 'BYTE_STREAM_SPLIT', 'day': 'BYTE_STREAM_SPLIT', 'flag': 'RLE'})
-    write('pa-decimal-int', compression='snappy', store_decimal_as_integer=True)
-    write('pa-int96', compression='gzip', use_deprecated_int96_timestamps=True)
-    con = duckdb.connect()
-    con.register('t', table)
-    for label, opts in [('duckdb-zstd', "COMPRESSION zstd"), ('duckdb-v2', "COMPRESSION snappy, PARQUET_VERSION v2"),
-                        ('duckdb-small', "COMPRESSION gzip, ROW_GROUP_SIZE 700")]:
-        path = os.path.join(out, label + '.parquet')
-        con.execute("COPY t TO '%s' (FORMAT parquet, %s)" % (path, opts))
-        files.append(path)
-    expected = {'files': files, 'types': {k: v[1] for k, v in cols.items()},
-                'columns': {k: canon_array(table.column(k)) for k in cols}}
-    json.dump(expected, open(os.path.join(out, 'expected.json'), 'w'))
-    """#
+    static let writeWithPyarrow =
+        canonical + "\n" + #"""
+            import os, random, duckdb
+            import pyarrow.parquet as pq
+            out = sys.argv[1]
+            n = 2500
+            def col(values, typ, every):
+                return pa.array([None if i % every == 1 else values(i) for i in range(n)], typ)
+            f32s = [0.0, -0.0, 1.5, float('nan'), float('inf'), float('-inf'), 3.4028234663852886e38, 1e-45]
+            f64s = [0.0, -0.0, 1.5, float('nan'), float('inf'), float('-inf'), 1.7976931348623157e308, 5e-324, 0.1]
+            strs = ['', 'a', 'héllo', '日本語', '🚀 rocket', 'z' * 300, 'tab\tand\nnewline']
+            big = 10 ** 38 - 1
+            cols = {
+                'i8': (col(lambda i: (i * 37) % 256 - 128, pa.int8(), 5), 'int64'),
+                'i16': (col(lambda i: [-32768, 32767, i][i % 3], pa.int16(), 6), 'int64'),
+                'i32': (col(lambda i: [-2**31, 2**31 - 1, i * 1000, -i][i % 4], pa.int32(), 7), 'int64'),
+                'i64': (col(lambda i: [-2**63, 2**63 - 1, i * 10**12, -i, i % 10][i % 5], pa.int64(), 8), 'int64'),
+                'u8': (col(lambda i: i % 256, pa.uint8(), 9), 'int64'),
+                'u16': (col(lambda i: (i * 31) % 65536, pa.uint16(), 10), 'int64'),
+                'u32': (col(lambda i: [2**32 - 1, i, 2**31][i % 3], pa.uint32(), 11), 'int64'),
+                'u64': (col(lambda i: [2**64 - 1, i, 2**63][i % 3], pa.uint64(), 12), 'decimal(20,0)'),
+                'f32': (col(lambda i: f32s[i % len(f32s)] if i < 50 else i / 8, pa.float32(), 13), 'float64'),
+                'f64': (col(lambda i: f64s[i % len(f64s)] if i < 50 else i / 7, pa.float64(), 14), 'float64'),
+                'flag': (col(lambda i: i % 3 == 0, pa.bool_(), 4), 'bool'),
+                's': (col(lambda i: strs[i % len(strs)] + str(i % 40), pa.string(), 3), 'string'),
+                'ls': (col(lambda i: 'large-%d' % (i * 7919 % 1000), pa.large_string(), 15), 'string'),
+                'bin': (col(lambda i: bytes([i % 256, 0, (i * 3) % 256])[: i % 4], pa.binary(), 16), 'binary'),
+                'fsb': (col(lambda i: bytes([i % 256, 1, 2, (i * 7) % 256]), pa.binary(4), 17), 'binary'),
+                'day': (col(lambda i: [-719162, 0, 2932896, -1, i][i % 5], pa.date32(), 18), 'date'),
+                'ts_s': (col(lambda i: [-2208988800, 4102444800, i * 1000][i % 3], pa.timestamp('s'), 19), 'timestamp'),
+                'ts_ms': (col(lambda i: [-2208988800123, 4102444800999, i][i % 3], pa.timestamp('ms', tz='UTC'), 20), 'timestamp'),
+                'ts_us': (col(lambda i: [-2208988800123456, 4102444800999999, i][i % 3], pa.timestamp('us', tz='UTC'), 21), 'timestamp'),
+                'ts_ns': (col(lambda i: [-2208988800123456789, 4102444800999999999, i * 1001, -1][i % 4], pa.timestamp('ns'), 22), 'timestamp'),
+                'dec9': (col(lambda i: decimal.Decimal(i * 1013 % 9999999 - 5000000).scaleb(-2), pa.decimal128(9, 2), 23), 'decimal(9,2)'),
+                'dec18': (col(lambda i: decimal.Decimal([10**18 - 1, -(10**18 - 1), i][i % 3]).scaleb(-4), pa.decimal128(18, 4), 24), 'decimal(18,4)'),
+                'dec25': (col(lambda i: decimal.Decimal([10**25 - 1, -(10**25 - 1), i * 10**15][i % 3]), pa.decimal128(25, 0), 25), 'decimal(25,0)'),
+                'dec38': (col(lambda i: decimal.Decimal([big, -big, -i][i % 3]).scaleb(-10), pa.decimal128(38, 10), 26), 'decimal(38,10)'),
+            }
+            table = pa.table({k: v[0] for k, v in cols.items()})
+            files = []
+            def write(label, **kw):
+                path = os.path.join(out, label + '.parquet')
+                pq.write_table(table, path, data_page_size=1024, row_group_size=1000, **kw)
+                files.append(path)
+            for codec in ['none', 'snappy', 'gzip', 'zstd']:
+                for version in ['1.0', '2.0']:
+                    for dictionary in [True, False]:
+                        write('pa-%s-v%s-%s' % (codec, version, 'dict' if dictionary else 'plain'),
+                              compression=codec, data_page_version=version, use_dictionary=dictionary)
+            write('pa-delta', compression='zstd', use_dictionary=False, data_page_version='2.0',
+                  column_encoding={'i32': 'DELTA_BINARY_PACKED', 'i64': 'DELTA_BINARY_PACKED', 'u32': 'DELTA_BINARY_PACKED',
+                                   'ts_ns': 'DELTA_BINARY_PACKED', 's': 'DELTA_BYTE_ARRAY', 'ls': 'DELTA_LENGTH_BYTE_ARRAY',
+                                   'bin': 'DELTA_LENGTH_BYTE_ARRAY', 'f32': 'BYTE_STREAM_SPLIT', 'f64': 'BYTE_STREAM_SPLIT',
+                                   'dec38': 'BYTE_STREAM_SPLIT', 'day': 'BYTE_STREAM_SPLIT', 'flag': 'RLE'})
+            write('pa-decimal-int', compression='snappy', store_decimal_as_integer=True)
+            write('pa-int96', compression='gzip', use_deprecated_int96_timestamps=True)
+            con = duckdb.connect()
+            con.register('t', table)
+            for label, opts in [('duckdb-zstd', "COMPRESSION zstd"), ('duckdb-v2', "COMPRESSION snappy, PARQUET_VERSION v2"),
+                                ('duckdb-small', "COMPRESSION gzip, ROW_GROUP_SIZE 700")]:
+                path = os.path.join(out, label + '.parquet')
+                con.execute("COPY t TO '%s' (FORMAT parquet, %s)" % (path, opts))
+                files.append(path)
+            expected = {'files': files, 'types': {k: v[1] for k, v in cols.items()},
+                        'columns': {k: canon_array(table.column(k)) for k in cols}}
+            json.dump(expected, open(os.path.join(out, 'expected.json'), 'w'))
+            """#
 }
 
 @Suite("Parquet interop with pyarrow and DuckDB", .serialized)

@@ -9,8 +9,9 @@ struct ParquetMalformedTests {
         var options = ParquetWriterOptions(compression: .snappy)
         options.pageBytes = 512
         options.rowGroupRows = 150
-        return try! ParquetTestSupport.writeToMemory(ParquetSampleData.batches(rows: 400, batchSize: 400),
-                                                     schema: ParquetSampleData.schema, options: options)
+        return try! ParquetTestSupport.writeToMemory(
+            ParquetSampleData.batches(rows: 400, batchSize: 400),
+            schema: ParquetSampleData.schema, options: options)
     }()
 
     /// Opens and reads everything; returns the error, or nil when the bytes were read.
@@ -60,8 +61,9 @@ struct ParquetMalformedTests {
             expectParquetError(Array(Self.sample.prefix(cut)), mentioning: "bad.parquet")
         }
         // Truncated, then closed again with a magic: the footer length points outside.
-        expectParquetError(Array(Self.sample.prefix(n / 2)) + [0xFF, 0xFF, 0xFF, 0x7F] + Array("PAR1".utf8),
-                           mentioning: "footer length")
+        expectParquetError(
+            Array(Self.sample.prefix(n / 2)) + [0xFF, 0xFF, 0xFF, 0x7F] + Array("PAR1".utf8),
+            mentioning: "footer length")
     }
 
     func footerRange(_ bytes: [UInt8]) -> Range<Int> {
@@ -124,17 +126,17 @@ struct ParquetMalformedTests {
         for round in 0..<400 {
             var bytes = Self.sample
             switch round % 4 {
-            case 0: // flip a few bytes anywhere
+            case 0:  // flip a few bytes anywhere
                 for _ in 0..<Int.random(in: 1...4, using: &rng) {
                     bytes[Int.random(in: 0..<bytes.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng)
                 }
-            case 1: // flip a byte in the footer
+            case 1:  // flip a byte in the footer
                 let footer = footerRange(bytes)
                 bytes[Int.random(in: footer, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
-            case 2: // cut a slice out of the data and fix up the tail
+            case 2:  // cut a slice out of the data and fix up the tail
                 let start = Int.random(in: 4..<(bytes.count - 200), using: &rng)
                 bytes.removeSubrange(start..<(start + Int.random(in: 1...50, using: &rng)))
-            default: // overwrite a run with zeros or 0xFF
+            default:  // overwrite a run with zeros or 0xFF
                 let start = Int.random(in: 4..<(bytes.count - 40), using: &rng)
                 let fill: UInt8 = Bool.random(using: &rng) ? 0 : 0xFF
                 for i in start..<(start + Int.random(in: 1...32, using: &rng)) { bytes[i] = fill }

@@ -37,8 +37,8 @@ struct ParquetRLETests {
         // 3 literals then 10 × 7: 3 literals + 5 borrowed run values pack as one group; 5 sevens remain as RLE.
         let values: [UInt32] = [1, 2, 3] + Array(repeating: 7, count: 10)
         let bytes = encode(values, bitWidth: 3)
-        #expect(bytes[0] == 0x03) // one bit-packed group
-        #expect(Array(bytes[4...]) == [0x0A, 0x07]) // RLE run of 5 sevens
+        #expect(bytes[0] == 0x03)  // one bit-packed group
+        #expect(Array(bytes[4...]) == [0x0A, 0x07])  // RLE run of 5 sevens
         #expect(try decode(bytes, bitWidth: 3, count: values.count) == values)
     }
 

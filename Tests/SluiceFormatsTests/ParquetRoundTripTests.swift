@@ -25,14 +25,20 @@ enum ParquetSampleData {
     static let ten18: Int128 = 1_000_000_000_000_000_000
     static let maxDecimal38: Int128 = ten18 * ten18 * 100 - 1
 
-    static let doubles: [Double] = [0, -0.0, 1.5, -2.25, .infinity, -.infinity, .nan, .greatestFiniteMagnitude,
-                                    -.greatestFiniteMagnitude, .leastNonzeroMagnitude, 1e-300, 123456.789]
-    static let strings: [String] = ["", "a", "héllo wörld", "日本語テキスト", "emoji 🌍🚀", "z", "é", "tab\tnew\nline",
-                                    "quote \" backslash \\", String(repeating: "long", count: 1500)]
+    static let doubles: [Double] = [
+        0, -0.0, 1.5, -2.25, .infinity, -.infinity, .nan, .greatestFiniteMagnitude,
+        -.greatestFiniteMagnitude, .leastNonzeroMagnitude, 1e-300, 123456.789,
+    ]
+    static let strings: [String] = [
+        "", "a", "héllo wörld", "日本語テキスト", "emoji 🌍🚀", "z", "é", "tab\tnew\nline",
+        "quote \" backslash \\", String(repeating: "long", count: 1500),
+    ]
     static let ints: [Int64] = [.min, .max, 0, -1, 1, 42, -123_456_789_012]
     /// Timestamps before 1970, after 2100 and the extremes DuckDB can show (it reserves Int64.max/min).
-    static let timestamps: [Int64] = [0, -1, -2_208_988_800_000_000, 4_102_444_800_000_001, 253_402_300_799_999_999,
-                                      -62_135_596_800_000_000, 1_700_000_000_123_456]
+    static let timestamps: [Int64] = [
+        0, -1, -2_208_988_800_000_000, 4_102_444_800_000_001, 253_402_300_799_999_999,
+        -62_135_596_800_000_000, 1_700_000_000_123_456,
+    ]
     static let days: [Int32] = [0, -1, -719_162, 2_932_896, 19_000, -25_567]
 
     /// Row `r` of the sample (`extreme` adds values only Sluice itself round-trips, like Int64.max timestamps).
@@ -74,13 +80,15 @@ enum ParquetSampleData {
 @Suite("Parquet round trip (Sluice writer → Sluice reader)")
 struct ParquetRoundTripTests {
     func roundTrip(_ batches: [RecordBatch], options: ParquetWriterOptions, schema: Schema = ParquetSampleData.schema)
-        throws -> ParquetReader {
+        throws -> ParquetReader
+    {
         let bytes = try ParquetTestSupport.writeToMemory(batches, schema: schema, options: options)
         let reader = try ParquetReader(bytes: bytes)
         #expect(reader.schema == schema)
         let back = try reader.readAll()
-        ParquetTestSupport.expectSameColumns(ParquetTestSupport.canonicalColumns(back),
-                                             ParquetTestSupport.canonicalColumns(batches), "\(options.compression)")
+        ParquetTestSupport.expectSameColumns(
+            ParquetTestSupport.canonicalColumns(back),
+            ParquetTestSupport.canonicalColumns(batches), "\(options.compression)")
         #expect(reader.metadata.rows == batches.reduce(0) { $0 + $1.count })
         return reader
     }
@@ -93,7 +101,7 @@ struct ParquetRoundTripTests {
         let batches = ParquetSampleData.batches(rows: 3000, batchSize: 700)
         let reader = try roundTrip(batches, options: options)
         #expect(reader.rowGroupCount > 1)
-        let chunk = reader.fileMetaData.rowGroups[0].columns[10].metaData! // decimal(38): PLAIN, 16 bytes a value
+        let chunk = reader.fileMetaData.rowGroups[0].columns[10].metaData!  // decimal(38): PLAIN, 16 bytes a value
         #expect(chunk.codec == compression.codec)
         let dataPages = chunk.encodingStats!.filter { $0.pageType == .dataPage }.reduce(0) { $0 + $1.count }
         #expect(dataPages > 1)
@@ -152,8 +160,10 @@ struct ParquetRoundTripTests {
     }
 
     @Test func allNullAndEmptyColumns() throws {
-        let schema = Schema([Field("a", .string), Field("b", .float64), Field("c", .decimal(precision: 30, scale: 2)),
-                             Field("d", .bool), Field("e", .string, nullable: false)])
+        let schema = Schema([
+            Field("a", .string), Field("b", .float64), Field("c", .decimal(precision: 30, scale: 2)),
+            Field("d", .bool), Field("e", .string, nullable: false),
+        ])
         let batch = ParquetTestSupport.makeBatch(schema, rows: 300) { _, c, b in
             if c == 4 { b.append(string: "") } else { b.appendNull() }
         }
@@ -167,8 +177,10 @@ struct ParquetRoundTripTests {
     }
 
     @Test func statisticsUseTheRightOrder() throws {
-        let schema = Schema([Field("s", .string), Field("f", .float64), Field("i", .int64), Field("d", .decimal(precision: 25, scale: 0)),
-                             Field("b", .bool)])
+        let schema = Schema([
+            Field("s", .string), Field("f", .float64), Field("i", .int64), Field("d", .decimal(precision: 25, scale: 0)),
+            Field("b", .bool),
+        ])
         let strings = ["z", "é", "a", "", "zz"]
         let doubles: [Double] = [.nan, 0.0, -0.0, 3, .nan]
         let decimals: [Int128] = [5, -7, 0, 1, -1]
@@ -184,7 +196,7 @@ struct ParquetRoundTripTests {
         let reader = try ParquetReader(bytes: try ParquetTestSupport.writeToMemory([batch], schema: schema))
         let stats = reader.fileMetaData.rowGroups[0].columns.map { $0.metaData!.statistics! }
         #expect(stats[0].minValue == [])
-        #expect(stats[0].maxValue == Array("é".utf8)) // unsigned bytes: 0xC3 > 'z'
+        #expect(stats[0].maxValue == Array("é".utf8))  // unsigned bytes: 0xC3 > 'z'
         #expect(stats[1].minValue == ColumnStatistics.littleEndian((-0.0).bitPattern))
         #expect(stats[1].maxValue == ColumnStatistics.littleEndian((3.0).bitPattern))
         #expect(stats[1].nanCount == 2)
@@ -205,8 +217,10 @@ struct ParquetRoundTripTests {
             if c == 0 { if r == 1 { b.appendNull() } else { b.append(Int64(1)) } } else { b.appendDecimal(1) }
         }
         #expect(throws: ParquetError.self) { try writer.write(withNull) }
-        let tooWide = ParquetTestSupport.makeBatch(Schema([Field("n", .int64, nullable: false), Field("d", .decimal(precision: 20, scale: 0))]),
-                                                   rows: 1) { _, c, b in if c == 0 { b.append(Int64(1)) } else { b.appendDecimal(1) } }
+        let tooWide = ParquetTestSupport.makeBatch(
+            Schema([Field("n", .int64, nullable: false), Field("d", .decimal(precision: 20, scale: 0))]),
+            rows: 1
+        ) { _, c, b in if c == 0 { b.append(Int64(1)) } else { b.appendDecimal(1) } }
         #expect(throws: ParquetError.self) { try writer.write(tooWide) }
         let good = ParquetTestSupport.makeBatch(schema, rows: 3) { r, c, b in
             if c == 0 { b.append(Int64(r)) } else { b.appendDecimal(Int128(r)) }
@@ -227,7 +241,8 @@ struct ParquetRoundTripTests {
         #expect(summary.bytes == (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int))
         let reader = try ParquetReader(path: path)
         #expect(reader.metadata.keyValue["sluice.schema"] != nil)
-        ParquetTestSupport.expectSameColumns(ParquetTestSupport.canonicalColumns(try reader.readAll()),
-                                             ParquetTestSupport.canonicalColumns(batches), "file")
+        ParquetTestSupport.expectSameColumns(
+            ParquetTestSupport.canonicalColumns(try reader.readAll()),
+            ParquetTestSupport.canonicalColumns(batches), "file")
     }
 }

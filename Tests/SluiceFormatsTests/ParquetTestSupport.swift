@@ -51,8 +51,10 @@ enum ParquetTestSupport {
         return url
     }
 
-    static func write(_ batches: [RecordBatch], schema: Schema, options: ParquetWriterOptions = .init(),
-                      to path: String) throws -> ParquetFileSummary {
+    static func write(
+        _ batches: [RecordBatch], schema: Schema, options: ParquetWriterOptions = .init(),
+        to path: String
+    ) throws -> ParquetFileSummary {
         let output = try ParquetFileOutput(path: path)
         let writer = try ParquetWriter(schema: schema, options: options, output: output)
         for batch in batches { try writer.write(batch) }
@@ -89,16 +91,18 @@ enum ParquetTestSupport {
         process.standardError = try FileHandle(forWritingTo: errURL)
         try process.run()
         process.waitUntilExit()
-        return ProcessResult(status: process.terminationStatus,
-                             stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                             stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+        return ProcessResult(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
     }
 
     /// Whether python3 can import pyarrow and duckdb; records a failing issue saying how to fix it when not.
     static func requirePythonModules(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
         let result = try? python("import pyarrow, duckdb")
         if result?.status == 0 { return true }
-        Issue.record("""
+        Issue.record(
+            """
             python3 cannot import pyarrow and duckdb, which the Parquet interop tests need. \
             Run the test setup script (or `pip install pyarrow duckdb`). \(result?.stderr ?? "python3 not found")
             """, sourceLocation: sourceLocation)
@@ -117,8 +121,10 @@ enum ParquetTestSupport {
     }
 
     /// Compares two canonical column maps, recording the first differences of each column.
-    static func expectSameColumns(_ actual: [String: [String?]], _ expected: [String: [String?]], _ context: String,
-                                  sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectSameColumns(
+        _ actual: [String: [String?]], _ expected: [String: [String?]], _ context: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(Set(actual.keys) == Set(expected.keys), "\(context): column names differ", sourceLocation: sourceLocation)
         for (name, want) in expected.sorted(by: { $0.key < $1.key }) {
             guard let got = actual[name] else { continue }
@@ -128,7 +134,8 @@ enum ParquetTestSupport {
             }
             let diffs = zip(got, want).enumerated().filter { $0.element.0 != $0.element.1 }
             if let first = diffs.first {
-                Issue.record("""
+                Issue.record(
+                    """
                     \(context): column \(name) differs in \(diffs.count) rows; first at row \(first.offset): \
                     got \(first.element.0 ?? "null"), expected \(first.element.1 ?? "null")
                     """, sourceLocation: sourceLocation)

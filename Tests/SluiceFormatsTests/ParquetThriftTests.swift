@@ -32,10 +32,10 @@ struct ParquetThriftTests {
 
     @Test func fieldHeadersUseDeltasAndTheLongFormPast15() {
         var w = ThriftCompactWriter()
-        w.field(1, i32: 5) // delta 1, type i32 (5); zigzag(5) = 10
-        w.field(3, i64: -1) // delta 2, type i64 (6); zigzag(-1) = 1
-        w.field(20, i32: 1) // delta 17: long form, type byte then zigzag id 40
-        w.field(21, string: "ab") // delta 1, binary (8)
+        w.field(1, i32: 5)  // delta 1, type i32 (5); zigzag(5) = 10
+        w.field(3, i64: -1)  // delta 2, type i64 (6); zigzag(-1) = 1
+        w.field(20, i32: 1)  // delta 17: long form, type byte then zigzag id 40
+        w.field(21, string: "ab")  // delta 1, binary (8)
         w.stop()
         #expect(w.bytes == [0x15, 0x0A, 0x26, 0x01, 0x05, 0x28, 0x02, 0x18, 0x02, 0x61, 0x62, 0x00])
     }
@@ -71,7 +71,7 @@ struct ParquetThriftTests {
         w.structField(2) { w in
             w.field(1, i32: 2)
         }
-        w.field(3, i32: 3) // delta from 2, not from the inner field
+        w.field(3, i32: 3)  // delta from 2, not from the inner field
         w.stop()
         #expect(w.bytes == [0x15, 0x02, 0x1C, 0x15, 0x04, 0x00, 0x15, 0x06, 0x00])
     }
@@ -86,15 +86,17 @@ struct ParquetThriftTests {
     @Test func readerSkipsUnknownFieldsOfEveryType() throws {
         var w = ThriftCompactWriter()
         w.field(1, string: "key")
-        w.field(5, double: 1.5) // unknown double
-        w.field(6, bool: true) // unknown bool
-        w.field(7, structList: 2) { w, _ in w.field(1, i32: 9); w.structField(2) { $0.field(3, binary: [1, 2]) } }
+        w.field(5, double: 1.5)  // unknown double
+        w.field(6, bool: true)  // unknown bool
+        w.field(7, structList: 2) { w, _ in
+            w.field(1, i32: 9); w.structField(2) { $0.field(3, binary: [1, 2]) }
+        }
         w.fieldHeader(8, .map)
         w.writeVarint(1)
-        w.bytes.append(0x58) // i32 keys, binary values
+        w.bytes.append(0x58)  // i32 keys, binary values
         w.writeI32(1)
         w.writeString("x")
-        w.field(300, i32List: [1, 2, 3]) // long-form id
+        w.field(300, i32List: [1, 2, 3])  // long-form id
         w.field(301, string: "value")
         w.stop()
         // Field 2 (value) is at id 301 here, so a KeyValue decoder sees only the key.
@@ -131,9 +133,13 @@ struct ParquetThriftTests {
             statistics: stats, encodingStats: [.init(pageType: .dataPage, encoding: .plain, count: 1)])
         var chunk = ParquetColumnChunk()
         chunk.metaData = meta
-        var file = ParquetFileMetaData(schema: [root, element, ts], numRows: 10,
-                                       rowGroups: [ParquetRowGroup(columns: [chunk, chunk], totalByteSize: 100, numRows: 10,
-                                                                   fileOffset: 4, totalCompressedSize: 50, ordinal: 0)])
+        var file = ParquetFileMetaData(
+            schema: [root, element, ts], numRows: 10,
+            rowGroups: [
+                ParquetRowGroup(
+                    columns: [chunk, chunk], totalByteSize: 100, numRows: 10,
+                    fileOffset: 4, totalCompressedSize: 50, ordinal: 0)
+            ])
         file.keyValueMetadata = [.init(key: "k", value: "v")]
         file.createdBy = "test"
         file.typeDefinedOrderColumns = 2
@@ -148,9 +154,10 @@ struct ParquetThriftTests {
 
     @Test func pageHeaderRoundTrips() throws {
         var h = ParquetPageHeader(type: .dataPageV2, uncompressedPageSize: 10, compressedPageSize: 8)
-        h.dataPageHeaderV2 = ParquetDataPageHeaderV2(numValues: 5, numNulls: 1, numRows: 5, encoding: .rleDictionary,
-                                                     definitionLevelsByteLength: 2, repetitionLevelsByteLength: 0,
-                                                     isCompressed: false, statistics: nil)
+        h.dataPageHeaderV2 = ParquetDataPageHeaderV2(
+            numValues: 5, numNulls: 1, numRows: 5, encoding: .rleDictionary,
+            definitionLevelsByteLength: 2, repetitionLevelsByteLength: 0,
+            isCompressed: false, statistics: nil)
         var w = ThriftCompactWriter()
         var r = ThriftCompactReader(h.serialized(using: &w))
         #expect(try ParquetPageHeader.decode(&r) == h)

@@ -63,9 +63,11 @@ import Testing
 
     @Test func floatsWithLongSignificandsAndSmallExponents() {
         // The 64-bit significand path (up to 19 digits, |exponent| ≤ 27) and its halfway cases.
-        var cases = ["9007199254740993", "9007199254740995", "18014398509481985", "1.8014398509481985e3",
-                     "9223372036854775807", "18446744073709551615", "9999999999999999999e27", "1e-27", "0.30000000000000004",
-                     "2.9999999999999996", "123456789012345678e-27", "4611686018427387905", "36028797018963969e-10"]
+        var cases = [
+            "9007199254740993", "9007199254740995", "18014398509481985", "1.8014398509481985e3",
+            "9223372036854775807", "18446744073709551615", "9999999999999999999e27", "1e-27", "0.30000000000000004",
+            "2.9999999999999996", "123456789012345678e-27", "4611686018427387905", "36028797018963969e-10",
+        ]
         for _ in 0..<50_000 {
             let m = UInt64.random(in: 0...9_999_999_999_999_999_999)
             cases.append("\(m)e\(Int.random(in: -27...27))")
@@ -99,8 +101,10 @@ import Testing
         for bytes in valid {
             #expect(bytes.withUnsafeBufferPointer { ValueParsing.isValidUTF8($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) })
         }
-        let invalid: [[UInt8]] = [[0x80], [0xC1, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xBF, 0xBF], [0xF0, 0x80, 0x80, 0x80],
-                                  [0xF5, 0x80, 0x80, 0x80], Array("12345678".utf8) + [0xC3], [0xE2, 0x28, 0xA1]]
+        let invalid: [[UInt8]] = [
+            [0x80], [0xC1, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xBF, 0xBF], [0xF0, 0x80, 0x80, 0x80],
+            [0xF5, 0x80, 0x80, 0x80], Array("12345678".utf8) + [0xC3], [0xE2, 0x28, 0xA1],
+        ]
         for bytes in invalid {
             #expect(!bytes.withUnsafeBufferPointer { ValueParsing.isValidUTF8($0.baseAddress!, $0.count) }, "\(bytes)")
         }

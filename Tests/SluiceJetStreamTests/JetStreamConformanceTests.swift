@@ -54,7 +54,8 @@ import Testing
                 for sequence in info.firstSequence...info.lastSequence {
                     let reply = try await jetStream.request("STREAM.MSG.GET.CONF_OUT", ["seq": sequence])
                     guard let message = reply["message"] as? [String: Any], let data = message["data"] as? String,
-                          let payload = Data(base64Encoded: data) else { continue }
+                        let payload = Data(base64Encoded: data)
+                    else { continue }
                     for line in String(decoding: payload, as: UTF8.self).split(separator: "\n") {
                         let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
                         if let id = object?["id"] as? Int { ids.append(id) }

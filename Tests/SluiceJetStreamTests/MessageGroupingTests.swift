@@ -10,8 +10,8 @@ import Testing
         var g = RecordGrouper(maxRecords: 3, maxBytes: 1 << 20)
         var closed: [RecordGroup] = []
         for n in 0..<4 { if let c = g.add(line(n), subject: "a", ordinal: n) { closed.append(c) } }
-        if let c = g.add(line(4), subject: "b", ordinal: 4) { closed.append(c) }   // subject change
-        if let c = g.add(line(6), subject: "b", ordinal: 6) { closed.append(c) }   // 5 was not sent
+        if let c = g.add(line(4), subject: "b", ordinal: 4) { closed.append(c) }  // subject change
+        if let c = g.add(line(6), subject: "b", ordinal: 6) { closed.append(c) }  // 5 was not sent
         if let c = g.open { closed.append(c) }  // what a commit publishes
         #expect(closed.map { [$0.subject, "\($0.first)", "\($0.count)"] } == [["a", "0", "3"], ["a", "3", "1"], ["b", "4", "1"], ["b", "6", "1"]])
         #expect(String(decoding: closed[0].payload, as: UTF8.self) == "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n")

@@ -108,7 +108,9 @@ import Testing
         for _ in 0..<10 where again.isEmpty { again = try await other.fetch(max: 1) }
         // Delivered again (2, or more when the server first offered it to the dead connection's
         // last pull request), to the other worker, the same message.
-        #expect(again.count == 1 && again[0].delivered >= 2 && again[0].streamSequence == first[0].streamSequence, "\(again.map { ($0.delivered, $0.streamSequence) })")
+        #expect(
+            again.count == 1 && again[0].delivered >= 2 && again[0].streamSequence == first[0].streamSequence,
+            "\(again.map { ($0.delivered, $0.streamSequence) })")
         await b.close()
     }
 

@@ -18,7 +18,8 @@ import Testing
         return ops
     }
 
-    static let stream = "INFO {\"server_id\":\"N1\",\"max_payload\":1048576,\"headers\":true}\r\n"
+    static let stream =
+        "INFO {\"server_id\":\"N1\",\"max_payload\":1048576,\"headers\":true}\r\n"
         + "PING\r\nPONG\r\n+OK\r\n"
         + "MSG _INBOX.x 1  5\r\nhello\r\n"
         + "MSG events.a 22 _INBOX.r.7 0\r\n\r\n"
@@ -31,10 +32,14 @@ import Testing
         .ping, .pong, .ok,
         .message(NATSInboundMessage(subject: "_INBOX.x", sid: 1, replyTo: nil, headers: nil, payload: Array("hello".utf8))),
         .message(NATSInboundMessage(subject: "events.a", sid: 22, replyTo: "_INBOX.r.7", headers: nil, payload: [])),
-        .message(NATSInboundMessage(subject: "orders", sid: 3, replyTo: "$JS.ACK.S.C.1.5.5.1700000000000000000.0",
-                                    headers: NATSHeaders(fields: [("Nats-Msg-Id", "0/1A:2")]), payload: Array("abc".utf8))),
-        .message(NATSInboundMessage(subject: "_INBOX.p.1", sid: 9, replyTo: nil,
-                                    headers: NATSHeaders(status: 404, statusDescription: "No Messages"), payload: [])),
+        .message(
+            NATSInboundMessage(
+                subject: "orders", sid: 3, replyTo: "$JS.ACK.S.C.1.5.5.1700000000000000000.0",
+                headers: NATSHeaders(fields: [("Nats-Msg-Id", "0/1A:2")]), payload: Array("abc".utf8))),
+        .message(
+            NATSInboundMessage(
+                subject: "_INBOX.p.1", sid: 9, replyTo: nil,
+                headers: NATSHeaders(status: 404, statusDescription: "No Messages"), payload: [])),
         .error("Authorization Violation"),
     ]
 
@@ -102,7 +107,8 @@ import Testing
         #expect(encoded(.publish(subject: "a", replyTo: "_INBOX.1", headers: nil, payload: [])) == "PUB a _INBOX.1 0\r\n\r\n")
         // The header size counts through the blank line; the total adds the payload.
         let headers = NATSHeaders(fields: [("Nats-Msg-Id", "k1")])
-        #expect(encoded(.publish(subject: "s", replyTo: "r", headers: headers, payload: Array("xyz".utf8)))
+        #expect(
+            encoded(.publish(subject: "s", replyTo: "r", headers: headers, payload: Array("xyz".utf8)))
                 == "HPUB s r 29 32\r\nNATS/1.0\r\nNats-Msg-Id: k1\r\n\r\nxyz\r\n")
         #expect(encoded(.subscribe(subject: "_INBOX.abc.*", queueGroup: nil, sid: 1)) == "SUB _INBOX.abc.* 1\r\n")
         #expect(encoded(.subscribe(subject: "jobs", queueGroup: "workers", sid: 2)) == "SUB jobs workers 2\r\n")

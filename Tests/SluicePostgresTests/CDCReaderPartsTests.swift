@@ -5,22 +5,28 @@ import Testing
 /// The decisions of the CDC reader's parts (``ReplicationStream``, ``WatermarkSnapshots``,
 /// ``SlotSafety``, ``CDCPosition``), made on values alone: no server, no connection.
 @Suite struct CDCReaderPartsTests {
-    let relation = PgRelation(oid: 7, namespace: "s", name: "t", replicaIdentity: UInt8(ascii: "d"), columns: [
-        PgColumn(isKey: true, name: "id", typeOID: 23, typeModifier: -1),
-        PgColumn(isKey: false, name: "v", typeOID: 25, typeModifier: -1),
-    ])
+    let relation = PgRelation(
+        oid: 7, namespace: "s", name: "t", replicaIdentity: UInt8(ascii: "d"),
+        columns: [
+            PgColumn(isKey: true, name: "id", typeOID: 23, typeModifier: -1),
+            PgColumn(isKey: false, name: "v", typeOID: 25, typeModifier: -1),
+        ])
 
     func row(_ id: Int, _ v: String) -> PgTuple { [.text(Array(String(id).utf8)), .text(Array(v.utf8))] }
 
     func chunk(_ ids: [Int], isLast: Bool) -> SnapshotTable.Chunk {
-        let changes = ids.map { ChangeEvents.Change(op: "r", table: "s.t", key: Array("{\"id\":\($0)}".utf8), before: nil, after: Array("{\"id\":\($0),\"v\":\"old\"}".utf8), seq: 0) }
+        let changes = ids.map {
+            ChangeEvents.Change(
+                op: "r", table: "s.t", key: Array("{\"id\":\($0)}".utf8), before: nil, after: Array("{\"id\":\($0),\"v\":\"old\"}".utf8), seq: 0)
+        }
         return SnapshotTable.Chunk(changes: changes, keys: ids.map { "{\"id\":\($0)}" }, last: [String(ids.last!)], isLast: isLast)
     }
 
     /// A window on `ids` of `s.t`, read in a snapshot that sees every transaction below 1000 except `invisible`.
     func window(_ ids: [Int], isLast: Bool = false, invisible: Set<UInt32> = []) -> WatermarkSnapshots.Window {
         let table = SnapshotTable(name: "s.t", qualified: QualifiedName(schema: "s", name: "t"), keyColumns: ["id"], keyTypes: ["integer"])
-        return WatermarkSnapshots.Window(id: "w1", table: table, chunk: chunk(ids, isLast: isLast), visibility: TransactionSnapshot(xmax: 1000, inProgress: invisible))
+        return WatermarkSnapshots.Window(
+            id: "w1", table: table, chunk: chunk(ids, isLast: isLast), visibility: TransactionSnapshot(xmax: 1000, inProgress: invisible))
     }
 
     func isNothing(_ action: WatermarkSnapshots.Action) -> Bool {

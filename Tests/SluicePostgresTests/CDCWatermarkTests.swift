@@ -10,10 +10,12 @@ import Testing
 /// stream has the newer version); the rest of the chunk is emitted at the high watermark, and the
 /// position moves past the chunk only then.
 @Suite struct CDCWatermarkTests {
-    let relation = PgRelation(oid: 7, namespace: "s", name: "t", replicaIdentity: UInt8(ascii: "d"), columns: [
-        PgColumn(isKey: true, name: "id", typeOID: 23, typeModifier: -1),
-        PgColumn(isKey: false, name: "v", typeOID: 25, typeModifier: -1),
-    ])
+    let relation = PgRelation(
+        oid: 7, namespace: "s", name: "t", replicaIdentity: UInt8(ascii: "d"),
+        columns: [
+            PgColumn(isKey: true, name: "id", typeOID: 23, typeModifier: -1),
+            PgColumn(isKey: false, name: "v", typeOID: 25, typeModifier: -1),
+        ])
 
     func row(_ id: Int, _ v: String) -> PgTuple { [.text(Array(String(id).utf8)), .text(Array(v.utf8))] }
 
@@ -21,14 +23,18 @@ import Testing
         let options = try PostgresCDCOptions(url: testServerURL(), slot: "wm_test", publication: "wm_test")
         let connection = try await PostgresConnection.connect(options.url)
         let context = SourceContext(pipeline: "p", state: MemoryStateStore(), logger: Logger(label: "t"))
-        return PostgresCDCReader(source: PostgresCDCSource(options: options), replication: connection, streaming: true, exported: nil,
-                                 database: "db", position: CDCPosition(lsn: 100, known: ["s.t"], pending: ["s.t"]), context: context)
+        return PostgresCDCReader(
+            source: PostgresCDCSource(options: options), replication: connection, streaming: true, exported: nil,
+            database: "db", position: CDCPosition(lsn: 100, known: ["s.t"], pending: ["s.t"]), context: context)
     }
 
     /// A chunk read in a snapshot that sees every transaction below 1000 except `invisible`.
     func window(_ reader: PostgresCDCReader, ids: [Int], isLast: Bool, invisible: Set<UInt32> = []) -> PostgresCDCReader.Window {
         let table = SnapshotTable(name: "s.t", qualified: QualifiedName(schema: "s", name: "t"), keyColumns: ["id"], keyTypes: ["integer"])
-        let changes = ids.map { ChangeEvents.Change(op: "r", table: "s.t", key: Array("{\"id\":\($0)}".utf8), before: nil, after: Array("{\"id\":\($0),\"v\":\"old\"}".utf8), seq: 0) }
+        let changes = ids.map {
+            ChangeEvents.Change(
+                op: "r", table: "s.t", key: Array("{\"id\":\($0)}".utf8), before: nil, after: Array("{\"id\":\($0),\"v\":\"old\"}".utf8), seq: 0)
+        }
         let chunk = SnapshotTable.Chunk(changes: changes, keys: ids.map { "{\"id\":\($0)}" }, last: [String(ids.last!)], isLast: isLast)
         return PostgresCDCReader.Window(id: "w1", table: table, chunk: chunk, visibility: TransactionSnapshot(xmax: 1000, inProgress: invisible))
     }

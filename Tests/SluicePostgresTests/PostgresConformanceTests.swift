@@ -34,7 +34,8 @@ import Testing
     @Test func theCDCSourceKeepsTheContract() async throws {
         let db = try await TestDatabase.make("conf_cdc")
         let slot = "conf_\(db.schema)"
-        try await db.execute("""
+        try await db.execute(
+            """
             CREATE TABLE items(id bigint PRIMARY KEY, qty bigint);
             CREATE PUBLICATION \(slot) FOR TABLE items;
             """)
@@ -44,13 +45,15 @@ import Testing
             state: MemoryStateStore(),
             append: { try await Self.append(db, "items", $0) },
             appendMalformed: nil,
-            malformedInputImpossible: "pgoutput carries typed values of a published table; a type Sluice cannot represent stops the pipeline with a clear error",
+            malformedInputImpossible:
+                "pgoutput carries typed values of a published table; a type Sluice cannot represent stops the pipeline with a clear error",
             ids: { batch in
                 // A change event carries the row as JSON in `after`.
                 guard let after = batch.column(named: "after") else { return [] }
                 return (0..<batch.count).compactMap { row in
                     guard case let .json(text) = after.value(at: row),
-                          let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
+                        let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                    else { return nil }
                     return (object["id"] as? Int) ?? (object["id"] as? String).flatMap { Int($0) }
                 }
             })
@@ -60,7 +63,7 @@ import Testing
             do {
                 try await db.execute("SELECT pg_drop_replication_slot('\(slot)')")
                 break
-            } catch where attempt < 50 {
+            } catch  where attempt < 50 {
                 try await Task.sleep(for: .milliseconds(100))
             }
         }

@@ -12,14 +12,14 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try (lines.joined(separator: "\n") + "\n").write(toFile: "\(dir)/in.ndjson", atomically: true, encoding: .utf8)
         return """
-        pipelines:
-          \(name):
-            source:
-              file: { path: "\(dir)/in.ndjson", format: ndjson }
-            sink:
-              postgres: { url: "\(db.url)", \(sink) }
-        \(schema)
-        """
+            pipelines:
+              \(name):
+                source:
+                  file: { path: "\(dir)/in.ndjson", format: ndjson }
+                sink:
+                  postgres: { url: "\(db.url)", \(sink) }
+            \(schema)
+            """
     }
 
     @Test func appendUpsertAndReplace() async throws {
@@ -32,7 +32,8 @@ import Testing
         #expect(try await db.rows("SELECT id, v FROM app ORDER BY id, v") == [["1", "a"], ["1", "c"], ["2", "b"]])
         _ = try await db.run(try pipeline(db, "ups", lines: rows, sink: "table: \(s).ups, mode: upsert, key: [id]"), state: state)
         #expect(try await db.rows("SELECT id, v FROM ups ORDER BY id") == [["1", "c"], ["2", "b"]], "the last version of a key wins")
-        _ = try await db.run(try pipeline(db, "ups2", lines: [#"{"id": 2, "v": "z", "amount": 9}"#], sink: "table: \(s).ups, mode: upsert, key: [id]"), state: state)
+        _ = try await db.run(
+            try pipeline(db, "ups2", lines: [#"{"id": 2, "v": "z", "amount": 9}"#], sink: "table: \(s).ups, mode: upsert, key: [id]"), state: state)
         #expect(try await db.rows("SELECT id, v FROM ups ORDER BY id") == [["1", "c"], ["2", "z"]])
         // replace: readers see the old table until the new extract is complete, then the new one.
         try await db.execute("CREATE TABLE rep (id bigint PRIMARY KEY, v text); INSERT INTO rep VALUES (99, 'old')")
@@ -65,11 +66,17 @@ import Testing
         defer { Task { await db.drop() } }
         let state = try temporaryStateStore()
         let s = db.schema
-        _ = try await db.run(try pipeline(db, "ev", lines: [#"{"id": 1, "n": 5}"#], sink: "table: \(s).ev, mode: upsert, key: [id]",
-                                          schema: "    schema: { on_change: evolve }"), state: state)
-        _ = try await db.run(try pipeline(db, "ev", lines: [#"{"id": 2, "n": 5.5, "extra": "x"}"#], sink: "table: \(s).ev, mode: upsert, key: [id]",
-                                          schema: "    schema: { on_change: evolve }"), state: state)
-        #expect(try await db.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '\(s)' AND table_name = 'ev' ORDER BY ordinal_position")
+        _ = try await db.run(
+            try pipeline(
+                db, "ev", lines: [#"{"id": 1, "n": 5}"#], sink: "table: \(s).ev, mode: upsert, key: [id]",
+                schema: "    schema: { on_change: evolve }"), state: state)
+        _ = try await db.run(
+            try pipeline(
+                db, "ev", lines: [#"{"id": 2, "n": 5.5, "extra": "x"}"#], sink: "table: \(s).ev, mode: upsert, key: [id]",
+                schema: "    schema: { on_change: evolve }"), state: state)
+        #expect(
+            try await db.rows(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '\(s)' AND table_name = 'ev' ORDER BY ordinal_position")
                 == [["id", "bigint"], ["n", "double precision"], ["extra", "text"]])
         #expect(try await db.rows("SELECT id, n, extra FROM ev ORDER BY id") == [["1", "5", "∅"], ["2", "5.5", "x"]])
     }
@@ -78,9 +85,11 @@ import Testing
         let db = try await TestDatabase.make("recover")
         defer { Task { await db.drop() } }
         let state = try temporaryStateStore()
-        let options = try JSONDecoder().decode(PostgresSinkOptions.self, from: JSONSerialization.data(withJSONObject: [
-            "url": db.url, "table": "\(db.schema).t",
-        ]))
+        let options = try JSONDecoder().decode(
+            PostgresSinkOptions.self,
+            from: JSONSerialization.data(withJSONObject: [
+                "url": db.url, "table": "\(db.schema).t",
+            ]))
         let context = SinkContext(pipeline: "p", state: state, logger: Logger(label: "t"))
         let writer = try await PostgresSink(options: options).makeWriter(context: context)
         var builder = ColumnBuilder(type: .int64)

@@ -29,7 +29,8 @@ import Testing
     @Test func mapsEveryTypeExactly() async throws {
         let db = try await TestDatabase.make("types")
         defer { Task { await db.drop() } }
-        try await db.execute("""
+        try await db.execute(
+            """
             CREATE TYPE mood AS ENUM ('happy', 'sad');
             CREATE TABLE t (id int8 PRIMARY KEY, i2 int2, i4 int4, n numeric(20,4), nu numeric, f4 float4, f8 float8,
                 tx text, vc varchar(5), ch char(3), ok bool, d date, ts timestamp, tz timestamptz, u uuid, j json, jb jsonb,
@@ -79,7 +80,8 @@ import Testing
     @Test func infinityAndOversizedNumbersGoToTheDeadLetterQueueWithTheirKey() async throws {
         let db = try await TestDatabase.make("inf")
         defer { Task { await db.drop() } }
-        try await db.execute("CREATE TABLE t (id int PRIMARY KEY, d date, n numeric); INSERT INTO t VALUES (1, 'infinity', 1), (2, '2024-01-01', 'NaN'), (3, '2024-01-01', 2)")
+        try await db.execute(
+            "CREATE TABLE t (id int PRIMARY KEY, d date, n numeric); INSERT INTO t VALUES (1, 'infinity', 1), (2, '2024-01-01', 'NaN'), (3, '2024-01-01', 2)")
         let (rows, rejects, _) = try await readAll(PostgresSource(options: options(db, ["table": "\(db.schema).t"])))
         #expect(rows.map { $0[0] } == [.int64(3)])
         #expect(rejects.map(\.location) == ["postgres:\(db.schema).t@1", "postgres:\(db.schema).t@2"])
@@ -90,7 +92,8 @@ import Testing
         let db = try await TestDatabase.make("incr")
         defer { Task { await db.drop() } }
         // 50 rows share each microsecond timestamp; pages of 7 cut through them.
-        try await db.execute("""
+        try await db.execute(
+            """
             CREATE TABLE t (id int PRIMARY KEY, ts timestamptz NOT NULL, v numeric(30,10));
             INSERT INTO t SELECT i, timestamptz '2026-01-01 00:00:00.000001+00' + (i / 50) * interval '1 microsecond', i / 3.0 FROM generate_series(1, 500) i;
             """)
@@ -128,7 +131,8 @@ import Testing
     @Test func identifiersAreQuotedSoNamesCannotInjectSQL() async throws {
         let db = try await TestDatabase.make("inject")
         defer { Task { await db.drop() } }
-        try await db.execute("""
+        try await db.execute(
+            """
             CREATE TABLE "odd; DROP TABLE x; --" ("id; --" int PRIMARY KEY, "we""ird" text);
             INSERT INTO "odd; DROP TABLE x; --" VALUES (1, 'a');
             CREATE TABLE x (id int);
@@ -168,9 +172,11 @@ import Testing
         let db = try await TestDatabase.make("parallel")
         defer { Task { await db.drop() } }
         try await db.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 1000) i")
-        let options = try JSONDecoder().decode(PostgresSourceOptions.self, from: JSONSerialization.data(withJSONObject: [
-            "url": db.url, "table": "\(db.schema).t", "parallel": 3, "batch_rows": 100,
-        ]))
+        let options = try JSONDecoder().decode(
+            PostgresSourceOptions.self,
+            from: JSONSerialization.data(withJSONObject: [
+                "url": db.url, "table": "\(db.schema).t", "parallel": 3, "batch_rows": 100,
+            ]))
         let source = PostgresSource(options: options)
         let context = SourceContext(pipeline: "p", state: try temporaryStateStore(), logger: Logger(label: "t"))
         // A crash after only the first slice's first page was committed.

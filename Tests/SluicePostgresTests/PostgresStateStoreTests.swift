@@ -35,7 +35,8 @@ import Testing
         #expect(letters.count == 1 && letters[0].letter.raw == [0xFF, 0x00, 0x41] && letters[0].letter.attempts == 2)
         #expect(try await store.deadLetter(id: letters[0].id)?.letter.message == "bad \"quoted\"")
         #expect(try await store.deadLetterCount(pipeline: p) == 1)
-        #expect(try await store.seenKeys(pipeline: p, keys: ["a", "with \"quote\" and \\ backslash", "c"], since: Date(timeIntervalSince1970: 900))
+        #expect(
+            try await store.seenKeys(pipeline: p, keys: ["a", "with \"quote\" and \\ backslash", "c"], since: Date(timeIntervalSince1970: 900))
                 == ["a", "with \"quote\" and \\ backslash"])
         #expect(try await store.seenKeys(pipeline: p, keys: ["a"], since: Date(timeIntervalSince1970: 1001)).isEmpty)
         #expect(try await store.sweepKeys(pipeline: p, before: Date(timeIntervalSince1970: 1001)) == 3)
@@ -84,7 +85,8 @@ import Testing
         let winner = try #require(landed.first)
         #expect(try await store.checkpoint(pipeline: p).partitions == ["w\(winner)": "\(winner)"])
         let all = ["shared", "shared-a", "shared-b"] + (0..<10).map { "own-\($0)" }
-        #expect(try await store.seenKeys(pipeline: p, keys: all, since: now.addingTimeInterval(-60))
+        #expect(
+            try await store.seenKeys(pipeline: p, keys: all, since: now.addingTimeInterval(-60))
                 == ["shared", "shared-\(winner % 2 == 0 ? "a" : "b")", "own-\(winner)"])
         // The winner's retry (its reply was lost) is not a conflict with itself.
         try await other.commit(commit(winner))
@@ -130,8 +132,10 @@ import Testing
         #expect(try await store.registryVersions(subject: subject, includeDeleted: false).count == 2)
         try await store.registrySetCompatibility(subject: subject, mode: .full)
         #expect(try await other.registryCompatibility(subject: subject) == .full)
-        try await store.recordDrift(SchemaDriftEvent(pipeline: "x", subject: subject, fromVersion: 1, toVersion: 2, kinds: ["added_column"],
-                                                     diff: "+ b: string", action: "registered"))
+        try await store.recordDrift(
+            SchemaDriftEvent(
+                pipeline: "x", subject: subject, fromVersion: 1, toVersion: 2, kinds: ["added_column"],
+                diff: "+ b: string", action: "registered"))
         #expect(try await other.driftEvents(subject: subject, limit: 5).first?.diff == "+ b: string")
         try await store.registrySoftDelete(subject: subject, version: 1)
         #expect(try await store.registryVersions(subject: subject, includeDeleted: false).map(\.version) == [2])

@@ -15,10 +15,15 @@ import Testing
         let store = try SQLiteStateStore(path: "\(dir)/state.db")
         let requests = Mutex(0)
         @Sendable func accept(_ lines: [String]) async throws {
-            let n = requests.withLock { $0 += 1; return $0 }
+            let n = requests.withLock {
+                $0 += 1; return $0
+            }
             let payload = Array((lines.joined(separator: "\n") + "\n").utf8)
-            _ = try await store.append([PushAppend(stream: "events", pipeline: ConformanceSupport.pipeline, requestID: "r\(n)",
-                                                   payload: payload, records: lines.count, receivedAt: Date())])
+            _ = try await store.append([
+                PushAppend(
+                    stream: "events", pipeline: ConformanceSupport.pipeline, requestID: "r\(n)",
+                    payload: payload, records: lines.count, receivedAt: Date())
+            ])
         }
         let fixture = SourceFixture(
             config: "http: { stream: events, auth: none }",

@@ -26,7 +26,11 @@ import Testing
     }
 
     @Test func malformedAndUnacceptableBodiesGetTheRight4xxAndAreNotIngested() async throws {
-        try await PushHarness.run([stream { $0.maxBody = 4096; $0.limits.maxRecords = 3; $0.limits.maxDepth = 8 }]) { h in
+        try await PushHarness.run([
+            stream {
+                $0.maxBody = 4096; $0.limits.maxRecords = 3; $0.limits.maxDepth = 8
+            }
+        ]) { h in
             func check(_ status: Int, _ slug: String, _ reply: PushHarness.Reply, sourceLocation: SourceLocation = #_sourceLocation) {
                 #expect(reply.status == status, "\(reply.body)", sourceLocation: sourceLocation)
                 #expect(reply.headers.first(name: "Content-Type") == "application/problem+json", sourceLocation: sourceLocation)
@@ -49,8 +53,11 @@ import Testing
             check(415, "unsupported-charset", try await h.post("s", #"{"id": 1}"#, contentType: "application/json; charset=latin1"))
             check(415, "unsupported-encoding", try await h.post("s", #"{"id": 1}"#, headers: [("Content-Encoding", "br")]))
             check(400, "invalid-gzip", try await h.post("s", #"{"id": 1}"#, headers: [("Content-Encoding", "gzip")]))
-            check(413, "body-too-large", try await h.post("s", try gzipped(Array(("[" + String(repeating: "{},", count: 3000) + "{}]").utf8)),
-                                                          headers: [("Content-Encoding", "gzip")]))
+            check(
+                413, "body-too-large",
+                try await h.post(
+                    "s", try gzipped(Array(("[" + String(repeating: "{},", count: 3000) + "{}]").utf8)),
+                    headers: [("Content-Encoding", "gzip")]))
             check(400, "invalid-idempotency-key", try await h.post("s", #"{"id": 1}"#, headers: [("Idempotency-Key", "has space")]))
             check(404, "unknown-stream", try await h.post("nope", #"{"id": 1}"#))
             #expect(try await h.queuedLines().isEmpty, "nothing answered 4xx is ingested")
@@ -74,7 +81,9 @@ import Testing
     }
 
     @Test func deadLetterModeAcceptsValidRecordsAndListsTheRest() async throws {
-        let s = stream { $0.fields = [Field("id", .int64, nullable: false)]; $0.onInvalid = .deadLetter }
+        let s = stream {
+            $0.fields = [Field("id", .int64, nullable: false)]; $0.onInvalid = .deadLetter
+        }
         try await PushHarness.run([s]) { h in
             let r = try await h.post("s", "{\"id\":1}\n{\"id\":\"x\"}\n{broken\n{\"id\":4}\n", contentType: "application/x-ndjson")
             #expect(r.status == 202)
@@ -162,10 +171,12 @@ import Testing
             #expect(!files.isEmpty)
             #expect(!files.contains { Array($0).firstRange(of: secret) != nil }, "the secret is not stored, only its hash")
             let body = #"{"id": 1}"#
-            for reply in [try await h.post("a", body),
-                          try await h.post("a", body, headers: [("Authorization", "Bearer nonsense")]),
-                          try await h.post("a", body, headers: [("Authorization", "Bearer \(keyA)x")]),
-                          try await h.post("a", body, headers: [("Authorization", "Bearer slk_unknown_secret")])] {
+            for reply in [
+                try await h.post("a", body),
+                try await h.post("a", body, headers: [("Authorization", "Bearer nonsense")]),
+                try await h.post("a", body, headers: [("Authorization", "Bearer \(keyA)x")]),
+                try await h.post("a", body, headers: [("Authorization", "Bearer slk_unknown_secret")]),
+            ] {
                 #expect(reply.status == 401)
                 #expect(reply.json["detail"] as? String == "authentication failed", "no detail that helps an attacker")
                 #expect(reply.headers.first(name: "WWW-Authenticate") != nil)
@@ -185,7 +196,11 @@ import Testing
 
     @Test func hmacSignedWebhooks() async throws {
         let secret = "0123456789abcdef0123456789abcdef"
-        try await PushHarness.run([stream { $0.auth = .hmac; $0.hmac = HMACOptions(secret: secret) }]) { h in
+        try await PushHarness.run([
+            stream {
+                $0.auth = .hmac; $0.hmac = HMACOptions(secret: secret)
+            }
+        ]) { h in
             let body = Array(#"{"event": "paid"}"#.utf8)
             let now = Int(Date().timeIntervalSince1970)
             let good = WebhookSignature.sign(body: body, timestamp: now, secret: secret)
@@ -194,8 +209,10 @@ import Testing
             flipped[flipped.count - 1] = flipped.last == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
             let tampered = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", String(decoding: flipped, as: UTF8.self))]
             let stale = now - 600
-            let staleHeaders = [("X-Sluice-Timestamp", "\(stale)"),
-                                ("X-Sluice-Signature", WebhookSignature.sign(body: body, timestamp: stale, secret: secret))]
+            let staleHeaders = [
+                ("X-Sluice-Timestamp", "\(stale)"),
+                ("X-Sluice-Signature", WebhookSignature.sign(body: body, timestamp: stale, secret: secret)),
+            ]
             let wrongSecret = WebhookSignature.sign(body: body, timestamp: now, secret: secret + "x")
             let rotation = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", "\(wrongSecret), \(good)")]
             let changedBody = Array(#"{"event": "paid!"}"#.utf8)
@@ -219,8 +236,12 @@ import Testing
 
     @Test func rateLimitsPerStreamAndPerKeyAnswer429WithHeaders() async throws {
         // A refill of one token per 1000 s: nothing refills during the test, however slow the machine.
-        let streams = [stream("open") { $0.rateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 3) },
-                       stream("keyed", pipeline: "q") { $0.auth = .apiKey; $0.keyRateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 2) }]
+        let streams = [
+            stream("open") { $0.rateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 3) },
+            stream("keyed", pipeline: "q") {
+                $0.auth = .apiKey; $0.keyRateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 2)
+            },
+        ]
         try await PushHarness.run(streams) { h in
             var statuses: [Int] = []
             var last: PushHarness.Reply?
@@ -280,7 +301,9 @@ import Testing
 
     @Test func unsignedRequestsCannotUseUpASignedStreamsRateLimit() async throws {
         let secret = "0123456789abcdef0123456789abcdef"
-        let s = stream { $0.auth = .hmac; $0.hmac = HMACOptions(secret: secret); $0.rateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 2) }
+        let s = stream {
+            $0.auth = .hmac; $0.hmac = HMACOptions(secret: secret); $0.rateLimit = RateLimitOptions(requestsPerSecond: 0.001, burst: 2)
+        }
         try await PushHarness.run([s]) { h in
             for _ in 0..<5 {
                 let r = try await h.post("s", #"{"n": 1}"#, headers: [("X-Sluice-Timestamp", "1"), ("X-Sluice-Signature", "sha256=00")])

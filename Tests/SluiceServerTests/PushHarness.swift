@@ -22,11 +22,13 @@ struct PushHarness {
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
     }
 
-    static func run(_ streams: [PushStream], settings: PushServer.Settings = PushServer.Settings(),
-                    failedPipelines: @escaping @Sendable () -> [String] = { [] },
-                    queue: ((SQLiteStateStore) -> GroupCommitQueue)? = nil,
-                    registry: Bool = false,
-                    _ body: (PushHarness) async throws -> Void) async throws {
+    static func run(
+        _ streams: [PushStream], settings: PushServer.Settings = PushServer.Settings(),
+        failedPipelines: @escaping @Sendable () -> [String] = { [] },
+        queue: ((SQLiteStateStore) -> GroupCommitQueue)? = nil,
+        registry: Bool = false,
+        _ body: (PushHarness) async throws -> Void
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("push-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try SQLiteStateStore(path: "\(directory)/state.db")
@@ -35,8 +37,9 @@ struct PushHarness {
         let (ports, portsIn) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "push-test")
         logger.logLevel = .warning
-        var server = PushServer(settings: settings, streams: streams, store: store, state: store, registry: PrometheusCollectorRegistry(),
-                                logger: logger, failedPipelines: failedPipelines, onListening: { portsIn.yield($0) })
+        var server = PushServer(
+            settings: settings, streams: streams, store: store, state: store, registry: PrometheusCollectorRegistry(),
+            logger: logger, failedPipelines: failedPipelines, onListening: { portsIn.yield($0) })
         server.groupCommitQueue = queue?(store)
         if registry { server.schemaRegistry = SchemaRegistry(store: store) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -56,8 +59,10 @@ struct PushHarness {
         }
     }
 
-    func post(_ stream: String = "s", _ body: [UInt8], contentType: String? = "application/json",
-              headers: [(String, String)] = [], client: HTTPClient = .shared) async throws -> Reply {
+    func post(
+        _ stream: String = "s", _ body: [UInt8], contentType: String? = "application/json",
+        headers: [(String, String)] = [], client: HTTPClient = .shared
+    ) async throws -> Reply {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/streams/\(stream)/records")
         request.method = .POST
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
@@ -66,8 +71,10 @@ struct PushHarness {
         return try await send(request, client: client)
     }
 
-    func post(_ stream: String = "s", _ text: String, contentType: String? = "application/json",
-              headers: [(String, String)] = [], client: HTTPClient = .shared) async throws -> Reply {
+    func post(
+        _ stream: String = "s", _ text: String, contentType: String? = "application/json",
+        headers: [(String, String)] = [], client: HTTPClient = .shared
+    ) async throws -> Reply {
         try await post(stream, Array(text.utf8), contentType: contentType, headers: headers, client: client)
     }
 

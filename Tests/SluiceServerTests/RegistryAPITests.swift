@@ -43,10 +43,12 @@ import Testing
             #expect(found.status == 200 && found.json["version"] as? Int == 1 && found.json["id"] as? Int == id1)
 
             // Other formats.
-            let js = try await h.call(.POST, "/subjects/js/versions", ["schema": #"{"type":"object","properties":{"a":{"type":"integer"}}}"#, "schemaType": "JSON"])
+            let js = try await h.call(
+                .POST, "/subjects/js/versions", ["schema": #"{"type":"object","properties":{"a":{"type":"integer"}}}"#, "schemaType": "JSON"])
             #expect(js.status == 200)
             #expect(try await h.get("/subjects/js/versions/1").json["schemaType"] as? String == "JSON")
-            let own = try await h.call(.POST, "/subjects/own/versions", ["schema": #"{"type":"sluice","fields":[{"name":"a","type":"int64"}]}"#, "schemaType": "SLUICE"])
+            let own = try await h.call(
+                .POST, "/subjects/own/versions", ["schema": #"{"type":"sluice","fields":[{"name":"a","type":"int64"}]}"#, "schemaType": "SLUICE"])
             #expect(own.status == 200)
         }
     }
@@ -93,7 +95,9 @@ import Testing
             #expect(r.status == 404 && errorCode(r) == 40403, "lookup of a schema not registered under the subject")
             r = try await h.call(.POST, "/subjects/nope", ["schema": Self.v1])
             #expect(r.status == 404 && errorCode(r) == 40401)
-            for body in [["schema": "{not json"], ["schema": #"{"type":"record","name":"X"}"#], ["schema": Self.v1, "schemaType": "PROTOBUF"], ["nothing": 1]] as [[String: Any]] {
+            for body in [["schema": "{not json"], ["schema": #"{"type":"record","name":"X"}"#], ["schema": Self.v1, "schemaType": "PROTOBUF"], ["nothing": 1]]
+                as [[String: Any]]
+            {
                 r = try await h.call(.POST, "/subjects/s/versions", body)
                 #expect(r.status == 422 && errorCode(r) == 42201, "\(body): \(r.body)")
             }
@@ -164,8 +168,9 @@ import Testing
             #expect(try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1], headers: [("Authorization", "Bearer \(key)")]).status == 200)
             #expect(try await h.get("/subjects").status == 200, "reads stay open")
             let basic = "Basic " + Data("ci:\(key)".utf8).base64EncodedString()
-            #expect(try await h.call(.POST, "/subjects/t/versions", ["schema": Self.v1], headers: [("Authorization", basic)]).status == 200,
-                    "registry clients send the key as the Basic password")
+            #expect(
+                try await h.call(.POST, "/subjects/t/versions", ["schema": Self.v1], headers: [("Authorization", basic)]).status == 200,
+                "registry clients send the key as the Basic password")
             #expect(try await h.call(.POST, "/subjects/s", ["schema": Self.v1]).status == 200, "a lookup is a read")
             #expect(try await h.call(.POST, "/compatibility/subjects/s/versions/latest", ["schema": Self.v1]).status == 200)
             #expect(try await h.call(.PUT, "/config", ["compatibility": "NONE"]).status == 401)

@@ -14,8 +14,9 @@ import Testing
 
     @Test func castsAreExactOrTheRowFails() {
         let conformer = SchemaConformer(target: Schema([Field("n", .float64), Field("d", .decimal(precision: 38, scale: 20))]))
-        let input = batch([Field("n", .int64), Field("d", .int64)],
-                          [[.int64(1 << 53), .int64(5)], [.int64((1 << 53) + 1), .int64(1)], [.int64(3), .int64(Int64.max)]])
+        let input = batch(
+            [Field("n", .int64), Field("d", .int64)],
+            [[.int64(1 << 53), .int64(5)], [.int64((1 << 53) + 1), .int64(1)], [.int64(3), .int64(Int64.max)]])
         let (out, failures) = conformer.conform(input)
         #expect(out.columns[0].value(at: 0) == .float64(9007199254740992))
         #expect(failures[1]?.contains("does not fit float64") == true, "2^53 + 1 is not a double")

@@ -14,9 +14,9 @@ public struct BlackholeSink: Sink {
         summary: "discards records (still checkpoints): measure a source alone, or dry-run a pipeline",
         options: [],
         example: """
-        sink:
-          blackhole: {}
-        """
+            sink:
+              blackhole: {}
+            """
     )
 
     public static let factory = SinkFactory(spec: spec) { config, _ in

@@ -34,12 +34,14 @@ public struct ComponentReference {
         lines += table(ConfigFileSpec.pipelineOptions, prefix: "")
         lines += ["", "## File keys", "", "Besides `pipelines`, a file may set:", ""]
         lines += table(ConfigFileSpec.fileOptions, prefix: "")
-        lines += ["", "Durations are written `250ms`, `30s`, `5m`, `2h`, `7d` (or `1h30m`); sizes `512KB`, `64MB`, `1GB`.",
-                  "`${ENV_VAR}` (or `${ENV_VAR:-default}`) is substituted in any value.", "",
-                  "## Editor completion", "",
-                  "With VS Code's YAML extension (redhat.vscode-yaml), map the schema to your pipeline files in `.vscode/settings.json`:", "",
-                  "```json", "{", "  \"yaml.schemas\": { \"./docs/reference/sluice.schema.json\": [\"pipelines*.yaml\", \"examples/*.yaml\"] }", "}", "```", "",
-                  "or put `# yaml-language-server: $schema=./docs/reference/sluice.schema.json` on the first line of a file.", ""]
+        lines += [
+            "", "Durations are written `250ms`, `30s`, `5m`, `2h`, `7d` (or `1h30m`); sizes `512KB`, `64MB`, `1GB`.",
+            "`${ENV_VAR}` (or `${ENV_VAR:-default}`) is substituted in any value.", "",
+            "## Editor completion", "",
+            "With VS Code's YAML extension (redhat.vscode-yaml), map the schema to your pipeline files in `.vscode/settings.json`:", "",
+            "```json", "{", "  \"yaml.schemas\": { \"./docs/reference/sluice.schema.json\": [\"pipelines*.yaml\", \"examples/*.yaml\"] }", "}", "```", "",
+            "or put `# yaml-language-server: $schema=./docs/reference/sluice.schema.json` on the first line of a file.", "",
+        ]
         return lines.joined(separator: "\n")
     }
 
@@ -95,12 +97,14 @@ public struct ComponentReference {
     /// A JSON Schema (draft 2020-12) of a whole configuration file, sorted and pretty-printed.
     public func jsonSchema() throws -> String {
         func components(_ specs: [ComponentSpec]) -> [String: Any] {
-            ["oneOf": specs.map { spec -> [String: Any] in
-                [
-                    "type": "object", "additionalProperties": false, "required": [spec.type],
-                    "properties": [spec.type: objectSchema(spec.options, description: spec.summary, alternatives: spec.alternatives)],
-                ]
-            }]
+            [
+                "oneOf": specs.map { spec -> [String: Any] in
+                    [
+                        "type": "object", "additionalProperties": false, "required": [spec.type],
+                        "properties": [spec.type: objectSchema(spec.options, description: spec.summary, alternatives: spec.alternatives)],
+                    ]
+                }
+            ]
         }
         var pipelineProperties: [String: Any] = [
             "source": components(registry.sources.map(\.spec)),
@@ -115,7 +119,7 @@ public struct ComponentReference {
                     "type": "object", "additionalProperties": false, "required": ["source", "sink"],
                     "properties": pipelineProperties,
                 ] as [String: Any],
-            ] as [String: Any],
+            ] as [String: Any]
         ]
         for o in ConfigFileSpec.fileOptions { fileProperties[o.name] = schema(o) }
         let root: [String: Any] = [
@@ -161,7 +165,12 @@ public struct ComponentReference {
         case .number: return ["anyOf": [["type": "number"], Self.substitution]]
         case .boolean: return ["anyOf": [["type": "boolean"], Self.substitution]]
         case .duration: return ["type": "string", "pattern": "^(([0-9]+(ms|s|m|h|d))+|\\$\\{[^}]+\\})$"]
-        case .byteSize: return ["anyOf": [["type": "integer", "minimum": 0], ["type": "string", "pattern": "^([0-9]+(\\.[0-9]+)? *([KkMmGg]([Ii]?[Bb])?|[Bb])?|\\$\\{[^}]+\\})$"]]]
+        case .byteSize:
+            return [
+                "anyOf": [
+                    ["type": "integer", "minimum": 0], ["type": "string", "pattern": "^([0-9]+(\\.[0-9]+)? *([KkMmGg]([Ii]?[Bb])?|[Bb])?|\\$\\{[^}]+\\})$"],
+                ]
+            ]
         case let .choice(words): return ["enum": words]
         case let .list(element):
             let item = schema(element)

@@ -30,8 +30,10 @@ public struct ComponentFactory<Component: Sendable>: Sendable {
     /// The key users write: `file`, `ndjson`, `postgres`.
     public var type: String { spec.type }
 
-    public init(spec: ComponentSpec, validatePlans: (@Sendable ([PipelinePlan]) -> [PlanProblem])? = nil,
-                build: @escaping @Sendable (ComponentConfig, ComponentBuildContext) throws -> Component) {
+    public init(
+        spec: ComponentSpec, validatePlans: (@Sendable ([PipelinePlan]) -> [PlanProblem])? = nil,
+        build: @escaping @Sendable (ComponentConfig, ComponentBuildContext) throws -> Component
+    ) {
         self.spec = spec
         self.validatePlans = validatePlans
         self.build = build
@@ -68,8 +70,10 @@ public struct ComponentRegistry: Sendable {
     public mutating func register(sink: SinkFactory) { sinks.append(sink) }
     public mutating func register(state: StateBackend) { stateBackends.append(state) }
 
-    func build<C>(_ config: ComponentConfig, from factories: [ComponentFactory<C>], kind: String,
-                  context: ComponentBuildContext) throws -> C {
+    func build<C>(
+        _ config: ComponentConfig, from factories: [ComponentFactory<C>], kind: String,
+        context: ComponentBuildContext
+    ) throws -> C {
         guard let factory = factories.first(where: { $0.type == config.type }) else {
             let known = factories.map(\.type)
             var message = "unknown \(kind) type '\(config.type)'"

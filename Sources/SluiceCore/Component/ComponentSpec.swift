@@ -20,9 +20,11 @@ public struct ComponentSpec: Sendable {
     /// is loaded against the features of the store its `state:` names.
     public var requiredState: Set<StateFeature>
 
-    public init(type: String, summary: String, options: [OptionSpec], example: String,
-                capabilities: Set<ComponentCapability> = [], exampleFile: String? = nil, alternatives: [[String]] = [],
-                requiredState: Set<StateFeature> = []) {
+    public init(
+        type: String, summary: String, options: [OptionSpec], example: String,
+        capabilities: Set<ComponentCapability> = [], exampleFile: String? = nil, alternatives: [[String]] = [],
+        requiredState: Set<StateFeature> = []
+    ) {
         self.type = type
         self.summary = summary
         self.options = options
@@ -63,8 +65,10 @@ public struct OptionSpec: Sendable {
     /// Other options this one goes with, as written in YAML (`mode: incremental`).
     public var requires: [String]
 
-    public init(_ name: String, _ type: OptionType, required: Bool = false, default defaultValue: String? = nil,
-                example: String? = nil, secret: Bool = false, requires: [String] = [], _ description: String) {
+    public init(
+        _ name: String, _ type: OptionType, required: Bool = false, default defaultValue: String? = nil,
+        example: String? = nil, secret: Bool = false, requires: [String] = [], _ description: String
+    ) {
         self.name = name
         self.type = type
         self.required = required

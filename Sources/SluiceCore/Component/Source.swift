@@ -62,8 +62,10 @@ public struct SourceContext: Sendable {
     /// Points where a test may hold the source (``TestHooks/none`` outside tests).
     public var hooks: TestHooks
 
-    public init(pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(), hooks: TestHooks = .none,
-                reportProgress: @escaping @Sendable (SourceProgress) -> Void = { _ in }) {
+    public init(
+        pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(), hooks: TestHooks = .none,
+        reportProgress: @escaping @Sendable (SourceProgress) -> Void = { _ in }
+    ) {
         self.pipeline = pipeline
         self.state = state
         self.logger = logger

@@ -5,51 +5,72 @@
 public enum ConfigFileSpec {
     /// Keys of `pipelines.<name>` besides `source` and `sink`.
     public static let pipelineOptions: [OptionSpec] = [
-        OptionSpec("dedupe", .object([
-            OptionSpec("key", .list(.string), required: true, example: "[event_id]", "The fields that form a record's identity."),
-            OptionSpec("ttl", .duration, default: "7d", example: "24h", "A key seen within this time is a duplicate."),
-        ]), example: "{ key: [event_id], ttl: 7d }", "Idempotent ingestion: records whose key was accepted within `ttl` are dropped."),
-        OptionSpec("retry", .object([
-            OptionSpec("max_attempts", .integer(1...1000), default: "5", example: "10",
-                       "Tries of a failing sink write (then the pipeline pauses, retrying every `max_delay`) and of a finite source's start."),
-            OptionSpec("base_delay", .duration, default: "1s", example: "500ms", "The first backoff step (exponential, full jitter; Retry-After is honoured)."),
-            OptionSpec("max_delay", .duration, default: "60s", example: "30s", "The longest wait between two tries."),
-        ]), example: "{ max_attempts: 5, base_delay: 1s, max_delay: 60s }",
-        "Retries of failures worth retrying: sink writes, and a source that cannot start (a continuous source keeps trying)."),
-        OptionSpec("batch", .object([
-            OptionSpec("max_rows", .integer(1...10_000_000), default: "65536", example: "10000", "Rows per batch handed to the sink."),
-            OptionSpec("max_bytes", .byteSize, default: "16MB", example: "8MB", "Bytes per batch handed to the sink."),
-            OptionSpec("max_latency", .duration, default: "1s", example: "20ms", "The longest a record waits in the batcher."),
-        ]), example: "{ max_rows: 65536, max_bytes: 16MB, max_latency: 1s }", "How records are grouped before the sink."),
-        OptionSpec("buffer", .object([
-            OptionSpec("max_batches", .integer(1...1024), default: "4", example: "8", "Batches held between source and sink."),
-            OptionSpec("max_bytes", .byteSize, default: "64MB", example: "128MB", "Bytes held between source and sink."),
-        ]), example: "{ max_batches: 4, max_bytes: 64MB }", "The bound between source and sink: when it is full, the source waits (backpressure)."),
-        OptionSpec("schema", .object([
-            OptionSpec("on_change", .choice(["evolve", "freeze", "discard_row", "discard_value", "ignore"]), default: "evolve", example: "freeze",
-                       "What a change of the records' shape does; `ignore` turns detection and the registry off."),
-            OptionSpec("subject", .string, example: "orders", "The schema registry subject. Default: the pipeline's name."),
-            OptionSpec("columns", .map(.string), example: "{ id: int64 }", "The first version, when the data should not decide it."),
-            OptionSpec("widen_to_string", .boolean, default: "false", example: "true", "Allow any type to become a string (values become their text)."),
-        ]), example: "{ on_change: evolve }", "Schema policy and registry (see the schema registry guide)."),
+        OptionSpec(
+            "dedupe",
+            .object([
+                OptionSpec("key", .list(.string), required: true, example: "[event_id]", "The fields that form a record's identity."),
+                OptionSpec("ttl", .duration, default: "7d", example: "24h", "A key seen within this time is a duplicate."),
+            ]), example: "{ key: [event_id], ttl: 7d }", "Idempotent ingestion: records whose key was accepted within `ttl` are dropped."),
+        OptionSpec(
+            "retry",
+            .object([
+                OptionSpec(
+                    "max_attempts", .integer(1...1000), default: "5", example: "10",
+                    "Tries of a failing sink write (then the pipeline pauses, retrying every `max_delay`) and of a finite source's start."),
+                OptionSpec(
+                    "base_delay", .duration, default: "1s", example: "500ms", "The first backoff step (exponential, full jitter; Retry-After is honoured)."),
+                OptionSpec("max_delay", .duration, default: "60s", example: "30s", "The longest wait between two tries."),
+            ]), example: "{ max_attempts: 5, base_delay: 1s, max_delay: 60s }",
+            "Retries of failures worth retrying: sink writes, and a source that cannot start (a continuous source keeps trying)."),
+        OptionSpec(
+            "batch",
+            .object([
+                OptionSpec("max_rows", .integer(1...10_000_000), default: "65536", example: "10000", "Rows per batch handed to the sink."),
+                OptionSpec("max_bytes", .byteSize, default: "16MB", example: "8MB", "Bytes per batch handed to the sink."),
+                OptionSpec("max_latency", .duration, default: "1s", example: "20ms", "The longest a record waits in the batcher."),
+            ]), example: "{ max_rows: 65536, max_bytes: 16MB, max_latency: 1s }", "How records are grouped before the sink."),
+        OptionSpec(
+            "buffer",
+            .object([
+                OptionSpec("max_batches", .integer(1...1024), default: "4", example: "8", "Batches held between source and sink."),
+                OptionSpec("max_bytes", .byteSize, default: "64MB", example: "128MB", "Bytes held between source and sink."),
+            ]), example: "{ max_batches: 4, max_bytes: 64MB }", "The bound between source and sink: when it is full, the source waits (backpressure)."),
+        OptionSpec(
+            "schema",
+            .object([
+                OptionSpec(
+                    "on_change", .choice(["evolve", "freeze", "discard_row", "discard_value", "ignore"]), default: "evolve", example: "freeze",
+                    "What a change of the records' shape does; `ignore` turns detection and the registry off."),
+                OptionSpec("subject", .string, example: "orders", "The schema registry subject. Default: the pipeline's name."),
+                OptionSpec("columns", .map(.string), example: "{ id: int64 }", "The first version, when the data should not decide it."),
+                OptionSpec("widen_to_string", .boolean, default: "false", example: "true", "Allow any type to become a string (values become their text)."),
+            ]), example: "{ on_change: evolve }", "Schema policy and registry (see the schema registry guide)."),
     ]
 
     /// Top-level keys of a configuration file besides `pipelines`.
     public static let fileOptions: [OptionSpec] = [
-        OptionSpec("state", .string, default: ".sluice/state.db", example: #""postgres://sluice@db/sluice""#,
-                   "Where state lives: a SQLite file (created if missing) or a `postgres://` URL shared by several workers."),
-        OptionSpec("serve", .object([
-            OptionSpec("host", .string, default: "127.0.0.1", example: "0.0.0.0",
-                       "The address `sluice serve` listens on; another than loopback needs authentication on every stream."),
-            OptionSpec("port", .integer(0...65535), default: "8080", example: "9000", "The port (0: any free port)."),
-            OptionSpec("tls", .object([
-                OptionSpec("certificate", .string, required: true, example: "certs/server.pem", "The PEM certificate chain."),
-                OptionSpec("private_key", .string, required: true, example: "certs/server.key", "The PEM private key."),
-            ]), example: "{ certificate: certs/server.pem, private_key: certs/server.key }", "Serve HTTPS."),
-            OptionSpec("max_inflight_bytes", .byteSize, default: "64MB", example: "128MB",
-                       "Request bodies held in memory at once; beyond it, requests are answered 503 with Retry-After."),
-            OptionSpec("registry_auth", .choice(["none", "api_key"]), default: "none", example: "api_key",
-                       "Whether writes to the schema registry API need an API key."),
-        ]), example: "{ host: 127.0.0.1, port: 8080 }", "How `sluice serve` listens."),
+        OptionSpec(
+            "state", .string, default: ".sluice/state.db", example: #""postgres://sluice@db/sluice""#,
+            "Where state lives: a SQLite file (created if missing) or a `postgres://` URL shared by several workers."),
+        OptionSpec(
+            "serve",
+            .object([
+                OptionSpec(
+                    "host", .string, default: "127.0.0.1", example: "0.0.0.0",
+                    "The address `sluice serve` listens on; another than loopback needs authentication on every stream."),
+                OptionSpec("port", .integer(0...65535), default: "8080", example: "9000", "The port (0: any free port)."),
+                OptionSpec(
+                    "tls",
+                    .object([
+                        OptionSpec("certificate", .string, required: true, example: "certs/server.pem", "The PEM certificate chain."),
+                        OptionSpec("private_key", .string, required: true, example: "certs/server.key", "The PEM private key."),
+                    ]), example: "{ certificate: certs/server.pem, private_key: certs/server.key }", "Serve HTTPS."),
+                OptionSpec(
+                    "max_inflight_bytes", .byteSize, default: "64MB", example: "128MB",
+                    "Request bodies held in memory at once; beyond it, requests are answered 503 with Retry-After."),
+                OptionSpec(
+                    "registry_auth", .choice(["none", "api_key"]), default: "none", example: "api_key",
+                    "Whether writes to the schema registry API need an API key."),
+            ]), example: "{ host: 127.0.0.1, port: 8080 }", "How `sluice serve` listens."),
     ]
 }

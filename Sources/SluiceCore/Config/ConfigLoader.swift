@@ -9,8 +9,10 @@ public struct PipelinePlan: Sendable {
     /// What the source and the sink can do beyond reading and writing (from their specs).
     public var capabilities: Set<ComponentCapability>
 
-    public init(name: String, source: any Source, sink: any Sink, settings: PipelineSettings = PipelineSettings(),
-                capabilities: Set<ComponentCapability> = []) {
+    public init(
+        name: String, source: any Source, sink: any Sink, settings: PipelineSettings = PipelineSettings(),
+        capabilities: Set<ComponentCapability> = []
+    ) {
         self.name = name
         self.source = source
         self.sink = sink
@@ -37,9 +39,11 @@ public struct ConfigLoader: Sendable {
     public var environment: [String: String]
     public var baseDirectory: String
 
-    public init(registry: ComponentRegistry,
-                environment: [String: String] = ProcessInfo.processInfo.environment,
-                baseDirectory: String = FileManager.default.currentDirectoryPath) {
+    public init(
+        registry: ComponentRegistry,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        baseDirectory: String = FileManager.default.currentDirectoryPath
+    ) {
         self.registry = registry
         self.environment = environment
         self.baseDirectory = baseDirectory
@@ -49,9 +53,11 @@ public struct ConfigLoader: Sendable {
     public func load(file: String) throws -> LoadedConfig {
         guard let data = FileManager.default.contents(atPath: file) else {
             let exists = FileManager.default.fileExists(atPath: file)
-            throw ConfigError(file: file, line: nil, column: nil, keyPath: "",
-                              message: exists ? "cannot read the file (check its permissions)"
-                                  : "no such file; pass the path of a pipeline YAML file (see `sluice run --help`)")
+            throw ConfigError(
+                file: file, line: nil, column: nil, keyPath: "",
+                message: exists
+                    ? "cannot read the file (check its permissions)"
+                    : "no such file; pass the path of a pipeline YAML file (see `sluice run --help`)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: file, line: nil, column: nil, keyPath: "", message: "the file is not valid UTF-8")
@@ -69,14 +75,16 @@ public struct ConfigLoader: Sendable {
         for (name, p) in config.pipelines {
             let context = ComponentBuildContext(baseDirectory: baseDirectory, pipeline: name)
             guard name.range(of: #"^[A-Za-z0-9_.-]+$"#, options: .regularExpression) != nil else {
-                throw ConfigError(file: file, line: p.source.line.map { $0 - 2 }, column: nil, keyPath: "pipelines.\(name)",
-                                  message: "pipeline names may use letters, digits, '_', '-' and '.' only")
+                throw ConfigError(
+                    file: file, line: p.source.line.map { $0 - 2 }, column: nil, keyPath: "pipelines.\(name)",
+                    message: "pipeline names may use letters, digits, '_', '-' and '.' only")
             }
             let source = try registry.buildSource(p.source, context: context)
             let sink = try registry.buildSink(p.sink, context: context)
             if let problem = sink.incompatibility(with: source) {
-                throw ConfigError(file: file, line: p.sink.line, column: nil, keyPath: "pipelines.\(name).sink.\(problem.key)",
-                                  message: problem.message)
+                throw ConfigError(
+                    file: file, line: p.sink.line, column: nil, keyPath: "pipelines.\(name).sink.\(problem.key)",
+                    message: problem.message)
             }
             var settings = try PipelineSettings(p, file: file)
             if settings.dedupe == nil, let key = source.implicitDedupeKey {
@@ -89,12 +97,14 @@ public struct ConfigLoader: Sendable {
             let line = config.pipelines.first { $0.name == problem.pipeline }?.config.source.line
             throw ConfigError(file: file, line: line, column: nil, keyPath: "pipelines.\(problem.pipeline).\(problem.keyPath)", message: problem.message)
         }
-        let state = config.state.map { $0.contains("://") ? $0 : ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve($0) }
+        let state =
+            config.state.map { $0.contains("://") ? $0 : ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve($0) }
             ?? ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve(".sluice/state.db")
         for (plan, (_, p)) in zip(plans, config.pipelines) {
             if let missing = registry.missingStateFeatures(of: plan, sourceType: p.source.type, sinkType: p.sink.type, location: state).first {
-                throw ConfigError(file: file, line: missing.key.hasPrefix("sink") ? p.sink.line : p.source.line, column: nil,
-                                  keyPath: "pipelines.\(plan.name).\(missing.key)", message: missing.message)
+                throw ConfigError(
+                    file: file, line: missing.key.hasPrefix("sink") ? p.sink.line : p.source.line, column: nil,
+                    keyPath: "pipelines.\(plan.name).\(missing.key)", message: missing.message)
             }
         }
         var serve = config.serve

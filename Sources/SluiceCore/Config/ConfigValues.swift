@@ -107,7 +107,8 @@ public struct ComponentConfig: Decodable, @unchecked Sendable {
         }
         let node = carrier.yamlNode
         guard case let .mapping(mapping) = node, mapping.count == 1, let (key, value) = mapping.first,
-              let type = key.string else {
+            let type = key.string
+        else {
             throw decoder.configError("expected exactly one component type as a key, e.g. `file: { path: ... }`, found \(describe(node))")
         }
         self.type = type
@@ -142,7 +143,8 @@ extension KeyedDecodingContainer {
         let nested = try superDecoder(forKey: key)
         return try columns.entries.map { name, type in
             guard let t = DataType(parsing: type) else {
-                throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
+                throw nested.configError(
+                    "column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
             }
             return Field(name, t)
         }

@@ -35,7 +35,9 @@ public struct SchemaConfig: Decodable, Sendable {
     public var widenToString: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case onChange = "on_change", subject, columns, widenToString = "widen_to_string"
+        case onChange = "on_change"
+        case subject, columns
+        case widenToString = "widen_to_string"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,7 +51,8 @@ public struct SchemaConfig: Decodable, Sendable {
         if let columns {
             let nested = try c.superDecoder(forKey: .columns)
             for (name, type) in columns.entries where DataType(parsing: type) == nil {
-                throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
+                throw nested.configError(
+                    "column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
             }
         }
         widenToString = try c.decodeIfPresent(Bool.self, forKey: .widenToString)
@@ -69,7 +72,9 @@ public struct RetryConfig: Decodable, Sendable {
     public var maxDelay: ConfigDuration?
 
     enum CodingKeys: String, CodingKey {
-        case maxAttempts = "max_attempts", baseDelay = "base_delay", maxDelay = "max_delay"
+        case maxAttempts = "max_attempts"
+        case baseDelay = "base_delay"
+        case maxDelay = "max_delay"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -87,7 +92,9 @@ public struct BatchConfig: Decodable, Sendable {
     public var maxLatency: ConfigDuration?
 
     enum CodingKeys: String, CodingKey {
-        case maxRows = "max_rows", maxBytes = "max_bytes", maxLatency = "max_latency"
+        case maxRows = "max_rows"
+        case maxBytes = "max_bytes"
+        case maxLatency = "max_latency"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -103,7 +110,10 @@ public struct BufferConfig: Decodable, Sendable {
     public var maxBatches: Int?
     public var maxBytes: ConfigByteSize?
 
-    enum CodingKeys: String, CodingKey { case maxBatches = "max_batches", maxBytes = "max_bytes" }
+    enum CodingKeys: String, CodingKey {
+        case maxBatches = "max_batches"
+        case maxBytes = "max_bytes"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

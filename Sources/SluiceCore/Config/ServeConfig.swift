@@ -20,10 +20,17 @@ public struct ServeConfig: Decodable, Sendable {
         public var certificate: String
         public var privateKey: String
 
-        enum CodingKeys: String, CodingKey { case certificate, privateKey = "private_key" }
+        enum CodingKeys: String, CodingKey {
+            case certificate
+            case privateKey = "private_key"
+        }
     }
 
-    enum CodingKeys: String, CodingKey { case host, port, tls, maxInflightBytes = "max_inflight_bytes", registryAuth = "registry_auth" }
+    enum CodingKeys: String, CodingKey {
+        case host, port, tls
+        case maxInflightBytes = "max_inflight_bytes"
+        case registryAuth = "registry_auth"
+    }
 
     public init() {}
 

@@ -90,8 +90,9 @@ extension ComponentConfig {
                 throw decoding.error("give one of " + group.map { "'\($0)'" }.joined(separator: " or "), at: options, path: path)
             }
             if given.count > 1 {
-                throw decoding.error(given.map { "'\($0)'" }.joined(separator: " and ") + " exclude each other; give one",
-                                     at: mapping[Node(given[1])], path: path + [AnyKey(given[1])])
+                throw decoding.error(
+                    given.map { "'\($0)'" }.joined(separator: " and ") + " exclude each other; give one",
+                    at: mapping[Node(given[1])], path: path + [AnyKey(given[1])])
             }
         }
     }

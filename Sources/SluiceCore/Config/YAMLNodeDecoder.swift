@@ -39,8 +39,9 @@ public struct YAMLNodeDecoding: Sendable {
     }
 
     func error(_ message: String, at node: Node?, path: [any CodingKey]) -> ConfigError {
-        ConfigError(file: file, line: node?.mark?.line, column: node?.mark?.column,
-                    keyPath: Self.render(path), message: message)
+        ConfigError(
+            file: file, line: node?.mark?.line, column: node?.mark?.column,
+            keyPath: Self.render(path), message: message)
     }
 
     static func render(_ path: [any CodingKey]) -> String {
@@ -55,8 +56,9 @@ public struct YAMLNodeDecoding: Sendable {
         switch error {
         case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _):
             let ctx = context.map { "\($0.text) " } ?? ""
-            return ConfigError(file: file, line: mark.line, column: mark.column, keyPath: "",
-                               message: "YAML syntax error: \(ctx)\(problem)")
+            return ConfigError(
+                file: file, line: mark.line, column: mark.column, keyPath: "",
+                message: "YAML syntax error: \(ctx)\(problem)")
         default:
             return ConfigError(file: file, line: nil, column: nil, keyPath: "", message: "YAML error: \(error)")
         }
@@ -79,16 +81,18 @@ public struct YAMLNodeDecoding: Sendable {
                 throw error("unterminated '${' in value (write $${ for a literal ${)", at: node, path: path)
             }
             let expr = rest[start.upperBound..<end]
-            let (name, fallback): (Substring, Substring?) = if let r = expr.range(of: ":-") {
-                (expr[..<r.lowerBound], expr[r.upperBound...])
-            } else { (expr, nil) }
+            let (name, fallback): (Substring, Substring?) =
+                if let r = expr.range(of: ":-") {
+                    (expr[..<r.lowerBound], expr[r.upperBound...])
+                } else { (expr, nil) }
             if let value = environment[String(name)], !(value.isEmpty && fallback != nil) {
                 out += value
             } else if let fallback {
                 out += fallback
             } else {
-                throw error("environment variable '\(name)' is not set (use ${\(name):-default} for a default)",
-                            at: node, path: path)
+                throw error(
+                    "environment variable '\(name)' is not set (use ${\(name):-default} for a default)",
+                    at: node, path: path)
             }
             rest = rest[rest.index(after: end)...]
         }
@@ -205,14 +209,16 @@ struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         guard let node = lookup(key) else {
-            throw decoder.options.error("missing required key '\(key.stringValue)'",
-                                        at: decoder.node, path: codingPath)
+            throw decoder.options.error(
+                "missing required key '\(key.stringValue)'",
+                at: decoder.node, path: codingPath)
         }
         return try decoder.decodeChild(type, node: node, path: codingPath + [key])
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
-        -> KeyedDecodingContainer<NestedKey> {
+        -> KeyedDecodingContainer<NestedKey>
+    {
         guard let node = lookup(key) else {
             throw decoder.options.error("missing required key '\(key.stringValue)'", at: decoder.node, path: codingPath)
         }

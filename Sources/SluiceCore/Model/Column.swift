@@ -46,14 +46,15 @@ public struct Column: Sendable, Hashable {
 
     /// Approximate in-memory size in bytes, used for batching and backpressure bounds.
     public var byteSize: Int {
-        let values: Int = switch storage {
-        case let .bool(v): v.count
-        case let .int64(v): v.count * 8
-        case let .float64(v): v.count * 8
-        case let .decimal(v): v.count * 16
-        case let .int32(v): v.count * 4
-        case let .bytes(offsets, data): offsets.count * 4 + data.count
-        }
+        let values: Int =
+            switch storage {
+            case let .bool(v): v.count
+            case let .int64(v): v.count * 8
+            case let .float64(v): v.count * 8
+            case let .decimal(v): v.count * 16
+            case let .int32(v): v.count * 4
+            case let .bytes(offsets, data): offsets.count * 4 + data.count
+            }
         return values + (validity.map { $0.words.count * 8 } ?? 0)
     }
 

@@ -50,7 +50,8 @@ public enum DataType: Sendable, Hashable, CustomStringConvertible {
             let inner = name.drop(while: { $0 != "(" }).dropFirst().dropLast()
             let parts = inner.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, let p = Int(parts[0]), let s = Int(parts[1]),
-                  (1...38).contains(p), (0...p).contains(s) else { return nil }
+                (1...38).contains(p), (0...p).contains(s)
+            else { return nil }
             self = .decimal(precision: p, scale: s)
         }
     }

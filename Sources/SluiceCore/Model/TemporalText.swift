@@ -86,8 +86,9 @@ public enum TemporalText {
     /// Parses an ISO 8601 date `YYYY-MM-DD` into days since the epoch.
     public static func parseDate(_ p: UnsafeBufferPointer<UInt8>) -> Int32? {
         guard p.count == 10, p[4] == UInt8(ascii: "-"), p[7] == UInt8(ascii: "-"),
-              let y = digits(p, 0, 4), let m = digits(p, 5, 2), let d = digits(p, 8, 2),
-              (1...12).contains(m), (1...daysInMonth(y, m)).contains(d) else { return nil }
+            let y = digits(p, 0, 4), let m = digits(p, 5, 2), let d = digits(p, 8, 2),
+            (1...12).contains(m), (1...daysInMonth(y, m)).contains(d)
+        else { return nil }
         return Int32(daysFromCivil(year: y, month: m, day: d))
     }
 
@@ -98,11 +99,12 @@ public enum TemporalText {
     public static func parseTimestamp(_ p: UnsafeBufferPointer<UInt8>) -> Int64? {
         let n = p.count
         guard n >= 16, p[4] == UInt8(ascii: "-"), p[7] == UInt8(ascii: "-"),
-              p[10] == UInt8(ascii: "T") || p[10] == UInt8(ascii: " ") || p[10] == UInt8(ascii: "t"),
-              p[13] == UInt8(ascii: ":"),
-              let y = digits(p, 0, 4), let mo = digits(p, 5, 2), let d = digits(p, 8, 2),
-              let h = digits(p, 11, 2), let mi = digits(p, 14, 2),
-              (1...12).contains(mo), (1...daysInMonth(y, mo)).contains(d), h < 24, mi < 60 else { return nil }
+            p[10] == UInt8(ascii: "T") || p[10] == UInt8(ascii: " ") || p[10] == UInt8(ascii: "t"),
+            p[13] == UInt8(ascii: ":"),
+            let y = digits(p, 0, 4), let mo = digits(p, 5, 2), let d = digits(p, 8, 2),
+            let h = digits(p, 11, 2), let mi = digits(p, 14, 2),
+            (1...12).contains(mo), (1...daysInMonth(y, mo)).contains(d), h < 24, mi < 60
+        else { return nil }
         var i = 16
         var s = 0, micros = 0
         if i < n, p[i] == UInt8(ascii: ":") {

@@ -122,7 +122,9 @@ public final class BoundedBuffer<Element: Sendable>: Sendable {
         case .none: break
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            let token = state.withLock { s -> Int in s.consumerToken += 1; return s.consumerToken }
+            let token = state.withLock { s -> Int in
+                s.consumerToken += 1; return s.consumerToken
+            }
             if let timeout {
                 group.addTask { [self] in
                     try? await Task.sleep(for: timeout)

@@ -65,8 +65,10 @@ struct CommitSequence {
     /// ends is committed even empty: a `replace` sink swaps its table then). `dedupeKeys` are
     /// the keys of the batches up to the last one written (``written``), and no later: a crash
     /// after this commit must not drop records still to be written as duplicates.
-    mutating func begin(pipeline: String, now: Date = Date(), extractComplete: Bool, dedupeTTL: Duration?,
-                        dedupeKeys: [String]) -> Action? {
+    mutating func begin(
+        pipeline: String, now: Date = Date(), extractComplete: Bool, dedupeTTL: Duration?,
+        dedupeKeys: [String]
+    ) -> Action? {
         precondition(step == .idle, "a commit began while another was under way")
         guard hasPending || extractComplete else { return nil }
         var commit = StateCommit(pipeline: pipeline, now: now)

@@ -25,17 +25,22 @@ struct Deduplicator {
     /// `lookUp: false` skips the state store (see ``SourceBatch/keysAreNew``); keys accepted
     /// earlier in this run are still dropped. `keyRuns: true` keeps or drops adjacent rows with
     /// one key together, as one record (see ``SourceBatch/keyRunsAreUnits``).
-    mutating func filter(_ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, lookUp: Bool = true,
-                         keyRuns: Bool = false)
-        async throws -> (RecordBatch, duplicates: Int, rejects: [DeadLetter]) {
+    mutating func filter(
+        _ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, lookUp: Bool = true,
+        keyRuns: Bool = false
+    )
+        async throws -> (RecordBatch, duplicates: Int, rejects: [DeadLetter])
+    {
         guard batch.count > 0 else { return (batch, 0, []) }
         let indices = settings.key.map { batch.schema.index(of: $0) }
         if let missing = zip(settings.key, indices).first(where: { $0.1 == nil })?.0 {
-            let message = "dedupe key field '\(missing)' is not in the records (fields: "
+            let message =
+                "dedupe key field '\(missing)' is not in the records (fields: "
                 + "\(batch.schema.fields.map(\.name).joined(separator: ", "))); fix `dedupe.key`"
             let letters = (0..<batch.count).map { row in
-                DeadLetter(stage: "dedupe", errorKind: "missing_key_field", message: message,
-                           location: "\(position) row \(row)", raw: Array(RowRendering.json(batch, rows: row..<row + 1).utf8))
+                DeadLetter(
+                    stage: "dedupe", errorKind: "missing_key_field", message: message,
+                    location: "\(position) row \(row)", raw: Array(RowRendering.json(batch, rows: row..<row + 1).utf8))
             }
             return (RecordBatch.empty(batch.schema), 0, letters)
         }
@@ -97,12 +102,13 @@ enum DedupeKey {
     static func encode(_ values: [Value]) -> String {
         var out = ""
         for value in values {
-            let (tag, text): (Character, String) = switch value {
-            case .null: ("n", "")
-            case let .binary(bytes): ("x", bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
-            case .string, .json: ("s", value.description)
-            default: ("v", value.description)
-            }
+            let (tag, text): (Character, String) =
+                switch value {
+                case .null: ("n", "")
+                case let .binary(bytes): ("x", bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
+                case .string, .json: ("s", value.description)
+                default: ("v", value.description)
+                }
             out.append(tag)
             out += String(text.utf8.count)
             out.append(":")

@@ -61,7 +61,9 @@ public struct CronExpression: Sendable, Hashable {
         self.text = text
         let fields = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         guard fields.count == 5 else {
-            throw SluiceError(.configuration, "'\(text)' is neither `every <duration>` nor a cron expression of five fields (minute hour day month weekday), e.g. \"0 * * * *\"")
+            throw SluiceError(
+                .configuration,
+                "'\(text)' is neither `every <duration>` nor a cron expression of five fields (minute hour day month weekday), e.g. \"0 * * * *\"")
         }
         func parse(_ field: String, _ range: ClosedRange<Int>, _ name: String) throws -> Set<Int> {
             var values = Set<Int>()

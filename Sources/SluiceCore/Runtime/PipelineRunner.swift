@@ -54,8 +54,9 @@ public struct PipelineRunner: Sendable {
                     // acknowledged: start over from the checkpoint, with a fresh sink writer and
                     // reader (a queue redelivers the messages; those committed elsewhere are dropped).
                     totals = totalsSoFar
-                    logger.warning("commit refused: another worker committed some of these records first; reading them again",
-                                   metadata: ["error": "\(error)"])
+                    logger.warning(
+                        "commit refused: another worker committed some of these records first; reading them again",
+                        metadata: ["error": "\(error)"])
                     // The source may have called records new that were committed before (a queue
                     // consumer created again over a stream already consumed): look every key up.
                     trustNewKeys = false
@@ -64,10 +65,12 @@ public struct PipelineRunner: Sendable {
             }
             try await store.finishRun(id: runID, status: .succeeded, totals: totals, message: nil, at: Date())
             status.update { $0.finished = true }
-            logger.info("pipeline finished", metadata: [
-                "records_in": "\(totals.recordsIn)", "records_out": "\(totals.recordsOut)",
-                "dead_lettered": "\(totals.deadLettered)", "duplicates": "\(totals.duplicates)",
-            ])
+            logger.info(
+                "pipeline finished",
+                metadata: [
+                    "records_in": "\(totals.recordsIn)", "records_out": "\(totals.recordsOut)",
+                    "dead_lettered": "\(totals.deadLettered)", "duplicates": "\(totals.duplicates)",
+                ])
             return totals
         } catch {
             totals = totalsSoFar
@@ -169,9 +172,11 @@ public struct PipelineRunner: Sendable {
                 attempt += 1
                 guard source.isContinuous || attempt < retry.maxAttempts else { throw error }
                 let delay = retry.delay(attempt: attempt, retryAfter: error.retryAfter)
-                logger.warning("the source could not start; retrying", metadata: [
-                    "error": "\(error)", "attempt": "\(attempt)", "delay": "\(delay)",
-                ])
+                logger.warning(
+                    "the source could not start; retrying",
+                    metadata: [
+                        "error": "\(error)", "attempt": "\(attempt)", "delay": "\(delay)",
+                    ])
                 try await Task.sleep(for: delay)
             }
         }
@@ -194,16 +199,18 @@ public struct PipelineRunner: Sendable {
         guard plan.settings.schemaDetection else { return nil }
         guard let registryStore = store.schemaRegistry else {
             if plan.settings.schema != nil {
-                throw SluiceError(.configuration, "`schema:` needs a state store with a schema registry (the SQLite one has it)",
-                                  location: "pipelines.\(plan.name).schema")
+                throw SluiceError(
+                    .configuration, "`schema:` needs a state store with a schema registry (the SQLite one has it)",
+                    location: "pipelines.\(plan.name).schema")
             }
             return nil
         }
-        let schemaGuard = SchemaGuard(registry: SchemaRegistry(store: registryStore), pipeline: plan.name,
-                                      settings: plan.settings.schema, logger: logger)
+        let schemaGuard = SchemaGuard(
+            registry: SchemaRegistry(store: registryStore), pipeline: plan.name,
+            settings: plan.settings.schema, logger: logger)
         do {
             try await schemaGuard.start()
-        } catch where plan.settings.schema == nil {
+        } catch  where plan.settings.schema == nil {
             // Detection only: the registry is a record of shapes, never a reason to stop.
             logger.warning("schema detection is off for this run", metadata: ["error": "\(error)"])
             return nil
@@ -309,8 +316,9 @@ public struct PipelineRunner: Sendable {
             if dedupe != nil {
                 // Mutated in place: a copy would copy its set of pending keys on every batch.
                 let keyRuns = batch.keyRunsAreUnits && dedupe!.settings.key == runner.plan.source.implicitDedupeKey
-                let (kept, duplicates, rejects) = try await dedupe!.filter(records, sequence: sequence, position: batch.position, now: Date(),
-                                                                             lookUp: !(batch.keysAreNew && trustNewKeys), keyRuns: keyRuns)
+                let (kept, duplicates, rejects) = try await dedupe!.filter(
+                    records, sequence: sequence, position: batch.position, now: Date(),
+                    lookUp: !(batch.keysAreNew && trustNewKeys), keyRuns: keyRuns)
                 records = kept
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates
@@ -335,10 +343,12 @@ public struct PipelineRunner: Sendable {
             }
             for (stage, kind, count) in counts.values { metrics.deadLettered(count, stage: stage, kind: kind) }
             for letter in letters.prefix(3) {
-                runner.logger.warning("record sent to the dead-letter queue", metadata: [
-                    "stage": "\(letter.stage)", "kind": "\(letter.errorKind)", "location": "\(letter.location)",
-                    "reason": "\(letter.message)",
-                ])
+                runner.logger.warning(
+                    "record sent to the dead-letter queue",
+                    metadata: [
+                        "stage": "\(letter.stage)", "kind": "\(letter.errorKind)", "location": "\(letter.location)",
+                        "reason": "\(letter.message)",
+                    ])
             }
         }
 
@@ -371,12 +381,14 @@ public struct PipelineRunner: Sendable {
                 if failures.isEmpty { break }
                 let retryable = failures.filter(\.error.isRetryable)
                 let final = attempt >= runner.plan.settings.retry.maxAttempts ? failures : failures.filter { !$0.error.isRetryable }
-                addDeadLetters(final.map { failure in
-                    DeadLetter(stage: "sink", errorKind: failure.error.code.description, message: failure.error.message,
-                               location: "\(position) row \(originalRows[failure.row])",
-                               raw: Array(RowRendering.json(current, rows: failure.row..<failure.row + 1).utf8),
-                               attempts: attempt)
-                })
+                addDeadLetters(
+                    final.map { failure in
+                        DeadLetter(
+                            stage: "sink", errorKind: failure.error.code.description, message: failure.error.message,
+                            location: "\(position) row \(originalRows[failure.row])",
+                            raw: Array(RowRendering.json(current, rows: failure.row..<failure.row + 1).utf8),
+                            attempts: attempt)
+                    })
                 guard !retryable.isEmpty, attempt < runner.plan.settings.retry.maxAttempts else { break }
                 let delay = runner.plan.settings.retry.delay(attempt: attempt, retryAfter: retryable.first?.error.retryAfter)
                 metrics.retries.increment()
@@ -386,7 +398,9 @@ public struct PipelineRunner: Sendable {
                 attempt += 1
             }
             let totals = self.totals
-            runner.status.update { $0.recordsOut = totals.recordsOut; $0.deadLettered = totals.deadLettered }
+            runner.status.update {
+                $0.recordsOut = totals.recordsOut; $0.deadLettered = totals.deadLettered
+            }
         }
 
         /// Commits what is pending, doing what ``CommitSequence`` says step by step: the sink
@@ -397,8 +411,11 @@ public struct PipelineRunner: Sendable {
             // Only keys of batches this commit covers: a commit in the middle of a flush must not
             // record keys of batches still to be written (a crash would then drop them as duplicates).
             let keys = commits.written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
-            guard var action = commits.begin(pipeline: runner.plan.name, extractComplete: extractComplete,
-                                             dedupeTTL: runner.plan.settings.dedupe?.ttl, dedupeKeys: keys) else { return }
+            guard
+                var action = commits.begin(
+                    pipeline: runner.plan.name, extractComplete: extractComplete,
+                    dedupeTTL: runner.plan.settings.dedupe?.ttl, dedupeKeys: keys)
+            else { return }
             var refusal: SluiceError?
             while true {
                 switch action {
@@ -478,10 +495,12 @@ public struct PipelineRunner: Sendable {
                     guard e.isRetryable, !Task.isCancelled else { throw e }
                     let policy = runner.plan.settings.retry
                     let delay = attempt >= policy.maxAttempts ? policy.maxDelay : policy.delay(attempt: attempt, retryAfter: e.retryAfter)
-                    runner.logger.warning("\(what) failed; retrying", metadata: [
-                        "attempt": "\(attempt)", "delay": "\(delay)", "error": "\(e)",
-                        "paused": "\(attempt >= policy.maxAttempts)",
-                    ])
+                    runner.logger.warning(
+                        "\(what) failed; retrying",
+                        metadata: [
+                            "attempt": "\(attempt)", "delay": "\(delay)", "error": "\(e)",
+                            "paused": "\(attempt >= policy.maxAttempts)",
+                        ])
                     metrics.retries.increment()
                     try await Task.sleep(for: delay)
                     attempt += 1

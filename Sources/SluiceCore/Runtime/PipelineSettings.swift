@@ -11,8 +11,10 @@ public struct PipelineSettings: Sendable {
     /// still flows to the sink; a Parquet sink still starts a new file on a change).
     public var schemaDetection = true
 
-    public init(dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),
-                bufferBatches: Int = 4, bufferBytes: Int = 64 << 20) {
+    public init(
+        dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),
+        bufferBatches: Int = 4, bufferBytes: Int = 64 << 20
+    ) {
         self.dedupe = dedupe
         self.retry = retry
         self.batch = batch
@@ -45,9 +47,10 @@ public struct PipelineSettings: Sendable {
         if let sc = config.schema, sc.onChange == "ignore" {
             schemaDetection = false
         } else if let sc = config.schema {
-            schema = SchemaSettings(policy: SchemaPolicy(rawValue: sc.onChange ?? "evolve") ?? .evolve, subject: sc.subject,
-                                    declared: sc.columns.map { Schema($0.entries.map { Field($0.key, DataType(parsing: $0.value)!) }) },
-                                    widenToString: sc.widenToString ?? false)
+            schema = SchemaSettings(
+                policy: SchemaPolicy(rawValue: sc.onChange ?? "evolve") ?? .evolve, subject: sc.subject,
+                declared: sc.columns.map { Schema($0.entries.map { Field($0.key, DataType(parsing: $0.value)!) }) },
+                widenToString: sc.widenToString ?? false)
         }
     }
 }

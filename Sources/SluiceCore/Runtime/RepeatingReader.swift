@@ -48,8 +48,10 @@ public final class RepeatingReader: SourceReader {
     var renewed = Date()
 
     /// `open` makes a reader for one pass, resuming from a checkpoint.
-    public init(schedule: ExtractSchedule, context: SourceContext,
-                open: @escaping @Sendable (Checkpoint) async throws -> any SourceReader) {
+    public init(
+        schedule: ExtractSchedule, context: SourceContext,
+        open: @escaping @Sendable (Checkpoint) async throws -> any SourceReader
+    ) {
         self.schedule = schedule
         self.context = context
         self.open = open
@@ -84,9 +86,11 @@ public final class RepeatingReader: SourceReader {
             current = nil
             scheduleNext()
             let level: Logger.Level = rowsThisPass > 0 ? .info : .debug
-            context.logger.log(level: level, "pull finished; waiting for the next one", metadata: [
-                "rows": "\(rowsThisPass)", "next": "\(ISO8601DateFormatter().string(from: due))",
-            ])
+            context.logger.log(
+                level: level, "pull finished; waiting for the next one",
+                metadata: [
+                    "rows": "\(rowsThisPass)", "next": "\(ISO8601DateFormatter().string(from: due))",
+                ])
             if var last = held {
                 held = nil
                 last.endsPass = true
@@ -118,8 +122,9 @@ public final class RepeatingReader: SourceReader {
                 renewed = Date()
                 break
             }
-            context.logger.info("scheduled run taken by another worker (or one is still running); waiting for the next one",
-                                metadata: ["slot": "\(ISO8601DateFormatter().string(from: due))"])
+            context.logger.info(
+                "scheduled run taken by another worker (or one is still running); waiting for the next one",
+                metadata: ["slot": "\(ISO8601DateFormatter().string(from: due))"])
             due = schedule.next(after: due)
         }
         rowsThisPass = 0

@@ -21,8 +21,10 @@ public struct RetryPolicy: Sendable {
     }
 
     /// The wait before retry number `attempt`, honouring a server-requested `retryAfter`.
-    public func delay(attempt: Int, retryAfter: Duration? = nil,
-                      using generator: inout some RandomNumberGenerator) -> Duration {
+    public func delay(
+        attempt: Int, retryAfter: Duration? = nil,
+        using generator: inout some RandomNumberGenerator
+    ) -> Duration {
         let ceiling = ceiling(attempt: attempt)
         let ceilingNanos = max(Int64(0), ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000)
         let jittered = Duration.nanoseconds(Int64.random(in: 0...ceilingNanos, using: &generator))

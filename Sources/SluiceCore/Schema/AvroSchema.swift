@@ -65,8 +65,10 @@ public indirect enum AvroType: Sendable, Hashable {
                     throw InvalidSchema("each field of Avro record '\(name)' needs a \"name\" and a \"type\"")
                 }
                 guard seen.insert(fname).inserted else { throw InvalidSchema("Avro record '\(name)' repeats field '\(fname)'") }
-                fields.append(AvroField(name: fname, type: try parse(ftype, named: &named, namespace: ns),
-                                        hasDefault: field.keys.contains("default"), aliases: field["aliases"] as? [String] ?? []))
+                fields.append(
+                    AvroField(
+                        name: fname, type: try parse(ftype, named: &named, namespace: ns),
+                        hasDefault: field.keys.contains("default"), aliases: field["aliases"] as? [String] ?? []))
             }
             let record = AvroType.record(name: name, fields: fields)
             named[name] = record
@@ -107,9 +109,10 @@ public indirect enum AvroType: Sendable, Hashable {
         case .bytes: "\"bytes\""
         case .string: "\"string\""
         case let .record(name, fields):
-            "{\"type\":\"record\",\"name\":\"\(name)\",\"fields\":[" + fields.map {
-                "{\"name\":\"\($0.name)\",\"type\":\($0.type.canonical)\($0.hasDefault ? ",\"default\":true" : "")}"
-            }.joined(separator: ",") + "]}"
+            "{\"type\":\"record\",\"name\":\"\(name)\",\"fields\":["
+                + fields.map {
+                    "{\"name\":\"\($0.name)\",\"type\":\($0.type.canonical)\($0.hasDefault ? ",\"default\":true" : "")}"
+                }.joined(separator: ",") + "]}"
         case let .enumeration(name, symbols, _):
             "{\"type\":\"enum\",\"name\":\"\(name)\",\"symbols\":[" + symbols.map { "\"\($0)\"" }.joined(separator: ",") + "]}"
         case let .array(items): "{\"type\":\"array\",\"items\":\(items.canonical)}"
@@ -151,11 +154,11 @@ public indirect enum AvroType: Sendable, Hashable {
             if branches.contains(where: { $0.problemsReading(writer, path: path).isEmpty }) { return [] }
             return ["\(at)\(writer.shortName) written, but the reader's union has no branch that reads it"]
         case (.null, .null), (.boolean, .boolean), (.int, .int), (.long, .long), (.float, .float), (.double, .double),
-             (.bytes, .bytes), (.string, .string):
+            (.bytes, .bytes), (.string, .string):
             return []
         // Promotions allowed by the Avro specification.
         case (.long, .int), (.float, .int), (.float, .long), (.double, .int), (.double, .long), (.double, .float),
-             (.string, .bytes), (.bytes, .string):
+            (.string, .bytes), (.bytes, .string):
             return []
         case let (.record(rName, rFields), .record(wName, wFields)):
             guard Self.unqualified(rName) == Self.unqualified(wName) else {

@@ -20,8 +20,10 @@ public struct JSONSchemaNode: Sendable, Hashable {
     private var itemsBox: [JSONSchemaNode] = []
 
     static let knownTypes: Set<String> = ["string", "integer", "number", "boolean", "null", "object", "array"]
-    static let supportedKeywords: Set<String> = ["type", "properties", "required", "additionalProperties", "items",
-                                                 "title", "description", "$schema", "$id", "$comment", "default", "examples"]
+    static let supportedKeywords: Set<String> = [
+        "type", "properties", "required", "additionalProperties", "items",
+        "title", "description", "$schema", "$id", "$comment", "default", "examples",
+    ]
 
     public init() {}
 
@@ -36,8 +38,10 @@ public struct JSONSchemaNode: Sendable, Hashable {
         // verdict that ignored them could be wrong: refuse them rather than guess.
         let unsupported = object.keys.filter { !supportedKeywords.contains($0) }.sorted()
         if !unsupported.isEmpty {
-            throw InvalidSchema("unsupported JSON Schema keyword(s) \(unsupported.joined(separator: ", ")); Sluice's registry supports "
-                + "type, properties, required, additionalProperties (true/false) and items, plus annotations (title, description, $schema, $id, $comment, default, examples)")
+            throw InvalidSchema(
+                "unsupported JSON Schema keyword(s) \(unsupported.joined(separator: ", ")); Sluice's registry supports "
+                    + "type, properties, required, additionalProperties (true/false) and items, plus annotations (title, description, $schema, $id, $comment, default, examples)"
+            )
         }
         var node = JSONSchemaNode()
         if let t = object["type"] as? String {

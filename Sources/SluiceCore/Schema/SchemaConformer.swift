@@ -116,7 +116,8 @@ extension Value {
     func matches(_ type: DataType) -> Bool {
         switch (self, type) {
         case (.null, _), (.bool, .bool), (.int64, .int64), (.float64, .float64), (.string, .string), (.binary, .binary),
-             (.date, .date), (.timestamp, .timestamp), (.json, .json): return true
+            (.date, .date), (.timestamp, .timestamp), (.json, .json):
+            return true
         case let (.decimal(_, s), .decimal(_, scale)): return s == scale
         default: return false
         }

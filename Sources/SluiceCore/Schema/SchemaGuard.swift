@@ -98,10 +98,12 @@ public final class SchemaGuard: @unchecked Sendable {
             if !refused.isEmpty {
                 if recorded.insert("refused " + diff.description).inserted { try await recordDrift(diff, to: nil, action: "refused") }
                 logger.error("schema change refused", metadata: ["subject": "\(subject)", "diff": "\(diff)"])
-                throw SluiceError(.schemaViolation, "schema change refused under `on_change: evolve`: \(refused.joined(separator: ", ")) "
-                    + "cannot be evolved (not a widening). Nothing of this batch was written and the checkpoint did not move. "
-                    + "Fix the data, or set `schema: {widen_to_string: true}` or `on_change: freeze`, then run again "
-                    + "(`sluice schema show \(subject)` shows the registered versions).", location: "pipelines.\(pipeline).schema")
+                throw SluiceError(
+                    .schemaViolation,
+                    "schema change refused under `on_change: evolve`: \(refused.joined(separator: ", ")) "
+                        + "cannot be evolved (not a widening). Nothing of this batch was written and the checkpoint did not move. "
+                        + "Fix the data, or set `schema: {widen_to_string: true}` or `on_change: freeze`, then run again "
+                        + "(`sluice schema show \(subject)` shows the registered versions).", location: "pipelines.\(pipeline).schema")
             }
             if !Self.sameShape(merged, current) {
                 try await register(merged, diff: diff)
@@ -127,8 +129,9 @@ public final class SchemaGuard: @unchecked Sendable {
         lastSeen = schema
         do {
             let from = version
-            let (_, v, isNew) = try await registry.register(subject: subject, text: SluiceSchemaText.render(schema), format: .sluice,
-                                                          checkCompatibility: false)
+            let (_, v, isNew) = try await registry.register(
+                subject: subject, text: SluiceSchemaText.render(schema), format: .sluice,
+                checkCompatibility: false)
             if isNew, let old = current {
                 try await recordDrift(SchemaDiff(from: old, to: schema), to: v, action: "registered", from: from)
             }
@@ -160,16 +163,20 @@ public final class SchemaGuard: @unchecked Sendable {
         return b.fields.allSatisfy { index[$0.name] == $0 }
     }
 
-    func enforce(_ batch: SourceBatch, diff: SchemaDiff, action: String, drop: Bool, deadLetter: Bool,
-                 nullValues: Bool = false) async throws -> SourceBatch {
+    func enforce(
+        _ batch: SourceBatch, diff: SchemaDiff, action: String, drop: Bool, deadLetter: Bool,
+        nullValues: Bool = false
+    ) async throws -> SourceBatch {
         if recorded.insert(diff.description).inserted {
             try await recordDrift(diff, to: nil, action: action)
         }
         return try conform(batch, to: current!, drop: drop, deadLetter: deadLetter, diff: diff, nullValues: nullValues)
     }
 
-    func conform(_ batch: SourceBatch, to target: Schema, drop: Bool, deadLetter: Bool, diff: SchemaDiff,
-                 nullValues: Bool = false) throws -> SourceBatch {
+    func conform(
+        _ batch: SourceBatch, to target: Schema, drop: Bool, deadLetter: Bool, diff: SchemaDiff,
+        nullValues: Bool = false
+    ) throws -> SourceBatch {
         let conformer = SchemaConformer(target: target, widenToString: settings?.widenToString ?? false, nullOffendingValues: nullValues)
         let (records, failures, droppedValues) = conformer.conformCounting(batch.records)
         if droppedValues > 0 {
@@ -183,9 +190,11 @@ public final class SchemaGuard: @unchecked Sendable {
         Counter(label: "sluice_schema_rejected_rows_total", dimensions: [("pipeline", pipeline), ("action", label)]).increment(by: failures.count)
         if deadLetter {
             for (row, reason) in failures.sorted(by: { $0.key < $1.key }) {
-                out.rejects.append(DeadLetter(stage: "schema", errorKind: "schema_violation",
-                                              message: "\(reason); schema drift from \(subject) v\(version ?? 0): \(diff)",
-                                              location: "schema:\(batch.position)#\(row)", raw: batch.records.rowJSON(row)))
+                out.rejects.append(
+                    DeadLetter(
+                        stage: "schema", errorKind: "schema_violation",
+                        message: "\(reason); schema drift from \(subject) v\(version ?? 0): \(diff)",
+                        location: "schema:\(batch.position)#\(row)", raw: batch.records.rowJSON(row)))
             }
         }
         return out
@@ -226,22 +235,26 @@ public final class SchemaGuard: @unchecked Sendable {
         let text = SluiceSchemaText.render(schema)
         let from = version
         do {
-            let (_, v, isNew) = try await registry.register(subject: subject, text: text, format: .sluice, checkCompatibility: check,
-                                                            widenToString: settings?.widenToString ?? false)
+            let (_, v, isNew) = try await registry.register(
+                subject: subject, text: text, format: .sluice, checkCompatibility: check,
+                widenToString: settings?.widenToString ?? false)
             current = schema
             version = v
             if let diff, isNew { try await recordDrift(diff, to: v, action: "registered", from: from) }
             logger.info("schema version registered", metadata: ["subject": "\(subject)", "version": "\(v)", "diff": "\(diff.map(\.description) ?? "initial")"])
         } catch let e as RegistryError where e.errorCode == 409 {
             if let diff { try await recordDrift(diff, to: nil, action: "refused", from: from) }
-            throw SluiceError(.schemaViolation, "schema change refused by the registry: \(e.message). Nothing of this batch was written. "
-                + "Change the subject's compatibility (`PUT /config/\(subject)`), or fix the data.", location: "pipelines.\(pipeline).schema")
+            throw SluiceError(
+                .schemaViolation,
+                "schema change refused by the registry: \(e.message). Nothing of this batch was written. "
+                    + "Change the subject's compatibility (`PUT /config/\(subject)`), or fix the data.", location: "pipelines.\(pipeline).schema")
         }
     }
 
     func recordDrift(_ diff: SchemaDiff, to: Int?, action: String, from: Int?? = nil) async throws {
-        let event = SchemaDriftEvent(pipeline: pipeline, subject: subject, fromVersion: from ?? version, toVersion: to,
-                                     kinds: diff.kinds, diff: diff.description, action: action)
+        let event = SchemaDriftEvent(
+            pipeline: pipeline, subject: subject, fromVersion: from ?? version, toVersion: to,
+            kinds: diff.kinds, diff: diff.description, action: action)
         try await registry.store.recordDrift(event)
         for kind in diff.kinds {
             Counter(label: "sluice_schema_drift_total", dimensions: [("pipeline", pipeline), ("kind", kind)]).increment()

@@ -81,7 +81,8 @@ public actor SchemaRegistry {
     public func latestRecordSchema(subject: String) async throws -> (version: Int, schema: Schema)? {
         let live = try await store.registryVersions(subject: subject, includeDeleted: false)
         guard let last = live.last, let stored = try await store.registrySchema(id: last.schemaID), stored.format == .sluice,
-              case let .sluice(schema) = try ParsedSchema.parse(stored.text, format: .sluice) else { return nil }
+            case let .sluice(schema) = try ParsedSchema.parse(stored.text, format: .sluice)
+        else { return nil }
         return (last.version, schema)
     }
 
@@ -129,8 +130,10 @@ public actor SchemaRegistry {
     /// Registers a schema under `subject`: returns its global id and version. The same schema
     /// registered again returns the existing version; an incompatible one is refused (409).
     /// The check and the insert are one store transaction.
-    public func register(subject: String, text: String, format: SchemaFormat, checkCompatibility: Bool = true,
-                         widenToString: Bool = false, at: Date = Date()) async throws -> (id: Int64, version: Int, isNew: Bool) {
+    public func register(
+        subject: String, text: String, format: SchemaFormat, checkCompatibility: Bool = true,
+        widenToString: Bool = false, at: Date = Date()
+    ) async throws -> (id: Int64, version: Int, isNew: Bool) {
         guard !subject.isEmpty, subject.utf8.count <= 255 else { throw RegistryError(42201, "Invalid subject name") }
         let parsed = try Self.parse(text, format: format)
         return try await store.registryRegister(subject: subject, format: format, identity: try Self.identity(text, parsed), text: text, at: at) { live, mode in
@@ -138,8 +141,10 @@ public actor SchemaRegistry {
             let earlier = try live.map { try Self.parse($0.text, format: $0.format) }
             let problems = parsed.compatibilityProblems(with: earlier, mode: mode, widenToString: widenToString)
             if !problems.isEmpty {
-                throw RegistryError(409, "Schema being registered is incompatible with an earlier schema for subject \"\(subject)\" (\(mode.rawValue)): "
-                    + problems.joined(separator: "; "))
+                throw RegistryError(
+                    409,
+                    "Schema being registered is incompatible with an earlier schema for subject \"\(subject)\" (\(mode.rawValue)): "
+                        + problems.joined(separator: "; "))
             }
         }
     }
@@ -152,7 +157,8 @@ public actor SchemaRegistry {
             return SluiceSchemaText.render(Schema(schema.fields.sorted { $0.name < $1.name }))
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]),
-              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) else {
+            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
+        else {
             throw RegistryError.invalidSchema("the schema is not valid JSON")
         }
         return String(decoding: data, as: UTF8.self)
@@ -164,7 +170,8 @@ public actor SchemaRegistry {
         let live = try await versions(subject: subject).filter { !$0.deleted }
         guard !live.isEmpty else { throw RegistryError.subjectNotFound(subject) }
         guard let id = try await store.registryExistingSchemaID(format: format, canonical: try Self.identity(text, parsed)),
-              let v = live.last(where: { $0.schemaID == id }), let s = try await store.registrySchema(id: id) else {
+            let v = live.last(where: { $0.schemaID == id }), let s = try await store.registrySchema(id: id)
+        else {
             throw RegistryError.schemaNotFound
         }
         return (v, s)

@@ -45,8 +45,10 @@ public struct SchemaDriftEvent: Sendable, Hashable {
     public var action: String
     public var at: Date
 
-    public init(id: Int64 = 0, pipeline: String, subject: String, fromVersion: Int?, toVersion: Int?, kinds: [String],
-                diff: String, action: String, at: Date = Date()) {
+    public init(
+        id: Int64 = 0, pipeline: String, subject: String, fromVersion: Int?, toVersion: Int?, kinds: [String],
+        diff: String, action: String, at: Date = Date()
+    ) {
         self.id = id
         self.pipeline = pipeline
         self.subject = subject
@@ -67,8 +69,10 @@ public protocol SchemaRegistryStore: Sendable {
     /// its effective compatibility mode (`decide` throws to refuse), then stores the schema (one
     /// global id per identity) and the next version. Atomic, so concurrent registrations (in this
     /// process or another) cannot both pass the check against the same latest version.
-    func registryRegister(subject: String, format: SchemaFormat, identity: String, text: String, at: Date,
-                          decide: @escaping @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void) async throws -> (id: Int64, version: Int, isNew: Bool)
+    func registryRegister(
+        subject: String, format: SchemaFormat, identity: String, text: String, at: Date,
+        decide: @escaping @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void
+    ) async throws -> (id: Int64, version: Int, isNew: Bool)
     /// The id of a schema with this identity, if any.
     func registryExistingSchemaID(format: SchemaFormat, canonical identity: String) async throws -> Int64?
     func registrySchema(id: Int64) async throws -> RegisteredSchema?

@@ -25,9 +25,10 @@ public enum SluiceSchemaText {
     }
 
     public static func render(_ schema: Schema) -> String {
-        "{\"type\":\"sluice\",\"fields\":[" + schema.fields.map {
-            "{\"name\":\(quoted($0.name)),\"type\":\"\($0.type)\",\"nullable\":\($0.nullable)}"
-        }.joined(separator: ",") + "]}"
+        "{\"type\":\"sluice\",\"fields\":["
+            + schema.fields.map {
+                "{\"name\":\(quoted($0.name)),\"type\":\"\($0.type)\",\"nullable\":\($0.nullable)}"
+            }.joined(separator: ",") + "]}"
     }
 
     static func quoted(_ s: String) -> String {

@@ -37,8 +37,10 @@ public struct PushAppend: Sendable {
     /// Records refused by validation when the stream dead-letters instead of rejecting.
     public var deadLetters: [DeadLetter]
 
-    public init(stream: String, pipeline: String, requestID: String, payload: [UInt8], records: Int, receivedAt: Date,
-                idempotency: IdempotencyRecord? = nil, idempotencySince: Date = .distantPast, deadLetters: [DeadLetter] = []) {
+    public init(
+        stream: String, pipeline: String, requestID: String, payload: [UInt8], records: Int, receivedAt: Date,
+        idempotency: IdempotencyRecord? = nil, idempotencySince: Date = .distantPast, deadLetters: [DeadLetter] = []
+    ) {
         self.stream = stream
         self.pipeline = pipeline
         self.requestID = requestID

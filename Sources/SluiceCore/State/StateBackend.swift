@@ -10,8 +10,10 @@ public struct StateBackend: Sendable {
     /// Opens (creating or migrating where needed) the store at a location it handles.
     public var open: @Sendable (String) async throws -> any StateStore
 
-    public init(name: String, features: Set<StateFeature>, handles: @escaping @Sendable (String) -> Bool,
-                open: @escaping @Sendable (String) async throws -> any StateStore) {
+    public init(
+        name: String, features: Set<StateFeature>, handles: @escaping @Sendable (String) -> Bool,
+        open: @escaping @Sendable (String) async throws -> any StateStore
+    ) {
         self.name = name
         self.features = features
         self.handles = handles
@@ -47,7 +49,8 @@ extension ComponentRegistry {
         if plan.settings.schema != nil { needs.append(("schema", "`schema:`", .schemaRegistry)) }
         return needs.filter { !backend.features.contains($0.feature) }.map { need in
             let keepers = stateBackends.filter { $0.features.contains(need.feature) }.map(\.name)
-            var message = "\(need.who) needs a state store with a \(need.feature.rawValue); the \(backend.name) state store '\(Redaction.url(location))' has none"
+            var message =
+                "\(need.who) needs a state store with a \(need.feature.rawValue); the \(backend.name) state store '\(Redaction.url(location))' has none"
             if !keepers.isEmpty { message += " (use a \(keepers.joined(separator: " or ")) state store: set `state:` accordingly)" }
             return (need.key, message)
         }

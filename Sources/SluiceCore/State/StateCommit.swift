@@ -48,10 +48,12 @@ public struct StateCommit: Sendable, Codable {
 
     /// The error a store throws when ``dedupeSince`` refuses the commit.
     public func conflict(keys: [String]) -> SluiceError {
-        SluiceError(.conflict, "records of this commit were committed first by another worker sharing the state store "
-                    + "(key \(keys.prefix(3).joined(separator: ", "))\(keys.count > 3 ? ", …" : "")); the commit is refused and its output "
-                    + "discarded, so no record is written twice",
-                    location: "pipelines.\(pipeline)")
+        SluiceError(
+            .conflict,
+            "records of this commit were committed first by another worker sharing the state store "
+                + "(key \(keys.prefix(3).joined(separator: ", "))\(keys.count > 3 ? ", …" : "")); the commit is refused and its output "
+                + "discarded, so no record is written twice",
+            location: "pipelines.\(pipeline)")
     }
 
     public var isEmpty: Bool {

@@ -38,8 +38,10 @@ public struct RunRecord: Sendable, Hashable {
     public var duplicates: Int
     public var message: String?
 
-    public init(id: Int64, pipeline: String, startedAt: Date, endedAt: Date?, status: Status,
-                recordsIn: Int, recordsOut: Int, deadLettered: Int, duplicates: Int, message: String?) {
+    public init(
+        id: Int64, pipeline: String, startedAt: Date, endedAt: Date?, status: Status,
+        recordsIn: Int, recordsOut: Int, deadLettered: Int, duplicates: Int, message: String?
+    ) {
         self.id = id
         self.pipeline = pipeline
         self.startedAt = startedAt

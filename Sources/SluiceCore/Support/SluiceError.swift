@@ -5,8 +5,11 @@ public struct SluiceError: Error, Sendable, CustomStringConvertible {
         /// Raw values are the names metrics and dead letters carry (`kind`), in snake case.
         enum Base: String, Sendable, Hashable {
             case configuration, connection, timeout, unavailable, authentication, constraint, io, unsupported, conflict
-            case malformedInput = "malformed_input", schemaViolation = "schema_violation", rateLimited = "rate_limited"
-            case corruptState = "corrupt_state", internalError = "internal_error"
+            case malformedInput = "malformed_input"
+            case schemaViolation = "schema_violation"
+            case rateLimited = "rate_limited"
+            case corruptState = "corrupt_state"
+            case internalError = "internal_error"
         }
         let base: Base
         init(_ base: Base) { self.base = base }
@@ -50,8 +53,10 @@ public struct SluiceError: Error, Sendable, CustomStringConvertible {
     public var retryAfter: Duration?
     public var underlying: (any Error)?
 
-    public init(_ code: Code, _ message: String, location: String? = nil, retryable: Bool? = nil,
-                retryAfter: Duration? = nil, underlying: (any Error)? = nil) {
+    public init(
+        _ code: Code, _ message: String, location: String? = nil, retryable: Bool? = nil,
+        retryAfter: Duration? = nil, underlying: (any Error)? = nil
+    ) {
         self.code = code
         self.message = message
         self.location = location

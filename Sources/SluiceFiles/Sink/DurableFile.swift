@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import SluiceCore
 
@@ -16,9 +16,11 @@ struct FileWriteError: Error, CustomStringConvertible, POSIXErrorLike {
         // for data that is gone, so it is never retried; the run stops and replays from the
         // checkpoint into a new file.
         let retryable = !operation.contains("fsync") && [ENOSPC, EIO, EINTR, EAGAIN, EDQUOT].contains(errno)
-        return SluiceError(.io, "\(operation) failed: \(String(cString: strerror(errno)))"
-                           + (errno == EACCES ? "; check the permissions of the output directory" : ""),
-                           location: path, retryable: retryable)
+        return SluiceError(
+            .io,
+            "\(operation) failed: \(String(cString: strerror(errno)))"
+                + (errno == EACCES ? "; check the permissions of the output directory" : ""),
+            location: path, retryable: retryable)
     }
 }
 

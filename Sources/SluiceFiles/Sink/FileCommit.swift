@@ -21,7 +21,7 @@ enum FileCommit {
             if !DurableFile.exists(intent.tempPath) && DurableFile.exists(intent.finalPath) { continue }
             do {
                 try DurableFile.rename(intent.tempPath, to: intent.finalPath)
-            } catch where DurableFile.exists(intent.finalPath) {
+            } catch  where DurableFile.exists(intent.finalPath) {
                 continue  // another worker's recovery published it a moment ago
             }
         }
@@ -44,7 +44,7 @@ enum FileCommit {
             if DurableFile.exists(intent.tempPath) {
                 do {
                     try DurableFile.rename(intent.tempPath, to: intent.finalPath)
-                } catch where DurableFile.exists(intent.finalPath) {
+                } catch  where DurableFile.exists(intent.finalPath) {
                     // Its own worker published it at the same moment.
                 }
                 logger.info("published a file committed before a crash", metadata: ["file": "\(intent.finalPath)"])
@@ -71,8 +71,11 @@ enum FileCommit {
             guard name.hasPrefix(prefix), name.hasSuffix(".tmp") else { continue }
             let path = (directory as NSString).appendingPathComponent(relative)
             if let staleBefore,
-               let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
-               modified > staleBefore { continue }
+                let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                modified > staleBefore
+            {
+                continue
+            }
             if unlink((directory as NSString).appendingPathComponent(relative)) == 0 { removed += 1 }
         }
         if removed > 0 {

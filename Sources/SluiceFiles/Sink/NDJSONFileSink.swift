@@ -40,7 +40,9 @@ public struct NDJSONFileSink: Sink {
         var prefix: String?
 
         enum CodingKeys: String, CodingKey {
-            case path, prefix, maxFileSize = "max_file_size", maxFileAge = "max_file_age"
+            case path, prefix
+            case maxFileSize = "max_file_size"
+            case maxFileAge = "max_file_age"
         }
     }
 
@@ -48,19 +50,23 @@ public struct NDJSONFileSink: Sink {
         type: "ndjson",
         summary: "NDJSON files in a directory, rolled by size and age, committed exactly once",
         options: [
-            OptionSpec("path", .string, required: true, example: "out/events",
-                       "The output directory, created if missing. Relative to the working directory."),
-            OptionSpec("max_file_size", .byteSize, default: "128MB", example: "64MB",
-                       "Roll to a new file once the open one reaches this size (at least 1KB)."),
-            OptionSpec("max_file_age", .duration, default: "60s", example: "5m",
-                       "…or once it is this old; each roll is one atomic commit."),
-            OptionSpec("prefix", .string, default: "part", example: "events",
-                       "File names are `<prefix>-<run>-<n>.ndjson`; a plain name (no `/`, not starting with `.`)."),
+            OptionSpec(
+                "path", .string, required: true, example: "out/events",
+                "The output directory, created if missing. Relative to the working directory."),
+            OptionSpec(
+                "max_file_size", .byteSize, default: "128MB", example: "64MB",
+                "Roll to a new file once the open one reaches this size (at least 1KB)."),
+            OptionSpec(
+                "max_file_age", .duration, default: "60s", example: "5m",
+                "…or once it is this old; each roll is one atomic commit."),
+            OptionSpec(
+                "prefix", .string, default: "part", example: "events",
+                "File names are `<prefix>-<run>-<n>.ndjson`; a plain name (no `/`, not starting with `.`)."),
         ],
         example: """
-        sink:
-          ndjson: { path: out/events, max_file_size: 128MB, max_file_age: 60s }
-        """,
+            sink:
+              ndjson: { path: out/events, max_file_size: 128MB, max_file_age: 60s }
+            """,
         exampleFile: "examples/file-to-ndjson.yaml"
     )
 
@@ -72,8 +78,9 @@ public struct NDJSONFileSink: Sink {
         if let size = o.maxFileSize, size.bytes < 1024 {
             throw config.error("max_file_size must be at least 1KB", key: "max_file_size")
         }
-        return NDJSONFileSink(directory: context.resolve(o.path), maxFileSize: o.maxFileSize?.bytes ?? 128 << 20,
-                              maxFileAge: o.maxFileAge?.duration ?? .seconds(60), prefix: o.prefix ?? "part")
+        return NDJSONFileSink(
+            directory: context.resolve(o.path), maxFileSize: o.maxFileSize?.bytes ?? 128 << 20,
+            maxFileAge: o.maxFileAge?.duration ?? .seconds(60), prefix: o.prefix ?? "part")
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {

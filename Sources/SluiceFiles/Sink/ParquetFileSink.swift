@@ -29,9 +29,11 @@ public struct ParquetFileSink: Sink {
     public var maxOpenFiles: Int
     public var prefix: String
 
-    public init(directory: String, partition: PartitionSpec? = nil, writerOptions: ParquetWriterOptions = ParquetWriterOptions(),
-                targetFileSize: Int = 256 << 20, maxFileAge: Duration = .seconds(300), maxOpenFiles: Int = 8,
-                prefix: String = "part") {
+    public init(
+        directory: String, partition: PartitionSpec? = nil, writerOptions: ParquetWriterOptions = ParquetWriterOptions(),
+        targetFileSize: Int = 256 << 20, maxFileAge: Duration = .seconds(300), maxOpenFiles: Int = 8,
+        prefix: String = "part"
+    ) {
         self.directory = directory
         self.partition = partition
         self.writerOptions = writerOptions
@@ -56,9 +58,13 @@ public struct ParquetFileSink: Sink {
 
         enum CodingKeys: String, CodingKey {
             case path, compression, prefix
-            case partitionBy = "partition_by", compressionLevel = "compression_level"
-            case targetFileSize = "target_file_size", rowGroupSize = "row_group_size", pageSize = "page_size"
-            case maxFileAge = "max_file_age", maxOpenFiles = "max_open_files"
+            case partitionBy = "partition_by"
+            case compressionLevel = "compression_level"
+            case targetFileSize = "target_file_size"
+            case rowGroupSize = "row_group_size"
+            case pageSize = "page_size"
+            case maxFileAge = "max_file_age"
+            case maxOpenFiles = "max_open_files"
         }
     }
 
@@ -66,31 +72,42 @@ public struct ParquetFileSink: Sink {
         type: "parquet",
         summary: "a Parquet lake (zstd/snappy/gzip), Hive-style partitions, large files, committed exactly once",
         options: [
-            OptionSpec("path", .string, required: true, example: "lake/events",
-                       "The lake directory, created if missing. Relative to the working directory."),
-            OptionSpec("partition_by", .string, example: #""day(created_at)""#,
-                       "Hive-style directories by a column (`country=DE/`) or by `day(col)`, `hour(col)`, `month(col)` or `year(col)` of a timestamp or date (`created_at_day=2026-11-25/`). NULL goes to `__null__`; rows lacking the column are dead-lettered."),
-            OptionSpec("compression", .choice(["zstd", "snappy", "gzip", "none", "uncompressed"]), default: "zstd", example: "snappy",
-                       "The page codec; `none` and `uncompressed` are the same."),
-            OptionSpec("compression_level", .integer(1...22), example: "6",
-                       "zstd: 1–22 (default 3); gzip: 1–9 (default 6). Refused with `snappy` or `none`."),
-            OptionSpec("target_file_size", .byteSize, default: "256MB", example: "512MB",
-                       "Commit once the rows in open files reach this in-memory size (files come out several times smaller, compressed); less than 1KB counts as 1KB."),
-            OptionSpec("row_group_size", .byteSize, default: "128MB", example: "64MB",
-                       "Uncompressed estimate of a row group's size; less than 1KB counts as 1KB."),
-            OptionSpec("page_size", .byteSize, default: "1MB", example: "512KB",
-                       "Data page size; less than 1KB counts as 1KB."),
-            OptionSpec("max_file_age", .duration, default: "5m", example: "1m",
-                       "Close and commit open files at least this often."),
-            OptionSpec("max_open_files", .integer(), default: "8", example: "16",
-                       "Partitions written at once (at least 1); past it the oldest file is closed. Each open file holds roughly 10–20 MB of buffers."),
-            OptionSpec("prefix", .string, default: "part", example: "events",
-                       "File names are `<prefix>-<run>-<n>.parquet`; a plain name (no `/`, not starting with `.`)."),
+            OptionSpec(
+                "path", .string, required: true, example: "lake/events",
+                "The lake directory, created if missing. Relative to the working directory."),
+            OptionSpec(
+                "partition_by", .string, example: #""day(created_at)""#,
+                "Hive-style directories by a column (`country=DE/`) or by `day(col)`, `hour(col)`, `month(col)` or `year(col)` of a timestamp or date (`created_at_day=2026-11-25/`). NULL goes to `__null__`; rows lacking the column are dead-lettered."
+            ),
+            OptionSpec(
+                "compression", .choice(["zstd", "snappy", "gzip", "none", "uncompressed"]), default: "zstd", example: "snappy",
+                "The page codec; `none` and `uncompressed` are the same."),
+            OptionSpec(
+                "compression_level", .integer(1...22), example: "6",
+                "zstd: 1–22 (default 3); gzip: 1–9 (default 6). Refused with `snappy` or `none`."),
+            OptionSpec(
+                "target_file_size", .byteSize, default: "256MB", example: "512MB",
+                "Commit once the rows in open files reach this in-memory size (files come out several times smaller, compressed); less than 1KB counts as 1KB."),
+            OptionSpec(
+                "row_group_size", .byteSize, default: "128MB", example: "64MB",
+                "Uncompressed estimate of a row group's size; less than 1KB counts as 1KB."),
+            OptionSpec(
+                "page_size", .byteSize, default: "1MB", example: "512KB",
+                "Data page size; less than 1KB counts as 1KB."),
+            OptionSpec(
+                "max_file_age", .duration, default: "5m", example: "1m",
+                "Close and commit open files at least this often."),
+            OptionSpec(
+                "max_open_files", .integer(), default: "8", example: "16",
+                "Partitions written at once (at least 1); past it the oldest file is closed. Each open file holds roughly 10–20 MB of buffers."),
+            OptionSpec(
+                "prefix", .string, default: "part", example: "events",
+                "File names are `<prefix>-<run>-<n>.parquet`; a plain name (no `/`, not starting with `.`)."),
         ],
         example: """
-        sink:
-          parquet: { path: lake/events, partition_by: "day(created_at)", compression: zstd }
-        """,
+            sink:
+              parquet: { path: lake/events, partition_by: "day(created_at)", compression: zstd }
+            """,
         exampleFile: "examples/parquet-lake.yaml"
     )
 

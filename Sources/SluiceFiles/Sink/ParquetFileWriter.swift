@@ -16,8 +16,10 @@ final class ParquetFileWriter: SinkWriter {
         var rows = 0
         var bytes = 0
 
-        init(tempPath: String, finalPath: String, directory: String, schema: Schema, options: ParquetWriterOptions,
-             resources: ParquetWriterResources) throws {
+        init(
+            tempPath: String, finalPath: String, directory: String, schema: Schema, options: ParquetWriterOptions,
+            resources: ParquetWriterResources
+        ) throws {
             self.tempPath = tempPath
             self.finalPath = finalPath
             self.directory = directory
@@ -56,8 +58,10 @@ final class ParquetFileWriter: SinkWriter {
         }
         guard let index = batch.schema.index(of: spec.column) else {
             // Every row lacks the partition column: refuse them (dead letters), the pipeline goes on.
-            let error = SluiceError(.schemaViolation, "the partition column '\(spec.column)' is not in the records "
-                                    + "(fields: \(batch.schema.fields.map(\.name).joined(separator: ", "))); fix `partition_by`")
+            let error = SluiceError(
+                .schemaViolation,
+                "the partition column '\(spec.column)' is not in the records "
+                    + "(fields: \(batch.schema.fields.map(\.name).joined(separator: ", "))); fix `partition_by`")
             return (0..<batch.count).map { RowFailure(row: $0, error: error) }
         }
         let column = batch.columns[index]
@@ -89,8 +93,9 @@ final class ParquetFileWriter: SinkWriter {
                 FileCommit.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)"))
             let final = (dir as NSString).appendingPathComponent("\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).parquet")
             do {
-                file = try OpenFile(tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions,
-                                    resources: resources)
+                file = try OpenFile(
+                    tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions,
+                    resources: resources)
             } catch {
                 throw SluiceError(.io, "cannot create a Parquet file: \(error)", location: temp, underlying: error)
             }

@@ -66,7 +66,8 @@ public struct PartitionSpec: Sendable, Hashable, CustomStringConvertible {
         var out = ""
         for byte in value.utf8 {
             let c = Character(Unicode.Scalar(byte))
-            let safe = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            let safe =
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
                 || "-_.:+@,~".contains(c)
             if safe && !(byte == UInt8(ascii: ".") && out.isEmpty) {
                 out.append(c)

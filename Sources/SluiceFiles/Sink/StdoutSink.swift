@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import SluiceCore
 import SluiceFormats
@@ -20,9 +20,9 @@ public struct StdoutSink: Sink {
         summary: "NDJSON on standard output (at-least-once), for trying pipelines out",
         options: [],
         example: """
-        sink:
-          stdout: {}
-        """
+            sink:
+              stdout: {}
+            """
     )
 
     public static let factory = SinkFactory(spec: spec) { config, _ in

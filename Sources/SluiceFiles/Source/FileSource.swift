@@ -33,9 +33,11 @@ public struct FileSource: Source {
 
     public var isContinuous: Bool { watch }
 
-    public init(pattern: String, format: Format? = nil, compression: InputCompression? = nil,
-                csv: CSVOptions = CSVOptions(), ndjson: NDJSONOptions = NDJSONOptions(),
-                watch: Bool = false, pollInterval: Duration = .seconds(2), minAge: Duration = .seconds(1)) {
+    public init(
+        pattern: String, format: Format? = nil, compression: InputCompression? = nil,
+        csv: CSVOptions = CSVOptions(), ndjson: NDJSONOptions = NDJSONOptions(),
+        watch: Bool = false, pollInterval: Duration = .seconds(2), minAge: Duration = .seconds(1)
+    ) {
         self.pattern = pattern
         self.format = format
         self.compression = compression
@@ -50,29 +52,36 @@ public struct FileSource: Source {
         type: "file",
         summary: "CSV, NDJSON (plain, .gz, .zst) or Parquet files from a path, glob or directory; each file read once, resumable mid-file",
         options: [
-            OptionSpec("path", .string, required: true, example: #""data/events/*.csv""#,
-                       "A file, a glob (`*`, `?`, `[...]`) or a directory (read recursively, hidden files skipped). Relative to the working directory."),
-            OptionSpec("format", .choice(["csv", "tsv", "ndjson", "jsonl", "parquet"]), example: "csv",
-                       "The files' format. Default: from the extension (`.csv .tsv .txt .ndjson .jsonl .json .parquet`, before `.gz`/`.zst`)."),
-            OptionSpec("compression", .choice(["auto", "none", "gzip", "zstd"]), default: "auto", example: "gzip",
-                       "`auto` detects gzip and zstd from the first bytes."),
+            OptionSpec(
+                "path", .string, required: true, example: #""data/events/*.csv""#,
+                "A file, a glob (`*`, `?`, `[...]`) or a directory (read recursively, hidden files skipped). Relative to the working directory."),
+            OptionSpec(
+                "format", .choice(["csv", "tsv", "ndjson", "jsonl", "parquet"]), example: "csv",
+                "The files' format. Default: from the extension (`.csv .tsv .txt .ndjson .jsonl .json .parquet`, before `.gz`/`.zst`)."),
+            OptionSpec(
+                "compression", .choice(["auto", "none", "gzip", "zstd"]), default: "auto", example: "gzip",
+                "`auto` detects gzip and zstd from the first bytes."),
             OptionSpec("delimiter", .string, default: #"",""#, example: #""\t""#, "CSV: the field delimiter, one character (`\"\\t\"` for tab)."),
-            OptionSpec("header", .boolean, default: "true", example: "false",
-                       "CSV: the first row names the columns (else `column_1`, `column_2`, …)."),
-            OptionSpec("columns", .map(.string), example: #"{ id: int64, total: "decimal(12,2)" }"#,
-                       "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns are inferred."),
-            OptionSpec("infer_rows", .integer(1...1_000_000), default: "1000", example: "5000",
-                       "Rows sampled from the start of each file to infer column types."),
-            OptionSpec("batch_rows", .integer(1...1_000_000), default: "16384", example: "8192",
-                       "Rows per batch handed to the pipeline."),
+            OptionSpec(
+                "header", .boolean, default: "true", example: "false",
+                "CSV: the first row names the columns (else `column_1`, `column_2`, …)."),
+            OptionSpec(
+                "columns", .map(.string), example: #"{ id: int64, total: "decimal(12,2)" }"#,
+                "Declared types by column name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json); other columns are inferred."),
+            OptionSpec(
+                "infer_rows", .integer(1...1_000_000), default: "1000", example: "5000",
+                "Rows sampled from the start of each file to infer column types."),
+            OptionSpec(
+                "batch_rows", .integer(1...1_000_000), default: "16384", example: "8192",
+                "Rows per batch handed to the pipeline."),
             OptionSpec("watch", .boolean, default: "false", example: "true", "Keep running and pick up new files as they appear."),
             OptionSpec("poll_interval", .duration, default: "2s", example: "10s", "With `watch`: how often to look for new files."),
             OptionSpec("min_age", .duration, default: "1s", example: "5s", "With `watch`: skip files modified more recently (still being written)."),
         ],
         example: """
-        source:
-          file: { path: "data/events/*.csv", format: csv }
-        """,
+            source:
+              file: { path: "data/events/*.csv", format: csv }
+            """,
         exampleFile: "examples/file-to-ndjson.yaml"
     )
 
@@ -96,7 +105,8 @@ public struct FileSource: Source {
         source.pollInterval = o.pollInterval?.duration ?? .seconds(2)
         source.minAge = o.minAge?.duration ?? .seconds(1)
         if source.format == nil, !o.path.contains("*"), !o.path.hasSuffix("/"), Self.format(ofPath: o.path) == nil,
-           o.path.contains(".") {
+            o.path.contains(".")
+        {
             throw config.error("cannot tell the format from the file name '\(o.path)'; set `format: csv` or `format: ndjson`", key: "path")
         }
         return source
@@ -124,8 +134,9 @@ public struct FileSource: Source {
     func makeDecoder(for path: String) throws -> any RecordDecoder {
         let lower = path.lowercased()
         guard let format = format ?? Self.format(ofPath: path) else {
-            throw SluiceError(.configuration, "cannot tell the format of this file from its name; set `format: csv` or `format: ndjson`",
-                              location: path)
+            throw SluiceError(
+                .configuration, "cannot tell the format of this file from its name; set `format: csv` or `format: ndjson`",
+                location: path)
         }
         switch format {
         case .csv:

@@ -32,7 +32,10 @@ public struct FileSourceOptions: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case path, format, compression, delimiter, header, columns, watch
-        case inferRows = "infer_rows", batchRows = "batch_rows", pollInterval = "poll_interval", minAge = "min_age"
+        case inferRows = "infer_rows"
+        case batchRows = "batch_rows"
+        case pollInterval = "poll_interval"
+        case minAge = "min_age"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -55,7 +58,8 @@ public struct FileSourceOptions: Decodable, Sendable {
         if let columns {
             let nested = try c.superDecoder(forKey: .columns)
             for (name, type) in columns.entries where DataType(parsing: type) == nil {
-                throw nested.configError("column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
+                throw nested.configError(
+                    "column '\(name)': unknown type '\(type)'; use bool, int64, float64, decimal(p,s), string, binary, date, timestamp or json")
             }
         }
         inferRows = try c.decodeIfPresent(Int.self, forKey: .inferRows, in: 1...1_000_000)

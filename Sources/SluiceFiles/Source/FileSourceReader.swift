@@ -132,8 +132,9 @@ final class FileSourceReader: SourceReader {
         f.line += lines
         let finished = f.eof && f.start == f.end
         if !finished && output.consumed == 0 { return nil }
-        let position = FilePosition(offset: f.offset, line: f.line, done: finished,
-                                    size: f.file.size, modified: f.file.modified)
+        let position = FilePosition(
+            offset: f.offset, line: f.line, done: finished,
+            size: f.file.size, modified: f.file.modified)
         positions[f.file.path] = position
         let rejects = output.rejects.map { r in
             DeadLetter(stage: "decode", errorKind: r.kind, message: r.message, location: "\(f.file.path):\(r.line)", raw: r.raw)
@@ -145,9 +146,10 @@ final class FileSourceReader: SourceReader {
             current = nil
             context.logger.info("file read", metadata: ["file": "\(f.file.path)", "lines": "\(f.line - 1)"])
         }
-        return SourceBatch(records: output.batch, rejects: rejects,
-                           position: SourcePosition(partition: f.file.path, value: position.encoded()),
-                           inputBytes: output.consumed)
+        return SourceBatch(
+            records: output.batch, rejects: rejects,
+            position: SourcePosition(partition: f.file.path, value: position.encoded()),
+            inputBytes: output.consumed)
     }
 
     /// The next row group of a Parquet file.
@@ -160,8 +162,9 @@ final class FileSourceReader: SourceReader {
             context.logger.info("file read", metadata: ["file": "\(cursor.file.path)", "row_groups": "\(position.offset)"])
         }
         context.reportProgress(SourceProgress(bytesDone: bytesDoneBefore, bytesTotal: bytesTotal))
-        return SourceBatch(records: batch, position: SourcePosition(partition: cursor.file.path, value: position.encoded()),
-                           inputBytes: bytes)
+        return SourceBatch(
+            records: batch, position: SourcePosition(partition: cursor.file.path, value: position.encoded()),
+            inputBytes: bytes)
     }
 
     func countLines(_ bytes: UnsafeRawBufferPointer) -> Int {
@@ -186,8 +189,9 @@ final class FileSourceReader: SourceReader {
         let sampleEnd = min(f.end, Self.sampleSize)
         let dataStart: Int
         do {
-            dataStart = try decoder.prepare(sample: UnsafeRawBufferPointer(rebasing: f.buffer[0..<sampleEnd]),
-                                            isWholeInput: f.eof && sampleEnd == f.end)
+            dataStart = try decoder.prepare(
+                sample: UnsafeRawBufferPointer(rebasing: f.buffer[0..<sampleEnd]),
+                isWholeInput: f.eof && sampleEnd == f.end)
         } catch {
             throw FileReadError(path: file.path, message: "cannot read the header or infer the schema: \(error)")
         }
@@ -224,15 +228,18 @@ final class FileSourceReader: SourceReader {
     func finishUnreadable(_ file: ListedFile, error: FileReadError, line: Int? = nil) -> SourceBatch {
         context.logger.error("cannot read file; it is sent to the dead-letter queue", metadata: ["file": "\(file.path)", "error": "\(error.message)"])
         let previous = positions[file.path]
-        let position = FilePosition(offset: previous?.offset ?? 0, line: previous?.line ?? 1, done: true,
-                                    size: file.size, modified: file.modified)
+        let position = FilePosition(
+            offset: previous?.offset ?? 0, line: previous?.line ?? 1, done: true,
+            size: file.size, modified: file.modified)
         positions[file.path] = position
         bytesDoneBefore += file.size
-        let letter = DeadLetter(stage: "decode", errorKind: "unreadable_file",
-                                message: error.message + " (the rest of the file from this line on is not ingested)",
-                                location: "\(file.path):\(line ?? previous?.line ?? 1)", raw: [])
-        return SourceBatch(records: RecordBatch.empty(Schema([])), rejects: [letter],
-                           position: SourcePosition(partition: file.path, value: position.encoded()), inputBytes: 0)
+        let letter = DeadLetter(
+            stage: "decode", errorKind: "unreadable_file",
+            message: error.message + " (the rest of the file from this line on is not ingested)",
+            location: "\(file.path):\(line ?? previous?.line ?? 1)", raw: [])
+        return SourceBatch(
+            records: RecordBatch.empty(Schema([])), rejects: [letter],
+            position: SourcePosition(partition: file.path, value: position.encoded()), inputBytes: 0)
     }
 
     /// The next file to read, waiting for new files when watching.
@@ -257,8 +264,9 @@ final class FileSourceReader: SourceReader {
                 if p.done {
                     if (p.size != file.size || p.modified != file.modified) && !reportedChanges.contains(file.path) {
                         reportedChanges.insert(file.path)
-                        context.logger.warning("file changed after it was ingested; it is not read again (run `sluice state reset` to re-ingest everything)",
-                                               metadata: ["file": "\(file.path)", "size_then": "\(p.size)", "size_now": "\(file.size)"])
+                        context.logger.warning(
+                            "file changed after it was ingested; it is not read again (run `sluice state reset` to re-ingest everything)",
+                            metadata: ["file": "\(file.path)", "size_then": "\(p.size)", "size_now": "\(file.size)"])
                     }
                     continue
                 }

@@ -61,15 +61,17 @@ public final class CSVDecoder: RecordDecoder {
                 headerLoop: while pos < n {
                     switch scanner.scan(p, from: pos, end: n, isFinal: isWholeInput) {
                     case .incomplete:
-                        throw SluiceError(.malformedInput, "the CSV header row is longer than the first \(n) bytes of the file",
-                                          location: "line \(line)")
+                        throw SluiceError(
+                            .malformedInput, "the CSV header row is longer than the first \(n) bytes of the file",
+                            location: "line \(line)")
                     case let .blank(next):
                         line += 1
                         pos = next
                     case let .record(record):
                         if record.problem != .none {
-                            throw SluiceError(.malformedInput, "the CSV header row is malformed (unbalanced quotes)",
-                                              location: "line \(line)")
+                            throw SluiceError(
+                                .malformedInput, "the CSV header row is malformed (unbalanced quotes)",
+                                location: "line \(line)")
                         }
                         headerNames = (0..<record.fieldCount).map { field(p, scanner, $0) }
                         line += 1 + record.newlines
@@ -116,9 +118,10 @@ public final class CSVDecoder: RecordDecoder {
                 if let declared = options.columns {
                     columnCount = declared.count
                 } else if !isWholeInput && n > dataStart {
-                    throw SluiceError(.malformedInput,
-                                      "the first CSV row is longer than the first \(n) bytes of the file; declare `columns:`",
-                                      location: "line \(line)")
+                    throw SluiceError(
+                        .malformedInput,
+                        "the first CSV row is longer than the first \(n) bytes of the file; declare `columns:`",
+                        location: "line \(line)")
                 } else {
                     columnCount = 0
                 }

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Splits CSV input into records and fields (RFC 4180), without copying or allocating.
@@ -198,8 +198,10 @@ struct CSVRecordScanner {
                     var contentEnd = end
                     if contentEnd > start, p[contentEnd - 1] == lf { contentEnd -= 1 }
                     if contentEnd > start, p[contentEnd - 1] == cr { contentEnd -= 1 }
-                    return .record(Record(fieldCount: f + 1, contentEnd: contentEnd, next: end,
-                                          newlines: newlines, problem: .unterminatedQuote(field: f)))
+                    return .record(
+                        Record(
+                            fieldCount: f + 1, contentEnd: contentEnd, next: end,
+                            newlines: newlines, problem: .unterminatedQuote(field: f)))
                 }
                 i = closing + 1
                 if i == end {  // isFinal

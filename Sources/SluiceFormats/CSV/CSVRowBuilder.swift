@@ -87,8 +87,10 @@ struct CSVRowBuilder {
                     switch scanner.scan(p, from: pos, end: n, isFinal: isFinal) {
                     case .incomplete:
                         guard let cut = oversized.cut(p, from: pos, end: n, limit: maxRecordBytes) else { break scanning }
-                        rejects.append(DecodeReject(line: line, offset: offset + pos, kind: "malformed_row",
-                                                    message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
+                        rejects.append(
+                            DecodeReject(
+                                line: line, offset: offset + pos, kind: "malformed_row",
+                                message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
                         if cut.lineEnded { line += 1 }
                         pos = cut.next
                     case let .blank(next):
@@ -96,9 +98,12 @@ struct CSVRowBuilder {
                         pos = next
                     case let .record(record):
                         if record.next - pos > maxRecordBytes,
-                           let cut = oversized.cut(p, from: pos, end: n, limit: maxRecordBytes, isComplete: true) {
-                            rejects.append(DecodeReject(line: line, offset: offset + pos, kind: "malformed_row",
-                                                        message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
+                            let cut = oversized.cut(p, from: pos, end: n, limit: maxRecordBytes, isComplete: true)
+                        {
+                            rejects.append(
+                                DecodeReject(
+                                    line: line, offset: offset + pos, kind: "malformed_row",
+                                    message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
                             if cut.lineEnded { line += 1 }
                             pos = cut.next
                             continue
@@ -180,8 +185,11 @@ struct CSVRowBuilder {
                 }
                 bits[c] = UInt64(UInt32(bitPattern: v))
             case .decimal:
-                guard let v = DecimalText.parse(UnsafeBufferPointer(start: fp, count: len),
-                                                precision: precisions[c], scale: scales[c]) else {
+                guard
+                    let v = DecimalText.parse(
+                        UnsafeBufferPointer(start: fp, count: len),
+                        precision: precisions[c], scale: scales[c])
+                else {
                     return reject(p, start: start, record, column: c)
                 }
                 decimals[c] = v

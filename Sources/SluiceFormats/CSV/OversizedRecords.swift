@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Keeps memory bounded when a record never ends (an unbalanced quote, a file without line
@@ -33,7 +33,8 @@ struct OversizedRecords {
     /// known to be longer): its raw bytes (truncated) and where decoding resumes: after the first
     /// LF, so that the outcome does not depend on how the input was chunked (or at the end of the
     /// input, discarding until the next LF). Nil when the record may still end normally.
-    mutating func cut(_ p: UnsafePointer<UInt8>, from pos: Int, end n: Int, limit: Int, isComplete: Bool = false) -> (raw: [UInt8], next: Int, lineEnded: Bool)? {
+    mutating func cut(_ p: UnsafePointer<UInt8>, from pos: Int, end n: Int, limit: Int, isComplete: Bool = false) -> (raw: [UInt8], next: Int, lineEnded: Bool)?
+    {
         guard n - pos > limit || isComplete else { return nil }
         let lineEnd: Int
         let next: Int

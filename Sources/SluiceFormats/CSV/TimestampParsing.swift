@@ -19,11 +19,12 @@ extension ValueParsing {
 
     static func fastTimestamp(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int64? {
         guard n >= 19, p[4] == UInt8(ascii: "-"), p[7] == UInt8(ascii: "-"), p[13] == UInt8(ascii: ":"),
-              p[16] == UInt8(ascii: ":"),
-              p[10] == UInt8(ascii: "T") || p[10] == UInt8(ascii: " ") || p[10] == UInt8(ascii: "t"),
-              let y1 = twoDigits(p, 0), let y2 = twoDigits(p, 2), let mo = twoDigits(p, 5), let d = twoDigits(p, 8),
-              let h = twoDigits(p, 11), let mi = twoDigits(p, 14), let sec = twoDigits(p, 17),
-              mo >= 1 && mo <= 12, h < 24, mi < 60, sec < 61 else { return nil }
+            p[16] == UInt8(ascii: ":"),
+            p[10] == UInt8(ascii: "T") || p[10] == UInt8(ascii: " ") || p[10] == UInt8(ascii: "t"),
+            let y1 = twoDigits(p, 0), let y2 = twoDigits(p, 2), let mo = twoDigits(p, 5), let d = twoDigits(p, 8),
+            let h = twoDigits(p, 11), let mi = twoDigits(p, 14), let sec = twoDigits(p, 17),
+            mo >= 1 && mo <= 12, h < 24, mi < 60, sec < 61
+        else { return nil }
         let y = y1 * 100 + y2
         guard d >= 1 && d <= daysInMonth(y, mo) else { return nil }
         var i = 19
@@ -47,7 +48,8 @@ extension ValueParsing {
             if c == UInt8(ascii: "Z") || c == UInt8(ascii: "z") {
                 i += 1
             } else if (c == UInt8(ascii: "+") || c == UInt8(ascii: "-")) && n - i == 6 && p[i + 3] == UInt8(ascii: ":"),
-                      let oh = twoDigits(p, i + 1), let om = twoDigits(p, i + 4) {
+                let oh = twoDigits(p, i + 1), let om = twoDigits(p, i + 4)
+            {
                 offsetSeconds = (oh * 3600 + om * 60) * (c == UInt8(ascii: "-") ? -1 : 1)
                 i += 6
             } else {

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 import SluiceCore
@@ -180,33 +180,33 @@ enum ValueParsing {
             }
         }
         #if arch(x86_64) && !os(Windows)
-        if !truncated && exp10 >= -27 && exp10 <= 27, let v = extendedPrecision(mantissa, exp10) {
-            return negative ? -v : v
-        }
+            if !truncated && exp10 >= -27 && exp10 <= 27, let v = extendedPrecision(mantissa, exp10) {
+                return negative ? -v : v
+            }
         #endif
         return strtodFallback(p, n)
     }
 
     #if arch(x86_64) && !os(Windows)
-    /// Exact powers of ten as 80-bit floats (10^27 = 5^27 * 2^27 and 5^27 < 2^64).
-    static let extendedPowersOf10: [Float80] = (0...27).map { k in
-        var v: Float80 = 1
-        for _ in 0..<k { v *= 10 }
-        return v
-    }
+        /// Exact powers of ten as 80-bit floats (10^27 = 5^27 * 2^27 and 5^27 < 2^64).
+        static let extendedPowersOf10: [Float80] = (0...27).map { k in
+            var v: Float80 = 1
+            for _ in 0..<k { v *= 10 }
+            return v
+        }
 
-    /// `mantissa * 10^exp10` for a significand of up to 64 bits and |exp10| ≤ 27: the x87
-    /// product or quotient is rounded once to 64 bits; rounding that to 53 bits gives the correctly
-    /// rounded double unless it lies within one 64-bit ulp of a halfway point between two doubles
-    /// (then nil, and the caller falls back to `strtod`).
-    @inline(__always)
-    static func extendedPrecision(_ mantissa: UInt64, _ exp10: Int) -> Double? {
-        let m = Float80(mantissa)
-        let a = exp10 >= 0 ? m * extendedPowersOf10[exp10] : m / extendedPowersOf10[-exp10]
-        let low = a.significandBitPattern & 0x7FF
-        if low &- 0x3FF <= 2 { return nil }
-        return Double(a)
-    }
+        /// `mantissa * 10^exp10` for a significand of up to 64 bits and |exp10| ≤ 27: the x87
+        /// product or quotient is rounded once to 64 bits; rounding that to 53 bits gives the correctly
+        /// rounded double unless it lies within one 64-bit ulp of a halfway point between two doubles
+        /// (then nil, and the caller falls back to `strtod`).
+        @inline(__always)
+        static func extendedPrecision(_ mantissa: UInt64, _ exp10: Int) -> Double? {
+            let m = Float80(mantissa)
+            let a = exp10 >= 0 ? m * extendedPowersOf10[exp10] : m / extendedPowersOf10[-exp10]
+            let low = a.significandBitPattern & 0x7FF
+            if low &- 0x3FF <= 2 { return nil }
+            return Double(a)
+        }
     #endif
 
     /// `nan`, `inf`, `infinity` (case-insensitive) after an optional sign.
@@ -243,10 +243,16 @@ enum ValueParsing {
     static func parseBool(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool? {
         if n == 4 {
             if p[0] | 0x20 == UInt8(ascii: "t"), p[1] | 0x20 == UInt8(ascii: "r"),
-               p[2] | 0x20 == UInt8(ascii: "u"), p[3] | 0x20 == UInt8(ascii: "e") { return true }
+                p[2] | 0x20 == UInt8(ascii: "u"), p[3] | 0x20 == UInt8(ascii: "e")
+            {
+                return true
+            }
         } else if n == 5 {
             if p[0] | 0x20 == UInt8(ascii: "f"), p[1] | 0x20 == UInt8(ascii: "a"), p[2] | 0x20 == UInt8(ascii: "l"),
-               p[3] | 0x20 == UInt8(ascii: "s"), p[4] | 0x20 == UInt8(ascii: "e") { return false }
+                p[3] | 0x20 == UInt8(ascii: "s"), p[4] | 0x20 == UInt8(ascii: "e")
+            {
+                return false
+            }
         }
         return nil
     }
@@ -295,7 +301,7 @@ enum ValueParsing {
             guard i + 2 < n else { return 0 }
             let c1 = p[i + 1], c2 = p[i + 2]
             guard c1 & 0xC0 == 0x80, c2 & 0xC0 == 0x80 else { return 0 }
-            if c == 0xE0 && c1 < 0xA0 { return 0 }   // overlong
+            if c == 0xE0 && c1 < 0xA0 { return 0 }  // overlong
             if c == 0xED && c1 >= 0xA0 { return 0 }  // surrogate
             return 3
         }
@@ -303,7 +309,7 @@ enum ValueParsing {
             guard i + 3 < n else { return 0 }
             let c1 = p[i + 1], c2 = p[i + 2], c3 = p[i + 3]
             guard c1 & 0xC0 == 0x80, c2 & 0xC0 == 0x80, c3 & 0xC0 == 0x80 else { return 0 }
-            if c == 0xF0 && c1 < 0x90 { return 0 }   // overlong
+            if c == 0xF0 && c1 < 0x90 { return 0 }  // overlong
             if c == 0xF4 && c1 >= 0x90 { return 0 }  // past U+10FFFF
             return 4
         }

@@ -29,7 +29,9 @@ public final class GzipByteSource: ByteSource {
         while stream.avail_out > 0 {
             if stream.avail_in == 0 && !inputEOF {
                 let n = try inner.read(into: input.baseAddress!, count: input.count)
-                if n == 0 { inputEOF = true } else {
+                if n == 0 {
+                    inputEOF = true
+                } else {
                     stream.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
                     stream.avail_in = UInt32(n)
                 }

@@ -126,8 +126,9 @@ public struct JSONRecordSplitter {
     @inline(__always) static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
 
     private func tooMany(_ offset: Int) -> JSONRecordIssue {
-        JSONRecordIssue(kind: .tooManyRecords, offset: offset,
-                        message: "more than \(limits.maxRecords) records in one request; split the batch")
+        JSONRecordIssue(
+            kind: .tooManyRecords, offset: offset,
+            message: "more than \(limits.maxRecords) records in one request; split the batch")
     }
 
     private func splitJSON(_ p: UnsafePointer<UInt8>, _ start: Int, _ n: Int, into out: inout JSONRecordSplit) {
@@ -160,8 +161,10 @@ public struct JSONRecordSplitter {
                         }
                     } else {
                         guard s.skipValue(depth: 1) else { out.bodyIssue = syntaxIssue(s, index, fallback: "invalid value"); return }
-                        out.recordIssues.append(JSONRecordIssue(kind: .notAnObject, record: index, offset: recordStart,
-                                                                message: "a record must be a JSON object"))
+                        out.recordIssues.append(
+                            JSONRecordIssue(
+                                kind: .notAnObject, record: index, offset: recordStart,
+                                message: "a record must be a JSON object"))
                     }
                     out.records.append(recordStart..<s.i)
                     s.skipWhitespace()
@@ -175,8 +178,9 @@ public struct JSONRecordSplitter {
         } else {
             let valueStart = s.i
             if s.skipValue(depth: 1) {
-                out.bodyIssue = JSONRecordIssue(kind: .notAnObject, offset: valueStart,
-                                                message: "the body must be a JSON object or an array of objects")
+                out.bodyIssue = JSONRecordIssue(
+                    kind: .notAnObject, offset: valueStart,
+                    message: "the body must be a JSON object or an array of objects")
             } else {
                 out.bodyIssue = syntaxIssue(s, nil, fallback: "invalid JSON")
             }
@@ -184,8 +188,9 @@ public struct JSONRecordSplitter {
         }
         s.skipWhitespace()
         if s.i < n {
-            out.bodyIssue = JSONRecordIssue(kind: .malformedJSON, offset: s.i,
-                                            message: "unexpected data after the JSON value at byte \(s.i) (several objects? send NDJSON with Content-Type: application/x-ndjson)")
+            out.bodyIssue = JSONRecordIssue(
+                kind: .malformedJSON, offset: s.i,
+                message: "unexpected data after the JSON value at byte \(s.i) (several objects? send NDJSON with Content-Type: application/x-ndjson)")
         }
     }
 
@@ -213,12 +218,16 @@ public struct JSONRecordSplitter {
                 } else if s.i != b {
                     // At most one issue per record: trailing data replaces a schema issue.
                     out.recordIssues.removeSubrange(issuesBefore...)
-                    out.recordIssues.append(JSONRecordIssue(kind: .malformedJSON, record: index, offset: s.i,
-                                                            message: "unexpected data after the object (line \(line))"))
+                    out.recordIssues.append(
+                        JSONRecordIssue(
+                            kind: .malformedJSON, record: index, offset: s.i,
+                            message: "unexpected data after the object (line \(line))"))
                 }
             } else if s.skipValue(depth: 1), s.i == b {
-                out.recordIssues.append(JSONRecordIssue(kind: .notAnObject, record: index, offset: a,
-                                                        message: "a record must be a JSON object (line \(line))"))
+                out.recordIssues.append(
+                    JSONRecordIssue(
+                        kind: .notAnObject, record: index, offset: a,
+                        message: "a record must be a JSON object (line \(line))"))
             } else {
                 var issue = syntaxIssue(s, index, fallback: "invalid JSON")
                 issue.message += " (line \(line))"
@@ -267,8 +276,9 @@ public struct JSONRecordSplitter {
                 let keyEnd = s.i - 1
                 fields += 1
                 if fields > limits.maxFields, issue == nil {
-                    issue = JSONRecordIssue(kind: .tooManyFields, record: index, offset: keyStart - 1,
-                                            message: "more than \(limits.maxFields) fields in one record")
+                    issue = JSONRecordIssue(
+                        kind: .tooManyFields, record: index, offset: keyStart - 1,
+                        message: "more than \(limits.maxFields) fields in one record")
                 }
                 var target: (index: Int, field: Field)?
                 var name = ""
@@ -276,8 +286,9 @@ public struct JSONRecordSplitter {
                     name = Self.keyString(p, keyStart, keyEnd)
                     target = declared[name]
                     if issue == nil, reserved.contains(name) {
-                        issue = JSONRecordIssue(kind: .reservedField, record: index, field: name, offset: keyStart - 1,
-                                                message: "this field is set by the server; rename it in the record")
+                        issue = JSONRecordIssue(
+                            kind: .reservedField, record: index, field: name, offset: keyStart - 1,
+                            message: "this field is set by the server; rename it in the record")
                     }
                 }
                 s.skipWhitespace()
@@ -319,8 +330,9 @@ public struct JSONRecordSplitter {
                         if !target.field.nullable { seenRequired += 1 }
                     }
                     if issue == nil, let problem = Self.check(kind, p, valueStart, s.i, against: target.field) {
-                        issue = JSONRecordIssue(kind: kind == .null ? .nullValue : .typeMismatch, record: index, field: name,
-                                                offset: valueStart, message: problem)
+                        issue = JSONRecordIssue(
+                            kind: kind == .null ? .nullValue : .typeMismatch, record: index, field: name,
+                            offset: valueStart, message: problem)
                     }
                 }
                 s.skipWhitespace()
@@ -340,8 +352,9 @@ public struct JSONRecordSplitter {
         }
         if issue == nil, seenRequired < required.count {
             let missing = required.first { !seen[declared[$0.name]!.index] }!
-            issue = JSONRecordIssue(kind: .missingField, record: index, field: missing.name, offset: objectStart,
-                                    message: "required field is missing (declared \(missing.type), not nullable)")
+            issue = JSONRecordIssue(
+                kind: .missingField, record: index, field: missing.name, offset: objectStart,
+                message: "required field is missing (declared \(missing.type), not nullable)")
         }
         if let issue { out.recordIssues.append(issue) }
         return nil
@@ -357,7 +370,9 @@ public struct JSONRecordSplitter {
         case .float64: ok = kind == .int || kind == .float
         case let .decimal(precision, scale):
             guard kind == .int || kind == .float || kind == .string else { ok = false; break }
-            let text = kind == .string ? UnsafeBufferPointer(start: p + start + 1, count: max(0, end - start - 2))
+            let text =
+                kind == .string
+                ? UnsafeBufferPointer(start: p + start + 1, count: max(0, end - start - 2))
                 : UnsafeBufferPointer(start: p + start, count: end - start)
             if DecimalText.parse(text, precision: precision, scale: scale) == nil {
                 return "'\(String(decoding: text.prefix(64), as: UTF8.self))' does not fit decimal(\(precision),\(scale))"
@@ -394,7 +409,9 @@ public struct JSONRecordSplitter {
             guard s.scanString(out: out.baseAddress!, used: &used, start: &begin, length: &length, inScratch: &inScratch) else {
                 return String(decoding: raw, as: UTF8.self)
             }
-            let bytes = inScratch ? UnsafeBufferPointer(start: out.baseAddress! + begin, count: length)
+            let bytes =
+                inScratch
+                ? UnsafeBufferPointer(start: out.baseAddress! + begin, count: length)
                 : UnsafeBufferPointer(start: p + begin, count: length)
             return String(decoding: bytes, as: UTF8.self)
         }

@@ -121,7 +121,8 @@ struct JSONScanner {
                     i += 4
                     if scalar >= 0xD800 && scalar < 0xDC00 {
                         guard i + 6 <= end, p[i] == UInt8(ascii: "\\"), p[i + 1] == UInt8(ascii: "u"),
-                              let low = hex4(at: i + 2), low >= 0xDC00 && low < 0xE000 else {
+                            let low = hex4(at: i + 2), low >= 0xDC00 && low < 0xE000
+                        else {
                             return fail("unpaired UTF-16 surrogate in a \\u escape", at: i - 6)
                         }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
@@ -227,13 +228,14 @@ struct JSONScanner {
                 guard i + 1 < end else { return fail("unterminated string") }
                 switch p[i + 1] {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     i += 2
                 case UInt8(ascii: "u"):
                     guard let scalar = hex4(at: i + 2) else { return fail("invalid \\u escape") }
                     if scalar >= 0xD800 && scalar < 0xDC00 {
                         guard i + 12 <= end, p[i + 6] == UInt8(ascii: "\\"), p[i + 7] == UInt8(ascii: "u"),
-                              let low = hex4(at: i + 8), low >= 0xDC00 && low < 0xE000 else {
+                            let low = hex4(at: i + 8), low >= 0xDC00 && low < 0xE000
+                        else {
                             return fail("unpaired UTF-16 surrogate in a \\u escape")
                         }
                         i += 12

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import SluiceCore
 
@@ -116,8 +116,10 @@ struct NDJSONRowBuilder {
                 } else {
                     guard isFinal else {
                         guard let cut = oversized.cut(p, from: pos, end: n, limit: maxRecordBytes) else { break }
-                        rejects.append(DecodeReject(line: line, offset: offset + pos, kind: "malformed_row",
-                                                    message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
+                        rejects.append(
+                            DecodeReject(
+                                line: line, offset: offset + pos, kind: "malformed_row",
+                                message: OversizedRecords.message(limit: maxRecordBytes), raw: cut.raw))
                         if cut.lineEnded { line += 1 }
                         pos = cut.next
                         continue
@@ -126,8 +128,10 @@ struct NDJSONRowBuilder {
                     next = n
                 }
                 if lineEnd - pos > maxRecordBytes {
-                    rejects.append(reject(p, pos, min(lineEnd, pos + min(maxRecordBytes, OversizedRecords.rawLimit)), kind: "malformed_row",
-                                          message: OversizedRecords.message(limit: maxRecordBytes)))
+                    rejects.append(
+                        reject(
+                            p, pos, min(lineEnd, pos + min(maxRecordBytes, OversizedRecords.rawLimit)), kind: "malformed_row",
+                            message: OversizedRecords.message(limit: maxRecordBytes)))
                     line += 1
                     pos = next
                     continue
@@ -248,9 +252,10 @@ struct NDJSONRowBuilder {
             }
         }
         if parser.pending.count > 0 && columnCount + parser.pending.count > Self.maxColumns {
-            return reject(p, start, end, kind: "too_many_columns",
-                          message: "key '\(parser.pendingName(0))' would make more than \(Self.maxColumns) columns; "
-                              + "objects with arbitrary keys belong in a json column (declare the enclosing field as json)")
+            return reject(
+                p, start, end, kind: "too_many_columns",
+                message: "key '\(parser.pendingName(0))' would make more than \(Self.maxColumns) columns; "
+                    + "objects with arbitrary keys belong in a json column (declare the enclosing field as json)")
         }
         // Step 2: commit schema changes (widened and new columns).
         for c in widen {
@@ -262,8 +267,9 @@ struct NDJSONRowBuilder {
             swap(&builders, &self.builders)
             for k in 0..<parser.pending.count {
                 let kind = slots[columnCount + k].kind
-                addColumn(parser.pendingName(k), Self.inferredType(kind), origin: .firstValue(line: line),
-                          declared: false, lenient: kind == .null, nulls: batchCount)
+                addColumn(
+                    parser.pendingName(k), Self.inferredType(kind), origin: .firstValue(line: line),
+                    declared: false, lenient: kind == .null, nulls: batchCount)
                 if kinds[columnCount + k] == .json {
                     let slot = slots + columnCount + k
                     slot.pointee.start = slot.pointee.rawStart
@@ -317,30 +323,34 @@ struct NDJSONRowBuilder {
     // MARK: Rejects
 
     private func reject(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, kind: String, message: String) -> DecodeReject {
-        DecodeReject(line: line, offset: offset + start, kind: kind, message: message,
-                     raw: Array(UnsafeBufferPointer(start: p + start, count: end - start)))
+        DecodeReject(
+            line: line, offset: offset + start, kind: kind, message: message,
+            raw: Array(UnsafeBufferPointer(start: p + start, count: end - start)))
     }
 
     private func mismatch(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, column c: Int) -> DecodeReject {
         let slot = parser.slots[c]
-        let found: String = switch slot.kind {
-        case .null: "null"
-        case .bool: "a bool"
-        case .int: "an integer"
-        case .float: "a number"
-        case .string: "a string"
-        case .nested: p[slot.rawStart] == UInt8(ascii: "{") ? "an object" : "an array"
-        }
+        let found: String =
+            switch slot.kind {
+            case .null: "null"
+            case .bool: "a bool"
+            case .int: "an integer"
+            case .float: "a number"
+            case .string: "a string"
+            case .nested: p[slot.rawStart] == UInt8(ascii: "{") ? "an object" : "an array"
+            }
         let value = ValueParsing.preview(p + slot.rawStart, slot.rawLength)
-        let origin = switch origins[c] {
-        case .declared:
-            "the type was declared in `columns:`"
-        case .sample:
-            "the type was inferred from the first \(inferredLines) line\(inferredLines == 1 ? "" : "s") of the file; declare the field under `columns:` to override"
-        case let .firstValue(line):
-            "the type was inferred from the field's first value, on line \(line); declare the field under `columns:` to override"
-        }
-        return reject(p, start, end, kind: "type_mismatch",
-                      message: "field '\(names[c])': expected \(types[c]), found \(found) \(value) (\(origin))")
+        let origin =
+            switch origins[c] {
+            case .declared:
+                "the type was declared in `columns:`"
+            case .sample:
+                "the type was inferred from the first \(inferredLines) line\(inferredLines == 1 ? "" : "s") of the file; declare the field under `columns:` to override"
+            case let .firstValue(line):
+                "the type was inferred from the field's first value, on line \(line); declare the field under `columns:` to override"
+            }
+        return reject(
+            p, start, end, kind: "type_mismatch",
+            message: "field '\(names[c])': expected \(types[c]), found \(found) \(value) (\(origin))")
     }
 }

@@ -28,12 +28,13 @@ public struct ParquetError: Error, CustomStringConvertible, Sendable {
 
     /// The error classified for the runtime.
     public var sluiceError: SluiceError {
-        let code: SluiceError.Code = switch kind {
-        case .malformed: .malformedInput
-        case .unsupported: .unsupported
-        case .invalidData: .schemaViolation
-        case .io: .io
-        }
+        let code: SluiceError.Code =
+            switch kind {
+            case .malformed: .malformedInput
+            case .unsupported: .unsupported
+            case .invalidData: .schemaViolation
+            case .io: .io
+            }
         return SluiceError(code, message, location: path)
     }
 }

@@ -18,8 +18,10 @@ final class NATSChannelHandler: ChannelInboundHandler {
     /// Set before the channel is closed on purpose, to report why.
     var failure: NATSError?
 
-    init(handshake: EventLoopPromise<NATSServerInfo>, connectLine: @escaping (NATSServerInfo) -> [UInt8],
-         deliver: @escaping (NATSServerOp) -> Void, closed: @escaping (NATSError?) -> Void) {
+    init(
+        handshake: EventLoopPromise<NATSServerInfo>, connectLine: @escaping (NATSServerInfo) -> [UInt8],
+        deliver: @escaping (NATSServerOp) -> Void, closed: @escaping (NATSError?) -> Void
+    ) {
         self.handshake = handshake
         self.connectLine = connectLine
         self.deliver = deliver

@@ -71,8 +71,10 @@ public final class NATSConnection: Sendable {
     /// Connects to the first server that answers (trying each seed up to
     /// ``NATSOptions/initialConnectRounds`` times). Throws ``NATSError/unreachable(_:)`` naming
     /// each server's last error, or ``NATSError/refused(_:)`` at once when credentials are refused.
-    public static func connect(_ options: NATSOptions, logger: Logger,
-                               group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> NATSConnection {
+    public static func connect(
+        _ options: NATSOptions, logger: Logger,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> NATSConnection {
         let connection = NATSConnection(options: options, logger: logger, group: group)
         var errors: [String: String] = [:]
         let attempts = max(1, options.initialConnectRounds) * options.servers.count
@@ -87,15 +89,18 @@ public final class NATSConnection: Sendable {
                 errors[address.description] = "\(error)"
             } catch {
                 let text = "\(error)"
-                errors[address.description] = text.contains("Connection refused") ? "connection refused"
+                errors[address.description] =
+                    text.contains("Connection refused")
+                    ? "connection refused"
                     : text.contains("timed out") || text.contains("connectTimeout") ? "connect timed out" : text
             }
             if attempt % options.servers.count == options.servers.count - 1 {
                 try await Task.sleep(for: connection.backoff(attempt / options.servers.count))
             }
         }
-        throw NATSError.unreachable(errors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
-            + " (is nats-server running, and started with -js for JetStream?)")
+        throw NATSError.unreachable(
+            errors.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+                + " (is nats-server running, and started with -js for JetStream?)")
     }
 
     /// The server this connection talks to now, as it described itself.
@@ -191,8 +196,10 @@ public final class NATSConnection: Sendable {
 
     /// Sends a request and waits for its first reply. A `503` status reply throws
     /// ``NATSError/noResponders(_:)``.
-    public func request(_ subject: String, payload: [UInt8], headers: NATSHeaders? = nil,
-                        timeout: Duration = .seconds(5)) async throws -> NATSInboundMessage {
+    public func request(
+        _ subject: String, payload: [UInt8], headers: NATSHeaders? = nil,
+        timeout: Duration = .seconds(5)
+    ) async throws -> NATSInboundMessage {
         let once = Once<Result<NATSInboundMessage, any Error>>()
         let loop = group.next()
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<NATSInboundMessage, any Error>) in
@@ -219,8 +226,10 @@ public final class NATSConnection: Sendable {
 
     /// Subscribes `handler` (called on an event loop thread) to `subject`. Returns the sid.
     @discardableResult
-    public func subscribe(_ subject: String, queue: String? = nil,
-                          handler: @escaping @Sendable (NATSInboundMessage) -> Void) throws -> UInt64 {
+    public func subscribe(
+        _ subject: String, queue: String? = nil,
+        handler: @escaping @Sendable (NATSInboundMessage) -> Void
+    ) throws -> UInt64 {
         let sid = state.withLock { s in
             let sid = s.nextSID
             s.nextSID += 1
@@ -403,7 +412,8 @@ public final class NATSConnection: Sendable {
 
     /// The live channel closed: tell in-flight handlers, then reconnect.
     private func channelClosed(_ channel: any Channel, reason: NATSError?) {
-        let (handlers, pings, timer, closed) = state.withLock { s -> ([@Sendable (InboxEvent) -> Void], [CheckedContinuation<Void, any Error>?], RepeatedTask?, Bool) in
+        let (handlers, pings, timer, closed) = state.withLock {
+            s -> ([@Sendable (InboxEvent) -> Void], [CheckedContinuation<Void, any Error>?], RepeatedTask?, Bool) in
             guard s.channel === channel else { return ([], [], nil, true) }
             s.channel = nil
             defer { s.pings = []; s.pingTimer = nil }

@@ -23,8 +23,9 @@ public struct JetStream: Sendable {
             throw JetStreamError.malformedReply(api, String(decoding: reply.payload.prefix(200), as: UTF8.self))
         }
         if let error = object["error"] as? [String: Any] {
-            throw JetStreamError.api(code: error["code"] as? Int ?? 0, errorCode: error["err_code"] as? Int ?? 0,
-                                     description: error["description"] as? String ?? "unknown error")
+            throw JetStreamError.api(
+                code: error["code"] as? Int ?? 0, errorCode: error["err_code"] as? Int ?? 0,
+                description: error["description"] as? String ?? "unknown error")
         }
         return object
     }
@@ -46,19 +47,22 @@ public struct JetStream: Sendable {
         if let existing = try await streamInfo(config.name) {
             let missing = config.subjects.filter { s in !existing.subjects.contains { NATSSubject.matches(pattern: $0, subject: s) } }
             if !missing.isEmpty {
-                throw JetStreamError.conflict("stream \(config.name) exists with subjects \(existing.subjects) that do not cover \(missing); "
-                    + "add them (`nats stream edit`) or use another stream name")
+                throw JetStreamError.conflict(
+                    "stream \(config.name) exists with subjects \(existing.subjects) that do not cover \(missing); "
+                        + "add them (`nats stream edit`) or use another stream name")
             }
             if existing.replicas != config.replicas {
-                throw JetStreamError.conflict("stream \(config.name) exists with \(existing.replicas) replica(s), the config asks for \(config.replicas); "
-                    + "make them agree")
+                throw JetStreamError.conflict(
+                    "stream \(config.name) exists with \(existing.replicas) replica(s), the config asks for \(config.replicas); "
+                        + "make them agree")
             }
             return existing
         }
         do {
             return StreamInfo(try await request("STREAM.CREATE.\(config.name)", config.json))
         } catch let JetStreamError.api(_, errorCode, description) where errorCode == 10065 {
-            throw JetStreamError.conflict("stream \(config.name) cannot be created: \(description) (another stream already takes these subjects: \(config.subjects))")
+            throw JetStreamError.conflict(
+                "stream \(config.name) cannot be created: \(description) (another stream already takes these subjects: \(config.subjects))")
         }
     }
 

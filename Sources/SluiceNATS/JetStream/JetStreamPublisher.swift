@@ -110,8 +110,9 @@ public final class JetStreamPublisher: Sendable {
                     let n = s.next
                     s.next += 1
                     s.pending[n] = Pending(subject: m.subject, messageID: m.messageID, payload: m.payload, records: m.records, sentAt: now)
-                    Self.encode(subject: m.subject, reply: inboxSubject, n: n, messageID: m.messageID, records: m.records,
-                                payload: m.payload, into: &s.out)
+                    Self.encode(
+                        subject: m.subject, reply: inboxSubject, n: n, messageID: m.messageID, records: m.records,
+                        payload: m.payload, into: &s.out)
                 }
                 guard s.out.count >= 64 << 10 else { return nil }
                 defer { s.out.removeAll(keepingCapacity: true) }
@@ -142,8 +143,9 @@ public final class JetStreamPublisher: Sendable {
             if empty { return }
             if ContinuousClock.now >= deadline {
                 let count = inFlight
-                throw JetStreamError.publishFailed("\(count) message(s) have no PubAck after \(timeout)"
-                    + (errors.first.map { "; the server said: \($0)" } ?? "; is the stream's leader up?"))
+                throw JetStreamError.publishFailed(
+                    "\(count) message(s) have no PubAck after \(timeout)"
+                        + (errors.first.map { "; the server said: \($0)" } ?? "; is the stream's leader up?"))
             }
             let progressed = await waitForAcks(until: 0, timeout: ackTimeout)
             let allFailed = state.withLock { s in !s.pending.isEmpty && s.pending.values.allSatisfy { $0.error != nil } }
@@ -169,8 +171,9 @@ public final class JetStreamPublisher: Sendable {
                 s.pending[n]!.error = nil
                 s.pending[n]!.sentAt = .now
                 let p = s.pending[n]!
-                Self.encode(subject: p.subject, reply: inboxSubject, n: n, messageID: p.messageID, records: p.records,
-                            payload: p.payload, into: &out)
+                Self.encode(
+                    subject: p.subject, reply: inboxSubject, n: n, messageID: p.messageID, records: p.records,
+                    payload: p.payload, into: &out)
             }
             s.out.removeAll(keepingCapacity: true)
             return out
@@ -226,16 +229,19 @@ public final class JetStreamPublisher: Sendable {
                 digits += 1
             }
             guard digits > 0 else { return }
-            let error: String? = if let status = m.headers?.status, status >= 300 {
-                "status \(status) \(m.headers?.statusDescription ?? "")" + (status == 503 ? " (no stream takes this subject, or its leader is being elected)" : "")
-            } else if let range = Self.find(Self.errorField, in: m.payload) {
-                String(decoding: m.payload[range...].prefix(300), as: UTF8.self)
-            } else {
-                nil
-            }
-            let duplicate = Self.find(Self.duplicateField, in: m.payload).map {
-                m.payload[($0 + Self.duplicateField.count)...].drop(while: { $0 == 58 || $0 == 32 }).starts(with: "true".utf8)
-            } ?? false
+            let error: String? =
+                if let status = m.headers?.status, status >= 300 {
+                    "status \(status) \(m.headers?.statusDescription ?? "")"
+                        + (status == 503 ? " (no stream takes this subject, or its leader is being elected)" : "")
+                } else if let range = Self.find(Self.errorField, in: m.payload) {
+                    String(decoding: m.payload[range...].prefix(300), as: UTF8.self)
+                } else {
+                    nil
+                }
+            let duplicate =
+                Self.find(Self.duplicateField, in: m.payload).map {
+                    m.payload[($0 + Self.duplicateField.count)...].drop(while: { $0 == 58 || $0 == 32 }).starts(with: "true".utf8)
+                } ?? false
             let (latency, waiter) = state.withLock { s -> (Duration?, CheckedContinuation<Void, Never>?) in
                 // The waiter wakes at its mark (an error ack keeps its message pending: drain
                 // sends it again when its wait ends without progress).
@@ -259,8 +265,10 @@ public final class JetStreamPublisher: Sendable {
         }
     }
 
-    static func encode(subject: String, reply: String, n: UInt64, messageID: String, records: Int = 1, payload: [UInt8],
-                       into out: inout [UInt8]) {
+    static func encode(
+        subject: String, reply: String, n: UInt64, messageID: String, records: Int = 1, payload: [UInt8],
+        into out: inout [UInt8]
+    ) {
         // HPUB <subject> <reply>.<n> <hdr> <total>\r\nNATS/1.0\r\nNats-Msg-Id: <id>\r\n[Sluice-Records: <k>\r\n]\r\n<payload>\r\n
         var headerLength = 10 + 13 + messageID.utf8.count + 2 + 2
         if records > 1 { headerLength += 16 + decimalLength(records) + 2 }

@@ -59,8 +59,9 @@ public struct JetStreamMessage: Sendable {
     public init?(_ m: NATSInboundMessage) {
         guard let reply = m.replyTo, let (bytes, t, base) = Self.tokens(reply) else { return nil }
         guard let delivered = Self.number(bytes[t[base + 2]]), let sseq = Self.number(bytes[t[base + 3]]),
-              let cseq = Self.number(bytes[t[base + 4]]), let ts = Self.number(bytes[t[base + 5]]),
-              let pending = Self.number(bytes[t[base + 6]]) else { return nil }
+            let cseq = Self.number(bytes[t[base + 4]]), let ts = Self.number(bytes[t[base + 5]]),
+            let pending = Self.number(bytes[t[base + 6]])
+        else { return nil }
         subject = m.subject
         payload = m.payload
         headers = m.headers
@@ -123,8 +124,10 @@ public final class JetStreamPullConsumer: Sendable {
         var lastWarning: String?
     }
 
-    public init(connection: NATSConnection, stream: String, consumer: String, batch: Int = 2000, maxBytes: Int = 8 << 20,
-                expires: Duration = .milliseconds(500)) throws {
+    public init(
+        connection: NATSConnection, stream: String, consumer: String, batch: Int = 2000, maxBytes: Int = 8 << 20,
+        expires: Duration = .milliseconds(500)
+    ) throws {
         self.connection = connection
         self.stream = stream
         self.consumer = consumer
@@ -143,7 +146,11 @@ public final class JetStreamPullConsumer: Sendable {
     deinit { connection.unsubscribe(sid) }
 
     /// A status the server sent that the caller may want to log (409: max ack pending, …).
-    public func takeWarning() -> String? { state.withLock { s in defer { s.lastWarning = nil }; return s.lastWarning } }
+    public func takeWarning() -> String? {
+        state.withLock { s in
+            defer { s.lastWarning = nil }; return s.lastWarning
+        }
+    }
 
     /// Up to `max` messages: what is buffered, or what arrives within one pull request's expiry.
     /// Returns an empty array when nothing came (or the task was cancelled).
@@ -157,8 +164,10 @@ public final class JetStreamPullConsumer: Sendable {
                 s.remaining = batch
                 let body = "{\"batch\":\(batch),\"max_bytes\":\(maxBytes),\"expires\":\(expires.nanoseconds)}"
                 var out: [UInt8] = []
-                NATSClientOp.publish(subject: "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(consumer)", replyTo: inbox,
-                                     headers: nil, payload: Array(body.utf8)).encode(into: &out)
+                NATSClientOp.publish(
+                    subject: "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(consumer)", replyTo: inbox,
+                    headers: nil, payload: Array(body.utf8)
+                ).encode(into: &out)
                 return (s.requestID, out)
             }
             if let request {
@@ -177,7 +186,8 @@ public final class JetStreamPullConsumer: Sendable {
             // out a handful.
             let lingerUntil = ContinuousClock.now + .milliseconds(5)
             while ContinuousClock.now < lingerUntil,
-                  state.withLock({ !$0.buffer.isEmpty && $0.buffer.count < Swift.min(max, batch) && $0.requestOpen }) {
+                state.withLock({ !$0.buffer.isEmpty && $0.buffer.count < Swift.min(max, batch) && $0.requestOpen })
+            {
                 try? await Task.sleep(for: .milliseconds(1))
             }
             let taken: [JetStreamMessage] = state.withLock { s in
@@ -202,7 +212,9 @@ public final class JetStreamPullConsumer: Sendable {
                     }
                     if ready { c.resume() }
                 }
-            } onCancel: { wake() }
+            } onCancel: {
+                wake()
+            }
         }
         return []
     }
@@ -264,9 +276,9 @@ public final class JetStreamPullConsumer: Sendable {
             case 100:
                 return  // idle heartbeat
             case 404, 408:
-                break   // no messages / request expired
+                break  // no messages / request expired
             case 409 where m.headers?.statusDescription.contains("MaxBytes") == true:
-                break   // the request's byte budget is spent
+                break  // the request's byte budget is spent
             default:
                 state.withLock { $0.lastWarning = "status \(status) \(m.headers?.statusDescription ?? "")" }
             }

@@ -125,7 +125,10 @@ public struct NATSParser: Sendable {
             if begin < i { fields.append(line[begin..<i]) }
             // INFO and -ERR carry free text: only their verb matters here.
             if fields.count == 1 && (fields[0].first == UInt8(ascii: "I") || fields[0].first == UInt8(ascii: "i") || fields[0].first == UInt8(ascii: "-")),
-               verb(fields[0]) == "INFO" || verb(fields[0]) == "-ERR" { break }
+                verb(fields[0]) == "INFO" || verb(fields[0]) == "-ERR"
+            {
+                break
+            }
         }
         return fields
     }

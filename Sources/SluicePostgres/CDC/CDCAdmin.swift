@@ -30,8 +30,9 @@ public enum CDCAdmin {
         var done: [String] = []
         if try s.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [options.publication]).rows == 0 {
             guard !options.tables.isEmpty else {
-                throw SluiceError(.configuration, "publication \(options.publication) does not exist; name the `tables` to create it for",
-                                  location: "source.postgres_cdc.tables", retryable: false)
+                throw SluiceError(
+                    .configuration, "publication \(options.publication) does not exist; name the `tables` to create it for",
+                    location: "source.postgres_cdc.tables", retryable: false)
             }
             let sql = "CREATE PUBLICATION \(SQLText.identifier(options.publication)) FOR TABLE \(options.tables.map(SQLText.qualified).joined(separator: ", "))"
             try s.execute(sql)
@@ -73,7 +74,8 @@ public enum CDCAdmin {
 
     /// WAL the slot holds back (`pg_current_wal_lsn() - confirmed_flush_lsn`), nil without the slot.
     public static func retainedBytes(slot: String, session s: PostgresSession) throws -> Int64? {
-        let r = try s.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8, wal_status FROM pg_replication_slots WHERE slot_name = $1", [slot])
+        let r = try s.query(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8, wal_status FROM pg_replication_slots WHERE slot_name = $1", [slot])
         guard r.rows == 1 else { return nil }
         return r.string(0, 0).flatMap { Int64($0) }
     }

@@ -57,7 +57,8 @@ enum ChangeEvents {
                     source = known
                 } else {
                     let parts = c.table.split(separator: ".", maxSplits: 1).map(String.init)
-                    source = Array("{\"db\":".utf8) + db + Array(",\"schema\":".utf8) + quoted(parts.first ?? "")
+                    source =
+                        Array("{\"db\":".utf8) + db + Array(",\"schema\":".utf8) + quoted(parts.first ?? "")
                         + Array(",\"table\":".utf8) + quoted(parts.last ?? "") + tail
                     sources[c.table] = source
                 }

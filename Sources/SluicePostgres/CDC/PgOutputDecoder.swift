@@ -58,7 +58,9 @@ public enum PgOutputDecoder {
         case UInt8(ascii: "T"):
             let count = try r.u32()
             let options = try r.u8()
-            guard count <= UInt32(r.remaining / 4) else { throw PgOutputError(message: "truncate of \(count) relations overruns the message", offset: r.offset) }
+            guard count <= UInt32(r.remaining / 4) else {
+                throw PgOutputError(message: "truncate of \(count) relations overruns the message", offset: r.offset)
+            }
             message = .truncate(relations: try (0..<count).map { _ in try r.u32() }, options: options)
         case UInt8(ascii: "M"):
             let flags = try r.u8()

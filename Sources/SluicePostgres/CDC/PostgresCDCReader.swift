@@ -34,8 +34,10 @@ final class PostgresCDCReader: SourceReader {
     var rereads: Int { watermarks.rereads }
     var ready: [ChangeEvents.Transaction] { stream.ready }
 
-    init(source: PostgresCDCSource, replication: PostgresConnection, streaming: Bool, exported: PostgresConnection?,
-         database: String, position: CDCPosition, context: SourceContext) {
+    init(
+        source: PostgresCDCSource, replication: PostgresConnection, streaming: Bool, exported: PostgresConnection?,
+        database: String, position: CDCPosition, context: SourceContext
+    ) {
         self.source = source
         self.connection = replication
         self.exported = exported.map { ExportedSnapshot(connection: $0) }
@@ -80,9 +82,10 @@ final class PostgresCDCReader: SourceReader {
                 continue
             }
             if let batch = stream.handOver(quiet: frames.isEmpty, position: position) {
-                return SourceBatch(records: ChangeEvents.batch(batch.transactions, database: database),
-                                   position: SourcePosition(partition: partition, value: stream.emittedPosition.text),
-                                   inputBytes: batch.changes * 64)
+                return SourceBatch(
+                    records: ChangeEvents.batch(batch.transactions, database: database),
+                    position: SourcePosition(partition: partition, value: stream.emittedPosition.text),
+                    inputBytes: batch.changes * 64)
             }
         }
     }
@@ -102,8 +105,9 @@ final class PostgresCDCReader: SourceReader {
                 // The connection holding the exported snapshot broke, and the snapshot cannot be
                 // imported again: the rest is read while streaming, with watermarks, from the
                 // last chunk handed over (as after a crash in the middle of the snapshot).
-                context.logger.warning("the connection reading the exported snapshot broke; reading the rest while streaming",
-                                       metadata: ["error": "\(e)", "table": "\(name)", "tables": "\(position.pending.count)"])
+                context.logger.warning(
+                    "the connection reading the exported snapshot broke; reading the rest while streaming",
+                    metadata: ["error": "\(e)", "table": "\(name)", "tables": "\(position.pending.count)"])
                 try await handOverToStream()
                 return nil
             }
@@ -112,8 +116,9 @@ final class PostgresCDCReader: SourceReader {
             guard !chunk.changes.isEmpty else { continue }
             let t = exported!.transaction(of: chunk.changes, at: position, commitTime: Self.postgresNow())
             stream.emittedPosition = position
-            return SourceBatch(records: ChangeEvents.batch([t], database: database),
-                               position: SourcePosition(partition: partition, value: position.text), inputBytes: t.changes.count * 64)
+            return SourceBatch(
+                records: ChangeEvents.batch([t], database: database),
+                position: SourcePosition(partition: partition, value: position.text), inputBytes: t.changes.count * 64)
         }
         try await handOverToStream()
         context.logger.info("snapshot read; streaming changes", metadata: ["slot": "\(source.options.slot)", "from": "\(LSN.format(position.lsn))"])
@@ -151,8 +156,9 @@ final class PostgresCDCReader: SourceReader {
         guard let name = position.pending.first else { return }
         let snapshot = try await snapshotConnection()
         let id = "\(source.options.slot):\(UUID().uuidString)"
-        let (table, chunk, visibility) = try await WatermarkSnapshots.read(name, described: watermarks.snapshotTables[name], after: position.after,
-                                                                           limit: source.options.snapshotChunk, window: id, on: snapshot)
+        let (table, chunk, visibility) = try await WatermarkSnapshots.read(
+            name, described: watermarks.snapshotTables[name], after: position.after,
+            limit: source.options.snapshotChunk, window: id, on: snapshot)
         watermarks.snapshotTables[name] = table
         watermarks.window = Window(id: id, table: table, chunk: chunk, visibility: visibility)
     }
@@ -171,8 +177,9 @@ final class PostgresCDCReader: SourceReader {
         case .nothing:
             break
         case let .readAgain(table, xid, attempt):
-            context.logger.info("reading a snapshot chunk again: a transaction streamed before it was not visible to its read",
-                                metadata: ["table": "\(table)", "xid": "\(xid)", "attempt": "\(attempt)"])
+            context.logger.info(
+                "reading a snapshot chunk again: a transaction streamed before it was not visible to its read",
+                metadata: ["table": "\(table)", "xid": "\(xid)", "attempt": "\(attempt)"])
         case let .emit(w):
             // The chunk's rows that no change touched in between are current as of here.
             stream.append(rows: w.untouched)
@@ -201,9 +208,11 @@ final class PostgresCDCReader: SourceReader {
     /// read again; what was handed over is skipped if the server sends it again.
     func reconnect(after error: SluiceError) async throws {
         let delay = stream.broke()
-        context.logger.warning("the replication stream broke; streaming again", metadata: [
-            "error": "\(error)", "from": "\(LSN.format(stream.emittedLSN))", "attempt": "\(stream.failures)", "delay": "\(delay)",
-        ])
+        context.logger.warning(
+            "the replication stream broke; streaming again",
+            metadata: [
+                "error": "\(error)", "from": "\(LSN.format(stream.emittedLSN))", "attempt": "\(stream.failures)", "delay": "\(delay)",
+            ])
         try await Task.sleep(for: delay)
         position = stream.restart()
         watermarks.restart()
@@ -268,8 +277,9 @@ final class PostgresCDCReader: SourceReader {
         guard let bytes = try await connection.run({ try CDCAdmin.retainedBytes(slot: slot, session: $0) }) else { return }
         let limit = source.options.retainedWALWarning
         if slotSafety.record(bytes, warningAt: limit) {
-            context.logger.warning("the replication slot holds back more WAL than retained_wal_warning: the pipeline is behind (or was stopped); the server keeps this WAL on disk until it catches up",
-                                   metadata: ["slot": "\(slot)", "retained_bytes": "\(bytes)", "warning_at": "\(limit)"])
+            context.logger.warning(
+                "the replication slot holds back more WAL than retained_wal_warning: the pipeline is behind (or was stopped); the server keeps this WAL on disk until it catches up",
+                metadata: ["slot": "\(slot)", "retained_bytes": "\(bytes)", "warning_at": "\(limit)"])
         }
     }
 }

@@ -16,7 +16,9 @@ public struct PostgresCDCOptions: Decodable, Sendable {
     public var retainedWALWarning: Int64 = 1 << 30
 
     enum CodingKeys: String, CodingKey {
-        case url, slot, publication, tables, snapshot, snapshotChunk = "snapshot_chunk", retainedWALWarning = "retained_wal_warning"
+        case url, slot, publication, tables, snapshot
+        case snapshotChunk = "snapshot_chunk"
+        case retainedWALWarning = "retained_wal_warning"
     }
 
     public init(url: String, slot: String, publication: String, tables: [QualifiedName] = []) throws {
@@ -82,25 +84,34 @@ public struct PostgresCDCSource: Source {
         type: "postgres_cdc",
         summary: "change data capture from a PostgreSQL logical replication slot (pgoutput): a snapshot of existing rows, then one event per row change",
         options: [
-            OptionSpec("url", .string, required: true, example: #""${PG_URL}""#, secret: true,
-                       "`postgres://user:password@host:5432/db`, as for the `postgres` source; the role needs `REPLICATION` and the server `wal_level = logical` (checked before any data moves). The password is never logged."),
-            OptionSpec("slot", .string, required: true, example: "sluice_orders",
-                       "The logical replication slot (lower-case letters, digits and `_`, at most 63), created with `pgoutput` when missing; a slot whose WAL is lost stops the pipeline."),
-            OptionSpec("publication", .string, required: true, example: "sluice_orders",
-                       "The publication (lower-case letters, digits and `_`, at most 63), created `FOR TABLE` the `tables` when missing."),
-            OptionSpec("tables", .list(.string), example: "[public.orders, public.order_items]",
-                       "Tables (`table` or `schema.table`) to publish when Sluice creates the publication; needed when it does not exist."),
-            OptionSpec("snapshot", .choice(["initial", "never"]), default: "initial", example: "never",
-                       "`initial` reads the existing rows first (op `r`), then the stream; `never` streams changes only."),
-            OptionSpec("snapshot_chunk", .integer(1...1_000_000), default: "10000", example: "50000",
-                       "Rows per snapshot chunk; each chunk is committed, and a crash resumes after the last one."),
-            OptionSpec("retained_wal_warning", .byteSize, default: "1GB", example: "10GB",
-                       "Warn when the slot holds back more WAL than this (gauge `sluice_cdc_retained_wal_bytes`)."),
+            OptionSpec(
+                "url", .string, required: true, example: #""${PG_URL}""#, secret: true,
+                "`postgres://user:password@host:5432/db`, as for the `postgres` source; the role needs `REPLICATION` and the server `wal_level = logical` (checked before any data moves). The password is never logged."
+            ),
+            OptionSpec(
+                "slot", .string, required: true, example: "sluice_orders",
+                "The logical replication slot (lower-case letters, digits and `_`, at most 63), created with `pgoutput` when missing; a slot whose WAL is lost stops the pipeline."
+            ),
+            OptionSpec(
+                "publication", .string, required: true, example: "sluice_orders",
+                "The publication (lower-case letters, digits and `_`, at most 63), created `FOR TABLE` the `tables` when missing."),
+            OptionSpec(
+                "tables", .list(.string), example: "[public.orders, public.order_items]",
+                "Tables (`table` or `schema.table`) to publish when Sluice creates the publication; needed when it does not exist."),
+            OptionSpec(
+                "snapshot", .choice(["initial", "never"]), default: "initial", example: "never",
+                "`initial` reads the existing rows first (op `r`), then the stream; `never` streams changes only."),
+            OptionSpec(
+                "snapshot_chunk", .integer(1...1_000_000), default: "10000", example: "50000",
+                "Rows per snapshot chunk; each chunk is committed, and a crash resumes after the last one."),
+            OptionSpec(
+                "retained_wal_warning", .byteSize, default: "1GB", example: "10GB",
+                "Warn when the slot holds back more WAL than this (gauge `sluice_cdc_retained_wal_bytes`)."),
         ],
         example: """
-        source:
-          postgres_cdc: { url: "${PG_URL}", slot: sluice_orders, publication: sluice_orders, tables: [public.orders] }
-        """,
+            source:
+              postgres_cdc: { url: "${PG_URL}", slot: sluice_orders, publication: sluice_orders, tables: [public.orders] }
+            """,
         capabilities: [.cdcAdministration],
         exampleFile: "examples/postgres-cdc.yaml"
     )
@@ -122,8 +133,10 @@ public struct PostgresCDCSource: Source {
     static func checkSettings(_ s: PostgresSession) throws {
         let level = try s.query("SHOW wal_level").string(0, 0) ?? ""
         guard level == "logical" else {
-            throw SluiceError(.configuration, "the server has wal_level = \(level); log-based CDC needs wal_level = logical "
-                + "(ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)", retryable: false)
+            throw SluiceError(
+                .configuration,
+                "the server has wal_level = \(level); log-based CDC needs wal_level = logical "
+                    + "(ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)", retryable: false)
         }
     }
 
@@ -150,13 +163,16 @@ public struct PostgresCDCSource: Source {
                 throw SluiceError(.configuration, "slot \(o.slot) uses the \(slot.string(0, 0) ?? "?") plugin; Sluice reads pgoutput slots", retryable: false)
             }
             if slot.string(0, 1) == "lost" {
-                throw SluiceError(.corruptState, "slot \(o.slot) lost the WAL it needed (wal_status = lost): changes were missed. "
-                    + "Take a new snapshot: `sluice cdc resnapshot PIPELINE` drops the slot and the checkpoint, the next run starts over", retryable: false)
+                throw SluiceError(
+                    .corruptState,
+                    "slot \(o.slot) lost the WAL it needed (wal_status = lost): changes were missed. "
+                        + "Take a new snapshot: `sluice cdc resnapshot PIPELINE` drops the slot and the checkpoint, the next run starts over", retryable: false)
             }
         }
         let tables = try s.query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1", [o.publication])
-        return Prepared(database: try s.query("SELECT current_database()").string(0, 0) ?? "", slotExists: slot.rows > 0,
-                        tables: (0..<tables.rows).compactMap { tables.string($0, 0) })
+        return Prepared(
+            database: try s.query("SELECT current_database()").string(0, 0) ?? "", slotExists: slot.rows > 0,
+            tables: (0..<tables.rows).compactMap { tables.string($0, 0) })
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
@@ -170,15 +186,18 @@ public struct PostgresCDCSource: Source {
         let snapshots = options.snapshot == .initial
         if !prepared.slotExists {
             if let position {
-                throw SluiceError(.corruptState, "slot \(options.slot) does not exist, but this pipeline streamed from it up to \(LSN.format(position.lsn)): "
-                    + "the changes since are gone. Take a new snapshot with `sluice cdc resnapshot PIPELINE`", retryable: false)
+                throw SluiceError(
+                    .corruptState,
+                    "slot \(options.slot) does not exist, but this pipeline streamed from it up to \(LSN.format(position.lsn)): "
+                        + "the changes since are gone. Take a new snapshot with `sluice cdc resnapshot PIPELINE`", retryable: false)
             }
             // A new slot: changes from its start point on, and (exported) the rows as they were there.
             // A connection that breaks here fails the start; the runner starts again, and then
             // finds the slot if the server made it (its tables are read with watermarks) or not.
             let replication = try await PostgresConnection.connect(options.url.replication)
             try await context.hooks.hold(at: Self.holdCreateSlot, logger: context.logger)
-            let command = "CREATE_REPLICATION_SLOT \(SQLText.identifier(options.slot)) LOGICAL pgoutput" + (snapshots ? " (SNAPSHOT 'export')" : " (SNAPSHOT 'nothing')")
+            let command =
+                "CREATE_REPLICATION_SLOT \(SQLText.identifier(options.slot)) LOGICAL pgoutput" + (snapshots ? " (SNAPSHOT 'export')" : " (SNAPSHOT 'nothing')")
             let created = try await replication.run { s -> (String?, String?) in
                 let r = try s.simpleQuery(command)
                 return (r.string(0, 1), r.string(0, 2))
@@ -192,26 +211,31 @@ public struct PostgresCDCSource: Source {
                 do {
                     let snapshot = try await importSnapshot(name, context: context)
                     context.logger.info("reading the snapshot exported with the slot", metadata: ["tables": "\(fresh.pending.count)"])
-                    return PostgresCDCReader(source: self, replication: replication, streaming: false, exported: snapshot,
-                                             database: prepared.database, position: fresh, context: context)
+                    return PostgresCDCReader(
+                        source: self, replication: replication, streaming: false, exported: snapshot,
+                        database: prepared.database, position: fresh, context: context)
                 } catch let error as SluiceError where error.isRetryable || error.sqlState == "22023" {
                     // An exported snapshot can be imported only while the transaction of the
                     // connection that created the slot lasts: that connection broke (22023, invalid
                     // snapshot identifier), or the one importing it did. The tables are read while
                     // streaming, with watermarks, as after a crash in the middle of the snapshot.
-                    context.logger.warning("the snapshot exported with the slot could not be imported; reading the tables while streaming",
-                                           metadata: ["error": "\(error)", "tables": "\(fresh.pending.count)"])
+                    context.logger.warning(
+                        "the snapshot exported with the slot could not be imported; reading the tables while streaming",
+                        metadata: ["error": "\(error)", "tables": "\(fresh.pending.count)"])
                     fresh.exported = false
                     let stream = try await stream(from: start, context: context)
-                    context.logger.info("streaming changes", metadata: ["slot": "\(options.slot)", "from": "\(LSN.format(start))", "snapshots": "\(fresh.pending.count)"])
-                    return PostgresCDCReader(source: self, replication: stream, streaming: true, exported: nil,
-                                             database: prepared.database, position: fresh, context: context)
+                    context.logger.info(
+                        "streaming changes", metadata: ["slot": "\(options.slot)", "from": "\(LSN.format(start))", "snapshots": "\(fresh.pending.count)"])
+                    return PostgresCDCReader(
+                        source: self, replication: stream, streaming: true, exported: nil,
+                        database: prepared.database, position: fresh, context: context)
                 }
             }
             try await context.hooks.hold(at: Self.holdStartReplication, logger: context.logger)
             try await replication.run { [self] in try $0.startReplication(startCommand(from: start)) }
-            return PostgresCDCReader(source: self, replication: replication, streaming: true, exported: nil,
-                                     database: prepared.database, position: fresh, context: context)
+            return PostgresCDCReader(
+                source: self, replication: replication, streaming: true, exported: nil,
+                database: prepared.database, position: fresh, context: context)
         }
         var p = position ?? CDCPosition(lsn: 0, known: [], pending: [])
         // Tables the pipeline has not delivered yet (an existing slot without a checkpoint, or
@@ -226,8 +250,9 @@ public struct PostgresCDCSource: Source {
         p.exported = false
         let replication = try await stream(from: p.lsn, context: context)
         context.logger.info("streaming changes", metadata: ["slot": "\(options.slot)", "from": "\(LSN.format(p.lsn))", "snapshots": "\(p.pending.count)"])
-        return PostgresCDCReader(source: self, replication: replication, streaming: true, exported: nil,
-                                 database: prepared.database, position: p, context: context)
+        return PostgresCDCReader(
+            source: self, replication: replication, streaming: true, exported: nil,
+            database: prepared.database, position: p, context: context)
     }
 
     func startCommand(from lsn: UInt64) -> String {

@@ -84,8 +84,10 @@ struct ReplicationStream {
 
     /// Appends a row change to the open transaction. Returns its relation, its table and the new
     /// row as appended; nil when no transaction is open (the change is dropped).
-    mutating func change(_ op: String, _ oid: UInt32, before: PgTuple?, after: PgTuple?,
-                         beforeIsWholeRow: Bool = false) throws -> (relation: PgRelation, table: String, after: PgTuple?)? {
+    mutating func change(
+        _ op: String, _ oid: UInt32, before: PgTuple?, after: PgTuple?,
+        beforeIsWholeRow: Bool = false
+    ) throws -> (relation: PgRelation, table: String, after: PgTuple?)? {
         guard let relation = relations[oid] else {
             throw SluiceError(.corruptState, "a change for relation \(oid) arrived before its description", retryable: true)
         }
@@ -100,11 +102,12 @@ struct ReplicationStream {
         let table = tableNames[oid] ?? "\(relation.namespace).\(relation.name)"
         let keySource = after ?? before
         let key = relation.columns.contains(where: \.isKey) ? keySource.map { ChangeEvents.json($0, relation: relation, keyOnly: true) } : nil
-        open!.changes.append(ChangeEvents.Change(
-            op: op, table: table, key: key,
-            before: before.map { ChangeEvents.json($0, relation: relation) },
-            after: after.map { ChangeEvents.json($0, relation: relation) },
-            seq: open!.changes.count))
+        open!.changes.append(
+            ChangeEvents.Change(
+                op: op, table: table, key: key,
+                before: before.map { ChangeEvents.json($0, relation: relation) },
+                after: after.map { ChangeEvents.json($0, relation: relation) },
+                seq: open!.changes.count))
         return (relation, table, after)
     }
 

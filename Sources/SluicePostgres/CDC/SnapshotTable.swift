@@ -23,7 +23,8 @@ struct SnapshotTable: Sendable {
     static func describe(_ name: String, session: PostgresSession) throws -> SnapshotTable {
         let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
         let qualified = QualifiedName(schema: parts.count == 2 ? parts[0] : nil, name: parts.last ?? name)
-        let r = try session.query("""
+        let r = try session.query(
+            """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index i
             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
             WHERE i.indrelid = $1::regclass AND i.indexrelid = (
@@ -32,11 +33,14 @@ struct SnapshotTable: Sendable {
             ORDER BY array_position(i.indkey::int2[], a.attnum)
             """, [SQLText.qualified(qualified)])
         guard r.rows > 0 else {
-            throw SluiceError(.configuration, "table \(name) has no primary key (nor a replica identity index): a snapshot reads rows in key order "
-                + "and needs one. Add a primary key, or skip snapshots (`snapshot: never`)", location: "source.postgres_cdc.snapshot", retryable: false)
+            throw SluiceError(
+                .configuration,
+                "table \(name) has no primary key (nor a replica identity index): a snapshot reads rows in key order "
+                    + "and needs one. Add a primary key, or skip snapshots (`snapshot: never`)", location: "source.postgres_cdc.snapshot", retryable: false)
         }
-        return SnapshotTable(name: name, qualified: qualified, keyColumns: (0..<r.rows).map { r.string($0, 0)! },
-                             keyTypes: (0..<r.rows).map { r.string($0, 1)! })
+        return SnapshotTable(
+            name: name, qualified: qualified, keyColumns: (0..<r.rows).map { r.string($0, 0)! },
+            keyTypes: (0..<r.rows).map { r.string($0, 1)! })
     }
 
     /// The rows after key `after` (all rows when nil), at most `limit` of them.
@@ -49,10 +53,11 @@ struct SnapshotTable: Sendable {
         }
         sql += " ORDER BY \(keys) LIMIT \(limit)"
         let r = try session.query(sql, after ?? [])
-        let relation = PgRelation(oid: 0, namespace: qualified.schemaOrDefault, name: qualified.name, replicaIdentity: UInt8(ascii: "d"),
-                                  columns: (0..<r.columns).map {
-                                      PgColumn(isKey: keyColumns.contains(r.name($0)), name: r.name($0), typeOID: r.typeOID($0), typeModifier: r.typeModifier($0))
-                                  })
+        let relation = PgRelation(
+            oid: 0, namespace: qualified.schemaOrDefault, name: qualified.name, replicaIdentity: UInt8(ascii: "d"),
+            columns: (0..<r.columns).map {
+                PgColumn(isKey: keyColumns.contains(r.name($0)), name: r.name($0), typeOID: r.typeOID($0), typeModifier: r.typeModifier($0))
+            })
         let keyIndexes = keyColumns.map { k in relation.columns.firstIndex { $0.name == k }! }
         var chunk = Chunk(changes: [], keys: [], last: nil, isLast: r.rows < limit)
         chunk.changes.reserveCapacity(r.rows)
@@ -62,8 +67,10 @@ struct SnapshotTable: Sendable {
             }
             let key = ChangeEvents.json(tuple, relation: relation, keyOnly: true)
             chunk.keys.append(String(decoding: key, as: UTF8.self))
-            chunk.changes.append(ChangeEvents.Change(op: "r", table: name, key: key, before: nil,
-                                                     after: ChangeEvents.json(tuple, relation: relation), seq: 0))
+            chunk.changes.append(
+                ChangeEvents.Change(
+                    op: "r", table: name, key: key, before: nil,
+                    after: ChangeEvents.json(tuple, relation: relation), seq: 0))
             if row == r.rows - 1 { chunk.last = keyIndexes.map { r.string(row, $0) } }
         }
         return chunk

@@ -104,8 +104,10 @@ struct WatermarkSnapshots {
 
     /// Reads the chunk of `name` after `after` (at most `limit` rows) on `connection`, between
     /// the low and the high watermark of window `id` (`described`: the table, when known).
-    static func read(_ name: String, described: SnapshotTable?, after: [String?]?, limit: Int, window id: String,
-                     on connection: PostgresConnection) async throws -> (SnapshotTable, SnapshotTable.Chunk, TransactionSnapshot) {
+    static func read(
+        _ name: String, described: SnapshotTable?, after: [String?]?, limit: Int, window id: String,
+        on connection: PostgresConnection
+    ) async throws -> (SnapshotTable, SnapshotTable.Chunk, TransactionSnapshot) {
         let prefix = PostgresCDCSource.watermarkPrefix
         return try await connection.run { s -> (SnapshotTable, SnapshotTable.Chunk, TransactionSnapshot) in
             let table = try described ?? SnapshotTable.describe(name, session: s)

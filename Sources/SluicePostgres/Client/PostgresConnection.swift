@@ -2,7 +2,7 @@ import CPostgres
 import Dispatch
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import SluiceCore
 
@@ -65,7 +65,9 @@ public final class PostgresConnection: @unchecked Sendable {
                 PQsetNoticeProcessor(handle, { _, _ in }, nil)
                 let session = PostgresSession(handle: handle, url: url)
                 do {
-                    try session.execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET client_encoding = 'UTF8'; SET IntervalStyle = 'iso_8601'")
+                    try session.execute(
+                        "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET client_encoding = 'UTF8'; SET IntervalStyle = 'iso_8601'"
+                    )
                     continuation.resume(returning: session)
                 } catch {
                     PQfinish(handle)

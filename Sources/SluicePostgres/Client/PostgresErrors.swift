@@ -9,18 +9,24 @@ enum PostgresErrors {
         let message = url.scrub(raw)
         let lower = message.lowercased()
         if lower.contains("too many connections") || lower.contains("the database system is starting up")
-            || lower.contains("the database system is shutting down") || lower.contains("in recovery mode") {
+            || lower.contains("the database system is shutting down") || lower.contains("in recovery mode")
+        {
             return SluiceError(.unavailable, "PostgreSQL at \(url.redacted) is busy or restarting: \(message); retrying", retryable: true)
         }
         if lower.contains("invalid uri") || lower.contains("invalid percent-encoded") || lower.contains("invalid connection option")
-            || lower.contains("invalid integer value") || lower.contains("invalid sslmode") || lower.contains("unexpected spaces") {
+            || lower.contains("invalid integer value") || lower.contains("invalid sslmode") || lower.contains("unexpected spaces")
+        {
             return SluiceError(.configuration, "the PostgreSQL URL \(url.redacted) is malformed: \(message)", retryable: false)
         }
-        let credentials = ["password authentication failed", "no password supplied", "scram", "no pg_hba.conf entry",
-                           "pg_hba.conf rejects"]
+        let credentials = [
+            "password authentication failed", "no password supplied", "scram", "no pg_hba.conf entry",
+            "pg_hba.conf rejects",
+        ]
         if credentials.contains(where: lower.contains) || (lower.contains("role \"") && lower.contains("does not exist")) {
-            return SluiceError(.authentication, "PostgreSQL refused the credentials for \(url.redacted): \(message). "
-                + "Check the user and password in the URL (not retried)", retryable: false)
+            return SluiceError(
+                .authentication,
+                "PostgreSQL refused the credentials for \(url.redacted): \(message). "
+                    + "Check the user and password in the URL (not retried)", retryable: false)
         }
         if lower.contains("database \"") && lower.contains("does not exist") {
             return SluiceError(.configuration, "\(message) (\(url.redacted)); create it or fix the URL (not retried)", retryable: false)
@@ -38,15 +44,18 @@ enum PostgresErrors {
     }
 
     /// An error the server reported for a statement.
-    static func serverError(sqlState: String, message: String, detail: String?, hint: String?,
-                            connectionLost: Bool, url: PostgresURL) -> SluiceError {
+    static func serverError(
+        sqlState: String, message: String, detail: String?, hint: String?,
+        connectionLost: Bool, url: PostgresURL
+    ) -> SluiceError {
         var text = message
         if let detail { text += " (\(detail))" }
         if let hint { text += "; hint: \(hint)" }
         if connectionLost {
             // libpq reports a broken connection without a SQLSTATE.
-            return SluiceError(.connection, "the connection to PostgreSQL at \(url.redacted) was lost: \(text)",
-                               location: sqlState.isEmpty ? nil : "SQLSTATE \(sqlState)", retryable: true)
+            return SluiceError(
+                .connection, "the connection to PostgreSQL at \(url.redacted) was lost: \(text)",
+                location: sqlState.isEmpty ? nil : "SQLSTATE \(sqlState)", retryable: true)
         }
         let code: SluiceError.Code
         let retryable: Bool

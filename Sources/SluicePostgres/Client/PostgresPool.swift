@@ -45,7 +45,10 @@ public final class PostgresPool: Sendable {
 
     func acquire() async throws -> PostgresConnection {
         while true {
-            enum Next { case use(PostgresConnection), open, wait }
+            enum Next {
+                case use(PostgresConnection)
+                case open, wait
+            }
             let next: Next = state.withLock { s in
                 if let c = s.idle.popLast() { return .use(c) }
                 if s.open < maxConnections { s.open += 1; return .open }
@@ -76,7 +79,8 @@ public final class PostgresPool: Sendable {
 
 /// A PostgreSQL array literal (`{"a","b"}`) for binding a list of strings as one `text[]` parameter.
 func textArrayLiteral(_ values: [String]) -> String {
-    "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+    "{"
+        + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
         .joined(separator: ",") + "}"
 }
 

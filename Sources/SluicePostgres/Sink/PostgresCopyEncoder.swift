@@ -51,8 +51,12 @@ enum PostgresCopyEncoder {
             guard case let .bytes(offsets, data) = column.storage, data.contains(0) else { continue }
             for row in 0..<column.count where !column.isNull(row) {
                 if data[Int(offsets[row])..<Int(offsets[row + 1])].contains(0) {
-                    failures.append(RowFailure(row: row, error: SluiceError(.schemaViolation,
-                        "column '\(batch.schema.fields[index].name)' contains a NUL byte, which PostgreSQL text cannot store")))
+                    failures.append(
+                        RowFailure(
+                            row: row,
+                            error: SluiceError(
+                                .schemaViolation,
+                                "column '\(batch.schema.fields[index].name)' contains a NUL byte, which PostgreSQL text cannot store")))
                 }
             }
         }

@@ -21,27 +21,39 @@ public struct PostgresSink: Sink {
         type: "postgres",
         summary: "a PostgreSQL table: append, upsert by key, or replace (staged and swapped); exactly once",
         options: [
-            OptionSpec("url", .string, required: true, example: #""${PG_URL}""#, secret: true,
-                       "`postgres://user:password@host:5432/db`, as for the `postgres` source. The password is never logged."),
-            OptionSpec("table", .string, required: true, example: "analytics.orders",
-                       "`table` or `schema.table`, created from the data's schema when missing (see `create`). With `mode: apply`, the name may be a template such as `analytics.{table}` (also `{schema}`), filled from each change's source table."),
-            OptionSpec("mode", .choice(["append", "upsert", "replace", "apply"]), default: "append", example: "replace",
-                       "`append` inserts; `upsert` merges by `key` (`INSERT … ON CONFLICT … DO UPDATE`); `replace` loads a staging table `<table>__sluice_staging`, swapped in by rename when the extract's pass ends; `apply` applies change events (of `postgres_cdc` or a trigger change table) to current-state tables."),
-            OptionSpec("key", .list(.string), example: "[id]",
-                       "`upsert` (and required by it): the merge key, which needs a unique index. Also the primary key of a table Sluice creates (with `apply`, default: the events' `key`), and with `apply` the key of a target that has no primary key."),
-            OptionSpec("soft_delete", .string, example: "deleted_at", requires: ["mode: upsert", "key: [id]"],
-                       "`upsert`: a column whose value, when set (not null), deletes the row from the target by key instead of merging it."),
-            OptionSpec("create", .boolean, default: "true", example: "false",
-                       "Create a missing table from the data's schema (with `false`, a missing table stops the pipeline)."),
-            OptionSpec("commit_rows", .integer(1...100_000_000), default: "100000", example: "50000",
-                       "Commit (rows and checkpoint in one PostgreSQL transaction) after this many rows (or 64 MB held), or after `commit_interval`, whichever comes first."),
-            OptionSpec("commit_interval", .duration, default: "2s", example: "200ms",
-                       "Commit at least this often while rows flow (see `commit_rows`)."),
+            OptionSpec(
+                "url", .string, required: true, example: #""${PG_URL}""#, secret: true,
+                "`postgres://user:password@host:5432/db`, as for the `postgres` source. The password is never logged."),
+            OptionSpec(
+                "table", .string, required: true, example: "analytics.orders",
+                "`table` or `schema.table`, created from the data's schema when missing (see `create`). With `mode: apply`, the name may be a template such as `analytics.{table}` (also `{schema}`), filled from each change's source table."
+            ),
+            OptionSpec(
+                "mode", .choice(["append", "upsert", "replace", "apply"]), default: "append", example: "replace",
+                "`append` inserts; `upsert` merges by `key` (`INSERT … ON CONFLICT … DO UPDATE`); `replace` loads a staging table `<table>__sluice_staging`, swapped in by rename when the extract's pass ends; `apply` applies change events (of `postgres_cdc` or a trigger change table) to current-state tables."
+            ),
+            OptionSpec(
+                "key", .list(.string), example: "[id]",
+                "`upsert` (and required by it): the merge key, which needs a unique index. Also the primary key of a table Sluice creates (with `apply`, default: the events' `key`), and with `apply` the key of a target that has no primary key."
+            ),
+            OptionSpec(
+                "soft_delete", .string, example: "deleted_at", requires: ["mode: upsert", "key: [id]"],
+                "`upsert`: a column whose value, when set (not null), deletes the row from the target by key instead of merging it."),
+            OptionSpec(
+                "create", .boolean, default: "true", example: "false",
+                "Create a missing table from the data's schema (with `false`, a missing table stops the pipeline)."),
+            OptionSpec(
+                "commit_rows", .integer(1...100_000_000), default: "100000", example: "50000",
+                "Commit (rows and checkpoint in one PostgreSQL transaction) after this many rows (or 64 MB held), or after `commit_interval`, whichever comes first."
+            ),
+            OptionSpec(
+                "commit_interval", .duration, default: "2s", example: "200ms",
+                "Commit at least this often while rows flow (see `commit_rows`)."),
         ],
         example: """
-        sink:
-          postgres: { url: "${WAREHOUSE_URL}", table: analytics.orders, mode: upsert, key: [id] }
-        """,
+            sink:
+              postgres: { url: "${WAREHOUSE_URL}", table: analytics.orders, mode: upsert, key: [id] }
+            """,
         exampleFile: "examples/postgres-to-postgres.yaml"
     )
 

@@ -18,8 +18,10 @@ public struct PostgresSinkOptions: Decodable, Sendable {
     public var commitInterval: Duration = .seconds(2)
 
     enum CodingKeys: String, CodingKey {
-        case url, table, mode, key, create, softDelete = "soft_delete"
-        case commitRows = "commit_rows", commitInterval = "commit_interval"
+        case url, table, mode, key, create
+        case softDelete = "soft_delete"
+        case commitRows = "commit_rows"
+        case commitInterval = "commit_interval"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -39,9 +41,12 @@ public struct PostgresSinkOptions: Decodable, Sendable {
         table = name
         if probe != t {
             let rawName = name.schema == nil ? t : String(t[t.index(after: t.firstIndex(of: ".")!)...])
-            guard mode == .apply, QualifiedName(parsing: rawName.replacingOccurrences(of: "{table}", with: "t").replacingOccurrences(of: "{schema}", with: "s"))?.schema == nil,
-                  name.schema.map({ !$0.contains("{") }) ?? true, t.firstIndex(of: ".").map({ !t[..<$0].contains("{") }) ?? true else {
-                throw try c.superDecoder(forKey: .table).configError("{table} and {schema} stand for the source table only with mode: apply, and only in the table's name (e.g. analytics.{table})")
+            guard mode == .apply,
+                QualifiedName(parsing: rawName.replacingOccurrences(of: "{table}", with: "t").replacingOccurrences(of: "{schema}", with: "s"))?.schema == nil,
+                name.schema.map({ !$0.contains("{") }) ?? true, t.firstIndex(of: ".").map({ !t[..<$0].contains("{") }) ?? true
+            else {
+                throw try c.superDecoder(forKey: .table).configError(
+                    "{table} and {schema} stand for the source table only with mode: apply, and only in the table's name (e.g. analytics.{table})")
             }
             table = QualifiedName(schema: name.schema, name: rawName.lowercased())
             isTableTemplate = true

@@ -20,8 +20,9 @@ extension PostgresSinkWriter {
 
     func applyChanges(_ batch: RecordBatch, session: PostgresSession) throws -> [RowFailure] {
         for name in ["op", "table", "before", "after"] where batch.schema.index(of: name) == nil {
-            throw SluiceError(.configuration, "mode: apply takes change events (op, table, key, before, after: the output of postgres_cdc); the data has no '\(name)'",
-                              location: "sink.postgres.mode", retryable: false)
+            throw SluiceError(
+                .configuration, "mode: apply takes change events (op, table, key, before, after: the output of postgres_cdc); the data has no '\(name)'",
+                location: "sink.postgres.mode", retryable: false)
         }
         try prepareStage(batch.schema, session: session)
         let columns = batch.schema.fields.map { SQLText.identifier($0.name) }
@@ -64,8 +65,10 @@ extension PostgresSinkWriter {
         let t = options.table
         func fill(_ s: String) -> String { s.replacingOccurrences(of: "{schema}", with: schema).replacingOccurrences(of: "{table}", with: name) }
         if !options.isTableTemplate, let only = applySource, only != source {
-            throw SluiceError(.configuration, "changes of \(source) arrived, but table: \(t) already receives those of \(only); "
-                + "map each source table to its own table with a template such as `table: analytics.{table}`",
+            throw SluiceError(
+                .configuration,
+                "changes of \(source) arrived, but table: \(t) already receives those of \(only); "
+                    + "map each source table to its own table with a template such as `table: analytics.{table}`",
                 location: "sink.postgres.table", retryable: false)
         }
         applySource = source
@@ -78,8 +81,9 @@ extension PostgresSinkWriter {
         var existing = try self.columns(of: target, session: session)
         if existing.isEmpty {
             guard options.create else {
-                throw SluiceError(.configuration, "table \(target) does not exist; create it, or let Sluice create it (`create: true`)",
-                                  location: "sink.postgres.table", retryable: false)
+                throw SluiceError(
+                    .configuration, "table \(target) does not exist; create it, or let Sluice create it (`create: true`)",
+                    location: "sink.postgres.table", retryable: false)
             }
             let key = try options.key.isEmpty ? eventKey(source: source, session: session) : options.key
             let types = try inferredTypes(source: source, session: session)
@@ -90,16 +94,18 @@ extension PostgresSinkWriter {
             if let schema = target.schema { try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schema))") }
             let definitions = types.keys.sorted { (key.firstIndex(of: $0) ?? Int.max, $0) < (key.firstIndex(of: $1) ?? Int.max, $1) }
                 .map { "\(SQLText.identifier($0)) \(types[$0]!)\(key.contains($0) ? " NOT NULL" : "")" }
-            try session.execute("CREATE TABLE IF NOT EXISTS \(SQLText.qualified(target)) (\(definitions.joined(separator: ", ")), "
-                + "PRIMARY KEY (\(key.map(SQLText.identifier).joined(separator: ", "))))")
+            try session.execute(
+                "CREATE TABLE IF NOT EXISTS \(SQLText.qualified(target)) (\(definitions.joined(separator: ", ")), "
+                    + "PRIMARY KEY (\(key.map(SQLText.identifier).joined(separator: ", "))))")
             logger.info("current-state table created", metadata: ["table": "\(target)", "key": "\(key)"])
             existing = try self.columns(of: target, session: session)
         }
         var key = try PostgresCatalog.primaryKey(of: target, session: session)
         if key.isEmpty { key = options.key }
         guard !key.isEmpty else {
-            throw SluiceError(.configuration, "\(target) has no primary key; mode: apply needs one (or `key: [column, …]`) to find the row a change is about",
-                              location: "sink.postgres.key", retryable: false)
+            throw SluiceError(
+                .configuration, "\(target) has no primary key; mode: apply needs one (or `key: [column, …]`) to find the row a change is about",
+                location: "sink.postgres.key", retryable: false)
         }
         let described = ApplyTarget(columns: existing, key: key)
         applyTargets[target] = described
@@ -108,14 +114,17 @@ extension PostgresSinkWriter {
 
     /// The key columns named by the events' `key` objects (the source's replica identity).
     func eventKey(source: String, session: PostgresSession) throws -> [String] {
-        let r = try session.query("""
+        let r = try session.query(
+            """
             SELECT k FROM (SELECT key::jsonb AS j FROM pg_temp.sluice_stage WHERE "table" = $1 AND key IS NOT NULL LIMIT 1) s,
             jsonb_object_keys(s.j) k
             """, [source])
         let key = (0..<r.rows).compactMap { r.string($0, 0) }
         guard !key.isEmpty else {
-            throw SluiceError(.configuration, "the changes of \(source) carry no key (REPLICA IDENTITY NOTHING, or no primary key); "
-                + "give the current-state table's key with `key: [column, …]`", location: "sink.postgres.key", retryable: false)
+            throw SluiceError(
+                .configuration,
+                "the changes of \(source) carry no key (REPLICA IDENTITY NOTHING, or no primary key); "
+                    + "give the current-state table's key with `key: [column, …]`", location: "sink.postgres.key", retryable: false)
         }
         return key
     }
@@ -124,7 +133,8 @@ extension PostgresSinkWriter {
     /// integers → bigint, other numbers → numeric, booleans, objects and arrays → jsonb, the rest
     /// (strings, only nulls) → text. Exact types come from a table created beforehand.
     func inferredTypes(source: String, session: PostgresSession) throws -> [String: String] {
-        let r = try session.query("""
+        let r = try session.query(
+            """
             SELECT e.key, coalesce(CASE
                 WHEN bool_and(jsonb_typeof(e.value) IN ('number', 'null')) AND bool_or(jsonb_typeof(e.value) = 'number')
                     THEN CASE WHEN bool_and(jsonb_typeof(e.value) = 'null' OR e.value::text ~ '^-?[0-9]{1,18}$') THEN 'bigint' ELSE 'numeric' END
@@ -142,7 +152,8 @@ extension PostgresSinkWriter {
     /// Adds the columns that changes carry but the target lacks (an `ALTER TABLE … ADD COLUMN`
     /// at the source arrives as a new column in the changes).
     func addMissingColumns(_ target: QualifiedName, _ described: ApplyTarget, source: String, session: PostgresSession) throws -> ApplyTarget {
-        let r = try session.query("""
+        let r = try session.query(
+            """
             SELECT DISTINCT e FROM pg_temp.sluice_stage s, jsonb_object_keys(s.after::jsonb) e WHERE s."table" = $1 AND s.after IS NOT NULL
             """, [source])
         let missing = (0..<r.rows).compactMap { r.string($0, 0) }.filter { described.columns[$0] == nil }
@@ -167,7 +178,8 @@ extension PostgresSinkWriter {
         }
         // Each change touches keys at a position: a delete (of the key, or of the old key of an
         // update that changed it) or a row image (`i` whole row, `u` changed columns).
-        try session.query("""
+        try session.query(
+            """
             WITH ev AS (
                 SELECT sluice_row, op, before::jsonb AS b, after::jsonb AS a FROM pg_temp.sluice_stage
                 WHERE "table" = $1 AND sluice_row > $2::int4 AND op IN ('c', 'r', 'u', 'd')
@@ -191,7 +203,8 @@ extension PostgresSinkWriter {
             """, [source, String(after)])
         let table = SQLText.qualified(target)
         let match = described.key.map { "t.\(SQLText.identifier($0)) = r.\(SQLText.identifier($0))" }.joined(separator: " AND ")
-        try session.execute("""
+        try session.execute(
+            """
             DELETE FROM \(table) t USING pg_temp.sluice_net n CROSS JOIN LATERAL jsonb_populate_record(NULL::\(table), n.k) r
             WHERE n.final = 'd' AND \(match)
             """)
@@ -201,14 +214,16 @@ extension PostgresSinkWriter {
                 let q = SQLText.identifier(c)
                 return "\(q) = CASE WHEN n.r ? \(SQLText.literal(c)) THEN r.\(q) ELSE t.\(q) END"
             }.joined(separator: ", ")
-            try session.execute("""
+            try session.execute(
+                """
                 UPDATE \(table) t SET \(set) FROM pg_temp.sluice_net n CROSS JOIN LATERAL jsonb_populate_record(NULL::\(table), n.r) r
                 WHERE n.final = 'u' AND \(match)
                 """)
         }
         let all = described.columns.keys.sorted().map(SQLText.identifier).joined(separator: ", ")
         let allFromR = described.columns.keys.sorted().map { "r.\(SQLText.identifier($0))" }.joined(separator: ", ")
-        try session.execute("""
+        try session.execute(
+            """
             INSERT INTO \(table) (\(all)) SELECT \(allFromR) FROM pg_temp.sluice_net n CROSS JOIN LATERAL jsonb_populate_record(NULL::\(table), n.r) r
             WHERE n.final = 'u' AND NOT EXISTS (SELECT 1 FROM \(table) t WHERE \(match))
             """)

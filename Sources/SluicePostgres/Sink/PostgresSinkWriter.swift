@@ -72,24 +72,28 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
             try session.execute(SinkStateRow.createSQL(stateTable))
             try session.execute("ALTER TABLE \(SQLText.qualified(stateTable)) ADD COLUMN IF NOT EXISTS commit_id text")
             try session.execute("COMMIT")
-            let r = try session.query("SELECT checkpoint_before::text, checkpoint_after::text, pending::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1",
-                                      [pipeline])
+            let r = try session.query(
+                "SELECT checkpoint_before::text, checkpoint_after::text, pending::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1",
+                [pipeline])
             guard r.rows == 1 else { return nil }
-            return SinkStateRow(before: SinkStateRow.decode([String: String].self, r.string(0, 0)) ?? [:],
-                                after: SinkStateRow.decode([String: String].self, r.string(0, 1)) ?? [:],
-                                pending: SinkStateRow.decode(StateCommit.self, r.string(0, 2)))
+            return SinkStateRow(
+                before: SinkStateRow.decode([String: String].self, r.string(0, 0)) ?? [:],
+                after: SinkStateRow.decode([String: String].self, r.string(0, 1)) ?? [:],
+                pending: SinkStateRow.decode(StateCommit.self, r.string(0, 2)))
         }
         var stored = try await context.state.checkpoint(pipeline: pipeline).partitions
         if let row, stored != row.after {
             if stored == row.before, var pending = row.pending {
-                logger.warning("recovering the last commit from the target: it committed there but not in the state store",
-                               metadata: ["table": "\(options.table)", "checkpoint": "\(row.after)"])
+                logger.warning(
+                    "recovering the last commit from the target: it committed there but not in the state store",
+                    metadata: ["table": "\(options.table)", "checkpoint": "\(row.after)"])
                 pending.dedupeSince = nil  // its rows are in the target already: store its keys whatever else is stored
                 try await context.state.commit(pending)
                 stored = try await context.state.checkpoint(pipeline: pipeline).partitions
             } else {
-                logger.warning("the checkpoint stored with the data differs from the state store's (was the pipeline reset?); continuing from the state store's",
-                               metadata: ["table": "\(options.table)"])
+                logger.warning(
+                    "the checkpoint stored with the data differs from the state store's (was the pipeline reset?); continuing from the state store's",
+                    metadata: ["table": "\(options.table)"])
             }
         }
         if options.mode == .replace {
@@ -168,8 +172,14 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         } catch let e as SluiceError where e.code == .schemaViolation || e.code == .constraint {
             try session.execute("ROLLBACK TO SAVEPOINT sluice_move; RELEASE SAVEPOINT sluice_move")
             if rows.count == 1 {
-                return skipped.contains(rows.lowerBound) ? [] : [RowFailure(row: rows.lowerBound, error: SluiceError(
-                    e.code, "\(options.table) refused the row: \(e.message)", location: e.location, retryable: false))]
+                return skipped.contains(rows.lowerBound)
+                    ? []
+                    : [
+                        RowFailure(
+                            row: rows.lowerBound,
+                            error: SluiceError(
+                                e.code, "\(options.table) refused the row: \(e.message)", location: e.location, retryable: false))
+                    ]
             }
             let middle = rows.lowerBound + rows.count / 2
             return try moveRows(rows.lowerBound..<middle, sql: sql, skipped: skipped, session: session)
@@ -188,7 +198,9 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         case .upsert:
             let keys = options.key.map(SQLText.identifier).joined(separator: ", ")
             let others = schema.fields.map(\.name).filter { !options.key.contains($0) }
-            let action = others.isEmpty ? "DO NOTHING"
+            let action =
+                others.isEmpty
+                ? "DO NOTHING"
                 : "DO UPDATE SET " + others.map { "\(SQLText.identifier($0)) = EXCLUDED.\(SQLText.identifier($0))" }.joined(separator: ", ")
             // The last version of a key within the rows wins (one statement may not update a row twice).
             let latest = "SELECT DISTINCT ON (\(keys)) * FROM pg_temp.sluice_stage WHERE \(range) ORDER BY \(keys), sluice_row DESC"
@@ -207,7 +219,8 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     func prepareStage(_ schema: Schema, session: PostgresSession) throws {
         guard stageSchema != schema else { return }
         let columns = schema.fields.map { "\(SQLText.identifier($0.name)) \(PostgresCopyEncoder.stageType($0.type))" }
-        try session.execute("DROP TABLE IF EXISTS pg_temp.sluice_stage; CREATE TEMP TABLE sluice_stage (sluice_row int4 NOT NULL, \(columns.joined(separator: ", ")))")
+        try session.execute(
+            "DROP TABLE IF EXISTS pg_temp.sluice_stage; CREATE TEMP TABLE sluice_stage (sluice_row int4 NOT NULL, \(columns.joined(separator: ", ")))")
         stageSchema = schema
     }
 
@@ -229,11 +242,13 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                 continue
             }
             if let current = PostgresCopyEncoder.sluiceType(sqlType: existing), current != field.type,
-               SchemaDiff.canWiden(current, to: field.type) {
+                SchemaDiff.canWiden(current, to: field.type)
+            {
                 let type = PostgresCopyEncoder.sqlType(field.type)
                 try session.execute("ALTER TABLE \(table) ALTER COLUMN \(name) TYPE \(type) USING \(name)::\(type)")
                 loadColumns![field.name] = type
-                logger.info("column widened in the target", metadata: ["table": "\(loadTable)", "column": "\(field.name)", "from": "\(existing)", "to": "\(type)"])
+                logger.info(
+                    "column widened in the target", metadata: ["table": "\(loadTable)", "column": "\(field.name)", "from": "\(existing)", "to": "\(type)"])
             }
         }
     }
@@ -249,8 +264,9 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
             }
         }
         guard options.create else {
-            throw SluiceError(.configuration, "table \(options.table) does not exist; create it, or let Sluice create it (`create: true`)",
-                              location: "sink.postgres.table", retryable: false)
+            throw SluiceError(
+                .configuration, "table \(options.table) does not exist; create it, or let Sluice create it (`create: true`)",
+                location: "sink.postgres.table", retryable: false)
         }
         try session.execute("SELECT pg_advisory_xact_lock(\(Self.ddlLock))")
         if let schemaName = loadTable.schema {
@@ -260,8 +276,9 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
             "\(SQLText.identifier(f.name)) \(PostgresCopyEncoder.sqlType(f.type))" + (options.key.contains(f.name) ? " NOT NULL" : "")
         }
         for k in options.key where !schema.fields.contains(where: { $0.name == k }) {
-            throw SluiceError(.configuration, "key column '\(k)' is not in the data (fields: \(schema.fields.map(\.name).joined(separator: ", ")))",
-                              location: "sink.postgres.key", retryable: false)
+            throw SluiceError(
+                .configuration, "key column '\(k)' is not in the data (fields: \(schema.fields.map(\.name).joined(separator: ", ")))",
+                location: "sink.postgres.key", retryable: false)
         }
         if !options.key.isEmpty {
             definitions.append("PRIMARY KEY (\(options.key.map(SQLText.identifier).joined(separator: ", ")))")
@@ -273,7 +290,8 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
 
     /// Column name → `format_type` of a table (empty when it does not exist).
     func columns(of table: QualifiedName, session: PostgresSession) throws -> [String: String] {
-        let r = try session.query("""
+        let r = try session.query(
+            """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
@@ -303,18 +321,23 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                     if options.mode == .replace && pending.extractComplete { try swapStaging(session: session) }
                     // The checkpoint before this commit is the one stored with the data (locked:
                     // another worker of the same pipeline may have committed since this one read it).
-                    let r = try session.query("SELECT checkpoint_after::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1 FOR UPDATE",
-                                              [pending.pipeline])
+                    let r = try session.query(
+                        "SELECT checkpoint_after::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1 FOR UPDATE",
+                        [pending.pipeline])
                     let before = r.rows == 1 ? SinkStateRow.decode([String: String].self, r.string(0, 0)) ?? [:] : [:]
                     let after = before.merging(pending.checkpoint) { $1 }
-                    try session.query("""
+                    try session.query(
+                        """
                         INSERT INTO \(SQLText.qualified(stateTable)) (pipeline, target, checkpoint_before, checkpoint_after, pending, commit_id, committed_at)
                         VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, now())
                         ON CONFLICT (pipeline) DO UPDATE SET target = EXCLUDED.target, checkpoint_before = EXCLUDED.checkpoint_before,
                             checkpoint_after = EXCLUDED.checkpoint_after, pending = EXCLUDED.pending, commit_id = EXCLUDED.commit_id,
                             committed_at = EXCLUDED.committed_at
-                        """, [pending.pipeline, options.table.description, SinkStateRow.encode(before), SinkStateRow.encode(after),
-                              SinkStateRow.encode(pending), id])
+                        """,
+                        [
+                            pending.pipeline, options.table.description, SinkStateRow.encode(before), SinkStateRow.encode(after),
+                            SinkStateRow.encode(pending), id,
+                        ])
                     try session.execute("COMMIT")
                     inTransaction = false
                 }

@@ -34,9 +34,10 @@ struct PostgresExtractPlan: Sendable {
     static func describe(table: QualifiedName, session: PostgresSession) throws -> [PostgresColumn] {
         let r = try session.query(catalogSQL, [table.schemaOrDefault, table.name])
         return (0..<r.rows).map { i in
-            PostgresColumn(name: r.string(i, 0)!, typeOID: UInt32(r.string(i, 1)!)!, typeModifier: Int32(r.string(i, 2)!)!,
-                           typeName: r.string(i, 3)!, typeKind: r.string(i, 4)!, category: r.string(i, 5)!,
-                           notNull: r.string(i, 6) == "t", primaryKeyPosition: Int(r.string(i, 7) ?? "0") ?? 0)
+            PostgresColumn(
+                name: r.string(i, 0)!, typeOID: UInt32(r.string(i, 1)!)!, typeModifier: Int32(r.string(i, 2)!)!,
+                typeName: r.string(i, 3)!, typeKind: r.string(i, 4)!, category: r.string(i, 5)!,
+                notNull: r.string(i, 6) == "t", primaryKeyPosition: Int(r.string(i, 7) ?? "0") ?? 0)
         }
     }
 
@@ -45,11 +46,14 @@ struct PostgresExtractPlan: Sendable {
         let r = try session.query("SELECT * FROM (\(query)) AS q LIMIT 0")
         var columns: [PostgresColumn] = []
         for i in 0..<r.columns {
-            let t = try session.query("SELECT format_type($1::oid, $2::int4), typtype::text, typcategory::text FROM pg_type WHERE oid = $1::oid",
-                                      [String(r.typeOID(i)), String(r.typeModifier(i))])
-            columns.append(PostgresColumn(name: r.name(i), typeOID: r.typeOID(i), typeModifier: r.typeModifier(i),
-                                          typeName: t.string(0, 0) ?? "unknown", typeKind: t.string(0, 1) ?? "b",
-                                          category: t.string(0, 2) ?? "U", notNull: false, primaryKeyPosition: 0))
+            let t = try session.query(
+                "SELECT format_type($1::oid, $2::int4), typtype::text, typcategory::text FROM pg_type WHERE oid = $1::oid",
+                [String(r.typeOID(i)), String(r.typeModifier(i))])
+            columns.append(
+                PostgresColumn(
+                    name: r.name(i), typeOID: r.typeOID(i), typeModifier: r.typeModifier(i),
+                    typeName: t.string(0, 0) ?? "unknown", typeKind: t.string(0, 1) ?? "b",
+                    category: t.string(0, 2) ?? "U", notNull: false, primaryKeyPosition: 0))
         }
         return columns
     }
@@ -59,8 +63,9 @@ struct PostgresExtractPlan: Sendable {
         if let table = o.table {
             columns = try Self.describe(table: table, session: session)
             guard !columns.isEmpty else {
-                throw SluiceError(.configuration, "table '\(table)' does not exist (or has no columns) in \(o.url.redacted)",
-                                  location: "source.postgres.table", retryable: false)
+                throw SluiceError(
+                    .configuration, "table '\(table)' does not exist (or has no columns) in \(o.url.redacted)",
+                    location: "source.postgres.table", retryable: false)
             }
             relation = SQLText.qualified(table)
         } else {
@@ -81,8 +86,9 @@ struct PostgresExtractPlan: Sendable {
         let byName = Dictionary(columns.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         func column(_ name: String, _ what: String) throws -> PostgresColumn {
             guard let c = byName[name] else {
-                throw SluiceError(.configuration, "\(what) column '\(name)' is not a column of \(o.partition) (columns: \(columns.map(\.name).joined(separator: ", ")))",
-                                  location: "source.postgres", retryable: false)
+                throw SluiceError(
+                    .configuration, "\(what) column '\(name)' is not a column of \(o.partition) (columns: \(columns.map(\.name).joined(separator: ", ")))",
+                    location: "source.postgres", retryable: false)
             }
             return c
         }
@@ -91,19 +97,23 @@ struct PostgresExtractPlan: Sendable {
         switch o.mode {
         case .full where o.backfill == nil:
             guard !identity.isEmpty else {
-                throw SluiceError(.configuration, "\(o.partition) has no primary key to read it in order; name `key: [column, …]` (unique, not null)",
-                                  location: "source.postgres.key", retryable: false)
+                throw SluiceError(
+                    .configuration, "\(o.partition) has no primary key to read it in order; name `key: [column, …]` (unique, not null)",
+                    location: "source.postgres.key", retryable: false)
             }
             key = identity
         case .incremental, .full:
             var k = try o.cursor.map { try column($0, "cursor") }
             for c in k where !c.notNull && o.table != nil {
-                throw SluiceError(.configuration, "cursor column '\(c.name)' may be NULL: rows with NULL there would never be extracted. "
-                    + "Declare it NOT NULL, or use other cursor columns", location: "source.postgres.cursor", retryable: false)
+                throw SluiceError(
+                    .configuration,
+                    "cursor column '\(c.name)' may be NULL: rows with NULL there would never be extracted. "
+                        + "Declare it NOT NULL, or use other cursor columns", location: "source.postgres.cursor", retryable: false)
             }
             guard !identity.isEmpty else {
-                throw SluiceError(.configuration, "\(o.partition) has no primary key to break ties between rows sharing a cursor value; name `key: [column, …]`",
-                                  location: "source.postgres.key", retryable: false)
+                throw SluiceError(
+                    .configuration, "\(o.partition) has no primary key to break ties between rows sharing a cursor value; name `key: [column, …]`",
+                    location: "source.postgres.key", retryable: false)
             }
             k += identity.filter { c in !k.contains(where: { $0.name == c.name }) }
             key = k
@@ -112,22 +122,26 @@ struct PostgresExtractPlan: Sendable {
                 key = [try column(id, "change_id")]
             } else {
                 guard primaryKey.count == 1 else {
-                    throw SluiceError(.configuration, "name the change table's id column: `change_id: column` (it has no single-column primary key)",
-                                      location: "source.postgres.change_id", retryable: false)
+                    throw SluiceError(
+                        .configuration, "name the change table's id column: `change_id: column` (it has no single-column primary key)",
+                        location: "source.postgres.change_id", retryable: false)
                 }
                 key = primaryKey
             }
             if let p = o.processedColumn {
                 let c = try column(p, "processed_column")
                 guard c.typeOID == 16 else {
-                    throw SluiceError(.configuration, "processed_column '\(p)' must be boolean (it is \(c.typeName))", location: "source.postgres.processed_column", retryable: false)
+                    throw SluiceError(
+                        .configuration, "processed_column '\(p)' must be boolean (it is \(c.typeName))", location: "source.postgres.processed_column",
+                        retryable: false)
                 }
             }
         }
         if o.lookback != nil, o.mode == .incremental {
             guard [1082, 1114, 1184].contains(key[0].typeOID) else {
-                throw SluiceError(.configuration, "`lookback` needs a date or timestamp as the first cursor column ('\(key[0].name)' is \(key[0].typeName))",
-                                  location: "source.postgres.lookback", retryable: false)
+                throw SluiceError(
+                    .configuration, "`lookback` needs a date or timestamp as the first cursor column ('\(key[0].name)' is \(key[0].typeName))",
+                    location: "source.postgres.lookback", retryable: false)
             }
         }
         window = o.backfill
@@ -197,8 +211,10 @@ struct PostgresExtractPlan: Sendable {
     func boundariesQuery(slices n: Int) -> (String, [String?]) {
         let (whereSQL, parameters) = conditions(after: nil)
         let first = SQLText.identifier(key[0].name)
-        return ("SELECT max(k)::text FROM (SELECT \(first) AS k, ntile(\(n)) OVER (ORDER BY \(first)) AS b FROM \(relation)\(whereSQL)) x GROUP BY b ORDER BY b",
-                parameters)
+        return (
+            "SELECT max(k)::text FROM (SELECT \(first) AS k, ntile(\(n)) OVER (ORDER BY \(first)) AS b FROM \(relation)\(whereSQL)) x GROUP BY b ORDER BY b",
+            parameters
+        )
     }
 }
 

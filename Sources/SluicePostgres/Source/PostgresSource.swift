@@ -18,46 +18,69 @@ public struct PostgresSource: Source {
         type: "postgres",
         summary: "a PostgreSQL table or query: full, incremental by a cursor (primary key breaks ties), or a change-log table",
         options: [
-            OptionSpec("url", .string, required: true, example: #""${PG_URL}""#, secret: true,
-                       "`postgres://user:password@host:5432/db`; TLS with `?sslmode=require` (or `verify-full&sslrootcert=…`). The password is never logged."),
-            OptionSpec("table", .string, example: "public.orders",
-                       #"The table to read, `table` or `schema.table` (unquoted names fold to lower case; quote others: `'"My Table"'`). Give either `table` or `query`."#),
-            OptionSpec("query", .string, example: #""SELECT id, customer, total FROM public.orders""#, requires: ["key: [id]"],
-                       "Instead of `table`: any `SELECT`; needs `key`. Give either `table` or `query`; not with `mode: changelog`."),
-            OptionSpec("key", .list(.string), example: "[id]",
-                       "Columns that identify a row and order the read. Default: the table's primary key; required with `query` and with `lookback`."),
-            OptionSpec("mode", .choice(["full", "incremental", "changelog"]), default: "full", example: "changelog",
-                       "`full` reads the whole table in key order each pass; `incremental` reads rows past the last committed `cursor`; `changelog` reads a change table in id order."),
-            OptionSpec("cursor", .list(.string), example: "[updated_at]", requires: ["mode: incremental"],
-                       "`incremental` (and required by it): NOT NULL columns that only grow; the key breaks ties."),
-            OptionSpec("lookback", .duration, example: "10m", requires: ["mode: incremental", "cursor: [updated_at]", "key: [id]"],
-                       "`incremental`: also re-read rows whose first cursor column is within this of the checkpoint, for rows committed late; needs `key`. Repeats are dropped by an implicit dedupe on cursor + key."),
-            OptionSpec("change_id", .string, example: "change_id", requires: ["mode: changelog"],
-                       "`changelog`: the change table's increasing id column. Default: the table's single-column primary key."),
-            OptionSpec("processed_column", .string, example: "processed", requires: ["mode: changelog"],
-                       "`changelog`: a boolean column set to true once the row is committed downstream; only rows where it is not true are read."),
-            OptionSpec("tx_column", .string, example: "tx_id", requires: ["mode: changelog", "processed_column: processed"],
-                       "`changelog` with `processed_column`: the column holding the writing transaction's id (`txid_current()`); only changes of transactions older than every running one are read, so a late commit is never skipped."),
-            OptionSpec("filter", .string, example: #""tenant_id = 7""#,
-                       "An extra SQL condition added to the `WHERE` clause."),
-            OptionSpec("batch_rows", .integer(1...1_000_000), default: "50000", example: "10000",
-                       "Rows per page read from the server."),
-            OptionSpec("parallel", .integer(1...64), default: "1", example: "4",
-                       "`full`: read the table as this many key ranges at once, each with its own connection and checkpoint partition."),
-            OptionSpec("schedule", .string, example: #""every 5m""#,
-                       #"Pull again on a schedule until stopped: `"every <duration>"` or a five-field cron expression (`"0 * * * *"`, UTC). Without `schedule` or `poll`, `sluice run` pulls once."#),
-            OptionSpec("poll", .object([
-                OptionSpec("min", .duration, required: true, example: "1s", "The wait after a poll that returned rows."),
-                OptionSpec("max", .duration, required: true, example: "1m", "The longest wait: the wait doubles up to it while polls return nothing."),
-            ]), example: "{ min: 1s, max: 1m }", requires: ["mode: changelog"],
-                       "Instead of `schedule`, for `incremental` and `changelog`: adaptive polling, again after `min` while polls return rows, doubling to `max` while idle."),
-            OptionSpec("unsupported_types", .choice(["error", "string"]), default: "error", example: "string",
-                       "A column of a type Sluice does not map: `error` stops the pull before any data moves; `string` reads it as its text form."),
+            OptionSpec(
+                "url", .string, required: true, example: #""${PG_URL}""#, secret: true,
+                "`postgres://user:password@host:5432/db`; TLS with `?sslmode=require` (or `verify-full&sslrootcert=…`). The password is never logged."),
+            OptionSpec(
+                "table", .string, example: "public.orders",
+                #"The table to read, `table` or `schema.table` (unquoted names fold to lower case; quote others: `'"My Table"'`). Give either `table` or `query`."#
+            ),
+            OptionSpec(
+                "query", .string, example: #""SELECT id, customer, total FROM public.orders""#, requires: ["key: [id]"],
+                "Instead of `table`: any `SELECT`; needs `key`. Give either `table` or `query`; not with `mode: changelog`."),
+            OptionSpec(
+                "key", .list(.string), example: "[id]",
+                "Columns that identify a row and order the read. Default: the table's primary key; required with `query` and with `lookback`."),
+            OptionSpec(
+                "mode", .choice(["full", "incremental", "changelog"]), default: "full", example: "changelog",
+                "`full` reads the whole table in key order each pass; `incremental` reads rows past the last committed `cursor`; `changelog` reads a change table in id order."
+            ),
+            OptionSpec(
+                "cursor", .list(.string), example: "[updated_at]", requires: ["mode: incremental"],
+                "`incremental` (and required by it): NOT NULL columns that only grow; the key breaks ties."),
+            OptionSpec(
+                "lookback", .duration, example: "10m", requires: ["mode: incremental", "cursor: [updated_at]", "key: [id]"],
+                "`incremental`: also re-read rows whose first cursor column is within this of the checkpoint, for rows committed late; needs `key`. Repeats are dropped by an implicit dedupe on cursor + key."
+            ),
+            OptionSpec(
+                "change_id", .string, example: "change_id", requires: ["mode: changelog"],
+                "`changelog`: the change table's increasing id column. Default: the table's single-column primary key."),
+            OptionSpec(
+                "processed_column", .string, example: "processed", requires: ["mode: changelog"],
+                "`changelog`: a boolean column set to true once the row is committed downstream; only rows where it is not true are read."),
+            OptionSpec(
+                "tx_column", .string, example: "tx_id", requires: ["mode: changelog", "processed_column: processed"],
+                "`changelog` with `processed_column`: the column holding the writing transaction's id (`txid_current()`); only changes of transactions older than every running one are read, so a late commit is never skipped."
+            ),
+            OptionSpec(
+                "filter", .string, example: #""tenant_id = 7""#,
+                "An extra SQL condition added to the `WHERE` clause."),
+            OptionSpec(
+                "batch_rows", .integer(1...1_000_000), default: "50000", example: "10000",
+                "Rows per page read from the server."),
+            OptionSpec(
+                "parallel", .integer(1...64), default: "1", example: "4",
+                "`full`: read the table as this many key ranges at once, each with its own connection and checkpoint partition."),
+            OptionSpec(
+                "schedule", .string, example: #""every 5m""#,
+                #"Pull again on a schedule until stopped: `"every <duration>"` or a five-field cron expression (`"0 * * * *"`, UTC). Without `schedule` or `poll`, `sluice run` pulls once."#
+            ),
+            OptionSpec(
+                "poll",
+                .object([
+                    OptionSpec("min", .duration, required: true, example: "1s", "The wait after a poll that returned rows."),
+                    OptionSpec("max", .duration, required: true, example: "1m", "The longest wait: the wait doubles up to it while polls return nothing."),
+                ]), example: "{ min: 1s, max: 1m }", requires: ["mode: changelog"],
+                "Instead of `schedule`, for `incremental` and `changelog`: adaptive polling, again after `min` while polls return rows, doubling to `max` while idle."
+            ),
+            OptionSpec(
+                "unsupported_types", .choice(["error", "string"]), default: "error", example: "string",
+                "A column of a type Sluice does not map: `error` stops the pull before any data moves; `string` reads it as its text form."),
         ],
         example: """
-        source:
-          postgres: { url: "${PG_URL}", table: public.orders, key: [id], mode: incremental, cursor: [updated_at], lookback: 5m }
-        """,
+            source:
+              postgres: { url: "${PG_URL}", table: public.orders, key: [id], mode: incremental, cursor: [updated_at], lookback: 5m }
+            """,
         capabilities: [.backfillable],
         exampleFile: "examples/postgres-pull.yaml",
         alternatives: [["table", "query"]]
@@ -107,8 +130,9 @@ public struct PostgresSource: Source {
             single = fresh
         }
         guard options.parallel > 1 else {
-            let reader = PostgresSourceReader(options: options, plan: plan, connection: connection, partition: base,
-                                              position: single)
+            let reader = PostgresSourceReader(
+                options: options, plan: plan, connection: connection, partition: base,
+                position: single)
             if options.mode == .full { try await reportTotal([reader], context: context) }
             return reader
         }
@@ -171,7 +195,8 @@ public struct PostgresSource: Source {
     /// changelog: marks rows up to the committed change id processed (after the sink commit).
     public func committed(_ positions: [String: String], context: SourceContext) async throws {
         guard options.mode == .changelog, options.processedColumn != nil,
-              let value = positions[options.partition], let position = KeyPosition.decode(value) else { return }
+            let value = positions[options.partition], let position = KeyPosition.decode(value)
+        else { return }
         let connection = try await PostgresConnection.connect(options.url)
         let o = options
         let plan = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
@@ -185,7 +210,8 @@ public struct PostgresSource: Source {
     func markProcessed(_ position: KeyPosition, connection: PostgresConnection, plan: PostgresExtractPlan) async throws -> Int {
         guard let processed = options.processedColumn, let table = options.table, let after = position.after else { return 0 }
         let id = plan.key[0]
-        var sql = "UPDATE \(SQLText.qualified(table)) SET \(SQLText.identifier(processed)) = true "
+        var sql =
+            "UPDATE \(SQLText.qualified(table)) SET \(SQLText.identifier(processed)) = true "
             + "WHERE \(SQLText.identifier(id.name)) <= $1::\(id.typeName) AND \(SQLText.identifier(processed)) IS NOT TRUE"
         var parameters: [String?] = [after[0]]
         if let tx = options.txColumn {
@@ -200,8 +226,10 @@ public struct PostgresSource: Source {
 extension PostgresSource: BackfillableSource {
     public func backfill(from: String, to: String, parallel: Int) throws -> any Source {
         guard options.mode == .incremental, !options.cursor.isEmpty else {
-            throw SluiceError(.configuration, "a backfill re-reads a range of an incremental pull's cursor; this pipeline's postgres source is mode: \(options.mode.rawValue)",
-                              location: "source.postgres.mode")
+            throw SluiceError(
+                .configuration,
+                "a backfill re-reads a range of an incremental pull's cursor; this pipeline's postgres source is mode: \(options.mode.rawValue)",
+                location: "source.postgres.mode")
         }
         var o = options
         o.mode = .full
@@ -323,9 +351,10 @@ final class PostgresSourceReader: SourceReader, @unchecked Sendable {
             if options.mode == .full { position.done = true }
             if page.rows == 0 && options.mode != .full { return nil }
         }
-        return SourceBatch(records: page.batch, rejects: page.rejects,
-                           position: SourcePosition(partition: partition, value: position.encoded),
-                           inputBytes: page.bytes)
+        return SourceBatch(
+            records: page.batch, rejects: page.rejects,
+            position: SourcePosition(partition: partition, value: position.encoded),
+            inputBytes: page.bytes)
     }
 
     func close() async {}
@@ -388,9 +417,11 @@ struct Page: Sendable {
                 let key = (0..<plan.key.count).map { r.string(row, n + $0) ?? "" }
                 let field = plan.mappings[failed].field
                 let text = rowText(r, row: row, plan: plan)
-                rejects.append(DeadLetter(stage: "decode", errorKind: "type_mismatch",
-                                          message: "column '\(field.name)': value has no \(field.type) form (infinity, NaN or too many digits)",
-                                          location: "postgres:\(partition)@\(key.joined(separator: ","))", raw: Array(text.utf8)))
+                rejects.append(
+                    DeadLetter(
+                        stage: "decode", errorKind: "type_mismatch",
+                        message: "column '\(field.name)': value has no \(field.type) form (infinity, NaN or too many digits)",
+                        location: "postgres:\(partition)@\(key.joined(separator: ","))", raw: Array(text.utf8)))
             }
         }
         let lastKey = r.rows > 0 ? (0..<plan.key.count).map { r.string(r.rows - 1, n + $0) ?? "" } : nil

@@ -34,8 +34,11 @@ public struct PostgresSourceOptions: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case url, table, query, key, mode, cursor, lookback, filter
-        case changeID = "change_id", processedColumn = "processed_column", txColumn = "tx_column"
-        case batchRows = "batch_rows", unsupportedTypes = "unsupported_types"
+        case changeID = "change_id"
+        case processedColumn = "processed_column"
+        case txColumn = "tx_column"
+        case batchRows = "batch_rows"
+        case unsupportedTypes = "unsupported_types"
         case schedule, poll, parallel
     }
 
@@ -54,7 +57,8 @@ public struct PostgresSourceOptions: Decodable, Sendable {
         }
         key = try c.decodeIfPresent([String].self, forKey: .key) ?? []
         if query != nil && key.isEmpty {
-            throw try c.superDecoder(forKey: .query).configError("a query needs `key: [column, …]`: columns of its result that identify a row, so reading can resume after a crash")
+            throw try c.superDecoder(forKey: .query).configError(
+                "a query needs `key: [column, …]`: columns of its result that identify a row, so reading can resume after a crash")
         }
         if let m = try c.decodeIfPresent(String.self, forKey: .mode) {
             guard let parsed = Mode(rawValue: m) else {
@@ -76,17 +80,20 @@ public struct PostgresSourceOptions: Decodable, Sendable {
             }
             lookback = try c.decode(ConfigDuration.self, forKey: .lookback).duration
             if key.isEmpty {
-                throw try c.superDecoder(forKey: .lookback).configError("`lookback` re-reads recent rows and drops the repeats by row identity: name it with `key: [id]` (the primary key)")
+                throw try c.superDecoder(forKey: .lookback).configError(
+                    "`lookback` re-reads recent rows and drops the repeats by row identity: name it with `key: [id]` (the primary key)")
             }
         }
         changeID = try c.decodeIfPresent(String.self, forKey: .changeID)
         processedColumn = try c.decodeIfPresent(String.self, forKey: .processedColumn)
         if mode != .changelog, changeID != nil || processedColumn != nil {
-            throw try c.superDecoder(forKey: changeID != nil ? .changeID : .processedColumn).configError("`change_id` and `processed_column` are for mode: changelog")
+            throw try c.superDecoder(forKey: changeID != nil ? .changeID : .processedColumn).configError(
+                "`change_id` and `processed_column` are for mode: changelog")
         }
         txColumn = try c.decodeIfPresent(String.self, forKey: .txColumn)
         if txColumn != nil && (mode != .changelog || processedColumn == nil) {
-            throw try c.superDecoder(forKey: .txColumn).configError("`tx_column` is for mode: changelog with a `processed_column` (rows are marked as they are delivered)")
+            throw try c.superDecoder(forKey: .txColumn).configError(
+                "`tx_column` is for mode: changelog with a `processed_column` (rows are marked as they are delivered)")
         }
         if mode == .changelog && query != nil {
             throw try c.superDecoder(forKey: .query).configError("mode: changelog reads a change table: use `table`")
@@ -102,7 +109,8 @@ public struct PostgresSourceOptions: Decodable, Sendable {
         schedule = try ExtractSchedule.decode(from: c, schedule: .schedule, poll: .poll, allowPoll: mode != .full)
         parallel = try c.decodeIfPresent(Int.self, forKey: .parallel, in: 1...64) ?? 1
         if parallel > 1 && mode != .full {
-            throw try c.superDecoder(forKey: .parallel).configError("parallel pulls split a full extract into key ranges; \(mode.rawValue) reads in cursor order (use `sluice backfill --parallel N` for history)")
+            throw try c.superDecoder(forKey: .parallel).configError(
+                "parallel pulls split a full extract into key ranges; \(mode.rawValue) reads in cursor order (use `sluice backfill --parallel N` for history)")
         }
     }
 

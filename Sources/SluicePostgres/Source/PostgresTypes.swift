@@ -58,8 +58,10 @@ struct ColumnMapping: Sendable, Hashable {
                 }
                 // numeric(p > 38) or a negative scale: no exact Sluice decimal for it.
                 if unsupported == .string { return make(.string, .text, "\(q)::text") }
-                throw SluiceError(.unsupported, "column '\(c.name)' is \(c.typeName), wider than decimal(38); "
-                    + "set `unsupported_types: string` to read it as text", location: c.name)
+                throw SluiceError(
+                    .unsupported,
+                    "column '\(c.name)' is \(c.typeName), wider than decimal(38); "
+                        + "set `unsupported_types: string` to read it as text", location: c.name)
             }
             let u = unconstrainedNumeric
             return make(.decimal(precision: u.precision, scale: u.scale), .numericText(precision: u.precision, scale: u.scale), "\(q)::text")
@@ -72,8 +74,10 @@ struct ColumnMapping: Sendable, Hashable {
         case 2950: return make(.string, .uuid)
         default:
             if unsupported == .string { return make(.string, .text, "\(q)::text") }
-            throw SluiceError(.unsupported, "column '\(c.name)' has type \(c.typeName), which Sluice does not map; "
-                + "set `unsupported_types: string` to read it as text, or cast it in a `query`", location: c.name)
+            throw SluiceError(
+                .unsupported,
+                "column '\(c.name)' has type \(c.typeName), which Sluice does not map; "
+                    + "set `unsupported_types: string` to read it as text, or cast it in a `query`", location: c.name)
         }
     }
 }

@@ -4,7 +4,9 @@ import SluiceCore
 /// a shipped one. Workers starting together migrate under an advisory lock, one at a time.
 enum PostgresStateMigrations {
     static let migrations: [(version: String, sql: String)] = [
-        ("v1", """
+        (
+            "v1",
+            """
             CREATE TABLE sluice.checkpoints (
                 pipeline text NOT NULL, partition text NOT NULL, value text NOT NULL, updated_at float8 NOT NULL,
                 PRIMARY KEY (pipeline, partition));
@@ -28,8 +30,11 @@ enum PostgresStateMigrations {
             CREATE TABLE sluice.schedule_claims (
                 pipeline text NOT NULL, slot float8 NOT NULL, claimed_at float8 NOT NULL, renewed_at float8 NOT NULL,
                 finished boolean NOT NULL DEFAULT false, PRIMARY KEY (pipeline, slot));
-            """),
-        ("v2-registry", """
+            """
+        ),
+        (
+            "v2-registry",
+            """
             CREATE TABLE sluice.registry_schemas (
                 id bigserial PRIMARY KEY, format text NOT NULL, canonical text NOT NULL, text text NOT NULL, UNIQUE (format, canonical));
             CREATE TABLE sluice.registry_versions (
@@ -40,14 +45,17 @@ enum PostgresStateMigrations {
                 id bigserial PRIMARY KEY, pipeline text NOT NULL, subject text NOT NULL, from_version int, to_version int,
                 kinds text NOT NULL, diff text NOT NULL, action text NOT NULL, at float8 NOT NULL);
             CREATE INDEX schema_drift_subject ON sluice.schema_drift (subject, id);
-            """),
+            """
+        ),
     ]
 
     static func migrate(_ s: PostgresSession) throws {
         try s.execute("BEGIN")
         do {
             try s.execute("SELECT pg_advisory_xact_lock(\(0x736C_7569_6365 + 1))")
-            try s.execute("CREATE SCHEMA IF NOT EXISTS sluice; CREATE TABLE IF NOT EXISTS sluice.schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            try s.execute(
+                "CREATE SCHEMA IF NOT EXISTS sluice; CREATE TABLE IF NOT EXISTS sluice.schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
             let r = try s.query("SELECT version FROM sluice.schema_migrations")
             let applied = Set((0..<r.rows).map { r.string($0, 0)! })
             for m in migrations where !applied.contains(m.version) {

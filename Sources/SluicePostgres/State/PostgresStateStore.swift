@@ -25,9 +25,10 @@ public final class PostgresStateStore: StateStore {
     static let t = "sluice"
 
     /// `postgres://` and `postgresql://` URLs: state shared by several workers.
-    public static let backend = StateBackend(name: "PostgreSQL", features: [.schemaRegistry],
-                                             handles: { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") },
-                                             open: { try await PostgresStateStore.open($0) })
+    public static let backend = StateBackend(
+        name: "PostgreSQL", features: [.schemaRegistry],
+        handles: { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") },
+        open: { try await PostgresStateStore.open($0) })
 
     public var isShared: Bool { true }
     /// None: the push endpoint's queue lives in a SQLite state store only.
@@ -46,22 +47,29 @@ public final class PostgresStateStore: StateStore {
         try await pool.transaction { s in
             let now = String(commit.now.timeIntervalSince1970)
             for (partition, value) in commit.checkpoint {
-                try s.query("""
+                try s.query(
+                    """
                     INSERT INTO sluice.checkpoints(pipeline, partition, value, updated_at) VALUES ($1, $2, $3, $4::float8)
                     ON CONFLICT (pipeline, partition) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
                     """, [commit.pipeline, partition, value, now])
-                try s.query("INSERT INTO sluice.checkpoint_history(pipeline, partition, value, committed_at) VALUES ($1, $2, $3, $4::float8)",
-                            [commit.pipeline, partition, value, now])
+                try s.query(
+                    "INSERT INTO sluice.checkpoint_history(pipeline, partition, value, committed_at) VALUES ($1, $2, $3, $4::float8)",
+                    [commit.pipeline, partition, value, now])
             }
             if !commit.checkpoint.isEmpty {
-                try s.query("""
+                try s.query(
+                    """
                     DELETE FROM sluice.checkpoint_history WHERE pipeline = $1 AND id <= (
                         SELECT id FROM sluice.checkpoint_history WHERE pipeline = $1 ORDER BY id DESC LIMIT 1 OFFSET $2::int)
                     """, [commit.pipeline, String(historyLimit)])
             }
             for l in commit.deadLetters {
-                try s.query(Self.insertDeadLetterSQL, [commit.pipeline, l.stage, l.errorKind, l.message, l.location, byteaHex(l.raw),
-                                                       String(l.attempts), now])
+                try s.query(
+                    Self.insertDeadLetterSQL,
+                    [
+                        commit.pipeline, l.stage, l.errorKind, l.message, l.location, byteaHex(l.raw),
+                        String(l.attempts), now,
+                    ])
             }
             if !commit.dedupeKeys.isEmpty {
                 // Sorted, so that two workers inserting overlapping keys lock them in one order.
@@ -70,7 +78,8 @@ public final class PostgresStateStore: StateStore {
                     // A key stored by another commit inside the TTL refuses the commit. The unique
                     // index makes this exact across workers: a concurrent insert of the same key
                     // waits for the first transaction and then sees its row.
-                    let r = try s.query("""
+                    let r = try s.query(
+                        """
                         WITH input AS (SELECT k FROM unnest($2::text[]) AS k),
                         taken AS (
                             INSERT INTO sluice.dedupe_keys(pipeline, key, seen_at) SELECT $1, k, $3::float8 FROM input
@@ -81,14 +90,16 @@ public final class PostgresStateStore: StateStore {
                         """, [commit.pipeline, keys, now, String(since.timeIntervalSince1970)])
                     if r.rows > 0 { throw commit.conflict(keys: (0..<r.rows).map { r.string($0, 0)! }) }
                 } else {
-                    try s.query("""
+                    try s.query(
+                        """
                         INSERT INTO sluice.dedupe_keys(pipeline, key, seen_at) SELECT $1, k, $3::float8 FROM unnest($2::text[]) AS k
                         ON CONFLICT (pipeline, key) DO UPDATE SET seen_at = EXCLUDED.seen_at
                         """, [commit.pipeline, keys, now])
                 }
             }
             for i in commit.fileIntents {
-                try s.query("""
+                try s.query(
+                    """
                     INSERT INTO sluice.file_intents(pipeline, temp_path, final_path, records, bytes, created_at)
                     VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::float8)
                     """, [commit.pipeline, i.tempPath, i.finalPath, String(i.records), String(i.bytes), now])
@@ -106,19 +117,24 @@ public final class PostgresStateStore: StateStore {
 
     public func checkpointHistory(pipeline: String, limit: Int) async throws -> [CheckpointEntry] {
         try await pool.withSession { s in
-            let r = try s.query("SELECT partition, value, committed_at FROM sluice.checkpoint_history WHERE pipeline = $1 ORDER BY id DESC LIMIT $2::int",
-                                [pipeline, String(limit)])
+            let r = try s.query(
+                "SELECT partition, value, committed_at FROM sluice.checkpoint_history WHERE pipeline = $1 ORDER BY id DESC LIMIT $2::int",
+                [pipeline, String(limit)])
             return (0..<r.rows).map { CheckpointEntry(partition: r.string($0, 0)!, value: r.string($0, 1)!, committedAt: r.date($0, 2)) }
         }
     }
 
     public func pendingFileIntents(pipeline: String) async throws -> [StoredFileIntent] {
         try await pool.withSession { s in
-            let r = try s.query("SELECT id, temp_path, final_path, records, bytes FROM sluice.file_intents WHERE pipeline = $1 AND NOT resolved ORDER BY id",
-                                [pipeline])
+            let r = try s.query(
+                "SELECT id, temp_path, final_path, records, bytes FROM sluice.file_intents WHERE pipeline = $1 AND NOT resolved ORDER BY id",
+                [pipeline])
             return (0..<r.rows).map {
-                StoredFileIntent(id: Int64(r.string($0, 0)!)!, intent: FileIntent(tempPath: r.string($0, 1)!, finalPath: r.string($0, 2)!,
-                                                                                  records: Int(r.string($0, 3)!)!, bytes: Int(r.string($0, 4)!)!))
+                StoredFileIntent(
+                    id: Int64(r.string($0, 0)!)!,
+                    intent: FileIntent(
+                        tempPath: r.string($0, 1)!, finalPath: r.string($0, 2)!,
+                        records: Int(r.string($0, 3)!)!, bytes: Int(r.string($0, 4)!)!))
             }
         }
     }
@@ -126,24 +142,28 @@ public final class PostgresStateStore: StateStore {
     public func resolveFileIntents(pipeline: String, finalPaths: [String]) async throws {
         guard !finalPaths.isEmpty else { return }
         try await pool.withSession { s in
-            try s.query("UPDATE sluice.file_intents SET resolved = true WHERE pipeline = $1 AND final_path = ANY($2::text[])",
-                        [pipeline, textArrayLiteral(finalPaths)])
+            try s.query(
+                "UPDATE sluice.file_intents SET resolved = true WHERE pipeline = $1 AND final_path = ANY($2::text[])",
+                [pipeline, textArrayLiteral(finalPaths)])
         }
     }
 
     public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {
         guard !keys.isEmpty else { return [] }
         return try await pool.withSession { s in
-            let r = try s.query("SELECT key FROM sluice.dedupe_keys WHERE pipeline = $1 AND key = ANY($2::text[]) AND seen_at >= $3::float8",
-                                [pipeline, textArrayLiteral(keys), String(since.timeIntervalSince1970)])
+            let r = try s.query(
+                "SELECT key FROM sluice.dedupe_keys WHERE pipeline = $1 AND key = ANY($2::text[]) AND seen_at >= $3::float8",
+                [pipeline, textArrayLiteral(keys), String(since.timeIntervalSince1970)])
             return Set((0..<r.rows).map { r.string($0, 0)! })
         }
     }
 
     public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
         try await pool.withSession { s in
-            try s.query("DELETE FROM sluice.dedupe_keys WHERE pipeline = $1 AND seen_at < $2::float8",
-                        [pipeline, String(before.timeIntervalSince1970)]).affectedRows
+            try s.query(
+                "DELETE FROM sluice.dedupe_keys WHERE pipeline = $1 AND seen_at < $2::float8",
+                [pipeline, String(before.timeIntervalSince1970)]
+            ).affectedRows
         }
     }
 
@@ -152,15 +172,17 @@ public final class PostgresStateStore: StateStore {
     static func deadLetter(_ r: PostgresResult, _ i: Int) -> StoredDeadLetter {
         StoredDeadLetter(
             id: Int64(r.string(i, 0)!)!, pipeline: r.string(i, 1)!,
-            letter: DeadLetter(stage: r.string(i, 2)!, errorKind: r.string(i, 3)!, message: r.string(i, 4)!, location: r.string(i, 5)!,
-                               raw: r.byteaText(i, 6), attempts: Int(r.string(i, 7)!)!),
+            letter: DeadLetter(
+                stage: r.string(i, 2)!, errorKind: r.string(i, 3)!, message: r.string(i, 4)!, location: r.string(i, 5)!,
+                raw: r.byteaText(i, 6), attempts: Int(r.string(i, 7)!)!),
             firstSeen: r.date(i, 8), lastSeen: r.date(i, 9))
     }
 
     public func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter] {
         try await pool.withSession { s in
-            let r = try s.query("SELECT \(Self.deadLetterColumns) FROM sluice.dead_letters WHERE ($1::text IS NULL OR pipeline = $1) ORDER BY id LIMIT $2::int",
-                                [pipeline, String(limit)])
+            let r = try s.query(
+                "SELECT \(Self.deadLetterColumns) FROM sluice.dead_letters WHERE ($1::text IS NULL OR pipeline = $1) ORDER BY id LIMIT $2::int",
+                [pipeline, String(limit)])
             return (0..<r.rows).map { Self.deadLetter(r, $0) }
         }
     }
@@ -180,33 +202,42 @@ public final class PostgresStateStore: StateStore {
 
     public func startRun(pipeline: String, at: Date) async throws -> Int64 {
         try await pool.withSession { s in
-            Int64(try s.query("INSERT INTO sluice.runs(pipeline, started_at, status) VALUES ($1, $2::float8, 'running') RETURNING id",
-                              [pipeline, String(at.timeIntervalSince1970)]).string(0, 0)!)!
+            Int64(
+                try s.query(
+                    "INSERT INTO sluice.runs(pipeline, started_at, status) VALUES ($1, $2::float8, 'running') RETURNING id",
+                    [pipeline, String(at.timeIntervalSince1970)]
+                ).string(0, 0)!)!
         }
     }
 
     public func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws {
         try await pool.withSession { s in
-            try s.query("""
+            try s.query(
+                """
                 UPDATE sluice.runs SET ended_at = $2::float8, status = $3, records_in = $4::bigint, records_out = $5::bigint,
                     dead_lettered = $6::bigint, duplicates = $7::bigint, message = $8 WHERE id = $1::bigint
-                """, [String(id), String(at.timeIntervalSince1970), status.rawValue, String(totals.recordsIn), String(totals.recordsOut),
-                      String(totals.deadLettered), String(totals.duplicates), message])
+                """,
+                [
+                    String(id), String(at.timeIntervalSince1970), status.rawValue, String(totals.recordsIn), String(totals.recordsOut),
+                    String(totals.deadLettered), String(totals.duplicates), message,
+                ])
         }
     }
 
     public func runs(pipeline: String?, limit: Int) async throws -> [RunRecord] {
         try await pool.withSession { s in
-            let r = try s.query("""
+            let r = try s.query(
+                """
                 SELECT id, pipeline, started_at, ended_at, status, records_in, records_out, dead_lettered, duplicates, message
                 FROM sluice.runs WHERE ($1::text IS NULL OR pipeline = $1) ORDER BY id DESC LIMIT $2::int
                 """, [pipeline, String(limit)])
             return (0..<r.rows).map { i in
-                RunRecord(id: Int64(r.string(i, 0)!)!, pipeline: r.string(i, 1)!, startedAt: r.date(i, 2),
-                          endedAt: r.isNull(i, 3) ? nil : r.date(i, 3), status: RunRecord.Status(rawValue: r.string(i, 4)!) ?? .failed,
-                          recordsIn: Int(r.string(i, 5) ?? "0") ?? 0, recordsOut: Int(r.string(i, 6) ?? "0") ?? 0,
-                          deadLettered: Int(r.string(i, 7) ?? "0") ?? 0, duplicates: Int(r.string(i, 8) ?? "0") ?? 0,
-                          message: r.string(i, 9))
+                RunRecord(
+                    id: Int64(r.string(i, 0)!)!, pipeline: r.string(i, 1)!, startedAt: r.date(i, 2),
+                    endedAt: r.isNull(i, 3) ? nil : r.date(i, 3), status: RunRecord.Status(rawValue: r.string(i, 4)!) ?? .failed,
+                    recordsIn: Int(r.string(i, 5) ?? "0") ?? 0, recordsOut: Int(r.string(i, 6) ?? "0") ?? 0,
+                    deadLettered: Int(r.string(i, 7) ?? "0") ?? 0, duplicates: Int(r.string(i, 8) ?? "0") ?? 0,
+                    message: r.string(i, 9))
             }
         }
     }
@@ -224,29 +255,36 @@ public final class PostgresStateStore: StateStore {
             // One claim decision per pipeline at a time, across every worker.
             try s.query("SELECT pg_advisory_xact_lock(hashtext('sluice.schedule:' || $1))", [pipeline])
             let now = Date().timeIntervalSince1970
-            try s.query("DELETE FROM sluice.schedule_claims WHERE pipeline = $1 AND slot < $2::float8",
-                        [pipeline, String(slot.timeIntervalSince1970 - 7 * 86_400)])
-            let busy = try s.query("SELECT count(*) FROM sluice.schedule_claims WHERE pipeline = $1 AND NOT finished AND renewed_at > $2::float8",
-                                   [pipeline, String(now - scheduleLease)]).string(0, 0)
+            try s.query(
+                "DELETE FROM sluice.schedule_claims WHERE pipeline = $1 AND slot < $2::float8",
+                [pipeline, String(slot.timeIntervalSince1970 - 7 * 86_400)])
+            let busy = try s.query(
+                "SELECT count(*) FROM sluice.schedule_claims WHERE pipeline = $1 AND NOT finished AND renewed_at > $2::float8",
+                [pipeline, String(now - scheduleLease)]
+            ).string(0, 0)
             guard busy == "0" else { return false }
-            return try s.query("""
+            return try s.query(
+                """
                 INSERT INTO sluice.schedule_claims(pipeline, slot, claimed_at, renewed_at) VALUES ($1, $2::float8, $3::float8, $3::float8)
                 ON CONFLICT DO NOTHING
-                """, [pipeline, String(slot.timeIntervalSince1970), String(now)]).affectedRows == 1
+                """, [pipeline, String(slot.timeIntervalSince1970), String(now)]
+            ).affectedRows == 1
         }
     }
 
     public func renewScheduledRun(pipeline: String, slot: Date) async throws {
         try await pool.withSession { s in
-            try s.query("UPDATE sluice.schedule_claims SET renewed_at = $3::float8 WHERE pipeline = $1 AND slot = $2::float8",
-                        [pipeline, String(slot.timeIntervalSince1970), String(Date().timeIntervalSince1970)])
+            try s.query(
+                "UPDATE sluice.schedule_claims SET renewed_at = $3::float8 WHERE pipeline = $1 AND slot = $2::float8",
+                [pipeline, String(slot.timeIntervalSince1970), String(Date().timeIntervalSince1970)])
         }
     }
 
     public func finishScheduledRun(pipeline: String, slot: Date) async throws {
         try await pool.withSession { s in
-            try s.query("UPDATE sluice.schedule_claims SET finished = true WHERE pipeline = $1 AND slot = $2::float8",
-                        [pipeline, String(slot.timeIntervalSince1970)])
+            try s.query(
+                "UPDATE sluice.schedule_claims SET finished = true WHERE pipeline = $1 AND slot = $2::float8",
+                [pipeline, String(slot.timeIntervalSince1970)])
         }
     }
 }

@@ -60,8 +60,10 @@ public enum WebhookSignature {
     }
 
     /// Why a signature is refused (never sent to the client; counted and logged), or nil when it holds.
-    public static func verify(body: [UInt8], timestampHeader: String?, signatureHeader: String?, secret: String,
-                              tolerance: Duration, now: Date = Date()) -> String? {
+    public static func verify(
+        body: [UInt8], timestampHeader: String?, signatureHeader: String?, secret: String,
+        tolerance: Duration, now: Date = Date()
+    ) -> String? {
         guard let t = timestampHeader, let timestamp = Int(t.trimmingCharacters(in: .whitespaces)) else { return "missing_timestamp" }
         guard abs(now.timeIntervalSince1970 - Double(timestamp)) <= Double(tolerance.components.seconds) else { return "stale_timestamp" }
         guard let header = signatureHeader else { return "missing_signature" }

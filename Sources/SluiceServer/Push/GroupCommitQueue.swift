@@ -78,7 +78,7 @@ public final class GroupCommitQueue: Sendable {
             do {
                 let outcomes = try await store.append(requests)
                 for (i, item) in group.enumerated() { item.1.resume(returning: outcomes[i]) }
-            } catch where group.count > 1 {
+            } catch  where group.count > 1 {
                 // One request may be the cause (too large for the store, say): write each alone,
                 // so it fails by itself and the others go through.
                 for item in group {

@@ -21,62 +21,88 @@ public struct HTTPSource: Source {
 
     /// The fields of `rate_limit` and `key_rate_limit`.
     static let rateLimitOptions = [
-        OptionSpec("requests_per_second", .number, required: true, example: "500",
-                   "The sustained rate, a positive number (fractions allowed, at most 10000000)."),
-        OptionSpec("burst", .integer(1...100_000_000), example: "1000",
-                   "Requests allowed at once above the rate (the bucket's size). Default: `requests_per_second` rounded up."),
+        OptionSpec(
+            "requests_per_second", .number, required: true, example: "500",
+            "The sustained rate, a positive number (fractions allowed, at most 10000000)."),
+        OptionSpec(
+            "burst", .integer(1...100_000_000), example: "1000",
+            "Requests allowed at once above the rate (the bucket's size). Default: `requests_per_second` rounded up."),
     ]
 
     public static let spec = ComponentSpec(
         type: "http",
         summary: "records pushed to POST /v1/streams/{stream}/records while `sluice serve` runs (JSON, NDJSON, gzip); durable before 2xx",
         options: [
-            OptionSpec("stream", .string, required: true, example: "clicks",
-                       "The stream name in the URL (`/v1/streams/{stream}/records`): 1–128 letters, digits, `_`, `-` or `.`. One stream feeds one pipeline."),
-            OptionSpec("auth", .choice(["none", "api_key", "hmac"]), default: "none", example: "api_key",
-                       "`api_key`: `Authorization: Bearer slk_…` or `X-API-Key` (keys from `sluice keys create`); `hmac`: signed webhooks, configured under `hmac`. While a stream has `none`, `sluice serve` refuses a non-loopback address (unless `--allow-unauthenticated`)."),
-            OptionSpec("hmac", .object([
-                OptionSpec("secret", .string, required: true, example: #""${WEBHOOK_SECRET}""#, secret: true,
-                           "The shared HMAC-SHA256 key, at least 16 bytes."),
-                OptionSpec("tolerance", .duration, default: "5m", example: "2m",
-                           "Refuse requests whose timestamp is further than this from the server's clock (replays)."),
-                OptionSpec("signature_header", .string, default: "X-Sluice-Signature", example: "X-Hub-Signature-256",
-                           #"The header holding `sha256=<hex HMAC of "<timestamp>.<raw body>">` (several, comma-separated, during a secret rotation)."#),
-                OptionSpec("timestamp_header", .string, default: "X-Sluice-Timestamp", example: "X-Webhook-Timestamp",
-                           "The header holding the request's time in unix seconds."),
-            ]), example: #"{ secret: "${WEBHOOK_SECRET}", tolerance: 5m }"#,
-                       "With `auth: hmac` (and required by it): how requests are signed."),
-            OptionSpec("rate_limit", .object(rateLimitOptions), example: "{ requests_per_second: 500, burst: 1000 }",
-                       "A token bucket for the whole stream; beyond it, 429 with `Retry-After`."),
-            OptionSpec("key_rate_limit", .object(rateLimitOptions), example: "{ requests_per_second: 50, burst: 100 }",
-                       "The same, per API key."),
-            OptionSpec("columns", .map(.string), example: "{ user_id: int64, url: string, ts: timestamp }",
-                       "Declared types by field name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json), checked for every record before the request is accepted; other fields are inferred."),
-            OptionSpec("required", .list(.string), example: "[user_id]", requires: ["columns: { user_id: int64 }"],
-                       "Declared `columns` that must be present and not null in every record."),
-            OptionSpec("on_invalid", .choice(["reject", "dead_letter"]), default: "reject", example: "dead_letter",
-                       "`reject` refuses a request with any invalid record (400/422); `dead_letter` accepts the valid records and dead-letters the rest (the 202 lists them)."),
-            OptionSpec("max_body", .byteSize, default: "10MB", example: "1MB",
-                       "The largest body, after decompression (1KB to 1GB); 413 beyond."),
-            OptionSpec("max_records", .integer(1...10_000_000), default: "10000", example: "1000",
-                       "Records per request; 413 beyond."),
-            OptionSpec("max_depth", .integer(1...512), default: "32", example: "16",
-                       "Nesting depth inside a record (the record itself is level 1); 400 beyond."),
-            OptionSpec("max_fields", .integer(1...100_000), default: "1000", example: "200",
-                       "Top-level fields per record; 400 beyond."),
-            OptionSpec("max_queue_records", .integer(1...1_000_000_000), default: "1000000", example: "100000",
-                       "Accepted records the pipeline has not committed yet; beyond it, 503 with `Retry-After`."),
-            OptionSpec("max_queue_bytes", .byteSize, default: "256MB", example: "1GB",
-                       "The same bound in bytes."),
-            OptionSpec("idempotency_ttl", .duration, default: "7d", example: "1d",
-                       "How long an `Idempotency-Key` and its response are remembered."),
-            OptionSpec("received_at", .string, default: "received_at", example: "arrived_at",
-                       #"A `timestamp` field stamped with each record's arrival time (`""` leaves it out; a record's own field of that name wins)."#),
+            OptionSpec(
+                "stream", .string, required: true, example: "clicks",
+                "The stream name in the URL (`/v1/streams/{stream}/records`): 1–128 letters, digits, `_`, `-` or `.`. One stream feeds one pipeline."),
+            OptionSpec(
+                "auth", .choice(["none", "api_key", "hmac"]), default: "none", example: "api_key",
+                "`api_key`: `Authorization: Bearer slk_…` or `X-API-Key` (keys from `sluice keys create`); `hmac`: signed webhooks, configured under `hmac`. While a stream has `none`, `sluice serve` refuses a non-loopback address (unless `--allow-unauthenticated`)."
+            ),
+            OptionSpec(
+                "hmac",
+                .object([
+                    OptionSpec(
+                        "secret", .string, required: true, example: #""${WEBHOOK_SECRET}""#, secret: true,
+                        "The shared HMAC-SHA256 key, at least 16 bytes."),
+                    OptionSpec(
+                        "tolerance", .duration, default: "5m", example: "2m",
+                        "Refuse requests whose timestamp is further than this from the server's clock (replays)."),
+                    OptionSpec(
+                        "signature_header", .string, default: "X-Sluice-Signature", example: "X-Hub-Signature-256",
+                        #"The header holding `sha256=<hex HMAC of "<timestamp>.<raw body>">` (several, comma-separated, during a secret rotation)."#),
+                    OptionSpec(
+                        "timestamp_header", .string, default: "X-Sluice-Timestamp", example: "X-Webhook-Timestamp",
+                        "The header holding the request's time in unix seconds."),
+                ]), example: #"{ secret: "${WEBHOOK_SECRET}", tolerance: 5m }"#,
+                "With `auth: hmac` (and required by it): how requests are signed."),
+            OptionSpec(
+                "rate_limit", .object(rateLimitOptions), example: "{ requests_per_second: 500, burst: 1000 }",
+                "A token bucket for the whole stream; beyond it, 429 with `Retry-After`."),
+            OptionSpec(
+                "key_rate_limit", .object(rateLimitOptions), example: "{ requests_per_second: 50, burst: 100 }",
+                "The same, per API key."),
+            OptionSpec(
+                "columns", .map(.string), example: "{ user_id: int64, url: string, ts: timestamp }",
+                "Declared types by field name (bool, int64, float64, decimal(p,s), string, binary, date, timestamp, json), checked for every record before the request is accepted; other fields are inferred."
+            ),
+            OptionSpec(
+                "required", .list(.string), example: "[user_id]", requires: ["columns: { user_id: int64 }"],
+                "Declared `columns` that must be present and not null in every record."),
+            OptionSpec(
+                "on_invalid", .choice(["reject", "dead_letter"]), default: "reject", example: "dead_letter",
+                "`reject` refuses a request with any invalid record (400/422); `dead_letter` accepts the valid records and dead-letters the rest (the 202 lists them)."
+            ),
+            OptionSpec(
+                "max_body", .byteSize, default: "10MB", example: "1MB",
+                "The largest body, after decompression (1KB to 1GB); 413 beyond."),
+            OptionSpec(
+                "max_records", .integer(1...10_000_000), default: "10000", example: "1000",
+                "Records per request; 413 beyond."),
+            OptionSpec(
+                "max_depth", .integer(1...512), default: "32", example: "16",
+                "Nesting depth inside a record (the record itself is level 1); 400 beyond."),
+            OptionSpec(
+                "max_fields", .integer(1...100_000), default: "1000", example: "200",
+                "Top-level fields per record; 400 beyond."),
+            OptionSpec(
+                "max_queue_records", .integer(1...1_000_000_000), default: "1000000", example: "100000",
+                "Accepted records the pipeline has not committed yet; beyond it, 503 with `Retry-After`."),
+            OptionSpec(
+                "max_queue_bytes", .byteSize, default: "256MB", example: "1GB",
+                "The same bound in bytes."),
+            OptionSpec(
+                "idempotency_ttl", .duration, default: "7d", example: "1d",
+                "How long an `Idempotency-Key` and its response are remembered."),
+            OptionSpec(
+                "received_at", .string, default: "received_at", example: "arrived_at",
+                #"A `timestamp` field stamped with each record's arrival time (`""` leaves it out; a record's own field of that name wins)."#),
         ],
         example: """
-        source:
-          http: { stream: clicks, auth: api_key, columns: { user_id: int64, url: string }, required: [user_id] }
-        """,
+            source:
+              http: { stream: clicks, auth: api_key, columns: { user_id: int64, url: string }, required: [user_id] }
+            """,
         capabilities: [.servedByServe],
         exampleFile: "examples/http-push.yaml",
         requiredState: [.pushQueue]
@@ -180,15 +206,17 @@ final class HTTPSourceReader: SourceReader {
                 if firstLines[mid] <= reject.line { lo = mid } else { hi = mid - 1 }
             }
             let request = requests[lo]
-            return DeadLetter(stage: "decode", errorKind: reject.kind, message: reject.message,
-                              // `:line:` (the line in the queued payload), distinct from the `#index` of records refused at the door.
-                              location: "http:\(source.options.stream)/\(request.requestID):line:\(reject.line - firstLines[lo] + 1)",
-                              raw: reject.raw)
+            return DeadLetter(
+                stage: "decode", errorKind: reject.kind, message: reject.message,
+                // `:line:` (the line in the queued payload), distinct from the `#index` of records refused at the door.
+                location: "http:\(source.options.stream)/\(request.requestID):line:\(reject.line - firstLines[lo] + 1)",
+                raw: reject.raw)
         }
         position = requests.last!.sequence
         averagePayload = max(1, buffer.count / requests.count)
-        return SourceBatch(records: output.batch, rejects: rejects,
-                           position: SourcePosition(partition: HTTPSource.partition(source.options.stream), value: String(position)),
-                           inputBytes: buffer.count)
+        return SourceBatch(
+            records: output.batch, rejects: rejects,
+            position: SourcePosition(partition: HTTPSource.partition(source.options.stream), value: String(position)),
+            inputBytes: buffer.count)
     }
 }

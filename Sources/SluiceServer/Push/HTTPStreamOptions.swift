@@ -5,8 +5,15 @@ import SluiceFormats
 /// Options of the `http` source, one push stream served by `sluice serve`; each one is declared,
 /// with its default, in ``HTTPSource/spec``.
 public struct HTTPStreamOptions: Decodable, Sendable {
-    public enum Auth: String, Sendable { case none, apiKey = "api_key", hmac }
-    public enum OnInvalid: String, Sendable { case reject, deadLetter = "dead_letter" }
+    public enum Auth: String, Sendable {
+        case none
+        case apiKey = "api_key"
+        case hmac
+    }
+    public enum OnInvalid: String, Sendable {
+        case reject
+        case deadLetter = "dead_letter"
+    }
 
     public var stream: String
     public var auth: Auth = .none
@@ -24,10 +31,17 @@ public struct HTTPStreamOptions: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case stream, auth, hmac, columns, required
-        case rateLimit = "rate_limit", keyRateLimit = "key_rate_limit", onInvalid = "on_invalid"
-        case maxBody = "max_body", maxRecords = "max_records", maxDepth = "max_depth", maxFields = "max_fields"
-        case maxQueueRecords = "max_queue_records", maxQueueBytes = "max_queue_bytes"
-        case idempotencyTTL = "idempotency_ttl", receivedAt = "received_at"
+        case rateLimit = "rate_limit"
+        case keyRateLimit = "key_rate_limit"
+        case onInvalid = "on_invalid"
+        case maxBody = "max_body"
+        case maxRecords = "max_records"
+        case maxDepth = "max_depth"
+        case maxFields = "max_fields"
+        case maxQueueRecords = "max_queue_records"
+        case maxQueueBytes = "max_queue_bytes"
+        case idempotencyTTL = "idempotency_ttl"
+        case receivedAt = "received_at"
     }
 
     public init(stream: String) { self.stream = stream }
@@ -111,7 +125,9 @@ public struct HMACOptions: Decodable, Sendable {
     var timestampField: HTTPField.Name { HTTPField.Name(timestampHeader) ?? HTTPField.Name("X-Sluice-Timestamp")! }
 
     enum CodingKeys: String, CodingKey {
-        case secret, tolerance, signatureHeader = "signature_header", timestampHeader = "timestamp_header"
+        case secret, tolerance
+        case signatureHeader = "signature_header"
+        case timestampHeader = "timestamp_header"
     }
 
     public init(secret: String) { self.secret = secret }
@@ -139,7 +155,10 @@ public struct RateLimitOptions: Decodable, Sendable, Hashable {
     public var requestsPerSecond: Double
     public var burst: Int
 
-    enum CodingKeys: String, CodingKey { case requestsPerSecond = "requests_per_second", burst }
+    enum CodingKeys: String, CodingKey {
+        case requestsPerSecond = "requests_per_second"
+        case burst
+    }
 
     public init(requestsPerSecond: Double, burst: Int) {
         self.requestsPerSecond = requestsPerSecond

@@ -38,8 +38,10 @@ public final class PushEndpoint: Sendable {
     let bodyTimeout: Duration
     private let keyCache = Mutex<[String: (key: StoredAPIKey?, at: ContinuousClock.Instant)]>([:])
 
-    public init(streams: [PushStream], store: any PushQueueStore, queue: GroupCommitQueue, maxInflightBytes: Int,
-                bodyTimeout: Duration = .seconds(30), logger: Logger) {
+    public init(
+        streams: [PushStream], store: any PushQueueStore, queue: GroupCommitQueue, maxInflightBytes: Int,
+        bodyTimeout: Duration = .seconds(30), logger: Logger
+    ) {
         var map: [String: PushStream] = [:]
         for s in streams { map[s.options.stream] = s }
         self.streams = map
@@ -66,14 +68,17 @@ public final class PushEndpoint: Sendable {
                 response = problem.problem.response(instance: "/v1/streams/\(name)/records#\(requestID)")
             } catch {
                 logger.error("push request failed", metadata: ["stream": "\(name)", "request_id": "\(requestID)", "error": "\(error)"])
-                var p = Problem(.serviceUnavailable, "unavailable", "Temporarily unavailable",
-                                detail: "the records could not be made durable; nothing was ingested. Retry later.")
+                var p = Problem(
+                    .serviceUnavailable, "unavailable", "Temporarily unavailable",
+                    detail: "the records could not be made durable; nothing was ingested. Retry later.")
                 p.extraHeaders[.retryAfter] = "1"
                 response = p.response(instance: "/v1/streams/\(name)/records#\(requestID)")
             }
         } else {
-            response = Problem(.notFound, "unknown-stream", "Unknown stream",
-                               detail: "no stream named '\(name)' is served here; streams are declared in the config as `source: {http: {stream: NAME}}`").response()
+            response = Problem(
+                .notFound, "unknown-stream", "Unknown stream",
+                detail: "no stream named '\(name)' is served here; streams are declared in the config as `source: {http: {stream: NAME}}`"
+            ).response()
         }
         response.headers[Self.requestIDHeader] = requestID
         metrics.requests(stream: streamLabel, code: Int(response.status.code)).increment()
@@ -88,8 +93,10 @@ public final class PushEndpoint: Sendable {
     static let requestIDHeader = HTTPField.Name("X-Request-Id")!
     static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!
 
-    static func fail(_ status: HTTPResponse.Status, _ slug: String, _ title: String, _ detail: String,
-                     headers: HTTPFields = [:]) -> ProblemThrown {
+    static func fail(
+        _ status: HTTPResponse.Status, _ slug: String, _ title: String, _ detail: String,
+        headers: HTTPFields = [:]
+    ) -> ProblemThrown {
         var p = Problem(status, slug, title, detail: detail)
         p.extraHeaders = headers
         return ProblemThrown(problem: p)
@@ -106,8 +113,9 @@ public final class PushEndpoint: Sendable {
         let gzip = try Self.isGzip(request.headers[.contentEncoding])
         let announced = request.headers[.contentLength].flatMap { Int($0) }
         if let announced, announced > o.maxBody {
-            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large",
-                            "the body has \(announced) bytes; this stream accepts at most \(o.maxBody) bytes per request; split the batch")
+            throw Self.fail(
+                .contentTooLarge, "body-too-large", "Body too large",
+                "the body has \(announced) bytes; this stream accepts at most \(o.maxBody) bytes per request; split the batch")
         }
 
         // Rate limits and backpressure. A signed webhook's signature needs the body, so on
@@ -122,17 +130,20 @@ public final class PushEndpoint: Sendable {
         defer { memory.release() }
         guard memory.grow(by: 2 * min(announced ?? o.maxBody, o.maxBody)) else {
             metrics.backpressure(stream: o.stream).increment()
-            throw Self.fail(.serviceUnavailable, "busy", "Too many requests in flight",
-                            "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
-                            headers: [.retryAfter: "1"])
+            throw Self.fail(
+                .serviceUnavailable, "busy", "Too many requests in flight",
+                "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
+                headers: [.retryAfter: "1"])
         }
         let raw = try await readBody(request, limit: o.maxBody)
 
         if o.auth == .hmac {
             guard let h = o.hmac else { throw authFailure(stream: o.stream, reason: "hmac_not_configured") }
-            if let reason = WebhookSignature.verify(body: raw, timestampHeader: request.headers[h.timestampField],
-                                                    signatureHeader: request.headers[h.signatureField],
-                                                    secret: h.secret, tolerance: h.tolerance) {
+            if let reason = WebhookSignature.verify(
+                body: raw, timestampHeader: request.headers[h.timestampField],
+                signatureHeader: request.headers[h.signatureField],
+                secret: h.secret, tolerance: h.tolerance)
+            {
                 throw authFailure(stream: o.stream, reason: reason)
             }
             principal = "hmac"
@@ -144,9 +155,10 @@ public final class PushEndpoint: Sendable {
         // The payload written to the queue: the body plus the arrival stamp of every record.
         guard memory.grow(by: body.count + body.count / 2) else {
             metrics.backpressure(stream: o.stream).increment()
-            throw Self.fail(.serviceUnavailable, "busy", "Too many requests in flight",
-                            "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
-                            headers: [.retryAfter: "1"])
+            throw Self.fail(
+                .serviceUnavailable, "busy", "Too many requests in flight",
+                "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
+                headers: [.retryAfter: "1"])
         }
         var response: Response
         if let clientKey = idempotencyKey {
@@ -157,20 +169,23 @@ public final class PushEndpoint: Sendable {
                 await self.ingestOnce(body, format: format, stream: stream, requestID: requestID, key: key, fingerprint: fingerprint)
             }
             guard recorded.fingerprint == fingerprint || recorded.status >= 500 else {
-                throw Self.fail(.unprocessableContent, "idempotency-key-reused", "Idempotency key reused",
-                                "the Idempotency-Key '\(clientKey)' was already used for a different request; use a new key for a new request")
+                throw Self.fail(
+                    .unprocessableContent, "idempotency-key-reused", "Idempotency key reused",
+                    "the Idempotency-Key '\(clientKey)' was already used for a different request; use a new key for a new request")
             }
-            response = Response(status: .init(code: recorded.status),
-                                headers: [.contentType: recorded.status < 300 ? "application/json" : "application/problem+json"],
-                                body: .init(byteBuffer: ByteBuffer(bytes: recorded.body)))
+            response = Response(
+                status: .init(code: recorded.status),
+                headers: [.contentType: recorded.status < 300 ? "application/json" : "application/problem+json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: recorded.body)))
             if recorded.replayed || (!leader && recorded.stored) {
                 response.headers[Self.replayedHeader] = "true"
             }
         } else {
             let recorded = await ingestOnce(body, format: format, stream: stream, requestID: requestID, key: nil, fingerprint: "")
-            response = Response(status: .init(code: recorded.status),
-                                headers: [.contentType: recorded.status < 300 ? "application/json" : "application/problem+json"],
-                                body: .init(byteBuffer: ByteBuffer(bytes: recorded.body)))
+            response = Response(
+                status: .init(code: recorded.status),
+                headers: [.contentType: recorded.status < 300 ? "application/json" : "application/problem+json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: recorded.body)))
         }
         if response.status.code == 503 { response.headers[.retryAfter] = "1" }
         for field in rateHeaders { response.headers.append(field) }
@@ -178,8 +193,10 @@ public final class PushEndpoint: Sendable {
     }
 
     /// Validates and appends a body; the answer is recorded so repeats of an idempotency key get it.
-    func ingestOnce(_ body: [UInt8], format: JSONBodyFormat, stream: PushStream, requestID: String, key: String?,
-                    fingerprint: String) async -> RecordedResponse {
+    func ingestOnce(
+        _ body: [UInt8], format: JSONBodyFormat, stream: PushStream, requestID: String, key: String?,
+        fingerprint: String
+    ) async -> RecordedResponse {
         let o = stream.options
         let instance = "/v1/streams/\(o.stream)/records#\(requestID)"
         func problem(_ p: Problem) -> RecordedResponse {
@@ -192,8 +209,10 @@ public final class PushEndpoint: Sendable {
                     return RecordedResponse(fingerprint: stored.fingerprint, status: stored.status, body: stored.response, stored: true, replayed: true)
                 }
             } catch {
-                return problem(Problem(.serviceUnavailable, "unavailable", "Temporarily unavailable",
-                                       detail: "the idempotency key could not be checked; nothing was ingested. Retry later."))
+                return problem(
+                    Problem(
+                        .serviceUnavailable, "unavailable", "Temporarily unavailable",
+                        detail: "the idempotency key could not be checked; nothing was ingested. Retry later."))
             }
         }
 
@@ -201,8 +220,9 @@ public final class PushEndpoint: Sendable {
         let split = body.withUnsafeBytes { splitter.split($0, format: format) }
         if let issue = split.bodyIssue {
             let status: HTTPResponse.Status = issue.kind == .tooManyRecords ? .contentTooLarge : .badRequest
-            var p = Problem(status, issue.kind.rawValue.replacingOccurrences(of: "_", with: "-"),
-                            issue.kind == .tooManyRecords ? "Too many records" : "Malformed body", detail: issue.message)
+            var p = Problem(
+                status, issue.kind.rawValue.replacingOccurrences(of: "_", with: "-"),
+                issue.kind == .tooManyRecords ? "Too many records" : "Malformed body", detail: issue.message)
             p.errors = [Self.describe(issue)]
             metrics.rejected(stream: o.stream, reason: issue.kind.rawValue).increment()
             return problem(p)
@@ -211,10 +231,11 @@ public final class PushEndpoint: Sendable {
         for issue in split.recordIssues { bad.insert(issue.record ?? -1) }
         if !split.recordIssues.isEmpty && (o.onInvalid == .reject || bad.count == split.records.count) {
             let schemaOnly = split.recordIssues.allSatisfy(\.isSchemaViolation)
-            var p = Problem(schemaOnly ? .unprocessableContent : .badRequest,
-                            schemaOnly ? "schema-violation" : "malformed-record",
-                            schemaOnly ? "Records violate the stream's schema" : "Malformed records",
-                            detail: "\(split.recordIssues.count) of \(split.records.count) records are invalid (first: \(split.recordIssues[0])); nothing was ingested")
+            var p = Problem(
+                schemaOnly ? .unprocessableContent : .badRequest,
+                schemaOnly ? "schema-violation" : "malformed-record",
+                schemaOnly ? "Records violate the stream's schema" : "Malformed records",
+                detail: "\(split.recordIssues.count) of \(split.records.count) records are invalid (first: \(split.recordIssues[0])); nothing was ingested")
             p.errors = split.recordIssues.prefix(100).map(Self.describe)
             metrics.rejected(stream: o.stream, reason: split.recordIssues[0].kind.rawValue).increment(by: split.records.count)
             return problem(p)
@@ -240,8 +261,10 @@ public final class PushEndpoint: Sendable {
             for issue in split.recordIssues {
                 guard let index = issue.record else { continue }
                 let r = split.records[index]
-                letters.append(DeadLetter(stage: "ingest", errorKind: issue.kind.rawValue, message: issue.description,
-                                          location: "http:\(o.stream)/\(requestID)#\(index)", raw: Array(raw[r])))
+                letters.append(
+                    DeadLetter(
+                        stage: "ingest", errorKind: issue.kind.rawValue, message: issue.description,
+                        location: "http:\(o.stream)/\(requestID)#\(index)", raw: Array(raw[r])))
             }
         }
         let responseBody: [UInt8]
@@ -249,14 +272,17 @@ public final class PushEndpoint: Sendable {
             // The common case, without JSONSerialization: ids and stream names need no escaping.
             responseBody = Array("{\"accepted\":\(accepted),\"request_id\":\"\(requestID)\",\"stream\":\"\(o.stream)\"}\n".utf8)
         } else {
-            responseBody = Self.json(["request_id": requestID, "stream": o.stream, "accepted": accepted,
-                                      "rejected": split.recordIssues.prefix(1000).map(Self.describe), "dead_lettered": letters.count])
+            responseBody = Self.json([
+                "request_id": requestID, "stream": o.stream, "accepted": accepted,
+                "rejected": split.recordIssues.prefix(1000).map(Self.describe), "dead_lettered": letters.count,
+            ])
         }
         let record = key.map {
             IdempotencyRecord(stream: o.stream, key: $0, fingerprint: fingerprint, status: 202, response: responseBody, createdAt: receivedAt)
         }
-        let append = PushAppend(stream: o.stream, pipeline: stream.pipeline, requestID: requestID, payload: payload, records: accepted,
-                                receivedAt: receivedAt, idempotency: record, idempotencySince: since, deadLetters: letters)
+        let append = PushAppend(
+            stream: o.stream, pipeline: stream.pipeline, requestID: requestID, payload: payload, records: accepted,
+            receivedAt: receivedAt, idempotency: record, idempotencySince: since, deadLetters: letters)
         do {
             switch try await queue.append(append) {
             case .appended:
@@ -270,8 +296,10 @@ public final class PushEndpoint: Sendable {
             }
         } catch {
             logger.error("push queue append failed", metadata: ["stream": "\(o.stream)", "request_id": "\(requestID)", "error": "\(error)"])
-            return problem(Problem(.serviceUnavailable, "unavailable", "Temporarily unavailable",
-                                   detail: "the records could not be made durable; nothing was ingested. Retry later."))
+            return problem(
+                Problem(
+                    .serviceUnavailable, "unavailable", "Temporarily unavailable",
+                    detail: "the records could not be made durable; nothing was ingested. Retry later."))
         }
     }
 
@@ -285,8 +313,9 @@ public final class PushEndpoint: Sendable {
         default: break
         }
         guard let header else {
-            throw fail(.unsupportedMediaType, "unsupported-media-type", "Content-Type required",
-                       "send Content-Type: application/json (an object or an array of objects) or application/x-ndjson (one object per line)")
+            throw fail(
+                .unsupportedMediaType, "unsupported-media-type", "Content-Type required",
+                "send Content-Type: application/json (an object or an array of objects) or application/x-ndjson (one object per line)")
         }
         let parts = header.lowercased().split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
         for param in parts.dropFirst() where param.hasPrefix("charset=") {
@@ -299,8 +328,9 @@ public final class PushEndpoint: Sendable {
         case "application/json": return .json
         case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines": return .ndjson
         default:
-            throw fail(.unsupportedMediaType, "unsupported-media-type", "Unsupported Content-Type",
-                       "Content-Type '\(parts.first ?? "")' is not accepted; use application/json or application/x-ndjson")
+            throw fail(
+                .unsupportedMediaType, "unsupported-media-type", "Unsupported Content-Type",
+                "Content-Type '\(parts.first ?? "")' is not accepted; use application/json or application/x-ndjson")
         }
     }
 
@@ -310,8 +340,9 @@ public final class PushEndpoint: Sendable {
         case "", "identity": return false
         case "gzip", "x-gzip": return true
         default:
-            throw fail(.unsupportedMediaType, "unsupported-encoding", "Unsupported Content-Encoding",
-                       "Content-Encoding '\(header)' is not accepted; send gzip or no encoding")
+            throw fail(
+                .unsupportedMediaType, "unsupported-encoding", "Unsupported Content-Encoding",
+                "Content-Encoding '\(header)' is not accepted; send gzip or no encoding")
         }
     }
 
@@ -319,8 +350,9 @@ public final class PushEndpoint: Sendable {
         guard let key = headers[.init("Idempotency-Key")!] else { return nil }
         let trimmed = key.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
         guard !trimmed.isEmpty, trimmed.utf8.count <= 255, trimmed.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
-            throw fail(.badRequest, "invalid-idempotency-key", "Invalid Idempotency-Key",
-                       "the Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)")
+            throw fail(
+                .badRequest, "invalid-idempotency-key", "Invalid Idempotency-Key",
+                "the Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)")
         }
         return trimmed
     }
@@ -336,12 +368,14 @@ public final class PushEndpoint: Sendable {
         do {
             return try GzipMemory.decompress(data, limit: limit, reserve: memory.grow(by:))
         } catch GzipMemory.Failure.tooLarge {
-            throw fail(.contentTooLarge, "body-too-large", "Body too large",
-                       "the decompressed body exceeds \(limit) bytes; split the batch")
+            throw fail(
+                .contentTooLarge, "body-too-large", "Body too large",
+                "the decompressed body exceeds \(limit) bytes; split the batch")
         } catch GzipMemory.Failure.noMemory {
-            throw fail(.serviceUnavailable, "busy", "Too many requests in flight",
-                       "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
-                       headers: [.retryAfter: "1"])
+            throw fail(
+                .serviceUnavailable, "busy", "Too many requests in flight",
+                "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
+                headers: [.retryAfter: "1"])
         } catch {
             throw fail(.badRequest, "invalid-gzip", "Invalid gzip body", "the body is not valid gzip data: \(error)")
         }
@@ -354,7 +388,8 @@ public final class PushEndpoint: Sendable {
             if parts.count == 2, parts[0].lowercased() == "bearer" {
                 presented = parts[1].drop { $0 == " " }
             } else if parts.count == 2, parts[0].lowercased() == "basic",
-                      let decoded = Data(base64Encoded: String(parts[1].drop { $0 == " " })).map({ String(decoding: $0, as: UTF8.self) }) {
+                let decoded = Data(base64Encoded: String(parts[1].drop { $0 == " " })).map({ String(decoding: $0, as: UTF8.self) })
+            {
                 // Basic auth, as registry clients send it (`basic.auth.user.info`): the key is the password (or the user).
                 let pair = decoded.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
                 presented = pair.count == 2 && pair[1].hasPrefix(APIKeyFormat.prefix) ? pair[1] : pair.first
@@ -388,8 +423,9 @@ public final class PushEndpoint: Sendable {
     func authFailure(stream: String, reason: String) -> ProblemThrown {
         metrics.authFailures(stream: stream, reason: reason).increment()
         logger.debug("authentication failed", metadata: ["stream": "\(stream)", "reason": "\(reason)"])
-        return Self.fail(.unauthorized, "unauthorized", "Unauthorized", "authentication failed",
-                         headers: [.wwwAuthenticate: "Bearer realm=\"sluice\""])
+        return Self.fail(
+            .unauthorized, "unauthorized", "Unauthorized", "authentication failed",
+            headers: [.wwwAuthenticate: "Bearer realm=\"sluice\""])
     }
 
     /// Rate limits (the stream's bucket, then the key's) and the stream's backlog.
@@ -404,9 +440,10 @@ public final class PushEndpoint: Sendable {
         metrics.queueRecords(stream: o.stream).record(backlog.records)
         if backlog.records >= o.maxQueueRecords || backlog.bytes >= o.maxQueueBytes {
             metrics.backpressure(stream: o.stream).increment()
-            throw Self.fail(.serviceUnavailable, "backpressure", "The stream is full",
-                            "the pipeline is behind: its queue is at its limit; retry after the Retry-After delay",
-                            headers: [.retryAfter: "1"])
+            throw Self.fail(
+                .serviceUnavailable, "backpressure", "The stream is full",
+                "the pipeline is behind: its queue is at its limit; retry after the Retry-After delay",
+                headers: [.retryAfter: "1"])
         }
     }
 
@@ -443,8 +480,9 @@ public final class PushEndpoint: Sendable {
         case .failure?:
             throw Self.fail(.badRequest, "incomplete-body", "Incomplete body", "the connection ended before the whole body arrived")
         case nil:
-            throw Self.fail(.requestTimeout, "body-timeout", "Body too slow",
-                            "the body did not arrive within \(timeout.components.seconds) seconds; send it faster or in smaller requests")
+            throw Self.fail(
+                .requestTimeout, "body-timeout", "Body too slow",
+                "the body did not arrive within \(timeout.components.seconds) seconds; send it faster or in smaller requests")
         }
     }
 
@@ -458,8 +496,9 @@ public final class PushEndpoint: Sendable {
             metrics.rateLimited(stream: stream, scope: scope).increment()
             var all = fields
             all[.retryAfter] = "\(d.retryAfterSeconds)"
-            throw Self.fail(.tooManyRequests, "rate-limited", "Too many requests",
-                            "the \(scope) rate limit is \(d.limit) requests per burst; retry after \(d.retryAfterSeconds)s", headers: all)
+            throw Self.fail(
+                .tooManyRequests, "rate-limited", "Too many requests",
+                "the \(scope) rate limit is \(d.limit) requests per burst; retry after \(d.retryAfterSeconds)s", headers: all)
         }
         headers = fields
     }

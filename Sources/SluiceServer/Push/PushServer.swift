@@ -45,10 +45,12 @@ public struct PushServer: Service {
     /// The pipelines' sinks, checked by `/readyz` (``Sink/checkReachable()``).
     public var sinks: [(pipeline: String, sink: any Sink)] = []
 
-    public init(settings: Settings, streams: [PushStream], store: any PushQueueStore, state: any CheckpointStore,
-                registry: PrometheusCollectorRegistry,
-                logger: Logger, failedPipelines: @escaping @Sendable () -> [String] = { [] },
-                onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
+    public init(
+        settings: Settings, streams: [PushStream], store: any PushQueueStore, state: any CheckpointStore,
+        registry: PrometheusCollectorRegistry,
+        logger: Logger, failedPipelines: @escaping @Sendable () -> [String] = { [] },
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) {
         self.settings = settings
         self.streams = streams
         self.store = store
@@ -74,12 +76,13 @@ public struct PushServer: Service {
         } else {
             server = .http1(configuration: Self.http1)
         }
-        let app = Application(router: router, server: server, configuration: configuration,
-                              onServerRunning: { channel in
-                                  let port = channel.localAddress?.port ?? 0
-                                  logger.info("serving", metadata: ["url": "\(scheme)://\(channel.localAddress?.ipAddress ?? "?"):\(port)"])
-                                  onListening(port)
-                              }, logger: logger)
+        let app = Application(
+            router: router, server: server, configuration: configuration,
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("serving", metadata: ["url": "\(scheme)://\(channel.localAddress?.ipAddress ?? "?"):\(port)"])
+                onListening(port)
+            }, logger: logger)
         let maxTTL = streams.map(\.options.idempotencyTTL).max() ?? .seconds(7 * 86_400)
         let store = self.store
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -114,8 +117,10 @@ public struct PushServer: Service {
             let key = try NIOSSLPrivateKey(file: privateKey, format: .pem)
             return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         } catch {
-            throw SluiceError(.configuration, "cannot load the TLS certificate '\(certificate)' or key '\(privateKey)': \(error). "
-                + "Both must be PEM files (e.g. `openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.pem`).",
+            throw SluiceError(
+                .configuration,
+                "cannot load the TLS certificate '\(certificate)' or key '\(privateKey)': \(error). "
+                    + "Both must be PEM files (e.g. `openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.pem`).",
                 location: "serve.tls")
         }
     }
@@ -158,18 +163,21 @@ public struct PushServer: Service {
         MetricsServer.addMetricsRoute(to: router, registry: registry)
         if let schemaRegistry {
             let requiresKey = settings.registryRequiresKey
-            RegistryRoutes(registry: schemaRegistry, authorizeWrite: { request in
-                guard requiresKey else { return nil }
-                do {
-                    _ = try await endpoint.authenticateKey(request.headers, stream: "registry")
-                    return nil
-                } catch let refused as PushEndpoint.ProblemThrown {
-                    let forbidden = refused.problem.status == .forbidden
-                    return RegistryRoutes.error(RegistryError(forbidden ? 40301 : 40101, forbidden ? "Forbidden" : "Unauthorized"))
-                } catch {
-                    return RegistryRoutes.error(error)
+            RegistryRoutes(
+                registry: schemaRegistry,
+                authorizeWrite: { request in
+                    guard requiresKey else { return nil }
+                    do {
+                        _ = try await endpoint.authenticateKey(request.headers, stream: "registry")
+                        return nil
+                    } catch let refused as PushEndpoint.ProblemThrown {
+                        let forbidden = refused.problem.status == .forbidden
+                        return RegistryRoutes.error(RegistryError(forbidden ? 40301 : 40101, forbidden ? "Forbidden" : "Unauthorized"))
+                    } catch {
+                        return RegistryRoutes.error(error)
+                    }
                 }
-            }).add(to: router)
+            ).add(to: router)
         }
         if settings.noopRoute {
             router.post("/bench/noop") { _, _ in Response(status: .noContent) }

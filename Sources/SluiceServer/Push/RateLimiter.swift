@@ -36,8 +36,9 @@ public final class RateLimiter: Sendable {
             map[name] = b
             let retry = allowed ? 0 : Int(((1 - b.tokens) / rate).rounded(.up))
             let reset = Int(((capacity - b.tokens) / rate).rounded(.up))
-            return Decision(allowed: allowed, limit: options.burst, remaining: Int(b.tokens), resetSeconds: max(reset, retry),
-                            retryAfterSeconds: max(1, retry))
+            return Decision(
+                allowed: allowed, limit: options.burst, remaining: Int(b.tokens), resetSeconds: max(reset, retry),
+                retryAfterSeconds: max(1, retry))
         }
     }
 }

@@ -15,8 +15,10 @@ public enum ServeRules {
         var problems: [PlanProblem] = []
         for stream in streams(in: plans) {
             if let other = owners[stream.options.stream] {
-                problems.append(PlanProblem(pipeline: stream.pipeline, keyPath: "source.http.stream",
-                                            message: "stream '\(stream.options.stream)' is already consumed by pipeline '\(other)'; one stream feeds one pipeline"))
+                problems.append(
+                    PlanProblem(
+                        pipeline: stream.pipeline, keyPath: "source.http.stream",
+                        message: "stream '\(stream.options.stream)' is already consumed by pipeline '\(other)'; one stream feeds one pipeline"))
             } else {
                 owners[stream.options.stream] = stream.pipeline
             }

@@ -23,12 +23,16 @@ public struct RegistryRoutes: Sendable {
         let registry = self.registry
         let authorize = self.authorizeWrite
 
-        @Sendable func read(_ body: @escaping @Sendable (Request, BasicRequestContext) async throws -> Any) -> @Sendable (Request, BasicRequestContext) async -> Response {
+        @Sendable func read(_ body: @escaping @Sendable (Request, BasicRequestContext) async throws -> Any)
+            -> @Sendable (Request, BasicRequestContext) async -> Response
+        {
             { request, context in
                 do { return Self.json(try await body(request, context)) } catch { return Self.error(error) }
             }
         }
-        @Sendable func write(_ body: @escaping @Sendable (Request, BasicRequestContext) async throws -> Any) -> @Sendable (Request, BasicRequestContext) async -> Response {
+        @Sendable func write(_ body: @escaping @Sendable (Request, BasicRequestContext) async throws -> Any)
+            -> @Sendable (Request, BasicRequestContext) async -> Response
+        {
             { request, context in
                 if let refused = await authorize(request) { return refused }
                 do { return Self.json(try await body(request, context)) } catch { return Self.error(error) }
@@ -36,15 +40,19 @@ public struct RegistryRoutes: Sendable {
         }
 
         router.get("/subjects", use: read { r, _ in try await registry.subjects(includeDeleted: Self.flag(r, "deleted")) })
-        router.get("/subjects/:subject/versions", use: read { r, c in
-            try await registry.versions(subject: Self.subject(c), includeDeleted: Self.flag(r, "deleted")).filter { Self.flag(r, "deleted") || !$0.deleted }
-                .map(\.version)
-        })
-        router.get("/subjects/:subject/versions/:version", use: read { r, c in
-            let number = try SchemaRegistry.versionNumber(c.parameters.get("version") ?? "")
-            let (v, s) = try await registry.version(subject: Self.subject(c), number, includeDeleted: Self.flag(r, "deleted"))
-            return Self.describe(v, s)
-        })
+        router.get(
+            "/subjects/:subject/versions",
+            use: read { r, c in
+                try await registry.versions(subject: Self.subject(c), includeDeleted: Self.flag(r, "deleted")).filter { Self.flag(r, "deleted") || !$0.deleted }
+                    .map(\.version)
+            })
+        router.get(
+            "/subjects/:subject/versions/:version",
+            use: read { r, c in
+                let number = try SchemaRegistry.versionNumber(c.parameters.get("version") ?? "")
+                let (v, s) = try await registry.version(subject: Self.subject(c), number, includeDeleted: Self.flag(r, "deleted"))
+                return Self.describe(v, s)
+            })
         router.get("/subjects/:subject/versions/:version/schema") { request, c -> Response in
             do {
                 let number = try SchemaRegistry.versionNumber(c.parameters.get("version") ?? "")
@@ -54,58 +62,80 @@ public struct RegistryRoutes: Sendable {
                 return Self.error(error)
             }
         }
-        router.post("/subjects/:subject/versions", use: write { r, c in
-            let (text, format) = try await Self.schemaBody(r)
-            let (id, _, _) = try await registry.register(subject: Self.subject(c), text: text, format: format)
-            return ["id": id]
-        })
+        router.post(
+            "/subjects/:subject/versions",
+            use: write { r, c in
+                let (text, format) = try await Self.schemaBody(r)
+                let (id, _, _) = try await registry.register(subject: Self.subject(c), text: text, format: format)
+                return ["id": id]
+            })
         // A lookup and a compatibility check change nothing: reads (serializers call them without write rights).
-        router.post("/subjects/:subject", use: read { r, c in
-            let (text, format) = try await Self.schemaBody(r)
-            let (v, s) = try await registry.lookup(subject: Self.subject(c), text: text, format: format)
-            return Self.describe(v, s)
-        })
-        router.delete("/subjects/:subject", use: write { r, c in
-            try await registry.deleteSubject(Self.subject(c), permanent: Self.flag(r, "permanent"))
-        })
-        router.delete("/subjects/:subject/versions/:version", use: write { r, c in
-            let number = try SchemaRegistry.versionNumber(c.parameters.get("version") ?? "")
-            return try await registry.deleteVersion(subject: Self.subject(c), version: number, permanent: Self.flag(r, "permanent"))
-        })
-        router.get("/schemas/ids/:id", use: read { _, c in
-            guard let id = Int64(c.parameters.get("id") ?? "") else { throw RegistryError(40403, "Schema not found") }
-            let s = try await registry.schema(id: id)
-            var out: [String: Any] = ["schema": s.text]
-            if s.format != .avro { out["schemaType"] = s.format.rawValue }
-            return out
-        })
-        router.post("/compatibility/subjects/:subject/versions/:version", use: read { r, c in
-            let number = try SchemaRegistry.versionNumber(c.parameters.get("version") ?? "")
-            let (text, format) = try await Self.schemaBody(r)
-            let problems = try await registry.checkCompatibility(subject: Self.subject(c), version: number, text: text, format: format)
-            var out: [String: Any] = ["is_compatible": problems.isEmpty]
-            if Self.flag(r, "verbose") { out["messages"] = problems }
-            return out
-        })
-        router.get("/config", use: read { _, _ in
-            ["compatibilityLevel": try await registry.effectiveCompatibility(subject: nil).rawValue]
-        })
-        router.put("/config", use: write { r, _ in
-            ["compatibility": try await registry.setCompatibility(try await Self.compatibilityBody(r), subject: nil).rawValue]
-        })
-        router.get("/config/:subject", use: read { r, c in
-            if let m = try await registry.compatibility(subject: Self.subject(c)) { return ["compatibilityLevel": m.rawValue] }
-            guard Self.flag(r, "defaultToGlobal") else {
-                throw RegistryError(40408, "Subject '\(Self.subject(c))' does not have subject-level compatibility configured")
-            }
-            return ["compatibilityLevel": try await registry.effectiveCompatibility(subject: nil).rawValue]
-        })
-        router.put("/config/:subject", use: write { r, c in
-            ["compatibility": try await registry.setCompatibility(try await Self.compatibilityBody(r), subject: Self.subject(c)).rawValue]
-        })
-        router.delete("/config/:subject", use: write { _, c in
-            ["compatibilityLevel": try await registry.deleteCompatibility(subject: Self.subject(c)).rawValue]
-        })
+        router.post(
+            "/subjects/:subject",
+            use: read { r, c in
+                let (text, format) = try await Self.schemaBody(r)
+                let (v, s) = try await registry.lookup(subject: Self.subject(c), text: text, format: format)
+                return Self.describe(v, s)
+            })
+        router.delete(
+            "/subjects/:subject",
+            use: write { r, c in
+                try await registry.deleteSubject(Self.subject(c), permanent: Self.flag(r, "permanent"))
+            })
+        router.delete(
+            "/subjects/:subject/versions/:version",
+            use: write { r, c in
+                let number = try SchemaRegistry.versionNumber(c.parameters.get("version") ?? "")
+                return try await registry.deleteVersion(subject: Self.subject(c), version: number, permanent: Self.flag(r, "permanent"))
+            })
+        router.get(
+            "/schemas/ids/:id",
+            use: read { _, c in
+                guard let id = Int64(c.parameters.get("id") ?? "") else { throw RegistryError(40403, "Schema not found") }
+                let s = try await registry.schema(id: id)
+                var out: [String: Any] = ["schema": s.text]
+                if s.format != .avro { out["schemaType"] = s.format.rawValue }
+                return out
+            })
+        router.post(
+            "/compatibility/subjects/:subject/versions/:version",
+            use: read { r, c in
+                let number = try SchemaRegistry.versionNumber(c.parameters.get("version") ?? "")
+                let (text, format) = try await Self.schemaBody(r)
+                let problems = try await registry.checkCompatibility(subject: Self.subject(c), version: number, text: text, format: format)
+                var out: [String: Any] = ["is_compatible": problems.isEmpty]
+                if Self.flag(r, "verbose") { out["messages"] = problems }
+                return out
+            })
+        router.get(
+            "/config",
+            use: read { _, _ in
+                ["compatibilityLevel": try await registry.effectiveCompatibility(subject: nil).rawValue]
+            })
+        router.put(
+            "/config",
+            use: write { r, _ in
+                ["compatibility": try await registry.setCompatibility(try await Self.compatibilityBody(r), subject: nil).rawValue]
+            })
+        router.get(
+            "/config/:subject",
+            use: read { r, c in
+                if let m = try await registry.compatibility(subject: Self.subject(c)) { return ["compatibilityLevel": m.rawValue] }
+                guard Self.flag(r, "defaultToGlobal") else {
+                    throw RegistryError(40408, "Subject '\(Self.subject(c))' does not have subject-level compatibility configured")
+                }
+                return ["compatibilityLevel": try await registry.effectiveCompatibility(subject: nil).rawValue]
+            })
+        router.put(
+            "/config/:subject",
+            use: write { r, c in
+                ["compatibility": try await registry.setCompatibility(try await Self.compatibilityBody(r), subject: Self.subject(c)).rawValue]
+            })
+        router.delete(
+            "/config/:subject",
+            use: write { _, c in
+                ["compatibilityLevel": try await registry.deleteCompatibility(subject: Self.subject(c)).rawValue]
+            })
     }
 
     /// The subject from the path, percent-decoded (clients encode `/`, `:` and spaces differently).

@@ -19,14 +19,14 @@ public enum ConformanceSupport {
     /// Builds the pipeline `conformance` from `source:` and `sink:` mappings (flow YAML, one line each).
     static func plan(registry: ComponentRegistry, source: String, sink: String, state: String = ".sluice/state.db") throws -> PipelinePlan {
         let text = """
-        state: \(state)
-        pipelines:
-          \(pipeline):
-            source:
-              \(source)
-            sink:
-              \(sink)
-        """
+            state: \(state)
+            pipelines:
+              \(pipeline):
+                source:
+                  \(source)
+                sink:
+                  \(sink)
+            """
         let loader = ConfigLoader(registry: registry, environment: ProcessInfo.processInfo.environment, baseDirectory: "/tmp")
         guard let plan = try loader.load(text: text, file: "conformance.yaml").pipelines.first else {
             throw ConformanceFailure(component: source, check: "configuration", detail: "no pipeline was built")
@@ -59,8 +59,10 @@ public enum ConformanceSupport {
 public enum ConfigConformance {
     /// An undeclared key and each missing required option are refused with a location.
     /// `kind` is `source` or `sink`; `valid` are the options of a configuration that loads.
-    public static func check(registry: ComponentRegistry, kind: String, spec: ComponentSpec,
-                             valid: [(String, String)], environment: [String: String]) throws {
+    public static func check(
+        registry: ComponentRegistry, kind: String, spec: ComponentSpec,
+        valid: [(String, String)], environment: [String: String]
+    ) throws {
         func load(_ options: [(String, String)]) throws {
             let flow = "{ " + options.map { "\($0.0): \($0.1)" }.joined(separator: ", ") + " }"
             let other = kind == "source" ? "sink:\n      blackhole: {}" : "source:\n      file: { path: \"in/*.csv\" }"
@@ -72,8 +74,9 @@ public enum ConfigConformance {
                 try load(options)
             } catch let error as ConfigError {
                 guard error.file == "p.yaml", error.line != nil, "\(error.keyPath) \(error.message)".contains(key) else {
-                    throw ConformanceFailure(component: "\(kind) \(spec.type)", check: check,
-                                             detail: "the error is not located or does not name '\(key)': \(error)")
+                    throw ConformanceFailure(
+                        component: "\(kind) \(spec.type)", check: check,
+                        detail: "the error is not located or does not name '\(key)': \(error)")
                 }
                 return
             }

@@ -17,8 +17,10 @@ public struct SinkFixture: Sendable {
     /// queue, which cannot take a published message back (its consumers dedupe by message id).
     public var hidesUncommitted: Bool
 
-    public init(config: String, unreachableConfig: String?, state: any StateStore,
-                readBack: (@Sendable () async throws -> [Int])?, hidesUncommitted: Bool = true) {
+    public init(
+        config: String, unreachableConfig: String?, state: any StateStore,
+        readBack: (@Sendable () async throws -> [Int])?, hidesUncommitted: Bool = true
+    ) {
         self.config = config
         self.unreachableConfig = unreachableConfig
         self.state = state

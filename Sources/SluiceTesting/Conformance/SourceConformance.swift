@@ -20,10 +20,12 @@ public struct SourceFixture: Sendable {
     /// The ids of a batch (column `id` unless the source shapes records otherwise, e.g. CDC).
     public var ids: @Sendable (RecordBatch) -> [Int]
 
-    public init(config: String, unreachableConfig: String?, state: any StateStore,
-                append: @escaping @Sendable ([Int]) async throws -> Void,
-                appendMalformed: (@Sendable () async throws -> Void)?, malformedInputImpossible: String? = nil,
-                ids: @escaping @Sendable (RecordBatch) -> [Int] = ConformanceSupport.ids) {
+    public init(
+        config: String, unreachableConfig: String?, state: any StateStore,
+        append: @escaping @Sendable ([Int]) async throws -> Void,
+        appendMalformed: (@Sendable () async throws -> Void)?, malformedInputImpossible: String? = nil,
+        ids: @escaping @Sendable (RecordBatch) -> [Int] = ConformanceSupport.ids
+    ) {
         self.config = config
         self.unreachableConfig = unreachableConfig
         self.state = state

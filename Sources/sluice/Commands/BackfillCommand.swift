@@ -11,22 +11,22 @@ struct BackfillCommand: AsyncParsableCommand {
         commandName: "backfill",
         abstract: "Re-extract a historical range of a pipeline's pull into its sink.",
         discussion: """
-        Reads the rows whose first cursor column lies in [--from, --to) from the pipeline's source
-        (an incremental postgres pull) and writes them through the pipeline's sink, Parquet rows
-        landing in their partitions. The backfill keeps its own checkpoint
-        (`PIPELINE.backfill.FROM_TO`), so it never moves the live pipeline's, and it resumes where
-        it stopped after a crash or Ctrl-C: run the same command again. A finished backfill is not
-        repeated unless --restart is given.
+            Reads the rows whose first cursor column lies in [--from, --to) from the pipeline's source
+            (an incremental postgres pull) and writes them through the pipeline's sink, Parquet rows
+            landing in their partitions. The backfill keeps its own checkpoint
+            (`PIPELINE.backfill.FROM_TO`), so it never moves the live pipeline's, and it resumes where
+            it stopped after a crash or Ctrl-C: run the same command again. A finished backfill is not
+            repeated unless --restart is given.
 
-        With --parallel N the range is cut into N key ranges of about equal size, pulled at once.
+            With --parallel N the range is cut into N key ranges of about equal size, pulled at once.
 
-        A backfill adds rows: for an append or Parquet sink, backfill only a range the live pipeline
-        has not loaded (or use an upsert sink).
+            A backfill adds rows: for an append or Parquet sink, backfill only a range the live pipeline
+            has not loaded (or use an upsert sink).
 
-        Examples:
-          sluice backfill orders --from 2026-01-01 --to 2026-02-01 -c pipelines.yaml
-          sluice backfill orders --from "2026-01-01 00:00:00+00" --to 2026-01-02 --parallel 4 -c pipelines.yaml
-        """
+            Examples:
+              sluice backfill orders --from 2026-01-01 --to 2026-02-01 -c pipelines.yaml
+              sluice backfill orders --from "2026-01-01 00:00:00+00" --to 2026-01-02 --parallel 4 -c pipelines.yaml
+            """
     )
 
     @Argument(help: "The pipeline whose source to backfill.")
@@ -63,16 +63,23 @@ struct BackfillCommand: AsyncParsableCommand {
         let (stateLocation, plans) = try await ConfigLoading.reportingErrors { try ConfigLoading.load([config]) }
         let plan = try await ConfigLoading.reportingErrors { () throws -> PipelinePlan in
             guard let live = plans.first(where: { $0.name == pipeline }) else {
-                throw ConfigFailure(errors: [ConfigError(file: config, line: nil, column: nil, keyPath: "pipelines",
-                                                         message: "no pipeline named '\(pipeline)' (defined: \(plans.map(\.name).joined(separator: ", ")))")])
+                throw ConfigFailure(errors: [
+                    ConfigError(
+                        file: config, line: nil, column: nil, keyPath: "pipelines",
+                        message: "no pipeline named '\(pipeline)' (defined: \(plans.map(\.name).joined(separator: ", ")))")
+                ])
             }
             guard let source = live.source as? any BackfillableSource else {
-                throw SluiceError(.configuration, "pipeline '\(pipeline)' has a \(type(of: live.source)) source, which cannot backfill; backfills re-read a range of an incremental postgres pull",
-                                  location: "pipelines.\(pipeline).source")
+                throw SluiceError(
+                    .configuration,
+                    "pipeline '\(pipeline)' has a \(type(of: live.source)) source, which cannot backfill; backfills re-read a range of an incremental postgres pull",
+                    location: "pipelines.\(pipeline).source")
             }
             if let option = live.sink.replacesOutputEachPass {
-                throw SluiceError(.configuration, "pipeline '\(pipeline)' replaces its table on each extract; a backfill of a range would replace it with that range only. Backfill into an append or upsert sink",
-                                  location: "pipelines.\(pipeline).sink.\(option)")
+                throw SluiceError(
+                    .configuration,
+                    "pipeline '\(pipeline)' replaces its table on each extract; a backfill of a range would replace it with that range only. Backfill into an append or upsert sink",
+                    location: "pipelines.\(pipeline).sink.\(option)")
             }
             var plan = live
             plan.name = Self.checkpointName(pipeline: pipeline, from: from, to: to)
@@ -89,7 +96,8 @@ struct BackfillCommand: AsyncParsableCommand {
             return key[hash...].split(separator: "/").last.flatMap { Int($0) }
         }.max()
         if !restart, !finished, let started = startedWith, started != parallel {
-            FileHandle.standardError.write(Data("error: this backfill was started with --parallel \(started); resume it with the same value, or pass --restart\n".utf8))
+            FileHandle.standardError.write(
+                Data("error: this backfill was started with --parallel \(started); resume it with the same value, or pass --restart\n".utf8))
             throw ExitCode(2)
         }
         if restart {
@@ -104,9 +112,10 @@ struct BackfillCommand: AsyncParsableCommand {
         let runner = PipelineRunner(plan: plan, store: store, logger: logger, hooks: .fromProcessEnvironment)
         let showProgress = terminal.isInteractive && !noProgress && logging.logFormat == .text
         let supervisor = PipelineSupervisor(runners: [runner], logger: logger, progress: showProgress ? terminal : nil)
-        var group = ServiceGroupConfiguration(services: [
-            .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-        ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var group = ServiceGroupConfiguration(
+            services: [
+                .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+            ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.cancellationSignals = [.sigquit]
         try await ServiceGroup(configuration: group).run()
         if supervisor.failures.value > 0 { throw ExitCode(1) }

@@ -10,17 +10,17 @@ struct CDCCommand: AsyncParsableCommand {
         commandName: "cdc",
         abstract: "Set up, tear down or re-snapshot a log-based CDC pipeline; install change triggers.",
         discussion: """
-        A postgres_cdc pipeline creates its publication and replication slot by itself on its first
-        run. These commands do it explicitly, printing every statement they run.
+            A postgres_cdc pipeline creates its publication and replication slot by itself on its first
+            run. These commands do it explicitly, printing every statement they run.
 
-        Examples:
-          sluice cdc setup orders_cdc -c pipelines.yaml          check the server, create publication and slot
-          sluice cdc teardown orders_cdc -c pipelines.yaml --yes drop the slot (and publication), forget the checkpoint
-          sluice cdc resnapshot orders_cdc -c pipelines.yaml --yes
-                                     after a lost slot: drop it and the checkpoint; the next run snapshots again
-          sluice cdc install-triggers --database "$PG_URL" --tables public.orders,public.items
-                                     trigger-based CDC where logical decoding is not available
-        """,
+            Examples:
+              sluice cdc setup orders_cdc -c pipelines.yaml          check the server, create publication and slot
+              sluice cdc teardown orders_cdc -c pipelines.yaml --yes drop the slot (and publication), forget the checkpoint
+              sluice cdc resnapshot orders_cdc -c pipelines.yaml --yes
+                                         after a lost slot: drop it and the checkpoint; the next run snapshots again
+              sluice cdc install-triggers --database "$PG_URL" --tables public.orders,public.items
+                                         trigger-based CDC where logical decoding is not available
+            """,
         subcommands: [Setup.self, Teardown.self, Resnapshot.self, InstallTriggers.self]
     )
 
@@ -29,12 +29,16 @@ struct CDCCommand: AsyncParsableCommand {
         try await ConfigLoading.reportingErrors {
             let (state, plans) = try ConfigLoading.load([config])
             guard let plan = plans.first(where: { $0.name == pipeline }) else {
-                throw ConfigFailure(errors: [ConfigError(file: config, line: nil, column: nil, keyPath: "pipelines",
-                                                         message: "no pipeline named '\(pipeline)' (defined: \(plans.map(\.name).joined(separator: ", ")))")])
+                throw ConfigFailure(errors: [
+                    ConfigError(
+                        file: config, line: nil, column: nil, keyPath: "pipelines",
+                        message: "no pipeline named '\(pipeline)' (defined: \(plans.map(\.name).joined(separator: ", ")))")
+                ])
             }
             guard let source = plan.source as? any CDCAdministrable else {
-                throw SluiceError(.configuration, "pipeline '\(pipeline)' has a \(type(of: plan.source)) source; these commands are for log-based CDC sources (postgres_cdc)",
-                                  location: "pipelines.\(pipeline).source")
+                throw SluiceError(
+                    .configuration, "pipeline '\(pipeline)' has a \(type(of: plan.source)) source; these commands are for log-based CDC sources (postgres_cdc)",
+                    location: "pipelines.\(pipeline).source")
             }
             return (source, state)
         }
@@ -43,7 +47,9 @@ struct CDCCommand: AsyncParsableCommand {
     struct Setup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the server's settings and create the pipeline's publication and slot.",
-            discussion: "Prints what the server lacks (wal_level, REPLICATION privilege, free slots) with the statement that fixes it, and stops there; otherwise creates what is missing and prints the SQL. The first run then snapshots the tables while streaming.")
+            discussion:
+                "Prints what the server lacks (wal_level, REPLICATION privilege, free slots) with the statement that fixes it, and stops there; otherwise creates what is missing and prints the SQL. The first run then snapshots the tables while streaming."
+        )
 
         @Argument(help: "The postgres_cdc pipeline.") var pipeline: String
         @Option(name: [.short, .long], help: "The pipeline file.") var config: String
@@ -75,7 +81,9 @@ struct CDCCommand: AsyncParsableCommand {
         func run() async throws {
             let (source, state) = try await CDCCommand.cdcSource(pipeline, config: config)
             guard yes else {
-                print("This drops \(source.objectsDropped(keepPublication: keepPublication)) and forgets the checkpoint of '\(pipeline)'. Re-run with --yes to confirm.")
+                print(
+                    "This drops \(source.objectsDropped(keepPublication: keepPublication)) and forgets the checkpoint of '\(pipeline)'. Re-run with --yes to confirm."
+                )
                 throw ExitCode(1)
             }
             let done = try await ConfigLoading.reportingErrors { try await source.tearDown(keepPublication: keepPublication) }
@@ -90,11 +98,11 @@ struct CDCCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Start a CDC pipeline over: drop its slot and checkpoint; the next run snapshots all tables again.",
             discussion: """
-            For a slot that lost WAL (wal_status = lost), or a checkpoint that no longer matches the slot.
-            Changes made while the slot was lost are not in the stream: the new snapshot brings every
-            row's current version, but rows deleted meanwhile stay in current-state tables (truncate
-            them before the next run for an exact copy) and audit trails miss those changes.
-            """)
+                For a slot that lost WAL (wal_status = lost), or a checkpoint that no longer matches the slot.
+                Changes made while the slot was lost are not in the stream: the new snapshot brings every
+                row's current version, but rows deleted meanwhile stay in current-state tables (truncate
+                them before the next run for an exact copy) and audit trails miss those changes.
+                """)
 
         @Argument(help: "The postgres_cdc pipeline.") var pipeline: String
         @Option(name: [.short, .long], help: "The pipeline file.") var config: String
@@ -103,7 +111,9 @@ struct CDCCommand: AsyncParsableCommand {
         func run() async throws {
             let (source, state) = try await CDCCommand.cdcSource(pipeline, config: config)
             guard yes else {
-                print("This drops \(source.objectsDropped(keepPublication: true)) and the checkpoint of '\(pipeline)'; the next run reads every row again. Re-run with --yes to confirm.")
+                print(
+                    "This drops \(source.objectsDropped(keepPublication: true)) and the checkpoint of '\(pipeline)'; the next run reads every row again. Re-run with --yes to confirm."
+                )
                 throw ExitCode(1)
             }
             let done = try await ConfigLoading.reportingErrors { try await source.tearDown(keepPublication: true) }
@@ -121,17 +131,17 @@ extension CDCCommand {
             commandName: "install-triggers",
             abstract: "Trigger-based CDC: create a change table and triggers that record every change of the tables.",
             discussion: """
-            For databases where logical decoding is not available (SQLite, PostgreSQL without
-            wal_level = logical or without the REPLICATION privilege). Every insert, update and
-            delete (and, on PostgreSQL, TRUNCATE) is written by the writing transaction itself into
-            the change table, as a change event: op, table, key, before, after, tx_id, changed_at.
-            Read it with a changelog pull (printed below); its events feed `mode: apply` sinks.
-            Triggers cost the writers an extra insert per row change.
+                For databases where logical decoding is not available (SQLite, PostgreSQL without
+                wal_level = logical or without the REPLICATION privilege). Every insert, update and
+                delete (and, on PostgreSQL, TRUNCATE) is written by the writing transaction itself into
+                the change table, as a change event: op, table, key, before, after, tx_id, changed_at.
+                Read it with a changelog pull (printed below); its events feed `mode: apply` sinks.
+                Triggers cost the writers an extra insert per row change.
 
-            Examples:
-              sluice cdc install-triggers --database "$PG_URL" --tables public.orders,public.items
-              sluice cdc install-triggers --database data/app.db --tables orders
-            """)
+                Examples:
+                  sluice cdc install-triggers --database "$PG_URL" --tables public.orders,public.items
+                  sluice cdc install-triggers --database data/app.db --tables orders
+                """)
 
         @Option(name: .long, help: "A postgres:// URL, or the path of a SQLite database file.") var database: String
         @Option(name: .long, help: "The tables to capture, comma-separated (schema.table on PostgreSQL).") var tables: String

@@ -8,16 +8,16 @@ struct ComponentsCommand: ParsableCommand {
         commandName: "components",
         abstract: "List every source and sink, or write the configuration reference.",
         discussion: """
-        Every option shown comes from the component's one declaration (its spec), the same one
-        `sluice validate` checks files against.
+            Every option shown comes from the component's one declaration (its spec), the same one
+            `sluice validate` checks files against.
 
-        Examples:
-          sluice components                                  # a summary and an example of each
-          sluice components --format markdown --output docs/reference
-                                                             # one page per source and sink, an index, sluice.schema.json
-          sluice components --format json > sluice.schema.json
-                                                             # the JSON Schema of a pipeline file, for editors
-        """
+            Examples:
+              sluice components                                  # a summary and an example of each
+              sluice components --format markdown --output docs/reference
+                                                                 # one page per source and sink, an index, sluice.schema.json
+              sluice components --format json > sluice.schema.json
+                                                                 # the JSON Schema of a pipeline file, for editors
+            """
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, markdown, json }
@@ -29,7 +29,9 @@ struct ComponentsCommand: ParsableCommand {
     var output: String?
 
     func validate() throws {
-        if format == .markdown && output == nil { throw ValidationError("--format markdown writes several files: give the folder with --output (e.g. --output docs/reference)") }
+        if format == .markdown && output == nil {
+            throw ValidationError("--format markdown writes several files: give the folder with --output (e.g. --output docs/reference)")
+        }
         if format != .markdown && output != nil { throw ValidationError("--output goes with --format markdown") }
     }
 

@@ -8,15 +8,15 @@ struct DLQCommand: AsyncParsableCommand {
         commandName: "dlq",
         abstract: "Look at records that could not be ingested (the dead-letter queue).",
         discussion: """
-        Every rejected record is kept with the stage that rejected it, the reason, its location
-        (file:line) and its raw bytes.
+            Every rejected record is kept with the stage that rejected it, the reason, its location
+            (file:line) and its raw bytes.
 
-        Examples:
-          sluice dlq list
-          sluice dlq list --pipeline events --limit 20
-          sluice dlq show 42
-          sluice dlq show 42 --raw > row.txt     the original bytes only
-        """,
+            Examples:
+              sluice dlq list
+              sluice dlq list --pipeline events --limit 20
+              sluice dlq show 42
+              sluice dlq show 42 --raw > row.txt     the original bytes only
+            """,
         subcommands: [List.self, Show.self]
     )
 
@@ -61,18 +61,19 @@ struct DLQCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(l.letter.raw))
                 return
             }
-            print("""
-            id:         \(l.id)
-            pipeline:   \(l.pipeline)
-            stage:      \(l.letter.stage)
-            kind:       \(l.letter.errorKind)
-            location:   \(l.letter.location)
-            reason:     \(l.letter.message)
-            attempts:   \(l.letter.attempts)
-            first seen: \(l.firstSeen)
-            last seen:  \(l.lastSeen)
-            raw (\(l.letter.raw.count) bytes):
-            """)
+            print(
+                """
+                id:         \(l.id)
+                pipeline:   \(l.pipeline)
+                stage:      \(l.letter.stage)
+                kind:       \(l.letter.errorKind)
+                location:   \(l.letter.location)
+                reason:     \(l.letter.message)
+                attempts:   \(l.letter.attempts)
+                first seen: \(l.firstSeen)
+                last seen:  \(l.lastSeen)
+                raw (\(l.letter.raw.count) bytes):
+                """)
             print(String(decoding: l.letter.raw, as: UTF8.self))
         }
     }

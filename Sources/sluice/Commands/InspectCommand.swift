@@ -8,12 +8,12 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Show a Parquet file's schema, row groups, sizes, codecs and statistics.",
         discussion: """
-        Reads only the footer. Like `parquet-tools meta`.
+            Reads only the footer. Like `parquet-tools meta`.
 
-        Examples:
-          sluice inspect lake/events/created_at_day=2026-11-25/part-….parquet
-          sluice inspect file.parquet --row-groups 0      the schema and totals only
-        """
+            Examples:
+              sluice inspect lake/events/created_at_day=2026-11-25/part-….parquet
+              sluice inspect file.parquet --row-groups 0      the schema and totals only
+            """
     )
 
     @Argument(help: "A Parquet file.") var file: String
@@ -36,7 +36,9 @@ struct InspectCommand: ParsableCommand {
         let uncompressed = report.rowGroups.reduce(Int64(0)) { $0 + $1.uncompressedBytes }
         let compressed = report.rowGroups.reduce(Int64(0)) { $0 + $1.compressedBytes }
         if compressed > 0 {
-            print("data:        \(Self.bytes(compressed)) compressed, \(Self.bytes(uncompressed)) uncompressed (\(String(format: "%.1f", Double(uncompressed) / Double(compressed)))×)")
+            print(
+                "data:        \(Self.bytes(compressed)) compressed, \(Self.bytes(uncompressed)) uncompressed (\(String(format: "%.1f", Double(uncompressed) / Double(compressed)))×)"
+            )
         }
         print("schema:")
         for field in report.schema.fields {

@@ -9,22 +9,23 @@ struct KeysCommand: AsyncParsableCommand {
         commandName: "keys",
         abstract: "Create, list and revoke API keys for the push endpoint.",
         discussion: """
-        Streams with `auth: api_key` accept `Authorization: Bearer <key>` (or `X-API-Key: <key>`).
-        A key is shown once, when created; only its SHA-256 is stored. A key may be limited to
-        some streams. Revoking takes effect within two seconds, without a restart.
+            Streams with `auth: api_key` accept `Authorization: Bearer <key>` (or `X-API-Key: <key>`).
+            A key is shown once, when created; only its SHA-256 is stored. A key may be limited to
+            some streams. Revoking takes effect within two seconds, without a restart.
 
-        Examples:
-          sluice keys create --name checkout-service --stream clicks -c pipelines.yaml
-          sluice keys list -c pipelines.yaml
-          sluice keys revoke k3x9q2a7bd4f -c pipelines.yaml
-        """,
+            Examples:
+              sluice keys create --name checkout-service --stream clicks -c pipelines.yaml
+              sluice keys list -c pipelines.yaml
+              sluice keys revoke k3x9q2a7bd4f -c pipelines.yaml
+            """,
         subcommands: [Create.self, List.self, Revoke.self]
     )
 
     static func queue(_ options: StateOptions) async throws -> any PushQueueStore {
         let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try options.location()) }
         guard let queue = store.pushQueue else {
-            FileHandle.standardError.write(Data("error: API keys live with the push queue, which this state store does not keep; use a SQLite state store\n".utf8))
+            FileHandle.standardError.write(
+                Data("error: API keys live with the push queue, which this state store does not keep; use a SQLite state store\n".utf8))
             throw ExitCode(2)
         }
         return queue
@@ -45,7 +46,8 @@ struct KeysCommand: AsyncParsableCommand {
             let queue = try await KeysCommand.queue(stateOptions)
             let (key, stored) = APIKeyFormat.generate(name: name, streams: stream)
             try await queue.createAPIKey(stored)
-            FileHandle.standardError.write(Data("created key \(stored.id) for \(stored.streams.joined(separator: ", ")); store it now, it is not shown again:\n".utf8))
+            FileHandle.standardError.write(
+                Data("created key \(stored.id) for \(stored.streams.joined(separator: ", ")); store it now, it is not shown again:\n".utf8))
             print(key)
         }
     }
@@ -61,7 +63,9 @@ struct KeysCommand: AsyncParsableCommand {
             print("ID            NAME                  STREAMS               CREATED               STATUS")
             for k in keys {
                 let status = k.revokedAt.map { "revoked \(f.string(from: $0))" } ?? "active"
-                print("\(k.id.padding(toLength: 13, withPad: " ", startingAt: 0)) \(k.name.padding(toLength: 21, withPad: " ", startingAt: 0)) \(k.streams.joined(separator: ",").padding(toLength: 21, withPad: " ", startingAt: 0)) \(f.string(from: k.createdAt))  \(status)")
+                print(
+                    "\(k.id.padding(toLength: 13, withPad: " ", startingAt: 0)) \(k.name.padding(toLength: 21, withPad: " ", startingAt: 0)) \(k.streams.joined(separator: ",").padding(toLength: 21, withPad: " ", startingAt: 0)) \(f.string(from: k.createdAt))  \(status)"
+                )
             }
         }
     }

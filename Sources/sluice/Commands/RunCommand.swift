@@ -13,20 +13,20 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the pipelines of one or more files.",
         discussion: """
-        Every pipeline starts from its last checkpoint, so running again continues where the
-        previous run stopped (after a crash too): nothing is lost or written twice.
+            Every pipeline starts from its last checkpoint, so running again continues where the
+            previous run stopped (after a crash too): nothing is lost or written twice.
 
-        The command exits 0 once every finite source is exhausted and committed. It keeps
-        running while any source is continuous (a watched directory), until SIGINT or SIGTERM:
-        then it stops reading, writes and commits what it has read, and exits 0.
+            The command exits 0 once every finite source is exhausted and committed. It keeps
+            running while any source is continuous (a watched directory), until SIGINT or SIGTERM:
+            then it stops reading, writes and commits what it has read, and exits 0.
 
-        Exit status: 0 success, 1 a pipeline failed, 2 the configuration is invalid.
+            Exit status: 0 success, 1 a pipeline failed, 2 the configuration is invalid.
 
-        Examples:
-          sluice run examples/quickstart.yaml
-          sluice run pipelines.yaml --pipeline events --metrics-port 9464
-          sluice run pipelines.yaml --log-format json --no-progress
-        """
+            Examples:
+              sluice run examples/quickstart.yaml
+              sluice run pipelines.yaml --pipeline events --metrics-port 9464
+              sluice run pipelines.yaml --log-format json --no-progress
+            """
     )
 
     @Argument(help: "Pipeline files (YAML).")
@@ -54,28 +54,38 @@ struct RunCommand: AsyncParsableCommand {
         let plans = try await ConfigLoading.reportingErrors { () throws -> [PipelinePlan] in
             guard !pipeline.isEmpty else { return allPlans }
             for name in pipeline where !allPlans.contains(where: { $0.name == name }) {
-                throw ConfigFailure(errors: [ConfigError(file: files.joined(separator: ", "), line: nil, column: nil, keyPath: "",
-                                                         message: "no pipeline named '\(name)' (defined: \(allPlans.map(\.name).joined(separator: ", ")))")])
+                throw ConfigFailure(errors: [
+                    ConfigError(
+                        file: files.joined(separator: ", "), line: nil, column: nil, keyPath: "",
+                        message: "no pipeline named '\(name)' (defined: \(allPlans.map(\.name).joined(separator: ", ")))")
+                ])
             }
             return allPlans.filter { pipeline.contains($0.name) }
         }
         try await ConfigLoading.reportingErrors {
             let pushed = plans.filter { $0.capabilities.contains(.servedByServe) }.map(\.name)
             if !pushed.isEmpty {
-                throw ConfigFailure(errors: [ConfigError(file: files.joined(separator: ", "), line: nil, column: nil, keyPath: "pipelines",
-                                                         message: "pipeline(s) \(pushed.joined(separator: ", ")) have an `http` source, which only `sluice serve` feeds; run `sluice serve FILE` (or select other pipelines with --pipeline)")])
+                throw ConfigFailure(errors: [
+                    ConfigError(
+                        file: files.joined(separator: ", "), line: nil, column: nil, keyPath: "pipelines",
+                        message:
+                            "pipeline(s) \(pushed.joined(separator: ", ")) have an `http` source, which only `sluice serve` feeds; run `sluice serve FILE` (or select other pipelines with --pipeline)"
+                    )
+                ])
             }
         }
         let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
 
         let runners = plans.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
-        let showProgress = terminal.isInteractive && !noProgress && logging.logFormat == .text
+        let showProgress =
+            terminal.isInteractive && !noProgress && logging.logFormat == .text
             && !plans.contains { $0.source.isContinuous }
         let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: showProgress ? terminal : nil)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup,
-                  failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(
+                service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup)
         ]
         if let metricsPort {
             services.append(.init(service: MetricsServer(registry: registry, port: metricsPort, logger: logger)))
@@ -120,10 +130,12 @@ struct PipelineSupervisor: Service {
         }
         for runner in runners {
             let s = runner.status.snapshot
-            logger.info("summary", metadata: [
-                "pipeline": "\(runner.plan.name)", "records_in": "\(s.recordsIn)", "records_out": "\(s.recordsOut)",
-                "dead_lettered": "\(s.deadLettered)", "duplicates": "\(s.duplicates)",
-            ])
+            logger.info(
+                "summary",
+                metadata: [
+                    "pipeline": "\(runner.plan.name)", "records_in": "\(s.recordsIn)", "records_out": "\(s.recordsOut)",
+                    "dead_lettered": "\(s.deadLettered)", "duplicates": "\(s.duplicates)",
+                ])
         }
     }
 }

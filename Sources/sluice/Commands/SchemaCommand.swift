@@ -8,17 +8,17 @@ struct SchemaCommand: AsyncParsableCommand {
         commandName: "schema",
         abstract: "See the schema registry: subjects, versions, and the drift pipelines met.",
         discussion: """
-        Every pipeline registers the schema of its data under a subject (its name, or
-        `schema: {subject: NAME}`), and records each change it notices (a drift event: added or
-        removed column, type or nullability change) with what its `on_change` policy did.
-        The same registry is served over HTTP by `sluice serve` (Confluent Schema Registry API).
+            Every pipeline registers the schema of its data under a subject (its name, or
+            `schema: {subject: NAME}`), and records each change it notices (a drift event: added or
+            removed column, type or nullability change) with what its `on_change` policy did.
+            The same registry is served over HTTP by `sluice serve` (Confluent Schema Registry API).
 
-        Examples:
-          sluice schema list -c pipelines.yaml           subjects, their latest version and compatibility
-          sluice schema show events                      every version of a subject, and its drift events
-          sluice schema diff events                      what changed between the last two versions
-          sluice schema diff events --from 1 --to 3
-        """,
+            Examples:
+              sluice schema list -c pipelines.yaml           subjects, their latest version and compatibility
+              sluice schema show events                      every version of a subject, and its drift events
+              sluice schema diff events                      what changed between the last two versions
+              sluice schema diff events --from 1 --to 3
+            """,
         subcommands: [List.self, Show.self, Diff.self]
     )
 
@@ -48,7 +48,9 @@ struct SchemaCommand: AsyncParsableCommand {
             for s in subjects {
                 let (v, schema) = try await registry.version(subject: s, nil)
                 let mode = try await registry.effectiveCompatibility(subject: s)
-                print("\(s.padding(toLength: 31, withPad: " ", startingAt: 0)) v\(String(v.version).padding(toLength: 6, withPad: " ", startingAt: 0)) \(schema.format.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(mode.rawValue)")
+                print(
+                    "\(s.padding(toLength: 31, withPad: " ", startingAt: 0)) v\(String(v.version).padding(toLength: 6, withPad: " ", startingAt: 0)) \(schema.format.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(mode.rawValue)"
+                )
             }
         }
     }
@@ -108,7 +110,8 @@ struct SchemaCommand: AsyncParsableCommand {
                 let (_, b) = try await registry.version(subject: subject, newer)
                 print("\(subject): v\(older) -> v\(newer)")
                 if case let .sluice(old) = try ParsedSchema.parse(a.text, format: a.format),
-                   case let .sluice(new) = try ParsedSchema.parse(b.text, format: b.format) {
+                    case let .sluice(new) = try ParsedSchema.parse(b.text, format: b.format)
+                {
                     let diff = SchemaDiff(from: old, to: new)
                     print(diff.isEmpty ? "  (no change)" : diff.lines.map { "  " + $0 }.joined(separator: "\n"))
                 } else {

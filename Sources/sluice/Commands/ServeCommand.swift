@@ -13,31 +13,31 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the HTTP push endpoint and the schema registry API, and run the pipelines of a file.",
         discussion: """
-        Every pipeline whose source is `http: {stream: NAME}` receives the records POSTed to
-        /v1/streams/NAME/records. A request is answered 202 only once its records are durable
-        in the push queue (in the state store), so nothing answered 2xx is lost, even by kill -9.
-        The other pipelines of the file run as with `sluice run`.
+            Every pipeline whose source is `http: {stream: NAME}` receives the records POSTed to
+            /v1/streams/NAME/records. A request is answered 202 only once its records are durable
+            in the push queue (in the state store), so nothing answered 2xx is lost, even by kill -9.
+            The other pipelines of the file run as with `sluice run`.
 
-        Endpoints:
-          POST /v1/streams/{stream}/records   JSON object, JSON array or NDJSON (Content-Type decides), gzip optional
-          GET  /healthz                       alive
-          GET  /readyz                        state store and sinks reachable, no pipeline failed
-          GET  /metrics                       Prometheus metrics
-          /subjects, /schemas, /config, /compatibility   the schema registry (Confluent Schema Registry API)
+            Endpoints:
+              POST /v1/streams/{stream}/records   JSON object, JSON array or NDJSON (Content-Type decides), gzip optional
+              GET  /healthz                       alive
+              GET  /readyz                        state store and sinks reachable, no pipeline failed
+              GET  /metrics                       Prometheus metrics
+              /subjects, /schemas, /config, /compatibility   the schema registry (Confluent Schema Registry API)
 
-        Request headers: Idempotency-Key (retries are safe: a repeat returns the first answer),
-        Authorization: Bearer slk_... (streams with `auth: api_key`; see `sluice keys create`),
-        X-Sluice-Timestamp and X-Sluice-Signature (streams with `auth: hmac`).
+            Request headers: Idempotency-Key (retries are safe: a repeat returns the first answer),
+            Authorization: Bearer slk_... (streams with `auth: api_key`; see `sluice keys create`),
+            X-Sluice-Timestamp and X-Sluice-Signature (streams with `auth: hmac`).
 
-        Security: the server listens on 127.0.0.1 unless told otherwise, and refuses another
-        address while any stream has `auth: none`, unless --allow-unauthenticated is given.
+            Security: the server listens on 127.0.0.1 unless told otherwise, and refuses another
+            address while any stream has `auth: none`, unless --allow-unauthenticated is given.
 
-        Examples:
-          sluice serve examples/http-push.yaml
-          sluice serve pipelines.yaml --host 0.0.0.0 --port 8443
-          curl -X POST localhost:8080/v1/streams/clicks/records \\
-               -H 'Content-Type: application/json' -d '{"user_id": 1, "url": "/"}'
-        """
+            Examples:
+              sluice serve examples/http-push.yaml
+              sluice serve pipelines.yaml --host 0.0.0.0 --port 8443
+              curl -X POST localhost:8080/v1/streams/clicks/records \\
+                   -H 'Content-Type: application/json' -d '{"user_id": 1, "url": "/"}'
+            """
     )
 
     @Argument(help: "The pipeline file (YAML).")
@@ -80,7 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
         settings.registryRequiresKey = loaded.serve?.registryAuth == "api_key"
         if let exposure = ServeRules.exposure(of: streams, host: settings.host, registryRequiresKey: settings.registryRequiresKey) {
             if allowUnauthenticated {
-                logger.warning("listening on a non-loopback address with unauthenticated streams", metadata: ["host": "\(settings.host)", "problem": "\(exposure)"])
+                logger.warning(
+                    "listening on a non-loopback address with unauthenticated streams", metadata: ["host": "\(settings.host)", "problem": "\(exposure)"])
             } else {
                 try await ConfigLoading.reportingErrors {
                     throw ConfigFailure(errors: [ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines", message: exposure)])
@@ -97,22 +98,24 @@ struct ServeCommand: AsyncParsableCommand {
 
         let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
         let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: nil)
-        var server = PushServer(settings: settings, streams: streams, store: queue, state: store, registry: registry, logger: logger,
-                                failedPipelines: { supervisor.failures.names },
-                                onListening: { port in
-                                    // For scripts that pass --port 0.
-                                    FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
-                                })
+        var server = PushServer(
+            settings: settings, streams: streams, store: queue, state: store, registry: registry, logger: logger,
+            failedPipelines: { supervisor.failures.names },
+            onListening: { port in
+                // For scripts that pass --port 0.
+                FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
+            })
         server.sinks = loaded.pipelines.map { ($0.name, $0.sink) }
         if let registryStore = store.schemaRegistry {
             server.schemaRegistry = SchemaRegistry(store: registryStore)
         }
-        var config = ServiceGroupConfiguration(services: [
-            // The server outlives its pipelines: a failed one makes /readyz answer 503 (and the
-            // exit status 1 at shutdown) while accepted records stay durable in the queue.
-            .init(service: supervisor, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-        ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var config = ServiceGroupConfiguration(
+            services: [
+                // The server outlives its pipelines: a failed one makes /readyz answer 503 (and the
+                // exit status 1 at shutdown) while accepted records stay durable in the queue.
+                .init(service: supervisor, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.cancellationSignals = [.sigquit]
         do {
             try await ServiceGroup(configuration: config).run()

@@ -8,11 +8,11 @@ struct StateCommand: AsyncParsableCommand {
         commandName: "state",
         abstract: "Show or reset a pipeline's checkpoint.",
         discussion: """
-        Examples:
-          sluice state show events                 checkpoint, recent runs and DLQ count
-          sluice state show events -c pipelines.yaml
-          sluice state reset events --yes          forget the checkpoint: the next run starts over
-        """,
+            Examples:
+              sluice state show events                 checkpoint, recent runs and DLQ count
+              sluice state show events -c pipelines.yaml
+              sluice state reset events --yes          forget the checkpoint: the next run starts over
+            """,
         subcommands: [Show.self, Reset.self]
     )
 
@@ -39,8 +39,9 @@ struct StateCommand: AsyncParsableCommand {
                 print("recent runs:")
                 for r in history {
                     let ended = r.endedAt.map { String(format: "%.1fs", $0.timeIntervalSince(r.startedAt)) } ?? "running"
-                    print("  #\(r.id) \(r.status.rawValue) started \(r.startedAt) (\(ended)) in=\(r.recordsIn) out=\(r.recordsOut) dlq=\(r.deadLettered) dup=\(r.duplicates)"
-                          + (r.message.map { " — \($0)" } ?? ""))
+                    print(
+                        "  #\(r.id) \(r.status.rawValue) started \(r.startedAt) (\(ended)) in=\(r.recordsIn) out=\(r.recordsOut) dlq=\(r.deadLettered) dup=\(r.duplicates)"
+                            + (r.message.map { " — \($0)" } ?? ""))
                 }
             }
         }

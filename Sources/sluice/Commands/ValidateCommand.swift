@@ -9,22 +9,22 @@ struct ValidateCommand: AsyncParsableCommand {
         commandName: "validate",
         abstract: "Check pipeline files without moving any data.",
         discussion: """
-        Decodes every file strictly: unknown keys (with a suggestion for typos), wrong types,
-        missing required keys, unknown component types, unset ${ENV} variables. Each problem is
-        reported as FILE:LINE:COLUMN: KEY.PATH: message. Exit status 2 when anything is wrong.
+            Decodes every file strictly: unknown keys (with a suggestion for typos), wrong types,
+            missing required keys, unknown component types, unset ${ENV} variables. Each problem is
+            reported as FILE:LINE:COLUMN: KEY.PATH: message. Exit status 2 when anything is wrong.
 
-        Pipelines fed by `sluice serve` are checked as `serve` would check them: one push stream
-        per pipeline, and no unauthenticated endpoint on a non-loopback `serve.host` (unless
-        --allow-unauthenticated, as for `serve`).
+            Pipelines fed by `sluice serve` are checked as `serve` would check them: one push stream
+            per pipeline, and no unauthenticated endpoint on a non-loopback `serve.host` (unless
+            --allow-unauthenticated, as for `serve`).
 
-        With --connect it also opens the state store and checks that each source can be read and
-        each sink written now (input paths exist, output directories are writable); exit status 1
-        if one cannot.
+            With --connect it also opens the state store and checks that each source can be read and
+            each sink written now (input paths exist, output directories are writable); exit status 1
+            if one cannot.
 
-        Examples:
-          sluice validate pipelines.yaml
-          sluice validate a.yaml b.yaml --connect
-        """
+            Examples:
+              sluice validate pipelines.yaml
+              sluice validate a.yaml b.yaml --connect
+            """
     )
 
     @Argument(help: "Pipeline files (YAML).")
@@ -44,8 +44,10 @@ struct ValidateCommand: AsyncParsableCommand {
                 let loaded = try ConfigLoading.loader().load(file: file)
                 let streams = ServeRules.streams(in: loaded.pipelines)
                 guard !streams.isEmpty else { continue }
-                if let exposure = ServeRules.exposure(of: streams, host: loaded.serve?.host ?? "127.0.0.1",
-                                                      registryRequiresKey: loaded.serve?.registryAuth == "api_key") {
+                if let exposure = ServeRules.exposure(
+                    of: streams, host: loaded.serve?.host ?? "127.0.0.1",
+                    registryRequiresKey: loaded.serve?.registryAuth == "api_key")
+                {
                     errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "serve.host", message: exposure))
                 }
             }

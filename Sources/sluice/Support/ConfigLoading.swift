@@ -21,14 +21,19 @@ enum ConfigLoading {
             do {
                 let loaded = try loader().load(file: file)
                 if let (s, f) = state, s != loaded.state {
-                    errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "state",
-                                              message: "state location '\(Redaction.url(loaded.state))' differs from '\(Redaction.url(s))' in \(f); one run uses one state store"))
+                    errors.append(
+                        ConfigError(
+                            file: file, line: nil, column: nil, keyPath: "state",
+                            message: "state location '\(Redaction.url(loaded.state))' differs from '\(Redaction.url(s))' in \(f); one run uses one state store")
+                    )
                 }
                 state = state ?? (loaded.state, file)
                 for plan in loaded.pipelines {
                     if plans.contains(where: { $0.name == plan.name }) {
-                        errors.append(ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines.\(plan.name)",
-                                                  message: "pipeline '\(plan.name)' is defined twice"))
+                        errors.append(
+                            ConfigError(
+                                file: file, line: nil, column: nil, keyPath: "pipelines.\(plan.name)",
+                                message: "pipeline '\(plan.name)' is defined twice"))
                     }
                     plans.append(plan)
                 }

@@ -1,6 +1,6 @@
 #if canImport(Glibc)
-import CMalloc
-import Glibc
+    import CMalloc
+    import Glibc
 #endif
 
 /// Keeps peak memory close to live memory.
@@ -13,9 +13,9 @@ import Glibc
 enum MemoryTuning {
     static func apply() {
         #if canImport(Glibc)
-        if getenv("MALLOC_MMAP_THRESHOLD_") == nil {
-            _ = mallopt(M_MMAP_THRESHOLD, 512 << 10)
-        }
+            if getenv("MALLOC_MMAP_THRESHOLD_") == nil {
+                _ = mallopt(M_MMAP_THRESHOLD, 512 << 10)
+            }
         #endif
     }
 }

@@ -70,8 +70,9 @@ final class ParquetCompressor {
             stream = .allocate(capacity: 1)
             stream.initialize(to: z_stream())
             // windowBits 15 + 16: a gzip wrapper, as the Parquet GZIP codec requires.
-            let rc = deflateInit2_(stream, level == 0 ? Z_DEFAULT_COMPRESSION : min(level, 9), Z_DEFLATED, 31, 8,
-                                   Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+            let rc = deflateInit2_(
+                stream, level == 0 ? Z_DEFAULT_COMPRESSION : min(level, 9), Z_DEFLATED, 31, 8,
+                Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
             guard rc == Z_OK else {
                 stream.deallocate()
                 throw ParquetFormatError("zlib initialisation failed (\(rc))")

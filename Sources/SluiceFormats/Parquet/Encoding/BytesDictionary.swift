@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The writer's dictionary for byte-array values. Entries live PLAIN-encoded (4-byte length +

@@ -33,7 +33,8 @@ enum DeltaDecoders {
         let total = try c.varint()
         let first = try c.zigzag()
         guard blockSize > 0, blockSize % 128 == 0, miniblocks > 0, blockSize % miniblocks == 0,
-              (blockSize / miniblocks) % 32 == 0, blockSize <= 1 << 20 else {
+            (blockSize / miniblocks) % 32 == 0, blockSize <= 1 << 20
+        else {
             throw ParquetFormatError("invalid DELTA_BINARY_PACKED header (block \(blockSize), miniblocks \(miniblocks))")
         }
         guard total == UInt64(expected) else {

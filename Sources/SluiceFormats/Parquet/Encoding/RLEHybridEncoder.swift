@@ -7,8 +7,10 @@ enum RLEHybridEncoder {
     /// Longest bit-packed run emitted (63 groups keeps the header to one byte, as most writers do).
     static let maxGroupsPerBitPackedRun = 63
 
-    static func encode<T: FixedWidthInteger & UnsignedInteger>(_ values: UnsafeBufferPointer<T>, bitWidth: Int,
-                                                               into out: GrowableBytes) {
+    static func encode<T: FixedWidthInteger & UnsignedInteger>(
+        _ values: UnsafeBufferPointer<T>, bitWidth: Int,
+        into out: GrowableBytes
+    ) {
         precondition(bitWidth >= 0 && bitWidth <= 32)
         let n = values.count
         var literalStart = 0
@@ -52,8 +54,10 @@ enum RLEHybridEncoder {
     }
 
     /// Bit-packed runs of `count` values (zero-padded to a multiple of 8), LSB first.
-    static func bitPack<T: FixedWidthInteger & UnsignedInteger>(_ values: UnsafeBufferPointer<T>, from start: Int, count: Int,
-                                                                bitWidth: Int, into out: GrowableBytes) {
+    static func bitPack<T: FixedWidthInteger & UnsignedInteger>(
+        _ values: UnsafeBufferPointer<T>, from start: Int, count: Int,
+        bitWidth: Int, into out: GrowableBytes
+    ) {
         var start = start
         var left = count
         let maxValues = maxGroupsPerBitPackedRun * 8

@@ -44,8 +44,9 @@ struct ParquetColumnMetaData: Sendable, Hashable {
     }
 
     static func decode(_ r: inout ThriftCompactReader) throws -> ParquetColumnMetaData {
-        var m = ParquetColumnMetaData(type: .boolean, encodings: [], pathInSchema: [], codec: .uncompressed, numValues: -1,
-                                      totalUncompressedSize: -1, totalCompressedSize: -1, dataPageOffset: -1)
+        var m = ParquetColumnMetaData(
+            type: .boolean, encodings: [], pathInSchema: [], codec: .uncompressed, numValues: -1,
+            totalUncompressedSize: -1, totalCompressedSize: -1, dataPageOffset: -1)
         var sawType = false
         try r.readStruct { r, id, type in
             switch id {

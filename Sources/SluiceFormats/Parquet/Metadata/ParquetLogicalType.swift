@@ -125,7 +125,7 @@ enum ParquetLogicalType: Sendable, Hashable {
             case 15: result = .float16
             default: result = .other(id)
             }
-            return false // empty member struct: let the reader skip it
+            return false  // empty member struct: let the reader skip it
         }
         return result
     }

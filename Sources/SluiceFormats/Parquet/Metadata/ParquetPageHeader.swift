@@ -128,8 +128,9 @@ struct ParquetPageHeader: Sendable, Hashable {
     }
 
     private static func decodeV2(_ r: inout ThriftCompactReader) throws -> ParquetDataPageHeaderV2 {
-        var h = ParquetDataPageHeaderV2(numValues: -1, numNulls: -1, numRows: -1, encoding: .plain,
-                                        definitionLevelsByteLength: -1, repetitionLevelsByteLength: -1)
+        var h = ParquetDataPageHeaderV2(
+            numValues: -1, numNulls: -1, numRows: -1, encoding: .plain,
+            definitionLevelsByteLength: -1, repetitionLevelsByteLength: -1)
         try r.readStruct { r, id, type in
             switch id {
             case 1: try r.expect(type, .i32, "DataPageHeaderV2.num_values"); h.numValues = try r.readI32()
@@ -145,7 +146,8 @@ struct ParquetPageHeader: Sendable, Hashable {
             return true
         }
         guard h.numValues >= 0, h.numNulls >= 0, h.numNulls <= h.numValues,
-              h.definitionLevelsByteLength >= 0, h.repetitionLevelsByteLength >= 0 else {
+            h.definitionLevelsByteLength >= 0, h.repetitionLevelsByteLength >= 0
+        else {
             throw ParquetFormatError("data page v2 header has missing or negative counts")
         }
         return h

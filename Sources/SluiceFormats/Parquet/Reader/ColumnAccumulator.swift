@@ -17,7 +17,7 @@ struct ColumnAccumulator {
 
     init(type: DataType, capacity: Int) {
         self.type = type
-        validity.reserveCapacity(min(capacity, 1 << 20)) // the count comes from the file: do not trust it for memory
+        validity.reserveCapacity(min(capacity, 1 << 20))  // the count comes from the file: do not trust it for memory
     }
 
     /// Appends one page: `values` holds its non-null values; `levels` (nil when every value is
@@ -89,14 +89,15 @@ struct ColumnAccumulator {
 
     /// The finished column, in the storage its Sluice type uses.
     func column() -> Column {
-        let storage: ColumnStorage = switch type {
-        case .bool: .bool(bools)
-        case .int64, .timestamp: .int64(ints)
-        case .float64: .float64(doubles)
-        case .decimal: .decimal(decimals)
-        case .date: .int32(int32s)
-        case .string, .binary, .json: .bytes(offsets: offsets, data: data)
-        }
+        let storage: ColumnStorage =
+            switch type {
+            case .bool: .bool(bools)
+            case .int64, .timestamp: .int64(ints)
+            case .float64: .float64(doubles)
+            case .decimal: .decimal(decimals)
+            case .date: .int32(int32s)
+            case .string, .binary, .json: .bytes(offsets: offsets, data: data)
+            }
         return Column(type: type, storage: storage, validity: hasNull ? validity : nil, count: count)
     }
 }

@@ -91,17 +91,19 @@ struct ParquetColumnChunkReader {
                 let valuesRange = (page.lowerBound + repLength + defLength)..<page.upperBound
                 let valuesSize = Int(header.uncompressedPageSize) - repLength - defLength
                 guard valuesSize >= 0 else { throw ParquetFormatError("data page v2 sizes are inconsistent") }
-                let body = h.isCompressed
+                let body =
+                    h.isCompressed
                     ? try decompress(bytes, valuesRange, valuesSize)
-                    : try decompressor.decompress(.uncompressed, bytes.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[valuesRange]) },
-                                                  uncompressedSize: valuesSize)
+                    : try decompressor.decompress(
+                        .uncompressed, bytes.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[valuesRange]) },
+                        uncompressedSize: valuesSize)
                 try body.withUnsafeBytes { p in
                     let values = try decodeValues(p, h.encoding, present, dictionary)
                     try accumulator.append(values, levels: levels)
                 }
                 valuesRead += n
             default:
-                continue // index pages and unknown page types carry no values
+                continue  // index pages and unknown page types carry no values
             }
         }
         guard accumulator.count == rows else {
@@ -117,8 +119,9 @@ struct ParquetColumnChunkReader {
     private func checkCount(_ n: Int, _ read: Int, _ total: Int) throws {
         guard n <= total - read else { throw tooManyValues(read + n, total) }
         guard n <= Self.maxValuesPerPage else {
-            throw ParquetFormatError("page declares \(n) values; more than \(Self.maxValuesPerPage) per page is not supported",
-                                     unsupported: true)
+            throw ParquetFormatError(
+                "page declares \(n) values; more than \(Self.maxValuesPerPage) per page is not supported",
+                unsupported: true)
         }
     }
 
@@ -154,8 +157,10 @@ struct ParquetColumnChunkReader {
     }
 
     /// Decodes `count` non-null values of a data page.
-    private func decodeValues(_ p: UnsafeRawBufferPointer, _ encoding: ParquetEncoding, _ count: Int,
-                              _ dictionary: ColumnStorage?) throws -> ColumnStorage {
+    private func decodeValues(
+        _ p: UnsafeRawBufferPointer, _ encoding: ParquetEncoding, _ count: Int,
+        _ dictionary: ColumnStorage?
+    ) throws -> ColumnStorage {
         switch encoding {
         case .plain:
             return try converter.plain(p, count: count).0

@@ -55,11 +55,12 @@ struct ParquetLeafColumn {
     /// The same column read as `field` (from the footer's Sluice schema) when that type fits the data.
     init?(_ base: ParquetLeafColumn, as field: Field) {
         guard field.name == base.field.name, field.nullable || base.maxDefinitionLevel == 0 else { return nil }
-        let compatible: Bool = switch (base.field.type, field.type) {
-        case let (a, b) where a == b: true
-        case (.string, .json), (.string, .binary), (.binary, .string), (.binary, .json): true
-        default: false
-        }
+        let compatible: Bool =
+            switch (base.field.type, field.type) {
+            case let (a, b) where a == b: true
+            case (.string, .json), (.string, .binary), (.binary, .string), (.binary, .json): true
+            default: false
+            }
         guard compatible else { return nil }
         element = base.element
         physicalType = base.physicalType
@@ -79,14 +80,16 @@ struct ParquetLeafColumn {
         }
         guard let precision, let scale else { return nil }
         guard precision >= 1, precision <= 38, scale >= 0, scale <= precision else {
-            throw ParquetFormatError("column \(e.name) is decimal(\(precision),\(scale)); Sluice reads precision 1…38",
-                                     unsupported: true)
+            throw ParquetFormatError(
+                "column \(e.name) is decimal(\(precision),\(scale)); Sluice reads precision 1…38",
+                unsupported: true)
         }
         return .decimal(precision: Int(precision), scale: Int(scale))
     }
 
     private static func mapping(_ e: ParquetSchemaElement, _ physical: ParquetPhysicalType) throws
-        -> (DataType, ParquetValueConversion) {
+        -> (DataType, ParquetValueConversion)
+    {
         let decimal = try decimalType(e)
         switch physical {
         case .boolean:

@@ -50,11 +50,13 @@ extension ParquetReader {
                     min: (stats?.minValue ?? stats?.min).flatMap { Self.render($0, type: field?.type, physical: m?.type) },
                     max: (stats?.maxValue ?? stats?.max).flatMap { Self.render($0, type: field?.type, physical: m?.type) })
             }
-            return ParquetFileReport.RowGroup(rows: group.numRows, uncompressedBytes: group.totalByteSize,
-                                              compressedBytes: chunks.reduce(0) { $0 + $1.compressedBytes }, columns: chunks)
+            return ParquetFileReport.RowGroup(
+                rows: group.numRows, uncompressedBytes: group.totalByteSize,
+                compressedBytes: chunks.reduce(0) { $0 + $1.compressedBytes }, columns: chunks)
         }
-        return ParquetFileReport(path: path, schema: schema, rows: metadata.rows, createdBy: metadata.createdBy,
-                                 keyValue: metadata.keyValue, rowGroups: groups)
+        return ParquetFileReport(
+            path: path, schema: schema, rows: metadata.rows, createdBy: metadata.createdBy,
+            keyValue: metadata.keyValue, rowGroups: groups)
     }
 
     /// A statistics value as text, decoded by the column's type.

@@ -96,7 +96,8 @@ public final class ParquetReader {
         var keyValue: [String: String] = [:]
         for kv in meta.keyValueMetadata ?? [] { keyValue[kv.key] = kv.value ?? "" }
         if let text = keyValue[SluiceSchemaMetadata.key], let stored = SluiceSchemaMetadata.decode(text),
-           stored.count == derived.count {
+            stored.count == derived.count
+        {
             let typed = zip(derived, stored.fields).compactMap { ParquetLeafColumn($0, as: $1) }
             leaves = typed.count == derived.count ? typed : derived
         } else {
@@ -133,8 +134,9 @@ public final class ParquetReader {
             do {
                 columns.append(try readChunk(chunk, leaf: leaf, rows: Int(group.numRows)))
             } catch let e as ParquetFormatError {
-                throw ParquetError(e.unsupported ? .unsupported : .malformed, path: path,
-                                   "row group \(index), column \(leaf.field.name): \(e.message)")
+                throw ParquetError(
+                    e.unsupported ? .unsupported : .malformed, path: path,
+                    "row group \(index), column \(leaf.field.name): \(e.message)")
             }
         }
         return RecordBatch(schema: schema, columns: columns)

@@ -18,11 +18,13 @@ enum SluiceSchemaMetadata {
     /// The schema in `text`, or nil when it is not one this version understands.
     static func decode(_ text: String) -> Schema? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              let fields = object["fields"] as? [[String: Any]] else { return nil }
+            let fields = object["fields"] as? [[String: Any]]
+        else { return nil }
         var result: [Field] = []
         for f in fields {
             guard let name = f["name"] as? String, let typeName = f["type"] as? String,
-                  let type = DataType(parsing: typeName) else { return nil }
+                let type = DataType(parsing: typeName)
+            else { return nil }
             let nullable = (f["nullable"] as? Bool) ?? true
             result.append(Field(name, type, nullable: nullable))
         }

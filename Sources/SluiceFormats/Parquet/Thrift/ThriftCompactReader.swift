@@ -139,8 +139,10 @@ struct ThriftCompactReader {
         }
     }
 
-    mutating func readList<T>(_ name: String, _ elementType: ThriftCompactType,
-                              _ element: (inout ThriftCompactReader) throws -> T) throws -> [T] {
+    mutating func readList<T>(
+        _ name: String, _ elementType: ThriftCompactType,
+        _ element: (inout ThriftCompactReader) throws -> T
+    ) throws -> [T] {
         let (type, count) = try readListHeader()
         guard type == elementType.rawValue || count == 0 else {
             throw ParquetFormatError("thrift list \(name) has elements of type \(type), expected \(elementType.rawValue)")
@@ -155,7 +157,7 @@ struct ThriftCompactReader {
     mutating func skip(_ type: UInt8) throws {
         switch type {
         case ThriftCompactType.boolTrue.rawValue, ThriftCompactType.boolFalse.rawValue:
-            return // in a struct field the value is in the type; list elements go through skipElement
+            return  // in a struct field the value is in the type; list elements go through skipElement
         case ThriftCompactType.i8.rawValue: _ = try readByte()
         case ThriftCompactType.i16.rawValue, ThriftCompactType.i32.rawValue, ThriftCompactType.i64.rawValue:
             _ = try readVarint()

@@ -54,7 +54,7 @@ struct ThriftCompactWriter {
             bytes.append(UInt8(delta) << 4 | type.rawValue)
         } else {
             bytes.append(type.rawValue)
-            writeI32(Int32(id)) // i16 as a zigzag varint
+            writeI32(Int32(id))  // i16 as a zigzag varint
         }
         lastFieldId = id
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Min/max/null/NaN counts of a page or column chunk, in the column's sort order:
@@ -35,7 +35,7 @@ struct ColumnStatistics {
     mutating func update(minDouble lo: Double, maxDouble hi: Double, nans: Int, any: Bool) {
         nanCount += Int64(nans)
         if any { hasValue = true }
-        guard lo <= hi else { return } // only NaNs seen
+        guard lo <= hi else { return }  // only NaNs seen
         hasDouble = true
         if lo < minDouble || (lo == 0 && minDouble == 0 && lo.sign == .minus) { minDouble = lo }
         if hi > maxDouble || (hi == 0 && maxDouble == 0 && hi.sign == .plus) { maxDouble = hi }
@@ -81,8 +81,9 @@ struct ColumnStatistics {
         case .boolean: update(hasFalse: o.hasFalse, hasTrue: o.hasTrue)
         case .int64, .int32, .decimalInt64: update(minInt: o.minInt, maxInt: o.maxInt)
         case .double:
-            update(minDouble: o.hasDouble ? o.minDouble : .infinity, maxDouble: o.hasDouble ? o.maxDouble : -.infinity,
-                   nans: Int(o.nanCount), any: o.hasValue)
+            update(
+                minDouble: o.hasDouble ? o.minDouble : .infinity, maxDouble: o.hasDouble ? o.maxDouble : -.infinity,
+                nans: Int(o.nanCount), any: o.hasValue)
         case .decimalFixed: update(minDecimal: o.minDecimal, maxDecimal: o.maxDecimal)
         case .bytes:
             o.minBytes.withUnsafeBytes { lo in o.maxBytes.withUnsafeBytes { hi in update(minBytes: lo, maxBytes: hi) } }
@@ -106,7 +107,7 @@ struct ColumnStatistics {
             s.minValue = Self.littleEndian(Int32(truncatingIfNeeded: minInt))
             s.maxValue = Self.littleEndian(Int32(truncatingIfNeeded: maxInt))
         case .double:
-            guard hasDouble else { return s } // every value NaN: no bounds
+            guard hasDouble else { return s }  // every value NaN: no bounds
             // A zero bound is written as -0.0 for the minimum and +0.0 for the maximum.
             let lo = minDouble == 0 ? -0.0 : minDouble
             let hi = maxDouble == 0 ? 0.0 : maxDouble

@@ -88,7 +88,9 @@ extension ParquetColumnWriter {
                 let out = pageIndices.writableTail(minimum: r.count)
                 forEachValid(r, valid) { i in
                     let v = p[i]
-                    if v.isNaN { nans += 1 } else {
+                    if v.isNaN {
+                        nans += 1
+                    } else {
                         lo = Swift.min(lo, v)
                         hi = Swift.max(hi, v)
                     }
@@ -101,7 +103,9 @@ extension ParquetColumnWriter {
                 let out = pageValues.writableTail(minimum: r.count * 8)
                 forEachValid(r, valid) { i in
                     let v = p[i]
-                    if v.isNaN { nans += 1 } else {
+                    if v.isNaN {
+                        nans += 1
+                    } else {
                         lo = Swift.min(lo, v)
                         hi = Swift.max(hi, v)
                     }
@@ -172,8 +176,9 @@ extension ParquetColumnWriter {
                     pageValues.commit(w)
                 }
                 if minStart >= 0 {
-                    pageStatistics.update(minBytes: UnsafeRawBufferPointer(start: base + minStart, count: minLength),
-                                          maxBytes: UnsafeRawBufferPointer(start: base + maxStart, count: maxLength))
+                    pageStatistics.update(
+                        minBytes: UnsafeRawBufferPointer(start: base + minStart, count: minLength),
+                        maxBytes: UnsafeRawBufferPointer(start: base + maxStart, count: maxLength))
                 }
             }
         }

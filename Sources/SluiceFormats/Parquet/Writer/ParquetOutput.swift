@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where ``ParquetWriter`` puts the bytes of a file, in order.

@@ -32,8 +32,10 @@ public final class ParquetWriter {
 
     /// - Parameter resources: page scratch buffers and codec context to share with other writers
     ///   used from the same task (a new set when nil or when its codec differs).
-    public init(schema: Schema, options: ParquetWriterOptions = .init(), output: any ParquetOutput,
-                resources: ParquetWriterResources? = nil) throws {
+    public init(
+        schema: Schema, options: ParquetWriterOptions = .init(), output: any ParquetOutput,
+        resources: ParquetWriterResources? = nil
+    ) throws {
         self.schema = schema
         self.options = options
         self.output = output
@@ -107,8 +109,9 @@ public final class ParquetWriter {
             state = .failed
             throw wrap(error)
         }
-        return ParquetFileSummary(rows: totalRows, rowGroups: rowGroups.count, bytes: output.offset,
-                                  uncompressedBytes: uncompressedBytes)
+        return ParquetFileSummary(
+            rows: totalRows, rowGroups: rowGroups.count, bytes: output.offset,
+            uncompressedBytes: uncompressedBytes)
     }
 
     // MARK: Internals
@@ -141,17 +144,20 @@ public final class ParquetWriter {
             guard column.type == field.type else {
                 throw ParquetError(.invalidData, path: output.name, "column \(field.name) holds \(column.type), expected \(field.type)")
             }
-            let matches: Bool = switch (specs[c].kind, column.storage) {
-            case (.boolean, .bool), (.int64, .int64), (.int32, .int32), (.double, .float64), (.bytes, .bytes),
-                 (.decimalInt64, .decimal), (.decimalFixed, .decimal): true
-            default: false
-            }
+            let matches: Bool =
+                switch (specs[c].kind, column.storage) {
+                case (.boolean, .bool), (.int64, .int64), (.int32, .int32), (.double, .float64), (.bytes, .bytes),
+                    (.decimalInt64, .decimal), (.decimalFixed, .decimal):
+                    true
+                default: false
+                }
             guard matches else {
                 throw ParquetError(.invalidData, path: output.name, "column \(field.name) has storage that does not match \(field.type)")
             }
             if case let .bytes(offsets, data) = column.storage {
                 guard offsets.count == column.count + 1, (offsets.first ?? 0) >= 0,
-                      Int(offsets.last ?? 0) <= data.count else {
+                    Int(offsets.last ?? 0) <= data.count
+                else {
                     throw ParquetError(.invalidData, path: output.name, "column \(field.name) has inconsistent offsets")
                 }
             }
@@ -159,8 +165,9 @@ public final class ParquetWriter {
                 var limit: Int128 = 1
                 for _ in 0..<precision { limit *= 10 }
                 for (i, v) in values.enumerated() where (v >= limit || v <= -limit) && !column.isNull(i) {
-                    throw ParquetError(.invalidData, path: output.name,
-                                       "column \(field.name) row \(i): \(v) does not fit decimal(\(precision))")
+                    throw ParquetError(
+                        .invalidData, path: output.name,
+                        "column \(field.name) row \(i): \(v) does not fit decimal(\(precision))")
                 }
             }
         }
@@ -178,9 +185,10 @@ public final class ParquetWriter {
             totalCompressed += chunk.metaData!.totalCompressedSize
             chunks.append(chunk)
         }
-        rowGroups.append(ParquetRowGroup(
-            columns: chunks, totalByteSize: total, numRows: Int64(groupRows), fileOffset: Int64(start),
-            totalCompressedSize: totalCompressed, ordinal: Int16(truncatingIfNeeded: rowGroups.count)))
+        rowGroups.append(
+            ParquetRowGroup(
+                columns: chunks, totalByteSize: total, numRows: Int64(groupRows), fileOffset: Int64(start),
+                totalCompressedSize: totalCompressed, ordinal: Int16(truncatingIfNeeded: rowGroups.count)))
         uncompressedBytes += Int(total)
         groupRows = 0
         groupBytes = 0

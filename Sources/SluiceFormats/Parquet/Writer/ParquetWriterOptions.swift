@@ -44,8 +44,10 @@ public struct ParquetWriterOptions: Sendable {
     /// The footer's `created_by`.
     public var createdBy = "sluice version \(SluiceVersion.current)"
 
-    public init(compression: ParquetCompression = .zstd, zstdLevel: Int = 3, rowGroupBytes: Int = 128 << 20,
-                pageBytes: Int = 1 << 20, dictionaryPageLimit: Int = 1 << 20, keyValueMetadata: [String: String] = [:]) {
+    public init(
+        compression: ParquetCompression = .zstd, zstdLevel: Int = 3, rowGroupBytes: Int = 128 << 20,
+        pageBytes: Int = 1 << 20, dictionaryPageLimit: Int = 1 << 20, keyValueMetadata: [String: String] = [:]
+    ) {
         self.compression = compression
         self.zstdLevel = zstdLevel
         self.rowGroupBytes = rowGroupBytes
