@@ -27,9 +27,10 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 command -v swift >/dev/null 2>&1 || { echo "error: Swift 6 is required (https://swift.org/install); 'swift' is not on PATH" >&2; exit 1; }
 
-# Independent readers for the Parquet interop tests; jsonschema (with PyYAML) checks the
-# examples against the generated JSON Schema of the configuration file.
-if ! python3 -c "import pyarrow, duckdb, jsonschema, yaml" >/dev/null 2>&1; then
-    echo "==> installing Python packages: pyarrow duckdb jsonschema pyyaml"
-    python3 -m pip install -q pyarrow duckdb jsonschema pyyaml 2>&1 | grep -v "Running pip as the 'root' user" || true
+# Independent readers for the Parquet interop tests (pyarrow, DuckDB, polars); jsonschema (with
+# PyYAML) checks the examples against the generated JSON Schema of the configuration file; the
+# confluent-kafka client drives the schema registry as Kafka users do.
+if ! python3 -c "import pyarrow, duckdb, polars, jsonschema, yaml; from confluent_kafka.schema_registry import SchemaRegistryClient" >/dev/null 2>&1; then
+    echo "==> installing Python packages: pyarrow duckdb polars jsonschema pyyaml confluent-kafka"
+    python3 -m pip install -q pyarrow duckdb polars jsonschema pyyaml "confluent-kafka[schemaregistry]" 2>&1 | grep -v "Running pip as the 'root' user" || true
 fi
