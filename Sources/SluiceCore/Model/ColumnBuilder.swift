@@ -129,6 +129,11 @@ public struct ColumnBuilder: Sendable {
     }
 
     /// Converts an int64 column being built into a float64 column (NDJSON widening).
+    /// Whether every int64 value so far converts to float64 exactly (a widening may not round).
+    public var int64ValuesFitFloat64: Bool {
+        ints.allSatisfy { (-(1 << 53)...(1 << 53)).contains($0) || Int64(exactly: Double($0)) == $0 }
+    }
+
     public mutating func widenToFloat64() {
         precondition(type == .int64)
         doubles = ints.map(Double.init)

@@ -38,6 +38,8 @@ public struct JSONRecordIssue: Sendable, Hashable, CustomStringConvertible {
         case missingField = "missing_field"
         case nullValue = "null_value"
         case reservedField = "reserved_field"
+        /// A number no exact type holds (beyond float64's range and 38 decimal digits), e.g. 1e400.
+        case numberOutOfRange = "number_out_of_range"
     }
 
     public var kind: Kind
@@ -52,7 +54,7 @@ public struct JSONRecordIssue: Sendable, Hashable, CustomStringConvertible {
     /// True for a well-formed record that does not match the declared schema (HTTP 422);
     /// false for malformed input (HTTP 400).
     public var isSchemaViolation: Bool {
-        kind == .typeMismatch || kind == .missingField || kind == .nullValue || kind == .reservedField
+        kind == .typeMismatch || kind == .missingField || kind == .nullValue || kind == .reservedField || kind == .numberOutOfRange
     }
 
     public var description: String {
@@ -301,8 +303,7 @@ public struct JSONRecordSplitter {
                 let valueStart = s.i
                 guard s.i < n else { _ = s.fail("value expected"); return syntaxIssue(s, index, fallback: "value expected") }
                 let c = p[s.i]
-                var isFloat = false
-                let kind: JSONValueKind
+                var kind: JSONValueKind
                 switch c {
                 case UInt8(ascii: "\""):
                     guard s.skipString() else { return syntaxIssue(s, index, fallback: "invalid string") }
@@ -321,8 +322,19 @@ public struct JSONRecordSplitter {
                     kind = .null
                 default:
                     var bits: UInt64 = 0
-                    guard s.scanNumber(isFloat: &isFloat, bits: &bits) else { return syntaxIssue(s, index, fallback: "invalid number") }
-                    kind = isFloat ? .float : .int
+                    kind = .int
+                    guard s.scanNumber(kind: &kind, bits: &bits) else { return syntaxIssue(s, index, fallback: "invalid number") }
+                }
+                if issue == nil, kind == .bigNumber, target == nil,
+                    ExactNumber.decimalType(UnsafeBufferPointer(start: p + valueStart, count: s.i - valueStart)) == nil
+                {
+                    // No column type could hold it: refused here, not dead-lettered after a 202.
+                    let text = String(decoding: UnsafeBufferPointer(start: p + valueStart, count: min(64, s.i - valueStart)), as: UTF8.self)
+                    issue = JSONRecordIssue(
+                        kind: .numberOutOfRange, record: index, field: needsKeys ? name : Self.keyString(p, keyStart, keyEnd), offset: valueStart,
+                        message:
+                            "\(text)\(s.i - valueStart > 64 ? "…" : "") is beyond every exact numeric type (float64, decimal of 38 digits); send it as a string to keep it"
+                    )
                 }
                 if let target {
                     if !seen[target.index] {
@@ -367,14 +379,24 @@ public struct JSONRecordSplitter {
         switch field.type {
         case .bool: ok = kind == .bool
         case .int64: ok = kind == .int
-        case .float64: ok = kind == .int || kind == .float
+        case .float64:
+            if kind == .int {
+                // An integer beyond 2^53 that float64 would round.
+                let text = UnsafeBufferPointer(start: p + start, count: end - start)
+                guard let v = Int64(String(decoding: text, as: UTF8.self)), Int64(exactly: Double(v)) == v else {
+                    return "\(String(decoding: text, as: UTF8.self)) does not fit float64 exactly (declare decimal or int64 to keep it)"
+                }
+            }
+            ok = kind == .int || kind == .float
         case let .decimal(precision, scale):
-            guard kind == .int || kind == .float || kind == .string else { ok = false; break }
+            guard kind == .int || kind == .float || kind == .bigNumber || kind == .string else { ok = false; break }
             let text =
                 kind == .string
                 ? UnsafeBufferPointer(start: p + start + 1, count: max(0, end - start - 2))
                 : UnsafeBufferPointer(start: p + start, count: end - start)
-            if DecimalText.parse(text, precision: precision, scale: scale) == nil {
+            if DecimalText.parse(text, precision: precision, scale: scale) == nil,
+                kind == .string || ExactNumber.decimal(text, precision: precision, scale: scale) == nil
+            {
                 return "'\(String(decoding: text.prefix(64), as: UTF8.self))' does not fit decimal(\(precision),\(scale))"
             }
             ok = true
@@ -452,6 +474,7 @@ extension JSONValueKind {
         case .bool: "a boolean"
         case .int: "an integer"
         case .float: "a number with a fraction"
+        case .bigNumber: "a number beyond int64 and float64 (a decimal or string field holds it exactly)"
         case .string: "a string"
         case .nested: "an object or array"
         }

@@ -1,6 +1,8 @@
 /// The kind of a scanned JSON value.
 enum JSONValueKind: UInt8, BitwiseCopyable {
-    case null, bool, int, float, string, nested
+    /// `bigNumber`: a number neither int64 nor float64 holds as written (beyond int64, beyond
+    /// float64's range or precision); only its text is exact.
+    case null, bool, int, float, bigNumber, string, nested
 }
 
 /// A byte-level JSON (RFC 8259) scanner over one line of input: strings (escapes decoded to
@@ -262,9 +264,12 @@ struct JSONScanner {
 
     // MARK: Numbers
 
-    /// Scans a number at `i`. Sets `isFloat` and the value bits (Int64 or Double bit pattern).
+    /// Scans a number at `i`. Sets `kind` and the value bits: `.int` (Int64 bit pattern) for an
+    /// integer in int64's range, `.float` (Double bit pattern) when float64 holds the number as
+    /// written (its shortest float64 text denotes the same number), else `.bigNumber` (no bits:
+    /// only the text is exact). Nothing is rounded silently.
     @inline(__always)
-    mutating func scanNumber(isFloat: inout Bool, bits: inout UInt64) -> Bool {
+    mutating func scanNumber(kind: inout JSONValueKind, bits: inout UInt64) -> Bool {
         let start = i
         var negative = false
         if p[i] == UInt8(ascii: "-") {
@@ -290,11 +295,13 @@ struct JSONScanner {
             return fail("invalid value", at: start)
         }
         var float = false
+        var fractionDigits = 0
         if i < end, p[i] == UInt8(ascii: ".") {
             i += 1
             let fracStart = i
             while i < end, p[i] &- 48 < 10 { i += 1 }
             guard i > fracStart else { return fail("invalid number: digits expected after '.'", at: start) }
+            fractionDigits = i - fracStart
             float = true
         }
         if i < end, p[i] | 0x20 == UInt8(ascii: "e") {
@@ -307,19 +314,30 @@ struct JSONScanner {
         }
         if !float {
             if digits <= 18 {
-                isFloat = false
+                kind = .int
                 bits = negative ? 0 &- v : v
                 return true
             }
             if let exact = ValueParsing.parseInt64(p + start, i - start) {
-                isFloat = false
+                kind = .int
                 bits = UInt64(bitPattern: exact)
                 return true
             }
+            kind = .bigNumber
+            return true
         }
         guard let d = ValueParsing.parseDouble(p + start, i - start) else { return fail("invalid number", at: start) }
-        isFloat = true
-        bits = d.bitPattern
+        // Up to 15 significant digits in float64's normal range convert exactly as written;
+        // longer or extreme numbers are compared with their float64's shortest text.
+        let exact =
+            (digits + fractionDigits <= 15 && (d.isNormal || (d == 0 && v == 0 && !ExactNumber.hasNonzeroDigit(p + start, i - start))))
+            || ExactNumber.sameNumber(UnsafeBufferPointer(start: p + start, count: i - start), d)
+        if exact {
+            kind = .float
+            bits = d.bitPattern
+        } else {
+            kind = .bigNumber
+        }
         return true
     }
 
@@ -401,8 +419,8 @@ struct JSONScanner {
         case UInt8(ascii: "n"):
             return literal("null")
         default:
-            var isFloat = false, bits: UInt64 = 0
-            return scanNumber(isFloat: &isFloat, bits: &bits)
+            var kind = JSONValueKind.null, bits: UInt64 = 0
+            return scanNumber(kind: &kind, bits: &bits)
         }
     }
 }

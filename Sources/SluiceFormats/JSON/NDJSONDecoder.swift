@@ -58,6 +58,10 @@ public final class NDJSONDecoder: RecordDecoder {
         var dataStart = 0
         var firstKinds: [JSONValueKind] = []
         var sawFloat: [Bool] = []
+        var sawBigNumber: [Bool] = []
+        /// An integer float64 may not hold (beyond 2^53): with fractions in the same column, a decimal holds both.
+        var sawLargeInt: [Bool] = []
+        var decimalScale: [Int] = []
         var lines = 0
         if n > 0, let raw = sample.baseAddress {
             let p = raw.assumingMemoryBound(to: UInt8.self)
@@ -86,10 +90,20 @@ public final class NDJSONDecoder: RecordDecoder {
                     if c >= known {
                         firstKinds.append(.null)
                         sawFloat.append(false)
+                        sawBigNumber.append(false)
+                        sawLargeInt.append(false)
+                        decimalScale.append(0)
                     } else if slot.generation != parser.generation {
                         continue
                     }
                     if slot.kind == .float { sawFloat[c] = true }
+                    if slot.kind == .int, !(-(1 << 53)...(1 << 53)).contains(Int64(bitPattern: slot.bits)) { sawLargeInt[c] = true }
+                    if slot.kind == .float || slot.kind == .bigNumber {
+                        // The decimal scale every number of the column needs, should one be beyond float64.
+                        let text = UnsafeBufferPointer(start: p + slot.rawStart, count: slot.rawLength)
+                        if slot.kind == .bigNumber { sawBigNumber[c] = true }
+                        if case let .decimal(_, scale)? = ExactNumber.decimalType(text) { decimalScale[c] = max(decimalScale[c], scale) }
+                    }
                     if firstKinds[c] == .null { firstKinds[c] = slot.kind }
                 }
                 for k in 0..<added {
@@ -110,6 +124,11 @@ public final class NDJSONDecoder: RecordDecoder {
             guard seen.insert(name).inserted else { continue }
             var type = NDJSONRowBuilder.inferredType(firstKinds[c])
             if type == .int64 && sawFloat[c] { type = .float64 }
+            // A number beyond int64 and float64 in the sample: every number of the column as an
+            // exact decimal with the largest scale seen.
+            if (sawBigNumber[c] && ([.int64, .float64].contains(type) || firstKinds[c] == .bigNumber)) || (type == .float64 && sawLargeInt[c]) {
+                type = .decimal(precision: 38, scale: decimalScale[c])
+            }
             core.addColumn(name, type, origin: .sample, declared: false, lenient: firstKinds[c] == .null, nulls: 0)
         }
         core.offset = dataStart

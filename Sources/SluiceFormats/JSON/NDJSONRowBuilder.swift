@@ -83,13 +83,15 @@ struct NDJSONRowBuilder {
         decimals.ensure(parser.columnCount + 1)
     }
 
-    /// The type a first non-null JSON value suggests (null: a lenient string column).
-    static func inferredType(_ kind: JSONValueKind) -> DataType {
+    /// The type a first non-null JSON value suggests (null: a lenient string column). A number
+    /// neither int64 nor float64 holds as written (`text`) suggests the decimal that holds it.
+    static func inferredType(_ kind: JSONValueKind, text: UnsafeBufferPointer<UInt8>? = nil) -> DataType {
         switch kind {
         case .null, .string: .string
         case .bool: .bool
         case .int: .int64
         case .float: .float64
+        case .bigNumber: text.flatMap(ExactNumber.decimalType) ?? .decimal(precision: 38, scale: 0)
         case .nested: .json
         }
     }
@@ -192,11 +194,14 @@ struct NDJSONRowBuilder {
                 guard kind == .bool else { return mismatch(p, start, end, column: c) }
             case .int64:
                 if kind == .int { break }
-                guard kind == .float, !declared[c] else { return mismatch(p, start, end, column: c) }
+                // Widened to float64 only when no value so far would round.
+                guard kind == .float, !declared[c], builders[c].int64ValuesFitFloat64 else { return mismatch(p, start, end, column: c) }
                 widen.append(c)
             case .float64:
                 if kind == .int {
-                    slot.pointee.bits = Double(Int64(bitPattern: slot.pointee.bits)).bitPattern
+                    let v = Int64(bitPattern: slot.pointee.bits)
+                    guard Int64(exactly: Double(v)) == v else { return mismatch(p, start, end, column: c) }
+                    slot.pointee.bits = Double(v).bitPattern
                 } else if kind == .string {
                     // "NaN", "Infinity", "-Infinity": how non-finite doubles are written as JSON.
                     let text = decoded(p, slot)
@@ -232,10 +237,14 @@ struct NDJSONRowBuilder {
                 let text: UnsafeBufferPointer<UInt8>
                 switch kind {
                 case .string: text = decoded(p, slot)
-                case .int, .float: text = UnsafeBufferPointer(start: p + slot.pointee.rawStart, count: slot.pointee.rawLength)
+                case .int, .float, .bigNumber: text = UnsafeBufferPointer(start: p + slot.pointee.rawStart, count: slot.pointee.rawLength)
                 default: return mismatch(p, start, end, column: c)
                 }
-                guard let v = DecimalText.parse(text, precision: precisions[c], scale: scales[c]) else {
+                // A JSON number may have an exponent or trailing zeros: exact all the same.
+                guard
+                    let v = DecimalText.parse(text, precision: precisions[c], scale: scales[c])
+                        ?? (kind == .string ? nil : ExactNumber.decimal(text, precision: precisions[c], scale: scales[c]))
+                else {
                     return mismatch(p, start, end, column: c)
                 }
                 decimals[c] = v
@@ -267,8 +276,9 @@ struct NDJSONRowBuilder {
             swap(&builders, &self.builders)
             for k in 0..<parser.pending.count {
                 let kind = slots[columnCount + k].kind
+                let raw = UnsafeBufferPointer(start: p + slots[columnCount + k].rawStart, count: slots[columnCount + k].rawLength)
                 addColumn(
-                    parser.pendingName(k), Self.inferredType(kind), origin: .firstValue(line: line),
+                    parser.pendingName(k), Self.inferredType(kind, text: raw), origin: .firstValue(line: line),
                     declared: false, lenient: kind == .null, nulls: batchCount)
                 if kinds[columnCount + k] == .json {
                     let slot = slots + columnCount + k
@@ -336,6 +346,7 @@ struct NDJSONRowBuilder {
             case .bool: "a bool"
             case .int: "an integer"
             case .float: "a number"
+            case .bigNumber: "a number beyond int64 and float64 (a decimal or string column holds it exactly)"
             case .string: "a string"
             case .nested: p[slot.rawStart] == UInt8(ascii: "{") ? "an object" : "an array"
             }

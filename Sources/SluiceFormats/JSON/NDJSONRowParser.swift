@@ -145,9 +145,9 @@ struct NDJSONRowParser {
                     guard s.literal("null") else { ok = false; break members }
                     slot.pointee.kind = .null
                 default:
-                    var isFloat = false, bits: UInt64 = 0
-                    guard s.scanNumber(isFloat: &isFloat, bits: &bits) else { ok = false; break members }
-                    slot.pointee.kind = isFloat ? .float : .int
+                    var kind = JSONValueKind.null, bits: UInt64 = 0
+                    guard s.scanNumber(kind: &kind, bits: &bits) else { ok = false; break members }
+                    slot.pointee.kind = kind
                     slot.pointee.bits = bits
                 }
                 slot.pointee.generation = generation
