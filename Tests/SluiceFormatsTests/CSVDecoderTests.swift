@@ -115,19 +115,20 @@ import Testing
                 == Schema([
                     Field("b", .bool), Field("i", .int64), Field("f", .float64), Field("ts", .timestamp),
                     Field("d", .date), Field("s", .string), Field("nulls", .string), Field("mixed", .string),
-                    Field("zip", .string), Field("big", .float64), Field("quoted", .int64),
+                    // Beyond int64, float64 would round: an exact decimal instead.
+                    Field("zip", .string), Field("big", .decimal(precision: 38, scale: 0)), Field("quoted", .int64),
                 ]))
         #expect(decoder.inferredRows == 3)
         #expect(out.rejects.isEmpty)
         #expect(
             out.table[0] == [
                 b(true), i(1), f(1), ts("2024-01-02T03:04:05Z"), date("2024-01-02"), s("x"), .null,
-                s("1"), s("02134"), f(9223372036854775807), i(7),
+                s("1"), s("02134"), .decimal(9_223_372_036_854_775_807, scale: 0), i(7),
             ])
         #expect(
             out.table[1] == [
                 b(false), i(-2), f(2.5), ts("2024-01-02T01:04:05.123456Z"), date("1999-12-31"), s("1.5"),
-                .null, s("true"), s("10001"), f(9223372036854775808), i(8),
+                .null, s("true"), s("10001"), .decimal(9_223_372_036_854_775_808, scale: 0), i(8),
             ])
         #expect(out.table[2].allSatisfy { $0 == .null })
     }

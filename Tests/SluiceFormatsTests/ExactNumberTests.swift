@@ -86,3 +86,34 @@ import Testing
         #expect(s.recordIssues.isEmpty)
     }
 }
+
+/// Inference never loses information, and infers the same way in CSV and NDJSON.
+@Suite struct ExactInferenceTests {
+    @Test func csvNumbersFloat64WouldRoundAreInferredAsDecimals() throws {
+        let (decoder, out) = try csv("id,amount,price\n1,99999999999999999999999999999.999999999,1.25\n2,0.5,2.5\n")
+        #expect(decoder.schema.fields.map(\.type) == [.int64, .decimal(precision: 38, scale: 9), .float64])
+        #expect(out.rejects.isEmpty)
+        #expect(out.table[0][1].description == "99999999999999999999999999999.999999999")
+        #expect(out.table[1][1] == .decimal(500_000_000, scale: 9))
+    }
+
+    @Test func aCSVFloatThatWouldRoundAfterTheSampleIsRefused() throws {
+        var options = CSVOptions()
+        options.inferRows = 1
+        let (_, out) = try csv("v\n1.5\n0.1000000000000000000001\n2.5\n", options)
+        #expect(out.table == [[f(1.5)], [f(2.5)]])
+        #expect(out.rejects.count == 1)
+    }
+
+    @Test func ndjsonStringsAreInferredAsTimestampsAndDatesAsInCSV() throws {
+        let text = """
+            {"at": "2024-03-01T10:00:00+01:00", "day": "2024-03-01", "name": "2024-03-01 or so"}
+            {"at": "2024-03-02T00:00:00Z", "day": "2024-03-02", "name": "x"}
+
+            """
+        let (decoder, _) = try ndjson(text)
+        let (csvDecoder, _) = try csv("at,day,name\n2024-03-01T10:00:00+01:00,2024-03-01,2024-03-01 or so\n2024-03-02T00:00:00Z,2024-03-02,x\n")
+        #expect(decoder.schema.fields.map(\.type) == [.timestamp, .date, .string])
+        #expect(decoder.schema.fields.map(\.type) == csvDecoder.schema.fields.map(\.type))
+    }
+}

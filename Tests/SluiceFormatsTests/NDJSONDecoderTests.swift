@@ -17,14 +17,15 @@ import Testing
             decoder.schema
                 == Schema([
                     Field("id", .int64), Field("name", .string), Field("ok", .bool), Field("tags", .json), Field("score", .float64),
-                    Field("extra", .string), Field("meta", .json), Field("when", .string),
+                    // Strings that are all timestamps in the sample make a timestamp column, as in CSV.
+                    Field("extra", .string), Field("meta", .json), Field("when", .timestamp),
                 ]))
         #expect(decoder.inferredLines == 3)
         #expect(out.rejects.isEmpty)
         #expect(
             out.table == [
                 [i(1), s("a"), b(true), .json("[\"x\"]"), f(1), .null, .null, .null],
-                [i(2), .null, .null, .null, f(2.5), .null, .json("{\"k\": [1, {\"z\": null}]}"), s("2024-01-01T00:00:00Z")],
+                [i(2), .null, .null, .null, f(2.5), .null, .json("{\"k\": [1, {\"z\": null}]}"), ts("2024-01-01T00:00:00Z")],
                 [i(3), .null, .null, .null, f(-3), .null, .null, .null],
             ])
     }

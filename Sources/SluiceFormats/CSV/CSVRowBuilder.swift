@@ -169,7 +169,9 @@ struct CSVRowBuilder {
                 guard let v = ValueParsing.parseInt64(fp, len) else { return reject(p, start: start, record, column: c) }
                 bits[c] = UInt64(bitPattern: v)
             case .float64:
-                guard let v = ValueParsing.parseDouble(fp, len) else { return reject(p, start: start, record, column: c) }
+                guard let v = ValueParsing.parseDouble(fp, len), ExactNumber.isExact(fp, len, v) else {
+                    return reject(p, start: start, record, column: c)
+                }
                 bits[c] = v.bitPattern
             case .bool:
                 guard let v = ValueParsing.parseBool(fp, len) else { return reject(p, start: start, record, column: c) }
@@ -185,10 +187,11 @@ struct CSVRowBuilder {
                 }
                 bits[c] = UInt64(UInt32(bitPattern: v))
             case .decimal:
+                // Plain text first; a number with an exponent or trailing zeros is exact all the same.
+                let text = UnsafeBufferPointer(start: fp, count: len)
                 guard
-                    let v = DecimalText.parse(
-                        UnsafeBufferPointer(start: fp, count: len),
-                        precision: precisions[c], scale: scales[c])
+                    let v = DecimalText.parse(text, precision: precisions[c], scale: scales[c])
+                        ?? ExactNumber.decimal(text, precision: precisions[c], scale: scales[c])
                 else {
                     return reject(p, start: start, record, column: c)
                 }

@@ -70,6 +70,21 @@ enum ExactNumber {
         return written == stored
     }
 
+    /// Whether float64 `d`, parsed from the `n` bytes at `p`, is the number they denote. Words
+    /// (`NaN`, `Infinity`) are taken as what they say; up to 15 significant digits in float64's
+    /// normal range are exact; anything else is compared with `d`'s shortest text.
+    static func isExact(_ p: UnsafePointer<UInt8>, _ n: Int, _ d: Double) -> Bool {
+        var digits = 0
+        for k in 0..<n {
+            let c = p[k]
+            if c | 0x20 == UInt8(ascii: "e") { break }
+            if c &- 48 < 10 { digits += 1 }
+        }
+        if digits == 0 { return true }
+        if digits <= 15, d.isNormal || (d == 0 && !hasNonzeroDigit(p, n)) { return true }
+        return sameNumber(UnsafeBufferPointer(start: p, count: n), d)
+    }
+
     /// Whether the number text has a nonzero digit before any exponent (it is not zero).
     static func hasNonzeroDigit(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
         for k in 0..<n {

@@ -61,6 +61,8 @@ public final class NDJSONDecoder: RecordDecoder {
         var sawBigNumber: [Bool] = []
         /// An integer float64 may not hold (beyond 2^53): with fractions in the same column, a decimal holds both.
         var sawLargeInt: [Bool] = []
+        /// Per column: 1 while every string sampled is a timestamp, 2 while every one is a date.
+        var temporal: [UInt8] = []
         var decimalScale: [Int] = []
         var lines = 0
         if n > 0, let raw = sample.baseAddress {
@@ -92,11 +94,19 @@ public final class NDJSONDecoder: RecordDecoder {
                         sawFloat.append(false)
                         sawBigNumber.append(false)
                         sawLargeInt.append(false)
+                        temporal.append(3)
                         decimalScale.append(0)
                     } else if slot.generation != parser.generation {
                         continue
                     }
                     if slot.kind == .float { sawFloat[c] = true }
+                    if slot.kind == .string, temporal[c] != 0 {
+                        // Strings that are all timestamps (or dates) make a timestamp (date) column, as in CSV.
+                        let base = slot.inScratch ? UnsafePointer(parser.scratch.base) : p
+                        let text = UnsafeBufferPointer(start: base + slot.start, count: slot.length)
+                        if temporal[c] & 1 != 0, ValueParsing.parseTimestamp(text.baseAddress!, text.count) == nil { temporal[c] &= ~1 }
+                        if temporal[c] & 2 != 0, TemporalText.parseDate(text) == nil { temporal[c] &= ~2 }
+                    }
                     if slot.kind == .int, !(-(1 << 53)...(1 << 53)).contains(Int64(bitPattern: slot.bits)) { sawLargeInt[c] = true }
                     if slot.kind == .float || slot.kind == .bigNumber {
                         // The decimal scale every number of the column needs, should one be beyond float64.
@@ -123,6 +133,9 @@ public final class NDJSONDecoder: RecordDecoder {
             let name = parser.keys.name(c)
             guard seen.insert(name).inserted else { continue }
             var type = NDJSONRowBuilder.inferredType(firstKinds[c])
+            if type == .string, firstKinds[c] == .string {
+                if temporal[c] & 1 != 0 { type = .timestamp } else if temporal[c] & 2 != 0 { type = .date }
+            }
             if type == .int64 && sawFloat[c] { type = .float64 }
             // A number beyond int64 and float64 in the sample: every number of the column as an
             // exact decimal with the largest scale seen.
