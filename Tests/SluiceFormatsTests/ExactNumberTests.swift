@@ -117,3 +117,26 @@ import Testing
         #expect(decoder.schema.fields.map(\.type) == csvDecoder.schema.fields.map(\.type))
     }
 }
+
+/// A timestamp finer than microseconds is refused everywhere (text and Parquet), never truncated.
+@Suite struct TimestampPrecisionTests {
+    @Test func textFinerThanMicrosecondsIsRefused() throws {
+        for text in ["2024-01-01T00:00:00.123456789Z", "2024-01-01 00:00:00.0000001+02:00"] {
+            #expect(ValueParsing.parseTimestamp(text, text.utf8.count) == nil, "\(text)")
+            #expect(TemporalText.parseTimestamp(Array(text.utf8).withUnsafeBufferPointer { $0 }) == nil, "\(text)")
+        }
+        let whole = "2024-01-01T00:00:00.123456000Z"
+        #expect(ValueParsing.parseTimestamp(whole, whole.utf8.count) == 1_704_067_200_123_456)
+        // In a timestamp column the line goes to the dead-letter queue with its column named.
+        let lines = ["2024-01-01T00:00:00.123456Z", "2024-01-01T00:00:00.123456789Z"]
+        let (_, out) = try csv("at\n" + lines.joined(separator: "\n") + "\n", CSVOptions(columns: [Field("at", .timestamp)]))
+        #expect(out.table == [[ts("2024-01-01T00:00:00.123456Z")]])
+        #expect(out.rejects.count == 1 && out.rejects[0].message.contains("at"), "\(out.rejects)")
+        let (_, json) = try ndjson(lines.map { "{\"at\": \"\($0)\"}\n" }.joined(), NDJSONOptions(columns: [Field("at", .timestamp)]))
+        #expect(json.table == [[ts("2024-01-01T00:00:00.123456Z")]])
+        #expect(json.rejects.count == 1, "\(json.table)")
+        // Inferred, such text is not a microsecond timestamp: the column stays string, digit for digit.
+        let (decoder, kept) = try ndjson(lines.map { "{\"at\": \"\($0)\"}\n" }.joined())
+        #expect(decoder.schema.fields.map(\.type) == [.string] && kept.rejects.isEmpty)
+    }
+}

@@ -118,7 +118,7 @@ enum ParquetInteropScripts {
                 'ts_s': (col(lambda i: [-2208988800, 4102444800, i * 1000][i % 3], pa.timestamp('s'), 19), 'timestamp'),
                 'ts_ms': (col(lambda i: [-2208988800123, 4102444800999, i][i % 3], pa.timestamp('ms', tz='UTC'), 20), 'timestamp'),
                 'ts_us': (col(lambda i: [-2208988800123456, 4102444800999999, i][i % 3], pa.timestamp('us', tz='UTC'), 21), 'timestamp'),
-                'ts_ns': (col(lambda i: [-2208988800123456789, 4102444800999999999, i * 1001, -1][i % 4], pa.timestamp('ns'), 22), 'timestamp'),
+                'ts_ns': (col(lambda i: [-2208988800123456000, 4102444800999999000, i * 1001000, -1000][i % 4], pa.timestamp('ns'), 22), 'timestamp'),
                 'dec9': (col(lambda i: decimal.Decimal(i * 1013 % 9999999 - 5000000).scaleb(-2), pa.decimal128(9, 2), 23), 'decimal(9,2)'),
                 'dec18': (col(lambda i: decimal.Decimal([10**18 - 1, -(10**18 - 1), i][i % 3]).scaleb(-4), pa.decimal128(18, 4), 24), 'decimal(18,4)'),
                 'dec25': (col(lambda i: decimal.Decimal([10**25 - 1, -(10**25 - 1), i * 10**15][i % 3]), pa.decimal128(25, 0), 25), 'decimal(25,0)'),
@@ -230,6 +230,28 @@ struct ParquetInteropTests {
             } catch {
                 Issue.record("\(name): \(error)")
             }
+        }
+    }
+
+    /// Nanoseconds that are not a whole microsecond are refused with a clear error, never truncated.
+    @Test func nanosecondTimestampsFinerThanMicrosecondsAreRefused() throws {
+        guard ParquetTestSupport.requirePythonModules() else { return }
+        let dir = try ParquetTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = """
+            import sys, pyarrow as pa, pyarrow.parquet as pq
+            pq.write_table(pa.table({'ts': pa.array([1_000, 1_700_000_000_123_456_789], pa.timestamp('ns'))}), sys.argv[1] + '/fine.parquet')
+            pq.write_table(pa.table({'ts': pa.array([1_000, 1_700_000_000_123_456_000], pa.timestamp('ns'))}), sys.argv[1] + '/whole.parquet')
+            """
+        let result = try ParquetTestSupport.python(script, [dir.path])
+        try #require(result.status == 0, "\(result.stderr)")
+        let whole = try ParquetReader(path: dir.appendingPathComponent("whole.parquet").path).readAll()
+        #expect(whole.first?.columns[0].value(at: 1) == .timestamp(1_700_000_000_123_456))
+        do {
+            _ = try ParquetReader(path: dir.appendingPathComponent("fine.parquet").path).readAll()
+            Issue.record("1700000000123456789 ns was read (truncated) instead of refused")
+        } catch {
+            #expect("\(error)".contains("not a whole microsecond"), "\(error)")
         }
     }
 }

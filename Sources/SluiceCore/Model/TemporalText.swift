@@ -95,7 +95,8 @@ public enum TemporalText {
     /// Parses an ISO 8601 / RFC 3339 timestamp into microseconds since the epoch (UTC).
     ///
     /// Accepts `YYYY-MM-DD[T| ]HH:MM[:SS[.fraction]][Z|±HH[:MM]]`; a timestamp without an
-    /// offset is taken as UTC. Fractions beyond microseconds are truncated.
+    /// offset is taken as UTC. A fraction finer than microseconds must end in zeros: a
+    /// nanosecond instant (`.123456789`) is refused (nil), never truncated.
     public static func parseTimestamp(_ p: UnsafeBufferPointer<UInt8>) -> Int64? {
         let n = p.count
         guard n >= 16, p[4] == UInt8(ascii: "-"), p[7] == UInt8(ascii: "-"),
@@ -115,6 +116,7 @@ public enum TemporalText {
                 i += 1
                 var scale = 100_000, any = false
                 while i < n, p[i] &- 48 < 10 {
+                    guard scale > 0 || p[i] == UInt8(ascii: "0") else { return nil }
                     micros += Int(p[i] &- 48) * scale
                     scale /= 10
                     i += 1

@@ -36,6 +36,8 @@ extension ValueParsing {
             while i < n {
                 let digit = p[i] &- 48
                 guard digit < 10 else { break }
+                // Beyond microseconds only zeros: a finer instant is refused, not truncated.
+                guard scale > 0 || digit == 0 else { return nil }
                 micros += Int(digit) * scale
                 scale /= 10
                 i += 1

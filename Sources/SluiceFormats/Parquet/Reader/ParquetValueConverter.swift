@@ -71,6 +71,7 @@ struct ParquetValueConverter {
                 let (days, o1) = (julianDay - 2_440_588).multipliedReportingOverflow(by: 86_400_000_000)
                 let (micros, o2) = days.addingReportingOverflow(nanos.floorDivided(by: 1000))
                 guard !o1, !o2 else { throw ParquetFormatError("INT96 timestamp out of range") }
+                guard nanos % 1000 == 0 else { throw Self.finerThanMicros(nanos) }
                 values[i] = micros
             }
             return .int64(values)
@@ -98,6 +99,14 @@ struct ParquetValueConverter {
 
     // MARK: Converted forms
 
+    /// A nanosecond timestamp that is not a whole microsecond: Sluice keeps microseconds and
+    /// refuses to truncate (the same rule as for timestamp text).
+    static func finerThanMicros(_ nanos: Int64) -> ParquetFormatError {
+        ParquetFormatError(
+            "a nanosecond timestamp (\(nanos) ns) is not a whole microsecond; Sluice keeps microseconds and does not truncate "
+                + "(write the column in microseconds, or cast it to a string, to read it)")
+    }
+
     /// INT32/INT64 values (as Int64) converted to the column's Sluice type.
     func integers(_ count: Int, _ value: (Int) -> Int64) throws -> ColumnStorage {
         switch conversion {
@@ -118,7 +127,8 @@ struct ParquetValueConverter {
             for i in 0..<count {
                 let (v, overflow) = value(i).multipliedReportingOverflow(by: multiplier)
                 guard !overflow else { throw ParquetFormatError("timestamp \(value(i)) ms is out of the microsecond range") }
-                values[i] = divisor == 1 ? v : v.floorDivided(by: divisor)
+                guard v % divisor == 0 else { throw Self.finerThanMicros(v) }
+                values[i] = divisor == 1 ? v : v / divisor
             }
             return .int64(values)
         case .date:
