@@ -254,4 +254,33 @@ struct ParquetInteropTests {
             #expect("\(error)".contains("not a whole microsecond"), "\(error)")
         }
     }
+
+    /// float16, TIME and UUID columns are read as their values: a float, a time of day with its
+    /// unit's digits, a canonical UUID (they used to come out as base64 bytes or bare integers).
+    @Test func float16TimeAndUUIDColumnsAreReadAsTheirValues() throws {
+        guard ParquetTestSupport.requirePythonModules() else { return }
+        let dir = try ParquetTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = """
+            import sys, uuid, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+            u = uuid.UUID('12345678-1234-5678-9abc-def012345678').bytes
+            pq.write_table(pa.table({
+                'h': pa.array(np.array([1.5, -0.25, 65504], dtype=np.float16)),
+                't32': pa.array([0, 45296789, 86399999], pa.time32('ms')),
+                't64': pa.array([0, 45296789012, 86399999999], pa.time64('us')),
+                'tns': pa.array([0, 45296789012345, None], pa.time64('ns')),
+                'u': pa.array([u, None, u], pa.uuid()),
+            }), sys.argv[1] + '/types.parquet', use_dictionary=['u'])
+            """
+        let result = try ParquetTestSupport.python(script, [dir.path])
+        try #require(result.status == 0, "\(result.stderr)")
+        let reader = try ParquetReader(path: dir.appendingPathComponent("types.parquet").path)
+        #expect(reader.schema.fields.map(\.type) == [.float64, .string, .string, .string, .string])
+        let batch = try #require(try reader.readAll().first)
+        let rows = (0..<batch.count).map { batch.row($0) }
+        let uuid = Value.string("12345678-1234-5678-9abc-def012345678")
+        #expect(rows[0] == [.float64(1.5), .string("00:00:00.000"), .string("00:00:00.000000"), .string("00:00:00.000000000"), uuid])
+        #expect(rows[1] == [.float64(-0.25), .string("12:34:56.789"), .string("12:34:56.789012"), .string("12:34:56.789012345"), .null])
+        #expect(rows[2] == [.float64(65504), .string("23:59:59.999"), .string("23:59:59.999999"), .null, uuid])
+    }
 }

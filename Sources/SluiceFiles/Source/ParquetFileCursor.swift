@@ -15,12 +15,25 @@ final class ParquetFileCursor {
         do {
             reader = try ParquetReader(path: file.path)
         } catch let error as ParquetError {
-            throw FileReadError(path: file.path, message: error.message)
+            throw Self.readError(error, path: file.path, what: "")
         }
         nextRowGroup = rowGroup
     }
 
     var isFinished: Bool { nextRowGroup >= reader.rowGroupCount }
+
+    /// A corrupt file is one bad input (dead-lettered, and the run goes on). Valid Parquet that
+    /// Sluice cannot read exactly (a nested column, a nanosecond timestamp finer than a
+    /// microsecond) stops the pipeline with the reason: a file that was not read is never
+    /// reported as a success.
+    static func readError(_ error: ParquetError, path: String, what: String) -> any Error {
+        guard error.kind == .unsupported else { return FileReadError(path: path, message: what + error.message) }
+        return SluiceError(
+            .unsupported,
+            "\(path): \(what)\(error.message); Sluice cannot read this file exactly and stops rather than skip it "
+                + "(convert the file, or move it out of the source's path)",
+            location: path)
+    }
 
     /// The next row group as a batch, with the position after it.
     func next() throws -> (RecordBatch, FilePosition, bytes: Int) {
@@ -29,7 +42,7 @@ final class ParquetFileCursor {
         do {
             batch = index < reader.rowGroupCount ? try reader.readRowGroup(index) : RecordBatch.empty(reader.schema)
         } catch let error as ParquetError {
-            throw FileReadError(path: file.path, message: "row group \(index): \(error.message)")
+            throw Self.readError(error, path: file.path, what: "row group \(index): ")
         }
         nextRowGroup = index + 1
         let done = nextRowGroup >= reader.rowGroupCount

@@ -20,6 +20,13 @@ enum ParquetValueConversion: Equatable {
     case decimalFromBytes
     /// BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY kept as bytes (string, binary or json).
     case bytes
+    /// TIME (INT32 millis, INT64 micros or nanos) as text `HH:MM:SS.fff…` with the unit's digits:
+    /// Sluice has no time-of-day type, and a bare integer would lose its unit.
+    case timeText(ParquetTimeUnit)
+    /// UUID (FIXED_LEN_BYTE_ARRAY(16)) as its canonical text.
+    case uuidText
+    /// FLOAT16 (FIXED_LEN_BYTE_ARRAY(2)) widened to float64, which holds every half exactly.
+    case float16ToDouble
 }
 
 /// A flat Parquet leaf column with the Sluice field it is read into.
@@ -97,6 +104,8 @@ struct ParquetLeafColumn {
         case .int32:
             if let decimal { return (decimal, .decimalFromInt32) }
             if e.logicalType == .date || e.convertedType == .date { return (.date, .date) }
+            if case let .time(_, unit) = e.logicalType { return (.string, .timeText(unit)) }
+            if e.convertedType == .timeMillis { return (.string, .timeText(.millis)) }
             var unsigned = false
             if case let .integer(_, signed) = e.logicalType { unsigned = !signed }
             if [.uint8, .uint16, .uint32].contains(e.convertedType) { unsigned = true }
@@ -110,6 +119,8 @@ struct ParquetLeafColumn {
                 case .nanos: return (.timestamp, .timestamp(multiplier: 1, divisor: 1000))
                 }
             }
+            if case let .time(_, unit) = e.logicalType { return (.string, .timeText(unit)) }
+            if e.convertedType == .timeMicros { return (.string, .timeText(.micros)) }
             if e.convertedType == .timestampMillis { return (.timestamp, .timestamp(multiplier: 1000, divisor: 1)) }
             if e.convertedType == .timestampMicros { return (.timestamp, .timestamp(multiplier: 1, divisor: 1)) }
             if case .integer(_, false) = e.logicalType { return (.decimal(precision: 20, scale: 0), .uint64ToDecimal) }
@@ -123,6 +134,12 @@ struct ParquetLeafColumn {
             return (.float64, .double)
         case .byteArray, .fixedLenByteArray:
             if let decimal { return (decimal, .decimalFromBytes) }
+            if physical == .fixedLenByteArray, e.logicalType == .uuid, e.typeLength == 16 { return (.string, .uuidText) }
+            if physical == .fixedLenByteArray, e.logicalType == .float16, e.typeLength == 2 { return (.float64, .float16ToDouble) }
+            if e.logicalType == .uuid || e.logicalType == .float16 {
+                throw ParquetFormatError(
+                    "column \(e.name) is \(e.logicalType!) of \(e.typeLength ?? 0) bytes; expected FIXED_LEN_BYTE_ARRAY(\(e.logicalType == .uuid ? 16 : 2))")
+            }
             switch e.logicalType {
             case .string?, .enumeration?: return (.string, .bytes)
             case .json?: return (.json, .bytes)

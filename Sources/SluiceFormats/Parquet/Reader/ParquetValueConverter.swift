@@ -104,7 +104,7 @@ struct ParquetValueConverter {
     static func finerThanMicros(_ nanos: Int64) -> ParquetFormatError {
         ParquetFormatError(
             "a nanosecond timestamp (\(nanos) ns) is not a whole microsecond; Sluice keeps microseconds and does not truncate "
-                + "(write the column in microseconds, or cast it to a string, to read it)")
+                + "(write the column in microseconds, or cast it to a string, to read it)", unsupported: true)
     }
 
     /// INT32/INT64 values (as Int64) converted to the column's Sluice type.
@@ -147,9 +147,46 @@ struct ParquetValueConverter {
             var values = [Int128](repeating: 0, count: count)
             for i in 0..<count { values[i] = Int128(UInt64(bitPattern: value(i))) }
             return .decimal(values)
+        case let .timeText(unit):
+            var offsets: [Int32] = [0]
+            offsets.reserveCapacity(count + 1)
+            var data: [UInt8] = []
+            data.reserveCapacity(count * 18)
+            for i in 0..<count {
+                try Self.appendTime(value(i), unit: unit, column: leaf.field.name, to: &data)
+                offsets.append(Int32(data.count))
+            }
+            return .bytes(offsets: offsets, data: data)
         default:
             throw ParquetFormatError("integer values in a \(leaf.field.type) column")
         }
+    }
+
+    /// Appends a time of day in `unit` since midnight as `HH:MM:SS.fff` (3, 6 or 9 fraction digits).
+    static func appendTime(_ value: Int64, unit: ParquetTimeUnit, column: String, to out: inout [UInt8]) throws {
+        let (perSecond, digits): (Int64, Int) =
+            switch unit {
+            case .millis: (1000, 3)
+            case .micros: (1_000_000, 6)
+            case .nanos: (1_000_000_000, 9)
+            }
+        guard value >= 0, value <= 86_400 * perSecond else {
+            throw ParquetFormatError("column \(column): time of day \(value) (\(unit)) is outside 00:00:00…24:00:00")
+        }
+        let seconds = value / perSecond, fraction = value % perSecond
+        func two(_ v: Int64) {
+            out.append(UInt8(48 + v / 10))
+            out.append(UInt8(48 + v % 10))
+        }
+        two(seconds / 3600)
+        out.append(UInt8(ascii: ":"))
+        two(seconds / 60 % 60)
+        out.append(UInt8(ascii: ":"))
+        two(seconds % 60)
+        out.append(UInt8(ascii: "."))
+        var text = Array(String(fraction).utf8)
+        while text.count < digits { text.insert(UInt8(ascii: "0"), at: 0) }
+        out.append(contentsOf: text)
     }
 
     /// Byte arrays converted to the column's Sluice type.
@@ -157,6 +194,32 @@ struct ParquetValueConverter {
         switch conversion {
         case .bytes:
             return .bytes(offsets: offsets, data: data)
+        case .uuidText:
+            let count = offsets.count - 1
+            var outOffsets: [Int32] = [0]
+            var out: [UInt8] = []
+            out.reserveCapacity(count * 36)
+            let hex = Array("0123456789abcdef".utf8)
+            for i in 0..<count {
+                let start = Int(offsets[i])
+                guard Int(offsets[i + 1]) - start == 16 else { throw ParquetFormatError("a UUID value is not 16 bytes") }
+                for k in 0..<16 {
+                    if k == 4 || k == 6 || k == 8 || k == 10 { out.append(UInt8(ascii: "-")) }
+                    out.append(hex[Int(data[start + k] >> 4)])
+                    out.append(hex[Int(data[start + k] & 15)])
+                }
+                outOffsets.append(Int32(out.count))
+            }
+            return .bytes(offsets: outOffsets, data: out)
+        case .float16ToDouble:
+            let count = offsets.count - 1
+            var values = [Double](repeating: 0, count: count)
+            for i in 0..<count {
+                let start = Int(offsets[i])
+                guard Int(offsets[i + 1]) - start == 2 else { throw ParquetFormatError("a FLOAT16 value is not 2 bytes") }
+                values[i] = Double(Float16(bitPattern: UInt16(data[start]) | UInt16(data[start + 1]) << 8))
+            }
+            return .float64(values)
         case .decimalFromBytes:
             let count = offsets.count - 1
             var values = [Int128](repeating: 0, count: count)
