@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# One command: install what is missing, build, generate sample data, run examples/quickstart.yaml.
+# One command: install what is missing, build and install sluice (release), generate sample data,
+# run examples/quickstart.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-echo "==> building sluice (the first build compiles dependencies and takes a few minutes)"
-swift build --product sluice 2>&1 | grep -vE "^warning: 'swift-distributed-tracing'|unhandled" || true
-BIN="$(swift build --show-bin-path)/sluice"
-[ -x "$BIN" ] || { echo "error: the build failed; run 'swift build' to see why" >&2; exit 1; }
+# A release build, installed with its completions and man page (scripts/install.sh says where).
+scripts/install.sh
+BIN="$(swift build -c release --show-bin-path)/sluice"
 
 echo "==> generating sample data in data/quickstart (deterministic)"
 python3 scripts/generate_events.py --rows 200000 --format csv --bad-every 50000 --out data/quickstart/events-1.csv >/dev/null
@@ -34,4 +34,4 @@ echo "==> one file's footer (sluice inspect)"
 echo "==> dead-letter queue (sluice dlq list)"
 "$BIN" dlq list --limit 10
 echo
-echo "Run it again: nothing new is read (each file is ingested once). Next: README.md, 'sluice --help'."
+echo "Run it again: nothing new is read (each file is ingested once). Next: README.md, 'sluice --help', 'man sluice'."

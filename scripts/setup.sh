@@ -34,3 +34,4 @@ if ! python3 -c "import pyarrow, duckdb, polars, jsonschema, yaml; from confluen
     echo "==> installing Python packages: pyarrow duckdb polars jsonschema pyyaml confluent-kafka"
     python3 -m pip install -q pyarrow duckdb polars jsonschema pyyaml "confluent-kafka[schemaregistry]" 2>&1 | grep -v "Running pip as the 'root' user" || true
 fi
+export SLUICE_SETUP_DONE=1

@@ -28,7 +28,7 @@ struct SluiceCommand: AsyncParsableCommand {
             State (checkpoints, dead letters, dedupe keys) lives in .sluice/state.db unless the
             file sets `state:`. Run `sluice components` for every source and sink with an example.
             """,
-        version: SluiceVersion.current,
+        version: "\(SluiceVersion.current) (commit \(buildCommit))",
         subcommands: [
             RunCommand.self, BackfillCommand.self, CDCCommand.self, QueueCommand.self, ServeCommand.self, KeysCommand.self, SchemaCommand.self,
             ValidateCommand.self, StateCommand.self, DLQCommand.self, InspectCommand.self, ComponentsCommand.self,
