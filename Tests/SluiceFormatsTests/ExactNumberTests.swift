@@ -140,3 +140,18 @@ import Testing
         #expect(decoder.schema.fields.map(\.type) == [.string] && kept.rejects.isEmpty)
     }
 }
+
+/// The push door refuses an object with a repeated key, however it is spelled.
+@Suite struct DuplicateKeyTests {
+    func issues(_ text: String) -> [JSONRecordIssue] {
+        Array(text.utf8).withUnsafeBytes { JSONRecordSplitter().split($0, format: .ndjson) }.recordIssues
+    }
+
+    @Test func aRepeatedKeyIsRefusedWithItsName() {
+        #expect(issues("{\"a\": 1, \"b\": 2}\n{\"a\": 1, \"a\": 2}\n").map(\.kind) == [.duplicateKey])
+        #expect(issues("{\"a\": 1, \"a\": 2}\n").first?.field == "a")
+        #expect(issues("{\"a\": 1, \"\\u0061\": 2}\n").map(\.kind) == [.duplicateKey], "an escaped spelling is the same key")
+        #expect(issues("{\"a\": {\"a\": 1}, \"b\": [{\"a\": 1}, {\"a\": 2}]}\n").isEmpty, "nested objects have keys of their own")
+        #expect(issues("{\"a\": 1, \"a\": 2}\n").first?.isSchemaViolation == false, "400, not 422")
+    }
+}

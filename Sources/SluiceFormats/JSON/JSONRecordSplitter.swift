@@ -40,6 +40,8 @@ public struct JSONRecordIssue: Sendable, Hashable, CustomStringConvertible {
         case reservedField = "reserved_field"
         /// A number no exact type holds (beyond float64's range and 38 decimal digits), e.g. 1e400.
         case numberOutOfRange = "number_out_of_range"
+        /// An object with the same key twice: which value is meant is ambiguous (parsers differ).
+        case duplicateKey = "duplicate_key"
     }
 
     public var kind: Kind
@@ -265,6 +267,8 @@ public struct JSONRecordSplitter {
         var fields = 0
         var seenRequired = 0
         var seen = declared.isEmpty ? [] : [Bool](repeating: false, count: declared.count)
+        /// Hashes of the decoded keys so far, with where each key is, to refuse a repeated key.
+        var keys: [(hash: Int, start: Int, end: Int)] = []
         if s.i < n, p[s.i] == UInt8(ascii: "}") {
             s.i += 1
         } else {
@@ -281,6 +285,11 @@ public struct JSONRecordSplitter {
                     issue = JSONRecordIssue(
                         kind: .tooManyFields, record: index, offset: keyStart - 1,
                         message: "more than \(limits.maxFields) fields in one record")
+                }
+                if issue == nil, let repeated = Self.repeatedKey(p, keyStart, keyEnd, among: &keys) {
+                    issue = JSONRecordIssue(
+                        kind: .duplicateKey, record: index, field: repeated, offset: keyStart - 1,
+                        message: "the key appears twice in one object; send each field once")
                 }
                 var target: (index: Int, field: Field)?
                 var name = ""
@@ -418,6 +427,27 @@ public struct JSONRecordSplitter {
             ok = true
         }
         return ok ? nil : "expected \(field.type), found \(kind.jsonName)"
+    }
+
+    /// The key at `start..<end` when an earlier key of the same object (in `keys`) decodes to
+    /// the same string (`"a"` and `"\u0061"` are one key); otherwise records it and returns nil.
+    static func repeatedKey(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, among keys: inout [(hash: Int, start: Int, end: Int)]) -> String? {
+        let raw = UnsafeBufferPointer(start: p + start, count: end - start)
+        let escaped = raw.contains(UInt8(ascii: "\\"))
+        var hasher = Hasher()
+        // The decoded bytes either way, so an escaped key and its plain spelling hash alike.
+        if escaped {
+            Array(keyString(p, start, end).utf8).withUnsafeBytes { hasher.combine(bytes: $0) }
+        } else {
+            hasher.combine(bytes: UnsafeRawBufferPointer(raw))
+        }
+        let hash = hasher.finalize()
+        for key in keys where key.hash == hash {
+            let name = keyString(p, start, end)
+            if keyString(p, key.start, key.end) == name { return name }
+        }
+        keys.append((hash, start, end))
+        return nil
     }
 
     /// The decoded key between quotes at `start..<end` (raw bytes unless it has escapes).
