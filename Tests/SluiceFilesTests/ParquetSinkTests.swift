@@ -25,7 +25,7 @@ import Testing
             #expect(!safe.unicodeScalars.contains { $0.value < 0x20 })
         }
         #expect(PartitionSpec.sanitize("DE") == "DE")
-        #expect(PartitionSpec.sanitize("") == "__empty__")
+        #expect(PartitionSpec.sanitize("") == "__HIVE_DEFAULT_PARTITION__", "the empty string goes where Hive puts it")
         #expect(PartitionSpec.sanitize("a/b") == "a%2Fb")
     }
 
@@ -37,7 +37,7 @@ import Testing
         #expect(PartitionSpec(column: "ts", transform: .day).directory(for: column, row: 0) == "ts_day=2026-11-25")
         #expect(PartitionSpec(column: "ts", transform: .hour).directory(for: column, row: 0) == "ts_hour=2026-11-25T10")
         #expect(PartitionSpec(column: "ts", transform: .month).directory(for: column, row: 0) == "ts_month=2026-11")
-        #expect(PartitionSpec(column: "ts", transform: .day).directory(for: column, row: 1) == "ts_day=__null__")
+        #expect(PartitionSpec(column: "ts", transform: .day).directory(for: column, row: 1) == "ts_day=__HIVE_DEFAULT_PARTITION__", "NULL as Hive writes it")
     }
 }
 
@@ -79,13 +79,13 @@ import Testing
         try await store.commit(commit)
         try await writer.finishCommit()
         let files = parquetFiles("\(dir)/lake")
-        #expect(Set(files.map { ($0 as NSString).deletingLastPathComponent }) == ["country=DE", "country=%2E.%2FFR", "country=__null__"])
+        #expect(Set(files.map { ($0 as NSString).deletingLastPathComponent }) == ["country=DE", "country=%2E.%2FFR", "country=__HIVE_DEFAULT_PARTITION__"])
         #expect(files.filter { $0.hasPrefix("country=DE/") }.count == 2, "a schema change starts a new file")
         var total = 0
         for f in files {
             let reader = try ParquetReader(path: "\(dir)/lake/\(f)")
             total += reader.metadata.rows
-            if f.hasPrefix("country=__null__") { #expect(reader.schema.fields.map(\.name) == ["id", "country", "score"]) }
+            if f.hasPrefix("country=__HIVE_DEFAULT_PARTITION__") { #expect(reader.schema.fields.map(\.name) == ["id", "country", "score"]) }
         }
         #expect(total == 14)
     }

@@ -209,6 +209,19 @@ struct ParquetRoundTripTests {
         #expect(stats.allSatisfy { $0.nullCount != nil })
     }
 
+    /// `sluice inspect` shows a decimal's statistics as a decimal number for every physical type.
+    @Test func inspectRendersDecimalStatisticsAsNumbers() throws {
+        let big = DataType.decimal(precision: 38, scale: 9), small = DataType.decimal(precision: 9, scale: 2)
+        let huge = Int128(12_345_678_901_234_567_890) * 1_000_000_000 + 123_456_789
+        #expect(ParquetReader.render(DecimalBytes.bigEndian(huge, width: 16), type: big, physical: .fixedLenByteArray) == "12345678901234567890.123456789")
+        #expect(ParquetReader.render(DecimalBytes.bigEndian(-1, width: 16), type: big, physical: .fixedLenByteArray) == "-0.000000001")
+        #expect(ParquetReader.render(DecimalBytes.bigEndian(-150, width: 8), type: small, physical: .fixedLenByteArray) == "-1.50")
+        #expect(ParquetReader.render(DecimalBytes.bigEndian(-150, width: 2), type: small, physical: .byteArray) == "-1.50")
+        #expect(ParquetReader.render(ColumnStatistics.littleEndian(UInt32(bitPattern: -5)), type: small, physical: .int32) == "-0.05")
+        #expect(ParquetReader.render(ColumnStatistics.littleEndian(Int64(-150)), type: .decimal(precision: 18, scale: 2), physical: .int64) == "-1.50")
+        #expect(ParquetReader.render([0xAB, 0xCD], type: .binary, physical: .fixedLenByteArray) == "0xabcd", "other fixed-length bytes stay hex")
+    }
+
     @Test func writerRejectsBadBatchesAndStaysUsable() throws {
         let schema = Schema([Field("n", .int64, nullable: false), Field("d", .decimal(precision: 4, scale: 0))])
         let output = ParquetMemoryOutput()

@@ -77,7 +77,7 @@ public struct ParquetFileSink: Sink {
                 "The lake directory, created if missing. Relative to the working directory."),
             OptionSpec(
                 "partition_by", .string, example: #""day(created_at)""#,
-                "Hive-style directories by a column (`country=DE/`) or by `day(col)`, `hour(col)`, `month(col)` or `year(col)` of a timestamp or date (`created_at_day=2026-11-25/`). NULL goes to `__null__`; rows lacking the column are dead-lettered."
+                "Hive-style directories by a column (`country=DE/`) or by `day(col)`, `hour(col)`, `month(col)` or `year(col)` of a timestamp or date (`created_at_day=2026-11-25/`). NULL and the empty string go to `__HIVE_DEFAULT_PARTITION__` (read back as NULL); rows lacking the column are dead-lettered."
             ),
             OptionSpec(
                 "compression", .choice(["zstd", "snappy", "gzip", "none", "uncompressed"]), default: "zstd", example: "snappy",

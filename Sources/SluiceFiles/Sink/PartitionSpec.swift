@@ -3,6 +3,13 @@ import SluiceCore
 /// Hive-style partitioning of output files: `partition_by: "day(created_at)"` puts a record in
 /// `created_at_day=2026-11-25/`; `hour(ts)` in `ts_hour=2026-11-25T10/`; a plain column `country`
 /// in `country=DE/`.
+///
+/// NULL and the empty string both go to `key=__HIVE_DEFAULT_PARTITION__/`, Hive's convention,
+/// which DuckDB, polars, pyarrow, Spark and Trino read back as NULL of the column's type. An
+/// empty string therefore reads back as NULL through hive partitioning (as it does in Hive);
+/// the file itself still holds the empty string. Earlier versions wrote `__null__` and
+/// `__empty__`; nothing in Sluice reads partition values from directory names, so such lakes
+/// stay readable by Sluice, and renaming those directories makes them readable by the engines.
 public struct PartitionSpec: Sendable, Hashable, CustomStringConvertible {
     public enum Transform: String, Sendable { case identity, day, hour, month, year }
 
@@ -33,13 +40,16 @@ public struct PartitionSpec: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { transform == .identity ? column : "\(transform.rawValue)(\(column))" }
 
-    /// The partition directory (`key=value`) of one row; `__null__` for a null value.
+    /// The directory value of NULL and of the empty string, as Hive writes it.
+    public static let defaultPartition = "__HIVE_DEFAULT_PARTITION__"
+
+    /// The partition directory (`key=value`) of one row; ``defaultPartition`` for NULL.
     public func directory(for column: Column, row: Int) -> String {
         "\(key)=\(value(for: column, row: row))"
     }
 
     func value(for column: Column, row: Int) -> String {
-        if column.isNull(row) { return "__null__" }
+        if column.isNull(row) { return Self.defaultPartition }
         switch (transform, column.value(at: row)) {
         case let (.identity, v): return Self.sanitize(v.description)
         case let (_, .timestamp(micros)): return Self.truncate(micros: micros, to: transform)
@@ -60,9 +70,10 @@ public struct PartitionSpec: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Makes a value safe as one path component: no `/`, no `..`, no control characters, no
-    /// leading dot; `%` and the unsafe characters are percent-encoded (as Hive does).
+    /// leading dot; `%` and the unsafe characters are percent-encoded (as Hive does). The empty
+    /// string, which no engine reads back alike (Spark refuses `key=`), becomes ``defaultPartition``.
     public static func sanitize(_ value: String) -> String {
-        if value.isEmpty { return "__empty__" }
+        if value.isEmpty { return defaultPartition }
         var out = ""
         for byte in value.utf8 {
             let c = Character(Unicode.Scalar(byte))

@@ -59,18 +59,28 @@ extension ParquetReader {
             keyValue: metadata.keyValue, rowGroups: groups)
     }
 
-    /// A statistics value as text, decoded by the column's type.
+    /// A statistics value as text, decoded by the column's type. A decimal is shown as a decimal
+    /// number whatever its physical type (INT32, INT64, or big-endian two's complement in a
+    /// FIXED_LEN_BYTE_ARRAY or BYTE_ARRAY).
     static func render(_ bytes: [UInt8], type: DataType?, physical: ParquetPhysicalType?) -> String? {
         func littleEndian<T: FixedWidthInteger>(_: T.Type) -> T? {
             guard bytes.count == MemoryLayout<T>.size else { return nil }
             return bytes.reversed().reduce(T(0)) { $0 << 8 | T($1) }
         }
+        if case let .decimal(_, scale) = type, physical == .fixedLenByteArray || physical == .byteArray, !bytes.isEmpty,
+            let unscaled = try? bytes.withUnsafeBytes({ try DecimalBytes.load($0) })
+        {
+            return DecimalText.format(unscaled, scale: scale)
+        }
         switch physical {
         case .boolean: return bytes.first.map { $0 != 0 ? "true" : "false" }
         case .int32:
             guard let v = littleEndian(UInt32.self).map({ Int32(bitPattern: $0) }) else { return nil }
-            if type == .date { return TemporalText.formatDate(days: v) }
-            return String(v)
+            switch type {
+            case .date: return TemporalText.formatDate(days: v)
+            case let .decimal(_, scale): return DecimalText.format(Int128(v), scale: scale)
+            default: return String(v)
+            }
         case .int64:
             guard let v = littleEndian(UInt64.self).map({ Int64(bitPattern: $0) }) else { return nil }
             switch type {
