@@ -4,7 +4,9 @@ import SluiceCore
 /// `op` (c create, u update, d delete, t truncate, r snapshot read), `key` (the row's replica
 /// identity key as JSON, Debezium's message key), `before` and `after` (the row as JSON),
 /// `source` (JSON: db, schema, table, lsn, txId, ts_ms) and the same source fields flattened
-/// into columns for an audit trail.
+/// into columns for an audit trail. The first change of each table in a batch also carries
+/// `source.column_types` (column → PostgreSQL type, for the built-in types), from which
+/// `mode: apply` creates tables with the source's exact types.
 enum ChangeEvents {
     static let schema = Schema([
         Field("op", .string, nullable: false),
@@ -27,6 +29,23 @@ enum ChangeEvents {
         var before: [UInt8]?
         var after: [UInt8]?
         var seq: Int
+        /// `{"column":"type",…}` of the change's table (``columnTypes(_:)``), shared by its changes.
+        var types: [UInt8]? = nil
+    }
+
+    /// The JSON object of the relation's column types that ``PgTypeName`` knows (nil if none).
+    static func columnTypes(_ relation: PgRelation) -> [UInt8]? {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        for column in relation.columns {
+            guard let name = PgTypeName.format(oid: column.typeOID, typmod: column.typeModifier) else { continue }
+            if out.count > 1 { out.append(UInt8(ascii: ",")) }
+            appendQuoted(column.name.utf8, to: &out)
+            out.append(UInt8(ascii: ":"))
+            appendQuoted(name.utf8, to: &out)
+        }
+        guard out.count > 1 else { return nil }
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     /// A committed transaction's changes.
@@ -44,6 +63,8 @@ enum ChangeEvents {
         let rows = transactions.reduce(0) { $0 + $1.changes.count }
         var b = schema.fields.map { ColumnBuilder(type: $0.type, capacity: rows) }
         let db = quoted(database)
+        /// Tables whose column types this batch has carried already (once per table per batch).
+        var typed: Set<String> = []
         for t in transactions {
             // PostgreSQL timestamps count microseconds from 2000-01-01.
             let tsMillis = (t.commitTime + BinaryValue.epochMicros) / 1000
@@ -67,7 +88,13 @@ enum ChangeEvents {
                 if let key = c.key { b[2].appendBytes(key) } else { b[2].appendNull() }
                 if let before = c.before { b[3].appendBytes(before) } else { b[3].appendNull() }
                 if let after = c.after { b[4].appendBytes(after) } else { b[4].appendNull() }
-                b[5].appendBytes(source)
+                if let types = c.types, typed.insert(c.table).inserted {
+                    // `{"db":…,"table":"t","column_types":{…},"lsn":…}` for the table's first change.
+                    let cut = source.count - tail.count
+                    b[5].appendBytes(Array(source[..<cut]) + Array(",\"column_types\":".utf8) + types + Array(source[cut...]))
+                } else {
+                    b[5].appendBytes(source)
+                }
                 b[6].append(string: lsn)
                 b[7].append(Int64(t.xid))
                 b[8].append(tsMillis)

@@ -17,6 +17,8 @@ struct ReplicationStream {
     var relations: [UInt32: PgRelation] = [:]
     /// `schema.table` of each relation, built once per Relation message (not per change).
     var tableNames: [UInt32: String] = [:]
+    /// The column types of each relation, as change events carry them (built once per Relation message).
+    var columnTypes: [UInt32: [UInt8]?] = [:]
     var open: ChangeEvents.Transaction?
     var ready: [ChangeEvents.Transaction] = []
     /// The newest LSN handed to the runtime, and the newest the server said it has (keepalives
@@ -79,6 +81,7 @@ struct ReplicationStream {
         relations[r.oid] = r
         let name = "\(r.namespace).\(r.name)"
         tableNames[r.oid] = name
+        columnTypes[r.oid] = ChangeEvents.columnTypes(r)
         return name
     }
 
@@ -107,7 +110,7 @@ struct ReplicationStream {
                 op: op, table: table, key: key,
                 before: before.map { ChangeEvents.json($0, relation: relation) },
                 after: after.map { ChangeEvents.json($0, relation: relation) },
-                seq: open!.changes.count))
+                seq: open!.changes.count, types: columnTypes[oid] ?? nil))
         return (relation, table, after)
     }
 

@@ -59,6 +59,7 @@ struct SnapshotTable: Sendable {
                 PgColumn(isKey: keyColumns.contains(r.name($0)), name: r.name($0), typeOID: r.typeOID($0), typeModifier: r.typeModifier($0))
             })
         let keyIndexes = keyColumns.map { k in relation.columns.firstIndex { $0.name == k }! }
+        let types = ChangeEvents.columnTypes(relation)
         var chunk = Chunk(changes: [], keys: [], last: nil, isLast: r.rows < limit)
         chunk.changes.reserveCapacity(r.rows)
         for row in 0..<r.rows {
@@ -70,7 +71,7 @@ struct SnapshotTable: Sendable {
             chunk.changes.append(
                 ChangeEvents.Change(
                     op: "r", table: name, key: key, before: nil,
-                    after: ChangeEvents.json(tuple, relation: relation), seq: 0))
+                    after: ChangeEvents.json(tuple, relation: relation), seq: 0, types: types))
             if row == r.rows - 1 { chunk.last = keyIndexes.map { r.string(row, $0) } }
         }
         return chunk

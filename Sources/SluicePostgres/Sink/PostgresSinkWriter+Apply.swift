@@ -86,7 +86,7 @@ extension PostgresSinkWriter {
                     location: "sink.postgres.table", retryable: false)
             }
             let key = try options.key.isEmpty ? eventKey(source: source, session: session) : options.key
-            let types = try inferredTypes(source: source, session: session)
+            let types = try columnTypes(source: source, session: session)
             for k in key where types[k] == nil {
                 throw SluiceError(.configuration, "key column '\(k)' is not in the changes of \(source)", location: "sink.postgres.key", retryable: false)
             }
@@ -132,6 +132,41 @@ extension PostgresSinkWriter {
     /// Column → SQL type inferred from the JSON values of the batch's rows of `source`:
     /// integers → bigint, other numbers → numeric, booleans, objects and arrays → jsonb, the rest
     /// (strings, only nulls) → text. Exact types come from a table created beforehand.
+    /// The column types for `source`'s table: the source's own (`source.column_types` of the
+    /// events, from `postgres_cdc`), and for columns without one, types inferred from the values.
+    func columnTypes(source: String, session: PostgresSession) throws -> [String: String] {
+        var types = try inferredTypes(source: source, session: session)
+        let hasSource = try session.query(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'pg_temp.sluice_stage'::regclass AND attname = 'source' AND NOT attisdropped")
+        guard hasSource.rows > 0 else {
+            logger.warning("the change events carry no column types (no `source`); types are inferred from the values", metadata: ["table": "\(source)"])
+            return types
+        }
+        let r = try session.query(
+            """
+            SELECT e.key, e.value #>> '{}' FROM (
+                SELECT source::jsonb -> 'column_types' AS t FROM pg_temp.sluice_stage
+                WHERE "table" = $1 AND source IS NOT NULL AND source::jsonb ? 'column_types' ORDER BY sluice_row DESC LIMIT 1) s,
+            jsonb_each(s.t) e WHERE jsonb_typeof(e.value) = 'string'
+            """, [source])
+        var exact = 0
+        for i in 0..<r.rows {
+            guard let name = r.string(i, 0), let type = r.string(i, 1) else { continue }
+            // Type names come from the events, which may come from anywhere: only known names reach DDL.
+            guard PgTypeName.isKnown(type) else {
+                logger.warning("a column type in the change events is not one Sluice knows; inferring it", metadata: ["column": "\(name)", "type": "\(type)"])
+                continue
+            }
+            types[name] = type
+            exact += 1
+        }
+        if exact == 0 {
+            logger.warning(
+                "the change events carry no column types (not from postgres_cdc?); types are inferred from the values", metadata: ["table": "\(source)"])
+        }
+        return types
+    }
+
     func inferredTypes(source: String, session: PostgresSession) throws -> [String: String] {
         let r = try session.query(
             """
@@ -158,7 +193,7 @@ extension PostgresSinkWriter {
             """, [source])
         let missing = (0..<r.rows).compactMap { r.string($0, 0) }.filter { described.columns[$0] == nil }
         guard !missing.isEmpty else { return described }
-        let types = try inferredTypes(source: source, session: session)
+        let types = try columnTypes(source: source, session: session)
         var updated = described
         for name in missing.sorted() {
             let type = types[name] ?? "text"
