@@ -84,6 +84,16 @@ extension SQLiteStateStore: SchemaRegistryStore {
         }
     }
 
+    public func registryVersions(schemaID id: Int64) async throws -> [SubjectVersion] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM registry_versions WHERE schema_id = ? ORDER BY subject, version", arguments: [id]).map {
+                SubjectVersion(
+                    subject: $0["subject"], version: $0["version"], schemaID: $0["schema_id"],
+                    deleted: ($0["deleted"] as Int) != 0, createdAt: Date(timeIntervalSince1970: $0["created_at"]))
+            }
+        }
+    }
+
     public func registrySoftDelete(subject: String, version: Int?) async throws {
         try await pool.write { db in
             if let version {
@@ -101,6 +111,7 @@ extension SQLiteStateStore: SchemaRegistryStore {
             } else {
                 try db.execute(sql: "DELETE FROM registry_versions WHERE subject = ?", arguments: [subject])
                 try db.execute(sql: "DELETE FROM registry_config WHERE subject = ?", arguments: [subject])
+                try db.execute(sql: "DELETE FROM registry_mode WHERE subject = ?", arguments: [subject])
             }
         }
     }
@@ -122,6 +133,24 @@ extension SQLiteStateStore: SchemaRegistryStore {
                         """, arguments: [subject ?? "", mode.rawValue])
             } else {
                 try db.execute(sql: "DELETE FROM registry_config WHERE subject = ?", arguments: [subject ?? ""])
+            }
+        }
+    }
+
+    public func registryMode(subject: String?) async throws -> RegistryMode? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT mode FROM registry_mode WHERE subject = ?", arguments: [subject ?? ""]).flatMap(RegistryMode.init(rawValue:))
+        }
+    }
+
+    public func registrySetMode(subject: String?, mode: RegistryMode?) async throws {
+        try await pool.write { db in
+            if let mode {
+                try db.execute(
+                    sql: "INSERT INTO registry_mode(subject, mode) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET mode = excluded.mode",
+                    arguments: [subject ?? "", mode.rawValue])
+            } else {
+                try db.execute(sql: "DELETE FROM registry_mode WHERE subject = ?", arguments: [subject ?? ""])
             }
         }
     }

@@ -82,6 +82,14 @@ enum StateMigrations {
                         renewed_at REAL NOT NULL, finished INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (pipeline, slot));
                     """)
         }
+        migrator.registerMigration("v5-registry-mode") { db in
+            try db.execute(
+                sql: """
+                    -- subject '' holds the global mode.
+                    CREATE TABLE registry_mode (subject TEXT PRIMARY KEY, mode TEXT NOT NULL);
+                    CREATE INDEX registry_versions_schema ON registry_versions(schema_id);
+                    """)
+        }
         return migrator
     }
 }

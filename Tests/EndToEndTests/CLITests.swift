@@ -45,6 +45,50 @@ import Testing
         #expect(r.stderr.contains("expected true or false"))
     }
 
+    @Test func aServeOnlyFileServesTheRegistryAndRunRefusesIt() async throws {
+        let dir = try makeWorkDirectory("serve-only")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("state: state.db\nserve:\n  port: 8080\n", to: "\(dir)/r.yaml")
+        let run = try SluiceProcess.run(["run", "r.yaml"], in: dir)
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("r.yaml") && run.stderr.contains("missing required key 'pipelines'"), "\(run.stderr)")
+        #expect(run.stderr.contains("sluice serve"), "the error says what such a file is for: \(run.stderr)")
+        try write("pipelines: {}\n", to: "\(dir)/empty.yaml")
+        #expect(try SluiceProcess.run(["run", "empty.yaml"], in: dir).stderr.contains("no pipelines are defined"))
+
+        let port = try freePort()
+        let server = try await ServedProcess.start("r.yaml", in: dir, port: port)
+        let registered = try curl([
+            "-X", "POST", "http://127.0.0.1:\(port)/subjects/s/versions", "-H", "Content-Type: application/json",
+            "--data-binary", #"{"schema": "{\"type\": \"string\"}"}"#,
+        ])
+        #expect(registered.status == 200 && registered.json["id"] as? Int != nil, "\(registered.body)")
+        #expect(try curl(["http://127.0.0.1:\(port)/subjects"]).body == #"["s"]"#)
+        #expect(server.stop() == 0)
+    }
+
+    @Test func apiKeysHaveExplicitDocumentedScopes() throws {
+        let dir = try makeWorkDirectory("keys")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("state: state.db\nserve:\n  registry_auth: api_key\n", to: "\(dir)/r.yaml")
+        let help = try SluiceProcess.run(["keys", "--help"], in: dir)
+        #expect(help.stdout.contains("--registry write") && help.stdout.contains("--stream NAME") && help.stdout.contains("--all-streams"), "\(help.stdout)")
+        let createHelp = try SluiceProcess.run(["keys", "create", "--help"], in: dir)
+        #expect(createHelp.stdout.contains("--registry") && createHelp.stdout.contains("schema registry"), "\(createHelp.stdout)")
+
+        let unscoped = try SluiceProcess.run(["keys", "create", "--name", "anything", "-c", "r.yaml"], in: dir)
+        #expect(unscoped.status != 0 && unscoped.stdout.isEmpty, "a key without a scope is refused")
+        #expect(unscoped.stderr.contains("needs a scope") && unscoped.stderr.contains("--registry write"), "\(unscoped.stderr)")
+        #expect(try SluiceProcess.run(["keys", "create", "--name", "x", "--registry", "read", "-c", "r.yaml"], in: dir).status != 0)
+
+        let registry = try SluiceProcess.run(["keys", "create", "--name", "schema-ci", "--registry", "write", "-c", "r.yaml"], in: dir)
+        #expect(registry.status == 0 && registry.stdout.hasPrefix("slk_"), "\(registry.stderr)")
+        let all = try SluiceProcess.run(["keys", "create", "--name", "ingest", "--all-streams", "-c", "r.yaml"], in: dir)
+        #expect(all.status == 0 && all.stderr.contains("all streams"), "\(all.stderr)")
+        let listed = try SluiceProcess.run(["keys", "list", "-c", "r.yaml"], in: dir)
+        #expect(listed.stdout.contains("registry:write") && listed.stdout.contains("SCOPES"), "\(listed.stdout)")
+    }
+
     @Test func missingFileExitsTwo() throws {
         let dir = try makeWorkDirectory("cfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -142,4 +142,25 @@ import Testing
         try await store.registryPurge(subject: subject, version: nil)
         #expect(try await store.registrySubjects(includeDeleted: true).contains(subject) == false)
     }
+
+    @Test func registryModesAndSchemaReferencesOnPostgres() async throws {
+        let (store, subject) = try await open()
+        let other = try await PostgresStateStore.open(try testServerURL())
+        let registry = SchemaRegistry(store: store)
+        // A field of its own: the schema (and its id) is this test's alone on the shared server.
+        let field = subject.replacingOccurrences(of: "-", with: "_")
+        let text = #"{"type":"sluice","fields":[{"name":"\#(field)","type":"int64"}]}"#
+        let id = try await registry.register(subject: subject, text: text, format: .sluice).id
+        #expect(try await other.registryVersions(schemaID: id).map(\.subject) == [subject])
+        try await store.registrySetMode(subject: subject, mode: .readOnly)
+        #expect(try await other.registryMode(subject: subject) == .readOnly)
+        let wider = #"{"type":"sluice","fields":[{"name":"\#(field)","type":"int64"},{"name":"b","type":"string"}]}"#
+        await #expect(throws: RegistryError.self) { try await SchemaRegistry(store: other).register(subject: subject, text: wider, format: .sluice) }
+        #expect(try await registry.deleteMode(subject: subject) == .readOnly)
+        #expect(try await store.registryMode(subject: subject) == nil)
+        try await store.registrySoftDelete(subject: subject, version: nil)
+        #expect(try await registry.schema(id: id).text == text, "a soft-deleted version still refers to the id")
+        try await store.registryPurge(subject: subject, version: nil)
+        await #expect(throws: RegistryError.self) { try await registry.schema(id: id) }
+    }
 }

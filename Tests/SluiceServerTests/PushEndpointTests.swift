@@ -138,8 +138,8 @@ import Testing
 
     @Test func idempotencyKeysBelongToOneCredential() async throws {
         try await PushHarness.run([stream { $0.auth = .apiKey }]) { h in
-            let (k1, s1) = APIKeyFormat.generate(name: "one", streams: [])
-            let (k2, s2) = APIKeyFormat.generate(name: "two", streams: [])
+            let (k1, s1) = APIKeyFormat.generate(name: "one", streams: ["*"])
+            let (k2, s2) = APIKeyFormat.generate(name: "two", streams: ["*"])
             try await h.store.createAPIKey(s1)
             try await h.store.createAPIKey(s2)
             let a = try await h.post("s", #"{"n": 1}"#, headers: [("X-API-Key", k1), ("Idempotency-Key", "same")])
@@ -256,8 +256,8 @@ import Testing
             #expect(last?.headers.first(name: "RateLimit-Limit") == "3")
             #expect(last?.headers.first(name: "RateLimit-Remaining") == "0")
             #expect(last?.headers.first(name: "RateLimit-Reset") != nil)
-            let (k1, s1) = APIKeyFormat.generate(name: "one", streams: [])
-            let (k2, s2) = APIKeyFormat.generate(name: "two", streams: [])
+            let (k1, s1) = APIKeyFormat.generate(name: "one", streams: ["*"])
+            let (k2, s2) = APIKeyFormat.generate(name: "two", streams: ["*"])
             try await h.store.createAPIKey(s1)
             try await h.store.createAPIKey(s2)
             var byKey: [Int] = []

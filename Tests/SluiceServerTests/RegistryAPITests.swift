@@ -160,11 +160,15 @@ import Testing
         try await PushHarness.run([], settings: settings, registry: true) { h in
             let r = try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1])
             #expect(r.status == 401 && errorCode(r) == 40101)
-            let (key, stored) = APIKeyFormat.generate(name: "ci", streams: ["registry"])
+            let (key, stored) = APIKeyFormat.generate(name: "ci", streams: ["registry:write"])
             try await h.store.createAPIKey(stored)
-            let (other, otherStored) = APIKeyFormat.generate(name: "clicks-only", streams: ["clicks"])
-            try await h.store.createAPIKey(otherStored)
-            #expect(try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1], headers: [("Authorization", "Bearer \(other)")]).status == 403)
+            // Stream scopes never reach the registry: not a stream's key, not every stream's, not a stream named "registry".
+            for streams in [["clicks"], ["*"], ["registry"]] {
+                let (other, otherStored) = APIKeyFormat.generate(name: "streams", streams: streams)
+                try await h.store.createAPIKey(otherStored)
+                let refused = try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1], headers: [("Authorization", "Bearer \(other)")])
+                #expect(refused.status == 403 && errorCode(refused) == 40301, "\(streams): \(refused.body)")
+            }
             #expect(try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1], headers: [("Authorization", "Bearer \(key)")]).status == 200)
             #expect(try await h.get("/subjects").status == 200, "reads stay open")
             let basic = "Basic " + Data("ci:\(key)".utf8).base64EncodedString()
@@ -175,6 +179,91 @@ import Testing
             #expect(try await h.call(.POST, "/compatibility/subjects/s/versions/latest", ["schema": Self.v1]).status == 200)
             #expect(try await h.call(.PUT, "/config", ["compatibility": "NONE"]).status == 401)
             #expect(try await h.call(.DELETE, "/subjects/s").status == 401)
+            #expect(try await h.call(.PUT, "/mode", ["mode": "READONLY"]).status == 401)
+            #expect(try await h.call(.PUT, "/mode/s", ["mode": "READONLY"]).status == 401)
+            #expect(try await h.get("/mode").status == 200, "reads stay open")
+        }
+    }
+
+    @Test func schemaTypesAndModes() async throws {
+        try await PushHarness.run([], registry: true) { h in
+            #expect(try await h.get("/schemas/types").body == #"["AVRO","JSON","SLUICE"]"#)
+            #expect(try await h.get("/mode").json["mode"] as? String == "READWRITE")
+            let id = try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1]).json["id"] as? Int
+            var r = try await h.get("/mode/s")
+            #expect(r.status == 404 && errorCode(r) == 40409, "\(r.body)")
+            #expect(try await h.get("/mode/s?defaultToGlobal=true").json["mode"] as? String == "READWRITE")
+
+            r = try await h.call(.PUT, "/mode/s", ["mode": "READONLY"])
+            #expect(r.status == 200 && r.json["mode"] as? String == "READONLY", "\(r.body)")
+            #expect(try await h.get("/mode/s").json["mode"] as? String == "READONLY")
+            r = try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v2])
+            #expect(r.status == 422 && errorCode(r) == 42205, "\(r.body)")
+            #expect((r.json["message"] as? String)?.contains("read-only") == true)
+            #expect(try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v1]).json["id"] as? Int == id, "an existing schema is answered")
+            #expect(errorCode(try await h.call(.DELETE, "/subjects/s/versions/1")) == 42205)
+            #expect(errorCode(try await h.call(.DELETE, "/subjects/s")) == 42205)
+            #expect(try await h.call(.POST, "/subjects/other/versions", ["schema": Self.v2]).status == 200, "other subjects stay writable")
+            #expect(try await h.call(.DELETE, "/mode/s").json["mode"] as? String == "READONLY")
+            #expect(errorCode(try await h.call(.DELETE, "/mode/s")) == 40409)
+            #expect(try await h.call(.POST, "/subjects/s/versions", ["schema": Self.v2]).status == 200)
+
+            #expect(try await h.call(.PUT, "/mode", ["mode": "readonly"]).json["mode"] as? String == "READONLY")
+            #expect(errorCode(try await h.call(.POST, "/subjects/fresh/versions", ["schema": Self.v1])) == 42205)
+            _ = try await h.call(.PUT, "/mode/fresh", ["mode": "READWRITE"])
+            #expect(try await h.call(.POST, "/subjects/fresh/versions", ["schema": Self.v1]).status == 200, "a subject's mode overrides the global one")
+            #expect(try await h.call(.PUT, "/mode", ["mode": "READWRITE"]).json["mode"] as? String == "READWRITE")
+
+            r = try await h.call(.PUT, "/mode", ["mode": "IMPORT"])
+            #expect(r.status == 422 && errorCode(r) == 42205 && (r.json["message"] as? String)?.contains("IMPORT") == true, "\(r.body)")
+            r = try await h.call(.PUT, "/mode/s", ["mode": "SIDEWAYS"])
+            #expect(r.status == 422 && errorCode(r) == 42204, "\(r.body)")
+            #expect(errorCode(try await h.call(.PUT, "/mode", ["nothing": 1])) == 42204)
+        }
+    }
+
+    @Test func schemaIDsListTheirVersionsAndRetireWhenNoVersionRefersToThem() async throws {
+        try await PushHarness.run([], registry: true) { h in
+            let id = try await h.call(.POST, "/subjects/a/versions", ["schema": Self.v1]).json["id"] as? Int ?? 0
+            _ = try await h.call(.POST, "/subjects/b/versions", ["schema": Self.v1])
+            _ = try await h.call(.POST, "/subjects/b/versions", ["schema": Self.v2])
+            let pairs = try JSONSerialization.jsonObject(with: Data(try await h.get("/schemas/ids/\(id)/versions").body.utf8)) as? [[String: Any]] ?? []
+            #expect(pairs.map { "\($0["subject"] ?? "")@\($0["version"] ?? "")" } == ["a@1", "b@1"])
+            #expect(try await h.get("/schemas/ids/\(id)/subjects").body == #"["a","b"]"#)
+            #expect(try await h.get("/schemas/ids/\(id)/subjects?subject=b").body == #"["b"]"#)
+            #expect(try await h.get("/schemas/ids/\(id)/subjects?offset=1&limit=1").body == #"["b"]"#)
+            #expect(try await h.get("/schemas/ids/\(id)/schema").body == Self.v1)
+            #expect(errorCode(try await h.get("/schemas/ids/4242/versions")) == 40403)
+            #expect(errorCode(try await h.get("/schemas/ids/x/subjects")) == 40403)
+
+            // Soft-deleted versions still refer to the id; permanently deleted ones do not.
+            _ = try await h.call(.DELETE, "/subjects/a")
+            #expect(try await h.get("/schemas/ids/\(id)/subjects").body == #"["b"]"#)
+            #expect(try await h.get("/schemas/ids/\(id)/subjects?deleted=true").body == #"["a","b"]"#)
+            _ = try await h.call(.DELETE, "/subjects/a?permanent=true")
+            _ = try await h.call(.DELETE, "/subjects/b/versions/1")
+            #expect(try await h.get("/schemas/ids/\(id)").status == 200)
+            _ = try await h.call(.DELETE, "/subjects/b/versions/1?permanent=true")
+            var r = try await h.get("/schemas/ids/\(id)")
+            #expect(r.status == 404 && errorCode(r) == 40403, "\(r.body)")
+            r = try await h.get("/schemas/ids/\(id)/versions")
+            #expect(r.status == 404 && errorCode(r) == 40403)
+            #expect(errorCode(try await h.get("/schemas/ids/\(id)/schema")) == 40403)
+            // Registered again, the schema is served again.
+            #expect(try await h.call(.POST, "/subjects/c/versions", ["schema": Self.v1]).json["id"] as? Int == id)
+            #expect(try await h.get("/schemas/ids/\(id)").status == 200)
+        }
+    }
+
+    @Test func unknownRoutesAnswerAConfluentError() async throws {
+        try await PushHarness.run([], registry: true) { h in
+            for (method, path) in [(HTTPMethod.GET, "/contexts"), (.GET, "/subjects/s/versions/1/referencedby/x"), (.POST, "/schemas/types"), (.GET, "/")] {
+                let r = try await h.call(method, path)
+                #expect(r.status == 404 && errorCode(r) == 404, "\(method) \(path): \(r.status) \(r.body)")
+                #expect(r.headers.first(name: "Content-Type") == "application/vnd.schemaregistry.v1+json")
+                #expect((r.json["message"] as? String)?.contains(path) == true)
+            }
+            #expect(try await h.get("/healthz").status == 200, "real routes are untouched")
         }
     }
 }

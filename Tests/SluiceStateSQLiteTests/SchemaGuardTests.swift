@@ -68,6 +68,18 @@ import Testing
         }
     }
 
+    @Test func aReadOnlySubjectRefusesANewShapeAsASchemaViolation() async throws {
+        try await withGuard(SchemaSettings(policy: .evolve)) { g, store in
+            _ = try await g.apply(source(batch([Field("id", .int64)], [[.int64(1)]]), 0))
+            try await store.registrySetMode(subject: "p", mode: .readOnly)
+            _ = try await g.apply(source(batch([Field("id", .int64)], [[.int64(2)]]), 1))
+            let wider = batch([Field("id", .int64), Field("note", .string)], [[.int64(3), .string("x")]])
+            await #expect(throws: SluiceError.self) { try await g.apply(source(wider, 2)) }
+            #expect(try await store.registryVersions(subject: "p", includeDeleted: false).count == 1)
+            #expect(try await store.driftEvents(subject: "p", limit: 5).first?.action == "refused")
+        }
+    }
+
     @Test func concurrentRegistrationsCannotBothPassTheCheck() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("race-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }

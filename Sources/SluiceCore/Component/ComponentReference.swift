@@ -125,7 +125,8 @@ public struct ComponentReference {
         let root: [String: Any] = [
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "Sluice pipeline file",
-            "type": "object", "additionalProperties": false, "required": ["pipelines"],
+            // Pipelines, or only `serve:` (`sluice serve` then serves the schema registry alone).
+            "type": "object", "additionalProperties": false, "anyOf": [["required": ["pipelines"]], ["required": ["serve"]]],
             "properties": fileProperties,
         ]
         let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])

@@ -49,8 +49,10 @@ public struct ConfigLoader: Sendable {
         self.baseDirectory = baseDirectory
     }
 
-    /// Loads one file. Throws ``ConfigError`` for every problem, located.
-    public func load(file: String) throws -> LoadedConfig {
+    /// Loads one file. Throws ``ConfigError`` for every problem, located. A file without
+    /// pipelines is refused unless `requirePipelines` is false (`sluice serve` with only a
+    /// `serve:` section serves the schema registry alone).
+    public func load(file: String, requirePipelines: Bool = true) throws -> LoadedConfig {
         guard let data = FileManager.default.contents(atPath: file) else {
             let exists = FileManager.default.fileExists(atPath: file)
             throw ConfigError(
@@ -62,14 +64,18 @@ public struct ConfigLoader: Sendable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: file, line: nil, column: nil, keyPath: "", message: "the file is not valid UTF-8")
         }
-        return try load(text: text, file: file)
+        return try load(text: text, file: file, requirePipelines: requirePipelines)
     }
 
-    public func load(text: String, file: String) throws -> LoadedConfig {
+    public func load(text: String, file: String, requirePipelines: Bool = true) throws -> LoadedConfig {
         let decoding = YAMLNodeDecoding(file: file, environment: environment)
         let config = try decoding.decode(SluiceConfig.self, from: text)
-        if config.pipelines.isEmpty {
-            throw ConfigError(file: file, line: nil, column: nil, keyPath: "pipelines", message: "no pipelines are defined")
+        if config.pipelines.isEmpty && requirePipelines {
+            throw ConfigError(
+                file: file, line: nil, column: nil, keyPath: "pipelines",
+                message: (config.hasPipelinesKey ? "no pipelines are defined" : "missing required key 'pipelines'")
+                    + "; this command runs pipelines (a file with only `serve:` and `state:` is for `sluice serve`, which then serves the schema registry alone)"
+            )
         }
         var plans: [PipelinePlan] = []
         for (name, p) in config.pipelines {

@@ -3,6 +3,8 @@ public struct SluiceConfig: Decodable, Sendable {
     /// Where state lives: a SQLite file path (default `.sluice/state.db`) or a `postgres://` URL (state shared by several workers).
     public var state: String?
     public var pipelines: [(name: String, config: PipelineConfig)]
+    /// Whether the file has a `pipelines:` key at all.
+    public var hasPipelinesKey: Bool
     /// How `sluice serve` listens.
     public var serve: ServeConfig?
 
@@ -12,7 +14,10 @@ public struct SluiceConfig: Decodable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         state = try c.decodeIfPresent(String.self, forKey: .state)
         serve = try c.decodeIfPresent(ServeConfig.self, forKey: .serve)
-        pipelines = try c.decode(OrderedMapping<PipelineConfig>.self, forKey: .pipelines).entries.map { ($0.key, $0.value) }
+        // Optional here: `sluice serve` runs a file without pipelines (the registry alone);
+        // ``ConfigLoader`` refuses it for the commands that run pipelines.
+        pipelines = try c.decodeIfPresent(OrderedMapping<PipelineConfig>.self, forKey: .pipelines)?.entries.map { ($0.key, $0.value) } ?? []
+        hasPipelinesKey = c.contains(.pipelines)
     }
 }
 

@@ -248,6 +248,13 @@ public final class SchemaGuard: @unchecked Sendable {
                 .schemaViolation,
                 "schema change refused by the registry: \(e.message). Nothing of this batch was written. "
                     + "Change the subject's compatibility (`PUT /config/\(subject)`), or fix the data.", location: "pipelines.\(pipeline).schema")
+        } catch let e as RegistryError where e.errorCode == 42205 {
+            if let diff { try await recordDrift(diff, to: nil, action: "refused", from: from) }
+            throw SluiceError(
+                .schemaViolation,
+                "schema change refused by the registry: \(e.message). Nothing of this batch was written. "
+                    + "Make the subject writable (`PUT /mode/\(subject)` with {\"mode\": \"READWRITE\"}, or `DELETE /mode/\(subject)`), or fix the data.",
+                location: "pipelines.\(pipeline).schema")
         }
     }
 

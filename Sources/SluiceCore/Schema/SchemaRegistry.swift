@@ -17,9 +17,17 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
     static func subjectNotFound(_ s: String) -> RegistryError { RegistryError(40401, "Subject '\(s)' not found.") }
     static func versionNotFound(_ v: Int) -> RegistryError { RegistryError(40402, "Version \(v) not found.") }
     static let schemaNotFound = RegistryError(40403, "Schema not found")
+    static func schemaIDNotFound(_ id: Int64) -> RegistryError { RegistryError(40403, "Schema \(id) not found") }
+    static func readOnly(_ subject: String) -> RegistryError { RegistryError(42205, "Subject '\(subject)' is in read-only mode") }
+    static func invalidMode(_ m: String) -> RegistryError {
+        RegistryError(42204, "Invalid mode '\(m)'. Valid values are \(RegistryMode.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
     static func invalidSchema(_ why: String) -> RegistryError { RegistryError(42201, "Invalid schema: \(why)") }
     static func invalidVersion(_ v: String) -> RegistryError {
         RegistryError(42202, "The specified version '\(v)' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")
+    }
+    public static func modeNotConfigured(_ s: String) -> RegistryError {
+        RegistryError(40409, "Subject '\(s)' does not have subject-level mode configured")
     }
     static func invalidCompatibility(_ m: String) -> RegistryError {
         RegistryError(42203, "Invalid compatibility level '\(m)'. Valid values are \(CompatibilityMode.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -72,9 +80,21 @@ public actor SchemaRegistry {
         return (v, schema)
     }
 
+    /// A schema by its global id: 40403 when no subject version refers to it any more (soft-deleted
+    /// versions still do; a permanent delete of the last one retires the id, as in Confluent's registry).
     public func schema(id: Int64) async throws -> RegisteredSchema {
-        guard let s = try await store.registrySchema(id: id) else { throw RegistryError(40403, "Schema \(id) not found") }
+        guard let s = try await store.registrySchema(id: id), !(try await store.registryVersions(schemaID: id).isEmpty) else {
+            throw RegistryError.schemaIDNotFound(id)
+        }
         return s
+    }
+
+    /// The subject versions that refer to schema `id` (soft-deleted ones with `includeDeleted`),
+    /// optionally of one subject; 40403 when no version at all refers to it.
+    public func versions(schemaID id: Int64, subject: String? = nil, includeDeleted: Bool = false) async throws -> [SubjectVersion] {
+        let all = try await store.registryVersions(schemaID: id)
+        guard !all.isEmpty else { throw RegistryError.schemaIDNotFound(id) }
+        return all.filter { (includeDeleted || !$0.deleted) && (subject == nil || $0.subject == subject) }
     }
 
     /// The latest live version of `subject` as a Sluice schema, if the subject exists and is in that format.
@@ -110,6 +130,43 @@ public actor SchemaRegistry {
         return previous
     }
 
+    // MARK: Modes
+
+    /// The mode that applies to `subject` (its own, else the global one, else READWRITE).
+    public func effectiveMode(subject: String?) async throws -> RegistryMode {
+        if let subject, let m = try await store.registryMode(subject: subject) { return m }
+        return try await store.registryMode(subject: nil) ?? .default
+    }
+
+    public func mode(subject: String?) async throws -> RegistryMode? {
+        try await store.registryMode(subject: subject)
+    }
+
+    /// Sets the mode of `subject` (nil: the global one). IMPORT is refused: registering schemas
+    /// under ids chosen by the client is not supported.
+    public func setMode(_ text: String, subject: String?) async throws -> RegistryMode {
+        if text.uppercased() == "IMPORT" {
+            throw RegistryError(
+                42205,
+                "IMPORT mode is not supported by this registry (schemas cannot be registered under given ids); use READWRITE, READONLY or READONLY_OVERRIDE")
+        }
+        guard let mode = RegistryMode(rawValue: text.uppercased()) else { throw RegistryError.invalidMode(text) }
+        try await store.registrySetMode(subject: subject, mode: mode)
+        return mode
+    }
+
+    /// Clears the mode of `subject` and returns it (40409 when it had none).
+    public func deleteMode(subject: String) async throws -> RegistryMode {
+        guard let previous = try await store.registryMode(subject: subject) else { throw RegistryError.modeNotConfigured(subject) }
+        try await store.registrySetMode(subject: subject, mode: nil)
+        return previous
+    }
+
+    /// Throws 42205 unless `subject` accepts changes.
+    func requireWritable(_ subject: String) async throws {
+        guard try await effectiveMode(subject: subject).allowsWrites else { throw RegistryError.readOnly(subject) }
+    }
+
     // MARK: Registering
 
     static func parse(_ text: String, format: SchemaFormat) throws -> ParsedSchema {
@@ -136,7 +193,11 @@ public actor SchemaRegistry {
     ) async throws -> (id: Int64, version: Int, isNew: Bool) {
         guard !subject.isEmpty, subject.utf8.count <= 255 else { throw RegistryError(42201, "Invalid subject name") }
         let parsed = try Self.parse(text, format: format)
+        // A schema already live under the subject is answered in any mode (nothing changes);
+        // a new version needs a writable subject (42205 otherwise).
+        let writable = try await effectiveMode(subject: subject).allowsWrites
         return try await store.registryRegister(subject: subject, format: format, identity: try Self.identity(text, parsed), text: text, at: at) { live, mode in
+            guard writable else { throw RegistryError.readOnly(subject) }
             guard checkCompatibility else { return }
             let earlier = try live.map { try Self.parse($0.text, format: $0.format) }
             let problems = parsed.compatibilityProblems(with: earlier, mode: mode, widenToString: widenToString)
@@ -202,6 +263,7 @@ public actor SchemaRegistry {
     /// Deletes a subject: soft (versions hidden, ids kept) or, after that, permanent.
     public func deleteSubject(_ subject: String, permanent: Bool) async throws -> [Int] {
         let all = try await versions(subject: subject, includeDeleted: true)
+        try await requireWritable(subject)
         let live = all.filter { !$0.deleted }
         if permanent {
             guard live.isEmpty else {
@@ -219,6 +281,7 @@ public actor SchemaRegistry {
 
     public func deleteVersion(subject: String, version number: Int?, permanent: Bool) async throws -> Int {
         let all = try await versions(subject: subject, includeDeleted: true)
+        try await requireWritable(subject)
         guard all.contains(where: { !$0.deleted }) || permanent else { throw RegistryError.subjectNotFound(subject) }
         let target: SubjectVersion?
         if let number { target = all.first { $0.version == number } } else { target = all.last { !$0.deleted } }

@@ -79,6 +79,8 @@ public protocol SchemaRegistryStore: Sendable {
     func registrySubjects(includeDeleted: Bool) async throws -> [String]
     /// Versions of a subject, oldest first.
     func registryVersions(subject: String, includeDeleted: Bool) async throws -> [SubjectVersion]
+    /// Every subject version (soft-deleted ones included) that refers to schema `id`, by subject then version.
+    func registryVersions(schemaID id: Int64) async throws -> [SubjectVersion]
     /// Marks versions deleted (all of the subject's when `version` is nil).
     func registrySoftDelete(subject: String, version: Int?) async throws
     /// Removes versions for good (all of the subject's when `version` is nil).
@@ -87,6 +89,10 @@ public protocol SchemaRegistryStore: Sendable {
     func registryCompatibility(subject: String?) async throws -> CompatibilityMode?
     /// Sets (or, with nil, clears) the compatibility mode of a subject, or the global one.
     func registrySetCompatibility(subject: String?, mode: CompatibilityMode?) async throws
+    /// The mode of a subject, or the global one for nil; nil when not set.
+    func registryMode(subject: String?) async throws -> RegistryMode?
+    /// Sets (or, with nil, clears) the mode of a subject, or the global one.
+    func registrySetMode(subject: String?, mode: RegistryMode?) async throws
 
     func recordDrift(_ event: SchemaDriftEvent) async throws
     /// Drift events, newest first, of one subject or all.

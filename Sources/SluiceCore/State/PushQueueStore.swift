@@ -98,7 +98,9 @@ public struct StoredAPIKey: Sendable, Hashable {
     public var name: String
     /// Hex SHA-256 of the secret part.
     public var secretHash: String
-    /// Streams the key may write to; `["*"]` for all.
+    /// The key's scopes: names of streams it may write to, `*` for every stream, and
+    /// ``registryWriteScope`` for writes to the schema registry API. (Stream names cannot hold a
+    /// `:`, so no stream is mistaken for a scope.)
     public var streams: [String]
     public var createdAt: Date
     public var revokedAt: Date?
@@ -112,8 +114,15 @@ public struct StoredAPIKey: Sendable, Hashable {
         self.revokedAt = revokedAt
     }
 
+    /// The scope that lets a key register, delete and configure in the schema registry API.
+    public static let registryWriteScope = "registry:write"
+
     /// True when the key may write to `stream`.
     public func allows(stream: String) -> Bool { revokedAt == nil && (streams.contains("*") || streams.contains(stream)) }
+
+    /// True when the key may write to the schema registry API: only with ``registryWriteScope``
+    /// (a key for streams, even for every stream, may not).
+    public var allowsRegistryWrite: Bool { revokedAt == nil && streams.contains(Self.registryWriteScope) }
 }
 
 /// The durable queue behind the HTTP push endpoint, with its idempotency keys and API keys.

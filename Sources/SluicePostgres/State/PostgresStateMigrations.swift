@@ -47,6 +47,13 @@ enum PostgresStateMigrations {
             CREATE INDEX schema_drift_subject ON sluice.schema_drift (subject, id);
             """
         ),
+        (
+            "v3-registry-mode",
+            """
+            CREATE TABLE sluice.registry_mode (subject text PRIMARY KEY, mode text NOT NULL);
+            CREATE INDEX registry_versions_schema ON sluice.registry_versions (schema_id);
+            """
+        ),
     ]
 
     static func migrate(_ s: PostgresSession) throws {

@@ -87,6 +87,21 @@ extension PostgresStateStore: SchemaRegistryStore {
         }
     }
 
+    public func registryVersions(schemaID id: Int64) async throws -> [SubjectVersion] {
+        try await pool.withSession { s in
+            let r = try s.query(
+                """
+                SELECT subject, version, schema_id, deleted, created_at FROM sluice.registry_versions
+                WHERE schema_id = $1::bigint ORDER BY subject, version
+                """, [String(id)])
+            return (0..<r.rows).map {
+                SubjectVersion(
+                    subject: r.string($0, 0)!, version: Int(r.string($0, 1)!)!, schemaID: Int64(r.string($0, 2)!)!,
+                    deleted: r.string($0, 3) == "t", createdAt: r.date($0, 4))
+            }
+        }
+    }
+
     public func registrySoftDelete(subject: String, version: Int?) async throws {
         try await pool.withSession { s in
             try s.query(
@@ -100,7 +115,10 @@ extension PostgresStateStore: SchemaRegistryStore {
             try s.query(
                 "DELETE FROM sluice.registry_versions WHERE subject = $1 AND ($2::int IS NULL OR version = $2::int)",
                 [subject, version.map(String.init)])
-            if version == nil { try s.query("DELETE FROM sluice.registry_config WHERE subject = $1", [subject]) }
+            if version == nil {
+                try s.query("DELETE FROM sluice.registry_config WHERE subject = $1", [subject])
+                try s.query("DELETE FROM sluice.registry_mode WHERE subject = $1", [subject])
+            }
         }
     }
 
@@ -121,6 +139,24 @@ extension PostgresStateStore: SchemaRegistryStore {
                     """, [subject ?? "", mode.rawValue])
             } else {
                 try s.query("DELETE FROM sluice.registry_config WHERE subject = $1", [subject ?? ""])
+            }
+        }
+    }
+
+    public func registryMode(subject: String?) async throws -> RegistryMode? {
+        try await pool.withSession { s in
+            try s.query("SELECT mode FROM sluice.registry_mode WHERE subject = $1", [subject ?? ""]).string(0, 0).flatMap(RegistryMode.init(rawValue:))
+        }
+    }
+
+    public func registrySetMode(subject: String?, mode: RegistryMode?) async throws {
+        try await pool.withSession { s in
+            if let mode {
+                try s.query(
+                    "INSERT INTO sluice.registry_mode(subject, mode) VALUES ($1, $2) ON CONFLICT (subject) DO UPDATE SET mode = EXCLUDED.mode",
+                    [subject ?? "", mode.rawValue])
+            } else {
+                try s.query("DELETE FROM sluice.registry_mode WHERE subject = $1", [subject ?? ""])
             }
         }
     }

@@ -6,11 +6,12 @@ import SluiceCore
 public enum APIKeyFormat {
     public static let prefix = "slk_"
 
-    /// A new random key and the row to store for it.
-    public static func generate(name: String, streams: [String], now: Date = Date()) -> (key: String, stored: StoredAPIKey) {
+    /// A new random key and the row to store for it. `scopes` are stream names, `*` (every
+    /// stream) and ``StoredAPIKey/registryWriteScope``; a key without scopes can do nothing.
+    public static func generate(name: String, streams scopes: [String], now: Date = Date()) -> (key: String, stored: StoredAPIKey) {
         let id = randomToken(bytes: 6)
         let secret = randomToken(bytes: 24)
-        let stored = StoredAPIKey(id: id, name: name, secretHash: hash(secret: secret), streams: streams.isEmpty ? ["*"] : streams, createdAt: now)
+        let stored = StoredAPIKey(id: id, name: name, secretHash: hash(secret: secret), streams: scopes, createdAt: now)
         return ("\(prefix)\(id)_\(secret)", stored)
     }
 

@@ -381,7 +381,21 @@ public final class PushEndpoint: Sendable {
         }
     }
 
+    /// The id of the API key presented for writing to `stream` (a 401 or 403 problem otherwise).
     func authenticateKey(_ headers: HTTPFields, stream: String) async throws -> String {
+        try await authenticateKey(headers, stream: stream, forbidden: "this credential may not write to this stream") { $0.allows(stream: stream) }
+    }
+
+    /// The id of the API key presented for a write to the schema registry API: it needs the
+    /// scope `registry:write` (a key for streams, even for every stream, does not have it).
+    func authenticateRegistryWriter(_ headers: HTTPFields) async throws -> String {
+        try await authenticateKey(headers, stream: "registry", forbidden: "this key may not write to the schema registry (it needs --registry write)") {
+            $0.allowsRegistryWrite
+        }
+    }
+
+    /// `stream` labels the failure metrics; `allowed` decides whether a valid key may go on.
+    func authenticateKey(_ headers: HTTPFields, stream: String, forbidden: String, allowed: (StoredAPIKey) -> Bool) async throws -> String {
         var presented: Substring?
         if let auth = headers[.authorization] {
             let parts = auth.split(separator: " ", maxSplits: 1)
@@ -413,9 +427,9 @@ public final class PushEndpoint: Sendable {
         guard let key, key.revokedAt == nil, APIKeyFormat.matches(secret: secret, storedHash: key.secretHash) else {
             throw authFailure(stream: stream, reason: "invalid_key")
         }
-        guard key.allows(stream: stream) else {
+        guard allowed(key) else {
             metrics.authFailures(stream: stream, reason: "forbidden").increment()
-            throw Self.fail(.forbidden, "forbidden", "Forbidden", "this credential may not write to this stream")
+            throw Self.fail(.forbidden, "forbidden", "Forbidden", forbidden)
         }
         return key.id
     }

@@ -18,7 +18,7 @@ public struct PushServer: Service {
         public var tlsCertificate: String?
         public var tlsPrivateKey: String?
         public var maxInflightBytes = 64 << 20
-        /// Write endpoints of the schema registry API need an API key (scope `registry` or every stream).
+        /// Write endpoints of the schema registry API need an API key with the scope `registry:write`.
         public var registryRequiresKey = false
         /// Adds `POST /bench/noop` (answers 204 without reading anything): the HTTP stack's ceiling, for benchmarks.
         public var noopRoute = false
@@ -168,11 +168,14 @@ public struct PushServer: Service {
                 authorizeWrite: { request in
                     guard requiresKey else { return nil }
                     do {
-                        _ = try await endpoint.authenticateKey(request.headers, stream: "registry")
+                        _ = try await endpoint.authenticateRegistryWriter(request.headers)
                         return nil
                     } catch let refused as PushEndpoint.ProblemThrown {
                         let forbidden = refused.problem.status == .forbidden
-                        return RegistryRoutes.error(RegistryError(forbidden ? 40301 : 40101, forbidden ? "Forbidden" : "Unauthorized"))
+                        return RegistryRoutes.error(
+                            forbidden
+                                ? RegistryError(40301, "Forbidden: this key may not write to the schema registry (create one with --registry write)")
+                                : RegistryError(40101, "Unauthorized"))
                     } catch {
                         return RegistryRoutes.error(error)
                     }
@@ -181,6 +184,10 @@ public struct PushServer: Service {
         }
         if settings.noopRoute {
             router.post("/bench/noop") { _, _ in Response(status: .noContent) }
+        }
+        if schemaRegistry != nil {
+            // Last, so it wraps only the not-found responder.
+            router.add(middleware: RegistryRoutes.NotFound())
         }
         return router
     }

@@ -5,8 +5,9 @@ import SluiceCore
 
 /// The Confluent Schema Registry REST API (its core endpoints), so existing registry clients and
 /// tools work against `sluice serve` unchanged. Errors are `{"error_code": N, "message": "…"}`
-/// with Confluent's codes (40401 subject, 40402 version, 40403 schema not found, 409
-/// incompatible, 42201 invalid schema, 42202 invalid version, 42203 invalid compatibility level).
+/// with Confluent's codes (40401 subject, 40402 version, 40403 schema not found, 40409 no
+/// subject mode, 409 incompatible, 42201 invalid schema, 42202 invalid version, 42203 invalid
+/// compatibility level, 42204 invalid mode, 42205 read-only subject; 404 an unknown route).
 public struct RegistryRoutes: Sendable {
     public static let contentType = "application/vnd.schemaregistry.v1+json"
 
@@ -88,14 +89,38 @@ public struct RegistryRoutes: Sendable {
                 let number = try SchemaRegistry.versionNumber(c.parameters.get("version") ?? "")
                 return try await registry.deleteVersion(subject: Self.subject(c), version: number, permanent: Self.flag(r, "permanent"))
             })
+        router.get("/schemas/types", use: read { _, _ in SchemaFormat.allCases.map(\.rawValue) })
         router.get(
             "/schemas/ids/:id",
             use: read { _, c in
-                guard let id = Int64(c.parameters.get("id") ?? "") else { throw RegistryError(40403, "Schema not found") }
-                let s = try await registry.schema(id: id)
+                let s = try await registry.schema(id: try Self.schemaID(c))
                 var out: [String: Any] = ["schema": s.text]
                 if s.format != .avro { out["schemaType"] = s.format.rawValue }
                 return out
+            })
+        router.get("/schemas/ids/:id/schema") { _, c -> Response in
+            do {
+                let s = try await registry.schema(id: try Self.schemaID(c))
+                return Response(status: .ok, headers: [.contentType: Self.contentType], body: .init(byteBuffer: ByteBuffer(string: s.text)))
+            } catch {
+                return Self.error(error)
+            }
+        }
+        router.get(
+            "/schemas/ids/:id/versions",
+            use: read { r, c in
+                let versions = try await registry.versions(
+                    schemaID: try Self.schemaID(c), subject: r.uri.queryParameters.get("subject"), includeDeleted: Self.flag(r, "deleted"))
+                return Self.page(r, versions.map { ["subject": $0.subject, "version": $0.version] as [String: Any] })
+            })
+        router.get(
+            "/schemas/ids/:id/subjects",
+            use: read { r, c in
+                let versions = try await registry.versions(
+                    schemaID: try Self.schemaID(c), subject: r.uri.queryParameters.get("subject"), includeDeleted: Self.flag(r, "deleted"))
+                var subjects: [String] = []
+                for v in versions where subjects.last != v.subject { subjects.append(v.subject) }
+                return Self.page(r, subjects)
             })
         router.post(
             "/compatibility/subjects/:subject/versions/:version",
@@ -136,6 +161,53 @@ public struct RegistryRoutes: Sendable {
             use: write { _, c in
                 ["compatibilityLevel": try await registry.deleteCompatibility(subject: Self.subject(c)).rawValue]
             })
+        router.get("/mode", use: read { _, _ in ["mode": try await registry.effectiveMode(subject: nil).rawValue] })
+        router.put("/mode", use: write { r, _ in ["mode": try await registry.setMode(try await Self.modeBody(r), subject: nil).rawValue] })
+        router.get(
+            "/mode/:subject",
+            use: read { r, c in
+                if let m = try await registry.mode(subject: Self.subject(c)) { return ["mode": m.rawValue] }
+                guard Self.flag(r, "defaultToGlobal") else { throw RegistryError.modeNotConfigured(Self.subject(c)) }
+                return ["mode": try await registry.effectiveMode(subject: nil).rawValue]
+            })
+        router.put(
+            "/mode/:subject",
+            use: write { r, c in ["mode": try await registry.setMode(try await Self.modeBody(r), subject: Self.subject(c)).rawValue] })
+        router.delete("/mode/:subject", use: write { _, c in ["mode": try await registry.deleteMode(subject: Self.subject(c)).rawValue] })
+    }
+
+    /// Answers requests no route matched with a Confluent-style error (`{"error_code": 404, …}`)
+    /// instead of an empty body, so registry clients report what went wrong. Add it to the
+    /// router after every route: it then wraps only the not-found responder.
+    public struct NotFound<Context: RequestContext>: RouterMiddleware {
+        public init() {}
+
+        public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            do {
+                return try await next(request, context)
+            } catch let error as HTTPError where error.status == .notFound {
+                return RegistryRoutes.error(RegistryError(404, "HTTP 404 Not Found: no endpoint \(request.method) \(request.uri.path)"))
+            }
+        }
+    }
+
+    static func schemaID(_ c: BasicRequestContext) throws -> Int64 {
+        let raw = c.parameters.get("id") ?? ""
+        guard let id = Int64(raw) else { throw RegistryError(40403, "Schema \(raw) not found") }
+        return id
+    }
+
+    /// `offset` and `limit` (negative: no limit) of Confluent's paged listings.
+    static func page<T>(_ r: Request, _ items: [T]) -> [T] {
+        let offset = max(0, r.uri.queryParameters.get("offset").flatMap { Int($0) } ?? 0)
+        let limit = r.uri.queryParameters.get("limit").flatMap { Int($0) } ?? -1
+        let rest = items.dropFirst(offset)
+        return Array(limit < 0 ? rest : rest.prefix(limit))
+    }
+
+    static func modeBody(_ request: Request) async throws -> String {
+        guard let mode = try await body(request)["mode"] as? String else { throw RegistryError(42204, "Invalid mode: \"mode\" is required") }
+        return mode
     }
 
     /// The subject from the path, percent-decoded (clients encode `/`, `:` and spaces differently).

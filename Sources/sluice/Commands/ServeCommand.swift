@@ -13,6 +13,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the HTTP push endpoint and the schema registry API, and run the pipelines of a file.",
         discussion: """
+            A file with only a `serve:` section (and `state:`) and no pipelines serves the schema
+            registry API (and /healthz, /readyz, /metrics) alone.
+
             Every pipeline whose source is `http: {stream: NAME}` receives the records POSTed to
             /v1/streams/NAME/records. A request is answered 202 only once its records are durable
             in the push queue (in the state store), so nothing answered 2xx is lost, even by kill -9.
@@ -23,14 +26,16 @@ struct ServeCommand: AsyncParsableCommand {
               GET  /healthz                       alive
               GET  /readyz                        state store and sinks reachable, no pipeline failed
               GET  /metrics                       Prometheus metrics
-              /subjects, /schemas, /config, /compatibility   the schema registry (Confluent Schema Registry API)
+              /subjects, /schemas, /config, /mode, /compatibility   the schema registry (Confluent Schema Registry API)
 
             Request headers: Idempotency-Key (retries are safe: a repeat returns the first answer),
             Authorization: Bearer slk_... (streams with `auth: api_key`; see `sluice keys create`),
             X-Sluice-Timestamp and X-Sluice-Signature (streams with `auth: hmac`).
 
             Security: the server listens on 127.0.0.1 unless told otherwise, and refuses another
-            address while any stream has `auth: none`, unless --allow-unauthenticated is given.
+            address while any stream has `auth: none` or registry writes need no key
+            (`serve.registry_auth: api_key`), unless --allow-unauthenticated is given. Keys are
+            made with `sluice keys create` (`--stream NAME`, `--all-streams`, `--registry write`).
 
             Examples:
               sluice serve examples/http-push.yaml
@@ -65,7 +70,10 @@ struct ServeCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         let loaded = try await ConfigLoading.reportingErrors { () throws -> LoadedConfig in
-            do { return try ConfigLoading.loader().load(file: file) } catch let e as ConfigError { throw ConfigFailure(errors: [e]) }
+            // Pipelines are optional: a file with only `serve:` (and `state:`) serves the registry alone.
+            do { return try ConfigLoading.loader().load(file: file, requirePipelines: false) } catch let e as ConfigError {
+                throw ConfigFailure(errors: [e])
+            }
         }
         var settings = PushServer.Settings()
         settings.host = host ?? loaded.serve?.host ?? "127.0.0.1"

@@ -44,7 +44,8 @@ struct StateOptions: ParsableArguments {
         if let state { return state }
         if let config {
             do {
-                return try ConfigLoading.loader().load(file: config).state
+                // Only the state location matters here: a `serve:`-only file (the registry alone) will do.
+                return try ConfigLoading.loader().load(file: config, requirePipelines: false).state
             } catch let error as ConfigError {
                 throw ConfigFailure(errors: [error])
             }
