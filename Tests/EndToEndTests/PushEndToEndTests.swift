@@ -167,10 +167,22 @@ import Testing
                 port, "hooks", data: "@\(dir)/hook.json",
                 headers: ["X-Sluice-Timestamp: \(now)", "X-Sluice-Signature: \(Self.sign(body, now))"]))
         #expect(ok.status == 202)
+        // The same signed request again (a replay within the tolerance) is refused, whatever
+        // unsigned header comes with it, and ingests nothing.
+        let signed = ["X-Sluice-Timestamp: \(now)", "X-Sluice-Signature: \(Self.sign(body, now))"]
+        for extra in [[], ["Idempotency-Key: another-key"], ["Idempotency-Key: yet-another"]] {
+            let replay = try curl(postArgs(port, "hooks", data: "@\(dir)/hook.json", headers: signed + extra))
+            #expect(replay.status == 409 && replay.body.contains("replayed-request"), "\(replay.status) \(replay.body)")
+        }
         try await Task.sleep(for: .milliseconds(1300))
         #expect(server.stop() == 0)
+        // Remembered in the state store: still refused after a restart.
+        let restarted = try await ServedProcess.start(in: dir, port: port)
+        let again = try curl(postArgs(port, "hooks", data: "@\(dir)/hook.json", headers: signed))
+        #expect(again.status == 409, "after a restart: \(again.status) \(again.body)")
+        #expect(restarted.stop() == 0)
         #expect(try outputLines("\(dir)/out/clicks").isEmpty, "nothing answered 4xx is ingested")
-        #expect(try outputLines("\(dir)/out/hooks").count == 1)
+        #expect(try outputLines("\(dir)/out/hooks").count == 1, "a replayed webhook was ingested again")
         let dlq = try SluiceProcess.run(["dlq", "list", "-c", "p.yaml"], in: dir)
         #expect(!dlq.stdout.contains("http:"), "rejected requests are refused, not dead-lettered: \(dlq.stdout)")
     }

@@ -213,8 +213,10 @@ import Testing
                 ("X-Sluice-Timestamp", "\(stale)"),
                 ("X-Sluice-Signature", WebhookSignature.sign(body: body, timestamp: stale, secret: secret)),
             ]
-            let wrongSecret = WebhookSignature.sign(body: body, timestamp: now, secret: secret + "x")
-            let rotation = [("X-Sluice-Timestamp", "\(now)"), ("X-Sluice-Signature", "\(wrongSecret), \(good)")]
+            // A delivery of its own (another second): the same signed request again would be a replay.
+            let wrongSecret = WebhookSignature.sign(body: body, timestamp: now - 1, secret: secret + "x")
+            let goodLater = WebhookSignature.sign(body: body, timestamp: now - 1, secret: secret)
+            let rotation = [("X-Sluice-Timestamp", "\(now - 1)"), ("X-Sluice-Signature", "\(wrongSecret), \(goodLater)")]
             let changedBody = Array(#"{"event": "paid!"}"#.utf8)
             let r0 = try await h.post("s", body, headers: valid)
             #expect(r0.status == 202)
@@ -230,6 +232,8 @@ import Testing
             #expect(r5.status == 401)
             let r6 = try await h.post("s", body, headers: rotation)
             #expect(r6.status == 202, "rotation: any listed signature")
+            let replay = try await h.post("s", body, headers: valid)
+            #expect(replay.status == 409, "a replayed signed request is refused")
             #expect(try await h.queuedLines().count == 2)
         }
     }

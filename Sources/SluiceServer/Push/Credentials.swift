@@ -60,6 +60,17 @@ public enum WebhookSignature {
         return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 
+    /// The key under which a verified signed request is remembered for its tolerance window, so
+    /// a replay of it (same timestamp, same body) is refused: `hmac <hex MAC>`.
+    public static func replayKey(body: [UInt8], timestampHeader: String?, secret: String) -> String? {
+        guard let t = timestampHeader, let timestamp = Int(t.trimmingCharacters(in: .whitespaces)) else { return nil }
+        return "hmac " + sign(body: body, timestamp: timestamp, secret: secret).dropFirst("sha256=".count)
+    }
+
+    /// How long a replay key must be kept: a timestamp is accepted up to `tolerance` either side
+    /// of the receiver's clock, so one signature stays valid for twice the tolerance.
+    public static func replayWindow(tolerance: Duration) -> Duration { tolerance * 2 + .seconds(60) }
+
     /// Why a signature is refused (never sent to the client; counted and logged), or nil when it holds.
     public static func verify(
         body: [UInt8], timestampHeader: String?, signatureHeader: String?, secret: String,

@@ -150,7 +150,15 @@ public final class PushEndpoint: Sendable {
             try await admit(stream: o, principal: principal, rateHeaders: &rateHeaders)
         }
 
-        let idempotencyKey = try Self.idempotencyKey(request.headers)
+        var idempotencyKey = try Self.idempotencyKey(request.headers)
+        // A signed request is remembered by its signature for the tolerance window, in the state
+        // store with its records: the same signed request again is refused, whatever its other
+        // headers (an Idempotency-Key is not signed, so it cannot stand in for the signature).
+        var replayKey: String?
+        if o.auth == .hmac, let h = o.hmac {
+            replayKey = WebhookSignature.replayKey(body: raw, timestampHeader: request.headers[h.timestampField], secret: h.secret)
+            if replayKey != nil { idempotencyKey = nil }
+        }
         let body = try gzip ? Self.gunzip(raw, limit: o.maxBody, memory: memory) : raw
         // The payload written to the queue: the body plus the arrival stamp of every record.
         guard memory.grow(by: body.count + body.count / 2) else {
@@ -161,7 +169,25 @@ public final class PushEndpoint: Sendable {
                 headers: [.retryAfter: "1"])
         }
         var response: Response
-        if let clientKey = idempotencyKey {
+        if let replayKey, let h = o.hmac {
+            let since = Date().addingTimeInterval(-Double(WebhookSignature.replayWindow(tolerance: h.tolerance).components.seconds))
+            let fingerprint = Self.fingerprint(stream: o.stream, format: format, body: body)
+            let (recorded, leader) = await gate.run(key: "\(o.stream)\u{0}\(replayKey)") {
+                await self.ingestOnce(
+                    body, format: format, stream: stream, requestID: requestID, key: replayKey, fingerprint: fingerprint, since: since)
+            }
+            if recorded.replayed || (!leader && recorded.stored) {
+                metrics.authFailures(stream: o.stream, reason: "replayed_signature").increment()
+                throw Self.fail(
+                    .conflict, "replayed-request", "Replayed request",
+                    "this signed request (same timestamp and signature) was accepted before; its records were not ingested again. "
+                        + "Sign each delivery with the time it is sent")
+            }
+            response = Response(
+                status: .init(code: recorded.status),
+                headers: [.contentType: recorded.status < 300 ? "application/json" : "application/problem+json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: recorded.body)))
+        } else if let clientKey = idempotencyKey {
             // Keys are per credential: one client cannot see or collide with another's.
             let key = principal == "anonymous" ? clientKey : "\(principal) \(clientKey)"
             let fingerprint = Self.fingerprint(stream: o.stream, format: format, body: body)
@@ -195,14 +221,14 @@ public final class PushEndpoint: Sendable {
     /// Validates and appends a body; the answer is recorded so repeats of an idempotency key get it.
     func ingestOnce(
         _ body: [UInt8], format: JSONBodyFormat, stream: PushStream, requestID: String, key: String?,
-        fingerprint: String
+        fingerprint: String, since replaySince: Date? = nil
     ) async -> RecordedResponse {
         let o = stream.options
         let instance = "/v1/streams/\(o.stream)/records#\(requestID)"
         func problem(_ p: Problem) -> RecordedResponse {
             RecordedResponse(fingerprint: fingerprint, status: Int(p.status.code), body: p.body(instance: instance), stored: false)
         }
-        let since = Date().addingTimeInterval(-Double(o.idempotencyTTL.components.seconds))
+        let since = replaySince ?? Date().addingTimeInterval(-Double(o.idempotencyTTL.components.seconds))
         if let key {
             do {
                 if let stored = try await store.idempotencyRecord(stream: o.stream, key: key, since: since) {

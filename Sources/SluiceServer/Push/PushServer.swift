@@ -83,7 +83,10 @@ public struct PushServer: Service {
                 logger.info("serving", metadata: ["url": "\(scheme)://\(channel.localAddress?.ipAddress ?? "?"):\(port)"])
                 onListening(port)
             }, logger: logger)
-        let maxTTL = streams.map(\.options.idempotencyTTL).max() ?? .seconds(7 * 86_400)
+        // Keys live for the longest idempotency TTL, and signed requests' replay keys for their window.
+        let maxTTL =
+            streams.map { s in max(s.options.idempotencyTTL, s.options.hmac.map { WebhookSignature.replayWindow(tolerance: $0.tolerance) } ?? .zero) }
+            .max() ?? .seconds(7 * 86_400)
         let store = self.store
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await queue.run() }
