@@ -153,12 +153,21 @@ import Testing
                     headers: ["X-Sluice-Timestamp: \(now - 3600)", "X-Sluice-Signature: \(Self.sign(body, now - 3600))"]), 401
             ),
             ("schema violation", postArgs(port, "clicks", data: #"[{"user_id": 1}, {"url": "/no-user"}]"#), 422),
+            ("duplicate key", postArgs(port, "clicks", data: #"{"user_id": 1, "user_id": 2}"#), 400),
+            ("number out of range", postArgs(port, "clicks", data: #"{"user_id": 1, "v": 1e400}"#), 422),
+            (
+                "dot segments",
+                ["--path-as-is", "-X", "POST", "http://127.0.0.1:\(port)/v1/streams/clicks/../clicks/records", "--data-binary", "{}"], 400
+            ),
+            ("no such endpoint", ["http://127.0.0.1:\(port)/v1/nothing"], 404),
+            ("over-long stream name", postArgs(port, String(repeating: "x", count: 5000), data: "{}"), 404),
         ]
         for (name, args, expected) in cases {
             let r = try curl(args)
             #expect(r.status == expected, "\(name): \(r.status) \(r.body)")
             if r.status >= 400 {
                 #expect(r.header("Content-Type") == "application/problem+json", "\(name)")
+                #expect(r.body.count < 2000, "\(name): the answer echoes the input back whole")
             }
         }
         // A correctly signed hook still works, so the 401s above were about the signature.

@@ -77,7 +77,7 @@ public final class PushEndpoint: Sendable {
         } else {
             response = Problem(
                 .notFound, "unknown-stream", "Unknown stream",
-                detail: "no stream named '\(name)' is served here; streams are declared in the config as `source: {http: {stream: NAME}}`"
+                detail: "no stream named '\(Problem.excerpt(name))' is served here; streams are declared in the config as `source: {http: {stream: NAME}}`"
             ).response()
         }
         response.headers[Self.requestIDHeader] = requestID

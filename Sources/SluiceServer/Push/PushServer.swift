@@ -188,10 +188,8 @@ public struct PushServer: Service {
         if settings.noopRoute {
             router.post("/bench/noop") { _, _ in Response(status: .noContent) }
         }
-        if schemaRegistry != nil {
-            // Last, so it wraps only the not-found responder.
-            router.add(middleware: RegistryRoutes.NotFound())
-        }
+        // Last, so it wraps only the not-found responder.
+        router.add(middleware: NotFoundProblems(registry: schemaRegistry != nil))
         return router
     }
 }

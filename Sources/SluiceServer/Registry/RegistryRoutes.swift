@@ -176,21 +176,6 @@ public struct RegistryRoutes: Sendable {
         router.delete("/mode/:subject", use: write { _, c in ["mode": try await registry.deleteMode(subject: Self.subject(c)).rawValue] })
     }
 
-    /// Answers requests no route matched with a Confluent-style error (`{"error_code": 404, …}`)
-    /// instead of an empty body, so registry clients report what went wrong. Add it to the
-    /// router after every route: it then wraps only the not-found responder.
-    public struct NotFound<Context: RequestContext>: RouterMiddleware {
-        public init() {}
-
-        public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-            do {
-                return try await next(request, context)
-            } catch let error as HTTPError where error.status == .notFound {
-                return RegistryRoutes.error(RegistryError(404, "HTTP 404 Not Found: no endpoint \(request.method) \(request.uri.path)"))
-            }
-        }
-    }
-
     static func schemaID(_ c: BasicRequestContext) throws -> Int64 {
         let raw = c.parameters.get("id") ?? ""
         guard let id = Int64(raw) else { throw RegistryError(40403, "Schema \(raw) not found") }
