@@ -71,6 +71,10 @@ public enum ConfigFileSpec {
                 OptionSpec(
                     "registry_auth", .choice(["none", "api_key"]), default: "none", example: "api_key",
                     "Whether writes to the schema registry API need an API key."),
+                OptionSpec(
+                    "drain_timeout", .duration, default: "30s", example: "2m",
+                    "On SIGTERM or SIGINT, how long the pipelines of push streams may take to commit every record already answered 202 (new requests and `/readyz` get 503 meanwhile). What is left stays queued for the next start."
+                ),
             ]), example: "{ host: 127.0.0.1, port: 8080 }", "How `sluice serve` listens."),
     ]
 }

@@ -112,6 +112,10 @@ public struct HTTPSource: Source {
         HTTPSource(options: try config.decodeOptions(HTTPStreamOptions.self))
     }
 
+    /// A test hook (`SLUICE_TEST_HOLD=http-read=PATH`): the reader holds before reading the
+    /// queue, so a test can keep records queued (e.g. past `serve.drain_timeout`).
+    public static let holdRead = "http-read"
+
     /// The checkpoint partition the queue sequence of `stream` is stored under.
     static func partition(_ stream: String) -> String { PushQueuePartition.name(stream: stream) }
 
@@ -159,6 +163,7 @@ final class HTTPSourceReader: SourceReader {
             try? await Task.sleep(for: .milliseconds(10))
         }
         while !Task.isCancelled {
+            try await context.hooks.hold(at: HTTPSource.holdRead, logger: context.logger)
             try await trimConsumed()
             let requests = try await queue.queued(stream: source.options.stream, after: position, limit: 2048, maxBytes: 8 << 20)
             if requests.isEmpty {

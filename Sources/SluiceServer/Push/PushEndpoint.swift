@@ -31,6 +31,8 @@ public final class PushEndpoint: Sendable {
     let limiter = RateLimiter()
     let gate = IdempotencyGate()
     let logger: Logger
+    /// Refuses requests once the server drains (SIGTERM), and counts those being answered.
+    let intake: PushIntake
     /// Bytes of request bodies held in memory at once, at most (reserved before reading).
     let inflight: InflightBudget
     let metrics: PushMetrics
@@ -40,8 +42,9 @@ public final class PushEndpoint: Sendable {
 
     public init(
         streams: [PushStream], store: any PushQueueStore, queue: GroupCommitQueue, maxInflightBytes: Int,
-        bodyTimeout: Duration = .seconds(30), logger: Logger
+        bodyTimeout: Duration = .seconds(30), intake: PushIntake = PushIntake(), logger: Logger
     ) {
+        self.intake = intake
         var map: [String: PushStream] = [:]
         for s in streams { map[s.options.stream] = s }
         self.streams = map
@@ -60,7 +63,11 @@ public final class PushEndpoint: Sendable {
         let requestID = RequestID.next()
         var response: Response
         var streamLabel = "unknown"
-        if let stream = streams[name] {
+        if !intake.enter() {
+            streamLabel = streams[name] == nil ? "unknown" : name
+            response = Self.drainingProblem.response(instance: "/v1/streams/\(name)/records#\(requestID)")
+        } else if let stream = streams[name] {
+            defer { intake.leave() }
             streamLabel = name
             do {
                 response = try await accept(request, stream: stream, requestID: requestID)
@@ -75,6 +82,7 @@ public final class PushEndpoint: Sendable {
                 response = p.response(instance: "/v1/streams/\(name)/records#\(requestID)")
             }
         } else {
+            intake.leave()
             response = Problem(
                 .notFound, "unknown-stream", "Unknown stream",
                 detail: "no stream named '\(Problem.excerpt(name))' is served here; streams are declared in the config as `source: {http: {stream: NAME}}`"
@@ -89,6 +97,18 @@ public final class PushEndpoint: Sendable {
     }
 
     struct ProblemThrown: Error { var problem: Problem }
+
+    /// The answer to every request once the server drains: it is shutting down, so the client
+    /// should go to another instance (`Connection: close`) or come back after a restart.
+    static var drainingProblem: Problem {
+        var p = Problem(
+            .serviceUnavailable, "shutting-down", "Shutting down",
+            detail:
+                "the server is shutting down and accepts no more records; nothing was ingested. Retry later (another instance, or this one after its restart).")
+        p.extraHeaders[.retryAfter] = "5"
+        p.extraHeaders[.connection] = "close"
+        return p
+    }
 
     static let requestIDHeader = HTTPField.Name("X-Request-Id")!
     static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!

@@ -11,6 +11,9 @@ import SluiceCore
 ///
 /// It runs the group-commit writer and the idempotency-key sweeper as child tasks, and stops
 /// them only after the HTTP server has drained, so every request in flight gets its answer.
+///
+/// Once its ``intake`` drains (``PushDrain``, on SIGTERM), new pushes and `/readyz` get 503
+/// with `Connection: close`; the server keeps listening until its own graceful shutdown.
 public struct PushServer: Service {
     public struct Settings: Sendable {
         public var host = "127.0.0.1"
@@ -44,6 +47,8 @@ public struct PushServer: Service {
     public var schemaRegistry: SchemaRegistry?
     /// The pipelines' sinks, checked by `/readyz` (``Sink/checkReachable()``).
     public var sinks: [(pipeline: String, sink: any Sink)] = []
+    /// Admits push requests until it drains (shared with ``PushDrain``).
+    public var intake = PushIntake()
 
     public init(
         settings: Settings, streams: [PushStream], store: any PushQueueStore, state: any CheckpointStore,
@@ -63,7 +68,8 @@ public struct PushServer: Service {
 
     public func run() async throws {
         let queue = groupCommitQueue ?? GroupCommitQueue(store: store)
-        let endpoint = PushEndpoint(streams: streams, store: store, queue: queue, maxInflightBytes: settings.maxInflightBytes, logger: logger)
+        let endpoint = PushEndpoint(
+            streams: streams, store: store, queue: queue, maxInflightBytes: settings.maxInflightBytes, intake: intake, logger: logger)
         let router = makeRouter(endpoint)
         var configuration = ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: nil)
         configuration.backlog = 1024
@@ -101,7 +107,9 @@ public struct PushServer: Service {
                 }
             }
             do {
-                try await app.runService()
+                // As a service of the command's group (not `runService()`, which handles SIGTERM
+                // itself): it stops listening only when that group shuts it down, after the drain.
+                try await app.run()
             } catch {
                 group.cancelAll()
                 throw error
@@ -139,7 +147,15 @@ public struct PushServer: Service {
         let failed = self.failedPipelines
         let logger = self.logger
         let sinks = self.sinks
+        let intake = self.intake
         router.get("/readyz") { _, _ -> Response in
+            if intake.isDraining {
+                // Shutting down: a load balancer takes the instance out.
+                var p = Problem(.serviceUnavailable, "shutting-down", "Shutting down", detail: "the server is draining before it stops")
+                p.extraHeaders[.retryAfter] = "5"
+                p.extraHeaders[.connection] = "close"
+                return p.response()
+            }
             var problems: [String] = []
             do {
                 _ = try await state.checkpoint(pipeline: "")

@@ -21,6 +21,11 @@ struct ServeCommand: AsyncParsableCommand {
             in the push queue (in the state store), so nothing answered 2xx is lost, even by kill -9.
             The other pipelines of the file run as with `sluice run`.
 
+            On SIGTERM or SIGINT the server drains: new pushes and /readyz get 503 (Connection: close)
+            while the pipelines commit every record already answered 202, at most serve.drain_timeout
+            (default 30s); then it exits. What is left stays queued, is logged per stream, and is
+            delivered by the next start. SIGQUIT stops at once.
+
             Endpoints:
               POST /v1/streams/{stream}/records   JSON object, JSON array or NDJSON (Content-Type decides), gzip optional
               GET  /healthz                       alive
@@ -117,12 +122,18 @@ struct ServeCommand: AsyncParsableCommand {
         if let registryStore = store.schemaRegistry {
             server.schemaRegistry = SchemaRegistry(store: registryStore)
         }
+        let drain = PushDrain(
+            intake: server.intake, streams: streams, store: queue, timeout: loaded.serve?.drainTimeout ?? .seconds(30),
+            failedPipelines: { supervisor.failures.names }, logger: logger)
         var config = ServiceGroupConfiguration(
             services: [
                 // The server outlives its pipelines: a failed one makes /readyz answer 503 (and the
                 // exit status 1 at shutdown) while accepted records stay durable in the queue.
-                .init(service: supervisor, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
+                // Graceful shutdown goes in reverse order: the drain first (503s, until the
+                // pipelines have committed the queue), then the pipelines, then the server.
                 .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: supervisor, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: drain),
             ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.cancellationSignals = [.sigquit]
         do {
@@ -131,6 +142,28 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(error.code == .configuration ? 2 : 1)
         }
+        await reportLeftQueued(streams, queue: queue, logger: logger)
         if supervisor.failures.value > 0 { throw ExitCode(1) }
+    }
+
+    /// After the pipelines stopped: what stays in the push queue (durable, read on the next start).
+    func reportLeftQueued(_ streams: [PushStream], queue: any PushQueueStore, logger: Logger) async {
+        guard !streams.isEmpty else { return }
+        var left: [String] = []
+        for stream in streams.sorted(by: { $0.options.stream < $1.options.stream }) {
+            guard let backlog = try? await queue.backlog(stream: stream.options.stream), backlog.requests > 0 else { continue }
+            left.append("\(stream.options.stream): \(backlog.records) records in \(backlog.requests) requests")
+            logger.warning(
+                "records left queued; they are durable and delivered on the next start",
+                metadata: [
+                    "stream": "\(stream.options.stream)", "pipeline": "\(stream.pipeline)",
+                    "records": "\(backlog.records)", "requests": "\(backlog.requests)",
+                ])
+        }
+        if left.isEmpty {
+            logger.info("stopped with nothing left queued")
+        } else {
+            logger.warning("stopped with records left queued", metadata: ["left_queued": "\(left.joined(separator: "; "))"])
+        }
     }
 }
