@@ -22,7 +22,9 @@ public struct MetricsServer: Service {
         Self.addMetricsRoute(to: router, registry: registry)
         router.get("/healthz") { _, _ in "ok\n" }
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
-        try await app.runService()
+        // As a service of the command's group, not `runService()`: that one handles SIGTERM itself
+        // and returns, which the group took for a failure and cancelled the pipelines mid-commit.
+        try await app.run()
     }
 
     /// `GET /metrics`: the registry in Prometheus text format (shared with `sluice serve`).

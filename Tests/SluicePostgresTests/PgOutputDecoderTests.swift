@@ -96,7 +96,16 @@ import Testing
                 [slot, "p_\(db.schema)"], binary: true)
             return (0..<r.rows).map { Array(r.bytes($0, 0)) }
         }
-        let messages = try rows.map(PgOutputDecoder.decode)
+        let decoded = try rows.map(PgOutputDecoder.decode)
+        // pgoutput sends a Relation message again whenever the relation's cache entry is
+        // invalidated (a publication created or dropped by a concurrent test does that): the
+        // protocol allows it at any time, so repeats after the first are set aside.
+        var described = false
+        let messages = decoded.filter { m in
+            guard case .relation = m else { return true }
+            defer { described = true }
+            return !described
+        }
         let kinds = messages.map { m -> String in
             switch m {
             case .begin: "B"
