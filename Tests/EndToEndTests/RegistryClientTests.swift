@@ -45,25 +45,7 @@ import Testing
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["-C", directory, "python3"] + arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        // Read both pipes concurrently with the process so neither fills up.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        group.enter()
-        Thread {
-            outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave()
-        }.start()
-        group.enter()
-        Thread {
-            errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
-        }.start()
-        p.waitUntilExit()
-        group.wait()
-        return SluiceProcess.Result(
-            status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return try SluiceProcess.collect(p)
     }
 
     static let script = #"""

@@ -29,6 +29,11 @@ struct SluiceProcess {
     static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> Result {
         let p = process(arguments, in: directory)
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        return try collect(p)
+    }
+
+    /// Runs a configured process to completion and returns its status and output (blocking).
+    static func collect(_ p: Process) throws -> Result {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
