@@ -5,16 +5,20 @@ import Testing
     @Test func dedupeDropsRepeatsWithinTheTTLAndAcceptsThemAfter() async throws {
         let dir = try makeWorkDirectory("dedupe")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try write(
-            """
-            pipelines:
-              d:
-                source: { file: { path: data } }
-                sink: { ndjson: { path: out } }
-                # Long enough that the second run reaches its lookup inside the TTL on a loaded
-                # machine (a debug run took 20 s in CI, and a 5 s TTL let a repeat through).
-                dedupe: { key: [id], ttl: 60s }
-            """, to: "\(dir)/p.yaml")
+        // The TTL is read at each lookup, so the test never races the clock: a day while the
+        // repeat must be dropped (a 60 s TTL let it through once when CI took 90 s for two runs),
+        // then one second, waited out, for the key to expire.
+        func configure(ttl: String) throws {
+            try write(
+                """
+                pipelines:
+                  d:
+                    source: { file: { path: data } }
+                    sink: { ndjson: { path: out } }
+                    dedupe: { key: [id], ttl: \(ttl) }
+                """, to: "\(dir)/p.yaml")
+        }
+        try configure(ttl: "24h")
         try write("id,v\n1,a\n2,b\n2,b-again\n3,c\n", to: "\(dir)/data/1.csv")
         var r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
@@ -27,7 +31,8 @@ import Testing
         #expect(lines.count == 4)
         #expect(!lines.contains(#"{"id":3,"v":"c-again"}"#))
 
-        try await Task.sleep(for: .seconds(61))
+        try configure(ttl: "1s")
+        try await Task.sleep(for: .seconds(2))
         try write("id,v\n3,c-later\n", to: "\(dir)/data/3.csv")
         r = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(r.status == 0)
