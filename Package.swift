@@ -99,8 +99,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SluiceHTTPAPI",
+            dependencies: [
+                "SluiceCore", "SluiceFormats", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SluiceConnectors",
-            dependencies: ["SluiceCore", "SluiceFiles", "SluiceStateSQLite", "SluiceServer", "SluiceDatabase", "SluicePostgres", "SluiceJetStream"],
+            dependencies: [
+                "SluiceCore", "SluiceFiles", "SluiceStateSQLite", "SluiceServer", "SluiceDatabase", "SluicePostgres", "SluiceJetStream", "SluiceHTTPAPI",
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -134,6 +145,9 @@ let package = Package(
             dependencies: [
                 "SluiceJetStream", "SluiceConnectors", "SluiceCore", "SluiceNATS", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
             ], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluiceHTTPAPITests", dependencies: ["SluiceHTTPAPI", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting"], swiftSettings: swiftSettings),

@@ -1,6 +1,7 @@
 import SluiceCore
 import SluiceDatabase
 import SluiceFiles
+import SluiceHTTPAPI
 import SluiceJetStream
 import SluicePostgres
 import SluiceServer
@@ -16,6 +17,7 @@ public enum BuiltinComponents {
         r.register(source: PostgresSource.factory)
         r.register(source: PostgresCDCSource.factory)
         r.register(source: JetStreamSource.factory)
+        r.register(source: HTTPAPISource.factory)
         r.register(sink: NDJSONFileSink.factory)
         r.register(sink: ParquetFileSink.factory)
         r.register(sink: PostgresSink.factory)

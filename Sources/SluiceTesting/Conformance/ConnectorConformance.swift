@@ -17,7 +17,7 @@ public enum ConformanceSupport {
     public static let pipeline = "conformance"
 
     /// Builds the pipeline `conformance` from `source:` and `sink:` mappings (flow YAML, one line each).
-    static func plan(registry: ComponentRegistry, source: String, sink: String, state: String = ".sluice/state.db") throws -> PipelinePlan {
+    public static func plan(registry: ComponentRegistry, source: String, sink: String, state: String = ".sluice/state.db") throws -> PipelinePlan {
         let text = """
             state: \(state)
             pipelines:
