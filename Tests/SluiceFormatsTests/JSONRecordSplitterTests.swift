@@ -117,4 +117,22 @@ import Testing
         #expect(lines[1] == #"{"received_at":"2026-11-26T00:00:00Z"}"#)
         #expect(lines[2] == #"{   "a": 1,    "b": "x" }"#)
     }
+
+    @Test func fieldNamesOfValidRecordsAreCollectedOnceInFirstSeenOrder() {
+        let body = Array(
+            """
+            {"a":1,"b":2}
+            {"b":3,"c":{"nested":1},"\\u0064":4}
+            {"x":1, broken
+            {"a":1,"a":2,"y":3}
+            {"e":null}
+
+            """.utf8)
+        let s = body.withUnsafeBytes { JSONRecordSplitter(collectFieldNames: true).split($0, format: .ndjson) }
+        // Nested keys are not fields of the record; records with an issue add nothing.
+        #expect(s.fieldNames == ["a", "b", "c", "d", "e"])
+        #expect(s.recordIssues.count == 2)
+        let plain = body.withUnsafeBytes { JSONRecordSplitter().split($0, format: .ndjson) }
+        #expect(plain.fieldNames.isEmpty)
+    }
 }

@@ -174,4 +174,37 @@ import Testing
         #expect(decoder.schema == original.schema)
         #expect(out.table == [[f(1), i(1)], [f(2), i(2)], [f(1e20), i(3)]])
     }
+
+    @Test func omittedNullsLeaveOnlyTheFieldsWithValues() {
+        let wide = [Field("id", .int64)] + (0..<1000).map { Field("f\($0)", .string) }
+        let rows: [[Value]] = [
+            [i(777)] + Array(repeating: .null, count: 1000),
+            [.null] + (0..<1000).map { $0 == 999 ? s("last") : .null },
+            Array(repeating: .null, count: 1001),
+            [i(1)] + (0..<1000).map { s("v\($0)") },
+        ]
+        var out: [UInt8] = []
+        NDJSONEncoder(nulls: .omit).encode(batch(wide, rows), into: &out)
+        let lines = String(decoding: out, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0] == #"{"id":777}"#)
+        #expect(lines[1] == #"{"f999":"last"}"#)
+        #expect(lines[2] == "{}")
+        #expect(lines[3].hasPrefix(#"{"id":1,"f0":"v0","f1":"v1","#) && lines[3].hasSuffix(#""f999":"v999"}"#))
+        #expect(lines[4] == "" && lines.count == 5)
+        // Written: every key, null included.
+        var full: [UInt8] = []
+        NDJSONEncoder(nulls: .write).encode(batch(wide, [rows[0]]), into: &full)
+        #expect(full.count > 8_000)
+    }
+
+    @Test func omittedNullsReadBackAsTheSameBatch() throws {
+        let fields = [Field("a", .int64), Field("b", .string), Field("c", .json)]
+        let original = batch(fields, [[i(1), .null, .json("{}")], [.null, s("x"), .null], [.null, .null, .null], [i(3), s(""), .json("[null]")]])
+        var text: [UInt8] = []
+        NDJSONEncoder(nulls: .omit).encode(original, into: &text)
+        let decoder = NDJSONDecoder(options: NDJSONOptions(columns: fields))
+        let out = decodeAll(decoder, text, from: try prepare(decoder, text))
+        #expect(out.rejects.isEmpty)
+        #expect(out.table == (0..<4).map { r in (0..<3).map { original.columns[$0].value(at: r) } })
+    }
 }

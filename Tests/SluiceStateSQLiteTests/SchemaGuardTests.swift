@@ -96,4 +96,27 @@ import Testing
         #expect(ids.count == 1)
         #expect(try await store.registryVersions(subject: "s", includeDeleted: false).count == 2, "one new version, not twenty")
     }
+
+    @Test func aConformedChangeIsRecordedOnceAcrossRestarts() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("guard-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStateStore(path: "\(dir)/state.db")
+        let wideFields = [Field("id", .int64)] + (0..<500).map { Field("f\($0)", .int64) }
+        let wide = batch(wideFields, [[.int64(1)] + (0..<500).map { .int64(Int64($0)) }])
+        let narrow = batch([Field("id", .int64)], [[.int64(777)]])
+        // Each run is a new guard over the same store, as after a restart of the process.
+        for run in 0..<3 {
+            let g = SchemaGuard(registry: SchemaRegistry(store: store), pipeline: "p", settings: SchemaSettings(policy: .evolve), logger: Logger(label: "test"))
+            try await g.start()
+            if run == 0 {
+                _ = try await g.apply(source(narrow, 0))
+                _ = try await g.apply(source(wide, 0))
+            }
+            let out = try await g.apply(source(narrow, run + 1))
+            #expect(out.records.count == 1)
+        }
+        let events = try await store.driftEvents(subject: "p", limit: 10)
+        // The version with 500 new columns, and the narrow batch's missing columns once.
+        #expect(events.map(\.action).sorted() == ["conformed", "registered"], "\(events.map(\.action))")
+    }
 }

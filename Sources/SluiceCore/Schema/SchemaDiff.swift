@@ -50,6 +50,21 @@ public struct SchemaDiff: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { lines.isEmpty ? "(no change)" : lines.joined(separator: ", ") }
 
+    /// The diff for a log line or a message, bounded whatever the change: every change when
+    /// there are at most `limit`, else the count of each kind and the first `limit` changes,
+    /// e.g. `9900 changes (+9900 added); first 10: + a: string, …, + j: int64; …`.
+    public func summary(limit: Int = 10) -> String {
+        let all = lines
+        guard all.count > limit else { return description }
+        var counts: [String] = []
+        if !added.isEmpty { counts.append("+\(added.count) added") }
+        if !removed.isEmpty { counts.append("-\(removed.count) removed") }
+        if !typeChanged.isEmpty { counts.append("~\(typeChanged.count) type changes") }
+        if !nullabilityChanged.isEmpty { counts.append("~\(nullabilityChanged.count) nullability changes") }
+        let first = all.prefix(limit).map { $0.count > 80 ? String($0.prefix(80)) + "…" : $0 }
+        return "\(all.count) changes (\(counts.joined(separator: ", "))); first \(limit): \(first.joined(separator: ", ")); …"
+    }
+
     public static func == (a: SchemaDiff, b: SchemaDiff) -> Bool { a.description == b.description }
     public func hash(into h: inout Hasher) { h.combine(description) }
 

@@ -97,10 +97,11 @@ public final class SchemaGuard: @unchecked Sendable {
             let (merged, refused) = merge(current, with: schema)
             if !refused.isEmpty {
                 if recorded.insert("refused " + diff.description).inserted { try await recordDrift(diff, to: nil, action: "refused") }
-                logger.error("schema change refused", metadata: ["subject": "\(subject)", "diff": "\(diff)"])
+                logger.error("schema change refused", metadata: ["subject": "\(subject)", "diff": "\(diff.summary())"])
+                let listed = refused.prefix(10).joined(separator: ", ") + (refused.count > 10 ? " and \(refused.count - 10) more" : "")
                 throw SluiceError(
                     .schemaViolation,
-                    "schema change refused under `on_change: evolve`: \(refused.joined(separator: ", ")) "
+                    "schema change refused under `on_change: evolve`: \(listed) "
                         + "cannot be evolved (not a widening). Nothing of this batch was written and the checkpoint did not move. "
                         + "Fix the data, or set `schema: {widen_to_string: true}` or `on_change: freeze`, then run again "
                         + "(`sluice schema show \(subject)` shows the registered versions).", location: "pipelines.\(pipeline).schema")
@@ -193,7 +194,7 @@ public final class SchemaGuard: @unchecked Sendable {
                 out.rejects.append(
                     DeadLetter(
                         stage: "schema", errorKind: "schema_violation",
-                        message: "\(reason); schema drift from \(subject) v\(version ?? 0): \(diff)",
+                        message: "\(reason); schema drift from \(subject) v\(version ?? 0): \(diff.summary())",
                         location: "schema:\(batch.position)#\(row)", raw: batch.records.rowJSON(row)))
             }
         }
@@ -241,7 +242,8 @@ public final class SchemaGuard: @unchecked Sendable {
             current = schema
             version = v
             if let diff, isNew { try await recordDrift(diff, to: v, action: "registered", from: from) }
-            logger.info("schema version registered", metadata: ["subject": "\(subject)", "version": "\(v)", "diff": "\(diff.map(\.description) ?? "initial")"])
+            logger.info(
+                "schema version registered", metadata: ["subject": "\(subject)", "version": "\(v)", "diff": "\(diff.map { $0.summary() } ?? "initial")"])
         } catch let e as RegistryError where e.errorCode == 409 {
             if let diff { try await recordDrift(diff, to: nil, action: "refused", from: from) }
             throw SluiceError(
@@ -258,16 +260,33 @@ public final class SchemaGuard: @unchecked Sendable {
         }
     }
 
+    /// Records a drift event and logs it (the diff summarised: counts and the first changes).
+    ///
+    /// An event that does not register a version (`conformed`, `dead_lettered`, `refused`…) is
+    /// recorded once: when the subject's recent events already hold the same change, from the
+    /// same version, with the same action (an earlier run met it), it is neither recorded nor
+    /// logged again, so a restart does not repeat it.
     func recordDrift(_ diff: SchemaDiff, to: Int?, action: String, from: Int?? = nil) async throws {
         let event = SchemaDriftEvent(
             pipeline: pipeline, subject: subject, fromVersion: from ?? version, toVersion: to,
             kinds: diff.kinds, diff: diff.description, action: action)
+        if action != "registered",
+            try await registry.store.driftEvents(subject: subject, limit: Self.recentEvents).contains(where: {
+                $0.action == event.action && $0.fromVersion == event.fromVersion && $0.toVersion == event.toVersion && $0.diff == event.diff
+            })
+        {
+            logger.debug("schema drift already recorded", metadata: ["subject": "\(subject)", "action": "\(action)"])
+            return
+        }
         try await registry.store.recordDrift(event)
         for kind in diff.kinds {
             Counter(label: "sluice_schema_drift_total", dimensions: [("pipeline", pipeline), ("kind", kind)]).increment()
         }
-        logger.notice("schema drift", metadata: ["subject": "\(subject)", "diff": "\(diff)", "action": "\(action)"])
+        logger.notice("schema drift", metadata: ["subject": "\(subject)", "diff": "\(diff.summary())", "action": "\(action)"])
     }
+
+    /// How many of a subject's latest drift events are compared with a new one.
+    static let recentEvents = 20
 
     /// Inferred first versions are nullable throughout: a column that held values in the first
     /// batch may be empty in the next one.

@@ -24,12 +24,18 @@ public struct NDJSONFileSink: Sink {
     public var maxFileSize: Int
     public var maxFileAge: Duration
     public var prefix: String
+    /// How NULL values are written: left out (the default) or as `null`.
+    public var nulls: NDJSONEncoder.Nulls
 
-    public init(directory: String, maxFileSize: Int = 128 << 20, maxFileAge: Duration = .seconds(60), prefix: String = "part") {
+    public init(
+        directory: String, maxFileSize: Int = 128 << 20, maxFileAge: Duration = .seconds(60), prefix: String = "part",
+        nulls: NDJSONEncoder.Nulls = .omit
+    ) {
         self.directory = directory
         self.maxFileSize = maxFileSize
         self.maxFileAge = maxFileAge
         self.prefix = prefix
+        self.nulls = nulls
     }
 
     /// Options of the `ndjson` sink; each one is declared, with its default, in ``NDJSONFileSink/spec``.
@@ -38,9 +44,10 @@ public struct NDJSONFileSink: Sink {
         var maxFileSize: ConfigByteSize?
         var maxFileAge: ConfigDuration?
         var prefix: String?
+        var nulls: String?
 
         enum CodingKeys: String, CodingKey {
-            case path, prefix
+            case path, prefix, nulls
             case maxFileSize = "max_file_size"
             case maxFileAge = "max_file_age"
         }
@@ -62,6 +69,10 @@ public struct NDJSONFileSink: Sink {
             OptionSpec(
                 "prefix", .string, default: "part", example: "events",
                 "File names are `<prefix>-<run>-<n>.ndjson`; a plain name (no `/`, not starting with `.`)."),
+            OptionSpec(
+                "nulls", .choice(["omit", "write"]), default: "omit", example: "write",
+                "`omit` leaves a NULL field out of its line, so a line holds only the fields with values; `write` writes every column of the batch, NULL as `null` (a fixed set of keys per batch). A field sent as `null` and a field not sent are the same NULL once decoded, so both read back alike."
+            ),
         ],
         example: """
             sink:
@@ -78,9 +89,14 @@ public struct NDJSONFileSink: Sink {
         if let size = o.maxFileSize, size.bytes < 1024 {
             throw config.error("max_file_size must be at least 1KB", key: "max_file_size")
         }
+        var nulls = NDJSONEncoder.Nulls.omit
+        if let n = o.nulls {
+            guard let parsed = NDJSONEncoder.Nulls(rawValue: n) else { throw config.error("unknown nulls '\(n)'; use omit or write", key: "nulls") }
+            nulls = parsed
+        }
         return NDJSONFileSink(
             directory: context.resolve(o.path), maxFileSize: o.maxFileSize?.bytes ?? 128 << 20,
-            maxFileAge: o.maxFileAge?.duration ?? .seconds(60), prefix: o.prefix ?? "part")
+            maxFileAge: o.maxFileAge?.duration ?? .seconds(60), prefix: o.prefix ?? "part", nulls: nulls)
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
@@ -94,7 +110,7 @@ public struct NDJSONFileSink: Sink {
 final class NDJSONFileWriter: SinkWriter {
     let sink: NDJSONFileSink
     let context: SinkContext
-    let encoder = NDJSONEncoder()
+    let encoder: NDJSONEncoder
     var file: DurableFile?
     var fileRecords = 0
     var openedAt = ContinuousClock.now
@@ -105,6 +121,7 @@ final class NDJSONFileWriter: SinkWriter {
     init(sink: NDJSONFileSink, context: SinkContext) {
         self.sink = sink
         self.context = context
+        encoder = NDJSONEncoder(nulls: sink.nulls)
         runStamp = FileCommit.runStamp()
     }
 

@@ -4,7 +4,7 @@
 import SluiceCore
 import SluiceFormats
 
-/// Writes records to standard output as NDJSON. At-least-once: a crash replays from the checkpoint.
+/// Writes records to standard output as NDJSON (NULL fields left out). At-least-once: a crash replays from the checkpoint.
 ///
 /// ```yaml
 /// sink:
@@ -34,7 +34,8 @@ public struct StdoutSink: Sink {
 }
 
 final class StdoutWriter: SinkWriter {
-    let encoder = NDJSONEncoder()
+    /// NULL fields are left out, as in the `ndjson` sink's files.
+    let encoder = NDJSONEncoder(nulls: .omit)
     var buffer: [UInt8] = []
 
     func write(_ batch: RecordBatch) async throws -> [RowFailure] {

@@ -75,6 +75,12 @@ public struct JSONRecordSplit: Sendable {
     public var recordIssues: [JSONRecordIssue] = []
     /// Set when the body as a whole cannot be used (no record boundaries, too many records).
     public var bodyIssue: JSONRecordIssue?
+    /// The distinct top-level field names of the records without an issue, in first-seen order
+    /// (only when the splitter was made with `collectFieldNames`).
+    public var fieldNames: [String] = []
+
+    /// `fieldNames` as a set, to keep it distinct.
+    var seenFieldNames: Set<String> = []
 
     public init() {}
 }
@@ -92,13 +98,20 @@ public struct JSONRecordSplitter {
     let required: [Field]
     /// Field names a record may not carry (set by the server, e.g. `received_at`).
     let reserved: Set<String>
-    /// Keys must be decoded (to check declared or reserved names).
+    /// Keys must be decoded (to check declared or reserved names, or to collect them).
     let needsKeys: Bool
+    /// Gather the field names of valid records in ``JSONRecordSplit/fieldNames``.
+    let collectFieldNames: Bool
 
-    public init(limits: JSONRecordLimits = JSONRecordLimits(), fields: [Field] = [], reserved: Set<String> = []) {
+    /// - Parameter collectFieldNames: list the distinct top-level field names of the records
+    ///   without an issue (the push endpoint counts the fields a request adds to its stream).
+    public init(
+        limits: JSONRecordLimits = JSONRecordLimits(), fields: [Field] = [], reserved: Set<String> = [], collectFieldNames: Bool = false
+    ) {
         self.limits = limits
         self.reserved = reserved
-        needsKeys = !fields.isEmpty || !reserved.isEmpty
+        self.collectFieldNames = collectFieldNames
+        needsKeys = !fields.isEmpty || !reserved.isEmpty || collectFieldNames
         var map: [String: (index: Int, field: Field)] = [:]
         for (i, f) in fields.enumerated() where map[f.name] == nil { map[f.name] = (i, f) }
         declared = map
@@ -269,6 +282,8 @@ public struct JSONRecordSplitter {
         var seen = declared.isEmpty ? [] : [Bool](repeating: false, count: declared.count)
         /// Hashes of the decoded keys so far, with where each key is, to refuse a repeated key.
         var keys: [(hash: Int, start: Int, end: Int)] = []
+        /// This record's keys, kept when `collectFieldNames` (added to the split's if the record is valid).
+        var names: [String] = []
         if s.i < n, p[s.i] == UInt8(ascii: "}") {
             s.i += 1
         } else {
@@ -296,6 +311,7 @@ public struct JSONRecordSplitter {
                 if needsKeys {
                     name = Self.keyString(p, keyStart, keyEnd)
                     target = declared[name]
+                    if collectFieldNames { names.append(name) }
                     if issue == nil, reserved.contains(name) {
                         issue = JSONRecordIssue(
                             kind: .reservedField, record: index, field: name, offset: keyStart - 1,
@@ -377,7 +393,11 @@ public struct JSONRecordSplitter {
                 kind: .missingField, record: index, field: missing.name, offset: objectStart,
                 message: "required field is missing (declared \(missing.type), not nullable)")
         }
-        if let issue { out.recordIssues.append(issue) }
+        if let issue {
+            out.recordIssues.append(issue)
+        } else {
+            for name in names where out.seenFieldNames.insert(name).inserted { out.fieldNames.append(name) }
+        }
         return nil
     }
 

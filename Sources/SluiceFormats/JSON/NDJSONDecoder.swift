@@ -23,6 +23,10 @@ import SluiceCore
 ///
 /// Not thread-safe: one decoder reads one file at a time.
 public final class NDJSONDecoder: RecordDecoder {
+    /// The most columns a decoder makes: a line whose keys would make more is rejected as
+    /// `too_many_columns` (the push endpoint refuses such fields before accepting them).
+    public static var maxColumns: Int { NDJSONRowBuilder.maxColumns }
+
     public let options: NDJSONOptions
     private var core = NDJSONRowBuilder()
 

@@ -2,7 +2,11 @@ import SluiceCore
 
 /// Encodes batches as newline-delimited JSON: one object per row, keys in schema order.
 ///
-/// - NULL is `null`; bool, int64 as JSON literals and numbers.
+/// - NULL: with ``Nulls/omit`` the key is left out of the row's object (a row whose values are
+///   all NULL is `{}`); with ``Nulls/write`` it is written as `null`. A batch has one NULL:
+///   a field a record sent as `null` and a field it did not send decode alike, so neither form
+///   loses anything the batch holds, and reading either back gives the same batch.
+/// - bool, int64 as JSON literals and numbers.
 /// - float64 in the shortest text that reads back as the same double (integral values keep a
 ///   `.0`, so they read back as floats); NaN and ±infinity as the strings `"NaN"`,
 ///   `"Infinity"`, `"-Infinity"`.
@@ -15,7 +19,19 @@ import SluiceCore
 /// Works column by column: each column's values are rendered into one buffer, then the rows are
 /// assembled with the keys by copying.
 public struct NDJSONEncoder: Sendable {
-    public init() {}
+    /// How a NULL value is written.
+    public enum Nulls: String, Sendable {
+        /// The key is left out (the files' default: a wide, sparse schema costs nothing per row).
+        case omit
+        /// The key is written with `null` (every row has every key of the batch's schema).
+        case write
+    }
+
+    public var nulls: Nulls
+
+    public init(nulls: Nulls = .write) {
+        self.nulls = nulls
+    }
 
     public func encode(_ batch: RecordBatch, into out: inout [UInt8]) {
         let rows = batch.count
@@ -25,11 +41,10 @@ public struct NDJSONEncoder: Sendable {
             for _ in 0..<rows { out.append(contentsOf: [UInt8(ascii: "{"), UInt8(ascii: "}"), 0x0A]) }
             return
         }
-        // Keys with their punctuation: `{"a":` for the first column, `,"b":` for the others.
+        // Keys with their colon: `"a":`; the `{` or `,` before each is written with the row.
         var prefixes: [UInt8] = []
         var prefixEnds: [Int] = [0]
-        for (c, field) in batch.schema.fields.enumerated() {
-            prefixes.append(c == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
+        for field in batch.schema.fields {
             JSONText.appendString(Array(field.name.utf8), to: &prefixes)
             prefixes.append(UInt8(ascii: ":"))
             prefixEnds.append(prefixes.count)
@@ -44,15 +59,24 @@ public struct NDJSONEncoder: Sendable {
             ends.append(cells.count)
             JSONText.render(column, into: &cells, ends: &ends)
         }
-        let total = rows * (prefixes.count + 2) + cells.count
-        let assembled = [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+        // Columns that may skip a value: those with nulls, when nulls are omitted.
+        let validity: [ValidityBitmap?] = nulls == .omit ? batch.columns.map { $0.nullCount > 0 ? $0.validity : nil } : []
+        let skips = !validity.isEmpty && validity.contains { $0 != nil }
+        // At most: every key with its `{` or `,`, every value, and `}\n` per row.
+        let capacity = rows * (prefixes.count + columnCount + 2) + cells.count
+        let assembled = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
             prefixes.withUnsafeBufferPointer { keys in
                 prefixEnds.withUnsafeBufferPointer { keyEnds in
                     cells.withUnsafeBufferPointer { values in
                         ends.withUnsafeBufferPointer { valueEnds in
                             var o = buffer.baseAddress!
                             for r in 0..<rows {
+                                var separator = UInt8(ascii: "{")
                                 for c in 0..<columnCount {
+                                    if skips, validity[c]?[r] == false { continue }
+                                    o[0] = separator
+                                    o += 1
+                                    separator = UInt8(ascii: ",")
                                     let ks = keyEnds[c], ke = keyEnds[c + 1]
                                     o.update(from: keys.baseAddress! + ks, count: ke - ks)
                                     o += ke - ks
@@ -60,6 +84,10 @@ public struct NDJSONEncoder: Sendable {
                                     let vs = valueEnds[k], ve = valueEnds[k + 1]
                                     o.update(from: values.baseAddress! + vs, count: ve - vs)
                                     o += ve - vs
+                                }
+                                if separator == UInt8(ascii: "{") {
+                                    o[0] = separator
+                                    o += 1
                                 }
                                 o[0] = UInt8(ascii: "}")
                                 o[1] = 0x0A
@@ -71,7 +99,7 @@ public struct NDJSONEncoder: Sendable {
                 }
             }
         }
-        precondition(assembled.count == total)
+        precondition(assembled.count <= capacity)
         if out.isEmpty {
             out = assembled
             return

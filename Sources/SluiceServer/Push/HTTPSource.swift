@@ -87,6 +87,14 @@ public struct HTTPSource: Source {
                 "max_fields", .integer(1...100_000), default: "1000", example: "200",
                 "Top-level fields per record; 400 beyond."),
             OptionSpec(
+                "max_new_fields", .integer(1...10_000), default: "100", example: "500",
+                "Top-level fields one request may add to the stream (names no earlier record, declared column or `received_at` has); beyond it the whole request gets 422 `too-many-new-fields` naming the first new fields, and nothing is stored. Fields whose names vary by record (ids, timestamps as keys) belong inside one object: declare it as a `json` column."
+            ),
+            OptionSpec(
+                "max_columns", .integer(1...10_000), default: "10000", example: "2000",
+                "Top-level fields the stream may have in all: declared columns, `received_at` and every field of the records accepted since `sluice serve` started (or still queued when it started). A request that would pass it gets 422 `too-many-columns` before anything is accepted. 10000 is also the most columns the stream's decoder makes."
+            ),
+            OptionSpec(
                 "max_queue_records", .integer(1...1_000_000_000), default: "1000000", example: "100000",
                 "Accepted records the pipeline has not committed yet; beyond it, 503 with `Retry-After`."),
             OptionSpec(
@@ -142,6 +150,8 @@ final class HTTPSourceReader: SourceReader {
     var lastTrim = ContinuousClock.now
     /// Bytes per queued request, recently (sizes the trimming chunks).
     var averagePayload = 1024
+    /// The decoder's reject kind for a line whose keys would pass its column cap.
+    static let tooManyColumns = "too_many_columns"
 
     init(source: HTTPSource, queue: any PushQueueStore, context: SourceContext, committed: Int64) {
         self.source = source
@@ -185,7 +195,65 @@ final class HTTPSourceReader: SourceReader {
         _ = try await queue.trimConsumed(stream: source.options.stream, limit: chunk)
     }
 
-    func decode(_ requests: [QueuedPush]) -> SourceBatch {
+    /// Decodes the requests into one batch. Usually all of them; when a line would take the
+    /// decoder past its column cap, fewer: see ``decodeWithinColumnCap(_:)``.
+    func decode(_ all: [QueuedPush]) -> SourceBatch {
+        let (requests, output, firstLines) = decodeWithinColumnCap(all)
+        let rejects = output.rejects.map { reject -> DeadLetter in
+            // The request holding this line: the last one whose first line is not after it.
+            var lo = 0, hi = firstLines.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if firstLines[mid] <= reject.line { lo = mid } else { hi = mid - 1 }
+            }
+            let request = requests[requests.startIndex + lo]
+            return DeadLetter(
+                stage: "decode", errorKind: reject.kind, message: reject.message,
+                // `:line:` (the line in the queued payload), distinct from the `#index` of records refused at the door.
+                location: "http:\(source.options.stream)/\(request.requestID):line:\(reject.line - firstLines[lo] + 1)",
+                raw: reject.raw)
+        }
+        position = requests.last!.sequence
+        averagePayload = max(1, buffer.count / requests.count)
+        return SourceBatch(
+            records: output.batch, rejects: rejects,
+            position: SourcePosition(partition: HTTPSource.partition(source.options.stream), value: String(position)),
+            inputBytes: buffer.count)
+    }
+
+    /// The decoder's columns are the fields of every record it read since the reader started.
+    /// The endpoint keeps a stream's fields within the cap (it refuses more with 422), but
+    /// records queued before a restart can add to what it counted. So when a line would pass
+    /// the cap, the reader starts a new schema instead of dead-lettering records answered 202:
+    /// it decodes again with a fresh decoder, and hands over only the requests before the first
+    /// one that passes the cap even then (the rest are read again next time, from a fresh
+    /// schema). Only a request whose own fields pass the cap is still dead-lettered there.
+    func decodeWithinColumnCap(_ all: [QueuedPush]) -> (requests: ArraySlice<QueuedPush>, output: DecodeOutput, firstLines: [Int]) {
+        var requests = all[...]
+        var (output, firstLines) = decodeOnce(requests)
+        guard let overflow = firstOverflow(output, firstLines) else { return (requests, output, firstLines) }
+        context.logger.notice(
+            "push stream: the decoder's columns reached their cap; starting a new schema",
+            metadata: ["stream": "\(source.options.stream)", "columns": "\(decoder.schema.count)", "request": "\(all[overflow].requestID)"])
+        prepared = false
+        (output, firstLines) = decodeOnce(requests)
+        if let again = firstOverflow(output, firstLines), again > 0 {
+            requests = all[..<again]
+            prepared = false
+            (output, firstLines) = decodeOnce(requests)
+        }
+        return (requests, output, firstLines)
+    }
+
+    /// The index of the first request with a line the decoder refused for its column cap.
+    func firstOverflow(_ output: DecodeOutput, _ firstLines: [Int]) -> Int? {
+        guard let line = output.rejects.first(where: { $0.kind == Self.tooManyColumns })?.line else { return nil }
+        return firstLines.lastIndex { $0 <= line }
+    }
+
+    /// Decodes the requests' payloads as one input (preparing the decoder first if needed);
+    /// returns the output and the first line of every request in it.
+    func decodeOnce(_ requests: ArraySlice<QueuedPush>) -> (DecodeOutput, [Int]) {
         buffer.removeAll(keepingCapacity: true)
         var firstLines: [Int] = []
         firstLines.reserveCapacity(requests.count)
@@ -203,25 +271,6 @@ final class HTTPSourceReader: SourceReader {
             decoder.seek(offset: 0, line: 1)
             return decoder.decode(raw, isFinal: true)
         }
-        let rejects = output.rejects.map { reject -> DeadLetter in
-            // The request holding this line: the last one whose first line is not after it.
-            var lo = 0, hi = firstLines.count - 1
-            while lo < hi {
-                let mid = (lo + hi + 1) / 2
-                if firstLines[mid] <= reject.line { lo = mid } else { hi = mid - 1 }
-            }
-            let request = requests[lo]
-            return DeadLetter(
-                stage: "decode", errorKind: reject.kind, message: reject.message,
-                // `:line:` (the line in the queued payload), distinct from the `#index` of records refused at the door.
-                location: "http:\(source.options.stream)/\(request.requestID):line:\(reject.line - firstLines[lo] + 1)",
-                raw: reject.raw)
-        }
-        position = requests.last!.sequence
-        averagePayload = max(1, buffer.count / requests.count)
-        return SourceBatch(
-            records: output.batch, rejects: rejects,
-            position: SourcePosition(partition: HTTPSource.partition(source.options.stream), value: String(position)),
-            inputBytes: buffer.count)
+        return (output, firstLines)
     }
 }

@@ -24,6 +24,11 @@ public struct HTTPStreamOptions: Decodable, Sendable {
     public var onInvalid: OnInvalid = .reject
     public var maxBody = 10 << 20
     public var limits = JSONRecordLimits()
+    /// Top-level fields one request may add to the stream (names it does not have yet).
+    public var maxNewFields = 100
+    /// Top-level fields the stream may have in all (declared, `received_at` and learned ones),
+    /// at most the decoder's cap, ``NDJSONDecoder/maxColumns``.
+    public var maxColumns = NDJSONDecoder.maxColumns
     public var maxQueueRecords = 1_000_000
     public var maxQueueBytes = 256 << 20
     public var idempotencyTTL: Duration = .seconds(7 * 86_400)
@@ -38,6 +43,8 @@ public struct HTTPStreamOptions: Decodable, Sendable {
         case maxRecords = "max_records"
         case maxDepth = "max_depth"
         case maxFields = "max_fields"
+        case maxNewFields = "max_new_fields"
+        case maxColumns = "max_columns"
         case maxQueueRecords = "max_queue_records"
         case maxQueueBytes = "max_queue_bytes"
         case idempotencyTTL = "idempotency_ttl"
@@ -90,6 +97,8 @@ public struct HTTPStreamOptions: Decodable, Sendable {
         limits.maxRecords = try c.decodeIfPresent(Int.self, forKey: .maxRecords, in: 1...10_000_000) ?? limits.maxRecords
         limits.maxDepth = try c.decodeIfPresent(Int.self, forKey: .maxDepth, in: 1...512) ?? limits.maxDepth
         limits.maxFields = try c.decodeIfPresent(Int.self, forKey: .maxFields, in: 1...100_000) ?? limits.maxFields
+        maxNewFields = try c.decodeIfPresent(Int.self, forKey: .maxNewFields, in: 1...NDJSONDecoder.maxColumns) ?? maxNewFields
+        maxColumns = try c.decodeIfPresent(Int.self, forKey: .maxColumns, in: 1...NDJSONDecoder.maxColumns) ?? maxColumns
         maxQueueRecords = try c.decodeIfPresent(Int.self, forKey: .maxQueueRecords, in: 1...1_000_000_000) ?? maxQueueRecords
         if let size = try c.decodeIfPresent(ConfigByteSize.self, forKey: .maxQueueBytes) { maxQueueBytes = size.bytes }
         if let ttl = try c.decodeIfPresent(ConfigDuration.self, forKey: .idempotencyTTL) { idempotencyTTL = ttl.duration }
@@ -99,6 +108,10 @@ public struct HTTPStreamOptions: Decodable, Sendable {
             if let name = receivedAt, name.contains("\"") || name.contains("\\") {
                 throw try c.superDecoder(forKey: .receivedAt).configError("a field name without quotes or backslashes is expected")
             }
+        }
+        if decodeFields.count > maxColumns {
+            throw try c.superDecoder(forKey: c.contains(.maxColumns) ? .maxColumns : .columns).configError(
+                "the stream declares \(decodeFields.count) columns (received_at included) but may have at most \(maxColumns) (`max_columns`)")
         }
     }
 

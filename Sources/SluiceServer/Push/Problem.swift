@@ -10,6 +10,9 @@ public struct Problem: Sendable {
     public var detail: String
     /// Per-record issues, when the problem is about records.
     public var errors: [[String: any Sendable]] = []
+    /// Extension members (RFC 9457 §3.2), e.g. the limit a request went past; they may not
+    /// reuse the standard members' names.
+    public var extensions: [String: any Sendable] = [:]
     public var extraHeaders: HTTPFields = [:]
 
     public init(_ status: HTTPResponse.Status, _ slug: String, _ title: String, detail: String) {
@@ -21,12 +24,13 @@ public struct Problem: Sendable {
 
     /// The JSON body.
     public func body(instance: String?) -> [UInt8] {
-        var object: [String: Any] = [
+        var object: [String: Any] = extensions
+        object.merge([
             "type": "urn:sluice:problem:\(slug)",
             "title": title,
             "status": Int(status.code),
             "detail": detail,
-        ]
+        ]) { _, standard in standard }
         if let instance { object["instance"] = instance }
         if !errors.isEmpty { object["errors"] = errors }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()

@@ -38,6 +38,8 @@ public final class PushEndpoint: Sendable {
     let metrics: PushMetrics
     /// How long a client may take to send its body.
     let bodyTimeout: Duration
+    /// The field names of each stream, checked against its `max_new_fields` and `max_columns`.
+    let fieldCatalogs: [String: StreamFieldCatalog]
     private let keyCache = Mutex<[String: (key: StoredAPIKey?, at: ContinuousClock.Instant)]>([:])
 
     public init(
@@ -48,6 +50,10 @@ public final class PushEndpoint: Sendable {
         var map: [String: PushStream] = [:]
         for s in streams { map[s.options.stream] = s }
         self.streams = map
+        self.fieldCatalogs = map.mapValues { s in
+            StreamFieldCatalog(
+                initial: s.options.decodeFields.map(\.name), maxNewPerRequest: s.options.maxNewFields, maxColumns: s.options.maxColumns)
+        }
         self.metrics = PushMetrics(pipelines: map.mapValues(\.pipeline))
         self.store = store
         self.queue = queue
@@ -262,7 +268,8 @@ public final class PushEndpoint: Sendable {
             }
         }
 
-        let splitter = JSONRecordSplitter(limits: o.limits, fields: o.fields, reserved: o.receivedAt.map { [$0] } ?? [])
+        let splitter = JSONRecordSplitter(
+            limits: o.limits, fields: o.fields, reserved: o.receivedAt.map { [$0] } ?? [], collectFieldNames: true)
         let split = body.withUnsafeBytes { splitter.split($0, format: format) }
         if let issue = split.bodyIssue {
             let status: HTTPResponse.Status = issue.kind == .tooManyRecords ? .contentTooLarge : .badRequest
@@ -285,6 +292,14 @@ public final class PushEndpoint: Sendable {
             p.errors = split.recordIssues.prefix(100).map(Self.describe)
             metrics.rejected(stream: o.stream, reason: split.recordIssues[0].kind.rawValue).increment(by: split.records.count)
             return problem(p)
+        }
+
+        // New fields: checked (and counted for the stream) before anything is accepted, so no
+        // record answered 202 meets the decoder's column cap later.
+        if let refusal = fieldCatalogs[o.stream]?.admit(split.fieldNames) {
+            metrics.rejected(stream: o.stream, reason: refusal.limit == .columns ? "too_many_columns" : "too_many_new_fields")
+                .increment(by: split.records.count)
+            return problem(Self.fieldsProblem(refusal))
         }
 
         let receivedAt = Date()

@@ -70,6 +70,8 @@ public struct PushServer: Service {
         let queue = groupCommitQueue ?? GroupCommitQueue(store: store)
         let endpoint = PushEndpoint(
             streams: streams, store: store, queue: queue, maxInflightBytes: settings.maxInflightBytes, intake: intake, logger: logger)
+        // Before listening: the fields of records still queued count towards each stream's columns.
+        try await endpoint.learnQueuedFields()
         let router = makeRouter(endpoint)
         var configuration = ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: nil)
         configuration.backlog = 1024
