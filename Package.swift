@@ -142,6 +142,7 @@ let package = Package(
             dependencies: [
                 "SluiceServer", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
