@@ -133,8 +133,11 @@ public struct PushServer: Service {
         return InflightBudget(limit: settings.maxInflightBytes, anonymousLimit: everyStreamOpen ? settings.maxInflightBytes : nil)
     }
 
-    /// Idle connections are closed after a minute; a slow body is cut off by the endpoint's body timeout.
-    static var http1: HTTP1Channel.Configuration { HTTP1Channel.Configuration(idleTimeout: .seconds(60)) }
+    /// Idle connections are closed after a minute; a slow body is cut off by the endpoint's body
+    /// timeout. Requests the HTTP parser refuses get a problem document (``ParserErrorProblems``).
+    static var http1: HTTP1Channel.Configuration {
+        HTTP1Channel.Configuration(additionalChannelHandlers: [ParserErrorProblems()], idleTimeout: .seconds(60))
+    }
 
     static func tlsConfiguration(certificate: String, privateKey: String) throws -> TLSConfiguration {
         do {
