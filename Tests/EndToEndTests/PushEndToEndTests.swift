@@ -170,6 +170,26 @@ import Testing
                 #expect(r.body.count < 2000, "\(name): the answer echoes the input back whole")
             }
         }
+        // What the HTTP parser refuses gets a problem document too; sent as raw bytes (curl
+        // would percent-encode the path).
+        func post(_ target: [UInt8], headers: String = "") -> [UInt8] {
+            Array("POST ".utf8) + target
+                + Array(" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\(headers)Content-Length: 2\r\n\r\n{}".utf8)
+        }
+        let records = Array("/v1/streams/clicks/records".utf8)
+        let raw: [(String, [UInt8], Int, String)] = [
+            ("100 KB header", post(records, headers: "X-Padding: \(String(repeating: "a", count: 100 << 10))\r\n"), 431, "header-fields-too-large"),
+            ("100 KB path", post(Array("/v1/streams/\(String(repeating: "x", count: 100 << 10))/records".utf8)), 431, "header-fields-too-large"),
+            ("raw UTF-8 in the path", post(Array("/v1/streams/click".utf8) + [0xC3, 0xA9] + Array("/records".utf8)), 400, "invalid-request-target"),
+            ("not HTTP", Array("P(ST /v1/streams/clicks/records HTTP/1.1\r\nHost: x\r\n\r\n".utf8), 400, "malformed-request"),
+        ]
+        for (name, request, expected, type) in raw {
+            let r = try await rawExchange(port: port, request)
+            #expect(r.status == expected, "\(name): \(r.status) \(r.headers) \(r.body)")
+            #expect(r.header("Content-Type") == "application/problem+json", "\(name)")
+            #expect(r.problemType == "urn:sluice:problem:\(type)", "\(name): \(r.body)")
+            #expect(r.json["title"] is String && r.json["status"] as? Int == expected, "\(name): \(r.body)")
+        }
         // A correctly signed hook still works, so the 401s above were about the signature.
         let ok = try curl(
             postArgs(

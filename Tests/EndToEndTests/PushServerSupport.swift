@@ -113,3 +113,45 @@ func postArgs(
         "--data-binary", data,
     ] + headers.flatMap { ["-H", $0] }
 }
+
+/// Sends `request` over a TCP connection to the server on loopback `port`, byte for byte (what
+/// curl would refuse or fix: raw UTF-8 in a path), and reads until the server closes the
+/// connection; the first response in what came back. Blocking, so it runs off the cooperative pool.
+func rawExchange(port: Int, _ request: [UInt8]) async throws -> CurlReply {
+    try await offPool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { throw POSIXError(.ECONNREFUSED) }
+        var sent = 0
+        while sent < request.count {
+            let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            // The server may answer and stop reading before the whole request is in.
+            guard n > 0 else { break }
+            sent += n
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            received += buffer[..<n]
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        guard let headEnd = text.range(of: "\r\n\r\n") else { return CurlReply(status: 0, headers: text, body: "") }
+        let head = String(text[..<headEnd.lowerBound])
+        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let reply = CurlReply(status: status, headers: head, body: "")
+        let length = reply.header("Content-Length").flatMap { Int($0) } ?? Int.max
+        return CurlReply(status: status, headers: head, body: String(String(text[headEnd.upperBound...]).utf8.prefix(length)) ?? "")
+    }
+}

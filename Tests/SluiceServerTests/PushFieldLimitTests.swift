@@ -102,7 +102,7 @@ import Testing
         options.maxColumns = 40
         let endpoint = PushEndpoint(
             streams: [PushStream(pipeline: "p", options: options)], store: store, queue: GroupCommitQueue(store: store),
-            maxInflightBytes: 1 << 20, logger: Logger(label: "test"))
+            inflight: InflightBudget(limit: 1 << 20), logger: Logger(label: "test"))
         try await endpoint.learnQueuedFields()
         // received_at + 30 queued fields: 9 more fit, 10 do not.
         let catalog = try #require(endpoint.fieldCatalogs["s"])

@@ -27,6 +27,8 @@ struct PushHarness {
         failedPipelines: @escaping @Sendable () -> [String] = { [] },
         queue: ((SQLiteStateStore) -> GroupCommitQueue)? = nil,
         registry: Bool = false,
+        intake: PushIntake = PushIntake(),
+        inflight: InflightBudget? = nil,
         _ body: (PushHarness) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("push-\(UUID().uuidString)").path
@@ -41,6 +43,8 @@ struct PushHarness {
             settings: settings, streams: streams, store: store, state: store, registry: PrometheusCollectorRegistry(),
             logger: logger, failedPipelines: failedPipelines, onListening: { portsIn.yield($0) })
         server.groupCommitQueue = queue?(store)
+        server.intake = intake
+        server.inflightBudget = inflight
         if registry { server.schemaRegistry = SchemaRegistry(store: store) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [server] in

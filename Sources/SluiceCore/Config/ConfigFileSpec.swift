@@ -67,7 +67,9 @@ public enum ConfigFileSpec {
                     ]), example: "{ certificate: certs/server.pem, private_key: certs/server.key }", "Serve HTTPS."),
                 OptionSpec(
                     "max_inflight_bytes", .byteSize, default: "64MB", example: "128MB",
-                    "Request bodies held in memory at once; beyond it, requests are answered 503 with Retry-After."),
+                    "Request bodies held in memory at once; beyond it, requests are answered 503 with Retry-After. "
+                        + "Bodies from senders not verified yet (signed webhooks before their signature is checked, open streams) "
+                        + "hold at most a quarter of it together, unless no stream authenticates its senders."),
                 OptionSpec(
                     "registry_auth", .choice(["none", "api_key"]), default: "none", example: "api_key",
                     "Whether writes to the schema registry API need an API key."),

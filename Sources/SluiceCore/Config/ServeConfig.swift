@@ -5,7 +5,7 @@
 ///   host: 127.0.0.1          # loopback by default; another address needs authentication on every stream
 ///   port: 8080
 ///   tls: { certificate: certs/server.pem, private_key: certs/server.key }
-///   max_inflight_bytes: 64MB # request bodies held in memory at once; beyond it, 503
+///   max_inflight_bytes: 64MB # request bodies held in memory at once (unverified senders: a quarter); beyond it, 503
 ///   registry_auth: api_key   # writes to the schema registry API need an API key (none: open, loopback only)
 ///   drain_timeout: 30s       # on SIGTERM, how long pipelines may take to commit what was accepted
 /// ```

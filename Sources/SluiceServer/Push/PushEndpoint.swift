@@ -33,7 +33,8 @@ public final class PushEndpoint: Sendable {
     let logger: Logger
     /// Refuses requests once the server drains (SIGTERM), and counts those being answered.
     let intake: PushIntake
-    /// Bytes of request bodies held in memory at once, at most (reserved before reading).
+    /// Bytes of request bodies held in memory at once, at most, with a share for bodies whose
+    /// sender is not known yet (signed webhooks before their signature is checked, open streams).
     let inflight: InflightBudget
     let metrics: PushMetrics
     /// How long a client may take to send its body.
@@ -43,7 +44,7 @@ public final class PushEndpoint: Sendable {
     private let keyCache = Mutex<[String: (key: StoredAPIKey?, at: ContinuousClock.Instant)]>([:])
 
     public init(
-        streams: [PushStream], store: any PushQueueStore, queue: GroupCommitQueue, maxInflightBytes: Int,
+        streams: [PushStream], store: any PushQueueStore, queue: GroupCommitQueue, inflight: InflightBudget,
         bodyTimeout: Duration = .seconds(30), intake: PushIntake = PushIntake(), logger: Logger
     ) {
         self.intake = intake
@@ -57,7 +58,7 @@ public final class PushEndpoint: Sendable {
         self.metrics = PushMetrics(pipelines: map.mapValues(\.pipeline))
         self.store = store
         self.queue = queue
-        self.inflight = InflightBudget(limit: maxInflightBytes)
+        self.inflight = inflight
         self.bodyTimeout = bodyTimeout
         self.logger = logger
     }
@@ -151,17 +152,16 @@ public final class PushEndpoint: Sendable {
             try await admit(stream: o, principal: principal, rateHeaders: &rateHeaders)
         }
 
-        // Memory held by bodies at once: the raw body (twice while it is copied), reserved before reading.
-        let memory = MemoryReservation(budget: inflight)
+        // Memory held by bodies at once: the raw body counts twice (it is read into a growing
+        // buffer). An authenticated body of announced length is reserved before it is read; any
+        // other body is charged as its bytes arrive, so a stalled upload holds only what it sent,
+        // and anonymous bodies draw on their share of the budget only (see `InflightBudget`).
+        let memory = MemoryReservation(budget: inflight, anonymous: o.auth != .apiKey)
         defer { memory.release() }
-        guard memory.grow(by: 2 * min(announced ?? o.maxBody, o.maxBody)) else {
-            metrics.backpressure(stream: o.stream).increment()
-            throw Self.fail(
-                .serviceUnavailable, "busy", "Too many requests in flight",
-                "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
-                headers: [.retryAfter: "1"])
+        if let announced, o.auth == .apiKey {
+            guard memory.grow(by: 2 * announced, alone: true) else { throw busy(stream: o.stream) }
         }
-        let raw = try await readBody(request, limit: o.maxBody)
+        let raw = try await readBody(request, stream: o.stream, limit: o.maxBody, memory: memory)
 
         if o.auth == .hmac {
             guard let h = o.hmac else { throw authFailure(stream: o.stream, reason: "hmac_not_configured") }
@@ -173,6 +173,7 @@ public final class PushEndpoint: Sendable {
                 throw authFailure(stream: o.stream, reason: reason)
             }
             principal = "hmac"
+            memory.authenticate()
             try await admit(stream: o, principal: principal, rateHeaders: &rateHeaders)
         }
 
@@ -187,13 +188,7 @@ public final class PushEndpoint: Sendable {
         }
         let body = try gzip ? Self.gunzip(raw, limit: o.maxBody, memory: memory) : raw
         // The payload written to the queue: the body plus the arrival stamp of every record.
-        guard memory.grow(by: body.count + body.count / 2) else {
-            metrics.backpressure(stream: o.stream).increment()
-            throw Self.fail(
-                .serviceUnavailable, "busy", "Too many requests in flight",
-                "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
-                headers: [.retryAfter: "1"])
-        }
+        guard memory.grow(by: body.count + body.count / 2) else { throw busy(stream: o.stream) }
         var response: Response
         if let replayKey, let h = o.hmac {
             let since = Date().addingTimeInterval(-Double(WebhookSignature.replayWindow(tolerance: h.tolerance).components.seconds))
@@ -427,16 +422,13 @@ public final class PushEndpoint: Sendable {
 
     static func gunzip(_ data: [UInt8], limit: Int, memory: MemoryReservation) throws -> [UInt8] {
         do {
-            return try GzipMemory.decompress(data, limit: limit, reserve: memory.grow(by:))
+            return try GzipMemory.decompress(data, limit: limit, reserve: { memory.grow(by: $0) })
         } catch GzipMemory.Failure.tooLarge {
             throw fail(
                 .contentTooLarge, "body-too-large", "Body too large",
                 "the decompressed body exceeds \(limit) bytes; split the batch")
         } catch GzipMemory.Failure.noMemory {
-            throw fail(
-                .serviceUnavailable, "busy", "Too many requests in flight",
-                "the server holds its maximum of request bodies in memory; retry after the Retry-After delay",
-                headers: [.retryAfter: "1"])
+            throw busyProblem
         } catch {
             throw fail(.badRequest, "invalid-gzip", "Invalid gzip body", "the body is not valid gzip data: \(error)")
         }
@@ -519,45 +511,6 @@ public final class PushEndpoint: Sendable {
                 .serviceUnavailable, "backpressure", "The stream is full",
                 "the pipeline is behind: its queue is at its limit; retry after the Retry-After delay",
                 headers: [.retryAfter: "1"])
-        }
-    }
-
-    /// Reads the body, up to `limit` bytes and within ``bodyTimeout`` (a slow sender cannot hold memory forever).
-    func readBody(_ request: Request, limit: Int) async throws -> [UInt8] {
-        let body = request.body
-        let timeout = bodyTimeout
-        let announced = request.headers[.contentLength].flatMap { Int($0) }
-        let outcome: Result<ByteBuffer, any Error>?
-        if let announced, announced <= 64 << 10 {
-            // A small body holds little memory; the connection's idle timeout bounds it. No timer per request.
-            do { outcome = .success(try await body.collect(upTo: limit)) } catch { outcome = .failure(error) }
-        } else {
-            outcome = await withTaskGroup(of: Result<ByteBuffer, any Error>?.self) { group in
-                group.addTask {
-                    do { return .success(try await body.collect(upTo: limit)) } catch { return .failure(error) }
-                }
-                group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    return nil
-                }
-                let first = await group.next() ?? nil
-                group.cancelAll()
-                return first
-            }
-        }
-        switch outcome {
-        case .success(var buffer)?:
-            return buffer.readBytes(length: buffer.readableBytes) ?? []
-        case .failure(let error as HTTPError)? where error.status == .contentTooLarge:
-            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large", "the body exceeds \(limit) bytes; split the batch")
-        case .failure(_ as NIOTooManyBytesError)?:
-            throw Self.fail(.contentTooLarge, "body-too-large", "Body too large", "the body exceeds \(limit) bytes; split the batch")
-        case .failure?:
-            throw Self.fail(.badRequest, "incomplete-body", "Incomplete body", "the connection ended before the whole body arrived")
-        case nil:
-            throw Self.fail(
-                .requestTimeout, "body-timeout", "Body too slow",
-                "the body did not arrive within \(timeout.components.seconds) seconds; send it faster or in smaller requests")
         }
     }
 

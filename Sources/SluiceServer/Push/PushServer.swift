@@ -20,6 +20,9 @@ public struct PushServer: Service {
         public var port = 8080
         public var tlsCertificate: String?
         public var tlsPrivateKey: String?
+        /// Bytes of request bodies held at once. Bodies from senders not known yet (signed
+        /// webhooks before their signature is checked, open streams) may hold a quarter of it,
+        /// or all of it when no stream authenticates its senders (see ``InflightBudget``).
         public var maxInflightBytes = 64 << 20
         /// Write endpoints of the schema registry API need an API key with the scope `registry:write`.
         public var registryRequiresKey = false
@@ -49,6 +52,9 @@ public struct PushServer: Service {
     public var sinks: [(pipeline: String, sink: any Sink)] = []
     /// Admits push requests until it drains (shared with ``PushDrain``).
     public var intake = PushIntake()
+    /// The memory budget of request bodies (made from the settings unless given, e.g. by a test
+    /// that watches what the bodies in flight hold).
+    public var inflightBudget: InflightBudget?
 
     public init(
         settings: Settings, streams: [PushStream], store: any PushQueueStore, state: any CheckpointStore,
@@ -69,7 +75,8 @@ public struct PushServer: Service {
     public func run() async throws {
         let queue = groupCommitQueue ?? GroupCommitQueue(store: store)
         let endpoint = PushEndpoint(
-            streams: streams, store: store, queue: queue, maxInflightBytes: settings.maxInflightBytes, intake: intake, logger: logger)
+            streams: streams, store: store, queue: queue, inflight: inflightBudget ?? Self.inflightBudget(settings, streams: streams),
+            intake: intake, logger: logger)
         // Before listening: the fields of records still queued count towards each stream's columns.
         try await endpoint.learnQueuedFields()
         let router = makeRouter(endpoint)
@@ -121,8 +128,18 @@ public struct PushServer: Service {
         }
     }
 
-    /// Idle connections are closed after a minute; a slow body is cut off by the endpoint's body timeout.
-    static var http1: HTTP1Channel.Configuration { HTTP1Channel.Configuration(idleTimeout: .seconds(60)) }
+    /// The memory budget the settings describe for `streams`: with no stream that authenticates
+    /// its senders, there is no one to keep a share for.
+    static func inflightBudget(_ settings: Settings, streams: [PushStream]) -> InflightBudget {
+        let everyStreamOpen = streams.allSatisfy { $0.options.auth == .none }
+        return InflightBudget(limit: settings.maxInflightBytes, anonymousLimit: everyStreamOpen ? settings.maxInflightBytes : nil)
+    }
+
+    /// Idle connections are closed after a minute; a slow body is cut off by the endpoint's body
+    /// timeout. Requests the HTTP parser refuses get a problem document (``ParserErrorProblems``).
+    static var http1: HTTP1Channel.Configuration {
+        HTTP1Channel.Configuration(additionalChannelHandlers: [ParserErrorProblems()], idleTimeout: .seconds(60))
+    }
 
     static func tlsConfiguration(certificate: String, privateKey: String) throws -> TLSConfiguration {
         do {

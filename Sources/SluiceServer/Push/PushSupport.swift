@@ -1,46 +1,6 @@
 import Metrics
 import Synchronization
 
-/// The bytes of request bodies the server holds at once, shared by all requests.
-public final class InflightBudget: Sendable {
-    let limit: Int
-    private let used = Mutex(0)
-
-    init(limit: Int) { self.limit = limit }
-
-    /// Takes `bytes` if they fit (one request may always proceed alone); false otherwise.
-    func take(_ bytes: Int) -> Bool {
-        used.withLock { u in
-            guard u + bytes <= limit || u == 0 else { return false }
-            u += bytes
-            return true
-        }
-    }
-
-    func give(_ bytes: Int) { used.withLock { $0 -= bytes } }
-}
-
-/// One request's share of the ``InflightBudget``, grown as the request needs more and given back at the end.
-final class MemoryReservation: @unchecked Sendable {
-    let budget: InflightBudget
-    // Used by one request's task only.
-    private var held = 0
-
-    init(budget: InflightBudget) { self.budget = budget }
-
-    func grow(by bytes: Int) -> Bool {
-        guard bytes > 0 else { return true }
-        guard budget.take(bytes) else { return false }
-        held += bytes
-        return true
-    }
-
-    func release() {
-        budget.give(held)
-        held = 0
-    }
-}
-
 /// Request ids: a random per-process prefix and a counter (unique, cheap, sortable within a process).
 enum RequestID {
     static let prefix: String = {
