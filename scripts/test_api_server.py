@@ -24,6 +24,7 @@ It serves one list of items, ordered by (updated_at, id), in every common pagina
 
 import argparse
 import base64
+import bisect
 import json
 import secrets
 import signal
@@ -50,6 +51,8 @@ class State:
             for i in range(1, args.items + 1)
         }
         self.feed = []
+        self.sorted_rows = None
+        self.sorted_keys = []
         self.requests = 0
         self.item_requests = 0
         self.rate_limited = 0
@@ -61,10 +64,13 @@ class State:
         self.max_in_window = 0
 
     def ordered(self, since):
-        rows = sorted(self.items.values(), key=lambda r: (r["updated_at"], r["id"]))
+        """Items by (updated_at, id), those at or after `since`; sorted once per change."""
+        if self.sorted_rows is None:
+            self.sorted_rows = sorted(self.items.values(), key=lambda r: (r["updated_at"], r["id"]))
+            self.sorted_keys = [r["updated_at"] for r in self.sorted_rows]
         if since:
-            rows = [r for r in rows if r["updated_at"] >= since]
-        return rows
+            return self.sorted_rows[bisect.bisect_left(self.sorted_keys, since):]
+        return self.sorted_rows
 
 
 def make_handler(state: State):
@@ -114,6 +120,7 @@ def make_handler(state: State):
                     for i in change["ids"]:
                         state.items[i]["updated_at"] = change["updated_at"]
                         state.items[i]["name"] = change.get("name", state.items[i]["name"])
+                    state.sorted_rows = None
                 return self.send(200, {"ok": True})
             if url.path == "/_control/append":
                 change = json.loads(body)
