@@ -27,12 +27,24 @@ final class HTTPAPIClient {
     var pausedUntil: ContinuousClock.Instant?
     /// The most a response may hold.
     static let maxBodyBytes = 1 << 30
+    /// A client of its own: a refused connection fails at once (this client's backoff retries),
+    /// where the shared client would try to connect again until the request's deadline.
+    let http: HTTPClient
 
     init(options: HTTPAPISourceOptions, logger: Logger) {
         self.options = options
         self.logger = logger
         masker = SecretMasker(options: options)
         limiter = options.rateLimit.map { RateLimiter(perSecond: $0.requestsPerSecond, burst: $0.burst) }
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Closes the connections. Call once, when the reader closes.
+    func shutdown() async {
+        try? await http.shutdown()
     }
 
     /// Fetches `url`, retrying what is worth retrying; throws a ``SluiceError`` otherwise.
@@ -52,14 +64,15 @@ final class HTTPAPIClient {
             let response: HTTPClientResponse
             let body: ByteBuffer
             do {
-                response = try await HTTPClient.shared.execute(request, timeout: Self.timeAmount(options.timeout))
+                response = try await http.execute(request, timeout: Self.timeAmount(options.timeout))
                 body = try await response.body.collect(upTo: Self.maxBodyBytes)
             } catch let error as CancellationError {
                 throw error
             } catch {
                 failures += 1
                 guard failures <= options.maxRetries else {
-                    throw SluiceError(.connection, "\(options.method.rawValue) \(shown) failed \(failures) times: \(masker.mask("\(error)"))", location: shown)
+                    throw SluiceError(
+                        .connection, "\(options.method.rawValue) \(shown) failed: \(masker.mask("\(error)")) (tried \(failures) times)", location: shown)
                 }
                 let delay = policy.delay(attempt: failures)
                 logger.warning("request failed; retrying", metadata: ["url": "\(shown)", "error": "\(masker.mask("\(error)"))", "in": "\(delay)"])
@@ -132,7 +145,7 @@ final class HTTPAPIClient {
     /// The cached OAuth2 token, fetched again a minute (or a quarter of its lifetime) before it expires.
     func currentToken(_ credentials: OAuth2ClientCredentials) async throws -> String {
         if let token, token.refreshAt > .now { return token.value }
-        let fresh = try await OAuth2Token.fetch(credentials, timeout: Self.timeAmount(options.timeout), masker: masker)
+        let fresh = try await OAuth2Token.fetch(credentials, using: http, timeout: Self.timeAmount(options.timeout), masker: masker)
         masker.add(fresh.value)
         token = fresh
         logger.debug("OAuth2 token fetched", metadata: ["expires_in": "\(fresh.lifetime)"])
@@ -175,7 +188,7 @@ final class HTTPAPIClient {
 }
 
 /// Replaces secrets (tokens, passwords, keys) with `***` in anything that may be shown.
-final class SecretMasker: @unchecked Sendable {
+final class SecretMasker {
     private var secrets: [String]
 
     init(options: HTTPAPISourceOptions) {

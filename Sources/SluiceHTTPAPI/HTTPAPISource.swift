@@ -165,7 +165,13 @@ public struct HTTPAPISource: Source {
     /// One authenticated request for the first page (`sluice validate --connect`).
     public func checkReachable() async throws {
         let client = HTTPAPIClient(options: options, logger: Logger(label: "sluice.http_api"))
-        _ = try await client.fetch(try PagePlan(options: options).url(for: .first, since: nil))
+        do {
+            _ = try await client.fetch(try PagePlan(options: options).url(for: .first, since: nil))
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        await client.shutdown()
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
@@ -189,7 +195,6 @@ final class HTTPAPIReader: SourceReader {
         options = source.options
         plan = PagePlan(options: options)
         logger = context.logger
-        client = HTTPAPIClient(options: options, logger: context.logger)
         pages = PageDecoder(options: options)
         let saved = checkpoint[HTTPAPIPosition.partition].flatMap(HTTPAPIPosition.decode)
         if let saved, !saved.done {
@@ -197,6 +202,8 @@ final class HTTPAPIReader: SourceReader {
         } else {
             position = try HTTPAPIPosition.newPass(after: saved, lookback: options.incremental?.lookback)
         }
+        // Last: once made, the client must be shut down (``close()``), so nothing may throw after it.
+        client = HTTPAPIClient(options: options, logger: context.logger)
     }
 
     func next() async throws -> SourceBatch? {
@@ -238,5 +245,9 @@ final class HTTPAPIReader: SourceReader {
             logger.info("pull finished", metadata: ["pages": "\(position.pages)", "cursor": "\(position.maxSeen ?? "-")"])
         }
         return batch
+    }
+
+    func close() async {
+        await client.shutdown()
     }
 }

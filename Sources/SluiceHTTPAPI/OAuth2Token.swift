@@ -18,7 +18,7 @@ struct OAuth2Token {
 
     /// Requests a token with the client's id and secret in HTTP Basic authentication (the method
     /// every server must support), `grant_type=client_credentials` and the scope in the body.
-    static func fetch(_ credentials: OAuth2ClientCredentials, timeout: TimeAmount, masker: SecretMasker) async throws -> OAuth2Token {
+    static func fetch(_ credentials: OAuth2ClientCredentials, using http: HTTPClient, timeout: TimeAmount, masker: SecretMasker) async throws -> OAuth2Token {
         var request = HTTPClientRequest(url: credentials.tokenURL)
         request.method = .POST
         func formEncoded(_ s: String) -> String {
@@ -37,7 +37,7 @@ struct OAuth2Token {
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            response = try await http.execute(request, timeout: timeout)
             body = try await response.body.collect(upTo: 1 << 20)
         } catch {
             throw SluiceError(.connection, "cannot reach the OAuth2 token endpoint \(credentials.tokenURL): \(masker.mask("\(error)"))", location: location)
