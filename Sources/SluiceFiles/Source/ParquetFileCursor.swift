@@ -23,8 +23,8 @@ final class ParquetFileCursor {
     var isFinished: Bool { nextRowGroup >= reader.rowGroupCount }
 
     /// A corrupt file is one bad input (dead-lettered, and the run goes on). Valid Parquet that
-    /// Sluice cannot read exactly (a nested column, a nanosecond timestamp finer than a
-    /// microsecond) stops the pipeline with the reason: a file that was not read is never
+    /// Sluice cannot read exactly (a nanosecond timestamp finer than a microsecond, an encoding
+    /// it does not know) stops the pipeline with the reason: a file that was not read is never
     /// reported as a success.
     static func readError(_ error: ParquetError, path: String, what: String) -> any Error {
         guard error.kind == .unsupported else { return FileReadError(path: path, message: what + error.message) }

@@ -5,7 +5,7 @@ public struct ParquetError: Error, CustomStringConvertible, Sendable {
     public enum Kind: String, Sendable {
         /// The file is not valid Parquet (bad magic, truncated, corrupt metadata or pages).
         case malformed
-        /// Valid Parquet that uses a feature Sluice does not read (nested columns, an unknown codec…).
+        /// Valid Parquet that uses a feature Sluice does not read (an unknown codec, a nanosecond timestamp finer than a microsecond…).
         case unsupported
         /// The data handed to the writer does not fit its schema.
         case invalidData

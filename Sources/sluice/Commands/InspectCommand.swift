@@ -42,7 +42,8 @@ struct InspectCommand: ParsableCommand {
         }
         print("schema:")
         for field in report.schema.fields {
-            print("  \(field.name): \(field.type)\(field.nullable ? "" : " not null")")
+            let nested = report.nestedTypes[field.name].map { " (\($0), as JSON text)" } ?? ""
+            print("  \(field.name): \(field.type)\(field.nullable ? "" : " not null")\(nested)")
         }
         for key in report.keyValue.keys.sorted() where key != "sluice.schema" {
             print("metadata:    \(key) = \(report.keyValue[key]!.prefix(80))")
@@ -50,7 +51,9 @@ struct InspectCommand: ParsableCommand {
         for (i, group) in report.rowGroups.prefix(rowGroups).enumerated() {
             print("row group \(i): \(group.rows) rows, \(Self.bytes(group.compressedBytes)) compressed, \(Self.bytes(group.uncompressedBytes)) uncompressed")
             for c in group.columns {
-                var line = "  \(c.column.padding(toLength: 16, withPad: " ", startingAt: 0)) \(c.physicalType) \(c.codec) "
+                // Padded to 16 characters, never cut: nested leaves have long paths (`tags.list.element`).
+                let name = c.column.count >= 16 ? c.column : c.column.padding(toLength: 16, withPad: " ", startingAt: 0)
+                var line = "  \(name) \(c.physicalType) \(c.codec) "
                 line += "\(Self.bytes(c.compressedBytes))/\(Self.bytes(c.uncompressedBytes)) [\(c.encodings.joined(separator: ","))]"
                 if let n = c.nullCount { line += " nulls=\(n)" }
                 if let min = c.min, let max = c.max { line += " min=\(min) max=\(max)" }

@@ -29,32 +29,43 @@ enum ParquetValueConversion: Equatable {
     case float16ToDouble
 }
 
-/// A flat Parquet leaf column with the Sluice field it is read into.
+/// A Parquet leaf column with the Sluice field it is read into: a flat column (one value per
+/// row), or a leaf of a nested column, whose values become JSON text inside that column.
 struct ParquetLeafColumn {
     let element: ParquetSchemaElement
     let physicalType: ParquetPhysicalType
     let field: Field
     let conversion: ParquetValueConversion
-    /// 1 for OPTIONAL columns (definition levels present), 0 for REQUIRED.
+    /// The highest definition level: 1 for an OPTIONAL flat column, 0 for a REQUIRED one; in a
+    /// nested column, the number of optional and repeated fields on the leaf's path.
     let maxDefinitionLevel: Int
+    /// The highest repetition level: 0 for a flat column; in a nested column, the number of
+    /// repeated fields on the leaf's path.
+    let maxRepetitionLevel: Int
 
-    /// Derives the Sluice type from the Parquet physical and logical types.
+    /// A flat column: derives the Sluice type from the Parquet physical and logical types.
     init(_ e: ParquetSchemaElement) throws {
+        if e.repetition == .repeated {
+            throw ParquetFormatError("column \(e.name) is repeated but was read as a flat column")
+        }
+        try self.init(e, path: e.name, maxDefinitionLevel: e.repetition == .required ? 0 : 1, maxRepetitionLevel: 0)
+    }
+
+    /// A leaf at `path` (dotted, for messages) with the given maximum levels.
+    init(_ e: ParquetSchemaElement, path: String, maxDefinitionLevel: Int, maxRepetitionLevel: Int) throws {
         guard let physical = e.type else {
-            throw ParquetFormatError("column \(e.name) has no physical type")
+            throw ParquetFormatError("column \(path) has no physical type")
         }
         element = e
         physicalType = physical
-        if e.repetition == .repeated {
-            throw ParquetFormatError("column \(e.name) is repeated (lists are not supported)", unsupported: true)
-        }
-        maxDefinitionLevel = e.repetition == .required ? 0 : 1
+        self.maxDefinitionLevel = maxDefinitionLevel
+        self.maxRepetitionLevel = maxRepetitionLevel
         let (type, conversion) = try Self.mapping(e, physical)
         self.conversion = conversion
-        field = Field(e.name, type, nullable: maxDefinitionLevel > 0)
+        field = Field(path, type, nullable: maxDefinitionLevel > 0)
         if physical == .fixedLenByteArray {
             guard let n = e.typeLength, n >= 0 else {
-                throw ParquetFormatError("FIXED_LEN_BYTE_ARRAY column \(e.name) has no valid type_length")
+                throw ParquetFormatError("FIXED_LEN_BYTE_ARRAY column \(path) has no valid type_length")
             }
         }
     }
@@ -73,6 +84,7 @@ struct ParquetLeafColumn {
         physicalType = base.physicalType
         conversion = base.conversion
         maxDefinitionLevel = base.maxDefinitionLevel
+        maxRepetitionLevel = base.maxRepetitionLevel
         self.field = field
     }
 

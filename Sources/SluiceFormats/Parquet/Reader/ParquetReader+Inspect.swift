@@ -28,6 +28,9 @@ public struct ParquetFileReport: Sendable {
     public var createdBy: String?
     public var keyValue: [String: String]
     public var rowGroups: [RowGroup]
+    /// The Parquet structure of each nested field (read as `json`), by field name, e.g.
+    /// `list<struct<a: int64, b: string>>`.
+    public var nestedTypes: [String: String] = [:]
 }
 
 extension ParquetReader {
@@ -36,7 +39,7 @@ extension ParquetReader {
         let groups = fileMetaData.rowGroups.map { group in
             let chunks = group.columns.enumerated().map { index, chunk -> ParquetFileReport.ColumnChunk in
                 let m = chunk.metaData
-                let field = index < schema.count ? schema.fields[index] : nil
+                let field = index < leaves.count ? leaves[index].field : nil
                 let stats = m?.statistics
                 return ParquetFileReport.ColumnChunk(
                     column: m?.pathInSchema.joined(separator: ".") ?? field?.name ?? "?",
@@ -54,9 +57,11 @@ extension ParquetReader {
                 rows: group.numRows, uncompressedBytes: group.totalByteSize,
                 compressedBytes: chunks.reduce(0) { $0 + $1.compressedBytes }, columns: chunks)
         }
+        var nested: [String: String] = [:]
+        for case let .nested(column) in plans { nested[column.field.name] = column.typeDescription }
         return ParquetFileReport(
             path: path, schema: schema, rows: metadata.rows, createdBy: metadata.createdBy,
-            keyValue: metadata.keyValue, rowGroups: groups)
+            keyValue: metadata.keyValue, rowGroups: groups, nestedTypes: nested)
     }
 
     /// A statistics value as text, decoded by the column's type. A decimal is shown as a decimal

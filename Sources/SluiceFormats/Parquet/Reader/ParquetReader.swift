@@ -14,7 +14,9 @@ public struct ParquetMetadata: Sendable, Hashable {
     public var createdBy: String?
 }
 
-/// Reads flat Parquet files (one leaf column per field) into record batches, one per row group.
+/// Reads Parquet files into record batches, one per row group. A flat column becomes a column
+/// of its type; a nested one (LIST, MAP, STRUCT, a repeated field) a `json` column holding each
+/// row's value as JSON text (see ``ParquetNestedColumn`` and ``NestedRecordAssembler``).
 ///
 /// Reads what ``ParquetWriter`` writes and files from other writers for the same types: PLAIN,
 /// dictionary (PLAIN_DICTIONARY, RLE_DICTIONARY), RLE and BIT_PACKED levels, RLE booleans, the
@@ -27,7 +29,10 @@ public final class ParquetReader {
     public let metadata: ParquetMetadata
     private let input: any ParquetInput
     let fileMetaData: ParquetFileMetaData
-    private let leaves: [ParquetLeafColumn]
+    /// How each field is read.
+    let plans: [ParquetColumnPlan]
+    /// The leaf columns of all fields, one per column chunk, in file order.
+    let leaves: [ParquetLeafColumn]
     /// Where the footer starts; column data must end before it.
     private let dataEnd: Int
     private let decompressor = ParquetDecompressor()
@@ -78,32 +83,28 @@ public final class ParquetReader {
         }
         fileMetaData = meta
 
-        // Flat schemas only: the root and one leaf per column.
-        let root = meta.schema[0]
-        let children = meta.schema.dropFirst()
-        if let nested = children.first(where: { ($0.numChildren ?? 0) > 0 }) {
-            throw ParquetError(.unsupported, path: input.name, "column \(nested.name) is a nested group; only flat schemas are supported")
-        }
-        guard Int(root.numChildren ?? 0) == children.count else {
-            throw malformed("corrupt footer: the schema root has \(root.numChildren ?? 0) children but \(children.count) columns follow")
-        }
-        var derived: [ParquetLeafColumn] = []
+        // One plan per top-level field: a flat column, or a nested one read as JSON text.
+        var derived: [ParquetColumnPlan]
         do {
-            for element in children { derived.append(try ParquetLeafColumn(element)) }
+            derived = try ParquetColumnPlan.plans(ParquetSchemaTree.parse(meta.schema))
         } catch let e as ParquetFormatError {
-            throw ParquetError(e.unsupported ? .unsupported : .malformed, path: input.name, e.message)
+            throw e.unsupported ? ParquetError(.unsupported, path: input.name, e.message) : malformed("corrupt footer: \(e.message)")
         }
         var keyValue: [String: String] = [:]
         for kv in meta.keyValueMetadata ?? [] { keyValue[kv.key] = kv.value ?? "" }
+        // The Sluice schema a Sluice writer stored (flat files only) restores json and binary types.
         if let text = keyValue[SluiceSchemaMetadata.key], let stored = SluiceSchemaMetadata.decode(text),
             stored.count == derived.count
         {
-            let typed = zip(derived, stored.fields).compactMap { ParquetLeafColumn($0, as: $1) }
-            leaves = typed.count == derived.count ? typed : derived
-        } else {
-            leaves = derived
+            let typed = zip(derived, stored.fields).compactMap { plan, field -> ParquetColumnPlan? in
+                guard case let .flat(leaf) = plan else { return nil }
+                return ParquetLeafColumn(leaf, as: field).map { .flat($0) }
+            }
+            if typed.count == derived.count { derived = typed }
         }
-        schema = Schema(leaves.map(\.field))
+        plans = derived
+        leaves = derived.flatMap(\.leaves)
+        schema = Schema(derived.map(\.field))
 
         for (g, group) in meta.rowGroups.enumerated() {
             guard group.columns.count == leaves.count else {
@@ -128,18 +129,50 @@ public final class ParquetReader {
             throw ParquetError(.invalidData, path: path, "row group \(index) does not exist (the file has \(rowGroupCount))")
         }
         let group = fileMetaData.rowGroups[index]
+        let rows = Int(group.numRows)
         var columns: [Column] = []
-        for (c, chunk) in group.columns.enumerated() {
-            let leaf = leaves[c]
+        var chunk = 0
+        for plan in plans {
             do {
-                columns.append(try readChunk(chunk, leaf: leaf, rows: Int(group.numRows)))
+                switch plan {
+                case let .flat(leaf):
+                    let (bytes, meta) = try chunkBytes(group.columns[chunk], leaf: leaf)
+                    guard meta.numValues == Int64(rows) else {
+                        throw ParquetFormatError("column chunk has \(meta.numValues) values for \(rows) rows")
+                    }
+                    let reader = ParquetColumnChunkReader(leaf: leaf, codec: meta.codec, decompressor: decompressor)
+                    columns.append(try reader.read(bytes, numValues: Int(meta.numValues), rows: rows))
+                case let .nested(nested):
+                    columns.append(try readNested(nested, group.columns[chunk..<(chunk + nested.leaves.count)], rows: rows))
+                }
             } catch let e as ParquetFormatError {
                 throw ParquetError(
                     e.unsupported ? .unsupported : .malformed, path: path,
-                    "row group \(index), column \(leaf.field.name): \(e.message)")
+                    "row group \(index), column \(plan.field.name): \(e.message)")
             }
+            chunk += plan.leaves.count
         }
         return RecordBatch(schema: schema, columns: columns)
+    }
+
+    /// Reads the leaves of a nested column and assembles its rows as JSON text.
+    private func readNested(_ nested: ParquetNestedColumn, _ chunks: ArraySlice<ParquetColumnChunk>, rows: Int) throws -> Column {
+        var levels: [ParquetLeafLevels] = []
+        for (leaf, chunk) in zip(nested.leaves, chunks) {
+            do {
+                let (bytes, meta) = try chunkBytes(chunk, leaf: leaf)
+                let reader = ParquetColumnChunkReader(leaf: leaf, codec: meta.codec, decompressor: decompressor)
+                let leafLevels = try reader.readLevels(bytes, numValues: Int(meta.numValues))
+                guard leafLevels.rows == rows else {
+                    throw ParquetFormatError("column holds \(leafLevels.rows) rows but its row group has \(rows)")
+                }
+                levels.append(leafLevels)
+            } catch let e as ParquetFormatError {
+                throw ParquetFormatError("leaf \(leaf.field.name): \(e.message)", unsupported: e.unsupported)
+            }
+        }
+        var assembler = try NestedRecordAssembler(shape: nested.shape, leaves: levels)
+        return try assembler.column(rows: rows)
     }
 
     /// Reads every row group, in order.
@@ -147,7 +180,8 @@ public final class ParquetReader {
         try (0..<rowGroupCount).map(readRowGroup)
     }
 
-    private func readChunk(_ chunk: ParquetColumnChunk, leaf: ParquetLeafColumn, rows: Int) throws -> Column {
+    /// The bytes of a column chunk, checked against the file and the leaf, and its metadata.
+    private func chunkBytes(_ chunk: ParquetColumnChunk, leaf: ParquetLeafColumn) throws -> ([UInt8], ParquetColumnMetaData) {
         guard chunk.filePath == nil else {
             throw ParquetFormatError("column data in another file (\(chunk.filePath!)) is not supported", unsupported: true)
         }
@@ -165,11 +199,7 @@ public final class ParquetReader {
         guard meta.dataPageOffset >= start, meta.dataPageOffset - start <= length else {
             throw ParquetFormatError("data page offset \(meta.dataPageOffset) lies outside its column chunk (\(start)..<\(start + length))")
         }
-        guard meta.numValues == Int64(rows) else {
-            throw ParquetFormatError("column chunk has \(meta.numValues) values for \(rows) rows")
-        }
-        let bytes = try input.read(offset: Int(start), count: Int(length))
-        let reader = ParquetColumnChunkReader(leaf: leaf, codec: meta.codec, decompressor: decompressor)
-        return try reader.read(bytes, numValues: Int(meta.numValues), rows: rows)
+        guard meta.numValues >= 0 else { throw ParquetFormatError("column chunk has \(meta.numValues) values") }
+        return (try input.read(offset: Int(start), count: Int(length)), meta)
     }
 }
