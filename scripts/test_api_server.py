@@ -16,7 +16,7 @@ It serves one list of items, ordered by (updated_at, id), in every common pagina
   POST /_control/update {"ids": [...], "updated_at": "..."}   change items (late updates carry older timestamps)
   POST /_control/append {"ids": [...]} / {"malformed": true}  add feed records
 
-`since` is inclusive (as GitHub's is). Faults: --fail-every K answers every K-th item request with
+`since` is inclusive (as GitHub's is), `until` exclusive. Faults: --fail-every K answers every K-th item request with
 500; --rate R answers 429 with Retry-After when more than R requests arrive within one second;
 --latency-ms adds a delay; --bearer TOKEN is required on every item request, OAuth2 tokens on
 /oauth/… ones. The port is printed on the first line of stdout.
@@ -184,6 +184,8 @@ def make_handler(state: State):
             with state.lock:
                 rows = state.ordered(q.get("since"))
                 feed = list(state.feed)
+            if "until" in q:
+                rows = [r for r in rows if r["updated_at"] < q["until"]]
             base = f"http://{self.headers.get('Host')}"
             # /oauth/<style>/items: the same items, behind OAuth2 tokens (--client-id).
             prefix = "/oauth" if url.path.startswith("/oauth/") else ""

@@ -29,6 +29,36 @@ struct HTTPAPIPosition: Codable, Sendable, Equatable {
 
     static let partition = "http_api"
 
+    enum CodingKeys: String, CodingKey { case run, since, maxSeen, next, pages, done }
+
+    init(run: String, since: String?, maxSeen: String?, next: PageRequest?, pages: Int) {
+        self.run = run
+        self.since = since
+        self.maxSeen = maxSeen
+        self.next = next
+        self.pages = pages
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        run = try c.decode(String.self, forKey: .run)
+        since = try c.decodeIfPresent(String.self, forKey: .since)
+        maxSeen = try c.decodeIfPresent(String.self, forKey: .maxSeen)
+        next = try c.decodeIfPresent(PageRequest.self, forKey: .next)
+        pages = try c.decode(Int.self, forKey: .pages)
+    }
+
+    /// `done` is written too: `sluice backfill` reads it to tell a finished backfill.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(run, forKey: .run)
+        try c.encodeIfPresent(since, forKey: .since)
+        try c.encodeIfPresent(maxSeen, forKey: .maxSeen)
+        try c.encodeIfPresent(next, forKey: .next)
+        try c.encode(pages, forKey: .pages)
+        try c.encode(done, forKey: .done)
+    }
+
     var encoded: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -41,8 +71,8 @@ struct HTTPAPIPosition: Codable, Sendable, Equatable {
 
     /// A new pass after `previous` (nil: the first ever): it sends the greatest value seen so
     /// far, moved back by `lookback`.
-    static func newPass(after previous: HTTPAPIPosition?, lookback: Duration?) throws -> HTTPAPIPosition {
-        let since = try previous?.maxSeen.map { try CursorValue.moveBack($0, by: lookback) }
+    static func newPass(after previous: HTTPAPIPosition?, lookback: Duration?, backfillFrom: String? = nil) throws -> HTTPAPIPosition {
+        let since = try backfillFrom ?? previous?.maxSeen.map { try CursorValue.moveBack($0, by: lookback) }
         return HTTPAPIPosition(
             run: String(UUID().uuidString.lowercased().prefix(8)), since: since, maxSeen: previous?.maxSeen, next: .first, pages: 0)
     }

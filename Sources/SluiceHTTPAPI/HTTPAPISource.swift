@@ -114,6 +114,10 @@ public struct HTTPAPISource: Source {
                         "lookback", .duration, example: "10m", requires: ["key: [id]"],
                         "Send the cursor this much earlier, for records that arrive late with older timestamps; the repeats are dropped by `key`."),
                     OptionSpec("key", .list(.string), example: "[id]", "Fields identifying a record: with `field`, a record version; repeats are dropped."),
+                    OptionSpec(
+                        "until_param", .string, example: "until",
+                        "The API's upper-bound parameter, which `sluice backfill --to` is sent in. Without it the backfill reads from `--from` on and keeps the records before `--to`."
+                    ),
                 ]), example: "{ field: updated_at, param: since, lookback: 10m, key: [id] }",
                 "Only records changed since the last pass: the greatest `field` value seen is kept in the checkpoint, exactly as the API wrote it."
             ),
@@ -155,6 +159,7 @@ public struct HTTPAPISource: Source {
                 pagination: { link_header: next }
                 incremental: { field: updated_at, param: since, key: [id] }
             """,
+        capabilities: [.backfillable],
         exampleFile: "examples/http-api-pull.yaml"
     )
 
@@ -200,7 +205,7 @@ final class HTTPAPIReader: SourceReader {
         if let saved, !saved.done {
             position = saved  // resume the interrupted pass at its next page
         } else {
-            position = try HTTPAPIPosition.newPass(after: saved, lookback: options.incremental?.lookback)
+            position = try HTTPAPIPosition.newPass(after: saved, lookback: options.incremental?.lookback, backfillFrom: options.backfill?.from)
         }
         // Last: once made, the client must be shut down (``close()``), so nothing may throw after it.
         client = HTTPAPIClient(options: options, logger: context.logger)
@@ -249,5 +254,28 @@ final class HTTPAPIReader: SourceReader {
 
     func close() async {
         await client.shutdown()
+    }
+}
+
+extension HTTPAPISource: BackfillableSource {
+    /// Re-reads the records whose incremental cursor is in [from, to): one pass that sends `from`
+    /// (and `to`, when the API takes an upper bound), keeping only the records in the range.
+    public func backfill(from: String, to: String, parallel: Int) throws -> any Source {
+        guard options.incremental != nil else {
+            throw SluiceError(
+                .configuration, "a backfill re-reads a range of the incremental cursor; this http_api source has no `incremental`",
+                location: "source.http_api.incremental")
+        }
+        guard parallel == 1 else {
+            throw SluiceError(.configuration, "an API's pages are read one after another; run the backfill without --parallel", location: "--parallel")
+        }
+        guard CursorValue.isGreater(to, than: from) else {
+            throw SluiceError(.configuration, "--to (\(to)) must come after --from (\(from))", location: "--to")
+        }
+        var o = options
+        o.backfill = (from, to)
+        o.schedule = nil
+        o.incremental?.lookback = nil
+        return HTTPAPISource(options: o)
     }
 }

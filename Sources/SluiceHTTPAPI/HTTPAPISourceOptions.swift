@@ -26,6 +26,9 @@ public struct HTTPAPISourceOptions: Decodable, Sendable {
     public var timeout: Duration = .seconds(30)
     public var declared: [Field] = []
     public var schedule: ExtractSchedule?
+    /// Set by `sluice backfill`: the pass sends `from` (and `to` as `incremental.until_param`)
+    /// and keeps only records whose cursor is in [from, to).
+    public var backfill: (from: String, to: String)?
 
     enum CodingKeys: String, CodingKey {
         case url, method, headers, params, body, auth, records, format, pagination, incremental, timeout, columns, schedule, poll
@@ -246,17 +249,23 @@ public struct HTTPAPIIncremental: Decodable, Sendable {
     public var field: String
     public var param: String
     public var lookback: Duration?
+    /// The API's upper-bound parameter, sent by `sluice backfill` with the end of its range.
+    public var untilParam: String?
     /// Fields identifying a record: with the cursor field, a record version; repeats (lookback,
     /// an inclusive `since`) are dropped by it.
     public var key: [String]
 
-    enum CodingKeys: String, CodingKey { case field, param, lookback, key }
+    enum CodingKeys: String, CodingKey {
+        case field, param, lookback, key
+        case untilParam = "until_param"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         field = try c.decode(String.self, forKey: .field)
         param = try c.decode(String.self, forKey: .param)
         key = try c.decodeIfPresent([String].self, forKey: .key) ?? []
+        untilParam = try c.decodeIfPresent(String.self, forKey: .untilParam)
         if let l = try c.decodeIfPresent(ConfigDuration.self, forKey: .lookback) {
             guard key.isEmpty == false else {
                 throw try c.superDecoder(forKey: .lookback).configError(

@@ -67,11 +67,13 @@ final class PageDecoder {
             var nextIssue = issues.next()
             var maxCursor: String?
             for (index, range) in split.records.enumerated() {
-                if let field = options.incremental?.field,
-                    let value = try? JSONLookup.value(at: [field], in: UnsafeRawBufferPointer(rebasing: slice[range]))?.text,
-                    maxCursor.map({ CursorValue.isGreater(value, than: $0) }) ?? true
-                {
-                    maxCursor = value
+                if let field = options.incremental?.field {
+                    let value = try? JSONLookup.value(at: [field], in: UnsafeRawBufferPointer(rebasing: slice[range]))?.text
+                    if let value, maxCursor.map({ CursorValue.isGreater(value, than: $0) }) ?? true { maxCursor = value }
+                    // A backfill keeps [from, to): the API may not bound the range itself.
+                    if case let (from, to)? = options.backfill {
+                        guard let value, !CursorValue.isGreater(from, than: value), CursorValue.isGreater(to, than: value) else { continue }
+                    }
                 }
                 if let issue = nextIssue, issue.record == index {
                     rejects.append(

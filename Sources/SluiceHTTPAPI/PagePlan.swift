@@ -30,6 +30,7 @@ struct PagePlan: Sendable {
         var items = components.queryItems ?? []
         for (name, value) in options.params { items.append(URLQueryItem(name: name, value: value)) }
         if let since, let incremental = options.incremental { items.append(URLQueryItem(name: incremental.param, value: since)) }
+        if case let (_, to)? = options.backfill, let until = options.incremental?.untilParam { items.append(URLQueryItem(name: until, value: to)) }
         switch (options.pagination, request) {
         case let (.cursor(c), .cursor(value)): items.append(URLQueryItem(name: c.param, value: value))
         case let (.offset(param, limitParam, limit), _):

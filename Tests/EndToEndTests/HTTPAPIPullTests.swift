@@ -75,4 +75,29 @@ import Testing
         r = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(try await offPool { try ids(dir) }.count == 52)
     }
+
+    @Test func sluiceBackfillReadsARangeOnceUnderItsOwnCheckpoint() async throws {
+        let server = try TestAPIServer.start(["--items", "40"])
+        defer { server.stop() }
+        let dir = try makeWorkDirectory("httpapi-backfill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            pipelines:
+              api:
+                source:
+                  http_api:
+                    url: "\(server.url)/link/items?per_page=3"
+                    pagination: { link_header: next }
+                    incremental: { field: updated_at, param: since, until_param: until }
+                sink: { ndjson: { path: out } }
+            """, to: "\(dir)/p.yaml")
+        let arguments = ["backfill", "api", "--from", "2023-11-14T22:13:30.000000Z", "--to", "2023-11-14T22:13:40.000000Z", "-c", "p.yaml", "--no-progress"]
+        var r = try await SluiceProcess.runWithoutBlocking(arguments, in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try await offPool { try ids(dir) }.sorted() == Array(10...19))
+        r = try await SluiceProcess.runWithoutBlocking(arguments, in: dir)
+        #expect(r.status == 0 && r.stderr.contains("already finished"), "\(r.stderr)")
+        #expect(try await offPool { try ids(dir) }.count == 10)
+    }
 }

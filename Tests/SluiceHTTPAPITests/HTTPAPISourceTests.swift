@@ -120,6 +120,26 @@ import Testing
         #expect(Set(second.ids) == [2, 15, 16, 17, 18, 19, 20])
     }
 
+    @Test func aBackfillReadsTheCursorRangeWithOrWithoutAnUpperBoundParameter() async throws {
+        let server = try TestAPIServer.start(["--items", "40"])
+        defer { server.stop() }
+        // Items 10...19 have updated_at in [BASE+10, BASE+20).
+        let from = "2023-11-14T22:13:30.000000Z", to = "2023-11-14T22:13:40.000000Z"  // in the API's own format
+        for until in ["", ", until_param: until"] {
+            let live = try source(
+                #"http_api: { url: "\#(server.url)/link/items?per_page=4", pagination: { link_header: next }, incremental: { field: updated_at, param: since\#(until) } }"#
+            )
+            let backfill = try (live as! any BackfillableSource).backfill(from: from, to: to, parallel: 1)
+            let r = try await read(backfill)
+            #expect(r.ids == Array(10...19), "until_param\(until): \(r.ids)")
+            #expect(r.checkpoint["http_api"]?.contains("\"done\":true") == true, "sluice backfill tells a finished one by this")
+            #expect(throws: SluiceError.self) { _ = try (live as! any BackfillableSource).backfill(from: from, to: to, parallel: 2) }
+        }
+        let stats = try await offPool { try server.stats() }
+        // With until_param the API stops at the range's end: 3 pages instead of 8 to the end of the list.
+        #expect((stats["item_requests"] ?? 0) == 8 + 3, "\(stats)")
+    }
+
     @Test func theClientRateLimitKeepsUnderTheServersAndItsLimitIsWaitedOut() async throws {
         // The server answers 429 past 4 requests in a second; the client keeps to 3 per second.
         let server = try TestAPIServer.start(["--items", "40", "--rate", "4"])

@@ -12,13 +12,15 @@ struct BackfillCommand: AsyncParsableCommand {
         abstract: "Re-extract a historical range of a pipeline's pull into its sink.",
         discussion: """
             Reads the rows whose first cursor column lies in [--from, --to) from the pipeline's source
-            (an incremental postgres pull) and writes them through the pipeline's sink, Parquet rows
+            (an incremental postgres pull, or an http_api pull with `incremental`: it sends --from as
+            the cursor parameter, --to as `until_param` when the API takes one, and keeps the records
+            in the range) and writes them through the pipeline's sink, Parquet rows
             landing in their partitions. The backfill keeps its own checkpoint
             (`PIPELINE.backfill.FROM_TO`), so it never moves the live pipeline's, and it resumes where
             it stopped after a crash or Ctrl-C: run the same command again. A finished backfill is not
             repeated unless --restart is given.
 
-            With --parallel N the range is cut into N key ranges of about equal size, pulled at once.
+            With --parallel N (postgres) the range is cut into N key ranges of about equal size, pulled at once.
 
             A backfill adds rows: for an append or Parquet sink, backfill only a range the live pipeline
             has not loaded (or use an upsert sink).
@@ -72,7 +74,7 @@ struct BackfillCommand: AsyncParsableCommand {
             guard let source = live.source as? any BackfillableSource else {
                 throw SluiceError(
                     .configuration,
-                    "pipeline '\(pipeline)' has a \(type(of: live.source)) source, which cannot backfill; backfills re-read a range of an incremental postgres pull",
+                    "pipeline '\(pipeline)' has a \(type(of: live.source)) source, which cannot backfill; backfills re-read a range of an incremental postgres or http_api pull",
                     location: "pipelines.\(pipeline).source")
             }
             if let option = live.sink.replacesOutputEachPass {
