@@ -65,6 +65,30 @@ pipelines:
     return seconds, parquet_rows(f"{work}/lake"), rss_kb
 
 
+def run_fan_out(binary, url, parents, parallel, work):
+    """Child pages/s of a fan-out over `parents` parents (each with id % 4 orders, one page)."""
+    config = f"""
+pipelines:
+  api:
+    source:
+      http_api:
+        url: "{url}/page/items"
+        records: items
+        pagination: {{ page: {{ size_param: size, size: 1000 }} }}
+        fan_out: {{ url: "/children/{{id}}/orders?size=10", records: data, pagination: {{ link_header: next }}, parallel: {parallel} }}
+    sink:
+      ndjson: {{ path: out }}
+"""
+    with open(f"{work}/p.yaml", "w") as f:
+        f.write(config)
+    start = time.perf_counter()
+    r = subprocess.run([binary, "run", "p.yaml", "--no-progress", "--log-level", "warning"], cwd=work, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if r.returncode != 0:
+        sys.exit(f"sluice failed: {r.stderr}")
+    return seconds
+
+
 def run_dlt(url, per_page, work):
     code = f"""
 import dlt
@@ -94,6 +118,8 @@ def main():
     ap.add_argument("--per-page", type=int, default=1000)
     ap.add_argument("--latency-ms", type=int, default=50)
     ap.add_argument("--latency-items", type=int, default=100_000)
+    ap.add_argument("--fan-out-parents", type=int, default=400)
+    ap.add_argument("--parallel", type=int, default=8)
     args = ap.parse_args()
     binary = os.environ.get("SLUICE_BIN") or os.path.join(ROOT, ".build/release/sluice")
     if not os.path.exists(binary):
@@ -132,6 +158,21 @@ def main():
     print(f"{args.latency_items:,} records with {args.latency_ms} ms a page: {rows / seconds:,.0f} records/s "
           f"({pages / seconds:.1f} pages/s); one page in flight allows {ceiling:,.0f} records/s at most "
           f"({rows / seconds / ceiling:.2f} of it)")
+
+    server, url = start_server(args.fan_out_parents, args.latency_ms)
+    try:
+        for parallel in (1, args.parallel):
+            work = tempfile.mkdtemp(prefix="apibench-fan-")
+            try:
+                seconds = run_fan_out(binary, url, args.fan_out_parents, parallel, work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            pages = args.fan_out_parents  # one child page a parent (id % 4 orders, 10 a page)
+            ceiling = parallel / (args.latency_ms / 1000)
+            print(f"fan-out over {args.fan_out_parents} parents with {args.latency_ms} ms a page, parallel {parallel}: "
+                  f"{pages / seconds:.1f} child pages/s; {parallel} pages in flight allow {ceiling:.0f} ({pages / seconds / ceiling:.2f} of it)")
+    finally:
+        server.kill()
 
 
 if __name__ == "__main__":

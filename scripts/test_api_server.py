@@ -9,6 +9,7 @@ It serves one list of items, ordered by (updated_at, id), in every common pagina
   GET /offset/items?offset=O&limit=N[&since=T]  {"data": {"items": [...]}}
   GET /page/items?page=P&size=N[&since=T]       {"items": [...]}   (pages from 1)
   GET /ndjson/items?page=P&size=N               one JSON object per line
+  GET /children/<id>/orders?page=P&size=N        {"data": [...]}: id % 4 orders of that parent, Link-header pages
   GET /feed?after=S&offset=O&limit=N            {"data": [...]}: records appended by /_control/append, seq > S
   POST /oauth/token                              client credentials (Basic auth), tokens expire after --token-ttl s
   GET /oauth/<style>/items                       the same, with a token from /oauth/token (--client-id)
@@ -17,7 +18,8 @@ It serves one list of items, ordered by (updated_at, id), in every common pagina
   POST /_control/append {"ids": [...]} / {"malformed": true}  add feed records
 
 `since` is inclusive (as GitHub's is), `until` exclusive. Faults: --fail-every K answers every K-th item request with
-500; --rate R answers 429 with Retry-After when more than R requests arrive within one second;
+500; --rate R answers 429 with Retry-After when more than R requests arrive within --window
+seconds (default 1);
 --latency-ms adds a delay; --bearer TOKEN is required on every item request, OAuth2 tokens on
 /oauth/… ones. The port is printed on the first line of stdout.
 """
@@ -160,7 +162,7 @@ def make_handler(state: State):
                 state.item_requests += 1
                 n = state.item_requests
                 window = state.window
-                while window and window[0] <= now - 1.0:
+                while window and window[0] <= now - args.window:
                     window.popleft()
                 if args.rate and len(window) >= args.rate:
                     state.rate_limited += 1
@@ -170,7 +172,8 @@ def make_handler(state: State):
                     state.max_in_window = max(state.max_in_window, len(window))
                     limited = False
             if limited:
-                return self.send(429, {"message": "API rate limit exceeded"}, headers=[("Retry-After", "1")])
+                wait = max(1, int(window[0] + args.window - now + 0.999))
+                return self.send(429, {"message": "API rate limit exceeded"}, headers=[("Retry-After", str(wait))])
             if not self.authorized(url.path):
                 with state.lock:
                     state.unauthorized += 1
@@ -226,6 +229,14 @@ def make_handler(state: State):
                 page, size = int(q.get("page", 1)), int(q.get("size", 10))
                 text = "".join(json.dumps(r) + "\n" for r in rows[(page - 1) * size: page * size])
                 return self.send(200, text.encode(), content_type="application/x-ndjson")
+            if url.path.startswith("/children/") and url.path.endswith("/orders"):
+                parent = int(url.path.split("/")[2])
+                orders = [{"order_id": parent * 100 + k, "n": k} for k in range(parent % 4)]
+                page, size = int(q.get("page", 1)), int(q.get("size", 2))
+                headers = []
+                if page * size < len(orders):
+                    headers.append(("Link", f'<{base}{url.path}?{urlencode(dict(q, page=page + 1, size=size))}>; rel="next"'))
+                return self.send(200, {"data": orders[(page - 1) * size: page * size]}, headers=headers)
             if url.path == "/feed":
                 after, offset, limit = int(q.get("after", 0)), int(q.get("offset", 0)), int(q.get("limit", 10))
                 chunk = [r for r in feed if r["seq"] > after][offset:offset + limit]
@@ -239,7 +250,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--items", type=int, default=1000)
     p.add_argument("--port", type=int, default=0)
-    p.add_argument("--rate", type=int, default=0, help="requests per second before 429 (0: no limit)")
+    p.add_argument("--rate", type=int, default=0, help="requests per window before 429 (0: no limit)")
+    p.add_argument("--window", type=float, default=1.0, help="the rate window in seconds")
     p.add_argument("--fail-every", type=int, default=0)
     p.add_argument("--latency-ms", type=int, default=0)
     p.add_argument("--garbage-page", type=int, default=0, help="/link/items answers this page with truncated JSON")

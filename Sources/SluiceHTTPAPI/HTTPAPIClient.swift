@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SluiceCore
+import Synchronization
 
 /// A response the client accepted (2xx).
 struct APIResponse {
@@ -17,10 +18,12 @@ struct APIResponse {
 /// `X-RateLimit-*`, `RateLimit-*`), and retries with exponential backoff and jitter for
 /// timeouts, connection errors, 408, 429 and 5xx. Other 4xx answers stop with the URL (secrets
 /// masked), the status and an excerpt of the body.
-final class HTTPAPIClient {
+///
+/// An actor: fan-out fetches several pages at once, sharing the rate limit and the token.
+actor HTTPAPIClient {
     let options: HTTPAPISourceOptions
     let logger: Logger
-    let masker: SecretMasker
+    nonisolated let masker: SecretMasker
     var limiter: RateLimiter?
     var token: OAuth2Token?
     /// The server said its quota is spent until then (`X-RateLimit-Remaining: 0`).
@@ -29,7 +32,7 @@ final class HTTPAPIClient {
     static let maxBodyBytes = 1 << 30
     /// A client of its own: a refused connection fails at once (this client's backoff retries),
     /// where the shared client would try to connect again until the request's deadline.
-    let http: HTTPClient
+    nonisolated let http: HTTPClient
 
     init(options: HTTPAPISourceOptions, logger: Logger) {
         self.options = options
@@ -54,11 +57,11 @@ final class HTTPAPIClient {
         let policy = RetryPolicy(maxAttempts: options.maxRetries, baseDelay: .milliseconds(500), maxDelay: .seconds(60))
         while true {
             try Task.checkCancellation()
-            if let until = pausedUntil, until > .now {
-                try await Task.sleep(until: until)
+            if let until = pausedUntil {
+                if until > .now { try await Task.sleep(until: until) }
+                if let current = pausedUntil, current <= .now { pausedUntil = nil }
             }
-            pausedUntil = nil
-            try await limiter?.acquire()
+            if let wait = limiter?.reserve(), wait > .zero { try await Task.sleep(for: wait) }
             let request = try await makeRequest(url)
             let shown = masker.mask(url.absoluteString)
             let response: HTTPClientResponse
@@ -188,20 +191,20 @@ final class HTTPAPIClient {
 }
 
 /// Replaces secrets (tokens, passwords, keys) with `***` in anything that may be shown.
-final class SecretMasker {
-    private var secrets: [String]
+final class SecretMasker: Sendable {
+    private let secrets: Mutex<[String]>
 
     init(options: HTTPAPISourceOptions) {
-        secrets = (options.auth?.secrets ?? []).filter { $0.count >= 4 }
+        secrets = Mutex((options.auth?.secrets ?? []).filter { $0.count >= 4 })
     }
 
     func add(_ secret: String) {
-        if secret.count >= 4 { secrets.append(secret) }
+        if secret.count >= 4 { secrets.withLock { $0.append(secret) } }
     }
 
     func mask(_ text: String) -> String {
         var out = text
-        for s in secrets {
+        for s in secrets.withLock({ $0 }) {
             out = out.replacingOccurrences(of: s, with: "***")
             if let encoded = s.addingPercentEncoding(withAllowedCharacters: .alphanumerics), encoded != s {
                 out = out.replacingOccurrences(of: encoded, with: "***")

@@ -24,12 +24,14 @@ struct HTTPAPIPosition: Codable, Sendable, Equatable {
     var next: PageRequest?
     /// Pages read in this pass.
     var pages: Int
+    /// With fan-out: `next` is the parent page being fanned out, and this is where its children stand.
+    var fan: FanPosition?
 
     var done: Bool { next == nil }
 
     static let partition = "http_api"
 
-    enum CodingKeys: String, CodingKey { case run, since, maxSeen, next, pages, done }
+    enum CodingKeys: String, CodingKey { case run, since, maxSeen, next, pages, done, fan }
 
     init(run: String, since: String?, maxSeen: String?, next: PageRequest?, pages: Int) {
         self.run = run
@@ -46,6 +48,7 @@ struct HTTPAPIPosition: Codable, Sendable, Equatable {
         maxSeen = try c.decodeIfPresent(String.self, forKey: .maxSeen)
         next = try c.decodeIfPresent(PageRequest.self, forKey: .next)
         pages = try c.decode(Int.self, forKey: .pages)
+        fan = try c.decodeIfPresent(FanPosition.self, forKey: .fan)
     }
 
     /// `done` is written too: `sluice backfill` reads it to tell a finished backfill.
@@ -57,6 +60,7 @@ struct HTTPAPIPosition: Codable, Sendable, Equatable {
         try c.encodeIfPresent(next, forKey: .next)
         try c.encode(pages, forKey: .pages)
         try c.encode(done, forKey: .done)
+        try c.encodeIfPresent(fan, forKey: .fan)
     }
 
     var encoded: String {
@@ -76,6 +80,12 @@ struct HTTPAPIPosition: Codable, Sendable, Equatable {
         return HTTPAPIPosition(
             run: String(UUID().uuidString.lowercased().prefix(8)), since: since, maxSeen: previous?.maxSeen, next: .first, pages: 0)
     }
+}
+
+/// Where the children of a parent page stand: the parent at `index`, its child page `child`.
+struct FanPosition: Codable, Sendable, Equatable {
+    var index: Int
+    var child: PageRequest
 }
 
 /// Incremental cursor values as the API writes them: compared as timestamps when both are

@@ -26,6 +26,37 @@ public struct HTTPAPISource: Source {
         return i.key + (i.key.contains(i.field) ? [] : [i.field])
     }
 
+    /// The pagination styles, for the source's pages and for fan-out's child pages.
+    static let paginationOptions: [OptionSpec] = [
+        OptionSpec("link_header", .string, example: "next", "Follow the `Link` header's link with this relation (GitHub style)."),
+        OptionSpec("next_url", .string, example: "links.next", "Follow the URL at this path of the body; absent or null on the last page."),
+        OptionSpec(
+            "cursor",
+            .object([
+                OptionSpec("param", .string, required: true, example: "starting_after", "The query parameter that carries the cursor."),
+                OptionSpec("path", .string, example: "meta.next_cursor", "The next cursor's path in the body."),
+                OptionSpec("from_record", .string, example: "id", "Or: the last record's field is the cursor (Stripe style)."),
+                OptionSpec("has_more", .string, example: "has_more", "A boolean at this path of the body says whether another page follows."),
+            ]), example: "{ param: starting_after, from_record: id, has_more: has_more }",
+            "A cursor read from each page and sent as `param` for the next one."),
+        OptionSpec(
+            "offset",
+            .object([
+                OptionSpec("param", .string, default: "offset", example: "offset", "The parameter that carries how many records to skip."),
+                OptionSpec("limit_param", .string, example: "limit", "The parameter that carries the page size."),
+                OptionSpec("limit", .integer(1...1_000_000), example: "100", "The page size; a shorter page is the last."),
+            ]), example: "{ param: offset, limit_param: limit, limit: 100 }", "Offset and limit; an empty or short page is the last."),
+        OptionSpec(
+            "page",
+            .object([
+                OptionSpec("param", .string, default: "page", example: "page", "The parameter that carries the page number."),
+                OptionSpec("start", .integer(0...1), default: "1", example: "0", "The first page's number."),
+                OptionSpec("size_param", .string, example: "per_page", "The parameter that carries the page size."),
+                OptionSpec("size", .integer(1...1_000_000), example: "100", "The page size; a shorter page is the last."),
+            ]), example: "{ param: page, size_param: per_page, size: 100 }", "Page numbers; an empty or short page is the last."),
+        OptionSpec("max_pages", .integer(1...100_000_000), example: "1000", "Stop a pass after this many pages."),
+    ]
+
     public static let spec = ComponentSpec(
         type: "http_api",
         summary:
@@ -38,7 +69,7 @@ public struct HTTPAPISource: Source {
             OptionSpec("headers", .map(.string), example: "{ Accept: application/vnd.github+json }", "Extra request headers."),
             OptionSpec("params", .map(.string), example: "{ state: all }", "Extra query parameters, on every page the source builds."),
             OptionSpec(
-                "body", .string, example: #"'{"query": "status:active"}'"#, requires: ["method: POST"], "The POST body (JSON unless `headers` say otherwise)."),
+                "body", .string, example: #""{\"query\": \"status:active\"}""#, requires: ["method: POST"], "The POST body (JSON unless `headers` say otherwise)."),
             OptionSpec(
                 "auth",
                 .object([
@@ -73,36 +104,7 @@ public struct HTTPAPISource: Source {
             ),
             OptionSpec("format", .choice(["json", "ndjson", "csv"]), default: "json", example: "ndjson", "How responses hold the records."),
             OptionSpec(
-                "pagination",
-                .object([
-                    OptionSpec("link_header", .string, example: "next", "Follow the `Link` header's link with this relation (GitHub style)."),
-                    OptionSpec("next_url", .string, example: "links.next", "Follow the URL at this path of the body; absent or null on the last page."),
-                    OptionSpec(
-                        "cursor",
-                        .object([
-                            OptionSpec("param", .string, required: true, example: "starting_after", "The query parameter that carries the cursor."),
-                            OptionSpec("path", .string, example: "meta.next_cursor", "The next cursor's path in the body."),
-                            OptionSpec("from_record", .string, example: "id", "Or: the last record's field is the cursor (Stripe style)."),
-                            OptionSpec("has_more", .string, example: "has_more", "A boolean at this path of the body says whether another page follows."),
-                        ]), example: "{ param: starting_after, from_record: id, has_more: has_more }",
-                        "A cursor read from each page and sent as `param` for the next one."),
-                    OptionSpec(
-                        "offset",
-                        .object([
-                            OptionSpec("param", .string, default: "offset", example: "offset", "The parameter that carries how many records to skip."),
-                            OptionSpec("limit_param", .string, example: "limit", "The parameter that carries the page size."),
-                            OptionSpec("limit", .integer(1...1_000_000), example: "100", "The page size; a shorter page is the last."),
-                        ]), example: "{ param: offset, limit_param: limit, limit: 100 }", "Offset and limit; an empty or short page is the last."),
-                    OptionSpec(
-                        "page",
-                        .object([
-                            OptionSpec("param", .string, default: "page", example: "page", "The parameter that carries the page number."),
-                            OptionSpec("start", .integer(0...1), default: "1", example: "0", "The first page's number."),
-                            OptionSpec("size_param", .string, example: "per_page", "The parameter that carries the page size."),
-                            OptionSpec("size", .integer(1...1_000_000), example: "100", "The page size; a shorter page is the last."),
-                        ]), example: "{ param: page, size_param: per_page, size: 100 }", "Page numbers; an empty or short page is the last."),
-                    OptionSpec("max_pages", .integer(1...100_000_000), example: "1000", "Stop a pass after this many pages."),
-                ]), example: "{ link_header: next }",
+                "pagination", .object(paginationOptions), example: "{ link_header: next }",
                 "How the next page is found (one style). Without it, one request per pass. A pass also ends at an empty page."),
             OptionSpec(
                 "incremental",
@@ -133,6 +135,21 @@ public struct HTTPAPISource: Source {
                 "max_retries", .integer(0...100), default: "8", example: "3",
                 "Retries of a timeout, a connection error, 408 or 5xx, with exponential backoff and jitter. 429 waits do not count. Other 4xx stop the pipeline."
             ),
+            OptionSpec(
+                "fan_out",
+                .object([
+                    OptionSpec(
+                        "url", .string, required: true, example: #""https://api.example.com/v1/customers/{id}/orders""#,
+                        "The child endpoint, absolute or relative to the parent page's URL; `{field}` takes each parent record's field."),
+                    OptionSpec("records", .string, example: "data", "Keys leading to the array of child records."),
+                    OptionSpec("pagination", .object(paginationOptions), example: "{ link_header: next }", "How the children's next page is found (the same styles as `pagination`)."),
+                    OptionSpec("parallel", .integer(1...64), default: "4", example: "8", "Parents whose children are fetched at once."),
+                    OptionSpec(
+                        "parent_fields", .map(.string), example: "{ customer_id: id }",
+                        "Child field ← parent field, copied into every child record (a child's own field of that name wins)."),
+                ]), example: #"{ url: "/v1/customers/{id}/orders", records: data, parallel: 4, parent_fields: { customer_id: id } }"#,
+                "Read a child endpoint for each record of these pages (`/customers`, then `/customers/{id}/orders`): the children are the records. Each child page is checkpointed."
+            ),
             OptionSpec("timeout", .duration, default: "30s", example: "1m", "The longest wait for one response."),
             OptionSpec(
                 "columns", .map(.string), example: #"{ amount: "decimal(12,2)", updated_at: timestamp }"#,
@@ -147,7 +164,7 @@ public struct HTTPAPISource: Source {
                 .object([
                     OptionSpec("min", .duration, required: true, example: "1s", "The wait before the next poll while polls return records (positive)."),
                     OptionSpec("max", .duration, required: true, example: "1m", "The longest wait between polls while idle (at least `min`)."),
-                ]), example: "{ min: 10s, max: 5m }", requires: ["incremental"],
+                ]), example: "{ min: 10s, max: 5m }", requires: ["incremental: { field: updated_at, param: since }"],
                 "Instead of `schedule`, with `incremental`: adaptive polling, again after `min` while polls return records, doubling up to `max` while idle."),
         ],
         example: """
@@ -180,10 +197,15 @@ public struct HTTPAPISource: Source {
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
-        guard let schedule = options.schedule else { return try HTTPAPIReader(source: self, checkpoint: checkpoint, context: context) }
+        guard let schedule = options.schedule else { return try openPass(checkpoint, context: context) }
         return RepeatingReader(schedule: schedule, context: context) { checkpoint in
-            try HTTPAPIReader(source: self, checkpoint: checkpoint, context: context)
+            try openPass(checkpoint, context: context)
         }
+    }
+
+    func openPass(_ checkpoint: Checkpoint, context: SourceContext) throws -> any SourceReader {
+        if let fan = options.fanOut { return try HTTPAPIFanOutReader(source: self, fan: fan, checkpoint: checkpoint, context: context) }
+        return try HTTPAPIReader(source: self, checkpoint: checkpoint, context: context)
     }
 }
 

@@ -29,9 +29,12 @@ public struct HTTPAPISourceOptions: Decodable, Sendable {
     /// Set by `sluice backfill`: the pass sends `from` (and `to` as `incremental.until_param`)
     /// and keeps only records whose cursor is in [from, to).
     public var backfill: (from: String, to: String)?
+    /// A child endpoint read for each record of these pages; the children are the records.
+    public var fanOut: HTTPAPIFanOut?
 
     enum CodingKeys: String, CodingKey {
         case url, method, headers, params, body, auth, records, format, pagination, incremental, timeout, columns, schedule, poll
+        case fanOut = "fan_out"
         case maxPages = "max_pages"
         case rateLimit = "rate_limit"
         case maxRetries = "max_retries"
@@ -96,6 +99,14 @@ public struct HTTPAPISourceOptions: Decodable, Sendable {
             timeout = t.duration
         }
         declared = try c.decodeDeclaredColumns(forKey: .columns) ?? []
+        fanOut = try c.decodeIfPresent(HTTPAPIFanOut.self, forKey: .fanOut)
+        if fanOut != nil, format != .json {
+            throw try c.superDecoder(forKey: .fanOut).configError("fan-out reads the parent records' fields from JSON responses")
+        }
+        if fanOut != nil, incremental != nil {
+            throw try c.superDecoder(forKey: .fanOut).configError(
+                "`incremental` with `fan_out` is not supported yet: the cursor of the children and of the parents differ; pull the children on a schedule, with a dedupe key")
+        }
         schedule = try ExtractSchedule.decode(from: c, schedule: .schedule, poll: .poll, allowPoll: incremental != nil)
     }
 }

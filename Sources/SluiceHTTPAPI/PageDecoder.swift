@@ -31,7 +31,7 @@ final class PageDecoder {
 
     /// Decodes one response body. Throws when the body as a whole cannot be read (the caller
     /// dead-letters the page).
-    func decode(_ body: [UInt8], location: String) throws -> DecodedPage {
+    func decode(_ body: [UInt8], location: String, prefix: [UInt8] = []) throws -> DecodedPage {
         if options.format == .csv { return try decodeCSV(body, location: location) }
         return try body.withUnsafeBytes { raw -> DecodedPage in
             var region = 0..<raw.count
@@ -83,7 +83,7 @@ final class PageDecoder {
                     nextIssue = issues.next()
                     continue
                 }
-                JSONRecordSplitter.appendLine(slice, range, prefix: [], to: &payload)
+                JSONRecordSplitter.appendLine(slice, range, prefix: prefix, to: &payload)
                 lineRecord.append(index)
             }
             var lastRecordCursor: String?

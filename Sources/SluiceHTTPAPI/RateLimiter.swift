@@ -1,4 +1,5 @@
-/// A token bucket: `burst` requests at once, refilled at `perSecond`. Used by one task.
+/// A token bucket: `burst` requests at once, refilled at `perSecond`. Requests reserve their
+/// token at once and wait their turn, so requests made together (fan-out) share the rate.
 struct RateLimiter {
     let perSecond: Double
     let burst: Double
@@ -12,22 +13,15 @@ struct RateLimiter {
         updated = .now
     }
 
-    /// Waits until a request may go, and takes its token.
-    mutating func acquire() async throws {
-        refill()
-        if tokens < 1 {
-            let wait = (1 - tokens) / perSecond
-            try await Task.sleep(for: .nanoseconds(Int64((wait * 1e9).rounded(.up))))
-            refill()
-        }
-        tokens -= 1
-    }
-
-    private mutating func refill() {
+    /// Takes a token and returns how long to wait before sending (zero when one was there).
+    mutating func reserve() -> Duration {
         let now = ContinuousClock.Instant.now
         let elapsed = updated.duration(to: now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         tokens = min(burst, tokens + seconds * perSecond)
         updated = now
+        tokens -= 1
+        guard tokens < 0 else { return .zero }
+        return .nanoseconds(Int64((-tokens / perSecond * 1e9).rounded(.up)))
     }
 }
