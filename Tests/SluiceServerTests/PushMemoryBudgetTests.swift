@@ -49,7 +49,9 @@ import Testing
         // Default budget (64 MB) and max_body (10 MB): a chunked body used to reserve 2 × max_body
         // before its signature could be checked, so three stalled uploads held 60 MB.
         let intake = PushIntake()
-        try await PushHarness.run(Self.streams(), intake: intake) { h in
+        var settings = PushServer.Settings()
+        settings.bodyTimeout = .seconds(3600)  // the stalled uploads outlive the test, however loaded the machine
+        try await PushHarness.run(Self.streams(), settings: settings, intake: intake) { h in
             let (key, stored) = APIKeyFormat.generate(name: "shop", streams: ["orders"])
             try await h.store.createAPIKey(stored)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -76,7 +78,11 @@ import Testing
 
     @Test func unverifiedBodiesDrawOnTheirShareOnlyAndAreChargedAsTheyArrive() async throws {
         let budget = InflightBudget(limit: 1 << 20, anonymousLimit: 256 << 10)
-        try await PushHarness.run(Self.streams(maxBody: 1 << 20), inflight: budget) { h in
+        // The stalled upload must outlive the test, however loaded the machine: a 30 s body
+        // timeout ended it mid-test once (its budget came back, and the next upload was read).
+        var settings = PushServer.Settings()
+        settings.bodyTimeout = .seconds(3600)
+        try await PushHarness.run(Self.streams(maxBody: 1 << 20), settings: settings, inflight: budget) { h in
             let (key, stored) = APIKeyFormat.generate(name: "shop", streams: ["orders"])
             try await h.store.createAPIKey(stored)
             let part = Array(repeating: UInt8(ascii: " "), count: 120 << 10)

@@ -28,6 +28,8 @@ public struct PushServer: Service {
         public var registryRequiresKey = false
         /// Adds `POST /bench/noop` (answers 204 without reading anything): the HTTP stack's ceiling, for benchmarks.
         public var noopRoute = false
+        /// The longest a request body may take to arrive (then 408 `body-timeout`).
+        public var bodyTimeout: Duration = .seconds(30)
 
         public init() {}
     }
@@ -76,7 +78,7 @@ public struct PushServer: Service {
         let queue = groupCommitQueue ?? GroupCommitQueue(store: store)
         let endpoint = PushEndpoint(
             streams: streams, store: store, queue: queue, inflight: inflightBudget ?? Self.inflightBudget(settings, streams: streams),
-            intake: intake, logger: logger)
+            bodyTimeout: settings.bodyTimeout, intake: intake, logger: logger)
         // Before listening: the fields of records still queued count towards each stream's columns.
         try await endpoint.learnQueuedFields()
         let router = makeRouter(endpoint)
