@@ -80,6 +80,9 @@ def make_handler(state: State):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go in separate writes: without TCP_NODELAY a small response waits
+        # for the client's delayed ACK (40 ms), which real servers do not make clients pay.
+        disable_nagle_algorithm = True
 
         def log_message(self, *a):
             pass

@@ -69,7 +69,8 @@ public struct HTTPAPISource: Source {
             OptionSpec("headers", .map(.string), example: "{ Accept: application/vnd.github+json }", "Extra request headers."),
             OptionSpec("params", .map(.string), example: "{ state: all }", "Extra query parameters, on every page the source builds."),
             OptionSpec(
-                "body", .string, example: #""{\"query\": \"status:active\"}""#, requires: ["method: POST"], "The POST body (JSON unless `headers` say otherwise)."),
+                "body", .string, example: #""{\"query\": \"status:active\"}""#, requires: ["method: POST"],
+                "The POST body (JSON unless `headers` say otherwise)."),
             OptionSpec(
                 "auth",
                 .object([
@@ -142,7 +143,9 @@ public struct HTTPAPISource: Source {
                         "url", .string, required: true, example: #""https://api.example.com/v1/customers/{id}/orders""#,
                         "The child endpoint, absolute or relative to the parent page's URL; `{field}` takes each parent record's field."),
                     OptionSpec("records", .string, example: "data", "Keys leading to the array of child records."),
-                    OptionSpec("pagination", .object(paginationOptions), example: "{ link_header: next }", "How the children's next page is found (the same styles as `pagination`)."),
+                    OptionSpec(
+                        "pagination", .object(paginationOptions), example: "{ link_header: next }",
+                        "How the children's next page is found (the same styles as `pagination`)."),
                     OptionSpec("parallel", .integer(1...64), default: "4", example: "8", "Parents whose children are fetched at once."),
                     OptionSpec(
                         "parent_fields", .map(.string), example: "{ customer_id: id }",

@@ -105,7 +105,8 @@ public struct HTTPAPISourceOptions: Decodable, Sendable {
         }
         if fanOut != nil, incremental != nil {
             throw try c.superDecoder(forKey: .fanOut).configError(
-                "`incremental` with `fan_out` is not supported yet: the cursor of the children and of the parents differ; pull the children on a schedule, with a dedupe key")
+                "`incremental` with `fan_out` is not supported yet: the cursor of the children and of the parents differ; pull the children on a schedule, with a dedupe key"
+            )
         }
         schedule = try ExtractSchedule.decode(from: c, schedule: .schedule, poll: .poll, allowPoll: incremental != nil)
     }

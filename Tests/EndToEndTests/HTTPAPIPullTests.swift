@@ -42,6 +42,44 @@ import Testing
         #expect(read.count == 3000 && Set(read) == Set(1...3000), "\(read.count) records, \(Set(read).count) distinct")
     }
 
+    @Test func killNineDuringAFanOutLosesAndRepeatsNoChild() async throws {
+        // 600 parents with id % 4 orders each, one a page (most checkpoints fall mid-parent), 30 ms a page, 4 parents at a time.
+        let server = try TestAPIServer.start(["--items", "600", "--latency-ms", "30"])
+        defer { server.stop() }
+        let dir = try makeWorkDirectory("httpapi-fan-kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            pipelines:
+              api:
+                source:
+                  http_api:
+                    url: "\(server.url)/page/items"
+                    records: items
+                    pagination: { page: { size_param: size, size: 50 } }
+                    fan_out: { url: "/children/{id}/orders?size=1", records: data, pagination: { link_header: next }, parallel: 4 }
+                sink: { ndjson: { path: out, max_file_age: 200ms } }
+            """, to: "\(dir)/p.yaml")
+        var finished = false
+        let kills = try await killRepeatedly(in: dir, kills: 8, delays: 400...2500, maxRuns: 60) {
+            finished = true
+            return false
+        }
+        if !finished {
+            let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
+            #expect(final.status == 0, "\(final.stderr)")
+        }
+        #expect(kills >= 8, "the pull finished before 8 kills could land")
+        let orders = try await offPool {
+            try outputLines("\(dir)/out").map { line in
+                (try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any])["order_id"] as! Int
+            }
+        }
+        let expected = (1...600).flatMap { i in (0..<(i % 4)).map { i * 100 + $0 } }
+        #expect(
+            orders.count == expected.count && Set(orders) == Set(expected), "\(orders.count) orders, \(Set(orders).count) distinct, \(expected.count) expected")
+    }
+
     @Test func lateUpdatesWithinTheLookbackArriveOnce() async throws {
         let server = try TestAPIServer.start(["--items", "50"])
         defer { server.stop() }

@@ -145,8 +145,9 @@ import Testing
         let server = try TestAPIServer.start(["--items", "23"])
         defer { server.stop() }
         let s = try source(
-            #"http_api: { url: "\#(server.url)/page/items", records: items, pagination: { page: { size_param: size, size: 5 } }, fan_out: { url: "/children/{id}/orders?size=2", records: data, pagination: { link_header: next }, parallel: \#(parallel), parent_fields: { customer_id: id } } }"#)
-        // Parent i has i % 4 orders, 2 a page: every order once, in parent order.
+            #"http_api: { url: "\#(server.url)/page/items", records: items, pagination: { page: { size_param: size, size: 5 } }, fan_out: { url: "/children/{id}/orders?size=1", records: data, pagination: { link_header: next }, parallel: \#(parallel), parent_fields: { customer_id: id } } }"#
+        )
+        // Parent i has i % 4 orders, one a page: every order once, in parent order.
         let expected = (1...23).flatMap { i in (0..<(i % 4)).map { i * 100 + $0 } }
         func orders(_ r: Read) -> [Int] {
             r.rows.map { row in
@@ -156,11 +157,12 @@ import Testing
         }
         let all = try await read(s)
         #expect(orders(all) == expected)
-        #expect(all.rows.allSatisfy { row in
-            guard case let .int64(o)? = row["order_id"], case let .int64(c)? = row["customer_id"] else { return false }
-            return o / 100 == c
-        })
-        // Stop after 9 child pages (mid-parent for parent 3's second page), resume: nothing twice.
+        #expect(
+            all.rows.allSatisfy { row in
+                guard case let .int64(o)? = row["order_id"], case let .int64(c)? = row["customer_id"] else { return false }
+                return o / 100 == c
+            })
+        // Stop after 9 child pages (parent 6's first of two), resume: nothing twice.
         let first = try await read(s, pages: 9)
         let rest = try await read(s, from: first.checkpoint)
         #expect(orders(first) + orders(rest) == expected)
