@@ -18,7 +18,7 @@ It serves one list of items, ordered by (updated_at, id), in every common pagina
   POST /_control/append {"ids": [...]} / {"malformed": true}  add feed records
 
 `since` is inclusive (as GitHub's is), `until` exclusive. Faults: --fail-every K answers every K-th item request with
-500; --rate R answers 429 with Retry-After when more than R requests arrive within --window
+500; --throttle-every K answers every K-th with 429 and Retry-After: 1; --rate R answers 429 with Retry-After when more than R requests arrive within --window
 seconds (default 1);
 --latency-ms adds a delay; --bearer TOKEN is required on every item request, OAuth2 tokens on
 /oauth/… ones. The port is printed on the first line of stdout.
@@ -61,6 +61,7 @@ class State:
         self.errors = 0
         self.tokens = {}
         self.tokens_issued = 0
+        self.token_uses = {}
         self.unauthorized = 0
         self.window = deque()
         self.max_in_window = 0
@@ -145,7 +146,14 @@ def make_handler(state: State):
                 token = auth.removeprefix("Bearer ")
                 with state.lock:
                     expiry = state.tokens.get(token)
-                return expiry is not None and expiry > time.monotonic()
+                if expiry is None or expiry <= time.monotonic():
+                    return False
+                if args.token_uses:
+                    with state.lock:
+                        used = state.token_uses.get(token, 0) + 1
+                        state.token_uses[token] = used
+                    return used <= args.token_uses
+                return True
             return True
 
         def do_GET(self):
@@ -181,6 +189,10 @@ def make_handler(state: State):
                 with state.lock:
                     state.unauthorized += 1
                 return self.send(401, {"message": "Bad credentials"})
+            if args.throttle_every and n % args.throttle_every == 0:
+                with state.lock:
+                    state.rate_limited += 1
+                return self.send(429, {"message": "API rate limit exceeded"}, headers=[("Retry-After", "1")])
             if args.fail_every and n % args.fail_every == 0:
                 with state.lock:
                     state.errors += 1
@@ -262,6 +274,8 @@ def main():
     p.add_argument("--client-id", default="")
     p.add_argument("--client-secret", default="")
     p.add_argument("--token-ttl", type=int, default=3600)
+    p.add_argument("--token-uses", type=int, default=0, help="a token is refused after this many requests (0: no limit)")
+    p.add_argument("--throttle-every", type=int, default=0, help="every n-th item request answers 429 with Retry-After: 1")
     args = p.parse_args()
     # A parent that ignores SIGTERM passes that on; stop when asked.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

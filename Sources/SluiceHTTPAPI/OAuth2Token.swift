@@ -51,9 +51,13 @@ struct OAuth2Token {
             throw SluiceError(.malformedInput, "the OAuth2 token endpoint answered without an access_token: \(text)", location: location)
         }
         let seconds = max(parsed.expires_in ?? 3600, 1)
+        return OAuth2Token(value: parsed.access_token, lifetime: .seconds(seconds), refreshAt: refreshTime(lifetime: seconds, from: .now))
+    }
+
+    /// When a token living `lifetime` seconds from `start` is fetched again: a minute before it
+    /// expires, or a quarter of its lifetime before for short-lived ones.
+    static func refreshTime(lifetime seconds: Double, from start: ContinuousClock.Instant) -> ContinuousClock.Instant {
         let margin = min(60, seconds / 4)
-        return OAuth2Token(
-            value: parsed.access_token, lifetime: .seconds(seconds),
-            refreshAt: .now + .milliseconds(Int64((seconds - margin) * 1000)))
+        return start + .milliseconds(Int64((seconds - margin) * 1000))
     }
 }
