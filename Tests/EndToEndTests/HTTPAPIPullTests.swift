@@ -4,11 +4,28 @@ import Testing
 
 /// `sluice run` pulling from the test API (`scripts/test_api_server.py`), killed at random moments.
 @Suite struct HTTPAPIPullTests {
-    func ids(_ dir: String) throws -> [Int] {
+    /// The integer `field` of every output record.
+    func ids(_ dir: String, field: String = "id") throws -> [Int] {
         try outputLines("\(dir)/out").map { line in
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            return object["id"] as! Int
+            return object[field] as! Int
         }
+    }
+
+    /// Runs `p.yaml` in `dir` under `kill -9` until `kills` kills landed, then to the end;
+    /// returns the values of `field` in the output.
+    func pullUnderKills(_ dir: String, kills wanted: Int, field: String = "id") async throws -> [Int] {
+        var finished = false
+        let kills = try await killRepeatedly(in: dir, kills: wanted, delays: 400...2500, maxRuns: 80) {
+            finished = true
+            return false
+        }
+        if !finished {
+            let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
+            #expect(final.status == 0, "\(final.stderr)")
+        }
+        #expect(kills >= wanted, "the pull finished before \(wanted) kills could land")
+        return try await offPool { try ids(dir, field: field) }
     }
 
     @Test func killNineDuringA300PagePullLosesAndRepeatsNothing() async throws {
@@ -28,17 +45,7 @@ import Testing
                 sink: { ndjson: { path: out, max_file_age: 200ms } }    # a commit every 200 ms: kills land between commits
             """, to: "\(dir)/p.yaml")
         // No dedupe key: exactness rests on the page checkpoints and the commit protocol alone.
-        var finished = false
-        let kills = try await killRepeatedly(in: dir, kills: 10, delays: 400...2500, maxRuns: 80) {
-            finished = true
-            return false
-        }
-        if !finished {
-            let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
-            #expect(final.status == 0, "\(final.stderr)")
-        }
-        #expect(kills >= 10, "the pull finished before 10 kills could land")
-        let read = try await offPool { try ids(dir) }
+        let read = try await pullUnderKills(dir, kills: 10)
         #expect(read.count == 3000 && Set(read) == Set(1...3000), "\(read.count) records, \(Set(read).count) distinct")
     }
 
@@ -60,21 +67,7 @@ import Testing
                     fan_out: { url: "/children/{id}/orders?size=1", records: data, pagination: { link_header: next }, parallel: 4 }
                 sink: { ndjson: { path: out, max_file_age: 200ms } }
             """, to: "\(dir)/p.yaml")
-        var finished = false
-        let kills = try await killRepeatedly(in: dir, kills: 8, delays: 400...2500, maxRuns: 60) {
-            finished = true
-            return false
-        }
-        if !finished {
-            let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
-            #expect(final.status == 0, "\(final.stderr)")
-        }
-        #expect(kills >= 8, "the pull finished before 8 kills could land")
-        let orders = try await offPool {
-            try outputLines("\(dir)/out").map { line in
-                (try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any])["order_id"] as! Int
-            }
-        }
+        let orders = try await pullUnderKills(dir, kills: 8, field: "order_id")
         let expected = (1...600).flatMap { i in (0..<(i % 4)).map { i * 100 + $0 } }
         #expect(
             orders.count == expected.count && Set(orders) == Set(expected), "\(orders.count) orders, \(Set(orders).count) distinct, \(expected.count) expected")
