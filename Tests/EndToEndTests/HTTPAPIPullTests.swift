@@ -73,6 +73,38 @@ import Testing
             orders.count == expected.count && Set(orders) == Set(expected), "\(orders.count) orders, \(Set(orders).count) distinct, \(expected.count) expected")
     }
 
+    @Test func adaptivePollingPicksUpNewRecordsOnceUntilStopped() async throws {
+        let server = try TestAPIServer.start()
+        defer { server.stop() }
+        let dir = try makeWorkDirectory("httpapi-poll")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            pipelines:
+              api:
+                source:
+                  http_api:
+                    url: "\(server.url)/feed"
+                    records: data
+                    pagination: { offset: { limit_param: limit, limit: 2 } }
+                    incremental: { field: seq, param: after }
+                    poll: { min: 100ms, max: 1s }
+                sink: { ndjson: { path: out, max_file_age: 200ms } }
+            """, to: "\(dir)/p.yaml")
+        try await offPool { try server.control("/_control/append", ["ids": [1, 2, 3, 4, 5]]) }
+        let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress"], in: dir, log: "\(dir)/log")
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        // Conditions, not sleeps: the first records land, then the ones added while it polls.
+        #expect(try await waitUntil(seconds: 60) { try ids(dir).sorted() == [1, 2, 3, 4, 5] }, "the first records did not arrive")
+        try await offPool { try server.control("/_control/append", ["ids": [6, 7, 8]]) }
+        #expect(try await waitUntil(seconds: 60) { try ids(dir).count >= 8 }, "the new records were not picked up")
+        #expect(p.isRunning, "a polling pull keeps running")
+        kill(p.processIdentifier, SIGTERM)
+        await waitForExit(p)
+        #expect(p.terminationStatus == 0)
+        #expect(try await offPool { try ids(dir) }.sorted() == Array(1...8), "each record once")
+    }
+
     @Test func lateUpdatesWithinTheLookbackArriveOnce() async throws {
         let server = try TestAPIServer.start(["--items", "50"])
         defer { server.stop() }
