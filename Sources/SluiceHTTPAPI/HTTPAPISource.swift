@@ -246,13 +246,9 @@ final class HTTPAPIReader: SourceReader {
         var next = position
         next.pages += 1
         let links = response.headers["Link"]
+        var readable = true
         do {
             page = try pages.decode(body, location: location)
-            let outcome = PageOutcome(
-                records: page.records, linkHeaders: links,
-                lookup: { path in body.withUnsafeBytes { try? JSONLookup.value(at: path, in: $0) } },
-                lastRecordCursor: page.lastRecordCursor)
-            next.next = try plan.next(after: request, at: url, outcome: outcome)
         } catch let error as SluiceError where error.code == .malformedInput {
             // The page goes to the dead-letter queue; the pass goes on when the next page is
             // known without the body (a Link header, an offset with a limit, a page number).
@@ -264,6 +260,15 @@ final class HTTPAPIReader: SourceReader {
                     ? "a response could not be read and the next page cannot be known without it; the page goes to the dead-letter queue and the pass ends"
                     : "a response could not be read; its page goes to the dead-letter queue",
                 metadata: ["location": "\(location)", "error": "\(error.message)"])
+            readable = false
+        }
+        if readable {
+            // Outside the catch: a pagination that loops (the same cursor twice) stops the pull.
+            let outcome = PageOutcome(
+                records: page.records, linkHeaders: links,
+                lookup: { path in body.withUnsafeBytes { try? JSONLookup.value(at: path, in: $0) } },
+                lastRecordCursor: page.lastRecordCursor)
+            next.next = try plan.next(after: request, at: url, outcome: outcome)
         }
         if let maxPages = options.maxPages, next.pages >= maxPages { next.next = nil }
         if let value = page.maxCursor, next.maxSeen.map({ CursorValue.isGreater(value, than: $0) }) ?? true { next.maxSeen = value }
