@@ -29,9 +29,7 @@ extension HTTPAPIFanOut: Decodable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         url = try c.decode(String.self, forKey: .url)
         placeholders = Self.placeholders(in: url)
-        if let path = try c.decodeIfPresent(String.self, forKey: .records) {
-            records = path.split(separator: ".").map(String.init)
-        }
+        records = try c.decodeKeyPath(forKey: .records) ?? []
         if c.contains(.pagination) {
             let p = try HTTPAPIPaginationConfig(from: try c.superDecoder(forKey: .pagination))
             pagination = p.style
@@ -109,7 +107,7 @@ enum PageOutline {
         body.withUnsafeBytes { raw in
             guard let range = try? JSONLookup.range(of: options.records, in: raw) else { return (0, nil) }
             let slice = UnsafeRawBufferPointer(rebasing: raw[range])
-            let split = JSONRecordSplitter(limits: JSONRecordLimits(maxRecords: 10_000_000, maxDepth: 64, maxFields: 10_000)).split(slice, format: .json)
+            let split = JSONRecordSplitter(limits: PageDecoder.limits).split(slice, format: .json)
             var last: String?
             if case let .cursor(c) = options.pagination, let field = c.fromRecord, let r = split.records.last {
                 last = try? JSONLookup.value(at: [field], in: UnsafeRawBufferPointer(rebasing: slice[r]))?.text
@@ -129,7 +127,7 @@ enum PageOutline {
                 throw SluiceError(.malformedInput, "the parent page is not valid JSON: \(error)", location: location)
             }
             let slice = UnsafeRawBufferPointer(rebasing: raw[range])
-            let split = JSONRecordSplitter(limits: JSONRecordLimits(maxRecords: 10_000_000, maxDepth: 64, maxFields: 10_000)).split(slice, format: .json)
+            let split = JSONRecordSplitter(limits: PageDecoder.limits).split(slice, format: .json)
             if let issue = split.bodyIssue, issue.kind != .emptyBody {
                 throw SluiceError(.malformedInput, "the parent page's records cannot be read: \(issue)", location: location)
             }

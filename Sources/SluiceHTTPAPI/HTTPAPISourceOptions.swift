@@ -63,12 +63,7 @@ public struct HTTPAPISourceOptions: Decodable, Sendable {
         if let auth, auth.secrets.contains(where: \.isEmpty) {
             throw try c.superDecoder(forKey: .auth).configError("the secret is empty: is its environment variable set?")
         }
-        if let path = try c.decodeIfPresent(String.self, forKey: .records) {
-            records = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            if records.contains(where: \.isEmpty) {
-                throw try c.superDecoder(forKey: .records).configError("a path of keys separated by '.' is expected (e.g. data.items), found '\(path)'")
-            }
-        }
+        records = try c.decodeKeyPath(forKey: .records) ?? []
         if let f = try c.decodeIfPresent(String.self, forKey: .format) {
             guard let parsed = Format(rawValue: f) else {
                 throw try c.superDecoder(forKey: .format).configError("unknown format '\(f)'; use json, ndjson or csv")
@@ -230,18 +225,20 @@ struct HTTPAPIPaginationConfig: Decodable {
         guard styles.count <= 1 else {
             throw decoder.configError("give one pagination style: link_header, next_url, cursor, offset or page")
         }
-        func path(_ text: String) -> [String] { text.split(separator: ".").map(String.init) }
         switch styles.first {
         case nil: style = .none
         case .linkHeader: style = .linkHeader(relation: try c.decode(String.self, forKey: .linkHeader))
-        case .nextURL: style = .nextURL(path: path(try c.decode(String.self, forKey: .nextURL)))
+        case .nextURL: style = .nextURL(path: try c.decodeKeyPath(forKey: .nextURL) ?? [])
         case .cursor:
             let k = try c.decode(Cursor.self, forKey: .cursor)
+            let at = try c.superDecoder(forKey: .cursor)
+            func path(_ text: String) throws -> [String] { try keyPath(text, at: at) }
             guard (k.path == nil) != (k.from_record == nil) else {
                 throw try c.superDecoder(forKey: .cursor).configError(
                     "say where the next cursor is: `path: meta.next_cursor` (in the body) or `from_record: id` (the last record's field, Stripe style)")
             }
-            style = .cursor(HTTPAPICursorPagination(param: k.param, path: k.path.map(path), fromRecord: k.from_record, hasMore: k.has_more.map(path)))
+            style = .cursor(
+                HTTPAPICursorPagination(param: k.param, path: try k.path.map(path), fromRecord: k.from_record, hasMore: try k.has_more.map(path)))
         case .offset:
             let o = try c.decode(Offset.self, forKey: .offset)
             if let l = o.limit, l < 1 { throw try c.superDecoder(forKey: .offset).configError("`limit` must be positive") }
@@ -303,5 +300,22 @@ public struct HTTPAPIRateLimit: Decodable, Sendable {
         requestsPerSecond = try c.decode(Double.self, forKey: .requestsPerSecond)
         guard requestsPerSecond > 0 else { throw try c.superDecoder(forKey: .requestsPerSecond).configError("must be positive") }
         burst = try c.decodeIfPresent(Int.self, forKey: .burst, in: 1...10_000) ?? 1
+    }
+}
+
+/// `data.items` as the keys `["data", "items"]`; an empty key (`data..items`, `.data`) is refused.
+func keyPath(_ text: String, at decoder: any Decoder) throws -> [String] {
+    let keys = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+    guard !keys.contains(where: \.isEmpty) else {
+        throw decoder.configError("a path of keys separated by '.' is expected (e.g. data.items), found '\(text)'")
+    }
+    return keys
+}
+
+extension KeyedDecodingContainer {
+    /// A key path option (see ``keyPath(_:at:)``), or nil when absent.
+    func decodeKeyPath(forKey key: Key) throws -> [String]? {
+        guard let text = try decodeIfPresent(String.self, forKey: key) else { return nil }
+        return try keyPath(text, at: try superDecoder(forKey: key))
     }
 }

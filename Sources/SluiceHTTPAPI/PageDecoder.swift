@@ -21,7 +21,9 @@ struct DecodedPage {
 final class PageDecoder {
     let options: HTTPAPISourceOptions
     private var ndjson: NDJSONDecoder?
-    private let splitter = JSONRecordSplitter(limits: JSONRecordLimits(maxRecords: 10_000_000, maxDepth: 64, maxFields: 10_000))
+    /// Pages from an API the user chose: limits far above the push endpoint's, still bounded.
+    static let limits = JSONRecordLimits(maxRecords: 10_000_000, maxDepth: 64, maxFields: 10_000)
+    private let splitter = JSONRecordSplitter(limits: PageDecoder.limits)
 
     init(options: HTTPAPISourceOptions) {
         self.options = options

@@ -50,7 +50,9 @@ import Testing
     }
 
     @Test func killNineDuringAFanOutLosesAndRepeatsNoChild() async throws {
-        // 600 parents with id % 4 orders each, one a page (most checkpoints fall mid-parent), 30 ms a page, 4 parents at a time.
+        // 600 parents with id % 4 orders each, one a page, 30 ms a page, 4 parents at a time. Commits
+        // mostly land between batches of parents (their pages come at once); resuming mid-parent
+        // is checked by fanOutReadsEveryParentsChildrenOnceInParentOrderAndResumesMidParent.
         let server = try TestAPIServer.start(["--items", "600", "--latency-ms", "30"])
         defer { server.stop() }
         let dir = try makeWorkDirectory("httpapi-fan-kill")

@@ -261,6 +261,8 @@ import Testing
             (#"http_api: { url: "http://x/y", incremental: { field: t, param: since, lookback: 5m } }"#, "key"),
             (#"http_api: { url: "http://x/y", auth: { api_key: { value: k } } }"#, "header"),
             (#"http_api: { url: "http://x/y", format: csv, records: data }"#, "records"),
+            (#"http_api: { url: "http://x/y", pagination: { next_url: "links..next" } }"#, "path of keys"),
+            (#"http_api: { url: "http://x/y", pagination: { cursor: { param: c, path: ".next" } } }"#, "path of keys"),
         ]
         for (config, expected) in cases {
             #expect(throws: (any Error).self, "\(config)") { _ = try source(config) }

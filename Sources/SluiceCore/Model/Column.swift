@@ -10,6 +10,18 @@ public enum ColumnStorage: Sendable, Hashable {
     case decimal([Int128])
     case int32([Int32])
     case bytes(offsets: [Int32], data: [UInt8])
+
+    /// The number of values the buffer holds.
+    public var count: Int {
+        switch self {
+        case let .bool(v): v.count
+        case let .int64(v): v.count
+        case let .float64(v): v.count
+        case let .decimal(v): v.count
+        case let .int32(v): v.count
+        case let .bytes(offsets, _): offsets.count - 1
+        }
+    }
 }
 
 /// One column of a ``RecordBatch``: a logical type, a typed buffer and a validity bitmap.

@@ -23,7 +23,7 @@ struct ColumnAccumulator {
     /// Appends one page: `values` holds its non-null values; `levels` (nil when every value is
     /// defined) has one definition level per row, 1 = present.
     mutating func append(_ values: ColumnStorage, levels: [UInt32]?) throws {
-        let rows = levels?.count ?? storageCount(values)
+        let rows = levels?.count ?? values.count
         if let levels {
             for l in levels { validity.append(l != 0) }
             if levels.contains(0) { hasNull = true }
@@ -59,16 +59,6 @@ struct ColumnAccumulator {
         count += rows
     }
 
-    private func storageCount(_ s: ColumnStorage) -> Int {
-        switch s {
-        case let .bool(v): v.count
-        case let .int64(v): v.count
-        case let .float64(v): v.count
-        case let .decimal(v): v.count
-        case let .int32(v): v.count
-        case let .bytes(o, _): o.count - 1
-        }
-    }
 
     private func scatter<T>(_ values: [T], into out: inout [T], _ levels: [UInt32]?, zero: T) {
         guard let levels else {

@@ -75,7 +75,7 @@ struct ParquetLeafLevels: Sendable, Hashable {
     /// Appends one page whose values are decoded Sluice values of `type` (the defined ones only):
     /// each is rendered as JSON text the way the NDJSON sink writes that type.
     mutating func append(repetition r: [UInt32]?, definition d: [UInt32]?, count n: Int, values: ColumnStorage, type: DataType) throws {
-        let column = Column(type: type, storage: values, validity: nil, count: Self.count(values))
+        let column = Column(type: type, storage: values, validity: nil, count: values.count)
         var t: [UInt8] = []
         var ends: [Int] = []
         JSONText.render(column, into: &t, ends: &ends)
@@ -88,14 +88,4 @@ struct ParquetLeafLevels: Sendable, Hashable {
     /// The number of entries that start a row (repetition level 0).
     var rows: Int { repetition.isEmpty ? count : repetition.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } }
 
-    private static func count(_ s: ColumnStorage) -> Int {
-        switch s {
-        case let .bool(v): v.count
-        case let .int64(v): v.count
-        case let .float64(v): v.count
-        case let .decimal(v): v.count
-        case let .int32(v): v.count
-        case let .bytes(o, _): o.count - 1
-        }
-    }
 }
