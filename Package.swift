@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -54,8 +55,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SluiceObjectStore",
+            dependencies: [
+                "SluiceCore", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SluiceFiles",
-            dependencies: ["SluiceCore", "SluiceFormats"],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceObjectStore"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -149,6 +159,8 @@ let package = Package(
             dependencies: [
                 "SluiceJetStream", "SluiceConnectors", "SluiceCore", "SluiceNATS", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
             ], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluiceObjectStoreTests", dependencies: ["SluiceObjectStore", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceHTTPAPITests", dependencies: ["SluiceHTTPAPI", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"],
             swiftSettings: swiftSettings),

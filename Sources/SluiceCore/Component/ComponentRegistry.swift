@@ -5,15 +5,18 @@ public struct ComponentBuildContext: Sendable {
     /// Directory relative paths resolve against (the working directory).
     public var baseDirectory: String
     public var pipeline: String
+    /// How `s3://` paths are reached: the file's `storage:` with the pipeline's overrides.
+    public var storage: StorageConfig
 
-    public init(baseDirectory: String, pipeline: String) {
+    public init(baseDirectory: String, pipeline: String, storage: StorageConfig = StorageConfig()) {
         self.baseDirectory = baseDirectory
         self.pipeline = pipeline
+        self.storage = storage
     }
 
-    /// `path` made absolute against ``baseDirectory``.
+    /// `path` made absolute against ``baseDirectory``; URLs (`s3://bucket/key`) stay as they are.
     public func resolve(_ path: String) -> String {
-        path.hasPrefix("/") ? path : (baseDirectory as NSString).appendingPathComponent(path)
+        path.hasPrefix("/") || path.contains("://") ? path : (baseDirectory as NSString).appendingPathComponent(path)
     }
 }
 

@@ -45,10 +45,12 @@ public enum ConfigFileSpec {
                 OptionSpec("columns", .map(.string), example: "{ id: int64 }", "The first version, when the data should not decide it."),
                 OptionSpec("widen_to_string", .boolean, default: "false", example: "true", "Allow any type to become a string (values become their text)."),
             ]), example: "{ on_change: evolve }", "Schema policy and registry (see the schema registry guide)."),
+        StorageConfig.spec,
     ]
 
     /// Top-level keys of a configuration file besides `pipelines`.
     public static let fileOptions: [OptionSpec] = [
+        StorageConfig.spec,
         OptionSpec(
             "state", .string, default: ".sluice/state.db", example: #""postgres://sluice@db/sluice""#,
             "Where state lives: a SQLite file (created if missing) or a `postgres://` URL shared by several workers."),

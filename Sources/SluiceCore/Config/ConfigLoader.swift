@@ -79,7 +79,8 @@ public struct ConfigLoader: Sendable {
         }
         var plans: [PipelinePlan] = []
         for (name, p) in config.pipelines {
-            let context = ComponentBuildContext(baseDirectory: baseDirectory, pipeline: name)
+            let context = ComponentBuildContext(
+                baseDirectory: baseDirectory, pipeline: name, storage: (config.storage ?? StorageConfig()).overridden(by: p.storage))
             guard name.range(of: #"^[A-Za-z0-9_.-]+$"#, options: .regularExpression) != nil else {
                 throw ConfigError(
                     file: file, line: p.source.line.map { $0 - 2 }, column: nil, keyPath: "pipelines.\(name)",

@@ -7,13 +7,16 @@ public struct SluiceConfig: Decodable, Sendable {
     public var hasPipelinesKey: Bool
     /// How `sluice serve` listens.
     public var serve: ServeConfig?
+    /// Defaults for reaching `s3://` paths.
+    public var storage: StorageConfig?
 
-    enum CodingKeys: String, CodingKey { case state, pipelines, serve }
+    enum CodingKeys: String, CodingKey { case state, pipelines, serve, storage }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         state = try c.decodeIfPresent(String.self, forKey: .state)
         serve = try c.decodeIfPresent(ServeConfig.self, forKey: .serve)
+        storage = try c.decodeIfPresent(StorageConfig.self, forKey: .storage)
         // Optional here: `sluice serve` runs a file without pipelines (the registry alone);
         // ``ConfigLoader`` refuses it for the commands that run pipelines.
         pipelines = try c.decodeIfPresent(OrderedMapping<PipelineConfig>.self, forKey: .pipelines)?.entries.map { ($0.key, $0.value) } ?? []
@@ -30,6 +33,8 @@ public struct PipelineConfig: Decodable, Sendable {
     public var batch: BatchConfig?
     public var buffer: BufferConfig?
     public var schema: SchemaConfig?
+    /// Overrides of the file's `storage:` for this pipeline.
+    public var storage: StorageConfig?
 }
 
 /// `schema: {on_change: evolve, subject: events, columns: {id: int64}, widen_to_string: false}`.
