@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceCore
 import SluiceFormats
+import SluiceObjectStore
 
 /// Writes NDJSON files into a directory, exactly once.
 ///
@@ -17,8 +18,15 @@ import SluiceFormats
 /// ```
 public struct NDJSONFileSink: Sink {
     public func checkReachable() async throws {
+        if let location = try ObjectLocation(parsing: directory) {
+            try await ObjectPublisher.checkReachable(location, storage: storage)
+            return
+        }
         try DirectoryCheck.writable(directory, what: "the output directory")
     }
+
+    /// How an `s3://` path is reached.
+    public var storage = StorageConfig()
 
     public var directory: String
     public var maxFileSize: Int
@@ -59,7 +67,7 @@ public struct NDJSONFileSink: Sink {
         options: [
             OptionSpec(
                 "path", .string, required: true, example: "out/events",
-                "The output directory, created if missing. Relative to the working directory."),
+                "The output directory, created if missing, relative to the working directory; or `s3://bucket/prefix` (see `storage`)."),
             OptionSpec(
                 "max_file_size", .byteSize, default: "128MB", example: "64MB",
                 "Roll to a new file once the open one reaches this size (at least 1KB)."),
@@ -94,15 +102,32 @@ public struct NDJSONFileSink: Sink {
             guard let parsed = NDJSONEncoder.Nulls(rawValue: n) else { throw config.error("unknown nulls '\(n)'; use omit or write", key: "nulls") }
             nulls = parsed
         }
-        return NDJSONFileSink(
+        do {
+            _ = try ObjectLocation(parsing: o.path)
+        } catch {
+            throw config.error("\(error)", key: "path")
+        }
+        var sink = NDJSONFileSink(
             directory: context.resolve(o.path), maxFileSize: o.maxFileSize?.bytes ?? 128 << 20,
             maxFileAge: o.maxFileAge?.duration ?? .seconds(60), prefix: o.prefix ?? "part", nulls: nulls)
+        sink.storage = context.storage
+        return sink
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
+        if let location = try ObjectLocation(parsing: directory) {
+            let publisher = try ObjectPublisher(root: location, storage: storage, pipeline: context.pipeline, logger: context.logger)
+            do {
+                try await publisher.recover(pipeline: context.pipeline, filePrefix: prefix, state: context.state)
+            } catch {
+                await publisher.shutdown()
+                throw error
+            }
+            return NDJSONFileWriter(sink: self, context: context, publisher: publisher)
+        }
         try DurableFile.makeDirectory(directory)
         try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
-        return NDJSONFileWriter(sink: self, context: context)
+        return NDJSONFileWriter(sink: self, context: context, publisher: nil)
     }
 }
 
@@ -117,10 +142,13 @@ final class NDJSONFileWriter: SinkWriter {
     var prepared: [FileIntent] = []
     let runStamp: String
     var sequence = 0
+    /// Set when the output is in object storage: files are spooled locally, then uploaded.
+    let publisher: ObjectPublisher?
 
-    init(sink: NDJSONFileSink, context: SinkContext) {
+    init(sink: NDJSONFileSink, context: SinkContext, publisher: ObjectPublisher?) {
         self.sink = sink
         self.context = context
+        self.publisher = publisher
         encoder = NDJSONEncoder(nulls: sink.nulls)
         runStamp = FileCommit.runStamp()
     }
@@ -128,7 +156,7 @@ final class NDJSONFileWriter: SinkWriter {
     func write(_ batch: RecordBatch) async throws -> [RowFailure] {
         if file == nil {
             let name = FileCommit.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)")
-            file = try DurableFile(creating: (sink.directory as NSString).appendingPathComponent(name))
+            file = try DurableFile(creating: publisher?.spoolPath(name) ?? (sink.directory as NSString).appendingPathComponent(name))
             openedAt = .now
             fileRecords = 0
         }
@@ -154,26 +182,39 @@ final class NDJSONFileWriter: SinkWriter {
 
     func prepareCommit(_ commit: inout StateCommit) async throws {
         if let f = file, fileRecords > 0 {
-            try f.sync()
-            // The temporary file's directory entry must be durable before the intent names it.
-            try DurableFile.syncDirectory(sink.directory)
             sequence += 1
-            let final = (sink.directory as NSString).appendingPathComponent(
-                "\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).ndjson")
-            prepared.append(FileIntent(tempPath: f.path, finalPath: final, records: fileRecords, bytes: f.size))
+            let name = "\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).ndjson"
+            if let publisher {
+                try f.flush()
+                prepared.append(try await publisher.upload(spoolPath: f.path, size: f.size, to: name, records: fileRecords))
+            } else {
+                try f.sync()
+                // The temporary file's directory entry must be durable before the intent names it.
+                try DurableFile.syncDirectory(sink.directory)
+                let final = (sink.directory as NSString).appendingPathComponent(name)
+                prepared.append(FileIntent(tempPath: f.path, finalPath: final, records: fileRecords, bytes: f.size))
+            }
             file = nil
         }
         commit.fileIntents += prepared
     }
 
     func finishCommit() async throws {
-        try await FileCommit.publish(prepared, root: sink.directory, pipeline: context.pipeline, state: context.state)
+        if let publisher {
+            try await publisher.publish(prepared, pipeline: context.pipeline, state: context.state)
+        } else {
+            try await FileCommit.publish(prepared, root: sink.directory, pipeline: context.pipeline, state: context.state)
+        }
         prepared.removeAll()
     }
 
     func abortCommit() async {
         // Refused by the state store, so no intent names these files.
-        for intent in prepared { unlink(intent.tempPath) }
+        if let publisher {
+            await publisher.abort(prepared)
+        } else {
+            for intent in prepared { unlink(intent.tempPath) }
+        }
         prepared.removeAll()
     }
 
@@ -181,5 +222,6 @@ final class NDJSONFileWriter: SinkWriter {
         // Uncommitted output is discarded; it will be written again from the checkpoint.
         if let f = file { unlink(f.path) }
         file = nil
+        await publisher?.shutdown()
     }
 }

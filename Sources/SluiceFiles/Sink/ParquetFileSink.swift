@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceCore
 import SluiceFormats
+import SluiceObjectStore
 
 /// Writes a Parquet lake: Hive-style partition directories, large files, exactly once.
 ///
@@ -18,6 +19,10 @@ import SluiceFormats
 /// ```
 public struct ParquetFileSink: Sink {
     public func checkReachable() async throws {
+        if let location = try ObjectLocation(parsing: directory) {
+            try await ObjectPublisher.checkReachable(location, storage: storage)
+            return
+        }
         try DirectoryCheck.writable(directory, what: "the output directory")
     }
 
@@ -28,6 +33,8 @@ public struct ParquetFileSink: Sink {
     public var maxFileAge: Duration
     public var maxOpenFiles: Int
     public var prefix: String
+    /// How an `s3://` path is reached.
+    public var storage: StorageConfig = StorageConfig()
 
     public init(
         directory: String, partition: PartitionSpec? = nil, writerOptions: ParquetWriterOptions = ParquetWriterOptions(),
@@ -74,7 +81,7 @@ public struct ParquetFileSink: Sink {
         options: [
             OptionSpec(
                 "path", .string, required: true, example: "lake/events",
-                "The lake directory, created if missing. Relative to the working directory."),
+                "The lake directory, created if missing, relative to the working directory; or `s3://bucket/prefix` (see `storage`)."),
             OptionSpec(
                 "partition_by", .string, example: #""day(created_at)""#,
                 "Hive-style directories by a column (`country=DE/`) or by `day(col)`, `hour(col)`, `month(col)` or `year(col)` of a timestamp or date (`created_at_day=2026-11-25/`). NULL and the empty string go to `__HIVE_DEFAULT_PARTITION__` (read back as NULL); rows lacking the column are dead-lettered."
@@ -114,6 +121,12 @@ public struct ParquetFileSink: Sink {
     public static let factory = SinkFactory(spec: spec) { config, context in
         let o = try config.decodeOptions(Options.self)
         var sink = ParquetFileSink(directory: context.resolve(o.path))
+        sink.storage = context.storage
+        do {
+            _ = try ObjectLocation(parsing: o.path)
+        } catch {
+            throw config.error("\(error)", key: "path")
+        }
         if let p = o.partitionBy {
             guard let spec = PartitionSpec(parsing: p) else {
                 throw config.error("partition_by must be a column or day(col), hour(col), month(col), year(col); found '\(p)'", key: "partition_by")
@@ -156,8 +169,18 @@ public struct ParquetFileSink: Sink {
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
+        if let location = try ObjectLocation(parsing: directory) {
+            let publisher = try ObjectPublisher(root: location, storage: storage, pipeline: context.pipeline, logger: context.logger)
+            do {
+                try await publisher.recover(pipeline: context.pipeline, filePrefix: prefix, state: context.state)
+            } catch {
+                await publisher.shutdown()
+                throw error
+            }
+            return ParquetFileWriter(sink: self, context: context, publisher: publisher)
+        }
         try DurableFile.makeDirectory(directory)
         try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
-        return ParquetFileWriter(sink: self, context: context)
+        return ParquetFileWriter(sink: self, context: context, publisher: nil)
     }
 }

@@ -40,10 +40,13 @@ final class ParquetFileWriter: SinkWriter {
     var prepared: [FileIntent] = []
     let runStamp: String
     var sequence = 0
+    /// Set when the lake is in object storage: files are spooled locally, then uploaded.
+    let publisher: ObjectPublisher?
 
-    init(sink: ParquetFileSink, context: SinkContext) {
+    init(sink: ParquetFileSink, context: SinkContext, publisher: ObjectPublisher?) {
         self.sink = sink
         self.context = context
+        self.publisher = publisher
         resources = ParquetWriterResources(options: sink.writerOptions)
         runStamp = FileCommit.runStamp()
     }
@@ -53,7 +56,7 @@ final class ParquetFileWriter: SinkWriter {
     func write(_ batch: RecordBatch) async throws -> [RowFailure] {
         guard batch.count > 0 else { return [] }
         guard let spec = sink.partition else {
-            try append(batch, to: "")
+            try await append(batch, to: "")
             return []
         }
         guard let index = batch.schema.index(of: spec.column) else {
@@ -72,26 +75,37 @@ final class ParquetFileWriter: SinkWriter {
             if groups[dir] == nil { order.append(dir) }
             groups[dir, default: []].append(row)
         }
-        for dir in order { try append(batch.take(groups[dir]!), to: dir) }
+        for dir in order { try await append(batch.take(groups[dir]!), to: dir) }
         return []
     }
 
-    func append(_ batch: RecordBatch, to partitionDirectory: String) throws {
+    func append(_ batch: RecordBatch, to partitionDirectory: String) async throws {
         var file = open[partitionDirectory]
         if let f = file, f.schema != batch.schema {
-            try close(partitionDirectory)
+            try await close(partitionDirectory)
             file = nil
         }
         if file == nil {
             if open.count >= sink.maxOpenFiles, let oldest = open.min(by: { $0.value.openedAt < $1.value.openedAt })?.key {
-                try close(oldest)
+                try await close(oldest)
             }
-            let dir = partitionDirectory.isEmpty ? sink.directory : (sink.directory as NSString).appendingPathComponent(partitionDirectory)
-            try DurableFile.makeDirectory(dir)
             sequence += 1
-            let temp = (dir as NSString).appendingPathComponent(
-                FileCommit.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)"))
-            let final = (dir as NSString).appendingPathComponent("\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).parquet")
+            let name = "\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).parquet"
+            let dir: String
+            let temp: String
+            let final: String
+            if let publisher {
+                // In object storage: written to the spool, uploaded when closed.
+                dir = partitionDirectory
+                temp = publisher.spoolPath("\(sequence).parquet")
+                final = partitionDirectory.isEmpty ? name : "\(partitionDirectory)/\(name)"
+            } else {
+                dir = partitionDirectory.isEmpty ? sink.directory : (sink.directory as NSString).appendingPathComponent(partitionDirectory)
+                try DurableFile.makeDirectory(dir)
+                temp = (dir as NSString).appendingPathComponent(
+                    FileCommit.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)"))
+                final = (dir as NSString).appendingPathComponent(name)
+            }
             do {
                 file = try OpenFile(
                     tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions,
@@ -111,15 +125,26 @@ final class ParquetFileWriter: SinkWriter {
         f.bytes += batch.byteSize
     }
 
-    /// Writes the footer, fsyncs and moves the file to `closed` (it is published at the next commit).
-    func close(_ partitionDirectory: String) throws {
+    /// Writes the footer, fsyncs (or, in object storage, uploads) and moves the file to
+    /// `closed` (it is published at the next commit).
+    func close(_ partitionDirectory: String) async throws {
         guard let f = open.removeValue(forKey: partitionDirectory) else { return }
         do {
             try f.writer.close()
-            try f.output.sync()
+            if publisher == nil { try f.output.sync() }
             try f.output.close()
         } catch {
+            unlink(f.tempPath)
             throw SluiceError(.io, "finishing a Parquet file failed: \(error)", location: f.tempPath, underlying: error)
+        }
+        if let publisher {
+            do {
+                closed.append(try await publisher.upload(spoolPath: f.tempPath, size: f.output.offset, to: f.finalPath, records: f.rows))
+            } catch {
+                unlink(f.tempPath)
+                throw error
+            }
+            return
         }
         closed.append(FileIntent(tempPath: f.tempPath, finalPath: f.finalPath, records: f.rows, bytes: f.output.offset))
     }
@@ -132,10 +157,12 @@ final class ParquetFileWriter: SinkWriter {
     }
 
     func prepareCommit(_ commit: inout StateCommit) async throws {
-        for key in Array(open.keys) { try close(key) }
+        for key in Array(open.keys) { try await close(key) }
         // Temporary files' directory entries must be durable before the intents name them.
-        for dir in Set(closed.map { ($0.tempPath as NSString).deletingLastPathComponent }) {
-            try DurableFile.syncDirectory(dir)
+        if publisher == nil {
+            for dir in Set(closed.map { ($0.tempPath as NSString).deletingLastPathComponent }) {
+                try DurableFile.syncDirectory(dir)
+            }
         }
         prepared += closed
         closed.removeAll()
@@ -143,20 +170,33 @@ final class ParquetFileWriter: SinkWriter {
     }
 
     func finishCommit() async throws {
-        try await FileCommit.publish(prepared, root: sink.directory, pipeline: context.pipeline, state: context.state)
+        if let publisher {
+            try await publisher.publish(prepared, pipeline: context.pipeline, state: context.state)
+        } else {
+            try await FileCommit.publish(prepared, root: sink.directory, pipeline: context.pipeline, state: context.state)
+        }
         prepared.removeAll()
     }
 
     func abortCommit() async {
         // Refused by the state store, so no intent names these files.
-        for intent in prepared { unlink(intent.tempPath) }
+        if let publisher {
+            await publisher.abort(prepared)
+        } else {
+            for intent in prepared { unlink(intent.tempPath) }
+        }
         prepared.removeAll()
     }
 
     func close() async {
         // Uncommitted files are discarded; their records are replayed from the checkpoint.
         for f in open.values { unlink(f.tempPath) }
-        for f in closed { unlink(f.tempPath) }
+        if let publisher {
+            await publisher.abort(closed)
+            await publisher.shutdown()
+        } else {
+            for f in closed { unlink(f.tempPath) }
+        }
         open.removeAll()
         closed.removeAll()
     }

@@ -9,6 +9,13 @@ struct ListedFile: Sendable, Hashable {
     var size: Int
     /// Modification time in whole microseconds since the epoch.
     var modified: Int64
+    /// An object's ETag (object storage only): changes whenever its content does.
+    var etag: String? = nil
+    /// Where the bytes are read from when not at `path` (an object's local spool copy).
+    var localPath: String? = nil
+
+    /// The local file to open.
+    var readPath: String { localPath ?? path }
 }
 
 /// Expands a source path (a file, a directory or a glob) into regular files, sorted by path.

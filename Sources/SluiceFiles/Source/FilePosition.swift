@@ -11,9 +11,12 @@ struct FilePosition: Codable, Sendable, Hashable {
     /// Size and modification time when the file was first opened, to notice later changes.
     var size: Int
     var modified: Int64
+    /// An object's ETag when it was first opened (object storage only).
+    var etag: String? = nil
 
     func encoded() -> String {
-        "{\"offset\":\(offset),\"line\":\(line),\"done\":\(done),\"size\":\(size),\"modified\":\(modified)}"
+        let tag = etag.map { ",\"etag\":\"\($0.filter { $0 != "\"" && $0 != "\\" })\"" } ?? ""
+        return "{\"offset\":\(offset),\"line\":\(line),\"done\":\(done),\"size\":\(size),\"modified\":\(modified)\(tag)}"
     }
 
     static func decode(_ text: String) -> FilePosition? {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceCore
 import SluiceFormats
+import SluiceObjectStore
 
 /// Reads CSV or NDJSON files (plain, gzip or zstd) and Parquet files matched by a path, a glob or a directory.
 ///
@@ -11,6 +12,20 @@ import SluiceFormats
 public struct FileSource: Source {
     /// The input's fixed directory (before any wildcard) exists (a watched one may appear later).
     public func checkReachable() async throws {
+        if let location = try ObjectLocation(parsing: pattern) {
+            let listing = try ObjectListing(pattern: location, storage: storage, logger: Logger(label: "sluice.check"))
+            do {
+                let found = try await listing.list()
+                await listing.shutdown()
+                if found.isEmpty && !watch {
+                    throw SluiceError(.io, "no objects match '\(pattern)'", location: pattern)
+                }
+            } catch {
+                await listing.shutdown()
+                throw error
+            }
+            return
+        }
         guard !watch else { return }
         let fixed = pattern.split(separator: "/", omittingEmptySubsequences: false)
             .prefix { !$0.contains("*") && !$0.contains("?") && !$0.contains("[") }.joined(separator: "/")
@@ -30,6 +45,8 @@ public struct FileSource: Source {
     public var watch: Bool
     public var pollInterval: Duration
     public var minAge: Duration
+    /// How an `s3://` path is reached.
+    public var storage = StorageConfig()
 
     public var isContinuous: Bool { watch }
 
@@ -54,7 +71,8 @@ public struct FileSource: Source {
         options: [
             OptionSpec(
                 "path", .string, required: true, example: #""data/events/*.csv""#,
-                "A file, a glob (`*`, `?`, `[...]`) or a directory (read recursively, hidden files skipped). Relative to the working directory."),
+                "A file, a glob (`*`, `?`, `[...]`) or a directory (read recursively, hidden files skipped), relative to the working directory; or the same in object storage: `s3://bucket/prefix/*.csv` (see `storage`)."
+            ),
             OptionSpec(
                 "format", .choice(["csv", "tsv", "ndjson", "jsonl", "parquet"]), example: "csv",
                 "The files' format. Default: from the extension (`.csv .tsv .txt .ndjson .jsonl .json .parquet`, before `.gz`/`.zst`)."),
@@ -88,6 +106,12 @@ public struct FileSource: Source {
     public static let factory = SourceFactory(spec: spec) { config, context in
         let o = try config.decodeOptions(FileSourceOptions.self)
         var source = FileSource(pattern: context.resolve(o.path))
+        source.storage = context.storage
+        do {
+            _ = try ObjectLocation(parsing: o.path)
+        } catch {
+            throw config.error("\(error)", key: "path")
+        }
         switch o.format {
         case "csv": source.format = .csv
         case "tsv": source.format = .csv; source.csv.delimiter = UInt8(ascii: "\t")
@@ -125,7 +149,8 @@ public struct FileSource: Source {
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
-        FileSourceReader(source: self, checkpoint: checkpoint, context: context)
+        let objects = try ObjectLocation(parsing: pattern).map { try ObjectListing(pattern: $0, storage: storage, logger: context.logger) }
+        return FileSourceReader(source: self, checkpoint: checkpoint, context: context, objects: objects)
     }
 
     /// True when `path` is read as Parquet (by `format:` or its extension).

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceCore
 import SluiceFormats
+import SluiceObjectStore
 
 /// Reads the files of a ``FileSource`` one after another, in path order.
 final class FileSourceReader: SourceReader {
@@ -16,13 +17,18 @@ final class FileSourceReader: SourceReader {
     var reportedChanges: Set<String> = []
     var bytesDoneBefore = 0
     var bytesTotal = 0
+    /// Set when the path is in object storage: objects are listed there and read from a spool copy.
+    let objects: ObjectListing?
+    /// The spool copy of the object being read, deleted when the next file starts.
+    var spooled: String?
 
     static let chunkSize = 4 << 20
     static let sampleSize = 1 << 20
 
-    init(source: FileSource, checkpoint: Checkpoint, context: SourceContext) {
+    init(source: FileSource, checkpoint: Checkpoint, context: SourceContext, objects: ObjectListing? = nil) {
         self.source = source
         self.context = context
+        self.objects = objects
         positions = checkpoint.partitions.compactMapValues(FilePosition.decode)
     }
 
@@ -85,7 +91,24 @@ final class FileSourceReader: SourceReader {
                 }
             }
             if current == nil {
-                guard let file = try await nextFile() else { return nil }
+                guard var file = try await nextFile() else { return nil }
+                if let objects {
+                    if let spooled { unlink(spooled) }
+                    spooled = nil
+                    do {
+                        file.localPath = try await fetch(file, from: objects)
+                        spooled = file.localPath
+                    } catch let ObjectStoreError.changed(key) {
+                        return finishUnreadable(
+                            file,
+                            error: FileReadError(
+                                path: file.path, message: "the object \(key) was replaced while being read (its ETag changed); it is not mixed with the old one"
+                            ))
+                    } catch ObjectStoreError.notFound {
+                        context.logger.warning("an object listed a moment ago is gone; skipped", metadata: ["object": "\(file.path)"])
+                        continue
+                    }
+                }
                 if source.isParquet(file.path) {
                     do {
                         parquet = try ParquetFileCursor(file: file, resumeAt: positions[file.path]?.offset ?? 0)
@@ -134,7 +157,7 @@ final class FileSourceReader: SourceReader {
         if !finished && output.consumed == 0 { return nil }
         let position = FilePosition(
             offset: f.offset, line: f.line, done: finished,
-            size: f.file.size, modified: f.file.modified)
+            size: f.file.size, modified: f.file.modified, etag: f.file.etag)
         positions[f.file.path] = position
         let rejects = output.rejects.map { r in
             DeadLetter(stage: "decode", errorKind: r.kind, message: r.message, location: "\(f.file.path):\(r.line)", raw: r.raw)
@@ -181,7 +204,7 @@ final class FileSourceReader: SourceReader {
     /// Opens a file at its resume point; nil when it turns out to be empty.
     func open(_ file: ListedFile) throws -> OpenFile? {
         let decoder = try makeDecoder(file.path)
-        let stream = try InputCompression.open(path: file.path, compression: source.compression)
+        let stream = try InputCompression.open(path: file.readPath, compression: source.compression)
         let resume = positions[file.path]
         let f = OpenFile(file: file, stream: stream, decoder: decoder, offset: 0, line: 1)
         // The schema is always prepared from the start of the file, so it is the same on resume.
@@ -230,7 +253,7 @@ final class FileSourceReader: SourceReader {
         let previous = positions[file.path]
         let position = FilePosition(
             offset: previous?.offset ?? 0, line: previous?.line ?? 1, done: true,
-            size: file.size, modified: file.modified)
+            size: file.size, modified: file.modified, etag: file.etag)
         positions[file.path] = position
         bytesDoneBefore += file.size
         let letter = DeadLetter(
@@ -249,20 +272,28 @@ final class FileSourceReader: SourceReader {
             if listed && !source.watch { return nil }
             if listed { try await Task.sleep(for: source.pollInterval) }
             listed = true
-            queue = try scan()
+            queue = try await scan()
             if listed, queue.isEmpty, !source.watch { return nil }
         }
     }
 
     /// Lists files, skipping finished ones and reporting finished files that changed since.
-    func scan() throws -> [ListedFile] {
+    func scan() async throws -> [ListedFile] {
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let minAge = source.watch ? Int64(source.minAge.components.seconds * 1_000_000 + source.minAge.components.attoseconds / 1_000_000_000_000) : 0
         var pending: [ListedFile] = []
-        for file in try FileListing.list(source.pattern) {
+        let listed = try await objects?.list() ?? FileListing.list(source.pattern)
+        for file in listed {
             if let p = positions[file.path] {
+                let changed = p.size != file.size || p.modified != file.modified || (p.etag != nil && p.etag != file.etag)
+                if !p.done, changed, p.etag != nil {
+                    // An object replaced after part of it was committed: its rest is not mixed
+                    // with the old part. Reported as a dead letter; re-ingest with `sluice state reset`.
+                    pending.append(file)
+                    continue
+                }
                 if p.done {
-                    if (p.size != file.size || p.modified != file.modified) && !reportedChanges.contains(file.path) {
+                    if changed && !reportedChanges.contains(file.path) {
                         reportedChanges.insert(file.path)
                         context.logger.warning(
                             "file changed after it was ingested; it is not read again (run `sluice state reset` to re-ingest everything)",
@@ -281,5 +312,28 @@ final class FileSourceReader: SourceReader {
         return pending
     }
 
-    func close() async { current = nil }
+    func close() async {
+        current = nil
+        parquet = nil
+        if let spooled { unlink(spooled) }
+        await objects?.shutdown()
+    }
+
+    /// Downloads an object to the spool. Resuming a plain (uncompressed, not Parquet) object
+    /// mid-way fetches only its head (for the header and the schema sample) and the rest from
+    /// the resume offset; a replaced object (another ETag than the one being read) throws
+    /// ``ObjectStoreError/changed(_:)``.
+    func fetch(_ file: ListedFile, from objects: ObjectListing) async throws -> String {
+        let resume = positions[file.path]
+        if let resume, let etag = resume.etag, etag != file.etag {
+            throw ObjectStoreError.changed(String(file.path.dropFirst(5)))
+        }
+        if let resume, resume.offset > Self.sampleSize, !source.isParquet(file.path),
+            try await objects.isPlain(file, declared: source.compression)
+        {
+            context.logger.info("fetching the rest of an object from its resume point", metadata: ["object": "\(file.path)", "offset": "\(resume.offset)"])
+            return try await objects.download(file, from: resume.offset, head: Self.sampleSize)
+        }
+        return try await objects.download(file)
+    }
 }

@@ -13,7 +13,7 @@ final class ParquetFileCursor {
     init(file: ListedFile, resumeAt rowGroup: Int) throws {
         self.file = file
         do {
-            reader = try ParquetReader(path: file.path)
+            reader = try ParquetReader(path: file.readPath)
         } catch let error as ParquetError {
             throw Self.readError(error, path: file.path, what: "")
         }
@@ -48,6 +48,6 @@ final class ParquetFileCursor {
         let done = nextRowGroup >= reader.rowGroupCount
         let bytes = index < reader.metadata.rowGroups.count ? reader.metadata.rowGroups[index].totalByteSize : 0
         // `offset` holds the next row group; `line` the rows read so far.
-        return (batch, FilePosition(offset: nextRowGroup, line: 0, done: done, size: file.size, modified: file.modified), bytes)
+        return (batch, FilePosition(offset: nextRowGroup, line: 0, done: done, size: file.size, modified: file.modified, etag: file.etag), bytes)
     }
 }
