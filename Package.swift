@@ -137,7 +137,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite", "SluicePostgres", "SluiceDatabase", "SluiceFormats", "SluiceNATS",
-                "SluiceJetStream", "CMalloc",
+                "SluiceJetStream", "SluiceObjectStore", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings,

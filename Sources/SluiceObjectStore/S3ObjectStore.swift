@@ -303,10 +303,14 @@ public final class S3ObjectStore: ObjectStore {
         switch (r.status, code) {
         case (_, "SignatureDoesNotMatch"):
             return SluiceError(
-                .authentication, "S3 refused the signature (\(code)\(message)); the secret access key for \(settings.accessKeyID) is wrong",
+                .authentication,
+                "S3 refused the signature for bucket '\(bucket)' (\(code)\(message)); the secret access key for \(settings.accessKeyID) is wrong",
                 location: location)
         case (_, "InvalidAccessKeyId"):
-            return SluiceError(.authentication, "S3 does not know the access key \(settings.accessKeyID) (\(code))", location: location)
+            return SluiceError(
+                .authentication,
+                "S3 does not know the access key \(settings.accessKeyID) (\(code), bucket '\(bucket)'); check AWS_ACCESS_KEY_ID or storage.access_key_id",
+                location: location)
         case (403, _):
             return SluiceError(
                 .authentication,

@@ -36,6 +36,8 @@ final class ParquetFileWriter: SinkWriter {
     let resources: ParquetWriterResources
     /// Files closed (footer written and fsynced) but not yet part of a commit.
     var closed: [FileIntent] = []
+    /// Object storage: files finished in the spool, not uploaded yet (local path, relative key).
+    var finished: [FileIntent] = []
     /// Files in the commit being published.
     var prepared: [FileIntent] = []
     let runStamp: String
@@ -56,7 +58,7 @@ final class ParquetFileWriter: SinkWriter {
     func write(_ batch: RecordBatch) async throws -> [RowFailure] {
         guard batch.count > 0 else { return [] }
         guard let spec = sink.partition else {
-            try await append(batch, to: "")
+            try append(batch, to: "")
             return []
         }
         guard let index = batch.schema.index(of: spec.column) else {
@@ -75,19 +77,19 @@ final class ParquetFileWriter: SinkWriter {
             if groups[dir] == nil { order.append(dir) }
             groups[dir, default: []].append(row)
         }
-        for dir in order { try await append(batch.take(groups[dir]!), to: dir) }
+        for dir in order { try append(batch.take(groups[dir]!), to: dir) }
         return []
     }
 
-    func append(_ batch: RecordBatch, to partitionDirectory: String) async throws {
+    func append(_ batch: RecordBatch, to partitionDirectory: String) throws {
         var file = open[partitionDirectory]
         if let f = file, f.schema != batch.schema {
-            try await close(partitionDirectory)
+            try close(partitionDirectory)
             file = nil
         }
         if file == nil {
             if open.count >= sink.maxOpenFiles, let oldest = open.min(by: { $0.value.openedAt < $1.value.openedAt })?.key {
-                try await close(oldest)
+                try close(oldest)
             }
             sequence += 1
             let name = "\(sink.prefix)-\(runStamp)-\(String(format: "%06d", sequence)).parquet"
@@ -125,39 +127,41 @@ final class ParquetFileWriter: SinkWriter {
         f.bytes += batch.byteSize
     }
 
-    /// Writes the footer, fsyncs (or, in object storage, uploads) and moves the file to
-    /// `closed` (it is published at the next commit).
-    func close(_ partitionDirectory: String) async throws {
+    /// Writes the footer, fsyncs and moves the file to `closed` (it is published at the next
+    /// commit); in object storage, to `finished`, uploaded by the next commit.
+    func close(_ partitionDirectory: String) throws {
         guard let f = open.removeValue(forKey: partitionDirectory) else { return }
         do {
             try f.writer.close()
             if publisher == nil { try f.output.sync() }
             try f.output.close()
         } catch {
-            unlink(f.tempPath)
             throw SluiceError(.io, "finishing a Parquet file failed: \(error)", location: f.tempPath, underlying: error)
         }
-        if let publisher {
-            do {
-                closed.append(try await publisher.upload(spoolPath: f.tempPath, size: f.output.offset, to: f.finalPath, records: f.rows))
-            } catch {
-                unlink(f.tempPath)
-                throw error
-            }
-            return
+        let intent = FileIntent(tempPath: f.tempPath, finalPath: f.finalPath, records: f.rows, bytes: f.output.offset)
+        if publisher != nil { finished.append(intent) } else { closed.append(intent) }
+    }
+
+    /// Uploads finished spool files, each moved to `closed` once its parts are stored. A failed
+    /// upload leaves it (and those after it) in `finished` for the commit's retry: no upload
+    /// ever happens while a batch is half written.
+    func uploadFinished(_ publisher: ObjectPublisher) async throws {
+        while let f = finished.first {
+            closed.append(try await publisher.upload(spoolPath: f.tempPath, size: f.bytes, to: f.finalPath, records: f.records))
+            finished.removeFirst()
         }
-        closed.append(FileIntent(tempPath: f.tempPath, finalPath: f.finalPath, records: f.rows, bytes: f.output.offset))
     }
 
     /// A commit closes every open file (the checkpoint may only cover durable records), so it is
     /// due when the open files together reach the target size, or the oldest reaches its age.
     func commitDue(at now: ContinuousClock.Instant) -> Bool {
-        !closed.isEmpty || open.values.reduce(0) { $0 + $1.bytes } >= sink.targetFileSize
+        !closed.isEmpty || !finished.isEmpty || open.values.reduce(0) { $0 + $1.bytes } >= sink.targetFileSize
             || open.values.contains { now - $0.openedAt >= sink.maxFileAge }
     }
 
     func prepareCommit(_ commit: inout StateCommit) async throws {
-        for key in Array(open.keys) { try await close(key) }
+        for key in Array(open.keys) { try close(key) }
+        if let publisher { try await uploadFinished(publisher) }
         // Temporary files' directory entries must be durable before the intents name them.
         if publisher == nil {
             for dir in Set(closed.map { ($0.tempPath as NSString).deletingLastPathComponent }) {
@@ -191,6 +195,8 @@ final class ParquetFileWriter: SinkWriter {
     func close() async {
         // Uncommitted files are discarded; their records are replayed from the checkpoint.
         for f in open.values { unlink(f.tempPath) }
+        for f in finished { unlink(f.tempPath) }
+        finished.removeAll()
         if let publisher {
             await publisher.abort(closed)
             await publisher.shutdown()
