@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import SluiceCore
 
 /// Uploads a local file as a multipart upload that is left open (parts durable, object not
@@ -9,7 +6,8 @@ public struct FileUpload: Sendable {
     public var store: any ObjectStore
     /// Bytes per part (the last may be smaller).
     public var partSize: Int
-    /// Parts in flight at once; memory held is at most `partSize × parallelParts`.
+    /// Parts in flight at once. Each is read from the file 1 MB at a time as it is sent
+    /// (``FileRange``), so memory does not grow with `partSize`.
     public var parallelParts: Int
 
     public init(store: any ObjectStore, partSize: Int = 16 << 20, parallelParts: Int = 4) {
@@ -32,49 +30,28 @@ public struct FileUpload: Sendable {
     }
 
     func uploadParts(path: String, size: Int, key: String, uploadID: String) async throws -> [UploadedPart] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SluiceError(.io, "cannot open the file to upload: \(String(cString: strerror(errno)))", location: path) }
-        defer { close(fd) }
         let count = max(1, (size + partSize - 1) / partSize)
         let store = store
         let partSize = partSize
         return try await withThrowingTaskGroup(of: UploadedPart.self) { group in
             var parts: [UploadedPart] = []
             var next = 0
-            func start(_ index: Int) throws {
-                let offset = index * partSize
-                let length = min(partSize, size - offset)
-                let bytes = try Self.read(fd: fd, offset: offset, length: length, path: path)
-                group.addTask { try await store.uploadPart(key, uploadID: uploadID, number: index + 1, bytes: bytes) }
+            func start(_ index: Int) {
+                let range = FileRange(path: path, offset: index * partSize, length: min(partSize, size - index * partSize))
+                group.addTask { try await store.uploadPart(key, uploadID: uploadID, number: index + 1, file: range) }
             }
             while next < min(count, parallelParts) {
-                try start(next)
+                start(next)
                 next += 1
             }
             while let part = try await group.next() {
                 parts.append(part)
                 if next < count {
-                    try start(next)
+                    start(next)
                     next += 1
                 }
             }
             return parts.sorted { $0.number < $1.number }
         }
-    }
-
-    static func read(fd: Int32, offset: Int, length: Int, path: String) throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: length)
-        var done = 0
-        try bytes.withUnsafeMutableBytes { raw in
-            while done < length {
-                let n = pread(fd, raw.baseAddress! + done, length - done, off_t(offset + done))
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    throw SluiceError(.io, "reading the file to upload failed at byte \(offset + done)", location: path)
-                }
-                done += n
-            }
-        }
-        return bytes
     }
 }

@@ -68,6 +68,8 @@ public protocol ObjectStore: Sendable {
     /// Starts a multipart upload and returns its id.
     func createMultipartUpload(_ key: String) async throws -> String
     func uploadPart(_ key: String, uploadID: String, number: Int, bytes: [UInt8]) async throws -> UploadedPart
+    /// Uploads a part read from a local file as it is sent (bounded memory).
+    func uploadPart(_ key: String, uploadID: String, number: Int, file: FileRange) async throws -> UploadedPart
     /// The parts uploaded so far; nil when the upload does not exist (completed or aborted).
     func listParts(_ key: String, uploadID: String) async throws -> [UploadedPart]?
     func completeMultipartUpload(_ key: String, uploadID: String, parts: [UploadedPart]) async throws
@@ -87,4 +89,10 @@ public enum ObjectStoreError: Error, Sendable, Equatable {
     case changed(String)
     /// `get` of a key that does not exist.
     case notFound(String)
+}
+
+extension ObjectStore {
+    public func uploadPart(_ key: String, uploadID: String, number: Int, file: FileRange) async throws -> UploadedPart {
+        try await uploadPart(key, uploadID: uploadID, number: number, bytes: try file.bytes())
+    }
 }

@@ -67,7 +67,7 @@ public final class S3ObjectStore: ObjectStore {
     // MARK: Objects
 
     public func put(_ key: String, bytes: [UInt8], ifNoneMatch: Bool) async throws {
-        let r = try await send(.PUT, key: key, headers: ifNoneMatch ? [("if-none-match", "*")] : [], body: bytes, accept: [200, 412])
+        let r = try await send(.PUT, key: key, headers: ifNoneMatch ? [("if-none-match", "*")] : [], body: .bytes(bytes), accept: [200, 412])
         if r.status == 412 { throw ObjectStoreError.alreadyExists(key) }
     }
 
@@ -130,11 +130,19 @@ public final class S3ObjectStore: ObjectStore {
     }
 
     public func uploadPart(_ key: String, uploadID: String, number: Int, bytes: [UInt8]) async throws -> UploadedPart {
-        let r = try await send(.PUT, key: key, query: [("partNumber", "\(number)"), ("uploadId", uploadID)], body: bytes)
+        let r = try await send(.PUT, key: key, query: [("partNumber", "\(number)"), ("uploadId", uploadID)], body: .bytes(bytes))
         guard let etag = r.headers.first(name: "etag") else {
             throw SluiceError(.io, "UploadPart \(number) returned no ETag", location: "\(name)/\(key)")
         }
         return UploadedPart(number: number, etag: Self.unquote(etag), size: bytes.count)
+    }
+
+    public func uploadPart(_ key: String, uploadID: String, number: Int, file: FileRange) async throws -> UploadedPart {
+        let r = try await send(.PUT, key: key, query: [("partNumber", "\(number)"), ("uploadId", uploadID)], body: .file(file))
+        guard let etag = r.headers.first(name: "etag") else {
+            throw SluiceError(.io, "UploadPart \(number) returned no ETag", location: "\(name)/\(key)")
+        }
+        return UploadedPart(number: number, etag: Self.unquote(etag), size: file.length)
     }
 
     public func listParts(_ key: String, uploadID: String) async throws -> [UploadedPart]? {
@@ -164,7 +172,7 @@ public final class S3ObjectStore: ObjectStore {
             body += "<Part><PartNumber>\(part.number)</PartNumber><ETag>\(S3XML.escape("\"\(part.etag)\""))</ETag></Part>"
         }
         body += "</CompleteMultipartUpload>"
-        let r = try await send(.POST, key: key, query: [("uploadId", uploadID)], body: Array(body.utf8))
+        let r = try await send(.POST, key: key, query: [("uploadId", uploadID)], body: .bytes(Array(body.utf8)))
         // S3 may answer 200 and still report an error in the body (a failure while assembling).
         let xml = S3XML(r.body)
         if let code = xml.elements("Error").first?.value("Code") {
@@ -212,13 +220,32 @@ public final class S3ObjectStore: ObjectStore {
         var code: String? { body.isEmpty ? nil : S3XML(body).elements("Error").first?.value("Code") }
     }
 
+    /// What a request sends.
+    enum Body {
+        case bytes([UInt8])
+        /// Read from the file as it is sent (again on a retry).
+        case file(FileRange)
+
+        var count: Int {
+            switch self {
+            case .bytes(let b): b.count
+            case .file(let f): f.length
+            }
+        }
+    }
+
     /// Sends one request, retrying transient failures; answers outside `accept` throw.
     func send(
-        _ method: HTTPMethod, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [], body: [UInt8]? = nil,
+        _ method: HTTPMethod, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [], body: Body? = nil,
         accept: Set<Int> = [200]
     ) async throws -> Response {
         let location = key.map { "\(name)/\($0)" } ?? name
-        let payloadHash = body.map { SigV4Signer.sha256Hex($0) } ?? SigV4Signer.emptyPayloadHash
+        let payloadHash: String
+        switch body {
+        case .bytes(let bytes): payloadHash = SigV4Signer.sha256Hex(bytes)
+        case .file(let file): payloadHash = try file.sha256Hex()
+        case nil: payloadHash = SigV4Signer.emptyPayloadHash
+        }
         var attempt = 0
         while true {
             try Task.checkCancellation()
@@ -262,7 +289,7 @@ public final class S3ObjectStore: ObjectStore {
     }
 
     func makeRequest(
-        _ method: HTTPMethod, key: String?, query: [(String, String)], headers extra: [(String, String)], body: [UInt8]?, payloadHash: String
+        _ method: HTTPMethod, key: String?, query: [(String, String)], headers extra: [(String, String)], body: Body?, payloadHash: String
     ) -> HTTPClientRequest {
         let host = endpointURL.host!
         let port = endpointURL.port.map { ":\($0)" } ?? ""
@@ -285,7 +312,16 @@ public final class S3ObjectStore: ObjectStore {
         signed.append(
             contentsOf: signer.sign(method: method.rawValue, path: base + path, query: query, headers: signed, payloadHash: payloadHash, date: Date()))
         for (name, value) in signed { request.headers.replaceOrAdd(name: name, value: value) }
-        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        switch body {
+        case .bytes(let bytes):
+            // Handed over as a collection: the client copies it into buffers 4 MB at a time as it
+            // sends, instead of a second copy of the whole body.
+            request.body = .bytes(bytes)
+        case .file(let file):
+            request.body = .stream(file.chunks, length: .known(Int64(file.length)))
+        case nil:
+            break
+        }
         return request
     }
 

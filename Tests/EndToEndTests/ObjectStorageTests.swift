@@ -165,4 +165,64 @@ import Testing
         let inspect = try SluiceProcess.run(["inspect", "s3://lake/\(key)", "--endpoint", server.endpoint], in: dir, environment: server.environment)
         #expect(inspect.status == 0 && inspect.stdout.contains("rows:") && inspect.stdout.contains("id: int64"), "\(inspect.stdout)\(inspect.stderr)")
     }
+
+    @Test func readyzChecksTheBucketAndPushedRecordsLandOnS3() async throws {
+        let server = try await offPool { try S3TestServer.start() }
+        defer { server.stop() }
+        try server.makeBucket("lake")
+        let dir = try makeWorkDirectory("s3-serve")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            \(Self.storage(server))
+            pipelines:
+              clicks:
+                source: { http: { stream: clicks } }
+                sink: { parquet: { path: "s3://lake/clicks", max_file_age: 1s } }
+            """, to: "\(dir)/p.yaml")
+        let port = try freePort()
+        let served = try await ServedProcess.start(in: dir, port: port)
+        #expect(try curl(["http://127.0.0.1:\(port)/readyz"]).status == 200)
+        let body = (0..<100).map { "{\"id\":\($0)}" }.joined(separator: "\n")
+        let pushed = try curl([
+            "-X", "POST", "--data-binary", body, "-H", "Content-Type: application/x-ndjson", "http://127.0.0.1:\(port)/v1/streams/clicks/records",
+        ])
+        #expect(pushed.status == 202, "\(pushed.body)")
+        server.kill()
+        let down = try curl(["http://127.0.0.1:\(port)/readyz"])
+        #expect(down.status == 503 && down.body.contains("sink of pipeline 'clicks' is not reachable"), "\(down.body)")
+        try await offPool { try server.run() }
+        let up = try await waitUntil(seconds: 30) { (try? curl(["http://127.0.0.1:\(port)/readyz"]))?.status == 200 }
+        #expect(up)
+        #expect(served.stop() == 0)
+        Self.expectExactlyOnce(try Self.readLake(server, bucket: "lake", prefix: "clicks", in: dir).ids, rows: 100)
+    }
+
+    @Test func aWatchedPrefixPicksUpNewObjectsOnce() async throws {
+        let server = try await offPool { try S3TestServer.start() }
+        defer { server.stop() }
+        try server.makeBucket("raw")
+        let dir = try makeWorkDirectory("s3-watch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            \(Self.storage(server))
+            pipelines:
+              watch:
+                source: { file: { path: "s3://raw/drop/", watch: true, poll_interval: 200ms, min_age: 0s } }
+                sink: { ndjson: { path: out, max_file_age: 200ms } }
+            """, to: "\(dir)/p.yaml")
+        let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress"], in: dir, log: "\(dir)/watch.log")
+        for batch in 0..<3 {
+            let csv = "id,user,amount,url,created_at\n" + (0..<1000).map { "\(batch * 1000 + $0),u,1,x,2026-11-01T00:00:00Z" }.joined(separator: "\n") + "\n"
+            try csv.write(toFile: "\(dir)/batch.csv", atomically: true, encoding: .utf8)
+            try server.aws(["s3", "cp", "\(dir)/batch.csv", "s3://raw/drop/batch-\(batch).csv"])
+            let arrived = try await waitUntil(seconds: 60) { (try? outputLines("\(dir)/out").count) == (batch + 1) * 1000 }
+            #expect(arrived, "batch \(batch) did not arrive")
+        }
+        p.terminate()
+        await waitForExit(p)
+        #expect(p.terminationStatus == 0)
+        Self.expectExactlyOnce(CrashRecoveryTests.ids(try outputLines("\(dir)/out")), rows: 3000)
+    }
 }

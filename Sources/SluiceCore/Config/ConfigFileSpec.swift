@@ -50,7 +50,6 @@ public enum ConfigFileSpec {
 
     /// Top-level keys of a configuration file besides `pipelines`.
     public static let fileOptions: [OptionSpec] = [
-        StorageConfig.spec,
         OptionSpec(
             "state", .string, default: ".sluice/state.db", example: #""postgres://sluice@db/sluice""#,
             "Where state lives: a SQLite file (created if missing) or a `postgres://` URL shared by several workers."),
@@ -80,5 +79,6 @@ public enum ConfigFileSpec {
                     "On SIGTERM or SIGINT, how long the pipelines of push streams may take to commit every record already answered 202 (new requests and `/readyz` get 503 meanwhile). What is left stays queued for the next start."
                 ),
             ]), example: "{ host: 127.0.0.1, port: 8080 }", "How `sluice serve` listens."),
+        StorageConfig.spec,
     ]
 }

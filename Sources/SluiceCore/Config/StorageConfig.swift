@@ -19,7 +19,7 @@ public struct StorageConfig: Decodable, Sendable, Hashable, CustomStringConverti
     public var verifyTLS: Bool?
     /// Size of each part of a multipart upload (default 16 MB, at least 5 MB).
     public var partSize: ConfigByteSize?
-    /// Parts uploaded at once (default 4); memory held is `part_size` × this.
+    /// Parts uploaded at once (default 4); each is streamed from disk, 1 MB at a time.
     public var parallelParts: Int?
 
     enum CodingKeys: String, CodingKey {
@@ -90,7 +90,7 @@ public struct StorageConfig: Decodable, Sendable, Hashable, CustomStringConverti
             ),
             OptionSpec("access_key_id", .string, example: #""${S3_KEY}""#, "Default: `AWS_ACCESS_KEY_ID`, else the profile's."),
             OptionSpec(
-                "secret_access_key", .string, example: #""${S3_SECRET}""#, secret: true, "Default: `AWS_SECRET_ACCESS_KEY`, else the profile's. Never logged."),
+                "secret_access_key", .string, example: #""${S3_SECRET}""#, secret: true, "Default: `AWS_SECRET_ACCESS_KEY`, else the profile's."),
             OptionSpec(
                 "session_token", .string, example: #""${AWS_SESSION_TOKEN}""#, secret: true, "Temporary credentials' token. Default: `AWS_SESSION_TOKEN`."),
             OptionSpec(
@@ -103,7 +103,7 @@ public struct StorageConfig: Decodable, Sendable, Hashable, CustomStringConverti
                 "Files are uploaded in parts of this size (at least 5MB, S3's minimum); fewer, larger parts for very large files."),
             OptionSpec(
                 "parallel_parts", .integer(1...64), default: "4", example: "8",
-                "Parts uploaded at once. Upload memory is at most `part_size` × `parallel_parts` per sink."),
+                "Parts uploaded at once. Each part is read from the spool file 1MB at a time as it is sent, so memory does not grow with `part_size`."),
         ]), example: #"{ endpoint: "http://127.0.0.1:8333", region: us-east-1 }"#,
         "How `s3://` paths are reached (at the top level: defaults for every pipeline; in a pipeline: overrides key by key).")
 }

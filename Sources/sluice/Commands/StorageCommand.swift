@@ -33,7 +33,8 @@ struct StorageCommand: AsyncParsableCommand {
             var storage = StorageConfig()
             if let config {
                 let text = try String(contentsOfFile: config, encoding: .utf8)
-                storage = try YAMLNodeDecoding(file: config, environment: ProcessInfo.processInfo.environment)
+                storage =
+                    try YAMLNodeDecoding(file: config, environment: ProcessInfo.processInfo.environment)
                     .decode(SluiceConfig.self, from: text).storage ?? storage
             }
             storage = storage.overridden(by: StorageConfig(endpoint: endpoint, region: region))
@@ -79,7 +80,8 @@ struct StorageCommand: AsyncParsableCommand {
                 let objects = try await store.list(prefix: location.key)
                 for o in objects {
                     let when = o.lastModified.map { ISO8601DateFormatter().string(from: $0) } ?? "-"
-                    print("\(InspectCommand.bytes(Int64(o.size)).padding(toLength: 10, withPad: " ", startingAt: 0))  \(when)  s3://\(location.bucket)/\(o.key)")
+                    print(
+                        "\(InspectCommand.bytes(Int64(o.size)).padding(toLength: 10, withPad: " ", startingAt: 0))  \(when)  s3://\(location.bucket)/\(o.key)")
                 }
                 print("\(objects.count) object(s), \(InspectCommand.bytes(Int64(objects.reduce(0) { $0 + $1.size }))))")
             }
@@ -90,13 +92,15 @@ struct StorageCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "cp", abstract: "Copy local files (or a directory, recursively) to object storage, each published whole or not at all.")
         @Argument(help: "Local files or directories, then the destination s3://bucket/prefix/.") var paths: [String]
-        @Option(name: .long, help: "Bytes per part (at least 5MB).") var partSize: String = "16MB"
+        @Option(name: .long, help: "Bytes per part (at least 5MB).") var partSize: String = "8MB"
         @Option(name: .long, help: "Parts uploaded at once per file.") var parallelParts = 4
-        @Option(name: .long, help: "Files uploaded at once. Memory: part size × parallel parts × parallel files.") var parallelFiles = 2
+        @Option(name: .long, help: "Files uploaded at once. Each part in flight is read from disk 1 MB at a time as it is sent.") var parallelFiles = 2
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            guard paths.count >= 2, let destination = paths.last else { throw ValidationError("give at least one local path and a destination s3://bucket/prefix/") }
+            guard paths.count >= 2, let destination = paths.last else {
+                throw ValidationError("give at least one local path and a destination s3://bucket/prefix/")
+            }
             guard let partBytes = ConfigByteSize.parse(partSize) else { throw ValidationError("--part-size: '\(partSize)' is not a size (16MB, 64MB)") }
             var files: [(local: String, key: String, size: Int)] = []
             let target = try StorageCommand.location(destination)
