@@ -35,11 +35,11 @@ import Testing
     @Test func aPartitionedLakeOnS3KilledTwentyTimesHoldsEveryRowOnce() async throws {
         let server = try await offPool { try S3TestServer.start() }
         defer { server.stop() }
-        try server.makeBucket("lake")
+        try await offPool { try server.makeBucket("lake") }
         let dir = try makeWorkDirectory("s3-lake")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let rows = 1_000_000
-        try CrashRecoveryTests.generateCSV("\(dir)/events.csv", rows: rows)
+        try await offPool { try CrashRecoveryTests.generateCSV("\(dir)/events.csv", rows: rows) }
         try write(
             """
             \(Self.storage(server))
@@ -55,22 +55,24 @@ import Testing
         #expect(kills >= 20, "only \(kills) kills landed; make the input larger")
         let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
-        let (ids, files) = try Self.readLake(server, bucket: "lake", prefix: "events", in: dir)
+        let (ids, files) = try await offPool { try Self.readLake(server, bucket: "lake", prefix: "events", in: dir) }
         Self.expectExactlyOnce(ids, rows: rows)
         #expect(files > 28, "one file per partition per commit at least; found \(files)")
         // DuckDB reads the same objects (downloaded by the AWS CLI: its S3 extension is not
         // available offline), with the partition column from the Hive layout.
-        try server.aws(["s3", "cp", "--recursive", "--quiet", "s3://lake/events", "\(dir)/downloaded"])
-        let duck = try python(
-            """
-            import duckdb
-            print(duckdb.sql("select count(*), count(distinct id), count(distinct created_at_day) from read_parquet('downloaded/**/*.parquet', hive_partitioning=1)").fetchall()[0])
-            """, in: dir)
+        try await offPool { try server.aws(["s3", "cp", "--recursive", "--quiet", "s3://lake/events", "\(dir)/downloaded"]) }
+        let duck = try await offPool {
+            try python(
+                """
+                import duckdb
+                print(duckdb.sql("select count(*), count(distinct id), count(distinct created_at_day) from read_parquet('downloaded/**/*.parquet', hive_partitioning=1)").fetchall()[0])
+                """, in: dir)
+        }
         #expect(duck == "(\(rows), \(rows), 28)", "\(duck)")
         // No upload left behind (the AWS CLI asks the server), and nothing but Parquet files.
-        let uploads = try server.aws(["s3api", "list-multipart-uploads", "--bucket", "lake"])
+        let uploads = try await offPool { try server.aws(["s3api", "list-multipart-uploads", "--bucket", "lake"]) }
         #expect(!uploads.contains("UploadId"), "incomplete uploads remain: \(uploads)")
-        let listing = try server.aws(["s3", "ls", "--recursive", "s3://lake/"])
+        let listing = try await offPool { try server.aws(["s3", "ls", "--recursive", "s3://lake/"]) }
         let keys = listing.split(separator: "\n").compactMap { $0.split(separator: " ").last }
         #expect(keys.allSatisfy { $0.hasSuffix(".parquet") && $0.contains("/created_at_day=") }, "\(keys.filter { !$0.hasSuffix(".parquet") })")
         let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
@@ -80,12 +82,12 @@ import Testing
     @Test func theSourceResumesMidObjectAndReportsReplacedObjects() async throws {
         let server = try await offPool { try S3TestServer.start() }
         defer { server.stop() }
-        try server.makeBucket("raw")
+        try await offPool { try server.makeBucket("raw") }
         let dir = try makeWorkDirectory("s3-source")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let rows = 500_000
-        try CrashRecoveryTests.generateCSV("\(dir)/events.csv", rows: rows)
-        try server.aws(["s3", "cp", "\(dir)/events.csv", "s3://raw/in/events.csv"])
+        let rows = 1_000_000
+        try await offPool { try CrashRecoveryTests.generateCSV("\(dir)/events.csv", rows: rows) }
+        try await offPool { try server.aws(["s3", "cp", "\(dir)/events.csv", "s3://raw/in/events.csv"]) }
         try write(
             """
             \(Self.storage(server))
@@ -94,18 +96,21 @@ import Testing
                 source: { file: { path: "s3://raw/in/*.csv" } }
                 sink: { ndjson: { path: out, max_file_size: 2MB } }
             """, to: "\(dir)/p.yaml")
-        let kills = try await killRepeatedly(in: dir, kills: 6, delays: 300...2000, maxRuns: 30) { false }
+        // Logged at info: a resumed run says it fetched the rest of the object from its checkpoint.
+        let kills = try await killRepeatedly(
+            in: dir, kills: 6, delays: 300...1500, maxRuns: 30, arguments: ["run", "p.yaml", "--no-progress", "--log-level", "info"]
+        ) { false }
         #expect(kills >= 4, "only \(kills) kills landed")
         let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "info"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
-        Self.expectExactlyOnce(CrashRecoveryTests.ids(try outputLines("\(dir)/out")), rows: rows)
-        let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8) ?? "") ?? ""
+        Self.expectExactlyOnce(CrashRecoveryTests.ids(try await offPool { try outputLines("\(dir)/out") }), rows: rows)
+        let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
         #expect(log.contains("fetching the rest of an object from its resume point") || final.stderr.contains("fetching the rest"))
 
         // A second object, partly ingested (the run is killed once its first file is committed),
         // then replaced: the rest of the new version is not mixed with the old part.
-        try CrashRecoveryTests.generateCSV("\(dir)/more.csv", rows: 1_000_000)
-        try server.aws(["s3", "cp", "\(dir)/more.csv", "s3://raw/in/more.csv"])
+        try await offPool { try CrashRecoveryTests.generateCSV("\(dir)/more.csv", rows: 1_000_000) }
+        try await offPool { try server.aws(["s3", "cp", "\(dir)/more.csv", "s3://raw/in/more.csv"]) }
         func visibleFiles() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/out")) ?? []).filter { !$0.hasPrefix(".") }.count }
         let before = visibleFiles()
         let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress"], in: dir, log: "\(dir)/partial.log")
@@ -114,22 +119,22 @@ import Testing
         await waitForExit(p)
         #expect(committed)
         try "id,user,amount,url,created_at\n1,replaced,1,u,2026-11-01T00:00:00Z\n".write(toFile: "\(dir)/more.csv", atomically: true, encoding: .utf8)
-        try server.aws(["s3", "cp", "\(dir)/more.csv", "s3://raw/in/more.csv"])
+        try await offPool { try server.aws(["s3", "cp", "\(dir)/more.csv", "s3://raw/in/more.csv"]) }
         let again = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(again.status == 0, "\(again.stderr)")
-        let letters = try SluiceProcess.run(["dlq", "list", "-c", "p.yaml"], in: dir)
+        let letters = try await SluiceProcess.runWithoutBlocking(["dlq", "list", "-c", "p.yaml"], in: dir)
         #expect(letters.stdout.contains("replaced while being read"), "\(letters.stdout)\(letters.stderr)")
-        #expect(!(try outputLines("\(dir)/out")).contains { $0.contains("replaced") })
+        #expect(!(try await offPool { try outputLines("\(dir)/out") }).contains { $0.contains("replaced") })
     }
 
     @Test func aStoppedS3ServerPausesThePipelineWhichResumesWithoutLoss() async throws {
         let server = try await offPool { try S3TestServer.start() }
         defer { server.stop() }
-        try server.makeBucket("lake")
+        try await offPool { try server.makeBucket("lake") }
         let dir = try makeWorkDirectory("s3-outage")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let rows = 300_000
-        try CrashRecoveryTests.generateCSV("\(dir)/events.csv", rows: rows)
+        try await offPool { try CrashRecoveryTests.generateCSV("\(dir)/events.csv", rows: rows) }
         try write(
             """
             \(Self.storage(server))
@@ -147,7 +152,7 @@ import Testing
             ((try? server.aws(["s3api", "list-objects-v2", "--bucket", "lake"])) ?? "").contains("parquet")
         }
         #expect(started)
-        server.kill()
+        try await offPool { server.kill() }
         let paused = try await waitUntil(seconds: 60) {
             ((try? String(contentsOfFile: "\(dir)/run.log", encoding: .utf8)) ?? "").contains("is the S3 server at")
         }
@@ -157,28 +162,29 @@ import Testing
         await waitForExit(p)
         let log = (try? String(contentsOfFile: "\(dir)/run.log", encoding: .utf8)) ?? ""
         #expect(p.terminationStatus == 0, "\(log.suffix(3000))")
-        Self.expectExactlyOnce(try Self.readLake(server, bucket: "lake", prefix: "events", in: dir).ids, rows: rows)
+        Self.expectExactlyOnce(try await offPool { try Self.readLake(server, bucket: "lake", prefix: "events", in: dir) }.ids, rows: rows)
 
         // `validate --connect` lists and writes there; a wrong secret is named with the bucket.
-        let ok = try SluiceProcess.run(["validate", "--connect", "p.yaml"], in: dir)
+        let ok = try await SluiceProcess.runWithoutBlocking(["validate", "--connect", "p.yaml"], in: dir)
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
         try write(
             (try String(contentsOfFile: "\(dir)/p.yaml", encoding: .utf8)).replacingOccurrences(of: S3TestServer.secretKey, with: "wrong"),
             to: "\(dir)/bad.yaml")
-        let bad = try SluiceProcess.run(["validate", "--connect", "bad.yaml"], in: dir)
+        let bad = try await SluiceProcess.runWithoutBlocking(["validate", "--connect", "bad.yaml"], in: dir)
         #expect(bad.status != 0)
         #expect(bad.stdout.contains("bucket 'lake'") && bad.stdout.contains("secret access key"), "\(bad.stdout)\(bad.stderr)")
         // `inspect` reads an object's footer.
-        let key = try #require(
-            try server.aws(["s3", "ls", "--recursive", "s3://lake/events/"]).split(separator: "\n").first?.split(separator: " ").last)
-        let inspect = try SluiceProcess.run(["inspect", "s3://lake/\(key)", "--endpoint", server.endpoint], in: dir, environment: server.environment)
+        let listed = try await offPool { try server.aws(["s3", "ls", "--recursive", "s3://lake/events/"]) }
+        let key = try #require(listed.split(separator: "\n").first?.split(separator: " ").last)
+        let inspect = try await SluiceProcess.runWithoutBlocking(
+            ["inspect", "s3://lake/\(key)", "--endpoint", server.endpoint], in: dir, environment: server.environment)
         #expect(inspect.status == 0 && inspect.stdout.contains("rows:") && inspect.stdout.contains("id: int64"), "\(inspect.stdout)\(inspect.stderr)")
     }
 
     @Test func readyzChecksTheBucketAndPushedRecordsLandOnS3() async throws {
         let server = try await offPool { try S3TestServer.start() }
         defer { server.stop() }
-        try server.makeBucket("lake")
+        try await offPool { try server.makeBucket("lake") }
         let dir = try makeWorkDirectory("s3-serve")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write(
@@ -197,20 +203,20 @@ import Testing
             "-X", "POST", "--data-binary", body, "-H", "Content-Type: application/x-ndjson", "http://127.0.0.1:\(port)/v1/streams/clicks/records",
         ])
         #expect(pushed.status == 202, "\(pushed.body)")
-        server.kill()
+        try await offPool { server.kill() }
         let down = try curl(["http://127.0.0.1:\(port)/readyz"])
         #expect(down.status == 503 && down.body.contains("sink of pipeline 'clicks' is not reachable"), "\(down.body)")
         try await offPool { try server.run() }
         let up = try await waitUntil(seconds: 30) { (try? curl(["http://127.0.0.1:\(port)/readyz"]))?.status == 200 }
         #expect(up)
         #expect(served.stop() == 0)
-        Self.expectExactlyOnce(try Self.readLake(server, bucket: "lake", prefix: "clicks", in: dir).ids, rows: 100)
+        Self.expectExactlyOnce(try await offPool { try Self.readLake(server, bucket: "lake", prefix: "clicks", in: dir) }.ids, rows: 100)
     }
 
     @Test func aWatchedPrefixPicksUpNewObjectsOnce() async throws {
         let server = try await offPool { try S3TestServer.start() }
         defer { server.stop() }
-        try server.makeBucket("raw")
+        try await offPool { try server.makeBucket("raw") }
         let dir = try makeWorkDirectory("s3-watch")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write(
@@ -225,13 +231,13 @@ import Testing
         for batch in 0..<3 {
             let csv = "id,user,amount,url,created_at\n" + (0..<1000).map { "\(batch * 1000 + $0),u,1,x,2026-11-01T00:00:00Z" }.joined(separator: "\n") + "\n"
             try csv.write(toFile: "\(dir)/batch.csv", atomically: true, encoding: .utf8)
-            try server.aws(["s3", "cp", "\(dir)/batch.csv", "s3://raw/drop/batch-\(batch).csv"])
+            try await offPool { try server.aws(["s3", "cp", "\(dir)/batch.csv", "s3://raw/drop/batch-\(batch).csv"]) }
             let arrived = try await waitUntil(seconds: 60) { (try? outputLines("\(dir)/out").count) == (batch + 1) * 1000 }
             #expect(arrived, "batch \(batch) did not arrive")
         }
         p.terminate()
         await waitForExit(p)
         #expect(p.terminationStatus == 0)
-        Self.expectExactlyOnce(CrashRecoveryTests.ids(try outputLines("\(dir)/out")), rows: 3000)
+        Self.expectExactlyOnce(CrashRecoveryTests.ids(try await offPool { try outputLines("\(dir)/out") }), rows: 3000)
     }
 }

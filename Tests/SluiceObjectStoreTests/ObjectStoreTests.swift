@@ -67,13 +67,14 @@ import Testing
     }
 
     @Test func aRealS3ServerBehavesAsTheSeamSays() async throws {
-        let server = try S3TestServer.start()
+        // Starting, stopping and the AWS CLI block: off the cooperative pool, which the tests share.
+        let server = try await offPool { try S3TestServer.start() }
         defer { server.stop() }
-        try server.makeBucket("seam")
+        try await offPool { try server.makeBucket("seam") }
         let store = s3(server, bucket: "seam")
         try await exercise(store)
         // An independent client sees the same objects.
-        let listing = try server.aws(["s3api", "list-objects-v2", "--bucket", "seam"])
+        let listing = try await offPool { try server.aws(["s3api", "list-objects-v2", "--bucket", "seam"]) }
         #expect(listing.contains("m/big.bin") && listing.contains("a/b/two=2/é x.txt"))
 
         // A wrong secret: a clear, non-retryable error naming the bucket.
@@ -92,7 +93,7 @@ import Testing
             (error as? SluiceError)?.code == .configuration && "\(error)".contains("'no-such-bucket' does not exist")
         }
         // A stopped server: retried, then a retryable error that says what is wrong.
-        server.kill()
+        try await offPool { server.kill() }
         let impatient = s3(server, bucket: "seam", attempts: 2)
         await #expect {
             try await impatient.head("m/big.bin")
@@ -101,7 +102,7 @@ import Testing
             return e?.isRetryable == true && "\(error)".contains("is the S3 server at \(server.endpoint) up?")
         }
         // Back again: the same store works (connections re-established).
-        try server.run()
+        try await offPool { try server.run() }
         #expect(try await store.head("m/big.bin")?.size == 11 << 20)
         await store.shutdown()
         await wrong.shutdown()
@@ -150,5 +151,12 @@ import Testing
         #expect(try ObjectLocation(parsing: "lake/events") == nil)
         #expect(throws: ObjectLocationError.self) { try ObjectLocation(parsing: "s3://My_Bucket/x") }
         #expect(ObjectLocation(bucket: "b", key: "p").appending("x/y").description == "s3://b/p/x/y")
+    }
+}
+
+/// Runs blocking work (starting a server, the AWS CLI) on a thread of its own and awaits it.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }

@@ -73,7 +73,7 @@ import Testing
 
     @Test func slowDownIsRetriedUntilTheServerAccepts() async throws {
         let slowDown = (503, ["Retry-After": "0"], "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>")
-        let server = try ScriptedServer([slowDown, slowDown, (200, ["ETag": "\"e1\""], "")])
+        let server = try await offPool { try ScriptedServer([slowDown, slowDown, (200, ["ETag": "\"e1\""], "")]) }
         defer { server.stop() }
         let s3 = store(server)
         try await s3.put("a/b.txt", bytes: [1, 2, 3], ifNoneMatch: false)
@@ -82,12 +82,14 @@ import Testing
     }
 
     @Test func aBucketInAnotherRegionIsNamed() async throws {
-        let server = try ScriptedServer([
-            (
-                301, ["x-amz-bucket-region": "eu-west-1"],
-                "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message></Error>"
-            )
-        ])
+        let server = try await offPool {
+            try ScriptedServer([
+                (
+                    301, ["x-amz-bucket-region": "eu-west-1"],
+                    "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message></Error>"
+                )
+            ])
+        }
         defer { server.stop() }
         let s3 = store(server)
         await #expect {
@@ -100,7 +102,9 @@ import Testing
     }
 
     @Test func aCompletionThatFailsAfterItsOKIsRetryable() async throws {
-        let server = try ScriptedServer([(200, [:], "<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>")])
+        let server = try await offPool {
+            try ScriptedServer([(200, [:], "<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>")])
+        }
         defer { server.stop() }
         let s3 = store(server)
         await #expect {
@@ -112,7 +116,7 @@ import Testing
     }
 
     @Test func accessDeniedNamesTheBucketAndKeyAndIsNotRetried() async throws {
-        let server = try ScriptedServer([(403, [:], "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")])
+        let server = try await offPool { try ScriptedServer([(403, [:], "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")]) }
         defer { server.stop() }
         let s3 = store(server)
         await #expect {
