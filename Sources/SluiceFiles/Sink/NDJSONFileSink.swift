@@ -18,11 +18,7 @@ import SluiceObjectStore
 /// ```
 public struct NDJSONFileSink: Sink {
     public func checkReachable() async throws {
-        if let location = try ObjectLocation(parsing: directory) {
-            try await ObjectPublisher.checkReachable(location, storage: storage)
-            return
-        }
-        try DirectoryCheck.writable(directory, what: "the output directory")
+        try await ObjectPublisher.checkWritable(directory, storage: storage)
     }
 
     /// How an `s3://` path is reached.
@@ -102,11 +98,7 @@ public struct NDJSONFileSink: Sink {
             guard let parsed = NDJSONEncoder.Nulls(rawValue: n) else { throw config.error("unknown nulls '\(n)'; use omit or write", key: "nulls") }
             nulls = parsed
         }
-        do {
-            _ = try ObjectLocation(parsing: o.path)
-        } catch {
-            throw config.error("\(error)", key: "path")
-        }
+        try ObjectPublisher.checkPath(o.path, in: config)
         var sink = NDJSONFileSink(
             directory: context.resolve(o.path), maxFileSize: o.maxFileSize?.bytes ?? 128 << 20,
             maxFileAge: o.maxFileAge?.duration ?? .seconds(60), prefix: o.prefix ?? "part", nulls: nulls)
@@ -115,19 +107,8 @@ public struct NDJSONFileSink: Sink {
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
-        if let location = try ObjectLocation(parsing: directory) {
-            let publisher = try ObjectPublisher(root: location, storage: storage, pipeline: context.pipeline, logger: context.logger)
-            do {
-                try await publisher.recover(pipeline: context.pipeline, filePrefix: prefix, state: context.state)
-            } catch {
-                await publisher.shutdown()
-                throw error
-            }
-            return NDJSONFileWriter(sink: self, context: context, publisher: publisher)
-        }
-        try DurableFile.makeDirectory(directory)
-        try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
-        return NDJSONFileWriter(sink: self, context: context, publisher: nil)
+        let publisher = try await ObjectPublisher.prepare(directory: directory, storage: storage, filePrefix: prefix, context: context)
+        return NDJSONFileWriter(sink: self, context: context, publisher: publisher)
     }
 }
 

@@ -116,8 +116,13 @@ final class ObjectPublisher {
         }
     }
 
-    /// Lists the sink's path and writes and deletes a small object there.
-    static func checkReachable(_ root: ObjectLocation, storage: StorageConfig) async throws {
+    /// A file sink's `checkReachable`: an `s3://` directory is listed and a small object written
+    /// and deleted there; a local one must be a writable directory (or creatable).
+    static func checkWritable(_ directory: String, storage: StorageConfig) async throws {
+        guard let root = try ObjectLocation(parsing: directory) else {
+            try DirectoryCheck.writable(directory, what: "the output directory")
+            return
+        }
         let store = S3ObjectStore(bucket: root.bucket, settings: try S3Settings.resolve(storage), logger: Logger(label: "sluice.check"), attempts: 2)
         do {
             _ = try await store.list(prefix: root.appending(".sluice-check/").key)
@@ -135,6 +140,33 @@ final class ObjectPublisher {
     func shutdown() async {
         try? FileManager.default.removeItem(atPath: spool)
         await store.shutdown()
+    }
+
+    /// The start of every file sink's writer: for an `s3://` directory, a publisher whose
+    /// recovery ran; for a local one, the directory created and its recovery run (nil).
+    static func prepare(directory: String, storage: StorageConfig, filePrefix: String, context: SinkContext) async throws -> ObjectPublisher? {
+        guard let location = try ObjectLocation(parsing: directory) else {
+            try DurableFile.makeDirectory(directory)
+            try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
+            return nil
+        }
+        let publisher = try ObjectPublisher(root: location, storage: storage, pipeline: context.pipeline, logger: context.logger)
+        do {
+            try await publisher.recover(pipeline: context.pipeline, filePrefix: filePrefix, state: context.state)
+        } catch {
+            await publisher.shutdown()
+            throw error
+        }
+        return publisher
+    }
+
+    /// Refuses an `s3://` path that names no bucket, at the `path` key, before any data moves.
+    static func checkPath(_ path: String, in config: ComponentConfig) throws {
+        do {
+            _ = try ObjectLocation(parsing: path)
+        } catch {
+            throw config.error("\(error)", key: "path")
+        }
     }
 
     static func uploadID(_ intent: FileIntent) -> String { String(intent.tempPath.dropFirst(intentPrefix.count)) }

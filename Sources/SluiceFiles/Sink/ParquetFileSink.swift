@@ -19,11 +19,7 @@ import SluiceObjectStore
 /// ```
 public struct ParquetFileSink: Sink {
     public func checkReachable() async throws {
-        if let location = try ObjectLocation(parsing: directory) {
-            try await ObjectPublisher.checkReachable(location, storage: storage)
-            return
-        }
-        try DirectoryCheck.writable(directory, what: "the output directory")
+        try await ObjectPublisher.checkWritable(directory, storage: storage)
     }
 
     public var directory: String
@@ -122,11 +118,7 @@ public struct ParquetFileSink: Sink {
         let o = try config.decodeOptions(Options.self)
         var sink = ParquetFileSink(directory: context.resolve(o.path))
         sink.storage = context.storage
-        do {
-            _ = try ObjectLocation(parsing: o.path)
-        } catch {
-            throw config.error("\(error)", key: "path")
-        }
+        try ObjectPublisher.checkPath(o.path, in: config)
         if let p = o.partitionBy {
             guard let spec = PartitionSpec(parsing: p) else {
                 throw config.error("partition_by must be a column or day(col), hour(col), month(col), year(col); found '\(p)'", key: "partition_by")
@@ -169,18 +161,7 @@ public struct ParquetFileSink: Sink {
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
-        if let location = try ObjectLocation(parsing: directory) {
-            let publisher = try ObjectPublisher(root: location, storage: storage, pipeline: context.pipeline, logger: context.logger)
-            do {
-                try await publisher.recover(pipeline: context.pipeline, filePrefix: prefix, state: context.state)
-            } catch {
-                await publisher.shutdown()
-                throw error
-            }
-            return ParquetFileWriter(sink: self, context: context, publisher: publisher)
-        }
-        try DurableFile.makeDirectory(directory)
-        try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
-        return ParquetFileWriter(sink: self, context: context, publisher: nil)
+        let publisher = try await ObjectPublisher.prepare(directory: directory, storage: storage, filePrefix: prefix, context: context)
+        return ParquetFileWriter(sink: self, context: context, publisher: publisher)
     }
 }

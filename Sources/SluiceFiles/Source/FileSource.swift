@@ -107,11 +107,7 @@ public struct FileSource: Source {
         let o = try config.decodeOptions(FileSourceOptions.self)
         var source = FileSource(pattern: context.resolve(o.path))
         source.storage = context.storage
-        do {
-            _ = try ObjectLocation(parsing: o.path)
-        } catch {
-            throw config.error("\(error)", key: "path")
-        }
+        try ObjectPublisher.checkPath(o.path, in: config)
         switch o.format {
         case "csv": source.format = .csv
         case "tsv": source.format = .csv; source.csv.delimiter = UInt8(ascii: "\t")
