@@ -6,7 +6,8 @@ set -euo pipefail
 # libpq-dev: the PostgreSQL client library the postgres source, sink and state store use.
 # postgresql-15: the throwaway server the tests start (scripts/pg-test-server.sh), and psql.
 # nats-server: the JetStream servers (one node and a three-node cluster) the queue tests start.
-APT_PACKAGES=(pkg-config libsqlite3-dev libzstd-dev libsnappy-dev zlib1g-dev zstd gzip curl openssl python3 libpq-dev postgresql-15 postgresql-client-15 nats-server)
+# prometheus: promtool, Prometheus's own linter, checks the /metrics exposition.
+APT_PACKAGES=(pkg-config libsqlite3-dev libzstd-dev libsnappy-dev zlib1g-dev zstd gzip curl openssl python3 libpq-dev postgresql-15 postgresql-client-15 nats-server prometheus)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

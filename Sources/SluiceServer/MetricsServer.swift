@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import Prometheus
 import ServiceLifecycle
+import SluiceCore
 
 /// Serves `GET /metrics` (Prometheus text format) and `GET /healthz` on a loopback port.
 public struct MetricsServer: Service {
@@ -35,7 +36,7 @@ public struct MetricsServer: Service {
             registry.emit(into: &bytes)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+                body: .init(byteBuffer: ByteBuffer(bytes: MetricHelp.annotate(bytes))))
         }
     }
 }

@@ -247,6 +247,14 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    public func deadLetterSummary(pipeline: String) async throws -> (count: Int, oldest: Date?) {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*), MIN(first_seen) FROM dead_letters WHERE pipeline = ?", arguments: [pipeline])
+            let oldest: Double? = row?[1]
+            return (row?[0] ?? 0, oldest.map { Date(timeIntervalSince1970: $0) })
+        }
+    }
+
     static func deadLetter(_ row: Row) -> StoredDeadLetter {
         let raw: Data = row["raw"] ?? Data()
         return StoredDeadLetter(

@@ -105,6 +105,13 @@ public final class MemoryStateStore: StateStore {
         state.withLock { $0.letters.filter { pipeline == nil || $0.pipeline == pipeline }.count }
     }
 
+    public func deadLetterSummary(pipeline: String) async throws -> (count: Int, oldest: Date?) {
+        state.withLock { s in
+            let mine = s.letters.filter { $0.pipeline == pipeline }
+            return (mine.count, mine.map(\.firstSeen).min())
+        }
+    }
+
     public func startRun(pipeline: String, at: Date) async throws -> Int64 {
         state.withLock { s in
             let id = s.nextID

@@ -64,6 +64,7 @@ public struct PipelineRunner: Sendable {
                 }
             }
             try await store.finishRun(id: runID, status: .succeeded, totals: totals, message: nil, at: Date())
+            metrics.run(result: "succeeded")
             status.update { $0.finished = true }
             logger.info(
                 "pipeline finished",
@@ -75,6 +76,7 @@ public struct PipelineRunner: Sendable {
         } catch {
             totals = totalsSoFar
             try? await store.finishRun(id: runID, status: .failed, totals: totals, message: "\(error)", at: Date())
+            metrics.run(result: "failed")
             status.update { $0.finished = true }
             throw error
         }
@@ -135,7 +137,8 @@ public struct PipelineRunner: Sendable {
                     logger.info("stopping: no more input will be read; committing what was read")
                     buffer.finish()
                 } catch {
-                    metrics.error(stage: "source", kind: SluiceError.classify(error).code.description)
+                    let e = SluiceError.classify(error)
+                    metrics.error(stage: "source", kind: e.code.description, retryable: false)
                     buffer.finish(throwing: error)
                 }
             }
@@ -168,7 +171,7 @@ public struct PipelineRunner: Sendable {
             do {
                 return try await source.makeReader(resumingFrom: checkpoint, context: context)
             } catch let error as SluiceError where error.isRetryable {
-                metrics.error(stage: "source", kind: error.code.description)
+                metrics.error(stage: "source", kind: error.code.description, retryable: true)
                 attempt += 1
                 guard source.isContinuous || attempt < retry.maxAttempts else { throw error }
                 let delay = retry.delay(attempt: attempt, retryAfter: error.retryAfter)
@@ -233,6 +236,12 @@ public struct PipelineRunner: Sendable {
         var lastCommit = ContinuousClock.now
         /// When expired dedupe keys were last deleted (nil: not yet in this run).
         var lastSweep: ContinuousClock.Instant?
+        /// When the dead-letter gauges were last read from the state store.
+        var lastDeadLetterRefresh: ContinuousClock.Instant?
+        var deadLetterGaugesStale = false
+        /// In-memory bytes of the records written since the last commit (the output size of
+        /// sinks that do not publish files).
+        var uncommittedOutputBytes = 0
         var totals = RunTotals()
         /// Whether dedupe may skip looking up the keys of batches the source calls new.
         var trustNewKeys = true
@@ -251,6 +260,8 @@ public struct PipelineRunner: Sendable {
 
         mutating func consume(_ buffer: BoundedBuffer<SourceBatch>) async throws {
             try await sweepExpiredKeysIfDue()
+            try await refreshDeadLetterGauges()
+            lastDeadLetterRefresh = nil  // the first commit's dead letters show at once
             var failure: (any Error)?
             loop: while true {
                 let event: BufferEvent<SourceBatch>
@@ -376,6 +387,7 @@ public struct PipelineRunner: Sendable {
             while true {
                 let failures = try await withSinkRetry("write") { [writer] in try await writer.write(current) }
                 let accepted = current.count - failures.count
+                uncommittedOutputBytes += failures.isEmpty ? current.byteSize : current.byteSize * accepted / max(current.count, 1)
                 totals.recordsOut += accepted
                 metrics.recordsOut.increment(by: accepted)
                 if failures.isEmpty { break }
@@ -460,6 +472,16 @@ public struct PipelineRunner: Sendable {
                     runner.commitLog.record(commit.checkpoint)
                     lastCommit = .now
                     metrics.commits.increment()
+                    metrics.lastCommitTime.record(Date().timeIntervalSince1970)
+                    if commit.fileIntents.isEmpty {
+                        metrics.outputBytes.increment(by: uncommittedOutputBytes)
+                    } else {
+                        metrics.filesWritten.increment(by: commit.fileIntents.count)
+                        metrics.outputBytes.increment(by: commit.fileIntents.reduce(0) { $0 + $1.bytes })
+                    }
+                    uncommittedOutputBytes = 0
+                    if !commit.deadLetters.isEmpty { deadLetterGaugesStale = true }
+                    if deadLetterGaugesStale { try await refreshDeadLetterGauges() }
                     metrics.commitLatency.record(duration: ContinuousClock.now - start)
                     metrics.checkpointLag.record(commits.inFlight)
                     try await sweepExpiredKeysIfDue()
@@ -467,6 +489,18 @@ public struct PipelineRunner: Sendable {
                     return
                 }
             }
+        }
+
+        /// The dead-letter queue's size and oldest age, from the state store: at start, then after
+        /// commits that dead-lettered records, at most once a second (a flood of bad records
+        /// commits often; a skipped refresh happens at the next commit).
+        mutating func refreshDeadLetterGauges() async throws {
+            if let last = lastDeadLetterRefresh, ContinuousClock.now - last < .seconds(1) { return }
+            lastDeadLetterRefresh = .now
+            deadLetterGaugesStale = false
+            let summary = try await runner.store.deadLetterSummary(pipeline: runner.plan.name)
+            metrics.deadLetterQueueSize.record(summary.count)
+            metrics.deadLetterOldestAge.record(summary.oldest.map { Date().timeIntervalSince($0) } ?? 0)
         }
 
         /// Deletes dedupe keys older than the TTL: at start, then at most every ten minutes.
@@ -490,7 +524,8 @@ public struct PipelineRunner: Sendable {
                 } catch {
                     let e = SluiceError.classify(error)
                     if !(error is CancellationError), e.code != .conflict {
-                        metrics.error(stage: what == "state commit" ? "state" : "sink", kind: e.code.description)
+                        metrics.error(
+                            stage: what == "state commit" ? "state" : "sink", kind: e.code.description, retryable: e.isRetryable && !Task.isCancelled)
                     }
                     guard e.isRetryable, !Task.isCancelled else { throw e }
                     let policy = runner.plan.settings.retry

@@ -101,6 +101,8 @@ public protocol DeadLetterStore: Sendable {
     func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter]
     func deadLetter(id: Int64) async throws -> StoredDeadLetter?
     func deadLetterCount(pipeline: String?) async throws -> Int
+    /// How many dead letters `pipeline` has, and when the oldest was first seen.
+    func deadLetterSummary(pipeline: String) async throws -> (count: Int, oldest: Date?)
 }
 
 /// The history of runs and their totals.

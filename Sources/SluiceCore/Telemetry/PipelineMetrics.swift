@@ -21,6 +21,16 @@ public struct PipelineMetrics: Sendable {
     /// queue's backlog: see `sluice_queue_consumer_pending` for JetStream).
     public let bufferDepth: Gauge
     public let checkpointLag: Gauge
+    /// Bytes committed to the sink: the size of the files published by file sinks, the
+    /// in-memory size of the records for the others.
+    public let outputBytes: Counter
+    /// Files (or objects) published.
+    public let filesWritten: Counter
+    /// When the last commit finished (Unix seconds), for "time since the last commit".
+    public let lastCommitTime: Gauge
+    /// Records in the dead-letter queue of the pipeline, and the age of the oldest.
+    public let deadLetterQueueSize: Gauge
+    public let deadLetterOldestAge: Gauge
 
     public init(pipeline: String) {
         self.pipeline = pipeline
@@ -36,6 +46,16 @@ public struct PipelineMetrics: Sendable {
         commitLatency = Metrics.Timer(label: "sluice_commit_duration_seconds", dimensions: d, preferredDisplayUnit: .seconds)
         bufferDepth = Gauge(label: "sluice_buffer_batches", dimensions: d)
         checkpointLag = Gauge(label: "sluice_uncommitted_batches", dimensions: d)
+        outputBytes = Counter(label: "sluice_output_bytes_total", dimensions: d)
+        filesWritten = Counter(label: "sluice_output_files_total", dimensions: d)
+        lastCommitTime = Gauge(label: "sluice_last_commit_timestamp_seconds", dimensions: d)
+        deadLetterQueueSize = Gauge(label: "sluice_dead_letter_queue_records", dimensions: d)
+        deadLetterOldestAge = Gauge(label: "sluice_dead_letter_queue_oldest_age_seconds", dimensions: d)
+    }
+
+    /// Counts a finished run: `succeeded` or `failed`.
+    public func run(result: String) {
+        Counter(label: "sluice_runs_total", dimensions: [("pipeline", pipeline), ("result", result)]).increment()
     }
 
     /// Counts records sent to the dead-letter queue at `stage` for an error of `kind`.
@@ -44,8 +64,12 @@ public struct PipelineMetrics: Sendable {
             .increment(by: count)
     }
 
-    /// Counts one error at `stage` of `kind`, whether it was retried or stopped the pipeline.
-    public func error(stage: String, kind: String) {
-        Counter(label: "sluice_errors_total", dimensions: [("pipeline", pipeline), ("stage", stage), ("kind", kind)]).increment()
+    /// Counts one error at `stage` of `kind`, and whether it is worth retrying (`retryable`
+    /// "true": it was retried; "false": it stopped the pipeline or dead-lettered a record).
+    public func error(stage: String, kind: String, retryable: Bool) {
+        Counter(
+            label: "sluice_errors_total",
+            dimensions: [("pipeline", pipeline), ("stage", stage), ("kind", kind), ("retryable", retryable ? "true" : "false")]
+        ).increment()
     }
 }

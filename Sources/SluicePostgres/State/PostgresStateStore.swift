@@ -200,6 +200,13 @@ public final class PostgresStateStore: StateStore {
         }
     }
 
+    public func deadLetterSummary(pipeline: String) async throws -> (count: Int, oldest: Date?) {
+        try await pool.withSession { s in
+            let r = try s.query("SELECT count(*), min(first_seen)::float8 FROM sluice.dead_letters WHERE pipeline = $1", [pipeline])
+            return (Int(r.string(0, 0) ?? "0") ?? 0, r.string(0, 1).flatMap(Double.init).map { Date(timeIntervalSince1970: $0) })
+        }
+    }
+
     public func startRun(pipeline: String, at: Date) async throws -> Int64 {
         try await pool.withSession { s in
             Int64(

@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+
+/// The series `/metrics` serves for a pipeline, checked against a list (a rename is a conscious
+/// change: edit the list and the operations guide together) and by Prometheus's own linter.
+@Suite struct MetricsCatalogueTests {
+    /// Every `sluice_*` series a watching file → NDJSON pipeline with one bad line exposes, with
+    /// its label names.
+    static let expected: [String: Set<String>] = [
+        "sluice_records_in_total": ["pipeline"],
+        "sluice_records_out_total": ["pipeline"],
+        "sluice_input_bytes_total": ["pipeline"],
+        "sluice_output_bytes_total": ["pipeline"],
+        "sluice_output_files_total": ["pipeline"],
+        "sluice_batches_total": ["pipeline"],
+        "sluice_duplicates_total": ["pipeline"],
+        "sluice_retries_total": ["pipeline"],
+        "sluice_commits_total": ["pipeline"],
+        "sluice_commit_conflicts_total": ["pipeline"],
+        "sluice_commit_duration_seconds": ["pipeline"],
+        "sluice_buffer_batches": ["pipeline"],
+        "sluice_uncommitted_batches": ["pipeline"],
+        "sluice_last_commit_timestamp_seconds": ["pipeline"],
+        "sluice_dead_letter_queue_records": ["pipeline"],
+        "sluice_dead_letter_queue_oldest_age_seconds": ["pipeline"],
+        "sluice_dead_letters_total": ["pipeline", "stage", "kind"],
+    ]
+
+    /// `name{a="x",b="y"} value` → (name without histogram/summary suffixes, label names).
+    static func parse(_ line: Substring) -> (String, Set<String>)? {
+        guard line.hasPrefix("sluice_") else { return nil }
+        let nameEnd = line.firstIndex { $0 == "{" || $0 == " " } ?? line.endIndex
+        var name = String(line[..<nameEnd])
+        for suffix in ["_bucket", "_count", "_sum"] where name.hasSuffix(suffix) && !name.hasSuffix("_total") {
+            name.removeLast(suffix.count)
+        }
+        var labels: Set<String> = []
+        if line[nameEnd...].hasPrefix("{"), let close = line.lastIndex(of: "}") {
+            for pair in line[line.index(after: nameEnd)..<close].split(separator: ",") {
+                if let eq = pair.firstIndex(of: "=") { labels.insert(String(pair[..<eq])) }
+            }
+        }
+        labels.remove("le")
+        labels.remove("quantile")
+        return (name, labels)
+    }
+
+    @Test func theSeriesOfAPipelineAreTheListedOnesAndPassPromtool() async throws {
+        let dir = try makeWorkDirectory("metrics")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            pipelines:
+              m:
+                source: { file: { path: data, format: ndjson, watch: true, poll_interval: 200ms, min_age: 0s } }
+                sink: { ndjson: { path: out, max_file_age: 200ms } }
+            """, to: "\(dir)/p.yaml")
+        try write("{\"id\":1}\n{not json\n{\"id\":2}\n", to: "\(dir)/data/1.ndjson")
+        let port = try freePort()
+        let p = try SluiceProcess.start(["run", "p.yaml", "--metrics-port", "\(port)"], in: dir, log: "\(dir)/log")
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        func exposition() -> String { (try? curl(["http://127.0.0.1:\(port)/metrics"]))?.body ?? "" }
+        func value(_ prefix: String) -> Double? {
+            exposition().split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+        }
+        // The commit of the first file: output counted, the dead letter in the queue's gauge.
+        let committed = try await waitUntil(seconds: 60) {
+            (value("sluice_output_files_total{") ?? 0) >= 1 && (value("sluice_dead_letter_queue_records{") ?? 0) == 1
+        }
+        #expect(committed, "\(exposition())")
+        let text = try await offPool { exposition() }
+        var found: [String: Set<String>] = [:]
+        for line in text.split(separator: "\n") {
+            guard let (name, labels) = Self.parse(line) else { continue }
+            found[name, default: []].formUnion(labels)
+        }
+        let unexpected = found.filter { !Self.expected.keys.contains($0.key) && !$0.key.hasPrefix("sluice_schema_") }
+        #expect(unexpected.isEmpty, "series not in the list: \(unexpected)")
+        for (name, labels) in Self.expected {
+            #expect(found[name] == labels, "\(name): \(found[name].map { "\($0.sorted())" } ?? "missing"), expected \(labels.sorted())")
+        }
+        #expect((value("sluice_last_commit_timestamp_seconds{") ?? 0) > Date().timeIntervalSince1970 - 600)
+        #expect((value("sluice_output_bytes_total{") ?? 0) == Double("{\"id\":1}\n{\"id\":2}\n".utf8.count))
+
+        // Prometheus's linter accepts the exposition (names, units, HELP/TYPE).
+        try text.write(toFile: "\(dir)/metrics.txt", atomically: true, encoding: .utf8)
+        let lint = try await offPool { () -> (Int32, String) in
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: "/bin/sh")
+            check.arguments = ["-c", "promtool check metrics < metrics.txt"]
+            check.currentDirectoryURL = URL(fileURLWithPath: dir)
+            let out = Pipe()
+            check.standardOutput = out
+            check.standardError = out
+            try check.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            check.waitUntilExit()
+            return (check.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        #expect(lint.0 == 0, "promtool check metrics: \(lint.1)")
+        kill(p.processIdentifier, SIGTERM)
+        await waitForExit(p)
+        #expect(p.terminationStatus == 0)
+    }
+}

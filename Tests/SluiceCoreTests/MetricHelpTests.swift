@@ -1,0 +1,37 @@
+import Foundation
+import SluiceCore
+import Testing
+
+/// Every series the code creates has its HELP text, and the exposition gets it.
+@Suite struct MetricHelpTests {
+    @Test func everyMetricNameInTheSourcesHasHelpText() throws {
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources")
+        let files = FileManager.default.enumerator(atPath: sources.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
+        let pattern = try Regex(#""(sluice_[a-z_]+)""#)
+        var names: Set<String> = []
+        for file in files where !file.hasSuffix("MetricHelp.swift") {
+            let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+            for match in text.matches(of: pattern) {
+                if let name = match.output[1].substring.map(String.init),
+                    name.hasSuffix("_total") || name.contains("_seconds")
+                        || name.hasSuffix("_bytes") || name.hasSuffix("_records") || name.hasSuffix("_batches") || name.hasSuffix("_pending")
+                {
+                    names.insert(name)
+                }
+            }
+        }
+        #expect(names.count > 30)
+        let missing = names.subtracting(MetricHelp.text.keys)
+        #expect(missing.isEmpty, "no HELP text for \(missing.sorted())")
+    }
+
+    @Test func helpLinesGoBeforeTypeLinesThatHaveNone() {
+        let text = "# TYPE sluice_commits_total counter\nsluice_commits_total{pipeline=\"a\"} 3\n# HELP x given\n# TYPE x gauge\nx 1\n"
+        let annotated = String(decoding: MetricHelp.annotate(Array(text.utf8)), as: UTF8.self)
+        #expect(
+            annotated
+                == "# HELP sluice_commits_total Commits of output and checkpoint.\n# TYPE sluice_commits_total counter\nsluice_commits_total{pipeline=\"a\"} 3\n# HELP x given\n# TYPE x gauge\nx 1\n"
+        )
+    }
+}
