@@ -46,6 +46,7 @@ public enum ConfigFileSpec {
                 OptionSpec("widen_to_string", .boolean, default: "false", example: "true", "Allow any type to become a string (values become their text)."),
             ]), example: "{ on_change: evolve }", "Schema policy and registry (see the schema registry guide)."),
         StorageConfig.spec,
+        AlertsConfig.spec,
     ]
 
     /// Top-level keys of a configuration file besides `pipelines`.
@@ -80,5 +81,6 @@ public enum ConfigFileSpec {
                 ),
             ]), example: "{ host: 127.0.0.1, port: 8080 }", "How `sluice serve` listens."),
         StorageConfig.spec,
+        AlertsConfig.spec,
     ]
 }

@@ -94,6 +94,7 @@ public struct ConfigLoader: Sendable {
                     message: problem.message)
             }
             var settings = try PipelineSettings(p, file: file)
+            settings.alerts = (config.alerts ?? AlertsConfig()).overridden(by: p.alerts)
             if settings.dedupe == nil, let key = source.implicitDedupeKey {
                 settings.dedupe = DedupeSettings(key: key, ttl: .seconds(7 * 86_400))
             }

@@ -9,14 +9,17 @@ public struct SluiceConfig: Decodable, Sendable {
     public var serve: ServeConfig?
     /// Defaults for reaching `s3://` paths.
     public var storage: StorageConfig?
+    /// Default alert rules.
+    public var alerts: AlertsConfig?
 
-    enum CodingKeys: String, CodingKey { case state, pipelines, serve, storage }
+    enum CodingKeys: String, CodingKey { case state, pipelines, serve, storage, alerts }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         state = try c.decodeIfPresent(String.self, forKey: .state)
         serve = try c.decodeIfPresent(ServeConfig.self, forKey: .serve)
         storage = try c.decodeIfPresent(StorageConfig.self, forKey: .storage)
+        alerts = try c.decodeIfPresent(AlertsConfig.self, forKey: .alerts)
         // Optional here: `sluice serve` runs a file without pipelines (the registry alone);
         // ``ConfigLoader`` refuses it for the commands that run pipelines.
         pipelines = try c.decodeIfPresent(OrderedMapping<PipelineConfig>.self, forKey: .pipelines)?.entries.map { ($0.key, $0.value) } ?? []
@@ -35,6 +38,8 @@ public struct PipelineConfig: Decodable, Sendable {
     public var schema: SchemaConfig?
     /// Overrides of the file's `storage:` for this pipeline.
     public var storage: StorageConfig?
+    /// Overrides of the file's `alerts:` for this pipeline.
+    public var alerts: AlertsConfig?
 }
 
 /// `schema: {on_change: evolve, subject: events, columns: {id: int64}, widen_to_string: false}`.

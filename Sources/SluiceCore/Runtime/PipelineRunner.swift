@@ -41,6 +41,8 @@ public struct PipelineRunner: Sendable {
     @discardableResult
     public func run() async throws -> RunTotals {
         let runID = try await store.startRun(pipeline: plan.name, at: Date())
+        // The baseline of "time since the last commit" (the stopped alert): the run's start.
+        metrics.lastCommitTime.record(Date().timeIntervalSince1970)
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
         var trustNewKeys = true

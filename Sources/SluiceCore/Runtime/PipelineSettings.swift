@@ -10,6 +10,8 @@ public struct PipelineSettings: Sendable {
     /// False with `schema: {on_change: ignore}`: no drift detection, no registry (the schema
     /// still flows to the sink; a Parquet sink still starts a new file on a change).
     public var schemaDetection = true
+    /// The alert rules: the file's `alerts:` with the pipeline's overrides.
+    public var alerts = AlertsConfig()
 
     public init(
         dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),
