@@ -94,4 +94,65 @@ import Testing
         let unit = try await offPool { try Self.promtool(["test", "rules", "tests.yml"], in: dir) }
         #expect(unit.0 == 0 && unit.1.contains("SUCCESS"), "\(unit.1)")
     }
+
+    /// A real Prometheus scrapes a running `sluice run` every second with the exported rules,
+    /// and the dead-letter alert it evaluates comes back firing through its HTTP API.
+    @Test func aRealPrometheusScrapesSluiceAndFiresItsAlert() async throws {
+        let dir = try makeWorkDirectory("prometheus")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            alerts: { dead_letters: { above: 1 }, stopped: { enabled: false }, volume_drop: { enabled: false } }
+            pipelines:
+              watched:
+                source: { file: { path: data, format: ndjson, watch: true, poll_interval: 200ms, min_age: 0s } }
+                sink: { ndjson: { path: out, max_file_age: 200ms } }
+            """, to: "\(dir)/p.yaml")
+        try write("{\"id\":1}\n{bad\n{also bad\n{\"id\":2}\n", to: "\(dir)/data/1.ndjson")
+        let export = try await SluiceProcess.runWithoutBlocking(["alerts", "rules", "-c", "p.yaml", "-o", "rules.yml"], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+        let metricsPort = try freePort()
+        let promPort = try freePort()
+        let sluice = try SluiceProcess.start(["run", "p.yaml", "--metrics-port", "\(metricsPort)"], in: dir, log: "\(dir)/sluice.log")
+        defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
+        try write(
+            """
+            global: { scrape_interval: 1s, evaluation_interval: 1s }
+            rule_files: [rules.yml]
+            scrape_configs:
+              - job_name: sluice
+                static_configs: [{ targets: ["127.0.0.1:\(metricsPort)"] }]
+            """, to: "\(dir)/prometheus.yml")
+        let prometheus = Process()
+        prometheus.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        prometheus.arguments = [
+            "prometheus", "--config.file=prometheus.yml", "--storage.tsdb.path=tsdb", "--web.listen-address=127.0.0.1:\(promPort)",
+        ]
+        prometheus.currentDirectoryURL = URL(fileURLWithPath: dir)
+        FileManager.default.createFile(atPath: "\(dir)/prometheus.log", contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/prometheus.log"))
+        prometheus.standardOutput = log
+        prometheus.standardError = log
+        try prometheus.run()
+        defer {
+            kill(prometheus.processIdentifier, SIGKILL)
+            prometheus.waitUntilExit()
+        }
+        // Firing, as Prometheus's own API says (two dead letters > 1).
+        let firing = try await waitUntil(seconds: 90, interval: .milliseconds(500)) {
+            let body = (try? curl(["http://127.0.0.1:\(promPort)/api/v1/alerts"]))?.body ?? ""
+            return body.contains("\"alertname\":\"SluiceDeadLetterQueueLarge\"") && body.contains("\"state\":\"firing\"")
+                && body.contains("\"pipeline\":\"watched\"")
+        }
+        let log2 = (try? String(contentsOfFile: "\(dir)/prometheus.log", encoding: .utf8)) ?? ""
+        #expect(firing, "no firing alert; prometheus said: \(log2.suffix(1500))")
+        // The rule's series, queried back: Sluice's gauge as Prometheus scraped it.
+        let query = try await offPool {
+            try curl(["-G", "http://127.0.0.1:\(promPort)/api/v1/query", "--data-urlencode", "query=sluice_dead_letter_queue_records"])
+        }
+        #expect(query.body.contains("\"pipeline\":\"watched\"") && query.body.contains("\"2\"]"), "\(query.body)")
+        kill(sluice.processIdentifier, SIGTERM)
+        await waitForExit(sluice)
+        #expect(sluice.terminationStatus == 0)
+    }
 }
