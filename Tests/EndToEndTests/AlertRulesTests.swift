@@ -25,6 +25,7 @@ import Testing
             """
             alerts:
               error_rate: { above: 2%, for: 10m }
+              latency: { above: 1m, for: 2m }
             pipelines:
               a:
                 source: { file: { path: "x/*.csv" } }
@@ -38,7 +39,7 @@ import Testing
         let export = try await SluiceProcess.runWithoutBlocking(["alerts", "rules", "-c", "p.yaml", "--format", "prometheus", "-o", "rules.yml"], in: dir)
         #expect(export.status == 0, "\(export.stderr)")
         let check = try await offPool { try Self.promtool(["check", "rules", "rules.yml"], in: dir) }
-        #expect(check.0 == 0 && check.1.contains("SUCCESS: 8 rules found"), "\(check.1)")
+        #expect(check.0 == 0 && check.1.contains("SUCCESS: 10 rules found"), "\(check.1)")
 
         func alert(_ name: String, _ pipeline: String, _ severity: String, _ summary: String) -> String {
             "{ exp_labels: { alertname: \(name), severity: \(severity), pipeline: \"\(pipeline)\" }, exp_annotations: { summary: \"\(summary)\" } }"
@@ -47,6 +48,7 @@ import Testing
         let errorRate = alert("SluiceErrorRateHigh", "a", "critical", "more than 2% of pipeline a's records are dead-lettered")
         let dlq = alert("SluiceDeadLetterQueueLarge", "a", "critical", "pipeline a's dead-letter queue holds more than 50 records")
         let drift = alert("SluiceSchemaDrift", "a", "warning", "the records of pipeline a changed shape")
+        let latency = alert("SluiceLatencyAboveSLA", "a", "critical", "pipeline a's end-to-end latency p99 is above 60 s")
         let drop = alert("SluiceVolumeDrop", "b", "warning", "pipeline b's input fell more than 20% below the same hour yesterday")
         try write(
             """
@@ -69,6 +71,13 @@ import Testing
                     values: '0+10x40'
                   - series: 'sluice_schema_drift_total{pipeline="a",kind="column_added"}'
                     values: '0 0 0 1x40'
+                  # a: one batch a minute; from minute 10 on each waited 5 minutes (le 300), not 1 s (le 1).
+                  - series: 'sluice_end_to_end_latency_seconds_bucket{pipeline="a",le="1"}'
+                    values: '0+1x10 10x30'
+                  - series: 'sluice_end_to_end_latency_seconds_bucket{pipeline="a",le="300"}'
+                    values: '0+1x40'
+                  - series: 'sluice_end_to_end_latency_seconds_bucket{pipeline="a",le="+Inf"}'
+                    values: '0+1x40'
                 alert_rule_test:
                   - { eval_time: 10m, alertname: SluiceIngestionStopped, exp_alerts: [] }
                   - { eval_time: 16m, alertname: SluiceIngestionStopped, exp_alerts: [\(stopped)] }
@@ -76,6 +85,8 @@ import Testing
                   - { eval_time: 20m, alertname: SluiceErrorRateHigh, exp_alerts: [\(errorRate)] }
                   - { eval_time: 4m, alertname: SluiceDeadLetterQueueLarge, exp_alerts: [] }
                   - { eval_time: 7m, alertname: SluiceDeadLetterQueueLarge, exp_alerts: [\(dlq)] }
+                  - { eval_time: 9m, alertname: SluiceLatencyAboveSLA, exp_alerts: [] }
+                  - { eval_time: 30m, alertname: SluiceLatencyAboveSLA, exp_alerts: [\(latency)] }
                   - { eval_time: 2m, alertname: SluiceSchemaDrift, exp_alerts: [] }
                   - { eval_time: 5m, alertname: SluiceSchemaDrift, exp_alerts: [\(drift)] }
                   - { eval_time: 25m, alertname: SluiceSchemaDrift, exp_alerts: [] }

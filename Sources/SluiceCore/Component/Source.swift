@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// What a source hands to the runtime: rows, the rows it could not decode, and where it stands.
@@ -26,6 +27,11 @@ public struct SourceBatch: Sendable {
     /// a run as a whole instead of keeping only its first record. Keys the user configured
     /// are not affected.
     public var keyRunsAreUnits = false
+    /// When the oldest record of the batch came into being, as far as the source knows (a
+    /// file's modification time, an HTTP request's arrival, a queue message's publication, a
+    /// transaction's commit). Nil: the runner uses the time it received the batch. A pipeline's
+    /// `event_time` column takes precedence. The end-to-end latency metric counts from it.
+    public var originTime: Date?
 
     public init(records: RecordBatch, rejects: [DeadLetter] = [], position: SourcePosition, inputBytes: Int) {
         self.records = records

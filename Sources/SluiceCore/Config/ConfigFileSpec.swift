@@ -47,6 +47,10 @@ public enum ConfigFileSpec {
             ]), example: "{ on_change: evolve }", "Schema policy and registry (see the schema registry guide)."),
         StorageConfig.spec,
         AlertsConfig.spec,
+        OptionSpec(
+            "event_time", .string, example: "created_at",
+            "A timestamp column: the end-to-end latency metric counts from each batch's oldest value of it (else from what the source knows: a file's modification time, a push's arrival; else from the read)."
+        ),
     ]
 
     /// Top-level keys of a configuration file besides `pipelines`.

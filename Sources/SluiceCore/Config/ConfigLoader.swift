@@ -95,6 +95,7 @@ public struct ConfigLoader: Sendable {
             }
             var settings = try PipelineSettings(p, file: file)
             settings.alerts = (config.alerts ?? AlertsConfig()).overridden(by: p.alerts)
+            settings.eventTime = p.eventTime
             if settings.dedupe == nil, let key = source.implicitDedupeKey {
                 settings.dedupe = DedupeSettings(key: key, ttl: .seconds(7 * 86_400))
             }

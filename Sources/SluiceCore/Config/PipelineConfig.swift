@@ -40,6 +40,13 @@ public struct PipelineConfig: Decodable, Sendable {
     public var storage: StorageConfig?
     /// Overrides of the file's `alerts:` for this pipeline.
     public var alerts: AlertsConfig?
+    /// `event_time: created_at`: the column the end-to-end latency counts from.
+    public var eventTime: String?
+
+    enum CodingKeys: String, CodingKey {
+        case source, sink, dedupe, retry, batch, buffer, schema, storage, alerts
+        case eventTime = "event_time"
+    }
 }
 
 /// `schema: {on_change: evolve, subject: events, columns: {id: int64}, widen_to_string: false}`.

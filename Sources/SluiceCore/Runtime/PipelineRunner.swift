@@ -244,6 +244,8 @@ public struct PipelineRunner: Sendable {
         /// In-memory bytes of the records written since the last commit (the output size of
         /// sinks that do not publish files).
         var uncommittedOutputBytes = 0
+        /// Origins of the batches read and not yet committed, by sequence (end-to-end latency).
+        var origins: [(sequence: UInt64, origin: Date)] = []
         var totals = RunTotals()
         /// Whether dedupe may skip looking up the keys of batches the source calls new.
         var trustNewKeys = true
@@ -320,6 +322,10 @@ public struct PipelineRunner: Sendable {
         mutating func accept(_ batch: SourceBatch) async throws {
             let sequence = commits.accepted(batch.position)
             let rows = batch.records.count
+            if rows > 0 {
+                let eventTime = runner.plan.settings.eventTime.flatMap { Self.oldest($0, in: batch.records) }
+                origins.append((sequence, eventTime ?? batch.originTime ?? Date()))
+            }
             metrics.recordsIn.increment(by: rows + batch.rejects.count)
             metrics.bytesIn.increment(by: batch.inputBytes)
             metrics.batches.increment()
@@ -422,6 +428,7 @@ public struct PipelineRunner: Sendable {
         /// intents) in one transaction, the sink publishes, the source is acknowledged.
         mutating func commit() async throws {
             let start = ContinuousClock.now
+            let committedThrough = commits.written.max()
             // Only keys of batches this commit covers: a commit in the middle of a flush must not
             // record keys of batches still to be written (a crash would then drop them as duplicates).
             let keys = commits.written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
@@ -482,6 +489,13 @@ public struct PipelineRunner: Sendable {
                         metrics.outputBytes.increment(by: commit.fileIntents.reduce(0) { $0 + $1.bytes })
                     }
                     uncommittedOutputBytes = 0
+                    if let committedThrough {
+                        let now = Date()
+                        while let first = origins.first, first.sequence <= committedThrough {
+                            origins.removeFirst()
+                            metrics.endToEndLatency.record(duration: .milliseconds(Int64(max(0, now.timeIntervalSince(first.origin)) * 1000)))
+                        }
+                    }
                     if !commit.deadLetters.isEmpty { deadLetterGaugesStale = true }
                     if deadLetterGaugesStale { try await refreshDeadLetterGauges() }
                     metrics.commitLatency.record(duration: ContinuousClock.now - start)
@@ -491,6 +505,16 @@ public struct PipelineRunner: Sendable {
                     return
                 }
             }
+        }
+
+        /// The oldest value of timestamp column `name` in `records`, nil when there is none.
+        static func oldest(_ name: String, in records: RecordBatch) -> Date? {
+            guard let index = records.schema.index(of: name) else { return nil }
+            let column = records.columns[index]
+            guard column.type == .timestamp, case let .int64(values) = column.storage else { return nil }
+            var oldest = Int64.max
+            for row in 0..<column.count where column.validity?[row] ?? true { oldest = min(oldest, values[row]) }
+            return oldest == .max ? nil : Date(timeIntervalSince1970: Double(oldest) / 1_000_000)
         }
 
         /// The dead-letter queue's size and oldest age, from the state store: at start, then after

@@ -12,6 +12,8 @@ public struct PipelineSettings: Sendable {
     public var schemaDetection = true
     /// The alert rules: the file's `alerts:` with the pipeline's overrides.
     public var alerts = AlertsConfig()
+    /// A timestamp column whose oldest value in a batch is its origin, for the end-to-end latency.
+    public var eventTime: String?
 
     public init(
         dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),

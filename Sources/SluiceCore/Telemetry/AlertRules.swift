@@ -44,16 +44,21 @@ public struct AlertsConfig: Decodable, Sendable, Hashable {
     public var deadLetters: Rule?
     public var volumeDrop: Rule?
     public var schemaDrift: Rule?
+    public var latency: Rule?
 
     enum CodingKeys: String, CodingKey {
-        case stopped
+        case stopped, latency
         case errorRate = "error_rate"
         case deadLetters = "dead_letters"
         case volumeDrop = "volume_drop"
         case schemaDrift = "schema_drift"
     }
 
-    public init(stopped: Rule? = nil, errorRate: Rule? = nil, deadLetters: Rule? = nil, volumeDrop: Rule? = nil, schemaDrift: Rule? = nil) {
+    public init(
+        stopped: Rule? = nil, errorRate: Rule? = nil, deadLetters: Rule? = nil, volumeDrop: Rule? = nil, schemaDrift: Rule? = nil,
+        latency: Rule? = nil
+    ) {
+        self.latency = latency
         self.stopped = stopped
         self.errorRate = errorRate
         self.deadLetters = deadLetters
@@ -67,7 +72,7 @@ public struct AlertsConfig: Decodable, Sendable, Hashable {
         func merge(_ a: Rule?, _ b: Rule?) -> Rule? { a.map { $0.overridden(by: b) } ?? b }
         return AlertsConfig(
             stopped: merge(stopped, o.stopped), errorRate: merge(errorRate, o.errorRate), deadLetters: merge(deadLetters, o.deadLetters),
-            volumeDrop: merge(volumeDrop, o.volumeDrop), schemaDrift: merge(schemaDrift, o.schemaDrift))
+            volumeDrop: merge(volumeDrop, o.volumeDrop), schemaDrift: merge(schemaDrift, o.schemaDrift), latency: merge(latency, o.latency))
     }
 
     public static let spec: OptionSpec = {
@@ -89,6 +94,9 @@ public struct AlertsConfig: Decodable, Sendable, Hashable {
                     "error_rate", [OptionSpec("above", .string, default: "5%", example: "1%", "Dead-lettered records per record read.")],
                     example: "{ above: 5%, for: 5m }", "Critical: the share of records dead-lettered over 5 minutes."),
                 rule(
+                    "latency", [OptionSpec("above", .duration, default: "15m", example: "1m", "The end-to-end latency's 99th percentile.")],
+                    example: "{ above: 15m, for: 5m }", "Critical: the end-to-end latency (origin to commit) over 15 minutes is above the SLA."),
+                rule(
                     "dead_letters", [OptionSpec("above", .string, default: "1000", example: "100", "Records in the dead-letter queue.")],
                     example: "{ above: 1000 }", "Critical: the dead-letter queue's size."),
                 rule(
@@ -102,7 +110,8 @@ public struct AlertsConfig: Decodable, Sendable, Hashable {
     }()
 }
 
-/// A threshold written as a percentage (`5%`) or a plain number (`0.05`, `1000`).
+/// A threshold written as a percentage (`5%`), a plain number (`0.05`, `1000`) or a duration
+/// (`15m`, in seconds).
 public struct AlertThreshold: Decodable, Sendable, Hashable, CustomStringConvertible {
     public var value: Double
     public var isPercent: Bool
@@ -123,8 +132,10 @@ public struct AlertThreshold: Decodable, Sendable, Hashable, CustomStringConvert
             self.init(n / 100, percent: true)
         } else if let n = Double(text) {
             self.init(n)
+        } else if let d = ConfigDuration.parse(text) {
+            self.init(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
         } else {
-            throw decoder.configError("expected a number or a percentage like 5%, found '\(text)'")
+            throw decoder.configError("expected a number, a percentage like 5% or a duration like 15m, found '\(text)'")
         }
     }
 
@@ -167,6 +178,15 @@ public struct AlertRule: Sendable, Hashable {
                     "sum(rate(sluice_dead_letters_total{\(p)}[5m])) / sum(rate(sluice_records_in_total{\(p)}[5m])) > \(format(above))",
                 forDuration: r.forDuration?.duration ?? .seconds(300),
                 summary: "more than \(format(above * 100))% of pipeline \(pipeline)'s records are dead-lettered")
+        }
+        add(config.latency) { r in
+            let sla = r.above?.value ?? 900
+            return AlertRule(
+                name: "SluiceLatencyAboveSLA", pipeline: pipeline, severity: .critical,
+                expression:
+                    "histogram_quantile(0.99, sum by (le) (rate(sluice_end_to_end_latency_seconds_bucket{\(p)}[15m]))) > \(format(sla))",
+                forDuration: r.forDuration?.duration ?? .seconds(300),
+                summary: "pipeline \(pipeline)'s end-to-end latency p99 is above \(format(sla)) s")
         }
         add(config.deadLetters) { r in
             let above = r.above?.value ?? 1000

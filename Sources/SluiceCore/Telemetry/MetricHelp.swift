@@ -23,6 +23,7 @@ public enum MetricHelp {
         "sluice_dead_letters_total": "Records sent to the dead-letter queue, by stage and kind.",
         "sluice_errors_total": "Errors by stage and kind; retryable says whether they were retried.",
         "sluice_runs_total": "Finished runs by result (succeeded, failed).",
+        "sluice_end_to_end_latency_seconds": "From a batch's origin (event_time, else what the source knows, else its read) to its commit.",
         // Schemas.
         "sluice_schema_drift_total": "Changes of the records' shape detected.",
         "sluice_schema_rejected_rows_total": "Rows refused by the schema policy.",

@@ -31,6 +31,9 @@ public struct PipelineMetrics: Sendable {
     /// Records in the dead-letter queue of the pipeline, and the age of the oldest.
     public let deadLetterQueueSize: Gauge
     public let deadLetterOldestAge: Gauge
+    /// From a batch's origin (its oldest record's `event_time`, else what the source knows,
+    /// else when it was read) to the commit that made it durable; one observation per batch.
+    public let endToEndLatency: Metrics.Timer
 
     public init(pipeline: String) {
         self.pipeline = pipeline
@@ -51,7 +54,16 @@ public struct PipelineMetrics: Sendable {
         lastCommitTime = Gauge(label: "sluice_last_commit_timestamp_seconds", dimensions: d)
         deadLetterQueueSize = Gauge(label: "sluice_dead_letter_queue_records", dimensions: d)
         deadLetterOldestAge = Gauge(label: "sluice_dead_letter_queue_oldest_age_seconds", dimensions: d)
+        endToEndLatency = Metrics.Timer(label: Self.endToEndLatencyName, dimensions: d, preferredDisplayUnit: .seconds)
     }
+
+    public static let endToEndLatencyName = "sluice_end_to_end_latency_seconds"
+    /// Histogram buckets of the end-to-end latency: from 10 ms to a day (batch pipelines
+    /// measure in hours; the default SLA alert is at 15 minutes).
+    public static let endToEndLatencyBuckets: [Duration] = [
+        .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60), .seconds(300), .seconds(900), .seconds(1800), .seconds(3600), .seconds(6 * 3600), .seconds(86_400),
+    ]
 
     /// Counts a finished run: `succeeded` or `failed`.
     public func run(result: String) {

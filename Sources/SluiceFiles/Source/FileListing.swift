@@ -16,6 +16,9 @@ struct ListedFile: Sendable, Hashable {
 
     /// The local file to open.
     var readPath: String { localPath ?? path }
+
+    /// The modification time: the origin of the file's records for the end-to-end latency.
+    var modifiedDate: Date { Date(timeIntervalSince1970: Double(modified) / 1_000_000) }
 }
 
 /// Expands a source path (a file, a directory or a glob) into regular files, sorted by path.

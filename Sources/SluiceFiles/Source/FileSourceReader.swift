@@ -169,10 +169,12 @@ final class FileSourceReader: SourceReader {
             current = nil
             context.logger.info("file read", metadata: ["file": "\(f.file.path)", "lines": "\(f.line - 1)"])
         }
-        return SourceBatch(
+        var batch = SourceBatch(
             records: output.batch, rejects: rejects,
             position: SourcePosition(partition: f.file.path, value: position.encoded()),
             inputBytes: output.consumed)
+        batch.originTime = f.file.modifiedDate
+        return batch
     }
 
     /// The next row group of a Parquet file.
@@ -185,9 +187,11 @@ final class FileSourceReader: SourceReader {
             context.logger.info("file read", metadata: ["file": "\(cursor.file.path)", "row_groups": "\(position.offset)"])
         }
         context.reportProgress(SourceProgress(bytesDone: bytesDoneBefore, bytesTotal: bytesTotal))
-        return SourceBatch(
+        var read = SourceBatch(
             records: batch, position: SourcePosition(partition: cursor.file.path, value: position.encoded()),
             inputBytes: bytes)
+        read.originTime = cursor.file.modifiedDate
+        return read
     }
 
     func countLines(_ bytes: UnsafeRawBufferPointer) -> Int {

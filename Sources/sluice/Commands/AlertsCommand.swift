@@ -12,6 +12,7 @@ struct AlertsCommand: AsyncParsableCommand {
             pipeline), with built-in defaults:
               critical  SluiceIngestionStopped      no commit for 15m (since the last commit or the run's start)
               critical  SluiceErrorRateHigh         more than 5% of records dead-lettered over 5m, for 5m
+              critical  SluiceLatencyAboveSLA       end-to-end latency p99 above 15m, for 5m
               critical  SluiceDeadLetterQueueLarge  more than 1000 records in the dead-letter queue
               warning   SluiceVolumeDrop            hourly input 20% below the same hour yesterday, for 30m
               warning   SluiceSchemaDrift           the records changed shape in the last 15m

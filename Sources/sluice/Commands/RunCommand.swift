@@ -48,7 +48,9 @@ struct RunCommand: AsyncParsableCommand {
         let terminal = Terminal()
         let logger = logging.bootstrap(terminal: terminal)
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets[PipelineMetrics.endToEndLatencyName] = PipelineMetrics.endToEndLatencyBuckets
+        MetricsSystem.bootstrap(factory)
 
         let (stateLocation, allPlans) = try await ConfigLoading.reportingErrors { try ConfigLoading.load(files) }
         let plans = try await ConfigLoading.reportingErrors { () throws -> [PipelinePlan] in

@@ -72,7 +72,9 @@ struct ServeCommand: AsyncParsableCommand {
         let terminal = Terminal()
         let logger = logging.bootstrap(terminal: terminal)
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets[PipelineMetrics.endToEndLatencyName] = PipelineMetrics.endToEndLatencyBuckets
+        MetricsSystem.bootstrap(factory)
 
         let loaded = try await ConfigLoading.reportingErrors { () throws -> LoadedConfig in
             // Pipelines are optional: a file with only `serve:` (and `state:`) serves the registry alone.
