@@ -264,7 +264,7 @@ public struct PipelineRunner: Sendable {
 
         mutating func consume(_ buffer: BoundedBuffer<SourceBatch>) async throws {
             try await sweepExpiredKeysIfDue()
-            try await refreshDeadLetterGauges()
+            await refreshDeadLetterGauges()
             lastDeadLetterRefresh = nil  // the first commit's dead letters show at once
             var failure: (any Error)?
             loop: while true {
@@ -497,7 +497,7 @@ public struct PipelineRunner: Sendable {
                         }
                     }
                     if !commit.deadLetters.isEmpty { deadLetterGaugesStale = true }
-                    if deadLetterGaugesStale { try await refreshDeadLetterGauges() }
+                    if deadLetterGaugesStale { await refreshDeadLetterGauges() }
                     metrics.commitLatency.record(duration: ContinuousClock.now - start)
                     metrics.checkpointLag.record(commits.inFlight)
                     try await sweepExpiredKeysIfDue()
@@ -519,14 +519,20 @@ public struct PipelineRunner: Sendable {
 
         /// The dead-letter queue's size and oldest age, from the state store: at start, then after
         /// commits that dead-lettered records, at most once a second (a flood of bad records
-        /// commits often; a skipped refresh happens at the next commit).
-        mutating func refreshDeadLetterGauges() async throws {
+        /// commits often; a skipped refresh happens at the next commit). A failed read leaves the
+        /// gauges as they were: it must never fail a commit that already happened.
+        mutating func refreshDeadLetterGauges() async {
             if let last = lastDeadLetterRefresh, ContinuousClock.now - last < .seconds(1) { return }
             lastDeadLetterRefresh = .now
             deadLetterGaugesStale = false
-            let summary = try await runner.store.deadLetterSummary(pipeline: runner.plan.name)
-            metrics.deadLetterQueueSize.record(summary.count)
-            metrics.deadLetterOldestAge.record(summary.oldest.map { Date().timeIntervalSince($0) } ?? 0)
+            do {
+                let summary = try await runner.store.deadLetterSummary(pipeline: runner.plan.name)
+                metrics.deadLetterQueueSize.record(summary.count)
+                metrics.deadLetterOldestAge.record(summary.oldest.map { Date().timeIntervalSince($0) } ?? 0)
+            } catch {
+                deadLetterGaugesStale = true
+                runner.logger.debug("could not read the dead-letter queue's size", metadata: ["error": "\(error)"])
+            }
         }
 
         /// Deletes dedupe keys older than the TTL: at start, then at most every ten minutes.
