@@ -24,14 +24,13 @@ final class ObjectPublisher {
 
     static let intentPrefix = "s3-upload:"
 
-    init(root: ObjectLocation, storage: StorageConfig, pipeline: String, logger: Logger) throws {
+    init(root: ObjectLocation, storage: StorageConfig, pipeline: String, logger: Logger, othersMayBeRunning: Bool) throws {
         let settings = try S3Settings.resolve(storage)
         self.root = root
         self.logger = logger
         store = S3ObjectStore(bucket: root.bucket, settings: settings, logger: logger)
         uploader = FileUpload(store: store, partSize: storage.partSize?.bytes ?? 16 << 20, parallelParts: storage.parallelParts ?? 4)
-        spool = (NSTemporaryDirectory() as NSString).appendingPathComponent("sluice-spool/\(pipeline)-\(UUID().uuidString.prefix(8))")
-        try DurableFile.makeDirectory(spool)
+        spool = try SpoolDirectory.make(pipeline: pipeline, name: "sink", othersMayBeRunning: othersMayBeRunning)
     }
 
     /// A local path to write a file to before it is uploaded.
@@ -150,7 +149,8 @@ final class ObjectPublisher {
             try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
             return nil
         }
-        let publisher = try ObjectPublisher(root: location, storage: storage, pipeline: context.pipeline, logger: context.logger)
+        let publisher = try ObjectPublisher(
+            root: location, storage: storage, pipeline: context.pipeline, logger: context.logger, othersMayBeRunning: context.state.isShared)
         do {
             try await publisher.recover(pipeline: context.pipeline, filePrefix: filePrefix, state: context.state)
         } catch {

@@ -145,7 +145,10 @@ public struct FileSource: Source {
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
-        let objects = try ObjectLocation(parsing: pattern).map { try ObjectListing(pattern: $0, storage: storage, logger: context.logger) }
+        let objects = try ObjectLocation(parsing: pattern).map {
+            try ObjectListing(
+                pattern: $0, storage: storage, logger: context.logger, pipeline: context.pipeline, othersMayBeRunning: context.state.isShared)
+        }
         return FileSourceReader(source: self, checkpoint: checkpoint, context: context, objects: objects)
     }
 

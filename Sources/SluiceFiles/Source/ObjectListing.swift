@@ -18,15 +18,15 @@ final class ObjectListing {
     static let rangeSize = 8 << 20
     static let parallelRanges = 4
 
-    init(pattern: ObjectLocation, storage: StorageConfig, logger: Logger) throws {
+    /// - Parameter pipeline: names the spool directory (nil: a throwaway listing, no spool).
+    init(pattern: ObjectLocation, storage: StorageConfig, logger: Logger, pipeline: String? = nil, othersMayBeRunning: Bool = true) throws {
         self.pattern = pattern
         store = S3ObjectStore(bucket: pattern.bucket, settings: try S3Settings.resolve(storage), logger: logger)
-        spool = (NSTemporaryDirectory() as NSString).appendingPathComponent("sluice-spool/source-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        spool = try pipeline.map { try SpoolDirectory.make(pipeline: $0, name: "source", othersMayBeRunning: othersMayBeRunning) } ?? ""
     }
 
     func shutdown() async {
-        try? FileManager.default.removeItem(atPath: spool)
+        if !spool.isEmpty { try? FileManager.default.removeItem(atPath: spool) }
         await store.shutdown()
     }
 
