@@ -139,6 +139,7 @@ let package = Package(
                 "SluiceCore", "SluiceConnectors", "SluiceServer", "SluiceStateSQLite", "SluicePostgres", "SluiceDatabase", "SluiceFormats", "SluiceNATS",
                 "SluiceJetStream", "SluiceObjectStore", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings,
             plugins: ["BuildInfo"]

@@ -31,7 +31,8 @@ struct SluiceCommand: AsyncParsableCommand {
         version: "\(SluiceVersion.current) (commit \(buildCommit))",
         subcommands: [
             RunCommand.self, BackfillCommand.self, CDCCommand.self, QueueCommand.self, ServeCommand.self, KeysCommand.self, SchemaCommand.self,
-            ValidateCommand.self, StateCommand.self, DLQCommand.self, InspectCommand.self, StorageCommand.self, AlertsCommand.self, ComponentsCommand.self,
+            ValidateCommand.self, StateCommand.self, DLQCommand.self, InspectCommand.self, StorageCommand.self, AlertsCommand.self, StatusCommand.self,
+            ComponentsCommand.self,
         ]
     )
 }

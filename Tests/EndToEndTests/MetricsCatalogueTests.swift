@@ -104,8 +104,23 @@ import Testing
             return (check.terminationStatus, String(decoding: data, as: UTF8.self))
         }
         #expect(lint.0 == 0, "promtool check metrics: \(lint.1)")
+        // `sluice status` reads the same endpoint: the pipeline's line, its latency (months: above
+        // the largest bucket), its dead letter, a recent commit.
+        let live = try await SluiceProcess.runWithoutBlocking(["status", "--url", "http://127.0.0.1:\(port)", "--interval", "0.2"], in: dir)
+        let line = live.stdout.split(separator: "\n").first { $0.hasPrefix("m ") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        #expect(
+            live.status == 0 && live.stdout.hasPrefix("PIPELINE") && line?.count == 8 && line?[4] == ">1d" && line?[5] == "1" && line?.last == "ago",
+            "\(live.stdout)\(live.stderr)")
         kill(p.processIdentifier, SIGTERM)
         await waitForExit(p)
         #expect(p.terminationStatus == 0)
+        // From the state store after the run: the run's state and totals, the dead letter.
+        let stored = try await SluiceProcess.runWithoutBlocking(["status", "-c", "p.yaml"], in: dir)
+        let row = stored.stdout.split(separator: "\n").first { $0.hasPrefix("m ") }.map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        }
+        #expect(stored.status == 0 && row?[1] == "succeeded" && row?[4] == "3" && row?[5] == "2" && row?[7] == "1", "\(stored.stdout)\(stored.stderr)")
+        let none = try await SluiceProcess.runWithoutBlocking(["status"], in: dir)
+        #expect(none.status != 0 && none.stderr.contains("--url"))
     }
 }
