@@ -51,6 +51,7 @@ import Testing
         let intake = PushIntake()
         var settings = PushServer.Settings()
         settings.bodyTimeout = .seconds(3600)  // the stalled uploads outlive the test, however loaded the machine
+        settings.idleTimeout = .seconds(3600)
         try await PushHarness.run(Self.streams(), settings: settings, intake: intake) { h in
             let (key, stored) = APIKeyFormat.generate(name: "shop", streams: ["orders"])
             try await h.store.createAPIKey(stored)
@@ -79,9 +80,11 @@ import Testing
     @Test func unverifiedBodiesDrawOnTheirShareOnlyAndAreChargedAsTheyArrive() async throws {
         let budget = InflightBudget(limit: 1 << 20, anonymousLimit: 256 << 10)
         // The stalled upload must outlive the test, however loaded the machine: a 30 s body
-        // timeout ended it mid-test once (its budget came back, and the next upload was read).
+        // timeout ended it mid-test once, and the 60 s idle timeout another time (its budget
+        // came back, and the next upload was read).
         var settings = PushServer.Settings()
         settings.bodyTimeout = .seconds(3600)
+        settings.idleTimeout = .seconds(3600)
         try await PushHarness.run(Self.streams(maxBody: 1 << 20), settings: settings, inflight: budget) { h in
             let (key, stored) = APIKeyFormat.generate(name: "shop", streams: ["orders"])
             try await h.store.createAPIKey(stored)

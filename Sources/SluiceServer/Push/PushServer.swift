@@ -30,6 +30,9 @@ public struct PushServer: Service {
         public var noopRoute = false
         /// The longest a request body may take to arrive (then 408 `body-timeout`).
         public var bodyTimeout: Duration = .seconds(30)
+        /// A connection with nothing sent or received for this long is closed (a body that
+        /// stalls included).
+        public var idleTimeout: Duration = .seconds(60)
 
         public init() {}
     }
@@ -89,9 +92,11 @@ public struct PushServer: Service {
         let scheme = settings.tlsCertificate == nil ? "http" : "https"
         let server: HTTPServerBuilder
         if let cert = settings.tlsCertificate, let key = settings.tlsPrivateKey {
-            server = try .tls(.http1(configuration: Self.http1), tlsConfiguration: Self.tlsConfiguration(certificate: cert, privateKey: key))
+            server = try .tls(
+                .http1(configuration: Self.http1(idleTimeout: settings.idleTimeout)),
+                tlsConfiguration: Self.tlsConfiguration(certificate: cert, privateKey: key))
         } else {
-            server = .http1(configuration: Self.http1)
+            server = .http1(configuration: Self.http1(idleTimeout: settings.idleTimeout))
         }
         let app = Application(
             router: router, server: server, configuration: configuration,
@@ -137,10 +142,12 @@ public struct PushServer: Service {
         return InflightBudget(limit: settings.maxInflightBytes, anonymousLimit: everyStreamOpen ? settings.maxInflightBytes : nil)
     }
 
-    /// Idle connections are closed after a minute; a slow body is cut off by the endpoint's body
-    /// timeout. Requests the HTTP parser refuses get a problem document (``ParserErrorProblems``).
-    static var http1: HTTP1Channel.Configuration {
-        HTTP1Channel.Configuration(additionalChannelHandlers: [ParserErrorProblems()], idleTimeout: .seconds(60))
+    /// Idle connections are closed after `idleTimeout` (a minute by default); a slow body is cut
+    /// off by the endpoint's body timeout. Requests the HTTP parser refuses get a problem
+    /// document (``ParserErrorProblems``).
+    static func http1(idleTimeout: Duration) -> HTTP1Channel.Configuration {
+        let seconds = max(1, idleTimeout.components.seconds)
+        return HTTP1Channel.Configuration(additionalChannelHandlers: [ParserErrorProblems()], idleTimeout: .seconds(seconds))
     }
 
     static func tlsConfiguration(certificate: String, privateKey: String) throws -> TLSConfiguration {
