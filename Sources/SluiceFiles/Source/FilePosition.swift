@@ -15,8 +15,23 @@ struct FilePosition: Codable, Sendable, Hashable {
     var etag: String? = nil
 
     func encoded() -> String {
-        let tag = etag.map { ",\"etag\":\"\($0.filter { $0 != "\"" && $0 != "\\" })\"" } ?? ""
+        // Escaped, never filtered: a stored ETag must compare equal to the listed one.
+        let tag = etag.map { ",\"etag\":\(Self.jsonString($0))" } ?? ""
         return "{\"offset\":\(offset),\"line\":\(line),\"done\":\(done),\"size\":\(size),\"modified\":\(modified)\(tag)}"
+    }
+
+    /// `text` as a JSON string literal.
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 
     static func decode(_ text: String) -> FilePosition? {
