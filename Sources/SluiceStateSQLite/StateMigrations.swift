@@ -90,6 +90,17 @@ enum StateMigrations {
                     CREATE INDEX registry_versions_schema ON registry_versions(schema_id);
                     """)
         }
+        migrator.registerMigration("v6-alerts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE alerts (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, name TEXT NOT NULL, severity TEXT NOT NULL,
+                        summary TEXT NOT NULL, value REAL NOT NULL, fired_at REAL NOT NULL, resolved_at REAL);
+                    CREATE INDEX alerts_firing ON alerts(pipeline, name, resolved_at);
+                    CREATE TABLE hourly_volume (pipeline TEXT NOT NULL, hour INTEGER NOT NULL, records INTEGER NOT NULL,
+                        PRIMARY KEY (pipeline, hour));
+                    """)
+        }
         return migrator
     }
 }

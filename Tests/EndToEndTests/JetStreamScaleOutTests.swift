@@ -69,6 +69,7 @@ import Testing
         for (i, w) in workers.enumerated() {
             let log = (try? String(contentsOfFile: "\(dir)/worker\(i).log", encoding: .utf8)) ?? ""
             #expect(w.terminationStatus == 0, "worker \(i): \(log.suffix(3000))")
+            expectNothingMissing(log: "\(dir)/worker\(i).log")
         }
 
         let counts = try python(
@@ -145,6 +146,7 @@ import Testing
         for (i, w) in workers.enumerated() {
             let log = (try? String(contentsOfFile: "\(dir)/worker\(i).log", encoding: .utf8)) ?? ""
             #expect(w.terminationStatus == 0, "worker \(i): \(log.suffix(3000))")
+            expectNothingMissing(log: "\(dir)/worker\(i).log")
             refused += log.components(separatedBy: "commit refused").count - 1
         }
         let counts = try python(

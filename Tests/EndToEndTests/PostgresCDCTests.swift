@@ -72,6 +72,7 @@ import Testing
         kill(sluice.processIdentifier, SIGTERM)
         await waitForExit(sluice)
         #expect(sluice.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
+        expectNothingMissing(log: "\(dir)/sluice.log")
         #expect(kills >= 10 && killsAfterCommits >= 5, "\(kills) kills, \(killsAfterCommits) after new commits")
         let keys = lines.map { "\($0["lsn"] ?? "")#\($0["seq"] ?? "")" }
         #expect(Set(keys).count == keys.count, "\(keys.count - Set(keys).count) changes written twice")

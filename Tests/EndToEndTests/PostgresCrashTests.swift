@@ -96,6 +96,7 @@ import Testing
         let final = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
         #expect(kills >= 2)
+        expectNothingMissing(log: "\(dir)/sluice.log")
         let ids = try outputLines("\(dir)/out").compactMap(Self.changeID)
         #expect(ids.count == changes && Set(ids).count == changes, "\(ids.count) lines, \(Set(ids).count) distinct of \(changes)")
         #expect(try psql("SELECT count(*) FROM \(s).changes WHERE NOT processed") == ["0"])

@@ -122,6 +122,7 @@ import Testing
         kill(sluice.processIdentifier, SIGTERM)
         await waitForExit(sluice)
         #expect(sluice.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "")")
+        expectNothingMissing(log: "\(dir)/sluice.log")
         let ids = try outputLines("\(dir)/out").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["change_id"] as? Int
         }

@@ -151,7 +151,16 @@ func killRepeatedly(
             if try !finishedEarly() { break }
         }
     }
+    expectNothingMissing(log: "\(directory)/sluice.log")
     return kills
+}
+
+/// The missing-data reconciliation found nothing lost in any run that wrote to `log` (it logs
+/// "records missing" at error level, which every crash test's log keeps).
+func expectNothingMissing(log: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+    let missing = text.split(separator: "\n").filter { $0.contains("records missing") }
+    #expect(missing.isEmpty, "the reconciliation found records missing: \(missing.prefix(3))", sourceLocation: sourceLocation)
 }
 
 /// Polls `condition` every `interval` until it holds or `seconds` have passed; returns whether it held.

@@ -67,6 +67,9 @@ public struct SourceContext: Sendable {
     public var commits: CommitLog
     /// Points where a test may hold the source (``TestHooks/none`` outside tests).
     public var hooks: TestHooks
+    /// Called by a scheduled source when a pull starts, with the time until the next one is due
+    /// (the lag gauge, and the stopped alert's window).
+    public var reportPull: @Sendable (_ started: Date, _ interval: TimeInterval?) -> Void = { _, _ in }
 
     public init(
         pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(), hooks: TestHooks = .none,

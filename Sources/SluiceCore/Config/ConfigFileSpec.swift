@@ -46,7 +46,18 @@ public enum ConfigFileSpec {
                 OptionSpec("widen_to_string", .boolean, default: "false", example: "true", "Allow any type to become a string (values become their text)."),
             ]), example: "{ on_change: evolve }", "Schema policy and registry (see the schema registry guide)."),
         StorageConfig.spec,
-        AlertsConfig.spec,
+        AlertsConfig.spec(topLevel: false),
+        OptionSpec(
+            "reconcile",
+            .object([
+                OptionSpec("sequence", .string, required: true, example: "seq", "An integer field the producer increments by one per record."),
+                OptionSpec("key", .string, example: "device_id", "Count the sequence per value of this field (one producer each)."),
+                OptionSpec(
+                    "max_keys", .integer(1...100_000_000), default: "100000", example: "1000000",
+                    "Keys remembered (the least recently seen are forgotten beyond)."),
+            ]), example: "{ sequence: seq, key: device_id }",
+            "Count gaps in a declared sequence as missing records (`sluice_missing_records_total{check=\"sequence_gap\"}`, the missing_data alert). Remembered in memory: a restart starts each key afresh."
+        ),
         OptionSpec(
             "event_time", .string, example: "created_at",
             "A timestamp column: the end-to-end latency metric counts from each batch's oldest value of it (else from what the source knows: a file's modification time, a push's arrival; else from the read)."
@@ -85,6 +96,6 @@ public enum ConfigFileSpec {
                 ),
             ]), example: "{ host: 127.0.0.1, port: 8080 }", "How `sluice serve` listens."),
         StorageConfig.spec,
-        AlertsConfig.spec,
+        AlertsConfig.spec(topLevel: true),
     ]
 }

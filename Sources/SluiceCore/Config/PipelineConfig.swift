@@ -42,10 +42,24 @@ public struct PipelineConfig: Decodable, Sendable {
     public var alerts: AlertsConfig?
     /// `event_time: created_at`: the column the end-to-end latency counts from.
     public var eventTime: String?
+    /// `reconcile: { sequence: seq, key: device_id }`: a declared sequence whose gaps are counted.
+    public var reconcile: ReconcileConfig?
 
     enum CodingKeys: String, CodingKey {
-        case source, sink, dedupe, retry, batch, buffer, schema, storage, alerts
+        case source, sink, dedupe, retry, batch, buffer, schema, storage, alerts, reconcile
         case eventTime = "event_time"
+    }
+}
+
+/// `reconcile: { sequence: seq, key: device_id, max_keys: 100000 }`.
+public struct ReconcileConfig: Decodable, Sendable {
+    public var sequence: String
+    public var key: String?
+    public var maxKeys: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case sequence, key
+        case maxKeys = "max_keys"
     }
 }
 

@@ -43,6 +43,10 @@ public struct PipelineRunner: Sendable {
         let runID = try await store.startRun(pipeline: plan.name, at: Date())
         // The baseline of "time since the last commit" (the stopped alert): the run's start.
         metrics.lastCommitTime.record(Date().timeIntervalSince1970)
+        status.update {
+            $0.startedAt = Date()
+            $0.finished = false
+        }
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
         var trustNewKeys = true
@@ -190,13 +194,22 @@ public struct PipelineRunner: Sendable {
     /// The context sources get: the state store, the logger, and progress reporting into ``status``.
     var sourceContext: SourceContext {
         let status = self.status
-        return SourceContext(pipeline: plan.name, state: store, logger: logger, commits: commitLog, hooks: hooks) { progress in
+        var context = SourceContext(pipeline: plan.name, state: store, logger: logger, commits: commitLog, hooks: hooks) { progress in
             status.update {
                 $0.bytesDone = progress.bytesDone
                 $0.bytesTotal = progress.bytesTotal
                 $0.recordsTotal = progress.recordsTotal
             }
         }
+        let lastPull = metrics.lastPullTime
+        context.reportPull = { started, interval in
+            lastPull.record(started.timeIntervalSince1970)
+            status.update {
+                $0.lastPull = started
+                $0.pullInterval = interval
+            }
+        }
+        return context
     }
 
     /// Drift detection and the `schema:` policy, when the state store holds a schema registry.
@@ -213,6 +226,8 @@ public struct PipelineRunner: Sendable {
         let schemaGuard = SchemaGuard(
             registry: SchemaRegistry(store: registryStore), pipeline: plan.name,
             settings: plan.settings.schema, logger: logger)
+        let status = self.status
+        schemaGuard.onDrift = { status.update { $0.schemaDrifts += 1 } }
         do {
             try await schemaGuard.start()
         } catch  where plan.settings.schema == nil {
@@ -246,6 +261,12 @@ public struct PipelineRunner: Sendable {
         var uncommittedOutputBytes = 0
         /// Origins of the batches read and not yet committed, by sequence (end-to-end latency).
         var origins: [(sequence: UInt64, origin: Date)] = []
+        /// The missing-data check: every record read is written, dead-lettered or deduplicated.
+        var ledger = ReconciliationLedger()
+        /// Gaps in a declared sequence (`reconcile:`).
+        var sequenceGaps: SequenceGapCounter?
+        /// Records accepted so far in this process (the test hook that drops one counts them).
+        var recordsAccepted = 0
         var totals = RunTotals()
         /// Whether dedupe may skip looking up the keys of batches the source calls new.
         var trustNewKeys = true
@@ -258,6 +279,7 @@ public struct PipelineRunner: Sendable {
             dedupe = runner.plan.settings.dedupe.map {
                 Deduplicator(settings: $0, pipeline: runner.plan.name, store: runner.store)
             }
+            sequenceGaps = runner.plan.settings.reconcile.map { SequenceGapCounter(field: $0.sequence, keyField: $0.key, maxKeys: $0.maxKeys) }
         }
 
         var metrics: PipelineMetrics { runner.metrics }
@@ -276,6 +298,8 @@ public struct PipelineRunner: Sendable {
                     break loop
                 }
                 runner.metrics.bufferDepth.record(buffer.depth)
+                let busy = ContinuousClock.now
+                defer { runner.metrics.processingSeconds.increment(by: AlertRule.seconds(ContinuousClock.now - busy)) }
                 switch event {
                 case let .element(batch):
                     try await accept(batch)
@@ -330,6 +354,12 @@ public struct PipelineRunner: Sendable {
             metrics.bytesIn.increment(by: batch.inputBytes)
             metrics.batches.increment()
             totals.recordsIn += rows + batch.rejects.count
+            ledger.read(sequence, position: batch.position, records: rows + batch.rejects.count)
+            ledger.settle(sequence, batch.rejects.count)
+            if sequenceGaps != nil, rows > 0 {
+                let (missing, examples) = sequenceGaps!.gaps(in: batch.records)
+                if missing > 0 { reportMissing(missing, check: "sequence_gap", at: batch.position, detail: examples.joined(separator: ", ")) }
+            }
             addDeadLetters(batch.rejects)
             var records = batch.records
             if dedupe != nil {
@@ -342,6 +372,14 @@ public struct PipelineRunner: Sendable {
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates
                 metrics.duplicates.increment(by: duplicates)
+                ledger.settle(sequence, duplicates + rejects.count)
+            }
+            let first = recordsAccepted
+            recordsAccepted += records.count
+            if let drop = runner.hooks.dropRecord, drop >= first, drop < recordsAccepted {
+                // Test only: a record lost inside the runtime, which the reconciliation must catch.
+                records = records.take((0..<records.count).filter { $0 != drop - first })
+                runner.logger.warning("test hook: one record dropped", metadata: ["ordinal": "\(drop)"])
             }
             batcher.add(records, sequence: sequence, position: batch.position, now: .now)
             let totals = self.totals
@@ -379,6 +417,7 @@ public struct PipelineRunner: Sendable {
                 if records.count > 0 {
                     try await write(records, position: position)
                 }
+                ledger.settle(sequence, records.count)
                 commits.wrote(sequence, records: records.count)
                 if writer.commitDue(at: .now) { try await commit() }
             }
@@ -480,21 +519,40 @@ public struct PipelineRunner: Sendable {
                     // After the acknowledgement: a repeating extract's next pass must see it (rows marked processed).
                     runner.commitLog.record(commit.checkpoint)
                     lastCommit = .now
+                    let now = Date()
                     metrics.commits.increment()
-                    metrics.lastCommitTime.record(Date().timeIntervalSince1970)
+                    metrics.lastCommitTime.record(now.timeIntervalSince1970)
                     if commit.fileIntents.isEmpty {
                         metrics.outputBytes.increment(by: uncommittedOutputBytes)
                     } else {
                         metrics.filesWritten.increment(by: commit.fileIntents.count)
                         metrics.outputBytes.increment(by: commit.fileIntents.reduce(0) { $0 + $1.bytes })
+                        metrics.partitionsWritten.increment(by: Set(commit.fileIntents.map { Self.partition(of: $0.finalPath) }).subtracting([""]).count)
+                        let inFiles = commit.fileIntents.reduce(0) { $0 + $1.records }
+                        if inFiles != commit.records {
+                            reportMissing(
+                                commit.records - inFiles, check: "sink_rows", at: nil,
+                                detail: "\(commit.records) records written to the sink, \(inFiles) in its files")
+                        }
                     }
                     uncommittedOutputBytes = 0
+                    var latencies: [Int] = []
                     if let committedThrough {
-                        let now = Date()
                         while let first = origins.first, first.sequence <= committedThrough {
                             origins.removeFirst()
-                            metrics.endToEndLatency.record(duration: .milliseconds(Int64(max(0, now.timeIntervalSince(first.origin)) * 1000)))
+                            let latency = max(0, now.timeIntervalSince(first.origin))
+                            latencies.append(PipelineMetrics.latencyBucket(seconds: latency))
+                            metrics.endToEndLatency.record(duration: .milliseconds(Int64(latency * 1000)))
                         }
+                        for gap in ledger.close(through: committedThrough) {
+                            reportMissing(
+                                gap.missing, check: "ledger", at: gap.position,
+                                detail: "read, but neither written, dead-lettered nor dropped as duplicates")
+                        }
+                    }
+                    runner.status.update {
+                        $0.lastCommit = now
+                        for bucket in latencies { $0.latencyBuckets[bucket] += 1 }
                     }
                     if !commit.deadLetters.isEmpty { deadLetterGaugesStale = true }
                     if deadLetterGaugesStale { await refreshDeadLetterGauges() }
@@ -505,6 +563,20 @@ public struct PipelineRunner: Sendable {
                     return
                 }
             }
+        }
+
+        /// Counts records found missing by a reconciliation `check`, and says where.
+        func reportMissing(_ count: Int, check: String, at position: SourcePosition?, detail: String) {
+            metrics.missing(abs(count), check: check)
+            runner.status.update { $0.missingRecords += abs(count) }
+            var metadata: Logger.Metadata = ["check": "\(check)", "records": "\(count)", "detail": "\(detail)"]
+            if let position { metadata["position"] = "\(position)" }
+            runner.logger.error("records missing", metadata: metadata)
+        }
+
+        /// The Hive partition of a published file's path: its `key=value` directories ("" when none).
+        static func partition(of path: String) -> String {
+            path.split(separator: "/").dropLast().filter { $0.contains("=") }.joined(separator: "/")
         }
 
         /// The oldest value of timestamp column `name` in `records`, nil when there is none.
@@ -528,6 +600,7 @@ public struct PipelineRunner: Sendable {
             do {
                 let summary = try await runner.store.deadLetterSummary(pipeline: runner.plan.name)
                 metrics.deadLetterQueueSize.record(summary.count)
+                runner.status.update { $0.deadLetterQueue = summary.count }
                 metrics.deadLetterOldestAge.record(summary.oldest.map { Date().timeIntervalSince($0) } ?? 0)
             } catch {
                 deadLetterGaugesStale = true

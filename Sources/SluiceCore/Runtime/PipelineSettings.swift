@@ -14,6 +14,8 @@ public struct PipelineSettings: Sendable {
     public var alerts = AlertsConfig()
     /// A timestamp column whose oldest value in a batch is its origin, for the end-to-end latency.
     public var eventTime: String?
+    /// A declared sequence whose gaps count as missing records.
+    public var reconcile: ReconcileSettings?
 
     public init(
         dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),
@@ -48,6 +50,7 @@ public struct PipelineSettings: Sendable {
             bufferBatches = b.maxBatches ?? bufferBatches
             bufferBytes = b.maxBytes?.bytes ?? bufferBytes
         }
+        reconcile = config.reconcile.map { ReconcileSettings(sequence: $0.sequence, key: $0.key, maxKeys: $0.maxKeys ?? 100_000) }
         if let sc = config.schema, sc.onChange == "ignore" {
             schemaDetection = false
         } else if let sc = config.schema {
@@ -77,4 +80,18 @@ public struct BatchSettings: Sendable {
     public var maxLatency: Duration = .seconds(1)
 
     public init() {}
+}
+
+/// `reconcile: { sequence: seq, key: device_id, max_keys: 100000 }`: records carry a number the
+/// producer increments by one (per key, when a key is named); gaps count as missing records.
+public struct ReconcileSettings: Sendable {
+    public var sequence: String
+    public var key: String?
+    public var maxKeys: Int
+
+    public init(sequence: String, key: String? = nil, maxKeys: Int = 100_000) {
+        self.sequence = sequence
+        self.key = key
+        self.maxKeys = maxKeys
+    }
 }

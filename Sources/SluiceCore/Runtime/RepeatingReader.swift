@@ -128,6 +128,12 @@ public final class RepeatingReader: SourceReader {
             due = schedule.next(after: due)
         }
         rowsThisPass = 0
+        let interval: TimeInterval? =
+            switch schedule {
+            case .every, .cron: schedule.next(after: due).timeIntervalSince(due)
+            case let .adaptive(_, max): Double(max.components.seconds)
+            }
+        context.reportPull(Date(), interval)
         let checkpoint = try await context.state.checkpoint(pipeline: context.pipeline)
         context.logger.debug("extract pass starting", metadata: ["schedule": "\(schedule)"])
         current = try await open(checkpoint)

@@ -43,6 +43,8 @@ public final class SchemaGuard: @unchecked Sendable {
     let subject: String
     let settings: SchemaSettings?
     let logger: Logger
+    /// Called once per drift event recorded (the alert engine counts them).
+    var onDrift: @Sendable () -> Void = {}
     /// The registered schema batches are held to, and its version.
     var current: Schema?
     var version: Int?
@@ -279,6 +281,7 @@ public final class SchemaGuard: @unchecked Sendable {
             return
         }
         try await registry.store.recordDrift(event)
+        onDrift()
         for kind in diff.kinds {
             Counter(label: "sluice_schema_drift_total", dimensions: [("pipeline", pipeline), ("kind", kind)]).increment()
         }

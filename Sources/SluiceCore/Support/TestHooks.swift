@@ -10,17 +10,23 @@ public struct TestHooks: Sendable {
     public var commitPhaseDelay: Duration?
     /// Named points to hold at, each with the file whose existence releases it.
     public var holds: [String: String]
+    /// Drops the record with this ordinal (counted from 0 over the records a run accepts)
+    /// inside the runtime: a loss the missing-data reconciliation must catch.
+    public var dropRecord: Int?
 
-    public init(commitPhaseDelay: Duration? = nil, holds: [String: String] = [:]) {
+    public init(commitPhaseDelay: Duration? = nil, holds: [String: String] = [:], dropRecord: Int? = nil) {
         self.commitPhaseDelay = commitPhaseDelay
         self.holds = holds
+        self.dropRecord = dropRecord
     }
 
     /// No hooks: what every production run uses.
     public static let none = TestHooks()
 
-    /// `SLUICE_TEST_COMMIT_DELAY_MS=150` and `SLUICE_TEST_HOLD=point=/path/release[,point=/path]`.
+    /// `SLUICE_TEST_COMMIT_DELAY_MS=150`, `SLUICE_TEST_HOLD=point=/path/release[,point=/path]`
+    /// and `SLUICE_TEST_DROP_RECORD=N`.
     public init(environment: [String: String]) {
+        dropRecord = environment["SLUICE_TEST_DROP_RECORD"].flatMap(Int.init)
         commitPhaseDelay = environment["SLUICE_TEST_COMMIT_DELAY_MS"].flatMap(Int.init).map { .milliseconds($0) }
         var holds: [String: String] = [:]
         for entry in (environment["SLUICE_TEST_HOLD"] ?? "").split(separator: ",") {

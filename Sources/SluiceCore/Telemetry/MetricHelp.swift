@@ -24,6 +24,12 @@ public enum MetricHelp {
         "sluice_errors_total": "Errors by stage and kind; retryable says whether they were retried.",
         "sluice_runs_total": "Finished runs by result (succeeded, failed).",
         "sluice_end_to_end_latency_seconds": "From a batch's origin (event_time, else what the source knows, else its read) to its commit.",
+        "sluice_processing_seconds_total": "Time spent handling records (dedupe, sink writes, commits); per record: divide by records in.",
+        "sluice_last_pull_timestamp_seconds": "Unix time a scheduled source last started a pull.",
+        "sluice_output_partitions_total": "Hive partition directories written to, counted once per commit.",
+        "sluice_missing_records_total": "Records the reconciliation found missing, by check (ledger, sink_rows, sequence_gap).",
+        "sluice_alerts_firing": "Alerts firing now, by alert and severity.",
+        "sluice_alert_notifications_total": "Alert notifications by receiver and result (delivered, retried, dropped).",
         // Schemas.
         "sluice_schema_drift_total": "Changes of the records' shape detected.",
         "sluice_schema_rejected_rows_total": "Rows refused by the schema policy.",

@@ -34,6 +34,14 @@ public struct PipelineMetrics: Sendable {
     /// From a batch's origin (its oldest record's `event_time`, else what the source knows,
     /// else when it was read) to the commit that made it durable; one observation per batch.
     public let endToEndLatency: Metrics.Timer
+    /// Time the pipeline spent handling records (dedupe, writing, committing), in seconds:
+    /// `rate(sluice_processing_seconds_total) / rate(sluice_records_in_total)` is the processing
+    /// time per record.
+    public let processingSeconds: FloatingPointCounter
+    /// When a scheduled source last started a pull (Unix seconds): its lag is `time() -` it.
+    public let lastPullTime: Gauge
+    /// Hive partitions (`key=value` directories) that the files of each commit went into.
+    public let partitionsWritten: Counter
 
     public init(pipeline: String) {
         self.pipeline = pipeline
@@ -55,6 +63,26 @@ public struct PipelineMetrics: Sendable {
         deadLetterQueueSize = Gauge(label: "sluice_dead_letter_queue_records", dimensions: d)
         deadLetterOldestAge = Gauge(label: "sluice_dead_letter_queue_oldest_age_seconds", dimensions: d)
         endToEndLatency = Metrics.Timer(label: Self.endToEndLatencyName, dimensions: d, preferredDisplayUnit: .seconds)
+        processingSeconds = FloatingPointCounter(label: "sluice_processing_seconds_total", dimensions: d)
+        lastPullTime = Gauge(label: "sluice_last_pull_timestamp_seconds", dimensions: d)
+        partitionsWritten = Counter(label: "sluice_output_partitions_total", dimensions: d)
+    }
+
+    /// Counts records the reconciliation found missing; `check` says which: `ledger` (read but
+    /// neither written, dead-lettered nor dropped as a duplicate), `sink_rows` (the sink's files
+    /// hold fewer rows than were written to it) or `sequence_gap` (a declared sequence skipped).
+    public func missing(_ count: Int, check: String) {
+        Counter(label: "sluice_missing_records_total", dimensions: [("pipeline", pipeline), ("check", check)]).increment(by: count)
+    }
+
+    /// The index of the latency bucket `seconds` falls in (the last index is +Inf).
+    public static func latencyBucket(seconds: Double) -> Int {
+        var index = 0
+        for bound in endToEndLatencyBuckets {
+            if seconds <= Double(bound.components.seconds) + Double(bound.components.attoseconds) / 1e18 { return index }
+            index += 1
+        }
+        return index
     }
 
     public static let endToEndLatencyName = "sluice_end_to_end_latency_seconds"

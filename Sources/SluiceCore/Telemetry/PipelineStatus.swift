@@ -1,6 +1,8 @@
+import Foundation
 import Synchronization
 
-/// Live counters of a running pipeline, read by progress bars and the CLI summary.
+/// Live counters of a running pipeline, read by progress bars, the CLI summary and the alert
+/// engine (which samples them; it never reads the metrics registry).
 public final class PipelineStatus: Sendable {
     public struct Snapshot: Sendable {
         public var recordsIn = 0
@@ -11,6 +13,22 @@ public final class PipelineStatus: Sendable {
         public var bytesTotal: Int?
         public var recordsTotal: Int?
         public var finished = false
+        /// When the run started, and when its last commit finished.
+        public var startedAt: Date?
+        public var lastCommit: Date?
+        /// Records in the dead-letter queue (nil until first read from the state store).
+        public var deadLetterQueue: Int?
+        /// Schema drift events recorded.
+        public var schemaDrifts = 0
+        /// Records the reconciliation found missing (read, but neither written, dead-lettered
+        /// nor dropped as duplicates), and gaps in a declared sequence.
+        public var missingRecords = 0
+        /// Committed end-to-end latencies, cumulative per bucket of
+        /// ``PipelineMetrics/endToEndLatencyBuckets`` (one more for +Inf).
+        public var latencyBuckets = [Int](repeating: 0, count: PipelineMetrics.endToEndLatencyBuckets.count + 1)
+        /// A scheduled source's last pull, and the time between its pulls.
+        public var lastPull: Date?
+        public var pullInterval: TimeInterval?
     }
 
     private let state = Mutex(Snapshot())

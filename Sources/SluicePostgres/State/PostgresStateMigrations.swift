@@ -54,6 +54,18 @@ enum PostgresStateMigrations {
             CREATE INDEX registry_versions_schema ON sluice.registry_versions (schema_id);
             """
         ),
+        (
+            "v4-alerts",
+            """
+            CREATE TABLE sluice.alerts (
+                id bigserial PRIMARY KEY, pipeline text NOT NULL, name text NOT NULL, severity text NOT NULL,
+                summary text NOT NULL, value float8 NOT NULL, fired_at float8 NOT NULL, resolved_at float8);
+            -- One firing alert per pipeline and rule, whichever worker fires it first.
+            CREATE UNIQUE INDEX alerts_firing ON sluice.alerts (pipeline, name) WHERE resolved_at IS NULL;
+            CREATE TABLE sluice.hourly_volume (pipeline text NOT NULL, hour bigint NOT NULL, records bigint NOT NULL,
+                PRIMARY KEY (pipeline, hour));
+            """
+        ),
     ]
 
     static func migrate(_ s: PostgresSession) throws {

@@ -113,7 +113,7 @@ struct BackfillCommand: AsyncParsableCommand {
         logger.info("backfill starting", metadata: ["backfill": "\(plan.name)", "from": "\(from)", "to": "\(to)", "parallel": "\(parallel)"])
         let runner = PipelineRunner(plan: plan, store: store, logger: logger, hooks: .fromProcessEnvironment)
         let showProgress = terminal.isInteractive && !noProgress && logging.logFormat == .text
-        let supervisor = PipelineSupervisor(runners: [runner], logger: logger, progress: showProgress ? terminal : nil)
+        let supervisor = PipelineSupervisor(runners: [runner], store: store, logger: logger, progress: showProgress ? terminal : nil)
         var group = ServiceGroupConfiguration(
             services: [
                 .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)

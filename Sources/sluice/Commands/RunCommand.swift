@@ -82,7 +82,7 @@ struct RunCommand: AsyncParsableCommand {
         let showProgress =
             terminal.isInteractive && !noProgress && logging.logFormat == .text
             && !plans.contains { $0.source.isContinuous }
-        let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: showProgress ? terminal : nil)
+        let supervisor = PipelineSupervisor(runners: runners, store: store, logger: logger, progress: showProgress ? terminal : nil)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(
@@ -108,27 +108,42 @@ struct PipelineSupervisor: Service {
     let logger: Logger
     let progress: Terminal?
     let failures = FailureCount()
+    /// Evaluates the pipelines' alert rules while they run.
+    var alerts: AlertEngine?
+
+    init(runners: [PipelineRunner], store: any StateStore, logger: Logger, progress: Terminal?) {
+        self.runners = runners
+        self.logger = logger
+        self.progress = progress
+        alerts = AlertSetup.engine(for: runners, store: store, logger: logger)
+    }
 
     func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            if let progress {
-                group.addTask { [runners] in
-                    await ProgressRenderer(terminal: progress, statuses: runners.map(\.status)).run()
+        await withTaskGroup(of: Void.self) { outer in
+            // The alert engine is stopped, never cancelled: its queued notifications get their
+            // drain time after the pipelines end.
+            if let alerts { outer.addTask { await alerts.run() } }
+            await withTaskGroup(of: Void.self) { group in
+                if let progress {
+                    group.addTask { [runners] in
+                        await ProgressRenderer(terminal: progress, statuses: runners.map(\.status)).run()
+                    }
                 }
-            }
-            await withTaskGroup(of: Void.self) { pipelines in
-                for runner in runners {
-                    pipelines.addTask { [logger, failures] in
-                        do {
-                            try await runner.run()
-                        } catch {
-                            failures.record(runner.plan.name)
-                            logger.error("pipeline failed", metadata: ["pipeline": "\(runner.plan.name)", "error": "\(error)"])
+                await withTaskGroup(of: Void.self) { pipelines in
+                    for runner in runners {
+                        pipelines.addTask { [logger, failures] in
+                            do {
+                                try await runner.run()
+                            } catch {
+                                failures.record(runner.plan.name)
+                                logger.error("pipeline failed", metadata: ["pipeline": "\(runner.plan.name)", "error": "\(error)"])
+                            }
                         }
                     }
                 }
+                group.cancelAll()
             }
-            group.cancelAll()
+            alerts?.stop()
         }
         for runner in runners {
             let s = runner.status.snapshot

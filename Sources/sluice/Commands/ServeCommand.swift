@@ -112,7 +112,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
-        let supervisor = PipelineSupervisor(runners: runners, logger: logger, progress: nil)
+        let supervisor = PipelineSupervisor(runners: runners, store: store, logger: logger, progress: nil)
         var server = PushServer(
             settings: settings, streams: streams, store: queue, state: store, registry: registry, logger: logger,
             failedPipelines: { supervisor.failures.names },
