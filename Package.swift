@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"],
             swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceStateSQLiteTests", dependencies: ["SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceDatabaseTests", dependencies: ["SluiceDatabase", "SluiceTesting", "SluiceConnectors", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings),

@@ -184,6 +184,8 @@ final class JetStreamSourceReader: SourceReader {
         out.keysAreNew = redelivered == 0
         // The records of one message share its stream sequence: they are kept or dropped together.
         out.keyRunsAreUnits = true
+        // The origin of a queued record is its message's publication (stored in the stream).
+        out.originTime = messages.map(\.timestampNanos).min().map { Date(timeIntervalSince1970: Double($0) / 1e9) }
         return out
     }
 

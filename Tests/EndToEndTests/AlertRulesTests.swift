@@ -39,7 +39,7 @@ import Testing
         let export = try await SluiceProcess.runWithoutBlocking(["alerts", "rules", "-c", "p.yaml", "--format", "prometheus", "-o", "rules.yml"], in: dir)
         #expect(export.status == 0, "\(export.stderr)")
         let check = try await offPool { try Self.promtool(["check", "rules", "rules.yml"], in: dir) }
-        #expect(check.0 == 0 && check.1.contains("SUCCESS: 10 rules found"), "\(check.1)")
+        #expect(check.0 == 0 && check.1.contains("SUCCESS: 14 rules found"), "\(check.1)")
 
         func alert(_ name: String, _ pipeline: String, _ severity: String, _ summary: String) -> String {
             "{ exp_labels: { alertname: \(name), severity: \(severity), pipeline: \"\(pipeline)\" }, exp_annotations: { summary: \"\(summary)\" } }"
@@ -49,7 +49,11 @@ import Testing
         let dlq = alert("SluiceDeadLetterQueueLarge", "a", "critical", "pipeline a's dead-letter queue holds more than 50 records")
         let drift = alert("SluiceSchemaDrift", "a", "warning", "the records of pipeline a changed shape")
         let latency = alert("SluiceLatencyAboveSLA", "a", "critical", "pipeline a's end-to-end latency p99 is above 60 s")
-        let drop = alert("SluiceVolumeDrop", "b", "warning", "pipeline b's input fell more than 20% below the same hour yesterday")
+        let drop = alert("SluiceVolumeDrop", "b", "warning", "pipeline b's input fell more than 20% below the same hour of previous days")
+        let missing = alert(
+            "SluiceMissingData", "a", "critical",
+            "pipeline a lost records: read but neither written, dead-lettered nor deduplicated, or a sequence skipped")
+        let cost = alert("SluiceCostSpike", "b", "warning", "pipeline b's cost rose more than 20% above the same hour yesterday")
         try write(
             """
             rule_files: [rules.yml]
@@ -78,6 +82,9 @@ import Testing
                     values: '0+1x40'
                   - series: 'sluice_end_to_end_latency_seconds_bucket{pipeline="a",le="+Inf"}'
                     values: '0+1x40'
+                  # a: one record found missing at minute 5.
+                  - series: 'sluice_missing_records_total{pipeline="a",check="ledger"}'
+                    values: '0x4 1x40'
                 alert_rule_test:
                   - { eval_time: 10m, alertname: SluiceIngestionStopped, exp_alerts: [] }
                   - { eval_time: 16m, alertname: SluiceIngestionStopped, exp_alerts: [\(stopped)] }
@@ -90,6 +97,9 @@ import Testing
                   - { eval_time: 2m, alertname: SluiceSchemaDrift, exp_alerts: [] }
                   - { eval_time: 5m, alertname: SluiceSchemaDrift, exp_alerts: [\(drift)] }
                   - { eval_time: 25m, alertname: SluiceSchemaDrift, exp_alerts: [] }
+                  - { eval_time: 3m, alertname: SluiceMissingData, exp_alerts: [] }
+                  - { eval_time: 6m, alertname: SluiceMissingData, exp_alerts: [\(missing)] }
+                  - { eval_time: 30m, alertname: SluiceMissingData, exp_alerts: [] }
               - interval: 1m
                 input_series:
                   # b: 100 records a minute for a day, then 50: the same hour yesterday had twice as many.
@@ -98,9 +108,14 @@ import Testing
                   # a had no drop rule (disabled), whatever its input.
                   - series: 'sluice_records_in_total{pipeline="a"}'
                     values: '0+100x1440 144010+10x180'
+                  # b: a cent a minute for a day, then two.
+                  - series: 'sluice_cost_dollars_total{pipeline="b"}'
+                    values: '0+0.01x1440 14.41+0.02x180'
                 alert_rule_test:
                   - { eval_time: 23h, alertname: SluiceVolumeDrop, exp_alerts: [] }
                   - { eval_time: 26h, alertname: SluiceVolumeDrop, exp_alerts: [\(drop)] }
+                  - { eval_time: 23h, alertname: SluiceCostSpike, exp_alerts: [] }
+                  - { eval_time: 26h, alertname: SluiceCostSpike, exp_alerts: [\(cost)] }
             """, to: "\(dir)/tests.yml")
         let unit = try await offPool { try Self.promtool(["test", "rules", "tests.yml"], in: dir) }
         #expect(unit.0 == 0 && unit.1.contains("SUCCESS"), "\(unit.1)")

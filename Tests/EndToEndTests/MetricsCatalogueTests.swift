@@ -25,6 +25,8 @@ import Testing
         "sluice_dead_letter_queue_oldest_age_seconds": ["pipeline"],
         "sluice_dead_letters_total": ["pipeline", "stage", "kind"],
         "sluice_end_to_end_latency_seconds": ["pipeline"],
+        "sluice_processing_seconds_total": ["pipeline"],
+        "sluice_output_partitions_total": ["pipeline"],
     ]
 
     /// `name{a="x",b="y"} value` → (name without histogram/summary suffixes, label names).
@@ -105,11 +107,13 @@ import Testing
         }
         #expect(lint.0 == 0, "promtool check metrics: \(lint.1)")
         // `sluice status` reads the same endpoint: the pipeline's line, its latency (months: above
-        // the largest bucket), its dead letter, a recent commit.
+        // the largest bucket), no lag (a watched directory has none), its dead letter, a recent
+        // commit, no alert firing (the error rate's `for:` is 5 minutes).
         let live = try await SluiceProcess.runWithoutBlocking(["status", "--url", "http://127.0.0.1:\(port)", "--interval", "0.2"], in: dir)
         let line = live.stdout.split(separator: "\n").first { $0.hasPrefix("m ") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         #expect(
-            live.status == 0 && live.stdout.hasPrefix("PIPELINE") && line?.count == 8 && line?[4] == ">1d" && line?[5] == "1" && line?.last == "ago",
+            live.status == 0 && live.stdout.hasPrefix("PIPELINE") && line?.count == 10 && line?[4] == ">1d" && line?[5] == "-" && line?[6] == "1"
+                && line?[8] == "ago" && line?.last == "-",
             "\(live.stdout)\(live.stderr)")
         kill(p.processIdentifier, SIGTERM)
         await waitForExit(p)

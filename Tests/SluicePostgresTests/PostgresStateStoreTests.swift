@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 @testable import SluicePostgres
+import SluiceTesting
 import Testing
 
 /// The shared state store on the real server. Tests share the `sluice` schema, so each uses
@@ -162,5 +163,11 @@ import Testing
         #expect(try await registry.schema(id: id).text == text, "a soft-deleted version still refers to the id")
         try await store.registryPurge(subject: subject, version: nil)
         await #expect(throws: RegistryError.self) { try await registry.schema(id: id) }
+    }
+}
+
+@Suite struct PostgresAlertHistoryTests {
+    @Test func alertsAndHourlyVolumeBehaveAsEveryStoreMust() async throws {
+        try await AlertHistoryConformance.run(try await PostgresStateStore.open(try testServerURL()), prefix: "p-\(UUID().uuidString.prefix(8))")
     }
 }

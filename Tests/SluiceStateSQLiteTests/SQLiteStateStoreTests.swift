@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 import SluiceStateSQLite
+import SluiceTesting
 import Testing
 
 @Suite struct SQLiteStateStoreTests {
@@ -122,5 +123,13 @@ import Testing
         try await store.commit(c)
         let again = try SQLiteStateStore(path: store.path)
         #expect(try await again.checkpoint(pipeline: "p")[""] == "42")
+    }
+}
+
+@Suite struct SQLiteAlertHistoryTests {
+    @Test func alertsAndHourlyVolumeBehaveAsEveryStoreMust() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await AlertHistoryConformance.run(try SQLiteStateStore(path: "\(dir)/state.db"), prefix: "p")
     }
 }

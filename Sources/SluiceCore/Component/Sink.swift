@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// What a sink needs from the runtime.
@@ -73,6 +74,10 @@ public protocol SinkWriter: AnyObject {
     func abortCommit() async
     /// Releases resources (uncommitted data is discarded and will be replayed).
     func close() async
+    /// The Hive partitions (`key=value/…` directories) the sink's output holds now, for the
+    /// `sluice_lake_partitions` gauge; nil when the sink does not partition or cannot tell
+    /// cheaply. Asked once per writer; the runtime adds the partitions of later commits.
+    func lakePartitions() async -> Set<String>?
 }
 
 extension SinkWriter {
@@ -81,4 +86,20 @@ extension SinkWriter {
     public func finishCommit() async throws {}
     public func abortCommit() async {}
     public func close() async {}
+    public func lakePartitions() async -> Set<String>? { nil }
+}
+
+/// The Hive partitions under a local directory: every relative directory path made of
+/// `key=value` segments that holds a visible file. Nil for `s3://` paths (listing a bucket
+/// to count is not cheap) and when the directory cannot be read.
+public func localLakePartitions(under directory: String) -> Set<String>? {
+    guard !directory.contains("://"), let walker = FileManager.default.enumerator(atPath: directory) else { return nil }
+    var partitions: Set<String> = []
+    while let path = walker.nextObject() as? String {
+        let parts = path.split(separator: "/")
+        guard parts.count > 1, !(parts.last?.hasPrefix(".") ?? true) else { continue }
+        let dirs = parts.dropLast()
+        if dirs.allSatisfy({ $0.contains("=") }) { partitions.insert(dirs.joined(separator: "/")) }
+    }
+    return partitions
 }

@@ -201,9 +201,9 @@ public struct PipelineRunner: Sendable {
                 $0.recordsTotal = progress.recordsTotal
             }
         }
-        let lastPull = metrics.lastPullTime
+        let metrics = self.metrics
         context.reportPull = { started, interval in
-            lastPull.record(started.timeIntervalSince1970)
+            metrics.pulled(at: started)
             status.update {
                 $0.lastPull = started
                 $0.pullInterval = interval
@@ -263,6 +263,9 @@ public struct PipelineRunner: Sendable {
         var origins: [(sequence: UInt64, origin: Date)] = []
         /// The missing-data check: every record read is written, dead-lettered or deduplicated.
         var ledger = ReconciliationLedger()
+        /// The Hive partitions of the sink's output (nil: not a partitioned lake, or not read yet).
+        var lakePartitions: Set<String>?
+        var lakePartitionsRead = false
         /// Gaps in a declared sequence (`reconcile:`).
         var sequenceGaps: SequenceGapCounter?
         /// Records accepted so far in this process (the test hook that drops one counts them).
@@ -527,7 +530,16 @@ public struct PipelineRunner: Sendable {
                     } else {
                         metrics.filesWritten.increment(by: commit.fileIntents.count)
                         metrics.outputBytes.increment(by: commit.fileIntents.reduce(0) { $0 + $1.bytes })
-                        metrics.partitionsWritten.increment(by: Set(commit.fileIntents.map { Self.partition(of: $0.finalPath) }).subtracting([""]).count)
+                        let written = Set(commit.fileIntents.map { Self.partition(of: $0.finalPath) }).subtracting([""])
+                        metrics.partitionsWritten.increment(by: written.count)
+                        if !lakePartitionsRead {
+                            lakePartitionsRead = true
+                            lakePartitions = await writer.lakePartitions()
+                        }
+                        if lakePartitions != nil {
+                            lakePartitions!.formUnion(written)
+                            metrics.lakePartitions.record(lakePartitions!.count)
+                        }
                         let inFiles = commit.fileIntents.reduce(0) { $0 + $1.records }
                         if inFiles != commit.records {
                             reportMissing(

@@ -77,13 +77,13 @@ public struct AlertsConfig: Decodable, Sendable, Hashable {
             self.format = f
         }
 
-        /// The URL without its query string or credentials (both may hold tokens).
+        /// The URL's scheme, host and port only: its path, query and credentials may hold
+        /// tokens (a Slack webhook's path is its secret).
         public var description: String {
-            guard var parts = URLComponents(string: url) else { return "webhook" }
-            parts.query = nil
-            parts.user = nil
-            parts.password = nil
-            return parts.string ?? "webhook"
+            guard let parts = URLComponents(string: url), let scheme = parts.scheme, let host = parts.host else { return "webhook" }
+            let port = parts.port.map { ":\($0)" } ?? ""
+            let path = parts.path.isEmpty || parts.path == "/" ? "" : "/…"
+            return "\(scheme)://\(host)\(port)\(path)"
         }
     }
 

@@ -26,6 +26,7 @@ public enum MetricHelp {
         "sluice_end_to_end_latency_seconds": "From a batch's origin (event_time, else what the source knows, else its read) to its commit.",
         "sluice_processing_seconds_total": "Time spent handling records (dedupe, sink writes, commits); per record: divide by records in.",
         "sluice_last_pull_timestamp_seconds": "Unix time a scheduled source last started a pull.",
+        "sluice_lake_partitions": "Hive partitions in a local partitioned lake: those found at start and those written since.",
         "sluice_output_partitions_total": "Hive partition directories written to, counted once per commit.",
         "sluice_missing_records_total": "Records the reconciliation found missing, by check (ledger, sink_rows, sequence_gap).",
         "sluice_alerts_firing": "Alerts firing now, by alert and severity.",
@@ -36,6 +37,7 @@ public enum MetricHelp {
         "sluice_schema_discarded_values_total": "Values dropped by the discard_value schema policy.",
         // Change data capture.
         "sluice_cdc_retained_wal_bytes": "WAL the replication slot keeps on the server.",
+        "sluice_cdc_lag_seconds": "From the commit of the last transaction read to now; 0 when caught up.",
         // JetStream.
         "sluice_queue_published_total": "Messages published to JetStream.",
         "sluice_queue_publish_duplicates_total": "Publishes JetStream recognised as duplicates (Nats-Msg-Id).",

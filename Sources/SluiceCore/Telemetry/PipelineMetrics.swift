@@ -1,3 +1,4 @@
+import Foundation
 import Metrics
 
 /// The metrics of one pipeline, created once and updated per batch (never per record).
@@ -38,10 +39,10 @@ public struct PipelineMetrics: Sendable {
     /// `rate(sluice_processing_seconds_total) / rate(sluice_records_in_total)` is the processing
     /// time per record.
     public let processingSeconds: FloatingPointCounter
-    /// When a scheduled source last started a pull (Unix seconds): its lag is `time() -` it.
-    public let lastPullTime: Gauge
     /// Hive partitions (`key=value` directories) that the files of each commit went into.
     public let partitionsWritten: Counter
+    /// Hive partitions in a local partitioned lake (those found at start, and those written since).
+    public var lakePartitions: Gauge { Gauge(label: "sluice_lake_partitions", dimensions: [("pipeline", pipeline)]) }
 
     public init(pipeline: String) {
         self.pipeline = pipeline
@@ -64,8 +65,13 @@ public struct PipelineMetrics: Sendable {
         deadLetterOldestAge = Gauge(label: "sluice_dead_letter_queue_oldest_age_seconds", dimensions: d)
         endToEndLatency = Metrics.Timer(label: Self.endToEndLatencyName, dimensions: d, preferredDisplayUnit: .seconds)
         processingSeconds = FloatingPointCounter(label: "sluice_processing_seconds_total", dimensions: d)
-        lastPullTime = Gauge(label: "sluice_last_pull_timestamp_seconds", dimensions: d)
         partitionsWritten = Counter(label: "sluice_output_partitions_total", dimensions: d)
+    }
+
+    /// When a scheduled source last started a pull (Unix seconds): its lag is `time() -` it.
+    /// Created at the first pull, so that only scheduled pipelines have the series.
+    public func pulled(at date: Date) {
+        Gauge(label: "sluice_last_pull_timestamp_seconds", dimensions: [("pipeline", pipeline)]).record(date.timeIntervalSince1970)
     }
 
     /// Counts records the reconciliation found missing; `check` says which: `ledger` (read but

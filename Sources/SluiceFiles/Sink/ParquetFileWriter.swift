@@ -173,6 +173,10 @@ final class ParquetFileWriter: SinkWriter {
         commit.fileIntents += prepared
     }
 
+    func lakePartitions() async -> Set<String>? {
+        sink.partition == nil ? nil : localLakePartitions(under: sink.directory)
+    }
+
     func finishCommit() async throws {
         if let publisher {
             try await publisher.publish(prepared, pipeline: context.pipeline, state: context.state)

@@ -1,3 +1,4 @@
+import Foundation
 import SluiceCore
 
 /// Change events in the Debezium envelope convention, one row per change:
@@ -8,6 +9,11 @@ import SluiceCore
 /// `source.column_types` (column → PostgreSQL type, for the built-in types), from which
 /// `mode: apply` creates tables with the source's exact types.
 enum ChangeEvents {
+    /// A commit time (microseconds since 2000-01-01, as pgoutput sends it) as a date.
+    static func date(_ commitTime: Int64) -> Date {
+        Date(timeIntervalSince1970: Double(commitTime + BinaryValue.epochMicros) / 1_000_000)
+    }
+
     static let schema = Schema([
         Field("op", .string, nullable: false),
         Field("table", .string, nullable: false),

@@ -1,3 +1,4 @@
+import Metrics
 import Foundation
 import Logging
 import SluiceCore
@@ -59,6 +60,11 @@ final class PostgresCDCReader: SourceReader {
         watermarks.snapshotConnection = nil
     }
 
+    /// How far behind the server's commits the reader is: from the commit of the last
+    /// transaction handed over to now (0 when caught up). `sluice_cdc_retained_wal_bytes` is the
+    /// same lag in bytes.
+    var slotLag: Gauge { Gauge(label: "sluice_cdc_lag_seconds", dimensions: [("pipeline", context.pipeline), ("slot", source.options.slot)]) }
+
     func next() async throws -> SourceBatch? {
         if let exported {
             if let batch = try await nextExportedChunk(exported) { return batch }
@@ -82,11 +88,19 @@ final class PostgresCDCReader: SourceReader {
                 continue
             }
             if let batch = stream.handOver(quiet: frames.isEmpty, position: position) {
-                return SourceBatch(
+                var out = SourceBatch(
                     records: ChangeEvents.batch(batch.transactions, database: database),
                     position: SourcePosition(partition: partition, value: stream.emittedPosition.text),
                     inputBytes: batch.changes * 64)
+                // The origin of a change is its transaction's commit on the server.
+                out.originTime = batch.transactions.map(\.commitTime).min().map(ChangeEvents.date)
+                if let last = batch.transactions.last {
+                    slotLag.record(max(0, Date().timeIntervalSince(ChangeEvents.date(last.commitTime))))
+                }
+                return out
             }
+            // Caught up: nothing received and nothing held back.
+            if frames.isEmpty, stream.open == nil { slotLag.record(0) }
         }
     }
 

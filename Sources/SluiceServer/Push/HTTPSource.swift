@@ -215,10 +215,13 @@ final class HTTPSourceReader: SourceReader {
         }
         position = requests.last!.sequence
         averagePayload = max(1, buffer.count / requests.count)
-        return SourceBatch(
+        var batch = SourceBatch(
             records: output.batch, rejects: rejects,
             position: SourcePosition(partition: HTTPSource.partition(source.options.stream), value: String(position)),
             inputBytes: buffer.count)
+        // The origin of a pushed record is the arrival of its request.
+        batch.originTime = requests.map(\.receivedAt).min()
+        return batch
     }
 
     /// The decoder's columns are the fields of every record it read since the reader started.

@@ -43,6 +43,11 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
+    /// For `Benchmarks/metrics_overhead_bench.py`: no metrics (swift-metrics' no-op handler) and
+    /// no alert evaluation, to measure what they cost.
+    @Flag(name: .customLong("benchmark-no-telemetry"), help: .hidden)
+    var noTelemetry = false
+
     func run() async throws {
         MemoryTuning.apply()
         let terminal = Terminal()
@@ -50,7 +55,11 @@ struct RunCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets[PipelineMetrics.endToEndLatencyName] = PipelineMetrics.endToEndLatencyBuckets
-        MetricsSystem.bootstrap(factory)
+        if noTelemetry {
+            MetricsSystem.bootstrap(NOOPMetricsHandler.instance)
+        } else {
+            MetricsSystem.bootstrap(factory)
+        }
 
         let (stateLocation, allPlans) = try await ConfigLoading.reportingErrors { try ConfigLoading.load(files) }
         let plans = try await ConfigLoading.reportingErrors { () throws -> [PipelinePlan] in
@@ -82,7 +91,8 @@ struct RunCommand: AsyncParsableCommand {
         let showProgress =
             terminal.isInteractive && !noProgress && logging.logFormat == .text
             && !plans.contains { $0.source.isContinuous }
-        let supervisor = PipelineSupervisor(runners: runners, store: store, logger: logger, progress: showProgress ? terminal : nil)
+        var supervisor = PipelineSupervisor(runners: runners, store: store, logger: logger, progress: showProgress ? terminal : nil)
+        if noTelemetry { supervisor.alerts = nil }
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(

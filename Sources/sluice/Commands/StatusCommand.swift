@@ -53,7 +53,7 @@ struct StatusCommand: AsyncParsableCommand {
         let second = try await Self.scrape(base)
         let seconds = max(Date().timeIntervalSince(start), 0.001)
         let pipelines = Set(second.samples.compactMap { $0.labels["pipeline"] }).sorted()
-        var rows = [["PIPELINE", "RECORDS/S", "MB/S", "GB/DAY", "P99 LATENCY", "DLQ", "LAST COMMIT"]]
+        var rows = [["PIPELINE", "RECORDS/S", "MB/S", "GB/DAY", "P99 LATENCY", "LAG", "DLQ", "LAST COMMIT", "FIRING"]]
         for p in pipelines {
             func delta(_ name: String) -> Double { second.value(name, pipeline: p) - first.value(name, pipeline: p) }
             let records = delta("sluice_records_out_total") / seconds
@@ -62,12 +62,27 @@ struct StatusCommand: AsyncParsableCommand {
             rows.append([
                 p, String(format: "%.0f", records), String(format: "%.2f", bytes / 1_048_576), String(format: "%.2f", bytes * 86_400 / 1_073_741_824),
                 second.quantile(0.99, of: "sluice_end_to_end_latency_seconds", pipeline: p).map { $0.isInfinite ? ">1d" : Self.duration($0) } ?? "-",
+                Self.lag(second, pipeline: p),
                 String(format: "%.0f", second.value("sluice_dead_letter_queue_records", pipeline: p)),
                 lastCommit > 0 ? Self.duration(Date().timeIntervalSince1970 - lastCommit) + " ago" : "-",
+                second.samples.filter { $0.name == "sluice_alerts_firing" && $0.labels["pipeline"] == p && $0.value > 0 }
+                    .compactMap { $0.labels["alert"] }.sorted().joined(separator: ",").nonEmpty ?? "-",
             ])
         }
         Self.printTable(rows)
         if pipelines.isEmpty { print("no pipelines in \(base)") }
+    }
+
+    /// What the pipeline's source says about its lag: a queue's pending messages, CDC's seconds
+    /// behind the server, or the time since a scheduled source's last pull.
+    static func lag(_ e: Exposition, pipeline p: String) -> String {
+        let has = { (name: String) in e.samples.contains { $0.name == name && $0.labels["pipeline"] == p } }
+        if has("sluice_queue_consumer_pending") { return String(format: "%.0f msgs", e.value("sluice_queue_consumer_pending", pipeline: p)) }
+        if has("sluice_cdc_lag_seconds") { return duration(e.value("sluice_cdc_lag_seconds", pipeline: p)) }
+        if has("sluice_last_pull_timestamp_seconds") {
+            return duration(Date().timeIntervalSince1970 - e.value("sluice_last_pull_timestamp_seconds", pipeline: p)) + " since pull"
+        }
+        return "-"
     }
 
     /// The samples of a Prometheus text exposition.
@@ -144,7 +159,8 @@ struct StatusCommand: AsyncParsableCommand {
         let runs = try await store.runs(pipeline: nil, limit: 1000)
         var latest: [String: RunRecord] = [:]
         for run in runs where latest[run.pipeline].map({ $0.startedAt < run.startedAt }) ?? true { latest[run.pipeline] = run }
-        var rows = [["PIPELINE", "STATE", "STARTED", "DURATION", "IN", "OUT", "RECORDS/S", "DLQ"]]
+        var rows = [["PIPELINE", "STATE", "STARTED", "DURATION", "IN", "OUT", "RECORDS/S", "DLQ", "FIRING"]]
+        let firing = Dictionary(grouping: try await store.alerts(pipeline: nil, firingOnly: true, limit: 1000), by: \.pipeline)
         let formatter = ISO8601DateFormatter()
         for (name, run) in latest.sorted(by: { $0.key < $1.key }) {
             let seconds = (run.endedAt ?? Date()).timeIntervalSince(run.startedAt)
@@ -153,6 +169,7 @@ struct StatusCommand: AsyncParsableCommand {
                 name, run.status.rawValue, formatter.string(from: run.startedAt), Self.duration(seconds), "\(run.recordsIn)", "\(run.recordsOut)",
                 String(format: "%.0f", Double(run.recordsOut) / max(seconds, 0.001)),
                 dlq.count == 0 ? "0" : "\(dlq.count) (oldest \(Self.duration(Date().timeIntervalSince(dlq.oldest ?? Date()))))",
+                (firing[name] ?? []).map(\.name).sorted().joined(separator: ",").nonEmpty ?? "-",
             ])
         }
         Self.printTable(rows)
@@ -175,4 +192,9 @@ struct StatusCommand: AsyncParsableCommand {
             print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
         }
     }
+}
+
+extension String {
+    /// Nil when empty.
+    var nonEmpty: String? { isEmpty ? nil : self }
 }
