@@ -8,7 +8,7 @@ echo "==> swift format (scripts/format.sh --check)"
 scripts/format.sh --check
 
 echo "==> swift build"
-swift build 2>&1 | grep -vE "'swift-distributed-tracing'|unhandled; explicitly" || true
+swift build 2>&1 | grep --line-buffered -vE "'swift-distributed-tracing'|unhandled; explicitly" || true
 export SLUICE_BIN="$(swift build --show-bin-path)/sluice"
 [ -x "$SLUICE_BIN" ] || { echo "error: the build failed" >&2; swift build; exit 1; }
 
@@ -18,6 +18,6 @@ trap pg_test_server_stop EXIT
 
 echo "==> swift test"
 set +e
-swift test "$@" 2>&1 | grep -vE "'swift-distributed-tracing'|unhandled; explicitly"
+swift test "$@" 2>&1 | grep --line-buffered -vE "'swift-distributed-tracing'|unhandled; explicitly"
 status="${PIPESTATUS[0]}"
 exit "$status"

@@ -74,7 +74,9 @@ import Testing
         let sluice = try SluiceProcess.start(["run", "p.yaml"], in: dir, log: "\(dir)/sluice.log")
         defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
         func log() -> String { (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? "" }
-        func has(_ alert: String, _ states: [String]) -> Bool { Self.transitions(got, alert: alert) == states }
+        // Prefixes, not exact lists: on a loaded machine a transition can follow before a poll
+        // sees the one before it (the final checks look at the whole sequence).
+        func has(_ alert: String, _ states: [String]) -> Bool { Self.transitions(got, alert: alert).starts(with: states) }
 
         // Nothing arrives after the first file: stopped.
         try #require(try await waitUntil(seconds: 60) { has("SluiceIngestionStopped", ["firing"]) }, "\(log())")
@@ -101,7 +103,7 @@ import Testing
             return false
         }
         #expect(try await feed { has("SluiceErrorRateHigh", ["firing", "resolved"]) && has("SluiceSchemaDrift", ["firing", "resolved"]) })
-        #expect(has("SluiceDeadLetterQueueLarge", ["firing"]), "the queue still holds 4")
+        #expect(Self.transitions(got, alert: "SluiceDeadLetterQueueLarge") == ["firing"], "the queue still holds 4")
         let cleared = try await offPool { () -> Int32 in
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -126,8 +128,9 @@ import Testing
             let mine = all.filter { $0.body["alert"] as? String == alert }
             let states = mine.compactMap { $0.body["status"] as? String }
             // Stopped may fire again if the machine stalls the pipeline beyond 4 s; any further
-            // transitions still come one notification each, alternating.
+            // transitions still come one notification each, alternating. The others fire once.
             #expect(states.count >= 2 && states.enumerated().allSatisfy { $1 == ($0 % 2 == 0 ? "firing" : "resolved") }, "\(alert): \(states)")
+            if alert != "SluiceIngestionStopped" { #expect(states.count == 2, "\(alert): \(states)") }
             let ids = mine.compactMap { $0.body["id"] as? Int }
             #expect(ids.count == states.count && ids[0] == ids[1], "\(alert): \(ids)")
         }
@@ -172,7 +175,7 @@ import Testing
         let formatter = ISO8601DateFormatter()
         // Records an hour old: their end-to-end latency is an hour.
         try write("{\"id\":1,\"at\":\"\(formatter.string(from: Date().addingTimeInterval(-3600)))\"}\n", to: "\(dir)/data/1.ndjson")
-        // (It may also resolve already: with no newer batch in its window the latency is unknown.)
+        // (It stays firing while no newer batch is committed: the latency is then unknown.)
         func slackTexts() -> [String] { Self.notifications("\(dir)/slack.ndjson").compactMap { $0.body["text"] as? String } }
         try #require(
             try await waitUntil(seconds: 60) { !slackTexts().isEmpty && log().contains("alert notification failed; retrying") }, "\(log())")

@@ -44,7 +44,7 @@ import Testing
         func alert(_ name: String, _ pipeline: String, _ severity: String, _ summary: String) -> String {
             "{ exp_labels: { alertname: \(name), severity: \(severity), pipeline: \"\(pipeline)\" }, exp_annotations: { summary: \"\(summary)\" } }"
         }
-        let stopped = alert("SluiceIngestionStopped", "a", "critical", "pipeline a has committed nothing for more than 900 s")
+        let stopped = alert("SluiceIngestionStopped", "a", "critical", "pipeline a stopped: nothing committed for more than 900 s, or it failed")
         let errorRate = alert("SluiceErrorRateHigh", "a", "critical", "more than 2% of pipeline a's records are dead-lettered")
         let dlq = alert("SluiceDeadLetterQueueLarge", "a", "critical", "pipeline a's dead-letter queue holds more than 50 records")
         let drift = alert("SluiceSchemaDrift", "a", "warning", "the records of pipeline a changed shape")

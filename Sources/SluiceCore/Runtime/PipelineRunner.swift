@@ -46,6 +46,7 @@ public struct PipelineRunner: Sendable {
         status.update {
             $0.startedAt = Date()
             $0.finished = false
+            $0.failed = false
         }
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
@@ -83,7 +84,10 @@ public struct PipelineRunner: Sendable {
             totals = totalsSoFar
             try? await store.finishRun(id: runID, status: .failed, totals: totals, message: "\(error)", at: Date())
             metrics.run(result: "failed")
-            status.update { $0.finished = true }
+            status.update {
+                $0.finished = true
+                $0.failed = true
+            }
             throw error
         }
     }
@@ -259,6 +263,8 @@ public struct PipelineRunner: Sendable {
         /// In-memory bytes of the records written since the last commit (the output size of
         /// sinks that do not publish files).
         var uncommittedOutputBytes = 0
+        /// Rows the sink refused (dead-lettered) since the last commit: written, but in no file.
+        var uncommittedSinkRejects = 0
         /// Origins of the batches read and not yet committed, by sequence (end-to-end latency).
         var origins: [(sequence: UInt64, origin: Date)] = []
         /// The missing-data check: every record read is written, dead-lettered or deduplicated.
@@ -360,7 +366,9 @@ public struct PipelineRunner: Sendable {
             ledger.read(sequence, position: batch.position, records: rows + batch.rejects.count)
             ledger.settle(sequence, batch.rejects.count)
             if sequenceGaps != nil, rows > 0 {
-                let (missing, examples) = sequenceGaps!.gaps(in: batch.records)
+                // Records dead-lettered on the way in may be the numbers that look skipped: a
+                // batch with any is remembered but not counted.
+                let (missing, examples) = sequenceGaps!.gaps(in: batch.records, count: batch.rejects.isEmpty)
                 if missing > 0 { reportMissing(missing, check: "sequence_gap", at: batch.position, detail: examples.joined(separator: ", ")) }
             }
             addDeadLetters(batch.rejects)
@@ -451,6 +459,7 @@ public struct PipelineRunner: Sendable {
                             raw: Array(RowRendering.json(current, rows: failure.row..<failure.row + 1).utf8),
                             attempts: attempt)
                     })
+                uncommittedSinkRejects += final.count
                 guard !retryable.isEmpty, attempt < runner.plan.settings.retry.maxAttempts else { break }
                 let delay = runner.plan.settings.retry.delay(attempt: attempt, retryAfter: retryable.first?.error.retryAfter)
                 metrics.retries.increment()
@@ -541,13 +550,15 @@ public struct PipelineRunner: Sendable {
                             metrics.lakePartitions.record(lakePartitions!.count)
                         }
                         let inFiles = commit.fileIntents.reduce(0) { $0 + $1.records }
-                        if inFiles != commit.records {
+                        let accepted = commit.records - uncommittedSinkRejects
+                        if inFiles != accepted {
                             reportMissing(
-                                commit.records - inFiles, check: "sink_rows", at: nil,
-                                detail: "\(commit.records) records written to the sink, \(inFiles) in its files")
+                                accepted - inFiles, check: "sink_rows", at: nil,
+                                detail: "\(accepted) records accepted by the sink, \(inFiles) in its files")
                         }
                     }
                     uncommittedOutputBytes = 0
+                    uncommittedSinkRejects = 0
                     var latencies: [Int] = []
                     if let committedThrough {
                         while let first = origins.first, first.sequence <= committedThrough {
@@ -579,8 +590,9 @@ public struct PipelineRunner: Sendable {
 
         /// Counts records found missing by a reconciliation `check`, and says where.
         func reportMissing(_ count: Int, check: String, at position: SourcePosition?, detail: String) {
-            metrics.missing(abs(count), check: check)
-            runner.status.update { $0.missingRecords += abs(count) }
+            let n = count.magnitude > UInt(1 << 40) ? 1 << 40 : Int(count.magnitude)
+            metrics.missing(n, check: check)
+            runner.status.update { $0.missingRecords = $0.missingRecords > Int.max - n ? Int.max : $0.missingRecords + n }
             var metadata: Logger.Metadata = ["check": "\(check)", "records": "\(count)", "detail": "\(detail)"]
             if let position { metadata["position"] = "\(position)" }
             runner.logger.error("records missing", metadata: metadata)

@@ -67,7 +67,9 @@ public struct AlertsConfig: Decodable, Sendable, Hashable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             url = try c.decode(String.self, forKey: .url)
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
-                throw try c.superDecoder(forKey: .url).configError("expected an http:// or https:// URL, found '\(url)'")
+                // Named by what is safe to print: a webhook's path or query may be its secret.
+                let shown = URLComponents(string: url)?.scheme.map { "a \($0): URL" } ?? "no URL"
+                throw try c.superDecoder(forKey: .url).configError("expected an http:// or https:// URL with a host, found \(shown)")
             }
             secret = try c.decodeIfPresent(String.self, forKey: .secret)
             let format = try c.decodeIfPresent(String.self, forKey: .format) ?? "json"
@@ -296,7 +298,7 @@ public struct AlertRule: Sendable, Hashable {
         ) { after, _ in
             (
                 "time() - sluice_last_commit_timestamp_seconds{\(p)} > \(format(after))",
-                "pipeline \(pipeline) has committed nothing for more than \(format(after)) s"
+                "pipeline \(pipeline) stopped: nothing committed for more than \(format(after)) s, or it failed"
             )
         }
         add(

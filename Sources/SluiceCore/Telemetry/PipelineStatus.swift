@@ -13,6 +13,8 @@ public final class PipelineStatus: Sendable {
         public var bytesTotal: Int?
         public var recordsTotal: Int?
         public var finished = false
+        /// The run ended with an error (``finished`` is set too).
+        public var failed = false
         /// When the run started, and when its last commit finished.
         public var startedAt: Date?
         public var lastCommit: Date?

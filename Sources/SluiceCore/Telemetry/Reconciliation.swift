@@ -41,14 +41,18 @@ public struct SequenceGapCounter: Sendable {
     private var last: [String: (sequence: Int64, seen: UInt64)] = [:]
     private var tick: UInt64 = 0
 
+    /// The most one batch counts as missing.
+    static let maxGap = 1 << 31
+
     public init(field: String, keyField: String?, maxKeys: Int = 100_000) {
         self.field = field
         self.keyField = keyField
         self.maxKeys = maxKeys
     }
 
-    /// The gaps in `records`: how many numbers were skipped, and up to five examples.
-    public mutating func gaps(in records: RecordBatch) -> (missing: Int, examples: [String]) {
+    /// The gaps in `records`: how many numbers were skipped, and up to five examples. With
+    /// `count: false` the numbers are remembered and no gap is counted.
+    public mutating func gaps(in records: RecordBatch, count: Bool = true) -> (missing: Int, examples: [String]) {
         guard let index = records.schema.index(of: field) else { return (0, []) }
         let column = records.columns[index]
         let keyColumn = keyField.flatMap { records.schema.index(of: $0) }.map { records.columns[$0] }
@@ -69,10 +73,15 @@ public struct SequenceGapCounter: Sendable {
             let key = keyColumn.map { "\($0.value(at: row))" } ?? ""
             tick += 1
             if let previous = last[key]?.sequence {
-                if sequence > previous + 1 {
-                    missing += Int(sequence - previous - 1)
+                // Hostile numbers (near Int64's ends) must not trap: the gap is computed with
+                // overflow checks and clamped.
+                let (distance, overflow) = sequence.subtractingReportingOverflow(previous)
+                if count, sequence > previous, overflow || distance > 1 {
+                    // A jump beyond 2^31 (a producer's bug, or hostile input) counts as 2^31.
+                    let skipped = overflow ? Self.maxGap : Int(min(distance - 1, Int64(Self.maxGap)))
+                    missing = min(missing + skipped, Self.maxGap)
                     if examples.count < 5 {
-                        examples.append((keyField.map { "\($0)=\(key) " } ?? "") + "\(previous + 1)…\(sequence - 1)")
+                        examples.append((keyField.map { "\($0)=\(key) " } ?? "") + "\(previous &+ 1)…\(sequence &- 1)")
                     }
                 }
                 if sequence > previous { last[key] = (sequence, tick) } else { last[key]?.seen = tick }

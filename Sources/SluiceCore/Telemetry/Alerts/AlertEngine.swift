@@ -86,9 +86,10 @@ public struct AlertEngine: Sendable {
         var volume = VolumeTracker(pipelines: pipelines.map { $0.status.pipeline }, started: started)
         var lastSweep: Date?
         var lastDeadLetterRead: Date?
-        while !stopped.isSet {
+        /// One evaluation of every pipeline's rules.
+        func evaluateAll(final: Bool) async {
             let now = Date()
-            if lastDeadLetterRead.map({ now.timeIntervalSince($0) >= 1 }) ?? true {
+            if final || lastDeadLetterRead.map({ now.timeIntervalSince($0) >= 1 }) ?? true {
                 // The queue also shrinks from outside (dropped, replayed, by another process):
                 // read it here rather than only after commits that dead-lettered records.
                 lastDeadLetterRead = now
@@ -103,6 +104,10 @@ public struct AlertEngine: Sendable {
                     for n in pipeline.notifiers { queues[n].push(transition) }
                 }
             }
+        }
+        while !stopped.isSet, !Task.isCancelled {
+            await evaluateAll(final: false)
+            let now = Date()
             if lastSweep.map({ now.timeIntervalSince($0) >= 3600 }) ?? true {
                 lastSweep = now
                 let cutoff = now.addingTimeInterval(-AlertRule.seconds(historyTTL))
@@ -111,10 +116,13 @@ public struct AlertEngine: Sendable {
                 }
             }
             let until = ContinuousClock.now + interval
-            while !stopped.isSet, ContinuousClock.now < until {
+            while !stopped.isSet, !Task.isCancelled, ContinuousClock.now < until {
                 try? await Task.sleep(for: min(.milliseconds(100), until - ContinuousClock.now))
             }
         }
+        // What the pipelines' last commits changed (a finite run shorter than the interval, a
+        // pipeline that failed) is evaluated once more before the notifications drain.
+        if !Task.isCancelled { await evaluateAll(final: true) }
     }
 
     /// The dead-letter queue's size and oldest age, into the status and the gauges.
@@ -142,6 +150,11 @@ public struct AlertEngine: Sendable {
                 t.id = id
                 evaluator.setID(id, for: r.name)
             case .resolved:
+                // Without an id (recording the firing failed, or its answer was lost), the store's
+                // firing alert of this pipeline and rule is the one.
+                if t.id == nil {
+                    t.id = try await store.alerts(pipeline: r.pipeline, firingOnly: true, limit: 100).first { $0.name == r.name }?.id
+                }
                 if let id = t.id { try await store.alertResolved(id: id, at: t.at) }
             }
         } catch {
@@ -168,11 +181,12 @@ public struct AlertEngine: Sendable {
             var attempt = 1
             while true {
                 do {
-                    try await notifier.send(t)
+                    if let deadline = queue.deadline, ContinuousClock.now >= deadline { throw SluiceError(.timeout, "the time to drain ran out") }
+                    try await Self.attempt(t, on: notifier, before: queue.deadline)
                     counter("delivered")
                     break
                 } catch {
-                    if let deadline = queue.deadline, ContinuousClock.now >= deadline {
+                    if Task.isCancelled || queue.deadline.map({ ContinuousClock.now >= $0 }) ?? false {
                         counter("dropped")
                         logger.error(
                             "alert notification not delivered before exit",
@@ -195,6 +209,22 @@ public struct AlertEngine: Sendable {
                     attempt += 1
                 }
             }
+        }
+    }
+}
+
+extension AlertEngine {
+    /// One delivery attempt, cut short at `deadline` (the process is ending) when there is one.
+    static func attempt(_ t: AlertTransition, on notifier: any AlertNotifier, before deadline: ContinuousClock.Instant?) async throws {
+        guard let deadline else { return try await notifier.send(t) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await notifier.send(t) }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                throw SluiceError(.timeout, "the time to drain ran out")
+            }
+            defer { group.cancelAll() }
+            try await group.next()
         }
     }
 }

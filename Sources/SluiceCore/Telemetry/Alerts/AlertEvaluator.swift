@@ -75,7 +75,10 @@ public struct AlertEvaluator: Sendable {
         while samples.count > 2, now.timeIntervalSince(samples[1].time) >= keep { samples.removeFirst() }
         var transitions: [AlertTransition] = []
         for rule in rules {
-            let (holds, value) = Self.condition(rule, samples: samples, now: now, volume: volume, cost: cost)
+            let (known, value) = Self.condition(rule, samples: samples, now: now, volume: volume, cost: cost)
+            // Unknown (nothing read in the window, no batch committed, no history): the alert
+            // keeps its state, so an alert adopted after a restart does not resolve for lack of data.
+            guard let holds = known else { continue }
             if holds {
                 let since = holdingSince[rule.name] ?? now
                 holdingSince[rule.name] = since
@@ -93,32 +96,36 @@ public struct AlertEvaluator: Sendable {
         return transitions
     }
 
-    /// Whether `rule`'s condition holds over `samples` (the last is now), and the value measured.
+    /// Whether `rule`'s condition holds over `samples` (the last is now), nil when its signal is
+    /// unknown, and the value measured.
     static func condition(
         _ rule: AlertRule, samples: [Sample], now: Date, volume: (lastHour: Int, baseline: Double)?, cost: (lastHour: Double, baseline: Double)?
-    ) -> (Bool, Double) {
-        guard let current = samples.last?.snapshot else { return (false, 0) }
+    ) -> (Bool?, Double) {
+        guard let current = samples.last?.snapshot else { return (nil, 0) }
         // The sample at the start of the window (the newest one at or before it, else the oldest).
         let start = now.addingTimeInterval(-AlertRule.seconds(rule.window))
         let base = samples.last { $0.time <= start }?.snapshot ?? samples.first!.snapshot
         switch rule.kind {
         case .stopped:
-            guard !current.finished, let since = current.lastCommit ?? current.startedAt else { return (false, 0) }
+            guard let since = current.lastCommit ?? current.startedAt else { return (nil, 0) }
             let idle = now.timeIntervalSince(since)
+            // A failed pipeline has stopped, whatever the time; a finished one has not.
+            if current.failed { return (true, idle) }
+            if current.finished { return (false, idle) }
             // A scheduled source commits once per pull: allow the interval between pulls.
             return (idle > rule.threshold + (current.pullInterval ?? 0), idle)
         case .errorRate:
             let read = current.recordsIn - base.recordsIn
             let dead = current.deadLettered - base.deadLettered
-            guard read > 0 else { return (false, 0) }
+            guard read > 0 else { return (nil, 0) }
             let rate = Double(dead) / Double(read)
             return (rate > rule.threshold, rate)
         case .latency:
             let counts = zip(current.latencyBuckets, base.latencyBuckets).map { $0 - $1 }
-            guard let p99 = quantile(0.99, counts: counts) else { return (false, 0) }
+            guard let p99 = quantile(0.99, counts: counts) else { return (nil, 0) }
             return (p99 > rule.threshold, p99)
         case .deadLetters:
-            let size = Double(current.deadLetterQueue ?? 0)
+            guard let size = current.deadLetterQueue.map(Double.init) else { return (nil, 0) }
             return (size > rule.threshold, size)
         case .missingData:
             let missing = Double(current.missingRecords - base.missingRecords)
@@ -127,11 +134,11 @@ public struct AlertEvaluator: Sendable {
             let drifts = Double(current.schemaDrifts - base.schemaDrifts)
             return (drifts > 0, drifts)
         case .volumeDrop:
-            guard let volume, volume.baseline > 0 else { return (false, 0) }
+            guard let volume, volume.baseline > 0 else { return (nil, 0) }
             let drop = 1 - Double(volume.lastHour) / volume.baseline
             return (drop > rule.threshold, drop)
         case .costSpike:
-            guard let cost, cost.baseline > 0 else { return (false, 0) }
+            guard let cost, cost.baseline > 0 else { return (nil, 0) }
             let rise = cost.lastHour / cost.baseline - 1
             return (rise > rule.threshold, rise)
         }
