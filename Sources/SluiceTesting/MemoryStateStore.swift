@@ -106,6 +106,15 @@ public final class MemoryStateStore: StateStore {
         state.withLock { $0.letters.filter { pipeline == nil || $0.pipeline == pipeline }.count }
     }
 
+    /// Removes the dead letters `matching` says; returns how many.
+    func removeDeadLetters(_ matching: (StoredDeadLetter) -> Bool) -> Int {
+        state.withLock { s in
+            let before = s.letters.count
+            s.letters.removeAll(where: matching)
+            return before - s.letters.count
+        }
+    }
+
     public func deadLetterSummary(pipeline: String) async throws -> (count: Int, oldest: Date?) {
         state.withLock { s in
             let mine = s.letters.filter { $0.pipeline == pipeline }

@@ -237,3 +237,10 @@ import Testing
         #expect(counter.gaps(in: batch([("", .max), ("", .max)])).missing == 0)
     }
 }
+
+@Suite struct MemoryStoreConformanceTests {
+    @Test func theMemoryStoreBehavesAsEveryStoreMust() async throws {
+        try await AlertHistoryConformance.run(MemoryStateStore(), prefix: "p")
+        try await DeadLetterAdminConformance.run(MemoryStateStore(), prefix: "p")
+    }
+}

@@ -171,3 +171,9 @@ import Testing
         try await AlertHistoryConformance.run(try await PostgresStateStore.open(try testServerURL()), prefix: "p-\(UUID().uuidString.prefix(8))")
     }
 }
+
+@Suite struct PostgresDeadLetterAdminTests {
+    @Test func filtersStatsRetentionAndDropBehaveAsEveryStoreMust() async throws {
+        try await DeadLetterAdminConformance.run(try await PostgresStateStore.open(try testServerURL()), prefix: "p-\(UUID().uuidString.prefix(8))")
+    }
+}

@@ -133,3 +133,11 @@ import Testing
         try await AlertHistoryConformance.run(try SQLiteStateStore(path: "\(dir)/state.db"), prefix: "p")
     }
 }
+
+@Suite struct SQLiteDeadLetterAdminTests {
+    @Test func filtersStatsRetentionAndDropBehaveAsEveryStoreMust() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await DeadLetterAdminConformance.run(try SQLiteStateStore(path: "\(dir)/state.db"), prefix: "p")
+    }
+}

@@ -48,6 +48,13 @@ public enum ConfigFileSpec {
         StorageConfig.spec,
         AlertsConfig.spec(topLevel: false),
         OptionSpec(
+            "dead_letter",
+            .object([
+                OptionSpec("ttl", .duration, example: "30d", "Dead letters first seen longer ago than this are deleted. Default: kept until dropped."),
+                OptionSpec("max_rows", .integer(1...1_000_000_000), example: "100000", "At most this many are kept: the oldest beyond it are deleted."),
+            ]), example: "{ ttl: 30d, max_rows: 100000 }",
+            "Retention of the pipeline's dead-letter queue, swept at start and every 10 minutes (export what you want to keep: `sluice dlq export`)."),
+        OptionSpec(
             "reconcile",
             .object([
                 OptionSpec("sequence", .string, required: true, example: "seq", "An integer field the producer increments by one per record."),

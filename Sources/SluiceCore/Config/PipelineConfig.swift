@@ -44,10 +44,24 @@ public struct PipelineConfig: Decodable, Sendable {
     public var eventTime: String?
     /// `reconcile: { sequence: seq, key: device_id }`: a declared sequence whose gaps are counted.
     public var reconcile: ReconcileConfig?
+    /// `dead_letter: { ttl: 30d, max_rows: 100000 }`: how long and how many dead letters are kept.
+    public var deadLetter: DeadLetterConfig?
 
     enum CodingKeys: String, CodingKey {
         case source, sink, dedupe, retry, batch, buffer, schema, storage, alerts, reconcile
         case eventTime = "event_time"
+        case deadLetter = "dead_letter"
+    }
+}
+
+/// `dead_letter: { ttl: 30d, max_rows: 100000 }`.
+public struct DeadLetterConfig: Decodable, Sendable {
+    public var ttl: ConfigDuration?
+    public var maxRows: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case ttl
+        case maxRows = "max_rows"
     }
 }
 

@@ -632,11 +632,26 @@ public struct PipelineRunner: Sendable {
             }
         }
 
-        /// Deletes dedupe keys older than the TTL: at start, then at most every ten minutes.
+        /// Deletes dedupe keys older than the TTL, and dead letters beyond the pipeline's
+        /// retention: at start, then at most every ten minutes.
         mutating func sweepExpiredKeysIfDue() async throws {
-            guard let settings = runner.plan.settings.dedupe else { return }
             if let lastSweep, ContinuousClock.now - lastSweep < .seconds(600) { return }
             lastSweep = .now
+            let settings = runner.plan.settings
+            if settings.deadLetterTTL != nil || settings.deadLetterMaxRows != nil {
+                let before = settings.deadLetterTTL.map { Date().addingTimeInterval(-AlertRule.seconds($0)) }
+                do {
+                    let removed = try await runner.store.sweepDeadLetters(pipeline: runner.plan.name, before: before, keepNewest: settings.deadLetterMaxRows)
+                    if removed > 0 {
+                        runner.logger.info("dead letters removed by retention", metadata: ["count": "\(removed)"])
+                        deadLetterGaugesStale = true
+                    }
+                } catch {
+                    // Retention is housekeeping: a failed sweep is tried again at the next one.
+                    runner.logger.warning("could not sweep the dead-letter queue", metadata: ["error": "\(error)"])
+                }
+            }
+            guard let settings = runner.plan.settings.dedupe else { return }
             let cutoff = Date().addingTimeInterval(-Double(settings.ttl.components.seconds))
             let removed = try await runner.store.sweepKeys(pipeline: runner.plan.name, before: cutoff)
             if removed > 0 { runner.logger.info("expired dedupe keys removed", metadata: ["count": "\(removed)"]) }

@@ -16,6 +16,10 @@ public struct PipelineSettings: Sendable {
     public var eventTime: String?
     /// A declared sequence whose gaps count as missing records.
     public var reconcile: ReconcileSettings?
+    /// How long dead letters are kept (nil: until dropped).
+    public var deadLetterTTL: Duration?
+    /// How many dead letters are kept at most (nil: no bound).
+    public var deadLetterMaxRows: Int?
 
     public init(
         dedupe: DedupeSettings? = nil, retry: RetryPolicy = RetryPolicy(), batch: BatchSettings = BatchSettings(),
@@ -50,6 +54,8 @@ public struct PipelineSettings: Sendable {
             bufferBatches = b.maxBatches ?? bufferBatches
             bufferBytes = b.maxBytes?.bytes ?? bufferBytes
         }
+        deadLetterTTL = config.deadLetter?.ttl?.duration
+        deadLetterMaxRows = config.deadLetter?.maxRows
         reconcile = config.reconcile.map { ReconcileSettings(sequence: $0.sequence, key: $0.key, maxKeys: $0.maxKeys ?? 100_000) }
         if let sc = config.schema, sc.onChange == "ignore" {
             schemaDetection = false

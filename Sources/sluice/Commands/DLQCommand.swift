@@ -6,32 +6,39 @@ import SluiceCore
 struct DLQCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dlq",
-        abstract: "Look at records that could not be ingested (the dead-letter queue).",
+        abstract: "Look at, count, export and drop records that could not be ingested (the dead-letter queue).",
         discussion: """
-            Every rejected record is kept with the stage that rejected it, the reason, its location
-            (file:line) and its raw bytes.
+            Every rejected record is kept with the stage that rejected it, the reason (its error
+            kind), its location (file:line, row, message) and its raw bytes. Filters (every
+            command but show): --pipeline, --stage, --reason, --since/--until (first seen; a time,
+            a date or a duration ago such as 2h), --id. A pipeline's `dead_letter: { ttl, max_rows }`
+            bounds its queue.
 
             Examples:
               sluice dlq list
-              sluice dlq list --pipeline events --limit 20
+              sluice dlq list --pipeline events --reason type_mismatch --limit 20
               sluice dlq show 42
               sluice dlq show 42 --raw > row.txt     the original bytes only
+              sluice dlq stats                       counts by pipeline, stage and reason, with ages
+              sluice dlq export --pipeline events --format parquet -o dead.parquet
+              sluice dlq drop --pipeline events --until 7d --yes
             """,
-        subcommands: [List.self, Show.self]
+        subcommands: [List.self, Show.self, Stats.self, Export.self, Drop.self]
     )
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List dead letters, oldest first.")
 
-        @Option(name: .long, help: "Only this pipeline.") var pipeline: String?
+        @OptionGroup var filters: DeadLetterFilterOptions
         @Option(name: .long, help: "At most this many.") var limit = 50
         @Flag(name: .long, help: "One JSON object per line.") var json = false
         @OptionGroup var stateOptions: StateOptions
 
         func run() async throws {
+            let filter = try filters.filter()
             let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try stateOptions.location()) }
-            let letters = try await store.deadLetters(pipeline: pipeline, limit: limit)
-            let total = try await store.deadLetterCount(pipeline: pipeline)
+            let letters = try await store.deadLetters(matching: filter, limit: limit)
+            let total = try await store.deadLetterStats(matching: filter, now: Date()).reduce(0) { $0 + $1.count }
             if json {
                 for l in letters { print(DLQRendering.json(l)) }
                 return
@@ -84,7 +91,8 @@ enum DLQRendering {
         let object: [String: Any] = [
             "id": l.id, "pipeline": l.pipeline, "stage": l.letter.stage, "kind": l.letter.errorKind,
             "location": l.letter.location, "message": l.letter.message, "attempts": l.letter.attempts,
-            "raw": String(decoding: l.letter.raw, as: UTF8.self),
+            "raw": String(validating: l.letter.raw, as: UTF8.self) ?? NSNull(),
+            "raw_base64": Data(l.letter.raw).base64EncodedString(),
             "first_seen": l.firstSeen.timeIntervalSince1970, "last_seen": l.lastSeen.timeIntervalSince1970,
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()

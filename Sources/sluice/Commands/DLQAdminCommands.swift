@@ -1,0 +1,227 @@
+import ArgumentParser
+import Foundation
+import SluiceConnectors
+import SluiceCore
+import SluiceFormats
+
+/// The filters of `sluice dlq list | stats | export | drop`.
+struct DeadLetterFilterOptions: ParsableArguments {
+    @Option(name: .long, help: "Only this pipeline.") var pipeline: String?
+    @Option(name: .customLong("stage"), help: "Only dead letters of this stage: decode, schema, dedupe, sink, … (repeatable).")
+    var stages: [String] = []
+    @Option(name: .customLong("reason"), help: "Only this reason, the error kind: malformed_row, type_mismatch, constraint, … (repeatable).")
+    var reasons: [String] = []
+    @Option(name: .long, help: "First seen at or after: a time (2026-12-05T10:00:00Z), a date (2026-12-05) or a duration ago (30m, 2h, 7d).")
+    var since: String?
+    @Option(name: .long, help: "First seen before (same forms as --since).") var until: String?
+    @Option(name: .customLong("id"), help: "Only this dead letter (repeatable).") var ids: [Int64] = []
+
+    var isEmpty: Bool { pipeline == nil && stages.isEmpty && reasons.isEmpty && since == nil && until == nil && ids.isEmpty }
+
+    func filter(now: Date = Date()) throws -> DeadLetterFilter {
+        DeadLetterFilter(
+            pipeline: pipeline, stages: stages, kinds: reasons, since: try since.map { try Self.time($0, now: now, option: "--since") },
+            until: try until.map { try Self.time($0, now: now, option: "--until") }, ids: ids)
+    }
+
+    static func time(_ text: String, now: Date, option: String) throws -> Date {
+        if let d = ConfigDuration.parse(text) {
+            return now.addingTimeInterval(-(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18))
+        }
+        let full = ISO8601DateFormatter()
+        if let t = full.date(from: text) { return t }
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        if let t = day.date(from: text) { return t }
+        throw ValidationError("\(option): '\(text)' is neither a time (2026-12-05T10:00:00Z), a date (2026-12-05) nor a duration (2h, 7d)")
+    }
+}
+
+extension DLQCommand {
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Count dead letters by pipeline, stage and reason, with their ages.")
+
+        @OptionGroup var filters: DeadLetterFilterOptions
+        @Flag(name: .long, help: "One JSON object per group.") var json = false
+        @OptionGroup var stateOptions: StateOptions
+
+        func run() async throws {
+            let filter = try filters.filter()
+            let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try stateOptions.location()) }
+            let now = Date()
+            let groups = try await store.deadLetterStats(matching: filter, now: now)
+            if json {
+                for g in groups {
+                    let object: [String: Any] = [
+                        "pipeline": g.pipeline, "stage": g.stage, "reason": g.kind, "count": g.count,
+                        "oldest": g.oldest.timeIntervalSince1970, "newest": g.newest.timeIntervalSince1970,
+                        "last_hour": g.lastHour, "last_day": g.lastDay, "last_week": g.lastWeek,
+                    ]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                }
+                return
+            }
+            if groups.isEmpty {
+                print("no dead letters")
+                return
+            }
+            var rows = [["PIPELINE", "STAGE", "REASON", "COUNT", "OLDEST", "NEWEST", "LAST 1H", "LAST 24H", "LAST 7D"]]
+            for g in groups {
+                rows.append([
+                    g.pipeline, g.stage, g.kind, "\(g.count)", StatusCommand.duration(now.timeIntervalSince(g.oldest)) + " ago",
+                    StatusCommand.duration(now.timeIntervalSince(g.newest)) + " ago", "\(g.lastHour)", "\(g.lastDay)", "\(g.lastWeek)",
+                ])
+            }
+            StatusCommand.printTable(rows)
+            print("total: \(groups.reduce(0) { $0 + $1.count }) in \(Set(groups.map(\.pipeline)).count) pipeline(s)")
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write dead letters (raw bytes and metadata) to an NDJSON or Parquet file.",
+            discussion: """
+                NDJSON: one object per dead letter with id, pipeline, stage, kind, location, message,
+                attempts, first_seen and last_seen (Unix seconds), raw (the bytes as text, null when
+                they are not UTF-8) and raw_base64 (the exact bytes). Parquet: the same columns, raw
+                as binary and the times as timestamps. The file appears whole (written aside, then
+                renamed); the dead letters stay in the queue (drop them with `sluice dlq drop`).
+                """)
+
+        @OptionGroup var filters: DeadLetterFilterOptions
+        @Option(name: .long, help: "ndjson or parquet.") var format = "ndjson"
+        @Option(name: [.short, .long], help: "The file to write.") var output: String
+        @OptionGroup var stateOptions: StateOptions
+
+        func validate() throws {
+            guard ["ndjson", "parquet"].contains(format) else { throw ValidationError("--format: use ndjson or parquet") }
+        }
+
+        func run() async throws {
+            var filter = try filters.filter()
+            let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try stateOptions.location()) }
+            let temp =
+                (output as NSString).deletingLastPathComponent.appending((output as NSString).deletingLastPathComponent.isEmpty ? "" : "/")
+                + ".\((output as NSString).lastPathComponent).\(UUID().uuidString.prefix(8)).tmp"
+            var exported = 0
+            do {
+                let sink = try DeadLetterExport(path: temp, format: format)
+                while true {
+                    // A page at a time: memory does not grow with the queue.
+                    let page = try await store.deadLetters(matching: filter, limit: 10_000)
+                    guard let last = page.last else { break }
+                    try sink.write(page)
+                    exported += page.count
+                    filter.afterID = last.id
+                }
+                try sink.close()
+                guard rename(temp, output) == 0 else { throw SluiceError(.io, "cannot rename \(temp) to \(output): \(String(cString: strerror(errno)))") }
+            } catch {
+                unlink(temp)
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            FileHandle.standardError.write(Data("exported \(exported) dead letter(s) to \(output)\n".utf8))
+        }
+    }
+
+    struct Drop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete dead letters for good (export them first to keep a copy).",
+            discussion: """
+                Without --yes it only says how many would go. A filter or --all is required, so a
+                bare `drop --yes` never empties every pipeline's queue by accident.
+                """)
+
+        @OptionGroup var filters: DeadLetterFilterOptions
+        @Flag(name: .long, help: "Every dead letter of every pipeline (with --yes).") var all = false
+        @Flag(name: .long, help: "Really delete.") var yes = false
+        @OptionGroup var stateOptions: StateOptions
+
+        func validate() throws {
+            guard all || !filters.isEmpty else {
+                throw ValidationError("say which dead letters: --pipeline, --stage, --reason, --since, --until, --id, or --all")
+            }
+            guard !(all && !filters.isEmpty) else { throw ValidationError("--all takes no filter") }
+        }
+
+        func run() async throws {
+            let filter = try filters.filter()
+            let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(try stateOptions.location()) }
+            guard yes else {
+                let count = try await store.deadLetterStats(matching: filter, now: Date()).reduce(0) { $0 + $1.count }
+                FileHandle.standardError.write(Data("\(count) dead letter(s) match; nothing dropped: add --yes to drop them\n".utf8))
+                throw ExitCode(1)
+            }
+            let dropped = try await store.deleteDeadLetters(matching: filter)
+            print("dropped \(dropped) dead letter(s)")
+        }
+    }
+}
+
+/// Writes dead letters to an NDJSON or Parquet file.
+final class DeadLetterExport {
+    let format: String
+    let handle: FileHandle?
+    let parquet: ParquetWriter?
+    let parquetOutput: ParquetFileOutput?
+
+    static let schema = Schema([
+        Field("id", .int64, nullable: false), Field("pipeline", .string, nullable: false), Field("stage", .string, nullable: false),
+        Field("kind", .string, nullable: false), Field("location", .string, nullable: false), Field("message", .string, nullable: false),
+        Field("attempts", .int64, nullable: false), Field("first_seen", .timestamp, nullable: false),
+        Field("last_seen", .timestamp, nullable: false), Field("raw", .binary, nullable: false),
+    ])
+
+    init(path: String, format: String) throws {
+        self.format = format
+        if format == "parquet" {
+            let output = try ParquetFileOutput(path: path)
+            parquetOutput = output
+            parquet = try ParquetWriter(schema: Self.schema, options: ParquetWriterOptions(), output: output)
+            handle = nil
+        } else {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+                throw SluiceError(.io, "cannot create \(path)")
+            }
+            handle = h
+            parquet = nil
+            parquetOutput = nil
+        }
+    }
+
+    func write(_ letters: [StoredDeadLetter]) throws {
+        if let handle {
+            var text = ""
+            for l in letters { text += DLQRendering.json(l) + "\n" }
+            try handle.write(contentsOf: Data(text.utf8))
+            return
+        }
+        var columns = Self.schema.fields.map { ColumnBuilder(type: $0.type) }
+        for l in letters {
+            columns[0].append(l.id)
+            columns[1].append(string: l.pipeline)
+            columns[2].append(string: l.letter.stage)
+            columns[3].append(string: l.letter.errorKind)
+            columns[4].append(string: l.letter.location)
+            columns[5].append(string: l.letter.message)
+            columns[6].append(Int64(l.letter.attempts))
+            columns[7].append(Int64((l.firstSeen.timeIntervalSince1970 * 1_000_000).rounded()))
+            columns[8].append(Int64((l.lastSeen.timeIntervalSince1970 * 1_000_000).rounded()))
+            columns[9].appendBytes(l.letter.raw)
+        }
+        let finished = columns.indices.map { i in columns[i].finish() }
+        try parquet?.write(RecordBatch(schema: Self.schema, columns: finished))
+    }
+
+    func close() throws {
+        if let handle {
+            try handle.synchronize()
+            try handle.close()
+        } else {
+            _ = try parquet?.close()
+            try parquetOutput?.sync()
+            try parquetOutput?.close()
+        }
+    }
+}
