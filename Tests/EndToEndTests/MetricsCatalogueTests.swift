@@ -26,6 +26,8 @@ import Testing
         "sluice_dead_letters_total": ["pipeline", "stage", "kind"],
         "sluice_end_to_end_latency_seconds": ["pipeline"],
         "sluice_processing_seconds_total": ["pipeline"],
+        "sluice_dead_letter_queue_reason_records": ["pipeline", "stage", "reason"],
+        "sluice_dead_letter_queue_reason_oldest_age_seconds": ["pipeline", "stage", "reason"],
         "sluice_output_partitions_total": ["pipeline"],
     ]
 
@@ -53,6 +55,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write(
             """
+            alerts: { evaluate_every: 200ms }
             pipelines:
               m:
                 event_time: at
@@ -70,6 +73,7 @@ import Testing
         // The commit of the first file: output counted, the dead letter in the queue's gauge.
         let committed = try await waitUntil(seconds: 60) {
             (value("sluice_output_files_total{") ?? 0) >= 1 && (value("sluice_dead_letter_queue_records{") ?? 0) == 1
+                && (value("sluice_dead_letter_queue_reason_records{") ?? 0) == 1
         }
         #expect(committed, "\(exposition())")
         let text = try await offPool { exposition() }

@@ -86,6 +86,7 @@ public struct AlertEngine: Sendable {
         var volume = VolumeTracker(pipelines: pipelines.map { $0.status.pipeline }, started: started)
         var lastSweep: Date?
         var lastDeadLetterRead: Date?
+        var reasons = pipelines.map { _ in Set<[String]>() }
         /// One evaluation of every pipeline's rules.
         func evaluateAll(final: Bool) async {
             let now = Date()
@@ -93,7 +94,7 @@ public struct AlertEngine: Sendable {
                 // The queue also shrinks from outside (dropped, replayed, by another process):
                 // read it here rather than only after commits that dead-lettered records.
                 lastDeadLetterRead = now
-                for pipeline in pipelines { await refreshDeadLetters(pipeline.status) }
+                for (i, pipeline) in pipelines.enumerated() { await refreshDeadLetters(pipeline.status, reasons: &reasons[i]) }
             }
             await volume.record(pipelines.map { $0.status.snapshot.recordsIn }, now: now, store: store, logger: logger)
             for (i, pipeline) in pipelines.enumerated() {
@@ -125,13 +126,30 @@ public struct AlertEngine: Sendable {
         if !Task.isCancelled { await evaluateAll(final: true) }
     }
 
-    /// The dead-letter queue's size and oldest age, into the status and the gauges.
-    func refreshDeadLetters(_ status: PipelineStatus) async {
-        guard let summary = try? await store.deadLetterSummary(pipeline: status.pipeline) else { return }
-        status.update { $0.deadLetterQueue = summary.count }
+    /// The dead-letter queue's size and oldest age, into the status and the gauges, in all and
+    /// by stage and reason (a reason no longer in the queue goes to 0).
+    func refreshDeadLetters(_ status: PipelineStatus, reasons: inout Set<[String]>) async {
+        let now = Date()
+        guard let groups = try? await store.deadLetterStats(matching: DeadLetterFilter(pipeline: status.pipeline), now: now) else { return }
+        let count = groups.reduce(0) { $0 + $1.count }
+        status.update { $0.deadLetterQueue = count }
         let d = [("pipeline", status.pipeline)]
-        Gauge(label: "sluice_dead_letter_queue_records", dimensions: d).record(summary.count)
-        Gauge(label: "sluice_dead_letter_queue_oldest_age_seconds", dimensions: d).record(summary.oldest.map { Date().timeIntervalSince($0) } ?? 0)
+        Gauge(label: "sluice_dead_letter_queue_records", dimensions: d).record(count)
+        Gauge(label: "sluice_dead_letter_queue_oldest_age_seconds", dimensions: d).record(
+            groups.map(\.oldest).min().map { now.timeIntervalSince($0) } ?? 0)
+        var seen: Set<[String]> = []
+        for g in groups {
+            seen.insert([g.stage, g.kind])
+            let labels = d + [("stage", g.stage), ("reason", g.kind)]
+            Gauge(label: "sluice_dead_letter_queue_reason_records", dimensions: labels).record(g.count)
+            Gauge(label: "sluice_dead_letter_queue_reason_oldest_age_seconds", dimensions: labels).record(now.timeIntervalSince(g.oldest))
+        }
+        for gone in reasons.subtracting(seen) {
+            let labels = d + [("stage", gone[0]), ("reason", gone[1])]
+            Gauge(label: "sluice_dead_letter_queue_reason_records", dimensions: labels).record(0)
+            Gauge(label: "sluice_dead_letter_queue_reason_oldest_age_seconds", dimensions: labels).record(0)
+        }
+        reasons = seen
     }
 
     /// Stores a transition, logs it and updates the firing gauge.
