@@ -8,6 +8,10 @@ set -euo pipefail
 # nats-server: the JetStream servers (one node and a three-node cluster) the queue tests start.
 # prometheus: promtool, Prometheus's own linter, checks the /metrics exposition.
 APT_PACKAGES=(pkg-config libsqlite3-dev libzstd-dev libsnappy-dev zlib1g-dev zstd gzip curl openssl python3 libpq-dev postgresql-15 postgresql-client-15 nats-server prometheus)
+# Packages only one of the two commands needs (the test command adds chromium: the real
+# browser of the dashboard tests).
+# shellcheck disable=SC2206
+APT_PACKAGES+=(${SLUICE_EXTRA_APT_PACKAGES:-})
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

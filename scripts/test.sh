@@ -2,6 +2,8 @@
 # One command: install what is missing, build, run the whole test suite (unit + end-to-end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# chromium: the real browser the dashboard tests load the page in (headless).
+export SLUICE_EXTRA_APT_PACKAGES="chromium"
 source scripts/setup.sh
 
 echo "==> swift format (scripts/format.sh --check)"

@@ -4,14 +4,18 @@ import Prometheus
 import ServiceLifecycle
 import SluiceCore
 
-/// Serves `GET /metrics` (Prometheus text format) and `GET /healthz` on a loopback port.
+/// Serves `GET /metrics` (Prometheus text format), `GET /healthz` and the dashboard (`GET /`,
+/// `GET /api/v1/status`) on a loopback port.
 public struct MetricsServer: Service {
     public let registry: PrometheusCollectorRegistry
     public let host: String
     public let port: Int
     public let logger: Logger
+    /// The pipelines' recent history, for the dashboard (`/` and `/api/v1/status`).
+    public var history: StatusHistory?
 
-    public init(registry: PrometheusCollectorRegistry, host: String = "127.0.0.1", port: Int, logger: Logger) {
+    public init(registry: PrometheusCollectorRegistry, host: String = "127.0.0.1", port: Int, logger: Logger, history: StatusHistory? = nil) {
+        self.history = history
         self.registry = registry
         self.host = host
         self.port = port
@@ -22,6 +26,8 @@ public struct MetricsServer: Service {
         let router = Router()
         Self.addMetricsRoute(to: router, registry: registry)
         router.get("/healthz") { _, _ in "ok\n" }
+        // Loopback only: the dashboard's data needs no key here.
+        if let history { DashboardRoutes.add(to: router, history: history) }
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
         // As a service of the command's group, not `runService()`: that one handles SIGTERM itself
         // and returns, which the group took for a failure and cancelled the pipelines mid-commit.

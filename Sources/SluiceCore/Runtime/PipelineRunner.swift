@@ -394,10 +394,12 @@ public struct PipelineRunner: Sendable {
             }
             batcher.add(records, sequence: sequence, position: batch.position, now: .now)
             let totals = self.totals
+            let inputBytes = batch.inputBytes
             runner.status.update {
                 $0.recordsIn = totals.recordsIn
                 $0.duplicates = totals.duplicates
                 $0.deadLettered = totals.deadLettered
+                $0.bytesIn += inputBytes
             }
         }
 
@@ -534,6 +536,8 @@ public struct PipelineRunner: Sendable {
                     let now = Date()
                     metrics.commits.increment()
                     metrics.lastCommitTime.record(now.timeIntervalSince1970)
+                    let committedBytes = commit.fileIntents.isEmpty ? uncommittedOutputBytes : commit.fileIntents.reduce(0) { $0 + $1.bytes }
+                    runner.status.update { $0.bytesOut += committedBytes }
                     if commit.fileIntents.isEmpty {
                         metrics.outputBytes.increment(by: uncommittedOutputBytes)
                     } else {

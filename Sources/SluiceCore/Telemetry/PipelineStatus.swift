@@ -31,6 +31,11 @@ public final class PipelineStatus: Sendable {
         /// A scheduled source's last pull, and the time between its pulls.
         public var lastPull: Date?
         public var pullInterval: TimeInterval?
+        /// Input bytes read, and bytes committed to the sink.
+        public var bytesIn = 0
+        public var bytesOut = 0
+        /// Alerts firing now (set by the alert engine).
+        public var firingAlerts: [String] = []
     }
 
     private let state = Mutex(Snapshot())

@@ -55,6 +55,8 @@ public struct PushServer: Service {
     public var schemaRegistry: SchemaRegistry?
     /// The pipelines' sinks, checked by `/readyz` (``Sink/checkReachable()``).
     public var sinks: [(pipeline: String, sink: any Sink)] = []
+    /// The pipelines' recent history, for the dashboard (`/` and `/api/v1/status`).
+    public var history: StatusHistory?
     /// Admits push requests until it drains (shared with ``PushDrain``).
     public var intake = PushIntake()
     /// The memory budget of request bodies (made from the settings unless given, e.g. by a test
@@ -208,6 +210,21 @@ public struct PushServer: Service {
             return p.response()
         }
         MetricsServer.addMetricsRoute(to: router, registry: registry)
+        if let history {
+            // Beyond loopback the dashboard's data needs an API key, as writes do.
+            let open = ServeRules.isLoopback(settings.host)
+            DashboardRoutes.add(to: router, history: history) { request in
+                guard !open else { return nil }
+                do {
+                    _ = try await endpoint.authenticateKey(request.headers, stream: "dashboard", forbidden: "this key may not read the dashboard") { _ in true }
+                    return nil
+                } catch let refused as PushEndpoint.ProblemThrown {
+                    return refused.problem.response()
+                } catch {
+                    return Problem(.internalServerError, "internal", "Internal error", detail: "the API key could not be checked").response()
+                }
+            }
+        }
         if let schemaRegistry {
             let requiresKey = settings.registryRequiresKey
             RegistryRoutes(

@@ -93,6 +93,8 @@ struct RunCommand: AsyncParsableCommand {
             && !plans.contains { $0.source.isContinuous }
         var supervisor = PipelineSupervisor(runners: runners, store: store, logger: logger, progress: showProgress ? terminal : nil)
         if noTelemetry { supervisor.alerts = nil }
+        let history = metricsPort.map { _ in StatusHistory(statuses: runners.map(\.status)) }
+        supervisor.history = history
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(
@@ -100,8 +102,10 @@ struct RunCommand: AsyncParsableCommand {
                 failureTerminationBehavior: .gracefullyShutdownGroup)
         ]
         if let metricsPort {
-            services.append(.init(service: MetricsServer(registry: registry, port: metricsPort, logger: logger)))
-            logger.info("serving metrics", metadata: ["url": "http://127.0.0.1:\(metricsPort)/metrics"])
+            services.append(.init(service: MetricsServer(registry: registry, port: metricsPort, logger: logger, history: history)))
+            logger.info(
+                "serving metrics and the dashboard",
+                metadata: ["metrics": "http://127.0.0.1:\(metricsPort)/metrics", "dashboard": "http://127.0.0.1:\(metricsPort)/"])
         }
         var config = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.cancellationSignals = [.sigquit]
@@ -120,6 +124,8 @@ struct PipelineSupervisor: Service {
     let failures = FailureCount()
     /// Evaluates the pipelines' alert rules while they run.
     var alerts: AlertEngine?
+    /// Samples the pipelines for the dashboard while they run.
+    var history: StatusHistory?
 
     init(runners: [PipelineRunner], store: any StateStore, logger: Logger, progress: Terminal?) {
         self.runners = runners
@@ -139,6 +145,7 @@ struct PipelineSupervisor: Service {
                         await ProgressRenderer(terminal: progress, statuses: runners.map(\.status)).run()
                     }
                 }
+                if let history { group.addTask { await history.run() } }
                 await withTaskGroup(of: Void.self) { pipelines in
                     for runner in runners {
                         pipelines.addTask { [logger, failures] in

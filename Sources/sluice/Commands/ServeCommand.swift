@@ -112,7 +112,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
-        let supervisor = PipelineSupervisor(runners: runners, store: store, logger: logger, progress: nil)
+        let history = StatusHistory(statuses: runners.map(\.status))
+        let supervisor = {
+            var s = PipelineSupervisor(runners: runners, store: store, logger: logger, progress: nil)
+            s.history = history
+            return s
+        }()
         var server = PushServer(
             settings: settings, streams: streams, store: queue, state: store, registry: registry, logger: logger,
             failedPipelines: { supervisor.failures.names },
@@ -121,6 +126,7 @@ struct ServeCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data("listening on port \(port)\n".utf8))
             })
         server.sinks = loaded.pipelines.map { ($0.name, $0.sink) }
+        server.history = history
         if let registryStore = store.schemaRegistry {
             server.schemaRegistry = SchemaRegistry(store: registryStore)
         }

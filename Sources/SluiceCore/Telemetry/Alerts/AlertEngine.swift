@@ -104,6 +104,8 @@ public struct AlertEngine: Sendable {
                     await record(&transition, evaluator: &evaluators[i])
                     for n in pipeline.notifiers { queues[n].push(transition) }
                 }
+                let firing = evaluators[i].firingNames
+                if firing != snapshot.firingAlerts { pipeline.status.update { $0.firingAlerts = firing } }
             }
         }
         while !stopped.isSet, !Task.isCancelled {
