@@ -104,10 +104,17 @@ public final class SQLiteStateStore: StateStore {
                         SELECT id FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
                     """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
         }
+        // In chunks: SQLite bounds the number of parameters of a statement.
+        for start in stride(from: 0, to: commit.resolvedDeadLetters?.count ?? 0, by: 500) {
+            let chunk = commit.resolvedDeadLetters![start..<min(start + 500, commit.resolvedDeadLetters!.count)]
+            try db.execute(
+                sql: "DELETE FROM dead_letters WHERE pipeline = ? AND id IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))",
+                arguments: StatementArguments([commit.deadLettersPipeline ?? commit.pipeline] + chunk.map { $0 as any DatabaseValueConvertible }))
+        }
         let insertLetter = try db.cachedStatement(sql: insertDeadLetterSQL)
         for l in commit.deadLetters {
             try insertLetter.execute(arguments: [
-                commit.pipeline, l.stage, l.errorKind, l.message, l.location,
+                commit.deadLettersPipeline ?? commit.pipeline, l.stage, l.errorKind, l.message, l.location,
                 Data(l.raw), l.attempts, now, now,
             ])
         }

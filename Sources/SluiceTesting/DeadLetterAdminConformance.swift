@@ -39,9 +39,24 @@ public enum DeadLetterAdminConformance {
         try check(stats[0].stage == "decode" && stats[0].kind == "malformed_row" && stats[0].count == 3, "largest first: \(stats)")
         try check(stats[0].oldest == t0 && stats[0].newest == t0 + 3600 && stats[0].lastHour == 1 && stats[0].lastDay == 3, "ages: \(stats[0])")
 
+        // A replay's commit (under a writer name of its own) deletes the letters it delivered and
+        // files those that failed again on the pipeline's queue, in one transaction.
+        var replay = StateCommit(pipeline: "\(p)~replay", now: t0 + 7300)
+        replay.deadLettersPipeline = p
+        replay.resolvedDeadLetters = [all[3].id]
+        replay.deadLetters = [DeadLetter(stage: "sink", errorKind: "constraint", message: "again", location: "f:5", raw: [1], attempts: 1)]
+        try await store.commit(replay)
+        let afterReplay = try await store.deadLetters(matching: DeadLetterFilter(pipeline: p, since: t0 + 1), limit: 10)
+        try check(afterReplay.map(\.letter.location) == ["f:5"], "f:4 resolved: \(afterReplay.map(\.letter.location))")
+        try check(
+            afterReplay.first?.letter.attempts == 2 && afterReplay.first?.letter.stage == "sink" && afterReplay.first?.letter.message == "again",
+            "f:5 failed again: \(String(describing: afterReplay.first))")
+        let strays = try await store.deadLetters(matching: DeadLetterFilter(pipeline: "\(p)~replay"), limit: 10)
+        try check(strays.isEmpty, "nothing filed under the writer's name")
+
         // Retention: older than a cutoff, then all but the newest N.
         try check(try await store.sweepDeadLetters(pipeline: p, before: t0 + 1, keepNewest: nil) == 3, "ttl sweep")
-        try check(try await store.sweepDeadLetters(pipeline: p, before: nil, keepNewest: 1) == 1, "max_rows sweep")
+        try check(try await store.sweepDeadLetters(pipeline: p, before: nil, keepNewest: 1) == 0, "max_rows sweep: one left already")
         try check(try await locations(DeadLetterFilter(pipeline: p)) == ["f:5"], "the newest is kept")
         // Drop by filter touches nothing else.
         try check(try await store.deleteDeadLetters(matching: DeadLetterFilter(pipeline: p, stages: ["schema"])) == 0, "nothing matched")

@@ -49,12 +49,18 @@ public final class MemoryStateStore: StateStore {
                 s.checkpoints[commit.pipeline, default: [:]][p] = v
                 s.history[commit.pipeline, default: []].insert(CheckpointEntry(partition: p, value: v, committedAt: commit.now), at: 0)
             }
+            let owner = commit.deadLettersPipeline ?? commit.pipeline
+            if let resolved = commit.resolvedDeadLetters {
+                s.letters.removeAll { $0.pipeline == owner && resolved.contains($0.id) }
+            }
             for l in commit.deadLetters {
-                if let i = s.letters.firstIndex(where: { $0.pipeline == commit.pipeline && $0.letter.location == l.location }) {
-                    s.letters[i].letter.attempts += l.attempts
+                if let i = s.letters.firstIndex(where: { $0.pipeline == owner && $0.letter.location == l.location }) {
+                    let attempts = s.letters[i].letter.attempts + l.attempts
+                    s.letters[i].letter = l
+                    s.letters[i].letter.attempts = attempts
                     s.letters[i].lastSeen = commit.now
                 } else {
-                    s.letters.append(StoredDeadLetter(id: s.nextID, pipeline: commit.pipeline, letter: l, firstSeen: commit.now, lastSeen: commit.now))
+                    s.letters.append(StoredDeadLetter(id: s.nextID, pipeline: owner, letter: l, firstSeen: commit.now, lastSeen: commit.now))
                     s.nextID += 1
                 }
             }

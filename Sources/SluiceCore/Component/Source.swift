@@ -105,12 +105,16 @@ public protocol Source: Sendable {
     /// a record by its ordinal after the checkpoint. False for a queue, which redelivers to
     /// any worker in any order.
     var replaysInOrder: Bool { get }
+    /// Decodes this source's decode-stage dead letters again with its current options, for
+    /// `sluice dlq replay`; nil when it cannot.
+    func deadLetterDecoder() -> (any DeadLetterDecoder)?
 }
 
 extension Source {
     public func checkReachable() async throws {}
     public var replaysInOrder: Bool { true }
     public var implicitDedupeKey: [String]? { nil }
+    public func deadLetterDecoder() -> (any DeadLetterDecoder)? { nil }
     public func committed(_ positions: [String: String], context: SourceContext) async throws {}
 }
 

@@ -33,6 +33,14 @@ public struct StateCommit: Sendable, Codable {
     public var dedupeSince: Date?
     /// Files the sink will publish once this commit is durable.
     public var fileIntents: [FileIntent] = []
+    /// Dead letters (ids) whose records this commit delivers (`sluice dlq replay`): deleted in
+    /// the same transaction, before ``deadLetters`` are filed. Optional so that commits stored
+    /// before it existed (a PostgreSQL sink's pending commit) still decode.
+    public var resolvedDeadLetters: [Int64]?
+    /// The pipeline whose dead letters ``deadLetters`` and ``resolvedDeadLetters`` are, when not
+    /// ``pipeline`` (a replay commits its files under a name of its own, so that its temporary
+    /// files and intents never mix with those of the pipeline running meanwhile).
+    public var deadLettersPipeline: String?
     /// Records written to the sink by this commit (for run history).
     public var records = 0
     /// True for the commit that ends a pass of an extract (a finite source ran out, or one

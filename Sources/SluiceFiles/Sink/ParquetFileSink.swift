@@ -18,6 +18,7 @@ import SluiceObjectStore
 ///   parquet: { path: lake/events, partition_by: "day(created_at)", compression: zstd }
 /// ```
 public struct ParquetFileSink: Sink {
+    public var publishesFilesAfterCommit: Bool { true }
     public func checkReachable() async throws {
         try await ObjectPublisher.checkWritable(directory, storage: storage)
     }

@@ -63,11 +63,16 @@ public final class PostgresStateStore: StateStore {
                         SELECT id FROM sluice.checkpoint_history WHERE pipeline = $1 ORDER BY id DESC LIMIT 1 OFFSET $2::int)
                     """, [commit.pipeline, String(historyLimit)])
             }
+            if let resolved = commit.resolvedDeadLetters, !resolved.isEmpty {
+                try s.query(
+                    "DELETE FROM sluice.dead_letters WHERE pipeline = $1 AND id = ANY($2::bigint[])",
+                    [commit.deadLettersPipeline ?? commit.pipeline, "{" + resolved.map(String.init).joined(separator: ",") + "}"])
+            }
             for l in commit.deadLetters {
                 try s.query(
                     Self.insertDeadLetterSQL,
                     [
-                        commit.pipeline, l.stage, l.errorKind, l.message, l.location, byteaHex(l.raw),
+                        commit.deadLettersPipeline ?? commit.pipeline, l.stage, l.errorKind, l.message, l.location, byteaHex(l.raw),
                         String(l.attempts), now,
                     ])
             }

@@ -225,3 +225,73 @@ final class DeadLetterExport {
         }
     }
 }
+
+extension DLQCommand {
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send dead letters through the pipeline's current configuration again, exactly once.",
+            discussion: """
+                Fix the cause first (a column type, a format option), then replay: each dead letter
+                is decoded again from its raw bytes with the pipeline's current options. Records that
+                pass land in the pipeline's sink, and their dead letters are deleted in the same
+                commit, so a crash never loses or repeats one (run it again to go on). Those that
+                fail again stay, with one more attempt, the new reason and time. It can run while the
+                pipeline runs.
+
+                This version replays decode failures of file sources (csv, ndjson) into file sinks
+                (parquet, ndjson). Other dead letters are left as they are and counted.
+
+                Examples:
+                  sluice dlq replay -c pipelines.yaml --pipeline events
+                  sluice dlq replay -c pipelines.yaml --pipeline events --reason type_mismatch --dry-run
+                """)
+
+        @Option(name: [.short, .long], help: "The pipeline file (its current configuration is used).") var config: [String]
+        @OptionGroup var filters: DeadLetterFilterOptions
+        @Flag(name: .long, help: "Decode again and report, without writing or changing anything.") var dryRun = false
+        @Option(name: .long, help: "Dead letters per commit.") var batch = 5000
+        @Flag(name: .long, help: "Never draw the progress line.") var noProgress = false
+        @OptionGroup var logging: LoggingOptions
+
+        func validate() throws {
+            guard filters.pipeline != nil else { throw ValidationError("name the pipeline: --pipeline P") }
+            guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        }
+
+        func run() async throws {
+            let terminal = Terminal()
+            let logger = logging.bootstrap(terminal: terminal)
+            let filter = try filters.filter()
+            let (stateLocation, plans) = try await ConfigLoading.reportingErrors { try ConfigLoading.load(config) }
+            guard let plan = plans.first(where: { $0.name == filters.pipeline }) else {
+                FileHandle.standardError.write(
+                    Data(
+                        "error: no pipeline '\(filters.pipeline!)' in \(config.joined(separator: ", ")) (defined: \(plans.map(\.name).joined(separator: ", ")))\n"
+                            .utf8))
+                throw ExitCode(2)
+            }
+            let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
+            var replay = DeadLetterReplay(plan: plan, store: store, logger: logger, filter: filter)
+            replay.dryRun = dryRun
+            replay.pageSize = batch
+            replay.hooks = .fromProcessEnvironment
+            if let refusal = replay.refusal {
+                FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
+                throw ExitCode(2)
+            }
+            let now = Date()
+            let total = try await store.deadLetterStats(matching: replay.replayable, now: now).reduce(0) { $0 + $1.count }
+            let others = try await store.deadLetterStats(matching: filter, now: now).reduce(0) { $0 + $1.count } - total
+            let showProgress = terminal.isInteractive && !noProgress
+            let totals = try await replay.run { t in
+                guard showProgress else { return }
+                let done = t.replayed + t.failedAgain
+                FileHandle.standardError.write(Data("\r\u{1B}[2Kreplaying: \(done)/\(total) (\(t.replayed) ok, \(t.failedAgain) failed again)".utf8))
+            }
+            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            let verb = dryRun ? "would replay" : "replayed"
+            print("\(verb) \(totals.replayed) of \(total) dead letter(s); \(totals.failedAgain) \(dryRun ? "would fail" : "failed") again")
+            if others > 0 { print("\(others) other dead letter(s) left as they are (this version replays decode failures)") }
+        }
+    }
+}

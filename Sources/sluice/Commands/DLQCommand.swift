@@ -22,8 +22,9 @@ struct DLQCommand: AsyncParsableCommand {
               sluice dlq stats                       counts by pipeline, stage and reason, with ages
               sluice dlq export --pipeline events --format parquet -o dead.parquet
               sluice dlq drop --pipeline events --until 7d --yes
+              sluice dlq replay -c p.yaml --pipeline events   after fixing the cause
             """,
-        subcommands: [List.self, Show.self, Stats.self, Export.self, Drop.self]
+        subcommands: [List.self, Show.self, Stats.self, Export.self, Drop.self, Replay.self]
     )
 
     struct List: AsyncParsableCommand {

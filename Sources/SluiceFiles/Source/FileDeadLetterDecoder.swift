@@ -1,0 +1,94 @@
+import Foundation
+import SluiceCore
+import SluiceFormats
+
+extension FileSource {
+    public func deadLetterDecoder() -> (any DeadLetterDecoder)? { FileDeadLetterDecoder(source: self) }
+}
+
+/// Decodes dead letters of a file source again (`sluice dlq replay`): each letter's raw bytes
+/// are one row of the file named by its location (`path:line`). The decoder is the one the
+/// source uses now (its current `format`, `columns` and options), prepared from the start of
+/// the original file when it is still there (a CSV header, the schema a run would infer), else
+/// from the rows themselves (NDJSON; a CSV row needs its header: it fails again, saying so).
+struct FileDeadLetterDecoder: DeadLetterDecoder {
+    let source: FileSource
+
+    func decode(_ letters: [StoredDeadLetter]) async throws -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]) {
+        var groups: [String: [StoredDeadLetter]] = [:]
+        var order: [String] = []
+        for l in letters {
+            let path = Self.path(of: l.letter.location)
+            if groups[path] == nil { order.append(path) }
+            groups[path, default: []].append(l)
+        }
+        var batches: [(RecordBatch, [Int64])] = []
+        var failures: [(Int64, DeadLetter)] = []
+        func fail(_ l: StoredDeadLetter, _ kind: String, _ message: String) {
+            failures.append((l.id, DeadLetter(stage: "decode", errorKind: kind, message: message, location: l.letter.location, raw: l.letter.raw, attempts: 1)))
+        }
+        for path in order {
+            let group = groups[path]!
+            let decoder: any RecordDecoder
+            do {
+                decoder = try source.makeDecoder(for: path)
+            } catch {
+                for l in group { fail(l, "unsupported", "\(error)") }
+                continue
+            }
+            let isCSV = decoder is CSVDecoder
+            // The original file's first MiB: the header and the sample a run prepares from.
+            let sample = Self.head(of: path)
+            if isCSV && sample == nil {
+                for l in group { fail(l, "unsupported", "cannot read the header of \(path) (is the file gone?); a CSV row is decoded with its header") }
+                continue
+            }
+            let rows = group.map(\.letter.raw)
+            var input: [UInt8] = []
+            for r in rows { input += r + [10] }
+            do {
+                try (sample ?? input).withUnsafeBytes { _ = try decoder.prepare(sample: $0, isWholeInput: sample == nil || sample!.count < 1 << 20) }
+            } catch {
+                for l in group { fail(l, "malformed_row", "\(error)") }
+                continue
+            }
+            // A row spanning lines (a quoted CSV field) would shift the others: decode alone.
+            let oneByOne = rows.contains { $0.contains(10) || $0.contains(13) }
+            let chunks: [[StoredDeadLetter]] = oneByOne ? group.map { [$0] } : [group]
+            for chunk in chunks {
+                var bytes: [UInt8] = []
+                for l in chunk { bytes += l.letter.raw + [10] }
+                decoder.seek(offset: 0, line: 1)
+                let output = bytes.withUnsafeBytes { decoder.decode($0, isFinal: true) }
+                var rejected: [Int: DecodeReject] = [:]
+                for r in output.rejects { rejected[r.line - 1] = r }
+                var ids: [Int64] = []
+                for (i, l) in chunk.enumerated() {
+                    if let r = rejected[i] { fail(l, r.kind, r.message) } else { ids.append(l.id) }
+                }
+                if ids.count == output.batch.count {
+                    batches.append((output.batch, ids))
+                } else {
+                    // The decoder did not give one row per letter: replay none of them.
+                    for (i, l) in chunk.enumerated() where rejected[i] == nil {
+                        fail(l, "internal_error", "decoding again gave \(output.batch.count) rows for \(ids.count) letters")
+                    }
+                }
+            }
+        }
+        return (batches, failures)
+    }
+
+    /// `path:line` → `path`.
+    static func path(of location: String) -> String {
+        guard let colon = location.lastIndex(of: ":"), Int(location[location.index(after: colon)...]) != nil else { return location }
+        return String(location[..<colon])
+    }
+
+    /// The first MiB of a local file, nil when it cannot be read.
+    static func head(of path: String) -> [UInt8]? {
+        guard !path.contains("://"), let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 1 << 20)).map { [UInt8]($0) } ?? []
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+/// `sluice dlq replay`: fix the configuration, replay, and every record lands once (DuckDB
+/// counts them), across `kill -9` at random moments too; what still fails stays, with one more
+/// attempt and its new reason.
+@Suite(.timeLimit(.minutes(10))) struct DLQReplayTests {
+    static func config(_ amount: String) -> String {
+        """
+        pipelines:
+          p:
+            source: { file: { path: "in/*.ndjson", format: ndjson, columns: { id: int64, amount: "\(amount)" } } }
+            sink: { parquet: { path: lake, compression: zstd } }
+        """
+    }
+
+    /// `count(*)` and `count(DISTINCT id)` of the lake, by DuckDB.
+    static func lakeCounts(_ dir: String) async throws -> (Int, Int) {
+        let r = try await offPool { () -> String in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [
+                "python3", "-c",
+                "import duckdb; print(*duckdb.sql(\"SELECT count(*), count(DISTINCT id) FROM read_parquet('lake/*.parquet', union_by_name=true)\").fetchall()[0])",
+            ]
+            p.currentDirectoryURL = URL(fileURLWithPath: dir)
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        let parts = r.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        return parts.count == 2 ? (parts[0], parts[1]) : (-1, -1)
+    }
+
+    static func letters(_ dir: String) async throws -> [[String: Any]] {
+        let list = try await SluiceProcess.runWithoutBlocking(["dlq", "list", "-c", "p.yaml", "--json", "--limit", "100000"], in: dir)
+        return list.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    @Test func fixTheConfigReplayAndEveryRowLandsOnceWhatStillFailsStays() async throws {
+        let dir = try makeWorkDirectory("dlq-replay")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(Self.config("decimal(10,2)"), to: "\(dir)/p.yaml")
+        // Three amounts have more decimals than the column; one is not a number at all.
+        let amounts = ["1.5", "2.25", "3.125", "4", "5.0625", "6", "abc", "8", "9.375", "10"]
+        try write(
+            amounts.enumerated().map { "{\"id\":\($0.offset + 1),\"amount\":\"\($0.element)\"}" }.joined(separator: "\n") + "\n", to: "\(dir)/in/1.ndjson")
+        let first = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try await Self.lakeCounts(dir) == (6, 6))
+        #expect(try await Self.letters(dir).count == 4)
+
+        // The cause is fixed: three decimals fit now; "abc" still does not.
+        try write(Self.config("decimal(12,4)"), to: "\(dir)/p.yaml")
+        let dry = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--dry-run"], in: dir)
+        #expect(dry.status == 0 && dry.stdout.contains("would replay 3 of 4 dead letter(s); 1 would fail again"), "\(dry.stdout)\(dry.stderr)")
+        let afterDry = (try await Self.letters(dir).count, try await Self.lakeCounts(dir))
+        #expect(afterDry.0 == 4 && afterDry.1 == (6, 6), "a dry run changes nothing")
+
+        let replay = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p"], in: dir)
+        #expect(replay.status == 0 && replay.stdout.contains("replayed 3 of 4 dead letter(s); 1 failed again"), "\(replay.stdout)\(replay.stderr)")
+        #expect(try await Self.lakeCounts(dir) == (9, 9))
+        let left = try await Self.letters(dir)
+        #expect(left.count == 1 && left[0]["attempts"] as? Int == 2 && (left[0]["raw"] as? String)?.contains("abc") == true, "\(left)")
+        // Replaying again changes nothing that is already in the lake.
+        let again = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p"], in: dir)
+        #expect(again.stdout.contains("replayed 0 of 1"), "\(again.stdout)")
+        #expect(try await Self.lakeCounts(dir) == (9, 9))
+        // A pipeline whose dead letters this version cannot replay says why.
+        try write(
+            Self.config("decimal(12,4)") + "\n    dedupe: { key: [id] }\n", to: "\(dir)/p.yaml")
+        let refused = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p"], in: dir)
+        #expect(refused.status == 2 && refused.stderr.contains("dedupe"), "\(refused.stderr)")
+    }
+
+    @Test func killedAtRandomMomentsTheReplayLosesAndRepeatsNothing() async throws {
+        let dir = try makeWorkDirectory("dlq-replay-kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rows = 20_000
+        try write(Self.config("decimal(10,2)"), to: "\(dir)/p.yaml")
+        try write((1...rows).map { "{\"id\":\($0),\"amount\":\"\($0).125\"}" }.joined(separator: "\n") + "\n", to: "\(dir)/in/1.ndjson")
+        let first = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try await Self.letters(dir).count == rows)
+        try write(Self.config("decimal(12,3)"), to: "\(dir)/p.yaml")
+        // Each replay commits 100 dead letters at a time and pauses between the phases of every
+        // commit (so kills also land after the state commit, before the files are renamed).
+        var kills = 0
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<40 where kills < 10 {
+            let p = try SluiceProcess.start(
+                ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "100", "--no-progress", "--log-level", "error"], in: dir,
+                log: "\(dir)/sluice.log", environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "40"])
+            let pid = p.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 100...1500, using: &generator))) { kill(pid, SIGKILL) }
+            await waitForExit(p)
+            if p.terminationReason == .uncaughtSignal {
+                kills += 1
+            } else {
+                try await Task.sleep(for: .milliseconds(1600))  // the pending timer must not hit a reused pid
+                break
+            }
+        }
+        #expect(kills >= 10, "only \(kills) kills landed")
+        let last = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--no-progress"], in: dir)
+        #expect(last.status == 0, "\(last.stderr)")
+        #expect(try await Self.letters(dir).isEmpty, "every dead letter replayed")
+        #expect(try await Self.lakeCounts(dir) == (rows, rows), "every row once")
+        // No temporary file is left behind, and none was published twice.
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/lake")) ?? []
+        #expect(!names.contains { $0.hasSuffix(".tmp") }, "\(names.filter { $0.hasSuffix(".tmp") })")
+    }
+}
