@@ -108,7 +108,8 @@ public final class SQLiteStateStore: StateStore {
         for start in stride(from: 0, to: commit.resolvedDeadLetters?.count ?? 0, by: 500) {
             let chunk = commit.resolvedDeadLetters![start..<min(start + 500, commit.resolvedDeadLetters!.count)]
             try db.execute(
-                sql: "DELETE FROM dead_letters WHERE pipeline = ? AND id IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))",
+                // By id (the rowid), not through the (pipeline, location) index: `+pipeline`.
+                sql: "DELETE FROM dead_letters WHERE +pipeline = ? AND id IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))",
                 arguments: StatementArguments([commit.deadLettersPipeline ?? commit.pipeline] + chunk.map { $0 as any DatabaseValueConvertible }))
         }
         let insertLetter = try db.cachedStatement(sql: insertDeadLetterSQL)

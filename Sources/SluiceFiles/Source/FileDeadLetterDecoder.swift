@@ -59,19 +59,32 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
                 var bytes: [UInt8] = []
                 for l in chunk { bytes += l.letter.raw + [10] }
                 decoder.seek(offset: 0, line: 1)
-                let output = bytes.withUnsafeBytes { decoder.decode($0, isFinal: true) }
+                // The decoder hands over at most its batch size per call: call until all is read.
+                var outputs: [RecordBatch] = []
                 var rejected: [Int: DecodeReject] = [:]
-                for r in output.rejects { rejected[r.line - 1] = r }
+                var offset = 0
+                while offset < bytes.count {
+                    let output = bytes.withUnsafeBytes { decoder.decode(UnsafeRawBufferPointer(rebasing: $0[offset...]), isFinal: true) }
+                    outputs.append(output.batch)
+                    for r in output.rejects { rejected[r.line - 1] = r }
+                    guard output.consumed > 0 else { break }
+                    offset += output.consumed
+                }
                 var ids: [Int64] = []
                 for (i, l) in chunk.enumerated() {
                     if let r = rejected[i] { fail(l, r.kind, r.message) } else { ids.append(l.id) }
                 }
-                if ids.count == output.batch.count {
-                    batches.append((output.batch, ids))
+                let rows = outputs.reduce(0) { $0 + $1.count }
+                if ids.count == rows {
+                    var next = 0
+                    for batch in outputs where batch.count > 0 {
+                        batches.append((batch, Array(ids[next..<next + batch.count])))
+                        next += batch.count
+                    }
                 } else {
                     // The decoder did not give one row per letter: replay none of them.
                     for (i, l) in chunk.enumerated() where rejected[i] == nil {
-                        fail(l, "internal_error", "decoding again gave \(output.batch.count) rows for \(ids.count) letters")
+                        fail(l, "internal_error", "decoding again gave \(rows) rows for \(ids.count) letters")
                     }
                 }
             }
