@@ -13,6 +13,8 @@ public struct MetricsServer: Service {
     public let logger: Logger
     /// The pipelines' recent history, for the dashboard (`/` and `/api/v1/status`).
     public var history: StatusHistory?
+    /// Live samples for `sluice tap` (`/api/v1/tap`).
+    public var tap: TapHub?
 
     public init(registry: PrometheusCollectorRegistry, host: String = "127.0.0.1", port: Int, logger: Logger, history: StatusHistory? = nil) {
         self.history = history
@@ -27,7 +29,7 @@ public struct MetricsServer: Service {
         Self.addMetricsRoute(to: router, registry: registry)
         router.get("/healthz") { _, _ in "ok\n" }
         // Loopback only: the dashboard's data needs no key here.
-        if let history { DashboardRoutes.add(to: router, history: history) }
+        if let history { DashboardRoutes.add(to: router, history: history, tap: tap) }
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
         // As a service of the command's group, not `runService()`: that one handles SIGTERM itself
         // and returns, which the group took for a failure and cancelled the pipelines mid-commit.

@@ -4,13 +4,14 @@ import SluiceCore
 
 extension SQLiteStateStore {
     /// `filter` as a WHERE clause and its arguments.
-    static func whereClause(_ filter: DeadLetterFilter) -> (String, StatementArguments) {
+    static func whereClause(_ filter: DeadLetterFilter, paging: Bool = false) -> (String, StatementArguments) {
         var clauses = ["id > ?"]
         var arguments: [(any DatabaseValueConvertible)?] = [filter.afterID]
         if let p = filter.pipeline {
-            // `+pipeline`: not the (pipeline, location) index, which would read every letter of
-            // the pipeline and sort them for each page; the rowid order from `id > ?` stops at the limit.
-            clauses.append("+pipeline = ?")
+            // Paging: `+pipeline` keeps SQLite off the (pipeline, location) index, which would read
+            // every letter of the pipeline and sort them for each page; the rowid order from
+            // `id > ?` stops at the limit. Counting and deleting use the index.
+            clauses.append(paging ? "+pipeline = ?" : "pipeline = ?")
             arguments.append(p)
         }
         func any(_ column: String, _ values: [some DatabaseValueConvertible]) {
@@ -33,7 +34,7 @@ extension SQLiteStateStore {
     }
 
     public func deadLetters(matching filter: DeadLetterFilter, limit: Int) async throws -> [StoredDeadLetter] {
-        let (clause, arguments) = Self.whereClause(filter)
+        let (clause, arguments) = Self.whereClause(filter, paging: true)
         return try await pool.read { db in
             // Columns by position: a replay reads letters by the hundred thousand, and looking
             // columns up by name costs more than reading them.

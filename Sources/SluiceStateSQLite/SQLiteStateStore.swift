@@ -105,12 +105,18 @@ public final class SQLiteStateStore: StateStore {
                     """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
         }
         // In chunks: SQLite bounds the number of parameters of a statement.
+        var deleted = 0
         for start in stride(from: 0, to: commit.resolvedDeadLetters?.count ?? 0, by: 500) {
             let chunk = commit.resolvedDeadLetters![start..<min(start + 500, commit.resolvedDeadLetters!.count)]
             try db.execute(
                 // By id (the rowid), not through the (pipeline, location) index: `+pipeline`.
                 sql: "DELETE FROM dead_letters WHERE +pipeline = ? AND id IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))",
                 arguments: StatementArguments([commit.deadLettersPipeline ?? commit.pipeline] + chunk.map { $0 as any DatabaseValueConvertible }))
+            deleted += db.changesCount
+        }
+        if let resolved = commit.resolvedDeadLetters, deleted != Set(resolved).count {
+            // Another replay delivered some of them first: this commit's records would be twice.
+            throw StateCommit.replayConflict(resolved.count - deleted)
         }
         let insertLetter = try db.cachedStatement(sql: insertDeadLetterSQL)
         for l in commit.deadLetters {

@@ -53,6 +53,21 @@ public enum DeadLetterAdminConformance {
             "f:5 failed again: \(String(describing: afterReplay.first))")
         let strays = try await store.deadLetters(matching: DeadLetterFilter(pipeline: "\(p)~replay"), limit: 10)
         try check(strays.isEmpty, "nothing filed under the writer's name")
+        // A second replay of letters already delivered is refused whole: its records would be twice.
+        var late = StateCommit(pipeline: "\(p)~replay", now: t0 + 7400)
+        late.deadLettersPipeline = p
+        late.resolvedDeadLetters = [all[3].id, afterReplay[0].id]
+        late.checkpoint = ["dead-letters": "late"]
+        do {
+            try await store.commit(late)
+            try check(false, "a commit resolving a letter already gone was accepted")
+        } catch let error as SluiceError {
+            try check(error.code == .conflict, "refused as a conflict: \(error)")
+        }
+        let kept = try await store.deadLetters(matching: DeadLetterFilter(pipeline: p, since: t0 + 1), limit: 10)
+        try check(kept.map(\.letter.location) == ["f:5"], "nothing of the refused commit kept: \(kept.map(\.letter.location))")
+        let cp = try await store.checkpoint(pipeline: "\(p)~replay")
+        try check(cp["dead-letters"] == nil, "its checkpoint not stored either")
 
         // Retention: older than a cutoff, then all but the newest N.
         try check(try await store.sweepDeadLetters(pipeline: p, before: t0 + 1, keepNewest: nil) == 3, "ttl sweep")

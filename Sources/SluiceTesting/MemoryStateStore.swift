@@ -44,6 +44,13 @@ public final class MemoryStateStore: StateStore {
                 let refused = commit.dedupeKeys.filter { key in stored[key].map { $0 >= since && $0 != commit.now } ?? false }
                 if !refused.isEmpty { throw commit.conflict(keys: refused) }
             }
+            // Checked before anything changes: the commit is all or nothing.
+            if let resolved = commit.resolvedDeadLetters {
+                let ids = Set(resolved)
+                let owner = commit.deadLettersPipeline ?? commit.pipeline
+                let present = s.letters.filter { $0.pipeline == owner && ids.contains($0.id) }.count
+                if present != ids.count { throw StateCommit.replayConflict(ids.count - present) }
+            }
             s.commits += 1
             for (p, v) in commit.checkpoint {
                 s.checkpoints[commit.pipeline, default: [:]][p] = v
@@ -51,7 +58,8 @@ public final class MemoryStateStore: StateStore {
             }
             let owner = commit.deadLettersPipeline ?? commit.pipeline
             if let resolved = commit.resolvedDeadLetters {
-                s.letters.removeAll { $0.pipeline == owner && resolved.contains($0.id) }
+                let ids = Set(resolved)
+                s.letters.removeAll { $0.pipeline == owner && ids.contains($0.id) }
             }
             for l in commit.deadLetters {
                 if let i = s.letters.firstIndex(where: { $0.pipeline == owner && $0.letter.location == l.location }) {

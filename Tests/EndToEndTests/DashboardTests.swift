@@ -95,4 +95,58 @@ import Testing
         let page = try await offPool { try curl(["http://127.0.0.1:\(port)/"]) }
         #expect(page.status == 200 && page.body.contains("needs an API key"))
     }
+
+    /// `sluice tap` prints live records of each stage as NDJSON and stops at its limit;
+    /// `sluice top` prints a row per pipeline when its output is not a terminal.
+    @Test func tapAndTopReadARunningPipeline() async throws {
+        let dir = try makeWorkDirectory("tap-top")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            pipelines:
+              watched:
+                source: { file: { path: data, format: ndjson, watch: true, poll_interval: 100ms, min_age: 0s } }
+                sink: { ndjson: { path: out, max_file_age: 100ms } }
+            """, to: "\(dir)/p.yaml")
+        let port = try freePort()
+        let sluice = try SluiceProcess.start(["run", "p.yaml", "--metrics-port", "\(port)"], in: dir, log: "\(dir)/sluice.log")
+        defer { if sluice.isRunning { kill(sluice.processIdentifier, SIGKILL) } }
+        #expect(try await waitUntil(seconds: 60) { (try? curl(["http://127.0.0.1:\(port)/healthz"]))?.status == 200 })
+        let sink = try SluiceProcess.start(
+            ["tap", "watched", "--url", "http://127.0.0.1:\(port)", "--limit", "3", "--timeout", "120"], in: dir, log: "\(dir)/tap-sink.out")
+        let letters = try SluiceProcess.start(
+            ["tap", "watched", "--url", "http://127.0.0.1:\(port)", "--stage", "dead-letter", "--limit", "1", "--timeout", "120"], in: dir,
+            log: "\(dir)/tap-dl.out")
+        defer {
+            for p in [sink, letters] where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        // Records keep coming until both taps have what they asked for (they may connect late).
+        var n = 0
+        while sink.isRunning || letters.isRunning, n < 200 {
+            n += 1
+            try write("{\"id\":\(n),\"tag\":\"t\\\"q\"}\n{not json \(n)\n", to: "\(dir)/data/\(n).ndjson")
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        await waitForExit(sink)
+        await waitForExit(letters)
+        #expect(sink.terminationStatus == 0 && letters.terminationStatus == 0)
+        let sunk = ((try? String(contentsOfFile: "\(dir)/tap-sink.out", encoding: .utf8)) ?? "").split(separator: "\n")
+        let parsed = sunk.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(sunk.count == 3 && parsed.count == 3 && parsed.allSatisfy { $0["tag"] as? String == "t\"q" }, "\(sunk)")
+        let dl = ((try? String(contentsOfFile: "\(dir)/tap-dl.out", encoding: .utf8)) ?? "").split(separator: "\n")
+        let letter = dl.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
+        #expect(dl.count == 1 && letter["stage"] as? String == "decode" && (letter["raw"] as? String)?.hasPrefix("{not json") == true, "\(dl)")
+        // Nobody taps any more: an unknown pipeline is named as such.
+        let unknown = try await SluiceProcess.runWithoutBlocking(["tap", "nope", "--url", "http://127.0.0.1:\(port)"], in: dir)
+        #expect(unknown.status != 0 && unknown.stderr.contains("this process runs: watched"), "\(unknown.stderr)")
+
+        let top = try await SluiceProcess.runWithoutBlocking(["top", "--url", "http://127.0.0.1:\(port)", "--interval", "0.3"], in: dir)
+        let rows = top.stdout.split(separator: "\n")
+        #expect(
+            top.status == 0 && rows.first?.hasPrefix("PIPELINE  STATE") == true && rows.count == 2 && rows[1].hasPrefix("watched   running"),
+            "\(top.stdout)\(top.stderr)")
+        kill(sluice.processIdentifier, SIGTERM)
+        await waitForExit(sluice)
+        #expect(sluice.terminationStatus == 0)
+    }
 }

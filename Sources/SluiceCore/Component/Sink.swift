@@ -39,16 +39,16 @@ public protocol Sink: Sendable {
     /// The option that makes this sink replace its whole output at the end of each extract pass
     /// (a backfill of a range would leave only that range), or nil.
     var replacesOutputEachPass: String? { get }
-    /// True for sinks that stage files and publish them after the state commit (file intents):
-    /// `sluice dlq replay` writes to those.
-    var publishesFilesAfterCommit: Bool { get }
+    /// True for sinks `sluice dlq replay` can write to: those that stage local files and publish
+    /// them after the state commit (file intents), under the replay's own name.
+    var acceptsDeadLetterReplay: Bool { get }
 }
 
 extension Sink {
     public func checkReachable() async throws {}
     public func incompatibility(with source: any Source) -> (key: String, message: String)? { nil }
     public var replacesOutputEachPass: String? { nil }
-    public var publishesFilesAfterCommit: Bool { false }
+    public var acceptsDeadLetterReplay: Bool { false }
 }
 
 /// Writes batches and commits them atomically with the checkpoint, in two phases:

@@ -25,6 +25,8 @@ public struct DeadLetterReplay: Sendable {
         public var replayed = 0
         /// Dead letters that failed again (kept, attempts + 1).
         public var failedAgain = 0
+        /// Dead letters this version leaves as they are (no row to decode, a compressed file).
+        public var skipped = 0
         public init() {}
     }
 
@@ -58,8 +60,8 @@ public struct DeadLetterReplay: Sendable {
         if plan.source.deadLetterDecoder() == nil {
             return "the \(type(of: plan.source)) source cannot decode its dead letters again yet (files can: csv and ndjson)"
         }
-        if !plan.sink.publishesFilesAfterCommit {
-            return "replay writes to file sinks (parquet, ndjson) for now; this pipeline's sink is \(type(of: plan.sink))"
+        if !plan.sink.acceptsDeadLetterReplay {
+            return "replay writes to file sinks (parquet, ndjson) in local directories for now; this pipeline's sink is \(type(of: plan.sink))"
         }
         if plan.settings.dedupe != nil { return "replay into a pipeline with dedupe is not supported yet" }
         return nil
@@ -83,6 +85,7 @@ public struct DeadLetterReplay: Sendable {
                 let letters = try await store.deadLetters(matching: page, limit: pageSize)
                 guard let last = letters.last else { break }
                 let decoded = try await decoder.decode(letters)
+                totals.skipped += letters.count - decoded.batches.reduce(0) { $0 + $1.ids.count } - decoded.failures.count
                 let raw = Dictionary(uniqueKeysWithValues: letters.map { ($0.id, $0) })
                 var resolved: [Int64] = []
                 var again = decoded.failures.map(\.letter)
@@ -108,7 +111,15 @@ public struct DeadLetterReplay: Sendable {
                     commit.deadLetters = again
                     try await writer.prepareCommit(&commit)
                     if let delay = hooks.commitPhaseDelay { try? await Task.sleep(for: delay) }
-                    try await store.commit(commit)
+                    do {
+                        try await store.commit(commit)
+                    } catch let error as SluiceError where error.code == .conflict {
+                        // Refused as a whole (another replay delivered some first): nothing of it
+                        // is kept, so its staged files go. Other failures may have committed
+                        // (an answer lost): the next replay's recovery settles those.
+                        await writer.abortCommit()
+                        throw error
+                    }
                     if let delay = hooks.commitPhaseDelay { try? await Task.sleep(for: delay) }
                     try await writer.finishCommit()
                 } else {

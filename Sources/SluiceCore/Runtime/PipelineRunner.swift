@@ -22,6 +22,8 @@ public struct PipelineRunner: Sendable {
     public var maxPendingDeadLetters = 10_000
     /// Where tests may pause or hold the run (``TestHooks/none`` outside tests).
     let hooks: TestHooks
+    /// Live samples for `sluice tap` (nil: nobody can tap this run).
+    public var tap: TapHub?
     /// A pause between the commit phases, so crash tests that kill the process at random
     /// moments also land between them.
     var commitPhaseDelay: Duration? { hooks.commitPhaseDelay }
@@ -372,6 +374,9 @@ public struct PipelineRunner: Sendable {
                 if missing > 0 { reportMissing(missing, check: "sequence_gap", at: batch.position, detail: examples.joined(separator: ", ")) }
             }
             addDeadLetters(batch.rejects)
+            if let tap = runner.tap, tap.isActive {
+                tap.offer(pipeline: runner.plan.name, stage: .source) { TapHub.lines(batch.records) }
+            }
             var records = batch.records
             if dedupe != nil {
                 // Mutated in place: a copy would copy its set of pending keys on every batch.
@@ -405,6 +410,9 @@ public struct PipelineRunner: Sendable {
 
         mutating func addDeadLetters(_ letters: [DeadLetter]) {
             guard !letters.isEmpty else { return }
+            if let tap = runner.tap, tap.isActive {
+                tap.offer(pipeline: runner.plan.name, stage: .deadLetter) { TapHub.lines(letters) }
+            }
             commits.deadLettered(letters)
             totals.deadLettered += letters.count
             var counts: [String: (stage: String, kind: String, count: Int)] = [:]
@@ -447,6 +455,11 @@ public struct PipelineRunner: Sendable {
             while true {
                 let failures = try await withSinkRetry("write") { [writer] in try await writer.write(current) }
                 let accepted = current.count - failures.count
+                if let tap = runner.tap, tap.isActive {
+                    tap.offer(pipeline: runner.plan.name, stage: .sink) { [current] in
+                        TapHub.lines(failures.isEmpty ? current : current.take(Array(Set(0..<current.count).subtracting(failures.map(\.row))).sorted()))
+                    }
+                }
                 uncommittedOutputBytes += failures.isEmpty ? current.byteSize : current.byteSize * accepted / max(current.count, 1)
                 totals.recordsOut += accepted
                 metrics.recordsOut.increment(by: accepted)

@@ -68,3 +68,13 @@ public struct StateCommit: Sendable, Codable {
         checkpoint.isEmpty && deadLetters.isEmpty && dedupeKeys.isEmpty && fileIntents.isEmpty
     }
 }
+
+extension StateCommit {
+    /// The error a store throws when some of ``resolvedDeadLetters`` are gone: another replay
+    /// delivered them first, and this commit's records would be in the sink twice.
+    public static func replayConflict(_ missing: Int) -> SluiceError {
+        SluiceError(
+            .conflict,
+            "\(missing) of the dead letters this replay delivers were delivered by another replay first (is one running?); nothing of this commit is kept")
+    }
+}

@@ -17,7 +17,8 @@ import SluiceObjectStore
 ///   ndjson: { path: out/events, max_file_size: 128MB, max_file_age: 60s }
 /// ```
 public struct NDJSONFileSink: Sink {
-    public var publishesFilesAfterCommit: Bool { true }
+    /// Local directories only (see ``ParquetFileSink/acceptsDeadLetterReplay``).
+    public var acceptsDeadLetterReplay: Bool { !directory.contains("://") }
     public func checkReachable() async throws {
         try await ObjectPublisher.checkWritable(directory, storage: storage)
     }

@@ -18,7 +18,9 @@ import SluiceObjectStore
 ///   parquet: { path: lake/events, partition_by: "day(created_at)", compression: zstd }
 /// ```
 public struct ParquetFileSink: Sink {
-    public var publishesFilesAfterCommit: Bool { true }
+    /// Local directories only: on object storage a replay's writer and the pipeline's would
+    /// abort each other's uploads (both own the sink's prefix).
+    public var acceptsDeadLetterReplay: Bool { !directory.contains("://") }
     public func checkReachable() async throws {
         try await ObjectPublisher.checkWritable(directory, storage: storage)
     }

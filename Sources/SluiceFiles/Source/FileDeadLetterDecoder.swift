@@ -18,6 +18,9 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
         var groups: [String: [StoredDeadLetter]] = [:]
         var order: [String] = []
         for l in letters {
+            // Left as they are: letters without a row (a file that could not be read at all) and
+            // rows of compressed files (the header or sample would have to be read decompressed).
+            guard !l.letter.raw.isEmpty, !Self.isCompressed(Self.path(of: l.letter.location)) else { continue }
             let path = Self.path(of: l.letter.location)
             if groups[path] == nil { order.append(path) }
             groups[path, default: []].append(l)
@@ -90,6 +93,11 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
             }
         }
         return (batches, failures)
+    }
+
+    static func isCompressed(_ path: String) -> Bool {
+        let lower = path.lowercased()
+        return [".gz", ".zst", ".zstd", ".snappy", ".bz2", ".xz"].contains { lower.hasSuffix($0) }
     }
 
     /// `path:line` → `path`.

@@ -64,9 +64,12 @@ public final class PostgresStateStore: StateStore {
                     """, [commit.pipeline, String(historyLimit)])
             }
             if let resolved = commit.resolvedDeadLetters, !resolved.isEmpty {
-                try s.query(
-                    "DELETE FROM sluice.dead_letters WHERE pipeline = $1 AND id = ANY($2::bigint[])",
+                let r = try s.query(
+                    "WITH gone AS (DELETE FROM sluice.dead_letters WHERE pipeline = $1 AND id = ANY($2::bigint[]) RETURNING 1) SELECT count(*) FROM gone",
                     [commit.deadLettersPipeline ?? commit.pipeline, "{" + resolved.map(String.init).joined(separator: ",") + "}"])
+                let deleted = Int(r.string(0, 0) ?? "0") ?? 0
+                // Another replay delivered some of them first: this commit's records would be twice.
+                if deleted != Set(resolved).count { throw StateCommit.replayConflict(Set(resolved).count - deleted) }
             }
             for l in commit.deadLetters {
                 try s.query(

@@ -57,6 +57,8 @@ public struct PushServer: Service {
     public var sinks: [(pipeline: String, sink: any Sink)] = []
     /// The pipelines' recent history, for the dashboard (`/` and `/api/v1/status`).
     public var history: StatusHistory?
+    /// Live samples for `sluice tap` (`/api/v1/tap`).
+    public var tap: TapHub?
     /// Admits push requests until it drains (shared with ``PushDrain``).
     public var intake = PushIntake()
     /// The memory budget of request bodies (made from the settings unless given, e.g. by a test
@@ -213,7 +215,7 @@ public struct PushServer: Service {
         if let history {
             // Beyond loopback the dashboard's data needs an API key, as writes do.
             let open = ServeRules.isLoopback(settings.host)
-            DashboardRoutes.add(to: router, history: history) { request in
+            DashboardRoutes.add(to: router, history: history, tap: tap) { request in
                 guard !open else { return nil }
                 do {
                     _ = try await endpoint.authenticateKey(request.headers, stream: "dashboard", forbidden: "this key may not read the dashboard") { _ in true }

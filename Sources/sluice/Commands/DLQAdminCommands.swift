@@ -291,6 +291,9 @@ extension DLQCommand {
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
             let verb = dryRun ? "would replay" : "replayed"
             print("\(verb) \(totals.replayed) of \(total) dead letter(s); \(totals.failedAgain) \(dryRun ? "would fail" : "failed") again")
+            if totals.skipped > 0 {
+                print("\(totals.skipped) left as they are (no row to decode again, or a compressed file)")
+            }
             if others > 0 { print("\(others) other dead letter(s) left as they are (this version replays decode failures)") }
         }
     }

@@ -87,7 +87,12 @@ struct RunCommand: AsyncParsableCommand {
         }
         let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
 
-        let runners = plans.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
+        let tap = TapHub()
+        let runners = plans.map { plan in
+            var runner = PipelineRunner(plan: plan, store: store, logger: logger, hooks: .fromProcessEnvironment)
+            runner.tap = metricsPort == nil ? nil : tap
+            return runner
+        }
         let showProgress =
             terminal.isInteractive && !noProgress && logging.logFormat == .text
             && !plans.contains { $0.source.isContinuous }
@@ -102,7 +107,9 @@ struct RunCommand: AsyncParsableCommand {
                 failureTerminationBehavior: .gracefullyShutdownGroup)
         ]
         if let metricsPort {
-            services.append(.init(service: MetricsServer(registry: registry, port: metricsPort, logger: logger, history: history)))
+            var server = MetricsServer(registry: registry, port: metricsPort, logger: logger, history: history)
+            server.tap = tap
+            services.append(.init(service: server))
             logger.info(
                 "serving metrics and the dashboard",
                 metadata: ["metrics": "http://127.0.0.1:\(metricsPort)/metrics", "dashboard": "http://127.0.0.1:\(metricsPort)/"])

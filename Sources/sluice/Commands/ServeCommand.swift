@@ -111,7 +111,12 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
-        let runners = loaded.pipelines.map { PipelineRunner(plan: $0, store: store, logger: logger, hooks: .fromProcessEnvironment) }
+        let tap = TapHub()
+        let runners = loaded.pipelines.map { plan in
+            var runner = PipelineRunner(plan: plan, store: store, logger: logger, hooks: .fromProcessEnvironment)
+            runner.tap = tap
+            return runner
+        }
         let history = StatusHistory(statuses: runners.map(\.status))
         let supervisor = {
             var s = PipelineSupervisor(runners: runners, store: store, logger: logger, progress: nil)
@@ -127,6 +132,7 @@ struct ServeCommand: AsyncParsableCommand {
             })
         server.sinks = loaded.pipelines.map { ($0.name, $0.sink) }
         server.history = history
+        server.tap = tap
         if let registryStore = store.schemaRegistry {
             server.schemaRegistry = SchemaRegistry(store: registryStore)
         }
