@@ -15,6 +15,8 @@ public struct MetricsServer: Service {
     public var history: StatusHistory?
     /// Live samples for `sluice tap` (`/api/v1/tap`).
     public var tap: TapHub?
+    /// The dashboard's page per pipeline (runs, checkpoint, dead letters; replay and drop).
+    public var backend: DashboardBackend?
 
     public init(registry: PrometheusCollectorRegistry, host: String = "127.0.0.1", port: Int, logger: Logger, history: StatusHistory? = nil) {
         self.history = history
@@ -29,7 +31,7 @@ public struct MetricsServer: Service {
         Self.addMetricsRoute(to: router, registry: registry)
         router.get("/healthz") { _, _ in "ok\n" }
         // Loopback only: the dashboard's data needs no key here.
-        if let history { DashboardRoutes.add(to: router, history: history, tap: tap) }
+        if let history { DashboardRoutes.add(to: router, history: history, tap: tap, backend: backend) }
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
         // As a service of the command's group, not `runService()`: that one handles SIGTERM itself
         // and returns, which the group took for a failure and cancelled the pipelines mid-commit.

@@ -34,6 +34,16 @@ enum DashboardPage {
         figcaption { font-size: .75rem; color: var(--grey); display: flex; gap: .75rem; }
         .key { display: inline-block; width: .8rem; height: .25rem; vertical-align: middle; margin-right: .25rem; }
         svg { width: 100%; height: 70px; display: block; }
+        .wide svg { height: 160px; }
+        .card h2 a { color: inherit; }
+        table { width: 100%; border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }
+        th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid rgba(127,127,127,.25); vertical-align: top; }
+        th { font-size: .72rem; color: var(--grey); text-transform: uppercase; }
+        td code { white-space: pre-wrap; word-break: break-all; font-size: .8rem; }
+        .detail { grid-column: 1 / -1; }
+        button { font: inherit; padding: .3rem .8rem; border-radius: 6px; border: 1px solid var(--grey); background: var(--card); color: var(--text); cursor: pointer; }
+        button.danger { border-color: var(--red); color: var(--red); }
+        .scroll { overflow-x: auto; }
         </style>
         </head>
         <body>
@@ -63,12 +73,12 @@ enum DashboardPage {
           const mb = [{label: "in", color: "var(--blue)", values: s.bytes_in_per_s.map(v => v/1e6)}, {label: "out", color: "var(--orange)", values: s.bytes_out_per_s.map(v => v/1e6)}];
           const dlq = [{label: "dead letters", color: "var(--red)", values: s.dead_letter_queue}];
           return '<section class="card" data-pipeline="' + esc(p.name) + '">' +
-            '<h2><span class="name">' + esc(p.name) + '</span><span class="state ' + esc(p.state) + '">' + esc(p.state) + '</span></h2>' +
+            '<h2><a href="#/p/' + encodeURIComponent(p.name) + '"><span class="name">' + esc(p.name) + '</span></a><span class="state ' + esc(p.state) + '">' + esc(p.state) + '</span></h2>' +
             (p.alerts.length ? '<ul class="alerts">' + p.alerts.map(a => '<li class="alert">' + esc(a) + '</li>').join("") + '</ul>' : '') +
             '<dl>' +
             '<div><dt>records/s in</dt><dd data-field="records-in-rate">' + num(last(s.records_in_per_s)) + '</dd></div>' +
             '<div><dt>records/s out</dt><dd data-field="records-out-rate">' + num(last(s.records_out_per_s)) + '</dd></div>' +
-            '<div><dt>MB/s in</dt><dd>' + num(last(s.bytes_in_per_s) / 1e6) + '</dd></div>' +
+            '<div><dt>in per second</dt><dd>' + bytes(last(s.bytes_in_per_s)) + '</dd></div>' +
             '<div><dt>records in</dt><dd data-field="records-in">' + num(p.records_in) + '</dd></div>' +
             '<div><dt>records out</dt><dd data-field="records-out">' + num(p.records_out) + '</dd></div>' +
             '<div><dt>bytes out</dt><dd>' + bytes(p.bytes_out) + '</dd></div>' +
@@ -85,23 +95,74 @@ enum DashboardPage {
             '</section>';
         }
         let key = sessionStorage.getItem("sluice-key");
+        let dlqAfter = 0;
+        const headers = () => key ? {"Authorization": "Bearer " + key} : {};
+        async function get(path) {
+          const r = await fetch(path, {headers: headers()});
+          if (r.status === 401 || r.status === 403) {
+            key = prompt("This dashboard needs an API key (sluice keys create):");
+            if (key) sessionStorage.setItem("sluice-key", key);
+            throw new Error("an API key is needed");
+          }
+          if (!r.ok) throw new Error(path + ": status " + r.status);
+          return r.json();
+        }
+        function table(head, rows) {
+          return '<div class="scroll"><table><tr>' + head.map(h => '<th>' + esc(h) + '</th>').join("") + '</tr>' +
+            rows.map(r => '<tr>' + r.map(c => '<td>' + c + '</td>').join("") + '</tr>').join("") + '</table></div>';
+        }
+        function detail(p, d) {
+          const s = p.series;
+          const p99 = [{label: "p99", color: "var(--green)", values: s.p99_seconds}];
+          const dur = r => r.ended_at ? secs(r.ended_at - r.started_at) : "running";
+          const runs = table(["run", "status", "started", "duration", "in", "out", "dead letters", "message"], d.runs.map(r =>
+            [r.id, esc(r.status), esc(local(r.started_at)), dur(r), num(r.records_in), num(r.records_out), num(r.dead_lettered), esc(r.message || "")]));
+          const cp = table(["partition", "position"], d.checkpoint.map(c => ['<code>' + esc(c.partition) + '</code>', '<code>' + esc(c.position) + '</code>']));
+          const letters = table(["id", "stage", "reason", "location", "attempts", "first seen", "raw"], d.dead_letters.page.map(l =>
+            [l.id, esc(l.stage), esc(l.reason) + '<br><small>' + esc(l.message) + '</small>', '<code>' + esc(l.location) + '</code>', l.attempts,
+             esc(local(l.first_seen)), '<code class="raw">' + esc(l.raw) + '</code>' + (l.raw_bytes > 4096 ? ' …' : '')]));
+          const actions = d.writes && d.dead_letters.total > 0
+            ? '<p><button id="replay">Replay all</button> <button id="drop" class="danger">Drop all</button> <span id="action"></span></p>'
+            : (d.dead_letters.total > 0 ? '<p><small>Read-only: start the process with --dashboard-writes to replay and drop from here.</small></p>' : '');
+          const paging = (dlqAfter ? '<button id="first">First page</button> ' : '') + (d.dead_letters.next_after ? '<button id="next">Next page</button>' : '');
+          return '<section class="card detail wide" data-pipeline="' + esc(p.name) + '"><p><a href="#">← all pipelines</a></p>' +
+            card(p).replace('<section class="card"', '<div').replace(/<\/section>$/, '</div>') +
+            '<figure>' + chart(p99, s.t) + '<figcaption>' + legend(p99, "latency p99, seconds") + '</figcaption></figure>' +
+            '<h3>Recent runs</h3>' + runs + '<h3>Checkpoint</h3>' + cp +
+            '<h3 id="dead-letters">Dead letters (' + num(d.dead_letters.total) + ')</h3>' + actions + letters + paging + '</section>';
+        }
+        async function act(name, action) {
+          if (action === "drop" && !confirm("Drop every dead letter of " + name + "? Export them first to keep a copy.")) return;
+          const r = await fetch("api/v1/pipelines/" + encodeURIComponent(name) + "/dead-letters/" + action, {method: "POST", headers: headers()});
+          const body = await r.json();
+          const out = document.getElementById("action");
+          if (out) out.textContent = r.ok ? JSON.stringify(body) : (body.detail || ("status " + r.status));
+          refresh();
+        }
         async function refresh() {
           try {
-            const r = await fetch("api/v1/status", {headers: key ? {"Authorization": "Bearer " + key} : {}});
-            if (r.status === 401 || r.status === 403) {
-              key = prompt("This dashboard needs an API key (sluice keys create):");
-              if (key) sessionStorage.setItem("sluice-key", key);
-              return;
+            const data = await get("api/v1/status");
+            const route = decodeURIComponent((location.hash.match(/^#\/p\/(.+)$/) || [])[1] || "");
+            const one = route && data.pipelines.find(p => p.name === route);
+            const main = document.getElementById("pipelines");
+            if (one) {
+              const d = await get("api/v1/pipelines/" + encodeURIComponent(one.name) + "?after=" + dlqAfter);
+              main.innerHTML = detail(one, d);
+              const on = (id, f) => { const b = document.getElementById(id); if (b) b.onclick = f; };
+              on("next", () => { dlqAfter = d.dead_letters.next_after; refresh(); });
+              on("first", () => { dlqAfter = 0; refresh(); });
+              on("replay", () => act(one.name, "replay"));
+              on("drop", () => act(one.name, "drop"));
+            } else {
+              main.innerHTML = data.pipelines.map(card).join("") || "<p>No pipelines.</p>";
             }
-            if (!r.ok) throw new Error("status " + r.status);
-            const data = await r.json();
-            document.getElementById("pipelines").innerHTML = data.pipelines.map(card).join("") || "<p>No pipelines.</p>";
             document.getElementById("updated").textContent = "updated " + new Date(data.generated_at * 1000).toLocaleTimeString();
             document.getElementById("error").textContent = "";
           } catch (e) {
             document.getElementById("error").textContent = "cannot reach Sluice: " + e.message;
           }
         }
+        window.addEventListener("hashchange", () => { dlqAfter = 0; refresh(); });
         refresh();
         setInterval(refresh, 2000);
         </script>

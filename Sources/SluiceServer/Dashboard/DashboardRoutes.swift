@@ -7,12 +7,20 @@ import SluiceCore
 /// data may not go to (a server listening beyond loopback asks for an API key), else nil.
 public enum DashboardRoutes {
     public static func add(
-        to router: Router<BasicRequestContext>, history: StatusHistory, tap: TapHub? = nil,
-        authorize: @escaping @Sendable (Request) async -> Response? = { _ in nil }
+        to router: Router<BasicRequestContext>, history: StatusHistory, tap: TapHub? = nil, backend: DashboardBackend? = nil,
+        authorize given: @escaping @Sendable (Request) async -> Response? = { _ in nil }
     ) {
+        // A refusal asks the browser for credentials: the API key as the Basic password (or user).
+        let authorize: @Sendable (Request) async -> Response? = { request in
+            guard var refused = await given(request) else { return nil }
+            if refused.status == .unauthorized { refused.headers[.wwwAuthenticate] = "Basic realm=\"sluice\", charset=\"UTF-8\"" }
+            return refused
+        }
         if let tap { addTap(to: router, hub: tap, pipelines: history.statuses.map(\.pipeline), authorize: authorize) }
-        router.get("/") { _, _ -> Response in
-            Response(
+        if let backend { addBackend(to: router, backend: backend, authorize: authorize) }
+        router.get("/") { request, _ -> Response in
+            if let refused = await authorize(request) { return refused }
+            return Response(
                 status: .ok,
                 headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .init("Content-Security-Policy")!: csp],
                 body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))

@@ -59,6 +59,8 @@ public struct PushServer: Service {
     public var history: StatusHistory?
     /// Live samples for `sluice tap` (`/api/v1/tap`).
     public var tap: TapHub?
+    /// The dashboard's page per pipeline (runs, checkpoint, dead letters; replay and drop).
+    public var backend: DashboardBackend?
     /// Admits push requests until it drains (shared with ``PushDrain``).
     public var intake = PushIntake()
     /// The memory budget of request bodies (made from the settings unless given, e.g. by a test
@@ -215,7 +217,7 @@ public struct PushServer: Service {
         if let history {
             // Beyond loopback the dashboard's data needs an API key, as writes do.
             let open = ServeRules.isLoopback(settings.host)
-            DashboardRoutes.add(to: router, history: history, tap: tap) { request in
+            DashboardRoutes.add(to: router, history: history, tap: tap, backend: backend) { request in
                 guard !open else { return nil }
                 do {
                     _ = try await endpoint.authenticateKey(request.headers, stream: "dashboard", forbidden: "this key may not read the dashboard") { _ in true }

@@ -48,6 +48,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .customLong("benchmark-no-telemetry"), help: .hidden)
     var noTelemetry = false
 
+    @Flag(name: .customLong("dashboard-writes"), help: "Let the dashboard (at / of --metrics-port) replay and drop dead letters; it is read-only otherwise.")
+    var dashboardWrites = false
+
     func run() async throws {
         MemoryTuning.apply()
         let terminal = Terminal()
@@ -109,6 +112,7 @@ struct RunCommand: AsyncParsableCommand {
         if let metricsPort {
             var server = MetricsServer(registry: registry, port: metricsPort, logger: logger, history: history)
             server.tap = tap
+            server.backend = DashboardBackend(plans: plans, store: store, logger: logger, writes: dashboardWrites)
             services.append(.init(service: server))
             logger.info(
                 "serving metrics and the dashboard",

@@ -62,6 +62,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Listen on a non-loopback address even though some stream has no authentication.")
     var allowUnauthenticated = false
 
+    @Flag(
+        name: .customLong("dashboard-writes"),
+        help: "Let the dashboard (at /) replay and drop dead letters, behind the API key beyond loopback; it is read-only otherwise.")
+    var dashboardWrites = false
+
     @Flag(name: .customLong("benchmark-noop-route"), help: .hidden)
     var noopRoute = false
 
@@ -133,6 +138,7 @@ struct ServeCommand: AsyncParsableCommand {
         server.sinks = loaded.pipelines.map { ($0.name, $0.sink) }
         server.history = history
         server.tap = tap
+        server.backend = DashboardBackend(plans: loaded.pipelines, store: store, logger: logger, writes: dashboardWrites)
         if let registryStore = store.schemaRegistry {
             server.schemaRegistry = SchemaRegistry(store: registryStore)
         }
