@@ -171,6 +171,7 @@ final class JetStreamSourceReader: SourceReader {
         }
         let last = messages.last!
         lag.record(Int64(last.pending))
+        context.reportLag(Double(last.pending), "messages")
         let (batch, held) = source.ledger.add(acks: acks, terms: terms)
         var out = SourceBatch(
             records: records, rejects: rejects,

@@ -96,6 +96,8 @@ import Testing
         #expect(abs((s["last_commit"] as? Double ?? 0) - metric("sluice_last_commit_timestamp_seconds")) < 0.01, "\(s)")
         #expect(metric("sluice_alerts_firing") == 1 && (s["alerts"] as? [String]) == ["SluiceDeadLetterQueueLarge"])
         #expect((s["latency_p99_seconds"] as? Double ?? -1) >= 0 && s["schema_drifts"] as? Int == 0 && s["missing_records"] as? Int == 0)
+        #expect(s["dead_letters_by_reason"] as? [String: Int] == ["decode/malformed_row": 2], "\(s)")
+        #expect(s["schema_version"] as? Int == 1 && s["lag"] is NSNull, "\(s)")
 
         // A real browser runs the page's script against the live endpoint, without a script
         // error, and the same with every other host cut off.
@@ -113,6 +115,7 @@ import Testing
         #expect(dom.contains("<li class=\"alert\">SluiceDeadLetterQueueLarge</li>"), "\(dom.suffix(3000))")
         #expect(dom.contains("<svg viewBox=\"0 0 300 70\""), "charts drawn")
         #expect(dom.contains("updated "), "the page says when it last updated")
+        #expect(dom.contains("dead letters by reason: decode/malformed_row 2") && dom.contains("v1 · 0 drifts"), "\(dom.suffix(3000))")
 
         // The page of the pipeline: its runs, its checkpoint, its dead letters; read-only here.
         let detail = try await Self.renderedDOM("http://127.0.0.1:\(port)/#/p/watched")

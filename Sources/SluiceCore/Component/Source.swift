@@ -70,6 +70,9 @@ public struct SourceContext: Sendable {
     /// Called by a scheduled source when a pull starts, with the time until the next one is due
     /// (the lag gauge, and the stopped alert's window).
     public var reportPull: @Sendable (_ started: Date, _ interval: TimeInterval?) -> Void = { _, _ in }
+    /// Called by a source that knows how far behind it is (a queue's pending messages, CDC's
+    /// seconds behind the server), for the dashboard and `sluice top`.
+    public var reportLag: @Sendable (_ value: Double, _ unit: String) -> Void = { _, _ in }
 
     public init(
         pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(), hooks: TestHooks = .none,

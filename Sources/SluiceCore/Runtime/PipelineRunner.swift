@@ -207,6 +207,7 @@ public struct PipelineRunner: Sendable {
                 $0.recordsTotal = progress.recordsTotal
             }
         }
+        context.reportLag = { value, unit in status.update { $0.lag = (value, unit) } }
         let metrics = self.metrics
         context.reportPull = { started, interval in
             metrics.pulled(at: started)
@@ -234,6 +235,7 @@ public struct PipelineRunner: Sendable {
             settings: plan.settings.schema, logger: logger)
         let status = self.status
         schemaGuard.onDrift = { status.update { $0.schemaDrifts += 1 } }
+        schemaGuard.onVersion = { v in status.update { $0.schemaVersion = v } }
         do {
             try await schemaGuard.start()
         } catch  where plan.settings.schema == nil {
@@ -639,10 +641,16 @@ public struct PipelineRunner: Sendable {
             lastDeadLetterRefresh = .now
             deadLetterGaugesStale = false
             do {
-                let summary = try await runner.store.deadLetterSummary(pipeline: runner.plan.name)
-                metrics.deadLetterQueueSize.record(summary.count)
-                runner.status.update { $0.deadLetterQueue = summary.count }
-                metrics.deadLetterOldestAge.record(summary.oldest.map { Date().timeIntervalSince($0) } ?? 0)
+                let groups = try await runner.store.deadLetterStats(matching: DeadLetterFilter(pipeline: runner.plan.name), now: Date())
+                let count = groups.reduce(0) { $0 + $1.count }
+                var byReason: [String: Int] = [:]
+                for g in groups { byReason["\(g.stage)/\(g.kind)", default: 0] += g.count }
+                metrics.deadLetterQueueSize.record(count)
+                metrics.deadLetterOldestAge.record(groups.map(\.oldest).min().map { Date().timeIntervalSince($0) } ?? 0)
+                runner.status.update {
+                    $0.deadLetterQueue = count
+                    $0.deadLetterReasons = byReason
+                }
             } catch {
                 deadLetterGaugesStale = true
                 runner.logger.debug("could not read the dead-letter queue's size", metadata: ["error": "\(error)"])

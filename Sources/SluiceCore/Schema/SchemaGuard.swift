@@ -45,6 +45,8 @@ public final class SchemaGuard: @unchecked Sendable {
     let logger: Logger
     /// Called once per drift event recorded (the alert engine counts them).
     var onDrift: @Sendable () -> Void = {}
+    /// Called with the registry version the records have, when it is known or changes.
+    var onVersion: @Sendable (Int) -> Void = { _ in }
     /// The registered schema batches are held to, and its version.
     var current: Schema?
     var version: Int?
@@ -66,6 +68,7 @@ public final class SchemaGuard: @unchecked Sendable {
         if let latest = try await registry.latestRecordSchema(subject: subject) {
             current = latest.schema
             version = latest.version
+            onVersion(latest.version)
         } else if let declared = settings?.declared {
             try await register(declared, diff: nil)
         }
@@ -140,6 +143,7 @@ public final class SchemaGuard: @unchecked Sendable {
             }
             current = schema
             version = v
+            onVersion(v)
         } catch {
             logger.warning("schema detection could not record this shape", metadata: ["subject": "\(subject)", "error": "\(error)"])
         }
@@ -243,6 +247,7 @@ public final class SchemaGuard: @unchecked Sendable {
                 widenToString: settings?.widenToString ?? false)
             current = schema
             version = v
+            onVersion(v)
             if let diff, isNew { try await recordDrift(diff, to: v, action: "registered", from: from) }
             logger.info(
                 "schema version registered", metadata: ["subject": "\(subject)", "version": "\(v)", "diff": "\(diff.map { $0.summary() } ?? "initial")"])

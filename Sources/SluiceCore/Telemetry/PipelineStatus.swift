@@ -36,6 +36,13 @@ public final class PipelineStatus: Sendable {
         public var bytesOut = 0
         /// Alerts firing now (set by the alert engine).
         public var firingAlerts: [String] = []
+        /// The dead-letter queue by `stage/reason` (read with the alert evaluation).
+        public var deadLetterReasons: [String: Int] = [:]
+        /// The schema registry version the records have now.
+        public var schemaVersion: Int?
+        /// How far behind its source the pipeline is, as the source measures it: a queue's
+        /// pending messages, CDC's seconds behind the server's commits.
+        public var lag: (value: Double, unit: String)?
     }
 
     private let state = Mutex(Snapshot())

@@ -75,7 +75,10 @@ public final class StatusHistory: Sendable {
                 ("latency_p50_seconds", AlertEvaluator.quantile(0.5, counts: window).map { $0 as Any } ?? NSNull()),
                 ("latency_p99_seconds", AlertEvaluator.quantile(0.99, counts: window).map { $0 as Any } ?? NSNull()),
                 ("schema_drifts", s.schemaDrifts), ("missing_records", s.missingRecords), ("alerts", s.firingAlerts),
-                ("last_pull", s.lastPull.map { $0.timeIntervalSince1970 as Any } ?? NSNull()), ("series", series),
+                ("last_pull", s.lastPull.map { $0.timeIntervalSince1970 as Any } ?? NSNull()),
+                ("schema_version", s.schemaVersion.map { $0 as Any } ?? NSNull()),
+                ("lag", s.lag.map { ["value": $0.value, "unit": $0.unit] as Any } ?? NSNull()),
+                ("dead_letters_by_reason", s.deadLetterReasons), ("series", series),
             ]
             pipelines.append(Self.object(fields))
         }
@@ -94,10 +97,13 @@ public final class StatusHistory: Sendable {
         case let n as Int: return String(n)
         case let d as Double: return d.isFinite ? String(d) : "null"
         case let a as [String]: return "[" + a.map(AlertPayload.quote).joined(separator: ",") + "]"
+        case let counts as [String: Int]: return "{" + counts.keys.sorted().map { "\(AlertPayload.quote($0)):\(counts[$0]!)" }.joined(separator: ",") + "}"
         case let series as [String: [Double]]:
             return "{"
                 + series.keys.sorted().map { "\"\($0)\":[" + series[$0]!.map { $0.isFinite ? String($0) : "null" }.joined(separator: ",") + "]" }.joined(
                     separator: ",") + "}"
+        case let lag as [String: Any]:
+            return "{\"value\":\(encode(lag["value"] ?? NSNull())),\"unit\":\(encode(lag["unit"] ?? NSNull()))}"
         default: return "null"
         }
     }

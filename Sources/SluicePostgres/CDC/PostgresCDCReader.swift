@@ -95,12 +95,17 @@ final class PostgresCDCReader: SourceReader {
                 // The origin of a change is its transaction's commit on the server.
                 out.originTime = batch.transactions.map(\.commitTime).min().map(ChangeEvents.date)
                 if let last = batch.transactions.last {
-                    slotLag.record(max(0, Date().timeIntervalSince(ChangeEvents.date(last.commitTime))))
+                    let behind = max(0, Date().timeIntervalSince(ChangeEvents.date(last.commitTime)))
+                    slotLag.record(behind)
+                    context.reportLag(behind, "seconds")
                 }
                 return out
             }
             // Caught up: nothing received and nothing held back.
-            if frames.isEmpty, stream.open == nil { slotLag.record(0) }
+            if frames.isEmpty, stream.open == nil {
+                slotLag.record(0)
+                context.reportLag(0, "seconds")
+            }
         }
     }
 

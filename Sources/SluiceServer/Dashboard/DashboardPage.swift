@@ -86,9 +86,12 @@ enum DashboardPage {
             '<div><dt>latency p99</dt><dd data-field="p99">' + secs(p.latency_p99_seconds) + '</dd></div>' +
             '<div><dt>dead letters</dt><dd data-field="dlq">' + num(p.dead_letter_queue) + '</dd></div>' +
             '<div><dt>last commit</dt><dd title="' + esc(local(p.last_commit)) + '">' + ago(p.last_commit) + '</dd></div>' +
-            '<div><dt>schema drifts</dt><dd>' + num(p.schema_drifts) + '</dd></div>' +
+            '<div><dt>schema</dt><dd>' + (p.schema_version == null ? '–' : 'v' + p.schema_version) + ' · ' + num(p.schema_drifts) + ' drifts</dd></div>' +
+            '<div><dt>lag</dt><dd data-field="lag">' + (p.lag ? (p.lag.unit === "seconds" ? secs(p.lag.value) : num(p.lag.value) + ' ' + esc(p.lag.unit)) : p.last_pull ? ago(p.last_pull) : '–') + '</dd></div>' +
             '<div><dt>missing</dt><dd>' + num(p.missing_records) + '</dd></div>' +
             '</dl>' +
+            (Object.keys(p.dead_letters_by_reason).length ? '<p class="reasons" data-field="reasons"><small>dead letters by reason: ' +
+              Object.entries(p.dead_letters_by_reason).map(([r, n]) => esc(r) + ' ' + num(n)).join(' · ') + '</small></p>' : '') +
             '<figure>' + chart(rates, s.t) + '<figcaption>' + legend(rates, "records/s, last hour") + '</figcaption></figure>' +
             '<figure>' + chart(mb, s.t) + '<figcaption>' + legend(mb, "MB/s") + '</figcaption></figure>' +
             '<figure>' + chart(dlq, s.t) + '<figcaption>' + legend(dlq, "in the queue") + '</figcaption></figure>' +

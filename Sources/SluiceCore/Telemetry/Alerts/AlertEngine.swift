@@ -134,7 +134,12 @@ public struct AlertEngine: Sendable {
         let now = Date()
         guard let groups = try? await store.deadLetterStats(matching: DeadLetterFilter(pipeline: status.pipeline), now: now) else { return }
         let count = groups.reduce(0) { $0 + $1.count }
-        status.update { $0.deadLetterQueue = count }
+        var byReason: [String: Int] = [:]
+        for g in groups { byReason["\(g.stage)/\(g.kind)", default: 0] += g.count }
+        status.update {
+            $0.deadLetterQueue = count
+            $0.deadLetterReasons = byReason
+        }
         let d = [("pipeline", status.pipeline)]
         Gauge(label: "sluice_dead_letter_queue_records", dimensions: d).record(count)
         Gauge(label: "sluice_dead_letter_queue_oldest_age_seconds", dimensions: d).record(
