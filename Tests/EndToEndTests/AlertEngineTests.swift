@@ -104,16 +104,9 @@ import Testing
         }
         #expect(try await feed { has("SluiceErrorRateHigh", ["firing", "resolved"]) && has("SluiceSchemaDrift", ["firing", "resolved"]) })
         #expect(Self.transitions(got, alert: "SluiceDeadLetterQueueLarge") == ["firing"], "the queue still holds 4")
-        let cleared = try await offPool { () -> Int32 in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", "-c", "import sqlite3; c = sqlite3.connect('.sluice/state.db'); c.execute('DELETE FROM dead_letters'); c.commit()"]
-            p.currentDirectoryURL = URL(fileURLWithPath: dir)
-            try p.run()
-            p.waitUntilExit()
-            return p.terminationStatus
-        }
-        #expect(cleared == 0)
+        let cleared = try await runTool(
+            ["python3", "-c", "import sqlite3; c = sqlite3.connect('.sluice/state.db'); c.execute('DELETE FROM dead_letters'); c.commit()"], in: dir)
+        #expect(cleared.status == 0, "\(cleared.output)")
         #expect(try await feed { has("SluiceDeadLetterQueueLarge", ["firing", "resolved"]) }, "\(log())")
         kill(sluice.processIdentifier, SIGTERM)
         await waitForExit(sluice)

@@ -4,20 +4,6 @@ import Testing
 /// `sluice alerts rules --format prometheus`: the exported rules pass `promtool check rules`,
 /// and `promtool test rules` drives each over synthetic series to firing and back.
 @Suite struct AlertRulesTests {
-    static func promtool(_ arguments: [String], in dir: String) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["promtool"] + arguments
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     @Test func theExportedRulesPassPromtoolsCheckAndUnitTests() async throws {
         let dir = try makeWorkDirectory("alert-rules")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -38,7 +24,7 @@ import Testing
             """, to: "\(dir)/p.yaml")
         let export = try await SluiceProcess.runWithoutBlocking(["alerts", "rules", "-c", "p.yaml", "--format", "prometheus", "-o", "rules.yml"], in: dir)
         #expect(export.status == 0, "\(export.stderr)")
-        let check = try await offPool { try Self.promtool(["check", "rules", "rules.yml"], in: dir) }
+        let check = try await runTool(["promtool", "check", "rules", "rules.yml"], in: dir)
         #expect(check.0 == 0 && check.1.contains("SUCCESS: 14 rules found"), "\(check.1)")
 
         func alert(_ name: String, _ pipeline: String, _ severity: String, _ summary: String) -> String {
@@ -117,7 +103,7 @@ import Testing
                   - { eval_time: 23h, alertname: SluiceCostSpike, exp_alerts: [] }
                   - { eval_time: 26h, alertname: SluiceCostSpike, exp_alerts: [\(cost)] }
             """, to: "\(dir)/tests.yml")
-        let unit = try await offPool { try Self.promtool(["test", "rules", "tests.yml"], in: dir) }
+        let unit = try await runTool(["promtool", "test", "rules", "tests.yml"], in: dir)
         #expect(unit.0 == 0 && unit.1.contains("SUCCESS"), "\(unit.1)")
     }
 

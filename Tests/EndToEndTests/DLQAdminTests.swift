@@ -7,22 +7,6 @@ import Testing
     /// Lines that cannot be decoded, one with bytes that are not UTF-8.
     static let badLines: [[UInt8]] = [Array("{not json".utf8), Array("{\"a\":".utf8) + [0xFF, 0xFE, 0x00], Array("[1,2".utf8)]
 
-    static func python(_ script: String, in dir: String) async throws -> (Int32, String) {
-        try await offPool {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", "-c", script]
-            p.currentDirectoryURL = URL(fileURLWithPath: dir)
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
-    }
-
     @Test func statsExportAndDropRoundTripEveryByte() async throws {
         let dir = try makeWorkDirectory("dlq-admin")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -65,19 +49,22 @@ import Testing
 
         // The exports still hold every byte: pyarrow reads the Parquet file, base64 the NDJSON.
         let expected = Self.badLines.map { Data($0).base64EncodedString() }
-        let check = try await Self.python(
-            """
-            import base64, json, pyarrow.parquet as pq
-            t = pq.read_table('dead.parquet')
-            assert t.num_rows == 3, t.num_rows
-            assert str(t.schema.field('raw').type) == 'binary', t.schema
-            assert str(t.schema.field('first_seen').type).startswith('timestamp'), t.schema
-            print(json.dumps([base64.b64encode(r).decode() for r in t.column('raw').to_pylist()]))
-            lines = [json.loads(l) for l in open('dead.ndjson')]
-            print(json.dumps([l['raw_base64'] for l in lines]))
-            print(json.dumps([l['raw'] for l in lines]))
-            print(json.dumps(sorted(set(l['kind'] for l in lines)) + sorted(set(l['stage'] for l in lines))))
-            """, in: dir)
+        let check = try await runTool(
+            [
+                "python3", "-c",
+                """
+                import base64, json, pyarrow.parquet as pq
+                t = pq.read_table('dead.parquet')
+                assert t.num_rows == 3, t.num_rows
+                assert str(t.schema.field('raw').type) == 'binary', t.schema
+                assert str(t.schema.field('first_seen').type).startswith('timestamp'), t.schema
+                print(json.dumps([base64.b64encode(r).decode() for r in t.column('raw').to_pylist()]))
+                lines = [json.loads(l) for l in open('dead.ndjson')]
+                print(json.dumps([l['raw_base64'] for l in lines]))
+                print(json.dumps([l['raw'] for l in lines]))
+                print(json.dumps(sorted(set(l['kind'] for l in lines)) + sorted(set(l['stage'] for l in lines))))
+                """,
+            ], in: dir)
         #expect(check.0 == 0, "\(check.1)")
         let out = check.1.split(separator: "\n").map(String.init)
         let json = { (s: String) in try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [Any] }

@@ -16,22 +16,12 @@ import Testing
 
     /// `count(*)` and `count(DISTINCT id)` of the lake, by DuckDB.
     static func lakeCounts(_ dir: String) async throws -> (Int, Int) {
-        let r = try await offPool { () -> String in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = [
+        let r = try await runTool(
+            [
                 "python3", "-c",
                 "import duckdb; print(*duckdb.sql(\"SELECT count(*), count(DISTINCT id) FROM read_parquet('lake/*.parquet', union_by_name=true)\").fetchall()[0])",
-            ]
-            p.currentDirectoryURL = URL(fileURLWithPath: dir)
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
-        }
+            ], in: dir
+        ).output
         let parts = r.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
         return parts.count == 2 ? (parts[0], parts[1]) : (-1, -1)
     }

@@ -96,19 +96,7 @@ import Testing
 
         // Prometheus's linter accepts the exposition (names, units, HELP/TYPE).
         try text.write(toFile: "\(dir)/metrics.txt", atomically: true, encoding: .utf8)
-        let lint = try await offPool { () -> (Int32, String) in
-            let check = Process()
-            check.executableURL = URL(fileURLWithPath: "/bin/sh")
-            check.arguments = ["-c", "promtool check metrics < metrics.txt"]
-            check.currentDirectoryURL = URL(fileURLWithPath: dir)
-            let out = Pipe()
-            check.standardOutput = out
-            check.standardError = out
-            try check.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            check.waitUntilExit()
-            return (check.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let lint = try await runTool(["sh", "-c", "promtool check metrics < metrics.txt"], in: dir)
         #expect(lint.0 == 0, "promtool check metrics: \(lint.1)")
         // `sluice status` reads the same endpoint: the pipeline's line, its latency (months: above
         // the largest bucket), no lag (a watched directory has none), its dead letter, a recent

@@ -107,5 +107,9 @@ import Testing
         #expect(missing.status != 0 && missing.stderr.contains("--freshness, --source, --changes, --reliability"), "\(missing.stderr)")
         let bad = try await SluiceProcess.runWithoutBlocking(["plan"] + Self.args("1GB/day", "soon", "postgres", "inserts"), in: "/tmp")
         #expect(bad.status != 0 && bad.stderr.contains("--freshness: cannot read 'soon'"), "\(bad.stderr)")
+        for volume in ["inf", "nanGB/day", "12 furlongs/day"] {
+            let refused = try await SluiceProcess.runWithoutBlocking(["plan"] + Self.args(volume, "1h", "postgres", "inserts"), in: "/tmp")
+            #expect(refused.status != 0 && refused.stderr.contains("--volume: cannot read"), "\(volume): \(refused.stderr)")
+        }
     }
 }

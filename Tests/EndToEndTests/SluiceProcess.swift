@@ -188,3 +188,21 @@ func offPool<T: Sendable>(_ body: @escaping () throws -> T) async throws -> T {
 
 /// Blocking work handed to another thread by ``offPool(_:)``, which awaits it before returning.
 struct UncheckedWork<T>: @unchecked Sendable { let run: () throws -> T }
+
+/// Runs a command-line tool (`promtool`, `python3`, `sh`…) found on PATH, in `directory`, on a
+/// thread of its own; returns its exit status and its standard output and error together.
+func runTool(_ arguments: [String], in directory: String) async throws -> (status: Int32, output: String) {
+    try await offPool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = arguments
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}

@@ -47,11 +47,12 @@ public struct PlanQuestions: Sendable, Hashable {
         }
         let amount = String(parts[0])
         let units: [(String, Double)] = [("tb", 1e12), ("gb", 1e9), ("mb", 1e6), ("kb", 1e3), ("b", 1)]
+        // A finite, non-negative amount only (`inf` and `nan` parse as Doubles).
+        func valid(_ n: Double?) -> Double? { n.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } }
         for (suffix, factor) in units where amount.hasSuffix(suffix) {
-            guard let n = Double(amount.dropLast(suffix.count)), n >= 0 else { return nil }
-            return n * factor * per
+            return valid(Double(amount.dropLast(suffix.count))).map { $0 * factor * per }
         }
-        return Double(amount).flatMap { $0 >= 0 ? $0 * per : nil }
+        return valid(Double(amount)).map { $0 * per }
     }
 }
 

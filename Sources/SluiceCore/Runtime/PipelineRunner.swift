@@ -112,7 +112,7 @@ public struct PipelineRunner: Sendable {
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
         let context = sourceContext
-        let exhausted = ExhaustionFlag()
+        let exhausted = OneWayFlag()
         let consumed = Latch()
         let source = plan.source
         let logger = self.logger
@@ -251,7 +251,7 @@ public struct PipelineRunner: Sendable {
         let runner: PipelineRunner
         let writer: any SinkWriter
         /// Set by the source task when the reader ran out (not when it was stopped).
-        let exhausted: ExhaustionFlag
+        let exhausted: OneWayFlag
         /// True for the commit that ends a pass of an extract (a `replace` sink swaps then).
         var extractComplete = false
         var batcher: Batcher
@@ -284,7 +284,7 @@ public struct PipelineRunner: Sendable {
         /// Whether dedupe may skip looking up the keys of batches the source calls new.
         var trustNewKeys = true
 
-        init(runner: PipelineRunner, writer: any SinkWriter, exhausted: ExhaustionFlag) {
+        init(runner: PipelineRunner, writer: any SinkWriter, exhausted: OneWayFlag) {
             self.runner = runner
             self.writer = writer
             self.exhausted = exhausted
@@ -740,8 +740,8 @@ final class Latch: Sendable {
     }
 }
 
-/// A one-way flag set by the source task and read by the consumer.
-final class ExhaustionFlag: Sendable {
+/// A flag that is set once and never cleared (the source ran out; the alert engine must stop).
+final class OneWayFlag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }

@@ -43,7 +43,7 @@ public struct AlertEngine: Sendable {
     /// The delay before the first retry of a notification; doubled up to ``maxRetryDelay``.
     public var retryDelay: Duration = .milliseconds(500)
     public var maxRetryDelay: Duration = .seconds(30)
-    private let stopped = StopFlag()
+    private let stopped = OneWayFlag()
 
     public init(
         pipelines: [Pipeline], notifiers: [any AlertNotifier], store: any StateStore, interval: Duration, historyTTL: Duration, logger: Logger
@@ -346,11 +346,4 @@ final class DeliveryQueue: Sendable {
             if let ready { c.resume(returning: ready) }
         }
     }
-}
-
-/// A one-way flag.
-final class StopFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
 }
