@@ -41,13 +41,14 @@ extension SQLiteStateStore {
             try Row.fetchAll(
                 db,
                 sql:
-                    "SELECT id, pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen FROM dead_letters WHERE \(clause) ORDER BY id LIMIT ?",
+                    "SELECT id, pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen, schema FROM dead_letters WHERE \(clause) ORDER BY id LIMIT ?",
                 arguments: arguments + [limit]
             ).map { row in
                 let raw: Data = row[6] ?? Data()
                 return StoredDeadLetter(
                     id: row[0], pipeline: row[1],
-                    letter: DeadLetter(stage: row[2], errorKind: row[3], message: row[4], location: row[5], raw: [UInt8](raw), attempts: row[7]),
+                    letter: DeadLetter(
+                        stage: row[2], errorKind: row[3], message: row[4], location: row[5], raw: [UInt8](raw), attempts: row[7], schema: row[10]),
                     firstSeen: Date(timeIntervalSince1970: row[8]), lastSeen: Date(timeIntervalSince1970: row[9]))
             }
         }

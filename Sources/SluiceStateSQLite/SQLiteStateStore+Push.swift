@@ -51,7 +51,7 @@ extension SQLiteStateStore: PushQueueStore {
                     for l in request.deadLetters {
                         try insertLetter.execute(arguments: [
                             request.pipeline, l.stage, l.errorKind, l.message, l.location,
-                            Data(l.raw), l.attempts, now, now,
+                            Data(l.raw), l.attempts, now, now, l.schema,
                         ])
                     }
                     outcomes.append(.appended(sequence: sequence))

@@ -72,11 +72,11 @@ public final class SQLiteStateStore: StateStore {
 
     /// Files a dead letter; a second one at the same location updates it and counts the attempt.
     static let insertDeadLetterSQL = """
-        INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen, schema)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(pipeline, location) DO UPDATE SET stage = excluded.stage, error_kind = excluded.error_kind,
             message = excluded.message, raw = excluded.raw, attempts = attempts + excluded.attempts,
-            last_seen = excluded.last_seen
+            last_seen = excluded.last_seen, schema = excluded.schema
         """
 
     /// Writes one commit; returns what stopped counting as push-queue backlog (see ``PushQueuePartition``).
@@ -111,7 +111,7 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(
                 // By id (the rowid), not through the (pipeline, location) index: `+pipeline`.
                 sql: "DELETE FROM dead_letters WHERE +pipeline = ? AND id IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))",
-                arguments: StatementArguments([commit.deadLettersPipeline ?? commit.pipeline] + chunk.map { $0 as any DatabaseValueConvertible }))
+                arguments: StatementArguments([commit.owner] + chunk.map { $0 as any DatabaseValueConvertible }))
             deleted += db.changesCount
         }
         if let resolved = commit.resolvedDeadLetters, deleted != Set(resolved).count {
@@ -121,8 +121,8 @@ public final class SQLiteStateStore: StateStore {
         let insertLetter = try db.cachedStatement(sql: insertDeadLetterSQL)
         for l in commit.deadLetters {
             try insertLetter.execute(arguments: [
-                commit.deadLettersPipeline ?? commit.pipeline, l.stage, l.errorKind, l.message, l.location,
-                Data(l.raw), l.attempts, now, now,
+                commit.owner, l.stage, l.errorKind, l.message, l.location,
+                Data(l.raw), l.attempts, now, now, l.schema,
             ])
         }
         if let since = commit.dedupeSince {
@@ -135,7 +135,7 @@ public final class SQLiteStateStore: StateStore {
                     """)
             var refused: [String] = []
             for key in Set(commit.dedupeKeys) {
-                try insertKey.execute(arguments: [commit.pipeline, key, now, since.timeIntervalSince1970])
+                try insertKey.execute(arguments: [commit.owner, key, now, since.timeIntervalSince1970])
                 if db.changesCount == 0 { refused.append(key) }
             }
             if !refused.isEmpty { throw commit.conflict(keys: refused) }
@@ -146,7 +146,7 @@ public final class SQLiteStateStore: StateStore {
                     ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
                     """)
             for key in commit.dedupeKeys {
-                try insertKey.execute(arguments: [commit.pipeline, key, now])
+                try insertKey.execute(arguments: [commit.owner, key, now])
             }
         }
         for intent in commit.fileIntents {
@@ -275,7 +275,7 @@ public final class SQLiteStateStore: StateStore {
             id: row["id"], pipeline: row["pipeline"],
             letter: DeadLetter(
                 stage: row["stage"], errorKind: row["error_kind"], message: row["message"],
-                location: row["location"], raw: [UInt8](raw), attempts: row["attempts"]),
+                location: row["location"], raw: [UInt8](raw), attempts: row["attempts"], schema: row["schema"]),
             firstSeen: Date(timeIntervalSince1970: row["first_seen"]),
             lastSeen: Date(timeIntervalSince1970: row["last_seen"]))
     }
@@ -332,7 +332,7 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    public func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool {
+    public func claimScheduledRun(pipeline: String, slot: Date, lease: TimeInterval) async throws -> Bool {
         try await pool.write { db in
             let now = Date().timeIntervalSince1970
             // Claims older than a week are history; keep the table small.
@@ -344,7 +344,7 @@ public final class SQLiteStateStore: StateStore {
                     db,
                     sql: """
                         SELECT count(*) FROM schedule_claims WHERE pipeline = ? AND finished = 0 AND renewed_at > ?
-                        """, arguments: [pipeline, now - scheduleLease]) ?? 0
+                        """, arguments: [pipeline, now - lease]) ?? 0
             guard busy == 0 else { return false }
             try db.execute(
                 sql: "INSERT OR IGNORE INTO schedule_claims (pipeline, slot, claimed_at, renewed_at, finished) VALUES (?, ?, ?, ?, 0)",

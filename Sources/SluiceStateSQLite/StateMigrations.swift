@@ -101,6 +101,10 @@ enum StateMigrations {
                         PRIMARY KEY (pipeline, hour));
                     """)
         }
+        migrator.registerMigration("v7-dead-letter-schema") { db in
+            // The schema of a row a later stage refused (its raw bytes are the row as JSON).
+            try db.execute(sql: "ALTER TABLE dead_letters ADD COLUMN schema TEXT")
+        }
         return migrator
     }
 }

@@ -42,7 +42,7 @@ public enum DeadLetterAdminConformance {
         // A replay's commit (under a writer name of its own) deletes the letters it delivered and
         // files those that failed again on the pipeline's queue, in one transaction.
         var replay = StateCommit(pipeline: "\(p)~replay", now: t0 + 7300)
-        replay.deadLettersPipeline = p
+        replay.ownerPipeline = p
         replay.resolvedDeadLetters = [all[3].id]
         replay.deadLetters = [DeadLetter(stage: "sink", errorKind: "constraint", message: "again", location: "f:5", raw: [1], attempts: 1)]
         try await store.commit(replay)
@@ -55,7 +55,7 @@ public enum DeadLetterAdminConformance {
         try check(strays.isEmpty, "nothing filed under the writer's name")
         // A second replay of letters already delivered is refused whole: its records would be twice.
         var late = StateCommit(pipeline: "\(p)~replay", now: t0 + 7400)
-        late.deadLettersPipeline = p
+        late.ownerPipeline = p
         late.resolvedDeadLetters = [all[3].id, afterReplay[0].id]
         late.checkpoint = ["dead-letters": "late"]
         do {

@@ -40,14 +40,14 @@ public final class MemoryStateStore: StateStore {
         if let other = interleaveBeforeNextCommit.withLock({ $0.take() }) { try await self.commit(other) }
         try state.withLock { s in
             if let since = commit.dedupeSince {
-                let stored = s.keys[commit.pipeline] ?? [:]
+                let stored = s.keys[commit.owner] ?? [:]
                 let refused = commit.dedupeKeys.filter { key in stored[key].map { $0 >= since && $0 != commit.now } ?? false }
                 if !refused.isEmpty { throw commit.conflict(keys: refused) }
             }
             // Checked before anything changes: the commit is all or nothing.
             if let resolved = commit.resolvedDeadLetters {
                 let ids = Set(resolved)
-                let owner = commit.deadLettersPipeline ?? commit.pipeline
+                let owner = commit.owner
                 let present = s.letters.filter { $0.pipeline == owner && ids.contains($0.id) }.count
                 if present != ids.count { throw StateCommit.replayConflict(ids.count - present) }
             }
@@ -56,7 +56,7 @@ public final class MemoryStateStore: StateStore {
                 s.checkpoints[commit.pipeline, default: [:]][p] = v
                 s.history[commit.pipeline, default: []].insert(CheckpointEntry(partition: p, value: v, committedAt: commit.now), at: 0)
             }
-            let owner = commit.deadLettersPipeline ?? commit.pipeline
+            let owner = commit.owner
             if let resolved = commit.resolvedDeadLetters {
                 let ids = Set(resolved)
                 s.letters.removeAll { $0.pipeline == owner && ids.contains($0.id) }
@@ -72,7 +72,7 @@ public final class MemoryStateStore: StateStore {
                     s.nextID += 1
                 }
             }
-            for k in commit.dedupeKeys { s.keys[commit.pipeline, default: [:]][k] = commit.now }
+            for k in commit.dedupeKeys { s.keys[commit.owner, default: [:]][k] = commit.now }
             for i in commit.fileIntents {
                 s.intents.append((s.nextID, commit.pipeline, i, false))
                 s.nextID += 1
@@ -174,7 +174,7 @@ public final class MemoryStateStore: StateStore {
         }
     }
 
-    public func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool {
+    public func claimScheduledRun(pipeline: String, slot: Date, lease: TimeInterval) async throws -> Bool {
         claims.withLock { $0.insert("\(pipeline)@\(slot.timeIntervalSince1970)").inserted }
     }
 

@@ -13,14 +13,20 @@ public struct DeadLetter: Sendable, Hashable, Codable {
     /// The original bytes, as read.
     public var raw: [UInt8]
     public var attempts: Int
+    /// For a row a stage after decoding refused (`schema`, `dedupe`, `sink`): ``raw`` is the row
+    /// rendered as a JSON object (``RowRendering``) and this is its schema
+    /// (``SluiceSchemaText``), so that a replay reads it back into the same types. Nil for raw
+    /// bytes as read.
+    public var schema: String?
 
-    public init(stage: String, errorKind: String, message: String, location: String, raw: [UInt8], attempts: Int = 1) {
+    public init(stage: String, errorKind: String, message: String, location: String, raw: [UInt8], attempts: Int = 1, schema: String? = nil) {
         self.stage = stage
         self.errorKind = errorKind
         self.message = message
         self.location = location
         self.raw = raw
         self.attempts = attempts
+        self.schema = schema
     }
 }
 

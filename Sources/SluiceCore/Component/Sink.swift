@@ -39,16 +39,29 @@ public protocol Sink: Sendable {
     /// The option that makes this sink replace its whole output at the end of each extract pass
     /// (a backfill of a range would leave only that range), or nil.
     var replacesOutputEachPass: String? { get }
-    /// True for sinks `sluice dlq replay` can write to: those that stage local files and publish
-    /// them after the state commit (file intents), under the replay's own name.
-    var acceptsDeadLetterReplay: Bool { get }
+    /// How `sluice dlq replay` can write to this sink, if at all.
+    var deadLetterReplay: DeadLetterReplaySupport { get }
 }
 
 extension Sink {
     public func checkReachable() async throws {}
     public func incompatibility(with source: any Source) -> (key: String, message: String)? { nil }
     public var replacesOutputEachPass: String? { nil }
-    public var acceptsDeadLetterReplay: Bool { false }
+    public var deadLetterReplay: DeadLetterReplaySupport { .unsupported("") }
+}
+
+/// How a sink takes the records of `sluice dlq replay`, which writes under a name of its own
+/// (``DeadLetterReplay/writerName(_:)``) so that it never touches the files or transaction of
+/// the pipeline running meanwhile.
+public enum DeadLetterReplaySupport: Sendable, Hashable {
+    /// Not possible; the text says why (empty: this kind of sink cannot take a replay yet).
+    case unsupported(String)
+    /// Stages files and publishes them after the state commit (file intents): a commit the state
+    /// store refuses (another replay delivered the same letters first) is discarded whole.
+    case stagedFiles
+    /// Commits in its own transaction before the state store does (a database): what it
+    /// committed cannot be taken back, so replays of one pipeline never run at the same time.
+    case ownTransaction
 }
 
 /// Writes batches and commits them atomically with the checkpoint, in two phases:

@@ -2,30 +2,46 @@ import Foundation
 import Logging
 import Metrics
 
-/// Decodes dead letters of a source's decode stage again, with the source's *current* options
-/// (a column type fixed in the file, a format option changed).
+/// Decodes dead letters again with the *current* configuration (a column type fixed in the
+/// file, a format option changed), for `sluice dlq replay`.
 public protocol DeadLetterDecoder: Sendable {
     /// The records of the letters that decode now, as batches (each with the ids of the letters
     /// its rows came from, row for row), and a new dead letter for each that still does not
     /// (its original location, the new reason).
     func decode(_ letters: [StoredDeadLetter]) async throws -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)])
+    /// The stages whose letters this decoder takes (default: `decode`).
+    var stages: [String] { get }
+}
+
+extension DeadLetterDecoder {
+    public var stages: [String] { ["decode"] }
 }
 
 /// `sluice dlq replay`: dead letters go through the pipeline's current configuration again,
-/// from the stage where they failed. Those that pass land in the sink, and their dead letters
-/// are deleted **in the same commit** (the state store's transaction that also records the
-/// sink's file intents), so a crash at any moment neither loses nor repeats one. Those that fail
-/// again stay, with one more attempt, the new reason and time.
+/// from the stage where they failed:
 ///
-/// This version replays decode failures of sources that can decode a dead letter's raw bytes
-/// again (``Source/deadLetterDecoder()``), into sinks that publish files after the commit.
+/// - `decode`: the raw bytes are decoded again by the source (``Source/deadLetterDecoder()``),
+///   then go through the schema policy, dedupe and the sink;
+/// - `schema`, `dedupe`: the row (kept as JSON with its types, ``DeadLetter/schema``) goes
+///   through the schema policy and dedupe again, then the sink;
+/// - `sink`: the row is written again.
+///
+/// Those that pass land in the sink, and their dead letters are deleted **in the same commit**
+/// (the state store's transaction that also records the sink's file intents, or the one the
+/// sink's own transaction stores with its data), so a crash at any moment neither loses nor
+/// repeats one. Those that fail again stay, with one more attempt, the new reason and time.
+/// Records whose dedupe key was accepted within the TTL (by the pipeline running meanwhile or
+/// an earlier run) are duplicates: their letters go, nothing is written.
 public struct DeadLetterReplay: Sendable {
     public struct Totals: Sendable, Hashable {
         /// Records delivered to the sink (their dead letters deleted).
         public var replayed = 0
         /// Dead letters that failed again (kept, attempts + 1).
         public var failedAgain = 0
-        /// Dead letters this version leaves as they are (no row to decode, a compressed file).
+        /// Dead letters whose record was delivered already (dedupe) or discarded by the schema
+        /// policy: deleted, nothing written.
+        public var dropped = 0
+        /// Dead letters left as they are (no row to decode, a compressed file).
         public var skipped = 0
         public init() {}
     }
@@ -38,6 +54,12 @@ public struct DeadLetterReplay: Sendable {
     /// Dead letters per commit.
     public var pageSize = 5000
     public var hooks: TestHooks = .none
+    /// Decodes the rows the stages after decoding refused (JSON with their schema); set by the
+    /// caller (the formats module has the JSON decoder). Nil replays decode failures only.
+    public var renderedRows: (any DeadLetterDecoder)?
+    /// How long a replay into a sink with its own transaction holds the pipeline's replay lease
+    /// without renewing it (a killed replay blocks the next one this long).
+    public var lease: TimeInterval = 30
 
     public init(plan: PipelinePlan, store: any StateStore, logger: Logger, filter: DeadLetterFilter) {
         self.plan = plan
@@ -48,98 +70,251 @@ public struct DeadLetterReplay: Sendable {
         self.filter = f
     }
 
-    /// Which dead letters this replay can take: those of the decode stage (within the filter).
+    /// The stages this replay takes letters of.
+    public var stages: [String] {
+        (plan.source.deadLetterDecoder()?.stages ?? []) + (renderedRows == nil ? [] : Self.renderedStages)
+    }
+
+    /// The stages whose dead letters hold a rendered row (JSON with its schema), not raw bytes.
+    public static let renderedStages = ["schema", "dedupe", "sink"]
+
+    /// Which dead letters this replay can take (within the filter).
     public var replayable: DeadLetterFilter {
         var f = filter
-        f.stages = filter.stages.isEmpty ? ["decode"] : filter.stages.filter { $0 == "decode" }
+        f.stages = filter.stages.isEmpty ? stages : filter.stages.filter(stages.contains)
+        if f.stages.isEmpty { f.stages = ["-"] }  // none
         return f
     }
 
-    /// Why this pipeline's dead letters cannot be replayed yet, or nil.
+    /// Why this pipeline's dead letters cannot be replayed, or nil.
     public var refusal: String? {
-        if plan.source.deadLetterDecoder() == nil {
-            return "the \(type(of: plan.source)) source cannot decode its dead letters again yet (files can: csv and ndjson)"
+        switch plan.sink.deadLetterReplay {
+        case let .unsupported(why):
+            return why.isEmpty ? "a \(type(of: plan.sink)) sink cannot take a replay yet (file sinks and PostgreSQL append/upsert can)" : why
+        case .ownTransaction where plan.settings.dedupe != nil:
+            return "a replay with dedupe writes to sinks that can discard a refused commit (file sinks); this pipeline's sink commits in its own transaction"
+        case .stagedFiles, .ownTransaction:
+            return nil
         }
-        if !plan.sink.acceptsDeadLetterReplay {
-            return "replay writes to file sinks (parquet, ndjson) in local directories for now; this pipeline's sink is \(type(of: plan.sink))"
-        }
-        if plan.settings.dedupe != nil { return "replay into a pipeline with dedupe is not supported yet" }
-        return nil
     }
 
     /// Replays every matching dead letter, a page (one commit) at a time; `progress` gets the
     /// totals after each page.
     public func run(progress: @Sendable (Totals) -> Void = { _ in }) async throws -> Totals {
         if let refusal { throw SluiceError(.unsupported, refusal, location: "pipelines.\(plan.name)") }
-        let decoder = plan.source.deadLetterDecoder()!
-        // The sink writes under a name of its own (temporary files, intents, their recovery), so
-        // that a replay and the pipeline running meanwhile never touch each other's files.
-        let context = SinkContext(pipeline: Self.writerName(plan.name), state: store, logger: logger)
-        let writer = dryRun ? nil : try await plan.sink.makeWriter(context: context)
-        let ok = Counter(label: "sluice_replayed_total", dimensions: [("pipeline", plan.name), ("result", "ok")])
-        let failed = Counter(label: "sluice_replayed_total", dimensions: [("pipeline", plan.name), ("result", "failed")])
+        let name = Self.writerName(plan.name)
+        let exclusive = plan.sink.deadLetterReplay == .ownTransaction && !dryRun
+        let slot = Date()
+        if exclusive {
+            guard try await store.claimScheduledRun(pipeline: name, slot: slot, lease: lease) else {
+                throw SluiceError(
+                    .conflict,
+                    "another replay of \(plan.name) is running (or was stopped less than \(Int(lease)) s ago); a sink with its own transaction takes one replay at a time",
+                    location: "pipelines.\(plan.name)")
+            }
+        }
+        let schemaGuard = try await makeSchemaGuard()
+        let writer = dryRun ? nil : try await plan.sink.makeWriter(context: SinkContext(pipeline: name, state: store, logger: logger))
         var totals = Totals()
-        var page = replayable
         do {
+            var page = replayable
+            var conflicts = 0
             while true {
+                if exclusive { try await store.renewScheduledRun(pipeline: name, slot: slot) }
                 let letters = try await store.deadLetters(matching: page, limit: pageSize)
                 guard let last = letters.last else { break }
-                let decoded = try await decoder.decode(letters)
-                totals.skipped += letters.count - decoded.batches.reduce(0) { $0 + $1.ids.count } - decoded.failures.count
-                let raw = Dictionary(uniqueKeysWithValues: letters.map { ($0.id, $0) })
-                var resolved: [Int64] = []
-                var again = decoded.failures.map(\.letter)
-                if let writer {
-                    for (records, ids) in decoded.batches where records.count > 0 {
-                        let failures = try await write(records, to: writer)
-                        let refused = Set(failures.map(\.row))
-                        for (row, id) in ids.enumerated() {
-                            if let failure = failures.first(where: { $0.row == row }), let l = raw[id] {
-                                again.append(
-                                    DeadLetter(
-                                        stage: "sink", errorKind: failure.error.code.description, message: failure.error.message,
-                                        location: l.letter.location, raw: l.letter.raw, attempts: 1))
-                            } else if !refused.contains(row) {
-                                resolved.append(id)
-                            }
-                        }
-                    }
-                    var commit = StateCommit(pipeline: Self.writerName(plan.name))
-                    commit.deadLettersPipeline = plan.name
-                    commit.records = resolved.count
-                    commit.resolvedDeadLetters = resolved
-                    commit.deadLetters = again
-                    try await writer.prepareCommit(&commit)
-                    if let delay = hooks.commitPhaseDelay { try? await Task.sleep(for: delay) }
-                    do {
-                        try await store.commit(commit)
-                    } catch let error as SluiceError where error.code == .conflict {
-                        // Refused as a whole (another replay delivered some first): nothing of it
-                        // is kept, so its staged files go. Other failures may have committed
-                        // (an answer lost): the next replay's recovery settles those.
-                        await writer.abortCommit()
-                        throw error
-                    }
-                    if let delay = hooks.commitPhaseDelay { try? await Task.sleep(for: delay) }
-                    try await writer.finishCommit()
-                } else {
-                    resolved = decoded.batches.flatMap(\.ids)
-                }
-                totals.replayed += resolved.count
-                totals.failedAgain += again.count
-                if !dryRun {
-                    ok.increment(by: resolved.count)
-                    failed.increment(by: again.count)
+                do {
+                    let outcome = try await replay(letters, schemaGuard: schemaGuard, writer: writer)
+                    totals.replayed += outcome.replayed
+                    totals.failedAgain += outcome.failedAgain
+                    totals.dropped += outcome.dropped
+                    totals.skipped += outcome.skipped
+                    conflicts = 0
+                } catch let error as SluiceError where error.code == .conflict && conflicts < 5 && plan.settings.dedupe != nil {
+                    // The pipeline running meanwhile committed some of these keys first: the
+                    // commit was discarded whole; this page is read again (now duplicates).
+                    conflicts += 1
+                    logger.info("replay commit refused (keys committed meanwhile); replaying the page again", metadata: ["pipeline": "\(plan.name)"])
+                    continue
                 }
                 progress(totals)
                 page.afterID = last.id
             }
         } catch {
             await writer?.close()
+            if exclusive { try? await store.finishScheduledRun(pipeline: name, slot: slot) }
             throw error
         }
         await writer?.close()
+        if exclusive { try await store.finishScheduledRun(pipeline: name, slot: slot) }
         return totals
+    }
+
+    /// Replays one page of letters in one commit.
+    func replay(_ letters: [StoredDeadLetter], schemaGuard: SchemaGuard?, writer: (any SinkWriter)?) async throws -> Totals {
+        var out = Totals()
+        let byID = Dictionary(uniqueKeysWithValues: letters.map { ($0.id, $0) })
+        var again: [DeadLetter] = []
+        var dropped: [Int64] = []
+        func fail(_ id: Int64, _ kind: String, _ message: String) {
+            guard let l = byID[id] else { return }
+            // The letter keeps its stage and bytes (what a later replay decodes), with the new reason.
+            var letter = l.letter
+            letter.errorKind = kind
+            letter.message = message
+            letter.attempts = 1
+            again.append(letter)
+        }
+
+        // Decode: the source's decoder for raw bytes, the JSON decoder for rendered rows.
+        let rendered = letters.filter { Self.renderedStages.contains($0.letter.stage) }
+        let decodeStage = letters.filter { !Self.renderedStages.contains($0.letter.stage) }
+        var decoded: [(records: RecordBatch, ids: [Int64], fromSink: Bool)] = []
+        var failures: [(id: Int64, letter: DeadLetter)] = []
+        if !decodeStage.isEmpty, let decoder = plan.source.deadLetterDecoder() {
+            let d = try await decoder.decode(decodeStage)
+            decoded += d.batches.map { ($0.records, $0.ids, false) }
+            failures += d.failures
+        }
+        if !rendered.isEmpty, let renderedRows {
+            let d = try await renderedRows.decode(rendered)
+            for (records, ids) in d.batches {
+                let fromSink = byID[ids[0]]?.letter.stage == "sink"
+                // A batch mixes stages only when its letters do; split it so that sink rows skip the earlier stages.
+                let sinkRows = ids.indices.filter { byID[ids[$0]]?.letter.stage == "sink" }
+                if sinkRows.isEmpty || sinkRows.count == ids.count {
+                    decoded.append((records, ids, fromSink))
+                } else {
+                    let other = ids.indices.filter { byID[ids[$0]]?.letter.stage != "sink" }
+                    decoded.append((records.take(sinkRows), sinkRows.map { ids[$0] }, true))
+                    decoded.append((records.take(other), other.map { ids[$0] }, false))
+                }
+            }
+            failures += d.failures
+        }
+        for f in failures { fail(f.id, f.letter.errorKind, f.letter.message) }
+        out.skipped = letters.count - decoded.reduce(0) { $0 + $1.ids.count } - failures.count
+
+        // The schema policy and dedupe, for rows that had not passed them; then the sink.
+        var dedupe = plan.settings.dedupe.map { Deduplicator(settings: $0, pipeline: plan.name, store: store) }
+        let now = Date()
+        var resolved: [Int64] = []
+        for (batch, batchIDs, fromSink) in decoded where batch.count > 0 {
+            var records = batch
+            var ids = batchIDs
+            if !fromSink, let schemaGuard {
+                (records, ids) = try await conform(records, ids: ids, guard: schemaGuard, fail: fail, dropped: &dropped)
+            }
+            if !fromSink, dedupe != nil, records.count > 0 {
+                let position = SourcePosition(partition: "replay", value: String(ids[0]))
+                let (keep, rejects) = try await dedupe!.select(records, sequence: 0, position: position, now: now)
+                guard let keep else {
+                    for (i, r) in rejects.enumerated() { fail(ids[i], r.errorKind, r.message) }
+                    continue
+                }
+                let kept = Set(keep)
+                for i in ids.indices where !kept.contains(i) { dropped.append(ids[i]) }
+                if keep.count != records.count {
+                    records = records.take(keep)
+                    ids = keep.map { ids[$0] }
+                }
+            }
+            guard records.count > 0 else { continue }
+            guard let writer else {
+                resolved += ids
+                continue
+            }
+            let refused = try await write(records, to: writer)
+            var refusedRows: [Int: RowFailure] = [:]
+            for f in refused { refusedRows[f.row] = f }
+            for (row, id) in ids.enumerated() {
+                if let f = refusedRows[row] {
+                    fail(id, f.error.code.description, "the sink refused the row again: \(f.error.message)")
+                } else {
+                    resolved.append(id)
+                }
+            }
+        }
+        out.replayed = resolved.count
+        out.failedAgain = again.count
+        out.dropped = dropped.count
+        guard let writer else { return out }
+
+        var commit = StateCommit(pipeline: Self.writerName(plan.name))
+        commit.ownerPipeline = plan.name
+        // A new value per commit: a sink that stores the checkpoint with its data (PostgreSQL)
+        // tells by it whether the state store has this commit.
+        commit.checkpoint = ["replay": UUID().uuidString]
+        commit.records = resolved.count
+        commit.resolvedDeadLetters = resolved + dropped
+        commit.deadLetters = again
+        if let settings = plan.settings.dedupe {
+            commit.dedupeKeys = dedupe?.takePending(through: .max) ?? []
+            commit.dedupeSince = now.addingTimeInterval(-Double(settings.ttl.components.seconds))
+        }
+        try await writer.prepareCommit(&commit)
+        if let delay = hooks.commitPhaseDelay { try? await Task.sleep(for: delay) }
+        do {
+            try await store.commit(commit)
+        } catch let error as SluiceError where error.code == .conflict {
+            // Refused as a whole (another replay delivered some first, or the pipeline committed
+            // some keys first): nothing of it is kept, so its staged files go. Other failures
+            // may have committed (an answer lost): the next replay's recovery settles those.
+            await writer.abortCommit()
+            throw error
+        }
+        if let delay = hooks.commitPhaseDelay { try? await Task.sleep(for: delay) }
+        try await writer.finishCommit()
+        if !dryRun {
+            Counter(label: "sluice_replayed_total", dimensions: [("pipeline", plan.name), ("result", "ok")]).increment(by: resolved.count)
+            Counter(label: "sluice_replayed_total", dimensions: [("pipeline", plan.name), ("result", "failed")]).increment(by: again.count)
+        }
+        return out
+    }
+
+    /// The rows of `records` that hold the pipeline's current schema policy (conformed to it),
+    /// with their letters' ids; the others fail again or, under a discarding policy, are dropped.
+    func conform(
+        _ records: RecordBatch, ids: [Int64], guard schemaGuard: SchemaGuard, fail: (Int64, String, String) -> Void, dropped: inout [Int64]
+    ) async throws -> (RecordBatch, [Int64]) {
+        let position = SourcePosition(partition: "replay", value: "0")
+        let out = try await schemaGuard.apply(SourceBatch(records: records, position: position, inputBytes: 0))
+        // Rejected rows are named `schema:<position>#<row>`; the others are kept in order.
+        var rejected: [Int: DeadLetter] = [:]
+        for r in out.rejects {
+            if let hash = r.location.lastIndex(of: "#"), let row = Int(r.location[r.location.index(after: hash)...]) { rejected[row] = r }
+        }
+        if rejected.count == out.rejects.count, out.records.count + rejected.count == records.count {
+            var kept: [Int64] = []
+            for (row, id) in ids.enumerated() {
+                if let r = rejected[row] { fail(id, r.errorKind, r.message) } else { kept.append(id) }
+            }
+            return (out.records, kept)
+        }
+        // A policy that discards rows: row by row, to tell which.
+        var kept: [RecordBatch] = []
+        var keptIDs: [Int64] = []
+        for (row, id) in ids.enumerated() {
+            let one = try await schemaGuard.apply(SourceBatch(records: records.take([row]), position: position, inputBytes: 0))
+            if let r = one.rejects.first {
+                fail(id, r.errorKind, r.message)
+            } else if one.records.count == 1 {
+                kept.append(one.records)
+                keptIDs.append(id)
+            } else {
+                dropped.append(id)
+            }
+        }
+        guard let first = kept.first else { return (RecordBatch.empty(out.records.schema), []) }
+        return (kept.count == 1 ? first : RecordBatch.concatenate(kept), keptIDs)
+    }
+
+    /// The schema policy the pipeline runs under (`schema:`), when the state store has a registry.
+    func makeSchemaGuard() async throws -> SchemaGuard? {
+        guard plan.settings.schemaDetection, plan.settings.schema != nil, let registry = store.schemaRegistry else { return nil }
+        let schemaGuard = SchemaGuard(registry: SchemaRegistry(store: registry), pipeline: plan.name, settings: plan.settings.schema, logger: logger)
+        try await schemaGuard.start()
+        return schemaGuard
     }
 
     /// The name a replay's sink writer commits its files under.

@@ -31,18 +31,30 @@ struct Deduplicator {
     )
         async throws -> (RecordBatch, duplicates: Int, rejects: [DeadLetter])
     {
-        guard batch.count > 0 else { return (batch, 0, []) }
+        let (keep, rejects) = try await select(batch, sequence: sequence, position: position, now: now, lookUp: lookUp, keyRuns: keyRuns)
+        guard let keep else { return (RecordBatch.empty(batch.schema), 0, rejects) }
+        return (keep.count == batch.count ? batch : batch.take(keep), batch.count - keep.count, rejects)
+    }
+
+    /// ``filter(_:sequence:position:now:lookUp:keyRuns:)`` as the rows to keep (in order; nil
+    /// with one dead letter per row when the key cannot be built).
+    mutating func select(
+        _ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, lookUp: Bool = true,
+        keyRuns: Bool = false
+    ) async throws -> (keep: [Int]?, rejects: [DeadLetter]) {
+        guard batch.count > 0 else { return ([], []) }
         let indices = settings.key.map { batch.schema.index(of: $0) }
         if let missing = zip(settings.key, indices).first(where: { $0.1 == nil })?.0 {
             let message =
                 "dedupe key field '\(missing)' is not in the records (fields: "
                 + "\(batch.schema.fields.map(\.name).joined(separator: ", "))); fix `dedupe.key`"
+            let types = SluiceSchemaText.render(batch.schema)
             let letters = (0..<batch.count).map { row in
                 DeadLetter(
                     stage: "dedupe", errorKind: "missing_key_field", message: message,
-                    location: "\(position) row \(row)", raw: Array(RowRendering.json(batch, rows: row..<row + 1).utf8))
+                    location: "\(position) row \(row)", raw: Array(RowRendering.json(batch, rows: row..<row + 1).utf8), schema: types)
             }
-            return (RecordBatch.empty(batch.schema), 0, letters)
+            return (nil, letters)
         }
         let columns = indices.map { batch.columns[$0!] }
         var keys: [String] = []
@@ -81,7 +93,7 @@ struct Deduplicator {
             keep.append(row)
         }
         if !accepted.isEmpty { pending.append((sequence, accepted)) }
-        return (batch.take(keep), batch.count - keep.count, [])
+        return (keep, [])
     }
 
     /// Hands over the keys of batches up to and including `sequence` (those the commit covers).

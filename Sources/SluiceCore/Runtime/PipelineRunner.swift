@@ -468,13 +468,14 @@ public struct PipelineRunner: Sendable {
                 if failures.isEmpty { break }
                 let retryable = failures.filter(\.error.isRetryable)
                 let final = attempt >= runner.plan.settings.retry.maxAttempts ? failures : failures.filter { !$0.error.isRetryable }
+                let types = final.isEmpty ? nil : SluiceSchemaText.render(current.schema)
                 addDeadLetters(
                     final.map { failure in
                         DeadLetter(
                             stage: "sink", errorKind: failure.error.code.description, message: failure.error.message,
                             location: "\(position) row \(originalRows[failure.row])",
                             raw: Array(RowRendering.json(current, rows: failure.row..<failure.row + 1).utf8),
-                            attempts: attempt)
+                            attempts: attempt, schema: types)
                     })
                 uncommittedSinkRejects += final.count
                 guard !retryable.isEmpty, attempt < runner.plan.settings.retry.maxAttempts else { break }

@@ -1,4 +1,8 @@
-/// Renders rows as JSON text for dead letters and messages (slow path).
+import Foundation
+
+/// Renders rows as JSON text for dead letters and messages (slow path). Binary values are
+/// base64 strings, temporal and decimal values their text, so that the NDJSON decoder reads a
+/// row back into the same values given its schema (``DeadLetter/schema``).
 public enum RowRendering {
     public static func json(_ batch: RecordBatch, rows: Range<Int>) -> String {
         var out = ""
@@ -14,6 +18,7 @@ public enum RowRendering {
                 case let .int64(v): out += String(v)
                 case let .float64(d): out += d.isFinite ? String(d) : quote(String(d))
                 case let .json(j): out += j
+                case let .binary(b): out += quote(Data(b).base64EncodedString())
                 case let v: out += quote(v.description)
                 }
             }

@@ -138,15 +138,3 @@ extension Value {
         }
     }
 }
-
-extension RecordBatch {
-    /// Row `i` as a JSON object (for dead letters of rows that no longer have their raw bytes).
-    func rowJSON(_ i: Int) -> [UInt8] {
-        var parts: [String] = []
-        for (c, field) in schema.fields.enumerated() {
-            let name = Value.string(field.name).jsonText
-            parts.append("\(name):\(columns[c].value(at: i).jsonText)")
-        }
-        return Array(("{" + parts.joined(separator: ",") + "}").utf8)
-    }
-}

@@ -196,12 +196,14 @@ public final class SchemaGuard: @unchecked Sendable {
         let label = drop ? "discarded" : "dead_lettered"
         Counter(label: "sluice_schema_rejected_rows_total", dimensions: [("pipeline", pipeline), ("action", label)]).increment(by: failures.count)
         if deadLetter {
+            let types = SluiceSchemaText.render(batch.records.schema)
             for (row, reason) in failures.sorted(by: { $0.key < $1.key }) {
                 out.rejects.append(
                     DeadLetter(
                         stage: "schema", errorKind: "schema_violation",
                         message: "\(reason); schema drift from \(subject) v\(version ?? 0): \(diff.summary())",
-                        location: "schema:\(batch.position)#\(row)", raw: batch.records.rowJSON(row)))
+                        location: "schema:\(batch.position)#\(row)", raw: Array(RowRendering.json(batch.records, rows: row..<row + 1).utf8),
+                        schema: types))
             }
         }
         return out

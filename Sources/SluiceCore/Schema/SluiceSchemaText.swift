@@ -24,6 +24,12 @@ public enum SluiceSchemaText {
         return Schema(out)
     }
 
+    /// Parses schema text as ``render(_:)`` writes it.
+    public static func parse(text: String) throws -> Schema {
+        guard let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { throw InvalidSchema("a Sluice schema is JSON text") }
+        return try parse(json)
+    }
+
     public static func render(_ schema: Schema) -> String {
         "{\"type\":\"sluice\",\"fields\":["
             + schema.fields.map {

@@ -37,12 +37,15 @@ public struct StateCommit: Sendable, Codable {
     /// the same transaction, before ``deadLetters`` are filed. Optional so that commits stored
     /// before it existed (a PostgreSQL sink's pending commit) still decode.
     public var resolvedDeadLetters: [Int64]?
-    /// The pipeline whose dead letters ``deadLetters`` and ``resolvedDeadLetters`` are, when not
-    /// ``pipeline`` (a replay commits its files under a name of its own, so that its temporary
-    /// files and intents never mix with those of the pipeline running meanwhile).
-    public var deadLettersPipeline: String?
+    /// The pipeline whose dead letters (``deadLetters``, ``resolvedDeadLetters``) and dedupe keys
+    /// (``dedupeKeys``) this commit changes, when not ``pipeline``: a replay commits its files and
+    /// checkpoint under a name of its own, so that its temporary files and intents never mix with
+    /// those of the pipeline running meanwhile, while the keys it accepts are the pipeline's.
+    public var ownerPipeline: String?
     /// Records written to the sink by this commit (for run history).
     public var records = 0
+    /// The pipeline that owns this commit's dead letters and dedupe keys.
+    public var owner: String { ownerPipeline ?? pipeline }
     /// True for the commit that ends a pass of an extract (a finite source ran out, or one
     /// scheduled run of a pull finished), as opposed to a run that was stopped: a `replace` sink
     /// publishes its staged table then.

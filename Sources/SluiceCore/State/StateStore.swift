@@ -116,9 +116,9 @@ public protocol RunHistoryStore: Sendable {
 public protocol ScheduleClaimStore: Sendable {
     /// Claims the scheduled run of `pipeline` due at `slot`. False when another worker sharing
     /// this state store claimed that slot first, or is still running an earlier one (its claim
-    /// is unfinished and was renewed within ``scheduleLease``): the slot is then skipped, so
-    /// runs never overlap and none runs twice.
-    func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool
+    /// is unfinished and was renewed within `lease`, ``scheduleLease`` by default): the slot is
+    /// then skipped, so runs never overlap and none runs twice.
+    func claimScheduledRun(pipeline: String, slot: Date, lease: TimeInterval) async throws -> Bool
     /// Keeps a claimed run's lease alive (called while its pass reads).
     func renewScheduledRun(pipeline: String, slot: Date) async throws
     /// Marks a claimed run finished (its pass is committed).
@@ -151,6 +151,12 @@ public protocol StateStore: CheckpointStore, DedupeKeyStore, DeadLetterStore, Ru
 /// pipeline's next runs for at most this long. Renewed while the pass reads (every lease/6); a
 /// pass stalled longer than this (a sink down for minutes) can lose its claim.
 public let scheduleLease: TimeInterval = 300
+
+extension ScheduleClaimStore {
+    public func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool {
+        try await claimScheduledRun(pipeline: pipeline, slot: slot, lease: scheduleLease)
+    }
+}
 
 extension CheckpointStore {
     public var isShared: Bool { false }

@@ -17,8 +17,10 @@ import SluiceObjectStore
 ///   ndjson: { path: out/events, max_file_size: 128MB, max_file_age: 60s }
 /// ```
 public struct NDJSONFileSink: Sink {
-    /// Local directories only (see ``ParquetFileSink/acceptsDeadLetterReplay``).
-    public var acceptsDeadLetterReplay: Bool { !directory.contains("://") }
+    /// Local directories only (see ``ParquetFileSink/deadLetterReplay``).
+    public var deadLetterReplay: DeadLetterReplaySupport {
+        directory.contains("://") ? .unsupported("replay writes to local directories for now, not to object storage") : .stagedFiles
+    }
     public func checkReachable() async throws {
         try await ObjectPublisher.checkWritable(directory, storage: storage)
     }

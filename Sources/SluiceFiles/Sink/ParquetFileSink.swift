@@ -20,7 +20,9 @@ import SluiceObjectStore
 public struct ParquetFileSink: Sink {
     /// Local directories only: on object storage a replay's writer and the pipeline's would
     /// abort each other's uploads (both own the sink's prefix).
-    public var acceptsDeadLetterReplay: Bool { !directory.contains("://") }
+    public var deadLetterReplay: DeadLetterReplaySupport {
+        directory.contains("://") ? .unsupported("replay writes to local directories for now, not to object storage") : .stagedFiles
+    }
     public func checkReachable() async throws {
         try await ObjectPublisher.checkWritable(directory, storage: storage)
     }

@@ -46,51 +46,17 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
                 for l in group { fail(l, "unsupported", "cannot read the header of \(path) (is the file gone?); a CSV row is decoded with its header") }
                 continue
             }
-            let rows = group.map(\.letter.raw)
             var input: [UInt8] = []
-            for r in rows { input += r + [10] }
+            if sample == nil { for l in group { input += l.letter.raw; input.append(10) } }
             do {
                 try (sample ?? input).withUnsafeBytes { _ = try decoder.prepare(sample: $0, isWholeInput: sample == nil || sample!.count < 1 << 20) }
             } catch {
                 for l in group { fail(l, "malformed_row", "\(error)") }
                 continue
             }
-            // A row spanning lines (a quoted CSV field) would shift the others: decode alone.
-            let oneByOne = rows.contains { $0.contains(10) || $0.contains(13) }
-            let chunks: [[StoredDeadLetter]] = oneByOne ? group.map { [$0] } : [group]
-            for chunk in chunks {
-                var bytes: [UInt8] = []
-                for l in chunk { bytes += l.letter.raw + [10] }
-                decoder.seek(offset: 0, line: 1)
-                // The decoder hands over at most its batch size per call: call until all is read.
-                var outputs: [RecordBatch] = []
-                var rejected: [Int: DecodeReject] = [:]
-                var offset = 0
-                while offset < bytes.count {
-                    let output = bytes.withUnsafeBytes { decoder.decode(UnsafeRawBufferPointer(rebasing: $0[offset...]), isFinal: true) }
-                    outputs.append(output.batch)
-                    for r in output.rejects { rejected[r.line - 1] = r }
-                    guard output.consumed > 0 else { break }
-                    offset += output.consumed
-                }
-                var ids: [Int64] = []
-                for (i, l) in chunk.enumerated() {
-                    if let r = rejected[i] { fail(l, r.kind, r.message) } else { ids.append(l.id) }
-                }
-                let rows = outputs.reduce(0) { $0 + $1.count }
-                if ids.count == rows {
-                    var next = 0
-                    for batch in outputs where batch.count > 0 {
-                        batches.append((batch, Array(ids[next..<next + batch.count])))
-                        next += batch.count
-                    }
-                } else {
-                    // The decoder did not give one row per letter: replay none of them.
-                    for (i, l) in chunk.enumerated() where rejected[i] == nil {
-                        fail(l, "internal_error", "decoding again gave \(rows) rows for \(ids.count) letters")
-                    }
-                }
-            }
+            let out = DeadLetterRows.decode(group, with: decoder)
+            batches += out.batches
+            failures += out.failures
         }
         return (batches, failures)
     }

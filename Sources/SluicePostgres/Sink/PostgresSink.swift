@@ -17,6 +17,17 @@ public struct PostgresSink: Sink {
 
     public var replacesOutputEachPass: String? { options.mode == .replace ? "postgres.mode" : nil }
 
+    /// `append` and `upsert` take a replay's rows in a transaction of their own (with its own
+    /// `sluice_sink_state` row). `replace` would load them into the next extract's staging table,
+    /// and `apply` would apply old changes after newer ones.
+    public var deadLetterReplay: DeadLetterReplaySupport {
+        switch options.mode {
+        case .append, .upsert: .ownTransaction
+        case .replace: .unsupported("a `replace` target is rebuilt by each extract: run the extract again instead of a replay")
+        case .apply: .unsupported("`apply` changes must land in commit order: resnapshot the table (`sluice cdc resnapshot`) instead of a replay")
+        }
+    }
+
     public static let spec = ComponentSpec(
         type: "postgres",
         summary: "a PostgreSQL table: append, upsert by key, or replace (staged and swapped); exactly once",

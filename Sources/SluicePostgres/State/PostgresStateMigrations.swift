@@ -66,6 +66,11 @@ enum PostgresStateMigrations {
                 PRIMARY KEY (pipeline, hour));
             """
         ),
+        (
+            "v5-dead-letter-schema",
+            // The schema of a row a later stage refused (its raw bytes are the row as JSON).
+            "ALTER TABLE sluice.dead_letters ADD COLUMN schema text"
+        ),
     ]
 
     static func migrate(_ s: PostgresSession) throws {

@@ -66,7 +66,7 @@ public final class PostgresStateStore: StateStore {
             if let resolved = commit.resolvedDeadLetters, !resolved.isEmpty {
                 let r = try s.query(
                     "WITH gone AS (DELETE FROM sluice.dead_letters WHERE pipeline = $1 AND id = ANY($2::bigint[]) RETURNING 1) SELECT count(*) FROM gone",
-                    [commit.deadLettersPipeline ?? commit.pipeline, "{" + resolved.map(String.init).joined(separator: ",") + "}"])
+                    [commit.owner, "{" + resolved.map(String.init).joined(separator: ",") + "}"])
                 let deleted = Int(r.string(0, 0) ?? "0") ?? 0
                 // Another replay delivered some of them first: this commit's records would be twice.
                 if deleted != Set(resolved).count { throw StateCommit.replayConflict(Set(resolved).count - deleted) }
@@ -75,8 +75,8 @@ public final class PostgresStateStore: StateStore {
                 try s.query(
                     Self.insertDeadLetterSQL,
                     [
-                        commit.deadLettersPipeline ?? commit.pipeline, l.stage, l.errorKind, l.message, l.location, byteaHex(l.raw),
-                        String(l.attempts), now,
+                        commit.owner, l.stage, l.errorKind, l.message, l.location, byteaHex(l.raw),
+                        String(l.attempts), now, l.schema,
                     ])
             }
             if !commit.dedupeKeys.isEmpty {
@@ -95,14 +95,14 @@ public final class PostgresStateStore: StateStore {
                             WHERE sluice.dedupe_keys.seen_at < $4::float8 OR sluice.dedupe_keys.seen_at = EXCLUDED.seen_at
                             RETURNING key)
                         SELECT k FROM input EXCEPT SELECT key FROM taken LIMIT 3
-                        """, [commit.pipeline, keys, now, String(since.timeIntervalSince1970)])
+                        """, [commit.owner, keys, now, String(since.timeIntervalSince1970)])
                     if r.rows > 0 { throw commit.conflict(keys: (0..<r.rows).map { r.string($0, 0)! }) }
                 } else {
                     try s.query(
                         """
                         INSERT INTO sluice.dedupe_keys(pipeline, key, seen_at) SELECT $1, k, $3::float8 FROM unnest($2::text[]) AS k
                         ON CONFLICT (pipeline, key) DO UPDATE SET seen_at = EXCLUDED.seen_at
-                        """, [commit.pipeline, keys, now])
+                        """, [commit.owner, keys, now])
                 }
             }
             for i in commit.fileIntents {
@@ -116,11 +116,11 @@ public final class PostgresStateStore: StateStore {
     }
 
     static let insertDeadLetterSQL = """
-        INSERT INTO sluice.dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
-        VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::int, $8::float8, $8::float8)
+        INSERT INTO sluice.dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen, schema)
+        VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::int, $8::float8, $8::float8, $9)
         ON CONFLICT (pipeline, location) DO UPDATE SET stage = EXCLUDED.stage, error_kind = EXCLUDED.error_kind,
             message = EXCLUDED.message, raw = EXCLUDED.raw, attempts = sluice.dead_letters.attempts + EXCLUDED.attempts,
-            last_seen = EXCLUDED.last_seen
+            last_seen = EXCLUDED.last_seen, schema = EXCLUDED.schema
         """
 
     public func checkpointHistory(pipeline: String, limit: Int) async throws -> [CheckpointEntry] {
@@ -175,14 +175,14 @@ public final class PostgresStateStore: StateStore {
         }
     }
 
-    static let deadLetterColumns = "id, pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen"
+    static let deadLetterColumns = "id, pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen, schema"
 
     static func deadLetter(_ r: PostgresResult, _ i: Int) -> StoredDeadLetter {
         StoredDeadLetter(
             id: Int64(r.string(i, 0)!)!, pipeline: r.string(i, 1)!,
             letter: DeadLetter(
                 stage: r.string(i, 2)!, errorKind: r.string(i, 3)!, message: r.string(i, 4)!, location: r.string(i, 5)!,
-                raw: r.byteaText(i, 6), attempts: Int(r.string(i, 7)!)!),
+                raw: r.byteaText(i, 6), attempts: Int(r.string(i, 7)!)!, schema: r.string(i, 10)),
             firstSeen: r.date(i, 8), lastSeen: r.date(i, 9))
     }
 
@@ -265,7 +265,7 @@ public final class PostgresStateStore: StateStore {
         }
     }
 
-    public func claimScheduledRun(pipeline: String, slot: Date) async throws -> Bool {
+    public func claimScheduledRun(pipeline: String, slot: Date, lease: TimeInterval) async throws -> Bool {
         try await pool.transaction { s in
             // One claim decision per pipeline at a time, across every worker.
             try s.query("SELECT pg_advisory_xact_lock(hashtext('sluice.schedule:' || $1))", [pipeline])
@@ -275,7 +275,7 @@ public final class PostgresStateStore: StateStore {
                 [pipeline, String(slot.timeIntervalSince1970 - 7 * 86_400)])
             let busy = try s.query(
                 "SELECT count(*) FROM sluice.schedule_claims WHERE pipeline = $1 AND NOT finished AND renewed_at > $2::float8",
-                [pipeline, String(now - scheduleLease)]
+                [pipeline, String(now - lease)]
             ).string(0, 0)
             guard busy == "0" else { return false }
             return try s.query(

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import SluiceCore
+import SluiceFormats
 
 /// What the dashboard's page per pipeline reads and does: the pipeline's recent runs, its
 /// checkpoint and its dead letters (paged); with writes enabled (`--dashboard-writes`), replay
@@ -57,13 +58,14 @@ public struct DashboardBackend: Sendable {
             return Array("{\"dropped\":\(dropped)}".utf8)
         default:
             guard let plan = plans.first(where: { $0.name == name }) else { throw SluiceError(.configuration, "no pipeline \(name)") }
-            let replay = DeadLetterReplay(plan: plan, store: store, logger: logger, filter: filter)
+            var replay = DeadLetterReplay(plan: plan, store: store, logger: logger, filter: filter)
+            replay.renderedRows = RenderedRowDecoder()
             if let refusal = replay.refusal { throw SluiceError(.unsupported, refusal) }
             let t = try await replay.run()
             logger.notice(
                 "dead letters replayed from the dashboard",
                 metadata: ["pipeline": "\(name)", "replayed": "\(t.replayed)", "failed_again": "\(t.failedAgain)"])
-            return Array("{\"replayed\":\(t.replayed),\"failed_again\":\(t.failedAgain),\"skipped\":\(t.skipped)}".utf8)
+            return Array("{\"replayed\":\(t.replayed),\"failed_again\":\(t.failedAgain),\"dropped\":\(t.dropped),\"skipped\":\(t.skipped)}".utf8)
         }
     }
 }

@@ -11,6 +11,9 @@ import SluiceFormats
 /// sequence in the same transaction that commits it, so a committed request cannot be read
 /// again (by this pipeline or one that takes the stream over). It never ends by itself.
 public struct HTTPSource: Source {
+    /// Records refused at the door or when decoded: decoded again with the current `columns`.
+    public func deadLetterDecoder() -> (any DeadLetterDecoder)? { PushDeadLetterDecoder(options: options) }
+
     public var options: HTTPStreamOptions
     /// How long to wait between polls of an empty queue, at most.
     public var maxPollInterval: Duration = .milliseconds(50)

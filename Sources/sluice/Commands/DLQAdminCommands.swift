@@ -83,8 +83,9 @@ extension DLQCommand {
             discussion: """
                 NDJSON: one object per dead letter with id, pipeline, stage, kind, location, message,
                 attempts, first_seen and last_seen (Unix seconds), raw (the bytes as text, null when
-                they are not UTF-8) and raw_base64 (the exact bytes). Parquet: the same columns, raw
-                as binary and the times as timestamps. The file appears whole (written aside, then
+                they are not UTF-8), raw_base64 (the exact bytes) and schema (for a row a later stage
+                refused, kept as JSON: its column types; null otherwise). Parquet: the same columns,
+                raw as binary and the times as timestamps. The file appears whole (written aside, then
                 renamed); the dead letters stay in the queue (drop them with `sluice dlq drop`).
                 """)
 
@@ -170,7 +171,7 @@ final class DeadLetterExport {
         Field("id", .int64, nullable: false), Field("pipeline", .string, nullable: false), Field("stage", .string, nullable: false),
         Field("kind", .string, nullable: false), Field("location", .string, nullable: false), Field("message", .string, nullable: false),
         Field("attempts", .int64, nullable: false), Field("first_seen", .timestamp, nullable: false),
-        Field("last_seen", .timestamp, nullable: false), Field("raw", .binary, nullable: false),
+        Field("last_seen", .timestamp, nullable: false), Field("raw", .binary, nullable: false), Field("schema", .string),
     ])
 
     init(path: String, format: String) throws {
@@ -209,6 +210,7 @@ final class DeadLetterExport {
             columns[7].append(Int64((l.firstSeen.timeIntervalSince1970 * 1_000_000).rounded()))
             columns[8].append(Int64((l.lastSeen.timeIntervalSince1970 * 1_000_000).rounded()))
             columns[9].appendBytes(l.letter.raw)
+            if let schema = l.letter.schema { columns[10].append(string: schema) } else { columns[10].appendNull() }
         }
         let finished = columns.indices.map { i in columns[i].finish() }
         try parquet?.write(RecordBatch(schema: Self.schema, columns: finished))
@@ -231,15 +233,21 @@ extension DLQCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send dead letters through the pipeline's current configuration again, exactly once.",
             discussion: """
-                Fix the cause first (a column type, a format option), then replay: each dead letter
-                is decoded again from its raw bytes with the pipeline's current options. Records that
-                pass land in the pipeline's sink, and their dead letters are deleted in the same
+                Fix the cause first (a column type, a format option, a constraint of the target
+                table), then replay: each dead letter goes through the pipeline's current
+                configuration from the stage where it failed. A decode failure is decoded again from
+                its raw bytes with the source's current options, a schema failure is checked against
+                the current schema and policy, a row the sink refused is written again. Records
+                that pass land in the pipeline's sink, and their dead letters are deleted in the same
                 commit, so a crash never loses or repeats one (run it again to go on). Those that
-                fail again stay, with one more attempt, the new reason and time. It can run while the
-                pipeline runs.
+                fail again stay, with one more attempt, the new reason and time. With `dedupe`, a
+                record whose key was delivered already is a duplicate: its letter goes, nothing is
+                written. It can run while the pipeline runs.
 
-                This version replays decode failures of file sources (csv, ndjson) into file sinks
-                (parquet, ndjson). Other dead letters are left as they are and counted.
+                Replayable: decode failures of file (csv, ndjson), HTTP push and JetStream sources,
+                and rows refused by the schema policy, dedupe or the sink of any source; into file
+                sinks (parquet, ndjson, local directories) and PostgreSQL (append, upsert). Other
+                dead letters are left as they are and counted.
 
                 Examples:
                   sluice dlq replay -c pipelines.yaml --pipeline events
@@ -272,6 +280,7 @@ extension DLQCommand {
             }
             let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
             var replay = DeadLetterReplay(plan: plan, store: store, logger: logger, filter: filter)
+            replay.renderedRows = RenderedRowDecoder()
             replay.dryRun = dryRun
             replay.pageSize = batch
             replay.hooks = .fromProcessEnvironment
@@ -285,16 +294,23 @@ extension DLQCommand {
             let showProgress = terminal.isInteractive && !noProgress
             let totals = try await replay.run { t in
                 guard showProgress else { return }
-                let done = t.replayed + t.failedAgain
+                let done = t.replayed + t.failedAgain + t.dropped + t.skipped
                 FileHandle.standardError.write(Data("\r\u{1B}[2Kreplaying: \(done)/\(total) (\(t.replayed) ok, \(t.failedAgain) failed again)".utf8))
             }
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
             let verb = dryRun ? "would replay" : "replayed"
             print("\(verb) \(totals.replayed) of \(total) dead letter(s); \(totals.failedAgain) \(dryRun ? "would fail" : "failed") again")
+            if totals.dropped > 0 {
+                print("\(totals.dropped) dropped: delivered already (dedupe) or discarded by the schema policy")
+            }
             if totals.skipped > 0 {
                 print("\(totals.skipped) left as they are (no row to decode again, or a compressed file)")
             }
-            if others > 0 { print("\(others) other dead letter(s) left as they are (this version replays decode failures)") }
+            if others > 0 {
+                print(
+                    "\(others) other dead letter(s) left as they are (\(plan.source.deadLetterDecoder() == nil ? "this source's decode failures cannot be replayed; " : "")stages replayed: \(replay.stages.joined(separator: ", ")))"
+                )
+            }
         }
     }
 }

@@ -95,6 +95,7 @@ enum DLQRendering {
             "raw": String(validating: l.letter.raw, as: UTF8.self) ?? NSNull(),
             "raw_base64": Data(l.letter.raw).base64EncodedString(),
             "first_seen": l.firstSeen.timeIntervalSince1970, "last_seen": l.lastSeen.timeIntervalSince1970,
+            "schema": l.letter.schema ?? NSNull(),
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)

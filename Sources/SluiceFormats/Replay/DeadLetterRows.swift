@@ -1,0 +1,159 @@
+import SluiceCore
+
+/// Decodes dead letters whose raw bytes are one row each (a CSV row, an NDJSON line, a JSON
+/// object a later stage rendered) with a prepared ``RecordDecoder``: the shared half of every
+/// ``DeadLetterDecoder``.
+public enum DeadLetterRows {
+    /// The decoded rows as batches (each with the ids of the letters its rows came from, row for
+    /// row) and a new dead letter of `stage` for each letter that still does not decode (its
+    /// original location, the new reason). `decoder` must be prepared (header, schema).
+    public static func decode(
+        _ letters: [StoredDeadLetter], with decoder: any RecordDecoder, stage: String = "decode"
+    ) -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]) {
+        var batches: [(RecordBatch, [Int64])] = []
+        var failures: [(Int64, DeadLetter)] = []
+        // A row spanning lines (a quoted CSV field) would shift the others: decoded alone.
+        let oneByOne = letters.contains { $0.letter.raw.contains(10) || $0.letter.raw.contains(13) }
+        let chunks: [ArraySlice<StoredDeadLetter>] = oneByOne ? letters.map { [$0][...] } : [letters[...]]
+        for chunk in chunks {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(chunk.reduce(0) { $0 + $1.letter.raw.count + 1 })
+            for l in chunk {
+                bytes += l.letter.raw
+                bytes.append(10)
+            }
+            decoder.seek(offset: 0, line: 1)
+            // The decoder hands over at most its batch size per call: call until all is read.
+            var outputs: [RecordBatch] = []
+            var rejected: [Int: DecodeReject] = [:]
+            var offset = 0
+            while offset < bytes.count {
+                let output = bytes.withUnsafeBytes { decoder.decode(UnsafeRawBufferPointer(rebasing: $0[offset...]), isFinal: true) }
+                outputs.append(output.batch)
+                for r in output.rejects { rejected[r.line - 1] = r }
+                guard output.consumed > 0 else { break }
+                offset += output.consumed
+            }
+            var ids: [Int64] = []
+            ids.reserveCapacity(chunk.count)
+            for (i, l) in chunk.enumerated() {
+                if let r = rejected[i] {
+                    failures.append((l.id, again(l, stage: stage, kind: r.kind, message: r.message)))
+                } else {
+                    ids.append(l.id)
+                }
+            }
+            let rows = outputs.reduce(0) { $0 + $1.count }
+            if ids.count == rows {
+                var next = 0
+                for batch in outputs where batch.count > 0 {
+                    batches.append((batch, Array(ids[next..<next + batch.count])))
+                    next += batch.count
+                }
+            } else {
+                // The decoder did not give one row per letter: replay none of them.
+                for (i, l) in chunk.enumerated() where rejected[i] == nil {
+                    failures.append(
+                        (l.id, again(l, stage: stage, kind: "internal_error", message: "decoding again gave \(rows) rows for \(ids.count) letters")))
+                }
+            }
+        }
+        return (batches, failures)
+    }
+
+    /// The letter `l` failing again: same location, bytes and schema; the new reason.
+    public static func again(_ l: StoredDeadLetter, stage: String? = nil, kind: String, message: String) -> DeadLetter {
+        var letter = l.letter
+        letter.stage = stage ?? letter.stage
+        letter.errorKind = kind
+        letter.message = message
+        letter.attempts = 1
+        return letter
+    }
+}
+
+/// Decodes dead letters of the stages after decoding (`schema`, `dedupe`, `sink`): their raw
+/// bytes are the row rendered as a JSON object, and ``DeadLetter/schema`` holds the types the
+/// row had, so it is decoded back into exactly those types.
+public struct RenderedRowDecoder: DeadLetterDecoder {
+    public init() {}
+
+    public func decode(_ letters: [StoredDeadLetter]) async throws -> (
+        batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]
+    ) {
+        var groups: [String: [StoredDeadLetter]] = [:]
+        var order: [String] = []
+        var failures: [(id: Int64, letter: DeadLetter)] = []
+        for l in letters {
+            guard let schema = l.letter.schema else {
+                failures.append(
+                    (
+                        l.id,
+                        DeadLetterRows.again(
+                            l, kind: "unsupported",
+                            message:
+                                "this dead letter was written before Sluice kept the row's types with it; it cannot be replayed (export it with `sluice dlq export`)"
+                        )
+                    ))
+                continue
+            }
+            if groups[schema] == nil { order.append(schema) }
+            groups[schema, default: []].append(l)
+        }
+        var batches: [(records: RecordBatch, ids: [Int64])] = []
+        for text in order {
+            let group = groups[text]!
+            let fields: [Field]
+            do {
+                fields = try SluiceSchemaText.parse(text: text).fields
+            } catch {
+                for l in group { failures.append((l.id, DeadLetterRows.again(l, kind: "unsupported", message: "the stored schema does not parse: \(error)"))) }
+                continue
+            }
+            let decoder = NDJSONDecoder(options: NDJSONOptions(columns: fields.map { Field($0.name, $0.type, nullable: true) }))
+            var sample: [UInt8] = []
+            for l in group.prefix(1000) { sample += l.letter.raw + [10] }
+            do {
+                try sample.withUnsafeBytes { _ = try decoder.prepare(sample: $0, isWholeInput: true) }
+            } catch {
+                for l in group { failures.append((l.id, DeadLetterRows.again(l, kind: "malformed_row", message: "\(error)"))) }
+                continue
+            }
+            let out = DeadLetterRows.decode(group, with: decoder, stage: group[0].letter.stage)
+            batches += out.batches
+            failures += out.failures
+        }
+        return (batches, failures)
+    }
+}
+
+/// Decodes dead letters whose raw bytes are NDJSON lines (records pushed over HTTP, JetStream
+/// messages) with a source's current declared columns.
+public struct NDJSONLineDecoder: DeadLetterDecoder {
+    public let options: NDJSONOptions
+
+    public init(columns: [Field]?) {
+        var options = NDJSONOptions(columns: columns)
+        options.batchRows = 16_384
+        self.options = options
+    }
+
+    public func decode(_ letters: [StoredDeadLetter]) async throws -> (
+        batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]
+    ) {
+        let rows = letters.filter { !$0.letter.raw.isEmpty }
+        guard !rows.isEmpty else { return ([], []) }
+        let decoder = NDJSONDecoder(options: options)
+        var sample: [UInt8] = []
+        for l in rows.prefix(1000) {
+            sample += l.letter.raw
+            sample.append(10)
+        }
+        do {
+            try sample.withUnsafeBytes { _ = try decoder.prepare(sample: $0, isWholeInput: true) }
+        } catch {
+            return ([], rows.map { ($0.id, DeadLetterRows.again($0, kind: "malformed_row", message: "\(error)")) })
+        }
+        return DeadLetterRows.decode(rows, with: decoder)
+    }
+}
