@@ -302,35 +302,9 @@ final class SQLiteSourceReader: SourceReader {
             return try Row.fetchAll(db, sql: plan.firstSQL, arguments: [limit])
         }
         let table = source.options.table
-        var builders = plan.fields.map { ColumnBuilder(type: $0.type, capacity: rows.count) }
-        var rejects: [DeadLetter] = []
-        let n = plan.fields.count
-        for row in rows {
-            var values: [Value] = []
-            values.reserveCapacity(n)
-            var problem: String?
-            for (i, field) in plan.fields.enumerated() {
-                let dbValue: DatabaseValue = row[i]
-                if let v = Self.convert(dbValue, to: field.type) {
-                    values.append(v)
-                } else {
-                    problem = "column '\(field.name)': \(dbValue) does not fit \(field.type)"
-                    break
-                }
-            }
-            let key = (0..<plan.key.count).map { row[n + $0] as DatabaseValue }
-            if let problem {
-                rejects.append(
-                    DeadLetter(
-                        stage: "decode", errorKind: "type_mismatch", message: problem,
-                        location: "sqlite:\(table)@\(ExtractPosition(after: key, run: "").encoded)",
-                        raw: Array(row.description.utf8)))
-                continue
-            }
-            for (i, v) in values.enumerated() { builders[i].append(value: v) }
-        }
+        let (batch, rejects) = Self.decode(rows, plan: plan, table: table)
         if let last = rows.last {
-            position.after = (0..<plan.key.count).map { last[n + $0] as DatabaseValue }
+            position.after = (0..<plan.key.count).map { last[plan.fields.count + $0] as DatabaseValue }
         }
         let exhausted = rows.count < limit
         if exhausted {
@@ -338,10 +312,47 @@ final class SQLiteSourceReader: SourceReader {
             if source.options.mode == .full { position.done = true }
             if rows.isEmpty && source.options.mode != .full { return nil }
         }
-        let batch = RecordBatch(schema: Schema(plan.fields), columns: builders.indices.map { builders[$0].finish() })
         return SourceBatch(
             records: batch, rejects: rejects, position: SourcePosition(partition: table, value: position.encoded),
             inputBytes: batch.byteSize)
+    }
+
+    /// Rows of `plan`'s statements (its fields, then its key) as a batch; a row with a value that
+    /// does not fit its field's type is a dead letter located by its key.
+    static func decode(_ rows: [Row], plan: ExtractPlan, table: String) -> (RecordBatch, [DeadLetter]) {
+        var builders = plan.fields.map { ColumnBuilder(type: $0.type, capacity: rows.count) }
+        var rejects: [DeadLetter] = []
+        let n = plan.fields.count
+        var values: [Value] = []
+        values.reserveCapacity(n)
+        for row in rows {
+            values.removeAll(keepingCapacity: true)
+            var problem: String?
+            for (i, field) in plan.fields.enumerated() {
+                let dbValue: DatabaseValue = row[i]
+                if let v = convert(dbValue, to: field.type) {
+                    values.append(v)
+                } else {
+                    problem = "column '\(field.name)': \(dbValue) does not fit \(field.type)"
+                    break
+                }
+            }
+            if let problem {
+                let key = (0..<plan.key.count).map { row[n + $0] as DatabaseValue }
+                rejects.append(
+                    DeadLetter(
+                        stage: "decode", errorKind: "type_mismatch", message: problem,
+                        location: location(table: table, key: key), raw: Array(row.description.utf8)))
+                continue
+            }
+            for (i, v) in values.enumerated() { builders[i].append(value: v) }
+        }
+        return (RecordBatch(schema: Schema(plan.fields), columns: builders.indices.map { builders[$0].finish() }), rejects)
+    }
+
+    /// A row's dead-letter location: `sqlite:<table>@<its key, exactly>`.
+    static func location(table: String, key: [DatabaseValue]) -> String {
+        "sqlite:\(table)@\(ExtractPosition(after: key, run: "").encoded)"
     }
 
     /// A SQLite value as a value of `type`, or nil when it does not fit.

@@ -60,6 +60,77 @@ import Testing
         #expect(got == expected.joined(separator: "#"))
     }
 
+    @Test func rowsAPostgresSourceCouldNotReadAreReadAgainByKeyOnceFixed() async throws {
+        let dir = try makeWorkDirectory("dlq-replay-pgsource")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let schema = try makeSchema("dlqsrc")
+        defer { _ = try? psql("DROP SCHEMA \(schema) CASCADE") }
+        // NaN has no decimal form: rows 3, 6 and 9 are dead-lettered with their key.
+        try await psqlAsync(
+            "CREATE TABLE \(schema).t (id int PRIMARY KEY, n numeric(12,2)); INSERT INTO \(schema).t SELECT i, CASE WHEN i % 3 = 0 THEN 'NaN'::numeric ELSE i END FROM generate_series(1, 10) i"
+        )
+        try write(
+            """
+            pipelines:
+              p:
+                source: { postgres: { url: "\(try postgresURL())", table: \(schema).t } }
+                sink: { parquet: { path: lake } }
+            """, to: "\(dir)/p.yaml")
+        #expect(try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir).status == 0)
+        #expect(try await DLQReplayTests.lakeCounts(dir) == (7, 7))
+        #expect(try await DLQReplayTests.letters(dir).count == 3)
+        // The rows are fixed at the source; one is gone.
+        try await psqlAsync("UPDATE \(schema).t SET n = id * 10 WHERE id IN (3, 6); DELETE FROM \(schema).t WHERE id = 9")
+        let r = try await Self.replay(dir)
+        #expect(r.status == 0 && r.stdout.contains("replayed 2 of 3 dead letter(s); 1 failed again"), "\(r.stdout)\(r.stderr)")
+        let left = try await DLQReplayTests.letters(dir)
+        #expect(left.count == 1 && left[0]["kind"] as? String == "row_gone" && (left[0]["location"] as? String)?.hasSuffix("@9") == true, "\(left)")
+        let lake = try await runTool(
+            [
+                "python3", "-c",
+                "import duckdb; print(duckdb.sql(\"SELECT string_agg(id || ':' || n, ',' ORDER BY id) FROM read_parquet('lake/*.parquet')\").fetchall()[0][0])",
+            ],
+            in: dir
+        ).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(lake == "1:1.00,2:2.00,3:30.00,4:4.00,5:5.00,6:60.00,7:7.00,8:8.00,10:10.00")
+    }
+
+    @Test func rowsASQLiteSourceCouldNotReadAreReadAgainWithTheFixedColumnType() async throws {
+        let dir = try makeWorkDirectory("dlq-replay-sqlite")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try await runTool(
+            [
+                "python3", "-c",
+                "import sqlite3; c = sqlite3.connect('src.db'); c.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT)'); "
+                    + "c.executemany('INSERT INTO t VALUES (?, ?)', [(i, str(i) if i % 4 else 'A-%d' % i) for i in range(1, 13)]); c.commit()",
+            ], in: dir)
+        func config(_ type: String) -> String {
+            """
+            pipelines:
+              p:
+                source: { sqlite: { path: src.db, table: t, columns: { code: \(type) } } }
+                sink: { parquet: { path: lake } }
+            """
+        }
+        // Codes declared as integers: 'A-4', 'A-8' and 'A-12' do not fit.
+        try write(config("int64"), to: "\(dir)/p.yaml")
+        #expect(try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir).status == 0)
+        #expect(try await DLQReplayTests.letters(dir).count == 3)
+        // The column is text after all: the parquet column is a string from now on, so the lake is
+        // read by name; the replayed rows carry their codes exactly.
+        try write(config("string"), to: "\(dir)/p.yaml")
+        let r = try await Self.replay(dir)
+        #expect(r.status == 0 && r.stdout.contains("replayed 3 of 3"), "\(r.stdout)\(r.stderr)")
+        let lake = try await runTool(
+            [
+                "python3", "-c",
+                "import duckdb; print(duckdb.sql(\"SELECT count(*), count(DISTINCT id), string_agg(CAST(code AS VARCHAR), ',' ORDER BY id) FILTER (WHERE id % 4 = 0) FROM read_parquet('lake/*.parquet', union_by_name=true)\").fetchall()[0])",
+            ],
+            in: dir
+        ).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(lake == "(12, 12, 'A-4,A-8,A-12')", "\(lake)")
+    }
+
     @Test func recordsPushedOverHTTPThatDidNotDecodeAreReplayed() async throws {
         let dir = try makeWorkDirectory("dlq-replay-push")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -111,6 +111,12 @@ public struct ComponentReference {
             "sink": components(registry.sinks.map(\.spec)),
         ]
         for o in ConfigFileSpec.pipelineOptions { pipelineProperties[o.name] = schema(o) }
+        // `dead_letter.sink` is a sink, written like the pipeline's.
+        if var deadLetter = pipelineProperties["dead_letter"] as? [String: Any], var properties = deadLetter["properties"] as? [String: Any] {
+            properties["sink"] = components(registry.sinks.map(\.spec))
+            deadLetter["properties"] = properties
+            pipelineProperties["dead_letter"] = deadLetter
+        }
         var fileProperties: [String: Any] = [
             "pipelines": [
                 "type": "object", "description": "Pipelines by name (letters, digits, _ - .).",

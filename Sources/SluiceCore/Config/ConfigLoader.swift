@@ -8,16 +8,19 @@ public struct PipelinePlan: Sendable {
     public var settings: PipelineSettings
     /// What the source and the sink can do beyond reading and writing (from their specs).
     public var capabilities: Set<ComponentCapability>
+    /// Where the pipeline's dead letters are copied besides the state store (`dead_letter.sink`).
+    public var deadLetterSink: (any Sink)?
 
     public init(
         name: String, source: any Source, sink: any Sink, settings: PipelineSettings = PipelineSettings(),
-        capabilities: Set<ComponentCapability> = []
+        capabilities: Set<ComponentCapability> = [], deadLetterSink: (any Sink)? = nil
     ) {
         self.name = name
         self.source = source
         self.sink = sink
         self.settings = settings
         self.capabilities = capabilities
+        self.deadLetterSink = deadLetterSink
     }
 }
 
@@ -100,7 +103,8 @@ public struct ConfigLoader: Sendable {
                 settings.dedupe = DedupeSettings(key: key, ttl: .seconds(7 * 86_400))
             }
             let capabilities = (registry.sourceSpec(p.source.type)?.capabilities ?? []).union(registry.sinkSpec(p.sink.type)?.capabilities ?? [])
-            plans.append(PipelinePlan(name: name, source: source, sink: sink, settings: settings, capabilities: capabilities))
+            let deadLetterSink = try p.deadLetter?.sink.map { try registry.buildSink($0, context: context) }
+            plans.append(PipelinePlan(name: name, source: source, sink: sink, settings: settings, capabilities: capabilities, deadLetterSink: deadLetterSink))
         }
         if let problem = registry.problems(in: plans).first {
             let line = config.pipelines.first { $0.name == problem.pipeline }?.config.source.line

@@ -58,9 +58,11 @@ public struct PipelineConfig: Decodable, Sendable {
 public struct DeadLetterConfig: Decodable, Sendable {
     public var ttl: ConfigDuration?
     public var maxRows: Int?
+    /// A sink the dead letters are also copied to (`sink: { parquet: { path: dlq } }`).
+    public var sink: ComponentConfig?
 
     enum CodingKeys: String, CodingKey {
-        case ttl
+        case ttl, sink
         case maxRows = "max_rows"
     }
 }

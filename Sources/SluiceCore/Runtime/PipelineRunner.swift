@@ -164,6 +164,7 @@ public struct PipelineRunner: Sendable {
             } catch {
                 consumed.open()
                 group.cancelAll()
+                await consumer.forwarder?.release()
                 await writer.close()
                 throw error
             }
@@ -293,7 +294,13 @@ public struct PipelineRunner: Sendable {
                 Deduplicator(settings: $0, pipeline: runner.plan.name, store: runner.store)
             }
             sequenceGaps = runner.plan.settings.reconcile.map { SequenceGapCounter(field: $0.sequence, keyField: $0.key, maxKeys: $0.maxKeys) }
+            forwarder = runner.plan.deadLetterSink.map {
+                DeadLetterForwarder(pipeline: runner.plan.name, sink: $0, store: runner.store, logger: runner.logger)
+            }
         }
+
+        /// Copies dead letters to the pipeline's dead-letter sink, if it has one.
+        let forwarder: DeadLetterForwarder?
 
         var metrics: PipelineMetrics { runner.metrics }
 
@@ -301,6 +308,7 @@ public struct PipelineRunner: Sendable {
             try await sweepExpiredKeysIfDue()
             await refreshDeadLetterGauges()
             lastDeadLetterRefresh = nil  // the first commit's dead letters show at once
+            await forwarder?.forward()  // what a previous run left
             var failure: (any Error)?
             loop: while true {
                 let event: BufferEvent<SourceBatch>
@@ -341,6 +349,7 @@ public struct PipelineRunner: Sendable {
             try await flush()
             extractComplete = failure == nil && exhausted.isSet
             try await commit()
+            await forwarder?.close()
             if let failure { throw failure }
         }
 
@@ -599,6 +608,7 @@ public struct PipelineRunner: Sendable {
                     }
                     if !commit.deadLetters.isEmpty { deadLetterGaugesStale = true }
                     if deadLetterGaugesStale { await refreshDeadLetterGauges() }
+                    await forwarder?.forward()
                     metrics.commitLatency.record(duration: ContinuousClock.now - start)
                     metrics.checkpointLag.record(commits.inFlight)
                     try await sweepExpiredKeysIfDue()

@@ -432,7 +432,7 @@ struct Page: Sendable {
     /// The key of a rejected row, for its dead letter (its values are binary; the key is text).
     static func rowText(_ r: PostgresResult, row: Int, plan: PostgresExtractPlan) -> String {
         let n = plan.mappings.count
-        let pairs = plan.key.enumerated().map { "\"\($0.element.name)\": \"\(r.string(row, n + $0.offset) ?? "")\"" }
+        let pairs = plan.key.enumerated().map { "\(RowRendering.quote($0.element.name)): \(RowRendering.quote(r.string(row, n + $0.offset) ?? ""))" }
         return "{" + pairs.joined(separator: ", ") + "}"
     }
 }

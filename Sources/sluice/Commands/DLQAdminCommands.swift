@@ -167,12 +167,7 @@ final class DeadLetterExport {
     let parquet: ParquetWriter?
     let parquetOutput: ParquetFileOutput?
 
-    static let schema = Schema([
-        Field("id", .int64, nullable: false), Field("pipeline", .string, nullable: false), Field("stage", .string, nullable: false),
-        Field("kind", .string, nullable: false), Field("location", .string, nullable: false), Field("message", .string, nullable: false),
-        Field("attempts", .int64, nullable: false), Field("first_seen", .timestamp, nullable: false),
-        Field("last_seen", .timestamp, nullable: false), Field("raw", .binary, nullable: false), Field("schema", .string),
-    ])
+    static var schema: Schema { DeadLetterRecords.schema }
 
     init(path: String, format: String) throws {
         self.format = format
@@ -198,22 +193,7 @@ final class DeadLetterExport {
             try handle.write(contentsOf: Data(text.utf8))
             return
         }
-        var columns = Self.schema.fields.map { ColumnBuilder(type: $0.type) }
-        for l in letters {
-            columns[0].append(l.id)
-            columns[1].append(string: l.pipeline)
-            columns[2].append(string: l.letter.stage)
-            columns[3].append(string: l.letter.errorKind)
-            columns[4].append(string: l.letter.location)
-            columns[5].append(string: l.letter.message)
-            columns[6].append(Int64(l.letter.attempts))
-            columns[7].append(Int64((l.firstSeen.timeIntervalSince1970 * 1_000_000).rounded()))
-            columns[8].append(Int64((l.lastSeen.timeIntervalSince1970 * 1_000_000).rounded()))
-            columns[9].appendBytes(l.letter.raw)
-            if let schema = l.letter.schema { columns[10].append(string: schema) } else { columns[10].appendNull() }
-        }
-        let finished = columns.indices.map { i in columns[i].finish() }
-        try parquet?.write(RecordBatch(schema: Self.schema, columns: finished))
+        try parquet?.write(DeadLetterRecords.batch(letters))
     }
 
     func close() throws {
