@@ -53,8 +53,12 @@ public enum DeadLetterRows {
             } else {
                 // The decoder did not give one row per letter: replay none of them.
                 for (i, l) in chunk.enumerated() where rejected[i] == nil {
-                    failures.append(
-                        (l.id, again(l, stage: stage, kind: "internal_error", message: "decoding again gave \(rows) rows for \(ids.count) letters")))
+                    let whole = chunk.count == 1
+                    let message =
+                        whole
+                        ? "this dead letter holds \(rows) records (a whole message); a replay takes one record per dead letter: export it (`sluice dlq export`) and send its records again"
+                        : "decoding again gave \(rows) rows for \(ids.count) letters"
+                    failures.append((l.id, again(l, stage: stage, kind: whole ? "unsupported" : "internal_error", message: message)))
                 }
             }
         }
