@@ -153,13 +153,16 @@ public struct DeadLetterReplay: Sendable {
     /// Replays one page of letters in one commit.
     func replay(_ letters: [StoredDeadLetter], schemaGuard: SchemaGuard?, writer: (any SinkWriter)?) async throws -> Totals {
         var out = Totals()
-        let byID = Dictionary(uniqueKeysWithValues: letters.map { ($0.id, $0) })
+        var index: [Int64: Int] = [:]
+        index.reserveCapacity(letters.count)
+        for (i, l) in letters.enumerated() { index[l.id] = i }
+        func stage(_ id: Int64) -> String? { index[id].map { letters[$0].letter.stage } }
         var again: [DeadLetter] = []
         var dropped: [Int64] = []
         func fail(_ id: Int64, _ kind: String, _ message: String) {
-            guard let l = byID[id] else { return }
+            guard let i = index[id] else { return }
             // The letter keeps its stage and bytes (what a later replay decodes), with the new reason.
-            var letter = l.letter
+            var letter = letters[i].letter
             letter.errorKind = kind
             letter.message = message
             letter.attempts = 1
@@ -167,8 +170,9 @@ public struct DeadLetterReplay: Sendable {
         }
 
         // Decode: the source's decoder for raw bytes, the JSON decoder for rendered rows.
-        let rendered = letters.filter { Self.renderedStages.contains($0.letter.stage) }
-        let decodeStage = letters.filter { !Self.renderedStages.contains($0.letter.stage) }
+        let anyRendered = letters.contains { Self.renderedStages.contains($0.letter.stage) }
+        let rendered = anyRendered ? letters.filter { Self.renderedStages.contains($0.letter.stage) } : []
+        let decodeStage = anyRendered ? letters.filter { !Self.renderedStages.contains($0.letter.stage) } : letters
         var decoded: [(records: RecordBatch, ids: [Int64], fromSink: Bool)] = []
         var failures: [(id: Int64, letter: DeadLetter)] = []
         if !decodeStage.isEmpty, let decoder = plan.source.deadLetterDecoder() {
@@ -179,13 +183,13 @@ public struct DeadLetterReplay: Sendable {
         if !rendered.isEmpty, let renderedRows {
             let d = try await renderedRows.decode(rendered)
             for (records, ids) in d.batches {
-                let fromSink = byID[ids[0]]?.letter.stage == "sink"
+                let fromSink = stage(ids[0]) == "sink"
                 // A batch mixes stages only when its letters do; split it so that sink rows skip the earlier stages.
-                let sinkRows = ids.indices.filter { byID[ids[$0]]?.letter.stage == "sink" }
+                let sinkRows = ids.indices.filter { stage(ids[$0]) == "sink" }
                 if sinkRows.isEmpty || sinkRows.count == ids.count {
                     decoded.append((records, ids, fromSink))
                 } else {
-                    let other = ids.indices.filter { byID[ids[$0]]?.letter.stage != "sink" }
+                    let other = ids.indices.filter { stage(ids[$0]) != "sink" }
                     decoded.append((records.take(sinkRows), sinkRows.map { ids[$0] }, true))
                     decoded.append((records.take(other), other.map { ids[$0] }, false))
                 }

@@ -17,12 +17,17 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
     func decode(_ letters: [StoredDeadLetter]) async throws -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]) {
         var groups: [String: [StoredDeadLetter]] = [:]
         var order: [String] = []
+        var lastPath: String?
         for l in letters {
             // Left as they are: letters without a row (a file that could not be read at all) and
             // rows of compressed files (the header or sample would have to be read decompressed).
-            guard !l.letter.raw.isEmpty, !Self.isCompressed(Self.path(of: l.letter.location)) else { continue }
+            guard !l.letter.raw.isEmpty else { continue }
             let path = Self.path(of: l.letter.location)
-            if groups[path] == nil { order.append(path) }
+            if path != lastPath {
+                guard !Self.isCompressed(path) else { continue }
+                lastPath = path
+                if groups[path] == nil { order.append(path) }
+            }
             groups[path, default: []].append(l)
         }
         var batches: [(RecordBatch, [Int64])] = []

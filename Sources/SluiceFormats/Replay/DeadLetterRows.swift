@@ -161,3 +161,42 @@ public struct NDJSONLineDecoder: DeadLetterDecoder {
         return DeadLetterRows.decode(rows, with: decoder)
     }
 }
+
+extension NDJSONLineDecoder {
+    /// Decodes letters whose raw bytes are one JSON record each, as an API or a client sent it
+    /// (possibly over several lines): each becomes one NDJSON line, `prefix(letter)` inserted
+    /// first in the object (a field the source adds, such as an arrival stamp). Letters that fail
+    /// again keep the bytes they were sent with.
+    public func decodeRecords(
+        _ letters: [StoredDeadLetter], prefix: (StoredDeadLetter) -> [UInt8] = { _ in [] }
+    ) async throws -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]) {
+        let lines = letters.map { l -> StoredDeadLetter in
+            let raw = l.letter.raw
+            guard let start = raw.firstIndex(where: { !DeadLetterRows.isSpace($0) }), raw[start] == UInt8(ascii: "{") else { return l }
+            let end = (raw.lastIndex(of: UInt8(ascii: "}")) ?? raw.count - 1) + 1
+            var line: [UInt8] = []
+            raw.withUnsafeBytes { JSONRecordSplitter.appendLine($0, start..<end, prefix: prefix(l), to: &line) }
+            var copy = l
+            copy.letter.raw = line
+            return copy
+        }
+        let out = try await decode(lines)
+        let original = Dictionary(uniqueKeysWithValues: letters.map { ($0.id, $0.letter.raw) })
+        return (
+            out.batches,
+            out.failures.map { f in
+                var letter = f.letter
+                letter.raw = original[f.id] ?? letter.raw
+                return (f.id, letter)
+            }
+        )
+    }
+}
+
+extension DeadLetterRows {
+    /// JSON whitespace.
+    public static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+
+    /// True when `raw` is a JSON object (its first non-space byte is `{`).
+    public static func isObject(_ raw: [UInt8]) -> Bool { raw.first(where: { !isSpace($0) }) == UInt8(ascii: "{") }
+}

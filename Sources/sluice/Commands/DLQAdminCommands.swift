@@ -269,8 +269,11 @@ extension DLQCommand {
                 throw ExitCode(2)
             }
             let now = Date()
-            let total = try await store.deadLetterStats(matching: replay.replayable, now: now).reduce(0) { $0 + $1.count }
-            let others = try await store.deadLetterStats(matching: filter, now: now).reduce(0) { $0 + $1.count } - total
+            // One pass over the queue: the letters this replay takes, and the others.
+            let groups = try await store.deadLetterStats(matching: filter, now: now)
+            let stages = Set(replay.replayable.stages)
+            let total = groups.filter { stages.contains($0.stage) }.reduce(0) { $0 + $1.count }
+            let others = groups.reduce(0) { $0 + $1.count } - total
             let showProgress = terminal.isInteractive && !noProgress
             let totals = try await replay.run { t in
                 guard showProgress else { return }
