@@ -34,9 +34,13 @@ actor HTTPAPIClient {
     /// where the shared client would try to connect again until the request's deadline.
     nonisolated let http: HTTPClient
 
-    init(options: HTTPAPISourceOptions, logger: Logger) {
+    /// Counts the requests sent (cost accounting).
+    nonisolated let requests: RequestTally?
+
+    init(options: HTTPAPISourceOptions, logger: Logger, requests: RequestTally? = nil) {
         self.options = options
         self.logger = logger
+        self.requests = requests
         masker = SecretMasker(options: options)
         limiter = options.rateLimit.map { RateLimiter(perSecond: $0.requestsPerSecond, burst: $0.burst) }
         var configuration = HTTPClient.Configuration()
@@ -67,6 +71,7 @@ actor HTTPAPIClient {
             let response: HTTPClientResponse
             let body: ByteBuffer
             do {
+                requests?.add()
                 response = try await http.execute(request, timeout: Self.timeAmount(options.timeout))
                 body = try await response.body.collect(upTo: Self.maxBodyBytes)
             } catch let error as CancellationError {

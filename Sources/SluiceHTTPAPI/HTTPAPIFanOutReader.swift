@@ -44,7 +44,7 @@ final class HTTPAPIFanOutReader: SourceReader {
             position.fan = FanPosition(index: 0, child: .first)
         }
         // Last: once made, the client must be shut down (``close()``), so nothing may throw after it.
-        client = HTTPAPIClient(options: options, logger: context.logger)
+        client = HTTPAPIClient(options: options, logger: context.logger, requests: context.requests)
     }
 
     func next() async throws -> SourceBatch? {

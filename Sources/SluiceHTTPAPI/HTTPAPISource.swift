@@ -233,7 +233,7 @@ final class HTTPAPIReader: SourceReader {
             position = try HTTPAPIPosition.newPass(after: saved, lookback: options.incremental?.lookback, backfillFrom: options.backfill?.from)
         }
         // Last: once made, the client must be shut down (``close()``), so nothing may throw after it.
-        client = HTTPAPIClient(options: options, logger: context.logger)
+        client = HTTPAPIClient(options: options, logger: context.logger, requests: context.requests)
     }
 
     func next() async throws -> SourceBatch? {

@@ -27,7 +27,11 @@ public final class S3ObjectStore: ObjectStore {
     public var name: String { "s3://\(bucket)" }
 
     /// - Parameter attempts: tries of one request before a transient failure is thrown.
-    public init(bucket: String, settings: S3Settings, logger: Logger, attempts: Int = 6) {
+    /// Counts the requests sent, retries included (cost accounting).
+    let requests: RequestTally?
+
+    public init(bucket: String, settings: S3Settings, logger: Logger, attempts: Int = 6, requests: RequestTally? = nil) {
+        self.requests = requests
         self.bucket = bucket
         self.settings = settings
         self.logger = logger
@@ -254,6 +258,7 @@ public final class S3ObjectStore: ObjectStore {
             let outcome: Result<Response, any Error>
             do {
                 let timeout: TimeAmount = body.map { .seconds(Int64(60 + $0.count / (1 << 20))) } ?? .seconds(60)
+                requests?.add()
                 let response = try await http.execute(request, timeout: timeout)
                 let bytes = try await response.body.collect(upTo: 1 << 30)
                 outcome = .success(Response(status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView)))

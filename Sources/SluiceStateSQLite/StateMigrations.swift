@@ -105,6 +105,16 @@ enum StateMigrations {
             // The schema of a row a later stage refused (its raw bytes are the row as JSON).
             try db.execute(sql: "ALTER TABLE dead_letters ADD COLUMN schema TEXT")
         }
+        migrator.registerMigration("v8-usage") { db in
+            // Cost accounting: usage per pipeline and hour.
+            try db.execute(
+                sql: """
+                    CREATE TABLE usage_hourly (
+                        pipeline TEXT NOT NULL, hour INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
+                        records_in INTEGER NOT NULL, records_out INTEGER NOT NULL, cpu_seconds REAL NOT NULL, requests INTEGER NOT NULL,
+                        storage_bytes INTEGER NOT NULL, ingest_dollars REAL NOT NULL, PRIMARY KEY (pipeline, hour));
+                    """)
+        }
         return migrator
     }
 }

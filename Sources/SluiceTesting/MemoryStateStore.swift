@@ -21,6 +21,7 @@ public final class MemoryStateStore: StateStore {
 
     private let state = Mutex(State())
     let alertHistory = MemoryAlertHistory()
+    let usageRecord = MemoryUsage()
     /// When set, the next `commit` throws this error once.
     public let failNextCommit = Mutex<(any Error)?>(nil)
     /// When set, this commit is applied just before the next one, as another worker sharing

@@ -6,11 +6,14 @@ public struct SinkContext: Sendable {
     public var pipeline: String
     public var state: any StateStore
     public var logger: Logger
+    /// Where the sink counts its requests to object storage (cost accounting).
+    public var requests: RequestTally?
 
-    public init(pipeline: String, state: any StateStore, logger: Logger) {
+    public init(pipeline: String, state: any StateStore, logger: Logger, requests: RequestTally? = nil) {
         self.pipeline = pipeline
         self.state = state
         self.logger = logger
+        self.requests = requests
     }
 }
 

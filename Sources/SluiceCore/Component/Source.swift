@@ -73,6 +73,8 @@ public struct SourceContext: Sendable {
     /// Called by a source that knows how far behind it is (a queue's pending messages, CDC's
     /// seconds behind the server), for the dashboard and `sluice top`.
     public var reportLag: @Sendable (_ value: Double, _ unit: String) -> Void = { _, _ in }
+    /// Where the source counts its requests to APIs and object storage (cost accounting).
+    public var requests: RequestTally?
 
     public init(
         pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(), hooks: TestHooks = .none,

@@ -47,6 +47,7 @@ public enum ConfigFileSpec {
             ]), example: "{ on_change: evolve }", "Schema policy and registry (see the schema registry guide)."),
         StorageConfig.spec,
         AlertsConfig.spec(topLevel: false),
+        PricingConfig.spec,
         OptionSpec(
             "dead_letter",
             .object([
@@ -109,5 +110,6 @@ public enum ConfigFileSpec {
             ]), example: "{ host: 127.0.0.1, port: 8080 }", "How `sluice serve` listens."),
         StorageConfig.spec,
         AlertsConfig.spec(topLevel: true),
+        PricingConfig.spec,
     ]
 }

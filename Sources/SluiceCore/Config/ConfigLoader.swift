@@ -10,6 +10,8 @@ public struct PipelinePlan: Sendable {
     public var capabilities: Set<ComponentCapability>
     /// Where the pipeline's dead letters are copied besides the state store (`dead_letter.sink`).
     public var deadLetterSink: (any Sink)?
+    /// The pipeline's requests to APIs and object storage, counted for cost accounting.
+    public let requests = RequestTally()
 
     public init(
         name: String, source: any Source, sink: any Sink, settings: PipelineSettings = PipelineSettings(),
@@ -98,6 +100,7 @@ public struct ConfigLoader: Sendable {
             }
             var settings = try PipelineSettings(p, file: file)
             settings.alerts = (config.alerts ?? AlertsConfig()).overridden(by: p.alerts)
+            settings.pricing = (config.pricing ?? PricingConfig()).overridden(by: p.pricing)
             settings.eventTime = p.eventTime
             if settings.dedupe == nil, let key = source.implicitDedupeKey {
                 settings.dedupe = DedupeSettings(key: key, ttl: .seconds(7 * 86_400))

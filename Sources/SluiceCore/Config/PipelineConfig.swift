@@ -11,8 +11,10 @@ public struct SluiceConfig: Decodable, Sendable {
     public var storage: StorageConfig?
     /// Default alert rules.
     public var alerts: AlertsConfig?
+    /// Prices for cost accounting.
+    public var pricing: PricingConfig?
 
-    enum CodingKeys: String, CodingKey { case state, pipelines, serve, storage, alerts }
+    enum CodingKeys: String, CodingKey { case state, pipelines, serve, storage, alerts, pricing }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -20,6 +22,7 @@ public struct SluiceConfig: Decodable, Sendable {
         serve = try c.decodeIfPresent(ServeConfig.self, forKey: .serve)
         storage = try c.decodeIfPresent(StorageConfig.self, forKey: .storage)
         alerts = try c.decodeIfPresent(AlertsConfig.self, forKey: .alerts)
+        pricing = try c.decodeIfPresent(PricingConfig.self, forKey: .pricing)
         // Optional here: `sluice serve` runs a file without pipelines (the registry alone);
         // ``ConfigLoader`` refuses it for the commands that run pipelines.
         pipelines = try c.decodeIfPresent(OrderedMapping<PipelineConfig>.self, forKey: .pipelines)?.entries.map { ($0.key, $0.value) } ?? []
@@ -46,9 +49,11 @@ public struct PipelineConfig: Decodable, Sendable {
     public var reconcile: ReconcileConfig?
     /// `dead_letter: { ttl: 30d, max_rows: 100000 }`: how long and how many dead letters are kept.
     public var deadLetter: DeadLetterConfig?
+    /// Overrides of the file's `pricing:` for this pipeline.
+    public var pricing: PricingConfig?
 
     enum CodingKeys: String, CodingKey {
-        case source, sink, dedupe, retry, batch, buffer, schema, storage, alerts, reconcile
+        case source, sink, dedupe, retry, batch, buffer, schema, storage, alerts, reconcile, pricing
         case eventTime = "event_time"
         case deadLetter = "dead_letter"
     }

@@ -103,7 +103,8 @@ public enum IngestionPlanner {
     ]
 
     public static func tier(freshness: Double) -> IngestionPlan.CostTier {
-        tiers.first { freshness < $0.upTo }!.tier
+        // The last tier has no upper bound (a run that ends by itself is fresh "never").
+        tiers.first { freshness < $0.upTo }?.tier ?? tiers[tiers.count - 1].tier
     }
 
     public static func plan(_ q: PlanQuestions) -> IngestionPlan {

@@ -108,7 +108,7 @@ public struct PipelineRunner: Sendable {
     /// One attempt at the run; `carried` are the totals of attempts before it (see ``run()``).
     /// `trustNewKeys: false` looks up every dedupe key, whatever ``SourceBatch/keysAreNew`` says.
     private func runPipeline(carrying carried: RunTotals, trustNewKeys: Bool) async throws -> RunTotals {
-        let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger))
+        let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger, requests: plan.requests))
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
         let context = sourceContext
@@ -208,6 +208,7 @@ public struct PipelineRunner: Sendable {
                 $0.recordsTotal = progress.recordsTotal
             }
         }
+        context.requests = plan.requests
         context.reportLag = { value, unit in status.update { $0.lag = (value, unit) } }
         let metrics = self.metrics
         context.reportPull = { started, interval in
@@ -562,7 +563,10 @@ public struct PipelineRunner: Sendable {
                     metrics.commits.increment()
                     metrics.lastCommitTime.record(now.timeIntervalSince1970)
                     let committedBytes = commit.fileIntents.isEmpty ? uncommittedOutputBytes : commit.fileIntents.reduce(0) { $0 + $1.bytes }
-                    runner.status.update { $0.bytesOut += committedBytes }
+                    runner.status.update {
+                        $0.bytesOut += committedBytes
+                        $0.storageBytes += commit.fileIntents.reduce(0) { $0 + $1.bytes }
+                    }
                     if commit.fileIntents.isEmpty {
                         metrics.outputBytes.increment(by: uncommittedOutputBytes)
                     } else {

@@ -12,6 +12,8 @@ public struct PipelineSettings: Sendable {
     public var schemaDetection = true
     /// The alert rules: the file's `alerts:` with the pipeline's overrides.
     public var alerts = AlertsConfig()
+    /// Prices for cost accounting: the file's `pricing:` with the pipeline's overrides.
+    public var pricing = PricingConfig()
     /// A timestamp column whose oldest value in a batch is its origin, for the end-to-end latency.
     public var eventTime: String?
     /// A declared sequence whose gaps count as missing records.

@@ -140,7 +140,9 @@ public enum StateFeature: String, Sendable, Hashable, CaseIterable {
 /// Every store keeps the pipeline state (the protocols it refines); the push queue and the
 /// schema registry are features a store may have, reached through ``pushQueue`` and
 /// ``schemaRegistry`` (never by casting the store).
-public protocol StateStore: CheckpointStore, DedupeKeyStore, DeadLetterStore, RunHistoryStore, ScheduleClaimStore, AlertHistoryStore, DeadLetterAdminStore {
+public protocol StateStore: CheckpointStore, DedupeKeyStore, DeadLetterStore, RunHistoryStore, ScheduleClaimStore, AlertHistoryStore, DeadLetterAdminStore,
+    UsageStore
+{
     /// The push queue this store keeps, or nil when it keeps none.
     var pushQueue: (any PushQueueStore)? { get }
     /// The schema registry's storage in this store, or nil when it keeps none.

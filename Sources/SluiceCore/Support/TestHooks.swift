@@ -13,6 +13,8 @@ public struct TestHooks: Sendable {
     /// Drops the record with this ordinal (counted from 0 over the records a run accepts)
     /// inside the runtime: a loss the missing-data reconciliation must catch.
     public var dropRecord: Int?
+    /// Seconds added to the clock cost accounting files usage under (a test of the day rollover).
+    public var usageClockShift: TimeInterval = 0
 
     public init(commitPhaseDelay: Duration? = nil, holds: [String: String] = [:], dropRecord: Int? = nil) {
         self.commitPhaseDelay = commitPhaseDelay
@@ -24,9 +26,10 @@ public struct TestHooks: Sendable {
     public static let none = TestHooks()
 
     /// `SLUICE_TEST_COMMIT_DELAY_MS=150`, `SLUICE_TEST_HOLD=point=/path/release[,point=/path]`
-    /// and `SLUICE_TEST_DROP_RECORD=N`.
+    /// `SLUICE_TEST_DROP_RECORD=N` and `SLUICE_TEST_USAGE_CLOCK_SHIFT_S=-86400`.
     public init(environment: [String: String]) {
         dropRecord = environment["SLUICE_TEST_DROP_RECORD"].flatMap(Int.init)
+        usageClockShift = environment["SLUICE_TEST_USAGE_CLOCK_SHIFT_S"].flatMap(TimeInterval.init) ?? 0
         commitPhaseDelay = environment["SLUICE_TEST_COMMIT_DELAY_MS"].flatMap(Int.init).map { .milliseconds($0) }
         var holds: [String: String] = [:]
         for entry in (environment["SLUICE_TEST_HOLD"] ?? "").split(separator: ",") {

@@ -191,7 +191,9 @@ public struct AlertsConfig: Decodable, Sendable, Hashable {
             rule(
                 "cost_spike",
                 [OptionSpec("above", .string, default: "20%", example: "50%", "Rise of the last hour's cost against the same hour a day before.")],
-                example: "{ above: 20% }", "Warning: the pipeline's cost rose (its signal, `sluice_cost_dollars_total`, comes with cost accounting)."),
+                example: "{ above: 20% }",
+                "Warning: the pipeline's cost in the last hour (cost accounting: `sluice_cost_dollars_total`, `sluice cost`) rose above the same hour a day before."
+            ),
             OptionSpec(
                 "webhooks",
                 .list(

@@ -34,6 +34,8 @@ public final class PipelineStatus: Sendable {
         /// Input bytes read, and bytes committed to the sink.
         public var bytesIn = 0
         public var bytesOut = 0
+        /// Bytes of the files the sink published (lake storage written).
+        public var storageBytes = 0
         /// Alerts firing now (set by the alert engine).
         public var firingAlerts: [String] = []
         /// The dead-letter queue by `stage/reason` (read with the alert evaluation).

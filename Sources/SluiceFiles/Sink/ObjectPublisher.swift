@@ -24,11 +24,11 @@ final class ObjectPublisher {
 
     static let intentPrefix = "s3-upload:"
 
-    init(root: ObjectLocation, storage: StorageConfig, pipeline: String, logger: Logger, othersMayBeRunning: Bool) throws {
+    init(root: ObjectLocation, storage: StorageConfig, pipeline: String, logger: Logger, othersMayBeRunning: Bool, requests: RequestTally? = nil) throws {
         let settings = try S3Settings.resolve(storage)
         self.root = root
         self.logger = logger
-        store = S3ObjectStore(bucket: root.bucket, settings: settings, logger: logger)
+        store = S3ObjectStore(bucket: root.bucket, settings: settings, logger: logger, requests: requests)
         uploader = FileUpload(store: store, partSize: storage.partSize?.bytes ?? 16 << 20, parallelParts: storage.parallelParts ?? 4)
         spool = try SpoolDirectory.make(pipeline: pipeline, name: "sink", othersMayBeRunning: othersMayBeRunning)
     }
@@ -150,7 +150,8 @@ final class ObjectPublisher {
             return nil
         }
         let publisher = try ObjectPublisher(
-            root: location, storage: storage, pipeline: context.pipeline, logger: context.logger, othersMayBeRunning: context.state.isShared)
+            root: location, storage: storage, pipeline: context.pipeline, logger: context.logger, othersMayBeRunning: context.state.isShared,
+            requests: context.requests)
         do {
             try await publisher.recover(pipeline: context.pipeline, filePrefix: filePrefix, state: context.state)
         } catch {

@@ -147,7 +147,8 @@ public struct FileSource: Source {
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
         let objects = try ObjectLocation(parsing: pattern).map {
             try ObjectListing(
-                pattern: $0, storage: storage, logger: context.logger, pipeline: context.pipeline, othersMayBeRunning: context.state.isShared)
+                pattern: $0, storage: storage, logger: context.logger, pipeline: context.pipeline, othersMayBeRunning: context.state.isShared,
+                requests: context.requests)
         }
         return FileSourceReader(source: self, checkpoint: checkpoint, context: context, objects: objects)
     }

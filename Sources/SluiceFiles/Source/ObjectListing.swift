@@ -19,9 +19,12 @@ final class ObjectListing {
     static let parallelRanges = 4
 
     /// - Parameter pipeline: names the spool directory (nil: a throwaway listing, no spool).
-    init(pattern: ObjectLocation, storage: StorageConfig, logger: Logger, pipeline: String? = nil, othersMayBeRunning: Bool = true) throws {
+    init(
+        pattern: ObjectLocation, storage: StorageConfig, logger: Logger, pipeline: String? = nil, othersMayBeRunning: Bool = true,
+        requests: RequestTally? = nil
+    ) throws {
         self.pattern = pattern
-        store = S3ObjectStore(bucket: pattern.bucket, settings: try S3Settings.resolve(storage), logger: logger)
+        store = S3ObjectStore(bucket: pattern.bucket, settings: try S3Settings.resolve(storage), logger: logger, requests: requests)
         spool = try pipeline.map { try SpoolDirectory.make(pipeline: $0, name: "source", othersMayBeRunning: othersMayBeRunning) } ?? ""
     }
 

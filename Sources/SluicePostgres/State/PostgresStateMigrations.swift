@@ -71,6 +71,16 @@ enum PostgresStateMigrations {
             // The schema of a row a later stage refused (its raw bytes are the row as JSON).
             "ALTER TABLE sluice.dead_letters ADD COLUMN schema text"
         ),
+        (
+            "v6-usage",
+            // Cost accounting: usage per pipeline and hour.
+            """
+            CREATE TABLE sluice.usage_hourly (
+                pipeline text NOT NULL, hour bigint NOT NULL, bytes_in bigint NOT NULL, bytes_out bigint NOT NULL,
+                records_in bigint NOT NULL, records_out bigint NOT NULL, cpu_seconds float8 NOT NULL, requests bigint NOT NULL,
+                storage_bytes bigint NOT NULL, ingest_dollars float8 NOT NULL, PRIMARY KEY (pipeline, hour));
+            """
+        ),
     ]
 
     static func migrate(_ s: PostgresSession) throws {

@@ -137,12 +137,20 @@ struct PipelineSupervisor: Service {
     var alerts: AlertEngine?
     /// Samples the pipelines for the dashboard while they run.
     var history: StatusHistory?
+    /// Cost accounting: what each pipeline uses, per hour, in the state store.
+    let usage: UsageMeter
 
     init(runners: [PipelineRunner], store: any StateStore, logger: Logger, progress: Terminal?) {
         self.runners = runners
         self.logger = logger
         self.progress = progress
         alerts = AlertSetup.engine(for: runners, store: store, logger: logger)
+        usage = UsageMeter(
+            pipelines: runners.map {
+                UsageMeter.Pipeline(
+                    name: $0.plan.name, status: $0.status, requests: $0.plan.requests, pricing: $0.plan.settings.pricing,
+                    continuous: $0.plan.source.isContinuous, batchLatency: Double($0.plan.settings.batch.maxLatency.components.seconds))
+            }, store: store, logger: logger, clockShift: TestHooks.fromProcessEnvironment.usageClockShift)
     }
 
     func run() async throws {
@@ -150,6 +158,7 @@ struct PipelineSupervisor: Service {
             // The alert engine is stopped, never cancelled: its queued notifications get their
             // drain time after the pipelines end.
             if let alerts { outer.addTask { await alerts.run() } }
+            outer.addTask { [usage] in await usage.run() }
             await withTaskGroup(of: Void.self) { group in
                 if let progress {
                     group.addTask { [runners] in
@@ -171,6 +180,7 @@ struct PipelineSupervisor: Service {
                 }
                 group.cancelAll()
             }
+            usage.stop()
             alerts?.stop()
         }
         for runner in runners {

@@ -20,7 +20,7 @@ enum AlertSetup {
                     indices.append(webhooks.count - 1)
                 }
             }
-            pipelines.append(AlertEngine.Pipeline(status: runner.status, rules: rules, notifiers: indices))
+            pipelines.append(AlertEngine.Pipeline(status: runner.status, rules: rules, notifiers: indices, pricing: runner.plan.settings.pricing))
         }
         guard pipelines.contains(where: { !$0.rules.isEmpty }) else { return nil }
         // `evaluate_every` and `history` are top-level keys: every pipeline has the file's.

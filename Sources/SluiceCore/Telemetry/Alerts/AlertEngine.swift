@@ -25,11 +25,14 @@ public struct AlertEngine: Sendable {
         public var rules: [AlertRule]
         /// Indices into the engine's notifiers.
         public var notifiers: [Int]
+        /// Prices of the cost-spike rule's signal (the usage cost accounting records).
+        public var pricing: PricingConfig
 
-        public init(status: PipelineStatus, rules: [AlertRule], notifiers: [Int]) {
+        public init(status: PipelineStatus, rules: [AlertRule], notifiers: [Int], pricing: PricingConfig = PricingConfig()) {
             self.status = status
             self.rules = rules
             self.notifiers = notifiers
+            self.pricing = pricing
         }
     }
 
@@ -100,7 +103,10 @@ public struct AlertEngine: Sendable {
             for (i, pipeline) in pipelines.enumerated() {
                 let snapshot = pipeline.status.snapshot
                 let signal = evaluators[i].rules.contains { $0.kind == .volumeDrop } ? await volume.signal(i, now: now, store: store) : nil
-                for var transition in evaluators[i].evaluate(snapshot, now: now, volume: signal) {
+                let cost =
+                    evaluators[i].rules.contains { $0.kind == .costSpike }
+                    ? await CostSignal.read(pipeline: pipeline.status.pipeline, pricing: pipeline.pricing, now: now, started: started, store: store) : nil
+                for var transition in evaluators[i].evaluate(snapshot, now: now, volume: signal, cost: cost) {
                     await record(&transition, evaluator: &evaluators[i])
                     for n in pipeline.notifiers { queues[n].push(transition) }
                 }
@@ -298,6 +304,21 @@ struct VolumeTracker {
         }
         cached[i] = (last, signal)
         return signal
+    }
+}
+
+/// The cost-spike rule's signal: the cost of the last complete hour (when this process saw all
+/// of it) and of the same hour a day before, from the usage cost accounting records.
+enum CostSignal {
+    static func read(pipeline: String, pricing: PricingConfig, now: Date, started: Date, store: any StateStore) async -> (lastHour: Double, baseline: Double)? {
+        let last = VolumeTracker.hour(now) - 3600
+        guard started.timeIntervalSince1970 <= Double(last),
+            let rows = try? await store.usage(pipeline: pipeline, since: last - 86_400)
+        else { return nil }
+        func cost(_ hour: Int64) -> Double {
+            rows.first(where: { $0.hour == hour })?.cost(pricing).total ?? 0
+        }
+        return (cost(last), cost(last - 86_400))
     }
 }
 

@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// Cost accounting: a known pipeline's usage matches the bytes of its input and of its lake, the
+/// dollars match the prices by hand, it adds up across runs (restarts), and a run on another
+/// day lands on that day.
+@Suite(.serialized, .timeLimit(.minutes(10))) struct CostAccountingTests {
+    static let config = """
+        pricing: { storage_gb_month: 2, per_1000_requests: 0, cpu_hour: 0 }
+        pipelines:
+          priced:
+            source: { file: { path: "in/*.ndjson" } }
+            sink: { parquet: { path: lake } }
+            pricing: { per_gb: 10 }
+          tiered:
+            source: { file: { path: "other/*.ndjson" } }
+            sink: { ndjson: { path: out } }
+        """
+
+    static func input(_ path: String, from: Int, count: Int) throws -> Int {
+        let text = (from..<from + count).map { "{\"id\":\($0),\"name\":\"user \($0)\",\"score\":\($0 % 97)}" }.joined(separator: "\n") + "\n"
+        try write(text, to: path)
+        return text.utf8.count
+    }
+
+    /// Bytes of the visible files under `dir`.
+    static func bytes(under dir: String) -> Int {
+        let walker = FileManager.default.enumerator(atPath: dir)
+        var total = 0
+        while let name = walker?.nextObject() as? String {
+            guard !(name as NSString).lastPathComponent.hasPrefix(".") else { continue }
+            let attributes = try? FileManager.default.attributesOfItem(atPath: "\(dir)/\(name)")
+            if attributes?[.type] as? FileAttributeType == .typeRegular { total += (attributes?[.size] as? Int) ?? 0 }
+        }
+        return total
+    }
+
+    static func cost(_ dir: String) async throws -> [[String: Any]] {
+        let r = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--json"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        return r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    static func close(_ a: Any?, _ b: Double) -> Bool {
+        guard let a = a as? Double else { return false }
+        return abs(a - b) <= max(1e-12, abs(b) * 1e-9)
+    }
+
+    @Test func usageMatchesTheBytesAndPricesByHandAcrossRestartsAndDays() async throws {
+        let dir = try makeWorkDirectory("cost")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(Self.config, to: "\(dir)/p.yaml")
+        let first = try Self.input("\(dir)/in/1.ndjson", from: 0, count: 20_000)
+        let other = try Self.input("\(dir)/other/1.ndjson", from: 0, count: 5_000)
+        let run1 = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir)
+        #expect(run1.status == 0, "\(run1.stderr)")
+        var rows = try await Self.cost(dir)
+        #expect(rows.count == 2, "\(rows)")
+        var priced = try #require(rows.first { $0["pipeline"] as? String == "priced" })
+        let lake1 = Self.bytes(under: "\(dir)/lake")
+        #expect(priced["bytes_in"] as? Int == first && priced["records_in"] as? Int == 20_000 && priced["records_out"] as? Int == 20_000)
+        #expect(priced["storage_bytes"] as? Int == lake1, "the lake's files: \(lake1) bytes; \(priced)")
+        #expect((priced["cpu_seconds"] as? Double ?? 0) > 0)
+        var cost = try #require(priced["cost"] as? [String: Any])
+        // per_gb 10 (the pipeline's own), storage 2 $/GB-month (the file's).
+        #expect(Self.close(cost["ingest"], Double(first) / 1e9 * 10), "\(cost)")
+        #expect(Self.close(cost["storage"], Double(lake1) / 1e9 * 2), "\(cost)")
+        #expect(Self.close(cost["total"], Double(first) / 1e9 * 10 + Double(lake1) / 1e9 * 2), "\(cost)")
+        // No per_gb: a run that ends by itself is a daily batch, > 24 h: $0.0075/GB.
+        let tiered = try #require(rows.first { $0["pipeline"] as? String == "tiered" })
+        #expect(tiered["bytes_in"] as? Int == other)
+        #expect(Self.close((tiered["cost"] as? [String: Any])?["ingest"], Double(other) / 1e9 * 0.0075), "\(tiered)")
+
+        // A second run (a restart) adds to the same day.
+        let second = try Self.input("\(dir)/in/2.ndjson", from: 20_000, count: 10_000)
+        #expect(try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir).status == 0)
+        rows = try await Self.cost(dir)
+        priced = try #require(rows.first { $0["pipeline"] as? String == "priced" })
+        let lake2 = Self.bytes(under: "\(dir)/lake")
+        #expect(rows.count == 2 && priced["bytes_in"] as? Int == first + second && priced["storage_bytes"] as? Int == lake2, "\(rows)")
+        cost = try #require(priced["cost"] as? [String: Any])
+        #expect(Self.close(cost["ingest"], Double(first + second) / 1e9 * 10), "\(cost)")
+
+        // A run a day earlier (the accounting clock shifted by a test hook) lands on that day.
+        let third = try Self.input("\(dir)/in/3.ndjson", from: 30_000, count: 1_000)
+        let shifted = try await SluiceProcess.runWithoutBlocking(
+            ["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, environment: ["SLUICE_TEST_USAGE_CLOCK_SHIFT_S": "-86400"])
+        #expect(shifted.status == 0)
+        rows = try await Self.cost(dir).filter { $0["pipeline"] as? String == "priced" }
+        let days = rows.compactMap { $0["day"] as? String }
+        #expect(days.count == 2 && days[0] < days[1], "\(days)")
+        #expect(rows.first?["bytes_in"] as? Int == third && rows.last?["bytes_in"] as? Int == first + second, "\(rows)")
+        // The table sums them.
+        let table = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--pipeline", "priced"], in: dir)
+        #expect(table.status == 0 && table.stdout.contains("total") && table.stdout.split(separator: "\n").count == 4, "\(table.stdout)")
+    }
+}
