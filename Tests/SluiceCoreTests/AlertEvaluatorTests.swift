@@ -241,6 +241,7 @@ import Testing
 @Suite struct MemoryStoreConformanceTests {
     @Test func theMemoryStoreBehavesAsEveryStoreMust() async throws {
         try await AlertHistoryConformance.run(MemoryStateStore(), prefix: "p")
+        try await UsageConformance.run(MemoryStateStore(), prefix: "p")
         try await DeadLetterAdminConformance.run(MemoryStateStore(), prefix: "p")
     }
 }

@@ -169,6 +169,7 @@ import Testing
 @Suite struct PostgresAlertHistoryTests {
     @Test func alertsAndHourlyVolumeBehaveAsEveryStoreMust() async throws {
         try await AlertHistoryConformance.run(try await PostgresStateStore.open(try testServerURL()), prefix: "p-\(UUID().uuidString.prefix(8))")
+        try await UsageConformance.run(try await PostgresStateStore.open(try testServerURL()), prefix: "p-\(UUID().uuidString.prefix(8))")
     }
 }
 

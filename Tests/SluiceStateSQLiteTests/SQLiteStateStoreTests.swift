@@ -131,6 +131,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await AlertHistoryConformance.run(try SQLiteStateStore(path: "\(dir)/state.db"), prefix: "p")
+        try await UsageConformance.run(try SQLiteStateStore(path: "\(dir)/usage.db"), prefix: "p")
     }
 }
 
