@@ -36,9 +36,10 @@ import Testing
     }
 
     static func cost(_ dir: String) async throws -> [[String: Any]] {
-        let r = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--json"], in: dir)
+        let r = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--json", "--no-findings"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")
         return r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["type"] as? String == "usage" }
     }
 
     static func close(_ a: Any?, _ b: Double) -> Bool {
@@ -91,7 +92,64 @@ import Testing
         #expect(days.count == 2 && days[0] < days[1], "\(days)")
         #expect(rows.first?["bytes_in"] as? Int == third && rows.last?["bytes_in"] as? Int == first + second, "\(rows)")
         // The table sums them.
-        let table = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--pipeline", "priced"], in: dir)
+        let table = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--pipeline", "priced", "--no-findings"], in: dir)
         #expect(table.status == 0 && table.stdout.contains("total") && table.stdout.split(separator: "\n").count == 4, "\(table.stdout)")
+    }
+}
+
+/// `sluice cost`'s findings: two pipelines on one table, nested lakes, and a PostgreSQL target
+/// nobody reads (flagged) next to one somebody does (not flagged).
+@Suite(.serialized, .timeLimit(.minutes(5))) struct IngestionFindingsTests {
+    static func findings(_ dir: String) async throws -> [[String: Any]] {
+        let r = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--json"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        return r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["type"] as? String == "finding" }
+    }
+
+    static func pipelines(_ f: [String: Any]) -> [String] { (f["pipelines"] as? [String]) ?? [] }
+
+    @Test func redundantPullsNestedLakesAndAnUnreadTableAreFlaggedAndAReadTableIsNot() async throws {
+        let dir = try makeWorkDirectory("findings")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let schema = try makeSchema("findings")
+        defer { _ = try? psql("DROP SCHEMA \(schema) CASCADE") }
+        try await psqlAsync(
+            "CREATE TABLE \(schema).src (id int PRIMARY KEY, v text); INSERT INTO \(schema).src SELECT i, 'v' || i FROM generate_series(1, 100) i")
+        let url = try postgresURL()
+        try write("{\"id\":1}\n", to: "\(dir)/in/1.ndjson")
+        try write(
+            """
+            pipelines:
+              pull:
+                source: { postgres: { url: "\(url)", table: \(schema).src } }
+                sink: { postgres: { url: "\(url)", table: \(schema).read_copy } }
+              pull_again:
+                source: { postgres: { url: "\(url)", table: \(schema).src } }
+                sink: { postgres: { url: "\(url)", table: \(schema).unread_copy } }
+              lake:
+                source: { file: { path: "in/*.ndjson" } }
+                sink: { parquet: { path: lake } }
+              inner_lake:
+                source: { file: { path: "in/*.ndjson" } }
+                sink: { ndjson: { path: lake/inner } }
+            """, to: "\(dir)/p.yaml")
+        let run = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+
+        var found = try await Self.findings(dir)
+        let redundant = found.filter { $0["kind"] as? String == "redundant_source" }.map(Self.pipelines)
+        #expect(redundant.contains(["pull", "pull_again"]) && redundant.contains(["lake", "inner_lake"]), "\(found)")
+        #expect(found.contains { $0["kind"] as? String == "overlapping_output" && Self.pipelines($0) == ["lake", "inner_lake"] }, "\(found)")
+        // The first report counts the tables' scans; nothing is called unread yet.
+        #expect(!found.contains { $0["kind"] as? String == "unread_output" && Self.pipelines($0).first?.hasPrefix("pull") == true }, "\(found)")
+
+        // Somebody reads one copy.
+        #expect(try await psqlAsync("SELECT count(*) FROM \(schema).read_copy") == ["100"])
+        found = try await Self.findings(dir)
+        let unread = found.filter { $0["kind"] as? String == "unread_output" }.flatMap(Self.pipelines)
+        #expect(unread.contains("pull_again") && !unread.contains("pull"), "\(found)")
+        // The inner lake's files were never read (whatever the mount's access-time policy).
+        #expect(unread.contains("inner_lake"), "\(found)")
     }
 }

@@ -44,6 +44,13 @@ public protocol Sink: Sendable {
     var replacesOutputEachPass: String? { get }
     /// How `sluice dlq replay` can write to this sink, if at all.
     var deadLetterReplay: DeadLetterReplaySupport { get }
+    /// Where this sink's output lasts (`postgres://host:5432/db analytics.orders`, `dir:/lake/orders`),
+    /// nil when nowhere (stdout, a blackhole) or when it cannot tell. Two pipelines writing one
+    /// output, or one inside the other's directory, are flagged by `sluice cost`.
+    var outputIdentity: String? { get }
+    /// Whether anyone reads the output, for `sluice cost`'s unused-output finding; nil when the
+    /// sink cannot tell.
+    func readEvidence() async throws -> ReadEvidence?
 }
 
 extension Sink {
@@ -51,6 +58,18 @@ extension Sink {
     public func incompatibility(with source: any Source) -> (key: String, message: String)? { nil }
     public var replacesOutputEachPass: String? { nil }
     public var deadLetterReplay: DeadLetterReplaySupport { .unsupported("") }
+    public var outputIdentity: String? { nil }
+    public func readEvidence() async throws -> ReadEvidence? { nil }
+}
+
+/// What a sink can tell about the reading of its output.
+public enum ReadEvidence: Sendable, Hashable {
+    /// A count of reads that only grows (PostgreSQL's scans of the table): unchanged between two
+    /// reports means nobody read it meanwhile.
+    case readCount(Int)
+    /// When the output was last read after it was written (file access times), nil when no file
+    /// was read since it was written.
+    case lastRead(Date?)
 }
 
 /// How a sink takes the records of `sluice dlq replay`, which writes under a name of its own

@@ -113,6 +113,10 @@ public protocol Source: Sendable {
     /// Decodes this source's decode-stage dead letters again with its current options, for
     /// `sluice dlq replay`; nil when it cannot.
     func deadLetterDecoder() -> (any DeadLetterDecoder)?
+    /// What this source reads, named so that two pipelines reading the same data share a name
+    /// (`postgres://host:5432/db public.orders` for a pull and for CDC of that table); empty when
+    /// it cannot tell. `sluice cost` flags redundant ingestion with it.
+    var readIdentities: [String] { get }
 }
 
 extension Source {
@@ -120,6 +124,7 @@ extension Source {
     public var replaysInOrder: Bool { true }
     public var implicitDedupeKey: [String]? { nil }
     public func deadLetterDecoder() -> (any DeadLetterDecoder)? { nil }
+    public var readIdentities: [String] { [] }
     public func committed(_ positions: [String: String], context: SourceContext) async throws {}
 }
 

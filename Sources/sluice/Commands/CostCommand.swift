@@ -21,6 +21,13 @@ struct CostCommand: AsyncParsableCommand {
               requests  requests / 1000 x per_1000_requests
               cpu       CPU hours x cpu_hour
 
+            Then it lists what costs without need: pipelines that read the same data (one table
+            pulled and captured, one file glob read twice), pipelines whose outputs are one or
+            nested, and outputs nobody reads (a PostgreSQL table whose scan count has not moved
+            since the last report, which keeps it in the state store; a local lake none of whose
+            files was read since written, by access times). `--no-findings` skips them (they
+            connect to the sinks).
+
             Examples:
               sluice cost -c pipelines.yaml
               sluice cost -c pipelines.yaml --since 7d --pipeline orders
@@ -30,7 +37,9 @@ struct CostCommand: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "The pipeline file: its state store and its `pricing:`.") var config: String
     @Option(name: .long, help: "From this long ago (30d, 12h) or this date/time (2026-12-01).") var since = "30d"
     @Option(name: .long, help: "Only this pipeline.") var pipeline: String?
-    @Flag(name: .long, help: "One JSON object per pipeline and day.") var json = false
+    @Flag(name: .long, help: "One JSON object per pipeline and day (\"type\": \"usage\"), then per finding (\"type\": \"finding\").")
+    var json = false
+    @Flag(name: .long, help: "Only usage and cost: no redundant or unread ingestion findings.") var noFindings = false
 
     func run() async throws {
         let now = Date()
@@ -41,15 +50,31 @@ struct CostCommand: AsyncParsableCommand {
         let rows = try await store.usage(pipeline: pipeline, since: fromHour)
         let pricing = Dictionary(plans.map { ($0.name, $0.settings.pricing) }, uniquingKeysWith: { a, _ in a })
         let days = CostReport.days(rows, pricing: { pricing[$0] ?? PricingConfig() })
+        let scope = plans.filter { pipeline == nil || $0.name == pipeline }
+        var findings: [IngestionFinding] = []
+        var notes: [String] = []
+        if !noFindings {
+            // Redundancy looks at every pipeline of the file: the other one may be outside `--pipeline`.
+            findings = IngestionFindings.redundancy(plans).filter { f in pipeline.map { f.pipelines.contains($0) } ?? true }
+            let unread = await IngestionFindings.unread(scope, store: store, now: now)
+            findings += unread.findings
+            notes = unread.notes
+        }
         if json {
             for d in days { print(CostReport.json(d)) }
+            for f in findings { print(CostReport.json(f)) }
             return
         }
-        guard !days.isEmpty else {
+        if days.isEmpty {
             print("no usage recorded since \(CostReport.day(fromHour)) (usage is recorded while `sluice run` or `sluice serve` runs)")
-            return
+        } else {
+            print(CostReport.table(days))
         }
-        print(CostReport.table(days))
+        if !findings.isEmpty {
+            print("\nFindings:")
+            for f in findings { print("  - \(f.kind): \(f.message)") }
+        }
+        for n in notes { print("note: \(n)") }
     }
 }
 
@@ -89,11 +114,17 @@ enum CostReport {
     static func json(_ d: CostDay) -> String {
         let u = d.usage
         let object: [String: Any] = [
-            "pipeline": d.pipeline, "day": day(d.day), "bytes_in": u.bytesIn, "bytes_out": u.bytesOut,
+            "type": "usage", "pipeline": d.pipeline, "day": day(d.day), "bytes_in": u.bytesIn, "bytes_out": u.bytesOut,
             "compression_ratio": u.compressionRatio ?? NSNull(), "records_in": u.recordsIn, "records_out": u.recordsOut,
             "cpu_seconds": u.cpuSeconds, "requests": u.requests, "storage_bytes": u.storageBytes,
             "cost": ["ingest": d.cost.ingest, "storage": d.cost.storage, "requests": d.cost.requests, "cpu": d.cost.cpu, "total": d.cost.total],
         ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func json(_ f: IngestionFinding) -> String {
+        let object: [String: Any] = ["type": "finding", "kind": f.kind, "pipelines": f.pipelines, "message": f.message]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }

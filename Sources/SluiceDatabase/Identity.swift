@@ -1,0 +1,5 @@
+import SluiceCore
+
+extension SQLiteSource {
+    public var readIdentities: [String] { ["sqlite:\(path) \(options.table)"] }
+}

@@ -1,0 +1,5 @@
+import SluiceCore
+
+extension HTTPSource {
+    public var readIdentities: [String] { ["http stream \(options.stream)"] }
+}
