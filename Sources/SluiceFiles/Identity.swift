@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceFormats
 
 extension FileSource {
     public var readIdentities: [String] { ["files:\(pattern)"] }
@@ -8,6 +9,33 @@ extension FileSource {
 extension ParquetFileSink {
     public var outputIdentity: String? { "dir:\(directory)" }
     public func readEvidence() async throws -> ReadEvidence? { LakeReads.evidence(directory) }
+
+    /// Columns whose every column chunk, in the newest 1000 files, counts only nulls (by the
+    /// footers' statistics; a chunk without a null count keeps its column off the list).
+    public func alwaysNullColumns() async throws -> [String]? {
+        guard !directory.contains("://"), let walker = FileManager.default.enumerator(atPath: directory) else { return nil }
+        var files: [(path: String, modified: Date)] = []
+        while let name = walker.nextObject() as? String {
+            guard name.hasSuffix(".parquet"), !(name as NSString).lastPathComponent.hasPrefix(".") else { continue }
+            let path = "\(directory)/\(name)"
+            let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast
+            files.append((path, modified))
+        }
+        guard !files.isEmpty else { return nil }
+        var onlyNull: [String: Bool] = [:]
+        var order: [String] = []
+        for file in files.sorted(by: { $0.modified > $1.modified }).prefix(1000) {
+            guard let report = try? ParquetReader(path: file.path).report() else { continue }
+            for group in report.rowGroups {
+                for chunk in group.columns {
+                    if onlyNull[chunk.column] == nil { order.append(chunk.column) }
+                    let empty = chunk.nullCount.map { $0 == chunk.values } ?? false
+                    onlyNull[chunk.column] = (onlyNull[chunk.column] ?? true) && empty
+                }
+            }
+        }
+        return order.filter { onlyNull[$0] == true }
+    }
 }
 
 extension NDJSONFileSink {

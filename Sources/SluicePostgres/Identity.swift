@@ -54,4 +54,23 @@ extension PostgresSink {
         await connection.close()
         return scans.map { .readCount($0) }
     }
+
+    /// Columns PostgreSQL's statistics find entirely null (`pg_stats.null_frac = 1`; they exist
+    /// once the table was analyzed, which autovacuum does after enough rows).
+    public func alwaysNullColumns() async throws -> [String]? {
+        guard outputIdentity != nil else { return nil }
+        let connection = try await PostgresConnection.connect(options.url)
+        let table = options.table
+        let columns = try await connection.run { session -> [String]? in
+            let analyzed = try session.query(
+                "SELECT 1 FROM pg_stats WHERE schemaname = $1 AND tablename = $2 LIMIT 1", [table.schemaOrDefault, table.name])
+            guard analyzed.rows == 1 else { return nil }
+            let r = try session.query(
+                "SELECT attname::text FROM pg_stats WHERE schemaname = $1 AND tablename = $2 AND null_frac = 1 ORDER BY attname",
+                [table.schemaOrDefault, table.name])
+            return (0..<r.rows).compactMap { r.string($0, 0) }
+        }
+        await connection.close()
+        return columns
+    }
 }

@@ -97,8 +97,8 @@ import Testing
     }
 }
 
-/// `sluice cost`'s findings: two pipelines on one table, nested lakes, and a PostgreSQL target
-/// nobody reads (flagged) next to one somebody does (not flagged).
+/// `sluice cost`'s findings: two pipelines on one table, nested lakes, a PostgreSQL target nobody
+/// reads (flagged) next to one somebody does (not flagged), and a lake column always null.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct IngestionFindingsTests {
     static func findings(_ dir: String) async throws -> [[String: Any]] {
         let r = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--json"], in: dir)
@@ -117,7 +117,7 @@ import Testing
         try await psqlAsync(
             "CREATE TABLE \(schema).src (id int PRIMARY KEY, v text); INSERT INTO \(schema).src SELECT i, 'v' || i FROM generate_series(1, 100) i")
         let url = try postgresURL()
-        try write("{\"id\":1}\n", to: "\(dir)/in/1.ndjson")
+        try write("{\"id\":1,\"note\":null}\n{\"id\":2,\"note\":null}\n", to: "\(dir)/in/1.ndjson")
         try write(
             """
             pipelines:
@@ -151,5 +151,8 @@ import Testing
         #expect(unread.contains("pull_again") && !unread.contains("pull"), "\(found)")
         // The inner lake's files were never read (whatever the mount's access-time policy).
         #expect(unread.contains("inner_lake"), "\(found)")
+        // A column that never holds a value is a candidate to drop.
+        let empty = found.first { $0["kind"] as? String == "null_columns" && Self.pipelines($0) == ["lake"] }
+        #expect((empty?["message"] as? String)?.hasSuffix(": note") == true, "\(found)")
     }
 }

@@ -51,6 +51,9 @@ public protocol Sink: Sendable {
     /// Whether anyone reads the output, for `sluice cost`'s unused-output finding; nil when the
     /// sink cannot tell.
     func readEvidence() async throws -> ReadEvidence?
+    /// Columns of the output that hold no value at all (candidates to drop), nil when the sink
+    /// cannot tell.
+    func alwaysNullColumns() async throws -> [String]?
 }
 
 extension Sink {
@@ -60,6 +63,7 @@ extension Sink {
     public var deadLetterReplay: DeadLetterReplaySupport { .unsupported("") }
     public var outputIdentity: String? { nil }
     public func readEvidence() async throws -> ReadEvidence? { nil }
+    public func alwaysNullColumns() async throws -> [String]? { nil }
 }
 
 /// What a sink can tell about the reading of its output.

@@ -2,7 +2,7 @@ import Foundation
 
 /// Something `sluice cost` found worth a look: ingestion that costs without need.
 public struct IngestionFinding: Sendable, Hashable {
-    /// `redundant_source`, `overlapping_output` or `unread_output`.
+    /// `redundant_source`, `overlapping_output`, `unread_output` or `null_columns`.
     public var kind: String
     public var pipelines: [String]
     public var message: String
@@ -75,6 +75,13 @@ public enum IngestionFindings {
         var notes: [String] = []
         for plan in plans {
             guard let output = plan.sink.outputIdentity else { continue }
+            if let empty = try? await plan.sink.alwaysNullColumns(), !empty.isEmpty {
+                findings.append(
+                    IngestionFinding(
+                        kind: "null_columns", pipelines: [plan.name],
+                        message:
+                            "\(output) (\(plan.name)) has columns that hold no value at all, candidates to stop ingesting: \(empty.joined(separator: ", "))"))
+            }
             let evidence: ReadEvidence?
             do {
                 evidence = try await plan.sink.readEvidence()
