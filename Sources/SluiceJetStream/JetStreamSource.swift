@@ -92,10 +92,6 @@ public struct JetStreamSourceOptions: Decodable, Sendable {
 /// or its sink keeps failing) is dead-lettered with its payload and terminated, never left
 /// pending. Each worker crash counts one delivery for every message the worker held.
 public struct JetStreamSource: Source {
-    /// Records refused when decoded are NDJSON lines (or whole messages): decoded again with the
-    /// current `columns`.
-    public func deadLetterDecoder() -> (any DeadLetterDecoder)? { NDJSONLineDecoder(columns: options.decodeFields) }
-
     public var options: JetStreamSourceOptions
     let ledger = AckLedger()
 

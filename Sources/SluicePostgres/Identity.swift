@@ -34,6 +34,9 @@ extension PostgresCDCSource {
 }
 
 extension PostgresSink {
+    /// `apply` takes change events only.
+    public var takesAnyRecords: Bool { options.mode != .apply }
+
     public var outputIdentity: String? {
         // A template (`analytics.{table}`) names many tables: no single identity.
         options.table.description.contains("{") ? nil : options.url.identity(of: options.table)

@@ -8,6 +8,10 @@ public struct SinkContext: Sendable {
     public var logger: Logger
     /// Where the sink counts its requests to object storage (cost accounting).
     public var requests: RequestTally?
+    /// True for a writer that must be the only one committing under ``pipeline`` (a replay): a
+    /// sink that commits in its own transaction refuses a commit when another writer committed
+    /// under that name since this one last did.
+    public var exclusive = false
 
     public init(pipeline: String, state: any StateStore, logger: Logger, requests: RequestTally? = nil) {
         self.pipeline = pipeline
@@ -54,6 +58,9 @@ public protocol Sink: Sendable {
     /// Columns of the output that hold no value at all (candidates to drop), nil when the sink
     /// cannot tell.
     func alwaysNullColumns() async throws -> [String]?
+    /// False for a sink that takes only some records (change events to apply): it cannot be a
+    /// dead-letter sink.
+    var takesAnyRecords: Bool { get }
 }
 
 extension Sink {
@@ -64,6 +71,7 @@ extension Sink {
     public var outputIdentity: String? { nil }
     public func readEvidence() async throws -> ReadEvidence? { nil }
     public func alwaysNullColumns() async throws -> [String]? { nil }
+    public var takesAnyRecords: Bool { true }
 }
 
 /// What a sink can tell about the reading of its output.

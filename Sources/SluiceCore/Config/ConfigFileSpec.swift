@@ -55,7 +55,7 @@ public enum ConfigFileSpec {
                 OptionSpec("max_rows", .integer(1...1_000_000_000), example: "100000", "At most this many are kept: the oldest beyond it are deleted."),
                 OptionSpec(
                     "sink", .object([]), example: "{ parquet: { path: dlq/orders } }",
-                    "A sink (any of the sinks, written like the pipeline's) the dead letters are also copied to, for analysts: one record per dead letter with `id, pipeline, stage, kind, location, message, attempts, first_seen, last_seen, raw, schema` (the columns of `sluice dlq export`). Copied after each commit, exactly once across crashes; the state store keeps its copy, which `sluice dlq` reviews and replays."
+                    "A sink (any of the sinks, written like the pipeline's) the dead letters are also copied to, for analysts: one record per dead letter with `id, pipeline, stage, kind, location, message, attempts, first_seen, last_seen, raw, schema` (the columns of `sluice dlq export`). Copied after each commit, exactly once across crashes; the state store keeps its copy, which `sluice dlq` reviews and replays. Needs the embedded (SQLite) state store, and a sink that appends."
                 ),
             ]), example: "{ ttl: 30d, max_rows: 100000 }",
             "The pipeline's dead-letter queue: retention (swept at start and every 10 minutes; export what you want to keep: `sluice dlq export`) and a sink of its own."

@@ -107,6 +107,11 @@ public struct ConfigLoader: Sendable {
             }
             let capabilities = (registry.sourceSpec(p.source.type)?.capabilities ?? []).union(registry.sinkSpec(p.sink.type)?.capabilities ?? [])
             let deadLetterSink = try p.deadLetter?.sink.map { try registry.buildSink($0, context: context) }
+            if let deadLetterSink, let why = deadLetterSink.replacesOutputEachPass ?? (deadLetterSink.takesAnyRecords ? nil : "mode") {
+                throw ConfigError(
+                    file: file, line: p.deadLetter?.sink?.line, column: nil, keyPath: "pipelines.\(name).dead_letter.sink",
+                    message: "a dead-letter sink appends the dead letters: this sink's `\(why)` does not (use append, or a file sink)")
+            }
             plans.append(PipelinePlan(name: name, source: source, sink: sink, settings: settings, capabilities: capabilities, deadLetterSink: deadLetterSink))
         }
         if let problem = registry.problems(in: plans).first {
@@ -117,6 +122,13 @@ public struct ConfigLoader: Sendable {
             config.state.map { $0.contains("://") ? $0 : ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve($0) }
             ?? ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "").resolve(".sluice/state.db")
         for (plan, (_, p)) in zip(plans, config.pipelines) {
+            if plan.deadLetterSink != nil, state.hasPrefix("postgres") {
+                throw ConfigError(
+                    file: file, line: p.deadLetter?.sink?.line, column: nil, keyPath: "pipelines.\(plan.name).dead_letter.sink",
+                    message:
+                        "a dead-letter sink needs the embedded (SQLite) state store for now: with a shared store, the dead letters of workers committing at once can appear out of id order, and one could be skipped"
+                )
+            }
             if let missing = registry.missingStateFeatures(of: plan, sourceType: p.source.type, sinkType: p.sink.type, location: state).first {
                 throw ConfigError(
                     file: file, line: missing.key.hasPrefix("sink") ? p.sink.line : p.source.line, column: nil,

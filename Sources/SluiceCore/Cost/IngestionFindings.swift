@@ -75,19 +75,20 @@ public enum IngestionFindings {
         var notes: [String] = []
         for plan in plans {
             guard let output = plan.sink.outputIdentity else { continue }
-            if let empty = try? await plan.sink.alwaysNullColumns(), !empty.isEmpty {
-                findings.append(
-                    IngestionFinding(
-                        kind: "null_columns", pipelines: [plan.name],
-                        message:
-                            "\(output) (\(plan.name)) has columns that hold no value at all, candidates to stop ingesting: \(empty.joined(separator: ", "))"))
-            }
             let evidence: ReadEvidence?
             do {
                 evidence = try await plan.sink.readEvidence()
             } catch {
                 notes.append("\(plan.name): could not tell whether \(output) is read (\(error))")
                 continue
+            }
+            // After the read evidence: the footers read here must not count as a read.
+            if let empty = try? await plan.sink.alwaysNullColumns(), !empty.isEmpty {
+                findings.append(
+                    IngestionFinding(
+                        kind: "null_columns", pipelines: [plan.name],
+                        message:
+                            "\(output) (\(plan.name)) has columns that hold no value at all, candidates to stop ingesting: \(empty.joined(separator: ", "))"))
             }
             switch evidence {
             case nil:

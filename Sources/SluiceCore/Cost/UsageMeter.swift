@@ -69,7 +69,7 @@ public final class UsageMeter: Sendable {
             logger.debug("old usage hours removed", metadata: ["count": "\(removed)"])
         }
         var counted = pipelines.map { _ in Usage() }
-        var cpu = Self.processCPUSeconds()
+        var cpu = (process: Self.processCPUSeconds(), shares: pipelines.map { _ in 0.0 })
         while !stopped.isSet, !Task.isCancelled {
             let until = ContinuousClock.now + interval
             while !stopped.isSet, !Task.isCancelled, ContinuousClock.now < until {
@@ -80,7 +80,8 @@ public final class UsageMeter: Sendable {
     }
 
     /// Files what each pipeline used since `counted` (its counters at the last sample filed).
-    func sample(_ counted: inout [Usage], cpu: inout Double) async {
+    /// `cpu` is the process's CPU time at the last sample and each pipeline's share so far.
+    func sample(_ counted: inout [Usage], cpu: inout (process: Double, shares: [Double])) async {
         let now = Date().addingTimeInterval(clockShift)
         let hour = Int64(now.timeIntervalSince1970 / 3600) * 3600
         let snapshots = pipelines.map { $0.status.snapshot }
@@ -91,13 +92,14 @@ public final class UsageMeter: Sendable {
         }
         // The process's CPU time since the last sample, shared by the bytes each pipeline moved.
         let cpuNow = Self.processCPUSeconds()
-        let spent = max(0, cpuNow - cpu)
+        let spent = max(0, cpuNow - cpu.process)
         let moved = totals.indices.map { Double(totals[$0].bytesIn - counted[$0].bytesIn + totals[$0].bytesOut - counted[$0].bytesOut) }
         let all = moved.reduce(0, +)
         for i in totals.indices {
-            totals[i].cpuSeconds = counted[i].cpuSeconds + (all > 0 ? spent * moved[i] / all : spent / Double(totals.count))
+            cpu.shares[i] += all > 0 ? spent * moved[i] / all : spent / Double(totals.count)
+            totals[i].cpuSeconds = cpu.shares[i]
         }
-        cpu = cpuNow
+        cpu.process = cpuNow
         for (i, p) in pipelines.enumerated() {
             let used = Usage(
                 bytesIn: totals[i].bytesIn - counted[i].bytesIn, bytesOut: totals[i].bytesOut - counted[i].bytesOut,

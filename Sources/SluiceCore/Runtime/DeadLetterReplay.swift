@@ -86,12 +86,21 @@ public struct DeadLetterReplay: Sendable {
         return f
     }
 
+    /// The dedupe a replay applies: the pipeline's declared one. A key the source implies (a
+    /// queue's sequence, an incremental pull's lookback) guards against reading one record
+    /// twice; a replay reads each dead letter once by construction, and records of one message
+    /// share such a key, so it would drop a record whose siblings were delivered.
+    var replayDedupe: DedupeSettings? {
+        guard let settings = plan.settings.dedupe, settings.key != plan.source.implicitDedupeKey else { return nil }
+        return settings
+    }
+
     /// Why this pipeline's dead letters cannot be replayed, or nil.
     public var refusal: String? {
         switch plan.sink.deadLetterReplay {
         case let .unsupported(why):
             return why.isEmpty ? "a \(type(of: plan.sink)) sink cannot take a replay yet (file sinks and PostgreSQL append/upsert can)" : why
-        case .ownTransaction where plan.settings.dedupe != nil:
+        case .ownTransaction where replayDedupe != nil:
             return "a replay with dedupe writes to sinks that can discard a refused commit (file sinks); this pipeline's sink commits in its own transaction"
         case .stagedFiles, .ownTransaction:
             return nil
@@ -113,10 +122,16 @@ public struct DeadLetterReplay: Sendable {
                     location: "pipelines.\(plan.name)")
             }
         }
-        let schemaGuard = try await makeSchemaGuard()
-        let writer = dryRun ? nil : try await plan.sink.makeWriter(context: SinkContext(pipeline: name, state: store, logger: logger))
         var totals = Totals()
+        var writer: (any SinkWriter)?
         do {
+            // A dry run changes nothing, the schema registry included: it decodes and counts.
+            let schemaGuard = dryRun ? nil : try await makeSchemaGuard()
+            if !dryRun {
+                var context = SinkContext(pipeline: name, state: store, logger: logger, requests: plan.requests)
+                context.exclusive = true
+                writer = try await plan.sink.makeWriter(context: context)
+            }
             var page = replayable
             var conflicts = 0
             while true {
@@ -130,7 +145,7 @@ public struct DeadLetterReplay: Sendable {
                     totals.dropped += outcome.dropped
                     totals.skipped += outcome.skipped
                     conflicts = 0
-                } catch let error as SluiceError where error.code == .conflict && conflicts < 5 && plan.settings.dedupe != nil {
+                } catch let error as SluiceError where error.code == .conflict && conflicts < 5 && replayDedupe != nil {
                     // The pipeline running meanwhile committed some of these keys first: the
                     // commit was discarded whole; this page is read again (now duplicates).
                     conflicts += 1
@@ -200,7 +215,7 @@ public struct DeadLetterReplay: Sendable {
         out.skipped = letters.count - decoded.reduce(0) { $0 + $1.ids.count } - failures.count
 
         // The schema policy and dedupe, for rows that had not passed them; then the sink.
-        var dedupe = plan.settings.dedupe.map { Deduplicator(settings: $0, pipeline: plan.name, store: store) }
+        var dedupe = replayDedupe.map { Deduplicator(settings: $0, pipeline: plan.name, store: store) }
         let now = Date()
         var resolved: [Int64] = []
         for (batch, batchIDs, fromSink) in decoded where batch.count > 0 {
@@ -252,7 +267,7 @@ public struct DeadLetterReplay: Sendable {
         commit.records = resolved.count
         commit.resolvedDeadLetters = resolved + dropped
         commit.deadLetters = again
-        if let settings = plan.settings.dedupe {
+        if let settings = replayDedupe {
             commit.dedupeKeys = dedupe?.takePending(through: .max) ?? []
             commit.dedupeSince = now.addingTimeInterval(-Double(settings.ttl.components.seconds))
         }

@@ -302,6 +302,8 @@ public struct PipelineRunner: Sendable {
 
         /// Copies dead letters to the pipeline's dead-letter sink, if it has one.
         let forwarder: DeadLetterForwarder?
+        /// A copy to the dead-letter sink failed: the next commit tries again.
+        var forwardPending = false
 
         var metrics: PipelineMetrics { runner.metrics }
 
@@ -612,9 +614,12 @@ public struct PipelineRunner: Sendable {
                     }
                     if !commit.deadLetters.isEmpty { deadLetterGaugesStale = true }
                     if deadLetterGaugesStale { await refreshDeadLetterGauges() }
-                    await forwarder?.forward()
                     metrics.commitLatency.record(duration: ContinuousClock.now - start)
                     metrics.checkpointLag.record(commits.inFlight)
+                    if !commit.deadLetters.isEmpty || forwardPending {
+                        // Only after commits that filed dead letters (and until a failed copy succeeds).
+                        forwardPending = await forwarder?.forward() == false
+                    }
                     try await sweepExpiredKeysIfDue()
                     runner.logger.debug("committed", metadata: ["checkpoint": "\(commit.checkpoint)", "records": "\(commit.records)"])
                     return

@@ -36,6 +36,11 @@ public enum DeadLetterRows {
             }
             var ids: [Int64] = []
             ids.reserveCapacity(chunk.count)
+            if chunk.count == 1, let r = rejected.values.min(by: { $0.line < $1.line }) {
+                // A letter of several lines fails whole when any of them does.
+                failures.append((chunk[chunk.startIndex].id, again(chunk[chunk.startIndex], stage: stage, kind: r.kind, message: r.message)))
+                continue
+            }
             for (i, l) in chunk.enumerated() {
                 if let r = rejected[i] {
                     failures.append((l.id, again(l, stage: stage, kind: r.kind, message: r.message)))
@@ -53,7 +58,7 @@ public enum DeadLetterRows {
             } else {
                 // The decoder did not give one row per letter: replay none of them.
                 for (i, l) in chunk.enumerated() where rejected[i] == nil {
-                    let whole = chunk.count == 1
+                    let whole = chunk.count == 1 && rows > 1
                     let message =
                         whole
                         ? "this dead letter holds \(rows) records (a whole message); a replay takes one record per dead letter: export it (`sluice dlq export`) and send its records again"
@@ -114,7 +119,7 @@ public struct RenderedRowDecoder: DeadLetterDecoder {
                 for l in group { failures.append((l.id, DeadLetterRows.again(l, kind: "unsupported", message: "the stored schema does not parse: \(error)"))) }
                 continue
             }
-            let decoder = NDJSONDecoder(options: NDJSONOptions(columns: fields.map { Field($0.name, $0.type, nullable: true) }))
+            let decoder = NDJSONDecoder(options: NDJSONOptions(columns: fields))
             var sample: [UInt8] = []
             for l in group.prefix(1000) { sample += l.letter.raw + [10] }
             do {

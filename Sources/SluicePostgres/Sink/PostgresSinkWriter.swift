@@ -29,6 +29,9 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     /// The id of the commit in flight (to tell after a lost connection whether it landed), and
     /// whether ``reconnect()`` found that it did.
     var committing: String?
+    /// The checkpoint stored with the data as this writer last saw or committed it (for an
+    /// exclusive writer's fence, see ``SinkContext/exclusive``).
+    var lastAfter: [String: String] = [:]
     var landed = false
     /// Columns of the load table (name → `format_type`), nil until read.
     var loadColumns: [String: String]?
@@ -82,12 +85,21 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                 pending: SinkStateRow.decode(StateCommit.self, r.string(0, 2)))
         }
         var stored = try await context.state.checkpoint(pipeline: pipeline).partitions
+        lastAfter = row?.after ?? [:]
         if let row, stored != row.after {
             if stored == row.before, var pending = row.pending {
                 logger.warning(
                     "recovering the last commit from the target: it committed there but not in the state store",
                     metadata: ["table": "\(options.table)", "checkpoint": "\(row.after)"])
                 pending.dedupeSince = nil  // its rows are in the target already: store its keys whatever else is stored
+                if let resolved = pending.resolvedDeadLetters, !resolved.isEmpty {
+                    // A replay's rows are in the target: its dead letters go, those still there
+                    // (some may have been dropped or expired since; that must not wedge recovery).
+                    var filter = DeadLetterFilter(pipeline: pending.owner)
+                    filter.ids = resolved
+                    let present = try await context.state.deadLetters(matching: filter, limit: resolved.count)
+                    pending.resolvedDeadLetters = present.map(\.id)
+                }
                 try await context.state.commit(pending)
                 stored = try await context.state.checkpoint(pipeline: pipeline).partitions
             } else {
@@ -325,6 +337,16 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                         "SELECT checkpoint_after::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1 FOR UPDATE",
                         [pending.pipeline])
                     let before = r.rows == 1 ? SinkStateRow.decode([String: String].self, r.string(0, 0)) ?? [:] : [:]
+                    if context.exclusive, before != lastAfter {
+                        // Another writer under this name (a second replay) committed since: this
+                        // commit would deliver its rows a second time.
+                        try session.execute("ROLLBACK")
+                        inTransaction = false
+                        throw SluiceError(
+                            .conflict,
+                            "another writer committed to \(options.table) under \(pending.pipeline) meanwhile (a second replay?); nothing of this commit was kept",
+                            location: "\(options.table)", retryable: false)
+                    }
                     let after = before.merging(pending.checkpoint) { $1 }
                     try session.query(
                         """
@@ -340,7 +362,14 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
                         ])
                     try session.execute("COMMIT")
                     inTransaction = false
+                    lastAfter = after
                 }
+            } catch let error as SluiceError where error.code == .conflict && context.exclusive {
+                committing = nil
+                held.removeAll()
+                heldBytes = 0
+                heldRows = 0
+                throw error
             } catch {
                 broken = true  // the transaction is gone: reconnect and replay
                 throw error

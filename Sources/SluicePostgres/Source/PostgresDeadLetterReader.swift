@@ -20,8 +20,24 @@ struct PostgresDeadLetterReader: DeadLetterDecoder {
 
     func decode(_ letters: [StoredDeadLetter]) async throws -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]) {
         let connection = try await PostgresConnection.connect(options.url)
+        do {
+            let result = try await decode(letters, connection: connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    func decode(
+        _ letters: [StoredDeadLetter], connection: PostgresConnection
+    ) async throws -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]) {
         let o = options
-        let plan = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
+        var extract = try await connection.run { try PostgresExtractPlan(options: o, session: $0) }
+        // The user's `filter` only: a changelog marks refused rows processed like the others.
+        extract.filter = options.filter
+        let plan = extract
         var batches: [(records: RecordBatch, ids: [Int64])] = []
         var failures: [(id: Int64, letter: DeadLetter)] = []
         func fail(_ l: StoredDeadLetter, _ kind: String, _ message: String) {
@@ -92,7 +108,6 @@ struct PostgresDeadLetterReader: DeadLetterDecoder {
                 fail(entry.letter, "row_gone", "no row of \(options.partition) has this key now (deleted, or its cursor moved and the pipeline read it again)")
             }
         }
-        await connection.close()
         return (batches, failures)
     }
 }
