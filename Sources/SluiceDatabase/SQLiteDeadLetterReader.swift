@@ -20,13 +20,7 @@ struct SQLiteDeadLetterReader: DeadLetterDecoder {
         let options = source.options
         let plan = try await db.read { try ExtractPlan(db: $0, options: options) }
         var failures: [(id: Int64, letter: DeadLetter)] = []
-        func fail(_ l: StoredDeadLetter, _ kind: String, _ message: String) {
-            var letter = l.letter
-            letter.errorKind = kind
-            letter.message = message
-            letter.attempts = 1
-            failures.append((l.id, letter))
-        }
+        func fail(_ l: StoredDeadLetter, _ kind: String, _ message: String) { failures.append((l.id, l.failedAgain(kind: kind, message: message))) }
         var keyed: [(key: [DatabaseValue], letter: StoredDeadLetter)] = []
         let prefix = "sqlite:\(table)@"
         for l in letters {

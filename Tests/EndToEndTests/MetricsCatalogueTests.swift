@@ -29,6 +29,7 @@ import Testing
         "sluice_dead_letter_queue_reason_records": ["pipeline", "stage", "reason"],
         "sluice_dead_letter_queue_reason_oldest_age_seconds": ["pipeline", "stage", "reason"],
         "sluice_output_partitions_total": ["pipeline"],
+        "sluice_cost_dollars_total": ["pipeline"],
     ]
 
     /// `name{a="x",b="y"} value` → (name without histogram/summary suffixes, label names).

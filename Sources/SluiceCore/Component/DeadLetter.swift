@@ -46,3 +46,16 @@ public struct StoredDeadLetter: Sendable, Hashable {
         self.lastSeen = lastSeen
     }
 }
+
+extension StoredDeadLetter {
+    /// This letter failing again (`sluice dlq replay`): the same location, bytes and schema (what
+    /// a later replay decodes), one more attempt, the new reason.
+    public func failedAgain(kind: String, message: String, stage: String? = nil) -> DeadLetter {
+        var again = letter
+        again.stage = stage ?? letter.stage
+        again.errorKind = kind
+        again.message = message
+        again.attempts = 1
+        return again
+    }
+}

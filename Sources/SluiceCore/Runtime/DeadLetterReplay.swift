@@ -176,12 +176,7 @@ public struct DeadLetterReplay: Sendable {
         var dropped: [Int64] = []
         func fail(_ id: Int64, _ kind: String, _ message: String) {
             guard let i = index[id] else { return }
-            // The letter keeps its stage and bytes (what a later replay decodes), with the new reason.
-            var letter = letters[i].letter
-            letter.errorKind = kind
-            letter.message = message
-            letter.attempts = 1
-            again.append(letter)
+            again.append(letters[i].failedAgain(kind: kind, message: message))
         }
 
         // Decode: the source's decoder for raw bytes, the JSON decoder for rendered rows.

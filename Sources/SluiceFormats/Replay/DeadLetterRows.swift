@@ -72,12 +72,7 @@ public enum DeadLetterRows {
 
     /// The letter `l` failing again: same location, bytes and schema; the new reason.
     public static func again(_ l: StoredDeadLetter, stage: String? = nil, kind: String, message: String) -> DeadLetter {
-        var letter = l.letter
-        letter.stage = stage ?? letter.stage
-        letter.errorKind = kind
-        letter.message = message
-        letter.attempts = 1
-        return letter
+        l.failedAgain(kind: kind, message: message, stage: stage)
     }
 }
 

@@ -40,13 +40,7 @@ struct PostgresDeadLetterReader: DeadLetterDecoder {
         let plan = extract
         var batches: [(records: RecordBatch, ids: [Int64])] = []
         var failures: [(id: Int64, letter: DeadLetter)] = []
-        func fail(_ l: StoredDeadLetter, _ kind: String, _ message: String) {
-            var letter = l.letter
-            letter.errorKind = kind
-            letter.message = message
-            letter.attempts = 1
-            failures.append((l.id, letter))
-        }
+        func fail(_ l: StoredDeadLetter, _ kind: String, _ message: String) { failures.append((l.id, l.failedAgain(kind: kind, message: message))) }
         // The letter of each key (as the result's key columns render it: text).
         var keyed: [(key: [String], letter: StoredDeadLetter)] = []
         for l in letters {
