@@ -32,7 +32,7 @@ struct SluiceCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, BackfillCommand.self, CDCCommand.self, QueueCommand.self, ServeCommand.self, KeysCommand.self, SchemaCommand.self,
             ValidateCommand.self, StateCommand.self, DLQCommand.self, InspectCommand.self, StorageCommand.self, AlertsCommand.self, StatusCommand.self,
-            TopCommand.self, TapCommand.self, PlanCommand.self, CostCommand.self,
+            TopCommand.self, TapCommand.self, PlanCommand.self, CostCommand.self, LifecycleCommand.self,
             ComponentsCommand.self,
         ]
     )

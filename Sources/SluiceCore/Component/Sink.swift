@@ -61,6 +61,8 @@ public protocol Sink: Sendable {
     /// False for a sink that takes only some records (change events to apply): it cannot be a
     /// dead-letter sink.
     var takesAnyRecords: Bool { get }
+    /// The output's lifecycle (tiering, retention) when the sink keeps a local lake; nil otherwise.
+    var lifecycle: LakeLifecycleTarget? { get }
 }
 
 extension Sink {
@@ -72,6 +74,7 @@ extension Sink {
     public func readEvidence() async throws -> ReadEvidence? { nil }
     public func alwaysNullColumns() async throws -> [String]? { nil }
     public var takesAnyRecords: Bool { true }
+    public var lifecycle: LakeLifecycleTarget? { nil }
 }
 
 /// What a sink can tell about the reading of its output.

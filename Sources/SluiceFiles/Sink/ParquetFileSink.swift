@@ -36,6 +36,18 @@ public struct ParquetFileSink: Sink {
     public var prefix: String
     /// How an `s3://` path is reached.
     public var storage: StorageConfig = StorageConfig()
+    /// `lifecycle:`: tiering and retention of the lake's partitions (`sluice lifecycle run`).
+    public var lifecyclePolicy: LifecyclePolicy?
+
+    /// A local lake's lifecycle (object storage: not yet).
+    public var lifecycle: LakeLifecycleTarget? {
+        guard !directory.contains("://") else { return nil }
+        let directory = self.directory
+        return LakeLifecycleTarget(
+            policy: lifecyclePolicy, directory: directory,
+            plan: { policy, now in LakeLifecycle(directory: directory, policy: policy, now: now).plan() },
+            run: { policy, now, progress in try LakeLifecycle(directory: directory, policy: policy, now: now).run(progress: progress) })
+    }
 
     public init(
         directory: String, partition: PartitionSpec? = nil, writerOptions: ParquetWriterOptions = ParquetWriterOptions(),
@@ -63,9 +75,22 @@ public struct ParquetFileSink: Sink {
         var maxFileAge: ConfigDuration?
         var maxOpenFiles: Int?
         var prefix: String?
+        var lifecycle: LifecycleOptions?
+
+        struct LifecycleOptions: Decodable {
+            var tierAfter: ConfigDuration?
+            var tierLevel: Int?
+            var deleteAfter: ConfigDuration?
+
+            enum CodingKeys: String, CodingKey {
+                case tierAfter = "tier_after"
+                case tierLevel = "tier_level"
+                case deleteAfter = "delete_after"
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
-            case path, compression, prefix
+            case path, compression, prefix, lifecycle
             case partitionBy = "partition_by"
             case compressionLevel = "compression_level"
             case targetFileSize = "target_file_size"
@@ -111,6 +136,14 @@ public struct ParquetFileSink: Sink {
             OptionSpec(
                 "prefix", .string, default: "part", example: "events",
                 "File names are `<prefix>-<run>-<n>.parquet`; a plain name (no `/`, not starting with `.`)."),
+            OptionSpec(
+                "lifecycle",
+                .object([
+                    OptionSpec("tier_after", .duration, example: "30d", "Partitions older than this (by their newest file) are rewritten with zstd at `tier_level`."),
+                    OptionSpec("tier_level", .integer(1...22), default: "19", example: "15", "The zstd level of tiered files."),
+                    OptionSpec("delete_after", .duration, example: "365d", "Partitions older than this are deleted."),
+                ]), example: "{ tier_after: 30d, delete_after: 365d }",
+                "What `sluice lifecycle run` does to a local lake's partitions as they age (see the operations guide)."),
         ],
         example: """
             sink:
@@ -135,6 +168,11 @@ public struct ParquetFileSink: Sink {
                 throw config.error("unknown compression '\(c)'; use zstd, snappy, gzip or none", key: "compression")
             }
             sink.writerOptions.compression = codec
+        }
+        if let l = o.lifecycle {
+            if let level = l.tierLevel, !(1...22).contains(level) { throw config.error("zstd levels are 1 to 22", key: "lifecycle.tier_level") }
+            if o.path.contains("://") { throw config.error("lifecycle policies work on local lakes for now", key: "lifecycle") }
+            sink.lifecyclePolicy = LifecyclePolicy(tierAfter: l.tierAfter?.duration, tierLevel: l.tierLevel ?? 19, deleteAfter: l.deleteAfter?.duration)
         }
         if let level = o.compressionLevel {
             switch sink.writerOptions.compression {

@@ -39,6 +39,8 @@ public struct ParquetWriterOptions: Sendable {
     public var dictionaryPageLimit = 1 << 20
     /// Whether to try dictionary encoding at all (byte-array, int, date, timestamp and double columns).
     public var dictionaryEnabled = true
+    /// Keys of the footer's metadata the writer writes itself (``keyValueMetadata`` may not).
+    public static let reservedMetadataKeys: Set<String> = [SluiceSchemaMetadata.key]
     /// Extra key-value metadata stored in the footer (the key `sluice.schema` is reserved).
     public var keyValueMetadata: [String: String] = [:]
     /// The footer's `created_by`.

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Tiering a lake: bytes saved by `sluice lifecycle run` (zstd level 3, the sink's default, to
+level 19) on the benchmark's events, partitioned by day, and the time it takes; DuckDB rewriting
+the same files at level 19 (`COPY … (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 19)`)
+side by side, single-threaded. Every row is checked with DuckDB after tiering.
+
+    python3 Benchmarks/lifecycle_bench.py [--size-mb 100]
+
+Needs a release build (`swift build -c release --product sluice`) and `pip install duckdb`.
+"""
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLUICE = os.path.join(ROOT, ".build/release/sluice")
+
+
+def du(path):
+    return sum(os.path.getsize(f) for f in glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
+
+
+def count(path):
+    import duckdb
+    return duckdb.sql(f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{path}/**/*.parquet')").fetchall()[0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mb", type=float, default=100)
+    ap.add_argument("--work", default=os.path.join(ROOT, "bench-work"))
+    a = ap.parse_args()
+    if not os.path.exists(SLUICE):
+        sys.exit("no release build: run `swift build -c release --product sluice`")
+    os.makedirs(a.work, exist_ok=True)
+    src = os.path.join(a.work, "events-%gmb.csv" % a.size_mb)
+    if not os.path.exists(src):
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts/generate_events.py"), "--size-mb", str(a.size_mb), "--format", "csv", "--out", src], check=True)
+    work = os.path.join(a.work, "lifecycle")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    with open(os.path.join(work, "p.yaml"), "w") as f:
+        f.write(f"""pipelines:
+  events:
+    source: {{ file: {{ path: "{src}" }} }}
+    sink: {{ parquet: {{ path: lake, partition_by: "day(created_at)" }} }}
+""")
+    subprocess.run([SLUICE, "run", "p.yaml", "--no-progress", "--log-level", "error"], cwd=work, check=True)
+    lake = os.path.join(work, "lake")
+    rows = count(lake)
+    peer = os.path.join(work, "duckdb")
+    shutil.copytree(lake, peer)
+    old = time.time() - 40 * 86400
+    for f in glob.glob(os.path.join(lake, "**", "*.parquet"), recursive=True):
+        os.utime(f, (old, old))
+    before = du(lake)
+    start = time.monotonic()
+    subprocess.run(["taskset", "-c", "0", SLUICE, "lifecycle", "run", "-c", "p.yaml", "--tier-after", "30d", "--json"], cwd=work, check=True,
+                   stdout=subprocess.DEVNULL)
+    sluice_s = time.monotonic() - start
+    after = du(lake)
+    assert count(lake) == rows, (count(lake), rows)
+    # DuckDB: each file rewritten at level 19, one thread.
+    import duckdb
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    files = glob.glob(os.path.join(peer, "**", "*.parquet"), recursive=True)
+    start = time.monotonic()
+    for f in files:
+        con.execute(f"COPY (SELECT * FROM read_parquet('{f}')) TO '{f}.z19' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 19)")
+    duck_s = time.monotonic() - start
+    duck_after = sum(os.path.getsize(f + ".z19") for f in files)
+    mb = lambda b: b / 1e6
+    print(f"lake: {rows[0]} rows, {len(files)} files, {mb(before):.1f} MB at zstd level 3")
+    print(f"{'':8} {'MB after':>9} {'saved':>7} {'seconds':>8}")
+    print(f"{'sluice':8} {mb(after):9.1f} {100 * (1 - after / before):6.1f}% {sluice_s:8.2f}")
+    print(f"{'duckdb':8} {mb(duck_after):9.1f} {100 * (1 - duck_after / before):6.1f}% {duck_s:8.2f}")
+    print(f"sluice / duckdb time: {sluice_s / duck_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
