@@ -26,7 +26,7 @@ def du(path):
 
 def count(path):
     import duckdb
-    return duckdb.sql(f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{path}/**/*.parquet')").fetchall()[0]
+    return duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{path}/**/*.parquet')").fetchall()[0]
 
 
 def main():

@@ -47,7 +47,10 @@ import Testing
     /// `count, count(distinct id), sum(id)` of the lake, by DuckDB.
     static func lake(_ dir: String) async throws -> String {
         try await runTool(
-            ["python3", "-c", "import duckdb; print(*duckdb.sql(\"SELECT count(*), count(DISTINCT id), sum(id) FROM read_parquet('lake/**/*.parquet')\").fetchall()[0])"],
+            [
+                "python3", "-c",
+                "import duckdb; print(*duckdb.sql(\"SELECT count(*), count(DISTINCT id), sum(id) FROM read_parquet('lake/**/*.parquet')\").fetchall()[0])",
+            ],
             in: dir
         ).output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -76,7 +79,9 @@ import Testing
         let deletes = actions.filter { $0["action"] as? String == "delete" }.compactMap { $0["partition"] as? String }
         let tiers = actions.filter { $0["action"] as? String == "tier" }.compactMap { $0["file"] as? String }
         #expect(deletes == ["ts_day=2026-10-01", "ts_day=2026-10-02"], "\(actions)")
-        #expect(tiers.count == 3 && tiers.allSatisfy { $0.contains("ts_day=2026-10-03") || $0.contains("ts_day=2026-10-04") || $0.contains("ts_day=2026-10-05") }, "\(tiers)")
+        #expect(
+            tiers.count == 3 && tiers.allSatisfy { $0.contains("ts_day=2026-10-03") || $0.contains("ts_day=2026-10-04") || $0.contains("ts_day=2026-10-05") },
+            "\(tiers)")
         #expect(Self.listing(dir) == before, "a dry run changes nothing")
 
         let run = try await SluiceProcess.runWithoutBlocking(["lifecycle", "run", "-c", "p.yaml", "--json"], in: dir)

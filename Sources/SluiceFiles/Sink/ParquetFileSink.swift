@@ -139,7 +139,8 @@ public struct ParquetFileSink: Sink {
             OptionSpec(
                 "lifecycle",
                 .object([
-                    OptionSpec("tier_after", .duration, example: "30d", "Partitions older than this (by their newest file) are rewritten with zstd at `tier_level`."),
+                    OptionSpec(
+                        "tier_after", .duration, example: "30d", "Partitions older than this (by their newest file) are rewritten with zstd at `tier_level`."),
                     OptionSpec("tier_level", .integer(1...22), default: "19", example: "15", "The zstd level of tiered files."),
                     OptionSpec("delete_after", .duration, example: "365d", "Partitions older than this are deleted."),
                 ]), example: "{ tier_after: 30d, delete_after: 365d }",

@@ -86,7 +86,9 @@ struct LifecycleCommand: AsyncParsableCommand {
                 }
             }
             if !any && !json {
-                print("no lifecycle policy applies: give a local `parquet` sink `lifecycle: { tier_after: 30d, delete_after: 365d }`, or pass --tier-after / --delete-after")
+                print(
+                    "no lifecycle policy applies: give a local `parquet` sink `lifecycle: { tier_after: 30d, delete_after: 365d }`, or pass --tier-after / --delete-after"
+                )
             }
         }
     }
