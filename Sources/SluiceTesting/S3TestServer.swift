@@ -24,8 +24,23 @@ public final class S3TestServer: @unchecked Sendable {
         ["AWS_ACCESS_KEY_ID": Self.accessKey, "AWS_SECRET_ACCESS_KEY": Self.secretKey, "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint]
     }
 
-    /// Starts a server and waits until its S3 API answers.
+    /// Starts a server and waits until its S3 API answers. A port found free can be taken by
+    /// another process before the server binds it (a busy machine's outgoing connections use
+    /// the same range): then it starts again on other ports.
     public static func start() throws -> S3TestServer {
+        var attempt = 1
+        while true {
+            do {
+                return try startOnce()
+            } catch let error as TestServerError where error.description.contains(Self.portTaken) && attempt < 4 {
+                attempt += 1
+            }
+        }
+    }
+
+    static let portTaken = "address already in use"
+
+    static func startOnce() throws -> S3TestServer {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
         guard let binary = path.split(separator: ":").map({ "\($0)/weed" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
         else {
@@ -46,7 +61,12 @@ public final class S3TestServer: @unchecked Sendable {
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
         ]
         let server = S3TestServer(binary: binary, arguments: args, directory: directory, port: ports[6])
-        try server.run()
+        do {
+            try server.run()
+        } catch {
+            server.stop()
+            throw error
+        }
         return server
     }
 
@@ -80,6 +100,8 @@ public final class S3TestServer: @unchecked Sendable {
                 if (try? aws(["s3api", "list-buckets"])) != nil { return }
             }
             guard p.isRunning else { break }
+            // A port taken meanwhile: SeaweedFS logs it and never becomes ready.
+            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains(Self.portTaken) { break }
             Thread.sleep(forTimeInterval: 0.2)
         }
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
