@@ -7,7 +7,7 @@ import Testing
 
 /// The PostgreSQL source, the CDC source and the PostgreSQL sink keep the connector contract
 /// (``SourceConformance``, ``SinkConformance``) on the real server.
-@Suite(.timeLimit(.minutes(3))) struct PostgresConformanceTests {
+@Suite(.timeLimit(.minutes(10))) struct PostgresConformanceTests {
     let registry = BuiltinComponents.registry
     /// Nothing listens on port 1.
     let unreachableURL = "postgres://sluice@127.0.0.1:1/sluice"
