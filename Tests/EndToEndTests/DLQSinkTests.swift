@@ -99,4 +99,18 @@ import Testing
         #expect(try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir).status == 0)
         #expect(try await psqlAsync("SELECT count(*), count(DISTINCT id) FROM \(schema).dead_letters") == ["100|100"])
     }
+
+    @Test func aDeadLetterSinkThatCannotHoldThemExactlyIsRefusedBeforeAnyDataMoves() async throws {
+        let dir = try makeWorkDirectory("dlq-sink-refused")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let url = try postgresURL()
+        // A shared state store: letters of workers committing at once can appear out of id order.
+        try write("state: \"\(url)\"\n" + Self.config(deadLetterSink: "{ parquet: { path: dlq } }"), to: "\(dir)/p.yaml")
+        let shared = try await SluiceProcess.runWithoutBlocking(["validate", "p.yaml"], in: dir)
+        #expect(shared.status != 0 && shared.stderr.contains("dead_letter.sink") && shared.stderr.contains("embedded"), "\(shared.stderr)")
+        // A sink that replaces its table each pass does not append.
+        try write(Self.config(deadLetterSink: "{ postgres: { url: \"\(url)\", table: dlq, mode: replace } }"), to: "\(dir)/p.yaml")
+        let replace = try await SluiceProcess.runWithoutBlocking(["validate", "p.yaml"], in: dir)
+        #expect(replace.status != 0 && replace.stderr.contains("dead_letter.sink") && replace.stderr.contains("append"), "\(replace.stderr)")
+    }
 }
