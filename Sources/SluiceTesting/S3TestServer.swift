@@ -80,8 +80,9 @@ public final class S3TestServer: @unchecked Sendable {
 
     deinit { stop() }
 
-    /// Starts (or restarts, with its data as it was) the server and waits for its S3 API.
-    public func run(timeout: TimeInterval = 60) throws {
+    /// Starts (or restarts, with its data as it was) the server and waits for its S3 API (a loaded
+    /// machine has been seen to need more than a minute).
+    public func run(timeout: TimeInterval = 180) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = arguments
