@@ -3,12 +3,8 @@ import SluiceCore
 
 /// The behaviour every ``UsageStore`` must have, checked the same way on each store.
 public enum UsageConformance {
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     static func check(_ condition: Bool, _ what: @autoclosure () -> String) throws {
-        if !condition { throw Failure(description: what()) }
+        if !condition { throw AlertHistoryConformance.Failure(description: what()) }
     }
 
     /// Runs the checks on `store` with pipeline names starting with `prefix` (unique per run
