@@ -147,7 +147,7 @@ let package = Package(
         ),
         .plugin(name: "BuildInfo", capability: .buildTool()),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceFormatsTests", dependencies: ["SluiceFormats", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"],
             swiftSettings: swiftSettings),

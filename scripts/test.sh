@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # chromium: the real browser the dashboard tests load the page in (headless).
-export SLUICE_EXTRA_APT_PACKAGES="chromium"
+# gdb: the stall watchdog below prints the threads of a test process that stopped making progress.
+export SLUICE_EXTRA_APT_PACKAGES="chromium gdb"
 source scripts/setup.sh
 
 echo "==> swift format (scripts/format.sh --check)"
@@ -18,8 +19,31 @@ export SLUICE_BIN="$(swift build --show-bin-path)/sluice"
 source scripts/pg-test-server.sh
 trap pg_test_server_stop EXIT
 
+# The stall watchdog: when the tests print nothing for SLUICE_TEST_STALL_S seconds (default 600;
+# the longest test prints its result within ~7 minutes on a loaded run), it prints every thread's
+# stack of the test process, so a hang can be diagnosed from the CI log, and stops it, so the run
+# fails at once instead of using up CI's time.
+test_log="$(mktemp)"
+stall_watchdog() {
+    local limit="${SLUICE_TEST_STALL_S:-600}" age pid
+    while sleep 20; do
+        age=$(( $(date +%s) - $(stat -c %Y "$test_log") ))
+        (( age < limit )) && continue
+        pid="$(pgrep -f 'sluicePackageTests.xctest' | head -n 1 || true)"
+        [ -n "$pid" ] || continue
+        echo "==> no test output for ${age} s: the threads of the test process (pid $pid), then it is stopped" >&2
+        timeout 120 gdb -p "$pid" -batch -ex "thread apply all bt 40" 2>&1 | grep -E '^(Thread|#)' | head -n 4000 >&2 || true
+        pgrep -f "sluicePackageTests.xctest" | xargs -r kill -9
+        return
+    done
+}
+
 echo "==> swift test"
+stall_watchdog &
+watchdog=$!
 set +e
-swift test "$@" 2>&1 | grep --line-buffered -vE "'swift-distributed-tracing'|unhandled; explicitly"
+swift test "$@" 2>&1 | grep --line-buffered -vE "'swift-distributed-tracing'|unhandled; explicitly" | tee "$test_log"
 status="${PIPESTATUS[0]}"
+kill "$watchdog" 2>/dev/null
+rm -f "$test_log"
 exit "$status"

@@ -81,7 +81,7 @@ public final class NATSTestCluster: @unchecked Sendable {
         handle.seekToEndOfFile()
         p.standardOutput = handle
         p.standardError = handle
-        try p.run()
+        try ChildProcesses.run(p)
         lock.withLock { nodes[index].process = p }
     }
 

@@ -92,7 +92,7 @@ public final class S3TestServer: @unchecked Sendable {
         handle.seekToEndOfFile()
         p.standardOutput = handle
         p.standardError = handle
-        try p.run()
+        try ChildProcesses.run(p)
         lock.withLock { process = p }
         let deadline = Date().addingTimeInterval(timeout)
         // Ready once an unsigned request gets S3's answer (403) and a bucket can be listed.
@@ -137,11 +137,11 @@ public final class S3TestServer: @unchecked Sendable {
         for (k, v) in environment { env[k] = v }
         env["AWS_DEFAULT_REGION"] = "us-east-1"
         p.environment = env
-        let out = Pipe()
-        let err = Pipe()
+        let out = ChildProcesses.pipe()
+        let err = ChildProcesses.pipe()
         p.standardOutput = out
         p.standardError = err
-        try p.run()
+        try ChildProcesses.run(p)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         let errors = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
@@ -155,10 +155,10 @@ public final class S3TestServer: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url]
-        let out = Pipe()
+        let out = ChildProcesses.pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
-        try p.run()
+        try ChildProcesses.run(p)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return Int(String(decoding: data, as: UTF8.self)) ?? 0

@@ -18,10 +18,10 @@ public final class TestAPIServer: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", script] + arguments
-        let out = Pipe()
+        let out = ChildProcesses.pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
-        try p.run()
+        try ChildProcesses.run(p)
         // The first line is `PORT <n>`; read byte by byte so nothing after it is consumed.
         var line: [UInt8] = []
         while let byte = try out.fileHandleForReading.read(upToCount: 1)?.first, byte != 0x0A { line.append(byte) }
@@ -65,9 +65,9 @@ public final class TestAPIServer: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["curl"] + arguments
-        let out = Pipe()
+        let out = ChildProcesses.pipe()
         p.standardOutput = out
-        try p.run()
+        try ChildProcesses.run(p)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw TestServerError("curl \(arguments.joined(separator: " ")) failed (\(p.terminationStatus))") }

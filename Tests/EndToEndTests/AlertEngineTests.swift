@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// Alerts evaluated inside `sluice run`: each fires and resolves on a real running pipeline, and
@@ -32,7 +33,7 @@ import Testing
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "receiver.py", "\(port)", secret, out]
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        try p.run()
+        try ChildProcesses.run(p)
         return p
     }
 

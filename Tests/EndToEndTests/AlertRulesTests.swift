@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// `sluice alerts rules --format prometheus`: the exported rules pass `promtool check rules`,
@@ -145,7 +146,7 @@ import Testing
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/prometheus.log"))
         prometheus.standardOutput = log
         prometheus.standardError = log
-        try prometheus.run()
+        try ChildProcesses.run(prometheus)
         defer {
             kill(prometheus.processIdentifier, SIGKILL)
             prometheus.waitUntilExit()

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// The CLI as a user meets it: exit codes, located config errors, DLQ and state commands.
@@ -150,7 +151,7 @@ import Testing
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = [tool, "-q", "--rm", "\(dir)/data/\(file)"].filter { tool == "zstd" || $0 != "--rm" }
-            try p.run()
+            try ChildProcesses.run(p)
             p.waitUntilExit()
             #expect(p.terminationStatus == 0, "\(tool) failed")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// The dashboard, in a real browser: headless Chromium loads the page from a running
@@ -17,10 +18,10 @@ import Testing
                     "--user-data-dir=\(NSTemporaryDirectory())/sluice-chromium-\(UUID().uuidString)", "--virtual-time-budget=6000",
                     "--enable-logging=stderr", "--v=0",
                 ] + extra + [url]
-            let out = Pipe(), err = Pipe()
+            let out = ChildProcesses.pipe(), err = ChildProcesses.pipe()
             p.standardOutput = out
             p.standardError = err
-            try p.run()
+            try ChildProcesses.run(p)
             // Both pipes at once, so neither fills up.
             let log = Thread.detachedRead(err.fileHandleForReading)
             let data = out.fileHandleForReading.readDataToEndOfFile()

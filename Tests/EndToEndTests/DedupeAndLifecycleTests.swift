@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 @Suite struct DedupeAndLifecycleTests {
@@ -59,9 +60,9 @@ import Testing
             let curl = Process()
             curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             curl.arguments = ["curl", "-s", "http://127.0.0.1:\(port)/metrics"]
-            let pipe = Pipe()
+            let pipe = ChildProcesses.pipe()
             curl.standardOutput = pipe
-            try curl.run()
+            try ChildProcesses.run(curl)
             let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             curl.waitUntilExit()
             return text

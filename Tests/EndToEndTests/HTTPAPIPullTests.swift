@@ -29,8 +29,10 @@ import Testing
     }
 
     @Test func killNineDuringA300PagePullLosesAndRepeatsNothing() async throws {
-        // 300 pages of 10, 50 ms each: a pass takes longer than 10 runs killed after 0.4–2.5 s.
-        let server = try TestAPIServer.start(["--items", "3000", "--latency-ms", "50"])
+        // 300 pages of 10, one after the other (each page's link names the next), 100 ms each: a
+        // pass takes at least 30 s, and 10 runs killed after at most 2.5 s each make at most 25 s of
+        // it. (At 50 ms a loaded CI run finished the pull after 9 kills.)
+        let server = try TestAPIServer.start(["--items", "3000", "--latency-ms", "100"])
         defer { server.stop() }
         let dir = try makeWorkDirectory("httpapi-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -50,10 +52,11 @@ import Testing
     }
 
     @Test func killNineDuringAFanOutLosesAndRepeatsNoChild() async throws {
-        // 600 parents with id % 4 orders each, one a page, 30 ms a page, 4 parents at a time. Commits
+        // 600 parents with id % 4 orders each, one a page, 100 ms a page, 4 parents at a time: 1,050
+        // child pages take at least 26 s, more than 8 runs killed after at most 2.5 s each. Commits
         // mostly land between batches of parents (their pages come at once); resuming mid-parent
         // is checked by fanOutReadsEveryParentsChildrenOnceInParentOrderAndResumesMidParent.
-        let server = try TestAPIServer.start(["--items", "600", "--latency-ms", "30"])
+        let server = try TestAPIServer.start(["--items", "600", "--latency-ms", "100"])
         defer { server.stop() }
         let dir = try makeWorkDirectory("httpapi-fan-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }

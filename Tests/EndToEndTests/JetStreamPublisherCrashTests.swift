@@ -72,7 +72,7 @@ import Testing
         killer.arguments = ["killer.sh"]
         killer.currentDirectoryURL = URL(fileURLWithPath: dir)
         killer.environment = ProcessInfo.processInfo.environment.merging(["SLUICE": SluiceProcess.binary]) { $1 }
-        try killer.run()
+        try ChildProcesses.run(killer)
         defer { if killer.isRunning { kill(killer.processIdentifier, SIGKILL) } }
         await waitForExit(killer)
         let outcome = ((try? String(contentsOfFile: "\(dir)/killer.out", encoding: .utf8)) ?? "").split(separator: " ").compactMap {

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// A Parquet file Sluice cannot read exactly is never skipped with a success: the run stops,
@@ -17,7 +18,7 @@ import Testing
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         python.arguments = ["python3", "-c", script, dir]
-        try python.run()
+        try ChildProcesses.run(python)
         python.waitUntilExit()
         try #require(python.terminationStatus == 0)
         try write(

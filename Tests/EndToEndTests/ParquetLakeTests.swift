@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// Runs a Python snippet (pyarrow / DuckDB as independent readers) and returns its stdout.
@@ -9,10 +10,10 @@ func python(_ script: String, in directory: String) throws -> String {
     // off for its default connection (`duckdb.sql`), so the output is only what the script prints.
     let quiet = "try:\n    import duckdb\n    duckdb.sql('SET enable_progress_bar = false')\nexcept ImportError:\n    pass\n"
     p.arguments = ["-C", directory, "python3", "-c", quiet + script]
-    let out = Pipe(), err = Pipe()
+    let out = ChildProcesses.pipe(), err = ChildProcesses.pipe()
     p.standardOutput = out
     p.standardError = err
-    try p.run()
+    try ChildProcesses.run(p)
     let data = out.fileHandleForReading.readDataToEndOfFile()
     let errors = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()

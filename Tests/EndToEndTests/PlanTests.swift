@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// `sluice plan`: every class of answer gives the documented pattern, tier and warnings, and a
@@ -87,11 +88,11 @@ import Testing
             let p = Process()
             p.executableURL = URL(fileURLWithPath: SluiceProcess.binary)
             p.arguments = ["plan", "--json", "--interactive"]
-            let input = Pipe(), out = Pipe(), err = Pipe()
+            let input = ChildProcesses.pipe(), out = ChildProcesses.pipe(), err = ChildProcesses.pipe()
             p.standardInput = input
             p.standardOutput = out
             p.standardError = err
-            try p.run()
+            try ChildProcesses.run(p)
             // One wrong answer first: it is asked again.
             input.fileHandleForWriting.write(Data("lots\n5TB/month\n90s\nqueue\ninserts\nexactly-once\n".utf8))
             try input.fileHandleForWriting.close()

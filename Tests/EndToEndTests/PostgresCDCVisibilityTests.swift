@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// Commit order in the WAL is not visibility order. A transaction waiting for a synchronous
@@ -50,7 +51,7 @@ import Testing
         waiting.arguments = ["psql", "-X", "-q", url, "-c", "SET synchronous_commit = on; DELETE FROM v.a WHERE id = 1; UPDATE v.a SET n = 7 WHERE id = 2"]
         waiting.standardOutput = FileHandle.nullDevice
         waiting.standardError = FileHandle.nullDevice
-        try waiting.run()
+        try ChildProcesses.run(waiting)
         defer { if waiting.isRunning { kill(waiting.processIdentifier, SIGKILL) } }
         #expect(
             try await waitUntil(seconds: 30) {

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// Incremental pulls while the source table changes under them.
@@ -46,7 +47,7 @@ import Testing
             "BEGIN; UPDATE \(s).src SET updated_at = now(), v = v + 1000 WHERE id <= 300; SELECT pg_sleep(2.5); COMMIT;",
         ]
         late.standardOutput = FileHandle.nullDevice
-        try late.run()
+        try ChildProcesses.run(late)
         for round in 0..<12 {
             // 1,000+ rows share one timestamp per statement; some rounds insert new rows too.
             try psql("UPDATE \(s).src SET updated_at = now(), v = v + 1 WHERE id % 20 = \(round) AND id > 300")

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// The throwaway server `scripts/test.sh` starts. Tests fail without it (they never skip).
@@ -18,10 +19,10 @@ func psql(_ sql: String, url: String? = nil) throws -> [String] {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", try url ?? postgresURL(), "-c", sql]
-    let out = Pipe(), err = Pipe()
+    let out = ChildProcesses.pipe(), err = ChildProcesses.pipe()
     p.standardOutput = out
     p.standardError = err
-    try p.run()
+    try ChildProcesses.run(p)
     nonisolated(unsafe) var errData = Data()
     let group = DispatchGroup()
     group.enter()
@@ -78,7 +79,7 @@ func startPsql(_ sql: String) throws -> Process {
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = ["psql", "-X", "-q", try postgresURL(), "-c", sql]
     p.standardOutput = FileHandle.nullDevice
-    try p.run()
+    try ChildProcesses.run(p)
     return p
 }
 
@@ -105,7 +106,7 @@ struct PrivatePostgresServer {
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = ["-c", "unset SLUICE_TEST_PG_URL; source \"$0\" >/dev/null && echo \"$PG_TEST_DIR $SLUICE_TEST_PG_URL\" > \"$1\"", script, answer]
         p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        try ChildProcesses.run(p)
         await waitForExit(p)
         let fields = ((try? String(contentsOfFile: answer, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
         struct StartFailed: Error, CustomStringConvertible { var description: String }
@@ -121,7 +122,7 @@ struct PrivatePostgresServer {
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         // Sourced with a URL set, the script starts nothing; its stop function removes the server.
         p.arguments = ["-c", "SLUICE_TEST_PG_URL=private; source \"$0\"; PG_TEST_DIR=\"$1\" pg_test_server_stop", Self.script, directory]
-        try? p.run()
+        try? ChildProcesses.run(p)
         p.waitUntilExit()
     }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import SluiceTesting
 import Testing
 
 /// `sluice serve` as a user runs it, driven by curl and by a load generator.
@@ -247,10 +248,10 @@ import Testing
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["openssl", "dgst", "-sha256", "-hmac", secret, "-hex"]
-        let input = Pipe(), output = Pipe()
+        let input = ChildProcesses.pipe(), output = ChildProcesses.pipe()
         p.standardInput = input
         p.standardOutput = output
-        try? p.run()
+        try? ChildProcesses.run(p)
         input.fileHandleForWriting.write(Data("\(timestamp).".utf8) + Data(body))
         try? input.fileHandleForWriting.close()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -268,7 +269,7 @@ import Testing
             "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
         ]
         gen.standardError = FileHandle.nullDevice
-        try gen.run()
+        try ChildProcesses.run(gen)
         gen.waitUntilExit()
         #expect(gen.terminationStatus == 0)
         try write(

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// A free TCP port on loopback (bound and released; the kernel does not hand it out again at once).
@@ -89,10 +90,10 @@ func curl(_ arguments: [String]) throws -> CurlReply {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = ["curl", "-s", "--max-time", "60", "-D", "\(dir)/h", "-o", "\(dir)/b", "-w", "%{http_code}"] + arguments
-    let out = Pipe()
+    let out = ChildProcesses.pipe()
     p.standardOutput = out
     p.standardError = FileHandle.nullDevice
-    try p.run()
+    try ChildProcesses.run(p)
     let code = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     let headers = (try? String(contentsOfFile: "\(dir)/h", encoding: .utf8)) ?? ""

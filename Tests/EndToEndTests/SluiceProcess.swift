@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Testing
 
 /// Runs the built `sluice` binary, as a user would.
@@ -34,10 +35,10 @@ struct SluiceProcess {
 
     /// Runs a configured process to completion and returns its status and output (blocking).
     static func collect(_ p: Process) throws -> Result {
-        let out = Pipe(), err = Pipe()
+        let out = ChildProcesses.pipe(), err = ChildProcesses.pipe()
         p.standardOutput = out
         p.standardError = err
-        try p.run()
+        try ChildProcesses.run(p)
         // Read both pipes concurrently with the process so neither fills up.
         let group = DispatchGroup()
         nonisolated(unsafe) var outData = Data(), errData = Data()
@@ -79,7 +80,7 @@ struct SluiceProcess {
         handle.seekToEndOfFile()
         p.standardOutput = handle
         p.standardError = handle
-        try p.run()
+        try ChildProcesses.run(p)
         return p
     }
 }
@@ -197,10 +198,10 @@ func runTool(_ arguments: [String], in directory: String) async throws -> (statu
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = arguments
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let out = Pipe()
+        let out = ChildProcesses.pipe()
         p.standardOutput = out
         p.standardError = out
-        try p.run()
+        try ChildProcesses.run(p)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))

@@ -97,10 +97,10 @@ func python(_ script: String, _ args: String...) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", "-c", script] + args
-    let out = Pipe(), err = Pipe()
+    let out = ChildProcesses.pipe(), err = ChildProcesses.pipe()
     process.standardOutput = out
     process.standardError = err
-    try process.run()
+    try ChildProcesses.run(process)
     let data = out.fileHandleForReading.readDataToEndOfFile()
     let errors = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()

@@ -69,7 +69,7 @@ import Testing
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = [tool, "-q", "-f", path]
-            try p.run()
+            try ChildProcesses.run(p)
             p.waitUntilExit()
             let compressed = path + (tool == "gzip" ? ".gz" : ".zst")
             var source = FileSource(pattern: compressed)

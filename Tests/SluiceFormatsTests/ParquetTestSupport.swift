@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import SluiceCore
 import Testing
 @testable import SluiceFormats
@@ -89,7 +90,7 @@ enum ParquetTestSupport {
         process.arguments = ["python3", "-c", script] + args
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
+        try ChildProcesses.run(process)
         process.waitUntilExit()
         return ProcessResult(
             status: process.terminationStatus,

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTesting
 import Logging
 import SluiceCore
 import SluiceObjectStore
@@ -43,9 +44,9 @@ import Testing
             let json = try JSONSerialization.data(withJSONObject: responses.map { [$0.0, $0.1, $0.2] as [Any] })
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["python3", "-c", script, String(decoding: json, as: UTF8.self), log.path]
-            let out = Pipe()
+            let out = ChildProcesses.pipe()
             process.standardOutput = out
-            try process.run()
+            try ChildProcesses.run(process)
             var line = Data()
             while !line.contains(UInt8(ascii: "\n")) {
                 let chunk = out.fileHandleForReading.availableData

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import SluiceTesting
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -126,7 +127,7 @@ func gzipped(_ bytes: [UInt8]) throws -> [UInt8] {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = ["gzip", "-f", path]
-    try p.run()
+    try ChildProcesses.run(p)
     p.waitUntilExit()
     return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
 }
