@@ -32,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         .target(
@@ -65,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceFiles",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceObjectStore"],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceObjectStore", "CLinux"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -38,14 +38,33 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try StateMigrations.migrator.migrate(pool)
+            pool = try Self.holdingMigrationLock(path) {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                try StateMigrations.migrator.migrate(pool)
+                return pool
+            }
         } catch {
             throw SluiceError(
                 .corruptState,
                 "cannot open the state database at \(path): \(error). "
                     + "Check the path and permissions; `state:` in the config chooses another location.", underlying: error)
         }
+    }
+
+    /// Runs `body` (opening and migrating) holding an exclusive `flock` on
+    /// `<path>-migration.lock`. Two processes opening a new state database at once (a pipeline
+    /// starting while `sluice lifecycle run` reads its commits) failed otherwise: switching the
+    /// new file to WAL is refused while another connection has it open ("database is locked",
+    /// no busy wait), and each migration has its own transaction after the migrator read which
+    /// ones are applied, so both created the first tables ("table registry_schemas already
+    /// exists"). A lock of its own, not one on the database file: closing another descriptor of
+    /// that file would drop SQLite's POSIX locks.
+    static func holdingMigrationLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        let fd = open(path + "-migration.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return try body() }  // a read-only directory: nothing to migrate into either
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+        return try body()
     }
 
     public func checkpoint(pipeline: String) async throws -> Checkpoint {

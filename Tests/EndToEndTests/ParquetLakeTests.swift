@@ -69,7 +69,7 @@ struct PythonError: Error, CustomStringConvertible {
         #expect(counts == "\(Self.rows) \(Self.rows) 0 \(Self.rows - 1)")
         let leftovers =
             FileManager.default.enumerator(atPath: "\(dir)/lake")?.allObjects.compactMap { $0 as? String }
-            .filter { ($0 as NSString).lastPathComponent.hasPrefix(".") } ?? []
+            .filter { ($0 as NSString).lastPathComponent.hasPrefix(".") && $0 != ".sluice-lake.lock" } ?? []
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
     }
 

@@ -10,6 +10,34 @@ import Testing
         return (try SQLiteStateStore(path: "\(dir)/nested/state.db", historyLimit: 3), dir)
     }
 
+    /// Opening a new state database from several connections at once (two processes starting
+    /// together) succeeds for all: the switch to WAL and the migrations run one opener at a time.
+    @Test func manyOpenersOfANewDatabaseAtOnceAllSucceed() async throws {
+        for _ in 0..<5 {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let failures = try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        // Threads of their own: the openers must really run at the same moment.
+                        await withCheckedContinuation { continuation in
+                            Thread {
+                                do {
+                                    _ = try SQLiteStateStore(path: "\(dir)/state.db")
+                                    continuation.resume(returning: nil)
+                                } catch {
+                                    continuation.resume(returning: "\(error)")
+                                }
+                            }.start()
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { if let f = $1 { $0.append(f) } }
+            }
+            #expect(failures.isEmpty, "\(failures.first ?? "")")
+        }
+    }
+
     @Test func commitIsAtomicAndCheckpointsHaveHistory() async throws {
         let (store, dir) = try open()
         defer { try? FileManager.default.removeItem(atPath: dir) }

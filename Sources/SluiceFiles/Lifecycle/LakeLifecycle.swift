@@ -2,29 +2,63 @@ import Foundation
 import SluiceCore
 import SluiceFormats
 
-/// Tiering and retention of a local Parquet lake, safe while pipelines keep writing to it (they
-/// only add files, to recent partitions) and across a crash at any moment:
+/// Compaction, tiering and retention of a local Parquet lake, safe while pipelines keep writing
+/// to it (they only add files) and across a crash at any moment:
 ///
+/// - compaction writes a partition's new files into a copy of the partition next to the lake,
+///   links the partition's other files into it, and swaps the two directories in one atomic
+///   `renameat2(RENAME_EXCHANGE)` under the lake's lock (``LakeLock``): readers listing the
+///   partition see the small files or the compacted ones, never both, never neither;
 /// - a tiered file is written next to the original under a hidden name, fsynced, and renamed
 ///   over it: readers see the old file or the new one, with the same rows;
-/// - a partition directory to delete is first renamed to a hidden name (readers see all of it or
+/// - a partition directory to delete is first moved out of the lake (readers see all of it or
 ///   none of it), then removed; files at the lake's root (no partitions) are deleted one by one;
-/// - what a crash leaves (hidden temporary files and directories) is removed by the next run.
+/// - what a crash leaves (copies next to the lake, hidden temporary files) is removed by the
+///   next run. Staging happens outside the lake because readers such as DuckDB glob hidden
+///   directories too.
 ///
 /// Files already tiered carry `sluice.tier=archive` in their footer and are not rewritten.
 public struct LakeLifecycle: Sendable {
     public let directory: String
     public let policy: LifecyclePolicy
     public var now: Date
+    /// Files compaction leaves alone: published files whose commit a pipeline has not finished
+    /// (its recovery looks for them by name).
+    public var busy: Set<String>
+    /// The sink's writer options: compacted files are written as the sink writes its files.
+    public var writerOptions: ParquetWriterOptions
 
-    public init(directory: String, policy: LifecyclePolicy, now: Date = Date()) {
+    public init(
+        directory: String, policy: LifecyclePolicy, now: Date = Date(), busy: Set<String> = [], writerOptions: ParquetWriterOptions = ParquetWriterOptions()
+    ) {
         self.directory = directory
         self.policy = policy
         self.now = now
+        self.busy = Set(busy.map(Self.standardized))
+        self.writerOptions = writerOptions
     }
 
     static let tierKey = "sluice.tier"
+    /// Hidden temporary files inside the lake (a tiered file before its rename).
     static let tempPrefix = ".sluice-lifecycle-"
+
+    /// The lake's parent directory and the name prefix of the copies a run stages there.
+    var staging: (parent: String, prefix: String) {
+        let root = Self.standardized(directory)
+        return ((root as NSString).deletingLastPathComponent, ".sluice-lifecycle@\((root as NSString).lastPathComponent)@")
+    }
+
+    /// A new staging path next to the lake.
+    func stagingPath() -> String {
+        let (parent, prefix) = staging
+        return (parent as NSString).appendingPathComponent(prefix + UUID().uuidString)
+    }
+
+    static func standardized(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
+
+    func path(of partition: String) -> String {
+        partition.isEmpty ? directory : (directory as NSString).appendingPathComponent(partition)
+    }
 
     /// The partitions of the lake: relative directory ("" for the root) → data files and the
     /// newest modification time.
@@ -38,7 +72,7 @@ public struct LakeLifecycle: Sendable {
                 continue
             }
             guard name.hasSuffix(".parquet") else { continue }
-            let path = "\(directory)/\(relative)"
+            let path = (directory as NSString).appendingPathComponent(relative)
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
                 attributes[.type] as? FileAttributeType == .typeRegular
             else { continue }
@@ -62,8 +96,20 @@ public struct LakeLifecycle: Sendable {
                 // A pipeline writing a late record there right now: its file must land first.
                 guard !hasFilesInFlight(partition) else { continue }
                 actions.append(.delete(partition: partition, files: entry.files.map(\.path).sorted(), bytes: entry.files.reduce(0) { $0 + $1.bytes }))
-            } else if let after = policy.tierAfter, age > seconds(after) {
-                for file in entry.files.sorted(by: { $0.path < $1.path }) where !Self.isTiered(file.path) {
+                continue
+            }
+            let archive = policy.tierAfter.map { age > seconds($0) } ?? false
+            var compacted: Set<String> = []
+            if policy.compact {
+                let groups = compactionGroups(partition, files: entry.files)
+                if !groups.isEmpty {
+                    let sizes = Dictionary(entry.files.map { ($0.path, $0.bytes) }, uniquingKeysWith: { a, _ in a })
+                    compacted = Set(groups.joined())
+                    actions.append(.compact(partition: partition, groups: groups, bytes: compacted.reduce(0) { $0 + (sizes[$1] ?? 0) }, archive: archive))
+                }
+            }
+            if archive {
+                for file in entry.files.sorted(by: { $0.path < $1.path }) where !compacted.contains(file.path) && !Self.isTiered(file.path) {
                     actions.append(.tier(file: file.path, bytes: file.bytes))
                 }
             }
@@ -72,8 +118,22 @@ public struct LakeLifecycle: Sendable {
     }
 
     /// Does what ``plan()`` says, after removing what an interrupted run left; `progress` gets
-    /// each action as it is done.
+    /// each action as it is done. One run at a time per lake: a second one stops at once.
     public func run(progress: (LifecycleAction) -> Void = { _ in }) throws -> LifecycleReport {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return LifecycleReport()  // no lake yet
+        }
+        // Inside the lake (a swap of an unpartitioned lake's root keeps it: it is linked too).
+        let runLock = (directory as NSString).appendingPathComponent(".sluice-lifecycle.lock")
+        let fd = open(runLock, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw SluiceError(.io, "cannot create the lifecycle lock in the lake (\(String(cString: strerror(errno))))", location: runLock)
+        }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            throw SluiceError(.io, "another `sluice lifecycle run` is working on this lake; run one at a time", location: directory)
+        }
         removeLeftovers()
         var report = LifecycleReport()
         for action in plan() {
@@ -84,10 +144,23 @@ public struct LakeLifecycle: Sendable {
                 report.bytesBeforeTiering += bytes
                 report.bytesAfterTiering += after
             case let .delete(partition, files, bytes):
-                try delete(partition: partition, files: files)
+                guard try delete(partition: partition, files: files) else {
+                    report.partitionsSkipped += 1
+                    continue
+                }
                 report.partitionsDeleted += partition.isEmpty ? 0 : 1
                 report.filesDeleted += files.count
                 report.bytesDeleted += bytes
+            case let .compact(partition, groups, bytes, archive):
+                guard let written = try compact(partition: partition, groups: groups, archive: archive) else {
+                    report.partitionsSkipped += 1
+                    continue
+                }
+                report.partitionsCompacted += 1
+                report.filesCompacted += groups.reduce(0) { $0 + $1.count }
+                report.filesWritten += written.files
+                report.bytesBeforeCompaction += bytes
+                report.bytesAfterCompaction += written.bytes
             }
             progress(action)
         }
@@ -122,17 +195,23 @@ public struct LakeLifecycle: Sendable {
         return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
 
-    /// Deletes a partition directory whole (renamed out of sight first), or root-level files.
-    func delete(partition: String, files: [String]) throws {
+    /// Deletes a partition directory whole (moved out of the lake first, under the lake's lock,
+    /// unless a sink started a file there meanwhile: then false), or root-level files.
+    func delete(partition: String, files: [String]) throws -> Bool {
         guard !partition.isEmpty else {
             for file in files { unlink(file) }
             try DurableFile.syncDirectory(directory)
-            return
+            return true
         }
-        let path = "\(directory)/\(partition)"
+        let path = path(of: partition)
         let parent = (path as NSString).deletingLastPathComponent
-        let hidden = "\(parent)/\(Self.tempPrefix)\(UUID().uuidString)"
-        try DurableFile.rename(path, to: hidden)
+        let hidden = stagingPath()
+        let moved = try LakeLock(root: directory).exclusive { () throws -> Bool in
+            guard !hasFilesInFlight(partition) else { return false }
+            try DurableFile.rename(path, to: hidden)
+            return true
+        }
+        guard moved else { return false }
         try DurableFile.syncDirectory(parent)
         try FileManager.default.removeItem(atPath: hidden)
         // Parent directories left empty (`year=2025/` once its days are gone) go too.
@@ -141,21 +220,25 @@ public struct LakeLifecycle: Sendable {
             try? FileManager.default.removeItem(atPath: dir)
             dir = (dir as NSString).deletingLastPathComponent
         }
+        return true
     }
 
     /// True when a sink is writing into `partition` (a `.sluice@…tmp` file is there).
     func hasFilesInFlight(_ partition: String) -> Bool {
-        let path = partition.isEmpty ? directory : "\(directory)/\(partition)"
-        return ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).contains { $0.hasPrefix(".sluice@") }
+        ((try? FileManager.default.contentsOfDirectory(atPath: path(of: partition))) ?? []).contains { $0.hasPrefix(".sluice@") }
     }
 
-    /// Hidden temporary files and directories an interrupted run left.
+    /// What an interrupted run left: copies staged next to the lake, hidden temporary files in it.
     func removeLeftovers() {
+        let (parent, prefix) = staging
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(atPath: (parent as NSString).appendingPathComponent(name))
+        }
         guard let walker = FileManager.default.enumerator(atPath: directory) else { return }
         var leftovers: [String] = []
         while let relative = walker.nextObject() as? String {
             if (relative as NSString).lastPathComponent.hasPrefix(Self.tempPrefix) {
-                leftovers.append("\(directory)/\(relative)")
+                leftovers.append((directory as NSString).appendingPathComponent(relative))
                 walker.skipDescendants()
             }
         }

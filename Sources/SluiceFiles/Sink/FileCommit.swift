@@ -13,16 +13,19 @@ enum FileCommit {
     }
 
     /// Phase 3 of a commit: renames each file to its final name, fsyncs the directories
-    /// (and `root`), then marks the intents resolved.
-    static func publish(_ intents: [FileIntent], root: String, pipeline: String, state: any StateStore) async throws {
+    /// (and `root`), then marks the intents resolved. The renames hold `lock` (a Parquet lake's)
+    /// shared.
+    static func publish(_ intents: [FileIntent], root: String, pipeline: String, state: any StateStore, lock: LakeLock? = nil) async throws {
         guard !intents.isEmpty else { return }
-        for intent in intents {
-            // Idempotent, so a retried publish (after a failed directory fsync) goes through.
-            if !DurableFile.exists(intent.tempPath) && DurableFile.exists(intent.finalPath) { continue }
-            do {
-                try DurableFile.rename(intent.tempPath, to: intent.finalPath)
-            } catch  where DurableFile.exists(intent.finalPath) {
-                continue  // another worker's recovery published it a moment ago
+        try holding(lock) {
+            for intent in intents {
+                // Idempotent, so a retried publish (after a failed directory fsync) goes through.
+                if !DurableFile.exists(intent.tempPath) && DurableFile.exists(intent.finalPath) { continue }
+                do {
+                    try DurableFile.rename(intent.tempPath, to: intent.finalPath)
+                } catch  where DurableFile.exists(intent.finalPath) {
+                    continue  // another worker's recovery published it a moment ago
+                }
             }
         }
         var directories = Set(intents.map { ($0.finalPath as NSString).deletingLastPathComponent })
@@ -36,8 +39,31 @@ enum FileCommit {
     /// (`a` and `a-b`).
     static func tempName(pipeline: String, unique: String) -> String { ".sluice@\(pipeline)@\(unique).tmp" }
 
-    static func recover(directory: String, pipeline: String, state: any StateStore, logger: Logger) async throws {
+    /// `body` holding `lock` shared, if there is one.
+    static func holding<T>(_ lock: LakeLock?, _ body: () throws -> T) throws -> T {
+        guard let lock else { return try body() }
+        return try lock.shared(body)
+    }
+
+    /// Publishes what was committed before a crash and removes uncommitted temporary files,
+    /// holding `lock` (a Parquet lake's) shared while it changes the directories.
+    static func recover(directory: String, pipeline: String, state: any StateStore, logger: Logger, lock: LakeLock? = nil) async throws {
         let pending = try await state.pendingFileIntents(pipeline: pipeline)
+        let resolved = try holding(lock) { try publishCommitted(pending, logger: logger) }
+        if !resolved.isEmpty {
+            for dir in Set(resolved.map { ($0 as NSString).deletingLastPathComponent }) {
+                try DurableFile.syncDirectory(dir)
+            }
+            try await state.resolveFileIntents(pipeline: pipeline, finalPaths: resolved)
+        }
+        let removed = try holding(lock) { removeUncommitted(directory: directory, pipeline: pipeline, shared: state.isShared) }
+        if removed > 0 {
+            logger.info("removed uncommitted temporary files left by an interrupted run", metadata: ["count": "\(removed)"])
+        }
+    }
+
+    /// Renames the committed files still under their temporary names; returns every final path.
+    static func publishCommitted(_ pending: [StoredFileIntent], logger: Logger) throws -> [String] {
         var resolved: [String] = []
         for stored in pending {
             let intent = stored.intent
@@ -53,17 +79,16 @@ enum FileCommit {
             }
             resolved.append(intent.finalPath)
         }
-        if !resolved.isEmpty {
-            for dir in Set(resolved.map { ($0 as NSString).deletingLastPathComponent }) {
-                try DurableFile.syncDirectory(dir)
-            }
-            try await state.resolveFileIntents(pipeline: pipeline, finalPaths: resolved)
-        }
+        return resolved
+    }
+
+    /// Removes this pipeline's temporary files that no commit names; returns how many.
+    static func removeUncommitted(directory: String, pipeline: String, shared: Bool) -> Int {
         let prefix = ".sluice@\(pipeline)@"
         var removed = 0
         // With a shared state store, other workers of this pipeline may be writing their own
         // temporary files right now: only files untouched for an hour are left over by a crash.
-        let staleBefore = state.isShared ? Date().addingTimeInterval(-3600) : nil
+        let staleBefore = shared ? Date().addingTimeInterval(-3600) : nil
         // Temporary files may sit in partition sub-directories (Hive layout), so walk the tree.
         let enumerator = FileManager.default.enumerator(atPath: directory)
         while let relative = enumerator?.nextObject() as? String {
@@ -78,8 +103,6 @@ enum FileCommit {
             }
             if unlink((directory as NSString).appendingPathComponent(relative)) == 0 { removed += 1 }
         }
-        if removed > 0 {
-            logger.info("removed uncommitted temporary files left by an interrupted run", metadata: ["count": "\(removed)"])
-        }
+        return removed
     }
 }

@@ -142,11 +142,14 @@ final class ObjectPublisher {
     }
 
     /// The start of every file sink's writer: for an `s3://` directory, a publisher whose
-    /// recovery ran; for a local one, the directory created and its recovery run (nil).
-    static func prepare(directory: String, storage: StorageConfig, filePrefix: String, context: SinkContext) async throws -> ObjectPublisher? {
+    /// recovery ran; for a local one, the directory created and its recovery run (nil), holding
+    /// `lock` (a Parquet lake's) shared while it changes the directories.
+    static func prepare(
+        directory: String, storage: StorageConfig, filePrefix: String, context: SinkContext, lock: LakeLock? = nil
+    ) async throws -> ObjectPublisher? {
         guard let location = try ObjectLocation(parsing: directory) else {
             try DurableFile.makeDirectory(directory)
-            try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger)
+            try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger, lock: lock)
             return nil
         }
         let publisher = try ObjectPublisher(

@@ -43,10 +43,13 @@ public struct ParquetFileSink: Sink {
     public var lifecycle: LakeLifecycleTarget? {
         guard !directory.contains("://") else { return nil }
         let directory = self.directory
+        let options = writerOptions
         return LakeLifecycleTarget(
             policy: lifecyclePolicy, directory: directory,
-            plan: { policy, now in LakeLifecycle(directory: directory, policy: policy, now: now).plan() },
-            run: { policy, now, progress in try LakeLifecycle(directory: directory, policy: policy, now: now).run(progress: progress) })
+            plan: { policy, now, busy in LakeLifecycle(directory: directory, policy: policy, now: now, busy: busy, writerOptions: options).plan() },
+            run: { policy, now, busy, progress in
+                try LakeLifecycle(directory: directory, policy: policy, now: now, busy: busy, writerOptions: options).run(progress: progress)
+            })
     }
 
     public init(
@@ -81,11 +84,15 @@ public struct ParquetFileSink: Sink {
             var tierAfter: ConfigDuration?
             var tierLevel: Int?
             var deleteAfter: ConfigDuration?
+            var compact: Bool?
+            var targetFileSize: ConfigByteSize?
 
             enum CodingKeys: String, CodingKey {
+                case compact
                 case tierAfter = "tier_after"
                 case tierLevel = "tier_level"
                 case deleteAfter = "delete_after"
+                case targetFileSize = "target_file_size"
             }
         }
 
@@ -143,8 +150,14 @@ public struct ParquetFileSink: Sink {
                         "tier_after", .duration, example: "30d", "Partitions older than this (by their newest file) are rewritten with zstd at `tier_level`."),
                     OptionSpec("tier_level", .integer(1...22), default: "19", example: "15", "The zstd level of tiered files."),
                     OptionSpec("delete_after", .duration, example: "365d", "Partitions older than this are deleted."),
-                ]), example: "{ tier_after: 30d, delete_after: 365d }",
-                "What `sluice lifecycle run` does to a local lake's partitions as they age (see the operations guide)."),
+                    OptionSpec(
+                        "compact", .boolean, default: "false", example: "true",
+                        "Rewrite each partition's small files (under 3/4 of `target_file_size`) into files of about `target_file_size`; the partition is swapped for its compacted copy atomically."
+                    ),
+                    OptionSpec("target_file_size", .byteSize, default: "128MB", example: "256MB", "The file size compaction aims at (on disk)."),
+                ]), example: "{ compact: true, tier_after: 30d, delete_after: 365d }",
+                "What `sluice lifecycle run` does to a local lake: compaction of small files, and tiering and retention of partitions as they age (see the operations guide)."
+            ),
         ],
         example: """
             sink:
@@ -173,7 +186,12 @@ public struct ParquetFileSink: Sink {
         if let l = o.lifecycle {
             if let level = l.tierLevel, !(1...22).contains(level) { throw config.error("zstd levels are 1 to 22", key: "lifecycle.tier_level") }
             if o.path.contains("://") { throw config.error("lifecycle policies work on local lakes for now", key: "lifecycle") }
-            sink.lifecyclePolicy = LifecyclePolicy(tierAfter: l.tierAfter?.duration, tierLevel: l.tierLevel ?? 19, deleteAfter: l.deleteAfter?.duration)
+            if let size = l.targetFileSize, size.bytes < 1 << 20 {
+                throw config.error("compaction's target file size must be at least 1MB", key: "lifecycle.target_file_size")
+            }
+            sink.lifecyclePolicy = LifecyclePolicy(
+                tierAfter: l.tierAfter?.duration, tierLevel: l.tierLevel ?? 19, deleteAfter: l.deleteAfter?.duration, compact: l.compact ?? false,
+                targetFileSize: l.targetFileSize?.bytes ?? 128 << 20)
         }
         if let level = o.compressionLevel {
             switch sink.writerOptions.compression {
@@ -205,7 +223,8 @@ public struct ParquetFileSink: Sink {
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
-        let publisher = try await ObjectPublisher.prepare(directory: directory, storage: storage, filePrefix: prefix, context: context)
+        let publisher = try await ObjectPublisher.prepare(
+            directory: directory, storage: storage, filePrefix: prefix, context: context, lock: LakeLock(root: directory))
         return ParquetFileWriter(sink: self, context: context, publisher: publisher)
     }
 }

@@ -44,11 +44,14 @@ final class ParquetFileWriter: SinkWriter {
     var sequence = 0
     /// Set when the lake is in object storage: files are spooled locally, then uploaded.
     let publisher: ObjectPublisher?
+    /// A local lake's lock, held shared around each change to its directories (``LakeLock``).
+    let lakeLock: LakeLock?
 
     init(sink: ParquetFileSink, context: SinkContext, publisher: ObjectPublisher?) {
         self.sink = sink
         self.context = context
         self.publisher = publisher
+        lakeLock = publisher == nil ? LakeLock(root: sink.directory) : nil
         resources = ParquetWriterResources(options: sink.writerOptions)
         runStamp = FileCommit.runStamp()
     }
@@ -103,15 +106,19 @@ final class ParquetFileWriter: SinkWriter {
                 final = partitionDirectory.isEmpty ? name : "\(partitionDirectory)/\(name)"
             } else {
                 dir = partitionDirectory.isEmpty ? sink.directory : (sink.directory as NSString).appendingPathComponent(partitionDirectory)
-                try DurableFile.makeDirectory(dir)
                 temp = (dir as NSString).appendingPathComponent(
                     FileCommit.tempName(pipeline: context.pipeline, unique: "\(runStamp)-\(sequence)"))
                 final = (dir as NSString).appendingPathComponent(name)
             }
             do {
-                file = try OpenFile(
-                    tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions,
-                    resources: resources)
+                // The directory and the file's name appear under the lake's lock (a compaction
+                // swapping this partition copies the name, or runs after it is published).
+                file = try FileCommit.holding(lakeLock) {
+                    if publisher == nil { try DurableFile.makeDirectory(dir) }
+                    return try OpenFile(
+                        tempPath: temp, finalPath: final, directory: dir, schema: batch.schema, options: sink.writerOptions,
+                        resources: resources)
+                }
             } catch {
                 throw SluiceError(.io, "cannot create a Parquet file: \(error)", location: temp, underlying: error)
             }
@@ -181,7 +188,7 @@ final class ParquetFileWriter: SinkWriter {
         if let publisher {
             try await publisher.publish(prepared, pipeline: context.pipeline, state: context.state)
         } else {
-            try await FileCommit.publish(prepared, root: sink.directory, pipeline: context.pipeline, state: context.state)
+            try await FileCommit.publish(prepared, root: sink.directory, pipeline: context.pipeline, state: context.state, lock: lakeLock)
         }
         prepared.removeAll()
     }
@@ -191,21 +198,19 @@ final class ParquetFileWriter: SinkWriter {
         if let publisher {
             await publisher.abort(prepared)
         } else {
-            for intent in prepared { unlink(intent.tempPath) }
+            _ = try? FileCommit.holding(lakeLock) { for intent in prepared { unlink(intent.tempPath) } }
         }
         prepared.removeAll()
     }
 
     func close() async {
         // Uncommitted files are discarded; their records are replayed from the checkpoint.
-        for f in open.values { unlink(f.tempPath) }
-        for f in finished { unlink(f.tempPath) }
+        let discarded = open.values.map(\.tempPath) + finished.map(\.tempPath) + (publisher == nil ? closed.map(\.tempPath) : [])
+        _ = try? FileCommit.holding(lakeLock) { for path in discarded { unlink(path) } }
         finished.removeAll()
         if let publisher {
             await publisher.abort(closed)
             await publisher.shutdown()
-        } else {
-            for f in closed { unlink(f.tempPath) }
         }
         open.removeAll()
         closed.removeAll()

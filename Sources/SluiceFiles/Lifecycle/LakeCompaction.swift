@@ -1,0 +1,135 @@
+import CLinux
+import Foundation
+import SluiceCore
+import SluiceFormats
+
+/// Compaction of a partition's small files (see ``LakeLifecycle``).
+extension LakeLifecycle {
+    /// The groups of small files of `partition` that become one file each: files under three
+    /// quarters of the target size, not ``busy``, with the same schema (files of an older schema
+    /// are compacted among themselves), packed in name order (the order they were written) up to
+    /// the target size. A group of one file is left as it is. None when the partition holds
+    /// directories next to its files (a directory cannot be linked into the copy).
+    func compactionGroups(_ partition: String, files: [(path: String, bytes: Int)]) -> [[String]] {
+        let target = max(1, policy.targetFileSize)
+        let small = files.filter { $0.bytes < target / 4 * 3 && !busy.contains(Self.standardized($0.path)) }.sorted { $0.path < $1.path }
+        guard small.count >= 2, !hasDirectories(partition) else { return [] }
+        var order: [Schema] = []
+        var bySchema: [Schema: [(path: String, bytes: Int)]] = [:]
+        for file in small {
+            // A file that cannot be read is left alone (and named by the reader that hits it).
+            guard let schema = try? ParquetReader(path: file.path).schema else { continue }
+            if bySchema[schema] == nil { order.append(schema) }
+            bySchema[schema, default: []].append(file)
+        }
+        var groups: [[String]] = []
+        for schema in order {
+            var current: [String] = []
+            var size = 0
+            for file in bySchema[schema] ?? [] {
+                if !current.isEmpty && size + file.bytes > target {
+                    if current.count > 1 { groups.append(current) }
+                    current = []
+                    size = 0
+                }
+                current.append(file.path)
+                size += file.bytes
+            }
+            if current.count > 1 { groups.append(current) }
+        }
+        return groups
+    }
+
+    func hasDirectories(_ partition: String) -> Bool {
+        let dir = path(of: partition)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).contains { name in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(name), isDirectory: &isDirectory) && isDirectory.boolValue
+        }
+    }
+
+    /// Compacts `partition`: writes one file per group into a copy staged next to the lake,
+    /// then, holding the lake's lock, links every other entry of the partition into the copy
+    /// (files of running sinks included, committed or not) and swaps the two directories. The
+    /// old one, now the copy, is removed. Returns the files written and their size, or nil when
+    /// the partition changed under the run (an input gone, a directory appeared): left as it was.
+    func compact(partition: String, groups: [[String]], archive: Bool) throws -> (files: Int, bytes: Int)? {
+        let partitionPath = path(of: partition)
+        let stage = stagingPath()
+        try DurableFile.makeDirectory(stage)
+        do {
+            let stamp = FileCommit.runStamp()
+            var bytes = 0
+            for (index, group) in groups.enumerated() {
+                let name = "compacted-\(stamp)-\(String(format: "%06d", index + 1)).parquet"
+                bytes += try writeCompacted(group, to: (stage as NSString).appendingPathComponent(name), archive: archive)
+            }
+            let inputs = Set(groups.joined().map { ($0 as NSString).lastPathComponent })
+            let swapped = try LakeLock(root: directory).exclusive { () throws -> Bool in
+                let entries = try FileManager.default.contentsOfDirectory(atPath: partitionPath)
+                guard inputs.isSubset(of: entries) else { return false }
+                for entry in entries where !inputs.contains(entry) {
+                    let from = (partitionPath as NSString).appendingPathComponent(entry)
+                    guard link(from, (stage as NSString).appendingPathComponent(entry)) == 0 else {
+                        if errno == EPERM || errno == EISDIR { return false }  // a directory
+                        throw FileWriteError(path: from, operation: "link into the compacted partition", errno: errno).sluiceError
+                    }
+                }
+                try DurableFile.syncDirectory(stage)
+                guard sluice_rename_exchange(partitionPath, stage) == 0 else {
+                    throw FileWriteError(path: partitionPath, operation: "swap the partition for its compacted copy", errno: errno).sluiceError
+                }
+                return true
+            }
+            if swapped {
+                try DurableFile.syncDirectory((partitionPath as NSString).deletingLastPathComponent)
+                try DurableFile.syncDirectory(staging.parent)
+            }
+            try? FileManager.default.removeItem(atPath: stage)
+            return swapped ? (groups.count, bytes) : nil
+        } catch {
+            try? FileManager.default.removeItem(atPath: stage)
+            throw error
+        }
+    }
+
+    /// Writes the rows of `files` (one schema), in order, to `path` with the sink's writer
+    /// options (or zstd at the tier's level when `archive`), fsynced, dated like the newest
+    /// input so the partition does not look younger than its data; returns its size.
+    func writeCompacted(_ files: [String], to path: String, archive: Bool) throws -> Int {
+        let first = try ParquetReader(path: files[0])
+        var options = writerOptions
+        if archive {
+            options.compression = .zstd
+            options.zstdLevel = policy.tierLevel
+        }
+        var metadata = first.metadata.keyValue.filter { !ParquetWriterOptions.reservedMetadataKeys.contains($0.key) }
+        metadata[Self.tierKey] = archive ? "archive" : nil
+        options.keyValueMetadata = metadata
+        let output = try ParquetFileOutput(path: path)
+        let writer = try ParquetWriter(schema: first.schema, options: options, output: output)
+        var rows = 0
+        var newest = Date.distantPast
+        for file in files {
+            let reader = file == files[0] ? first : try ParquetReader(path: file)
+            guard reader.schema == first.schema else {
+                throw SluiceError(.conflict, "the file's schema changed during compaction", location: file)
+            }
+            for group in 0..<reader.rowGroupCount { try writer.write(try reader.readRowGroup(group)) }
+            rows += reader.metadata.rows
+            if let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date {
+                newest = max(newest, modified)
+            }
+        }
+        let summary = try writer.close()
+        guard summary.rows == rows else {
+            throw SluiceError(.io, "the compacted file holds \(summary.rows) rows, its inputs \(rows)", location: path)
+        }
+        try output.sync()
+        try output.close()
+        if newest > .distantPast {
+            try FileManager.default.setAttributes([.modificationDate: newest], ofItemAtPath: path)
+        }
+        return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    }
+}
