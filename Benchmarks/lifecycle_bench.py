@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Tiering a lake: bytes saved by `sluice lifecycle run` (zstd level 3, the sink's default, to
-level 19) on the benchmark's events, partitioned by day, and the time it takes; DuckDB rewriting
-the same files at level 19 (`COPY … (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 19)`)
-side by side, single-threaded. Every row is checked with DuckDB after tiering.
+"""Lifecycle work on a lake of the benchmark's events, partitioned by day, single-threaded,
+against DuckDB doing the same rewrite; every row is checked with DuckDB afterwards.
 
-    python3 Benchmarks/lifecycle_bench.py [--size-mb 100]
+- compaction: the pipeline writes many small files (`target_file_size: 1MB`); `sluice lifecycle
+  run --compact` rewrites each partition's files into one, against DuckDB's
+  `COPY (SELECT * FROM read_parquet([files])) TO … (FORMAT parquet, COMPRESSION zstd)` per
+  partition (`SET threads = 1`); time, peak RSS and files before/after;
+- tiering: bytes saved from zstd level 3 (the sink's default) to level 19, against DuckDB
+  rewriting the same files at level 19 (`COMPRESSION_LEVEL 19`).
+
+    python3 Benchmarks/lifecycle_bench.py [--size-mb 100] [--cases compact,tier]
 
 Needs a release build (`swift build -c release --product sluice`) and `pip install duckdb`.
 """
@@ -29,9 +34,59 @@ def count(path):
     return duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{path}/**/*.parquet')").fetchall()[0]
 
 
+def timed(args, cwd):
+    """Runs `args` under /usr/bin/time; returns (seconds, peak RSS in MB)."""
+    start = time.monotonic()
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return time.monotonic() - start, int(r.stderr.strip().splitlines()[-1]) / 1024
+
+
+def compaction(a, src):
+    work = os.path.join(a.work, "compaction")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    with open(os.path.join(work, "p.yaml"), "w") as f:
+        f.write(f"""pipelines:
+  events:
+    source: {{ file: {{ path: "{src}" }} }}
+    sink: {{ parquet: {{ path: lake, partition_by: "day(created_at)", target_file_size: 1MB }} }}
+""")
+    subprocess.run([SLUICE, "run", "p.yaml", "--no-progress", "--log-level", "error"], cwd=work, check=True)
+    lake = os.path.join(work, "lake")
+    rows = count(lake)
+    peer = os.path.join(work, "duckdb")
+    shutil.copytree(lake, peer)
+    files_before = len(glob.glob(os.path.join(lake, "**", "*.parquet"), recursive=True))
+    before = du(lake)
+    sluice_s, sluice_rss = timed(["taskset", "-c", "0", SLUICE, "lifecycle", "run", "-c", "p.yaml", "--compact", "--target-file-size", "1GB"], work)
+    assert count(lake) == rows, (count(lake), rows)
+    files_after = len(glob.glob(os.path.join(lake, "**", "*.parquet"), recursive=True))
+    after = du(lake)
+    # DuckDB: each partition's files into one, one thread, in a process of its own.
+    script = (
+        "import duckdb, glob, os, sys\n"
+        "con = duckdb.connect(); con.execute('SET threads = 1')\n"
+        "for d in sorted(glob.glob(os.path.join(sys.argv[1], '*/'))):\n"
+        "    files = sorted(glob.glob(d + '*.parquet'))\n"
+        "    con.execute(f\"COPY (SELECT * FROM read_parquet({files!r})) TO '{d}compacted.parquet.new' (FORMAT parquet, COMPRESSION zstd)\")\n"
+        "    for f in files: os.remove(f)\n"
+        "    os.rename(d + 'compacted.parquet.new', d + 'compacted.parquet')\n"
+    )
+    duck_s, duck_rss = timed(["taskset", "-c", "0", sys.executable, "-c", script, peer], work)
+    assert count(peer) == rows, (count(peer), rows)
+    duck_after = du(peer)
+    mb = lambda b: b / 1e6
+    print(f"compaction: {rows[0]} rows, {files_before} files ({mb(before):.1f} MB) in {len(glob.glob(os.path.join(lake, '*/')))} partitions")
+    print(f"{'':8} {'files':>6} {'MB after':>9} {'seconds':>8} {'peak RSS MB':>12}")
+    print(f"{'sluice':8} {files_after:6} {mb(after):9.1f} {sluice_s:8.2f} {sluice_rss:12.0f}")
+    print(f"{'duckdb':8} {len(glob.glob(os.path.join(peer, '**', '*.parquet'), recursive=True)):6} {mb(duck_after):9.1f} {duck_s:8.2f} {duck_rss:12.0f}")
+    print(f"sluice throughput / duckdb: {duck_s / sluice_s:.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mb", type=float, default=100)
+    ap.add_argument("--cases", default="compact,tier")
     ap.add_argument("--work", default=os.path.join(ROOT, "bench-work"))
     a = ap.parse_args()
     if not os.path.exists(SLUICE):
@@ -40,6 +95,14 @@ def main():
     src = os.path.join(a.work, "events-%gmb.csv" % a.size_mb)
     if not os.path.exists(src):
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts/generate_events.py"), "--size-mb", str(a.size_mb), "--format", "csv", "--out", src], check=True)
+    cases = a.cases.split(",")
+    if "compact" in cases:
+        compaction(a, src)
+    if "tier" in cases:
+        tiering(a, src)
+
+
+def tiering(a, src):
     work = os.path.join(a.work, "lifecycle")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)

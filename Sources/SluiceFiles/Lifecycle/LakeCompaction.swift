@@ -111,7 +111,7 @@ extension LakeLifecycle {
         var rows = 0
         var newest = Date.distantPast
         for file in files {
-            let reader = file == files[0] ? first : try ParquetReader(path: file)
+            let reader = file == files[0] ? first : try ParquetReader(path: file, sharingContextWith: first)
             guard reader.schema == first.schema else {
                 throw SluiceError(.conflict, "the file's schema changed during compaction", location: file)
             }

@@ -35,11 +35,17 @@ public final class ParquetReader {
     let leaves: [ParquetLeafColumn]
     /// Where the footer starts; column data must end before it.
     private let dataEnd: Int
-    private let decompressor = ParquetDecompressor()
+    private let decompressor: ParquetDecompressor
 
     /// Opens the file at `path` and reads its footer.
     public convenience init(path: String) throws {
         try self.init(input: ParquetFileInput(path: path))
+    }
+
+    /// Opens the file at `path` reusing `other`'s decompression context (a zstd context is
+    /// ~100 KB to set up): for reading many small files one after the other on one thread.
+    public convenience init(path: String, sharingContextWith other: ParquetReader) throws {
+        try self.init(input: ParquetFileInput(path: path), decompressor: other.decompressor)
     }
 
     /// Reads a file held in memory; `name` is used in error messages.
@@ -47,8 +53,9 @@ public final class ParquetReader {
         try self.init(input: ParquetMemoryInput(bytes: bytes, name: name))
     }
 
-    init(input: any ParquetInput) throws {
+    init(input: any ParquetInput, decompressor: ParquetDecompressor = ParquetDecompressor()) throws {
         self.input = input
+        self.decompressor = decompressor
         path = input.name
         func malformed(_ message: String) -> ParquetError { ParquetError(.malformed, path: input.name, message) }
 
