@@ -48,16 +48,23 @@ extension LakeLifecycle {
         }
     }
 
-    /// Compacts `partition`: writes one file per group into a copy staged next to the lake,
-    /// then, holding the lake's lock, links every other entry of the partition into the copy
-    /// (files of running sinks included, committed or not) and swaps the two directories. The
-    /// old one, now the copy, is removed. Returns the files written and their size, or nil when
-    /// the partition changed under the run (an input gone, a directory appeared): left as it was.
+    /// Compacts `partition`: writes one file per group into a copy staged next to the lake
+    /// (with the partition directory's mode and, when run as root, owner), then, holding the
+    /// lake's lock, links every other entry of the partition into the copy (files of running
+    /// sinks included, committed or not), swaps the two directories and makes the swap durable.
+    /// The old one, now the copy, is removed. Returns the files written and their size, or nil
+    /// when the partition changed under the run (an input or the partition gone, a directory
+    /// appeared): left as it was.
     func compact(partition: String, groups: [[String]], archive: Bool) throws -> (files: Int, bytes: Int)? {
         let partitionPath = path(of: partition)
+        var original = stat()
+        guard stat(partitionPath, &original) == 0 else { return nil }
         let stage = stagingPath()
         try DurableFile.makeDirectory(stage)
         do {
+            // The partition keeps its permissions (a pipeline may run as another user).
+            chmod(stage, original.st_mode & 0o7777)
+            if geteuid() == 0 { chown(stage, original.st_uid, original.st_gid) }
             let stamp = FileCommit.runStamp()
             var bytes = 0
             for (index, group) in groups.enumerated() {
@@ -66,24 +73,36 @@ extension LakeLifecycle {
             }
             let inputs = Set(groups.joined().map { ($0 as NSString).lastPathComponent })
             let swapped = try LakeLock(root: directory).exclusive { () throws -> Bool in
-                let entries = try FileManager.default.contentsOfDirectory(atPath: partitionPath)
-                guard inputs.isSubset(of: entries) else { return false }
+                guard let entries = try? FileManager.default.contentsOfDirectory(atPath: partitionPath), inputs.isSubset(of: entries) else {
+                    return false
+                }
                 for entry in entries where !inputs.contains(entry) {
                     let from = (partitionPath as NSString).appendingPathComponent(entry)
+                    var info = stat()
+                    guard lstat(from, &info) == 0 else { return false }
+                    if info.st_mode & S_IFMT == S_IFDIR { return false }  // a directory cannot be linked
                     guard link(from, (stage as NSString).appendingPathComponent(entry)) == 0 else {
-                        if errno == EPERM || errno == EISDIR { return false }  // a directory
-                        throw FileWriteError(path: from, operation: "link into the compacted partition", errno: errno).sluiceError
+                        throw SluiceError(
+                            .io,
+                            "cannot link \(entry) into the compacted copy of the partition (\(String(cString: strerror(errno))))"
+                                + (errno == EPERM ? "; run the lifecycle as the user that owns the lake (protected hard links)" : ""),
+                            location: from)
                     }
                 }
                 try DurableFile.syncDirectory(stage)
                 guard sluice_rename_exchange(partitionPath, stage) == 0 else {
-                    throw FileWriteError(path: partitionPath, operation: "swap the partition for its compacted copy", errno: errno).sluiceError
+                    let code = errno
+                    throw SluiceError(
+                        .unsupported,
+                        "cannot swap the partition for its compacted copy (renameat2 RENAME_EXCHANGE: \(String(cString: strerror(code))))"
+                            + (code == EINVAL || code == ENOSYS
+                                ? "; this filesystem cannot exchange directories atomically, so its lakes cannot be compacted" : ""),
+                        location: partitionPath)
                 }
-                return true
-            }
-            if swapped {
+                // Durable before any sink publishes into the new directory.
                 try DurableFile.syncDirectory((partitionPath as NSString).deletingLastPathComponent)
                 try DurableFile.syncDirectory(staging.parent)
+                return true
             }
             try? FileManager.default.removeItem(atPath: stage)
             return swapped ? (groups.count, bytes) : nil
@@ -91,6 +110,18 @@ extension LakeLifecycle {
             try? FileManager.default.removeItem(atPath: stage)
             throw error
         }
+    }
+
+    /// Why copies cannot be staged next to the lake (its parent must be writable and on the
+    /// lake's filesystem), or nil when they can.
+    func stagingProblem() -> String? {
+        let root = Self.standardized(directory)
+        var lake = stat()
+        var parent = stat()
+        guard stat(root, &lake) == 0, stat(staging.parent, &parent) == 0 else { return "the lake or its parent directory cannot be read" }
+        if lake.st_dev != parent.st_dev { return "the lake is a mount point: its parent \(staging.parent) is on another filesystem" }
+        if access(staging.parent, W_OK) != 0 { return "the lake's parent directory \(staging.parent) is not writable" }
+        return nil
     }
 
     /// Writes the rows of `files` (one schema), in order, to `path` with the sink's writer

@@ -14,8 +14,8 @@ import SluiceFormats
 /// - a partition directory to delete is first moved out of the lake (readers see all of it or
 ///   none of it), then removed; files at the lake's root (no partitions) are deleted one by one;
 /// - what a crash leaves (copies next to the lake, hidden temporary files) is removed by the
-///   next run. Staging happens outside the lake because readers such as DuckDB glob hidden
-///   directories too.
+///   next run. Staging happens beside the lake, not in it, because readers such as DuckDB glob
+///   hidden directories too (a reader globbing the lake's parent sees the copies: glob the lake).
 ///
 /// Files already tiered carry `sluice.tier=archive` in their footer and are not rewritten.
 public struct LakeLifecycle: Sendable {
@@ -126,7 +126,7 @@ public struct LakeLifecycle: Sendable {
         }
         // Inside the lake (a swap of an unpartitioned lake's root keeps it: it is linked too).
         let runLock = (directory as NSString).appendingPathComponent(".sluice-lifecycle.lock")
-        let fd = open(runLock, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(runLock, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw SluiceError(.io, "cannot create the lifecycle lock in the lake (\(String(cString: strerror(errno))))", location: runLock)
         }
@@ -135,8 +135,16 @@ public struct LakeLifecycle: Sendable {
             throw SluiceError(.io, "another `sluice lifecycle run` is working on this lake; run one at a time", location: directory)
         }
         removeLeftovers()
+        let actions = plan()
+        if actions.contains(where: { if case .compact = $0 { true } else { false } }), let problem = stagingProblem() {
+            throw SluiceError(
+                .unsupported,
+                "compaction stages a copy of each partition next to the lake, and here it cannot: \(problem). "
+                    + "Move the lake one directory down (path: lake/events), or leave compaction off for it",
+                location: directory)
+        }
         var report = LifecycleReport()
-        for action in plan() {
+        for action in actions {
             switch action {
             case let .tier(file, bytes):
                 let after = try tier(file)
@@ -205,21 +213,22 @@ public struct LakeLifecycle: Sendable {
         }
         let path = path(of: partition)
         let parent = (path as NSString).deletingLastPathComponent
-        let hidden = stagingPath()
+        // Out of the lake when its parent allows it; else (a mount point) under a hidden name in it.
+        let hidden = stagingProblem() == nil ? stagingPath() : (parent as NSString).appendingPathComponent("\(Self.tempPrefix)\(UUID().uuidString)")
         let moved = try LakeLock(root: directory).exclusive { () throws -> Bool in
             guard !hasFilesInFlight(partition) else { return false }
             try DurableFile.rename(path, to: hidden)
+            try DurableFile.syncDirectory(parent)
+            // Parent directories left empty (`year=2025/` once its days are gone) go too, while
+            // no sink can be creating a partition in them (rmdir removes only empty ones).
+            var dir = parent
+            while dir != directory, dir.hasPrefix(directory), rmdir(dir) == 0 {
+                dir = (dir as NSString).deletingLastPathComponent
+            }
             return true
         }
         guard moved else { return false }
-        try DurableFile.syncDirectory(parent)
         try FileManager.default.removeItem(atPath: hidden)
-        // Parent directories left empty (`year=2025/` once its days are gone) go too.
-        var dir = parent
-        while dir != directory, dir.hasPrefix(directory), (try? FileManager.default.contentsOfDirectory(atPath: dir))?.isEmpty == true {
-            try? FileManager.default.removeItem(atPath: dir)
-            dir = (dir as NSString).deletingLastPathComponent
-        }
         return true
     }
 

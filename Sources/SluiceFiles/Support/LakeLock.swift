@@ -8,8 +8,9 @@ import SluiceCore
 ///
 /// A sink holds it shared around each change it makes: creating a partition directory and a
 /// temporary file, renaming a file to publish it, removing an uncommitted one. A lifecycle run
-/// holds it exclusively only while it links a partition's files into the copy and swaps the two
-/// directories (milliseconds), so no change of a sink can fall between the two and be lost.
+/// holds it exclusively only while it links a partition's files into the copy, swaps the two
+/// directories and fsyncs them (usually milliseconds), or moves a partition out of the lake, so
+/// no change of a sink can fall between the two and be lost.
 /// It is an advisory `flock(2)` on `<lake>/.sluice-lake.lock`: the kernel releases it when its
 /// process dies, so a `kill -9` never leaves it held.
 public struct LakeLock: Sendable {
@@ -28,7 +29,8 @@ public struct LakeLock: Sendable {
 
     private func holding<T>(_ operation: Int32, _ body: () throws -> T) throws -> T {
         try DurableFile.makeDirectory(root)
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // Read-only is enough for flock, and works whoever created the file.
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileWriteError(path: path, operation: "open the lake's lock file", errno: errno).sluiceError }
         // Closing the descriptor releases the lock.
         defer { _ = Glibc.close(fd) }

@@ -36,8 +36,11 @@ struct LifecycleCommand: AsyncParsableCommand {
                 Pipelines keep running meanwhile: they add files to partitions (a file they start
                 or publish during a compaction's swap waits a few milliseconds for it), and a
                 partition a pipeline is writing into right now is not deleted. A file whose commit
-                its pipeline has not finished is not compacted. A run that is interrupted is safe
-                at any moment; the next one removes what it left. One run at a time per lake.
+                its pipeline had not finished when the run started is not compacted (a dry run
+                does not look: it opens no state store). Copies are staged next to the lake, in
+                its parent directory, which must be writable and on the same filesystem; glob
+                the lake, not its parent. A run that is interrupted is safe at any moment; the
+                next one removes what it left. One run at a time per lake.
 
                 Examples:
                   sluice lifecycle run -c pipelines.yaml --dry-run
@@ -74,6 +77,7 @@ struct LifecycleCommand: AsyncParsableCommand {
             }
             let now = Date()
             var any = false
+            var busy: Set<String>?
             for plan in plans where pipeline.isEmpty || pipeline.contains(plan.name) {
                 guard let target = plan.sink.lifecycle else { continue }
                 var policy = target.policy ?? LifecyclePolicy()
@@ -84,9 +88,10 @@ struct LifecycleCommand: AsyncParsableCommand {
                 if let size = targetFileSize.flatMap(ConfigByteSize.parse) { policy.targetFileSize = size }
                 guard !policy.isEmpty else { continue }
                 any = true
-                let busy = policy.compact ? try await unfinishedFiles(stateLocation, plans: plans) : []
+                // Read once, for real runs only (a dry run opens no state store).
+                if policy.compact && !dryRun && busy == nil { busy = try await unfinishedFiles(stateLocation, plans: plans) }
                 if dryRun {
-                    let actions = try target.plan(policy, now, busy)
+                    let actions = try target.plan(policy, now, [])
                     if json {
                         print(LifecycleRendering.json(pipeline: plan.name, actions: actions))
                     } else {
@@ -95,7 +100,7 @@ struct LifecycleCommand: AsyncParsableCommand {
                     }
                     continue
                 }
-                let report = try target.run(policy, now, busy) { action in
+                let report = try target.run(policy, now, busy ?? []) { action in
                     if !json { print("  \(LifecycleRendering.describe(action, done: true))") }
                 }
                 if json {
