@@ -23,6 +23,10 @@ public struct LifecyclePolicy: Sendable, Hashable {
     }
 
     public var isEmpty: Bool { tierAfter == nil && deleteAfter == nil && !compact }
+
+    /// Why a lake in object storage is not compacted.
+    public static let noCompactionInObjectStorage =
+        "compaction needs a local lake: an object store has no rename, so a compacted object and the removal of its inputs cannot be one step, and readers listing between them would see rows twice"
 }
 
 /// One step of a lifecycle run, as `--dry-run` lists it and a run does it.
@@ -58,20 +62,21 @@ public struct LifecycleReport: Sendable, Hashable {
     public var bytesSaved: Int { bytesBeforeTiering - bytesAfterTiering + bytesDeleted + bytesBeforeCompaction - bytesAfterCompaction }
 }
 
-/// A sink whose output has a lifecycle (`sluice lifecycle run`): a local lake.
+/// A sink whose output has a lifecycle (`sluice lifecycle run`): a lake, local or in object storage.
 public struct LakeLifecycleTarget: Sendable {
     /// The sink's `lifecycle:` block, if any.
     public var policy: LifecyclePolicy?
     public var directory: String
     /// What a run would do under `policy` at `now`, leaving alone the files in `busy` (published
     /// files whose commit a pipeline has not finished: its recovery looks for them by name).
-    public var plan: @Sendable (_ policy: LifecyclePolicy, _ now: Date, _ busy: Set<String>) throws -> [LifecycleAction]
+    public var plan: @Sendable (_ policy: LifecyclePolicy, _ now: Date, _ busy: Set<String>) async throws -> [LifecycleAction]
     /// Does it; the callback gets each action once done.
-    public var run: @Sendable (_ policy: LifecyclePolicy, _ now: Date, _ busy: Set<String>, _ progress: (LifecycleAction) -> Void) throws -> LifecycleReport
+    public var run:
+        @Sendable (_ policy: LifecyclePolicy, _ now: Date, _ busy: Set<String>, _ progress: (LifecycleAction) -> Void) async throws -> LifecycleReport
 
     public init(
-        policy: LifecyclePolicy?, directory: String, plan: @escaping @Sendable (LifecyclePolicy, Date, Set<String>) throws -> [LifecycleAction],
-        run: @escaping @Sendable (LifecyclePolicy, Date, Set<String>, (LifecycleAction) -> Void) throws -> LifecycleReport
+        policy: LifecyclePolicy?, directory: String, plan: @escaping @Sendable (LifecyclePolicy, Date, Set<String>) async throws -> [LifecycleAction],
+        run: @escaping @Sendable (LifecyclePolicy, Date, Set<String>, (LifecycleAction) -> Void) async throws -> LifecycleReport
     ) {
         self.policy = policy
         self.directory = directory

@@ -39,10 +39,41 @@ public struct ParquetFileSink: Sink {
     /// `lifecycle:`: tiering and retention of the lake's partitions (`sluice lifecycle run`).
     public var lifecyclePolicy: LifecyclePolicy?
 
-    /// A local lake's lifecycle (object storage: not yet).
+    /// The lake's lifecycle: ``LakeLifecycle`` for a local one, ``ObjectLakeLifecycle`` in
+    /// object storage.
     public var lifecycle: LakeLifecycleTarget? {
-        guard !directory.contains("://") else { return nil }
         let directory = self.directory
+        if let location = try? ObjectLocation(parsing: directory) {
+            let storage = self.storage
+            @Sendable func lake(_ policy: LifecyclePolicy, _ now: Date) throws -> ObjectLakeLifecycle {
+                let store = S3ObjectStore(bucket: location.bucket, settings: try S3Settings.resolve(storage), logger: Logger(label: "sluice.lifecycle"))
+                return ObjectLakeLifecycle(root: location, store: store, policy: policy, now: now)
+            }
+            return LakeLifecycleTarget(
+                policy: lifecyclePolicy, directory: directory,
+                plan: { policy, now, _ in
+                    let lake = try lake(policy, now)
+                    do {
+                        let actions = try await lake.plan()
+                        await lake.store.shutdown()
+                        return actions
+                    } catch {
+                        await lake.store.shutdown()
+                        throw error
+                    }
+                },
+                run: { policy, now, _, progress in
+                    let lake = try lake(policy, now)
+                    do {
+                        let report = try await lake.run(progress: progress)
+                        await lake.store.shutdown()
+                        return report
+                    } catch {
+                        await lake.store.shutdown()
+                        throw error
+                    }
+                })
+        }
         let options = writerOptions
         return LakeLifecycleTarget(
             policy: lifecyclePolicy, directory: directory,
@@ -156,7 +187,7 @@ public struct ParquetFileSink: Sink {
                     ),
                     OptionSpec("target_file_size", .byteSize, default: "128MB", example: "256MB", "The file size compaction aims at (on disk)."),
                 ]), example: "{ compact: true, tier_after: 30d, delete_after: 365d }",
-                "What `sluice lifecycle run` does to a local lake: compaction of small files, and tiering and retention of partitions as they age (see the operations guide)."
+                "What `sluice lifecycle run` does to the lake: compaction of small files (local lakes), and tiering and retention of partitions as they age (see the operations guide)."
             ),
         ],
         example: """
@@ -185,7 +216,7 @@ public struct ParquetFileSink: Sink {
         }
         if let l = o.lifecycle {
             if let level = l.tierLevel, !(1...22).contains(level) { throw config.error("zstd levels are 1 to 22", key: "lifecycle.tier_level") }
-            if o.path.contains("://") { throw config.error("lifecycle policies work on local lakes for now", key: "lifecycle") }
+            if o.path.contains("://") && l.compact == true { throw config.error(LifecyclePolicy.noCompactionInObjectStorage, key: "lifecycle.compact") }
             if let size = l.targetFileSize, size.bytes < 1 << 20 {
                 throw config.error("compaction's target file size must be at least 1MB", key: "lifecycle.target_file_size")
             }

@@ -3,19 +3,19 @@ import Foundation
 import SluiceConnectors
 import SluiceCore
 
-/// `sluice lifecycle run`: compaction, tiering and retention of local Parquet lakes.
+/// `sluice lifecycle run`: compaction, tiering and retention of Parquet lakes.
 struct LifecycleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifecycle",
-        abstract: "Compact small files of local Parquet lakes, and tier and expire their partitions as they age.",
+        abstract: "Compact small files of Parquet lakes, and tier and expire their partitions as they age.",
         subcommands: [Run.self])
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Apply the lakes' lifecycle policies now (or say what would be done, with --dry-run).",
             discussion: """
-                For each pipeline whose sink is a local `parquet` lake, with its `lifecycle:` block
-                and the flags (which override it):
+                For each pipeline whose sink is a `parquet` lake, with its `lifecycle:` block and
+                the flags (which override it):
 
                   compaction  with --compact, each partition's small files (under 3/4 of
                               --target-file-size, default 128MB) are rewritten into files of about
@@ -32,6 +32,12 @@ struct LifecycleCommand: AsyncParsableCommand {
                               and not rewritten again.
                   retention   partitions older than --delete-after are deleted: the directory is
                               renamed out of sight first, so readers see all of it or none.
+
+                A lake in object storage (`s3://…`) is tiered object by object (each rewritten
+                and replaced under its own key at once; its footer keeps its data's date) and
+                expired object by object (a reader listing meanwhile sees part of a partition).
+                It cannot be compacted: a store has no rename, so a compacted object and the
+                removal of its inputs cannot be one step.
 
                 Pipelines keep running meanwhile: they add files to partitions (a file they start
                 or publish during a compaction's swap waits a few milliseconds for it), and a
@@ -75,9 +81,11 @@ struct LifecycleCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("error: no pipeline '\(unknown)' (defined: \(plans.map(\.name).joined(separator: ", ")))\n".utf8))
                 throw ExitCode(2)
             }
-            let now = Date()
+            // Tests date the run later (object stores date objects themselves).
+            let now = Date().addingTimeInterval(ProcessInfo.processInfo.environment["SLUICE_TEST_LIFECYCLE_CLOCK_SHIFT_S"].flatMap(Double.init) ?? 0)
             var any = false
             var busy: Set<String>?
+            var refused = false
             for plan in plans where pipeline.isEmpty || pipeline.contains(plan.name) {
                 guard let target = plan.sink.lifecycle else { continue }
                 var policy = target.policy ?? LifecyclePolicy()
@@ -86,12 +94,19 @@ struct LifecycleCommand: AsyncParsableCommand {
                 if let tierLevel { policy.tierLevel = tierLevel }
                 if compact { policy.compact = true }
                 if let size = targetFileSize.flatMap(ConfigByteSize.parse) { policy.targetFileSize = size }
+                if policy.compact && target.directory.hasPrefix("s3://") {
+                    // The other work still happens; the refusal is said, and the exit status says it too.
+                    FileHandle.standardError.write(
+                        Data("error: \(plan.name) (\(target.directory)): not compacted: \(LifecyclePolicy.noCompactionInObjectStorage)\n".utf8))
+                    refused = true
+                    policy.compact = false
+                }
                 guard !policy.isEmpty else { continue }
                 any = true
                 // Read once, for real runs only (a dry run opens no state store).
                 if policy.compact && !dryRun && busy == nil { busy = try await unfinishedFiles(stateLocation, plans: plans) }
                 if dryRun {
-                    let actions = try target.plan(policy, now, [])
+                    let actions = try await target.plan(policy, now, [])
                     if json {
                         print(LifecycleRendering.json(pipeline: plan.name, actions: actions))
                     } else {
@@ -100,7 +115,7 @@ struct LifecycleCommand: AsyncParsableCommand {
                     }
                     continue
                 }
-                let report = try target.run(policy, now, busy ?? []) { action in
+                let report = try await target.run(policy, now, busy ?? []) { action in
                     if !json { print("  \(LifecycleRendering.describe(action, done: true))") }
                 }
                 if json {
@@ -111,9 +126,10 @@ struct LifecycleCommand: AsyncParsableCommand {
             }
             if !any && !json {
                 print(
-                    "no lifecycle policy applies: give a local `parquet` sink `lifecycle: { compact: true, tier_after: 30d, delete_after: 365d }`, or pass --compact / --tier-after / --delete-after"
+                    "no lifecycle policy applies: give a `parquet` sink `lifecycle: { compact: true, tier_after: 30d, delete_after: 365d }`, or pass --compact / --tier-after / --delete-after"
                 )
             }
+            if refused { throw ExitCode(1) }
         }
 
         /// Published files whose commit their pipeline has not finished (a crash between the

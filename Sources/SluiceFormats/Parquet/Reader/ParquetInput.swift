@@ -69,3 +69,24 @@ final class ParquetMemoryInput: ParquetInput {
         Array(bytes[offset..<(offset + count)])
     }
 }
+
+/// The end of a file (its footer) without its data: for reading an object's footer from a
+/// suffix range. Its head reads as the magic (not fetched); data reads fail.
+final class ParquetTailInput: ParquetInput {
+    let name: String
+    let size: Int
+    let tail: [UInt8]
+
+    init(name: String, size: Int, tail: [UInt8]) {
+        self.name = name
+        self.size = size
+        self.tail = tail
+    }
+
+    func read(offset: Int, count: Int) throws -> [UInt8] {
+        if offset == 0 && count == 4 { return ParquetWriter.magic }
+        let start = size - tail.count
+        guard offset >= start else { throw ParquetError(.malformed, path: name, "only the footer of this file was fetched") }
+        return Array(tail[(offset - start)..<(offset - start + count)])
+    }
+}

@@ -48,6 +48,25 @@ public final class ParquetReader {
         try self.init(input: ParquetFileInput(path: path), decompressor: other.decompressor)
     }
 
+    /// The footer of a Parquet file of `size` bytes whose last bytes are `tail` (an object's
+    /// suffix range, fetched without its data), or nil when the footer is longer than `tail`
+    /// (``footerLength(tail:)`` says how much to fetch).
+    public static func metadata(name: String, size: Int, tail: [UInt8]) throws -> ParquetMetadata? {
+        guard let length = footerLength(tail: tail) else {
+            throw ParquetError(.malformed, path: name, "not a Parquet file: it does not end with PAR1")
+        }
+        guard length + 8 <= tail.count else { return nil }
+        return try ParquetReader(input: ParquetTailInput(name: name, size: size, tail: tail)).metadata
+    }
+
+    /// The footer's length from the file's last 8 bytes (the end of `tail`), nil when they are
+    /// not a Parquet file's end.
+    public static func footerLength(tail: [UInt8]) -> Int? {
+        guard tail.count >= 8, Array(tail.suffix(4)) == ParquetWriter.magic else { return nil }
+        let t = Array(tail.suffix(8))
+        return Int(UInt32(t[0]) | UInt32(t[1]) << 8 | UInt32(t[2]) << 16 | UInt32(t[3]) << 24)
+    }
+
     /// Reads a file held in memory; `name` is used in error messages.
     public convenience init(bytes: [UInt8], name: String = "<memory>") throws {
         try self.init(input: ParquetMemoryInput(bytes: bytes, name: name))
