@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import SluiceCore
 import SluiceFormats
+import SluiceObjectStore
 
 extension FileSource {
     public var readIdentities: [String] { ["files:\(pattern)"] }
@@ -8,7 +10,7 @@ extension FileSource {
 
 extension ParquetFileSink {
     public var outputIdentity: String? { "dir:\(directory)" }
-    public func readEvidence() async throws -> ReadEvidence? { LakeReads.evidence(directory) }
+    public func readEvidence() async throws -> ReadEvidence? { try await LakeReads.evidence(directory, storage: storage) }
 
     /// Columns whose every column chunk, in the newest 1000 files, counts only nulls (by the
     /// footers' statistics; a chunk without a null count keeps its column off the list).
@@ -48,7 +50,7 @@ extension ParquetFileSink {
 
 extension NDJSONFileSink {
     public var outputIdentity: String? { "dir:\(directory)" }
-    public func readEvidence() async throws -> ReadEvidence? { LakeReads.evidence(directory) }
+    public func readEvidence() async throws -> ReadEvidence? { try await LakeReads.evidence(directory, storage: storage) }
 }
 
 /// Whether a local lake's files were read after they were written, by their access times.
@@ -56,6 +58,40 @@ extension NDJSONFileSink {
 /// a file read since it was written has `atime > mtime`; a file system mounted `noatime` never
 /// tells (every lake looks unread there).
 enum LakeReads {
+    /// By access times for a local lake; for one in object storage, by the bucket's access logs
+    /// (`storage.access_logs`), nil without them (a store records no access time).
+    static func evidence(_ directory: String, storage: StorageConfig) async throws -> ReadEvidence? {
+        guard let lake = try ObjectLocation(parsing: directory) else { return evidence(directory) }
+        guard let path = storage.accessLogs, let logs = try ObjectLocation(parsing: path) else { return nil }
+        let store = S3ObjectStore(bucket: logs.bucket, settings: try S3Settings.resolve(storage), logger: Logger(label: "sluice.cost"))
+        do {
+            let last = try await lastRead(lake, logs: logs, store: store)
+            await store.shutdown()
+            return .lastRead(last)
+        } catch {
+            await store.shutdown()
+            throw error
+        }
+    }
+
+    /// The newest successful `GET` of an object under `lake` in the access logs under `logs`,
+    /// by another client than Sluice (which names itself in its user agent).
+    static func lastRead(_ lake: ObjectLocation, logs: ObjectLocation, store: any ObjectStore) async throws -> Date? {
+        let prefix = lake.key.isEmpty || lake.key.hasSuffix("/") ? lake.key : lake.key + "/"
+        var last: Date?
+        for info in try await store.list(prefix: logs.key) {
+            let text = String(decoding: try await store.get(info.key, range: nil, ifMatch: nil), as: UTF8.self)
+            for line in text.split(separator: "\n") {
+                guard let record = S3AccessLogRecord.parse(line), record.bucket == lake.bucket, record.operation == "REST.GET.OBJECT",
+                    let key = record.key, key.hasPrefix(prefix), (200..<300).contains(record.status ?? 0),
+                    !(record.userAgent ?? "").hasPrefix("sluice/")
+                else { continue }
+                last = max(last ?? .distantPast, record.time)
+            }
+        }
+        return last
+    }
+
     static func evidence(_ directory: String) -> ReadEvidence? {
         guard !directory.contains("://"), let walker = FileManager.default.enumerator(atPath: directory) else { return nil }
         var last: Date?

@@ -30,6 +30,9 @@ public final class S3ObjectStore: ObjectStore {
     /// Counts the requests sent, retries included (cost accounting).
     let requests: RequestTally?
 
+    /// The `User-Agent` of every request.
+    public static let userAgent = "sluice/\(SluiceVersion.current)"
+
     public init(bucket: String, settings: S3Settings, logger: Logger, attempts: Int = 6, requests: RequestTally? = nil) {
         self.requests = requests
         self.bucket = bucket
@@ -317,6 +320,9 @@ public final class S3ObjectStore: ObjectStore {
         signed.append(
             contentsOf: signer.sign(method: method.rawValue, path: base + path, query: query, headers: signed, payloadHash: payloadHash, date: Date()))
         for (name, value) in signed { request.headers.replaceOrAdd(name: name, value: value) }
+        // Names Sluice in the bucket's access logs (unsigned), so its own reads are not taken
+        // for readers of a lake (``S3AccessLog``).
+        request.headers.replaceOrAdd(name: "user-agent", value: Self.userAgent)
         switch body {
         case .bytes(let bytes):
             // Handed over as a collection: the client copies it into buffers 4 MB at a time as it

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceCore
 import SluiceTesting
 import Testing
 
@@ -8,6 +9,7 @@ import Testing
 /// partitions are deleted; compaction is refused, saying why. The run's clock is moved forward
 /// (`SLUICE_TEST_LIFECYCLE_CLOCK_SHIFT_S`): an object store dates its objects itself.
 @Suite(.serialized) struct ObjectLakeLifecycleTests {
+
     static let rows = 30_000
 
     /// Each object of the lake under `s3://lake/events/`: key → (ETag, footer `sluice.tier`,
@@ -97,6 +99,33 @@ import Testing
         // Compaction is refused, saying why, and the rest of the work still happens.
         let compact = try await lifecycle(["--compact"], days: 40, in: dir)
         #expect(compact.status == 1 && compact.stderr.contains("compaction needs a local lake"), "\(compact.stderr)")
+
+        // Unread lakes in object storage, told by the bucket's access logs (SeaweedFS delivers
+        // none: the test writes them, in S3's documented format, where the server would).
+        let withLogs = try String(contentsOfFile: "\(dir)/p.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "storage: { ", with: "storage: { access_logs: \"s3://lake/logs/\", ")
+        try write(withLogs, to: "\(dir)/logs.yaml")
+        func unread() async throws -> Bool {
+            let r = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "logs.yaml", "--json"], in: dir)
+            #expect(r.status == 0, "\(r.stderr)")
+            return r.stdout.split(separator: "\n").contains { $0.contains("\"unread_output\"") && $0.contains("\"events\"") }
+        }
+        func deliverLog(_ name: String, agent: String) async throws {
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = TimeZone(identifier: "UTC")
+            f.dateFormat = "dd/MMM/yyyy:HH:mm:ss '+0000'"
+            let key = try #require(after.objects.keys.first).dropFirst("lake/".count)
+            let line =
+                "owner lake [\(f.string(from: Date()))] 10.0.0.1 reader REQ REST.GET.OBJECT \(key) \"GET /lake/\(key) HTTP/1.1\" 200 - 1024 4096 12 10 \"-\" \"\(agent)\" -\n"
+            try write(line, to: "\(dir)/\(name).log")
+            _ = try await offPool { try server.aws(["s3", "cp", "\(dir)/\(name).log", "s3://lake/logs/\(name)"]) }
+        }
+        #expect(try await unread(), "no access log shows a read: unread")
+        try await deliverLog("1", agent: "sluice/\(SluiceVersion.current)")  // what Sluice's S3 client sends
+        #expect(try await unread(), "Sluice's own reads (lifecycle, inspect) do not count")
+        try await deliverLog("2", agent: "duckdb/1.1 (linux)")
+        #expect(try await !unread(), "a GET by another client is a read")
 
         // `compact: true` on such a lake stops at validation, naming the key.
         try write(

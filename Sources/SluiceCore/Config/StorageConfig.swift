@@ -21,6 +21,9 @@ public struct StorageConfig: Decodable, Sendable, Hashable, CustomStringConverti
     public var partSize: ConfigByteSize?
     /// Parts uploaded at once (default 4); each is streamed from disk, 1 MB at a time.
     public var parallelParts: Int?
+    /// `s3://bucket/prefix` where the server delivers the lake bucket's access logs (S3 server
+    /// access log format): `sluice cost` tells unread lakes by them.
+    public var accessLogs: String?
 
     enum CodingKeys: String, CodingKey {
         case endpoint, region, profile
@@ -31,12 +34,13 @@ public struct StorageConfig: Decodable, Sendable, Hashable, CustomStringConverti
         case verifyTLS = "verify_tls"
         case partSize = "part_size"
         case parallelParts = "parallel_parts"
+        case accessLogs = "access_logs"
     }
 
     public init(
         endpoint: String? = nil, region: String? = nil, pathStyle: Bool? = nil, accessKeyID: String? = nil,
         secretAccessKey: String? = nil, sessionToken: String? = nil, profile: String? = nil, verifyTLS: Bool? = nil,
-        partSize: ConfigByteSize? = nil, parallelParts: Int? = nil
+        partSize: ConfigByteSize? = nil, parallelParts: Int? = nil, accessLogs: String? = nil
     ) {
         self.endpoint = endpoint
         self.region = region
@@ -48,6 +52,7 @@ public struct StorageConfig: Decodable, Sendable, Hashable, CustomStringConverti
         self.verifyTLS = verifyTLS
         self.partSize = partSize
         self.parallelParts = parallelParts
+        self.accessLogs = accessLogs
     }
 
     /// These settings with every key `other` sets taken from it.
@@ -57,7 +62,7 @@ public struct StorageConfig: Decodable, Sendable, Hashable, CustomStringConverti
             endpoint: o.endpoint ?? endpoint, region: o.region ?? region, pathStyle: o.pathStyle ?? pathStyle,
             accessKeyID: o.accessKeyID ?? accessKeyID, secretAccessKey: o.secretAccessKey ?? secretAccessKey,
             sessionToken: o.sessionToken ?? sessionToken, profile: o.profile ?? profile, verifyTLS: o.verifyTLS ?? verifyTLS,
-            partSize: o.partSize ?? partSize, parallelParts: o.parallelParts ?? parallelParts)
+            partSize: o.partSize ?? partSize, parallelParts: o.parallelParts ?? parallelParts, accessLogs: o.accessLogs ?? accessLogs)
     }
 
     public var description: String {
@@ -104,6 +109,10 @@ public struct StorageConfig: Decodable, Sendable, Hashable, CustomStringConverti
             OptionSpec(
                 "parallel_parts", .integer(1...64), default: "4", example: "8",
                 "Parts uploaded at once. Each part is read from the spool file 1MB at a time as it is sent, so memory does not grow with `part_size`."),
+            OptionSpec(
+                "access_logs", .string, example: #""s3://logs/lake/""#,
+                "Where the server delivers the lake bucket's access logs (S3 server access log format). `sluice cost` reads them to tell whether anyone reads a lake (GETs by other clients than Sluice)."
+            ),
         ]), example: #"{ endpoint: "http://127.0.0.1:8333", region: us-east-1 }"#,
         "How `s3://` paths are reached (at the top level: defaults for every pipeline; in a pipeline: overrides key by key).")
 }

@@ -99,14 +99,16 @@ public enum IngestionFindings {
                         findings.append(
                             IngestionFinding(
                                 kind: "unread_output", pipelines: [plan.name],
-                                message: "\(output) (\(plan.name)) was last read \(Int(now.timeIntervalSince(last) / 86_400)) days ago (file access times)"))
+                                message:
+                                    "\(output) (\(plan.name)) was last read \(Int(now.timeIntervalSince(last) / 86_400)) days ago (file access times, or the bucket's access logs)"
+                            ))
                     }
                 } else {
                     findings.append(
                         IngestionFinding(
                             kind: "unread_output", pipelines: [plan.name],
                             message:
-                                "no file of \(output) (\(plan.name)) was read since it was written (file access times; a file system mounted noatime never tells)"
+                                "no file of \(output) (\(plan.name)) was read since it was written (file access times, where a file system mounted noatime never tells; or the bucket's access logs, since they were turned on)"
                         ))
                 }
             case let .readCount(count)?:

@@ -18,7 +18,7 @@ extension LakeLifecycle {
         var bySchema: [Schema: [(path: String, bytes: Int)]] = [:]
         for file in small {
             // A file that cannot be read is left alone (and named by the reader that hits it).
-            guard let schema = try? ParquetReader(path: file.path).schema else { continue }
+            guard let schema = Self.leavingAccessTime(file.path, { try? ParquetReader(path: file.path).schema }) else { continue }
             if bySchema[schema] == nil { order.append(schema) }
             bySchema[schema, default: []].append(file)
         }
@@ -146,7 +146,10 @@ extension LakeLifecycle {
             guard reader.schema == first.schema else {
                 throw SluiceError(.conflict, "the file's schema changed during compaction", location: file)
             }
-            for group in 0..<reader.rowGroupCount { try writer.write(try reader.readRowGroup(group)) }
+            // A partition left as it was (it changed under the run) must not look read.
+            try Self.leavingAccessTime(file) {
+                for group in 0..<reader.rowGroupCount { try writer.write(try reader.readRowGroup(group)) }
+            }
             rows += reader.metadata.rows
             if let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date {
                 newest = max(newest, modified)

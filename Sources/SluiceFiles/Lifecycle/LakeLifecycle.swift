@@ -255,7 +255,21 @@ public struct LakeLifecycle: Sendable {
     }
 
     static func isTiered(_ path: String) -> Bool {
-        (try? ParquetReader(path: path))?.metadata.keyValue[tierKey] == "archive"
+        leavingAccessTime(path) { (try? ParquetReader(path: path))?.metadata.keyValue[tierKey] == "archive" }
+    }
+
+    /// Runs `body` (which reads `path`) and puts the file's access time back: a lifecycle run
+    /// must not look like a reader to `sluice cost`, which tells unread lakes by access times.
+    static func leavingAccessTime<T>(_ path: String, _ body: () throws -> T) rethrows -> T {
+        var before = stat()
+        let known = stat(path, &before) == 0
+        defer {
+            if known {
+                var times = [before.st_atim, before.st_mtim]
+                _ = utimensat(AT_FDCWD, path, &times, 0)
+            }
+        }
+        return try body()
     }
 
     func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
