@@ -85,13 +85,13 @@ struct SluiceProcess {
     }
 }
 
-/// Waits for `process` to exit without holding a cooperative thread.
+/// Waits for `process` to exit without holding a cooperative thread: polls `isRunning`, which
+/// Foundation's process-monitoring thread clears. (`waitUntilExit()` on another thread than the
+/// one that started the process spins: that thread's run loop has no source, so each of its
+/// turns returns at once, and it kept a core busy for as long as the process ran.)
 func waitForExit(_ process: Process) async {
-    await withCheckedContinuation { continuation in
-        Thread {
-            process.waitUntilExit()
-            continuation.resume()
-        }.start()
+    while process.isRunning {
+        try? await Task.sleep(for: .milliseconds(10))
     }
 }
 

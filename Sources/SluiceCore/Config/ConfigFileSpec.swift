@@ -83,6 +83,10 @@ public enum ConfigFileSpec {
             "state", .string, default: ".sluice/state.db", example: #""postgres://sluice@db/sluice""#,
             "Where state lives: a SQLite file (created if missing) or a `postgres://` URL shared by several workers."),
         OptionSpec(
+            "shutdown_timeout", .duration, default: "30s", example: "10s",
+            "After SIGTERM or SIGINT, how long `sluice run`, `serve` and `backfill` may take to stop gracefully (commit what they can) before they exit anyway, whatever their dependencies do; a second signal exits at once. Work not committed is read again on the next start."
+        ),
+        OptionSpec(
             "serve",
             .object([
                 OptionSpec(

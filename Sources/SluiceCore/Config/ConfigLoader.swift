@@ -101,6 +101,7 @@ public struct ConfigLoader: Sendable {
             var settings = try PipelineSettings(p, file: file)
             settings.alerts = (config.alerts ?? AlertsConfig()).overridden(by: p.alerts)
             settings.pricing = (config.pricing ?? PricingConfig()).overridden(by: p.pricing)
+            if let timeout = config.shutdownTimeout { settings.shutdownTimeout = timeout }
             settings.eventTime = p.eventTime
             if settings.dedupe == nil, let key = source.implicitDedupeKey {
                 settings.dedupe = DedupeSettings(key: key, ttl: .seconds(7 * 86_400))

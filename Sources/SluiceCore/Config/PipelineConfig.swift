@@ -13,8 +13,13 @@ public struct SluiceConfig: Decodable, Sendable {
     public var alerts: AlertsConfig?
     /// Prices for cost accounting.
     public var pricing: PricingConfig?
+    /// After SIGTERM or SIGINT, how long a graceful stop may take (default 30s).
+    public var shutdownTimeout: Duration?
 
-    enum CodingKeys: String, CodingKey { case state, pipelines, serve, storage, alerts, pricing }
+    enum CodingKeys: String, CodingKey {
+        case state, pipelines, serve, storage, alerts, pricing
+        case shutdownTimeout = "shutdown_timeout"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -23,6 +28,7 @@ public struct SluiceConfig: Decodable, Sendable {
         storage = try c.decodeIfPresent(StorageConfig.self, forKey: .storage)
         alerts = try c.decodeIfPresent(AlertsConfig.self, forKey: .alerts)
         pricing = try c.decodeIfPresent(PricingConfig.self, forKey: .pricing)
+        shutdownTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .shutdownTimeout)?.duration
         // Optional here: `sluice serve` runs a file without pipelines (the registry alone);
         // ``ConfigLoader`` refuses it for the commands that run pipelines.
         pipelines = try c.decodeIfPresent(OrderedMapping<PipelineConfig>.self, forKey: .pipelines)?.entries.map { ($0.key, $0.value) } ?? []

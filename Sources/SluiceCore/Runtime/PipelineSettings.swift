@@ -14,6 +14,9 @@ public struct PipelineSettings: Sendable {
     public var alerts = AlertsConfig()
     /// Prices for cost accounting: the file's `pricing:` with the pipeline's overrides.
     public var pricing = PricingConfig()
+    /// The file's `shutdown_timeout`: after SIGTERM or SIGINT, how long the process may take to
+    /// stop gracefully before it exits anyway.
+    public var shutdownTimeout: Duration = .seconds(30)
     /// A timestamp column whose oldest value in a batch is its origin, for the end-to-end latency.
     public var eventTime: String?
     /// A declared sequence whose gaps count as missing records.

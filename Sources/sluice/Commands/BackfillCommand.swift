@@ -119,7 +119,9 @@ struct BackfillCommand: AsyncParsableCommand {
                 .init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
             ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.cancellationSignals = [.sigquit]
+        let stop = BoundedStop(timeout: plan.settings.shutdownTimeout, logger: logger)
         try await ServiceGroup(configuration: group).run()
+        withExtendedLifetime(stop) {}
         if supervisor.failures.value > 0 { throw ExitCode(1) }
     }
 

@@ -18,7 +18,10 @@ struct RunCommand: AsyncParsableCommand {
 
             The command exits 0 once every finite source is exhausted and committed. It keeps
             running while any source is continuous (a watched directory), until SIGINT or SIGTERM:
-            then it stops reading, writes and commits what it has read, and exits 0.
+            then it stops reading, writes and commits what it has read, and exits 0. Stopping is
+            bounded: past `shutdown_timeout` (default 30s; a dependency that does not answer) or
+            at a second signal it exits at once (status 1, or 128+signal), and what was not
+            committed is read again on the next start.
 
             Exit status: 0 success, 1 a pipeline failed, 2 the configuration is invalid.
 
@@ -120,7 +123,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         var config = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.cancellationSignals = [.sigquit]
+        let stop = BoundedStop(timeout: plans.map(\.settings.shutdownTimeout).max() ?? .seconds(30), logger: logger)
         try await ServiceGroup(configuration: config).run()
+        withExtendedLifetime(stop) {}
         if supervisor.failures.value > 0 {
             throw ExitCode(1)
         }

@@ -156,6 +156,11 @@ struct ServeCommand: AsyncParsableCommand {
                 .init(service: drain),
             ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.cancellationSignals = [.sigquit]
+        // The drain is part of the graceful stop: the bound is the drain's time plus the pipelines'.
+        let stop = BoundedStop(
+            timeout: (loaded.serve?.drainTimeout ?? .seconds(30)) + (loaded.pipelines.map(\.settings.shutdownTimeout).max() ?? .seconds(30)),
+            logger: logger)
+        defer { withExtendedLifetime(stop) {} }
         do {
             try await ServiceGroup(configuration: config).run()
         } catch let error as SluiceError {
