@@ -75,7 +75,8 @@ enum LakeReads {
     }
 
     /// The newest successful `GET` of an object under `lake` in the access logs under `logs`,
-    /// by another client than Sluice (which names itself in its user agent).
+    /// by another client than a lifecycle run (which names itself in its user agent; a
+    /// pipeline reading the lake is a reader).
     static func lastRead(_ lake: ObjectLocation, logs: ObjectLocation, store: any ObjectStore) async throws -> Date? {
         let prefix = lake.key.isEmpty || lake.key.hasSuffix("/") ? lake.key : lake.key + "/"
         var last: Date?
@@ -84,7 +85,7 @@ enum LakeReads {
             for line in text.split(separator: "\n") {
                 guard let record = S3AccessLogRecord.parse(line), record.bucket == lake.bucket, record.operation == "REST.GET.OBJECT",
                     let key = record.key, key.hasPrefix(prefix), (200..<300).contains(record.status ?? 0),
-                    !(record.userAgent ?? "").hasPrefix("sluice/")
+                    !(record.userAgent ?? "").hasPrefix("sluice-lifecycle/")
                 else { continue }
                 last = max(last ?? .distantPast, record.time)
             }

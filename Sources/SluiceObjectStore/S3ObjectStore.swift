@@ -30,10 +30,18 @@ public final class S3ObjectStore: ObjectStore {
     /// Counts the requests sent, retries included (cost accounting).
     let requests: RequestTally?
 
-    /// The `User-Agent` of every request.
+    /// The `User-Agent` of pipelines' requests.
     public static let userAgent = "sluice/\(SluiceVersion.current)"
+    /// The `User-Agent` of lifecycle runs' requests, which `sluice cost` does not count as
+    /// reads of a lake (a pipeline reading one does count).
+    public static let lifecycleUserAgent = "sluice-lifecycle/\(SluiceVersion.current)"
+    /// What this client sends as `User-Agent`.
+    let userAgent: String
 
-    public init(bucket: String, settings: S3Settings, logger: Logger, attempts: Int = 6, requests: RequestTally? = nil) {
+    public init(
+        bucket: String, settings: S3Settings, logger: Logger, attempts: Int = 6, requests: RequestTally? = nil, userAgent: String = S3ObjectStore.userAgent
+    ) {
+        self.userAgent = userAgent
         self.requests = requests
         self.bucket = bucket
         self.settings = settings
@@ -320,9 +328,9 @@ public final class S3ObjectStore: ObjectStore {
         signed.append(
             contentsOf: signer.sign(method: method.rawValue, path: base + path, query: query, headers: signed, payloadHash: payloadHash, date: Date()))
         for (name, value) in signed { request.headers.replaceOrAdd(name: name, value: value) }
-        // Names Sluice in the bucket's access logs (unsigned), so its own reads are not taken
-        // for readers of a lake (``S3AccessLog``).
-        request.headers.replaceOrAdd(name: "user-agent", value: Self.userAgent)
+        // Names Sluice in the bucket's access logs (unsigned), so lifecycle runs' reads are not
+        // taken for readers of a lake (``S3AccessLogRecord``).
+        request.headers.replaceOrAdd(name: "user-agent", value: userAgent)
         switch body {
         case .bytes(let bytes):
             // Handed over as a collection: the client copies it into buffers 4 MB at a time as it

@@ -70,7 +70,9 @@ import Testing
             _ = try? psql("DROP SCHEMA \(schema) CASCADE")
         }
         run.terminate()
-        try await Task.sleep(for: .milliseconds(500))
+        // A second signal counts from a second after the first (one Ctrl-C that a process
+        // manager also forwards is one).
+        try await Task.sleep(for: .milliseconds(1500))
         run.interrupt()
         await waitForExit(run)
         let log = (try? String(contentsOfFile: "\(dir)/run.log", encoding: .utf8)) ?? ""

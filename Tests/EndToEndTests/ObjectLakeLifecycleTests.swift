@@ -122,8 +122,8 @@ import Testing
             _ = try await offPool { try server.aws(["s3", "cp", "\(dir)/\(name).log", "s3://lake/logs/\(name)"]) }
         }
         #expect(try await unread(), "no access log shows a read: unread")
-        try await deliverLog("1", agent: "sluice/\(SluiceVersion.current)")  // what Sluice's S3 client sends
-        #expect(try await unread(), "Sluice's own reads (lifecycle, inspect) do not count")
+        try await deliverLog("1", agent: "sluice-lifecycle/\(SluiceVersion.current)")  // what lifecycle runs send
+        #expect(try await unread(), "lifecycle runs' reads do not count")
         try await deliverLog("2", agent: "duckdb/1.1 (linux)")
         #expect(try await !unread(), "a GET by another client is a read")
 

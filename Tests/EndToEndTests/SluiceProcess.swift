@@ -90,8 +90,14 @@ struct SluiceProcess {
 /// one that started the process spins: that thread's run loop has no source, so each of its
 /// turns returns at once, and it kept a core busy for as long as the process ran.)
 func waitForExit(_ process: Process) async {
-    while process.isRunning {
+    while process.isRunning && !Task.isCancelled {
         try? await Task.sleep(for: .milliseconds(10))
+    }
+    // Cancelled (a test's time limit ran out): the process is killed, so the test ends and can
+    // read its status, instead of waiting forever.
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        while process.isRunning { usleep(10_000) }
     }
 }
 

@@ -34,6 +34,8 @@ public struct LoadedConfig: Sendable {
     public var pipelines: [PipelinePlan]
     /// The `serve:` section (nil when absent).
     public var serve: ServeConfig?
+    /// `shutdown_timeout` (default 30s).
+    public var shutdownTimeout: Duration = .seconds(30)
 
     public func pipeline(named name: String) -> PipelinePlan? { pipelines.first { $0.name == name } }
 }
@@ -141,6 +143,8 @@ public struct ConfigLoader: Sendable {
             let base = ComponentBuildContext(baseDirectory: baseDirectory, pipeline: "")
             serve?.tls = ServeConfig.TLSFiles(certificate: base.resolve(tls.certificate), privateKey: base.resolve(tls.privateKey))
         }
-        return LoadedConfig(file: file, state: state, pipelines: plans, serve: serve)
+        var loaded = LoadedConfig(file: file, state: state, pipelines: plans, serve: serve)
+        if let timeout = config.shutdownTimeout { loaded.shutdownTimeout = timeout }
+        return loaded
     }
 }

@@ -125,9 +125,23 @@ extension LakeLifecycle {
     }
 
     /// Writes the rows of `files` (one schema), in order, to `path` with the sink's writer
-    /// options (or zstd at the tier's level when `archive`), fsynced, dated like the newest
-    /// input so the partition does not look younger than its data; returns its size.
+    /// options (or zstd at the tier's level when `archive`), fsynced, and returns its size. It
+    /// is dated like its inputs: modified when the newest was (the partition does not look
+    /// younger than its data), accessed when the last was read (`sluice cost` tells unread
+    /// lakes by access times); the inputs' own times are put back (a partition left as it was
+    /// must not look read).
     func writeCompacted(_ files: [String], to path: String, archive: Bool) throws -> Int {
+        var times: [(path: String, times: stat)] = []
+        for file in files {
+            var info = stat()
+            if stat(file, &info) == 0 { times.append((file, info)) }
+        }
+        defer {
+            for (file, info) in times {
+                var both = [info.st_atim, info.st_mtim]
+                _ = utimensat(AT_FDCWD, file, &both, 0)
+            }
+        }
         let first = try ParquetReader(path: files[0])
         var options = writerOptions
         if archive {
@@ -140,20 +154,13 @@ extension LakeLifecycle {
         let output = try ParquetFileOutput(path: path)
         let writer = try ParquetWriter(schema: first.schema, options: options, output: output)
         var rows = 0
-        var newest = Date.distantPast
         for file in files {
             let reader = file == files[0] ? first : try ParquetReader(path: file, sharingContextWith: first)
             guard reader.schema == first.schema else {
                 throw SluiceError(.conflict, "the file's schema changed during compaction", location: file)
             }
-            // A partition left as it was (it changed under the run) must not look read.
-            try Self.leavingAccessTime(file) {
-                for group in 0..<reader.rowGroupCount { try writer.write(try reader.readRowGroup(group)) }
-            }
+            for group in 0..<reader.rowGroupCount { try writer.write(try reader.readRowGroup(group)) }
             rows += reader.metadata.rows
-            if let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date {
-                newest = max(newest, modified)
-            }
         }
         let summary = try writer.close()
         guard summary.rows == rows else {
@@ -161,9 +168,12 @@ extension LakeLifecycle {
         }
         try output.sync()
         try output.close()
-        if newest > .distantPast {
-            try FileManager.default.setAttributes([.modificationDate: newest], ofItemAtPath: path)
+        if let modified = times.map(\.times.st_mtim).max(by: Self.earlier), let accessed = times.map(\.times.st_atim).max(by: Self.earlier) {
+            var both = [accessed, modified]
+            _ = utimensat(AT_FDCWD, path, &both, 0)
         }
         return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
+
+    static func earlier(_ a: timespec, _ b: timespec) -> Bool { (a.tv_sec, a.tv_nsec) < (b.tv_sec, b.tv_nsec) }
 }

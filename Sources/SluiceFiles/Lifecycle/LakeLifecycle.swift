@@ -175,8 +175,12 @@ public struct LakeLifecycle: Sendable {
         return report
     }
 
-    /// Rewrites `path` with zstd at the tier's level; returns its new size.
+    /// Rewrites `path` with zstd at the tier's level; returns its new size. The new file keeps
+    /// the old one's access and modification times: the partition's age, and whether anyone
+    /// read it, stay what they were.
     func tier(_ path: String) throws -> Int {
+        var original = stat()
+        guard stat(path, &original) == 0 else { throw FileWriteError(path: path, operation: "stat", errno: errno).sluiceError }
         let reader = try ParquetReader(path: path)
         var options = ParquetWriterOptions()
         options.compression = .zstd
@@ -194,6 +198,8 @@ public struct LakeLifecycle: Sendable {
             _ = try writer.close()
             try output.sync()
             try output.close()
+            var times = [original.st_atim, original.st_mtim]
+            _ = utimensat(AT_FDCWD, temp, &times, 0)
             try DurableFile.rename(temp, to: path)
             try DurableFile.syncDirectory(dir)
         } catch {

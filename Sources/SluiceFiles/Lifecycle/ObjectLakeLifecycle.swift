@@ -23,6 +23,9 @@ public struct ObjectLakeLifecycle: Sendable {
     public let store: any ObjectStore
     public let policy: LifecyclePolicy
     public var now: Date
+    /// Multipart upload settings (`storage.part_size`, `storage.parallel_parts`).
+    public var partSize = 16 << 20
+    public var parallelParts = 4
 
     static let modifiedKey = "sluice.modified"
 
@@ -33,11 +36,12 @@ public struct ObjectLakeLifecycle: Sendable {
         self.now = now
     }
 
-    /// An object of the lake: its listing, footer metadata and the date its data was written.
+    /// An object of the lake: its listing, footer metadata and the date its data was written
+    /// (nil when the store gives none: its partition is then left alone).
     struct Object {
         var info: ObjectInfo
         var tiered: Bool
-        var written: Date
+        var written: Date?
     }
 
     var prefix: String { root.key.isEmpty ? "" : root.key.hasSuffix("/") ? root.key : root.key + "/" }
@@ -53,9 +57,7 @@ public struct ObjectLakeLifecycle: Sendable {
             let metadata = try await footer(info)
             let stored = metadata?.keyValue[Self.modifiedKey].flatMap(Double.init).map { Date(timeIntervalSince1970: $0) }
             out[partition, default: []].append(
-                Object(
-                    info: info, tiered: metadata?.keyValue[LakeLifecycle.tierKey] == "archive",
-                    written: stored ?? info.lastModified ?? .distantPast))
+                Object(info: info, tiered: metadata?.keyValue[LakeLifecycle.tierKey] == "archive", written: stored ?? info.lastModified))
         }
         return out
     }
@@ -63,19 +65,28 @@ public struct ObjectLakeLifecycle: Sendable {
     /// The footer's metadata of an object (one or two suffix reads), nil if it is not Parquet.
     func footer(_ info: ObjectInfo) async throws -> ParquetMetadata? {
         guard info.size >= 12 else { return nil }
-        var tail = try await store.get(info.key, range: max(0, info.size - (64 << 10))..<info.size, ifMatch: nil)
-        guard let length = ParquetReader.footerLength(tail: tail), length + 12 <= info.size else { return nil }
-        if length + 8 > tail.count {
-            tail = try await store.get(info.key, range: (info.size - length - 8)..<info.size, ifMatch: nil)
+        do {
+            var tail = try await store.get(info.key, range: max(0, info.size - (64 << 10))..<info.size, ifMatch: info.etag)
+            guard let length = ParquetReader.footerLength(tail: tail), length + 12 <= info.size else { return nil }
+            if length + 8 > tail.count {
+                tail = try await store.get(info.key, range: (info.size - length - 8)..<info.size, ifMatch: info.etag)
+            }
+            return try? ParquetReader.metadata(name: "\(store.name)/\(info.key)", size: info.size, tail: tail)
+        } catch is ObjectStoreError {
+            return nil  // replaced or deleted since the listing: the next run sees it as it is
         }
-        return try? ParquetReader.metadata(name: "\(store.name)/\(info.key)", size: info.size, tail: tail)
     }
 
     /// What a run would do now, oldest partitions first.
     public func plan() async throws -> [LifecycleAction] {
         if policy.compact { throw SluiceError(.unsupported, LifecyclePolicy.noCompactionInObjectStorage, location: root.description) }
         var actions: [LifecycleAction] = []
-        let parts = try await partitions().map { ($0.key, $0.value, $0.value.map(\.written).max() ?? .distantPast) }.sorted { $0.2 < $1.2 }
+        // A partition with an undated object is left alone: its age is unknown.
+        let parts = try await partitions().compactMap { entry -> (String, [Object], Date)? in
+            let dates = entry.value.compactMap(\.written)
+            guard dates.count == entry.value.count, let newest = dates.max() else { return nil }
+            return (entry.key, entry.value, newest)
+        }.sorted { $0.2 < $1.2 }
         for (partition, objects, newest) in parts {
             let age = now.timeIntervalSince(newest)
             let location = partition.isEmpty ? root : root.appending(partition)
@@ -131,7 +142,8 @@ public struct ObjectLakeLifecycle: Sendable {
     }
 
     /// Rewrites the object at `key` with zstd at the tier's level and replaces it; returns its
-    /// new size, or nil when it changed or went meanwhile (left for the next run).
+    /// new size, or nil when it changed or went meanwhile, or its replacement could not be
+    /// completed (its upload is then aborted; the object stays as it was, for the next run).
     func tier(key: String, spool: String) async throws -> Int? {
         guard let info = try await store.head(key) else { return nil }
         let original = (spool as NSString).appendingPathComponent("original.parquet")
@@ -140,13 +152,21 @@ public struct ObjectLakeLifecycle: Sendable {
             unlink(original)
             unlink(tiered)
         }
-        let bytes: [UInt8]
+        // Downloaded 8 MB at a time into the spool (memory does not grow with the object).
         do {
-            bytes = try await store.get(key, range: nil, ifMatch: info.etag)
-        } catch let error as SluiceError where !error.isRetryable {
+            guard FileManager.default.createFile(atPath: original, contents: nil), let out = FileHandle(forWritingAtPath: original) else {
+                throw SluiceError(.io, "cannot create a spool file", location: original)
+            }
+            defer { try? out.close() }
+            var offset = 0
+            while offset < info.size {
+                let end = min(info.size, offset + (8 << 20))
+                try out.write(contentsOf: try await store.get(key, range: offset..<end, ifMatch: info.etag))
+                offset = end
+            }
+        } catch is ObjectStoreError {
             return nil  // replaced or deleted since the listing
         }
-        try Data(bytes).write(to: URL(fileURLWithPath: original))
         let reader = try ParquetReader(path: original)
         var options = ParquetWriterOptions()
         options.compression = .zstd
@@ -166,14 +186,20 @@ public struct ObjectLakeLifecycle: Sendable {
             throw SluiceError(.io, "the tiered object holds \(summary.rows) rows, the original \(reader.metadata.rows)", location: key)
         }
         let size = Int((try FileManager.default.attributesOfItem(atPath: tiered)[.size] as? NSNumber)?.intValue ?? 0)
-        let (uploadID, parts) = try await FileUpload(store: store).upload(path: tiered, size: size, to: key)
-        // Still the object that was read: else it was replaced meanwhile, and stays as it is.
-        guard try await store.head(key)?.etag == info.etag else {
-            try await store.abortMultipartUpload(key, uploadID: uploadID)
+        let (uploadID, parts) = try await FileUpload(store: store, partSize: partSize, parallelParts: parallelParts).upload(path: tiered, size: size, to: key)
+        do {
+            // Still the object that was read: else it was replaced meanwhile, and stays as it is.
+            guard try await store.head(key)?.etag == info.etag else {
+                try? await store.abortMultipartUpload(key, uploadID: uploadID)
+                return nil
+            }
+            try await store.completeMultipartUpload(key, uploadID: uploadID, parts: parts)
+            return size
+        } catch {
+            // E.g. a pipeline starting now aborted this upload as one of its own leftovers.
+            try? await store.abortMultipartUpload(key, uploadID: uploadID)
             return nil
         }
-        try await store.completeMultipartUpload(key, uploadID: uploadID, parts: parts)
-        return size
     }
 
     func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }

@@ -46,8 +46,13 @@ public struct ParquetFileSink: Sink {
         if let location = try? ObjectLocation(parsing: directory) {
             let storage = self.storage
             @Sendable func lake(_ policy: LifecyclePolicy, _ now: Date) throws -> ObjectLakeLifecycle {
-                let store = S3ObjectStore(bucket: location.bucket, settings: try S3Settings.resolve(storage), logger: Logger(label: "sluice.lifecycle"))
-                return ObjectLakeLifecycle(root: location, store: store, policy: policy, now: now)
+                let store = S3ObjectStore(
+                    bucket: location.bucket, settings: try S3Settings.resolve(storage), logger: Logger(label: "sluice.lifecycle"),
+                    userAgent: S3ObjectStore.lifecycleUserAgent)
+                var lake = ObjectLakeLifecycle(root: location, store: store, policy: policy, now: now)
+                lake.partSize = storage.partSize?.bytes ?? lake.partSize
+                lake.parallelParts = storage.parallelParts ?? lake.parallelParts
+                return lake
             }
             return LakeLifecycleTarget(
                 policy: lifecyclePolicy, directory: directory,

@@ -121,7 +121,7 @@ struct BackfillCommand: AsyncParsableCommand {
         group.cancellationSignals = [.sigquit]
         let stop = BoundedStop(timeout: plan.settings.shutdownTimeout, logger: logger)
         try await ServiceGroup(configuration: group).run()
-        withExtendedLifetime(stop) {}
+        _ = stop  // lives as long as the process (its signal sources hold it)
         if supervisor.failures.value > 0 { throw ExitCode(1) }
     }
 

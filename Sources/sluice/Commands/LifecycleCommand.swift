@@ -81,8 +81,14 @@ struct LifecycleCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("error: no pipeline '\(unknown)' (defined: \(plans.map(\.name).joined(separator: ", ")))\n".utf8))
                 throw ExitCode(2)
             }
-            // Tests date the run later (object stores date objects themselves).
-            let now = Date().addingTimeInterval(ProcessInfo.processInfo.environment["SLUICE_TEST_LIFECYCLE_CLOCK_SHIFT_S"].flatMap(Double.init) ?? 0)
+            // Tests date the run later (object stores date objects themselves); said on stderr,
+            // so a stray variable cannot expire data unnoticed.
+            let shift = ProcessInfo.processInfo.environment["SLUICE_TEST_LIFECYCLE_CLOCK_SHIFT_S"].flatMap(Double.init) ?? 0
+            if shift != 0 {
+                FileHandle.standardError.write(
+                    Data("warning: SLUICE_TEST_LIFECYCLE_CLOCK_SHIFT_S moves this run's clock by \(Int(shift)) s (a test hook)\n".utf8))
+            }
+            let now = Date().addingTimeInterval(shift)
             var any = false
             var busy: Set<String>?
             var refused = false

@@ -125,7 +125,7 @@ struct RunCommand: AsyncParsableCommand {
         config.cancellationSignals = [.sigquit]
         let stop = BoundedStop(timeout: plans.map(\.settings.shutdownTimeout).max() ?? .seconds(30), logger: logger)
         try await ServiceGroup(configuration: config).run()
-        withExtendedLifetime(stop) {}
+        _ = stop  // lives as long as the process (its signal sources hold it)
         if supervisor.failures.value > 0 {
             throw ExitCode(1)
         }

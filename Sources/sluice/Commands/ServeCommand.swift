@@ -157,10 +157,8 @@ struct ServeCommand: AsyncParsableCommand {
             ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         config.cancellationSignals = [.sigquit]
         // The drain is part of the graceful stop: the bound is the drain's time plus the pipelines'.
-        let stop = BoundedStop(
-            timeout: (loaded.serve?.drainTimeout ?? .seconds(30)) + (loaded.pipelines.map(\.settings.shutdownTimeout).max() ?? .seconds(30)),
-            logger: logger)
-        defer { withExtendedLifetime(stop) {} }
+        // Lives as long as the process (its signal sources hold it).
+        _ = BoundedStop(timeout: (loaded.serve?.drainTimeout ?? .seconds(30)) + loaded.shutdownTimeout, logger: logger)
         do {
             try await ServiceGroup(configuration: config).run()
         } catch let error as SluiceError {
