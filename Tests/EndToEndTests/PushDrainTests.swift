@@ -62,8 +62,9 @@ import Testing
         #expect(refused.header("Connection")?.lowercased() == "close")
         #expect(refused.header("Retry-After") != nil)
         #expect(refused.header("Content-Type") == "application/problem+json")
+        // That answer is the proof it was still draining; whether the process is still there a
+        // moment later depends on the machine's load (a loaded CI run finished the drain first).
         #expect(refused.problemType == "urn:sluice:problem:shutting-down", "\(refused.body)")
-        #expect(server.process.isRunning, "still draining when the refused push was answered")
 
         let status = try await offPool { () -> Int32 in
             server.process.waitUntilExit()

@@ -182,13 +182,7 @@ public struct LakeLifecycle: Sendable {
         var original = stat()
         guard stat(path, &original) == 0 else { throw FileWriteError(path: path, operation: "stat", errno: errno).sluiceError }
         let reader = try ParquetReader(path: path)
-        var options = ParquetWriterOptions()
-        options.compression = .zstd
-        options.zstdLevel = policy.tierLevel
-        // The footer's other metadata is kept (the writer writes its own schema key itself).
-        var metadata = reader.metadata.keyValue.filter { !ParquetWriterOptions.reservedMetadataKeys.contains($0.key) }
-        metadata[Self.tierKey] = "archive"
-        options.keyValueMetadata = metadata
+        let options = policy.tierOptions(for: reader)
         let dir = (path as NSString).deletingLastPathComponent
         let temp = "\(dir)/\(Self.tempPrefix)\(UUID().uuidString).tmp"
         do {
@@ -279,4 +273,20 @@ public struct LakeLifecycle: Sendable {
     }
 
     func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+}
+
+extension LifecyclePolicy {
+    /// The writer options of a tiered copy of `reader`'s file: zstd at the tier's level, the
+    /// footer's metadata kept (the writer writes its own schema key) and marked
+    /// `sluice.tier=archive`, with `extra` keys added where the footer has none.
+    func tierOptions(for reader: ParquetReader, extra: [String: String] = [:]) -> ParquetWriterOptions {
+        var options = ParquetWriterOptions()
+        options.compression = .zstd
+        options.zstdLevel = tierLevel
+        var metadata = reader.metadata.keyValue.filter { !ParquetWriterOptions.reservedMetadataKeys.contains($0.key) }
+        metadata[LakeLifecycle.tierKey] = "archive"
+        metadata.merge(extra) { existing, _ in existing }
+        options.keyValueMetadata = metadata
+        return options
+    }
 }

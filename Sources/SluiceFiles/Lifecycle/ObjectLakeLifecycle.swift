@@ -168,15 +168,8 @@ public struct ObjectLakeLifecycle: Sendable {
             return nil  // replaced or deleted since the listing
         }
         let reader = try ParquetReader(path: original)
-        var options = ParquetWriterOptions()
-        options.compression = .zstd
-        options.zstdLevel = policy.tierLevel
-        var metadata = reader.metadata.keyValue.filter { !ParquetWriterOptions.reservedMetadataKeys.contains($0.key) }
-        metadata[LakeLifecycle.tierKey] = "archive"
-        if metadata[Self.modifiedKey] == nil, let date = info.lastModified {
-            metadata[Self.modifiedKey] = String(Int(date.timeIntervalSince1970))
-        }
-        options.keyValueMetadata = metadata
+        // The store dates the new object anew: the footer keeps the data's date.
+        let options = policy.tierOptions(for: reader, extra: info.lastModified.map { [Self.modifiedKey: String(Int($0.timeIntervalSince1970))] } ?? [:])
         let output = try ParquetFileOutput(path: tiered)
         let writer = try ParquetWriter(schema: reader.schema, options: options, output: output)
         for group in 0..<reader.rowGroupCount { try writer.write(try reader.readRowGroup(group)) }
