@@ -41,18 +41,24 @@ def timed(args, cwd):
     return time.monotonic() - start, int(r.stderr.strip().splitlines()[-1]) / 1024
 
 
-def compaction(a, src):
-    work = os.path.join(a.work, "compaction")
+def make_lake(a, src, name, sink_options=""):
+    """A fresh work directory `name` whose pipeline wrote `src` into `lake/`, partitioned by day;
+    returns (work directory, lake)."""
+    work = os.path.join(a.work, name)
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     with open(os.path.join(work, "p.yaml"), "w") as f:
         f.write(f"""pipelines:
   events:
     source: {{ file: {{ path: "{src}" }} }}
-    sink: {{ parquet: {{ path: lake, partition_by: "day(created_at)", target_file_size: 1MB }} }}
+    sink: {{ parquet: {{ path: lake, partition_by: "day(created_at)"{sink_options} }} }}
 """)
     subprocess.run([SLUICE, "run", "p.yaml", "--no-progress", "--log-level", "error"], cwd=work, check=True)
-    lake = os.path.join(work, "lake")
+    return work, os.path.join(work, "lake")
+
+
+def compaction(a, src):
+    work, lake = make_lake(a, src, "compaction", ", target_file_size: 1MB")
     rows = count(lake)
     peer = os.path.join(work, "duckdb")
     shutil.copytree(lake, peer)
@@ -103,17 +109,7 @@ def main():
 
 
 def tiering(a, src):
-    work = os.path.join(a.work, "lifecycle")
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    with open(os.path.join(work, "p.yaml"), "w") as f:
-        f.write(f"""pipelines:
-  events:
-    source: {{ file: {{ path: "{src}" }} }}
-    sink: {{ parquet: {{ path: lake, partition_by: "day(created_at)" }} }}
-""")
-    subprocess.run([SLUICE, "run", "p.yaml", "--no-progress", "--log-level", "error"], cwd=work, check=True)
-    lake = os.path.join(work, "lake")
+    work, lake = make_lake(a, src, "lifecycle")
     rows = count(lake)
     peer = os.path.join(work, "duckdb")
     shutil.copytree(lake, peer)

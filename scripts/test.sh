@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # chromium: the real browser the dashboard tests load the page in (headless).
-# gdb: the stall watchdog below prints the threads of a test process that stopped making progress.
-export SLUICE_EXTRA_APT_PACKAGES="chromium gdb"
+# gdb and procps (pgrep): the stall watchdog below prints the threads of a test process that
+# stopped making progress.
+export SLUICE_EXTRA_APT_PACKAGES="chromium gdb procps"
 source scripts/setup.sh
 
 echo "==> swift format (scripts/format.sh --check)"
