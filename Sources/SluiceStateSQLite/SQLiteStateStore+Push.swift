@@ -22,7 +22,6 @@ extension SQLiteStateStore: PushQueueStore {
                     sql: """
                         INSERT INTO push_queue(stream, request_id, payload, records, bytes, received_at) VALUES (?, ?, ?, ?, ?, ?)
                         """)
-                let insertLetter = try db.cachedStatement(sql: Self.insertDeadLetterSQL)
                 for request in requests {
                     if let key = request.idempotency {
                         if let row = try Row.fetchOne(findKey, arguments: [key.stream, key.key]),
@@ -47,13 +46,10 @@ extension SQLiteStateStore: PushQueueStore {
                         added[request.stream, default: PushBacklog()].records += request.records
                         added[request.stream, default: PushBacklog()].bytes += request.payload.count
                     }
-                    let now = request.receivedAt.timeIntervalSince1970
-                    for l in request.deadLetters {
-                        try insertLetter.execute(arguments: [
-                            request.pipeline, l.stage, l.errorKind, l.message, l.location,
-                            Data(l.raw), l.attempts, now, now, l.schema,
-                        ])
-                    }
+                    var letters = SQLiteDeadLetterBlocks.Edit()
+                    try SQLiteDeadLetterBlocks.file(
+                        db, pipeline: request.pipeline, letters: request.deadLetters, now: request.receivedAt.timeIntervalSince1970, edit: &letters)
+                    try letters.save(db)
                     outcomes.append(.appended(sequence: sequence))
                 }
                 return .commit

@@ -36,6 +36,11 @@ public final class SQLiteStateStore: StateStore {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // SQLite's own default, which some builds (Debian's) change to ON: zeroing every page
+            // a deleted row frees writes a replayed dead-letter block twice more (WAL, then the
+            // database file). FAST still clears deleted bytes where that costs no extra write;
+            // SQLite's VACUUM removes the rest.
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
         }
         do {
             pool = try Self.holdingMigrationLock(path) {
@@ -89,15 +94,6 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    /// Files a dead letter; a second one at the same location updates it and counts the attempt.
-    static let insertDeadLetterSQL = """
-        INSERT INTO dead_letters(pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen, schema)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(pipeline, location) DO UPDATE SET stage = excluded.stage, error_kind = excluded.error_kind,
-            message = excluded.message, raw = excluded.raw, attempts = attempts + excluded.attempts,
-            last_seen = excluded.last_seen, schema = excluded.schema
-        """
-
     /// Writes one commit; returns what stopped counting as push-queue backlog (see ``PushQueuePartition``).
     static func apply(_ commit: StateCommit, _ db: Database, historyLimit: Int) throws -> [String: PushBacklog] {
         var freed: [String: PushBacklog] = [:]
@@ -123,27 +119,16 @@ public final class SQLiteStateStore: StateStore {
                         SELECT id FROM checkpoint_history WHERE pipeline = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
                     """, arguments: [commit.pipeline, commit.pipeline, historyLimit])
         }
-        // In chunks: SQLite bounds the number of parameters of a statement.
-        var deleted = 0
-        for start in stride(from: 0, to: commit.resolvedDeadLetters?.count ?? 0, by: 500) {
-            let chunk = commit.resolvedDeadLetters![start..<min(start + 500, commit.resolvedDeadLetters!.count)]
-            try db.execute(
-                // By id (the rowid), not through the (pipeline, location) index: `+pipeline`.
-                sql: "DELETE FROM dead_letters WHERE +pipeline = ? AND id IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))",
-                arguments: StatementArguments([commit.owner] + chunk.map { $0 as any DatabaseValueConvertible }))
-            deleted += db.changesCount
-        }
-        if let resolved = commit.resolvedDeadLetters, deleted != Set(resolved).count {
+        // Dead letters a replay delivered go first; then those filed (a letter that failed again
+        // is updated where it is).
+        var letters = SQLiteDeadLetterBlocks.Edit()
+        if let resolved = commit.resolvedDeadLetters, !resolved.isEmpty {
+            let (deleted, asked) = try SQLiteDeadLetterBlocks.resolve(db, pipeline: commit.owner, ids: resolved, edit: &letters)
             // Another replay delivered some of them first: this commit's records would be twice.
-            throw StateCommit.replayConflict(resolved.count - deleted)
+            if deleted != asked { throw StateCommit.replayConflict(asked - deleted) }
         }
-        let insertLetter = try db.cachedStatement(sql: insertDeadLetterSQL)
-        for l in commit.deadLetters {
-            try insertLetter.execute(arguments: [
-                commit.owner, l.stage, l.errorKind, l.message, l.location,
-                Data(l.raw), l.attempts, now, now, l.schema,
-            ])
-        }
+        try SQLiteDeadLetterBlocks.file(db, pipeline: commit.owner, letters: commit.deadLetters, now: now, edit: &letters)
+        try letters.save(db)
         if let since = commit.dedupeSince {
             // See ``StateCommit/dedupeSince``: a key another commit stored inside the TTL refuses the commit.
             let insertKey = try db.cachedStatement(
@@ -254,40 +239,22 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func deadLetters(pipeline: String?, limit: Int) async throws -> [StoredDeadLetter] {
-        try await pool.read { db in
-            let rows: [Row] =
-                if let pipeline {
-                    try Row.fetchAll(db, sql: "SELECT * FROM dead_letters WHERE pipeline = ? ORDER BY id LIMIT ?", arguments: [pipeline, limit])
-                } else {
-                    try Row.fetchAll(db, sql: "SELECT * FROM dead_letters ORDER BY id LIMIT ?", arguments: [limit])
-                }
-            return rows.map(Self.deadLetter)
-        }
+        try await deadLetters(matching: DeadLetterFilter(pipeline: pipeline), limit: limit)
     }
 
     public func deadLetter(id: Int64) async throws -> StoredDeadLetter? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM dead_letters WHERE id = ?", arguments: [id]).map(Self.deadLetter)
-        }
+        try await pool.read { db in try SQLiteDeadLetterBlocks.letter(db, id: id) }
     }
 
     public func deadLetterCount(pipeline: String?) async throws -> Int {
-        try await pool.read { db in
-            if let pipeline {
-                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters WHERE pipeline = ?", arguments: [pipeline]) ?? 0
-            }
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0
-        }
+        try await pool.read { db in try SQLiteDeadLetterBlocks.summary(db, pipeline: pipeline).count }
     }
 
     public func deadLetterSummary(pipeline: String) async throws -> (count: Int, oldest: Date?) {
-        try await pool.read { db in
-            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*), MIN(first_seen) FROM dead_letters WHERE pipeline = ?", arguments: [pipeline])
-            let oldest: Double? = row?[1]
-            return (row?[0] ?? 0, oldest.map { Date(timeIntervalSince1970: $0) })
-        }
+        try await pool.read { db in try SQLiteDeadLetterBlocks.summary(db, pipeline: pipeline) }
     }
 
+    /// A row of the table of dead letters before blocks (migration `v9-dead-letter-blocks`).
     static func deadLetter(_ row: Row) -> StoredDeadLetter {
         let raw: Data = row["raw"] ?? Data()
         return StoredDeadLetter(

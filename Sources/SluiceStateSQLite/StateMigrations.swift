@@ -115,6 +115,11 @@ enum StateMigrations {
                         storage_bytes INTEGER NOT NULL, ingest_dollars REAL NOT NULL, PRIMARY KEY (pipeline, hour));
                     """)
         }
+        migrator.registerMigration("v9-dead-letter-blocks") { db in
+            // The dead-letter queue in blocks (SQLiteDeadLetterBlocks): a replay deletes a block, not
+            // each of its letters.
+            try SQLiteDeadLetterBlocks.migrate(db)
+        }
         return migrator
     }
 }

@@ -106,7 +106,7 @@ import Testing
         #expect(try await feed { has("SluiceErrorRateHigh", ["firing", "resolved"]) && has("SluiceSchemaDrift", ["firing", "resolved"]) })
         #expect(Self.transitions(got, alert: "SluiceDeadLetterQueueLarge") == ["firing"], "the queue still holds 4")
         let cleared = try await runTool(
-            ["python3", "-c", "import sqlite3; c = sqlite3.connect('.sluice/state.db'); c.execute('DELETE FROM dead_letters'); c.commit()"], in: dir)
+            ["python3", "-c", "import sqlite3; c = sqlite3.connect('.sluice/state.db'); c.execute('DELETE FROM dead_letter_blocks'); c.commit()"], in: dir)
         #expect(cleared.status == 0, "\(cleared.output)")
         #expect(try await feed { has("SluiceDeadLetterQueueLarge", ["firing", "resolved"]) }, "\(log())")
         kill(sluice.processIdentifier, SIGTERM)

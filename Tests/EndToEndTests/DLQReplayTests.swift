@@ -104,4 +104,45 @@ import Testing
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/lake")) ?? []
         #expect(!names.contains { $0.hasSuffix(".tmp") }, "\(names.filter { $0.hasSuffix(".tmp") })")
     }
+
+    /// The same with pages of whole blocks: 40 runs file 40 blocks of 500 dead letters, and a
+    /// replay of one block per commit (decoded as one text, each block deleted as one row) is
+    /// killed at random moments.
+    @Test func killedWhileReplayingWholeBlocksTheReplayLosesAndRepeatsNothing() async throws {
+        let dir = try makeWorkDirectory("dlq-replay-blocks-kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = 40, perFile = 500
+        try write(Self.config("decimal(10,2)"), to: "\(dir)/p.yaml")
+        for f in 0..<files {
+            let ids = (f * perFile + 1)...(f * perFile + perFile)
+            try write(ids.map { "{\"id\":\($0),\"amount\":\"\($0).125\"}" }.joined(separator: "\n") + "\n", to: "\(dir)/in/\(f).ndjson")
+            let run = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir)
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        #expect(try await Self.letters(dir).count == files * perFile)
+        try write(Self.config("decimal(12,3)"), to: "\(dir)/p.yaml")
+        var kills = 0
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<60 where kills < 10 {
+            let p = try SluiceProcess.start(
+                ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "\(perFile)", "--no-progress", "--log-level", "error"], in: dir,
+                log: "\(dir)/sluice.log", environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "100"])
+            let pid = p.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 100...900, using: &generator))) { kill(pid, SIGKILL) }
+            await waitForExit(p)
+            if p.terminationReason == .uncaughtSignal {
+                kills += 1
+            } else {
+                try await Task.sleep(for: .milliseconds(1000))  // the pending timer must not hit a reused pid
+                break
+            }
+        }
+        #expect(kills >= 10, "only \(kills) kills landed")
+        let last = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--no-progress"], in: dir)
+        #expect(last.status == 0, "\(last.stderr)")
+        #expect(try await Self.letters(dir).isEmpty, "every dead letter replayed")
+        #expect(try await Self.lakeCounts(dir) == (files * perFile, files * perFile), "every row once")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/lake")) ?? []
+        #expect(!names.contains { $0.hasSuffix(".tmp") }, "\(names.filter { $0.hasSuffix(".tmp") })")
+    }
 }

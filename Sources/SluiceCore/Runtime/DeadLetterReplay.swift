@@ -11,10 +11,15 @@ public protocol DeadLetterDecoder: Sendable {
     func decode(_ letters: [StoredDeadLetter]) async throws -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)])
     /// The stages whose letters this decoder takes (default: `decode`).
     var stages: [String] { get }
+    /// The records of a page's rows given as one text (``DeadLetterPage/lines(stage:)``, letters
+    /// of the `decode` stage), when every one of them decodes now; nil sends the page through
+    /// ``decode(_:)`` (a row fails again, rows of several files, or no such shortcut).
+    func decode(lines: DeadLetterBlock.Lines) async throws -> [(records: RecordBatch, ids: [Int64])]?
 }
 
 extension DeadLetterDecoder {
     public var stages: [String] { ["decode"] }
+    public func decode(lines: DeadLetterBlock.Lines) async throws -> [(records: RecordBatch, ids: [Int64])]? { nil }
 }
 
 /// `sluice dlq replay`: dead letters go through the pipeline's current configuration again,
@@ -51,8 +56,8 @@ public struct DeadLetterReplay: Sendable {
     public let logger: Logger
     public var filter: DeadLetterFilter
     public var dryRun = false
-    /// Dead letters per commit.
-    public var pageSize = 5000
+    /// Dead letters per commit (about: a store returns whole blocks).
+    public var pageSize = 65_536
     public var hooks: TestHooks = .none
     /// Decodes the rows the stages after decoding refused (JSON with their schema); set by the
     /// caller (the formats module has the JSON decoder). Nil replays decode failures only.
@@ -134,10 +139,23 @@ public struct DeadLetterReplay: Sendable {
             }
             var page = replayable
             var conflicts = 0
+            // The next page is read and decoded while this one is written and committed: its
+            // letters come after this page's, which this commit deletes or updates.
+            var prefetched: Prepared?
             while true {
                 if exclusive { try await store.renewScheduledRun(pipeline: name, slot: slot) }
-                let letters = try await store.deadLetters(matching: page, limit: pageSize)
-                guard let last = letters.last else { break }
+                let letters: Prepared
+                if let prefetched {
+                    letters = prefetched
+                } else {
+                    letters = try await prepare(page)
+                }
+                prefetched = nil
+                guard let last = letters.page.lastID else { break }
+                var following = page
+                following.afterID = last
+                let nextFilter = following
+                async let nextPage = prepare(nextFilter)
                 do {
                     let outcome = try await replay(letters, schemaGuard: schemaGuard, writer: writer)
                     totals.replayed += outcome.replayed
@@ -150,10 +168,12 @@ public struct DeadLetterReplay: Sendable {
                     // commit was discarded whole; this page is read again (now duplicates).
                     conflicts += 1
                     logger.info("replay commit refused (keys committed meanwhile); replaying the page again", metadata: ["pipeline": "\(plan.name)"])
+                    _ = try? await nextPage
                     continue
                 }
+                prefetched = try await nextPage
                 progress(totals)
-                page.afterID = last.id
+                page = following
             }
         } catch {
             await writer?.close()
@@ -165,49 +185,66 @@ public struct DeadLetterReplay: Sendable {
         return totals
     }
 
-    /// Replays one page of letters in one commit.
-    func replay(_ letters: [StoredDeadLetter], schemaGuard: SchemaGuard?, writer: (any SinkWriter)?) async throws -> Totals {
-        var out = Totals()
-        var index: [Int64: Int] = [:]
-        index.reserveCapacity(letters.count)
-        for (i, l) in letters.enumerated() { index[l.id] = i }
-        func stage(_ id: Int64) -> String? { index[id].map { letters[$0].letter.stage } }
-        var again: [DeadLetter] = []
-        var dropped: [Int64] = []
-        func fail(_ id: Int64, _ kind: String, _ message: String) {
-            guard let i = index[id] else { return }
-            again.append(letters[i].failedAgain(kind: kind, message: message))
-        }
+    /// A page read and, when its rows decode as one text, decoded.
+    struct Prepared: Sendable {
+        var page: DeadLetterPage
+        var lines: [(records: RecordBatch, ids: [Int64])]?
+    }
 
-        // Decode: the source's decoder for raw bytes, the JSON decoder for rendered rows.
-        let anyRendered = letters.contains { Self.renderedStages.contains($0.letter.stage) }
-        let rendered = anyRendered ? letters.filter { Self.renderedStages.contains($0.letter.stage) } : []
-        let decodeStage = anyRendered ? letters.filter { !Self.renderedStages.contains($0.letter.stage) } : letters
+    /// Reads the page of `filter` and decodes it when it can (``decodeLines(_:)``).
+    func prepare(_ filter: DeadLetterFilter) async throws -> Prepared {
+        let page = try await store.deadLetterPage(matching: filter, limit: pageSize)
+        return Prepared(page: page, lines: page.isEmpty ? nil : try await decodeLines(page))
+    }
+
+    /// Replays one page of letters in one commit.
+    func replay(_ prepared: Prepared, schemaGuard: SchemaGuard?, writer: (any SinkWriter)?) async throws -> Totals {
+        let page = prepared.page
+        var out = Totals()
+        // Letters that fail again, by id: made into dead letters at the end, from the page.
+        var failed: [(id: Int64, kind: String, message: String)] = []
+        func fail(_ id: Int64, _ kind: String, _ message: String) { failed.append((id, kind, message)) }
+        var dropped: [Int64] = []
         var decoded: [(records: RecordBatch, ids: [Int64], fromSink: Bool)] = []
-        var failures: [(id: Int64, letter: DeadLetter)] = []
-        if !decodeStage.isEmpty, let decoder = plan.source.deadLetterDecoder() {
-            let d = try await decoder.decode(decodeStage)
-            decoded += d.batches.map { ($0.records, $0.ids, false) }
-            failures += d.failures
-        }
-        if !rendered.isEmpty, let renderedRows {
-            let d = try await renderedRows.decode(rendered)
-            for (records, ids) in d.batches {
-                let fromSink = stage(ids[0]) == "sink"
-                // A batch mixes stages only when its letters do; split it so that sink rows skip the earlier stages.
-                let sinkRows = ids.indices.filter { stage(ids[$0]) == "sink" }
-                if sinkRows.isEmpty || sinkRows.count == ids.count {
-                    decoded.append((records, ids, fromSink))
-                } else {
-                    let other = ids.indices.filter { stage(ids[$0]) != "sink" }
-                    decoded.append((records.take(sinkRows), sinkRows.map { ids[$0] }, true))
-                    decoded.append((records.take(other), other.map { ids[$0] }, false))
-                }
+        var letters: [StoredDeadLetter]?
+
+        if let lines = prepared.lines {
+            // The page's rows as one text, all decoded: no value per letter.
+            decoded = lines.map { ($0.records, $0.ids, false) }
+        } else {
+            let all = try page.letters()
+            letters = all
+            // Decode: the source's decoder for raw bytes, the JSON decoder for rendered rows.
+            let anyRendered = all.contains { Self.renderedStages.contains($0.letter.stage) }
+            var stageOf: [Int64: String] = [:]
+            if anyRendered { for l in all { stageOf[l.id] = l.letter.stage } }
+            let rendered = anyRendered ? all.filter { Self.renderedStages.contains($0.letter.stage) } : []
+            let decodeStage = anyRendered ? all.filter { !Self.renderedStages.contains($0.letter.stage) } : all
+            var failures: [(id: Int64, letter: DeadLetter)] = []
+            if !decodeStage.isEmpty, let decoder = plan.source.deadLetterDecoder() {
+                let d = try await decoder.decode(decodeStage)
+                decoded += d.batches.map { ($0.records, $0.ids, false) }
+                failures += d.failures
             }
-            failures += d.failures
+            if !rendered.isEmpty, let renderedRows {
+                let d = try await renderedRows.decode(rendered)
+                for (records, ids) in d.batches {
+                    let fromSink = stageOf[ids[0]] == "sink"
+                    // A batch mixes stages only when its letters do; split it so that sink rows skip the earlier stages.
+                    let sinkRows = ids.indices.filter { stageOf[ids[$0]] == "sink" }
+                    if sinkRows.isEmpty || sinkRows.count == ids.count {
+                        decoded.append((records, ids, fromSink))
+                    } else {
+                        let other = ids.indices.filter { stageOf[ids[$0]] != "sink" }
+                        decoded.append((records.take(sinkRows), sinkRows.map { ids[$0] }, true))
+                        decoded.append((records.take(other), other.map { ids[$0] }, false))
+                    }
+                }
+                failures += d.failures
+            }
+            for f in failures { fail(f.id, f.letter.errorKind, f.letter.message) }
+            out.skipped = all.count - decoded.reduce(0) { $0 + $1.ids.count } - failures.count
         }
-        for f in failures { fail(f.id, f.letter.errorKind, f.letter.message) }
-        out.skipped = letters.count - decoded.reduce(0) { $0 + $1.ids.count } - failures.count
 
         // The schema policy and dedupe, for rows that had not passed them; then the sink.
         var dedupe = replayDedupe.map { Deduplicator(settings: $0, pipeline: plan.name, store: store) }
@@ -249,6 +286,15 @@ public struct DeadLetterReplay: Sendable {
                 }
             }
         }
+        var again: [DeadLetter] = []
+        if !failed.isEmpty {
+            let all = try letters ?? page.letters()
+            var index: [Int64: Int] = [:]
+            for (i, l) in all.enumerated() { index[l.id] = i }
+            for f in failed {
+                if let i = index[f.id] { again.append(all[i].failedAgain(kind: f.kind, message: f.message)) }
+            }
+        }
         out.replayed = resolved.count
         out.failedAgain = again.count
         out.dropped = dropped.count
@@ -284,6 +330,15 @@ public struct DeadLetterReplay: Sendable {
             Counter(label: "sluice_replayed_total", dimensions: [("pipeline", plan.name), ("result", "failed")]).increment(by: again.count)
         }
         return out
+    }
+
+    /// The page's rows decoded as one text by the source's decoder, when it can (see
+    /// ``DeadLetterDecoder/decode(lines:)``).
+    func decodeLines(_ page: DeadLetterPage) async throws -> [(records: RecordBatch, ids: [Int64])]? {
+        guard let decoder = plan.source.deadLetterDecoder(), decoder.stages.contains("decode"), let lines = try page.lines(stage: "decode") else {
+            return nil
+        }
+        return try await decoder.decode(lines: lines)
     }
 
     /// The rows of `records` that hold the pipeline's current schema policy (conformed to it),

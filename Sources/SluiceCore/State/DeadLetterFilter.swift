@@ -69,6 +69,10 @@ public struct DeadLetterGroup: Sendable, Hashable {
 public protocol DeadLetterAdminStore: Sendable {
     /// Dead letters matching `filter`, in id order, at most `limit`.
     func deadLetters(matching filter: DeadLetterFilter, limit: Int) async throws -> [StoredDeadLetter]
+    /// A page of a replay: dead letters matching `filter`, in id order, at most about `limit`, as
+    /// the store keeps them together (a store that keeps letters in blocks returns whole blocks,
+    /// so that the commit delivering them deletes whole blocks). Never empty while a letter matches.
+    func deadLetterPage(matching filter: DeadLetterFilter, limit: Int) async throws -> DeadLetterPage
     /// Deletes the dead letters matching `filter`; returns how many.
     func deleteDeadLetters(matching filter: DeadLetterFilter) async throws -> Int
     /// Counts by pipeline, stage and kind, with ages relative to `now`.
@@ -76,4 +80,10 @@ public protocol DeadLetterAdminStore: Sendable {
     /// Retention: deletes `pipeline`'s dead letters first seen before `before`, then all but the
     /// newest `keepNewest`; returns how many.
     func sweepDeadLetters(pipeline: String, before: Date?, keepNewest: Int?) async throws -> Int
+}
+
+extension DeadLetterAdminStore {
+    public func deadLetterPage(matching filter: DeadLetterFilter, limit: Int) async throws -> DeadLetterPage {
+        DeadLetterPage(letters: try await deadLetters(matching: filter, limit: limit))
+    }
 }

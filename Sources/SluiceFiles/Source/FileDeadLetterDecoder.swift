@@ -15,20 +15,23 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
     let source: FileSource
 
     func decode(_ letters: [StoredDeadLetter]) async throws -> (batches: [(records: RecordBatch, ids: [Int64])], failures: [(id: Int64, letter: DeadLetter)]) {
-        var groups: [String: [StoredDeadLetter]] = [:]
+        // Letters by file, in order; indices, not copies (a replay page holds tens of thousands).
+        var groups: [String: [Int]] = [:]
         var order: [String] = []
         var lastPath: String?
-        for l in letters {
+        var lastCompressed = false
+        for i in letters.indices {
             // Left as they are: letters without a row (a file that could not be read at all) and
             // rows of compressed files (the header or sample would have to be read decompressed).
-            guard !l.letter.raw.isEmpty else { continue }
-            let path = Self.path(of: l.letter.location)
+            guard !letters[i].letter.raw.isEmpty else { continue }
+            let location = letters[i].letter.location
+            let path = lastPath.flatMap { Self.isLine(location, of: $0) ? $0 : nil } ?? Self.path(of: location)
             if path != lastPath {
-                guard !Self.isCompressed(path) else { continue }
                 lastPath = path
-                if groups[path] == nil { order.append(path) }
+                lastCompressed = Self.isCompressed(path)
+                if !lastCompressed && groups[path] == nil { order.append(path) }
             }
-            groups[path, default: []].append(l)
+            if !lastCompressed { groups[path, default: []].append(i) }
         }
         var batches: [(RecordBatch, [Int64])] = []
         var failures: [(Int64, DeadLetter)] = []
@@ -36,7 +39,8 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
             failures.append((l.id, DeadLetter(stage: "decode", errorKind: kind, message: message, location: l.letter.location, raw: l.letter.raw, attempts: 1)))
         }
         for path in order {
-            let group = groups[path]!
+            let indices = groups[path]!
+            let group = indices.count == letters.count ? letters : indices.map { letters[$0] }
             let decoder: any RecordDecoder
             do {
                 decoder = try source.makeDecoder(for: path)
@@ -66,9 +70,40 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
         return (batches, failures)
     }
 
+    /// Rows all of one file, decoded at once (see ``DeadLetterDecoder/decode(lines:)``).
+    func decode(lines: DeadLetterBlock.Lines) async throws -> [(records: RecordBatch, ids: [Int64])]? {
+        guard !lines.ids.isEmpty else { return nil }
+        var path = Self.path(of: lines.location(0))
+        guard !Self.isCompressed(path) else { return nil }
+        let oneFile = path.withUTF8 { p in lines.allLocations { Self.isLine($0, of: UnsafeRawBufferPointer(p)) } }
+        guard oneFile, let decoder = try? source.makeDecoder(for: path) else { return nil }
+        let sample = Self.head(of: path)
+        if decoder is CSVDecoder && sample == nil { return nil }
+        do {
+            try (sample ?? lines.text).withUnsafeBytes { _ = try decoder.prepare(sample: $0, isWholeInput: sample == nil || sample!.count < 1 << 20) }
+        } catch {
+            return nil
+        }
+        return DeadLetterRows.decode(text: lines.text, ids: lines.ids, with: decoder)
+    }
+
     static func isCompressed(_ path: String) -> Bool {
         let lower = path.lowercased()
         return [".gz", ".zst", ".zstd", ".snappy", ".bz2", ".xz"].contains { lower.hasSuffix($0) }
+    }
+
+    /// True when `location` is `path:<line>`.
+    static func isLine(_ location: String, of path: String) -> Bool {
+        var location = location, path = path
+        return location.withUTF8 { l in path.withUTF8 { isLine(UnsafeRawBufferPointer(l), of: UnsafeRawBufferPointer($0)) } }
+    }
+
+    /// True when the bytes `l` are `p:<line>`.
+    static func isLine(_ l: UnsafeRawBufferPointer, of p: UnsafeRawBufferPointer) -> Bool {
+        guard l.count > p.count + 1, l[p.count] == UInt8(ascii: ":"), p.isEmpty || memcmp(l.baseAddress!, p.baseAddress!, p.count) == 0 else {
+            return false
+        }
+        return l[(p.count + 1)...].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
     /// `path:line` → `path`.

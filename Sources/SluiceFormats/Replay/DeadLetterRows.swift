@@ -13,13 +13,15 @@ public enum DeadLetterRows {
         var batches: [(RecordBatch, [Int64])] = []
         var failures: [(Int64, DeadLetter)] = []
         // A row spanning lines (a quoted CSV field) would shift the others: decoded alone.
-        let oneByOne = letters.contains { $0.letter.raw.contains(10) || $0.letter.raw.contains(13) }
+        let oneByOne = letters.indices.contains { i in letters[i].letter.raw.withUnsafeBufferPointer { $0.contains(10) || $0.contains(13) } }
         let chunks: [ArraySlice<StoredDeadLetter>] = oneByOne ? letters.map { [$0][...] } : [letters[...]]
         for chunk in chunks {
             var bytes: [UInt8] = []
-            bytes.reserveCapacity(chunk.reduce(0) { $0 + $1.letter.raw.count + 1 })
-            for l in chunk {
-                bytes += l.letter.raw
+            var size = 0
+            for i in chunk.indices { size += chunk[i].letter.raw.count + 1 }
+            bytes.reserveCapacity(size)
+            for i in chunk.indices {
+                chunk[i].letter.raw.withUnsafeBufferPointer { bytes.append(contentsOf: $0) }
                 bytes.append(10)
             }
             decoder.seek(offset: 0, line: 1)
@@ -41,11 +43,15 @@ public enum DeadLetterRows {
                 failures.append((chunk[chunk.startIndex].id, again(chunk[chunk.startIndex], stage: stage, kind: r.kind, message: r.message)))
                 continue
             }
-            for (i, l) in chunk.enumerated() {
-                if let r = rejected[i] {
-                    failures.append((l.id, again(l, stage: stage, kind: r.kind, message: r.message)))
-                } else {
-                    ids.append(l.id)
+            if rejected.isEmpty {
+                for i in chunk.indices { ids.append(chunk[i].id) }
+            } else {
+                for (i, l) in chunk.enumerated() {
+                    if let r = rejected[i] {
+                        failures.append((l.id, again(l, stage: stage, kind: r.kind, message: r.message)))
+                    } else {
+                        ids.append(l.id)
+                    }
                 }
             }
             let rows = outputs.reduce(0) { $0 + $1.count }
@@ -68,6 +74,27 @@ public enum DeadLetterRows {
             }
         }
         return (batches, failures)
+    }
+
+    /// The rows of `text` (one per line, as ``DeadLetterBlock/Lines`` holds them) decoded with a
+    /// prepared `decoder`, in batches with the ids of their rows; nil when a row does not decode
+    /// or the decoder does not give one row per line (the letters are then decoded one by one).
+    public static func decode(text: [UInt8], ids: [Int64], with decoder: any RecordDecoder) -> [(records: RecordBatch, ids: [Int64])]? {
+        decoder.seek(offset: 0, line: 1)
+        var batches: [(records: RecordBatch, ids: [Int64])] = []
+        var offset = 0
+        var next = 0
+        while offset < text.count {
+            let output = text.withUnsafeBytes { decoder.decode(UnsafeRawBufferPointer(rebasing: $0[offset...]), isFinal: true) }
+            guard output.rejects.isEmpty, next + output.batch.count <= ids.count else { return nil }
+            if output.batch.count > 0 {
+                batches.append((output.batch, Array(ids[next..<next + output.batch.count])))
+                next += output.batch.count
+            }
+            guard output.consumed > 0 else { break }
+            offset += output.consumed
+        }
+        return next == ids.count ? batches : nil
     }
 
     /// The letter `l` failing again: same location, bytes and schema; the new reason.

@@ -237,7 +237,7 @@ extension DLQCommand {
         @Option(name: [.short, .long], help: "The pipeline file (its current configuration is used).") var config: [String]
         @OptionGroup var filters: DeadLetterFilterOptions
         @Flag(name: .long, help: "Decode again and report, without writing or changing anything.") var dryRun = false
-        @Option(name: .long, help: "Dead letters per commit.") var batch = 5000
+        @Option(name: .long, help: "Dead letters per commit, at most (whole blocks of the state store when they fit).") var batch = 65_536
         @Flag(name: .long, help: "Never draw the progress line.") var noProgress = false
         @OptionGroup var logging: LoggingOptions
 
