@@ -10,7 +10,8 @@ import SluiceCore
 ///
 /// An index entry outlives its letter when the letter goes (a replay deletes a block as one row,
 /// not its letters' entries one by one): a lookup checks the block, and ``sweepIndex(_:pipeline:)``
-/// removes the entries of blocks that are gone.
+/// removes the entries of blocks that are gone: when letters are dropped or expire, and when the
+/// pipeline sweeps (as it starts, then every ten minutes).
 ///
 /// Every function runs inside the caller's transaction.
 enum SQLiteDeadLetterBlocks {
@@ -25,13 +26,21 @@ enum SQLiteDeadLetterBlocks {
                     payload BLOB NOT NULL);
                 CREATE INDEX dead_letter_blocks_pipeline ON dead_letter_blocks(pipeline, id);
                 CREATE TABLE dead_letter_locations (
-                    pipeline TEXT NOT NULL, hash INTEGER NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (pipeline, hash)) WITHOUT ROWID;
+                    pipeline TEXT NOT NULL, hash INTEGER NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (pipeline, hash, block)) WITHOUT ROWID;
                 """)
         // Letters get new ids (block and slot); a dead-letter sink's forwarding position (the
         // last id it copied) moves with them.
         var pending: [String: [StoredDeadLetter]] = [:]
+        var pendingBytes: [String: Int] = [:]
+        // New ids above every old one: an old id kept elsewhere (a PostgreSQL sink's pending
+        // commit) names no letter rather than another one.
+        if let top = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM dead_letters"), top > 0 {
+            try db.execute(
+                sql: "INSERT INTO sqlite_sequence(name, seq) VALUES ('dead_letter_blocks', ?)", arguments: [DeadLetterBlock.split(top).block + 1])
+        }
         var newID: [String: [(old: Int64, new: Int64)]] = [:]
         func flush(_ pipeline: String) throws {
+            pendingBytes[pipeline] = 0
             guard let letters = pending.removeValue(forKey: pipeline), !letters.isEmpty else { return }
             let block = try insert(db, pipeline: pipeline, DeadLetterBlock(letters: letters))
             for (slot, l) in letters.enumerated() { newID[pipeline, default: []].append((l.id, DeadLetterBlock.id(block: block, slot: slot))) }
@@ -40,7 +49,10 @@ enum SQLiteDeadLetterBlocks {
         while let row = try rows.next() {
             let letter = SQLiteStateStore.deadLetter(row)
             pending[letter.pipeline, default: []].append(letter)
-            if pending[letter.pipeline]!.count >= DeadLetterBlock.targetLetters { try flush(letter.pipeline) }
+            pendingBytes[letter.pipeline, default: 0] += letter.letter.raw.count + letter.letter.message.utf8.count
+            if pending[letter.pipeline]!.count >= DeadLetterBlock.targetLetters || pendingBytes[letter.pipeline]! >= DeadLetterBlock.targetBytes {
+                try flush(letter.pipeline)
+            }
         }
         for pipeline in pending.keys.sorted() { try flush(pipeline) }
         for row in try Row.fetchAll(db, sql: "SELECT pipeline, value FROM checkpoints WHERE pipeline LIKE '%~dead_letters' AND partition = 'id'") {
@@ -61,8 +73,8 @@ enum SQLiteDeadLetterBlocks {
         var blocks: [Int64: DeadLetterBlock] = [:]
         var pipelines: [Int64: String] = [:]
         var dirty: Set<Int64> = []
-        /// Slot by location, for the blocks a filing looked into.
-        var locations: [Int64: [String: Int]] = [:]
+        /// Index by location (its bytes), for the blocks a filing looked into.
+        var locations: [Int64: [[UInt8]: Int]] = [:]
 
         /// Block `id` of `pipeline`, or nil when there is none.
         mutating func load(_ db: Database, _ id: Int64, pipeline: String) throws -> DeadLetterBlock? {
@@ -79,10 +91,10 @@ enum SQLiteDeadLetterBlocks {
         }
 
         /// The index in block `id` (loaded) of the letter at `location`.
-        mutating func index(of location: String, in id: Int64) -> Int? {
+        mutating func index(of location: [UInt8], in id: Int64) -> Int? {
             if locations[id] == nil {
-                var map: [String: Int] = [:]
-                for (i, l) in blocks[id]!.letters.enumerated() { map[l.letter.location] = i }
+                var map: [[UInt8]: Int] = [:]
+                for (i, l) in blocks[id]!.letters.enumerated() { map[Array(l.letter.location.utf8)] = i }
                 locations[id] = map
             }
             return locations[id]![location]
@@ -136,7 +148,7 @@ enum SQLiteDeadLetterBlocks {
                 Data(block.slotBitmap), Data(block.encode()),
             ])
         let id = db.lastInsertedRowID
-        let index = try db.cachedStatement(sql: "INSERT OR REPLACE INTO dead_letter_locations(pipeline, hash, block) VALUES (?, ?, ?)")
+        let index = try db.cachedStatement(sql: "INSERT OR IGNORE INTO dead_letter_locations(pipeline, hash, block) VALUES (?, ?, ?)")
         for l in block.letters {
             try index.execute(arguments: [pipeline, DeadLetterBlock.locationHash(l.letter.location), id])
         }
@@ -187,9 +199,12 @@ enum SQLiteDeadLetterBlocks {
     static func file(_ db: Database, pipeline: String, letters: [DeadLetter], now: Double, edit: inout Edit) throws {
         guard !letters.isEmpty else { return }
         let date = Date(timeIntervalSince1970: now)
-        let lookup = try db.cachedStatement(sql: "SELECT block FROM dead_letter_locations WHERE pipeline = ? AND hash = ?")
+        // Every block a location's hash was filed in, newest first: two locations with one hash
+        // are told apart by reading the blocks.
+        let lookup = try db.cachedStatement(sql: "SELECT block FROM dead_letter_locations WHERE pipeline = ? AND hash = ? ORDER BY block DESC")
         var fresh: [StoredDeadLetter] = []
-        var freshIndex: [String: Int] = [:]
+        // By bytes, as SQLite compares text (Swift's String equality folds Unicode forms).
+        var freshIndex: [[UInt8]: Int] = [:]
         func update(_ old: inout StoredDeadLetter, with l: DeadLetter) {
             let attempts = old.letter.attempts + l.attempts
             old.letter = l
@@ -197,18 +212,21 @@ enum SQLiteDeadLetterBlocks {
             old.lastSeen = date
         }
         for l in letters {
-            if let i = freshIndex[l.location] {
+            let key = Array(l.location.utf8)
+            if let i = freshIndex[key] {
                 update(&fresh[i], with: l)
                 continue
             }
-            if let block = try Int64.fetchOne(lookup, arguments: [pipeline, DeadLetterBlock.locationHash(l.location)]),
-                try edit.load(db, block, pipeline: pipeline) != nil, let i = edit.index(of: l.location, in: block)
-            {
+            var found = false
+            for block in try Int64.fetchAll(lookup, arguments: [pipeline, DeadLetterBlock.locationHash(l.location)]) {
+                guard try edit.load(db, block, pipeline: pipeline) != nil, let i = edit.index(of: key, in: block) else { continue }
                 update(&edit.blocks[block]!.letters[i], with: l)
                 edit.dirty.insert(block)
-                continue
+                found = true
+                break
             }
-            freshIndex[l.location] = fresh.count
+            if found { continue }
+            freshIndex[key] = fresh.count
             fresh.append(StoredDeadLetter(id: 0, pipeline: pipeline, letter: l, firstSeen: date, lastSeen: date))
         }
         var start = 0
@@ -226,7 +244,10 @@ enum SQLiteDeadLetterBlocks {
 
     /// Removes index entries whose block is gone (of `pipeline`, or of every pipeline).
     static func sweepIndex(_ db: Database, pipeline: String?) throws {
-        if let pipeline {
+        if try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM dead_letter_blocks)")! {
+            // No letter left anywhere: the whole table at once, not row by row.
+            try db.execute(sql: "DELETE FROM dead_letter_locations")
+        } else if let pipeline {
             try db.execute(
                 sql: """
                     DELETE FROM dead_letter_locations WHERE pipeline = ? AND block NOT IN (SELECT id FROM dead_letter_blocks WHERE pipeline = ?)
@@ -248,8 +269,14 @@ enum SQLiteDeadLetterBlocks {
         }
         if !filter.ids.isEmpty {
             let blocks = Set(filter.ids.map { DeadLetterBlock.split($0).block }).sorted()
-            clauses.append("id IN (\(blocks.map { _ in "?" }.joined(separator: ", ")))")
-            arguments += blocks.map { $0 as (any DatabaseValueConvertible)? }
+            if blocks.count <= 500 {
+                clauses.append("id IN (\(blocks.map { _ in "?" }.joined(separator: ", ")))")
+                arguments += blocks.map { $0 as (any DatabaseValueConvertible)? }
+            } else {
+                // More than a statement may bind: their range (the letters are then filtered).
+                clauses.append("id BETWEEN ? AND ?")
+                arguments += [blocks.first!, blocks.last!]
+            }
         }
         if let since = filter.since {
             clauses.append("first_seen_max >= ?")
@@ -286,17 +313,23 @@ enum SQLiteDeadLetterBlocks {
         return out
     }
 
+    /// How many bytes of blocks a replay page holds, about (its next one is read meanwhile).
+    static let pageBytes = 64 << 20
+
     /// Letters matching `filter` in id order, at most `limit`: as many blocks as fit, or the
     /// first `limit` of a larger one. A block all of whose letters match (its groups and range
     /// say so) goes on the page as it is stored; others are read letter by letter.
     static func page(_ db: Database, matching filter: DeadLetterFilter, limit: Int) throws -> DeadLetterPage {
         var page = DeadLetterPage()
         var count = 0
-        let rows = try blocks(db, filter, columns: "id, pipeline, payload, letters, groups, slots, first_seen_min, first_seen_max")
+        var bytes = 0
+        let rows = try blocks(db, filter, columns: "id, pipeline, payload, letters, groups, slots, first_seen_min, first_seen_max, length(payload)")
         while let row = try rows.next() {
             let id: Int64 = row[0]
             let letters: Int = row[3]
-            if count > 0 && count + letters > limit { break }
+            // At most `limit` letters and about `pageBytes` of blocks (at least one block).
+            if count > 0 && (count + letters > limit || bytes + (row[8] as Int) > pageBytes) { break }
+            bytes += row[8] as Int
             let slots = row.dataNoCopy(atIndex: 5) ?? Data()
             let first = slots.firstIndex { $0 != 0 }.map { byte in
                 DeadLetterBlock.id(block: id, slot: (byte - slots.startIndex) * 8 + slots[byte].trailingZeroBitCount)
@@ -311,7 +344,7 @@ enum SQLiteDeadLetterBlocks {
                 && filter.until.map({ newest < $0.timeIntervalSince1970 }) ?? true
                 && groups.allSatisfy { (filter.stages.isEmpty || filter.stages.contains($0.stage)) && (filter.kinds.isEmpty || filter.kinds.contains($0.kind)) }
             if whole, let last, count + letters <= limit {
-                let bytes = row.dataNoCopy(atIndex: 2).map { [UInt8]($0) } ?? []
+                let bytes = row.dataNoCopy(atIndex: 2).map { data in data.withUnsafeBytes { [UInt8]($0) } } ?? []
                 page.parts.append(.block(DeadLetterPage.Block(id: id, pipeline: row[1], bytes: bytes, count: letters, lastID: last)))
                 count += letters
             } else {

@@ -43,7 +43,7 @@ import Testing
         var mixed = DeadLetterBlock.Lines()
         #expect(
             !(try DeadLetterBlock.lines(DeadLetterBlock(letters: letters + [Self.letter(4, stage: "sink")]).encode(), id: 7, stage: "decode", into: &mixed)))
-        #expect(mixed.ids.isEmpty && mixed.text.isEmpty && mixed.locations.isEmpty)
+        #expect(mixed.ids.isEmpty && mixed.texts.isEmpty && mixed.blocks.isEmpty && mixed.locations.isEmpty)
         var multiline = DeadLetterBlock.Lines()
         #expect(
             !(try DeadLetterBlock.lines(

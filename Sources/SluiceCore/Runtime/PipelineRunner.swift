@@ -683,18 +683,18 @@ public struct PipelineRunner: Sendable {
             if let lastSweep, ContinuousClock.now - lastSweep < .seconds(600) { return }
             lastSweep = .now
             let settings = runner.plan.settings
-            if settings.deadLetterTTL != nil || settings.deadLetterMaxRows != nil {
-                let before = settings.deadLetterTTL.map { Date().addingTimeInterval(-AlertRule.seconds($0)) }
-                do {
-                    let removed = try await runner.store.sweepDeadLetters(pipeline: runner.plan.name, before: before, keepNewest: settings.deadLetterMaxRows)
-                    if removed > 0 {
-                        runner.logger.info("dead letters removed by retention", metadata: ["count": "\(removed)"])
-                        deadLetterGaugesStale = true
-                    }
-                } catch {
-                    // Retention is housekeeping: a failed sweep is tried again at the next one.
-                    runner.logger.warning("could not sweep the dead-letter queue", metadata: ["error": "\(error)"])
+            // Without retention the sweep still tidies what a store keeps beside its dead letters
+            // (the embedded store's location index of letters replayed or dropped since).
+            let before = settings.deadLetterTTL.map { Date().addingTimeInterval(-AlertRule.seconds($0)) }
+            do {
+                let removed = try await runner.store.sweepDeadLetters(pipeline: runner.plan.name, before: before, keepNewest: settings.deadLetterMaxRows)
+                if removed > 0 {
+                    runner.logger.info("dead letters removed by retention", metadata: ["count": "\(removed)"])
+                    deadLetterGaugesStale = true
                 }
+            } catch {
+                // Retention is housekeeping: a failed sweep is tried again at the next one.
+                runner.logger.warning("could not sweep the dead-letter queue", metadata: ["error": "\(error)"])
             }
             guard let settings = runner.plan.settings.dedupe else { return }
             let cutoff = Date().addingTimeInterval(-Double(settings.ttl.components.seconds))

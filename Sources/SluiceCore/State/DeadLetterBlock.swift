@@ -64,8 +64,9 @@ public struct DeadLetterBlock: Sendable, Hashable {
 
     /// The bytes of this block, column by column: the count, a flag byte (1: a letter's raw
     /// bytes hold a line break), then for all letters their slots, attempts, first seen, last seen,
-    /// stages, kinds, messages, locations, schemas and raw lengths, and last their raw bytes each
-    /// followed by a line feed: the rows as one NDJSON or CSV text when no raw holds a line break
+    /// stages, kinds, messages, locations, schemas and raw lengths (each of these but the slots
+    /// and times preceded by its length in bytes), and last their raw bytes each followed by a
+    /// line feed: the rows as one NDJSON or CSV text when no raw holds a line break
     /// (what a replay decodes without reading letters one by one, ``lines(_:block:stage:)``).
     public func encode() -> [UInt8] {
         var out: [UInt8] = []
@@ -79,23 +80,33 @@ public struct DeadLetterBlock: Sendable, Hashable {
             }
         }
         out.append(multiline ? 1 : 0)
+        // Every section but the fixed-size ones starts with its length in bytes: a replay skips
+        // those it does not read.
+        func section(_ body: (inout [UInt8]) -> Void) {
+            var bytes: [UInt8] = []
+            body(&bytes)
+            Self.putVarint(UInt64(bytes.count), &out)
+            out += bytes
+        }
         for l in letters { Self.putVarint(UInt64(Self.split(l.id).slot), &out) }
-        for l in letters { Self.putVarint(UInt64(max(0, l.letter.attempts)), &out) }
+        section { b in for l in letters { Self.putVarint(UInt64(max(0, l.letter.attempts)), &b) } }
         for l in letters { Self.putDouble(l.firstSeen.timeIntervalSince1970, &out) }
         for l in letters { Self.putDouble(l.lastSeen.timeIntervalSince1970, &out) }
-        for l in letters { Self.putString(l.letter.stage, &out) }
-        for l in letters { Self.putString(l.letter.errorKind, &out) }
-        for l in letters { Self.putString(l.letter.message, &out) }
-        for l in letters { Self.putString(l.letter.location, &out) }
-        for l in letters {
-            if let schema = l.letter.schema {
-                out.append(1)
-                Self.putString(schema, &out)
-            } else {
-                out.append(0)
+        section { b in for l in letters { Self.putString(l.letter.stage, &b) } }
+        section { b in for l in letters { Self.putString(l.letter.errorKind, &b) } }
+        section { b in for l in letters { Self.putString(l.letter.message, &b) } }
+        section { b in for l in letters { Self.putString(l.letter.location, &b) } }
+        section { b in
+            for l in letters {
+                if let schema = l.letter.schema {
+                    b.append(1)
+                    Self.putString(schema, &b)
+                } else {
+                    b.append(0)
+                }
             }
         }
-        for l in letters { Self.putVarint(UInt64(l.letter.raw.count), &out) }
+        section { b in for l in letters { Self.putVarint(UInt64(l.letter.raw.count), &b) } }
         for l in letters {
             out += l.letter.raw
             out.append(10)
@@ -114,7 +125,7 @@ public struct DeadLetterBlock: Sendable, Hashable {
         for _ in 0..<n { slots.append(try reader.slot()) }
         var attempts: [Int] = []
         attempts.reserveCapacity(n)
-        for _ in 0..<n { attempts.append(Int(min(try reader.varint(), UInt64(Int.max)))) }
+        try reader.section { r in for _ in 0..<n { attempts.append(Int(min(try r.varint(), UInt64(Int32.max)))) } }
         var firstSeen: [Double] = []
         firstSeen.reserveCapacity(n)
         for _ in 0..<n { firstSeen.append(try reader.double()) }
@@ -124,22 +135,22 @@ public struct DeadLetterBlock: Sendable, Hashable {
         // Stage and kind repeat from letter to letter: one String for each run of equal bytes.
         var stages: [String] = []
         stages.reserveCapacity(n)
-        for _ in 0..<n { stages.append(try reader.string(reusing: stages.last ?? "")) }
+        try reader.section { r in for _ in 0..<n { stages.append(try r.string(reusing: stages.last ?? "")) } }
         var kinds: [String] = []
         kinds.reserveCapacity(n)
-        for _ in 0..<n { kinds.append(try reader.string(reusing: kinds.last ?? "")) }
+        try reader.section { r in for _ in 0..<n { kinds.append(try r.string(reusing: kinds.last ?? "")) } }
         var messages: [String] = []
         messages.reserveCapacity(n)
-        for _ in 0..<n { messages.append(try reader.string()) }
+        try reader.section { r in for _ in 0..<n { messages.append(try r.string()) } }
         var locations: [String] = []
         locations.reserveCapacity(n)
-        for _ in 0..<n { locations.append(try reader.string()) }
+        try reader.section { r in for _ in 0..<n { locations.append(try r.string()) } }
         var schemas: [String?] = []
         schemas.reserveCapacity(n)
-        for _ in 0..<n { schemas.append(try reader.byte() == 0 ? nil : try reader.string()) }
+        try reader.section { r in for _ in 0..<n { schemas.append(try r.byte() == 0 ? nil : try r.string()) } }
         var lengths: [Int] = []
         lengths.reserveCapacity(n)
-        for _ in 0..<n { lengths.append(try reader.length()) }
+        try reader.section { r in for _ in 0..<n { lengths.append(try r.bounded(r.bytes.count)) } }
         var letters: [StoredDeadLetter] = []
         letters.reserveCapacity(n)
         for i in 0..<n {
@@ -167,13 +178,22 @@ public struct DeadLetterBlock: Sendable, Hashable {
     public struct Lines: Sendable {
         /// The letters' ids, row for row.
         public var ids: [Int64] = []
-        /// Each letter's raw bytes followed by a line feed.
-        public var text: [UInt8] = []
+        /// Where each block's rows are in its bytes (each letter's raw bytes followed by a line
+        /// feed), block by block.
+        public var texts: [(block: Int, range: Range<Int>)] = []
         /// The blocks' bytes, and where in them each letter's location is, row for row.
         public var blocks: [[UInt8]] = []
         public var locations: [(block: Int, start: Int, count: Int)] = []
 
         public init() {}
+
+        /// The rows as one text (copied; a replay reads them block by block, ``withTexts(_:)``).
+        public var text: [UInt8] { texts.reduce(into: []) { $0 += blocks[$1.block][$1.range] } }
+
+        /// Calls `body` with each block's rows in turn; stops at the first false.
+        public func withTexts(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+            texts.allSatisfy { t in blocks[t.block].withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[t.range])) } }
+        }
 
         /// The location of row `i`.
         public func location(_ i: Int) -> String {
@@ -216,33 +236,43 @@ public struct DeadLetterBlock: Sendable, Hashable {
         guard try reader.byte() == 0 else { return false }
         let start = lines.ids.count
         for _ in 0..<n { lines.ids.append(id(block: block, slot: try reader.slot())) }
-        for _ in 0..<n { _ = try reader.varint() }
+        try reader.skipSection()  // attempts
         _ = try reader.take(16 * n)
         var wanted = stage
         let same = try wanted.withUTF8 { expected in
-            for _ in 0..<n {
-                let s = try reader.span()
-                guard s.count == expected.count, s.isEmpty || memcmp(s.baseAddress!, expected.baseAddress!, s.count) == 0 else { return false }
+            try reader.section { r in
+                for _ in 0..<n {
+                    let s = try r.span()
+                    guard s.count == expected.count, s.isEmpty || memcmp(s.baseAddress!, expected.baseAddress!, s.count) == 0 else { return false }
+                }
+                return true
             }
-            return true
         }
         guard same else {
             lines.ids.removeSubrange(start...)
             return false
         }
-        for _ in 0..<n { _ = try reader.span() }  // kinds
-        for _ in 0..<n { _ = try reader.span() }  // messages
-        for _ in 0..<n {
-            let count = try reader.length()
-            lines.locations.append((blockIndex, reader.offset, count))
-            _ = try reader.take(count)
+        try reader.skipSection()  // kinds
+        try reader.skipSection()  // messages
+        let locationsFrom = lines.locations.count
+        try reader.section { r in
+            for _ in 0..<n {
+                let count = try r.length()
+                lines.locations.append((blockIndex, r.offset, count))
+                _ = try r.take(count)
+            }
         }
-        for _ in 0..<n { if try reader.byte() != 0 { _ = try reader.span() } }
-        var total = 0
-        for _ in 0..<n { total += try reader.length() + 1 }
-        let text = try reader.take(total)
+        try reader.skipSection()  // schemas
+        try reader.skipSection()  // raw lengths
+        let from = reader.offset
+        _ = try reader.take(reader.end - reader.offset)
+        guard n == 0 || bytes[bytes.count - 1] == 10 else {
+            lines.ids.removeSubrange(start...)
+            lines.locations.removeSubrange(locationsFrom...)
+            throw reader.failure("rows not ended by a line feed")
+        }
         guard reader.atEnd else { throw reader.failure("bytes after the last letter") }
-        lines.text.append(contentsOf: text)
+        lines.texts.append((blockIndex, from..<reader.offset))
         return true
     }
 
@@ -272,15 +302,23 @@ public struct DeadLetterBlock: Sendable, Hashable {
     struct Reader {
         let bytes: UnsafeRawBufferPointer
         var offset = 0
+        /// Where the bytes this reader may read end (a section's end, or the block's).
+        var end: Int
 
-        var atEnd: Bool { offset >= bytes.count }
+        init(bytes: UnsafeRawBufferPointer, offset: Int = 0, end: Int? = nil) {
+            self.bytes = bytes
+            self.offset = offset
+            self.end = min(end ?? bytes.count, bytes.count)
+        }
+
+        var atEnd: Bool { offset >= end }
 
         func failure(_ what: String) -> SluiceError {
             SluiceError(.corruptState, "a dead-letter block of the state store does not decode (\(what) at byte \(offset) of \(bytes.count))")
         }
 
         mutating func byte() throws -> UInt8 {
-            guard offset < bytes.count else { throw failure("truncated") }
+            guard offset < end else { throw failure("truncated") }
             defer { offset += 1 }
             return bytes[offset]
         }
@@ -302,7 +340,7 @@ public struct DeadLetterBlock: Sendable, Hashable {
         /// A length, no more than the bytes left.
         mutating func length() throws -> Int {
             let n = try varint()
-            guard n <= UInt64(bytes.count - offset) else { throw failure("length \(n) past the end") }
+            guard n <= UInt64(max(0, end - offset)) else { throw failure("length \(n) past the end") }
             return Int(n)
         }
 
@@ -319,9 +357,29 @@ public struct DeadLetterBlock: Sendable, Hashable {
             return Int(s)
         }
 
+        /// Runs `body` over the next section (its length first) with a reader of its bytes only,
+        /// which it must read to the end.
+        mutating func section<T>(_ body: (inout Reader) throws -> T) throws -> T {
+            let n = try length()
+            var inner = Reader(bytes: bytes, offset: offset, end: offset + n)  // n ≤ end - offset: length() checked
+            let result = try body(&inner)
+            guard inner.offset == offset + n || (result as? Bool) == false else { throw failure("a section of \(n) bytes read as \(inner.offset - offset)") }
+            offset += n
+            return result
+        }
+
+        mutating func skipSection() throws { _ = try take(try length()) }
+
+        /// A varint that is at most `limit` (a length of bytes elsewhere in the block).
+        mutating func bounded(_ limit: Int) throws -> Int {
+            let v = try varint()
+            guard v <= UInt64(limit) else { throw failure("length \(v) past the end") }
+            return Int(v)
+        }
+
         /// The next `n` bytes.
         mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
-            guard n >= 0, n <= bytes.count - offset else { throw failure("length \(n) past the end") }
+            guard n >= 0, n <= end - offset else { throw failure("length \(n) past the end") }
             defer { offset += n }
             return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
         }
@@ -339,7 +397,7 @@ public struct DeadLetterBlock: Sendable, Hashable {
 
 
         mutating func double() throws -> Double {
-            guard bytes.count - offset >= 8 else { throw failure("truncated") }
+            guard end - offset >= 8 else { throw failure("truncated") }
             defer { offset += 8 }
             return Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
         }
@@ -395,7 +453,7 @@ extension DeadLetterBlock {
             while !reader.atEnd {
                 out.append(
                     Group(
-                        stage: try reader.string(), kind: try reader.string(), count: Int(try reader.varint()), oldest: try reader.double(),
+                        stage: try reader.string(), kind: try reader.string(), count: try reader.bounded(maxLetters), oldest: try reader.double(),
                         newest: try reader.double()))
             }
             return out

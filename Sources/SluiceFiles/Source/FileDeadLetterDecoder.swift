@@ -80,11 +80,13 @@ struct FileDeadLetterDecoder: DeadLetterDecoder {
         let sample = Self.head(of: path)
         if decoder is CSVDecoder && sample == nil { return nil }
         do {
-            try (sample ?? lines.text).withUnsafeBytes { _ = try decoder.prepare(sample: $0, isWholeInput: sample == nil || sample!.count < 1 << 20) }
+            // Prepared from the rows themselves when the file is gone: those of the first block.
+            let first = lines.texts.first.map { Array(lines.blocks[$0.block][$0.range]) } ?? []
+            try (sample ?? first).withUnsafeBytes { _ = try decoder.prepare(sample: $0, isWholeInput: sample == nil || sample!.count < 1 << 20) }
         } catch {
             return nil
         }
-        return DeadLetterRows.decode(text: lines.text, ids: lines.ids, with: decoder)
+        return DeadLetterRows.decode(lines: lines, with: decoder)
     }
 
     static func isCompressed(_ path: String) -> Bool {

@@ -76,25 +76,28 @@ public enum DeadLetterRows {
         return (batches, failures)
     }
 
-    /// The rows of `text` (one per line, as ``DeadLetterBlock/Lines`` holds them) decoded with a
-    /// prepared `decoder`, in batches with the ids of their rows; nil when a row does not decode
-    /// or the decoder does not give one row per line (the letters are then decoded one by one).
-    public static func decode(text: [UInt8], ids: [Int64], with decoder: any RecordDecoder) -> [(records: RecordBatch, ids: [Int64])]? {
-        decoder.seek(offset: 0, line: 1)
+    /// The rows of `lines` (one per line) decoded with a prepared `decoder`, in batches with the
+    /// ids of their rows; nil when a row does not decode or the decoder does not give one row per
+    /// line (the letters are then decoded one by one).
+    public static func decode(lines: DeadLetterBlock.Lines, with decoder: any RecordDecoder) -> [(records: RecordBatch, ids: [Int64])]? {
         var batches: [(records: RecordBatch, ids: [Int64])] = []
-        var offset = 0
         var next = 0
-        while offset < text.count {
-            let output = text.withUnsafeBytes { decoder.decode(UnsafeRawBufferPointer(rebasing: $0[offset...]), isFinal: true) }
-            guard output.rejects.isEmpty, next + output.batch.count <= ids.count else { return nil }
-            if output.batch.count > 0 {
-                batches.append((output.batch, Array(ids[next..<next + output.batch.count])))
-                next += output.batch.count
+        let whole = lines.withTexts { text in
+            decoder.seek(offset: 0, line: 1)
+            var offset = 0
+            while offset < text.count {
+                let output = decoder.decode(UnsafeRawBufferPointer(rebasing: text[offset...]), isFinal: true)
+                guard output.rejects.isEmpty, next + output.batch.count <= lines.ids.count else { return false }
+                if output.batch.count > 0 {
+                    batches.append((output.batch, Array(lines.ids[next..<next + output.batch.count])))
+                    next += output.batch.count
+                }
+                guard output.consumed > 0 else { break }
+                offset += output.consumed
             }
-            guard output.consumed > 0 else { break }
-            offset += output.consumed
+            return true
         }
-        return next == ids.count ? batches : nil
+        return whole && next == lines.ids.count ? batches : nil
     }
 
     /// The letter `l` failing again: same location, bytes and schema; the new reason.
