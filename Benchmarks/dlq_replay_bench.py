@@ -10,7 +10,7 @@ dead-letters every one of them. Then the column is fixed and:
 Wall time, rows/s, CPU time and peak RSS of each; the goal is replay >= 0.5x normal. The lake
 is checked with DuckDB (every row once).
 
-    python3 Benchmarks/dlq_replay_bench.py [--rows 300000]
+    python3 Benchmarks/dlq_replay_bench.py [--rows 1000000]
 
 Needs a release build (`swift build -c release --product sluice`) and `pip install duckdb`.
 """
@@ -52,7 +52,7 @@ def lake_rows(cwd):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=300_000)
+    ap.add_argument("--rows", type=int, default=1_000_000)
     a = ap.parse_args()
     if not os.path.exists(SLUICE):
         sys.exit("build first: swift build -c release --product sluice")
