@@ -148,11 +148,35 @@ enum SQLiteDeadLetterBlocks {
                 Data(block.slotBitmap), Data(block.encode()),
             ])
         let id = db.lastInsertedRowID
-        let index = try db.cachedStatement(sql: "INSERT OR IGNORE INTO dead_letter_locations(pipeline, hash, block) VALUES (?, ?, ?)")
-        for l in block.letters {
-            try index.execute(arguments: [pipeline, DeadLetterBlock.locationHash(l.letter.location), id])
+        // Many rows per statement: one statement per letter costs more than the insert itself.
+        let hashes = Set(block.letters.map { DeadLetterBlock.locationHash($0.letter.location) }).sorted()
+        for start in stride(from: 0, to: hashes.count, by: 300) {
+            let chunk = hashes[start..<min(start + 300, hashes.count)]
+            var arguments: [(any DatabaseValueConvertible)?] = []
+            arguments.reserveCapacity(chunk.count * 3)
+            for h in chunk { arguments += [pipeline, h, id] }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO dead_letter_locations(pipeline, hash, block) VALUES "
+                    + Array(repeating: "(?, ?, ?)", count: chunk.count).joined(separator: ", "),
+                arguments: StatementArguments(arguments))
         }
         return id
+    }
+
+    /// The blocks each of `hashes` (location hashes of `pipeline`) was filed in, newest first.
+    static func blocks(_ db: Database, pipeline: String, hashes: [Int64]) throws -> [Int64: [Int64]] {
+        var out: [Int64: [Int64]] = [:]
+        for start in stride(from: 0, to: hashes.count, by: 500) {
+            let chunk = hashes[start..<min(start + 500, hashes.count)]
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT hash, block FROM dead_letter_locations WHERE pipeline = ? AND hash IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))
+                    ORDER BY hash, block DESC
+                    """, arguments: StatementArguments([pipeline as (any DatabaseValueConvertible)?] + chunk.map { $0 as (any DatabaseValueConvertible)? }))
+            while let row = try rows.next() { out[row[0], default: []].append(row[1]) }
+        }
+        return out
     }
 
     /// Deletes the letters `ids` of `pipeline`; returns how many there were and how many
@@ -200,25 +224,34 @@ enum SQLiteDeadLetterBlocks {
         guard !letters.isEmpty else { return }
         let date = Date(timeIntervalSince1970: now)
         // Every block a location's hash was filed in, newest first: two locations with one hash
-        // are told apart by reading the blocks.
-        let lookup = try db.cachedStatement(sql: "SELECT block FROM dead_letter_locations WHERE pipeline = ? AND hash = ? ORDER BY block DESC")
+        // are told apart by reading the blocks. Looked up for all letters at once.
+        let hashes = letters.map { DeadLetterBlock.locationHash($0.location) }
+        let filed = try blocks(db, pipeline: pipeline, hashes: Array(Set(hashes)))
         var fresh: [StoredDeadLetter] = []
-        // By bytes, as SQLite compares text (Swift's String equality folds Unicode forms).
-        var freshIndex: [[UInt8]: Int] = [:]
+        // Letters of this commit by location hash; equal locations compared by bytes, as SQLite
+        // compares text (Swift's String equality folds Unicode forms).
+        var freshIndex: [Int64: Int] = [:]
+        var freshCollisions: [[UInt8]: Int] = [:]
         func update(_ old: inout StoredDeadLetter, with l: DeadLetter) {
             let attempts = old.letter.attempts + l.attempts
             old.letter = l
             old.letter.attempts = attempts
             old.lastSeen = date
         }
-        for l in letters {
-            let key = Array(l.location.utf8)
-            if let i = freshIndex[key] {
-                update(&fresh[i], with: l)
-                continue
+        for (l, hash) in zip(letters, hashes) {
+            if let i = freshIndex[hash] {
+                if fresh[i].letter.location.utf8.elementsEqual(l.location.utf8) {
+                    update(&fresh[i], with: l)
+                    continue
+                }
+                if let j = freshCollisions[Array(l.location.utf8)] {
+                    update(&fresh[j], with: l)
+                    continue
+                }
             }
             var found = false
-            for block in try Int64.fetchAll(lookup, arguments: [pipeline, DeadLetterBlock.locationHash(l.location)]) {
+            for block in filed[hash] ?? [] {
+                let key = Array(l.location.utf8)
                 guard try edit.load(db, block, pipeline: pipeline) != nil, let i = edit.index(of: key, in: block) else { continue }
                 update(&edit.blocks[block]!.letters[i], with: l)
                 edit.dirty.insert(block)
@@ -226,7 +259,11 @@ enum SQLiteDeadLetterBlocks {
                 break
             }
             if found { continue }
-            freshIndex[key] = fresh.count
+            if freshIndex[hash] == nil {
+                freshIndex[hash] = fresh.count
+            } else {
+                freshCollisions[Array(l.location.utf8)] = fresh.count
+            }
             fresh.append(StoredDeadLetter(id: 0, pipeline: pipeline, letter: l, firstSeen: date, lastSeen: date))
         }
         var start = 0

@@ -137,6 +137,20 @@ import Testing
         #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM dead_letter_locations") } == 0)
     }
 
+    /// Thousands of letters at once (the index is written and read many rows per statement):
+    /// filed again, each is updated where it is, in every block.
+    @Test func manyLettersFiledTwiceStayOneEach() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let locations = (1...20_000).map { "big.ndjson:\($0)" }
+        try await file(store, locations)
+        try await file(store, locations.reversed() + ["big.ndjson:1"])
+        let letters = try await store.deadLetters(pipeline: "p", limit: 30_000)
+        #expect(letters.map(\.letter.location) == locations)
+        #expect(letters.allSatisfy { $0.letter.attempts == ($0.letter.location == "big.ndjson:1" ? 3 : 2) })
+        #expect(try await blockCount(dir) == 3)
+    }
+
     /// A state database of one row per letter (before blocks) opens with its letters in blocks,
     /// in the same order, and a dead-letter sink's forwarding position moved with them.
     @Test func migratesLettersStoredOneRowEach() async throws {
