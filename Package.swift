@@ -181,7 +181,9 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SluiceCore", "SluiceTesting", "SluiceNATS", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: [
+                "SluiceCore", "SluiceTesting", "SluiceNATS", "SluiceStateSQLite", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -34,7 +34,15 @@ enum SQLiteDeadLetterBlocks {
         var pendingBytes: [String: Int] = [:]
         // New ids above every old one: an old id kept elsewhere (a PostgreSQL sink's pending
         // commit) names no letter rather than another one.
-        if let top = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM dead_letters"), top > 0 {
+        // The largest id ever given out, whether its letter is still there or not.
+        let top =
+            try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'dead_letters'), 0),
+                        COALESCE((SELECT MAX(id) FROM dead_letters), 0))
+                    """) ?? 0
+        if top > 0 {
             try db.execute(
                 sql: "INSERT INTO sqlite_sequence(name, seq) VALUES ('dead_letter_blocks', ?)", arguments: [DeadLetterBlock.split(top).block + 1])
         }
@@ -336,13 +344,23 @@ enum SQLiteDeadLetterBlocks {
         return try payload.withUnsafeBytes { try DeadLetterBlock.decode($0, block: id, pipeline: pipeline) }
     }
 
+    /// `filter.matches`, with its ids in a set (a recovery asks for a page of ids at once).
+    static func matcher(_ filter: DeadLetterFilter) -> (StoredDeadLetter) -> Bool {
+        guard filter.ids.count > 16 else { return filter.matches }
+        let ids = Set(filter.ids)
+        var rest = filter
+        rest.ids = []
+        return { ids.contains($0.id) && rest.matches($0) }
+    }
+
     /// Letters matching `filter`, in id order, at most `limit`.
     static func letters(_ db: Database, matching filter: DeadLetterFilter, limit: Int) throws -> [StoredDeadLetter] {
         var out: [StoredDeadLetter] = []
         guard limit > 0 else { return out }
+        let matches = matcher(filter)
         let rows = try blocks(db, filter, columns: "id, pipeline, payload")
         while let row = try rows.next() {
-            for l in try decode(row).letters where filter.matches(l) {
+            for l in try decode(row).letters where matches(l) {
                 out.append(l)
                 if out.count == limit { return out }
             }
@@ -359,6 +377,7 @@ enum SQLiteDeadLetterBlocks {
     static func page(_ db: Database, matching filter: DeadLetterFilter, limit: Int) throws -> DeadLetterPage {
         var page = DeadLetterPage()
         var count = 0
+        let matches = matcher(filter)
         var bytes = 0
         let rows = try blocks(db, filter, columns: "id, pipeline, payload, letters, groups, slots, first_seen_min, first_seen_max, length(payload)")
         while let row = try rows.next() {
@@ -385,7 +404,7 @@ enum SQLiteDeadLetterBlocks {
                 page.parts.append(.block(DeadLetterPage.Block(id: id, pipeline: row[1], bytes: bytes, count: letters, lastID: last)))
                 count += letters
             } else {
-                let matching = try decode(row).letters.filter(filter.matches)
+                let matching = try decode(row).letters.filter(matches)
                 guard !matching.isEmpty else { continue }
                 page.parts.append(.letters(Array(matching.prefix(limit - count))))
                 count += min(matching.count, limit - count)
@@ -413,6 +432,7 @@ enum SQLiteDeadLetterBlocks {
         var edit = Edit()
         var whole: [Int64] = []
         var removed = 0
+        let matches = matcher(filter)
         let rows = try blocks(db, filter, columns: "id, pipeline, payload, letters, first_seen_min, first_seen_max")
         while let row = try rows.next() {
             let id: Int64 = row[0]
@@ -427,7 +447,7 @@ enum SQLiteDeadLetterBlocks {
             let block = try decode(row)
             edit.blocks[id] = block
             edit.pipelines[id] = row[1]
-            let slots = Set(block.letters.filter(filter.matches).map { DeadLetterBlock.split($0.id).slot })
+            let slots = Set(block.letters.filter(matches).map { DeadLetterBlock.split($0.id).slot })
             if !slots.isEmpty { removed += edit.remove(slots: slots, from: id) }
         }
         for chunk in stride(from: 0, to: whole.count, by: 500) {
@@ -499,6 +519,7 @@ enum SQLiteDeadLetterBlocks {
                     newest: Date(timeIntervalSince1970: newest), lastHour: hour, lastDay: day, lastWeek: week)
             }
         }
+        let matches = matcher(filter)
         let rows = try blocks(db, filter, columns: "id, pipeline, groups")
         while let row = try rows.next() {
             let id: Int64 = row[0]
@@ -521,7 +542,7 @@ enum SQLiteDeadLetterBlocks {
             }
             guard !wanted.isEmpty, let full = try Row.fetchOne(db, sql: "SELECT id, pipeline, payload FROM dead_letter_blocks WHERE id = ?", arguments: [id])
             else { continue }
-            for l in try decode(full).letters where filter.matches(l) {
+            for l in try decode(full).letters where matches(l) {
                 let seen = l.firstSeen.timeIntervalSince1970
                 add(
                     pipeline: pipeline, stage: l.letter.stage, kind: l.letter.errorKind, count: 1, oldest: seen, newest: seen,

@@ -1,4 +1,6 @@
 import Foundation
+import SluiceCore
+import SluiceStateSQLite
 import Testing
 
 /// `sluice dlq replay`: fix the configuration, replay, and every record lands once (DuckDB
@@ -105,19 +107,29 @@ import Testing
         #expect(!names.contains { $0.hasSuffix(".tmp") }, "\(names.filter { $0.hasSuffix(".tmp") })")
     }
 
-    /// The same with pages of whole blocks: 40 runs file 40 blocks of 500 dead letters, and a
-    /// replay of one block per commit (decoded as one text, each block deleted as one row) is
-    /// killed at random moments.
+    /// The same with pages of whole blocks: 40 commits file 40 blocks of 500 dead letters (as 40
+    /// runs over one new file each would; written here through the state store, without 40
+    /// processes), and a replay of one block per commit (decoded as one text, each block deleted
+    /// as one row) is killed at random moments.
     @Test func killedWhileReplayingWholeBlocksTheReplayLosesAndRepeatsNothing() async throws {
         let dir = try makeWorkDirectory("dlq-replay-blocks-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let files = 40, perFile = 500
         try write(Self.config("decimal(10,2)"), to: "\(dir)/p.yaml")
-        for f in 0..<files {
-            let ids = (f * perFile + 1)...(f * perFile + perFile)
-            try write(ids.map { "{\"id\":\($0),\"amount\":\"\($0).125\"}" }.joined(separator: "\n") + "\n", to: "\(dir)/in/\(f).ndjson")
-            let run = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir)
-            #expect(run.status == 0, "\(run.stderr)")
+        do {
+            let store = try SQLiteStateStore(path: "\(dir)/.sluice/state.db")
+            for f in 0..<files {
+                let ids = (f * perFile + 1)...(f * perFile + perFile)
+                let lines = ids.map { "{\"id\":\($0),\"amount\":\"\($0).125\"}" }
+                try write(lines.joined(separator: "\n") + "\n", to: "\(dir)/in/\(f).ndjson")
+                var commit = StateCommit(pipeline: "p")
+                commit.deadLetters = lines.enumerated().map { i, line in
+                    DeadLetter(
+                        stage: "decode", errorKind: "type_mismatch", message: "field 'amount': expected decimal(10,2)",
+                        location: "\(dir)/in/\(f).ndjson:\(i + 1)", raw: Array(line.utf8))
+                }
+                try await store.commit(commit)
+            }
         }
         #expect(try await Self.letters(dir).count == files * perFile)
         try write(Self.config("decimal(12,3)"), to: "\(dir)/p.yaml")

@@ -46,10 +46,14 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write(Self.config(drainTimeout: "60s"), to: "\(dir)/p.yaml")
         let port = try freePort()
-        // Every commit pauses twice for 2 s, so the records posted last are still queued for
-        // seconds after the SIGTERM that follows them at once.
-        let server = try await ServedProcess.start(in: dir, port: port, environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "2000"])
+        // The pipeline's reader holds before reading the queue until the test releases it: the
+        // accepted records are still queued, whatever the machine's load, while the draining
+        // server is asked below.
+        let release = "\(dir)/release-read"
+        let server = try await ServedProcess.start(in: dir, port: port, environment: ["SLUICE_TEST_HOLD": "http-read=\(release)"])
         let accepted = try await Self.post(port, ids: 0..<20)
+        let held = try await waitUntil(seconds: 10) { FileManager.default.fileExists(atPath: release + ".reached") }
+        #expect(held)
         server.process.terminate()
 
         // Draining: /readyz says 503 (the load balancer takes the instance out), a new push is refused.
@@ -62,9 +66,11 @@ import Testing
         #expect(refused.header("Connection")?.lowercased() == "close")
         #expect(refused.header("Retry-After") != nil)
         #expect(refused.header("Content-Type") == "application/problem+json")
-        // That answer is the proof it was still draining; whether the process is still there a
-        // moment later depends on the machine's load (a loaded CI run finished the drain first).
         #expect(refused.problemType == "urn:sluice:problem:shutting-down", "\(refused.body)")
+        #expect(server.process.isRunning, "still draining: the reader is held")
+
+        // Released, the drain delivers every accepted record and the process exits 0.
+        _ = FileManager.default.createFile(atPath: release, contents: nil)
 
         let status = try await offPool { () -> Int32 in
             server.process.waitUntilExit()

@@ -33,7 +33,8 @@ struct ServedProcess {
             log: "\(directory)/serve.log", environment: environment)
         let served = ServedProcess(process: p, port: port, directory: directory)
         for _ in 0..<400 {
-            if (try? curl(["\(scheme)://127.0.0.1:\(port)/healthz", "-k"]))?.status == 200 { return served }
+            // Off the cooperative threads: a curl blocks its thread until it exits.
+            if (try? await offPool { try curl(["\(scheme)://127.0.0.1:\(port)/healthz", "-k"]) })?.status == 200 { return served }
             guard p.isRunning else { break }
             try await Task.sleep(for: .milliseconds(25))
         }

@@ -168,6 +168,13 @@ import Testing
                         """,
                     arguments: [i * 3, i % 3 == 0 ? "q" : "p", "f:\(i)", Data([UInt8(i), 0]), i, 1_800_000_000 + Double(i), 1_800_000_001 + Double(i)])
             }
+            // An id given out long ago whose letter is gone: new ids must still be above it.
+            try db.execute(
+                sql: """
+                    INSERT INTO dead_letters(id, pipeline, stage, error_kind, message, location, raw, attempts, first_seen, last_seen)
+                    VALUES (5000000, 'p', 'decode', 'malformed_row', 'bad', 'gone:1', x'00', 1, 0, 0)
+                    """)
+            try db.execute(sql: "DELETE FROM dead_letters WHERE id = 5000000")
             // p's sink forwarded p's letters up to old id 30 (i = 10: letters f:1 … f:10 of p).
             try db.execute(sql: "INSERT INTO checkpoints(pipeline, partition, value, updated_at) VALUES ('p~dead_letters', 'id', '30', 0)")
         }
@@ -177,6 +184,7 @@ import Testing
         let q = try await store.deadLetters(pipeline: "q", limit: 100)
         #expect(p.map(\.letter.location) == (1...30).filter { $0 % 3 != 0 }.map { "f:\($0)" })
         #expect(q.map(\.letter.location) == (1...30).filter { $0 % 3 == 0 }.map { "f:\($0)" })
+        #expect((p + q).allSatisfy { $0.id > 5_000_000 }, "new ids above every old one")
         #expect(p[4].letter.raw == [7, 0] && p[4].letter.attempts == 7 && p[4].firstSeen == Date(timeIntervalSince1970: 1_800_000_007))
         let forwarded = Int64(try await store.checkpoint(pipeline: "p~dead_letters")["id"] ?? "") ?? -1
         let next = try await store.deadLetters(matching: DeadLetterFilter(pipeline: "p", afterID: forwarded), limit: 100)

@@ -9,10 +9,11 @@ import Foundation
 /// (``id(block:slot:)``): ids grow with the order letters were filed in, and stay the same when
 /// a letter is updated in place (it failed again) or its neighbours go.
 ///
-/// The encoding is this type's own (the store is the only reader): a version byte, then each
-/// letter as its slot, stage, kind, message, location, raw bytes, attempts, first and last seen
-/// (IEEE 754 bits, seconds since 1970) and schema (a flag, then the text), lengths and integers as
-/// LEB128 varints. ``decode(_:block:pipeline:)`` checks every length against the bytes it has.
+/// The encoding is this type's own (the store is the only reader), column by column (see
+/// ``encode()``): a version byte, the count, then each field of every letter in turn, lengths
+/// and integers as LEB128 varints, times as IEEE 754 bits (seconds since 1970), and the raw
+/// bytes last, one line each. ``decode(_:block:pipeline:)`` checks every length against the
+/// bytes it has and throws on damaged bytes.
 public struct DeadLetterBlock: Sendable, Hashable {
     /// The letters, in slot order.
     public var letters: [StoredDeadLetter]
