@@ -120,8 +120,13 @@ import Testing
                   parquet: { path: lake, max_file_age: 1s }
                 batch: { max_rows: 2000, max_latency: 100ms }
             """, to: "\(dir)/w.yaml")
+        // Worker 0 pauses in each commit (200 ms before and after the state store's), so that a
+        // stall almost always catches it holding messages it wrote and has not acknowledged: on
+        // a loaded machine, stalls between its commits handed nothing over and proved nothing.
         let workers = try (0..<2).map {
-            try SluiceProcess.start(["run", "w.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/worker\($0).log")
+            try SluiceProcess.start(
+                ["run", "w.yaml", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/worker\($0).log",
+                environment: $0 == 0 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "200"] : [:])
         }
         defer { for w in workers where w.isRunning { kill(w.processIdentifier, SIGCONT); kill(w.processIdentifier, SIGKILL) } }
 
