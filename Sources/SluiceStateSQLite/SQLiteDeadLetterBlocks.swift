@@ -32,9 +32,8 @@ enum SQLiteDeadLetterBlocks {
         // last id it copied) moves with them.
         var pending: [String: [StoredDeadLetter]] = [:]
         var pendingBytes: [String: Int] = [:]
-        // New ids above every old one: an old id kept elsewhere (a PostgreSQL sink's pending
-        // commit) names no letter rather than another one.
-        // The largest id ever given out, whether its letter is still there or not.
+        // New ids above every id ever given out (its letter still there or not): an old id kept
+        // elsewhere (a PostgreSQL sink's pending commit) names no letter rather than another one.
         let top =
             try Int64.fetchOne(
                 db,
@@ -122,23 +121,36 @@ enum SQLiteDeadLetterBlocks {
 
         /// Writes the changed blocks back; a block left empty is deleted.
         func save(_ db: Database) throws {
-            for id in dirty.sorted() {
-                let block = blocks[id]!
-                if block.letters.isEmpty {
-                    try db.execute(sql: "DELETE FROM dead_letter_blocks WHERE id = ?", arguments: [id])
-                } else {
-                    let seen = block.letters.map(\.firstSeen.timeIntervalSince1970)
-                    try db.execute(
-                        sql: """
-                            UPDATE dead_letter_blocks SET letters = ?, first_seen_min = ?, first_seen_max = ?, groups = ?, slots = ?, payload = ?
-                            WHERE id = ?
-                            """,
-                        arguments: [
-                            block.letters.count, seen.min()!, seen.max()!, Data(DeadLetterBlock.encode(groups: block.groups)), Data(block.slotBitmap),
-                            Data(block.encode()), id,
-                        ])
-                }
+            let emptied = dirty.filter { blocks[$0]!.letters.isEmpty }
+            try deleteBlocks(db, Array(emptied))
+            for id in dirty.subtracting(emptied).sorted() {
+                try db.execute(
+                    sql: """
+                        UPDATE dead_letter_blocks SET letters = ?, first_seen_min = ?, first_seen_max = ?, groups = ?, slots = ?, payload = ?
+                        WHERE id = ?
+                        """,
+                    arguments: StatementArguments(columns(of: blocks[id]!) + [id]))
             }
+        }
+    }
+
+    /// A block row's values after its pipeline: letters, first seen (min, max), groups, slots,
+    /// payload.
+    static func columns(of block: DeadLetterBlock) -> [(any DatabaseValueConvertible)?] {
+        let seen = block.letters.map(\.firstSeen.timeIntervalSince1970)
+        return [
+            block.letters.count, seen.min() ?? 0, seen.max() ?? 0, Data(DeadLetterBlock.encode(groups: block.groups)), Data(block.slotBitmap),
+            Data(block.encode()),
+        ]
+    }
+
+    /// Deletes the blocks `ids` (rows only: their index entries go with the next sweep).
+    static func deleteBlocks(_ db: Database, _ ids: [Int64]) throws {
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = ids[start..<min(start + 500, ids.count)]
+            try db.execute(
+                sql: "DELETE FROM dead_letter_blocks WHERE id IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))",
+                arguments: StatementArguments(Array(chunk)))
         }
     }
 
@@ -148,13 +160,9 @@ enum SQLiteDeadLetterBlocks {
     static func insert(_ db: Database, pipeline: String, _ block: DeadLetterBlock) throws -> Int64 {
         var block = block
         for i in block.letters.indices { block.letters[i].id = DeadLetterBlock.id(block: 0, slot: i) }
-        let seen = block.letters.map(\.firstSeen.timeIntervalSince1970)
         try db.execute(
             sql: "INSERT INTO dead_letter_blocks(pipeline, letters, first_seen_min, first_seen_max, groups, slots, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            arguments: [
-                pipeline, block.letters.count, seen.min() ?? 0, seen.max() ?? 0, Data(DeadLetterBlock.encode(groups: block.groups)),
-                Data(block.slotBitmap), Data(block.encode()),
-            ])
+            arguments: StatementArguments([pipeline] + columns(of: block)))
         let id = db.lastInsertedRowID
         // Many rows per statement: one statement per letter costs more than the insert itself.
         let hashes = Set(block.letters.map { DeadLetterBlock.locationHash($0.letter.location) }).sorted()
@@ -215,7 +223,7 @@ enum SQLiteDeadLetterBlocks {
             if edit.blocks[block] == nil {
                 guard let row = try Row.fetchOne(live, arguments: [block, pipeline]) else { continue }
                 if row[0] as Int == distinct, (row.dataNoCopy(atIndex: 1) ?? Data()).elementsEqual(requested) {
-                    try db.execute(sql: "DELETE FROM dead_letter_blocks WHERE id = ?", arguments: [block])
+                    try deleteBlocks(db, [block])
                     removed += distinct
                     continue
                 }
@@ -450,12 +458,7 @@ enum SQLiteDeadLetterBlocks {
             let slots = Set(block.letters.filter(matches).map { DeadLetterBlock.split($0.id).slot })
             if !slots.isEmpty { removed += edit.remove(slots: slots, from: id) }
         }
-        for chunk in stride(from: 0, to: whole.count, by: 500) {
-            let ids = whole[chunk..<min(chunk + 500, whole.count)]
-            try db.execute(
-                sql: "DELETE FROM dead_letter_blocks WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))",
-                arguments: StatementArguments(Array(ids)))
-        }
+        try deleteBlocks(db, whole)
         try edit.save(db)
         if removed > 0 { try sweepIndex(db, pipeline: filter.pipeline) }
         return removed
@@ -489,7 +492,7 @@ enum SQLiteDeadLetterBlocks {
                     kept = keepNewest
                 }
             }
-            for id in whole { try db.execute(sql: "DELETE FROM dead_letter_blocks WHERE id = ?", arguments: [id]) }
+            try deleteBlocks(db, whole)
             try edit.save(db)
         }
         try sweepIndex(db, pipeline: pipeline)

@@ -69,6 +69,29 @@ import Testing
         #expect(refused.status == 2 && refused.stderr.contains("cannot take a replay"), "\(refused.stderr)")
     }
 
+    /// Starts `sluice dlq replay --batch BATCH` again and again (each commit pausing between its
+    /// phases, so kills also land after the state commit, before the files are renamed), each
+    /// killed after a random `killAfterMS`, until 10 kills landed or a replay finished; returns
+    /// the kills.
+    static func killReplays(in dir: String, batch: Int, commitDelayMS: Int, killAfterMS: ClosedRange<Int>, tries: Int) async throws -> Int {
+        var kills = 0
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<tries where kills < 10 {
+            let p = try SluiceProcess.start(
+                ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "\(batch)", "--no-progress", "--log-level", "error"], in: dir,
+                log: "\(dir)/sluice.log", environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "\(commitDelayMS)"])
+            let pid = p.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: killAfterMS, using: &generator))) { kill(pid, SIGKILL) }
+            await waitForExit(p)
+            guard p.terminationReason == .uncaughtSignal else {
+                try await Task.sleep(for: .milliseconds(killAfterMS.upperBound + 100))  // the pending timer must not hit a reused pid
+                break
+            }
+            kills += 1
+        }
+        return kills
+    }
+
     @Test func killedAtRandomMomentsTheReplayLosesAndRepeatsNothing() async throws {
         let dir = try makeWorkDirectory("dlq-replay-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -79,24 +102,8 @@ import Testing
         #expect(first.status == 0, "\(first.stderr)")
         #expect(try await Self.letters(dir).count == rows)
         try write(Self.config("decimal(12,3)"), to: "\(dir)/p.yaml")
-        // Each replay commits 100 dead letters at a time and pauses between the phases of every
-        // commit (so kills also land after the state commit, before the files are renamed).
-        var kills = 0
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<40 where kills < 10 {
-            let p = try SluiceProcess.start(
-                ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "100", "--no-progress", "--log-level", "error"], in: dir,
-                log: "\(dir)/sluice.log", environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "40"])
-            let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 100...1500, using: &generator))) { kill(pid, SIGKILL) }
-            await waitForExit(p)
-            if p.terminationReason == .uncaughtSignal {
-                kills += 1
-            } else {
-                try await Task.sleep(for: .milliseconds(1600))  // the pending timer must not hit a reused pid
-                break
-            }
-        }
+        // Each replay commits 100 dead letters at a time.
+        let kills = try await Self.killReplays(in: dir, batch: 100, commitDelayMS: 40, killAfterMS: 100...1500, tries: 40)
         #expect(kills >= 10, "only \(kills) kills landed")
         let last = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--no-progress"], in: dir)
         #expect(last.status == 0, "\(last.stderr)")
@@ -133,22 +140,7 @@ import Testing
         }
         #expect(try await Self.letters(dir).count == files * perFile)
         try write(Self.config("decimal(12,3)"), to: "\(dir)/p.yaml")
-        var kills = 0
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<60 where kills < 10 {
-            let p = try SluiceProcess.start(
-                ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "\(perFile)", "--no-progress", "--log-level", "error"], in: dir,
-                log: "\(dir)/sluice.log", environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "100"])
-            let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 100...900, using: &generator))) { kill(pid, SIGKILL) }
-            await waitForExit(p)
-            if p.terminationReason == .uncaughtSignal {
-                kills += 1
-            } else {
-                try await Task.sleep(for: .milliseconds(1000))  // the pending timer must not hit a reused pid
-                break
-            }
-        }
+        let kills = try await Self.killReplays(in: dir, batch: perFile, commitDelayMS: 100, killAfterMS: 100...900, tries: 60)
         #expect(kills >= 10, "only \(kills) kills landed")
         let last = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--no-progress"], in: dir)
         #expect(last.status == 0, "\(last.stderr)")

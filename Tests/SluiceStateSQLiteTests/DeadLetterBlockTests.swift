@@ -37,7 +37,12 @@ import Testing
         var lines = DeadLetterBlock.Lines()
         #expect(try DeadLetterBlock.lines(DeadLetterBlock(letters: letters).encode(), id: 7, stage: "decode", into: &lines))
         #expect(lines.ids == letters.map(\.id))
-        #expect(String(decoding: lines.text, as: UTF8.self) == "{\"id\":0}\n{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n")
+        var text: [UInt8] = []
+        #expect(
+            lines.withTexts {
+                text += $0; return true
+            })
+        #expect(String(decoding: text, as: UTF8.self) == "{\"id\":0}\n{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n")
         #expect(lines.location(2) == "in/f.ndjson:3")
 
         var mixed = DeadLetterBlock.Lines()

@@ -126,7 +126,13 @@ public struct DeadLetterBlock: Sendable, Hashable {
         for _ in 0..<n { slots.append(try reader.slot()) }
         var attempts: [Int] = []
         attempts.reserveCapacity(n)
-        try reader.section { r in for _ in 0..<n { attempts.append(Int(min(try r.varint(), UInt64(Int32.max)))) } }
+        try reader.section { r in
+            for _ in 0..<n {
+                let a = try r.varint()
+                guard let exact = Int(exactly: a) else { throw r.failure("attempts \(a) out of range") }
+                attempts.append(exact)
+            }
+        }
         var firstSeen: [Double] = []
         firstSeen.reserveCapacity(n)
         for _ in 0..<n { firstSeen.append(try reader.double()) }
@@ -187,9 +193,6 @@ public struct DeadLetterBlock: Sendable, Hashable {
         public var locations: [(block: Int, start: Int, count: Int)] = []
 
         public init() {}
-
-        /// The rows as one text (copied; a replay reads them block by block, ``withTexts(_:)``).
-        public var text: [UInt8] { texts.reduce(into: []) { $0 += blocks[$1.block][$1.range] } }
 
         /// Calls `body` with each block's rows in turn; stops at the first false.
         public func withTexts(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
