@@ -5,7 +5,7 @@ import Testing
 /// Alerts evaluated inside `sluice run`: each fires and resolves on a real running pipeline, and
 /// real HTTP receivers get exactly one notification per transition, signed (checked with
 /// Python's `hmac`), including a receiver that was down when the alert fired.
-@Suite(.timeLimit(.minutes(10))) struct AlertEngineTests {
+@Suite(.offCooperativePool, .timeLimit(.minutes(10))) struct AlertEngineTests {
     /// An HTTP receiver in Python: each POST is appended to `out` as `{"valid": <signature
     /// checked with hmac>, "body": <the JSON>}`.
     static let receiver = """

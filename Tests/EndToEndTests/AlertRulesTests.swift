@@ -4,7 +4,7 @@ import Testing
 
 /// `sluice alerts rules --format prometheus`: the exported rules pass `promtool check rules`,
 /// and `promtool test rules` drives each over synthetic series to firing and back.
-@Suite struct AlertRulesTests {
+@Suite(.offCooperativePool) struct AlertRulesTests {
     @Test func theExportedRulesPassPromtoolsCheckAndUnitTests() async throws {
         let dir = try makeWorkDirectory("alert-rules")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -5,7 +5,7 @@ import Testing
 /// Stopping is bounded: a `sluice run` whose sink waits on a PostgreSQL lock that is never
 /// released exits `shutdown_timeout` after SIGTERM, or at once on a second signal; the next run
 /// delivers every row exactly once.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct BoundedStopTests {
+@Suite(.offCooperativePool, .serialized, .timeLimit(.minutes(5))) struct BoundedStopTests {
     /// A pipeline writing 100 rows into `schema.t`, which another session holds locked (its
     /// `psql` returned), and `sluice run` started, waiting on that lock.
     func blockedRun(_ name: String, timeout: String) async throws -> (dir: String, schema: String, locker: Process, run: Process) {

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `sluice cdc setup|teardown|resnapshot` against the real server.
-@Suite(.serialized) struct CDCCommandTests {
+@Suite(.offCooperativePool, .serialized) struct CDCCommandTests {
     @Test func setupRunTeardownAndResnapshotAfterALostSlot() async throws {
         let url = try postgresURL()
         let s = try makeSchema("cdccmd")

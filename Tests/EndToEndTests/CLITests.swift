@@ -3,7 +3,7 @@ import SluiceTesting
 import Testing
 
 /// The CLI as a user meets it: exit codes, located config errors, DLQ and state commands.
-@Suite struct CLITests {
+@Suite(.offCooperativePool) struct CLITests {
     @Test func misspelledKeyExitsTwoNamingFileLineAndKey() throws {
         let dir = try makeWorkDirectory("cfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -235,7 +235,7 @@ import Testing
 }
 
 /// Every example file stays valid as the code changes.
-@Suite struct ExampleFilesTests {
+@Suite(.offCooperativePool) struct ExampleFilesTests {
     @Test func everyExampleValidates() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let examples = try FileManager.default.contentsOfDirectory(atPath: "\(root)/examples").filter { $0.hasSuffix(".yaml") }

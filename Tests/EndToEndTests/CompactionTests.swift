@@ -6,7 +6,7 @@ import Testing
 /// target size. DuckDB reads every row exactly once after every `kill -9` of a run, while a
 /// pipeline keeps writing into the partitions being swapped, and at the end each partition holds
 /// one file; a dry run changes nothing.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct CompactionTests {
+@Suite(.offCooperativePool, .serialized, .timeLimit(.minutes(10))) struct CompactionTests {
     static let partitions = 12
 
     /// Adds `files` small zstd Parquet files of `rows` rows to each day partition (written by

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Cost accounting: a known pipeline's usage matches the bytes of its input and of its lake, the
 /// dollars match the prices by hand, it adds up across runs (restarts), and a run on another
 /// day lands on that day.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct CostAccountingTests {
+@Suite(.offCooperativePool, .serialized, .timeLimit(.minutes(10))) struct CostAccountingTests {
     static let config = """
         pricing: { storage_gb_month: 2, per_1000_requests: 0, cpu_hour: 0 }
         pipelines:
@@ -118,7 +119,7 @@ import Testing
 
 /// `sluice cost`'s findings: two pipelines on one table, nested lakes, a PostgreSQL target nobody
 /// reads (flagged) next to one somebody does (not flagged), and a lake column always null.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct IngestionFindingsTests {
+@Suite(.offCooperativePool, .serialized, .timeLimit(.minutes(5))) struct IngestionFindingsTests {
     static func findings(_ dir: String) async throws -> [[String: Any]] {
         let r = try await SluiceProcess.runWithoutBlocking(["cost", "-c", "p.yaml", "--json"], in: dir)
         #expect(r.status == 0, "\(r.stderr)")

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// DESIGN.md §2.1–2.2: after `kill -9` at random moments and restarts, the NDJSON output
 /// holds every input row exactly once.
-@Suite(.serialized) struct CrashRecoveryTests {
+@Suite(.offCooperativePool, .serialized) struct CrashRecoveryTests {
     static let rows = 1_000_000
 
     /// A deterministic event CSV: id, user, amount (with nulls), url, created_at.

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `sluice dlq stats | export | drop` and retention, on a real run's dead letters; exports are
 /// read back by pyarrow and Python's base64, byte for byte.
-@Suite struct DLQAdminTests {
+@Suite(.offCooperativePool) struct DLQAdminTests {
     /// Lines that cannot be decoded, one with bytes that are not UTF-8.
     static let badLines: [[UInt8]] = [Array("{not json".utf8), Array("{\"a\":".utf8) + [0xFF, 0xFE, 0x00], Array("[1,2".utf8)]
 

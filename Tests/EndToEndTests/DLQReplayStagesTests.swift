@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `sluice dlq replay` from every stage and source kind: rows a PostgreSQL table refused (a
 /// constraint, fixed), records pushed over HTTP that did not decode, rows the schema policy
 /// refused, and a replay under dedupe where some records were delivered meanwhile.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct DLQReplayStagesTests {
+@Suite(.offCooperativePool, .serialized, .timeLimit(.minutes(10))) struct DLQReplayStagesTests {
     static func replay(_ dir: String, _ pipeline: String = "p") async throws -> SluiceProcess.Result {
         try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", pipeline, "--no-progress"], in: dir)
     }

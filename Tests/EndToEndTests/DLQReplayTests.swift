@@ -2,11 +2,12 @@ import Foundation
 import SluiceCore
 import SluiceStateSQLite
 import Testing
+import SluiceTesting
 
 /// `sluice dlq replay`: fix the configuration, replay, and every record lands once (DuckDB
 /// counts them), across `kill -9` at random moments too; what still fails stays, with one more
 /// attempt and its new reason.
-@Suite(.timeLimit(.minutes(10))) struct DLQReplayTests {
+@Suite(.offCooperativePool, .timeLimit(.minutes(10))) struct DLQReplayTests {
     static func config(_ amount: String) -> String {
         """
         pipelines:

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `dead_letter: { sink: … }`: a pipeline's dead letters are also copied to a sink of their own,
 /// and after `kill -9` at random moments the lake (read by DuckDB) or the table (read by psql)
 /// holds exactly the state store's dead letters, each once.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct DLQSinkTests {
+@Suite(.offCooperativePool, .serialized, .timeLimit(.minutes(10))) struct DLQSinkTests {
     /// Every tenth amount has more decimals than its column.
     static func input(_ dir: String, rows: Int, file: Int = 1) throws {
         let ids = (file - 1) * rows + 1...file * rows

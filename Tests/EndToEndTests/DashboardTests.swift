@@ -5,7 +5,7 @@ import Testing
 /// The dashboard, in a real browser: headless Chromium loads the page from a running
 /// `sluice run --metrics-port`, runs its script, and the DOM it renders shows the pipeline's
 /// numbers and firing alert. Beyond loopback (`sluice serve` on 0.0.0.0) its data needs a key.
-@Suite(.timeLimit(.minutes(10))) struct DashboardTests {
+@Suite(.offCooperativePool, .timeLimit(.minutes(10))) struct DashboardTests {
     /// Runs headless Chromium on `url` with `extra` arguments; returns its standard output (the
     /// DOM with `--dump-dom`) and its log (console messages and script errors).
     static func chromium(_ url: String, _ extra: [String]) async throws -> (out: String, log: String) {

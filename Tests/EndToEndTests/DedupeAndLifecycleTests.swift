@@ -2,7 +2,7 @@ import Foundation
 import SluiceTesting
 import Testing
 
-@Suite struct DedupeAndLifecycleTests {
+@Suite(.offCooperativePool) struct DedupeAndLifecycleTests {
     @Test func dedupeDropsRepeatsWithinTheTTLAndAcceptsThemAfter() async throws {
         let dir = try makeWorkDirectory("dedupe")
         defer { try? FileManager.default.removeItem(atPath: dir) }

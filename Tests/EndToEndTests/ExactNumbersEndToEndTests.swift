@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Numbers reach the lake as written, or are refused at the door with their field named: the
 /// real `sluice serve` behind curl, its NDJSON output read back as text.
-@Suite struct ExactNumbersEndToEndTests {
+@Suite(.offCooperativePool) struct ExactNumbersEndToEndTests {
     @Test func pushedNumbersAreExactOrRefusedBeforeTheyAreAccepted() async throws {
         let dir = try makeWorkDirectory("exact-numbers")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -3,7 +3,7 @@ import SluiceTesting
 import Testing
 
 /// `sluice run` pulling from the test API (`scripts/test_api_server.py`), killed at random moments.
-@Suite struct HTTPAPIPullTests {
+@Suite(.offCooperativePool) struct HTTPAPIPullTests {
     /// The integer `field` of every output record.
     func ids(_ dir: String, field: String = "id") throws -> [Int] {
         try outputLines("\(dir)/out").map { line in

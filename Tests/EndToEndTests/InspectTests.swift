@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `sluice inspect` on real files: Sluice's own and pyarrow's.
-@Suite struct InspectTests {
+@Suite(.offCooperativePool) struct InspectTests {
     /// The min and max of the column chunk `column` in the first row group, as printed.
     static func statistics(_ output: String, column: String) -> String? {
         let line = output.split(separator: "\n").first { $0.hasPrefix("  \(column) ") }

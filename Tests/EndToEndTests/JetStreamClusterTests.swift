@@ -5,7 +5,7 @@ import SluiceTesting
 import Testing
 
 /// JetStream as the queue between pipelines, in a three-node cluster and behind log-based CDC.
-@Suite(.serialized) struct JetStreamClusterTests {
+@Suite(.offCooperativePool, .serialized) struct JetStreamClusterTests {
     /// A file → JetStream publisher and a JetStream → Parquet consumer run while the stream's
     /// leader is `kill -9`'d: both carry on with the new leader, and the stream and the lake each
     /// hold every record exactly once.
@@ -89,7 +89,7 @@ import Testing
 /// `kill -9`'d again and again, half the time between the publish (acked by JetStream) and the
 /// state commit that advances the slot: the replayed changes carry the same `Nats-Msg-Id`
 /// (commit LSN and index), so the stream holds each change once and the target equals the source.
-@Suite(.serialized) struct JetStreamCDCTests {
+@Suite(.offCooperativePool, .serialized) struct JetStreamCDCTests {
     @Test func cdcThroughJetStreamSurvivesCrashesBetweenPublishAndSlotAdvance() async throws {
         let url = try postgresURL()
         let nats = try NATSTestCluster.start()
@@ -193,7 +193,7 @@ import Testing
 
 /// HTTP push → JetStream → two workers → Parquet lake, from configuration alone: every record
 /// answered 202 is in the lake once.
-@Suite(.serialized) struct JetStreamPushTests {
+@Suite(.offCooperativePool, .serialized) struct JetStreamPushTests {
     @Test func pushedRecordsReachTheLakeThroughJetStreamOnce() async throws {
         let nats = try NATSTestCluster.start()
         defer { nats.stop() }

@@ -9,7 +9,7 @@ import Testing
 /// publish (acked by JetStream) and the state commit. Each replay commits at other places than
 /// the attempt it repeats, so its messages end elsewhere; the stream must still hold every
 /// record exactly once.
-@Suite(.serialized) struct JetStreamPublisherCrashTests {
+@Suite(.offCooperativePool, .serialized) struct JetStreamPublisherCrashTests {
     @Test func aPublisherKilledAtRandomLeavesEveryRecordInTheStreamOnce() async throws {
         let count = 1_000_000
         let nats = try NATSTestCluster.start()

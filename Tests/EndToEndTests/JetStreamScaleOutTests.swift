@@ -6,7 +6,7 @@ import Testing
 
 /// Several Sluice workers share one durable JetStream consumer and one PostgreSQL state store.
 /// DESIGN.md §2 for the queue path: no message lost, none committed twice, while workers die.
-@Suite(.serialized) struct JetStreamScaleOutTests {
+@Suite(.offCooperativePool, .serialized) struct JetStreamScaleOutTests {
     /// Three workers consume 1M numbered records into one Parquet lake; one of them is
     /// `kill -9`'d and restarted again and again. DuckDB then finds every record exactly once.
     /// Once with one record per message, once with 100 (as the jetstream sink packs them: a
@@ -99,7 +99,7 @@ import Testing
 /// written but not committed. The server hands those messages to the other worker, which
 /// commits them; the stalled worker then wakes up and commits them too, unless its commit is
 /// refused. DESIGN.md §2: each record exactly once even then.
-@Suite(.serialized) struct JetStreamStalledWorkerTests {
+@Suite(.offCooperativePool, .serialized) struct JetStreamStalledWorkerTests {
     @Test func aWorkerStalledPastAckWaitDoesNotCommitRecordsTwice() async throws {
         let count = 200_000
         let nats = try NATSTestCluster.start()
@@ -175,7 +175,7 @@ import Testing
 /// terminated; a malformed record of a packed message is dead-lettered with its place in the
 /// message, and the message's other records are kept; one that keeps dying with its worker is
 /// dead-lettered after `max_deliveries` and terminated, not left pending.
-@Suite(.serialized) struct JetStreamPoisonTests {
+@Suite(.offCooperativePool, .serialized) struct JetStreamPoisonTests {
     @Test func malformedAndPoisonMessagesGoToTheDLQAndAreTerminated() async throws {
         let nats = try NATSTestCluster.start()
         defer { nats.stop() }

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `sluice lifecycle run`: tiering and retention of a day-partitioned lake. A dry run changes
 /// nothing and lists exactly what the run then does; DuckDB reads every remaining row exactly
 /// once, also after `kill -9` at random moments of a run; a second run has nothing to do.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct LifecycleTests {
+@Suite(.offCooperativePool, .serialized, .timeLimit(.minutes(10))) struct LifecycleTests {
     /// `days` day partitions of `perDay` rows each, ingested by a pipeline into `lake/`.
     static func makeLake(_ dir: String, days: Int, perDay: Int) async throws {
         var text = ""

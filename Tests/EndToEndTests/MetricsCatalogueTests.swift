@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// The series `/metrics` serves for a pipeline, checked against a list (a rename is a conscious
 /// change: edit the list and the operations guide together) and by Prometheus's own linter.
-@Suite struct MetricsCatalogueTests {
+@Suite(.offCooperativePool) struct MetricsCatalogueTests {
     /// Every `sluice_*` series a watching file → NDJSON pipeline with one bad line exposes, with
     /// its label names.
     static let expected: [String: Set<String>] = [

@@ -8,7 +8,7 @@ import Testing
 /// with every row (read back by pyarrow's S3 filesystem) and marked in their footers; expired
 /// partitions are deleted; compaction is refused, saying why. The run's clock is moved forward
 /// (`SLUICE_TEST_LIFECYCLE_CLOCK_SHIFT_S`): an object store dates its objects itself.
-@Suite(.serialized) struct ObjectLakeLifecycleTests {
+@Suite(.offCooperativePool, .serialized) struct ObjectLakeLifecycleTests {
 
     static let rows = 30_000
 

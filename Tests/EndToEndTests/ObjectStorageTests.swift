@@ -4,7 +4,7 @@ import Testing
 
 /// The lake on a real S3 server (SeaweedFS): exactly once under `kill -9`, read back by pyarrow's
 /// S3 filesystem and listed by the AWS CLI, both independent of Sluice.
-@Suite(.serialized) struct ObjectStorageTests {
+@Suite(.offCooperativePool, .serialized) struct ObjectStorageTests {
     /// `storage:` for a test server, credentials written in (the tests' own throwaway keys).
     static func storage(_ server: S3TestServer) -> String {
         #"storage: { endpoint: "\#(server.endpoint)", access_key_id: \#(S3TestServer.accessKey), secret_access_key: \#(S3TestServer.secretKey) }"#

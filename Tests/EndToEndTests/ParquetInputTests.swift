@@ -4,7 +4,7 @@ import Testing
 
 /// A Parquet file Sluice cannot read exactly is never skipped with a success: the run stops,
 /// says which file and why, and reads it once the file is fixed or moved.
-@Suite struct ParquetInputTests {
+@Suite(.offCooperativePool) struct ParquetInputTests {
     @Test func aFileThatCannotBeReadExactlyStopsTheRunInsteadOfVanishing() async throws {
         let dir = try makeWorkDirectory("parquet-unreadable")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -31,7 +31,7 @@ struct PythonError: Error, CustomStringConvertible {
 /// DESIGN.md §2.2 for the Parquet sink: CSV → partitioned Parquet, `kill -9` at random moments
 /// across 20+ restarts, then DuckDB counts every input row exactly once and no temporary
 /// or orphan files remain.
-@Suite(.serialized) struct ParquetLakeTests {
+@Suite(.offCooperativePool, .serialized) struct ParquetLakeTests {
     static let rows = 400_000
 
     @Test func killNineAcrossTwentyRestartsThenDuckDBCountsEveryRowOnce() async throws {

@@ -6,7 +6,7 @@ import Testing
 /// empty lists at every level; several row groups and pages; snappy and zstd; data pages v1 and
 /// v2; the non-compliant list names) reach the NDJSON sink as JSON, each row exactly the value
 /// pyarrow reads (`json.dumps` of `to_pylist`, maps as dicts), compared as parsed JSON.
-@Suite struct ParquetNestedInputTests {
+@Suite(.offCooperativePool) struct ParquetNestedInputTests {
     static let generate = #"""
         import sys, pyarrow as pa, pyarrow.parquet as pq
         d = sys.argv[1]

@@ -5,7 +5,7 @@ import Testing
 /// `sluice plan`: every class of answer gives the documented pattern, tier and warnings, and a
 /// starter file that `sluice validate` accepts; answers typed at the prompt give the same plan
 /// as flags.
-@Suite struct PlanTests {
+@Suite(.offCooperativePool) struct PlanTests {
     struct Case: Sendable, CustomStringConvertible {
         var flags: [String]
         var pattern: String

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `sluice backfill` under `kill -9`.
-@Suite(.serialized) struct PostgresBackfillTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresBackfillTests {
     /// A date range re-extracted into a day-partitioned Parquet lake with three parallel readers,
     /// killed at random moments and resumed: every row of the range lands once, in its day's
     /// partition, and the live pipeline's checkpoint is untouched.

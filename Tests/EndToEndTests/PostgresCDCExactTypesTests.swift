@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `mode: apply` creates current-state tables with the source's exact column types (from the
 /// change events' `column_types`), not types guessed from JSON, and the rows arrive exactly.
-@Suite struct PostgresCDCExactTypesTests {
+@Suite(.offCooperativePool) struct PostgresCDCExactTypesTests {
     @Test func applyCreatesTablesWithTheSourcesTypes() async throws {
         let url = try postgresURL()
         let schema = try makeSchema("cdc_types")

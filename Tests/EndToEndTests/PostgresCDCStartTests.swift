@@ -1,12 +1,13 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// A CDC pipeline's start survives a connection that breaks at each of its steps: creating the
 /// slot, importing the exported snapshot, reading it, opening the first stream. Each test holds
 /// `sluice` at one step (a test hook, `SLUICE_TEST_HOLD`), terminates the backend there, waits
 /// until it is gone and only then lets `sluice` go on: the break lands at that step whatever the
 /// machine's load. The trail must then hold every row and every change exactly once.
-@Suite struct PostgresCDCStartTests {
+@Suite(.offCooperativePool) struct PostgresCDCStartTests {
     /// Which server process a test terminates.
     enum Backend {
         /// The walsender of the pipeline's replication connection.

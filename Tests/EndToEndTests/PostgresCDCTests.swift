@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Log-based CDC (pgoutput over streaming replication) into an NDJSON audit trail.
-@Suite(.serialized) struct PostgresCDCTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresCDCTests {
     /// Transactions over two tables (inserts, updates, deletes, one rolled back) while the CDC
     /// pipeline is `kill -9`'d and restarted again and again: the audit trail holds every
     /// committed change exactly once, in commit order, and nothing of the rolled-back one.

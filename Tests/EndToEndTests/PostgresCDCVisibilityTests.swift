@@ -7,7 +7,7 @@ import Testing
 /// session sees it yet. A snapshot chunk read then (after the stream applied the transaction)
 /// holds the rows as they were before it; emitted at the high watermark it would undo the
 /// transaction in the current-state table. It must be read again instead.
-@Suite(.serialized) struct PostgresCDCVisibilityTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresCDCVisibilityTests {
     @Test func aChunkReadBeforeAStreamedTransactionBecameVisibleIsReadAgain() async throws {
         // A server of its own: it names a synchronous standby that never connects (the shared
         // server must not make anyone wait).

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// The CDC acceptance test: a randomized workload over three tables while two CDC pipelines
 /// (current-state tables in PostgreSQL, an NDJSON audit trail) are `kill -9`'d again and again.
-@Suite(.serialized) struct PostgresCDCWorkloadTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresCDCWorkloadTests {
     /// Inserts, updates (also of the key), deletes over three tables with int, numeric, text,
     /// jsonb, timestamptz, bytea, NULLs and a TOASTed text; multi-table transactions, a rolled-back
     /// one, a TRUNCATE and an `ALTER TABLE … ADD COLUMN` mid-stream. At the end the current-state
@@ -183,7 +184,7 @@ struct Workload {
 
 /// Snapshots: the rows that exist before the pipeline starts, and those of a table that joins
 /// the publication later, handed over to the stream without loss or duplicates.
-@Suite(.serialized) struct PostgresCDCSnapshotTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresCDCSnapshotTests {
     /// 50,000 existing rows are read in the snapshot exported with the slot (chunks of 250) while
     /// rows are inserted, updated and deleted; later a table with rows of its own joins the
     /// publication and is snapshotted while streaming (watermarks) under concurrent updates.

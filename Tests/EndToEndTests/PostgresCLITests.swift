@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// The CLI around PostgreSQL: passwords never shown, clear errors before any data moves.
-@Suite struct PostgresCLITests {
+@Suite(.offCooperativePool) struct PostgresCLITests {
     @Test func passwordsNeverAppearInLogsErrorsOrOutput() throws {
         let url = try postgresURL()
         let secret = "pw-Secret-\(UUID().uuidString.prefix(6))"

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Guarantees 1 and 2 for PostgreSQL: pulls from and loads into the real server while
 /// `sluice run` is `kill -9`'d at random moments (every other run also pauses between the
 /// target's commit and the state store's, so kills land in that window too).
-@Suite(.serialized) struct PostgresCrashTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresCrashTests {
     static let rows = 300_000
 
     /// Postgres → Postgres, two pipelines in one process: an upsert by key (the target must equal

@@ -3,7 +3,7 @@ import SluiceTesting
 import Testing
 
 /// Incremental pulls while the source table changes under them.
-@Suite(.serialized) struct PostgresIncrementalTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresIncrementalTests {
     /// A table updated concurrently while the pipeline polls: thousands of rows share each
     /// `updated_at`, and one transaction commits late with an older timestamp (`now()` is its
     /// start time). With a lookback the pull catches the late rows, and the implicit dedupe keeps

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// The schema-evolution input of ``SchemaEvolutionTests`` (three shape changes mid-run) into a
 /// PostgreSQL table, with the schema registry on the PostgreSQL state store: `evolve` adds and
 /// widens columns inside the load transactions; the other policies leave the table's shape alone.
-@Suite(.serialized) struct PostgresSchemaEvolutionTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresSchemaEvolutionTests {
     func run(_ policy: String) throws -> (dir: String, schema: String, pipeline: String, result: SluiceProcess.Result) {
         let url = try postgresURL()
         let s = try makeSchema("evo_\(policy)")

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Several workers sharing the PostgreSQL state store.
-@Suite(.serialized) struct PostgresSharedStateTests {
+@Suite(.offCooperativePool, .serialized) struct PostgresSharedStateTests {
     /// Two `sluice run` processes with the same scheduled pull and one shared state store: each
     /// scheduled run is claimed by one of them, runs never overlap, and each continues from the
     /// other's committed checkpoint, so every row arrives once across both outputs.

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Synchronization
 import Testing
+import SluiceTesting
 
 /// A flag shared by the load generator's tasks.
 final class StopFlag: Sendable {
@@ -13,7 +14,7 @@ final class StopFlag: Sendable {
 
 /// Guarantee 1 for pushes (DESIGN.md §2): every record answered 2xx is in the sink exactly once,
 /// however often the server is `kill -9`'d; and a flood gets 503s, not unbounded memory.
-@Suite(.serialized) struct PushCrashTests {
+@Suite(.offCooperativePool, .serialized) struct PushCrashTests {
     @Test func everyRecordAnswered2xxIsInTheSinkExactlyOnceAcrossKill9() async throws {
         let dir = try makeWorkDirectory("push-crash")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// `sluice serve` on SIGTERM: refuses new pushes, lets its pipelines commit what was accepted,
 /// then exits; what `serve.drain_timeout` leaves queued is delivered by the next start.
-@Suite(.serialized) struct PushDrainTests {
+@Suite(.offCooperativePool, .serialized) struct PushDrainTests {
     static func config(drainTimeout: String) -> String {
         """
         serve:

@@ -4,7 +4,7 @@ import SluiceTesting
 import Testing
 
 /// `sluice serve` as a user runs it, driven by curl and by a load generator.
-@Suite(.serialized) struct PushEndToEndTests {
+@Suite(.offCooperativePool, .serialized) struct PushEndToEndTests {
     static let secret = "whsec_0123456789abcdef0123456789"
 
     static let config = """

@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// One request cannot explode a stream's schema (issue 17 item 11): the real `sluice serve`
 /// refuses a request adding thousands of fields with 422 before accepting anything, a record
 /// without the stream's other fields stays small in the NDJSON output, and drift log lines are
 /// summaries that a restart does not repeat.
-@Suite struct PushSchemaExplosionTests {
+@Suite(.offCooperativePool) struct PushSchemaExplosionTests {
     /// `records` lines, each with an id and `fields` fields no other line has.
     static func body(records: Int, fields: Int, first id: Int = 0) -> String {
         (0..<records).map { r in

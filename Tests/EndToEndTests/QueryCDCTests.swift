@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Query-based CDC: an incremental pull by `updated_at` (with a lookback for late commits) into
 /// an upsert sink whose `soft_delete` column turns soft-deleted rows into deletes, under kills.
-@Suite(.serialized) struct QueryCDCTests {
+@Suite(.offCooperativePool, .serialized) struct QueryCDCTests {
     @Test func theTargetEqualsTheLiveSourceRowsAcrossKillsAndALateCommit() async throws {
         let url = try postgresURL()
         let s = try makeSchema("qcdc")

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// The schema registry of `sluice serve` driven by a real registry client: confluent-kafka's
 /// Python `SchemaRegistryClient` and its JSON Schema serializers, against the real binary serving
 /// a file with only a `serve:` section (the registry alone), with registry writes behind a key.
-@Suite(.serialized) struct RegistryClientTests {
+@Suite(.offCooperativePool, .serialized) struct RegistryClientTests {
     static let config = """
         state: state.db
         serve:

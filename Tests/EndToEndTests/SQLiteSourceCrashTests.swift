@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Guarantees 1 and 2 for database pulls: a SQLite table pulled into NDJSON while `sluice run` is
 /// `kill -9`'d at random moments ends with every row exactly once, for a full extract and for
 /// an incremental one (whose cursor values are shared by many rows).
-@Suite(.serialized) struct SQLiteSourceCrashTests {
+@Suite(.offCooperativePool, .serialized) struct SQLiteSourceCrashTests {
     static let rows = 400_000
 
     func makeDatabase(_ dir: String) throws {
@@ -67,7 +68,7 @@ import Testing
 
 /// The SQLite change-log mode, polled: rows appended while `sluice run` polls arrive once, and
 /// are marked processed only after the sink committed them.
-@Suite(.serialized) struct SQLiteChangelogTests {
+@Suite(.offCooperativePool, .serialized) struct SQLiteChangelogTests {
     @Test func polledChangelogDeliversEachChangeOnceAndMarksItProcessed() async throws {
         let dir = try makeWorkDirectory("sqlite-changelog")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Data whose shape changes three times mid-run (a column added, a type widened, a column
 /// removed), under each `on_change` policy, into a Parquet lake read back by DuckDB with
 /// `union_by_name`; and an incompatible change that `evolve` refuses.
-@Suite(.serialized) struct SchemaEvolutionTests {
+@Suite(.offCooperativePool, .serialized) struct SchemaEvolutionTests {
     /// Four files, three changes: + score (int), score int → float, - name.
     static func writeInput(_ dir: String) throws {
         try write("{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\":\"b\"}\n", to: "\(dir)/data/f1.ndjson")

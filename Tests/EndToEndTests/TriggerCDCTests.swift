@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 /// Trigger-based CDC: `sluice cdc install-triggers`, then a changelog pull of the change table
 /// into current-state tables (`mode: apply`), under kills and a transaction that commits after
 /// later-numbered changes.
-@Suite(.serialized) struct TriggerCDCTests {
+@Suite(.offCooperativePool, .serialized) struct TriggerCDCTests {
     @Test func currentStateTablesEqualTheSourcesAcrossKillsAndLateCommits() async throws {
         let url = try postgresURL()
         let s = try makeSchema("trig")
@@ -84,7 +85,7 @@ import Testing
 }
 
 /// Trigger-based CDC on SQLite: the change table feeds a PostgreSQL current-state table.
-@Suite(.serialized) struct SQLiteTriggerCDCTests {
+@Suite(.offCooperativePool, .serialized) struct SQLiteTriggerCDCTests {
     @Test func sqliteChangesReachACurrentStateTableOnceEach() async throws {
         let url = try postgresURL()
         let target = try makeSchema("sqltrig")

@@ -7,7 +7,7 @@ import Testing
 
 /// The file source and the file sinks (and standard output) keep the connector contract
 /// (``SourceConformance``, ``SinkConformance``) on real files; Parquet is read back by pyarrow.
-@Suite(.timeLimit(.minutes(3))) struct FileConformanceTests {
+@Suite(.offCooperativePool, .timeLimit(.minutes(3))) struct FileConformanceTests {
     let registry = BuiltinComponents.registry
 
     func directory(_ name: String) throws -> String {

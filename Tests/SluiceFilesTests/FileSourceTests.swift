@@ -5,7 +5,7 @@ import SluiceFiles
 import SluiceTesting
 import Testing
 
-@Suite struct FileSourceTests {
+@Suite(.offCooperativePool) struct FileSourceTests {
     func directory() throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("src-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 import Testing
+import SluiceTesting
 @testable import SluiceFormats
 
 /// Python helpers: canonical text of values as pyarrow and DuckDB read them, matching
@@ -155,7 +156,7 @@ enum ParquetInteropScripts {
             """#
 }
 
-@Suite("Parquet interop with pyarrow and DuckDB", .serialized)
+@Suite("Parquet interop with pyarrow and DuckDB", .offCooperativePool, .serialized)
 struct ParquetInteropTests {
     static let pyarrowTypes: [String: String] = [
         "id": "int64 not null", "flag": "bool", "count": "int64", "ratio": "double", "name": "string", "payload": "binary",

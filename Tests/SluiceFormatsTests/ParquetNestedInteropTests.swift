@@ -1,13 +1,14 @@
 import Foundation
 import SluiceCore
 import Testing
+import SluiceTesting
 @testable import SluiceFormats
 
 /// Nested columns of files pyarrow and DuckDB write, read by ``ParquetReader`` as JSON text and
 /// compared in python with the values pyarrow reads, for the leaf types `json.dumps`
 /// cannot write directly: decimals (exact), timestamps and dates (ISO 8601), binary (base64),
 /// NaN and infinities (strings), maps with integer keys (key/value pairs).
-@Suite struct ParquetNestedInteropTests {
+@Suite(.offCooperativePool) struct ParquetNestedInteropTests {
     /// argv: parquet path, Sluice's rows as NDJSON. pyarrow's values are turned into the JSON
     /// Sluice promises, following the column types.
     static let compare = #"""

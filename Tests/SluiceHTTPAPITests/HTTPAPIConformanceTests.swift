@@ -3,7 +3,7 @@ import SluiceTesting
 import Testing
 
 /// The connector conformance suite on the `http_api` source, against the test API's feed.
-@Suite struct HTTPAPIConformanceTests {
+@Suite(.offCooperativePool) struct HTTPAPIConformanceTests {
     // A hang guard, generous: the full suite's push floods share the event-loop threads.
     @Test(.timeLimit(.minutes(10))) func theHTTPAPISourceKeepsTheContract() async throws {
         let server = try TestAPIServer.start()

@@ -11,7 +11,7 @@ import Testing
 ///
 /// The limit catches a hang, not slowness: in the full suite the HTTP clients share the
 /// process's two event-loop threads with the push-flood tests, and a 2-second test took 212 s.
-@Suite(.timeLimit(.minutes(10))) struct HTTPAPISourceTests {
+@Suite(.offCooperativePool, .timeLimit(.minutes(10))) struct HTTPAPISourceTests {
     struct Read {
         var ids: [Int] = []
         var rows: [[String: Value]] = []

@@ -1,8 +1,9 @@
 import Testing
+import SluiceTesting
 
 @testable import SluiceHTTPAPI
 
-@Suite struct LinkHeaderTests {
+@Suite(.offCooperativePool) struct LinkHeaderTests {
     @Test func findsTheNextLinkAmongSeveralAsGitHubSendsThem() {
         let value =
             #"<https://api.github.com/repositories/1/issues?page=2>; rel="next", <https://api.github.com/repositories/1/issues?page=5>; rel="last""#

@@ -8,7 +8,7 @@ import Testing
 @testable import SluiceHTTPAPI
 
 /// The pagination rules, without a server.
-@Suite struct PagePlanTests {
+@Suite(.offCooperativePool) struct PagePlanTests {
     func plan(_ options: String) throws -> PagePlan {
         let plan = try ConformanceSupport.plan(
             registry: BuiltinComponents.registry, source: #"http_api: { url: "http://api.test/items?q=a+b", \#(options) }"#, sink: "blackhole: {}")

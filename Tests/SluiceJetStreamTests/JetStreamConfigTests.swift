@@ -2,9 +2,10 @@ import Foundation
 import SluiceConnectors
 import SluiceCore
 import Testing
+import SluiceTesting
 
 /// Bad `jetstream` options stop before any data moves, naming the file, line and key.
-@Suite struct JetStreamConfigTests {
+@Suite(.offCooperativePool) struct JetStreamConfigTests {
     func load(_ yaml: String) throws -> LoadedConfig {
         try ConfigLoader(registry: BuiltinComponents.registry, baseDirectory: "/tmp").load(text: yaml, file: "p.yaml")
     }

@@ -9,7 +9,7 @@ import Testing
 /// The JetStream source and sink keep the connector contract (``SourceConformance``,
 /// ``SinkConformance``) on a real nats-server; the sink's stream is read back message by
 /// message through the JetStream API, not through Sluice's consumer.
-@Suite(.timeLimit(.minutes(10))) struct JetStreamConformanceTests {
+@Suite(.offCooperativePool, .timeLimit(.minutes(10))) struct JetStreamConformanceTests {
     let registry = BuiltinComponents.registry
     /// Nothing listens on port 1.
     let unreachableURL = "nats://127.0.0.1:1"

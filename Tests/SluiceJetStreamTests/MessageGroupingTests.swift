@@ -1,9 +1,10 @@
 @testable import SluiceCore
 @testable import SluiceJetStream
 import Testing
+import SluiceTesting
 
 /// How the JetStream sink numbers records and cuts them into messages (``PositionalMessageIDs``).
-@Suite struct MessageGroupingTests {
+@Suite(.offCooperativePool) struct MessageGroupingTests {
     func line(_ n: Int) -> ArraySlice<UInt8> { ArraySlice("{\"n\":\(n)}".utf8) }
 
     @Test func groupsCloseAtTheirSizeASubjectChangeAndAGap() {

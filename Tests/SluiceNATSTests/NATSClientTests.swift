@@ -6,7 +6,7 @@ import Testing
 
 /// The client against a real nats-server: publish with acks, de-duplication by message id,
 /// pulls shared by two consumers, acks, naks, terms, and the errors a user meets first.
-@Suite(.serialized) struct NATSClientTests {
+@Suite(.offCooperativePool, .serialized) struct NATSClientTests {
     let logger = Logger(label: "test")
 
     @Test func publishesWithAcksAndDropsRepeatedMessageIDs() async throws {

@@ -1,8 +1,9 @@
 import SluiceNATS
 import Testing
+import SluiceTesting
 
 /// The NATS client protocol, byte for byte (forms checked against nats-server 2.9 in the shared notes).
-@Suite struct NATSParserTests {
+@Suite(.offCooperativePool) struct NATSParserTests {
     func parseAll(_ text: String, chunks: Int? = nil) throws -> [NATSServerOp] {
         var parser = NATSParser()
         var ops: [NATSServerOp] = []

@@ -7,7 +7,7 @@ import Testing
 
 /// The object-store seam against a real S3 server (SeaweedFS) and a local directory: the same
 /// checks for both, then what only S3 answers (authentication, missing buckets, outages).
-@Suite struct ObjectStoreTests {
+@Suite(.offCooperativePool) struct ObjectStoreTests {
     let logger = Logger(label: "s3-test")
 
     func s3(_ server: S3TestServer, bucket: String, secret: String = S3TestServer.secretKey, attempts: Int = 6) -> S3ObjectStore {

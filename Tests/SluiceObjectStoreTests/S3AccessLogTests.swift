@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import SluiceTesting
 
 @testable import SluiceObjectStore
 
 /// Records of the S3 server access log format, as AWS documents them.
-@Suite struct S3AccessLogTests {
+@Suite(.offCooperativePool) struct S3AccessLogTests {
     @Test func documentedRecordsParse() throws {
         // AWS's documented example, then a GET of an encoded key by another client.
         let example = """

@@ -8,7 +8,7 @@ import Testing
 /// Answers a real S3 server gives only under load or misconfiguration (503 `SlowDown`, a
 /// bucket in another region, a completion that fails after its 200), from a scripted HTTP
 /// server: the one place these tests use a stand-in, because SeaweedFS cannot be made to say them.
-@Suite struct S3FaultTests {
+@Suite(.offCooperativePool) struct S3FaultTests {
     /// A Python HTTP server that answers each request with the next scripted response (status,
     /// headers, body) and prints the request line of each to its log.
     final class ScriptedServer: @unchecked Sendable {

@@ -1,8 +1,9 @@
 import SluiceObjectStore
 import Testing
+import SluiceTesting
 
 /// S3's XML answers, as AWS documents them, read without a server.
-@Suite struct S3XMLTests {
+@Suite(.offCooperativePool) struct S3XMLTests {
     @Test func aListingWithEscapedKeysAndQuotedETags() {
         let xml = S3XML(
             """

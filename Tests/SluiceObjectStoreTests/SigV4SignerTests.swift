@@ -1,11 +1,12 @@
 import Foundation
 import SluiceObjectStore
 import Testing
+import SluiceTesting
 
 /// The signer against AWS's published examples: the S3 API reference's "Signature Calculations
 /// for the Authorization Header" (GET object, PUT object, GET bucket lifecycle, list objects)
 /// and the SigV4 test suite's `get-vanilla` cases.
-@Suite struct SigV4SignerTests {
+@Suite(.offCooperativePool) struct SigV4SignerTests {
     let s3 = SigV4Signer(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", region: "us-east-1")
     let may24 = Date(timeIntervalSince1970: 1_369_353_600)  // 2013-05-24T00:00:00Z
 

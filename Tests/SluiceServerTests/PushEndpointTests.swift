@@ -4,8 +4,9 @@ import SluiceCore
 @testable import SluiceServer
 import SluiceStateSQLite
 import Testing
+import SluiceTesting
 
-@Suite struct PushEndpointTests {
+@Suite(.offCooperativePool) struct PushEndpointTests {
     @Test func acceptsAnObjectAnArrayNDJSONAndGzip() async throws {
         try await PushHarness.run([stream()]) { h in
             let one = try await h.post("s", #"{"id": 1}"#)

@@ -1,0 +1,53 @@
+import Foundation
+import SluiceTesting
+import Synchronization
+import Testing
+
+/// The executor the suites that block run on: they must really run there, and a thread they
+/// block must not hold up another task on it.
+@Suite(.offCooperativePool) struct BlockingThreadsTests {
+    @Test func theSuiteRunsOnTheExecutorsThreadsAndSoDoItsChildTasks() async throws {
+        #expect(threadName() == BlockingThreadsExecutor.threadName, "\(threadName())")
+        let names = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<4 { group.addTask { threadName() } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(names.allSatisfy { $0 == BlockingThreadsExecutor.threadName }, "\(names)")
+    }
+
+    @Test func tasksBlockingEveryThreadDoNotHoldUpTheNext() async throws {
+        let gate = Gate()
+        let blockers = ProcessInfo.processInfo.activeProcessorCount + 2  // more than the cooperative pool has
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<blockers {
+                group.addTask {
+                    gate.arrive()
+                    // A synchronous wait, as a test waiting on a child process does; bounded, so
+                    // that on a pool that does not grow this test fails instead of hanging.
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while !gate.isOpen && ContinuousClock.now < deadline { usleep(1000) }
+                }
+            }
+            // Every blocker holds a thread at once, and this task still runs.
+            while gate.arrived < blockers { try await Task.sleep(for: .milliseconds(1)) }
+            let waited = ContinuousClock.now - started
+            gate.open()
+            try await group.waitForAll()
+            #expect(waited < .seconds(5), "\(blockers) blocking tasks took \(waited) to hold a thread each")
+        }
+    }
+}
+
+/// The name of the thread running the caller (a synchronous function: `Thread.current` is
+/// unavailable in async code, which can move between threads).
+private func threadName() -> String { Thread.current.name ?? "unnamed" }
+
+/// Counts the blocking tasks that started, and tells them when to stop.
+private final class Gate: Sendable {
+    private let state = Mutex((arrived: 0, isOpen: false))
+    var arrived: Int { state.withLock { $0.arrived } }
+    var isOpen: Bool { state.withLock { $0.isOpen } }
+    func arrive() { state.withLock { $0.arrived += 1 } }
+    func open() { state.withLock { $0.isOpen = true } }
+}
