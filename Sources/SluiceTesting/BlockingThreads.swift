@@ -5,17 +5,21 @@ import Testing
 ///
 /// All the tests run in one process, in parallel, on Swift's cooperative pool, which has one
 /// thread per core: two on the CI machine. The end-to-end tests wait on child processes
-/// (`sluice`, `psql`, `python3`, DuckDB) with blocking calls; two of them waiting at once took
-/// both threads, and the tests that serve HTTP inside the test process (push endpoint, schema
-/// registry, alert receivers) stopped answering until a wait ended. On a loaded CI run their
-/// clients timed out (`HTTPClientError.readTimeout`) and time limits ran out, while the
-/// suites that caused it passed. Tests that block run here instead, through
-/// ``Testing/Trait/offCooperativePool``: a blocked thread costs only the tests on this
-/// executor, which starts another thread whenever every thread it has is busy (up to
-/// ``maxThreads``).
+/// (`sluice`, `psql`, `python3`, DuckDB, test servers) with blocking calls; two of them waiting
+/// at once took both threads, and the tests that serve HTTP inside the test process (push
+/// endpoint, schema registry, alert receivers) stopped answering until a wait ended. On a
+/// loaded CI run their clients timed out (`HTTPClientError.readTimeout`) and time limits ran
+/// out, while the suites that caused it passed. Suites that block run here instead, through
+/// ``Testing/Trait/offCooperativePool``, and leave the cooperative pool to those that do not.
+///
+/// The executor starts a thread whenever every thread it has is busy, up to ``maxThreads``.
+/// The shared one stops at four per core: the blocked threads also bounded how many child
+/// processes ran at once, and without a bound (64 threads) the run started so many that a
+/// NATS cluster did not come up within its 30 s and a server under kill tests answered no
+/// request between kills.
 public final class BlockingThreadsExecutor: TaskExecutor, @unchecked Sendable {
     /// The executor that ``Testing/Trait/offCooperativePool`` uses.
-    public static let shared = BlockingThreadsExecutor(maxThreads: 64)
+    public static let shared = BlockingThreadsExecutor(maxThreads: max(4, 4 * ProcessInfo.processInfo.activeProcessorCount))
 
     /// The most threads this executor starts; it never stops one.
     public let maxThreads: Int

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// The alert rules as a state machine over samples of a pipeline's counters.
-@Suite(.offCooperativePool) struct AlertEvaluatorTests {
+@Suite struct AlertEvaluatorTests {
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
     func rules(_ yaml: AlertsConfig) -> [AlertRule] { AlertRule.rules(pipeline: "p", config: yaml) }
@@ -210,7 +210,7 @@ import Testing
 }
 
 /// `reconcile: { sequence, key }`: gaps per key, never a trap on hostile numbers.
-@Suite(.offCooperativePool) struct SequenceGapCounterTests {
+@Suite struct SequenceGapCounterTests {
     func batch(_ rows: [(String, Int64)]) -> RecordBatch {
         var keys = ColumnBuilder(type: .string)
         var seqs = ColumnBuilder(type: .int64)
@@ -238,7 +238,7 @@ import Testing
     }
 }
 
-@Suite(.offCooperativePool) struct MemoryStoreConformanceTests {
+@Suite struct MemoryStoreConformanceTests {
     @Test func theMemoryStoreBehavesAsEveryStoreMust() async throws {
         try await AlertHistoryConformance.run(MemoryStateStore(), prefix: "p")
         try await UsageConformance.run(MemoryStateStore(), prefix: "p")

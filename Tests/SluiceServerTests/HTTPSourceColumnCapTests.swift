@@ -5,12 +5,11 @@ import SluiceFormats
 @testable import SluiceServer
 import SluiceStateSQLite
 import Testing
-import SluiceTesting
 
 /// Records answered 202 are not dead-lettered for the decoder's column cap: when queued records
 /// together hold more fields than one schema may have (accepted by different runs of the
 /// server), the reader starts a new schema instead.
-@Suite(.offCooperativePool) struct HTTPSourceColumnCapTests {
+@Suite struct HTTPSourceColumnCapTests {
     @Test func queuedRecordsPastTheColumnCapStartANewSchemaInsteadOfDeadLetters() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cap-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }

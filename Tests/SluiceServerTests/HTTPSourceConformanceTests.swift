@@ -8,7 +8,7 @@ import Testing
 
 /// The push source keeps the connector contract (``SourceConformance``) on the durable queue of
 /// a real SQLite state store, fed as the endpoint feeds it (one append per accepted request).
-@Suite(.offCooperativePool, .timeLimit(.minutes(3))) struct HTTPSourceConformanceTests {
+@Suite(.timeLimit(.minutes(3))) struct HTTPSourceConformanceTests {
     @Test func thePushSourceKeepsTheContract() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("conformance-http-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }

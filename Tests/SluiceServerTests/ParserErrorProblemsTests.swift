@@ -1,11 +1,10 @@
 import Foundation
 @testable import SluiceServer
 import Testing
-import SluiceTesting
 
 /// Requests the HTTP parser refuses get a problem document, not a bare 400 (issue 17, item 14).
 /// They are sent over raw sockets: no HTTP client sends raw UTF-8 in a path.
-@Suite(.offCooperativePool) struct ParserErrorProblemsTests {
+@Suite struct ParserErrorProblemsTests {
     /// Checks a refusal: its status, `application/problem+json`, a body with `type`, `title` and
     /// `status`, and the connection ending after it.
     static func expectProblem(

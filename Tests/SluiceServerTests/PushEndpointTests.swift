@@ -4,9 +4,8 @@ import SluiceCore
 @testable import SluiceServer
 import SluiceStateSQLite
 import Testing
-import SluiceTesting
 
-@Suite(.offCooperativePool) struct PushEndpointTests {
+@Suite struct PushEndpointTests {
     @Test func acceptsAnObjectAnArrayNDJSONAndGzip() async throws {
         try await PushHarness.run([stream()]) { h in
             let one = try await h.post("s", #"{"id": 1}"#)

@@ -4,11 +4,10 @@ import SluiceCore
 @testable import SluiceServer
 import SluiceStateSQLite
 import Testing
-import SluiceTesting
 
 /// A request cannot explode a stream's schema: the fields it adds are counted at the door,
 /// and a request past `max_new_fields` or `max_columns` gets 422 before anything is accepted.
-@Suite(.offCooperativePool) struct PushFieldLimitTests {
+@Suite struct PushFieldLimitTests {
     /// `records` NDJSON lines, each with an id and `fields` fields no other line has.
     static func explodingBody(records: Int, fields: Int) -> String {
         (0..<records).map { r in

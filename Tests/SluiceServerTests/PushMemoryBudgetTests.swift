@@ -2,12 +2,11 @@ import Foundation
 import SluiceCore
 @testable import SluiceServer
 import Testing
-import SluiceTesting
 
 /// The memory budget of request bodies against uploads whose sender is not known yet: stalled
 /// or flooding, they must not make requests with a valid API key get 503 (issue 17, item 12).
 /// Every upload here goes over a raw socket, so its body can stop half-way.
-@Suite(.offCooperativePool) struct PushMemoryBudgetTests {
+@Suite struct PushMemoryBudgetTests {
     static let secret = "0123456789abcdef0123456789abcdef"
 
     static func streams(maxBody: Int = 10 << 20) -> [PushStream] {

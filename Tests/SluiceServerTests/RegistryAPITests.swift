@@ -4,10 +4,9 @@ import NIOHTTP1
 import SluiceCore
 @testable import SluiceServer
 import Testing
-import SluiceTesting
 
 /// The Confluent Schema Registry API of `sluice serve`, over real HTTP: every endpoint and error code.
-@Suite(.offCooperativePool) struct RegistryAPITests {
+@Suite struct RegistryAPITests {
     static let v1 = #"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}"#
     static let v2 = #"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"note","type":["null","string"],"default":null}]}"#
     static let incompatible = #"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}"#
