@@ -34,6 +34,20 @@ pg_test_server_start() {
     (cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/initdb" -D "$PG_TEST_DIR/data" -U postgres --auth-local=trust \
         --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync --no-instructions >"$PG_TEST_DIR/initdb.log" 2>&1) \
         || { cat "$PG_TEST_DIR/initdb.log" >&2; return 1; }
+    echo "$PG_TEST_PORT" > "$PG_TEST_DIR/port"
+    pg_test_server_launch || return 1
+    "$PG_TEST_BIN/psql" -X -q -h "$PG_TEST_DIR" -p "$PG_TEST_PORT" -U postgres -d postgres \
+        -c "CREATE ROLE sluice LOGIN SUPERUSER REPLICATION PASSWORD 'sluice'" >/dev/null
+    export PG_TEST_DIR PG_TEST_PORT
+    export SLUICE_TEST_PG_CA="$PG_TEST_DIR/server.crt"
+    export SLUICE_TEST_PG_URL="postgres://sluice:sluice@127.0.0.1:$PG_TEST_PORT/postgres"
+    echo "==> PostgreSQL 15 test server on 127.0.0.1:$PG_TEST_PORT (data in $PG_TEST_DIR)"
+}
+
+# Starts the server in $PG_TEST_DIR on $PG_TEST_PORT (after initdb, and again after a pause).
+pg_test_server_launch() {
+    local as=()
+    [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
     # The server must not keep descriptors it inherits open (a parent that waits for their end,
     # such as Foundation's Process, would wait for the server's): the subshell closes them.
     (close_inherited_fds; cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 60 \
@@ -41,12 +55,19 @@ pg_test_server_start() {
             -c max_wal_senders=20 -c max_connections=200 -c fsync=off -c full_page_writes=off -c synchronous_commit=on \
             -c ssl=on -c ssl_cert_file=$PG_TEST_DIR/server.crt -c ssl_key_file=$PG_TEST_DIR/server.key" start >/dev/null) \
         || { cat "$PG_TEST_DIR/server.log" >&2; return 1; }
-    "$PG_TEST_BIN/psql" -X -q -h "$PG_TEST_DIR" -p "$PG_TEST_PORT" -U postgres -d postgres \
-        -c "CREATE ROLE sluice LOGIN SUPERUSER REPLICATION PASSWORD 'sluice'" >/dev/null
-    export PG_TEST_DIR PG_TEST_PORT
-    export SLUICE_TEST_PG_CA="$PG_TEST_DIR/server.crt"
-    export SLUICE_TEST_PG_URL="postgres://sluice:sluice@127.0.0.1:$PG_TEST_PORT/postgres"
-    echo "==> PostgreSQL 15 test server on 127.0.0.1:$PG_TEST_PORT (data in $PG_TEST_DIR)"
+}
+
+# An outage, for the chaos tests: stops the server (fast: clients are disconnected), keeping its data.
+pg_test_server_pause() {
+    local as=()
+    [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
+    (cd "$PG_TEST_DIR" && "${as[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m fast -w stop >/dev/null)
+}
+
+# The end of the outage: the paused server starts again on its port.
+pg_test_server_resume() {
+    PG_TEST_PORT="$(cat "$PG_TEST_DIR/port")"
+    pg_test_server_launch
 }
 
 pg_test_server_stop() {

@@ -79,8 +79,10 @@ actor HTTPAPIClient {
             } catch {
                 failures += 1
                 guard failures <= options.maxRetries else {
+                    // Retried as `max_retries` says: the pipeline does not start the pull over.
                     throw SluiceError(
-                        .connection, "\(options.method.rawValue) \(shown) failed: \(masker.mask("\(error)")) (tried \(failures) times)", location: shown)
+                        .connection, "\(options.method.rawValue) \(shown) failed: \(masker.mask("\(error)")) (tried \(failures) times)", location: shown,
+                        retryable: false)
                 }
                 let delay = policy.delay(attempt: failures)
                 logger.warning("request failed; retrying", metadata: ["url": "\(shown)", "error": "\(masker.mask("\(error)"))", "in": "\(delay)"])
@@ -108,7 +110,8 @@ actor HTTPAPIClient {
                 failures += 1
                 guard failures <= options.maxRetries else {
                     throw SluiceError(
-                        .unavailable, "\(options.method.rawValue) \(shown) answered \(status) \(failures) times in a row: \(excerpt)", location: shown)
+                        .unavailable, "\(options.method.rawValue) \(shown) answered \(status) \(failures) times in a row: \(excerpt)", location: shown,
+                        retryable: false)
                 }
                 let delay = policy.delay(attempt: failures, retryAfter: retryAfter)
                 logger.warning("the API answered \(status); retrying", metadata: ["url": "\(shown)", "in": "\(delay)"])

@@ -4,8 +4,8 @@ import Prometheus
 import ServiceLifecycle
 import SluiceCore
 
-/// Serves `GET /metrics` (Prometheus text format), `GET /healthz` and the dashboard (`GET /`,
-/// `GET /api/v1/status`) on a loopback port.
+/// Serves `GET /metrics` (Prometheus text format), `GET /healthz`, `GET /readyz` and the
+/// dashboard (`GET /`, `GET /api/v1/status`) on a loopback port.
 public struct MetricsServer: Service {
     public let registry: PrometheusCollectorRegistry
     public let host: String
@@ -30,12 +30,34 @@ public struct MetricsServer: Service {
         let router = Router()
         Self.addMetricsRoute(to: router, registry: registry)
         router.get("/healthz") { _, _ in "ok\n" }
+        let statuses = history?.statuses ?? []
+        router.get("/readyz") { _, _ in Self.readiness(statuses.map { ($0.pipeline, $0.snapshot) }) }
         // Loopback only: the dashboard's data needs no key here.
         if let history { DashboardRoutes.add(to: router, history: history, tap: tap, backend: backend) }
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
         // As a service of the command's group, not `runService()`: that one handles SIGTERM itself
         // and returns, which the group took for a failure and cancelled the pipelines mid-commit.
         try await app.run()
+    }
+
+    /// `GET /readyz`: 200 while every pipeline runs (or finished) as it should; 503, an RFC 9457
+    /// problem naming each pipeline that failed or is paused and why (its source, sink or state
+    /// store failing and being retried), otherwise.
+    static func readiness(_ pipelines: [(name: String, status: PipelineStatus.Snapshot)]) -> Response {
+        var problems: [String] = []
+        for (name, status) in pipelines {
+            if status.failed {
+                problems.append("pipeline '\(name)' has failed")
+            } else if let reason = status.waitingFor {
+                problems.append("pipeline '\(name)' is paused, retrying: \(reason)")
+            }
+        }
+        guard !problems.isEmpty else {
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+        }
+        var p = Problem(.serviceUnavailable, "not-ready", "Not ready", detail: problems.joined(separator: "; "))
+        p.extraHeaders[.retryAfter] = "5"
+        return p.response()
     }
 
     /// `GET /metrics`: the registry in Prometheus text format (shared with `sluice serve`).

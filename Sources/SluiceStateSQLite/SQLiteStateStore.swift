@@ -83,14 +83,23 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func commit(_ commit: StateCommit) async throws {
-        try await pool.writeWithoutTransaction { [historyLimit] db in
-            var freed: [String: PushBacklog] = [:]
-            try db.inTransaction {
-                freed = try Self.apply(commit, db, historyLimit: historyLimit)
-                return .commit
+        do {
+            try await pool.writeWithoutTransaction { [historyLimit] db in
+                var freed: [String: PushBacklog] = [:]
+                try db.inTransaction {
+                    freed = try Self.apply(commit, db, historyLimit: historyLimit)
+                    return .commit
+                }
+                // Still on the writer: backlog counters change in the same order as the queue table.
+                if !freed.isEmpty { releaseBacklog(freed) }
             }
-            // Still on the writer: backlog counters change in the same order as the queue table.
-            if !freed.isEmpty { releaseBacklog(freed) }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            // The transaction rolled back whole; the commit is retried (the pipeline pauses)
+            // until space is freed, rather than stopping.
+            throw SluiceError(
+                .unavailable,
+                "the state database at \(path) cannot grow: the disk is full. Free space on its file system; the pipeline retries the commit meanwhile",
+                location: path, retryable: true, underlying: error)
         }
     }
 

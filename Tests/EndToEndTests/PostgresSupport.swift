@@ -116,6 +116,25 @@ struct PrivatePostgresServer {
         return PrivatePostgresServer(directory: fields[0], url: fields[1])
     }
 
+    /// An outage: stops the server (clients are disconnected at once); its data stays for ``resume()``.
+    func pause() async throws { try await script("pg_test_server_pause", "stop") }
+
+    /// The end of an outage: starts the paused server again, on the same port.
+    func resume() async throws { try await script("pg_test_server_resume", "start") }
+
+    /// Runs one of the script's functions on this server's directory.
+    private func script(_ function: String, _ what: String) async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        // Sourced with a URL set, the script starts nothing.
+        p.arguments = ["-c", "SLUICE_TEST_PG_URL=private; source \"$0\"; PG_TEST_DIR=\"$1\" \(function)", Self.script, directory]
+        p.standardOutput = FileHandle.nullDevice
+        try ChildProcesses.run(p)
+        await waitForExit(p)
+        struct Failed: Error, CustomStringConvertible { var description: String }
+        guard p.terminationStatus == 0 else { throw Failed(description: "could not \(what) the private server (status \(p.terminationStatus))") }
+    }
+
     /// Stops the server at once and removes its directory. For `defer`.
     func stop() {
         let p = Process()

@@ -24,6 +24,8 @@ public struct PipelineRunner: Sendable {
     let hooks: TestHooks
     /// Live samples for `sluice tap` (nil: nobody can tap this run).
     public var tap: TapHub?
+    /// The test hold point between a commit's two phases (see ``TestHooks/hold(at:logger:)``).
+    public static let holdCommitPrepared = "commit-prepared"
     /// A pause between the commit phases, so crash tests that kill the process at random
     /// moments also land between them.
     var commitPhaseDelay: Duration? { hooks.commitPhaseDelay }
@@ -53,10 +55,13 @@ public struct PipelineRunner: Sendable {
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
         var trustNewKeys = true
+        var restarting = false
+        var breaks = 0
+        var lastCommitAtBreak: Date?
         do {
             while true {
                 do {
-                    totals = try await runPipeline(carrying: totals, trustNewKeys: trustNewKeys)
+                    totals = try await runPipeline(carrying: totals, trustNewKeys: trustNewKeys, restarting: restarting)
                     break
                 } catch let error as SluiceError where error.code == .conflict {
                     // Nothing of the refused commit was published and the source has not been
@@ -70,6 +75,31 @@ public struct PipelineRunner: Sendable {
                     // consumer created again over a stream already consumed): look every key up.
                     trustNewKeys = false
                     try await Task.sleep(for: .milliseconds(100))
+                } catch {
+                    guard let startOver = Self.startOver(error, restarting: restarting) else { throw error }
+                    // What was read and written safely before the failure is committed (the
+                    // consumer commits before it ends); a new reader and writer start from that
+                    // checkpoint, as a new process would, once the source or sink is back.
+                    // Failures in a row without a commit between them wait longer each time,
+                    // up to the retry policy's `max_delay`.
+                    totals = totalsSoFar
+                    let lastCommit = status.snapshot.lastCommit
+                    breaks = restarting && lastCommit == lastCommitAtBreak ? breaks + 1 : 1
+                    lastCommitAtBreak = lastCommit
+                    let delay = plan.settings.retry.delay(attempt: breaks, retryAfter: startOver.cause.retryAfter)
+                    status.update { $0.waitingFor = "the \(startOver.stage): \(startOver.cause)" }
+                    metrics.retries.increment()
+                    logger.warning(
+                        "the \(startOver.stage) failed; what was committed stays; starting over from the checkpoint",
+                        metadata: ["error": "\(startOver.cause)", "attempt": "\(breaks)", "delay": "\(delay)"])
+                    do {
+                        try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+                    } catch is CancellationError {
+                        logger.info("stopping while waiting to start over; everything committed stays")
+                        status.update { $0.waitingFor = nil }
+                        break
+                    }
+                    restarting = true
                 }
             }
             try await store.finishRun(id: runID, status: .succeeded, totals: totals, message: nil, at: Date())
@@ -94,6 +124,17 @@ public struct PipelineRunner: Sendable {
         }
     }
 
+    /// The start-over `error` asks for, if it does (see ``StartOverFromCheckpoint``): a
+    /// retryable failure of the source after it had started, a sink's file lost to a transient
+    /// failure, or any retryable failure while starting over (the state store or sink may be
+    /// down with the source).
+    static func startOver(_ error: any Error, restarting: Bool) -> StartOverFromCheckpoint? {
+        if let startOver = error as? StartOverFromCheckpoint { return startOver }
+        guard restarting, !(error is CancellationError) else { return nil }
+        let e = SluiceError.classify(error)
+        return e.isRetryable ? StartOverFromCheckpoint(stage: "source", cause: e) : nil
+    }
+
     /// The totals reported so far (the run's status), for a run that ends or starts over early.
     var totalsSoFar: RunTotals {
         let snapshot = status.snapshot
@@ -107,7 +148,9 @@ public struct PipelineRunner: Sendable {
 
     /// One attempt at the run; `carried` are the totals of attempts before it (see ``run()``).
     /// `trustNewKeys: false` looks up every dedupe key, whatever ``SourceBatch/keysAreNew`` says.
-    private func runPipeline(carrying carried: RunTotals, trustNewKeys: Bool) async throws -> RunTotals {
+    /// `restarting`: an attempt after the source broke off, whose reader is opened however long
+    /// the source takes to come back.
+    private func runPipeline(carrying carried: RunTotals, trustNewKeys: Bool, restarting: Bool) async throws -> RunTotals {
         let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger, requests: plan.requests))
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
@@ -117,11 +160,15 @@ public struct PipelineRunner: Sendable {
         let source = plan.source
         let logger = self.logger
         let schemaGuard = try await makeSchemaGuard()
+        let status = self.status
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
+                let opened = OneWayFlag()
                 do {
                     try await cancelWhenGracefulShutdown {
-                        let reader = try await openReader(source, resumingFrom: checkpoint, context: context)
+                        let reader = try await openReader(source, resumingFrom: checkpoint, context: context, persistently: restarting)
+                        opened.set()
+                        status.update { $0.waitingFor = nil }
                         do {
                             while var batch = try await reader.next() {
                                 if let schemaGuard { batch = try await schemaGuard.apply(batch) }
@@ -131,7 +178,11 @@ public struct PipelineRunner: Sendable {
                             // What was read before the failure is still committed by the
                             // consumer; the reader closes after that commit (its acknowledgements
                             // need the connection, and a queue must not hand those messages on).
-                            if error is CancellationError { buffer.finish() } else { buffer.finish(throwing: error) }
+                            if error is CancellationError {
+                                buffer.finish()
+                            } else {
+                                buffer.finish(throwing: StartOverFromCheckpoint.wrapping(error, stage: "source"))
+                            }
                             await consumed.wait()
                             await reader.close()
                             throw error
@@ -149,9 +200,11 @@ public struct PipelineRunner: Sendable {
                     logger.info("stopping: no more input will be read; committing what was read")
                     buffer.finish()
                 } catch {
+                    // A failure to open is retried by `openReader`; one after is a break (``run()``).
+                    let failure = opened.isSet ? StartOverFromCheckpoint.wrapping(error, stage: "source") : error
                     let e = SluiceError.classify(error)
-                    metrics.error(stage: "source", kind: e.code.description, retryable: false)
-                    buffer.finish(throwing: error)
+                    metrics.error(stage: "source", kind: e.code.description, retryable: failure is StartOverFromCheckpoint)
+                    buffer.finish(throwing: failure)
                 }
             }
             var consumer = Consumer(runner: self, writer: writer, exhausted: exhausted)
@@ -175,9 +228,12 @@ public struct PipelineRunner: Sendable {
 
     /// Opens the source's reader. A retryable failure (a server down or restarting, a connection
     /// that broke while the source set itself up) is retried with the pipeline's `retry` backoff:
-    /// a continuous source keeps trying, at most every `max_delay`, as it would after a break
-    /// while running; a finite one gives up after `max_attempts`. Anything else stops the pipeline.
-    func openReader(_ source: any Source, resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
+    /// a continuous source keeps trying, at most every `max_delay`, as it does after a break
+    /// while running (`persistently`); a finite one gives up after `max_attempts` at its start.
+    /// Anything else stops the pipeline.
+    func openReader(
+        _ source: any Source, resumingFrom checkpoint: Checkpoint, context: SourceContext, persistently: Bool = false
+    ) async throws -> any SourceReader {
         let retry = plan.settings.retry
         var attempt = 0
         while true {
@@ -186,8 +242,9 @@ public struct PipelineRunner: Sendable {
             } catch let error as SluiceError where error.isRetryable {
                 metrics.error(stage: "source", kind: error.code.description, retryable: true)
                 attempt += 1
-                guard source.isContinuous || attempt < retry.maxAttempts else { throw error }
+                guard persistently || source.isContinuous || attempt < retry.maxAttempts else { throw error }
                 let delay = retry.delay(attempt: attempt, retryAfter: error.retryAfter)
+                status.update { $0.waitingFor = "the source could not start: \(error)" }
                 logger.warning(
                     "the source could not start; retrying",
                     metadata: [
@@ -531,6 +588,9 @@ public struct PipelineRunner: Sendable {
                     }
                     action = commits.prepared(prepared)
                     if let delay = runner.commitPhaseDelay { try? await Task.sleep(for: delay) }
+                    // The sink holds the data, the state store does not know yet: a crash test's
+                    // surest moment (`SLUICE_TEST_HOLD=commit-prepared=…`).
+                    try await runner.hooks.hold(at: PipelineRunner.holdCommitPrepared, logger: runner.logger)
                 case let .apply(prepared):
                     do {
                         try await withSinkRetry("state commit") { [store = runner.store] in try await store.commit(prepared) }
@@ -709,7 +769,12 @@ public struct PipelineRunner: Sendable {
             var attempt = 1
             while true {
                 do {
-                    return try await body()
+                    let result = try await body()
+                    if attempt > 1 { runner.status.update { $0.waitingFor = nil } }
+                    return result
+                } catch let startOver as StartOverFromCheckpoint {
+                    metrics.error(stage: what == "state commit" ? "state" : "sink", kind: startOver.cause.code.description, retryable: true)
+                    throw startOver  // the writer cannot retry this in place (``run()`` starts over)
                 } catch {
                     let e = SluiceError.classify(error)
                     if !(error is CancellationError), e.code != .conflict {
@@ -726,6 +791,7 @@ public struct PipelineRunner: Sendable {
                             "paused": "\(attempt >= policy.maxAttempts)",
                         ])
                     metrics.retries.increment()
+                    runner.status.update { $0.waitingFor = "\(what): \(e)" }
                     try await Task.sleep(for: delay)
                     attempt += 1
                 }

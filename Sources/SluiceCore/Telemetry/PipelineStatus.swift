@@ -45,6 +45,9 @@ public final class PipelineStatus: Sendable {
         /// How far behind its source the pipeline is, as the source measures it: a queue's
         /// pending messages, CDC's seconds behind the server's commits.
         public var lag: (value: Double, unit: String)?
+        /// Why the pipeline is paused, while it is: its source, sink or state store is failing
+        /// and being retried (`/readyz` of `sluice run --metrics-port` answers 503 with it).
+        public var waitingFor: String?
     }
 
     private let state = Mutex(Snapshot())

@@ -120,7 +120,8 @@ final class ParquetFileWriter: SinkWriter {
                         resources: resources)
                 }
             } catch {
-                throw SluiceError(.io, "cannot create a Parquet file: \(error)", location: temp, underlying: error)
+                _ = try? FileCommit.holding(lakeLock) { unlink(temp) }
+                throw Self.fileFailure("cannot create a Parquet file", error, path: temp)
             }
             open[partitionDirectory] = file
         }
@@ -128,7 +129,8 @@ final class ParquetFileWriter: SinkWriter {
         do {
             try f.writer.write(batch)
         } catch {
-            throw SluiceError(.io, "writing Parquet failed: \(error)", location: f.tempPath, underlying: error)
+            // The file stays open until the writer closes, which discards it.
+            throw Self.fileFailure("writing Parquet failed", error, path: f.tempPath)
         }
         f.rows += batch.count
         f.bytes += batch.byteSize
@@ -143,10 +145,21 @@ final class ParquetFileWriter: SinkWriter {
             if publisher == nil { try f.output.sync() }
             try f.output.close()
         } catch {
-            throw SluiceError(.io, "finishing a Parquet file failed: \(error)", location: f.tempPath, underlying: error)
+            // Half a footer: the file is of no use, and no longer among the open ones.
+            _ = try? FileCommit.holding(lakeLock) { unlink(f.tempPath) }
+            throw Self.fileFailure("finishing a Parquet file failed", error, path: f.tempPath)
         }
         let intent = FileIntent(tempPath: f.tempPath, finalPath: f.finalPath, records: f.rows, bytes: f.output.offset)
         if publisher != nil { finished.append(intent) } else { closed.append(intent) }
+    }
+
+    /// The error for a file this writer can no longer use. Its rows cannot be written again in
+    /// place (the file's state after a partial write is unknown), so a transient cause (a full
+    /// disk) makes the pipeline start over from the checkpoint; any other stops it.
+    static func fileFailure(_ what: String, _ error: any Error, path: String) -> any Error {
+        let cause = (error as? ParquetError)?.sluiceError ?? SluiceError.classify(error)
+        let e = SluiceError(.io, "\(what): \(error)", location: path, retryable: cause.isRetryable, underlying: error)
+        return cause.isRetryable ? StartOverFromCheckpoint(stage: "sink", cause: e) : e
     }
 
     /// Uploads finished spool files, each moved to `closed` once its parts are stored. A failed

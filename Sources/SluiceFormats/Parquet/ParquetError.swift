@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import SluiceCore
 
 /// A Parquet file that cannot be written or read, naming the file and what is wrong.
@@ -17,11 +20,21 @@ public struct ParquetError: Error, CustomStringConvertible, Sendable {
     /// The file (or `<memory>`) the error is about.
     public var path: String
     public var message: String
+    /// An I/O failure worth retrying (a full disk, a transient device error).
+    public var retryable = false
 
-    public init(_ kind: Kind, path: String, _ message: String) {
+    public init(_ kind: Kind, path: String, _ message: String, retryable: Bool = false) {
         self.kind = kind
         self.path = path
         self.message = message
+        self.retryable = retryable
+    }
+
+    /// A failed system call on `path`: `errno` says whether it is worth retrying.
+    static func io(path: String, _ what: String, errno code: Int32) -> ParquetError {
+        ParquetError(
+            .io, path: path, "\(what) failed: \(String(cString: strerror(code)))",
+            retryable: [ENOSPC, EDQUOT, EIO, EAGAIN].contains(code))
     }
 
     public var description: String { "\(path): \(message)" }
@@ -35,7 +48,7 @@ public struct ParquetError: Error, CustomStringConvertible, Sendable {
             case .invalidData: .schemaViolation
             case .io: .io
             }
-        return SluiceError(code, message, location: path)
+        return SluiceError(code, message, location: path, retryable: retryable ? true : nil)
     }
 }
 

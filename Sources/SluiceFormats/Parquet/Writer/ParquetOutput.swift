@@ -39,7 +39,7 @@ public final class ParquetFileOutput: ParquetOutput {
         name = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, permissions)
         guard fd >= 0 else {
-            throw ParquetError(.io, path: path, "cannot create: \(String(cString: strerror(errno)))")
+            throw ParquetError.io(path: path, "create", errno: errno)
         }
         ownsDescriptor = true
     }
@@ -73,7 +73,7 @@ public final class ParquetFileOutput: ParquetOutput {
             let n = Glibc.write(fd, data.baseAddress! + done, data.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ParquetError(.io, path: name, "write failed: \(String(cString: strerror(errno)))")
+                throw ParquetError.io(path: name, "write", errno: errno)
             }
             done += n
         }
@@ -96,7 +96,7 @@ public final class ParquetFileOutput: ParquetOutput {
         closed = true
         try drain()
         if ownsDescriptor, Glibc.close(fd) != 0 {
-            throw ParquetError(.io, path: name, "close failed: \(String(cString: strerror(errno)))")
+            throw ParquetError.io(path: name, "close", errno: errno)
         }
     }
 

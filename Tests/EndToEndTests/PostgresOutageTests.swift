@@ -1,0 +1,79 @@
+import Foundation
+import SluiceTesting
+import Testing
+
+/// Chaos: the PostgreSQL server a pipeline reads, writes and (in one case) keeps its state in
+/// stops for 30 s in the middle of a pull. The pipeline pauses and retries, `/readyz` says why,
+/// and once the server is back it finishes with every row in the target exactly once.
+@Suite(.offCooperativePool, .timeLimit(.minutes(10))) struct PostgresOutageTests {
+    static let rows = 300_000
+    static let outage: Duration = .seconds(30)
+
+    @Test(arguments: ["embedded", "postgres"])
+    func aThirtySecondOutagePausesThePullWhichThenFinishesExactly(state: String) async throws {
+        let server = try await PrivatePostgresServer.start()
+        defer { server.stop() }
+        let url = server.url
+        try await offPool {
+            try psql(
+                """
+                CREATE TABLE src (id bigint PRIMARY KEY, v text NOT NULL, amount numeric(12,2) NOT NULL);
+                INSERT INTO src SELECT i, md5(i::text), i / 100.0 FROM generate_series(1, \(Self.rows)) i;
+                CREATE TABLE dst (id bigint NOT NULL, v text NOT NULL, amount numeric(12,2) NOT NULL);
+                """, url: url)
+        }
+        let dir = try makeWorkDirectory("pg-outage-\(state)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The sink appends (no key): a row written twice would show as a duplicate id.
+        try write(
+            """
+            \(state == "postgres" ? "state: \"\(url)\"\n" : "")pipelines:
+              copy:
+                source:
+                  postgres: { url: "\(url)", table: public.src, batch_rows: 1000 }
+                sink:
+                  postgres: { url: "\(url)", table: public.dst, mode: append, commit_interval: 50ms }
+                retry: { base_delay: 200ms, max_delay: 2s }
+            """, to: "\(dir)/p.yaml")
+        let port = try freePort()
+        let log = "\(dir)/sluice.log"
+        // Each commit is held 150 ms, so the pull lasts long enough for the outage to land in it.
+        let run = try SluiceProcess.start(
+            ["run", "p.yaml", "--no-progress", "--metrics-port", "\(port)"], in: dir, log: log,
+            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "150"])
+        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func copied() throws -> Int { Int(try psql("SELECT count(*) FROM dst", url: url).first ?? "") ?? 0 }
+
+        let started = try await waitUntil(seconds: 120) { try copied() > 0 }
+        try #require(started, "nothing was copied: \(logText().suffix(2_000))")
+        let before = try await offPool { try copied() }
+        try #require(before < Self.rows, "the pull ended before the outage; make it longer")
+        try await server.pause()
+        let pausedAt = ContinuousClock.now
+
+        // While the server is down the pipeline waits, and /readyz says so and why.
+        var reply: CurlReply?
+        let deadline = ContinuousClock.now + .seconds(25)
+        while ContinuousClock.now < deadline {
+            reply = try? await offPool { try curl(["http://127.0.0.1:\(port)/readyz"]) }
+            if reply?.status == 503 && reply?.body.contains("paused, retrying") == true { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(
+            reply?.status == 503 && reply?.body.contains("paused, retrying") == true,
+            "readyz during the outage: \(reply.map { "\($0.status) \($0.body)" } ?? "no answer")")
+        #expect(reply?.header("Content-Type")?.hasPrefix("application/problem+json") == true)
+        try await Task.sleep(until: pausedAt + Self.outage)
+        #expect(run.isRunning, "the pipeline stopped during the outage: \(logText().suffix(3_000))")
+        try await server.resume()
+
+        let ended = try await waitUntil(seconds: 300) { !run.isRunning }
+        try #require(ended, "the pipeline did not finish after the server came back: \(logText().suffix(3_000))")
+        #expect(run.terminationStatus == 0, "\(logText().suffix(3_000))")
+        let counts = try await offPool { try psql("SELECT count(*), count(DISTINCT id), sum(amount) FROM dst", url: url) }
+        let sum = try await offPool { try psql("SELECT sum(amount) FROM src", url: url) }
+        #expect(counts == ["\(Self.rows)|\(Self.rows)|\(sum.first ?? "")"], "every row once")
+        #expect(logText().contains("retrying"), "the log says what was retried: \(logText().suffix(3_000))")
+    }
+}
