@@ -66,8 +66,21 @@ actor HTTPAPIClient {
                 if let current = pausedUntil, current <= .now { pausedUntil = nil }
             }
             if let wait = limiter?.reserve(), wait > .zero { try await Task.sleep(for: wait) }
-            let request = try await makeRequest(url)
             let shown = masker.mask(url.absoluteString)
+            let request: HTTPClientRequest
+            do {
+                request = try await makeRequest(url)
+            } catch let error as SluiceError where error.isRetryable {
+                // The OAuth2 token endpoint failed: retried like the request itself.
+                failures += 1
+                guard failures <= options.maxRetries else {
+                    throw SluiceError(error.code, "\(error.message) (tried \(failures) times)", location: error.location, retryable: false)
+                }
+                let delay = policy.delay(attempt: failures)
+                logger.warning("fetching a token failed; retrying", metadata: ["error": "\(error)", "in": "\(delay)"])
+                try await Task.sleep(for: delay)
+                continue
+            }
             let response: HTTPClientResponse
             let body: ByteBuffer
             do {

@@ -17,6 +17,9 @@ public struct MetricsServer: Service {
     public var tap: TapHub?
     /// The dashboard's page per pipeline (runs, checkpoint, dead letters; replay and drop).
     public var backend: DashboardBackend?
+    /// The sinks of the running pipelines, by pipeline: `/readyz` checks that each can be
+    /// reached (``Sink/checkReachable()``), as `sluice serve`'s does.
+    public var sinks: [(pipeline: String, sink: any Sink)] = []
 
     public init(registry: PrometheusCollectorRegistry, host: String = "127.0.0.1", port: Int, logger: Logger, history: StatusHistory? = nil) {
         self.history = history
@@ -31,7 +34,18 @@ public struct MetricsServer: Service {
         Self.addMetricsRoute(to: router, registry: registry)
         router.get("/healthz") { _, _ in "ok\n" }
         let statuses = history?.statuses ?? []
-        router.get("/readyz") { _, _ in Self.readiness(statuses.map { ($0.pipeline, $0.snapshot) }) }
+        let sinks = self.sinks
+        router.get("/readyz") { _, _ -> Response in
+            var unreachable: [String] = []
+            for (pipeline, sink) in sinks where !(statuses.first { $0.pipeline == pipeline }?.snapshot.finished ?? false) {
+                do {
+                    try await sink.checkReachable()
+                } catch {
+                    unreachable.append("pipeline '\(pipeline)' cannot reach its sink: \(error)")
+                }
+            }
+            return Self.readiness(statuses.map { ($0.pipeline, $0.snapshot) }, unreachable: unreachable)
+        }
         // Loopback only: the dashboard's data needs no key here.
         if let history { DashboardRoutes.add(to: router, history: history, tap: tap, backend: backend) }
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
@@ -41,9 +55,9 @@ public struct MetricsServer: Service {
     }
 
     /// `GET /readyz`: 200 while every pipeline runs (or finished) as it should; 503, an RFC 9457
-    /// problem naming each pipeline that failed or is paused and why (its source, sink or state
-    /// store failing and being retried), otherwise.
-    static func readiness(_ pipelines: [(name: String, status: PipelineStatus.Snapshot)]) -> Response {
+    /// problem naming each pipeline that failed, is paused and why (its source, sink or state
+    /// store failing and being retried), or cannot reach its sink, otherwise.
+    static func readiness(_ pipelines: [(name: String, status: PipelineStatus.Snapshot)], unreachable: [String] = []) -> Response {
         var problems: [String] = []
         for (name, status) in pipelines {
             if status.failed {
@@ -52,6 +66,7 @@ public struct MetricsServer: Service {
                 problems.append("pipeline '\(name)' is paused, retrying: \(reason)")
             }
         }
+        problems += unreachable
         guard !problems.isEmpty else {
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
         }

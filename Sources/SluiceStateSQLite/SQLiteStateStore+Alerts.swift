@@ -4,7 +4,7 @@ import SluiceCore
 
 extension SQLiteStateStore {
     public func alertFired(pipeline: String, name: String, severity: String, summary: String, value: Double, at: Date) async throws -> Int64 {
-        try await pool.write { db in
+        try await write { db in
             if let id = try Int64.fetchOne(
                 db, sql: "SELECT id FROM alerts WHERE pipeline = ? AND name = ? AND resolved_at IS NULL", arguments: [pipeline, name])
             {
@@ -18,7 +18,7 @@ extension SQLiteStateStore {
     }
 
     public func alertResolved(id: Int64, at: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "UPDATE alerts SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL", arguments: [at.timeIntervalSince1970, id])
         }
     }
@@ -40,14 +40,14 @@ extension SQLiteStateStore {
     }
 
     public func sweepAlerts(before: Date) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM alerts WHERE resolved_at < ?", arguments: [before.timeIntervalSince1970])
             return db.changesCount
         }
     }
 
     public func addHourlyVolume(pipeline: String, hour: Int64, records: Int) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     INSERT INTO hourly_volume(pipeline, hour, records) VALUES (?, ?, ?)

@@ -13,7 +13,7 @@ extension SQLiteStateStore {
     }
 
     public func deleteDeadLetters(matching filter: DeadLetterFilter) async throws -> Int {
-        try await pool.write { db in try SQLiteDeadLetterBlocks.delete(db, matching: filter) }
+        try await write { db in try SQLiteDeadLetterBlocks.delete(db, matching: filter) }
     }
 
     public func deadLetterStats(matching filter: DeadLetterFilter, now: Date) async throws -> [DeadLetterGroup] {
@@ -21,6 +21,6 @@ extension SQLiteStateStore {
     }
 
     public func sweepDeadLetters(pipeline: String, before: Date?, keepNewest: Int?) async throws -> Int {
-        try await pool.write { db in try SQLiteDeadLetterBlocks.sweep(db, pipeline: pipeline, before: before, keepNewest: keepNewest) }
+        try await write { db in try SQLiteDeadLetterBlocks.sweep(db, pipeline: pipeline, before: before, keepNewest: keepNewest) }
     }
 }

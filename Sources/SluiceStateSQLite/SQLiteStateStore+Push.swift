@@ -4,7 +4,7 @@ import SluiceCore
 
 extension SQLiteStateStore: PushQueueStore {
     public func append(_ requests: [PushAppend]) async throws -> [PushAppendOutcome] {
-        try await pool.writeWithoutTransaction { db in
+        try await writeWithoutTransaction { db in
             var outcomes: [PushAppendOutcome] = []
             outcomes.reserveCapacity(requests.count)
             var added: [String: PushBacklog] = [:]
@@ -83,7 +83,7 @@ extension SQLiteStateStore: PushQueueStore {
     }
 
     public func sweepIdempotencyKeys(before: Date) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [before.timeIntervalSince1970])
             return db.changesCount
         }
@@ -114,7 +114,7 @@ extension SQLiteStateStore: PushQueueStore {
     }
 
     public func trimConsumed(stream: String, limit: Int) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     DELETE FROM push_queue WHERE seq IN (
@@ -160,7 +160,7 @@ extension SQLiteStateStore: PushQueueStore {
 
     public func backlog(stream: String) async throws -> PushBacklog {
         if let known = backlogs.withLock({ $0[stream] }) { return known }
-        return try await pool.writeWithoutTransaction { db in
+        return try await writeWithoutTransaction { db in
             if let known = backlogs.withLock({ $0[stream] }) { return known }
             let row = try Row.fetchOne(
                 db,
@@ -176,7 +176,7 @@ extension SQLiteStateStore: PushQueueStore {
     }
 
     public func createAPIKey(_ key: StoredAPIKey) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO api_keys(id, name, secret_hash, streams, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [
@@ -203,7 +203,7 @@ extension SQLiteStateStore: PushQueueStore {
     }
 
     public func revokeAPIKey(id: String, at: Date) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", arguments: [at.timeIntervalSince1970, id])
             return db.changesCount > 0
         }

@@ -7,7 +7,7 @@ extension SQLiteStateStore: SchemaRegistryStore {
         subject: String, format: SchemaFormat, identity: String, text: String, at: Date,
         decide: @escaping @Sendable ([RegisteredSchema], CompatibilityMode) throws -> Void
     ) async throws -> (id: Int64, version: Int, isNew: Bool) {
-        try await pool.write { db in
+        try await write { db in
             let existing = try Int64.fetchOne(
                 db, sql: "SELECT id FROM registry_schemas WHERE format = ? AND canonical = ?",
                 arguments: [format.rawValue, identity])
@@ -95,7 +95,7 @@ extension SQLiteStateStore: SchemaRegistryStore {
     }
 
     public func registrySoftDelete(subject: String, version: Int?) async throws {
-        try await pool.write { db in
+        try await write { db in
             if let version {
                 try db.execute(sql: "UPDATE registry_versions SET deleted = 1 WHERE subject = ? AND version = ?", arguments: [subject, version])
             } else {
@@ -105,7 +105,7 @@ extension SQLiteStateStore: SchemaRegistryStore {
     }
 
     public func registryPurge(subject: String, version: Int?) async throws {
-        try await pool.write { db in
+        try await write { db in
             if let version {
                 try db.execute(sql: "DELETE FROM registry_versions WHERE subject = ? AND version = ?", arguments: [subject, version])
             } else {
@@ -124,7 +124,7 @@ extension SQLiteStateStore: SchemaRegistryStore {
     }
 
     public func registrySetCompatibility(subject: String?, mode: CompatibilityMode?) async throws {
-        try await pool.write { db in
+        try await write { db in
             if let mode {
                 try db.execute(
                     sql: """
@@ -144,7 +144,7 @@ extension SQLiteStateStore: SchemaRegistryStore {
     }
 
     public func registrySetMode(subject: String?, mode: RegistryMode?) async throws {
-        try await pool.write { db in
+        try await write { db in
             if let mode {
                 try db.execute(
                     sql: "INSERT INTO registry_mode(subject, mode) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET mode = excluded.mode",
@@ -156,7 +156,7 @@ extension SQLiteStateStore: SchemaRegistryStore {
     }
 
     public func recordDrift(_ e: SchemaDriftEvent) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     INSERT INTO schema_drift(pipeline, subject, from_version, to_version, kinds, diff, action, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)

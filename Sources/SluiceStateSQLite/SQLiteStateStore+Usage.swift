@@ -4,7 +4,7 @@ import SluiceCore
 
 extension SQLiteStateStore {
     public func addUsage(pipeline: String, hour: Int64, usage u: Usage, ingestDollars: Double) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     INSERT INTO usage_hourly(pipeline, hour, bytes_in, bytes_out, records_in, records_out, cpu_seconds, requests,
@@ -39,7 +39,7 @@ extension SQLiteStateStore {
     }
 
     public func sweepUsage(before: Int64) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM usage_hourly WHERE hour < ?", arguments: [before])
             return db.changesCount
         }

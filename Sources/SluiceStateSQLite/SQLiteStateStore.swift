@@ -83,24 +83,42 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func commit(_ commit: StateCommit) async throws {
-        do {
-            try await pool.writeWithoutTransaction { [historyLimit] db in
-                var freed: [String: PushBacklog] = [:]
-                try db.inTransaction {
-                    freed = try Self.apply(commit, db, historyLimit: historyLimit)
-                    return .commit
-                }
-                // Still on the writer: backlog counters change in the same order as the queue table.
-                if !freed.isEmpty { releaseBacklog(freed) }
+        try await writeWithoutTransaction { [historyLimit] db in
+            var freed: [String: PushBacklog] = [:]
+            try db.inTransaction {
+                freed = try Self.apply(commit, db, historyLimit: historyLimit)
+                return .commit
             }
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
-            // The transaction rolled back whole; the commit is retried (the pipeline pauses)
-            // until space is freed, rather than stopping.
-            throw SluiceError(
-                .unavailable,
-                "the state database at \(path) cannot grow: the disk is full. Free space on its file system; the pipeline retries the commit meanwhile",
-                location: path, retryable: true, underlying: error)
+            // Still on the writer: backlog counters change in the same order as the queue table.
+            if !freed.isEmpty { releaseBacklog(freed) }
         }
+    }
+
+    /// `pool.write`, with a full disk reported as a failure worth retrying (see ``diskFull(_:)``).
+    func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(updates)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            throw diskFull(error)
+        }
+    }
+
+    /// `pool.writeWithoutTransaction`, with a full disk reported as a failure worth retrying.
+    func writeWithoutTransaction<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.writeWithoutTransaction(updates)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            throw diskFull(error)
+        }
+    }
+
+    /// SQLITE_FULL: the transaction rolled back whole, so the same write can be tried again; the
+    /// pipeline pauses and retries until space is freed, rather than stopping.
+    func diskFull(_ error: DatabaseError) -> SluiceError {
+        SluiceError(
+            .unavailable,
+            "the state database at \(path) cannot grow: the disk is full. Free space on its file system; the write is retried meanwhile",
+            location: path, retryable: true, underlying: error)
     }
 
     /// Writes one commit; returns what stopped counting as push-queue backlog (see ``PushQueuePartition``).
@@ -206,7 +224,7 @@ public final class SQLiteStateStore: StateStore {
 
     public func resolveFileIntents(pipeline: String, finalPaths: [String]) async throws {
         guard !finalPaths.isEmpty else { return }
-        try await pool.write { db in
+        try await write { db in
             for path in finalPaths {
                 try db.execute(
                     sql: "UPDATE file_intents SET resolved = 1 WHERE pipeline = ? AND final_path = ?",
@@ -239,7 +257,7 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "DELETE FROM dedupe_keys WHERE pipeline = ? AND seen_at < ?",
                 arguments: [pipeline, before.timeIntervalSince1970])
@@ -276,7 +294,7 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func startRun(pipeline: String, at: Date) async throws -> Int64 {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO runs(pipeline, started_at, status) VALUES (?, ?, 'running')",
                 arguments: [pipeline, at.timeIntervalSince1970])
@@ -285,7 +303,7 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func finishRun(id: Int64, status: RunRecord.Status, totals: RunTotals, message: String?, at: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     UPDATE runs SET ended_at = ?, status = ?, records_in = ?, records_out = ?, dead_lettered = ?,
@@ -320,7 +338,7 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func reset(pipeline: String) async throws {
-        try await pool.write { db in
+        try await write { db in
             for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "file_intents"] {
                 try db.execute(sql: "DELETE FROM \(table) WHERE pipeline = ?", arguments: [pipeline])
             }
@@ -328,7 +346,7 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func claimScheduledRun(pipeline: String, slot: Date, lease: TimeInterval) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             let now = Date().timeIntervalSince1970
             // Claims older than a week are history; keep the table small.
             try db.execute(
@@ -349,7 +367,7 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func renewScheduledRun(pipeline: String, slot: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "UPDATE schedule_claims SET renewed_at = ? WHERE pipeline = ? AND slot = ?",
                 arguments: [Date().timeIntervalSince1970, pipeline, slot.timeIntervalSince1970])
@@ -357,7 +375,7 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func finishScheduledRun(pipeline: String, slot: Date) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "UPDATE schedule_claims SET finished = 1 WHERE pipeline = ? AND slot = ?",
                 arguments: [pipeline, slot.timeIntervalSince1970])

@@ -21,7 +21,10 @@ import Testing
                 source: { file: { path: in.ndjson } }
                 sink: { postgres: { url: "\(try postgresURL())", table: \(schema).t, mode: upsert, key: [id] } }
             """, to: "\(dir)/p.yaml")
-        let locker = try startPsql("BEGIN; LOCK TABLE \(schema).t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);")
+        // SHARE blocks the sink's writes. ACCESS EXCLUSIVE would too, but it is WAL-logged and so
+        // takes a transaction id, and every replication slot other tests create meanwhile waits
+        // for that transaction to end (a CDC test's slot was not created within its 60 s).
+        let locker = try startPsql("BEGIN; LOCK TABLE \(schema).t IN SHARE MODE; SELECT pg_sleep(600);")
         #expect(
             try await waitUntil(seconds: 30) { try psql("SELECT count(*) FROM pg_locks WHERE relation = '\(schema).t'::regclass AND granted").first == "1" },
             "the locker holds the table")

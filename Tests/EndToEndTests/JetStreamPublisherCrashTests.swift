@@ -55,6 +55,7 @@ import Testing
             SLUICE_TEST_HOLD=commit-prepared=$PWD/release "$SLUICE" run p.yaml --no-progress >> publisher.log 2>&1 &
             pid=$!
             for _ in $(seq 2400); do [ -e release.reached ] && break; sleep 0.05; done
+            [ -e release.reached ] && echo held > held.out
             kill -9 $pid; wait $pid 2>/dev/null
             kills=1
             start
@@ -87,6 +88,7 @@ import Testing
         }
         let log = (try? String(contentsOfFile: "\(dir)/publisher.log", encoding: .utf8)) ?? ""
         #expect(outcome.count == 2 && outcome[1] == 0, "the last run failed: \(log.suffix(3000))")
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/held.out"), "the first run never reached the hold between the commit phases")
         let kills = outcome.first ?? 0
         #expect(kills >= 4, "the publisher finished after \(kills) kills: too fast for this test to mean anything")
         // The test can fail: replays sent messages the stream already held.

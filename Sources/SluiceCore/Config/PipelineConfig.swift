@@ -128,16 +128,18 @@ public struct DedupeConfig: Decodable, Sendable {
     public var ttl: ConfigDuration?
 }
 
-/// `retry: {max_attempts: 5, base_delay: 1s, max_delay: 60s}`.
+/// `retry: {max_attempts: 5, base_delay: 1s, max_delay: 60s, max_outage: 10m}`.
 public struct RetryConfig: Decodable, Sendable {
     public var maxAttempts: Int?
     public var baseDelay: ConfigDuration?
     public var maxDelay: ConfigDuration?
+    public var maxOutage: ConfigDuration?
 
     enum CodingKeys: String, CodingKey {
         case maxAttempts = "max_attempts"
         case baseDelay = "base_delay"
         case maxDelay = "max_delay"
+        case maxOutage = "max_outage"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -145,6 +147,7 @@ public struct RetryConfig: Decodable, Sendable {
         maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts, in: 1...1000)
         baseDelay = try c.decodeIfPresent(ConfigDuration.self, forKey: .baseDelay)
         maxDelay = try c.decodeIfPresent(ConfigDuration.self, forKey: .maxDelay)
+        maxOutage = try c.decodeIfPresent(ConfigDuration.self, forKey: .maxOutage)
     }
 }
 

@@ -55,13 +55,16 @@ public struct PipelineRunner: Sendable {
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
         var trustNewKeys = true
-        var restarting = false
-        var breaks = 0
-        var lastCommitAtBreak: Date?
+        // Start-overs (see ``StartOverFromCheckpoint``): how many in a row without a record
+        // committed between them, since when, and the records committed at the last one.
+        var outage: (breaks: Int, since: ContinuousClock.Instant, committed: Int)?
         do {
             while true {
+                let opened = OneWayFlag()
                 do {
-                    totals = try await runPipeline(carrying: totals, trustNewKeys: trustNewKeys, restarting: restarting)
+                    totals = try await runPipeline(
+                        carrying: totals, trustNewKeys: trustNewKeys, restarting: outage.map { $0.since + plan.settings.retry.maxOutage },
+                        opened: opened)
                     break
                 } catch let error as SluiceError where error.code == .conflict {
                     // Nothing of the refused commit was published and the source has not been
@@ -76,30 +79,48 @@ public struct PipelineRunner: Sendable {
                     trustNewKeys = false
                     try await Task.sleep(for: .milliseconds(100))
                 } catch {
-                    guard let startOver = Self.startOver(error, restarting: restarting) else { throw error }
+                    // Before its reader opened, a start-over's attempt treats any retryable
+                    // failure as more of the same outage (the state store or sink may be down
+                    // with the source); after, only what ``StartOverFromCheckpoint`` says.
+                    guard let startOver = Self.startOver(error, restarting: outage != nil && !opened.isSet) else { throw error }
                     // What was read and written safely before the failure is committed (the
                     // consumer commits before it ends); a new reader and writer start from that
                     // checkpoint, as a new process would, once the source or sink is back.
-                    // Failures in a row without a commit between them wait longer each time,
-                    // up to the retry policy's `max_delay`.
+                    // Start-overs in a row without a record committed between them wait longer
+                    // each time, up to `max_delay`; a finite source gives up after `max_outage`.
                     totals = totalsSoFar
-                    let lastCommit = status.snapshot.lastCommit
-                    breaks = restarting && lastCommit == lastCommitAtBreak ? breaks + 1 : 1
-                    lastCommitAtBreak = lastCommit
-                    let delay = plan.settings.retry.delay(attempt: breaks, retryAfter: startOver.cause.retryAfter)
-                    status.update { $0.waitingFor = "the \(startOver.stage): \(startOver.cause)" }
+                    let committed = status.snapshot.recordsCommitted
+                    if let o = outage, o.committed == committed {
+                        outage = (o.breaks + 1, o.since, committed)
+                    } else {
+                        outage = (1, .now, committed)
+                    }
+                    let o = outage!
+                    if !plan.source.isContinuous, ContinuousClock.now - o.since >= plan.settings.retry.maxOutage {
+                        logger.error(
+                            "giving up: the \(startOver.stage) has failed for longer than retry.max_outage",
+                            metadata: ["max_outage": "\(plan.settings.retry.maxOutage)", "attempts": "\(o.breaks)"])
+                        throw startOver.cause
+                    }
+                    let delay = plan.settings.retry.delay(attempt: o.breaks, retryAfter: startOver.cause.retryAfter)
+                    let trouble = "\(startOver.cause)"
+                    status.update {
+                        if startOver.stage == "source" { $0.sourceTrouble = trouble } else { $0.sinkTrouble = trouble }
+                    }
                     metrics.retries.increment()
                     logger.warning(
                         "the \(startOver.stage) failed; what was committed stays; starting over from the checkpoint",
-                        metadata: ["error": "\(startOver.cause)", "attempt": "\(breaks)", "delay": "\(delay)"])
+                        metadata: ["error": "\(startOver.cause)", "attempt": "\(o.breaks)", "delay": "\(delay)"])
                     do {
                         try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
                     } catch is CancellationError {
                         logger.info("stopping while waiting to start over; everything committed stays")
-                        status.update { $0.waitingFor = nil }
+                        status.update {
+                            $0.sourceTrouble = nil
+                            $0.sinkTrouble = nil
+                        }
                         break
                     }
-                    restarting = true
                 }
             }
             try await store.finishRun(id: runID, status: .succeeded, totals: totals, message: nil, at: Date())
@@ -148,9 +169,11 @@ public struct PipelineRunner: Sendable {
 
     /// One attempt at the run; `carried` are the totals of attempts before it (see ``run()``).
     /// `trustNewKeys: false` looks up every dedupe key, whatever ``SourceBatch/keysAreNew`` says.
-    /// `restarting`: an attempt after the source broke off, whose reader is opened however long
-    /// the source takes to come back.
-    private func runPipeline(carrying carried: RunTotals, trustNewKeys: Bool, restarting: Bool) async throws -> RunTotals {
+    /// `restarting`: an attempt that starts over (see ``run()``), whose reader keeps trying to
+    /// open until that moment (a continuous source's for ever). `opened` is set once it has.
+    private func runPipeline(
+        carrying carried: RunTotals, trustNewKeys: Bool, restarting: ContinuousClock.Instant?, opened: OneWayFlag
+    ) async throws -> RunTotals {
         let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger, requests: plan.requests))
         let checkpoint = try await store.checkpoint(pipeline: plan.name)
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
@@ -163,12 +186,11 @@ public struct PipelineRunner: Sendable {
         let status = self.status
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                let opened = OneWayFlag()
                 do {
                     try await cancelWhenGracefulShutdown {
-                        let reader = try await openReader(source, resumingFrom: checkpoint, context: context, persistently: restarting)
+                        let reader = try await openReader(source, resumingFrom: checkpoint, context: context, until: restarting)
                         opened.set()
-                        status.update { $0.waitingFor = nil }
+                        status.update { $0.sourceTrouble = nil }
                         do {
                             while var batch = try await reader.next() {
                                 if let schemaGuard { batch = try await schemaGuard.apply(batch) }
@@ -228,11 +250,11 @@ public struct PipelineRunner: Sendable {
 
     /// Opens the source's reader. A retryable failure (a server down or restarting, a connection
     /// that broke while the source set itself up) is retried with the pipeline's `retry` backoff:
-    /// a continuous source keeps trying, at most every `max_delay`, as it does after a break
-    /// while running (`persistently`); a finite one gives up after `max_attempts` at its start.
-    /// Anything else stops the pipeline.
+    /// a continuous source keeps trying, at most every `max_delay`; a finite one gives up after
+    /// `max_attempts` at its start, and at `until` when it starts over after a break (see
+    /// ``run()``). Anything else stops the pipeline.
     func openReader(
-        _ source: any Source, resumingFrom checkpoint: Checkpoint, context: SourceContext, persistently: Bool = false
+        _ source: any Source, resumingFrom checkpoint: Checkpoint, context: SourceContext, until deadline: ContinuousClock.Instant? = nil
     ) async throws -> any SourceReader {
         let retry = plan.settings.retry
         var attempt = 0
@@ -242,9 +264,10 @@ public struct PipelineRunner: Sendable {
             } catch let error as SluiceError where error.isRetryable {
                 metrics.error(stage: "source", kind: error.code.description, retryable: true)
                 attempt += 1
-                guard persistently || source.isContinuous || attempt < retry.maxAttempts else { throw error }
+                let persisting = deadline.map { ContinuousClock.now < $0 } ?? false
+                guard persisting || source.isContinuous || attempt < retry.maxAttempts else { throw error }
                 let delay = retry.delay(attempt: attempt, retryAfter: error.retryAfter)
-                status.update { $0.waitingFor = "the source could not start: \(error)" }
+                status.update { $0.sourceTrouble = "could not start: \(error)" }
                 logger.warning(
                     "the source could not start; retrying",
                     metadata: [
@@ -628,6 +651,8 @@ public struct PipelineRunner: Sendable {
                     runner.status.update {
                         $0.bytesOut += committedBytes
                         $0.storageBytes += commit.fileIntents.reduce(0) { $0 + $1.bytes }
+                        $0.recordsCommitted += commit.records
+                        $0.sinkTrouble = nil  // the sink and the state store work again
                     }
                     if commit.fileIntents.isEmpty {
                         metrics.outputBytes.increment(by: uncommittedOutputBytes)
@@ -758,8 +783,13 @@ public struct PipelineRunner: Sendable {
             }
             guard let settings = runner.plan.settings.dedupe else { return }
             let cutoff = Date().addingTimeInterval(-Double(settings.ttl.components.seconds))
-            let removed = try await runner.store.sweepKeys(pipeline: runner.plan.name, before: cutoff)
-            if removed > 0 { runner.logger.info("expired dedupe keys removed", metadata: ["count": "\(removed)"]) }
+            do {
+                let removed = try await runner.store.sweepKeys(pipeline: runner.plan.name, before: cutoff)
+                if removed > 0 { runner.logger.info("expired dedupe keys removed", metadata: ["count": "\(removed)"]) }
+            } catch {
+                // Housekeeping too: an expired key still counts as expired when it is looked up.
+                runner.logger.warning("could not sweep expired dedupe keys", metadata: ["error": "\(error)"])
+            }
         }
 
         /// Retries retryable failures with backoff. After `max_attempts` the pipeline keeps waiting
@@ -770,7 +800,7 @@ public struct PipelineRunner: Sendable {
             while true {
                 do {
                     let result = try await body()
-                    if attempt > 1 { runner.status.update { $0.waitingFor = nil } }
+                    if attempt > 1 { runner.status.update { $0.sinkTrouble = nil } }
                     return result
                 } catch let startOver as StartOverFromCheckpoint {
                     metrics.error(stage: what == "state commit" ? "state" : "sink", kind: startOver.cause.code.description, retryable: true)
@@ -791,7 +821,7 @@ public struct PipelineRunner: Sendable {
                             "paused": "\(attempt >= policy.maxAttempts)",
                         ])
                     metrics.retries.increment()
-                    runner.status.update { $0.waitingFor = "\(what): \(e)" }
+                    runner.status.update { $0.sinkTrouble = "\(what): \(e)" }
                     try await Task.sleep(for: delay)
                     attempt += 1
                 }

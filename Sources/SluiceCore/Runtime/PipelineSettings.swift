@@ -49,6 +49,7 @@ public struct PipelineSettings: Sendable {
             retry.maxAttempts = r.maxAttempts ?? retry.maxAttempts
             retry.baseDelay = r.baseDelay?.duration ?? retry.baseDelay
             retry.maxDelay = r.maxDelay?.duration ?? retry.maxDelay
+            retry.maxOutage = r.maxOutage?.duration ?? retry.maxOutage
         }
         if let b = config.batch {
             batch.maxRows = b.maxRows ?? batch.maxRows

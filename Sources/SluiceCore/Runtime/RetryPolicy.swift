@@ -6,6 +6,8 @@ public struct RetryPolicy: Sendable {
     public var maxAttempts = 5
     public var baseDelay: Duration = .seconds(1)
     public var maxDelay: Duration = .seconds(60)
+    /// How long a finite source that broke off mid-run may stay unreachable (see ``PipelineRunner/run()``).
+    public var maxOutage: Duration = .seconds(600)
 
     public init(maxAttempts: Int = 5, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(60)) {
         self.maxAttempts = maxAttempts

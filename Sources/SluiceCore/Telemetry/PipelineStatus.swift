@@ -45,9 +45,18 @@ public final class PipelineStatus: Sendable {
         /// How far behind its source the pipeline is, as the source measures it: a queue's
         /// pending messages, CDC's seconds behind the server's commits.
         public var lag: (value: Double, unit: String)?
+        /// Records committed by this run (each commit's records, whatever became of them).
+        public var recordsCommitted = 0
+        /// Why the source is being retried, while it is (it cannot start, or broke off).
+        public var sourceTrouble: String?
+        /// Why the sink or the state store is being retried, while it is.
+        public var sinkTrouble: String?
         /// Why the pipeline is paused, while it is: its source, sink or state store is failing
         /// and being retried (`/readyz` of `sluice run --metrics-port` answers 503 with it).
-        public var waitingFor: String?
+        public var waitingFor: String? {
+            if let sinkTrouble { return "the sink: \(sinkTrouble)" }
+            return sourceTrouble.map { "the source: \($0)" }
+        }
     }
 
     private let state = Mutex(Snapshot())

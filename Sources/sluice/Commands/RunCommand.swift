@@ -115,6 +115,7 @@ struct RunCommand: AsyncParsableCommand {
         if let metricsPort {
             var server = MetricsServer(registry: registry, port: metricsPort, logger: logger, history: history)
             server.tap = tap
+            server.sinks = plans.map { ($0.name, $0.sink) }
             server.backend = DashboardBackend(plans: plans, store: store, logger: logger, writes: dashboardWrites)
             services.append(.init(service: server))
             logger.info(

@@ -94,10 +94,14 @@ public final class ParquetFileOutput: ParquetOutput {
     public func close() throws {
         guard !closed else { return }
         closed = true
-        try drain()
-        if ownsDescriptor, Glibc.close(fd) != 0 {
+        // The descriptor is closed whatever the drain does: a failed one (a full disk) must not
+        // keep an unlinked file's blocks allocated.
+        var drainFailure: (any Error)?
+        do { try drain() } catch { drainFailure = error }
+        if ownsDescriptor, Glibc.close(fd) != 0, drainFailure == nil {
             throw ParquetError.io(path: name, "close", errno: errno)
         }
+        if let drainFailure { throw drainFailure }
     }
 
     deinit {
