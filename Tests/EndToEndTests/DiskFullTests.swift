@@ -32,32 +32,25 @@ import Testing
             """, to: "\(dir)/p.yaml")
         let port = try freePort()
         let log = "\(dir)/sluice.log"
+        // Held in its first commit (its first file written, the state not yet told) while the
+        // disk fills: the state commit meets the full disk first.
+        let hold = CommitHold(in: dir)
         let run = try SluiceProcess.start(
             ["run", "p.yaml", "--no-progress", "--metrics-port", "\(port)"], in: dir, log: log,
-            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "100"])
+            environment: hold.environment.merging(["SLUICE_TEST_COMMIT_DELAY_MS": "100"]) { $1 })
         defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
         func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-        func published() -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: "\(volume)/lake")) ?? []).filter { $0.hasSuffix(".parquet") }
-        }
 
-        let started = try await waitUntil(seconds: 120) { !published().isEmpty }
-        try #require(started, "nothing was published: \(logText().suffix(2_000))")
-        #expect(run.isRunning, "the run ended before the disk filled; make it longer")
+        try #require(try await hold.reached(), "the run never reached its first commit: \(logText().suffix(2_000))")
         // Another file takes every free byte.
         let filler = "\(volume)/filler"
         try await offPool { Self.fill(filler) }
+        hold.release()
 
-        var reply: CurlReply?
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            reply = try? await offPool { try curl(["http://127.0.0.1:\(port)/readyz"]) }
-            if reply?.status == 503 && reply?.body.contains("paused, retrying") == true { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let reply = try await waitUntilNotReady(port: port, mentioning: "paused, retrying", seconds: 60, while: run)
         #expect(
-            reply?.status == 503 && reply?.body.contains("paused, retrying") == true,
-            "readyz with the disk full: \(reply.map { "\($0.status) \($0.body)" } ?? "no answer")\n\(logText().suffix(2_000))")
+            reply?.isNotReady(mentioning: "paused, retrying") == true,
+            "readyz with the disk full: \(reply?.summary ?? "no answer")\n\(logText().suffix(2_000))")
         try await Task.sleep(for: .seconds(3))
         #expect(run.isRunning, "the pipeline stopped on a full disk: \(logText().suffix(3_000))")
         #expect(logText().contains("No space left on device") || logText().contains("disk is full"), "the log names the cause")

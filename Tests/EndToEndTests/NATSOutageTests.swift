@@ -43,30 +43,22 @@ import Testing
         let consumer = try SluiceProcess.start(["run", "w.yaml", "--no-progress"], in: dir, log: "\(dir)/consumer.log")
         defer { if consumer.isRunning { kill(consumer.processIdentifier, SIGKILL) } }
         let port = try freePort()
-        // Each commit phase is held 200 ms, so the publisher is mid-run when the server goes.
+        // Held in its first commit (those messages stored, the state not yet told) while the
+        // server goes; each commit phase is held 100 ms after.
+        let hold = CommitHold(in: dir)
         let publisher = try SluiceProcess.start(
             ["run", "pub.yaml", "--no-progress", "--metrics-port", "\(port)"], in: dir, log: "\(dir)/publisher.log",
-            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "200"])
+            environment: hold.environment.merging(["SLUICE_TEST_COMMIT_DELAY_MS": "100"]) { $1 })
         defer { if publisher.isRunning { kill(publisher.processIdentifier, SIGKILL) } }
         func log(_ name: String) -> String { (try? String(contentsOfFile: "\(dir)/\(name).log", encoding: .utf8)) ?? "" }
 
-        let started = try await waitUntil(seconds: 120, interval: .milliseconds(200)) {
-            (try queueStatus("lake", in: dir))?.messages ?? 0 >= 5
-        }
-        try #require(started, "nothing reached the stream: \(log("publisher").suffix(2_000))")
+        try #require(try await hold.reached(), "the publisher never reached its first commit: \(log("publisher").suffix(2_000))")
         nats.kill(0)
         let killedAt = ContinuousClock.now
+        hold.release()
 
-        var reply: CurlReply?
-        let deadline = ContinuousClock.now + .seconds(12)
-        while ContinuousClock.now < deadline, publisher.isRunning {
-            reply = try? await offPool { try curl(["http://127.0.0.1:\(port)/readyz"]) }
-            if reply?.status == 503 && reply?.body.contains("'publish'") == true { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        #expect(
-            reply?.status == 503 && reply?.body.contains("'publish'") == true,
-            "the publisher's readyz with the server down: \(reply.map { "\($0.status) \($0.body)" } ?? "no answer")")
+        let reply = try await waitUntilNotReady(port: port, mentioning: "'publish'", seconds: 12, while: publisher)
+        #expect(reply?.isNotReady(mentioning: "'publish'") == true, "the publisher's readyz with the server down: \(reply?.summary ?? "no answer")")
         try await Task.sleep(until: killedAt + Self.outage)
         #expect(publisher.isRunning, "the publisher stopped during the outage: \(log("publisher").suffix(3_000))")
         #expect(consumer.isRunning, "the consumer stopped during the outage: \(log("consumer").suffix(3_000))")

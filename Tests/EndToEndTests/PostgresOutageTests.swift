@@ -40,32 +40,25 @@ import Testing
             """, to: "\(dir)/p.yaml")
         let port = try freePort()
         let log = "\(dir)/sluice.log"
-        // Each commit is held 150 ms, so the pull lasts long enough for the outage to land in it.
+        // Held in its first commit while the server stops; each commit phase is held 100 ms after.
+        let hold = CommitHold(in: dir)
         let run = try SluiceProcess.start(
             ["run", "p.yaml", "--no-progress", "--metrics-port", "\(port)"], in: dir, log: log,
-            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "150"])
+            environment: hold.environment.merging(["SLUICE_TEST_COMMIT_DELAY_MS": "100"]) { $1 })
         defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
         func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         func copied() throws -> Int { Int(try psql("SELECT count(*) FROM dst", url: url).first ?? "") ?? 0 }
 
-        let started = try await waitUntil(seconds: 120) { try copied() > 0 }
-        try #require(started, "nothing was copied: \(logText().suffix(2_000))")
+        try #require(try await hold.reached(), "the run never reached its first commit: \(logText().suffix(2_000))")
         let before = try await offPool { try copied() }
-        try #require(before < Self.rows, "the pull ended before the outage; make it longer")
+        try #require(before < Self.rows, "the first commit held every row; make the batches smaller")
         try await server.pause()
         let pausedAt = ContinuousClock.now
+        hold.release()
 
         // While the server is down the pipeline waits, and /readyz says so and why.
-        var reply: CurlReply?
-        let deadline = ContinuousClock.now + .seconds(25)
-        while ContinuousClock.now < deadline {
-            reply = try? await offPool { try curl(["http://127.0.0.1:\(port)/readyz"]) }
-            if reply?.status == 503 && reply?.body.contains("paused, retrying") == true { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        #expect(
-            reply?.status == 503 && reply?.body.contains("paused, retrying") == true,
-            "readyz during the outage: \(reply.map { "\($0.status) \($0.body)" } ?? "no answer")")
+        let reply = try await waitUntilNotReady(port: port, mentioning: "paused, retrying", seconds: 25, while: run)
+        #expect(reply?.isNotReady(mentioning: "paused, retrying") == true, "readyz during the outage: \(reply?.summary ?? "no answer")")
         #expect(reply?.header("Content-Type")?.hasPrefix("application/problem+json") == true)
         try await Task.sleep(until: pausedAt + Self.outage)
         #expect(run.isRunning, "the pipeline stopped during the outage: \(logText().suffix(3_000))")

@@ -42,8 +42,8 @@ import Testing
         // for a while, sampling how far reading runs ahead of what is committed.
         var worstAhead = 0
         var samples = 0
-        let until = ContinuousClock.now + .seconds(8)
-        while ContinuousClock.now < until, run.isRunning {
+        let until = ContinuousClock.now + .seconds(90)
+        while samples < 8, ContinuousClock.now < until, run.isRunning {
             try await Task.sleep(for: .milliseconds(500))
             guard let read = Self.bytesRead(run.processIdentifier),
                 let out = try? await offPool({ try Self.recordsOut(port: port) })
@@ -63,7 +63,9 @@ import Testing
         #expect(worstAhead < 16_000_000, "read ran \(worstAhead) bytes ahead of what was committed")
         #expect(peak < 200_000_000, "peak RSS \(peak) bytes")
 
-        // Stopped mid-input: a run at full speed delivers the rest, and every record once.
+        // Stopped mid-input: a run at full speed (and larger files) delivers the rest, and
+        // every record once.
+        try write(try String(contentsOfFile: "\(dir)/p.yaml", encoding: .utf8).replacingOccurrences(of: "64KB", with: "16MB"), to: "\(dir)/p.yaml")
         let rest = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(rest.status == 0, "\(rest.stderr)")
         let ids = try await offPool { try outputLines("\(dir)/out").map { $0.split(separator: ",").first ?? "" } }

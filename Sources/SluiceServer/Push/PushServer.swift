@@ -182,7 +182,6 @@ public struct PushServer: Service {
         let logger = self.logger
         let sinks = self.sinks
         let intake = self.intake
-        let statuses = history?.statuses ?? []
         router.get("/readyz") { _, _ -> Response in
             if intake.isDraining {
                 // Shutting down: a load balancer takes the instance out.
@@ -199,10 +198,6 @@ public struct PushServer: Service {
                 problems.append("the state store is unreachable (see the server log)")
             }
             for name in failed() { problems.append("pipeline '\(name)' has failed") }
-            for status in statuses {
-                let s = status.snapshot
-                if !s.failed, s.waitingFor != nil { problems.append("pipeline '\(status.pipeline)' is paused, retrying (see the server log)") }
-            }
             for (pipeline, sink) in sinks {
                 do {
                     try await sink.checkReachable()
