@@ -2,7 +2,7 @@ import Foundation
 import SluiceTesting
 import Testing
 
-/// Chaos: a sink that is slow (every commit held 300 ms) must slow the source down, not let it
+/// Chaos: a sink that is slow (every commit phase held 1 s) must slow the source down, not let it
 /// read ahead into memory. Mid-run, the bytes the process has read from the input stay within
 /// a bound of what it has committed (the kernel's count of bytes read, `/proc/PID/io`), and its
 /// peak memory stays small while the input is larger than that bound many times over. A stop
@@ -27,23 +27,24 @@ import Testing
               p:
                 source: { file: { path: "in/*.ndjson", format: ndjson, columns: { id: int64, note: string } } }
                 sink: { ndjson: { path: out, max_file_size: 64KB } }
-                batch: { max_rows: 2000, max_latency: 100ms }
+                batch: { max_rows: 500, max_latency: 100ms }
                 buffer: { max_batches: 2, max_bytes: 1MB }
             """, to: "\(dir)/p.yaml")
         let port = try freePort()
         let log = "\(dir)/sluice.log"
         let run = try SluiceProcess.start(
             ["run", "p.yaml", "--no-progress", "--metrics-port", "\(port)"], in: dir, log: log,
-            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "300"])
+            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "1000"])
         defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
         func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
-        // Let it work against the slow sink (a commit per 64 KB of output, each held 2 × 300 ms)
-        // for a while, sampling how far reading runs ahead of what is committed.
+        // Let it work against the slow sink (a commit per 64 KB of output, each held 2 × 1 s:
+        // about 250 records/s, so an hour for the input) for a while, sampling how far reading
+        // runs ahead of what is committed.
         var worstAhead = 0
         var samples = 0
-        let until = ContinuousClock.now + .seconds(90)
-        while samples < 8, ContinuousClock.now < until, run.isRunning {
+        let until = ContinuousClock.now + .seconds(120)
+        while samples < 6, ContinuousClock.now < until, run.isRunning {
             try await Task.sleep(for: .milliseconds(500))
             guard let read = Self.bytesRead(run.processIdentifier),
                 let out = try? await offPool({ try Self.recordsOut(port: port) })
@@ -71,7 +72,7 @@ import Testing
         let ids = try await offPool { try outputLines("\(dir)/out").map { $0.split(separator: ",").first ?? "" } }
         #expect(ids.count == Self.rows && Set(ids).count == Self.rows, "\(ids.count) lines, \(Set(ids).count) distinct of \(Self.rows)")
         print(
-            "chaos: a sink slowed to 300 ms per commit: read at most \(worstAhead / 1_000_000) MB ahead, peak RSS \(peak / 1_000_000) MB; \(Self.rows) records checked"
+            "chaos: a sink slowed to 2 s per commit: read at most \(worstAhead / 1_000_000) MB ahead, peak RSS \(peak / 1_000_000) MB; \(Self.rows) records checked"
         )
     }
 
