@@ -24,7 +24,8 @@ suites='PostgresOutageTests|DiskFullTests|NATSOutageTests|SlowSinkTests|BoundedS
 
 export SLUICE_EXTRA_APT_PACKAGES="chromium gdb procps"
 source scripts/setup.sh
-swift build --build-tests 2>&1 | grep --line-buffered -E "error:|Compiling|Build complete" | grep -v "will be an error" || true
+swift build --build-tests > "${TMPDIR:-/tmp}/sluice-chaos-build.log" 2>&1 \
+    || { grep -E "error:" "${TMPDIR:-/tmp}/sluice-chaos-build.log" >&2; echo "error: the build failed" >&2; exit 1; }
 export SLUICE_BIN="$(swift build --show-bin-path)/sluice"
 source scripts/pg-test-server.sh
 trap pg_test_server_stop EXIT
@@ -32,13 +33,16 @@ trap pg_test_server_stop EXIT
 log="$(mktemp)"
 for round in $(seq "$rounds"); do
     echo "==> chaos round $round of $rounds"
-    if ! swift test --skip-build --filter "$suites" 2>&1 | tee -a "$log" | grep --line-buffered -E "^chaos:|push crash test:|✘|Test run with"; then
-        :
-    fi
-    if grep -q "✘ Test run" "$log"; then
-        echo "==> round $round failed; the log is in $log" >&2
+    set +e
+    swift test --skip-build --filter "$suites" 2>&1 | tee -a "$log" | grep --line-buffered -E "^chaos:|push crash test:|✘|Test run with"
+    status="${PIPESTATUS[0]}"
+    set -e
+    # A crashed test process prints no failing test: its exit status says it.
+    if [ "$status" -ne 0 ] || grep -q "✘ Test run" "$log"; then
+        echo "==> round $round failed (exit status $status); the log is in $log" >&2
         exit 1
     fi
 done
 faults=$(grep -c "^chaos:" "$log" || true)
+[ "$faults" -gt 0 ] || { echo "error: no chaos scenario ran (the filter matched nothing?); the log is in $log" >&2; exit 1; }
 echo "==> $rounds round(s) passed; $faults fault scenarios checked exactly (log: $log)"

@@ -44,7 +44,8 @@ struct OAuth2Token {
         }
         let text = masker.mask(String(decoding: body.readableBytesView.prefix(300), as: UTF8.self))
         guard response.status.code == 200 else {
-            let code: SluiceError.Code = response.status.code >= 500 ? .unavailable : .authentication
+            let status = response.status.code
+            let code: SluiceError.Code = status >= 500 || status == 408 ? .unavailable : status == 429 ? .rateLimited : .authentication
             throw SluiceError(code, "the OAuth2 token endpoint \(credentials.tokenURL) answered \(response.status.code): \(text)", location: location)
         }
         guard let parsed = try? JSONDecoder().decode(Response.self, from: Data(body.readableBytesView)) else {

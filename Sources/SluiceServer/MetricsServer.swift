@@ -36,13 +36,21 @@ public struct MetricsServer: Service {
         let statuses = history?.statuses ?? []
         let sinks = self.sinks
         router.get("/readyz") { _, _ -> Response in
-            var unreachable: [String] = []
-            for (pipeline, sink) in sinks where !(statuses.first { $0.pipeline == pipeline }?.snapshot.finished ?? false) {
-                do {
-                    try await sink.checkReachable()
-                } catch {
-                    unreachable.append("pipeline '\(pipeline)' cannot reach its sink: \(error)")
+            // The sinks are checked at once: a probe waits for the slowest, not for their sum.
+            let unreachable = await withTaskGroup(of: String?.self) { group in
+                for (pipeline, sink) in sinks where !(statuses.first { $0.pipeline == pipeline }?.snapshot.finished ?? false) {
+                    group.addTask {
+                        do {
+                            try await sink.checkReachable()
+                            return nil
+                        } catch {
+                            return "pipeline '\(pipeline)' cannot reach its sink: \(error)"
+                        }
+                    }
                 }
+                var found: [String] = []
+                for await problem in group { if let problem { found.append(problem) } }
+                return found.sorted()
             }
             return Self.readiness(statuses.map { ($0.pipeline, $0.snapshot) }, unreachable: unreachable)
         }

@@ -97,11 +97,11 @@ import Testing
         let connection = try await NATSConnection.connect(try NATSOptions(urls: [nats.url]), logger: Logger(label: "test"))
         let js = JetStream(connection)
         // Read the stream back message by message with the plain JetStream API.
-        let info = try #require(try await js.streamInfo("PUB"))
+        let info = try #require(try await retryingRequest { try await js.streamInfo("PUB") })
         var seen = [UInt8](repeating: 0, count: count)
         var records = 0, messages = 0, grouped = 0
         for seq in info.firstSequence...info.lastSequence {
-            let reply = try await js.request("STREAM.MSG.GET.PUB", ["seq": seq])
+            let reply = try await retryingRequest { try await js.request("STREAM.MSG.GET.PUB", ["seq": seq]) }
             let message = try #require(reply["message"] as? [String: Any])
             let data = try #require(Data(base64Encoded: message["data"] as? String ?? ""))
             if let hdrs = (message["hdrs"] as? String).flatMap({ Data(base64Encoded: $0) }),

@@ -77,3 +77,13 @@ func queueStatus(_ pipeline: String, in directory: String, config: String = "w.y
         messages: row["messages"] as? Int ?? 0, lag: lag, ackPending: row["ack_pending"] as? Int ?? 0,
         redelivered: row["redelivered"] as? Int ?? 0, deliveries: row["deliveries"] as? Int ?? 0)
 }
+
+/// `body`, tried up to three times: a test reading a stream back makes thousands of requests,
+/// and on a loaded machine one may miss its 5 s reply timeout.
+func retryingRequest<T>(_ body: () async throws -> T) async throws -> T {
+    for _ in 1..<3 {
+        if let value = try? await body() { return value }
+        try await Task.sleep(for: .milliseconds(500))
+    }
+    return try await body()
+}

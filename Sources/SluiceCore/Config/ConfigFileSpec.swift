@@ -22,7 +22,7 @@ public enum ConfigFileSpec {
                 OptionSpec("max_delay", .duration, default: "60s", example: "30s", "The longest wait between two tries."),
                 OptionSpec(
                     "max_outage", .duration, default: "10m", example: "1h",
-                    "How long a finite source that broke off mid-run (a lost connection, a server stopped) may stay unreachable before the run stops; a continuous source keeps trying."
+                    "How long a finite pipeline starting over from its checkpoint (its source broke off mid-run, a Parquet file was lost to a full disk) may go without committing a record before the run stops; a continuous source keeps trying."
                 ),
             ]), example: "{ max_attempts: 5, base_delay: 1s, max_delay: 60s, max_outage: 10m }",
             "Retries of failures worth retrying: sink writes, a source that cannot start (a continuous source keeps trying), and a source that breaks off mid-run (read again from the checkpoint)."

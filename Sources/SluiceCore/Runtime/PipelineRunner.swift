@@ -51,6 +51,8 @@ public struct PipelineRunner: Sendable {
             $0.startedAt = Date()
             $0.finished = false
             $0.failed = false
+            $0.sourceTrouble = nil
+            $0.sinkTrouble = nil
         }
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
@@ -125,7 +127,11 @@ public struct PipelineRunner: Sendable {
             }
             try await store.finishRun(id: runID, status: .succeeded, totals: totals, message: nil, at: Date())
             metrics.run(result: "succeeded")
-            status.update { $0.finished = true }
+            status.update {
+                $0.finished = true
+                $0.sourceTrouble = nil
+                $0.sinkTrouble = nil
+            }
             logger.info(
                 "pipeline finished",
                 metadata: [
@@ -175,14 +181,21 @@ public struct PipelineRunner: Sendable {
         carrying carried: RunTotals, trustNewKeys: Bool, restarting: ContinuousClock.Instant?, opened: OneWayFlag
     ) async throws -> RunTotals {
         let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger, requests: plan.requests))
-        let checkpoint = try await store.checkpoint(pipeline: plan.name)
+        let checkpoint: Checkpoint
+        let schemaGuard: SchemaGuard?
+        do {
+            checkpoint = try await store.checkpoint(pipeline: plan.name)
+            schemaGuard = try await makeSchemaGuard()
+        } catch {
+            await writer.close()  // a start-over makes a new one (its connections must not pile up)
+            throw error
+        }
         let buffer = BoundedBuffer<SourceBatch>(maxCount: plan.settings.bufferBatches, maxBytes: plan.settings.bufferBytes)
         let context = sourceContext
         let exhausted = OneWayFlag()
         let consumed = Latch()
         let source = plan.source
         let logger = self.logger
-        let schemaGuard = try await makeSchemaGuard()
         let status = self.status
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

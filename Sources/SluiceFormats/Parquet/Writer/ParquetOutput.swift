@@ -86,7 +86,9 @@ public final class ParquetFileOutput: ParquetOutput {
     public func sync() throws {
         try drain()
         guard fsync(fd) == 0 else {
-            throw ParquetError(.io, path: name, "fsync failed: \(String(cString: strerror(errno)))")
+            // Worth retrying (a full disk reported at fsync) only by writing the file again: the
+            // Parquet sink discards it and starts over from its checkpoint.
+            throw ParquetError.io(path: name, "fsync", errno: errno)
         }
     }
 
