@@ -138,28 +138,9 @@ public final class NATSTestCluster: @unchecked Sendable {
         return String(decoding: response, as: UTF8.self)
     }
 
-    /// Ports nobody listens on now (bound to port 0 and released).
+    /// Ports nobody listens on now, none given to another caller in this process.
     public static func freePorts(_ count: Int) throws -> [Int] {
-        var fds: [Int32] = []
-        defer { for fd in fds { close(fd) } }
-        var ports: [Int] = []
-        for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            fds.append(fd)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = 0
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let bound = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else { throw TestServerError("cannot bind a free port") }
-            var out = sockaddr_in()
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &out) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-            ports.append(Int(UInt16(bigEndian: out.sin_port)))
-        }
-        return ports
+        try FreePorts.take(count)
     }
 }
 

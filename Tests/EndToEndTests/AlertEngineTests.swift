@@ -12,6 +12,7 @@ import Testing
         import hmac, hashlib, json, sys
         from http.server import BaseHTTPRequestHandler, HTTPServer
         port, secret, out = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
+        gate = sys.argv[4] if len(sys.argv) > 4 else None
         class H(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -24,14 +25,30 @@ import Testing
                 self.end_headers()
             def log_message(self, *a):
                 pass
-        HTTPServer(("127.0.0.1", port), H).serve_forever()
+        if gate is None:
+            HTTPServer(("127.0.0.1", port), H).serve_forever()
+        else:
+            # Down until `gate` exists: the port is bound (no one else can take it) but not
+            # listening, so connections are refused; its number goes to `gate.port`.
+            import os, time
+            server = HTTPServer(("127.0.0.1", port), H, bind_and_activate=False)
+            server.server_bind()
+            with open(gate + ".port.tmp", "w") as f:
+                f.write(str(server.server_address[1]))
+            os.rename(gate + ".port.tmp", gate + ".port")
+            while not os.path.exists(gate):
+                time.sleep(0.05)
+            server.server_activate()
+            server.serve_forever()
         """
 
-    static func startReceiver(port: Int, secret: String, out: String, in dir: String) throws -> Process {
+    /// Starts a receiver on `port`; with a `gate`, it holds a port of its own (written to
+    /// `gate.port`) and refuses connections until a file named `gate` exists.
+    static func startReceiver(port: Int, secret: String, out: String, in dir: String, gate: String? = nil) throws -> Process {
         try receiver.write(toFile: "\(dir)/receiver.py", atomically: true, encoding: .utf8)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "receiver.py", "\(port)", secret, out]
+        p.arguments = ["python3", "receiver.py", "\(port)", secret, out] + (gate.map { [$0] } ?? [])
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
         try ChildProcesses.run(p)
         return p
@@ -144,7 +161,13 @@ import Testing
     @Test func aReceiverThatWasDownGetsTheAlertWhenItComesBack() async throws {
         let dir = try makeWorkDirectory("alert-receiver-down")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let downPort = try freePort()
+        // The receiver that is down holds its port meanwhile: a port only found free could be
+        // taken by another test's server before it comes back (seen in CI: 404s from a stranger).
+        let gate = "\(dir)/receiver-up"
+        let back = try Self.startReceiver(port: 0, secret: "another-secret-456", out: "\(dir)/back.ndjson", in: dir, gate: gate)
+        defer { kill(back.processIdentifier, SIGKILL) }
+        try #require(try await waitUntil(seconds: 60) { FileManager.default.fileExists(atPath: "\(gate).port") })
+        let downPort = try #require(Int(try String(contentsOfFile: "\(gate).port", encoding: .utf8)))
         let slackPort = try freePort()
         try write(
             """
@@ -181,8 +204,7 @@ import Testing
         #expect(try await waitUntil(seconds: 60) { (try? outputLines("\(dir)/out").count) == 2 })
 
         // The receiver comes back: the firing notification arrives, then the resolution.
-        let back = try Self.startReceiver(port: downPort, secret: "another-secret-456", out: "\(dir)/back.ndjson", in: dir)
-        defer { kill(back.processIdentifier, SIGKILL) }
+        try write("", to: gate)
         var n = 2
         var resolved = false
         for _ in 0..<120 where !resolved {
