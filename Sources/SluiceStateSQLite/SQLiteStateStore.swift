@@ -22,7 +22,8 @@ public final class SQLiteStateStore: StateStore {
     /// Any location that is not a URL: a file path.
     public static let backend = StateBackend(
         name: "SQLite", features: [.pushQueue, .schemaRegistry],
-        handles: { !$0.contains("://") }, open: { try SQLiteStateStore(path: $0) })
+        handles: { !$0.contains("://") }, open: { try SQLiteStateStore(path: $0) },
+        diagnose: { SQLiteStateStore.diagnose(path: $0, limits: $1) })
 
     /// Opens (creating if needed) the state database at `path` and migrates it.
     public init(path: String, historyLimit: Int = 1000) throws {

@@ -18,6 +18,7 @@ struct SluiceCommand: AsyncParsableCommand {
 
             Typical use:
               sluice validate pipelines.yaml        check the file before any data moves
+              sluice doctor -c pipelines.yaml       check a deployment: connections, privileges, slots, disk
               sluice run pipelines.yaml             run every pipeline until its input is exhausted
               sluice serve pipelines.yaml           serve the HTTP push endpoint and run the pipelines
               sluice dlq list                       see records that could not be ingested
@@ -31,7 +32,8 @@ struct SluiceCommand: AsyncParsableCommand {
         version: "\(SluiceVersion.current) (commit \(buildCommit))",
         subcommands: [
             RunCommand.self, BackfillCommand.self, CDCCommand.self, QueueCommand.self, ServeCommand.self, KeysCommand.self, SchemaCommand.self,
-            ValidateCommand.self, StateCommand.self, DLQCommand.self, InspectCommand.self, StorageCommand.self, AlertsCommand.self, StatusCommand.self,
+            ValidateCommand.self, DoctorCommand.self, StateCommand.self, DLQCommand.self, InspectCommand.self, StorageCommand.self, AlertsCommand.self,
+            StatusCommand.self,
             TopCommand.self, TapCommand.self, PlanCommand.self, CostCommand.self, LifecycleCommand.self,
             ComponentsCommand.self,
         ]

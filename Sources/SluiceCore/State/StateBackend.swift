@@ -9,15 +9,20 @@ public struct StateBackend: Sendable {
     public var handles: @Sendable (String) -> Bool
     /// Opens (creating or migrating where needed) the store at a location it handles.
     public var open: @Sendable (String) async throws -> any StateStore
+    /// `sluice doctor`'s checks of a store at a location, without opening it for use (which
+    /// would create or migrate it): reachable, intact, its schema version known to this binary.
+    public var diagnose: @Sendable (String, DiagnosisLimits) async -> [Diagnosis]
 
     public init(
         name: String, features: Set<StateFeature>, handles: @escaping @Sendable (String) -> Bool,
-        open: @escaping @Sendable (String) async throws -> any StateStore
+        open: @escaping @Sendable (String) async throws -> any StateStore,
+        diagnose: @escaping @Sendable (String, DiagnosisLimits) async -> [Diagnosis] = { _, _ in [] }
     ) {
         self.name = name
         self.features = features
         self.handles = handles
         self.open = open
+        self.diagnose = diagnose
     }
 }
 

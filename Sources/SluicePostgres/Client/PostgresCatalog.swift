@@ -10,3 +10,13 @@ enum PostgresCatalog {
         return (0..<r.rows).compactMap { r.string($0, 0) }
     }
 }
+
+extension PostgresSession {
+    /// Creates `schema` unless it exists. `CREATE SCHEMA IF NOT EXISTS` alone needs CREATE on the
+    /// database even when the schema is there, which a user granted only `USAGE, CREATE ON
+    /// SCHEMA` lacks ("permission denied for database").
+    func ensureSchema(_ schema: String) throws {
+        guard try query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]).rows == 0 else { return }
+        try execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schema))")
+    }
+}

@@ -91,7 +91,7 @@ extension PostgresSinkWriter {
                 throw SluiceError(.configuration, "key column '\(k)' is not in the changes of \(source)", location: "sink.postgres.key", retryable: false)
             }
             try session.execute("SELECT pg_advisory_xact_lock(\(Self.ddlLock))")
-            if let schema = target.schema { try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schema))") }
+            if let schema = target.schema { try session.ensureSchema(schema) }
             let definitions = types.keys.sorted { (key.firstIndex(of: $0) ?? Int.max, $0) < (key.firstIndex(of: $1) ?? Int.max, $1) }
                 .map { "\(SQLText.identifier($0)) \(types[$0]!)\(key.contains($0) ? " NOT NULL" : "")" }
             try session.execute(

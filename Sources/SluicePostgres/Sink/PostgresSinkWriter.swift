@@ -71,7 +71,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         let row = try await connection.run { session -> SinkStateRow? in
             // Concurrent `CREATE … IF NOT EXISTS` of one name can still collide: serialize Sluice's DDL.
             try session.execute("BEGIN; SELECT pg_advisory_xact_lock(\(PostgresSinkWriter.ddlLock))")
-            if let schema = stateTable.schema { try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schema))") }
+            if let schema = stateTable.schema { try session.ensureSchema(schema) }
             try session.execute(SinkStateRow.createSQL(stateTable))
             try session.execute("ALTER TABLE \(SQLText.qualified(stateTable)) ADD COLUMN IF NOT EXISTS commit_id text")
             try session.execute("COMMIT")
@@ -282,7 +282,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         }
         try session.execute("SELECT pg_advisory_xact_lock(\(Self.ddlLock))")
         if let schemaName = loadTable.schema {
-            try session.execute("CREATE SCHEMA IF NOT EXISTS \(SQLText.identifier(schemaName))")
+            try session.ensureSchema(schemaName)
         }
         var definitions = schema.fields.map { f in
             "\(SQLText.identifier(f.name)) \(PostgresCopyEncoder.sqlType(f.type))" + (options.key.contains(f.name) ? " NOT NULL" : "")

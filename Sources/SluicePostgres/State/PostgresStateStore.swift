@@ -28,7 +28,8 @@ public final class PostgresStateStore: StateStore {
     public static let backend = StateBackend(
         name: "PostgreSQL", features: [.schemaRegistry],
         handles: { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") },
-        open: { try await PostgresStateStore.open($0) })
+        open: { try await PostgresStateStore.open($0) },
+        diagnose: { await PostgresStateStore.diagnose(url: $0, limits: $1) })
 
     public var isShared: Bool { true }
     /// None: the push endpoint's queue lives in a SQLite state store only.

@@ -1,0 +1,41 @@
+import Foundation
+import SluiceCore
+
+extension PostgresStateStore {
+    /// `sluice doctor`'s checks of the shared state at `url`, without migrating it: the server
+    /// answers, its clock agrees, the schema version is one this binary knows, and the user may
+    /// write the state tables.
+    static func diagnose(url: String, limits: DiagnosisLimits) async -> [Diagnosis] {
+        let parsed: PostgresURL
+        do { parsed = try PostgresURL(url) } catch { return [.failed("state.reachable", "the state URL is not valid", error)] }
+        return await PostgresDiagnosis.session(parsed, role: "state", limits: limits) { s in
+            guard try PostgresDiagnosis.exists(s, "sluice.schema_migrations") else {
+                return [try PostgresDiagnosis.mayCreate(s, check: "state.schema", schema: "sluice", what: "the state tables (schema sluice)")]
+            }
+            let r = try s.query("SELECT version FROM sluice.schema_migrations")
+            let applied = Set((0..<r.rows).compactMap { r.string($0, 0) })
+            let known = PostgresStateMigrations.migrations.map(\.version)
+            let unknown = applied.subtracting(known)
+            if !unknown.isEmpty {
+                return [
+                    Diagnosis(
+                        "state.schema", .error,
+                        "the state has migrations this binary does not know (\(unknown.sorted().joined(separator: ", "))): a newer sluice wrote it",
+                        fix: "run the sluice version that wrote it (or a newer one) on every worker")
+                ]
+            }
+            let pending = known.filter { !applied.contains($0) }
+            var found = [
+                Diagnosis(
+                    "state.schema", .ok,
+                    pending.isEmpty
+                        ? "schema \(known.last ?? "?") (current)" : "\(pending.count) migration(s) apply at the next start (\(pending.joined(separator: ", ")))"
+                )
+            ]
+            found.append(
+                try PostgresDiagnosis.privileges(
+                    s, check: "state.privileges", table: "sluice.checkpoints", ["SELECT", "INSERT", "UPDATE", "DELETE"], why: "every commit writes it"))
+            return found
+        }
+    }
+}
