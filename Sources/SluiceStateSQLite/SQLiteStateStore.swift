@@ -13,6 +13,10 @@ public final class SQLiteStateStore: StateStore {
     public let historyLimit: Int
     /// Push-queue backlog per stream, loaded on first use and kept in step by the writer.
     let backlogs = Mutex<[String: PushBacklog]>([:])
+    /// A shared `flock` on `<path>-inuse.lock`, held while this store is open: `sluice state
+    /// migrate|import` takes it exclusively, so it refuses while another process uses the state
+    /// and nothing opens the state while it copies (nil where the directory is read-only).
+    let useLock: Int32?
 
     /// This store (see SQLiteStateStore+Push.swift).
     public var pushQueue: (any PushQueueStore)? { self }
@@ -33,6 +37,7 @@ public final class SQLiteStateStore: StateStore {
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
+        useLock = try Self.sharedUseLock(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
@@ -55,6 +60,25 @@ public final class SQLiteStateStore: StateStore {
                 "cannot open the state database at \(path): \(error). "
                     + "Check the path and permissions; `state:` in the config chooses another location.", underlying: error)
         }
+    }
+
+    deinit {
+        if let useLock { close(useLock) }
+    }
+
+    /// Takes the shared in-use lock, refusing while a migration or import holds it exclusively.
+    static func sharedUseLock(_ path: String) throws -> Int32? {
+        let fd = open(path + "-inuse.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return nil }
+        while flock(fd, LOCK_SH | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            close(fd)
+            throw SluiceError(
+                .conflict,
+                "the state database at \(path) is being copied by `sluice state migrate` or `sluice state import`; start again when it is done",
+                retryable: false)
+        }
+        return fd
     }
 
     /// Runs `body` (opening and migrating) holding an exclusive `flock` on

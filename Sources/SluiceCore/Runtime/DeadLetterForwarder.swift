@@ -30,7 +30,7 @@ final class DeadLetterForwarder: @unchecked Sendable {
         self.logger = logger
     }
 
-    var name: String { pipeline + "~dead_letters" }
+    var name: String { pipeline + StateTables.deadLetterSinkSuffix }
 
     /// Forwards what is waiting; false when it could not (logged; the letters stay in the state
     /// store and the next call tries again). Never throws.
