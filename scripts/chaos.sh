@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The chaos suite: the tests that inject faults a production deployment meets (kill -9 at random
-# moments, PostgreSQL stopped mid-run, a full disk, nats-server killed, a JetStream node lost,
+# moments, PostgreSQL stopped mid-run (under a pull and under CDC → apply), a full disk (a lake,
+# a push lake, the SQLite state), nats-server killed, a JetStream node lost or partitioned,
 # a slow sink, a stop that must be bounded) and check the output exactly each time. A short
 # run of each is part of scripts/test.sh (CI); this runs only them, again and again:
 #
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$rounds" -ge 1 ] 2>/dev/null || { echo "error: --rounds takes a positive number" >&2; exit 2; }
 
-suites='PostgresOutageTests|DiskFullTests|NATSOutageTests|SlowSinkTests|BoundedStopTests|JetStreamClusterTests|CrashRecoveryTests|PostgresCrashTests|PushCrashTests|JetStreamScaleOutTests'
+suites='PostgresOutageTests|DiskFullTests|NATSOutageTests|SlowSinkTests|BoundedStopTests|JetStreamClusterTests|CrashRecoveryTests|PostgresCrashTests|PushCrashTests|JetStreamScaleOutTests|CDCApplyOutageTests|PushDiskFullTests|JetStreamPartitionTests'
 
 export SLUICE_EXTRA_APT_PACKAGES="chromium gdb procps"
 source scripts/setup.sh

@@ -226,6 +226,10 @@ final class PostgresCDCReader: SourceReader {
     /// the last transaction handed over, with backoff. What was read after it is dropped and
     /// read again; what was handed over is skipped if the server sends it again.
     func reconnect(after error: SluiceError) async throws {
+        // The broken connection goes now, not when a new stream replaces it: a walsender whose
+        // socket stays open waits for this client's confirmations, and a server shutting down
+        // (`pg_ctl stop -m fast`) waited for it until `wal_sender_timeout`.
+        await connection.close()
         let delay = stream.broke()
         context.logger.warning(
             "the replication stream broke; streaming again",
