@@ -11,6 +11,11 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
+        // For the fuzzing package (Fuzz/), which reaches the parsers through these.
+        .library(name: "SluiceFormats", targets: ["SluiceFormats"]),
+        .library(name: "SluicePostgres", targets: ["SluicePostgres"]),
+        .library(name: "SluiceNATS", targets: ["SluiceNATS"]),
+        .library(name: "SluiceJetStream", targets: ["SluiceJetStream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

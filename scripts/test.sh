@@ -16,6 +16,11 @@ swift build 2>&1 | grep --line-buffered -vE "'swift-distributed-tracing'|unhandl
 export SLUICE_BIN="$(swift build --show-bin-path)/sluice"
 [ -x "$SLUICE_BIN" ] || { echo "error: the build failed" >&2; swift build; exit 1; }
 
+# Every parser of outside bytes under libFuzzer (AddressSanitizer), a bounded run each; the long
+# run is `scripts/fuzz.sh --seconds 600` (docs/guides/fuzzing.md).
+echo "==> fuzz (bounded: every parser 20 s, debug build)"
+scripts/fuzz.sh --debug --seconds 20
+
 # A throwaway PostgreSQL server for the database tests (stopped and deleted on exit).
 source scripts/pg-test-server.sh
 trap pg_test_server_stop EXIT

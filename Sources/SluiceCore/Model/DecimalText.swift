@@ -25,8 +25,9 @@ public enum DecimalText {
             } else if c &- 48 < 10 {
                 any = true
                 if seenPoint { fracDigits += 1; if fracDigits > scale { return nil } } else if value != 0 || c != 48 { intDigits += 1 }
-                value = value * 10 + Int128(c &- 48)
+                // Checked before the digit is added: 39 digits overflow Int128 (found by fuzzing).
                 if intDigits > precision - scale { return nil }
+                value = value * 10 + Int128(c &- 48)
             } else {
                 return nil
             }
