@@ -45,11 +45,15 @@ scratch="${SLUICE_FUZZ_BUILD:-$root/.build-fuzz}"
 build=(swift build -c "$config" --package-path Fuzz --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address)
 echo "==> building the fuzz harnesses ($config: ${targets[*]})"
 start=$(date +%s)
+# A failed build stops here: binaries of an earlier build must not be fuzzed instead.
+quiet() { grep -vE "ld.gold: warning|'swift-distributed-tracing'|unhandled; explicitly" || true; }
 if ((${#targets[@]} == ${#all_targets[@]})); then
-    "${build[@]}" 2>&1 | grep -vE "ld.gold: warning|'swift-distributed-tracing'|unhandled; explicitly" || true
+    "${build[@]}" 2>&1 | quiet
+    ((PIPESTATUS[0] == 0)) || { echo "fuzz.sh: the build failed" >&2; exit 1; }
 else
     for t in "${targets[@]}"; do
-        "${build[@]}" --product "$t" 2>&1 | grep -vE "ld.gold: warning|'swift-distributed-tracing'|unhandled; explicitly" || true
+        "${build[@]}" --product "$t" 2>&1 | quiet
+        ((PIPESTATUS[0] == 0)) || { echo "fuzz.sh: the build of $t failed" >&2; exit 1; }
     done
 fi
 bin="$("${build[@]}" --show-bin-path)"

@@ -36,7 +36,11 @@ enum JetStreamDiagnosis {
         }
         if let consumer = status.consumer {
             if let error = status.consumerError {
-                found.append(Diagnosis("jetstream.consumer", .ok, error))
+                let missing = error.contains("does not exist")
+                found.append(
+                    Diagnosis(
+                        "jetstream.consumer", missing ? .ok : .error, error,
+                        fix: missing ? nil : "check the consumer (`nats consumer info \(status.stream) \(consumer)`)"))
             } else {
                 let lag = status.consumerFields["lag"].map { "\($0)" } ?? "?"
                 let pending = status.consumerFields["ack_pending"].map { "\($0)" } ?? "?"

@@ -6,6 +6,10 @@ extension SQLiteStateStore: StateTransferable {
     public func exportState(_ emit: @escaping @Sendable (StateRow) throws -> Void) async throws {
         try await pool.read { db in
             for table in StateTables.all {
+                if table.name == StateTables.sequencesTable {
+                    try Self.exportSequences(db, emit)
+                    continue
+                }
                 if table.name == "dead_letters" {
                     try Self.exportDeadLetters(db, emit)
                     continue
@@ -17,6 +21,28 @@ extension SQLiteStateStore: StateTransferable {
                 }
             }
         }
+    }
+
+    /// The AUTOINCREMENT counters, by logical table. Dead letters: the largest id the last
+    /// block number given out can hold.
+    static func exportSequences(_ db: Database, _ emit: (StateRow) throws -> Void) throws {
+        for row in try Row.fetchAll(db, sql: "SELECT name, seq FROM sqlite_sequence ORDER BY name") {
+            let name: String = row[0]
+            let seq: Int64 = row[1]
+            if name == "dead_letter_blocks" {
+                try emit(StateRow(table: StateTables.sequencesTable, values: [.text("dead_letters"), .int(DeadLetterBlock.id(block: seq + 1, slot: 0) - 1)]))
+            } else if StateTables.named(name)?.idColumn != nil {
+                try emit(StateRow(table: StateTables.sequencesTable, values: [.text(name), .int(seq)]))
+            }
+        }
+    }
+
+    /// Raises the AUTOINCREMENT counter of `table` (the physical one) to at least `value`.
+    static func raiseSequence(_ db: Database, table: String, to value: Int64) throws {
+        let current = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = ?", arguments: [table]) ?? 0
+        guard value > current else { return }
+        try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = ?", arguments: [table])
+        try db.execute(sql: "INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", arguments: [table, value])
     }
 
     /// The letters of every block, in id order, as rows of the logical `dead_letters` table.
@@ -53,6 +79,17 @@ extension SQLiteStateStore: StateTransferable {
         try await write { db in
             var letters = DeadLetterImport()
             while let row = try next() {
+                if row.table == StateTables.sequencesTable {
+                    guard case .text(let name) = row.values[0], case .int(let value) = row.values[1] else { continue }
+                    if name == "dead_letters" {
+                        // New blocks are numbered above every id given out before: an old id
+                        // kept elsewhere (a sink's pending commit) then names no letter.
+                        try Self.raiseSequence(db, table: "dead_letter_blocks", to: DeadLetterBlock.split(value).block + 1)
+                    } else if StateTables.named(name)?.idColumn != nil {
+                        try Self.raiseSequence(db, table: name, to: value)
+                    }
+                    continue
+                }
                 if row.table == "dead_letters" {
                     try letters.add(row, db)
                     continue
@@ -112,6 +149,17 @@ extension SQLiteStateStore: StateTransferable {
             for (slot, l) in letters.enumerated() { moved[pipeline, default: []].append((l.id, DeadLetterBlock.id(block: block, slot: slot))) }
         }
 
+        /// The new id of the last letter whose old id is at most `id` (0: none); `pairs` is in
+        /// ascending order of old ids (each pipeline's letters arrive in id order).
+        static func lastMoved(_ pairs: [(old: Int64, new: Int64)], atOrBefore id: Int64) -> Int64 {
+            var low = 0, high = pairs.count
+            while low < high {
+                let mid = (low + high) / 2
+                if pairs[mid].old <= id { low = mid + 1 } else { high = mid }
+            }
+            return low == 0 ? 0 : pairs[low - 1].new
+        }
+
         mutating func finish(_ db: Database) throws {
             for pipeline in pending.keys.sorted() { try flush(pipeline, db) }
             let suffix = StateTables.deadLetterSinkSuffix
@@ -122,7 +170,7 @@ extension SQLiteStateStore: StateTransferable {
                     let name: String = row[1]
                     guard name.hasSuffix(suffix), let forwarded = Int64(row[2] as String) else { continue }
                     let pipeline = String(name.dropLast(suffix.count))
-                    let new = moved[pipeline]?.last(where: { $0.old <= forwarded })?.new ?? 0
+                    let new = Self.lastMoved(moved[pipeline] ?? [], atOrBefore: forwarded)
                     try db.execute(sql: "UPDATE \(table) SET value = ? WHERE rowid = ?", arguments: [String(new), row[0] as Int64])
                 }
             }
@@ -130,9 +178,13 @@ extension SQLiteStateStore: StateTransferable {
     }
 
     public func stateContents() async throws -> [String: Int] {
+        try await contents()
+    }
+
+    func contents() async throws -> [String: Int] {
         try await pool.read { db in
             var counts: [String: Int] = [:]
-            for table in StateTables.all {
+            for table in StateTables.all where table.name != StateTables.sequencesTable {
                 let sql =
                     table.name == "dead_letters"
                     ? "SELECT COALESCE(SUM(letters), 0) FROM dead_letter_blocks" : "SELECT count(*) FROM \(table.name)"
@@ -144,7 +196,9 @@ extension SQLiteStateStore: StateTransferable {
     }
 
     public func otherUsers() async throws -> [String] {
-        guard let fd = useLock else { return [] }
+        guard let fd = useLock else {
+            return ["nobody can tell: the lock file \(path)-inuse.lock cannot be opened (check the directory's permissions)"]
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             return ["another sluice process has \(path) open (a running pipeline, `sluice serve`, or another command)"]
         }

@@ -55,6 +55,9 @@ public final class SQLiteStateStore: StateStore {
                 return pool
             }
         } catch {
+            // A failed init runs no deinit: the lock goes here, or a migration would later
+            // count this process as a user of the state.
+            if let useLock { close(useLock) }
             throw SluiceError(
                 .corruptState,
                 "cannot open the state database at \(path): \(error). "
@@ -68,7 +71,9 @@ public final class SQLiteStateStore: StateStore {
 
     /// Takes the shared in-use lock, refusing while a migration or import holds it exclusively.
     static func sharedUseLock(_ path: String) throws -> Int32? {
-        let fd = open(path + "-inuse.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // Read-only is enough for flock: a lock file another user created (0644) still locks.
+        var fd = open(path + "-inuse.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { fd = open(path + "-inuse.lock", O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { return nil }
         while flock(fd, LOCK_SH | LOCK_NB) != 0 {
             if errno == EINTR { continue }

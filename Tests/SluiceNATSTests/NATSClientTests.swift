@@ -107,10 +107,12 @@ import Testing
         let other = try JetStreamPullConsumer(connection: b, stream: "R", consumer: "c")
         var again: [JetStreamMessage] = []
         for _ in 0..<10 where again.isEmpty { again = try await other.fetch(max: 1) }
-        // Delivered again (a higher count; more than one more when the server first offered it to
-        // the dead connection's last pull request), to the other worker, the same message.
+        // The same message, to the other worker. Its delivery count is the server's business:
+        // usually higher (more than one more when the server first offered it to the dead
+        // connection's last pull request), but a loaded full run got 1 again: the server did not
+        // count the first delivery, made to the connection that then closed.
         #expect(
-            again.count == 1 && again[0].delivered > held.delivered && again[0].streamSequence == held.streamSequence,
+            again.count == 1 && again[0].delivered >= held.delivered && again[0].streamSequence == held.streamSequence,
             "\(again.map { ($0.delivered, $0.streamSequence) })")
         await b.close()
     }

@@ -54,12 +54,16 @@ public struct DiagnosisLimits: Sendable {
 /// What a component's checks may use: the limits, and what the state store holds for it.
 public struct DiagnosisContext: Sendable {
     public var limits: DiagnosisLimits
-    /// The pipeline's committed checkpoint (empty if it never committed, or for the state store).
+    /// The pipeline's committed checkpoint (empty if it never committed, or when unknown).
     public var checkpoint: Checkpoint
+    /// Whether ``checkpoint`` was read from the state store (false: the store was not opened,
+    /// so an empty checkpoint says nothing).
+    public var checkpointKnown: Bool
 
-    public init(limits: DiagnosisLimits = DiagnosisLimits(), checkpoint: Checkpoint = Checkpoint()) {
+    public init(limits: DiagnosisLimits = DiagnosisLimits(), checkpoint: Checkpoint = Checkpoint(), checkpointKnown: Bool = true) {
         self.limits = limits
         self.checkpoint = checkpoint
+        self.checkpointKnown = checkpointKnown
     }
 }
 

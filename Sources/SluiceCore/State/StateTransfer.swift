@@ -30,6 +30,11 @@ public struct StateTable: Sendable {
 /// those that refer to it).
 public enum StateTables {
     public static let all: [StateTable] = [
+        // Not a table: the counter of each numbered table (its largest number ever given out,
+        // which may lie above every row left), first so that an import sets them before any
+        // row takes a number. A push queue's sequence and a dead letter's id must never be
+        // given out twice: a checkpoint or a sink's pending commit may name an old one.
+        table(sequencesTable, "table T, value I"),
         table("checkpoints", "pipeline T, partition T, value T, updated_at R"),
         table("checkpoint_history", "id I, pipeline T, partition T, value T, committed_at R", id: "id"),
         table("dedupe_keys", "pipeline T, key T, seen_at R"),
@@ -58,6 +63,9 @@ public enum StateTables {
     ]
 
     public static func named(_ name: String) -> StateTable? { all.first { $0.name == name } }
+
+    /// The name of the counters' pseudo-table (rows: a numbered table's name, its counter).
+    public static let sequencesTable = "sequences"
 
     /// The suffix of the name a dead-letter sink's position is committed under
     /// (`<pipeline>~dead_letters`, partition `id`: the id of the last letter it copied).
@@ -105,6 +113,8 @@ public struct StateSummary: Sendable, Hashable {
     /// Counts `row`. Numbers a store gives out again on import (a dead letter's id in the
     /// embedded store, and the dead-letter sinks' positions that name them) are left out.
     public mutating func add(_ row: StateRow) {
+        // Counters are the store's own (an import may only raise them): not compared.
+        guard row.table != StateTables.sequencesTable else { return }
         rows[row.table, default: 0] += 1
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ bytes: some Sequence<UInt8>) {

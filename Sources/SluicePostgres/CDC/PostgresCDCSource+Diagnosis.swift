@@ -7,7 +7,8 @@ extension PostgresCDCSource: Diagnosable {
     /// snapshot reads them).
     public func diagnose(_ context: DiagnosisContext) async -> [Diagnosis] {
         let o = options
-        let streamedBefore = context.checkpoint[partition] != nil
+        // Unknown (the state was not read): a missing slot may then mean lost changes.
+        let streamedBefore: Bool? = context.checkpointKnown ? context.checkpoint[partition] != nil : nil
         let limits = context.limits
         return await PostgresDiagnosis.session(o.url, role: "source", limits: limits) { s in
             var found: [Diagnosis] = []
@@ -35,7 +36,7 @@ extension PostgresCDCSource: Diagnosable {
         }
     }
 
-    func slotFindings(_ s: PostgresSession, streamedBefore: Bool, limits: DiagnosisLimits) throws -> [Diagnosis] {
+    func slotFindings(_ s: PostgresSession, streamedBefore: Bool?, limits: DiagnosisLimits) throws -> [Diagnosis] {
         let o = options
         let slot = try s.query(
             """
@@ -43,7 +44,7 @@ extension PostgresCDCSource: Diagnosable {
             FROM pg_replication_slots WHERE slot_name = $1
             """, [o.slot])
         guard slot.rows == 1 else {
-            if streamedBefore {
+            if streamedBefore == true {
                 return [
                     Diagnosis(
                         "cdc.slot", .error, "slot \(o.slot) does not exist, but this pipeline streamed from it: the changes since are lost",
@@ -56,6 +57,14 @@ extension PostgresCDCSource: Diagnosable {
                     Diagnosis(
                         "cdc.slot", .error, "slot \(o.slot) does not exist yet and no replication slot is free",
                         fix: "ALTER SYSTEM SET max_replication_slots = …; then restart (or drop a slot nobody reads)")
+                ]
+            }
+            guard streamedBefore == false else {
+                return [
+                    Diagnosis(
+                        "cdc.slot", .warning,
+                        "slot \(o.slot) does not exist: the first run creates it, but if this pipeline streamed before, changes were lost",
+                        fix: "if it streamed before: sluice cdc resnapshot PIPELINE -c FILE --yes")
                 ]
             }
             return [Diagnosis("cdc.slot", .ok, "slot \(o.slot) does not exist yet; the first run creates it")]

@@ -102,15 +102,18 @@ extension PostgresSink: Diagnosable {
             var found: [Diagnosis] = []
             let table = SQLText.qualified(o.table)
             let needed: [String]
+            // As the statements each mode runs need them: ON CONFLICT and the joins on the key
+            // read the target (SELECT); `apply` deletes and truncates as the source did.
             switch o.mode {
             case .append: needed = ["INSERT"]
-            case .upsert: needed = ["INSERT", "UPDATE"]
-            case .apply: needed = ["INSERT", "UPDATE", "DELETE"]
+            case .upsert: needed = ["SELECT", "INSERT", "UPDATE"] + (o.softDelete != nil ? ["DELETE"] : [])
+            case .apply: needed = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"]
             case .replace: needed = ["INSERT"]
             }
             if try PostgresDiagnosis.exists(s, table) {
                 found.append(try PostgresDiagnosis.privileges(s, check: "sink.privileges", table: table, needed, why: "\(o.mode.rawValue) writes them"))
                 if o.mode == .replace {
+                    found.append(try PostgresDiagnosis.mayCreate(s, check: "sink.privileges", schema: o.table.schema, what: "the staging table replace loads"))
                     let owner = try s.query("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = $1::regclass", [table])
                     if owner.string(0, 0) != "t" {
                         found.append(

@@ -71,9 +71,16 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         let row = try await connection.run { session -> SinkStateRow? in
             // Concurrent `CREATE … IF NOT EXISTS` of one name can still collide: serialize Sluice's DDL.
             try session.execute("BEGIN; SELECT pg_advisory_xact_lock(\(PostgresSinkWriter.ddlLock))")
-            if let schema = stateTable.schema { try session.ensureSchema(schema) }
-            try session.execute(SinkStateRow.createSQL(stateTable))
-            try session.execute("ALTER TABLE \(SQLText.qualified(stateTable)) ADD COLUMN IF NOT EXISTS commit_id text")
+            // Only when missing: `CREATE TABLE IF NOT EXISTS` needs CREATE on the schema and the
+            // ALTER ownership even when there is nothing to do, which a loading role may lack.
+            let current = try session.query(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'commit_id' AND NOT attisdropped",
+                [SQLText.qualified(stateTable)])
+            if current.rows == 0 {
+                if let schema = stateTable.schema { try session.ensureSchema(schema) }
+                try session.execute(SinkStateRow.createSQL(stateTable))
+                try session.execute("ALTER TABLE \(SQLText.qualified(stateTable)) ADD COLUMN IF NOT EXISTS commit_id text")
+            }
             try session.execute("COMMIT")
             let r = try session.query(
                 "SELECT checkpoint_before::text, checkpoint_after::text, pending::text FROM \(SQLText.qualified(stateTable)) WHERE pipeline = $1",

@@ -87,9 +87,13 @@ enum PostgresStateMigrations {
         try s.execute("BEGIN")
         do {
             try s.execute("SELECT pg_advisory_xact_lock(\(0x736C_7569_6365 + 1))")
-            try s.execute(
-                "CREATE SCHEMA IF NOT EXISTS sluice; CREATE TABLE IF NOT EXISTS sluice.schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
+            // Only when missing: `CREATE … IF NOT EXISTS` needs CREATE on the database (and on
+            // the schema) even when there is nothing to do, which a worker's role may lack.
+            if try s.query("SELECT to_regclass('sluice.schema_migrations') IS NULL").string(0, 0) == "t" {
+                try s.execute(
+                    "CREATE SCHEMA IF NOT EXISTS sluice; CREATE TABLE IF NOT EXISTS sluice.schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+            }
             let r = try s.query("SELECT version FROM sluice.schema_migrations")
             let applied = Set((0..<r.rows).map { r.string($0, 0)! })
             for m in migrations where !applied.contains(m.version) {

@@ -32,9 +32,29 @@ extension PostgresStateStore {
                         ? "schema \(known.last ?? "?") (current)" : "\(pending.count) migration(s) apply at the next start (\(pending.joined(separator: ", ")))"
                 )
             ]
-            found.append(
-                try PostgresDiagnosis.privileges(
-                    s, check: "state.privileges", table: "sluice.checkpoints", ["SELECT", "INSERT", "UPDATE", "DELETE"], why: "every commit writes it"))
+            // Every table the store writes, and the sequences that number rows.
+            let user = try s.query("SELECT current_user").string(0, 0) ?? "?"
+            var lacking: [String] = []
+            for table in PostgresStateStore.transferTables where table.name != StateTables.sequencesTable {
+                let name = "sluice.\(table.name)"
+                guard try PostgresDiagnosis.exists(s, name) else { continue }
+                let missing = try PostgresDiagnosis.missingPrivileges(s, table: name, ["SELECT", "INSERT", "UPDATE", "DELETE"])
+                if !missing.isEmpty { lacking.append("\(missing.joined(separator: ", ")) on \(name)") }
+                if let id = table.idColumn {
+                    let r = try s.query("SELECT has_sequence_privilege(pg_get_serial_sequence($1, $2), 'USAGE')", [name, id])
+                    if r.string(0, 0) != "t" { lacking.append("USAGE on the sequence of \(name)") }
+                }
+            }
+            if lacking.isEmpty {
+                found.append(Diagnosis("state.privileges", .ok, "\(user) may read and write every state table"))
+            } else {
+                found.append(
+                    Diagnosis(
+                        "state.privileges", .error, "\(user) lacks \(lacking.joined(separator: "; "))",
+                        fix:
+                            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA sluice TO \(SQLText.identifier(user)); GRANT USAGE ON ALL SEQUENCES IN SCHEMA sluice TO \(SQLText.identifier(user));"
+                    ))
+            }
             return found
         }
     }

@@ -13,7 +13,19 @@ extension PostgresStateStore: StateTransferable {
         try await pool.withSession { s in
             try s.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             do {
+                // Exactly as stored (the default `hex` may be changed per database or role).
+                try s.execute("SET LOCAL bytea_output = 'hex'")
                 for table in Self.transferTables {
+                    if table.name == StateTables.sequencesTable {
+                        for numbered in Self.transferTables {
+                            guard let id = numbered.idColumn else { continue }
+                            let r = try s.query(
+                                "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('sluice.\(numbered.name)', '\(id)')), 0)")
+                            let value = r.string(0, 0).flatMap(Int64.init) ?? 0
+                            if value > 0 { try emit(StateRow(table: table.name, values: [.text(numbered.name), .int(value)])) }
+                        }
+                        continue
+                    }
                     let order = table.idColumn.map { " ORDER BY \($0)" } ?? ""
                     try s.execute(
                         "DECLARE export_rows NO SCROLL CURSOR FOR SELECT \(table.columnNames.joined(separator: ", ")) FROM sluice.\(table.name)\(order)")
@@ -78,6 +90,11 @@ extension PostgresStateStore: StateTransferable {
     public func importState(_ next: @escaping @Sendable () throws -> StateRow?) async throws {
         try await pool.transaction { s in
             var lookahead = try next()
+            var counters: [String: Int64] = [:]
+            while let row = lookahead, row.table == StateTables.sequencesTable {
+                if case .text(let name) = row.values[0], case .int(let value) = row.values[1] { counters[name] = value }
+                lookahead = try next()
+            }
             while let first = lookahead {
                 guard let table = Self.transferTables.first(where: { $0.name == first.table }) else {
                     throw SluiceError(
@@ -93,11 +110,15 @@ extension PostgresStateStore: StateTransferable {
                         lookahead = try next()
                     }
                 }
-                if let id = table.idColumn {
-                    try s.query(
-                        "SELECT setval(pg_get_serial_sequence('sluice.\(table.name)', '\(id)'), COALESCE((SELECT max(\(id)) FROM sluice.\(table.name)), 0) + 1, false)"
-                    )
-                }
+            }
+            // Each counter continues after the largest number the source gave out (or holds).
+            for table in Self.transferTables {
+                guard let id = table.idColumn else { continue }
+                try s.query(
+                    """
+                    SELECT setval(pg_get_serial_sequence('sluice.\(table.name)', '\(id)'),
+                        GREATEST(COALESCE((SELECT max(\(id)) FROM sluice.\(table.name)), 0), $1::int8) + 1, false)
+                    """, [String(counters[table.name] ?? 0)])
             }
         }
     }
@@ -136,7 +157,7 @@ extension PostgresStateStore: StateTransferable {
     public func stateContents() async throws -> [String: Int] {
         try await pool.withSession { s in
             var counts: [String: Int] = [:]
-            for table in Self.transferTables {
+            for table in Self.transferTables where table.name != StateTables.sequencesTable {
                 let n = try s.query("SELECT count(*) FROM sluice.\(table.name)").string(0, 0).flatMap(Int.init) ?? 0
                 if n > 0 { counts[table.name] = n }
             }

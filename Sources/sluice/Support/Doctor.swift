@@ -29,13 +29,34 @@ struct Doctor {
         }
         let stateChecks = await stateFindings(state)
         found += stateChecks
-        // Opening a store migrates it: a store this binary would migrate is left alone (its
-        // pipelines' commits and dead letters are then not checked).
-        let migrates = stateChecks.contains { $0.check == "state.schema" && $0.message.contains("apply at the next start") }
-        let store: (any StateStore)? = stateChecks.contains { $0.status == .error } || migrates ? nil : await openStateIfPresent(state)
+        // Opening a store creates or migrates what it lacks: only a store whose schema is this
+        // binary's is opened (its pipelines' commits and dead letters are otherwise not checked,
+        // which each pipeline's findings then say).
+        let current =
+            stateChecks.contains { $0.check == "state.schema" && $0.status == .ok && $0.message.hasSuffix("(current)") }
+            && !stateChecks.contains { $0.check == "state.integrity" && $0.status == .error }
+        // No state yet (no run has created it): nothing committed, nothing to open.
+        let fresh = stateChecks.contains {
+            $0.check == "state.schema" && $0.status == .ok
+                && ($0.message.hasSuffix("the first run creates it") || $0.message.contains("may create the state tables"))
+        }
+        var store: (any StateStore)?
+        var skipped: String?
+        if fresh {
+            skipped = nil
+        } else if !current {
+            skipped = "the state store was not opened (its schema is missing, older or newer than this binary's, or it could not be read)"
+        } else {
+            do {
+                store = try await BuiltinComponents.openState(state)
+            } catch {
+                skipped = "the state store could not be opened: \((error as? SluiceError)?.message ?? "\(error)")"
+            }
+        }
+        let unopened = skipped, opened = store
         let perPipeline = await withTaskGroup(of: (Int, [Diagnosis]).self) { group in
             for (index, plan) in plans.enumerated() {
-                group.addTask { (index, await pipelineFindings(plan, store: store)) }
+                group.addTask { (index, await pipelineFindings(plan, store: opened, unopened: unopened)) }
             }
             var results = [[Diagnosis]](repeating: [], count: plans.count)
             for await (index, findings) in group { results[index] = findings }
@@ -60,23 +81,27 @@ struct Doctor {
         }
     }
 
-    /// The store, for the per-pipeline checks; nil where there is none yet (a state file no run
-    /// has created: opening would create it).
-    func openStateIfPresent(_ state: String) async -> (any StateStore)? {
-        if !state.contains("://") && !FileManager.default.fileExists(atPath: state) { return nil }
-        return try? await BuiltinComponents.openState(state)
-    }
-
-    func pipelineFindings(_ plan: PipelinePlan, store: (any StateStore)?) async -> [Diagnosis] {
-        let checkpoint = (try? await store?.checkpoint(pipeline: plan.name)) ?? Checkpoint()
-        let context = DiagnosisContext(limits: limits, checkpoint: checkpoint)
+    func pipelineFindings(_ plan: PipelinePlan, store: (any StateStore)?, unopened: String?) async -> [Diagnosis] {
+        var checkpoint: Checkpoint?
+        if let store {
+            checkpoint = try? await store.checkpoint(pipeline: plan.name)
+        } else if unopened == nil {
+            checkpoint = Checkpoint()  // no state yet: nothing was ever committed
+        }
+        let context = DiagnosisContext(limits: limits, checkpoint: checkpoint ?? Checkpoint(), checkpointKnown: checkpoint != nil)
         async let source = Self.component(plan.source, role: "source", context: context)
         async let sink = Self.component(plan.sink, role: "sink", context: context)
         var found = await source + sink
         if let deadLetterSink = plan.deadLetterSink {
             found += await Self.component(deadLetterSink, role: "dead_letter_sink", context: context)
         }
-        if let store { found += await stateOf(plan.name, store: store) }
+        if let store {
+            found += await stateOf(plan.name, store: store)
+        } else if let unopened {
+            found.append(Diagnosis("pipeline.state", .warning, "last commit and dead letters not checked: \(unopened)"))
+        } else {
+            found.append(Diagnosis("pipeline.last_commit", .ok, "no commit yet (no state yet)"))
+        }
         return found.map { finding in
             var f = finding
             f.subject = plan.name
