@@ -9,8 +9,10 @@ import Testing
     static let rows = 300_000
     static let outage: Duration = .seconds(30)
 
-    @Test(arguments: ["embedded", "postgres"])
-    func aThirtySecondOutagePausesThePullWhichThenFinishesExactly(state: String) async throws {
+    /// The state embedded or on the same server, the sink appending (a row written twice would
+    /// show) or upserting by key (the mode that pipeline kind uses: nothing lost, values exact).
+    @Test(arguments: [("embedded", "append"), ("postgres", "append"), ("embedded", "upsert")])
+    func aThirtySecondOutagePausesThePullWhichThenFinishesExactly(state: String, mode: String) async throws {
         let server = try await PrivatePostgresServer.start()
         defer { server.stop() }
         let url = server.url
@@ -19,13 +21,13 @@ import Testing
                 """
                 CREATE TABLE src (id bigint PRIMARY KEY, v text NOT NULL, amount numeric(12,2) NOT NULL);
                 INSERT INTO src SELECT i, md5(i::text), i / 100.0 FROM generate_series(1, \(Self.rows)) i;
-                CREATE TABLE dst (id bigint NOT NULL, v text NOT NULL, amount numeric(12,2) NOT NULL);
+                CREATE TABLE dst (id bigint \(mode == "upsert" ? "PRIMARY KEY" : "NOT NULL"), v text NOT NULL, amount numeric(12,2) NOT NULL);
                 """, url: url)
         }
-        let dir = try makeWorkDirectory("pg-outage-\(state)")
+        let dir = try makeWorkDirectory("pg-outage-\(state)-\(mode)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // The sink appends (no key): a row written twice would show as a duplicate id. A small
-        // buffer keeps the source reading until the end, so the outage breaks its connection.
+        // Appending (no key), a row written twice would show as a duplicate id. A small buffer
+        // keeps the source reading until the end, so the outage breaks its connection.
         try write(
             """
             \(state == "postgres" ? "state: \"\(url)\"\n" : "")pipelines:
@@ -33,7 +35,7 @@ import Testing
                 source:
                   postgres: { url: "\(url)", table: public.src, batch_rows: 1000 }
                 sink:
-                  postgres: { url: "\(url)", table: public.dst, mode: append, commit_interval: 50ms }
+                  postgres: { url: "\(url)", table: public.dst, mode: \(mode),\(mode == "upsert" ? " key: [id]," : "") commit_interval: 50ms }
                 batch: { max_rows: 2000 }
                 buffer: { max_batches: 2 }
                 retry: { base_delay: 200ms, max_delay: 2s }
@@ -74,6 +76,7 @@ import Testing
             logText().contains("the source failed; what was committed stays; starting over from the checkpoint"),
             "the source broke off and started over: \(logText().suffix(3_000))")
         print(
-            "chaos: PostgreSQL (source, sink, \(state == "postgres" ? "state" : "not the state")) stopped 1 time for \(Self.outage); \(Self.rows) rows checked")
+            "chaos: PostgreSQL (source, \(mode) sink, \(state == "postgres" ? "state" : "not the state")) stopped 1 time for \(Self.outage); \(Self.rows) rows checked"
+        )
     }
 }
