@@ -9,7 +9,7 @@ extension SQLiteStateStore {
     static func diagnose(path: String, limits: DiagnosisLimits) -> [Diagnosis] {
         var found = [FreeSpace.diagnose("state.disk_space", path: path, what: "the state database", limits: limits)]
         guard FileManager.default.fileExists(atPath: path) else {
-            found.insert(Diagnosis("state.schema", .ok, "\(path) does not exist yet; the first run creates it"), at: 0)
+            found.insert(Diagnosis("state.schema", .ok, "\(path) does not exist yet; the first run creates it", stateSchema: .absent), at: 0)
             return found
         }
         var configuration = Configuration()
@@ -50,15 +50,15 @@ extension SQLiteStateStore {
             return Diagnosis(
                 "state.schema", .error,
                 "\(path) has migrations this binary does not know (\(unknown.sorted().joined(separator: ", "))): a newer sluice wrote it",
-                fix: "run the sluice version that wrote it (or a newer one)")
+                fix: "run the sluice version that wrote it (or a newer one)", stateSchema: .other)
         }
         let pending = known.filter { !applied.contains($0) }
         if pending.isEmpty {
-            return Diagnosis("state.schema", .ok, "schema \(known.last ?? "?") (current)")
+            return Diagnosis("state.schema", .ok, "schema \(known.last ?? "?") (current)", stateSchema: .current)
         }
         return Diagnosis(
             "state.schema", .ok,
-            "schema \(known.last(where: applied.contains) ?? "none"); \(pending.count) migration(s) apply at the next start (\(pending.joined(separator: ", ")))"
-        )
+            "schema \(known.last(where: applied.contains) ?? "none"); \(pending.count) migration(s) apply at the next start (\(pending.joined(separator: ", ")))",
+            stateSchema: .other)
     }
 }

@@ -19,13 +19,33 @@ public struct Diagnosis: Sendable, Hashable, Codable {
     public var message: String
     /// What to do about it (nil when nothing is wrong).
     public var fix: String?
+    /// On a state store's `state.schema` finding: whether the store is there and at this
+    /// binary's version (only such a store is opened by `sluice doctor`: opening creates or
+    /// migrates what is missing).
+    public var stateSchema: StateSchema?
 
-    public init(_ check: String, subject: String = "", _ status: Status, _ message: String, fix: String? = nil) {
+    enum CodingKeys: String, CodingKey {
+        case check, subject, status, message, fix
+        case stateSchema = "state_schema"
+    }
+
+    /// A state store's schema against this binary's.
+    public enum StateSchema: String, Sendable, Hashable, Codable {
+        /// Not created yet: nothing was ever committed.
+        case absent
+        /// At this binary's version.
+        case current
+        /// Older (migrations pending), newer, or unreadable.
+        case other
+    }
+
+    public init(_ check: String, subject: String = "", _ status: Status, _ message: String, fix: String? = nil, stateSchema: StateSchema? = nil) {
         self.check = check
         self.subject = subject
         self.status = status
         self.message = message
         self.fix = fix
+        self.stateSchema = stateSchema
     }
 
     /// An error finding made from a thrown error: its message, and the hint it carries if any.

@@ -10,7 +10,9 @@ extension PostgresStateStore {
         do { parsed = try PostgresURL(url) } catch { return [.failed("state.reachable", "the state URL is not valid", error)] }
         return await PostgresDiagnosis.session(parsed, role: "state", limits: limits) { s in
             guard try PostgresDiagnosis.exists(s, "sluice.schema_migrations") else {
-                return [try PostgresDiagnosis.mayCreate(s, check: "state.schema", schema: "sluice", what: "the state tables (schema sluice)")]
+                var absent = try PostgresDiagnosis.mayCreate(s, check: "state.schema", schema: "sluice", what: "the state tables (schema sluice)")
+                absent.stateSchema = .absent
+                return [absent]
             }
             let r = try s.query("SELECT version FROM sluice.schema_migrations")
             let applied = Set((0..<r.rows).compactMap { r.string($0, 0) })
@@ -21,7 +23,7 @@ extension PostgresStateStore {
                     Diagnosis(
                         "state.schema", .error,
                         "the state has migrations this binary does not know (\(unknown.sorted().joined(separator: ", "))): a newer sluice wrote it",
-                        fix: "run the sluice version that wrote it (or a newer one) on every worker")
+                        fix: "run the sluice version that wrote it (or a newer one) on every worker", stateSchema: .other)
                 ]
             }
             let pending = known.filter { !applied.contains($0) }
@@ -29,8 +31,9 @@ extension PostgresStateStore {
                 Diagnosis(
                     "state.schema", .ok,
                     pending.isEmpty
-                        ? "schema \(known.last ?? "?") (current)" : "\(pending.count) migration(s) apply at the next start (\(pending.joined(separator: ", ")))"
-                )
+                        ? "schema \(known.last ?? "?") (current)"
+                        : "\(pending.count) migration(s) apply at the next start (\(pending.joined(separator: ", ")))",
+                    stateSchema: pending.isEmpty ? .current : .other)
             ]
             // Every table the store writes, and the sequences that number rows.
             let user = try s.query("SELECT current_user").string(0, 0) ?? "?"

@@ -32,14 +32,11 @@ struct Doctor {
         // Opening a store creates or migrates what it lacks: only a store whose schema is this
         // binary's is opened (its pipelines' commits and dead letters are otherwise not checked,
         // which each pipeline's findings then say).
-        let current =
-            stateChecks.contains { $0.check == "state.schema" && $0.status == .ok && $0.message.hasSuffix("(current)") }
-            && !stateChecks.contains { $0.check == "state.integrity" && $0.status == .error }
+        let schema = stateChecks.compactMap(\.stateSchema).first ?? .other
+        // A damaged store is not opened either.
+        let current = schema == .current && !stateChecks.contains { $0.check == "state.integrity" && $0.status == .error }
         // No state yet (no run has created it): nothing committed, nothing to open.
-        let fresh = stateChecks.contains {
-            $0.check == "state.schema" && $0.status == .ok
-                && ($0.message.hasSuffix("the first run creates it") || $0.message.contains("may create the state tables"))
-        }
+        let fresh = schema == .absent
         var store: (any StateStore)?
         var skipped: String?
         if fresh {
