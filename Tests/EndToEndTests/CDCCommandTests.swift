@@ -28,9 +28,13 @@ import SluiceTesting
         #expect(try psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '\(slot)'") == ["1"])
 
         // The slot exists without a checkpoint: the first run snapshots the rows while streaming.
+        // (Creating a slot waits for every transaction open on the shared server; after
+        // `resnapshot`, a loaded full run had not snapshotted the rows within 60 s.)
         func runUntil(_ condition: @escaping () throws -> Bool) async throws -> Process {
             let p = try SluiceProcess.start(["run", "p.yaml", "--no-progress", "--log-level", "warning"], in: dir, log: "\(dir)/sluice.log")
-            #expect(try await waitUntil(seconds: 60, interval: .milliseconds(200)) { try condition() })
+            #expect(
+                try await waitUntil(seconds: 300, interval: .milliseconds(200)) { try condition() },
+                "\((try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8))?.suffix(3_000) ?? "")")
             return p
         }
         func events() throws -> [[String: Any]] {
