@@ -111,9 +111,15 @@ import SluiceTesting
         try await psqlAsync("INSERT INTO \(s).t SELECT i, 'new' FROM generate_series(100001, 100100) i; UPDATE \(s).t SET v = 'changed' WHERE id <= 10")
         try await psqlAsync("INSERT INTO \(s).t VALUES (-1, 'last')")
         var events: [[String: Any]] = []
-        let arrived = try await waitUntil(seconds: 180, interval: .milliseconds(250)) {
+        let arrived = try await waitUntil(seconds: 300, interval: .milliseconds(250)) {
             events = try outputLines("\(dir)/out").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            return events.contains { $0["op"] as? String == "c" && ($0["after"] as? [String: Any])?["id"] as? Int == -1 } || !sluice.isRunning
+            guard sluice.isRunning else { return true }
+            let last = events.contains { $0["op"] as? String == "c" && ($0["after"] as? [String: Any])?["id"] as? Int == -1 }
+            // A snapshot read with watermarks runs alongside the stream: the last change can
+            // arrive before the snapshot's last chunk, so wait for every row's `r` event too.
+            guard last, snapshot else { return last }
+            let read = Set(events.filter { $0["op"] as? String == "r" }.compactMap { ($0["after"] as? [String: Any])?["id"] as? Int })
+            return read.isSuperset(of: 1...Self.rows)
         }
         #expect(arrived && sluice.isRunning, "the pipeline stopped or fell behind: \(log().suffix(3_000))")
         kill(sluice.processIdentifier, SIGTERM)
