@@ -12,6 +12,11 @@ public struct SinkContext: Sendable {
     /// sink that commits in its own transaction refuses a commit when another writer committed
     /// under that name since this one last did.
     public var exclusive = false
+    /// True for the writer of `sluice dlq replay`. File sinks name its files apart
+    /// (`<prefix>_replay-…`): in object storage, the start-up recovery of the pipeline's own
+    /// writer aborts the open uploads of files named like its own that it has no intent for,
+    /// which would include a replay's committed uploads not yet completed.
+    public var replay = false
 
     public init(pipeline: String, state: any StateStore, logger: Logger, requests: RequestTally? = nil) {
         self.pipeline = pipeline

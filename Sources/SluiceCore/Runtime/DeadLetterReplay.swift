@@ -135,6 +135,7 @@ public struct DeadLetterReplay: Sendable {
             if !dryRun {
                 var context = SinkContext(pipeline: name, state: store, logger: logger, requests: plan.requests)
                 context.exclusive = true
+                context.replay = true
                 writer = try await plan.sink.makeWriter(context: context)
             }
             var page = replayable

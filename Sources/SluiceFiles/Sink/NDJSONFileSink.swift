@@ -17,10 +17,8 @@ import SluiceObjectStore
 ///   ndjson: { path: out/events, max_file_size: 128MB, max_file_age: 60s }
 /// ```
 public struct NDJSONFileSink: Sink {
-    /// Local directories only (see ``ParquetFileSink/deadLetterReplay``).
-    public var deadLetterReplay: DeadLetterReplaySupport {
-        directory.contains("://") ? .unsupported("replay writes to local directories for now, not to object storage") : .stagedFiles
-    }
+    /// Local directories and object storage (see ``ParquetFileSink/deadLetterReplay``).
+    public var deadLetterReplay: DeadLetterReplaySupport { .stagedFiles }
     public func checkReachable() async throws {
         try await ObjectPublisher.checkWritable(directory, storage: storage)
     }
@@ -76,7 +74,7 @@ public struct NDJSONFileSink: Sink {
                 "…or once it is this old; each roll is one atomic commit."),
             OptionSpec(
                 "prefix", .string, default: "part", example: "events",
-                "File names are `<prefix>-<run>-<n>.ndjson`; a plain name (no `/`, not starting with `.`)."),
+                "File names are `<prefix>-<run>-<n>.ndjson` (`<prefix>_replay-…` for `sluice dlq replay`); a plain name (no `/`, not starting with `.`)."),
             OptionSpec(
                 "nulls", .choice(["omit", "write"]), default: "omit", example: "write",
                 "`omit` leaves a NULL field out of its line, so a line holds only the fields with values; `write` writes every column of the batch, NULL as `null` (a fixed set of keys per batch). A field sent as `null` and a field not sent are the same NULL once decoded, so both read back alike."
@@ -111,8 +109,10 @@ public struct NDJSONFileSink: Sink {
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
-        let publisher = try await ObjectPublisher.prepare(directory: directory, storage: storage, filePrefix: prefix, context: context)
-        return NDJSONFileWriter(sink: self, context: context, publisher: publisher)
+        var sink = self
+        sink.prefix = FileNaming.prefix(prefix, context: context)
+        let publisher = try await ObjectPublisher.prepare(directory: directory, storage: storage, filePrefix: sink.prefix, context: context)
+        return NDJSONFileWriter(sink: sink, context: context, publisher: publisher)
     }
 }
 

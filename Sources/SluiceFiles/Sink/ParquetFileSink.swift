@@ -18,11 +18,9 @@ import SluiceObjectStore
 ///   parquet: { path: lake/events, partition_by: "day(created_at)", compression: zstd }
 /// ```
 public struct ParquetFileSink: Sink {
-    /// Local directories only: on object storage a replay's writer and the pipeline's would
-    /// abort each other's uploads (both own the sink's prefix).
-    public var deadLetterReplay: DeadLetterReplaySupport {
-        directory.contains("://") ? .unsupported("replay writes to local directories for now, not to object storage") : .stagedFiles
-    }
+    /// Local directories and object storage; a replay's files are named `<prefix>_replay-…`
+    /// (see ``SinkContext/replay``).
+    public var deadLetterReplay: DeadLetterReplaySupport { .stagedFiles }
     public func checkReachable() async throws {
         try await ObjectPublisher.checkWritable(directory, storage: storage)
     }
@@ -178,7 +176,7 @@ public struct ParquetFileSink: Sink {
                 "Partitions written at once (at least 1); past it the oldest file is closed. Each open file holds roughly 10–20 MB of buffers."),
             OptionSpec(
                 "prefix", .string, default: "part", example: "events",
-                "File names are `<prefix>-<run>-<n>.parquet`; a plain name (no `/`, not starting with `.`)."),
+                "File names are `<prefix>-<run>-<n>.parquet` (`<prefix>_replay-…` for `sluice dlq replay`); a plain name (no `/`, not starting with `.`)."),
             OptionSpec(
                 "lifecycle",
                 .object([
@@ -259,8 +257,10 @@ public struct ParquetFileSink: Sink {
     }
 
     public func makeWriter(context: SinkContext) async throws -> any SinkWriter {
+        var sink = self
+        sink.prefix = FileNaming.prefix(prefix, context: context)
         let publisher = try await ObjectPublisher.prepare(
-            directory: directory, storage: storage, filePrefix: prefix, context: context, lock: LakeLock(root: directory))
-        return ParquetFileWriter(sink: self, context: context, publisher: publisher)
+            directory: directory, storage: storage, filePrefix: sink.prefix, context: context, lock: LakeLock(root: directory))
+        return ParquetFileWriter(sink: sink, context: context, publisher: publisher)
     }
 }

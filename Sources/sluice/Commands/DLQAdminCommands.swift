@@ -224,10 +224,11 @@ extension DLQCommand {
                 record whose key was delivered already is a duplicate: its letter goes, nothing is
                 written. It can run while the pipeline runs.
 
-                Replayable: decode failures of file (csv, ndjson), HTTP push and JetStream sources,
-                and rows refused by the schema policy, dedupe or the sink of any source; into file
-                sinks (parquet, ndjson, local directories) and PostgreSQL (append, upsert). Other
-                dead letters are left as they are and counted.
+                Replayable: decode failures of file (csv, ndjson), HTTP push, HTTP API and
+                JetStream sources (decoded again from their bytes), rows of postgres and sqlite
+                sources (read again by key), and rows refused by the schema policy, dedupe or the
+                sink of any source; into file sinks (parquet, ndjson; local or s3://) and
+                PostgreSQL (append, upsert). Other dead letters are left as they are and counted.
 
                 Examples:
                   sluice dlq replay -c pipelines.yaml --pipeline events

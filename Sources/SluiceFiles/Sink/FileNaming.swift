@@ -1,0 +1,12 @@
+import SluiceCore
+
+/// How file sinks name their output files: `<prefix>-<run stamp>-<sequence>.<extension>`.
+enum FileNaming {
+    /// The file-name prefix of a writer: the sink's `prefix`, or `<prefix>_replay` for the
+    /// writer of `sluice dlq replay` (see ``SinkContext/replay``). The pipeline's recovery only
+    /// touches names starting with `<prefix>-`, so it never aborts a replay's uploads, nor a
+    /// replay the pipeline's.
+    static func prefix(_ prefix: String, context: SinkContext) -> String {
+        context.replay ? prefix + "_replay" : prefix
+    }
+}
