@@ -54,15 +54,22 @@ import SluiceTesting
         let afterDry = (try await Self.letters(dir).count, try await Self.lakeCounts(dir))
         #expect(afterDry.0 == 4 && afterDry.1 == (6, 6), "a dry run changes nothing")
 
-        let replay = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p"], in: dir)
+        let replay = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--metrics-file", "replay.prom"], in: dir)
         #expect(replay.status == 0 && replay.stdout.contains("replayed 3 of 4 dead letter(s); 1 failed again"), "\(replay.stdout)\(replay.stderr)")
         #expect(try await Self.lakeCounts(dir) == (9, 9))
         let left = try await Self.letters(dir)
         #expect(left.count == 1 && left[0]["attempts"] as? Int == 2 && (left[0]["raw"] as? String)?.contains("abc") == true, "\(left)")
         // Replaying again changes nothing that is already in the lake.
-        let again = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p"], in: dir)
+        let again = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--metrics-file", "replay.prom"], in: dir)
         #expect(again.stdout.contains("replayed 0 of 1"), "\(again.stdout)")
         #expect(try await Self.lakeCounts(dir) == (9, 9))
+        // The reprocessing success metric, for node_exporter's textfile collector: promtool
+        // reads it, and it counts both replays (3 delivered; "abc" failed twice).
+        let check = try await runTool(["sh", "-c", "promtool check metrics < replay.prom"], in: dir)
+        #expect(check.status == 0, "\(check.output)")
+        let metrics = try String(contentsOfFile: "\(dir)/replay.prom", encoding: .utf8)
+        #expect(metrics.contains("sluice_replayed_total{pipeline=\"p\",result=\"ok\"} 3\n"), "\(metrics)")
+        #expect(metrics.contains("sluice_replayed_total{pipeline=\"p\",result=\"failed\"} 2\n"), "\(metrics)")
         // A pipeline whose dead letters this version cannot replay says why.
         try write(
             Self.config("decimal(12,4)").replacingOccurrences(of: "parquet: { path: lake, compression: zstd }", with: "blackhole: {}"), to: "\(dir)/p.yaml")

@@ -24,6 +24,7 @@ public enum MetricHelp {
         "sluice_dead_letter_queue_reason_oldest_age_seconds": "Age of the oldest record in the dead-letter queue, by stage and reason.",
         "sluice_cost_dollars_total": "What the pipeline's usage cost, in dollars, at the file's pricing (cost accounting; `sluice cost` per day).",
         "sluice_replayed_total": "Dead letters replayed (sluice dlq replay), by result: ok (delivered) or failed (kept).",
+        "sluice_replay_last_run_timestamp_seconds": "Unix time the last sluice dlq replay of the pipeline ended (its --metrics-file).",
         "sluice_dead_letters_total": "Records sent to the dead-letter queue, by stage and kind.",
         "sluice_errors_total": "Errors by stage and kind; retryable says whether they were retried.",
         "sluice_runs_total": "Finished runs by result (succeeded, failed).",

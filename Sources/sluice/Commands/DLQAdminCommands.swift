@@ -3,6 +3,7 @@ import Foundation
 import SluiceConnectors
 import SluiceCore
 import SluiceFormats
+import Synchronization
 
 /// The filters of `sluice dlq list | stats | export | drop`.
 struct DeadLetterFilterOptions: ParsableArguments {
@@ -240,6 +241,12 @@ extension DLQCommand {
         @Flag(name: .long, help: "Decode again and report, without writing or changing anything.") var dryRun = false
         @Option(name: .long, help: "Dead letters per commit, at most (whole blocks of the state store when they fit).") var batch = 65_536
         @Flag(name: .long, help: "Never draw the progress line.") var noProgress = false
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Add this replay's outcomes to sluice_replayed_total{pipeline,result=\"ok|failed\"} in this Prometheus text file (for node_exporter's textfile collector).",
+                valueName: "path"))
+        var metricsFile: String?
         @OptionGroup var logging: LoggingOptions
 
         func validate() throws {
@@ -276,12 +283,22 @@ extension DLQCommand {
             let total = groups.filter { stages.contains($0.stage) }.reduce(0) { $0 + $1.count }
             let others = groups.reduce(0) { $0 + $1.count } - total
             let showProgress = terminal.isInteractive && !noProgress
-            let totals = try await replay.run { t in
-                guard showProgress else { return }
-                let done = t.replayed + t.failedAgain + t.dropped + t.skipped
-                FileHandle.standardError.write(Data("\r\u{1B}[2Kreplaying: \(done)/\(total) (\(t.replayed) ok, \(t.failedAgain) failed again)".utf8))
+            let latest = Mutex(DeadLetterReplay.Totals())
+            let totals: DeadLetterReplay.Totals
+            do {
+                totals = try await replay.run { t in
+                    latest.withLock { $0 = t }
+                    guard showProgress else { return }
+                    let done = t.replayed + t.failedAgain + t.dropped + t.skipped
+                    FileHandle.standardError.write(Data("\r\u{1B}[2Kreplaying: \(done)/\(total) (\(t.replayed) ok, \(t.failedAgain) failed again)".utf8))
+                }
+            } catch {
+                // The pages committed before the failure count too.
+                if !dryRun, let metricsFile { try? writeMetrics(metricsFile, latest.withLock { $0 }) }
+                throw error
             }
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            if !dryRun, let metricsFile { try writeMetrics(metricsFile, totals) }
             let verb = dryRun ? "would replay" : "replayed"
             print("\(verb) \(totals.replayed) of \(total) dead letter(s); \(totals.failedAgain) \(dryRun ? "would fail" : "failed") again")
             if totals.dropped > 0 {
@@ -295,6 +312,12 @@ extension DLQCommand {
                     "\(others) other dead letter(s) left as they are (\(plan.source.deadLetterDecoder() == nil ? "this source's decode failures cannot be replayed; " : "")stages replayed: \(replay.stages.joined(separator: ", ")))"
                 )
             }
+        }
+
+        /// As the in-process counter counts: records delivered are `ok`, dead letters that failed
+        /// again `failed` (those dropped as delivered already, or left as they are, neither).
+        func writeMetrics(_ path: String, _ totals: DeadLetterReplay.Totals) throws {
+            try ReplayMetricsFile.update(path: path, pipeline: filters.pipeline!, ok: totals.replayed, failed: totals.failedAgain)
         }
     }
 }
