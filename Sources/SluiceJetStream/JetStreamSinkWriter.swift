@@ -251,7 +251,11 @@ final class JetStreamSinkWriter: SinkWriter {
         }
         if let lsn = batch.column(named: "lsn"), let seq = batch.column(named: "seq") {
             let prefix = pipeline + ":"
-            return { row in prefix + lsn.withBytes(at: row) { String(decoding: $0, as: UTF8.self) } + ":\(seq.value(at: row))" }
+            let snapshotIDs = ChangeEventIDs.snapshotReads(batch, pipeline: pipeline)
+            return { row in
+                if let snapshotIDs, let id = snapshotIDs(row) { return id }
+                return prefix + lsn.withBytes(at: row) { String(decoding: $0, as: UTF8.self) } + ":\(seq.value(at: row))"
+            }
         }
         return nil
     }

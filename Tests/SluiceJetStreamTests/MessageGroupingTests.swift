@@ -50,4 +50,28 @@ import SluiceTesting
         #expect(PositionalMessageIDs("abc:x:1") == nil && PositionalMessageIDs("abc:1") == nil)
         #expect(Checkpoint(["a": "1", partition: "abc:1:1"]).sourcePartitions == ["a": "1"])
     }
+
+    /// A snapshot read of log-based CDC is named by its snapshot's epoch, table and key, which a
+    /// read after a crash repeats whatever chunk and LSN it lands in; other rows keep theirs.
+    @Test func snapshotReadsAreNamedByEpochTableAndKey() throws {
+        let schema = Schema([Field("op", .string), Field("table", .string), Field("key", .json), Field("source", .json)])
+        var b = schema.fields.map { ColumnBuilder(type: $0.type, capacity: 3) }
+        for (op, key, source) in [
+            ("r", #"{"id":1}"#, #"{"table":"t","snapshot_lsn":"0/10","lsn":"0/40"}"#),
+            ("c", #"{"id":2}"#, #"{"table":"t","lsn":"0/40"}"#),
+            ("r", #"{"id":3}"#, #"{"table":"t","lsn":"0/40"}"#),
+        ] {
+            b[0].append(string: op)
+            b[1].append(string: "s.t")
+            b[2].appendBytes(Array(key.utf8))
+            b[3].appendBytes(Array(source.utf8))
+        }
+        let batch = RecordBatch(schema: schema, columns: b.indices.map { b[$0].finish() })
+        let ids = try #require(ChangeEventIDs.snapshotReads(batch, pipeline: "p"))
+        #expect(ids(0) == #"p:r:0/10:s.t:{"id":1}"#)
+        #expect(ids(1) == nil && ids(2) == nil, "a change, and a snapshot read without an epoch, keep their LSN and index")
+        var empty = ColumnBuilder(type: .int64, capacity: 0)
+        let plain = RecordBatch(schema: Schema([Field("n", .int64)]), columns: [empty.finish()])
+        #expect(ChangeEventIDs.snapshotReads(plain, pipeline: "p") == nil)
+    }
 }

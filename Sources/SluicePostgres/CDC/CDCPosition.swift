@@ -16,6 +16,11 @@ struct CDCPosition: Codable, Sendable, Equatable {
     /// The snapshot exported when the slot was created is being read (`pending` holds what is
     /// left of it). After a crash the rest is read with watermarks instead.
     var exported = false
+    /// Where each table in ``pending`` began to be snapshotted (an LSN): the slot's start point
+    /// for the tables of a new slot, the position where a table joined later. A replay after a
+    /// crash finds the same value, so its snapshot events carry the same `source.snapshot_lsn`
+    /// and a queue can recognise the ones it holds already; a new snapshot (a new slot) differs.
+    var epochs: [String: UInt64] = [:]
 
     init(lsn: UInt64, known: [String]? = nil, pending: [String] = [], after: [String?]? = nil, exported: Bool = false) {
         self.lsn = lsn
@@ -25,7 +30,7 @@ struct CDCPosition: Codable, Sendable, Equatable {
         self.exported = exported
     }
 
-    enum CodingKeys: String, CodingKey { case lsn, known, pending, after, exported }
+    enum CodingKeys: String, CodingKey { case lsn, known, pending, after, exported, epochs }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -37,6 +42,12 @@ struct CDCPosition: Codable, Sendable, Equatable {
         pending = try c.decodeIfPresent([String].self, forKey: .pending) ?? []
         after = try c.decodeIfPresent([String?].self, forKey: .after)
         exported = try c.decodeIfPresent(Bool.self, forKey: .exported) ?? false
+        for (table, text) in try c.decodeIfPresent([String: String].self, forKey: .epochs) ?? [:] {
+            guard let value = LSN.parse(text) else {
+                throw DecodingError.dataCorruptedError(forKey: .epochs, in: c, debugDescription: "not an LSN: \(text)")
+            }
+            epochs[table] = value
+        }
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -46,6 +57,7 @@ struct CDCPosition: Codable, Sendable, Equatable {
         if !pending.isEmpty { try c.encode(pending, forKey: .pending) }
         try c.encodeIfPresent(after, forKey: .after)
         if exported { try c.encode(true, forKey: .exported) }
+        if !epochs.isEmpty { try c.encode(epochs.mapValues(LSN.format), forKey: .epochs) }
     }
 
     /// Parses a stored checkpoint value (JSON, or a bare LSN).
@@ -69,10 +81,23 @@ extension CDCPosition {
             after = chunk.last
             return false
         }
-        pending.removeFirst()
+        epochs[pending.removeFirst()] = nil
         after = nil
         return true
     }
+
+    /// Queues `tables` for a snapshot that begins at `epoch` (see ``epochs``); a table queued
+    /// already keeps its place and epoch.
+    mutating func queue(_ tables: [String], epoch: UInt64) {
+        for table in tables where !pending.contains(table) {
+            pending.append(table)
+            epochs[table] = epoch
+        }
+    }
+
+    /// The epoch of `table`'s snapshot: recorded when it was queued, or (a checkpoint written
+    /// before epochs were) the slot position it resumed from.
+    func epoch(of table: String) -> UInt64 { epochs[table] ?? lsn }
 
     /// A table the stream describes (a Relation message). When it is not ``known``, it joined
     /// the publication: it is known from now on and, with `snapshotting` (`snapshot: initial`),
@@ -83,7 +108,9 @@ extension CDCPosition {
         known.append(name)
         self.known = known
         guard snapshotting && !pending.contains(name) else { return false }
-        pending.append(name)
+        // The position here is the end of the transaction before the Relation message: a
+        // replay of the stream from an earlier checkpoint meets it at the same place.
+        queue([name], epoch: lsn)
         return true
     }
 }

@@ -131,9 +131,16 @@ final class PostgresCDCReader: SourceReader {
                 return nil
             }
             watermarks.snapshotTables[name] = table
+            guard !chunk.changes.isEmpty else {
+                if position.advance(past: chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(name)"]) }
+                continue
+            }
+            let epoch = position.epoch(of: name)
             if position.advance(past: chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(name)"]) }
-            guard !chunk.changes.isEmpty else { continue }
-            let t = exported!.transaction(of: chunk.changes, at: position, commitTime: Self.postgresNow())
+            let rows = chunk.changes.map {
+                var c = $0; c.snapshotLSN = epoch; return c
+            }
+            let t = exported!.transaction(of: rows, at: position, commitTime: Self.postgresNow())
             stream.emittedPosition = position
             return SourceBatch(
                 records: ChangeEvents.batch([t], database: database),
@@ -201,7 +208,11 @@ final class PostgresCDCReader: SourceReader {
                 metadata: ["table": "\(table)", "xid": "\(xid)", "attempt": "\(attempt)"])
         case let .emit(w):
             // The chunk's rows that no change touched in between are current as of here.
-            stream.append(rows: w.untouched)
+            let epoch = position.epoch(of: w.table.name)
+            stream.append(
+                rows: w.untouched.map {
+                    var c = $0; c.snapshotLSN = epoch; return c
+                })
             if position.advance(past: w.chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(w.table.name)"]) }
         }
     }

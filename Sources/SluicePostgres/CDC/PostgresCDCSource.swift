@@ -144,6 +144,8 @@ public struct PostgresCDCSource: Source {
     struct Prepared: Sendable {
         var database: String
         var slotExists: Bool
+        /// The slot's `confirmed_flush_lsn`: its start point until a commit was confirmed.
+        var slotConfirmed: UInt64?
         var tables: [String]
     }
 
@@ -157,7 +159,7 @@ public struct PostgresCDCSource: Source {
             }
             try s.execute("CREATE PUBLICATION \(SQLText.identifier(o.publication)) FOR TABLE \(o.tables.map(SQLText.qualified).joined(separator: ", "))")
         }
-        let slot = try s.query("SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = $1", [o.slot])
+        let slot = try s.query("SELECT plugin, wal_status, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [o.slot])
         if slot.rows > 0 {
             guard slot.string(0, 0) == "pgoutput" else {
                 throw SluiceError(.configuration, "slot \(o.slot) uses the \(slot.string(0, 0) ?? "?") plugin; Sluice reads pgoutput slots", retryable: false)
@@ -172,6 +174,7 @@ public struct PostgresCDCSource: Source {
         let tables = try s.query("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1", [o.publication])
         return Prepared(
             database: try s.query("SELECT current_database()").string(0, 0) ?? "", slotExists: slot.rows > 0,
+            slotConfirmed: slot.rows > 0 ? slot.string(0, 2).flatMap(LSN.parse) : nil,
             tables: (0..<tables.rows).compactMap { tables.string($0, 0) })
     }
 
@@ -206,7 +209,8 @@ public struct PostgresCDCSource: Source {
                 throw SluiceError(.internalError, "CREATE_REPLICATION_SLOT returned no consistent point")
             }
             context.logger.info("replication slot created", metadata: ["slot": "\(options.slot)", "at": "\(LSN.format(start))"])
-            var fresh = CDCPosition(lsn: start, known: prepared.tables, pending: snapshots ? prepared.tables : [], exported: snapshots)
+            var fresh = CDCPosition(lsn: start, known: prepared.tables, exported: snapshots)
+            if snapshots { fresh.queue(prepared.tables, epoch: start) }
             if snapshots, let name = created.1 {
                 do {
                     let snapshot = try await importSnapshot(name, context: context)
@@ -239,11 +243,14 @@ public struct PostgresCDCSource: Source {
         }
         var p = position ?? CDCPosition(lsn: 0, known: [], pending: [])
         // Tables the pipeline has not delivered yet (an existing slot without a checkpoint, or
-        // tables added to the publication since): snapshotted while streaming.
+        // tables added to the publication since): snapshotted while streaming. Their epoch is
+        // where the pipeline resumes, which a restart before the next commit finds again; with
+        // no checkpoint, the slot's confirmed position, its start point until a commit (so a
+        // run killed before its first commit and the next one snapshot under one epoch).
         let known = Set(p.known ?? prepared.tables)
         let added = prepared.tables.filter { !known.contains($0) }
         p.known = (p.known ?? prepared.tables) + added
-        if snapshots { p.pending += added.filter { !p.pending.contains($0) } }
+        if snapshots { p.queue(added, epoch: position == nil ? prepared.slotConfirmed ?? 0 : p.lsn) }
         if p.exported && !p.pending.isEmpty {
             context.logger.info("the exported snapshot was interrupted; reading the rest while streaming", metadata: ["tables": "\(p.pending.count)"])
         }

@@ -146,7 +146,9 @@ public struct SourceConformance {
 
         // 4. Checkpoint and resume.
         try await fixture.append([6, 7, 8, 9])
-        let resumed = try await read(source, from: again.checkpoint, commit: true) { $0.contains(9) }
+        // Until all four are in: a queue may hand a record to the pull request of the reader
+        // before, closed but not yet gone on the server, and deliver it again after its ack wait.
+        let resumed = try await read(source, from: again.checkpoint, commit: true) { Set($0).isSuperset(of: 6...9) }
         guard resumed.ids.sorted() == [6, 7, 8, 9] else {
             throw fail("a reader resumes after its checkpoint", "read \(resumed.ids) from \(again.checkpoint.partitions)")
         }

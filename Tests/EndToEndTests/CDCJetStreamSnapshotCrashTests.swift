@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import SluiceNATS
+import SluiceTesting
+import Testing
+
+/// Log-based CDC into JetStream, `kill -9`'d during its initial snapshot: after a kill the rest
+/// of the snapshot is read again (with watermarks, the exported snapshot being gone), and chunks
+/// published but not committed are read and published again. The stream must hold each row's
+/// snapshot event once, and each change after it once.
+@Suite(.offCooperativePool, .serialized) struct CDCJetStreamSnapshotCrashTests {
+    @Test func killsDuringTheInitialSnapshotLeaveEachRowInTheStreamOnce() async throws {
+        let rows = 60_000
+        let s = try makeSchema("cdcjs")
+        let slot = "slot_\(s)", publication = "pub_\(s)"
+        defer { dropCDCObjects(slots: [slot], publication: publication, schemas: [s]) }
+        try await psqlAsync(
+            """
+            CREATE TABLE \(s).t (id int PRIMARY KEY, v text);
+            INSERT INTO \(s).t SELECT i, 'row ' || i FROM generate_series(1, \(rows)) i;
+            CREATE PUBLICATION \(publication) FOR TABLE \(s).t;
+            """)
+        let nats = try NATSTestCluster.start()
+        defer { nats.stop() }
+        let dir = try makeWorkDirectory("cdc-js-snapshot")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            pipelines:
+              capture:
+                source:
+                  postgres_cdc: { url: "\(try postgresURL())", slot: \(slot), publication: \(publication), snapshot_chunk: 500 }
+                sink:
+                  jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}", commit_interval: 300ms }
+                batch: { max_latency: 100ms }
+            """, to: "\(dir)/p.yaml")
+        // The kills come from a script of their own (a busy test process may not run a loop in
+        // time): each run is killed at a random moment after the stream grew, every other run
+        // pausing between the commit phases (published and acked, not committed). The script
+        // kills its last run too: a run left behind would keep it from ending for this process.
+        try write(
+            """
+            set -u
+            kills=0; seen=0
+            stored() { "$SLUICE" queue status capture -c p.yaml --json 2>/dev/null | grep -o '"messages":[0-9]*' | cut -d: -f2; }
+            start() {
+              if [ $((kills % 2)) -eq 1 ]; then SLUICE_TEST_COMMIT_DELAY_MS=200 "$SLUICE" run p.yaml --no-progress >> capture.log 2>&1 &
+              else "$SLUICE" run p.yaml --no-progress >> capture.log 2>&1 & fi
+              pid=$!
+            }
+            start
+            while [ $kills -lt 8 ]; do
+              for _ in $(seq 1200); do
+                kill -0 $pid 2>/dev/null || break
+                n=$(stored); n=${n:-0}
+                if [ "$n" -gt "$seen" ]; then seen=$n; break; fi
+                sleep 0.05
+              done
+              [ "$seen" -ge \(rows) ] && break
+              sleep "0.$((RANDOM % 9))"
+              kill -0 $pid 2>/dev/null || break
+              kill -9 $pid; wait $pid 2>/dev/null
+              kills=$((kills + 1))
+              start
+            done
+            kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+            echo "$kills $seen" > killer.out
+            """, to: "\(dir)/killer.sh")
+        let killer = Process()
+        killer.executableURL = URL(fileURLWithPath: "/bin/bash")
+        killer.arguments = ["killer.sh"]
+        killer.currentDirectoryURL = URL(fileURLWithPath: dir)
+        killer.environment = ProcessInfo.processInfo.environment.merging(["SLUICE": SluiceProcess.binary]) { $1 }
+        try ChildProcesses.run(killer)
+        defer { if killer.isRunning { kill(killer.processIdentifier, SIGKILL) } }
+        await waitForExit(killer)
+        let outcome = ((try? String(contentsOfFile: "\(dir)/killer.out", encoding: .utf8)) ?? "").split(separator: " ").compactMap {
+            Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        func log() -> String { (try? String(contentsOfFile: "\(dir)/capture.log", encoding: .utf8)) ?? "" }
+        try #require(outcome.count == 2, "the kill script did not finish: \(log().suffix(3_000))")
+        #expect(outcome[0] >= 4, "only \(outcome[0]) kills landed during the snapshot (\(outcome[1]) messages stored)")
+
+        // The last run finishes the snapshot and streams: a change after it arrives once too.
+        let last = try SluiceProcess.start(["run", "p.yaml", "--no-progress"], in: dir, log: "\(dir)/last.log")
+        defer { if last.isRunning { kill(last.processIdentifier, SIGKILL) } }
+        func lastLog() -> String { (try? String(contentsOfFile: "\(dir)/last.log", encoding: .utf8)) ?? "" }
+        let streaming = try await waitUntil(seconds: 120) { lastLog().contains("streaming changes") || !last.isRunning }
+        try #require(streaming && last.isRunning, "the last run did not reach the stream: \(lastLog().suffix(3_000))")
+        try await psqlAsync("INSERT INTO \(s).t VALUES (-1, 'after the snapshot')")
+
+        let connection = try await NATSConnection.connect(try NATSOptions(urls: [nats.url]), logger: Logger(label: "test"))
+        let js = JetStream(connection)
+        // Read the stream through a pull consumer of the test's own (nothing acked: it is read
+        // once, within the ack wait).
+        var config = ConsumerConfig(durable: "check")
+        config.ackWait = .seconds(600)
+        _ = try await retryingRequest { try await js.ensureConsumer(stream: "CDC", config) }
+        let consumer = try JetStreamPullConsumer(connection: connection, stream: "CDC", consumer: "check", batch: 1_000)
+        var snapshot: [Int: Int] = [:], created: [Int: Int] = [:], other: [String] = []
+        let deadline = ContinuousClock.now + .seconds(180)
+        while created[-1] == nil || snapshot.count < rows, ContinuousClock.now < deadline {
+            for message in try await consumer.fetch(max: 1_000) {
+                for line in String(decoding: message.payload, as: UTF8.self).split(separator: "\n") {
+                    let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                    let id = (event["after"] as? [String: Any])?["id"] as? Int ?? 0
+                    switch event["op"] as? String {
+                    case "r": snapshot[id, default: 0] += 1
+                    case "c": created[id, default: 0] += 1
+                    default: other.append(String(line.prefix(200)))
+                    }
+                }
+            }
+        }
+        await connection.close()
+        #expect(created[-1] != nil, "the change after the snapshot never reached the stream: \(lastLog().suffix(3_000))")
+        #expect(other.isEmpty, "unexpected events: \(other.prefix(3))")
+        kill(last.processIdentifier, SIGTERM)
+        await waitForExit(last)
+        #expect(last.terminationStatus == 0, "\(lastLog().suffix(3_000))")
+        let missing = (1...rows).filter { snapshot[$0] == nil }
+        let twice = snapshot.filter { $0.value > 1 }.map(\.key).sorted()
+        #expect(missing.isEmpty, "\(missing.count) rows without a snapshot event, e.g. \(missing.prefix(5))")
+        #expect(twice.isEmpty, "\(twice.count) rows snapshotted twice in the stream, e.g. \(twice.prefix(5))")
+        #expect(snapshot.count == rows && created == [-1: 1], "\(snapshot.count) rows snapshotted, changes \(created)")
+    }
+}
