@@ -110,7 +110,7 @@ let package = Package(
             name: "SluiceJetStream",
             dependencies: [
                 "SluiceCore", "SluiceFormats", "SluiceNATS", .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

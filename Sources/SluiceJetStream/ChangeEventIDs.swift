@@ -1,13 +1,18 @@
+import Crypto
 import SluiceCore
 
-/// The `Nats-Msg-Id` of a snapshot read (`op` `r`) of log-based CDC: its table's snapshot epoch
-/// (`source.snapshot_lsn`), table and key, `<pipeline>:r:<snapshot_lsn>:<table>:<key JSON>`.
+/// The `Nats-Msg-Id` of a snapshot read (`op` `r`) of log-based CDC:
+/// `<pipeline>:r:<snapshot_epoch>:<SHA-256 of table, NUL, key JSON>`.
 ///
 /// A change's commit LSN and index name it wherever it is read again, but a snapshot row's do
 /// not: after a crash the rest of a snapshot is read with watermarks, in other chunks at other
 /// LSNs than the first attempt's, and rows published but not committed would be stored twice.
-/// Its key within its snapshot names it on every read; the epoch tells a new snapshot of the
-/// table (a new slot, a table that joined again) from a replay of the same one.
+/// Its table and key name it on every read, and the epoch (`source.snapshot_epoch`, the slot's
+/// start point) tells a new snapshot (a new slot) from a replay of the same one. The table and
+/// key are hashed: a header value must not hold a line break, and a quoted table name may.
+///
+/// The epoch is read from `source` as Sluice writes it; a transform that rewrites `source` or
+/// drops `key` brings back the LSN and index.
 enum ChangeEventIDs {
     /// The ids of a batch's snapshot reads by row (nil for other rows), or nil when the batch has
     /// no change-event columns.
@@ -17,18 +22,21 @@ enum ChangeEventIDs {
         else { return nil }
         return { row in
             guard op.withBytes(at: row, { $0.count == 1 && $0.first == UInt8(ascii: "r") }), !key.isNull(row),
-                let epoch = source.withBytes(at: row, { snapshotLSN(in: $0) })
+                let epoch = source.withBytes(at: row, { snapshotEpoch(in: $0) })
             else { return nil }
-            let tableName = table.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
-            let keyText = key.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
-            return "\(pipeline):r:\(epoch):\(tableName):\(keyText)"
+            var hash = SHA256()
+            table.withBytes(at: row) { hash.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            hash.update(data: [0])
+            key.withBytes(at: row) { hash.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            let digest = hash.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            return "\(pipeline):r:\(epoch):\(digest)"
         }
     }
 
-    static let marker = Array("\"snapshot_lsn\":\"".utf8)
+    static let marker = Array("\"snapshot_epoch\":\"".utf8)
 
-    /// The value of `"snapshot_lsn":"…"` in a `source` object (an LSN: no escapes), if present.
-    static func snapshotLSN(in source: UnsafeBufferPointer<UInt8>) -> String? {
+    /// The value of `"snapshot_epoch":"…"` in a `source` object (an LSN: no escapes), if present.
+    static func snapshotEpoch(in source: UnsafeBufferPointer<UInt8>) -> String? {
         guard source.count > marker.count else { return nil }
         var i = 0
         while i + marker.count <= source.count {

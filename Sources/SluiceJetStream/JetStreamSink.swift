@@ -70,7 +70,7 @@ public struct JetStreamSinkOptions: Decodable, Sendable {
 /// again (within `duplicate_window`):
 /// - `message_id: [cols]`: the record's own key (`<pipeline>:<values>`);
 /// - change events (records with `lsn` and `seq`): `<pipeline>:<commit LSN>:<index>`, and for
-///   snapshot reads `<pipeline>:r:<snapshot_lsn>:<table>:<key>` (see ``ChangeEventIDs``);
+///   snapshot reads `<pipeline>:r:<snapshot_epoch>:<hash of table and key>` (see ``ChangeEventIDs``);
 /// - otherwise the position of the message's first record: `<pipeline>:<lineage>:<ordinal>`
 ///   (see ``PositionalMessageIDs``), stored with each checkpoint so a replay numbers its
 ///   records as the first attempt did, wherever its commits fall.
@@ -90,7 +90,7 @@ public struct JetStreamSink: Sink {
             own: [
                 OptionSpec(
                     "message_id", .list(.string), example: "[event_id]",
-                    "Columns that identify a record, making its `Nats-Msg-Id` (one record per message). Default: the commit LSN and index for change events (a snapshot read: its snapshot's epoch, table and key), else the record's position; required behind a source that redelivers in any order (a queue)."
+                    "Columns that identify a record, making its `Nats-Msg-Id` (one record per message). Default: the commit LSN and index for change events (a snapshot read: the slot's snapshot epoch, table and key), else the record's position; required behind a source that redelivers in any order (a queue)."
                 ),
                 OptionSpec(
                     "records_per_message", .integer(1...100_000), default: "500", example: "1",

@@ -86,6 +86,23 @@ public final class SQLiteStateStore: StateStore {
         return fd
     }
 
+    /// An exclusive `flock` on `<path>-<writer>.lock` (the writer's name made safe for a file
+    /// name), taken without waiting.
+    public func lockWriter(_ writer: String) throws -> WriterLock? {
+        let safe = String(writer.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
+        let lockPath = path + "-writer-" + safe + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw SluiceError(.io, "cannot open the lock file \(lockPath): \(String(cString: strerror(errno)))", location: lockPath)
+        }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            close(fd)
+            return nil
+        }
+        return WriterLock { close(fd) }
+    }
+
     /// Runs `body` (opening and migrating) holding an exclusive `flock` on
     /// `<path>-migration.lock`. Two processes opening a new state database at once (a pipeline
     /// starting while `sluice lifecycle run` reads its commits) failed otherwise: switching the

@@ -77,6 +77,37 @@ import SluiceTesting
         #expect(refused.status == 2 && refused.stderr.contains("cannot take a replay"), "\(refused.stderr)")
     }
 
+    /// Each replay's writer starts by removing what its name left unfinished: a second replay
+    /// of the pipeline at once would remove the first one's files in flight, so it is refused
+    /// (a lock the kernel drops with the process, so a killed replay never blocks the next).
+    @Test func aSecondReplayOfThePipelineIsRefusedWhileOneRuns() async throws {
+        let dir = try makeWorkDirectory("dlq-replay-twice")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(Self.config("decimal(10,2)"), to: "\(dir)/p.yaml")
+        try write((1...20).map { "{\"id\":\($0),\"amount\":\"\($0).125\"}" }.joined(separator: "\n") + "\n", to: "\(dir)/in/1.ndjson")
+        let first = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(first.status == 0, "\(first.stderr)")
+        try write(Self.config("decimal(12,3)"), to: "\(dir)/p.yaml")
+        // One letter per commit, each commit pausing 1 s between its phases: it runs for 20 s.
+        let slow = try SluiceProcess.start(
+            ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "1", "--no-progress"], in: dir, log: "\(dir)/slow.log",
+            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "1000"])
+        defer { if slow.isRunning { kill(slow.processIdentifier, SIGKILL) } }
+        let locked = try await waitUntil(seconds: 60) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/.sluice")) ?? []).contains { $0.hasSuffix("-writer-p_replay.lock") }
+                && FileManager.default.fileExists(atPath: "\(dir)/lake")
+        }
+        #expect(locked && slow.isRunning, "the first replay did not start")
+        let second = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p"], in: dir)
+        #expect(second.status != 0 && second.stderr.contains("another replay of p is running"), "\(second.status) \(second.stderr)")
+        // Killed, the first leaves no lock behind: the next replay delivers every row once.
+        kill(slow.processIdentifier, SIGKILL)
+        await waitForExit(slow)
+        let last = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p"], in: dir)
+        #expect(last.status == 0, "\(last.stderr)")
+        #expect(try await Self.lakeCounts(dir) == (20, 20))
+    }
+
     /// Starts `sluice dlq replay --batch BATCH` again and again (each commit pausing between its
     /// phases, so kills also land after the state commit, before the files are renamed), each
     /// killed after a random `killAfterMS`, until 10 kills landed or a replay finished; returns

@@ -57,7 +57,7 @@ import SluiceTesting
         let schema = Schema([Field("op", .string), Field("table", .string), Field("key", .json), Field("source", .json)])
         var b = schema.fields.map { ColumnBuilder(type: $0.type, capacity: 3) }
         for (op, key, source) in [
-            ("r", #"{"id":1}"#, #"{"table":"t","snapshot_lsn":"0/10","lsn":"0/40"}"#),
+            ("r", #"{"id":1}"#, #"{"table":"t","snapshot_epoch":"0/10","lsn":"0/40"}"#),
             ("c", #"{"id":2}"#, #"{"table":"t","lsn":"0/40"}"#),
             ("r", #"{"id":3}"#, #"{"table":"t","lsn":"0/40"}"#),
         ] {
@@ -68,7 +68,8 @@ import SluiceTesting
         }
         let batch = RecordBatch(schema: schema, columns: b.indices.map { b[$0].finish() })
         let ids = try #require(ChangeEventIDs.snapshotReads(batch, pipeline: "p"))
-        #expect(ids(0) == #"p:r:0/10:s.t:{"id":1}"#)
+        // SHA-256 of "s.t", NUL, {"id":1}, as `printf 's.t\0{"id":1}' | sha256sum` prints it.
+        #expect(ids(0) == "p:r:0/10:522b3c0929075ea3b12d87ccf49e3bbcedc062c5e2288b808fcca31e6c6bd28d")
         #expect(ids(1) == nil && ids(2) == nil, "a change, and a snapshot read without an epoch, keep their LSN and index")
         var empty = ColumnBuilder(type: .int64, capacity: 0)
         let plain = RecordBatch(schema: Schema([Field("n", .int64)]), columns: [empty.finish()])

@@ -196,28 +196,19 @@ import Testing
         #expect(!queued && old.known == nil, "an old bare-LSN checkpoint snapshots nothing again")
     }
 
-    /// The epoch of a table's snapshot names its snapshot events wherever they are read again
-    /// (`source.snapshot_lsn`): set when the table is queued, kept in the checkpoint, gone with
-    /// the table's last chunk.
-    @Test func aTablesSnapshotEpochIsKeptInTheCheckpointUntilItsLastChunk() throws {
-        var p = CDCPosition(lsn: 0x10, known: ["s.t"])
-        p.queue(["s.t"], epoch: 0x10)
-        p.lsn = 0x20
+    /// The slot's snapshot epoch names its snapshot events wherever they are read again
+    /// (`source.snapshot_epoch`): kept in the checkpoint, 0 for one written before it was.
+    @Test func theSnapshotEpochIsKeptInTheCheckpoint() throws {
+        var p = CDCPosition(lsn: 0x20, known: ["s.t"], pending: ["s.t"])
+        p.epoch = 0x10
         let joined = p.noteTable("s.u", snapshotting: true)
-        #expect(joined)
-        p.queue(["s.t"], epoch: 0x99)  // queued already: keeps its epoch
-        #expect(p.pending == ["s.t", "s.u"] && p.epochs == ["s.t": 0x10, "s.u": 0x20])
-        #expect(p.text == #"{"epochs":{"s.t":"0\/10","s.u":"0\/20"},"known":["s.t","s.u"],"lsn":"0\/20","pending":["s.t","s.u"]}"#)
-        let parsed = try #require(CDCPosition.parse(p.text))
-        #expect(parsed == p)
-        _ = p.advance(past: chunk([1], isLast: false))
-        #expect(p.epoch(of: "s.t") == 0x10)
-        _ = p.advance(past: chunk([2], isLast: true))
-        #expect(p.epochs == ["s.u": 0x20] && p.epoch(of: "s.t") == 0x20, "a table done has no epoch of its own")
-        // A checkpoint from before epochs: a pending table's epoch is where it resumes.
+        p.queue(["s.t"])  // queued already
+        #expect(joined && p.pending == ["s.t", "s.u"])
+        #expect(p.text == #"{"epoch":"0\/10","known":["s.t","s.u"],"lsn":"0\/20","pending":["s.t","s.u"]}"#)
+        #expect(try #require(CDCPosition.parse(p.text)) == p)
         let old = try #require(CDCPosition.parse(#"{"lsn":"0/30","known":["s.t"],"pending":["s.t"]}"#))
-        #expect(old.epochs.isEmpty && old.epoch(of: "s.t") == 0x30)
-        #expect(CDCPosition.parse(#"{"lsn":"0/30","epochs":{"s.t":"nope"}}"#) == nil)
+        #expect(old.epoch == 0)
+        #expect(CDCPosition.parse(#"{"lsn":"0/30","epoch":"nope"}"#) == nil)
     }
 
     /// Snapshot reads carry their epoch in `source`; other changes do not.
@@ -225,12 +216,12 @@ import Testing
         let t = ChangeEvents.Transaction(
             xid: 0, commitTime: 0, endLSN: 0x40,
             changes: [
-                .init(op: "r", table: "s.t", key: Array(#"{"id":1}"#.utf8), after: Array(#"{"id":1}"#.utf8), seq: 0, snapshotLSN: 0x10),
+                .init(op: "r", table: "s.t", key: Array(#"{"id":1}"#.utf8), after: Array(#"{"id":1}"#.utf8), seq: 0, snapshotEpoch: 0x10),
                 .init(op: "c", table: "s.t", key: Array(#"{"id":2}"#.utf8), after: Array(#"{"id":2}"#.utf8), seq: 1),
             ])
         let batch = ChangeEvents.batch([t], database: "db")
         let sources = (0..<2).map { row in batch.columns[5].withBytes(at: row) { String(decoding: $0, as: UTF8.self) } }
-        #expect(sources[0] == #"{"db":"db","schema":"s","table":"t","snapshot_lsn":"0/10","lsn":"0/40","txId":0,"ts_ms":946684800000}"#)
+        #expect(sources[0] == #"{"db":"db","schema":"s","table":"t","snapshot_epoch":"0/10","lsn":"0/40","txId":0,"ts_ms":946684800000}"#)
         #expect(sources[1] == #"{"db":"db","schema":"s","table":"t","lsn":"0/40","txId":0,"ts_ms":946684800000}"#)
     }
 }

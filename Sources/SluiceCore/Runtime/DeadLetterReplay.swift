@@ -127,6 +127,20 @@ public struct DeadLetterReplay: Sendable {
                     location: "pipelines.\(plan.name)")
             }
         }
+        // Staged files: each replay's writer starts by removing what its name left unfinished
+        // (temporary files, open uploads). With a store of one machine, a second replay of the
+        // pipeline would remove the first one's files in flight, so one runs at a time (a
+        // shared store's writers leave each other's recent work alone).
+        var fileLock: WriterLock?
+        if plan.sink.deadLetterReplay == .stagedFiles && !dryRun {
+            guard let lock = try store.lockWriter(name) else {
+                throw SluiceError(
+                    .conflict, "another replay of \(plan.name) is running on this machine; one at a time (try again when it is done)",
+                    location: "pipelines.\(plan.name)")
+            }
+            fileLock = lock
+        }
+        defer { fileLock?.release() }
         var totals = Totals()
         var writer: (any SinkWriter)?
         do {

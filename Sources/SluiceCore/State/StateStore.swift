@@ -72,6 +72,11 @@ public protocol CheckpointStore: Sendable {
     /// True when several workers (processes or machines) may share this store and run the
     /// same pipeline at once: recovery must then leave other workers' work in progress alone.
     var isShared: Bool { get }
+    /// For a store that is not shared: takes, without waiting, a lock that only one process on
+    /// this machine holds for `writer` at a time and that the kernel releases when the process
+    /// ends (a `kill -9` too); nil when another holds it. The store keeps it until ``release``.
+    /// A store that is shared, or has no such lock, returns a token that locks nothing.
+    func lockWriter(_ writer: String) throws -> WriterLock?
     /// The committed source positions of `pipeline`.
     func checkpoint(pipeline: String) async throws -> Checkpoint
     /// Applies checkpoint, dead letters, dedupe keys and file intents in one transaction.
@@ -162,6 +167,17 @@ extension ScheduleClaimStore {
 
 extension CheckpointStore {
     public var isShared: Bool { false }
+    public func lockWriter(_ writer: String) throws -> WriterLock? { WriterLock {} }
+}
+
+/// A lock from ``CheckpointStore/lockWriter(_:)``: released by ``release()`` or when the
+/// process ends.
+public final class WriterLock: Sendable {
+    let releasing: @Sendable () -> Void
+
+    public init(release: @escaping @Sendable () -> Void) { releasing = release }
+
+    public func release() { releasing() }
 }
 
 extension StateStore {

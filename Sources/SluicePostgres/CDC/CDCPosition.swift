@@ -16,11 +16,14 @@ struct CDCPosition: Codable, Sendable, Equatable {
     /// The snapshot exported when the slot was created is being read (`pending` holds what is
     /// left of it). After a crash the rest is read with watermarks instead.
     var exported = false
-    /// Where each table in ``pending`` began to be snapshotted (an LSN): the slot's start point
-    /// for the tables of a new slot, the position where a table joined later. A replay after a
-    /// crash finds the same value, so its snapshot events carry the same `source.snapshot_lsn`
-    /// and a queue can recognise the ones it holds already; a new snapshot (a new slot) differs.
-    var epochs: [String: UInt64] = [:]
+    /// Names the snapshots read through this slot: its start point (consistent point). A table
+    /// is snapshotted once per slot (a new snapshot of it needs a new slot: `sluice cdc
+    /// resnapshot`), so the epoch, a table and a key name one snapshot read wherever it is read
+    /// again after a crash; snapshot events carry it as `source.snapshot_epoch` and a queue can
+    /// recognise the ones it holds already. A run killed before its first commit and the next
+    /// one agree on it: the slot's confirmed position stays at its start point until a commit.
+    /// 0 for a checkpoint written before epochs were.
+    var epoch: UInt64 = 0
 
     init(lsn: UInt64, known: [String]? = nil, pending: [String] = [], after: [String?]? = nil, exported: Bool = false) {
         self.lsn = lsn
@@ -30,7 +33,7 @@ struct CDCPosition: Codable, Sendable, Equatable {
         self.exported = exported
     }
 
-    enum CodingKeys: String, CodingKey { case lsn, known, pending, after, exported, epochs }
+    enum CodingKeys: String, CodingKey { case lsn, known, pending, after, exported, epoch }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -42,11 +45,11 @@ struct CDCPosition: Codable, Sendable, Equatable {
         pending = try c.decodeIfPresent([String].self, forKey: .pending) ?? []
         after = try c.decodeIfPresent([String?].self, forKey: .after)
         exported = try c.decodeIfPresent(Bool.self, forKey: .exported) ?? false
-        for (table, text) in try c.decodeIfPresent([String: String].self, forKey: .epochs) ?? [:] {
+        if let text = try c.decodeIfPresent(String.self, forKey: .epoch) {
             guard let value = LSN.parse(text) else {
-                throw DecodingError.dataCorruptedError(forKey: .epochs, in: c, debugDescription: "not an LSN: \(text)")
+                throw DecodingError.dataCorruptedError(forKey: .epoch, in: c, debugDescription: "not an LSN: \(text)")
             }
-            epochs[table] = value
+            epoch = value
         }
     }
 
@@ -57,7 +60,7 @@ struct CDCPosition: Codable, Sendable, Equatable {
         if !pending.isEmpty { try c.encode(pending, forKey: .pending) }
         try c.encodeIfPresent(after, forKey: .after)
         if exported { try c.encode(true, forKey: .exported) }
-        if !epochs.isEmpty { try c.encode(epochs.mapValues(LSN.format), forKey: .epochs) }
+        if epoch != 0 { try c.encode(LSN.format(epoch), forKey: .epoch) }
     }
 
     /// Parses a stored checkpoint value (JSON, or a bare LSN).
@@ -81,23 +84,15 @@ extension CDCPosition {
             after = chunk.last
             return false
         }
-        epochs[pending.removeFirst()] = nil
+        pending.removeFirst()
         after = nil
         return true
     }
 
-    /// Queues `tables` for a snapshot that begins at `epoch` (see ``epochs``); a table queued
-    /// already keeps its place and epoch.
-    mutating func queue(_ tables: [String], epoch: UInt64) {
-        for table in tables where !pending.contains(table) {
-            pending.append(table)
-            epochs[table] = epoch
-        }
+    /// Queues `tables` for a snapshot (a table queued already keeps its place).
+    mutating func queue(_ tables: [String]) {
+        for table in tables where !pending.contains(table) { pending.append(table) }
     }
-
-    /// The epoch of `table`'s snapshot: recorded when it was queued, or (a checkpoint written
-    /// before epochs were) the slot position it resumed from.
-    func epoch(of table: String) -> UInt64 { epochs[table] ?? lsn }
 
     /// A table the stream describes (a Relation message). When it is not ``known``, it joined
     /// the publication: it is known from now on and, with `snapshotting` (`snapshot: initial`),
@@ -108,9 +103,7 @@ extension CDCPosition {
         known.append(name)
         self.known = known
         guard snapshotting && !pending.contains(name) else { return false }
-        // The position here is the end of the transaction before the Relation message: a
-        // replay of the stream from an earlier checkpoint meets it at the same place.
-        queue([name], epoch: lsn)
+        queue([name])
         return true
     }
 }

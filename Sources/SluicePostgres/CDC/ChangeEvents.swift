@@ -4,7 +4,7 @@ import SluiceCore
 /// Change events in the Debezium envelope convention, one row per change:
 /// `op` (c create, u update, d delete, t truncate, r snapshot read), `key` (the row's replica
 /// identity key as JSON, Debezium's message key), `before` and `after` (the row as JSON),
-/// `source` (JSON: db, schema, table, snapshot_lsn for snapshot reads, lsn, txId, ts_ms) and the same source fields flattened
+/// `source` (JSON: db, schema, table, snapshot_epoch for snapshot reads, lsn, txId, ts_ms) and the same source fields flattened
 /// into columns for an audit trail. The first change of each table in a batch also carries
 /// `source.column_types` (column → PostgreSQL type, for the built-in types), from which
 /// `mode: apply` creates tables with the source's exact types.
@@ -37,9 +37,9 @@ enum ChangeEvents {
         var seq: Int
         /// `{"column":"type",…}` of the change's table (``columnTypes(_:)``), shared by its changes.
         var types: [UInt8]? = nil
-        /// For a snapshot read (`r`): the epoch of its table's snapshot (``CDCPosition/epochs``),
-        /// rendered as `source.snapshot_lsn`.
-        var snapshotLSN: UInt64? = nil
+        /// For a snapshot read (`r`): the epoch of the slot's snapshots (``CDCPosition/epoch``),
+        /// rendered as `source.snapshot_epoch`.
+        var snapshotEpoch: UInt64? = nil
     }
 
     /// The JSON object of the relation's column types that ``PgTypeName`` knows (nil if none).
@@ -83,12 +83,12 @@ enum ChangeEvents {
             var sources: [String: [UInt8]] = [:]
             for c in t.changes {
                 let source: [UInt8]
-                let cacheKey = c.snapshotLSN.map { c.table + "@" + LSN.format($0) } ?? c.table
+                let cacheKey = c.snapshotEpoch.map { c.table + "@" + LSN.format($0) } ?? c.table
                 if let known = sources[cacheKey] {
                     source = known
                 } else {
                     let parts = c.table.split(separator: ".", maxSplits: 1).map(String.init)
-                    let snapshot = c.snapshotLSN.map { Array(",\"snapshot_lsn\":\"\(LSN.format($0))\"".utf8) } ?? []
+                    let snapshot = c.snapshotEpoch.map { Array(",\"snapshot_epoch\":\"\(LSN.format($0))\"".utf8) } ?? []
                     source =
                         Array("{\"db\":".utf8) + db + Array(",\"schema\":".utf8) + quoted(parts.first ?? "")
                         + Array(",\"table\":".utf8) + quoted(parts.last ?? "") + snapshot + tail

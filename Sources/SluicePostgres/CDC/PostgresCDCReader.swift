@@ -135,10 +135,10 @@ final class PostgresCDCReader: SourceReader {
                 if position.advance(past: chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(name)"]) }
                 continue
             }
-            let epoch = position.epoch(of: name)
+            let epoch = position.epoch
             if position.advance(past: chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(name)"]) }
             let rows = chunk.changes.map {
-                var c = $0; c.snapshotLSN = epoch; return c
+                var c = $0; c.snapshotEpoch = epoch; return c
             }
             let t = exported!.transaction(of: rows, at: position, commitTime: Self.postgresNow())
             stream.emittedPosition = position
@@ -208,10 +208,10 @@ final class PostgresCDCReader: SourceReader {
                 metadata: ["table": "\(table)", "xid": "\(xid)", "attempt": "\(attempt)"])
         case let .emit(w):
             // The chunk's rows that no change touched in between are current as of here.
-            let epoch = position.epoch(of: w.table.name)
+            let epoch = position.epoch
             stream.append(
                 rows: w.untouched.map {
-                    var c = $0; c.snapshotLSN = epoch; return c
+                    var c = $0; c.snapshotEpoch = epoch; return c
                 })
             if position.advance(past: w.chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(w.table.name)"]) }
         }
@@ -292,8 +292,13 @@ final class PostgresCDCReader: SourceReader {
     /// hold WAL back while the rest of the database is busy.
     func sendFeedbackIfDue() async throws {
         guard stream.feedbackDue() else { return }
-        let committed = context.commits.committed(partition).flatMap(CDCPosition.parse)?.lsn
-        let flushed = stream.confirmable(committed: committed, snapshotsIdle: watermarks.window == nil && position.pending.isEmpty)
+        let committed = context.commits.committed(partition).flatMap(CDCPosition.parse)
+        // Snapshots are idle once none is read and the sink has committed the last of them (or,
+        // before any commit, when none was to be taken): a slot confirmed past its start point
+        // while snapshot rows wait for their commit would give their epoch away after a crash.
+        let snapshotsCommitted = committed.map { $0.pending.isEmpty } ?? (source.options.snapshot != .initial)
+        let flushed = stream.confirmable(
+            committed: committed?.lsn, snapshotsIdle: watermarks.window == nil && position.pending.isEmpty && snapshotsCommitted)
         let status = ReplicationFrame.standbyStatus(written: flushed, flushed: flushed, applied: flushed, clock: Self.postgresNow(), replyNow: false)
         try await connection.run { try $0.sendCopyData(status) }
         stream.feedbackSent()

@@ -209,8 +209,8 @@ public struct PostgresCDCSource: Source {
                 throw SluiceError(.internalError, "CREATE_REPLICATION_SLOT returned no consistent point")
             }
             context.logger.info("replication slot created", metadata: ["slot": "\(options.slot)", "at": "\(LSN.format(start))"])
-            var fresh = CDCPosition(lsn: start, known: prepared.tables, exported: snapshots)
-            if snapshots { fresh.queue(prepared.tables, epoch: start) }
+            var fresh = CDCPosition(lsn: start, known: prepared.tables, pending: snapshots ? prepared.tables : [], exported: snapshots)
+            fresh.epoch = start
             if snapshots, let name = created.1 {
                 do {
                     let snapshot = try await importSnapshot(name, context: context)
@@ -243,14 +243,14 @@ public struct PostgresCDCSource: Source {
         }
         var p = position ?? CDCPosition(lsn: 0, known: [], pending: [])
         // Tables the pipeline has not delivered yet (an existing slot without a checkpoint, or
-        // tables added to the publication since): snapshotted while streaming. Their epoch is
-        // where the pipeline resumes, which a restart before the next commit finds again; with
-        // no checkpoint, the slot's confirmed position, its start point until a commit (so a
-        // run killed before its first commit and the next one snapshot under one epoch).
+        // tables added to the publication since): snapshotted while streaming.
         let known = Set(p.known ?? prepared.tables)
         let added = prepared.tables.filter { !known.contains($0) }
         p.known = (p.known ?? prepared.tables) + added
-        if snapshots { p.queue(added, epoch: position == nil ? prepared.slotConfirmed ?? 0 : p.lsn) }
+        if snapshots { p.queue(added) }
+        // No checkpoint: the slot's confirmed position is still its start point (the reader
+        // confirms past it only after a commit), the epoch of a run killed before its first.
+        if position == nil { p.epoch = prepared.slotConfirmed ?? 0 }
         if p.exported && !p.pending.isEmpty {
             context.logger.info("the exported snapshot was interrupted; reading the rest while streaming", metadata: ["tables": "\(p.pending.count)"])
         }
