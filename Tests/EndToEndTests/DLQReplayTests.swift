@@ -108,6 +108,51 @@ import SluiceTesting
         #expect(try await Self.lakeCounts(dir) == (20, 20))
     }
 
+    /// Dead-letters 2 000 rows, fixes the column, holds a replay after its state commit (the
+    /// letters are gone, the output not yet published) and kills it; then only the pipeline runs
+    /// (over one new row), and `readIDs` must give every row once.
+    static func replayKilledAfterItsCommit(
+        in dir: String, config: (String) -> String, readIDs: () async throws -> [Int]
+    ) async throws {
+        let rows = 2_000
+        try write(config("decimal(10,2)"), to: "\(dir)/p.yaml")
+        try write((1...rows).map { "{\"id\":\($0),\"amount\":\"\($0).125\"}" }.joined(separator: "\n") + "\n", to: "\(dir)/in/1.ndjson")
+        let first = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(first.status == 0, "\(first.stderr)")
+        try write(config("decimal(12,3)"), to: "\(dir)/p.yaml")
+        let held = try SluiceProcess.start(
+            ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--no-progress", "--log-level", "info"], in: dir, log: "\(dir)/replay.log",
+            environment: ["SLUICE_TEST_HOLD": "\(DeadLetterReplay.holdCommitted)=\(dir)/release"])
+        defer { if held.isRunning { kill(held.processIdentifier, SIGKILL) } }
+        let reached = try await waitUntil(seconds: 120) { FileManager.default.fileExists(atPath: "\(dir)/release.reached") || !held.isRunning }
+        try #require(
+            reached && held.isRunning, "the replay did not reach its hold: \((try? String(contentsOfFile: "\(dir)/replay.log", encoding: .utf8)) ?? "")")
+        kill(held.processIdentifier, SIGKILL)
+        await waitForExit(held)
+        #expect(try await Self.letters(dir).isEmpty, "the replay's commit deleted its letters")
+        try write("{\"id\":\(rows + 1),\"amount\":\"0.5\"}\n", to: "\(dir)/in/2.ndjson")
+        let run = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        let ids = try await readIDs()
+        #expect(ids.count == rows + 1 && Set(ids) == Set(1...(rows + 1)), "\(ids.count) rows, \(Set(ids).count) distinct, expected \(rows + 1)")
+    }
+
+    @Test func thePipelinePublishesWhatAKilledReplayCommitted() async throws {
+        let dir = try makeWorkDirectory("dlq-replay-held")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await Self.replayKilledAfterItsCommit(in: dir, config: Self.config) {
+            let r = try await runTool(
+                [
+                    "python3", "-c",
+                    "import duckdb; print(' '.join(str(r[0]) for r in duckdb.sql(\"SELECT id FROM read_parquet('lake/*.parquet')\").fetchall()))",
+                ],
+                in: dir)
+            return r.output.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/lake")) ?? []
+        #expect(!names.contains { $0.hasSuffix(".tmp") }, "\(names)")
+    }
+
     /// Starts `sluice dlq replay --batch BATCH` again and again (each commit pausing between its
     /// phases, so kills also land after the state commit, before the files are renamed), each
     /// killed after a random `killAfterMS`, until 10 kills landed or a replay finished; returns

@@ -70,4 +70,19 @@ import Testing
         let log = ((try? String(contentsOfFile: "\(dir)/replay.log", encoding: .utf8)) ?? "") + last.stderr
         #expect(!log.contains("missing"), "a committed object went missing: \(log.suffix(2_000))")
     }
+
+    /// A replay killed after its state commit, before its objects were completed, and never run
+    /// again (its dead letters are gone): the pipeline's next run completes them.
+    @Test func thePipelineCompletesWhatAKilledReplayCommitted() async throws {
+        let server = try await offPool { try S3TestServer.start() }
+        defer { server.stop() }
+        try await offPool { try server.makeBucket("lake") }
+        let dir = try makeWorkDirectory("s3-dlq-replay-held")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await DLQReplayTests.replayKilledAfterItsCommit(
+            in: dir, config: { Self.config(server, amount: $0) },
+            readIDs: { try await offPool { try ObjectStorageTests.readLake(server, bucket: "lake", prefix: "events", in: dir).ids } })
+        let uploads = try await offPool { try server.aws(["s3api", "list-multipart-uploads", "--bucket", "lake"]) }
+        #expect(!uploads.contains("UploadId"), "incomplete uploads remain: \(uploads)")
+    }
 }

@@ -339,6 +339,7 @@ public struct DeadLetterReplay: Sendable {
             throw error
         }
         if let delay = hooks.commitPhaseDelay { try? await Task.sleep(for: delay) }
+        try await hooks.hold(at: Self.holdCommitted, logger: logger)
         try await writer.finishCommit()
         if !dryRun {
             Counter(label: "sluice_replayed_total", dimensions: [("pipeline", plan.name), ("result", "ok")]).increment(by: resolved.count)
@@ -403,6 +404,9 @@ public struct DeadLetterReplay: Sendable {
 
     /// The name a replay's sink writer commits its files under.
     public static func writerName(_ pipeline: String) -> String { pipeline + "~replay" }
+
+    /// The test hold point between a page's state commit and the publishing of its output.
+    public static let holdCommitted = "replay-committed"
 
     /// One write, retrying whole-batch failures that are worth retrying with the pipeline's backoff.
     func write(_ records: RecordBatch, to writer: any SinkWriter) async throws -> [RowFailure] {

@@ -47,7 +47,11 @@ enum FileCommit {
 
     /// Publishes what was committed before a crash and removes uncommitted temporary files,
     /// holding `lock` (a Parquet lake's) shared while it changes the directories.
-    static func recover(directory: String, pipeline: String, state: any StateStore, logger: Logger, lock: LakeLock? = nil) async throws {
+    /// With `staleOnly`, temporary files are removed only when untouched for an hour (another
+    /// process may be writing them).
+    static func recover(
+        directory: String, pipeline: String, state: any StateStore, logger: Logger, lock: LakeLock? = nil, staleOnly: Bool = false
+    ) async throws {
         let pending = try await state.pendingFileIntents(pipeline: pipeline)
         let resolved = try holding(lock) { try publishCommitted(pending, logger: logger) }
         if !resolved.isEmpty {
@@ -56,7 +60,7 @@ enum FileCommit {
             }
             try await state.resolveFileIntents(pipeline: pipeline, finalPaths: resolved)
         }
-        let removed = try holding(lock) { removeUncommitted(directory: directory, pipeline: pipeline, shared: state.isShared) }
+        let removed = try holding(lock) { removeUncommitted(directory: directory, pipeline: pipeline, shared: state.isShared || staleOnly) }
         if removed > 0 {
             logger.info("removed uncommitted temporary files left by an interrupted run", metadata: ["count": "\(removed)"])
         }

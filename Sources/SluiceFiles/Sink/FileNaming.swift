@@ -7,6 +7,9 @@ enum FileNaming {
     /// touches names starting with `<prefix>-`, so it never aborts a replay's uploads, nor a
     /// replay the pipeline's.
     static func prefix(_ prefix: String, context: SinkContext) -> String {
-        context.replay ? prefix + "_replay" : prefix
+        context.replay ? replayPrefix(prefix) : prefix
     }
+
+    /// The file-name prefix of a replay into a sink whose prefix is `prefix`.
+    static func replayPrefix(_ prefix: String) -> String { prefix + "_replay" }
 }

@@ -92,7 +92,9 @@ final class ObjectPublisher {
     /// sink's path that no intent names and whose file name is one this sink writes
     /// (`<prefix>-…`). With a shared state store, other workers may be uploading right now,
     /// so only uploads older than an hour are aborted.
-    func recover(pipeline: String, filePrefix: String, state: any StateStore) async throws {
+    /// With `staleOnly`, only uploads older than an hour are aborted (another process may be
+    /// uploading).
+    func recover(pipeline: String, filePrefix: String, state: any StateStore, staleOnly: Bool = false) async throws {
         let pending = try await state.pendingFileIntents(pipeline: pipeline).map(\.intent)
             .filter { $0.finalPath.hasPrefix("s3://\(root.bucket)/") && $0.tempPath.hasPrefix(Self.intentPrefix) }
         for intent in pending {
@@ -101,7 +103,7 @@ final class ObjectPublisher {
         }
         if !pending.isEmpty { try await state.resolveFileIntents(pipeline: pipeline, finalPaths: pending.map(\.finalPath)) }
         let named = Set(pending.map(Self.uploadID))
-        let staleBefore = state.isShared ? Date().addingTimeInterval(-3600) : nil
+        let staleBefore = state.isShared || staleOnly ? Date().addingTimeInterval(-3600) : nil
         var aborted = 0
         for upload in try await store.listMultipartUploads(prefix: root.key) where !named.contains(upload.uploadID) {
             let name = (upload.key as NSString).lastPathComponent
@@ -147,9 +149,18 @@ final class ObjectPublisher {
     static func prepare(
         directory: String, storage: StorageConfig, filePrefix: String, context: SinkContext, lock: LakeLock? = nil
     ) async throws -> ObjectPublisher? {
+        // A replay of the pipeline's dead letters killed between its state commit and the
+        // publish: the pipeline's writer publishes what it committed too (the letters are gone,
+        // so no replay may come to do it), and removes what it left unfinished an hour ago or
+        // more (a replay may be running now).
+        let replay = context.replay ? nil : DeadLetterReplay.writerName(context.pipeline)
         guard let location = try ObjectLocation(parsing: directory) else {
             try DurableFile.makeDirectory(directory)
             try await FileCommit.recover(directory: directory, pipeline: context.pipeline, state: context.state, logger: context.logger, lock: lock)
+            if let replay {
+                try await FileCommit.recover(
+                    directory: directory, pipeline: replay, state: context.state, logger: context.logger, lock: lock, staleOnly: true)
+            }
             return nil
         }
         let publisher = try ObjectPublisher(
@@ -157,6 +168,9 @@ final class ObjectPublisher {
             requests: context.requests)
         do {
             try await publisher.recover(pipeline: context.pipeline, filePrefix: filePrefix, state: context.state)
+            if let replay {
+                try await publisher.recover(pipeline: replay, filePrefix: FileNaming.replayPrefix(filePrefix), state: context.state, staleOnly: true)
+            }
         } catch {
             await publisher.shutdown()
             throw error

@@ -138,12 +138,17 @@ struct LifecycleCommand: AsyncParsableCommand {
             if refused { throw ExitCode(1) }
         }
 
-        /// Published files whose commit their pipeline has not finished (a crash between the
-        /// rename and the state update): the pipeline's recovery looks for them by name.
+        /// Published files whose commit their pipeline (or a replay of its dead letters) has not
+        /// finished (a crash between the rename and the state update): the writer's recovery
+        /// looks for them by name.
         func unfinishedFiles(_ stateLocation: String, plans: [PipelinePlan]) async throws -> Set<String> {
             let store = try await ConfigLoading.reportingErrors { try await BuiltinComponents.openState(stateLocation) }
             var files: Set<String> = []
-            for plan in plans { files.formUnion(try await store.pendingFileIntents(pipeline: plan.name).map(\.intent.finalPath)) }
+            for plan in plans {
+                for writer in [plan.name, DeadLetterReplay.writerName(plan.name)] {
+                    files.formUnion(try await store.pendingFileIntents(pipeline: writer).map(\.intent.finalPath))
+                }
+            }
             return files
         }
     }
