@@ -43,6 +43,9 @@ scratch="${SLUICE_FUZZ_BUILD:-$root/.build-fuzz}"
 # The same dependency versions as the main build.
 [ -f Fuzz/Package.resolved ] || [ ! -f Package.resolved ] || cp Package.resolved Fuzz/Package.resolved
 build=(swift build -c "$config" --package-path Fuzz --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address)
+# SwiftPM replans a build when the root package changes, not when a file is added to the main
+# package it depends on by path: without its build manifest it plans again (a few seconds).
+rm -f "$scratch/$config.yaml"
 echo "==> building the fuzz harnesses ($config: ${targets[*]})"
 start=$(date +%s)
 # A failed build stops here: binaries of an earlier build must not be fuzzed instead.

@@ -39,6 +39,21 @@ import Testing
         } catch let error as SluiceError {
             #expect(error.location == "line 2", "\(error)")
         }
+        // Lines ended by CRLF (the file edited elsewhere) are read as lines.
+        let crlf = try ReplayMetricsFile(
+            parsing: "sluice_replayed_total{pipeline=\"p\",result=\"ok\"} 4\r\nsluice_replayed_total{pipeline=\"p\",result=\"failed\"} 1\r\n")
+        #expect(crlf.replayed.count == 2 && crlf.replayed[.init(pipeline: "p", result: "ok")] == 4)
+        // A file that is not one of these is refused before a replay starts, naming the file.
+        let path = NSTemporaryDirectory() + "other-\(UUID().uuidString).prom"
+        defer { unlink(path) }
+        try Data("node_load1 0.5\n".utf8).write(to: URL(fileURLWithPath: path))
+        do {
+            try ReplayMetricsFile.check(path: path)
+            Issue.record("a file of another job was accepted")
+        } catch let error as SluiceError {
+            #expect(error.message.contains(path) && error.message.contains("a file of its own"), "\(error)")
+        }
+        try ReplayMetricsFile.check(path: path + ".absent")
         // Other metrics with labels (someone else's) are skipped, not refused.
         let other = try ReplayMetricsFile(parsing: "node_cpu_seconds_total{cpu=\"0\"} 12.5\n")
         #expect(other == ReplayMetricsFile())

@@ -178,6 +178,7 @@ public struct DeadLetterReplay: Sendable {
                     totals.dropped += outcome.dropped
                     totals.skipped += outcome.skipped
                     conflicts = 0
+                    progress(totals)
                 } catch let error as SluiceError where error.code == .conflict && conflicts < 5 && replayDedupe != nil {
                     // The pipeline running meanwhile committed some of these keys first: the
                     // commit was discarded whole; this page is read again (now duplicates).
@@ -187,7 +188,6 @@ public struct DeadLetterReplay: Sendable {
                     continue
                 }
                 prefetched = try await nextPage
-                progress(totals)
                 page = following
             }
         } catch {

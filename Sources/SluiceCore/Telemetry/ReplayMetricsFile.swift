@@ -30,10 +30,11 @@ public struct ReplayMetricsFile: Sendable, Equatable {
 
     public init() {}
 
-    /// Reads what an earlier replay wrote; lines of other metrics and comments are ignored, and a
-    /// line this type did not write is refused with its number (the file is Sluice's own).
+    /// Reads what an earlier replay wrote: comments and other metrics' labelled series are
+    /// skipped; a line that is not a labelled series is refused with its number (the file is
+    /// Sluice's own).
     public init(parsing text: String) throws {
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() where !line.hasPrefix("#") {
+        for (index, line) in text.split(whereSeparator: \.isNewline).enumerated() where !line.hasPrefix("#") {
             guard let open = line.firstIndex(of: "{"), let close = line.lastIndex(of: "}"), open < close,
                 let value = Double(line[line.index(after: close)...].trimmingCharacters(in: .whitespaces))
             else {
@@ -78,24 +79,48 @@ public struct ReplayMetricsFile: Sendable, Equatable {
         return out
     }
 
+    /// Reads `path` (absent: nothing yet), so that a file that is not one of these is refused
+    /// before a replay starts.
+    public static func check(path: String) throws {
+        _ = try read(path)
+    }
+
     /// Reads `path` (absent: nothing yet), adds the outcomes and replaces the file atomically
-    /// (a temporary file in the same directory, renamed over it), as the textfile collector asks.
+    /// (a temporary file in the same directory, synced, renamed over it), as the textfile
+    /// collector asks. An exclusive `flock` on `<path>.lock` (not a `.prom` name, so the
+    /// collector skips it) keeps two replays that end together from losing either's counts.
     public static func update(path: String, pipeline: String, ok: Int, failed: Int, at time: Date = Date()) throws {
-        var file = ReplayMetricsFile()
-        if FileManager.default.fileExists(atPath: path) {
-            let text = try String(contentsOfFile: path, encoding: .utf8)
-            do { file = try ReplayMetricsFile(parsing: text) } catch let error as SluiceError {
-                throw SluiceError(error.code, "\(path): \(error.message); give a file of its own to --metrics-file", location: error.location)
-            }
-        }
+        let lockPath = path + ".lock"
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw SluiceError(.io, "cannot open \(lockPath): \(String(cString: strerror(errno)))", location: lockPath) }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
+        var file = try read(path)
         file.add(pipeline: pipeline, ok: ok, failed: failed, at: time)
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).\(getpid()).tmp")
-        try Data(file.text.utf8).write(to: URL(fileURLWithPath: temporary))
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+        do {
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw SluiceError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))", location: temporary) }
+            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            try handle.write(contentsOf: Data(file.text.utf8))
+            try handle.synchronize()
+            try handle.close()
+            guard rename(temporary, path) == 0 else {
+                throw SluiceError(.io, "could not replace \(path): \(String(cString: strerror(errno)))", location: path)
+            }
+        } catch {
             unlink(temporary)
-            throw SluiceError(.io, "could not replace \(path): \(reason)", location: path)
+            throw error
+        }
+    }
+
+    /// The file at `path`, empty when there is none.
+    static func read(_ path: String) throws -> ReplayMetricsFile {
+        guard FileManager.default.fileExists(atPath: path) else { return ReplayMetricsFile() }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        do { return try ReplayMetricsFile(parsing: text) } catch let error as SluiceError {
+            throw SluiceError(error.code, "\(path): \(error.message); give --metrics-file a file of its own", location: error.location)
         }
     }
 

@@ -283,6 +283,12 @@ extension DLQCommand {
             let total = groups.filter { stages.contains($0.stage) }.reduce(0) { $0 + $1.count }
             let others = groups.reduce(0) { $0 + $1.count } - total
             let showProgress = terminal.isInteractive && !noProgress
+            if !dryRun, let metricsFile {
+                do { try ReplayMetricsFile.check(path: metricsFile) } catch {
+                    FileHandle.standardError.write(Data("error: --metrics-file: \(error)\n".utf8))
+                    throw ExitCode(2)
+                }
+            }
             let latest = Mutex(DeadLetterReplay.Totals())
             let totals: DeadLetterReplay.Totals
             do {
@@ -298,7 +304,12 @@ extension DLQCommand {
                 throw error
             }
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
-            if !dryRun, let metricsFile { try writeMetrics(metricsFile, totals) }
+            if !dryRun, let metricsFile {
+                // The replay is done and committed: a file that cannot be written is a warning.
+                do { try writeMetrics(metricsFile, totals) } catch {
+                    FileHandle.standardError.write(Data("warning: the replay's metrics were not written to \(metricsFile): \(error)\n".utf8))
+                }
+            }
             let verb = dryRun ? "would replay" : "replayed"
             print("\(verb) \(totals.replayed) of \(total) dead letter(s); \(totals.failedAgain) \(dryRun ? "would fail" : "failed") again")
             if totals.dropped > 0 {
