@@ -88,16 +88,13 @@ import SluiceTesting
         let first = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(first.status == 0, "\(first.stderr)")
         try write(Self.config("decimal(12,3)"), to: "\(dir)/p.yaml")
-        // One letter per commit, each commit pausing 1 s between its phases: it runs for 20 s.
+        // The first replay is held after its first commit, holding its lock.
         let slow = try SluiceProcess.start(
-            ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "1", "--no-progress"], in: dir, log: "\(dir)/slow.log",
-            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "1000"])
+            ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "1", "--no-progress", "--log-level", "info"], in: dir,
+            log: "\(dir)/slow.log", environment: ["SLUICE_TEST_HOLD": "\(DeadLetterReplay.holdCommitted)=\(dir)/release"])
         defer { if slow.isRunning { kill(slow.processIdentifier, SIGKILL) } }
-        let locked = try await waitUntil(seconds: 60) {
-            ((try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/.sluice")) ?? []).contains { $0.hasSuffix("-writer-p_replay.lock") }
-                && FileManager.default.fileExists(atPath: "\(dir)/lake")
-        }
-        #expect(locked && slow.isRunning, "the first replay did not start")
+        let held = try await waitUntil(seconds: 120) { FileManager.default.fileExists(atPath: "\(dir)/release.reached") || !slow.isRunning }
+        #expect(held && slow.isRunning, "the first replay did not reach its hold: \((try? String(contentsOfFile: "\(dir)/slow.log", encoding: .utf8)) ?? "")")
         let second = try await SluiceProcess.runWithoutBlocking(["dlq", "replay", "-c", "p.yaml", "--pipeline", "p"], in: dir)
         #expect(second.status != 0 && second.stderr.contains("another replay of p is running"), "\(second.status) \(second.stderr)")
         // Killed, the first leaves no lock behind: the next replay delivers every row once.

@@ -37,12 +37,19 @@ import Testing
         try write(Self.csv(0..<Self.rows, bad: 3), to: "\(dir)/data/a.csv")
         try write(Self.config(state: nil), to: "\(dir)/p.yaml")
 
-        // A run on the embedded state, slowed down so that it is still running when the
-        // migration is tried (and refused), then killed.
+        // A run on the embedded state, slowed down, is held at a commit once it wrote 10 000
+        // rows (its hold passes while the release file exists): still running when the
+        // migration is tried (and refused) whatever the machine's load, then killed.
+        let release = "\(dir)/release"
+        FileManager.default.createFile(atPath: release, contents: nil)
         let run = try SluiceProcess.start(
-            ["run", "p.yaml", "--no-progress"], in: dir, log: "\(dir)/run.log", environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "40"])
+            ["run", "p.yaml", "--no-progress"], in: dir, log: "\(dir)/run.log",
+            environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "40", "SLUICE_TEST_HOLD": "commit-prepared=\(release)"])
         defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
         try #require(try await waitUntil(seconds: 120) { (try? outputLines("\(dir)/out").count ?? 0) ?? 0 >= 10_000 })
+        try FileManager.default.removeItem(atPath: release)
+        let held = try await waitUntil(seconds: 120) { FileManager.default.fileExists(atPath: release + ".reached") || !run.isRunning }
+        try #require(held && run.isRunning, "the run ended before it could be held mid-way: make the input larger")
         let refused = try await SluiceProcess.runWithoutBlocking(["state", "migrate", "-c", "p.yaml", "--to", shared, "--yes"], in: dir)
         #expect(refused.status != 0 && refused.stderr.contains("in use"), "\(refused.stdout) \(refused.stderr)")
         try #require(run.isRunning, "the run ended before it could be killed mid-way: make the input larger")

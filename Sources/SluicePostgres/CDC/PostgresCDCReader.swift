@@ -25,6 +25,9 @@ final class PostgresCDCReader: SourceReader {
     var stream: ReplicationStream
     var watermarks = WatermarkSnapshots()
     var slotSafety: SlotSafety
+    /// This reader handed over snapshot rows (their epoch must not be given away before they
+    /// are committed: see ``sendFeedbackIfDue()``).
+    var snapshotRowsHandedOver = false
 
     // The watermark tests set up and check these.
     typealias Window = WatermarkSnapshots.Window
@@ -140,6 +143,7 @@ final class PostgresCDCReader: SourceReader {
             let rows = chunk.changes.map {
                 var c = $0; c.snapshotEpoch = epoch; return c
             }
+            snapshotRowsHandedOver = true
             let t = exported!.transaction(of: rows, at: position, commitTime: Self.postgresNow())
             stream.emittedPosition = position
             return SourceBatch(
@@ -209,10 +213,11 @@ final class PostgresCDCReader: SourceReader {
         case let .emit(w):
             // The chunk's rows that no change touched in between are current as of here.
             let epoch = position.epoch
-            stream.append(
-                rows: w.untouched.map {
-                    var c = $0; c.snapshotEpoch = epoch; return c
-                })
+            let rows = w.untouched.map {
+                var c = $0; c.snapshotEpoch = epoch; return c
+            }
+            if !rows.isEmpty { snapshotRowsHandedOver = true }
+            stream.append(rows: rows)
             if position.advance(past: w.chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(w.table.name)"]) }
         }
     }
@@ -294,9 +299,11 @@ final class PostgresCDCReader: SourceReader {
         guard stream.feedbackDue() else { return }
         let committed = context.commits.committed(partition).flatMap(CDCPosition.parse)
         // Snapshots are idle once none is read and the sink has committed the last of them (or,
-        // before any commit, when none was to be taken): a slot confirmed past its start point
-        // while snapshot rows wait for their commit would give their epoch away after a crash.
-        let snapshotsCommitted = committed.map { $0.pending.isEmpty } ?? (source.options.snapshot != .initial)
+        // before any commit, when this reader handed over no snapshot row: empty tables): a
+        // slot confirmed past its start point while snapshot rows wait for their first commit
+        // would give their epoch away after a crash (a run without a checkpoint takes the
+        // slot's confirmed position as the epoch).
+        let snapshotsCommitted = committed.map { $0.pending.isEmpty } ?? !snapshotRowsHandedOver
         let flushed = stream.confirmable(
             committed: committed?.lsn, snapshotsIdle: watermarks.window == nil && position.pending.isEmpty && snapshotsCommitted)
         let status = ReplicationFrame.standbyStatus(written: flushed, flushed: flushed, applied: flushed, clock: Self.postgresNow(), replyNow: false)
