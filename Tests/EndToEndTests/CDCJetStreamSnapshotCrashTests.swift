@@ -66,17 +66,7 @@ import Testing
             kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
             echo "$kills $seen" > killer.out
             """, to: "\(dir)/killer.sh")
-        let killer = Process()
-        killer.executableURL = URL(fileURLWithPath: "/bin/bash")
-        killer.arguments = ["killer.sh"]
-        killer.currentDirectoryURL = URL(fileURLWithPath: dir)
-        killer.environment = ProcessInfo.processInfo.environment.merging(["SLUICE": SluiceProcess.binary]) { $1 }
-        try ChildProcesses.run(killer)
-        defer { if killer.isRunning { kill(killer.processIdentifier, SIGKILL) } }
-        await waitForExit(killer)
-        let outcome = ((try? String(contentsOfFile: "\(dir)/killer.out", encoding: .utf8)) ?? "").split(separator: " ").compactMap {
-            Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
+        let outcome = try await runKillScript("killer.sh", in: dir, reporting: "killer.out")
         func log() -> String { (try? String(contentsOfFile: "\(dir)/capture.log", encoding: .utf8)) ?? "" }
         try #require(outcome.count == 2, "the kill script did not finish: \(log().suffix(3_000))")
         #expect(outcome[0] >= 4, "only \(outcome[0]) kills landed during the snapshot (\(outcome[1]) messages stored)")

@@ -75,17 +75,7 @@ import Testing
             wait $pid; status=$?
             echo "$kills $status" > killer.out
             """, to: "\(dir)/killer.sh")
-        let killer = Process()
-        killer.executableURL = URL(fileURLWithPath: "/bin/bash")
-        killer.arguments = ["killer.sh"]
-        killer.currentDirectoryURL = URL(fileURLWithPath: dir)
-        killer.environment = ProcessInfo.processInfo.environment.merging(["SLUICE": SluiceProcess.binary]) { $1 }
-        try ChildProcesses.run(killer)
-        defer { if killer.isRunning { kill(killer.processIdentifier, SIGKILL) } }
-        await waitForExit(killer)
-        let outcome = ((try? String(contentsOfFile: "\(dir)/killer.out", encoding: .utf8)) ?? "").split(separator: " ").compactMap {
-            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
+        let outcome = try await runKillScript("killer.sh", in: dir, reporting: "killer.out")
         let log = (try? String(contentsOfFile: "\(dir)/publisher.log", encoding: .utf8)) ?? ""
         #expect(outcome.count == 2 && outcome[1] == 0, "the last run failed: \(log.suffix(3000))")
         #expect(FileManager.default.fileExists(atPath: "\(dir)/held.out"), "the first run never reached the hold between the commit phases")

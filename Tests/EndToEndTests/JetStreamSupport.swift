@@ -87,3 +87,21 @@ func retryingRequest<T>(_ body: () async throws -> T) async throws -> T {
     }
     return try await body()
 }
+
+/// Runs a kill script (bash, in `dir`, with `$SLUICE` the binary under test) to its end and
+/// returns the numbers it wrote to `report`, space-separated. The kills come from a script of
+/// their own: a test process busy with other suites may not run a loop of its own in time.
+/// The script must not leave a process behind: one would keep it from ending for this process.
+func runKillScript(_ script: String, in dir: String, reporting report: String) async throws -> [Int] {
+    let killer = Process()
+    killer.executableURL = URL(fileURLWithPath: "/bin/bash")
+    killer.arguments = [script]
+    killer.currentDirectoryURL = URL(fileURLWithPath: dir)
+    killer.environment = ProcessInfo.processInfo.environment.merging(["SLUICE": SluiceProcess.binary]) { $1 }
+    try ChildProcesses.run(killer)
+    defer { if killer.isRunning { kill(killer.processIdentifier, SIGKILL) } }
+    await waitForExit(killer)
+    return ((try? String(contentsOfFile: "\(dir)/\(report)", encoding: .utf8)) ?? "").split(separator: " ").compactMap {
+        Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}
