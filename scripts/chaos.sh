@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$rounds" -ge 1 ] 2>/dev/null || { echo "error: --rounds takes a positive number" >&2; exit 2; }
 
-suites='PostgresOutageTests|DiskFullTests|NATSOutageTests|SlowSinkTests|BoundedStopTests|JetStreamClusterTests|CrashRecoveryTests|PostgresCrashTests|PushCrashTests|JetStreamScaleOutTests|CDCApplyOutageTests|PushDiskFullTests|JetStreamPartitionTests|CDCJetStreamSnapshotCrashTests|ObjectStorageReplayTests|DLQReplayTests'
+suites='PostgresOutageTests|DiskFullTests|NATSOutageTests|SlowSinkTests|BoundedStopTests|JetStreamClusterTests|CrashRecoveryTests|PostgresCrashTests|PushCrashTests|JetStreamScaleOutTests|CDCApplyOutageTests|PushDiskFullTests|JetStreamPartitionTests|CDCJetStreamSnapshotCrashTests|ObjectStorageReplayTests|DLQReplayTests|FileTailCrashTests'
 
 export SLUICE_EXTRA_APT_PACKAGES="chromium gdb procps"
 source scripts/setup.sh

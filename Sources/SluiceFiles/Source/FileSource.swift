@@ -26,7 +26,7 @@ public struct FileSource: Source {
             }
             return
         }
-        guard !watch else { return }
+        guard !watch, !tail else { return }
         let fixed = pattern.split(separator: "/", omittingEmptySubsequences: false)
             .prefix { !$0.contains("*") && !$0.contains("?") && !$0.contains("[") }.joined(separator: "/")
         let path = fixed.count == pattern.count ? pattern : fixed
@@ -45,10 +45,18 @@ public struct FileSource: Source {
     public var watch: Bool
     public var pollInterval: Duration
     public var minAge: Duration
+    /// Follow the files as they grow (``FileTailReader``): complete lines only, across rotation.
+    public var tail = false
+    /// With `tail`: the lines (after a CSV header) whose bytes identify a file.
+    public var fingerprintLines = 1
     /// How an `s3://` path is reached.
     public var storage = StorageConfig()
 
-    public var isContinuous: Bool { watch }
+    public var isContinuous: Bool { watch || tail }
+
+    /// A tailed file set is read as its files grow: after a crash, lines of different files
+    /// may come in another order (each file's own lines keep theirs).
+    public var replaysInOrder: Bool { !tail }
 
     public init(
         pattern: String, format: Format? = nil, compression: InputCompression? = nil,
@@ -95,6 +103,14 @@ public struct FileSource: Source {
             OptionSpec("watch", .boolean, default: "false", example: "true", "Keep running and pick up new files as they appear."),
             OptionSpec("poll_interval", .duration, default: "2s", example: "10s", "With `watch`: how often to look for new files."),
             OptionSpec("min_age", .duration, default: "1s", example: "5s", "With `watch`: skip files modified more recently (still being written)."),
+            OptionSpec(
+                "tail", .boolean, default: "false", example: "true", requires: ["format: ndjson"],
+                "Follow the files as they grow (application logs): read each complete line once, as it is written, and go on across rotation by rename and by copy-truncate. Files are known by a fingerprint of their first line, not by name; each one's offset is checkpointed. Needs `format` (csv, tsv or ndjson); plain files only (compressed ones are skipped); local paths only. `poll_interval` sets how often files are checked."
+            ),
+            OptionSpec(
+                "fingerprint_lines", .integer(1...100), default: "1", example: "2", requires: ["tail: true", "format: ndjson"],
+                "With `tail`: how many first lines (after a CSV header) identify a file. Raise it when files can start with the same line (a banner); a file is read once it has that many lines, or 8 KiB."
+            ),
         ],
         example: """
             source:
@@ -124,6 +140,28 @@ public struct FileSource: Source {
         source.watch = o.watch ?? false
         source.pollInterval = o.pollInterval?.duration ?? .seconds(2)
         source.minAge = o.minAge?.duration ?? .seconds(1)
+        source.tail = o.tail ?? false
+        source.fingerprintLines = o.fingerprintLines ?? 1
+        if let n = o.fingerprintLines, n != 1, !source.tail {
+            throw config.error("`fingerprint_lines` applies only with `tail: true`", key: "fingerprint_lines")
+        }
+        if source.tail {
+            if o.path.contains("://") {
+                throw config.error("`tail` follows local files; objects in storage do not grow (use `watch` to pick up new ones)", key: "tail")
+            }
+            if o.minAge != nil {
+                throw config.error("`min_age` does not apply with `tail`: lines are read as soon as their newline is written", key: "min_age")
+            }
+            guard let format = source.format else {
+                throw config.error("`tail` needs `format` (csv, tsv or ndjson): rotated files (app.log.1) do not tell it by their names", key: "tail")
+            }
+            if format == .parquet {
+                throw config.error("`tail` reads lines; Parquet files are written whole (use `watch` to pick up new ones)", key: "tail")
+            }
+            if let c = source.compression, c != .none {
+                throw config.error("`tail` reads plain files; compressed files are skipped (drop `compression`)", key: "compression")
+            }
+        }
         if source.format == nil, !o.path.contains("*"), !o.path.hasSuffix("/"), Self.format(ofPath: o.path) == nil,
             o.path.contains(".")
         {
@@ -145,6 +183,7 @@ public struct FileSource: Source {
     }
 
     public func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader {
+        if tail { return FileTailReader(source: self, checkpoint: checkpoint, context: context) }
         let objects = try ObjectLocation(parsing: pattern).map {
             try ObjectListing(
                 pattern: $0, storage: storage, logger: context.logger, pipeline: context.pipeline, othersMayBeRunning: context.state.isShared,

@@ -16,6 +16,8 @@ import SluiceFormats
 ///     watch: false                # keep running and pick up new files as they appear
 ///     poll_interval: 2s           # with watch: how often to look for new files
 ///     min_age: 1s                 # with watch: ignore files modified more recently than this
+///     tail: false                 # follow growing files (logs), across rotation
+///     fingerprint_lines: 1        # with tail: first lines that identify a file
 /// ```
 public struct FileSourceOptions: Decodable, Sendable {
     public var path: String
@@ -29,6 +31,8 @@ public struct FileSourceOptions: Decodable, Sendable {
     public var watch: Bool?
     public var pollInterval: ConfigDuration?
     public var minAge: ConfigDuration?
+    public var tail: Bool?
+    public var fingerprintLines: Int?
 
     enum CodingKeys: String, CodingKey {
         case path, format, compression, delimiter, header, columns, watch
@@ -36,6 +40,8 @@ public struct FileSourceOptions: Decodable, Sendable {
         case batchRows = "batch_rows"
         case pollInterval = "poll_interval"
         case minAge = "min_age"
+        case tail
+        case fingerprintLines = "fingerprint_lines"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -67,6 +73,8 @@ public struct FileSourceOptions: Decodable, Sendable {
         watch = try c.decodeIfPresent(Bool.self, forKey: .watch)
         pollInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .pollInterval)
         minAge = try c.decodeIfPresent(ConfigDuration.self, forKey: .minAge)
+        tail = try c.decodeIfPresent(Bool.self, forKey: .tail)
+        fingerprintLines = try c.decodeIfPresent(Int.self, forKey: .fingerprintLines, in: 1...100)
     }
 
     /// Declared columns as fields.

@@ -149,7 +149,7 @@ final class FileSourceReader: SourceReader {
             output = f.decoder.decode(UnsafeRawBufferPointer(rebasing: f.buffer[f.start..<f.end]), isFinal: f.eof)
             if output.consumed == 0 && !f.eof { return try readBatch(f) }
         }
-        let lines = countLines(UnsafeRawBufferPointer(rebasing: f.buffer[f.start..<(f.start + output.consumed)]))
+        let lines = Self.countLines(UnsafeRawBufferPointer(rebasing: f.buffer[f.start..<(f.start + output.consumed)]))
         f.start += output.consumed
         f.offset += output.consumed
         f.line += lines
@@ -194,7 +194,7 @@ final class FileSourceReader: SourceReader {
         return read
     }
 
-    func countLines(_ bytes: UnsafeRawBufferPointer) -> Int {
+    static func countLines(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard var p = bytes.baseAddress else { return 0 }
         let end = p + bytes.count
         var n = 0
@@ -223,7 +223,7 @@ final class FileSourceReader: SourceReader {
             throw FileReadError(path: file.path, message: "cannot read the header or infer the schema: \(error)")
         }
         var skip = dataStart
-        var line = 1 + countLines(UnsafeRawBufferPointer(rebasing: f.buffer[0..<min(dataStart, f.end)]))
+        var line = 1 + Self.countLines(UnsafeRawBufferPointer(rebasing: f.buffer[0..<min(dataStart, f.end)]))
         if let resume, resume.offset > dataStart {
             skip = resume.offset
             line = resume.line
