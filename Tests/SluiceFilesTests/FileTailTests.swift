@@ -64,6 +64,11 @@ import Testing
                 TailObservation(inode: b, path: "app.log.1", size: 100, modified: 6, fingerprint: 7),
             ], following: [7: a], offsets: [7: 80])
         #expect(plan.owners == [7: b])
+        // The followed file itself, truncated and written again with the same first line: not read on.
+        plan = TailPlan.plan(
+            observed: [TailObservation(inode: a, path: "app.log", size: 30, modified: 9, fingerprint: 7)],
+            following: [7: a], offsets: [7: 80])
+        #expect(plan.owners.isEmpty && plan.skipped == [a: .shorter(offset: 80)])
         // A file that starts like one read further than its size cannot be that file.
         plan = TailPlan.plan(
             observed: [TailObservation(inode: c, path: "other.log", size: 50, modified: 1, fingerprint: 7)],
@@ -99,10 +104,25 @@ import Testing
         var checkpoint: [String: String] = [:]
         var seqs: [Int64] = []
 
-        init(_ source: FileSource, from checkpoint: [String: String] = [:]) async throws {
+        init(_ source: FileSource, from checkpoint: [String: String] = [:], maxOpen: Int? = nil) async throws {
             let context = SourceContext(pipeline: "t", state: MemoryStateStore(), logger: Logger(label: "t"))
-            reader = try await source.makeReader(resumingFrom: Checkpoint(checkpoint), context: context)
+            if let maxOpen {
+                reader = FileTailReader(source: source, checkpoint: Checkpoint(checkpoint), context: context, maxOpen: maxOpen)
+            } else {
+                reader = try await source.makeReader(resumingFrom: Checkpoint(checkpoint), context: context)
+            }
             self.checkpoint = checkpoint
+        }
+
+        /// Reads until `seq` was read (a sentinel written last: whatever came before it, including
+        /// any line read twice, was read by then).
+        func read(through seq: Int64) async throws {
+            while !seqs.contains(seq), let batch = try await reader.next() {
+                checkpoint[batch.position.partition] = batch.position.value
+                for row in 0..<batch.records.count {
+                    if case let .int64(value) = batch.records.row(row)[0] { seqs.append(value) }
+                }
+            }
         }
 
         /// Reads until `count` records in all were read (the suite's time limit cancels a reader
@@ -162,12 +182,76 @@ import Testing
         let resumed = try await Follower(source(dir), from: checkpoint)
         try await resumed.read(until: 3)
         #expect(resumed.seqs.sorted() == Array(15..<18), "\(resumed.seqs)")
-        // Nothing more comes (the copy of a copy would be a duplicate, not read).
+        // A copy of a followed file is not read (it would repeat its lines).
         try FileManager.default.copyItem(atPath: "\(log).1", toPath: "\(log).3")
         try append(lines(18..<19), to: log)
-        try await resumed.read(until: 4)
+        try await resumed.read(through: 18)
         #expect(resumed.seqs.sorted() == Array(15..<19), "\(resumed.seqs)")
         await resumed.reader.close()
+    }
+
+    @Test func aDeletedFileIsReadToItsEndAndATruncatedLookAlikeIsNotReadOn() async throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/app.log"
+        try append(lines(0..<3), to: log)
+        let follower = try await Follower(source(dir))
+        try await follower.read(through: 2)
+        // Lines written just before the file is deleted are read from the open descriptor.
+        try append(lines(3..<5), to: log)
+        try FileManager.default.removeItem(atPath: log)
+        try append(lines(5..<6), to: "\(dir)/app.log.new")
+        try await follower.read(through: 5)
+        #expect(follower.seqs.sorted() == Array(0..<6), "\(follower.seqs)")
+
+        // Truncated and written again with the same first line, shorter than what was read:
+        // not read on from the old offset (that would cut its lines); other files go on.
+        let other = "\(dir)/app.log.new"
+        try append(lines(6..<9), to: other)
+        try await follower.read(through: 8)
+        try FileHandle(forWritingTo: URL(fileURLWithPath: other)).truncate(atOffset: 0)
+        try append(lines(5..<6) + "{\"seq\":100}\n", to: other)
+        try append(lines(9..<10), to: "\(dir)/app.log.last")
+        try await follower.read(through: 9)
+        #expect(!follower.seqs.contains(100))
+        #expect(follower.seqs.sorted() == Array(0..<10), "\(follower.seqs)")
+        await follower.reader.close()
+    }
+
+    @Test func manyFilesAreReadWithAFewOpenAtATime() async throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for file in 0..<40 {
+            try append(lines(file * 100..<(file + 1) * 100), to: "\(dir)/app.log.\(file)")
+        }
+        let follower = try await Follower(source(dir), maxOpen: 3)
+        try await follower.read(until: 4000)
+        // More lines in files closed to make room: they are opened again and read on.
+        for file in [0, 17, 39] { try append(lines(4000 + file..<4001 + file), to: "\(dir)/app.log.\(file)") }
+        try append(lines(5000..<5001), to: "\(dir)/app.log.40")
+        try await follower.read(through: 5000)
+        #expect(follower.seqs.count == 4004, "\(follower.seqs.count)")
+        #expect(Set(follower.seqs) == Set(Array(0..<4000) + [4000, 4017, 4039, 5000]))
+        await follower.reader.close()
+    }
+
+    @Test func aPipelineThatReadFilesBeforeGoesOnFromThereWhenItStartsTailing() async throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/app.log"
+        try append(lines(0..<5), to: log)
+        // The file source without tail read the file (its checkpoint is keyed by path).
+        let plain = FileSource(pattern: log, format: .ndjson)
+        let context = SourceContext(pipeline: "t", state: MemoryStateStore(), logger: Logger(label: "t"))
+        let reader = try await plain.makeReader(resumingFrom: .empty, context: context)
+        var checkpoint: [String: String] = [:]
+        while let batch = try await reader.next() { checkpoint[batch.position.partition] = batch.position.value }
+        await reader.close()
+        try append(lines(5..<7), to: log)
+        let follower = try await Follower(source(dir), from: checkpoint)
+        try await follower.read(through: 6)
+        #expect(follower.seqs == [5, 6])
+        await follower.reader.close()
     }
 
     @Test func csvFilesAreFingerprintedAfterTheirHeader() async throws {
@@ -211,5 +295,6 @@ import Testing
         #expect(try load(#"{ path: "logs/a", format: ndjson, tail: true, min_age: 1s }"#)?.contains("min_age") == true)
         #expect(try load(#"{ path: "logs/a", format: ndjson, tail: true, compression: gzip }"#)?.contains("plain files") == true)
         #expect(try load(#"{ path: "logs/a", format: ndjson, fingerprint_lines: 2 }"#)?.contains("only with `tail: true`") == true)
+        #expect(try load(#"{ path: "logs/a", format: ndjson, tail: true, watch: true }"#)?.contains("drop `watch`") == true)
     }
 }

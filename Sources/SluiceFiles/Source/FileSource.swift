@@ -149,6 +149,9 @@ public struct FileSource: Source {
             if o.path.contains("://") {
                 throw config.error("`tail` follows local files; objects in storage do not grow (use `watch` to pick up new ones)", key: "tail")
             }
+            if o.watch == true {
+                throw config.error("`tail` picks up new files by itself; drop `watch`", key: "watch")
+            }
             if o.minAge != nil {
                 throw config.error("`min_age` does not apply with `tail`: lines are read as soon as their newline is written", key: "min_age")
             }

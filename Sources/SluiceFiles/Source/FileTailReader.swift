@@ -10,37 +10,52 @@ import SluiceFormats
 ///
 /// Files are known by a fingerprint of their first lines (``TailFingerprint``); each one is a
 /// checkpoint partition (`tail:<fingerprint>`) holding the offset of its next unread line.
-/// A scan every `poll_interval` lists the files, fingerprints those that changed, and lets
-/// ``TailPlan`` decide which file holds each fingerprint; the reader then reads, round robin,
-/// every followed file that has more bytes than it has read. A line is read only once its
-/// newline is written, so a line half-written at a crash or a kill is never cut.
+/// Every `poll_interval` a scan lists the files, fingerprints those that changed, and lets
+/// ``TailPlan`` decide which file holds each fingerprint; between scans the reader reads, in
+/// turn, every followed file that has more bytes than it has read. A line is read only once
+/// its newline is written, so a line half-written at a crash or a kill is never cut.
+///
+/// Bounded: at most ``maxOpen`` files are open at once (caught-up ones are closed first to
+/// make room), and one read buffer is shared by all of them (a file keeps it for as long as
+/// it has unread bytes in it; a file's turn ends when its buffer is spent).
 final class FileTailReader: SourceReader {
     let source: FileSource
     let context: SourceContext
     /// Offsets read so far, by fingerprint (the committed ones at start).
     var positions: [UInt64: TailPosition] = [:]
+    /// Offsets of the `file` source without `tail` (by path), taken over once when a pipeline
+    /// switches to tailing, so the files it read are not read again.
+    var untailed: [String: FilePosition] = [:]
     /// Open files, by fingerprint.
     var handles: [UInt64: TailHandle] = [:]
-    /// Files that left the path (deleted, or moved out of it): read to their end, then closed.
-    var draining: [TailHandle] = []
-    /// Fingerprints with bytes to read, in the order they are served (round robin).
-    var ready: [UInt64] = []
+    /// Files with bytes to read, in turn; files that left the path are read to their end here too.
+    var ready: [TailHandle] = []
     /// The last scan's view of each file, to fingerprint only files that changed.
     var lastSeen: [TailInode: TailObservation] = [:]
+    /// The size of each file when its handle was closed caught up: it is opened again only
+    /// once it is larger (a file ending in a partial line is not reopened at every scan).
+    var closedAt: [UInt64: Int] = [:]
     /// Files already reported as skipped (reported once per run).
     var reported: Set<TailInode> = []
-    var scanned = false
+    var lastScan: ContinuousClock.Instant?
     var bytesRead = 0
+    /// The shared read buffer and the handle whose bytes it holds.
+    let buffer = TailBuffer()
+    var maxOpen: Int
 
     /// A handle caught up with a file unchanged for this long is closed (opened again if it grows).
     static let idleClose: Int64 = 300 * 1_000_000
+    static let defaultMaxOpen = 64
 
-    init(source: FileSource, checkpoint: Checkpoint, context: SourceContext) {
+    init(source: FileSource, checkpoint: Checkpoint, context: SourceContext, maxOpen: Int = FileTailReader.defaultMaxOpen) {
         self.source = source
         self.context = context
+        self.maxOpen = max(1, maxOpen)
         for (partition, value) in checkpoint.partitions {
-            if let fingerprint = TailFingerprint.fingerprint(ofPartition: partition), let position = TailPosition.decode(value) {
-                positions[fingerprint] = position
+            if let fingerprint = TailFingerprint.fingerprint(ofPartition: partition) {
+                if let position = TailPosition.decode(value) { positions[fingerprint] = position }
+            } else if let position = FilePosition.decode(value) {
+                untailed[partition] = position
             }
         }
     }
@@ -54,26 +69,32 @@ final class FileTailReader: SourceReader {
     func next() async throws -> SourceBatch? {
         while true {
             try Task.checkCancellation()
-            if let handle = draining.first {
-                if let batch = try read(handle) { return batch }
-                draining.removeFirst()
-                context.logger.info("file left the path; read to its end and closed", metadata: ["file": "\(handle.path)"])
+            // Files are listed again every poll interval, however much is left to read, so
+            // rotations, new files and the lag are seen while a backlog is read.
+            if lastScan.map({ ContinuousClock.now - $0 >= source.pollInterval }) ?? true {
+                lastScan = .now
+                try scan()
+            }
+            guard let handle = ready.first else {
+                try await Task.sleep(until: lastScan! + source.pollInterval)
                 continue
             }
-            if let fingerprint = ready.first {
-                ready.removeFirst()
-                guard let handle = handles[fingerprint] else { continue }
-                if let batch = try read(handle) {
-                    // Round robin: a file written faster than it is read does not starve the others.
-                    ready.append(fingerprint)
-                    return batch
+            if let batch = try read(handle) {
+                // A file's turn ends when its buffered bytes run low: a file written faster than
+                // it is read does not starve the others, and one buffer serves them all.
+                if buffer.count(for: handle) < FileSourceReader.chunkSize / 2 {
+                    ready.removeFirst()
+                    ready.append(handle)
                 }
-                if handle.lostFingerprint { handles[fingerprint] = nil }
-                continue
+                return batch
             }
-            if scanned { try await Task.sleep(for: source.pollInterval) }
-            scanned = true
-            try scan()
+            ready.removeFirst()
+            buffer.release(handle)
+            if handle.lostFingerprint {
+                if handles[handle.fingerprint] === handle { handles[handle.fingerprint] = nil }
+            } else if handle.leftPath {
+                context.logger.info("file left the path; read to its end and closed", metadata: ["file": "\(handle.path)"])
+            }
         }
     }
 
@@ -81,40 +102,43 @@ final class FileTailReader: SourceReader {
     /// handles, and queues the files that have bytes to read.
     func scan() throws {
         var observed: [TailObservation] = []
-        var behind = 0
         for file in try FileListing.list(source.pattern) {
             var st = stat()
             guard stat(file.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
             let inode = TailInode(device: UInt64(st.st_dev), number: UInt64(st.st_ino))
             let modified = Int64(st.st_mtim.tv_sec) * 1_000_000 + Int64(st.st_mtim.tv_nsec) / 1000
-            var o = TailObservation(inode: inode, path: file.path, size: Int(st.st_size), modified: modified, fingerprint: nil)
-            if let last = lastSeen[inode], last.size == o.size, last.modified == o.modified, last.fingerprint != nil {
-                o.fingerprint = last.fingerprint
-            } else {
-                o.fingerprint = try fingerprint(path: file.path, inode: inode)
+            if var last = lastSeen[inode], last.size == Int(st.st_size), last.modified == modified {
+                last.path = file.path
+                lastSeen[inode] = last
+                observed.append(last)
+                continue
             }
-            lastSeen[inode] = o
+            // The inode, size and fingerprint come from one open descriptor: a rename between
+            // listing and reading cannot pin one file's fingerprint on another.
+            guard let o = try observe(file.path) else { continue }
+            lastSeen[o.inode] = o
             observed.append(o)
         }
         let present = Set(observed.map(\.inode))
         lastSeen = lastSeen.filter { present.contains($0.key) }
-        let following = handles.mapValues(\.inode)
-        let outcome = TailPlan.plan(observed: observed, following: following, offsets: positions.mapValues(\.offset))
-        // Handles whose file lost its fingerprint (truncated and written again) are closed
-        // without reading on: their bytes are someone else's now. Handles whose file left the
-        // path are read to their end.
+        let outcome = TailPlan.plan(
+            observed: observed, following: handles.mapValues(\.inode), offsets: positions.mapValues(\.offset))
         for (fingerprint, handle) in handles where outcome.owners[fingerprint] != handle.inode {
             handles[fingerprint] = nil
-            // Left the path: read to its end, unless a copy took its place (read on from the same offset).
             if present.contains(handle.inode) || handle.lostFingerprint || outcome.owners[fingerprint] != nil {
+                // Truncated, or written again from its start: its bytes are someone else's now
+                // (or a copy took its place and is read on from the same offset).
+                handle.lostFingerprint = true
                 context.logger.info(
-                    "file no longer starts with the lines it was followed by (truncated or rewritten); closed", metadata: ["file": "\(handle.path)"])
+                    "file no longer holds the lines it was followed by (truncated or rewritten); closed", metadata: ["file": "\(handle.path)"])
             } else {
-                draining.append(handle)
+                // Left the path (deleted, or moved out of it): read to its end from the descriptor.
+                handle.leftPath = true
+                if !ready.contains(where: { $0 === handle }) { ready.append(handle) }
             }
         }
-        for (inode, skip) in outcome.skipped where !reported.contains(inode) {
-            reported.insert(inode)
+        ready.removeAll { $0.lostFingerprint }
+        for (inode, skip) in outcome.skipped where reported.insert(inode).inserted {
             let path = observed.first { $0.inode == inode }?.path ?? "?"
             switch skip {
             case .duplicate(let owner):
@@ -123,60 +147,84 @@ final class FileTailReader: SourceReader {
                     "file starts like one already followed (a copy); not read while that one is", metadata: ["file": "\(path)", "followed": "\(ownerPath)"])
             case .shorter(let offset):
                 context.logger.warning(
-                    "file starts like one read up to a later offset but is shorter; not read (it cannot be that file)",
+                    "file starts like one read up to a later offset but is shorter (truncated and written again with the same first lines?); not read",
                     metadata: ["file": "\(path)", "offset": "\(offset)"])
             }
         }
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        var behind = 0
         for o in observed.sorted(by: { ($0.modified, $0.path) < ($1.modified, $1.path) }) {
             guard let fingerprint = o.fingerprint, outcome.owners[fingerprint] == o.inode else { continue }
-            let offset = positions[fingerprint]?.offset ?? 0
+            let offset = handles[fingerprint]?.offset ?? positions[fingerprint]?.offset ?? 0
             behind += max(0, o.size - offset)
             if let handle = handles[fingerprint] {
                 handle.path = o.path
                 handle.modified = o.modified
-                if o.size > handle.offset + handle.buffered {
-                    if !ready.contains(fingerprint) { ready.append(fingerprint) }
-                } else if now - o.modified > Self.idleClose {
-                    handles[fingerprint] = nil
+                if o.size > handle.offset + buffer.count(for: handle) {
+                    if !ready.contains(where: { $0 === handle }) { ready.append(handle) }
+                } else if now - o.modified > Self.idleClose, !ready.contains(where: { $0 === handle }) {
+                    close(handle, size: o.size)
                 }
                 continue
             }
-            guard o.size > offset else { continue }
-            let opened: TailHandle?
+            guard o.size > offset, o.size > closedAt[fingerprint] ?? -1 else { continue }
+            guard makeRoom() else { break }  // the rest wait for the next scan
             do {
-                opened = try open(o, fingerprint: fingerprint)
+                guard let handle = try open(o, fingerprint: fingerprint) else { continue }
+                handles[fingerprint] = handle
+                closedAt[fingerprint] = nil
+                ready.append(handle)
             } catch {
-                // One unreadable file does not stop the others; it is tried again when it changes.
+                // One unreadable file does not stop the others; it is tried again at each scan.
                 if reported.insert(o.inode).inserted {
                     context.logger.error("cannot follow file; tried again at every scan", metadata: ["file": "\(o.path)", "error": "\(error)"])
                 }
-                continue
             }
-            guard let handle = opened else { continue }
-            handles[fingerprint] = handle
-            if !ready.contains(fingerprint) { ready.append(fingerprint) }
         }
         context.reportLag(Double(behind), "bytes")
     }
 
-    /// The fingerprint of the file at `path`; nil while it has too few lines, and for
-    /// compressed files (rotated logs compressed later: their lines were read from the plain file).
-    func fingerprint(path: String, inode: TailInode) throws -> UInt64? {
+    /// Closes caught-up handles (the least recently modified first) until one more file may
+    /// be opened; false when every open file still has bytes to read.
+    func makeRoom() -> Bool {
+        let open = handles.count + ready.filter(\.leftPath).count
+        guard open >= maxOpen else { return true }
+        let idle = handles.values.filter { h in !ready.contains { $0 === h } }.sorted { $0.modified < $1.modified }
+        guard let oldest = idle.first else { return false }
+        close(oldest, size: oldest.offset)
+        return true
+    }
+
+    func close(_ handle: TailHandle, size: Int) {
+        handles[handle.fingerprint] = nil
+        closedAt[handle.fingerprint] = size
+        buffer.release(handle)
+    }
+
+    /// What identifies the file at `path` now: inode, size and modification time from the
+    /// descriptor the fingerprint is read through. Nil when it is gone.
+    func observe(_ path: String) throws -> TailObservation? {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }  // gone since the listing
         defer { Glibc.close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let inode = TailInode(device: UInt64(st.st_dev), number: UInt64(st.st_ino))
+        var o = TailObservation(
+            inode: inode, path: path, size: Int(st.st_size),
+            modified: Int64(st.st_mtim.tv_sec) * 1_000_000 + Int64(st.st_mtim.tv_nsec) / 1000, fingerprint: nil)
         var prefix = [UInt8](repeating: 0, count: TailFingerprint.limit)
         let n = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, TailFingerprint.limit, 0) }
-        guard n > 0 else { return nil }
+        guard n > 0 else { return o }
         if InputCompression.detect(Array(prefix.prefix(4))) != .none {
-            if !reported.contains(inode) {
-                reported.insert(inode)
+            // Rotated logs compressed later: their lines were read from the plain file.
+            if reported.insert(inode).inserted {
                 context.logger.info("compressed file skipped: tailing reads plain files", metadata: ["file": "\(path)"])
             }
-            return nil
+            return o
         }
-        return prefix.withUnsafeBytes { TailFingerprint.of(UnsafeRawBufferPointer(rebasing: $0[0..<n]), lines: fingerprintLines) }
+        o.fingerprint = prefix.withUnsafeBytes { TailFingerprint.of(UnsafeRawBufferPointer(rebasing: $0[0..<n]), lines: fingerprintLines) }
+        return o
     }
 
     /// Opens a file at its resume offset (or its first data line), its schema prepared from its start.
@@ -197,13 +245,20 @@ final class FileTailReader: SourceReader {
         }
         let handle = TailHandle(inode: o.inode, fingerprint: fingerprint, path: o.path, fd: fd, decoder: decoder, modified: o.modified)
         let sample = try handle.pread(at: 0, count: FileSourceReader.sampleSize)
+        guard handle.startsWith(sample, fingerprintLines: fingerprintLines) else { return nil }  // rewritten since the scan
         let dataStart: Int
         do {
             dataStart = try sample.withUnsafeBytes { try decoder.prepare(sample: $0, isWholeInput: false) }
         } catch {
             throw SluiceError(.malformedInput, "cannot read the header or infer the schema: \(error)", location: o.path)
         }
-        if let resume = positions[fingerprint], resume.offset > dataStart {
+        let resume =
+            positions[fingerprint]
+            ?? untailed.removeValue(forKey: o.path).flatMap { old in
+                // A pipeline that read this file before it tailed: go on from where that left it.
+                old.offset <= o.size ? TailPosition(offset: old.offset, line: old.line, path: o.path) : nil
+            }
+        if let resume, resume.offset > dataStart {
             handle.offset = resume.offset
             handle.line = resume.line
             context.logger.info(
@@ -221,22 +276,28 @@ final class FileTailReader: SourceReader {
     /// file no longer starts with its fingerprint's lines).
     func read(_ handle: TailHandle) throws -> SourceBatch? {
         guard !handle.lostFingerprint else { return nil }
+        var needMore = buffer.count(for: handle) < FileSourceReader.chunkSize / 2
         while true {
-            let added = try handle.fill()
-            let output = handle.decoder.decode(handle.unread, isFinal: false)
+            let added = needMore ? try buffer.fill(from: handle) : 0
+            let output = handle.decoder.decode(buffer.unread, isFinal: false)
             if output.consumed == 0 && output.batch.count == 0 && output.rejects.isEmpty {
-                if added == 0 { return nil }  // a partial line at the end: wait for its newline
-                continue  // one record longer than the buffer held: read more
+                if needMore && added == 0 { return nil }  // a partial line at the end: wait for its newline
+                needMore = true  // one record longer than what is held: read more
+                continue
             }
-            // The bytes were read from the file that starts with this fingerprint's lines: a
-            // file truncated and written again meanwhile would have handed over a stranger's lines.
-            guard try handle.stillStartsWith(fingerprintLines: fingerprintLines) else {
+            // The bytes were read from the file that starts with this fingerprint's lines and
+            // is not shorter than them: a file truncated (and written again) meanwhile would
+            // have handed over a stranger's lines. Checked after the read, so what was read
+            // came before any such change.
+            guard try handle.isStill(fingerprintLines: fingerprintLines, through: handle.offset + output.consumed) else {
                 handle.lostFingerprint = true
+                buffer.release(handle)
                 context.logger.info("file truncated while being read; its copy (if any) is read instead", metadata: ["file": "\(handle.path)"])
                 return nil
             }
-            let lines = FileSourceReader.countLines(UnsafeRawBufferPointer(rebasing: handle.unread.prefix(output.consumed)))
-            handle.consume(output.consumed)
+            let lines = FileSourceReader.countLines(UnsafeRawBufferPointer(rebasing: buffer.unread.prefix(output.consumed)))
+            buffer.consume(output.consumed)
+            handle.offset += output.consumed
             handle.line += lines
             bytesRead += output.consumed
             let position = TailPosition(offset: handle.offset, line: handle.line, path: handle.path)
@@ -256,12 +317,12 @@ final class FileTailReader: SourceReader {
 
     func close() async {
         handles = [:]
-        draining = []
         ready = []
+        buffer.release(nil)
     }
 }
 
-/// One followed file: its descriptor, decoder and the bytes read but not yet decoded.
+/// One followed file: its descriptor, decoder and where its next line starts.
 final class TailHandle {
     let inode: TailInode
     let fingerprint: UInt64
@@ -272,9 +333,10 @@ final class TailHandle {
     /// File offset of the next undecoded byte, and its line.
     var offset = 0
     var line = 1
+    /// The file no longer starts with the fingerprint's lines (truncated, rewritten): not read on.
     var lostFingerprint = false
-    private var buffer: UnsafeMutableRawBufferPointer
-    private var start = 0, end = 0
+    /// The file left the path: read to its end, then closed.
+    var leftPath = false
 
     init(inode: TailInode, fingerprint: UInt64, path: String, fd: Int32, decoder: any RecordDecoder, modified: Int64) {
         self.inode = inode
@@ -283,51 +345,9 @@ final class TailHandle {
         self.fd = fd
         self.decoder = decoder
         self.modified = modified
-        buffer = .allocate(byteCount: FileSourceReader.chunkSize, alignment: 64)
     }
 
-    deinit {
-        Glibc.close(fd)
-        buffer.deallocate()
-    }
-
-    /// Bytes read from the file and not yet decoded.
-    var buffered: Int { end - start }
-    var unread: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[start..<end]) }
-
-    func consume(_ count: Int) {
-        start += count
-        offset += count
-    }
-
-    /// Reads what the file has after the buffered bytes (growing the buffer when one record
-    /// fills it); returns how many bytes were added.
-    func fill() throws -> Int {
-        if start > 0 {
-            if end > start { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: end - start) }
-            end -= start
-            start = 0
-        }
-        if end == buffer.count {
-            let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 64)
-            bigger.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: end)
-            buffer.deallocate()
-            buffer = bigger
-        }
-        var added = 0
-        while end < buffer.count {
-            let n = Glibc.pread(fd, buffer.baseAddress! + end, buffer.count - end, off_t(offset + end))
-            if n < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                throw FileReadError(path: path, message: "read failed: \(String(cString: strerror(code)))", errno: code)
-            }
-            if n == 0 { break }
-            end += n
-            added += n
-        }
-        return added
-    }
+    deinit { Glibc.close(fd) }
 
     /// Up to `count` bytes from `at`.
     func pread(at position: Int, count: Int) throws -> [UInt8] {
@@ -346,9 +366,83 @@ final class TailHandle {
         return Array(bytes.prefix(got))
     }
 
-    /// Whether the file still starts with the lines of this handle's fingerprint.
-    func stillStartsWith(fingerprintLines lines: Int) throws -> Bool {
-        let prefix = try pread(at: 0, count: TailFingerprint.limit)
-        return prefix.withUnsafeBytes { TailFingerprint.of($0, lines: lines) } == fingerprint
+    func startsWith(_ prefix: [UInt8], fingerprintLines lines: Int) -> Bool {
+        prefix.withUnsafeBytes { TailFingerprint.of(UnsafeRawBufferPointer(rebasing: $0.prefix(TailFingerprint.limit)), lines: lines) } == fingerprint
+    }
+
+    /// Whether the file still starts with this handle's fingerprint lines and still holds `end` bytes.
+    func isStill(fingerprintLines lines: Int, through end: Int) throws -> Bool {
+        var st = stat()
+        guard fstat(fd, &st) == 0, Int(st.st_size) >= end else { return false }
+        return startsWith(try pread(at: 0, count: TailFingerprint.limit), fingerprintLines: lines)
+    }
+}
+
+/// The read buffer the followed files share: it holds bytes of one handle at a time, from
+/// that handle's offset on.
+final class TailBuffer {
+    private var storage: UnsafeMutableRawBufferPointer?
+    private var start = 0, end = 0
+    private weak var owner: TailHandle?
+
+    deinit { storage?.deallocate() }
+
+    func count(for handle: TailHandle) -> Int { owner === handle ? end - start : 0 }
+
+    var unread: UnsafeRawBufferPointer {
+        guard let storage else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(rebasing: storage[start..<end])
+    }
+
+    func consume(_ count: Int) { start += count }
+
+    /// Forgets `handle`'s bytes (all bytes when nil); its next read starts again at its offset.
+    /// A buffer grown for one long record goes back to its usual size.
+    func release(_ handle: TailHandle?) {
+        guard handle == nil || owner === handle else { return }
+        owner = nil
+        start = 0
+        end = 0
+        if let storage, storage.count > FileSourceReader.chunkSize {
+            storage.deallocate()
+            self.storage = nil
+        }
+    }
+
+    /// Reads what `handle`'s file has after the bytes held (taking the buffer over from another
+    /// handle, and growing it when one record fills it); returns how many bytes were added.
+    func fill(from handle: TailHandle) throws -> Int {
+        if owner !== handle {
+            owner = handle
+            start = 0
+            end = 0
+        }
+        if storage == nil { storage = .allocate(byteCount: FileSourceReader.chunkSize, alignment: 64) }
+        var buffer = storage!
+        if start > 0 {
+            if end > start { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: end - start) }
+            end -= start
+            start = 0
+        }
+        if end == buffer.count {
+            let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 64)
+            bigger.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: end)
+            buffer.deallocate()
+            buffer = bigger
+            storage = bigger
+        }
+        var added = 0
+        while end < buffer.count {
+            let n = Glibc.pread(handle.fd, buffer.baseAddress! + end, buffer.count - end, off_t(handle.offset + end))
+            if n < 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                throw FileReadError(path: handle.path, message: "read failed: \(String(cString: strerror(code)))", errno: code)
+            }
+            if n == 0 { break }
+            end += n
+            added += n
+        }
+        return added
     }
 }

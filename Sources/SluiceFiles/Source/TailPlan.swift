@@ -84,7 +84,8 @@ struct TailObservation: Hashable, Sendable {
 
 /// Decides, for one scan, which file holds each fingerprint (pure; the reader does the I/O).
 ///
-/// - A file that is followed keeps its fingerprint while it still starts with the same lines.
+/// - A file that is followed keeps its fingerprint while it still starts with the same lines
+///   and is not shorter than the offset read from it.
 /// - Another file with the same fingerprint (a copy) takes over when the followed one lost it:
 ///   truncated by copy-truncate rotation, or gone. Until then it is a duplicate, not read.
 /// - A file shorter than the offset already read under its fingerprint is not read (it cannot
@@ -110,7 +111,11 @@ enum TailPlan {
         for o in observed { byInode[o.inode] = o }
         var owners: [UInt64: TailInode] = [:]
         for (fingerprint, inode) in following {
-            if let o = byInode[inode], o.fingerprint == fingerprint { owners[fingerprint] = inode }
+            // Shorter than what was read from it: truncated and written again with the same
+            // first lines; it is not read on from the old offset (see the `.shorter` skip).
+            if let o = byInode[inode], o.fingerprint == fingerprint, o.size >= offsets[fingerprint] ?? 0 {
+                owners[fingerprint] = inode
+            }
         }
         var skipped: [TailInode: Skip] = [:]
         let candidates = observed.filter { $0.fingerprint != nil }.sorted {
