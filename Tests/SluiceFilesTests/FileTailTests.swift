@@ -201,7 +201,7 @@ import Testing
         try append(lines(3..<5), to: log)
         try FileManager.default.removeItem(atPath: log)
         try append(lines(5..<6), to: "\(dir)/app.log.new")
-        try await follower.read(through: 5)
+        try await follower.read(until: 6)
         #expect(follower.seqs.sorted() == Array(0..<6), "\(follower.seqs)")
 
         // Truncated and written again with the same first line, shorter than what was read:
@@ -229,9 +229,11 @@ import Testing
         // More lines in files closed to make room: they are opened again and read on.
         for file in [0, 17, 39] { try append(lines(4000 + file..<4001 + file), to: "\(dir)/app.log.\(file)") }
         try append(lines(5000..<5001), to: "\(dir)/app.log.40")
-        try await follower.read(through: 5000)
+        try await follower.read(until: 4004)
+        let expected = Set(Array(0..<4000) + [4000, 4017, 4039, 5000] as [Int64])
         #expect(follower.seqs.count == 4004, "\(follower.seqs.count)")
-        #expect(Set(follower.seqs) == Set(Array(0..<4000) + [4000, 4017, 4039, 5000]))
+        let missing = expected.subtracting(follower.seqs).sorted(), foreign = Set(follower.seqs).subtracting(expected).sorted()
+        #expect(missing.count == 0 && foreign.count == 0, "missing \(missing.prefix(10)), not written \(foreign.prefix(10))")
         await follower.reader.close()
     }
 

@@ -23,11 +23,15 @@ final class FileTailReader: SourceReader {
     let context: SourceContext
     /// Offsets read so far, by fingerprint (the committed ones at start).
     var positions: [UInt64: TailPosition] = [:]
-    /// Offsets of the `file` source without `tail` (by path), taken over once when a pipeline
-    /// switches to tailing, so the files it read are not read again.
+    /// Offsets of the `file` source without `tail` (by path), taken over by the first scan of
+    /// a pipeline that switches to tailing (its checkpoint has no `tail:` partition yet), so
+    /// the files it read are not read again.
     var untailed: [String: FilePosition] = [:]
     /// Open files, by fingerprint.
     var handles: [UInt64: TailHandle] = [:]
+    /// Files that left the path, read to their end (in ``ready``), by fingerprint: no other
+    /// file is opened under their fingerprint meanwhile, and one that comes back is adopted again.
+    var draining: [UInt64: TailHandle] = [:]
     /// Files with bytes to read, in turn; files that left the path are read to their end here too.
     var ready: [TailHandle] = []
     /// The last scan's view of each file, to fingerprint only files that changed.
@@ -51,13 +55,14 @@ final class FileTailReader: SourceReader {
         self.source = source
         self.context = context
         self.maxOpen = max(1, maxOpen)
-        for (partition, value) in checkpoint.partitions {
+        for (partition, value) in checkpoint.sourcePartitions {
             if let fingerprint = TailFingerprint.fingerprint(ofPartition: partition) {
                 if let position = TailPosition.decode(value) { positions[fingerprint] = position }
             } else if let position = FilePosition.decode(value) {
                 untailed[partition] = position
             }
         }
+        if !positions.isEmpty { untailed = [:] }
     }
 
     /// Lines per fingerprint: the configured ones, after a CSV header.
@@ -89,10 +94,14 @@ final class FileTailReader: SourceReader {
                 return batch
             }
             ready.removeFirst()
+            // Caught up: queued again only once the file holds more than this (a file ending in
+            // a partial line is not read again at every scan, and can be closed to make room).
+            handle.caughtUpAt = handle.offset + buffer.count(for: handle)
             buffer.release(handle)
             if handle.lostFingerprint {
                 if handles[handle.fingerprint] === handle { handles[handle.fingerprint] = nil }
             } else if handle.leftPath {
+                if draining[handle.fingerprint] === handle { draining[handle.fingerprint] = nil }
                 context.logger.info("file left the path; read to its end and closed", metadata: ["file": "\(handle.path)"])
             }
         }
@@ -121,8 +130,15 @@ final class FileTailReader: SourceReader {
         }
         let present = Set(observed.map(\.inode))
         lastSeen = lastSeen.filter { present.contains($0.key) }
-        let outcome = TailPlan.plan(
-            observed: observed, following: handles.mapValues(\.inode), offsets: positions.mapValues(\.offset))
+        let following = handles.mapValues(\.inode).merging(draining.mapValues(\.inode)) { open, _ in open }
+        let outcome = TailPlan.plan(observed: observed, following: following, offsets: positions.mapValues(\.offset))
+        // A file that left the path and is back (renamed into it again, or missed by one
+        // listing) is followed again by the same handle: never two handles on one partition.
+        for (fingerprint, handle) in draining where outcome.owners[fingerprint] == handle.inode {
+            draining[fingerprint] = nil
+            handle.leftPath = false
+            handles[fingerprint] = handle
+        }
         for (fingerprint, handle) in handles where outcome.owners[fingerprint] != handle.inode {
             handles[fingerprint] = nil
             if present.contains(handle.inode) || handle.lostFingerprint || outcome.owners[fingerprint] != nil {
@@ -134,6 +150,7 @@ final class FileTailReader: SourceReader {
             } else {
                 // Left the path (deleted, or moved out of it): read to its end from the descriptor.
                 handle.leftPath = true
+                draining[fingerprint] = handle
                 if !ready.contains(where: { $0 === handle }) { ready.append(handle) }
             }
         }
@@ -153,6 +170,7 @@ final class FileTailReader: SourceReader {
         }
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var behind = 0
+        var mayEvict = true
         for o in observed.sorted(by: { ($0.modified, $0.path) < ($1.modified, $1.path) }) {
             guard let fingerprint = o.fingerprint, outcome.owners[fingerprint] == o.inode else { continue }
             let offset = handles[fingerprint]?.offset ?? positions[fingerprint]?.offset ?? 0
@@ -160,15 +178,18 @@ final class FileTailReader: SourceReader {
             if let handle = handles[fingerprint] {
                 handle.path = o.path
                 handle.modified = o.modified
-                if o.size > handle.offset + buffer.count(for: handle) {
+                if o.size > max(handle.offset + buffer.count(for: handle), handle.caughtUpAt ?? 0) {
                     if !ready.contains(where: { $0 === handle }) { ready.append(handle) }
                 } else if now - o.modified > Self.idleClose, !ready.contains(where: { $0 === handle }) {
                     close(handle, size: o.size)
                 }
                 continue
             }
-            guard o.size > offset, o.size > closedAt[fingerprint] ?? -1 else { continue }
-            guard makeRoom() else { break }  // the rest wait for the next scan
+            // No second file under a fingerprint whose file is still being read to its end.
+            guard o.size > offset, o.size > closedAt[fingerprint] ?? -1, draining[fingerprint] == nil else { continue }
+            // One file that waits takes the place of one being read per scan, at most: files
+            // beyond the limit are read in turn, without reopening files at every scan.
+            guard makeRoom(evict: &mayEvict) else { break }  // the rest wait for the next scan
             do {
                 guard let handle = try open(o, fingerprint: fingerprint) else { continue }
                 handles[fingerprint] = handle
@@ -182,16 +203,25 @@ final class FileTailReader: SourceReader {
             }
         }
         context.reportLag(Double(behind), "bytes")
+        untailed = [:]  // taken over by the first scan only: a later file at one of those paths is another file
     }
 
-    /// Closes caught-up handles (the least recently modified first) until one more file may
-    /// be opened; false when every open file still has bytes to read.
-    func makeRoom() -> Bool {
-        let open = handles.count + ready.filter(\.leftPath).count
-        guard open >= maxOpen else { return true }
+    /// Closes a caught-up handle (the least recently modified) when no more files may be
+    /// opened, or, when every open file has bytes to read and `evict` allows, the one served
+    /// last. False when no file may be opened now.
+    func makeRoom(evict: inout Bool) -> Bool {
+        guard handles.count + draining.count >= maxOpen else { return true }
         let idle = handles.values.filter { h in !ready.contains { $0 === h } }.sorted { $0.modified < $1.modified }
-        guard let oldest = idle.first else { return false }
-        close(oldest, size: oldest.offset)
+        if let oldest = idle.first {
+            close(oldest, size: oldest.caughtUpAt ?? oldest.offset)
+            return true
+        }
+        // Every open file has lines to read: the one served last gives its place (it is opened
+        // again, at its offset, at a later scan), so files beyond the limit are read too.
+        guard evict, let last = ready.last(where: { !$0.leftPath && !buffer.holdsBytes(of: $0) }) else { return false }
+        ready.removeAll { $0 === last }
+        close(last, size: last.offset)
+        evict = false
         return true
     }
 
@@ -255,8 +285,9 @@ final class FileTailReader: SourceReader {
         let resume =
             positions[fingerprint]
             ?? untailed.removeValue(forKey: o.path).flatMap { old in
-                // A pipeline that read this file before it tailed: go on from where that left it.
-                old.offset <= o.size ? TailPosition(offset: old.offset, line: old.line, path: o.path) : nil
+                // A pipeline that read this file before it tailed: go on from where that left it
+                // (the same file, grown or not; a smaller one is another file).
+                o.size >= old.size ? TailPosition(offset: old.offset, line: old.line, path: o.path) : nil
             }
         if let resume, resume.offset > dataStart {
             handle.offset = resume.offset
@@ -317,6 +348,7 @@ final class FileTailReader: SourceReader {
 
     func close() async {
         handles = [:]
+        draining = [:]
         ready = []
         buffer.release(nil)
     }
@@ -337,6 +369,8 @@ final class TailHandle {
     var lostFingerprint = false
     /// The file left the path: read to its end, then closed.
     var leftPath = false
+    /// The file's size (as read) when the handle last caught up with it.
+    var caughtUpAt: Int?
 
     init(inode: TailInode, fingerprint: UInt64, path: String, fd: Int32, decoder: any RecordDecoder, modified: Int64) {
         self.inode = inode
@@ -388,6 +422,7 @@ final class TailBuffer {
     deinit { storage?.deallocate() }
 
     func count(for handle: TailHandle) -> Int { owner === handle ? end - start : 0 }
+    func holdsBytes(of handle: TailHandle) -> Bool { owner === handle && end > start }
 
     var unread: UnsafeRawBufferPointer {
         guard let storage else { return UnsafeRawBufferPointer(start: nil, count: 0) }
