@@ -10,6 +10,12 @@ Cases (each its own process under /usr/bin/time: wall, CPU, peak RSS):
   sluice-parallel  the same with `parallel: 2`
   sluice-postgres  sluice run: postgres source (full) → postgres sink (append, another table)
   dlt-parquet    dlt sql_database (pyarrow backend) → filesystem destination, Parquet
+  load (--cases load): loading the same rows into PostgreSQL
+    copy-from-ceiling  psql "\copy bench_ceiling FROM 'rows.txt'": the rows exported once to a
+                   file, loaded into a table like the one Sluice created (the ceiling of loading)
+    sluice-append  the same rows from a Parquet copy of the table (written by Sluice first,
+                   untimed; reading it is cheap) → postgres sink, append, into a new table
+    sluice-upsert  the same into an empty table with `mode: upsert, key: [id]`
 
 The table has ~10 columns of the usual types (bigint, int, numeric(12,2), float8, text, varchar,
 bool, date, timestamptz, jsonb). The machine is shared: read ratios within one run.
@@ -81,6 +87,23 @@ pipelines:
         du(os.path.join(d, "out")) if os.path.exists(os.path.join(d, "out")) else 0,)
 
 
+def sluice_from_lake(binary, work, name, lake, sink):
+    """sluice run: the Parquet files under `lake` → `sink`."""
+    d = os.path.join(work, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    with open(os.path.join(d, "p.yaml"), "w") as f:
+        f.write(f"""state: {d}/state.db
+pipelines:
+  bench:
+    source:
+      file: {{ path: "{lake}", format: parquet }}
+    sink:
+      {sink}
+""")
+    return run_timed([binary, "run", os.path.join(d, "p.yaml"), "--no-progress", "--log-level", "error"], pin=False) + (0,)
+
+
 def dlt_case(work, url):
     d = os.path.join(work, "dlt")
     shutil.rmtree(d, ignore_errors=True)
@@ -105,7 +128,7 @@ def main():
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--url", help="an existing server (default: start a throwaway one)")
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
-    ap.add_argument("--cases", default="copy,sluice,dlt", help="comma-separated: copy, sluice, dlt")
+    ap.add_argument("--cases", default="copy,sluice,dlt", help="comma-separated: copy, sluice, dlt, load")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sluice-dbbench-")
     stop = None
@@ -130,6 +153,29 @@ def main():
             assert psql(url, "SELECT count(*) FROM public.bench_copy") == str(args.rows), "the copy is incomplete"
         if "dlt" in cases:
             results.append(("dlt sql_database (pyarrow) → Parquet",) + dlt_case(work, url))
+        if "load" in cases:
+            # Loading: Sluice's append and upsert against psql's \copy FROM of the same rows
+            # into a table of the same definition (the one Sluice creates), in one run.
+            load = []
+            psql(url, "DROP TABLE IF EXISTS public.bench_append, public.bench_upsert, public.bench_ceiling")
+            sluice_case(args.sluice, work, "export", url, "parquet: { path: OUT, compression: snappy }")
+            lake = os.path.join(work, "export", "out")
+            load.append(("sluice Parquet → PostgreSQL append",) + sluice_from_lake(args.sluice, work, "append", lake,
+                                                                             f'postgres: {{ url: "{url}", table: public.bench_append }}'))
+            assert psql(url, "SELECT count(*) FROM public.bench_append") == str(args.rows), "the append is incomplete"
+            rows_file = os.path.join(work, "rows.txt")
+            psql(url, f"\\copy (SELECT * FROM public.bench_append) TO '{rows_file}'")
+            psql(url, "CREATE TABLE public.bench_ceiling (LIKE public.bench_append)")
+            load.insert(0, ("copy-from-ceiling (psql \\copy FROM file)",) + run_timed(
+                ["psql", "-X", "-q", url, "-c", f"\\copy public.bench_ceiling FROM '{rows_file}'"], pin=False) + (0,))
+            assert psql(url, "SELECT count(*) FROM public.bench_ceiling") == str(args.rows)
+            load.append(("sluice Parquet → PostgreSQL upsert (key id)",) + sluice_from_lake(
+                args.sluice, work, "upsert", lake, f'postgres: {{ url: "{url}", table: public.bench_upsert, mode: upsert, key: [id] }}'))
+            assert psql(url, "SELECT count(*) FROM public.bench_upsert") == str(args.rows), "the upsert is incomplete"
+            print(f"\nloading {args.rows:,} rows into PostgreSQL\n")
+            print(f"{'case':44} {'wall s':>7} {'cpu s':>7} {'rows/s':>10} {'RSS MB':>7} {'×copy FROM':>10}")
+            for name, wall, cpu, rss, _ in load:
+                print(f"{name:44} {wall:7.2f} {cpu:7.2f} {args.rows / wall:10,.0f} {rss:7.0f} {load[0][1] / wall:10.2f}")
         ceiling = next((r for r in results if r[0].startswith("copy")), None)
         dlt = next((r for r in results if r[0].startswith("dlt")), None)
         print(f"\n{args.rows:,} rows, 10 columns\n")

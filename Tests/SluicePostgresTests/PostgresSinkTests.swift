@@ -61,6 +61,55 @@ import Testing
         #expect(letters.contains { $0.letter.message.contains("out of range") })
     }
 
+    /// A table whose columns have Sluice's own types takes a batch by one binary COPY (no stage,
+    /// no `INSERT … SELECT`); the values land as the stage path lands them; a batch the table
+    /// refuses is rolled back to a savepoint and loaded through the stage, which finds the row.
+    @Test func appendCopiesStraightIntoATableOfSluiceTypesAndFallsBackOnARefusedRow() async throws {
+        let db = try await TestDatabase.make("straight")
+        defer { Task { await db.drop() } }
+        let state = try temporaryStateStore()
+        let s = db.schema
+        // Which statement inserted (a statement trigger fires for COPY and INSERT alike).
+        try await db.execute(
+            """
+            CREATE TABLE calls (q text);
+            CREATE FUNCTION note_call() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN INSERT INTO \(s).calls VALUES (split_part(ltrim(current_query()), ' ', 1)); RETURN NULL; END $$;
+            CREATE TABLE t (id bigint NOT NULL, ok boolean, n double precision, d numeric(20,4), s text, day date,
+                            at timestamp with time zone, j jsonb, CHECK (id <> 13));
+            CREATE TRIGGER t_calls AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION note_call();
+            CREATE TABLE u (LIKE t INCLUDING CONSTRAINTS); ALTER TABLE u ALTER COLUMN ok TYPE text;
+            CREATE TRIGGER u_calls AFTER INSERT ON u FOR EACH STATEMENT EXECUTE FUNCTION note_call();
+            """)
+        let lines = [
+            #"{"id": 1, "ok": true, "n": 0.1, "d": 1234567890123456.1234, "s": "é\"x", "day": "2026-12-06", "at": "2026-12-06T10:00:00.123456Z", "j": {"a": [1, 2.5, null]}}"#,
+            #"{"id": 2, "ok": false, "n": -1e300, "d": -0.0001, "s": "", "day": "1999-01-01", "at": "1970-01-01T00:00:00Z", "j": []}"#,
+            #"{"id": 3, "ok": null, "n": null, "d": 0, "s": null, "day": null, "at": null, "j": null}"#,
+            #"{"id": 4, "d": 9999999999999999.9999, "j": "text"}"#,
+        ]
+        let columns = "id, n, d, s, day, at, j"
+        _ = try await db.run(try pipeline(db, "straight", lines: lines, sink: "table: \(s).t"), state: state)
+        #expect(try await db.rows("SELECT q FROM calls") == [["COPY"]], "one COPY, no INSERT … SELECT")
+        // The same rows through the stage (one column of another type) land identically.
+        _ = try await db.run(try pipeline(db, "staged", lines: lines, sink: "table: \(s).u"), state: state)
+        #expect(try await db.rows("SELECT q FROM calls") == [["COPY"], ["INSERT"]])
+        let straight = try await db.rows("SELECT \(columns) FROM t ORDER BY id")
+        let staged = try await db.rows("SELECT \(columns) FROM u ORDER BY id")
+        #expect(straight.count == 4)
+        #expect(straight == staged)
+        #expect(try await db.rows("SELECT ok FROM t ORDER BY id") == [["t"], ["f"], ["∅"], ["∅"]])
+
+        // A refused row: the COPY is rolled back, the stage finds the row, the rest is loaded.
+        try await db.execute("TRUNCATE calls")
+        let more = (10...20).map { "{\"id\": \($0)}" }
+        let totals = try await db.run(try pipeline(db, "refused", lines: more, sink: "table: \(s).t"), state: state)
+        #expect(totals["refused"]?.deadLettered == 1)
+        #expect(try await db.rows("SELECT count(*) FROM t WHERE id >= 10") == [["10"]])
+        #expect(
+            try await db.rows("SELECT DISTINCT q FROM calls") == [["INSERT"]],
+            "the COPY's trigger row went with its savepoint; the stage's statements found the row")
+    }
+
     @Test func schemaEvolutionAddsAndWidensColumnsInTheLoadTransaction() async throws {
         let db = try await TestDatabase.make("evolve")
         defer { Task { await db.drop() } }

@@ -18,6 +18,21 @@ enum PostgresCopyEncoder {
         }
     }
 
+    /// The column type Sluice creates for a field as `format_type` spells it (how an existing
+    /// table's columns are read back).
+    static func formatType(_ type: DataType) -> String {
+        switch type {
+        case .timestamp: "timestamp with time zone"
+        default: sqlType(type)
+        }
+    }
+
+    /// Whether a column of `sqlType` (as created, or as `format_type` spells it) takes values
+    /// of `type` in their binary form as they are: a COPY straight into it casts nothing.
+    static func holdsExactly(_ type: DataType, sqlType: String?) -> Bool {
+        sqlType == formatType(type) || sqlType == self.sqlType(type)
+    }
+
     /// The stage column type: like ``sqlType(_:)`` but `json` (validated text, no binary jsonb form needed).
     static func stageType(_ type: DataType) -> String {
         type == .json ? "json" : sqlType(type)
@@ -63,14 +78,20 @@ enum PostgresCopyEncoder {
         return failures
     }
 
-    /// Encodes rows `rows` of `batch` (all when nil), each prefixed with its row number as int4.
-    static func encode(_ batch: RecordBatch, skipping skipped: Set<Int>, into out: inout [UInt8]) {
+    /// Encodes the rows of `batch` but `skipped`, each prefixed with its row number as int4
+    /// (for the stage) unless `numbered` is false. `jsonb`: json columns in jsonb's binary
+    /// form (a version byte before the text) rather than json's.
+    static func encode(
+        _ batch: RecordBatch, rows: Range<Int>? = nil, skipping skipped: Set<Int>, numbered: Bool = true, jsonb: Bool = false, into out: inout [UInt8]
+    ) {
         let columns = batch.columns
-        let fieldCount = Int16(columns.count + 1)
-        for row in 0..<batch.count where !skipped.contains(row) {
+        let fieldCount = Int16(columns.count + (numbered ? 1 : 0))
+        for row in rows ?? 0..<batch.count where !skipped.contains(row) {
             append(fieldCount, &out)
-            append(Int32(4), &out)
-            append(Int32(row), &out)
+            if numbered {
+                append(Int32(4), &out)
+                append(Int32(row), &out)
+            }
             for column in columns {
                 if column.isNull(row) {
                     append(Int32(-1), &out)
@@ -95,19 +116,87 @@ enum PostgresCopyEncoder {
                     appendNumeric(v[row], scale: scale, &out)
                 case let .bytes(offsets, data):
                     let start = Int(offsets[row]), end = Int(offsets[row + 1])
-                    append(Int32(end - start), &out)
+                    if jsonb && column.type == .json {
+                        append(Int32(end - start + 1), &out)
+                        out.append(1)  // jsonb's binary format version
+                    } else {
+                        append(Int32(end - start), &out)
+                    }
                     out.append(contentsOf: data[start..<end])
                 }
             }
         }
     }
 
+    /// The whole COPY stream of `batch` (header, rows, trailer) handed to `send` in pieces of
+    /// about a megabyte as they are encoded, so the server parses one piece while the next is
+    /// encoded instead of waiting for the whole batch.
+    static func stream(
+        _ batch: RecordBatch, skipping skipped: Set<Int>, numbered: Bool = true, jsonb: Bool = false,
+        send: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let rowsPerPiece = max(256, (1 << 20) / max(1, batch.byteSize / max(1, batch.count) + 4 * batch.columns.count + 6))
+        var buffer = header
+        buffer.reserveCapacity(1 << 21)
+        for start in stride(from: 0, to: batch.count, by: rowsPerPiece) {
+            encode(batch, rows: start..<min(start + rowsPerPiece, batch.count), skipping: skipped, numbered: numbered, jsonb: jsonb, into: &buffer)
+            try buffer.withUnsafeBytes { try send($0) }
+            buffer.removeAll(keepingCapacity: true)
+        }
+        buffer += trailer
+        try buffer.withUnsafeBytes { try send($0) }
+    }
+
     @inline(__always) static func append<T: FixedWidthInteger>(_ v: T, _ out: inout [UInt8]) {
         withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) }
     }
 
-    /// numeric's binary form: ndigits, weight, sign, dscale, then base-10000 digits.
+    /// numeric's binary form: ndigits, weight, sign, dscale, then base-10000 digits. The
+    /// unscaled value is multiplied by 10^(4 - scale % 4) so its base-10000 digits line up with
+    /// the decimal point, then split by repeated division (no text on the way).
     static func appendNumeric(_ unscaled: Int128, scale: Int, _ out: inout [UInt8]) {
+        let negative = unscaled < 0
+        var magnitude = unscaled.magnitude
+        // Fraction digits padded up to whole groups of four.
+        let pad = (4 - scale % 4) % 4
+        let fractionGroups = (scale + pad) / 4
+        var groups: [Int16] = []
+        groups.reserveCapacity(12)
+        if magnitude != 0 {
+            var pow: UInt128 = 1
+            for _ in 0..<pad { pow *= 10 }
+            // Up to 38 digits times up to 1000 can pass 2^128: those few values go through text.
+            let (scaled, overflow) = magnitude.multipliedReportingOverflow(by: pow)
+            if overflow {
+                appendNumericText(unscaled, scale: scale, &out)
+                return
+            }
+            magnitude = scaled
+            while magnitude != 0 {
+                groups.append(Int16(magnitude % 10_000))
+                magnitude /= 10_000
+            }
+            groups.reverse()
+        }
+        // weight: base-10000 exponent of the first group.
+        var weight = groups.count - fractionGroups - 1
+        while let first = groups.first, first == 0 {
+            groups.removeFirst()
+            weight -= 1
+        }
+        while let last = groups.last, last == 0 { groups.removeLast() }
+        if groups.isEmpty { weight = 0 }
+        append(Int32(8 + 2 * groups.count), &out)
+        append(Int16(groups.count), &out)
+        append(Int16(weight), &out)
+        append(UInt16(negative && !groups.isEmpty ? 0x4000 : 0), &out)
+        append(Int16(scale), &out)
+        for g in groups { append(g, &out) }
+    }
+
+    /// ``appendNumeric(_:scale:_:)`` through the value's digits as text (for the few values
+    /// too large to scale within 128 bits).
+    static func appendNumericText(_ unscaled: Int128, scale: Int, _ out: inout [UInt8]) {
         let negative = unscaled < 0
         var digits = Array(String(unscaled.magnitude).utf8).map { Int16($0 - 48) }
         if digits.count <= scale { digits = Array(repeating: 0, count: scale - digits.count + 1) + digits }

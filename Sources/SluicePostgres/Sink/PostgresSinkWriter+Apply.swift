@@ -27,10 +27,7 @@ extension PostgresSinkWriter {
         try prepareStage(batch.schema, session: session)
         let columns = batch.schema.fields.map { SQLText.identifier($0.name) }
         try session.copyIn("COPY pg_temp.sluice_stage (sluice_row, \(columns.joined(separator: ", "))) FROM STDIN (FORMAT binary)") { send in
-            var buffer = PostgresCopyEncoder.header
-            PostgresCopyEncoder.encode(batch, skipping: [], into: &buffer)
-            buffer += PostgresCopyEncoder.trailer
-            try buffer.withUnsafeBytes { try send($0) }
+            try PostgresCopyEncoder.stream(batch, skipping: [], send: send)
         }
         // Source tables in order of first appearance, and the last TRUNCATE of each.
         let ops = batch.column(named: "op")!, tables = batch.column(named: "table")!

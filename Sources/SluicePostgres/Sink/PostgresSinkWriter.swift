@@ -161,21 +161,43 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         }
         if options.mode == .apply { return try applyChanges(batch, session: session) }
         try prepareLoadTable(for: batch.schema, session: session)
-        try prepareStage(batch.schema, session: session)
         var failures = PostgresCopyEncoder.unstorableRows(batch)
         let skipped = Set(failures.map(\.row))
+        if try copyStraightIn(batch, skipping: skipped, session: session) { return failures }
+        try prepareStage(batch.schema, session: session)
         let columns = batch.schema.fields.map { SQLText.identifier($0.name) }
         try session.copyIn("COPY pg_temp.sluice_stage (sluice_row, \(columns.joined(separator: ", "))) FROM STDIN (FORMAT binary)") { send in
-            var buffer = PostgresCopyEncoder.header
-            buffer.reserveCapacity(1 << 20)
-            PostgresCopyEncoder.encode(batch, skipping: skipped, into: &buffer)
-            buffer += PostgresCopyEncoder.trailer
-            try buffer.withUnsafeBytes { try send($0) }
+            try PostgresCopyEncoder.stream(batch, skipping: skipped, send: send)
         }
         let move = moveSQL(batch.schema)
         failures += try moveRows(0..<batch.count, sql: move, skipped: skipped, session: session)
         try session.execute("TRUNCATE pg_temp.sluice_stage")
         return failures
+    }
+
+    /// append and replace: copies the batch straight into the load table (binary COPY, no
+    /// stage, no `INSERT … SELECT`) when each of its columns there has the very type Sluice
+    /// creates for the field, so nothing is cast and the values land exactly as the stage
+    /// path would land them. Under a savepoint: when PostgreSQL refuses the batch for data
+    /// reasons (a constraint), it is rolled back and the batch takes the stage path, which
+    /// finds the refused rows. False when the batch was not copied.
+    func copyStraightIn(_ batch: RecordBatch, skipping skipped: Set<Int>, session: PostgresSession) throws -> Bool {
+        guard options.mode == .append || options.mode == .replace, let loadColumns,
+            batch.schema.fields.allSatisfy({ PostgresCopyEncoder.holdsExactly($0.type, sqlType: loadColumns[$0.name]) })
+        else { return false }
+        let columns = batch.schema.fields.map { SQLText.identifier($0.name) }.joined(separator: ", ")
+        try session.execute("SAVEPOINT sluice_copy")
+        do {
+            try session.copyIn("COPY \(SQLText.qualified(loadTable)) (\(columns)) FROM STDIN (FORMAT binary)") { send in
+                try PostgresCopyEncoder.stream(batch, skipping: skipped, numbered: false, jsonb: true, send: send)
+            }
+            try session.execute("RELEASE SAVEPOINT sluice_copy")
+            return true
+        } catch let e as SluiceError where e.code == .schemaViolation || e.code == .constraint {
+            try session.execute("ROLLBACK TO SAVEPOINT sluice_copy; RELEASE SAVEPOINT sluice_copy")
+            logger.debug("the table refused a row of the batch; it is loaded through the stage, which finds the row", metadata: ["error": "\(e.message)"])
+            return false
+        }
     }
 
     /// Moves stage rows `rows` into the load table under a savepoint. When PostgreSQL refuses
