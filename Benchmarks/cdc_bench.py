@@ -10,6 +10,8 @@ drains its slot up to the same end LSN:
   pg_recvlogical + pgoutput   → /dev/null  (the ceiling: decoding the WAL and shipping it)
   pg_recvlogical + wal2json   → /dev/null  (the popular JSON plugin)
   sluice                      postgres_cdc → NDJSON audit trail (envelope per change), exactly once
+  sluice apply                postgres_cdc → a current-state table on the same server (postgres
+                              sink, mode: apply), checked equal to the source table at the end
 Each is measured wall-clock from start until its position reaches the end LSN (for Sluice: the
 committed checkpoint), with CPU seconds and peak RSS.
 
@@ -99,10 +101,11 @@ def write_changes(url, changes):
     return psql(url, "SELECT pg_current_wal_lsn()")
 
 
-def sluice_throughput(binary, work, url, slot, end):
-    d = os.path.join(work, "sluice")
+def sluice_throughput(binary, work, url, slot, end, sink=None, name="sluice"):
+    d = os.path.join(work, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
+    sink = sink or f"ndjson: {{ path: {d}/out, max_file_size: 256MB }}"
     with open(os.path.join(d, "p.yaml"), "w") as f:
         f.write(f"""state: {d}/state.db
 pipelines:
@@ -110,7 +113,7 @@ pipelines:
     source:
       postgres_cdc: {{ url: "{url}", slot: {slot}, publication: bench_pub, snapshot: never }}
     sink:
-      ndjson: {{ path: {d}/out, max_file_size: 256MB }}
+      {sink}
 """)
     state = os.path.join(d, "state.db")
 
@@ -130,7 +133,7 @@ pipelines:
 
     result = run_until([binary, "run", os.path.join(d, "p.yaml"), "--no-progress", "--log-level", "error"], done)
     lines = 0
-    for name in os.listdir(os.path.join(d, "out")):
+    for name in os.listdir(os.path.join(d, "out")) if os.path.exists(os.path.join(d, "out")) else []:
         if name.endswith(".ndjson"):
             with open(os.path.join(d, "out", name), "rb") as f:
                 lines += sum(1 for _ in f)
@@ -239,7 +242,8 @@ def main():
     work = tempfile.mkdtemp(prefix="sluice-cdc-bench-")
     url, stop = (args.url, None) if args.url else start_server(work)
     try:
-        for slot, plugin in [("bench_pgoutput", "pgoutput"), ("bench_wal2json", "wal2json"), ("bench_sluice", "pgoutput")]:
+        for slot, plugin in [("bench_pgoutput", "pgoutput"), ("bench_wal2json", "wal2json"), ("bench_sluice", "pgoutput"),
+                             ("bench_apply", "pgoutput")]:
             psql(url, f"SELECT pg_create_logical_replication_slot('{slot}', '{plugin}')")
         end_text = write_changes(url, args.changes)
         end = lsn(end_text)
@@ -250,6 +254,12 @@ def main():
         rows.append(("pg_recvlogical + wal2json", recvlogical(url, "bench_wal2json", [], end_text)))
         (result, lines) = sluice_throughput(args.sluice, work, url, "bench_sluice", end)
         rows.append(("sluice → NDJSON audit trail", result))
+        (applied, _) = sluice_throughput(args.sluice, work, url, "bench_apply", end, name="apply",
+                                         sink=f'postgres: {{ url: "{url}", table: public.bench_current, mode: apply }}')
+        rows.append(("sluice → current-state table (apply)", applied))
+        same = psql(url, "SELECT (SELECT count(*) FROM (SELECT * FROM bench_cdc EXCEPT SELECT id, v, n, at FROM bench_current) a)"
+                         " + (SELECT count(*) FROM (SELECT id, v, n, at FROM bench_current EXCEPT SELECT * FROM bench_cdc) b)")
+        assert same == "0", f"the current-state table differs from the source in {same} rows"
         for name, (wall, cpu, rss) in rows:
             print(f"{name:34} {wall:8.2f} {args.changes / wall:11,.0f} {cpu:7.2f} {rss:12.0f} {ceiling[0] / wall:10.2f}x")
         print(f"\nsluice wrote {lines:,} change events (expected {args.changes:,})")

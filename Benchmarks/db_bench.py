@@ -16,6 +16,8 @@ Cases (each its own process under /usr/bin/time: wall, CPU, peak RSS):
     sluice-append  the same rows from a Parquet copy of the table (written by Sluice first,
                    untimed; reading it is cheap) → postgres sink, append, into a new table
     sluice-upsert  the same into an empty table with `mode: upsert, key: [id]`
+    copy-from-ceiling into the upsert's table: the ceiling again, into a table like the
+                   upsert's target, primary key included (the ceiling for upsert's table)
 
 The table has ~10 columns of the usual types (bigint, int, numeric(12,2), float8, text, varchar,
 bool, date, timestamptz, jsonb). The machine is shared: read ratios within one run.
@@ -172,10 +174,15 @@ def main():
             load.append(("sluice Parquet → PostgreSQL upsert (key id)",) + sluice_from_lake(
                 args.sluice, work, "upsert", lake, f'postgres: {{ url: "{url}", table: public.bench_upsert, mode: upsert, key: [id] }}'))
             assert psql(url, "SELECT count(*) FROM public.bench_upsert") == str(args.rows), "the upsert is incomplete"
+            # The same ceiling into a table like the upsert's target, with its primary key.
+            psql(url, "DROP TABLE IF EXISTS public.bench_ceiling_keyed; CREATE TABLE public.bench_ceiling_keyed (LIKE public.bench_upsert INCLUDING ALL)")
+            keyed = ("copy-from-ceiling into the upsert's table (primary key)",) + run_timed(
+                ["psql", "-X", "-q", url, "-c", f"\\copy public.bench_ceiling_keyed FROM '{rows_file}'"], pin=False) + (0,)
+            load.insert(1, keyed)
             print(f"\nloading {args.rows:,} rows into PostgreSQL\n")
-            print(f"{'case':44} {'wall s':>7} {'cpu s':>7} {'rows/s':>10} {'RSS MB':>7} {'×copy FROM':>10}")
+            print(f"{'case':56} {'wall s':>7} {'cpu s':>7} {'rows/s':>10} {'RSS MB':>7} {'×copy FROM':>10} {'×keyed copy':>11}")
             for name, wall, cpu, rss, _ in load:
-                print(f"{name:44} {wall:7.2f} {cpu:7.2f} {args.rows / wall:10,.0f} {rss:7.0f} {load[0][1] / wall:10.2f}")
+                print(f"{name:56} {wall:7.2f} {cpu:7.2f} {args.rows / wall:10,.0f} {rss:7.0f} {load[0][1] / wall:10.2f} {keyed[1] / wall:11.2f}")
         ceiling = next((r for r in results if r[0].startswith("copy")), None)
         dlt = next((r for r in results if r[0].startswith("dlt")), None)
         print(f"\n{args.rows:,} rows, 10 columns\n")
