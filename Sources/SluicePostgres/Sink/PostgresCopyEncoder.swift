@@ -135,7 +135,7 @@ enum PostgresCopyEncoder {
         _ batch: RecordBatch, skipping skipped: Set<Int>, numbered: Bool = true, jsonb: Bool = false,
         send: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        let rowsPerPiece = max(256, (1 << 20) / max(1, batch.byteSize / max(1, batch.count) + 4 * batch.columns.count + 6))
+        let rowsPerPiece = max(1, (1 << 20) / max(1, batch.byteSize / max(1, batch.count) + 4 * batch.columns.count + 6))
         var buffer = header
         buffer.reserveCapacity(1 << 21)
         for start in stride(from: 0, to: batch.count, by: rowsPerPiece) {

@@ -39,6 +39,12 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     var stageSchema: Schema?
     /// replace: whether the staging table exists (this pass has started loading).
     var stagingReady = false
+    /// Whether the straight COPY's conditions were checked in the open transaction (the load
+    /// table locked, its columns read again, and whether it takes a COPY as it takes an INSERT).
+    var straightChecked = false
+    /// Load tables that take no straight COPY (rules, row security, an identity column, a view,
+    /// or a COPY that failed otherwise): their batches go through the stage.
+    var straightRefused: Set<QualifiedName> = []
     /// apply: the target tables seen so far, and the one source table a non-template `table` takes.
     var applyTargets: [QualifiedName: ApplyTarget] = [:]
     var applySource: String?
@@ -158,6 +164,7 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         if !inTransaction {
             try session.execute("BEGIN")
             inTransaction = true
+            straightChecked = false
         }
         if options.mode == .apply { return try applyChanges(batch, session: session) }
         try prepareLoadTable(for: batch.schema, session: session)
@@ -182,8 +189,33 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     /// reasons (a constraint), it is rolled back and the batch takes the stage path, which
     /// finds the refused rows. False when the batch was not copied.
     func copyStraightIn(_ batch: RecordBatch, skipping skipped: Set<Int>, session: PostgresSession) throws -> Bool {
-        guard options.mode == .append || options.mode == .replace, let loadColumns,
-            batch.schema.fields.allSatisfy({ PostgresCopyEncoder.holdsExactly($0.type, sqlType: loadColumns[$0.name]) })
+        guard options.mode == .append || options.mode == .replace, !straightRefused.contains(loadTable) else { return false }
+        if !straightChecked {
+            // Once per transaction: the lock an INSERT takes (no ALTER can change a column's type
+            // until the commit), then the columns as they are now. A cast the stage would make is
+            // never skipped on the strength of a type read in an earlier transaction.
+            let table = SQLText.qualified(loadTable)
+            try session.execute("LOCK TABLE \(table) IN ROW EXCLUSIVE MODE")
+            loadColumns = try columns(of: loadTable, session: session)
+            // COPY skips rules, fails under row security and on views, and takes values an
+            // INSERT refuses for identity columns GENERATED ALWAYS: such tables take the stage.
+            let answer = try session.query(
+                """
+                SELECT c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
+                    AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3')
+                    AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                    AND (a.attidentity = 'a' OR a.attgenerated <> ''))
+                FROM pg_class c WHERE c.oid = to_regclass($1)
+                """, [table])
+            let takesCopy = answer.rows == 1 && answer.string(0, 0) == "t"
+            straightChecked = true
+            if !takesCopy {
+                straightRefused.insert(loadTable)
+                logger.info("the table takes rows through the stage (rules, row security, a view or an identity column)", metadata: ["table": "\(loadTable)"])
+                return false
+            }
+        }
+        guard let loadColumns, batch.schema.fields.allSatisfy({ PostgresCopyEncoder.holdsExactly($0.type, sqlType: loadColumns[$0.name]) })
         else { return false }
         let columns = batch.schema.fields.map { SQLText.identifier($0.name) }.joined(separator: ", ")
         try session.execute("SAVEPOINT sluice_copy")
@@ -196,6 +228,13 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
         } catch let e as SluiceError where e.code == .schemaViolation || e.code == .constraint {
             try session.execute("ROLLBACK TO SAVEPOINT sluice_copy; RELEASE SAVEPOINT sluice_copy")
             logger.debug("the table refused a row of the batch; it is loaded through the stage, which finds the row", metadata: ["error": "\(e.message)"])
+            return false
+        } catch let e as SluiceError where e.code != .connection {
+            // Any other refusal of the COPY itself: the stage's way, from now on, for this table
+            // (a failure there is reported as it always was).
+            try session.execute("ROLLBACK TO SAVEPOINT sluice_copy; RELEASE SAVEPOINT sluice_copy")
+            straightRefused.insert(loadTable)
+            logger.info("the table refused a COPY; its rows go through the stage", metadata: ["table": "\(loadTable)", "error": "\(e.message)"])
             return false
         }
     }
