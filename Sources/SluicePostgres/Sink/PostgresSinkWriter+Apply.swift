@@ -33,16 +33,27 @@ extension PostgresSinkWriter {
         let ops = batch.column(named: "op")!, tables = batch.column(named: "table")!
         var order: [String] = []
         var lastTruncate: [String: Int] = [:]
+        // The columns each table's new row images carry, read here (nil for a table with an
+        // image this reader does not read plainly: the server is asked then).
+        var carried: [String: Set<String>?] = [:]
+        let afters = batch.column(named: "after")!
         for row in 0..<batch.count {
             let table = tables.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
-            if lastTruncate[table] == nil { order.append(table); lastTruncate[table] = -1 }
+            if lastTruncate[table] == nil {
+                order.append(table)
+                lastTruncate[table] = -1
+                carried[table] = Set<String>()
+            }
             if ops.withBytes(at: row, { $0.count == 1 && $0[0] == UInt8(ascii: "t") }) { lastTruncate[table] = row }
+            if !afters.isNull(row), var keys = carried[table] ?? nil {
+                carried[table] = afters.withBytes(at: row) { JSONTopLevelKeys.keys($0, into: &keys) } ? keys : nil
+            }
         }
         try session.execute("CREATE TEMP TABLE IF NOT EXISTS sluice_net (k jsonb, final text, r jsonb); TRUNCATE pg_temp.sluice_net")
         for source in order {
             let target = try applyTarget(for: source)
             var described = try describeApplyTarget(target, source: source, session: session)
-            described = try addMissingColumns(target, described, source: source, session: session)
+            described = try addMissingColumns(target, described, source: source, carried: carried[source] ?? nil, session: session)
             let after = lastTruncate[source]!
             if after >= 0 {
                 try session.execute("TRUNCATE \(SQLText.qualified(target))")
@@ -183,12 +194,22 @@ extension PostgresSinkWriter {
 
     /// Adds the columns that changes carry but the target lacks (an `ALTER TABLE … ADD COLUMN`
     /// at the source arrives as a new column in the changes).
-    func addMissingColumns(_ target: QualifiedName, _ described: ApplyTarget, source: String, session: PostgresSession) throws -> ApplyTarget {
-        let r = try session.query(
-            """
-            SELECT DISTINCT e FROM pg_temp.sluice_stage s, jsonb_object_keys(s.after::jsonb) e WHERE s."table" = $1 AND s.after IS NOT NULL
-            """, [source])
-        let missing = (0..<r.rows).compactMap { r.string($0, 0) }.filter { described.columns[$0] == nil }
+    /// `carried`: the columns the batch's row images of `source` carry, when the client read
+    /// them all (else the server lists them).
+    func addMissingColumns(
+        _ target: QualifiedName, _ described: ApplyTarget, source: String, carried: Set<String>?, session: PostgresSession
+    ) throws -> ApplyTarget {
+        let names: [String]
+        if let carried {
+            names = Array(carried)
+        } else {
+            let r = try session.query(
+                """
+                SELECT DISTINCT e FROM pg_temp.sluice_stage s, jsonb_object_keys(s.after::jsonb) e WHERE s."table" = $1 AND s.after IS NOT NULL
+                """, [source])
+            names = (0..<r.rows).compactMap { r.string($0, 0) }
+        }
+        let missing = names.filter { described.columns[$0] == nil }
         guard !missing.isEmpty else { return described }
         let types = try columnTypes(source: source, session: session)
         var updated = described
