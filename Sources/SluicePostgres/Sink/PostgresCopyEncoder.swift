@@ -184,6 +184,14 @@ enum PostgresCopyEncoder {
             groups.removeFirst()
             weight -= 1
         }
+        appendNumericGroups(groups, weight: weight, negative: negative, scale: scale, &out)
+    }
+
+    /// numeric's binary form from base-10000 `groups` (most significant first, leading zero
+    /// groups already dropped) whose first has exponent `weight`.
+    static func appendNumericGroups(_ groups: [Int16], weight: Int, negative: Bool, scale: Int, _ out: inout [UInt8]) {
+        var groups = groups
+        var weight = weight
         while let last = groups.last, last == 0 { groups.removeLast() }
         if groups.isEmpty { weight = 0 }
         append(Int32(8 + 2 * groups.count), &out)
@@ -210,13 +218,6 @@ enum PostgresCopyEncoder {
         }
         var weight = integer.count / 4 - 1
         while let first = groups.first, first == 0 { groups.removeFirst(); weight -= 1 }
-        while let last = groups.last, last == 0 { groups.removeLast() }
-        if groups.isEmpty { weight = 0 }
-        append(Int32(8 + 2 * groups.count), &out)
-        append(Int16(groups.count), &out)
-        append(Int16(weight), &out)
-        append(UInt16(negative && !groups.isEmpty ? 0x4000 : 0), &out)
-        append(Int16(scale), &out)
-        for g in groups { append(g, &out) }
+        appendNumericGroups(groups, weight: weight, negative: negative, scale: scale, &out)
     }
 }
