@@ -28,8 +28,11 @@ import Testing
         @Sendable func publish(_ payload: String) async throws {
             _ = try await connection.request("conf.in.records", payload: Array(payload.utf8))
         }
+        // ack_wait: how soon records read and not committed come again (the crash step waits
+        // for it). 1 s was too short for a loaded full run: a record still being handed out
+        // was redelivered into the same reader's batch (read [1…5, 1…5] once on this machine).
         let fixture = SourceFixture(
-            config: #"jetstream: { url: "\#(nats.url)", stream: CONF_IN, consumer: conformance, ack_wait: 1s }"#,
+            config: #"jetstream: { url: "\#(nats.url)", stream: CONF_IN, consumer: conformance, ack_wait: 5s }"#,
             unreachableConfig: #"jetstream: { url: "\#(unreachableURL)", stream: CONF_IN, consumer: conformance }"#,
             state: MemoryStateStore(),
             append: { ids in for id in ids { try await publish(#"{"id":\#(id),"name":"record \#(id)"}"#) } },
