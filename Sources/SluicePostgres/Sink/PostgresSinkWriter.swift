@@ -191,25 +191,32 @@ final class PostgresSinkWriter: SinkWriter, @unchecked Sendable {
     func copyStraightIn(_ batch: RecordBatch, skipping skipped: Set<Int>, session: PostgresSession) throws -> Bool {
         guard options.mode == .append || options.mode == .replace, !straightRefused.contains(loadTable) else { return false }
         if !straightChecked {
-            // Once per transaction: the lock an INSERT takes (no ALTER can change a column's type
-            // until the commit), then the columns as they are now. A cast the stage would make is
-            // never skipped on the strength of a type read in an earlier transaction.
+            straightChecked = true
             let table = SQLText.qualified(loadTable)
-            try session.execute("LOCK TABLE \(table) IN ROW EXCLUSIVE MODE")
-            loadColumns = try columns(of: loadTable, session: session)
-            // COPY skips rules, fails under row security and on views, and takes values an
-            // INSERT refuses for identity columns GENERATED ALWAYS: such tables take the stage.
-            let answer = try session.query(
-                """
+            // COPY skips rules, fails under row security and on views and foreign tables, and
+            // takes values an INSERT refuses for identity columns GENERATED ALWAYS: such tables
+            // take the stage. Asked again after the lock, which no ALTER passes until the commit.
+            let check = """
                 SELECT c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
                     AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3')
                     AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                                     AND (a.attidentity = 'a' OR a.attgenerated <> ''))
                 FROM pg_class c WHERE c.oid = to_regclass($1)
-                """, [table])
-            let takesCopy = answer.rows == 1 && answer.string(0, 0) == "t"
-            straightChecked = true
-            if !takesCopy {
+                """
+            func takesCopy() throws -> Bool {
+                let answer = try session.query(check, [table])
+                return answer.rows == 1 && answer.string(0, 0) == "t"
+            }
+            var takes = try takesCopy()
+            if takes {
+                // Once per transaction: the lock an INSERT takes, then the columns as they are
+                // now. A cast the stage would make is never skipped on the strength of a type
+                // read in an earlier transaction.
+                try session.execute("LOCK TABLE \(table) IN ROW EXCLUSIVE MODE")
+                takes = try takesCopy()
+                loadColumns = try columns(of: loadTable, session: session)
+            }
+            if !takes {
                 straightRefused.insert(loadTable)
                 logger.info("the table takes rows through the stage (rules, row security, a view or an identity column)", metadata: ["table": "\(loadTable)"])
                 return false
