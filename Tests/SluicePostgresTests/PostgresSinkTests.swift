@@ -169,6 +169,20 @@ import Testing
         #expect(try await db.rows("SELECT id, n FROM t ORDER BY id") == [["1", "10"], ["2", "20"], ["3", "30"], ["4", "40"]])
     }
 
+    /// Change events whose `after` is not text (events from elsewhere): apply reads their
+    /// columns through the server, which refuses them with an error, and the process lives on
+    /// (the client's reader of row images takes text columns only).
+    @Test func applyRefusesRowImagesThatAreNotJSONWithAnError() async throws {
+        let db = try await TestDatabase.make("imagetype")
+        defer { Task { await db.drop() } }
+        let state = try temporaryStateStore()
+        let lines = [#"{"op": "c", "table": "public.t", "key": null, "before": null, "after": 5}"#]
+        // Before the guard this trapped (`withBytes` on an int64 column) and took the process down.
+        let outcome = try? await db.run(
+            try pipeline(db, "odd", lines: lines, sink: "table: \(db.schema).cur, mode: apply, key: [id]"), state: state)
+        #expect(outcome == nil, "a row image that is a number is refused, not applied")
+    }
+
     @Test func schemaEvolutionAddsAndWidensColumnsInTheLoadTransaction() async throws {
         let db = try await TestDatabase.make("evolve")
         defer { Task { await db.drop() } }

@@ -13,6 +13,9 @@ struct ListedFile: Sendable, Hashable {
     var etag: String? = nil
     /// Where the bytes are read from when not at `path` (an object's local spool copy).
     var localPath: String? = nil
+    /// The device and inode numbers of a local file (0 for objects).
+    var device: UInt64 = 0
+    var inode: UInt64 = 0
 
     /// The local file to open.
     var readPath: String { localPath ?? path }
@@ -63,6 +66,6 @@ enum FileListing {
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         let micros = Int64(st.st_mtim.tv_sec) * 1_000_000 + Int64(st.st_mtim.tv_nsec) / 1000
-        return ListedFile(path: path, size: Int(st.st_size), modified: micros)
+        return ListedFile(path: path, size: Int(st.st_size), modified: micros, device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 }

@@ -111,12 +111,10 @@ final class FileTailReader: SourceReader {
     /// handles, and queues the files that have bytes to read.
     func scan() throws {
         var observed: [TailObservation] = []
+        // The listing's own stat (of a link's target) tells whether a file changed since the last scan.
         for file in try FileListing.list(source.pattern) {
-            var st = stat()
-            guard stat(file.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            let inode = TailInode(device: UInt64(st.st_dev), number: UInt64(st.st_ino))
-            let modified = Int64(st.st_mtim.tv_sec) * 1_000_000 + Int64(st.st_mtim.tv_nsec) / 1000
-            if var last = lastSeen[inode], last.size == Int(st.st_size), last.modified == modified {
+            let inode = TailInode(device: file.device, number: file.inode)
+            if var last = lastSeen[inode], last.size == file.size, last.modified == file.modified {
                 last.path = file.path
                 lastSeen[inode] = last
                 observed.append(last)

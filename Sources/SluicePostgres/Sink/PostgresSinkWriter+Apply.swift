@@ -37,6 +37,8 @@ extension PostgresSinkWriter {
         // image this reader does not read plainly: the server is asked then).
         var carried: [String: Set<String>?] = [:]
         let afters = batch.column(named: "after")!
+        // Text row images only (events from elsewhere may type the column otherwise: the server reads those).
+        let imagesAreText = afters.type == .json || afters.type == .string
         for row in 0..<batch.count {
             let table = tables.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
             if lastTruncate[table] == nil {
@@ -45,7 +47,9 @@ extension PostgresSinkWriter {
                 carried[table] = Set<String>()
             }
             if ops.withBytes(at: row, { $0.count == 1 && $0[0] == UInt8(ascii: "t") }) { lastTruncate[table] = row }
-            if !afters.isNull(row), var keys = carried[table] ?? nil {
+            if !imagesAreText {
+                carried[table] = .some(nil)
+            } else if !afters.isNull(row), var keys = carried[table] ?? nil {
                 carried[table] = afters.withBytes(at: row) { JSONTopLevelKeys.keys($0, into: &keys) } ? keys : nil
             }
         }
