@@ -23,7 +23,7 @@ import Testing
                 dedupe: { key: [id], ttl: 30d }
                 batch: { max_rows: 2000 }
                 source: { file: { path: "data/*.csv", columns: { id: int64 } } }
-                sink: { ndjson: { path: out, max_file_size: 1MB } }
+                sink: { ndjson: { path: out, max_file_size: 64KB } }
             """
     }
 
@@ -39,7 +39,9 @@ import Testing
 
         // A run on the embedded state, slowed down, is held at a commit once it wrote 10 000
         // rows (its hold passes while the release file exists): still running when the
-        // migration is tried (and refused) whatever the machine's load, then killed.
+        // migration is tried (and refused) whatever the machine's load, then killed. Files of
+        // 64 KB make a commit every ~2,000 rows, about 70 in all: with 1 MB files (5 commits) a
+        // loaded run once finished between the test seeing 10,000 rows and removing the file.
         let release = "\(dir)/release"
         FileManager.default.createFile(atPath: release, contents: nil)
         let run = try SluiceProcess.start(
