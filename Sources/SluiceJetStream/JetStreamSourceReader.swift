@@ -180,9 +180,6 @@ final class JetStreamSourceReader: SourceReader {
         // The consumer stops delivering at max_ack_pending (shared by all workers): commit well
         // before this worker's share of it is held, whatever the sink's own commit rhythm.
         out.commitSoon = held >= max(options.batch, options.maxAckPending / 4)
-        // A message on its first delivery was never in any worker's hands, so never committed:
-        // its stream sequence needs no lookup (the commit still checks it).
-        out.keysAreNew = redelivered == 0
         // The records of one message share its stream sequence: they are kept or dropped together.
         out.keyRunsAreUnits = true
         // The origin of a queued record is its message's publication (stored in the stream).

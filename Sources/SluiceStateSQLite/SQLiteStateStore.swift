@@ -203,30 +203,7 @@ public final class SQLiteStateStore: StateStore {
         }
         try SQLiteDeadLetterBlocks.file(db, pipeline: commit.owner, letters: commit.deadLetters, now: now, edit: &letters)
         try letters.save(db)
-        if let since = commit.dedupeSince {
-            // See ``StateCommit/dedupeSince``: a key another commit stored inside the TTL refuses the commit.
-            let insertKey = try db.cachedStatement(
-                sql: """
-                    INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
-                    ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
-                    WHERE dedupe_keys.seen_at < ? OR dedupe_keys.seen_at = excluded.seen_at
-                    """)
-            var refused: [String] = []
-            for key in Set(commit.dedupeKeys) {
-                try insertKey.execute(arguments: [commit.owner, key, now, since.timeIntervalSince1970])
-                if db.changesCount == 0 { refused.append(key) }
-            }
-            if !refused.isEmpty { throw commit.conflict(keys: refused) }
-        } else {
-            let insertKey = try db.cachedStatement(
-                sql: """
-                    INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES (?, ?, ?)
-                    ON CONFLICT(pipeline, key) DO UPDATE SET seen_at = excluded.seen_at
-                    """)
-            for key in commit.dedupeKeys {
-                try insertKey.execute(arguments: [commit.owner, key, now])
-            }
-        }
+        try SQLiteDedupeKeys.store(commit, db)
         for intent in commit.fileIntents {
             try db.execute(
                 sql: """
@@ -277,38 +254,6 @@ public final class SQLiteStateStore: StateStore {
                     sql: "UPDATE file_intents SET resolved = 1 WHERE pipeline = ? AND final_path = ?",
                     arguments: [pipeline, path])
             }
-        }
-    }
-
-    public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {
-        guard !keys.isEmpty else { return [] }
-        return try await pool.read { db in
-            let placeholders = Array(repeating: "?", count: keys.count).joined(separator: ",")
-            var arguments: [any DatabaseValueConvertible] = [pipeline]
-            arguments += keys
-            // Look keys up by the primary key only and compare seen_at here: with `seen_at >= ?`
-            // in the query SQLite preferred the (pipeline, seen_at) index and scanned every key
-            // inside the TTL for each lookup (quadratic: 45 s per 65k rows at 900k stored keys).
-            let cutoff = since.timeIntervalSince1970
-            var found = Set<String>()
-            for row in try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT key, seen_at FROM dedupe_keys WHERE pipeline = ? AND key IN (\(placeholders))
-                    """, arguments: StatementArguments(arguments)) where (row["seen_at"] as Double) >= cutoff
-            {
-                found.insert(row["key"])
-            }
-            return found
-        }
-    }
-
-    public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
-        try await write { db in
-            try db.execute(
-                sql: "DELETE FROM dedupe_keys WHERE pipeline = ? AND seen_at < ?",
-                arguments: [pipeline, before.timeIntervalSince1970])
-            return db.changesCount
         }
     }
 
@@ -386,7 +331,8 @@ public final class SQLiteStateStore: StateStore {
 
     public func reset(pipeline: String) async throws {
         try await write { db in
-            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "file_intents"] {
+            // dedupe_meta stays: the seed, and run numbers that never go back.
+            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "dedupe_runs", "file_intents"] {
                 try db.execute(sql: "DELETE FROM \(table) WHERE pipeline = ?", arguments: [pipeline])
             }
         }

@@ -120,6 +120,18 @@ enum StateMigrations {
             // each of its letters.
             try SQLiteDeadLetterBlocks.migrate(db)
         }
+        migrator.registerMigration("v10-dedupe-runs") { db in
+            // Dedupe keys as hashes in rows of one bucket and one commit (SQLiteDedupeKeys); the
+            // text keys of `dedupe_keys` are converted when their pipeline next opens dedupe.
+            try db.execute(
+                sql: """
+                    CREATE TABLE dedupe_meta (pipeline TEXT PRIMARY KEY, seed BLOB NOT NULL, last_run INTEGER NOT NULL);
+                    CREATE TABLE dedupe_runs (
+                        pipeline TEXT NOT NULL, bucket INTEGER NOT NULL, run INTEGER NOT NULL, seen_at REAL NOT NULL,
+                        writer INTEGER NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (pipeline, bucket, run)) WITHOUT ROWID;
+                    CREATE INDEX dedupe_runs_run ON dedupe_runs(pipeline, run, bucket, writer, seen_at);
+                    """)
+        }
         return migrator
     }
 }

@@ -12,7 +12,7 @@ public final class MemoryStateStore: StateStore {
         var checkpoints: [String: [String: String]] = [:]
         var history: [String: [CheckpointEntry]] = [:]
         var intents: [(id: Int64, pipeline: String, intent: FileIntent, resolved: Bool)] = []
-        var keys: [String: [String: Date]] = [:]
+        var dedupe: [String: (seed: DedupeSeed, lastRun: Int64, rows: [DedupeRunRow])] = [:]
         var letters: [StoredDeadLetter] = []
         var runs: [RunRecord] = []
         var nextID: Int64 = 1
@@ -40,10 +40,14 @@ public final class MemoryStateStore: StateStore {
         if let error = failNextCommit.withLock({ $0.take() }) { throw error }
         if let other = interleaveBeforeNextCommit.withLock({ $0.take() }) { try await self.commit(other) }
         try state.withLock { s in
+            let hashes = DedupeRows.hashes(of: commit, seed: Self.seed(&s, commit.owner))
             if let since = commit.dedupeSince {
-                let stored = s.keys[commit.owner] ?? [:]
-                let refused = commit.dedupeKeys.filter { key in stored[key].map { $0 >= since && $0 != commit.now } ?? false }
-                if !refused.isEmpty { throw commit.conflict(keys: refused) }
+                let rows = s.dedupe[commit.owner]!.rows.filter {
+                    $0.run > (commit.dedupeCheckedThrough ?? 0) && (commit.dedupeWriter == nil || $0.writer != commit.dedupeWriter)
+                }
+                let refused = DedupeRows.found(
+                    hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: commit.now.timeIntervalSince1970)
+                if !refused.isEmpty { throw commit.conflict(keys: refused.sorted()) }
             }
             // Checked before anything changes: the commit is all or nothing.
             if let resolved = commit.resolvedDeadLetters {
@@ -73,7 +77,11 @@ public final class MemoryStateStore: StateStore {
                     s.nextID += 1
                 }
             }
-            for k in commit.dedupeKeys { s.keys[commit.owner, default: [:]][k] = commit.now }
+            if !hashes.isEmpty {
+                s.dedupe[commit.owner]!.lastRun += 1
+                s.dedupe[commit.owner]!.rows += DedupeRunRow.rows(
+                    run: s.dedupe[commit.owner]!.lastRun, seenAt: commit.now.timeIntervalSince1970, hashes: hashes, writer: commit.dedupeWriter ?? 0)
+            }
             for i in commit.fileIntents {
                 s.intents.append((s.nextID, commit.pipeline, i, false))
                 s.nextID += 1
@@ -97,15 +105,47 @@ public final class MemoryStateStore: StateStore {
         }
     }
 
-    public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {
-        state.withLock { s in Set(keys.filter { (s.keys[pipeline]?[$0]).map { $0 >= since } ?? false }) }
+    static func seed(_ s: inout State, _ pipeline: String) -> DedupeSeed {
+        if let entry = s.dedupe[pipeline] { return entry.seed }
+        let seed = DedupeSeed.random()
+        s.dedupe[pipeline] = (seed, 0, [])
+        return seed
+    }
+
+    public func dedupeSeed(pipeline: String) async throws -> DedupeSeed {
+        state.withLock { Self.seed(&$0, pipeline) }
+    }
+
+    public func dedupeKeyCount(pipeline: String, since: Date) async throws -> Int {
+        state.withLock { s in (s.dedupe[pipeline]?.rows ?? []).filter { $0.seenAt >= since.timeIntervalSince1970 }.reduce(0) { $0 + $1.count } }
+    }
+
+    public func dedupeLastRun(pipeline: String) async throws -> Int64 {
+        state.withLock { $0.dedupe[pipeline]?.lastRun ?? 0 }
+    }
+
+    public func dedupeRuns(
+        pipeline: String, after cursor: DedupeRunCursor, through: Int64, since: Date, excludingWriter: Int64?, limit: Int
+    ) async throws -> [DedupeRunRow] {
+        state.withLock { s in
+            let rows = (s.dedupe[pipeline]?.rows ?? []).filter {
+                DedupeRunCursor(run: $0.run, bucket: $0.bucket) > cursor && $0.run <= through && $0.seenAt >= since.timeIntervalSince1970
+                    && (excludingWriter == nil || $0.writer != excludingWriter)
+            }
+            return Array(rows.sorted { ($0.run, $0.bucket) < ($1.run, $1.bucket) }.prefix(limit))
+        }
+    }
+
+    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash> {
+        state.withLock { s in DedupeRows.found(hashes, in: s.dedupe[pipeline]?.rows ?? [], since: since.timeIntervalSince1970) }
     }
 
     public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
         state.withLock { s in
-            let old = s.keys[pipeline]?.filter { $0.value < before }.map(\.key) ?? []
-            for k in old { s.keys[pipeline]?[k] = nil }
-            return old.count
+            guard let rows = s.dedupe[pipeline]?.rows else { return 0 }
+            let old = rows.filter { $0.seenAt < before.timeIntervalSince1970 }
+            s.dedupe[pipeline]!.rows = rows.filter { $0.seenAt >= before.timeIntervalSince1970 }
+            return old.reduce(0) { $0 + $1.count }
         }
     }
 
@@ -170,7 +210,7 @@ public final class MemoryStateStore: StateStore {
         state.withLock { s in
             s.checkpoints[pipeline] = nil
             s.history[pipeline] = nil
-            s.keys[pipeline] = nil
+            s.dedupe[pipeline]?.rows = []  // the seed and the run numbers stay
             s.intents.removeAll { $0.pipeline == pipeline }
         }
     }

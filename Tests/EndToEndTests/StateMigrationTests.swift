@@ -64,7 +64,7 @@ import Testing
         let there = try await SluiceProcess.runWithoutBlocking(
             ["state", "migrate", "-c", "p.yaml", "--to", shared, "--yes", "--export", "backup.ndjson"], in: dir)
         try #require(there.status == 0, "\(there.stdout) \(there.stderr)")
-        #expect(there.stdout.contains("dedupe_keys") && !there.stdout.contains("DIFFERENT"), "\(there.stdout)")
+        #expect(there.stdout.contains("dedupe_runs") && !there.stdout.contains("DIFFERENT"), "\(there.stdout)")
         #expect(!there.stdout.contains("sluice:sluice@"), "the password is never printed")
         try write(Self.config(state: shared), to: "\(dir)/p.yaml")
         // New rows, and rows seen before (duplicates by their dedupe key).

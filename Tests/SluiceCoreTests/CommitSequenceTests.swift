@@ -32,14 +32,15 @@ import Testing
         guard
             case var .prepare(commit)? = commits.begin(
                 pipeline: "p", now: now, extractComplete: false,
-                dedupeTTL: .seconds(60), dedupeKeys: ["k1", "k2"])
+                dedupeTTL: .seconds(60), dedupeKeys: [DedupeHash(high: 1, low: 2), DedupeHash(high: 3, low: 4)], dedupeCheckedThrough: 7)
         else {
             Issue.record("no prepare")
             return
         }
         #expect(commits.step == .preparing)
         #expect(commit.checkpoint == ["a": "10"])
-        #expect(commit.records == 7 && commit.deadLetters.count == 1 && commit.dedupeKeys == ["k1", "k2"])
+        #expect(commit.records == 7 && commit.deadLetters.count == 1 && commit.dedupeHashes == [DedupeHash(high: 1, low: 2), DedupeHash(high: 3, low: 4)])
+        #expect(commit.dedupeCheckedThrough == 7)
         #expect(commit.dedupeSince == now.addingTimeInterval(-60))
 
         // The sink adds its file intents; the store gets the commit the sink prepared.

@@ -18,14 +18,15 @@ import Testing
         _ = try await d.filter(batch([3]), sequence: 1, position: position, now: Date())
         let (kept, duplicates, _) = try await d.filter(batch([3, 4]), sequence: 2, position: position, now: Date())
         #expect(kept.count == 1 && duplicates == 1)
-        #expect(d.takePending(through: 0).count == 2)
-        #expect(d.takePending(through: 1).count == 1)
-        #expect(d.takePending(through: 5).count == 1)
+        #expect(d.takePending(through: 0).keys.count == 2)
+        #expect(d.takePending(through: 1).keys.count == 1)
+        #expect(d.takePending(through: 5).keys.count == 1)
     }
 
     /// The records of one queue message share its sequence: kept or dropped as one unit.
     @Test func runsOfOneKeyAreKeptOrDroppedTogether() async throws {
-        var d = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: MemoryStateStore())
+        let store = MemoryStateStore()
+        var d = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store)
         let position = SourcePosition(partition: "", value: "x")
         let (first, dropped, _) = try await d.filter(batch([1, 1, 1, 2, 2]), sequence: 0, position: position, now: Date(), keyRuns: true)
         #expect(first.count == 5 && dropped == 0)
@@ -33,7 +34,8 @@ import Testing
         // again after another (1 after 3) is a redelivery too, not part of the run.
         let (second, dropped2, _) = try await d.filter(batch([2, 2, 3, 3, 3, 1]), sequence: 1, position: position, now: Date(), keyRuns: true)
         #expect(second.count == 3 && dropped2 == 3)
-        #expect(d.takePending(through: 1) == [DedupeKey.encode([.int64(1)]), DedupeKey.encode([.int64(2)]), DedupeKey.encode([.int64(3)])])
+        let hasher = DedupeKeyHasher(seed: try await store.dedupeSeed(pipeline: "p"))
+        #expect(d.takePending(through: 1).keys == [1, 2, 3].map { hasher.hash(text: DedupeKey.encode([.int64($0)])) })
         // Without runs, a repeated key is a duplicate even next to itself.
         var plain = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: MemoryStateStore())
         let (kept, duplicates, _) = try await plain.filter(batch([1, 1, 1]), sequence: 0, position: position, now: Date())
@@ -53,5 +55,103 @@ import Testing
         #expect(kept.count == 0)
         #expect(rejects.count == 3)
         #expect(Set(rejects.map(\.location)).count == 3)
+    }
+}
+
+/// The filter in front of the store: never drops a new key, never lets a stored one through.
+@Suite struct DeduplicatorFilterTests {
+    let position = SourcePosition(partition: "", value: "x")
+
+    func batch(_ ids: some Sequence<Int64>) -> RecordBatch {
+        var b = ColumnBuilder(type: .int64)
+        for id in ids { b.append(id) }
+        return RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()])
+    }
+
+    /// Commits keys the way another worker (or an earlier run) would: as text keys, which the
+    /// store hashes with the pipeline's seed.
+    func commitElsewhere(_ ids: some Sequence<Int64>, to store: MemoryStateStore, at now: Date) async throws {
+        var commit = StateCommit(pipeline: "p", now: now)
+        commit.dedupeKeys = ids.map { DedupeKey.encode([.int64($0)]) }
+        try await store.commit(commit)
+    }
+
+    /// A filter far too small for the keys stored (8 KiB for 100,000 keys) answers maybe for
+    /// most keys: each maybe is asked of the store, and no new key is dropped.
+    @Test func theFilterNeverDropsANewKey() async throws {
+        let store = MemoryStateStore()
+        let now = Date()
+        try await commitElsewhere(0..<100_000, to: store, at: now)
+        var d = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store, filterLimit: 8 << 10)
+        var kept = 0
+        for start in stride(from: Int64(1_000_000), to: 1_050_000, by: 10_000) {
+            kept += try await d.filter(batch(start..<start + 10_000), sequence: 0, position: position, now: now).0.count
+        }
+        #expect(kept == 50_000, "every new key kept")
+        #expect(d.storeLookups > 10_000 && d.storeHits == 0, "\(d.storeLookups) maybes asked of the store, none stored")
+        // And the stored ones are found, through the same filter.
+        let (again, duplicates, _) = try await d.filter(batch(Array(0..<1000) + [2_000_000]), sequence: 1, position: position, now: now)
+        #expect(again.count == 1 && duplicates == 1000)
+
+        // At its normal size the filter answers absent for almost every new key: the store is
+        // barely asked.
+        var sized = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store)
+        let fresh = try await sized.filter(batch(3_000_000..<3_100_000), sequence: 0, position: position, now: now).0.count
+        #expect(fresh == 100_000 && sized.storeLookups < 100, "\(sized.storeLookups) lookups")
+    }
+
+    /// A key committed by another worker after this one read the store (so not in its filter
+    /// from the start) is still a duplicate: each batch first reads the runs committed since.
+    @Test func aKeyOnlyInTheStoreIsStillADuplicate() async throws {
+        let store = MemoryStateStore()
+        let now = Date()
+        var d = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store)
+        #expect(try await d.filter(batch([1]), sequence: 0, position: position, now: now).0.count == 1)
+        try await commitElsewhere([5, 7], to: store, at: now)
+        let (kept, duplicates, _) = try await d.filter(batch([5, 6, 7]), sequence: 1, position: position, now: now)
+        #expect(kept.column(named: "id")?.value(at: 0) == .int64(6) && kept.count == 1 && duplicates == 2)
+        #expect(d.storeHits == 2)
+    }
+
+    /// A key whose TTL ran out is new again, in the filter (which still holds it) and in a
+    /// fresh start (which does not read expired runs).
+    @Test func anExpiredKeyIsNewAgain() async throws {
+        let store = MemoryStateStore()
+        let t0 = Date()
+        var d = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store)
+        #expect(try await d.filter(batch([1, 2]), sequence: 0, position: position, now: t0).0.count == 2)
+        var commit = StateCommit(pipeline: "p", now: t0)
+        let pending = d.takePending(through: 0)
+        commit.dedupeHashes = pending.keys
+        commit.dedupeCheckedThrough = pending.checkedThrough
+        try await store.commit(commit)
+        #expect(try await d.filter(batch([1]), sequence: 1, position: position, now: t0.addingTimeInterval(59)).1 == 1, "inside the TTL")
+        let (late, duplicates, _) = try await d.filter(batch([1, 2]), sequence: 2, position: position, now: t0.addingTimeInterval(61))
+        #expect(late.count == 2 && duplicates == 0, "expired: new again")
+        var fresh = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store)
+        #expect(try await fresh.filter(batch([2]), sequence: 0, position: position, now: t0.addingTimeInterval(61)).0.count == 1)
+    }
+
+    /// The keys a commit hands over carry the earliest run their batches were looked up
+    /// through: a worker committing one of them in a later run refuses the commit.
+    @Test func aCommitIsRefusedForAKeyAnotherWorkerCommittedAfterTheLookup() async throws {
+        let store = MemoryStateStore()
+        let now = Date()
+        var d = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store)
+        _ = try await d.filter(batch([1, 2]), sequence: 0, position: position, now: now)
+        try await commitElsewhere([2], to: store, at: now.addingTimeInterval(-1))
+        _ = try await d.filter(batch([3]), sequence: 1, position: position, now: now)
+        var commit = StateCommit(pipeline: "p", now: now)
+        let pending = d.takePending(through: 1)
+        commit.dedupeHashes = pending.keys
+        commit.dedupeCheckedThrough = pending.checkedThrough
+        commit.dedupeSince = now.addingTimeInterval(-60)
+        await #expect(throws: SluiceError.self) { try await store.commit(commit) }
+    }
+}
+
+@Suite struct MemoryDedupeStoreTests {
+    @Test func theMemoryStoreKeepsTheDedupeContract() async throws {
+        try await DedupeStoreConformance(store: MemoryStateStore(), pipeline: "p").run()
     }
 }

@@ -138,28 +138,6 @@ import Testing
         #expect(try await store.runs(pipeline: "t", limit: 1).first?.status == .succeeded)
     }
 
-    /// A source that wrongly calls a batch's keys new (a queue consumer created again over a
-    /// stream already consumed): the lookup is skipped, the commit is refused, and the run reads
-    /// again looking every key up.
-    @Test func keysWronglyCalledNewCostARefusedCommitNotADuplicate() async throws {
-        let store = MemoryStateStore()
-        var settings = PipelineSettings()
-        settings.dedupe = DedupeSettings(key: ["id"], ttl: .seconds(3600))
-        var earlier = StateCommit(pipeline: "t")
-        earlier.dedupeKeys = ["v1:1"]  // id 1, committed by an earlier run
-        try await store.commit(earlier)
-        var batches = MemorySource(batchCount: 2, rows: 2).batches
-        for i in batches.indices { batches[i].keysAreNew = true }
-        let sink = MemorySink()
-        let totals = try await PipelineRunner(
-            plan: plan(MemorySource(batches: batches), sink, settings: settings),
-            store: store, logger: Logger(label: "t")
-        ).run()
-        #expect(sink.committedIDs == [0, 2, 3])
-        #expect(totals.duplicates == 1)
-        #expect(totals.recordsIn == 8, "read twice: before the refused commit and after it")
-    }
-
     @Test func decodeRejectsAreCommittedWithTheCheckpoint() async throws {
         let store = MemoryStateStore()
         let letter = DeadLetter(stage: "decode", errorKind: "malformed_row", message: "bad", location: "f.csv:3", raw: Array("x,y".utf8))

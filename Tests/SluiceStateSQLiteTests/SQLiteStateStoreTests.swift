@@ -1,6 +1,6 @@
 import Foundation
-import SluiceCore
-import SluiceStateSQLite
+@testable import SluiceCore
+@testable import SluiceStateSQLite
 import SluiceTesting
 import Testing
 
@@ -75,6 +75,40 @@ import Testing
         #expect(letters[0].letter.attempts == 2)
         #expect(try await store.deadLetter(id: letters[0].id)?.letter.location == "f.csv:3")
         #expect(try await store.deadLetterCount(pipeline: nil) == 1)
+    }
+
+    @Test func theStoreKeepsTheDedupeContract() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await DedupeStoreConformance(store: store, pipeline: "p").run()
+    }
+
+    /// Keys an earlier version stored as text are hashed into runs (one per commit time) when
+    /// the pipeline first opens dedupe: still duplicates within their TTL, expired after it.
+    @Test func textKeysOfAnEarlierVersionAreConverted() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await store.pool.write { db in
+            for (key, at) in [("v1:1", 1000.0), ("v1:2", 1000.0), ("s1:x", 2000.0)] {
+                try db.execute(sql: "INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES ('p', ?, ?)", arguments: [key, at])
+            }
+            try db.execute(sql: "INSERT INTO dedupe_keys(pipeline, key, seen_at) VALUES ('q', 'v1:1', 1000)")
+        }
+        #expect(
+            try await store.seenKeys(pipeline: "p", keys: ["v1:1", "v1:2", "s1:x", "v1:3"], since: Date(timeIntervalSince1970: 0)) == ["v1:1", "v1:2", "s1:x"])
+        #expect(try await store.seenKeys(pipeline: "p", keys: ["v1:1", "s1:x"], since: Date(timeIntervalSince1970: 1500)) == ["s1:x"])
+        #expect(try await store.dedupeLastRun(pipeline: "p") == 2, "one run per commit time")
+        let left = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM dedupe_keys WHERE pipeline = 'p'") }
+        #expect(left == 0)
+        // Another pipeline's keys wait for that pipeline.
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM dedupe_keys WHERE pipeline = 'q'") } == 1)
+        // The columns of a record hash to the converted key.
+        let seed = try await store.dedupeSeed(pipeline: "p")
+        var b = ColumnBuilder(type: .int64)
+        b.append(Int64(2))
+        var hasher = DedupeKeyHasher(seed: seed)
+        let hash = hasher.hash([b.finish()], row: 0)
+        #expect(try await store.seenHashes(pipeline: "p", hashes: [hash], since: Date(timeIntervalSince1970: 0)).count == 1)
     }
 
     @Test func dedupeKeysExpireAndAreSwept() async throws {

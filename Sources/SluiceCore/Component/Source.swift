@@ -17,11 +17,6 @@ public struct SourceBatch: Sendable {
     /// The source holds something upstream that only a commit releases (a queue's unacknowledged
     /// messages near the server's limit): the runtime commits right after this batch.
     public var commitSoon = false
-    /// True when no record of this batch can have been committed before (a queue delivers each
-    /// of its messages for the first time): dedupe skips looking its keys up. The keys are
-    /// still stored, and still checked at the commit, so a wrong claim costs a refused commit,
-    /// never a duplicate.
-    public var keysAreNew = false
     /// True when adjacent records that share the source's implicit dedupe key belong to one
     /// unit (the records of one queue message share its sequence): dedupe keeps or drops such
     /// a run as a whole instead of keeping only its first record. Keys the user configured

@@ -67,7 +67,7 @@ struct CommitSequence {
     /// after this commit must not drop records still to be written as duplicates.
     mutating func begin(
         pipeline: String, now: Date = Date(), extractComplete: Bool, dedupeTTL: Duration?,
-        dedupeKeys: [String]
+        dedupeKeys: [DedupeHash], dedupeCheckedThrough: Int64? = nil, dedupeWriter: Int64? = nil
     ) -> Action? {
         precondition(step == .idle, "a commit began while another was under way")
         guard hasPending || extractComplete else { return nil }
@@ -76,7 +76,9 @@ struct CommitSequence {
             commit.checkpoint.merge(tracker.complete(sequence)) { $1 }
         }
         commit.deadLetters = deadLetters
-        commit.dedupeKeys = dedupeKeys
+        commit.dedupeHashes = dedupeKeys.isEmpty ? nil : dedupeKeys
+        commit.dedupeCheckedThrough = dedupeCheckedThrough
+        commit.dedupeWriter = dedupeWriter
         if let ttl = dedupeTTL, !dedupeKeys.isEmpty {
             // Checked again inside the state transaction: with workers sharing the state, a
             // record held by two of them at once (a queue redelivered it) is committed once.

@@ -324,7 +324,10 @@ public struct DeadLetterReplay: Sendable {
         commit.resolvedDeadLetters = resolved + dropped
         commit.deadLetters = again
         if let settings = replayDedupe {
-            commit.dedupeKeys = dedupe?.takePending(through: .max) ?? []
+            let keys = dedupe?.takePending(through: .max)
+            commit.dedupeHashes = keys?.keys ?? []
+            commit.dedupeCheckedThrough = keys?.checkedThrough
+            commit.dedupeWriter = dedupe?.writer
             commit.dedupeSince = now.addingTimeInterval(-Double(settings.ttl.components.seconds))
         }
         try await writer.prepareCommit(&commit)

@@ -56,7 +56,6 @@ public struct PipelineRunner: Sendable {
         }
         logger.info("pipeline starting", metadata: ["source": "\(type(of: plan.source))", "sink": "\(type(of: plan.sink))"])
         var totals = RunTotals()
-        var trustNewKeys = true
         // Start-overs (see ``StartOverFromCheckpoint``): how many in a row without a record
         // committed between them, since when, and the records committed at the last one.
         var outage: (breaks: Int, since: ContinuousClock.Instant, committed: Int)?
@@ -65,7 +64,7 @@ public struct PipelineRunner: Sendable {
                 let opened = OneWayFlag()
                 do {
                     totals = try await runPipeline(
-                        carrying: totals, trustNewKeys: trustNewKeys, restarting: outage.map { $0.since + plan.settings.retry.maxOutage },
+                        carrying: totals, restarting: outage.map { $0.since + plan.settings.retry.maxOutage },
                         opened: opened)
                     break
                 } catch let error as SluiceError where error.code == .conflict {
@@ -76,9 +75,6 @@ public struct PipelineRunner: Sendable {
                     logger.warning(
                         "commit refused: another worker committed some of these records first; reading them again",
                         metadata: ["error": "\(error)"])
-                    // The source may have called records new that were committed before (a queue
-                    // consumer created again over a stream already consumed): look every key up.
-                    trustNewKeys = false
                     try await Task.sleep(for: .milliseconds(100))
                 } catch {
                     // Before its reader opened, a start-over's attempt treats any retryable
@@ -174,11 +170,10 @@ public struct PipelineRunner: Sendable {
     }
 
     /// One attempt at the run; `carried` are the totals of attempts before it (see ``run()``).
-    /// `trustNewKeys: false` looks up every dedupe key, whatever ``SourceBatch/keysAreNew`` says.
     /// `restarting`: an attempt that starts over (see ``run()``), whose reader keeps trying to
     /// open until that moment (a continuous source's for ever). `opened` is set once it has.
     private func runPipeline(
-        carrying carried: RunTotals, trustNewKeys: Bool, restarting: ContinuousClock.Instant?, opened: OneWayFlag
+        carrying carried: RunTotals, restarting: ContinuousClock.Instant?, opened: OneWayFlag
     ) async throws -> RunTotals {
         let writer = try await plan.sink.makeWriter(context: SinkContext(pipeline: plan.name, state: store, logger: logger, requests: plan.requests))
         let checkpoint: Checkpoint
@@ -244,7 +239,6 @@ public struct PipelineRunner: Sendable {
             }
             var consumer = Consumer(runner: self, writer: writer, exhausted: exhausted)
             consumer.totals = carried
-            consumer.trustNewKeys = trustNewKeys
             do {
                 try await consumer.consume(buffer)
                 consumed.open()
@@ -376,8 +370,6 @@ public struct PipelineRunner: Sendable {
         /// Records accepted so far in this process (the test hook that drops one counts them).
         var recordsAccepted = 0
         var totals = RunTotals()
-        /// Whether dedupe may skip looking up the keys of batches the source calls new.
-        var trustNewKeys = true
 
         init(runner: PipelineRunner, writer: any SinkWriter, exhausted: OneWayFlag) {
             self.runner = runner
@@ -458,7 +450,7 @@ public struct PipelineRunner: Sendable {
             guard commits.hasPending else { return false }
             let now = ContinuousClock.now
             return writer.commitDue(at: now) || commits.deadLetters.count >= runner.maxPendingDeadLetters
-                || now - lastCommit >= writer.commitInterval
+                || now - lastCommit >= writer.commitInterval || (dedupe?.pendingCount ?? 0) >= Deduplicator.maxPendingKeys
         }
 
         mutating func accept(_ batch: SourceBatch) async throws {
@@ -490,7 +482,7 @@ public struct PipelineRunner: Sendable {
                 let keyRuns = batch.keyRunsAreUnits && dedupe!.settings.key == runner.plan.source.implicitDedupeKey
                 let (kept, duplicates, rejects) = try await dedupe!.filter(
                     records, sequence: sequence, position: batch.position, now: Date(),
-                    lookUp: !(batch.keysAreNew && trustNewKeys), keyRuns: keyRuns)
+                    keyRuns: keyRuns)
                 records = kept
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates
@@ -605,11 +597,11 @@ public struct PipelineRunner: Sendable {
             let committedThrough = commits.written.max()
             // Only keys of batches this commit covers: a commit in the middle of a flush must not
             // record keys of batches still to be written (a crash would then drop them as duplicates).
-            let keys = commits.written.last.map { dedupe?.takePending(through: $0) ?? [] } ?? []
+            let keys: (keys: [DedupeHash], checkedThrough: Int64?) = commits.written.last.map { dedupe?.takePending(through: $0) ?? ([], nil) } ?? ([], nil)
             guard
                 var action = commits.begin(
                     pipeline: runner.plan.name, extractComplete: extractComplete,
-                    dedupeTTL: runner.plan.settings.dedupe?.ttl, dedupeKeys: keys)
+                    dedupeTTL: runner.plan.settings.dedupe?.ttl, dedupeKeys: keys.keys, dedupeCheckedThrough: keys.checkedThrough, dedupeWriter: dedupe?.writer)
             else { return }
             var refusal: SluiceError?
             while true {

@@ -22,8 +22,21 @@ public struct StateCommit: Sendable, Codable {
     public var checkpoint: [String: String] = [:]
     /// Dead letters found since the last commit.
     public var deadLetters: [DeadLetter] = []
-    /// Idempotency keys accepted since the last commit (dedupe), stamped with `now`.
+    /// Idempotency keys accepted since the last commit (dedupe), stamped with `now`, as hashes
+    /// (``DedupeHash``). Optional so that commits stored before it existed still decode.
+    public var dedupeHashes: [DedupeHash]?
+    /// Idempotency keys in their text form, as commits stored before keys were hashed (a
+    /// PostgreSQL sink's pending commit) carry them: the store hashes them with the owner's seed.
     public var dedupeKeys: [String] = []
+    /// The last run of keys (``DedupeRunRow/run``) the committing worker had read when it
+    /// looked up the first of ``dedupeHashes``: with ``dedupeSince`` the store looks for the
+    /// keys in later runs only (those of other workers; every earlier key was looked up).
+    /// Nil looks in every run.
+    public var dedupeCheckedThrough: Int64?
+    /// Who accepted the keys (a number the accepting process draws at random): its filter
+    /// skips its own runs when it reads the runs committed since (it holds their keys), and
+    /// its commits skip them when looking for conflicts.
+    public var dedupeWriter: Int64?
     /// When set, the store refuses the whole commit (a ``SluiceError`` with code `conflict`) if
     /// one of ``dedupeKeys`` is already stored by another commit at or after this time: a worker
     /// sharing the state store committed the same records first. Keys older than this (expired,
@@ -58,17 +71,17 @@ public struct StateCommit: Sendable, Codable {
     }
 
     /// The error a store throws when ``dedupeSince`` refuses the commit.
-    public func conflict(keys: [String]) -> SluiceError {
+    public func conflict(keys: [DedupeHash]) -> SluiceError {
         SluiceError(
             .conflict,
             "records of this commit were committed first by another worker sharing the state store "
-                + "(key \(keys.prefix(3).joined(separator: ", "))\(keys.count > 3 ? ", …" : "")); the commit is refused and its output "
+                + "(\(keys.count) key\(keys.count == 1 ? "" : "s"), hash \(keys.prefix(3).map(\.description).joined(separator: ", "))\(keys.count > 3 ? ", …" : "")); the commit is refused and its output "
                 + "discarded, so no record is written twice",
             location: "pipelines.\(pipeline)")
     }
 
     public var isEmpty: Bool {
-        checkpoint.isEmpty && deadLetters.isEmpty && dedupeKeys.isEmpty && fileIntents.isEmpty
+        checkpoint.isEmpty && deadLetters.isEmpty && dedupeKeys.isEmpty && (dedupeHashes ?? []).isEmpty && fileIntents.isEmpty
     }
 }
 

@@ -94,11 +94,45 @@ public protocol CheckpointStore: Sendable {
 }
 
 /// Dedupe keys with the time they were accepted (written by ``CheckpointStore/commit(_:)``).
+///
+/// A store keeps each pipeline's keys as ``DedupeHash``es in rows of one bucket and one commit
+/// (a run, numbered in commit order per pipeline), so a commit appends its keys in a few
+/// rows and looking keys up reads only their buckets.
 public protocol DedupeKeyStore: Sendable {
-    /// Which of `keys` were accepted for `pipeline` at or after `since`.
-    func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String>
-    /// Deletes keys accepted before `before`; returns how many.
+    /// The pipeline's key-hashing seed, made on its first use. Keys stored as text by a version
+    /// before hashing are converted then, in the same transaction.
+    func dedupeSeed(pipeline: String) async throws -> DedupeSeed
+    /// How many keys of `pipeline` accepted at or after `since` are stored (to size a filter).
+    func dedupeKeyCount(pipeline: String, since: Date) async throws -> Int
+    /// The number of the pipeline's last committed run (0: none). Every run up to it is
+    /// committed: runs are numbered in commit order.
+    func dedupeLastRun(pipeline: String) async throws -> Int64
+    /// Up to `limit` rows of `pipeline`'s keys after `cursor` and in runs up to `through`, in
+    /// (run, bucket) order, skipping rows accepted before `since` and rows of commits by
+    /// `excludingWriter` (``StateCommit/dedupeWriter``).
+    func dedupeRuns(
+        pipeline: String, after cursor: DedupeRunCursor, through: Int64, since: Date, excludingWriter: Int64?, limit: Int
+    ) async throws -> [DedupeRunRow]
+    /// Which of `hashes` were accepted for `pipeline` at or after `since`.
+    func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash>
+    /// Deletes keys accepted before `before`; returns how many (a key two commits stored, as a
+    /// retried commit does, counts twice).
     func sweepKeys(pipeline: String, before: Date) async throws -> Int
+}
+
+extension DedupeKeyStore {
+    /// Which of `keys` (in ``StateCommit/dedupeKeys``' text form) were accepted for `pipeline`
+    /// at or after `since`: hashed with the pipeline's seed and looked up.
+    public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {
+        let seed = try await dedupeSeed(pipeline: pipeline)
+        var byHash: [DedupeHash: String] = [:]
+        for key in keys {
+            var text = key
+            byHash[text.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: seed) }] = key
+        }
+        let found = try await seenHashes(pipeline: pipeline, hashes: Array(byHash.keys), since: since)
+        return Set(found.compactMap { byHash[$0] })
+    }
 }
 
 /// The dead-letter queue (written by ``CheckpointStore/commit(_:)``), for review.

@@ -38,6 +38,8 @@ public enum StateTables {
         table("checkpoints", "pipeline T, partition T, value T, updated_at R"),
         table("checkpoint_history", "id I, pipeline T, partition T, value T, committed_at R", id: "id"),
         table("dedupe_keys", "pipeline T, key T, seen_at R"),
+        table("dedupe_meta", "pipeline T, seed B, last_run I"),
+        table("dedupe_runs", "pipeline T, bucket I, run I, seen_at R, writer I, keys B"),
         table(
             "dead_letters", "id I, pipeline T, stage T, error_kind T, message T, location T, raw B, attempts I, first_seen R, last_seen R, schema T",
             id: "id"),

@@ -81,6 +81,20 @@ enum PostgresStateMigrations {
                 storage_bytes bigint NOT NULL, ingest_dollars float8 NOT NULL, PRIMARY KEY (pipeline, hour));
             """
         ),
+        (
+            "v7-dedupe-runs",
+            // Dedupe keys as hashes in rows of one bucket and one commit (PostgresDedupeKeys); the
+            // text keys of `dedupe_keys` are converted when their pipeline next opens dedupe.
+            // Random hashes do not compress: stored without trying.
+            """
+            CREATE TABLE sluice.dedupe_meta (pipeline text PRIMARY KEY, seed bytea NOT NULL, last_run bigint NOT NULL);
+            CREATE TABLE sluice.dedupe_runs (
+                pipeline text NOT NULL, bucket int NOT NULL, run bigint NOT NULL, seen_at float8 NOT NULL, writer bigint NOT NULL,
+                keys bytea NOT NULL, PRIMARY KEY (pipeline, bucket, run));
+            ALTER TABLE sluice.dedupe_runs ALTER COLUMN keys SET STORAGE EXTERNAL;
+            CREATE INDEX dedupe_runs_run ON sluice.dedupe_runs (pipeline, run, bucket, writer, seen_at);
+            """
+        ),
     ]
 
     static func migrate(_ s: PostgresSession) throws {

@@ -80,32 +80,7 @@ public final class PostgresStateStore: StateStore {
                         String(l.attempts), now, l.schema,
                     ])
             }
-            if !commit.dedupeKeys.isEmpty {
-                // Sorted, so that two workers inserting overlapping keys lock them in one order.
-                let keys = textArrayLiteral(Set(commit.dedupeKeys).sorted())
-                if let since = commit.dedupeSince {
-                    // A key stored by another commit inside the TTL refuses the commit. The unique
-                    // index makes this exact across workers: a concurrent insert of the same key
-                    // waits for the first transaction and then sees its row.
-                    let r = try s.query(
-                        """
-                        WITH input AS (SELECT k FROM unnest($2::text[]) AS k),
-                        taken AS (
-                            INSERT INTO sluice.dedupe_keys(pipeline, key, seen_at) SELECT $1, k, $3::float8 FROM input
-                            ON CONFLICT (pipeline, key) DO UPDATE SET seen_at = EXCLUDED.seen_at
-                            WHERE sluice.dedupe_keys.seen_at < $4::float8 OR sluice.dedupe_keys.seen_at = EXCLUDED.seen_at
-                            RETURNING key)
-                        SELECT k FROM input EXCEPT SELECT key FROM taken LIMIT 3
-                        """, [commit.owner, keys, now, String(since.timeIntervalSince1970)])
-                    if r.rows > 0 { throw commit.conflict(keys: (0..<r.rows).map { r.string($0, 0)! }) }
-                } else {
-                    try s.query(
-                        """
-                        INSERT INTO sluice.dedupe_keys(pipeline, key, seen_at) SELECT $1, k, $3::float8 FROM unnest($2::text[]) AS k
-                        ON CONFLICT (pipeline, key) DO UPDATE SET seen_at = EXCLUDED.seen_at
-                        """, [commit.owner, keys, now])
-                }
-            }
+            try PostgresDedupeKeys.store(commit, s)
             for i in commit.fileIntents {
                 try s.query(
                     """
@@ -154,25 +129,6 @@ public final class PostgresStateStore: StateStore {
             try s.query(
                 "UPDATE sluice.file_intents SET resolved = true WHERE pipeline = $1 AND final_path = ANY($2::text[])",
                 [pipeline, textArrayLiteral(finalPaths)])
-        }
-    }
-
-    public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {
-        guard !keys.isEmpty else { return [] }
-        return try await pool.withSession { s in
-            let r = try s.query(
-                "SELECT key FROM sluice.dedupe_keys WHERE pipeline = $1 AND key = ANY($2::text[]) AND seen_at >= $3::float8",
-                [pipeline, textArrayLiteral(keys), String(since.timeIntervalSince1970)])
-            return Set((0..<r.rows).map { r.string($0, 0)! })
-        }
-    }
-
-    public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
-        try await pool.withSession { s in
-            try s.query(
-                "DELETE FROM sluice.dedupe_keys WHERE pipeline = $1 AND seen_at < $2::float8",
-                [pipeline, String(before.timeIntervalSince1970)]
-            ).affectedRows
         }
     }
 
@@ -260,7 +216,7 @@ public final class PostgresStateStore: StateStore {
 
     public func reset(pipeline: String) async throws {
         try await pool.transaction { s in
-            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "file_intents"] {
+            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "dedupe_runs", "file_intents"] {
                 try s.query("DELETE FROM sluice.\(table) WHERE pipeline = $1", [pipeline])
             }
         }

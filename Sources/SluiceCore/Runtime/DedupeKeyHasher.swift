@@ -1,0 +1,88 @@
+/// Hashes the dedupe key of each row straight from the column buffers: the bytes hashed are
+/// those of ``DedupeKey/encode(_:)`` (so keys stored as text by earlier versions hash alike
+/// when converted), built in one reused buffer, with no `String` or ``Value`` per row for
+/// string, JSON, binary and integer columns.
+struct DedupeKeyHasher {
+    let seed: DedupeSeed
+    private var scratch: [UInt8] = []
+
+    init(seed: DedupeSeed) {
+        self.seed = seed
+        scratch.reserveCapacity(256)
+    }
+
+    /// The hash of `text` (a key in ``DedupeKey/encode(_:)``'s form).
+    func hash(text: String) -> DedupeHash {
+        var text = text
+        return text.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: seed) }
+    }
+
+    /// The hash of row `row`'s key, over `columns` in key order.
+    mutating func hash(_ columns: [Column], row: Int) -> DedupeHash {
+        scratch.removeAll(keepingCapacity: true)
+        for column in columns {
+            append(column, row: row)
+        }
+        return scratch.withUnsafeBytes { SipHash128.hash($0, seed: seed) }
+    }
+
+    private mutating func append(_ column: Column, row: Int) {
+        if column.isNull(row) {
+            scratch.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "0"), UInt8(ascii: ":")])
+            return
+        }
+        switch (column.type, column.storage) {
+        case (.string, .bytes), (.json, .bytes):
+            column.withBytes(at: row) { bytes in
+                scratch.append(UInt8(ascii: "s"))
+                appendDecimal(UInt64(bytes.count))
+                scratch.append(UInt8(ascii: ":"))
+                scratch.append(contentsOf: bytes)
+            }
+        case (.binary, .bytes):
+            column.withBytes(at: row) { bytes in
+                scratch.append(UInt8(ascii: "x"))
+                appendDecimal(UInt64(bytes.count * 2))
+                scratch.append(UInt8(ascii: ":"))
+                for byte in bytes {
+                    scratch.append(Self.hexDigits[Int(byte >> 4)])
+                    scratch.append(Self.hexDigits[Int(byte & 15)])
+                }
+            }
+        case let (.int64, .int64(values)):
+            let value = values[row]
+            let digits = value.magnitude
+            let length = Self.decimalLength(digits) + (value < 0 ? 1 : 0)
+            scratch.append(UInt8(ascii: "v"))
+            appendDecimal(UInt64(length))
+            scratch.append(UInt8(ascii: ":"))
+            if value < 0 { scratch.append(UInt8(ascii: "-")) }
+            appendDecimal(digits)
+        default:
+            scratch.append(contentsOf: DedupeKey.encode([column.value(at: row)]).utf8)
+        }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    private static func decimalLength(_ value: UInt64) -> Int {
+        var length = 1, v = value
+        while v >= 10 {
+            v /= 10
+            length += 1
+        }
+        return length
+    }
+
+    private mutating func appendDecimal(_ value: UInt64) {
+        let length = Self.decimalLength(value)
+        let start = scratch.count
+        scratch.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: length))
+        var v = value, index = start + length - 1
+        repeat {
+            scratch[index] = UInt8(ascii: "0") + UInt8(v % 10)
+            v /= 10
+            index -= 1
+        } while v > 0
+    }
+}

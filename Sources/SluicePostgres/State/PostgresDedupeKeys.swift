@@ -1,0 +1,173 @@
+import Foundation
+import SluiceCore
+
+/// Dedupe keys in the shared store, laid out as in the embedded one (see `SQLiteDedupeKeys`):
+/// `sluice.dedupe_runs`, one row per bucket and commit (run), and `sluice.dedupe_meta`, the
+/// pipeline's seed and last run number.
+///
+/// Workers commit concurrently here. A commit takes its run number by updating the pipeline's
+/// `dedupe_meta` row, whose lock it holds to its end, and only then looks for conflicts: so
+/// run numbers are given out in commit order, and a commit sees every run committed before
+/// its own (the filter of a worker reading "the runs after the last it read" misses none).
+enum PostgresDedupeKeys {
+    static let columns = "run, bucket, seen_at, keys"
+
+    /// The pipeline's seed, made on first use (the text keys of an earlier version converted in
+    /// the same transaction; a worker making it at the same time waits, then reads this one).
+    static func seed(_ s: PostgresSession, pipeline: String) throws -> DedupeSeed {
+        let made = DedupeSeed.random()
+        let inserted = try s.query(
+            "INSERT INTO sluice.dedupe_meta(pipeline, seed, last_run) VALUES ($1, $2::bytea, 0) ON CONFLICT (pipeline) DO NOTHING RETURNING 1",
+            [pipeline, byteaHex(made.bytes)])
+        if inserted.rows == 0 {
+            let r = try s.query("SELECT seed FROM sluice.dedupe_meta WHERE pipeline = $1", [pipeline])
+            guard r.rows == 1, let seed = DedupeSeed(bytes: r.byteaText(0, 0)) else {
+                throw SluiceError(.corruptState, "the dedupe seed of pipeline '\(pipeline)' is missing or damaged in sluice.dedupe_meta")
+            }
+            return seed
+        }
+        let legacy = try s.query("SELECT key, seen_at FROM sluice.dedupe_keys WHERE pipeline = $1", [pipeline])
+        var byTime: [Double: [DedupeHash]] = [:]
+        for row in 0..<legacy.rows {
+            var key = legacy.string(row, 0)!
+            byTime[Double(legacy.string(row, 1)!) ?? 0, default: []].append(
+                key.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: made) })
+        }
+        var run: Int64 = 0
+        for (seenAt, hashes) in byTime.sorted(by: { $0.key < $1.key }) {
+            run += 1
+            try insert(DedupeRunRow.rows(run: run, seenAt: seenAt, hashes: hashes), pipeline: pipeline, s)
+        }
+        if run > 0 {
+            try s.query("UPDATE sluice.dedupe_meta SET last_run = $2::bigint WHERE pipeline = $1", [pipeline, String(run)])
+            try s.query("DELETE FROM sluice.dedupe_keys WHERE pipeline = $1", [pipeline])
+        }
+        return made
+    }
+
+    /// Stores the keys of `commit` as a new run, after refusing the commit when another worker
+    /// committed one of them inside the TTL (``StateCommit/dedupeSince``).
+    static func store(_ commit: StateCommit, _ s: PostgresSession) throws {
+        guard !commit.dedupeKeys.isEmpty || !(commit.dedupeHashes ?? []).isEmpty else { return }
+        let pipeline = commit.owner
+        let hashes = DedupeRows.hashes(of: commit, seed: try seed(s, pipeline: pipeline))
+        // The lock that orders this pipeline's commits, held to the end of the transaction.
+        let numbered = try s.query(
+            "UPDATE sluice.dedupe_meta SET last_run = last_run + 1 WHERE pipeline = $1 RETURNING last_run", [pipeline])
+        guard numbered.rows == 1, let run = Int64(numbered.string(0, 0) ?? "") else {
+            throw SluiceError(.corruptState, "the dedupe run counter of pipeline '\(pipeline)' is missing from sluice.dedupe_meta")
+        }
+        if let since = commit.dedupeSince {
+            let rows: [DedupeRunRow]
+            if let through = commit.dedupeCheckedThrough {
+                // Runs of other writers only: this writer's own hold none of its new keys.
+                rows = try fetch(
+                    s, "WHERE pipeline = $1 AND run > $2::bigint AND writer <> $3::bigint", [pipeline, String(through), String(commit.dedupeWriter ?? -1)])
+            } else {
+                rows = try fetch(
+                    s, "WHERE pipeline = $1 AND bucket = ANY($2::int[])",
+                    [pipeline, "{" + DedupeRows.buckets(hashes).map(String.init).joined(separator: ",") + "}"])
+            }
+            let refused = DedupeRows.found(hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: commit.now.timeIntervalSince1970)
+            if !refused.isEmpty { throw commit.conflict(keys: refused.sorted()) }
+        }
+        try insert(
+            DedupeRunRow.rows(run: run, seenAt: commit.now.timeIntervalSince1970, hashes: hashes, writer: commit.dedupeWriter ?? 0),
+            pipeline: pipeline, s)
+    }
+
+    /// One statement for all of a run's rows (arrays of buckets and of keys).
+    static func insert(_ rows: [DedupeRunRow], pipeline: String, _ s: PostgresSession) throws {
+        guard let first = rows.first else { return }
+        try s.query(
+            """
+            INSERT INTO sluice.dedupe_runs(pipeline, bucket, run, seen_at, writer, keys)
+            SELECT $1, b, $2::bigint, $3::float8, $6::bigint, k FROM unnest($4::int[], $5::bytea[]) AS t(b, k)
+            """,
+            [
+                pipeline, String(first.run), String(first.seenAt),
+                "{" + rows.map { String($0.bucket) }.joined(separator: ",") + "}",
+                textArrayLiteral(rows.map { byteaHex($0.keys) }), String(first.writer),
+            ])
+    }
+
+    /// Rows matching `condition`, read in binary.
+    static func fetch(_ s: PostgresSession, _ condition: String, _ parameters: [String?]) throws -> [DedupeRunRow] {
+        let r = try s.query("SELECT \(columns) FROM sluice.dedupe_runs " + condition, parameters, binary: true)
+        return (0..<r.rows).map { row in
+            DedupeRunRow(
+                run: Int64(bigEndian: r.bytes(row, 0).loadUnaligned(as: Int64.self)),
+                bucket: Int(Int32(bigEndian: r.bytes(row, 1).loadUnaligned(as: Int32.self))),
+                seenAt: Double(bitPattern: UInt64(bigEndian: r.bytes(row, 2).loadUnaligned(as: UInt64.self))),
+                keys: [UInt8](r.bytes(row, 3)))
+        }
+    }
+}
+
+extension PostgresStateStore {
+    public func dedupeSeed(pipeline: String) async throws -> DedupeSeed {
+        try await pool.transaction { s in try PostgresDedupeKeys.seed(s, pipeline: pipeline) }
+    }
+
+    public func dedupeKeyCount(pipeline: String, since: Date) async throws -> Int {
+        try await pool.withSession { s in
+            // length() of an uncompressed out-of-line bytea reads its TOAST pointer, not its bytes.
+            let r = try s.query(
+                "SELECT COALESCE(sum(length(keys)), 0) / 16 FROM sluice.dedupe_runs WHERE pipeline = $1 AND seen_at >= $2::float8",
+                [pipeline, String(since.timeIntervalSince1970)])
+            return Int(r.string(0, 0) ?? "0") ?? 0
+        }
+    }
+
+    public func dedupeLastRun(pipeline: String) async throws -> Int64 {
+        try await pool.withSession { s in
+            let r = try s.query("SELECT last_run FROM sluice.dedupe_meta WHERE pipeline = $1", [pipeline])
+            return r.rows == 0 ? 0 : Int64(r.string(0, 0) ?? "0") ?? 0
+        }
+    }
+
+    public func dedupeRuns(
+        pipeline: String, after cursor: DedupeRunCursor, through: Int64, since: Date, excludingWriter: Int64?, limit: Int
+    ) async throws -> [DedupeRunRow] {
+        try await pool.withSession { s in
+            try PostgresDedupeKeys.fetch(
+                s,
+                """
+                WHERE pipeline = $1 AND (pipeline, run, bucket) > ($1, $2::bigint, $3::int) AND run <= $7::bigint AND writer <> $6::bigint AND seen_at >= $4::float8
+                ORDER BY pipeline, run, bucket LIMIT $5::int
+                """,
+                [
+                    pipeline, String(cursor.run), String(min(cursor.bucket, Int(Int32.max))), String(since.timeIntervalSince1970),
+                    String(limit), String(excludingWriter ?? -1), String(through),
+                ])
+        }
+    }
+
+    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash> {
+        guard !hashes.isEmpty else { return [] }
+        return try await pool.withSession { s in
+            let wanted = DedupeWanted(hashes)
+            let r = try s.query(
+                "SELECT bucket, keys FROM sluice.dedupe_runs WHERE pipeline = $1 AND bucket = ANY($2::int[]) AND seen_at >= $3::float8",
+                [pipeline, "{" + wanted.buckets.map(String.init).joined(separator: ",") + "}", String(since.timeIntervalSince1970)],
+                binary: true)
+            var found = Set<DedupeHash>()
+            for row in 0..<r.rows {
+                let bucket = Int(Int32(bigEndian: r.bytes(row, 0).loadUnaligned(as: Int32.self)))
+                wanted.check(bucket: bucket, keys: r.bytes(row, 1), into: &found)
+            }
+            return found
+        }
+    }
+
+    public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
+        try await pool.transaction { s in
+            let cutoff = String(before.timeIntervalSince1970)
+            let r = try s.query(
+                "WITH gone AS (DELETE FROM sluice.dedupe_runs WHERE pipeline = $1 AND seen_at < $2::float8 RETURNING keys) SELECT COALESCE(sum(length(keys)), 0) / 16 FROM gone",
+                [pipeline, cutoff])
+            let legacy = try s.query("DELETE FROM sluice.dedupe_keys WHERE pipeline = $1 AND seen_at < $2::float8", [pipeline, cutoff])
+            return (Int(r.string(0, 0) ?? "0") ?? 0) + legacy.affectedRows
+        }
+    }
+}

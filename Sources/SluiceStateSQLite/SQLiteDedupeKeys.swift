@@ -1,0 +1,148 @@
+import Foundation
+import GRDB
+import SluiceCore
+
+/// Dedupe keys in the embedded store: `dedupe_runs` holds, per pipeline, one row per bucket
+/// and commit (run) with the commit's keys of that bucket, sorted (``DedupeRunRow``);
+/// `dedupe_meta` the pipeline's hashing seed and its last run number.
+///
+/// A commit appends its rows (a few per thousand keys, not one B-tree entry per key); looking
+/// keys up reads their buckets; the filter of a running pipeline reads the runs after the last
+/// it read, by the `(pipeline, run, bucket)` index. Runs are numbered in commit order (one
+/// writer), so "after the last run read" misses no commit.
+enum SQLiteDedupeKeys {
+    /// The pipeline's seed, made on first use, with the text keys of an earlier version
+    /// (`dedupe_keys`) converted: one run per commit time they were stored at.
+    static func seed(_ db: Database, pipeline: String) throws -> DedupeSeed {
+        if let row = try Row.fetchOne(db, sql: "SELECT seed FROM dedupe_meta WHERE pipeline = ?", arguments: [pipeline]),
+            let seed = DedupeSeed(bytes: [UInt8](row["seed"] as Data))
+        {
+            return seed
+        }
+        let seed = DedupeSeed.random()
+        var lastRun: Int64 = 0
+        var byTime: [Double: [DedupeHash]] = [:]
+        let legacy = try Row.fetchCursor(db, sql: "SELECT key, seen_at FROM dedupe_keys WHERE pipeline = ?", arguments: [pipeline])
+        while let row = try legacy.next() {
+            var key: String = row["key"]
+            byTime[row["seen_at"], default: []].append(key.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: seed) })
+        }
+        for (seenAt, hashes) in byTime.sorted(by: { $0.key < $1.key }) {
+            lastRun += 1
+            try insert(DedupeRunRow.rows(run: lastRun, seenAt: seenAt, hashes: hashes), pipeline: pipeline, db)
+        }
+        try db.execute(sql: "DELETE FROM dedupe_keys WHERE pipeline = ?", arguments: [pipeline])
+        try db.execute(
+            sql: "INSERT INTO dedupe_meta(pipeline, seed, last_run) VALUES (?, ?, ?)", arguments: [pipeline, Data(seed.bytes), lastRun])
+        return seed
+    }
+
+    /// Stores the keys of `commit` as a new run, after refusing the commit when another worker
+    /// committed one of them inside the TTL (``StateCommit/dedupeSince``).
+    static func store(_ commit: StateCommit, _ db: Database) throws {
+        guard !commit.dedupeKeys.isEmpty || !(commit.dedupeHashes ?? []).isEmpty else { return }
+        let pipeline = commit.owner
+        let hashes = DedupeRows.hashes(of: commit, seed: try seed(db, pipeline: pipeline))
+        if let since = commit.dedupeSince {
+            let rows: [DedupeRunRow]
+            if let through = commit.dedupeCheckedThrough {
+                // Runs of other writers only: this writer's own hold none of its new keys.
+                rows = try fetch(db, sql: "WHERE pipeline = ? AND run > ? AND writer != ?", [pipeline, through, commit.dedupeWriter ?? -1])
+            } else {
+                rows = try fetch(
+                    db, sql: "WHERE pipeline = ? AND bucket IN (\(DedupeRows.buckets(hashes).map(String.init).joined(separator: ",")))", [pipeline])
+            }
+            let refused = DedupeRows.found(hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: commit.now.timeIntervalSince1970)
+            if !refused.isEmpty { throw commit.conflict(keys: refused.sorted()) }
+        }
+        let run = (try Int64.fetchOne(db, sql: "SELECT last_run FROM dedupe_meta WHERE pipeline = ?", arguments: [pipeline]) ?? 0) + 1
+        try db.execute(sql: "UPDATE dedupe_meta SET last_run = ? WHERE pipeline = ?", arguments: [run, pipeline])
+        try insert(
+            DedupeRunRow.rows(run: run, seenAt: commit.now.timeIntervalSince1970, hashes: hashes, writer: commit.dedupeWriter ?? 0),
+            pipeline: pipeline, db)
+    }
+
+    static func insert(_ rows: [DedupeRunRow], pipeline: String, _ db: Database) throws {
+        let statement = try db.cachedStatement(
+            sql: "INSERT INTO dedupe_runs(pipeline, bucket, run, seen_at, writer, keys) VALUES (?, ?, ?, ?, ?, ?)")
+        for row in rows {
+            try statement.execute(arguments: [pipeline, row.bucket, row.run, row.seenAt, row.writer, Data(row.keys)])
+        }
+    }
+
+    static func fetch(_ db: Database, sql condition: String, _ arguments: [any DatabaseValueConvertible]) throws -> [DedupeRunRow] {
+        try Row.fetchAll(db, sql: "SELECT run, bucket, seen_at, keys FROM dedupe_runs " + condition, arguments: StatementArguments(arguments))
+            .map { DedupeRunRow(run: $0["run"], bucket: $0["bucket"], seenAt: $0["seen_at"], keys: [UInt8]($0["keys"] as Data)) }
+    }
+}
+
+extension SQLiteStateStore {
+    public func dedupeSeed(pipeline: String) async throws -> DedupeSeed {
+        try await write { db in try SQLiteDedupeKeys.seed(db, pipeline: pipeline) }
+    }
+
+    public func dedupeKeyCount(pipeline: String, since: Date) async throws -> Int {
+        try await pool.read { db in
+            // length() of a blob reads its size from the record header, not its bytes.
+            try Int.fetchOne(
+                db, sql: "SELECT COALESCE(SUM(length(keys)), 0) / 16 FROM dedupe_runs WHERE pipeline = ? AND seen_at >= ?",
+                arguments: [pipeline, since.timeIntervalSince1970]) ?? 0
+        }
+    }
+
+    public func dedupeLastRun(pipeline: String) async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT last_run FROM dedupe_meta WHERE pipeline = ?", arguments: [pipeline]) ?? 0
+        }
+    }
+
+    public func dedupeRuns(
+        pipeline: String, after cursor: DedupeRunCursor, through: Int64, since: Date, excludingWriter: Int64?, limit: Int
+    ) async throws -> [DedupeRunRow] {
+        try await pool.read { db in
+            try SQLiteDedupeKeys.fetch(
+                db,
+                sql: """
+                    INDEXED BY dedupe_runs_run WHERE pipeline = ? AND run BETWEEN ? AND ? AND (run > ? OR bucket > ?) AND writer != ?
+                    AND seen_at >= ? ORDER BY run, bucket LIMIT ?
+                    """,
+                [pipeline, cursor.run, through, cursor.run, cursor.bucket, excludingWriter ?? -1, since.timeIntervalSince1970, limit])
+        }
+    }
+
+    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash> {
+        guard !hashes.isEmpty else { return [] }
+        return try await pool.read { db in
+            var found = Set<DedupeHash>()
+            let wanted = DedupeWanted(hashes)
+            let buckets = wanted.buckets
+            for chunk in stride(from: 0, to: buckets.count, by: 256) {
+                let list = buckets[chunk..<min(chunk + 256, buckets.count)].map(String.init).joined(separator: ",")
+                // Each row checked where SQLite holds it, none copied or kept.
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT bucket, keys FROM dedupe_runs WHERE pipeline = ? AND bucket IN (\(list)) AND seen_at >= ?",
+                    arguments: [pipeline, since.timeIntervalSince1970])
+                while let row = try rows.next() {
+                    let bucket: Int = row[0]
+                    if let keys = row.dataNoCopy(atIndex: 1) {
+                        keys.withUnsafeBytes { wanted.check(bucket: bucket, keys: $0, into: &found) }
+                    }
+                }
+            }
+            return found
+        }
+    }
+
+    public func sweepKeys(pipeline: String, before: Date) async throws -> Int {
+        try await write { db in
+            let cutoff = before.timeIntervalSince1970
+            let keys =
+                try Int.fetchOne(
+                    db, sql: "SELECT COALESCE(SUM(length(keys)), 0) / 16 FROM dedupe_runs WHERE pipeline = ? AND seen_at < ?",
+                    arguments: [pipeline, cutoff]) ?? 0
+            try db.execute(sql: "DELETE FROM dedupe_runs WHERE pipeline = ? AND seen_at < ?", arguments: [pipeline, cutoff])
+            try db.execute(sql: "DELETE FROM dedupe_keys WHERE pipeline = ? AND seen_at < ?", arguments: [pipeline, cutoff])
+            return keys + db.changesCount
+        }
+    }
+}
