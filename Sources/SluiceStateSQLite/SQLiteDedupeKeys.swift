@@ -24,8 +24,7 @@ enum SQLiteDedupeKeys {
         var byTime: [Double: [DedupeHash]] = [:]
         let legacy = try Row.fetchCursor(db, sql: "SELECT key, seen_at FROM dedupe_keys WHERE pipeline = ?", arguments: [pipeline])
         while let row = try legacy.next() {
-            var key: String = row["key"]
-            byTime[row["seen_at"], default: []].append(key.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: seed) })
+            byTime[row["seen_at"], default: []].append(SipHash128.hash(text: row["key"], seed: seed))
         }
         for (seenAt, hashes) in byTime.sorted(by: { $0.key < $1.key }) {
             lastRun += 1

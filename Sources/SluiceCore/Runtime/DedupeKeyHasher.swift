@@ -13,8 +13,7 @@ struct DedupeKeyHasher {
 
     /// The hash of `text` (a key in ``DedupeKey/encode(_:)``'s form).
     func hash(text: String) -> DedupeHash {
-        var text = text
-        return text.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: seed) }
+        SipHash128.hash(text: text, seed: seed)
     }
 
     /// The hash of row `row`'s key, over `columns` in key order.

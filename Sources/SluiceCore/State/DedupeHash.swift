@@ -207,10 +207,7 @@ public enum DedupeRows {
     /// The keys `commit` stores: its hashes and its text keys (an older commit's) hashed.
     public static func hashes(of commit: StateCommit, seed: DedupeSeed) -> [DedupeHash] {
         var hashes = commit.dedupeHashes ?? []
-        for key in commit.dedupeKeys {
-            var text = key
-            hashes.append(text.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: seed) })
-        }
+        for key in commit.dedupeKeys { hashes.append(SipHash128.hash(text: key, seed: seed)) }
         return hashes
     }
 

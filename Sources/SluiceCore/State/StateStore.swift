@@ -126,10 +126,7 @@ extension DedupeKeyStore {
     public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {
         let seed = try await dedupeSeed(pipeline: pipeline)
         var byHash: [DedupeHash: String] = [:]
-        for key in keys {
-            var text = key
-            byHash[text.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: seed) }] = key
-        }
+        for key in keys { byHash[SipHash128.hash(text: key, seed: seed)] = key }
         let found = try await seenHashes(pipeline: pipeline, hashes: Array(byHash.keys), since: since)
         return Set(found.compactMap { byHash[$0] })
     }

@@ -63,6 +63,12 @@ public enum SipHash128 {
         return DedupeHash(high: high, low: v0 ^ v1 ^ v2 ^ v3)
     }
 
+    /// The hash of `text`'s UTF-8 bytes.
+    public static func hash(text: String, seed: DedupeSeed) -> DedupeHash {
+        var text = text
+        return text.withUTF8 { hash(UnsafeRawBufferPointer($0), seed: seed) }
+    }
+
     public static func hash(_ bytes: [UInt8], seed: DedupeSeed) -> DedupeHash {
         bytes.withUnsafeBytes { hash($0, seed: seed) }
     }

@@ -29,9 +29,7 @@ enum PostgresDedupeKeys {
         let legacy = try s.query("SELECT key, seen_at FROM sluice.dedupe_keys WHERE pipeline = $1", [pipeline])
         var byTime: [Double: [DedupeHash]] = [:]
         for row in 0..<legacy.rows {
-            var key = legacy.string(row, 0)!
-            byTime[Double(legacy.string(row, 1)!) ?? 0, default: []].append(
-                key.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: made) })
+            byTime[Double(legacy.string(row, 1)!) ?? 0, default: []].append(SipHash128.hash(text: legacy.string(row, 0)!, seed: made))
         }
         var run: Int64 = 0
         for (seenAt, hashes) in byTime.sorted(by: { $0.key < $1.key }) {

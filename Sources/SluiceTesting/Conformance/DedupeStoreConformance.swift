@@ -19,10 +19,7 @@ public struct DedupeStoreConformance {
     }
 
     func hashes(_ seed: DedupeSeed, _ keys: [String]) -> [DedupeHash] {
-        keys.map { key in
-            var text = key
-            return text.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), seed: seed) }
-        }
+        keys.map { SipHash128.hash(text: $0, seed: seed) }
     }
 
     public func run() async throws {
