@@ -43,15 +43,20 @@ enum SQLiteDedupeKeys {
         let pipeline = commit.owner
         let hashes = DedupeRows.hashes(of: commit, seed: try seed(db, pipeline: pipeline))
         if let since = commit.dedupeSince {
+            let buckets = DedupeRows.buckets(hashes).map(String.init).joined(separator: ",")
             let rows: [DedupeRunRow]
+            var ownAttempt: Double?
             if let through = commit.dedupeCheckedThrough {
-                // Runs of other writers only: this writer's own hold none of its new keys.
-                rows = try fetch(db, sql: "WHERE pipeline = ? AND run > ? AND writer != ?", [pipeline, through, commit.dedupeWriter ?? -1])
-            } else {
+                // Runs of other writers only: this writer's own hold none of its new keys (a
+                // retry of this very commit included).
                 rows = try fetch(
-                    db, sql: "WHERE pipeline = ? AND bucket IN (\(DedupeRows.buckets(hashes).map(String.init).joined(separator: ",")))", [pipeline])
+                    db, sql: "WHERE pipeline = ? AND run > ? AND writer != ? AND bucket IN (\(buckets)) AND seen_at >= ?",
+                    [pipeline, through, commit.dedupeWriter ?? -1, since.timeIntervalSince1970])
+            } else {
+                rows = try fetch(db, sql: "WHERE pipeline = ? AND bucket IN (\(buckets)) AND seen_at >= ?", [pipeline, since.timeIntervalSince1970])
+                ownAttempt = commit.now.timeIntervalSince1970
             }
-            let refused = DedupeRows.found(hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: commit.now.timeIntervalSince1970)
+            let refused = DedupeRows.found(hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: ownAttempt)
             if !refused.isEmpty { throw commit.conflict(keys: refused.sorted()) }
         }
         let run = (try Int64.fetchOne(db, sql: "SELECT last_run FROM dedupe_meta WHERE pipeline = ?", arguments: [pipeline]) ?? 0) + 1

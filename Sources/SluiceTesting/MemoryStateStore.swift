@@ -42,11 +42,14 @@ public final class MemoryStateStore: StateStore {
         try state.withLock { s in
             let hashes = DedupeRows.hashes(of: commit, seed: Self.seed(&s, commit.owner))
             if let since = commit.dedupeSince {
+                // As the SQL stores: after a run looked up through, other writers' runs only;
+                // without one, every run but this very commit's earlier attempt.
+                let through = commit.dedupeCheckedThrough
                 let rows = s.dedupe[commit.owner]!.rows.filter {
-                    $0.run > (commit.dedupeCheckedThrough ?? 0) && (commit.dedupeWriter == nil || $0.writer != commit.dedupeWriter)
+                    through == nil || ($0.run > through! && $0.writer != (commit.dedupeWriter ?? -1))
                 }
                 let refused = DedupeRows.found(
-                    hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: commit.now.timeIntervalSince1970)
+                    hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: through == nil ? commit.now.timeIntervalSince1970 : nil)
                 if !refused.isEmpty { throw commit.conflict(keys: refused.sorted()) }
             }
             // Checked before anything changes: the commit is all or nothing.

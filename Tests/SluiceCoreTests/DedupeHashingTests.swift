@@ -90,6 +90,18 @@ import Testing
         #expect(other.hash(columns, row: 0) != hasher.hash(columns, row: 0))
     }
 
+    /// Text that is not UTF-8 hashes as its text form has it (U+FFFD for the bad bytes), the
+    /// way earlier versions stored it.
+    @Test func bytesThatAreNotUTF8HashAsTheirTextForm() {
+        var builder = ColumnBuilder(type: .string)
+        builder.appendBytes([0x61, 0xFF, 0x62])
+        builder.appendBytes(Array("é".utf8))
+        let column = builder.finish()
+        var hasher = DedupeKeyHasher(seed: DedupeSeed.random())
+        #expect(hasher.hash([column], row: 0) == hasher.hash(text: DedupeKey.encode([.string("a\u{FFFD}b")])))
+        #expect(hasher.hash([column], row: 1) == hasher.hash(text: DedupeKey.encode([.string("é")])))
+    }
+
     /// "Absent" is exact: no key added is ever called absent, however full the filter.
     @Test func theFilterNeverCallsAnAddedKeyAbsent() {
         for (capacity, limit, keys) in [(100_000, DedupeFilter.maxBytes, 100_000), (65_536, 8 << 10, 200_000)] {

@@ -22,8 +22,8 @@ struct DedupeFilter {
     /// A filter for `capacity` keys (at least 65,536), within `limit` bytes.
     init(capacity: Int, limit: Int = Self.maxBytes) {
         let wanted = max(capacity, 65_536)
-        self.limit = limit
-        let bytes = min(limit, (wanted * Self.bitsPerKey + 7) / 8)
+        self.limit = max(64, limit / 64 * 64)
+        let bytes = min(self.limit, (wanted * Self.bitsPerKey + 7) / 8)
         let blocks = max(1, bytes / 64)
         words = Array(repeating: 0, count: blocks * 8)
         self.capacity = min(wanted, blocks * 512 / Self.bitsPerKey)
@@ -32,6 +32,9 @@ struct DedupeFilter {
     var byteSize: Int { words.count * 8 }
     /// Whether the filter holds more keys than it was sized for (and could grow).
     var isOverloaded: Bool { added > capacity && byteSize < limit }
+    /// Whether to build the filter again: it could grow, or, at its limit, it has taken twice
+    /// the keys it was sized for (many of them expired by now, which a new filter leaves out).
+    var needsRebuild: Bool { isOverloaded || added > 2 * capacity }
 
     @inline(__always) private func block(_ hash: DedupeHash) -> Int {
         Int(hash.low.multipliedFullWidth(by: UInt64(words.count / 8)).high) * 8

@@ -32,12 +32,17 @@ struct DedupeKeyHasher {
         }
         switch (column.type, column.storage) {
         case (.string, .bytes), (.json, .bytes):
-            column.withBytes(at: row) { bytes in
+            // ASCII straight from the buffer; other text through `String`, as the text form
+            // has it (bytes that are not UTF-8 become U+FFFD there).
+            let ascii = column.withBytes(at: row) { bytes in
+                guard !bytes.contains(where: { $0 >= 0x80 }) else { return false }
                 scratch.append(UInt8(ascii: "s"))
                 appendDecimal(UInt64(bytes.count))
                 scratch.append(UInt8(ascii: ":"))
                 scratch.append(contentsOf: bytes)
+                return true
             }
+            if !ascii { scratch.append(contentsOf: DedupeKey.encode([column.value(at: row)]).utf8) }
         case (.binary, .bytes):
             column.withBytes(at: row) { bytes in
                 scratch.append(UInt8(ascii: "x"))

@@ -130,7 +130,10 @@ struct Deduplicator {
             keep.append(row)
         }
         if !accepted.isEmpty { pending.append((sequence, accepted, checkedThrough)) }
-        if filter.isOverloaded { try await rebuildFilter(capacity: filter.capacity * 4, since: since) }
+        if filter.needsRebuild {
+            let stored = try await store.dedupeKeyCount(pipeline: pipeline, since: since)
+            try await rebuildFilter(capacity: max(1 << 20, 2 * (stored + pendingSet.count)), since: since)
+        }
         return (keep, [])
     }
 

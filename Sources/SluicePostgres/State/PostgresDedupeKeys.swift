@@ -26,10 +26,15 @@ enum PostgresDedupeKeys {
             }
             return seed
         }
+        // No worker of an earlier version may add text keys between reading and deleting them.
+        try s.query("LOCK TABLE sluice.dedupe_keys IN SHARE ROW EXCLUSIVE MODE")
         let legacy = try s.query("SELECT key, seen_at FROM sluice.dedupe_keys WHERE pipeline = $1", [pipeline])
         var byTime: [Double: [DedupeHash]] = [:]
         for row in 0..<legacy.rows {
-            byTime[Double(legacy.string(row, 1)!) ?? 0, default: []].append(SipHash128.hash(text: legacy.string(row, 0)!, seed: made))
+            guard let seenAt = Double(legacy.string(row, 1) ?? "") else {
+                throw SluiceError(.corruptState, "a dedupe key of pipeline '\(pipeline)' in sluice.dedupe_keys has no valid seen_at")
+            }
+            byTime[seenAt, default: []].append(SipHash128.hash(text: legacy.string(row, 0)!, seed: made))
         }
         var run: Int64 = 0
         for (seenAt, hashes) in byTime.sorted(by: { $0.key < $1.key }) {
@@ -56,17 +61,21 @@ enum PostgresDedupeKeys {
             throw SluiceError(.corruptState, "the dedupe run counter of pipeline '\(pipeline)' is missing from sluice.dedupe_meta")
         }
         if let since = commit.dedupeSince {
+            let buckets = "{" + DedupeRows.buckets(hashes).map(String.init).joined(separator: ",") + "}"
             let rows: [DedupeRunRow]
+            var ownAttempt: Double?
             if let through = commit.dedupeCheckedThrough {
-                // Runs of other writers only: this writer's own hold none of its new keys.
+                // Runs of other writers only: this writer's own hold none of its new keys (a
+                // retry of this very commit included).
                 rows = try fetch(
-                    s, "WHERE pipeline = $1 AND run > $2::bigint AND writer <> $3::bigint", [pipeline, String(through), String(commit.dedupeWriter ?? -1)])
+                    s, "WHERE pipeline = $1 AND run > $2::bigint AND writer <> $3::bigint AND bucket = ANY($4::int[]) AND seen_at >= $5::float8",
+                    [pipeline, String(through), String(commit.dedupeWriter ?? -1), buckets, String(since.timeIntervalSince1970)])
             } else {
                 rows = try fetch(
-                    s, "WHERE pipeline = $1 AND bucket = ANY($2::int[])",
-                    [pipeline, "{" + DedupeRows.buckets(hashes).map(String.init).joined(separator: ",") + "}"])
+                    s, "WHERE pipeline = $1 AND bucket = ANY($2::int[]) AND seen_at >= $3::float8", [pipeline, buckets, String(since.timeIntervalSince1970)])
+                ownAttempt = commit.now.timeIntervalSince1970
             }
-            let refused = DedupeRows.found(hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: commit.now.timeIntervalSince1970)
+            let refused = DedupeRows.found(hashes, in: rows, since: since.timeIntervalSince1970, excludingSeenAt: ownAttempt)
             if !refused.isEmpty { throw commit.conflict(keys: refused.sorted()) }
         }
         try insert(
@@ -85,7 +94,7 @@ enum PostgresDedupeKeys {
             [
                 pipeline, String(first.run), String(first.seenAt),
                 "{" + rows.map { String($0.bucket) }.joined(separator: ",") + "}",
-                textArrayLiteral(rows.map { byteaHex($0.keys) }), String(first.writer),
+                byteaArrayLiteral(rows.map(\.keys)), String(first.writer),
             ])
     }
 

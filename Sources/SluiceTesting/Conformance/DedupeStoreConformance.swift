@@ -60,14 +60,18 @@ public struct DedupeStoreConformance {
             throw fail("the runs are read whole and in order", "\(read.count) keys read in \(order.count) rows")
         }
         let notMine = try await store.dedupeRuns(pipeline: pipeline, after: .start, through: 2, since: t0, excludingWriter: 1, limit: 5000)
-        guard notMine.allSatisfy({ $0.run == 2 }), notMine.reduce(0, { $0 + $1.count }) == 2 else {
+        guard !notMine.isEmpty, notMine.allSatisfy({ $0.run == 2 }), notMine.reduce(0, { $0 + $1.count }) == 2 else {
             throw fail("a writer's own runs are skipped", "\(notMine.map(\.run))")
         }
         let upToOne = try await store.dedupeRuns(pipeline: pipeline, after: .start, through: 1, since: t0, excludingWriter: nil, limit: 5000)
-        guard upToOne.allSatisfy({ $0.run == 1 }) else { throw fail("runs after `through` are not read", "\(upToOne.map(\.run))") }
+        guard upToOne.reduce(0, { $0 + $1.count }) == 3000, upToOne.allSatisfy({ $0.run == 1 }) else {
+            throw fail("runs after `through` are not read", "\(upToOne.map(\.run))")
+        }
         let expired = try await store.dedupeRuns(
             pipeline: pipeline, after: .start, through: 2, since: t0.addingTimeInterval(5), excludingWriter: nil, limit: 5000)
-        guard expired.allSatisfy({ $0.run == 2 }) else { throw fail("rows before `since` are not read", "\(expired.map(\.run))") }
+        guard expired.reduce(0, { $0 + $1.count }) == 2, expired.allSatisfy({ $0.run == 2 }) else {
+            throw fail("rows before `since` are not read", "\(expired.map(\.run))")
+        }
 
         // Lookups, with the TTL.
         let asked = hashes(seed, ["k0", "k2999", "other", "new"])
