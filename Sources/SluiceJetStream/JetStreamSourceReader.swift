@@ -150,17 +150,23 @@ final class JetStreamSourceReader: SourceReader {
         var sequences = ColumnBuilder(type: .int64)
         var kept = 0
         var lineIndex = 0
+        var unitBreaks = Set<Int>()
+        var previousSequence: UInt64?
         while lineIndex < lines.count {
             let message = lines[lineIndex].message
             var keptHere = false
             while lineIndex < lines.count, lines[lineIndex].message == message {
                 if !rejectedLines.contains(lineIndex) {
+                    // A message delivered again right after itself: its records start a unit of
+                    // their own (dedupe drops them), not more of the copy before.
+                    if !keptHere, previousSequence == messages[message].streamSequence { unitBreaks.insert(kept) }
                     sequences.append(Int64(messages[message].streamSequence))
                     kept += 1
                     keptHere = true
                 }
                 lineIndex += 1
             }
+            if keptHere { previousSequence = messages[message].streamSequence }
             if keptHere { acks.append(messages[message].ackSubject) } else { terms.append(messages[message].ackSubject) }
         }
         var records = output.batch
@@ -182,6 +188,7 @@ final class JetStreamSourceReader: SourceReader {
         out.commitSoon = held >= max(options.batch, options.maxAckPending / 4)
         // The records of one message share its stream sequence: they are kept or dropped together.
         out.keyRunsAreUnits = true
+        out.unitBreaks = unitBreaks
         // The origin of a queued record is its message's publication (stored in the stream).
         out.originTime = messages.map(\.timestampNanos).min().map { Date(timeIntervalSince1970: Double($0) / 1e9) }
         return out

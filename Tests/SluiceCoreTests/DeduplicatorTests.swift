@@ -36,6 +36,11 @@ import Testing
         #expect(second.count == 3 && dropped2 == 3)
         let hasher = DedupeKeyHasher(seed: try await store.dedupeSeed(pipeline: "p"))
         #expect(d.takePending(through: 1).keys == [1, 2, 3].map { hasher.hash(text: DedupeKey.encode([.int64($0)])) })
+        // A message delivered twice in one batch, its copies side by side: the break the
+        // source marks makes the second copy a unit of its own, a duplicate.
+        let (third, dropped3, _) = try await d.filter(
+            batch([4, 4, 4, 4]), sequence: 2, position: position, now: Date(), keyRuns: true, unitBreaks: [2])
+        #expect(third.count == 2 && dropped3 == 2)
         // Without runs, a repeated key is a duplicate even next to itself.
         var plain = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: MemoryStateStore())
         let (kept, duplicates, _) = try await plain.filter(batch([1, 1, 1]), sequence: 0, position: position, now: Date())

@@ -22,6 +22,10 @@ public struct SourceBatch: Sendable {
     /// a run as a whole instead of keeping only its first record. Keys the user configured
     /// are not affected.
     public var keyRunsAreUnits = false
+    /// With ``keyRunsAreUnits``: rows that start a unit of their own although their key equals
+    /// the row before (the same queue message delivered twice in one batch: the second copy is
+    /// a duplicate, not more of the first).
+    public var unitBreaks: Set<Int> = []
     /// When the oldest record of the batch came into being, as far as the source knows (a
     /// file's modification time, an HTTP request's arrival, a queue message's publication, a
     /// transaction's commit). Nil: the runner uses the time it received the batch. A pipeline's

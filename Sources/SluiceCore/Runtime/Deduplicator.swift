@@ -54,13 +54,14 @@ struct Deduplicator {
     /// Returns the batch without duplicates, the number dropped, and dead letters (one per row)
     /// when the key cannot be built.
     /// `keyRuns: true` keeps or drops adjacent rows with one key together, as one record (see
-    /// ``SourceBatch/keyRunsAreUnits``).
+    /// ``SourceBatch/keyRunsAreUnits``), except at `unitBreaks` (``SourceBatch/unitBreaks``).
     mutating func filter(
-        _ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, keyRuns: Bool = false
+        _ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, keyRuns: Bool = false, unitBreaks: Set<Int> = []
     )
         async throws -> (RecordBatch, duplicates: Int, rejects: [DeadLetter])
     {
-        let (keep, rejects) = try await select(batch, sequence: sequence, position: position, now: now, keyRuns: keyRuns)
+        let (keep, rejects) = try await select(
+            batch, sequence: sequence, position: position, now: now, keyRuns: keyRuns, unitBreaks: unitBreaks)
         guard let keep else { return (RecordBatch.empty(batch.schema), 0, rejects) }
         return (keep.count == batch.count ? batch : batch.take(keep), batch.count - keep.count, rejects)
     }
@@ -68,7 +69,7 @@ struct Deduplicator {
     /// ``filter(_:sequence:position:now:keyRuns:)`` as the rows to keep (in order; nil with one
     /// dead letter per row when the key cannot be built).
     mutating func select(
-        _ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, keyRuns: Bool = false
+        _ batch: RecordBatch, sequence: UInt64, position: SourcePosition, now: Date, keyRuns: Bool = false, unitBreaks: Set<Int> = []
     ) async throws -> (keep: [Int]?, rejects: [DeadLetter]) {
         guard batch.count > 0 else { return ([], []) }
         let indices = settings.key.map { batch.schema.index(of: $0) }
@@ -114,7 +115,7 @@ struct Deduplicator {
         keep.reserveCapacity(batch.count)
         var previous: (key: DedupeHash, kept: Bool)?
         for (row, key) in keys.enumerated() {
-            if keyRuns, let p = previous, p.key == key {
+            if keyRuns, let p = previous, p.key == key, !unitBreaks.contains(row) {
                 if p.kept { keep.append(row) }
                 continue
             }

@@ -482,7 +482,7 @@ public struct PipelineRunner: Sendable {
                 let keyRuns = batch.keyRunsAreUnits && dedupe!.settings.key == runner.plan.source.implicitDedupeKey
                 let (kept, duplicates, rejects) = try await dedupe!.filter(
                     records, sequence: sequence, position: batch.position, now: Date(),
-                    keyRuns: keyRuns)
+                    keyRuns: keyRuns, unitBreaks: batch.unitBreaks)
                 records = kept
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates
