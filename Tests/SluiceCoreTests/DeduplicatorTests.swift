@@ -93,6 +93,9 @@ import Testing
             kept += try await d.filter(batch(start..<start + 10_000), sequence: 0, position: position, now: now).0.count
         }
         #expect(kept == 50_000, "every new key kept")
+        // At its limit with more keys stored than it holds, the filter is not read again from
+        // the store for every batch.
+        #expect(d.filterBuilds == 1, "\(d.filterBuilds) builds in 5 batches")
         #expect(d.storeLookups > 10_000 && d.storeHits == 0, "\(d.storeLookups) maybes asked of the store, none stored")
         // And the stored ones are found, through the same filter.
         let (again, duplicates, _) = try await d.filter(batch(Array(0..<1000) + [2_000_000]), sequence: 1, position: position, now: now)

@@ -34,7 +34,12 @@ struct DedupeFilter {
     var isOverloaded: Bool { added > capacity && byteSize < limit }
     /// Whether to build the filter again: it could grow, or, at its limit, it has taken twice
     /// the keys it was sized for (many of them expired by now, which a new filter leaves out).
-    var needsRebuild: Bool { isOverloaded || added > 2 * capacity }
+    /// Keys the filter held when it was built (``markBuilt()``): a filter at its limit whose
+    /// store alone holds more than twice its capacity is not built again on every batch.
+    private(set) var builtWith = 0
+    var needsRebuild: Bool { isOverloaded || added > 2 * max(capacity, builtWith) }
+
+    mutating func markBuilt() { builtWith = added }
 
     @inline(__always) private func block(_ hash: DedupeHash) -> Int {
         Int(hash.low.multipliedFullWidth(by: UInt64(words.count / 8)).high) * 8

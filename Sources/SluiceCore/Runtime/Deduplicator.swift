@@ -32,6 +32,8 @@ struct Deduplicator {
     /// were stored (for tests and the log).
     private(set) var storeLookups = 0
     private(set) var storeHits = 0
+    /// Times the filter was built (read from the store whole).
+    private(set) var filterBuilds = 0
 
     /// The filter's memory bound (tests make it small to see the store answer maybes).
     let filterLimit: Int
@@ -191,7 +193,11 @@ struct Deduplicator {
             for entry in pending {
                 for key in entry.keys { filter.insert(key) }
             }
-            if !filter.isOverloaded { return }
+            if !filter.isOverloaded {
+                filter.markBuilt()
+                filterBuilds += 1
+                return
+            }
             capacity = filter.added * 4
         }
     }
