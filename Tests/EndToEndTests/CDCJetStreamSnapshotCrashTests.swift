@@ -88,9 +88,14 @@ import Testing
         _ = try await retryingRequest { try await js.ensureConsumer(stream: "CDC", config) }
         let consumer = try JetStreamPullConsumer(connection: connection, stream: "CDC", consumer: "check", batch: 1_000)
         var snapshot: [Int: Int] = [:], created: [Int: Int] = [:], other: [String] = []
-        let deadline = ContinuousClock.now + .seconds(180)
-        while created[-1] == nil || snapshot.count < rows, ContinuousClock.now < deadline {
-            for message in try await consumer.fetch(max: 1_000) {
+        // The rest of the snapshot is read in watermark chunks while streaming, after the change
+        // above: read on while the stream grows (a loaded run took more than 180 s for 29
+        // chunks), and give up after 120 s without a new message.
+        var quietSince = ContinuousClock.now
+        while created[-1] == nil || snapshot.count < rows, ContinuousClock.now < quietSince + .seconds(120) {
+            let messages = try await consumer.fetch(max: 1_000)
+            if !messages.isEmpty { quietSince = ContinuousClock.now }
+            for message in messages {
                 for line in String(decoding: message.payload, as: UTF8.self).split(separator: "\n") {
                     let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
                     let id = (event["after"] as? [String: Any])?["id"] as? Int ?? 0

@@ -103,16 +103,13 @@ import Testing
         while kills < 20 && runs < 80 {
             runs += 1
             let p = try SluiceProcess.start(["lifecycle", "run", "-c", "p.yaml"], in: dir, log: "\(dir)/lifecycle.log")
-            let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 100...1500, using: &generator))) {
-                kill(pid, SIGKILL)
-            }
+            let timer = KillTimer(p.processIdentifier, afterMilliseconds: Int.random(in: 100...1500, using: &generator))
             await waitForExit(p)
+            timer.cancel()
             if p.terminationReason == .uncaughtSignal {
                 kills += 1
             } else {
                 #expect(p.terminationStatus == 0, "\((try? String(contentsOfFile: "\(dir)/lifecycle.log", encoding: .utf8)) ?? "")")
-                try await Task.sleep(for: .milliseconds(1500))  // the pending kill timer fires first
                 expected += try await Self.addSmallFiles(dir, batch: batch, first: expected, files: 60, rows: 1500)
                 batch += 1
             }

@@ -161,11 +161,10 @@ import SluiceTesting
             let p = try SluiceProcess.start(
                 ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "\(batch)", "--no-progress", "--log-level", "error"], in: dir,
                 log: "\(dir)/sluice.log", environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "\(commitDelayMS)"])
-            let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: killAfterMS, using: &generator))) { kill(pid, SIGKILL) }
+            let timer = KillTimer(p.processIdentifier, afterMilliseconds: Int.random(in: killAfterMS, using: &generator))
             await waitForExit(p)
+            timer.cancel()
             guard p.terminationReason == .uncaughtSignal else {
-                try await Task.sleep(for: .milliseconds(killAfterMS.upperBound + 100))  // the pending timer must not hit a reused pid
                 break
             }
             kills += 1

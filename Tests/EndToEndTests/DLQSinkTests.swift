@@ -45,14 +45,10 @@ import SluiceTesting
             let p = try SluiceProcess.start(
                 ["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir, log: "\(dir)/sluice.log",
                 environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "60"])
-            let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 50...900, using: &generator))) { kill(pid, SIGKILL) }
+            let timer = KillTimer(p.processIdentifier, afterMilliseconds: Int.random(in: 50...900, using: &generator))
             await waitForExit(p)
-            if p.terminationReason == .uncaughtSignal {
-                kills += 1
-            } else {
-                try await Task.sleep(for: .milliseconds(1000))  // the pending timer must not hit a reused pid
-            }
+            timer.cancel()
+            if p.terminationReason == .uncaughtSignal { kills += 1 }
         }
         #expect(kills >= 10, "only \(kills) kills landed")
         let rows = files * rowsPerFile

@@ -122,15 +122,14 @@ import SluiceTesting
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<40 where kills < 10 {
             let p = try SluiceProcess.start(["lifecycle", "run", "-c", "p.yaml"], in: dir, log: "\(dir)/lifecycle.log")
-            let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 50...600, using: &generator))) { kill(pid, SIGKILL) }
+            let timer = KillTimer(p.processIdentifier, afterMilliseconds: Int.random(in: 50...600, using: &generator))
             await waitForExit(p)
+            timer.cancel()
             // After every stop, killed or not, the lake is exact for a reader.
             #expect(try await Self.lake(dir) == exact, "after \(kills) kills")
             if p.terminationReason == .uncaughtSignal {
                 kills += 1
             } else {
-                try await Task.sleep(for: .milliseconds(700))  // the pending timer must not hit a reused pid
                 break
             }
         }

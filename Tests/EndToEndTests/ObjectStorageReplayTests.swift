@@ -39,12 +39,10 @@ import Testing
             let replay = try SluiceProcess.start(
                 ["dlq", "replay", "-c", "p.yaml", "--pipeline", "p", "--batch", "500", "--no-progress", "--log-level", "error"], in: dir,
                 log: "\(dir)/replay.log", environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "100"])
-            let pid = replay.processIdentifier
-            let after = Int.random(in: 300...2_500, using: &generator)
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(after)) { kill(pid, SIGKILL) }
+            let timer = KillTimer(replay.processIdentifier, afterMilliseconds: Int.random(in: 300...2_500, using: &generator))
             await waitForExit(replay)
+            timer.cancel()
             guard replay.terminationReason == .uncaughtSignal else {
-                try await Task.sleep(for: .milliseconds(2_600))  // the pending timer must not hit a reused pid
                 break
             }
             kills += 1

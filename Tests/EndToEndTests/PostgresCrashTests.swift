@@ -84,10 +84,10 @@ import SluiceTesting
             let p = try SluiceProcess.start(
                 ["run", "p.yaml", "--no-progress", "--log-level", "error"], in: dir, log: "\(dir)/sluice.log",
                 environment: run % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
-            let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 200...1500, using: &generator))) { kill(pid, SIGKILL) }
+            let timer = KillTimer(p.processIdentifier, afterMilliseconds: Int.random(in: 200...1500, using: &generator))
             await waitForExit(p)
-            if p.terminationReason == .uncaughtSignal { kills += 1 } else { try await Task.sleep(for: .milliseconds(1500)) }
+            timer.cancel()
+            if p.terminationReason == .uncaughtSignal { kills += 1 }
             // Never marked before committed: every processed row is in the published output.
             let processed = Int(try psql("SELECT count(*) FROM \(s).changes WHERE processed").first ?? "") ?? -1
             let published = Set(try outputLines("\(dir)/out").compactMap(Self.changeID))

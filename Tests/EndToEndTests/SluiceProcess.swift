@@ -101,6 +101,40 @@ func waitForExit(_ process: Process) async {
     }
 }
 
+/// Sends `SIGKILL` to a process after a delay, from a thread of its own. (A Dispatch timer was
+/// used first: on a loaded full run the global queue's threads were all busy and the timers
+/// fired many seconds late, so runs meant to be killed finished instead.) Cancel it once the
+/// process has exited, so that it never hits another process that reuses the pid.
+final class KillTimer: @unchecked Sendable {
+    // `fired` and `cancelled` are guarded by `condition`: that lock is what makes the class Sendable.
+    private let condition = NSCondition()
+    private var cancelled = false
+    private var fired = false
+
+    init(_ pid: pid_t, afterMilliseconds delay: Int) {
+        let deadline = Date(timeIntervalSinceNow: Double(delay) / 1000)
+        Thread { [self] in
+            condition.lock()
+            defer { condition.unlock() }
+            while !cancelled && condition.wait(until: deadline) {}
+            if !cancelled {
+                kill(pid, SIGKILL)
+                fired = true
+            }
+        }.start()
+    }
+
+    /// Stops the timer if it has not fired; returns whether it had.
+    @discardableResult
+    func cancel() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        cancelled = true
+        condition.signal()
+        return fired
+    }
+}
+
 /// A fresh temporary directory per test.
 func makeWorkDirectory(_ name: String) throws -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-e2e-\(name)-\(UUID().uuidString.prefix(8))").path
@@ -144,17 +178,13 @@ func killRepeatedly(
             environment: kills % 2 == 1 ? ["SLUICE_TEST_COMMIT_DELAY_MS": "120"] : [:])
         // The kill is timed by a dispatch timer, not a task sleep: with many tests running at once
         // the cooperative threads can be busy for seconds, and the run would finish unkilled.
-        let pid = p.processIdentifier
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: delays, using: &generator))) {
-            kill(pid, SIGKILL)
-        }
+        let timer = KillTimer(p.processIdentifier, afterMilliseconds: Int.random(in: delays, using: &generator))
         await waitForExit(p)
+        timer.cancel()
         if p.terminationReason == .uncaughtSignal {
             kills += 1
         } else {
             #expect(p.terminationStatus == 0, "\((try? String(contentsOfFile: "\(directory)/sluice.log", encoding: .utf8)) ?? "")")
-            // Let the pending timer fire before the next run starts (it must not hit a reused pid).
-            try await Task.sleep(for: .milliseconds(delays.upperBound))
             if try !finishedEarly() { break }
         }
     }
