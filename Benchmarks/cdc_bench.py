@@ -3,6 +3,11 @@
 
     python3 Benchmarks/cdc_bench.py                 # 1M changes, starts a throwaway server
     python3 Benchmarks/cdc_bench.py --changes 200000 --latency-seconds 20
+    python3 Benchmarks/cdc_bench.py --one-transaction 5000000   # one transaction of 5M inserts
+
+One transaction (--one-transaction ROWS): a single INSERT of ROWS rows, read by pg_recvlogical
+(the ceiling) and by Sluice into an NDJSON audit trail, with peak RSS: Sluice keeps a large
+transaction's changes in a temporary file until its commit, so its memory must not grow with ROWS.
 
 Throughput: --changes row changes are written in transactions of 1,000 (inserts, then updates,
 then deletes of the same rows, cycling), while one slot per reader holds them. Then each reader
@@ -96,8 +101,11 @@ def write_changes(url, changes):
             sql.append(f"UPDATE bench_cdc SET v = v || '+', n = n + 1 WHERE id BETWEEN {base} AND {base + 999};")
         else:
             sql.append(f"DELETE FROM bench_cdc WHERE id BETWEEN {base} AND {base + 999};")
+    # `psql -c` runs a multi-statement string as one transaction: each statement gets its own
+    # BEGIN/COMMIT, or 200 of them would be one transaction of 200,000 changes (earlier runs of
+    # this benchmark measured that by mistake).
     for i in range(0, len(sql), 200):
-        psql(url, " ".join(sql[i:i + 200]))
+        psql(url, " ".join(f"BEGIN; {statement} COMMIT;" for statement in sql[i:i + 200]))
     return psql(url, "SELECT pg_current_wal_lsn()")
 
 
@@ -105,7 +113,7 @@ def sluice_throughput(binary, work, url, slot, end, sink=None, name="sluice"):
     d = os.path.join(work, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    sink = sink or f"ndjson: {{ path: {d}/out, max_file_size: 256MB }}"
+    sink = sink or f"ndjson: {{ path: {d}/out, max_file_size: 256MB, max_file_age: 2s }}"
     with open(os.path.join(d, "p.yaml"), "w") as f:
         f.write(f"""state: {d}/state.db
 pipelines:
@@ -232,16 +240,37 @@ pipelines:
         p.wait(timeout=60)
 
 
+def one_transaction(args, work, url):
+    rows = args.one_transaction
+    psql(url, "CREATE TABLE bench_cdc (id bigint PRIMARY KEY, v text, n numeric(12,2), at timestamptz)")
+    psql(url, "CREATE PUBLICATION bench_pub FOR TABLE bench_cdc")
+    for slot in ["bench_pgoutput", "bench_sluice"]:
+        psql(url, f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
+    psql(url, f"INSERT INTO bench_cdc SELECT i, 'value ' || i, i / 100.0, now() FROM generate_series(1, {rows}) i")
+    end_text = psql(url, "SELECT pg_current_wal_lsn()")
+    print(f"one transaction of {rows:,} inserts (end LSN {end_text})\n")
+    print(f"{'case':34} {'wall s':>8} {'changes/s':>11} {'cpu s':>7} {'peak RSS MB':>12} {'vs ceiling':>11}")
+    ceiling = recvlogical(url, "bench_pgoutput", ["proto_version=1", "publication_names=bench_pub"], end_text)
+    (result, lines) = sluice_throughput(args.sluice, work, url, "bench_sluice", lsn(end_text))
+    for name, (wall, cpu, rss) in [("pg_recvlogical + pgoutput (ceiling)", ceiling), ("sluice → NDJSON audit trail", result)]:
+        print(f"{name:34} {wall:8.2f} {rows / wall:11,.0f} {cpu:7.2f} {rss:12.0f} {ceiling[0] / wall:10.2f}x")
+    print(f"\nsluice wrote {lines:,} change events (expected {rows:,})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--changes", type=int, default=1_000_000)
     ap.add_argument("--latency-seconds", type=int, default=30)
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
     ap.add_argument("--url", help="an existing server (wal_level=logical, wal2json installed); default: start one")
+    ap.add_argument("--one-transaction", type=int, metavar="ROWS", help="only the case of one transaction of ROWS inserts")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sluice-cdc-bench-")
     url, stop = (args.url, None) if args.url else start_server(work)
     try:
+        if args.one_transaction:
+            one_transaction(args, work, url)
+            return
         for slot, plugin in [("bench_pgoutput", "pgoutput"), ("bench_wal2json", "wal2json"), ("bench_sluice", "pgoutput"),
                              ("bench_apply", "pgoutput")]:
             psql(url, f"SELECT pg_create_logical_replication_slot('{slot}', '{plugin}')")

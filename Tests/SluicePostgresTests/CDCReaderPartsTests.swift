@@ -100,13 +100,13 @@ import Testing
         #expect(s.ready.map(\.endLSN) == [111, 121], "a transaction ending at the resume point was handed over before")
         #expect(position.lsn == 121)
         s.begin(xid: 4, commitTime: 0)
-        let early = s.handOver(quiet: false, position: position)
+        let early = try s.handOver(quiet: false, position: position)
         #expect(early == nil, "a transaction is open and frames keep coming")
-        let quiet = s.handOver(quiet: true, position: position)
+        let quiet = try s.handOver(quiet: true, position: position)
         let handed = try #require(quiet)
         #expect(handed.transactions.map(\.xid) == [2, 3] && handed.changes == 2)
         #expect(s.ready.isEmpty && s.emittedLSN == 121 && s.emittedPosition == position)
-        let again = s.handOver(quiet: true, position: position)
+        let again = try s.handOver(quiet: true, position: position)
         #expect(again == nil)
     }
 

@@ -24,6 +24,19 @@ struct CDCPosition: Codable, Sendable, Equatable {
     /// one agree on it: the slot's confirmed position stays at its start point until a commit.
     /// 0 for a checkpoint written before epochs were.
     var epoch: UInt64 = 0
+    /// A large transaction handed over in parts: the first parts are committed downstream, the
+    /// rest is not. ``lsn`` stays at the transaction before it, so the server sends the whole
+    /// transaction again after a crash, and the changes delivered already are skipped.
+    var partial: Partial?
+
+    /// How much of a transaction that was handed over in parts is committed downstream.
+    struct Partial: Sendable, Equatable {
+        /// The LSN of its commit record (`final_lsn` of its Begin message): names the transaction
+        /// before its commit arrives.
+        var commitLSN: UInt64
+        /// Its first changes, in the order the server sent them, that are committed.
+        var delivered: Int
+    }
 
     init(lsn: UInt64, known: [String]? = nil, pending: [String] = [], after: [String?]? = nil, exported: Bool = false) {
         self.lsn = lsn
@@ -33,7 +46,11 @@ struct CDCPosition: Codable, Sendable, Equatable {
         self.exported = exported
     }
 
-    enum CodingKeys: String, CodingKey { case lsn, known, pending, after, exported, epoch }
+    enum CodingKeys: String, CodingKey {
+        case lsn, known, pending, after, exported, epoch
+        case partialLSN = "partial_commit_lsn"
+        case partialDelivered = "partial_delivered"
+    }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -51,6 +68,12 @@ struct CDCPosition: Codable, Sendable, Equatable {
             }
             epoch = value
         }
+        if let text = try c.decodeIfPresent(String.self, forKey: .partialLSN) {
+            guard let value = LSN.parse(text) else {
+                throw DecodingError.dataCorruptedError(forKey: .partialLSN, in: c, debugDescription: "not an LSN: \(text)")
+            }
+            partial = Partial(commitLSN: value, delivered: try c.decode(Int.self, forKey: .partialDelivered))
+        }
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -61,6 +84,10 @@ struct CDCPosition: Codable, Sendable, Equatable {
         try c.encodeIfPresent(after, forKey: .after)
         if exported { try c.encode(true, forKey: .exported) }
         if epoch != 0 { try c.encode(LSN.format(epoch), forKey: .epoch) }
+        if let partial {
+            try c.encode(LSN.format(partial.commitLSN), forKey: .partialLSN)
+            try c.encode(partial.delivered, forKey: .partialDelivered)
+        }
     }
 
     /// Parses a stored checkpoint value (JSON, or a bare LSN).

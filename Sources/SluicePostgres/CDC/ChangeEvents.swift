@@ -62,9 +62,51 @@ enum ChangeEvents {
         var xid: UInt32
         var commitTime: Int64
         var endLSN: UInt64
+        /// Its changes in memory: all of them, or (``spill``) those after the spilled ones.
         var changes: [Change]
         /// The checkpoint once this transaction is committed downstream.
         var position: CDCPosition?
+        /// The LSN of its commit record (its Begin's `final_lsn`; 0 when not known).
+        var commitLSN: UInt64 = 0
+        /// The changes the server sent for it so far, skipped ones included: the next one's `seq`.
+        var seen = 0
+        /// Its first changes, committed downstream before a crash: not kept again.
+        var skip = 0
+        /// The bytes of ``changes`` (their JSON), roughly.
+        var bytes = 0
+        /// A large transaction's first changes, in a file (see ``ChangeSpill``).
+        var spill: ChangeSpill?
+        /// Changes handed over in parts so far (after ``skip``).
+        var handedOver = 0
+        /// Snapshot rows were added to it (at a high watermark): it is handed over whole.
+        var hasSnapshotRows = false
+        /// The checkpoint before it: that of its parts, with ``CDCPosition/partial``.
+        var before: CDCPosition?
+
+        init(xid: UInt32, commitTime: Int64, endLSN: UInt64, changes: [Change], position: CDCPosition? = nil) {
+            self.xid = xid
+            self.commitTime = commitTime
+            self.endLSN = endLSN
+            self.changes = changes
+            self.position = position
+        }
+
+        /// Numbers the next change the server sent; nil when it is among the ``skip`` first.
+        mutating func number() -> Int? {
+            defer { seen += 1 }
+            return seen >= skip ? seen : nil
+        }
+
+        /// Keeps a change in memory; true once the changes in memory reach `count` or `bytes`.
+        mutating func keep(_ change: Change, spillingAt count: Int, bytes limit: Int) -> Bool {
+            bytes += 64 + (change.key?.count ?? 0) + (change.before?.count ?? 0) + (change.after?.count ?? 0)
+            changes.append(change)
+            return changes.count >= count || bytes >= limit
+        }
+
+        /// Handed over in parts (a batch at a time from its file, each part checkpointed): it
+        /// was spilled, it can be named before its commit, and no snapshot rows were added.
+        var inParts: Bool { spill != nil && commitLSN != 0 && !hasSnapshotRows }
     }
 
     /// Builds the batch of `transactions`, in commit order.

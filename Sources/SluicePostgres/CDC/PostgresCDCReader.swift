@@ -81,7 +81,9 @@ final class PostgresCDCReader: SourceReader {
                     stream.needsStream = false
                 }
                 if watermarks.windowDue(pending: !position.pending.isEmpty, transactionOpen: stream.open != nil) { try await openWindow() }
-                frames = try await readFrames()
+                // The next part of a large transaction is handed over without reading first: the
+                // server has sent all of it, and a read would wait for frames that do not come.
+                frames = stream.ready.first?.spill != nil ? [] : try await readFrames()
                 for frame in frames { try handle(frame) }
                 try await sendFeedbackIfDue()
                 try await checkRetainedWAL()
@@ -90,7 +92,7 @@ final class PostgresCDCReader: SourceReader {
                 try await reconnect(after: e)
                 continue
             }
-            if let batch = stream.handOver(quiet: frames.isEmpty, position: position) {
+            if let batch = try stream.handOver(quiet: frames.isEmpty, position: position) {
                 var out = SourceBatch(
                     records: ChangeEvents.batch(batch.transactions, database: database),
                     position: SourcePosition(partition: partition, value: stream.emittedPosition.text),
@@ -263,8 +265,8 @@ final class PostgresCDCReader: SourceReader {
 
     func apply(_ message: PgOutputMessage) throws {
         switch message {
-        case let .begin(_, commitTime, xid):
-            stream.begin(xid: xid, commitTime: commitTime)
+        case let .begin(finalLSN, commitTime, xid):
+            stream.begin(finalLSN: finalLSN, xid: xid, commitTime: commitTime)
         case let .commit(_, _, endLSN, commitTime):
             if let xid = stream.commit(endLSN: endLSN, commitTime: commitTime, position: &position) { watermarks.recent.append(xid) }
         case let .relation(r):

@@ -12,6 +12,9 @@ struct ReplicationStream {
     var needsStream = false
     /// Transactions ending at or below this were handed over before (skipped if sent again).
     var resumeLSN: UInt64
+    /// The transaction after ``resumeLSN`` was handed over in parts, and these are committed:
+    /// its changes delivered already are skipped when the server sends it again.
+    var resumePartial: CDCPosition.Partial?
     /// Consecutive failed reconnects (for the backoff).
     var failures = 0
     var relations: [UInt32: PgRelation] = [:]
@@ -33,10 +36,20 @@ struct ReplicationStream {
 
     /// Hand a batch over once this many changes are ready (or the stream goes quiet).
     static let batchChanges = 10_000
+    /// An open transaction holds at most this many changes, or about ``spillBytes`` of them, in
+    /// memory; the rest go to a file (``ChangeSpill``) until its commit arrives. Then it is
+    /// handed over a batch at a time, each part checkpointed.
+    static let spillChanges = 20_000
+    static let spillBytes = 16 << 20
+    /// The changes of one part of a spilled transaction: smaller than a batch, as the runtime
+    /// queues several parts at once (the peak memory of a 5M-row transaction was 169 MB with
+    /// parts of 10,000).
+    static let partChanges = 5_000
 
     init(position: CDCPosition, streaming: Bool) {
         self.streaming = streaming
         resumeLSN = position.lsn
+        resumePartial = position.partial
         emittedLSN = position.lsn
         emittedPosition = position
     }
@@ -57,8 +70,13 @@ struct ReplicationStream {
         }
     }
 
-    mutating func begin(xid: UInt32, commitTime: Int64) {
-        open = ChangeEvents.Transaction(xid: xid, commitTime: commitTime, endLSN: 0, changes: [])
+    /// A transaction starts. `finalLSN` (its commit record's LSN) names it: the one a crash
+    /// interrupted while it was handed over in parts skips the changes delivered already.
+    mutating func begin(finalLSN: UInt64 = 0, xid: UInt32, commitTime: Int64) {
+        var t = ChangeEvents.Transaction(xid: xid, commitTime: commitTime, endLSN: 0, changes: [])
+        t.commitLSN = finalLSN
+        if let partial = resumePartial, finalLSN != 0, partial.commitLSN == finalLSN { t.skip = partial.delivered }
+        open = t
     }
 
     /// Ends the open transaction at `endLSN` and moves `position` there; the transaction is
@@ -69,10 +87,13 @@ struct ReplicationStream {
         open = nil
         t.endLSN = endLSN
         t.commitTime = commitTime
+        t.before = position
         position.lsn = max(position.lsn, endLSN)
+        position.partial = nil
         t.position = position
+        if let partial = resumePartial, partial.commitLSN == t.commitLSN || endLSN > resumeLSN { resumePartial = nil }
         // Replayed after a crash: already committed downstream.
-        if endLSN > resumeLSN && !t.changes.isEmpty { ready.append(t) }
+        if endLSN > resumeLSN && (!t.changes.isEmpty || t.spill != nil) { ready.append(t) }
         return t.xid
     }
 
@@ -103,23 +124,40 @@ struct ReplicationStream {
             after = new
         }
         let table = tableNames[oid] ?? "\(relation.namespace).\(relation.name)"
+        // Delivered in parts before a crash: committed downstream already. (One in-place access
+        // per step: reading `open!.field` copies the transaction, every reference in it retained.)
+        guard let seq = open!.number() else { return (relation, table, after) }
         let keySource = after ?? before
         let key = relation.columns.contains(where: \.isKey) ? keySource.map { ChangeEvents.json($0, relation: relation, keyOnly: true) } : nil
-        open!.changes.append(
-            ChangeEvents.Change(
-                op: op, table: table, key: key,
-                before: before.map { ChangeEvents.json($0, relation: relation) },
-                after: after.map { ChangeEvents.json($0, relation: relation) },
-                seq: open!.changes.count, types: columnTypes[oid] ?? nil))
+        let change = ChangeEvents.Change(
+            op: op, table: table, key: key,
+            before: before.map { ChangeEvents.json($0, relation: relation) },
+            after: after.map { ChangeEvents.json($0, relation: relation) },
+            seq: seq, types: columnTypes[oid] ?? nil)
+        if open!.keep(change, spillingAt: Self.spillChanges, bytes: Self.spillBytes) { try spillOpen() }
         return (relation, table, after)
+    }
+
+    /// Moves the open transaction's changes in memory to its file.
+    mutating func spillOpen() throws {
+        guard var t = open else { return }
+        open = nil  // the transaction is mutated alone, not copied
+        defer { open = t }
+        if t.spill == nil { t.spill = try ChangeSpill() }
+        try t.spill!.append(t.changes)
+        t.changes.removeAll(keepingCapacity: true)
+        t.bytes = 0
     }
 
     /// Appends snapshot rows to the open transaction (if any), numbered after its changes.
     mutating func append(rows: [ChangeEvents.Change]) {
+        guard open != nil, !rows.isEmpty else { return }
+        open!.hasSnapshotRows = true
         for row in rows {
             var c = row
-            c.seq = open?.changes.count ?? 0
-            open?.changes.append(c)
+            c.seq = open!.seen
+            open!.seen += 1
+            open!.changes.append(c)
         }
     }
 
@@ -128,15 +166,54 @@ struct ReplicationStream {
     /// The transactions to hand over now, and their changes: once ``batchChanges`` changes are
     /// ready, or some are and either the stream went quiet (`quiet`: the last read brought no
     /// frame) or no transaction is open. They set ``emittedLSN`` and ``emittedPosition``
-    /// (`position` when the last one has none).
-    mutating func handOver(quiet: Bool, position: CDCPosition) -> (transactions: [ChangeEvents.Transaction], changes: Int)? {
-        let changes = ready.reduce(0) { $0 + $1.changes.count }
-        guard changes >= Self.batchChanges || (!ready.isEmpty && quiet) || (!ready.isEmpty && open == nil) else { return nil }
-        let transactions = ready
-        ready.removeAll()
+    /// (`position` when the last one has none). A spilled transaction goes alone, a part at a
+    /// time (``handOverPart()``), after the transactions before it.
+    mutating func handOver(quiet: Bool, position: CDCPosition) throws -> (transactions: [ChangeEvents.Transaction], changes: Int)? {
+        if let first = ready.first, first.spill != nil { return try handOverPart() }
+        let end = ready.firstIndex { $0.spill != nil } ?? ready.count
+        let changes = ready[..<end].reduce(0) { $0 + $1.changes.count }
+        let some = end > 0
+        guard changes >= Self.batchChanges || (some && quiet) || (some && open == nil) || (some && end < ready.count) else { return nil }
+        let transactions = Array(ready[..<end])
+        ready.removeFirst(end)
         emittedLSN = transactions.last!.endLSN
         emittedPosition = transactions.last!.position ?? position
         return (transactions, changes)
+    }
+
+    /// The next part of the spilled transaction first in ``ready``: up to ``batchChanges`` of its
+    /// changes, checkpointed as ``CDCPosition/partial`` of the position before it; the last part
+    /// (its changes still in memory) with the transaction's own position. One that cannot be
+    /// handed over in parts (``ChangeEvents/Transaction/inParts``) goes whole.
+    mutating func handOverPart() throws -> (transactions: [ChangeEvents.Transaction], changes: Int) {
+        var t = ready.removeFirst()
+        var part = t
+        part.spill = nil
+        let spill = t.spill!
+        let last: Bool
+        if !t.inParts {
+            part.changes = try spill.next(Int.max) + t.changes
+            last = true
+        } else if !spill.isDrained {
+            part.changes = try spill.next(Self.partChanges)
+            t.handedOver += part.changes.count
+            last = spill.isDrained && t.changes.isEmpty
+        } else {
+            part.changes = t.changes
+            t.changes = []
+            last = true
+        }
+        if last {
+            emittedLSN = t.endLSN
+            emittedPosition = t.position!
+        } else {
+            var before = t.before!
+            before.partial = CDCPosition.Partial(commitLSN: t.commitLSN, delivered: t.skip + t.handedOver)
+            emittedLSN = before.lsn
+            emittedPosition = before
+            ready.insert(t, at: 0)
+        }
+        return ([part], part.changes.count)
     }
 
     // MARK: Feedback
@@ -181,6 +258,7 @@ struct ReplicationStream {
         open = nil
         ready.removeAll()
         resumeLSN = emittedLSN
+        resumePartial = emittedPosition.partial
         // The old connection's position may lie past transactions that were read but not
         // handed over (dropped above): confirming it on the new connection would make the
         // server skip them after the next break. Only this connection's keepalives count.
