@@ -32,14 +32,6 @@ import Testing
         }
     }
 
-    static func peakRSS(_ pid: Int32) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
-        }
-        return 0
-    }
-
     @Test func aTransactionOfMillionsOfRowsArrivesOnceInBoundedMemoryAcrossKills() async throws {
         let url = try postgresURL()
         let s = try makeSchema("cdcbig")
@@ -73,14 +65,14 @@ import Testing
         let grew = try await waitUntil(seconds: 600, interval: .seconds(1)) { try Self.lakeNow(dir)[0] > 0 }
         try #require(grew, "no change reached the lake: \(log())")
         try await Task.sleep(for: .milliseconds(Int.random(in: 0...3_000, using: &generator)))
-        var peak = Self.peakRSS(sluice.processIdentifier)
+        var peak = (SlowSinkTests.peakRSS(sluice.processIdentifier) ?? 0)
         kill(sluice.processIdentifier, SIGKILL)
         await waitForExit(sluice)
         let atKill = try await Self.lake(dir)[0]
         #expect(atKill > 0 && atKill < Self.rows, "the kill did not land in the middle of the transaction: \(atKill) of \(Self.rows) changes in the lake")
         sluice = try start()
         let done = try await waitUntil(seconds: 900, interval: .seconds(2)) { try Self.lakeNow(dir)[0] >= Self.rows }
-        peak = max(peak, Self.peakRSS(sluice.processIdentifier))
+        peak = max(peak, (SlowSinkTests.peakRSS(sluice.processIdentifier) ?? 0))
         kill(sluice.processIdentifier, SIGTERM)
         await waitForExit(sluice)
         #expect(done, "the lake did not reach \(Self.rows) changes: \(log())")

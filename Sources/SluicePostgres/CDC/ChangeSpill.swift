@@ -35,6 +35,8 @@ final class ChangeSpill: @unchecked Sendable {
                 location: directory, retryable: true)
         }
         unlink(path.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        // Close-on-exec: a child process must not keep the file (and its disk space) alive.
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         descriptor = fd
     }
 
@@ -68,22 +70,24 @@ final class ChangeSpill: @unchecked Sendable {
 
     private func flush() throws {
         guard !pending.isEmpty else { return }
-        let written = pending.withUnsafeBytes { bytes -> Int in
+        // The error of the write that failed (`errno` read right there), or 0.
+        let failure = pending.withUnsafeBytes { bytes -> Int32 in
             var done = 0
             while done < bytes.count {
                 let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, writeOffset + off_t(done))
                 if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return -1 }
+                if n < 0 { return errno }
+                if n == 0 { return ENOSPC }
                 done += n
             }
-            return done
+            return 0
         }
-        guard written == pending.count else {
+        guard failure == 0 else {
             throw SluiceError(
-                .io, "cannot write a large transaction's changes to the temporary directory: \(String(cString: strerror(errno)))",
+                .io, "cannot write a large transaction's changes to the temporary directory: \(String(cString: strerror(failure)))",
                 location: NSTemporaryDirectory(), retryable: true)
         }
-        writeOffset += off_t(written)
+        writeOffset += off_t(pending.count)
         pending.removeAll(keepingCapacity: true)
     }
 
