@@ -17,6 +17,18 @@ final class JetStreamSinkWriter: SinkWriter {
     /// The numbering as last committed: a commit stores it only when it changed.
     var committedIDs: PositionalMessageIDs?
     var grouper: RecordGrouper
+    /// Packs change events (records with ids of their own), numbered by a run's own ordinal.
+    var identifiedGrouper: RecordGrouper
+    var identifiedOrdinal = 0
+    /// The stream sequence stored with the last commit (see ``sequencePartition``).
+    var committedSequence: UInt64?
+    /// Tokens of change events the stream took after the last commit (read at the first write of
+    /// a run): a replay skips them. Nil until read.
+    var held: Set<DedupeHash>?
+    /// Change events skipped since the last commit because the stream holds them.
+    var skippedHeld = 0
+    /// True when packed change events were published since the last commit.
+    var identifiedSinceCommit = false
     /// True until the stream takes a message as new: until then, each message is published on
     /// its own and its PubAck read, so a replay finds where the previous attempt stopped.
     var recovering = true
@@ -33,7 +45,11 @@ final class JetStreamSinkWriter: SinkWriter {
         ids = PositionalMessageIDs(checkpoint: checkpoint, stream: options.stream.stream)
         committedIDs = checkpoint[PositionalMessageIDs.partition(stream: options.stream.stream)].flatMap(PositionalMessageIDs.init)
         let maxPayload = connection.serverInfo?.maxPayload ?? 1 << 20
+        // Room for the headers: the ids of packed change events take 23 bytes a record.
         grouper = RecordGrouper(maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256))
+        identifiedGrouper = RecordGrouper(
+            maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256 - 23 * options.recordsPerMessage))
+        committedSequence = checkpoint[Self.sequencePartition(stream: options.stream.stream)].flatMap { UInt64($0) }
         let latency = Metrics.Timer(label: "sluice_queue_publish_latency_seconds", dimensions: [("pipeline", pipeline)], preferredDisplayUnit: .seconds)
         publisher = JetStreamPublisher(connection: connection, window: options.maxInFlight) { latency.record(duration: $0) }
         published = Counter(label: "sluice_queue_published_total", dimensions: [("pipeline", pipeline)])
@@ -50,11 +66,15 @@ final class JetStreamSinkWriter: SinkWriter {
         NDJSONEncoder().encode(batch, into: &json)
         let subjects = try subjectsOf(batch)
         let ownIDs = try ownMessageIDs(batch)
-        let maxRecord = maxPayload - 256  // room for the headers
+        // Change events are packed with their ids, unless one record per message is asked for.
+        let packsOwn = ownIDs != nil && options.messageID == nil && options.recordsPerMessage > 1
+        if packsOwn, held == nil { held = try await storedSinceCommit() }
+        let maxRecord = maxPayload - 256 - (packsOwn ? 23 : 0)  // room for the headers
         var failures: [RowFailure] = []
         var messages: [JetStreamPublisher.Message] = []
         // The grouper is changed on a copy: a write that fails is retried with the same batch.
         var grouper = self.grouper
+        var identified = self.identifiedGrouper, identifiedOrdinal = self.identifiedOrdinal, skipped = 0
         var lineStart = 0, row = 0
         for i in json.indices where json[i] == 10 {
             let line = json[lineStart..<i]
@@ -71,7 +91,18 @@ final class JetStreamSinkWriter: SinkWriter {
                 continue
             }
             if let ownIDs {
-                messages.append(.init(subject: subjects(row), messageID: ownIDs(row), payload: Array(line)))
+                let id = ownIDs(row)
+                guard packsOwn else {
+                    messages.append(.init(subject: subjects(row), messageID: id, payload: Array(line)))
+                    continue
+                }
+                let hash = RecordIDs.hash(id)
+                if held?.contains(hash) == true {
+                    skipped += 1  // the stream took it before a crash
+                    continue
+                }
+                if let closed = identified.add(line, subject: subjects(row), ordinal: identifiedOrdinal, id: (id, hash)) { messages.append(message(closed)) }
+                identifiedOrdinal += 1
                 continue
             }
             let ordinal = ids.next + row
@@ -80,13 +111,101 @@ final class JetStreamSinkWriter: SinkWriter {
         }
         try await publish(messages)
         self.grouper = grouper
+        self.identifiedGrouper = identified
+        self.identifiedOrdinal = identifiedOrdinal
+        skippedHeld += skipped
+        if packsOwn { identifiedSinceCommit = true }
         if ownIDs == nil { ids.next += batch.count }
         published.increment(by: batch.count - failures.count)
         return failures
     }
 
     func message(_ group: RecordGroup) -> JetStreamPublisher.Message {
-        .init(subject: group.subject, messageID: "\(pipeline):\(ids.lineage):\(group.first)", payload: group.payload, records: group.count)
+        if let firstID = group.firstID {
+            var recordIDs: [UInt8] = []
+            recordIDs.reserveCapacity(group.ids.count * 23)
+            RecordIDs.encode(group.ids, into: &recordIDs)
+            return .init(subject: group.subject, messageID: firstID, payload: group.payload, records: group.count, recordIDs: recordIDs)
+        }
+        return .init(subject: group.subject, messageID: "\(pipeline):\(ids.lineage):\(group.first)", payload: group.payload, records: group.count)
+    }
+
+    /// The checkpoint partition that holds the stream sequence of the last commit of the sink
+    /// publishing to `stream` (of packed change events).
+    static func sequencePartition(stream: String) -> String { Checkpoint.sinkPartitionPrefix + "jetstream-seq:" + stream }
+
+    /// The tokens (``RecordIDs``) of this pipeline's change events that the stream took after
+    /// the last commit: the messages after the sequence stored with it, or, with none stored
+    /// (no commit yet), those within the stream's duplicate window, the span in which the
+    /// server itself would drop a repeated message.
+    func storedSinceCommit() async throws -> Set<DedupeHash> {
+        let js = JetStream(connection)
+        let stream = options.stream.stream
+        let info: StreamInfo?
+        do {
+            info = try await js.streamInfo(stream)
+        } catch {
+            throw SluiceError(.unavailable, "reading the stream's state failed: \(error)", location: "jetstream \(stream)", retryable: true)
+        }
+        guard let info, info.lastSequence > 0 else { return [] }
+        var held = Set<DedupeHash>()
+        var checked = 0
+        let prefix = pipeline + ":"
+        func take(_ message: [String: Any]) {
+            guard let encoded = message["hdrs"] as? String, let headers = Data(base64Encoded: encoded),
+                let id = RecordIDs.field("Nats-Msg-Id", in: headers), id.hasPrefix(prefix)
+            else { return }
+            if let value = RecordIDs.field(RecordIDs.header, in: headers), let tokens = RecordIDs.parse(value) {
+                held.formUnion(tokens)
+            } else {
+                held.insert(RecordIDs.hash(String(id)))  // a change event published on its own
+            }
+        }
+        let first = max(info.firstSequence, 1)
+        if let committed = committedSequence, committed <= info.lastSequence {
+            var seq = max(committed + 1, first)
+            while seq <= info.lastSequence {
+                if let m = try await storedMessage(seq) { take(m) }
+                checked += 1
+                seq += 1
+            }
+        } else {
+            let window = (info.duplicateWindow ?? .seconds(120)).components
+            let oldest = Date().addingTimeInterval(-(Double(window.seconds) + Double(window.attoseconds) / 1e18))
+            var seq = info.lastSequence
+            while seq >= first {
+                if let m = try await storedMessage(seq) {
+                    if let time = Self.time(m["time"] as? String), time < oldest { break }
+                    take(m)
+                }
+                checked += 1
+                seq -= 1
+            }
+        }
+        if !held.isEmpty || checked > 0 {
+            logger.info(
+                "read what the stream took after the last commit: its change events are not published again",
+                metadata: ["messages": "\(checked)", "change_events": "\(held.count)", "since_sequence": "\(committedSequence.map(String.init) ?? "none")"])
+        }
+        return held
+    }
+
+    /// Stored message `sequence` as `STREAM.MSG.GET` returns it, or nil when it is gone.
+    func storedMessage(_ sequence: UInt64) async throws -> [String: Any]? {
+        do {
+            return try await JetStream(connection).request("STREAM.MSG.GET.\(options.stream.stream)", ["seq": sequence])["message"] as? [String: Any]
+        } catch let JetStreamError.api(code, errorCode, _) where code == 404 || errorCode == 10037 {
+            return nil
+        } catch {
+            throw SluiceError(
+                .unavailable, "reading a stored message from JetStream failed: \(error)", location: "jetstream \(options.stream.stream)", retryable: true)
+        }
+    }
+
+    /// A stored message's `time` (RFC 3339, nanoseconds), to the second.
+    static func time(_ text: String?) -> Date? {
+        guard let text, text.count >= 19 else { return nil }
+        return ISO8601DateFormatter().date(from: text.prefix(19) + "Z")
     }
 
     func publish(_ messages: [JetStreamPublisher.Message]) async throws {
@@ -266,6 +385,10 @@ final class JetStreamSinkWriter: SinkWriter {
             try await publish([message(open)])
             grouper.open = nil
         }
+        if let open = identifiedGrouper.open {
+            try await publish([message(open)])
+            identifiedGrouper.open = nil
+        }
         do {
             try await publisher.drain(timeout: options.ackTimeout)
         } catch {
@@ -283,10 +406,19 @@ final class JetStreamSinkWriter: SinkWriter {
         if ids != committedIDs, ids.next > 0 || committedIDs != nil {
             commit.checkpoint[PositionalMessageIDs.partition(stream: options.stream.stream)] = ids.checkpointValue
         }
+        if skippedHeld > 0 {
+            logger.info("change events the stream took before a crash were not published again", metadata: ["records": "\(skippedHeld)"])
+            skippedHeld = 0
+        }
+        // Every message published is acknowledged now: those after this sequence are not committed.
+        if identifiedSinceCommit, publisher.lastSequence > 0 {
+            commit.checkpoint[Self.sequencePartition(stream: options.stream.stream)] = String(publisher.lastSequence)
+        }
     }
 
     func finishCommit() async throws {
         committedIDs = ids
+        identifiedSinceCommit = false
     }
 
     func close() async {

@@ -68,11 +68,15 @@ struct PositionalMessageIDs: Equatable {
 }
 
 /// Records `[first, first + count)` of one subject, as NDJSON lines (each ending in `\n`).
+/// Records with ids of their own (change events) also carry them: the first one's, which names
+/// the message, and each one's token (``RecordIDs``).
 struct RecordGroup: Equatable {
     var subject: String
     var first: Int
     var count = 0
     var payload: [UInt8] = []
+    var firstID: String?
+    var ids: [DedupeHash] = []
 
     init(subject: String, first: Int) {
         self.subject = subject
@@ -81,10 +85,14 @@ struct RecordGroup: Equatable {
 
     var end: Int { first + count }
 
-    mutating func append(_ line: ArraySlice<UInt8>) {
+    mutating func append(_ line: ArraySlice<UInt8>, id: (text: String, hash: DedupeHash)? = nil) {
         payload += line
         payload.append(10)
         count += 1
+        if let id {
+            if firstID == nil { firstID = id.text }
+            ids.append(id.hash)
+        }
     }
 
     /// Drops the first `n` records (the stream holds them already).
@@ -111,15 +119,16 @@ struct RecordGrouper {
     let maxBytes: Int
     var open: RecordGroup?
 
-    /// Adds the record numbered `ordinal`; returns the group it closed, if any.
-    mutating func add(_ line: ArraySlice<UInt8>, subject: String, ordinal: Int) -> RecordGroup? {
+    /// Adds the record numbered `ordinal` (with its own id, if it has one); returns the group it
+    /// closed, if any.
+    mutating func add(_ line: ArraySlice<UInt8>, subject: String, ordinal: Int, id: (text: String, hash: DedupeHash)? = nil) -> RecordGroup? {
         var closed: RecordGroup?
         if let g = open, g.subject != subject || g.count >= maxRecords || g.payload.count + line.count + 1 > maxBytes || g.end != ordinal {
             closed = g
             open = nil
         }
         if open == nil { open = RecordGroup(subject: subject, first: ordinal) }
-        open!.append(line)
+        open!.append(line, id: id)
         return closed
     }
 }

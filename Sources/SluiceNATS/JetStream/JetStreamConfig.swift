@@ -67,6 +67,8 @@ public struct StreamInfo: Sendable {
     public var consumers: Int
     public var leader: String?
     public var replicaStates: [(name: String, current: Bool)]
+    /// How long the server remembers a `Nats-Msg-Id` to drop a repeat (nil when not reported).
+    public var duplicateWindow: Duration?
 
     init(_ o: [String: Any]) {
         let config = o["config"] as? [String: Any] ?? [:]
@@ -81,6 +83,7 @@ public struct StreamInfo: Sendable {
         lastSequence = (state["last_seq"] as? NSNumber)?.uint64Value ?? 0
         consumers = state["consumer_count"] as? Int ?? 0
         leader = cluster["leader"] as? String
+        duplicateWindow = (config["duplicate_window"] as? NSNumber).map { .nanoseconds($0.int64Value) }
         replicaStates = (cluster["replicas"] as? [[String: Any]] ?? []).map { ($0["name"] as? String ?? "", $0["current"] as? Bool ?? false) }
     }
 }

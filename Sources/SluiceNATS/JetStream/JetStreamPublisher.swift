@@ -23,18 +23,21 @@ public final class JetStreamPublisher: Sendable {
     private let onAck: @Sendable (Duration) -> Void
 
     /// One message to publish. `records` above 1 adds a `Sluice-Records` header: the payload
-    /// holds that many NDJSON lines (see `JetStreamSink`).
+    /// holds that many NDJSON lines (see `JetStreamSink`). `recordIDs`, when set, is the value
+    /// of a `Sluice-Record-Ids` header (the ids of the records it packs).
     public struct Message: Sendable {
         public var subject: String
         public var messageID: String
         public var payload: [UInt8]
         public var records: Int
+        public var recordIDs: [UInt8]?
 
-        public init(subject: String, messageID: String, payload: [UInt8], records: Int = 1) {
+        public init(subject: String, messageID: String, payload: [UInt8], records: Int = 1, recordIDs: [UInt8]? = nil) {
             self.subject = subject
             self.messageID = messageID
             self.payload = payload
             self.records = records
+            self.recordIDs = recordIDs
         }
     }
 
@@ -43,6 +46,7 @@ public final class JetStreamPublisher: Sendable {
         var messageID: String
         var payload: [UInt8]
         var records: Int
+        var recordIDs: [UInt8]?
         var sentAt: ContinuousClock.Instant
         var error: String?
     }
@@ -56,6 +60,8 @@ public final class JetStreamPublisher: Sendable {
         var wakeAt = 0
         var stored: Int64 = 0
         var duplicates: Int64 = 0
+        /// The highest stream sequence of a PubAck so far.
+        var lastSequence: UInt64 = 0
         var disconnected = false
     }
 
@@ -76,6 +82,9 @@ public final class JetStreamPublisher: Sendable {
     /// Messages stored by the server so far, and how many of those it dropped as repeats.
     public var counts: (stored: Int64, duplicates: Int64) { state.withLock { ($0.stored, $0.duplicates) } }
     public var inFlight: Int { state.withLock { $0.pending.count } }
+    /// The highest stream sequence the server acknowledged (0 before the first PubAck): after
+    /// ``drain(timeout:)`` every message published so far is at or below it.
+    public var lastSequence: UInt64 { state.withLock { $0.lastSequence } }
 
     /// Queues one message (written in chunks of 64 KB; call ``drain(timeout:)`` to wait for
     /// every ack). Waits while the window is full.
@@ -109,10 +118,11 @@ public final class JetStreamPublisher: Sendable {
                 for m in messages[next..<end] {
                     let n = s.next
                     s.next += 1
-                    s.pending[n] = Pending(subject: m.subject, messageID: m.messageID, payload: m.payload, records: m.records, sentAt: now)
+                    s.pending[n] = Pending(
+                        subject: m.subject, messageID: m.messageID, payload: m.payload, records: m.records, recordIDs: m.recordIDs, sentAt: now)
                     Self.encode(
                         subject: m.subject, reply: inboxSubject, n: n, messageID: m.messageID, records: m.records,
-                        payload: m.payload, into: &s.out)
+                        recordIDs: m.recordIDs, payload: m.payload, into: &s.out)
                 }
                 guard s.out.count >= 64 << 10 else { return nil }
                 defer { s.out.removeAll(keepingCapacity: true) }
@@ -173,7 +183,7 @@ public final class JetStreamPublisher: Sendable {
                 let p = s.pending[n]!
                 Self.encode(
                     subject: p.subject, reply: inboxSubject, n: n, messageID: p.messageID, records: p.records,
-                    payload: p.payload, into: &out)
+                    recordIDs: p.recordIDs, payload: p.payload, into: &out)
             }
             s.out.removeAll(keepingCapacity: true)
             return out
@@ -242,6 +252,10 @@ public final class JetStreamPublisher: Sendable {
                 Self.find(Self.duplicateField, in: m.payload).map {
                     m.payload[($0 + Self.duplicateField.count)...].drop(while: { $0 == 58 || $0 == 32 }).starts(with: "true".utf8)
                 } ?? false
+            let sequence = Self.find(Self.sequenceField, in: m.payload).map { start in
+                m.payload[(start + Self.sequenceField.count)...].drop(while: { $0 == 58 || $0 == 32 }).prefix(while: { $0 >= 48 && $0 <= 57 })
+                    .reduce(UInt64(0)) { $0 &* 10 &+ UInt64($1 - 48) }
+            }
             let (latency, waiter) = state.withLock { s -> (Duration?, CheckedContinuation<Void, Never>?) in
                 // The waiter wakes at its mark (an error ack keeps its message pending: drain
                 // sends it again when its wait ends without progress).
@@ -257,6 +271,7 @@ public final class JetStreamPublisher: Sendable {
                 }
                 s.pending.removeValue(forKey: n)
                 s.stored += 1
+                if let sequence { s.lastSequence = max(s.lastSequence, sequence) }
                 if duplicate { s.duplicates += 1 }
                 return (ContinuousClock.now - p.sentAt, takeWaiter())
             }
@@ -266,12 +281,14 @@ public final class JetStreamPublisher: Sendable {
     }
 
     static func encode(
-        subject: String, reply: String, n: UInt64, messageID: String, records: Int = 1, payload: [UInt8],
+        subject: String, reply: String, n: UInt64, messageID: String, records: Int = 1, recordIDs: [UInt8]? = nil, payload: [UInt8],
         into out: inout [UInt8]
     ) {
-        // HPUB <subject> <reply>.<n> <hdr> <total>\r\nNATS/1.0\r\nNats-Msg-Id: <id>\r\n[Sluice-Records: <k>\r\n]\r\n<payload>\r\n
+        // HPUB <subject> <reply>.<n> <hdr> <total>\r\nNATS/1.0\r\nNats-Msg-Id: <id>\r\n[Sluice-Records: <k>\r\n]
+        // [Sluice-Record-Ids: <ids>\r\n]\r\n<payload>\r\n
         var headerLength = 10 + 13 + messageID.utf8.count + 2 + 2
         if records > 1 { headerLength += 16 + decimalLength(records) + 2 }
+        if let recordIDs { headerLength += 19 + recordIDs.count + 2 }
         out += "HPUB ".utf8
         out += subject.utf8
         out.append(32)
@@ -287,6 +304,10 @@ public final class JetStreamPublisher: Sendable {
         if records > 1 {
             out += "\r\nSluice-Records: ".utf8
             appendDecimal(records, to: &out)
+        }
+        if let recordIDs {
+            out += "\r\nSluice-Record-Ids: ".utf8
+            out += recordIDs
         }
         out += "\r\n\r\n".utf8
         out += payload
@@ -310,6 +331,7 @@ public final class JetStreamPublisher: Sendable {
 
     static let errorField = Array("\"error\"".utf8)
     static let duplicateField = Array("\"duplicate\"".utf8)
+    static let sequenceField = Array("\"seq\"".utf8)
 
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
