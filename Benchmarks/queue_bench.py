@@ -24,6 +24,12 @@ the consumer has nothing pending and nothing unacknowledged (Parquet files close
 Every case reports records/s, CPU seconds of Sluice and of nats-server, and peak RSS (per
 process; the largest worker for N).
 
+Change events (`--change-events`, or only them with `--change-events-only`): the same number of
+`postgres_cdc` change events (the envelope with `lsn` and `seq`, ~420 bytes, transactions of
+1,000) published from an NDJSON file: packed with their ids in a `Sluice-Record-Ids` header
+(the default) against one per message (`records_per_message: 1`, how change events went
+before). The packed stream is read back and must hold every change once.
+
 Needs a release build (`swift build -c release --product sluice`, or --sluice PATH), nats-server
 (apt) and nats-py (pip install nats-py). Starts its own throwaway nats-server and PostgreSQL.
 """
@@ -79,6 +85,70 @@ def stats(pid):
     except FileNotFoundError:
         pass
     return cpu, rss
+
+
+def change_event(i, per_transaction=1000):
+    tx, seq = divmod(i, per_transaction)
+    lsn = f"0/{0x1000000 + tx * 0x10000:X}"
+    after = {"id": i, "customer_id": i % 9973, "amount": f"{(i * 37) % 100000 / 100:.2f}", "status": "paid",
+             "created_at": "2026-12-07 10:15:00.123456+00"}
+    source = {"db": "shop", "schema": "public", "table": "orders", "lsn": lsn, "txId": 1000 + tx, "ts_ms": 1796000000000 + tx}
+    return json.dumps({"op": "c", "table": "public.orders", "key": {"id": i}, "before": None, "after": after, "source": source,
+                       "lsn": lsn, "tx_id": 1000 + tx, "ts_ms": 1796000000000 + tx, "seq": seq}, separators=(",", ":"))
+
+
+async def stored_records(url, stream):
+    """Every record of a stream (NDJSON lines of each message), by an ordered read."""
+    import nats
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    last = (await js.stream_info(stream)).state.last_seq
+    sub = await js.pull_subscribe(f"{stream.lower()}.>", durable="check", stream=stream)
+    ids, seen = [], 0
+    while seen < last:
+        for m in await sub.fetch(20, timeout=10):
+            seen = m.metadata.sequence.stream
+            await m.ack()  # a pull consumer stops at 1,000 messages awaiting their ack
+            ids.extend(json.loads(line)["after"]["id"] for line in m.data.split(b"\n") if line)
+    await nc.close()
+    return ids
+
+
+def change_event_cases(a, url, server, work, n):
+    """Change events from a file into JetStream: packed with ids, and one per message."""
+    data = os.path.join(work, "changes.ndjson")
+    with open(data, "w") as f:
+        for i in range(n):
+            f.write(change_event(i) + "\n")
+    results = []
+    for stream, per_message, label in [("CHANGES", None, "packed with record ids (default: up to 500 per message)"),
+                                        ("CHANGES1", 1, "one change per message (before: the only way)")]:
+        d = os.path.join(work, "pub-" + stream)
+        os.makedirs(d)
+        extra = f", records_per_message: {per_message}" if per_message else ""
+        with open(os.path.join(d, "p.yaml"), "w") as f:
+            f.write(f"""pipelines:
+  changes:
+    source:
+      file: {{ path: {data}, format: ndjson }}
+    sink:
+      jetstream: {{ url: "{url}", stream: {stream}, subject: "{stream.lower()}.{{table}}"{extra} }}
+""")
+        before = stats(server.pid)[0]
+        t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
+        messages = asyncio.run(last_sequence(url, stream))
+        results.append((label, n / t, cpu, rss, stats(server.pid)[0] - before, messages))
+        if per_message is None:
+            ids = asyncio.run(stored_records(url, stream))
+            if len(ids) != n or len(set(ids)) != n:
+                sys.exit(f"{label}: the stream holds {len(ids)} changes ({len(set(ids))} distinct), expected {n}")
+    asyncio.run(py_delete(url, ["CHANGES", "CHANGES1"]))
+    base = results[1][1]
+    print(f"\n{n:,} change events (~{len(change_event(n // 2))} bytes each), one run, {os.cpu_count()} cores shared by every process\n")
+    print("| case | changes/s | × one per message | CPU s | nats-server CPU s | peak RSS MB | messages |")
+    print("|---|---|---|---|---|---|---|")
+    for label, rate, cpu, rss, server_cpu, messages in results:
+        print(f"| sluice file -> jetstream, {label} | {rate:,.0f} | {rate / base:.2f} | {cpu:.1f} | {server_cpu:.1f} | {rss:.0f} | {messages:,} |")
 
 
 def record(i):
@@ -178,10 +248,21 @@ def main():
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--change-events", action="store_true", help="also publish change events, packed and one per message")
+    ap.add_argument("--change-events-only", action="store_true", help="only the change events")
     a = ap.parse_args()
     n = a.records
     work = tempfile.mkdtemp(prefix="sluice-queue-bench-")
     url, server = start_nats(work)
+    if a.change_events_only:
+        try:
+            change_event_cases(a, url, server, work, n)
+        finally:
+            server.terminate()
+            server.wait()
+            if not a.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        return
     pg_url, pg_stop = start_server(work)
     results = []
     try:
@@ -277,6 +358,16 @@ pipelines:
         print(f"| {label} | {rate:,.0f} | {rate / ceiling:.2f} | {rate / peer:.1f} | {vs_file} | "
               f"{'' if cpu is None else f'{cpu:.1f}'} | {'' if server_cpu is None else f'{server_cpu:.1f}'} | "
               f"{'' if rss is None else f'{rss:.0f}'} |")
+    if a.change_events:
+        work = tempfile.mkdtemp(prefix="sluice-queue-bench-")
+        url, server = start_nats(work)
+        try:
+            change_event_cases(a, url, server, work, n)
+        finally:
+            server.terminate()
+            server.wait()
+            if not a.keep:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 async def py_delete(url, streams):

@@ -60,8 +60,9 @@ public struct JetStreamSinkOptions: Decodable, Sendable {
 
 /// Publishes records to a JetStream stream as NDJSON: up to `records_per_message` records per
 /// message (a `Sluice-Records: <n>` header says how many; one message carries records of one
-/// subject, in order), or one record per message for change events and records with
-/// `message_id` (change events keep their envelope: op, table, key, before, after, source, lsn, …).
+/// subject, in order), or one record per message for records with `message_id`. Change events
+/// keep their envelope (op, table, key, before, after, source, lsn, …) and are packed with
+/// their ids (a `Sluice-Record-Ids` header, see ``RecordIDs``).
 ///
 /// A record counts as written only when its PubAck is in: ``JetStreamSinkWriter`` keeps up to
 /// `max_in_flight` publishes in the air and the commit waits for every ack, so the checkpoint
@@ -70,7 +71,10 @@ public struct JetStreamSinkOptions: Decodable, Sendable {
 /// again (within `duplicate_window`):
 /// - `message_id: [cols]`: the record's own key (`<pipeline>:<values>`);
 /// - change events (records with `lsn` and `seq`): `<pipeline>:<commit LSN>:<index>`, and for
-///   snapshot reads `<pipeline>:r:<snapshot_epoch>:<hash of table and key>` (see ``ChangeEventIDs``);
+///   snapshot reads `<pipeline>:r:<snapshot_epoch>:<hash of table and key>` (see
+///   ``ChangeEventIDs``). A packed message is named by its first change; the writer skips the
+///   changes the stream took after the last commit (read from the stream after a crash), so a
+///   replay that packs them differently stores none twice;
 /// - otherwise the position of the message's first record: `<pipeline>:<lineage>:<ordinal>`
 ///   (see ``PositionalMessageIDs``), stored with each checkpoint so a replay numbers its
 ///   records as the first attempt did, wherever its commits fall.
@@ -94,7 +98,7 @@ public struct JetStreamSink: Sink {
                 ),
                 OptionSpec(
                     "records_per_message", .integer(1...100_000), default: "500", example: "1",
-                    "Consecutive records of one subject packed as NDJSON into one message (with a `Sluice-Records` header); `1` publishes one JSON record per message. Change events and records with `message_id` always go one per message."
+                    "Consecutive records of one subject packed as NDJSON into one message (with a `Sluice-Records` header); `1` publishes one JSON record per message. Change events are packed with their ids (a `Sluice-Record-Ids` header); records with `message_id` always go one per message."
                 ),
                 OptionSpec(
                     "max_message_bytes", .byteSize, default: "256KB", example: "1MB",

@@ -45,10 +45,10 @@ final class JetStreamSinkWriter: SinkWriter {
         ids = PositionalMessageIDs(checkpoint: checkpoint, stream: options.stream.stream)
         committedIDs = checkpoint[PositionalMessageIDs.partition(stream: options.stream.stream)].flatMap(PositionalMessageIDs.init)
         let maxPayload = connection.serverInfo?.maxPayload ?? 1 << 20
-        // Room for the headers: the ids of packed change events take 23 bytes a record.
         grouper = RecordGrouper(maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256))
+        // The ids of packed change events take 23 bytes a record in the headers.
         identifiedGrouper = RecordGrouper(
-            maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256 - 23 * options.recordsPerMessage))
+            maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256), overheadPerRecord: 23)
         committedSequence = checkpoint[Self.sequencePartition(stream: options.stream.stream)].flatMap { UInt64($0) }
         let latency = Metrics.Timer(label: "sluice_queue_publish_latency_seconds", dimensions: [("pipeline", pipeline)], preferredDisplayUnit: .seconds)
         publisher = JetStreamPublisher(connection: connection, window: options.maxInFlight) { latency.record(duration: $0) }
@@ -76,6 +76,7 @@ final class JetStreamSinkWriter: SinkWriter {
         var grouper = self.grouper
         var identified = self.identifiedGrouper, identifiedOrdinal = self.identifiedOrdinal, skipped = 0
         var lineStart = 0, row = 0
+        var id: [UInt8] = []  // a record's own id, written again for each row
         for i in json.indices where json[i] == 10 {
             let line = json[lineStart..<i]
             lineStart = i + 1
@@ -91,12 +92,13 @@ final class JetStreamSinkWriter: SinkWriter {
                 continue
             }
             if let ownIDs {
-                let id = ownIDs(row)
+                id.removeAll(keepingCapacity: true)
+                ownIDs(row, &id)
                 guard packsOwn else {
-                    messages.append(.init(subject: subjects(row), messageID: id, payload: Array(line)))
+                    messages.append(.init(subject: subjects(row), messageID: String(decoding: id, as: UTF8.self), payload: Array(line)))
                     continue
                 }
-                let hash = RecordIDs.hash(id)
+                let hash = id.withUnsafeBytes { SipHash128.hash($0, seed: RecordIDs.seed) }
                 if held?.contains(hash) == true {
                     skipped += 1  // the stream took it before a crash
                     continue
@@ -333,28 +335,42 @@ final class JetStreamSinkWriter: SinkWriter {
                 return Int(h % count)
             }
         }
-        var tableOf: ((Int) -> String)?
+        var tableOf: [String]?
         if template.hasSuffix(".{table}") {
             template = String(template.dropLast(8))
+            // Each row's `<template>.<table>`, made once for a run of rows of one table.
             let tables = batch.column(named: "table")
-            tableOf = { row in
-                guard let tables else { return "unknown" }
-                let name = tables.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
-                return String(name.map { $0 == " " || $0 == "*" || $0 == ">" ? "_" : $0 })
+            var names: [String] = []
+            names.reserveCapacity(batch.count)
+            var last: [UInt8]?, subject = template + ".unknown"
+            for row in 0..<batch.count {
+                if let tables, !tables.isNull(row) {
+                    tables.withBytes(at: row) { bytes in
+                        guard last.map({ !$0.elementsEqual(bytes) }) ?? true else { return }
+                        last = Array(bytes)
+                        let name = String(decoding: bytes.map { $0 == 32 || $0 == 42 || $0 == 62 ? UInt8(ascii: "_") : $0 }, as: UTF8.self)
+                        subject = template + "." + name
+                    }
+                } else {
+                    last = nil
+                    subject = template + ".unknown"
+                }
+                names.append(subject)
             }
+            tableOf = names
         }
         guard tableOf != nil || partitionOf != nil else { return { [template] _ in template } }
         return { [template] row in
-            var subject = template
-            if let tableOf { subject += "." + tableOf(row) }
+            var subject = tableOf?[row] ?? template
             if let partitionOf { subject += ".\(partitionOf(row))" }
             return subject
         }
     }
 
-    /// Ids of records that carry their own identity, published one per message: `message_id`
-    /// columns, or a change event's commit LSN and index. Nil for records numbered by position.
-    func ownMessageIDs(_ batch: RecordBatch) throws -> ((Int) -> String)? {
+    /// Ids of records that carry their own identity, appended to a buffer: `message_id` columns
+    /// (one record per message), or a change event's commit LSN and index (packed, see
+    /// ``RecordIDs``). Nil for records numbered by position.
+    func ownMessageIDs(_ batch: RecordBatch) throws -> ((Int, inout [UInt8]) -> Void)? {
         if let names = options.messageID {
             let columns = try names.map { name in
                 guard let c = batch.column(named: name) else {
@@ -366,14 +382,33 @@ final class JetStreamSinkWriter: SinkWriter {
                 return c
             }
             let prefix = pipeline + ":"
-            return { row in prefix + columns.map { "\($0.value(at: row))" }.joined(separator: ":") }
+            return { row, out in out += (prefix + columns.map { "\($0.value(at: row))" }.joined(separator: ":")).utf8 }
         }
         if let lsn = batch.column(named: "lsn"), let seq = batch.column(named: "seq") {
-            let prefix = pipeline + ":"
+            let prefix = Array((pipeline + ":").utf8)
             let snapshotIDs = ChangeEventIDs.snapshotReads(batch, pipeline: pipeline)
-            return { row in
-                if let snapshotIDs, let id = snapshotIDs(row) { return id }
-                return prefix + lsn.withBytes(at: row) { String(decoding: $0, as: UTF8.self) } + ":\(seq.value(at: row))"
+            let seqs: [Int64]? = if case let .int64(values) = seq.storage, seq.type == .int64 { values } else { nil }
+            let lsnIsText = if case .bytes = lsn.storage { true } else { false }
+            return { row, out in
+                if let snapshotIDs, let id = snapshotIDs(row) {
+                    out += id.utf8
+                    return
+                }
+                out += prefix
+                if lsnIsText, !lsn.isNull(row) { lsn.withBytes(at: row) { out += $0 } } else { out += "\(lsn.value(at: row))".utf8 }
+                out.append(UInt8(ascii: ":"))
+                if let seqs, !seq.isNull(row), seqs[row] >= 0 {
+                    // The digits of a non-negative index, most significant first.
+                    let start = out.count
+                    var v = seqs[row]
+                    repeat {
+                        out.append(UInt8(48 + v % 10))
+                        v /= 10
+                    } while v > 0
+                    out[start...].reverse()
+                } else {
+                    out += "\(seq.value(at: row))".utf8
+                }
             }
         }
         return nil

@@ -85,12 +85,12 @@ struct RecordGroup: Equatable {
 
     var end: Int { first + count }
 
-    mutating func append(_ line: ArraySlice<UInt8>, id: (text: String, hash: DedupeHash)? = nil) {
+    mutating func append(_ line: ArraySlice<UInt8>, id: (bytes: [UInt8], hash: DedupeHash)? = nil) {
         payload += line
         payload.append(10)
         count += 1
         if let id {
-            if firstID == nil { firstID = id.text }
+            if firstID == nil { firstID = String(decoding: id.bytes, as: UTF8.self) }
             ids.append(id.hash)
         }
     }
@@ -117,13 +117,19 @@ struct RecordGroup: Equatable {
 struct RecordGrouper {
     let maxRecords: Int
     let maxBytes: Int
+    /// Bytes a record adds besides its line (its token in `Sluice-Record-Ids`), counted against
+    /// `maxBytes`.
+    var overheadPerRecord = 0
     var open: RecordGroup?
 
     /// Adds the record numbered `ordinal` (with its own id, if it has one); returns the group it
     /// closed, if any.
-    mutating func add(_ line: ArraySlice<UInt8>, subject: String, ordinal: Int, id: (text: String, hash: DedupeHash)? = nil) -> RecordGroup? {
+    mutating func add(_ line: ArraySlice<UInt8>, subject: String, ordinal: Int, id: (bytes: [UInt8], hash: DedupeHash)? = nil) -> RecordGroup? {
         var closed: RecordGroup?
-        if let g = open, g.subject != subject || g.count >= maxRecords || g.payload.count + line.count + 1 > maxBytes || g.end != ordinal {
+        if let g = open,
+            g.subject != subject || g.count >= maxRecords
+                || g.payload.count + line.count + 1 + overheadPerRecord * (g.count + 1) > maxBytes || g.end != ordinal
+        {
             closed = g
             open = nil
         }

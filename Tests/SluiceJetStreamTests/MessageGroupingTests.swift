@@ -25,6 +25,17 @@ import SluiceTesting
         #expect(g.add(line(3), subject: "a", ordinal: 2)?.count == 2)
     }
 
+    @Test func theIdsOfPackedChangeEventsCountAgainstTheByteLimit() {
+        // Two 8-byte lines and their two 23-byte tokens fit in 62 bytes; a third does not.
+        var g = RecordGrouper(maxRecords: 100, maxBytes: 62, overheadPerRecord: 23)
+        let id = { (n: Int) in (bytes: Array("p:0/1:\(n)".utf8), hash: RecordIDs.hash("p:0/1:\(n)")) }
+        #expect(g.add(line(1), subject: "a", ordinal: 0, id: id(0)) == nil)
+        #expect(g.add(line(2), subject: "a", ordinal: 1, id: id(1)) == nil)
+        let closed = g.add(line(3), subject: "a", ordinal: 2, id: id(2))
+        #expect(closed?.count == 2 && closed?.firstID == "p:0/1:0" && closed?.ids == [id(0).hash, id(1).hash])
+        #expect(g.open?.firstID == "p:0/1:2")
+    }
+
     @Test func droppingStoredRecordsKeepsTheRest() {
         var group = RecordGroup(subject: "a", first: 10)
         for n in 0..<4 { group.append(line(n)) }
