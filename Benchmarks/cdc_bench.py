@@ -17,6 +17,9 @@ drains its slot up to the same end LSN:
   sluice                      postgres_cdc → NDJSON audit trail (envelope per change), exactly once
   sluice apply                postgres_cdc → a current-state table on the same server (postgres
                               sink, mode: apply), checked equal to the source table at the end
+  with --jetstream, also (a throwaway nats-server on loopback):
+  sluice → JetStream          postgres_cdc → jetstream sink, changes packed with their ids
+                              (default), and one change per message (`records_per_message: 1`)
 Each is measured wall-clock from start until its position reaches the end LSN (for Sluice: the
 committed checkpoint), with CPU seconds and peak RSS.
 
@@ -264,6 +267,7 @@ def main():
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
     ap.add_argument("--url", help="an existing server (wal_level=logical, wal2json installed); default: start one")
     ap.add_argument("--one-transaction", type=int, metavar="ROWS", help="only the case of one transaction of ROWS inserts")
+    ap.add_argument("--jetstream", action="store_true", help="also into JetStream, packed and one change per message")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sluice-cdc-bench-")
     url, stop = (args.url, None) if args.url else start_server(work)
@@ -271,8 +275,10 @@ def main():
         if args.one_transaction:
             one_transaction(args, work, url)
             return
-        for slot, plugin in [("bench_pgoutput", "pgoutput"), ("bench_wal2json", "wal2json"), ("bench_sluice", "pgoutput"),
-                             ("bench_apply", "pgoutput")]:
+        slots = [("bench_pgoutput", "pgoutput"), ("bench_wal2json", "wal2json"), ("bench_sluice", "pgoutput"), ("bench_apply", "pgoutput")]
+        if args.jetstream:
+            slots += [("bench_js", "pgoutput"), ("bench_js1", "pgoutput")]
+        for slot, plugin in slots:
             psql(url, f"SELECT pg_create_logical_replication_slot('{slot}', '{plugin}')")
         end_text = write_changes(url, args.changes)
         end = lsn(end_text)
@@ -289,6 +295,18 @@ def main():
         same = psql(url, "SELECT (SELECT count(*) FROM (SELECT * FROM bench_cdc EXCEPT SELECT id, v, n, at FROM bench_current) a)"
                          " + (SELECT count(*) FROM (SELECT id, v, n, at FROM bench_current EXCEPT SELECT * FROM bench_cdc) b)")
         assert same == "0", f"the current-state table differs from the source in {same} rows"
+        if args.jetstream:
+            from queue_bench import start_nats
+            nats_url, nats = start_nats(work)
+            try:
+                for slot, stream, extra, label in [("bench_js", "CDC", "", "sluice → JetStream, packed"),
+                                                   ("bench_js1", "CDC1", ", records_per_message: 1", "sluice → JetStream, one per message")]:
+                    (result, _) = sluice_throughput(args.sluice, work, url, slot, end, name=slot,
+                                                    sink=f'jetstream: {{ url: "{nats_url}", stream: {stream}, subject: "{stream.lower()}.{{table}}"{extra} }}')
+                    rows.append((label, result))
+            finally:
+                nats.terminate()
+                nats.wait()
         for name, (wall, cpu, rss) in rows:
             print(f"{name:34} {wall:8.2f} {args.changes / wall:11,.0f} {cpu:7.2f} {rss:12.0f} {ceiling[0] / wall:10.2f}x")
         print(f"\nsluice wrote {lines:,} change events (expected {args.changes:,})")

@@ -17,9 +17,8 @@ final class JetStreamSinkWriter: SinkWriter {
     /// The numbering as last committed: a commit stores it only when it changed.
     var committedIDs: PositionalMessageIDs?
     var grouper: RecordGrouper
-    /// Packs change events (records with ids of their own), numbered by a run's own ordinal.
-    var identifiedGrouper: RecordGrouper
-    var identifiedOrdinal = 0
+    /// Packs change events (records with ids of their own), one open message per subject.
+    var identifiedGrouper: SubjectGrouper
     /// The stream sequence stored with the last commit (see ``sequencePartition``).
     var committedSequence: UInt64?
     /// Tokens of change events the stream took after the last commit (read at the first write of
@@ -47,7 +46,7 @@ final class JetStreamSinkWriter: SinkWriter {
         let maxPayload = connection.serverInfo?.maxPayload ?? 1 << 20
         grouper = RecordGrouper(maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256))
         // The ids of packed change events take 23 bytes a record in the headers.
-        identifiedGrouper = RecordGrouper(
+        identifiedGrouper = SubjectGrouper(
             maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256), overheadPerRecord: 23)
         committedSequence = checkpoint[Self.sequencePartition(stream: options.stream.stream)].flatMap { UInt64($0) }
         let latency = Metrics.Timer(label: "sluice_queue_publish_latency_seconds", dimensions: [("pipeline", pipeline)], preferredDisplayUnit: .seconds)
@@ -74,7 +73,7 @@ final class JetStreamSinkWriter: SinkWriter {
         var messages: [JetStreamPublisher.Message] = []
         // The grouper is changed on a copy: a write that fails is retried with the same batch.
         var grouper = self.grouper
-        var identified = self.identifiedGrouper, identifiedOrdinal = self.identifiedOrdinal, skipped = 0
+        var identified = self.identifiedGrouper, closed: [RecordGroup] = [], skipped = 0
         var lineStart = 0, row = 0
         var id: [UInt8] = []  // a record's own id, written again for each row
         for i in json.indices where json[i] == 10 {
@@ -103,8 +102,11 @@ final class JetStreamSinkWriter: SinkWriter {
                     skipped += 1  // the stream took it before a crash
                     continue
                 }
-                if let closed = identified.add(line, subject: subjects(row), ordinal: identifiedOrdinal, id: (id, hash)) { messages.append(message(closed)) }
-                identifiedOrdinal += 1
+                identified.add(line, subject: subjects(row), id: (id, hash), closed: &closed)
+                if !closed.isEmpty {
+                    messages += closed.map(message)
+                    closed.removeAll(keepingCapacity: true)
+                }
                 continue
             }
             let ordinal = ids.next + row
@@ -114,7 +116,6 @@ final class JetStreamSinkWriter: SinkWriter {
         try await publish(messages)
         self.grouper = grouper
         self.identifiedGrouper = identified
-        self.identifiedOrdinal = identifiedOrdinal
         skippedHeld += skipped
         if packsOwn { identifiedSinceCommit = true }
         if ownIDs == nil { ids.next += batch.count }
@@ -420,9 +421,11 @@ final class JetStreamSinkWriter: SinkWriter {
             try await publish([message(open)])
             grouper.open = nil
         }
-        if let open = identifiedGrouper.open {
-            try await publish([message(open)])
-            identifiedGrouper.open = nil
+        if !identifiedGrouper.open.isEmpty {
+            // The grouper is emptied after the publish, so a failed one is retried.
+            var grouper = identifiedGrouper
+            try await publish(grouper.takeAll().map(message))
+            identifiedGrouper = grouper
         }
         do {
             try await publisher.drain(timeout: options.ackTimeout)

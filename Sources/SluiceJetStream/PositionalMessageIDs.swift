@@ -117,24 +117,63 @@ struct RecordGroup: Equatable {
 struct RecordGrouper {
     let maxRecords: Int
     let maxBytes: Int
-    /// Bytes a record adds besides its line (its token in `Sluice-Record-Ids`), counted against
-    /// `maxBytes`.
-    var overheadPerRecord = 0
     var open: RecordGroup?
 
-    /// Adds the record numbered `ordinal` (with its own id, if it has one); returns the group it
-    /// closed, if any.
-    mutating func add(_ line: ArraySlice<UInt8>, subject: String, ordinal: Int, id: (bytes: [UInt8], hash: DedupeHash)? = nil) -> RecordGroup? {
+    /// Adds the record numbered `ordinal`; returns the group it closed, if any.
+    mutating func add(_ line: ArraySlice<UInt8>, subject: String, ordinal: Int) -> RecordGroup? {
         var closed: RecordGroup?
         if let g = open,
             g.subject != subject || g.count >= maxRecords
-                || g.payload.count + line.count + 1 + overheadPerRecord * (g.count + 1) > maxBytes || g.end != ordinal
+                || g.payload.count + line.count + 1 > maxBytes || g.end != ordinal
         {
             closed = g
             open = nil
         }
         if open == nil { open = RecordGroup(subject: subject, first: ordinal) }
-        open!.append(line, id: id)
+        open!.append(line)
         return closed
+    }
+}
+
+/// Cuts records with ids of their own (change events) into ``RecordGroup``s, one open group per
+/// subject: a stream partitioned by key (`cdc.{table}.{partition}`) interleaves subjects row by
+/// row, and one open group for all would close at almost every record. Order within a subject
+/// is kept (its groups close one after the other); no order across subjects is promised.
+/// A group closes at `maxRecords` or before it would pass `maxBytes` (its records' ids
+/// counted); every open group closes when together they would hold more than `maxOpenBytes`.
+struct SubjectGrouper {
+    let maxRecords: Int
+    let maxBytes: Int
+    let overheadPerRecord: Int
+    var maxOpenBytes = 8 << 20
+    private(set) var open: [String: RecordGroup] = [:]
+    private var openBytes = 0
+
+    init(maxRecords: Int, maxBytes: Int, overheadPerRecord: Int) {
+        self.maxRecords = maxRecords
+        self.maxBytes = maxBytes
+        self.overheadPerRecord = overheadPerRecord
+    }
+
+    /// Adds a record; appends the groups it closed to `closed`.
+    mutating func add(_ line: ArraySlice<UInt8>, subject: String, id: (bytes: [UInt8], hash: DedupeHash), closed: inout [RecordGroup]) {
+        let size = line.count + 1 + overheadPerRecord
+        if openBytes + size > maxOpenBytes { closed += takeAll() }
+        if let g = open[subject], g.count >= maxRecords || g.payload.count + overheadPerRecord * g.count + size > maxBytes {
+            closed.append(g)
+            open[subject] = nil
+            openBytes -= g.payload.count + overheadPerRecord * g.count
+        }
+        open[subject, default: RecordGroup(subject: subject, first: 0)].append(line, id: id)
+        openBytes += size
+    }
+
+    /// Closes every open group (a commit publishes them), in subject order.
+    mutating func takeAll() -> [RecordGroup] {
+        defer {
+            open = [:]
+            openBytes = 0
+        }
+        return open.keys.sorted().map { open[$0]! }
     }
 }

@@ -138,9 +138,10 @@ import Testing
                 source:
                   postgres_cdc: { url: "\(try postgresURL())", slot: \(slot), publication: \(publication), snapshot: never }
                 sink:
-                  jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}", commit_interval: 300ms, records_per_message: 50 }
+                  jetstream: { url: "\(nats.url)", stream: CDC, subject: "cdc.{table}.{partition}", partitions: 3, commit_interval: 300ms, records_per_message: 50 }
                 batch: { max_latency: 100ms }
             """, to: "\(dir)/p.yaml")
+        // Partitioned by key: a message packs changes of one partition, whose rows interleave.
         // Kills at random moments while the writer below commits transactions; every other run
         // pauses between the commit phases (published and acked, not committed).
         try write(

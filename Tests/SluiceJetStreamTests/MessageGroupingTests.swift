@@ -27,13 +27,36 @@ import SluiceTesting
 
     @Test func theIdsOfPackedChangeEventsCountAgainstTheByteLimit() {
         // Two 8-byte lines and their two 23-byte tokens fit in 62 bytes; a third does not.
-        var g = RecordGrouper(maxRecords: 100, maxBytes: 62, overheadPerRecord: 23)
+        var g = SubjectGrouper(maxRecords: 100, maxBytes: 62, overheadPerRecord: 23)
         let id = { (n: Int) in (bytes: Array("p:0/1:\(n)".utf8), hash: RecordIDs.hash("p:0/1:\(n)")) }
-        #expect(g.add(line(1), subject: "a", ordinal: 0, id: id(0)) == nil)
-        #expect(g.add(line(2), subject: "a", ordinal: 1, id: id(1)) == nil)
-        let closed = g.add(line(3), subject: "a", ordinal: 2, id: id(2))
-        #expect(closed?.count == 2 && closed?.firstID == "p:0/1:0" && closed?.ids == [id(0).hash, id(1).hash])
-        #expect(g.open?.firstID == "p:0/1:2")
+        var closed: [RecordGroup] = []
+        g.add(line(1), subject: "a", id: id(0), closed: &closed)
+        g.add(line(2), subject: "a", id: id(1), closed: &closed)
+        #expect(closed.isEmpty)
+        g.add(line(3), subject: "a", id: id(2), closed: &closed)
+        #expect(closed.count == 1 && closed[0].count == 2 && closed[0].firstID == "p:0/1:0" && closed[0].ids == [id(0).hash, id(1).hash])
+        #expect(g.open["a"]?.firstID == "p:0/1:2")
+    }
+
+    @Test func changeEventsArePackedPerSubjectWhateverTheirInterleaving() {
+        var g = SubjectGrouper(maxRecords: 3, maxBytes: 1 << 20, overheadPerRecord: 23)
+        var closed: [RecordGroup] = []
+        let id = { (n: Int) in (bytes: Array("p:0/1:\(n)".utf8), hash: RecordIDs.hash("p:0/1:\(n)")) }
+        for n in 0..<8 { g.add(line(n), subject: n % 2 == 0 ? "cdc.t.0" : "cdc.t.1", id: id(n), closed: &closed) }
+        // The fourth record of a subject closes its first group of three.
+        #expect(closed.map(\.subject) == ["cdc.t.0", "cdc.t.1"])
+        #expect(closed[0].ids == [0, 2, 4].map { id($0).hash } && closed[0].firstID == "p:0/1:0")
+        #expect(String(decoding: closed[1].payload, as: UTF8.self) == "{\"n\":1}\n{\"n\":3}\n{\"n\":5}\n")
+        let rest = g.takeAll()
+        #expect(rest.map(\.subject) == ["cdc.t.0", "cdc.t.1"] && rest.map(\.firstID) == ["p:0/1:6", "p:0/1:7"])
+        #expect(g.open.isEmpty)
+
+        // Together the open groups stay under their bound: past it, all close.
+        var small = SubjectGrouper(maxRecords: 100, maxBytes: 1 << 20, overheadPerRecord: 23)
+        small.maxOpenBytes = 100  // three records of 8 + 1 + 23 bytes fit, a fourth does not
+        closed = []
+        for n in 0..<4 { small.add(line(n), subject: "s\(n)", id: id(n), closed: &closed) }
+        #expect(closed.map(\.subject) == ["s0", "s1", "s2"] && small.open.keys.sorted() == ["s3"])
     }
 
     @Test func droppingStoredRecordsKeepsTheRest() {
