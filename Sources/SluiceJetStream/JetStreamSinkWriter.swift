@@ -421,7 +421,7 @@ final class JetStreamSinkWriter: SinkWriter {
             try await publish([message(open)])
             grouper.open = nil
         }
-        if !identifiedGrouper.open.isEmpty {
+        if !identifiedGrouper.isEmpty {
             // The grouper is emptied after the publish, so a failed one is retried.
             var grouper = identifiedGrouper
             try await publish(grouper.takeAll().map(message))

@@ -146,7 +146,10 @@ struct SubjectGrouper {
     let maxBytes: Int
     let overheadPerRecord: Int
     var maxOpenBytes = 8 << 20
-    private(set) var open: [String: RecordGroup] = [:]
+    /// The open groups (one per subject, in the order their subjects came), and where each
+    /// subject's is.
+    private var groups: [RecordGroup] = []
+    private var slots: [String: Int] = [:]
     private var openBytes = 0
 
     init(maxRecords: Int, maxBytes: Int, overheadPerRecord: Int) {
@@ -155,25 +158,43 @@ struct SubjectGrouper {
         self.overheadPerRecord = overheadPerRecord
     }
 
+    var isEmpty: Bool { groups.allSatisfy { $0.count == 0 } }
+
+    /// The open groups by subject.
+    var open: [String: RecordGroup] {
+        Dictionary(uniqueKeysWithValues: groups.filter { $0.count > 0 }.map { ($0.subject, $0) })
+    }
+
     /// Adds a record; appends the groups it closed to `closed`.
     mutating func add(_ line: ArraySlice<UInt8>, subject: String, id: (bytes: [UInt8], hash: DedupeHash), closed: inout [RecordGroup]) {
         let size = line.count + 1 + overheadPerRecord
         if openBytes + size > maxOpenBytes { closed += takeAll() }
-        if let g = open[subject], g.count >= maxRecords || g.payload.count + overheadPerRecord * g.count + size > maxBytes {
-            closed.append(g)
-            open[subject] = nil
-            openBytes -= g.payload.count + overheadPerRecord * g.count
+        let i: Int
+        if let slot = slots[subject] {
+            i = slot
+        } else {
+            i = groups.count
+            slots[subject] = i
+            groups.append(RecordGroup(subject: subject, first: 0))
         }
-        open[subject, default: RecordGroup(subject: subject, first: 0)].append(line, id: id)
+        // Mutated in place: a closed group is handed over and replaced, never copied.
+        let held = groups[i].payload.count + overheadPerRecord * groups[i].count
+        if groups[i].count >= maxRecords || (groups[i].count > 0 && held + size > maxBytes) {
+            closed.append(groups[i])
+            groups[i] = RecordGroup(subject: subject, first: 0)
+            openBytes -= held
+        }
+        groups[i].append(line, id: id)
         openBytes += size
     }
 
     /// Closes every open group (a commit publishes them), in subject order.
     mutating func takeAll() -> [RecordGroup] {
         defer {
-            open = [:]
+            groups = []
+            slots = [:]
             openBytes = 0
         }
-        return open.keys.sorted().map { open[$0]! }
+        return groups.filter { $0.count > 0 }.sorted { $0.subject < $1.subject }
     }
 }

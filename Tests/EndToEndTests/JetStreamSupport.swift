@@ -105,3 +105,22 @@ func runKillScript(_ script: String, in dir: String, reporting report: String) a
         Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
+
+/// Every record a stream holds (the NDJSON lines of each message, packed or not), read through
+/// a consumer of the test's own (`check`, nothing acked) until a fetch comes back empty.
+func streamRecords(url: String, stream: String) async throws -> [Substring] {
+    let connection = try await NATSConnection.connect(try NATSOptions(urls: [url]), logger: Logger(label: "test"))
+    let js = JetStream(connection)
+    var config = ConsumerConfig(durable: "check")
+    config.ackWait = .seconds(600)
+    _ = try await retryingRequest { try await js.ensureConsumer(stream: stream, config) }
+    let consumer = try JetStreamPullConsumer(connection: connection, stream: stream, consumer: "check", batch: 1_000)
+    var records: [Substring] = []
+    while true {
+        let messages = try await consumer.fetch(max: 1_000)
+        if messages.isEmpty { break }
+        for message in messages { records += String(decoding: message.payload, as: UTF8.self).split(separator: "\n") }
+    }
+    await connection.close()
+    return records
+}

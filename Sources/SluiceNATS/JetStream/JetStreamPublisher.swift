@@ -120,6 +120,11 @@ public final class JetStreamPublisher: Sendable {
                     s.next += 1
                     s.pending[n] = Pending(
                         subject: m.subject, messageID: m.messageID, payload: m.payload, records: m.records, recordIDs: m.recordIDs, sentAt: now)
+                    // Growth by doubling, but at least to fit this message: doubling alone would
+                    // take a buffer holding a packed message past the allocator's mmap threshold,
+                    // and every chunk would be a fresh mapping to fault in.
+                    let needed = s.out.count + m.payload.count + (m.recordIDs?.count ?? 0) + m.subject.utf8.count + m.messageID.utf8.count + 128
+                    if needed > s.out.capacity { s.out.reserveCapacity(max(needed, 2 * s.out.capacity)) }
                     Self.encode(
                         subject: m.subject, reply: inboxSubject, n: n, messageID: m.messageID, records: m.records,
                         recordIDs: m.recordIDs, payload: m.payload, into: &s.out)
