@@ -228,7 +228,9 @@ extension PostgresSinkWriter {
     }
 
     /// Folds the changes of `source` after stage row `after` into one final state per key
-    /// (`pg_temp.sluice_net`) and applies it to `target`.
+    /// (`pg_temp.sluice_net`) and applies it to `target`. Row images are merged only for keys
+    /// whose last change is not a delete, and only where a key has several since its last
+    /// delete or whole row (`live`, `n > 1`): a key changed once in the batch keeps its image.
     func applyNetEffect(_ target: QualifiedName, _ described: ApplyTarget, source: String, after: Int, session: PostgresSession) throws {
         let keyOf = { (json: String) in
             "jsonb_build_object(" + described.key.map { "\(SQLText.literal($0)), \(json)->\(SQLText.literal($0))" }.joined(separator: ", ") + ")"
@@ -246,17 +248,21 @@ extension PostgresSinkWriter {
                 SELECT sluice_row * 2, \(keyOf("b")), 'd', NULL FROM ev WHERE op = 'u' AND b IS NOT NULL AND \(keyOf("b")) <> \(keyOf("a"))
                 UNION ALL
                 SELECT sluice_row * 2 + 1, \(keyOf("a")), CASE WHEN op = 'u' THEN 'u' ELSE 'i' END, a FROM ev WHERE op <> 'd'
-            ), last AS (
-                SELECT DISTINCT ON (k) k, kind FROM touch ORDER BY k, pos DESC
-            ), base AS (
-                SELECT k, max(pos) AS at FROM touch WHERE kind IN ('d', 'i') GROUP BY k
-            ), merged AS (
-                SELECT t.k, jsonb_object_agg(e.key, e.value ORDER BY t.pos) AS r
-                FROM touch t LEFT JOIN base b ON b.k = t.k, jsonb_each(t.r) e
-                WHERE t.kind <> 'd' AND t.pos >= coalesce(b.at, -1) GROUP BY t.k
+            ), w AS (
+                SELECT k, pos, kind, r,
+                    first_value(kind) OVER (PARTITION BY k ORDER BY pos DESC) AS final,
+                    max(pos) FILTER (WHERE kind IN ('d', 'i')) OVER (PARTITION BY k) AS at
+                FROM touch
+            ), live AS (
+                SELECT k, pos, r, count(*) OVER (PARTITION BY k) AS n FROM w
+                WHERE final <> 'd' AND kind <> 'd' AND pos >= coalesce(at, -1)
             )
             INSERT INTO pg_temp.sluice_net (k, final, r)
-            SELECT l.k, CASE WHEN l.kind = 'd' THEN 'd' ELSE 'u' END, m.r FROM last l LEFT JOIN merged m ON m.k = l.k
+            SELECT DISTINCT k, 'd', NULL::jsonb FROM w WHERE final = 'd'
+            UNION ALL
+            SELECT k, 'u', r FROM live WHERE n = 1
+            UNION ALL
+            SELECT v.k, 'u', jsonb_object_agg(e.key, e.value ORDER BY v.pos) FROM live v, jsonb_each(v.r) e WHERE v.n > 1 GROUP BY v.k
             """, [source, String(after)])
         let table = SQLText.qualified(target)
         let match = described.key.map { "t.\(SQLText.identifier($0)) = r.\(SQLText.identifier($0))" }.joined(separator: " AND ")
