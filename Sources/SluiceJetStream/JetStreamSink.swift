@@ -94,11 +94,11 @@ public struct JetStreamSink: Sink {
             own: [
                 OptionSpec(
                     "message_id", .list(.string), example: "[event_id]",
-                    "Columns that identify a record, making its `Nats-Msg-Id` (one record per message). Default: the commit LSN and index for change events (a snapshot read: the slot's snapshot epoch, table and key), else the record's position; required behind a source that redelivers in any order (a queue)."
+                    "Columns that identify a record, making its `Nats-Msg-Id` (one record per message). Default: the commit LSN and index for change events (a snapshot read: the slot's snapshot epoch, table and key; packed, each in a `Sluice-Record-Ids` header), else the record's position; required behind a source that redelivers in any order (a queue)."
                 ),
                 OptionSpec(
                     "records_per_message", .integer(1...100_000), default: "500", example: "1",
-                    "Consecutive records of one subject packed as NDJSON into one message (with a `Sluice-Records` header); `1` publishes one JSON record per message. Change events are packed with their ids (a `Sluice-Record-Ids` header); records with `message_id` always go one per message."
+                    "Consecutive records of one subject packed as NDJSON into one message (with a `Sluice-Records` header); `1` publishes one JSON record per message. Change events are packed with their ids (a `Sluice-Record-Ids` header, at most 2,700 a message); records with `message_id` always go one per message."
                 ),
                 OptionSpec(
                     "max_message_bytes", .byteSize, default: "256KB", example: "1MB",

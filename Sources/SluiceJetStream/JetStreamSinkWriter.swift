@@ -21,9 +21,18 @@ final class JetStreamSinkWriter: SinkWriter {
     var identifiedGrouper: SubjectGrouper
     /// The stream sequence stored with the last commit (see ``sequencePartition``).
     var committedSequence: UInt64?
-    /// Tokens of change events the stream took after the last commit (read at the first write of
-    /// a run): a replay skips them. Nil until read.
+    /// Tokens stored with the last commit of change events the stream holds that a replay had
+    /// not met yet (see ``heldPartition``), and that value as stored.
+    var carried: [DedupeHash]
+    var carriedValue: String
+    /// Tokens of change events the stream holds but no commit covers (read at the first write of
+    /// a run: those after the stored sequence, and the carried ones): a replay skips them. Nil
+    /// until read. Those a replay met leave it at a commit.
     var held: Set<DedupeHash>?
+    /// Tokens of `held` met in batches written since the last commit.
+    var matched: Set<DedupeHash> = []
+    /// `held` less `matched`, as the commit being made stores it.
+    var unmatched: Set<DedupeHash>?
     /// Change events skipped since the last commit because the stream holds them.
     var skippedHeld = 0
     /// True when packed change events were published since the last commit.
@@ -47,8 +56,11 @@ final class JetStreamSinkWriter: SinkWriter {
         grouper = RecordGrouper(maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256))
         // The ids of packed change events take 23 bytes a record in the headers.
         identifiedGrouper = SubjectGrouper(
-            maxRecords: options.recordsPerMessage, maxBytes: min(options.maxMessageBytes, maxPayload - 256), overheadPerRecord: 23)
+            maxRecords: min(options.recordsPerMessage, RecordIDs.maxPerMessage), maxBytes: min(options.maxMessageBytes, maxPayload - 256),
+            overheadPerRecord: 23)
         committedSequence = checkpoint[Self.sequencePartition(stream: options.stream.stream)].flatMap { UInt64($0) }
+        carriedValue = checkpoint[Self.heldPartition(stream: options.stream.stream)] ?? ""
+        carried = RecordIDs.parse(carriedValue) ?? []
         let latency = Metrics.Timer(label: "sluice_queue_publish_latency_seconds", dimensions: [("pipeline", pipeline)], preferredDisplayUnit: .seconds)
         publisher = JetStreamPublisher(connection: connection, window: options.maxInFlight) { latency.record(duration: $0) }
         published = Counter(label: "sluice_queue_published_total", dimensions: [("pipeline", pipeline)])
@@ -73,7 +85,7 @@ final class JetStreamSinkWriter: SinkWriter {
         var messages: [JetStreamPublisher.Message] = []
         // The grouper is changed on a copy: a write that fails is retried with the same batch.
         var grouper = self.grouper
-        var identified = self.identifiedGrouper, closed: [RecordGroup] = [], skipped = 0
+        var identified = self.identifiedGrouper, closed: [RecordGroup] = [], met: [DedupeHash] = []
         var lineStart = 0, row = 0
         var id: [UInt8] = []  // a record's own id, written again for each row
         for i in json.indices where json[i] == 10 {
@@ -99,7 +111,7 @@ final class JetStreamSinkWriter: SinkWriter {
                 }
                 let hash = id.withUnsafeBytes { SipHash128.hash($0, seed: RecordIDs.seed) }
                 if held?.contains(hash) == true {
-                    skipped += 1  // the stream took it before a crash
+                    met.append(hash)  // the stream took it before a crash
                     continue
                 }
                 identified.add(line, subject: subjects(row), id: (id, hash), closed: &closed)
@@ -116,7 +128,8 @@ final class JetStreamSinkWriter: SinkWriter {
         try await publish(messages)
         self.grouper = grouper
         self.identifiedGrouper = identified
-        skippedHeld += skipped
+        skippedHeld += met.count
+        matched.formUnion(met)
         if packsOwn { identifiedSinceCommit = true }
         if ownIDs == nil { ids.next += batch.count }
         published.increment(by: batch.count - failures.count)
@@ -128,7 +141,9 @@ final class JetStreamSinkWriter: SinkWriter {
             var recordIDs: [UInt8] = []
             recordIDs.reserveCapacity(group.ids.count * 23)
             RecordIDs.encode(group.ids, into: &recordIDs)
-            return .init(subject: group.subject, messageID: firstID, payload: group.payload, records: group.count, recordIDs: recordIDs)
+            return .init(
+                subject: group.subject, messageID: RecordIDs.messageID(first: firstID, tokens: recordIDs), payload: group.payload, records: group.count,
+                recordIDs: recordIDs)
         }
         return .init(subject: group.subject, messageID: "\(pipeline):\(ids.lineage):\(group.first)", payload: group.payload, records: group.count)
     }
@@ -136,6 +151,11 @@ final class JetStreamSinkWriter: SinkWriter {
     /// The checkpoint partition that holds the stream sequence of the last commit of the sink
     /// publishing to `stream` (of packed change events).
     static func sequencePartition(stream: String) -> String { Checkpoint.sinkPartitionPrefix + "jetstream-seq:" + stream }
+
+    /// The checkpoint partition that holds the tokens of change events that the stream holds,
+    /// at or before the stored sequence, and that no commit covers: taken before a crash, not
+    /// yet met by the replay when the commit was made. A crash then must not lose track of them.
+    static func heldPartition(stream: String) -> String { Checkpoint.sinkPartitionPrefix + "jetstream-held:" + stream }
 
     /// The tokens (``RecordIDs``) of this pipeline's change events that the stream took after
     /// the last commit: the messages after the sequence stored with it, or, with none stored
@@ -150,8 +170,8 @@ final class JetStreamSinkWriter: SinkWriter {
         } catch {
             throw SluiceError(.unavailable, "reading the stream's state failed: \(error)", location: "jetstream \(stream)", retryable: true)
         }
-        guard let info, info.lastSequence > 0 else { return [] }
-        var held = Set<DedupeHash>()
+        var held = Set(carried)
+        guard let info, info.lastSequence > 0 else { return held }
         var checked = 0
         let prefix = pipeline + ":"
         func take(_ message: [String: Any]) {
@@ -175,10 +195,11 @@ final class JetStreamSinkWriter: SinkWriter {
         } else {
             let window = (info.duplicateWindow ?? .seconds(120)).components
             let oldest = Date().addingTimeInterval(-(Double(window.seconds) + Double(window.attoseconds) / 1e18))
+            let dates = ISO8601DateFormatter()
             var seq = info.lastSequence
             while seq >= first {
                 if let m = try await storedMessage(seq) {
-                    if let time = Self.time(m["time"] as? String), time < oldest { break }
+                    if let time = Self.time(m["time"] as? String, dates), time < oldest { break }
                     take(m)
                 }
                 checked += 1
@@ -206,9 +227,9 @@ final class JetStreamSinkWriter: SinkWriter {
     }
 
     /// A stored message's `time` (RFC 3339, nanoseconds), to the second.
-    static func time(_ text: String?) -> Date? {
+    static func time(_ text: String?, _ dates: ISO8601DateFormatter) -> Date? {
         guard let text, text.count >= 19 else { return nil }
-        return ISO8601DateFormatter().date(from: text.prefix(19) + "Z")
+        return dates.date(from: text.prefix(19) + "Z")
     }
 
     func publish(_ messages: [JetStreamPublisher.Message]) async throws {
@@ -452,11 +473,25 @@ final class JetStreamSinkWriter: SinkWriter {
         if identifiedSinceCommit, publisher.lastSequence > 0 {
             commit.checkpoint[Self.sequencePartition(stream: options.stream.stream)] = String(publisher.lastSequence)
         }
+        // What the stream took before a crash and the replay has not met yet is at or before that
+        // sequence: it is stored too, or a crash now would forget it.
+        if let held {
+            let rest = held.subtracting(matched)
+            unmatched = rest
+            let value = RecordIDs.encode(rest.sorted())
+            if value != carriedValue { commit.checkpoint[Self.heldPartition(stream: options.stream.stream)] = value }
+        }
     }
 
     func finishCommit() async throws {
         committedIDs = ids
         identifiedSinceCommit = false
+        if let unmatched {
+            held = unmatched
+            carriedValue = RecordIDs.encode(unmatched.sorted())
+            matched = []
+            self.unmatched = nil
+        }
     }
 
     func close() async {

@@ -13,11 +13,23 @@ import SluiceCore
 /// watermarks comes in other chunks than the first time).
 enum RecordIDs {
     static let header = "Sluice-Record-Ids"
+    /// At most this many records a message: JetStream refuses headers over 64 KB, and each
+    /// token takes 23 bytes.
+    static let maxPerMessage = 2_700
     /// Not a secret: the hash names records, it does not hide them.
     static let seed = DedupeSeed(k0: 0x736c_7569_6365_2d72, k1: 0x6563_6f72_642d_6964)
 
     /// The token of a record's own id.
     static func hash(_ id: String) -> DedupeHash { SipHash128.hash(text: id, seed: seed) }
+
+    /// The `Nats-Msg-Id` of a packed message: its first record's id and a hash of all its
+    /// tokens (the header value). A replay that packs other records behind the same first one
+    /// (the stream lost the first message to a limit, its id still in the duplicate window) is
+    /// then stored, not dropped whole with the records the first message lacked.
+    static func messageID(first: String, tokens: [UInt8]) -> String {
+        let h = SipHash128.hash(tokens, seed: seed)
+        return first + "#" + String(h.high, radix: 16)
+    }
 
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
     static let values: [UInt8] = {

@@ -39,6 +39,14 @@ import Testing
         #expect(RecordIDs.encode([RecordIDs.hash("capture:0/16B3748:12")]) == "QV1GFqc37OiZ5H8o9iUQrA")
     }
 
+    @Test func aPackedMessageIsNamedByItsFirstChangeAndAllItsTokens() {
+        let a = Array(RecordIDs.encode([RecordIDs.hash("p:0/1:0"), RecordIDs.hash("p:0/1:1")]).utf8)
+        let b = Array(RecordIDs.encode([RecordIDs.hash("p:0/1:0"), RecordIDs.hash("p:0/1:1"), RecordIDs.hash("p:0/1:2")]).utf8)
+        let id = RecordIDs.messageID(first: "p:0/1:0", tokens: a)
+        #expect(id.hasPrefix("p:0/1:0#") && id == RecordIDs.messageID(first: "p:0/1:0", tokens: a), "the same message is named the same on a resend")
+        #expect(id != RecordIDs.messageID(first: "p:0/1:0", tokens: b), "a replay packing more behind the same first change is another message")
+    }
+
     @Test func headersAreFoundByNameWhateverTheirCase() {
         let headers = Data("NATS/1.0\r\nNats-Msg-Id: p:0/1:0\r\nsluice-record-ids: AAAAAAAAAAAAAAAAAAAAAA\r\n\r\n".utf8)
         #expect(RecordIDs.field("Nats-Msg-Id", in: headers) == "p:0/1:0")
