@@ -114,6 +114,25 @@ async def stored_records(url, stream):
     return ids
 
 
+def publish_file(a, url, server, work, data, stream, subject, per_message):
+    """`sluice run`: the NDJSON file `data` into `stream` by the jetstream sink (records_per_message
+    `per_message`, or the default); returns (seconds, Sluice CPU s, peak RSS MB, nats-server CPU s)."""
+    d = os.path.join(work, "pub-" + stream)
+    os.makedirs(d)
+    extra = f", records_per_message: {per_message}" if per_message else ""
+    with open(os.path.join(d, "p.yaml"), "w") as f:
+        f.write(f"""pipelines:
+  publish:
+    source:
+      file: {{ path: {data}, format: ndjson }}
+    sink:
+      jetstream: {{ url: "{url}", stream: {stream}, subject: "{subject}"{extra} }}
+""")
+    before = stats(server.pid)[0]
+    t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
+    return t, cpu, rss, stats(server.pid)[0] - before
+
+
 def change_event_cases(a, url, server, work, n):
     """Change events from a file into JetStream: packed with ids, and one per message."""
     data = os.path.join(work, "changes.ndjson")
@@ -123,21 +142,9 @@ def change_event_cases(a, url, server, work, n):
     results = []
     for stream, per_message, label in [("CHANGES", None, "packed with record ids (default: up to 500 per message)"),
                                         ("CHANGES1", 1, "one change per message (before: the only way)")]:
-        d = os.path.join(work, "pub-" + stream)
-        os.makedirs(d)
-        extra = f", records_per_message: {per_message}" if per_message else ""
-        with open(os.path.join(d, "p.yaml"), "w") as f:
-            f.write(f"""pipelines:
-  changes:
-    source:
-      file: {{ path: {data}, format: ndjson }}
-    sink:
-      jetstream: {{ url: "{url}", stream: {stream}, subject: "{stream.lower()}.{{table}}"{extra} }}
-""")
-        before = stats(server.pid)[0]
-        t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
+        t, cpu, rss, server_cpu = publish_file(a, url, server, work, data, stream, f"{stream.lower()}.{{table}}", per_message)
         messages = asyncio.run(last_sequence(url, stream))
-        results.append((label, n / t, cpu, rss, stats(server.pid)[0] - before, messages))
+        results.append((label, n / t, cpu, rss, server_cpu, messages))
         if per_message is None:
             ids = asyncio.run(stored_records(url, stream))
             if len(ids) != n or len(set(ids)) != n:
@@ -282,20 +289,8 @@ def main():
 
         for stream, per_message, label in [("EVENTS", None, "packed (default: up to 500 records per message)"),
                                             ("EVENTS1", 1, "one record per message (the same work as nats-py)")]:
-            d = os.path.join(work, "pub-" + stream)
-            os.makedirs(d)
-            extra = f", records_per_message: {per_message}" if per_message else ""
-            with open(os.path.join(d, "p.yaml"), "w") as f:
-                f.write(f"""pipelines:
-  publish:
-    source:
-      file: {{ path: {data}, format: ndjson }}
-    sink:
-      jetstream: {{ url: "{url}", stream: {stream}, subject: {stream.lower()}.in{extra} }}
-""")
-            before = stats(server.pid)[0]
-            t, cpu, rss = run_processes([[a.sluice, "run", "p.yaml", "--no-progress", "--log-level", "error"]], d, None)
-            results.append(("publish", f"sluice file -> jetstream, acked, Nats-Msg-Id, {label}", n / t, cpu, rss, stats(server.pid)[0] - before))
+            t, cpu, rss, server_cpu = publish_file(a, url, server, work, data, stream, f"{stream.lower()}.in", per_message)
+            results.append(("publish", f"sluice file -> jetstream, acked, Nats-Msg-Id, {label}", n / t, cpu, rss, server_cpu))
 
         d = os.path.join(work, "file")
         os.makedirs(d)
