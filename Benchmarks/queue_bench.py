@@ -133,6 +133,19 @@ def publish_file(a, url, server, work, data, stream, subject, per_message):
     return t, cpu, rss, stats(server.pid)[0] - before
 
 
+def run_change_events(a, n):
+    """The change-event cases on a nats-server of their own."""
+    work = tempfile.mkdtemp(prefix="sluice-queue-bench-")
+    url, server = start_nats(work)
+    try:
+        change_event_cases(a, url, server, work, n)
+    finally:
+        server.terminate()
+        server.wait()
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def change_event_cases(a, url, server, work, n):
     """Change events from a file into JetStream: packed with ids, and one per message."""
     data = os.path.join(work, "changes.ndjson")
@@ -259,17 +272,11 @@ def main():
     ap.add_argument("--change-events-only", action="store_true", help="only the change events")
     a = ap.parse_args()
     n = a.records
+    if a.change_events_only:
+        run_change_events(a, n)
+        return
     work = tempfile.mkdtemp(prefix="sluice-queue-bench-")
     url, server = start_nats(work)
-    if a.change_events_only:
-        try:
-            change_event_cases(a, url, server, work, n)
-        finally:
-            server.terminate()
-            server.wait()
-            if not a.keep:
-                shutil.rmtree(work, ignore_errors=True)
-        return
     pg_url, pg_stop = start_server(work)
     results = []
     try:
@@ -354,15 +361,7 @@ pipelines:
               f"{'' if cpu is None else f'{cpu:.1f}'} | {'' if server_cpu is None else f'{server_cpu:.1f}'} | "
               f"{'' if rss is None else f'{rss:.0f}'} |")
     if a.change_events:
-        work = tempfile.mkdtemp(prefix="sluice-queue-bench-")
-        url, server = start_nats(work)
-        try:
-            change_event_cases(a, url, server, work, n)
-        finally:
-            server.terminate()
-            server.wait()
-            if not a.keep:
-                shutil.rmtree(work, ignore_errors=True)
+        run_change_events(a, n)
 
 
 async def py_delete(url, streams):
