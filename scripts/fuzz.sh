@@ -2,7 +2,7 @@
 # Builds the libFuzzer harnesses (Fuzz/) and runs each for a bounded time; fails on a crash, a
 # hang (an input slower than the timeout), or running out of memory, and prints the reproducer.
 #
-#   scripts/fuzz.sh --debug --seconds 20  # every target, 20 s each (what CI runs)
+#   scripts/fuzz.sh --debug --seconds 10  # every target, 10 s each (what CI runs)
 #   scripts/fuzz.sh --seconds 600         # the long run (release build: 2-3x the executions)
 #   scripts/fuzz.sh --seconds 3600 FuzzParquet FuzzCSV
 #   scripts/fuzz.sh --build-only

@@ -18,8 +18,8 @@ export SLUICE_BIN="$(swift build --show-bin-path)/sluice"
 
 # Every parser of outside bytes under libFuzzer (AddressSanitizer), a bounded run each; the long
 # run is `scripts/fuzz.sh --seconds 600` (docs/guides/fuzzing.md).
-echo "==> fuzz (bounded: every parser 20 s, debug build)"
-scripts/fuzz.sh --debug --seconds 20
+echo "==> fuzz (bounded: every parser 10 s, debug build)"
+scripts/fuzz.sh --debug --seconds 10
 
 # A throwaway PostgreSQL server for the database tests (stopped and deleted on exit).
 source scripts/pg-test-server.sh
