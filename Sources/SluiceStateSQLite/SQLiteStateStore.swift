@@ -332,7 +332,7 @@ public final class SQLiteStateStore: StateStore {
     public func reset(pipeline: String) async throws {
         try await write { db in
             // dedupe_meta stays: the seed, and run numbers that never go back.
-            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "dedupe_runs", "file_intents"] {
+            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "dedupe_runs", "dedupe_filters", "dedupe_filter_chunks", "file_intents"] {
                 try db.execute(sql: "DELETE FROM \(table) WHERE pipeline = ?", arguments: [pipeline])
             }
         }

@@ -132,6 +132,15 @@ enum StateMigrations {
                     CREATE INDEX dedupe_runs_run ON dedupe_runs(pipeline, run, bucket, writer, seen_at);
                     """)
         }
+        migrator.registerMigration("v11-dedupe-filters") { db in
+            // A deduplicator's Bloom filter, saved so a restart need not read every stored key
+            // (DedupeFilterSnapshot): its header, and its words in chunks of 8 MiB.
+            try db.execute(
+                sql: """
+                    CREATE TABLE dedupe_filters (pipeline TEXT PRIMARY KEY, run INTEGER NOT NULL, header BLOB NOT NULL, words INTEGER NOT NULL);
+                    CREATE TABLE dedupe_filter_chunks (pipeline TEXT NOT NULL, chunk INTEGER NOT NULL, bits BLOB NOT NULL, PRIMARY KEY (pipeline, chunk));
+                    """)
+        }
         return migrator
     }
 }

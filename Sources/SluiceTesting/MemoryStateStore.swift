@@ -13,6 +13,7 @@ public final class MemoryStateStore: StateStore {
         var history: [String: [CheckpointEntry]] = [:]
         var intents: [(id: Int64, pipeline: String, intent: FileIntent, resolved: Bool)] = []
         var dedupe: [String: (seed: DedupeSeed, lastRun: Int64, rows: [DedupeRunRow])] = [:]
+        var dedupeFilters: [String: DedupeFilterSnapshot] = [:]
         var letters: [StoredDeadLetter] = []
         var runs: [RunRecord] = []
         var nextID: Int64 = 1
@@ -127,6 +128,14 @@ public final class MemoryStateStore: StateStore {
         state.withLock { $0.dedupe[pipeline]?.lastRun ?? 0 }
     }
 
+    public func dedupeFilter(pipeline: String) async throws -> DedupeFilterSnapshot? {
+        state.withLock { $0.dedupeFilters[pipeline] }
+    }
+
+    public func saveDedupeFilter(pipeline: String, _ snapshot: DedupeFilterSnapshot) async throws {
+        state.withLock { $0.dedupeFilters[pipeline] = snapshot }
+    }
+
     public func dedupeRuns(
         pipeline: String, after cursor: DedupeRunCursor, through: Int64, since: Date, excludingWriter: Int64?, limit: Int
     ) async throws -> [DedupeRunRow] {
@@ -214,6 +223,7 @@ public final class MemoryStateStore: StateStore {
             s.checkpoints[pipeline] = nil
             s.history[pipeline] = nil
             s.dedupe[pipeline]?.rows = []  // the seed and the run numbers stay
+            s.dedupeFilters[pipeline] = nil
             s.intents.removeAll { $0.pipeline == pipeline }
         }
     }

@@ -179,6 +179,85 @@ import Testing
     }
 }
 
+/// The filter saved in the store, so a start need not read every stored key.
+@Suite struct DeduplicatorSavedFilterTests {
+    let position = SourcePosition(partition: "", value: "x")
+    let settings = DedupeSettings(key: ["id"], ttl: .seconds(60))
+
+    func batch(_ ids: some Sequence<Int64>) -> RecordBatch {
+        var b = ColumnBuilder(type: .int64)
+        for id in ids { b.append(id) }
+        return RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()])
+    }
+
+    func commit(_ d: inout Deduplicator, through sequence: UInt64, to store: MemoryStateStore, at now: Date) async throws {
+        var commit = StateCommit(pipeline: "p", now: now)
+        let pending = d.takePending(through: sequence)
+        commit.dedupeHashes = pending.keys
+        commit.dedupeCheckedThrough = pending.checkedThrough
+        commit.dedupeWriter = d.writer
+        try await store.commit(commit)
+    }
+
+    /// The next start takes the saved filter and reads only the runs committed after it: keys
+    /// of the first run and of a later worker's run are duplicates, new keys are kept.
+    @Test func theNextStartTakesTheSavedFilterAndStaysExact() async throws {
+        let store = MemoryStateStore()
+        let now = Date()
+        var first = Deduplicator(settings: settings, pipeline: "p", store: store)
+        #expect(try await first.filter(batch(0..<100_000), sequence: 0, position: position, now: now).0.count == 100_000)
+        try await commit(&first, through: 0, to: store, at: now)
+        try await first.saveFilterIfDue(final: false)
+        #expect(first.filterSaves == 0, "100,000 keys are not due in between")
+        try await first.saveFilterIfDue(final: true)
+        #expect(first.filterSaves == 1)
+        // Another worker commits after the save.
+        var other = StateCommit(pipeline: "p", now: now)
+        other.dedupeKeys = (200_000..<200_010).map { DedupeKey.encode([.int64($0)]) }
+        try await store.commit(other)
+
+        var second = Deduplicator(settings: settings, pipeline: "p", store: store)
+        let (kept, duplicates, _) = try await second.filter(batch([5, 99_999, 200_003, 300_000]), sequence: 0, position: position, now: now)
+        #expect(second.filterLoads == 1 && second.filterBuilds == 0)
+        #expect(kept.count == 1 && kept.column(named: "id")?.value(at: 0) == .int64(300_000) && duplicates == 3)
+        try await second.saveFilterIfDue(final: true)
+        #expect(second.filterSaves == 0, "one key added: reading it again is cheaper than saving")
+    }
+
+    /// A saved filter the store could not have made for these runs (its run is past the last
+    /// one, as after a copy to another store) is built again from the keys instead.
+    @Test func aFilterAheadOfTheStoreIsNotUsed() async throws {
+        let store = MemoryStateStore()
+        let now = Date()
+        var first = Deduplicator(settings: settings, pipeline: "p", store: store)
+        _ = try await first.filter(batch(0..<10), sequence: 0, position: position, now: now)
+        try await commit(&first, through: 0, to: store, at: now)
+        let seed = try await store.dedupeSeed(pipeline: "p")
+        try await store.saveDedupeFilter(pipeline: "p", DedupeFilter(capacity: 1000).snapshot(run: 99, seed: seed))
+        var second = Deduplicator(settings: settings, pipeline: "p", store: store)
+        let (kept, duplicates, _) = try await second.filter(batch([3, 11]), sequence: 0, position: position, now: now)
+        #expect(second.filterLoads == 0 && second.filterBuilds == 1)
+        #expect(kept.count == 1 && duplicates == 1)
+    }
+
+    /// A snapshot keeps every bit; one of another seed or format, or over the memory bound, is
+    /// refused.
+    @Test func aSnapshotIsReadBackOnlyWhereItFits() {
+        let seed = DedupeSeed(k0: 1, k1: 2)
+        var filter = DedupeFilter(capacity: 1000)
+        let keys = (0..<1000).map { DedupeHash(high: UInt64($0) &* 0x9E37_79B9_7F4A_7C15, low: UInt64($0) &* 0xC2B2_AE3D_27D4_EB4F) }
+        for key in keys { filter.insert(key) }
+        let snapshot = filter.snapshot(run: 3, seed: seed)
+        let restored = DedupeFilter(snapshot: snapshot, seed: seed)
+        #expect(restored != nil && keys.allSatisfy { restored!.mayContain($0) } && restored!.added == 1000)
+        #expect(DedupeFilter(snapshot: snapshot, seed: DedupeSeed(k0: 1, k1: 3)) == nil, "another seed")
+        var otherFormat = snapshot
+        otherFormat.header[8] = 9
+        #expect(DedupeFilter(snapshot: otherFormat, seed: seed) == nil, "another format")
+        #expect(DedupeFilter(snapshot: snapshot, seed: seed, limit: 1024) == nil, "over the bound")
+    }
+}
+
 @Suite struct MemoryDedupeStoreTests {
     @Test func theMemoryStoreKeepsTheDedupeContract() async throws {
         try await DedupeStoreConformance(store: MemoryStateStore(), pipeline: "p").run()

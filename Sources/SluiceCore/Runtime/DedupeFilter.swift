@@ -29,6 +29,15 @@ struct DedupeFilter {
         self.capacity = min(wanted, blocks * 512 / Self.bitsPerKey)
     }
 
+    /// A filter with these bits (``init(snapshot:seed:limit:)``).
+    private init(words: [UInt64], capacity: Int, added: Int, builtWith: Int, limit: Int) {
+        self.words = words
+        self.capacity = capacity
+        self.added = added
+        self.builtWith = builtWith
+        self.limit = max(64, limit / 64 * 64)
+    }
+
     var byteSize: Int { words.count * 8 }
     /// Whether the filter holds more keys than it was sized for (and could grow).
     var isOverloaded: Bool { added > capacity && byteSize < limit }
@@ -69,5 +78,45 @@ struct DedupeFilter {
             }
             return true
         }
+    }
+}
+
+extension DedupeFilter {
+    /// Read back as it was written only on a host of the same byte order.
+    private static let byteOrderMark: UInt64 = 0x0102_0304_0506_0708
+    private static let format: UInt32 = 1
+
+    /// This filter as saved in a state store: it holds every key of the runs through `run`, and
+    /// its keys were hashed with `seed`.
+    func snapshot(run: Int64, seed: DedupeSeed) -> DedupeFilterSnapshot {
+        var header: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value) { header += $0 } }
+        put(Self.byteOrderMark)
+        put(Self.format)
+        put(UInt32(Self.bitsPerKey))
+        put(seed.k0)
+        put(seed.k1)
+        put(Int64(capacity))
+        put(Int64(added))
+        put(Int64(builtWith))
+        return DedupeFilterSnapshot(run: run, header: header, words: words)
+    }
+
+    /// The filter of a snapshot; nil when it was made in another format, on a host of another
+    /// byte order, with another seed (its bits would mean other keys), or is larger than `limit`.
+    init?(snapshot: DedupeFilterSnapshot, seed: DedupeSeed, limit: Int = Self.maxBytes) {
+        let header = snapshot.header
+        guard header.count == 56 else { return nil }
+        func get<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+            header.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
+        }
+        let capacity = Int(get(32, Int64.self)), added = Int(get(40, Int64.self)), builtWith = Int(get(48, Int64.self))
+        let words = snapshot.words
+        guard get(0, UInt64.self) == Self.byteOrderMark, get(8, UInt32.self) == Self.format,
+            get(12, UInt32.self) == UInt32(Self.bitsPerKey), get(16, UInt64.self) == seed.k0, get(24, UInt64.self) == seed.k1,
+            !words.isEmpty, words.count % 8 == 0, words.count * 8 <= max(64, limit / 64 * 64),
+            capacity > 0, capacity <= words.count * 64 / Self.bitsPerKey, added >= 0, builtWith >= 0
+        else { return nil }
+        self.init(words: words, capacity: capacity, added: added, builtWith: builtWith, limit: limit)
     }
 }

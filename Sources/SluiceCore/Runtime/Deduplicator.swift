@@ -22,18 +22,26 @@ struct Deduplicator {
     private var filter = DedupeFilter(capacity: 0)
     /// How far the filter has read the store's rows.
     private var cursor = DedupeRunCursor.start
-    /// Keys accepted and not yet committed, by the sequence number of their source batch, with
-    /// the last run the filter had read when they were looked up.
-    private var pending: [(sequence: UInt64, keys: [DedupeHash], checkedThrough: Int64)] = []
-    private var pendingSet = DedupeHashSet()
+    /// How many keys each source batch accepted (in `pendingKeys`, in batch order), by the
+    /// batch's sequence number, with the last run the filter had read when they were looked up.
+    private var pending: [(sequence: UInt64, count: Int, checkedThrough: Int64)] = []
+    /// Keys accepted and not yet committed.
+    private var pendingKeys = PendingDedupeKeys()
     /// This deduplicator's ``StateCommit/dedupeWriter``.
     let writer = Int64.random(in: 1...Int64.max)
     /// Keys looked up in the store because the filter answered maybe, and how many of them
     /// were stored (for tests and the log).
     private(set) var storeLookups = 0
     private(set) var storeHits = 0
-    /// Times the filter was built (read from the store whole).
+    /// Times the filter was built (read from the store whole), taken from the store as saved,
+    /// and saved.
     private(set) var filterBuilds = 0
+    private(set) var filterLoads = 0
+    private(set) var filterSaves = 0
+    /// The pipeline's hashing seed (nil until the first batch).
+    private var seed: DedupeSeed?
+    /// Keys the filter held when it was last saved or loaded (nil: not since it was built).
+    private var addedAtSave: Int?
 
     /// The filter's memory bound (tests make it small to see the store answer maybes).
     let filterLimit: Int
@@ -49,8 +57,11 @@ struct Deduplicator {
     var filterBytes: Int { filter.byteSize }
     /// Keys accepted and not yet committed (the runtime commits before they pass
     /// ``maxPendingKeys``, which bounds their memory).
-    var pendingCount: Int { pendingSet.count }
-    /// About 500,000 keys (and a batch): 8 MB of keys, 16 MB of set.
+    var pendingCount: Int { pendingKeys.count }
+    /// The fewest keys a filter is sized for.
+    static let minimumFilterCapacity = 1 << 22
+    /// About 500,000 keys (and a batch): 8 MB of keys and a 1 MiB Bloom filter of them (a hash
+    /// set of them only when a batch has maybes to check against them).
     static let maxPendingKeys = 500_000
 
     /// Returns the batch without duplicates, the number dropped, and dead letters (one per row)
@@ -89,23 +100,56 @@ struct Deduplicator {
         }
         let since = now.addingTimeInterval(-Double(settings.ttl.components.seconds))
         if hasher == nil {
-            hasher = DedupeKeyHasher(seed: try await store.dedupeSeed(pipeline: pipeline))
-            // Room for twice the keys stored, so the filter rarely has to grow.
-            let stored = try await store.dedupeKeyCount(pipeline: pipeline, since: since)
-            try await rebuildFilter(capacity: max(1 << 20, stored * 2), since: since)
+            let seed = try await store.dedupeSeed(pipeline: pipeline)
+            hasher = DedupeKeyHasher(seed: seed)
+            self.seed = seed
+            if try await !loadSavedFilter(seed: seed, since: since) {
+                // Room for twice the keys stored, so the filter rarely has to grow (and at
+                // least 4M keys, 12 MiB: growing means reading every stored key again).
+                let stored = try await store.dedupeKeyCount(pipeline: pipeline, since: since)
+                try await rebuildFilter(capacity: max(Self.minimumFilterCapacity, stored * 2), since: since)
+            }
         } else {
             try await readNewRuns(since: since)
         }
         let checkedThrough = cursor.run
         let columns = indices.map { batch.columns[$0!] }
-        var keys: [DedupeHash] = []
-        keys.reserveCapacity(batch.count)
-        for row in 0..<batch.count { keys.append(hasher!.hash(columns, row: row)) }
-        // The filter's maybes (and only those) are looked up in the store.
+        let count = batch.count
+        // Moved out of the optional while hashing, so its scratch buffer is not copied.
+        var keyHasher = hasher!
+        hasher = nil
+        let keys = [DedupeHash](unsafeUninitializedCapacity: count) { out, written in
+            for row in 0..<count { (out.baseAddress! + row).initialize(to: keyHasher.hash(columns, row: row)) }
+            written = count
+        }
+        hasher = keyHasher
+        // First pass: a key the filter calls absent is new (and is added to it at once, so a
+        // later row with the same key is a maybe); the rows of maybes wait for the store.
+        // A key absent from the filter is absent from it at every earlier row of the batch too
+        // (a filter only gains bits), so deciding maybes in a second pass keeps row order.
+        let keep: UInt8 = 1, drop: UInt8 = 2, asPrevious: UInt8 = 3
+        var decisions = [UInt8](repeating: 0, count: count)
+        var maybeRows: [Int] = []
         var maybe: [DedupeHash] = []
         var asked = Set<DedupeHash>()
-        for key in keys where filter.mayContain(key) && !pendingSet.contains(key) && asked.insert(key).inserted {
-            maybe.append(key)
+        var accepted = 0
+        for row in 0..<count {
+            let key = keys[row]
+            if keyRuns, row > 0, keys[row - 1] == key, !unitBreaks.contains(row) {
+                decisions[row] = asPrevious
+                continue
+            }
+            if !filter.mayContain(key) {
+                filter.insert(key)
+                pendingKeys.insert(key)
+                accepted += 1
+                decisions[row] = keep
+                continue
+            }
+            maybeRows.append(row)
+            // The filter's maybes (and only those) not accepted since the last commit are
+            // looked up in the store.
+            if !pendingKeys.contains(key) && asked.insert(key).inserted { maybe.append(key) }
         }
         var seen = Set<DedupeHash>()
         for chunk in stride(from: 0, to: maybe.count, by: 20_000) {
@@ -113,51 +157,80 @@ struct Deduplicator {
         }
         storeLookups += maybe.count
         storeHits += seen.count
-        var keep: [Int] = [], accepted: [DedupeHash] = []
-        keep.reserveCapacity(batch.count)
-        var previous: (key: DedupeHash, kept: Bool)?
-        for (row, key) in keys.enumerated() {
-            if keyRuns, let p = previous, p.key == key, !unitBreaks.contains(row) {
-                if p.kept { keep.append(row) }
+        // Second pass, in row order: a maybe accepted since the last commit (this batch
+        // included) or held by the store is a duplicate; anything else was a false maybe.
+        for row in maybeRows {
+            let key = keys[row]
+            guard !pendingKeys.contains(key) && !seen.contains(key) else {
+                decisions[row] = drop
                 continue
             }
-            // Absent from the filter now (which holds the keys accepted so far, this batch's
-            // included): new. Otherwise a key accepted and not yet committed, or one the store
-            // holds, is a duplicate; anything else was a false maybe.
-            let isNew = !filter.mayContain(key) || (!pendingSet.contains(key) && !seen.contains(key))
-            previous = (key, isNew)
-            guard isNew else { continue }
-            pendingSet.insert(key)
             filter.insert(key)
-            accepted.append(key)
-            keep.append(row)
+            pendingKeys.insert(key)
+            accepted += 1
+            decisions[row] = keep
         }
-        if !accepted.isEmpty { pending.append((sequence, accepted, checkedThrough)) }
+        var kept: [Int] = []
+        kept.reserveCapacity(count)
+        var previous = drop
+        for row in 0..<count {
+            if decisions[row] != asPrevious { previous = decisions[row] }
+            if previous == keep { kept.append(row) }
+        }
+        if accepted > 0 { pending.append((sequence, accepted, checkedThrough)) }
         if filter.needsRebuild {
             let stored = try await store.dedupeKeyCount(pipeline: pipeline, since: since)
-            try await rebuildFilter(capacity: max(1 << 20, 2 * (stored + pendingSet.count)), since: since)
+            try await rebuildFilter(capacity: max(Self.minimumFilterCapacity, 2 * (stored + pendingKeys.count)), since: since)
         }
-        return (keep, [])
+        return (kept, [])
     }
 
     /// Hands over the keys of batches up to and including `sequence` (those the commit covers),
     /// with the run through which they were all looked up.
     mutating func takePending(through sequence: UInt64) -> (keys: [DedupeHash], checkedThrough: Int64?) {
-        var taken: [DedupeHash] = []
         var checkedThrough: Int64?
         let covered = pending.prefix { $0.sequence <= sequence }
-        taken.reserveCapacity(covered.reduce(0) { $0 + $1.keys.count })
         for entry in covered {
-            taken += entry.keys
             checkedThrough = min(checkedThrough ?? entry.checkedThrough, entry.checkedThrough)
         }
+        let taken = pendingKeys.removeFirst(covered.reduce(0) { $0 + $1.count })
         pending.removeFirst(covered.count)
-        // The set is built again from the batches left (usually none).
-        pendingSet.removeAll()
-        for entry in pending {
-            for key in entry.keys { pendingSet.insert(key) }
-        }
         return (taken, checkedThrough)
+    }
+
+    /// Takes the filter a deduplicator of this pipeline saved (``saveFilterIfDue(final:)``) and
+    /// adds the runs committed after it; false when there is none, it does not fit this
+    /// deduplicator (seed, format, memory bound) or it is due to be built again anyway.
+    private mutating func loadSavedFilter(seed: DedupeSeed, since: Date) async throws -> Bool {
+        guard let snapshot = try await store.dedupeFilter(pipeline: pipeline),
+            snapshot.run <= (try await store.dedupeLastRun(pipeline: pipeline)),
+            let saved = DedupeFilter(snapshot: snapshot, seed: seed, limit: filterLimit)
+        else { return false }
+        filter = saved
+        cursor = DedupeRunCursor(run: snapshot.run)
+        try await readNewRuns(since: since)
+        guard !filter.needsRebuild else { return false }
+        filterLoads += 1
+        addedAtSave = filter.added
+        return true
+    }
+
+    /// Saves the filter in the store, so the pipeline's next start reads only the runs
+    /// committed after this moment instead of every stored key. Due at the end of a run once
+    /// 65,536 keys were added since the filter was loaded or saved (fewer are quicker to read
+    /// again than a filter of at least 12 MiB is to write), and in between once a million and a
+    /// quarter of the filter's keys were. Keys accepted and not committed yet may be in it:
+    /// they cost a lookup, never a wrong answer.
+    mutating func saveFilterIfDue(final: Bool) async throws {
+        guard let seed, filter.added > 0 else { return }
+        let added = addedAtSave.map { filter.added - $0 } ?? filter.added
+        guard added >= (final ? 65_536 : max(1 << 20, filter.added / 4)) else { return }
+        // Up to the last run committed (this deduplicator's own are in the filter already), so
+        // the next start reads only what is committed after this.
+        try await readNewRuns(since: Date().addingTimeInterval(-Double(settings.ttl.components.seconds)))
+        try await store.saveDedupeFilter(pipeline: pipeline, filter.snapshot(run: cursor.run, seed: seed))
+        addedAtSave = filter.added
+        filterSaves += 1
     }
 
     /// Adds the rows committed since the filter last read the store.
@@ -190,12 +263,11 @@ struct Deduplicator {
             filter = DedupeFilter(capacity: capacity, limit: filterLimit)
             cursor = .start
             try await readNewRuns(since: since, rebuilding: true)
-            for entry in pending {
-                for key in entry.keys { filter.insert(key) }
-            }
+            for key in pendingKeys.keys { filter.insert(key) }
             if !filter.isOverloaded {
                 filter.markBuilt()
                 filterBuilds += 1
+                addedAtSave = nil
                 return
             }
             capacity = filter.added * 4

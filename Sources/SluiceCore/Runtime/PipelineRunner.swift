@@ -437,6 +437,7 @@ public struct PipelineRunner: Sendable {
             try await flush()
             extractComplete = failure == nil && exhausted.isSet
             try await commit()
+            await saveDedupeFilter(final: true)
             await forwarder?.close()
             if let failure { throw failure }
         }
@@ -711,9 +712,23 @@ public struct PipelineRunner: Sendable {
                         forwardPending = await forwarder?.forward() == false
                     }
                     try await sweepExpiredKeysIfDue()
+                    await saveDedupeFilter(final: false)
                     runner.logger.debug("committed", metadata: ["checkpoint": "\(commit.checkpoint)", "records": "\(commit.records)"])
                     return
                 }
+            }
+        }
+
+        /// Saves the dedupe filter when it is due (``Deduplicator/saveFilterIfDue(final:)``).
+        /// A failure costs the next start time, not exactness: it is logged.
+        mutating func saveDedupeFilter(final: Bool) async {
+            guard dedupe != nil else { return }
+            do {
+                try await dedupe!.saveFilterIfDue(final: final)
+            } catch {
+                runner.logger.warning(
+                    "the dedupe filter could not be saved; the next start reads the stored keys instead",
+                    metadata: ["error": "\(error)"])
             }
         }
 

@@ -146,15 +146,23 @@ public struct DedupeRunRow: Sendable, Hashable {
     /// into buckets, then each bucket sorted).
     public static func rows(run: Int64, seenAt: Double, hashes: [DedupeHash], writer: Int64 = 0) -> [DedupeRunRow] {
         var starts = [Int](repeating: 0, count: DedupeHash.bucketCount + 1)
-        for hash in hashes { starts[hash.bucket + 1] += 1 }
-        for bucket in 0..<DedupeHash.bucketCount { starts[bucket + 1] += starts[bucket] }
+        starts.withUnsafeMutableBufferPointer { starts in
+            for hash in hashes { starts[hash.bucket + 1] += 1 }
+            for bucket in 0..<DedupeHash.bucketCount { starts[bucket + 1] += starts[bucket] }
+        }
         var next = starts
-        var ordered = [DedupeHash](repeating: DedupeHash(high: 0, low: 0), count: hashes.count)
-        ordered.withUnsafeMutableBufferPointer { out in
-            for hash in hashes {
-                out[next[hash.bucket]] = hash
-                next[hash.bucket] += 1
+        // A counting sort by bucket, through raw buffers (the commit path of every key).
+        var ordered = [DedupeHash](unsafeUninitializedCapacity: hashes.count) { out, written in
+            next.withUnsafeMutableBufferPointer { next in
+                hashes.withUnsafeBufferPointer { hashes in
+                    for hash in hashes {
+                        let bucket = hash.bucket
+                        (out.baseAddress! + next[bucket]).initialize(to: hash)
+                        next[bucket] += 1
+                    }
+                }
             }
+            written = hashes.count
         }
         var rows: [DedupeRunRow] = []
         for bucket in 0..<DedupeHash.bucketCount where starts[bucket + 1] > starts[bucket] {
@@ -212,8 +220,15 @@ public enum DedupeRows {
     }
 
     /// The distinct buckets of `hashes`.
-    public static func buckets(_ hashes: some Sequence<DedupeHash>) -> [Int] {
-        Set(hashes.map(\.bucket)).sorted()
+    public static func buckets(_ hashes: [DedupeHash]) -> [Int] {
+        // A flag per bucket, not a `Set`: a commit passes hundreds of thousands of hashes.
+        var present = [Bool](repeating: false, count: DedupeHash.bucketCount)
+        present.withUnsafeMutableBufferPointer { flags in
+            hashes.withUnsafeBufferPointer { hashes in
+                for hash in hashes { flags[hash.bucket] = true }
+            }
+        }
+        return present.indices.filter { present[$0] }
     }
 }
 

@@ -118,6 +118,11 @@ public protocol DedupeKeyStore: Sendable {
     /// Deletes keys accepted before `before`; returns how many (a key two commits stored, as a
     /// retried commit does, counts twice).
     func sweepKeys(pipeline: String, before: Date) async throws -> Int
+    /// The filter a deduplicator of `pipeline` saved last (nil: none), so a restart need not
+    /// read every stored key.
+    func dedupeFilter(pipeline: String) async throws -> DedupeFilterSnapshot?
+    /// Saves a deduplicator's filter in place of the one saved before.
+    func saveDedupeFilter(pipeline: String, _ snapshot: DedupeFilterSnapshot) async throws
 }
 
 extension DedupeKeyStore {

@@ -98,6 +98,23 @@ enum PostgresDedupeKeys {
             ])
     }
 
+    /// bytea's text input form (`\\x0a1b…`) of `bytes`, written in place (a chunk of a filter
+    /// is 8 MiB).
+    static func byteaHexChunk(_ bytes: UnsafeRawBufferPointer) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: 2 + bytes.count * 2) { out in
+            out[0] = UInt8(ascii: "\\")
+            out[1] = UInt8(ascii: "x")
+            digits.withUTF8Buffer { digits in
+                for (index, byte) in bytes.enumerated() {
+                    out[2 + index * 2] = digits[Int(byte >> 4)]
+                    out[3 + index * 2] = digits[Int(byte & 0xF)]
+                }
+            }
+            return 2 + bytes.count * 2
+        }
+    }
+
     /// Rows matching `condition`, read in binary.
     static func fetch(_ s: PostgresSession, _ condition: String, _ parameters: [String?]) throws -> [DedupeRunRow] {
         let r = try s.query("SELECT \(columns) FROM sluice.dedupe_runs " + condition, parameters, binary: true)
@@ -123,6 +140,40 @@ extension PostgresStateStore {
                 "SELECT COALESCE(sum(length(keys)), 0) / 16 FROM sluice.dedupe_runs WHERE pipeline = $1 AND seen_at >= $2::float8",
                 [pipeline, String(since.timeIntervalSince1970)])
             return Int(r.string(0, 0) ?? "0") ?? 0
+        }
+    }
+
+    public func dedupeFilter(pipeline: String) async throws -> DedupeFilterSnapshot? {
+        try await pool.withSession { s in
+            let meta = try s.query("SELECT run, header, words FROM sluice.dedupe_filters WHERE pipeline = $1", [pipeline], binary: true)
+            guard meta.rows == 1 else { return nil }
+            let run = Int64(bigEndian: meta.bytes(0, 0).loadUnaligned(as: Int64.self))
+            let wordCount = Int(Int64(bigEndian: meta.bytes(0, 2).loadUnaligned(as: Int64.self)))
+            // One chunk a query, so the client holds one chunk at a time besides the words.
+            return try DedupeFilterSnapshot.assemble(run: run, header: [UInt8](meta.bytes(0, 1)), wordCount: wordCount) { index, into in
+                let r = try s.query(
+                    "SELECT bits FROM sluice.dedupe_filter_chunks WHERE pipeline = $1 AND chunk = $2::int", [pipeline, String(index)], binary: true)
+                guard r.rows == 1, r.bytes(0, 0).count == into.count else { return false }
+                into.copyMemory(from: r.bytes(0, 0))
+                return true
+            }
+        }
+    }
+
+    public func saveDedupeFilter(pipeline: String, _ snapshot: DedupeFilterSnapshot) async throws {
+        try await pool.transaction { s in
+            try s.query("DELETE FROM sluice.dedupe_filter_chunks WHERE pipeline = $1", [pipeline])
+            for index in 0..<DedupeFilterSnapshot.chunkCount(words: snapshot.words.count) {
+                let hex = snapshot.withChunk(index) { PostgresDedupeKeys.byteaHexChunk($0) }
+                try s.query(
+                    "INSERT INTO sluice.dedupe_filter_chunks(pipeline, chunk, bits) VALUES ($1, $2::int, $3::bytea)", [pipeline, String(index), hex])
+            }
+            try s.query(
+                """
+                INSERT INTO sluice.dedupe_filters(pipeline, run, header, words) VALUES ($1, $2::bigint, $3::bytea, $4::bigint)
+                ON CONFLICT (pipeline) DO UPDATE SET run = excluded.run, header = excluded.header, words = excluded.words
+                """,
+                [pipeline, String(snapshot.run), byteaHex(snapshot.header), String(snapshot.words.count)])
         }
     }
 

@@ -95,6 +95,17 @@ enum PostgresStateMigrations {
             CREATE INDEX dedupe_runs_run ON sluice.dedupe_runs (pipeline, run, bucket, writer, seen_at);
             """
         ),
+        (
+            "v8-dedupe-filters",
+            // A deduplicator's Bloom filter, saved so a restart need not read every stored key
+            // (DedupeFilterSnapshot): its header, and its words in chunks of 8 MiB (random bits:
+            // stored without trying to compress them).
+            """
+            CREATE TABLE sluice.dedupe_filters (pipeline text PRIMARY KEY, run bigint NOT NULL, header bytea NOT NULL, words bigint NOT NULL);
+            CREATE TABLE sluice.dedupe_filter_chunks (pipeline text NOT NULL, chunk int NOT NULL, bits bytea NOT NULL, PRIMARY KEY (pipeline, chunk));
+            ALTER TABLE sluice.dedupe_filter_chunks ALTER COLUMN bits SET STORAGE EXTERNAL;
+            """
+        ),
     ]
 
     static func migrate(_ s: PostgresSession) throws {

@@ -216,7 +216,7 @@ public final class PostgresStateStore: StateStore {
 
     public func reset(pipeline: String) async throws {
         try await pool.transaction { s in
-            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "dedupe_runs", "file_intents"] {
+            for table in ["checkpoints", "checkpoint_history", "dedupe_keys", "dedupe_runs", "dedupe_filters", "dedupe_filter_chunks", "file_intents"] {
                 try s.query("DELETE FROM sluice.\(table) WHERE pipeline = $1", [pipeline])
             }
         }

@@ -118,5 +118,24 @@ public struct DedupeStoreConformance {
         guard swept == 3000 else { throw fail("the sweep counts the keys it deletes", "\(swept), expected 3,000") }
         guard try await store.dedupeKeyCount(pipeline: pipeline, since: .distantPast) == 5 else { throw fail("the sweep deletes expired runs", "keys left") }
         guard try await store.dedupeLastRun(pipeline: pipeline) == 4 else { throw fail("run numbers never go back", "after the sweep") }
+
+        try await checkSavedFilters()
+    }
+
+    /// A saved filter comes back bit for bit (across chunks), replaces the one saved before
+    /// (chunks of a larger one included), and is gone after a reset.
+    func checkSavedFilters() async throws {
+        guard try await store.dedupeFilter(pipeline: pipeline) == nil else { throw fail("no filter before one is saved", "one was read") }
+        let large = DedupeFilterSnapshot(
+            run: 3, header: [1, 2, 3, 4], words: (0..<UInt64(DedupeFilterSnapshot.chunkWords + 24)).map { $0 &* 0x9E37_79B9_7F4A_7C15 })
+        try await store.saveDedupeFilter(pipeline: pipeline, large)
+        guard let read = try await store.dedupeFilter(pipeline: pipeline), read.run == 3, read.header == large.header, read.words == large.words
+        else { throw fail("a saved filter is read back as saved", "it differs (two chunks)") }
+        let small = DedupeFilterSnapshot(run: 4, header: [5], words: [7, 8, 9])
+        try await store.saveDedupeFilter(pipeline: pipeline, small)
+        guard let again = try await store.dedupeFilter(pipeline: pipeline), again.run == 4, again.header == [5], again.words == [7, 8, 9]
+        else { throw fail("a saved filter replaces the one before", "the larger one's chunks are read back") }
+        try await store.reset(pipeline: pipeline)
+        guard try await store.dedupeFilter(pipeline: pipeline) == nil else { throw fail("a reset deletes the saved filter", "it is still read") }
     }
 }
