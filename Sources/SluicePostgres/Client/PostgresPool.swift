@@ -84,25 +84,6 @@ func textArrayLiteral(_ values: [String]) -> String {
         .joined(separator: ",") + "}"
 }
 
-/// A `bytea[]` array literal (`{"\\x0a1b","\\x…"}`) for binding byte strings as one parameter,
-/// built in one buffer (hex digits need no escaping; the backslash of `\x` is doubled).
-func byteaArrayLiteral(_ values: [[UInt8]]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = [UInt8(ascii: "{")]
-    out.reserveCapacity(2 + values.reduce(0) { $0 + $1.count * 2 + 6 })
-    for (index, bytes) in values.enumerated() {
-        if index > 0 { out.append(UInt8(ascii: ",")) }
-        out += [UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "\\"), UInt8(ascii: "x")]
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-    out.append(UInt8(ascii: "}"))
-    return String(decoding: out, as: UTF8.self)
-}
-
 /// bytea's text input form (`\x0a1b…`) for binding bytes as a parameter.
 func byteaHex(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef".utf8)

@@ -83,35 +83,41 @@ enum PostgresDedupeKeys {
             pipeline: pipeline, s)
     }
 
-    /// One statement for all of a run's rows (arrays of buckets and of keys).
+    /// A run's rows in one binary `COPY`: the keys go as they are (hex text would double them,
+    /// and building and copying that text took most of a commit's time).
     static func insert(_ rows: [DedupeRunRow], pipeline: String, _ s: PostgresSession) throws {
-        guard let first = rows.first else { return }
-        try s.query(
-            """
-            INSERT INTO sluice.dedupe_runs(pipeline, bucket, run, seen_at, writer, keys)
-            SELECT $1, b, $2::bigint, $3::float8, $6::bigint, k FROM unnest($4::int[], $5::bytea[]) AS t(b, k)
-            """,
-            [
-                pipeline, String(first.run), String(first.seenAt),
-                "{" + rows.map { String($0.bucket) }.joined(separator: ",") + "}",
-                byteaArrayLiteral(rows.map(\.keys)), String(first.writer),
-            ])
+        guard !rows.isEmpty else { return }
+        try s.copyIn("COPY sluice.dedupe_runs(pipeline, bucket, run, seen_at, writer, keys) FROM STDIN (FORMAT binary)") { send in
+            var out = BinaryCopyRows()
+            for row in rows {
+                out.startRow(fields: 6)
+                out.field(Array(pipeline.utf8))
+                out.field(Int32(row.bucket))
+                out.field(row.run)
+                out.field(Int64(bitPattern: row.seenAt.bitPattern))
+                out.field(row.writer)
+                row.keys.withUnsafeBytes { out.field($0) }
+                if out.bytes.count >= 1 << 20 { try out.flush(send) }
+            }
+            try out.finish(send)
+        }
     }
 
-    /// bytea's text input form (`\\x0a1b…`) of `bytes`, written in place (a chunk of a filter
-    /// is 8 MiB).
-    static func byteaHexChunk(_ bytes: UnsafeRawBufferPointer) -> String {
-        let digits: StaticString = "0123456789abcdef"
-        return String(unsafeUninitializedCapacity: 2 + bytes.count * 2) { out in
-            out[0] = UInt8(ascii: "\\")
-            out[1] = UInt8(ascii: "x")
-            digits.withUTF8Buffer { digits in
-                for (index, byte) in bytes.enumerated() {
-                    out[2 + index * 2] = digits[Int(byte >> 4)]
-                    out[3 + index * 2] = digits[Int(byte & 0xF)]
+    /// A saved filter's chunks in one binary `COPY`, each sent from the filter's words.
+    static func insertFilterChunks(_ snapshot: DedupeFilterSnapshot, pipeline: String, _ s: PostgresSession) throws {
+        try s.copyIn("COPY sluice.dedupe_filter_chunks(pipeline, chunk, bits) FROM STDIN (FORMAT binary)") { send in
+            var out = BinaryCopyRows()
+            for index in 0..<DedupeFilterSnapshot.chunkCount(words: snapshot.words.count) {
+                try snapshot.withChunk(index) { bits in
+                    out.startRow(fields: 3)
+                    out.field(Array(pipeline.utf8))
+                    out.field(Int32(index))
+                    out.appendLength(bits.count)
+                    try out.flush(send)
+                    try send(bits)
                 }
             }
-            return 2 + bytes.count * 2
+            try out.finish(send)
         }
     }
 
@@ -163,11 +169,7 @@ extension PostgresStateStore {
     public func saveDedupeFilter(pipeline: String, _ snapshot: DedupeFilterSnapshot) async throws {
         try await pool.transaction { s in
             try s.query("DELETE FROM sluice.dedupe_filter_chunks WHERE pipeline = $1", [pipeline])
-            for index in 0..<DedupeFilterSnapshot.chunkCount(words: snapshot.words.count) {
-                let hex = snapshot.withChunk(index) { PostgresDedupeKeys.byteaHexChunk($0) }
-                try s.query(
-                    "INSERT INTO sluice.dedupe_filter_chunks(pipeline, chunk, bits) VALUES ($1, $2::int, $3::bytea)", [pipeline, String(index), hex])
-            }
+            try PostgresDedupeKeys.insertFilterChunks(snapshot, pipeline: pipeline, s)
             try s.query(
                 """
                 INSERT INTO sluice.dedupe_filters(pipeline, run, header, words) VALUES ($1, $2::bigint, $3::bytea, $4::bigint)
@@ -227,5 +229,45 @@ extension PostgresStateStore {
             let legacy = try s.query("DELETE FROM sluice.dedupe_keys WHERE pipeline = $1 AND seen_at < $2::float8", [pipeline, cutoff])
             return (Int(r.string(0, 0) ?? "0") ?? 0) + legacy.affectedRows
         }
+    }
+}
+
+/// Rows in PostgreSQL's binary `COPY` format, written to a buffer sent in pieces.
+struct BinaryCopyRows {
+    private(set) var bytes: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]
+
+    mutating func startRow(fields: Int16) { append(fields) }
+
+    mutating func appendLength(_ count: Int) { append(Int32(count)) }
+
+    mutating func field(_ value: [UInt8]) {
+        appendLength(value.count)
+        bytes += value
+    }
+
+    mutating func field(_ value: UnsafeRawBufferPointer) {
+        appendLength(value.count)
+        bytes.append(contentsOf: value)
+    }
+
+    mutating func field<T: FixedWidthInteger>(_ value: T) {
+        appendLength(MemoryLayout<T>.size)
+        append(value)
+    }
+
+    private mutating func append<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// Sends what is buffered.
+    mutating func flush(_ send: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try bytes.withUnsafeBytes { try send($0) }
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends the rest and the trailer.
+    mutating func finish(_ send: (UnsafeRawBufferPointer) throws -> Void) throws {
+        append(Int16(-1))
+        try flush(send)
     }
 }
