@@ -25,7 +25,7 @@ struct DedupeFilter {
         self.limit = max(64, limit / 64 * 64)
         let bytes = min(self.limit, (wanted * Self.bitsPerKey + 7) / 8)
         let blocks = max(1, bytes / 64)
-        words = Array(repeating: 0, count: blocks * 8)
+        words = HugePages.zeroedWords(blocks * 8)
         self.capacity = min(wanted, blocks * 512 / Self.bitsPerKey)
     }
 

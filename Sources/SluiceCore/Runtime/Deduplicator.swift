@@ -60,9 +60,10 @@ struct Deduplicator {
     var pendingCount: Int { pendingKeys.count }
     /// The fewest keys a filter is sized for.
     static let minimumFilterCapacity = 1 << 22
-    /// About 500,000 keys (and a batch): 8 MB of keys and a 1 MiB Bloom filter of them (a hash
-    /// set of them only when a batch has maybes to check against them).
-    static let maxPendingKeys = 500_000
+    /// About a million keys (and a batch): 16 MB of keys and a 2 MiB Bloom filter of them (a
+    /// hash set of them only when a batch has maybes to check against them). Every commit
+    /// writes a row per bucket however few its keys: fewer, larger commits cost less per key.
+    static let maxPendingKeys = 1_000_000
 
     /// Returns the batch without duplicates, the number dropped, and dead letters (one per row)
     /// when the key cannot be built.

@@ -2,7 +2,7 @@
 /// the exact answer "was this key accepted since the last commit?".
 ///
 /// Only the main filter's maybes ask (``Deduplicator``), so the cost that matters is the one of
-/// accepting a key. A key sets 3 bits of one 64-bit word of a small Bloom filter (1 MiB at
+/// accepting a key. A key sets 3 bits of one 64-bit word of a small Bloom filter (2 MiB at
 /// ``Deduplicator/maxPendingKeys``, so it stays in cache), which answers most questions
 /// "no" at once; a hash set answers the others exactly, and is filled only when a question
 /// gets past the Bloom filter, with the keys accepted since it was last filled. A pipeline whose

@@ -44,6 +44,7 @@ public struct DedupeFilterSnapshot: Sendable {
         var complete = true
         let words = try [UInt64](unsafeUninitializedCapacity: wordCount) { buffer, written in
             let raw = UnsafeMutableRawBufferPointer(buffer)
+            HugePages.advise(raw)
             for index in 0..<chunkCount(words: wordCount) {
                 let start = index * chunkWords * 8
                 let end = min(wordCount, (index + 1) * chunkWords) * 8
