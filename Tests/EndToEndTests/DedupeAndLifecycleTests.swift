@@ -42,6 +42,47 @@ import Testing
         #expect(lines.contains(#"{"id":3,"v":"c-later"}"#))
     }
 
+    /// A filter saved at the end of one run is taken by the next ones, which are killed at
+    /// random moments while half their rows repeat the first run's; a last run repeats keys
+    /// that only runs after the saved filter committed. Every id is written once (DuckDB counts
+    /// them).
+    @Test func aSavedFilterKeepsDedupeExactAcrossKills() async throws {
+        let dir = try makeWorkDirectory("dedupe-saved-filter")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(
+            """
+            pipelines:
+              p:
+                source: { file: { path: data } }
+                sink: { parquet: { path: lake } }
+                dedupe: { key: [id], ttl: 24h }
+            """, to: "\(dir)/p.yaml")
+        func rows(_ ids: Range<Int>, _ tag: String) -> String { "id,v\n" + ids.map { "\($0),\(tag)\n" }.joined() }
+        // 100,000 keys: more than the 65,536 a run must add for its filter to be saved.
+        try write(rows(0..<100_000, "first"), to: "\(dir)/data/1.csv")
+        let first = try await SluiceProcess.runWithoutBlocking(["run", "p.yaml", "--no-progress", "--log-level", "info"], in: dir)
+        #expect(first.status == 0 && first.stderr.contains("dedupe filter saved"), "\(first.stderr)")
+        // 50,000 repeats and 50,000 new keys, too few for a save: the runs' keys are only in
+        // their commits.
+        try write(rows(50_000..<150_000, "second"), to: "\(dir)/data/2.csv")
+        let arguments = ["run", "p.yaml", "--no-progress", "--log-level", "info"]
+        let kills = try await killRepeatedly(in: dir, kills: 4, delays: 100...700, maxRuns: 30, arguments: arguments) { false }
+        let second = try await SluiceProcess.runWithoutBlocking(arguments, in: dir)
+        #expect(second.status == 0 && !second.stderr.contains("dedupe filter saved"), "\(second.stderr)")
+        // 30,000 keys that only the runs after the saved filter committed, and 10,000 new.
+        try write(rows(120_000..<160_000, "third"), to: "\(dir)/data/3.csv")
+        let third = try await SluiceProcess.runWithoutBlocking(arguments, in: dir)
+        #expect(third.status == 0 && third.stderr.contains("dedupe filter taken from the state store"), "\(third.stderr)")
+        let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
+        #expect(!log.contains("dedupe filter built from the stored keys"), "a killed run did not take the saved filter")
+        let counts = try await runTool(
+            [
+                "python3", "-c",
+                "import duckdb; c = duckdb.connect(); c.execute('SET enable_progress_bar = false'); print(*c.sql(\"SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE v = 'second'), count(*) FILTER (WHERE v = 'third') FROM read_parquet('lake/**/*.parquet')\").fetchall()[0])",
+            ], in: dir)
+        #expect(counts.output.trimmingCharacters(in: .whitespacesAndNewlines) == "160000 160000 50000 10000", "\(counts.output) after \(kills) kills")
+    }
+
     @Test func sigtermStopsAWatchingPipelineGracefullyAndServesMetrics() async throws {
         let dir = try makeWorkDirectory("term")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -345,6 +345,7 @@ public struct PipelineRunner: Sendable {
         var extractComplete = false
         var batcher: Batcher
         var dedupe: Deduplicator?
+        var dedupeFilterLogged = false
         /// What waits to be committed, and the commit protocol's next step.
         var commits = CommitSequence()
         var lastCommit = ContinuousClock.now
@@ -485,6 +486,12 @@ public struct PipelineRunner: Sendable {
                     records, sequence: sequence, position: batch.position, now: Date(),
                     keyRuns: keyRuns, unitBreaks: batch.unitBreaks)
                 records = kept
+                if !dedupeFilterLogged {
+                    dedupeFilterLogged = true
+                    runner.logger.info(
+                        dedupe!.filterLoads > 0 ? "dedupe filter taken from the state store" : "dedupe filter built from the stored keys",
+                        metadata: ["bytes": "\(dedupe!.filterBytes)"])
+                }
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates
                 metrics.duplicates.increment(by: duplicates)
@@ -724,7 +731,9 @@ public struct PipelineRunner: Sendable {
         mutating func saveDedupeFilter(final: Bool) async {
             guard dedupe != nil else { return }
             do {
+                let saves = dedupe!.filterSaves
                 try await dedupe!.saveFilterIfDue(final: final)
+                if dedupe!.filterSaves > saves { runner.logger.info("dedupe filter saved", metadata: ["bytes": "\(dedupe!.filterBytes)"]) }
             } catch {
                 runner.logger.warning(
                     "the dedupe filter could not be saved; the next start reads the stored keys instead",
