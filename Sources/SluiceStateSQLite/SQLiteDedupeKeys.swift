@@ -118,11 +118,8 @@ extension SQLiteStateStore {
             try db.execute(sql: "DELETE FROM dedupe_filter_chunks WHERE pipeline = ?", arguments: [pipeline])
             let insert = try db.cachedStatement(sql: "INSERT INTO dedupe_filter_chunks(pipeline, chunk, bits) VALUES (?, ?, ?)")
             for index in 0..<DedupeFilterSnapshot.chunkCount(words: snapshot.words.count) {
-                try snapshot.withChunk(index) { bytes in
-                    // Bound from the words where they are, not copied.
-                    let data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: bytes.baseAddress!), count: bytes.count, deallocator: .none)
-                    try insert.execute(arguments: [pipeline, index, data])
-                }
+                // Copied (8 MiB at a time): the cached statement keeps its arguments.
+                try insert.execute(arguments: [pipeline, index, snapshot.withChunk(index) { Data($0) }])
             }
             try db.execute(
                 sql: "INSERT OR REPLACE INTO dedupe_filters(pipeline, run, header, words) VALUES (?, ?, ?, ?)",

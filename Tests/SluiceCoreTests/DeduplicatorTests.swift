@@ -207,9 +207,9 @@ import Testing
         var first = Deduplicator(settings: settings, pipeline: "p", store: store)
         #expect(try await first.filter(batch(0..<100_000), sequence: 0, position: position, now: now).0.count == 100_000)
         try await commit(&first, through: 0, to: store, at: now)
-        try await first.saveFilterIfDue(final: false)
+        try await first.saveFilterIfDue(final: false, now: now)
         #expect(first.filterSaves == 0, "100,000 keys are not due in between")
-        try await first.saveFilterIfDue(final: true)
+        try await first.saveFilterIfDue(final: true, now: now)
         #expect(first.filterSaves == 1)
         // Another worker commits after the save.
         var other = StateCommit(pipeline: "p", now: now)
@@ -220,7 +220,7 @@ import Testing
         let (kept, duplicates, _) = try await second.filter(batch([5, 99_999, 200_003, 300_000]), sequence: 0, position: position, now: now)
         #expect(second.filterLoads == 1 && second.filterBuilds == 0)
         #expect(kept.count == 1 && kept.column(named: "id")?.value(at: 0) == .int64(300_000) && duplicates == 3)
-        try await second.saveFilterIfDue(final: true)
+        try await second.saveFilterIfDue(final: true, now: now)
         #expect(second.filterSaves == 0, "one key added: reading it again is cheaper than saving")
     }
 
@@ -238,6 +238,26 @@ import Testing
         let (kept, duplicates, _) = try await second.filter(batch([3, 11]), sequence: 0, position: position, now: now)
         #expect(second.filterLoads == 0 && second.filterBuilds == 1)
         #expect(kept.count == 1 && duplicates == 1)
+    }
+
+    /// A filter saved under a short TTL left out keys that had expired then; under a longer
+    /// TTL they are live again, so that filter is not used: the key is still a duplicate.
+    @Test func aFilterSavedUnderAShorterTTLIsNotUsed() async throws {
+        let store = MemoryStateStore()
+        let t0 = Date()
+        var old = StateCommit(pipeline: "p", now: t0)
+        old.dedupeKeys = [DedupeKey.encode([.int64(7)])]
+        try await store.commit(old)
+        var short = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store)
+        let later = t0.addingTimeInterval(100)
+        #expect(try await short.filter(batch(100..<70_000), sequence: 0, position: position, now: later).0.count == 69_900)
+        try await commit(&short, through: 0, to: store, at: later)
+        try await short.saveFilterIfDue(final: true, now: later)
+        #expect(short.filterSaves == 1)
+        var long = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(3600)), pipeline: "p", store: store)
+        let (kept, duplicates, _) = try await long.filter(batch([7, 100, 1]), sequence: 0, position: position, now: later)
+        #expect(long.filterLoads == 0 && long.filterBuilds == 1)
+        #expect(kept.count == 1 && duplicates == 2, "7 (an hour's TTL) and 100 are stored")
     }
 
     /// A snapshot keeps every bit; one of another seed or format, or over the memory bound, is

@@ -19,6 +19,11 @@ struct DedupeFilter {
     /// The most memory this filter may grow to.
     let limit: Int
 
+    /// The latest TTL cutoff (seconds since 1970) of a read that filled this filter: keys
+    /// accepted before it may be missing from it, so a later cutoff must not be earlier (a TTL
+    /// made longer) for the filter to be used again.
+    var coveredSince = -Double.infinity
+
     /// A filter for `capacity` keys (at least 65,536), within `limit` bytes.
     init(capacity: Int, limit: Int = Self.maxBytes) {
         let wanted = max(capacity, 65_536)
@@ -99,6 +104,7 @@ extension DedupeFilter {
         put(Int64(capacity))
         put(Int64(added))
         put(Int64(builtWith))
+        put(coveredSince.bitPattern)
         return DedupeFilterSnapshot(run: run, header: header, words: words)
     }
 
@@ -106,7 +112,7 @@ extension DedupeFilter {
     /// byte order, with another seed (its bits would mean other keys), or is larger than `limit`.
     init?(snapshot: DedupeFilterSnapshot, seed: DedupeSeed, limit: Int = Self.maxBytes) {
         let header = snapshot.header
-        guard header.count == 56 else { return nil }
+        guard header.count == 64 else { return nil }
         func get<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
             header.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
         }
@@ -118,5 +124,6 @@ extension DedupeFilter {
             capacity > 0, capacity <= words.count * 64 / Self.bitsPerKey, added >= 0, builtWith >= 0
         else { return nil }
         self.init(words: words, capacity: capacity, added: added, builtWith: builtWith, limit: limit)
+        coveredSince = Double(bitPattern: get(56, UInt64.self))
     }
 }

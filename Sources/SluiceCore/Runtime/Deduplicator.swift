@@ -153,8 +153,15 @@ struct Deduplicator {
             if !pendingKeys.contains(key) && asked.insert(key).inserted { maybe.append(key) }
         }
         var seen = Set<DedupeHash>()
-        for chunk in stride(from: 0, to: maybe.count, by: 20_000) {
-            seen.formUnion(try await store.seenHashes(pipeline: pipeline, hashes: Array(maybe[chunk..<min(chunk + 20_000, maybe.count)]), since: since))
+        do {
+            for chunk in stride(from: 0, to: maybe.count, by: 20_000) {
+                seen.formUnion(try await store.seenHashes(pipeline: pipeline, hashes: Array(maybe[chunk..<min(chunk + 20_000, maybe.count)]), since: since))
+            }
+        } catch {
+            // This batch's keys leave the pending ones (in the filter they only cost a lookup):
+            // the batch is read again, and its keys must not be taken for duplicates then.
+            pendingKeys.keepFirst(pending.reduce(0) { $0 + $1.count })
+            throw error
         }
         storeLookups += maybe.count
         storeHits += seen.count
@@ -205,14 +212,21 @@ struct Deduplicator {
     private mutating func loadSavedFilter(seed: DedupeSeed, since: Date) async throws -> Bool {
         guard let snapshot = try await store.dedupeFilter(pipeline: pipeline),
             snapshot.run <= (try await store.dedupeLastRun(pipeline: pipeline)),
-            let saved = DedupeFilter(snapshot: snapshot, seed: seed, limit: filterLimit)
+            let saved = DedupeFilter(snapshot: snapshot, seed: seed, limit: filterLimit),
+            // Keys it left out as expired may be live under a longer TTL.
+            since.timeIntervalSince1970 >= saved.coveredSince
         else { return false }
         filter = saved
         cursor = DedupeRunCursor(run: snapshot.run)
-        try await readNewRuns(since: since)
-        guard !filter.needsRebuild else { return false }
-        filterLoads += 1
+        // The runs read next count as added since the save: a pipeline adding a few keys a
+        // run saves again once they add up, instead of reading ever more runs at each start.
         addedAtSave = filter.added
+        try await readNewRuns(since: since)
+        guard !filter.needsRebuild else {
+            addedAtSave = nil
+            return false
+        }
+        filterLoads += 1
         return true
     }
 
@@ -222,13 +236,13 @@ struct Deduplicator {
     /// again than a filter of at least 12 MiB is to write), and in between once a million and a
     /// quarter of the filter's keys were. Keys accepted and not committed yet may be in it:
     /// they cost a lookup, never a wrong answer.
-    mutating func saveFilterIfDue(final: Bool) async throws {
+    mutating func saveFilterIfDue(final: Bool, now: Date = Date()) async throws {
         guard let seed, filter.added > 0 else { return }
         let added = addedAtSave.map { filter.added - $0 } ?? filter.added
         guard added >= (final ? 65_536 : max(1 << 20, filter.added / 4)) else { return }
         // Up to the last run committed (this deduplicator's own are in the filter already), so
         // the next start reads only what is committed after this.
-        try await readNewRuns(since: Date().addingTimeInterval(-Double(settings.ttl.components.seconds)))
+        try await readNewRuns(since: now.addingTimeInterval(-Double(settings.ttl.components.seconds)))
         try await store.saveDedupeFilter(pipeline: pipeline, filter.snapshot(run: cursor.run, seed: seed))
         addedAtSave = filter.added
         filterSaves += 1
@@ -242,6 +256,7 @@ struct Deduplicator {
         // Runs up to the last committed now; later ones are read next time (runs are numbered
         // in commit order, so none is missed). Usually there is none: one small read.
         let through = try await store.dedupeLastRun(pipeline: pipeline)
+        filter.coveredSince = max(filter.coveredSince, since.timeIntervalSince1970)
         guard through > cursor.run else { return }
         while true {
             if rebuilding && filter.isOverloaded { return }

@@ -66,6 +66,14 @@ struct PendingDedupeKeys {
         return taken
     }
 
+    /// Keeps the first `count` keys only (those of batches still pending), dropping the rest.
+    mutating func keepFirst(_ count: Int) {
+        guard count < keys.count else { return }
+        let kept = Array(keys[..<count])
+        clear()
+        for key in kept { insert(key) }
+    }
+
     private mutating func clear() {
         keys = []
         for index in words.indices { words[index] = 0 }

@@ -486,7 +486,7 @@ public struct PipelineRunner: Sendable {
                     records, sequence: sequence, position: batch.position, now: Date(),
                     keyRuns: keyRuns, unitBreaks: batch.unitBreaks)
                 records = kept
-                if !dedupeFilterLogged {
+                if !dedupeFilterLogged, dedupe!.filterLoads + dedupe!.filterBuilds > 0 {
                     dedupeFilterLogged = true
                     runner.logger.info(
                         dedupe!.filterLoads > 0 ? "dedupe filter taken from the state store" : "dedupe filter built from the stored keys",

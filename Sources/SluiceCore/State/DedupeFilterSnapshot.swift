@@ -40,7 +40,8 @@ public struct DedupeFilterSnapshot: Sendable {
     public static func assemble(
         run: Int64, header: [UInt8], wordCount: Int, readChunk: (_ index: Int, _ into: UnsafeMutableRawBufferPointer) throws -> Bool
     ) rethrows -> DedupeFilterSnapshot? {
-        guard wordCount > 0 else { return nil }
+        // A damaged row must not make the process allocate what no filter can be.
+        guard wordCount > 0, wordCount <= DedupeFilter.maxBytes / 8 else { return nil }
         var complete = true
         let words = try [UInt64](unsafeUninitializedCapacity: wordCount) { buffer, written in
             let raw = UnsafeMutableRawBufferPointer(buffer)

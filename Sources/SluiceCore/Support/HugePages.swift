@@ -1,5 +1,7 @@
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Musl)
+    import Musl
 #endif
 
 /// Memory read at random across tens of megabytes (a dedupe filter): asked to be backed by

@@ -150,7 +150,10 @@ extension PostgresStateStore {
     }
 
     public func dedupeFilter(pipeline: String) async throws -> DedupeFilterSnapshot? {
-        try await pool.withSession { s in
+        try await pool.transaction { s in
+            // One snapshot of the tables: a worker saving meanwhile must not mix its chunks with
+            // the header read here.
+            try s.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             let meta = try s.query("SELECT run, header, words FROM sluice.dedupe_filters WHERE pipeline = $1", [pipeline], binary: true)
             guard meta.rows == 1 else { return nil }
             let run = Int64(bigEndian: meta.bytes(0, 0).loadUnaligned(as: Int64.self))
@@ -168,6 +171,11 @@ extension PostgresStateStore {
 
     public func saveDedupeFilter(pipeline: String, _ snapshot: DedupeFilterSnapshot) async throws {
         try await pool.transaction { s in
+            // Workers saving at once take turns (the second one's delete must see the first's
+            // chunks), by a lock on the pipeline's filter row.
+            try s.query(
+                "INSERT INTO sluice.dedupe_filters(pipeline, run, header, words) VALUES ($1, 0, '', 0) ON CONFLICT (pipeline) DO NOTHING", [pipeline])
+            try s.query("SELECT 1 FROM sluice.dedupe_filters WHERE pipeline = $1 FOR UPDATE", [pipeline])
             try s.query("DELETE FROM sluice.dedupe_filter_chunks WHERE pipeline = $1", [pipeline])
             try PostgresDedupeKeys.insertFilterChunks(snapshot, pipeline: pipeline, s)
             try s.query(
