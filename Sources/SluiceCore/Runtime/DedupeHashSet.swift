@@ -56,12 +56,6 @@ struct DedupeHashSet {
         return inserted
     }
 
-    mutating func removeAll() {
-        for i in slots.indices { slots[i] = DedupeHash(high: 0, low: 0) }
-        holdsZero = false
-        count = 0
-    }
-
     private mutating func grow() {
         let old = slots
         slots = Array(repeating: DedupeHash(high: 0, low: 0), count: old.count * 2)

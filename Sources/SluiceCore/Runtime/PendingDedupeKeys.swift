@@ -22,8 +22,6 @@ struct PendingDedupeKeys {
     }
 
     var count: Int { keys.count }
-    /// Bytes the Bloom filter and the hash set take (the keys themselves: 16 each).
-    var byteSize: Int { words.count * 8 + set.byteSize }
 
     /// Bits of the hash the main filter (``DedupeFilter``) does not use for its block, so a key
     /// that is a false maybe there is not more likely to be one here.
@@ -55,6 +53,7 @@ struct PendingDedupeKeys {
 
     /// Removes and returns the first `count` keys (those a commit covers); the rest stay.
     mutating func removeFirst(_ count: Int) -> [DedupeHash] {
+        guard count > 0 else { return [] }
         guard count < keys.count else {
             defer { clear() }
             return keys

@@ -15,7 +15,7 @@ enum HugePages {
             let start = (Int(bitPattern: base) + huge - 1) & ~(huge - 1)
             let end = (Int(bitPattern: base) + buffer.count) & ~(huge - 1)
             guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
-            _ = madvise(pointer, end - start, 14)  // MADV_HUGEPAGE
+            _ = madvise(pointer, end - start, MADV_HUGEPAGE)
         #endif
     }
 

@@ -240,9 +240,10 @@ extension PostgresStateStore {
     }
 }
 
-/// Rows in PostgreSQL's binary `COPY` format, written to a buffer sent in pieces.
+/// Rows in PostgreSQL's binary `COPY` format (the sink's header, trailer and integer encoding,
+/// ``PostgresCopyEncoder``), written to a buffer sent in pieces.
 struct BinaryCopyRows {
-    private(set) var bytes: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]
+    private(set) var bytes = PostgresCopyEncoder.header
 
     mutating func startRow(fields: Int16) { append(fields) }
 
@@ -264,7 +265,7 @@ struct BinaryCopyRows {
     }
 
     private mutating func append<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+        PostgresCopyEncoder.append(value, &bytes)
     }
 
     /// Sends what is buffered.
@@ -275,7 +276,7 @@ struct BinaryCopyRows {
 
     /// Sends the rest and the trailer.
     mutating func finish(_ send: (UnsafeRawBufferPointer) throws -> Void) throws {
-        append(Int16(-1))
+        bytes += PostgresCopyEncoder.trailer
         try flush(send)
     }
 }
