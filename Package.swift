@@ -43,6 +43,7 @@ let package = Package(
         .target(
             name: "SluiceCore",
             dependencies: [
+                "CLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -7,3 +7,15 @@
 static inline int sluice_rename_exchange(const char *first, const char *second) {
     return (int)syscall(SYS_renameat2, AT_FDCWD, first, AT_FDCWD, second, 2 /* RENAME_EXCHANGE */);
 }
+
+/// Processors this process may run on (its CPU affinity mask, as `taskset` sets it), or 0 when
+/// it cannot be read. `sched_getaffinity` and `CPU_COUNT` need `_GNU_SOURCE`, which Swift's Glibc
+/// module does not define, so the call is made here.
+static inline int sluice_affinity_processor_count(void) {
+    unsigned long mask[16] = {0};
+    long n = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+    if (n <= 0) return 0;
+    int count = 0;
+    for (long i = 0; i < n / (long)sizeof(unsigned long); i++) count += __builtin_popcountl(mask[i]);
+    return count;
+}

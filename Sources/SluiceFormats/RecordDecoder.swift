@@ -59,4 +59,26 @@ public protocol RecordDecoder: AnyObject {
     /// Decodes complete records from `input`. With `isFinal`, a last record without a
     /// terminator is decoded too (a truncated final line that does not parse is rejected).
     func decode(_ input: UnsafeRawBufferPointer, isFinal: Bool) -> DecodeOutput
+    /// Where the last complete record of `input` ends (after its line terminator), counted from
+    /// `input`'s start, which must be the start of a record; 0 when no record ends in it. It
+    /// finds the same ends `decode` would, so input cut there decodes as it would whole.
+    func completeRecordsEnd(_ input: UnsafeRawBufferPointer) -> Int
+    /// False while the decoder is skipping the rest of an oversized record: the next input does
+    /// not start a record.
+    var isBetweenRecords: Bool { get }
+}
+
+extension RecordDecoder {
+    /// Records end at the last LF (no format here lets a record hold a raw line break).
+    public func completeRecordsEnd(_ input: UnsafeRawBufferPointer) -> Int { Self.afterLastLineFeed(input) }
+
+    /// Where the input's last LF ends (0 without one).
+    static func afterLastLineFeed(_ input: UnsafeRawBufferPointer) -> Int {
+        var i = input.count
+        while i > 0 {
+            if input[i - 1] == 0x0A { return i }
+            i -= 1
+        }
+        return 0
+    }
 }

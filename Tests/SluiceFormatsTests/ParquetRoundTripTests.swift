@@ -107,6 +107,23 @@ struct ParquetRoundTripTests {
         #expect(dataPages > 1)
     }
 
+    /// Columns encoded on several threads at once make the same file, byte for byte, and it reads back.
+    @Test(arguments: [ParquetCompression.zstd, .snappy, .uncompressed])
+    func columnsEncodedInParallelMakeTheSameFile(_ compression: ParquetCompression) throws {
+        var options = ParquetWriterOptions(compression: compression)
+        options.pageBytes = 4096
+        options.rowGroupBytes = 1 << 20
+        let batches = ParquetSampleData.batches(rows: 12_000, batchSize: 3000, distinctStrings: true)
+        options.threads = 1
+        let inOrder = try ParquetTestSupport.writeToMemory(batches, schema: ParquetSampleData.schema, options: options)
+        for threads in [2, 4, 32] {
+            options.threads = threads
+            let parallel = try ParquetTestSupport.writeToMemory(batches, schema: ParquetSampleData.schema, options: options)
+            #expect(parallel == inOrder, "\(compression), \(threads) threads")
+            _ = try roundTrip(batches, options: options)
+        }
+    }
+
     @Test func plainOnlyRoundTrips() throws {
         var options = ParquetWriterOptions(compression: .snappy)
         options.dictionaryEnabled = false

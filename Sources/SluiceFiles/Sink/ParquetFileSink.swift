@@ -111,6 +111,7 @@ public struct ParquetFileSink: Sink {
         var pageSize: ConfigByteSize?
         var maxFileAge: ConfigDuration?
         var maxOpenFiles: Int?
+        var threads: Int?
         var prefix: String?
         var lifecycle: LifecycleOptions?
 
@@ -131,7 +132,7 @@ public struct ParquetFileSink: Sink {
         }
 
         enum CodingKeys: String, CodingKey {
-            case path, compression, prefix, lifecycle
+            case path, compression, prefix, lifecycle, threads
             case partitionBy = "partition_by"
             case compressionLevel = "compression_level"
             case targetFileSize = "target_file_size"
@@ -168,6 +169,10 @@ public struct ParquetFileSink: Sink {
             OptionSpec(
                 "page_size", .byteSize, default: "1MB", example: "512KB",
                 "Data page size; less than 1KB counts as 1KB."),
+            OptionSpec(
+                "threads", .integer(1...256), example: "2",
+                "Threads that encode and compress the columns of a batch at once, largest columns first (default: the processors this process may use). The files' bytes are the same with any number."
+            ),
             OptionSpec(
                 "max_file_age", .duration, default: "5m", example: "1m",
                 "Close and commit open files at least this often."),
@@ -242,6 +247,10 @@ public struct ParquetFileSink: Sink {
         if let s = o.targetFileSize { sink.targetFileSize = max(s.bytes, 1024) }
         if let s = o.rowGroupSize { sink.writerOptions.rowGroupBytes = max(s.bytes, 1024) }
         if let s = o.pageSize { sink.writerOptions.pageBytes = max(s.bytes, 1024) }
+        if let n = o.threads {
+            guard (1...256).contains(n) else { throw config.error("threads must be 1 to 256", key: "threads") }
+            sink.writerOptions.threads = n
+        }
         if let a = o.maxFileAge { sink.maxFileAge = a.duration }
         if let n = o.maxOpenFiles {
             guard n >= 1 else { throw config.error("max_open_files must be at least 1", key: "max_open_files") }

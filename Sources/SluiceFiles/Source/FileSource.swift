@@ -51,6 +51,9 @@ public struct FileSource: Source {
     public var fingerprintLines = 1
     /// How an `s3://` path is reached.
     public var storage = StorageConfig()
+    /// Threads decoding CSV and NDJSON at once (pieces of one file, or several files); 1 reads
+    /// on the pipeline's own task only. Output does not depend on it.
+    public var threads = ParallelLanes.available
 
     public var isContinuous: Bool { watch || tail }
 
@@ -100,6 +103,10 @@ public struct FileSource: Source {
             OptionSpec(
                 "batch_rows", .integer(1...1_000_000), default: "16384", example: "8192",
                 "Rows per batch handed to the pipeline."),
+            OptionSpec(
+                "threads", .integer(1...256), example: "2",
+                "CSV and NDJSON: threads that decode at once (default: the processors this process may use; under `taskset -c 0`, one). A large file is cut at record boundaries into pieces decoded side by side, and small files are read several at a time; rows, checkpoints and dead letters come out in the same order as with `1`. An NDJSON file whose keys change mid-file is read in order from the first change on."
+            ),
             OptionSpec("watch", .boolean, default: "false", example: "true", "Keep running and pick up new files as they appear."),
             OptionSpec("poll_interval", .duration, default: "2s", example: "10s", "With `watch`: how often to look for new files."),
             OptionSpec("min_age", .duration, default: "1s", example: "5s", "With `watch`: skip files modified more recently (still being written)."),
@@ -137,6 +144,7 @@ public struct FileSource: Source {
         if let fields = o.declaredFields { source.csv.columns = fields; source.ndjson.columns = fields }
         if let n = o.inferRows { source.csv.inferRows = n; source.ndjson.inferRows = n }
         if let n = o.batchRows { source.csv.batchRows = n; source.ndjson.batchRows = n }
+        if let n = o.threads { source.threads = n }
         source.watch = o.watch ?? false
         source.pollInterval = o.pollInterval?.duration ?? .seconds(2)
         source.minAge = o.minAge?.duration ?? .seconds(1)
@@ -163,6 +171,9 @@ public struct FileSource: Source {
             }
             if let c = source.compression, c != .none {
                 throw config.error("`tail` reads plain files; compressed files are skipped (drop `compression`)", key: "compression")
+            }
+            if o.threads != nil {
+                throw config.error("`threads` does not apply with `tail`: each file's new lines are read as they come", key: "threads")
             }
         }
         if source.format == nil, !o.path.contains("*"), !o.path.hasSuffix("/"), Self.format(ofPath: o.path) == nil,

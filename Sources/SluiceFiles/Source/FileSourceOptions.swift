@@ -13,6 +13,7 @@ import SluiceFormats
 ///     header: true                # CSV only: the first row names the columns
 ///     columns: { id: int64, amount: "decimal(12,2)" }   # declared types; others are inferred
 ///     infer_rows: 1000            # rows sampled from the start of each file to infer types
+///     threads: 2                  # CSV/NDJSON: threads decoding at once (default: all processors)
 ///     watch: false                # keep running and pick up new files as they appear
 ///     poll_interval: 2s           # with watch: how often to look for new files
 ///     min_age: 1s                 # with watch: ignore files modified more recently than this
@@ -28,6 +29,7 @@ public struct FileSourceOptions: Decodable, Sendable {
     public var columns: OrderedMapping<String>?
     public var inferRows: Int?
     public var batchRows: Int?
+    public var threads: Int?
     public var watch: Bool?
     public var pollInterval: ConfigDuration?
     public var minAge: ConfigDuration?
@@ -38,6 +40,7 @@ public struct FileSourceOptions: Decodable, Sendable {
         case path, format, compression, delimiter, header, columns, watch
         case inferRows = "infer_rows"
         case batchRows = "batch_rows"
+        case threads
         case pollInterval = "poll_interval"
         case minAge = "min_age"
         case tail
@@ -70,6 +73,7 @@ public struct FileSourceOptions: Decodable, Sendable {
         }
         inferRows = try c.decodeIfPresent(Int.self, forKey: .inferRows, in: 1...1_000_000)
         batchRows = try c.decodeIfPresent(Int.self, forKey: .batchRows, in: 1...1_000_000)
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads, in: 1...256)
         watch = try c.decodeIfPresent(Bool.self, forKey: .watch)
         pollInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .pollInterval)
         minAge = try c.decodeIfPresent(ConfigDuration.self, forKey: .minAge)

@@ -5,6 +5,11 @@ import SluiceFormats
 import SluiceObjectStore
 
 /// Reads the files of a ``FileSource`` one after another, in path order.
+///
+/// CSV and NDJSON are decoded on ``FileSource/threads`` threads at once in rounds
+/// (``readRound()``): each round cuts the buffered input of the current file, and of the next
+/// files when it ends, at record boundaries into pieces that are decoded in parallel and handed
+/// on in order, so batches, positions and rejects are those of reading one file after another.
 final class FileSourceReader: SourceReader {
     let source: FileSource
     let context: SourceContext
@@ -22,8 +27,15 @@ final class FileSourceReader: SourceReader {
     /// The spool copy of the object being read, deleted when the next file starts.
     var spooled: String?
 
+    /// Batches of the last round not yet returned, in order.
+    var ready: [SourceBatch] = []
+    var readyIndex = 0
+
     static let chunkSize = 4 << 20
     static let sampleSize = 1 << 20
+
+    /// Threads decoding at once: rounds are used when there are at least two.
+    var lanes: Int { source.threads }
 
     init(source: FileSource, checkpoint: Checkpoint, context: SourceContext, objects: ObjectListing? = nil) {
         self.source = source
@@ -36,7 +48,16 @@ final class FileSourceReader: SourceReader {
     final class OpenFile {
         let file: ListedFile
         let stream: any ByteSource
-        let decoder: any RecordDecoder
+        /// The decoder that reads the file in order (and piece 0 of each round).
+        var decoder: any RecordDecoder
+        /// The bytes the schema was prepared from (the file's first bytes), for piece decoders.
+        var sample: [UInt8] = []
+        var sampleIsWholeInput = false
+        /// Decoders of pieces 1, 2, … of a round, prepared like ``decoder``.
+        var pieceDecoders: [any RecordDecoder] = []
+        /// Cleared when the file must be read in order from here on (a schema that changes
+        /// mid-file, a record longer than the buffer).
+        var parallel = true
         var buffer: UnsafeMutableRawBufferPointer
         var start = 0, end = 0
         var eof = false
@@ -44,13 +65,13 @@ final class FileSourceReader: SourceReader {
         var offset: Int
         var line: Int
 
-        init(file: ListedFile, stream: any ByteSource, decoder: any RecordDecoder, offset: Int, line: Int) {
+        init(file: ListedFile, stream: any ByteSource, decoder: any RecordDecoder, offset: Int, line: Int, bufferSize: Int) {
             self.file = file
             self.stream = stream
             self.decoder = decoder
             self.offset = offset
             self.line = line
-            buffer = .allocate(byteCount: FileSourceReader.chunkSize, alignment: 64)
+            buffer = .allocate(byteCount: bufferSize, alignment: 64)
         }
 
         deinit {
@@ -80,6 +101,13 @@ final class FileSourceReader: SourceReader {
     }
 
     func next() async throws -> SourceBatch? {
+        if readyIndex < ready.count {
+            defer {
+                readyIndex += 1
+                if readyIndex == ready.count { ready.removeAll(keepingCapacity: true); readyIndex = 0 }
+            }
+            return ready[readyIndex]
+        }
         while true {
             try Task.checkCancellation()
             if let cursor = parquet {
@@ -127,6 +155,9 @@ final class FileSourceReader: SourceReader {
                 if current == nil { continue }
             }
             do {
+                if lanes > 1, current!.parallel, try readRound() {
+                    return try await next()
+                }
                 if let batch = try readBatch(current!) { return batch }
             } catch let error as FileReadError where error.errno == nil {
                 let failed = current!
@@ -210,15 +241,18 @@ final class FileSourceReader: SourceReader {
         let decoder = try makeDecoder(file.path)
         let stream = try InputCompression.open(path: file.readPath, compression: source.compression)
         let resume = positions[file.path]
-        let f = OpenFile(file: file, stream: stream, decoder: decoder, offset: 0, line: 1)
+        let f = OpenFile(
+            file: file, stream: stream, decoder: decoder, offset: 0, line: 1,
+            bufferSize: Self.bufferSize(for: file, lanes: lanes))
         // The schema is always prepared from the start of the file, so it is the same on resume.
         try f.fill()
         let sampleEnd = min(f.end, Self.sampleSize)
         let dataStart: Int
         do {
-            dataStart = try decoder.prepare(
-                sample: UnsafeRawBufferPointer(rebasing: f.buffer[0..<sampleEnd]),
-                isWholeInput: f.eof && sampleEnd == f.end)
+            let sample = UnsafeRawBufferPointer(rebasing: f.buffer[0..<sampleEnd])
+            f.sampleIsWholeInput = f.eof && sampleEnd == f.end
+            if lanes > 1 { f.sample = Array(sample) }
+            dataStart = try decoder.prepare(sample: sample, isWholeInput: f.sampleIsWholeInput)
         } catch {
             throw FileReadError(path: file.path, message: "cannot read the header or infer the schema: \(error)")
         }
@@ -241,6 +275,16 @@ final class FileSourceReader: SourceReader {
         f.line = line
         decoder.seek(offset: f.offset, line: f.line)
         return f
+    }
+
+    /// A file's read buffer: a chunk per lane, or less for a small file (so a round reading many
+    /// small files holds little); it grows for a record longer than it.
+    static func bufferSize(for file: ListedFile, lanes: Int) -> Int {
+        let full = chunkSize * max(1, min(lanes, 16))
+        guard file.size < full else { return full }
+        var size = 1 << 16
+        while size <= file.size { size <<= 1 }
+        return size
     }
 
     func makeDecoder(_ path: String) throws -> any RecordDecoder {

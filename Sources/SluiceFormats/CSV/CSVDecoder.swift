@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import SluiceCore
 
 /// Decodes CSV (RFC 4180) into typed columnar batches.
@@ -34,6 +41,27 @@ public final class CSVDecoder: RecordDecoder {
     /// the first data row; advanced by each `decode` call by the bytes it consumed).
     public var nextOffset: Int { core.offset }
     public var nextLine: Int { core.line }
+
+    public var isBetweenRecords: Bool { !core.oversized.discarding }
+
+    /// Where the last complete record ends: at the last LF when the input holds no quote
+    /// character at all, else where the record scanner (the one `decode` uses) finds it.
+    public func completeRecordsEnd(_ input: UnsafeRawBufferPointer) -> Int {
+        guard let base = input.baseAddress, input.count > 0 else { return 0 }
+        if memchr(base, Int32(options.quote), input.count) == nil { return Self.afterLastLineFeed(input) }
+        var scanner = CSVRecordScanner(delimiter: options.delimiter, quote: options.quote)
+        defer { scanner.deallocate() }
+        let p = base.assumingMemoryBound(to: UInt8.self)
+        var pos = 0
+        while pos < input.count {
+            switch scanner.scan(p, from: pos, end: input.count, isFinal: false) {
+            case .incomplete: return pos
+            case let .blank(next): pos = next
+            case let .record(record): pos = record.next
+            }
+        }
+        return pos
+    }
 
     public func seek(offset: Int, line: Int) {
         core.offset = offset

@@ -44,6 +44,8 @@ public final class NDJSONDecoder: RecordDecoder {
     public var nextOffset: Int { core.offset }
     public var nextLine: Int { core.line }
 
+    public var isBetweenRecords: Bool { !core.oversized.discarding }
+
     public func seek(offset: Int, line: Int) {
         core.offset = offset
         core.line = line

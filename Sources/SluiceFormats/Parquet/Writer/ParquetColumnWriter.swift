@@ -12,7 +12,8 @@ final class ParquetColumnWriter {
     let kind: ParquetColumnSpec.Kind
     let nullable: Bool
     let options: ParquetWriterOptions
-    let resources: ParquetWriterResources
+    /// Scratch and codec: the writer's set, or a lane's while columns are encoded in parallel.
+    var resources: ParquetWriterResources
     var compressor: ParquetCompressor { resources.compressor }
     var thrift = ThriftCompactWriter()
 

@@ -21,6 +21,7 @@ public final class ParquetWriter {
     let output: any ParquetOutput
     let specs: [ParquetColumnSpec]
     let columns: [ParquetColumnWriter]
+    let resources: ParquetWriterResources
     private var rowGroups: [ParquetRowGroup] = []
     private var groupRows = 0
     private var groupBytes = 0
@@ -50,6 +51,7 @@ public final class ParquetWriter {
         }
         specs = schema.fields.map(ParquetColumnSpec.init)
         let shared = resources.flatMap { $0.fits(options) ? $0 : nil } ?? ParquetWriterResources(options: options)
+        self.resources = shared
         columns = specs.map { ParquetColumnWriter(spec: $0, options: options, resources: shared) }
         do {
             try Self.magic.withUnsafeBytes { try output.write($0) }
@@ -71,9 +73,7 @@ public final class ParquetWriter {
                 let byBytes = max(1, (options.rowGroupBytes - groupBytes + perRow - 1) / perRow)
                 let byRows = max(1, options.rowGroupRows - groupRows)
                 let n = min(batch.count - start, byBytes, byRows)
-                for (c, column) in batch.columns.enumerated() {
-                    try columns[c].append(column, range: start..<(start + n))
-                }
+                try appendColumns(batch, range: start..<(start + n))
                 groupRows += n
                 groupBytes += n * perRow
                 totalRows += n
@@ -86,6 +86,33 @@ public final class ParquetWriter {
             state = .failed
             throw wrap(error)
         }
+    }
+
+    /// Slices of fewer rows are encoded on the calling thread: handing them out costs more than it saves.
+    static let parallelMinimumRows = 1024
+
+    /// Appends `range` of every column, on ``ParquetWriterOptions/threads`` threads at once
+    /// when there are enough rows: each column is one piece of work (largest first), and each
+    /// thread cuts pages with its own scratch and codec context. The file is the same either way.
+    private func appendColumns(_ batch: RecordBatch, range: Range<Int>) throws {
+        let lanes = min(options.threads, columns.count)
+        guard lanes > 1, range.count >= Self.parallelMinimumRows else {
+            for (c, column) in batch.columns.enumerated() { try columns[c].append(column, range: range) }
+            return
+        }
+        resources.prepareLanes(lanes)
+        let order = batch.columns.indices.sorted { Self.weight(batch.columns[$0], range) > Self.weight(batch.columns[$1], range) }
+        try ParallelLanes.run(order, lanes: lanes) { c, lane in
+            let writer = columns[c]
+            writer.resources = resources.lane(lane)
+            try writer.append(batch.columns[c], range: range)
+        }
+    }
+
+    /// Roughly how much work encoding `range` of `column` is: its bytes.
+    private static func weight(_ column: Column, _ range: Range<Int>) -> Int {
+        if case let .bytes(offsets, _) = column.storage { return range.count * 4 + Int(offsets[range.upperBound] - offsets[range.lowerBound]) }
+        return range.count * 8
     }
 
     /// Writes the rows buffered so far as a row group now (no-op when there are none).
