@@ -169,4 +169,63 @@ import Testing
         for f in 0..<200 where ![10, 20, 30].contains(f % 50) { expectedRows += f % 7 == 0 ? 20_000 : 300 }
         #expect(read.rows.count == expectedRows)
     }
+
+    func gzip(_ path: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["gzip", "-q", "-f", path]
+        try ChildProcesses.run(p)
+        p.waitUntilExit()
+    }
+
+    @Test func aTruncatedGzipGivesItsRowsBeforeTheCutThenOneDeadLetter() async throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var text = "id,v\n"
+        var state: UInt64 = 7
+        for i in 0..<300_000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            text += "\(i),\(state >> 20)\n"
+        }
+        try text.write(toFile: "\(dir)/cut.csv", atomically: true, encoding: .utf8)
+        try gzip("\(dir)/cut.csv")
+        let whole = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/cut.csv.gz"))
+        try whole.prefix(whole.count * 6 / 10).write(to: URL(fileURLWithPath: "\(dir)/cut.csv.gz"))
+        let inOrder = try await readAll(source("\(dir)/cut.csv.gz", threads: 1))
+        #expect(inOrder.rows.count > 100_000, "the rows before the cut are read")
+        #expect(inOrder.rows.count < 300_000)
+        #expect(inOrder.letters.count == 1)
+        #expect(inOrder.letters.first?.hasPrefix("unreadable_file \(dir)/cut.csv.gz:\(inOrder.rows.count + 2)") == true, "\(inOrder.letters)")
+        for n in [2, 4] {
+            let parallel = try await readAll(source("\(dir)/cut.csv.gz", threads: n))
+            #expect(parallel.rows.count == inOrder.rows.count, "threads \(n)")
+            #expect(parallel.letters == inOrder.letters, "threads \(n)")
+        }
+        // Damaged in the middle instead: whatever zlib makes of it, every thread count reads the same.
+        var damaged = whole
+        for k in stride(from: whole.count / 2, to: whole.count / 2 + 64, by: 1) { damaged[k] ^= 0x5A }
+        try damaged.write(to: URL(fileURLWithPath: "\(dir)/cut.csv.gz"))
+        let damagedInOrder = try await readAll(source("\(dir)/cut.csv.gz", threads: 1))
+        #expect(damagedInOrder.rows.count < 300_000)
+        for n in [2, 4] {
+            let parallel = try await readAll(source("\(dir)/cut.csv.gz", threads: n))
+            #expect(parallel.rows == damagedInOrder.rows, "threads \(n)")
+            #expect(parallel.letters == damagedInOrder.letters, "threads \(n)")
+        }
+    }
+
+    @Test func aSmallCompressedFileWithAWideHeaderIsSampledWhole() async throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let names = (0..<100).map { "c\($0)_" + String(repeating: "x", count: 1000) }
+        var text = names.joined(separator: ",") + "\n"
+        for r in 0..<3 { text += (0..<100).map { "\(r * 100 + $0)" }.joined(separator: ",") + "\n" }
+        try text.write(toFile: "\(dir)/wide.csv", atomically: true, encoding: .utf8)
+        try gzip("\(dir)/wide.csv")
+        for n in [1, 2] {
+            let read = try await readAll(source("\(dir)/wide.csv.gz", threads: n))
+            #expect(read.rows.count == 3, "threads \(n)")
+            #expect(read.letters.isEmpty, "threads \(n): \(read.letters)")
+        }
+    }
 }

@@ -16,6 +16,10 @@ import Synchronization
 public enum ParallelLanes {
     /// The number of lanes worth using here: the processors this process may run on (its CPU
     /// affinity, so a run pinned with `taskset -c 0` gets one).
+    /// Threads a component uses unless told otherwise: ``available``, at most 8 (each one holds
+    /// buffers; past eight the memory buys little here).
+    public static var defaultThreads: Int { min(available, 8) }
+
     public static var available: Int {
         #if os(Linux)
             // Foundation's count ignores the affinity mask; the mask is what the process may use.

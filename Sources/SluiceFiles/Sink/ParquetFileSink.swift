@@ -171,7 +171,7 @@ public struct ParquetFileSink: Sink {
                 "Data page size; less than 1KB counts as 1KB."),
             OptionSpec(
                 "threads", .integer(1...256), example: "2",
-                "Threads that encode and compress the columns of a batch at once, largest columns first (default: the processors this process may use). The files' bytes are the same with any number."
+                "Threads that encode and compress the columns of a batch at once, largest columns first (default: the processors this process may use, at most 8). The files' bytes are the same with any number."
             ),
             OptionSpec(
                 "max_file_age", .duration, default: "5m", example: "1m",

@@ -53,7 +53,7 @@ public struct FileSource: Source {
     public var storage = StorageConfig()
     /// Threads decoding CSV and NDJSON at once (pieces of one file, or several files); 1 reads
     /// on the pipeline's own task only. Output does not depend on it.
-    public var threads = ParallelLanes.available
+    public var threads = ParallelLanes.defaultThreads
 
     public var isContinuous: Bool { watch || tail }
 
@@ -105,7 +105,7 @@ public struct FileSource: Source {
                 "Rows per batch handed to the pipeline."),
             OptionSpec(
                 "threads", .integer(1...256), example: "2",
-                "CSV and NDJSON: threads that decode at once (default: the processors this process may use; under `taskset -c 0`, one). A large file is cut at record boundaries into pieces decoded side by side, and small files are read several at a time; rows, checkpoints and dead letters come out in the same order as with `1`. An NDJSON file whose keys change mid-file is read in order from the first change on."
+                "CSV and NDJSON: threads that decode at once (default: the processors this process may use, at most 8; under `taskset -c 0`, one). A large file is cut at record boundaries into pieces decoded side by side, and small files are read several at a time; rows and dead letters come out in the same order as with `1`, and every checkpoint resumes exactly. An NDJSON file whose keys change mid-file is read in order from the first change on."
             ),
             OptionSpec("watch", .boolean, default: "false", example: "true", "Keep running and pick up new files as they appear."),
             OptionSpec("poll_interval", .duration, default: "2s", example: "10s", "With `watch`: how often to look for new files."),

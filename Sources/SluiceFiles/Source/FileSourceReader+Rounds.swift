@@ -23,8 +23,8 @@ extension FileSourceReader {
         let file: OpenFile
         /// Index of the piece within its file's pieces of this round (0 uses the file's decoder).
         let index: Int
-        /// Bounds in `file.buffer`, and the decompressed offset of `start`.
-        let start: Int, end: Int, offset: Int
+        /// Bounds in `file.buffer`, and the decompressed offset and 1-based line of `start`.
+        let start: Int, end: Int, offset: Int, line: Int
         /// The last piece of the file (decoded with `isFinal`).
         let isFinal: Bool
         let decoder: any RecordDecoder
@@ -34,12 +34,13 @@ extension FileSourceReader {
         var schemaBefore = Schema([])
         var consumed = 0
 
-        init(file: OpenFile, index: Int, start: Int, end: Int, offset: Int, isFinal: Bool, decoder: any RecordDecoder) {
+        init(file: OpenFile, index: Int, start: Int, end: Int, offset: Int, line: Int, isFinal: Bool, decoder: any RecordDecoder) {
             self.file = file
             self.index = index
             self.start = start
             self.end = end
             self.offset = offset
+            self.line = line
             self.isFinal = isFinal
             self.decoder = decoder
         }
@@ -47,8 +48,7 @@ extension FileSourceReader {
         /// Decodes the piece to its end. Touches only the piece, its decoder and (reading) the buffer.
         func decode() {
             schemaBefore = decoder.schema
-            // Lines are counted from 1 at the piece's start and moved to the file's lines in order.
-            decoder.seek(offset: offset, line: 1)
+            decoder.seek(offset: offset, line: line)
             var pos = start
             while pos < end || outputs.isEmpty {
                 let input = UnsafeRawBufferPointer(rebasing: file.buffer[pos..<end])
@@ -113,23 +113,26 @@ extension FileSourceReader {
         let available = f.end - f.start
         let wanted = max(1, min(count, available / Self.minimumPieceBytes))
         var pos = f.start
+        var line = f.line
         var index = 0
         for k in 1...wanted where pos < f.end {
             let target = k == wanted ? f.end : f.start + available * k / wanted
-            if target == f.end && f.eof {
-                pieces.append(try piece(f, index: index, start: pos, end: f.end, isFinal: true))
+            if target == f.end && f.eof && f.deferredError == nil {
+                pieces.append(try piece(f, index: index, start: pos, end: f.end, line: line, isFinal: true))
                 return true
             }
             let end = pos + f.decoder.completeRecordsEnd(UnsafeRawBufferPointer(rebasing: f.buffer[pos..<target]))
             guard end > pos else { continue }
-            pieces.append(try piece(f, index: index, start: pos, end: end, isFinal: false))
+            pieces.append(try piece(f, index: index, start: pos, end: end, line: line, isFinal: false))
+            // Each piece starts at its real line, so rejects and schema notes name the file's lines.
+            line += Self.countLines(UnsafeRawBufferPointer(rebasing: f.buffer[pos..<end]))
             index += 1
             pos = end
         }
         return false
     }
 
-    private func piece(_ f: OpenFile, index: Int, start: Int, end: Int, isFinal: Bool) throws -> Piece {
+    private func piece(_ f: OpenFile, index: Int, start: Int, end: Int, line: Int, isFinal: Bool) throws -> Piece {
         let decoder: any RecordDecoder
         if index == 0 {
             decoder = f.decoder
@@ -141,7 +144,9 @@ extension FileSourceReader {
             }
             decoder = f.pieceDecoders[index - 1]
         }
-        return Piece(file: f, index: index, start: start, end: end, offset: f.offset + (start - f.start), isFinal: isFinal, decoder: decoder)
+        return Piece(
+            file: f, index: index, start: start, end: end, offset: f.offset + (start - f.start), line: line, isFinal: isFinal,
+            decoder: decoder)
     }
 
     /// Opens the next listed file when it can join the round (local CSV or NDJSON); nil otherwise.
@@ -151,8 +156,9 @@ extension FileSourceReader {
         do {
             guard let opened = try open(file) else { return nil }
             return opened
-        } catch let error as FileReadError where error.errno == nil {
-            // Dead-lettered on its own turn, after the files before it.
+        } catch {
+            // A file that cannot be opened fails (or is dead-lettered) on its own turn, after the
+            // rows of the files before it.
             queue.insert(file, at: 0)
             return nil
         }
@@ -161,34 +167,44 @@ extension FileSourceReader {
     /// Hands the pieces' batches on in order, up to the first piece that reading in order would
     /// not have decoded the same way.
     private func assemble(_ pieces: [Piece], files: [OpenFile]) {
-        /// Per file: the decoder of the last piece taken, and whether that piece ended on a record end.
-        var chain: [ObjectIdentifier: (decoder: any RecordDecoder, clean: Bool)] = [:]
+        /// Per file: the decoder of the last piece taken.
+        var chain: [ObjectIdentifier: any RecordDecoder] = [:]
         for (n, p) in pieces.enumerated() {
             let f = p.file
             let id = ObjectIdentifier(f)
-            if p.index > 0, let before = chain[id], !before.clean || before.decoder.schema != p.schemaBefore {
-                goInOrder(f, with: before.decoder)
-                current = f
-                // Files after this one in the round are opened again on their turn.
-                queue.insert(contentsOf: files.filter { g in g !== f && pieces[n...].contains { $0.file === g } }.map(\.file), at: 0)
+            if p.index > 0, let before = chain[id], before.schema != p.schemaBefore {
+                // The schema grew in the piece before: from here on the file is read in order.
+                stopRound(at: f, with: before, files: files, later: pieces[n...])
                 return
             }
             take(p)
-            chain[id] = (p.decoder, p.consumed == p.end - p.start && p.decoder.isBetweenRecords)
+            chain[id] = p.decoder
+            if p.consumed != p.end - p.start || !p.decoder.isBetweenRecords {
+                // The piece did not end on a record end (a record longer than the limit): the
+                // rest of the file is read in order, by the decoder that knows where it is.
+                stopRound(at: f, with: p.decoder, files: files, later: pieces[(n + 1)...])
+                return
+            }
         }
         for f in files {
-            guard let last = chain[ObjectIdentifier(f)] else { continue }
-            if !last.clean {
-                goInOrder(f, with: last.decoder)
-            } else if last.decoder !== f.decoder, let slot = f.pieceDecoders.firstIndex(where: { $0 === last.decoder }) {
-                // The next round starts with the decoder that read the last piece (an NDJSON schema
-                // may have grown in it); the file's former decoder takes its slot.
-                f.pieceDecoders[slot] = f.decoder
-                f.decoder = last.decoder
-            }
+            guard let last = chain[ObjectIdentifier(f)], last !== f.decoder,
+                let slot = f.pieceDecoders.firstIndex(where: { $0 === last })
+            else { continue }
+            // The next round starts with the decoder that read the last piece (an NDJSON schema
+            // may have grown in it); the file's former decoder takes its slot.
+            f.pieceDecoders[slot] = f.decoder
+            f.decoder = last
         }
         // The last file goes on in the next round, unless the round read it to its end.
         if let last = files.last, chain[ObjectIdentifier(last)] == nil || !(last.eof && last.start == last.end) { current = last }
+    }
+
+    /// Ends a round early at file `f`, which goes on in order with `decoder`; the files after it
+    /// whose pieces were not taken are opened again on their turn.
+    private func stopRound(at f: OpenFile, with decoder: any RecordDecoder, files: [OpenFile], later: ArraySlice<Piece>) {
+        goInOrder(f, with: decoder)
+        current = f
+        queue.insert(contentsOf: files.filter { g in g !== f && later.contains { $0.file === g } }.map(\.file), at: 0)
     }
 
     /// The file is read in order from its current position on, by `decoder`.
@@ -201,7 +217,6 @@ extension FileSourceReader {
     /// Turns a piece's outputs into batches, advancing its file as ``readBatch(_:)`` does.
     private func take(_ p: Piece) {
         let f = p.file
-        let firstLine = f.line
         for (output, lines) in p.outputs {
             f.start += output.consumed
             f.offset += output.consumed
@@ -214,7 +229,7 @@ extension FileSourceReader {
             let rejects = output.rejects.map { r in
                 DeadLetter(
                     stage: "decode", errorKind: r.kind, message: r.message,
-                    location: "\(f.file.path):\(firstLine + r.line - 1)", raw: r.raw)
+                    location: "\(f.file.path):\(r.line)", raw: r.raw)
             }
             context.reportProgress(SourceProgress(bytesDone: bytesDoneBefore + f.stream.fileBytesRead, bytesTotal: bytesTotal))
             if finished {

@@ -81,6 +81,7 @@ final class FileSourceReader: SourceReader {
 
         /// Reads more bytes after the unconsumed ones, growing the buffer for a very long record.
         func fill() throws {
+            if let deferredError { throw deferredError }
             if start > 0 {
                 if end > start { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: end - start) }
                 end -= start
@@ -93,11 +94,24 @@ final class FileSourceReader: SourceReader {
                 buffer = bigger
             }
             while end < buffer.count {
-                let n = try stream.read(into: buffer.baseAddress! + end, count: buffer.count - end)
+                let n: Int
+                do {
+                    n = try stream.read(into: buffer.baseAddress! + end, count: buffer.count - end)
+                } catch {
+                    // A stream that fails part-way (a truncated or corrupt gzip): the complete
+                    // records read before the failure are decoded first, and it is thrown by the
+                    // next fill, whichever way the file is read.
+                    guard end > start else { throw error }
+                    deferredError = error
+                    return
+                }
                 if n == 0 { eof = true; break }
                 end += n
             }
         }
+
+        /// A read failure held back until the bytes before it are decoded.
+        var deferredError: (any Error)?
     }
 
     func next() async throws -> SourceBatch? {
@@ -169,7 +183,8 @@ final class FileSourceReader: SourceReader {
 
     /// Decodes the next chunk of the open file; nil after the file's final batch was returned.
     func readBatch(_ f: OpenFile) throws -> SourceBatch? {
-        if f.start == f.end || !f.eof && (f.end - f.start) < Self.chunkSize / 2 {
+        // After a held-back read failure, the bytes before it are decoded before it is thrown.
+        if f.start == f.end || f.deferredError == nil && !f.eof && (f.end - f.start) < f.buffer.count / 2 {
             if !f.eof { try f.fill() }
         }
         let input = UnsafeRawBufferPointer(rebasing: f.buffer[f.start..<f.end])
@@ -225,13 +240,20 @@ final class FileSourceReader: SourceReader {
         return read
     }
 
+    /// The LFs in `bytes`, counted eight bytes at a time.
     static func countLines(_ bytes: UnsafeRawBufferPointer) -> Int {
-        guard var p = bytes.baseAddress else { return 0 }
-        let end = p + bytes.count
-        var n = 0
-        while p < end, let hit = memchr(p, 0x0A, end - p) {
-            n += 1
-            p = UnsafeRawPointer(hit) + 1
+        guard let base = bytes.baseAddress else { return 0 }
+        let low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F, lf: UInt64 = 0x0A0A_0A0A_0A0A_0A0A
+        var n = 0, i = 0
+        while i + 8 <= bytes.count {
+            let t = base.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ lf
+            // The high bit of each zero byte of t (exact: no borrow between bytes).
+            n += (~(((t & low) &+ low) | t) & ~low).nonzeroBitCount
+            i += 8
+        }
+        while i < bytes.count {
+            if bytes[i] == 0x0A { n += 1 }
+            i += 1
         }
         return n
     }
@@ -278,13 +300,14 @@ final class FileSourceReader: SourceReader {
     }
 
     /// A file's read buffer: a chunk per lane, or less for a small file (so a round reading many
-    /// small files holds little); it grows for a record longer than it.
+    /// small files holds little), never less than twice the schema sample; it grows for a record
+    /// longer than it.
     static func bufferSize(for file: ListedFile, lanes: Int) -> Int {
         let full = chunkSize * max(1, min(lanes, 16))
-        guard file.size < full else { return full }
-        var size = 1 << 16
-        while size <= file.size { size <<= 1 }
-        return size
+        // At least twice the schema sample: a small compressed file holds more than its size.
+        var size = 2 * sampleSize
+        while size <= file.size && size < full { size <<= 1 }
+        return min(size, full)
     }
 
     func makeDecoder(_ path: String) throws -> any RecordDecoder {

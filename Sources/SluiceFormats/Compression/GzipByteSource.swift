@@ -8,6 +8,9 @@ public final class GzipByteSource: ByteSource {
     var input: UnsafeMutableRawBufferPointer
     var ended = false
     var inputEOF = false
+    /// Corruption found after some bytes were produced: those are returned first, so what is read
+    /// before the error does not depend on the size of the reads.
+    var pendingError: FileReadError?
 
     public var fileBytesRead: Int { inner.fileBytesRead }
 
@@ -23,6 +26,7 @@ public final class GzipByteSource: ByteSource {
     }
 
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        if let pendingError { throw pendingError }
         guard !ended else { return 0 }
         stream.next_out = buffer.assumingMemoryBound(to: Bytef.self)
         stream.avail_out = UInt32(min(count, Int(UInt32.max)))
@@ -49,7 +53,10 @@ public final class GzipByteSource: ByteSource {
                 inflateReset(&stream)
             } else if rc != Z_OK && rc != Z_BUF_ERROR {
                 let detail = stream.msg.map { String(cString: $0) } ?? "code \(rc)"
-                throw FileReadError(path: "gzip stream", message: "corrupt gzip data: \(detail)")
+                let error = FileReadError(path: "gzip stream", message: "corrupt gzip data: \(detail)")
+                guard count - Int(stream.avail_out) > 0 else { throw error }
+                pendingError = error
+                break
             }
         }
         let produced = count - Int(stream.avail_out)

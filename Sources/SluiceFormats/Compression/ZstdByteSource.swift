@@ -21,7 +21,12 @@ public final class ZstdByteSource: ByteSource {
         input = .allocate(byteCount: ZSTD_DStreamInSize(), alignment: 16)
     }
 
+    /// Corruption found after some bytes were produced: those are returned first, so what is read
+    /// before the error does not depend on the size of the reads.
+    var pendingError: FileReadError?
+
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        if let pendingError { throw pendingError }
         var out = ZSTD_outBuffer(dst: buffer, size: count, pos: 0)
         while out.pos < out.size {
             if inBuffer.pos == inBuffer.size {
@@ -32,7 +37,10 @@ public final class ZstdByteSource: ByteSource {
             }
             let rc = ZSTD_decompressStream(context, &out, &inBuffer)
             if ZSTD_isError(rc) != 0 {
-                throw FileReadError(path: "zstd stream", message: "corrupt zstd data: \(String(cString: ZSTD_getErrorName(rc)))")
+                let error = FileReadError(path: "zstd stream", message: "corrupt zstd data: \(String(cString: ZSTD_getErrorName(rc)))")
+                guard out.pos > 0 else { throw error }
+                pendingError = error
+                break
             }
             midFrame = rc != 0
         }

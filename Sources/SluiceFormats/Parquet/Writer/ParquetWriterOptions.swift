@@ -44,8 +44,8 @@ public struct ParquetWriterOptions: Sendable {
     /// Extra key-value metadata stored in the footer (the key `sluice.schema` is reserved).
     public var keyValueMetadata: [String: String] = [:]
     /// Threads that encode and compress the columns of a batch at once (1: the calling thread
-    /// only). The file's bytes do not depend on it. Default: the processors this process may use.
-    public var threads = ParallelLanes.available
+    /// only). The file's bytes do not depend on it. Default: the processors this process may use, at most 8.
+    public var threads = ParallelLanes.defaultThreads
     /// The footer's `created_by`.
     public var createdBy = "sluice version \(SluiceVersion.current)"
 
