@@ -122,7 +122,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceMySQL",
-            dependencies: ["SluiceCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SluiceCore", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(

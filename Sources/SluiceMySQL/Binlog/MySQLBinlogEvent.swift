@@ -1,0 +1,194 @@
+import CZlib
+
+/// The 19-byte header every binlog event (format v4) starts with.
+public struct MySQLBinlogEventHeader: Equatable, Sendable {
+    public static let size = 19
+    public var timestamp: UInt32
+    public var type: UInt8
+    public var serverID: UInt32
+    /// The whole event's size: header, body and checksum.
+    public var eventSize: UInt32
+    /// The position of the next event in the binlog file.
+    public var nextPosition: UInt32
+    public var flags: UInt16
+
+    public init(parsing bytes: [UInt8]) throws {
+        var r = MySQLByteReader(bytes)
+        timestamp = try r.uint32("event timestamp")
+        type = try r.uint8("event type")
+        serverID = try r.uint32("server id")
+        eventSize = try r.uint32("event size")
+        nextPosition = try r.uint32("next position")
+        flags = try r.uint16("event flags")
+    }
+}
+
+/// Event type codes (MySQL's `Log_event_type`, MariaDB's additions from 160).
+public enum MySQLBinlogEventType {
+    public static let query: UInt8 = 2
+    public static let stop: UInt8 = 3
+    public static let rotate: UInt8 = 4
+    public static let formatDescription: UInt8 = 15
+    public static let xid: UInt8 = 16
+    public static let tableMap: UInt8 = 19
+    public static let writeRowsV1: UInt8 = 23
+    public static let updateRowsV1: UInt8 = 24
+    public static let deleteRowsV1: UInt8 = 25
+    public static let heartbeat: UInt8 = 27
+    public static let writeRowsV2: UInt8 = 30
+    public static let updateRowsV2: UInt8 = 31
+    public static let deleteRowsV2: UInt8 = 32
+    public static let mysqlGTID: UInt8 = 33
+    public static let mysqlAnonymousGTID: UInt8 = 34
+    public static let mysqlPreviousGTIDs: UInt8 = 35
+    public static let mariaDBAnnotateRows: UInt8 = 160
+    public static let mariaDBBinlogCheckpoint: UInt8 = 161
+    public static let mariaDBGTID: UInt8 = 162
+    public static let mariaDBGTIDList: UInt8 = 163
+}
+
+/// How the events of one binlog are laid out, from its format description event: the length of
+/// each type's fixed post-header and whether events end with a CRC32 checksum.
+public struct MySQLBinlogFormat: Equatable, Sendable {
+    public var binlogVersion: UInt16
+    public var serverVersion: String
+    public var postHeaderLengths: [UInt8]
+    public var checksummed: Bool
+
+    /// Before any format description is read (the event that carries it is parsed with this).
+    public static let initial = MySQLBinlogFormat(binlogVersion: 4, serverVersion: "", postHeaderLengths: [], checksummed: false)
+
+    public init(binlogVersion: UInt16, serverVersion: String, postHeaderLengths: [UInt8], checksummed: Bool) {
+        self.binlogVersion = binlogVersion
+        self.serverVersion = serverVersion
+        self.postHeaderLengths = postHeaderLengths
+        self.checksummed = checksummed
+    }
+
+    /// The post-header length of `type` (0 when the format does not list it).
+    public func postHeaderLength(_ type: UInt8) -> Int {
+        let i = Int(type) - 1
+        return i >= 0 && i < postHeaderLengths.count ? Int(postHeaderLengths[i]) : 0
+    }
+}
+
+/// One binlog event, decoded as far as change data capture needs.
+public enum MySQLBinlogEvent: Equatable, Sendable {
+    case formatDescription(MySQLBinlogFormat)
+    case rotate(nextFile: String, position: UInt64)
+    /// A statement: DDL, or `BEGIN` of a transaction that row events follow.
+    case query(database: String, sql: String, errorCode: UInt16)
+    /// A transaction's commit.
+    case xid(UInt64)
+    case tableMap(MySQLTableMap)
+    case rows(MySQLRowsEvent)
+    /// MariaDB: a transaction's GTID (`domain-server-sequence`); `standalone` for DDL without XID.
+    case mariaDBGTID(domain: UInt32, sequence: UInt64, standalone: Bool)
+    /// MySQL: a transaction's GTID (`uuid:number`).
+    case mysqlGTID(uuid: [UInt8], number: UInt64)
+    case heartbeat
+    /// A type Sluice does not need (annotations, checkpoints, GTID lists…).
+    case other(type: UInt8)
+}
+
+/// Splits binlog events and decodes them, keeping the format and the table maps the row events
+/// refer to.
+public struct MySQLBinlogDecoder {
+    public private(set) var format = MySQLBinlogFormat.initial
+    /// Table maps by table id, as the latest `TABLE_MAP` events announced them.
+    public private(set) var tables: [UInt64: MySQLTableMap] = [:]
+
+    public init() {}
+
+    /// Decodes one whole event (header, body and checksum, as a binlog file or a dump packet
+    /// after its leading 0x00 holds it).
+    public mutating func decode(_ event: [UInt8]) throws -> (header: MySQLBinlogEventHeader, event: MySQLBinlogEvent) {
+        let header = try MySQLBinlogEventHeader(parsing: event)
+        guard Int(header.eventSize) == event.count else {
+            throw MySQLProtocolError("an event of \(event.count) bytes says it has \(header.eventSize)", at: 9)
+        }
+        var end = event.count
+        // The format description says whether events carry a checksum, and has one itself when they do.
+        let checksummed = header.type == MySQLBinlogEventType.formatDescription ? Self.descriptionHasChecksum(event) : format.checksummed
+        if checksummed {
+            end -= 4
+            guard end >= MySQLBinlogEventHeader.size else { throw MySQLProtocolError("an event too short for its checksum", at: 0) }
+            let stored = UInt32(event[end]) | UInt32(event[end + 1]) << 8 | UInt32(event[end + 2]) << 16 | UInt32(event[end + 3]) << 24
+            var summed = event
+            // The server sets "binlog in use" (flag 0x1) on an open file's format description
+            // after computing its checksum, and clears it when the file is closed.
+            if header.type == MySQLBinlogEventType.formatDescription { summed[17] &= ~0x01 }
+            let computed = summed.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt(end))) }
+            guard stored == computed else {
+                throw MySQLProtocolError(
+                    "event checksum mismatch (stored \(stored), computed \(computed)) at binlog position \(header.nextPosition - header.eventSize)", at: end)
+            }
+        }
+        let body = Array(event[MySQLBinlogEventHeader.size..<end])
+        let decoded = try decodeBody(header.type, body, checksummed: checksummed)
+        return (header, decoded)
+    }
+
+    /// Whether a format description event ends with a checksum: its checksum algorithm byte,
+    /// right before the 4-byte CRC32 it announces, is 1 (CRC32). With the algorithm 0 (none) the
+    /// event ends with that byte.
+    static func descriptionHasChecksum(_ event: [UInt8]) -> Bool {
+        // Header 19 + binlog version 2 + server version 50 + timestamp 4 + header length 1 = 76,
+        // then the post-header lengths, the algorithm byte and the checksum.
+        guard event.count >= 76 + 5 else { return false }
+        return event[event.count - 5] == 1
+    }
+
+    private mutating func decodeBody(_ type: UInt8, _ body: [UInt8], checksummed: Bool) throws -> MySQLBinlogEvent {
+        var r = MySQLByteReader(body)
+        switch type {
+        case MySQLBinlogEventType.formatDescription:
+            let version = try r.uint16("binlog version")
+            let serverVersion = String(decoding: try r.bytes(50, "server version").prefix { $0 != 0 }, as: UTF8.self)
+            try r.skip(4, "create timestamp")
+            let headerLength = try r.uint8("header length")
+            guard headerLength == 19 else { throw MySQLProtocolError("an event header of \(headerLength) bytes; only 19 is supported", at: r.offset - 1) }
+            var lengths = r.rest()
+            // The checksum algorithm byte follows the lengths (servers from MySQL 5.6.1 and
+            // MariaDB 5.3 on, the only ones supported); the checksum itself was cut already.
+            if !lengths.isEmpty { lengths.removeLast() }
+            format = MySQLBinlogFormat(binlogVersion: version, serverVersion: serverVersion, postHeaderLengths: lengths, checksummed: checksummed)
+            return .formatDescription(format)
+        case MySQLBinlogEventType.rotate:
+            let position = try r.integer(8, "rotate position")
+            return .rotate(nextFile: String(decoding: r.rest(), as: UTF8.self), position: position)
+        case MySQLBinlogEventType.query:
+            try r.skip(8, "thread id and execution time")
+            let databaseLength = Int(try r.uint8("database name length"))
+            let errorCode = try r.uint16("error code")
+            let statusLength = Int(try r.uint16("status variables length"))
+            try r.skip(format.postHeaderLength(type) - 13, "query post-header")
+            try r.skip(statusLength, "status variables")
+            let database = String(decoding: try r.bytes(databaseLength, "database name"), as: UTF8.self)
+            try r.skip(1, "database name terminator")
+            return .query(database: database, sql: String(decoding: r.rest(), as: UTF8.self), errorCode: errorCode)
+        case MySQLBinlogEventType.xid:
+            return .xid(try r.integer(8, "xid"))
+        case MySQLBinlogEventType.tableMap:
+            let map = try MySQLTableMap(parsing: body, postHeaderLength: format.postHeaderLength(type))
+            tables[map.tableID] = map
+            return .tableMap(map)
+        case MySQLBinlogEventType.writeRowsV1, MySQLBinlogEventType.updateRowsV1, MySQLBinlogEventType.deleteRowsV1,
+            MySQLBinlogEventType.writeRowsV2, MySQLBinlogEventType.updateRowsV2, MySQLBinlogEventType.deleteRowsV2:
+            return .rows(try MySQLRowsEvent(parsing: body, type: type, postHeaderLength: format.postHeaderLength(type), tables: tables))
+        case MySQLBinlogEventType.mariaDBGTID:
+            let sequence = try r.integer(8, "GTID sequence number")
+            let domain = try r.uint32("GTID domain")
+            let flags = try r.uint8("GTID flags")
+            return .mariaDBGTID(domain: domain, sequence: sequence, standalone: flags & 1 != 0)
+        case MySQLBinlogEventType.mysqlGTID:
+            try r.skip(1, "GTID flags")
+            let uuid = try r.bytes(16, "GTID source id")
+            return .mysqlGTID(uuid: uuid, number: try r.integer(8, "GTID number"))
+        case MySQLBinlogEventType.heartbeat:
+            return .heartbeat
+        default:
+            return .other(type: type)
+        }
+    }
+}

@@ -1,0 +1,184 @@
+/// A column value from a row event, exactly as the binlog holds it. Integers come without their
+/// signedness (the binlog does not say): ``integer(_:width:)`` keeps the raw bits and the byte
+/// width, and ``unsigned`` reads them as unsigned when the schema says so.
+public enum MySQLValue: Equatable, Sendable {
+    case null
+    /// A signed reading of a `width`-byte integer.
+    case integer(Int64, width: Int)
+    case float(Float)
+    case double(Double)
+    /// DECIMAL as exact text (`-1234567890.12`).
+    case decimal(String)
+    /// CHAR, VARCHAR, TEXT, BLOB, JSON (MariaDB), GEOMETRY (WKB with a 4-byte SRID prefix): the
+    /// bytes; the charset comes from the schema.
+    case bytes([UInt8])
+    /// DATE.
+    case date(year: Int, month: Int, day: Int)
+    /// DATETIME(fsp): local time as written.
+    case datetime(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, microsecond: Int)
+    /// TIMESTAMP(fsp): seconds since the epoch, UTC.
+    case timestamp(seconds: Int64, microsecond: Int)
+    /// TIME(fsp): a signed duration (−838:59:59 to 838:59:59).
+    case time(negative: Bool, hours: Int, minutes: Int, seconds: Int, microsecond: Int)
+    case year(Int)
+    /// ENUM: the 1-based index of the member (0 for the empty error value).
+    case enumIndex(Int)
+    /// SET: a bitmask of members.
+    case setBits(UInt64)
+    /// BIT(n): the bits, big-endian, in `(n + 7) / 8` bytes.
+    case bits([UInt8])
+    /// MySQL 8 JSON in its binary form.
+    case binaryJSON([UInt8])
+
+    /// An integer read as unsigned (for UNSIGNED columns).
+    public var unsigned: UInt64? {
+        guard case let .integer(v, width) = self else { return nil }
+        return width == 8 ? UInt64(bitPattern: v) : UInt64(bitPattern: v) & ((1 << UInt64(width * 8)) - 1)
+    }
+
+    static func bigEndian(_ bytes: [UInt8]) -> UInt64 { bytes.reduce(0) { $0 << 8 | UInt64($1) } }
+
+    static func signed(_ raw: UInt64, width: Int) -> Int64 {
+        let shift = UInt64(64 - width * 8)
+        return Int64(bitPattern: raw << shift) >> Int64(shift)
+    }
+
+    /// Reads one value of a column of `type` with table-map `metadata`.
+    static func decode(_ r: inout MySQLByteReader, type: UInt8, metadata: UInt16, column: Int) throws -> MySQLValue {
+        let what = "column \(column + 1)"
+        switch type {
+        case MySQLColumnType.tiny: return .integer(signed(try r.integer(1, what), width: 1), width: 1)
+        case MySQLColumnType.short: return .integer(signed(try r.integer(2, what), width: 2), width: 2)
+        case MySQLColumnType.int24: return .integer(signed(try r.integer(3, what), width: 3), width: 3)
+        case MySQLColumnType.long: return .integer(signed(try r.integer(4, what), width: 4), width: 4)
+        case MySQLColumnType.longlong: return .integer(Int64(bitPattern: try r.integer(8, what)), width: 8)
+        case MySQLColumnType.float: return .float(Float(bitPattern: UInt32(try r.integer(4, what))))
+        case MySQLColumnType.double: return .double(Double(bitPattern: try r.integer(8, what)))
+        case MySQLColumnType.year:
+            let y = Int(try r.uint8(what))
+            return .year(y == 0 ? 0 : 1900 + y)
+        case MySQLColumnType.date:
+            let v = Int(try r.integer(3, what))
+            return .date(year: v >> 9, month: (v >> 5) & 15, day: v & 31)
+        case MySQLColumnType.newDecimal:
+            return .decimal(try decimal(&r, precision: Int(metadata >> 8), scale: Int(metadata & 0xFF), what))
+        case MySQLColumnType.varchar, MySQLColumnType.varString:
+            let length = Int(try r.integer(metadata < 256 ? 1 : 2, what))
+            return .bytes(try r.bytes(length, what))
+        case MySQLColumnType.blob, MySQLColumnType.geometry:
+            let length = Int(try r.integer(max(1, min(4, Int(metadata))), what))
+            return .bytes(try r.bytes(length, what))
+        case MySQLColumnType.json:
+            let length = Int(try r.integer(max(1, min(4, Int(metadata))), what))
+            return .binaryJSON(try r.bytes(length, what))
+        case MySQLColumnType.string, MySQLColumnType.enumeration, MySQLColumnType.set:
+            // The first metadata byte is the real type, the second the length; lengths over 255
+            // borrow two bits of the first (MySQL's "0x30" trick).
+            var real = UInt8(metadata >> 8), length = Int(metadata & 0xFF)
+            if real & 0x30 != 0x30 {
+                length |= Int((real & 0x30) ^ 0x30) << 4
+                real |= 0x30
+            }
+            switch real {
+            case MySQLColumnType.enumeration: return .enumIndex(Int(try r.integer(max(1, length), what)))
+            case MySQLColumnType.set: return .setBits(try r.integer(max(1, min(8, length)), what))
+            default:
+                let size = Int(try r.integer(length > 255 ? 2 : 1, what))
+                return .bytes(try r.bytes(size, what))
+            }
+        case MySQLColumnType.bit:
+            let bits = Int(metadata & 0xFF), bytes = Int(metadata >> 8)
+            return .bits(try r.bytes(bytes + (bits > 0 ? 1 : 0), what))
+        case MySQLColumnType.datetime2:
+            let packed = bigEndian(try r.bytes(5, what)) &- 0x80_0000_0000
+            let micro = try fraction(&r, fsp: Int(metadata), what)
+            let ymd = packed >> 17, hms = packed & 0x1FFFF
+            let ym = ymd >> 5
+            return .datetime(
+                year: Int(ym / 13), month: Int(ym % 13), day: Int(ymd & 31), hour: Int(hms >> 12), minute: Int((hms >> 6) & 63),
+                second: Int(hms & 63), microsecond: micro)
+        case MySQLColumnType.timestamp2:
+            let seconds = Int64(bigEndian(try r.bytes(4, what)))
+            return .timestamp(seconds: seconds, microsecond: try fraction(&r, fsp: Int(metadata), what))
+        case MySQLColumnType.time2:
+            return try time2(&r, fsp: Int(metadata), what)
+        default:
+            throw MySQLProtocolError("\(what) has column type \(type), which Sluice cannot decode yet", at: r.offset)
+        }
+    }
+
+    /// The fractional seconds of DATETIME2 and TIMESTAMP2: (fsp + 1) / 2 big-endian bytes.
+    static func fraction(_ r: inout MySQLByteReader, fsp: Int, _ what: String) throws -> Int {
+        switch fsp {
+        case 1, 2: return Int(try r.uint8(what)) * 10_000
+        case 3, 4: return Int(bigEndian(try r.bytes(2, what))) * 100
+        case 5, 6: return Int(bigEndian(try r.bytes(3, what)))
+        default: return 0
+        }
+    }
+
+    /// TIME2: 3 big-endian bytes offset by 0x800000 (sign, 10 bits hours, 6 minutes, 6 seconds)
+    /// and the fraction, which for negative times borrows from the seconds.
+    static func time2(_ r: inout MySQLByteReader, fsp: Int, _ what: String) throws -> MySQLValue {
+        var packed: Int64
+        switch fsp {
+        case 1, 2, 3, 4:
+            var whole = Int64(bigEndian(try r.bytes(3, what))) - 0x80_0000
+            let size = fsp <= 2 ? 1 : 2
+            var frac = Int64(bigEndian(try r.bytes(size, what)))
+            if whole < 0 && frac != 0 {
+                whole += 1
+                frac -= size == 1 ? 0x100 : 0x1_0000
+            }
+            packed = whole << 24 + frac * (size == 1 ? 10_000 : 100)
+        case 5, 6:
+            packed = Int64(bigEndian(try r.bytes(6, what))) - 0x8000_0000_0000
+        default:
+            packed = (Int64(bigEndian(try r.bytes(3, what))) - 0x80_0000) << 24
+        }
+        let negative = packed < 0
+        let magnitude = negative ? -packed : packed
+        let whole = magnitude >> 24
+        return .time(
+            negative: negative, hours: Int((whole >> 12) & 0x3FF), minutes: Int((whole >> 6) & 63), seconds: Int(whole & 63),
+            microsecond: Int(magnitude & 0xFF_FFFF))
+    }
+
+    /// DECIMAL's binary form: integer and fraction digits in groups of nine per 4 bytes (fewer
+    /// bytes for a partial group), big-endian, the first bit flipped, every byte inverted when
+    /// negative.
+    public static func decimal(_ r: inout MySQLByteReader, precision: Int, scale: Int, _ what: String = "DECIMAL") throws -> String {
+        let sizes = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
+        let integerDigits = precision - scale
+        let size = (integerDigits / 9) * 4 + sizes[integerDigits % 9] + (scale / 9) * 4 + sizes[scale % 9]
+        var bytes = try r.bytes(size, what)
+        guard !bytes.isEmpty else { return "0" }
+        let negative = bytes[0] & 0x80 == 0
+        bytes[0] ^= 0x80
+        if negative { bytes = bytes.map { ~$0 } }
+        var pos = 0
+        func take(_ n: Int) -> UInt64 {
+            defer { pos += n }
+            return bigEndian(Array(bytes[pos..<(pos + n)]))
+        }
+        var integer = ""
+        if integerDigits % 9 > 0 { integer += String(take(sizes[integerDigits % 9])) }
+        for _ in 0..<(integerDigits / 9) {
+            let group = String(take(4))
+            integer += integer.isEmpty ? group : String(repeating: "0", count: 9 - group.count) + group
+        }
+        integer = String(integer.drop { $0 == "0" })
+        if integer.isEmpty { integer = "0" }
+        var fraction = ""
+        for _ in 0..<(scale / 9) {
+            let group = String(take(4))
+            fraction += String(repeating: "0", count: 9 - group.count) + group
+        }
+        if scale % 9 > 0 {
+            let group = String(take(sizes[scale % 9]))
+            fraction += String(repeating: "0", count: scale % 9 - group.count) + group
+        }
+        let text = fraction.isEmpty ? integer : integer + "." + fraction
+        return negative ? "-" + text : text
+    }
+}

@@ -1,0 +1,102 @@
+import SluiceMySQL
+import Testing
+
+/// Binlog events decoded from a real MariaDB binlog (``BinlogFixture``); the expected values are
+/// the ones `mariadb-binlog -vv` prints for the same file.
+@Suite struct MySQLBinlogTests {
+    /// 'héllo' in the table's charset, latin1 (this server's default): bytes, not text, until
+    /// the schema says which charset they are in.
+    static let latin1Hello: [UInt8] = [0x68, 0xE9, 0x6C, 0x6C, 0x6F]
+
+    /// Every event of the fixture, in order.
+    static func events() throws -> [(header: MySQLBinlogEventHeader, event: MySQLBinlogEvent)] {
+        let file = BinlogFixture.mariaDB1011
+        #expect(Array(file.prefix(4)) == [0xFE, 0x62, 0x69, 0x6E], "the binlog magic")
+        var decoder = MySQLBinlogDecoder()
+        var out: [(MySQLBinlogEventHeader, MySQLBinlogEvent)] = []
+        var pos = 4
+        while pos < file.count {
+            let header = try MySQLBinlogEventHeader(parsing: Array(file[pos..<(pos + 19)]))
+            let end = pos + Int(header.eventSize)
+            out.append(try decoder.decode(Array(file[pos..<end])))
+            #expect(Int(header.nextPosition) == end)
+            pos = end
+        }
+        return out
+    }
+
+    @Test func theEventsOfATransactionComeInOrder() throws {
+        let events = try Self.events()
+        guard case let .formatDescription(format) = events[0].event else {
+            Issue.record("the first event is \(events[0].event)")
+            return
+        }
+        #expect(format.checksummed)
+        #expect(format.serverVersion == "10.11.19-MariaDB-0+deb12u1-log")
+        let gtids = events.compactMap { if case let .mariaDBGTID(domain, sequence, standalone) = $0.event { (domain, sequence, standalone) } else { nil } }
+        #expect(gtids.map(\.1) == [6, 7, 8, 9, 10])
+        #expect(gtids.map(\.2) == [true, true, false, false, false], "DDL is standalone; row transactions end in an XID")
+        let queries = events.compactMap { if case let .query(database, sql, _) = $0.event { (database, sql) } else { nil } }
+        #expect(queries.contains { $0.0 == "shop" && $0.1.hasPrefix("CREATE TABLE t (id INT PRIMARY KEY") })
+        let xids = events.compactMap { if case let .xid(x) = $0.event { x } else { nil } }
+        #expect(xids.count == 3)
+        let kinds = events.compactMap { if case let .rows(r) = $0.event { r.kind } else { nil } }
+        #expect(kinds == [.insert, .insert, .update, .delete])
+    }
+
+    @Test func everyColumnTypeDecodesAsTheServerRendersIt() throws {
+        let rows = try Self.events().compactMap { if case let .rows(r) = $0.event { r } else { nil } }
+        let map = try #require(
+            try Self.events().compactMap { if case let .tableMap(m) = $0.event { m } else { nil } }.first)
+        #expect(map.database == "shop" && map.table == "t")
+        #expect(map.columnTypes.count == 19)
+        #expect(map.nullable == [false] + Array(repeating: true, count: 18))
+        let first = try #require(rows.first?.rows.first?.after)
+        let expected: [MySQLValue?] = [
+            .integer(1, width: 4), .integer(-1, width: 8), .integer(-128, width: 1), .integer(-32768, width: 2),
+            .integer(-8_388_608, width: 3), .decimal("-1234567890.12"), .double(1.5), .float(0.25), .bytes(Self.latin1Hello),
+            .bytes(Array("a body".utf8)), .bytes([0x00, 0xFF, 0x10]), .date(year: 2026, month: 12, day: 7),
+            .datetime(year: 2026, month: 12, day: 7, hour: 8, minute: 9, second: 10, microsecond: 123_456),
+            .timestamp(seconds: 1_796_630_950, microsecond: 125_000),
+            .time(negative: true, hours: 838, minutes: 59, seconds: 58, microsecond: 990_000), .year(2026), .enumIndex(2),
+            .setBits(0b101), .bits([0x02, 0x01]),
+        ]
+        for (c, (got, want)) in zip(first, expected).enumerated() {
+            #expect(got == want, "column \(c + 1)")
+        }
+        #expect(first[1]?.unsigned == 18_446_744_073_709_551_615)
+        // The second insert: only the key, every other column NULL.
+        let second = try #require(rows[1].rows.first?.after)
+        #expect(second[0] == .integer(2, width: 4))
+        #expect(second.dropFirst().allSatisfy { $0 == .null })
+        // The update carries both images (binlog_row_image=FULL); the delete the old row.
+        let update = try #require(rows[2].rows.first)
+        #expect(update.before?[8] == .bytes(Self.latin1Hello))
+        #expect(update.after?[8] == .bytes(Array("changed".utf8)))
+        #expect(update.after?[5] == .decimal("0.05"))
+        #expect(rows[3].rows.first?.before?[0] == .integer(2, width: 4))
+        #expect(rows[3].rows.first?.after == nil)
+    }
+
+    @Test func aDamagedEventIsRefusedByItsChecksum() throws {
+        var file = BinlogFixture.mariaDB1011
+        var decoder = MySQLBinlogDecoder()
+        let fdeSize = Int(file[4 + 9]) | Int(file[4 + 10]) << 8
+        _ = try decoder.decode(Array(file[4..<(4 + fdeSize)]))
+        let next = 4 + fdeSize
+        let size = Int(file[next + 9]) | Int(file[next + 10]) << 8
+        file[next + 20] ^= 0x01
+        #expect(throws: MySQLProtocolError.self) { try decoder.decode(Array(file[next..<(next + size)])) }
+    }
+
+    @Test func decimalsOfEveryShapeAreExact() throws {
+        // Bytes as MySQL's decimal2bin writes them (computed by hand from its layout).
+        // DECIMAL(12,2) 0.05: integer part 10 digits = 1 digit (1 byte) + 9 digits (4 bytes), fraction 1 byte.
+        var r = MySQLByteReader([0x80, 0, 0, 0, 0, 0x05])
+        #expect(try MySQLValue.decimal(&r, precision: 12, scale: 2) == "0.05")
+        // DECIMAL(20,10) -1.5: 10 integer digits (1 + 4 bytes), 10 fraction digits (4 + 1 bytes), inverted.
+        let positive: [UInt8] = [0x80, 0, 0, 0, 0x01, 0x1D, 0xCD, 0x65, 0x00, 0x00]
+        var negative = MySQLByteReader(positive.map { ~$0 })
+        #expect(try MySQLValue.decimal(&negative, precision: 20, scale: 10) == "-1.5000000000")
+    }
+}
