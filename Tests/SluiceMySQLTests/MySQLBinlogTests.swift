@@ -99,4 +99,57 @@ import Testing
         var negative = MySQLByteReader(positive.map { ~$0 })
         #expect(try MySQLValue.decimal(&negative, precision: 20, scale: 10) == "-1.5000000000")
     }
+
+    /// Hostile or damaged bytes are refused with an error, never a crash or a loop.
+    @Test func damagedValuesAndEventsAreRefused() throws {
+        func refuses(_ bytes: [UInt8], type: UInt8, metadata: UInt16, _ comment: Comment) {
+            var r = MySQLByteReader(bytes)
+            #expect(throws: MySQLProtocolError.self, comment) { try MySQLValue.decode(&r, type: type, metadata: metadata, column: 0) }
+        }
+        refuses([1, 2, 3, 4, 5], type: MySQLColumnType.string, metadata: 0xF705, "an ENUM of 5 bytes")
+        refuses([1, 2, 3, 4, 5], type: MySQLColumnType.string, metadata: 0xF805, "a SET of 5 bytes")
+        refuses(Array(repeating: 0x80, count: 40), type: MySQLColumnType.newDecimal, metadata: 5 << 8 | 10, "DECIMAL(5,10)")
+        refuses([0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0], type: MySQLColumnType.newDecimal, metadata: 12 << 8 | 2, "a group of 9 digits holding 4294967295")
+        refuses([1, 0, 0, 0, 0, 0, 0], type: MySQLColumnType.blob, metadata: 7, "a BLOB length of 7 bytes")
+        refuses([0x80, 0, 0, 0, 0, 0, 0, 0], type: MySQLColumnType.datetime2, metadata: 9, "9 fractional digits")
+        refuses([0x12], type: 242, metadata: 0, "an unknown type")
+        // Negative zero (all bits of -0.00) reads as 0.00.
+        var zero = MySQLByteReader([0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(try MySQLValue.decimal(&zero, precision: 12, scale: 2) == "0.00")
+
+        // An event whose checksum fails and whose position fields are nonsense still only throws.
+        var decoder = MySQLBinlogDecoder(checksummed: true)
+        var fake: [UInt8] = [0, 0, 0, 0, MySQLBinlogEventType.rotate, 1, 0, 0, 0, 31, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        fake += [4, 0, 0, 0, 0, 0, 0, 0, 0xDE, 0xAD, 0xBE, 0xEF]
+        #expect(throws: MySQLProtocolError.self) { try decoder.decode(fake) }
+        // Event types whose changes would be lost if skipped are refused.
+        var plain = MySQLBinlogDecoder()
+        let payload: [UInt8] = [0, 0, 0, 0, MySQLBinlogEventType.transactionPayload, 1, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        #expect(throws: MySQLProtocolError.self) { try plain.decode(payload) }
+    }
+
+    @Test func theDumpsFirstRotateIsReadWithItsChecksum() throws {
+        // A dump from a CRC32 server starts with a rotate carrying a checksum, before any
+        // format description: the file name must not swallow the checksum.
+        let body: [UInt8] = [4, 0, 0, 0, 0, 0, 0, 0] + Array("binlog.000003".utf8)
+        var event: [UInt8] = [0, 0, 0, 0, MySQLBinlogEventType.rotate, 1, 0, 0, 0]
+        let size = 19 + body.count + 4
+        event += [UInt8(size), 0, 0, 0, 0, 0, 0, 0, 0x20, 0]
+        event += body
+        let crc = crc32Bytes(event)
+        event += crc
+        var decoder = MySQLBinlogDecoder(checksummed: true)
+        #expect(try decoder.decode(event).event == .rotate(nextFile: "binlog.000003", position: 4))
+    }
+
+    /// zlib's CRC32 (the binlog's), computed here bit by bit.
+    func crc32Bytes(_ bytes: [UInt8]) -> [UInt8] {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            crc ^= UInt32(b)
+            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        crc ^= 0xFFFF_FFFF
+        return [UInt8(crc & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8((crc >> 16) & 0xFF), UInt8(crc >> 24)]
+    }
 }

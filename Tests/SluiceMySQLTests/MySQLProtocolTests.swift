@@ -82,6 +82,10 @@ import Testing
         let ssl = response.sslRequest()
         #expect(ssl.count == 32)
         #expect(ssl[1] & 0x08 == 0x08, "CLIENT_SSL is bit 11")
+        // MySQL takes the flags from the SSLRequest only: over TLS the response must carry the same.
+        var overTLS = response
+        overTLS.capabilities.insert(.ssl)
+        #expect(Array(try overTLS.encoded().prefix(4)) == Array(ssl.prefix(4)))
     }
 
     @Test func largePayloadsAreSplitAndJoined() throws {

@@ -41,6 +41,10 @@ public enum MySQLBinlogEventType {
     public static let mysqlGTID: UInt8 = 33
     public static let mysqlAnonymousGTID: UInt8 = 34
     public static let mysqlPreviousGTIDs: UInt8 = 35
+    public static let partialUpdateRows: UInt8 = 39
+    public static let transactionPayload: UInt8 = 40
+    public static let heartbeatV2: UInt8 = 41
+    public static let mysqlTaggedGTID: UInt8 = 42
     public static let mariaDBAnnotateRows: UInt8 = 160
     public static let mariaDBBinlogCheckpoint: UInt8 = 161
     public static let mariaDBGTID: UInt8 = 162
@@ -95,10 +99,16 @@ public enum MySQLBinlogEvent: Equatable, Sendable {
 /// refer to.
 public struct MySQLBinlogDecoder {
     public private(set) var format = MySQLBinlogFormat.initial
-    /// Table maps by table id, as the latest `TABLE_MAP` events announced them.
+    /// Table maps by table id, as the `TABLE_MAP` events of the current statement announced them
+    /// (each statement's row events follow their own table maps).
     public private(set) var tables: [UInt64: MySQLTableMap] = [:]
 
-    public init() {}
+    /// - Parameter checksummed: whether events carry a CRC32 before the format description says
+    ///   so: true for a dump from a server with `binlog_checksum=CRC32` once the client has set
+    ///   `@master_binlog_checksum`, whose first event (a rotate) comes before the description.
+    public init(checksummed: Bool = false) {
+        format.checksummed = checksummed
+    }
 
     /// Decodes one whole event (header, body and checksum, as a binlog file or a dump packet
     /// after its leading 0x00 holds it).
@@ -120,8 +130,8 @@ public struct MySQLBinlogDecoder {
             if header.type == MySQLBinlogEventType.formatDescription { summed[17] &= ~0x01 }
             let computed = summed.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt(end))) }
             guard stored == computed else {
-                throw MySQLProtocolError(
-                    "event checksum mismatch (stored \(stored), computed \(computed)) at binlog position \(header.nextPosition - header.eventSize)", at: end)
+                let position = Int64(header.nextPosition) - Int64(header.eventSize)
+                throw MySQLProtocolError("event checksum mismatch (stored \(stored), computed \(computed)) at binlog position \(position)", at: end)
             }
         }
         let body = Array(event[MySQLBinlogEventHeader.size..<end])
@@ -130,8 +140,7 @@ public struct MySQLBinlogDecoder {
     }
 
     /// Whether a format description event ends with a checksum: its checksum algorithm byte,
-    /// right before the 4-byte CRC32 it announces, is 1 (CRC32). With the algorithm 0 (none) the
-    /// event ends with that byte.
+    /// right before the 4-byte checksum field (present whatever the algorithm), is 1 (CRC32).
     static func descriptionHasChecksum(_ event: [UInt8]) -> Bool {
         // Header 19 + binlog version 2 + server version 50 + timestamp 4 + header length 1 = 76,
         // then the post-header lengths, the algorithm byte and the checksum.
@@ -149,12 +158,14 @@ public struct MySQLBinlogDecoder {
             let headerLength = try r.uint8("header length")
             guard headerLength == 19 else { throw MySQLProtocolError("an event header of \(headerLength) bytes; only 19 is supported", at: r.offset - 1) }
             var lengths = r.rest()
-            // The checksum algorithm byte follows the lengths (servers from MySQL 5.6.1 and
-            // MariaDB 5.3 on, the only ones supported); the checksum itself was cut already.
-            if !lengths.isEmpty { lengths.removeLast() }
+            // The checksum algorithm byte and a 4-byte checksum field follow the lengths (servers
+            // from MySQL 5.6.1 and MariaDB 5.3 on, the only ones supported); a CRC32 was cut already.
+            lengths.removeLast(min(lengths.count, checksummed ? 1 : 5))
+            tables = [:]
             format = MySQLBinlogFormat(binlogVersion: version, serverVersion: serverVersion, postHeaderLengths: lengths, checksummed: checksummed)
             return .formatDescription(format)
         case MySQLBinlogEventType.rotate:
+            tables = [:]
             let position = try r.integer(8, "rotate position")
             return .rotate(nextFile: String(decoding: r.rest(), as: UTF8.self), position: position)
         case MySQLBinlogEventType.query:
@@ -175,7 +186,9 @@ public struct MySQLBinlogDecoder {
             return .tableMap(map)
         case MySQLBinlogEventType.writeRowsV1, MySQLBinlogEventType.updateRowsV1, MySQLBinlogEventType.deleteRowsV1,
             MySQLBinlogEventType.writeRowsV2, MySQLBinlogEventType.updateRowsV2, MySQLBinlogEventType.deleteRowsV2:
-            return .rows(try MySQLRowsEvent(parsing: body, type: type, postHeaderLength: format.postHeaderLength(type), tables: tables))
+            let rows = try MySQLRowsEvent(parsing: body, type: type, postHeaderLength: format.postHeaderLength(type), tables: tables)
+            if rows.endsStatement { tables = [:] }
+            return .rows(rows)
         case MySQLBinlogEventType.mariaDBGTID:
             let sequence = try r.integer(8, "GTID sequence number")
             let domain = try r.uint32("GTID domain")
@@ -185,8 +198,14 @@ public struct MySQLBinlogDecoder {
             try r.skip(1, "GTID flags")
             let uuid = try r.bytes(16, "GTID source id")
             return .mysqlGTID(uuid: uuid, number: try r.integer(8, "GTID number"))
-        case MySQLBinlogEventType.heartbeat:
+        case MySQLBinlogEventType.heartbeat, MySQLBinlogEventType.heartbeatV2:
             return .heartbeat
+        case MySQLBinlogEventType.partialUpdateRows, MySQLBinlogEventType.transactionPayload, MySQLBinlogEventType.mysqlTaggedGTID,
+            165...171:
+            // Changes inside these would be lost if they were skipped.
+            throw MySQLProtocolError(
+                "binlog event type \(type) (compressed or partial row events, or tagged GTIDs) is not supported yet; turn off binlog_transaction_compression, binlog_row_value_options=PARTIAL_JSON or log_bin_compress",
+                at: 4)
         default:
             return .other(type: type)
         }

@@ -37,12 +37,15 @@ public struct MySQLRowsEvent: Equatable, Sendable {
         }
         database = map.database
         table = map.table
-        guard let count = try r.lengthEncodedInteger("column count"), Int(count) == map.columnTypes.count else {
+        guard let count = try r.lengthEncodedInteger("column count"), count == UInt64(map.columnTypes.count), count > 0 else {
             throw MySQLProtocolError("a row event whose column count differs from its table map's (\(map.columnTypes.count))", at: r.offset)
         }
         let width = (Int(count) + 7) / 8
         let present = Self.bits(try r.bytes(width, "columns bitmap"), Int(count))
         let presentAfter = kind == .update ? Self.bits(try r.bytes(width, "columns bitmap (after image)"), Int(count)) : present
+        guard present.contains(true), presentAfter.contains(true) else {
+            throw MySQLProtocolError("a row event whose images hold no column", at: r.offset)
+        }
         rows = []
         while !r.isAtEnd {
             switch kind {

@@ -28,12 +28,14 @@ public enum MySQLColumnType {
     public static let string: UInt8 = 254
     public static let geometry: UInt8 = 255
 
-    /// Bytes of table-map metadata a column of `type` has.
-    static func metadataLength(_ type: UInt8) -> Int {
+    /// Bytes of table-map metadata a column of `type` has; nil for a type Sluice does not know
+    /// (reading on would shift every later column's metadata).
+    static func metadataLength(_ type: UInt8) -> Int? {
         switch type {
         case varchar, varString, string, newDecimal, bit, enumeration, set: 2
         case float, double, blob, geometry, json, timestamp2, datetime2, time2: 1
-        default: 0
+        case decimal, tiny, short, long, null, timestamp, longlong, int24, date, time, datetime, year: 0
+        default: nil
         }
     }
 }
@@ -65,21 +67,27 @@ public struct MySQLTableMap: Equatable, Sendable {
             throw MySQLProtocolError("a table map without a valid column count", at: r.offset)
         }
         columnTypes = try r.bytes(Int(count), "column types")
-        guard let metadataLength = try r.lengthEncodedInteger("metadata length") else {
-            throw MySQLProtocolError("a table map without metadata length", at: r.offset)
+        guard let metadataLength = try r.lengthEncodedInteger("metadata length"), metadataLength <= UInt64(r.remaining) else {
+            throw MySQLProtocolError("a table map whose metadata length is missing or past its end", at: r.offset)
         }
         var m = MySQLByteReader(try r.bytes(Int(metadataLength), "column metadata"))
         columnMetadata = []
-        for type in columnTypes {
-            switch MySQLColumnType.metadataLength(type) {
+        for (c, type) in columnTypes.enumerated() {
+            guard let length = MySQLColumnType.metadataLength(type) else {
+                throw MySQLProtocolError("column \(c + 1) of \(database).\(table) has type \(type), which Sluice cannot decode yet", at: r.offset)
+            }
+            switch length {
             case 1: columnMetadata.append(UInt16(try m.uint8("column metadata")))
             case 2:
                 let first = UInt16(try m.uint8("column metadata")), second = UInt16(try m.uint8("column metadata"))
                 // VARCHAR and BIT store theirs little-endian; the others (real type, length;
-                // precision, scale) big-endian.
+                // precision, scale) big-endian, VAR_STRING like STRING.
                 columnMetadata.append(type == MySQLColumnType.varchar || type == MySQLColumnType.bit ? first | second << 8 : first << 8 | second)
             default: columnMetadata.append(0)
             }
+        }
+        guard m.isAtEnd else {
+            throw MySQLProtocolError("\(m.remaining) bytes of column metadata left over: the column types and metadata disagree", at: r.offset)
         }
         let nulls = try r.bytes((Int(count) + 7) / 8, "null bitmap")
         nullable = (0..<Int(count)).map { nulls[$0 / 8] & (1 << ($0 % 8)) != 0 }

@@ -32,7 +32,7 @@ public enum MySQLValue: Equatable, Sendable {
 
     /// An integer read as unsigned (for UNSIGNED columns).
     public var unsigned: UInt64? {
-        guard case let .integer(v, width) = self else { return nil }
+        guard case let .integer(v, width) = self, (1...8).contains(width) else { return nil }
         return width == 8 ? UInt64(bitPattern: v) : UInt64(bitPattern: v) & ((1 << UInt64(width * 8)) - 1)
     }
 
@@ -44,7 +44,7 @@ public enum MySQLValue: Equatable, Sendable {
     }
 
     /// Reads one value of a column of `type` with table-map `metadata`.
-    static func decode(_ r: inout MySQLByteReader, type: UInt8, metadata: UInt16, column: Int) throws -> MySQLValue {
+    public static func decode(_ r: inout MySQLByteReader, type: UInt8, metadata: UInt16, column: Int) throws -> MySQLValue {
         let what = "column \(column + 1)"
         switch type {
         case MySQLColumnType.tiny: return .integer(signed(try r.integer(1, what), width: 1), width: 1)
@@ -62,16 +62,15 @@ public enum MySQLValue: Equatable, Sendable {
             return .date(year: v >> 9, month: (v >> 5) & 15, day: v & 31)
         case MySQLColumnType.newDecimal:
             return .decimal(try decimal(&r, precision: Int(metadata >> 8), scale: Int(metadata & 0xFF), what))
-        case MySQLColumnType.varchar, MySQLColumnType.varString:
+        case MySQLColumnType.varchar:
             let length = Int(try r.integer(metadata < 256 ? 1 : 2, what))
             return .bytes(try r.bytes(length, what))
-        case MySQLColumnType.blob, MySQLColumnType.geometry:
-            let length = Int(try r.integer(max(1, min(4, Int(metadata))), what))
-            return .bytes(try r.bytes(length, what))
-        case MySQLColumnType.json:
-            let length = Int(try r.integer(max(1, min(4, Int(metadata))), what))
-            return .binaryJSON(try r.bytes(length, what))
-        case MySQLColumnType.string, MySQLColumnType.enumeration, MySQLColumnType.set:
+        case MySQLColumnType.blob, MySQLColumnType.geometry, MySQLColumnType.json:
+            guard (1...4).contains(metadata) else { throw MySQLProtocolError("\(what): a length of \(metadata) bytes (1 to 4 are possible)", at: r.offset) }
+            let length = Int(try r.integer(Int(metadata), what))
+            let bytes = try r.bytes(length, what)
+            return type == MySQLColumnType.json ? .binaryJSON(bytes) : .bytes(bytes)
+        case MySQLColumnType.string, MySQLColumnType.varString, MySQLColumnType.enumeration, MySQLColumnType.set:
             // The first metadata byte is the real type, the second the length; lengths over 255
             // borrow two bits of the first (MySQL's "0x30" trick).
             var real = UInt8(metadata >> 8), length = Int(metadata & 0xFF)
@@ -80,8 +79,12 @@ public enum MySQLValue: Equatable, Sendable {
                 real |= 0x30
             }
             switch real {
-            case MySQLColumnType.enumeration: return .enumIndex(Int(try r.integer(max(1, length), what)))
-            case MySQLColumnType.set: return .setBits(try r.integer(max(1, min(8, length)), what))
+            case MySQLColumnType.enumeration:
+                guard length == 1 || length == 2 else { throw MySQLProtocolError("\(what): an ENUM of \(length) bytes", at: r.offset) }
+                return .enumIndex(Int(try r.integer(length, what)))
+            case MySQLColumnType.set:
+                guard [1, 2, 3, 4, 8].contains(length) else { throw MySQLProtocolError("\(what): a SET of \(length) bytes", at: r.offset) }
+                return .setBits(try r.integer(length, what))
             default:
                 let size = Int(try r.integer(length > 255 ? 2 : 1, what))
                 return .bytes(try r.bytes(size, what))
@@ -89,9 +92,20 @@ public enum MySQLValue: Equatable, Sendable {
         case MySQLColumnType.bit:
             let bits = Int(metadata & 0xFF), bytes = Int(metadata >> 8)
             return .bits(try r.bytes(bytes + (bits > 0 ? 1 : 0), what))
+        case MySQLColumnType.datetime2, MySQLColumnType.timestamp2, MySQLColumnType.time2:
+            guard metadata <= 6 else { throw MySQLProtocolError("\(what): \(metadata) fractional digits (0 to 6 are possible)", at: r.offset) }
+            return try temporal(&r, type: type, fsp: Int(metadata), what)
+        default:
+            throw MySQLProtocolError("\(what) has column type \(type), which Sluice cannot decode yet", at: r.offset)
+        }
+    }
+
+    /// DATETIME2, TIMESTAMP2 and TIME2 with `fsp` (0 to 6) fractional digits.
+    static func temporal(_ r: inout MySQLByteReader, type: UInt8, fsp: Int, _ what: String) throws -> MySQLValue {
+        switch type {
         case MySQLColumnType.datetime2:
             let packed = bigEndian(try r.bytes(5, what)) &- 0x80_0000_0000
-            let micro = try fraction(&r, fsp: Int(metadata), what)
+            let micro = try fraction(&r, fsp: fsp, what)
             let ymd = packed >> 17, hms = packed & 0x1FFFF
             let ym = ymd >> 5
             return .datetime(
@@ -99,11 +113,9 @@ public enum MySQLValue: Equatable, Sendable {
                 second: Int(hms & 63), microsecond: micro)
         case MySQLColumnType.timestamp2:
             let seconds = Int64(bigEndian(try r.bytes(4, what)))
-            return .timestamp(seconds: seconds, microsecond: try fraction(&r, fsp: Int(metadata), what))
-        case MySQLColumnType.time2:
-            return try time2(&r, fsp: Int(metadata), what)
+            return .timestamp(seconds: seconds, microsecond: try fraction(&r, fsp: fsp, what))
         default:
-            throw MySQLProtocolError("\(what) has column type \(type), which Sluice cannot decode yet", at: r.offset)
+            return try time2(&r, fsp: fsp, what)
         }
     }
 
@@ -148,6 +160,9 @@ public enum MySQLValue: Equatable, Sendable {
     /// bytes for a partial group), big-endian, the first bit flipped, every byte inverted when
     /// negative.
     public static func decimal(_ r: inout MySQLByteReader, precision: Int, scale: Int, _ what: String = "DECIMAL") throws -> String {
+        guard (1...65).contains(precision), (0...30).contains(scale), scale <= precision else {
+            throw MySQLProtocolError("\(what): DECIMAL(\(precision),\(scale)) is not a possible type", at: r.offset)
+        }
         let sizes = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
         let integerDigits = precision - scale
         let size = (integerDigits / 9) * 4 + sizes[integerDigits % 9] + (scale / 9) * 4 + sizes[scale % 9]
@@ -157,28 +172,29 @@ public enum MySQLValue: Equatable, Sendable {
         bytes[0] ^= 0x80
         if negative { bytes = bytes.map { ~$0 } }
         var pos = 0
-        func take(_ n: Int) -> UInt64 {
+        let start = r.offset - size
+        /// The next group of `digits` (1 to 9) digits, as text padded to that many.
+        func take(_ digits: Int) throws -> String {
+            let n = sizes[digits]
             defer { pos += n }
-            return bigEndian(Array(bytes[pos..<(pos + n)]))
+            let value = bigEndian(Array(bytes[pos..<(pos + n)]))
+            let text = String(value)
+            guard text.count <= digits else {
+                throw MySQLProtocolError("\(what): a DECIMAL group of \(digits) digits holds \(value)", at: start + pos)
+            }
+            return String(repeating: "0", count: digits - text.count) + text
         }
         var integer = ""
-        if integerDigits % 9 > 0 { integer += String(take(sizes[integerDigits % 9])) }
-        for _ in 0..<(integerDigits / 9) {
-            let group = String(take(4))
-            integer += integer.isEmpty ? group : String(repeating: "0", count: 9 - group.count) + group
-        }
+        if integerDigits % 9 > 0 { integer += try take(integerDigits % 9) }
+        for _ in 0..<(integerDigits / 9) { integer += try take(9) }
         integer = String(integer.drop { $0 == "0" })
         if integer.isEmpty { integer = "0" }
         var fraction = ""
-        for _ in 0..<(scale / 9) {
-            let group = String(take(4))
-            fraction += String(repeating: "0", count: 9 - group.count) + group
-        }
-        if scale % 9 > 0 {
-            let group = String(take(sizes[scale % 9]))
-            fraction += String(repeating: "0", count: scale % 9 - group.count) + group
-        }
+        for _ in 0..<(scale / 9) { fraction += try take(9) }
+        if scale % 9 > 0 { fraction += try take(scale % 9) }
         let text = fraction.isEmpty ? integer : integer + "." + fraction
-        return negative ? "-" + text : text
+        // No negative zero (a server never writes one; damaged bytes could).
+        let isZero = !text.contains { $0 != "0" && $0 != "." }
+        return negative && !isZero ? "-" + text : text
     }
 }

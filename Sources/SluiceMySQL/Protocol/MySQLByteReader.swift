@@ -7,7 +7,7 @@ public struct MySQLByteReader {
 
     public init(_ bytes: [UInt8], offset: Int = 0) {
         self.bytes = bytes
-        self.offset = offset
+        self.offset = min(max(offset, 0), bytes.count)
     }
 
     public var remaining: Int { bytes.count - offset }
@@ -21,7 +21,7 @@ public struct MySQLByteReader {
 
     /// `int<n>`: an unsigned little-endian integer of 1 to 8 bytes.
     public mutating func integer(_ width: Int, _ what: String = "integer") throws -> UInt64 {
-        precondition((1...8).contains(width))
+        guard (1...8).contains(width) else { throw MySQLProtocolError("\(what) of \(width) bytes (1 to 8 are possible)", at: offset) }
         try need(width, what)
         var value: UInt64 = 0
         for i in 0..<width { value |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }

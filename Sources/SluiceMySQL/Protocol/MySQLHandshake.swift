@@ -103,13 +103,21 @@ public struct MySQLHandshakeResponse: Sendable {
         return w
     }
 
-    /// The `SSLRequest` payload: sent before the TLS handshake, then this response follows over TLS.
-    public func sslRequest() -> [UInt8] { head(capabilities.union(.ssl)).bytes }
-
-    public func encoded() throws -> [UInt8] {
+    /// The flags both packets carry: MySQL reads them from the `SSLRequest` only, so the
+    /// response sent over TLS must not add any.
+    public var flags: MySQLCapabilities {
         var flags = capabilities
         if database != nil { flags.insert(.connectWithDatabase) }
         if !attributes.isEmpty { flags.insert(.connectAttributes) }
+        return flags
+    }
+
+    /// The `SSLRequest` payload: sent before the TLS handshake, then this response follows over TLS
+    /// (``capabilities`` must then hold `.ssl`).
+    public func sslRequest() -> [UInt8] { head(flags.union(.ssl)).bytes }
+
+    public func encoded() throws -> [UInt8] {
+        let flags = self.flags
         var w = head(flags)
         w.nulTerminated(Array(user.utf8))
         if flags.contains(.pluginAuthLengthEncodedData) {
