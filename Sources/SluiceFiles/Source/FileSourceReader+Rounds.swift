@@ -214,35 +214,8 @@ extension FileSourceReader {
         f.decoder.seek(offset: f.offset, line: f.line)
     }
 
-    /// Turns a piece's outputs into batches, advancing its file as ``readBatch(_:)`` does.
+    /// Turns a piece's outputs into batches, advancing its file as reading in order does.
     private func take(_ p: Piece) {
-        let f = p.file
-        for (output, lines) in p.outputs {
-            f.start += output.consumed
-            f.offset += output.consumed
-            f.line += lines
-            let finished = f.eof && f.start == f.end
-            let position = FilePosition(
-                offset: f.offset, line: f.line, done: finished,
-                size: f.file.size, modified: f.file.modified, etag: f.file.etag)
-            positions[f.file.path] = position
-            let rejects = output.rejects.map { r in
-                DeadLetter(
-                    stage: "decode", errorKind: r.kind, message: r.message,
-                    location: "\(f.file.path):\(r.line)", raw: r.raw)
-            }
-            context.reportProgress(SourceProgress(bytesDone: bytesDoneBefore + f.stream.fileBytesRead, bytesTotal: bytesTotal))
-            if finished {
-                bytesDoneBefore += f.file.size
-                if current === f { current = nil }
-                context.logger.info("file read", metadata: ["file": "\(f.file.path)", "lines": "\(f.line - 1)"])
-            }
-            var batch = SourceBatch(
-                records: output.batch, rejects: rejects,
-                position: SourcePosition(partition: f.file.path, value: position.encoded()),
-                inputBytes: output.consumed)
-            batch.originTime = f.file.modifiedDate
-            ready.append(batch)
-        }
+        for (output, lines) in p.outputs { ready.append(advance(p.file, by: output, lines: lines)) }
     }
 }

@@ -196,11 +196,18 @@ final class FileSourceReader: SourceReader {
             if output.consumed == 0 && !f.eof { return try readBatch(f) }
         }
         let lines = Self.countLines(UnsafeRawBufferPointer(rebasing: f.buffer[f.start..<(f.start + output.consumed)]))
+        let finished = f.eof && f.start + output.consumed == f.end
+        if !finished && output.consumed == 0 { return nil }
+        return advance(f, by: output, lines: lines)
+    }
+
+    /// Moves `f` past the bytes `output` consumed (holding `lines` LFs) and makes their batch:
+    /// the file's new position, the rows' dead letters, progress, and the file's end when reached.
+    func advance(_ f: OpenFile, by output: DecodeOutput, lines: Int) -> SourceBatch {
         f.start += output.consumed
         f.offset += output.consumed
         f.line += lines
         let finished = f.eof && f.start == f.end
-        if !finished && output.consumed == 0 { return nil }
         let position = FilePosition(
             offset: f.offset, line: f.line, done: finished,
             size: f.file.size, modified: f.file.modified, etag: f.file.etag)
@@ -208,11 +215,10 @@ final class FileSourceReader: SourceReader {
         let rejects = output.rejects.map { r in
             DeadLetter(stage: "decode", errorKind: r.kind, message: r.message, location: "\(f.file.path):\(r.line)", raw: r.raw)
         }
-        let done = bytesDoneBefore + f.stream.fileBytesRead
-        context.reportProgress(SourceProgress(bytesDone: done, bytesTotal: bytesTotal))
+        context.reportProgress(SourceProgress(bytesDone: bytesDoneBefore + f.stream.fileBytesRead, bytesTotal: bytesTotal))
         if finished {
             bytesDoneBefore += f.file.size
-            current = nil
+            if current === f { current = nil }
             context.logger.info("file read", metadata: ["file": "\(f.file.path)", "lines": "\(f.line - 1)"])
         }
         var batch = SourceBatch(
