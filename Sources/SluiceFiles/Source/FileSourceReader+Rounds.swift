@@ -108,7 +108,8 @@ extension FileSourceReader {
     /// Cuts the buffered input of `f` into at most `count` pieces at record ends; true when the
     /// file's last piece is among them.
     private func cut(_ f: OpenFile, into pieces: inout [Piece], upTo count: Int) throws -> Bool {
-        if !f.eof && (f.end - f.start) < f.buffer.count / 2 { try f.fill() }
+        // After a held-back read failure, the records before it are cut first (as in order).
+        if f.deferredError == nil && !f.eof && (f.end - f.start) < f.buffer.count / 2 { try f.fill() }
         guard f.parallel, f.decoder.isBetweenRecords else { return false }
         let available = f.end - f.start
         let wanted = max(1, min(count, available / Self.minimumPieceBytes))
