@@ -31,6 +31,21 @@ import SluiceTesting
         }
     }
 
+    /// The output holds each id of `0..<total` once: none missing, none twice, none foreign.
+    static func expectEveryIDOnce(_ ids: [Int], total: Int) {
+        #expect(ids.count == total, "output has \(ids.count) rows, expected \(total)")
+        var seen = [Bool](repeating: false, count: total)
+        var duplicates = 0, outOfRange = 0
+        for id in ids {
+            guard id >= 0 && id < total else { outOfRange += 1; continue }
+            if seen[id] { duplicates += 1 }
+            seen[id] = true
+        }
+        #expect(duplicates == 0)
+        #expect(outOfRange == 0)
+        #expect(seen.allSatisfy { $0 }, "missing \(seen.filter { !$0 }.count) rows")
+    }
+
     @Test func killNineAtRandomMomentsLosesAndDuplicatesNothing() async throws {
         let dir = try makeWorkDirectory("crash")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -53,18 +68,7 @@ import SluiceTesting
         let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let ids = Self.ids(try outputLines("\(dir)/out"))
-        #expect(ids.count == Self.rows, "output has \(ids.count) rows, expected \(Self.rows)")
-        var seen = [Bool](repeating: false, count: Self.rows)
-        var duplicates = 0, outOfRange = 0
-        for id in ids {
-            guard id >= 0 && id < Self.rows else { outOfRange += 1; continue }
-            if seen[id] { duplicates += 1 }
-            seen[id] = true
-        }
-        #expect(duplicates == 0)
-        #expect(outOfRange == 0)
-        #expect(seen.allSatisfy { $0 }, "missing \(seen.filter { !$0 }.count) rows")
+        Self.expectEveryIDOnce(Self.ids(try outputLines("\(dir)/out")), total: Self.rows)
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/out").filter { $0.hasSuffix(".tmp") }
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
     }
@@ -104,18 +108,7 @@ import SluiceTesting
         let final = try SluiceProcess.run(["run", "p.yaml", "--no-progress"], in: dir)
         #expect(final.status == 0, "\(final.stderr)")
 
-        let ids = Self.ids(try outputLines("\(dir)/out"))
-        var seen = [Bool](repeating: false, count: total)
-        var duplicates = 0, outOfRange = 0
-        for id in ids {
-            guard id >= 0 && id < total else { outOfRange += 1; continue }
-            if seen[id] { duplicates += 1 }
-            seen[id] = true
-        }
-        #expect(ids.count == total, "output has \(ids.count) rows, expected \(total)")
-        #expect(duplicates == 0)
-        #expect(outOfRange == 0)
-        #expect(seen.allSatisfy { $0 }, "missing \(seen.filter { !$0 }.count) rows")
+        Self.expectEveryIDOnce(Self.ids(try outputLines("\(dir)/out")), total: total)
         // The quoted line breaks came through as data, not as rows.
         let notes = try outputLines("\(dir)/out").filter { $0.contains(#""note":"two\nlines, \"quoted\"""#) }.count
         #expect(notes == quoted)

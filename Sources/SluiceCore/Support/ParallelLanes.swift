@@ -14,12 +14,12 @@ import Synchronization
 /// every item is done. Each lane has an index in `0..<lanes`, so a caller can give every lane its
 /// own scratch (a compressor, buffers) that no other lane touches.
 public enum ParallelLanes {
-    /// The number of lanes worth using here: the processors this process may run on (its CPU
-    /// affinity, so a run pinned with `taskset -c 0` gets one).
     /// Threads a component uses unless told otherwise: ``available``, at most 8 (each one holds
     /// buffers; past eight the memory buys little here).
     public static var defaultThreads: Int { min(available, 8) }
 
+    /// The processors this process may run on: its CPU affinity, so a run pinned with
+    /// `taskset -c 0` gets one.
     public static var available: Int {
         #if os(Linux)
             // Foundation's count ignores the affinity mask; the mask is what the process may use.
