@@ -122,7 +122,11 @@ let package = Package(
         ),
         .target(
             name: "SluiceMySQL",
-            dependencies: ["SluiceCore", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "SluiceCore", "CZlib", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -153,3 +153,47 @@ import Testing
         return [UInt8(crc & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8((crc >> 16) & 0xFF), UInt8(crc >> 24)]
     }
 }
+
+extension MySQLBinlogTests {
+    /// A TABLE_MAP event MariaDB 10.11 wrote with `binlog_row_metadata=FULL` for
+    /// `CREATE TABLE t (id INT UNSIGNED PRIMARY KEY, a TINYINT, b BIGINT UNSIGNED, c VARCHAR(10)
+    /// CHARACTER SET latin1, d TEXT, e ENUM('x','y'), f SET('p','q','r'), g DECIMAL(10,2), h
+    /// DOUBLE, j BLOB, k JSON, l GEOMETRY, m CHAR(3) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
+    /// n FLOAT UNSIGNED)` (database default latin1); `mariadb-binlog --print-table-metadata`
+    /// prints the same names, signedness, charsets, values and key.
+    @Test func fullTableMetadataNamesColumnsCharsetsValuesAndTheKey() throws {
+        let hex =
+            "7e81166b13010000009400000031070000000012000000000001000b736c756963655f74657374000174000e0301080ffcfefef605fcfcfffe04100a0002f701f8010a0208020404fe0c04fe3f0101a4030608083f2e3f2e070100041d02696401610162016301640165016601670168016a016b016c016d016e0a0108050703017001710172060502017801790801003fa64cdc"
+        var bytes: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex {
+            let j = hex.index(i, offsetBy: 2)
+            bytes.append(UInt8(hex[i..<j], radix: 16)!)
+            i = j
+        }
+        let body = Array(bytes[19..<(bytes.count - 4)])
+        let map = try MySQLTableMap(parsing: body, postHeaderLength: 8, mariaDB: true)
+        #expect(map.database == "sluice_test" && map.table == "t")
+        let m = map.optional
+        #expect(m.columnNames == ["id", "a", "b", "c", "d", "e", "f", "g", "h", "j", "k", "l", "m", "n"])
+        // Numeric columns id, a, b, g, h, n: unsigned id, b, n.
+        #expect(m.unsignedNumerics == [true, false, true, false, false, true])
+        // Character columns c, d, j (binary), k (JSON is LONGTEXT utf8mb4_bin), l (GEOMETRY, on MariaDB), m.
+        #expect(m.characterCollations == [8, 8, 63, 46, 63, 46])
+        #expect(map.characterIndexes(mariaDB: true) == [nil, nil, nil, 0, 1, nil, nil, nil, nil, 2, 3, 4, 5, nil])
+        #expect(m.enumSetCollations == [8, 8])
+        #expect(m.enumValues == [[Array("x".utf8), Array("y".utf8)]])
+        #expect(m.setValues == [[Array("p".utf8), Array("q".utf8), Array("r".utf8)]])
+        #expect(m.primaryKey == [0])
+        #expect(map.realType(5) == MySQLColumnType.enumeration && map.realType(6) == MySQLColumnType.set)
+        // A field cut short is refused; damaged bytes anywhere in the metadata never crash.
+        #expect(throws: MySQLProtocolError.self) { try MySQLTableMap(parsing: Array(body.dropLast()), postHeaderLength: 8, mariaDB: true) }
+        for at in (body.count - 70)..<body.count {
+            for value: UInt8 in [0x00, 0x01, 0x7F, 0xFB, 0xFC, 0xFF] {
+                var damaged = body
+                damaged[at] = value
+                _ = try? MySQLTableMap(parsing: damaged, postHeaderLength: 8, mariaDB: true)
+            }
+        }
+    }
+}

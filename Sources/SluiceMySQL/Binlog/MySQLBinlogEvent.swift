@@ -181,7 +181,7 @@ public struct MySQLBinlogDecoder {
         case MySQLBinlogEventType.xid:
             return .xid(try r.integer(8, "xid"))
         case MySQLBinlogEventType.tableMap:
-            let map = try MySQLTableMap(parsing: body, postHeaderLength: format.postHeaderLength(type))
+            let map = try MySQLTableMap(parsing: body, postHeaderLength: format.postHeaderLength(type), mariaDB: format.serverVersion.contains("MariaDB"))
             tables[map.tableID] = map
             return .tableMap(map)
         case MySQLBinlogEventType.writeRowsV1, MySQLBinlogEventType.updateRowsV1, MySQLBinlogEventType.deleteRowsV1,

@@ -41,8 +41,10 @@ public enum MySQLColumnType {
 }
 
 /// A `TABLE_MAP` event: the table and the column types (with their metadata) of the row events
-/// that follow under its table id. Column names are not in it (MySQL 8 can add them as optional
-/// metadata; Sluice takes names from its schema history).
+/// that follow under its table id. With `binlog_row_metadata=FULL` (MySQL 8.0.1+, MariaDB
+/// 10.5+) it also names the columns, their signedness, character sets, ENUM/SET values and the
+/// primary key (``optional``): rows are then decoded with the columns they were written with,
+/// whatever DDL came later.
 public struct MySQLTableMap: Equatable, Sendable {
     public var tableID: UInt64
     public var database: String
@@ -52,8 +54,10 @@ public struct MySQLTableMap: Equatable, Sendable {
     /// ``MySQLColumnValueDecoder``), 0 for types without.
     public var columnMetadata: [UInt16]
     public var nullable: [Bool]
+    /// The optional metadata (empty when the server logs none).
+    public var optional = MySQLTableMetadata()
 
-    public init(parsing body: [UInt8], postHeaderLength: Int) throws {
+    public init(parsing body: [UInt8], postHeaderLength: Int, mariaDB: Bool = false) throws {
         var r = MySQLByteReader(body)
         tableID = try r.integer(postHeaderLength == 6 ? 4 : 6, "table id")
         try r.skip(2, "table map flags")
@@ -91,5 +95,26 @@ public struct MySQLTableMap: Equatable, Sendable {
         }
         let nulls = try r.bytes((Int(count) + 7) / 8, "null bitmap")
         nullable = (0..<Int(count)).map { nulls[$0 / 8] & (1 << ($0 % 8)) != 0 }
+        optional = try MySQLTableMetadata(parsing: r.rest(), map: self, mariaDB: mariaDB)
+    }
+
+    /// The index among the character columns of each column that has a charset (nil for the
+    /// others), in the optional metadata's counting.
+    public func characterIndexes(mariaDB: Bool) -> [Int?] {
+        var next = 0
+        return columnTypes.indices.map { c in
+            let type = realType(c)
+            guard MySQLTableMetadata.isCharacter(type) || (mariaDB && type == MySQLColumnType.geometry) else { return nil }
+            defer { next += 1 }
+            return next
+        }
+    }
+
+    /// The type a column really has: STRING columns carry ENUM and SET in their metadata.
+    public func realType(_ column: Int) -> UInt8 {
+        let type = columnTypes[column]
+        guard type == MySQLColumnType.string else { return type }
+        let real = UInt8(columnMetadata[column] >> 8)
+        return real == MySQLColumnType.enumeration || real == MySQLColumnType.set ? real : type
     }
 }

@@ -1,0 +1,237 @@
+import Foundation
+import NIOSSL
+import SluiceCore
+
+/// A client session with a MySQL or MariaDB server over its client/server protocol: the
+/// handshake (TLS as the URL asks, `mysql_native_password`, `caching_sha2_password`),
+/// text-protocol queries, and the binlog stream of a replica (``startBinlogDump(file:position:serverID:)``).
+///
+/// One caller at a time: a connection is a sequence of commands, each answered in turn.
+public final class MySQLConnection {
+    let channel: MySQLPacketChannel
+    public let url: MySQLURL
+    public let server: MySQLServerHandshake
+    public private(set) var capabilities: MySQLCapabilities
+    public private(set) var isTLS: Bool
+    /// The sequence id the next packet sent carries.
+    var sequence: UInt8 = 0
+    /// How long a query may take before the connection is given up.
+    public var queryTimeout: Duration = .seconds(300)
+
+    private init(channel: MySQLPacketChannel, url: MySQLURL, server: MySQLServerHandshake, capabilities: MySQLCapabilities, isTLS: Bool) {
+        self.channel = channel
+        self.url = url
+        self.server = server
+        self.capabilities = capabilities
+        self.isTLS = isTLS
+    }
+
+    /// Connects and authenticates. Refusals (wrong password, unknown user, TLS required but not
+    /// offered) are not retryable; a server that cannot be reached is.
+    public static func connect(_ url: MySQLURL, timeout: Duration = .seconds(10)) async throws -> MySQLConnection {
+        let channel = try await MySQLPacketChannel.connect(host: url.host, port: url.port, timeout: timeout)
+        do {
+            return try await handshake(channel, url: url, timeout: timeout)
+        } catch {
+            await channel.close()
+            throw error
+        }
+    }
+
+    private static func handshake(_ channel: MySQLPacketChannel, url: MySQLURL, timeout: Duration) async throws -> MySQLConnection {
+        let greeting = try await channel.next(timeout: timeout)
+        if greeting.payload.first == 0xFF {
+            throw refusal(MySQLServerError(parsing: greeting.payload, capabilities: .protocol41), url: url)
+        }
+        let server = try MySQLServerHandshake(parsing: greeting.payload)
+        let offersTLS = server.capabilities.contains(.ssl)
+        let useTLS: Bool
+        switch url.tls {
+        case .disable: useTLS = false
+        case .prefer: useTLS = offersTLS
+        case .require, .verifyFull:
+            guard offersTLS else {
+                throw SluiceError(
+                    .configuration, "the MySQL server at \(url.host):\(url.port) does not offer TLS, and the URL asks for tls=\(url.tls.rawValue)",
+                    retryable: false)
+            }
+            useTLS = true
+        }
+        let flags = MySQLHandshakeResponse.negotiate(server: server.capabilities, database: url.database != nil, tls: useTLS)
+        let plugin = server.authPlugin.isEmpty ? "mysql_native_password" : server.authPlugin
+        var response = MySQLHandshakeResponse(
+            capabilities: flags, user: url.user, authResponse: [], database: url.database, authPlugin: plugin)
+        response.authResponse = MySQLAuthentication.response(plugin: plugin, password: url.password, scramble: server.scramble) ?? []
+        if server.capabilities.contains(.connectAttributes) { response.attributes = [("_client_name", "sluice"), ("program_name", "sluice")] }
+        let connection = MySQLConnection(channel: channel, url: url, server: server, capabilities: response.flags, isTLS: useTLS)
+        connection.sequence = greeting.sequence &+ 1
+        if useTLS {
+            try await connection.writePacket(response.sslRequest())
+            var tls = TLSConfiguration.makeClientConfiguration()
+            if url.tls == .verifyFull {
+                if let ca = url.caFile { tls.trustRoots = .file(ca) }
+            } else {
+                tls.certificateVerification = .none
+            }
+            let isAddress = url.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
+            try await channel.startTLS(tls, serverHostname: isAddress ? nil : url.host)
+        }
+        try await connection.writePacket(response.encoded())
+        try await connection.authenticate(plugin: plugin, scramble: server.scramble, timeout: timeout)
+        return connection
+    }
+
+    /// Answers the server's authentication replies until it accepts or refuses.
+    private func authenticate(plugin initialPlugin: String, scramble initialScramble: [UInt8], timeout: Duration) async throws {
+        var plugin = initialPlugin, scramble = initialScramble
+        for _ in 0..<8 {
+            let packet = try await readPacket(timeout: timeout)
+            switch try MySQLAuthReply(parsing: packet, capabilities: capabilities) {
+            case .ok:
+                return
+            case let .error(error):
+                throw Self.refusal(error, url: url)
+            case let .switchMethod(next, data):
+                plugin = next
+                scramble = data
+                if plugin == "mysql_clear_password" && !isTLS {
+                    throw SluiceError(
+                        .configuration,
+                        "the MySQL server asks for the password in clear text (mysql_clear_password); Sluice sends it only over TLS (tls=require)",
+                        retryable: false)
+                }
+                guard let answer = MySQLAuthentication.response(plugin: plugin, password: url.password, scramble: scramble) else {
+                    throw SluiceError(
+                        .configuration,
+                        "the MySQL user \(url.user) authenticates with \(plugin), which Sluice does not speak (it speaks mysql_native_password and caching_sha2_password)",
+                        retryable: false)
+                }
+                try await writePacket(answer)
+            case let .moreData(data):
+                guard plugin == "caching_sha2_password", let status = data.first else {
+                    throw MySQLProtocolError("unexpected authentication data for \(plugin)", at: 0)
+                }
+                switch status {
+                case 3:  // fast authentication succeeded; an OK follows
+                    continue
+                case 4:  // full authentication: the password itself, which only TLS may carry here
+                    guard isTLS else {
+                        throw SluiceError(
+                            .configuration,
+                            "the MySQL server wants the full password of \(url.user) (caching_sha2_password, not cached yet), which Sluice sends only over TLS: use tls=require, or log in once with the mysql client so the server caches it",
+                            retryable: false)
+                    }
+                    try await writePacket(Array(url.password.utf8) + [0])
+                default:
+                    throw MySQLProtocolError("caching_sha2_password status \(status)", at: 0)
+                }
+            }
+        }
+        throw MySQLProtocolError("authentication did not end after 8 exchanges", at: 0)
+    }
+
+    static func refusal(_ error: MySQLServerError, url: MySQLURL) -> SluiceError {
+        // 1045 access denied, 1044 no access to the database, 1049 unknown database: check the URL.
+        SluiceError(
+            .authentication, "the MySQL server at \(url.host):\(url.port) refused \(url.user): \(url.scrub(error.description))",
+            retryable: [1040, 1203, 1129].contains(error.code))
+    }
+
+    // MARK: Packets
+
+    func writePacket(_ payload: [UInt8]) async throws {
+        let (bytes, next) = MySQLPacketFramer.frame(payload, sequence: sequence)
+        sequence = next
+        try await channel.write(bytes)
+    }
+
+    /// The next packet's payload.
+    func readPacket(timeout: Duration) async throws -> [UInt8] {
+        let packet = try await channel.next(timeout: timeout)
+        sequence = packet.sequence &+ 1
+        return packet.payload
+    }
+
+    /// Sends a command (a new exchange: sequence 0).
+    func command(_ payload: [UInt8]) async throws {
+        sequence = 0
+        try await writePacket(payload)
+    }
+
+    // MARK: Queries
+
+    /// Runs a statement; returns its rows (an empty set for a statement without).
+    @discardableResult
+    public func query(_ sql: String) async throws -> MySQLResultSet {
+        try await command(MySQLCommand.query(sql))
+        var reader = MySQLQueryResponseReader(capabilities: capabilities)
+        while true {
+            let payload = try await readPacket(timeout: queryTimeout)
+            do {
+                switch try reader.take(payload) {
+                case nil: continue
+                case .ok: return MySQLResultSet()
+                case let .rows(result): return result
+                }
+            } catch let error as MySQLServerError {
+                throw SluiceError(
+                    .unavailable, "MySQL: \(error) (in: \(sql.prefix(200)))",
+                    retryable: [1205, 1213, 2006, 2013, 1927, 1053].contains(error.code))
+            }
+        }
+    }
+
+    /// Runs statements that return no rows, one after the other.
+    public func execute(_ statements: String...) async throws {
+        for sql in statements { try await query(sql) }
+    }
+
+    // MARK: Replication
+
+    /// Registers as a replica and asks for the binlog from `file` at `position`; then read it
+    /// with ``nextBinlogEvent(timeout:)``. `heartbeat`: the server sends a heartbeat event
+    /// when it has had nothing to send for this long.
+    public func startBinlogDump(file: String, position: UInt32, serverID: UInt32, heartbeat: Duration) async throws {
+        let nanoseconds = heartbeat.nanosecondCount
+        // The events carry checksums when the server writes them; the client says it reads them.
+        try await execute(
+            "SET @master_binlog_checksum = @@global.binlog_checksum",
+            "SET @master_heartbeat_period = \(nanoseconds)")
+        if server.isMariaDB {
+            // 4: MariaDB's GTID events and annotate rows are understood (MARIA_SLAVE_CAPABILITY_GTID).
+            try await execute("SET @mariadb_slave_capability = 4")
+        }
+        try await command(MySQLCommand.registerReplica(serverID: serverID))
+        let reply = try await readPacket(timeout: queryTimeout)
+        if reply.first == 0xFF { throw Self.replicationError(MySQLServerError(parsing: reply, capabilities: capabilities)) }
+        try await command(MySQLCommand.binlogDump(file: file, position: position, serverID: serverID))
+    }
+
+    /// The next binlog event (header, body and checksum). Throws the server's error (a binlog
+    /// purged, a server id in use) or when the stream ends.
+    public func nextBinlogEvent(timeout: Duration) async throws -> [UInt8] {
+        let payload = try await readPacket(timeout: timeout)
+        switch payload.first {
+        case 0x00: return Array(payload.dropFirst())
+        case 0xFF: throw Self.replicationError(MySQLServerError(parsing: payload, capabilities: capabilities))
+        case 0xFE where payload.count < 9: throw SluiceError(.unavailable, "the MySQL server ended the binlog stream", retryable: true)
+        default: throw MySQLProtocolError("a binlog packet starting with \(payload.first ?? 0)", at: 0)
+        }
+    }
+
+    /// A replication error: 1236 (the binlog position is gone or invalid) is not retryable.
+    static func replicationError(_ error: MySQLServerError) -> SluiceError {
+        if error.code == 1236 {
+            return SluiceError(
+                .corruptState,
+                "the MySQL server cannot send the binlog from the checkpoint: \(error.message). The changes since are gone (binlog purged?); "
+                    + "take a new snapshot with `sluice cdc resnapshot PIPELINE`", retryable: false)
+        }
+        return SluiceError(.unavailable, "MySQL replication: \(error)", retryable: true)
+    }
+
+    public func close() async {
+        try? await command(MySQLCommand.quit)
+        await channel.close()
+    }
+}

@@ -1,0 +1,39 @@
+/// The command packets Sluice sends after authentication (the payloads; the framer adds the
+/// header, sequence 0).
+public enum MySQLCommand {
+    /// `COM_QUERY`: a statement in the text protocol.
+    public static func query(_ sql: String) -> [UInt8] { [0x03] + Array(sql.utf8) }
+
+    /// `COM_QUIT`.
+    public static let quit: [UInt8] = [0x01]
+
+    /// `COM_PING`.
+    public static let ping: [UInt8] = [0x0E]
+
+    /// `COM_REGISTER_SLAVE`: announces this client as a replica with `serverID` (shown by
+    /// `SHOW SLAVE HOSTS`); host, user and password are left empty, port 0.
+    public static func registerReplica(serverID: UInt32) -> [UInt8] {
+        var w = MySQLByteWriter()
+        w.integer(0x15, 1)
+        w.integer(UInt64(serverID), 4)
+        w.integer(0, 1)  // hostname length
+        w.integer(0, 1)  // user length
+        w.integer(0, 1)  // password length
+        w.integer(0, 2)  // port
+        w.integer(0, 4)  // replication rank
+        w.integer(0, 4)  // master id
+        return w.bytes
+    }
+
+    /// `COM_BINLOG_DUMP`: stream the binlog from `file` at `position`. With an empty file name
+    /// and a MariaDB server told `@slave_connect_state`, it streams from that GTID position.
+    public static func binlogDump(file: String, position: UInt32, serverID: UInt32) -> [UInt8] {
+        var w = MySQLByteWriter()
+        w.integer(0x12, 1)
+        w.integer(UInt64(position), 4)
+        w.integer(0, 2)  // flags: block at the end of the binlog (no BINLOG_DUMP_NON_BLOCK)
+        w.integer(UInt64(serverID), 4)
+        w.append(Array(file.utf8))
+        return w.bytes
+    }
+}
