@@ -142,6 +142,7 @@ let package = Package(
             name: "SluiceConnectors",
             dependencies: [
                 "SluiceCore", "SluiceFiles", "SluiceStateSQLite", "SluiceServer", "SluiceDatabase", "SluicePostgres", "SluiceJetStream", "SluiceHTTPAPI",
+                "SluiceMySQL",
             ],
             swiftSettings: swiftSettings
         ),
@@ -182,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTPAPITests", dependencies: ["SluiceHTTPAPI", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"],
             swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceMySQLTests", dependencies: ["SluiceMySQL"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceMySQLTests", dependencies: ["SluiceMySQL", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting"], swiftSettings: swiftSettings),

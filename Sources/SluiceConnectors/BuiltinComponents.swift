@@ -3,6 +3,7 @@ import SluiceDatabase
 import SluiceFiles
 import SluiceHTTPAPI
 import SluiceJetStream
+import SluiceMySQL
 import SluicePostgres
 import SluiceServer
 import SluiceStateSQLite
@@ -16,6 +17,7 @@ public enum BuiltinComponents {
         r.register(source: SQLiteSource.factory)
         r.register(source: PostgresSource.factory)
         r.register(source: PostgresCDCSource.factory)
+        r.register(source: MySQLCDCSource.factory)
         r.register(source: JetStreamSource.factory)
         r.register(source: HTTPAPISource.factory)
         r.register(sink: NDJSONFileSink.factory)

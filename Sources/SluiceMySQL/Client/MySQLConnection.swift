@@ -68,6 +68,8 @@ public final class MySQLConnection {
         if useTLS {
             try await connection.writePacket(response.sslRequest())
             var tls = TLSConfiguration.makeClientConfiguration()
+            // A server streaming the binlog does not answer close_notify: do not wait long for it.
+            tls.shutdownTimeout = .milliseconds(200)
             if url.tls == .verifyFull {
                 if let ca = url.caFile { tls.trustRoots = .file(ca) }
             } else {

@@ -37,7 +37,8 @@ struct CDCCommand: AsyncParsableCommand {
             }
             guard let source = plan.source as? any CDCAdministrable else {
                 throw SluiceError(
-                    .configuration, "pipeline '\(pipeline)' has a \(type(of: plan.source)) source; these commands are for log-based CDC sources (postgres_cdc)",
+                    .configuration,
+                    "pipeline '\(pipeline)' has a \(type(of: plan.source)) source; these commands are for log-based CDC sources (postgres_cdc, mysql_cdc)",
                     location: "pipelines.\(pipeline).source")
             }
             return (source, state)

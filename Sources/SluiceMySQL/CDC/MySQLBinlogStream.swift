@@ -1,0 +1,231 @@
+import Foundation
+import SluiceCore
+
+/// Assembles binlog events into committed transactions of the captured tables, in commit
+/// order, and keeps the position (file, position, GTIDs) after each. Pure: the reader feeds it
+/// decoded events and hands over what is ``ready``.
+///
+/// A transaction starts at its GTID event (or `BEGIN`) and ends at its `XID` event (or a
+/// `COMMIT` query); a DDL statement is a transaction of its own (a `TRUNCATE` of a captured
+/// table becomes a change with op `t`). Transactions without changes of captured tables still
+/// move the position on (consecutive ones are merged into one empty entry).
+struct MySQLBinlogStream {
+    /// Tables (`db.table`) whose changes are captured.
+    let captured: Set<String>
+    /// Collation id → character set name.
+    let collations: [Int: String]
+    let mariaDB: Bool
+    /// The position after the last thing appended to ``ready`` (or where streaming started).
+    var position: MySQLCDCPosition
+    /// The binlog file events now come from.
+    var file: String
+    /// How far the server's events have been read, outside transactions: a snapshot chunk read
+    /// at or before this point can be handed over.
+    var seen: BinlogCoordinates
+    /// Completed transactions (and snapshot chunks), in order, not yet handed over.
+    var ready: [MySQLTransaction] = []
+    /// The transaction being read.
+    var open: Open?
+    /// A transaction handed over in parts before a crash: the changes to skip when it comes
+    /// again (it starts at the position the stream resumed from).
+    var skip: (start: BinlogCoordinates, count: Int)?
+    /// The latest GTID of each MariaDB replication domain.
+    var domains: [UInt32: String] = [:]
+    /// Table maps of captured tables by table id, and their shapes.
+    var shapes: [UInt64: (map: MySQLTableMap, shape: MySQLTableShape)] = [:]
+
+    struct Open {
+        var start: BinlogCoordinates
+        var gtid: String?
+        var serverID: UInt32
+        var timestamp: UInt32
+        /// A MariaDB GTID with the standalone flag: one DDL statement, no COMMIT follows.
+        var standalone = false
+        var changes: [MySQLChange] = []
+        /// Changes of this transaction seen so far (skipped and handed over ones included).
+        var seen = 0
+        /// Changes to leave out (delivered before a crash).
+        var skip = 0
+        /// Changes handed over already in parts.
+        var handedOver = 0
+    }
+
+    /// What the reader should know about an event.
+    enum Note: Equatable {
+        case none
+        /// A DDL statement (logged; rows carry their own column names).
+        case ddl(database: String, sql: String)
+        /// The server had nothing to send for the heartbeat period.
+        case idle
+    }
+
+    init(position: MySQLCDCPosition, captured: Set<String>, collations: [Int: String], mariaDB: Bool) {
+        self.position = position
+        self.captured = captured
+        self.collations = collations
+        self.mariaDB = mariaDB
+        file = position.at.file
+        seen = position.at
+        if let delivered = position.delivered { skip = (position.at, delivered) }
+        self.position.delivered = nil
+        for part in (position.gtid ?? "").split(separator: ",") where mariaDB {
+            if let domain = part.split(separator: "-").first.flatMap({ UInt32($0) }) { domains[domain] = String(part) }
+        }
+    }
+
+    var gtidState: String? {
+        domains.isEmpty ? position.gtid : domains.keys.sorted().map { domains[$0]! }.joined(separator: ",")
+    }
+
+    mutating func receive(_ header: MySQLBinlogEventHeader, _ event: MySQLBinlogEvent) throws -> Note {
+        // Events the server makes up for the client (the first rotate, the format description
+        // of a resumed file) have no place in the file.
+        let artificial = header.flags & 0x20 != 0 || header.nextPosition == 0
+        let start = BinlogCoordinates(file: file, position: UInt64(header.nextPosition) &- UInt64(header.eventSize))
+        let end = BinlogCoordinates(file: file, position: UInt64(header.nextPosition))
+        switch event {
+        case let .rotate(next, position):
+            file = next
+            if open == nil { seen = max(seen, BinlogCoordinates(file: next, position: position)) }
+            return .none
+        case let .mariaDBGTID(domain, sequence, standalone):
+            let gtid = "\(domain)-\(header.serverID)-\(sequence)"
+            open = Open(start: start, gtid: gtid, serverID: header.serverID, timestamp: header.timestamp, standalone: standalone)
+            domains[domain] = gtid
+            beginSkip()
+            return .none
+        case let .mysqlGTID(uuid, number):
+            let text = MySQLJSON.hex(uuid)
+            let id = [text.prefix(8), text.dropFirst(8).prefix(4), text.dropFirst(12).prefix(4), text.dropFirst(16).prefix(4), text.dropFirst(20)]
+                .map(String.init).joined(separator: "-")
+            open = Open(start: start, gtid: "\(id):\(number)", serverID: header.serverID, timestamp: header.timestamp)
+            beginSkip()
+            return .none
+        case let .query(database, sql, _):
+            let statement = sql.trimmingCharacters(in: .whitespacesAndNewlines)
+            switch statement.uppercased() {
+            case "BEGIN", "XA START":
+                if open == nil {
+                    open = Open(start: start, gtid: nil, serverID: header.serverID, timestamp: header.timestamp)
+                    beginSkip()
+                }
+                return .none
+            case "COMMIT", "ROLLBACK":
+                // ROLLBACK is written after changes of non-transactional tables, which stay.
+                commit(at: end, timestamp: header.timestamp)
+                return .none
+            default:
+                if open == nil { open = Open(start: start, gtid: nil, serverID: header.serverID, timestamp: header.timestamp) }
+                if let table = Self.truncatedTable(statement, database: database), captured.contains(table) {
+                    add(MySQLChange(op: "t", table: table))
+                }
+                // DDL commits implicitly, and a standalone (DDL) GTID holds one statement.
+                commit(at: end, timestamp: header.timestamp)
+                return .ddl(database: database, sql: statement)
+            }
+        case .xid:
+            commit(at: end, timestamp: header.timestamp)
+            return .none
+        case let .tableMap(map):
+            let name = map.database + "." + map.table
+            guard captured.contains(name) else { return .none }
+            if let known = shapes[map.tableID], known.map == map { return .none }
+            shapes[map.tableID] = (map, try MySQLTableShape(map: map, collations: collations, mariaDB: mariaDB))
+            return .none
+        case let .rows(rows):
+            guard let shape = shapes[rows.tableID]?.shape else { return .none }
+            try addRows(rows, shape)
+            return .none
+        case .heartbeat:
+            return .idle
+        case .formatDescription, .other:
+            if open == nil && !artificial { seen = max(seen, end) }
+            return .none
+        }
+    }
+
+    /// Skips the changes delivered before a crash when this transaction is the one resumed in.
+    mutating func beginSkip() {
+        guard let s = skip, open?.start == s.start else { return }
+        open?.skip = s.count
+        skip = nil
+    }
+
+    mutating func add(_ change: MySQLChange) {
+        guard open != nil else { return }
+        defer { open!.seen += 1 }
+        guard open!.seen >= open!.skip else { return }
+        open!.changes.append(change)
+    }
+
+    mutating func addRows(_ rows: MySQLRowsEvent, _ shape: MySQLTableShape) throws {
+        let table = shape.name
+        let types = shape.columnTypes
+        for row in rows.rows {
+            let before = try row.before.map { try MySQLRowRenderer.json($0, shape) }
+            let after = try row.after.map { try MySQLRowRenderer.json($0, shape) }
+            // The key of the row as it is now (its old key for a delete). An update that changes
+            // the key stays one `u` with both images, as `postgres_cdc` sends it.
+            let keyImage = row.after ?? row.before
+            let key = shape.key.isEmpty ? nil : try keyImage.map { try MySQLRowRenderer.json($0, shape, keyOnly: true) }
+            let op: String
+            switch rows.kind {
+            case .insert: op = "c"
+            case .update: op = "u"
+            case .delete: op = "d"
+            }
+            add(MySQLChange(op: op, table: table, key: key, before: before, after: after, types: types))
+        }
+    }
+
+    mutating func commit(at end: BinlogCoordinates, timestamp: UInt32) {
+        guard var t = open else { return }
+        open = nil
+        t.timestamp = timestamp
+        position.at = end
+        position.gtid = gtidState
+        seen = max(seen, end)
+        let firstSeq = t.skip + t.handedOver
+        if t.changes.isEmpty, let last = ready.last, last.changes.isEmpty, !last.snapshot {
+            // Transactions without captured changes only move the position on.
+            ready[ready.count - 1].end = end
+            ready[ready.count - 1].gtid = t.gtid
+            ready[ready.count - 1].position = position
+            return
+        }
+        ready.append(
+            MySQLTransaction(
+                start: t.start, end: end, gtid: t.gtid, serverID: t.serverID, timestamp: timestamp, changes: t.changes,
+                firstSeq: max(firstSeq, t.skip), position: position))
+    }
+
+    /// The open transaction's changes so far, handed over as a part (when it has grown large):
+    /// checkpointed as its start with the changes delivered, so that after a crash the stream
+    /// resumes at its start and skips those.
+    mutating func takePart() -> MySQLTransaction? {
+        guard var t = open, !t.changes.isEmpty else { return nil }
+        var at = position
+        at.at = t.start
+        at.delivered = t.skip + t.handedOver + t.changes.count
+        // The GTID position before this transaction.
+        let part = MySQLTransaction(
+            start: t.start, end: t.start, gtid: t.gtid, serverID: t.serverID, timestamp: t.timestamp, changes: t.changes,
+            firstSeq: t.skip + t.handedOver, position: at)
+        t.handedOver += t.changes.count
+        t.changes = []
+        open = t
+        return part
+    }
+
+    /// The table a `TRUNCATE [TABLE] [db.]name` statement empties, as `db.table`.
+    static func truncatedTable(_ sql: String, database: String) -> String? {
+        var words = sql.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
+        guard words.first?.uppercased() == "TRUNCATE" else { return nil }
+        words.removeFirst()
+        if words.first?.uppercased() == "TABLE" { words.removeFirst() }
+        guard var name = words.first else { return nil }
+        if name.hasSuffix(";") { name.removeLast() }
+        let parts = name.split(separator: ".", maxSplits: 1).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "`")) }
+        return parts.count == 2 ? parts[0] + "." + parts[1] : database + "." + parts[0]
+    }
+}

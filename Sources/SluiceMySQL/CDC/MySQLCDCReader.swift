@@ -1,0 +1,299 @@
+import Foundation
+import Logging
+import Metrics
+import SluiceCore
+
+/// Reads the binlog stream and the snapshot chunks. See ``MySQLCDCSource``.
+///
+/// The stream's state is ``MySQLBinlogStream`` (pure); this reader does the I/O: the replication
+/// connection, a second connection for snapshot chunks and server facts, reconnects with
+/// backoff, and when to hand over what is ready.
+final class MySQLCDCReader: SourceReader {
+    let source: MySQLCDCSource
+    let context: SourceContext
+    let mariaDB: Bool
+    let collations: [Int: String]
+    let method: MySQLSnapshot.Method
+    /// The server writes CRC32 checksums (and sends them, told `@master_binlog_checksum`).
+    let checksummed: Bool
+    /// The server's own `server_id` (the `source.server_id` of snapshot reads).
+    let serverID: UInt32
+    /// Connection for snapshot chunks (and nothing else).
+    var snapshotConnection: MySQLConnection?
+    /// The replication connection; nil until (re)started.
+    var replication: MySQLConnection?
+    var decoder = MySQLBinlogDecoder()
+    var stream: MySQLBinlogStream
+    /// The checkpoint of the last batch handed over: where a broken stream starts again.
+    var emitted: MySQLCDCPosition
+    /// The snapshot progress as of the items placed in the stream so far.
+    var snapshot: SnapshotProgress
+    /// A chunk read and waiting for the stream to reach its position.
+    var chunk: MySQLSnapshot.Chunk?
+    /// Table shapes for snapshot reads.
+    var shapes: [String: MySQLTableShape] = [:]
+    /// When the oldest item in ``MySQLBinlogStream/ready`` became ready.
+    var readySince: ContinuousClock.Instant?
+    var failures = 0
+
+    /// Where the snapshots stand: the tables still to read and the key read up to.
+    struct SnapshotProgress: Equatable {
+        var pending: [String]
+        var after: [String]?
+        var known: [String]
+    }
+
+    /// Changes handed over per batch, at most (a transaction's part also ends a batch).
+    static let batchChanges = 5_000
+    /// A transaction with this many changes not handed over is handed over in parts.
+    static let partChanges = 10_000
+    /// How long a ready transaction may wait for others to join its batch.
+    static let gathering: Duration = .milliseconds(50)
+
+    init(source: MySQLCDCSource, checkpoint: MySQLCDCPosition?, context: SourceContext) async throws {
+        self.source = source
+        self.context = context
+        let c = try await MySQLConnection.connect(source.options.url)
+        do {
+            mariaDB = c.server.isMariaDB
+            let problems = try await MySQLServerSettings.check(c, tables: source.options.tables)
+            guard problems.isEmpty else { throw SluiceError(.configuration, problems.joined(separator: "; "), retryable: false) }
+            let variables = try await MySQLServerSettings.variables(c)
+            for warning in MySQLServerSettings.warnings(variables) { context.logger.warning("\(warning)") }
+            checksummed = variables["binlog_checksum"]?.uppercased() == "CRC32"
+            serverID = UInt32(variables["server_id"] ?? "") ?? 0
+            let rows = try await c.query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS")
+            var map: [Int: String] = [:]
+            for r in 0..<rows.rows.count { if let id = rows.string(r, 0).flatMap(Int.init) { map[id] = rows.string(r, 1) } }
+            collations = map
+            method = mariaDB ? .snapshotStatus : .readLock
+            try await MySQLSnapshot.prepare(c)
+            var position: MySQLCDCPosition
+            if let checkpoint {
+                position = checkpoint
+            } else {
+                let status = try await c.query("SHOW MASTER STATUS")
+                guard let file = status.string(0, 0), let pos = status.string(0, 1).flatMap(UInt64.init) else {
+                    throw SluiceError(.configuration, "SHOW MASTER STATUS shows no binlog: turn on log_bin", retryable: false)
+                }
+                position = MySQLCDCPosition(at: BinlogCoordinates(file: file, position: pos))
+                if mariaDB {
+                    position.gtid = try await c.query("SELECT BINLOG_GTID_POS(\(MySQLSnapshot.literal(file)), \(pos))").string(0, 0)
+                }
+                context.logger.info("starting from the server's current binlog position", metadata: ["at": "\(position.at)"])
+            }
+            // Tables not delivered yet (a first run, or tables added since) are snapshotted.
+            let added = source.options.tables.filter { !position.known.contains($0) }
+            position.known += added
+            if source.options.snapshot == .initial {
+                for t in added where !position.pending.contains(t) { position.pending.append(t) }
+            }
+            emitted = position
+            snapshot = SnapshotProgress(pending: position.pending, after: position.after, known: position.known)
+            stream = MySQLBinlogStream(position: position, captured: Set(source.options.tables), collations: map, mariaDB: mariaDB)
+            snapshotConnection = c
+        } catch {
+            await c.close()
+            throw error
+        }
+        if !snapshot.pending.isEmpty {
+            context.logger.info("snapshotting tables while streaming", metadata: ["tables": "\(snapshot.pending)"])
+        }
+    }
+
+    func close() async {
+        await replication?.close()
+        await snapshotConnection?.close()
+        replication = nil
+        snapshotConnection = nil
+    }
+
+    var lagGauge: Gauge { Gauge(label: "sluice_cdc_lag_seconds", dimensions: [("pipeline", context.pipeline), ("slot", "binlog")]) }
+
+    func next() async throws -> SourceBatch? {
+        while true {
+            try Task.checkCancellation()
+            do {
+                if replication == nil { try await startStream() }
+                if chunk == nil, !snapshot.pending.isEmpty {
+                    try await readChunk()
+                    // A chunk at a place the stream has read past already goes at once.
+                    placeChunkIfReached()
+                    if stream.ready.contains(where: \.snapshot) { return handOver(count: stream.ready.count) }
+                }
+                let bytes = try await replication!.nextBinlogEvent(timeout: source.options.heartbeat * 20 + .seconds(10))
+                let (header, event) = try decoder.decode(bytes)
+                let note = try stream.receive(header, event)
+                if case let .ddl(database, sql) = note {
+                    context.logger.info("DDL in the binlog", metadata: ["database": "\(database)", "statement": "\(sql.prefix(300))"])
+                }
+                placeChunkIfReached()
+                if let open = stream.open, open.changes.count >= Self.partChanges {
+                    placeChunkIfReached(before: open.start)
+                    if let part = stream.takePart() { stream.ready.append(part) }
+                    return handOver(count: stream.ready.count)
+                }
+                failures = 0
+                if let batch = handOverIfDue(idle: note == .idle) { return batch }
+            } catch let e as SluiceError where e.isRetryable {
+                try await reconnect(after: e)
+            }
+        }
+    }
+
+    // MARK: The stream
+
+    func startStream() async throws {
+        let c = try await MySQLConnection.connect(source.options.url)
+        do {
+            try await c.startBinlogDump(
+                file: emitted.at.file, position: UInt32(clamping: emitted.at.position), serverID: source.serverID,
+                heartbeat: source.options.heartbeat)
+        } catch {
+            await c.close()
+            throw error
+        }
+        replication = c
+        decoder = MySQLBinlogDecoder(checksummed: checksummed)
+        context.logger.info("streaming the binlog", metadata: ["from": "\(emitted.at)", "server_id": "\(source.serverID)"])
+    }
+
+    /// The stream broke (server restart, network): start again from the last batch handed over,
+    /// with backoff. What was read after it is dropped and read again.
+    func reconnect(after error: SluiceError) async throws {
+        await replication?.close()
+        replication = nil
+        failures += 1
+        let delay = Duration.milliseconds(min(30_000, 100 << min(failures, 9)))
+        context.logger.warning(
+            "the binlog stream broke; streaming again", metadata: ["error": "\(error)", "from": "\(emitted.at)", "attempt": "\(failures)", "delay": "\(delay)"])
+        try await Task.sleep(for: delay)
+        stream = MySQLBinlogStream(position: emitted, captured: stream.captured, collations: collations, mariaDB: mariaDB)
+        snapshot = SnapshotProgress(pending: emitted.pending, after: emitted.after, known: emitted.known)
+        chunk = nil
+        readySince = nil
+        if let s = snapshotConnection {
+            // The snapshot connection may have broken too (a server restart).
+            await s.close()
+            snapshotConnection = nil
+        }
+    }
+
+    // MARK: Snapshot chunks
+
+    func readChunk() async throws {
+        guard let table = snapshot.pending.first else { return }
+        if snapshotConnection == nil {
+            let c = try await MySQLConnection.connect(source.options.url)
+            try await MySQLSnapshot.prepare(c)
+            snapshotConnection = c
+        }
+        let c = snapshotConnection!
+        do {
+            let shape: MySQLTableShape
+            if let known = shapes[table] {
+                shape = known
+            } else {
+                shape = try await MySQLSnapshot.describe(table, on: c)
+                shapes[table] = shape
+            }
+            var read = try await MySQLSnapshot.readChunk(shape, after: snapshot.after, limit: source.options.snapshotChunk, method: method, on: c)
+            if mariaDB {
+                // The GTID position the chunk's rows are current at.
+                read.gtid = try await c.query("SELECT BINLOG_GTID_POS(\(MySQLSnapshot.literal(read.at.file)), \(read.at.position))").string(0, 0)
+            }
+            chunk = read
+        } catch let e as SluiceError where e.isRetryable {
+            await c.close()
+            snapshotConnection = nil
+            throw e
+        }
+    }
+
+    /// Places the waiting chunk into the stream once everything before its position has been
+    /// read: before the first ready transaction that ends after it, or at the end when the
+    /// stream has read up to it (`boundary`: where the open transaction starts, if any).
+    func placeChunkIfReached(before boundary: BinlogCoordinates? = nil) {
+        guard let c = chunk else { return }
+        let reached = boundary ?? stream.open?.start ?? stream.seen
+        let index: Int
+        if let later = stream.ready.firstIndex(where: { !$0.snapshot && $0.end > c.at && $0.start >= c.at }) {
+            index = later
+        } else if c.at <= reached {
+            index = stream.ready.count
+        } else {
+            return
+        }
+        var progress = snapshot
+        let table = progress.pending[0]
+        if c.isLast {
+            progress.pending.removeFirst()
+            progress.after = nil
+            context.logger.info("table snapshotted", metadata: ["table": "\(table)"])
+        } else {
+            progress.after = c.last
+        }
+        snapshot = progress
+        var item = MySQLTransaction(
+            start: c.at, end: c.at, gtid: c.gtid, serverID: serverID, timestamp: UInt32(Date().timeIntervalSince1970), changes: c.changes, snapshot: true,
+            position: MySQLCDCPosition(at: c.at))
+        item.position.pending = progress.pending
+        item.position.after = progress.after
+        item.position.known = progress.known
+        stream.ready.insert(item, at: index)
+        chunk = nil
+        if snapshot.pending.isEmpty { context.logger.info("snapshot complete; streaming changes") }
+    }
+
+    // MARK: Handing over
+
+    func handOverIfDue(idle: Bool) -> SourceBatch? {
+        guard !stream.ready.isEmpty else {
+            readySince = nil
+            if idle {
+                lagGauge.record(0)
+                context.reportLag(0, "seconds")
+            }
+            return nil
+        }
+        let now = ContinuousClock.now
+        if readySince == nil { readySince = now }
+        let changes = stream.ready.reduce(0) { $0 + $1.changes.count }
+        let waited = now - readySince!
+        let due = changes >= Self.batchChanges || idle || (changes > 0 && waited >= Self.gathering) || waited >= .seconds(1)
+        return due ? handOver(count: stream.ready.count) : nil
+    }
+
+    /// Hands over the first `count` ready items as one batch, checkpointed after the last.
+    func handOver(count: Int) -> SourceBatch {
+        let items = Array(stream.ready.prefix(count))
+        stream.ready.removeFirst(count)
+        readySince = stream.ready.isEmpty ? nil : .now
+        var checkpoint = emitted
+        checkpoint.delivered = nil
+        for item in items {
+            if item.snapshot {
+                checkpoint.pending = item.position.pending
+                checkpoint.after = item.position.after
+                checkpoint.known = item.position.known
+            } else {
+                checkpoint.at = item.position.at
+                checkpoint.gtid = item.position.gtid
+                checkpoint.delivered = item.position.delivered
+            }
+        }
+        emitted = checkpoint
+        let changes = items.reduce(0) { $0 + $1.changes.count }
+        var out = SourceBatch(
+            records: MySQLChangeEvents.batch(items), position: SourcePosition(partition: source.partition, value: checkpoint.text),
+            inputBytes: changes * 64)
+        let commits = items.filter { !$0.snapshot }.map(\.timestamp)
+        if let oldest = commits.min() { out.originTime = Date(timeIntervalSince1970: TimeInterval(oldest)) }
+        if let newest = commits.max() {
+            let behind = max(0, Date().timeIntervalSince1970 - TimeInterval(newest))
+            lagGauge.record(behind)
+            context.reportLag(behind, "seconds")
+        }
+        return out
+    }
+}

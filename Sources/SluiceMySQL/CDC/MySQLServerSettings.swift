@@ -1,0 +1,67 @@
+import Foundation
+import SluiceCore
+
+/// What a server must have for `mysql_cdc`, each lack named with the statement that fixes it.
+enum MySQLServerSettings {
+    /// The variables that matter, by name (lower-case), as the server reports them.
+    static func variables(_ c: MySQLConnection) async throws -> [String: String] {
+        let r = try await c.query(
+            """
+            SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata',
+            'binlog_expire_logs_seconds', 'expire_logs_days', 'gtid_mode', 'server_id', 'binlog_checksum', 'version')
+            """)
+        var out: [String: String] = [:]
+        for row in 0..<r.rows.count { out[(r.string(row, 0) ?? "").lowercased()] = r.string(row, 1) ?? "" }
+        return out
+    }
+
+    /// Problems that stop a pipeline before any data moves (empty: ready), each with its fix.
+    static func check(_ c: MySQLConnection, tables: [String]) async throws -> [String] {
+        let v = try await variables(c)
+        var problems: [String] = []
+        if v["log_bin"]?.uppercased() != "ON" {
+            problems.append(
+                "the binary log is off (log_bin = \(v["log_bin"] ?? "?")): start the server with log_bin (in my.cnf: [mysqld] log_bin = binlog, server_id = 1) and restart it"
+            )
+        }
+        if v["binlog_format"]?.uppercased() != "ROW" {
+            problems.append("binlog_format is \(v["binlog_format"] ?? "?"), and CDC needs row events: SET GLOBAL binlog_format = 'ROW' (and in my.cnf)")
+        }
+        if v["binlog_row_image"]?.uppercased() != "FULL" {
+            problems.append(
+                "binlog_row_image is \(v["binlog_row_image"] ?? "?"): with FULL every change carries the whole row: SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf)"
+            )
+        }
+        if v["binlog_row_metadata"]?.uppercased() != "FULL" {
+            problems.append(
+                "binlog_row_metadata is \(v["binlog_row_metadata"] ?? "not supported by this server (MySQL 8.0.1+ and MariaDB 10.5+ have it)"): with FULL the binlog names each row's columns: SET GLOBAL binlog_row_metadata = 'FULL' (and in my.cnf)"
+            )
+        }
+        if !tables.isEmpty {
+            let list = tables.map { MySQLSnapshot.literal($0) }.joined(separator: ", ")
+            let found = try await c.query(
+                "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) IN (\(list))")
+            let existing = Set((0..<found.rows.count).compactMap { found.string($0, 0) })
+            for t in tables where !existing.contains(t) {
+                problems.append("table \(t) does not exist (or the user cannot see it: GRANT SELECT ON \(t) TO the user)")
+            }
+        }
+        let grants = try await c.query("SHOW GRANTS").rows.compactMap { $0.first ?? nil }.map { String(decoding: $0, as: UTF8.self).uppercased() }
+        let all = grants.contains { $0.contains("GRANT ALL PRIVILEGES ON *.*") }
+        if !all && !grants.contains(where: { $0.contains("REPLICATION SLAVE") }) {
+            problems.append("the user \(c.url.user) cannot read the binlog: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '\(c.url.user)'")
+        }
+        return problems
+    }
+
+    /// Warnings that do not stop a pipeline: binlog retention shorter than a day.
+    static func warnings(_ v: [String: String]) -> [String] {
+        let seconds = Int(v["binlog_expire_logs_seconds"] ?? "") ?? 0
+        let days = Double(v["expire_logs_days"] ?? "") ?? 0
+        let retention = seconds > 0 ? seconds : Int(days * 86_400)
+        guard retention > 0, retention < 86_400 else { return [] }
+        return [
+            "the server keeps binlogs for only \(retention) s: a pipeline stopped longer than that loses its place and needs a new snapshot; SET GLOBAL binlog_expire_logs_seconds = 604800 keeps a week"
+        ]
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import SluiceCore
+
+/// Snapshot reads of existing rows, chunk by chunk in primary-key order. Each chunk is read in
+/// its own consistent snapshot whose exact binlog position is known, so it can be handed over
+/// at that place in the stream: every change before it is in the chunk's rows, every change
+/// after it comes after them. No lock is held between chunks, and a crash resumes after the last
+/// chunk handed over.
+///
+/// The position: MariaDB reports it with the snapshot (`binlog_snapshot_file` and
+/// `binlog_snapshot_position` after `START TRANSACTION WITH CONSISTENT SNAPSHOT`, no lock);
+/// other servers take it under a brief global read lock (`FLUSH TABLES WITH READ LOCK`, needs
+/// the RELOAD privilege).
+enum MySQLSnapshot {
+    enum Method: Sendable { case snapshotStatus, readLock }
+
+    struct Chunk: Sendable {
+        var changes: [MySQLChange]
+        /// The key of its last row, as SQL literals (nil when empty).
+        var last: [String]?
+        var isLast: Bool
+        /// The binlog position its rows are current at.
+        var at: BinlogCoordinates
+        /// The GTID position there, when the server tells.
+        var gtid: String? = nil
+    }
+
+    /// Prepares a connection for snapshot reads: UTC timestamps, UTF-8 text, no padding or
+    /// escaping surprises in the SQL it runs.
+    static func prepare(_ c: MySQLConnection) async throws {
+        try await c.execute("SET NAMES utf8mb4", "SET time_zone = '+00:00'", "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'")
+    }
+
+    /// The table's columns and primary key from `information_schema`, rendered as the binlog's.
+    static func describe(_ name: String, on c: MySQLConnection) async throws -> MySQLTableShape {
+        let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw SluiceError(.configuration, "'\(name)' is not database.table", retryable: false) }
+        let columns = try await c.query(
+            """
+            SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_OCTET_LENGTH
+            FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = \(literal(parts[0])) AND TABLE_NAME = \(literal(parts[1])) ORDER BY ORDINAL_POSITION
+            """)
+        guard !columns.rows.isEmpty else {
+            throw SluiceError(.configuration, "table \(name) does not exist (or the user cannot see it)", location: "source.mysql_cdc.tables", retryable: false)
+        }
+        let keyRows = try await c.query(
+            """
+            SELECT COLUMN_NAME FROM information_schema.STATISTICS
+            WHERE TABLE_SCHEMA = \(literal(parts[0])) AND TABLE_NAME = \(literal(parts[1])) AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX
+            """)
+        var out: [MySQLTableShape.Column] = []
+        for r in 0..<columns.rows.count {
+            let column = columns.string(r, 0) ?? ""
+            let type = (columns.string(r, 1) ?? "").lowercased(), full = (columns.string(r, 2) ?? "").lowercased()
+            let unsigned = full.contains("unsigned")
+            let precision = columns.string(r, 4) ?? "", scale = columns.string(r, 5) ?? "", fsp = Int(columns.string(r, 6) ?? "") ?? 0
+            let kind: MySQLTableShape.Kind, postgres: String
+            switch type {
+            case "tinyint": (kind, postgres) = (unsigned ? .unsigned : .signed, "smallint")
+            case "smallint": (kind, postgres) = (unsigned ? .unsigned : .signed, unsigned ? "integer" : "smallint")
+            case "mediumint": (kind, postgres) = (unsigned ? .unsigned : .signed, "integer")
+            case "int", "integer": (kind, postgres) = (unsigned ? .unsigned : .signed, unsigned ? "bigint" : "integer")
+            case "bigint": (kind, postgres) = (unsigned ? .unsigned : .signed, unsigned ? "numeric(20,0)" : "bigint")
+            case "float": (kind, postgres) = (.float, "real")
+            case "double", "real": (kind, postgres) = (.double, "double precision")
+            case "decimal", "numeric": (kind, postgres) = (.decimal, "numeric(\(precision),\(scale))")
+            case "year": (kind, postgres) = (.year, "smallint")
+            case "date": (kind, postgres) = (.date, "date")
+            case "datetime": (kind, postgres) = (.datetime(fsp: fsp), "timestamp(\(fsp))")
+            case "timestamp": (kind, postgres) = (.timestamp(fsp: fsp), "timestamptz(\(fsp))")
+            case "time": (kind, postgres) = (.time(fsp: fsp), "interval")
+            case "bit": (kind, postgres) = (.bit, "numeric(20,0)")
+            case "json": (kind, postgres) = (.json, "jsonb")
+            case "enum": (kind, postgres) = (.enumeration([], .utf8), "text")
+            case "set": (kind, postgres) = (.set([], .utf8), "text")
+            case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
+                (kind, postgres) = (.text(.utf8), "text")
+            case "binary": (kind, postgres) = (.binary(padTo: Int(columns.string(r, 7) ?? "")), "text")
+            case "varbinary", "tinyblob", "blob", "mediumblob", "longblob": (kind, postgres) = (.binary(padTo: nil), "text")
+            case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection":
+                (kind, postgres) = (.geometry, "jsonb")
+            default:
+                throw SluiceError(
+                    .unsupported, "column \(column) of \(name) has type \(type), which Sluice cannot capture yet", location: "source.mysql_cdc.tables",
+                    retryable: false)
+            }
+            out.append(.init(name: column, kind: kind, postgresType: postgres))
+        }
+        let key = (0..<keyRows.rows.count).compactMap { k in out.firstIndex { $0.name == keyRows.string(k, 0) } }
+        return MySQLTableShape(database: parts[0], table: parts[1], columns: out, key: key)
+    }
+
+    /// Reads the rows after `after` (key order), at most `limit`, in a consistent snapshot.
+    static func readChunk(_ shape: MySQLTableShape, after: [String]?, limit: Int, method: Method, on c: MySQLConnection) async throws -> Chunk {
+        guard !shape.key.isEmpty else {
+            throw SluiceError(
+                .configuration,
+                "table \(shape.name) has no primary key, so its snapshot cannot be read in chunks; add one, or set snapshot: never",
+                location: "source.mysql_cdc.tables", retryable: false)
+        }
+        let select = shape.columns.map { column -> String in
+            let name = identifier(column.name)
+            // FLOAT as DOUBLE: the text of a FLOAT is rounded to 6 digits, the DOUBLE is its exact value.
+            return column.kind == .float ? "CAST(\(name) AS DOUBLE)" : name
+        }.joined(separator: ", ")
+        let keyNames = shape.key.map { identifier(shape.columns[$0].name) }
+        var sql = "SELECT \(select) FROM \(identifier(shape.database)).\(identifier(shape.table))"
+        if let after { sql += " WHERE " + keyAfter(keyNames, after) }
+        sql += " ORDER BY \(keyNames.joined(separator: ", ")) LIMIT \(limit)"
+        let at: BinlogCoordinates
+        let rows: MySQLResultSet
+        switch method {
+        case .snapshotStatus:
+            try await c.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            let status = try await c.query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            at = try coordinates(status)
+            rows = try await c.query(sql)
+            try await c.execute("COMMIT")
+        case .readLock:
+            try await c.execute("FLUSH TABLES WITH READ LOCK")
+            do {
+                try await c.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                let status = try await c.query("SHOW MASTER STATUS")
+                guard let file = status.string(0, 0), let pos = status.string(0, 1).flatMap(UInt64.init) else {
+                    throw SluiceError(.configuration, "SHOW MASTER STATUS shows no binlog: turn on log_bin", retryable: false)
+                }
+                at = BinlogCoordinates(file: file, position: pos)
+                try await c.execute("UNLOCK TABLES")
+            } catch {
+                try? await c.execute("UNLOCK TABLES")
+                throw error
+            }
+            rows = try await c.query(sql)
+            try await c.execute("COMMIT")
+        }
+        let types = shape.columnTypes
+        var changes: [MySQLChange] = []
+        changes.reserveCapacity(rows.rows.count)
+        for row in rows.rows {
+            changes.append(
+                MySQLChange(
+                    op: "r", table: shape.name, key: try MySQLRowRenderer.json(text: row, shape, keyOnly: true), before: nil,
+                    after: try MySQLRowRenderer.json(text: row, shape), types: types))
+        }
+        let last = rows.rows.last.map { row in
+            shape.key.map { k -> String in
+                let kind = shape.columns[k].kind
+                guard let bytes = row[k] else { return "NULL" }
+                switch kind {
+                case .binary, .bit: return "X'\(MySQLJSON.hex(bytes))'"
+                default: return literal(String(decoding: bytes, as: UTF8.self))
+                }
+            }
+        }
+        return Chunk(changes: changes, last: last, isLast: rows.rows.count < limit, at: at)
+    }
+
+    static func coordinates(_ status: MySQLResultSet) throws -> BinlogCoordinates {
+        var file: String?, position: UInt64?
+        for r in 0..<status.rows.count {
+            switch status.string(r, 0)?.lowercased() {
+            case "binlog_snapshot_file": file = status.string(r, 1)
+            case "binlog_snapshot_position": position = status.string(r, 1).flatMap(UInt64.init)
+            default: break
+            }
+        }
+        guard let file, !file.isEmpty, let position else {
+            throw SluiceError(.configuration, "the server reports no binlog position with its snapshot: turn on log_bin", retryable: false)
+        }
+        return BinlogCoordinates(file: file, position: position)
+    }
+
+    /// `(k1, k2) > (v1, v2)` spelled out so that the optimizer reads the key's index as a range.
+    static func keyAfter(_ keys: [String], _ values: [String]) -> String {
+        (0..<keys.count).map { i in
+            "(" + (0..<i).map { "\(keys[$0]) = \(values[$0])" }.joined(separator: " AND ") + (i > 0 ? " AND " : "") + "\(keys[i]) > \(values[i]))"
+        }.joined(separator: " OR ")
+    }
+
+    static func identifier(_ name: String) -> String { "`" + name.replacingOccurrences(of: "`", with: "``") + "`" }
+
+    /// A string literal (backslash escapes on: the session's sql_mode is set by ``prepare(_:)``).
+    static func literal(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+    }
+}
