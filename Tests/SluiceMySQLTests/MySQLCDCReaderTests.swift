@@ -1,0 +1,156 @@
+import Foundation
+import Logging
+import SluiceCore
+import SluiceTesting
+import Testing
+
+@testable import SluiceMySQL
+
+/// The reader against a real MariaDB: checkpoints resume exactly, large transactions go in
+/// parts, a server restart is ridden out, a purged binlog stops with the way out.
+@Suite(.serialized) struct MySQLCDCReaderTests {
+    func context() -> SourceContext {
+        SourceContext(pipeline: "reader", state: MemoryStateStore(), logger: Logger(label: "reader"))
+    }
+
+    struct Read {
+        var ids: [Int] = []
+        var seqs: [Int] = []
+        var ops: [String] = []
+        var positions: [String] = []
+    }
+
+    /// Reads batches until `count` changes have come (at most `seconds`).
+    func read(_ reader: any SourceReader, count: Int, seconds: Int = 60) async throws -> Read {
+        var out = Read()
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while out.ids.count < count, ContinuousClock.now < deadline {
+            guard let batch = try await reader.next() else { break }
+            out.positions.append(batch.position.value)
+            let r = batch.records
+            for row in 0..<r.count {
+                let after = r.column(named: "after")!, before = r.column(named: "before")!
+                let image = after.isNull(row) ? before : after
+                let json = image.withBytes(at: row) { (try? JSONSerialization.jsonObject(with: Data($0))) as? [String: Any] }
+                out.ids.append((json?["id"] as? Int) ?? -1)
+                if case let .int64(seq) = r.column(named: "seq")!.value(at: row) { out.seqs.append(Int(seq)) }
+                out.ops.append(r.column(named: "op")!.withBytes(at: row) { String(decoding: $0, as: UTF8.self) })
+            }
+        }
+        return out
+    }
+
+    func source(_ url: String, _ tables: [String], snapshot: MySQLCDCOptions.SnapshotMode = .never) throws -> MySQLCDCSource {
+        var options = try MySQLCDCOptions(url: url, tables: tables)
+        options.snapshot = snapshot
+        return MySQLCDCSource(options: options, pipeline: "reader-\(UUID().uuidString)")
+    }
+
+    @Test func aLargeTransactionGoesInPartsAndResumesAfterThePartsDelivered() async throws {
+        try await TestMySQLDatabase.with("parts") { db in
+            try await db.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
+            let s = try source(try testMySQLURLText(), ["\(db.name).t"])
+            let reader = try await s.makeReader(resumingFrom: .empty, context: context())
+            try await db.execute("INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_25000")
+            var firstPart: SourceBatch?
+            var parts: [Int] = []
+            while parts.reduce(0, +) < 25_000 {
+                guard let batch = try await reader.next() else { break }
+                if batch.records.count > 0 { parts.append(batch.records.count) }
+                if firstPart == nil && batch.records.count > 0 { firstPart = batch }
+            }
+            await reader.close()
+            // Parts of at least 10,000 changes (cut at a rows event's end), then the rest.
+            let fullParts = parts.dropLast().filter { (10_000..<11_000).contains($0) }
+            #expect(parts.count == 3, "\(parts)")
+            #expect(parts.reduce(0, +) == 25_000, "\(parts)")
+            #expect(fullParts.count == 2, "\(parts)")
+            let checkpoint = try #require(firstPart.flatMap { MySQLCDCPosition.parse($0.position.value) })
+            let delivered = try #require(checkpoint.delivered)
+            #expect(delivered == parts[0])
+            // Resumed after the first part: the rest of the transaction, each change once.
+            let resumed = try await s.makeReader(resumingFrom: Checkpoint([s.partition: checkpoint.text]), context: context())
+            let rest = try await read(resumed, count: 25_000 - delivered)
+            await resumed.close()
+            #expect(rest.ids == Array((delivered + 1)...25_000))
+            #expect(rest.seqs == Array(delivered..<25_000))
+        }
+    }
+
+    @Test func aCheckpointResumesAtTheNextTransaction() async throws {
+        try await TestMySQLDatabase.with("resume") { db in
+            try await db.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+            let s = try source(try testMySQLURLText(), ["\(db.name).t"])
+            let reader = try await s.makeReader(resumingFrom: .empty, context: context())
+            for i in 1...5 { try await db.execute("INSERT INTO t VALUES (\(i), 0)") }
+            let first = try await read(reader, count: 5)
+            await reader.close()
+            #expect(first.ids == [1, 2, 3, 4, 5])
+            // More changes while nobody reads (an update, a delete, a key change).
+            try await db.execute(
+                "INSERT INTO t VALUES (6, 0)", "UPDATE t SET v = 1 WHERE id = 2", "DELETE FROM t WHERE id = 3", "UPDATE t SET id = 7 WHERE id = 4")
+            let resumed = try await s.makeReader(resumingFrom: Checkpoint([s.partition: first.positions.last!]), context: context())
+            let second = try await read(resumed, count: 4)
+            await resumed.close()
+            #expect(second.ops == ["c", "u", "d", "u"])
+            #expect(second.ids == [6, 2, 3, 7])
+        }
+    }
+
+    @Test func aServerRestartIsRiddenOutAndAPurgedBinlogStops() async throws {
+        let server = try await PrivateMariaDB.start()
+        do {
+            try await restartAndPurge(server)
+            await server.stop()
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
+    func restartAndPurge(_ server: PrivateMariaDB) async throws {
+        let url = try MySQLURL(server.url)
+        let admin = try await MySQLConnection.connect(url)
+        try await admin.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        await admin.close()
+        let s = try source(server.url, ["sluice_test.t"])
+        let reader = try await s.makeReader(resumingFrom: .empty, context: context())
+        func insert(_ ids: ClosedRange<Int>) async throws {
+            let c = try await MySQLConnection.connect(url)
+            try await c.execute("INSERT INTO t VALUES " + ids.map { "(\($0))" }.joined(separator: ","))
+            await c.close()
+        }
+        try await insert(1...3)
+        let before = try await read(reader, count: 3)
+        #expect(before.ids == [1, 2, 3])
+        // The server goes away and comes back: the stream starts again where it was.
+        try await server.pause()
+        try await server.resume()
+        try await insert(4...6)
+        let after = try await read(reader, count: 3, seconds: 90)
+        #expect(after.ids == [4, 5, 6])
+        await reader.close()
+        // The binlog the checkpoint points into is purged: the pipeline stops, saying what to do.
+        let c = try await MySQLConnection.connect(url)
+        try await c.execute("FLUSH BINARY LOGS")
+        try await c.execute("INSERT INTO t VALUES (7)")
+        // A file a dump thread still reads is not purged: wait until the closed reader's is gone.
+        var logs = try await c.query("SHOW BINARY LOGS")
+        let current = logs.string(logs.rows.count - 1, 0)!
+        for _ in 0..<200 where logs.rows.count > 1 {
+            try await c.execute("PURGE BINARY LOGS TO '\(current)'")
+            logs = try await c.query("SHOW BINARY LOGS")
+            if logs.rows.count > 1 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(logs.rows.count == 1)
+        await c.close()
+        let stale = try await s.makeReader(resumingFrom: Checkpoint([s.partition: after.positions.last!]), context: context())
+        await #expect {
+            _ = try await stale.next()
+        } throws: { error in
+            guard let e = error as? SluiceError else { return false }
+            return !e.isRetryable && e.message.contains("sluice cdc resnapshot")
+        }
+        await stale.close()
+    }
+}
