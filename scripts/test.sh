@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # chromium: the real browser the dashboard tests load the page in (headless).
 # gdb and procps (pgrep): the stall watchdog below prints the threads of a test process that
-# stopped making progress.
-export SLUICE_EXTRA_APT_PACKAGES="chromium gdb procps"
+# stopped making progress. mariadb-server: the throwaway MariaDB of the MySQL CDC tests
+# (scripts/mariadb-test-server.sh), with mariadb-binlog, their independent binlog reader.
+export SLUICE_EXTRA_APT_PACKAGES="chromium gdb procps mariadb-server"
 source scripts/setup.sh
 
 echo "==> swift format (scripts/format.sh --check)"
@@ -21,9 +22,10 @@ export SLUICE_BIN="$(swift build --show-bin-path)/sluice"
 echo "==> fuzz (bounded: every parser 10 s, debug build)"
 scripts/fuzz.sh --debug --seconds 10
 
-# A throwaway PostgreSQL server for the database tests (stopped and deleted on exit).
+# Throwaway PostgreSQL and MariaDB servers for the database tests (stopped and deleted on exit).
 source scripts/pg-test-server.sh
-trap pg_test_server_stop EXIT
+source scripts/mariadb-test-server.sh
+trap 'pg_test_server_stop; mariadb_test_server_stop' EXIT
 
 # The stall watchdog: when the tests print nothing for SLUICE_TEST_STALL_S seconds (default 600;
 # the longest test prints its result within ~7 minutes on a loaded run), it prints every thread's

@@ -38,7 +38,10 @@ struct MySQLTransaction: Sendable {
 /// `op` (c create, u update, d delete, t truncate, r snapshot read), `table` (`db.table`), `key`
 /// (the primary key as JSON), `before` and `after` (the row as JSON), `source` (JSON: connector,
 /// server_id, db, table, file, pos, gtid, ts_ms, snapshot), and the source's place flattened
-/// into columns for an audit trail. The first change of each table in a batch also carries
+/// into columns for an audit trail. `file` and `pos` are where the change's transaction begins
+/// in the binlog (known for every part of a large one), so `file`, `pos` and `seq` (the change's
+/// number in its transaction) name a change; snapshot reads carry the position they were read
+/// at, and are named by table and key. The first change of each table in a batch also carries
 /// `source.column_types` (column → PostgreSQL type), from which `mode: apply` creates tables.
 enum MySQLChangeEvents {
     static let schema = Schema([
@@ -80,8 +83,8 @@ enum MySQLChangeEvents {
                 } else {
                     b[5].appendBytes(source)
                 }
-                b[6].append(string: t.end.file)
-                b[7].append(Int64(t.end.position))
+                b[6].append(string: t.start.file)
+                b[7].append(Int64(t.start.position))
                 if let gtid = t.gtid { b[8].append(string: gtid) } else { b[8].appendNull() }
                 b[9].append(tsMillis)
                 b[10].append(Int64(t.firstSeq + i))
@@ -98,8 +101,8 @@ enum MySQLChangeEvents {
         MySQLJSON.appendString(parts.last ?? "", to: &out)
         if let types { out += Array(",\"column_types\":".utf8) + types }
         out += Array(",\"file\":".utf8)
-        MySQLJSON.appendString(t.end.file, to: &out)
-        out += Array(",\"pos\":\(t.end.position),\"gtid\":".utf8)
+        MySQLJSON.appendString(t.start.file, to: &out)
+        out += Array(",\"pos\":\(t.start.position),\"gtid\":".utf8)
         if let gtid = t.gtid { MySQLJSON.appendString(gtid, to: &out) } else { out += Array("null".utf8) }
         out += Array(",\"ts_ms\":\(Int64(t.timestamp) * 1000)".utf8)
         if t.snapshot { out += Array(",\"snapshot\":true".utf8) }
