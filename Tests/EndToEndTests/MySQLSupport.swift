@@ -53,3 +53,13 @@ func runTool(_ tool: String, _ arguments: [String]) throws -> [String] {
     }
     return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
 }
+
+/// Starts the `mariadb` client on `sql` in the background (a concurrent writer).
+func startMysql(_ sql: String, database: String) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["mariadb"] + (try mysqlClientArguments()) + [database, "-e", sql]
+    p.standardOutput = FileHandle.nullDevice
+    try ChildProcesses.run(p)
+    return p
+}

@@ -112,8 +112,18 @@ import Testing
         let url = try MySQLURL(server.url)
         let admin = try await MySQLConnection.connect(url)
         try await admin.execute("CREATE TABLE t (id INT PRIMARY KEY)")
-        await admin.close()
         let s = try source(server.url, ["sluice_test.t"])
+        // `sluice cdc setup`: a server that does not log what CDC needs is named, with the fix;
+        // the pipeline does not start on it.
+        #expect(try await s.missingServerSettings().isEmpty)
+        try await admin.execute("SET GLOBAL binlog_row_metadata = 'MINIMAL'", "SET GLOBAL binlog_format = 'MIXED'")
+        let missing = try await s.missingServerSettings()
+        #expect(missing.count == 2)
+        #expect(missing.contains { $0.contains("SET GLOBAL binlog_row_metadata = 'FULL'") })
+        #expect(missing.contains { $0.contains("SET GLOBAL binlog_format = 'ROW'") })
+        await #expect(throws: SluiceError.self) { _ = try await s.makeReader(resumingFrom: .empty, context: context()) }
+        try await admin.execute("SET GLOBAL binlog_row_metadata = 'FULL'", "SET GLOBAL binlog_format = 'ROW'")
+        await admin.close()
         let reader = try await s.makeReader(resumingFrom: .empty, context: context())
         func insert(_ ids: ClosedRange<Int>) async throws {
             let c = try await MySQLConnection.connect(url)

@@ -260,7 +260,9 @@ final class MySQLCDCReader: SourceReader {
         if readySince == nil { readySince = now }
         let changes = stream.ready.reduce(0) { $0 + $1.changes.count }
         let waited = now - readySince!
-        let due = changes >= Self.batchChanges || idle || (changes > 0 && waited >= Self.gathering) || waited >= .seconds(1)
+        // Snapshot rows do not wait for company: the next chunk is read once this one is handed over.
+        let snapshotRows = stream.ready.contains { $0.snapshot }
+        let due = changes >= Self.batchChanges || idle || snapshotRows || (changes > 0 && waited >= Self.gathering) || waited >= .seconds(1)
         return due ? handOver(count: stream.ready.count) : nil
     }
 

@@ -55,6 +55,22 @@ final class MySQLPacketChannel: Sendable {
             waiter?.resume(throwing: error)
         }
 
+        /// The first buffered packet (nil when none), or the connection's failure once drained.
+        static func take(_ s: inout State) throws -> MySQLPacketFramer.Packet? {
+            if s.head < s.packets.count {
+                let p = s.packets[s.head]
+                s.head += 1
+                s.bytes -= p.payload.count
+                if s.head == s.packets.count || s.head >= 1024 {
+                    s.packets.removeFirst(s.head)
+                    s.head = 0
+                }
+                return p
+            }
+            if let failure = s.failure { throw failure }
+            return nil
+        }
+
         /// Whether the socket should be read on: someone waits, or little is buffered.
         var wantsMore: Bool { state.withLock { $0.waiter != nil || ($0.failure == nil && $0.bytes < MySQLPacketChannel.prefetchBytes) } }
     }
@@ -129,35 +145,34 @@ final class MySQLPacketChannel: Sendable {
 
     /// The next packet; throws when the connection fails or nothing arrives within `timeout`.
     func next(timeout: Duration) async throws -> MySQLPacketFramer.Packet {
-        let ready = try inbox.state.withLock { s -> MySQLPacketFramer.Packet? in
-            if s.head < s.packets.count {
-                let p = s.packets[s.head]
-                s.head += 1
-                s.bytes -= p.payload.count
-                if s.head == s.packets.count || s.head >= 1024 {
-                    s.packets.removeFirst(s.head)
-                    s.head = 0
-                }
-                return p
-            }
-            if let failure = s.failure { throw failure }
-            return nil
-        }
-        if let ready {
+        if let ready = try inbox.state.withLock({ s in try Inbox.take(&s) }) {
             if inbox.wantsMore { channel.read() }
             return ready
         }
         let loop = channel.eventLoop
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MySQLPacketFramer.Packet, any Error>) in
+                // Checked again under the lock that registers the wait: a packet that arrived
+                // since the check above is taken now, not left behind while waiting for the next.
                 let wait = inbox.state.withLock { s -> Result<UInt64, any Error> in
-                    if let failure = s.failure { return .failure(failure) }
+                    do {
+                        if let packet = try Inbox.take(&s) {
+                            continuation.resume(returning: packet)
+                            return .success(0)
+                        }
+                    } catch {
+                        return .failure(error)
+                    }
                     s.waiter = continuation
                     s.wait += 1
                     return .success(s.wait)
                 }
                 guard case let .success(id) = wait else {
                     if case let .failure(error) = wait { continuation.resume(throwing: error) }
+                    return
+                }
+                guard id != 0 else {
+                    if inbox.wantsMore { channel.read() }
                     return
                 }
                 let inbox = self.inbox
