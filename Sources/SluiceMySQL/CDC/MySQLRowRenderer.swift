@@ -25,6 +25,44 @@ enum MySQLJSON {
 
     static func appendString(_ text: String, to out: inout [UInt8]) { appendString(text.utf8, to: &out) }
 
+    /// Appends a signed integer's decimal digits.
+    @inline(__always)
+    static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 {
+            out.append(UInt8(ascii: "-"))
+            appendUnsigned(value.magnitude, to: &out)
+        } else {
+            appendUnsigned(UInt64(value), to: &out)
+        }
+    }
+
+    /// Appends an unsigned integer's decimal digits.
+    @inline(__always)
+    static func appendUnsigned(_ value: UInt64, to out: inout [UInt8]) {
+        if value < 10 {
+            out.append(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var v = value, start = 20
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<20]))
+        }
+    }
+
+    /// Appends `value` (≥ 0) as exactly `width` digits, zero-padded (wider values in full).
+    @inline(__always)
+    static func appendDigits(_ value: Int, _ width: Int, to out: inout [UInt8]) {
+        var v = value, n = 0
+        repeat { n += 1; v /= 10 } while v > 0
+        for _ in n..<max(n, width) { out.append(UInt8(ascii: "0")) }
+        appendUnsigned(UInt64(value), to: &out)
+    }
+
     static func hex(_ bytes: some Collection<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
@@ -57,8 +95,7 @@ enum MySQLRowRenderer {
             guard let value = image[c] else { continue }
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            MySQLJSON.appendString(shape.columns[c].name.utf8, to: &out)
-            out.append(UInt8(ascii: ":"))
+            out += shape.columns[c].jsonKey
             try append(value, shape, c, to: &out)
         }
         out.append(UInt8(ascii: "}"))
@@ -71,9 +108,9 @@ enum MySQLRowRenderer {
         case (.null, _):
             out += Array("null".utf8)
         case let (.integer(v, _), .signed):
-            out += Array(String(v).utf8)
+            MySQLJSON.appendInteger(v, to: &out)
         case (.integer, .unsigned):
-            out += Array(String(value.unsigned ?? 0).utf8)
+            MySQLJSON.appendUnsigned(value.unsigned ?? 0, to: &out)
         case let (.float(f), _):
             out += Array(f.description.utf8)
         case let (.double(d), _):
@@ -94,7 +131,26 @@ enum MySQLRowRenderer {
         case let (.date(y, m, d), _):
             MySQLJSON.appendString(date(y, m, d), to: &out)
         case let (.datetime(y, mo, d, h, mi, s, micro), .datetime(fsp)):
-            MySQLJSON.appendString(date(y, mo, d) + " " + clock(h, mi, s) + fraction(micro, fsp), to: &out)
+            // Digits straight into the output: the most common temporal type, on every row.
+            out.append(UInt8(ascii: "\""))
+            MySQLJSON.appendDigits(y, 4, to: &out)
+            out.append(UInt8(ascii: "-"))
+            MySQLJSON.appendDigits(mo, 2, to: &out)
+            out.append(UInt8(ascii: "-"))
+            MySQLJSON.appendDigits(d, 2, to: &out)
+            out.append(UInt8(ascii: " "))
+            MySQLJSON.appendDigits(h, 2, to: &out)
+            out.append(UInt8(ascii: ":"))
+            MySQLJSON.appendDigits(mi, 2, to: &out)
+            out.append(UInt8(ascii: ":"))
+            MySQLJSON.appendDigits(s, 2, to: &out)
+            if fsp > 0 {
+                out.append(UInt8(ascii: "."))
+                var scaled = micro
+                for _ in fsp..<6 { scaled /= 10 }
+                MySQLJSON.appendDigits(scaled, fsp, to: &out)
+            }
+            out.append(UInt8(ascii: "\""))
         case let (.timestamp(seconds, micro), .timestamp(fsp)):
             MySQLJSON.appendString(timestamp(seconds: seconds, micro: micro, fsp: fsp), to: &out)
         case let (.time(negative, h, m, s, micro), .time(fsp)):
@@ -188,8 +244,7 @@ enum MySQLRowRenderer {
         for c in keyOnly ? shape.key : Array(row.indices) where c < row.count {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            MySQLJSON.appendString(shape.columns[c].name.utf8, to: &out)
-            out.append(UInt8(ascii: ":"))
+            out += shape.columns[c].jsonKey
             guard let bytes = row[c] else {
                 out += Array("null".utf8)
                 continue

@@ -19,6 +19,18 @@ struct MySQLTableShape: Sendable, Equatable {
         var kind: Kind
         /// The PostgreSQL type that holds its values exactly (`source.column_types`, for `mode: apply`).
         var postgresType: String
+        /// `"name":`, as every row image starts this column's value.
+        let jsonKey: [UInt8]
+
+        init(name: String, kind: Kind, postgresType: String) {
+            self.name = name
+            self.kind = kind
+            self.postgresType = postgresType
+            var key: [UInt8] = []
+            MySQLJSON.appendString(name.utf8, to: &key)
+            key.append(UInt8(ascii: ":"))
+            jsonKey = key
+        }
     }
 
     /// How a column's values are rendered.
