@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "SluicePostgres", targets: ["SluicePostgres"]),
         .library(name: "SluiceNATS", targets: ["SluiceNATS"]),
         .library(name: "SluiceJetStream", targets: ["SluiceJetStream"]),
+        .library(name: "SluiceMySQLProtocol", targets: ["SluiceMySQLProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -121,9 +122,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SluiceMySQLProtocol",
+            dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SluiceMySQL",
             dependencies: [
-                "SluiceCore", "CZlib", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
+                "SluiceCore", "SluiceMySQLProtocol", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -183,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTPAPITests", dependencies: ["SluiceHTTPAPI", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"],
             swiftSettings: swiftSettings),
-        .testTarget(name: "SluiceMySQLTests", dependencies: ["SluiceMySQL", "SluiceTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceMySQLTests", dependencies: ["SluiceMySQL", "SluiceMySQLProtocol", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting"], swiftSettings: swiftSettings),

@@ -33,6 +33,7 @@ let package = Package(
             swiftSettings: harness),
         .executableTarget(name: "FuzzPgOutput", dependencies: [.product(name: "SluicePostgres", package: "sluice")], swiftSettings: harness),
         .executableTarget(name: "FuzzNATS", dependencies: [.product(name: "SluiceNATS", package: "sluice")], swiftSettings: harness),
+        .executableTarget(name: "FuzzMySQL", dependencies: [.product(name: "SluiceMySQLProtocol", package: "sluice")], swiftSettings: harness),
         .executableTarget(
             name: "FuzzYAML",
             dependencies: [

@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
-all_targets=(FuzzCSV FuzzNDJSON FuzzPushSplitter FuzzParquet FuzzPgOutput FuzzNATS FuzzYAML)
+all_targets=(FuzzCSV FuzzNDJSON FuzzPushSplitter FuzzParquet FuzzPgOutput FuzzNATS FuzzMySQL FuzzYAML)
 seconds=30
 build_only=0
 config=release

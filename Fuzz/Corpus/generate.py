@@ -193,3 +193,29 @@ try:
     parquet_seeds()
 except ImportError:
     print("pyarrow is not installed: the Parquet seeds are left as they are")
+
+
+# MySQL (FuzzMySQL): the first byte picks the parser. The binlog seeds (binlog-*.bin, mode 0)
+# were cut from a MariaDB 10.11 binlog of the test server (a format description, then table
+# maps with full metadata and their rows events); these are the hand-made ones.
+def mysql_packet(payload, seq):
+    return len(payload).to_bytes(3, "little") + bytes([seq]) + payload
+
+
+def lenenc(b):
+    return bytes([len(b)]) + b
+
+
+column = b"".join(lenenc(x) for x in [b"def", b"db", b"t", b"t", b"c", b"c"]) + b"\x0c" + (45).to_bytes(2, "little") \
+    + (11).to_bytes(4, "little") + b"\x08" + (0).to_bytes(2, "little") + b"\x00\x00\x00"
+write("FuzzMySQL", "query-answer.bin", b"\x02" + mysql_packet(b"\x01", 1) + mysql_packet(column, 2)
+      + mysql_packet(b"\x0242" + b"\xfb"[:0], 3) + mysql_packet(b"\xfe\x00\x00\x02\x00\x00\x00", 4))
+write("FuzzMySQL", "query-ok.bin", b"\x02" + mysql_packet(b"\x00\x01\x00\x02\x00\x00\x00", 1))
+write("FuzzMySQL", "query-error.bin", b"\x02" + mysql_packet(b"\xff\x7a\x04#42S02Table 'x' doesn't exist", 1))
+greeting = b"\x0a" + b"10.11.19-MariaDB\x00" + (7).to_bytes(4, "little") + b"abcdefgh\x00" + (0xf7fe).to_bytes(2, "little") \
+    + b"\x2d" + (2).to_bytes(2, "little") + (0x81bf).to_bytes(2, "little") + b"\x15" + b"\x00" * 6 + (0x1d).to_bytes(4, "little") \
+    + b"ijklmnopqrst\x00" + b"mysql_native_password\x00"
+write("FuzzMySQL", "greeting.bin", b"\x01" + greeting)
+write("FuzzMySQL", "auth-switch.bin", b"\x03\xfe" + b"caching_sha2_password\x00" + b"0123456789abcdefghij\x00")
+write("FuzzMySQL", "auth-more.bin", b"\x03\x01\x04")
+write("FuzzMySQL", "auth-ok.bin", b"\x03\x00\x00\x00\x02\x00\x00\x00")

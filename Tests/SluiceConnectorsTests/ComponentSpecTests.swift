@@ -17,7 +17,9 @@ import Testing
             env[name] =
                 name.contains("NATS")
                 ? "nats://127.0.0.1:4222"
-                : name.contains("URL") ? "postgres://u:p@127.0.0.1:5432/db" : "a-secret-value-of-32-bytes-long!"
+                : name.contains("MYSQL")
+                    ? "mysql://u:p@127.0.0.1:3306/db"
+                    : name.contains("URL") ? "postgres://u:p@127.0.0.1:5432/db" : "a-secret-value-of-32-bytes-long!"
             rest = rest[rest.index(after: end)...]
         }
         return env

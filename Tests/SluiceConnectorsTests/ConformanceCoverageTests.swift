@@ -31,7 +31,10 @@ import Testing
 
     @Test func everyComponentsConfigurationErrorsAreLocated() throws {
         let registry = BuiltinComponents.registry
-        let environment = ["NATS_URL": "nats://127.0.0.1:4222", "DATABASE_URL": "postgres://u@127.0.0.1/db", "PG_URL": "postgres://u@127.0.0.1/db"]
+        let environment = [
+            "NATS_URL": "nats://127.0.0.1:4222", "DATABASE_URL": "postgres://u@127.0.0.1/db", "PG_URL": "postgres://u@127.0.0.1/db",
+            "MYSQL_URL": "mysql://u@127.0.0.1/db",
+        ]
         for (kind, factories) in [("source", registry.sources.map(\.spec)), ("sink", registry.sinks.map(\.spec))] {
             for spec in factories {
                 let alternatives = Set(spec.alternatives.compactMap(\.first))

@@ -97,6 +97,36 @@ import Testing
         }
     }
 
+    @Test func aTableAddedLaterIsSnapshottedWhileStreaming() async throws {
+        try await TestMySQLDatabase.with("added") { db in
+            try await db.execute(
+                "CREATE TABLE a (id INT PRIMARY KEY)", "CREATE TABLE b (id INT PRIMARY KEY)",
+                "INSERT INTO b SELECT seq FROM seq_1_to_250")
+            let first = try source(try testMySQLURLText(), ["\(db.name).a"])
+            let reader = try await first.makeReader(resumingFrom: .empty, context: context())
+            try await db.execute("INSERT INTO a VALUES (1)")
+            let streamed = try await read(reader, count: 1)
+            await reader.close()
+            #expect(streamed.ops == ["c"])
+            // The pipeline now captures b too: its existing rows arrive as snapshot reads, in
+            // chunks, then its changes; a's stream goes on from the checkpoint.
+            var options = first.options
+            options.tables.append("\(db.name).b")
+            options.snapshotChunk = 100
+            options.snapshot = .initial
+            let second = MySQLCDCSource(options: options, pipeline: "added")
+            let resumed = try await second.makeReader(resumingFrom: Checkpoint([first.partition: streamed.positions.last!]), context: context())
+            try await db.execute("INSERT INTO a VALUES (2)")
+            let after = try await read(resumed, count: 251)
+            try await db.execute("INSERT INTO b VALUES (251)")
+            let last = try await read(resumed, count: 1)
+            await resumed.close()
+            #expect(Set(after.ids.enumerated().filter { after.ops[$0.offset] == "r" }.map(\.element)) == Set(1...250))
+            #expect(after.ops.filter { $0 == "c" }.count == 1)
+            #expect(last.ops == ["c"] && last.ids == [251])
+        }
+    }
+
     @Test func aServerRestartIsRiddenOutAndAPurgedBinlogStops() async throws {
         let server = try await PrivateMariaDB.start()
         do {

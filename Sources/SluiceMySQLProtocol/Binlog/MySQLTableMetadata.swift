@@ -52,16 +52,16 @@ public struct MySQLTableMetadata: Equatable, Sendable {
                 unsignedNumerics = (0..<numerics).map { bits[$0 / 8] & (0x80 >> ($0 % 8)) != 0 }
             case .defaultCharset, .enumSetDefaultCharset:
                 let count = type == Field.defaultCharset.rawValue ? characterColumns : enumSetColumns
-                var collations = [Int](repeating: Int(try Self.packed(&v)), count: count)
+                var collations = [Int](repeating: try Self.packed(&v), count: count)
                 while !v.isAtEnd {
-                    let column = Int(try Self.packed(&v)), collation = Int(try Self.packed(&v))
+                    let column = try Self.packed(&v), collation = try Self.packed(&v)
                     guard column < count else { throw MySQLProtocolError("a charset for column \(column) of \(count)", at: r.offset) }
                     collations[column] = collation
                 }
                 if type == Field.defaultCharset.rawValue { characterCollations = collations } else { enumSetCollations = collations }
             case .columnCharset, .enumSetColumnCharset:
                 var collations: [Int] = []
-                while !v.isAtEnd { collations.append(Int(try Self.packed(&v))) }
+                while !v.isAtEnd { collations.append(try Self.packed(&v)) }
                 if type == Field.columnCharset.rawValue { characterCollations = collations } else { enumSetCollations = collations }
             case .columnName:
                 while !v.isAtEnd { columnNames.append(String(decoding: try Self.string(&v), as: UTF8.self)) }
@@ -72,17 +72,17 @@ public struct MySQLTableMetadata: Equatable, Sendable {
                 var all: [[[UInt8]]] = []
                 while !v.isAtEnd {
                     let count = try Self.packed(&v)
-                    guard count <= UInt64(v.remaining) else { throw MySQLProtocolError("an ENUM/SET with more values than bytes", at: r.offset) }
-                    all.append(try (0..<Int(count)).map { _ in try Self.string(&v) })
+                    guard count <= v.remaining else { throw MySQLProtocolError("an ENUM/SET with more values than bytes", at: r.offset) }
+                    all.append(try (0..<count).map { _ in try Self.string(&v) })
                 }
                 if type == Field.setValues.rawValue { setValues = all } else { enumValues = all }
             case .geometryType:
-                while !v.isAtEnd { geometryTypes.append(Int(try Self.packed(&v))) }
+                while !v.isAtEnd { geometryTypes.append(try Self.packed(&v)) }
             case .simplePrimaryKey:
-                while !v.isAtEnd { primaryKey.append(Int(try Self.packed(&v))) }
+                while !v.isAtEnd { primaryKey.append(try Self.packed(&v)) }
             case .primaryKeyWithPrefix:
                 while !v.isAtEnd {
-                    primaryKey.append(Int(try Self.packed(&v)))
+                    primaryKey.append(try Self.packed(&v))
                     _ = try Self.packed(&v)
                 }
             case .columnVisibility, nil:
@@ -94,21 +94,23 @@ public struct MySQLTableMetadata: Equatable, Sendable {
         }
     }
 
-    static func packed(_ r: inout MySQLByteReader) throws -> UInt64 {
+    /// A packed integer of the metadata (a count, an index, a collation id: never near 2^31).
+    static func packed(_ r: inout MySQLByteReader) throws -> Int {
         guard let value = try r.lengthEncodedInteger("optional metadata value") else {
             throw MySQLProtocolError("a NULL in optional metadata", at: r.offset)
         }
-        return value
+        guard value <= UInt64(Int32.max) else { throw MySQLProtocolError("an optional metadata value of \(value)", at: r.offset) }
+        return Int(value)
     }
 
     static func string(_ r: inout MySQLByteReader) throws -> [UInt8] {
         let length = try packed(&r)
-        guard length <= UInt64(r.remaining) else { throw MySQLProtocolError("a name longer than its field", at: r.offset) }
-        return try r.bytes(Int(length), "optional metadata string")
+        guard length <= r.remaining else { throw MySQLProtocolError("a name longer than its field", at: r.offset) }
+        return try r.bytes(length, "optional metadata string")
     }
 
     /// Numeric columns, as the signedness bitmap counts them.
-    static func isNumeric(_ type: UInt8) -> Bool {
+    public static func isNumeric(_ type: UInt8) -> Bool {
         switch type {
         case MySQLColumnType.tiny, MySQLColumnType.short, MySQLColumnType.int24, MySQLColumnType.long, MySQLColumnType.longlong,
             MySQLColumnType.float, MySQLColumnType.double, MySQLColumnType.newDecimal:
@@ -118,7 +120,7 @@ public struct MySQLTableMetadata: Equatable, Sendable {
     }
 
     /// Character columns, as the charset fields count them (by real type).
-    static func isCharacter(_ type: UInt8) -> Bool {
+    public static func isCharacter(_ type: UInt8) -> Bool {
         switch type {
         case MySQLColumnType.string, MySQLColumnType.varString, MySQLColumnType.varchar, MySQLColumnType.blob: true
         default: false

@@ -47,7 +47,7 @@ public struct MySQLResultSet: Sendable {
 
     /// The value at `row` of the column named `name` as text.
     public func string(_ row: Int, _ name: String) -> String? {
-        guard let column = columns.firstIndex(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame }) else { return nil }
+        guard let column = columns.firstIndex(where: { $0.name.lowercased() == name.lowercased() }) else { return nil }
         return string(row, column)
     }
 }
