@@ -127,6 +127,57 @@ import Testing
         }
     }
 
+    @Test func savepointsKeepTheirTransactionsChangesAndStatementLoggedChangesAreRefused() async throws {
+        try await TestMySQLDatabase.with("savepoint") { db in
+            try await db.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+            let s = try source(try testMySQLURLText(), ["\(db.name).t"])
+            let reader = try await s.makeReader(resumingFrom: .empty, context: context())
+            try await db.execute(
+                "BEGIN", "INSERT INTO t VALUES (1)", "SAVEPOINT s", "INSERT INTO t VALUES (2)", "ROLLBACK TO SAVEPOINT s", "INSERT INTO t VALUES (3)", "COMMIT")
+            let read = try await read(reader, count: 2)
+            #expect(read.ids == [1, 3] && read.seqs == [0, 1])
+            // A session logging SQL instead of rows: its change is not in the binlog as a row.
+            try await db.execute("SET SESSION binlog_format = 'STATEMENT'", "BEGIN", "INSERT INTO t VALUES (4)", "COMMIT")
+            await #expect {
+                _ = try await self.read(reader, count: 1, seconds: 10)
+            } throws: { error in
+                (error as? SluiceError)?.message.contains("logged as SQL") == true
+            }
+            await reader.close()
+        }
+    }
+
+    @Test func decimalKeysAndZerofillColumnsSnapshotExactly() async throws {
+        try await TestMySQLDatabase.with("zerofill") { db in
+            try await db.execute(
+                "CREATE TABLE z (id DECIMAL(20,0) PRIMARY KEY, n INT(5) ZEROFILL, d DECIMAL(6,2) ZEROFILL)",
+                "INSERT INTO z VALUES (12345678901234567890, 42, 1.5), (12345678901234567891, 7, 0), (12345678901234567892, NULL, NULL)")
+            var options = try MySQLCDCOptions(url: try testMySQLURLText(), tables: ["\(db.name).z"])
+            options.snapshotChunk = 1
+            let s = MySQLCDCSource(options: options, pipeline: "zerofill")
+            let reader = try await s.makeReader(resumingFrom: .empty, context: context())
+            var afters: [String] = []
+            let deadline = ContinuousClock.now + .seconds(30)
+            while afters.count < 3, ContinuousClock.now < deadline, let batch = try await reader.next() {
+                let after = batch.records.column(named: "after")!
+                for row in 0..<batch.records.count { afters.append(after.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }) }
+            }
+            try await db.execute("INSERT INTO z VALUES (5, 42, 1.5)")
+            var streamed: [String] = []
+            while streamed.isEmpty, ContinuousClock.now < deadline, let batch = try await reader.next() {
+                let after = batch.records.column(named: "after")!
+                for row in 0..<batch.records.count { streamed.append(after.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }) }
+            }
+            await reader.close()
+            // Each of the three neighbouring DECIMAL keys once (quoted, they compared as equal doubles).
+            #expect(afters.count == 3)
+            #expect(afters.first == #"{"id":12345678901234567890,"n":42,"d":1.50}"#)
+            #expect(afters.last?.hasPrefix(#"{"id":12345678901234567892,"#) == true)
+            // The binlog renders ZEROFILL columns the same.
+            #expect(streamed == [#"{"id":5,"n":42,"d":1.50}"#])
+        }
+    }
+
     @Test func aServerRestartIsRiddenOutAndAPurgedBinlogStops() async throws {
         let server = try await PrivateMariaDB.start()
         do {

@@ -41,6 +41,11 @@ struct MySQLBinlogStream {
         var timestamp: UInt32
         /// A MariaDB GTID with the standalone flag: one DDL statement, no COMMIT follows.
         var standalone = false
+        /// A transaction of several statements (a BEGIN, or a MariaDB GTID without the
+        /// standalone flag): only COMMIT, ROLLBACK or XID ends it.
+        var explicit = false
+        /// An XA transaction (`XA START`).
+        var xa = false
         var changes: [MySQLChange] = []
         /// Changes of this transaction seen so far (skipped and handed over ones included).
         var seen = 0
@@ -73,8 +78,10 @@ struct MySQLBinlogStream {
         }
     }
 
+    /// The GTID position after the last transaction: MariaDB's per-domain list; on MySQL the
+    /// last transaction's GTID.
     var gtidState: String? {
-        domains.isEmpty ? position.gtid : domains.keys.sorted().map { domains[$0]! }.joined(separator: ",")
+        domains.isEmpty ? (open?.gtid ?? position.gtid) : domains.keys.sorted().map { domains[$0]! }.joined(separator: ",")
     }
 
     mutating func receive(_ header: MySQLBinlogEventHeader, _ event: MySQLBinlogEvent) throws -> Note {
@@ -90,7 +97,7 @@ struct MySQLBinlogStream {
             return .none
         case let .mariaDBGTID(domain, sequence, standalone):
             let gtid = "\(domain)-\(header.serverID)-\(sequence)"
-            open = Open(start: start, gtid: gtid, serverID: header.serverID, timestamp: header.timestamp, standalone: standalone)
+            open = Open(start: start, gtid: gtid, serverID: header.serverID, timestamp: header.timestamp, standalone: standalone, explicit: !standalone)
             domains[domain] = gtid
             beginSkip()
             return .none
@@ -102,42 +109,86 @@ struct MySQLBinlogStream {
             beginSkip()
             return .none
         case let .query(database, sql, _):
-            let statement = sql.trimmingCharacters(in: .whitespacesAndNewlines)
-            switch statement.uppercased() {
-            case "BEGIN", "XA START":
+            let statement = Self.withoutLeadingComments(sql)
+            let upper = statement.uppercased()
+            if upper == "BEGIN" || upper.hasPrefix("XA START") {
                 if open == nil {
                     open = Open(start: start, gtid: nil, serverID: header.serverID, timestamp: header.timestamp)
                     beginSkip()
                 }
+                open!.explicit = true
+                if upper.hasPrefix("XA ") { open!.xa = true }
                 return .none
-            case "COMMIT", "ROLLBACK":
-                // ROLLBACK is written after changes of non-transactional tables, which stay.
-                commit(at: end, timestamp: header.timestamp)
-                return .none
-            default:
-                if open == nil { open = Open(start: start, gtid: nil, serverID: header.serverID, timestamp: header.timestamp) }
-                if let table = Self.truncatedTable(statement, database: database), captured.contains(table) {
-                    add(MySQLChange(op: "t", table: table))
+            }
+            if upper == "COMMIT" || upper.hasPrefix("XA COMMIT") || upper.hasPrefix("XA END") || upper.hasPrefix("XA PREPARE") {
+                if open?.xa == true && open?.changes.isEmpty == false {
+                    throw SluiceError(
+                        .unsupported,
+                        "an XA transaction changed captured tables (at \(start)); Sluice does not capture XA transactions yet", retryable: false)
                 }
-                // DDL commits implicitly, and a standalone (DDL) GTID holds one statement.
+                if upper.hasPrefix("XA END") { return .none }
                 commit(at: end, timestamp: header.timestamp)
+                return .none
+            }
+            if upper == "ROLLBACK" {
+                // Written after a transaction that also changed non-transactional tables was
+                // rolled back: those changes stayed, the others did not, and the binlog does
+                // not say which is which.
+                if open?.changes.isEmpty == false || (open?.seen ?? 0) > 0 {
+                    throw SluiceError(
+                        .unsupported,
+                        "a rolled-back transaction at \(start) changed captured tables together with non-transactional ones (MyISAM, Aria); Sluice cannot tell which of its changes stayed",
+                        retryable: false)
+                }
+                commit(at: end, timestamp: header.timestamp)
+                return .none
+            }
+            if let open, open.explicit {
+                // Inside a transaction: savepoints are bookkeeping; any other statement is SQL
+                // logged as such (a session with binlog_format=STATEMENT), whose rows are not
+                // in the binlog. Refused when it names a captured table, else left alone.
+                if upper.hasPrefix("SAVEPOINT") || upper.hasPrefix("RELEASE SAVEPOINT") || upper.hasPrefix("ROLLBACK TO") { return .none }
+                if let table = captured.first(where: { Self.mentions(statement, table: $0) }) {
+                    throw SluiceError(
+                        .unsupported,
+                        "a statement on \(table) was logged as SQL, not as rows (at \(start): \(statement.prefix(200))); a session used binlog_format=STATEMENT or MIXED, and its changes cannot be captured",
+                        retryable: false)
+                }
                 return .ddl(database: database, sql: statement)
             }
+            if open == nil { open = Open(start: start, gtid: nil, serverID: header.serverID, timestamp: header.timestamp) }
+            if let table = Self.truncatedTable(statement, database: database), captured.contains(table) {
+                add(MySQLChange(op: "t", table: table))
+            }
+            // DDL commits implicitly, and a standalone (DDL) GTID holds one statement.
+            commit(at: end, timestamp: header.timestamp)
+            return .ddl(database: database, sql: statement)
         case .xid:
             commit(at: end, timestamp: header.timestamp)
             return .none
         case let .tableMap(map):
             let name = map.database + "." + map.table
-            guard captured.contains(name) else { return .none }
+            guard captured.contains(name) else {
+                // Table ids are reused (from 1 after a server restart): an old id of a captured
+                // table must not stand for this one.
+                shapes[map.tableID] = nil
+                return .none
+            }
             if let known = shapes[map.tableID], known.map == map { return .none }
             shapes[map.tableID] = (map, try MySQLTableShape(map: map, collations: collations, mariaDB: mariaDB))
             return .none
         case let .rows(rows):
-            guard let shape = shapes[rows.tableID]?.shape else { return .none }
+            guard let shape = shapes[rows.tableID]?.shape, shape.database == rows.database, shape.table == rows.table else { return .none }
             try addRows(rows, shape)
             return .none
         case .heartbeat:
             return .idle
+        case .other(type: 26):
+            // An incident: the server says its binlog misses changes (a replica must stop).
+            throw SluiceError(
+                .corruptState,
+                "the binlog has an incident event at \(start): the server lost changes here; take a new snapshot with `sluice cdc resnapshot PIPELINE`",
+                retryable: false)
         case .formatDescription, .other:
             if open == nil && !artificial { seen = max(seen, end) }
             return .none
@@ -215,6 +266,25 @@ struct MySQLBinlogStream {
         t.changes = []
         open = t
         return part
+    }
+
+    /// A statement without the comments before it (`/* app */ TRUNCATE t`).
+    static func withoutLeadingComments(_ sql: String) -> String {
+        var rest = Substring(sql)
+        while true {
+            rest = rest.drop { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+            guard rest.hasPrefix("/*"), let end = rest.range(of: "*/") else { break }
+            rest = rest[end.upperBound...]
+        }
+        return String(rest).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Whether `statement` names `table` (`db.table`): its table name as a word, with or
+    /// without backquotes (a deliberate over-approximation: refusing is the safe side).
+    static func mentions(_ statement: String, table: String) -> Bool {
+        guard let name = table.split(separator: ".").last.map(String.init)?.lowercased() else { return false }
+        let words = statement.lowercased().split { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == "$") }
+        return words.contains { $0 == name }
     }
 
     /// The table a `TRUNCATE [TABLE] [db.]name` statement empties, as `db.table`.

@@ -30,8 +30,6 @@ final class MySQLCDCReader: SourceReader {
     var snapshot: SnapshotProgress
     /// A chunk read and waiting for the stream to reach its position.
     var chunk: MySQLSnapshot.Chunk?
-    /// Table shapes for snapshot reads.
-    var shapes: [String: MySQLTableShape] = [:]
     /// When the oldest item in ``MySQLBinlogStream/ready`` became ready.
     var readySince: ContinuousClock.Instant?
     var failures = 0
@@ -190,13 +188,8 @@ final class MySQLCDCReader: SourceReader {
         }
         let c = snapshotConnection!
         do {
-            let shape: MySQLTableShape
-            if let known = shapes[table] {
-                shape = known
-            } else {
-                shape = try await MySQLSnapshot.describe(table, on: c)
-                shapes[table] = shape
-            }
+            // Described for each chunk: an ALTER TABLE during the snapshot changes its columns.
+            let shape = try await MySQLSnapshot.describe(table, on: c)
             var read = try await MySQLSnapshot.readChunk(shape, after: snapshot.after, limit: source.options.snapshotChunk, method: method, on: c)
             if mariaDB {
                 // The GTID position the chunk's rows are current at.
@@ -272,7 +265,6 @@ final class MySQLCDCReader: SourceReader {
         stream.ready.removeFirst(count)
         readySince = stream.ready.isEmpty ? nil : .now
         var checkpoint = emitted
-        checkpoint.delivered = nil
         for item in items {
             if item.snapshot {
                 checkpoint.pending = item.position.pending

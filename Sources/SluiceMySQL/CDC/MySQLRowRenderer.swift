@@ -234,6 +234,29 @@ enum MySQLRowRenderer {
         return date(y, m, d) + "T" + clock(rest / 3600, rest / 60 % 60, rest % 60) + fraction(micro, fsp) + "Z"
     }
 
+    /// A number as the server wrote it, without leading zeros (ZEROFILL), checked to be one.
+    static func number(_ bytes: [UInt8], _ shape: MySQLTableShape, _ c: Int) throws -> [UInt8] {
+        var i = 0
+        var out: [UInt8] = []
+        if bytes.first == UInt8(ascii: "-") {
+            out.append(UInt8(ascii: "-"))
+            i = 1
+        }
+        while i < bytes.count - 1, bytes[i] == UInt8(ascii: "0"), bytes[i + 1] != UInt8(ascii: ".") { i += 1 }
+        let digits = bytes[i...]
+        var dots = 0
+        guard !digits.isEmpty,
+            digits.allSatisfy({ b in
+                if b == UInt8(ascii: ".") { dots += 1; return true }
+                return (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+            }), dots <= 1, digits.first != UInt8(ascii: ".")
+        else {
+            throw failure(shape, c, "'\(String(decoding: bytes, as: UTF8.self))' is not a number")
+        }
+        out += digits
+        return out
+    }
+
     // MARK: Snapshot values (text protocol)
 
     /// A row read by a snapshot query (text values, connection charset utf8mb4, session time
@@ -259,7 +282,8 @@ enum MySQLRowRenderer {
         let text = String(decoding: bytes, as: UTF8.self)
         switch shape.columns[c].kind {
         case .signed, .unsigned, .decimal:
-            out += bytes
+            // As the binlog renders it: ZEROFILL's leading zeros are the text's, not the value's.
+            out += try number(bytes, shape, c)
         case .year:
             guard let y = Int(text) else { throw failure(shape, c, "a YEAR '\(text)'") }
             out += Array(String(y).utf8)

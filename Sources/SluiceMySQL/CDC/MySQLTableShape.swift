@@ -75,8 +75,8 @@ struct MySQLTableShape: Sendable, Equatable {
             case "cp1250": self = .foundation(String.Encoding.windowsCP1250.rawValue)
             case "cp1251": self = .foundation(String.Encoding.windowsCP1251.rawValue)
             case "latin2": self = .foundation(String.Encoding.isoLatin2.rawValue)
-            case "sjis", "cp932": self = .foundation(String.Encoding.shiftJIS.rawValue)
-            case "ujis", "eucjpms": self = .foundation(String.Encoding.japaneseEUC.rawValue)
+            // sjis/cp932 and ujis/eucjpms are not converted: each pair shares one Foundation
+            // encoding, but the server maps some bytes of each differently.
             default: return nil
             }
         }
