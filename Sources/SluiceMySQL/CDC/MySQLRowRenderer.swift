@@ -221,16 +221,7 @@ enum MySQLRowRenderer {
     static func timestamp(seconds: Int64, micro: Int, fsp: Int) -> String {
         if seconds == 0 && micro == 0 { return "0000-00-00 00:00:00" + fraction(0, fsp) }
         let days = Int(seconds / 86_400), rest = Int(seconds % 86_400)
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        let (y, m, d) = TemporalText.civilFromDays(days)
         return date(y, m, d) + "T" + clock(rest / 3600, rest / 60 % 60, rest % 60) + fraction(micro, fsp) + "Z"
     }
 
