@@ -16,27 +16,7 @@ func postgresURL() throws -> String {
 /// Runs SQL with `psql` (an independent client) and returns its unaligned output lines.
 @discardableResult
 func psql(_ sql: String, url: String? = nil) throws -> [String] {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", try url ?? postgresURL(), "-c", sql]
-    let out = ChildProcesses.pipe(), err = ChildProcesses.pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try ChildProcesses.run(p)
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    group.enter()
-    // A thread of its own: a blocked read must not hold one of GCD's few global threads (the
-    // kill timers and the cooperative pool need them).
-    Thread {
-        errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
-    }.start()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    group.wait()
-    struct PsqlFailed: Error, CustomStringConvertible { var description: String }
-    guard p.terminationStatus == 0 else { throw PsqlFailed(description: "psql failed: \(String(decoding: errData, as: UTF8.self))\n\(sql)") }
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    try runTool("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", try url ?? postgresURL(), "-c", sql]).filter { !$0.isEmpty }
 }
 
 /// A schema of its own for one test.

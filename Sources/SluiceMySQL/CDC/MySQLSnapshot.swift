@@ -153,16 +153,20 @@ enum MySQLSnapshot {
                     op: "r", table: shape.name, key: try MySQLRowRenderer.json(text: row, shape, keyOnly: true), before: nil,
                     after: try MySQLRowRenderer.json(text: row, shape), types: types))
         }
-        let last = rows.rows.last.map { row in
-            shape.key.map { k -> String in
+        // The next chunk starts after this key: a key that cannot be written back exactly would
+        // end the snapshot early (`k > NULL` holds for no row), so it stops the pipeline instead.
+        let last = try rows.rows.last.map { row in
+            try shape.key.map { k -> String in
                 let kind = shape.columns[k].kind
-                guard let bytes = row[k] else { return "NULL" }
+                guard let bytes = row[k] else {
+                    throw MySQLRowRenderer.failure(shape, k, "a NULL in the primary key")
+                }
                 switch kind {
                 case .binary, .bit: return "X'\(MySQLJSON.hex(bytes))'"
                 // Numbers unquoted: a DECIMAL compared with a quoted string is compared as a
                 // DOUBLE, and neighbouring keys would look equal. (The text is checked to be a number.)
                 case .signed, .unsigned, .decimal, .year:
-                    return String(decoding: (try? MySQLRowRenderer.number(bytes, shape, k)) ?? Array("NULL".utf8), as: UTF8.self)
+                    return String(decoding: try MySQLRowRenderer.number(bytes, shape, k), as: UTF8.self)
                 default: return literal(String(decoding: bytes, as: UTF8.self))
                 }
             }

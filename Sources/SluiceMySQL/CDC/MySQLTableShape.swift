@@ -14,6 +14,22 @@ struct MySQLTableShape: Sendable, Equatable {
 
     var name: String { database + "." + table }
 
+    /// `{"column":"postgres type",…}` for `source.column_types`, built once per shape (it goes
+    /// with every change).
+    private(set) var columnTypes: [UInt8] = []
+
+    static func columnTypes(_ columns: [Column]) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        for (i, c) in columns.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            MySQLJSON.appendString(c.name.utf8, to: &out)
+            out.append(UInt8(ascii: ":"))
+            MySQLJSON.appendString(c.postgresType.utf8, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     struct Column: Sendable, Equatable {
         var name: String
         var kind: Kind
@@ -169,6 +185,7 @@ struct MySQLTableShape: Sendable, Equatable {
             }
             columns.append(Column(name: m.columnNames[c], kind: kind, postgresType: postgres))
         }
+        columnTypes = Self.columnTypes(columns)
     }
 
     init(database: String, table: String, columns: [Column], key: [Int]) {
@@ -176,18 +193,7 @@ struct MySQLTableShape: Sendable, Equatable {
         self.table = table
         self.columns = columns
         self.key = key
+        columnTypes = Self.columnTypes(columns)
     }
 
-    /// `{"column":"postgres type",…}` for `source.column_types`.
-    var columnTypes: [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "{")]
-        for (i, c) in columns.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            MySQLJSON.appendString(c.name.utf8, to: &out)
-            out.append(UInt8(ascii: ":"))
-            MySQLJSON.appendString(c.postgresType.utf8, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
-        return out
-    }
 }
