@@ -5,7 +5,8 @@
 #
 # mariadb-install-db into a temporary directory, loopback only, a free port, the binlog in ROW
 # format with full row images and full table-map metadata (what `mysql_cdc` needs), GTIDs in
-# strict mode, a user `sluice` with the replication privileges. Never touches a running server.
+# strict mode, replicated changes logged too (a replica can stand in for its primary), a user
+# `sluice` with the replication privileges. Never touches a running server.
 
 MARIADB_TEST_BIN="${MARIADB_TEST_BIN:-/usr/sbin}"
 
@@ -15,6 +16,8 @@ mariadb_test_server_start() {
     chmod 755 "$MARIADB_TEST_DIR"
     MARIADB_TEST_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
     echo "$MARIADB_TEST_PORT" > "$MARIADB_TEST_DIR/port"
+    # Each server of a replication test has its own id (MARIADB_TEST_SERVER_ID, default 1).
+    echo "${MARIADB_TEST_SERVER_ID:-1}" > "$MARIADB_TEST_DIR/server_id"
     # A self-signed certificate, so the TLS tests can use tls=require (plain connections still work).
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$MARIADB_TEST_DIR/server.key" \
         -out "$MARIADB_TEST_DIR/server.crt" >/dev/null 2>&1
@@ -44,7 +47,7 @@ mariadb_test_server_launch() {
         exec "$MARIADB_TEST_BIN/mariadbd" --no-defaults --datadir="$MARIADB_TEST_DIR/data" "${user[@]}" \
             --port="$MARIADB_TEST_PORT" --bind-address=127.0.0.1 --socket="$MARIADB_TEST_DIR/sock" \
             --pid-file="$MARIADB_TEST_DIR/pid" --log-error="$MARIADB_TEST_DIR/server.log" \
-            --log-bin="$MARIADB_TEST_DIR/data/binlog" --server-id=1 --binlog-format=ROW --binlog-row-image=FULL \
+            --log-bin="$MARIADB_TEST_DIR/data/binlog" --server-id="$(cat "$MARIADB_TEST_DIR/server_id")" --log-slave-updates=ON --binlog-format=ROW --binlog-row-image=FULL \
             --binlog-row-metadata=FULL --gtid-strict-mode=ON --max-connections=200 --character-set-server=utf8mb4 \
             --ssl-cert="$MARIADB_TEST_DIR/server.crt" --ssl-key="$MARIADB_TEST_DIR/server.key" \
             --innodb-flush-log-at-trx-commit=2 --sync-binlog=0 --innodb-buffer-pool-size=64M --skip-name-resolve \

@@ -128,6 +128,28 @@ import Testing
         #expect(throws: MySQLProtocolError.self) { try plain.decode(payload) }
     }
 
+    /// MariaDB's compressed blocks (`log_bin_compress`): a header byte, the length big-endian,
+    /// zlib. (Whole compressed events are read from a real server in MySQLCDCTypesTests.)
+    @Test func compressedBlocksDecompressExactlyOrAreRefused() throws {
+        let zlib: [UInt8] = [120, 156, 11, 9, 10, 245, 115, 118, 12, 113, 85, 8, 113, 116, 242, 113, 85, 40, 1, 0, 39, 45, 4, 131]
+        let sql = try MySQLBinlogDecoder.uncompressed([0x81, 16] + zlib, at: 0)
+        #expect(String(decoding: sql, as: UTF8.self) == "TRUNCATE TABLE t")
+        #expect(try MySQLBinlogDecoder.uncompressed([0x82, 0, 16] + zlib, at: 0) == sql)
+        let refused: [([UInt8], Comment)] = [
+            ([0x01, 16] + zlib, "no header bit"),
+            ([0x91, 16] + zlib, "algorithm 1"),
+            ([0x85, 0, 0, 0, 0, 16] + zlib, "a length of 5 bytes"),
+            ([0x84, 0x7F, 0xFF, 0xFF, 0xFF] + zlib, "2 GiB declared"),
+            ([0x81, 17] + zlib, "one byte more declared than the stream holds"),
+            ([0x81, 15] + zlib, "one byte less declared"),
+            ([0x81, 16] + zlib.dropLast(6), "a cut stream"),
+            ([0x81, 0], "nothing at all"),
+        ]
+        for (block, comment) in refused {
+            #expect(throws: MySQLProtocolError.self, comment) { try MySQLBinlogDecoder.uncompressed(block, at: 0) }
+        }
+    }
+
     @Test func theDumpsFirstRotateIsReadWithItsChecksum() throws {
         // A dump from a CRC32 server starts with a rotate carrying a checksum, before any
         // format description: the file name must not swallow the checksum.

@@ -59,18 +59,71 @@ import Testing
     }
 
     @Test func snapshotAndBinlogRenderEveryTypeTheSame() async throws {
-        try await TestMySQLDatabase.with("types") { db in try await roundTrip(db) }
+        try await TestMySQLDatabase.with("types") { db in
+            try await roundTrip(url: try testMySQLURLText(), database: db.name) { try await db.execute($0) }
+        }
     }
 
-    func roundTrip(_ db: TestMySQLDatabase) async throws {
-        try await db.execute("CREATE TABLE snap (\(Self.columns))", "CREATE TABLE live (\(Self.columns))")
-        try await db.execute("INSERT INTO snap VALUES " + Self.rows.joined(separator: ", "))
+    /// MariaDB's compressed binlog (`log_bin_compress`): the same values from compressed row
+    /// and query events.
+    @Test func aCompressedBinlogRendersEveryTypeTheSame() async throws {
+        let server = try await PrivateMariaDB.start()
+        do {
+            try await compressed(server)
+            await server.stop()
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
+    func compressed(_ server: PrivateMariaDB) async throws {
+        let c = try await MySQLConnection.connect(try MySQLURL(server.url))
+        try await c.execute("SET GLOBAL log_bin_compress = ON", "SET GLOBAL log_bin_compress_min_len = 10", "FLUSH BINARY LOGS")
+        await c.close()
+        func execute(_ sql: String) async throws {
+            let c = try await MySQLConnection.connect(try MySQLURL(server.url))
+            try await c.execute("USE sluice_test", sql)
+            await c.close()
+        }
+        try await roundTrip(url: server.url, database: "sluice_test", execute: execute)
+        // Updates (two compressed images a row), a delete and a TRUNCATE (a compressed statement).
+        var options = try MySQLCDCOptions(url: server.url, tables: ["sluice_test.live"])
+        options.snapshot = .never
+        let source = MySQLCDCSource(options: options, pipeline: "compressed")
+        let reader = try await source.makeReader(resumingFrom: .empty, context: context())
+        try await execute("UPDATE live SET tx = CONCAT(IFNULL(tx, ''), ' updated and long enough to compress')")
+        try await execute("DELETE FROM live WHERE id = 2")
+        try await execute("TRUNCATE TABLE live")
+        let later = try await changes(reader, count: 5)
+        await reader.close()
+        #expect(later.map(\.op) == ["u", "u", "u", "d", "t"])
+        #expect(later.first?.after?.contains(#""tx":"line\nbreak\ttab updated and long enough to compress""#) == true)
+        #expect(later.first?.before?.contains(#""bu":18446744073709551615"#) == true)
+        // The binlog held compressed events: the test read what it means to.
+        let check = try await MySQLConnection.connect(try MySQLURL(server.url))
+        let logs = try await check.query("SHOW BINARY LOGS")
+        var types = Set<String>()
+        for f in 0..<logs.rows.count {
+            let events = try await check.query("SHOW BINLOG EVENTS IN '\(logs.string(f, 0)!)'")
+            for e in 0..<events.rows.count { types.insert(events.string(e, 2) ?? "") }
+        }
+        await check.close()
+        #expect(
+            types.isSuperset(of: ["Write_rows_compressed_v1", "Update_rows_compressed_v1", "Delete_rows_compressed_v1", "Query_compressed"]),
+            "\(types.sorted())")
+    }
+
+    func roundTrip(url: String, database: String, execute: (String) async throws -> Void) async throws {
+        try await execute("CREATE TABLE snap (\(Self.columns))")
+        try await execute("CREATE TABLE live (\(Self.columns))")
+        try await execute("INSERT INTO snap VALUES " + Self.rows.joined(separator: ", "))
         let source = MySQLCDCSource(
-            options: try MySQLCDCOptions(url: try testMySQLURLText(), tables: ["\(db.name).snap", "\(db.name).live"]), pipeline: "types")
+            options: try MySQLCDCOptions(url: url, tables: ["\(database).snap", "\(database).live"]), pipeline: "types")
         let reader = try await source.makeReader(resumingFrom: .empty, context: context())
         let snapshot = try await changes(reader, count: 3)
         #expect(snapshot.map(\.op) == ["r", "r", "r"])
-        try await db.execute("INSERT INTO live VALUES " + Self.rows.joined(separator: ", "))
+        try await execute("INSERT INTO live VALUES " + Self.rows.joined(separator: ", "))
         // The inserts, and (the table's snapshot being read after them) its rows as snapshot reads.
         let all = try await changes(reader, count: 6)
         await reader.close()

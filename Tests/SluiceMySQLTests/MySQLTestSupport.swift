@@ -69,11 +69,13 @@ struct PrivateMariaDB {
 
     struct Failed: Error, CustomStringConvertible { var description: String }
 
-    static func start() async throws -> PrivateMariaDB {
+    /// - Parameter serverID: the server's `server_id` (servers of one replication topology differ).
+    static func start(serverID: Int = 1) async throws -> PrivateMariaDB {
         let answer = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-private-mariadb-\(UUID().uuidString).txt").path
         defer { try? FileManager.default.removeItem(atPath: answer) }
         let status = try await bash(
-            "unset SLUICE_TEST_MYSQL_URL; source \"$0\" >/dev/null && echo \"$MARIADB_TEST_DIR $SLUICE_TEST_MYSQL_URL\" > \"$1\"", script, answer)
+            "unset SLUICE_TEST_MYSQL_URL; export MARIADB_TEST_SERVER_ID=\(serverID); source \"$0\" >/dev/null && echo \"$MARIADB_TEST_DIR $SLUICE_TEST_MYSQL_URL\" > \"$1\"",
+            script, answer)
         let fields = ((try? String(contentsOfFile: answer, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
         guard status == 0, fields.count == 2 else {
             throw Failed(description: "scripts/mariadb-test-server.sh could not start a private server (status \(status))")

@@ -27,8 +27,9 @@ struct MySQLBinlogStream {
     /// The transaction being read.
     var open: Open?
     /// A transaction handed over in parts before a crash: the changes to skip when it comes
-    /// again (it starts at the position the stream resumed from).
-    var skip: (start: BinlogCoordinates, count: Int)?
+    /// again (it starts at the position the stream resumed from; by GTID, it is the one with
+    /// this GTID).
+    var skip: (start: BinlogCoordinates, gtid: String?, count: Int)?
     /// The latest GTID of each MariaDB replication domain.
     var domains: [UInt32: String] = [:]
     /// Table maps of captured tables by table id, and their shapes.
@@ -64,15 +65,19 @@ struct MySQLBinlogStream {
         case idle
     }
 
-    init(position: MySQLCDCPosition, captured: Set<String>, collations: [Int: String], mariaDB: Bool) {
+    /// - Parameter byGTID: the server streams from after `position.gtid` (MariaDB), wherever that
+    ///   is in its files: `position.at` may be another server's place, so where the stream is
+    ///   becomes known from the server's first rotate event.
+    init(position: MySQLCDCPosition, captured: Set<String>, collations: [Int: String], mariaDB: Bool, byGTID: Bool = false) {
         self.position = position
         self.captured = captured
         self.collations = collations
         self.mariaDB = mariaDB
-        file = position.at.file
-        seen = position.at
-        if let delivered = position.delivered { skip = (position.at, delivered) }
+        file = byGTID ? "" : position.at.file
+        seen = byGTID ? BinlogCoordinates(file: "", position: 0) : position.at
+        if let delivered = position.delivered { skip = (position.at, byGTID ? position.part : nil, delivered) }
         self.position.delivered = nil
+        self.position.part = nil
         for part in (position.gtid ?? "").split(separator: ",") where mariaDB {
             if let domain = part.split(separator: "-").first.flatMap({ UInt32($0) }) { domains[domain] = String(part) }
         }
@@ -181,7 +186,12 @@ struct MySQLBinlogStream {
             guard let shape = shapes[rows.tableID]?.shape, shape.database == rows.database, shape.table == rows.table else { return .none }
             try addRows(rows, shape)
             return .none
-        case .heartbeat:
+        case let .heartbeat(named):
+            // Everything up to here was sent (a stream resumed by GTID starts without saying
+            // where its first unsent event is: the first heartbeat says it).
+            if open == nil, let named, !named.isEmpty, header.nextPosition > 0 {
+                seen = max(seen, BinlogCoordinates(file: named, position: UInt64(header.nextPosition)))
+            }
             return .idle
         case .other(type: 26):
             // An incident: the server says its binlog misses changes (a replica must stop).
@@ -197,7 +207,8 @@ struct MySQLBinlogStream {
 
     /// Skips the changes delivered before a crash when this transaction is the one resumed in.
     mutating func beginSkip() {
-        guard let s = skip, open?.start == s.start else { return }
+        guard let s = skip, let t = open else { return }
+        guard s.gtid == nil ? t.start == s.start : t.gtid == s.gtid else { return }
         open?.skip = s.count
         skip = nil
     }
@@ -258,6 +269,7 @@ struct MySQLBinlogStream {
         var at = position
         at.at = t.start
         at.delivered = t.skip + t.handedOver + t.changes.count
+        at.part = t.gtid
         // The GTID position before this transaction.
         let part = MySQLTransaction(
             start: t.start, end: t.start, gtid: t.gtid, serverID: t.serverID, timestamp: t.timestamp, changes: t.changes,

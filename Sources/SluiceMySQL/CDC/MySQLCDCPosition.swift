@@ -22,7 +22,8 @@ struct MySQLCDCPosition: Codable, Sendable, Equatable {
     /// Transactions ending at or before this are committed downstream; the stream resumes here.
     var at: BinlogCoordinates
     /// The GTID position there (MariaDB: `domain-server-sequence` per domain; MySQL: the last
-    /// transaction's GTID), for people and tools; the stream resumes by file and position.
+    /// transaction's GTID). On MariaDB the stream resumes after it (`resume: gtid`), so the
+    /// checkpoint holds on another server of the replication topology; else by file and position.
     var gtid: String?
     /// Tables (`db.table`) still to snapshot, the one in progress first.
     var pending: [String] = []
@@ -33,9 +34,12 @@ struct MySQLCDCPosition: Codable, Sendable, Equatable {
     /// The first changes of the transaction starting at ``at`` that are committed downstream (a
     /// large transaction handed over in parts); the rest of it is not.
     var delivered: Int?
+    /// The GTID of that transaction (how it is found again on another server, where its file
+    /// and position differ).
+    var part: String?
 
     enum CodingKeys: String, CodingKey {
-        case file, pos, gtid, pending, after, known, delivered
+        case file, pos, gtid, pending, after, known, delivered, part
     }
 
     init(at: BinlogCoordinates, gtid: String? = nil) {
@@ -51,6 +55,7 @@ struct MySQLCDCPosition: Codable, Sendable, Equatable {
         after = try c.decodeIfPresent([String].self, forKey: .after)
         known = try c.decodeIfPresent([String].self, forKey: .known) ?? []
         delivered = try c.decodeIfPresent(Int.self, forKey: .delivered)
+        part = try c.decodeIfPresent(String.self, forKey: .part)
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -62,6 +67,7 @@ struct MySQLCDCPosition: Codable, Sendable, Equatable {
         try c.encodeIfPresent(after, forKey: .after)
         if !known.isEmpty { try c.encode(known, forKey: .known) }
         try c.encodeIfPresent(delivered, forKey: .delivered)
+        try c.encodeIfPresent(part, forKey: .part)
     }
 
     static func parse(_ text: String) -> MySQLCDCPosition? {

@@ -141,19 +141,29 @@ final class MySQLCDCReader: SourceReader {
 
     // MARK: The stream
 
+    /// Whether the stream resumes after the GTID position of the checkpoint (MariaDB, `resume:
+    /// gtid`, a position recorded) rather than at its file and position.
+    var resumesByGTID: Bool {
+        mariaDB && source.options.resume == .gtid && !(emitted.gtid ?? "").isEmpty
+    }
+
     func startStream() async throws {
         let c = try await MySQLConnection.connect(source.options.url)
+        let byGTID = resumesByGTID
         do {
             try await c.startBinlogDump(
-                file: emitted.at.file, position: UInt32(clamping: emitted.at.position), serverID: source.serverID,
-                heartbeat: source.options.heartbeat)
+                file: emitted.at.file, position: UInt32(clamping: emitted.at.position), gtid: byGTID ? emitted.gtid : nil,
+                serverID: source.serverID, heartbeat: source.options.heartbeat)
         } catch {
             await c.close()
             throw error
         }
         replication = c
         decoder = MySQLBinlogDecoder(checksummed: checksummed)
-        context.logger.info("streaming the binlog", metadata: ["from": "\(emitted.at)", "server_id": "\(source.serverID)"])
+        // Everything read so far is dropped: the stream starts again from the checkpoint.
+        stream = MySQLBinlogStream(position: emitted, captured: stream.captured, collations: collations, mariaDB: mariaDB, byGTID: byGTID)
+        let from = byGTID ? "GTID \(emitted.gtid ?? "")" : "\(emitted.at)"
+        context.logger.info("streaming the binlog", metadata: ["from": "\(from)", "server_id": "\(source.serverID)"])
     }
 
     /// The stream broke (server restart, network): start again from the last batch handed over,
@@ -166,7 +176,6 @@ final class MySQLCDCReader: SourceReader {
         context.logger.warning(
             "the binlog stream broke; streaming again", metadata: ["error": "\(error)", "from": "\(emitted.at)", "attempt": "\(failures)", "delay": "\(delay)"])
         try await Task.sleep(for: delay)
-        stream = MySQLBinlogStream(position: emitted, captured: stream.captured, collations: collations, mariaDB: mariaDB)
         snapshot = SnapshotProgress(pending: emitted.pending, after: emitted.after, known: emitted.known)
         chunk = nil
         readySince = nil
@@ -274,6 +283,7 @@ final class MySQLCDCReader: SourceReader {
                 checkpoint.at = item.position.at
                 checkpoint.gtid = item.position.gtid
                 checkpoint.delivered = item.position.delivered
+                checkpoint.part = item.position.part
             }
         }
         emitted = checkpoint

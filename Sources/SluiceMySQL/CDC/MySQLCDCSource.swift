@@ -5,6 +5,8 @@ import SluiceCore
 /// Options of `source: {mysql_cdc: {...}}`; each one is declared, with its default, in ``MySQLCDCSource/spec``.
 public struct MySQLCDCOptions: Decodable, Sendable {
     public enum SnapshotMode: String, Sendable { case initial, never }
+    /// How a stream finds its place again.
+    public enum ResumeMode: String, Sendable { case gtid, position }
 
     public var url: MySQLURL
     /// Captured tables, `database.table`.
@@ -15,9 +17,10 @@ public struct MySQLCDCOptions: Decodable, Sendable {
     public var snapshotChunk = 10_000
     /// How often an idle server sends a heartbeat (and so the longest a lone change waits).
     public var heartbeat: Duration = .milliseconds(100)
+    public var resume: ResumeMode = .gtid
 
     enum CodingKeys: String, CodingKey {
-        case url, tables, snapshot, heartbeat
+        case url, tables, snapshot, heartbeat, resume
         case serverID = "server_id"
         case snapshotChunk = "snapshot_chunk"
     }
@@ -46,6 +49,12 @@ public struct MySQLCDCOptions: Decodable, Sendable {
             }
             snapshot = parsed
         }
+        if let m = try c.decodeIfPresent(String.self, forKey: .resume) {
+            guard let parsed = ResumeMode(rawValue: m) else {
+                throw try c.superDecoder(forKey: .resume).configError("unknown resume mode '\(m)'; use gtid or position")
+            }
+            resume = parsed
+        }
         snapshotChunk = try c.decodeIfPresent(Int.self, forKey: .snapshotChunk, in: 1...1_000_000) ?? snapshotChunk
         if let h = try c.decodeIfPresent(ConfigDuration.self, forKey: .heartbeat) {
             guard h.duration >= .milliseconds(10), h.duration <= .seconds(60) else {
@@ -64,8 +73,9 @@ public struct MySQLCDCOptions: Decodable, Sendable {
 /// with: a restart after a DDL decodes older events with their own columns.
 ///
 /// The checkpoint (``MySQLCDCPosition``) is the binlog file and position after the last
-/// transaction committed downstream (and the GTID position there); the stream resumes exactly
-/// there, so nothing is read twice or skipped. A large transaction is handed over in parts,
+/// transaction committed downstream and the GTID position there; the stream resumes exactly
+/// there (MariaDB: after the GTID position, on whichever server of the topology `url` names),
+/// so nothing is read twice or skipped. A large transaction is handed over in parts,
 /// each checkpointed as its start plus the changes delivered.
 ///
 /// Snapshots (`snapshot: initial`) read each table's existing rows in key-ordered chunks while
@@ -113,6 +123,10 @@ public struct MySQLCDCSource: Source {
             OptionSpec(
                 "snapshot_chunk", .integer(1...1_000_000), default: "10000", example: "50000",
                 "Rows per snapshot chunk; each is read in its own consistent snapshot and committed, and a crash resumes after the last one."),
+            OptionSpec(
+                "resume", .choice(["gtid", "position"]), default: "gtid", example: "position",
+                "How the stream finds its place again. `gtid`: after the checkpoint's GTID position, wherever the server holds it, so a pipeline follows a failover to a replica (with `log_slave_updates`; point `url` at it); MariaDB only (MySQL resumes by position). `position`: by binlog file and position on the same server."
+            ),
             OptionSpec(
                 "heartbeat", .duration, default: "100ms", example: "1s",
                 "How often an idle server sends a heartbeat: the longest a lone change waits before it is handed over."),

@@ -8,7 +8,8 @@ enum MySQLServerSettings {
         let r = try await c.query(
             """
             SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata',
-            'binlog_expire_logs_seconds', 'expire_logs_days', 'gtid_mode', 'server_id', 'binlog_checksum', 'version')
+            'binlog_expire_logs_seconds', 'expire_logs_days', 'gtid_mode', 'enforce_gtid_consistency', 'gtid_strict_mode', 'server_id',
+            'binlog_checksum', 'version')
             """)
         var out: [String: String] = [:]
         for row in 0..<r.rows.count { out[(r.string(row, 0) ?? "").lowercased()] = r.string(row, 1) ?? "" }
@@ -54,14 +55,31 @@ enum MySQLServerSettings {
         return problems
     }
 
-    /// Warnings that do not stop a pipeline: binlog retention shorter than a day.
+    /// Warnings that do not stop a pipeline: binlog retention shorter than a day; GTIDs that
+    /// cannot carry a checkpoint across a failover.
     static func warnings(_ v: [String: String]) -> [String] {
+        var out: [String] = []
         let seconds = Int(v["binlog_expire_logs_seconds"] ?? "") ?? 0
         let days = Double(v["expire_logs_days"] ?? "") ?? 0
         let retention = seconds > 0 ? seconds : Int(days * 86_400)
-        guard retention > 0, retention < 86_400 else { return [] }
-        return [
-            "the server keeps binlogs for only \(retention) s: a pipeline stopped longer than that loses its place and needs a new snapshot; SET GLOBAL binlog_expire_logs_seconds = 604800 keeps a week"
-        ]
+        if retention > 0, retention < 86_400 {
+            out.append(
+                "the server keeps binlogs for only \(retention) s: a pipeline stopped longer than that loses its place and needs a new snapshot; SET GLOBAL binlog_expire_logs_seconds = 604800 keeps a week"
+            )
+        }
+        if (v["version"] ?? "").lowercased().contains("mariadb") {
+            // Resuming by GTID takes each domain's latest GTID as the place: right when sequence
+            // numbers only grow, which strict mode enforces.
+            if v["gtid_strict_mode"]?.uppercased() != "ON" {
+                out.append(
+                    "gtid_strict_mode is \(v["gtid_strict_mode"] ?? "?"): a checkpoint follows a failover by GTID only if each domain's sequence numbers grow; SET GLOBAL gtid_strict_mode = ON (and in my.cnf), or set resume: position"
+                )
+            }
+        } else if v["gtid_mode"]?.uppercased() != "ON" {
+            out.append(
+                "gtid_mode is \(v["gtid_mode"] ?? "not supported"): checkpoints record the binlog file and position only, which hold on this server alone; to record GTIDs: SET GLOBAL enforce_gtid_consistency = ON, then SET GLOBAL gtid_mode = OFF_PERMISSIVE, ON_PERMISSIVE and ON, one step at a time (and in my.cnf)"
+            )
+        }
+        return out
     }
 }

@@ -190,10 +190,12 @@ public final class MySQLConnection {
 
     // MARK: Replication
 
-    /// Registers as a replica and asks for the binlog from `file` at `position`; then read it
-    /// with ``nextBinlogEvent(timeout:)``. `heartbeat`: the server sends a heartbeat event
-    /// when it has had nothing to send for this long.
-    public func startBinlogDump(file: String, position: UInt32, serverID: UInt32, heartbeat: Duration) async throws {
+    /// Registers as a replica and asks for the binlog from `file` at `position`, or (MariaDB)
+    /// from after the GTID position `gtid` (`domain-server-sequence` per domain, as
+    /// `gtid_binlog_pos` shows it), wherever that is in this server's files; then read it with
+    /// ``nextBinlogEvent(timeout:)``. `heartbeat`: the server sends a heartbeat event when it has
+    /// had nothing to send for this long.
+    public func startBinlogDump(file: String, position: UInt32, gtid: String? = nil, serverID: UInt32, heartbeat: Duration) async throws {
         let nanoseconds = heartbeat.nanosecondCount
         // The events carry checksums when the server writes them; the client says it reads them.
         try await execute(
@@ -203,10 +205,20 @@ public final class MySQLConnection {
             // 4: MariaDB's GTID events and annotate rows are understood (MARIA_SLAVE_CAPABILITY_GTID).
             try await execute("SET @mariadb_slave_capability = 4")
         }
+        if let gtid {
+            guard server.isMariaDB else { throw SluiceError(.unsupported, "resuming by GTID is built for MariaDB only", retryable: false) }
+            // Strict: a position the server's binlog does not hold (purged, or a replica behind
+            // the checkpoint) is an error, not a silent jump to somewhere else.
+            guard !gtid.isEmpty, gtid.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "-" || $0 == ",") }) else {
+                throw SluiceError(
+                    .corruptState, "'\(gtid.prefix(100))' is not a MariaDB GTID position (domain-server-sequence, comma-separated)", retryable: false)
+            }
+            try await execute("SET @slave_connect_state = '\(gtid)'", "SET @slave_gtid_strict_mode = 1")
+        }
         try await command(MySQLCommand.registerReplica(serverID: serverID))
         let reply = try await readPacket(timeout: queryTimeout)
         if reply.first == 0xFF { throw Self.replicationError(MySQLServerError(parsing: reply, capabilities: capabilities)) }
-        try await command(MySQLCommand.binlogDump(file: file, position: position, serverID: serverID))
+        try await command(MySQLCommand.binlogDump(file: gtid == nil ? file : "", position: gtid == nil ? position : 4, serverID: serverID))
     }
 
     /// The next binlog event (header, body and checksum). Throws the server's error (a binlog

@@ -49,6 +49,11 @@ public enum MySQLBinlogEventType {
     public static let mariaDBBinlogCheckpoint: UInt8 = 161
     public static let mariaDBGTID: UInt8 = 162
     public static let mariaDBGTIDList: UInt8 = 163
+    /// MariaDB with `log_bin_compress`: a query event whose statement is compressed.
+    public static let mariaDBQueryCompressed: UInt8 = 165
+    /// MariaDB with `log_bin_compress`: `WRITE/UPDATE/DELETE_ROWS` v1 whose rows are compressed
+    /// (166–168), and the same for v2 (169–171).
+    public static let mariaDBRowsCompressed: ClosedRange<UInt8> = 166...171
 }
 
 /// How the events of one binlog are laid out, from its format description event: the length of
@@ -90,7 +95,8 @@ public enum MySQLBinlogEvent: Equatable, Sendable {
     case mariaDBGTID(domain: UInt32, sequence: UInt64, standalone: Bool)
     /// MySQL: a transaction's GTID (`uuid:number`).
     case mysqlGTID(uuid: [UInt8], number: UInt64)
-    case heartbeat
+    /// The server had nothing to send: it has sent `file` (when named) up to the header's next position.
+    case heartbeat(file: String?)
     /// A type Sluice does not need (annotations, checkpoints, GTID lists…).
     case other(type: UInt8)
 }
@@ -168,7 +174,7 @@ public struct MySQLBinlogDecoder {
             tables = [:]
             let position = try r.integer(8, "rotate position")
             return .rotate(nextFile: String(decoding: r.rest(), as: UTF8.self), position: position)
-        case MySQLBinlogEventType.query:
+        case MySQLBinlogEventType.query, MySQLBinlogEventType.mariaDBQueryCompressed:
             try r.skip(8, "thread id and execution time")
             let databaseLength = Int(try r.uint8("database name length"))
             let errorCode = try r.uint16("error code")
@@ -177,7 +183,9 @@ public struct MySQLBinlogDecoder {
             try r.skip(statusLength, "status variables")
             let database = String(decoding: try r.bytes(databaseLength, "database name"), as: UTF8.self)
             try r.skip(1, "database name terminator")
-            return .query(database: database, sql: String(decoding: r.rest(), as: UTF8.self), errorCode: errorCode)
+            var sql = r.rest()
+            if type == MySQLBinlogEventType.mariaDBQueryCompressed { sql = try Self.uncompressed(sql, at: r.offset) }
+            return .query(database: database, sql: String(decoding: sql, as: UTF8.self), errorCode: errorCode)
         case MySQLBinlogEventType.xid:
             return .xid(try r.integer(8, "xid"))
         case MySQLBinlogEventType.tableMap:
@@ -189,6 +197,25 @@ public struct MySQLBinlogDecoder {
             let rows = try MySQLRowsEvent(parsing: body, type: type, postHeaderLength: format.postHeaderLength(type), tables: tables)
             if rows.endsStatement { tables = [:] }
             return .rows(rows)
+        case MySQLBinlogEventType.mariaDBRowsCompressed:
+            // The post-header, column count and column bitmaps are plain; the rows are compressed.
+            let postHeaderLength = format.postHeaderLength(type)
+            try r.skip(min(postHeaderLength, 8), "rows post-header")
+            if postHeaderLength == 10 {
+                let extra = Int(try r.uint16("extra data length"))
+                try r.skip(extra - 2, "extra data")
+            }
+            guard let count = try r.lengthEncodedInteger("column count"), count <= 4096 else {
+                throw MySQLProtocolError("a compressed row event with a column count beyond 4096", at: r.offset)
+            }
+            let plain = type <= 168 ? type - 166 + MySQLBinlogEventType.writeRowsV1 : type - 169 + MySQLBinlogEventType.writeRowsV2
+            let bitmaps = plain == MySQLBinlogEventType.updateRowsV1 || plain == MySQLBinlogEventType.updateRowsV2 ? 2 : 1
+            try r.skip(bitmaps * ((Int(count) + 7) / 8), "columns bitmap")
+            let head = Array(body[..<r.offset])
+            let rowsBytes = try Self.uncompressed(r.rest(), at: r.offset)
+            let rows = try MySQLRowsEvent(parsing: head + rowsBytes, type: plain, postHeaderLength: postHeaderLength, tables: tables)
+            if rows.endsStatement { tables = [:] }
+            return .rows(rows)
         case MySQLBinlogEventType.mariaDBGTID:
             let sequence = try r.integer(8, "GTID sequence number")
             let domain = try r.uint32("GTID domain")
@@ -198,16 +225,53 @@ public struct MySQLBinlogDecoder {
             try r.skip(1, "GTID flags")
             let uuid = try r.bytes(16, "GTID source id")
             return .mysqlGTID(uuid: uuid, number: try r.integer(8, "GTID number"))
-        case MySQLBinlogEventType.heartbeat, MySQLBinlogEventType.heartbeatV2:
-            return .heartbeat
-        case MySQLBinlogEventType.partialUpdateRows, MySQLBinlogEventType.transactionPayload, MySQLBinlogEventType.mysqlTaggedGTID,
-            165...171:
+        case MySQLBinlogEventType.heartbeat:
+            // The body names the binlog file the server has sent everything of up to the
+            // header's next position.
+            return .heartbeat(file: body.isEmpty ? nil : String(decoding: body.prefix { $0 != 0 }, as: UTF8.self))
+        case MySQLBinlogEventType.heartbeatV2:
+            return .heartbeat(file: nil)
+        case MySQLBinlogEventType.partialUpdateRows, MySQLBinlogEventType.transactionPayload, MySQLBinlogEventType.mysqlTaggedGTID:
             // Changes inside these would be lost if they were skipped.
             throw MySQLProtocolError(
-                "binlog event type \(type) (compressed or partial row events, or tagged GTIDs) is not supported yet; turn off binlog_transaction_compression, binlog_row_value_options=PARTIAL_JSON or log_bin_compress",
+                "binlog event type \(type) (MySQL's compressed transactions, partial JSON updates or tagged GTIDs) is not supported yet; turn off binlog_transaction_compression and binlog_row_value_options=PARTIAL_JSON",
                 at: 4)
         default:
             return .other(type: type)
         }
+    }
+
+    /// The largest decompressed body taken (the server's `max_allowed_packet` cannot exceed 1 GiB).
+    static let largestUncompressed = 1 << 30
+
+    /// A MariaDB compressed block (`log_bin_compress`): a header byte (0x80, the algorithm in bits
+    /// 4–6, 0 = zlib; the length's size in bits 0–2), the uncompressed length big-endian, then a
+    /// zlib stream.
+    public static func uncompressed(_ block: [UInt8], at offset: Int) throws -> [UInt8] {
+        guard let first = block.first, first & 0x80 != 0 else {
+            throw MySQLProtocolError("a compressed block without its header byte", at: offset)
+        }
+        guard first & 0x70 == 0 else {
+            throw MySQLProtocolError("a compressed block of algorithm \((first & 0x70) >> 4); only zlib (0) is known", at: offset)
+        }
+        let lengthSize = Int(first & 0x07)
+        guard (1...4).contains(lengthSize), block.count > 1 + lengthSize else {
+            throw MySQLProtocolError("a compressed block with a length of \(lengthSize) bytes", at: offset)
+        }
+        let length = block[1...lengthSize].reduce(0) { $0 << 8 | Int($1) }
+        // zlib cannot expand more than 1032:1: a larger claim is damage, not a reason to allocate.
+        guard length > 0, length <= largestUncompressed, length <= (block.count - 1 - lengthSize) * 1032 else {
+            throw MySQLProtocolError("a compressed block that says it holds \(length) bytes", at: offset + 1)
+        }
+        var out = [UInt8](repeating: 0, count: length)
+        var produced = uLongf(length)
+        let input = block[(1 + lengthSize)...]
+        let status = out.withUnsafeMutableBufferPointer { dst in
+            input.withUnsafeBufferPointer { src in uncompress(dst.baseAddress, &produced, src.baseAddress, uLong(src.count)) }
+        }
+        guard status == Z_OK, Int(produced) == length else {
+            throw MySQLProtocolError("a compressed block that does not decompress to its \(length) bytes (zlib status \(status))", at: offset)
+        }
+        return out
     }
 }

@@ -1,0 +1,38 @@
+import Testing
+
+@testable import SluiceMySQL
+
+/// `sluice cdc setup`'s warnings, from the variables a server reports.
+@Suite struct MySQLServerSettingsTests {
+    let mariaDB = ["version": "10.11.6-MariaDB-0+deb12u1-log", "gtid_strict_mode": "ON", "binlog_expire_logs_seconds": "864000"]
+    let mySQL = ["version": "8.0.36", "gtid_mode": "ON", "enforce_gtid_consistency": "ON", "binlog_expire_logs_seconds": "2592000"]
+
+    @Test func aServerReadyForFailoverHasNoWarnings() {
+        #expect(MySQLServerSettings.warnings(mariaDB).isEmpty)
+        #expect(MySQLServerSettings.warnings(mySQL).isEmpty)
+    }
+
+    @Test func gtidsThatCannotCarryACheckpointAreNamedWithTheFix() {
+        var loose = mariaDB
+        loose["gtid_strict_mode"] = "OFF"
+        let m = MySQLServerSettings.warnings(loose)
+        #expect(m.count == 1)
+        #expect(m[0].contains("SET GLOBAL gtid_strict_mode = ON"))
+        var off = mySQL
+        off["gtid_mode"] = "OFF"
+        let o = MySQLServerSettings.warnings(off)
+        #expect(o.count == 1)
+        #expect(o[0].contains("gtid_mode is OFF") && o[0].contains("SET GLOBAL gtid_mode"))
+    }
+
+    @Test func shortRetentionIsNamedWithTheFix() {
+        var short = mariaDB
+        short["binlog_expire_logs_seconds"] = "3600"
+        let w = MySQLServerSettings.warnings(short)
+        #expect(w.count == 1)
+        #expect(w[0].contains("3600 s") && w[0].contains("binlog_expire_logs_seconds = 604800"))
+        short["binlog_expire_logs_seconds"] = "0"
+        short["expire_logs_days"] = "0.5"
+        #expect(MySQLServerSettings.warnings(short).count == 1)
+    }
+}
