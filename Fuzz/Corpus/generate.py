@@ -219,3 +219,8 @@ write("FuzzMySQL", "greeting.bin", b"\x01" + greeting)
 write("FuzzMySQL", "auth-switch.bin", b"\x03\xfe" + b"caching_sha2_password\x00" + b"0123456789abcdefghij\x00")
 write("FuzzMySQL", "auth-more.bin", b"\x03\x01\x04")
 write("FuzzMySQL", "auth-ok.bin", b"\x03\x00\x00\x00\x02\x00\x00\x00")
+# MySQL binary JSON (mode 4): {"a": 1, "b": [true, null]}, a large array with an inlined int32
+# and a string, and opaque DECIMAL and DATETIME values in an array.
+write("FuzzMySQL", "json-object.bin", b"\x04" + bytes.fromhex("00 0200 1e00 1200 0100 1300 0100 050100 021400 61 62 0200 0a00 040100 040000"))
+write("FuzzMySQL", "json-large-array.bin", b"\x04" + bytes.fromhex("03 02000000 14000000 0770110100 0c12000000 0178"))
+write("FuzzMySQL", "json-opaque.bin", b"\x04" + bytes.fromhex("02 0200 1b00 0f0a00 0f1100 f6050502807b2d 0c08 20a10719761f9519"))

@@ -22,7 +22,7 @@ import Testing
     static func parse(_ bytes: [UInt8]) throws {
         guard let mode = bytes.first else { return }
         let rest = Array(bytes.dropFirst())
-        switch mode % 4 {
+        switch mode % 5 {
         case 0:
             var decoder = MySQLBinlogDecoder()
             var offset = 0
@@ -41,8 +41,10 @@ import Testing
             while let packet = try framer.next() {
                 if try reader.take(packet.payload) != nil { break }
             }
-        default:
+        case 3:
             _ = try MySQLAuthReply(parsing: rest, capabilities: .protocol41)
+        default:
+            _ = try MySQLBinaryJSON.text(rest)
         }
     }
 

@@ -6,8 +6,8 @@ import SluiceMySQLProtocol
 // The first byte chooses what the rest is: 0, a binlog (events one after the other, split by
 // the size in each header, decoded with one decoder, as a dump delivers them); 1, a server
 // greeting (HandshakeV10); 2, the packets answering a query (framed, read by the result-set
-// reader); 3, an authentication reply. Every failure must be a MySQLProtocolError (or the
-// server's own error, MySQLServerError).
+// reader); 3, an authentication reply; 4, a MySQL binary JSON document. Every failure must be
+// a MySQLProtocolError (or the server's own error, MySQLServerError).
 
 /// `SLUICE_FUZZ_VERBOSE=1`: print why each input was refused (to triage a corpus by hand).
 let verbose = getenv("SLUICE_FUZZ_VERBOSE") != nil
@@ -18,7 +18,7 @@ public func fuzzMySQL(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let mode = bytes.first else { return 0 }
     let rest = Array(bytes.dropFirst())
     do {
-        switch mode % 4 {
+        switch mode % 5 {
         case 0:
             var decoder = MySQLBinlogDecoder()
             var offset = 0
@@ -37,8 +37,10 @@ public func fuzzMySQL(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             while let packet = try framer.next() {
                 if try reader.take(packet.payload) != nil { break }
             }
-        default:
+        case 3:
             _ = try MySQLAuthReply(parsing: rest, capabilities: .protocol41)
+        default:
+            _ = try MySQLBinaryJSON.text(rest)
         }
     } catch let error as MySQLProtocolError {
         if verbose { print("refused: \(error)") }

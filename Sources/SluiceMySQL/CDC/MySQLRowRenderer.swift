@@ -125,9 +125,13 @@ enum MySQLRowRenderer {
             MySQLJSON.appendString(Data(padded).base64EncodedString(), to: &out)
         case let (.bytes(bytes), .geometry):
             appendGeometry(bytes, to: &out)
-        case let (.bytes(bytes), .json), let (.binaryJSON(bytes), .json):
-            // MySQL 8's binary JSON is not decoded yet: refused rather than guessed.
-            throw failure(shape, c, "a MySQL binary JSON value (\(bytes.count) bytes), which Sluice cannot decode yet")
+        case let (.binaryJSON(bytes), .json):
+            // The document itself (as a snapshot query's text is), not a string holding it.
+            do {
+                out += try MySQLBinaryJSON.text(bytes)
+            } catch let e as MySQLProtocolError {
+                throw failure(shape, c, "a MySQL JSON value that cannot be read (\(bytes.count) bytes): \(e.message) at byte \(e.offset)")
+            }
         case let (.date(y, m, d), _):
             MySQLJSON.appendString(date(y, m, d), to: &out)
         case let (.datetime(y, mo, d, h, mi, s, micro), .datetime(fsp)):
