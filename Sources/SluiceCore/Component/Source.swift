@@ -74,6 +74,11 @@ public struct SourceContext: Sendable {
     public var reportLag: @Sendable (_ value: Double, _ unit: String) -> Void = { _, _ in }
     /// Where the source counts its requests to APIs and object storage (cost accounting).
     public var requests: RequestTally?
+    /// The pipeline's `schema:` settings (nil: detection only), for sources that track the
+    /// schemas of the tables they read (``TableSchemaTracker``).
+    public var schema: SchemaSettings?
+    /// False with `schema: {on_change: ignore}`: no schema is tracked.
+    public var schemaDetection = true
 
     public init(
         pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(), hooks: TestHooks = .none,

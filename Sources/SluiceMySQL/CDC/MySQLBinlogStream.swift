@@ -34,6 +34,8 @@ struct MySQLBinlogStream {
     var domains: [UInt32: String] = [:]
     /// Table maps of captured tables by table id, and their shapes.
     var shapes: [UInt64: (map: MySQLTableMap, shape: MySQLTableShape)] = [:]
+    /// Shapes met since the reader last took them (for the schema registry), in order.
+    var newShapes: [MySQLTableShape] = []
 
     struct Open {
         var start: BinlogCoordinates
@@ -180,7 +182,9 @@ struct MySQLBinlogStream {
                 return .none
             }
             if let known = shapes[map.tableID], known.map == map { return .none }
-            shapes[map.tableID] = (map, try MySQLTableShape(map: map, collations: collations, mariaDB: mariaDB))
+            let shape = try MySQLTableShape(map: map, collations: collations, mariaDB: mariaDB)
+            shapes[map.tableID] = (map, shape)
+            newShapes.append(shape)
             return .none
         case let .rows(rows):
             guard let shape = shapes[rows.tableID]?.shape, shape.database == rows.database, shape.table == rows.table else { return .none }

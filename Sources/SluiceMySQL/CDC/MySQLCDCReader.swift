@@ -33,6 +33,8 @@ final class MySQLCDCReader: SourceReader {
     /// When the oldest item in ``MySQLBinlogStream/ready`` became ready.
     var readySince: ContinuousClock.Instant?
     var failures = 0
+    /// Each captured table's columns in the schema registry (a DDL is drift).
+    let schemas: TableSchemaTracker
 
     /// Where the snapshots stand: the tables still to read and the key read up to.
     struct SnapshotProgress: Equatable {
@@ -51,6 +53,8 @@ final class MySQLCDCReader: SourceReader {
     init(source: MySQLCDCSource, checkpoint: MySQLCDCPosition?, context: SourceContext) async throws {
         self.source = source
         self.context = context
+        schemas = TableSchemaTracker(
+            state: context.state, pipeline: context.pipeline, settings: context.schema, detection: context.schemaDetection, logger: context.logger)
         let c = try await MySQLConnection.connect(source.options.url)
         do {
             mariaDB = c.server.isMariaDB
@@ -122,6 +126,11 @@ final class MySQLCDCReader: SourceReader {
                 let bytes = try await replication!.nextBinlogEvent(timeout: source.options.heartbeat * 20 + .seconds(10))
                 let (header, event) = try decoder.decode(bytes)
                 let note = try stream.receive(header, event)
+                if !stream.newShapes.isEmpty {
+                    // Before any row of a new shape is handed over: a policy may stop the pipeline here.
+                    for shape in stream.newShapes { try await schemas.observe(table: shape.name, schema: shape.registrySchema) }
+                    stream.newShapes = []
+                }
                 if case let .ddl(database, sql) = note {
                     context.logger.info("DDL in the binlog", metadata: ["database": "\(database)", "statement": "\(sql.prefix(300))"])
                 }
@@ -199,6 +208,7 @@ final class MySQLCDCReader: SourceReader {
         do {
             // Described for each chunk: an ALTER TABLE during the snapshot changes its columns.
             let shape = try await MySQLSnapshot.describe(table, on: c)
+            try await schemas.observe(table: shape.name, schema: shape.registrySchema)
             var read = try await MySQLSnapshot.readChunk(shape, after: snapshot.after, limit: source.options.snapshotChunk, method: method, on: c)
             if mariaDB {
                 // The GTID position the chunk's rows are current at.

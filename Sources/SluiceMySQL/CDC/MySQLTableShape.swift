@@ -197,3 +197,29 @@ struct MySQLTableShape: Sendable, Equatable {
     }
 
 }
+
+extension MySQLTableShape {
+    /// The table's columns as the schema registry holds them (every column nullable: the binlog
+    /// and `information_schema` agree on names and types, not always on nullability).
+    var registrySchema: Schema {
+        Schema(columns.map { Field($0.name, Self.dataType($0), nullable: true) })
+    }
+
+    static func dataType(_ column: Column) -> DataType {
+        switch column.kind {
+        case .signed, .year: return .int64
+        case .unsigned, .bit, .decimal:
+            // BIGINT UNSIGNED and BIT are numeric(20,0); DECIMAL(p,s) numeric(p,s); smaller unsigned integers fit int64.
+            let t = column.postgresType
+            guard t.hasPrefix("numeric("), t.hasSuffix(")") else { return .int64 }
+            let ps = t.dropFirst(8).dropLast().split(separator: ",").compactMap { Int($0) }
+            return ps.count == 2 ? .decimal(precision: ps[0], scale: ps[1]) : .string
+        case .float, .double: return .float64
+        case .text, .enumeration, .set, .time: return .string
+        case .binary: return .binary
+        case .date: return .date
+        case .datetime, .timestamp: return .timestamp
+        case .json, .geometry: return .json
+        }
+    }
+}
