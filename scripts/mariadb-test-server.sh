@@ -23,7 +23,10 @@ mariadb_test_server_start() {
         -out "$MARIADB_TEST_DIR/server.crt" >/dev/null 2>&1
     local user=()
     [ "$(id -u)" -eq 0 ] && user=(--user=root)
-    mariadb-install-db --no-defaults --datadir="$MARIADB_TEST_DIR/data" "${user[@]}" --auth-root-authentication-method=normal \
+    # Each server has a temporary directory of its own: a server starting up removes the temporary
+    # files it finds there, which breaks another one bootstrapping beside it in a shared /tmp.
+    mkdir -p "$MARIADB_TEST_DIR/tmp"
+    mariadb-install-db --no-defaults --datadir="$MARIADB_TEST_DIR/data" --tmpdir="$MARIADB_TEST_DIR/tmp" "${user[@]}" --auth-root-authentication-method=normal \
         --skip-test-db >"$MARIADB_TEST_DIR/install.log" 2>&1 || { cat "$MARIADB_TEST_DIR/install.log" >&2; return 1; }
     export MARIADB_TEST_DIR MARIADB_TEST_PORT
     mariadb_test_server_launch || return 1
@@ -44,7 +47,7 @@ mariadb_test_server_launch() {
     # The server must not keep descriptors it inherits open (see pg-test-server.sh).
     (
         for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
-        exec "$MARIADB_TEST_BIN/mariadbd" --no-defaults --datadir="$MARIADB_TEST_DIR/data" "${user[@]}" \
+        exec "$MARIADB_TEST_BIN/mariadbd" --no-defaults --datadir="$MARIADB_TEST_DIR/data" --tmpdir="$MARIADB_TEST_DIR/tmp" "${user[@]}" \
             --port="$MARIADB_TEST_PORT" --bind-address=127.0.0.1 --socket="$MARIADB_TEST_DIR/sock" \
             --pid-file="$MARIADB_TEST_DIR/pid" --log-error="$MARIADB_TEST_DIR/server.log" \
             --log-bin="$MARIADB_TEST_DIR/data/binlog" --server-id="$(cat "$MARIADB_TEST_DIR/server_id")" --log-slave-updates=ON --binlog-format=ROW --binlog-row-image=FULL \

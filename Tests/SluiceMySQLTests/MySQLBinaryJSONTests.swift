@@ -61,8 +61,8 @@ import Testing
         let hms = Int64(838 << 12 | 59 << 6 | 59)
         #expect(try text("0f0b08" + packed(-(hms << 24 + 1))) == #""-838:59:59.000001""#)
         #expect(try text("0f0708" + packed((ymd << 17 | Int64(1 << 12)) << 24)) == #""2024-02-29 01:00:00.000000""#)
-        // A VAR_STRING is a string; any other type keeps MySQL's base64 form.
-        #expect(try text("0ffd026869") == #""hi""#)
+        // Any other type keeps MySQL's base64 form (strings of other types too).
+        #expect(try text("0ffd026869") == #""base64:type253:aGk=""#)
         #expect(try text("0ffc020102") == #""base64:type252:AQI=""#)
     }
 
@@ -97,5 +97,24 @@ import Testing
         }
         #expect(try MySQLBinaryJSON.text(nested(100)) == Array((String(repeating: "[", count: 100) + "1" + String(repeating: "]", count: 100)).utf8))
         #expect(throws: MySQLProtocolError.self) { _ = try MySQLBinaryJSON.text(nested(101)) }
+        // Entries that share their bytes: each level's two entries point at the same child, so
+        // 35 levels (under 400 bytes) would print 2^35 values. Refused, quickly.
+        var shared: [UInt8] = [0x09, 1, 0, 0, 0, 0, 0, 0, 0]
+        for _ in 0..<35 {
+            let size = 4 + 6 + shared.count - 1
+            shared = [0x02, 0x02, 0x00, UInt8(size & 0xFF), UInt8(size >> 8), shared[0], 0x0A, 0x00, shared[0], 0x0A, 0x00] + shared.dropFirst()
+        }
+        #expect(shared.count < 400)
+        #expect(throws: MySQLProtocolError.self) { _ = try MySQLBinaryJSON.text(shared) }
+        // One large string referenced by many entries (quadratic): refused too.
+        let string: [UInt8] = [0x0C, 0xE8, 0x07] + [UInt8](repeating: UInt8(ascii: "s"), count: 1000)
+        let entries = 300
+        let header = 4 + 3 * entries
+        var many: [UInt8] = [
+            0x02, UInt8(entries & 0xFF), UInt8(entries >> 8), UInt8((header + string.count - 1) & 0xFF), UInt8((header + string.count - 1) >> 8),
+        ]
+        for _ in 0..<entries { many += [0x0C, UInt8(header & 0xFF), UInt8(header >> 8)] }
+        many += string.dropFirst()
+        #expect(throws: MySQLProtocolError.self) { _ = try MySQLBinaryJSON.text(many) }
     }
 }

@@ -250,6 +250,10 @@ struct MySQLBinlogStream {
         t.timestamp = timestamp
         position.at = end
         position.gtid = gtidState
+        // A transaction delivered in part that has not come again yet (resumed by GTID, another
+        // domain's transactions may come first): its checkpoint goes on holding what to skip.
+        position.delivered = skip?.count
+        position.part = skip?.gtid
         seen = max(seen, end)
         let firstSeq = t.skip + t.handedOver
         if t.changes.isEmpty, let last = ready.last, last.changes.isEmpty, !last.snapshot {
@@ -269,7 +273,9 @@ struct MySQLBinlogStream {
     /// checkpointed as its start with the changes delivered, so that after a crash the stream
     /// resumes at its start and skips those.
     mutating func takePart() -> MySQLTransaction? {
-        guard var t = open, !t.changes.isEmpty else { return nil }
+        // One checkpoint holds one partly delivered transaction: while another one's skip is
+        // pending, this one stays whole.
+        guard skip == nil, var t = open, !t.changes.isEmpty else { return nil }
         var at = position
         at.at = t.start
         at.delivered = t.skip + t.handedOver + t.changes.count

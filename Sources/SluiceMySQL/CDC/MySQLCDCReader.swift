@@ -14,10 +14,17 @@ final class MySQLCDCReader: SourceReader {
     let mariaDB: Bool
     let collations: [Int: String]
     let method: MySQLSnapshot.Method
-    /// The server writes CRC32 checksums (and sends them, told `@master_binlog_checksum`).
-    let checksummed: Bool
-    /// The server's own `server_id` (the `source.server_id` of snapshot reads).
-    let serverID: UInt32
+    /// The server writes CRC32 checksums (and sends them, told `@master_binlog_checksum`); read
+    /// again on each replication connection (after a failover it may be another server).
+    var checksummed: Bool
+    /// The `server_id` of the server streamed from (the `source.server_id` of snapshot reads);
+    /// snapshot chunks are read from the same server, or their positions would mean nothing.
+    var serverID: UInt32
+    /// The `server_id` of the server the snapshot connection reached.
+    var snapshotServerID: UInt32?
+    /// Whether the stream has reached the first event after its start: until then the server may
+    /// be scanning its files for the GTID position, silently (no heartbeats), for a long time.
+    var positioned = false
     /// Connection for snapshot chunks (and nothing else).
     var snapshotConnection: MySQLConnection?
     /// The replication connection; nil until (re)started.
@@ -61,7 +68,7 @@ final class MySQLCDCReader: SourceReader {
             let problems = try await MySQLServerSettings.check(c, tables: source.options.tables)
             guard problems.isEmpty else { throw SluiceError(.configuration, problems.joined(separator: "; "), retryable: false) }
             let variables = try await MySQLServerSettings.variables(c)
-            for warning in MySQLServerSettings.warnings(variables) { context.logger.warning("\(warning)") }
+            for warning in MySQLServerSettings.warnings(variables, resume: source.options.resume) { context.logger.warning("\(warning)") }
             checksummed = variables["binlog_checksum"]?.uppercased() == "CRC32"
             serverID = UInt32(variables["server_id"] ?? "") ?? 0
             let rows = try await c.query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS")
@@ -94,6 +101,7 @@ final class MySQLCDCReader: SourceReader {
             snapshot = SnapshotProgress(pending: position.pending, after: position.after, known: position.known)
             stream = MySQLBinlogStream(position: position, captured: Set(source.options.tables), collations: map, mariaDB: mariaDB)
             snapshotConnection = c
+            snapshotServerID = serverID
         } catch {
             await c.close()
             throw error
@@ -123,8 +131,13 @@ final class MySQLCDCReader: SourceReader {
                     placeChunkIfReached()
                     if stream.ready.contains(where: \.snapshot) { return handOver(count: stream.ready.count) }
                 }
-                let bytes = try await replication!.nextBinlogEvent(timeout: source.options.heartbeat * 20 + .seconds(10))
+                let timeout = positioned ? source.options.heartbeat * 20 + .seconds(10) : .seconds(600)
+                let bytes = try await replication!.nextBinlogEvent(timeout: timeout)
                 let (header, event) = try decoder.decode(bytes)
+                switch event {
+                case .rotate, .formatDescription, .other: break
+                default: positioned = true
+                }
                 let note = try stream.receive(header, event)
                 if !stream.newShapes.isEmpty {
                     // Before any row of a new shape is handed over: a policy may stop the pipeline here.
@@ -135,7 +148,7 @@ final class MySQLCDCReader: SourceReader {
                     context.logger.info("DDL in the binlog", metadata: ["database": "\(database)", "statement": "\(sql.prefix(300))"])
                 }
                 placeChunkIfReached()
-                if let open = stream.open, open.changes.count >= Self.partChanges {
+                if let open = stream.open, open.changes.count >= Self.partChanges, stream.skip == nil {
                     placeChunkIfReached(before: open.start)
                     if let part = stream.takePart() { stream.ready.append(part) }
                     return handOver(count: stream.ready.count)
@@ -153,13 +166,23 @@ final class MySQLCDCReader: SourceReader {
     /// Whether the stream resumes after the GTID position of the checkpoint (MariaDB, `resume:
     /// gtid`, a position recorded) rather than at its file and position.
     var resumesByGTID: Bool {
-        mariaDB && source.options.resume == .gtid && !(emitted.gtid ?? "").isEmpty
+        // A partly delivered transaction recorded without its GTID (a checkpoint from before
+        // GTID resumes) can only be found again by its place in the file.
+        mariaDB && source.options.resume == .gtid && !(emitted.gtid ?? "").isEmpty && (emitted.delivered == nil || emitted.part != nil)
     }
 
     func startStream() async throws {
         let c = try await MySQLConnection.connect(source.options.url)
         let byGTID = resumesByGTID
         do {
+            // The server behind the URL may have changed (a failover): its own settings count.
+            let facts = try await c.query("SELECT @@global.binlog_checksum, @@server_id")
+            checksummed = facts.string(0, 0)?.uppercased() == "CRC32"
+            serverID = UInt32(facts.string(0, 1) ?? "") ?? serverID
+            if let s = snapshotConnection, snapshotServerID != serverID {
+                await s.close()
+                snapshotConnection = nil
+            }
             try await c.startBinlogDump(
                 file: emitted.at.file, position: UInt32(clamping: emitted.at.position), gtid: byGTID ? emitted.gtid : nil,
                 serverID: source.serverID, heartbeat: source.options.heartbeat)
@@ -168,6 +191,7 @@ final class MySQLCDCReader: SourceReader {
             throw error
         }
         replication = c
+        positioned = false
         decoder = MySQLBinlogDecoder(checksummed: checksummed)
         // Everything read so far is dropped: the stream starts again from the checkpoint.
         stream = MySQLBinlogStream(position: emitted, captured: stream.captured, collations: collations, mariaDB: mariaDB, byGTID: byGTID)
@@ -201,8 +225,17 @@ final class MySQLCDCReader: SourceReader {
         guard let table = snapshot.pending.first else { return }
         if snapshotConnection == nil {
             let c = try await MySQLConnection.connect(source.options.url)
+            let id = try await c.query("SELECT @@server_id").string(0, 0).flatMap { UInt32($0) }
+            guard id == serverID else {
+                await c.close()
+                throw SluiceError(
+                    .unavailable,
+                    "the snapshot connection reached server \(id.map(String.init) ?? "?"), the stream reads server \(serverID) (a failover under way?)",
+                    retryable: true)
+            }
             try await MySQLSnapshot.prepare(c)
             snapshotConnection = c
+            snapshotServerID = id
         }
         let c = snapshotConnection!
         do {

@@ -25,7 +25,8 @@ extension MySQLCDCSource: CDCAdministrable {
                 "\(c.server.isMariaDB ? "MariaDB" : "MySQL") \(c.server.serverVersion): binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL",
                 "nothing to create on the server: Sluice reads the binlog as replica \(serverID)",
             ]
-            lines += MySQLServerSettings.warnings(variables).map { "warning: " + $0 }
+            lines.append(MySQLServerSettings.gtidNote(variables, resume: options.resume))
+            lines += MySQLServerSettings.warnings(variables, resume: options.resume).map { "warning: " + $0 }
             return lines
         } catch {
             await c.close()

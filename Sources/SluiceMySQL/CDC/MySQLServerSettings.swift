@@ -55,9 +55,9 @@ enum MySQLServerSettings {
         return problems
     }
 
-    /// Warnings that do not stop a pipeline: binlog retention shorter than a day; GTIDs that
-    /// cannot carry a checkpoint across a failover.
-    static func warnings(_ v: [String: String]) -> [String] {
+    /// Warnings that do not stop a pipeline: binlog retention shorter than a day; on MariaDB,
+    /// GTIDs that cannot carry a checkpoint across a failover (when the stream resumes by GTID).
+    static func warnings(_ v: [String: String], resume: MySQLCDCOptions.ResumeMode = .gtid) -> [String] {
         var out: [String] = []
         let seconds = Int(v["binlog_expire_logs_seconds"] ?? "") ?? 0
         let days = Double(v["expire_logs_days"] ?? "") ?? 0
@@ -67,19 +67,26 @@ enum MySQLServerSettings {
                 "the server keeps binlogs for only \(retention) s: a pipeline stopped longer than that loses its place and needs a new snapshot; SET GLOBAL binlog_expire_logs_seconds = 604800 keeps a week"
             )
         }
-        if (v["version"] ?? "").lowercased().contains("mariadb") {
-            // Resuming by GTID takes each domain's latest GTID as the place: right when sequence
-            // numbers only grow, which strict mode enforces.
-            if v["gtid_strict_mode"]?.uppercased() != "ON" {
-                out.append(
-                    "gtid_strict_mode is \(v["gtid_strict_mode"] ?? "?"): a checkpoint follows a failover by GTID only if each domain's sequence numbers grow; SET GLOBAL gtid_strict_mode = ON (and in my.cnf), or set resume: position"
-                )
-            }
-        } else if v["gtid_mode"]?.uppercased() != "ON" {
+        // Resuming by GTID takes each domain's latest GTID as the place: right when sequence
+        // numbers only grow, which strict mode enforces.
+        if isMariaDB(v), resume == .gtid, v["gtid_strict_mode"]?.uppercased() != "ON" {
             out.append(
-                "gtid_mode is \(v["gtid_mode"] ?? "not supported"): checkpoints record the binlog file and position only, which hold on this server alone; to record GTIDs: SET GLOBAL enforce_gtid_consistency = ON, then SET GLOBAL gtid_mode = OFF_PERMISSIVE, ON_PERMISSIVE and ON, one step at a time (and in my.cnf)"
+                "gtid_strict_mode is \(v["gtid_strict_mode"] ?? "?"): a checkpoint follows a failover by GTID only if each domain's sequence numbers grow; SET GLOBAL gtid_strict_mode = ON (and in my.cnf), or set resume: position"
             )
         }
         return out
     }
+
+    /// What `sluice cdc setup` says about GTIDs (not a problem either way).
+    static func gtidNote(_ v: [String: String], resume: MySQLCDCOptions.ResumeMode = .gtid) -> String {
+        if isMariaDB(v) {
+            return resume == .gtid
+                ? "GTIDs: the stream resumes after the checkpoint's GTID position; after a failover, point url at the new primary (a replica with log_slave_updates = ON)"
+                : "GTIDs: recorded; the stream resumes by binlog file and position (resume: position), on this server only"
+        }
+        return
+            "GTIDs: gtid_mode = \(v["gtid_mode"] ?? "?"); the stream resumes by binlog file and position, on this server only (resuming by GTID set is not built for MySQL: after a failover, take a new snapshot with `sluice cdc resnapshot`)"
+    }
+
+    static func isMariaDB(_ v: [String: String]) -> Bool { (v["version"] ?? "").lowercased().contains("mariadb") }
 }

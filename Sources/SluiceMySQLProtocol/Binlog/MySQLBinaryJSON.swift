@@ -11,7 +11,8 @@ import Foundation
 /// Scalars: literals, integers of 16/32/64 bits signed and unsigned, doubles, UTF-8 strings
 /// with a variable-length size, and "opaque" values: a MySQL column type and its bytes
 /// (DECIMAL, DATE, TIME, DATETIME, TIMESTAMP are printed as values; others as MySQL prints
-/// them, `"base64:typeN:…"`).
+/// them, `"base64:typeN:…"`). A crafted document whose entries share bytes cannot make the text
+/// grow beyond a bound of its size.
 ///
 /// Numbers keep their value exactly: integers and DECIMALs every digit; doubles in the shortest
 /// text that reads back to the same double (MySQL's own text may use another notation for the
@@ -47,8 +48,22 @@ public enum MySQLBinaryJSON {
         return out
     }
 
-    struct Document {
+    /// How much longer than its document the text may grow: escapes (`\u0001` for one byte),
+    /// doubles and dates outgrow their bytes, but never by this much.
+    static let growth = 16
+
+    /// One document being printed. Value entries may point at shared bytes (nothing in the
+    /// format forbids it, though MySQL never writes it): the values visited and the text's
+    /// length are bounded by the document's size, so a crafted one cannot print exponentially.
+    final class Document {
         let bytes: [UInt8]
+        var visited = 0
+        let longest: Int
+
+        init(bytes: [UInt8]) {
+            self.bytes = bytes
+            longest = bytes.count * MySQLBinaryJSON.growth + 64
+        }
 
         func fail(_ why: String, at offset: Int) -> MySQLProtocolError {
             MySQLProtocolError("binary JSON: \(why)", at: offset)
@@ -64,6 +79,10 @@ public enum MySQLBinaryJSON {
 
         /// A value of `type` whose bytes start at `offset` (its container ends at `end`).
         func append(type: UInt8, at offset: Int, end: Int, depth: Int, to out: inout [UInt8]) throws {
+            visited += 1
+            guard visited <= bytes.count, out.count <= longest else {
+                throw fail("values that print far larger than the document (shared offsets)", at: offset)
+            }
             switch type {
             case ValueType.smallObject, ValueType.largeObject, ValueType.smallArray, ValueType.largeArray:
                 guard depth < MySQLBinaryJSON.maxDepth else { throw fail("nested deeper than \(MySQLBinaryJSON.maxDepth)", at: offset) }
@@ -215,9 +234,8 @@ public enum MySQLBinaryJSON {
                 guard data.count == 8 else { throw fail("a packed date or time of \(data.count) bytes", at: offset) }
                 let packed = Int64(bitPattern: data.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
                 out += Array(("\"" + Self.temporal(packed, fieldType) + "\"").utf8)
-            case MySQLColumnType.varString:
-                try appendString(data[...], at: offset, to: &out)
             default:
+                // MySQL prints every other opaque value (strings of other types too) this way.
                 out += Array("\"base64:type\(fieldType):\(Data(data).base64EncodedString())\"".utf8)
             }
         }

@@ -199,9 +199,11 @@ public struct MySQLBinlogDecoder {
             return .rows(rows)
         case MySQLBinlogEventType.mariaDBRowsCompressed:
             // The post-header, column count and column bitmaps are plain; the rows are compressed.
+            // 166–168 are v1 (an 8-byte post-header), 169–171 v2 (extra data follows), decided by
+            // the type as for plain row events.
             let postHeaderLength = format.postHeaderLength(type)
-            try r.skip(min(postHeaderLength, 8), "rows post-header")
-            if postHeaderLength == 10 {
+            try r.skip(postHeaderLength == 6 ? 6 : 8, "rows post-header")
+            if type >= 169 {
                 let extra = Int(try r.uint16("extra data length"))
                 try r.skip(extra - 2, "extra data")
             }
