@@ -228,4 +228,24 @@ enum ChangeEvents {
         out.append(UInt8(ascii: "}"))
         return out
     }
+
+    /// A table's columns as the schema registry holds them (every column nullable; types Sluice
+    /// has no name for, arrays and unbounded numerics among them, as strings: their text form).
+    static func registrySchema(_ r: PgRelation) -> Schema {
+        Schema(r.columns.map { Field($0.name, dataType(oid: $0.typeOID, typmod: $0.typeModifier), nullable: true) })
+    }
+
+    static func dataType(oid: UInt32, typmod: Int32) -> DataType {
+        switch oid {
+        case 16: return .bool
+        case 20, 21, 23, 26: return .int64
+        case 700, 701: return .float64
+        case 1700: return typmod >= 4 ? .decimal(precision: Int(((typmod - 4) >> 16) & 0xFFFF), scale: Int((typmod - 4) & 0xFFFF)) : .string
+        case 17: return .binary
+        case 1082: return .date
+        case 1114, 1184: return .timestamp
+        case 114, 3802: return .json
+        default: return .string
+        }
+    }
 }

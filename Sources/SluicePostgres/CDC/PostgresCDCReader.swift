@@ -28,6 +28,10 @@ final class PostgresCDCReader: SourceReader {
     /// This reader handed over snapshot rows (their epoch must not be given away before they
     /// are committed: see ``sendFeedbackIfDue()``).
     var snapshotRowsHandedOver = false
+    /// Each captured table's columns in the schema registry (a DDL is drift).
+    let schemas: TableSchemaTracker
+    /// Tables the stream described since they were last checked with the registry.
+    var describedTables: [(String, PgRelation)] = []
 
     // The watermark tests set up and check these.
     typealias Window = WatermarkSnapshots.Window
@@ -51,6 +55,8 @@ final class PostgresCDCReader: SourceReader {
         self.position = position
         stream = ReplicationStream(position: position, streaming: streaming)
         slotSafety = SlotSafety(pipeline: context.pipeline, slot: source.options.slot)
+        schemas = TableSchemaTracker(
+            state: context.state, pipeline: context.pipeline, settings: context.schema, detection: context.schemaDetection, logger: context.logger)
     }
 
     /// Ends every connection now: the walsender lets the slot go at once, so the next reader
@@ -85,6 +91,9 @@ final class PostgresCDCReader: SourceReader {
                 // server has sent all of it, and a read would wait for frames that do not come.
                 frames = stream.ready.first?.spill != nil ? [] : try await readFrames()
                 for frame in frames { try handle(frame) }
+                // Before any change of a new shape is handed over: a schema policy may stop here.
+                for (name, relation) in describedTables { try await schemas.observe(table: name, schema: ChangeEvents.registrySchema(relation)) }
+                describedTables = []
                 try await sendFeedbackIfDue()
                 try await checkRetainedWAL()
                 stream.failures = 0
@@ -136,6 +145,7 @@ final class PostgresCDCReader: SourceReader {
                 return nil
             }
             watermarks.snapshotTables[name] = table
+            if let relation = chunk.relation { try await schemas.observe(table: name, schema: ChangeEvents.registrySchema(relation)) }
             guard !chunk.changes.isEmpty else {
                 if position.advance(past: chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(name)"]) }
                 continue
@@ -192,6 +202,7 @@ final class PostgresCDCReader: SourceReader {
             name, described: watermarks.snapshotTables[name], after: position.after,
             limit: source.options.snapshotChunk, window: id, on: snapshot)
         watermarks.snapshotTables[name] = table
+        if let relation = chunk.relation { try await schemas.observe(table: name, schema: ChangeEvents.registrySchema(relation)) }
         watermarks.window = Window(id: id, table: table, chunk: chunk, visibility: visibility)
     }
 
@@ -271,6 +282,7 @@ final class PostgresCDCReader: SourceReader {
             if let xid = stream.commit(endLSN: endLSN, commitTime: commitTime, position: &position) { watermarks.recent.append(xid) }
         case let .relation(r):
             let name = stream.describe(r)
+            describedTables.append((name, r))
             if position.noteTable(name, snapshotting: source.options.snapshot == .initial) {
                 context.logger.info("a table joined the publication; snapshotting it while streaming", metadata: ["table": "\(name)"])
             }
