@@ -26,27 +26,30 @@ extension MySQLCDCReaderTests {
                 return c
             }
             let subject = "\(pipeline).\(db.name).t"
-            // Detection: the snapshot registers the table; an added column is a new version and a drift event.
+            // Detection: the table is registered with its first change; an added column is a new
+            // version and a drift event.
             let reader = try await s.makeReader(resumingFrom: .empty, context: context(nil))
             let first = try await read(reader, count: 1)
             #expect(first.ops == ["r"])
+            try await db.execute("INSERT INTO t VALUES (2, 'b')")
+            #expect(try await read(reader, count: 1).ids == [2])
             var latest = try #require(try await registry.latestRecordSchema(subject: subject))
             #expect(latest.version == 1)
             #expect(latest.schema.fields.map(\.name) == ["id", "v"])
             #expect(latest.schema.fields.map(\.type) == [.int64, .string])
-            try await db.execute("ALTER TABLE t ADD COLUMN w DECIMAL(10,2)", "INSERT INTO t VALUES (2, 'b', 1.50)")
+            try await db.execute("ALTER TABLE t ADD COLUMN w DECIMAL(10,2)", "INSERT INTO t VALUES (3, 'c', 1.50)")
             let second = try await read(reader, count: 1)
             await reader.close()
-            #expect(second.ids == [2])
+            #expect(second.ids == [3])
             latest = try #require(try await registry.latestRecordSchema(subject: subject))
             #expect(latest.version == 2)
             #expect(latest.schema.fields.last?.type == .decimal(precision: 10, scale: 2))
             let events = try await registry.store.driftEvents(subject: subject, limit: 10)
-            #expect(events.contains { $0.action == "registered" && $0.diff.contains("w") })
+            #expect(events.contains { $0.action == "registered" && $0.diff.contains("+ w:") })
             // Freeze: the next change of the table's columns stops the pipeline, its rows undelivered.
-            try await db.execute("ALTER TABLE t ADD COLUMN x INT", "INSERT INTO t VALUES (3, 'c', 2.00, 7)")
-            let frozen = try await s.makeReader(
-                resumingFrom: Checkpoint([s.partition: second.positions.last!]), context: context(SchemaSettings(policy: .freeze)))
+            try await db.execute("ALTER TABLE t ADD COLUMN x INT", "INSERT INTO t VALUES (4, 'd', 2.00, 7)")
+            let checkpoint = Checkpoint([s.partition: second.positions.last!])
+            let frozen = try await s.makeReader(resumingFrom: checkpoint, context: context(SchemaSettings(policy: .freeze)))
             await #expect {
                 _ = try await self.read(frozen, count: 1, seconds: 20)
             } throws: { error in
@@ -57,12 +60,15 @@ extension MySQLCDCReaderTests {
             #expect(try await registry.latestRecordSchema(subject: subject)?.version == 2)
             #expect(try await registry.store.driftEvents(subject: subject, limit: 10).contains { $0.action == "refused" })
             // Evolve: an added nullable column is a compatible change; the row comes through.
-            let evolving = try await s.makeReader(
-                resumingFrom: Checkpoint([s.partition: second.positions.last!]), context: context(SchemaSettings(policy: .evolve)))
+            let evolving = try await s.makeReader(resumingFrom: checkpoint, context: context(SchemaSettings(policy: .evolve)))
             let third = try await read(evolving, count: 1)
             await evolving.close()
-            #expect(third.ids == [3])
+            #expect(third.ids == [4])
             #expect(try await registry.latestRecordSchema(subject: subject)?.version == 3)
+            // Freeze again, once the shape is registered: the same row passes.
+            let refrozen = try await s.makeReader(resumingFrom: checkpoint, context: context(SchemaSettings(policy: .freeze)))
+            #expect(try await read(refrozen, count: 1).ids == [4])
+            await refrozen.close()
         }
     }
 }

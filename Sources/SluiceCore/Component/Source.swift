@@ -79,6 +79,8 @@ public struct SourceContext: Sendable {
     public var schema: SchemaSettings?
     /// False with `schema: {on_change: ignore}`: no schema is tracked.
     public var schemaDetection = true
+    /// Called once per schema drift event a source records (the drift alert and the dashboard count them).
+    public var reportSchemaDrift: @Sendable () -> Void = {}
 
     public init(
         pipeline: String, state: any StateStore, logger: Logger, commits: CommitLog = CommitLog(), hooks: TestHooks = .none,

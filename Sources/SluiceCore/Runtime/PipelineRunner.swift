@@ -298,6 +298,7 @@ public struct PipelineRunner: Sendable {
         context.requests = plan.requests
         context.schema = plan.settings.schema
         context.schemaDetection = plan.settings.schemaDetection
+        context.reportSchemaDrift = { status.update { $0.schemaDrifts += 1 } }
         context.reportLag = { value, unit in status.update { $0.lag = (value, unit) } }
         let metrics = self.metrics
         context.reportPull = { started, interval in

@@ -4,8 +4,8 @@ import Metrics
 /// The schemas of the tables a change-data-capture source reads, in the schema registry: each
 /// table is a subject of its own (`<subject>.<table>`, the subject being the pipeline's name
 /// unless `schema: {subject: …}` says otherwise). A table's columns are registered when the
-/// source first meets them and again when a DDL changes them, each change recorded as a drift
-/// event (`sluice schema drift`, the dashboard, the drift alert).
+/// stream first describes them (with its first change) and again when a DDL changes them, each
+/// change recorded as a drift event (`sluice schema drift`, the dashboard, the drift alert).
 ///
 /// Change events carry their rows as JSON images, so the pipeline's own schema (the envelope)
 /// never drifts: this is where a table's drift meets the pipeline's policy.
@@ -13,7 +13,9 @@ import Metrics
 ///   failure is logged, never a reason to stop);
 /// - `on_change: evolve`: registered under the subject's compatibility; a change it refuses stops
 ///   the pipeline before any change of the new shape is delivered;
-/// - `on_change: freeze`: any change of a registered table stops the pipeline;
+/// - `on_change: freeze`: a shape not registered for the table stops the pipeline (a shape
+///   registered already passes: one registered by hand after a stop, or an older one replayed
+///   from the checkpoint);
 /// - `discard_row` and `discard_value` would drop changes (a current-state table would silently
 ///   differ from its source): refused, with the reason.
 ///
@@ -23,21 +25,37 @@ public final class TableSchemaTracker: @unchecked Sendable {
     let pipeline: String
     let settings: SchemaSettings?
     let logger: Logger
+    let onDrift: @Sendable () -> Void
     /// The shape each table was last checked with (one registry round trip per change).
     var known: [String: Schema] = [:]
 
     /// - Parameters:
     ///   - state: the pipeline's state store (no registry in it: nothing is tracked).
     ///   - detection: false with `schema: {on_change: ignore}`: nothing is tracked.
-    public init(state: any StateStore, pipeline: String, settings: SchemaSettings?, detection: Bool = true, logger: Logger) {
+    ///   - onDrift: called once per drift event recorded (the drift alert and the dashboard count them).
+    public init(
+        state: any StateStore, pipeline: String, settings: SchemaSettings?, detection: Bool = true, logger: Logger,
+        onDrift: @escaping @Sendable () -> Void = {}
+    ) {
         registry = detection ? state.schemaRegistry.map { SchemaRegistry(store: $0) } : nil
         self.pipeline = pipeline
         self.settings = settings
         self.logger = logger
+        self.onDrift = onDrift
     }
 
-    /// The registry subject of `table`.
-    public func subject(for table: String) -> String { "\(settings?.subject ?? pipeline).\(table)" }
+    /// The registry subject of `table` (subjects hold at most 255 bytes: a longer name keeps its
+    /// start and a hash of the whole).
+    public func subject(for table: String) -> String {
+        let full = "\(settings?.subject ?? pipeline).\(table)"
+        guard full.utf8.count > 255 else { return full }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in full.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01B3
+        }
+        return String(decoding: Array(full.utf8.prefix(200)), as: UTF8.self) + "~" + String(hash, radix: 16)
+    }
 
     /// Checks `table`'s columns as the source now reads them: registers a new shape, records the
     /// drift, or stops the pipeline as its policy says (a ``SluiceError`` of kind `schemaViolation`).
@@ -62,8 +80,8 @@ public final class TableSchemaTracker: @unchecked Sendable {
             do {
                 try await register(schema, subject: subject, diff: diff, from: latest?.version, check: false)
             } catch {
+                // Logged once per shape: detection never stops a pipeline, nor repeats itself.
                 logger.warning("schema detection could not record this table's shape", metadata: ["subject": "\(subject)", "error": "\(error)"])
-                return
             }
         case .evolve?:
             do {
@@ -82,6 +100,7 @@ public final class TableSchemaTracker: @unchecked Sendable {
                 try await register(schema, subject: subject, diff: nil, from: nil, check: true)
                 break
             }
+            if try await isRegistered(schema, subject: subject) { break }
             try await record(diff, subject: subject, from: latest.version, to: nil, action: "refused")
             throw SluiceError(
                 .schemaViolation,
@@ -107,10 +126,31 @@ public final class TableSchemaTracker: @unchecked Sendable {
         logger.info("table schema registered", metadata: ["subject": "\(subject)", "version": "\(version)", "diff": "\(diff?.summary() ?? "initial")"])
     }
 
+    /// Whether `schema` is one of the subject's versions already.
+    func isRegistered(_ schema: Schema, subject: String) async throws -> Bool {
+        guard let registry else { return false }
+        do {
+            _ = try await registry.lookup(subject: subject, text: SluiceSchemaText.render(schema), format: .sluice)
+            return true
+        } catch let e as RegistryError where e.errorCode == 40403 || e.errorCode == 40401 {
+            return false
+        }
+    }
+
     func record(_ diff: SchemaDiff, subject: String, from: Int?, to: Int?, action: String) async throws {
         guard let registry else { return }
-        try await registry.store.recordDrift(
-            SchemaDriftEvent(pipeline: pipeline, subject: subject, fromVersion: from, toVersion: to, kinds: diff.kinds, diff: diff.description, action: action))
+        let event = SchemaDriftEvent(
+            pipeline: pipeline, subject: subject, fromVersion: from, toVersion: to, kinds: diff.kinds, diff: diff.description, action: action)
+        // A refusal met again (the stopped pipeline restarted) is not a new event.
+        if action != "registered",
+            try await registry.store.driftEvents(subject: subject, limit: SchemaGuard.recentEvents).contains(where: {
+                $0.action == event.action && $0.fromVersion == event.fromVersion && $0.diff == event.diff
+            })
+        {
+            return
+        }
+        try await registry.store.recordDrift(event)
+        onDrift()
         for kind in diff.kinds {
             Counter(label: "sluice_schema_drift_total", dimensions: [("pipeline", pipeline), ("kind", kind)]).increment()
         }

@@ -61,7 +61,8 @@ final class MySQLCDCReader: SourceReader {
         self.source = source
         self.context = context
         schemas = TableSchemaTracker(
-            state: context.state, pipeline: context.pipeline, settings: context.schema, detection: context.schemaDetection, logger: context.logger)
+            state: context.state, pipeline: context.pipeline, settings: context.schema, detection: context.schemaDetection, logger: context.logger,
+            onDrift: context.reportSchemaDrift)
         let c = try await MySQLConnection.connect(source.options.url)
         do {
             mariaDB = c.server.isMariaDB
@@ -241,7 +242,6 @@ final class MySQLCDCReader: SourceReader {
         do {
             // Described for each chunk: an ALTER TABLE during the snapshot changes its columns.
             let shape = try await MySQLSnapshot.describe(table, on: c)
-            try await schemas.observe(table: shape.name, schema: shape.registrySchema)
             var read = try await MySQLSnapshot.readChunk(shape, after: snapshot.after, limit: source.options.snapshotChunk, method: method, on: c)
             if mariaDB {
                 // The GTID position the chunk's rows are current at.

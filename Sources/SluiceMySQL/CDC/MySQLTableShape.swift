@@ -199,8 +199,9 @@ struct MySQLTableShape: Sendable, Equatable {
 }
 
 extension MySQLTableShape {
-    /// The table's columns as the schema registry holds them (every column nullable: the binlog
-    /// and `information_schema` agree on names and types, not always on nullability).
+    /// The table's columns as the schema registry holds them (every column nullable), from the
+    /// binlog's table maps only: `information_schema` describes some tables otherwise (generated
+    /// columns), which would look like drift.
     var registrySchema: Schema {
         Schema(columns.map { Field($0.name, Self.dataType($0), nullable: true) })
     }
@@ -213,7 +214,9 @@ extension MySQLTableShape {
             let t = column.postgresType
             guard t.hasPrefix("numeric("), t.hasSuffix(")") else { return .int64 }
             let ps = t.dropFirst(8).dropLast().split(separator: ",").compactMap { Int($0) }
-            return ps.count == 2 ? .decimal(precision: ps[0], scale: ps[1]) : .string
+            // The registry's decimals hold up to 38 digits; a wider one (DECIMAL(65,30)) is a string.
+            guard ps.count == 2, (1...38).contains(ps[0]), (0...ps[0]).contains(ps[1]) else { return .string }
+            return .decimal(precision: ps[0], scale: ps[1])
         case .float, .double: return .float64
         case .text, .enumeration, .set, .time: return .string
         case .binary: return .binary

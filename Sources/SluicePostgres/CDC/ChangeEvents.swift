@@ -240,7 +240,14 @@ enum ChangeEvents {
         case 16: return .bool
         case 20, 21, 23, 26: return .int64
         case 700, 701: return .float64
-        case 1700: return typmod >= 4 ? .decimal(precision: Int(((typmod - 4) >> 16) & 0xFFFF), scale: Int((typmod - 4) & 0xFFFF)) : .string
+        case 1700:
+            // The scale is 11 bits, signed (PostgreSQL 15 allows negative scales and scales above
+            // the precision); a decimal the registry cannot hold is a string.
+            guard typmod >= 4 else { return .string }
+            let precision = Int(((typmod - 4) >> 16) & 0xFFFF)
+            var scale = Int((typmod - 4) & 0x7FF)
+            if scale & 0x400 != 0 { scale -= 0x800 }
+            return (1...38).contains(precision) && (0...precision).contains(scale) ? .decimal(precision: precision, scale: scale) : .string
         case 17: return .binary
         case 1082: return .date
         case 1114, 1184: return .timestamp

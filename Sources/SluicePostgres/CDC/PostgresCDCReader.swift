@@ -28,7 +28,9 @@ final class PostgresCDCReader: SourceReader {
     /// This reader handed over snapshot rows (their epoch must not be given away before they
     /// are committed: see ``sendFeedbackIfDue()``).
     var snapshotRowsHandedOver = false
-    /// Each captured table's columns in the schema registry (a DDL is drift).
+    /// Each captured table's columns in the schema registry (a DDL is drift), as pgoutput
+    /// describes them: snapshot reads describe a table otherwise (domains as their base types,
+    /// generated columns and columns outside a publication's column list included).
     let schemas: TableSchemaTracker
     /// Tables the stream described since they were last checked with the registry.
     var describedTables: [(String, PgRelation)] = []
@@ -56,7 +58,8 @@ final class PostgresCDCReader: SourceReader {
         stream = ReplicationStream(position: position, streaming: streaming)
         slotSafety = SlotSafety(pipeline: context.pipeline, slot: source.options.slot)
         schemas = TableSchemaTracker(
-            state: context.state, pipeline: context.pipeline, settings: context.schema, detection: context.schemaDetection, logger: context.logger)
+            state: context.state, pipeline: context.pipeline, settings: context.schema, detection: context.schemaDetection, logger: context.logger,
+            onDrift: context.reportSchemaDrift)
     }
 
     /// Ends every connection now: the walsender lets the slot go at once, so the next reader
@@ -145,7 +148,6 @@ final class PostgresCDCReader: SourceReader {
                 return nil
             }
             watermarks.snapshotTables[name] = table
-            if let relation = chunk.relation { try await schemas.observe(table: name, schema: ChangeEvents.registrySchema(relation)) }
             guard !chunk.changes.isEmpty else {
                 if position.advance(past: chunk) { context.logger.info("table snapshotted", metadata: ["table": "\(name)"]) }
                 continue
@@ -202,7 +204,6 @@ final class PostgresCDCReader: SourceReader {
             name, described: watermarks.snapshotTables[name], after: position.after,
             limit: source.options.snapshotChunk, window: id, on: snapshot)
         watermarks.snapshotTables[name] = table
-        if let relation = chunk.relation { try await schemas.observe(table: name, schema: ChangeEvents.registrySchema(relation)) }
         watermarks.window = Window(id: id, table: table, chunk: chunk, visibility: visibility)
     }
 

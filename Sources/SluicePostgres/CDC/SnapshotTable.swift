@@ -18,8 +18,6 @@ struct SnapshotTable: Sendable {
         var keys: [String]
         var last: [String?]?
         var isLast: Bool
-        /// The table's columns as the read saw them (for the schema registry).
-        var relation: PgRelation? = nil
     }
 
     static func describe(_ name: String, session: PostgresSession) throws -> SnapshotTable {
@@ -62,7 +60,7 @@ struct SnapshotTable: Sendable {
             })
         let keyIndexes = keyColumns.map { k in relation.columns.firstIndex { $0.name == k }! }
         let types = ChangeEvents.columnTypes(relation)
-        var chunk = Chunk(changes: [], keys: [], last: nil, isLast: r.rows < limit, relation: relation)
+        var chunk = Chunk(changes: [], keys: [], last: nil, isLast: r.rows < limit)
         chunk.changes.reserveCapacity(r.rows)
         for row in 0..<r.rows {
             let tuple: PgTuple = (0..<r.columns).map { c in
