@@ -92,23 +92,11 @@ import Testing
             await refrozen.close()
             #expect(try await registry.latestRecordSchema(subject: subject)?.version == 3)
         } catch {
-            try? await Self.dropSlot(db, slot)
+            try? await db.dropSlotAndPublication(slot)
             await db.drop()
             throw error
         }
-        try await Self.dropSlot(db, slot)
+        try await db.dropSlotAndPublication(slot)
         await db.drop()
-    }
-
-    static func dropSlot(_ db: TestDatabase, _ slot: String) async throws {
-        for attempt in 1...50 {
-            do {
-                try await db.execute("SELECT pg_drop_replication_slot('\(slot)')")
-                break
-            } catch  where attempt < 50 {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        try await db.execute("DROP PUBLICATION IF EXISTS \(slot)")
     }
 }

@@ -59,15 +59,7 @@ import Testing
             })
         try await SourceConformance(registry: registry, fixture: fixture).run()
         // The last reader closed; its walsender ends on its own time.
-        for attempt in 1...50 {
-            do {
-                try await db.execute("SELECT pg_drop_replication_slot('\(slot)')")
-                break
-            } catch  where attempt < 50 {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        try await db.execute("DROP PUBLICATION \(slot)")
+        try await db.dropSlotAndPublication(slot)
         await db.drop()
     }
 

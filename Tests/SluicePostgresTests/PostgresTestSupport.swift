@@ -34,6 +34,20 @@ struct TestDatabase {
         try await connection.run { try $0.execute("SET search_path = \(schema), public; " + sql) }
     }
 
+    /// Drops a replication slot once its last reader's walsender has let it go (on its own
+    /// time, after the reader closed), and the publication of the same name.
+    func dropSlotAndPublication(_ slot: String) async throws {
+        for attempt in 1...50 {
+            do {
+                try await execute("SELECT pg_drop_replication_slot('\(slot)')")
+                break
+            } catch  where attempt < 50 {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        try await execute("DROP PUBLICATION IF EXISTS \(slot)")
+    }
+
     /// Rows as text (NULL as "∅"), for comparisons.
     func rows(_ sql: String) async throws -> [[String]] {
         let schema = self.schema

@@ -269,34 +269,14 @@ public final class SchemaGuard: @unchecked Sendable {
         }
     }
 
-    /// Records a drift event and logs it (the diff summarised: counts and the first changes).
-    ///
-    /// An event that does not register a version (`conformed`, `dead_lettered`, `refused`…) is
-    /// recorded once: when the subject's recent events already hold the same change, from the
-    /// same version, with the same action (an earlier run met it), it is neither recorded nor
-    /// logged again, so a restart does not repeat it.
+    /// Records a drift event and logs it (see ``SchemaRegistry/recordDrift(_:summary:logger:onDrift:)``:
+    /// an event that registers no version is recorded once).
     func recordDrift(_ diff: SchemaDiff, to: Int?, action: String, from: Int?? = nil) async throws {
         let event = SchemaDriftEvent(
             pipeline: pipeline, subject: subject, fromVersion: from ?? version, toVersion: to,
             kinds: diff.kinds, diff: diff.description, action: action)
-        if action != "registered",
-            try await registry.store.driftEvents(subject: subject, limit: Self.recentEvents).contains(where: {
-                $0.action == event.action && $0.fromVersion == event.fromVersion && $0.toVersion == event.toVersion && $0.diff == event.diff
-            })
-        {
-            logger.debug("schema drift already recorded", metadata: ["subject": "\(subject)", "action": "\(action)"])
-            return
-        }
-        try await registry.store.recordDrift(event)
-        onDrift()
-        for kind in diff.kinds {
-            Counter(label: "sluice_schema_drift_total", dimensions: [("pipeline", pipeline), ("kind", kind)]).increment()
-        }
-        logger.notice("schema drift", metadata: ["subject": "\(subject)", "diff": "\(diff.summary())", "action": "\(action)"])
+        try await registry.recordDrift(event, summary: diff.summary(), logger: logger, onDrift: onDrift)
     }
-
-    /// How many of a subject's latest drift events are compared with a new one.
-    static let recentEvents = 20
 
     /// Inferred first versions are nullable throughout: a column that held values in the first
     /// batch may be empty in the next one.

@@ -1,5 +1,4 @@
 import Logging
-import Metrics
 
 /// The schemas of the tables a change-data-capture source reads, in the schema registry: each
 /// table is a subject of its own (`<subject>.<table>`, the subject being the pipeline's name
@@ -141,19 +140,6 @@ public final class TableSchemaTracker: @unchecked Sendable {
         guard let registry else { return }
         let event = SchemaDriftEvent(
             pipeline: pipeline, subject: subject, fromVersion: from, toVersion: to, kinds: diff.kinds, diff: diff.description, action: action)
-        // A refusal met again (the stopped pipeline restarted) is not a new event.
-        if action != "registered",
-            try await registry.store.driftEvents(subject: subject, limit: SchemaGuard.recentEvents).contains(where: {
-                $0.action == event.action && $0.fromVersion == event.fromVersion && $0.diff == event.diff
-            })
-        {
-            return
-        }
-        try await registry.store.recordDrift(event)
-        onDrift()
-        for kind in diff.kinds {
-            Counter(label: "sluice_schema_drift_total", dimensions: [("pipeline", pipeline), ("kind", kind)]).increment()
-        }
-        logger.notice("schema drift", metadata: ["subject": "\(subject)", "diff": "\(diff.summary())", "action": "\(action)"])
+        try await registry.recordDrift(event, summary: diff.summary(), logger: logger, onDrift: onDrift)
     }
 }
