@@ -77,7 +77,9 @@ struct MySQLBinlogStream {
         self.mariaDB = mariaDB
         file = byGTID ? "" : position.at.file
         seen = byGTID ? BinlogCoordinates(file: "", position: 0) : position.at
-        if let delivered = position.delivered { skip = (position.at, byGTID ? position.part : nil, delivered) }
+        // Found again by its GTID when one is recorded (resumed by position too: after a pending
+        // skip was carried past other transactions, the checkpoint's place is not its start).
+        if let delivered = position.delivered { skip = (position.at, position.part, delivered) }
         self.position.delivered = nil
         self.position.part = nil
         for part in (position.gtid ?? "").split(separator: ",") where mariaDB {

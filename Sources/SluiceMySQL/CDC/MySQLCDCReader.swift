@@ -226,15 +226,20 @@ final class MySQLCDCReader: SourceReader {
         guard let table = snapshot.pending.first else { return }
         if snapshotConnection == nil {
             let c = try await MySQLConnection.connect(source.options.url)
-            let id = try await c.query("SELECT @@server_id").string(0, 0).flatMap { UInt32($0) }
-            guard id == serverID else {
+            let id: UInt32?
+            do {
+                id = try await c.query("SELECT @@server_id").string(0, 0).flatMap { UInt32($0) }
+                guard id == serverID else {
+                    throw SluiceError(
+                        .unavailable,
+                        "the snapshot connection reached server \(id.map(String.init) ?? "?"), the stream reads server \(serverID) (a failover under way?)",
+                        retryable: true)
+                }
+                try await MySQLSnapshot.prepare(c)
+            } catch {
                 await c.close()
-                throw SluiceError(
-                    .unavailable,
-                    "the snapshot connection reached server \(id.map(String.init) ?? "?"), the stream reads server \(serverID) (a failover under way?)",
-                    retryable: true)
+                throw error
             }
-            try await MySQLSnapshot.prepare(c)
             snapshotConnection = c
             snapshotServerID = id
         }
