@@ -18,35 +18,8 @@ import Testing
         return inputs
     }
 
-    /// The harness's entry point (Fuzz/Sources/FuzzMySQL): the first byte chooses the parser.
-    static func parse(_ bytes: [UInt8]) throws {
-        guard let mode = bytes.first else { return }
-        let rest = Array(bytes.dropFirst())
-        switch mode % 5 {
-        case 0:
-            var decoder = MySQLBinlogDecoder()
-            var offset = 0
-            while rest.count - offset >= MySQLBinlogEventHeader.size {
-                let size = Int(rest[offset + 9]) | Int(rest[offset + 10]) << 8 | Int(rest[offset + 11]) << 16 | Int(rest[offset + 12]) << 24
-                guard size >= MySQLBinlogEventHeader.size, size <= rest.count - offset else { break }
-                _ = try decoder.decode(Array(rest[offset..<(offset + size)]))
-                offset += size
-            }
-        case 1:
-            _ = try MySQLServerHandshake(parsing: rest)
-        case 2:
-            var framer = MySQLPacketFramer(maxPayload: 1 << 20)
-            framer.append(rest)
-            var reader = MySQLQueryResponseReader(capabilities: [.protocol41, .deprecateEOF])
-            while let packet = try framer.next() {
-                if try reader.take(packet.payload) != nil { break }
-            }
-        case 3:
-            _ = try MySQLAuthReply(parsing: rest, capabilities: .protocol41)
-        default:
-            _ = try MySQLBinaryJSON.text(rest)
-        }
-    }
+    /// The harness's entry point (Fuzz/Sources/FuzzMySQL).
+    static func parse(_ bytes: [UInt8]) throws { try MySQLFuzzEntry.parse(bytes) }
 
     @Test func corpusAndRegressionsParseOrAreRefused() {
         let inputs = Self.inputs()
