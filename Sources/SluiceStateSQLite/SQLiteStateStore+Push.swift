@@ -42,14 +42,14 @@ extension SQLiteStateStore: PushQueueStore {
                             request.payload.count, request.receivedAt.timeIntervalSince1970,
                         ])
                         sequence = db.lastInsertedRowID
-                        added[request.stream, default: PushBacklog()].requests += 1
-                        added[request.stream, default: PushBacklog()].records += request.records
-                        added[request.stream, default: PushBacklog()].bytes += request.payload.count
+                        added[request.stream, default: PushBacklog()].add(records: request.records, bytes: request.payload.count)
                     }
-                    var letters = SQLiteDeadLetterBlocks.Edit()
-                    try SQLiteDeadLetterBlocks.file(
-                        db, pipeline: request.pipeline, letters: request.deadLetters, now: request.receivedAt.timeIntervalSince1970, edit: &letters)
-                    try letters.save(db)
+                    if !request.deadLetters.isEmpty {
+                        var letters = SQLiteDeadLetterBlocks.Edit()
+                        try SQLiteDeadLetterBlocks.file(
+                            db, pipeline: request.pipeline, letters: request.deadLetters, now: request.receivedAt.timeIntervalSince1970, edit: &letters)
+                        try letters.save(db)
+                    }
                     outcomes.append(.appended(sequence: sequence))
                 }
                 return .commit
@@ -207,5 +207,14 @@ extension SQLiteStateStore: PushQueueStore {
             try db.execute(sql: "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", arguments: [at.timeIntervalSince1970, id])
             return db.changesCount > 0
         }
+    }
+}
+
+extension PushBacklog {
+    /// Counts one more queued request of `records` records and `bytes` bytes.
+    fileprivate mutating func add(records: Int, bytes: Int) {
+        requests += 1
+        self.records += records
+        self.bytes += bytes
     }
 }

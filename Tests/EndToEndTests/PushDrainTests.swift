@@ -5,7 +5,7 @@ import SluiceTesting
 /// `sluice serve` on SIGTERM: refuses new pushes, lets its pipelines commit what was accepted,
 /// then exits; what `serve.drain_timeout` leaves queued is delivered by the next start.
 @Suite(.offCooperativePool, .serialized) struct PushDrainTests {
-    static func config(drainTimeout: String) -> String {
+    static func config(drainTimeout: String, sink: String = "ndjson: { path: out, max_file_age: 1s }") -> String {
         """
         serve:
           drain_timeout: \(drainTimeout)
@@ -14,7 +14,7 @@ import SluiceTesting
             source:
               http: { stream: slow }
             sink:
-              ndjson: { path: out, max_file_age: 1s }
+              \(sink)
             batch: { max_latency: 50ms }
         """
     }
@@ -111,5 +111,24 @@ import SluiceTesting
         #expect(counts == Dictionary(uniqueKeysWithValues: accepted.map { ($0, 1) }), "\(counts)")
         let restartLog = String(Self.log(dir).dropFirst(earlierLog))
         #expect(!restartLog.contains("left queued"), "\(restartLog)")
+    }
+
+    /// A sink that commits rarely (NDJSON's default `max_file_age` is 60s, longer than the
+    /// drain) is asked to commit when the drain starts: the drain ends as soon as that commit
+    /// is done, instead of timing out with every record still queued.
+    @Test func theDrainAsksPipelinesToCommitNowInsteadOfWaitingForTheirSink() async throws {
+        let dir = try makeWorkDirectory("push-drain-commit-now")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(Self.config(drainTimeout: "20s", sink: "ndjson: { path: out }"), to: "\(dir)/p.yaml")
+        let port = try freePort()
+        let server = try await ServedProcess.start(in: dir, port: port)
+        let accepted = try await Self.post(port, ids: 0..<20)
+        #expect(accepted.count == 20)
+        let status = try await offPool { server.stop() }
+        #expect(status == 0, "\(Self.log(dir))")
+        let log = Self.log(dir)
+        #expect(!log.contains("drain timed out") && !log.contains("left queued"), "\(log)")
+        let counts = try Self.delivered(dir)
+        #expect(counts == Dictionary(uniqueKeysWithValues: accepted.map { ($0, 1) }), "every record answered 202 exactly once: \(counts)")
     }
 }

@@ -24,6 +24,9 @@ public struct PipelineRunner: Sendable {
     let hooks: TestHooks
     /// Live samples for `sluice tap` (nil: nobody can tap this run).
     public var tap: TapHub?
+    /// Lets the process ask this run to commit now (see ``CommitRequest``); nil: it commits
+    /// only when its sink and settings say so.
+    public var commitRequest: CommitRequest?
     /// The test hold point between a commit's two phases (see ``TestHooks/hold(at:logger:)``).
     public static let holdCommitPrepared = "commit-prepared"
     /// A pause between the commit phases, so crash tests that kill the process at random
@@ -405,7 +408,7 @@ public struct PipelineRunner: Sendable {
             loop: while true {
                 let event: BufferEvent<SourceBatch>
                 do {
-                    event = try await buffer.next(timeout: batcher.timeUntilDue(now: .now) ?? timeUntilCommitDue())
+                    event = try await buffer.next(timeout: timeUntilNextLook())
                 } catch {
                     failure = error
                     break loop
@@ -446,6 +449,15 @@ public struct PipelineRunner: Sendable {
             if let failure { throw failure }
         }
 
+        /// How long to wait for the source before flushing or committing: until the batch is
+        /// due, else until the commit is; not longer than a commit request's poll while records
+        /// wait to be committed.
+        func timeUntilNextLook() -> Duration? {
+            let due = batcher.timeUntilDue(now: .now) ?? timeUntilCommitDue()
+            guard runner.commitRequest != nil, commits.hasPending || batcher.timeUntilDue(now: .now) != nil else { return due }
+            return min(due ?? CommitRequest.pollInterval, CommitRequest.pollInterval)
+        }
+
         func timeUntilCommitDue() -> Duration? {
             guard commits.hasPending else { return nil }
             return max(.milliseconds(10), writer.commitInterval - (ContinuousClock.now - lastCommit))
@@ -454,7 +466,8 @@ public struct PipelineRunner: Sendable {
         func shouldCommit() -> Bool {
             guard commits.hasPending else { return false }
             let now = ContinuousClock.now
-            return writer.commitDue(at: now) || commits.deadLetters.count >= runner.maxPendingDeadLetters
+            return runner.commitRequest?.isRequested == true || writer.commitDue(at: now)
+                || commits.deadLetters.count >= runner.maxPendingDeadLetters
                 || now - lastCommit >= writer.commitInterval || (dedupe?.pendingCount ?? 0) >= Deduplicator.maxPendingKeys
         }
 

@@ -9,7 +9,9 @@ public final class GroupCommitQueue: Sendable {
     typealias Waiter = CheckedContinuation<PushAppendOutcome, any Error>
 
     struct State {
-        var pending: [(PushAppend, Waiter)] = []
+        /// Requests waiting for the next transaction, and who waits for each (same order).
+        var pending: [PushAppend] = []
+        var waiters: [Waiter] = []
         var wakeUp: CheckedContinuation<Void, Never>?
         var stopped = false
     }
@@ -34,7 +36,8 @@ public final class GroupCommitQueue: Sendable {
         return try await withCheckedThrowingContinuation { (waiter: Waiter) in
             let (wake, refused) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Bool) in
                 if s.stopped { return (nil, true) }
-                s.pending.append((request, waiter))
+                s.pending.append(request)
+                s.waiters.append(waiter)
                 defer { s.wakeUp = nil }
                 return (s.wakeUp, false)
             }
@@ -48,13 +51,23 @@ public final class GroupCommitQueue: Sendable {
     /// Writes groups until cancelled; then fails whatever is still waiting.
     public func run() async {
         while !Task.isCancelled {
-            let group = state.withLock { s -> [(PushAppend, Waiter)] in
-                let n = min(s.pending.count, maxGroup)
-                let g = Array(s.pending.prefix(n))
-                s.pending.removeFirst(n)
+            let (requests, waiters) = state.withLock { s -> ([PushAppend], [Waiter]) in
+                if s.pending.count <= maxGroup {
+                    // Usually all of them: hand over the arrays instead of copying them.
+                    defer {
+                        s.pending = []
+                        s.waiters = []
+                        s.pending.reserveCapacity(64)
+                        s.waiters.reserveCapacity(64)
+                    }
+                    return (s.pending, s.waiters)
+                }
+                let g = (Array(s.pending.prefix(maxGroup)), Array(s.waiters.prefix(maxGroup)))
+                s.pending.removeFirst(maxGroup)
+                s.waiters.removeFirst(maxGroup)
                 return g
             }
-            if group.isEmpty {
+            if requests.isEmpty {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                         let resumeNow = state.withLock { s -> Bool in
@@ -74,29 +87,31 @@ public final class GroupCommitQueue: Sendable {
                 }
                 continue
             }
-            let requests = group.map(\.0)
             do {
                 let outcomes = try await store.append(requests)
-                for (i, item) in group.enumerated() { item.1.resume(returning: outcomes[i]) }
-            } catch  where group.count > 1 {
+                for (waiter, outcome) in zip(waiters, outcomes) { waiter.resume(returning: outcome) }
+            } catch  where requests.count > 1 {
                 // One request may be the cause (too large for the store, say): write each alone,
                 // so it fails by itself and the others go through.
-                for item in group {
+                for (request, waiter) in zip(requests, waiters) {
                     do {
-                        item.1.resume(returning: try await store.append([item.0])[0])
+                        waiter.resume(returning: try await store.append([request])[0])
                     } catch {
-                        item.1.resume(throwing: error)
+                        waiter.resume(throwing: error)
                     }
                 }
             } catch {
-                for item in group { item.1.resume(throwing: error) }
+                for waiter in waiters { waiter.resume(throwing: error) }
             }
         }
-        let rest = state.withLock { s -> [(PushAppend, Waiter)] in
+        let rest = state.withLock { s -> [Waiter] in
             s.stopped = true
-            defer { s.pending = [] }
-            return s.pending
+            defer {
+                s.pending = []
+                s.waiters = []
+            }
+            return s.waiters
         }
-        for item in rest { item.1.resume(throwing: SluiceError(.unavailable, "the server is shutting down")) }
+        for waiter in rest { waiter.resume(throwing: SluiceError(.unavailable, "the server is shutting down")) }
     }
 }

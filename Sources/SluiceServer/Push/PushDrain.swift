@@ -20,13 +20,17 @@ public struct PushDrain: Service {
     /// Names of pipelines that have failed: their streams are not waited for.
     public var failedPipelines: @Sendable () -> [String]
     public var logger: Logger
+    /// Asked of the push streams' pipelines when the drain starts: commit what they hold now,
+    /// not when their sink would (a file sink's `max_file_age` is often longer than the drain).
+    public var commitRequests: [CommitRequest]
     /// How often the queue's backlog is looked at (it is held in memory, so this is cheap).
     public var pollInterval: Duration = .milliseconds(20)
 
     public init(
         intake: PushIntake, streams: [PushStream], store: any PushQueueStore, timeout: Duration,
-        failedPipelines: @escaping @Sendable () -> [String], logger: Logger
+        failedPipelines: @escaping @Sendable () -> [String], commitRequests: [CommitRequest] = [], logger: Logger
     ) {
+        self.commitRequests = commitRequests
         self.intake = intake
         self.streams = streams
         self.store = store
@@ -47,6 +51,7 @@ public struct PushDrain: Service {
     /// Refuses new requests, then waits for the pipelines (see ``PushDrain``).
     func drain() async {
         intake.beginDraining()
+        for request in commitRequests { request.request() }
         logger.info(
             "draining: refusing new requests until the pipelines have committed every accepted record",
             metadata: ["streams": "\(streams.count)", "drain_timeout": "\(timeout)"])

@@ -12,8 +12,10 @@ extension PushEndpoint {
         let body = request.body
         let timeout = bodyTimeout
         let announced = request.headers[.contentLength].flatMap { Int($0) }
-        let tooLarge = Self.fail(.contentTooLarge, "body-too-large", "Body too large", "the body exceeds \(limit) bytes; split the batch")
-        let busy = Self.busyProblem
+        // Problems are made only when one is the answer (this runs for every request).
+        let tooLarge: @Sendable () -> ProblemThrown = {
+            Self.fail(.contentTooLarge, "body-too-large", "Body too large", "the body exceeds \(limit) bytes; split the batch")
+        }
         let read: @Sendable () async -> Result<[UInt8], any Error> = {
             var charged = memory.held
             var bytes: [UInt8] = []
@@ -21,9 +23,9 @@ extension PushEndpoint {
             do {
                 for try await chunk in body {
                     let count = bytes.count + chunk.readableBytes
-                    guard count <= limit else { throw tooLarge }
+                    guard count <= limit else { throw tooLarge() }
                     if 2 * count > charged {
-                        guard memory.grow(by: 2 * count - charged, alone: true) else { throw busy }
+                        guard memory.grow(by: 2 * count - charged, alone: true) else { throw Self.busyProblem }
                         charged = 2 * count
                     }
                     bytes.append(contentsOf: chunk.readableBytesView)
@@ -56,7 +58,7 @@ extension PushEndpoint {
             if problem.problem.slug == Self.busyProblem.problem.slug { metrics.backpressure(stream: stream).increment() }
             throw problem
         case .failure(let error as HTTPError)? where error.status == .contentTooLarge:
-            throw tooLarge
+            throw tooLarge()
         case .failure?:
             throw Self.fail(.badRequest, "incomplete-body", "Incomplete body", "the connection ended before the whole body arrived")
         case nil:

@@ -245,9 +245,10 @@ public final class PushEndpoint: Sendable {
         fingerprint: String, since replaySince: Date? = nil
     ) async -> RecordedResponse {
         let o = stream.options
-        let instance = "/v1/streams/\(o.stream)/records#\(requestID)"
         func problem(_ p: Problem) -> RecordedResponse {
-            RecordedResponse(fingerprint: fingerprint, status: Int(p.status.code), body: p.body(instance: instance), stored: false)
+            RecordedResponse(
+                fingerprint: fingerprint, status: Int(p.status.code), body: p.body(instance: "/v1/streams/\(o.stream)/records#\(requestID)"),
+                stored: false)
         }
         let since = replaySince ?? Date().addingTimeInterval(-Double(o.idempotencyTTL.components.seconds))
         if let key {
@@ -302,7 +303,12 @@ public final class PushEndpoint: Sendable {
         if let field = o.receivedAt {
             var stamp: [UInt8] = []
             TemporalText.appendTimestamp(micros: Int64((receivedAt.timeIntervalSince1970 * 1_000_000).rounded()), to: &stamp)
-            prefix = Array("\"\(field)\":\"".utf8) + stamp + Array("\"".utf8)
+            prefix.reserveCapacity(field.utf8.count + stamp.count + 5)
+            prefix.append(UInt8(ascii: "\""))
+            prefix.append(contentsOf: field.utf8)
+            prefix.append(contentsOf: "\":\"".utf8)
+            prefix.append(contentsOf: stamp)
+            prefix.append(UInt8(ascii: "\""))
         }
         var payload: [UInt8] = []
         payload.reserveCapacity(body.count + split.records.count * (prefix.count + 2))
@@ -402,8 +408,10 @@ public final class PushEndpoint: Sendable {
         }
     }
 
+    static let idempotencyKeyHeader = HTTPField.Name("Idempotency-Key")!
+
     static func idempotencyKey(_ headers: HTTPFields) throws -> String? {
-        guard let key = headers[.init("Idempotency-Key")!] else { return nil }
+        guard let key = headers[idempotencyKeyHeader] else { return nil }
         let trimmed = key.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
         guard !trimmed.isEmpty, trimmed.utf8.count <= 255, trimmed.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
             throw fail(

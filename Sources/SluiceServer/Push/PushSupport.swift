@@ -28,7 +28,7 @@ extension String {
 final class PushMetrics: Sendable {
     /// The pipeline each stream feeds.
     private let pipelines: [String: String]
-    private let counters = Mutex<[String: Counter]>([:])
+    private let counters = Mutex<[SeriesKey: Counter]>([:])
     private let timers = Mutex<[String: Timer]>([:])
     private let gauges = Mutex<[String: Gauge]>([:])
 
@@ -36,11 +36,19 @@ final class PushMetrics: Sendable {
         self.pipelines = pipelines
     }
 
-    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+    /// A series' identity: its name and label values (built without formatting a string,
+    /// since this runs for every request).
+    private struct SeriesKey: Hashable {
+        var label: String
+        var stream: String
+        var extra: String?
+    }
+
+    private func counter(_ label: String, stream: String, _ extra: (name: String, value: String)? = nil) -> Counter {
+        let key = SeriesKey(label: label, stream: stream, extra: extra?.value)
         return counters.withLock { map in
             if let c = map[key] { return c }
-            let c = Counter(label: label, dimensions: labels(dimensions))
+            let c = Counter(label: label, dimensions: labels([("stream", stream)] + (extra.map { [($0.name, $0.value)] } ?? [])))
             map[key] = c
             return c
         }
@@ -51,12 +59,12 @@ final class PushMetrics: Sendable {
         [("pipeline", dimensions.first.flatMap { pipelines[$0.1] } ?? "")] + dimensions
     }
 
-    func requests(stream: String, code: Int) -> Counter { counter("sluice_http_requests_total", [("stream", stream), ("code", String(code))]) }
-    func records(stream: String) -> Counter { counter("sluice_http_records_total", [("stream", stream)]) }
-    func rejected(stream: String, reason: String) -> Counter { counter("sluice_http_rejected_records_total", [("stream", stream), ("reason", reason)]) }
-    func authFailures(stream: String, reason: String) -> Counter { counter("sluice_http_auth_failures_total", [("stream", stream), ("reason", reason)]) }
-    func rateLimited(stream: String, scope: String) -> Counter { counter("sluice_http_rate_limited_total", [("stream", stream), ("scope", scope)]) }
-    func backpressure(stream: String) -> Counter { counter("sluice_http_backpressure_total", [("stream", stream)]) }
+    func requests(stream: String, code: Int) -> Counter { counter("sluice_http_requests_total", stream: stream, ("code", String(code))) }
+    func records(stream: String) -> Counter { counter("sluice_http_records_total", stream: stream) }
+    func rejected(stream: String, reason: String) -> Counter { counter("sluice_http_rejected_records_total", stream: stream, ("reason", reason)) }
+    func authFailures(stream: String, reason: String) -> Counter { counter("sluice_http_auth_failures_total", stream: stream, ("reason", reason)) }
+    func rateLimited(stream: String, scope: String) -> Counter { counter("sluice_http_rate_limited_total", stream: stream, ("scope", scope)) }
+    func backpressure(stream: String) -> Counter { counter("sluice_http_backpressure_total", stream: stream) }
 
     func duration(stream: String) -> Timer {
         timers.withLock { map in

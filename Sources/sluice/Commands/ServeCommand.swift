@@ -117,9 +117,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         let tap = TapHub()
+        // The drain asks the push streams' pipelines to commit at once (see PushDrain).
+        let pushPipelines = Set(streams.map(\.pipeline))
+        var commitRequests: [CommitRequest] = []
         let runners = loaded.pipelines.map { plan in
             var runner = PipelineRunner(plan: plan, store: store, logger: logger, hooks: .fromProcessEnvironment)
             runner.tap = tap
+            if pushPipelines.contains(plan.name) {
+                let request = CommitRequest()
+                runner.commitRequest = request
+                commitRequests.append(request)
+            }
             return runner
         }
         let history = StatusHistory(statuses: runners.map(\.status))
@@ -144,7 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let drain = PushDrain(
             intake: server.intake, streams: streams, store: queue, timeout: loaded.serve?.drainTimeout ?? .seconds(30),
-            failedPipelines: { supervisor.failures.names }, logger: logger)
+            failedPipelines: { supervisor.failures.names }, commitRequests: commitRequests, logger: logger)
         var config = ServiceGroupConfiguration(
             services: [
                 // The server outlives its pipelines: a failed one makes /readyz answer 503 (and the
