@@ -204,3 +204,68 @@ import Testing
         #expect(refused.attempts.value == 1)
     }
 }
+
+/// ``CommitRequest``: nothing changes until the request is made (the batch still waits for its
+/// `max_latency`, the commit for the sink); once made, what the run holds is committed at once.
+@Suite struct CommitRequestTests {
+    /// Hands out one batch of ids 0..<10, then waits until cancelled (a quiet continuous source).
+    struct OneThenQuietSource: Source {
+        var isContinuous: Bool { true }
+        func makeReader(resumingFrom checkpoint: Checkpoint, context: SourceContext) async throws -> any SourceReader { Reader() }
+        final class Reader: SourceReader {
+            var sent = false
+            func next() async throws -> SourceBatch? {
+                if !sent {
+                    sent = true
+                    return MemorySource(batchCount: 1, rows: 10).batches[0]
+                }
+                try? await Task.sleep(for: .seconds(3600))
+                return nil
+            }
+        }
+    }
+
+    /// Counts writes and commits; asks for a commit only once an hour.
+    final class RareCommitSink: Sink {
+        let writes = Mutex(0)
+        let commits = Mutex(0)
+        func makeWriter(context: SinkContext) async throws -> any SinkWriter { Writer(sink: self) }
+        final class Writer: SinkWriter {
+            let sink: RareCommitSink
+            init(sink: RareCommitSink) { self.sink = sink }
+            var commitInterval: Duration { .seconds(3600) }
+            func write(_ batch: RecordBatch) async throws -> [RowFailure] {
+                sink.writes.withLock { $0 += 1 }
+                return []
+            }
+            func prepareCommit(_ commit: inout StateCommit) async throws {}
+            func finishCommit() async throws { sink.commits.withLock { $0 += 1 } }
+        }
+    }
+
+    @Test func aRequestCommitsAtOnceAndNothingChangesBeforeIt() async throws {
+        let store = MemoryStateStore()
+        let sink = RareCommitSink()
+        var settings = PipelineSettings()
+        settings.batch.maxLatency = .seconds(3600)
+        let request = CommitRequest()
+        let runner = {
+            var r = PipelineRunner(
+                plan: PipelinePlan(name: "t", source: OneThenQuietSource(), sink: sink, settings: settings), store: store, logger: Logger(label: "t"))
+            r.commitRequest = request
+            return r
+        }()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await runner.run() }
+            // Several of the request's polls pass: the batch is not due, so nothing is written.
+            try await Task.sleep(for: .seconds(1))
+            #expect(sink.writes.withLock { $0 } == 0, "the batch waits for its max_latency")
+            request.request()
+            let deadline = ContinuousClock.now + .seconds(60)
+            while sink.commits.withLock({ $0 }) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(sink.writes.withLock { $0 } == 1 && sink.commits.withLock { $0 } == 1)
+            #expect(try await store.checkpoint(pipeline: "t")[""] == "1")
+            group.cancelAll()
+        }
+    }
+}

@@ -16,6 +16,7 @@ public final class CommitRequest: Sendable {
     /// Whether ``request()`` was called.
     public var isRequested: Bool { requested.load(ordering: .acquiring) }
 
-    /// How long a pipeline holding uncommitted records waits, at most, before it looks again.
-    static let pollInterval: Duration = .milliseconds(50)
+    /// How long a pipeline holding unwritten or uncommitted records waits, at most, before it
+    /// looks again (a look that finds no request changes nothing: the batch still goes when due).
+    static let pollInterval: Duration = .milliseconds(250)
 }

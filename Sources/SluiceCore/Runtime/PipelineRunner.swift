@@ -432,7 +432,10 @@ public struct PipelineRunner: Sendable {
                         extractComplete = false
                     }
                 case .timeout:
-                    try await flush()
+                    // A wait cut short to look for a commit request flushes only a batch that is due.
+                    if runner.commitRequest?.isRequested == true || (batcher.timeUntilDue(now: .now) ?? .zero) <= .zero {
+                        try await flush()
+                    }
                 case .finished:
                     break loop
                 }
@@ -450,8 +453,8 @@ public struct PipelineRunner: Sendable {
         }
 
         /// How long to wait for the source before flushing or committing: until the batch is
-        /// due, else until the commit is; not longer than a commit request's poll while records
-        /// wait to be committed.
+        /// due, else until the commit is; while records wait to be written or committed, not
+        /// longer than a commit request's poll (a request made during the wait is seen then).
         func timeUntilNextLook() -> Duration? {
             let due = batcher.timeUntilDue(now: .now) ?? timeUntilCommitDue()
             guard runner.commitRequest != nil, commits.hasPending || batcher.timeUntilDue(now: .now) != nil else { return due }

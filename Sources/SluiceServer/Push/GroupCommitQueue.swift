@@ -89,6 +89,12 @@ public final class GroupCommitQueue: Sendable {
             }
             do {
                 let outcomes = try await store.append(requests)
+                guard outcomes.count == requests.count else {
+                    // Every waiter must be answered: a store that answers fewer is a bug, said loudly.
+                    let error = SluiceError(.internalError, "the push queue answered \(outcomes.count) of \(requests.count) appends")
+                    for waiter in waiters { waiter.resume(throwing: error) }
+                    continue
+                }
                 for (waiter, outcome) in zip(waiters, outcomes) { waiter.resume(returning: outcome) }
             } catch  where requests.count > 1 {
                 // One request may be the cause (too large for the store, say): write each alone,
