@@ -123,7 +123,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceMySQLProtocol",
-            dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CZlib", "CZstd", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -224,3 +224,48 @@ write("FuzzMySQL", "auth-ok.bin", b"\x03\x00\x00\x00\x02\x00\x00\x00")
 write("FuzzMySQL", "json-object.bin", b"\x04" + bytes.fromhex("00 0200 1e00 1200 0100 1300 0100 050100 021400 61 62 0200 0a00 040100 040000"))
 write("FuzzMySQL", "json-large-array.bin", b"\x04" + bytes.fromhex("03 02000000 14000000 0770110100 0c12000000 0178"))
 write("FuzzMySQL", "json-opaque.bin", b"\x04" + bytes.fromhex("02 0200 1b00 0f0a00 0f1100 f6050502807b2d 0c08 20a10719761f9519"))
+
+
+# MySQL 8 compressed transactions (mode 0): binlog-rows-0's table map and rows event, packed into
+# a TRANSACTION_PAYLOAD event (type 40) as MySQL packs them: fields as length-encoded (type,
+# length, value) triples, an end mark, then the events without checksums, in a zstd frame of raw
+# blocks (payload-zstd) or uncompressed (payload-none).
+def binlog_events(data):
+    out, o = [], 0
+    while o + 19 <= len(data):
+        size = int.from_bytes(data[o + 9:o + 13], "little")
+        out.append(data[o:o + size])
+        o += size
+    return out
+
+
+def crc32_event(event):
+    import zlib
+    return event + zlib.crc32(event).to_bytes(4, "little")
+
+
+def payload_event(inner, zstd, like):
+    if zstd:
+        frame = b"\x28\xb5\x2f\xfd\xa0" + len(inner).to_bytes(4, "little")
+        frame += (1 | len(inner) << 3).to_bytes(3, "little") + inner  # one raw block, the last
+        fields = b"\x02\x01\x00" + b"\x03\x01" + bytes([len(inner)]) if len(inner) < 251 else b"\x02\x01\x00" + b"\x03\x03\xfc" + len(inner).to_bytes(2, "little")
+        payload = frame
+    else:
+        fields, payload = b"\x02\x03\xfc\xff\x00", inner  # 255 (none) takes 3 bytes
+    fields += (b"\x01\x01" + bytes([len(payload)])) if len(payload) < 251 else (b"\x01\x03\xfc" + len(payload).to_bytes(2, "little"))
+    body = fields + b"\x00" + payload
+    header = bytearray(like[:19])
+    header[4] = 40
+    header[9:13] = (19 + len(body) + 4).to_bytes(4, "little")
+    return crc32_event(bytes(header) + body)
+
+
+rows_seed = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "FuzzMySQL", "binlog-rows-0.bin"), "rb").read()[1:]
+events = binlog_events(rows_seed)
+inner = b""
+for e in events[1:]:
+    plain = bytearray(e[:-4])  # without the checksum
+    plain[9:13] = len(plain).to_bytes(4, "little")
+    inner += bytes(plain)
+for name, zstd in (("payload-zstd.bin", True), ("payload-none.bin", False)):
+    write("FuzzMySQL", name, b"\x00" + events[0] + payload_event(inner, zstd, events[-1]))

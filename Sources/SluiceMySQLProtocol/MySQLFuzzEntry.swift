@@ -1,9 +1,9 @@
 /// The entry point the MySQL fuzz harness (`Fuzz/Sources/FuzzMySQL`) and its regression replay
 /// (`MySQLFuzzRegressionTests`) share: the first byte chooses the parser. 0, a binlog (events one
 /// after the other, split by the size in each header, decoded with one decoder, as a dump delivers
-/// them); 1, a server greeting; 2, the packets answering a query; 3, an authentication reply;
-/// 4, a MySQL binary JSON document. Every failure is a ``MySQLProtocolError`` (or the server's
-/// ``MySQLServerError``).
+/// them, compressed transactions unpacked); 1, a server greeting; 2, the packets answering a
+/// query; 3, an authentication reply; 4, a MySQL binary JSON document. Every failure is a
+/// ``MySQLProtocolError`` (or the server's ``MySQLServerError``).
 public enum MySQLFuzzEntry {
     public static func parse(_ bytes: [UInt8]) throws {
         guard let mode = bytes.first else { return }
@@ -15,7 +15,10 @@ public enum MySQLFuzzEntry {
             while rest.count - offset >= MySQLBinlogEventHeader.size {
                 let size = Int(rest[offset + 9]) | Int(rest[offset + 10]) << 8 | Int(rest[offset + 11]) << 16 | Int(rest[offset + 12]) << 24
                 guard size >= MySQLBinlogEventHeader.size, size <= rest.count - offset else { break }
-                _ = try decoder.decode(Array(rest[offset..<(offset + size)]))
+                if case let .transactionPayload(payload) = try decoder.decode(Array(rest[offset..<(offset + size)])).event {
+                    var inner = 0
+                    while try decoder.decodeInner(payload, at: &inner) != nil {}
+                }
                 offset += size
             }
         case 1:

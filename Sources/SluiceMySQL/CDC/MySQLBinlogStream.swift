@@ -208,6 +208,9 @@ struct MySQLBinlogStream {
         case .formatDescription, .other:
             if open == nil && !artificial { seen = max(seen, end) }
             return .none
+        case .transactionPayload:
+            // The reader hands over the events inside, one by one.
+            throw SluiceError(.internalError, "a compressed transaction at \(start) reached the stream without being unpacked", retryable: false)
         }
     }
 

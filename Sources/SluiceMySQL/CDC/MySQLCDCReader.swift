@@ -30,6 +30,9 @@ final class MySQLCDCReader: SourceReader {
     /// The replication connection; nil until (re)started.
     var replication: MySQLConnection?
     var decoder = MySQLBinlogDecoder()
+    /// A compressed transaction being read: its events, where the next one starts, and the
+    /// header of its payload event.
+    var payload: (events: MySQLTransactionPayload, offset: Int, outer: MySQLBinlogEventHeader)?
     var stream: MySQLBinlogStream
     /// The checkpoint of the last batch handed over: where a broken stream starts again.
     var emitted: MySQLCDCPosition
@@ -133,8 +136,7 @@ final class MySQLCDCReader: SourceReader {
                     if stream.ready.contains(where: \.snapshot) { return handOver(count: stream.ready.count) }
                 }
                 let timeout = positioned ? source.options.heartbeat * 20 + .seconds(10) : .seconds(600)
-                let bytes = try await replication!.nextBinlogEvent(timeout: timeout)
-                let (header, event) = try decoder.decode(bytes)
+                let (header, event) = try await nextEvent(timeout: timeout)
                 switch event {
                 case .rotate, .formatDescription, .other: break
                 default: positioned = true
@@ -159,6 +161,32 @@ final class MySQLCDCReader: SourceReader {
             } catch let e as SluiceError where e.isRetryable {
                 try await reconnect(after: e)
             }
+        }
+    }
+
+    /// The next event: from the compressed transaction being read, else from the server. The
+    /// events of a compressed transaction take the place of their payload event in the file
+    /// (they have none of their own): a transaction in one ends where the payload does.
+    func nextEvent(timeout: Duration) async throws -> (MySQLBinlogEventHeader, MySQLBinlogEvent) {
+        while true {
+            if let (events, start, outer) = payload {
+                var offset = start
+                if let (inner, event) = try decoder.decodeInner(events, at: &offset) {
+                    payload = (events, offset, outer)
+                    var header = inner
+                    header.nextPosition = outer.nextPosition
+                    header.eventSize = outer.eventSize
+                    return (header, event)
+                }
+                payload = nil
+            }
+            let bytes = try await replication!.nextBinlogEvent(timeout: timeout)
+            let (header, event) = try decoder.decode(bytes)
+            if case let .transactionPayload(events) = event {
+                payload = (events, 0, header)
+                continue
+            }
+            return (header, event)
         }
     }
 
@@ -194,6 +222,7 @@ final class MySQLCDCReader: SourceReader {
         replication = c
         positioned = false
         decoder = MySQLBinlogDecoder(checksummed: checksummed)
+        payload = nil
         // Everything read so far is dropped: the stream starts again from the checkpoint.
         stream = MySQLBinlogStream(position: emitted, captured: stream.captured, collations: collations, mariaDB: mariaDB, byGTID: byGTID)
         let from = byGTID ? "GTID \(emitted.gtid ?? "")" : "\(emitted.at)"

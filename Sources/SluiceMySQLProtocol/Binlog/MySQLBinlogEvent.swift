@@ -97,6 +97,9 @@ public enum MySQLBinlogEvent: Equatable, Sendable {
     case mysqlGTID(uuid: [UInt8], number: UInt64)
     /// The server had nothing to send: it has sent `file` (when named) up to the header's next position.
     case heartbeat(file: String?)
+    /// MySQL 8 (`binlog_transaction_compression=ON`): a transaction's events compressed as one,
+    /// read with ``MySQLBinlogDecoder/decodeInner(_:at:)``.
+    case transactionPayload(MySQLTransactionPayload)
     /// A type Sluice does not need (annotations, checkpoints, GTID lists…).
     case other(type: UInt8)
 }
@@ -154,7 +157,7 @@ public struct MySQLBinlogDecoder {
         return event[event.count - 5] == 1
     }
 
-    private mutating func decodeBody(_ type: UInt8, _ body: [UInt8], checksummed: Bool) throws -> MySQLBinlogEvent {
+    mutating func decodeBody(_ type: UInt8, _ body: [UInt8], checksummed: Bool) throws -> MySQLBinlogEvent {
         var r = MySQLByteReader(body)
         switch type {
         case MySQLBinlogEventType.formatDescription:
@@ -233,10 +236,12 @@ public struct MySQLBinlogDecoder {
             return .heartbeat(file: body.isEmpty ? nil : String(decoding: body.prefix { $0 != 0 }, as: UTF8.self))
         case MySQLBinlogEventType.heartbeatV2:
             return .heartbeat(file: nil)
-        case MySQLBinlogEventType.partialUpdateRows, MySQLBinlogEventType.transactionPayload, MySQLBinlogEventType.mysqlTaggedGTID:
+        case MySQLBinlogEventType.transactionPayload:
+            return .transactionPayload(try MySQLTransactionPayload(body: body))
+        case MySQLBinlogEventType.partialUpdateRows, MySQLBinlogEventType.mysqlTaggedGTID:
             // Changes inside these would be lost if they were skipped.
             throw MySQLProtocolError(
-                "binlog event type \(type) (MySQL's compressed transactions, partial JSON updates or tagged GTIDs) is not supported yet; turn off binlog_transaction_compression and binlog_row_value_options=PARTIAL_JSON",
+                "binlog event type \(type) (MySQL's partial JSON updates or tagged GTIDs) is not supported yet; set binlog_row_value_options to '' (no PARTIAL_JSON)",
                 at: 4)
         default:
             return .other(type: type)
