@@ -38,4 +38,16 @@ import Testing
         short["expire_logs_days"] = "0.5"
         #expect(MySQLServerSettings.warnings(short).count == 1)
     }
+
+    @Test func partialJSONUpdatesStopThePipelineBeforeAnyDataMoves() {
+        var ready = mySQL
+        for (k, v) in ["log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"] { ready[k] = v }
+        #expect(MySQLServerSettings.problems(ready).isEmpty)
+        ready["binlog_row_value_options"] = ""
+        #expect(MySQLServerSettings.problems(ready).isEmpty)
+        ready["binlog_row_value_options"] = "PARTIAL_JSON"
+        let p = MySQLServerSettings.problems(ready)
+        #expect(p.count == 1)
+        #expect(p.first?.contains("SET GLOBAL binlog_row_value_options = ''") == true)
+    }
 }

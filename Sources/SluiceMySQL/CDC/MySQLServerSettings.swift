@@ -9,16 +9,15 @@ enum MySQLServerSettings {
             """
             SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata',
             'binlog_expire_logs_seconds', 'expire_logs_days', 'gtid_mode', 'enforce_gtid_consistency', 'gtid_strict_mode', 'server_id',
-            'binlog_checksum', 'version')
+            'binlog_checksum', 'binlog_row_value_options', 'version')
             """)
         var out: [String: String] = [:]
         for row in 0..<r.rows.count { out[(r.string(row, 0) ?? "").lowercased()] = r.string(row, 1) ?? "" }
         return out
     }
 
-    /// Problems that stop a pipeline before any data moves (empty: ready), each with its fix.
-    static func check(_ c: MySQLConnection, tables: [String]) async throws -> [String] {
-        let v = try await variables(c)
+    /// The problems the server's variables show, each with its fix.
+    static func problems(_ v: [String: String]) -> [String] {
         var problems: [String] = []
         if v["log_bin"]?.uppercased() != "ON" {
             problems.append(
@@ -38,6 +37,19 @@ enum MySQLServerSettings {
                 "binlog_row_metadata is \(v["binlog_row_metadata"] ?? "not supported by this server (MySQL 8.0.1+ and MariaDB 10.5+ have it)"): with FULL the binlog names each row's columns: SET GLOBAL binlog_row_metadata = 'FULL' (and in my.cnf)"
             )
         }
+        // MySQL 8: an update of part of a JSON document is logged as the change alone (an event
+        // Sluice refuses), not as the new document.
+        if let options = v["binlog_row_value_options"], options.uppercased().contains("PARTIAL_JSON") {
+            problems.append(
+                "binlog_row_value_options is \(options): updates of part of a JSON document are logged as the change alone, which Sluice does not read: SET GLOBAL binlog_row_value_options = '' (and in my.cnf)"
+            )
+        }
+        return problems
+    }
+
+    /// Problems that stop a pipeline before any data moves (empty: ready), each with its fix.
+    static func check(_ c: MySQLConnection, tables: [String]) async throws -> [String] {
+        var problems = Self.problems(try await variables(c))
         if !tables.isEmpty {
             let list = tables.map { MySQLSnapshot.literal($0) }.joined(separator: ", ")
             let found = try await c.query(
