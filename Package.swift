@@ -190,7 +190,8 @@ let package = Package(
             name: "SluiceHTTPAPITests", dependencies: ["SluiceHTTPAPI", "SluiceConnectors", "SluiceStateSQLite", "SluiceTesting"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "SluiceMySQLTests", dependencies: ["SluiceMySQL", "SluiceMySQLProtocol", "SluiceStateSQLite", "SluiceTesting"], swiftSettings: swiftSettings),
+            name: "SluiceMySQLTests", dependencies: ["SluiceMySQL", "SluiceMySQLProtocol", "SluiceStateSQLite", "SluiceTesting", "CZstd"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "SluiceConnectorsTests", dependencies: ["SluiceConnectors", "SluiceCore", "SluiceTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceFilesTests", dependencies: ["SluiceFiles", "SluiceStateSQLite", "SluiceConnectors", "SluiceTesting"], swiftSettings: swiftSettings),

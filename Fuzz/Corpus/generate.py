@@ -229,7 +229,8 @@ write("FuzzMySQL", "json-opaque.bin", b"\x04" + bytes.fromhex("02 0200 1b00 0f0a
 # MySQL 8 compressed transactions (mode 0): binlog-rows-0's table map and rows event, packed into
 # a TRANSACTION_PAYLOAD event (type 40) as MySQL packs them: fields as length-encoded (type,
 # length, value) triples, an end mark, then the events without checksums, in a zstd frame of raw
-# blocks (payload-zstd) or uncompressed (payload-none).
+# blocks with its size (payload-zstd) or without (payload-zstd-streamed), or uncompressed
+# (payload-none).
 def binlog_events(data):
     out, o = [], 0
     while o + 19 <= len(data):
@@ -244,9 +245,11 @@ def crc32_event(event):
     return event + zlib.crc32(event).to_bytes(4, "little")
 
 
-def payload_event(inner, zstd, like):
+def payload_event(inner, zstd, like, sized=True):
     if zstd:
-        frame = b"\x28\xb5\x2f\xfd\xa0" + len(inner).to_bytes(4, "little")
+        # With its size (single segment, 4-byte size), or without it as MySQL 8.0.20 streams
+        # (a window descriptor instead: 128 KiB).
+        frame = b"\x28\xb5\x2f\xfd" + (b"\xa0" + len(inner).to_bytes(4, "little") if sized else b"\x00\x38")
         frame += (1 | len(inner) << 3).to_bytes(3, "little") + inner  # one raw block, the last
         fields = b"\x02\x01\x00" + b"\x03\x01" + bytes([len(inner)]) if len(inner) < 251 else b"\x02\x01\x00" + b"\x03\x03\xfc" + len(inner).to_bytes(2, "little")
         payload = frame
@@ -267,5 +270,5 @@ for e in events[1:]:
     plain = bytearray(e[:-4])  # without the checksum
     plain[9:13] = len(plain).to_bytes(4, "little")
     inner += bytes(plain)
-for name, zstd in (("payload-zstd.bin", True), ("payload-none.bin", False)):
-    write("FuzzMySQL", name, b"\x00" + events[0] + payload_event(inner, zstd, events[-1]))
+for name, zstd, sized in (("payload-zstd.bin", True, True), ("payload-zstd-streamed.bin", True, False), ("payload-none.bin", False, True)):
+    write("FuzzMySQL", name, b"\x00" + events[0] + payload_event(inner, zstd, events[-1], sized))

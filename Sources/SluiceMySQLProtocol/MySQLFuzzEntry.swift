@@ -16,8 +16,8 @@ public enum MySQLFuzzEntry {
                 let size = Int(rest[offset + 9]) | Int(rest[offset + 10]) << 8 | Int(rest[offset + 11]) << 16 | Int(rest[offset + 12]) << 24
                 guard size >= MySQLBinlogEventHeader.size, size <= rest.count - offset else { break }
                 if case let .transactionPayload(payload) = try decoder.decode(Array(rest[offset..<(offset + size)])).event {
-                    var inner = 0
-                    while try decoder.decodeInner(payload, at: &inner) != nil {}
+                    let reader = try MySQLTransactionPayloadReader(payload)
+                    while try decoder.decodeInner(reader) != nil {}
                 }
                 offset += size
             }

@@ -122,10 +122,17 @@ import Testing
         var fake: [UInt8] = [0, 0, 0, 0, MySQLBinlogEventType.rotate, 1, 0, 0, 0, 31, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         fake += [4, 0, 0, 0, 0, 0, 0, 0, 0xDE, 0xAD, 0xBE, 0xEF]
         #expect(throws: MySQLProtocolError.self) { try decoder.decode(fake) }
-        // Event types whose changes would be lost if skipped are refused.
+        // Event types whose changes would be lost if skipped are refused, saying what to do.
         var plain = MySQLBinlogDecoder()
-        let payload: [UInt8] = [0, 0, 0, 0, MySQLBinlogEventType.transactionPayload, 1, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        #expect(throws: MySQLProtocolError.self) { try plain.decode(payload) }
+        for (type, advice) in [(MySQLBinlogEventType.partialUpdateRows, "binlog_row_value_options"), (MySQLBinlogEventType.mysqlTaggedGTID, "tagged GTIDs")] {
+            let event: [UInt8] = [0, 0, 0, 0, type, 1, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            do {
+                _ = try plain.decode(event)
+                Issue.record("event type \(type) was decoded")
+            } catch {
+                #expect(error is MySQLProtocolError && "\(error)".contains(advice), "\(error)")
+            }
+        }
     }
 
     /// MariaDB's compressed blocks (`log_bin_compress`): a header byte, the length big-endian,

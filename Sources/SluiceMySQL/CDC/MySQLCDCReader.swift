@@ -30,9 +30,8 @@ final class MySQLCDCReader: SourceReader {
     /// The replication connection; nil until (re)started.
     var replication: MySQLConnection?
     var decoder = MySQLBinlogDecoder()
-    /// A compressed transaction being read: its events, where the next one starts, and the
-    /// header of its payload event.
-    var payload: (events: MySQLTransactionPayload, offset: Int, outer: MySQLBinlogEventHeader)?
+    /// A compressed transaction being read, and the header of its payload event.
+    var payload: (reader: MySQLTransactionPayloadReader, outer: MySQLBinlogEventHeader)?
     var stream: MySQLBinlogStream
     /// The checkpoint of the last batch handed over: where a broken stream starts again.
     var emitted: MySQLCDCPosition
@@ -166,24 +165,19 @@ final class MySQLCDCReader: SourceReader {
 
     /// The next event: from the compressed transaction being read, else from the server. The
     /// events of a compressed transaction take the place of their payload event in the file
-    /// (they have none of their own): a transaction in one ends where the payload does.
+    /// (``MySQLBinlogDecoder/placed(_:in:)``).
     func nextEvent(timeout: Duration) async throws -> (MySQLBinlogEventHeader, MySQLBinlogEvent) {
         while true {
-            if let (events, start, outer) = payload {
-                var offset = start
-                if let (inner, event) = try decoder.decodeInner(events, at: &offset) {
-                    payload = (events, offset, outer)
-                    var header = inner
-                    header.nextPosition = outer.nextPosition
-                    header.eventSize = outer.eventSize
-                    return (header, event)
+            if let (reader, outer) = payload {
+                if let (inner, event) = try decoder.decodeInner(reader) {
+                    return (MySQLBinlogDecoder.placed(inner, in: outer), event)
                 }
                 payload = nil
             }
             let bytes = try await replication!.nextBinlogEvent(timeout: timeout)
             let (header, event) = try decoder.decode(bytes)
-            if case let .transactionPayload(events) = event {
-                payload = (events, 0, header)
+            if case let .transactionPayload(compressed) = event {
+                payload = (try MySQLTransactionPayloadReader(compressed), header)
                 continue
             }
             return (header, event)

@@ -98,7 +98,7 @@ public enum MySQLBinlogEvent: Equatable, Sendable {
     /// The server had nothing to send: it has sent `file` (when named) up to the header's next position.
     case heartbeat(file: String?)
     /// MySQL 8 (`binlog_transaction_compression=ON`): a transaction's events compressed as one,
-    /// read with ``MySQLBinlogDecoder/decodeInner(_:at:)``.
+    /// read with a ``MySQLTransactionPayloadReader`` and ``MySQLBinlogDecoder/decodeInner(_:)``.
     case transactionPayload(MySQLTransactionPayload)
     /// A type Sluice does not need (annotations, checkpoints, GTID lists…).
     case other(type: UInt8)
@@ -241,7 +241,9 @@ public struct MySQLBinlogDecoder {
         case MySQLBinlogEventType.partialUpdateRows, MySQLBinlogEventType.mysqlTaggedGTID:
             // Changes inside these would be lost if they were skipped.
             throw MySQLProtocolError(
-                "binlog event type \(type) (MySQL's partial JSON updates or tagged GTIDs) is not supported yet; set binlog_row_value_options to '' (no PARTIAL_JSON)",
+                type == MySQLBinlogEventType.partialUpdateRows
+                    ? "binlog event type 39 (MySQL's partial JSON updates) is not supported yet; SET GLOBAL binlog_row_value_options = '' (no PARTIAL_JSON)"
+                    : "binlog event type \(type) (MySQL's tagged GTIDs, 8.3+) is not supported yet; transactions with tagged GTIDs cannot be read",
                 at: 4)
         default:
             return .other(type: type)
