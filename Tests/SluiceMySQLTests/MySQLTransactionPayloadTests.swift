@@ -197,7 +197,7 @@ import Testing
             let at = 3 + 2  // the uncompressed size's value
             if body[at] == 0xFC { body[at + 1] &-= 1 } else { body[at] &-= 1 }
         }
-        refused("events shorter than the event says", saying: "that says it has") { body in
+        refused("events shorter than the event says", saying: "a compressed transaction of") { body in
             let at = 3 + 2
             if body[at] == 0xFC { body[at + 1] &+= 1 } else { body[at] &+= 1 }
         }

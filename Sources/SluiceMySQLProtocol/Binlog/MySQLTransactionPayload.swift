@@ -74,7 +74,7 @@ public final class MySQLTransactionPayloadReader {
     /// The frame has ended and nothing more will come.
     private var ended = false
 
-    /// Bytes decompressed at a time, at least.
+    /// Bytes decompressed at a time.
     static let step = 1 << 17
 
     public init(_ payload: MySQLTransactionPayload) throws {
@@ -126,7 +126,8 @@ public final class MySQLTransactionPayloadReader {
                 buffer.removeFirst(start)
                 start = 0
             }
-            let room = max(count - buffer.count, Self.step)
+            // A step at a time: memory grows with what zstd gives, not with what a header claims.
+            let room = Self.step
             let before = buffer.count
             buffer.append(contentsOf: repeatElement(0, count: room))
             let (written, read, status) = buffer.withUnsafeMutableBytes { dst in
