@@ -50,4 +50,19 @@ import Testing
         #expect(p.count == 1)
         #expect(p.first?.contains("SET GLOBAL binlog_row_value_options = ''") == true)
     }
+
+    @Test func rowImagesThatLeaveColumnsOutAreAWarningAndUnknownOnesAProblem() {
+        var ready = mariaDB
+        for (k, v) in ["log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"] { ready[k] = v }
+        #expect(MySQLServerSettings.problems(ready).isEmpty && MySQLServerSettings.warnings(ready).isEmpty)
+        for image in ["MINIMAL", "noblob"] {
+            ready["binlog_row_image"] = image
+            #expect(MySQLServerSettings.problems(ready).isEmpty)
+            let w = MySQLServerSettings.warnings(ready)
+            #expect(w.count == 1)
+            #expect(w.first?.contains("binlog_row_image is \(image)") == true && w.first?.contains("an insert that leaves a column to its default") == true)
+        }
+        ready["binlog_row_image"] = "PARTIAL"
+        #expect(MySQLServerSettings.problems(ready).first?.contains("SET GLOBAL binlog_row_image = 'FULL'") == true)
+    }
 }

@@ -190,7 +190,7 @@ struct MySQLBinlogStream {
             return .none
         case let .rows(rows):
             guard let shape = shapes[rows.tableID]?.shape, shape.database == rows.database, shape.table == rows.table else { return .none }
-            try addRows(rows, shape)
+            try addRows(rows, shape, at: start)
             return .none
         case let .heartbeat(named):
             // Everything up to here was sent (a stream resumed by GTID starts without saying
@@ -229,15 +229,16 @@ struct MySQLBinlogStream {
         open!.changes.append(change)
     }
 
-    mutating func addRows(_ rows: MySQLRowsEvent, _ shape: MySQLTableShape) throws {
+    mutating func addRows(_ rows: MySQLRowsEvent, _ shape: MySQLTableShape, at start: BinlogCoordinates) throws {
         let table = shape.name
         let types = shape.columnTypes
         for row in rows.rows {
-            let before = try row.before.map { try MySQLRowRenderer.json($0, shape) }
-            let after = try row.after.map { try MySQLRowRenderer.json($0, shape) }
+            let (before, after) = try Self.images(row.before, row.after, rows.kind, shape, at: start)
+            let beforeJSON = try before.map { try MySQLRowRenderer.json($0, shape) }
+            let afterJSON = try after.map { try MySQLRowRenderer.json($0, shape) }
             // The key of the row as it is now (its old key for a delete). An update that changes
             // the key stays one `u` with both images, as `postgres_cdc` sends it.
-            let keyImage = row.after ?? row.before
+            let keyImage = after ?? before
             let key = shape.key.isEmpty ? nil : try keyImage.map { try MySQLRowRenderer.json($0, shape, keyOnly: true) }
             let op: String
             switch rows.kind {
@@ -245,8 +246,54 @@ struct MySQLBinlogStream {
             case .update: op = "u"
             case .delete: op = "d"
             }
-            add(MySQLChange(op: op, table: table, key: key, before: before, after: after, types: types))
+            add(MySQLChange(op: op, table: table, key: key, before: beforeJSON, after: afterJSON, types: types))
         }
+    }
+
+    /// A row's images as they are delivered. With `binlog_row_image` FULL (the default) they are
+    /// the binlog's. With MINIMAL or NOBLOB (set for the server or by a session) a column is
+    /// absent from an image when the server did not log it, and is left out of the event, not
+    /// set to null: a before image may hold only the key, and an update's after image only the
+    /// columns it set (`mode: apply` keeps the others, as for an unchanged TOAST value). The key
+    /// columns an update did not set are unchanged, and are carried into its after image from
+    /// its before image, so every change names its key. What the binlog does not carry is
+    /// refused rather than guessed: an insert without some of its columns (they took the
+    /// server's defaults, which are not logged), and an update that moves a row to a new key
+    /// without the columns it did not set (the new key's row is not in the log).
+    static func images(
+        _ before: [MySQLValue?]?, _ after: [MySQLValue?]?, _ kind: MySQLRowsEvent.Kind, _ shape: MySQLTableShape, at start: BinlogCoordinates
+    ) throws -> (before: [MySQLValue?]?, after: [MySQLValue?]?) {
+        guard after?.contains(where: { $0 == nil }) == true || before?.contains(where: { $0 == nil }) == true else { return (before, after) }
+        func names(_ columns: [Int]) -> String { columns.map { shape.columns[$0].name }.joined(separator: ", ") }
+        let fix =
+            "set binlog_row_image = 'FULL' for the server and for the sessions that write to the table, then take a new snapshot with `sluice cdc resnapshot PIPELINE`"
+        var image = after
+        switch (kind, after, before) {
+        case let (.insert, after?, _):
+            throw SluiceError(
+                .unsupported,
+                "an insert into \(shape.name) at \(start) leaves out columns \(names(after.indices.filter { after[$0] == nil })), which took the server's defaults, and the binlog does not carry them (binlog_row_image is MINIMAL or NOBLOB); \(fix)",
+                retryable: false)
+        case (.update, var filled?, let before?):
+            let moved = shape.key.filter { c in c < filled.count && c < before.count && filled[c] != nil && before[c] != nil && filled[c] != before[c] }
+            for c in shape.key where c < filled.count && c < before.count && filled[c] == nil { filled[c] = before[c] }
+            let missing = filled.indices.filter { filled[$0] == nil }
+            if !moved.isEmpty && !missing.isEmpty {
+                throw SluiceError(
+                    .unsupported,
+                    "an update of \(shape.name) at \(start) changes the key (\(names(moved))) but the binlog does not carry the row's other columns (\(names(missing))): binlog_row_image is MINIMAL or NOBLOB; \(fix)",
+                    retryable: false)
+            }
+            image = filled
+        default:
+            break
+        }
+        let keyImage = kind == .delete ? before : image
+        if let keyImage, let c = shape.key.first(where: { $0 >= keyImage.count || keyImage[$0] == nil }) {
+            throw SluiceError(
+                .malformedInput, "a change of \(shape.name) at \(start) has no value for its key column \(shape.columns[c].name)", retryable: false)
+        }
+        return (before, image)
     }
 
     mutating func commit(at end: BinlogCoordinates, timestamp: UInt32) {

@@ -22,7 +22,7 @@ extension MySQLCDCSource: CDCAdministrable {
             let variables = try await MySQLServerSettings.variables(c)
             await c.close()
             var lines = [
-                "\(c.server.isMariaDB ? "MariaDB" : "MySQL") \(c.server.serverVersion): binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL",
+                "\(c.server.isMariaDB ? "MariaDB" : "MySQL") \(c.server.serverVersion): binlog_format=ROW, binlog_row_image=\(variables["binlog_row_image"] ?? "?"), binlog_row_metadata=FULL",
                 "nothing to create on the server: Sluice reads the binlog as replica \(serverID)",
             ]
             lines.append(MySQLServerSettings.gtidNote(variables, resume: options.resume))

@@ -68,9 +68,11 @@ public struct MySQLCDCOptions: Decodable, Sendable {
 /// Log-based change data capture from MySQL and MariaDB: reads the binlog as a replica does
 /// (`COM_REGISTER_SLAVE`, `COM_BINLOG_DUMP`) and emits one change event per row change
 /// (``MySQLChangeEvents``), transaction by transaction in commit order. Needs row-based logging
-/// with full images and full table-map metadata (`binlog_format=ROW`, `binlog_row_image=FULL`,
-/// `binlog_row_metadata=FULL`), so every row carries the names of the columns it was written
-/// with: a restart after a DDL decodes older events with their own columns.
+/// with full table-map metadata (`binlog_format=ROW`, `binlog_row_metadata=FULL`), so every row
+/// carries the names of the columns it was written with: a restart after a DDL decodes older
+/// events with their own columns. Full row images (`binlog_row_image=FULL`) are best; with
+/// MINIMAL or NOBLOB the columns the server did not log are left out of the events, and what
+/// the binlog cannot say is refused (``MySQLBinlogStream/images(_:_:_:_:at:)``).
 ///
 /// The checkpoint (``MySQLCDCPosition``) is the binlog file and position after the last
 /// transaction committed downstream and the GTID position there; the stream resumes exactly

@@ -1,0 +1,107 @@
+import Foundation
+import Logging
+import SluiceCore
+import SluiceTesting
+import Testing
+
+@testable import SluiceMySQL
+
+/// `binlog_row_image` MINIMAL and NOBLOB, set by the writing sessions of a real MariaDB: the
+/// columns the server logged arrive exactly and the others are left out (never null), every
+/// change names its key, and what the binlog does not carry stops the reader with the fix.
+@Suite(.serialized) struct MySQLCDCRowImageTests {
+    func context() -> SourceContext {
+        SourceContext(pipeline: "images", state: MemoryStateStore(), logger: Logger(label: "images"))
+    }
+
+    func reader(_ db: TestMySQLDatabase, _ table: String) async throws -> any SourceReader {
+        var options = try MySQLCDCOptions(url: try testMySQLURLText(), tables: ["\(db.name).\(table)"])
+        options.snapshot = .never
+        let source = MySQLCDCSource(options: options, pipeline: "images-\(UUID().uuidString)")
+        return try await source.makeReader(resumingFrom: .empty, context: context())
+    }
+
+    /// `op key before after` of each change, until `count` have come (at most 30 s).
+    func changes(_ reader: any SourceReader, count: Int) async throws -> [String] {
+        var out: [String] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while out.count < count, ContinuousClock.now < deadline {
+            guard let batch = try await reader.next() else { break }
+            let r = batch.records
+            for row in 0..<r.count {
+                func text(_ name: String) -> String {
+                    let c = r.column(named: name)!
+                    return c.isNull(row) ? "-" : c.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
+                }
+                out.append(["op", "key", "before", "after"].map(text).joined(separator: " "))
+            }
+        }
+        return out
+    }
+
+    @Test func partialImagesCarryWhatTheServerLoggedAndEveryChangeItsKey() async throws {
+        try await TestMySQLDatabase.with("images") { db in
+            try await db.execute("CREATE TABLE t (id INT PRIMARY KEY, n INT, note VARCHAR(20) DEFAULT 'd', big TEXT)")
+            let reader = try await reader(db, "t")
+            try await db.execute(
+                "INSERT INTO t VALUES (1, 1, 'one', 'text')",
+                "SET SESSION binlog_row_image = 'MINIMAL'",
+                // Every column named: the insert is whole.
+                "INSERT INTO t (id, n, note, big) VALUES (2, 2, 'two', NULL)",
+                "UPDATE t SET n = 10 WHERE id = 1",
+                "DELETE FROM t WHERE id = 2",
+                "SET SESSION binlog_row_image = 'NOBLOB'",
+                "UPDATE t SET note = NULL WHERE id = 1")
+            let read = try await changes(reader, count: 5)
+            await reader.close()
+            #expect(
+                read == [
+                    #"c {"id":1} - {"id":1,"n":1,"note":"one","big":"text"}"#,
+                    #"c {"id":2} - {"id":2,"n":2,"note":"two","big":null}"#,
+                    // The key, unchanged and not logged in the after image, is carried into it.
+                    #"u {"id":1} {"id":1} {"id":1,"n":10}"#,
+                    #"d {"id":2} {"id":2} -"#,
+                    // NOBLOB: the unchanged TEXT column is in neither image (not null).
+                    #"u {"id":1} {"id":1,"n":10,"note":"one"} {"id":1,"n":10,"note":null}"#,
+                ], "\(read)")
+        }
+    }
+
+    @Test func anInsertLeavingColumnsToTheirDefaultsStopsWithTheFix() async throws {
+        try await TestMySQLDatabase.with("images") { db in
+            try await db.execute("CREATE TABLE t (id INT PRIMARY KEY, n INT, note VARCHAR(20) DEFAULT 'd')")
+            let reader = try await reader(db, "t")
+            try await db.execute("SET SESSION binlog_row_image = 'MINIMAL'", "INSERT INTO t (id, n) VALUES (1, 5)")
+            await #expect {
+                _ = try await self.changes(reader, count: 1)
+            } throws: { error in
+                let message = (error as? SluiceError)?.message ?? ""
+                return message.contains("an insert into \(db.name).t at ") && message.contains("leaves out columns note")
+                    && message.contains("binlog_row_image = 'FULL'") && message.contains("sluice cdc resnapshot")
+            }
+            await reader.close()
+        }
+    }
+
+    @Test func aKeyChangeWithoutTheWholeRowStopsAndOneWithItPasses() async throws {
+        try await TestMySQLDatabase.with("images") { db in
+            try await db.execute("CREATE TABLE u (k VARCHAR(10) PRIMARY KEY, v INT, w INT)")
+            let reader = try await reader(db, "u")
+            try await db.execute(
+                "INSERT INTO u VALUES ('a', 1, 1)",
+                "SET SESSION binlog_row_image = 'MINIMAL'",
+                "UPDATE u SET k = 'b', v = 2, w = 2 WHERE k = 'a'")
+            let read = try await changes(reader, count: 2)
+            #expect(read.last == #"u {"k":"b"} {"k":"a"} {"k":"b","v":2,"w":2}"#, "\(read)")
+            try await db.execute("SET SESSION binlog_row_image = 'MINIMAL'", "UPDATE u SET k = 'c' WHERE k = 'b'")
+            await #expect {
+                _ = try await self.changes(reader, count: 1)
+            } throws: { error in
+                let message = (error as? SluiceError)?.message ?? ""
+                return message.contains("an update of \(db.name).u at ") && message.contains("changes the key (k)")
+                    && message.contains("other columns (v, w)")
+            }
+            await reader.close()
+        }
+    }
+}
