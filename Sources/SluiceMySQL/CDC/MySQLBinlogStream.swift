@@ -32,6 +32,8 @@ struct MySQLBinlogStream {
     var skip: (start: BinlogCoordinates, gtid: String?, count: Int)?
     /// The latest GTID of each MariaDB replication domain.
     var domains: [UInt32: String] = [:]
+    /// MySQL: the GTID set of every transaction before the open one (nil: not known yet).
+    var executed: MySQLGTIDSet?
     /// Table maps of captured tables by table id, and their shapes.
     var shapes: [UInt64: (map: MySQLTableMap, shape: MySQLTableShape)] = [:]
     /// Shapes met since the reader last took them (for the schema registry), in order.
@@ -49,6 +51,8 @@ struct MySQLBinlogStream {
         var explicit = false
         /// An XA transaction (`XA START`).
         var xa = false
+        /// MySQL: its GTID's server and number.
+        var sourceGTID: (uuid: [UInt8], number: UInt64)?
         var changes: [MySQLChange] = []
         /// Changes of this transaction seen so far (skipped and handed over ones included).
         var seen = 0
@@ -85,6 +89,7 @@ struct MySQLBinlogStream {
         for part in (position.gtid ?? "").split(separator: ",") where mariaDB {
             if let domain = part.split(separator: "-").first.flatMap({ UInt32($0) }) { domains[domain] = String(part) }
         }
+        if !mariaDB, let text = position.executed { executed = try? MySQLGTIDSet(parsing: text) }
     }
 
     /// The GTID position after the last transaction: MariaDB's per-domain list; on MySQL the
@@ -115,7 +120,18 @@ struct MySQLBinlogStream {
             let id = [text.prefix(8), text.dropFirst(8).prefix(4), text.dropFirst(12).prefix(4), text.dropFirst(16).prefix(4), text.dropFirst(20)]
                 .map(String.init).joined(separator: "-")
             open = Open(start: start, gtid: "\(id):\(number)", serverID: header.serverID, timestamp: header.timestamp)
+            open!.sourceGTID = (uuid, number)
             beginSkip()
+            return .none
+        case let .mysqlPreviousGTIDs(set):
+            // Every transaction of the files before this one: all before this place. Added to
+            // what is known (a stream resumed by GTID set knows more: the server skips what the
+            // set holds), never taken for it.
+            guard !mariaDB, open == nil, !artificial else { return .none }
+            var known = executed ?? MySQLGTIDSet()
+            known.formUnion(set)
+            executed = known
+            position.executed = known.description
             return .none
         case let .query(database, sql, _):
             let statement = Self.withoutLeadingComments(sql)
@@ -301,7 +317,14 @@ struct MySQLBinlogStream {
         open = nil
         t.timestamp = timestamp
         position.at = end
-        position.gtid = gtidState
+        // MySQL: the transaction's own GTID (read before `open` was cleared, which the GTID
+        // state falls back to).
+        position.gtid = domains.isEmpty ? (t.gtid ?? position.gtid) : gtidState
+        if let (uuid, number) = t.sourceGTID, var set = executed {
+            set.insert(uuid, number)
+            executed = set
+            position.executed = set.description
+        }
         // A transaction delivered in part that has not come again yet (resumed by GTID, another
         // domain's transactions may come first): its checkpoint goes on holding what to skip.
         position.delivered = skip?.count

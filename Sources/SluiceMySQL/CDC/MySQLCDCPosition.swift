@@ -25,6 +25,11 @@ struct MySQLCDCPosition: Codable, Sendable, Equatable {
     /// transaction's GTID). On MariaDB the stream resumes after it (`resume: gtid`), so the
     /// checkpoint holds on another server of the replication topology; else by file and position.
     var gtid: String?
+    /// MySQL: the GTID set of every transaction at or before ``at`` (`gtid_mode=ON`), in text
+    /// form. The stream resumes by it (`resume: gtid`), so the checkpoint holds on another server
+    /// of the replication topology. Known from the first position on (the server's executed set
+    /// there), or from the next binlog file's `PREVIOUS_GTIDS` for older checkpoints.
+    var executed: String?
     /// Tables (`db.table`) still to snapshot, the one in progress first.
     var pending: [String] = []
     /// The key of the last snapshotted row of `pending[0]`, as SQL literals in key order.
@@ -40,6 +45,7 @@ struct MySQLCDCPosition: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case file, pos, gtid, pending, after, known, delivered, part
+        case executed = "gtid_set"
     }
 
     init(at: BinlogCoordinates, gtid: String? = nil) {
@@ -51,6 +57,7 @@ struct MySQLCDCPosition: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         at = BinlogCoordinates(file: try c.decode(String.self, forKey: .file), position: try c.decode(UInt64.self, forKey: .pos))
         gtid = try c.decodeIfPresent(String.self, forKey: .gtid)
+        executed = try c.decodeIfPresent(String.self, forKey: .executed)
         pending = try c.decodeIfPresent([String].self, forKey: .pending) ?? []
         after = try c.decodeIfPresent([String].self, forKey: .after)
         known = try c.decodeIfPresent([String].self, forKey: .known) ?? []
@@ -63,6 +70,7 @@ struct MySQLCDCPosition: Codable, Sendable, Equatable {
         try c.encode(at.file, forKey: .file)
         try c.encode(at.position, forKey: .pos)
         try c.encodeIfPresent(gtid, forKey: .gtid)
+        try c.encodeIfPresent(executed, forKey: .executed)
         if !pending.isEmpty { try c.encode(pending, forKey: .pending) }
         try c.encodeIfPresent(after, forKey: .after)
         if !known.isEmpty { try c.encode(known, forKey: .known) }

@@ -22,6 +22,9 @@ final class MySQLCDCReader: SourceReader {
     var serverID: UInt32
     /// The `server_id` of the server the snapshot connection reached.
     var snapshotServerID: UInt32?
+    /// MySQL: the server streamed from has `gtid_mode=ON` (read again on each replication
+    /// connection), so the stream can resume by GTID set.
+    var gtidMode = false
     /// Whether the stream has reached the first event after its start: until then the server may
     /// be scanning its files for the GTID position, silently (no heartbeats), for a long time.
     var positioned = false
@@ -81,16 +84,19 @@ final class MySQLCDCReader: SourceReader {
             method = mariaDB ? .snapshotStatus : .readLock
             try await MySQLSnapshot.prepare(c)
             var position: MySQLCDCPosition
+            gtidMode = !mariaDB && variables["gtid_mode"]?.uppercased() == "ON"
             if let checkpoint {
                 position = checkpoint
             } else {
-                let status = try await c.query("SHOW MASTER STATUS")
-                guard let file = status.string(0, 0), let pos = status.string(0, 1).flatMap(UInt64.init) else {
-                    throw SluiceError(.configuration, "SHOW MASTER STATUS shows no binlog: turn on log_bin", retryable: false)
-                }
-                position = MySQLCDCPosition(at: BinlogCoordinates(file: file, position: pos))
+                let status = try await MySQLSnapshot.binlogStatus(c)
+                position = MySQLCDCPosition(at: status.at)
                 if mariaDB {
-                    position.gtid = try await c.query("SELECT BINLOG_GTID_POS(\(MySQLSnapshot.literal(file)), \(pos))").string(0, 0)
+                    position.gtid = try await c.query(
+                        "SELECT BINLOG_GTID_POS(\(MySQLSnapshot.literal(status.at.file)), \(status.at.position))"
+                    ).string(0, 0)
+                } else if gtidMode, let executed = status.executed?.filter({ !$0.isWhitespace }), !executed.isEmpty {
+                    // The set there, known from the start: every later transaction is added to it.
+                    position.executed = executed
                 }
                 context.logger.info("starting from the server's current binlog position", metadata: ["at": "\(position.at)"])
             }
@@ -186,29 +192,40 @@ final class MySQLCDCReader: SourceReader {
 
     // MARK: The stream
 
-    /// Whether the stream resumes after the GTID position of the checkpoint (MariaDB, `resume:
-    /// gtid`, a position recorded) rather than at its file and position.
+    /// Whether the stream resumes after the GTID position of the checkpoint (`resume: gtid`;
+    /// MariaDB: a GTID position recorded; MySQL: a GTID set recorded, on a server with
+    /// `gtid_mode=ON`) rather than at its file and position.
     var resumesByGTID: Bool {
         // A partly delivered transaction recorded without its GTID (a checkpoint from before
         // GTID resumes) can only be found again by its place in the file.
-        mariaDB && source.options.resume == .gtid && !(emitted.gtid ?? "").isEmpty && (emitted.delivered == nil || emitted.part != nil)
+        guard source.options.resume == .gtid, emitted.delivered == nil || emitted.part != nil else { return false }
+        return mariaDB ? !(emitted.gtid ?? "").isEmpty : gtidMode && resumeSet != nil
+    }
+
+    /// MySQL: the checkpoint's GTID set, when it holds a transaction (an empty set would ask
+    /// the server for its whole binlog).
+    var resumeSet: MySQLGTIDSet? {
+        guard !mariaDB, let text = emitted.executed, let set = try? MySQLGTIDSet(parsing: text), !set.isEmpty else { return nil }
+        return set
     }
 
     func startStream() async throws {
         let c = try await MySQLConnection.connect(source.options.url)
-        let byGTID = resumesByGTID
+        let byGTID: Bool
         do {
             // The server behind the URL may have changed (a failover): its own settings count.
-            let facts = try await c.query("SELECT @@global.binlog_checksum, @@server_id")
+            let facts = try await c.query("SELECT @@global.binlog_checksum, @@server_id" + (mariaDB ? "" : ", @@global.gtid_mode"))
             checksummed = facts.string(0, 0)?.uppercased() == "CRC32"
             serverID = UInt32(facts.string(0, 1) ?? "") ?? serverID
+            if !mariaDB { gtidMode = facts.string(0, 2)?.uppercased() == "ON" }
             if let s = snapshotConnection, snapshotServerID != serverID {
                 await s.close()
                 snapshotConnection = nil
             }
+            byGTID = resumesByGTID
             try await c.startBinlogDump(
-                file: emitted.at.file, position: UInt32(clamping: emitted.at.position), gtid: byGTID ? emitted.gtid : nil,
-                serverID: source.serverID, heartbeat: source.options.heartbeat)
+                file: emitted.at.file, position: UInt32(clamping: emitted.at.position), gtid: byGTID && mariaDB ? emitted.gtid : nil,
+                gtidSet: byGTID && !mariaDB ? resumeSet : nil, serverID: source.serverID, heartbeat: source.options.heartbeat)
         } catch {
             await c.close()
             throw error
@@ -219,7 +236,7 @@ final class MySQLCDCReader: SourceReader {
         payload = nil
         // Everything read so far is dropped: the stream starts again from the checkpoint.
         stream = MySQLBinlogStream(position: emitted, captured: stream.captured, collations: collations, mariaDB: mariaDB, byGTID: byGTID)
-        let from = byGTID ? "GTID \(emitted.gtid ?? "")" : "\(emitted.at)"
+        let from = byGTID ? (mariaDB ? "GTID \(emitted.gtid ?? "")" : "GTID set \(emitted.executed ?? "")") : "\(emitted.at)"
         context.logger.info("streaming the binlog", metadata: ["from": "\(from)", "server_id": "\(source.serverID)"])
     }
 
@@ -353,6 +370,7 @@ final class MySQLCDCReader: SourceReader {
             } else {
                 checkpoint.at = item.position.at
                 checkpoint.gtid = item.position.gtid
+                checkpoint.executed = item.position.executed
                 checkpoint.delivered = item.position.delivered
                 checkpoint.part = item.position.part
             }

@@ -76,7 +76,8 @@ public struct MySQLCDCOptions: Decodable, Sendable {
 ///
 /// The checkpoint (``MySQLCDCPosition``) is the binlog file and position after the last
 /// transaction committed downstream and the GTID position there; the stream resumes exactly
-/// there (MariaDB: after the GTID position, on whichever server of the topology `url` names),
+/// there (MariaDB: after the GTID position; MySQL: with the GTID set of everything before it,
+/// `COM_BINLOG_DUMP_GTID`; on whichever server of the topology `url` names),
 /// so nothing is read twice or skipped. A large transaction is handed over in parts,
 /// each checkpointed as its start plus the changes delivered.
 ///
@@ -127,7 +128,7 @@ public struct MySQLCDCSource: Source {
                 "Rows per snapshot chunk; each is read in its own consistent snapshot and committed, and a crash resumes after the last one."),
             OptionSpec(
                 "resume", .choice(["gtid", "position"]), default: "gtid", example: "position",
-                "How the stream finds its place again. `gtid`: after the checkpoint's GTID position, wherever the server holds it, so a pipeline follows a failover to a replica (with `log_slave_updates`; point `url` at it); MariaDB only (MySQL resumes by position). `position`: by binlog file and position on the same server."
+                "How the stream finds its place again. `gtid`: after the checkpoint's GTID position (MariaDB) or GTID set (MySQL with `gtid_mode=ON`; else by position), wherever the server holds it, so a pipeline follows a failover to a replica (with `log_slave_updates`; point `url` at it). `position`: by binlog file and position on the same server."
             ),
             OptionSpec(
                 "heartbeat", .duration, default: "100ms", example: "1s",

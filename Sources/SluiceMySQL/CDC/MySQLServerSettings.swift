@@ -102,8 +102,12 @@ enum MySQLServerSettings {
                 ? "GTIDs: the stream resumes after the checkpoint's GTID position; after a failover, point url at the new primary (a replica with log_slave_updates = ON)"
                 : "GTIDs: recorded; the stream resumes by binlog file and position (resume: position), on this server only"
         }
+        guard resume == .gtid, v["gtid_mode"]?.uppercased() == "ON" else {
+            return
+                "GTIDs: gtid_mode = \(v["gtid_mode"] ?? "?"), resume: \(resume.rawValue); the stream resumes by binlog file and position, on this server only (with gtid_mode = ON and resume: gtid it resumes by GTID set and follows a failover)"
+        }
         return
-            "GTIDs: gtid_mode = \(v["gtid_mode"] ?? "?"); the stream resumes by binlog file and position, on this server only (resuming by GTID set is not built for MySQL: after a failover, take a new snapshot with `sluice cdc resnapshot`)"
+            "GTIDs: the stream resumes with the checkpoint's GTID set (every transaction before it), wherever the server holds it; after a failover, point url at the new primary (a replica with log_replica_updates = ON)"
     }
 
     static func isMariaDB(_ v: [String: String]) -> Bool { (v["version"] ?? "").lowercased().contains("mariadb") }

@@ -131,11 +131,7 @@ enum MySQLSnapshot {
             try await c.execute("FLUSH TABLES WITH READ LOCK")
             do {
                 try await c.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-                let status = try await c.query("SHOW MASTER STATUS")
-                guard let file = status.string(0, 0), let pos = status.string(0, 1).flatMap(UInt64.init) else {
-                    throw SluiceError(.configuration, "SHOW MASTER STATUS shows no binlog: turn on log_bin", retryable: false)
-                }
-                at = BinlogCoordinates(file: file, position: pos)
+                at = try await binlogStatus(c).at
                 try await c.execute("UNLOCK TABLES")
             } catch {
                 try? await c.execute("UNLOCK TABLES")
@@ -172,6 +168,26 @@ enum MySQLSnapshot {
             }
         }
         return Chunk(changes: changes, last: last, isLast: rows.rows.count < limit, at: at)
+    }
+
+    /// The server's current binlog file and position, and on MySQL its executed GTID set there
+    /// (empty with `gtid_mode` off). `SHOW BINARY LOG STATUS` on MySQL 8.2+ (8.4 has no
+    /// `SHOW MASTER STATUS`), `SHOW MASTER STATUS` elsewhere.
+    static func binlogStatus(_ c: MySQLConnection) async throws -> (at: BinlogCoordinates, executed: String?) {
+        let statement = binlogStatusStatement(c.server.serverVersion)
+        let status = try await c.query(statement)
+        guard let file = status.string(0, 0), let pos = status.string(0, 1).flatMap(UInt64.init) else {
+            throw SluiceError(.configuration, "\(statement) shows no binlog: turn on log_bin", retryable: false)
+        }
+        return (BinlogCoordinates(file: file, position: pos), c.server.isMariaDB ? nil : status.string(0, 4))
+    }
+
+    /// The statement that shows the binlog position on a server of this version.
+    static func binlogStatusStatement(_ version: String) -> String {
+        guard !version.contains("MariaDB") else { return "SHOW MASTER STATUS" }
+        let numbers = version.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard numbers.count == 2 else { return "SHOW MASTER STATUS" }
+        return (numbers[0], numbers[1]) >= (8, 2) ? "SHOW BINARY LOG STATUS" : "SHOW MASTER STATUS"
     }
 
     static func coordinates(_ status: MySQLResultSet) throws -> BinlogCoordinates {

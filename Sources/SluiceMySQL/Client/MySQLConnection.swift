@@ -192,10 +192,13 @@ public final class MySQLConnection {
 
     /// Registers as a replica and asks for the binlog from `file` at `position`, or (MariaDB)
     /// from after the GTID position `gtid` (`domain-server-sequence` per domain, as
-    /// `gtid_binlog_pos` shows it), wherever that is in this server's files; then read it with
-    /// ``nextBinlogEvent(timeout:)``. `heartbeat`: the server sends a heartbeat event when it has
+    /// `gtid_binlog_pos` shows it), wherever that is in this server's files, or (MySQL) every
+    /// transaction the GTID set `gtidSet` does not hold (`COM_BINLOG_DUMP_GTID`); then read it
+    /// with ``nextBinlogEvent(timeout:)``. `heartbeat`: the server sends a heartbeat event when it has
     /// had nothing to send for this long.
-    public func startBinlogDump(file: String, position: UInt32, gtid: String? = nil, serverID: UInt32, heartbeat: Duration) async throws {
+    public func startBinlogDump(
+        file: String, position: UInt32, gtid: String? = nil, gtidSet: MySQLGTIDSet? = nil, serverID: UInt32, heartbeat: Duration
+    ) async throws {
         let nanoseconds = heartbeat.nanosecondCount
         // The events carry checksums when the server writes them; the client says it reads them.
         try await execute(
@@ -218,6 +221,11 @@ public final class MySQLConnection {
         try await command(MySQLCommand.registerReplica(serverID: serverID))
         let reply = try await readPacket(timeout: queryTimeout)
         if reply.first == 0xFF { throw Self.replicationError(MySQLServerError(parsing: reply, capabilities: capabilities)) }
+        if let gtidSet {
+            guard !server.isMariaDB else { throw SluiceError(.unsupported, "a MySQL GTID set cannot position a MariaDB binlog", retryable: false) }
+            try await command(MySQLCommand.binlogDumpGTID(gtids: gtidSet, serverID: serverID))
+            return
+        }
         try await command(MySQLCommand.binlogDump(file: gtid == nil ? file : "", position: gtid == nil ? position : 4, serverID: serverID))
     }
 

@@ -95,6 +95,8 @@ public enum MySQLBinlogEvent: Equatable, Sendable {
     case mariaDBGTID(domain: UInt32, sequence: UInt64, standalone: Bool)
     /// MySQL: a transaction's GTID (`uuid:number`).
     case mysqlGTID(uuid: [UInt8], number: UInt64)
+    /// MySQL: every transaction in the binlog files before this one (at each file's start).
+    case mysqlPreviousGTIDs(MySQLGTIDSet)
     /// The server had nothing to send: it has sent `file` (when named) up to the header's next position.
     case heartbeat(file: String?)
     /// MySQL 8 (`binlog_transaction_compression=ON`): a transaction's events compressed as one,
@@ -230,6 +232,11 @@ public struct MySQLBinlogDecoder {
             try r.skip(1, "GTID flags")
             let uuid = try r.bytes(16, "GTID source id")
             return .mysqlGTID(uuid: uuid, number: try r.integer(8, "GTID number"))
+        case MySQLBinlogEventType.mysqlPreviousGTIDs:
+            // A server that has ever executed a tagged GTID (8.3+) writes the set in its tagged
+            // form (format 1 in the top byte): not read, and nothing depends on it.
+            if body.count >= 8 && body[7] != 0 { return .other(type: type) }
+            return .mysqlPreviousGTIDs(try MySQLGTIDSet(decoding: body))
         case MySQLBinlogEventType.heartbeat:
             // The body names the binlog file the server has sent everything of up to the
             // header's next position.
