@@ -21,7 +21,7 @@ import Testing
         return try await source.makeReader(resumingFrom: .empty, context: context())
     }
 
-    /// `op key before after` of each change, until `count` have come (at most 30 s).
+    /// `op key before after` of each change (and `partial` when `source` says so), until `count` have come (at most 30 s).
     func changes(_ reader: any SourceReader, count: Int) async throws -> [String] {
         var out: [String] = []
         let deadline = ContinuousClock.now + .seconds(30)
@@ -33,7 +33,8 @@ import Testing
                     let c = r.column(named: name)!
                     return c.isNull(row) ? "-" : c.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
                 }
-                out.append(["op", "key", "before", "after"].map(text).joined(separator: " "))
+                let partial = text("source").contains(ChangeEnvelope.partialMarker) ? " partial" : ""
+                out.append(["op", "key", "before", "after"].map(text).joined(separator: " ") + partial)
             }
         }
         return out
@@ -59,10 +60,10 @@ import Testing
                     #"c {"id":1} - {"id":1,"n":1,"note":"one","big":"text"}"#,
                     #"c {"id":2} - {"id":2,"n":2,"note":"two","big":null}"#,
                     // The key, unchanged and not logged in the after image, is carried into it.
-                    #"u {"id":1} {"id":1} {"id":1,"n":10}"#,
+                    #"u {"id":1} {"id":1} {"id":1,"n":10} partial"#,
                     #"d {"id":2} {"id":2} -"#,
                     // NOBLOB: the unchanged TEXT column is in neither image (not null).
-                    #"u {"id":1} {"id":1,"n":10,"note":"one"} {"id":1,"n":10,"note":null}"#,
+                    #"u {"id":1} {"id":1,"n":10,"note":"one"} {"id":1,"n":10,"note":null} partial"#,
                 ], "\(read)")
         }
     }
@@ -103,5 +104,21 @@ import Testing
             }
             await reader.close()
         }
+    }
+
+    /// MySQL logs a table without a primary key with its whole before image and, under MINIMAL,
+    /// only the set columns after (MariaDB logs both whole): the columns the update did not set
+    /// are its old values, so the after image is whole, not partial. With a key, the unchanged
+    /// key is carried and the rest stays out.
+    @Test func anUpdatesUnsetColumnsAreItsOldValues() throws {
+        let int = MySQLTableShape.Column(name: "n", kind: .signed, postgresType: "integer")
+        var keyless = MySQLTableShape(database: "d", table: "t", columns: [int, int, int], key: [])
+        let start = BinlogCoordinates(file: "binlog.000001", position: 4)
+        let before: [MySQLValue?] = [.integer(1, width: 4), .integer(2, width: 4), .integer(3, width: 4)]
+        let filled = try MySQLBinlogStream.images(before, [nil, .integer(9, width: 4), nil], .update, keyless, at: start)
+        #expect(filled.after == [.integer(1, width: 4), .integer(9, width: 4), .integer(3, width: 4)])
+        keyless.key = [0]
+        let keyed = try MySQLBinlogStream.images([.integer(1, width: 4), nil, nil], [nil, .integer(9, width: 4), nil], .update, keyless, at: start)
+        #expect(keyed.after == [.integer(1, width: 4), .integer(9, width: 4), nil])
     }
 }

@@ -183,6 +183,40 @@ import Testing
         #expect(outcome == nil, "a row image that is a number is refused, not applied")
     }
 
+    /// Updates marked `source.partial` (their `after` lacks columns the source did not send):
+    /// applied to rows the table holds, keeping the columns left out, but not made into rows it
+    /// does not hold, unless another change of the key in the batch is a whole row.
+    @Test func applyMakesNoRowFromAnUpdateWithoutItsWholeRow() async throws {
+        let db = try await TestDatabase.make("partial")
+        defer { Task { await db.drop() } }
+        let state = try temporaryStateStore()
+        try await db.execute("CREATE TABLE cur (id bigint PRIMARY KEY, n bigint, m text)")
+        func change(_ op: String, _ after: String, partial: Bool) -> String {
+            #"{"op": "\#(op)", "table": "app.t", "key": null, "before": null, "after": \#(after), "source": {"db":"app"\#(partial ? ",\"partial\":true" : "")}}"#
+        }
+        _ = try await db.run(
+            try pipeline(
+                db, "partial",
+                lines: [
+                    change("c", #"{"id": 1, "n": 1, "m": "a"}"#, partial: false),
+                    // A whole row earlier in the batch: the merged image is whole.
+                    change("u", #"{"id": 1, "n": 2}"#, partial: true),
+                    // Not held, no whole image: not inserted.
+                    change("u", #"{"id": 2, "n": 5}"#, partial: true),
+                    // A whole update makes the row.
+                    change("u", #"{"id": 3, "n": 3, "m": "c"}"#, partial: false),
+                    change("u", #"{"id": 4, "n": 4}"#, partial: true),
+                    change("u", #"{"id": 4, "n": 40, "m": "d"}"#, partial: false),
+                ], sink: "table: \(db.schema).cur, mode: apply, key: [id]"), state: state)
+        #expect(try await db.rows("SELECT id, n, m FROM cur ORDER BY id") == [["1", "2", "a"], ["3", "3", "c"], ["4", "40", "d"]])
+        // A later batch: a partial update of a held row keeps the columns it leaves out.
+        _ = try await db.run(
+            try pipeline(
+                db, "partial2", lines: [change("u", #"{"id": 3, "m": "z"}"#, partial: true), change("u", #"{"id": 2, "m": "y"}"#, partial: true)],
+                sink: "table: \(db.schema).cur, mode: apply, key: [id]"), state: state)
+        #expect(try await db.rows("SELECT id, n, m FROM cur ORDER BY id") == [["1", "2", "a"], ["3", "3", "z"], ["4", "40", "d"]])
+    }
+
     @Test func schemaEvolutionAddsAndWidensColumnsInTheLoadTransaction() async throws {
         let db = try await TestDatabase.make("evolve")
         defer { Task { await db.drop() } }

@@ -262,7 +262,9 @@ struct MySQLBinlogStream {
             case .update: op = "u"
             case .delete: op = "d"
             }
-            add(MySQLChange(op: op, table: table, key: key, before: beforeJSON, after: afterJSON, types: types))
+            var change = MySQLChange(op: op, table: table, key: key, before: beforeJSON, after: afterJSON, types: types)
+            change.partial = after?.contains(where: { $0 == nil }) ?? false
+            add(change)
         }
     }
 
@@ -270,9 +272,11 @@ struct MySQLBinlogStream {
     /// the binlog's. With MINIMAL or NOBLOB (set for the server or by a session) a column is
     /// absent from an image when the server did not log it, and is left out of the event, not
     /// set to null: a before image may hold only the key, and an update's after image only the
-    /// columns it set (`mode: apply` keeps the others, as for an unchanged TOAST value). The key
-    /// columns an update did not set are unchanged, and are carried into its after image from
-    /// its before image, so every change names its key. What the binlog does not carry is
+    /// columns it set (`mode: apply` keeps the others, as for an unchanged TOAST value). The
+    /// columns an update did not set are unchanged, and are carried into its after image from its
+    /// before image where that has them (the key; all columns of a table without a key, whose
+    /// before image is whole), so every change names its key. An after image still without
+    /// some columns is marked `partial`. What the binlog does not carry is
     /// refused rather than guessed: an insert without some of its columns (they took the
     /// server's defaults, which are not logged), and an update that moves a row to a new key
     /// without the columns it did not set (the new key's row is not in the log).
@@ -292,7 +296,9 @@ struct MySQLBinlogStream {
                 retryable: false)
         case (.update, var filled?, let before?):
             let moved = shape.key.filter { c in c < filled.count && c < before.count && filled[c] != nil && before[c] != nil && filled[c] != before[c] }
-            for c in shape.key where c < filled.count && c < before.count && filled[c] == nil { filled[c] = before[c] }
+            // A column the update did not set is unchanged: its old value, where the before image
+            // has it (the key; every column of a table without one), is its new value too.
+            for c in filled.indices where c < before.count && filled[c] == nil { filled[c] = before[c] }
             let missing = filled.indices.filter { filled[$0] == nil }
             if !moved.isEmpty && !missing.isEmpty {
                 throw SluiceError(

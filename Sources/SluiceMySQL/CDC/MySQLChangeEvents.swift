@@ -10,6 +10,9 @@ struct MySQLChange: Sendable, Equatable {
     var after: [UInt8]?
     /// `{"column":"postgres type",…}` of its table (`source.column_types`).
     var types: [UInt8]?
+    /// Its `after` lacks columns the server did not log (`binlog_row_image` MINIMAL or NOBLOB):
+    /// `source.partial`, so that `mode: apply` does not take it for a whole row.
+    var partial = false
 }
 
 /// A committed transaction's changes (or a snapshot chunk's rows, or a part of a large
@@ -78,11 +81,9 @@ enum MySQLChangeEvents {
                 if let key = c.key { b[2].appendBytes(key) } else { b[2].appendNull() }
                 if let before = c.before { b[3].appendBytes(before) } else { b[3].appendNull() }
                 if let after = c.after { b[4].appendBytes(after) } else { b[4].appendNull() }
-                if let types = c.types, typed.insert(c.table).inserted {
-                    b[5].appendBytes(sourceJSON(t, table: c.table, types: types))
-                } else {
-                    b[5].appendBytes(source)
-                }
+                var changeSource = source
+                if let types = c.types, typed.insert(c.table).inserted { changeSource = sourceJSON(t, table: c.table, types: types) }
+                b[5].appendBytes(c.partial ? ChangeEnvelope.markedPartial(changeSource) : changeSource)
                 b[6].append(string: t.start.file)
                 b[7].append(Int64(t.start.position))
                 if let gtid = t.gtid { b[8].append(string: gtid) } else { b[8].appendNull() }

@@ -27,8 +27,10 @@ enum MySQLServerSettings {
         if v["binlog_format"]?.uppercased() != "ROW" {
             problems.append("binlog_format is \(v["binlog_format"] ?? "?"), and CDC needs row events: SET GLOBAL binlog_format = 'ROW' (and in my.cnf)")
         }
-        if let image = v["binlog_row_image"], !["FULL", "MINIMAL", "NOBLOB"].contains(image.uppercased()) {
-            problems.append("binlog_row_image is \(image), which Sluice does not know: SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf)")
+        if !["FULL", "MINIMAL", "NOBLOB", "FULL_NODUP"].contains(v["binlog_row_image"]?.uppercased() ?? "") {
+            problems.append(
+                "binlog_row_image is \(v["binlog_row_image"] ?? "not shown by this server"), which Sluice does not know: SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf)"
+            )
         }
         if v["binlog_row_metadata"]?.uppercased() != "FULL" {
             problems.append(
@@ -78,11 +80,11 @@ enum MySQLServerSettings {
                 "the server keeps binlogs for only \(retention) s: a pipeline stopped longer than that loses its place and needs a new snapshot; SET GLOBAL binlog_expire_logs_seconds = 604800 keeps a week"
             )
         }
-        // MINIMAL and NOBLOB images leave columns out: what is left is exact, what is missing
+        // MINIMAL, NOBLOB (and MariaDB's FULL_NODUP after images) leave columns out: what is left is exact, what is missing
         // from an insert (or from a row moved to a new key) is not in the binlog at all.
-        if let image = v["binlog_row_image"], ["MINIMAL", "NOBLOB"].contains(image.uppercased()) {
+        if let image = v["binlog_row_image"], ["MINIMAL", "NOBLOB", "FULL_NODUP"].contains(image.uppercased()) {
             out.append(
-                "binlog_row_image is \(image): updates and deletes carry only the columns the server logged (the others are left out of before and after, and mode: apply keeps them), but an insert that leaves a column to its default, or an update that changes a row's key without setting every column, stops the pipeline, because the binlog does not carry those values; SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf) avoids that"
+                "binlog_row_image is \(image): updates carry only the columns the server logged (the others are left out of after, and mode: apply keeps them, but does not insert a row it does not hold from such an update), and an insert that leaves a column to its default, or an update that changes a row's key without setting every column, stops the pipeline, because the binlog does not carry those values; SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf) avoids that"
             )
         }
         // Resuming by GTID takes each domain's latest GTID as the place: right when sequence

@@ -40,6 +40,8 @@ enum ChangeEvents {
         /// For a snapshot read (`r`): the epoch of the slot's snapshots (``CDCPosition/epoch``),
         /// rendered as `source.snapshot_epoch`.
         var snapshotEpoch: UInt64? = nil
+        /// Its `after` lacks an unchanged TOASTed value (``ChangeEnvelope/partialMarker``).
+        var partial = false
     }
 
     /// The JSON object of the relation's column types that ``PgTypeName`` knows (nil if none).
@@ -144,9 +146,10 @@ enum ChangeEvents {
                 if let types = c.types, typed.insert(c.table).inserted {
                     // `{"db":…,"table":"t","column_types":{…},"lsn":…}` for the table's first change.
                     let cut = source.count - tail.count
-                    b[5].appendBytes(Array(source[..<cut]) + Array(",\"column_types\":".utf8) + types + Array(source[cut...]))
+                    let typedSource = Array(source[..<cut]) + Array(",\"column_types\":".utf8) + types + Array(source[cut...])
+                    b[5].appendBytes(c.partial ? ChangeEnvelope.markedPartial(typedSource) : typedSource)
                 } else {
-                    b[5].appendBytes(source)
+                    b[5].appendBytes(c.partial ? ChangeEnvelope.markedPartial(source) : source)
                 }
                 b[6].append(string: lsn)
                 b[7].append(Int64(t.xid))

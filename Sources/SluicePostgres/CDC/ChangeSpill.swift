@@ -135,7 +135,8 @@ final class ChangeSpill: @unchecked Sendable {
         bytes(c.after)
         bytes(c.types)
         integer(Int64(c.seq))
-        out.append(c.snapshotEpoch == nil ? 0 : 1)
+        // Flags: 1 a snapshot epoch follows (else zeros), 2 the change is partial.
+        out.append((c.snapshotEpoch == nil ? 0 : 1) | (c.partial ? 2 : 0))
         integer(c.snapshotEpoch ?? 0)
         let length = UInt32(out.count - start)
         withUnsafeBytes(of: length.littleEndian) { out.replaceSubrange(start..<start + 4, with: $0) }
@@ -168,11 +169,12 @@ final class ChangeSpill: @unchecked Sendable {
             let table = String(decoding: bytes() ?? [], as: UTF8.self)
             let key = bytes(), before = bytes(), after = bytes(), types = bytes()
             let seq = Int(integer(Int64.self))
-            let hasEpoch = raw[at] == 1
+            let flags = raw[at]
             at += 1
             let epoch = integer(UInt64.self)
             var change = ChangeEvents.Change(op: op, table: table, key: key, before: before, after: after, seq: seq, types: types)
-            change.snapshotEpoch = hasEpoch ? epoch : nil
+            change.snapshotEpoch = flags & 1 != 0 ? epoch : nil
+            change.partial = flags & 2 != 0
             return (change, length)
         }
     }

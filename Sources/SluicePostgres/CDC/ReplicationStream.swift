@@ -129,11 +129,12 @@ struct ReplicationStream {
         guard let seq = open!.number() else { return (relation, table, after) }
         let keySource = after ?? before
         let key = relation.columns.contains(where: \.isKey) ? keySource.map { ChangeEvents.json($0, relation: relation, keyOnly: true) } : nil
-        let change = ChangeEvents.Change(
+        var change = ChangeEvents.Change(
             op: op, table: table, key: key,
             before: before.map { ChangeEvents.json($0, relation: relation) },
             after: after.map { ChangeEvents.json($0, relation: relation) },
             seq: seq, types: columnTypes[oid] ?? nil)
+        change.partial = after?.contains(.unchangedToast) ?? false
         if open!.keep(change, spillingAt: Self.spillChanges, bytes: Self.spillBytes) { try spillOpen() }
         return (relation, table, after)
     }

@@ -39,6 +39,10 @@ extension PostgresSinkWriter {
         let afters = batch.column(named: "after")!
         // Text row images only (events from elsewhere may type the column otherwise: the server reads those).
         let imagesAreText = afters.type == .json || afters.type == .string
+        // Tables with updates whose `after` is not a whole row (`source.partial`).
+        let sources = batch.column(named: "source").flatMap { $0.type == .json || $0.type == .string ? $0 : nil }
+        let marker = Array(ChangeEnvelope.partialMarker.utf8)
+        var partial: Set<String> = []
         for row in 0..<batch.count {
             let table = tables.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
             if lastTruncate[table] == nil {
@@ -47,13 +51,14 @@ extension PostgresSinkWriter {
                 carried[table] = Set<String>()
             }
             if ops.withBytes(at: row, { $0.count == 1 && $0[0] == UInt8(ascii: "t") }) { lastTruncate[table] = row }
+            if let sources, !sources.isNull(row), sources.withBytes(at: row, { Self.contains($0, marker) }) { partial.insert(table) }
             if !imagesAreText {
                 carried[table] = .some(nil)
             } else if !afters.isNull(row), var keys = carried[table] ?? nil {
                 carried[table] = afters.withBytes(at: row) { JSONTopLevelKeys.keys($0, into: &keys) } ? keys : nil
             }
         }
-        try session.execute("CREATE TEMP TABLE IF NOT EXISTS sluice_net (k jsonb, final text, r jsonb); TRUNCATE pg_temp.sluice_net")
+        try session.execute("CREATE TEMP TABLE IF NOT EXISTS sluice_net (k jsonb, final text, r jsonb, whole boolean); TRUNCATE pg_temp.sluice_net")
         for source in order {
             let target = try applyTarget(for: source)
             var described = try describeApplyTarget(target, source: source, session: session)
@@ -63,7 +68,7 @@ extension PostgresSinkWriter {
                 try session.execute("TRUNCATE \(SQLText.qualified(target))")
                 logger.info("table truncated at the source; emptied", metadata: ["table": "\(target)"])
             }
-            try applyNetEffect(target, described, source: source, after: after, session: session)
+            try applyNetEffect(target, described, source: source, after: after, partial: partial.contains(source), session: session)
         }
         try session.execute("TRUNCATE pg_temp.sluice_stage")
         return []
@@ -231,7 +236,12 @@ extension PostgresSinkWriter {
     /// (`pg_temp.sluice_net`) and applies it to `target`. Row images are merged only for keys
     /// whose last change is not a delete, and only where a key has several since its last
     /// delete or whole row (`live`, `n > 1`): a key changed once in the batch keeps its image.
-    func applyNetEffect(_ target: QualifiedName, _ described: ApplyTarget, source: String, after: Int, session: PostgresSession) throws {
+    /// With `partial` (the batch has updates of this table marked `source.partial`), a key the
+    /// target does not hold is inserted only if one of its images is a whole row: an update
+    /// without the columns it left unchanged cannot make the row (a snapshot read brings it).
+    func applyNetEffect(_ target: QualifiedName, _ described: ApplyTarget, source: String, after: Int, partial: Bool, session: PostgresSession) throws {
+        // Whether a change's image is a whole row: not an update marked partial.
+        let whole = partial ? "(op <> 'u' OR strpos(source::text, \(SQLText.literal(ChangeEnvelope.partialMarker))) = 0)" : "true"
         let keyOf = { (json: String) in
             "jsonb_build_object(" + described.key.map { "\(SQLText.literal($0)), \(json)->\(SQLText.literal($0))" }.joined(separator: ", ") + ")"
         }
@@ -240,29 +250,29 @@ extension PostgresSinkWriter {
         try session.query(
             """
             WITH ev AS (
-                SELECT sluice_row, op, before::jsonb AS b, after::jsonb AS a FROM pg_temp.sluice_stage
+                SELECT sluice_row, op, before::jsonb AS b, after::jsonb AS a, \(whole) AS whole FROM pg_temp.sluice_stage
                 WHERE "table" = $1 AND sluice_row > $2::int4 AND op IN ('c', 'r', 'u', 'd')
             ), touch AS (
-                SELECT sluice_row * 2 AS pos, \(keyOf("b")) AS k, 'd' AS kind, NULL::jsonb AS r FROM ev WHERE op = 'd'
+                SELECT sluice_row * 2 AS pos, \(keyOf("b")) AS k, 'd' AS kind, NULL::jsonb AS r, NULL::boolean AS whole FROM ev WHERE op = 'd'
                 UNION ALL
-                SELECT sluice_row * 2, \(keyOf("b")), 'd', NULL FROM ev WHERE op = 'u' AND b IS NOT NULL AND \(keyOf("b")) <> \(keyOf("a"))
+                SELECT sluice_row * 2, \(keyOf("b")), 'd', NULL, NULL FROM ev WHERE op = 'u' AND b IS NOT NULL AND \(keyOf("b")) <> \(keyOf("a"))
                 UNION ALL
-                SELECT sluice_row * 2 + 1, \(keyOf("a")), CASE WHEN op = 'u' THEN 'u' ELSE 'i' END, a FROM ev WHERE op <> 'd'
+                SELECT sluice_row * 2 + 1, \(keyOf("a")), CASE WHEN op = 'u' THEN 'u' ELSE 'i' END, a, whole FROM ev WHERE op <> 'd'
             ), w AS (
-                SELECT k, pos, kind, r,
+                SELECT k, pos, kind, r, whole,
                     first_value(kind) OVER (PARTITION BY k ORDER BY pos DESC) AS final,
                     max(pos) FILTER (WHERE kind IN ('d', 'i')) OVER (PARTITION BY k) AS at
                 FROM touch
             ), live AS (
-                SELECT k, pos, r, count(*) OVER (PARTITION BY k) AS n FROM w
+                SELECT k, pos, r, whole, count(*) OVER (PARTITION BY k) AS n FROM w
                 WHERE final <> 'd' AND kind <> 'd' AND pos >= coalesce(at, -1)
             )
-            INSERT INTO pg_temp.sluice_net (k, final, r)
-            SELECT DISTINCT k, 'd', NULL::jsonb FROM w WHERE final = 'd'
+            INSERT INTO pg_temp.sluice_net (k, final, r, whole)
+            SELECT DISTINCT k, 'd', NULL::jsonb, NULL::boolean FROM w WHERE final = 'd'
             UNION ALL
-            SELECT k, 'u', r FROM live WHERE n = 1
+            SELECT k, 'u', r, whole FROM live WHERE n = 1
             UNION ALL
-            SELECT v.k, 'u', jsonb_object_agg(e.key, e.value ORDER BY v.pos) FROM live v, jsonb_each(v.r) e WHERE v.n > 1 GROUP BY v.k
+            SELECT v.k, 'u', jsonb_object_agg(e.key, e.value ORDER BY v.pos), bool_or(v.whole) FROM live v, jsonb_each(v.r) e WHERE v.n > 1 GROUP BY v.k
             """, [source, String(after)])
         let table = SQLText.qualified(target)
         let match = described.key.map { "t.\(SQLText.identifier($0)) = r.\(SQLText.identifier($0))" }.joined(separator: " AND ")
@@ -288,8 +298,31 @@ extension PostgresSinkWriter {
         try session.execute(
             """
             INSERT INTO \(table) (\(all)) SELECT \(allFromR) FROM pg_temp.sluice_net n CROSS JOIN LATERAL jsonb_populate_record(NULL::\(table), n.r) r
-            WHERE n.final = 'u' AND NOT EXISTS (SELECT 1 FROM \(table) t WHERE \(match))
+            WHERE n.final = 'u' AND n.whole AND NOT EXISTS (SELECT 1 FROM \(table) t WHERE \(match))
             """)
+        if partial {
+            let left = try session.query(
+                """
+                SELECT count(*) FROM pg_temp.sluice_net n CROSS JOIN LATERAL jsonb_populate_record(NULL::\(table), n.k) r
+                WHERE n.final = 'u' AND NOT n.whole AND NOT EXISTS (SELECT 1 FROM \(table) t WHERE \(match))
+                """)
+            if let count = left.string(0, 0).flatMap(Int.init), count > 0 {
+                logger.warning(
+                    "updates of rows the table does not hold came without their whole row (columns the source did not send: unchanged TOAST values, MySQL binlog_row_image MINIMAL or NOBLOB): those rows were not inserted; a snapshot read brings them",
+                    metadata: ["table": "\(target)", "rows": "\(count)"])
+            }
+        }
         try session.execute("TRUNCATE pg_temp.sluice_net")
+    }
+
+    /// Whether `bytes` contain `marker` (a few hundred bytes of `source`: a plain scan).
+    static func contains(_ bytes: UnsafeBufferPointer<UInt8>, _ marker: [UInt8]) -> Bool {
+        guard let first = marker.first, bytes.count >= marker.count else { return false }
+        var i = 0
+        while i + marker.count <= bytes.count {
+            if bytes[i] == first, marker.indices.allSatisfy({ bytes[i + $0] == marker[$0] }) { return true }
+            i += 1
+        }
+        return false
     }
 }
