@@ -123,7 +123,9 @@ let package = Package(
         ),
         .target(
             name: "SluiceMySQLProtocol",
-            dependencies: ["CZlib", "CZstd", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "CZlib", "CZstd", .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

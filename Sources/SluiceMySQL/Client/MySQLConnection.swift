@@ -3,8 +3,9 @@ import NIOSSL
 import SluiceCore
 
 /// A client session with a MySQL or MariaDB server over its client/server protocol: the
-/// handshake (TLS as the URL asks, `mysql_native_password`, `caching_sha2_password`),
-/// text-protocol queries, and the binlog stream of a replica (``startBinlogDump(file:position:serverID:)``).
+/// handshake (TLS as the URL asks, `mysql_native_password`, `caching_sha2_password` with its
+/// RSA-encrypted full login when there is no TLS), text-protocol queries, and the binlog stream
+/// of a replica (``startBinlogDump(file:position:gtid:gtidSet:serverID:heartbeat:)``).
 ///
 /// One caller at a time: a connection is a sequence of commands, each answered in turn.
 public final class MySQLConnection {
@@ -86,6 +87,8 @@ public final class MySQLConnection {
     /// Answers the server's authentication replies until it accepts or refuses.
     private func authenticate(plugin initialPlugin: String, scramble initialScramble: [UInt8], timeout: Duration) async throws {
         var plugin = initialPlugin, scramble = initialScramble
+        // Asked the server for its RSA public key (a full caching_sha2_password login without TLS).
+        var awaitingKey = false
         for _ in 0..<8 {
             let packet = try await readPacket(timeout: timeout)
             switch try MySQLAuthReply(parsing: packet, capabilities: capabilities) {
@@ -113,17 +116,26 @@ public final class MySQLConnection {
                 guard plugin == "caching_sha2_password", let status = data.first else {
                     throw MySQLProtocolError("unexpected authentication data for \(plugin)", at: 0)
                 }
+                if awaitingKey {
+                    // The server's public key (PEM): the password goes encrypted with it.
+                    awaitingKey = false
+                    let pem = String(decoding: data, as: UTF8.self)
+                    try await writePacket(try MySQLAuthentication.rsaEncryptedPassword(url.password, scramble: scramble, publicKeyPEM: pem))
+                    continue
+                }
                 switch status {
                 case 3:  // fast authentication succeeded; an OK follows
                     continue
-                case 4:  // full authentication: the password itself, which only TLS may carry here
-                    guard isTLS else {
-                        throw SluiceError(
-                            .configuration,
-                            "the MySQL server wants the full password of \(url.user) (caching_sha2_password, not cached yet), which Sluice sends only over TLS: use tls=require, or log in once with the mysql client so the server caches it",
-                            retryable: false)
+                case 4:
+                    // Full authentication (the password is not cached on the server yet): the
+                    // password itself over TLS; without TLS, encrypted with the server's RSA
+                    // key, which is asked for first (byte 2).
+                    if isTLS {
+                        try await writePacket(Array(url.password.utf8) + [0])
+                    } else {
+                        awaitingKey = true
+                        try await writePacket([0x02])
                     }
-                    try await writePacket(Array(url.password.utf8) + [0])
                 default:
                     throw MySQLProtocolError("caching_sha2_password status \(status)", at: 0)
                 }

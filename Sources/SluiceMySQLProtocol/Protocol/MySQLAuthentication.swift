@@ -1,4 +1,6 @@
 import Crypto
+import CryptoExtras
+import Foundation
 
 /// The password scrambles of the authentication methods Sluice speaks. Each answers the server's
 /// 20-byte challenge without sending the password; an empty password answers with no bytes.
@@ -30,5 +32,32 @@ public enum MySQLAuthentication {
         case "mysql_clear_password": Array(password.utf8) + [0]
         default: nil
         }
+    }
+
+    /// The password as `caching_sha2_password` sends it in full over a connection without TLS:
+    /// its bytes and a NUL, XORed with the 20-byte scramble (repeated), encrypted with the
+    /// server's RSA public key (PEM, as the server sends it when asked with byte 2) and
+    /// RSA-OAEP padding with SHA-1, as MySQL 8.0.5 and later decrypt it.
+    public static func rsaEncryptedPassword(_ password: String, scramble: [UInt8], publicKeyPEM: String) throws -> [UInt8] {
+        let key: _RSA.Encryption.PublicKey
+        do {
+            // The server's key, whatever its size (the default is 2048 bits).
+            key = try _RSA.Encryption.PublicKey(unsafePEMRepresentation: publicKeyPEM)
+        } catch {
+            throw MySQLProtocolError("the server's RSA public key cannot be read (\(error)): \(publicKeyPEM.prefix(40))…", at: 0)
+        }
+        let plain = xorScramble(password, scramble: scramble)
+        guard plain.count <= key.maximumEncryptSize(with: .PKCS1_OAEP) else {
+            throw MySQLProtocolError("a password of \(plain.count - 1) bytes does not fit the server's \(key.keySizeInBits)-bit RSA key", at: 0)
+        }
+        return Array(try key.encrypt(plain, padding: .PKCS1_OAEP))
+    }
+
+    /// The password's bytes and a NUL, XORed with the scramble (its first 20 bytes, repeated).
+    public static func xorScramble(_ password: String, scramble: [UInt8]) -> [UInt8] {
+        let seed = Array(scramble.prefix(20))
+        let plain = Array(password.utf8) + [0]
+        guard !seed.isEmpty else { return plain }
+        return plain.enumerated().map { $0.element ^ seed[$0.offset % seed.count] }
     }
 }
