@@ -106,6 +106,29 @@ import Testing
         }
     }
 
+    /// MariaDB logs a REPLACE that replaces a row, under MINIMAL, as an update of the columns it
+    /// names, while the others took their defaults: its SQL (the ANNOTATE_ROWS event) gives it
+    /// away, and it is refused. An INSERT … ON DUPLICATE KEY UPDATE keeps the others, and passes.
+    @Test func aReplaceLoggedAsAPartialUpdateIsRefused() async throws {
+        try await TestMySQLDatabase.with("images") { db in
+            try await db.execute("CREATE TABLE r (id INT PRIMARY KEY, n INT, m INT DEFAULT 5)")
+            let reader = try await reader(db, "r")
+            try await db.execute(
+                "INSERT INTO r VALUES (1, 1, 1)", "SET SESSION binlog_row_image = 'MINIMAL'",
+                "INSERT INTO r (id, n) VALUES (1, 2) ON DUPLICATE KEY UPDATE n = 3")
+            let read = try await changes(reader, count: 2)
+            #expect(read.last == #"u {"id":1} {"id":1} {"id":1,"n":3} partial"#, "\(read)")
+            try await db.execute("SET SESSION binlog_row_image = 'MINIMAL'", "/* app */ REPLACE INTO r (id, n) VALUES (1, 7)")
+            await #expect {
+                _ = try await self.changes(reader, count: 1)
+            } throws: { error in
+                let message = (error as? SluiceError)?.message ?? ""
+                return message.contains("a REPLACE into \(db.name).r at ") && message.contains("the others (m) took their defaults")
+            }
+            await reader.close()
+        }
+    }
+
     /// MySQL logs a table without a primary key with its whole before image and, under MINIMAL,
     /// only the set columns after (MariaDB logs both whole): the columns the update did not set
     /// are its old values, so the after image is whole, not partial. With a key, the unchanged

@@ -34,6 +34,10 @@ struct MySQLBinlogStream {
     var domains: [UInt32: String] = [:]
     /// MySQL: the GTID set of every transaction before the open one (nil: not known yet).
     var executed: MySQLGTIDSet?
+    /// MariaDB: whether the current statement (its `ANNOTATE_ROWS` SQL) is a REPLACE, which
+    /// MariaDB logs under MINIMAL as an update of the columns it names while the others took
+    /// their defaults.
+    var replacing = false
     /// Table maps of captured tables by table id, and their shapes.
     var shapes: [UInt64: (map: MySQLTableMap, shape: MySQLTableShape)] = [:]
     /// Shapes met since the reader last took them (for the schema registry), in order.
@@ -122,6 +126,10 @@ struct MySQLBinlogStream {
             open = Open(start: start, gtid: "\(id):\(number)", serverID: header.serverID, timestamp: header.timestamp)
             open!.sourceGTID = (uuid, number)
             beginSkip()
+            return .none
+        case let .mariaDBAnnotateRows(sql):
+            let upper = Self.withoutLeadingComments(sql).prefix(4096).uppercased()
+            replacing = upper.hasPrefix("REPLACE") || (upper.hasPrefix("LOAD") && upper.contains(" REPLACE "))
             return .none
         case let .mysqlPreviousGTIDs(set):
             // Every transaction of the files before this one: all before this place. Added to
@@ -249,7 +257,7 @@ struct MySQLBinlogStream {
         let table = shape.name
         let types = shape.columnTypes
         for row in rows.rows {
-            let (before, after) = try Self.images(row.before, row.after, rows.kind, shape, at: start)
+            let (before, after) = try Self.images(row.before, row.after, rows.kind, shape, at: start, replacing: replacing)
             let beforeJSON = try before.map { try MySQLRowRenderer.json($0, shape) }
             let afterJSON = try after.map { try MySQLRowRenderer.json($0, shape) }
             // The key of the row as it is now (its old key for a delete). An update that changes
@@ -278,10 +286,12 @@ struct MySQLBinlogStream {
     /// before image is whole), so every change names its key. An after image still without
     /// some columns is marked `partial`. What the binlog does not carry is
     /// refused rather than guessed: an insert without some of its columns (they took the
-    /// server's defaults, which are not logged), and an update that moves a row to a new key
-    /// without the columns it did not set (the new key's row is not in the log).
+    /// server's defaults, which are not logged), an update that moves a row to a new key
+    /// without the columns it did not set (the new key's row is not in the log), and (MariaDB,
+    /// `replacing`) a REPLACE logged as an update without the columns it reset to defaults.
     static func images(
-        _ before: [MySQLValue?]?, _ after: [MySQLValue?]?, _ kind: MySQLRowsEvent.Kind, _ shape: MySQLTableShape, at start: BinlogCoordinates
+        _ before: [MySQLValue?]?, _ after: [MySQLValue?]?, _ kind: MySQLRowsEvent.Kind, _ shape: MySQLTableShape, at start: BinlogCoordinates,
+        replacing: Bool = false
     ) throws -> (before: [MySQLValue?]?, after: [MySQLValue?]?) {
         guard after?.contains(where: { $0 == nil }) == true || before?.contains(where: { $0 == nil }) == true else { return (before, after) }
         func names(_ columns: [Int]) -> String { columns.map { shape.columns[$0].name }.joined(separator: ", ") }
@@ -300,6 +310,13 @@ struct MySQLBinlogStream {
             // has it (the key; every column of a table without one), is its new value too.
             for c in filled.indices where c < before.count && filled[c] == nil { filled[c] = before[c] }
             let missing = filled.indices.filter { filled[$0] == nil }
+            if replacing && !missing.isEmpty {
+                // The columns it does not name were reset to their defaults, not kept.
+                throw SluiceError(
+                    .unsupported,
+                    "a REPLACE into \(shape.name) at \(start) replaced a row, and MariaDB logged it as an update of the columns it names; the others (\(names(missing))) took their defaults, which the binlog does not carry (binlog_row_image is MINIMAL or NOBLOB); \(fix)",
+                    retryable: false)
+            }
             if !moved.isEmpty && !missing.isEmpty {
                 throw SluiceError(
                     .unsupported,
@@ -319,6 +336,7 @@ struct MySQLBinlogStream {
     }
 
     mutating func commit(at end: BinlogCoordinates, timestamp: UInt32) {
+        replacing = false
         guard var t = open else { return }
         open = nil
         t.timestamp = timestamp

@@ -213,9 +213,10 @@ public final class MySQLConnection {
     ) async throws {
         let nanoseconds = heartbeat.nanosecondCount
         // The events carry checksums when the server writes them; the client says it reads them.
+        // MySQL 8.0.26+ reads the `source_` names, older servers and MariaDB the `master_` ones.
         try await execute(
-            "SET @master_binlog_checksum = @@global.binlog_checksum",
-            "SET @master_heartbeat_period = \(nanoseconds)")
+            "SET @master_binlog_checksum = @@global.binlog_checksum, @source_binlog_checksum = @@global.binlog_checksum",
+            "SET @master_heartbeat_period = \(nanoseconds), @source_heartbeat_period = \(nanoseconds)")
         if server.isMariaDB {
             // 4: MariaDB's GTID events and annotate rows are understood (MARIA_SLAVE_CAPABILITY_GTID).
             try await execute("SET @mariadb_slave_capability = 4")
@@ -238,7 +239,9 @@ public final class MySQLConnection {
             try await command(MySQLCommand.binlogDumpGTID(gtids: gtidSet, serverID: serverID))
             return
         }
-        try await command(MySQLCommand.binlogDump(file: gtid == nil ? file : "", position: gtid == nil ? position : 4, serverID: serverID))
+        try await command(
+            MySQLCommand.binlogDump(
+                file: gtid == nil ? file : "", position: gtid == nil ? position : 4, serverID: serverID, annotate: server.isMariaDB))
     }
 
     /// The next binlog event (header, body and checksum). Throws the server's error (a binlog

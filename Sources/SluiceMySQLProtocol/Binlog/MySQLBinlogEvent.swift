@@ -97,6 +97,8 @@ public enum MySQLBinlogEvent: Equatable, Sendable {
     case mysqlGTID(uuid: [UInt8], number: UInt64)
     /// MySQL: every transaction in the binlog files before this one (at each file's start).
     case mysqlPreviousGTIDs(MySQLGTIDSet)
+    /// MariaDB: the SQL of the statement whose row events follow (`ANNOTATE_ROWS`).
+    case mariaDBAnnotateRows(sql: String)
     /// The server had nothing to send: it has sent `file` (when named) up to the header's next position.
     case heartbeat(file: String?)
     /// MySQL 8 (`binlog_transaction_compression=ON`): a transaction's events compressed as one,
@@ -237,6 +239,8 @@ public struct MySQLBinlogDecoder {
             // form (format 1 in the top byte): not read, and nothing depends on it.
             if body.count >= 8 && body[7] != 0 { return .other(type: type) }
             return .mysqlPreviousGTIDs(try MySQLGTIDSet(decoding: body))
+        case MySQLBinlogEventType.mariaDBAnnotateRows:
+            return .mariaDBAnnotateRows(sql: String(decoding: body, as: UTF8.self))
         case MySQLBinlogEventType.heartbeat:
             // The body names the binlog file the server has sent everything of up to the
             // header's next position.

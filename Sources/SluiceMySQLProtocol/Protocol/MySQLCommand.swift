@@ -27,11 +27,14 @@ public enum MySQLCommand {
 
     /// `COM_BINLOG_DUMP`: stream the binlog from `file` at `position`. With an empty file name
     /// and a MariaDB server told `@slave_connect_state`, it streams from that GTID position.
-    public static func binlogDump(file: String, position: UInt32, serverID: UInt32) -> [UInt8] {
+    /// `annotate` (MariaDB): send each row statement's SQL first (`ANNOTATE_ROWS` events, flag
+    /// `BINLOG_SEND_ANNOTATE_ROWS_EVENT`), where the server logs it.
+    public static func binlogDump(file: String, position: UInt32, serverID: UInt32, annotate: Bool = false) -> [UInt8] {
         var w = MySQLByteWriter()
         w.integer(0x12, 1)
         w.integer(UInt64(position), 4)
-        w.integer(0, 2)  // flags: block at the end of the binlog (no BINLOG_DUMP_NON_BLOCK)
+        // Flags: block at the end of the binlog (no BINLOG_DUMP_NON_BLOCK); 2 asks for annotations.
+        w.integer(annotate ? 0x02 : 0, 2)
         w.integer(UInt64(serverID), 4)
         w.append(Array(file.utf8))
         return w.bytes
