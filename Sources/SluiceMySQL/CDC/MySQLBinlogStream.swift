@@ -34,10 +34,10 @@ struct MySQLBinlogStream {
     var domains: [UInt32: String] = [:]
     /// MySQL: the GTID set of every transaction before the open one (nil: not known yet).
     var executed: MySQLGTIDSet?
-    /// MariaDB: whether the current statement (its `ANNOTATE_ROWS` SQL) is a REPLACE, which
-    /// MariaDB logs under MINIMAL as an update of the columns it names while the others took
-    /// their defaults.
-    var replacing = false
+    /// MariaDB: the SQL of the current row statement (`ANNOTATE_ROWS`). Read only when an
+    /// update comes without some columns: a REPLACE is logged so under MINIMAL, as an update of
+    /// the columns it names, while the others took their defaults.
+    var annotation: [UInt8]?
     /// Table maps of captured tables by table id, and their shapes.
     var shapes: [UInt64: (map: MySQLTableMap, shape: MySQLTableShape)] = [:]
     /// Shapes met since the reader last took them (for the schema registry), in order.
@@ -128,8 +128,7 @@ struct MySQLBinlogStream {
             beginSkip()
             return .none
         case let .mariaDBAnnotateRows(sql):
-            let upper = Self.withoutLeadingComments(sql).prefix(4096).uppercased()
-            replacing = upper.hasPrefix("REPLACE") || (upper.hasPrefix("LOAD") && upper.contains(" REPLACE "))
+            annotation = sql
             return .none
         case let .mysqlPreviousGTIDs(set):
             // Every transaction of the files before this one: all before this place. Added to
@@ -256,8 +255,13 @@ struct MySQLBinlogStream {
     mutating func addRows(_ rows: MySQLRowsEvent, _ shape: MySQLTableShape, at start: BinlogCoordinates) throws {
         let table = shape.name
         let types = shape.columnTypes
+        // Read from the statement's SQL the first time an update lacks columns.
+        var replacing: Bool?
         for row in rows.rows {
-            let (before, after) = try Self.images(row.before, row.after, rows.kind, shape, at: start, replacing: replacing)
+            if replacing == nil, rows.kind == .update, row.after?.contains(where: { $0 == nil }) == true {
+                replacing = annotation.map(Self.isReplace) ?? false
+            }
+            let (before, after) = try Self.images(row.before, row.after, rows.kind, shape, at: start, replacing: replacing ?? false)
             let beforeJSON = try before.map { try MySQLRowRenderer.json($0, shape) }
             let afterJSON = try after.map { try MySQLRowRenderer.json($0, shape) }
             // The key of the row as it is now (its old key for a delete). An update that changes
@@ -336,7 +340,7 @@ struct MySQLBinlogStream {
     }
 
     mutating func commit(at end: BinlogCoordinates, timestamp: UInt32) {
-        replacing = false
+        annotation = nil
         guard var t = open else { return }
         open = nil
         t.timestamp = timestamp
@@ -390,6 +394,12 @@ struct MySQLBinlogStream {
     }
 
     /// A statement without the comments before it (`/* app */ TRUNCATE t`).
+    /// Whether a statement's SQL is a REPLACE (or a LOAD DATA … REPLACE).
+    static func isReplace(_ sql: [UInt8]) -> Bool {
+        let upper = withoutLeadingComments(String(decoding: sql.prefix(4096), as: UTF8.self)).uppercased()
+        return upper.hasPrefix("REPLACE") || (upper.hasPrefix("LOAD") && upper.contains(" REPLACE "))
+    }
+
     static func withoutLeadingComments(_ sql: String) -> String {
         var rest = Substring(sql)
         while true {

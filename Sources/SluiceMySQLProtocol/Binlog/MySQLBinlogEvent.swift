@@ -97,8 +97,8 @@ public enum MySQLBinlogEvent: Equatable, Sendable {
     case mysqlGTID(uuid: [UInt8], number: UInt64)
     /// MySQL: every transaction in the binlog files before this one (at each file's start).
     case mysqlPreviousGTIDs(MySQLGTIDSet)
-    /// MariaDB: the SQL of the statement whose row events follow (`ANNOTATE_ROWS`).
-    case mariaDBAnnotateRows(sql: String)
+    /// MariaDB: the SQL of the statement whose row events follow (`ANNOTATE_ROWS`), as bytes.
+    case mariaDBAnnotateRows(sql: [UInt8])
     /// The server had nothing to send: it has sent `file` (when named) up to the header's next position.
     case heartbeat(file: String?)
     /// MySQL 8 (`binlog_transaction_compression=ON`): a transaction's events compressed as one,
@@ -240,7 +240,7 @@ public struct MySQLBinlogDecoder {
             if body.count >= 8 && body[7] != 0 { return .other(type: type) }
             return .mysqlPreviousGTIDs(try MySQLGTIDSet(decoding: body))
         case MySQLBinlogEventType.mariaDBAnnotateRows:
-            return .mariaDBAnnotateRows(sql: String(decoding: body, as: UTF8.self))
+            return .mariaDBAnnotateRows(sql: body)
         case MySQLBinlogEventType.heartbeat:
             // The body names the binlog file the server has sent everything of up to the
             // header's next position.
