@@ -74,9 +74,9 @@ import Testing
     @Test func theDumpCommandCarriesTheSet() throws {
         let set = try MySQLGTIDSet(parsing: "\(Self.a):1-5")
         let packet = MySQLCommand.binlogDumpGTID(gtids: set, serverID: 4242)
-        // COM_BINLOG_DUMP_GTID, flags BINLOG_THROUGH_GTID, server id, no file name, position 4,
-        // the set's length and bytes.
-        #expect(packet == [0x1E, 0x04, 0x00] + Self.le(4242, 4) + Self.le(0, 4) + Self.le(4, 8) + Self.le(UInt64(set.encoded.count), 4) + set.encoded)
+        // COM_BINLOG_DUMP_GTID, no flags, server id, no file name, position 4, the set's length
+        // and bytes.
+        #expect(packet == [0x1E, 0x00, 0x00] + Self.le(4242, 4) + Self.le(0, 4) + Self.le(4, 8) + Self.le(UInt64(set.encoded.count), 4) + set.encoded)
     }
 
     /// An event without checksum: header (timestamp, type, server id, size, next position,
@@ -135,6 +135,12 @@ import Testing
         _ = try stream.receive(header, decoded)
         try Self.transaction(&stream, 12, at: 400)
         #expect(stream.position.executed == "\(Self.a):1-12")
+        // A server that has run no GTID transaction yet: an empty set is known, and grows.
+        var fresh = MySQLCDCPosition(at: BinlogCoordinates(file: "binlog.000001", position: 4))
+        fresh.executed = ""
+        var first = MySQLBinlogStream(position: fresh, captured: [], collations: [:], mariaDB: false)
+        try Self.transaction(&first, 1, at: 100)
+        #expect(first.position.executed == "\(Self.a):1")
     }
 
     @Test func mySQL82AndLaterAreAskedForTheirBinaryLogStatus() {

@@ -215,6 +215,13 @@ import Testing
                 db, "partial2", lines: [change("u", #"{"id": 3, "m": "z"}"#, partial: true), change("u", #"{"id": 2, "m": "y"}"#, partial: true)],
                 sink: "table: \(db.schema).cur, mode: apply, key: [id]"), state: state)
         #expect(try await db.rows("SELECT id, n, m FROM cur ORDER BY id") == [["1", "2", "a"], ["3", "3", "z"], ["4", "40", "d"]])
+        // A partial update that moves a row to a new key cannot make the moved row: refused,
+        // and the table is left as it was. (`"partial": true` with a space: read as JSON.)
+        let moved = #"{"op": "u", "table": "app.t", "key": null, "before": {"id": 3}, "after": {"id": 30, "n": 3}, "source": {"partial": true}}"#
+        let outcome = try? await db.run(
+            try pipeline(db, "partial3", lines: [moved], sink: "table: \(db.schema).cur, mode: apply, key: [id]"), state: state)
+        #expect(outcome == nil, "a key move without the whole row is refused")
+        #expect(try await db.rows("SELECT id, n, m FROM cur ORDER BY id") == [["1", "2", "a"], ["3", "3", "z"], ["4", "40", "d"]])
     }
 
     @Test func schemaEvolutionAddsAndWidensColumnsInTheLoadTransaction() async throws {

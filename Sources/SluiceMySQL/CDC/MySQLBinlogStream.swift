@@ -348,10 +348,9 @@ struct MySQLBinlogStream {
         // MySQL: the transaction's own GTID (read before `open` was cleared, which the GTID
         // state falls back to).
         position.gtid = domains.isEmpty ? (t.gtid ?? position.gtid) : gtidState
-        if let (uuid, number) = t.sourceGTID, var set = executed {
-            set.insert(uuid, number)
-            executed = set
-            position.executed = set.description
+        if let (uuid, number) = t.sourceGTID, executed != nil {
+            executed!.insert(uuid, number)
+            position.executed = executed!.description
         }
         // A transaction delivered in part that has not come again yet (resumed by GTID, another
         // domain's transactions may come first): its checkpoint goes on holding what to skip.

@@ -88,15 +88,19 @@ final class MySQLCDCReader: SourceReader {
             if let checkpoint {
                 position = checkpoint
             } else {
-                let status = try await MySQLSnapshot.binlogStatus(c)
-                position = MySQLCDCPosition(at: status.at)
                 if mariaDB {
+                    let status = try await MySQLSnapshot.binlogStatus(c)
+                    position = MySQLCDCPosition(at: status.at)
                     position.gtid = try await c.query(
                         "SELECT BINLOG_GTID_POS(\(MySQLSnapshot.literal(status.at.file)), \(status.at.position))"
                     ).string(0, 0)
-                } else if gtidMode, let executed = status.executed?.filter({ !$0.isWhitespace }), !executed.isEmpty {
-                    // The set there, known from the start: every later transaction is added to it.
-                    position.executed = executed
+                } else if gtidMode, let status = try await MySQLSnapshot.lockedBinlogStatus(c) {
+                    // The set there, known from the start (empty on a server that has run no
+                    // GTID transaction yet): every later transaction is added to it.
+                    position = MySQLCDCPosition(at: status.at)
+                    position.executed = status.executed?.filter { !$0.isWhitespace } ?? ""
+                } else {
+                    position = MySQLCDCPosition(at: try await MySQLSnapshot.binlogStatus(c).at)
                 }
                 context.logger.info("starting from the server's current binlog position", metadata: ["at": "\(position.at)"])
             }
@@ -105,6 +109,11 @@ final class MySQLCDCReader: SourceReader {
             position.known += added
             if source.options.snapshot == .initial {
                 for t in added where !position.pending.contains(t) { position.pending.append(t) }
+            }
+            if !mariaDB, let text = position.executed, (try? MySQLGTIDSet(parsing: text)) == nil {
+                context.logger.warning(
+                    "the checkpoint's GTID set cannot be read; the stream resumes by binlog file and position until the next binlog file says the set",
+                    metadata: ["gtid_set": "\(text.prefix(200))"])
             }
             emitted = position
             snapshot = SnapshotProgress(pending: position.pending, after: position.after, known: position.known)
@@ -143,7 +152,7 @@ final class MySQLCDCReader: SourceReader {
                 let timeout = positioned ? source.options.heartbeat * 20 + .seconds(10) : .seconds(600)
                 let (header, event) = try await nextEvent(timeout: timeout)
                 switch event {
-                case .rotate, .formatDescription, .other: break
+                case .rotate, .formatDescription, .mysqlPreviousGTIDs, .other: break
                 default: positioned = true
                 }
                 let note = try stream.receive(header, event)

@@ -182,6 +182,26 @@ enum MySQLSnapshot {
         return (BinlogCoordinates(file: file, position: pos), c.server.isMariaDB ? nil : status.string(0, 4))
     }
 
+    /// ``binlogStatus(_:)`` with commits held back (`FLUSH TABLES WITH READ LOCK`, which needs
+    /// `RELOAD`): MySQL reads the executed GTID set before the position, so a transaction
+    /// committing in between would be in the position and not in the set. Nil when the lock is
+    /// not granted.
+    static func lockedBinlogStatus(_ c: MySQLConnection) async throws -> (at: BinlogCoordinates, executed: String?)? {
+        do {
+            try await c.execute("FLUSH TABLES WITH READ LOCK")
+        } catch let e as SluiceError where !e.isRetryable {
+            return nil
+        }
+        do {
+            let status = try await binlogStatus(c)
+            try await c.execute("UNLOCK TABLES")
+            return status
+        } catch {
+            try? await c.execute("UNLOCK TABLES")
+            throw error
+        }
+    }
+
     /// The statement that shows the binlog position on a server of this version.
     static func binlogStatusStatement(_ version: String) -> String {
         guard !version.contains("MariaDB") else { return "SHOW MASTER STATUS" }

@@ -233,7 +233,9 @@ public struct MySQLBinlogDecoder {
         case MySQLBinlogEventType.mysqlGTID:
             try r.skip(1, "GTID flags")
             let uuid = try r.bytes(16, "GTID source id")
-            return .mysqlGTID(uuid: uuid, number: try r.integer(8, "GTID number"))
+            let number = try r.integer(8, "GTID number")
+            guard number >= 1, number < UInt64(Int64.max) else { throw MySQLProtocolError("GTID number \(number) (1 to 2^63 - 2 are possible)", at: 17) }
+            return .mysqlGTID(uuid: uuid, number: number)
         case MySQLBinlogEventType.mysqlPreviousGTIDs:
             // A server that has ever executed a tagged GTID (8.3+) writes the set in its tagged
             // form (format 1 in the top byte): not read, and nothing depends on it.

@@ -65,8 +65,10 @@ public struct MySQLGTIDSet: Equatable, Sendable, CustomStringConvertible {
         guard r.isAtEnd else { throw MySQLProtocolError("\(r.remaining) bytes after a GTID set", at: r.offset) }
     }
 
-    /// Adds transaction `number` of the server `uuid`.
+    /// Adds transaction `number` (1 to 2^63 - 2, as servers number them; others are ignored) of
+    /// the server `uuid`.
     public mutating func insert(_ uuid: [UInt8], _ number: UInt64) {
+        guard number >= 1, number < UInt64(Int64.max) else { return }
         insert(uuid, number..<(number + 1))
     }
 

@@ -42,13 +42,14 @@ public enum MySQLCommand {
 
     /// `COM_BINLOG_DUMP_GTID` (MySQL): stream every transaction the server has that `gtids` does
     /// not hold, from the first binlog file that has one; transactions in the set are not sent.
-    /// Flags `BINLOG_THROUGH_GTID` (4), no file name, position 4, then the set's binary form
-    /// (``MySQLGTIDSet/encoded``) with its length.
+    /// No flags (as MySQL's own replica sends it: the server reads the set whatever they say),
+    /// no file name, position 4, then the set's binary form (``MySQLGTIDSet/encoded``) with its
+    /// length.
     public static func binlogDumpGTID(gtids: MySQLGTIDSet, serverID: UInt32) -> [UInt8] {
         let set = gtids.encoded
         var w = MySQLByteWriter()
         w.integer(0x1E, 1)
-        w.integer(0x04, 2)  // BINLOG_THROUGH_GTID; blocks at the end of the binlog
+        w.integer(0, 2)  // flags: blocks at the end of the binlog
         w.integer(UInt64(serverID), 4)
         w.integer(0, 4)  // file name length: none
         w.integer(4, 8)  // position

@@ -41,7 +41,8 @@ extension PostgresSinkWriter {
         let imagesAreText = afters.type == .json || afters.type == .string
         // Tables with updates whose `after` is not a whole row (`source.partial`).
         let sources = batch.column(named: "source").flatMap { $0.type == .json || $0.type == .string ? $0 : nil }
-        let marker = Array(ChangeEnvelope.partialMarker.utf8)
+        // A cheap look for the key; the server reads the value (`source.partial = true`).
+        let marker = Array("\"partial\"".utf8)
         var partial: Set<String> = []
         for row in 0..<batch.count {
             let table = tables.withBytes(at: row) { String(decoding: $0, as: UTF8.self) }
@@ -241,9 +242,25 @@ extension PostgresSinkWriter {
     /// without the columns it left unchanged cannot make the row (a snapshot read brings it).
     func applyNetEffect(_ target: QualifiedName, _ described: ApplyTarget, source: String, after: Int, partial: Bool, session: PostgresSession) throws {
         // Whether a change's image is a whole row: not an update marked partial.
-        let whole = partial ? "(op <> 'u' OR strpos(source::text, \(SQLText.literal(ChangeEnvelope.partialMarker))) = 0)" : "true"
+        let whole = partial ? "(op <> 'u' OR source IS NULL OR (source::jsonb -> 'partial') IS DISTINCT FROM 'true'::jsonb)" : "true"
         let keyOf = { (json: String) in
             "jsonb_build_object(" + described.key.map { "\(SQLText.literal($0)), \(json)->\(SQLText.literal($0))" }.joined(separator: ", ") + ")"
+        }
+        if partial {
+            // An update that moves a row to a new key without all its columns: the new row's
+            // other values are in neither image (PostgreSQL: an unchanged TOAST value, with
+            // REPLICA IDENTITY DEFAULT). Refused rather than made with nulls or dropped.
+            let moved = try session.query(
+                """
+                SELECT count(*) FROM pg_temp.sluice_stage WHERE "table" = $1 AND sluice_row > $2::int4 AND op = 'u' AND before IS NOT NULL
+                AND NOT \(whole) AND \(keyOf("before::jsonb")) <> \(keyOf("after::jsonb"))
+                """, [source, String(after)])
+            if let count = moved.string(0, 0).flatMap(Int.init), count > 0 {
+                throw SluiceError(
+                    .unsupported,
+                    "\(count) update(s) of \(source) moved a row to a new key without all its columns (the source did not send the unchanged ones: a TOASTed value under REPLICA IDENTITY DEFAULT), so \(target) cannot hold the moved row exactly; set REPLICA IDENTITY FULL on the source table (ALTER TABLE … REPLICA IDENTITY FULL), then take a new snapshot with `sluice cdc resnapshot PIPELINE`",
+                    location: "sink.postgres.mode", retryable: false)
+            }
         }
         // Each change touches keys at a position: a delete (of the key, or of the old key of an
         // update that changed it) or a row image (`i` whole row, `u` changed columns).
@@ -308,7 +325,7 @@ extension PostgresSinkWriter {
                 """)
             if let count = left.string(0, 0).flatMap(Int.init), count > 0 {
                 logger.warning(
-                    "updates of rows the table does not hold came without their whole row (columns the source did not send: unchanged TOAST values, MySQL binlog_row_image MINIMAL or NOBLOB): those rows were not inserted; a snapshot read brings them",
+                    "updates of rows the table does not hold came without their whole row (columns the source did not send: unchanged TOAST values, MySQL binlog_row_image MINIMAL or NOBLOB): those rows were not inserted; a snapshot read of the table brings them (with snapshot: never they stay out, as rows never changed since the start do)",
                     metadata: ["table": "\(target)", "rows": "\(count)"])
             }
         }
