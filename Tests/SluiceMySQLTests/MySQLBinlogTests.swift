@@ -100,6 +100,55 @@ import Testing
         #expect(try MySQLValue.decimal(&negative, precision: 20, scale: 10) == "-1.5000000000")
     }
 
+    /// Random DECIMALs of every precision and scale, written as MySQL's `decimal2bin` lays them
+    /// out (groups of nine digits in 4 bytes, shorter groups in fewer, big-endian, the first bit
+    /// flipped, every byte inverted when negative), read back to the same text.
+    @Test func randomDecimalsOfEveryPrecisionReadBackExactly() throws {
+        let groupBytes = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
+        func bytes(_ digits: Substring) -> [UInt8] {
+            let n = groupBytes[digits.count]
+            let value = UInt64(digits)!
+            return (0..<n).map { UInt8((value >> (8 * UInt64(n - 1 - $0))) & 0xFF) }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<3_000 {
+            let precision = Int.random(in: 1...65, using: &generator)
+            let scale = Int.random(in: 0...min(30, precision), using: &generator)
+            let digits = { (n: Int) in String((0..<n).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) }) }
+            // Often short numbers: leading zeros in the groups.
+            let integerDigits = precision - scale
+            let integer = String(repeating: "0", count: max(0, integerDigits - Int.random(in: 0...integerDigits, using: &generator)))
+            let padded = (integer + digits(integerDigits - integer.count))
+            let fraction = digits(scale)
+            let negative = Bool.random(using: &generator)
+            var out: [UInt8] = []
+            var rest = Substring(padded)
+            if integerDigits % 9 > 0 {
+                out += bytes(rest.prefix(integerDigits % 9))
+                rest = rest.dropFirst(integerDigits % 9)
+            }
+            while !rest.isEmpty {
+                out += bytes(rest.prefix(9))
+                rest = rest.dropFirst(9)
+            }
+            var f = Substring(fraction)
+            while f.count >= 9 {
+                out += bytes(f.prefix(9))
+                f = f.dropFirst(9)
+            }
+            if !f.isEmpty { out += bytes(f) }
+            out[0] ^= 0x80
+            if negative { out = out.map { ~$0 } }
+            var stripped = String(padded.drop { $0 == "0" })
+            if stripped.isEmpty { stripped = "0" }
+            var text = scale > 0 ? stripped + "." + fraction : stripped
+            if negative && text.contains(where: { $0 != "0" && $0 != "." }) { text = "-" + text }
+            var r = MySQLByteReader(out + [0xAA])
+            #expect(try MySQLValue.decimal(&r, precision: precision, scale: scale) == text, "DECIMAL(\(precision),\(scale)) \(out)")
+            #expect(r.remaining == 1)
+        }
+    }
+
     /// Hostile or damaged bytes are refused with an error, never a crash or a loop.
     @Test func damagedValuesAndEventsAreRefused() throws {
         func refuses(_ bytes: [UInt8], type: UInt8, metadata: UInt16, _ comment: Comment) {

@@ -6,21 +6,39 @@ enum MySQLJSON {
     /// Appends `bytes` (UTF-8) as a JSON string.
     static func appendString<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
         out.append(UInt8(ascii: "\""))
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                out.append(UInt8(ascii: "\\"))
-                out.append(byte)
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
-            default: out.append(byte)
+        // Runs of bytes that need no escape are copied whole.
+        let copied: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            var start = 0
+            for i in 0..<buffer.count where needsEscape(buffer[i]) {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<i]))
+                appendEscaped(buffer[i], to: &out)
+                start = i + 1
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<buffer.count]))
+        }
+        if copied == nil {
+            for byte in bytes {
+                if needsEscape(byte) { appendEscaped(byte, to: &out) } else { out.append(byte) }
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    @inline(__always)
+    static func needsEscape(_ byte: UInt8) -> Bool { byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") }
+
+    static func appendEscaped(_ byte: UInt8, to out: inout [UInt8]) {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+            out.append(UInt8(ascii: "\\"))
+            out.append(byte)
+        case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+        case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+        case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+        }
     }
 
     static func appendString(_ text: String, to out: inout [UInt8]) { appendString(text.utf8, to: &out) }
@@ -91,12 +109,17 @@ enum MySQLRowRenderer {
         var out: [UInt8] = [UInt8(ascii: "{")]
         out.reserveCapacity(32 + image.count * 16)
         var first = true
-        for c in keyOnly ? shape.key : Array(image.indices) where c < image.count {
-            guard let value = image[c] else { continue }
+        func add(_ c: Int) throws {
+            guard c < image.count, let value = image[c] else { return }
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out += shape.columns[c].jsonKey
             try append(value, shape, c, to: &out)
+        }
+        if keyOnly {
+            for c in shape.key { try add(c) }
+        } else {
+            for c in image.indices { try add(c) }
         }
         out.append(UInt8(ascii: "}"))
         return out
@@ -106,17 +129,20 @@ enum MySQLRowRenderer {
         let kind = shape.columns[c].kind
         switch (value, kind) {
         case (.null, _):
-            out += Array("null".utf8)
+            out.append(contentsOf: "null".utf8)
         case let (.integer(v, _), .signed):
             MySQLJSON.appendInteger(v, to: &out)
         case (.integer, .unsigned):
             MySQLJSON.appendUnsigned(value.unsigned ?? 0, to: &out)
         case let (.float(f), _):
-            out += Array(f.description.utf8)
+            out.append(contentsOf: f.description.utf8)
         case let (.double(d), _):
-            out += Array(d.description.utf8)
+            out.append(contentsOf: d.description.utf8)
         case let (.decimal(text), _):
-            out += Array(text.utf8)
+            out.append(contentsOf: text.utf8)
+        case let (.bytes(bytes), .text(.utf8)) where bytes.allSatisfy({ $0 < 0x80 }):
+            // ASCII is UTF-8 as it is: no check, no string.
+            MySQLJSON.appendString(bytes, to: &out)
         case let (.bytes(bytes), .text(charset)):
             MySQLJSON.appendString(try utf8(bytes, charset, shape, c).utf8, to: &out)
         case let (.bytes(bytes), .binary(pad)):
@@ -160,7 +186,7 @@ enum MySQLRowRenderer {
         case let (.time(negative, h, m, s, micro), .time(fsp)):
             MySQLJSON.appendString((negative ? "-" : "") + clock(h, m, s) + fraction(micro, fsp), to: &out)
         case let (.year(y), _):
-            out += Array(String(y).utf8)
+            MySQLJSON.appendInteger(Int64(y), to: &out)
         case let (.enumIndex(i), .enumeration(values, charset)):
             guard i <= values.count else { throw failure(shape, c, "ENUM index \(i) of \(values.count) values") }
             MySQLJSON.appendString(i == 0 ? "" : try utf8(values[i - 1], charset, shape, c), to: &out)

@@ -47,13 +47,14 @@ public struct MySQLRowsEvent: Equatable, Sendable {
             throw MySQLProtocolError("a row event whose images hold no column", at: r.offset)
         }
         rows = []
+        let counts = (present.reduce(0) { $0 + ($1 ? 1 : 0) }, presentAfter.reduce(0) { $0 + ($1 ? 1 : 0) })
         while !r.isAtEnd {
             switch kind {
-            case .insert: rows.append((nil, try Self.image(&r, map, present)))
-            case .delete: rows.append((try Self.image(&r, map, present), nil))
+            case .insert: rows.append((nil, try Self.image(&r, map, present, counts.0)))
+            case .delete: rows.append((try Self.image(&r, map, present, counts.0), nil))
             case .update:
-                let before = try Self.image(&r, map, present)
-                rows.append((before, try Self.image(&r, map, presentAfter)))
+                let before = try Self.image(&r, map, present, counts.0)
+                rows.append((before, try Self.image(&r, map, presentAfter, counts.1)))
             }
         }
     }
@@ -64,9 +65,10 @@ public struct MySQLRowsEvent: Equatable, Sendable {
 
     /// One row image: a null bitmap over the present columns, then their values. Absent
     /// columns are nil; NULL is `.null`.
-    static func image(_ r: inout MySQLByteReader, _ map: MySQLTableMap, _ present: [Bool]) throws -> [MySQLValue?] {
-        let presentCount = present.filter { $0 }.count
-        let nulls = bits(try r.bytes((presentCount + 7) / 8, "row null bitmap"), presentCount)
+    static func image(_ r: inout MySQLByteReader, _ map: MySQLTableMap, _ present: [Bool], _ presentCount: Int) throws -> [MySQLValue?] {
+        // The null bitmap is read in place.
+        let nulls = r.offset
+        try r.skip((presentCount + 7) / 8, "row null bitmap")
         var values: [MySQLValue?] = []
         values.reserveCapacity(present.count)
         var k = 0
@@ -76,7 +78,7 @@ public struct MySQLRowsEvent: Equatable, Sendable {
                 continue
             }
             defer { k += 1 }
-            if nulls[k] {
+            if r.bytes[nulls + k / 8] & (1 << (k % 8)) != 0 {
                 values.append(.null)
             } else {
                 values.append(try MySQLValue.decode(&r, type: map.columnTypes[c], metadata: map.columnMetadata[c], column: c))

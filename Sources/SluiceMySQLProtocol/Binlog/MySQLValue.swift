@@ -36,8 +36,6 @@ public enum MySQLValue: Equatable, Sendable {
         return width == 8 ? UInt64(bitPattern: v) : UInt64(bitPattern: v) & ((1 << UInt64(width * 8)) - 1)
     }
 
-    static func bigEndian(_ bytes: [UInt8]) -> UInt64 { bytes.reduce(0) { $0 << 8 | UInt64($1) } }
-
     static func signed(_ raw: UInt64, width: Int) -> Int64 {
         let shift = UInt64(64 - width * 8)
         return Int64(bitPattern: raw << shift) >> Int64(shift)
@@ -45,7 +43,16 @@ public enum MySQLValue: Equatable, Sendable {
 
     /// Reads one value of a column of `type` with table-map `metadata`.
     public static func decode(_ r: inout MySQLByteReader, type: UInt8, metadata: UInt16, column: Int) throws -> MySQLValue {
-        let what = "column \(column + 1)"
+        // The column is named only when something goes wrong (not built for every value).
+        do {
+            return try decodeValue(&r, type: type, metadata: metadata)
+        } catch let e as MySQLProtocolError {
+            throw MySQLProtocolError("column \(column + 1): \(e.message)", at: e.offset)
+        }
+    }
+
+    static func decodeValue(_ r: inout MySQLByteReader, type: UInt8, metadata: UInt16) throws -> MySQLValue {
+        let what = "the value"
         switch type {
         case MySQLColumnType.tiny: return .integer(signed(try r.integer(1, what), width: 1), width: 1)
         case MySQLColumnType.short: return .integer(signed(try r.integer(2, what), width: 2), width: 2)
@@ -104,7 +111,7 @@ public enum MySQLValue: Equatable, Sendable {
     static func temporal(_ r: inout MySQLByteReader, type: UInt8, fsp: Int, _ what: String) throws -> MySQLValue {
         switch type {
         case MySQLColumnType.datetime2:
-            let packed = bigEndian(try r.bytes(5, what)) &- 0x80_0000_0000
+            let packed = try r.bigEndianInteger(5, what) &- 0x80_0000_0000
             let micro = try fraction(&r, fsp: fsp, what)
             let ymd = packed >> 17, hms = packed & 0x1FFFF
             let ym = ymd >> 5
@@ -112,7 +119,7 @@ public enum MySQLValue: Equatable, Sendable {
                 year: Int(ym / 13), month: Int(ym % 13), day: Int(ymd & 31), hour: Int(hms >> 12), minute: Int((hms >> 6) & 63),
                 second: Int(hms & 63), microsecond: micro)
         case MySQLColumnType.timestamp2:
-            let seconds = Int64(bigEndian(try r.bytes(4, what)))
+            let seconds = Int64(try r.bigEndianInteger(4, what))
             return .timestamp(seconds: seconds, microsecond: try fraction(&r, fsp: fsp, what))
         default:
             return try time2(&r, fsp: fsp, what)
@@ -123,8 +130,8 @@ public enum MySQLValue: Equatable, Sendable {
     static func fraction(_ r: inout MySQLByteReader, fsp: Int, _ what: String) throws -> Int {
         switch fsp {
         case 1, 2: return Int(try r.uint8(what)) * 10_000
-        case 3, 4: return Int(bigEndian(try r.bytes(2, what))) * 100
-        case 5, 6: return Int(bigEndian(try r.bytes(3, what)))
+        case 3, 4: return Int(try r.bigEndianInteger(2, what)) * 100
+        case 5, 6: return Int(try r.bigEndianInteger(3, what))
         default: return 0
         }
     }
@@ -135,18 +142,18 @@ public enum MySQLValue: Equatable, Sendable {
         var packed: Int64
         switch fsp {
         case 1, 2, 3, 4:
-            var whole = Int64(bigEndian(try r.bytes(3, what))) - 0x80_0000
+            var whole = Int64(try r.bigEndianInteger(3, what)) - 0x80_0000
             let size = fsp <= 2 ? 1 : 2
-            var frac = Int64(bigEndian(try r.bytes(size, what)))
+            var frac = Int64(try r.bigEndianInteger(size, what))
             if whole < 0 && frac != 0 {
                 whole += 1
                 frac -= size == 1 ? 0x100 : 0x1_0000
             }
             packed = whole << 24 + frac * (size == 1 ? 10_000 : 100)
         case 5, 6:
-            packed = Int64(bigEndian(try r.bytes(6, what))) - 0x8000_0000_0000
+            packed = Int64(try r.bigEndianInteger(6, what)) - 0x8000_0000_0000
         default:
-            packed = (Int64(bigEndian(try r.bytes(3, what))) - 0x80_0000) << 24
+            packed = (Int64(try r.bigEndianInteger(3, what)) - 0x80_0000) << 24
         }
         let negative = packed < 0
         let magnitude = negative ? -packed : packed
@@ -163,38 +170,68 @@ public enum MySQLValue: Equatable, Sendable {
         guard (1...65).contains(precision), (0...30).contains(scale), scale <= precision else {
             throw MySQLProtocolError("\(what): DECIMAL(\(precision),\(scale)) is not a possible type", at: r.offset)
         }
-        let sizes = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
         let integerDigits = precision - scale
-        let size = (integerDigits / 9) * 4 + sizes[integerDigits % 9] + (scale / 9) * 4 + sizes[scale % 9]
-        var bytes = try r.bytes(size, what)
-        guard !bytes.isEmpty else { return "0" }
-        let negative = bytes[0] & 0x80 == 0
-        bytes[0] ^= 0x80
-        if negative { bytes = bytes.map { ~$0 } }
-        var pos = 0
-        let start = r.offset - size
-        /// The next group of `digits` (1 to 9) digits, as text padded to that many.
-        func take(_ digits: Int) throws -> String {
-            let n = sizes[digits]
-            defer { pos += n }
-            let value = bigEndian(Array(bytes[pos..<(pos + n)]))
-            let text = String(value)
-            guard text.count <= digits else {
-                throw MySQLProtocolError("\(what): a DECIMAL group of \(digits) digits holds \(value)", at: start + pos)
+        let size = (integerDigits / 9) * 4 + decimalGroupBytes[integerDigits % 9] + (scale / 9) * 4 + decimalGroupBytes[scale % 9]
+        guard size > 0 else { return "0" }
+        let start = r.offset
+        try r.skip(size, what)
+        let negative = r.bytes[start] & 0x80 == 0
+        // Digits straight into one buffer (sign, 65 digits, point): no text per group.
+        return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 72) { out -> String in
+            var count = 0, pos = start
+            /// Appends the next group of `digits` (1 to 9) digits, zero-padded to that many.
+            func take(_ digits: Int) throws {
+                let n = decimalGroupBytes[digits]
+                var value: UInt64 = 0
+                for i in pos..<(pos + n) {
+                    var b = r.bytes[i]
+                    if i == start { b ^= 0x80 }
+                    if negative { b = ~b }
+                    value = value << 8 | UInt64(b)
+                }
+                guard value < decimalPowers[digits] else {
+                    throw MySQLProtocolError("\(what): a DECIMAL group of \(digits) digits holds \(value)", at: pos)
+                }
+                pos += n
+                var i = count + digits
+                while i > count {
+                    i -= 1
+                    out[i] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                count += digits
             }
-            return String(repeating: "0", count: digits - text.count) + text
+            out[0] = UInt8(ascii: "-")
+            count = 1
+            if integerDigits % 9 > 0 { try take(integerDigits % 9) }
+            for _ in 0..<(integerDigits / 9) { try take(9) }
+            // The integer part without its leading zeros, "0" when it has none left.
+            var first = 1
+            while first < count - 1 && out[first] == UInt8(ascii: "0") { first += 1 }
+            if count == 1 {
+                out[1] = UInt8(ascii: "0")
+                count = 2
+            }
+            var allZero = out[first] == UInt8(ascii: "0")
+            if scale > 0 {
+                out[count] = UInt8(ascii: ".")
+                count += 1
+                let fractionStart = count
+                for _ in 0..<(scale / 9) { try take(9) }
+                if scale % 9 > 0 { try take(scale % 9) }
+                if allZero { allZero = !out[fractionStart..<count].contains { $0 != UInt8(ascii: "0") } }
+            }
+            // No negative zero (a server never writes one; damaged bytes could).
+            if negative && !allZero {
+                first -= 1
+                out[first] = UInt8(ascii: "-")
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: out[first..<count]), as: UTF8.self)
         }
-        var integer = ""
-        if integerDigits % 9 > 0 { integer += try take(integerDigits % 9) }
-        for _ in 0..<(integerDigits / 9) { integer += try take(9) }
-        integer = String(integer.drop { $0 == "0" })
-        if integer.isEmpty { integer = "0" }
-        var fraction = ""
-        for _ in 0..<(scale / 9) { fraction += try take(9) }
-        if scale % 9 > 0 { fraction += try take(scale % 9) }
-        let text = fraction.isEmpty ? integer : integer + "." + fraction
-        // No negative zero (a server never writes one; damaged bytes could).
-        let isZero = !text.contains { $0 != "0" && $0 != "." }
-        return negative && !isZero ? "-" + text : text
     }
+
+    /// Bytes of a DECIMAL group of 0 to 9 digits.
+    static let decimalGroupBytes = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
+    /// 10 to the power of 0 to 9.
+    static let decimalPowers: [UInt64] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000]
 }

@@ -60,6 +60,16 @@ public struct MySQLByteReader {
         return try self.bytes(Int(length), what)
     }
 
+    /// A big-endian unsigned integer of 1 to 8 bytes (the binlog's temporal and DECIMAL parts).
+    public mutating func bigEndianInteger(_ width: Int, _ what: String = "integer") throws -> UInt64 {
+        guard (1...8).contains(width) else { throw MySQLProtocolError("\(what) of \(width) bytes (1 to 8 are possible)", at: offset) }
+        try need(width, what)
+        var value: UInt64 = 0
+        for i in 0..<width { value = value << 8 | UInt64(bytes[offset + i]) }
+        offset += width
+        return value
+    }
+
     /// `string<fix>`: exactly `count` bytes.
     public mutating func bytes(_ count: Int, _ what: String = "bytes") throws -> [UInt8] {
         try need(count, what)
