@@ -65,30 +65,41 @@ enum MySQLChangeEvents {
         let rows = transactions.reduce(0) { $0 + $1.changes.count }
         var b = schema.fields.map { ColumnBuilder(type: $0.type, capacity: rows) }
         var typed: Set<String> = []
+        var lastTyped: String?
         for t in transactions {
             let tsMillis = Int64(t.timestamp) * 1000
             var sources: [String: [UInt8]] = [:]
-            for (i, c) in t.changes.enumerated() {
-                let source: [UInt8]
-                if let known = sources[c.table] {
-                    source = known
-                } else {
-                    source = sourceJSON(t, table: c.table, types: nil)
-                    sources[c.table] = source
+            var lastTable: String?, lastSource: [UInt8] = []
+            // Each change's fields read in place (copying a change retains all its buffers).
+            t.changes.withUnsafeBufferPointer { changes in
+                for i in changes.indices {
+                    let table = changes[i].table
+                    if table != lastTable {
+                        if let known = sources[table] {
+                            lastSource = known
+                        } else {
+                            lastSource = sourceJSON(t, table: table, types: nil)
+                            sources[table] = lastSource
+                        }
+                        lastTable = table
+                    }
+                    b[0].append(string: changes[i].op)
+                    b[1].append(string: table)
+                    if let key = changes[i].key { b[2].appendBytes(key) } else { b[2].appendNull() }
+                    if let before = changes[i].before { b[3].appendBytes(before) } else { b[3].appendNull() }
+                    if let after = changes[i].after { b[4].appendBytes(after) } else { b[4].appendNull() }
+                    var source = lastSource
+                    if let types = changes[i].types, table != lastTyped, typed.insert(table).inserted {
+                        source = sourceJSON(t, table: table, types: types)
+                        lastTyped = table
+                    }
+                    b[5].appendBytes(changes[i].partial ? ChangeEnvelope.markedPartial(source) : source)
+                    b[6].append(string: t.start.file)
+                    b[7].append(Int64(t.start.position))
+                    if let gtid = t.gtid { b[8].append(string: gtid) } else { b[8].appendNull() }
+                    b[9].append(tsMillis)
+                    b[10].append(Int64(t.firstSeq + i))
                 }
-                b[0].append(string: c.op)
-                b[1].append(string: c.table)
-                if let key = c.key { b[2].appendBytes(key) } else { b[2].appendNull() }
-                if let before = c.before { b[3].appendBytes(before) } else { b[3].appendNull() }
-                if let after = c.after { b[4].appendBytes(after) } else { b[4].appendNull() }
-                var changeSource = source
-                if let types = c.types, typed.insert(c.table).inserted { changeSource = sourceJSON(t, table: c.table, types: types) }
-                b[5].appendBytes(c.partial ? ChangeEnvelope.markedPartial(changeSource) : changeSource)
-                b[6].append(string: t.start.file)
-                b[7].append(Int64(t.start.position))
-                if let gtid = t.gtid { b[8].append(string: gtid) } else { b[8].appendNull() }
-                b[9].append(tsMillis)
-                b[10].append(Int64(t.firstSeq + i))
             }
         }
         return RecordBatch(schema: schema, columns: b.indices.map { b[$0].finish() })
