@@ -185,11 +185,17 @@ enum MySQLSnapshot {
     /// ``binlogStatus(_:)`` with commits held back (`FLUSH TABLES WITH READ LOCK`, which needs
     /// `RELOAD`): MySQL reads the executed GTID set before the position, so a transaction
     /// committing in between would be in the position and not in the set. Nil when the lock is
-    /// not granted.
+    /// not granted within 5 s (a long statement running holds it up, and writers would queue
+    /// behind the wait) or not at all: the set is then learnt from the next binlog file.
     static func lockedBinlogStatus(_ c: MySQLConnection) async throws -> (at: BinlogCoordinates, executed: String?)? {
+        // Only for this lock: the session goes on to read snapshots with the server's own.
+        try await c.execute("SET SESSION lock_wait_timeout = 5")
         do {
             try await c.execute("FLUSH TABLES WITH READ LOCK")
-        } catch let e as SluiceError where !e.isRetryable {
+            try await c.execute("SET SESSION lock_wait_timeout = DEFAULT")
+        } catch {
+            try? await c.execute("UNLOCK TABLES")
+            try? await c.execute("SET SESSION lock_wait_timeout = DEFAULT")
             return nil
         }
         do {
