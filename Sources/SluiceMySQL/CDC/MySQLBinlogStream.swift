@@ -392,13 +392,13 @@ struct MySQLBinlogStream {
         return part
     }
 
-    /// A statement without the comments before it (`/* app */ TRUNCATE t`).
     /// Whether a statement's SQL is a REPLACE (or a LOAD DATA … REPLACE).
     static func isReplace(_ sql: [UInt8]) -> Bool {
         let upper = withoutLeadingComments(String(decoding: sql.prefix(4096), as: UTF8.self)).uppercased()
         return upper.hasPrefix("REPLACE") || (upper.hasPrefix("LOAD") && upper.contains(" REPLACE "))
     }
 
+    /// A statement without the comments before it (`/* app */ TRUNCATE t`).
     static func withoutLeadingComments(_ sql: String) -> String {
         var rest = Substring(sql)
         while true {
