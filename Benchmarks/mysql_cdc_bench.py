@@ -9,6 +9,8 @@ then deletes of the same rows, cycling) while nobody reads. Then each reader rea
 from before the first of them to after the last:
   mariadb-binlog --read-from-remote-server --raw   (the ceiling: the server's dump protocol,
                                                    bytes only, written to a tmpfs file)
+  mariadb-binlog --read-from-remote-server -v      (a peer that decodes every row, as Sluice
+                                                   does, rendering it as text, to /dev/null)
   sluice   mysql_cdc → NDJSON audit trail (one envelope per change), exactly once; done when
            its committed checkpoint reaches the end position
 Each is measured wall-clock, with CPU seconds and peak RSS; Sluice's RSS is also measured on a
@@ -116,6 +118,20 @@ def ceiling(server, start, work):
         shutil.rmtree(out, ignore_errors=True)
 
 
+def decoder(server, start, work):
+    """mariadb-binlog decoding every row of the same range to text (`-v`), into /dev/null: a
+    peer that, like Sluice, reads each row's values (it renders them as pseudo-SQL)."""
+    cmd = ["mariadb-binlog"] + server.args() + ["--read-from-remote-server", "--to-last-log", "--base64-output=decode-rows", "-v",
+                                                f"--start-position={start[1]}", "--result-file=/dev/null", start[0]]
+    t = time.monotonic()
+    r = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", f"{work}/time.txt"] + cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    user, system, rss = open(f"{work}/time.txt").read().split()[-3:]
+    return wall, float(user) + float(system), int(rss) / 1024
+
+
 def sluice_trail(binary, server, work, name, tables, until=None, server_id=4242):
     """Runs a mysql_cdc → NDJSON pipeline until its committed checkpoint reaches `until`
     ((file, pos)); with until=None, until it has committed any checkpoint. (wall, cpu, rss, lines)."""
@@ -185,7 +201,7 @@ def throughput(binary, server, work, changes, table, server_id):
     write_changes(server, changes, table)
     written = time.monotonic() - t
     end = server.position()
-    top = ceiling(server, start, work)
+    top = ceiling(server, start, work) + decoder(server, start, work)
     wall, cpu, rss, lines = sluice_trail(binary, server, work, table, [f"{server.database}.{table}", f"{server.database}.{table}_marker"], until=end, server_id=server_id)
     # The trail's lines of this run: those of the first (the marker) are already there.
     return written, top, (wall, cpu, rss, lines - first[3])
@@ -272,14 +288,16 @@ def main():
         print(f"server: MariaDB/MySQL {version}; Sluice: {args.sluice}")
         small = max(1000, args.changes // 5 // 1000 * 1000)
         _, _, (s_wall, s_cpu, s_rss, s_lines) = throughput(args.sluice, server, work, small, "bench_small", 5151)
-        written, (c_wall, c_cpu, c_rss, c_bytes), (wall, cpu, rss, lines) = throughput(args.sluice, server, work, args.changes, "bench", 5252)
+        written, (c_wall, c_cpu, c_rss, c_bytes, d_wall, d_cpu, d_rss), (wall, cpu, rss, lines) = throughput(args.sluice, server, work, args.changes, "bench", 5252)
         n = args.changes
         print(f"\n{n:,} row changes in {n // 1000:,} transactions (written in {written:.1f} s), binlog {c_bytes / 1e6:.0f} MB")
         print(f"{'reader':<52} {'wall s':>8} {'changes/s':>11} {'CPU s':>7} {'peak RSS MB':>12}")
         print(f"{'mariadb-binlog --read-from-remote-server --raw':<52} {c_wall:>8.2f} {n / c_wall:>11,.0f} {c_cpu:>7.2f} {c_rss:>12.0f}")
+        print(f"{'mariadb-binlog -v (every row decoded to text)':<52} {d_wall:>8.2f} {n / d_wall:>11,.0f} {d_cpu:>7.2f} {d_rss:>12.0f}")
         print(f"{'sluice mysql_cdc -> NDJSON audit trail':<52} {wall:>8.2f} {n / wall:>11,.0f} {cpu:>7.2f} {rss:>12.0f}")
         print(f"{'sluice, a fifth of the changes (' + format(small, ',') + ')':<52} {s_wall:>8.2f} {small / s_wall:>11,.0f} {s_cpu:>7.2f} {s_rss:>12.0f}")
-        print(f"ratio: Sluice at {c_wall / wall:.2f}x the ceiling's changes/s; trail lines {lines:,} (expected {n:,})")
+        print(f"ratio: Sluice at {c_wall / wall:.2f}x the ceiling's changes/s and {d_wall / wall:.2f}x the row-decoding client's; "
+              f"trail lines {lines:,} (expected {n:,})")
         if args.latency_seconds > 0:
             rate, p50, p99, seen, txs, lrss = latency(args.sluice, server, work, args.latency_seconds)
             print(f"\nlatency at {rate:,.0f} changes/s for {args.latency_seconds} s: commit -> visible in the trail p50 {p50:.0f} ms, "
