@@ -1,4 +1,6 @@
 import Foundation
+import SluiceCore
+import SluiceMySQL
 import SluiceMySQLProtocol
 import SluiceTesting
 import Testing
@@ -64,6 +66,24 @@ import Testing
             try MySQLAuthentication.rsaEncryptedPassword(String(repeating: "p", count: 86), scramble: [1, 2, 3], publicKeyPEM: pem)
         } throws: { error in
             (error as? MySQLProtocolError)?.message.contains("does not fit the server's 1024-bit RSA key") == true
+        }
+    }
+
+    /// The RSA exchange is opt-in: a key pinned in the URL, or asking the server for it; without
+    /// either, a full login without TLS is refused (a key from whoever answers for the server
+    /// would hand them the password).
+    @Test func theURLSaysWhichKeyToTrust() throws {
+        let plain = try MySQLURL("mysql://u:p@h/db")
+        #expect(plain.serverPublicKeyFile == nil && !plain.getServerPublicKey)
+        let pinned = try MySQLURL("mysql://u:p@h/db?server_public_key=/etc/mysql/public_key.pem")
+        #expect(pinned.serverPublicKeyFile == "/etc/mysql/public_key.pem" && !pinned.getServerPublicKey)
+        #expect(try MySQLURL("mysql://u:p@h/db?get_server_public_key=true").getServerPublicKey)
+        #expect(try MySQLURL("mysql://u:p@h/db?get_server_public_key").getServerPublicKey)
+        #expect(try !MySQLURL("mysql://u:p@h/db?get_server_public_key=false").getServerPublicKey)
+        #expect {
+            _ = try MySQLURL("mysql://u:p@h/db?get_server_public_key=maybe")
+        } throws: { error in
+            (error as? SluiceError)?.message.contains("true or false") == true
         }
     }
 }

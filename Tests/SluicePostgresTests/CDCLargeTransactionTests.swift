@@ -123,6 +123,8 @@ import Testing
                 after: Array(repeating: UInt8(ascii: "x"), count: i == 7 ? 3 << 20 : i % 50),
                 seq: i, types: i % 7 == 0 ? Array("{\"id\":\"integer\"}".utf8) : nil)
             c.snapshotEpoch = i % 4 == 3 ? UInt64(i) : nil
+            // Partial (an unchanged TOAST value) with and without an epoch: both flags kept.
+            c.partial = i % 3 == 1
             changes.append(c)
         }
         try spill.append(Array(changes[..<1_000]))
@@ -133,7 +135,7 @@ import Testing
         for (a, b) in zip(back, changes) {
             #expect(
                 a.op == b.op && a.table == b.table && a.key == b.key && a.before == b.before && a.after == b.after && a.seq == b.seq
-                    && a.types == b.types && a.snapshotEpoch == b.snapshotEpoch, "change \(b.seq)")
+                    && a.types == b.types && a.snapshotEpoch == b.snapshotEpoch && a.partial == b.partial, "change \(b.seq)")
         }
         #expect(try spill.next(10).isEmpty)
     }

@@ -1,3 +1,4 @@
+import Foundation
 import SluiceCore
 @testable import SluicePostgres
 import Testing
@@ -122,6 +123,20 @@ import Testing
         let appended = try #require(change)
         #expect(appended.table == "s.t" && appended.after == row(1, "big"))
         #expect(s.open?.changes.map(\.seq) == [0])
+        // A whole row is not partial; with REPLICA IDENTITY DEFAULT the unchanged TOAST value is
+        // left out, and the change says so in its source (`"partial":true`, the column types too).
+        _ = try s.change("u", 7, before: nil, after: [.text(Array("2".utf8)), .unchangedToast])
+        #expect(s.open?.changes.map(\.partial) == [false, true])
+        var t = try #require(s.open)
+        // The partial change first in its batch: its source carries the column types too.
+        t.changes = [t.changes[1], t.changes[0]]
+        t.changes[0].types = Array("{\"id\":\"integer\"}".utf8)
+        let batch = ChangeEvents.batch([t], database: "db")
+        let sources = (0..<batch.count).map { row in batch.column(named: "source")!.withBytes(at: row) { String(decoding: $0, as: UTF8.self) } }
+        #expect(sources[0].hasSuffix(",\"partial\":true}") && sources[0].contains("\"column_types\":{\"id\":\"integer\"}"), "\(sources[0])")
+        #expect((try? JSONSerialization.jsonObject(with: Data(sources[0].utf8))) != nil)
+        #expect(!sources[1].contains("partial"))
+        #expect(String(decoding: batch.column(named: "after")!.withBytes(at: 0) { Array($0) }, as: UTF8.self) == #"{"id":2}"#)
     }
 
     @Test func theServersPositionIsConfirmedOnlyWithNothingInFlight() throws {

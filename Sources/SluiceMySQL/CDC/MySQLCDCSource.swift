@@ -111,7 +111,7 @@ public struct MySQLCDCSource: Source {
         options: [
             OptionSpec(
                 "url", .string, required: true, example: #""${MYSQL_URL}""#, secret: true,
-                "`mysql://user:password@host:3306/database` (or `mariadb://`), with `?tls=require` or `?tls=verify-full&ca=/path/ca.pem`; the user needs `REPLICATION SLAVE`, `REPLICATION CLIENT` and `SELECT` on the tables (`sluice cdc setup` checks). The password is never logged."
+                "`mysql://user:password@host:3306/database` (or `mariadb://`), with `?tls=require` or `?tls=verify-full&ca=/path/ca.pem`; without TLS, a first `caching_sha2_password` login needs `server_public_key=/path/key.pem` or `get_server_public_key=true`; the user needs `REPLICATION SLAVE`, `REPLICATION CLIENT` and `SELECT` on the tables (`sluice cdc setup` checks). The password is never logged."
             ),
             OptionSpec(
                 "tables", .list(.string), required: true, example: "[shop.orders, shop.customers]",

@@ -40,7 +40,7 @@ struct MySQLTransaction: Sendable {
 /// Change events in the Debezium envelope convention, one row per change, as for `postgres_cdc`:
 /// `op` (c create, u update, d delete, t truncate, r snapshot read), `table` (`db.table`), `key`
 /// (the primary key as JSON), `before` and `after` (the row as JSON), `source` (JSON: connector,
-/// server_id, db, table, file, pos, gtid, ts_ms, snapshot), and the source's place flattened
+/// server_id, db, table, file, pos, gtid, ts_ms, snapshot, partial), and the source's place flattened
 /// into columns for an audit trail. `file` and `pos` are where the change's transaction begins
 /// in the binlog (known for every part of a large one), so `file`, `pos` and `seq` (the change's
 /// number in its transaction) name a change; snapshot reads carry the position they were read

@@ -89,16 +89,24 @@ public final class MySQLConnection {
         var plugin = initialPlugin, scramble = initialScramble
         // Asked the server for its RSA public key (a full caching_sha2_password login without TLS).
         var awaitingKey = false
+        // The password went encrypted with an RSA key (a refusal then says so).
+        var encrypted = false
         for _ in 0..<8 {
             let packet = try await readPacket(timeout: timeout)
             switch try MySQLAuthReply(parsing: packet, capabilities: capabilities) {
             case .ok:
                 return
             case let .error(error):
-                throw Self.refusal(error, url: url)
+                let refusal = Self.refusal(error, url: url)
+                guard encrypted else { throw refusal }
+                throw SluiceError(
+                    refusal.code,
+                    refusal.message + " (after a login with the password encrypted by the server's RSA key, without TLS: check the key, or use tls=require)",
+                    retryable: refusal.isRetryable)
             case let .switchMethod(next, data):
                 plugin = next
                 scramble = data
+                awaitingKey = false
                 if plugin == "mysql_clear_password" && !isTLS {
                     throw SluiceError(
                         .configuration,
@@ -121,6 +129,7 @@ public final class MySQLConnection {
                     awaitingKey = false
                     let pem = String(decoding: data, as: UTF8.self)
                     try await writePacket(try MySQLAuthentication.rsaEncryptedPassword(url.password, scramble: scramble, publicKeyPEM: pem))
+                    encrypted = true
                     continue
                 }
                 switch status {
@@ -129,12 +138,26 @@ public final class MySQLConnection {
                 case 4:
                     // Full authentication (the password is not cached on the server yet): the
                     // password itself over TLS; without TLS, encrypted with the server's RSA
-                    // key, which is asked for first (byte 2).
+                    // key: a pinned one, or (when the URL allows it) one asked for (byte 2).
+                    // Never a key nobody vouched for: whoever answers for the server could read
+                    // the password.
                     if isTLS {
                         try await writePacket(Array(url.password.utf8) + [0])
-                    } else {
+                    } else if let path = url.serverPublicKeyFile {
+                        guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else {
+                            throw SluiceError(
+                                .configuration, "cannot read the MySQL server's public key from \(path) (server_public_key in the URL)", retryable: false)
+                        }
+                        try await writePacket(try MySQLAuthentication.rsaEncryptedPassword(url.password, scramble: scramble, publicKeyPEM: pem))
+                        encrypted = true
+                    } else if url.getServerPublicKey {
                         awaitingKey = true
                         try await writePacket([0x02])
+                    } else {
+                        throw SluiceError(
+                            .configuration,
+                            "the MySQL server wants the full password of \(url.user) (caching_sha2_password, not cached yet), which Sluice sends in clear only over TLS: use tls=require, or give the server's RSA public key (server_public_key=/path/key.pem in the URL, or get_server_public_key=true to ask the server for it), or log in once with the mysql client so the server caches it",
+                            retryable: false)
                     }
                 default:
                     throw MySQLProtocolError("caching_sha2_password status \(status)", at: 0)

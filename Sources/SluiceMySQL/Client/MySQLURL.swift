@@ -8,6 +8,12 @@ import SluiceCore
 /// `tls`: `disable`, `prefer` (the default: TLS when the server offers it), `require` (TLS or
 /// refuse), `verify-full` (TLS with the server's certificate checked against `ca`, or the
 /// system's roots, and its name against the host).
+///
+/// A full `caching_sha2_password` login (a password the server has not cached) without TLS
+/// sends the password encrypted with the server's RSA public key, and only when one of these
+/// says which key: `server_public_key=/path/key.pem` (the key, pinned, as the mysql client's
+/// `--server-public-key-path`), or `get_server_public_key=true` (asked of the server, as
+/// `--get-server-public-key`: whoever answers for the server can then read the password).
 public struct MySQLURL: Sendable, Hashable, CustomStringConvertible {
     public enum TLSMode: String, Sendable, Hashable {
         case disable, prefer, require
@@ -22,6 +28,10 @@ public struct MySQLURL: Sendable, Hashable, CustomStringConvertible {
     public var tls: TLSMode
     /// A PEM file of certificate authorities for `verify-full`.
     public var caFile: String?
+    /// The server's RSA public key (a PEM file) for a full login without TLS.
+    public var serverPublicKeyFile: String?
+    /// Whether a full login without TLS may ask the server for its RSA public key.
+    public var getServerPublicKey = false
     public let redacted: String
 
     public init(_ text: String) throws {
@@ -53,8 +63,17 @@ public struct MySQLURL: Sendable, Hashable, CustomStringConvertible {
                 tls = mode
             case "ca", "ssl-ca", "sslrootcert":
                 caFile = item.value
+            case "server_public_key", "server-public-key-path":
+                serverPublicKeyFile = item.value
+            case "get_server_public_key", "get-server-public-key", "allowPublicKeyRetrieval":
+                guard let flag = ["true": true, "1": true, "false": false, "0": false][(item.value ?? "true").lowercased()] else {
+                    throw SluiceError(.configuration, "get_server_public_key in the MySQL URL is true or false, not '\(item.value ?? "")'", retryable: false)
+                }
+                getServerPublicKey = flag
             default:
-                throw SluiceError(.configuration, "unknown parameter '\(item.name)' in the MySQL URL; known: tls, ca", retryable: false)
+                throw SluiceError(
+                    .configuration, "unknown parameter '\(item.name)' in the MySQL URL; known: tls, ca, server_public_key, get_server_public_key",
+                    retryable: false)
             }
         }
         redacted = Redaction.url(text)
