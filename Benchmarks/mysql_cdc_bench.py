@@ -100,29 +100,8 @@ def write_changes(server, changes, table):
         server.sql(" ".join(statements[i:i + 200]))
 
 
-def ceiling(server, start, work):
-    """mariadb-binlog reading the same binlog range raw (bytes only) into a tmpfs directory."""
-    out = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    try:
-        cmd = ["mariadb-binlog"] + server.args() + ["--read-from-remote-server", "--raw", "--to-last-log",
-                                                    f"--start-position={start[1]}", f"--result-file={out}/", start[0]]
-        t = time.monotonic()
-        r = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", f"{work}/time.txt"] + cmd, capture_output=True, text=True)
-        wall = time.monotonic() - t
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr[-2000:])
-        user, system, rss = open(f"{work}/time.txt").read().split()[-3:]
-        size = sum(os.path.getsize(f) for f in glob.glob(f"{out}/*"))
-        return wall, float(user) + float(system), int(rss) / 1024, size
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def decoder(server, start, work):
-    """mariadb-binlog decoding every row of the same range to text (`-v`), into /dev/null: a
-    peer that, like Sluice, reads each row's values (it renders them as pseudo-SQL)."""
-    cmd = ["mariadb-binlog"] + server.args() + ["--read-from-remote-server", "--to-last-log", "--base64-output=decode-rows", "-v",
-                                                f"--start-position={start[1]}", "--result-file=/dev/null", start[0]]
+def timed(cmd, work):
+    """Runs `cmd` under /usr/bin/time: wall seconds, CPU seconds, peak RSS in MB."""
     t = time.monotonic()
     r = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", f"{work}/time.txt"] + cmd, capture_output=True, text=True)
     wall = time.monotonic() - t
@@ -130,6 +109,25 @@ def decoder(server, start, work):
         raise RuntimeError(r.stderr[-2000:])
     user, system, rss = open(f"{work}/time.txt").read().split()[-3:]
     return wall, float(user) + float(system), int(rss) / 1024
+
+
+def ceiling(server, start, work):
+    """mariadb-binlog reading the same binlog range raw (bytes only) into a tmpfs directory."""
+    out = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    try:
+        cmd = ["mariadb-binlog"] + server.args() + ["--read-from-remote-server", "--raw", "--to-last-log",
+                                                    f"--start-position={start[1]}", f"--result-file={out}/", start[0]]
+        wall, cpu, rss = timed(cmd, work)
+        return wall, cpu, rss, sum(os.path.getsize(f) for f in glob.glob(f"{out}/*"))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def decoder(server, start, work):
+    """mariadb-binlog decoding every row of the same range to text (`-v`), into /dev/null: a
+    peer that, like Sluice, reads each row's values (it renders them as pseudo-SQL)."""
+    return timed(["mariadb-binlog"] + server.args() + ["--read-from-remote-server", "--to-last-log", "--base64-output=decode-rows", "-v",
+                                                       f"--start-position={start[1]}", "--result-file=/dev/null", start[0]], work)
 
 
 def sluice_trail(binary, server, work, name, tables, until=None, server_id=4242):

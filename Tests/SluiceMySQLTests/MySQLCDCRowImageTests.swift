@@ -140,8 +140,10 @@ import Testing
         let before: [MySQLValue?] = [.integer(1, width: 4), .integer(2, width: 4), .integer(3, width: 4)]
         let filled = try MySQLBinlogStream.images(before, [nil, .integer(9, width: 4), nil], .update, keyless, at: start)
         #expect(filled.after == [.integer(1, width: 4), .integer(9, width: 4), .integer(3, width: 4)])
+        #expect(!filled.partial)
         keyless.key = [0]
         let keyed = try MySQLBinlogStream.images([.integer(1, width: 4), nil, nil], [nil, .integer(9, width: 4), nil], .update, keyless, at: start)
         #expect(keyed.after == [.integer(1, width: 4), .integer(9, width: 4), nil])
+        #expect(keyed.partial)
     }
 }

@@ -257,11 +257,13 @@ struct MySQLBinlogStream {
         let types = shape.columnTypes
         // Read from the statement's SQL the first time an update lacks columns.
         var replacing: Bool?
+        let annotation = self.annotation
+        func isReplace() -> Bool {
+            if replacing == nil { replacing = annotation.map(Self.isReplace) ?? false }
+            return replacing!
+        }
         for row in rows.rows {
-            if replacing == nil, rows.kind == .update, row.after?.contains(where: { $0 == nil }) == true {
-                replacing = annotation.map(Self.isReplace) ?? false
-            }
-            let (before, after) = try Self.images(row.before, row.after, rows.kind, shape, at: start, replacing: replacing ?? false)
+            let (before, after, partial) = try Self.images(row.before, row.after, rows.kind, shape, at: start, replacing: isReplace)
             let beforeJSON = try before.map { try MySQLRowRenderer.json($0, shape) }
             let afterJSON = try after.map { try MySQLRowRenderer.json($0, shape) }
             // The key of the row as it is now (its old key for a delete). An update that changes
@@ -275,7 +277,7 @@ struct MySQLBinlogStream {
             case .delete: op = "d"
             }
             var change = MySQLChange(op: op, table: table, key: key, before: beforeJSON, after: afterJSON, types: types)
-            change.partial = after?.contains(where: { $0 == nil }) ?? false
+            change.partial = partial
             add(change)
         }
     }
@@ -288,16 +290,17 @@ struct MySQLBinlogStream {
     /// columns an update did not set are unchanged, and are carried into its after image from its
     /// before image where that has them (the key; all columns of a table without a key, whose
     /// before image is whole), so every change names its key. An after image still without
-    /// some columns is marked `partial`. What the binlog does not carry is
+    /// some columns is `partial`. `replacing` (asked only for an update that lacks columns) says
+    /// whether its statement is a MariaDB REPLACE. What the binlog does not carry is
     /// refused rather than guessed: an insert without some of its columns (they took the
     /// server's defaults, which are not logged), an update that moves a row to a new key
     /// without the columns it did not set (the new key's row is not in the log), and (MariaDB,
     /// `replacing`) a REPLACE logged as an update without the columns it reset to defaults.
     static func images(
         _ before: [MySQLValue?]?, _ after: [MySQLValue?]?, _ kind: MySQLRowsEvent.Kind, _ shape: MySQLTableShape, at start: BinlogCoordinates,
-        replacing: Bool = false
-    ) throws -> (before: [MySQLValue?]?, after: [MySQLValue?]?) {
-        guard after?.contains(where: { $0 == nil }) == true || before?.contains(where: { $0 == nil }) == true else { return (before, after) }
+        replacing: () -> Bool = { false }
+    ) throws -> (before: [MySQLValue?]?, after: [MySQLValue?]?, partial: Bool) {
+        guard after?.contains(where: { $0 == nil }) == true || before?.contains(where: { $0 == nil }) == true else { return (before, after, false) }
         func names(_ columns: [Int]) -> String { columns.map { shape.columns[$0].name }.joined(separator: ", ") }
         let fix =
             "set binlog_row_image = 'FULL' for the server and for the sessions that write to the table, then take a new snapshot with `sluice cdc resnapshot PIPELINE`"
@@ -314,7 +317,7 @@ struct MySQLBinlogStream {
             // has it (the key; every column of a table without one), is its new value too.
             for c in filled.indices where c < before.count && filled[c] == nil { filled[c] = before[c] }
             let missing = filled.indices.filter { filled[$0] == nil }
-            if replacing && !missing.isEmpty {
+            if !missing.isEmpty && replacing() {
                 // The columns it does not name were reset to their defaults, not kept.
                 throw SluiceError(
                     .unsupported,
@@ -336,7 +339,7 @@ struct MySQLBinlogStream {
             throw SluiceError(
                 .malformedInput, "a change of \(shape.name) at \(start) has no value for its key column \(shape.columns[c].name)", retryable: false)
         }
-        return (before, image)
+        return (before, image, image?.contains(where: { $0 == nil }) ?? false)
     }
 
     mutating func commit(at end: BinlogCoordinates, timestamp: UInt32) {

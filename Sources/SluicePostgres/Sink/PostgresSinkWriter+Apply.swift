@@ -52,7 +52,7 @@ extension PostgresSinkWriter {
                 carried[table] = Set<String>()
             }
             if ops.withBytes(at: row, { $0.count == 1 && $0[0] == UInt8(ascii: "t") }) { lastTruncate[table] = row }
-            if let sources, !sources.isNull(row), sources.withBytes(at: row, { Self.contains($0, marker) }) { partial.insert(table) }
+            if let sources, !sources.isNull(row), sources.withBytes(at: row, { $0.firstRange(of: marker) != nil }) { partial.insert(table) }
             if !imagesAreText {
                 carried[table] = .some(nil)
             } else if !afters.isNull(row), var keys = carried[table] ?? nil {
@@ -330,16 +330,5 @@ extension PostgresSinkWriter {
             }
         }
         try session.execute("TRUNCATE pg_temp.sluice_net")
-    }
-
-    /// Whether `bytes` contain `marker` (a few hundred bytes of `source`: a plain scan).
-    static func contains(_ bytes: UnsafeBufferPointer<UInt8>, _ marker: [UInt8]) -> Bool {
-        guard let first = marker.first, bytes.count >= marker.count else { return false }
-        var i = 0
-        while i + marker.count <= bytes.count {
-            if bytes[i] == first, marker.indices.allSatisfy({ bytes[i + $0] == marker[$0] }) { return true }
-            i += 1
-        }
-        return false
     }
 }
