@@ -222,6 +222,16 @@ import Testing
         #expect(ConfigByteSize.parse("64MB") == 64 << 20)
         #expect(ConfigByteSize.parse("1.5KB") == 1536)
         #expect(ConfigByteSize.parse("12XB") == nil)
+        // Exact or refused: nothing rounded, nothing that overflows (a fuzzer found the trap).
+        #expect(ConfigDuration.parse("1.1s") == .milliseconds(1100))
+        #expect(ConfigDuration.parse("0.5ms") == nil)
+        #expect(ConfigDuration.parse("44444444444444444444444444416w") == nil)
+        #expect(ConfigDuration.parse("1.2.3s") == nil)
+        #expect(ConfigByteSize.parse("0.1KB") == nil)
+        #expect(ConfigByteSize.parse("1.5B") == nil)
+        #expect(ConfigByteSize.parse("44444444444444444444444444416MB") == nil)
+        #expect(ConfigByteSize.parse("8GB") == 8 << 30)
+        #expect(ConfigByteSize.parse(".") == nil)
     }
 
     @Test func pipelinesKeepFileOrder() throws {

@@ -10,17 +10,19 @@ public struct ConfigDuration: Decodable, Sendable, Hashable, CustomStringConvert
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let d = Self.parse(text) else {
-            throw decoder.configError("expected a duration like 250ms, 30s, 5m, 2h or 7d, found '\(text)'")
+            throw decoder.configError("expected a duration like 250ms, 30s, 5m, 2h or 7d (whole milliseconds), found '\(text)'")
         }
         duration = d
     }
 
+    /// Nil unless the text is a duration of whole milliseconds (`1.5ms` is refused, not rounded)
+    /// that fits in 2^63 milliseconds.
     public static func parse(_ text: String) -> Duration? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400), ("w", 604_800)]
-        var rest = Substring(text.trimmingCharacters(in: .whitespaces)), total = 0.0, any = false
+        let units: [(String, Decimal)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces)), total = Decimal(0), any = false
         while !rest.isEmpty {
             let number = rest.prefix { $0.isNumber || $0 == "." }
-            guard !number.isEmpty, let value = Double(number) else { return nil }
+            guard let value = exactDecimal(number) else { return nil }
             rest = rest.dropFirst(number.count)
             let unitText = rest.prefix { $0.isLetter }
             guard let unit = units.first(where: { $0.0 == unitText.lowercased() }) else { return nil }
@@ -28,7 +30,8 @@ public struct ConfigDuration: Decodable, Sendable, Hashable, CustomStringConvert
             total += value * unit.1
             any = true
         }
-        return any ? .milliseconds(Int64((total * 1000).rounded())) : nil
+        guard any, let milliseconds = exactInteger(total) else { return nil }
+        return .milliseconds(milliseconds)
     }
 
     public var seconds: Double {
@@ -48,17 +51,19 @@ public struct ConfigByteSize: Decodable, Sendable, Hashable {
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let b = Self.parse(text) else {
-            throw decoder.configError("expected a size like 512KB, 64MB or 1GB, found '\(text)'")
+            throw decoder.configError("expected a size like 512KB, 64MB or 1GB (a whole number of bytes), found '\(text)'")
         }
         bytes = b
     }
 
+    /// Nil unless the text is a whole number of bytes (`1.5KB` is 1536; `0.1KB` is refused, not
+    /// rounded) that fits in an `Int`.
     public static func parse(_ text: String) -> Int? {
         let t = text.trimmingCharacters(in: .whitespaces)
         let number = t.prefix { $0.isNumber || $0 == "." }
-        guard let value = Double(number), value >= 0 else { return nil }
+        guard let value = exactDecimal(number) else { return nil }
         let unit = t.dropFirst(number.count).trimmingCharacters(in: .whitespaces).uppercased()
-        let factor: Double
+        let factor: Decimal
         switch unit {
         case "", "B": factor = 1
         case "K", "KB", "KIB": factor = 1024
@@ -66,8 +71,24 @@ public struct ConfigByteSize: Decodable, Sendable, Hashable {
         case "G", "GB", "GIB": factor = 1024 * 1024 * 1024
         default: return nil
         }
-        return Int(value * factor)
+        return exactInteger(value * factor).map { Int($0) }
     }
+}
+
+/// A number as written in a configuration value (digits, at most one point), exactly.
+func exactDecimal(_ text: Substring) -> Decimal? {
+    guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), text.filter({ $0 == "." }).count <= 1,
+        text.contains(where: \.isNumber), text.count <= 40
+    else { return nil }
+    return Decimal(string: String(text), locale: Locale(identifier: "en_US_POSIX"))
+}
+
+/// `value` as an `Int64` when it is a whole number in range (nil otherwise: never rounded).
+func exactInteger(_ value: Decimal) -> Int64? {
+    var input = value, rounded = Decimal()
+    NSDecimalRound(&rounded, &input, 0, .plain)
+    guard rounded == value, rounded >= 0, rounded <= Decimal(Int64.max) else { return nil }
+    return Int64(rounded.description)
 }
 
 /// A mapping decoded in file order (pipeline names keep the order they were written in).
