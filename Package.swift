@@ -39,6 +39,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CByteCount"),
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         .target(
@@ -73,7 +74,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceFiles",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceObjectStore", "CLinux"],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceObjectStore", "CLinux", "CByteCount"],
             swiftSettings: swiftSettings
         ),
         .target(

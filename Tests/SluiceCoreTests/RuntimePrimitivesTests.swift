@@ -169,3 +169,34 @@ import Testing
         #expect(DecimalText.format(max38, scale: 10) == "9999999999999999999999999999.9999999999")
     }
 }
+
+@Suite(.timeLimit(.minutes(1))) struct StopSignalTests {
+    @Test func setWakesASleeperLongBeforeItsDeadline() async {
+        let signal = StopSignal()
+        let started = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await signal.sleep(for: .seconds(3600)) }
+            group.addTask { signal.set() }
+        }
+        #expect(signal.isSet)
+        #expect(ContinuousClock.now - started < .seconds(600))
+        // Once set, sleeping returns at once.
+        await signal.sleep(for: .seconds(3600))
+    }
+
+    @Test func cancellationWakesASleeper() async {
+        let signal = StopSignal()
+        let sleeper = Task { await signal.sleep(for: .seconds(3600)) }
+        sleeper.cancel()
+        await sleeper.value
+        #expect(!signal.isSet)
+    }
+
+    @Test func aSleepEndsAtItsDeadline() async {
+        let signal = StopSignal()
+        let started = ContinuousClock.now
+        await signal.sleep(for: .milliseconds(20))
+        #expect(ContinuousClock.now - started >= .milliseconds(20))
+        #expect(!signal.isSet)
+    }
+}

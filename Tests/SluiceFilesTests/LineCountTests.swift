@@ -2,7 +2,7 @@ import Testing
 
 @testable import SluiceFiles
 
-/// The word-at-a-time LF count that positions and dead-letter lines rest on equals a plain count,
+/// The vectorized LF count that positions and dead-letter lines rest on equals a plain count,
 /// at every length and alignment, with bytes one bit away from LF (0x0B, 0x8A, 0x0E…) around.
 @Suite struct LineCountTests {
     @Test func countsEveryLineFeedAndNothingElse() {
@@ -19,6 +19,14 @@ import Testing
                 let counted = bytes.withUnsafeBytes { FileSourceReader.countLines(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + length)])) }
                 #expect(counted == bytes[offset..<(offset + length)].filter { $0 == 0x0A }.count, "length \(length), offset \(offset)")
             }
+        }
+    }
+
+    /// Every byte an LF, past the 255 blocks of 32 bytes a byte-wide counter may take.
+    @Test func countsRunsLongerThanACounterHolds() {
+        for length in [8_159, 8_160, 8_161, 8_192, 16_320, 16_353, 100_000] {
+            let bytes = [UInt8](repeating: 0x0A, count: length)
+            #expect(bytes.withUnsafeBytes { FileSourceReader.countLines($0) } == length)
         }
     }
 }

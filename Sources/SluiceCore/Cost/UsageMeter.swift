@@ -45,7 +45,7 @@ public final class UsageMeter: Sendable {
     let logger: Logger
     let interval: Duration
     let clockShift: TimeInterval
-    private let stopped = OneWayFlag()
+    private let stopped = StopSignal()
     private let costs: [FloatingPointCounter]
 
     public init(pipelines: [Pipeline], store: any StateStore, logger: Logger, interval: Duration = .seconds(15), clockShift: TimeInterval = 0) {
@@ -71,10 +71,7 @@ public final class UsageMeter: Sendable {
         var counted = pipelines.map { _ in Usage() }
         var cpu = (process: Self.processCPUSeconds(), shares: pipelines.map { _ in 0.0 })
         while !stopped.isSet, !Task.isCancelled {
-            let until = ContinuousClock.now + interval
-            while !stopped.isSet, !Task.isCancelled, ContinuousClock.now < until {
-                try? await Task.sleep(for: min(.milliseconds(100), until - ContinuousClock.now))
-            }
+            await stopped.sleep(for: interval)
             await sample(&counted, cpu: &cpu)
         }
     }

@@ -28,6 +28,20 @@ public struct ValidityBitmap: Sendable, Hashable {
         _count += 1
     }
 
+    /// Appends `n` set bits (`n` present values), a word at a time.
+    public mutating func appendValid(_ n: Int) {
+        var left = n
+        while left > 0 {
+            let bit = _count & 63
+            if bit == 0 { _words.append(0) }
+            let take = Swift.min(64 - bit, left)
+            let run: UInt64 = take == 64 ? ~0 : (1 << UInt64(take)) - 1
+            _words[_words.count - 1] |= run << UInt64(bit)
+            _count += take
+            left -= take
+        }
+    }
+
     public subscript(i: Int) -> Bool {
         precondition(i >= 0 && i < count, "bitmap index \(i) out of range 0..<\(count)")
         return _words[i >> 6] & (1 << UInt64(i & 63)) != 0

@@ -13,11 +13,16 @@ public struct ColumnBuilder: Sendable {
     @usableFromInline var int32s: [Int32] = []
     @usableFromInline var offsets: [Int32] = [0]
     @usableFromInline var bytes: [UInt8] = []
+    /// Kept only once the batch has a null (``hasNull``): until then every value is present,
+    /// and appending a value costs no bitmap write.
     @usableFromInline var validity = ValidityBitmap()
     @usableFromInline var hasNull = false
+    /// The size of the last batch: what a bitmap started at this batch's first null reserves.
+    var validityCapacity = 0
 
     public init(type: DataType, capacity: Int = 0) {
         self.type = type
+        validityCapacity = capacity
         reserve(capacity)
     }
 
@@ -31,7 +36,6 @@ public struct ColumnBuilder: Sendable {
         case .date: int32s.reserveCapacity(n)
         case .string, .binary, .json: offsets.reserveCapacity(n + 1); bytes.reserveCapacity(n * 16)
         }
-        validity.reserveCapacity(n)
     }
 
     /// Bytes held so far (approximate).
@@ -41,7 +45,7 @@ public struct ColumnBuilder: Sendable {
     }
 
     @inlinable mutating func markValid() {
-        validity.append(true)
+        if hasNull { validity.append(true) }
         _count += 1
     }
 
@@ -54,8 +58,14 @@ public struct ColumnBuilder: Sendable {
         case .date: int32s.append(0)
         case .string, .binary, .json: offsets.append(Int32(bytes.count))
         }
+        if !hasNull {
+            // The first null: the bitmap starts now, with every value before it present.
+            validity = ValidityBitmap()
+            validity.reserveCapacity(Swift.max(_count + 1, validityCapacity))
+            validity.appendValid(_count)
+            hasNull = true
+        }
         validity.append(false)
-        hasNull = true
         _count += 1
     }
 
@@ -101,11 +111,13 @@ public struct ColumnBuilder: Sendable {
             offsets.removeLast()
             bytes.removeSubrange(Int(offsets.last!)...)
         }
-        var rebuilt = ValidityBitmap()
-        rebuilt.reserveCapacity(count)
-        for i in 0..<(count - 1) { rebuilt.append(validity[i]) }
-        validity = rebuilt
-        hasNull = validity.nullCount > 0
+        if hasNull {
+            var rebuilt = ValidityBitmap()
+            rebuilt.reserveCapacity(count)
+            for i in 0..<(count - 1) { rebuilt.append(validity[i]) }
+            validity = rebuilt.nullCount > 0 ? rebuilt : ValidityBitmap()
+            hasNull = rebuilt.nullCount > 0
+        }
         _count -= 1
     }
 
@@ -163,7 +175,7 @@ public struct ColumnBuilder: Sendable {
         }
         let column = Column(type: type, storage: storage, validity: hasNull ? validity : nil, count: n)
         validity = ValidityBitmap()
-        validity.reserveCapacity(n)
+        validityCapacity = n
         hasNull = false
         _count = 0
         return column

@@ -1,3 +1,4 @@
+import CByteCount
 import Foundation
 import Logging
 import SluiceCore
@@ -246,22 +247,10 @@ final class FileSourceReader: SourceReader {
         return read
     }
 
-    /// The LFs in `bytes`, counted eight bytes at a time.
+    /// The LFs in `bytes` (vectorized, see `sluice_count_byte`).
     static func countLines(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard let base = bytes.baseAddress else { return 0 }
-        let low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F, lf: UInt64 = 0x0A0A_0A0A_0A0A_0A0A
-        var n = 0, i = 0
-        while i + 8 <= bytes.count {
-            let t = base.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ lf
-            // The high bit of each zero byte of t (exact: no borrow between bytes).
-            n += (~(((t & low) &+ low) | t) & ~low).nonzeroBitCount
-            i += 8
-        }
-        while i < bytes.count {
-            if bytes[i] == 0x0A { n += 1 }
-            i += 1
-        }
-        return n
+        return sluice_count_byte(base.assumingMemoryBound(to: UInt8.self), bytes.count, 0x0A)
     }
 
     /// Opens a file at its resume point; nil when it turns out to be empty.

@@ -46,7 +46,7 @@ public struct AlertEngine: Sendable {
     /// The delay before the first retry of a notification; doubled up to ``maxRetryDelay``.
     public var retryDelay: Duration = .milliseconds(500)
     public var maxRetryDelay: Duration = .seconds(30)
-    private let stopped = OneWayFlag()
+    private let stopped = StopSignal()
 
     public init(
         pipelines: [Pipeline], notifiers: [any AlertNotifier], store: any StateStore, interval: Duration, historyTTL: Duration, logger: Logger
@@ -124,10 +124,7 @@ public struct AlertEngine: Sendable {
                     logger.info("old resolved alerts removed", metadata: ["count": "\(removed)"])
                 }
             }
-            let until = ContinuousClock.now + interval
-            while !stopped.isSet, !Task.isCancelled, ContinuousClock.now < until {
-                try? await Task.sleep(for: min(.milliseconds(100), until - ContinuousClock.now))
-            }
+            await stopped.sleep(for: interval)
         }
         // What the pipelines' last commits changed (a finite run shorter than the interval, a
         // pipeline that failed) is evaluated once more before the notifications drain.
