@@ -107,6 +107,12 @@ final class ParquetColumnWriter {
         return levels + pageValues.count + pageBools.count / 8
     }
 
+    /// Roughly the bytes ``finishPages()`` has left to encode and compress: the open page and
+    /// the dictionary.
+    var pendingBytes: Int {
+        pageValues.count + pageIndices.count * 4 + pageBools.count + (dictionaryUsed || usingDictionary ? dictionaryBytes : 0)
+    }
+
     // MARK: Appending
 
     /// Appends rows `range` of `column` (already checked against the field).
@@ -248,14 +254,17 @@ final class ParquetColumnWriter {
 
     // MARK: Chunk
 
-    /// Writes the column chunk (dictionary page first, then the data pages) to `output`, which
-    /// is at file offset `offset`; returns its metadata and resets for the next row group.
-    func writeChunk(to output: any ParquetOutput) throws -> ParquetColumnChunk {
+    /// The chunk's dictionary page (header and stored bytes), cut by ``finishPages()``.
+    private var dictionaryPage: (bytes: [UInt8], uncompressed: Int, compressed: Int)?
+    /// Whether ``finishPages()`` ran for the current chunk.
+    private var pagesFinished = false
+
+    /// Cuts the chunk's last data page and its dictionary page: the encoding and compressing
+    /// part of writing a chunk, which the columns of a row group do on several threads at once
+    /// before ``writeChunk(to:)`` writes them, in order, on one.
+    func finishPages() throws {
+        guard !pagesFinished else { return }
         try flushPage()
-        let start = output.offset
-        var dictionaryOffset: Int64?
-        var dictionaryUncompressed = 0
-        var dictionaryCompressed = 0
         if dictionaryUsed {
             body.removeAll()
             if let fixedDictionary { fixedDictionary.writePlain(into: body) }
@@ -264,12 +273,27 @@ final class ParquetColumnWriter {
             let stored = try compressedBody()
             header.compressedPageSize = Int32(stored.count)
             header.dictionaryPageHeader = ParquetDictionaryPageHeader(numValues: Int32(dictionaryCount), encoding: .plain)
-            let headerBytes = header.serialized(using: &thrift)
+            var page = header.serialized(using: &thrift)
+            let headerCount = page.count
+            page.append(contentsOf: stored.bytes)
+            dictionaryPage = (page, headerCount + body.count, headerCount + stored.count)
+        }
+        pagesFinished = true
+    }
+
+    /// Writes the column chunk (dictionary page first, then the data pages) to `output`, which
+    /// is at file offset `offset`; returns its metadata and resets for the next row group.
+    func writeChunk(to output: any ParquetOutput) throws -> ParquetColumnChunk {
+        try finishPages()
+        let start = output.offset
+        var dictionaryOffset: Int64?
+        var dictionaryUncompressed = 0
+        var dictionaryCompressed = 0
+        if let dictionaryPage {
             dictionaryOffset = Int64(output.offset)
-            try headerBytes.withUnsafeBytes { try output.write($0) }
-            try output.write(stored.bytes)
-            dictionaryUncompressed = headerBytes.count + body.count
-            dictionaryCompressed = headerBytes.count + stored.count
+            try dictionaryPage.bytes.withUnsafeBytes { try output.write($0) }
+            dictionaryUncompressed = dictionaryPage.uncompressed
+            dictionaryCompressed = dictionaryPage.compressed
         }
         let dataOffset = output.offset
         try output.write(pages.bytes)
@@ -299,6 +323,8 @@ final class ParquetColumnWriter {
     }
 
     private func resetChunk() {
+        pagesFinished = false
+        dictionaryPage = nil
         pages.removeAll()
         fixedDictionary?.removeAll()
         bytesDictionary?.removeAll()

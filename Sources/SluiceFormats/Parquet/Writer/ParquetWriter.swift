@@ -202,6 +202,7 @@ public final class ParquetWriter {
 
     private func writeRowGroup() throws {
         guard groupRows > 0 else { return }
+        try finishPages()
         let start = output.offset
         var chunks: [ParquetColumnChunk] = []
         var total: Int64 = 0
@@ -219,6 +220,20 @@ public final class ParquetWriter {
         uncompressedBytes += Int(total)
         groupRows = 0
         groupBytes = 0
+    }
+
+    /// Cuts every column's last page and dictionary page, on ``ParquetWriterOptions/threads``
+    /// threads at once (largest first), so that only writing the row group is left to one thread.
+    private func finishPages() throws {
+        let lanes = min(options.threads, columns.count)
+        guard lanes > 1, groupRows >= Self.parallelMinimumRows else { return }
+        resources.prepareLanes(lanes)
+        let order = columns.indices.sorted { columns[$0].pendingBytes > columns[$1].pendingBytes }
+        try ParallelLanes.run(order, lanes: lanes) { c, lane in
+            let writer = columns[c]
+            writer.resources = resources.lane(lane)
+            try writer.finishPages()
+        }
     }
 
     private func writeFooter() throws {
