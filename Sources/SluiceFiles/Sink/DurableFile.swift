@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import CLinux
 import SluiceCore
 
 /// Errors of writing output files, classified for retries (ENOSPC and EIO are worth retrying).
@@ -30,6 +31,8 @@ final class DurableFile {
     let fd: Int32
     var buffer: [UInt8] = []
     private(set) var bytesWritten = 0
+    /// How many of the written bytes the kernel was asked to start writing back.
+    private var writebackStarted = 0
 
     init(creating path: String) throws {
         self.path = path
@@ -64,6 +67,12 @@ final class DurableFile {
             }
         }
         bytesWritten += written
+        // Writeback starts every 8 MB, so `sync()` waits for the last few MB only (as
+        // `ParquetFileOutput` does). A hint; where unsupported it does nothing.
+        if bytesWritten - writebackStarted >= 8 << 20 {
+            _ = sluice_start_writeback(fd, Int64(writebackStarted), Int64(bytesWritten - writebackStarted))
+            writebackStarted = bytesWritten
+        }
         if let failure {
             buffer.removeFirst(written)
             throw failure
