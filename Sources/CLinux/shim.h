@@ -22,7 +22,8 @@ static inline int sluice_affinity_processor_count(void) {
 
 /// Starts writing back the dirty pages of `fd` in `[offset, offset + count)` without waiting for
 /// them (`sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`), so that a later `fsync` has less left
-/// to wait for. A hint: it makes nothing durable. Returns 0, or -1 and errno.
+/// to wait for. A hint: it makes nothing durable. Returns 0, or -1 and errno. The argument order
+/// is the one of 64-bit Linux (x86_64, aarch64); 32-bit ARM has `sync_file_range2` instead.
 static inline int sluice_start_writeback(int fd, long long offset, long long count) {
     return (int)syscall(SYS_sync_file_range, fd, (off_t)offset, (off_t)count, 2 /* SYNC_FILE_RANGE_WRITE */);
 }

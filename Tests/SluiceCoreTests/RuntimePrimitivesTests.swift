@@ -1,4 +1,4 @@
-import SluiceCore
+@testable import SluiceCore
 import Testing
 
 @Suite struct AcknowledgementTrackerTests {
@@ -171,15 +171,21 @@ import Testing
 }
 
 @Suite(.timeLimit(.minutes(1))) struct StopSignalTests {
+    /// Waits until `signal` has a sleeper registered (a condition, not a delay).
+    static func untilWaiting(_ signal: StopSignal) async {
+        while signal.waiting == 0 { await Task.yield() }
+    }
+
     @Test func setWakesASleeperLongBeforeItsDeadline() async {
         let signal = StopSignal()
-        let started = ContinuousClock.now
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await signal.sleep(for: .seconds(3600)) }
-            group.addTask { signal.set() }
+            // The sleeper is registered, so `set` must wake it (a set before it would not test that).
+            await Self.untilWaiting(signal)
+            signal.set()
         }
         #expect(signal.isSet)
-        #expect(ContinuousClock.now - started < .seconds(600))
+        #expect(signal.waiting == 0)
         // Once set, sleeping returns at once.
         await signal.sleep(for: .seconds(3600))
     }
@@ -187,9 +193,11 @@ import Testing
     @Test func cancellationWakesASleeper() async {
         let signal = StopSignal()
         let sleeper = Task { await signal.sleep(for: .seconds(3600)) }
+        await Self.untilWaiting(signal)
         sleeper.cancel()
         await sleeper.value
         #expect(!signal.isSet)
+        #expect(signal.waiting == 0)
     }
 
     @Test func aSleepEndsAtItsDeadline() async {

@@ -19,6 +19,9 @@ public final class StopSignal: Sendable {
     /// Whether ``set()`` has been called.
     public var isSet: Bool { state.withLock { $0.isSet } }
 
+    /// Sleepers waiting now (tests wait for one before they set or cancel).
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
     /// Sets the signal and wakes every sleeper; later calls do nothing.
     public func set() {
         let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in

@@ -51,7 +51,11 @@ enum PostgresErrors {
         var text = message
         if let detail { text += " (\(detail))" }
         if let hint { text += "; hint: \(hint)" }
-        if connectionLost {
+        // The server sends a SQLSTATE with every error it reports; one without comes from libpq
+        // itself: the connection broke ("server closed the connection unexpectedly", an SSL
+        // EOF) even when the connection's status has not turned bad yet when the result is
+        // checked (a server killed mid-statement). Such a failure is worth a retry.
+        if connectionLost || sqlState.isEmpty {
             // libpq reports a broken connection without a SQLSTATE.
             return SluiceError(
                 .connection, "the connection to PostgreSQL at \(url.redacted) was lost: \(text)",
