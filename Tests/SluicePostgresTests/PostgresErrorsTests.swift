@@ -4,7 +4,8 @@ import Testing
 @testable import SluicePostgres
 
 /// How a failed statement is classified: what the server reports by SQLSTATE, and an error
-/// without one (libpq's own, for a connection that broke) as a lost connection worth a retry.
+/// without one (libpq's own) as a lost connection worth a retry when its message says the
+/// connection broke.
 @Suite struct PostgresErrorsTests {
     let url = try! PostgresURL("postgres://app:pw@db.example:5432/prod")
 
@@ -16,6 +17,17 @@ import Testing
         #expect(e.code == .connection)
         #expect(e.isRetryable)
         #expect(e.message.contains("was lost"))
+    }
+
+    @Test func libpqsOtherErrorsAreNotRetried() {
+        // A misused call is not a broken connection: retrying it would fail the same way.
+        let e = PostgresErrors.serverError(
+            sqlState: "", message: "number of parameters must be between 0 and 65535", detail: nil, hint: nil, connectionLost: false,
+            url: url)
+        #expect(!e.isRetryable)
+        let ssl = PostgresErrors.serverError(
+            sqlState: "", message: "SSL SYSCALL error: EOF detected", detail: nil, hint: nil, connectionLost: false, url: url)
+        #expect(ssl.isRetryable && ssl.code == .connection)
     }
 
     @Test func serverErrorsAreClassifiedBySQLState() {

@@ -43,6 +43,17 @@ enum PostgresErrors {
         return SluiceError(.connection, "the connection to \(session.url.redacted) was lost: \(message)", retryable: true)
     }
 
+    /// libpq's messages for a connection that broke under a call.
+    static let brokenConnectionMessages = [
+        "server closed the connection", "could not receive data from server", "could not send data to server",
+        "no connection to the server", "SSL SYSCALL error", "SSL connection has been closed", "terminating connection",
+        "connection to server was lost",
+    ]
+
+    static func saysConnectionBroke(_ message: String) -> Bool {
+        brokenConnectionMessages.contains { message.contains($0) }
+    }
+
     /// An error the server reported for a statement.
     static func serverError(
         sqlState: String, message: String, detail: String?, hint: String?,
@@ -52,10 +63,10 @@ enum PostgresErrors {
         if let detail { text += " (\(detail))" }
         if let hint { text += "; hint: \(hint)" }
         // The server sends a SQLSTATE with every error it reports; one without comes from libpq
-        // itself: the connection broke ("server closed the connection unexpectedly", an SSL
-        // EOF) even when the connection's status has not turned bad yet when the result is
-        // checked (a server killed mid-statement). Such a failure is worth a retry.
-        if connectionLost || sqlState.isEmpty {
+        // itself. When its message says the connection broke, it did, even if the connection's
+        // status had not turned bad yet when the result was checked (a server killed
+        // mid-statement): worth a retry. libpq's other errors (a misused call) are not.
+        if connectionLost || (sqlState.isEmpty && Self.saysConnectionBroke(message)) {
             // libpq reports a broken connection without a SQLSTATE.
             return SluiceError(
                 .connection, "the connection to PostgreSQL at \(url.redacted) was lost: \(text)",
