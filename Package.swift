@@ -55,7 +55,7 @@ let package = Package(
         ),
         .target(
             name: "SluiceFormats",
-            dependencies: ["SluiceCore", "CLinux", "CZlib", "CZstd", "CSnappy"],
+            dependencies: ["SluiceCore", "CZlib", "CZstd", "CSnappy"],
             swiftSettings: swiftSettings
         ),
         .target(

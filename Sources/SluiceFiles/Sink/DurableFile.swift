@@ -1,7 +1,6 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import CLinux
 import SluiceCore
 
 /// Errors of writing output files, classified for retries (ENOSPC and EIO are worth retrying).
@@ -31,8 +30,7 @@ final class DurableFile {
     let fd: Int32
     var buffer: [UInt8] = []
     private(set) var bytesWritten = 0
-    /// How many of the written bytes the kernel was asked to start writing back.
-    private var writebackStarted = 0
+    private var writeback = WritebackHint()
 
     init(creating path: String) throws {
         self.path = path
@@ -67,12 +65,7 @@ final class DurableFile {
             }
         }
         bytesWritten += written
-        // Writeback starts every 8 MB, so `sync()` waits for the last few MB only (as
-        // `ParquetFileOutput` does). A hint; where unsupported it does nothing.
-        if bytesWritten - writebackStarted >= 8 << 20 {
-            _ = sluice_start_writeback(fd, Int64(writebackStarted), Int64(bytesWritten - writebackStarted))
-            writebackStarted = bytesWritten
-        }
+        writeback.wrote(written, to: fd)
         if let failure {
             buffer.removeFirst(written)
             throw failure

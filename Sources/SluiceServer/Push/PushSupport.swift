@@ -9,30 +9,10 @@ enum RequestID {
     }()
     static let counter = Atomic<UInt64>(0)
 
-    /// `<prefix>-<counter>`: the counter in lowercase hex, at least 10 digits. Written into the
-    /// string's own storage (this runs for every request).
     static func next() -> String {
         let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        let digits = max(10, (64 - n.leadingZeroBitCount + 3) / 4)
-        let head = prefix.utf8
-        return String(unsafeUninitializedCapacity: head.count + 1 + digits) { out in
-            var i = 0
-            for b in head {
-                out[i] = b
-                i += 1
-            }
-            out[i] = UInt8(ascii: "-")
-            i += digits
-            var rest = n
-            for k in 0..<digits {
-                out[i - k] = hexDigits[Int(rest & 0xF)]
-                rest >>= 4
-            }
-            return i + 1
-        }
+        return "\(prefix)-\(String(n, radix: 16).leftPadded(to: 10))"
     }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 extension String {

@@ -1,9 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-#if os(Linux)
-    import CLinux
-#endif
+import SluiceCore
 
 /// Where ``ParquetWriter`` puts the bytes of a file, in order.
 public protocol ParquetOutput: AnyObject {
@@ -36,11 +34,7 @@ public final class ParquetFileOutput: ParquetOutput {
     public private(set) var offset = 0
     private let buffer = GrowableBytes(capacity: 1 << 20)
     private var closed = false
-    /// Bytes handed to the kernel, and how many of them it was asked to start writing back.
-    private var written = 0
-    private var writebackStarted = 0
-    /// Writeback is started every this many bytes (see ``writeAll(_:)``).
-    static let writebackStep = 8 << 20
+    private var writeback = WritebackHint()
 
     /// Creates (or truncates) the file at `path`.
     public init(path: String, permissions: mode_t = 0o644) throws {
@@ -85,16 +79,7 @@ public final class ParquetFileOutput: ParquetOutput {
             }
             done += n
         }
-        written += data.count
-        // The kernel starts writing the file out now rather than when `sync()` asks for all of
-        // it: the fsync at a commit then waits for the last few MB only (it took ~40 ms on a
-        // 60 MB file, with the pipeline waiting). A hint; where unsupported it does nothing.
-        if written - writebackStarted >= Self.writebackStep {
-            #if os(Linux)
-                _ = sluice_start_writeback(fd, Int64(writebackStarted), Int64(written - writebackStarted))
-            #endif
-            writebackStarted = written
-        }
+        writeback.wrote(data.count, to: fd)
     }
 
     /// Writes out buffered bytes.
