@@ -11,6 +11,7 @@ Cases (each its own process under /usr/bin/time: wall, CPU, peak RSS):
   sqlite-10M         the same with 10M other keys live in the state (loaded first, untimed)
   postgres-10M       the same with the state in PostgreSQL (a throwaway server)
   sqlite-replay      the same file again under another name: every row a duplicate
+  postgres-replay    the same in the PostgreSQL state
 
 The live keys come from a pipeline that ingested 10M one-column rows with other ids; each
 timed case starts from a copy of that state. The machine is shared: read ratios within a run.
@@ -95,6 +96,7 @@ def main():
         try:
             run(a.sluice, config(d, "pg-seed", url, live, True))
             report("postgres-10M", run(a.sluice, config(d, "pg-live", url, events, True)))
+            report("postgres-replay", run(a.sluice, config(d, "pg-replay", url, replay, True)))
             size = psql(url, "SELECT pg_size_pretty(pg_total_relation_size('sluice.dedupe_runs'))")
             print("postgres: sluice.dedupe_runs holds %s" % size)
         finally:

@@ -138,39 +138,39 @@ extension SQLiteStateStore {
     ) async throws -> [DedupeRunRow] {
         try await pool.read { db in
             // The rows are chosen in the run index alone (it holds writer and seen_at), and only
-            // those are read from the table: filtering table rows would read the keys of every
-            // row skipped (a run this writer committed: 8 MB for 500,000 keys) from their
-            // overflow pages. Sorted here: the index's order is not the join's.
+            // those are read from the table, by rowid: filtering table rows would read the keys
+            // of every row skipped (a run this writer committed: 16 MB for a million keys) from
+            // their overflow pages. Sorted here: the index's order is not the join's.
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT r.run, r.bucket, r.seen_at, r.keys FROM (
-                        SELECT bucket, run FROM dedupe_runs INDEXED BY dedupe_runs_run
+                        SELECT rowid AS id FROM dedupe_runs INDEXED BY dedupe_runs_run
                         WHERE pipeline = ? AND run BETWEEN ? AND ? AND (run > ? OR bucket > ?) AND writer != ? AND seen_at >= ?
                         ORDER BY run, bucket LIMIT ?) AS chosen
-                    JOIN dedupe_runs r ON r.pipeline = ? AND r.bucket = chosen.bucket AND r.run = chosen.run
+                    JOIN dedupe_runs r ON r.rowid = chosen.id
                     """,
-                arguments: [
-                    pipeline, cursor.run, through, cursor.run, cursor.bucket, excludingWriter ?? -1, since.timeIntervalSince1970, limit, pipeline,
-                ]
+                arguments: [pipeline, cursor.run, through, cursor.run, cursor.bucket, excludingWriter ?? -1, since.timeIntervalSince1970, limit]
             )
             .map { DedupeRunRow(run: $0["run"], bucket: $0["bucket"], seenAt: $0["seen_at"], keys: [UInt8]($0["keys"] as Data)) }
             .sorted { DedupeRunCursor(run: $0.run, bucket: $0.bucket) < DedupeRunCursor(run: $1.run, bucket: $1.bucket) }
         }
     }
 
-    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash> {
+    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date, runs: ClosedRange<Int64>) async throws -> Set<DedupeHash> {
         guard !hashes.isEmpty else { return [] }
         return try await pool.read { db in
             var found = Set<DedupeHash>()
+            found.reserveCapacity(hashes.count)
             let wanted = DedupeWanted(hashes)
             let buckets = wanted.buckets
             for chunk in stride(from: 0, to: buckets.count, by: 256) {
                 let list = buckets[chunk..<min(chunk + 256, buckets.count)].map(String.init).joined(separator: ",")
                 // Each row checked where SQLite holds it, none copied or kept.
                 let rows = try Row.fetchCursor(
-                    db, sql: "SELECT bucket, keys FROM dedupe_runs WHERE pipeline = ? AND bucket IN (\(list)) AND seen_at >= ?",
-                    arguments: [pipeline, since.timeIntervalSince1970])
+                    db,
+                    sql: "SELECT bucket, keys FROM dedupe_runs WHERE pipeline = ? AND bucket IN (\(list)) AND run BETWEEN ? AND ? AND seen_at >= ?",
+                    arguments: [pipeline, runs.lowerBound, runs.upperBound, since.timeIntervalSince1970])
                 while let row = try rows.next() {
                     let bucket: Int = row[0]
                     if let keys = row.dataNoCopy(atIndex: 1) {

@@ -141,6 +141,24 @@ enum StateMigrations {
                     CREATE TABLE dedupe_filter_chunks (pipeline TEXT NOT NULL, chunk INTEGER NOT NULL, bits BLOB NOT NULL, PRIMARY KEY (pipeline, chunk));
                     """)
         }
+        migrator.registerMigration("v12-dedupe-runs-rowid") { db in
+            // A table without rowid keeps whole rows in its B-tree, and SQLite compares a key
+            // with a row that overflows its page by reading the row whole: every seek read a
+            // dozen rows of 16 KB of keys (a lookup of one bucket, an insert). The rows now live
+            // in a rowid table; its indexes hold only the small columns.
+            try db.execute(
+                sql: """
+                    CREATE TABLE dedupe_runs_v12 (
+                        pipeline TEXT NOT NULL, bucket INTEGER NOT NULL, run INTEGER NOT NULL, seen_at REAL NOT NULL,
+                        writer INTEGER NOT NULL, keys BLOB NOT NULL);
+                    INSERT INTO dedupe_runs_v12 (pipeline, bucket, run, seen_at, writer, keys)
+                        SELECT pipeline, bucket, run, seen_at, writer, keys FROM dedupe_runs;
+                    DROP TABLE dedupe_runs;
+                    ALTER TABLE dedupe_runs_v12 RENAME TO dedupe_runs;
+                    CREATE UNIQUE INDEX dedupe_runs_bucket ON dedupe_runs(pipeline, bucket, run);
+                    CREATE INDEX dedupe_runs_run ON dedupe_runs(pipeline, run, bucket, writer, seen_at);
+                    """)
+        }
         return migrator
     }
 }

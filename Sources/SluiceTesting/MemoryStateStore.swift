@@ -148,8 +148,10 @@ public final class MemoryStateStore: StateStore {
         }
     }
 
-    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash> {
-        state.withLock { s in DedupeRows.found(hashes, in: s.dedupe[pipeline]?.rows ?? [], since: since.timeIntervalSince1970) }
+    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date, runs: ClosedRange<Int64>) async throws -> Set<DedupeHash> {
+        state.withLock { s in
+            DedupeRows.found(hashes, in: (s.dedupe[pipeline]?.rows ?? []).filter { runs.contains($0.run) }, since: since.timeIntervalSince1970)
+        }
     }
 
     public func sweepKeys(pipeline: String, before: Date) async throws -> Int {

@@ -34,6 +34,15 @@ struct DedupeFilter {
         self.capacity = min(wanted, blocks * 512 / Self.bitsPerKey)
     }
 
+    /// A filter of `bytes` (whole 64-byte blocks, at least one) that never grows, whatever
+    /// the keys it takes (``DedupeRunGroups``).
+    init(bytes: Int) {
+        let blocks = max(1, bytes / 64)
+        limit = blocks * 64
+        words = HugePages.zeroedWords(blocks * 8)
+        capacity = blocks * 512 / Self.bitsPerKey
+    }
+
     /// A filter with these bits (``init(snapshot:seed:limit:)``).
     private init(words: [UInt64], capacity: Int, added: Int, builtWith: Int, limit: Int) {
         self.words = words

@@ -46,11 +46,28 @@ struct Deduplicator {
     /// The filter's memory bound (tests make it small to see the store answer maybes).
     let filterLimit: Int
 
-    init(settings: DedupeSettings, pipeline: String, store: any DedupeKeyStore, filterLimit: Int = DedupeFilter.maxBytes) {
+    /// The stored runs in groups with a filter each, read once lookups are many
+    /// (``groupingLookups``), so a lookup reads only the groups that may hold its keys.
+    private var runGroups: DedupeRunGroups?
+    /// Keys a group's filter is sized for (tests make it small to see several groups).
+    let runGroupKeys: Int
+    /// Whether the store held more keys than the groups' bound the first time they were due.
+    private var groupingRefused = false
+    /// Keys accepted or read from other writers' runs since the groups last read the store:
+    /// the runs after the groups hold at most these (plus keys that expired).
+    private var ungroupedKeys = 0
+    /// Times the store's runs were read into groups (first and later readings).
+    private(set) var groupReadings = 0
+
+    init(
+        settings: DedupeSettings, pipeline: String, store: any DedupeKeyStore, filterLimit: Int = DedupeFilter.maxBytes,
+        runGroupKeys: Int = DedupeRunGroups.defaultGroupKeys
+    ) {
         self.settings = settings
         self.pipeline = pipeline
         self.store = store
         self.filterLimit = filterLimit
+        self.runGroupKeys = runGroupKeys
     }
 
     /// Bytes the filter holds (its memory bound is ``DedupeFilter/maxBytes``).
@@ -64,6 +81,10 @@ struct Deduplicator {
     /// hash set of them only when a batch has maybes to check against them). Every commit
     /// writes a row per bucket however few its keys: fewer, larger commits cost less per key.
     static let maxPendingKeys = 1_000_000
+    /// Store lookups of one batch that make the deduplicator read the store's runs into groups
+    /// (``DedupeRunGroups``): one reading of every stored key, which a lookup of this many keys
+    /// costs anyway (they fall in nearly every bucket).
+    static let groupingLookups = 4096
 
     /// Returns the batch without duplicates, the number dropped, and dead letters (one per row)
     /// when the key cannot be built.
@@ -132,7 +153,7 @@ struct Deduplicator {
         var decisions = [UInt8](repeating: 0, count: count)
         var maybeRows: [Int] = []
         var maybe: [DedupeHash] = []
-        var asked = Set<DedupeHash>()
+        var asked = DedupeHashSet()
         var accepted = 0
         for row in 0..<count {
             let key = keys[row]
@@ -150,13 +171,11 @@ struct Deduplicator {
             maybeRows.append(row)
             // The filter's maybes (and only those) not accepted since the last commit are
             // looked up in the store.
-            if !pendingKeys.contains(key) && asked.insert(key).inserted { maybe.append(key) }
+            if !pendingKeys.contains(key) && asked.insert(key) { maybe.append(key) }
         }
-        var seen = Set<DedupeHash>()
+        let seen: DedupeHashSet
         do {
-            for chunk in stride(from: 0, to: maybe.count, by: 20_000) {
-                seen.formUnion(try await store.seenHashes(pipeline: pipeline, hashes: Array(maybe[chunk..<min(chunk + 20_000, maybe.count)]), since: since))
-            }
+            seen = try await lookUp(maybe, since: since)
         } catch {
             // This batch's keys leave the pending ones (in the filter they only cost a lookup):
             // the batch is read again, and its keys must not be taken for duplicates then.
@@ -186,6 +205,7 @@ struct Deduplicator {
             if previous == keep { kept.append(row) }
         }
         if accepted > 0 { pending.append((sequence, accepted, checkedThrough)) }
+        ungroupedKeys += accepted
         if filter.needsRebuild {
             let stored = try await store.dedupeKeyCount(pipeline: pipeline, since: since)
             try await rebuildFilter(capacity: max(Self.minimumFilterCapacity, 2 * (stored + pendingKeys.count)), since: since)
@@ -264,11 +284,85 @@ struct Deduplicator {
                 pipeline: pipeline, after: cursor, through: through, since: since, excludingWriter: rebuilding ? nil : writer, limit: 2048)
             for row in rows {
                 for index in 0..<row.count { filter.insert(row.hash(at: index)) }
+                if !rebuilding { ungroupedKeys += row.count }
             }
             if let last = rows.last { cursor = DedupeRunCursor(run: last.run, bucket: last.bucket) }
             if rows.count < 2048 { break }
         }
         cursor = DedupeRunCursor(run: through)
+    }
+
+    /// Which of `keys` the store holds inside the TTL: in the groups whose filter may hold
+    /// them, then in the runs after the groups (or in every run, without groups).
+    private mutating func lookUp(_ keys: [DedupeHash], since: Date) async throws -> DedupeHashSet {
+        guard !keys.isEmpty else { return DedupeHashSet() }
+        try await updateRunGroups(lookups: keys.count, since: since)
+        var seen = DedupeHashSet(minimumCapacity: keys.count)
+        var ungrouped = keys
+        if let runGroups {
+            // Each key is looked up in the newest group whose filter may hold it; one not there
+            // (a false maybe) in the next older group that may, and so on. A file sent again
+            // asks one group per key, mostly the first tried.
+            ungrouped = []
+            var waiting = keys.map { (key: $0, before: runGroups.groups.count) }
+            while !waiting.isEmpty {
+                var byGroup = [[DedupeHash]](repeating: [], count: runGroups.groups.count)
+                for (key, before) in waiting {
+                    if let group = runGroups.group(mayHolding: key, before: before) { byGroup[group].append(key) } else { ungrouped.append(key) }
+                }
+                waiting = []
+                for (group, candidates) in byGroup.enumerated().reversed() where !candidates.isEmpty {
+                    let found = try await seenHashes(candidates, since: since, runs: runGroups.groups[group].runs, into: &seen)
+                    if found < candidates.count {
+                        for key in candidates where !seen.contains(key) { waiting.append((key, group)) }
+                    }
+                }
+            }
+        }
+        _ = try await seenHashes(ungrouped, since: since, runs: ((runGroups?.through ?? -1) + 1)...Int64.max, into: &seen)
+        return seen
+    }
+
+    /// Adds to `seen` which of `keys` the store holds in `runs`; returns how many.
+    private func seenHashes(_ keys: [DedupeHash], since: Date, runs: ClosedRange<Int64>, into seen: inout DedupeHashSet) async throws -> Int {
+        var found = 0
+        for chunk in stride(from: 0, to: keys.count, by: 20_000) {
+            let part = Array(keys[chunk..<min(chunk + 20_000, keys.count)])
+            for key in try await store.seenHashes(pipeline: pipeline, hashes: part, since: since, runs: runs) where seen.insert(key) { found += 1 }
+        }
+        return found
+    }
+
+    /// Reads the store's runs into groups when a batch asks the store about many keys, and
+    /// the runs committed since into new groups once they hold a group's worth of keys.
+    private mutating func updateRunGroups(lookups: Int, since: Date) async throws {
+        if var groups = runGroups {
+            groups.dropExpired(cutoff: since.timeIntervalSince1970)
+            runGroups = groups
+            guard ungroupedKeys >= groups.groupKeys else { return }
+        } else {
+            guard lookups >= Self.groupingLookups, !groupingRefused else { return }
+            let stored = try await store.dedupeKeyCount(pipeline: pipeline, since: since)
+            guard stored <= runGroupKeys * DedupeRunGroups.defaultMaxGroups else {
+                groupingRefused = true
+                return
+            }
+        }
+        var groups = runGroups ?? DedupeRunGroups(groupKeys: runGroupKeys)
+        let through = try await store.dedupeLastRun(pipeline: pipeline)
+        // Keys accepted and not committed yet go to runs after `through`.
+        let ungrouped = pendingKeys.count
+        var cursor = DedupeRunCursor(run: groups.through)
+        while true {
+            let rows = try await store.dedupeRuns(pipeline: pipeline, after: cursor, through: through, since: since, excludingWriter: nil, limit: 2048)
+            for row in rows { groups.add(row) }
+            if let last = rows.last { cursor = DedupeRunCursor(run: last.run, bucket: last.bucket) }
+            if rows.count < 2048 { break }
+        }
+        groups.finish(through: through)
+        runGroups = groups
+        ungroupedKeys = ungrouped
+        groupReadings += 1
     }
 
     /// A new filter for `capacity` keys, filled from the store (live keys only) and the keys

@@ -113,8 +113,9 @@ public protocol DedupeKeyStore: Sendable {
     func dedupeRuns(
         pipeline: String, after cursor: DedupeRunCursor, through: Int64, since: Date, excludingWriter: Int64?, limit: Int
     ) async throws -> [DedupeRunRow]
-    /// Which of `hashes` were accepted for `pipeline` at or after `since`.
-    func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash>
+    /// Which of `hashes` were accepted for `pipeline` at or after `since`, in the runs `runs`
+    /// (only their rows are read).
+    func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date, runs: ClosedRange<Int64>) async throws -> Set<DedupeHash>
     /// Deletes keys accepted before `before`; returns how many (a key two commits stored, as a
     /// retried commit does, counts twice).
     func sweepKeys(pipeline: String, before: Date) async throws -> Int
@@ -126,6 +127,11 @@ public protocol DedupeKeyStore: Sendable {
 }
 
 extension DedupeKeyStore {
+    /// Which of `hashes` were accepted for `pipeline` at or after `since`, in any run.
+    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash> {
+        try await seenHashes(pipeline: pipeline, hashes: hashes, since: since, runs: 0...Int64.max)
+    }
+
     /// Which of `keys` (in ``StateCommit/dedupeKeys``' text form) were accepted for `pipeline`
     /// at or after `since`: hashed with the pipeline's seed and looked up.
     public func seenKeys(pipeline: String, keys: [String], since: Date) async throws -> Set<String> {

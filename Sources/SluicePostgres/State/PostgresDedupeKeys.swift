@@ -211,15 +211,22 @@ extension PostgresStateStore {
         }
     }
 
-    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date) async throws -> Set<DedupeHash> {
+    public func seenHashes(pipeline: String, hashes: [DedupeHash], since: Date, runs: ClosedRange<Int64>) async throws -> Set<DedupeHash> {
         guard !hashes.isEmpty else { return [] }
         return try await pool.withSession { s in
             let wanted = DedupeWanted(hashes)
             let r = try s.query(
-                "SELECT bucket, keys FROM sluice.dedupe_runs WHERE pipeline = $1 AND bucket = ANY($2::int[]) AND seen_at >= $3::float8",
-                [pipeline, "{" + wanted.buckets.map(String.init).joined(separator: ",") + "}", String(since.timeIntervalSince1970)],
+                """
+                SELECT bucket, keys FROM sluice.dedupe_runs
+                WHERE pipeline = $1 AND bucket = ANY($2::int[]) AND run BETWEEN $4::bigint AND $5::bigint AND seen_at >= $3::float8
+                """,
+                [
+                    pipeline, "{" + wanted.buckets.map(String.init).joined(separator: ",") + "}", String(since.timeIntervalSince1970),
+                    String(runs.lowerBound), String(runs.upperBound),
+                ],
                 binary: true)
             var found = Set<DedupeHash>()
+            found.reserveCapacity(hashes.count)
             for row in 0..<r.rows {
                 let bucket = Int(Int32(bigEndian: r.bytes(row, 0).loadUnaligned(as: Int32.self)))
                 wanted.check(bucket: bucket, keys: r.bytes(row, 1), into: &found)

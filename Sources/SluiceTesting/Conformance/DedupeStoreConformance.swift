@@ -79,6 +79,13 @@ public struct DedupeStoreConformance {
         guard seen == Set(asked.prefix(3)) else { throw fail("stored keys are found, others not", "\(seen.count) of 4 found") }
         let late = try await store.seenHashes(pipeline: pipeline, hashes: asked, since: t0.addingTimeInterval(5))
         guard late == [asked[2]] else { throw fail("expired keys are not found", "\(late.count) found") }
+        // Lookups in some runs only (``DedupeRunGroups``).
+        let inFirst = try await store.seenHashes(pipeline: pipeline, hashes: asked, since: t0, runs: 1...1)
+        let inSecond = try await store.seenHashes(pipeline: pipeline, hashes: asked, since: t0, runs: 2...9)
+        let inNone = try await store.seenHashes(pipeline: pipeline, hashes: asked, since: t0, runs: 3...9)
+        guard inFirst == Set(asked.prefix(2)), inSecond == [asked[2]], inNone.isEmpty else {
+            throw fail("a lookup in some runs finds only their keys", "\(inFirst.count) in run 1, \(inSecond.count) in 2...9, \(inNone.count) in 3...9")
+        }
 
         // Conflicts: writer 1, having looked keys up through run 1, commits "other" (stored by
         // writer 2 in run 2): refused whole. Having looked up through run 2, not checked again.
