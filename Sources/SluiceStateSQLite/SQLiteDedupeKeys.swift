@@ -7,9 +7,12 @@ import SluiceCore
 /// `dedupe_meta` the pipeline's hashing seed and its last run number.
 ///
 /// A commit appends its rows (a few per thousand keys, not one B-tree entry per key); looking
-/// keys up reads their buckets; the filter of a running pipeline reads the runs after the last
-/// it read, by the `(pipeline, run, bucket)` index. Runs are numbered in commit order (one
-/// writer), so "after the last run read" misses no commit.
+/// keys up reads their buckets' rows in the runs asked, by the unique `(pipeline, bucket, run)`
+/// index; the filter of a running pipeline reads the runs after the last it read, by the
+/// `(pipeline, run, bucket, …)` index. Runs are numbered in commit order (one writer), so
+/// "after the last run read" misses no commit. The table has a rowid and the keys are in no
+/// index: SQLite compares a seek's key with a B-tree row that overflows its page by reading
+/// the row whole (migration `v12-dedupe-runs-rowid`).
 enum SQLiteDedupeKeys {
     /// The pipeline's seed, made on first use, with the text keys of an earlier version
     /// (`dedupe_keys`) converted: one run per commit time they were stored at.

@@ -152,7 +152,7 @@ enum StateMigrations {
                         pipeline TEXT NOT NULL, bucket INTEGER NOT NULL, run INTEGER NOT NULL, seen_at REAL NOT NULL,
                         writer INTEGER NOT NULL, keys BLOB NOT NULL);
                     INSERT INTO dedupe_runs_v12 (pipeline, bucket, run, seen_at, writer, keys)
-                        SELECT pipeline, bucket, run, seen_at, writer, keys FROM dedupe_runs;
+                        SELECT pipeline, bucket, run, seen_at, writer, keys FROM dedupe_runs ORDER BY pipeline, run, bucket;
                     DROP TABLE dedupe_runs;
                     ALTER TABLE dedupe_runs_v12 RENAME TO dedupe_runs;
                     CREATE UNIQUE INDEX dedupe_runs_bucket ON dedupe_runs(pipeline, bucket, run);

@@ -33,7 +33,6 @@ import Testing
             #expect(maybes.allSatisfy { $0.contains { $0.contains(run) } }, "run \(run): every key a maybe of its group")
             let strays = maybes.reduce(0) { $0 + $1.count } - keys.count
             #expect(strays < keys.count / 50, "run \(run): \(strays) maybes in other groups")
-            #expect(keys.allSatisfy { groups.group(mayHolding: $0, before: 0) == nil }, "no group before the first")
         }
         #expect(hashes(50_000..<50_100).reduce(0) { $0 + groups.all(mayHolding: $1).count } < 10, "keys never stored")
     }
@@ -52,8 +51,8 @@ import Testing
         #expect(hashes(1000..<3000).allSatisfy { groups.group(mayHolding: $0, before: 2) == 1 }, "the last group holds runs 2 to 6")
         groups.finish(through: 9)
         #expect(groups.groups.last?.runs == 2...9 && groups.through == 9)
-        groups.dropExpired(cutoff: 15)
-        #expect(groups.groups.map(\.runs) == [2...9], "run 1's keys expired at 15")
+        groups.dropExpired(cutoff: 25)
+        #expect(groups.groups.map(\.runs) == [2...9], "run 1's keys expired at 25; the last group's newest key (30) is live")
         #expect(groups.byteSize == 1984, "2 bytes a key, in whole 64-byte blocks")
     }
 }
@@ -125,6 +124,31 @@ import Testing
         let third = kept(try await d.filter(batch(again), sequence: 3, position: position, now: now))
         #expect(third == Array(203_000..<205_000))
         #expect(d.groupReadings == 2)
+    }
+
+    /// Small batches of duplicates get groups once they found 4,096 keys in the store.
+    @Test func smallBatchesOfDuplicatesGetGroupsToo() async throws {
+        let store = MemoryStateStore()
+        let now = Date()
+        try await commitElsewhere(0..<10_000, to: store, at: now)
+        var d = Deduplicator(settings: settings, pipeline: "p", store: store, runGroupKeys: 2500)
+        for start in stride(from: Int64(0), to: 7000, by: 1000) {
+            let ids: [Int64] = Array(start..<start + 1000) + [50_000 + start]
+            #expect(kept(try await d.filter(batch(ids), sequence: 0, position: position, now: now)) == [50_000 + start])
+            // Read at the batch after the one that brought the hits past 4,096.
+            #expect(d.groupReadings == (start < 5000 ? 0 : 1), "after \(d.storeHits) duplicates")
+        }
+    }
+
+    /// A clock that steps back does not bring expired keys back to life: the TTL cutoff never
+    /// goes back (groups leave out keys expired when they were read).
+    @Test func theCutoffNeverGoesBack() async throws {
+        let store = MemoryStateStore()
+        let t0 = Date()
+        try await commitElsewhere([1, 2], to: store, at: t0)
+        var d = Deduplicator(settings: settings, pipeline: "p", store: store)
+        #expect(kept(try await d.filter(batch([1]), sequence: 0, position: position, now: t0.addingTimeInterval(61))) == [1])
+        #expect(kept(try await d.filter(batch([2]), sequence: 1, position: position, now: t0.addingTimeInterval(59))) == [2])
     }
 
     /// Keys whose TTL ran out are new again through the groups; a store over the groups' bound

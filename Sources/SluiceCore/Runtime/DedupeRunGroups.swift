@@ -9,8 +9,8 @@
 /// reads only the groups whose filter may hold the key, which for a replay is the one group
 /// that stored it: what an LSM tree's per-file Bloom filters do.
 ///
-/// A group's filter holds every key the store held in its runs when it was read, so "absent"
-/// is exact for those runs. Keys expire and are swept, never added to a run once committed
+/// A group's filter holds every key live in its runs when they were read, so "absent" is exact
+/// for those runs as long as the TTL cutoff never goes back (``Deduplicator`` keeps it so). Keys expire and are swept, never added to a run once committed
 /// (runs are numbered in commit order): a group stays right for its runs. Runs after
 /// ``through`` are in no group and are always looked up (``Deduplicator`` reads them into new
 /// groups once they hold a group's worth of keys).
@@ -27,8 +27,9 @@ struct DedupeRunGroups {
     /// Keys a group's filter is sized for.
     static let defaultGroupKeys = 1 << 20
     /// The most groups kept: 16 × 2 MiB = 32 MiB, for 8 to 24 million keys. A store holding
-    /// more than 16 million when the groups are first read gets none; once at the bound, the last group takes
-    /// the runs read after it (its filter answers maybe more often, never wrongly).
+    /// more than 16 million when the groups are first read gets none. Once at the bound, the
+    /// last group takes the runs read after it: its filter answers maybe more often as it
+    /// fills (more of its runs are read), never wrongly.
     static let defaultMaxGroups = 16
 
     let groupKeys: Int

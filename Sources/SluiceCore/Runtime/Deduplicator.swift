@@ -56,6 +56,8 @@ struct Deduplicator {
     /// Keys accepted or read from other writers' runs since the groups last read the store:
     /// the runs after the groups hold at most these (plus keys that expired).
     private var ungroupedKeys = 0
+    /// The latest TTL cutoff a batch used.
+    private var latestSince = Date.distantPast
     /// Times the store's runs were read into groups (first and later readings).
     private(set) var groupReadings = 0
 
@@ -81,9 +83,10 @@ struct Deduplicator {
     /// hash set of them only when a batch has maybes to check against them). Every commit
     /// writes a row per bucket however few its keys: fewer, larger commits cost less per key.
     static let maxPendingKeys = 1_000_000
-    /// Store lookups of one batch that make the deduplicator read the store's runs into groups
-    /// (``DedupeRunGroups``): one reading of every stored key, which a lookup of this many keys
-    /// costs anyway (they fall in nearly every bucket).
+    /// Store lookups of one batch (or duplicates found in the store over the run) that make the
+    /// deduplicator read the store's runs into groups (``DedupeRunGroups``): one reading of every
+    /// stored key, which lookups of this many keys cost anyway (they fall in nearly every
+    /// bucket). The groups stay for the rest of the run.
     static let groupingLookups = 4096
 
     /// Returns the batch without duplicates, the number dropped, and dead letters (one per row)
@@ -120,7 +123,10 @@ struct Deduplicator {
             }
             return (nil, letters)
         }
-        let since = now.addingTimeInterval(-Double(settings.ttl.components.seconds))
+        // Never earlier than a batch before: a key once expired stays expired if the clock
+        // steps back (groups of runs leave out keys expired when they were read).
+        let since = max(now.addingTimeInterval(-Double(settings.ttl.components.seconds)), latestSince)
+        latestSince = since
         if hasher == nil {
             let seed = try await store.dedupeSeed(pipeline: pipeline)
             hasher = DedupeKeyHasher(seed: seed)
@@ -173,6 +179,8 @@ struct Deduplicator {
             // looked up in the store.
             if !pendingKeys.contains(key) && asked.insert(key) { maybe.append(key) }
         }
+        let firstPass = accepted
+        ungroupedKeys += firstPass
         let seen: DedupeHashSet
         do {
             seen = try await lookUp(maybe, since: since)
@@ -205,7 +213,7 @@ struct Deduplicator {
             if previous == keep { kept.append(row) }
         }
         if accepted > 0 { pending.append((sequence, accepted, checkedThrough)) }
-        ungroupedKeys += accepted
+        ungroupedKeys += accepted - firstPass
         if filter.needsRebuild {
             let stored = try await store.dedupeKeyCount(pipeline: pipeline, since: since)
             try await rebuildFilter(capacity: max(Self.minimumFilterCapacity, 2 * (stored + pendingKeys.count)), since: since)
@@ -328,7 +336,9 @@ struct Deduplicator {
         var found = 0
         for chunk in stride(from: 0, to: keys.count, by: 20_000) {
             let part = Array(keys[chunk..<min(chunk + 20_000, keys.count)])
-            for key in try await store.seenHashes(pipeline: pipeline, hashes: part, since: since, runs: runs) where seen.insert(key) { found += 1 }
+            for key in try await store.seenHashes(pipeline: pipeline, hashes: part, since: since, runs: runs) {
+                if seen.insert(key) { found += 1 }
+            }
         }
         return found
     }
@@ -341,7 +351,9 @@ struct Deduplicator {
             runGroups = groups
             guard ungroupedKeys >= groups.groupKeys else { return }
         } else {
-            guard lookups >= Self.groupingLookups, !groupingRefused else { return }
+            // Or duplicates found over the run, so small batches of them get groups too (the
+            // rare false maybes of new keys do not count).
+            guard lookups >= Self.groupingLookups || storeHits >= Self.groupingLookups, !groupingRefused else { return }
             let stored = try await store.dedupeKeyCount(pipeline: pipeline, since: since)
             guard stored <= runGroupKeys * DedupeRunGroups.defaultMaxGroups else {
                 groupingRefused = true
@@ -354,10 +366,11 @@ struct Deduplicator {
         let ungrouped = pendingKeys.count
         var cursor = DedupeRunCursor(run: groups.through)
         while true {
-            let rows = try await store.dedupeRuns(pipeline: pipeline, after: cursor, through: through, since: since, excludingWriter: nil, limit: 2048)
+            // 512 rows at a time: 8 MB of keys when runs hold a million.
+            let rows = try await store.dedupeRuns(pipeline: pipeline, after: cursor, through: through, since: since, excludingWriter: nil, limit: 512)
             for row in rows { groups.add(row) }
             if let last = rows.last { cursor = DedupeRunCursor(run: last.run, bucket: last.bucket) }
-            if rows.count < 2048 { break }
+            if rows.count < 512 { break }
         }
         groups.finish(through: through)
         runGroups = groups
