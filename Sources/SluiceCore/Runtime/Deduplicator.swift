@@ -161,7 +161,10 @@ struct Deduplicator {
         var maybe: [DedupeHash] = []
         var asked = DedupeHashSet()
         var accepted = 0
+        let prefetchDistance = 8
+        for row in 0..<min(prefetchDistance, count) { filter.prefetch(keys[row]) }
         for row in 0..<count {
+            if row + prefetchDistance < count { filter.prefetch(keys[row + prefetchDistance]) }
             let key = keys[row]
             if keyRuns, row > 0, keys[row - 1] == key, !unitBreaks.contains(row) {
                 decisions[row] = asPrevious
