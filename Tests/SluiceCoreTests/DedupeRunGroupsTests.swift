@@ -58,22 +58,10 @@ import Testing
 }
 
 /// The deduplicator with groups: exact whatever run, group or writer holds a key.
-@Suite struct DeduplicatorRunGroupTests {
+@Suite struct DeduplicatorRunGroupTests: DedupeTestRecords {
     let position = SourcePosition(partition: "", value: "x")
     let settings = DedupeSettings(key: ["id"], ttl: .seconds(60))
 
-    func batch(_ ids: some Sequence<Int64>) -> RecordBatch {
-        var b = ColumnBuilder(type: .int64)
-        for id in ids { b.append(id) }
-        return RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()])
-    }
-
-    /// A run of `ids` committed by another writer (text keys, hashed by the store).
-    func commitElsewhere(_ ids: some Sequence<Int64>, to store: MemoryStateStore, at now: Date) async throws {
-        var commit = StateCommit(pipeline: "p", now: now)
-        commit.dedupeKeys = ids.map { DedupeKey.encode([.int64($0)]) }
-        try await store.commit(commit)
-    }
 
     func kept(_ result: (RecordBatch, duplicates: Int, rejects: [DeadLetter])) -> [Int64] {
         let column = result.0.column(named: "id")

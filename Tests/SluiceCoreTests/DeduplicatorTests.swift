@@ -3,12 +3,7 @@ import Foundation
 import SluiceTesting
 import Testing
 
-@Suite struct DeduplicatorTests {
-    func batch(_ ids: [Int64]) -> RecordBatch {
-        var b = ColumnBuilder(type: .int64)
-        for id in ids { b.append(id) }
-        return RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()])
-    }
+@Suite struct DeduplicatorTests: DedupeTestRecords {
 
     /// A commit in the middle of a flush must not take keys of batches it does not cover.
     @Test func pendingKeysAreHandedOverPerBatch() async throws {
@@ -67,22 +62,9 @@ import Testing
 }
 
 /// The filter in front of the store: never drops a new key, never lets a stored one through.
-@Suite struct DeduplicatorFilterTests {
+@Suite struct DeduplicatorFilterTests: DedupeTestRecords {
     let position = SourcePosition(partition: "", value: "x")
 
-    func batch(_ ids: some Sequence<Int64>) -> RecordBatch {
-        var b = ColumnBuilder(type: .int64)
-        for id in ids { b.append(id) }
-        return RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()])
-    }
-
-    /// Commits keys the way another worker (or an earlier run) would: as text keys, which the
-    /// store hashes with the pipeline's seed.
-    func commitElsewhere(_ ids: some Sequence<Int64>, to store: MemoryStateStore, at now: Date) async throws {
-        var commit = StateCommit(pipeline: "p", now: now)
-        commit.dedupeKeys = ids.map { DedupeKey.encode([.int64($0)]) }
-        try await store.commit(commit)
-    }
 
     /// A filter far too small for the keys stored (8 KiB for 100,000 keys) answers maybe for
     /// most keys: each maybe is asked of the store, and no new key is dropped.
@@ -183,15 +165,10 @@ import Testing
 }
 
 /// The filter saved in the store, so a start need not read every stored key.
-@Suite struct DeduplicatorSavedFilterTests {
+@Suite struct DeduplicatorSavedFilterTests: DedupeTestRecords {
     let position = SourcePosition(partition: "", value: "x")
     let settings = DedupeSettings(key: ["id"], ttl: .seconds(60))
 
-    func batch(_ ids: some Sequence<Int64>) -> RecordBatch {
-        var b = ColumnBuilder(type: .int64)
-        for id in ids { b.append(id) }
-        return RecordBatch(schema: Schema([Field("id", .int64)]), columns: [b.finish()])
-    }
 
     func commit(_ d: inout Deduplicator, through sequence: UInt64, to store: MemoryStateStore, at now: Date) async throws {
         var commit = StateCommit(pipeline: "p", now: now)
