@@ -73,6 +73,8 @@ import Testing
         try write(rows(120_000..<160_000, "third"), to: "\(dir)/data/3.csv")
         let third = try await SluiceProcess.runWithoutBlocking(arguments, in: dir)
         #expect(third.status == 0 && third.stderr.contains("dedupe filter taken from the state store"), "\(third.stderr)")
+        // Its batches of 16,384 repeats looked their keys up by groups of runs.
+        #expect(third.stderr.contains("dedupe lookups grouped by run"), "\(third.stderr)")
         let log = (try? String(contentsOfFile: "\(dir)/sluice.log", encoding: .utf8)) ?? ""
         #expect(!log.contains("dedupe filter built from the stored keys"), "a killed run did not take the saved filter")
         let counts = try await runTool(

@@ -10,10 +10,11 @@
 /// that stored it: what an LSM tree's per-file Bloom filters do.
 ///
 /// A group's filter holds every key live in its runs when they were read, so "absent" is exact
-/// for those runs as long as the TTL cutoff never goes back (``Deduplicator`` keeps it so). Keys expire and are swept, never added to a run once committed
-/// (runs are numbered in commit order): a group stays right for its runs. Runs after
-/// ``through`` are in no group and are always looked up (``Deduplicator`` reads them into new
-/// groups once they hold a group's worth of keys).
+/// for those runs as long as the TTL cutoff never goes back (``Deduplicator`` keeps it so).
+/// Keys expire and are swept, but are never added to a run once it is committed (runs are
+/// numbered in commit order): a group stays right for its runs. Runs after ``through`` are in
+/// no group and are always looked up (``Deduplicator`` reads them into new groups once they
+/// hold a group's worth of keys).
 struct DedupeRunGroups {
     struct Group {
         /// The runs it covers (runs without live keys included).

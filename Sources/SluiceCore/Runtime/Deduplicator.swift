@@ -60,6 +60,9 @@ struct Deduplicator {
     private var latestSince = Date.distantPast
     /// Times the store's runs were read into groups (first and later readings).
     private(set) var groupReadings = 0
+    /// The groups of runs held, and the bytes of their filters (at most 32 MiB).
+    var runGroupCount: Int { runGroups?.groups.count ?? 0 }
+    var runGroupBytes: Int { runGroups?.byteSize ?? 0 }
 
     init(
         settings: DedupeSettings, pipeline: String, store: any DedupeKeyStore, filterLimit: Int = DedupeFilter.maxBytes,

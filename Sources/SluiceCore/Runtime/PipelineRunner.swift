@@ -352,6 +352,7 @@ public struct PipelineRunner: Sendable {
         var batcher: Batcher
         var dedupe: Deduplicator?
         var dedupeFilterLogged = false
+        var dedupeGroupReadingsLogged = 0
         /// What waits to be committed, and the commit protocol's next step.
         var commits = CommitSequence()
         var lastCommit = ContinuousClock.now
@@ -510,6 +511,12 @@ public struct PipelineRunner: Sendable {
                     runner.logger.info(
                         dedupe!.filterLoads > 0 ? "dedupe filter taken from the state store" : "dedupe filter built from the stored keys",
                         metadata: ["bytes": "\(dedupe!.filterBytes)"])
+                }
+                if dedupe!.groupReadings > dedupeGroupReadingsLogged {
+                    dedupeGroupReadingsLogged = dedupe!.groupReadings
+                    runner.logger.info(
+                        "dedupe lookups grouped by run: a key is looked up only in the runs that may hold it",
+                        metadata: ["groups": "\(dedupe!.runGroupCount)", "bytes": "\(dedupe!.runGroupBytes)"])
                 }
                 addDeadLetters(rejects)
                 totals.duplicates += duplicates
