@@ -1,4 +1,3 @@
-import HTTPTypes
 import Testing
 
 @testable import SluiceServer
@@ -18,17 +17,5 @@ import Testing
         #expect(m >= n + 1)  // other tests may take ids in between
         let hex = String(n, radix: 16)
         #expect(a[1] == String(repeating: "0", count: max(0, 10 - hex.count)) + hex)
-    }
-
-    @Test func singleReadsOneFieldAndJoinsSeveralAsTheSubscriptDoes() {
-        var fields: HTTPFields = [.contentType: "application/json"]
-        #expect(fields.single(.contentType) == "application/json")
-        #expect(fields.single(.contentLength) == nil)
-        fields.append(HTTPField(name: .contentType, value: "text/plain"))
-        #expect(fields.single(.contentType) == "application/json, text/plain")
-        #expect(fields.single(.contentType) == fields[.contentType])
-        // Names compare case-insensitively, as HTTP's do.
-        let mixed: HTTPFields = [HTTPField.Name("IDEMPOTENCY-key")!: "k1"]
-        #expect(mixed.single(PushEndpoint.idempotencyKeyHeader) == "k1")
     }
 }

@@ -11,7 +11,7 @@ extension PushEndpoint {
     func readBody(_ request: Request, stream: String, limit: Int, memory: MemoryReservation) async throws -> [UInt8] {
         let body = request.body
         let timeout = bodyTimeout
-        let announced = request.headers.single(.contentLength).flatMap { Int($0) }
+        let announced = request.headers[.contentLength].flatMap { Int($0) }
         // Problems are made only when one is the answer (this runs for every request).
         let tooLarge: @Sendable () -> ProblemThrown = {
             Self.fail(.contentTooLarge, "body-too-large", "Body too large", "the body exceeds \(limit) bytes; split the batch")

@@ -136,9 +136,9 @@ public final class PushEndpoint: Sendable {
         if o.auth == .apiKey {
             principal = try await authenticateKey(request.headers, stream: o.stream)
         }
-        let format = try Self.bodyFormat(request.headers.single(.contentType))
-        let gzip = try Self.isGzip(request.headers.single(.contentEncoding))
-        let announced = request.headers.single(.contentLength).flatMap { Int($0) }
+        let format = try Self.bodyFormat(request.headers[.contentType])
+        let gzip = try Self.isGzip(request.headers[.contentEncoding])
+        let announced = request.headers[.contentLength].flatMap { Int($0) }
         if let announced, announced > o.maxBody {
             throw Self.fail(
                 .contentTooLarge, "body-too-large", "Body too large",
@@ -412,7 +412,7 @@ public final class PushEndpoint: Sendable {
     static let apiKeyHeader = HTTPField.Name("X-API-Key")!
 
     static func idempotencyKey(_ headers: HTTPFields) throws -> String? {
-        guard let key = headers.single(idempotencyKeyHeader) else { return nil }
+        guard let key = headers[idempotencyKeyHeader] else { return nil }
         let trimmed = key.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
         guard !trimmed.isEmpty, trimmed.utf8.count <= 255, trimmed.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
             throw fail(
@@ -459,7 +459,7 @@ public final class PushEndpoint: Sendable {
     /// `stream` labels the failure metrics; `allowed` decides whether a valid key may go on.
     func authenticateKey(_ headers: HTTPFields, stream: String, forbidden: String, allowed: (StoredAPIKey) -> Bool) async throws -> String {
         var presented: Substring?
-        if let auth = headers.single(.authorization) {
+        if let auth = headers[.authorization] {
             let parts = auth.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" {
                 presented = parts[1].drop { $0 == " " }
@@ -470,7 +470,7 @@ public final class PushEndpoint: Sendable {
                 let pair = decoded.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
                 presented = pair.count == 2 && pair[1].hasPrefix(APIKeyFormat.prefix) ? pair[1] : pair.first
             }
-        } else if let key = headers.single(Self.apiKeyHeader) {
+        } else if let key = headers[Self.apiKeyHeader] {
             presented = Substring(key)
         }
         guard let presented else { throw authFailure(stream: stream, reason: "missing_key") }
