@@ -33,3 +33,8 @@ static inline int sluice_start_writeback(int fd, long long offset, long long cou
 static inline void sluice_prefetch(const void *address) {
     __builtin_prefetch(address, 0, 3);
 }
+
+/// As `sluice_prefetch`, for a line about to be written (a bit set some keys later).
+static inline void sluice_prefetch_write(const void *address) {
+    __builtin_prefetch(address, 1, 3);
+}

@@ -48,7 +48,7 @@ import Testing
             ["run", "p.yaml", "--no-progress"], in: dir, log: "\(dir)/run.log",
             environment: ["SLUICE_TEST_COMMIT_DELAY_MS": "40", "SLUICE_TEST_HOLD": "commit-prepared=\(release)"])
         defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
-        try #require(try await waitUntil(seconds: 120) { (try? outputLines("\(dir)/out").count ?? 0) ?? 0 >= 10_000 })
+        try #require(try await waitUntil(seconds: 120) { ((try? outputLines("\(dir)/out"))?.count ?? 0) >= 10_000 })
         try FileManager.default.removeItem(atPath: release)
         let held = try await waitUntil(seconds: 120) { FileManager.default.fileExists(atPath: release + ".reached") || !run.isRunning }
         try #require(held && run.isRunning, "the run ended before it could be held mid-way: make the input larger")

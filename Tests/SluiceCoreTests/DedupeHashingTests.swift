@@ -46,6 +46,25 @@ import Testing
         #expect(DedupeRows.found(hashes, in: rows, since: 0, excludingSeenAt: 10).isEmpty, "the commit's own earlier attempt")
     }
 
+    /// A commit of many keys is cut into rows on several threads, each for its own buckets:
+    /// every key lands once, sorted, in its bucket's row.
+    @Test func aLargeRunIsCutIntoRowsOnSeveralThreads() {
+        let hashes = (0..<(DedupeRunRow.parallelRowsKeys * 2)).map { _ in
+            DedupeHash(high: .random(in: 0...UInt64.max), low: .random(in: 0...UInt64.max))
+        }
+        let rows = DedupeRunRow.rows(run: 4, seenAt: 10, hashes: hashes + hashes.suffix(1000), writer: 9)
+        #expect(rows.map(\.bucket) == rows.map(\.bucket).sorted() && Set(rows.map(\.bucket)).count == rows.count)
+        var all: [DedupeHash] = []
+        for row in rows {
+            let keys = (0..<row.count).map { row.hash(at: $0) }
+            #expect(zip(keys, keys.dropFirst()).allSatisfy { $0 < $1 }, "bucket \(row.bucket) sorted, no repeats")
+            #expect(keys.allSatisfy { $0.bucket == row.bucket })
+            #expect(row.run == 4 && row.seenAt == 10 && row.writer == 9)
+            all += keys
+        }
+        #expect(all.count == hashes.count && Set(all) == Set(hashes))
+    }
+
     /// The hash straight from the columns is the hash of ``DedupeKey/encode(_:)``'s text, for
     /// every type: keys stored as text before hashing existed are converted to the same hashes.
     @Test func columnarHashesAreThoseOfTheTextKeys() {
@@ -83,6 +102,21 @@ import Testing
                 #expect(hasher.hash([column], row: row) == hasher.hash(text: DedupeKey.encode([rowValues[i]])), "\(types[i]) row \(row)")
             }
             #expect(hasher.hash(columns, row: row) == hasher.hash(text: DedupeKey.encode(rowValues)), "row \(row), all columns")
+        }
+        // A range of rows hashed at once, as row by row (one integer column has its own path).
+        var withNull = ColumnBuilder(type: .int64)
+        for value: Value in [.int64(5), .null, .int64(-9_999_999_999), .int64(Int64.min), .int64(7)] {
+            let appended = withNull.append(value: value)
+            #expect(appended)
+        }
+        let nullable = withNull.finish()
+        #expect(hasher.hash([nullable], row: 1) == hasher.hash(text: DedupeKey.encode([.null])))
+        for keyColumns in [[columns[1]], [nullable], columns, [columns[0]]] {
+            let hashed = [DedupeHash](unsafeUninitializedCapacity: values.count - 1) { out, written in
+                hasher.hash(keyColumns, rows: 1..<values.count, into: out.baseAddress!)
+                written = values.count - 1
+            }
+            #expect(hashed == (1..<values.count).map { hasher.hash(keyColumns, row: $0) })
         }
         // Distinct keys, distinct hashes; another seed, other hashes.
         #expect(Set((0..<values.count).map { hasher.hash(columns, row: $0) }).count == values.count)

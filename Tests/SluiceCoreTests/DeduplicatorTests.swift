@@ -21,6 +21,25 @@ import Testing
         #expect(d.takePending(through: 5).keys.count == 2)
     }
 
+    /// A batch of several hashing chunks is hashed on several threads: every row gets the
+    /// hash its key has on one thread, and repeats across chunk boundaries are dropped.
+    @Test func aLargeBatchHashedOnSeveralThreadsIsExact() async throws {
+        let store = MemoryStateStore()
+        var d = Deduplicator(settings: DedupeSettings(key: ["id"], ttl: .seconds(60)), pipeline: "p", store: store)
+        let position = SourcePosition(partition: "", value: "x")
+        let chunk = Deduplicator.hashingChunk
+        // Row `chunk` repeats row `chunk - 1`, the last row repeats the first.
+        let ids = (0..<Int64(3 * chunk + 5)).map { $0 == Int64(chunk) ? Int64(chunk - 1) : $0 == Int64(3 * chunk + 4) ? 0 : $0 }
+        let (kept, duplicates, _) = try await d.filter(batch(ids), sequence: 0, position: position, now: Date())
+        #expect(kept.count == ids.count - 2 && duplicates == 2)
+        let column = kept.column(named: "id")!
+        #expect(column.value(at: chunk - 1) == .int64(Int64(chunk - 1)) && column.value(at: chunk) == .int64(Int64(chunk + 1)))
+        var single = DedupeKeyHasher(seed: try await store.dedupeSeed(pipeline: "p"))
+        let columns = batch(ids).columns
+        let hashed = try d.hashKeys(columns, count: ids.count)
+        #expect(hashed == (0..<ids.count).map { single.hash(columns, row: $0) })
+    }
+
     /// The records of one queue message share its sequence: kept or dropped as one unit.
     @Test func runsOfOneKeyAreKeptOrDroppedTogether() async throws {
         let store = MemoryStateStore()

@@ -25,6 +25,61 @@ struct DedupeKeyHasher {
         return scratch.withUnsafeBytes { SipHash128.hash($0, seed: seed) }
     }
 
+    /// The hashes of the keys of `rows`, into `out` (row `rows.lowerBound` first). A key of one
+    /// integer column, the usual id, is written and hashed straight from the column's buffer,
+    /// with no copy of the column or growth of a buffer per row; other keys go row by row.
+    mutating func hash(_ columns: [Column], rows: Range<Int>, into out: UnsafeMutablePointer<DedupeHash>) {
+        guard columns.count == 1, case let (.int64, .int64(values)) = (columns[0].type, columns[0].storage) else {
+            for row in rows { (out + (row - rows.lowerBound)).initialize(to: hash(columns, row: row)) }
+            return
+        }
+        let column = columns[0], seed = seed
+        values.withUnsafeBufferPointer { values in
+            // The longest text: "v20:-" and 19 digits.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { text in
+                let text = text.baseAddress!
+                for row in rows {
+                    let length = column.isNull(row) ? Self.writeNull(to: text) : Self.writeInteger(values[row], to: text)
+                    (out + (row - rows.lowerBound)).initialize(to: SipHash128.hash(UnsafeRawBufferPointer(start: text, count: length), seed: seed))
+                }
+            }
+        }
+    }
+
+    /// ``DedupeKey/encode(_:)``'s text of NULL ("n0:") at `text`; returns its length.
+    private static func writeNull(to text: UnsafeMutablePointer<UInt8>) -> Int {
+        text[0] = UInt8(ascii: "n")
+        text[1] = UInt8(ascii: "0")
+        text[2] = UInt8(ascii: ":")
+        return 3
+    }
+
+    /// ``DedupeKey/encode(_:)``'s text of an integer ("v3:-42") at `text`; returns its length.
+    private static func writeInteger(_ value: Int64, to text: UnsafeMutablePointer<UInt8>) -> Int {
+        let digits = value.magnitude
+        text[0] = UInt8(ascii: "v")
+        var length = 1 + writeDecimal(UInt64(decimalLength(digits) + (value < 0 ? 1 : 0)), to: text + 1)
+        text[length] = UInt8(ascii: ":")
+        length += 1
+        if value < 0 {
+            text[length] = UInt8(ascii: "-")
+            length += 1
+        }
+        return length + writeDecimal(digits, to: text + length)
+    }
+
+    /// The decimal digits of `value` at `text`; returns how many.
+    private static func writeDecimal(_ value: UInt64, to text: UnsafeMutablePointer<UInt8>) -> Int {
+        let length = decimalLength(value)
+        var v = value, index = length - 1
+        repeat {
+            text[index] = UInt8(ascii: "0") + UInt8(v % 10)
+            v /= 10
+            index -= 1
+        } while v > 0
+        return length
+    }
+
     private mutating func append(_ column: Column, row: Int) {
         if column.isNull(row) {
             scratch.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "0"), UInt8(ascii: ":")])
@@ -79,14 +134,9 @@ struct DedupeKeyHasher {
     }
 
     private mutating func appendDecimal(_ value: UInt64) {
-        let length = Self.decimalLength(value)
-        let start = scratch.count
-        scratch.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: length))
-        var v = value, index = start + length - 1
-        repeat {
-            scratch[index] = UInt8(ascii: "0") + UInt8(v % 10)
-            v /= 10
-            index -= 1
-        } while v > 0
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            let length = Self.writeDecimal(value, to: digits.baseAddress!)
+            scratch.append(contentsOf: UnsafeBufferPointer(rebasing: digits[..<length]))
+        }
     }
 }

@@ -146,14 +146,7 @@ struct Deduplicator {
         let checkedThrough = cursor.run
         let columns = indices.map { batch.columns[$0!] }
         let count = batch.count
-        // Moved out of the optional while hashing, so its scratch buffer is not copied.
-        var keyHasher = hasher!
-        hasher = nil
-        let keys = [DedupeHash](unsafeUninitializedCapacity: count) { out, written in
-            for row in 0..<count { (out.baseAddress! + row).initialize(to: keyHasher.hash(columns, row: row)) }
-            written = count
-        }
-        hasher = keyHasher
+        let keys = try hashKeys(columns, count: count)
         // First pass: a key the filter calls absent is new (and is added to it at once, so a
         // later row with the same key is a maybe); the rows of maybes wait for the store.
         // A key absent from the filter is absent from it at every earlier row of the batch too
@@ -165,9 +158,15 @@ struct Deduplicator {
         var asked = DedupeHashSet()
         var accepted = 0
         let prefetchDistance = 8
-        for row in 0..<min(prefetchDistance, count) { filter.prefetch(keys[row]) }
+        for row in 0..<min(prefetchDistance, count) {
+            filter.prefetch(keys[row])
+            pendingKeys.prefetch(keys[row])
+        }
         for row in 0..<count {
-            if row + prefetchDistance < count { filter.prefetch(keys[row + prefetchDistance]) }
+            if row + prefetchDistance < count {
+                filter.prefetch(keys[row + prefetchDistance])
+                pendingKeys.prefetch(keys[row + prefetchDistance])
+            }
             let key = keys[row]
             if keyRuns, row > 0, keys[row - 1] == key, !unitBreaks.contains(row) {
                 decisions[row] = asPrevious
@@ -225,6 +224,37 @@ struct Deduplicator {
             try await rebuildFilter(capacity: max(Self.minimumFilterCapacity, 2 * (stored + pendingKeys.count)), since: since)
         }
         return (kept, [])
+    }
+
+    /// Rows a lane hashes at a time; a batch of fewer is hashed on the caller's thread.
+    static let hashingChunk = 8192
+
+    /// The key hash of each row. A large batch is hashed in chunks on several threads
+    /// (``ParallelLanes``): hashing is the one part of a key's way that depends on nothing
+    /// before it, and the consumer otherwise does it alone while the reader's threads wait.
+    mutating func hashKeys(_ columns: [Column], count: Int) throws -> [DedupeHash] {
+        let chunks = (count + Self.hashingChunk - 1) / Self.hashingChunk
+        let lanes = min(chunks, ParallelLanes.defaultThreads)
+        guard lanes > 1, let seed else {
+            // Moved out of the optional while hashing, so its scratch buffer is not copied.
+            var keyHasher = hasher!
+            hasher = nil
+            defer { hasher = keyHasher }
+            return [DedupeHash](unsafeUninitializedCapacity: count) { out, written in
+                keyHasher.hash(columns, rows: 0..<count, into: out.baseAddress!)
+                written = count
+            }
+        }
+        return try [DedupeHash](unsafeUninitializedCapacity: count) { out, written in
+            let base = out.baseAddress!
+            // Each chunk writes only its own rows of `out`.
+            try ParallelLanes.run(Array(0..<chunks), lanes: lanes) { chunk, _ in
+                var keyHasher = DedupeKeyHasher(seed: seed)
+                let rows = chunk * Self.hashingChunk..<min(count, (chunk + 1) * Self.hashingChunk)
+                keyHasher.hash(columns, rows: rows, into: base + rows.lowerBound)
+            }
+            written = count
+        }
     }
 
     /// Hands over the keys of batches up to and including `sequence` (those the commit covers),

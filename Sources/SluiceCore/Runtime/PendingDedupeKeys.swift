@@ -1,3 +1,7 @@
+#if os(Linux)
+    import CLinux
+#endif
+
 /// The dedupe keys a pipeline accepted and has not committed yet, in the order accepted, for
 /// the exact answer "was this key accepted since the last commit?".
 ///
@@ -30,6 +34,15 @@ struct PendingDedupeKeys {
         let bits = hash.low >> 26
         let mask: UInt64 = (1 << (bits & 63)) | (1 << ((bits >> 6) & 63)) | (1 << ((bits >> 12) & 63))
         return (word, mask)
+    }
+
+    /// Starts loading the word `hash` sets, so an insert a few keys later does not wait for
+    /// memory (2 MiB of words, written at random: most inserts would miss the cache).
+    @inline(__always) func prefetch(_ hash: DedupeHash) {
+        #if os(Linux)
+            let word = probe(hash).word
+            words.withUnsafeBufferPointer { sluice_prefetch_write($0.baseAddress! + word) }
+        #endif
     }
 
     mutating func insert(_ hash: DedupeHash) {

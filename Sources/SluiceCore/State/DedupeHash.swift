@@ -143,39 +143,51 @@ public struct DedupeRunRow: Sendable, Hashable {
     }
 
     /// The rows of one run: `hashes` deduplicated, sorted and cut by bucket (a counting sort
-    /// into buckets, then each bucket sorted).
+    /// into buckets, then each bucket sorted). A commit of many keys does this on several
+    /// threads (``ParallelLanes``), each for its own range of buckets: the pipeline waits for
+    /// its commit, so the reader's threads are free meanwhile.
     public static func rows(run: Int64, seenAt: Double, hashes: [DedupeHash], writer: Int64 = 0) -> [DedupeRunRow] {
-        var starts = [Int](repeating: 0, count: DedupeHash.bucketCount + 1)
-        starts.withUnsafeMutableBufferPointer { starts in
-            for hash in hashes { starts[hash.bucket + 1] += 1 }
-            for bucket in 0..<DedupeHash.bucketCount { starts[bucket + 1] += starts[bucket] }
+        let bucketCount = DedupeHash.bucketCount
+        var counts = [Int](repeating: 0, count: bucketCount + 1)
+        counts.withUnsafeMutableBufferPointer { counts in
+            for hash in hashes { counts[hash.bucket + 1] += 1 }
+            for bucket in 0..<bucketCount { counts[bucket + 1] += counts[bucket] }
         }
-        var next = starts
+        let starts = counts
+        let lanes = hashes.count >= parallelRowsKeys ? min(ParallelLanes.defaultThreads, 8) : 1
+        var slots = [DedupeRunRow?](repeating: nil, count: bucketCount)
         // A counting sort by bucket, through raw buffers (the commit path of every key).
-        var ordered = [DedupeHash](unsafeUninitializedCapacity: hashes.count) { out, written in
-            next.withUnsafeMutableBufferPointer { next in
-                hashes.withUnsafeBufferPointer { hashes in
-                    for hash in hashes {
-                        let bucket = hash.bucket
-                        (out.baseAddress! + next[bucket]).initialize(to: hash)
-                        next[bucket] += 1
+        let ordered = UnsafeMutableBufferPointer<DedupeHash>.allocate(capacity: hashes.count)
+        defer { ordered.deallocate() }
+        slots.withUnsafeMutableBufferPointer { slots in
+            hashes.withUnsafeBufferPointer { hashes in
+                // Each part scatters and sorts only the keys of its buckets, into its own range
+                // of `ordered` and of `slots`. (The body throws nothing.)
+                try? ParallelLanes.run(Array(0..<lanes), lanes: lanes) { part, _ in
+                    let buckets = part * bucketCount / lanes..<(part + 1) * bucketCount / lanes
+                    var next = Array(starts[buckets])
+                    next.withUnsafeMutableBufferPointer { next in
+                        let first = buckets.lowerBound
+                        for hash in hashes {
+                            let bucket = hash.bucket
+                            guard buckets.contains(bucket) else { continue }
+                            (ordered.baseAddress! + next[bucket - first]).initialize(to: hash)
+                            next[bucket - first] += 1
+                        }
+                    }
+                    for bucket in buckets where starts[bucket + 1] > starts[bucket] {
+                        var slice = UnsafeMutableBufferPointer(rebasing: ordered[starts[bucket]..<starts[bucket + 1]])
+                        slice.sort(by: <)
+                        slots[bucket] = DedupeRunRow(run: run, bucket: bucket, seenAt: seenAt, keys: Self.packed(slice), writer: writer)
                     }
                 }
             }
-            written = hashes.count
         }
-        var rows: [DedupeRunRow] = []
-        for bucket in 0..<DedupeHash.bucketCount where starts[bucket + 1] > starts[bucket] {
-            let range = starts[bucket]..<starts[bucket + 1]
-            let bytes = ordered.withUnsafeMutableBufferPointer { all -> [UInt8] in
-                var slice = UnsafeMutableBufferPointer(rebasing: all[range])
-                slice.sort(by: <)
-                return Self.packed(slice)
-            }
-            rows.append(DedupeRunRow(run: run, bucket: bucket, seenAt: seenAt, keys: bytes, writer: writer))
-        }
-        return rows
+        return slots.compactMap { $0 }
     }
+
+    /// Keys of a commit from which ``rows(run:seenAt:hashes:writer:)`` uses several threads.
+    static let parallelRowsKeys = 65_536
 }
 
 /// Where a reading of a store's dedupe rows goes on from: after this run, and within it after
