@@ -108,10 +108,12 @@ extension SQLiteStateStore {
                 db, sql: "SELECT chunk, bits FROM dedupe_filter_chunks WHERE pipeline = ? ORDER BY chunk", arguments: [pipeline])
             // Each chunk copied from where SQLite holds it straight into the filter's words.
             return try DedupeFilterSnapshot.assemble(run: row["run"], header: [UInt8](row["header"] as Data), wordCount: wordCount) { index, into in
-                guard let chunk = try chunks.next(), chunk[0] as Int == index, let bits = chunk.dataNoCopy(atIndex: 1), bits.count == into.count
-                else { return false }
-                bits.withUnsafeBytes { into.copyMemory(from: $0) }
-                return true
+                guard let chunk = try chunks.next(), chunk[0] as Int == index else { return false }
+                return try chunk.withUnsafeData(atIndex: 1) { bits in
+                    guard let bits, bits.count == into.count else { return false }
+                    bits.withUnsafeBytes { into.copyMemory(from: $0) }
+                    return true
+                }
             }
         }
     }
@@ -176,8 +178,8 @@ extension SQLiteStateStore {
                     arguments: [pipeline, runs.lowerBound, runs.upperBound, since.timeIntervalSince1970])
                 while let row = try rows.next() {
                     let bucket: Int = row[0]
-                    if let keys = row.dataNoCopy(atIndex: 1) {
-                        keys.withUnsafeBytes { wanted.check(bucket: bucket, keys: $0, into: &found) }
+                    try row.withUnsafeData(atIndex: 1) { keys in
+                        keys?.withUnsafeBytes { wanted.check(bucket: bucket, keys: $0, into: &found) }
                     }
                 }
             }

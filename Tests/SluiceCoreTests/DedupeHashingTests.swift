@@ -52,17 +52,24 @@ import Testing
         let hashes = (0..<(DedupeRunRow.parallelRowsKeys * 2)).map { _ in
             DedupeHash(high: .random(in: 0...UInt64.max), low: .random(in: 0...UInt64.max))
         }
-        let rows = DedupeRunRow.rows(run: 4, seenAt: 10, hashes: hashes + hashes.suffix(1000), writer: 9)
-        #expect(rows.map(\.bucket) == rows.map(\.bucket).sorted() && Set(rows.map(\.bucket)).count == rows.count)
-        var all: [DedupeHash] = []
-        for row in rows {
-            let keys = (0..<row.count).map { row.hash(at: $0) }
-            #expect(zip(keys, keys.dropFirst()).allSatisfy { $0 < $1 }, "bucket \(row.bucket) sorted, no repeats")
-            #expect(keys.allSatisfy { $0.bucket == row.bucket })
-            #expect(row.run == 4 && row.seenAt == 10 && row.writer == 9)
-            all += keys
+        let single = DedupeRunRow.rows(run: 4, seenAt: 10, hashes: hashes + hashes.suffix(1000), writer: 9, lanes: 1)
+        // Three lanes even on one processor (the lanes are threads), and the default.
+        for lanes in [3, nil] as [Int?] {
+            let rows =
+                lanes.map { DedupeRunRow.rows(run: 4, seenAt: 10, hashes: hashes + hashes.suffix(1000), writer: 9, lanes: $0) }
+                ?? DedupeRunRow.rows(run: 4, seenAt: 10, hashes: hashes + hashes.suffix(1000), writer: 9)
+            #expect(rows == single, "lanes \(String(describing: lanes))")
+            #expect(rows.map(\.bucket) == rows.map(\.bucket).sorted() && Set(rows.map(\.bucket)).count == rows.count)
+            var all: [DedupeHash] = []
+            for row in rows {
+                let keys = (0..<row.count).map { row.hash(at: $0) }
+                #expect(zip(keys, keys.dropFirst()).allSatisfy { $0 < $1 }, "bucket \(row.bucket) sorted, no repeats")
+                #expect(keys.allSatisfy { $0.bucket == row.bucket })
+                #expect(row.run == 4 && row.seenAt == 10 && row.writer == 9)
+                all += keys
+            }
+            #expect(all.count == hashes.count && Set(all) == Set(hashes))
         }
-        #expect(all.count == hashes.count && Set(all) == Set(hashes))
     }
 
     /// The hash straight from the columns is the hash of ``DedupeKey/encode(_:)``'s text, for
@@ -112,11 +119,14 @@ import Testing
         let nullable = withNull.finish()
         #expect(hasher.hash([nullable], row: 1) == hasher.hash(text: DedupeKey.encode([.null])))
         for keyColumns in [[columns[1]], [nullable], columns, [columns[0]]] {
-            let hashed = [DedupeHash](unsafeUninitializedCapacity: values.count - 1) { out, written in
-                hasher.hash(keyColumns, rows: 1..<values.count, into: out.baseAddress!)
-                written = values.count - 1
+            for rows in [0..<keyColumns[0].count, 1..<keyColumns[0].count] {
+                let hashed = [DedupeHash](unsafeUninitializedCapacity: rows.count) { out, written in
+                    hasher.hash(keyColumns, rows: rows, into: out.baseAddress!)
+                    written = rows.count
+                }
+                let texts = rows.map { row in DedupeKey.encode(keyColumns.map { $0.value(at: row) }) }
+                #expect(hashed == texts.map { hasher.hash(text: $0) }, "\(texts)")
             }
-            #expect(hashed == (1..<values.count).map { hasher.hash(keyColumns, row: $0) })
         }
         // Distinct keys, distinct hashes; another seed, other hashes.
         #expect(Set((0..<values.count).map { hasher.hash(columns, row: $0) }).count == values.count)

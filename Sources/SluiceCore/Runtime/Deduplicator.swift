@@ -229,12 +229,13 @@ struct Deduplicator {
     /// Rows a lane hashes at a time; a batch of fewer is hashed on the caller's thread.
     static let hashingChunk = 8192
 
-    /// The key hash of each row. A large batch is hashed in chunks on several threads
-    /// (``ParallelLanes``): hashing is the one part of a key's way that depends on nothing
-    /// before it, and the consumer otherwise does it alone while the reader's threads wait.
-    mutating func hashKeys(_ columns: [Column], count: Int) throws -> [DedupeHash] {
+    /// The key hash of each row. A batch of more than ``hashingChunk`` rows is hashed in
+    /// chunks on several threads (``ParallelLanes``, up to the processors the process may use,
+    /// or `lanes`): hashing is the one part of a key's way that depends on nothing before it,
+    /// and the consumer otherwise does it alone while the reader's threads wait.
+    mutating func hashKeys(_ columns: [Column], count: Int, lanes: Int = ParallelLanes.defaultThreads) throws -> [DedupeHash] {
         let chunks = (count + Self.hashingChunk - 1) / Self.hashingChunk
-        let lanes = min(chunks, ParallelLanes.defaultThreads)
+        let lanes = min(chunks, lanes)
         guard lanes > 1, let seed else {
             // Moved out of the optional while hashing, so its scratch buffer is not copied.
             var keyHasher = hasher!

@@ -7,10 +7,11 @@
 ///
 /// Only the main filter's maybes ask (``Deduplicator``), so the cost that matters is the one of
 /// accepting a key. A key sets 3 bits of one 64-bit word of a small Bloom filter (2 MiB at
-/// ``Deduplicator/maxPendingKeys``, so it stays in cache), which answers most questions
-/// "no" at once; a hash set answers the others exactly, and is filled only when a question
-/// gets past the Bloom filter, with the keys accepted since it was last filled. A pipeline whose
-/// keys are all new thus never pays a hash-set insert per key.
+/// ``Deduplicator/maxPendingKeys``; written at random, so its word is prefetched a few keys
+/// ahead), which answers most questions "no" at once; a hash set answers the others exactly,
+/// and is filled only when a question gets past the Bloom filter, with the keys accepted since
+/// it was last filled. A pipeline whose keys are all new thus never pays a hash-set insert per
+/// key.
 struct PendingDedupeKeys {
     private(set) var keys: [DedupeHash] = []
     private var words: [UInt64]

@@ -143,43 +143,63 @@ public struct DedupeRunRow: Sendable, Hashable {
     }
 
     /// The rows of one run: `hashes` deduplicated, sorted and cut by bucket (a counting sort
-    /// into buckets, then each bucket sorted). A commit of many keys does this on several
-    /// threads (``ParallelLanes``), each for its own range of buckets: the pipeline waits for
-    /// its commit, so the reader's threads are free meanwhile.
+    /// into buckets, then each bucket sorted). A commit of ``parallelRowsKeys`` keys or more
+    /// does this on several threads (``ParallelLanes``, up to the processors the process may
+    /// use): the pipeline waits for its commit, so the reader's threads are free meanwhile.
     public static func rows(run: Int64, seenAt: Double, hashes: [DedupeHash], writer: Int64 = 0) -> [DedupeRunRow] {
+        rows(run: run, seenAt: seenAt, hashes: hashes, writer: writer, lanes: hashes.count >= parallelRowsKeys ? ParallelLanes.defaultThreads : 1)
+    }
+
+    /// ``rows(run:seenAt:hashes:writer:)`` on `lanes` threads: each lane counts and then moves
+    /// its own slice of `hashes` to where its buckets' keys go, then sorts and packs its own
+    /// range of buckets.
+    static func rows(run: Int64, seenAt: Double, hashes: [DedupeHash], writer: Int64, lanes: Int) -> [DedupeRunRow] {
         let bucketCount = DedupeHash.bucketCount
-        var counts = [Int](repeating: 0, count: bucketCount + 1)
-        counts.withUnsafeMutableBufferPointer { counts in
-            for hash in hashes { counts[hash.bucket + 1] += 1 }
-            for bucket in 0..<bucketCount { counts[bucket + 1] += counts[bucket] }
-        }
-        let starts = counts
-        let lanes = hashes.count >= parallelRowsKeys ? min(ParallelLanes.defaultThreads, 8) : 1
+        let lanes = max(1, min(lanes, hashes.count))
+        let slice = { (lane: Int) in lane * hashes.count / lanes..<(lane + 1) * hashes.count / lanes }
+        let buckets = { (lane: Int) in lane * bucketCount / lanes..<(lane + 1) * bucketCount / lanes }
+        // counts[lane * bucketCount + bucket]: the keys of the lane's slice in the bucket; then
+        // where the lane's first key of that bucket goes.
+        var counts = [Int](repeating: 0, count: lanes * bucketCount)
+        var starts = [Int](repeating: 0, count: bucketCount + 1)
         var slots = [DedupeRunRow?](repeating: nil, count: bucketCount)
-        // A counting sort by bucket, through raw buffers (the commit path of every key).
         let ordered = UnsafeMutableBufferPointer<DedupeHash>.allocate(capacity: hashes.count)
         defer { ordered.deallocate() }
+        hashes.withUnsafeBufferPointer { hashes in
+            counts.withUnsafeMutableBufferPointer { counts in
+                // Each lane touches only its own slice of `hashes`, its own part of `counts`, its
+                // own keys' places in `ordered` and its own `slots`. (The bodies throw nothing.)
+                try? ParallelLanes.run(Array(0..<lanes), lanes: lanes) { lane, _ in
+                    let own = counts.baseAddress! + lane * bucketCount
+                    for index in slice(lane) { own[hashes[index].bucket] += 1 }
+                }
+                var at = 0
+                for bucket in 0..<bucketCount {
+                    starts[bucket] = at
+                    for lane in 0..<lanes {
+                        let count = counts[lane * bucketCount + bucket]
+                        counts[lane * bucketCount + bucket] = at
+                        at += count
+                    }
+                }
+                starts[bucketCount] = at
+                try? ParallelLanes.run(Array(0..<lanes), lanes: lanes) { lane, _ in
+                    let next = counts.baseAddress! + lane * bucketCount
+                    for index in slice(lane) {
+                        let hash = hashes[index]
+                        (ordered.baseAddress! + next[hash.bucket]).initialize(to: hash)
+                        next[hash.bucket] += 1
+                    }
+                }
+            }
+        }
+        let bucketStarts = starts
         slots.withUnsafeMutableBufferPointer { slots in
-            hashes.withUnsafeBufferPointer { hashes in
-                // Each part scatters and sorts only the keys of its buckets, into its own range
-                // of `ordered` and of `slots`. (The body throws nothing.)
-                try? ParallelLanes.run(Array(0..<lanes), lanes: lanes) { part, _ in
-                    let buckets = part * bucketCount / lanes..<(part + 1) * bucketCount / lanes
-                    var next = Array(starts[buckets])
-                    next.withUnsafeMutableBufferPointer { next in
-                        let first = buckets.lowerBound
-                        for hash in hashes {
-                            let bucket = hash.bucket
-                            guard buckets.contains(bucket) else { continue }
-                            (ordered.baseAddress! + next[bucket - first]).initialize(to: hash)
-                            next[bucket - first] += 1
-                        }
-                    }
-                    for bucket in buckets where starts[bucket + 1] > starts[bucket] {
-                        var slice = UnsafeMutableBufferPointer(rebasing: ordered[starts[bucket]..<starts[bucket + 1]])
-                        slice.sort(by: <)
-                        slots[bucket] = DedupeRunRow(run: run, bucket: bucket, seenAt: seenAt, keys: Self.packed(slice), writer: writer)
-                    }
+            try? ParallelLanes.run(Array(0..<lanes), lanes: lanes) { lane, _ in
+                for bucket in buckets(lane) where bucketStarts[bucket + 1] > bucketStarts[bucket] {
+                    var keys = UnsafeMutableBufferPointer(rebasing: ordered[bucketStarts[bucket]..<bucketStarts[bucket + 1]])
+                    keys.sort(by: <)
+                    slots[bucket] = DedupeRunRow(run: run, bucket: bucket, seenAt: seenAt, keys: Self.packed(keys), writer: writer)
                 }
             }
         }
