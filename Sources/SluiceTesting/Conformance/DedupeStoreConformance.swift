@@ -130,7 +130,8 @@ public struct DedupeStoreConformance {
     }
 
     /// A saved filter comes back bit for bit (across chunks), replaces the one saved before
-    /// (chunks of a larger one included), and is gone after a reset.
+    /// (of the same size, of as many chunks, or larger: its chunks included), and is gone after
+    /// a reset.
     func checkSavedFilters() async throws {
         guard try await store.dedupeFilter(pipeline: pipeline) == nil else { throw fail("no filter before one is saved", "one was read") }
         let large = DedupeFilterSnapshot(
@@ -138,6 +139,14 @@ public struct DedupeStoreConformance {
         try await store.saveDedupeFilter(pipeline: pipeline, large)
         guard let read = try await store.dedupeFilter(pipeline: pipeline), read.run == 3, read.header == large.header, read.words == large.words
         else { throw fail("a saved filter is read back as saved", "it differs (two chunks)") }
+        // One of the same size (a store may write it over the one before, in place), then one
+        // with as many chunks but a shorter last one.
+        for words in [large.words.map { ~$0 }, Array(large.words.dropLast(8))] {
+            let next = DedupeFilterSnapshot(run: 3 + Int64(words.count % 7), header: [9, UInt8(words.count % 251)], words: words)
+            try await store.saveDedupeFilter(pipeline: pipeline, next)
+            guard let read = try await store.dedupeFilter(pipeline: pipeline), read.run == next.run, read.header == next.header, read.words == words
+            else { throw fail("a saved filter replaces the one before (\(words.count) words)", "the one before is read back, or a mix") }
+        }
         let small = DedupeFilterSnapshot(run: 4, header: [5], words: [7, 8, 9])
         try await store.saveDedupeFilter(pipeline: pipeline, small)
         guard let again = try await store.dedupeFilter(pipeline: pipeline), again.run == 4, again.header == [5], again.words == [7, 8, 9]
