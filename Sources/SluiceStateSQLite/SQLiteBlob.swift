@@ -19,7 +19,7 @@ enum SQLiteBlob {
         try check(sqlite3_blob_open(db.sqliteConnection, "main", table, column, rowID, 1, &blob), "opening the blob")
         guard Int(sqlite3_blob_bytes(blob)) == bytes.count else {
             throw DatabaseError(
-                resultCode: .SQLITE_MISUSE,
+                resultCode: .SQLITE_ERROR,
                 message: "\(table).\(column) of row \(rowID) holds \(sqlite3_blob_bytes(blob)) bytes, not the \(bytes.count) to write in place")
         }
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }

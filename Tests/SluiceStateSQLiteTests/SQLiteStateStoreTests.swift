@@ -83,6 +83,33 @@ import Testing
         try await DedupeStoreConformance(store: store, pipeline: "p").run()
     }
 
+    /// A filter of the size saved before is written over it in place: the same rows hold the
+    /// new bits, another pipeline's filter is untouched, and a filter of another size replaces
+    /// the rows.
+    @Test func aFilterOfTheSameSizeIsSavedInPlace() async throws {
+        let (store, dir) = try open()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let words = (0..<UInt64(DedupeFilterSnapshot.chunkWords + 40)).map { $0 &* 0x9E37_79B9_7F4A_7C15 }
+        let other = DedupeFilterSnapshot(run: 1, header: [1], words: words.map { $0 ^ 0x5555 })
+        try await store.saveDedupeFilter(pipeline: "other", other)
+        try await store.saveDedupeFilter(pipeline: "p", DedupeFilterSnapshot(run: 2, header: [2], words: words))
+        func rowIDs(_ pipeline: String) async throws -> [Int64] {
+            try await store.pool.read { db in
+                try Int64.fetchAll(db, sql: "SELECT rowid FROM dedupe_filter_chunks WHERE pipeline = ? ORDER BY chunk", arguments: [pipeline])
+            }
+        }
+        let before = try await rowIDs("p")
+        let next = DedupeFilterSnapshot(run: 3, header: [3, 3], words: words.map { ~$0 })
+        try await store.saveDedupeFilter(pipeline: "p", next)
+        #expect(try await rowIDs("p") == before && before.count == 2, "written over the same rows")
+        let read = try await store.dedupeFilter(pipeline: "p")
+        #expect(read?.run == 3 && read?.header == [3, 3] && read?.words == next.words)
+        #expect(try await store.dedupeFilter(pipeline: "other")?.words == other.words, "another pipeline's filter is untouched")
+        try await store.saveDedupeFilter(pipeline: "p", DedupeFilterSnapshot(run: 4, header: [4], words: Array(words.prefix(100))))
+        #expect(try await store.dedupeFilter(pipeline: "p")?.words == Array(words.prefix(100)))
+        #expect(try await rowIDs("p").count == 1)
+    }
+
     /// Keys an earlier version stored as text are hashed into runs (one per commit time) when
     /// the pipeline first opens dedupe: still duplicates within their TTL, expired after it.
     @Test func textKeysOfAnEarlierVersionAreConverted() async throws {

@@ -142,7 +142,7 @@ public struct DedupeStoreConformance {
         // One of the same size (a store may write it over the one before, in place), then one
         // with as many chunks but a shorter last one.
         for words in [large.words.map { ~$0 }, Array(large.words.dropLast(8))] {
-            let next = DedupeFilterSnapshot(run: 3 + Int64(words.count % 7), header: [9, UInt8(words.count % 251)], words: words)
+            let next = DedupeFilterSnapshot(run: 10 + Int64(words.count % 7), header: [9, UInt8(words.count % 251)], words: words)
             try await store.saveDedupeFilter(pipeline: pipeline, next)
             guard let read = try await store.dedupeFilter(pipeline: pipeline), read.run == next.run, read.header == next.header, read.words == words
             else { throw fail("a saved filter replaces the one before (\(words.count) words)", "the one before is read back, or a mix") }
