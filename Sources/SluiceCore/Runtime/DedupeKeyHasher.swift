@@ -26,8 +26,9 @@ struct DedupeKeyHasher {
     }
 
     /// The hashes of the keys of `rows`, into `out` (row `rows.lowerBound` first). A key of one
-    /// integer column, the usual id, is written and hashed straight from the column's buffer,
-    /// with no copy of the column or growth of a buffer per row; other keys go row by row.
+    /// integer column, the usual id, is written into a small stack buffer and hashed there, with
+    /// no pattern match on the column, retain of its buffer or array append per row; other
+    /// keys go row by row.
     mutating func hash(_ columns: [Column], rows: Range<Int>, into out: UnsafeMutablePointer<DedupeHash>) {
         guard columns.count == 1, case let (.int64, .int64(values)) = (columns[0].type, columns[0].storage) else {
             for row in rows { (out + (row - rows.lowerBound)).initialize(to: hash(columns, row: row)) }
